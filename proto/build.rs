@@ -1,0 +1,15 @@
+//! Compiles the `.proto` contracts with `protox` (a pure-Rust protobuf compiler), so a fresh
+//! machine builds with cargo alone: no system `protoc`.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protos = ["fleetgate/spoke/v1/spoke.proto"];
+    for p in protos {
+        println!("cargo:rerun-if-changed={p}");
+    }
+    let fds = protox::compile(protos, ["."])?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)?;
+    Ok(())
+}
