@@ -1,1 +1,22 @@
+//! fleetgate-hub: the central control plane of fleetgate.
+//!
+//! The data path through this crate, in order:
+//! `sync` (gRPC server for agents; tenant identity from the peer certificate)
+//! -> `admit` (validation and tenant policy; wire types become `model` types here)
+//! -> `store` (durable accepted intent, hostname ownership)
+//! -> `compile` (pure: all accepted intent -> one data-plane snapshot + object statuses)
+//! -> `xds` (the snapshot as Envoy resources over ADS)
+//! -> back to `sync`, which streams each cluster's statuses to its agent.
+//!
+//! `identity` is the hub's CA (creating it, issuing agent certificates, reading SPIFFE IDs);
+//! `config` is the operator's YAML file; `run` wires it all together.
 
+pub mod admit;
+pub mod compile;
+pub mod config;
+pub mod identity;
+pub mod model;
+pub mod run;
+pub mod store;
+pub mod sync;
+pub mod xds;

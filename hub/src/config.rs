@@ -1,0 +1,316 @@
+//! The hub's configuration file (YAML): tenants, their clusters, the data plane.
+//!
+//! `RawConfig` is what serde reads; `RawConfig::validate` turns it into the typed `Config` the
+//! rest of the hub uses, or a list of errors each naming the field to change.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// An error in the configuration file: where, and what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML or has unknown/mistyped fields.
+    #[error("config file {path} is not valid: {source}")]
+    Parse {
+        path: PathBuf,
+        source: serde_yaml::Error,
+    },
+    /// The file parsed but its values do not make sense together.
+    #[error("config file is invalid:\n  - {}", .0.join("\n  - "))]
+    Invalid(Vec<String>),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawConfig {
+    /// gRPC listen address for agents, e.g. 0.0.0.0:7443.
+    pub agent_listen: SocketAddr,
+    /// xDS (ADS) listen address for Envoy, plaintext; bind it to loopback or a private network.
+    pub xds_listen: SocketAddr,
+    /// Directory holding the hub CA (`ca.crt`, `ca.key`) and the hub's serving cert.
+    pub pki_dir: PathBuf,
+    /// The durable store file.
+    pub store_path: PathBuf,
+    #[serde(default = "default_trust_domain")]
+    pub trust_domain: String,
+    pub data_plane: RawDataPlane,
+    #[serde(default)]
+    pub tenants: Vec<RawTenant>,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+fn default_trust_domain() -> String {
+    "fleetgate".to_string()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawDataPlane {
+    /// The address tenants are told to use (Gateway status.addresses).
+    pub address: IpAddr,
+    /// Ports the shared data plane publishes. A tenant listener attaches to the entry whose `port`
+    /// equals its own port.
+    pub listeners: Vec<DataPlaneListener>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DataPlaneListener {
+    /// The port tenants write in their Gateway listeners (e.g. 80).
+    pub port: u16,
+    /// Where Envoy binds for it (e.g. 0.0.0.0:80, or 127.0.0.1:18080 in tests).
+    pub bind: SocketAddr,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawTenant {
+    pub name: String,
+    /// Hostnames the tenant may use: exact (`app.a.example`) or wildcard (`*.a.example`).
+    pub hostnames: Vec<String>,
+    pub clusters: Vec<RawCluster>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawCluster {
+    pub name: String,
+    /// Networks the cluster's endpoints may be in.
+    pub endpoint_cidrs: Vec<IpNet>,
+    /// Allow loopback/link-local/unspecified addresses inside `endpointCidrs` (tests on loopback).
+    #[serde(default)]
+    pub allow_special_addresses: bool,
+}
+
+/// Sizes the hub enforces on every cluster.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Limits {
+    pub max_objects_per_cluster: usize,
+    pub max_endpoints_per_backend: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_objects_per_cluster: 10_000,
+            max_endpoints_per_backend: 1_000,
+        }
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub agent_listen: SocketAddr,
+    pub xds_listen: SocketAddr,
+    pub pki_dir: PathBuf,
+    pub store_path: PathBuf,
+    pub trust_domain: String,
+    pub data_plane: DataPlane,
+    pub tenants: BTreeMap<String, Tenant>,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataPlane {
+    pub address: IpAddr,
+    pub listeners: Vec<DataPlaneListener>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub name: String,
+    pub hostnames: Vec<String>,
+    pub clusters: BTreeMap<String, Cluster>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub name: String,
+    pub endpoint_cidrs: Vec<IpNet>,
+    pub allow_special_addresses: bool,
+}
+
+/// A DNS label as Kubernetes names use it: what tenant and cluster names must be, since they
+/// travel in certificate URIs and resource names.
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// A hostname pattern: `host.example` or `*.example`.
+pub fn is_hostname_pattern(s: &str) -> bool {
+    let body = s.strip_prefix("*.").unwrap_or(s);
+    !body.is_empty() && body.len() <= 253 && body.split('.').all(is_dns_label)
+}
+
+impl RawConfig {
+    pub fn from_file(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        serde_yaml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let mut errs = Vec::new();
+        if !is_dns_label(&self.trust_domain.replace('.', "-")) {
+            errs.push(format!(
+                "trustDomain {:?}: use lower-case letters, digits, '-' and '.'",
+                self.trust_domain
+            ));
+        }
+        if self.data_plane.listeners.is_empty() {
+            errs.push("dataPlane.listeners: list at least one port the data plane serves".into());
+        }
+        let mut ports = std::collections::BTreeSet::new();
+        for l in &self.data_plane.listeners {
+            if !ports.insert(l.port) {
+                errs.push(format!("dataPlane.listeners: port {} is listed twice", l.port));
+            }
+        }
+        let mut tenants = BTreeMap::new();
+        for t in self.tenants {
+            if !is_dns_label(&t.name) {
+                errs.push(format!(
+                    "tenants[{}].name: use a DNS label (lower-case letters, digits, '-')",
+                    t.name
+                ));
+            }
+            for h in &t.hostnames {
+                if !is_hostname_pattern(&h.to_ascii_lowercase()) {
+                    errs.push(format!(
+                        "tenants[{}].hostnames: {h:?} is not a hostname or *.wildcard",
+                        t.name
+                    ));
+                }
+            }
+            let mut clusters = BTreeMap::new();
+            for c in t.clusters {
+                if !is_dns_label(&c.name) {
+                    errs.push(format!(
+                        "tenants[{}].clusters[{}].name: use a DNS label",
+                        t.name, c.name
+                    ));
+                }
+                if c.endpoint_cidrs.is_empty() {
+                    errs.push(format!(
+                        "tenants[{}].clusters[{}].endpointCidrs: list the networks its endpoints use",
+                        t.name, c.name
+                    ));
+                }
+                let name = c.name.clone();
+                if clusters
+                    .insert(
+                        name.clone(),
+                        Cluster {
+                            name: c.name,
+                            endpoint_cidrs: c.endpoint_cidrs,
+                            allow_special_addresses: c.allow_special_addresses,
+                        },
+                    )
+                    .is_some()
+                {
+                    errs.push(format!(
+                        "tenants[{}].clusters: {name:?} is listed twice",
+                        t.name
+                    ));
+                }
+            }
+            let name = t.name.clone();
+            let tenant = Tenant {
+                name: t.name,
+                hostnames: t.hostnames.iter().map(|h| h.to_ascii_lowercase()).collect(),
+                clusters,
+            };
+            if tenants.insert(name.clone(), tenant).is_some() {
+                errs.push(format!("tenants: {name:?} is listed twice"));
+            }
+        }
+        if !errs.is_empty() {
+            return Err(ConfigError::Invalid(errs));
+        }
+        Ok(Config {
+            agent_listen: self.agent_listen,
+            xds_listen: self.xds_listen,
+            pki_dir: self.pki_dir,
+            store_path: self.store_path,
+            trust_domain: self.trust_domain,
+            data_plane: DataPlane {
+                address: self.data_plane.address,
+                listeners: self.data_plane.listeners,
+            },
+            tenants,
+            limits: self.limits,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(yaml: &str) -> RawConfig {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    const BASE: &str = r#"
+agentListen: 127.0.0.1:7443
+xdsListen: 127.0.0.1:18000
+pkiDir: /tmp/pki
+storePath: /tmp/store.redb
+dataPlane:
+  address: 127.0.0.1
+  listeners: [{port: 80, bind: "127.0.0.1:18080"}]
+"#;
+
+    #[test]
+    fn valid_config() {
+        let c = raw(&format!(
+            "{BASE}tenants:\n- name: a\n  hostnames: ['*.A.example']\n  clusters:\n  - name: c1\n    endpointCidrs: [127.0.1.0/24]\n"
+        ))
+        .validate()
+        .unwrap();
+        assert_eq!(c.tenants["a"].hostnames, vec!["*.a.example"]);
+        assert_eq!(c.trust_domain, "fleetgate");
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let err = raw(&format!(
+            "{BASE}tenants:\n- name: A_B\n  hostnames: ['bad host']\n  clusters:\n  - name: c1\n    endpointCidrs: []\n"
+        ))
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("tenants[A_B].name"), "{err}");
+        assert!(err.contains("\"bad host\""), "{err}");
+        assert!(err.contains("endpointCidrs"), "{err}");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let r: Result<RawConfig, _> = serde_yaml::from_str(&format!("{BASE}tennants: []\n"));
+        assert!(r.is_err());
+    }
+}
