@@ -1,1 +1,804 @@
-//! (being written)
+//! Admission: everything an agent sends is untrusted. Each object is checked on its own against
+//! the tenant's policy and converted from the wire type into `crate::model`; an object that fails
+//! is rejected alone, with a reason and a message the tenant reads in its status.
+//!
+//! Where it sits: `sync` -> **admit** -> `store`. Pure: the caller passes the tenant's policy and
+//! the current hostname owners; nothing here does I/O.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+
+use fleetgate_proto::spoke::v1 as pb;
+
+use crate::config::{Cluster, Limits, Tenant};
+use crate::model::{
+    AllowedRoutes, Backend, BackendProblem, Condition, Gateway, HeaderModifier, HttpFilter,
+    HttpRoute, HttpRouteMatch, HttpRouteRule, Kind, Listener, Meta, ObjectKey, ObjectStatus,
+    ParentRef, PathMatch, Protocol, RouteParentStatus,
+};
+
+/// Gateway API limits (from the CRD schemas) the hub enforces again, since agents are untrusted.
+const MAX_LISTENERS: usize = 64;
+const MAX_PARENT_REFS: usize = 32;
+const MAX_HOSTNAMES: usize = 16;
+const MAX_RULES: usize = 16;
+const MAX_MATCHES: usize = 64;
+const MAX_HEADERS: usize = 16;
+const MAX_BACKENDS: usize = 16;
+const MAX_FILTERS: usize = 16;
+const MAX_WEIGHT: u32 = 1_000_000;
+const MAX_PATH_LEN: usize = 1024;
+const MAX_HEADER_VALUE_LEN: usize = 4096;
+
+/// Why an object was rejected: a Gateway API condition reason and a message saying what to change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+fn reject<T>(reason: &'static str, message: impl Into<String>) -> Result<T, Rejection> {
+    Err(Rejection {
+        reason,
+        message: message.into(),
+    })
+}
+
+/// What the hub knows about the sender and its neighbours when admitting one object.
+pub struct Policy<'a> {
+    pub tenant: &'a Tenant,
+    pub cluster: &'a Cluster,
+    pub limits: &'a Limits,
+    /// Hostname claims of all tenants: pattern -> owning tenant.
+    pub owners: &'a BTreeMap<String, String>,
+    /// Socket addresses of the hub and the data plane; never allowed as endpoints.
+    pub reserved: &'a BTreeSet<SocketAddr>,
+    /// IPs never allowed as endpoints (the data plane's advertised address).
+    pub reserved_ips: &'a BTreeSet<IpAddr>,
+}
+
+/// An admitted object, in fleetgate's model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admitted {
+    Gateway(Gateway),
+    HttpRoute(HttpRoute),
+}
+
+impl Admitted {
+    /// Hostnames (exact or wildcard) the object claims for its tenant.
+    pub fn hostnames(&self) -> Vec<String> {
+        match self {
+            Admitted::Gateway(g) => g.listeners.iter().filter_map(|l| l.hostname.clone()).collect(),
+            Admitted::HttpRoute(r) => r.hostnames.clone(),
+        }
+    }
+}
+
+/// The key of a wire object, if it names a known kind with valid names.
+pub fn object_key(r: &pb::ObjectRef) -> Result<ObjectKey, Rejection> {
+    let kind = match pb::Kind::try_from(r.kind) {
+        Ok(pb::Kind::Gateway) => Kind::Gateway,
+        Ok(pb::Kind::HttpRoute) => Kind::HttpRoute,
+        _ => return reject("UnsupportedValue", format!("unknown object kind {}", r.kind)),
+    };
+    check_k8s_name("namespace", &r.namespace, 63)?;
+    check_k8s_name("name", &r.name, 253)?;
+    Ok(ObjectKey {
+        kind,
+        namespace: r.namespace.clone(),
+        name: r.name.clone(),
+    })
+}
+
+/// Kubernetes object names: DNS subdomains (namespaces: DNS labels).
+fn check_k8s_name(what: &str, s: &str, max: usize) -> Result<(), Rejection> {
+    let ok = !s.is_empty()
+        && s.len() <= max
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+        && (max > 63 || !s.contains('.'));
+    if ok {
+        Ok(())
+    } else {
+        reject(
+            "UnsupportedValue",
+            format!("{what} {s:?} is not a valid Kubernetes name"),
+        )
+    }
+}
+
+/// Admits one object. On success the object is in fleetgate's model; on failure the rejection
+/// says why, for the tenant's status.
+pub fn admit(obj: &pb::Object, policy: &Policy<'_>) -> Result<Admitted, Rejection> {
+    let Some(r) = &obj.r#ref else {
+        return reject("UnsupportedValue", "object without ref");
+    };
+    let key = object_key(r)?;
+    let meta = Meta {
+        namespace: key.namespace.clone(),
+        name: key.name.clone(),
+        generation: obj.generation,
+        creation_timestamp: obj.creation_timestamp.chars().take(64).collect(),
+    };
+    match (&key.kind, &obj.spec) {
+        (Kind::Gateway, Some(pb::object::Spec::Gateway(g))) => {
+            admit_gateway(meta, g, policy).map(Admitted::Gateway)
+        }
+        (Kind::HttpRoute, Some(pb::object::Spec::HttpRoute(h))) => {
+            admit_http_route(meta, h, policy).map(Admitted::HttpRoute)
+        }
+        _ => reject("UnsupportedValue", "the object's spec does not match its kind"),
+    }
+}
+
+fn admit_gateway(meta: Meta, g: &pb::Gateway, policy: &Policy<'_>) -> Result<Gateway, Rejection> {
+    if g.listeners.is_empty() || g.listeners.len() > MAX_LISTENERS {
+        return reject(
+            "ListenersNotValid",
+            format!("a Gateway needs 1 to {MAX_LISTENERS} listeners"),
+        );
+    }
+    let mut names = BTreeSet::new();
+    let mut listeners = Vec::with_capacity(g.listeners.len());
+    for l in &g.listeners {
+        check_section_name(&l.name)?;
+        if !names.insert(l.name.as_str()) {
+            return reject(
+                "ListenersNotValid",
+                format!("listener name {:?} is used twice", l.name),
+            );
+        }
+        let port = u16::try_from(l.port).ok().filter(|p| *p != 0).ok_or(Rejection {
+            reason: "ListenersNotValid",
+            message: format!("listener {:?}: port {} is not 1-65535", l.name, l.port),
+        })?;
+        let hostname = if l.hostname.is_empty() {
+            None
+        } else {
+            let h = check_hostname(&l.hostname)?;
+            check_owned(&h, policy)?;
+            Some(h)
+        };
+        let protocol = match l.protocol.as_str() {
+            "HTTP" => Some(Protocol::Http),
+            "HTTPS" => Some(Protocol::Https),
+            "TLS" => Some(Protocol::Tls),
+            "TCP" => Some(Protocol::Tcp),
+            "UDP" => Some(Protocol::Udp),
+            _ => None,
+        };
+        let allowed = l.allowed_routes.clone().unwrap_or_default();
+        let allowed_routes = match allowed.from.as_str() {
+            "" | "Same" => AllowedRoutes::Same,
+            "All" => AllowedRoutes::All,
+            "Selector" => {
+                for ns in &allowed.namespaces {
+                    check_k8s_name("namespace", ns, 63)?;
+                }
+                AllowedRoutes::Namespaces(allowed.namespaces.iter().cloned().collect())
+            }
+            other => {
+                return reject(
+                    "ListenersNotValid",
+                    format!(
+                        "listener {:?}: allowedRoutes.namespaces.from {other:?} is not Same, All or Selector",
+                        l.name
+                    ),
+                );
+            }
+        };
+        listeners.push(Listener {
+            name: l.name.clone(),
+            protocol,
+            protocol_name: l.protocol.chars().take(64).collect(),
+            port,
+            hostname,
+            allowed_routes,
+        });
+    }
+    check_k8s_name("gatewayClassName", &g.gateway_class_name, 253)?;
+    Ok(Gateway {
+        meta,
+        class_name: g.gateway_class_name.clone(),
+        listeners,
+    })
+}
+
+fn admit_http_route(
+    meta: Meta,
+    h: &pb::HttpRoute,
+    policy: &Policy<'_>,
+) -> Result<HttpRoute, Rejection> {
+    if h.parent_refs.len() > MAX_PARENT_REFS {
+        return reject(
+            "UnsupportedValue",
+            format!("at most {MAX_PARENT_REFS} parentRefs"),
+        );
+    }
+    if h.hostnames.len() > MAX_HOSTNAMES {
+        return reject("UnsupportedValue", format!("at most {MAX_HOSTNAMES} hostnames"));
+    }
+    if h.rules.len() > MAX_RULES {
+        return reject("UnsupportedValue", format!("at most {MAX_RULES} rules"));
+    }
+    let mut parent_refs = Vec::with_capacity(h.parent_refs.len());
+    for p in &h.parent_refs {
+        check_k8s_name("parentRef namespace", &p.namespace, 63)?;
+        check_k8s_name("parentRef name", &p.name, 253)?;
+        if !p.section_name.is_empty() {
+            check_section_name(&p.section_name)?;
+        }
+        parent_refs.push(ParentRef {
+            namespace: p.namespace.clone(),
+            name: p.name.clone(),
+            section_name: (!p.section_name.is_empty()).then(|| p.section_name.clone()),
+            port: u16::try_from(p.port).ok().filter(|p| *p != 0),
+        });
+    }
+    let mut hostnames = Vec::with_capacity(h.hostnames.len());
+    for raw in &h.hostnames {
+        let host = check_hostname(raw)?;
+        check_owned(&host, policy)?;
+        hostnames.push(host);
+    }
+    let mut rules = Vec::with_capacity(h.rules.len());
+    for (i, r) in h.rules.iter().enumerate() {
+        rules.push(admit_rule(i, r, policy)?);
+    }
+    Ok(HttpRoute {
+        meta,
+        parent_refs,
+        hostnames,
+        rules,
+    })
+}
+
+fn admit_rule(
+    i: usize,
+    r: &pb::HttpRouteRule,
+    policy: &Policy<'_>,
+) -> Result<HttpRouteRule, Rejection> {
+    let at = |what: &str| format!("rules[{i}].{what}");
+    if r.matches.len() > MAX_MATCHES || r.backends.len() > MAX_BACKENDS || r.filters.len() > MAX_FILTERS
+    {
+        return reject(
+            "UnsupportedValue",
+            format!(
+                "{}: at most {MAX_MATCHES} matches, {MAX_BACKENDS} backendRefs and {MAX_FILTERS} filters",
+                at("")
+            ),
+        );
+    }
+    let name = if r.name.is_empty() {
+        None
+    } else {
+        check_section_name(&r.name)?;
+        Some(r.name.clone())
+    };
+    let mut matches = Vec::new();
+    for m in &r.matches {
+        let path = match &m.path {
+            None => PathMatch::Prefix("/".into()),
+            Some(p) => {
+                check_path(&p.value).map_err(|e| Rejection {
+                    reason: e.reason,
+                    message: format!("{}: {}", at("matches.path"), e.message),
+                })?;
+                match pb::path_match::Type::try_from(p.r#type) {
+                    Ok(pb::path_match::Type::Exact) => PathMatch::Exact(p.value.clone()),
+                    Ok(pb::path_match::Type::PathPrefix) | Ok(pb::path_match::Type::Unspecified) => {
+                        PathMatch::Prefix(p.value.clone())
+                    }
+                    Err(_) => {
+                        return reject(
+                            "UnsupportedValue",
+                            format!("{}: unknown path match type", at("matches.path")),
+                        );
+                    }
+                }
+            }
+        };
+        if m.headers.len() > MAX_HEADERS {
+            return reject(
+                "UnsupportedValue",
+                format!("{}: at most {MAX_HEADERS} header matches", at("matches")),
+            );
+        }
+        let mut headers = Vec::new();
+        for hm in &m.headers {
+            headers.push(check_header(&hm.name, &hm.value)?);
+        }
+        matches.push(HttpRouteMatch { path, headers });
+    }
+    if matches.is_empty() {
+        matches.push(HttpRouteMatch {
+            path: PathMatch::Prefix("/".into()),
+            headers: vec![],
+        });
+    }
+    let mut filters = Vec::new();
+    for f in &r.filters {
+        match &f.kind {
+            Some(pb::http_filter::Kind::RequestHeaderModifier(m)) => {
+                let mut hm = HeaderModifier::default();
+                for h in &m.set {
+                    hm.set.push(check_header(&h.name, &h.value)?);
+                }
+                for h in &m.add {
+                    hm.add.push(check_header(&h.name, &h.value)?);
+                }
+                for n in &m.remove {
+                    hm.remove.push(check_header(n, "")?.0);
+                }
+                filters.push(HttpFilter::RequestHeaderModifier(hm));
+            }
+            None => return reject("UnsupportedValue", format!("{}: empty filter", at("filters"))),
+        }
+    }
+    let mut backends = Vec::new();
+    for b in &r.backends {
+        backends.push(admit_backend(b, policy)?);
+    }
+    Ok(HttpRouteRule {
+        name,
+        matches,
+        filters,
+        backends,
+    })
+}
+
+fn admit_backend(b: &pb::Backend, policy: &Policy<'_>) -> Result<Backend, Rejection> {
+    check_k8s_name("backendRef namespace", &b.namespace, 63)?;
+    check_k8s_name("backendRef name", &b.name, 253)?;
+    if b.weight > MAX_WEIGHT {
+        return reject(
+            "UnsupportedValue",
+            format!("backendRef {}: weight above {MAX_WEIGHT}", b.name),
+        );
+    }
+    if b.endpoints.len() > policy.limits.max_endpoints_per_backend {
+        return reject(
+            "UnsupportedValue",
+            format!(
+                "backendRef {}: {} endpoints, the limit is {}",
+                b.name,
+                b.endpoints.len(),
+                policy.limits.max_endpoints_per_backend
+            ),
+        );
+    }
+    let mut endpoints = Vec::new();
+    for e in b.endpoints.iter().filter(|e| e.ready) {
+        endpoints.push(check_endpoint(e, policy)?);
+    }
+    endpoints.sort();
+    endpoints.dedup();
+    let problem = b.problem.as_ref().map(|p| BackendProblem {
+        reason: match p.reason.as_str() {
+            r @ ("BackendNotFound" | "RefNotPermitted" | "InvalidKind" | "UnsupportedProtocol") => {
+                r.to_string()
+            }
+            _ => "BackendNotFound".to_string(),
+        },
+        message: p.message.chars().take(512).collect(),
+    });
+    Ok(Backend {
+        namespace: b.namespace.clone(),
+        name: b.name.clone(),
+        port: u16::try_from(b.port).unwrap_or(0),
+        weight: b.weight,
+        problem,
+        endpoints,
+    })
+}
+
+/// Loopback, link-local, unspecified, multicast and broadcast addresses: never a tenant endpoint
+/// unless the operator allowed them for that cluster.
+fn is_special(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6.to_ipv4_mapped().is_some()
+        }
+    }
+}
+
+fn check_endpoint(e: &pb::Endpoint, policy: &Policy<'_>) -> Result<SocketAddr, Rejection> {
+    let ip: IpAddr = e.address.parse().map_err(|_| Rejection {
+        reason: "UnsupportedValue",
+        message: format!(
+            "endpoint {:?} is not an IP address; the agent resolves names, the hub does not",
+            e.address.chars().take(64).collect::<String>()
+        ),
+    })?;
+    let port = u16::try_from(e.port).ok().filter(|p| *p != 0).ok_or(Rejection {
+        reason: "UnsupportedValue",
+        message: format!("endpoint {ip}: port {} is not 1-65535", e.port),
+    })?;
+    let addr = SocketAddr::new(ip, port);
+    let cluster = policy.cluster;
+    if !cluster.endpoint_cidrs.iter().any(|n| n.contains(&ip)) {
+        return reject(
+            "EndpointNotAllowed",
+            format!(
+                "endpoint {addr} is outside the networks registered for cluster {} ({}); ask the hub operator to add its network",
+                cluster.name,
+                cluster
+                    .endpoint_cidrs
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
+    if is_special(ip) && !cluster.allow_special_addresses {
+        return reject(
+            "EndpointNotAllowed",
+            format!(
+                "endpoint {addr} is a loopback, link-local, unspecified or multicast address, which the hub refuses"
+            ),
+        );
+    }
+    if policy.reserved.contains(&addr) || policy.reserved_ips.contains(&ip) {
+        return reject(
+            "EndpointNotAllowed",
+            format!("endpoint {addr} is an address of the hub or the data plane itself"),
+        );
+    }
+    Ok(addr)
+}
+
+/// Listener, rule and section names: DNS labels.
+fn check_section_name(s: &str) -> Result<(), Rejection> {
+    check_k8s_name("section name", s, 63)
+}
+
+/// A hostname or `*.` wildcard, lower-cased.
+fn check_hostname(raw: &str) -> Result<String, Rejection> {
+    let h = raw.to_ascii_lowercase();
+    if crate::config::is_hostname_pattern(&h) && h.contains('.') {
+        Ok(h)
+    } else {
+        reject(
+            "UnsupportedValue",
+            format!(
+                "hostname {:?} is not a fully qualified hostname or *.wildcard",
+                raw.chars().take(253).collect::<String>()
+            ),
+        )
+    }
+}
+
+fn check_path(p: &str) -> Result<(), Rejection> {
+    if !p.starts_with('/')
+        || p.len() > MAX_PATH_LEN
+        || p.bytes().any(|b| b.is_ascii_control() || b == b'?' || b == b'#' || b == b' ')
+        || p.contains("//")
+    {
+        return reject(
+            "UnsupportedValue",
+            format!(
+                "path {:?} must start with '/', have no '?', '#', '//', spaces or control characters, and be at most {MAX_PATH_LEN} bytes",
+                p.chars().take(64).collect::<String>()
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// An HTTP header name (RFC 9110 token, lower-cased) and value (no CR, LF or NUL).
+fn check_header(name: &str, value: &str) -> Result<(String, String), Rejection> {
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || name.len() > 256 || !name.bytes().all(token) {
+        return reject(
+            "UnsupportedValue",
+            format!(
+                "header name {:?} is not a valid HTTP token",
+                name.chars().take(64).collect::<String>()
+            ),
+        );
+    }
+    let lower = name.to_ascii_lowercase();
+    if lower.starts_with(':') || lower == "host" {
+        return reject(
+            "UnsupportedValue",
+            format!("header {name:?} cannot be matched or modified"),
+        );
+    }
+    if value.len() > MAX_HEADER_VALUE_LEN || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
+    {
+        return reject(
+            "UnsupportedValue",
+            format!("header {name:?}: the value has CR, LF or NUL, or is over {MAX_HEADER_VALUE_LEN} bytes"),
+        );
+    }
+    Ok((lower, value.to_string()))
+}
+
+/// Whether hostname pattern `h` is inside pattern `p` (both lower-case, exact or `*.` wildcard).
+pub fn pattern_covers(p: &str, h: &str) -> bool {
+    match (p.strip_prefix("*."), h.strip_prefix("*.")) {
+        (None, None) => p == h,
+        (None, Some(_)) => false,
+        (Some(ps), None) => h.ends_with(&format!(".{ps}")),
+        (Some(ps), Some(hs)) => hs == ps || hs.ends_with(&format!(".{ps}")),
+    }
+}
+
+/// Whether two hostname patterns can match a common hostname.
+pub fn patterns_overlap(a: &str, b: &str) -> bool {
+    pattern_covers(a, b) || pattern_covers(b, a)
+}
+
+fn check_owned(h: &str, policy: &Policy<'_>) -> Result<(), Rejection> {
+    let tenant = &policy.tenant.name;
+    if !policy.tenant.hostnames.iter().any(|p| pattern_covers(p, h)) {
+        return reject(
+            "HostnameNotAllowed",
+            format!(
+                "hostname {h:?} is not allowed for tenant {tenant}; it may use {}; ask the hub operator to add it",
+                policy.tenant.hostnames.join(", ")
+            ),
+        );
+    }
+    if let Some((claim, _)) = policy
+        .owners
+        .iter()
+        .find(|(claim, owner)| *owner != tenant && patterns_overlap(claim, h))
+    {
+        return reject(
+            "HostnameConflict",
+            format!(
+                "hostname {h:?} overlaps {claim:?}, which another tenant already serves; use another hostname"
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// The status of a rejected object: Accepted=False with the rejection, on the object (Gateway) or
+/// on every parent (HTTPRoute).
+pub fn rejected_status(
+    key: &ObjectKey,
+    obj: &pb::Object,
+    rejection: &Rejection,
+) -> ObjectStatus {
+    let accepted = Condition::new("Accepted", false, rejection.reason, &rejection.message);
+    let mut status = ObjectStatus {
+        key: key.clone(),
+        observed_generation: obj.generation,
+        conditions: vec![],
+        addresses: vec![],
+        listeners: vec![],
+        parents: vec![],
+    };
+    match (&key.kind, &obj.spec) {
+        (Kind::HttpRoute, Some(pb::object::Spec::HttpRoute(h))) => {
+            status.parents = h
+                .parent_refs
+                .iter()
+                .take(MAX_PARENT_REFS)
+                .map(|p| RouteParentStatus {
+                    parent_ref: ParentRef {
+                        namespace: p.namespace.clone(),
+                        name: p.name.clone(),
+                        section_name: (!p.section_name.is_empty())
+                            .then(|| p.section_name.clone()),
+                        port: u16::try_from(p.port).ok().filter(|p| *p != 0),
+                    },
+                    conditions: vec![
+                        accepted.clone(),
+                        Condition::new("ResolvedRefs", true, "ResolvedRefs", ""),
+                    ],
+                })
+                .collect();
+        }
+        _ => {
+            status.conditions = vec![
+                accepted,
+                Condition::new("Programmed", false, "Invalid", &rejection.message),
+            ];
+        }
+    }
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Cluster, Limits, Tenant};
+
+    struct Fixture {
+        tenant: Tenant,
+        cluster: Cluster,
+        limits: Limits,
+        owners: BTreeMap<String, String>,
+        reserved: BTreeSet<SocketAddr>,
+        reserved_ips: BTreeSet<IpAddr>,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let cluster = Cluster {
+                name: "east".into(),
+                endpoint_cidrs: vec!["10.1.0.0/16".parse().unwrap()],
+                allow_special_addresses: false,
+            };
+            Self {
+                tenant: Tenant {
+                    name: "a".into(),
+                    hostnames: vec!["*.a.example".into(), "shop.example".into()],
+                    clusters: [("east".to_string(), cluster.clone())].into(),
+                },
+                cluster,
+                limits: Limits::default(),
+                owners: [("*.b.example".to_string(), "b".to_string())].into(),
+                reserved: ["10.1.0.9:7443".parse().unwrap()].into(),
+                reserved_ips: BTreeSet::new(),
+            }
+        }
+        fn policy(&self) -> Policy<'_> {
+            Policy {
+                tenant: &self.tenant,
+                cluster: &self.cluster,
+                limits: &self.limits,
+                owners: &self.owners,
+                reserved: &self.reserved,
+                reserved_ips: &self.reserved_ips,
+            }
+        }
+    }
+
+    fn route(hostnames: &[&str], endpoints: &[(&str, u32)]) -> pb::Object {
+        pb::Object {
+            r#ref: Some(pb::ObjectRef {
+                kind: pb::Kind::HttpRoute as i32,
+                namespace: "default".into(),
+                name: "web".into(),
+            }),
+            generation: 3,
+            creation_timestamp: "2026-01-01T00:00:00Z".into(),
+            spec: Some(pb::object::Spec::HttpRoute(pb::HttpRoute {
+                parent_refs: vec![pb::ParentRef {
+                    namespace: "default".into(),
+                    name: "gw".into(),
+                    ..Default::default()
+                }],
+                hostnames: hostnames.iter().map(|s| s.to_string()).collect(),
+                rules: vec![pb::HttpRouteRule {
+                    backends: vec![pb::Backend {
+                        namespace: "default".into(),
+                        name: "svc".into(),
+                        port: 80,
+                        weight: 1,
+                        problem: None,
+                        endpoints: endpoints
+                            .iter()
+                            .map(|(a, p)| pb::Endpoint {
+                                address: a.to_string(),
+                                port: *p,
+                                ready: true,
+                            })
+                            .collect(),
+                    }],
+                    ..Default::default()
+                }],
+            })),
+        }
+    }
+
+    #[test]
+    fn admits_owned_hostnames_and_endpoints_in_cidr() {
+        let f = Fixture::new();
+        let got = admit(&route(&["App.A.example"], &[("10.1.2.3", 30080)]), &f.policy()).unwrap();
+        let Admitted::HttpRoute(r) = got else { panic!() };
+        assert_eq!(r.hostnames, vec!["app.a.example"]);
+        assert_eq!(r.rules[0].matches[0].path, PathMatch::Prefix("/".into()));
+        assert_eq!(r.rules[0].backends[0].endpoints, vec!["10.1.2.3:30080".parse().unwrap()]);
+    }
+
+    #[test]
+    fn rejections_name_what_to_change() {
+        let f = Fixture::new();
+        let cases: &[(&[&str], &[(&str, u32)], &str, &str)] = &[
+            (&["app.b.example"], &[], "HostnameNotAllowed", "not allowed for tenant a"),
+            (&["a.example"], &[], "HostnameNotAllowed", "*.a.example"),
+            (&["*.example"], &[], "HostnameNotAllowed", "not allowed"),
+            (&["x.a.example"], &[("10.2.0.1", 80)], "EndpointNotAllowed", "outside the networks"),
+            (&["x.a.example"], &[("127.0.0.1", 80)], "EndpointNotAllowed", "outside"),
+            (&["x.a.example"], &[("169.254.169.254", 80)], "EndpointNotAllowed", "outside"),
+            (&["x.a.example"], &[("10.1.0.9", 7443)], "EndpointNotAllowed", "the hub"),
+            (&["x.a.example"], &[("db.default.svc", 80)], "UnsupportedValue", "not an IP"),
+            (&["x.a.example"], &[("10.1.0.1", 0)], "UnsupportedValue", "port"),
+            (&["bad host"], &[], "UnsupportedValue", "not a fully qualified"),
+        ];
+        for (hosts, eps, reason, msg) in cases {
+            let err = admit(&route(hosts, eps), &f.policy()).unwrap_err();
+            assert_eq!(err.reason, *reason, "{hosts:?} {eps:?}: {}", err.message);
+            assert!(err.message.contains(msg), "{hosts:?} {eps:?}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn special_addresses_need_explicit_permission() {
+        let mut f = Fixture::new();
+        f.cluster.endpoint_cidrs = vec!["127.0.1.0/24".parse().unwrap()];
+        assert_eq!(
+            admit(&route(&["x.a.example"], &[("127.0.1.5", 80)]), &f.policy())
+                .unwrap_err()
+                .reason,
+            "EndpointNotAllowed"
+        );
+        f.cluster.allow_special_addresses = true;
+        assert!(admit(&route(&["x.a.example"], &[("127.0.1.5", 80)]), &f.policy()).is_ok());
+    }
+
+    #[test]
+    fn another_tenants_claim_wins() {
+        let mut f = Fixture::new();
+        f.tenant.hostnames.push("*.b.example".into());
+        f.owners.insert("shop.example".into(), "c".into());
+        for h in ["x.b.example", "*.b.example", "*.y.b.example", "shop.example"] {
+            let err = admit(&route(&[h], &[]), &f.policy()).unwrap_err();
+            assert_eq!(err.reason, "HostnameConflict", "{h}");
+        }
+        // Its own claims are no conflict.
+        f.owners.insert("*.a.example".into(), "a".into());
+        assert!(admit(&route(&["x.a.example"], &[]), &f.policy()).is_ok());
+    }
+
+    #[test]
+    fn hostile_strings_are_refused() {
+        let f = Fixture::new();
+        let mut o = route(&["x.a.example"], &[]);
+        if let Some(pb::object::Spec::HttpRoute(h)) = &mut o.spec {
+            h.rules[0].matches.push(pb::HttpRouteMatch {
+                path: Some(pb::PathMatch {
+                    r#type: pb::path_match::Type::Exact as i32,
+                    value: "/a\r\nX-Evil: 1".into(),
+                }),
+                headers: vec![],
+            });
+        }
+        assert_eq!(admit(&o, &f.policy()).unwrap_err().reason, "UnsupportedValue");
+        let mut o = route(&["x.a.example"], &[]);
+        o.r#ref.as_mut().unwrap().name = "../../etc".into();
+        assert_eq!(admit(&o, &f.policy()).unwrap_err().reason, "UnsupportedValue");
+        let mut o = route(&["x.a.example"], &[]);
+        o.spec = Some(pb::object::Spec::Gateway(pb::Gateway::default()));
+        assert!(admit(&o, &f.policy()).is_err());
+    }
+
+    #[test]
+    fn pattern_overlap_table() {
+        for (a, b, want) in [
+            ("a.example", "a.example", true),
+            ("a.example", "b.example", false),
+            ("*.example", "a.example", true),
+            ("*.example", "example", false),
+            ("*.example", "*.a.example", true),
+            ("*.a.example", "*.b.example", false),
+            ("*.a.example", "x.a.example", true),
+            ("*.a.example", "xa.example", false),
+        ] {
+            assert_eq!(patterns_overlap(a, b), want, "{a} {b}");
+            assert_eq!(patterns_overlap(b, a), want, "{b} {a}");
+        }
+    }
+}
