@@ -1,0 +1,48 @@
+//! Deterministic, collision-free names for data-plane resources.
+//!
+//! Used by the compiler (step 7) when it builds the snapshot. Names are assembled only from
+//! values admission has already validated — tenant and cluster names (DNS labels), namespaces
+//! (DNS labels), object names (DNS subdomains), hostnames (DNS names, optionally `*.`), ports
+//! and indexes — joined by `/`, which none of those can contain, so two different inputs can
+//! never produce the same name and no tenant free text ends up in Envoy configuration.
+
+use crate::model::ClusterKey;
+
+/// The listener and route configuration of a data-plane port.
+pub fn listener(port: u16) -> String {
+    format!("port/{port}")
+}
+
+/// A virtual host on a data-plane port.
+pub fn virtual_host(port: u16, hostname: &str) -> String {
+    format!("port/{port}/host/{hostname}")
+}
+
+/// The catch-all virtual host answering 404 for hostnames nobody configured.
+pub fn catch_all(port: u16) -> String {
+    format!("port/{port}/catch-all")
+}
+
+/// The prefix of everything built from one object of one cluster.
+fn object(ck: &ClusterKey, namespace: &str, name: &str) -> String {
+    format!("t/{}/c/{}/{namespace}/{name}", ck.tenant, ck.cluster)
+}
+
+/// One match of one rule of an HTTPRoute.
+pub fn route(ck: &ClusterKey, namespace: &str, name: &str, rule: usize, m: usize) -> String {
+    format!("{}/r{rule}/m{m}", object(ck, namespace, name))
+}
+
+/// The cluster of one backendRef of one rule of an HTTPRoute.
+pub fn backend_cluster(
+    ck: &ClusterKey,
+    namespace: &str,
+    name: &str,
+    rule: usize,
+    backend: usize,
+) -> String {
+    format!("{}/r{rule}/b{backend}", object(ck, namespace, name))
+}
+
+/// The endpoint-less cluster that receives the traffic share of invalid backendRefs.
+pub const INVALID_BACKEND_CLUSTER: &str = "fleetgate/invalid-backend";
