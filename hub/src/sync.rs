@@ -1,1 +1,218 @@
-//! (being written)
+//! The gRPC server agents connect to: `fleetgate.spoke.v1.SpokeService/Sync` over mTLS.
+//!
+//! Where it sits: first stop in the hub. The tenant and cluster come from the verified client
+//! certificate and nowhere else; each Update goes to `Fleet::apply`, and the statuses the compile
+//! loop publishes are streamed back to the cluster they belong to.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use fleetgate_proto::spoke::v1::{self as pb, spoke_service_server::SpokeService};
+use futures::Stream;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::fleet::Fleet;
+use crate::identity::SpiffeId;
+use crate::model::{self, ClusterKey, ObjectStatus};
+
+/// Statuses of every cluster, as the compile loop publishes them.
+pub type FleetStatus = Arc<BTreeMap<ClusterKey, Vec<ObjectStatus>>>;
+
+pub struct SyncService {
+    fleet: Arc<Fleet>,
+    trust_domain: String,
+    statuses: watch::Receiver<FleetStatus>,
+}
+
+impl SyncService {
+    pub fn new(fleet: Arc<Fleet>, trust_domain: String, statuses: watch::Receiver<FleetStatus>) -> Self {
+        Self {
+            fleet,
+            trust_domain,
+            statuses,
+        }
+    }
+
+    fn identify<T>(&self, req: &Request<T>) -> Result<ClusterKey, Status> {
+        let certs = req.peer_certs().ok_or_else(|| {
+            Status::unauthenticated("no client certificate: connect with the identity `fleetgate-hub ca issue` wrote")
+        })?;
+        let leaf = certs
+            .first()
+            .ok_or_else(|| Status::unauthenticated("empty client certificate chain"))?;
+        let id = SpiffeId::from_certificate(leaf, &self.trust_domain)
+            .map_err(|e| Status::unauthenticated(e.to_string()))?;
+        let key = ClusterKey {
+            tenant: id.tenant,
+            cluster: id.cluster,
+        };
+        if !self.fleet.is_registered(&key) {
+            return Err(Status::permission_denied(format!(
+                "cluster {key} is not registered at this hub; ask the hub operator to add it"
+            )));
+        }
+        Ok(key)
+    }
+}
+
+type HubStream = Pin<Box<dyn Stream<Item = Result<pb::HubMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl SpokeService for SyncService {
+    type SyncStream = HubStream;
+
+    async fn sync(
+        &self,
+        req: Request<Streaming<pb::AgentMessage>>,
+    ) -> Result<Response<HubStream>, Status> {
+        let key = self.identify(&req)?;
+        let mut inbound = req.into_inner();
+
+        let hello = match inbound.message().await? {
+            Some(pb::AgentMessage {
+                kind: Some(pb::agent_message::Kind::Hello(h)),
+            }) => h,
+            _ => return Err(Status::invalid_argument("the first message must be Hello")),
+        };
+        if hello.cluster != key.cluster {
+            tracing::warn!(cluster = %key, claimed = %hello.cluster.chars().take(64).collect::<String>(), "agent named another cluster than its certificate");
+            return Err(Status::permission_denied(format!(
+                "Hello names cluster {:?} but the certificate is for cluster {:?} of tenant {:?}",
+                hello.cluster.chars().take(64).collect::<String>(),
+                key.cluster,
+                key.tenant
+            )));
+        }
+        tracing::info!(cluster = %key, agent_version = %hello.agent_version.chars().take(32).collect::<String>(), "agent connected");
+
+        let (tx, rx) = mpsc::channel::<Result<pb::HubMessage, Status>>(16);
+        let fleet = self.fleet.clone();
+        let statuses = self.statuses.clone();
+        tokio::spawn(run_stream(key, fleet, inbound, statuses, tx));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+#[tracing::instrument(skip_all, fields(tenant = %key.tenant, cluster = %key.cluster))]
+async fn run_stream(
+    key: ClusterKey,
+    fleet: Arc<Fleet>,
+    mut inbound: Streaming<pb::AgentMessage>,
+    mut statuses: watch::Receiver<FleetStatus>,
+    tx: mpsc::Sender<Result<pb::HubMessage, Status>>,
+) {
+    let mut expected_revision = 1u64;
+    let mut last_sent: Option<Vec<ObjectStatus>> = None;
+    loop {
+        tokio::select! {
+            msg = inbound.next() => {
+                let update = match msg {
+                    None => { tracing::info!("agent disconnected"); return; }
+                    Some(Err(e)) => {
+                        tracing::warn!("agent stream failed: {}", e.message());
+                        let _ = tx.send(Err(Status::invalid_argument(e.message().to_string()))).await;
+                        return;
+                    }
+                    Some(Ok(pb::AgentMessage { kind: Some(pb::agent_message::Kind::Update(u)) })) => u,
+                    Some(Ok(_)) => {
+                        let _ = tx.send(Err(Status::invalid_argument("expected Update after Hello"))).await;
+                        return;
+                    }
+                };
+                let reply = if update.revision != expected_revision {
+                    pb::hub_message::Kind::Nack(pb::Nack {
+                        revision: update.revision,
+                        message: format!("expected revision {expected_revision}; reconnect and send full state"),
+                    })
+                } else if expected_revision == 1 && !update.full_state {
+                    pb::hub_message::Kind::Nack(pb::Nack {
+                        revision: update.revision,
+                        message: "the first Update after Hello must carry full_state".into(),
+                    })
+                } else {
+                    match fleet.apply(&key, &update) {
+                        Ok(()) => {
+                            expected_revision += 1;
+                            pb::hub_message::Kind::Ack(pb::Ack { revision: update.revision })
+                        }
+                        Err(e) => {
+                            tracing::warn!(revision = update.revision, "update refused: {e}");
+                            pb::hub_message::Kind::Nack(pb::Nack { revision: update.revision, message: e.to_string() })
+                        }
+                    }
+                };
+                if tx.send(Ok(pb::HubMessage { kind: Some(reply) })).await.is_err() {
+                    return;
+                }
+            }
+            changed = statuses.changed() => {
+                if changed.is_err() { return; }
+            }
+        }
+        // After every event, send this cluster's statuses if they changed.
+        let current = statuses.borrow_and_update().get(&key).cloned().unwrap_or_default();
+        if last_sent.as_ref() != Some(&current) {
+            let msg = pb::HubMessage {
+                kind: Some(pb::hub_message::Kind::Status(pb::Status {
+                    objects: current.iter().map(to_wire).collect(),
+                })),
+            };
+            if tx.send(Ok(msg)).await.is_err() {
+                return;
+            }
+            last_sent = Some(current);
+        }
+    }
+}
+
+/// Model status -> wire status (the boundary).
+pub fn to_wire(s: &ObjectStatus) -> pb::ObjectStatus {
+    pb::ObjectStatus {
+        r#ref: Some(pb::ObjectRef {
+            kind: match s.key.kind {
+                model::Kind::Gateway => pb::Kind::Gateway,
+                model::Kind::HttpRoute => pb::Kind::HttpRoute,
+            } as i32,
+            namespace: s.key.namespace.clone(),
+            name: s.key.name.clone(),
+        }),
+        observed_generation: s.observed_generation,
+        conditions: s.conditions.iter().map(condition).collect(),
+        addresses: s.addresses.clone(),
+        listeners: s
+            .listeners
+            .iter()
+            .map(|l| pb::ListenerStatus {
+                name: l.name.clone(),
+                attached_routes: l.attached_routes,
+                conditions: l.conditions.iter().map(condition).collect(),
+            })
+            .collect(),
+        parents: s
+            .parents
+            .iter()
+            .map(|p| pb::RouteParentStatus {
+                parent_ref: Some(pb::ParentRef {
+                    namespace: p.parent_ref.namespace.clone(),
+                    name: p.parent_ref.name.clone(),
+                    section_name: p.parent_ref.section_name.clone().unwrap_or_default(),
+                    port: p.parent_ref.port.map(u32::from).unwrap_or(0),
+                }),
+                conditions: p.conditions.iter().map(condition).collect(),
+            })
+            .collect(),
+    }
+}
+
+fn condition(c: &model::Condition) -> pb::Condition {
+    pb::Condition {
+        r#type: c.type_.clone(),
+        status: if c.status { "True" } else { "False" }.to_string(),
+        reason: c.reason.clone(),
+        message: c.message.clone(),
+    }
+}

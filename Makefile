@@ -1,0 +1,33 @@
+# The two entry points for humans and CI: `make demo` and `make test`.
+SHELL := /bin/bash
+ENV_FILE := target/fleetgate-env
+
+.PHONY: demo test setup build lint unit e2e bench clean-demo
+
+## Run the hub, Envoy, two --manifests agents and their backends from examples/ (Ctrl-C stops all).
+demo:
+	cargo build --release --bins
+	./scripts/demo.sh
+
+## Install the real test components (cached under ~/.cache/fleetgate) and run every test.
+test: setup build lint
+	set -a && source $(ENV_FILE) && set +a && cargo test --workspace --no-fail-fast
+
+setup:
+	@mkdir -p target
+	./e2e/setup.sh > $(ENV_FILE).tmp && mv $(ENV_FILE).tmp $(ENV_FILE)
+
+build:
+	cargo build --workspace --bins --tests
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+## Benchmarks (numbers go to docs/benchmarks.md).
+bench: setup
+	cargo build --release --workspace --bins
+	set -a && source $(ENV_FILE) && set +a && cargo test --release -p fleetgate-e2e --test bench -- --ignored --nocapture --test-threads=1
+
+clean-demo:
+	rm -rf .demo
