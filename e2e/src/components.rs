@@ -1,0 +1,114 @@
+//! Where the real components and the product binaries are on this machine.
+//!
+//! Real components come from environment variables (what `e2e/setup.sh` prints), falling back to
+//! the folders `e2e/setup.sh` installs into by default. Product binaries come from the cargo
+//! target dir; the harness never builds them itself.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+const K8S_VERSION: &str = "v1.34.4";
+const ETCD_VERSION: &str = "v3.6.16";
+const GATEWAY_API_VERSION: &str = "v1.6.3";
+const ENVOY_VERSION: &str = "1.40.0";
+
+fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("FLEETGATE_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+    Path::new(&home).join(".cache/fleetgate")
+}
+
+/// `env` if set, else `default`; fails with a hint to run the setup script when it is missing.
+fn component(env: &str, default: PathBuf) -> anyhow::Result<PathBuf> {
+    let path = std::env::var_os(env).map(PathBuf::from).unwrap_or(default);
+    if !path.exists() {
+        bail!(
+            "{env}: {} does not exist; run `bash e2e/setup.sh` and export what it prints",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// The etcd binary (`FLEETGATE_ETCD`).
+pub fn etcd() -> anyhow::Result<PathBuf> {
+    component(
+        "FLEETGATE_ETCD",
+        cache_dir().join(format!("etcd-{ETCD_VERSION}/etcd")),
+    )
+}
+
+/// The kube-apiserver binary (`FLEETGATE_KUBE_APISERVER`).
+pub fn kube_apiserver() -> anyhow::Result<PathBuf> {
+    component(
+        "FLEETGATE_KUBE_APISERVER",
+        cache_dir().join(format!("kube-apiserver-{K8S_VERSION}/kube-apiserver")),
+    )
+}
+
+/// The folder of Gateway API standard-channel CRD YAMLs (`FLEETGATE_GATEWAY_CRDS`).
+pub fn gateway_crds() -> anyhow::Result<PathBuf> {
+    component(
+        "FLEETGATE_GATEWAY_CRDS",
+        cache_dir().join(format!("gateway-api-{GATEWAY_API_VERSION}/standard")),
+    )
+}
+
+/// The Envoy binary (`FLEETGATE_ENVOY`).
+pub fn envoy() -> anyhow::Result<PathBuf> {
+    component(
+        "FLEETGATE_ENVOY",
+        cache_dir().join(format!(
+            "envoy-{ENVOY_VERSION}/venv/lib/python3.11/site-packages/envoy/_bin/envoy"
+        )),
+    )
+}
+
+/// The workspace root (the folder above this crate).
+pub fn workspace_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("e2e/ has a parent folder")
+        .to_path_buf()
+}
+
+/// The cargo target dir: `$CARGO_TARGET_DIR` or `<workspace>/target`.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            if dir.is_absolute() {
+                dir
+            } else {
+                workspace_dir().join(dir)
+            }
+        }
+        None => workspace_dir().join("target"),
+    }
+}
+
+/// A product binary (`fleetgate-hub`, `fleetgate-agent`) built by `cargo build --bins`.
+pub fn product_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let path = target_dir().join("debug").join(name);
+    if !path.is_file() {
+        bail!(
+            "{} not found: run `cargo build --bins` first",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A file of the repository, e.g. `deploy/agent-rbac.yaml`; `None` if it does not exist (yet).
+pub fn repo_file(relative: &str) -> Option<PathBuf> {
+    let path = workspace_dir().join(relative);
+    path.is_file().then_some(path)
+}
+
+/// Reads a file with its path in the error.
+pub fn read(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}

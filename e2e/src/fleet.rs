@@ -1,0 +1,247 @@
+//! A whole fleet for one test: one etcd, one tenant API server and agent per tenant, the hub,
+//! and one Envoy, all on loopback.
+//!
+//! ```ignore
+//! let fleet = Fleet::start(&[
+//!     ("tenant-a", "*.a.example", "127.0.1.0/24"),
+//!     ("tenant-b", "*.b.example", "127.0.2.0/24"),
+//! ]).await.unwrap();
+//! let a = fleet.tenant("tenant-a");
+//! a.cluster.apply(GATEWAY_YAML).await.unwrap();
+//! let (status, body) = fleet.get("app.a.example", "/").await.unwrap();
+//! ```
+//!
+//! Each tenant has one cluster, named [`CLUSTER`], whose nodes the test plays: it creates Node
+//! objects with an InternalIP in the tenant's range and binds echo backends there.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::agent::Agent;
+use crate::apiserver::TenantCluster;
+use crate::echo::Echo;
+use crate::envoy::Envoy;
+use crate::etcd::Etcd;
+use crate::hub::{Hub, HubCluster, HubTenant};
+use crate::process::TestDir;
+
+/// The name of every tenant's (single) cluster.
+pub const CLUSTER: &str = "c1";
+
+/// (tenant name, hostname pattern it owns, CIDR of its cluster's endpoints).
+pub type TenantSpec<'a> = (&'a str, &'a str, &'a str);
+
+/// One tenant of a [`Fleet`].
+#[derive(Debug)]
+pub struct FleetTenant {
+    pub name: String,
+    pub hostname_pattern: String,
+    pub cidr: String,
+    pub cluster: TenantCluster,
+    pub agent: Agent,
+}
+
+impl FleetTenant {
+    /// The n-th address of the tenant's range: `127.0.1.0/24`, 10 -> 127.0.1.10.
+    pub fn ip(&self, n: u8) -> IpAddr {
+        nth_ip(&self.cidr, n).expect("tenant CIDRs are IPv4 prefixes checked at start")
+    }
+
+    /// Plays a node: a Node `name` with InternalIP [`FleetTenant::ip`]`(n)`.
+    pub async fn create_node(&self, name: &str, n: u8) -> anyhow::Result<IpAddr> {
+        let ip = self.ip(n);
+        self.cluster.create_node(name, &ip.to_string()).await?;
+        Ok(ip)
+    }
+
+    /// A NodePort Service `service` in `default` (port 8080) with a nodePort that is free on
+    /// `node_ip`, and an echo backend named `echo_name` listening on `node_ip:nodePort`, which is
+    /// where a real kube-proxy would forward it.
+    pub async fn node_port_backend(
+        &self,
+        service: &str,
+        node_ip: IpAddr,
+        echo_name: &str,
+    ) -> anyhow::Result<Echo> {
+        let node_port = crate::ports::free_port_in(node_ip, 30000..=32767)?;
+        self.cluster
+            .apply(&node_port_service_yaml("default", service, node_port))
+            .await
+            .with_context(|| format!("creating Service {service}"))?;
+        Echo::start_at(echo_name, SocketAddr::new(node_ip, node_port)).await
+    }
+}
+
+/// A NodePort Service with an explicit nodePort, port 8080 -> targetPort 8080.
+pub fn node_port_service_yaml(namespace: &str, name: &str, node_port: u16) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Service
+metadata:
+  name: {name}
+  namespace: {namespace}
+spec:
+  type: NodePort
+  selector:
+    app: {name}
+  ports:
+  - name: http
+    protocol: TCP
+    port: 8080
+    targetPort: 8080
+    nodePort: {node_port}
+"#
+    )
+}
+
+/// The n-th address of an IPv4 prefix.
+fn nth_ip(cidr: &str, n: u8) -> anyhow::Result<IpAddr> {
+    let (base, len) = cidr
+        .split_once('/')
+        .with_context(|| format!("{cidr}: not a CIDR"))?;
+    let base: std::net::Ipv4Addr = base.parse().with_context(|| format!("{cidr}: not IPv4"))?;
+    let len: u32 = len
+        .parse()
+        .with_context(|| format!("{cidr}: bad prefix length"))?;
+    anyhow::ensure!(len <= 24, "{cidr}: use a /24 or larger");
+    Ok(IpAddr::V4(std::net::Ipv4Addr::from(
+        u32::from(base) + u32::from(n),
+    )))
+}
+
+/// Everything one test needs, stopped when dropped.
+#[derive(Debug)]
+pub struct Fleet {
+    // Field order is drop order: agents and Envoy go before the hub, API servers before etcd,
+    // and the test folder last.
+    pub tenants: Vec<FleetTenant>,
+    pub envoy: Envoy,
+    pub hub: Hub,
+    pub etcd: Etcd,
+    pub dir: TestDir,
+}
+
+impl Fleet {
+    /// Starts a fleet named after the current test thread.
+    pub async fn start(tenants: &[TenantSpec<'_>]) -> anyhow::Result<Self> {
+        let name = std::thread::current()
+            .name()
+            .unwrap_or("fleet")
+            .rsplit("::")
+            .next()
+            .unwrap_or("fleet")
+            .to_string();
+        Self::start_named(&name, tenants).await
+    }
+
+    /// Starts a fleet whose folder is `target/e2e-logs/<name>-<random>`.
+    pub async fn start_named(name: &str, tenants: &[TenantSpec<'_>]) -> anyhow::Result<Self> {
+        for (_, _, cidr) in tenants {
+            nth_ip(cidr, 0)?;
+        }
+        let dir = TestDir::new(name)?;
+        let etcd = Etcd::start(&dir).await?;
+        let clusters = futures::future::try_join_all(
+            tenants
+                .iter()
+                .map(|(tenant, _, _)| TenantCluster::start(tenant, &etcd)),
+        )
+        .await?;
+        let hub_tenants: Vec<HubTenant> = tenants
+            .iter()
+            .map(|(tenant, pattern, cidr)| HubTenant {
+                name: tenant.to_string(),
+                hostnames: vec![pattern.to_string()],
+                clusters: vec![HubCluster {
+                    name: CLUSTER.to_string(),
+                    endpoint_cidrs: vec![cidr.to_string()],
+                }],
+            })
+            .collect();
+        let hub = Hub::start(&dir, &hub_tenants).await?;
+        let mut envoy = Envoy::start(&dir, 0, hub.xds_addr()).await?;
+        let mut fleet_tenants = Vec::new();
+        for ((tenant, pattern, cidr), cluster) in tenants.iter().zip(clusters) {
+            let agent = Agent::start(&dir, &hub, tenant, CLUSTER, cluster.agent_kubeconfig())?;
+            fleet_tenants.push(FleetTenant {
+                name: tenant.to_string(),
+                hostname_pattern: pattern.to_string(),
+                cidr: cidr.to_string(),
+                cluster,
+                agent,
+            });
+        }
+        envoy.wait_live(Duration::from_secs(60)).await?;
+        Ok(Self {
+            tenants: fleet_tenants,
+            envoy,
+            hub,
+            etcd,
+            dir,
+        })
+    }
+
+    /// A tenant by name; panics if the fleet has no such tenant (a bug in the test).
+    pub fn tenant(&self, name: &str) -> &FleetTenant {
+        self.tenants
+            .iter()
+            .find(|t| t.name == name)
+            .unwrap_or_else(|| panic!("the fleet has no tenant {name}"))
+    }
+
+    /// Like [`Fleet::tenant`], mutable (to kill or restart its agent).
+    pub fn tenant_mut(&mut self, name: &str) -> &mut FleetTenant {
+        self.tenants
+            .iter_mut()
+            .find(|t| t.name == name)
+            .unwrap_or_else(|| panic!("the fleet has no tenant {name}"))
+    }
+
+    /// Envoy's data-plane listener for Gateway listeners on port 80.
+    pub fn data_plane(&self) -> SocketAddr {
+        self.hub.data_plane_addr()
+    }
+
+    /// `GET http://<data plane><path>` with `Host: <host>`; (status, body).
+    pub async fn get(&self, host: &str, path: &str) -> anyhow::Result<(u16, String)> {
+        crate::http::get(self.data_plane(), host, path, &[]).await
+    }
+
+    /// Fails with the tail of every product log if the hub, Envoy or an agent has exited.
+    pub fn ensure_running(&mut self) -> anyhow::Result<()> {
+        self.hub.process().ensure_running()?;
+        self.envoy.process().ensure_running()?;
+        for t in &mut self.tenants {
+            t.agent.process().ensure_running()?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nth_ip_counts_inside_the_prefix() {
+        for (cidr, n, want) in [
+            ("127.0.1.0/24", 10, "127.0.1.10"),
+            ("127.0.2.0/24", 11, "127.0.2.11"),
+            ("10.0.0.0/16", 255, "10.0.0.255"),
+        ] {
+            assert_eq!(nth_ip(cidr, n).unwrap().to_string(), want, "{cidr} {n}");
+        }
+        assert!(nth_ip("127.0.1.0/30", 1).is_err());
+        assert!(nth_ip("::1/128", 1).is_err());
+    }
+
+    #[test]
+    fn node_port_services_are_valid_yaml_with_the_port() {
+        let v: serde_json::Value =
+            serde_yaml::from_str(&node_port_service_yaml("default", "echo-a", 30123)).unwrap();
+        assert_eq!(v["spec"]["type"], "NodePort");
+        assert_eq!(v["spec"]["ports"][0]["nodePort"], 30123);
+    }
+}

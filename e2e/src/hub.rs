@@ -1,0 +1,320 @@
+//! The product hub, `fleetgate-hub`, run as a process from the cargo target dir.
+//!
+//! The harness uses only the hub's public surface: `ca init` / `ca issue` for the PKI, the
+//! config file (`RawConfig`, camelCase YAML), and `run --config`. [`Hub::kill`] and
+//! [`Hub::start_again`] keep the same ports, PKI and store file, as an operator restarting the
+//! hub would.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde_json::json;
+
+use crate::eventually::try_eventually;
+use crate::ports::free_addr;
+use crate::process::{Process, TestDir};
+
+/// The DNS SAN of the hub's serving certificate, which agents verify.
+pub const HUB_SERVER_NAME: &str = "fleetgate-hub";
+
+/// A tenant as the hub's config file declares it.
+#[derive(Clone, Debug)]
+pub struct HubTenant {
+    pub name: String,
+    /// Hostname patterns the tenant owns (`*.a.example`).
+    pub hostnames: Vec<String>,
+    pub clusters: Vec<HubCluster>,
+}
+
+/// One cluster of a tenant.
+#[derive(Clone, Debug)]
+pub struct HubCluster {
+    pub name: String,
+    /// CIDRs its endpoints may use (loopback ranges in tests, hence allowSpecialAddresses).
+    pub endpoint_cidrs: Vec<String>,
+}
+
+/// The hub config YAML (hub/src/config.rs `RawConfig`).
+pub fn config_yaml(
+    agent_listen: SocketAddr,
+    xds_listen: SocketAddr,
+    pki_dir: &Path,
+    store_path: &Path,
+    data_plane_bind: SocketAddr,
+    tenants: &[HubTenant],
+) -> String {
+    let tenants: Vec<_> = tenants
+        .iter()
+        .map(|t| {
+            json!({
+                "name": t.name,
+                "hostnames": t.hostnames,
+                "clusters": t.clusters.iter().map(|c| json!({
+                    "name": c.name,
+                    "endpointCidrs": c.endpoint_cidrs,
+                    "allowSpecialAddresses": true,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let config = json!({
+        "agentListen": agent_listen.to_string(),
+        "xdsListen": xds_listen.to_string(),
+        "pkiDir": pki_dir,
+        "storePath": store_path,
+        "dataPlane": {
+            "address": data_plane_bind.ip().to_string(),
+            "listeners": [{"port": 80, "bind": data_plane_bind.to_string()}],
+        },
+        "tenants": tenants,
+    });
+    serde_yaml::to_string(&config).expect("a JSON value always renders as YAML")
+}
+
+/// A running (or deliberately stopped) hub.
+#[derive(Debug)]
+pub struct Hub {
+    dir: TestDir,
+    binary: PathBuf,
+    pki_dir: PathBuf,
+    config_path: PathBuf,
+    agent_listen: SocketAddr,
+    xds_listen: SocketAddr,
+    data_plane: SocketAddr,
+    process: Process,
+}
+
+impl Hub {
+    /// Creates the hub PKI (`ca init --server-san 127.0.0.1`), writes the config for `tenants`
+    /// with free loopback ports, starts `run --config` and waits until both of its gRPC ports
+    /// accept connections.
+    pub async fn start(dir: &TestDir, tenants: &[HubTenant]) -> anyhow::Result<Self> {
+        let binary = crate::components::product_binary("fleetgate-hub")?;
+        let pki_dir = dir.subdir("hub-pki")?;
+        run_to_completion(
+            &binary,
+            &[
+                "ca",
+                "init",
+                "--pki-dir",
+                &pki_dir.display().to_string(),
+                "--server-san",
+                "127.0.0.1",
+            ],
+        )?;
+        for f in ["ca.crt", "ca.key", "hub.crt", "hub.key"] {
+            anyhow::ensure!(
+                pki_dir.join(f).is_file(),
+                "`fleetgate-hub ca init` did not write {f} into {}",
+                pki_dir.display()
+            );
+        }
+        let agent_listen = free_addr()?;
+        let xds_listen = free_addr()?;
+        let data_plane = free_addr()?;
+        let store_path = dir.path().join("hub-store.redb");
+        let config_path = dir.write(
+            "hub.yaml",
+            config_yaml(
+                agent_listen,
+                xds_listen,
+                &pki_dir,
+                &store_path,
+                data_plane,
+                tenants,
+            ),
+        )?;
+        let process = Process::spawn_with_env(
+            dir,
+            "fleetgate-hub",
+            &binary,
+            [
+                "run".to_string(),
+                "--config".to_string(),
+                config_path.display().to_string(),
+            ],
+            [("RUST_LOG", "info,fleetgate_hub=debug")],
+        )?;
+        let mut hub = Self {
+            dir: dir.clone(),
+            binary,
+            pki_dir,
+            config_path,
+            agent_listen,
+            xds_listen,
+            data_plane,
+            process,
+        };
+        hub.wait_listening().await?;
+        Ok(hub)
+    }
+
+    async fn wait_listening(&mut self) -> anyhow::Result<()> {
+        let (agent, xds) = (self.agent_listen, self.xds_listen);
+        let process = &mut self.process;
+        let r = try_eventually(Duration::from_secs(30), || {
+            let running = process.ensure_running();
+            async move {
+                running?;
+                for (what, addr) in [("agentListen", agent), ("xdsListen", xds)] {
+                    tokio::net::TcpStream::connect(addr)
+                        .await
+                        .with_context(|| format!("{what} {addr} not accepting yet"))?;
+                }
+                Ok(())
+            }
+        })
+        .await;
+        r.with_context(|| {
+            format!(
+                "fleetgate-hub did not start listening; last log lines:\n{}",
+                self.process.log_tail(30)
+            )
+        })
+    }
+
+    /// Issues an agent identity for (tenant, cluster) with `ca issue` into
+    /// `hub-pki/agents/<tenant>-<cluster>` (ca.crt, tls.crt, tls.key) and returns that folder.
+    pub fn issue_agent_identity(&self, tenant: &str, cluster: &str) -> anyhow::Result<PathBuf> {
+        let out = self
+            .pki_dir
+            .join("agents")
+            .join(format!("{tenant}-{cluster}"));
+        run_to_completion(
+            &self.binary,
+            &[
+                "ca",
+                "issue",
+                "--pki-dir",
+                &self.pki_dir.display().to_string(),
+                "--tenant",
+                tenant,
+                "--cluster",
+                cluster,
+                "--out",
+                &out.display().to_string(),
+            ],
+        )?;
+        for f in ["ca.crt", "tls.crt", "tls.key"] {
+            anyhow::ensure!(
+                out.join(f).is_file(),
+                "`fleetgate-hub ca issue` did not write {f} into {}",
+                out.display()
+            );
+        }
+        Ok(out)
+    }
+
+    /// Where agents connect (`https://<this>`).
+    pub fn agent_addr(&self) -> SocketAddr {
+        self.agent_listen
+    }
+
+    /// `https://127.0.0.1:PORT` for `fleetgate-agent --hub`.
+    pub fn agent_url(&self) -> String {
+        format!("https://{}", self.agent_listen)
+    }
+
+    /// Where Envoy fetches its configuration (ADS).
+    pub fn xds_addr(&self) -> SocketAddr {
+        self.xds_listen
+    }
+
+    /// Envoy's bind address for the data-plane listener of port 80.
+    pub fn data_plane_addr(&self) -> SocketAddr {
+        self.data_plane
+    }
+
+    pub fn pki_dir(&self) -> &Path {
+        &self.pki_dir
+    }
+
+    /// The hub CA certificate (PEM), what agents trust.
+    pub fn ca_cert_pem(&self) -> anyhow::Result<String> {
+        crate::components::read(&self.pki_dir.join("ca.crt"))
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    pub fn dir(&self) -> &TestDir {
+        &self.dir
+    }
+
+    pub fn process(&mut self) -> &mut Process {
+        &mut self.process
+    }
+
+    /// Whether the hub process is still running (it must survive malformed input).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.process.try_exit_status(), Ok(None))
+    }
+
+    /// SIGKILLs the hub.
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// Starts the hub again with the same config (ports, PKI, store) and waits for its ports.
+    pub async fn start_again(&mut self) -> anyhow::Result<()> {
+        self.process.restart()?;
+        self.wait_listening().await
+    }
+}
+
+/// Runs a short command (`ca init`, `ca issue`) and fails with its output if it fails.
+fn run_to_completion(binary: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let out = std::process::Command::new(binary)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {}", binary.display()))?;
+    if !out.status.success() {
+        bail!(
+            "`{} {}` failed ({}):\n{}{}",
+            binary.display(),
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_has_the_raw_config_shape() {
+        let yaml = config_yaml(
+            "127.0.0.1:7443".parse().unwrap(),
+            "127.0.0.1:18000".parse().unwrap(),
+            Path::new("/t/pki"),
+            Path::new("/t/store.redb"),
+            "127.0.0.1:18080".parse().unwrap(),
+            &[HubTenant {
+                name: "tenant-a".into(),
+                hostnames: vec!["*.a.example".into()],
+                clusters: vec![HubCluster {
+                    name: "c1".into(),
+                    endpoint_cidrs: vec!["127.0.1.0/24".into()],
+                }],
+            }],
+        );
+        let v: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
+        assert_eq!(v["agentListen"], "127.0.0.1:7443");
+        assert_eq!(v["xdsListen"], "127.0.0.1:18000");
+        assert_eq!(v["pkiDir"], "/t/pki");
+        assert_eq!(v["storePath"], "/t/store.redb");
+        assert_eq!(v["dataPlane"]["address"], "127.0.0.1");
+        assert_eq!(v["dataPlane"]["listeners"][0]["port"], 80);
+        assert_eq!(v["dataPlane"]["listeners"][0]["bind"], "127.0.0.1:18080");
+        let c = &v["tenants"][0]["clusters"][0];
+        assert_eq!(c["endpointCidrs"][0], "127.0.1.0/24");
+        assert_eq!(c["allowSpecialAddresses"], true);
+    }
+}
