@@ -242,7 +242,11 @@ pub fn claims(
             .gateways
             .values()
             .flat_map(|g| g.listeners.iter().filter_map(|l| l.hostname.clone()))
-            .chain(ci.http_routes.values().flat_map(|r| r.hostnames.iter().cloned()));
+            .chain(
+                ci.http_routes
+                    .values()
+                    .flat_map(|r| r.hostnames.iter().cloned()),
+            );
         for h in hosts {
             out.entry(h).or_insert_with(|| tenant.to_string());
         }

@@ -6,7 +6,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "fleetgate-hub", version, about = "The fleetgate hub: admits tenant intent and programs the shared data plane")]
+#[command(
+    name = "fleetgate-hub",
+    version,
+    about = "The fleetgate hub: admits tenant intent and programs the shared data plane"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -73,7 +77,10 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(fleetgate_hub::run::run(config, shutdown_signal()))?;
         }
         Command::Ca { command } => match command {
-            CaCommand::Init { pki_dir, server_sans } => {
+            CaCommand::Init {
+                pki_dir,
+                server_sans,
+            } => {
                 fleetgate_hub::identity::init_ca(&pki_dir, &server_sans)?;
                 println!("created CA and hub certificate in {}", pki_dir.display());
             }

@@ -17,7 +17,7 @@ use crate::compile::{self, Snapshot};
 use crate::config::Config;
 use crate::fleet::{Fleet, FleetView};
 use crate::identity::{CA_CERT, HUB_CERT, HUB_KEY};
-use crate::model::ClusterKey;
+use crate::model::{ClusterKey, Condition, Kind, ObjectStatus};
 use crate::store::Store;
 use crate::sync::{FleetStatus, SyncService};
 use crate::xds::{self, XdsHealth};
@@ -25,7 +25,9 @@ use crate::xds::{self, XdsHealth};
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// A PKI file is missing or unreadable.
-    #[error("cannot read {path}: {source}; create the PKI with `fleetgate-hub ca init --pki-dir <dir>`")]
+    #[error(
+        "cannot read {path}: {source}; create the PKI with `fleetgate-hub ca init --pki-dir <dir>`"
+    )]
     Pki {
         path: String,
         source: std::io::Error,
@@ -46,11 +48,31 @@ fn read_pki(config: &Config, name: &str) -> Result<Vec<u8>, RunError> {
     })
 }
 
-/// Compiles the fleet's view and merges admission rejections into the statuses (a rejection
-/// replaces the status of the older accepted version of the same object).
-pub fn compile_view(view: &FleetView, config: &Config) -> (Snapshot, FleetStatus) {
+/// Compiles the fleet's view and merges into the statuses what compile cannot know: admission
+/// rejections (a rejection replaces the status of the older accepted version of the same
+/// object) and the data plane's NACKs (on the objects whose resources Envoy refused).
+pub fn compile_view(
+    view: &FleetView,
+    config: &Config,
+    health: &XdsHealth,
+) -> (Snapshot, FleetStatus) {
     let compiled = compile::compile(&view.intent, &config.data_plane);
     let mut statuses: BTreeMap<ClusterKey, Vec<_>> = compiled.statuses;
+    for nack in health.nacks.values() {
+        let message = format!(
+            "the data plane rejected the configuration built from this object: {}",
+            nack.message.chars().take(512).collect::<String>()
+        );
+        for src in &nack.sources {
+            let Some(status) = statuses
+                .get_mut(&src.cluster)
+                .and_then(|l| l.iter_mut().find(|s| s.key == src.object))
+            else {
+                continue;
+            };
+            mark_rejected_by_data_plane(status, &message);
+        }
+    }
     for (ck, rejected) in &view.rejections {
         let list = statuses.entry(ck.clone()).or_default();
         list.retain(|s| !rejected.contains_key(&s.key));
@@ -58,6 +80,27 @@ pub fn compile_view(view: &FleetView, config: &Config) -> (Snapshot, FleetStatus
         list.sort_by(|a, b| a.key.cmp(&b.key));
     }
     (compiled.snapshot, Arc::new(statuses))
+}
+
+fn mark_rejected_by_data_plane(status: &mut ObjectStatus, message: &str) {
+    let programmed = Condition::new("Programmed", false, "Invalid", message);
+    match status.key.kind {
+        Kind::Gateway => {
+            status.conditions.retain(|c| c.type_ != "Programmed");
+            status.conditions.push(programmed);
+        }
+        Kind::HttpRoute => {
+            for p in &mut status.parents {
+                p.conditions.retain(|c| c.type_ != "Accepted");
+                p.conditions.push(Condition::new(
+                    "Accepted",
+                    false,
+                    "UnsupportedValue",
+                    message,
+                ));
+            }
+        }
+    }
 }
 
 /// Runs the hub until `shutdown` completes.
@@ -78,15 +121,15 @@ pub async fn run(
 
     // The first snapshot is the stored intent, so Envoy gets the last accepted configuration
     // before any agent reconnects.
-    let (snapshot, statuses) = compile_view(&fleet.view(), &config);
+    let (snapshot, statuses) = compile_view(&fleet.view(), &config, &XdsHealth::default());
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(snapshot));
     let (status_tx, status_rx) = watch::channel(statuses);
-    let (health_tx, _health_rx) = watch::channel(XdsHealth::default());
+    let (health_tx, health_rx) = watch::channel(XdsHealth::default());
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = {
+    let stopped = || {
         let mut rx = stop_rx.clone();
-        move || async move {
+        async move {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
@@ -96,6 +139,7 @@ pub async fn run(
         let fleet = fleet.clone();
         let config = config.clone();
         let mut revisions = fleet.subscribe();
+        let mut health = health_rx;
         let stop = stopped();
         tokio::spawn(async move {
             tokio::pin!(stop);
@@ -103,11 +147,16 @@ pub async fn run(
                 tokio::select! {
                     _ = &mut stop => return,
                     r = revisions.changed() => if r.is_err() { return },
+                    r = health.changed() => if r.is_err() { return },
                 }
                 let view = fleet.view();
+                let health = health.borrow_and_update().clone();
                 let started = std::time::Instant::now();
-                let (snapshot, statuses) = compile_view(&view, &config);
-                tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "compiled");
+                let (snapshot, statuses) = compile_view(&view, &config, &health);
+                tracing::debug!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "compiled"
+                );
                 snapshot_tx.send_if_modified(|cur| {
                     if **cur == snapshot {
                         false
@@ -134,7 +183,12 @@ pub async fn run(
             what: "xDS",
             message: format!("cannot bind {}: {e}", config.xds_listen),
         })?;
-    let xds_task = tokio::spawn(xds::serve_on(xds_listener, snapshot_rx, health_tx, stopped()));
+    let xds_task = tokio::spawn(xds::serve_on(
+        xds_listener,
+        snapshot_rx,
+        health_tx,
+        stopped(),
+    ));
 
     let incoming = TcpIncoming::bind(config.agent_listen)
         .map_err(|e| RunError::Serve {

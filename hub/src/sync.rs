@@ -29,7 +29,11 @@ pub struct SyncService {
 }
 
 impl SyncService {
-    pub fn new(fleet: Arc<Fleet>, trust_domain: String, statuses: watch::Receiver<FleetStatus>) -> Self {
+    pub fn new(
+        fleet: Arc<Fleet>,
+        trust_domain: String,
+        statuses: watch::Receiver<FleetStatus>,
+    ) -> Self {
         Self {
             fleet,
             trust_domain,
@@ -39,7 +43,9 @@ impl SyncService {
 
     fn identify<T>(&self, req: &Request<T>) -> Result<ClusterKey, Status> {
         let certs = req.peer_certs().ok_or_else(|| {
-            Status::unauthenticated("no client certificate: connect with the identity `fleetgate-hub ca issue` wrote")
+            Status::unauthenticated(
+                "no client certificate: connect with the identity `fleetgate-hub ca issue` wrote",
+            )
         })?;
         let leaf = certs
             .first()
@@ -154,7 +160,11 @@ async fn run_stream(
             }
         }
         // After every event, send this cluster's statuses if they changed.
-        let current = statuses.borrow_and_update().get(&key).cloned().unwrap_or_default();
+        let current = statuses
+            .borrow_and_update()
+            .get(&key)
+            .cloned()
+            .unwrap_or_default();
         if last_sent.as_ref() != Some(&current) {
             let msg = pb::HubMessage {
                 kind: Some(pb::hub_message::Kind::Status(pb::Status {
