@@ -68,7 +68,11 @@ impl Admitted {
     /// Hostnames (exact or wildcard) the object claims for its tenant.
     pub fn hostnames(&self) -> Vec<String> {
         match self {
-            Admitted::Gateway(g) => g.listeners.iter().filter_map(|l| l.hostname.clone()).collect(),
+            Admitted::Gateway(g) => g
+                .listeners
+                .iter()
+                .filter_map(|l| l.hostname.clone())
+                .collect(),
             Admitted::HttpRoute(r) => r.hostnames.clone(),
         }
     }
@@ -79,7 +83,12 @@ pub fn object_key(r: &pb::ObjectRef) -> Result<ObjectKey, Rejection> {
     let kind = match pb::Kind::try_from(r.kind) {
         Ok(pb::Kind::Gateway) => Kind::Gateway,
         Ok(pb::Kind::HttpRoute) => Kind::HttpRoute,
-        _ => return reject("UnsupportedValue", format!("unknown object kind {}", r.kind)),
+        _ => {
+            return reject(
+                "UnsupportedValue",
+                format!("unknown object kind {}", r.kind),
+            );
+        }
     };
     check_k8s_name("namespace", &r.namespace, 63)?;
     check_k8s_name("name", &r.name, 253)?;
@@ -132,7 +141,10 @@ pub fn admit(obj: &pb::Object, policy: &Policy<'_>) -> Result<Admitted, Rejectio
         (Kind::HttpRoute, Some(pb::object::Spec::HttpRoute(h))) => {
             admit_http_route(meta, h, policy).map(Admitted::HttpRoute)
         }
-        _ => reject("UnsupportedValue", "the object's spec does not match its kind"),
+        _ => reject(
+            "UnsupportedValue",
+            "the object's spec does not match its kind",
+        ),
     }
 }
 
@@ -153,10 +165,13 @@ fn admit_gateway(meta: Meta, g: &pb::Gateway, policy: &Policy<'_>) -> Result<Gat
                 format!("listener name {:?} is used twice", l.name),
             );
         }
-        let port = u16::try_from(l.port).ok().filter(|p| *p != 0).ok_or(Rejection {
-            reason: "ListenersNotValid",
-            message: format!("listener {:?}: port {} is not 1-65535", l.name, l.port),
-        })?;
+        let port = u16::try_from(l.port)
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or(Rejection {
+                reason: "ListenersNotValid",
+                message: format!("listener {:?}: port {} is not 1-65535", l.name, l.port),
+            })?;
         let hostname = if l.hostname.is_empty() {
             None
         } else {
@@ -221,7 +236,10 @@ fn admit_http_route(
         );
     }
     if h.hostnames.len() > MAX_HOSTNAMES {
-        return reject("UnsupportedValue", format!("at most {MAX_HOSTNAMES} hostnames"));
+        return reject(
+            "UnsupportedValue",
+            format!("at most {MAX_HOSTNAMES} hostnames"),
+        );
     }
     if h.rules.len() > MAX_RULES {
         return reject("UnsupportedValue", format!("at most {MAX_RULES} rules"));
@@ -264,7 +282,9 @@ fn admit_rule(
     policy: &Policy<'_>,
 ) -> Result<HttpRouteRule, Rejection> {
     let at = |what: &str| format!("rules[{i}].{what}");
-    if r.matches.len() > MAX_MATCHES || r.backends.len() > MAX_BACKENDS || r.filters.len() > MAX_FILTERS
+    if r.matches.len() > MAX_MATCHES
+        || r.backends.len() > MAX_BACKENDS
+        || r.filters.len() > MAX_FILTERS
     {
         return reject(
             "UnsupportedValue",
@@ -291,9 +311,8 @@ fn admit_rule(
                 })?;
                 match pb::path_match::Type::try_from(p.r#type) {
                     Ok(pb::path_match::Type::Exact) => PathMatch::Exact(p.value.clone()),
-                    Ok(pb::path_match::Type::PathPrefix) | Ok(pb::path_match::Type::Unspecified) => {
-                        PathMatch::Prefix(p.value.clone())
-                    }
+                    Ok(pb::path_match::Type::PathPrefix)
+                    | Ok(pb::path_match::Type::Unspecified) => PathMatch::Prefix(p.value.clone()),
                     Err(_) => {
                         return reject(
                             "UnsupportedValue",
@@ -337,7 +356,12 @@ fn admit_rule(
                 }
                 filters.push(HttpFilter::RequestHeaderModifier(hm));
             }
-            None => return reject("UnsupportedValue", format!("{}: empty filter", at("filters"))),
+            None => {
+                return reject(
+                    "UnsupportedValue",
+                    format!("{}: empty filter", at("filters")),
+                );
+            }
         }
     }
     let mut backends = Vec::new();
@@ -426,10 +450,13 @@ fn check_endpoint(e: &pb::Endpoint, policy: &Policy<'_>) -> Result<SocketAddr, R
             e.address.chars().take(64).collect::<String>()
         ),
     })?;
-    let port = u16::try_from(e.port).ok().filter(|p| *p != 0).ok_or(Rejection {
-        reason: "UnsupportedValue",
-        message: format!("endpoint {ip}: port {} is not 1-65535", e.port),
-    })?;
+    let port = u16::try_from(e.port)
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or(Rejection {
+            reason: "UnsupportedValue",
+            message: format!("endpoint {ip}: port {} is not 1-65535", e.port),
+        })?;
     let addr = SocketAddr::new(ip, port);
     let cluster = policy.cluster;
     if !cluster.endpoint_cidrs.iter().any(|n| n.contains(&ip)) {
@@ -488,7 +515,8 @@ fn check_hostname(raw: &str) -> Result<String, Rejection> {
 fn check_path(p: &str) -> Result<(), Rejection> {
     if !p.starts_with('/')
         || p.len() > MAX_PATH_LEN
-        || p.bytes().any(|b| b.is_ascii_control() || b == b'?' || b == b'#' || b == b' ')
+        || p.bytes()
+            .any(|b| b.is_ascii_control() || b == b'?' || b == b'#' || b == b' ')
         || p.contains("//")
     {
         return reject(
@@ -521,11 +549,14 @@ fn check_header(name: &str, value: &str) -> Result<(String, String), Rejection> 
             format!("header {name:?} cannot be matched or modified"),
         );
     }
-    if value.len() > MAX_HEADER_VALUE_LEN || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
+    if value.len() > MAX_HEADER_VALUE_LEN
+        || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
     {
         return reject(
             "UnsupportedValue",
-            format!("header {name:?}: the value has CR, LF or NUL, or is over {MAX_HEADER_VALUE_LEN} bytes"),
+            format!(
+                "header {name:?}: the value has CR, LF or NUL, or is over {MAX_HEADER_VALUE_LEN} bytes"
+            ),
         );
     }
     Ok((lower, value.to_string()))
@@ -574,11 +605,7 @@ fn check_owned(h: &str, policy: &Policy<'_>) -> Result<(), Rejection> {
 
 /// The status of a rejected object: Accepted=False with the rejection, on the object (Gateway) or
 /// on every parent (HTTPRoute).
-pub fn rejected_status(
-    key: &ObjectKey,
-    obj: &pb::Object,
-    rejection: &Rejection,
-) -> ObjectStatus {
+pub fn rejected_status(key: &ObjectKey, obj: &pb::Object, rejection: &Rejection) -> ObjectStatus {
     let accepted = Condition::new("Accepted", false, rejection.reason, &rejection.message);
     let mut status = ObjectStatus {
         key: key.clone(),
@@ -598,8 +625,7 @@ pub fn rejected_status(
                     parent_ref: ParentRef {
                         namespace: p.namespace.clone(),
                         name: p.name.clone(),
-                        section_name: (!p.section_name.is_empty())
-                            .then(|| p.section_name.clone()),
+                        section_name: (!p.section_name.is_empty()).then(|| p.section_name.clone()),
                         port: u16::try_from(p.port).ok().filter(|p| *p != 0),
                     },
                     conditions: vec![
@@ -706,32 +732,85 @@ mod tests {
     #[test]
     fn admits_owned_hostnames_and_endpoints_in_cidr() {
         let f = Fixture::new();
-        let got = admit(&route(&["App.A.example"], &[("10.1.2.3", 30080)]), &f.policy()).unwrap();
-        let Admitted::HttpRoute(r) = got else { panic!() };
+        let got = admit(
+            &route(&["App.A.example"], &[("10.1.2.3", 30080)]),
+            &f.policy(),
+        )
+        .unwrap();
+        let Admitted::HttpRoute(r) = got else {
+            panic!()
+        };
         assert_eq!(r.hostnames, vec!["app.a.example"]);
         assert_eq!(r.rules[0].matches[0].path, PathMatch::Prefix("/".into()));
-        assert_eq!(r.rules[0].backends[0].endpoints, vec!["10.1.2.3:30080".parse().unwrap()]);
+        assert_eq!(
+            r.rules[0].backends[0].endpoints,
+            vec!["10.1.2.3:30080".parse().unwrap()]
+        );
     }
 
     #[test]
     fn rejections_name_what_to_change() {
         let f = Fixture::new();
         let cases: &[(&[&str], &[(&str, u32)], &str, &str)] = &[
-            (&["app.b.example"], &[], "HostnameNotAllowed", "not allowed for tenant a"),
+            (
+                &["app.b.example"],
+                &[],
+                "HostnameNotAllowed",
+                "not allowed for tenant a",
+            ),
             (&["a.example"], &[], "HostnameNotAllowed", "*.a.example"),
             (&["*.example"], &[], "HostnameNotAllowed", "not allowed"),
-            (&["x.a.example"], &[("10.2.0.1", 80)], "EndpointNotAllowed", "outside the networks"),
-            (&["x.a.example"], &[("127.0.0.1", 80)], "EndpointNotAllowed", "outside"),
-            (&["x.a.example"], &[("169.254.169.254", 80)], "EndpointNotAllowed", "outside"),
-            (&["x.a.example"], &[("10.1.0.9", 7443)], "EndpointNotAllowed", "the hub"),
-            (&["x.a.example"], &[("db.default.svc", 80)], "UnsupportedValue", "not an IP"),
-            (&["x.a.example"], &[("10.1.0.1", 0)], "UnsupportedValue", "port"),
-            (&["bad host"], &[], "UnsupportedValue", "not a fully qualified"),
+            (
+                &["x.a.example"],
+                &[("10.2.0.1", 80)],
+                "EndpointNotAllowed",
+                "outside the networks",
+            ),
+            (
+                &["x.a.example"],
+                &[("127.0.0.1", 80)],
+                "EndpointNotAllowed",
+                "outside",
+            ),
+            (
+                &["x.a.example"],
+                &[("169.254.169.254", 80)],
+                "EndpointNotAllowed",
+                "outside",
+            ),
+            (
+                &["x.a.example"],
+                &[("10.1.0.9", 7443)],
+                "EndpointNotAllowed",
+                "the hub",
+            ),
+            (
+                &["x.a.example"],
+                &[("db.default.svc", 80)],
+                "UnsupportedValue",
+                "not an IP",
+            ),
+            (
+                &["x.a.example"],
+                &[("10.1.0.1", 0)],
+                "UnsupportedValue",
+                "port",
+            ),
+            (
+                &["bad host"],
+                &[],
+                "UnsupportedValue",
+                "not a fully qualified",
+            ),
         ];
         for (hosts, eps, reason, msg) in cases {
             let err = admit(&route(hosts, eps), &f.policy()).unwrap_err();
             assert_eq!(err.reason, *reason, "{hosts:?} {eps:?}: {}", err.message);
-            assert!(err.message.contains(msg), "{hosts:?} {eps:?}: {}", err.message);
+            assert!(
+                err.message.contains(msg),
+                "{hosts:?} {eps:?}: {}",
+                err.message
+            );
         }
     }
 
@@ -754,7 +833,12 @@ mod tests {
         let mut f = Fixture::new();
         f.tenant.hostnames.push("*.b.example".into());
         f.owners.insert("shop.example".into(), "c".into());
-        for h in ["x.b.example", "*.b.example", "*.y.b.example", "shop.example"] {
+        for h in [
+            "x.b.example",
+            "*.b.example",
+            "*.y.b.example",
+            "shop.example",
+        ] {
             let err = admit(&route(&[h], &[]), &f.policy()).unwrap_err();
             assert_eq!(err.reason, "HostnameConflict", "{h}");
         }
@@ -776,10 +860,16 @@ mod tests {
                 headers: vec![],
             });
         }
-        assert_eq!(admit(&o, &f.policy()).unwrap_err().reason, "UnsupportedValue");
+        assert_eq!(
+            admit(&o, &f.policy()).unwrap_err().reason,
+            "UnsupportedValue"
+        );
         let mut o = route(&["x.a.example"], &[]);
         o.r#ref.as_mut().unwrap().name = "../../etc".into();
-        assert_eq!(admit(&o, &f.policy()).unwrap_err().reason, "UnsupportedValue");
+        assert_eq!(
+            admit(&o, &f.policy()).unwrap_err().reason,
+            "UnsupportedValue"
+        );
         let mut o = route(&["x.a.example"], &[]);
         o.spec = Some(pb::object::Spec::Gateway(pb::Gateway::default()));
         assert!(admit(&o, &f.policy()).is_err());

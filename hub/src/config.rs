@@ -186,7 +186,10 @@ impl RawConfig {
         let mut ports = std::collections::BTreeSet::new();
         for l in &self.data_plane.listeners {
             if !ports.insert(l.port) {
-                errs.push(format!("dataPlane.listeners: port {} is listed twice", l.port));
+                errs.push(format!(
+                    "dataPlane.listeners: port {} is listed twice",
+                    l.port
+                ));
             }
         }
         let mut tenants = BTreeMap::new();

@@ -34,7 +34,9 @@ pub enum IdentityError {
     #[error("certificate generation failed: {0}")]
     Rcgen(#[from] rcgen::Error),
     /// `ca init` would overwrite an existing CA.
-    #[error("{0} already holds a CA; remove it first if you really want a new one (every agent must then be re-issued)")]
+    #[error(
+        "{0} already holds a CA; remove it first if you really want a new one (every agent must then be re-issued)"
+    )]
     CaExists(PathBuf),
     /// The peer certificate could not be parsed.
     #[error("the client certificate is not valid X.509: {0}")]
@@ -165,7 +167,8 @@ pub fn init_ca(pki_dir: &Path, server_sans: &[String]) -> Result<(), IdentityErr
     let now = OffsetDateTime::now_utc();
     let ca_key = KeyPair::generate()?;
     let mut ca = CertificateParams::default();
-    ca.distinguished_name.push(DnType::CommonName, "fleetgate hub CA");
+    ca.distinguished_name
+        .push(DnType::CommonName, "fleetgate hub CA");
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     ca.not_before = now - Duration::minutes(5);

@@ -34,7 +34,11 @@ impl From<Stored> for ClusterIntent {
         let key = |m: &crate::model::Meta| (m.namespace.clone(), m.name.clone());
         Self {
             gateways: s.gateways.into_iter().map(|g| (key(&g.meta), g)).collect(),
-            http_routes: s.http_routes.into_iter().map(|r| (key(&r.meta), r)).collect(),
+            http_routes: s
+                .http_routes
+                .into_iter()
+                .map(|r| (key(&r.meta), r))
+                .collect(),
         }
     }
 }
@@ -102,7 +106,12 @@ impl Store {
     pub fn load(&self) -> Result<Loaded, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let mut out = Loaded::default();
-        for row in txn.open_table(INTENT).map_err(db_err)?.iter().map_err(db_err)? {
+        for row in txn
+            .open_table(INTENT)
+            .map_err(db_err)?
+            .iter()
+            .map_err(db_err)?
+        {
             let (k, v) = row.map_err(db_err)?;
             let key = k.value().to_string();
             let Some((tenant, cluster)) = key.split_once('/') else {
@@ -121,9 +130,15 @@ impl Store {
                 stored.into(),
             );
         }
-        for row in txn.open_table(HOSTNAMES).map_err(db_err)?.iter().map_err(db_err)? {
+        for row in txn
+            .open_table(HOSTNAMES)
+            .map_err(db_err)?
+            .iter()
+            .map_err(db_err)?
+        {
             let (k, v) = row.map_err(db_err)?;
-            out.owners.insert(k.value().to_string(), v.value().to_string());
+            out.owners
+                .insert(k.value().to_string(), v.value().to_string());
         }
         Ok(out)
     }
@@ -205,7 +220,8 @@ mod tests {
         assert_eq!(loaded.intent[&key], intent);
         assert_eq!(loaded.owners, owners);
 
-        s.save(&key, &ClusterIntent::default(), &BTreeMap::new()).unwrap();
+        s.save(&key, &ClusterIntent::default(), &BTreeMap::new())
+            .unwrap();
         let loaded = s.load().unwrap();
         assert!(loaded.intent.is_empty());
         assert!(loaded.owners.is_empty());
