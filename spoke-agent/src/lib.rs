@@ -1,1 +1,32 @@
+//! The fleetgate spoke agent: runs in one tenant cluster (or over a folder of YAML), turns the
+//! tenant's Gateway API intent into self-contained `fleetgate.spoke.v1` objects, streams them to
+//! the hub over mTLS and writes the hub's status back onto the tenant's objects.
+//!
+//! The module tree follows the data path:
+//! [`watch`] / [`manifests`] (sources of a [`state::ClusterState`] snapshot) ->
+//! [`resolve`] + [`translate`] (pure: snapshot -> proto intent) -> [`diff`] + [`sync`]
+//! (the gRPC stream to the hub) -> [`status`] (hub status -> tenant objects).
+//! [`run`] wires them together; `main.rs` only parses flags.
 
+pub mod config;
+pub mod diff;
+pub mod identity;
+pub mod manifests;
+pub mod resolve;
+pub mod run;
+pub mod state;
+pub mod status;
+pub mod sync;
+pub mod test_support;
+pub mod translate;
+pub mod watch;
+
+pub use config::{Config, EndpointMode, Source};
+pub use run::{RunError, run};
+
+/// The GatewayClass `spec.controllerName` this agent claims.
+pub const CONTROLLER_NAME: &str = "fleetgate.dev/hub";
+/// Field manager of every server-side apply the agent makes.
+pub const FIELD_MANAGER: &str = "fleetgate-agent";
+/// Version reported in Hello.
+pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");

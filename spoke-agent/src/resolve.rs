@@ -1,0 +1,392 @@
+//! Resolve: an HTTPRoute backendRef -> a self-contained [`Backend`] with endpoints, or with the
+//! Gateway API `ResolvedRefs` problem that explains why it has none.
+//!
+//! Where it sits: called by `translate` (pure) on a [`ClusterState`] snapshot. Endpoint mode
+//! `node` sends every Node's InternalIP x the Service port's nodePort; mode `pod` sends the ready
+//! addresses of the Service's EndpointSlices. No I/O: everything comes from the snapshot.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use fleetgate_proto::spoke::v1::{Backend, BackendProblem, Endpoint};
+use gateway_api::httproutes::HttpRouteRulesBackendRefs;
+use k8s_openapi::api::core::v1::{Node, Service, ServicePort};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::config::EndpointMode;
+use crate::state::ClusterState;
+
+/// Label that ties an EndpointSlice to its Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// Lookups over one snapshot, built once per translation.
+#[derive(Debug)]
+pub struct Index<'a> {
+    services: BTreeMap<(&'a str, &'a str), &'a Service>,
+    slices: BTreeMap<(&'a str, &'a str), Vec<&'a EndpointSlice>>,
+    /// (InternalIP, ready) of every Node, sorted, deduplicated.
+    node_addresses: Vec<(IpAddr, bool)>,
+    mode: EndpointMode,
+}
+
+impl<'a> Index<'a> {
+    pub fn new(state: &'a ClusterState, mode: EndpointMode) -> Self {
+        let mut services = BTreeMap::new();
+        for s in &state.services {
+            if let (Some(ns), Some(name)) = (&s.metadata.namespace, &s.metadata.name) {
+                services.insert((ns.as_str(), name.as_str()), s);
+            }
+        }
+        let mut slices: BTreeMap<_, Vec<_>> = BTreeMap::new();
+        for s in &state.endpoint_slices {
+            let svc = s
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(SERVICE_NAME_LABEL));
+            if let (Some(ns), Some(svc)) = (&s.metadata.namespace, svc) {
+                slices
+                    .entry((ns.as_str(), svc.as_str()))
+                    .or_default()
+                    .push(s);
+            }
+        }
+        let node_addresses: BTreeSet<(IpAddr, bool)> =
+            state.nodes.iter().filter_map(node_internal_ip).collect();
+        Self {
+            services,
+            slices,
+            node_addresses: node_addresses.into_iter().collect(),
+            mode,
+        }
+    }
+}
+
+/// A Node's InternalIP and whether it is Ready (no Ready condition counts as ready: hand-made
+/// Nodes without a kubelet carry none).
+fn node_internal_ip(node: &Node) -> Option<(IpAddr, bool)> {
+    let status = node.status.as_ref()?;
+    let ip = status
+        .addresses
+        .iter()
+        .flatten()
+        .filter(|a| a.type_ == "InternalIP")
+        .find_map(|a| a.address.parse::<IpAddr>().ok())?;
+    let ready = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Ready")
+        .is_none_or(|c| c.status == "True");
+    Some((ip, ready))
+}
+
+fn problem(reason: &str, message: String) -> Option<BackendProblem> {
+    Some(BackendProblem {
+        reason: reason.to_string(),
+        message,
+    })
+}
+
+/// Resolves one backendRef of a route in `route_ns`.
+pub fn resolve_backend(route_ns: &str, r: &HttpRouteRulesBackendRefs, index: &Index<'_>) -> Backend {
+    let namespace = r.namespace.clone().unwrap_or_else(|| route_ns.to_string());
+    let port = r.port.and_then(|p| u32::try_from(p).ok()).unwrap_or(0);
+    let mut backend = Backend {
+        namespace: namespace.clone(),
+        name: r.name.clone(),
+        port,
+        weight: r.weight.and_then(|w| u32::try_from(w).ok()).unwrap_or(1),
+        problem: None,
+        endpoints: Vec::new(),
+    };
+    let group = r.group.as_deref().unwrap_or("");
+    let kind = r.kind.as_deref().unwrap_or("Service");
+    if !group.is_empty() || kind != "Service" {
+        let shown = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
+        backend.problem = problem(
+            "InvalidKind",
+            format!("backendRef {shown} {}/{} is not supported: fleetgate only routes to core Services", namespace, r.name),
+        );
+        return backend;
+    }
+    if namespace != route_ns {
+        backend.problem = problem(
+            "RefNotPermitted",
+            format!(
+                "backendRef to Service {namespace}/{} crosses from namespace {route_ns}; fleetgate does not support ReferenceGrant yet, so the Service must be in the route's namespace",
+                r.name
+            ),
+        );
+        return backend;
+    }
+    let Some(svc) = index.services.get(&(namespace.as_str(), r.name.as_str())) else {
+        backend.problem = problem("BackendNotFound", format!("Service {namespace}/{} not found", r.name));
+        return backend;
+    };
+    if port == 0 {
+        backend.problem = problem(
+            "BackendNotFound",
+            format!("backendRef to Service {namespace}/{} has no port; set backendRefs[].port", r.name),
+        );
+        return backend;
+    }
+    let ports = svc.spec.as_ref().and_then(|s| s.ports.as_ref());
+    let Some(svc_port) = ports.into_iter().flatten().find(|p| i64::from(p.port) == i64::from(port)) else {
+        backend.problem = problem(
+            "BackendNotFound",
+            format!("Service {namespace}/{} has no port {port}", r.name),
+        );
+        return backend;
+    };
+    let proto = svc_port.protocol.as_deref().unwrap_or("TCP");
+    if proto != "TCP" {
+        backend.problem = problem(
+            "UnsupportedProtocol",
+            format!("Service {namespace}/{} port {port} is {proto}; HTTPRoute backends must be TCP", r.name),
+        );
+        return backend;
+    }
+    match index.mode {
+        EndpointMode::Node => match svc_port.node_port.and_then(|p| u32::try_from(p).ok()) {
+            Some(node_port) if node_port > 0 => {
+                backend.endpoints = index
+                    .node_addresses
+                    .iter()
+                    .map(|(ip, ready)| Endpoint {
+                        address: ip.to_string(),
+                        port: node_port,
+                        ready: *ready,
+                    })
+                    .collect();
+            }
+            _ => {
+                backend.problem = problem(
+                    "BackendNotFound",
+                    format!(
+                        "Service {namespace}/{} port {port} has no nodePort; set the Service type to NodePort or run the agent with --endpoint-mode=pod",
+                        r.name
+                    ),
+                );
+            }
+        },
+        EndpointMode::Pod => {
+            let slices = index
+                .slices
+                .get(&(namespace.as_str(), r.name.as_str()))
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            backend.endpoints = pod_endpoints(svc_port, slices);
+        }
+    }
+    backend
+}
+
+/// Ready addresses of `slices` for the slice port that carries `svc_port`: the slice port named
+/// like the Service port, else the one whose number is the Service port's numeric targetPort.
+fn pod_endpoints(svc_port: &ServicePort, slices: &[&EndpointSlice]) -> Vec<Endpoint> {
+    let name = svc_port.name.as_deref().unwrap_or("");
+    let target = match &svc_port.target_port {
+        Some(IntOrString::Int(n)) => Some(*n),
+        Some(IntOrString::String(_)) => None,
+        None => Some(svc_port.port),
+    };
+    let mut out = BTreeSet::new();
+    for slice in slices {
+        if slice.address_type == "FQDN" {
+            continue;
+        }
+        let ports = slice.ports.as_deref().unwrap_or_default();
+        let by_name = ports.iter().find(|p| p.name.as_deref().unwrap_or("") == name);
+        let by_number = || ports.iter().find(|p| target.is_some() && p.port == target);
+        let Some(port) = by_name.or_else(by_number).and_then(|p| p.port) else {
+            continue;
+        };
+        let Ok(port) = u32::try_from(port) else { continue };
+        for ep in slice.endpoints.iter().flatten() {
+            if ep.conditions.as_ref().and_then(|c| c.ready) == Some(false) {
+                continue;
+            }
+            for a in &ep.addresses {
+                if let Ok(ip) = a.parse::<IpAddr>() {
+                    out.insert((ip, port));
+                }
+            }
+        }
+    }
+    out.into_iter()
+        .map(|(ip, port)| Endpoint {
+            address: ip.to_string(),
+            port,
+            ready: true,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{backend_ref, endpoint_slice, node, service};
+
+    fn ep(a: &str, p: u32, ready: bool) -> Endpoint {
+        Endpoint {
+            address: a.into(),
+            port: p,
+            ready,
+        }
+    }
+
+    fn state() -> ClusterState {
+        ClusterState {
+            services: vec![
+                service("app", "web", "NodePort", &[(None, 80, Some(30080), IntOrString::Int(8080))]),
+                service("app", "clusterip", "ClusterIP", &[(Some("http"), 80, None, IntOrString::String("http".into()))]),
+                service("app", "multi", "NodePort", &[
+                    (Some("http"), 80, Some(30001), IntOrString::Int(8080)),
+                    (Some("admin"), 81, Some(30002), IntOrString::Int(9090)),
+                ]),
+            ],
+            endpoint_slices: vec![
+                endpoint_slice("app", "web-1", "web", &[(None, 8080)], &[("127.0.1.10", None), ("127.0.1.11", Some(false))]),
+                endpoint_slice("app", "web-2", "web", &[(None, 8080)], &[("127.0.1.12", Some(true)), ("127.0.1.10", None)]),
+                endpoint_slice("app", "ci-1", "clusterip", &[(Some("http"), 8000)], &[("127.0.1.20", Some(true))]),
+                endpoint_slice("app", "multi-1", "multi", &[(Some("admin"), 9090), (Some("http"), 8080)], &[("127.0.1.30", None)]),
+                endpoint_slice("other", "web-x", "web", &[(None, 8080)], &[("127.0.9.9", None)]),
+            ],
+            nodes: vec![
+                node("n2", Some("127.0.1.2"), Some("True")),
+                node("n1", Some("127.0.1.1"), None),
+                node("n3", Some("127.0.1.3"), Some("False")),
+                node("n4", None, Some("True")),
+            ],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn resolve_table() {
+        let st = state();
+        struct Case {
+            name: &'static str,
+            mode: EndpointMode,
+            r: HttpRouteRulesBackendRefs,
+            reason: Option<&'static str>,
+            message_has: &'static str,
+            endpoints: Vec<Endpoint>,
+        }
+        let cases = vec![
+            Case {
+                name: "node mode: every node InternalIP x nodePort, readiness from Ready condition",
+                mode: EndpointMode::Node,
+                r: backend_ref(None, None, None, "web", Some(80)),
+                reason: None,
+                message_has: "",
+                endpoints: vec![ep("127.0.1.1", 30080, true), ep("127.0.1.2", 30080, true), ep("127.0.1.3", 30080, false)],
+            },
+            Case {
+                name: "node mode: ClusterIP service has no nodePort",
+                mode: EndpointMode::Node,
+                r: backend_ref(None, None, None, "clusterip", Some(80)),
+                reason: Some("BackendNotFound"),
+                message_has: "--endpoint-mode=pod",
+                endpoints: vec![],
+            },
+            Case {
+                name: "node mode: second port of a multi-port service",
+                mode: EndpointMode::Node,
+                r: backend_ref(None, None, None, "multi", Some(81)),
+                reason: None,
+                message_has: "",
+                endpoints: vec![ep("127.0.1.1", 30002, true), ep("127.0.1.2", 30002, true), ep("127.0.1.3", 30002, false)],
+            },
+            Case {
+                name: "pod mode: ready addresses, deduplicated across slices, not-ready dropped",
+                mode: EndpointMode::Pod,
+                r: backend_ref(None, None, None, "web", Some(80)),
+                reason: None,
+                message_has: "",
+                endpoints: vec![ep("127.0.1.10", 8080, true), ep("127.0.1.12", 8080, true)],
+            },
+            Case {
+                name: "pod mode: named targetPort matched by the service port name",
+                mode: EndpointMode::Pod,
+                r: backend_ref(None, None, None, "clusterip", Some(80)),
+                reason: None,
+                message_has: "",
+                endpoints: vec![ep("127.0.1.20", 8000, true)],
+            },
+            Case {
+                name: "pod mode: multi-port picks the slice port of the same name",
+                mode: EndpointMode::Pod,
+                r: backend_ref(None, None, None, "multi", Some(81)),
+                reason: None,
+                message_has: "",
+                endpoints: vec![ep("127.0.1.30", 9090, true)],
+            },
+            Case {
+                name: "missing service",
+                mode: EndpointMode::Pod,
+                r: backend_ref(None, None, None, "nope", Some(80)),
+                reason: Some("BackendNotFound"),
+                message_has: "Service app/nope not found",
+                endpoints: vec![],
+            },
+            Case {
+                name: "missing service port",
+                mode: EndpointMode::Node,
+                r: backend_ref(None, None, None, "web", Some(81)),
+                reason: Some("BackendNotFound"),
+                message_has: "no port 81",
+                endpoints: vec![],
+            },
+            Case {
+                name: "cross namespace",
+                mode: EndpointMode::Node,
+                r: backend_ref(None, None, Some("other"), "web", Some(80)),
+                reason: Some("RefNotPermitted"),
+                message_has: "ReferenceGrant",
+                endpoints: vec![],
+            },
+            Case {
+                name: "explicit core Service kind is fine",
+                mode: EndpointMode::Pod,
+                r: backend_ref(Some(""), Some("Service"), Some("app"), "web", Some(80)),
+                reason: None,
+                message_has: "",
+                endpoints: vec![ep("127.0.1.10", 8080, true), ep("127.0.1.12", 8080, true)],
+            },
+            Case {
+                name: "other kind",
+                mode: EndpointMode::Node,
+                r: backend_ref(Some("agentgateway.dev"), Some("AgentgatewayBackend"), None, "llm", None),
+                reason: Some("InvalidKind"),
+                message_has: "AgentgatewayBackend.agentgateway.dev",
+                endpoints: vec![],
+            },
+        ];
+        for c in cases {
+            let index = Index::new(&st, c.mode);
+            let b = resolve_backend("app", &c.r, &index);
+            assert_eq!(b.problem.as_ref().map(|p| p.reason.as_str()), c.reason, "{}", c.name);
+            if let Some(p) = &b.problem {
+                assert!(p.message.contains(c.message_has), "{}: {}", c.name, p.message);
+            }
+            assert_eq!(b.endpoints, c.endpoints, "{}", c.name);
+            assert_eq!(b.name, c.r.name, "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn weight_defaults_to_one_and_zero_is_kept() {
+        let st = state();
+        let index = Index::new(&st, EndpointMode::Node);
+        let mut r = backend_ref(None, None, None, "web", Some(80));
+        assert_eq!(resolve_backend("app", &r, &index).weight, 1);
+        r.weight = Some(0);
+        assert_eq!(resolve_backend("app", &r, &index).weight, 0);
+        r.weight = Some(7);
+        let b = resolve_backend("app", &r, &index);
+        assert_eq!((b.weight, b.namespace.as_str(), b.port), (7, "app", 80));
+    }
+}

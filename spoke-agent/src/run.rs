@@ -1,0 +1,144 @@
+//! Run: wires the agent's data path together for one cluster (or one manifests folder).
+//!
+//! source (`watch` | `manifests`) -> ClusterState watch -> `translate` task -> intent watch ->
+//! `sync` (gRPC to the hub) -> Status watch -> `status` writer. Each channel has exactly one
+//! writer. Returns when the process is asked to stop (SIGINT/SIGTERM).
+
+use fleetgate_proto::spoke::v1::{Hello, Object, Status};
+use kube::Client;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::config::{Config, Source};
+use crate::identity::{Identity, IdentityError};
+use crate::manifests::{self, ManifestsError};
+use crate::state::ClusterState;
+use crate::status::{self, Sink};
+use crate::sync::{SyncError, Syncer, tls_endpoint};
+use crate::translate::translate;
+use crate::{AGENT_VERSION, watch as cluster_watch};
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The identity folder is incomplete or its certificate is not an agent certificate.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// The hub endpoint cannot be built from the flags and identity.
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    /// The kubeconfig file cannot be read or used.
+    #[error("cannot use kubeconfig {path}: {reason}")]
+    Kubeconfig { path: String, reason: String },
+    /// No kubeconfig was given and none could be inferred.
+    #[error("cannot reach the tenant cluster (no --kubeconfig; in-cluster config and KUBECONFIG failed): {0}")]
+    InferKube(#[source] kube::Error),
+    /// The manifests folder cannot be listed.
+    #[error(transparent)]
+    Manifests(#[from] ManifestsError),
+    /// Waiting for a termination signal failed.
+    #[error("cannot install signal handlers: {0}")]
+    Signal(#[source] std::io::Error),
+}
+
+async fn kube_client(kubeconfig: Option<&std::path::Path>) -> Result<Client, RunError> {
+    match kubeconfig {
+        Some(path) => {
+            let err = |reason: String| RunError::Kubeconfig {
+                path: path.display().to_string(),
+                reason,
+            };
+            let kc = Kubeconfig::read_from(path).map_err(|e| err(e.to_string()))?;
+            let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| err(e.to_string()))?;
+            Client::try_from(cfg).map_err(|e| err(e.to_string()))
+        }
+        None => Client::try_default().await.map_err(RunError::InferKube),
+    }
+}
+
+/// Runs the agent until SIGINT/SIGTERM.
+pub async fn run(config: Config) -> Result<(), RunError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let identity = Identity::load(&config.identity_dir)?;
+    let endpoint = tls_endpoint(&config.hub, &identity, &config.hub_server_name)?;
+    info!(
+        hub = %config.hub,
+        tenant = %identity.spiffe.tenant,
+        cluster = %identity.spiffe.cluster,
+        "starting fleetgate-agent {AGENT_VERSION}"
+    );
+
+    let (state_tx, mut state_rx) = watch::channel(ClusterState::default());
+    let sink = match &config.source {
+        Source::Kube { kubeconfig } => {
+            let client = kube_client(kubeconfig.as_deref()).await?;
+            tokio::spawn(cluster_watch::run(client.clone(), state_tx));
+            Sink::Kube(client)
+        }
+        Source::Manifests { dir } => {
+            manifests::check_folder(dir)?;
+            tokio::spawn(manifests::run(dir.clone(), state_tx));
+            Sink::log()
+        }
+    };
+
+    let stop = shutdown_signal()?;
+    tokio::pin!(stop);
+    // Nothing goes to the hub before the source has a complete first snapshot.
+    tokio::select! {
+        _ = state_rx.changed() => {}
+        _ = &mut stop => return Ok(()),
+    }
+
+    let intent_of = |s: &ClusterState| translate(s, config.effective_endpoint_mode(!s.nodes.is_empty()));
+    let (intent_tx, intent_rx) = watch::channel::<Vec<Object>>(intent_of(&state_rx.borrow_and_update()));
+    let (status_tx, status_rx) = watch::channel::<Option<Status>>(None);
+    tokio::spawn(status::run_writer(state_rx.clone(), status_rx, sink));
+    let mut translate_rx = state_rx;
+    let mode_config = config.clone();
+    tokio::spawn(async move {
+        while translate_rx.changed().await.is_ok() {
+            let s = translate_rx.borrow_and_update().clone();
+            let next = translate(&s, mode_config.effective_endpoint_mode(!s.nodes.is_empty()));
+            intent_tx.send_if_modified(|cur| {
+                if *cur == next {
+                    false
+                } else {
+                    *cur = next;
+                    true
+                }
+            });
+        }
+    });
+
+    let hello = Hello {
+        cluster: identity.spiffe.cluster.clone(),
+        agent_version: AGENT_VERSION.to_string(),
+    };
+    let syncer = Syncer::new(intent_rx, status_tx, hello);
+    let connect = || {
+        let endpoint = endpoint.clone();
+        async move { endpoint.connect().await.map_err(SyncError::Connect) }
+    };
+    tokio::select! {
+        _ = syncer.run(connect) => {}
+        _ = &mut stop => info!("stopping"),
+    }
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, RunError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(RunError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(RunError::Signal)?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
+}

@@ -1,0 +1,313 @@
+//! Status building (pure): the hub's [`ObjectStatus`] + the object as the cluster has it -> the
+//! status the agent wants on the object, and the list of writes needed to get there.
+//!
+//! Where it sits: the last step of the data path, between `sync` (which receives the hub's
+//! Status) and the writers in [`super`]. Every condition carries `observedGeneration`; a
+//! condition whose `status` did not change keeps its `lastTransitionTime`, so repeated writes
+//! do not flap. Only objects whose desired status differs from the current one are written.
+
+use std::collections::BTreeMap;
+
+use fleetgate_proto::spoke::v1::{self as pb, Kind, ObjectStatus, Status};
+use gateway_api::gatewayclasses::{GatewayClass, GatewayClassStatus};
+use gateway_api::gateways::{
+    Gateway, GatewayStatus, GatewayStatusAddresses, GatewayStatusListeners,
+    GatewayStatusListenersSupportedKinds,
+};
+use gateway_api::httproutes::{
+    HttpRoute, HttpRouteParentRefs, HttpRouteStatus, HttpRouteStatusParents,
+    HttpRouteStatusParentsParentRef,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::CONTROLLER_NAME;
+use crate::state::ClusterState;
+use crate::translate::{GATEWAY_GROUP, claimed_classes, parent_ref};
+
+/// One status write: which object and the full status the agent wants on it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatusWrite {
+    GatewayClass { name: String, status: GatewayClassStatus },
+    Gateway { namespace: String, name: String, status: GatewayStatus },
+    HttpRoute { namespace: String, name: String, status: HttpRouteStatus },
+}
+
+impl StatusWrite {
+    /// `Kind namespace/name` for logs.
+    pub fn object(&self) -> String {
+        match self {
+            Self::GatewayClass { name, .. } => format!("GatewayClass {name}"),
+            Self::Gateway { namespace, name, .. } => format!("Gateway {namespace}/{name}"),
+            Self::HttpRoute { namespace, name, .. } => format!("HTTPRoute {namespace}/{name}"),
+        }
+    }
+}
+
+/// `now` truncated to whole seconds, as the API server stores it.
+pub fn now_seconds() -> Time {
+    let now = k8s_openapi::jiff::Timestamp::now().as_second();
+    Time(k8s_openapi::jiff::Timestamp::from_second(now).expect("current time is in range"))
+}
+
+/// The desired conditions: `desired` with `observedGeneration`, keeping the existing
+/// `lastTransitionTime` of a condition whose status did not change; conditions of other types
+/// already on the object (set by someone else) are kept. Sorted by type.
+pub fn merge_conditions(existing: &[Condition], desired: &[pb::Condition], generation: i64, now: &Time) -> Vec<Condition> {
+    let mut out: BTreeMap<String, Condition> = existing
+        .iter()
+        .map(|c| (c.type_.clone(), c.clone()))
+        .collect();
+    for d in desired {
+        let last_transition_time = match out.get(&d.r#type) {
+            Some(old) if old.status == d.status => old.last_transition_time.clone(),
+            _ => now.clone(),
+        };
+        let reason = if d.reason.is_empty() { "Pending".to_string() } else { d.reason.clone() };
+        out.insert(
+            d.r#type.clone(),
+            Condition {
+                type_: d.r#type.clone(),
+                status: d.status.clone(),
+                reason,
+                message: d.message.clone(),
+                observed_generation: Some(generation),
+                last_transition_time,
+            },
+        );
+    }
+    out.into_values().collect()
+}
+
+fn sorted(mut c: Vec<Condition>) -> Vec<Condition> {
+    c.sort_by(|a, b| a.type_.cmp(&b.type_));
+    c
+}
+
+/// GatewayClass of a claimed class: Accepted=True, decided by the agent itself.
+pub fn gateway_class_status(gc: &GatewayClass, now: &Time) -> GatewayClassStatus {
+    let existing = gc.status.clone().unwrap_or_default();
+    let accepted = pb::Condition {
+        r#type: "Accepted".into(),
+        status: "True".into(),
+        reason: "Accepted".into(),
+        message: format!("Claimed by {CONTROLLER_NAME}"),
+    };
+    let generation = gc.metadata.generation.unwrap_or(0);
+    GatewayClassStatus {
+        conditions: Some(merge_conditions(
+            existing.conditions.as_deref().unwrap_or_default(),
+            &[accepted],
+            generation,
+            now,
+        )),
+        ..existing
+    }
+}
+
+fn generation_of(hub: &ObjectStatus, object_generation: Option<i64>) -> i64 {
+    if hub.observed_generation > 0 { hub.observed_generation } else { object_generation.unwrap_or(0) }
+}
+
+/// Gateway `status.conditions`, `status.addresses` and `status.listeners` from the hub.
+pub fn gateway_status(gw: &Gateway, hub: &ObjectStatus, now: &Time) -> GatewayStatus {
+    let existing = gw.status.clone().unwrap_or_default();
+    let generation = generation_of(hub, gw.metadata.generation);
+    let old_listeners = existing.listeners.clone().unwrap_or_default();
+    let listeners = hub
+        .listeners
+        .iter()
+        .map(|l| {
+            let old = old_listeners.iter().find(|o| o.name == l.name);
+            GatewayStatusListeners {
+                name: l.name.clone(),
+                attached_routes: i32::try_from(l.attached_routes).unwrap_or(i32::MAX),
+                conditions: merge_conditions(old.map(|o| o.conditions.as_slice()).unwrap_or_default(), &l.conditions, generation, now),
+                supported_kinds: Some(vec![GatewayStatusListenersSupportedKinds {
+                    group: Some(GATEWAY_GROUP.to_string()),
+                    kind: "HTTPRoute".to_string(),
+                }]),
+            }
+        })
+        .collect();
+    GatewayStatus {
+        conditions: Some(merge_conditions(
+            existing.conditions.as_deref().unwrap_or_default(),
+            &hub.conditions,
+            generation,
+            now,
+        )),
+        addresses: Some(
+            hub.addresses
+                .iter()
+                .map(|a| GatewayStatusAddresses {
+                    r#type: Some("IPAddress".to_string()),
+                    value: a.clone(),
+                })
+                .collect(),
+        ),
+        listeners: Some(listeners),
+        ..existing
+    }
+}
+
+fn status_parent_ref(p: &HttpRouteParentRefs) -> HttpRouteStatusParentsParentRef {
+    HttpRouteStatusParentsParentRef {
+        group: p.group.clone(),
+        kind: p.kind.clone(),
+        name: p.name.clone(),
+        namespace: p.namespace.clone(),
+        port: p.port,
+        section_name: p.section_name.clone(),
+    }
+}
+
+/// HTTPRoute `status.parents`: one entry per parent the hub reported, with the parentRef as the
+/// tenant wrote it; entries of other controllers are kept as they are.
+pub fn route_status(route: &HttpRoute, hub: &ObjectStatus, now: &Time) -> HttpRouteStatus {
+    let existing = route.status.clone().unwrap_or_default();
+    let ns = route.metadata.namespace.clone().unwrap_or_default();
+    let generation = generation_of(hub, route.metadata.generation);
+    let spec_refs = route.spec.parent_refs.as_deref().unwrap_or_default();
+    let mut parents: Vec<HttpRouteStatusParents> = existing
+        .parents
+        .iter()
+        .filter(|p| p.controller_name != CONTROLLER_NAME)
+        .cloned()
+        .collect();
+    for hp in &hub.parents {
+        let Some(want) = &hp.parent_ref else { continue };
+        let parent_ref = spec_refs
+            .iter()
+            .find(|s| parent_ref(&ns, s).as_ref() == Some(want))
+            .map(status_parent_ref)
+            .unwrap_or_else(|| HttpRouteStatusParentsParentRef {
+                group: Some(GATEWAY_GROUP.to_string()),
+                kind: Some("Gateway".to_string()),
+                name: want.name.clone(),
+                namespace: Some(want.namespace.clone()),
+                port: (want.port > 0).then(|| i32::try_from(want.port).unwrap_or(0)),
+                section_name: (!want.section_name.is_empty()).then(|| want.section_name.clone()),
+            });
+        let old = existing
+            .parents
+            .iter()
+            .find(|p| p.controller_name == CONTROLLER_NAME && p.parent_ref == parent_ref);
+        parents.push(HttpRouteStatusParents {
+            conditions: merge_conditions(old.map(|o| o.conditions.as_slice()).unwrap_or_default(), &hp.conditions, generation, now),
+            controller_name: CONTROLLER_NAME.to_string(),
+            parent_ref,
+        });
+    }
+    HttpRouteStatus { parents }
+}
+
+/// Normalises a status for comparison: conditions sorted by type.
+fn norm_gw(s: &GatewayStatus) -> GatewayStatus {
+    let mut s = s.clone();
+    s.conditions = s.conditions.map(sorted);
+    for l in s.listeners.iter_mut().flatten() {
+        l.conditions = sorted(std::mem::take(&mut l.conditions));
+    }
+    s
+}
+
+fn norm_route(s: &HttpRouteStatus) -> HttpRouteStatus {
+    let mut s = s.clone();
+    for p in &mut s.parents {
+        p.conditions = sorted(std::mem::take(&mut p.conditions));
+    }
+    s
+}
+
+fn norm_gc(s: &GatewayClassStatus) -> GatewayClassStatus {
+    let mut s = s.clone();
+    s.conditions = s.conditions.map(sorted);
+    s
+}
+
+type StatusKey = (i32, String, String);
+
+/// The writes that bring every claimed GatewayClass and every Gateway/HTTPRoute the hub reported
+/// to their desired status; objects already there are left out.
+pub fn plan(state: &ClusterState, hub: Option<&Status>, now: &Time) -> Vec<StatusWrite> {
+    let mut out = Vec::new();
+    let claimed = claimed_classes(state);
+    for gc in &state.gateway_classes {
+        let Some(name) = gc.metadata.name.clone().filter(|n| claimed.contains(n)) else { continue };
+        let status = gateway_class_status(gc, now);
+        if gc.status.as_ref().map(norm_gc) != Some(norm_gc(&status)) {
+            out.push(StatusWrite::GatewayClass { name, status });
+        }
+    }
+    let Some(hub) = hub else { return out };
+    let by_key: BTreeMap<StatusKey, &ObjectStatus> = hub
+        .objects
+        .iter()
+        .filter_map(|o| o.r#ref.as_ref().map(|r| ((r.kind, r.namespace.clone(), r.name.clone()), o)))
+        .collect();
+    let find = |kind: Kind, m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        let (ns, name) = (m.namespace.clone()?, m.name.clone()?);
+        let s = by_key.get(&(kind as i32, ns.clone(), name.clone()))?;
+        Some((ns, name, *s))
+    };
+    for gw in &state.gateways {
+        let Some((namespace, name, hs)) = find(Kind::Gateway, &gw.metadata) else { continue };
+        if !claimed.contains(&gw.spec.gateway_class_name) {
+            continue;
+        }
+        let status = gateway_status(gw, hs, now);
+        if gw.status.as_ref().map(norm_gw) != Some(norm_gw(&status)) {
+            out.push(StatusWrite::Gateway { namespace, name, status });
+        }
+    }
+    for r in &state.http_routes {
+        let Some((namespace, name, hs)) = find(Kind::HttpRoute, &r.metadata) else { continue };
+        let status = route_status(r, hs, now);
+        if r.status.as_ref().map(norm_route) != Some(norm_route(&status)) {
+            out.push(StatusWrite::HttpRoute { namespace, name, status });
+        }
+    }
+    out
+}
+
+/// One line describing a write without timestamps, for the manifests-mode log.
+pub fn summary(w: &StatusWrite) -> String {
+    fn conds(c: &[Condition]) -> String {
+        c.iter()
+            .map(|c| format!("{}={}({}{})", c.type_, c.status, c.reason, if c.message.is_empty() { String::new() } else { format!(": {}", c.message) }))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+    match w {
+        StatusWrite::GatewayClass { status, .. } => conds(status.conditions.as_deref().unwrap_or_default()),
+        StatusWrite::Gateway { status, .. } => {
+            let addrs: Vec<&str> = status.addresses.iter().flatten().map(|a| a.value.as_str()).collect();
+            let listeners: Vec<String> = status
+                .listeners
+                .iter()
+                .flatten()
+                .map(|l| format!("[{} attachedRoutes={} {}]", l.name, l.attached_routes, conds(&l.conditions)))
+                .collect();
+            format!(
+                "{} addresses=[{}] listeners={}",
+                conds(status.conditions.as_deref().unwrap_or_default()),
+                addrs.join(","),
+                listeners.join("")
+            )
+        }
+        StatusWrite::HttpRoute { status, .. } => status
+            .parents
+            .iter()
+            .filter(|p| p.controller_name == CONTROLLER_NAME)
+            .map(|p| {
+                let ns = p.parent_ref.namespace.as_deref().map(|n| format!("{n}/")).unwrap_or_default();
+                let sec = p.parent_ref.section_name.as_deref().map(|s| format!("#{s}")).unwrap_or_default();
+                format!("[parent {ns}{}{sec}: {}]", p.parent_ref.name, conds(&p.conditions))
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,231 @@
+//! Sync: the agent's side of `fleetgate.spoke.v1.SpokeService/Sync`, one bidirectional gRPC
+//! stream per cluster over mTLS.
+//!
+//! Where it sits: after `translate` (it consumes the intent through a `watch` channel) and before
+//! `status` (it publishes the hub's latest Status through another `watch` channel). On every
+//! stream it sends Hello, then the full state as revision 1, then one incremental Update (from
+//! [`crate::diff`]) per intent change. A stream error means reconnect with exponential backoff
+//! (200 ms doubling to 10 s, full jitter) and resend the full state.
+
+use std::future::Future;
+use std::time::Duration;
+
+use fleetgate_proto::MAX_MESSAGE_BYTES;
+use fleetgate_proto::spoke::v1::{
+    AgentMessage, Hello, Object, Status, Update, agent_message, hub_message,
+    spoke_service_client::SpokeServiceClient,
+};
+use rand::Rng;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tracing::{debug, error, info, warn};
+
+use crate::diff::{Held, diff, held_of};
+use crate::identity::Identity;
+
+/// First reconnect delay ceiling.
+pub const BACKOFF_START: Duration = Duration::from_millis(200);
+/// Largest reconnect delay ceiling.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// Why a Sync stream ended or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The hub address or TLS material could not make a gRPC endpoint.
+    #[error("cannot build the hub endpoint {hub}: {source}")]
+    Endpoint {
+        hub: String,
+        source: tonic::transport::Error,
+    },
+    /// Connecting (TCP, TLS handshake, HTTP/2) to the hub failed.
+    #[error("cannot connect to the hub: {0}")]
+    Connect(#[source] tonic::transport::Error),
+    /// The hub ended the stream with a gRPC status.
+    #[error("Sync stream failed: {0}")]
+    Rpc(#[from] tonic::Status),
+    /// The hub closed the stream without an error.
+    #[error("the hub closed the Sync stream")]
+    Closed,
+}
+
+/// The gRPC endpoint of the hub with mTLS: `ca.crt` is the only trust root, `tls.crt`/`tls.key`
+/// the client identity, and the hub's certificate must carry `server_name`.
+pub fn tls_endpoint(hub: &str, identity: &Identity, server_name: &str) -> Result<Endpoint, SyncError> {
+    let err = |source| SyncError::Endpoint {
+        hub: hub.to_string(),
+        source,
+    };
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&identity.ca_pem))
+        .identity(tonic::transport::Identity::from_pem(&identity.cert_pem, &identity.key_pem))
+        .domain_name(server_name);
+    Ok(Endpoint::from_shared(hub.to_string())
+        .map_err(err)?
+        .tls_config(tls)
+        .map_err(err)?
+        .connect_timeout(Duration::from_secs(5))
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .keep_alive_while_idle(true))
+}
+
+/// The delay ceiling before reconnect attempt `attempt` (0-based): 200 ms doubling, capped at 10 s.
+pub fn backoff_ceiling(attempt: u32) -> Duration {
+    let factor = 1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX);
+    BACKOFF_START.saturating_mul(factor).min(BACKOFF_MAX)
+}
+
+/// Full jitter: a uniformly random delay in `[0, ceiling]`.
+pub fn full_jitter(ceiling: Duration, rng: &mut impl Rng) -> Duration {
+    let ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(rng.random_range(0..=ms))
+}
+
+/// How a stream ended.
+#[derive(Debug)]
+pub struct SessionEnd {
+    /// The hub acknowledged at least one Update on this stream (the connection was healthy, so
+    /// the backoff starts over).
+    pub acked: bool,
+    /// `None`: the intent channel closed (the agent is shutting down).
+    pub error: Option<SyncError>,
+}
+
+/// The Sync client: owns the intent receiver and the status sender.
+pub struct Syncer {
+    intent: watch::Receiver<Vec<Object>>,
+    status: watch::Sender<Option<Status>>,
+    hello: Hello,
+}
+
+impl Syncer {
+    /// `hello.cluster` should be the cluster of the agent's certificate.
+    pub fn new(intent: watch::Receiver<Vec<Object>>, status: watch::Sender<Option<Status>>, hello: Hello) -> Self {
+        Self { intent, status, hello }
+    }
+
+    /// Connects with `connect` and runs streams until the intent channel closes, reconnecting
+    /// with backoff after every failure.
+    pub async fn run<F, Fut>(mut self, mut connect: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Channel, SyncError>>,
+    {
+        let mut attempt = 0u32;
+        loop {
+            let err = match connect().await {
+                Ok(channel) => {
+                    let end = self.session(channel).await;
+                    if end.acked {
+                        attempt = 0;
+                    }
+                    match end.error {
+                        None => return,
+                        Some(e) => e,
+                    }
+                }
+                Err(e) => e,
+            };
+            let delay = full_jitter(backoff_ceiling(attempt), &mut rand::rng());
+            attempt = attempt.saturating_add(1);
+            warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "hub sync interrupted; reconnecting");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One Sync stream over `channel`: Hello, full state, then deltas, until it fails.
+    #[tracing::instrument(skip_all, fields(cluster = %self.hello.cluster))]
+    pub async fn session(&mut self, channel: Channel) -> SessionEnd {
+        let mut acked = false;
+        let error = self.stream(channel, &mut acked).await.err();
+        if error.is_none() {
+            info!("intent source closed; stopping sync");
+        }
+        SessionEnd { acked, error }
+    }
+
+    async fn stream(&mut self, channel: Channel, acked: &mut bool) -> Result<(), SyncError> {
+        let mut client = SpokeServiceClient::new(channel)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let (tx, rx) = mpsc::channel::<AgentMessage>(16);
+        let send = |m: agent_message::Kind| AgentMessage { kind: Some(m) };
+        let intent = self.intent.borrow_and_update().clone();
+        let mut revision = 1u64;
+        // Queued before the call so the hub sees them as soon as the stream opens.
+        tx.try_send(send(agent_message::Kind::Hello(self.hello.clone())))
+            .expect("fresh channel has room");
+        tx.try_send(send(agent_message::Kind::Update(full_update(revision, &intent))))
+            .expect("fresh channel has room");
+        info!(revision, objects = intent.len(), "sent full state");
+        // What the hub holds; None after a Nack, when it is unknown until the next full state.
+        let mut held: Option<Held> = Some(held_of(&intent));
+        let mut inbound = client.sync(ReceiverStream::new(rx)).await?.into_inner();
+        loop {
+            tokio::select! {
+                msg = inbound.message() => {
+                    let Some(msg) = msg? else { return Err(SyncError::Closed) };
+                    match msg.kind {
+                        Some(hub_message::Kind::Ack(a)) => {
+                            *acked = true;
+                            debug!(revision = a.revision, "hub acknowledged");
+                        }
+                        Some(hub_message::Kind::Nack(n)) => {
+                            error!(revision = n.revision, message = %n.message, "hub refused an update; nothing of it was stored");
+                            held = None;
+                            if revision > n.revision {
+                                // Later deltas were built on the refused one: resend everything.
+                                revision += 1;
+                                let intent = self.intent.borrow_and_update().clone();
+                                send_or_closed(&tx, send(agent_message::Kind::Update(full_update(revision, &intent)))).await?;
+                                held = Some(held_of(&intent));
+                            }
+                        }
+                        Some(hub_message::Kind::Status(s)) => {
+                            debug!(objects = s.objects.len(), "hub status");
+                            self.status.send_replace(Some(s));
+                        }
+                        None => debug!("empty hub message"),
+                    }
+                }
+                changed = self.intent.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    let intent = self.intent.borrow_and_update().clone();
+                    let update = match &held {
+                        Some(h) => {
+                            let d = diff(h, &intent);
+                            if d.is_empty() {
+                                continue;
+                            }
+                            Update { revision: revision + 1, full_state: false, upserts: d.upserts, deletes: d.deletes }
+                        }
+                        None => full_update(revision + 1, &intent),
+                    };
+                    revision += 1;
+                    debug!(revision, full = update.full_state, upserts = update.upserts.len(), deletes = update.deletes.len(), "sending update");
+                    send_or_closed(&tx, send(agent_message::Kind::Update(update))).await?;
+                    held = Some(held_of(&intent));
+                }
+            }
+        }
+    }
+}
+
+fn full_update(revision: u64, intent: &[Object]) -> Update {
+    Update {
+        revision,
+        full_state: true,
+        upserts: intent.to_vec(),
+        deletes: Vec::new(),
+    }
+}
+
+async fn send_or_closed(tx: &mpsc::Sender<AgentMessage>, m: AgentMessage) -> Result<(), SyncError> {
+    tx.send(m).await.map_err(|_| SyncError::Closed)
+}
+
+#[cfg(test)]
+mod tests;

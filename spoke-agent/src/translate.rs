@@ -1,0 +1,288 @@
+//! Translate (pure): a [`ClusterState`] snapshot -> the `fleetgate.spoke.v1` objects the hub gets.
+//!
+//! Where it sits: between the sources (`watch`, `manifests`) and `sync`. It claims the
+//! GatewayClasses whose controllerName is [`CONTROLLER_NAME`], sends only Gateways of claimed
+//! classes, and sends an HTTPRoute when one of its parentRefs points to a sent Gateway (only those
+//! parentRefs are sent). Backends are resolved by [`crate::resolve`]. What fleetgate cannot express
+//! (regex, method and query matches; filters other than RequestHeaderModifier) is dropped with a
+//! log line, never widened: a match that cannot be sent is dropped, and a rule whose matches were
+//! all dropped is dropped.
+
+use std::collections::BTreeSet;
+
+use fleetgate_proto::spoke::v1::{
+    self as pb, AllowedRoutes, HeaderMatch, HeaderModifier, HttpFilter, HttpRouteMatch, Kind,
+    Listener, Object, ObjectRef, ParentRef, PathMatch, http_filter, object, path_match,
+};
+use gateway_api::gateways::{Gateway, GatewayListenersAllowedRoutesNamespacesFrom};
+use gateway_api::httproutes::{
+    HttpRoute, HttpRouteParentRefs, HttpRouteRules, HttpRouteRulesFilters,
+    HttpRouteRulesFiltersType, HttpRouteRulesMatches, HttpRouteRulesMatchesHeadersType,
+    HttpRouteRulesMatchesPathType,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use tracing::{debug, warn};
+
+use crate::CONTROLLER_NAME;
+use crate::config::EndpointMode;
+use crate::resolve::{Index, resolve_backend};
+use crate::state::ClusterState;
+
+/// The Gateway API group of Gateway, the default of a parentRef.
+pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
+
+/// Names of the GatewayClasses this agent claims.
+pub fn claimed_classes(state: &ClusterState) -> BTreeSet<String> {
+    state
+        .gateway_classes
+        .iter()
+        .filter(|c| c.spec.controller_name == CONTROLLER_NAME)
+        .filter_map(|c| c.metadata.name.clone())
+        .collect()
+}
+
+/// (namespace, name) of the Gateways that are sent: those of a claimed class.
+pub fn sent_gateways(state: &ClusterState, claimed: &BTreeSet<String>) -> BTreeSet<(String, String)> {
+    state
+        .gateways
+        .iter()
+        .filter(|g| claimed.contains(&g.spec.gateway_class_name))
+        .filter_map(|g| ns_name(&g.metadata))
+        .collect()
+}
+
+/// A route's parentRef as sent to the hub, when it points to a Gateway (namespace defaulted to
+/// the route's); `None` for other kinds.
+pub fn parent_ref(route_ns: &str, p: &HttpRouteParentRefs) -> Option<ParentRef> {
+    let group = p.group.as_deref().unwrap_or(GATEWAY_GROUP);
+    let kind = p.kind.as_deref().unwrap_or("Gateway");
+    if group != GATEWAY_GROUP || kind != "Gateway" {
+        return None;
+    }
+    Some(ParentRef {
+        namespace: p.namespace.clone().unwrap_or_else(|| route_ns.to_string()),
+        name: p.name.clone(),
+        section_name: p.section_name.clone().unwrap_or_default(),
+        port: p.port.and_then(|p| u32::try_from(p).ok()).unwrap_or(0),
+    })
+}
+
+/// The whole intent of the cluster, Gateways first, each kind sorted by namespace/name.
+pub fn translate(state: &ClusterState, mode: EndpointMode) -> Vec<Object> {
+    let claimed = claimed_classes(state);
+    let sent = sent_gateways(state, &claimed);
+    let index = Index::new(state, mode);
+    let mut gateways: Vec<Object> = state
+        .gateways
+        .iter()
+        .filter(|g| claimed.contains(&g.spec.gateway_class_name))
+        .filter_map(gateway_object)
+        .collect();
+    let mut routes: Vec<Object> = state
+        .http_routes
+        .iter()
+        .filter_map(|r| route_object(r, &sent, &index))
+        .collect();
+    let key = |o: &Object| o.r#ref.as_ref().map(|r| (r.namespace.clone(), r.name.clone()));
+    gateways.sort_by_key(key);
+    routes.sort_by_key(key);
+    gateways.extend(routes);
+    gateways
+}
+
+fn ns_name(m: &ObjectMeta) -> Option<(String, String)> {
+    Some((m.namespace.clone()?, m.name.clone()?))
+}
+
+fn object_header(kind: Kind, m: &ObjectMeta) -> Option<Object> {
+    let (namespace, name) = ns_name(m)?;
+    Some(Object {
+        r#ref: Some(ObjectRef {
+            kind: kind as i32,
+            namespace,
+            name,
+        }),
+        generation: m.generation.unwrap_or(0),
+        creation_timestamp: m
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.to_string())
+            .unwrap_or_default(),
+        spec: None,
+    })
+}
+
+fn gateway_object(g: &Gateway) -> Option<Object> {
+    let mut o = object_header(Kind::Gateway, &g.metadata)?;
+    let listeners = g
+        .spec
+        .listeners
+        .iter()
+        .map(|l| {
+            let ns = l.allowed_routes.as_ref().and_then(|a| a.namespaces.as_ref());
+            let from = ns.and_then(|n| n.from.clone());
+            let from = match from {
+                None | Some(GatewayListenersAllowedRoutesNamespacesFrom::Same) => "Same",
+                Some(GatewayListenersAllowedRoutesNamespacesFrom::All) => "All",
+                Some(GatewayListenersAllowedRoutesNamespacesFrom::Selector) => {
+                    warn!(
+                        gateway = %o.r#ref.as_ref().map(|r| format!("{}/{}", r.namespace, r.name)).unwrap_or_default(),
+                        listener = %l.name,
+                        "allowedRoutes.namespaces.from=Selector is not resolved by this agent yet (it does not watch Namespaces): no namespace is allowed"
+                    );
+                    "Selector"
+                }
+            };
+            Listener {
+                name: l.name.clone(),
+                protocol: l.protocol.clone(),
+                port: u32::try_from(l.port).unwrap_or(0),
+                hostname: l.hostname.clone().unwrap_or_default(),
+                allowed_routes: Some(AllowedRoutes {
+                    from: from.to_string(),
+                    namespaces: Vec::new(),
+                }),
+            }
+        })
+        .collect();
+    o.spec = Some(object::Spec::Gateway(pb::Gateway {
+        gateway_class_name: g.spec.gateway_class_name.clone(),
+        listeners,
+    }));
+    Some(o)
+}
+
+fn route_object(r: &HttpRoute, sent: &BTreeSet<(String, String)>, index: &Index<'_>) -> Option<Object> {
+    let mut o = object_header(Kind::HttpRoute, &r.metadata)?;
+    let (ns, name) = ns_name(&r.metadata)?;
+    let parent_refs: Vec<ParentRef> = r
+        .spec
+        .parent_refs
+        .iter()
+        .flatten()
+        .filter_map(|p| parent_ref(&ns, p))
+        .filter(|p| sent.contains(&(p.namespace.clone(), p.name.clone())))
+        .collect();
+    if parent_refs.is_empty() {
+        return None;
+    }
+    let rules = r
+        .spec
+        .rules
+        .iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, rule)| translate_rule(&ns, &name, i, rule, index))
+        .collect();
+    o.spec = Some(object::Spec::HttpRoute(pb::HttpRoute {
+        parent_refs,
+        hostnames: r.spec.hostnames.clone().unwrap_or_default(),
+        rules,
+    }));
+    Some(o)
+}
+
+fn translate_rule(ns: &str, route: &str, i: usize, rule: &HttpRouteRules, index: &Index<'_>) -> Option<pb::HttpRouteRule> {
+    let written = rule.matches.as_deref().unwrap_or_default();
+    let matches: Vec<HttpRouteMatch> = written
+        .iter()
+        .filter_map(|m| match translate_match(m) {
+            Ok(m) => Some(m),
+            Err(why) => {
+                warn!(route = %format!("{ns}/{route}"), rule = i, "dropping a match: {why}");
+                None
+            }
+        })
+        .collect();
+    if !written.is_empty() && matches.is_empty() {
+        warn!(route = %format!("{ns}/{route}"), rule = i, "dropping the rule: none of its matches is supported");
+        return None;
+    }
+    let filters = rule
+        .filters
+        .iter()
+        .flatten()
+        .filter_map(|f| {
+            let out = translate_filter(f);
+            if out.is_none() {
+                debug!(route = %format!("{ns}/{route}"), rule = i, filter = ?f.r#type, "ignoring unsupported filter");
+            }
+            out
+        })
+        .collect();
+    let backends = rule
+        .backend_refs
+        .iter()
+        .flatten()
+        .map(|b| resolve_backend(ns, b, index))
+        .collect();
+    Some(pb::HttpRouteRule {
+        name: rule.name.clone().unwrap_or_default(),
+        matches,
+        filters,
+        backends,
+    })
+}
+
+/// One match, or why fleetgate cannot express it.
+pub fn translate_match(m: &HttpRouteRulesMatches) -> Result<HttpRouteMatch, String> {
+    if m.method.is_some() {
+        return Err("method matches are not supported yet".into());
+    }
+    if m.query_params.as_ref().is_some_and(|q| !q.is_empty()) {
+        return Err("queryParams matches are not supported yet".into());
+    }
+    let (kind, value) = match &m.path {
+        None => (path_match::Type::PathPrefix, "/".to_string()),
+        Some(p) => {
+            let kind = match p.r#type {
+                None | Some(HttpRouteRulesMatchesPathType::PathPrefix) => path_match::Type::PathPrefix,
+                Some(HttpRouteRulesMatchesPathType::Exact) => path_match::Type::Exact,
+                Some(HttpRouteRulesMatchesPathType::RegularExpression) => {
+                    return Err("path type RegularExpression is not supported".into());
+                }
+            };
+            (kind, p.value.clone().unwrap_or_else(|| "/".to_string()))
+        }
+    };
+    let mut headers = Vec::new();
+    for h in m.headers.iter().flatten() {
+        match h.r#type {
+            None | Some(HttpRouteRulesMatchesHeadersType::Exact) => headers.push(HeaderMatch {
+                name: h.name.clone(),
+                value: h.value.clone(),
+            }),
+            Some(HttpRouteRulesMatchesHeadersType::RegularExpression) => {
+                return Err(format!("header {} uses RegularExpression; only Exact is supported", h.name));
+            }
+        }
+    }
+    Ok(HttpRouteMatch {
+        path: Some(PathMatch {
+            r#type: kind as i32,
+            value,
+        }),
+        headers,
+    })
+}
+
+fn translate_filter(f: &HttpRouteRulesFilters) -> Option<HttpFilter> {
+    if f.r#type != HttpRouteRulesFiltersType::RequestHeaderModifier {
+        return None;
+    }
+    let m = f.request_header_modifier.as_ref()?;
+    let header = |name: &String, value: &String| pb::Header {
+        name: name.clone(),
+        value: value.clone(),
+    };
+    Some(HttpFilter {
+        kind: Some(http_filter::Kind::RequestHeaderModifier(HeaderModifier {
+            set: m.set.iter().flatten().map(|h| header(&h.name, &h.value)).collect(),
+            add: m.add.iter().flatten().map(|h| header(&h.name, &h.value)).collect(),
+            remove: m.remove.clone().unwrap_or_default(),
+        })),
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,82 @@
+//! Watch: kube-rs reflectors over the tenant cluster (GatewayClass, Gateway, HTTPRoute v1,
+//! Service, EndpointSlice, Node) that publish a [`ClusterState`] snapshot.
+//!
+//! Where it sits: the first step of the data path in cluster mode (the other source is
+//! [`crate::manifests`]). The first snapshot is published only once every reflector has listed
+//! its kind, so the hub never receives a partial full state; later snapshots follow every change
+//! (debounced by 100 ms) and are sent only when they differ.
+
+pub mod reflect;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gateway_api::gatewayclasses::GatewayClass;
+use gateway_api::gateways::Gateway;
+use gateway_api::httproutes::HttpRoute;
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::{Api, Client};
+use tokio::sync::{Notify, watch};
+use tracing::{info, warn};
+
+use crate::state::ClusterState;
+
+/// Runs the reflectors and publishes snapshots into `tx` until every receiver is gone.
+pub async fn run(client: Client, tx: watch::Sender<ClusterState>) {
+    let changed = Arc::new(Notify::new());
+    let classes = reflect::spawn(Api::<GatewayClass>::all(client.clone()), changed.clone());
+    let gateways = reflect::spawn(Api::<Gateway>::all(client.clone()), changed.clone());
+    let routes = reflect::spawn(Api::<HttpRoute>::all(client.clone()), changed.clone());
+    let services = reflect::spawn(Api::<Service>::all(client.clone()), changed.clone());
+    let slices = reflect::spawn(Api::<EndpointSlice>::all(client.clone()), changed.clone());
+    let nodes = reflect::spawn(Api::<Node>::all(client.clone()), changed.clone());
+
+    let ready = async {
+        let _ = classes.wait_until_ready().await;
+        let _ = gateways.wait_until_ready().await;
+        let _ = routes.wait_until_ready().await;
+        let _ = services.wait_until_ready().await;
+        let _ = slices.wait_until_ready().await;
+        let _ = nodes.wait_until_ready().await;
+    };
+    tokio::pin!(ready);
+    loop {
+        tokio::select! {
+            _ = &mut ready => break,
+            _ = tokio::time::sleep(Duration::from_secs(10)) => warn!(
+                "still waiting for the initial list of GatewayClasses, Gateways, HTTPRoutes, Services, EndpointSlices and Nodes (are the Gateway API CRDs installed and the RBAC in deploy/agent-rbac.yaml applied?)"
+            ),
+        }
+    }
+    info!("cluster watch ready");
+    let snapshot = || {
+        let mut s = ClusterState {
+            gateway_classes: reflect::objects(&classes),
+            gateways: reflect::objects(&gateways),
+            http_routes: reflect::objects(&routes),
+            services: reflect::objects(&services),
+            endpoint_slices: reflect::objects(&slices),
+            nodes: reflect::objects(&nodes),
+        };
+        s.normalize();
+        s
+    };
+    tx.send_replace(snapshot());
+    loop {
+        tokio::select! {
+            _ = changed.notified() => {}
+            _ = tx.closed() => return,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let next = snapshot();
+        tx.send_if_modified(|cur| {
+            if *cur == next {
+                false
+            } else {
+                *cur = next;
+                true
+            }
+        });
+    }
+}
