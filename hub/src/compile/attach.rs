@@ -97,7 +97,13 @@ pub fn attach(
     }
     let allowed: Vec<usize> = served
         .into_iter()
-        .filter(|&i| allows(&gw.listeners[i].allowed_routes, &gw.meta.namespace, route_ns))
+        .filter(|&i| {
+            allows(
+                &gw.listeners[i].allowed_routes,
+                &gw.meta.namespace,
+                route_ns,
+            )
+        })
         .collect();
     if allowed.is_empty() {
         return Err(AttachError::NotAllowedByListeners(format!(

@@ -98,7 +98,11 @@ mod tests {
         ];
         for (listener, route, want) in cases {
             let route: Vec<String> = route.iter().map(|s| s.to_string()).collect();
-            assert_eq!(intersect(listener, &route), want, "{listener:?} x {route:?}");
+            assert_eq!(
+                intersect(listener, &route),
+                want,
+                "{listener:?} x {route:?}"
+            );
         }
     }
 }

@@ -36,14 +36,17 @@ pub fn check<'a>(
             )));
         }
     }
-    dp.listeners.iter().find(|d| d.port == l.port).ok_or_else(|| {
-        let ports: Vec<String> = dp.listeners.iter().map(|d| d.port.to_string()).collect();
-        ListenerProblem::PortUnavailable(format!(
-            "port {} is not published by the data plane; use one of: {}",
-            l.port,
-            ports.join(", ")
-        ))
-    })
+    dp.listeners
+        .iter()
+        .find(|d| d.port == l.port)
+        .ok_or_else(|| {
+            let ports: Vec<String> = dp.listeners.iter().map(|d| d.port.to_string()).collect();
+            ListenerProblem::PortUnavailable(format!(
+                "port {} is not published by the data plane; use one of: {}",
+                l.port,
+                ports.join(", ")
+            ))
+        })
 }
 
 fn listener_conditions(problem: Option<&ListenerProblem>) -> Vec<Condition> {

@@ -23,8 +23,8 @@ pub use snapshot::{
 
 use crate::config::DataPlane;
 use crate::model::{
-    ClusterKey, Condition, FleetIntent, HeaderModifier, HttpFilter, HttpRoute, HttpRouteRule,
-    Kind, ObjectKey, ObjectStatus, RouteParentStatus,
+    ClusterKey, Condition, FleetIntent, HeaderModifier, HttpFilter, HttpRoute, HttpRouteRule, Kind,
+    ObjectKey, ObjectStatus, RouteParentStatus,
 };
 use listener::ListenerProblem;
 use precedence::{Origin, Precedence};
@@ -67,7 +67,11 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
             let src = source(ck, Kind::Gateway, &gw.meta.namespace, &gw.meta.name);
             for (l, p) in gw.listeners.iter().zip(&checks) {
                 if p.is_none() {
-                    ports.entry(l.port).or_default().gateways.insert(src.clone());
+                    ports
+                        .entry(l.port)
+                        .or_default()
+                        .gateways
+                        .insert(src.clone());
                 }
             }
             problems.insert(k, checks);
@@ -88,49 +92,46 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
                     .get(&gkey)
                     .map(|ps| ps.iter().map(Option::is_none).collect())
                     .unwrap_or_default();
-                let accepted = match attach::attach(
-                    &route.meta.namespace,
-                    &route.hostnames,
-                    pref,
-                    gw,
-                    &valid,
-                ) {
-                    Ok(atts) => {
-                        let gw = gw.expect("attach succeeds only with a gateway");
-                        let rules = built.get_or_insert_with(|| {
-                            build_rules(ck, route, &mut clusters)
-                        });
-                        for att in atts {
-                            let counts = attached
-                                .entry(gkey.clone())
-                                .or_insert_with(|| vec![BTreeSet::new(); gw.listeners.len()]);
-                            counts[att.listener]
-                                .insert((route.meta.namespace.clone(), route.meta.name.clone()));
-                            let port = gw.listeners[att.listener].port;
-                            let pb = ports.entry(port).or_default();
-                            for host in att.hostnames {
-                                let hr = pb.hosts.entry(host).or_default();
-                                for (ri, rule_routes) in rules.iter().enumerate() {
-                                    for (mi, r) in rule_routes.iter().enumerate() {
-                                        let o = Origin {
-                                            tenant: &ck.tenant,
-                                            cluster: &ck.cluster,
-                                            meta: &route.meta,
-                                            rule: ri,
-                                            m: mi,
-                                        };
-                                        hr.insert(
-                                            Precedence::new(&r.path, r.headers.len(), o),
-                                            r.clone(),
-                                        );
+                let accepted =
+                    match attach::attach(&route.meta.namespace, &route.hostnames, pref, gw, &valid)
+                    {
+                        Ok(atts) => {
+                            let gw = gw.expect("attach succeeds only with a gateway");
+                            let rules =
+                                built.get_or_insert_with(|| build_rules(ck, route, &mut clusters));
+                            for att in atts {
+                                let counts = attached
+                                    .entry(gkey.clone())
+                                    .or_insert_with(|| vec![BTreeSet::new(); gw.listeners.len()]);
+                                counts[att.listener].insert((
+                                    route.meta.namespace.clone(),
+                                    route.meta.name.clone(),
+                                ));
+                                let port = gw.listeners[att.listener].port;
+                                let pb = ports.entry(port).or_default();
+                                for host in att.hostnames {
+                                    let hr = pb.hosts.entry(host).or_default();
+                                    for (ri, rule_routes) in rules.iter().enumerate() {
+                                        for (mi, r) in rule_routes.iter().enumerate() {
+                                            let o = Origin {
+                                                tenant: &ck.tenant,
+                                                cluster: &ck.cluster,
+                                                meta: &route.meta,
+                                                rule: ri,
+                                                m: mi,
+                                            };
+                                            hr.insert(
+                                                Precedence::new(&r.path, r.headers.len(), o),
+                                                r.clone(),
+                                            );
+                                        }
                                     }
                                 }
                             }
+                            Condition::new("Accepted", true, "Accepted", "route accepted")
                         }
-                        Condition::new("Accepted", true, "Accepted", "route accepted")
-                    }
-                    Err(e) => Condition::new("Accepted", false, e.reason(), e.message()),
-                };
+                        Err(e) => Condition::new("Accepted", false, e.reason(), e.message()),
+                    };
                 parents.push(RouteParentStatus {
                     parent_ref: pref.clone(),
                     conditions: vec![accepted, resolved.clone()],
@@ -161,13 +162,7 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
                 namespace: gw.meta.namespace.clone(),
                 name: gw.meta.name.clone(),
             };
-            out.push(listener::gateway_status(
-                gw,
-                &problems[k],
-                &counts,
-                dp,
-                key,
-            ));
+            out.push(listener::gateway_status(gw, &problems[k], &counts, dp, key));
         }
         out.extend(route_statuses);
         statuses.insert(ck.clone(), out);
@@ -250,7 +245,12 @@ fn resolved_refs(route: &HttpRoute) -> Condition {
             &p.reason,
             format!("backendRef {}/{}: {}", b.namespace, b.name, p.message),
         ),
-        None => Condition::new("ResolvedRefs", true, "ResolvedRefs", "all references resolved"),
+        None => Condition::new(
+            "ResolvedRefs",
+            true,
+            "ResolvedRefs",
+            "all references resolved",
+        ),
     }
 }
 

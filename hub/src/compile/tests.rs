@@ -1,1 +1,836 @@
+//! Table tests of the compiler, with builders so each case reads like the YAML a tenant writes.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+
+use super::*;
+use crate::config::{DataPlane, DataPlaneListener};
+use crate::model::{
+    AllowedRoutes, Backend, BackendProblem, ClusterIntent, Gateway, HttpRouteMatch, Listener, Meta,
+    ParentRef, Protocol,
+};
+
+// ---- builders ---------------------------------------------------------------------------
+
+fn dp() -> DataPlane {
+    DataPlane {
+        address: "192.0.2.10".parse().unwrap(),
+        listeners: vec![
+            DataPlaneListener {
+                port: 80,
+                bind: "127.0.0.1:18080".parse().unwrap(),
+            },
+            DataPlaneListener {
+                port: 8080,
+                bind: "127.0.0.1:18081".parse().unwrap(),
+            },
+        ],
+    }
+}
+
+fn meta(ns: &str, name: &str) -> Meta {
+    Meta {
+        namespace: ns.into(),
+        name: name.into(),
+        generation: 3,
+        creation_timestamp: "2026-01-01T00:00:00Z".into(),
+    }
+}
+
+fn ck(tenant: &str, cluster: &str) -> ClusterKey {
+    ClusterKey {
+        tenant: tenant.into(),
+        cluster: cluster.into(),
+    }
+}
+
+fn listener(name: &str, port: u16) -> Listener {
+    Listener {
+        name: name.into(),
+        protocol: Some(Protocol::Http),
+        protocol_name: "HTTP".into(),
+        port,
+        hostname: None,
+        allowed_routes: AllowedRoutes::Same,
+    }
+}
+
+trait ListenerExt {
+    fn host(self, h: &str) -> Self;
+    fn allow(self, a: AllowedRoutes) -> Self;
+    fn proto(self, p: Option<Protocol>, name: &str) -> Self;
+}
+impl ListenerExt for Listener {
+    fn host(mut self, h: &str) -> Self {
+        self.hostname = Some(h.into());
+        self
+    }
+    fn allow(mut self, a: AllowedRoutes) -> Self {
+        self.allowed_routes = a;
+        self
+    }
+    fn proto(mut self, p: Option<Protocol>, name: &str) -> Self {
+        self.protocol = p;
+        self.protocol_name = name.into();
+        self
+    }
+}
+
+fn gateway(ns: &str, name: &str, listeners: Vec<Listener>) -> Gateway {
+    Gateway {
+        meta: meta(ns, name),
+        class_name: "fleetgate".into(),
+        listeners,
+    }
+}
+
+fn parent(ns: &str, name: &str) -> ParentRef {
+    ParentRef {
+        namespace: ns.into(),
+        name: name.into(),
+        section_name: None,
+        port: None,
+    }
+}
+
+fn backend(name: &str, weight: u32, endpoints: &[&str]) -> Backend {
+    Backend {
+        namespace: "default".into(),
+        name: name.into(),
+        port: 80,
+        weight,
+        problem: None,
+        endpoints: endpoints.iter().map(|e| e.parse().unwrap()).collect(),
+    }
+}
+
+fn missing(name: &str, weight: u32) -> Backend {
+    Backend {
+        problem: Some(BackendProblem {
+            reason: "BackendNotFound".into(),
+            message: format!("Service default/{name} not found"),
+        }),
+        ..backend(name, weight, &[])
+    }
+}
+
+fn prefix(p: &str) -> HttpRouteMatch {
+    HttpRouteMatch {
+        path: crate::model::PathMatch::Prefix(p.into()),
+        headers: Vec::new(),
+    }
+}
+
+fn exact(p: &str) -> HttpRouteMatch {
+    HttpRouteMatch {
+        path: crate::model::PathMatch::Exact(p.into()),
+        headers: Vec::new(),
+    }
+}
+
+fn with_headers(mut m: HttpRouteMatch, n: usize) -> HttpRouteMatch {
+    m.headers = (0..n).map(|i| (format!("h{i}"), "v".to_string())).collect();
+    m
+}
+
+fn rule(matches: Vec<HttpRouteMatch>, backends: Vec<Backend>) -> HttpRouteRule {
+    HttpRouteRule {
+        name: None,
+        matches,
+        filters: Vec::new(),
+        backends,
+    }
+}
+
+fn route(
+    ns: &str,
+    name: &str,
+    parents: Vec<ParentRef>,
+    hosts: &[&str],
+    rules: Vec<HttpRouteRule>,
+) -> HttpRoute {
+    HttpRoute {
+        meta: meta(ns, name),
+        parent_refs: parents,
+        hostnames: hosts.iter().map(|h| h.to_string()).collect(),
+        rules,
+    }
+}
+
+/// A simple route: `hosts` -> PathPrefix / -> backend `svc` on 127.0.1.1:8080.
+fn simple_route(ns: &str, name: &str, parents: Vec<ParentRef>, hosts: &[&str]) -> HttpRoute {
+    route(
+        ns,
+        name,
+        parents,
+        hosts,
+        vec![rule(
+            vec![prefix("/")],
+            vec![backend("svc", 1, &["127.0.1.1:8080"])],
+        )],
+    )
+}
+
+fn intent(clusters: Vec<(ClusterKey, Vec<Gateway>, Vec<HttpRoute>)>) -> FleetIntent {
+    clusters
+        .into_iter()
+        .map(|(k, gws, routes)| {
+            let ci = ClusterIntent {
+                gateways: gws
+                    .into_iter()
+                    .map(|g| ((g.meta.namespace.clone(), g.meta.name.clone()), g))
+                    .collect(),
+                http_routes: routes
+                    .into_iter()
+                    .map(|r| ((r.meta.namespace.clone(), r.meta.name.clone()), r))
+                    .collect(),
+            };
+            (k, ci)
+        })
+        .collect()
+}
+
+fn one(gws: Vec<Gateway>, routes: Vec<HttpRoute>) -> FleetIntent {
+    intent(vec![(ck("a", "c1"), gws, routes)])
+}
+
+// ---- lookups ----------------------------------------------------------------------------
+
+fn status<'a>(c: &'a Compiled, k: &ClusterKey, kind: Kind, name: &str) -> &'a ObjectStatus {
+    c.statuses[k]
+        .iter()
+        .find(|s| s.key.kind == kind && s.key.name == name)
+        .unwrap_or_else(|| panic!("no status for {kind:?} {name}"))
+}
+
+fn cond<'a>(conds: &'a [Condition], type_: &str) -> &'a Condition {
+    conds
+        .iter()
+        .find(|c| c.type_ == type_)
+        .unwrap_or_else(|| panic!("no {type_} in {conds:?}"))
+}
+
+/// (status, reason) of the route's condition `type_` for its first parent.
+fn route_cond(c: &Compiled, name: &str, type_: &str) -> (bool, String) {
+    let s = status(c, &ck("a", "c1"), Kind::HttpRoute, name);
+    let cd = cond(&s.parents[0].conditions, type_);
+    (cd.status, cd.reason.clone())
+}
+
+fn vhost<'a>(c: &'a Compiled, port: u16, host: &str) -> Option<&'a VirtualHost> {
+    c.snapshot
+        .listeners
+        .iter()
+        .find(|l| l.port == port)?
+        .virtual_hosts
+        .iter()
+        .find(|v| v.domains == vec![host.to_string()])
+}
+
+fn route_names(vh: &VirtualHost) -> Vec<&str> {
+    vh.routes.iter().map(|r| r.name.as_str()).collect()
+}
+
+// ---- tests ------------------------------------------------------------------------------
+
+#[test]
+fn attachment_table() {
+    let gw = || {
+        gateway(
+            "default",
+            "gw",
+            vec![listener("http", 80).host("*.a.example")],
+        )
+    };
+    let with_section = |s: &str| ParentRef {
+        section_name: Some(s.into()),
+        ..parent("default", "gw")
+    };
+    let with_port = |p: u16| ParentRef {
+        port: Some(p),
+        ..parent("default", "gw")
+    };
+    let cases: Vec<(&str, ParentRef, bool, &str)> = vec![
+        ("plain", parent("default", "gw"), true, "Accepted"),
+        ("section", with_section("http"), true, "Accepted"),
+        (
+            "wrong section",
+            with_section("https"),
+            false,
+            "NoMatchingParent",
+        ),
+        ("port", with_port(80), true, "Accepted"),
+        ("wrong port", with_port(443), false, "NoMatchingParent"),
+        (
+            "no gateway",
+            parent("default", "other"),
+            false,
+            "NoMatchingParent",
+        ),
+        ("other ns", parent("other", "gw"), false, "NoMatchingParent"),
+    ];
+    for (what, p, ok, reason) in cases {
+        let c = compile(
+            &one(
+                vec![gw()],
+                vec![simple_route("default", "r", vec![p], &["x.a.example"])],
+            ),
+            &dp(),
+        );
+        assert_eq!(
+            route_cond(&c, "r", "Accepted"),
+            (ok, reason.into()),
+            "{what}"
+        );
+        let attached = status(&c, &ck("a", "c1"), Kind::Gateway, "gw").listeners[0].attached_routes;
+        assert_eq!(attached, u32::from(ok), "{what}");
+        assert_eq!(vhost(&c, 80, "x.a.example").is_some(), ok, "{what}");
+    }
+}
+
+#[test]
+fn routes_never_attach_to_another_clusters_gateway() {
+    let c = compile(
+        &intent(vec![
+            (
+                ck("a", "c1"),
+                vec![gateway("default", "gw", vec![listener("http", 80)])],
+                vec![],
+            ),
+            (
+                ck("b", "c1"),
+                vec![],
+                vec![simple_route(
+                    "default",
+                    "r",
+                    vec![parent("default", "gw")],
+                    &["b.example"],
+                )],
+            ),
+        ]),
+        &dp(),
+    );
+    let s = status(&c, &ck("b", "c1"), Kind::HttpRoute, "r");
+    let a = cond(&s.parents[0].conditions, "Accepted");
+    assert_eq!((a.status, a.reason.as_str()), (false, "NoMatchingParent"));
+    assert!(vhost(&c, 80, "b.example").is_none());
+}
+
+#[test]
+fn allowed_routes_table() {
+    let ns = |n: &[&str]| AllowedRoutes::Namespaces(n.iter().map(|s| s.to_string()).collect());
+    let cases: Vec<(&str, AllowedRoutes, &str, bool)> = vec![
+        ("same, same ns", AllowedRoutes::Same, "infra", true),
+        ("same, other ns", AllowedRoutes::Same, "apps", false),
+        ("all", AllowedRoutes::All, "apps", true),
+        ("listed", ns(&["apps", "x"]), "apps", true),
+        ("not listed", ns(&["x"]), "apps", false),
+    ];
+    for (what, allowed, route_ns, ok) in cases {
+        let gw = gateway("infra", "gw", vec![listener("http", 80).allow(allowed)]);
+        let r = simple_route(route_ns, "r", vec![parent("infra", "gw")], &["a.example"]);
+        let c = compile(&one(vec![gw], vec![r]), &dp());
+        let want = if ok {
+            "Accepted"
+        } else {
+            "NotAllowedByListeners"
+        };
+        assert_eq!(route_cond(&c, "r", "Accepted"), (ok, want.into()), "{what}");
+    }
+}
+
+#[test]
+fn hostname_intersection_table() {
+    // (listener hostname, route hostnames, accepted, reason, virtual hosts created)
+    let cases: Vec<(Option<&str>, Vec<&str>, bool, &str, Vec<&str>)> = vec![
+        (None, vec!["a.example"], true, "Accepted", vec!["a.example"]),
+        (
+            Some("a.example"),
+            vec![],
+            true,
+            "Accepted",
+            vec!["a.example"],
+        ),
+        (
+            Some("*.example"),
+            vec!["x.example", "y.other"],
+            true,
+            "Accepted",
+            vec!["x.example"],
+        ),
+        (
+            Some("x.example"),
+            vec!["*.example"],
+            true,
+            "Accepted",
+            vec!["x.example"],
+        ),
+        (
+            Some("x.example"),
+            vec!["y.example"],
+            false,
+            "NoMatchingListenerHostname",
+            vec![],
+        ),
+        (None, vec![], false, "NoMatchingListenerHostname", vec![]),
+    ];
+    for (lh, rh, ok, reason, hosts) in cases {
+        let mut l = listener("http", 80);
+        l.hostname = lh.map(str::to_string);
+        let gw = gateway("default", "gw", vec![l]);
+        let r = simple_route("default", "r", vec![parent("default", "gw")], &rh);
+        let c = compile(&one(vec![gw], vec![r]), &dp());
+        assert_eq!(
+            route_cond(&c, "r", "Accepted"),
+            (ok, reason.into()),
+            "{lh:?} {rh:?}"
+        );
+        let got: Vec<&str> = c.snapshot.listeners[0]
+            .virtual_hosts
+            .iter()
+            .flat_map(|v| v.domains.iter().map(String::as_str))
+            .filter(|d| *d != "*")
+            .collect();
+        assert_eq!(got, hosts, "{lh:?} {rh:?}");
+    }
+}
+
+#[test]
+fn empty_hostnames_on_both_sides_are_refused_with_guidance() {
+    let gw = gateway("default", "gw", vec![listener("http", 80)]);
+    let r = simple_route("default", "r", vec![parent("default", "gw")], &[]);
+    let c = compile(&one(vec![gw], vec![r]), &dp());
+    let s = status(&c, &ck("a", "c1"), Kind::HttpRoute, "r");
+    let a = cond(&s.parents[0].conditions, "Accepted");
+    assert!(!a.status);
+    assert_eq!(a.message, attach::BOTH_EMPTY_MESSAGE);
+    // Nothing but the catch-all on the shared listener.
+    assert_eq!(c.snapshot.listeners[0].virtual_hosts.len(), 1);
+    assert_eq!(c.snapshot.listeners[0].virtual_hosts[0].domains, vec!["*"]);
+}
+
+#[test]
+fn precedence_ordering() {
+    let gw = gateway("default", "gw", vec![listener("http", 80)]);
+    let p = || vec![parent("default", "gw")];
+    let b = || vec![backend("svc", 1, &["127.0.1.1:80"])];
+    // r-old is older than r-new; within the same timestamp, namespace/name decides.
+    let mut old = route(
+        "default",
+        "r-old",
+        p(),
+        &["h.example"],
+        vec![
+            rule(vec![prefix("/")], b()),
+            rule(vec![prefix("/api"), with_headers(prefix("/api"), 2)], b()),
+        ],
+    );
+    old.meta.creation_timestamp = "2025-01-01T00:00:00Z".into();
+    let new = route(
+        "default",
+        "r-new",
+        p(),
+        &["h.example"],
+        vec![
+            rule(vec![exact("/api/v1"), prefix("/api/v1/")], b()),
+            rule(vec![prefix("/api")], b()),
+        ],
+    );
+    let a_first = route(
+        "default",
+        "a-first",
+        p(),
+        &["h.example"],
+        vec![rule(vec![prefix("/api")], b())],
+    );
+    let c = compile(&one(vec![gw], vec![old, new, a_first]), &dp());
+    let vh = vhost(&c, 80, "h.example").unwrap();
+    let t = "t/a/c/c1/default";
+    assert_eq!(
+        route_names(vh),
+        vec![
+            format!("{t}/r-new/r0/m0"),   // exact
+            format!("{t}/r-new/r0/m1"),   // longest prefix (/api/v1)
+            format!("{t}/r-old/r1/m1"),   // /api with 2 headers
+            format!("{t}/r-old/r1/m0"),   // /api, oldest
+            format!("{t}/a-first/r0/m0"), // /api, same age as r-new, name first
+            format!("{t}/r-new/r1/m0"),   // /api
+            format!("{t}/r-old/r0/m0"),   // /
+        ]
+    );
+    // The trailing slash of a prefix is ignored.
+    assert_eq!(vh.routes[1].path, PathMatch::Prefix("/api/v1".into()));
+}
+
+#[test]
+fn precedence_ties_across_clusters_are_deterministic() {
+    let gw = || gateway("default", "gw", vec![listener("http", 80)]);
+    let r = || {
+        simple_route(
+            "default",
+            "r",
+            vec![parent("default", "gw")],
+            &["h.a.example"],
+        )
+    };
+    let fi = intent(vec![
+        (ck("a", "c2"), vec![gw()], vec![r()]),
+        (ck("a", "c1"), vec![gw()], vec![r()]),
+    ]);
+    let c = compile(&fi, &dp());
+    let vh = vhost(&c, 80, "h.a.example").unwrap();
+    assert_eq!(
+        route_names(vh),
+        vec!["t/a/c/c1/default/r/r0/m0", "t/a/c/c2/default/r/r0/m0"]
+    );
+    assert_eq!(c.snapshot.clusters.len(), 2);
+}
+
+fn action_of(backends: Vec<Backend>) -> (RouteAction, Vec<String>) {
+    let gw = gateway("default", "gw", vec![listener("http", 80)]);
+    let r = route(
+        "default",
+        "r",
+        vec![parent("default", "gw")],
+        &["h.example"],
+        vec![rule(vec![prefix("/")], backends)],
+    );
+    let c = compile(&one(vec![gw], vec![r]), &dp());
+    let vh = vhost(&c, 80, "h.example").unwrap();
+    let clusters = c.snapshot.clusters.iter().map(|c| c.name.clone()).collect();
+    (vh.routes[0].action.clone(), clusters)
+}
+
+fn wc(name: &str, weight: u32) -> WeightedCluster {
+    WeightedCluster {
+        cluster: name.into(),
+        weight,
+    }
+}
+
+#[test]
+fn weights_table() {
+    let b0 = "t/a/c/c1/default/r/r0/b0";
+    let b1 = "t/a/c/c1/default/r/r0/b1";
+    let inv = names::INVALID_BACKEND_CLUSTER;
+    let cases: Vec<(&str, Vec<Backend>, RouteAction, Vec<&str>)> = vec![
+        (
+            "weighted",
+            vec![backend("a", 90, &["127.0.1.1:80"]), backend("b", 10, &[])],
+            RouteAction::Forward(vec![wc(b0, 90), wc(b1, 10)]),
+            vec![b0, b1],
+        ),
+        (
+            "zero weight is dropped",
+            vec![backend("a", 1, &[]), backend("b", 0, &[])],
+            RouteAction::Forward(vec![wc(b0, 1)]),
+            vec![b0],
+        ),
+        (
+            "all zero",
+            vec![backend("a", 0, &[])],
+            RouteAction::DirectResponse(500),
+            vec![],
+        ),
+        (
+            "no backends",
+            vec![],
+            RouteAction::DirectResponse(500),
+            vec![],
+        ),
+        (
+            "all invalid",
+            vec![missing("a", 1)],
+            RouteAction::DirectResponse(500),
+            vec![],
+        ),
+        (
+            "partly invalid",
+            vec![missing("a", 3), backend("b", 1, &["127.0.1.1:80"])],
+            RouteAction::Forward(vec![wc(b1, 1), wc(inv, 3)]),
+            vec![inv, b1],
+        ),
+    ];
+    for (what, backends, want, clusters) in cases {
+        let (got, got_clusters) = action_of(backends);
+        assert_eq!(got, want, "{what}");
+        assert_eq!(got_clusters, clusters, "{what}");
+    }
+}
+
+#[test]
+fn missing_backend_sets_resolved_refs_false() {
+    let gw = gateway("default", "gw", vec![listener("http", 80)]);
+    let ok = simple_route(
+        "default",
+        "ok",
+        vec![parent("default", "gw")],
+        &["a.example"],
+    );
+    let bad = route(
+        "default",
+        "bad",
+        vec![parent("default", "gw")],
+        &["b.example"],
+        vec![rule(vec![prefix("/")], vec![missing("gone", 1)])],
+    );
+    let c = compile(&one(vec![gw], vec![ok, bad]), &dp());
+    assert_eq!(
+        route_cond(&c, "ok", "ResolvedRefs"),
+        (true, "ResolvedRefs".into())
+    );
+    assert_eq!(
+        route_cond(&c, "bad", "ResolvedRefs"),
+        (false, "BackendNotFound".into())
+    );
+    // Still accepted: the rule answers 500.
+    assert_eq!(route_cond(&c, "bad", "Accepted"), (true, "Accepted".into()));
+    let s = status(&c, &ck("a", "c1"), Kind::HttpRoute, "bad");
+    assert!(
+        cond(&s.parents[0].conditions, "ResolvedRefs")
+            .message
+            .contains("default/gone")
+    );
+}
+
+#[test]
+fn listener_validation_table() {
+    // (listener, listener Accepted reason, gateway Accepted reason)
+    let cases: Vec<(Listener, &str, &str)> = vec![
+        (listener("l", 80), "Accepted", "Accepted"),
+        (listener("l", 81), "PortUnavailable", "ListenersNotValid"),
+        (
+            listener("l", 443).proto(Some(Protocol::Https), "HTTPS"),
+            "UnsupportedProtocol",
+            "ListenersNotValid",
+        ),
+        (
+            listener("l", 80).proto(None, "QUIC"),
+            "UnsupportedProtocol",
+            "ListenersNotValid",
+        ),
+    ];
+    for (l, lreason, greason) in cases {
+        let what = format!("{}:{}", l.protocol_name, l.port);
+        let c = compile(&one(vec![gateway("default", "gw", vec![l])], vec![]), &dp());
+        let s = status(&c, &ck("a", "c1"), Kind::Gateway, "gw");
+        let la = cond(&s.listeners[0].conditions, "Accepted");
+        assert_eq!(la.reason, lreason, "{what}");
+        assert_eq!(cond(&s.conditions, "Accepted").reason, greason, "{what}");
+        let valid = lreason == "Accepted";
+        assert_eq!(cond(&s.conditions, "Programmed").status, valid, "{what}");
+        assert_eq!(
+            cond(&s.listeners[0].conditions, "Programmed").status,
+            valid,
+            "{what}"
+        );
+        assert!(
+            !cond(&s.listeners[0].conditions, "Conflicted").status,
+            "{what}"
+        );
+        let want_addr: Vec<String> = if valid {
+            vec!["192.0.2.10".into()]
+        } else {
+            vec![]
+        };
+        assert_eq!(s.addresses, want_addr, "{what}");
+        if lreason == "PortUnavailable" {
+            assert!(la.message.contains("80, 8080"), "{}", la.message);
+        }
+    }
+}
+
+#[test]
+fn one_valid_listener_is_enough_and_routes_skip_invalid_ones() {
+    let gw = gateway(
+        "default",
+        "gw",
+        vec![listener("bad", 81), listener("good", 8080)],
+    );
+    let r = simple_route(
+        "default",
+        "r",
+        vec![parent("default", "gw")],
+        &["a.example"],
+    );
+    let c = compile(&one(vec![gw], vec![r]), &dp());
+    let s = status(&c, &ck("a", "c1"), Kind::Gateway, "gw");
+    assert!(cond(&s.conditions, "Accepted").status);
+    let attached: Vec<u32> = s.listeners.iter().map(|l| l.attached_routes).collect();
+    assert_eq!(attached, vec![0, 1]);
+    assert!(vhost(&c, 8080, "a.example").is_some());
+    assert!(vhost(&c, 80, "a.example").is_none());
+    // A route naming only the invalid listener is not accepted.
+    let only_bad = ParentRef {
+        section_name: Some("bad".into()),
+        ..parent("default", "gw")
+    };
+    let gw = gateway(
+        "default",
+        "gw",
+        vec![listener("bad", 81), listener("good", 8080)],
+    );
+    let c = compile(
+        &one(
+            vec![gw],
+            vec![simple_route("default", "r", vec![only_bad], &["a.example"])],
+        ),
+        &dp(),
+    );
+    assert_eq!(
+        route_cond(&c, "r", "Accepted"),
+        (false, "NoMatchingParent".into())
+    );
+}
+
+#[test]
+fn every_object_gets_exactly_one_status_with_its_generation() {
+    let mut gw = gateway("default", "gw", vec![listener("http", 80)]);
+    gw.meta.generation = 7;
+    let mut r1 = simple_route(
+        "default",
+        "r1",
+        vec![parent("default", "gw")],
+        &["a.example"],
+    );
+    r1.meta.generation = 9;
+    let r2 = simple_route("other", "r2", vec![], &["b.example"]);
+    let fi = intent(vec![
+        (ck("a", "c1"), vec![gw], vec![r1, r2]),
+        (ck("b", "c9"), vec![], vec![]),
+    ]);
+    let c = compile(&fi, &dp());
+    let keys: Vec<(Kind, &str, i64)> = c.statuses[&ck("a", "c1")]
+        .iter()
+        .map(|s| (s.key.kind, s.key.name.as_str(), s.observed_generation))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            (Kind::Gateway, "gw", 7),
+            (Kind::HttpRoute, "r1", 9),
+            (Kind::HttpRoute, "r2", 3)
+        ]
+    );
+    assert!(c.statuses[&ck("b", "c9")].is_empty());
+    // A route with no parents has no parent status and contributes nothing.
+    assert!(
+        status(&c, &ck("a", "c1"), Kind::HttpRoute, "r2")
+            .parents
+            .is_empty()
+    );
+    assert!(vhost(&c, 80, "b.example").is_none());
+}
+
+#[test]
+fn names_are_deterministic_unique_and_built_from_validated_parts() {
+    let fi = intent(vec![
+        (
+            ck("a", "c1"),
+            vec![gateway("default", "gw", vec![listener("http", 80)])],
+            vec![simple_route(
+                "default",
+                "r",
+                vec![parent("default", "gw")],
+                &["x.a.example"],
+            )],
+        ),
+        (
+            ck("a", "c2"),
+            vec![gateway("default", "gw", vec![listener("http", 80)])],
+            vec![simple_route(
+                "default",
+                "r",
+                vec![parent("default", "gw")],
+                &["x.a.example"],
+            )],
+        ),
+    ]);
+    let c1 = compile(&fi, &dp());
+    let c2 = compile(&fi, &dp());
+    assert_eq!(c1, c2);
+    let clusters: Vec<&str> = c1
+        .snapshot
+        .clusters
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(
+        clusters,
+        vec!["t/a/c/c1/default/r/r0/b0", "t/a/c/c2/default/r/r0/b0"]
+    );
+    let l = &c1.snapshot.listeners[0];
+    assert_eq!(l.name, "port/80");
+    let vh: Vec<&str> = l.virtual_hosts.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(vh, vec!["port/80/host/x.a.example", "port/80/catch-all"]);
+    let mut all: Vec<&str> = l.virtual_hosts.iter().flat_map(route_names).collect();
+    all.extend(&clusters);
+    let unique: BTreeSet<&str> = all.iter().copied().collect();
+    assert_eq!(unique.len(), all.len());
+}
+
+#[test]
+fn unknown_hosts_get_404_from_the_catch_all_on_every_port() {
+    let c = compile(&FleetIntent::new(), &dp());
+    assert_eq!(c.snapshot.listeners.len(), 2);
+    for l in &c.snapshot.listeners {
+        let last = l.virtual_hosts.last().unwrap();
+        assert_eq!(last.domains, vec!["*"]);
+        assert_eq!(last.routes[0].action, RouteAction::DirectResponse(404));
+        assert_eq!(last.routes[0].source, None);
+    }
+    let binds: Vec<SocketAddr> = c.snapshot.listeners.iter().map(|l| l.bind).collect();
+    assert_eq!(
+        binds,
+        vec![
+            "127.0.0.1:18080".parse().unwrap(),
+            "127.0.0.1:18081".parse().unwrap()
+        ]
+    );
+}
+
+#[test]
+fn header_modifier_filters_reach_the_routes() {
+    let gw = gateway("default", "gw", vec![listener("http", 80)]);
+    let mut r = simple_route(
+        "default",
+        "r",
+        vec![parent("default", "gw")],
+        &["a.example"],
+    );
+    r.rules[0].filters = vec![HttpFilter::RequestHeaderModifier(HeaderModifier {
+        set: vec![("x-set".into(), "1".into())],
+        add: vec![("x-add".into(), "2".into())],
+        remove: vec!["x-rm".into()],
+    })];
+    let c = compile(&one(vec![gw], vec![r]), &dp());
+    let m = &vhost(&c, 80, "a.example").unwrap().routes[0].request_headers;
+    assert_eq!(m.set, vec![("x-set".to_string(), "1".to_string())]);
+    assert_eq!(m.add, vec![("x-add".to_string(), "2".to_string())]);
+    assert_eq!(m.remove, vec!["x-rm".to_string()]);
+}
+
+#[test]
+fn sources_point_back_to_tenant_objects() {
+    let gw = gateway("default", "gw", vec![listener("http", 80)]);
+    let r = simple_route(
+        "default",
+        "r",
+        vec![parent("default", "gw")],
+        &["a.example"],
+    );
+    let c = compile(&one(vec![gw], vec![r]), &dp());
+    let names: BTreeMap<Kind, String> = c
+        .snapshot
+        .sources()
+        .into_iter()
+        .map(|s| {
+            (
+                s.object.kind,
+                format!("{}:{}/{}", s.cluster, s.object.namespace, s.object.name),
+            )
+        })
+        .collect();
+    assert_eq!(names[&Kind::Gateway], "a/c1:default/gw");
+    assert_eq!(names[&Kind::HttpRoute], "a/c1:default/r");
+}

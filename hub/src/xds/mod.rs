@@ -1,1 +1,10 @@
-//! (being written)
+//! Publish (step 8 of the hub's data path): the compiled snapshot as Envoy resources over ADS.
+//!
+//! `resources` is the pure Snapshot -> Envoy protobuf translation; `server` is the
+//! State-of-the-World AggregatedDiscoveryService that serves the latest snapshot to every Envoy
+//! and reports NACKs through [`XdsHealth`].
+
+pub mod resources;
+pub mod server;
+
+pub use server::{Nack, XdsError, XdsHealth, serve, serve_on};
