@@ -1,0 +1,230 @@
+//! Table tests of status building: condition merging, what gets written, and that writing the
+//! planned status back makes the plan empty (no flapping).
+
+use fleetgate_proto::spoke::v1::{ListenerStatus, ObjectRef, ParentRef, RouteParentStatus};
+use k8s_openapi::jiff::Timestamp;
+
+use super::*;
+use crate::test_support::*;
+
+fn t(s: i64) -> Time {
+    Time(Timestamp::from_second(s).unwrap())
+}
+
+fn pc(ty: &str, status: &str, reason: &str) -> pb::Condition {
+    pb::Condition {
+        r#type: ty.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message: String::new(),
+    }
+}
+
+fn kc(ty: &str, status: &str, reason: &str, gen_: i64, at: i64) -> Condition {
+    Condition {
+        type_: ty.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message: String::new(),
+        observed_generation: Some(gen_),
+        last_transition_time: t(at),
+    }
+}
+
+#[test]
+fn merge_conditions_table() {
+    let now = t(500);
+    type Case = (&'static str, Vec<Condition>, Vec<pb::Condition>, Vec<Condition>);
+    let cases: Vec<Case> = vec![
+        (
+            "new condition gets now",
+            vec![],
+            vec![pc("Accepted", "True", "Accepted")],
+            vec![kc("Accepted", "True", "Accepted", 3, 500)],
+        ),
+        (
+            "same status keeps its transition time, takes the new reason and generation",
+            vec![kc("Accepted", "True", "Old", 1, 100)],
+            vec![pc("Accepted", "True", "Accepted")],
+            vec![kc("Accepted", "True", "Accepted", 3, 100)],
+        ),
+        (
+            "status change moves the transition time",
+            vec![kc("Programmed", "False", "Pending", 1, 100)],
+            vec![pc("Programmed", "True", "Programmed")],
+            vec![kc("Programmed", "True", "Programmed", 3, 500)],
+        ),
+        (
+            "other types are kept, output sorted by type",
+            vec![kc("Ready", "True", "Ready", 1, 50)],
+            vec![pc("Programmed", "True", "Programmed"), pc("Accepted", "True", "Accepted")],
+            vec![
+                kc("Accepted", "True", "Accepted", 3, 500),
+                kc("Programmed", "True", "Programmed", 3, 500),
+                kc("Ready", "True", "Ready", 1, 50),
+            ],
+        ),
+        (
+            "an empty reason becomes Pending (the CRD requires one)",
+            vec![],
+            vec![pc("Accepted", "Unknown", "")],
+            vec![kc("Accepted", "Unknown", "Pending", 3, 500)],
+        ),
+    ];
+    for (name, existing, desired, want) in cases {
+        assert_eq!(merge_conditions(&existing, &desired, 3, &now), want, "{name}");
+    }
+}
+
+fn hub_status(addr: &str, programmed: &str) -> Status {
+    Status {
+        objects: vec![
+            ObjectStatus {
+                r#ref: Some(ObjectRef {
+                    kind: Kind::Gateway as i32,
+                    namespace: "infra".into(),
+                    name: "gw".into(),
+                }),
+                observed_generation: 1,
+                conditions: vec![pc("Accepted", "True", "Accepted"), pc("Programmed", programmed, "Programmed")],
+                addresses: vec![addr.into()],
+                listeners: vec![ListenerStatus {
+                    name: "http".into(),
+                    attached_routes: 1,
+                    conditions: vec![pc("Accepted", "True", "Accepted")],
+                }],
+                parents: vec![],
+            },
+            ObjectStatus {
+                r#ref: Some(ObjectRef {
+                    kind: Kind::HttpRoute as i32,
+                    namespace: "app".into(),
+                    name: "r".into(),
+                }),
+                observed_generation: 1,
+                parents: vec![RouteParentStatus {
+                    parent_ref: Some(ParentRef {
+                        namespace: "infra".into(),
+                        name: "gw".into(),
+                        section_name: String::new(),
+                        port: 0,
+                    }),
+                    conditions: vec![pc("Accepted", "True", "Accepted"), pc("ResolvedRefs", "True", "ResolvedRefs")],
+                }],
+                ..Default::default()
+            },
+            ObjectStatus {
+                r#ref: Some(ObjectRef {
+                    kind: Kind::HttpRoute as i32,
+                    namespace: "app".into(),
+                    name: "unknown-to-the-cluster".into(),
+                }),
+                ..Default::default()
+            },
+        ],
+    }
+}
+
+fn cluster() -> ClusterState {
+    let mut route = http_route("app", "r", vec![parent(Some("infra"), "gw")], &[], vec![]);
+    route.status = Some(HttpRouteStatus {
+        parents: vec![HttpRouteStatusParents {
+            controller_name: "example.com/other".into(),
+            parent_ref: HttpRouteStatusParentsParentRef {
+                name: "theirs".into(),
+                ..Default::default()
+            },
+            conditions: vec![kc("Accepted", "True", "Accepted", 1, 7)],
+        }],
+    });
+    ClusterState {
+        gateway_classes: vec![gateway_class("fleetgate", CONTROLLER_NAME), gateway_class("other", "x.io/y")],
+        gateways: vec![
+            gateway("infra", "gw", "fleetgate", &[("http", "HTTP", 8080, None)]),
+            gateway("infra", "foreign", "other", &[("http", "HTTP", 8080, None)]),
+        ],
+        http_routes: vec![route],
+        ..Default::default()
+    }
+}
+
+/// Applies planned writes to the snapshot, as the API server would.
+fn apply(state: &mut ClusterState, writes: Vec<StatusWrite>) {
+    for w in writes {
+        match w {
+            StatusWrite::GatewayClass { name, status } => {
+                let o = state.gateway_classes.iter_mut().find(|o| o.metadata.name.as_deref() == Some(&name)).unwrap();
+                o.status = Some(status);
+            }
+            StatusWrite::Gateway { name, status, .. } => {
+                let o = state.gateways.iter_mut().find(|o| o.metadata.name.as_deref() == Some(&name)).unwrap();
+                o.status = Some(status);
+            }
+            StatusWrite::HttpRoute { name, status, .. } => {
+                let o = state.http_routes.iter_mut().find(|o| o.metadata.name.as_deref() == Some(&name)).unwrap();
+                o.status = Some(status);
+            }
+        }
+    }
+}
+
+#[test]
+fn plan_writes_once_and_then_converges() {
+    let mut st = cluster();
+    let objects = |w: &[StatusWrite]| w.iter().map(StatusWrite::object).collect::<Vec<_>>();
+
+    // Before the hub said anything, only the claimed class is accepted.
+    let w = plan(&st, None, &t(100));
+    assert_eq!(objects(&w), ["GatewayClass fleetgate"]);
+    apply(&mut st, w);
+    assert!(plan(&st, None, &t(200)).is_empty());
+
+    let hub = hub_status("10.0.0.1", "True");
+    let w = plan(&st, Some(&hub), &t(300));
+    assert_eq!(objects(&w), ["Gateway infra/gw", "HTTPRoute app/r"]);
+    let StatusWrite::Gateway { status, .. } = &w[0] else { panic!() };
+    let addr = &status.addresses.as_ref().unwrap()[0];
+    assert_eq!((addr.r#type.as_deref(), addr.value.as_str()), (Some("IPAddress"), "10.0.0.1"));
+    let l = &status.listeners.as_ref().unwrap()[0];
+    assert_eq!((l.name.as_str(), l.attached_routes), ("http", 1));
+    let kinds = l.supported_kinds.as_ref().unwrap();
+    assert_eq!((kinds[0].group.as_deref(), kinds[0].kind.as_str()), (Some(GATEWAY_GROUP), "HTTPRoute"));
+    assert!(l.conditions.iter().all(|c| c.observed_generation == Some(1)));
+    let StatusWrite::HttpRoute { status, .. } = &w[1] else { panic!() };
+    assert_eq!(status.parents.len(), 2, "the other controller's entry is kept");
+    assert_eq!(status.parents[0].controller_name, "example.com/other");
+    let ours = &status.parents[1];
+    assert_eq!(ours.controller_name, CONTROLLER_NAME);
+    assert_eq!(ours.parent_ref.namespace.as_deref(), Some("infra"));
+    assert_eq!(ours.parent_ref.group, None, "parentRef as the tenant wrote it");
+    apply(&mut st, w);
+
+    // Same hub status later: nothing to write (no flapping lastTransitionTime).
+    assert!(plan(&st, Some(&hub), &t(400)).is_empty());
+
+    // Programmed flips: one write; only that condition's transition time moves.
+    let w = plan(&st, Some(&hub_status("10.0.0.1", "False")), &t(500));
+    assert_eq!(objects(&w), ["Gateway infra/gw"]);
+    let StatusWrite::Gateway { status, .. } = &w[0] else { panic!() };
+    let conds = status.conditions.as_ref().unwrap();
+    let time_of = |ty: &str| conds.iter().find(|c| c.type_ == ty).unwrap().last_transition_time.clone();
+    assert_eq!((time_of("Accepted"), time_of("Programmed")), (t(300), t(500)));
+
+    // An address change alone is a write too.
+    assert_eq!(plan(&st, Some(&hub_status("10.0.0.2", "True")), &t(600)).len(), 1);
+}
+
+#[test]
+fn summaries_have_no_timestamps() {
+    let st = cluster();
+    let hub = hub_status("10.0.0.1", "True");
+    let a: Vec<String> = plan(&st, Some(&hub), &t(1)).iter().map(summary).collect();
+    let b: Vec<String> = plan(&st, Some(&hub), &t(2)).iter().map(summary).collect();
+    assert_eq!(a, b);
+    assert_eq!(a[0], "Accepted=True(Accepted: Claimed by fleetgate.dev/hub)");
+    assert_eq!(
+        a[1],
+        "Accepted=True(Accepted) Programmed=True(Programmed) addresses=[10.0.0.1] listeners=[http attachedRoutes=1 Accepted=True(Accepted)]"
+    );
+    assert_eq!(a[2], "[parent infra/gw: Accepted=True(Accepted) ResolvedRefs=True(ResolvedRefs)]");
+}
