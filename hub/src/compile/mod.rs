@@ -38,6 +38,9 @@ pub struct Compiled {
     pub statuses: BTreeMap<ClusterKey, Vec<ObjectStatus>>,
 }
 
+/// A namespace and name: the key of an object inside one cluster's intent.
+type NsName = (String, String);
+
 /// Routes of one hostname on one data-plane port, in precedence order.
 type HostRoutes = BTreeMap<Precedence, Route>;
 
@@ -78,8 +81,7 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
         }
 
         // Routes: attach, merge into virtual hosts, count attachments per listener.
-        let mut attached: BTreeMap<(String, String), Vec<BTreeSet<(String, String)>>> =
-            BTreeMap::new();
+        let mut attached: BTreeMap<NsName, Vec<BTreeSet<NsName>>> = BTreeMap::new();
         let mut route_statuses = Vec::new();
         for route in ci.http_routes.values() {
             let resolved = resolved_refs(route);

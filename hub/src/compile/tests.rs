@@ -342,7 +342,8 @@ fn allowed_routes_table() {
 #[test]
 fn hostname_intersection_table() {
     // (listener hostname, route hostnames, accepted, reason, virtual hosts created)
-    let cases: Vec<(Option<&str>, Vec<&str>, bool, &str, Vec<&str>)> = vec![
+    type Case<'a> = (Option<&'a str>, Vec<&'a str>, bool, &'a str, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
         (None, vec!["a.example"], true, "Accepted", vec!["a.example"]),
         (
             Some("a.example"),

@@ -248,6 +248,17 @@ struct Session {
     nonce: u64,
 }
 
+/// Whether `message` names resource `name` as a whole word (`port/80` is not named by
+/// `port/8080`).
+fn mentions(message: &str, name: &str) -> bool {
+    let is_name_char = |c: char| c.is_ascii_alphanumeric() || "-._/*".contains(c);
+    message.match_indices(name).any(|(i, _)| {
+        let before = message[..i].chars().next_back();
+        let after = message[i + name.len()..].chars().next();
+        !before.is_some_and(is_name_char) && !after.is_some_and(is_name_char)
+    })
+}
+
 fn version_of(list: &[&Resource]) -> String {
     let mut h = DefaultHasher::new();
     for r in list {
@@ -294,7 +305,7 @@ impl Session {
             let named: BTreeSet<SourceObject> = st
                 .sent
                 .iter()
-                .filter(|(name, _)| err.message.contains(name.as_str()))
+                .filter(|(name, _)| mentions(&err.message, name))
                 .flat_map(|(_, s)| s.iter().cloned())
                 .collect();
             let sources = if named.is_empty() {
@@ -538,6 +549,21 @@ mod tests {
         let out = s.on_snapshot(snap(&["c1", "c2"], 2));
         let types: Vec<&str> = out.iter().map(|r| r.type_url.as_str()).collect();
         assert_eq!(types, vec![ENDPOINT_TYPE]);
+    }
+
+    #[test]
+    fn mentions_table() {
+        let cases = [
+            ("listener(s) port/8080: cannot bind", "port/8080", true),
+            ("listener(s) port/8080: cannot bind", "port/80", false),
+            ("cluster 'a/b/r0/b1' bad", "a/b/r0/b1", true),
+            ("cluster 'a/b/r0/b10' bad", "a/b/r0/b1", false),
+            ("x a/b/r0/b1", "a/b/r0/b1", true),
+            ("", "a", false),
+        ];
+        for (msg, name, want) in cases {
+            assert_eq!(mentions(msg, name), want, "{msg:?} {name:?}");
+        }
     }
 
     #[test]

@@ -1,0 +1,537 @@
+//! The compiler and the ADS server against a REAL Envoy (FLEETGATE_ENVOY, installed by
+//! `e2e/setup.sh`): a small FleetIntent is compiled, served over ADS on a free loopback port,
+//! and requests through Envoy must reach the right tiny HTTP backend — or get the right error.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use fleetgate_hub::compile::{Snapshot, compile};
+use fleetgate_hub::config::{DataPlane, DataPlaneListener};
+use fleetgate_hub::model::{
+    AllowedRoutes, Backend, BackendProblem, ClusterIntent, ClusterKey, FleetIntent, Gateway,
+    HttpRoute, HttpRouteMatch, HttpRouteRule, Kind, Listener, Meta, ParentRef, PathMatch, Protocol,
+};
+use fleetgate_hub::xds::{XdsHealth, resources::LISTENER_TYPE, serve_on};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+// ---- test support: backends, Envoy, client ----------------------------------------------
+
+/// A free loopback port (bound and released; Envoy binds it right after).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An HTTP/1 backend on 127.0.0.1 that answers every request with its name.
+async fn backend(name: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let svc = service_fn(move |_req: Request<hyper::body::Incoming>| async move {
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(name))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// A running Envoy, killed on drop.
+struct Envoy {
+    child: tokio::process::Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn envoy_binary() -> PathBuf {
+    match std::env::var_os("FLEETGATE_ENVOY") {
+        Some(p) => PathBuf::from(p),
+        None => panic!(
+            "FLEETGATE_ENVOY is not set: run `e2e/setup.sh` and export FLEETGATE_ENVOY=<path to envoy>"
+        ),
+    }
+}
+
+impl Envoy {
+    fn start(node_id: &str, xds: SocketAddr) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let admin_port = free_port();
+        let bootstrap = format!(
+            r#"node:
+  id: {node_id}
+  cluster: fleetgate
+admin:
+  address:
+    socket_address: {{ address: 127.0.0.1, port_value: {admin_port} }}
+dynamic_resources:
+  ads_config:
+    api_type: GRPC
+    transport_api_version: V3
+    set_node_on_first_message_only: true
+    grpc_services:
+    - envoy_grpc:
+        cluster_name: xds_cluster
+  cds_config: {{ ads: {{}}, resource_api_version: V3 }}
+  lds_config: {{ ads: {{}}, resource_api_version: V3 }}
+static_resources:
+  clusters:
+  - name: xds_cluster
+    type: STATIC
+    connect_timeout: 1s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config:
+          http2_protocol_options: {{}}
+    load_assignment:
+      cluster_name: xds_cluster
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address:
+              socket_address: {{ address: {ip}, port_value: {port} }}
+"#,
+            ip = xds.ip(),
+            port = xds.port(),
+        );
+        let path = dir.path().join("bootstrap.yaml");
+        std::fs::write(&path, bootstrap).unwrap();
+        let log = dir.path().join("envoy.log");
+        let child = tokio::process::Command::new(envoy_binary())
+            .arg("--config-path")
+            .arg(&path)
+            .args([
+                "--disable-hot-restart",
+                "--concurrency",
+                "1",
+                "--log-level",
+                "warn",
+            ])
+            .arg("--log-path")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("cannot start Envoy (FLEETGATE_ENVOY); run e2e/setup.sh");
+        Self {
+            child,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// Panics with Envoy's log if it exited.
+    fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            panic!("Envoy exited ({status}):\n{log}");
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+
+fn client() -> HttpClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// GET `path` with `Host: host` through the data plane; `None` when the connection fails.
+async fn get(
+    c: &HttpClient,
+    dp: SocketAddr,
+    host: &str,
+    path: &str,
+) -> Option<(StatusCode, String)> {
+    let req = Request::get(format!("http://{dp}{path}"))
+        .header("host", host)
+        .body(Empty::new())
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(5), c.request(req))
+        .await
+        .ok()?
+        .ok()?;
+    let status = resp.status();
+    let body = resp.into_body().collect().await.ok()?.to_bytes();
+    Some((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// Polls until `host` + `path` answers `want`, or fails with what it last saw.
+async fn eventually_answers(
+    envoy: &mut Envoy,
+    dp: SocketAddr,
+    host: &str,
+    path: &str,
+    want: (StatusCode, Option<&str>),
+) {
+    let c = client();
+    let start = Instant::now();
+    let mut last = None;
+    while start.elapsed() < DEADLINE {
+        envoy.assert_running();
+        last = get(&c, dp, host, path).await;
+        if let Some((status, body)) = &last
+            && *status == want.0
+            && want.1.is_none_or(|b| b == body)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{host}{path}: wanted {want:?}, last got {last:?}\nEnvoy log:\n{}",
+        envoy.log()
+    );
+}
+
+// ---- intent builders ----------------------------------------------------------------------
+
+fn meta(name: &str) -> Meta {
+    Meta {
+        namespace: "default".into(),
+        name: name.into(),
+        generation: 1,
+        creation_timestamp: "2026-01-01T00:00:00Z".into(),
+    }
+}
+
+fn backend_ref(name: &str, endpoints: Vec<SocketAddr>) -> Backend {
+    Backend {
+        namespace: "default".into(),
+        name: name.into(),
+        port: 80,
+        weight: 1,
+        problem: None,
+        endpoints,
+    }
+}
+
+fn rule(prefix: &str, backend: Backend) -> HttpRouteRule {
+    HttpRouteRule {
+        name: None,
+        matches: vec![HttpRouteMatch {
+            path: PathMatch::Prefix(prefix.into()),
+            headers: vec![],
+        }],
+        filters: vec![],
+        backends: vec![backend],
+    }
+}
+
+fn http_route(name: &str, gateway: &str, host: &str, rules: Vec<HttpRouteRule>) -> HttpRoute {
+    HttpRoute {
+        meta: meta(name),
+        parent_refs: vec![ParentRef {
+            namespace: "default".into(),
+            name: gateway.into(),
+            section_name: None,
+            port: None,
+        }],
+        hostnames: vec![host.into()],
+        rules,
+    }
+}
+
+fn gateway(name: &str, port: u16) -> Gateway {
+    Gateway {
+        meta: meta(name),
+        class_name: "fleetgate".into(),
+        listeners: vec![Listener {
+            name: "http".into(),
+            protocol: Some(Protocol::Http),
+            protocol_name: "HTTP".into(),
+            port,
+            hostname: None,
+            allowed_routes: AllowedRoutes::Same,
+        }],
+    }
+}
+
+fn cluster_key() -> ClusterKey {
+    ClusterKey {
+        tenant: "a".into(),
+        cluster: "c1".into(),
+    }
+}
+
+fn fleet(gateways: Vec<Gateway>, routes: Vec<HttpRoute>) -> FleetIntent {
+    let ci = ClusterIntent {
+        gateways: gateways
+            .into_iter()
+            .map(|g| (("default".to_string(), g.meta.name.clone()), g))
+            .collect(),
+        http_routes: routes
+            .into_iter()
+            .map(|r| (("default".to_string(), r.meta.name.clone()), r))
+            .collect(),
+    };
+    BTreeMap::from([(cluster_key(), ci)])
+}
+
+/// The hub side: an ADS server on a free loopback port serving a snapshot channel.
+struct Hub {
+    addr: SocketAddr,
+    snapshots: watch::Sender<Arc<Snapshot>>,
+    health: watch::Receiver<XdsHealth>,
+    _stop: oneshot::Sender<()>,
+}
+
+async fn start_hub(first: Snapshot) -> Hub {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (snapshots, snapshot_rx) = watch::channel(Arc::new(first));
+    let (health_tx, health) = watch::channel(XdsHealth::default());
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        serve_on(listener, snapshot_rx, health_tx, async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("xDS server failed");
+    });
+    Hub {
+        addr,
+        snapshots,
+        health,
+        _stop: stop,
+    }
+}
+
+// ---- tests --------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_routes_by_host_and_path_and_follows_changes() {
+    let blue = backend("blue").await;
+    let green = backend("green").await;
+    let dp_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let dp = DataPlane {
+        address: "127.0.0.1".parse().unwrap(),
+        listeners: vec![DataPlaneListener {
+            port: 80,
+            bind: dp_addr,
+        }],
+    };
+    let missing = Backend {
+        problem: Some(BackendProblem {
+            reason: "BackendNotFound".into(),
+            message: "Service default/gone not found".into(),
+        }),
+        ..backend_ref("gone", vec![])
+    };
+    let intent = |blue_prefix_to: SocketAddr, rest_to: SocketAddr| {
+        fleet(
+            vec![gateway("gw", 80)],
+            vec![
+                http_route(
+                    "app",
+                    "gw",
+                    "app.a.example",
+                    vec![
+                        rule("/blue", backend_ref("first", vec![blue_prefix_to])),
+                        rule("/", backend_ref("second", vec![rest_to])),
+                    ],
+                ),
+                http_route(
+                    "empty",
+                    "gw",
+                    "empty.a.example",
+                    vec![rule("/", backend_ref("nothing", vec![]))],
+                ),
+                http_route(
+                    "broken",
+                    "gw",
+                    "broken.a.example",
+                    vec![rule("/", missing.clone())],
+                ),
+            ],
+        )
+    };
+
+    let compiled = compile(&intent(blue, green), &dp);
+    assert!(
+        compiled.statuses[&cluster_key()]
+            .iter()
+            .filter(|s| s.key.kind == Kind::HttpRoute)
+            .all(|s| s.parents[0].conditions[0].status),
+        "{:#?}",
+        compiled.statuses
+    );
+    let hub = start_hub(compiled.snapshot).await;
+    let mut envoy = Envoy::start("envoy-1", hub.addr);
+
+    let ok = StatusCode::OK;
+    eventually_answers(
+        &mut envoy,
+        dp_addr,
+        "app.a.example",
+        "/blue",
+        (ok, Some("blue")),
+    )
+    .await;
+    eventually_answers(
+        &mut envoy,
+        dp_addr,
+        "app.a.example",
+        "/blue/x",
+        (ok, Some("blue")),
+    )
+    .await;
+    // Element-wise prefix: /bluex is not under /blue.
+    eventually_answers(
+        &mut envoy,
+        dp_addr,
+        "app.a.example",
+        "/bluex",
+        (ok, Some("green")),
+    )
+    .await;
+    eventually_answers(
+        &mut envoy,
+        dp_addr,
+        "app.a.example",
+        "/",
+        (ok, Some("green")),
+    )
+    .await;
+    // Port in Host is ignored for virtual host selection.
+    eventually_answers(
+        &mut envoy,
+        dp_addr,
+        "app.a.example:80",
+        "/",
+        (ok, Some("green")),
+    )
+    .await;
+    // Nobody configured this hostname: the catch-all answers, no tenant sees it.
+    let nf = (StatusCode::NOT_FOUND, None);
+    eventually_answers(&mut envoy, dp_addr, "unknown.example", "/", nf).await;
+    // A valid backend without ready endpoints: 503.
+    let unavailable = (StatusCode::SERVICE_UNAVAILABLE, None);
+    eventually_answers(&mut envoy, dp_addr, "empty.a.example", "/", unavailable).await;
+    // An unresolved backend: 500.
+    let ise = (StatusCode::INTERNAL_SERVER_ERROR, None);
+    eventually_answers(&mut envoy, dp_addr, "broken.a.example", "/", ise).await;
+
+    // A route change is followed: swap the backends.
+    hub.snapshots
+        .send(Arc::new(compile(&intent(green, blue), &dp).snapshot))
+        .unwrap();
+    eventually_answers(
+        &mut envoy,
+        dp_addr,
+        "app.a.example",
+        "/blue",
+        (ok, Some("green")),
+    )
+    .await;
+    eventually_answers(
+        &mut envoy,
+        dp_addr,
+        "app.a.example",
+        "/",
+        (ok, Some("blue")),
+    )
+    .await;
+    // A hostname removed from the intent falls back to the catch-all.
+    let mut fewer = intent(green, blue);
+    fewer
+        .get_mut(&cluster_key())
+        .unwrap()
+        .http_routes
+        .remove(&("default".to_string(), "empty".to_string()));
+    hub.snapshots
+        .send(Arc::new(compile(&fewer, &dp).snapshot))
+        .unwrap();
+    eventually_answers(&mut envoy, dp_addr, "empty.a.example", "/", nf).await;
+
+    assert_eq!(
+        *hub.health.borrow(),
+        XdsHealth::default(),
+        "no NACK expected"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_nack_is_reported_on_the_gateway_behind_it() {
+    let backend_addr = backend("blue").await;
+    let good: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    // Something else holds this port: Envoy cannot bind it and rejects the listener.
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = squatter.local_addr().unwrap();
+    let dp = DataPlane {
+        address: "127.0.0.1".parse().unwrap(),
+        listeners: vec![
+            DataPlaneListener {
+                port: 80,
+                bind: good,
+            },
+            DataPlaneListener {
+                port: 8080,
+                bind: taken,
+            },
+        ],
+    };
+    let intent = fleet(
+        vec![gateway("gw", 80), gateway("gw-8080", 8080)],
+        vec![http_route(
+            "app",
+            "gw",
+            "app.a.example",
+            vec![rule("/", backend_ref("b", vec![backend_addr]))],
+        )],
+    );
+    let hub = start_hub(compile(&intent, &dp).snapshot).await;
+    let mut envoy = Envoy::start("envoy-2", hub.addr);
+
+    let mut health = hub.health.clone();
+    let nack = tokio::time::timeout(DEADLINE, async {
+        loop {
+            if let Some(n) = health.borrow_and_update().nacks.get(LISTENER_TYPE) {
+                return n.clone();
+            }
+            health.changed().await.unwrap();
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no LDS NACK from Envoy; log:\n{}", envoy.log()));
+    assert_eq!(nack.node, "envoy-2");
+    assert!(nack.message.contains("port/8080"), "{}", nack.message);
+    let blamed: Vec<String> = nack.sources.iter().map(|s| s.object.name.clone()).collect();
+    assert_eq!(blamed, vec!["gw-8080".to_string()], "{}", nack.message);
+
+    // Envoy keeps serving what it accepted.
+    let ok = (StatusCode::OK, Some("blue"));
+    eventually_answers(&mut envoy, good, "app.a.example", "/", ok).await;
+    drop(squatter);
+}
