@@ -41,7 +41,11 @@ pub struct Cli {
     #[arg(long, env = "FLEETGATE_IDENTITY_DIR")]
     pub identity_dir: PathBuf,
     /// Name the hub's serving certificate must carry.
-    #[arg(long, env = "FLEETGATE_HUB_SERVER_NAME", default_value = "fleetgate-hub")]
+    #[arg(
+        long,
+        env = "FLEETGATE_HUB_SERVER_NAME",
+        default_value = "fleetgate-hub"
+    )]
     pub hub_server_name: String,
     /// Kubeconfig file of the tenant cluster (default: in-cluster or KUBECONFIG).
     #[arg(long, env = "FLEETGATE_KUBECONFIG", conflicts_with = "manifests")]
@@ -71,7 +75,9 @@ pub struct Config {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     /// The hub address is not an https URL.
-    #[error("--hub must be an https:// URL with host and port (got {0:?}); the hub's agent endpoint is mTLS only")]
+    #[error(
+        "--hub must be an https:// URL with host and port (got {0:?}); the hub's agent endpoint is mTLS only"
+    )]
     HubNotHttps(String),
     /// The hub server name is empty.
     #[error("--hub-server-name must not be empty (the default is fleetgate-hub)")]
@@ -145,19 +151,58 @@ mod tests {
         assert_eq!(m.effective_endpoint_mode(false), EndpointMode::Pod);
         assert_eq!(m.effective_endpoint_mode(true), EndpointMode::Node);
 
-        let forced = parse(&[&base[..], &["--manifests", "/m", "--endpoint-mode", "node"]].concat());
-        assert_eq!(forced.unwrap().effective_endpoint_mode(false), EndpointMode::Node);
+        let forced =
+            parse(&[&base[..], &["--manifests", "/m", "--endpoint-mode", "node"]].concat());
+        assert_eq!(
+            forced.unwrap().effective_endpoint_mode(false),
+            EndpointMode::Node
+        );
 
         let cases: &[(&[&str], &str)] = &[
-            (&["--hub", "http://127.0.0.1:1", "--identity-dir", "/id"], "https://"),
-            (&["--hub", "https://127.0.0.1", "--identity-dir", "/id"], "https://"),
-            (&["--hub", "https://h:1", "--identity-dir", "/id", "--hub-server-name", ""], "server-name"),
+            (
+                &["--hub", "http://127.0.0.1:1", "--identity-dir", "/id"],
+                "https://",
+            ),
+            (
+                &["--hub", "https://127.0.0.1", "--identity-dir", "/id"],
+                "https://",
+            ),
+            (
+                &[
+                    "--hub",
+                    "https://h:1",
+                    "--identity-dir",
+                    "/id",
+                    "--hub-server-name",
+                    "",
+                ],
+                "server-name",
+            ),
             (&["--hub", "https://h:1"], "missing"),
             (
-                &["--hub", "https://h:1", "--identity-dir", "/i", "--kubeconfig", "k", "--manifests", "m"],
+                &[
+                    "--hub",
+                    "https://h:1",
+                    "--identity-dir",
+                    "/i",
+                    "--kubeconfig",
+                    "k",
+                    "--manifests",
+                    "m",
+                ],
                 "conflict",
             ),
-            (&["--hub", "https://h:1", "--identity-dir", "/i", "--endpoint-mode", "x"], "invalidvalue"),
+            (
+                &[
+                    "--hub",
+                    "https://h:1",
+                    "--identity-dir",
+                    "/i",
+                    "--endpoint-mode",
+                    "x",
+                ],
+                "invalidvalue",
+            ),
         ];
         for (args, want) in cases {
             let err = parse(args).unwrap_err();

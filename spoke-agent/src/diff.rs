@@ -82,7 +82,10 @@ mod tests {
 
     fn names(d: &Delta) -> (Vec<String>, Vec<String>) {
         (
-            d.upserts.iter().map(|o| o.r#ref.clone().unwrap().name).collect(),
+            d.upserts
+                .iter()
+                .map(|o| o.r#ref.clone().unwrap().name)
+                .collect(),
             d.deletes.iter().map(|r| r.name.clone()).collect(),
         )
     }
@@ -91,14 +94,50 @@ mod tests {
     fn diff_table() {
         let g = |n: &str, gen_| obj(Kind::Gateway, n, gen_);
         let r = |n: &str, gen_| obj(Kind::HttpRoute, n, gen_);
-        type Case = (&'static str, Vec<Object>, Vec<Object>, Vec<&'static str>, Vec<&'static str>);
+        type Case = (
+            &'static str,
+            Vec<Object>,
+            Vec<Object>,
+            Vec<&'static str>,
+            Vec<&'static str>,
+        );
         let cases: Vec<Case> = vec![
             ("nothing held, nothing new", vec![], vec![], vec![], vec![]),
-            ("all new", vec![], vec![g("a", 1), r("b", 1)], vec!["a", "b"], vec![]),
-            ("unchanged", vec![g("a", 1)], vec![g("a", 1)], vec![], vec![]),
-            ("changed", vec![g("a", 1), r("b", 1)], vec![g("a", 2), r("b", 1)], vec!["a"], vec![]),
-            ("vanished", vec![g("a", 1), r("b", 1)], vec![g("a", 1)], vec![], vec!["b"]),
-            ("same name, other kind is another object", vec![g("a", 1)], vec![r("a", 1)], vec!["a"], vec!["a"]),
+            (
+                "all new",
+                vec![],
+                vec![g("a", 1), r("b", 1)],
+                vec!["a", "b"],
+                vec![],
+            ),
+            (
+                "unchanged",
+                vec![g("a", 1)],
+                vec![g("a", 1)],
+                vec![],
+                vec![],
+            ),
+            (
+                "changed",
+                vec![g("a", 1), r("b", 1)],
+                vec![g("a", 2), r("b", 1)],
+                vec!["a"],
+                vec![],
+            ),
+            (
+                "vanished",
+                vec![g("a", 1), r("b", 1)],
+                vec![g("a", 1)],
+                vec![],
+                vec!["b"],
+            ),
+            (
+                "same name, other kind is another object",
+                vec![g("a", 1)],
+                vec![r("a", 1)],
+                vec!["a"],
+                vec!["a"],
+            ),
         ];
         for (name, held, next, ups, dels) in cases {
             let d = diff(&held_of(&held), &next);

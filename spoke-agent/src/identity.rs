@@ -127,8 +127,14 @@ mod tests {
             cluster: c.into(),
         };
         let cases = [
-            ("spiffe://fleetgate/tenant/a/cluster/c1", Some(id("fleetgate", "a", "c1"))),
-            ("spiffe://td.example/tenant/blue/cluster/prod", Some(id("td.example", "blue", "prod"))),
+            (
+                "spiffe://fleetgate/tenant/a/cluster/c1",
+                Some(id("fleetgate", "a", "c1")),
+            ),
+            (
+                "spiffe://td.example/tenant/blue/cluster/prod",
+                Some(id("td.example", "blue", "prod")),
+            ),
             ("spiffe://fleetgate/tenant/a/cluster/", None),
             ("spiffe://fleetgate/tenant/a", None),
             ("spiffe://fleetgate/tenant/a/cluster/c/extra", None),
@@ -144,12 +150,17 @@ mod tests {
     fn load_reads_cluster_from_certificate_and_explains_missing_files() {
         let dir = tempfile::tempdir().unwrap();
         let err = Identity::load(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("ca.crt") && err.contains("fleetgate-hub ca issue"), "{err}");
+        assert!(
+            err.contains("ca.crt") && err.contains("fleetgate-hub ca issue"),
+            "{err}"
+        );
 
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         params.subject_alt_names = vec![rcgen::SanType::URI(
-            "spiffe://fleetgate/tenant/t1/cluster/east".try_into().unwrap(),
+            "spiffe://fleetgate/tenant/t1/cluster/east"
+                .try_into()
+                .unwrap(),
         )];
         let cert = params.self_signed(&key).unwrap();
         std::fs::write(dir.path().join("ca.crt"), cert.pem()).unwrap();
@@ -162,7 +173,9 @@ mod tests {
         assert_eq!(id.spiffe.cluster, "east");
 
         let mut params = rcgen::CertificateParams::new(vec!["x.example".to_string()]).unwrap();
-        params.subject_alt_names.push(rcgen::SanType::DnsName("y.example".try_into().unwrap()));
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::DnsName("y.example".try_into().unwrap()));
         let plain = params.self_signed(&key).unwrap();
         std::fs::write(dir.path().join("tls.crt"), plain.pem()).unwrap();
         let err = Identity::load(dir.path()).unwrap_err();

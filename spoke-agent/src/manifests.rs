@@ -32,7 +32,10 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 pub enum ManifestsError {
     /// The folder does not exist or cannot be listed.
     #[error("cannot read manifests folder {path}: {source}", path = .path.display())]
-    Folder { path: PathBuf, source: std::io::Error },
+    Folder {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Parses one file: every document of a kind the agent reads, defaults applied; other kinds
@@ -40,7 +43,8 @@ pub enum ManifestsError {
 pub fn parse_file(text: &str) -> Result<ClusterState, String> {
     let mut out = ClusterState::default();
     for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let value = serde_yaml::Value::deserialize(doc).map_err(|e| format!("document {}: {e}", i + 1))?;
+        let value =
+            serde_yaml::Value::deserialize(doc).map_err(|e| format!("document {}: {e}", i + 1))?;
         add_value(value, &mut out).map_err(|e| format!("document {}: {e}", i + 1))?;
     }
     Ok(out)
@@ -50,26 +54,68 @@ fn add_value(value: serde_yaml::Value, out: &mut ClusterState) -> Result<(), Str
     if value.is_null() {
         return Ok(());
     }
-    let api_version = value.get("apiVersion").and_then(|v| v.as_str()).unwrap_or("").to_string();
-    let kind = value.get("kind").and_then(|v| v.as_str()).unwrap_or("").to_string();
-    let gw_api = matches!(api_version.as_str(), "gateway.networking.k8s.io/v1" | "gateway.networking.k8s.io/v1beta1");
+    let api_version = value
+        .get("apiVersion")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_string();
+    let kind = value
+        .get("kind")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_string();
+    let gw_api = matches!(
+        api_version.as_str(),
+        "gateway.networking.k8s.io/v1" | "gateway.networking.k8s.io/v1beta1"
+    );
     match (api_version.as_str(), kind.as_str()) {
         ("v1", "List") => {
-            let items = value.get("items").and_then(|v| v.as_sequence()).cloned().unwrap_or_default();
+            let items = value
+                .get("items")
+                .and_then(|v| v.as_sequence())
+                .cloned()
+                .unwrap_or_default();
             for item in items {
                 add_value(item, out)?;
             }
         }
-        (_, "GatewayClass") if gw_api => out.gateway_classes.push(typed(value, &kind, false, |o: &mut GatewayClass| &mut o.metadata)?),
-        (_, "Gateway") if gw_api => out.gateways.push(typed(value, &kind, true, |o: &mut Gateway| &mut o.metadata)?),
-        (_, "HTTPRoute") if gw_api => out.http_routes.push(typed(value, &kind, true, |o: &mut HttpRoute| &mut o.metadata)?),
-        ("v1", "Service") => out.services.push(typed(value, &kind, true, |o: &mut Service| &mut o.metadata)?),
-        ("v1", "Node") => out.nodes.push(typed(value, &kind, false, |o: &mut Node| &mut o.metadata)?),
+        (_, "GatewayClass") if gw_api => {
+            out.gateway_classes
+                .push(typed(value, &kind, false, |o: &mut GatewayClass| {
+                    &mut o.metadata
+                })?)
+        }
+        (_, "Gateway") if gw_api => {
+            out.gateways
+                .push(typed(value, &kind, true, |o: &mut Gateway| {
+                    &mut o.metadata
+                })?)
+        }
+        (_, "HTTPRoute") if gw_api => {
+            out.http_routes
+                .push(typed(value, &kind, true, |o: &mut HttpRoute| {
+                    &mut o.metadata
+                })?)
+        }
+        ("v1", "Service") => out
+            .services
+            .push(typed(value, &kind, true, |o: &mut Service| {
+                &mut o.metadata
+            })?),
+        ("v1", "Node") => out
+            .nodes
+            .push(typed(value, &kind, false, |o: &mut Node| &mut o.metadata)?),
         ("discovery.k8s.io/v1", "EndpointSlice") => {
-            out.endpoint_slices.push(typed(value, &kind, true, |o: &mut EndpointSlice| &mut o.metadata)?)
+            out.endpoint_slices
+                .push(typed(value, &kind, true, |o: &mut EndpointSlice| {
+                    &mut o.metadata
+                })?)
         }
         ("", _) | (_, "") => return Err("apiVersion and kind are required".into()),
-        _ => debug!(api_version, kind, "ignoring a manifest of a kind the agent does not read"),
+        _ => debug!(
+            api_version,
+            kind, "ignoring a manifest of a kind the agent does not read"
+        ),
     }
     Ok(())
 }
@@ -112,7 +158,10 @@ fn list_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
             let path = entry?.path();
             if path.is_dir() {
                 pending.push(path);
-            } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")) {
+            } else if matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml" | "json")
+            ) {
                 out.push(path);
             }
         }
@@ -136,9 +185,15 @@ impl Folder {
         })?;
         self.files.retain(|p, _| paths.contains(p));
         for path in paths {
-            let Ok(md) = std::fs::metadata(&path) else { continue };
+            let Ok(md) = std::fs::metadata(&path) else {
+                continue;
+            };
             let signature = (md.modified().unwrap_or(SystemTime::UNIX_EPOCH), md.len());
-            if self.files.get(&path).is_some_and(|f| f.signature == signature) {
+            if self
+                .files
+                .get(&path)
+                .is_some_and(|f| f.signature == signature)
+            {
                 continue;
             }
             let parsed = std::fs::read_to_string(&path)
@@ -147,14 +202,26 @@ impl Folder {
             match parsed {
                 Ok(contents) => {
                     info!(file = %path.display(), "read manifests");
-                    self.files.insert(path, FileEntry { signature, contents });
+                    self.files.insert(
+                        path,
+                        FileEntry {
+                            signature,
+                            contents,
+                        },
+                    );
                 }
                 Err(reason) => {
                     error!(file = %path.display(), "skipping manifest file {}: {reason} (its last good contents, if any, are kept)", path.display());
                     match self.files.get_mut(&path) {
                         Some(f) => f.signature = signature,
                         None => {
-                            self.files.insert(path, FileEntry { signature, contents: ClusterState::default() });
+                            self.files.insert(
+                                path,
+                                FileEntry {
+                                    signature,
+                                    contents: ClusterState::default(),
+                                },
+                            );
                         }
                     }
                 }
@@ -177,10 +244,12 @@ impl Folder {
 
 /// Checks that `dir` can be listed (called once before the agent starts).
 pub fn check_folder(dir: &Path) -> Result<(), ManifestsError> {
-    list_files(dir).map(drop).map_err(|source| ManifestsError::Folder {
-        path: dir.to_path_buf(),
-        source,
-    })
+    list_files(dir)
+        .map(drop)
+        .map_err(|source| ManifestsError::Folder {
+            path: dir.to_path_buf(),
+            source,
+        })
 }
 
 /// Scans `dir` every [`POLL_INTERVAL`] and publishes snapshots until every receiver is gone.
@@ -260,9 +329,18 @@ endpoints: [{addresses: [127.0.1.10]}]
         assert!(s.http_routes.is_empty() && s.nodes.is_empty());
 
         let bad: &[(&str, &str)] = &[
-            ("kind: Gateway\nmetadata: {name: x}\n", "apiVersion and kind are required"),
-            ("apiVersion: v1\nkind: Service\nmetadata: {namespace: a}\n", "without metadata.name"),
-            ("apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec: {listeners: 3}\n", "Gateway"),
+            (
+                "kind: Gateway\nmetadata: {name: x}\n",
+                "apiVersion and kind are required",
+            ),
+            (
+                "apiVersion: v1\nkind: Service\nmetadata: {namespace: a}\n",
+                "without metadata.name",
+            ),
+            (
+                "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec: {listeners: 3}\n",
+                "Gateway",
+            ),
             ("a: [\n", "document 1"),
             (
                 "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Node\n  metadata: {}\n",

@@ -90,7 +90,11 @@ fn problem(reason: &str, message: String) -> Option<BackendProblem> {
 }
 
 /// Resolves one backendRef of a route in `route_ns`.
-pub fn resolve_backend(route_ns: &str, r: &HttpRouteRulesBackendRefs, index: &Index<'_>) -> Backend {
+pub fn resolve_backend(
+    route_ns: &str,
+    r: &HttpRouteRulesBackendRefs,
+    index: &Index<'_>,
+) -> Backend {
     let namespace = r.namespace.clone().unwrap_or_else(|| route_ns.to_string());
     let port = r.port.and_then(|p| u32::try_from(p).ok()).unwrap_or(0);
     let mut backend = Backend {
@@ -104,10 +108,17 @@ pub fn resolve_backend(route_ns: &str, r: &HttpRouteRulesBackendRefs, index: &In
     let group = r.group.as_deref().unwrap_or("");
     let kind = r.kind.as_deref().unwrap_or("Service");
     if !group.is_empty() || kind != "Service" {
-        let shown = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
+        let shown = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
         backend.problem = problem(
             "InvalidKind",
-            format!("backendRef {shown} {}/{} is not supported: fleetgate only routes to core Services", namespace, r.name),
+            format!(
+                "backendRef {shown} {}/{} is not supported: fleetgate only routes to core Services",
+                namespace, r.name
+            ),
         );
         return backend;
     }
@@ -122,18 +133,28 @@ pub fn resolve_backend(route_ns: &str, r: &HttpRouteRulesBackendRefs, index: &In
         return backend;
     }
     let Some(svc) = index.services.get(&(namespace.as_str(), r.name.as_str())) else {
-        backend.problem = problem("BackendNotFound", format!("Service {namespace}/{} not found", r.name));
+        backend.problem = problem(
+            "BackendNotFound",
+            format!("Service {namespace}/{} not found", r.name),
+        );
         return backend;
     };
     if port == 0 {
         backend.problem = problem(
             "BackendNotFound",
-            format!("backendRef to Service {namespace}/{} has no port; set backendRefs[].port", r.name),
+            format!(
+                "backendRef to Service {namespace}/{} has no port; set backendRefs[].port",
+                r.name
+            ),
         );
         return backend;
     }
     let ports = svc.spec.as_ref().and_then(|s| s.ports.as_ref());
-    let Some(svc_port) = ports.into_iter().flatten().find(|p| i64::from(p.port) == i64::from(port)) else {
+    let Some(svc_port) = ports
+        .into_iter()
+        .flatten()
+        .find(|p| i64::from(p.port) == i64::from(port))
+    else {
         backend.problem = problem(
             "BackendNotFound",
             format!("Service {namespace}/{} has no port {port}", r.name),
@@ -144,7 +165,10 @@ pub fn resolve_backend(route_ns: &str, r: &HttpRouteRulesBackendRefs, index: &In
     if proto != "TCP" {
         backend.problem = problem(
             "UnsupportedProtocol",
-            format!("Service {namespace}/{} port {port} is {proto}; HTTPRoute backends must be TCP", r.name),
+            format!(
+                "Service {namespace}/{} port {port} is {proto}; HTTPRoute backends must be TCP",
+                r.name
+            ),
         );
         return backend;
     }
@@ -198,12 +222,16 @@ fn pod_endpoints(svc_port: &ServicePort, slices: &[&EndpointSlice]) -> Vec<Endpo
             continue;
         }
         let ports = slice.ports.as_deref().unwrap_or_default();
-        let by_name = ports.iter().find(|p| p.name.as_deref().unwrap_or("") == name);
+        let by_name = ports
+            .iter()
+            .find(|p| p.name.as_deref().unwrap_or("") == name);
         let by_number = || ports.iter().find(|p| target.is_some() && p.port == target);
         let Some(port) = by_name.or_else(by_number).and_then(|p| p.port) else {
             continue;
         };
-        let Ok(port) = u32::try_from(port) else { continue };
+        let Ok(port) = u32::try_from(port) else {
+            continue;
+        };
         for ep in slice.endpoints.iter().flatten() {
             if ep.conditions.as_ref().and_then(|c| c.ready) == Some(false) {
                 continue;
@@ -240,19 +268,64 @@ mod tests {
     fn state() -> ClusterState {
         ClusterState {
             services: vec![
-                service("app", "web", "NodePort", &[(None, 80, Some(30080), IntOrString::Int(8080))]),
-                service("app", "clusterip", "ClusterIP", &[(Some("http"), 80, None, IntOrString::String("http".into()))]),
-                service("app", "multi", "NodePort", &[
-                    (Some("http"), 80, Some(30001), IntOrString::Int(8080)),
-                    (Some("admin"), 81, Some(30002), IntOrString::Int(9090)),
-                ]),
+                service(
+                    "app",
+                    "web",
+                    "NodePort",
+                    &[(None, 80, Some(30080), IntOrString::Int(8080))],
+                ),
+                service(
+                    "app",
+                    "clusterip",
+                    "ClusterIP",
+                    &[(Some("http"), 80, None, IntOrString::String("http".into()))],
+                ),
+                service(
+                    "app",
+                    "multi",
+                    "NodePort",
+                    &[
+                        (Some("http"), 80, Some(30001), IntOrString::Int(8080)),
+                        (Some("admin"), 81, Some(30002), IntOrString::Int(9090)),
+                    ],
+                ),
             ],
             endpoint_slices: vec![
-                endpoint_slice("app", "web-1", "web", &[(None, 8080)], &[("127.0.1.10", None), ("127.0.1.11", Some(false))]),
-                endpoint_slice("app", "web-2", "web", &[(None, 8080)], &[("127.0.1.12", Some(true)), ("127.0.1.10", None)]),
-                endpoint_slice("app", "ci-1", "clusterip", &[(Some("http"), 8000)], &[("127.0.1.20", Some(true))]),
-                endpoint_slice("app", "multi-1", "multi", &[(Some("admin"), 9090), (Some("http"), 8080)], &[("127.0.1.30", None)]),
-                endpoint_slice("other", "web-x", "web", &[(None, 8080)], &[("127.0.9.9", None)]),
+                endpoint_slice(
+                    "app",
+                    "web-1",
+                    "web",
+                    &[(None, 8080)],
+                    &[("127.0.1.10", None), ("127.0.1.11", Some(false))],
+                ),
+                endpoint_slice(
+                    "app",
+                    "web-2",
+                    "web",
+                    &[(None, 8080)],
+                    &[("127.0.1.12", Some(true)), ("127.0.1.10", None)],
+                ),
+                endpoint_slice(
+                    "app",
+                    "ci-1",
+                    "clusterip",
+                    &[(Some("http"), 8000)],
+                    &[("127.0.1.20", Some(true))],
+                ),
+                endpoint_slice(
+                    "app",
+                    "multi-1",
+                    "multi",
+                    &[(Some("admin"), 9090), (Some("http"), 8080)],
+                    &[("127.0.1.30", None)],
+                ),
+                endpoint_slice(
+                    "other",
+                    "web-x",
+                    "web",
+                    &[(None, 8080)],
+                    &[("127.0.9.9", None)],
+                ),
             ],
             nodes: vec![
                 node("n2", Some("127.0.1.2"), Some("True")),
@@ -282,7 +355,11 @@ mod tests {
                 r: backend_ref(None, None, None, "web", Some(80)),
                 reason: None,
                 message_has: "",
-                endpoints: vec![ep("127.0.1.1", 30080, true), ep("127.0.1.2", 30080, true), ep("127.0.1.3", 30080, false)],
+                endpoints: vec![
+                    ep("127.0.1.1", 30080, true),
+                    ep("127.0.1.2", 30080, true),
+                    ep("127.0.1.3", 30080, false),
+                ],
             },
             Case {
                 name: "node mode: ClusterIP service has no nodePort",
@@ -298,7 +375,11 @@ mod tests {
                 r: backend_ref(None, None, None, "multi", Some(81)),
                 reason: None,
                 message_has: "",
-                endpoints: vec![ep("127.0.1.1", 30002, true), ep("127.0.1.2", 30002, true), ep("127.0.1.3", 30002, false)],
+                endpoints: vec![
+                    ep("127.0.1.1", 30002, true),
+                    ep("127.0.1.2", 30002, true),
+                    ep("127.0.1.3", 30002, false),
+                ],
             },
             Case {
                 name: "pod mode: ready addresses, deduplicated across slices, not-ready dropped",
@@ -359,7 +440,13 @@ mod tests {
             Case {
                 name: "other kind",
                 mode: EndpointMode::Node,
-                r: backend_ref(Some("agentgateway.dev"), Some("AgentgatewayBackend"), None, "llm", None),
+                r: backend_ref(
+                    Some("agentgateway.dev"),
+                    Some("AgentgatewayBackend"),
+                    None,
+                    "llm",
+                    None,
+                ),
                 reason: Some("InvalidKind"),
                 message_has: "AgentgatewayBackend.agentgateway.dev",
                 endpoints: vec![],
@@ -368,9 +455,19 @@ mod tests {
         for c in cases {
             let index = Index::new(&st, c.mode);
             let b = resolve_backend("app", &c.r, &index);
-            assert_eq!(b.problem.as_ref().map(|p| p.reason.as_str()), c.reason, "{}", c.name);
+            assert_eq!(
+                b.problem.as_ref().map(|p| p.reason.as_str()),
+                c.reason,
+                "{}",
+                c.name
+            );
             if let Some(p) = &b.problem {
-                assert!(p.message.contains(c.message_has), "{}: {}", c.name, p.message);
+                assert!(
+                    p.message.contains(c.message_has),
+                    "{}: {}",
+                    c.name,
+                    p.message
+                );
             }
             assert_eq!(b.endpoints, c.endpoints, "{}", c.name);
             assert_eq!(b.name, c.r.name, "{}", c.name);

@@ -32,7 +32,9 @@ pub enum RunError {
     #[error("cannot use kubeconfig {path}: {reason}")]
     Kubeconfig { path: String, reason: String },
     /// No kubeconfig was given and none could be inferred.
-    #[error("cannot reach the tenant cluster (no --kubeconfig; in-cluster config and KUBECONFIG failed): {0}")]
+    #[error(
+        "cannot reach the tenant cluster (no --kubeconfig; in-cluster config and KUBECONFIG failed): {0}"
+    )]
     InferKube(#[source] kube::Error),
     /// The manifests folder cannot be listed.
     #[error(transparent)]
@@ -93,8 +95,10 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         _ = &mut stop => return Ok(()),
     }
 
-    let intent_of = |s: &ClusterState| translate(s, config.effective_endpoint_mode(!s.nodes.is_empty()));
-    let (intent_tx, intent_rx) = watch::channel::<Vec<Object>>(intent_of(&state_rx.borrow_and_update()));
+    let intent_of =
+        |s: &ClusterState| translate(s, config.effective_endpoint_mode(!s.nodes.is_empty()));
+    let (intent_tx, intent_rx) =
+        watch::channel::<Vec<Object>>(intent_of(&state_rx.borrow_and_update()));
     let (status_tx, status_rx) = watch::channel::<Option<Status>>(None);
     tokio::spawn(status::run_writer(state_rx.clone(), status_rx, sink));
     let mut translate_rx = state_rx;

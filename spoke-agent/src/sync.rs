@@ -51,14 +51,21 @@ pub enum SyncError {
 
 /// The gRPC endpoint of the hub with mTLS: `ca.crt` is the only trust root, `tls.crt`/`tls.key`
 /// the client identity, and the hub's certificate must carry `server_name`.
-pub fn tls_endpoint(hub: &str, identity: &Identity, server_name: &str) -> Result<Endpoint, SyncError> {
+pub fn tls_endpoint(
+    hub: &str,
+    identity: &Identity,
+    server_name: &str,
+) -> Result<Endpoint, SyncError> {
     let err = |source| SyncError::Endpoint {
         hub: hub.to_string(),
         source,
     };
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(&identity.ca_pem))
-        .identity(tonic::transport::Identity::from_pem(&identity.cert_pem, &identity.key_pem))
+        .identity(tonic::transport::Identity::from_pem(
+            &identity.cert_pem,
+            &identity.key_pem,
+        ))
         .domain_name(server_name);
     Ok(Endpoint::from_shared(hub.to_string())
         .map_err(err)?
@@ -101,8 +108,16 @@ pub struct Syncer {
 
 impl Syncer {
     /// `hello.cluster` should be the cluster of the agent's certificate.
-    pub fn new(intent: watch::Receiver<Vec<Object>>, status: watch::Sender<Option<Status>>, hello: Hello) -> Self {
-        Self { intent, status, hello }
+    pub fn new(
+        intent: watch::Receiver<Vec<Object>>,
+        status: watch::Sender<Option<Status>>,
+        hello: Hello,
+    ) -> Self {
+        Self {
+            intent,
+            status,
+            hello,
+        }
     }
 
     /// Connects with `connect` and runs streams until the intent channel closes, reconnecting
@@ -114,6 +129,10 @@ impl Syncer {
     {
         let mut attempt = 0u32;
         loop {
+            if self.intent.has_changed().is_err() {
+                info!("intent source closed; stopping sync");
+                return;
+            }
             let err = match connect().await {
                 Ok(channel) => {
                     let end = self.session(channel).await;
@@ -156,8 +175,10 @@ impl Syncer {
         // Queued before the call so the hub sees them as soon as the stream opens.
         tx.try_send(send(agent_message::Kind::Hello(self.hello.clone())))
             .expect("fresh channel has room");
-        tx.try_send(send(agent_message::Kind::Update(full_update(revision, &intent))))
-            .expect("fresh channel has room");
+        tx.try_send(send(agent_message::Kind::Update(full_update(
+            revision, &intent,
+        ))))
+        .expect("fresh channel has room");
         info!(revision, objects = intent.len(), "sent full state");
         // What the hub holds; None after a Nack, when it is unknown until the next full state.
         let mut held: Option<Held> = Some(held_of(&intent));

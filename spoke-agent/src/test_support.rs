@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 
 use gateway_api::gatewayclasses::{GatewayClass, GatewayClassSpec};
 use gateway_api::gateways::{
-    Gateway, GatewayListeners, GatewayListenersAllowedRoutes, GatewayListenersAllowedRoutesNamespaces,
-    GatewayListenersAllowedRoutesNamespacesFrom, GatewaySpec,
+    Gateway, GatewayListeners, GatewayListenersAllowedRoutes,
+    GatewayListenersAllowedRoutesNamespaces, GatewayListenersAllowedRoutesNamespacesFrom,
+    GatewaySpec,
 };
 use gateway_api::httproutes::{
-    HttpRoute, HttpRouteParentRefs, HttpRouteRules, HttpRouteRulesBackendRefs, HttpRouteRulesMatches,
-    HttpRouteRulesMatchesPath, HttpRouteRulesMatchesPathType, HttpRouteSpec,
+    HttpRoute, HttpRouteParentRefs, HttpRouteRules, HttpRouteRulesBackendRefs,
+    HttpRouteRulesMatches, HttpRouteRulesMatchesPath, HttpRouteRulesMatchesPathType, HttpRouteSpec,
 };
 use k8s_openapi::api::core::v1::{
     Node, NodeAddress, NodeCondition, NodeStatus, Service, ServicePort, ServiceSpec,
@@ -29,7 +30,9 @@ pub fn meta(ns: Option<&str>, name: &str) -> ObjectMeta {
         namespace: ns.map(str::to_string),
         name: Some(name.to_string()),
         generation: Some(1),
-        creation_timestamp: Some(Time(Timestamp::from_second(1_700_000_000).expect("valid timestamp"))),
+        creation_timestamp: Some(Time(
+            Timestamp::from_second(1_700_000_000).expect("valid timestamp"),
+        )),
         ..Default::default()
     }
 }
@@ -118,7 +121,10 @@ pub fn path_prefix(value: &str) -> HttpRouteRulesMatches {
     }
 }
 
-pub fn rule(matches: Vec<HttpRouteRulesMatches>, backends: Vec<HttpRouteRulesBackendRefs>) -> HttpRouteRules {
+pub fn rule(
+    matches: Vec<HttpRouteRulesMatches>,
+    backends: Vec<HttpRouteRulesBackendRefs>,
+) -> HttpRouteRules {
     HttpRouteRules {
         matches: (!matches.is_empty()).then_some(matches),
         backend_refs: (!backends.is_empty()).then_some(backends),
@@ -137,7 +143,8 @@ pub fn http_route(
         metadata: meta(Some(ns), name),
         spec: HttpRouteSpec {
             parent_refs: Some(parents),
-            hostnames: (!hostnames.is_empty()).then(|| hostnames.iter().map(|h| h.to_string()).collect()),
+            hostnames: (!hostnames.is_empty())
+                .then(|| hostnames.iter().map(|h| h.to_string()).collect()),
             rules: Some(rules),
         },
         status: None,
@@ -180,7 +187,10 @@ pub fn endpoint_slice(
     endpoints: &[(&str, Option<bool>)],
 ) -> EndpointSlice {
     let mut m = meta(Some(ns), name);
-    m.labels = Some(BTreeMap::from([(SERVICE_NAME_LABEL.to_string(), svc.to_string())]));
+    m.labels = Some(BTreeMap::from([(
+        SERVICE_NAME_LABEL.to_string(),
+        svc.to_string(),
+    )]));
     EndpointSlice {
         metadata: m,
         address_type: "IPv4".to_string(),
@@ -197,16 +207,16 @@ pub fn endpoint_slice(
         ),
         endpoints: Some(
             endpoints
-            .iter()
-            .map(|(a, ready)| Endpoint {
-                addresses: vec![a.to_string()],
-                conditions: Some(EndpointConditions {
-                    ready: *ready,
+                .iter()
+                .map(|(a, ready)| Endpoint {
+                    addresses: vec![a.to_string()],
+                    conditions: Some(EndpointConditions {
+                        ready: *ready,
+                        ..Default::default()
+                    }),
                     ..Default::default()
-                }),
-                ..Default::default()
-            })
-            .collect(),
+                })
+                .collect(),
         ),
     }
 }

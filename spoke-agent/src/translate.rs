@@ -42,7 +42,10 @@ pub fn claimed_classes(state: &ClusterState) -> BTreeSet<String> {
 }
 
 /// (namespace, name) of the Gateways that are sent: those of a claimed class.
-pub fn sent_gateways(state: &ClusterState, claimed: &BTreeSet<String>) -> BTreeSet<(String, String)> {
+pub fn sent_gateways(
+    state: &ClusterState,
+    claimed: &BTreeSet<String>,
+) -> BTreeSet<(String, String)> {
     state
         .gateways
         .iter()
@@ -83,7 +86,11 @@ pub fn translate(state: &ClusterState, mode: EndpointMode) -> Vec<Object> {
         .iter()
         .filter_map(|r| route_object(r, &sent, &index))
         .collect();
-    let key = |o: &Object| o.r#ref.as_ref().map(|r| (r.namespace.clone(), r.name.clone()));
+    let key = |o: &Object| {
+        o.r#ref
+            .as_ref()
+            .map(|r| (r.namespace.clone(), r.name.clone()))
+    };
     gateways.sort_by_key(key);
     routes.sort_by_key(key);
     gateways.extend(routes);
@@ -152,7 +159,11 @@ fn gateway_object(g: &Gateway) -> Option<Object> {
     Some(o)
 }
 
-fn route_object(r: &HttpRoute, sent: &BTreeSet<(String, String)>, index: &Index<'_>) -> Option<Object> {
+fn route_object(
+    r: &HttpRoute,
+    sent: &BTreeSet<(String, String)>,
+    index: &Index<'_>,
+) -> Option<Object> {
     let mut o = object_header(Kind::HttpRoute, &r.metadata)?;
     let (ns, name) = ns_name(&r.metadata)?;
     let parent_refs: Vec<ParentRef> = r
@@ -182,7 +193,13 @@ fn route_object(r: &HttpRoute, sent: &BTreeSet<(String, String)>, index: &Index<
     Some(o)
 }
 
-fn translate_rule(ns: &str, route: &str, i: usize, rule: &HttpRouteRules, index: &Index<'_>) -> Option<pb::HttpRouteRule> {
+fn translate_rule(
+    ns: &str,
+    route: &str,
+    i: usize,
+    rule: &HttpRouteRules,
+    index: &Index<'_>,
+) -> Option<pb::HttpRouteRule> {
     let written = rule.matches.as_deref().unwrap_or_default();
     let matches: Vec<HttpRouteMatch> = written
         .iter()
@@ -236,7 +253,9 @@ pub fn translate_match(m: &HttpRouteRulesMatches) -> Result<HttpRouteMatch, Stri
         None => (path_match::Type::PathPrefix, "/".to_string()),
         Some(p) => {
             let kind = match p.r#type {
-                None | Some(HttpRouteRulesMatchesPathType::PathPrefix) => path_match::Type::PathPrefix,
+                None | Some(HttpRouteRulesMatchesPathType::PathPrefix) => {
+                    path_match::Type::PathPrefix
+                }
                 Some(HttpRouteRulesMatchesPathType::Exact) => path_match::Type::Exact,
                 Some(HttpRouteRulesMatchesPathType::RegularExpression) => {
                     return Err("path type RegularExpression is not supported".into());
@@ -253,7 +272,10 @@ pub fn translate_match(m: &HttpRouteRulesMatches) -> Result<HttpRouteMatch, Stri
                 value: h.value.clone(),
             }),
             Some(HttpRouteRulesMatchesHeadersType::RegularExpression) => {
-                return Err(format!("header {} uses RegularExpression; only Exact is supported", h.name));
+                return Err(format!(
+                    "header {} uses RegularExpression; only Exact is supported",
+                    h.name
+                ));
             }
         }
     }
@@ -277,8 +299,18 @@ fn translate_filter(f: &HttpRouteRulesFilters) -> Option<HttpFilter> {
     };
     Some(HttpFilter {
         kind: Some(http_filter::Kind::RequestHeaderModifier(HeaderModifier {
-            set: m.set.iter().flatten().map(|h| header(&h.name, &h.value)).collect(),
-            add: m.add.iter().flatten().map(|h| header(&h.name, &h.value)).collect(),
+            set: m
+                .set
+                .iter()
+                .flatten()
+                .map(|h| header(&h.name, &h.value))
+                .collect(),
+            add: m
+                .add
+                .iter()
+                .flatten()
+                .map(|h| header(&h.name, &h.value))
+                .collect(),
             remove: m.remove.clone().unwrap_or_default(),
         })),
     })

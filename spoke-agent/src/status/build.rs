@@ -27,9 +27,20 @@ use crate::translate::{GATEWAY_GROUP, claimed_classes, parent_ref};
 /// One status write: which object and the full status the agent wants on it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StatusWrite {
-    GatewayClass { name: String, status: GatewayClassStatus },
-    Gateway { namespace: String, name: String, status: GatewayStatus },
-    HttpRoute { namespace: String, name: String, status: HttpRouteStatus },
+    GatewayClass {
+        name: String,
+        status: GatewayClassStatus,
+    },
+    Gateway {
+        namespace: String,
+        name: String,
+        status: GatewayStatus,
+    },
+    HttpRoute {
+        namespace: String,
+        name: String,
+        status: HttpRouteStatus,
+    },
 }
 
 impl StatusWrite {
@@ -37,8 +48,12 @@ impl StatusWrite {
     pub fn object(&self) -> String {
         match self {
             Self::GatewayClass { name, .. } => format!("GatewayClass {name}"),
-            Self::Gateway { namespace, name, .. } => format!("Gateway {namespace}/{name}"),
-            Self::HttpRoute { namespace, name, .. } => format!("HTTPRoute {namespace}/{name}"),
+            Self::Gateway {
+                namespace, name, ..
+            } => format!("Gateway {namespace}/{name}"),
+            Self::HttpRoute {
+                namespace, name, ..
+            } => format!("HTTPRoute {namespace}/{name}"),
         }
     }
 }
@@ -52,7 +67,12 @@ pub fn now_seconds() -> Time {
 /// The desired conditions: `desired` with `observedGeneration`, keeping the existing
 /// `lastTransitionTime` of a condition whose status did not change; conditions of other types
 /// already on the object (set by someone else) are kept. Sorted by type.
-pub fn merge_conditions(existing: &[Condition], desired: &[pb::Condition], generation: i64, now: &Time) -> Vec<Condition> {
+pub fn merge_conditions(
+    existing: &[Condition],
+    desired: &[pb::Condition],
+    generation: i64,
+    now: &Time,
+) -> Vec<Condition> {
     let mut out: BTreeMap<String, Condition> = existing
         .iter()
         .map(|c| (c.type_.clone(), c.clone()))
@@ -62,7 +82,11 @@ pub fn merge_conditions(existing: &[Condition], desired: &[pb::Condition], gener
             Some(old) if old.status == d.status => old.last_transition_time.clone(),
             _ => now.clone(),
         };
-        let reason = if d.reason.is_empty() { "Pending".to_string() } else { d.reason.clone() };
+        let reason = if d.reason.is_empty() {
+            "Pending".to_string()
+        } else {
+            d.reason.clone()
+        };
         out.insert(
             d.r#type.clone(),
             Condition {
@@ -105,7 +129,11 @@ pub fn gateway_class_status(gc: &GatewayClass, now: &Time) -> GatewayClassStatus
 }
 
 fn generation_of(hub: &ObjectStatus, object_generation: Option<i64>) -> i64 {
-    if hub.observed_generation > 0 { hub.observed_generation } else { object_generation.unwrap_or(0) }
+    if hub.observed_generation > 0 {
+        hub.observed_generation
+    } else {
+        object_generation.unwrap_or(0)
+    }
 }
 
 /// Gateway `status.conditions`, `status.addresses` and `status.listeners` from the hub.
@@ -121,7 +149,12 @@ pub fn gateway_status(gw: &Gateway, hub: &ObjectStatus, now: &Time) -> GatewaySt
             GatewayStatusListeners {
                 name: l.name.clone(),
                 attached_routes: i32::try_from(l.attached_routes).unwrap_or(i32::MAX),
-                conditions: merge_conditions(old.map(|o| o.conditions.as_slice()).unwrap_or_default(), &l.conditions, generation, now),
+                conditions: merge_conditions(
+                    old.map(|o| o.conditions.as_slice()).unwrap_or_default(),
+                    &l.conditions,
+                    generation,
+                    now,
+                ),
                 supported_kinds: Some(vec![GatewayStatusListenersSupportedKinds {
                     group: Some(GATEWAY_GROUP.to_string()),
                     kind: "HTTPRoute".to_string(),
@@ -193,7 +226,12 @@ pub fn route_status(route: &HttpRoute, hub: &ObjectStatus, now: &Time) -> HttpRo
             .iter()
             .find(|p| p.controller_name == CONTROLLER_NAME && p.parent_ref == parent_ref);
         parents.push(HttpRouteStatusParents {
-            conditions: merge_conditions(old.map(|o| o.conditions.as_slice()).unwrap_or_default(), &hp.conditions, generation, now),
+            conditions: merge_conditions(
+                old.map(|o| o.conditions.as_slice()).unwrap_or_default(),
+                &hp.conditions,
+                generation,
+                now,
+            ),
             controller_name: CONTROLLER_NAME.to_string(),
             parent_ref,
         });
@@ -233,7 +271,9 @@ pub fn plan(state: &ClusterState, hub: Option<&Status>, now: &Time) -> Vec<Statu
     let mut out = Vec::new();
     let claimed = claimed_classes(state);
     for gc in &state.gateway_classes {
-        let Some(name) = gc.metadata.name.clone().filter(|n| claimed.contains(n)) else { continue };
+        let Some(name) = gc.metadata.name.clone().filter(|n| claimed.contains(n)) else {
+            continue;
+        };
         let status = gateway_class_status(gc, now);
         if gc.status.as_ref().map(norm_gc) != Some(norm_gc(&status)) {
             out.push(StatusWrite::GatewayClass { name, status });
@@ -243,7 +283,11 @@ pub fn plan(state: &ClusterState, hub: Option<&Status>, now: &Time) -> Vec<Statu
     let by_key: BTreeMap<StatusKey, &ObjectStatus> = hub
         .objects
         .iter()
-        .filter_map(|o| o.r#ref.as_ref().map(|r| ((r.kind, r.namespace.clone(), r.name.clone()), o)))
+        .filter_map(|o| {
+            o.r#ref
+                .as_ref()
+                .map(|r| ((r.kind, r.namespace.clone(), r.name.clone()), o))
+        })
         .collect();
     let find = |kind: Kind, m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
         let (ns, name) = (m.namespace.clone()?, m.name.clone()?);
@@ -251,20 +295,32 @@ pub fn plan(state: &ClusterState, hub: Option<&Status>, now: &Time) -> Vec<Statu
         Some((ns, name, *s))
     };
     for gw in &state.gateways {
-        let Some((namespace, name, hs)) = find(Kind::Gateway, &gw.metadata) else { continue };
+        let Some((namespace, name, hs)) = find(Kind::Gateway, &gw.metadata) else {
+            continue;
+        };
         if !claimed.contains(&gw.spec.gateway_class_name) {
             continue;
         }
         let status = gateway_status(gw, hs, now);
         if gw.status.as_ref().map(norm_gw) != Some(norm_gw(&status)) {
-            out.push(StatusWrite::Gateway { namespace, name, status });
+            out.push(StatusWrite::Gateway {
+                namespace,
+                name,
+                status,
+            });
         }
     }
     for r in &state.http_routes {
-        let Some((namespace, name, hs)) = find(Kind::HttpRoute, &r.metadata) else { continue };
+        let Some((namespace, name, hs)) = find(Kind::HttpRoute, &r.metadata) else {
+            continue;
+        };
         let status = route_status(r, hs, now);
         if r.status.as_ref().map(norm_route) != Some(norm_route(&status)) {
-            out.push(StatusWrite::HttpRoute { namespace, name, status });
+            out.push(StatusWrite::HttpRoute {
+                namespace,
+                name,
+                status,
+            });
         }
     }
     out
@@ -274,19 +330,45 @@ pub fn plan(state: &ClusterState, hub: Option<&Status>, now: &Time) -> Vec<Statu
 pub fn summary(w: &StatusWrite) -> String {
     fn conds(c: &[Condition]) -> String {
         c.iter()
-            .map(|c| format!("{}={}({}{})", c.type_, c.status, c.reason, if c.message.is_empty() { String::new() } else { format!(": {}", c.message) }))
+            .map(|c| {
+                format!(
+                    "{}={}({}{})",
+                    c.type_,
+                    c.status,
+                    c.reason,
+                    if c.message.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", c.message)
+                    }
+                )
+            })
             .collect::<Vec<_>>()
             .join(" ")
     }
     match w {
-        StatusWrite::GatewayClass { status, .. } => conds(status.conditions.as_deref().unwrap_or_default()),
+        StatusWrite::GatewayClass { status, .. } => {
+            conds(status.conditions.as_deref().unwrap_or_default())
+        }
         StatusWrite::Gateway { status, .. } => {
-            let addrs: Vec<&str> = status.addresses.iter().flatten().map(|a| a.value.as_str()).collect();
+            let addrs: Vec<&str> = status
+                .addresses
+                .iter()
+                .flatten()
+                .map(|a| a.value.as_str())
+                .collect();
             let listeners: Vec<String> = status
                 .listeners
                 .iter()
                 .flatten()
-                .map(|l| format!("[{} attachedRoutes={} {}]", l.name, l.attached_routes, conds(&l.conditions)))
+                .map(|l| {
+                    format!(
+                        "[{} attachedRoutes={} {}]",
+                        l.name,
+                        l.attached_routes,
+                        conds(&l.conditions)
+                    )
+                })
                 .collect();
             format!(
                 "{} addresses=[{}] listeners={}",
@@ -300,9 +382,23 @@ pub fn summary(w: &StatusWrite) -> String {
             .iter()
             .filter(|p| p.controller_name == CONTROLLER_NAME)
             .map(|p| {
-                let ns = p.parent_ref.namespace.as_deref().map(|n| format!("{n}/")).unwrap_or_default();
-                let sec = p.parent_ref.section_name.as_deref().map(|s| format!("#{s}")).unwrap_or_default();
-                format!("[parent {ns}{}{sec}: {}]", p.parent_ref.name, conds(&p.conditions))
+                let ns = p
+                    .parent_ref
+                    .namespace
+                    .as_deref()
+                    .map(|n| format!("{n}/"))
+                    .unwrap_or_default();
+                let sec = p
+                    .parent_ref
+                    .section_name
+                    .as_deref()
+                    .map(|s| format!("#{s}"))
+                    .unwrap_or_default();
+                format!(
+                    "[parent {ns}{}{sec}: {}]",
+                    p.parent_ref.name,
+                    conds(&p.conditions)
+                )
             })
             .collect::<Vec<_>>()
             .join(" "),

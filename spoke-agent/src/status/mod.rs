@@ -47,7 +47,9 @@ pub struct StatusError {
 impl Sink {
     /// A sink for manifests mode.
     pub fn log() -> Self {
-        Self::Log { last: BTreeMap::new() }
+        Self::Log {
+            last: BTreeMap::new(),
+        }
     }
 
     async fn write(&mut self, w: StatusWrite) -> Result<(), StatusError> {
@@ -76,7 +78,11 @@ impl Sink {
                             .await
                             .map(drop)
                     }
-                    StatusWrite::Gateway { namespace, name, status } => {
+                    StatusWrite::Gateway {
+                        namespace,
+                        name,
+                        status,
+                    } => {
                         let body = json!({
                             "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
                             "metadata": {"name": name, "namespace": namespace},
@@ -91,7 +97,11 @@ impl Sink {
                             .await
                             .map(drop)
                     }
-                    StatusWrite::HttpRoute { namespace, name, status } => {
+                    StatusWrite::HttpRoute {
+                        namespace,
+                        name,
+                        status,
+                    } => {
                         let body = json!({
                             "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
                             "metadata": {"name": name, "namespace": namespace},
@@ -103,7 +113,10 @@ impl Sink {
                             .map(drop)
                     }
                 };
-                res.map_err(|source| StatusError { object: object.clone(), source })?;
+                res.map_err(|source| StatusError {
+                    object: object.clone(),
+                    source,
+                })?;
                 info!("wrote status of {object}");
                 Ok(())
             }

@@ -1,0 +1,289 @@
+//! The Sync client against an in-process tonic hub on loopback (plaintext; the TLS endpoint is
+//! covered separately): full state on connect, deltas, Status hand-off, Nack handling and
+//! reconnect with a fresh full state.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use fleetgate_proto::spoke::v1::spoke_service_server::{SpokeService, SpokeServiceServer};
+use fleetgate_proto::spoke::v1::{Ack, HubMessage, Kind, Nack, ObjectRef, ObjectStatus};
+use futures::{Stream, StreamExt};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::{TcpListenerStream, UnboundedReceiverStream};
+
+use super::*;
+
+/// What the fake hub answers to update `revision` of stream `stream`.
+type Script = Arc<dyn Fn(usize, &Update) -> Vec<Result<HubMessage, tonic::Status>> + Send + Sync>;
+
+struct Hub {
+    seen: mpsc::UnboundedSender<(usize, AgentMessage)>,
+    script: Script,
+    streams: AtomicUsize,
+}
+
+#[tonic::async_trait]
+impl SpokeService for Hub {
+    type SyncStream = Pin<Box<dyn Stream<Item = Result<HubMessage, tonic::Status>> + Send>>;
+
+    async fn sync(
+        &self,
+        req: tonic::Request<tonic::Streaming<AgentMessage>>,
+    ) -> Result<tonic::Response<Self::SyncStream>, tonic::Status> {
+        let n = self.streams.fetch_add(1, Ordering::SeqCst);
+        let mut inbound = req.into_inner();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (seen, script) = (self.seen.clone(), self.script.clone());
+        tokio::spawn(async move {
+            while let Some(Ok(m)) = inbound.next().await {
+                let _ = seen.send((n, m.clone()));
+                if let Some(agent_message::Kind::Update(u)) = &m.kind {
+                    for reply in script(n, u) {
+                        let _ = tx.send(reply);
+                    }
+                }
+            }
+        });
+        Ok(tonic::Response::new(Box::pin(
+            UnboundedReceiverStream::new(rx),
+        )))
+    }
+}
+
+async fn start_hub(script: Script) -> (SocketAddr, mpsc::UnboundedReceiver<(usize, AgentMessage)>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (seen, rx) = mpsc::unbounded_channel();
+    let hub = Hub {
+        seen,
+        script,
+        streams: AtomicUsize::new(0),
+    };
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(SpokeServiceServer::new(hub))
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    (addr, rx)
+}
+
+fn ack_and_status(_: usize, u: &Update) -> Vec<Result<HubMessage, tonic::Status>> {
+    vec![
+        Ok(HubMessage {
+            kind: Some(hub_message::Kind::Ack(Ack {
+                revision: u.revision,
+            })),
+        }),
+        Ok(HubMessage {
+            kind: Some(hub_message::Kind::Status(Status {
+                objects: vec![ObjectStatus {
+                    observed_generation: i64::try_from(u.revision).unwrap(),
+                    ..Default::default()
+                }],
+            })),
+        }),
+    ]
+}
+
+fn obj(name: &str, generation: i64) -> Object {
+    Object {
+        r#ref: Some(ObjectRef {
+            kind: Kind::Gateway as i32,
+            namespace: "ns".into(),
+            name: name.into(),
+        }),
+        generation,
+        ..Default::default()
+    }
+}
+
+async fn next(
+    rx: &mut mpsc::UnboundedReceiver<(usize, AgentMessage)>,
+) -> (usize, agent_message::Kind) {
+    let (n, m) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("hub got a message in time")
+        .expect("hub alive");
+    (n, m.kind.expect("message has a kind"))
+}
+
+async fn next_update(rx: &mut mpsc::UnboundedReceiver<(usize, AgentMessage)>) -> (usize, Update) {
+    match next(rx).await {
+        (n, agent_message::Kind::Update(u)) => (n, u),
+        other => panic!("expected an Update, got {other:?}"),
+    }
+}
+
+fn names(u: &Update) -> (Vec<String>, Vec<String>) {
+    (
+        u.upserts
+            .iter()
+            .map(|o| o.r#ref.clone().unwrap().name)
+            .collect(),
+        u.deletes.iter().map(|r| r.name.clone()).collect(),
+    )
+}
+
+fn hello() -> Hello {
+    Hello {
+        cluster: "east".into(),
+        agent_version: "test".into(),
+    }
+}
+
+fn connector(
+    addr: SocketAddr,
+) -> impl FnMut() -> Pin<Box<dyn Future<Output = Result<Channel, SyncError>> + Send>> {
+    move || {
+        Box::pin(async move {
+            Endpoint::from_shared(format!("http://{addr}"))
+                .unwrap()
+                .connect()
+                .await
+                .map_err(SyncError::Connect)
+        })
+    }
+}
+
+#[tokio::test]
+async fn full_state_then_deltas_and_status() {
+    let (addr, mut seen) = start_hub(Arc::new(ack_and_status)).await;
+    let (intent_tx, intent_rx) = watch::channel(vec![obj("a", 1), obj("b", 1)]);
+    let (status_tx, mut status_rx) = watch::channel(None);
+    tokio::spawn(Syncer::new(intent_rx, status_tx, hello()).run(connector(addr)));
+
+    let (n, first) = next(&mut seen).await;
+    let agent_message::Kind::Hello(h) = first else {
+        panic!("Hello first")
+    };
+    assert_eq!((n, h.cluster.as_str()), (0, "east"));
+    let (_, u) = next_update(&mut seen).await;
+    assert_eq!((u.revision, u.full_state), (1, true));
+    assert_eq!(names(&u), (vec!["a".into(), "b".into()], vec![]));
+
+    tokio::time::timeout(Duration::from_secs(10), status_rx.changed())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        status_rx.borrow().as_ref().unwrap().objects[0].observed_generation,
+        1
+    );
+
+    intent_tx.send_replace(vec![obj("a", 2), obj("c", 1)]);
+    let (_, u) = next_update(&mut seen).await;
+    assert_eq!((u.revision, u.full_state), (2, false));
+    assert_eq!(names(&u), (vec!["a".into(), "c".into()], vec!["b".into()]));
+
+    // An unchanged intent sends nothing; the next real change is revision 3.
+    intent_tx.send_replace(vec![obj("a", 2), obj("c", 1)]);
+    intent_tx.send_replace(vec![obj("c", 1)]);
+    let (_, u) = next_update(&mut seen).await;
+    assert_eq!((u.revision, names(&u)), (3, (vec![], vec!["a".into()])));
+}
+
+#[tokio::test]
+async fn nack_makes_the_next_update_a_full_state() {
+    let script: Script = Arc::new(|n, u: &Update| {
+        if u.revision == 2 {
+            vec![Ok(HubMessage {
+                kind: Some(hub_message::Kind::Nack(Nack {
+                    revision: 2,
+                    message: "too big".into(),
+                })),
+            })]
+        } else {
+            ack_and_status(n, u)
+        }
+    });
+    let (addr, mut seen) = start_hub(script).await;
+    let (intent_tx, intent_rx) = watch::channel(vec![obj("a", 1)]);
+    let (status_tx, _status_rx) = watch::channel(None);
+    tokio::spawn(Syncer::new(intent_rx, status_tx, hello()).run(connector(addr)));
+    next(&mut seen).await;
+    next_update(&mut seen).await;
+
+    intent_tx.send_replace(vec![obj("a", 1), obj("b", 1)]);
+    let (_, u) = next_update(&mut seen).await;
+    assert_eq!((u.revision, u.full_state), (2, false));
+    // Let the Nack arrive before the next change.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    intent_tx.send_replace(vec![obj("a", 1), obj("b", 1), obj("c", 1)]);
+    let (n, u) = next_update(&mut seen).await;
+    assert_eq!((n, u.revision, u.full_state), (0, 3, true));
+    assert_eq!(names(&u).0, ["a", "b", "c"]);
+}
+
+#[tokio::test]
+async fn stream_error_reconnects_and_resends_full_state() {
+    let script: Script = Arc::new(|n, u: &Update| {
+        if n == 0 && u.revision == 2 {
+            vec![Err(tonic::Status::unavailable("hub restarting"))]
+        } else {
+            ack_and_status(n, u)
+        }
+    });
+    let (addr, mut seen) = start_hub(script).await;
+    let (intent_tx, intent_rx) = watch::channel(vec![obj("a", 1)]);
+    let (status_tx, _status_rx) = watch::channel(None);
+    tokio::spawn(Syncer::new(intent_rx, status_tx, hello()).run(connector(addr)));
+    next(&mut seen).await;
+    next_update(&mut seen).await;
+    intent_tx.send_replace(vec![obj("a", 1), obj("b", 1)]);
+    assert_eq!(next_update(&mut seen).await.1.revision, 2);
+
+    let (n, first) = next(&mut seen).await;
+    assert!(
+        matches!(first, agent_message::Kind::Hello(_)),
+        "new stream starts with Hello"
+    );
+    assert_eq!(n, 1);
+    let (n, u) = next_update(&mut seen).await;
+    assert_eq!((n, u.revision, u.full_state), (1, 1, true));
+    assert_eq!(names(&u).0, ["a", "b"]);
+}
+
+#[tokio::test]
+async fn unreachable_hub_is_retried_and_shutdown_stops_the_client() {
+    // Nothing listens here (bound then dropped).
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (intent_tx, intent_rx) = watch::channel(vec![]);
+    let (status_tx, _status_rx) = watch::channel(None);
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let counted = attempts.clone();
+    let mut inner = connector(addr);
+    let run = tokio::spawn(Syncer::new(intent_rx, status_tx, hello()).run(move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+        inner()
+    }));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(attempts.load(Ordering::SeqCst) >= 2, "retried");
+    drop(intent_tx);
+    tokio::time::timeout(Duration::from_secs(12), run)
+        .await
+        .expect("the client stops once the intent source is gone")
+        .unwrap();
+}
+
+#[test]
+fn backoff_table() {
+    let ms = |a| backoff_ceiling(a).as_millis();
+    assert_eq!(
+        [0, 1, 2, 3, 4, 5, 6, 7, 40].map(ms),
+        [200, 400, 800, 1600, 3200, 6400, 10_000, 10_000, 10_000]
+    );
+    let mut rng = rand::rng();
+    for a in 0..10 {
+        for _ in 0..50 {
+            assert!(full_jitter(backoff_ceiling(a), &mut rng) <= backoff_ceiling(a));
+        }
+    }
+    assert_eq!(full_jitter(Duration::ZERO, &mut rng), Duration::ZERO);
+}

@@ -5,9 +5,9 @@ use fleetgate_proto::spoke::v1::{Kind, Object, http_filter, object, path_match};
 use gateway_api::gateways::GatewayListenersAllowedRoutesNamespacesFrom;
 use gateway_api::httproutes::{
     HttpRouteParentRefs, HttpRouteRulesFilters, HttpRouteRulesFiltersRequestHeaderModifier,
-    HttpRouteRulesFiltersRequestHeaderModifierSet, HttpRouteRulesFiltersType, HttpRouteRulesMatches,
-    HttpRouteRulesMatchesHeaders, HttpRouteRulesMatchesHeadersType, HttpRouteRulesMatchesMethod,
-    HttpRouteRulesMatchesPath, HttpRouteRulesMatchesPathType,
+    HttpRouteRulesFiltersRequestHeaderModifierSet, HttpRouteRulesFiltersType,
+    HttpRouteRulesMatches, HttpRouteRulesMatchesHeaders, HttpRouteRulesMatchesHeadersType,
+    HttpRouteRulesMatchesMethod, HttpRouteRulesMatchesPath, HttpRouteRulesMatchesPathType,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -21,11 +21,26 @@ fn base() -> ClusterState {
             gateway_class("other", "example.com/other"),
         ],
         gateways: vec![
-            gateway("infra", "gw", "fleetgate", &[("http", "HTTP", 8080, Some("*.a.example"))]),
+            gateway(
+                "infra",
+                "gw",
+                "fleetgate",
+                &[("http", "HTTP", 8080, Some("*.a.example"))],
+            ),
             gateway("infra", "foreign", "other", &[("http", "HTTP", 80, None)]),
-            gateway("infra", "orphan", "missing-class", &[("http", "HTTP", 80, None)]),
+            gateway(
+                "infra",
+                "orphan",
+                "missing-class",
+                &[("http", "HTTP", 80, None)],
+            ),
         ],
-        services: vec![service("app", "web", "NodePort", &[(None, 80, Some(30080), IntOrString::Int(8080))])],
+        services: vec![service(
+            "app",
+            "web",
+            "NodePort",
+            &[(None, 80, Some(30080), IntOrString::Int(8080))],
+        )],
         nodes: vec![node("n1", Some("127.0.1.1"), None)],
         ..Default::default()
     }
@@ -35,7 +50,11 @@ fn names(objs: &[Object]) -> Vec<String> {
     objs.iter()
         .map(|o| {
             let r = o.r#ref.as_ref().unwrap();
-            let k = if r.kind == Kind::Gateway as i32 { "gw" } else { "route" };
+            let k = if r.kind == Kind::Gateway as i32 {
+                "gw"
+            } else {
+                "route"
+            };
             format!("{k}:{}/{}", r.namespace, r.name)
         })
         .collect()
@@ -59,13 +78,41 @@ fn which_objects_are_sent() {
         ..Default::default()
     };
     let cases: Vec<(&str, Vec<HttpRouteParentRefs>, bool)> = vec![
-        ("explicit namespace to a claimed gateway", vec![gw_ref(Some("infra"))], true),
-        ("namespace defaults to the route's (app/gw does not exist)", vec![gw_ref(None)], false),
-        ("foreign class gateway", vec![parent(Some("infra"), "foreign")], false),
-        ("gateway of an unknown class", vec![parent(Some("infra"), "orphan")], false),
-        ("explicit group and kind", vec![kind_ref(Some(GATEWAY_GROUP), Some("Gateway"))], true),
-        ("other kind is ignored", vec![kind_ref(Some(GATEWAY_GROUP), Some("ListenerSet"))], false),
-        ("other group is ignored", vec![kind_ref(Some("example.com"), Some("Gateway"))], false),
+        (
+            "explicit namespace to a claimed gateway",
+            vec![gw_ref(Some("infra"))],
+            true,
+        ),
+        (
+            "namespace defaults to the route's (app/gw does not exist)",
+            vec![gw_ref(None)],
+            false,
+        ),
+        (
+            "foreign class gateway",
+            vec![parent(Some("infra"), "foreign")],
+            false,
+        ),
+        (
+            "gateway of an unknown class",
+            vec![parent(Some("infra"), "orphan")],
+            false,
+        ),
+        (
+            "explicit group and kind",
+            vec![kind_ref(Some(GATEWAY_GROUP), Some("Gateway"))],
+            true,
+        ),
+        (
+            "other kind is ignored",
+            vec![kind_ref(Some(GATEWAY_GROUP), Some("ListenerSet"))],
+            false,
+        ),
+        (
+            "other group is ignored",
+            vec![kind_ref(Some("example.com"), Some("Gateway"))],
+            false,
+        ),
         (
             "one good parent among others",
             vec![parent(Some("infra"), "foreign"), gw_ref(Some("infra"))],
@@ -82,7 +129,13 @@ fn which_objects_are_sent() {
             want.push("route:app/r".into());
             let r = route_spec(&out[1]);
             assert_eq!(r.parent_refs.len(), 1, "{name}: only refs to sent gateways");
-            assert_eq!((r.parent_refs[0].namespace.as_str(), r.parent_refs[0].name.as_str()), ("infra", "gw"));
+            assert_eq!(
+                (
+                    r.parent_refs[0].namespace.as_str(),
+                    r.parent_refs[0].name.as_str()
+                ),
+                ("infra", "gw")
+            );
         }
         assert_eq!(names(&out), want, "{name}");
     }
@@ -95,14 +148,32 @@ fn route_default_namespace_parent_and_gateway_fields() {
         gateway("app", "gw", "fleetgate", &[("web", "HTTP", 80, None)]),
         GatewayListenersAllowedRoutesNamespacesFrom::All,
     ));
-    st.http_routes = vec![http_route("app", "r", vec![parent(None, "gw")], &["a.example"], vec![])];
+    st.http_routes = vec![http_route(
+        "app",
+        "r",
+        vec![parent(None, "gw")],
+        &["a.example"],
+        vec![],
+    )];
     let out = translate(&st, EndpointMode::Node);
     assert_eq!(names(&out), ["gw:app/gw", "gw:infra/gw", "route:app/r"]);
-    let object::Spec::Gateway(g) = out[0].spec.as_ref().unwrap() else { panic!() };
+    let object::Spec::Gateway(g) = out[0].spec.as_ref().unwrap() else {
+        panic!()
+    };
     let l = &g.listeners[0];
-    assert_eq!((l.name.as_str(), l.protocol.as_str(), l.port, l.hostname.as_str()), ("web", "HTTP", 80, ""));
+    assert_eq!(
+        (
+            l.name.as_str(),
+            l.protocol.as_str(),
+            l.port,
+            l.hostname.as_str()
+        ),
+        ("web", "HTTP", 80, "")
+    );
     assert_eq!(l.allowed_routes.as_ref().unwrap().from, "All");
-    let object::Spec::Gateway(g) = out[1].spec.as_ref().unwrap() else { panic!() };
+    let object::Spec::Gateway(g) = out[1].spec.as_ref().unwrap() else {
+        panic!()
+    };
     assert_eq!(g.listeners[0].hostname, "*.a.example");
     assert_eq!(g.listeners[0].allowed_routes.as_ref().unwrap().from, "Same");
     assert_eq!(out[1].generation, 1);
@@ -112,7 +183,11 @@ fn route_default_namespace_parent_and_gateway_fields() {
     assert_eq!(r.parent_refs[0].namespace, "app");
 }
 
-fn header(name: &str, value: &str, t: Option<HttpRouteRulesMatchesHeadersType>) -> HttpRouteRulesMatchesHeaders {
+fn header(
+    name: &str,
+    value: &str,
+    t: Option<HttpRouteRulesMatchesHeadersType>,
+) -> HttpRouteRulesMatchesHeaders {
     HttpRouteRulesMatchesHeaders {
         name: name.into(),
         value: value.into(),
@@ -131,20 +206,43 @@ fn match_table() {
     };
     let pp = path_match::Type::PathPrefix as i32;
     let ex = path_match::Type::Exact as i32;
-    let cases: Vec<(&str, HttpRouteRulesMatches, Result<(i32, &str, usize), &str>)> = vec![
-        ("empty match is PathPrefix /", HttpRouteRulesMatches::default(), Ok((pp, "/", 0))),
+    type Case = (
+        &'static str,
+        HttpRouteRulesMatches,
+        Result<(i32, &'static str, usize), &'static str>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "empty match is PathPrefix /",
+            HttpRouteRulesMatches::default(),
+            Ok((pp, "/", 0)),
+        ),
         ("prefix", path(None, Some("/api")), Ok((pp, "/api", 0))),
-        ("exact", path(Some(HttpRouteRulesMatchesPathType::Exact), Some("/x")), Ok((ex, "/x", 0))),
-        ("no value", path(Some(HttpRouteRulesMatchesPathType::PathPrefix), None), Ok((pp, "/", 0))),
+        (
+            "exact",
+            path(Some(HttpRouteRulesMatchesPathType::Exact), Some("/x")),
+            Ok((ex, "/x", 0)),
+        ),
+        (
+            "no value",
+            path(Some(HttpRouteRulesMatchesPathType::PathPrefix), None),
+            Ok((pp, "/", 0)),
+        ),
         (
             "regex path",
-            path(Some(HttpRouteRulesMatchesPathType::RegularExpression), Some("/.*")),
+            path(
+                Some(HttpRouteRulesMatchesPathType::RegularExpression),
+                Some("/.*"),
+            ),
             Err("RegularExpression"),
         ),
         (
             "exact headers",
             HttpRouteRulesMatches {
-                headers: Some(vec![header("x-a", "1", None), header("x-b", "2", Some(HttpRouteRulesMatchesHeadersType::Exact))]),
+                headers: Some(vec![
+                    header("x-a", "1", None),
+                    header("x-b", "2", Some(HttpRouteRulesMatchesHeadersType::Exact)),
+                ]),
                 ..Default::default()
             },
             Ok((pp, "/", 2)),
@@ -152,7 +250,14 @@ fn match_table() {
         (
             "regex header",
             HttpRouteRulesMatches {
-                headers: Some(vec![header("x-a", "1", None), header("x-b", ".*", Some(HttpRouteRulesMatchesHeadersType::RegularExpression))]),
+                headers: Some(vec![
+                    header("x-a", "1", None),
+                    header(
+                        "x-b",
+                        ".*",
+                        Some(HttpRouteRulesMatchesHeadersType::RegularExpression),
+                    ),
+                ]),
                 ..Default::default()
             },
             Err("x-b"),
@@ -170,7 +275,11 @@ fn match_table() {
         match (translate_match(&m), want) {
             (Ok(got), Ok((t, v, h))) => {
                 let p = got.path.unwrap();
-                assert_eq!((p.r#type, p.value.as_str(), got.headers.len()), (t, v, h), "{name}");
+                assert_eq!(
+                    (p.r#type, p.value.as_str(), got.headers.len()),
+                    (t, v, h),
+                    "{name}"
+                );
             }
             (Err(e), Err(w)) => assert!(e.contains(w), "{name}: {e}"),
             (got, want) => panic!("{name}: got {got:?}, want {want:?}"),
@@ -197,15 +306,25 @@ fn rules_drop_unsupported_matches_without_widening() {
         vec![
             rule(vec![regex.clone(), path_prefix("/ok")], vec![web()]),
             rule(vec![regex], vec![web()]),
-            rule(vec![], vec![web(), backend_ref(None, None, None, "nope", Some(80))]),
+            rule(
+                vec![],
+                vec![web(), backend_ref(None, None, None, "nope", Some(80))],
+            ),
         ],
     )];
     let out = translate(&st, EndpointMode::Node);
     let r = route_spec(&out[1]);
-    assert_eq!(r.rules.len(), 2, "the rule with only a regex match is dropped");
+    assert_eq!(
+        r.rules.len(),
+        2,
+        "the rule with only a regex match is dropped"
+    );
     assert_eq!(r.rules[0].matches.len(), 1);
     assert_eq!(r.rules[0].matches[0].path.as_ref().unwrap().value, "/ok");
-    assert!(r.rules[1].matches.is_empty(), "no matches written stays no matches (PathPrefix /)");
+    assert!(
+        r.rules[1].matches.is_empty(),
+        "no matches written stays no matches (PathPrefix /)"
+    );
     let b = &r.rules[1].backends;
     assert_eq!(b.len(), 2);
     assert_eq!(b[0].endpoints.len(), 1);
@@ -234,12 +353,23 @@ fn only_request_header_modifier_filters_are_sent() {
     let mut r = rule(vec![], vec![]);
     r.filters = Some(vec![mirror, rhm]);
     let mut st = base();
-    st.http_routes = vec![http_route("app", "r", vec![parent(Some("infra"), "gw")], &[], vec![r])];
+    st.http_routes = vec![http_route(
+        "app",
+        "r",
+        vec![parent(Some("infra"), "gw")],
+        &[],
+        vec![r],
+    )];
     let out = translate(&st, EndpointMode::Node);
     let f = &route_spec(&out[1]).rules[0].filters;
     assert_eq!(f.len(), 1);
-    let Some(http_filter::Kind::RequestHeaderModifier(m)) = &f[0].kind else { panic!() };
-    assert_eq!((m.set[0].name.as_str(), m.set[0].value.as_str()), ("x-set", "1"));
+    let Some(http_filter::Kind::RequestHeaderModifier(m)) = &f[0].kind else {
+        panic!()
+    };
+    assert_eq!(
+        (m.set[0].name.as_str(), m.set[0].value.as_str()),
+        ("x-set", "1")
+    );
     assert!(m.add.is_empty());
     assert_eq!(m.remove, ["x-gone"]);
 }
@@ -248,7 +378,13 @@ fn only_request_header_modifier_filters_are_sent() {
 fn nothing_claimed_sends_nothing() {
     let mut st = base();
     st.gateway_classes.remove(0);
-    st.http_routes = vec![http_route("app", "r", vec![parent(Some("infra"), "gw")], &[], vec![])];
+    st.http_routes = vec![http_route(
+        "app",
+        "r",
+        vec![parent(Some("infra"), "gw")],
+        &[],
+        vec![],
+    )];
     assert!(translate(&st, EndpointMode::Node).is_empty());
     assert!(claimed_classes(&st).is_empty());
 }

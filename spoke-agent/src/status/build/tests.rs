@@ -34,7 +34,12 @@ fn kc(ty: &str, status: &str, reason: &str, gen_: i64, at: i64) -> Condition {
 #[test]
 fn merge_conditions_table() {
     let now = t(500);
-    type Case = (&'static str, Vec<Condition>, Vec<pb::Condition>, Vec<Condition>);
+    type Case = (
+        &'static str,
+        Vec<Condition>,
+        Vec<pb::Condition>,
+        Vec<Condition>,
+    );
     let cases: Vec<Case> = vec![
         (
             "new condition gets now",
@@ -57,7 +62,10 @@ fn merge_conditions_table() {
         (
             "other types are kept, output sorted by type",
             vec![kc("Ready", "True", "Ready", 1, 50)],
-            vec![pc("Programmed", "True", "Programmed"), pc("Accepted", "True", "Accepted")],
+            vec![
+                pc("Programmed", "True", "Programmed"),
+                pc("Accepted", "True", "Accepted"),
+            ],
             vec![
                 kc("Accepted", "True", "Accepted", 3, 500),
                 kc("Programmed", "True", "Programmed", 3, 500),
@@ -72,7 +80,11 @@ fn merge_conditions_table() {
         ),
     ];
     for (name, existing, desired, want) in cases {
-        assert_eq!(merge_conditions(&existing, &desired, 3, &now), want, "{name}");
+        assert_eq!(
+            merge_conditions(&existing, &desired, 3, &now),
+            want,
+            "{name}"
+        );
     }
 }
 
@@ -86,7 +98,10 @@ fn hub_status(addr: &str, programmed: &str) -> Status {
                     name: "gw".into(),
                 }),
                 observed_generation: 1,
-                conditions: vec![pc("Accepted", "True", "Accepted"), pc("Programmed", programmed, "Programmed")],
+                conditions: vec![
+                    pc("Accepted", "True", "Accepted"),
+                    pc("Programmed", programmed, "Programmed"),
+                ],
                 addresses: vec![addr.into()],
                 listeners: vec![ListenerStatus {
                     name: "http".into(),
@@ -109,7 +124,10 @@ fn hub_status(addr: &str, programmed: &str) -> Status {
                         section_name: String::new(),
                         port: 0,
                     }),
-                    conditions: vec![pc("Accepted", "True", "Accepted"), pc("ResolvedRefs", "True", "ResolvedRefs")],
+                    conditions: vec![
+                        pc("Accepted", "True", "Accepted"),
+                        pc("ResolvedRefs", "True", "ResolvedRefs"),
+                    ],
                 }],
                 ..Default::default()
             },
@@ -138,7 +156,10 @@ fn cluster() -> ClusterState {
         }],
     });
     ClusterState {
-        gateway_classes: vec![gateway_class("fleetgate", CONTROLLER_NAME), gateway_class("other", "x.io/y")],
+        gateway_classes: vec![
+            gateway_class("fleetgate", CONTROLLER_NAME),
+            gateway_class("other", "x.io/y"),
+        ],
         gateways: vec![
             gateway("infra", "gw", "fleetgate", &[("http", "HTTP", 8080, None)]),
             gateway("infra", "foreign", "other", &[("http", "HTTP", 8080, None)]),
@@ -153,15 +174,27 @@ fn apply(state: &mut ClusterState, writes: Vec<StatusWrite>) {
     for w in writes {
         match w {
             StatusWrite::GatewayClass { name, status } => {
-                let o = state.gateway_classes.iter_mut().find(|o| o.metadata.name.as_deref() == Some(&name)).unwrap();
+                let o = state
+                    .gateway_classes
+                    .iter_mut()
+                    .find(|o| o.metadata.name.as_deref() == Some(&name))
+                    .unwrap();
                 o.status = Some(status);
             }
             StatusWrite::Gateway { name, status, .. } => {
-                let o = state.gateways.iter_mut().find(|o| o.metadata.name.as_deref() == Some(&name)).unwrap();
+                let o = state
+                    .gateways
+                    .iter_mut()
+                    .find(|o| o.metadata.name.as_deref() == Some(&name))
+                    .unwrap();
                 o.status = Some(status);
             }
             StatusWrite::HttpRoute { name, status, .. } => {
-                let o = state.http_routes.iter_mut().find(|o| o.metadata.name.as_deref() == Some(&name)).unwrap();
+                let o = state
+                    .http_routes
+                    .iter_mut()
+                    .find(|o| o.metadata.name.as_deref() == Some(&name))
+                    .unwrap();
                 o.status = Some(status);
             }
         }
@@ -182,21 +215,42 @@ fn plan_writes_once_and_then_converges() {
     let hub = hub_status("10.0.0.1", "True");
     let w = plan(&st, Some(&hub), &t(300));
     assert_eq!(objects(&w), ["Gateway infra/gw", "HTTPRoute app/r"]);
-    let StatusWrite::Gateway { status, .. } = &w[0] else { panic!() };
+    let StatusWrite::Gateway { status, .. } = &w[0] else {
+        panic!()
+    };
     let addr = &status.addresses.as_ref().unwrap()[0];
-    assert_eq!((addr.r#type.as_deref(), addr.value.as_str()), (Some("IPAddress"), "10.0.0.1"));
+    assert_eq!(
+        (addr.r#type.as_deref(), addr.value.as_str()),
+        (Some("IPAddress"), "10.0.0.1")
+    );
     let l = &status.listeners.as_ref().unwrap()[0];
     assert_eq!((l.name.as_str(), l.attached_routes), ("http", 1));
     let kinds = l.supported_kinds.as_ref().unwrap();
-    assert_eq!((kinds[0].group.as_deref(), kinds[0].kind.as_str()), (Some(GATEWAY_GROUP), "HTTPRoute"));
-    assert!(l.conditions.iter().all(|c| c.observed_generation == Some(1)));
-    let StatusWrite::HttpRoute { status, .. } = &w[1] else { panic!() };
-    assert_eq!(status.parents.len(), 2, "the other controller's entry is kept");
+    assert_eq!(
+        (kinds[0].group.as_deref(), kinds[0].kind.as_str()),
+        (Some(GATEWAY_GROUP), "HTTPRoute")
+    );
+    assert!(
+        l.conditions
+            .iter()
+            .all(|c| c.observed_generation == Some(1))
+    );
+    let StatusWrite::HttpRoute { status, .. } = &w[1] else {
+        panic!()
+    };
+    assert_eq!(
+        status.parents.len(),
+        2,
+        "the other controller's entry is kept"
+    );
     assert_eq!(status.parents[0].controller_name, "example.com/other");
     let ours = &status.parents[1];
     assert_eq!(ours.controller_name, CONTROLLER_NAME);
     assert_eq!(ours.parent_ref.namespace.as_deref(), Some("infra"));
-    assert_eq!(ours.parent_ref.group, None, "parentRef as the tenant wrote it");
+    assert_eq!(
+        ours.parent_ref.group, None,
+        "parentRef as the tenant wrote it"
+    );
     apply(&mut st, w);
 
     // Same hub status later: nothing to write (no flapping lastTransitionTime).
@@ -205,13 +259,28 @@ fn plan_writes_once_and_then_converges() {
     // Programmed flips: one write; only that condition's transition time moves.
     let w = plan(&st, Some(&hub_status("10.0.0.1", "False")), &t(500));
     assert_eq!(objects(&w), ["Gateway infra/gw"]);
-    let StatusWrite::Gateway { status, .. } = &w[0] else { panic!() };
+    let StatusWrite::Gateway { status, .. } = &w[0] else {
+        panic!()
+    };
     let conds = status.conditions.as_ref().unwrap();
-    let time_of = |ty: &str| conds.iter().find(|c| c.type_ == ty).unwrap().last_transition_time.clone();
-    assert_eq!((time_of("Accepted"), time_of("Programmed")), (t(300), t(500)));
+    let time_of = |ty: &str| {
+        conds
+            .iter()
+            .find(|c| c.type_ == ty)
+            .unwrap()
+            .last_transition_time
+            .clone()
+    };
+    assert_eq!(
+        (time_of("Accepted"), time_of("Programmed")),
+        (t(300), t(500))
+    );
 
     // An address change alone is a write too.
-    assert_eq!(plan(&st, Some(&hub_status("10.0.0.2", "True")), &t(600)).len(), 1);
+    assert_eq!(
+        plan(&st, Some(&hub_status("10.0.0.2", "True")), &t(600)).len(),
+        1
+    );
 }
 
 #[test]
@@ -221,10 +290,16 @@ fn summaries_have_no_timestamps() {
     let a: Vec<String> = plan(&st, Some(&hub), &t(1)).iter().map(summary).collect();
     let b: Vec<String> = plan(&st, Some(&hub), &t(2)).iter().map(summary).collect();
     assert_eq!(a, b);
-    assert_eq!(a[0], "Accepted=True(Accepted: Claimed by fleetgate.dev/hub)");
+    assert_eq!(
+        a[0],
+        "Accepted=True(Accepted: Claimed by fleetgate.dev/hub)"
+    );
     assert_eq!(
         a[1],
         "Accepted=True(Accepted) Programmed=True(Programmed) addresses=[10.0.0.1] listeners=[http attachedRoutes=1 Accepted=True(Accepted)]"
     );
-    assert_eq!(a[2], "[parent infra/gw: Accepted=True(Accepted) ResolvedRefs=True(ResolvedRefs)]");
+    assert_eq!(
+        a[2],
+        "[parent infra/gw: Accepted=True(Accepted) ResolvedRefs=True(ResolvedRefs)]"
+    );
 }
