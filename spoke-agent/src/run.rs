@@ -8,7 +8,7 @@ use fleetgate_proto::spoke::v1::{Hello, Object, Status};
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{debug, info};
 
 use crate::config::{Config, Source};
 use crate::identity::{Identity, IdentityError};
@@ -111,6 +111,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
                 if *cur == next {
                     false
                 } else {
+                    debug!(objects = next.len(), "intent changed");
                     *cur = next;
                     true
                 }

@@ -148,7 +148,7 @@ impl Syncer {
             };
             let delay = full_jitter(backoff_ceiling(attempt), &mut rand::rng());
             attempt = attempt.saturating_add(1);
-            warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "hub sync interrupted; reconnecting");
+            warn!(error = %error_chain(&err), retry_in_ms = delay.as_millis() as u64, "hub sync interrupted; reconnecting");
             tokio::time::sleep(delay).await;
         }
     }
@@ -233,6 +233,21 @@ impl Syncer {
             }
         }
     }
+}
+
+/// An error and its sources on one line (tonic's transport errors say little at the top).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let msg = s.to_string();
+        if !out.contains(&msg) {
+            out.push_str(": ");
+            out.push_str(&msg);
+        }
+        cur = s.source();
+    }
+    out
 }
 
 fn full_update(revision: u64, intent: &[Object]) -> Update {

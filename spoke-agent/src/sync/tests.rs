@@ -287,3 +287,74 @@ fn backoff_table() {
     }
     assert_eq!(full_jitter(Duration::ZERO, &mut rng), Duration::ZERO);
 }
+
+/// The real TLS endpoint against a tonic hub requiring client certificates from the same CA.
+#[tokio::test]
+async fn mtls_endpoint_talks_to_a_hub_that_requires_client_certificates() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, &ca_key);
+    let leaf = |sans: Vec<rcgen::SanType>| {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.subject_alt_names = sans;
+        (
+            p.signed_by(&key, &issuer).unwrap().pem(),
+            key.serialize_pem(),
+        )
+    };
+    let (hub_crt, hub_key) = leaf(vec![rcgen::SanType::DnsName(
+        "fleetgate-hub".try_into().unwrap(),
+    )]);
+    let (agent_crt, agent_key) = leaf(vec![rcgen::SanType::URI(
+        "spiffe://fleetgate/tenant/t/cluster/east"
+            .try_into()
+            .unwrap(),
+    )]);
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (seen_tx, mut seen) = mpsc::unbounded_channel();
+    let hub = Hub {
+        seen: seen_tx,
+        script: Arc::new(ack_and_status),
+        streams: AtomicUsize::new(0),
+    };
+    let tls = tonic::transport::ServerTlsConfig::new()
+        .identity(tonic::transport::Identity::from_pem(&hub_crt, &hub_key))
+        .client_ca_root(Certificate::from_pem(ca_cert.pem()));
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .tls_config(tls)
+            .unwrap()
+            .add_service(SpokeServiceServer::new(hub))
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+
+    let identity = |cert: &str, key: &str| Identity {
+        ca_pem: ca_cert.pem().into_bytes(),
+        cert_pem: cert.as_bytes().to_vec(),
+        key_pem: key.as_bytes().to_vec(),
+        spiffe: crate::identity::parse_spiffe("spiffe://fleetgate/tenant/t/cluster/east").unwrap(),
+    };
+    let hub_url = format!("https://{addr}");
+    let good = tls_endpoint(&hub_url, &identity(&agent_crt, &agent_key), "fleetgate-hub").unwrap();
+    let (_intent_tx, intent_rx) = watch::channel(vec![obj("a", 1)]);
+    let (status_tx, _status_rx) = watch::channel(None);
+    let mut syncer = Syncer::new(intent_rx, status_tx, hello());
+    let channel = good.connect().await.expect("mTLS handshake");
+    tokio::spawn(async move { syncer.session(channel).await });
+    assert!(matches!(
+        next(&mut seen).await.1,
+        agent_message::Kind::Hello(_)
+    ));
+    assert_eq!(next_update(&mut seen).await.1.revision, 1);
+
+    // A hub whose certificate does not carry the expected name is refused.
+    let wrong_name =
+        tls_endpoint(&hub_url, &identity(&agent_crt, &agent_key), "other-hub").unwrap();
+    assert!(wrong_name.connect().await.is_err());
+}
