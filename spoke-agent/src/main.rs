@@ -25,8 +25,7 @@ async fn main() -> std::process::ExitCode {
     match fleetgate_spoke_agent::run(config).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            let e = anyhow::Error::from(e);
-            eprintln!("fleetgate-agent: {e:#}");
+            eprintln!("fleetgate-agent: {}", fleetgate_spoke_agent::sync::error_chain(&e));
             std::process::ExitCode::FAILURE
         }
     }
