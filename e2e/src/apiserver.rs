@@ -94,8 +94,11 @@ impl TenantCluster {
         let (agent_crt, agent_key) = ca
             .issue(&Leaf::client(AGENT_USER, &[]))?
             .write(&files, "agent")?;
+        let (sa_private, sa_public) = crate::pki::key_pair_pem()?;
         let sa_key = files.join("service-account.key");
-        std::fs::write(&sa_key, crate::pki::private_key_pem()?)?;
+        let sa_pub = files.join("service-account.pub");
+        std::fs::write(&sa_key, sa_private)?;
+        std::fs::write(&sa_pub, sa_public)?;
 
         let port = free_port()?;
         let server = format!("https://127.0.0.1:{port}");
@@ -141,7 +144,7 @@ impl TenantCluster {
             "--authorization-mode=RBAC".to_string(),
             "--disable-admission-plugins=ServiceAccount".to_string(),
             format!("--service-account-issuer={server}"),
-            format!("--service-account-key-file={}", p(&sa_key)),
+            format!("--service-account-key-file={}", p(&sa_pub)),
             format!("--service-account-signing-key-file={}", p(&sa_key)),
             "--allow-privileged=true".to_string(),
             // Fewer moving parts on a two-core machine.
@@ -404,7 +407,8 @@ impl TenantCluster {
     }
 
     /// Creates (or updates) an EndpointSlice for `service` in `namespace` with ready
-    /// `addresses` on one TCP `port` named `port_name` (empty: unnamed).
+    /// `addresses` on one TCP `port` named `port_name` (empty: unnamed). The API server refuses
+    /// loopback addresses here (CVE-2021-25737), unlike in Node status.
     pub async fn create_endpoint_slice(
         &self,
         namespace: &str,

@@ -2,7 +2,8 @@
 //!
 //! The check is an async closure returning `anyhow::Result<T>`; its error is the "last value"
 //! shown when the timeout expires, so write errors that say what was seen, e.g.
-//! `ensure!(status == 200, "status {status}, body {body:?}")`.
+//! `ensure!(status == 200, "status {status}, body {body:?}")`. A check that fails with
+//! [`crate::process::Exited`] (a component died) ends the wait at once.
 
 use std::future::Future;
 use std::panic::Location;
@@ -41,6 +42,9 @@ where
         let remaining = timeout.saturating_sub(start.elapsed());
         let last = match tokio::time::timeout(remaining.max(INTERVAL), check()).await {
             Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) if e.downcast_ref::<crate::process::Exited>().is_some() => {
+                return Err(e);
+            }
             Ok(Err(e)) => format!("{e:#}"),
             Err(_) => "the attempt itself did not finish in time".to_string(),
         };

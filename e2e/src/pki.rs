@@ -150,9 +150,11 @@ impl Ca {
     }
 }
 
-/// A fresh private key (PKCS#8 PEM), e.g. for service-account token signing.
-pub fn private_key_pem() -> anyhow::Result<String> {
-    Ok(KeyPair::generate()?.serialize_pem())
+/// A fresh key pair as (private key PKCS#8 PEM, public key PEM), e.g. for service-account
+/// token signing and verification.
+pub fn key_pair_pem() -> anyhow::Result<(String, String)> {
+    let key = KeyPair::generate()?;
+    Ok((key.serialize_pem(), key.public_key_pem()))
 }
 
 #[cfg(test)]
@@ -173,7 +175,10 @@ mod tests {
             subject.contains("CN=admin") && subject.contains("O=system:masters"),
             "{subject}"
         );
-        let sans = format!("{:?}", cert.subject_alternative_name().unwrap().unwrap().value);
+        let sans = format!(
+            "{:?}",
+            cert.subject_alternative_name().unwrap().unwrap().value
+        );
         for want in [
             "spiffe://fleetgate/tenant/a/cluster/c1",
             "[127, 0, 0, 1]",

@@ -82,6 +82,26 @@ fn sanitize(name: &str) -> String {
     if s.is_empty() { "test".into() } else { s }
 }
 
+/// A process of the test exited while it should be running.
+#[derive(Debug)]
+pub struct Exited {
+    pub name: String,
+    pub status: String,
+    pub log_tail: String,
+}
+
+impl std::fmt::Display for Exited {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} exited ({}); last log lines:\n{}",
+            self.name, self.status, self.log_tail
+        )
+    }
+}
+
+impl std::error::Error for Exited {}
+
 /// What to run: kept so the process can be restarted with the same command line.
 #[derive(Clone, Debug)]
 struct Spec {
@@ -205,14 +225,16 @@ impl Process {
         }
     }
 
-    /// Fails with the log tail if the process has exited.
+    /// Fails with [`Exited`] (and the log tail) if the process has exited. Polling loops
+    /// ([`crate::eventually`]) stop at once on this error instead of waiting for their timeout.
     pub fn ensure_running(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.try_exit_status()? {
-            anyhow::bail!(
-                "{} exited ({status}); last log lines:\n{}",
-                self.name,
-                self.log_tail(40)
-            );
+            return Err(Exited {
+                name: self.name.clone(),
+                status: status.to_string(),
+                log_tail: self.log_tail(40),
+            }
+            .into());
         }
         Ok(())
     }
