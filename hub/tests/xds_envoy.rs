@@ -64,6 +64,7 @@ async fn backend(name: &'static str) -> SocketAddr {
 
 /// A running Envoy, killed on drop.
 struct Envoy {
+    admin: SocketAddr,
     child: tokio::process::Child,
     log: PathBuf,
     _dir: tempfile::TempDir,
@@ -142,6 +143,7 @@ static_resources:
             .spawn()
             .expect("cannot start Envoy (FLEETGATE_ENVOY); run e2e/setup.sh");
         Self {
+            admin: format!("127.0.0.1:{admin_port}").parse().unwrap(),
             child,
             log,
             _dir: dir,
@@ -154,6 +156,23 @@ static_resources:
             let log = std::fs::read_to_string(&self.log).unwrap_or_default();
             panic!("Envoy exited ({status}):\n{log}");
         }
+    }
+
+    /// Waits until the admin interface (127.0.0.1 only) reports LIVE: the initial xDS fetch
+    /// from the hub is done.
+    async fn wait_ready(&mut self) {
+        let c = client();
+        let start = Instant::now();
+        while start.elapsed() < DEADLINE {
+            self.assert_running();
+            if let Some((StatusCode::OK, body)) = get(&c, self.admin, "admin", "/ready").await
+                && body.trim() == "LIVE"
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("Envoy not LIVE after {DEADLINE:?}; log:\n{}", self.log());
     }
 
     fn log(&self) -> String {
@@ -374,6 +393,15 @@ async fn envoy_routes_by_host_and_path_and_follows_changes() {
                     "broken.a.example",
                     vec![rule("/", missing.clone())],
                 ),
+                http_route(
+                    "split",
+                    "gw",
+                    "split.a.example",
+                    vec![HttpRouteRule {
+                        backends: vec![backend_ref("half", vec![blue]), missing.clone()],
+                        ..rule("/", missing.clone())
+                    }],
+                ),
             ],
         )
     };
@@ -389,6 +417,7 @@ async fn envoy_routes_by_host_and_path_and_follows_changes() {
     );
     let hub = start_hub(compiled.snapshot).await;
     let mut envoy = Envoy::start("envoy-1", hub.addr);
+    envoy.wait_ready().await;
 
     let ok = StatusCode::OK;
     eventually_answers(
@@ -442,6 +471,16 @@ async fn envoy_routes_by_host_and_path_and_follows_changes() {
     // An unresolved backend: 500.
     let ise = (StatusCode::INTERNAL_SERVER_ERROR, None);
     eventually_answers(&mut envoy, dp_addr, "broken.a.example", "/", ise).await;
+    // Half the weight on an unresolved backend: that half gets 500, the other half the backend.
+    eventually_answers(&mut envoy, dp_addr, "split.a.example", "/", ise).await;
+    eventually_answers(
+        &mut envoy,
+        dp_addr,
+        "split.a.example",
+        "/",
+        (ok, Some("blue")),
+    )
+    .await;
 
     // A route change is followed: swap the backends.
     hub.snapshots

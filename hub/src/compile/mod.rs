@@ -302,11 +302,9 @@ fn header_modifier(rule: &HttpRouteRule) -> HeaderModifier {
     out
 }
 
-/// What a rule does with a matched request (Gateway API): spread over its valid backends by
-/// weight; 500 when it has no backend with weight > 0 that resolved.
-///
-/// Known gap: when only SOME backends are invalid, their share should get 500; it goes to an
-/// endpoint-less cluster instead, which Envoy answers with 503.
+/// What a rule does with a matched request (Gateway API): spread over its backends by weight;
+/// the share of backends that did not resolve gets 500 (through the deliberately absent
+/// [`names::INVALID_BACKEND_CLUSTER`]); 500 outright when no backend with weight > 0 resolved.
 fn rule_action(
     ck: &ClusterKey,
     route: &HttpRoute,
@@ -343,13 +341,6 @@ fn rule_action(
         return RouteAction::DirectResponse(500);
     }
     if invalid_weight > 0 {
-        clusters
-            .entry(names::INVALID_BACKEND_CLUSTER.to_string())
-            .or_insert_with(|| ClusterSnapshot {
-                name: names::INVALID_BACKEND_CLUSTER.to_string(),
-                endpoints: Vec::new(),
-                source: None,
-            });
         weighted.push(WeightedCluster {
             cluster: names::INVALID_BACKEND_CLUSTER.to_string(),
             weight: invalid_weight,

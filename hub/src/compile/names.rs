@@ -44,5 +44,7 @@ pub fn backend_cluster(
     format!("{}/r{rule}/b{backend}", object(ck, namespace, name))
 }
 
-/// The endpoint-less cluster that receives the traffic share of invalid backendRefs.
+/// The cluster name that receives the traffic share of invalid backendRefs. It is never
+/// defined, so the data plane answers that share with its cluster-not-found code, which
+/// `crate::xds::resources` sets to 500 on such routes (Gateway API: invalid backend -> 500).
 pub const INVALID_BACKEND_CLUSTER: &str = "fleetgate/invalid-backend";

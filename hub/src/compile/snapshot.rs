@@ -76,7 +76,8 @@ pub struct Route {
 /// What a matched request gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteAction {
-    /// Spread over clusters by weight; never empty, every weight > 0.
+    /// Spread over clusters by weight; never empty, every weight > 0. The share of
+    /// `names::INVALID_BACKEND_CLUSTER` (a cluster that does not exist) is answered with 500.
     Forward(Vec<WeightedCluster>),
     /// Answered by the data plane itself with this HTTP status and no body.
     DirectResponse(u32),

@@ -29,6 +29,7 @@ use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher}
 use envoy_types::pb::google::protobuf::{Any, BoolValue, Duration, UInt32Value};
 use envoy_types::util::pack_any;
 
+use crate::compile::names::INVALID_BACKEND_CLUSTER;
 use crate::compile::{
     ClusterSnapshot, ListenerSnapshot, PathMatch, RouteAction, Snapshot, SourceObject,
 };
@@ -273,8 +274,18 @@ fn route_action(a: &RouteAction) -> route::Action {
                     ..Default::default()
                 }),
             };
+            // The share of invalid backends goes to a cluster that does not exist; Envoy answers
+            // it with the cluster-not-found code (route configurations from RDS are not
+            // validated against CDS), which must then be 500 rather than the default 503.
+            let has_invalid_share = wcs.iter().any(|w| w.cluster == INVALID_BACKEND_CLUSTER);
+            let not_found = if has_invalid_share {
+                route_action::ClusterNotFoundResponseCode::InternalServerError
+            } else {
+                route_action::ClusterNotFoundResponseCode::ServiceUnavailable
+            };
             route::Action::Route(route_v3::RouteAction {
                 cluster_specifier: Some(specifier),
+                cluster_not_found_response_code: not_found as i32,
                 ..Default::default()
             })
         }
@@ -491,6 +502,25 @@ mod tests {
             .map(|c| (c.name.clone(), c.weight.unwrap().value))
             .collect();
         assert_eq!(got, vec![("a".into(), 90), ("b".into(), 10)]);
+    }
+
+    #[test]
+    fn invalid_backend_share_gets_500() {
+        let code = |action: RouteAction| {
+            let route::Action::Route(ra) = route_action(&action) else {
+                panic!("route expected")
+            };
+            ra.cluster_not_found_response_code
+        };
+        let partial = RouteAction::Forward(vec![wc("a", 1), wc(INVALID_BACKEND_CLUSTER, 1)]);
+        assert_eq!(
+            code(partial),
+            route_action::ClusterNotFoundResponseCode::InternalServerError as i32
+        );
+        assert_eq!(
+            code(RouteAction::Forward(vec![wc("a", 1)])),
+            route_action::ClusterNotFoundResponseCode::ServiceUnavailable as i32
+        );
     }
 
     #[test]
