@@ -4,7 +4,7 @@
 # loopback. Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=target/release
+bin="${FLEETGATE_BIN_DIR:-target/release}"
 demo=.demo
 mkdir -p "$demo/logs"
 

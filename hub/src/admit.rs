@@ -751,7 +751,9 @@ mod tests {
     #[test]
     fn rejections_name_what_to_change() {
         let f = Fixture::new();
-        let cases: &[(&[&str], &[(&str, u32)], &str, &str)] = &[
+        // (route hostnames, endpoints, expected reason, words the message must contain)
+        type Case<'a> = (&'a [&'a str], &'a [(&'a str, u32)], &'a str, &'a str);
+        let cases: &[Case] = &[
             (
                 &["app.b.example"],
                 &[],

@@ -176,10 +176,10 @@ impl Stream {
                 .expect("status within 10 s")
                 .unwrap()
                 .unwrap();
-            if let Some(pb::hub_message::Kind::Status(s)) = m.kind {
-                if f(&s) {
-                    return s;
-                }
+            if let Some(pb::hub_message::Kind::Status(s)) = m.kind
+                && f(&s)
+            {
+                return s;
             }
         }
     }
