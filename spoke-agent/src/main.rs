@@ -25,7 +25,10 @@ async fn main() -> std::process::ExitCode {
     match fleetgate_spoke_agent::run(config).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("fleetgate-agent: {}", fleetgate_spoke_agent::sync::error_chain(&e));
+            eprintln!(
+                "fleetgate-agent: {}",
+                fleetgate_spoke_agent::sync::error_chain(&e)
+            );
             std::process::ExitCode::FAILURE
         }
     }
