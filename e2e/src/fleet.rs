@@ -27,8 +27,12 @@ use crate::etcd::Etcd;
 use crate::hub::{Hub, HubCluster, HubTenant};
 use crate::process::TestDir;
 
-/// The name of every tenant's (single) cluster.
+/// The name of every tenant's cluster that has an API server and an agent.
 pub const CLUSTER: &str = "c1";
+
+/// A second cluster every tenant has in the hub's config, with no API server and no agent: for
+/// raw Sync clients ([`crate::sync_client`]) that must not disturb the real agent's stream.
+pub const RAW_CLUSTER: &str = "raw";
 
 /// (tenant name, hostname pattern it owns, CIDR of its cluster's endpoints).
 pub type TenantSpec<'a> = (&'a str, &'a str, &'a str);
@@ -154,10 +158,13 @@ impl Fleet {
             .map(|(tenant, pattern, cidr)| HubTenant {
                 name: tenant.to_string(),
                 hostnames: vec![pattern.to_string()],
-                clusters: vec![HubCluster {
-                    name: CLUSTER.to_string(),
-                    endpoint_cidrs: vec![cidr.to_string()],
-                }],
+                clusters: [CLUSTER, RAW_CLUSTER]
+                    .into_iter()
+                    .map(|name| HubCluster {
+                        name: name.to_string(),
+                        endpoint_cidrs: vec![cidr.to_string()],
+                    })
+                    .collect(),
             })
             .collect();
         let hub = Hub::start(&dir, &hub_tenants).await?;
