@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use fleetgate_proto::spoke::v1::spoke_service_client::SpokeServiceClient;
-use fleetgate_proto::spoke::v1::{AgentMessage, Hello, HubMessage, agent_message};
+use fleetgate_proto::spoke::v1::{AgentMessage, Hello, HubMessage, agent_message, hub_message};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
@@ -99,6 +99,26 @@ impl SyncSession {
         tokio::time::timeout(timeout, self.responses.message())
             .await
             .context("no message from the hub in time")
+    }
+}
+
+impl SyncSession {
+    /// The next Ack or Nack (skipping Status pushes, which the hub may send at any time), with
+    /// the same outcomes as [`SyncSession::next`]; `timeout` bounds the whole wait.
+    pub async fn next_verdict(
+        &mut self,
+        timeout: Duration,
+    ) -> anyhow::Result<Result<Option<HubMessage>, tonic::Status>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await? {
+                Ok(Some(HubMessage {
+                    kind: Some(hub_message::Kind::Status(_)),
+                })) => continue,
+                other => return Ok(other),
+            }
+        }
     }
 }
 

@@ -417,7 +417,7 @@ async fn malformed_input_is_refused_and_the_hub_keeps_serving() {
     let mut client = sync_client::connect(hub_addr, &good).await.unwrap();
     let mut session = SyncSession::open(&mut client, RAW_CLUSTER).await.unwrap();
     assert!(session.send(update(1, true, vec![])).await);
-    let answer = session.next(TIMEOUT).await.unwrap();
+    let answer = session.next_verdict(TIMEOUT).await.unwrap();
     assert!(
         matches!(
             &answer,
@@ -447,7 +447,7 @@ async fn malformed_input_is_refused_and_the_hub_keeps_serving() {
             Err(status) => format!("open: {status}"),
             Ok(mut session) => {
                 session.send(update(1, true, vec![])).await;
-                match session.next(TIMEOUT).await {
+                match session.next_verdict(TIMEOUT).await {
                     Ok(Err(status)) => format!("stream: {status}"),
                     Ok(Ok(None)) => "stream closed".to_string(),
                     Ok(Ok(Some(msg))) => panic!("the hub answered a foreign certificate: {msg:?}"),
@@ -465,13 +465,14 @@ async fn malformed_input_is_refused_and_the_hub_keeps_serving() {
     let mut session = SyncSession::open(&mut client, RAW_CLUSTER).await.unwrap();
     let huge = oversized_gateway(fleetgate_proto::MAX_MESSAGE_BYTES + 1024);
     session.send(update(1, true, vec![huge])).await;
-    let error = match session.next(TIMEOUT).await.unwrap() {
+    let error = match session.next_verdict(TIMEOUT).await.unwrap() {
         Err(status) => format!("{:?}: {}", status.code(), status.message()),
         Ok(Some(pb::HubMessage {
             kind: Some(pb::hub_message::Kind::Nack(nack)),
         })) => nack.message,
         other => panic!("an oversized Update was not refused: {other:?}"),
     };
+    eprintln!("oversized Update refused: {error}");
     let lower = error.to_ascii_lowercase();
     assert!(
         ["large", "size", "limit", "exceed"]
