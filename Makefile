@@ -27,7 +27,9 @@ lint:
 ## Benchmarks (numbers go to docs/benchmarks.md).
 bench: setup
 	cargo build --release --workspace --bins
-	set -a && source $(ENV_FILE) && set +a && cargo test --release -p fleetgate-e2e --test bench -- --ignored --nocapture --test-threads=1
+	set -a && source $(ENV_FILE) && set +a && FLEETGATE_PROFILE=release \
+	  cargo test -p fleetgate-e2e --test bench -- --ignored --nocapture --test-threads=1 2>&1 | tee target/bench.log
+	@grep '^BENCH' target/bench.log
 
 clean-demo:
 	rm -rf .demo

@@ -91,11 +91,18 @@ pub fn target_dir() -> PathBuf {
 }
 
 /// A product binary (`fleetgate-hub`, `fleetgate-agent`) built by `cargo build --bins`.
+/// `FLEETGATE_PROFILE=release` picks the release build (what `make bench` measures).
 pub fn product_binary(name: &str) -> anyhow::Result<PathBuf> {
-    let path = target_dir().join("debug").join(name);
+    let profile = std::env::var("FLEETGATE_PROFILE").unwrap_or_else(|_| "debug".into());
+    let path = target_dir().join(&profile).join(name);
     if !path.is_file() {
+        let flag = if profile == "release" {
+            " --release"
+        } else {
+            ""
+        };
         bail!(
-            "{} not found: run `cargo build --bins` first",
+            "{} not found: run `cargo build{flag} --bins` first",
             path.display()
         );
     }
