@@ -4,7 +4,7 @@
 //! Where it sits: the first step of the data path in cluster mode (the other source is
 //! [`crate::manifests`]). The first snapshot is published only once every reflector has listed
 //! its kind, so the hub never receives a partial full state; later snapshots follow every change
-//! (debounced by 100 ms) and are sent only when they differ.
+//! (coalesced over [`COALESCE`]) and are sent only when they differ.
 
 pub mod reflect;
 
@@ -21,6 +21,11 @@ use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
 use crate::state::ClusterState;
+
+/// How long after a change the snapshot is taken, so a burst of changes (an `apply` of many
+/// objects) becomes one update instead of hundreds. Short, since it adds to every change's
+/// time to the data plane.
+pub const COALESCE: Duration = Duration::from_millis(20);
 
 /// Runs the reflectors and publishes snapshots into `tx` until every receiver is gone.
 pub async fn run(client: Client, tx: watch::Sender<ClusterState>) {
@@ -68,7 +73,7 @@ pub async fn run(client: Client, tx: watch::Sender<ClusterState>) {
             _ = changed.notified() => {}
             _ = tx.closed() => return,
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(COALESCE).await;
         let next = snapshot();
         tx.send_if_modified(|cur| {
             if *cur == next {
