@@ -5,6 +5,8 @@
 //! Where it sits: `sync` -> **admit** -> `store`. Pure: the caller passes the tenant's policy and
 //! the current hostname owners; nothing here does I/O.
 
+mod http;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 
@@ -12,10 +14,12 @@ use fleetgate_proto::spoke::v1 as pb;
 
 use crate::config::{Cluster, Limits, Tenant};
 use crate::model::{
-    AllowedRoutes, Backend, BackendProblem, Condition, Gateway, HeaderModifier, HttpFilter,
-    HttpRoute, HttpRouteMatch, HttpRouteRule, Kind, Listener, Meta, ObjectKey, ObjectStatus,
-    ParentRef, PathMatch, Protocol, RouteParentStatus,
+    AllowedRoutes, AppProtocol, Backend, BackendProblem, Condition, Gateway, HeaderModifier,
+    HttpRoute, HttpRouteMatch, HttpRouteRule, Kind, Listener, Meta, ObjectKey,
+    ObjectStatus, ParentRef, PathMatch, Protocol, RouteParentStatus,
 };
+
+pub use http::{MAX_REGEX_LEN, check_regex, parse_duration};
 
 /// Gateway API limits (from the CRD schemas) the hub enforces again, since agents are untrusted.
 const MAX_LISTENERS: usize = 64;
@@ -301,69 +305,23 @@ fn admit_rule(
         Some(r.name.clone())
     };
     let mut matches = Vec::new();
-    for m in &r.matches {
-        let path = match &m.path {
-            None => PathMatch::Prefix("/".into()),
-            Some(p) => {
-                check_path(&p.value).map_err(|e| Rejection {
-                    reason: e.reason,
-                    message: format!("{}: {}", at("matches.path"), e.message),
-                })?;
-                match pb::path_match::Type::try_from(p.r#type) {
-                    Ok(pb::path_match::Type::Exact) => PathMatch::Exact(p.value.clone()),
-                    Ok(pb::path_match::Type::PathPrefix)
-                    | Ok(pb::path_match::Type::Unspecified) => PathMatch::Prefix(p.value.clone()),
-                    Err(_) => {
-                        return reject(
-                            "UnsupportedValue",
-                            format!("{}: unknown path match type", at("matches.path")),
-                        );
-                    }
-                }
-            }
-        };
-        if m.headers.len() > MAX_HEADERS {
-            return reject(
-                "UnsupportedValue",
-                format!("{}: at most {MAX_HEADERS} header matches", at("matches")),
-            );
-        }
-        let mut headers = Vec::new();
-        for hm in &m.headers {
-            headers.push(check_header(&hm.name, &hm.value)?);
-        }
-        matches.push(HttpRouteMatch { path, headers });
+    for (mi, m) in r.matches.iter().enumerate() {
+        matches.push(http::admit_match(&at(&format!("matches[{mi}]")), m)?);
     }
     if matches.is_empty() {
         matches.push(HttpRouteMatch {
             path: PathMatch::Prefix("/".into()),
             headers: vec![],
+            query_params: vec![],
+            method: None,
         });
     }
     let mut filters = Vec::new();
-    for f in &r.filters {
-        match &f.kind {
-            Some(pb::http_filter::Kind::RequestHeaderModifier(m)) => {
-                let mut hm = HeaderModifier::default();
-                for h in &m.set {
-                    hm.set.push(check_header(&h.name, &h.value)?);
-                }
-                for h in &m.add {
-                    hm.add.push(check_header(&h.name, &h.value)?);
-                }
-                for n in &m.remove {
-                    hm.remove.push(check_header(n, "")?.0);
-                }
-                filters.push(HttpFilter::RequestHeaderModifier(hm));
-            }
-            None => {
-                return reject(
-                    "UnsupportedValue",
-                    format!("{}: empty filter", at("filters")),
-                );
-            }
-        }
+    for (fi, f) in r.filters.iter().enumerate() {
+        filters.push(http::admit_filter(&at(&format!("filters[{fi}]")), f, policy)?);
     }
+    http::check_filter_set(&format!("rules[{i}]"), &filters, &matches)?;
+    let timeouts = http::admit_timeouts(&format!("rules[{i}]"), r.timeouts.as_ref())?;
     let mut backends = Vec::new();
     for b in &r.backends {
         backends.push(admit_backend(b, policy)?);
@@ -373,6 +331,7 @@ fn admit_rule(
         matches,
         filters,
         backends,
+        timeouts,
     })
 }
 
@@ -411,6 +370,38 @@ fn admit_backend(b: &pb::Backend, policy: &Policy<'_>) -> Result<Backend, Reject
         },
         message: p.message.chars().take(512).collect(),
     });
+    let app_protocol = match b.app_protocol.as_str() {
+        "kubernetes.io/h2c" => AppProtocol::H2c,
+        "kubernetes.io/ws" => AppProtocol::WebSocket,
+        _ => AppProtocol::Http1,
+    };
+    let mut request_headers = HeaderModifier::default();
+    let mut response_headers = HeaderModifier::default();
+    if b.filters.len() > MAX_FILTERS {
+        return reject(
+            "UnsupportedValue",
+            format!("backendRef {}: at most {MAX_FILTERS} filters", b.name),
+        );
+    }
+    for f in &b.filters {
+        let (target, m) = match &f.kind {
+            Some(pb::http_filter::Kind::RequestHeaderModifier(m)) => (&mut request_headers, m),
+            Some(pb::http_filter::Kind::ResponseHeaderModifier(m)) => (&mut response_headers, m),
+            _ => {
+                return reject(
+                    "UnsupportedValue",
+                    format!(
+                        "backendRef {}: only RequestHeaderModifier and ResponseHeaderModifier filters are supported on a backendRef; move the others to the rule",
+                        b.name
+                    ),
+                );
+            }
+        };
+        let hm = http::admit_header_modifier(m)?;
+        target.set.extend(hm.set);
+        target.add.extend(hm.add);
+        target.remove.extend(hm.remove);
+    }
     Ok(Backend {
         namespace: b.namespace.clone(),
         name: b.name.clone(),
@@ -418,6 +409,9 @@ fn admit_backend(b: &pb::Backend, policy: &Policy<'_>) -> Result<Backend, Reject
         weight: b.weight,
         problem,
         endpoints,
+        app_protocol,
+        request_headers,
+        response_headers,
     })
 }
 
@@ -714,6 +708,8 @@ mod tests {
                         port: 80,
                         weight: 1,
                         problem: None,
+                        app_protocol: String::new(),
+                        filters: vec![],
                         endpoints: endpoints
                             .iter()
                             .map(|(a, p)| pb::Endpoint {
@@ -859,7 +855,7 @@ mod tests {
                     r#type: pb::path_match::Type::Exact as i32,
                     value: "/a\r\nX-Evil: 1".into(),
                 }),
-                headers: vec![],
+                ..Default::default()
             });
         }
         assert_eq!(
