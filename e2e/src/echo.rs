@@ -107,7 +107,13 @@ async fn serve(listener: TcpListener, name: String, requests: Arc<AtomicU64>) {
 
 /// The delay a request asks for with `x-echo-delay-ms`.
 fn delay<B>(req: &Request<B>) -> Option<std::time::Duration> {
-    let ms: u64 = req.headers().get("x-echo-delay-ms")?.to_str().ok()?.parse().ok()?;
+    let ms: u64 = req
+        .headers()
+        .get("x-echo-delay-ms")?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()?;
     Some(std::time::Duration::from_millis(ms.min(60_000)))
 }
 

@@ -177,9 +177,33 @@ async fn regex_query_method_and_precedence_across_routes() {
     expect_backend(&fleet, "GET", "match.a.example", "/vx/items", &[], "two").await;
     // Method beats query parameters; query parameters beat none.
     expect_backend(&fleet, "POST", "match.a.example", "/api", &[], "three").await;
-    expect_backend(&fleet, "POST", "match.a.example", "/api?animal=whale", &[], "three").await;
-    expect_backend(&fleet, "GET", "match.a.example", "/api?animal=whale", &[], "one").await;
-    expect_backend(&fleet, "GET", "match.a.example", "/api?animal=dolphin", &[], "two").await;
+    expect_backend(
+        &fleet,
+        "POST",
+        "match.a.example",
+        "/api?animal=whale",
+        &[],
+        "three",
+    )
+    .await;
+    expect_backend(
+        &fleet,
+        "GET",
+        "match.a.example",
+        "/api?animal=whale",
+        &[],
+        "one",
+    )
+    .await;
+    expect_backend(
+        &fleet,
+        "GET",
+        "match.a.example",
+        "/api?animal=dolphin",
+        &[],
+        "two",
+    )
+    .await;
     expect_backend(&fleet, "GET", "match.a.example", "/api/x", &[], "two").await;
 
     // Route b-newer on the same host: an exact path and a prefix with a header match win over
@@ -198,7 +222,15 @@ async fn regex_query_method_and_precedence_across_routes() {
     );
     a.cluster.apply(&newer).await.expect("apply b-newer");
     wait_backend(&fleet, "GET", "match.a.example", "/p/exact", &[], "three").await;
-    expect_backend(&fleet, "GET", "match.a.example", "/p/x", &[("x-h", "1")], "two").await;
+    expect_backend(
+        &fleet,
+        "GET",
+        "match.a.example",
+        "/p/x",
+        &[("x-h", "1")],
+        "two",
+    )
+    .await;
     expect_backend(&fleet, "GET", "match.a.example", "/p/x", &[], "one").await;
     expect_backend(&fleet, "GET", "match.a.example", "/p", &[], "one").await;
     // Element-wise prefix: /px is not under /p.
@@ -302,7 +334,11 @@ async fn redirects_rewrites_header_modifiers_mirror_and_cors() {
     // URL rewrites: the backend sees the rewritten path and host.
     let r = call(&fleet, "GET", host, "/rewrite/x", &[]).await.unwrap();
     assert_eq!(r.header("x-echo-path"), Some("/x"), "{r:?}");
-    assert_eq!(r.header("x-echo-header-host"), Some("internal.a.example"), "{r:?}");
+    assert_eq!(
+        r.header("x-echo-header-host"),
+        Some("internal.a.example"),
+        "{r:?}"
+    );
     let r = call(&fleet, "GET", host, "/rewrite", &[]).await.unwrap();
     assert_eq!(r.header("x-echo-path"), Some("/"), "{r:?}");
     let r = call(&fleet, "GET", host, "/full/a/b", &[]).await.unwrap();
@@ -322,7 +358,12 @@ async fn redirects_rewrites_header_modifiers_mirror_and_cors() {
     }
     eventually(TIMEOUT, || async {
         let n = mirror.requests();
-        ensure!(n >= before + 5, "mirror saw {} requests, want {}", n - before, 5);
+        ensure!(
+            n >= before + 5,
+            "mirror saw {} requests, want {}",
+            n - before,
+            5
+        );
         Ok(())
     })
     .await;
@@ -346,9 +387,15 @@ async fn redirects_rewrites_header_modifiers_mirror_and_cors() {
         "{r:?}"
     );
     assert_eq!(r.header("access-control-max-age"), Some("60"), "{r:?}");
-    let r = call(&fleet, "GET", host, "/cors", &[("origin", "https://evil.example")])
-        .await
-        .unwrap();
+    let r = call(
+        &fleet,
+        "GET",
+        host,
+        "/cors",
+        &[("origin", "https://evil.example")],
+    )
+    .await
+    .unwrap();
     assert_eq!(r.header("access-control-allow-origin"), None, "{r:?}");
 }
 
@@ -420,9 +467,15 @@ async fn timeouts_websocket_and_h2c_backends() {
         .unwrap();
     assert_eq!(r.status, 200, "{r:?}");
     // No timeout on the other rules: the same delay is fine there.
-    let r = call(&fleet, "GET", host, "/other", &[("x-echo-delay-ms", "1000")])
-        .await
-        .unwrap();
+    let r = call(
+        &fleet,
+        "GET",
+        host,
+        "/other",
+        &[("x-echo-delay-ms", "1000")],
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status, 200, "{r:?}");
 
     // h2c: the backend receives HTTP/2 from Envoy; a plain backend HTTP/1.1.
@@ -433,9 +486,14 @@ async fn timeouts_websocket_and_h2c_backends() {
     assert_eq!(r.header("x-echo-version"), Some("HTTP/1.1"), "{r:?}");
 
     // WebSocket: the upgrade goes through Envoy to the backend and back.
-    let head = websocket_handshake(fleet.data_plane(), host, "/ws").await.unwrap();
+    let head = websocket_handshake(fleet.data_plane(), host, "/ws")
+        .await
+        .unwrap();
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("x-echo-backend: ws"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("x-echo-backend: ws"),
+        "{head}"
+    );
 
     // Nothing matches on a known host: 404.
     a.cluster
@@ -447,6 +505,8 @@ async fn timeouts_websocket_and_h2c_backends() {
         .await
         .unwrap();
     wait_backend(&fleet, "GET", "narrow.a.example", "/only", &[], "one").await;
-    let r = call(&fleet, "GET", "narrow.a.example", "/other", &[]).await.unwrap();
+    let r = call(&fleet, "GET", "narrow.a.example", "/other", &[])
+        .await
+        .unwrap();
     assert_eq!(r.status, 404, "{r:?}");
 }

@@ -252,7 +252,9 @@ pub struct Backend {
 }
 
 /// The upstream protocol of a backend, from the Service port's `appProtocol`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub enum AppProtocol {
     /// HTTP/1.1 (unset, `http`, or anything fleetgate does not know).
     #[default]

@@ -10,10 +10,10 @@ use std::net::IpAddr;
 
 use fleetgate_proto::spoke::v1::{Backend, BackendProblem, Endpoint, HttpFilter, http_filter};
 use gateway_api::httproutes::{HttpRouteRulesBackendRefs, HttpRouteRulesBackendRefsFiltersType};
-use tracing::warn;
 use k8s_openapi::api::core::v1::{Node, Service, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use tracing::warn;
 
 use crate::config::EndpointMode;
 use crate::state::ClusterState;
@@ -224,15 +224,27 @@ fn backend_filters(namespace: &str, r: &HttpRouteRulesBackendRefs) -> Vec<HttpFi
         ) {
             (HttpRouteRulesBackendRefsFiltersType::RequestHeaderModifier, Some(m), _) => {
                 http_filter::Kind::RequestHeaderModifier(header_modifier(
-                    m.set.iter().flatten().map(|h| (h.name.as_str(), h.value.as_str())),
-                    m.add.iter().flatten().map(|h| (h.name.as_str(), h.value.as_str())),
+                    m.set
+                        .iter()
+                        .flatten()
+                        .map(|h| (h.name.as_str(), h.value.as_str())),
+                    m.add
+                        .iter()
+                        .flatten()
+                        .map(|h| (h.name.as_str(), h.value.as_str())),
                     m.remove.as_ref(),
                 ))
             }
             (HttpRouteRulesBackendRefsFiltersType::ResponseHeaderModifier, _, Some(m)) => {
                 http_filter::Kind::ResponseHeaderModifier(header_modifier(
-                    m.set.iter().flatten().map(|h| (h.name.as_str(), h.value.as_str())),
-                    m.add.iter().flatten().map(|h| (h.name.as_str(), h.value.as_str())),
+                    m.set
+                        .iter()
+                        .flatten()
+                        .map(|h| (h.name.as_str(), h.value.as_str())),
+                    m.add
+                        .iter()
+                        .flatten()
+                        .map(|h| (h.name.as_str(), h.value.as_str())),
                     m.remove.as_ref(),
                 ))
             }
@@ -529,7 +541,8 @@ mod tests {
     #[test]
     fn app_protocol_and_backend_header_filters_are_sent() {
         use gateway_api::httproutes::{
-            HttpRouteRulesBackendRefsFilters, HttpRouteRulesBackendRefsFiltersRequestHeaderModifier,
+            HttpRouteRulesBackendRefsFilters,
+            HttpRouteRulesBackendRefsFiltersRequestHeaderModifier,
             HttpRouteRulesBackendRefsFiltersRequestHeaderModifierSet,
         };
         let mut st = state();
@@ -567,7 +580,11 @@ mod tests {
             panic!("{:?}", b.filters)
         };
         assert_eq!(m.set[0].name, "x-backend");
-        let plain = resolve_backend("app", &backend_ref(None, None, None, "multi", Some(80)), &index);
+        let plain = resolve_backend(
+            "app",
+            &backend_ref(None, None, None, "multi", Some(80)),
+            &index,
+        );
         assert_eq!(plain.app_protocol, "");
     }
 }

@@ -11,8 +11,8 @@
 use std::collections::BTreeSet;
 
 use fleetgate_proto::spoke::v1::{
-    self as pb, AllowedRoutes, HeaderMatch, HttpRouteMatch, Kind, Listener, Object,
-    ObjectRef, ParentRef, PathMatch, QueryParamMatch, object, path_match,
+    self as pb, AllowedRoutes, HeaderMatch, HttpRouteMatch, Kind, Listener, Object, ObjectRef,
+    ParentRef, PathMatch, QueryParamMatch, object, path_match,
 };
 use gateway_api::gateways::{Gateway, GatewayListenersAllowedRoutesNamespacesFrom};
 use gateway_api::httproutes::{

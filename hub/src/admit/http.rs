@@ -65,7 +65,12 @@ pub fn check_regex(what: &str, re: &str) -> Result<String, Rejection> {
 /// A Gateway API duration (GEP-2257): 1 to 4 parts of 1-5 digits and a unit (`h`, `m`, `s`,
 /// `ms`), each unit at most once, e.g. `10s`, `1m30s`, `500ms`, `0s`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("{:?} is not a Gateway API duration such as 10s, 1m30s or 500ms", s.chars().take(32).collect::<String>());
+    let bad = || {
+        format!(
+            "{:?} is not a Gateway API duration such as 10s, 1m30s or 500ms",
+            s.chars().take(32).collect::<String>()
+        )
+    };
     if s.is_empty() || s.len() > 32 {
         return Err(bad());
     }
@@ -121,12 +126,10 @@ pub fn admit_timeouts(at: &str, t: Option<&pb::HttpRouteTimeouts>) -> Result<Tim
         if v.is_empty() {
             return Ok(None);
         }
-        parse_duration(v)
-            .map(Some)
-            .map_err(|e| Rejection {
-                reason: "UnsupportedValue",
-                message: format!("{at}.timeouts.{what}: {e}"),
-            })
+        parse_duration(v).map(Some).map_err(|e| Rejection {
+            reason: "UnsupportedValue",
+            message: format!("{at}.timeouts.{what}: {e}"),
+        })
     };
     let request = parse("request", &t.request)?;
     let backend_request = parse("backendRequest", &t.backend_request)?;
@@ -185,9 +188,15 @@ pub fn admit_match(at: &str, m: &pb::HttpRouteMatch) -> Result<HttpRouteMatch, R
     for h in &m.headers {
         let (name, value) = check_header(&h.name, &h.value)?;
         if headers.iter().any(|(n, _)| *n == name) {
-            return unsupported(format!("{at}.headers: header {name:?} is matched twice; keep one"));
+            return unsupported(format!(
+                "{at}.headers: header {name:?} is matched twice; keep one"
+            ));
         }
-        let v = value_match(&format!("{at}.headers[{name}]"), &value, h.regular_expression)?;
+        let v = value_match(
+            &format!("{at}.headers[{name}]"),
+            &value,
+            h.regular_expression,
+        )?;
         headers.push((name, v));
     }
     let mut query_params = Vec::new();
@@ -200,7 +209,11 @@ pub fn admit_match(at: &str, m: &pb::HttpRouteMatch) -> Result<HttpRouteMatch, R
                 q.name
             ));
         }
-        let v = value_match(&format!("{at}.queryParams[{}]", q.name), &value, q.regular_expression)?;
+        let v = value_match(
+            &format!("{at}.queryParams[{}]", q.name),
+            &value,
+            q.regular_expression,
+        )?;
         query_params.push((q.name.clone(), v));
     }
     let method = match m.method.as_str() {
@@ -250,7 +263,10 @@ fn check_plain_hostname(what: &str, raw: &str) -> Result<String, Rejection> {
     }
 }
 
-fn path_modifier(at: &str, p: Option<&pb::PathModifier>) -> Result<Option<PathModifier>, Rejection> {
+fn path_modifier(
+    at: &str,
+    p: Option<&pb::PathModifier>,
+) -> Result<Option<PathModifier>, Rejection> {
     let Some(p) = p else { return Ok(None) };
     check_path(&p.value).map_err(|e| Rejection {
         reason: e.reason,
@@ -269,9 +285,16 @@ fn path_modifier(at: &str, p: Option<&pb::PathModifier>) -> Result<Option<PathMo
     }
 }
 
-fn cors_list(at: &str, what: &str, items: &[String], check: impl Fn(&str) -> bool) -> Result<Vec<String>, Rejection> {
+fn cors_list(
+    at: &str,
+    what: &str,
+    items: &[String],
+    check: impl Fn(&str) -> bool,
+) -> Result<Vec<String>, Rejection> {
     if items.len() > MAX_CORS_ENTRIES {
-        return unsupported(format!("{at}.cors.{what}: at most {MAX_CORS_ENTRIES} entries"));
+        return unsupported(format!(
+            "{at}.cors.{what}: at most {MAX_CORS_ENTRIES} entries"
+        ));
     }
     for i in items {
         if !check(i) {
@@ -305,14 +328,24 @@ fn is_origin(o: &str) -> bool {
 }
 
 fn is_token_or_star(s: &str) -> bool {
-    s == "*" || (!s.is_empty() && s.len() <= 256 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)))
+    s == "*"
+        || (!s.is_empty()
+            && s.len() <= 256
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)))
 }
 
 /// One `filters[]` entry of a rule.
-pub fn admit_filter(at: &str, f: &pb::HttpFilter, policy: &Policy<'_>) -> Result<HttpFilter, Rejection> {
+pub fn admit_filter(
+    at: &str,
+    f: &pb::HttpFilter,
+    policy: &Policy<'_>,
+) -> Result<HttpFilter, Rejection> {
     use pb::http_filter::Kind as K;
     Ok(match &f.kind {
-        Some(K::RequestHeaderModifier(m)) => HttpFilter::RequestHeaderModifier(admit_header_modifier(m)?),
+        Some(K::RequestHeaderModifier(m)) => {
+            HttpFilter::RequestHeaderModifier(admit_header_modifier(m)?)
+        }
         Some(K::ResponseHeaderModifier(m)) => {
             HttpFilter::ResponseHeaderModifier(admit_header_modifier(m)?)
         }
@@ -337,7 +370,11 @@ pub fn admit_filter(at: &str, f: &pb::HttpFilter, policy: &Policy<'_>) -> Result
             let status_code = match r.status_code {
                 0 => 302,
                 c @ (301 | 302 | 303 | 307 | 308) => c as u16,
-                c => return unsupported(format!("{at}.statusCode {c} is not 301, 302, 303, 307 or 308")),
+                c => {
+                    return unsupported(format!(
+                        "{at}.statusCode {c} is not 301, 302, 303, 307 or 308"
+                    ));
+                }
             };
             HttpFilter::RequestRedirect(Redirect {
                 scheme,
@@ -390,7 +427,12 @@ pub fn admit_filter(at: &str, f: &pb::HttpFilter, policy: &Policy<'_>) -> Result
                 allow_credentials: c.allow_credentials,
                 allow_methods: cors_list(at, "allowMethods", &c.allow_methods, is_token_or_star)?,
                 allow_headers: cors_list(at, "allowHeaders", &c.allow_headers, is_token_or_star)?,
-                expose_headers: cors_list(at, "exposeHeaders", &c.expose_headers, is_token_or_star)?,
+                expose_headers: cors_list(
+                    at,
+                    "exposeHeaders",
+                    &c.expose_headers,
+                    is_token_or_star,
+                )?,
                 max_age,
             })
         }
@@ -401,7 +443,11 @@ pub fn admit_filter(at: &str, f: &pb::HttpFilter, policy: &Policy<'_>) -> Result
 /// Rules about filter combinations (Gateway API): RequestRedirect and URLRewrite exclude each
 /// other; every filter type but RequestMirror at most once; ReplacePrefixMatch only when every
 /// match of the rule is a PathPrefix.
-pub fn check_filter_set(at: &str, filters: &[HttpFilter], matches: &[HttpRouteMatch]) -> Result<(), Rejection> {
+pub fn check_filter_set(
+    at: &str,
+    filters: &[HttpFilter],
+    matches: &[HttpRouteMatch],
+) -> Result<(), Rejection> {
     let kind = |f: &HttpFilter| match f {
         HttpFilter::RequestHeaderModifier(_) => "RequestHeaderModifier",
         HttpFilter::ResponseHeaderModifier(_) => "ResponseHeaderModifier",
@@ -414,7 +460,9 @@ pub fn check_filter_set(at: &str, filters: &[HttpFilter], matches: &[HttpRouteMa
     for f in filters {
         let k = kind(f);
         if k != "RequestMirror" && seen.contains(&k) {
-            return unsupported(format!("{at}.filters: {k} is used twice; merge them into one"));
+            return unsupported(format!(
+                "{at}.filters: {k} is used twice; merge them into one"
+            ));
         }
         seen.push(k);
     }
@@ -426,11 +474,20 @@ pub fn check_filter_set(at: &str, filters: &[HttpFilter], matches: &[HttpRouteMa
     let prefix_modifier = filters.iter().any(|f| {
         matches!(
             f,
-            HttpFilter::RequestRedirect(Redirect { path: Some(PathModifier::ReplacePrefixMatch(_)), .. })
-                | HttpFilter::UrlRewrite(Rewrite { path: Some(PathModifier::ReplacePrefixMatch(_)), .. })
+            HttpFilter::RequestRedirect(Redirect {
+                path: Some(PathModifier::ReplacePrefixMatch(_)),
+                ..
+            }) | HttpFilter::UrlRewrite(Rewrite {
+                path: Some(PathModifier::ReplacePrefixMatch(_)),
+                ..
+            })
         )
     });
-    if prefix_modifier && matches.iter().any(|m| !matches!(m.path, PathMatch::Prefix(_))) {
+    if prefix_modifier
+        && matches
+            .iter()
+            .any(|m| !matches!(m.path, PathMatch::Prefix(_)))
+    {
         return unsupported(format!(
             "{at}.filters: ReplacePrefixMatch needs every match of the rule to be a PathPrefix match; use ReplaceFullPath or change the matches"
         ));
@@ -457,8 +514,19 @@ mod tests {
             assert_eq!(parse_duration(s), Ok(want), "{s}");
         }
         for bad in [
-            "", "10", "s", "1.5s", "-1s", "100000s", "1s1s", "1d", "10 s", "1h2m3s4ms5h", "1us",
-            "PT10S", "10S",
+            "",
+            "10",
+            "s",
+            "1.5s",
+            "-1s",
+            "100000s",
+            "1s1s",
+            "1d",
+            "10 s",
+            "1h2m3s4ms5h",
+            "1us",
+            "PT10S",
+            "10S",
         ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} must be refused");
         }
@@ -483,9 +551,18 @@ mod tests {
         ] {
             let e = check_regex("path", bad).unwrap_err();
             assert_eq!(e.reason, "UnsupportedValue", "{bad:?}");
-            assert!(e.message.starts_with("path: regular expression"), "{}", e.message);
+            assert!(
+                e.message.starts_with("path: regular expression"),
+                "{}",
+                e.message
+            );
         }
-        for good in ["/v[0-9]+/.*", "^/api/(users|groups)/[^/]+$", r"\d{3}", "(?i)/foo"] {
+        for good in [
+            "/v[0-9]+/.*",
+            "^/api/(users|groups)/[^/]+$",
+            r"\d{3}",
+            "(?i)/foo",
+        ] {
             assert_eq!(check_regex("path", good).unwrap(), good);
         }
     }

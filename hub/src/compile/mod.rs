@@ -245,10 +245,12 @@ fn resolved_refs(route: &HttpRoute) -> Condition {
         .rules
         .iter()
         .flat_map(|r| {
-            r.backends.iter().chain(r.filters.iter().filter_map(|f| match f {
-                HttpFilter::RequestMirror(m) => Some(&m.backend),
-                _ => None,
-            }))
+            r.backends
+                .iter()
+                .chain(r.filters.iter().filter_map(|f| match f {
+                    HttpFilter::RequestMirror(m) => Some(&m.backend),
+                    _ => None,
+                }))
         })
         .find_map(|b| b.problem.as_ref().map(|p| (b, p)));
     match problem {

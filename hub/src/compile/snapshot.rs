@@ -155,7 +155,10 @@ pub struct Rewrite {
 pub enum PathRewrite {
     Full(String),
     /// Replace `matched` (the route's PathPrefix) by `replacement`.
-    Prefix { matched: String, replacement: String },
+    Prefix {
+        matched: String,
+        replacement: String,
+    },
 }
 
 impl PathRewrite {

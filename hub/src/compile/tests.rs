@@ -136,7 +136,14 @@ fn exact(p: &str) -> HttpRouteMatch {
 }
 
 fn with_headers(mut m: HttpRouteMatch, n: usize) -> HttpRouteMatch {
-    m.headers = (0..n).map(|i| (format!("h{i}"), crate::model::ValueMatch::Exact("v".to_string()))).collect();
+    m.headers = (0..n)
+        .map(|i| {
+            (
+                format!("h{i}"),
+                crate::model::ValueMatch::Exact("v".to_string()),
+            )
+        })
+        .collect();
     m
 }
 
@@ -840,3 +847,5 @@ fn sources_point_back_to_tenant_objects() {
     assert_eq!(names[&Kind::Gateway], "a/c1:default/gw");
     assert_eq!(names[&Kind::HttpRoute], "a/c1:default/r");
 }
+
+mod http;

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use envoy_types::pb::envoy::config::core::v3::Http2ProtocolOptions;
+use envoy_types::pb::envoy::config::core::v3::RuntimeFractionalPercent;
 use envoy_types::pb::envoy::config::route::v3::{
     self as route_v3, HeaderMatcher, QueryParameterMatcher, RedirectAction, header_matcher,
     query_parameter_matcher, redirect_action, route_action,
@@ -21,7 +22,6 @@ use envoy_types::pb::envoy::r#type::matcher::v3::{
     RegexMatchAndSubstitute, RegexMatcher, StringMatcher, string_matcher,
 };
 use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, fractional_percent};
-use envoy_types::pb::envoy::config::core::v3::RuntimeFractionalPercent;
 use envoy_types::pb::google::protobuf::{Any, BoolValue, Duration};
 use envoy_types::util::pack_any;
 
@@ -149,9 +149,9 @@ pub fn redirect(r: &Redirect) -> RedirectAction {
 pub fn forward_options(fw: &Forward, ra: &mut route_v3::RouteAction) {
     if let Some(Rewrite { hostname, path }) = &fw.rewrite {
         if let Some(h) = hostname {
-            ra.host_rewrite_specifier = Some(route_action::HostRewriteSpecifier::HostRewriteLiteral(
-                h.clone(),
-            ));
+            ra.host_rewrite_specifier = Some(
+                route_action::HostRewriteSpecifier::HostRewriteLiteral(h.clone()),
+            );
         }
         if let Some(p) = path {
             let (prefix, re) = path_rewrite(p);
@@ -207,7 +207,9 @@ fn origin_match(o: &str) -> StringMatcher {
             .collect::<Vec<_>>()
             .join("[^.]+");
         return StringMatcher {
-            match_pattern: Some(string_matcher::MatchPattern::SafeRegex(regex(&format!("^{re}$")))),
+            match_pattern: Some(string_matcher::MatchPattern::SafeRegex(regex(&format!(
+                "^{re}$"
+            )))),
             ..Default::default()
         };
     }
@@ -273,7 +275,8 @@ mod tests {
             (p, None) if !p.is_empty() => format!("{p}{}", &path[matched.len()..]),
             (_, Some(re)) => {
                 let r = regex::Regex::new(&re.pattern.as_ref().unwrap().regex).unwrap();
-                r.replace(path, re.substitution.replace("\\", "$").as_str()).into_owned()
+                r.replace(path, re.substitution.replace("\\", "$").as_str())
+                    .into_owned()
             }
             _ => path.to_string(),
         }
@@ -322,11 +325,19 @@ mod tests {
         });
         assert_eq!(
             r.scheme_rewrite_specifier,
-            Some(redirect_action::SchemeRewriteSpecifier::SchemeRedirect("https".into()))
+            Some(redirect_action::SchemeRewriteSpecifier::SchemeRedirect(
+                "https".into()
+            ))
         );
-        assert_eq!((r.host_redirect.as_str(), r.port_redirect), ("b.example", 8443));
+        assert_eq!(
+            (r.host_redirect.as_str(), r.port_redirect),
+            ("b.example", 8443)
+        );
         assert_eq!(r.response_code, C::MovedPermanently as i32);
-        assert_eq!(r.path_rewrite_specifier, Some(P::PathRedirect("/new".into())));
+        assert_eq!(
+            r.path_rewrite_specifier,
+            Some(P::PathRedirect("/new".into()))
+        );
         for (code, want) in [
             (302, C::Found),
             (303, C::SeeOther),
@@ -344,7 +355,10 @@ mod tests {
             path: Some(pre("/foo", "/bar")),
             ..base.clone()
         });
-        assert_eq!(r.path_rewrite_specifier, Some(P::PrefixRewrite("/bar".into())));
+        assert_eq!(
+            r.path_rewrite_specifier,
+            Some(P::PrefixRewrite("/bar".into()))
+        );
         let r = redirect(&Redirect {
             path: Some(pre("/foo", "/")),
             ..base
@@ -354,7 +368,12 @@ mod tests {
 
     #[test]
     fn fractions_are_per_million() {
-        for (n, d, want) in [(1, 2, 500_000), (50, 100, 500_000), (1, 3, 333_333), (0, 100, 0)] {
+        for (n, d, want) in [
+            (1, 2, 500_000),
+            (50, 100, 500_000),
+            (1, 3, 333_333),
+            (0, 100, 0),
+        ] {
             assert_eq!(fraction(n, d).numerator, want, "{n}/{d}");
         }
     }
@@ -372,7 +391,9 @@ mod tests {
         assert!(!r.is_match("http://x.a.example"));
         assert_eq!(
             origin_match("https://a.example").match_pattern,
-            Some(string_matcher::MatchPattern::Exact("https://a.example".into()))
+            Some(string_matcher::MatchPattern::Exact(
+                "https://a.example".into()
+            ))
         );
     }
 }

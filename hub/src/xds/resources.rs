@@ -18,8 +18,8 @@ use envoy_types::pb::envoy::config::endpoint::v3::{
 };
 use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
 use envoy_types::pb::envoy::config::route::v3::{
-    self as route_v3, DirectResponseAction, RouteConfiguration, RouteMatch, WeightedCluster,
-    route, route_action, route_match, weighted_cluster,
+    self as route_v3, DirectResponseAction, RouteConfiguration, RouteMatch, WeightedCluster, route,
+    route_action, route_match, weighted_cluster,
 };
 use envoy_types::pb::envoy::extensions::filters::http::cors::v3::Cors;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
@@ -156,16 +156,19 @@ pub fn http_connection_manager(l: &ListenerSnapshot) -> HttpConnectionManager {
             // (`typed_per_filter_config`); does nothing on other routes.
             HttpFilter {
                 name: super::http::CORS_FILTER.to_string(),
-                config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(Cors::default()))),
+                config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(
+                    Cors::default(),
+                ))),
                 ..Default::default()
             },
             HttpFilter {
-            name: "envoy.filters.http.router".to_string(),
-            config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(
-                Router::default(),
-            ))),
-            ..Default::default()
-        }],
+                name: "envoy.filters.http.router".to_string(),
+                config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(
+                    Router::default(),
+                ))),
+                ..Default::default()
+            },
+        ],
         // WebSocket upgrades are allowed on every route (Gateway API: `kubernetes.io/ws`
         // backends; harmless for others, which answer the upgrade request as plain HTTP).
         upgrade_configs: vec![http_connection_manager::UpgradeConfig {
@@ -248,9 +251,10 @@ fn route_match(r: &crate::compile::Route) -> RouteMatch {
             route_match::PathSpecifier::SafeRegex(super::http::regex(re))
         }
     };
-    let method = r.method.iter().map(|m| {
-        super::http::header_match(":method", &crate::model::ValueMatch::Exact(m.clone()))
-    });
+    let method = r
+        .method
+        .iter()
+        .map(|m| super::http::header_match(":method", &crate::model::ValueMatch::Exact(m.clone())));
     RouteMatch {
         path_specifier: Some(path),
         headers: r
@@ -403,9 +407,9 @@ mod tests {
     use super::*;
     use crate::compile::{Forward, Route, VirtualHost, WeightedCluster};
     use crate::model::ValueMatch;
+    use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
     use envoy_types::pb::envoy::config::route::v3::header_matcher;
     use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
-    use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
     use prost::Message;
 
     fn listener_snapshot(routes: Vec<Route>) -> ListenerSnapshot {
@@ -480,7 +484,10 @@ mod tests {
         };
         assert_eq!(rds.route_config_name, "port/80");
         assert_eq!(rds.config_source, Some(ads()));
-        assert_eq!(hcm.http_filters.last().unwrap().name, "envoy.filters.http.router");
+        assert_eq!(
+            hcm.http_filters.last().unwrap().name,
+            "envoy.filters.http.router"
+        );
     }
 
     #[test]
@@ -521,7 +528,11 @@ mod tests {
         let single = route_action::ClusterSpecifier::Cluster("a".into());
         let cases = [
             (RouteAction::DirectResponse(500), None, Some(500)),
-            (RouteAction::Forward(Forward::to(vec![wc("a", 5)])), Some(single), None),
+            (
+                RouteAction::Forward(Forward::to(vec![wc("a", 5)])),
+                Some(single),
+                None,
+            ),
         ];
         for (action, want_spec, want_status) in cases {
             match route_action(&action) {
@@ -530,9 +541,10 @@ mod tests {
                 other => panic!("unexpected {other:?}"),
             }
         }
-        let route::Action::Route(ra) =
-            route_action(&RouteAction::Forward(Forward::to(vec![wc("a", 90), wc("b", 10)])))
-        else {
+        let route::Action::Route(ra) = route_action(&RouteAction::Forward(Forward::to(vec![
+            wc("a", 90),
+            wc("b", 10),
+        ]))) else {
             panic!("route expected")
         };
         let Some(route_action::ClusterSpecifier::WeightedClusters(w)) = ra.cluster_specifier else {
@@ -554,7 +566,10 @@ mod tests {
             };
             ra.cluster_not_found_response_code
         };
-        let partial = RouteAction::Forward(Forward::to(vec![wc("a", 1), wc(INVALID_BACKEND_CLUSTER, 1)]));
+        let partial = RouteAction::Forward(Forward::to(vec![
+            wc("a", 1),
+            wc(INVALID_BACKEND_CLUSTER, 1),
+        ]));
         assert_eq!(
             code(partial),
             route_action::ClusterNotFoundResponseCode::InternalServerError as i32
@@ -666,7 +681,10 @@ mod tests {
     fn connection_manager_runs_cors_before_the_router_and_allows_websocket() {
         let hcm = http_connection_manager(&listener_snapshot(vec![]));
         let names: Vec<&str> = hcm.http_filters.iter().map(|f| f.name.as_str()).collect();
-        assert_eq!(names, vec![super::super::http::CORS_FILTER, "envoy.filters.http.router"]);
+        assert_eq!(
+            names,
+            vec![super::super::http::CORS_FILTER, "envoy.filters.http.router"]
+        );
         assert_eq!(hcm.upgrade_configs.len(), 1);
         assert_eq!(hcm.upgrade_configs[0].upgrade_type, "websocket");
     }
@@ -698,7 +716,9 @@ mod tests {
             })
             .collect();
         assert_eq!(hs[0].0, "x-re");
-        assert!(matches!(&hs[0].1, Some(string_matcher::MatchPattern::SafeRegex(x)) if x.regex == "^a+$"));
+        assert!(
+            matches!(&hs[0].1, Some(string_matcher::MatchPattern::SafeRegex(x)) if x.regex == "^a+$")
+        );
         assert_eq!(
             hs[1],
             (
@@ -746,7 +766,14 @@ mod tests {
         let Some(route_action::ClusterSpecifier::WeightedClusters(w)) = ra.cluster_specifier else {
             panic!("weighted clusters expected")
         };
-        assert_eq!(w.clusters[0].response_headers_to_add[0].header.clone().unwrap().key, "x-b");
+        assert_eq!(
+            w.clusters[0].response_headers_to_add[0]
+                .header
+                .clone()
+                .unwrap()
+                .key,
+            "x-b"
+        );
         assert_eq!(
             ra.host_rewrite_specifier,
             Some(route_action::HostRewriteSpecifier::HostRewriteLiteral(
@@ -756,9 +783,18 @@ mod tests {
         assert_eq!(ra.prefix_rewrite, "/bar");
         assert_eq!(ra.request_mirror_policies.len(), 2);
         assert!(ra.request_mirror_policies[0].runtime_fraction.is_none());
-        let half = ra.request_mirror_policies[1].runtime_fraction.clone().unwrap();
+        let half = ra.request_mirror_policies[1]
+            .runtime_fraction
+            .clone()
+            .unwrap();
         assert_eq!(half.default_value.unwrap().numerator, 500_000);
-        assert_eq!(ra.timeout, Some(Duration { seconds: 1, nanos: 500_000_000 }));
+        assert_eq!(
+            ra.timeout,
+            Some(Duration {
+                seconds: 1,
+                nanos: 500_000_000
+            })
+        );
         assert_eq!(ra.retry_policy.unwrap().per_try_timeout, secs(1));
     }
 
@@ -784,9 +820,15 @@ mod tests {
         let rc = route_configuration(&listener_snapshot(vec![r]));
         let er = &rc.virtual_hosts[0].routes[0];
         assert!(matches!(er.action, Some(route::Action::Redirect(_))));
-        assert_eq!(er.response_headers_to_add[0].header.clone().unwrap().key, "x-resp");
+        assert_eq!(
+            er.response_headers_to_add[0].header.clone().unwrap().key,
+            "x-resp"
+        );
         assert_eq!(er.response_headers_to_remove, vec!["server".to_string()]);
-        assert!(er.typed_per_filter_config.contains_key(super::super::http::CORS_FILTER));
+        assert!(
+            er.typed_per_filter_config
+                .contains_key(super::super::http::CORS_FILTER)
+        );
     }
 
     #[test]
@@ -798,9 +840,10 @@ mod tests {
             source: None,
         };
         let cl = cluster(&c);
-        assert!(cl
-            .typed_extension_protocol_options
-            .contains_key(super::super::http::UPSTREAM_HTTP_OPTIONS));
+        assert!(
+            cl.typed_extension_protocol_options
+                .contains_key(super::super::http::UPSTREAM_HTTP_OPTIONS)
+        );
         let plain = cluster(&ClusterSnapshot {
             protocol: AppProtocol::Http1,
             ..c

@@ -44,7 +44,10 @@ fn path_modifier(
     let (t, v) = if full {
         (path_modifier::Type::ReplaceFullPath, replace_full_path)
     } else {
-        (path_modifier::Type::ReplacePrefixMatch, replace_prefix_match)
+        (
+            path_modifier::Type::ReplacePrefixMatch,
+            replace_prefix_match,
+        )
     };
     PathModifier {
         r#type: t as i32,
@@ -64,16 +67,28 @@ pub fn translate_filter(
         T::RequestHeaderModifier => {
             let m = f.request_header_modifier.as_ref().ok_or_else(missing)?;
             http_filter::Kind::RequestHeaderModifier(header_modifier(
-                m.set.iter().flatten().map(|h| (h.name.as_str(), h.value.as_str())),
-                m.add.iter().flatten().map(|h| (h.name.as_str(), h.value.as_str())),
+                m.set
+                    .iter()
+                    .flatten()
+                    .map(|h| (h.name.as_str(), h.value.as_str())),
+                m.add
+                    .iter()
+                    .flatten()
+                    .map(|h| (h.name.as_str(), h.value.as_str())),
                 m.remove.as_ref(),
             ))
         }
         T::ResponseHeaderModifier => {
             let m = f.response_header_modifier.as_ref().ok_or_else(missing)?;
             http_filter::Kind::ResponseHeaderModifier(header_modifier(
-                m.set.iter().flatten().map(|h| (h.name.as_str(), h.value.as_str())),
-                m.add.iter().flatten().map(|h| (h.name.as_str(), h.value.as_str())),
+                m.set
+                    .iter()
+                    .flatten()
+                    .map(|h| (h.name.as_str(), h.value.as_str())),
+                m.add
+                    .iter()
+                    .flatten()
+                    .map(|h| (h.name.as_str(), h.value.as_str())),
                 m.remove.as_ref(),
             ))
         }
@@ -94,7 +109,10 @@ pub fn translate_filter(
                     )
                 }),
                 port: r.port.and_then(|p| u32::try_from(p).ok()).unwrap_or(0),
-                status_code: r.status_code.and_then(|c| u32::try_from(c).ok()).unwrap_or(0),
+                status_code: r
+                    .status_code
+                    .and_then(|c| u32::try_from(c).ok())
+                    .unwrap_or(0),
             })
         }
         T::UrlRewrite => {

@@ -10,11 +10,11 @@ use gateway_api::httproutes::{
     HttpRouteRulesFiltersRequestRedirect, HttpRouteRulesFiltersRequestRedirectPath,
     HttpRouteRulesFiltersRequestRedirectPathType, HttpRouteRulesFiltersRequestRedirectScheme,
     HttpRouteRulesFiltersResponseHeaderModifier, HttpRouteRulesFiltersResponseHeaderModifierAdd,
-    HttpRouteRulesFiltersType, HttpRouteRulesFiltersUrlRewrite, HttpRouteRulesFiltersUrlRewritePath,
-    HttpRouteRulesFiltersUrlRewritePathType, HttpRouteRulesMatches, HttpRouteRulesMatchesHeaders,
-    HttpRouteRulesMatchesHeadersType, HttpRouteRulesMatchesMethod, HttpRouteRulesMatchesPath,
-    HttpRouteRulesMatchesPathType, HttpRouteRulesMatchesQueryParams,
-    HttpRouteRulesMatchesQueryParamsType, HttpRouteRulesTimeouts,
+    HttpRouteRulesFiltersType, HttpRouteRulesFiltersUrlRewrite,
+    HttpRouteRulesFiltersUrlRewritePath, HttpRouteRulesFiltersUrlRewritePathType,
+    HttpRouteRulesMatches, HttpRouteRulesMatchesHeaders, HttpRouteRulesMatchesHeadersType,
+    HttpRouteRulesMatchesMethod, HttpRouteRulesMatchesPath, HttpRouteRulesMatchesPathType,
+    HttpRouteRulesMatchesQueryParams, HttpRouteRulesMatchesQueryParamsType, HttpRouteRulesTimeouts,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -216,14 +216,24 @@ fn match_table() {
     let re = path_match::Type::RegularExpression as i32;
     // (name, match, (path type, path value, header (name, regex) pairs, query (name, regex)
     // pairs, method))
-    type Want = (i32, &'static str, Vec<(&'static str, bool)>, Vec<(&'static str, bool)>, &'static str);
+    type Want = (
+        i32,
+        &'static str,
+        Vec<(&'static str, bool)>,
+        Vec<(&'static str, bool)>,
+        &'static str,
+    );
     let cases: Vec<(&str, HttpRouteRulesMatches, Want)> = vec![
         (
             "empty match is PathPrefix /",
             HttpRouteRulesMatches::default(),
             (pp, "/", vec![], vec![], ""),
         ),
-        ("prefix", path(None, Some("/api")), (pp, "/api", vec![], vec![], "")),
+        (
+            "prefix",
+            path(None, Some("/api")),
+            (pp, "/api", vec![], vec![], ""),
+        ),
         (
             "exact",
             path(Some(HttpRouteRulesMatchesPathType::Exact), Some("/x")),
@@ -236,7 +246,10 @@ fn match_table() {
         ),
         (
             "regex path",
-            path(Some(HttpRouteRulesMatchesPathType::RegularExpression), Some("/.*")),
+            path(
+                Some(HttpRouteRulesMatchesPathType::RegularExpression),
+                Some("/.*"),
+            ),
             (re, "/.*", vec![], vec![], ""),
         ),
         (
@@ -253,7 +266,13 @@ fn match_table() {
                 ]),
                 ..Default::default()
             },
-            (pp, "/", vec![("x-a", false), ("x-b", false), ("x-c", true)], vec![], ""),
+            (
+                pp,
+                "/",
+                vec![("x-a", false), ("x-b", false), ("x-c", true)],
+                vec![],
+                "",
+            ),
         ),
         (
             "query params and method",
@@ -273,7 +292,13 @@ fn match_table() {
                 ]),
                 ..Default::default()
             },
-            (pp, "/", vec![], vec![("animal", false), ("color", true)], "POST"),
+            (
+                pp,
+                "/",
+                vec![],
+                vec![("animal", false), ("color", true)],
+                "POST",
+            ),
         ),
     ];
     for (name, m, (t, v, h, q, method)) in cases {
@@ -391,7 +416,10 @@ fn every_filter_type_is_sent() {
     let Some(http_filter::Kind::RequestHeaderModifier(m)) = &f[0].kind else {
         panic!("{f:?}")
     };
-    assert_eq!((m.set[0].name.as_str(), m.set[0].value.as_str()), ("x-set", "1"));
+    assert_eq!(
+        (m.set[0].name.as_str(), m.set[0].value.as_str()),
+        ("x-set", "1")
+    );
     assert_eq!(m.remove, ["x-gone"]);
     let Some(http_filter::Kind::ResponseHeaderModifier(m)) = &f[1].kind else {
         panic!("{f:?}")
@@ -411,20 +439,34 @@ fn every_filter_type_is_sent() {
     };
     assert_eq!((mi.numerator, mi.denominator), (25, 100));
     let mb = mi.backend.as_ref().unwrap();
-    assert_eq!(mb.endpoints.len(), 1, "the mirror backend is resolved like any backend");
+    assert_eq!(
+        mb.endpoints.len(),
+        1,
+        "the mirror backend is resolved like any backend"
+    );
     assert_eq!(mb.endpoints[0].port, 30080);
     let Some(http_filter::Kind::RequestMirror(missing)) = &f[4].kind else {
         panic!("{f:?}")
     };
     assert_eq!((missing.numerator, missing.denominator), (0, 0));
     assert_eq!(
-        missing.backend.as_ref().unwrap().problem.as_ref().unwrap().reason,
+        missing
+            .backend
+            .as_ref()
+            .unwrap()
+            .problem
+            .as_ref()
+            .unwrap()
+            .reason,
         "BackendNotFound"
     );
     let Some(http_filter::Kind::Cors(c)) = &f[5].kind else {
         panic!("{f:?}")
     };
-    assert_eq!((c.allow_origins.as_slice(), c.max_age), (&["https://a.example".to_string()][..], 60));
+    assert_eq!(
+        (c.allow_origins.as_slice(), c.max_age),
+        (&["https://a.example".to_string()][..], 60)
+    );
 }
 
 #[test]
@@ -450,7 +492,12 @@ fn redirects_are_sent_with_every_field() {
         panic!("{f:?}")
     };
     assert_eq!(
-        (r.scheme.as_str(), r.hostname.as_str(), r.port, r.status_code),
+        (
+            r.scheme.as_str(),
+            r.hostname.as_str(),
+            r.port,
+            r.status_code
+        ),
         ("https", "b.example", 8443, 301)
     );
     assert_eq!(r.path.as_ref().unwrap().value, "/new");
@@ -464,7 +511,11 @@ fn a_rule_with_an_unsupported_filter_is_dropped_not_widened() {
     }]);
     let out = translate(&st, EndpointMode::Node);
     let rules = &route_spec(&out[1]).rules;
-    assert_eq!(rules.len(), 1, "only the rule without the ExtensionRef is left");
+    assert_eq!(
+        rules.len(),
+        1,
+        "only the rule without the ExtensionRef is left"
+    );
     assert_eq!(rules[0].matches[0].path.as_ref().unwrap().value, "/other");
 }
 
@@ -478,7 +529,10 @@ fn timeouts_are_sent_as_written() {
     let out = translate(&st, EndpointMode::Node);
     let rules = &route_spec(&out[1]).rules;
     let t = rules[0].timeouts.as_ref().unwrap();
-    assert_eq!((t.request.as_str(), t.backend_request.as_str()), ("10s", ""));
+    assert_eq!(
+        (t.request.as_str(), t.backend_request.as_str()),
+        ("10s", "")
+    );
     assert!(rules[1].timeouts.is_none());
 }
 
