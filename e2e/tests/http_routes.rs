@@ -440,6 +440,13 @@ async fn timeouts_websocket_and_h2c_backends() {
     backendRefs:
     - {name: one, port: 8080}
   - matches:
+    - path: {type: PathPrefix, value: /try}
+    timeouts:
+      request: 10s
+      backendRequest: 500ms
+    backendRefs:
+    - {name: one, port: 8080}
+  - matches:
     - path: {type: PathPrefix, value: /h2}
     backendRefs:
     - {name: grpcish, port: 8080}
@@ -465,6 +472,13 @@ async fn timeouts_websocket_and_h2c_backends() {
     let r = call(&fleet, "GET", host, "/slow", &[("x-echo-delay-ms", "10")])
         .await
         .unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    // backendRequest bounds each try to the backend.
+    let r = call(&fleet, "GET", host, "/try", &[("x-echo-delay-ms", "3000")])
+        .await
+        .unwrap();
+    assert_eq!(r.status, 504, "{r:?}");
+    let r = call(&fleet, "GET", host, "/try", &[]).await.unwrap();
     assert_eq!(r.status, 200, "{r:?}");
     // No timeout on the other rules: the same delay is fine there.
     let r = call(

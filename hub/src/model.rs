@@ -149,10 +149,39 @@ pub struct HttpRouteMatch {
 
 /// How a header or query parameter value is matched.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(from = "ValueMatchRepr")]
 pub enum ValueMatch {
     Exact(String),
     /// An RE2 regular expression over the whole value (admission checked that it compiles).
     RegularExpression(String),
+}
+
+/// What the store may hold for a [`ValueMatch`]: a plain string (exact header values, as stored
+/// before regular expressions existed) or the tagged form.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ValueMatchRepr {
+    Plain(String),
+    Tagged(ValueMatchTagged),
+}
+
+#[derive(Deserialize)]
+enum ValueMatchTagged {
+    Exact(String),
+    RegularExpression(String),
+}
+
+impl From<ValueMatchRepr> for ValueMatch {
+    fn from(r: ValueMatchRepr) -> Self {
+        match r {
+            ValueMatchRepr::Plain(s) | ValueMatchRepr::Tagged(ValueMatchTagged::Exact(s)) => {
+                ValueMatch::Exact(s)
+            }
+            ValueMatchRepr::Tagged(ValueMatchTagged::RegularExpression(s)) => {
+                ValueMatch::RegularExpression(s)
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -315,4 +344,29 @@ pub struct ListenerStatus {
 pub struct RouteParentStatus {
     pub parent_ref: ParentRef,
     pub conditions: Vec<Condition>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_matches_stored_before_regexes_still_load() {
+        let old = r#"{"path":{"Prefix":"/"},"headers":[["x-a","1"]]}"#;
+        let m: HttpRouteMatch = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            m.headers,
+            vec![("x-a".into(), ValueMatch::Exact("1".into()))]
+        );
+        assert!(m.query_params.is_empty() && m.method.is_none());
+        let new = HttpRouteMatch {
+            path: PathMatch::RegularExpression("/v[0-9]+".into()),
+            headers: vec![("x-b".into(), ValueMatch::RegularExpression("^a".into()))],
+            query_params: vec![("q".into(), ValueMatch::Exact("1".into()))],
+            method: Some("GET".into()),
+        };
+        let back: HttpRouteMatch =
+            serde_json::from_str(&serde_json::to_string(&new).unwrap()).unwrap();
+        assert_eq!(back, new);
+    }
 }

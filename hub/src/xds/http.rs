@@ -22,7 +22,7 @@ use envoy_types::pb::envoy::r#type::matcher::v3::{
     RegexMatchAndSubstitute, RegexMatcher, StringMatcher, string_matcher,
 };
 use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, fractional_percent};
-use envoy_types::pb::google::protobuf::{Any, BoolValue, Duration};
+use envoy_types::pb::google::protobuf::{Any, BoolValue, Duration, UInt32Value};
 use envoy_types::util::pack_any;
 
 use crate::compile::{Forward, PathRewrite, Redirect, Rewrite};
@@ -168,6 +168,8 @@ pub fn forward_options(fw: &Forward, ra: &mut route_v3::RouteAction) {
                 default_value: Some(fraction(m.numerator, m.denominator)),
                 ..Default::default()
             }),
+            // The mirrored request keeps the client's Host (no `-shadow` suffix).
+            disable_shadow_host_suffix_append: true,
             ..Default::default()
         })
         .collect();
@@ -175,7 +177,9 @@ pub fn forward_options(fw: &Forward, ra: &mut route_v3::RouteAction) {
         ra.timeout = Some(duration(t));
     }
     if let Some(b) = fw.backend_timeout {
+        // A per-try timeout without retries: the backendRequest timeout of the one try.
         ra.retry_policy = Some(route_v3::RetryPolicy {
+            num_retries: Some(UInt32Value { value: 0 }),
             per_try_timeout: Some(duration(b)),
             ..Default::default()
         });

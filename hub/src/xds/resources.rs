@@ -783,6 +783,7 @@ mod tests {
         assert_eq!(ra.prefix_rewrite, "/bar");
         assert_eq!(ra.request_mirror_policies.len(), 2);
         assert!(ra.request_mirror_policies[0].runtime_fraction.is_none());
+        assert!(ra.request_mirror_policies[0].disable_shadow_host_suffix_append);
         let half = ra.request_mirror_policies[1]
             .runtime_fraction
             .clone()
@@ -795,7 +796,9 @@ mod tests {
                 nanos: 500_000_000
             })
         );
-        assert_eq!(ra.retry_policy.unwrap().per_try_timeout, secs(1));
+        let retry = ra.retry_policy.unwrap();
+        assert_eq!(retry.per_try_timeout, secs(1));
+        assert_eq!(retry.num_retries, u32v(0));
     }
 
     #[test]
