@@ -269,16 +269,24 @@ fn resolved_refs(route: &HttpRoute) -> Condition {
     }
 }
 
-/// A route as placed on one listener: a redirect without scheme and port goes to the
-/// listener's port (Gateway API), written into Location unless it is the scheme's default.
+/// A route as placed on one listener (`scheme_port`: the default port of the listener's
+/// scheme). Gateway API redirect ports: a redirect without scheme and port goes to the
+/// listener's port; one with a scheme but no port to that scheme's default port; and a port that
+/// is the default of the redirect's scheme is not written into Location.
 fn for_listener(r: &Route, port: u16, scheme_port: u16) -> Route {
     let mut r = r.clone();
-    if let RouteAction::Redirect(rd) = &mut r.action
-        && rd.scheme.is_none()
-        && rd.port.is_none()
-        && port != scheme_port
-    {
-        rd.port = Some(port);
+    if let RouteAction::Redirect(rd) = &mut r.action {
+        let default_port = match rd.scheme.as_deref() {
+            Some("https") => 443,
+            Some(_) => 80,
+            None => scheme_port,
+        };
+        if rd.scheme.is_none() && rd.port.is_none() {
+            rd.port = Some(port);
+        }
+        if rd.port == Some(default_port) {
+            rd.port = None;
+        }
     }
     r
 }

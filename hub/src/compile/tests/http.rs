@@ -223,6 +223,35 @@ fn redirects_table() {
             want(None, Some(8443), None, 301),
         ),
         (
+            "the default port of the redirect's scheme is not written",
+            ModelRedirect {
+                scheme: Some("https".into()),
+                port: Some(443),
+                ..redirect(None)
+            },
+            8080,
+            want(Some("https"), None, None, 302),
+        ),
+        (
+            "explicit port 80 on an http listener is not written either",
+            ModelRedirect {
+                port: Some(80),
+                ..redirect(None)
+            },
+            8080,
+            want(None, None, None, 302),
+        ),
+        (
+            "a non-default port with a scheme is kept",
+            ModelRedirect {
+                scheme: Some("http".into()),
+                port: Some(8080),
+                ..redirect(None)
+            },
+            80,
+            want(Some("http"), Some(8080), None, 302),
+        ),
+        (
             "ReplacePrefixMatch carries the matched (normalised) prefix",
             redirect(Some(PathModifier::ReplacePrefixMatch("/new".into()))),
             80,
