@@ -6,6 +6,7 @@
 //! the current hostname owners; nothing here does I/O.
 
 mod http;
+mod re2;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};

@@ -49,15 +49,23 @@ pub fn check_regex(what: &str, re: &str) -> Result<String, Rejection> {
             "{what}: regular expression {shown:?} uses '&&', '~~' or '--', which RE2 reads differently; escape them"
         ));
     }
-    match regex::RegexBuilder::new(re)
+    if let Err(e) = regex::RegexBuilder::new(re)
         .size_limit(64 * 1024)
         .nest_limit(16)
         .build()
     {
-        Ok(_) => Ok(re.to_string()),
-        Err(e) => unsupported(format!(
+        return unsupported(format!(
             "{what}: regular expression {shown:?} does not compile as RE2 syntax ({}); fix it",
             e.to_string().lines().last().unwrap_or("invalid")
+        ));
+    }
+    // A regex the data plane would refuse would block the whole port's configuration.
+    match super::re2::program_size(re) {
+        Some(n) if n <= super::re2::MAX_PROGRAM_SIZE => Ok(re.to_string()),
+        n => unsupported(format!(
+            "{what}: regular expression {shown:?} is too complex for the data plane (about {} RE2 instructions, at most {} allowed); shorten it or use fewer bounded repetitions",
+            n.map(|n| n.to_string()).unwrap_or_else(|| "?".into()),
+            super::re2::MAX_PROGRAM_SIZE
         )),
     }
 }
@@ -548,6 +556,8 @@ mod tests {
             huge,
             "[a-z&&[^aeiou]]",
             "a\nb",
+            // Valid, but above Envoy's RE2 program size limit (it measures 112).
+            "/v[0-9]+/(users|groups)/[^/]+/items/[a-z0-9-]{1,20}",
         ] {
             let e = check_regex("path", bad).unwrap_err();
             assert_eq!(e.reason, "UnsupportedValue", "{bad:?}");
