@@ -1117,6 +1117,32 @@ mod tests {
                 "UnsupportedValue",
             ),
             (
+                "wildcard CORS origin too long for the data plane",
+                Box::new(|r| {
+                    r.filters.push(filter(pb::http_filter::Kind::Cors(pb::Cors {
+                        // Valid labels, but a regex above the RE2 limit.
+                        allow_origins: vec![format!(
+                            "https://*.{}a.example",
+                            "abcdefghi.".repeat(10)
+                        )],
+                        ..Default::default()
+                    })))
+                }),
+                "allowOrigins",
+                "UnsupportedValue",
+            ),
+            (
+                "prefix stripped by a regex too long for the data plane",
+                Box::new(|r| {
+                    r.matches
+                        .push(path(P::PathPrefix, &format!("/{}", "p".repeat(120))));
+                    r.filters
+                        .push(redirect(Some((M::ReplacePrefixMatch, "/")), 0));
+                }),
+                "too long for the data plane",
+                "UnsupportedValue",
+            ),
+            (
                 "bad duration",
                 Box::new(|r| {
                     r.timeouts = Some(pb::HttpRouteTimeouts {

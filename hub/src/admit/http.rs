@@ -335,6 +335,13 @@ fn is_origin(o: &str) -> bool {
     port_ok && (host == "*" || crate::config::is_hostname_pattern(&host))
 }
 
+/// Whether a regex fleetgate derives from tenant input (if any) stays below Envoy's RE2 limit.
+fn fits_data_plane(derived: Option<String>) -> bool {
+    derived.is_none_or(|re| {
+        super::re2::program_size(&re).is_some_and(|n| n <= super::re2::MAX_PROGRAM_SIZE)
+    })
+}
+
 fn is_token_or_star(s: &str) -> bool {
     s == "*"
         || (!s.is_empty()
@@ -431,7 +438,9 @@ pub fn admit_filter(
                 n => return unsupported(format!("{at}.cors.maxAge {n} is over a year")),
             };
             HttpFilter::Cors(Cors {
-                allow_origins: cors_list(at, "allowOrigins", &c.allow_origins, is_origin)?,
+                allow_origins: cors_list(at, "allowOrigins", &c.allow_origins, |o| {
+                    is_origin(o) && fits_data_plane(crate::xds::http::origin_regex(o))
+                })?,
                 allow_credentials: c.allow_credentials,
                 allow_methods: cors_list(at, "allowMethods", &c.allow_methods, is_token_or_star)?,
                 allow_headers: cors_list(at, "allowHeaders", &c.allow_headers, is_token_or_star)?,
@@ -499,6 +508,31 @@ pub fn check_filter_set(
         return unsupported(format!(
             "{at}.filters: ReplacePrefixMatch needs every match of the rule to be a PathPrefix match; use ReplaceFullPath or change the matches"
         ));
+    }
+    // ReplacePrefixMatch "/" strips the matched prefix with a regex (see
+    // `crate::xds::http::path_rewrite`), which must fit the data plane's RE2 limit.
+    let strips_prefix = filters.iter().any(|f| {
+        let path = match f {
+            HttpFilter::RequestRedirect(r) => r.path.as_ref(),
+            HttpFilter::UrlRewrite(r) => r.path.as_ref(),
+            _ => None,
+        };
+        matches!(path, Some(PathModifier::ReplacePrefixMatch(r)) if r.trim_end_matches('/').is_empty())
+    });
+    if strips_prefix {
+        for m in matches {
+            if let PathMatch::Prefix(p) = &m.path {
+                let p = p.trim_end_matches('/');
+                if !p.is_empty() && !fits_data_plane(Some(crate::xds::http::prefix_strip_regex(p)))
+                {
+                    return unsupported(format!(
+                        "{at}.filters: ReplacePrefixMatch \"/\" on the {}-byte prefix {:?} is too long for the data plane; use a shorter prefix",
+                        p.len(),
+                        p.chars().take(32).collect::<String>()
+                    ));
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -105,13 +105,37 @@ pub fn path_rewrite(p: &PathRewrite) -> (String, Option<RegexMatchAndSubstitute>
                     (String::new(), Some(sub("^/".into(), format!("{repl}/"))))
                 }
             } else if repl.is_empty() {
-                let pattern = format!("^{}/*", regex::escape(matched));
-                (String::new(), Some(sub(pattern, "/".into())))
+                (
+                    String::new(),
+                    Some(sub(prefix_strip_regex(matched), "/".into())),
+                )
             } else {
                 (repl.to_string(), None)
             }
         }
     }
+}
+
+/// The regex that strips a matched prefix and the slashes after it (ReplacePrefixMatch `/`).
+/// Admission bounds its RE2 size.
+pub fn prefix_strip_regex(matched: &str) -> String {
+    format!("^{}/*", regex::escape(matched))
+}
+
+/// The regex a wildcard CORS origin (`https://*.a.example`) is matched with: each `*` is one
+/// DNS label. `None` for origins without a wildcard. Admission bounds its RE2 size.
+pub fn origin_regex(o: &str) -> Option<String> {
+    if o == "*" {
+        return Some(".*".into());
+    }
+    o.contains('*').then(|| {
+        let re = o
+            .split('*')
+            .map(regex::escape)
+            .collect::<Vec<_>>()
+            .join("[^.]+");
+        format!("^{re}$")
+    })
 }
 
 /// A RequestRedirect.
@@ -198,22 +222,9 @@ pub fn fraction(numerator: u32, denominator: u32) -> FractionalPercent {
 /// A CORS origin as Envoy matches it: `*` any, `https://*.a.example` by anchored regex,
 /// anything else exactly.
 fn origin_match(o: &str) -> StringMatcher {
-    if o == "*" {
+    if let Some(re) = origin_regex(o) {
         return StringMatcher {
-            match_pattern: Some(string_matcher::MatchPattern::SafeRegex(regex(".*"))),
-            ..Default::default()
-        };
-    }
-    if o.contains('*') {
-        let re = o
-            .split('*')
-            .map(regex::escape)
-            .collect::<Vec<_>>()
-            .join("[^.]+");
-        return StringMatcher {
-            match_pattern: Some(string_matcher::MatchPattern::SafeRegex(regex(&format!(
-                "^{re}$"
-            )))),
+            match_pattern: Some(string_matcher::MatchPattern::SafeRegex(regex(&re))),
             ..Default::default()
         };
     }
