@@ -1,9 +1,11 @@
 //! In-process HTTP echo backends: each answers every request with 200 and its own name as the
 //! body, so a test knows which backend (and so which tenant, node or weight bucket) answered.
 //!
-//! Response headers: `x-echo-backend: <name>`, `x-echo-path: <request path>`, and every request
+//! Response headers: `x-echo-backend: <name>`, `x-echo-path: <request path>`,
+//! `x-echo-version: <HTTP version of the request>` (HTTP/1.1 or HTTP/2.0), and every request
 //! header `h` echoed as `x-echo-header-<h>`. Tenant A's backends bind on 127.0.1.x, tenant B's on
-//! 127.0.2.x.
+//! 127.0.2.x. A request header `x-echo-delay-ms: N` delays the answer by N milliseconds (at most
+//! a minute); a WebSocket upgrade request is answered `101 Switching Protocols` (handshake only).
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -88,22 +90,53 @@ async fn serve(listener: TcpListener, name: String, requests: Arc<AtomicU64>) {
             let service = service_fn(move |req: Request<Incoming>| {
                 requests.fetch_add(1, Ordering::Relaxed);
                 let resp = respond(&name, &req);
-                async move { Ok::<_, Infallible>(resp) }
+                let delay = delay(&req);
+                async move {
+                    if let Some(d) = delay {
+                        tokio::time::sleep(d).await;
+                    }
+                    Ok::<_, Infallible>(resp)
+                }
             });
             let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
                 .await;
         });
     }
 }
 
+/// The delay a request asks for with `x-echo-delay-ms`.
+fn delay<B>(req: &Request<B>) -> Option<std::time::Duration> {
+    let ms: u64 = req
+        .headers()
+        .get("x-echo-delay-ms")?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()?;
+    Some(std::time::Duration::from_millis(ms.min(60_000)))
+}
+
 /// The echo answer to one request.
 fn respond<B>(name: &str, req: &Request<B>) -> Response<Full<Bytes>> {
-    let mut resp = Response::builder()
-        .status(200)
-        .header("content-type", "text/plain")
+    let websocket = req
+        .headers()
+        .get("upgrade")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    let mut resp = if websocket {
+        Response::builder()
+            .status(101)
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+    } else {
+        Response::builder()
+            .status(200)
+            .header("content-type", "text/plain")
+    };
+    resp = resp
         .header("x-echo-backend", name)
-        .header("x-echo-path", req.uri().path());
+        .header("x-echo-path", req.uri().path())
+        .header("x-echo-version", format!("{:?}", req.version()));
     for (k, v) in req.headers() {
         resp = resp.header(format!("x-echo-header-{}", k.as_str()), v);
     }
@@ -126,5 +159,19 @@ mod tests {
         assert_eq!(resp.headers()["x-echo-backend"], "a-1");
         assert_eq!(resp.headers()["x-echo-path"], "/some/path");
         assert_eq!(resp.headers()["x-echo-header-x-tenant-test"], "1");
+        assert_eq!(resp.headers()["x-echo-version"], "HTTP/1.1");
+    }
+
+    #[test]
+    fn delays_and_websocket_upgrades_are_understood() {
+        let req = Request::get("/ws")
+            .header("upgrade", "WebSocket")
+            .header("x-echo-delay-ms", "250")
+            .body(())
+            .unwrap();
+        assert_eq!(respond("a", &req).status(), 101);
+        assert_eq!(delay(&req), Some(std::time::Duration::from_millis(250)));
+        let plain = Request::get("/").body(()).unwrap();
+        assert_eq!(delay(&plain), None);
     }
 }

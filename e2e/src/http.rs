@@ -61,7 +61,20 @@ pub async fn request(
     path: &str,
     headers: &[(&str, &str)],
 ) -> anyhow::Result<Response> {
-    let mut req = hyper::Request::get(format!("http://{addr}{path}"))
+    send(addr, "GET", host, path, headers).await
+}
+
+/// Like [`request`], with any method (no body).
+pub async fn send(
+    addr: SocketAddr,
+    method: &str,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<Response> {
+    let mut req = hyper::Request::builder()
+        .method(hyper::Method::from_bytes(method.as_bytes())?)
+        .uri(format!("http://{addr}{path}"))
         .header(hyper::header::HOST, host)
         .body(Empty::<Bytes>::new())
         .context("building request")?;
@@ -75,7 +88,7 @@ pub async fn request(
         let resp = client()
             .request(req)
             .await
-            .with_context(|| format!("GET http://{addr}{path} (Host: {host})"))?;
+            .with_context(|| format!("{method} http://{addr}{path} (Host: {host})"))?;
         let status = resp.status().as_u16();
         let headers = resp
             .headers()
@@ -101,5 +114,5 @@ pub async fn request(
     };
     tokio::time::timeout(REQUEST_TIMEOUT, fut)
         .await
-        .with_context(|| format!("GET http://{addr}{path} (Host: {host}) timed out"))?
+        .with_context(|| format!("{method} http://{addr}{path} (Host: {host}) timed out"))?
 }

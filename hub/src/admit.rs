@@ -5,6 +5,9 @@
 //! Where it sits: `sync` -> **admit** -> `store`. Pure: the caller passes the tenant's policy and
 //! the current hostname owners; nothing here does I/O.
 
+mod http;
+mod re2;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 
@@ -12,10 +15,12 @@ use fleetgate_proto::spoke::v1 as pb;
 
 use crate::config::{Cluster, Limits, Tenant};
 use crate::model::{
-    AllowedRoutes, Backend, BackendProblem, Condition, Gateway, HeaderModifier, HttpFilter,
+    AllowedRoutes, AppProtocol, Backend, BackendProblem, Condition, Gateway, HeaderModifier,
     HttpRoute, HttpRouteMatch, HttpRouteRule, Kind, Listener, Meta, ObjectKey, ObjectStatus,
     ParentRef, PathMatch, Protocol, RouteParentStatus,
 };
+
+pub use http::{MAX_REGEX_LEN, check_regex, parse_duration};
 
 /// Gateway API limits (from the CRD schemas) the hub enforces again, since agents are untrusted.
 const MAX_LISTENERS: usize = 64;
@@ -301,69 +306,27 @@ fn admit_rule(
         Some(r.name.clone())
     };
     let mut matches = Vec::new();
-    for m in &r.matches {
-        let path = match &m.path {
-            None => PathMatch::Prefix("/".into()),
-            Some(p) => {
-                check_path(&p.value).map_err(|e| Rejection {
-                    reason: e.reason,
-                    message: format!("{}: {}", at("matches.path"), e.message),
-                })?;
-                match pb::path_match::Type::try_from(p.r#type) {
-                    Ok(pb::path_match::Type::Exact) => PathMatch::Exact(p.value.clone()),
-                    Ok(pb::path_match::Type::PathPrefix)
-                    | Ok(pb::path_match::Type::Unspecified) => PathMatch::Prefix(p.value.clone()),
-                    Err(_) => {
-                        return reject(
-                            "UnsupportedValue",
-                            format!("{}: unknown path match type", at("matches.path")),
-                        );
-                    }
-                }
-            }
-        };
-        if m.headers.len() > MAX_HEADERS {
-            return reject(
-                "UnsupportedValue",
-                format!("{}: at most {MAX_HEADERS} header matches", at("matches")),
-            );
-        }
-        let mut headers = Vec::new();
-        for hm in &m.headers {
-            headers.push(check_header(&hm.name, &hm.value)?);
-        }
-        matches.push(HttpRouteMatch { path, headers });
+    for (mi, m) in r.matches.iter().enumerate() {
+        matches.push(http::admit_match(&at(&format!("matches[{mi}]")), m)?);
     }
     if matches.is_empty() {
         matches.push(HttpRouteMatch {
             path: PathMatch::Prefix("/".into()),
             headers: vec![],
+            query_params: vec![],
+            method: None,
         });
     }
     let mut filters = Vec::new();
-    for f in &r.filters {
-        match &f.kind {
-            Some(pb::http_filter::Kind::RequestHeaderModifier(m)) => {
-                let mut hm = HeaderModifier::default();
-                for h in &m.set {
-                    hm.set.push(check_header(&h.name, &h.value)?);
-                }
-                for h in &m.add {
-                    hm.add.push(check_header(&h.name, &h.value)?);
-                }
-                for n in &m.remove {
-                    hm.remove.push(check_header(n, "")?.0);
-                }
-                filters.push(HttpFilter::RequestHeaderModifier(hm));
-            }
-            None => {
-                return reject(
-                    "UnsupportedValue",
-                    format!("{}: empty filter", at("filters")),
-                );
-            }
-        }
+    for (fi, f) in r.filters.iter().enumerate() {
+        filters.push(http::admit_filter(
+            &at(&format!("filters[{fi}]")),
+            f,
+            policy,
+        )?);
     }
+    http::check_filter_set(&format!("rules[{i}]"), &filters, &matches)?;
+    let timeouts = http::admit_timeouts(&format!("rules[{i}]"), r.timeouts.as_ref())?;
     let mut backends = Vec::new();
     for b in &r.backends {
         backends.push(admit_backend(b, policy)?);
@@ -373,6 +336,7 @@ fn admit_rule(
         matches,
         filters,
         backends,
+        timeouts,
     })
 }
 
@@ -411,6 +375,38 @@ fn admit_backend(b: &pb::Backend, policy: &Policy<'_>) -> Result<Backend, Reject
         },
         message: p.message.chars().take(512).collect(),
     });
+    let app_protocol = match b.app_protocol.as_str() {
+        "kubernetes.io/h2c" => AppProtocol::H2c,
+        "kubernetes.io/ws" => AppProtocol::WebSocket,
+        _ => AppProtocol::Http1,
+    };
+    let mut request_headers = HeaderModifier::default();
+    let mut response_headers = HeaderModifier::default();
+    if b.filters.len() > MAX_FILTERS {
+        return reject(
+            "UnsupportedValue",
+            format!("backendRef {}: at most {MAX_FILTERS} filters", b.name),
+        );
+    }
+    for f in &b.filters {
+        let (target, m) = match &f.kind {
+            Some(pb::http_filter::Kind::RequestHeaderModifier(m)) => (&mut request_headers, m),
+            Some(pb::http_filter::Kind::ResponseHeaderModifier(m)) => (&mut response_headers, m),
+            _ => {
+                return reject(
+                    "UnsupportedValue",
+                    format!(
+                        "backendRef {}: only RequestHeaderModifier and ResponseHeaderModifier filters are supported on a backendRef; move the others to the rule",
+                        b.name
+                    ),
+                );
+            }
+        };
+        let hm = http::admit_header_modifier(m)?;
+        target.set.extend(hm.set);
+        target.add.extend(hm.add);
+        target.remove.extend(hm.remove);
+    }
     Ok(Backend {
         namespace: b.namespace.clone(),
         name: b.name.clone(),
@@ -418,6 +414,9 @@ fn admit_backend(b: &pb::Backend, policy: &Policy<'_>) -> Result<Backend, Reject
         weight: b.weight,
         problem,
         endpoints,
+        app_protocol,
+        request_headers,
+        response_headers,
     })
 }
 
@@ -649,6 +648,7 @@ pub fn rejected_status(key: &ObjectKey, obj: &pb::Object, rejection: &Rejection)
 mod tests {
     use super::*;
     use crate::config::{Cluster, Limits, Tenant};
+    use crate::model::HttpFilter;
 
     struct Fixture {
         tenant: Tenant,
@@ -714,6 +714,8 @@ mod tests {
                         port: 80,
                         weight: 1,
                         problem: None,
+                        app_protocol: String::new(),
+                        filters: vec![],
                         endpoints: endpoints
                             .iter()
                             .map(|(a, p)| pb::Endpoint {
@@ -859,7 +861,7 @@ mod tests {
                     r#type: pb::path_match::Type::Exact as i32,
                     value: "/a\r\nX-Evil: 1".into(),
                 }),
-                headers: vec![],
+                ..Default::default()
             });
         }
         assert_eq!(
@@ -892,5 +894,352 @@ mod tests {
             assert_eq!(patterns_overlap(a, b), want, "{a} {b}");
             assert_eq!(patterns_overlap(b, a), want, "{b} {a}");
         }
+    }
+
+    /// The route of [`route`] with its only rule changed by `f`.
+    fn with_rule(f: impl FnOnce(&mut pb::HttpRouteRule)) -> pb::Object {
+        let mut o = route(&["x.a.example"], &[("10.1.2.3", 30080)]);
+        if let Some(pb::object::Spec::HttpRoute(h)) = &mut o.spec {
+            f(&mut h.rules[0]);
+        }
+        o
+    }
+
+    fn path(t: pb::path_match::Type, v: &str) -> pb::HttpRouteMatch {
+        pb::HttpRouteMatch {
+            path: Some(pb::PathMatch {
+                r#type: t as i32,
+                value: v.into(),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn filter(kind: pb::http_filter::Kind) -> pb::HttpFilter {
+        pb::HttpFilter { kind: Some(kind) }
+    }
+
+    fn redirect(path: Option<(pb::path_modifier::Type, &str)>, code: u32) -> pb::HttpFilter {
+        filter(pb::http_filter::Kind::RequestRedirect(
+            pb::RequestRedirect {
+                path: path.map(|(t, v)| pb::PathModifier {
+                    r#type: t as i32,
+                    value: v.into(),
+                }),
+                status_code: code,
+                ..Default::default()
+            },
+        ))
+    }
+
+    #[test]
+    fn hostile_http_route_features_are_refused_with_guidance() {
+        use pb::path_match::Type as P;
+        use pb::path_modifier::Type as M;
+        let f = Fixture::new();
+        let long_regex = format!("/{}", "a".repeat(MAX_REGEX_LEN));
+        type Edit = Box<dyn FnOnce(&mut pb::HttpRouteRule)>;
+        // (what, edit of the rule, words the message must contain)
+        let cases: Vec<(&str, Edit, &str, &str)> = vec![
+            (
+                "regex that does not compile",
+                Box::new(|r| r.matches.push(path(P::RegularExpression, "/(a"))),
+                "does not compile",
+                "UnsupportedValue",
+            ),
+            (
+                "regex too long",
+                Box::new(move |r| r.matches.push(path(P::RegularExpression, &long_regex))),
+                "must be 1 to",
+                "UnsupportedValue",
+            ),
+            (
+                "regex with look-behind (not RE2)",
+                Box::new(|r| r.matches.push(path(P::RegularExpression, "(?<=a)b"))),
+                "RE2",
+                "UnsupportedValue",
+            ),
+            (
+                "header regex that does not compile",
+                Box::new(|r| {
+                    r.matches.push(pb::HttpRouteMatch {
+                        headers: vec![pb::HeaderMatch {
+                            name: "x-a".into(),
+                            value: "[".into(),
+                            regular_expression: true,
+                        }],
+                        ..Default::default()
+                    })
+                }),
+                "headers[x-a]",
+                "UnsupportedValue",
+            ),
+            (
+                "query parameter with CR LF",
+                Box::new(|r| {
+                    r.matches.push(pb::HttpRouteMatch {
+                        query_params: vec![pb::QueryParamMatch {
+                            name: "q".into(),
+                            value: "a\r\nb".into(),
+                            regular_expression: false,
+                        }],
+                        ..Default::default()
+                    })
+                }),
+                "CR, LF",
+                "UnsupportedValue",
+            ),
+            (
+                "unknown method",
+                Box::new(|r| {
+                    r.matches.push(pb::HttpRouteMatch {
+                        method: "BREW".into(),
+                        ..Default::default()
+                    })
+                }),
+                "is not one of GET",
+                "UnsupportedValue",
+            ),
+            (
+                "redirect path with a query",
+                Box::new(|r| {
+                    r.filters
+                        .push(redirect(Some((M::ReplaceFullPath, "/a?b")), 0))
+                }),
+                "must start with '/'",
+                "UnsupportedValue",
+            ),
+            (
+                "redirect status code",
+                Box::new(|r| r.filters.push(redirect(None, 304))),
+                "statusCode 304",
+                "UnsupportedValue",
+            ),
+            (
+                "ReplacePrefixMatch on an exact match",
+                Box::new(|r| {
+                    r.matches.push(path(P::Exact, "/x"));
+                    r.filters
+                        .push(redirect(Some((M::ReplacePrefixMatch, "/y")), 0));
+                }),
+                "every match of the rule to be a PathPrefix",
+                "UnsupportedValue",
+            ),
+            (
+                "redirect and rewrite together",
+                Box::new(|r| {
+                    r.filters.push(redirect(None, 0));
+                    r.filters
+                        .push(filter(pb::http_filter::Kind::UrlRewrite(pb::UrlRewrite {
+                            hostname: "b.a.example".into(),
+                            path: None,
+                        })));
+                }),
+                "cannot be used together",
+                "UnsupportedValue",
+            ),
+            (
+                "the same filter twice",
+                Box::new(|r| {
+                    for _ in 0..2 {
+                        r.filters
+                            .push(filter(pb::http_filter::Kind::ResponseHeaderModifier(
+                                pb::HeaderModifier::default(),
+                            )));
+                    }
+                }),
+                "used twice",
+                "UnsupportedValue",
+            ),
+            (
+                "rewrite to a wildcard host",
+                Box::new(|r| {
+                    r.filters
+                        .push(filter(pb::http_filter::Kind::UrlRewrite(pb::UrlRewrite {
+                            hostname: "*.a.example".into(),
+                            path: None,
+                        })))
+                }),
+                "is not a hostname",
+                "UnsupportedValue",
+            ),
+            (
+                "mirror fraction above one",
+                Box::new(|r| {
+                    r.filters.push(filter(pb::http_filter::Kind::RequestMirror(
+                        pb::RequestMirror {
+                            backend: Some(pb::Backend {
+                                namespace: "default".into(),
+                                name: "m".into(),
+                                port: 80,
+                                ..Default::default()
+                            }),
+                            numerator: 3,
+                            denominator: 2,
+                        },
+                    )))
+                }),
+                "fraction 3/2",
+                "UnsupportedValue",
+            ),
+            (
+                "mirror to an endpoint outside the cluster",
+                Box::new(|r| {
+                    r.filters.push(filter(pb::http_filter::Kind::RequestMirror(
+                        pb::RequestMirror {
+                            backend: Some(pb::Backend {
+                                namespace: "default".into(),
+                                name: "m".into(),
+                                port: 80,
+                                endpoints: vec![pb::Endpoint {
+                                    address: "169.254.169.254".into(),
+                                    port: 80,
+                                    ready: true,
+                                }],
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        },
+                    )))
+                }),
+                "outside the networks",
+                "EndpointNotAllowed",
+            ),
+            (
+                "CORS origin with a path",
+                Box::new(|r| {
+                    r.filters.push(filter(pb::http_filter::Kind::Cors(pb::Cors {
+                        allow_origins: vec!["https://a.example/x".into()],
+                        ..Default::default()
+                    })))
+                }),
+                "allowOrigins",
+                "UnsupportedValue",
+            ),
+            (
+                "wildcard CORS origin too long for the data plane",
+                Box::new(|r| {
+                    r.filters.push(filter(pb::http_filter::Kind::Cors(pb::Cors {
+                        // Valid labels, but a regex above the RE2 limit.
+                        allow_origins: vec![format!(
+                            "https://*.{}a.example",
+                            "abcdefghi.".repeat(10)
+                        )],
+                        ..Default::default()
+                    })))
+                }),
+                "allowOrigins",
+                "UnsupportedValue",
+            ),
+            (
+                "prefix stripped by a regex too long for the data plane",
+                Box::new(|r| {
+                    r.matches
+                        .push(path(P::PathPrefix, &format!("/{}", "p".repeat(120))));
+                    r.filters
+                        .push(redirect(Some((M::ReplacePrefixMatch, "/")), 0));
+                }),
+                "too long for the data plane",
+                "UnsupportedValue",
+            ),
+            (
+                "bad duration",
+                Box::new(|r| {
+                    r.timeouts = Some(pb::HttpRouteTimeouts {
+                        request: "10 seconds".into(),
+                        backend_request: String::new(),
+                    })
+                }),
+                "timeouts.request",
+                "UnsupportedValue",
+            ),
+            (
+                "backendRequest longer than request",
+                Box::new(|r| {
+                    r.timeouts = Some(pb::HttpRouteTimeouts {
+                        request: "1s".into(),
+                        backend_request: "2s".into(),
+                    })
+                }),
+                "must not be longer than request",
+                "UnsupportedValue",
+            ),
+            (
+                "redirect filter on a backendRef",
+                Box::new(|r| r.backends[0].filters.push(redirect(None, 0))),
+                "only RequestHeaderModifier and ResponseHeaderModifier",
+                "UnsupportedValue",
+            ),
+        ];
+        for (what, edit, words, reason) in cases {
+            let err = admit(&with_rule(edit), &f.policy()).unwrap_err();
+            assert_eq!(err.reason, reason, "{what}: {}", err.message);
+            assert!(err.message.contains(words), "{what}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn http_route_features_are_admitted_into_the_model() {
+        use crate::model::{Redirect, Timeouts, ValueMatch};
+        use pb::path_match::Type as P;
+        let f = Fixture::new();
+        let o = with_rule(|r| {
+            r.matches.push(pb::HttpRouteMatch {
+                method: "POST".into(),
+                headers: vec![pb::HeaderMatch {
+                    name: "X-Re".into(),
+                    value: "^a+$".into(),
+                    regular_expression: true,
+                }],
+                query_params: vec![pb::QueryParamMatch {
+                    name: "Animal".into(),
+                    value: "whale".into(),
+                    regular_expression: false,
+                }],
+                ..path(P::RegularExpression, "/v[0-9]+/.*")
+            });
+            r.filters.push(redirect(None, 0));
+            r.timeouts = Some(pb::HttpRouteTimeouts {
+                request: "1m".into(),
+                backend_request: "500ms".into(),
+            });
+            r.backends[0].app_protocol = "kubernetes.io/h2c".into();
+        });
+        let Admitted::HttpRoute(route) = admit(&o, &f.policy()).unwrap() else {
+            panic!()
+        };
+        let rule = &route.rules[0];
+        let m = &rule.matches[0];
+        assert_eq!(m.path, PathMatch::RegularExpression("/v[0-9]+/.*".into()));
+        assert_eq!(
+            m.headers,
+            vec![(
+                "x-re".to_string(),
+                ValueMatch::RegularExpression("^a+$".into())
+            )]
+        );
+        assert_eq!(
+            m.query_params,
+            vec![("Animal".to_string(), ValueMatch::Exact("whale".into()))]
+        );
+        assert_eq!(m.method.as_deref(), Some("POST"));
+        assert_eq!(
+            rule.filters,
+            vec![HttpFilter::RequestRedirect(Redirect {
+                scheme: None,
+                hostname: None,
+                path: None,
+                port: None,
+                status_code: 302
+            })]
+        );
+        assert_eq!(
+            rule.timeouts,
+            Timeouts {
+                request: Some(std::time::Duration::from_secs(60)),
+                backend_request: Some(std::time::Duration::from_millis(500)),
+            }
+        );
+        assert_eq!(rule.backends[0].app_protocol, AppProtocol::H2c);
     }
 }

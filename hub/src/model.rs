@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -119,13 +120,68 @@ pub struct HttpRouteRule {
     pub matches: Vec<HttpRouteMatch>,
     pub filters: Vec<HttpFilter>,
     pub backends: Vec<Backend>,
+    /// `rules[].timeouts`; both unset by default.
+    #[serde(default)]
+    pub timeouts: Timeouts,
+}
+
+/// `rules[].timeouts` (Gateway API, Extended). Zero means "no timeout".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timeouts {
+    /// The whole request, from the first byte received to the last byte of the response.
+    pub request: Option<Duration>,
+    /// One request from the data plane to a backend.
+    pub backend_request: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpRouteMatch {
     pub path: PathMatch,
-    /// Exact header matches; names lower-case.
-    pub headers: Vec<(String, String)>,
+    /// Header matches, all must match; names lower-case.
+    pub headers: Vec<(String, ValueMatch)>,
+    /// Query parameter matches, all must match; names as written (case-sensitive).
+    #[serde(default)]
+    pub query_params: Vec<(String, ValueMatch)>,
+    /// Upper-case HTTP method; `None` matches any.
+    #[serde(default)]
+    pub method: Option<String>,
+}
+
+/// How a header or query parameter value is matched.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(from = "ValueMatchRepr")]
+pub enum ValueMatch {
+    Exact(String),
+    /// An RE2 regular expression over the whole value (admission checked that it compiles).
+    RegularExpression(String),
+}
+
+/// What the store may hold for a [`ValueMatch`]: a plain string (exact header values, as stored
+/// before regular expressions existed) or the tagged form.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ValueMatchRepr {
+    Plain(String),
+    Tagged(ValueMatchTagged),
+}
+
+#[derive(Deserialize)]
+enum ValueMatchTagged {
+    Exact(String),
+    RegularExpression(String),
+}
+
+impl From<ValueMatchRepr> for ValueMatch {
+    fn from(r: ValueMatchRepr) -> Self {
+        match r {
+            ValueMatchRepr::Plain(s) | ValueMatchRepr::Tagged(ValueMatchTagged::Exact(s)) => {
+                ValueMatch::Exact(s)
+            }
+            ValueMatchRepr::Tagged(ValueMatchTagged::RegularExpression(s)) => {
+                ValueMatch::RegularExpression(s)
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,11 +189,68 @@ pub enum PathMatch {
     Exact(String),
     /// Element-wise prefix: `/foo` matches `/foo` and `/foo/bar`, not `/foobar`.
     Prefix(String),
+    /// An RE2 regular expression over the whole path (admission checked that it compiles).
+    RegularExpression(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HttpFilter {
     RequestHeaderModifier(HeaderModifier),
+    ResponseHeaderModifier(HeaderModifier),
+    RequestRedirect(Redirect),
+    UrlRewrite(Rewrite),
+    RequestMirror(Mirror),
+    Cors(Cors),
+}
+
+/// ReplaceFullPath / ReplacePrefixMatch of a redirect or a rewrite.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PathModifier {
+    ReplaceFullPath(String),
+    /// Replaces the matched PathPrefix (admission only allows it on rules whose matches are all
+    /// PathPrefix).
+    ReplacePrefixMatch(String),
+}
+
+/// RequestRedirect: the data plane answers with a redirect instead of forwarding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redirect {
+    /// `http` or `https`; `None` keeps the request's.
+    pub scheme: Option<String>,
+    pub hostname: Option<String>,
+    pub path: Option<PathModifier>,
+    pub port: Option<u16>,
+    /// 301, 302, 303, 307 or 308.
+    pub status_code: u16,
+}
+
+/// URLRewrite: the request is changed before it is forwarded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rewrite {
+    pub hostname: Option<String>,
+    pub path: Option<PathModifier>,
+}
+
+/// RequestMirror: a copy of (a share of) the requests goes to another backend; its answers are
+/// dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mirror {
+    pub backend: Backend,
+    /// Share of requests mirrored: numerator / denominator, 0 < numerator <= denominator.
+    pub numerator: u32,
+    pub denominator: u32,
+}
+
+/// CORS (Gateway API Extended since v1.5).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cors {
+    /// `*`, `scheme://host[:port]`, or with a `*` label wildcard in the host.
+    pub allow_origins: Vec<String>,
+    pub allow_credentials: bool,
+    pub allow_methods: Vec<String>,
+    pub allow_headers: Vec<String>,
+    pub expose_headers: Vec<String>,
+    pub max_age: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,6 +270,28 @@ pub struct Backend {
     pub problem: Option<BackendProblem>,
     /// Ready endpoints only, already checked against the cluster's CIDRs by admission.
     pub endpoints: Vec<SocketAddr>,
+    /// The protocol the backend speaks (the Service port's appProtocol).
+    #[serde(default)]
+    pub app_protocol: AppProtocol,
+    /// `backendRefs[].filters`: header changes only for requests sent to this backend.
+    #[serde(default)]
+    pub request_headers: HeaderModifier,
+    #[serde(default)]
+    pub response_headers: HeaderModifier,
+}
+
+/// The upstream protocol of a backend, from the Service port's `appProtocol`.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub enum AppProtocol {
+    /// HTTP/1.1 (unset, `http`, or anything fleetgate does not know).
+    #[default]
+    Http1,
+    /// `kubernetes.io/h2c`: HTTP/2 over cleartext, prior knowledge.
+    H2c,
+    /// `kubernetes.io/ws`: HTTP/1.1 with WebSocket upgrades (which every route allows anyway).
+    WebSocket,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -209,4 +344,29 @@ pub struct ListenerStatus {
 pub struct RouteParentStatus {
     pub parent_ref: ParentRef,
     pub conditions: Vec<Condition>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_matches_stored_before_regexes_still_load() {
+        let old = r#"{"path":{"Prefix":"/"},"headers":[["x-a","1"]]}"#;
+        let m: HttpRouteMatch = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            m.headers,
+            vec![("x-a".into(), ValueMatch::Exact("1".into()))]
+        );
+        assert!(m.query_params.is_empty() && m.method.is_none());
+        let new = HttpRouteMatch {
+            path: PathMatch::RegularExpression("/v[0-9]+".into()),
+            headers: vec![("x-b".into(), ValueMatch::RegularExpression("^a".into()))],
+            query_params: vec![("q".into(), ValueMatch::Exact("1".into()))],
+            method: Some("GET".into()),
+        };
+        let back: HttpRouteMatch =
+            serde_json::from_str(&serde_json::to_string(&new).unwrap()).unwrap();
+        assert_eq!(back, new);
+    }
 }

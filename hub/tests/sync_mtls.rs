@@ -213,6 +213,7 @@ fn route(name: &str, host: &str, endpoint: &str) -> pb::Object {
                         port: 30080,
                         ready: true,
                     }],
+                    ..Default::default()
                 }],
                 ..Default::default()
             }],

@@ -253,6 +253,9 @@ fn backend_ref(name: &str, endpoints: Vec<SocketAddr>) -> Backend {
         weight: 1,
         problem: None,
         endpoints,
+        app_protocol: Default::default(),
+        request_headers: Default::default(),
+        response_headers: Default::default(),
     }
 }
 
@@ -262,9 +265,12 @@ fn rule(prefix: &str, backend: Backend) -> HttpRouteRule {
         matches: vec![HttpRouteMatch {
             path: PathMatch::Prefix(prefix.into()),
             headers: vec![],
+            query_params: vec![],
+            method: None,
         }],
         filters: vec![],
         backends: vec![backend],
+        timeouts: Default::default(),
     }
 }
 

@@ -8,11 +8,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use fleetgate_proto::spoke::v1::{Backend, BackendProblem, Endpoint};
-use gateway_api::httproutes::HttpRouteRulesBackendRefs;
+use fleetgate_proto::spoke::v1::{Backend, BackendProblem, Endpoint, HttpFilter, http_filter};
+use gateway_api::httproutes::{HttpRouteRulesBackendRefs, HttpRouteRulesBackendRefsFiltersType};
 use k8s_openapi::api::core::v1::{Node, Service, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use tracing::warn;
 
 use crate::config::EndpointMode;
 use crate::state::ClusterState;
@@ -104,6 +105,8 @@ pub fn resolve_backend(
         weight: r.weight.and_then(|w| u32::try_from(w).ok()).unwrap_or(1),
         problem: None,
         endpoints: Vec::new(),
+        app_protocol: String::new(),
+        filters: backend_filters(&namespace, r),
     };
     let group = r.group.as_deref().unwrap_or("");
     let kind = r.kind.as_deref().unwrap_or("Service");
@@ -161,6 +164,7 @@ pub fn resolve_backend(
         );
         return backend;
     };
+    backend.app_protocol = svc_port.app_protocol.clone().unwrap_or_default();
     let proto = svc_port.protocol.as_deref().unwrap_or("TCP");
     if proto != "TCP" {
         backend.problem = problem(
@@ -205,6 +209,53 @@ pub fn resolve_backend(
         }
     }
     backend
+}
+
+/// `backendRefs[].filters`: RequestHeaderModifier and ResponseHeaderModifier (the others are
+/// not sent, with a log line).
+fn backend_filters(namespace: &str, r: &HttpRouteRulesBackendRefs) -> Vec<HttpFilter> {
+    use crate::translate::filters::header_modifier;
+    let mut out = Vec::new();
+    for f in r.filters.iter().flatten() {
+        let kind = match (
+            &f.r#type,
+            &f.request_header_modifier,
+            &f.response_header_modifier,
+        ) {
+            (HttpRouteRulesBackendRefsFiltersType::RequestHeaderModifier, Some(m), _) => {
+                http_filter::Kind::RequestHeaderModifier(header_modifier(
+                    m.set
+                        .iter()
+                        .flatten()
+                        .map(|h| (h.name.as_str(), h.value.as_str())),
+                    m.add
+                        .iter()
+                        .flatten()
+                        .map(|h| (h.name.as_str(), h.value.as_str())),
+                    m.remove.as_ref(),
+                ))
+            }
+            (HttpRouteRulesBackendRefsFiltersType::ResponseHeaderModifier, _, Some(m)) => {
+                http_filter::Kind::ResponseHeaderModifier(header_modifier(
+                    m.set
+                        .iter()
+                        .flatten()
+                        .map(|h| (h.name.as_str(), h.value.as_str())),
+                    m.add
+                        .iter()
+                        .flatten()
+                        .map(|h| (h.name.as_str(), h.value.as_str())),
+                    m.remove.as_ref(),
+                ))
+            }
+            (other, _, _) => {
+                warn!(backend = %format!("{namespace}/{}", r.name), filter = ?other, "backendRef filter not supported, not sent");
+                continue;
+            }
+        };
+        out.push(HttpFilter { kind: Some(kind) });
+    }
+    out
 }
 
 /// Ready addresses of `slices` for the slice port that carries `svc_port`: the slice port named
@@ -485,5 +536,55 @@ mod tests {
         r.weight = Some(7);
         let b = resolve_backend("app", &r, &index);
         assert_eq!((b.weight, b.namespace.as_str(), b.port), (7, "app", 80));
+    }
+
+    #[test]
+    fn app_protocol_and_backend_header_filters_are_sent() {
+        use gateway_api::httproutes::{
+            HttpRouteRulesBackendRefsFilters,
+            HttpRouteRulesBackendRefsFiltersRequestHeaderModifier,
+            HttpRouteRulesBackendRefsFiltersRequestHeaderModifierSet,
+        };
+        let mut st = state();
+        if let Some(spec) = st.services[0].spec.as_mut() {
+            spec.ports.as_mut().unwrap()[0].app_protocol = Some("kubernetes.io/h2c".into());
+        }
+        let index = Index::new(&st, EndpointMode::Node);
+        let mut r = backend_ref(None, None, None, "web", Some(80));
+        r.filters = Some(vec![
+            HttpRouteRulesBackendRefsFilters {
+                r#type: HttpRouteRulesBackendRefsFiltersType::RequestHeaderModifier,
+                request_header_modifier: Some(
+                    HttpRouteRulesBackendRefsFiltersRequestHeaderModifier {
+                        set: Some(vec![
+                            HttpRouteRulesBackendRefsFiltersRequestHeaderModifierSet {
+                                name: "x-backend".into(),
+                                value: "web".into(),
+                            },
+                        ]),
+                        ..Default::default()
+                    },
+                ),
+                ..Default::default()
+            },
+            // Not supported on a backendRef: not sent.
+            HttpRouteRulesBackendRefsFilters {
+                r#type: HttpRouteRulesBackendRefsFiltersType::ExtensionRef,
+                ..Default::default()
+            },
+        ]);
+        let b = resolve_backend("app", &r, &index);
+        assert_eq!(b.app_protocol, "kubernetes.io/h2c");
+        assert_eq!(b.filters.len(), 1);
+        let Some(http_filter::Kind::RequestHeaderModifier(m)) = &b.filters[0].kind else {
+            panic!("{:?}", b.filters)
+        };
+        assert_eq!(m.set[0].name, "x-backend");
+        let plain = resolve_backend(
+            "app",
+            &backend_ref(None, None, None, "multi", Some(80)),
+            &index,
+        );
+        assert_eq!(plain.app_protocol, "");
     }
 }

@@ -3,30 +3,32 @@
 //! Where it sits: between the sources (`watch`, `manifests`) and `sync`. It claims the
 //! GatewayClasses whose controllerName is [`CONTROLLER_NAME`], sends only Gateways of claimed
 //! classes, and sends an HTTPRoute when one of its parentRefs points to a sent Gateway (only those
-//! parentRefs are sent). Backends are resolved by [`crate::resolve`]. What fleetgate cannot express
-//! (regex, method and query matches; filters other than RequestHeaderModifier) is dropped with a
-//! log line, never widened: a match that cannot be sent is dropped, and a rule whose matches were
-//! all dropped is dropped.
+//! parentRefs are sent). Backends (and RequestMirror backends) are resolved by
+//! [`crate::resolve`]. What fleetgate cannot express is dropped with a log line, never widened: a
+//! match that cannot be sent is dropped, a rule whose matches were all dropped is dropped, and a
+//! rule with a filter fleetgate does not implement (ExtensionRef) is dropped.
 
 use std::collections::BTreeSet;
 
 use fleetgate_proto::spoke::v1::{
-    self as pb, AllowedRoutes, HeaderMatch, HeaderModifier, HttpFilter, HttpRouteMatch, Kind,
-    Listener, Object, ObjectRef, ParentRef, PathMatch, http_filter, object, path_match,
+    self as pb, AllowedRoutes, HeaderMatch, HttpRouteMatch, Kind, Listener, Object, ObjectRef,
+    ParentRef, PathMatch, QueryParamMatch, object, path_match,
 };
 use gateway_api::gateways::{Gateway, GatewayListenersAllowedRoutesNamespacesFrom};
 use gateway_api::httproutes::{
-    HttpRoute, HttpRouteParentRefs, HttpRouteRules, HttpRouteRulesFilters,
-    HttpRouteRulesFiltersType, HttpRouteRulesMatches, HttpRouteRulesMatchesHeadersType,
-    HttpRouteRulesMatchesPathType,
+    HttpRoute, HttpRouteParentRefs, HttpRouteRules, HttpRouteRulesMatches,
+    HttpRouteRulesMatchesHeadersType, HttpRouteRulesMatchesMethod, HttpRouteRulesMatchesPathType,
+    HttpRouteRulesMatchesQueryParamsType,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use tracing::{debug, warn};
+use tracing::warn;
 
 use crate::CONTROLLER_NAME;
 use crate::config::EndpointMode;
 use crate::resolve::{Index, resolve_backend};
 use crate::state::ClusterState;
+
+pub mod filters;
 
 /// The Gateway API group of Gateway, the default of a parentRef.
 pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
@@ -215,18 +217,16 @@ fn translate_rule(
         warn!(route = %format!("{ns}/{route}"), rule = i, "dropping the rule: none of its matches is supported");
         return None;
     }
-    let filters = rule
-        .filters
-        .iter()
-        .flatten()
-        .filter_map(|f| {
-            let out = translate_filter(f);
-            if out.is_none() {
-                debug!(route = %format!("{ns}/{route}"), rule = i, filter = ?f.r#type, "ignoring unsupported filter");
+    let mut filters = Vec::new();
+    for f in rule.filters.iter().flatten() {
+        match filters::translate_filter(ns, f, index) {
+            Ok(f) => filters.push(f),
+            Err(why) => {
+                warn!(route = %format!("{ns}/{route}"), rule = i, "dropping the rule: {why}");
+                return None;
             }
-            out
-        })
-        .collect();
+        }
+    }
     let backends = rule
         .backend_refs
         .iter()
@@ -238,17 +238,16 @@ fn translate_rule(
         matches,
         filters,
         backends,
+        timeouts: rule.timeouts.as_ref().map(|t| pb::HttpRouteTimeouts {
+            request: t.request.clone().unwrap_or_default(),
+            backend_request: t.backend_request.clone().unwrap_or_default(),
+        }),
     })
 }
 
-/// One match, or why fleetgate cannot express it.
+/// One match (path Exact, PathPrefix or RegularExpression; headers and query parameters Exact
+/// or RegularExpression; method).
 pub fn translate_match(m: &HttpRouteRulesMatches) -> Result<HttpRouteMatch, String> {
-    if m.method.is_some() {
-        return Err("method matches are not supported yet".into());
-    }
-    if m.query_params.as_ref().is_some_and(|q| !q.is_empty()) {
-        return Err("queryParams matches are not supported yet".into());
-    }
     let (kind, value) = match &m.path {
         None => (path_match::Type::PathPrefix, "/".to_string()),
         Some(p) => {
@@ -258,61 +257,56 @@ pub fn translate_match(m: &HttpRouteRulesMatches) -> Result<HttpRouteMatch, Stri
                 }
                 Some(HttpRouteRulesMatchesPathType::Exact) => path_match::Type::Exact,
                 Some(HttpRouteRulesMatchesPathType::RegularExpression) => {
-                    return Err("path type RegularExpression is not supported".into());
+                    path_match::Type::RegularExpression
                 }
             };
             (kind, p.value.clone().unwrap_or_else(|| "/".to_string()))
         }
     };
-    let mut headers = Vec::new();
-    for h in m.headers.iter().flatten() {
-        match h.r#type {
-            None | Some(HttpRouteRulesMatchesHeadersType::Exact) => headers.push(HeaderMatch {
-                name: h.name.clone(),
-                value: h.value.clone(),
-            }),
-            Some(HttpRouteRulesMatchesHeadersType::RegularExpression) => {
-                return Err(format!(
-                    "header {} uses RegularExpression; only Exact is supported",
-                    h.name
-                ));
-            }
+    let headers = m
+        .headers
+        .iter()
+        .flatten()
+        .map(|h| HeaderMatch {
+            name: h.name.clone(),
+            value: h.value.clone(),
+            regular_expression: h.r#type
+                == Some(HttpRouteRulesMatchesHeadersType::RegularExpression),
+        })
+        .collect();
+    let query_params = m
+        .query_params
+        .iter()
+        .flatten()
+        .map(|q| QueryParamMatch {
+            name: q.name.clone(),
+            value: q.value.clone(),
+            regular_expression: q.r#type
+                == Some(HttpRouteRulesMatchesQueryParamsType::RegularExpression),
+        })
+        .collect();
+    let method = m.method.as_ref().map(|x| {
+        match x {
+            HttpRouteRulesMatchesMethod::Get => "GET",
+            HttpRouteRulesMatchesMethod::Head => "HEAD",
+            HttpRouteRulesMatchesMethod::Post => "POST",
+            HttpRouteRulesMatchesMethod::Put => "PUT",
+            HttpRouteRulesMatchesMethod::Delete => "DELETE",
+            HttpRouteRulesMatchesMethod::Connect => "CONNECT",
+            HttpRouteRulesMatchesMethod::Options => "OPTIONS",
+            HttpRouteRulesMatchesMethod::Trace => "TRACE",
+            HttpRouteRulesMatchesMethod::Patch => "PATCH",
         }
-    }
+        .to_string()
+    });
     Ok(HttpRouteMatch {
         path: Some(PathMatch {
             r#type: kind as i32,
             value,
         }),
         headers,
-    })
-}
-
-fn translate_filter(f: &HttpRouteRulesFilters) -> Option<HttpFilter> {
-    if f.r#type != HttpRouteRulesFiltersType::RequestHeaderModifier {
-        return None;
-    }
-    let m = f.request_header_modifier.as_ref()?;
-    let header = |name: &String, value: &String| pb::Header {
-        name: name.clone(),
-        value: value.clone(),
-    };
-    Some(HttpFilter {
-        kind: Some(http_filter::Kind::RequestHeaderModifier(HeaderModifier {
-            set: m
-                .set
-                .iter()
-                .flatten()
-                .map(|h| header(&h.name, &h.value))
-                .collect(),
-            add: m
-                .add
-                .iter()
-                .flatten()
-                .map(|h| header(&h.name, &h.value))
-                .collect(),
-            remove: m.remove.clone().unwrap_or_default(),
-        })),
+        query_params,
+        method: method.unwrap_or_default(),
     })
 }
 

@@ -17,14 +17,14 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use snapshot::{
-    ClusterSnapshot, ListenerSnapshot, PathMatch, Route, RouteAction, Snapshot, SourceObject,
-    VirtualHost, WeightedCluster,
+    ClusterSnapshot, Forward, ListenerSnapshot, MirrorTarget, PathMatch, PathRewrite, Redirect,
+    Rewrite, Route, RouteAction, Snapshot, SourceObject, VirtualHost, WeightedCluster,
 };
 
 use crate::config::DataPlane;
 use crate::model::{
-    ClusterKey, Condition, FleetIntent, HeaderModifier, HttpFilter, HttpRoute, HttpRouteRule, Kind,
-    ObjectKey, ObjectStatus, RouteParentStatus,
+    self, AppProtocol, ClusterKey, Condition, FleetIntent, HeaderModifier, HttpFilter, HttpRoute,
+    HttpRouteRule, Kind, ObjectKey, ObjectStatus, Protocol, RouteParentStatus,
 };
 use listener::ListenerProblem;
 use precedence::{Origin, Precedence};
@@ -110,6 +110,10 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
                                     route.meta.name.clone(),
                                 ));
                                 let port = gw.listeners[att.listener].port;
+                                let scheme_port = match gw.listeners[att.listener].protocol {
+                                    Some(Protocol::Https) => 443,
+                                    _ => 80,
+                                };
                                 let pb = ports.entry(port).or_default();
                                 for host in att.hostnames {
                                     let hr = pb.hosts.entry(host).or_default();
@@ -122,10 +126,8 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
                                                 rule: ri,
                                                 m: mi,
                                             };
-                                            hr.insert(
-                                                Precedence::new(&r.path, r.headers.len(), o),
-                                                r.clone(),
-                                            );
+                                            let r = for_listener(r, port, scheme_port);
+                                            hr.insert(Precedence::new(&r, o), r);
                                         }
                                     }
                                 }
@@ -226,7 +228,11 @@ fn catch_all(port: u16) -> VirtualHost {
             name: names::catch_all(port),
             path: PathMatch::Prefix("/".to_string()),
             headers: Vec::new(),
+            query_params: Vec::new(),
+            method: None,
             request_headers: HeaderModifier::default(),
+            response_headers: HeaderModifier::default(),
+            cors: None,
             action: RouteAction::DirectResponse(404),
             source: None,
         }],
@@ -238,7 +244,14 @@ fn resolved_refs(route: &HttpRoute) -> Condition {
     let problem = route
         .rules
         .iter()
-        .flat_map(|r| &r.backends)
+        .flat_map(|r| {
+            r.backends
+                .iter()
+                .chain(r.filters.iter().filter_map(|f| match f {
+                    HttpFilter::RequestMirror(m) => Some(&m.backend),
+                    _ => None,
+                }))
+        })
         .find_map(|b| b.problem.as_ref().map(|p| (b, p)));
     match problem {
         Some((b, p)) => Condition::new(
@@ -256,6 +269,28 @@ fn resolved_refs(route: &HttpRoute) -> Condition {
     }
 }
 
+/// A route as placed on one listener (`scheme_port`: the default port of the listener's
+/// scheme). Gateway API redirect ports: a redirect without scheme and port goes to the
+/// listener's port; one with a scheme but no port to that scheme's default port; and a port that
+/// is the default of the redirect's scheme is not written into Location.
+fn for_listener(r: &Route, port: u16, scheme_port: u16) -> Route {
+    let mut r = r.clone();
+    if let RouteAction::Redirect(rd) = &mut r.action {
+        let default_port = match rd.scheme.as_deref() {
+            Some("https") => 443,
+            Some(_) => 80,
+            None => scheme_port,
+        };
+        if rd.scheme.is_none() && rd.port.is_none() {
+            rd.port = Some(port);
+        }
+        if rd.port == Some(default_port) {
+            rd.port = None;
+        }
+    }
+    r
+}
+
 /// The data-plane routes of every rule of an attached route (outer: rule, inner: match), and
 /// the clusters they use, added to `clusters`.
 fn build_rules(
@@ -270,41 +305,102 @@ fn build_rules(
         .enumerate()
         .map(|(ri, rule)| {
             let action = rule_action(ck, route, ri, rule, &src, clusters);
-            let request_headers = header_modifier(rule);
+            let (request_headers, response_headers) = header_modifiers(rule);
+            let cors = rule.filters.iter().find_map(|f| match f {
+                HttpFilter::Cors(c) => Some(c.clone()),
+                _ => None,
+            });
             rule.matches
                 .iter()
                 .enumerate()
-                .map(|(mi, m)| Route {
-                    name: names::route(ck, &route.meta.namespace, &route.meta.name, ri, mi),
-                    path: precedence::normalize(&m.path),
-                    headers: m.headers.clone(),
-                    request_headers: request_headers.clone(),
-                    action: action.clone(),
-                    source: Some(src.clone()),
+                .map(|(mi, m)| {
+                    let path = precedence::normalize(&m.path);
+                    Route {
+                        name: names::route(ck, &route.meta.namespace, &route.meta.name, ri, mi),
+                        action: action_for_match(&action, rule, &path),
+                        path,
+                        headers: m.headers.clone(),
+                        query_params: m.query_params.clone(),
+                        method: m.method.clone(),
+                        request_headers: request_headers.clone(),
+                        response_headers: response_headers.clone(),
+                        cors: cors.clone(),
+                        source: Some(src.clone()),
+                    }
                 })
                 .collect()
         })
         .collect()
 }
 
-/// All RequestHeaderModifier filters of a rule, merged.
-fn header_modifier(rule: &HttpRouteRule) -> HeaderModifier {
-    let mut out = HeaderModifier::default();
+/// The RequestHeaderModifier and ResponseHeaderModifier filters of a rule.
+fn header_modifiers(rule: &HttpRouteRule) -> (HeaderModifier, HeaderModifier) {
+    let (mut req, mut resp) = (HeaderModifier::default(), HeaderModifier::default());
     for f in &rule.filters {
-        match f {
-            HttpFilter::RequestHeaderModifier(m) => {
-                out.set.extend(m.set.iter().cloned());
-                out.add.extend(m.add.iter().cloned());
-                out.remove.extend(m.remove.iter().cloned());
-            }
-        }
+        let out = match f {
+            HttpFilter::RequestHeaderModifier(m) => (&mut req, m),
+            HttpFilter::ResponseHeaderModifier(m) => (&mut resp, m),
+            _ => continue,
+        };
+        out.0.set.extend(out.1.set.iter().cloned());
+        out.0.add.extend(out.1.add.iter().cloned());
+        out.0.remove.extend(out.1.remove.iter().cloned());
     }
-    out
+    (req, resp)
 }
 
-/// What a rule does with a matched request (Gateway API): spread over its backends by weight;
-/// the share of backends that did not resolve gets 500 (through the deliberately absent
+/// The rule's action specialised for one of its matches: a ReplacePrefixMatch replaces that
+/// match's prefix.
+fn action_for_match(action: &RouteAction, rule: &HttpRouteRule, path: &PathMatch) -> RouteAction {
+    let mut action = action.clone();
+    match &mut action {
+        RouteAction::Forward(fw) => {
+            fw.rewrite = rule.filters.iter().find_map(|f| match f {
+                HttpFilter::UrlRewrite(rw) => Some(Rewrite {
+                    hostname: rw.hostname.clone(),
+                    path: rw.path.as_ref().map(|m| PathRewrite::new(m, path)),
+                }),
+                _ => None,
+            });
+        }
+        RouteAction::Redirect(rd) => {
+            rd.path = rule.filters.iter().find_map(|f| match f {
+                HttpFilter::RequestRedirect(r) => {
+                    r.path.as_ref().map(|m| PathRewrite::new(m, path))
+                }
+                _ => None,
+            });
+        }
+        RouteAction::DirectResponse(_) => {}
+    }
+    action
+}
+
+fn upstream(
+    clusters: &mut BTreeMap<String, ClusterSnapshot>,
+    name: &str,
+    b: &model::Backend,
+    src: &SourceObject,
+) {
+    clusters.insert(
+        name.to_string(),
+        ClusterSnapshot {
+            name: name.to_string(),
+            endpoints: b.endpoints.clone(),
+            protocol: match b.app_protocol {
+                AppProtocol::H2c => AppProtocol::H2c,
+                _ => AppProtocol::Http1,
+            },
+            source: Some(src.clone()),
+        },
+    );
+}
+
+/// What a rule does with a matched request (Gateway API): a RequestRedirect answers with a
+/// redirect; otherwise requests are spread over its backends by weight; the share of backends
+/// that did not resolve gets 500 (through the deliberately absent
 /// [`names::INVALID_BACKEND_CLUSTER`]); 500 outright when no backend with weight > 0 resolved.
+/// Mirrors whose backend did not resolve are left out.
 fn rule_action(
     ck: &ClusterKey,
     route: &HttpRoute,
@@ -313,6 +409,18 @@ fn rule_action(
     src: &SourceObject,
     clusters: &mut BTreeMap<String, ClusterSnapshot>,
 ) -> RouteAction {
+    if let Some(r) = rule.filters.iter().find_map(|f| match f {
+        HttpFilter::RequestRedirect(r) => Some(r),
+        _ => None,
+    }) {
+        return RouteAction::Redirect(Redirect {
+            scheme: r.scheme.clone(),
+            hostname: r.hostname.clone(),
+            path: None,
+            port: r.port,
+            status_code: r.status_code,
+        });
+    }
     let mut weighted = Vec::new();
     let mut invalid_weight: u32 = 0;
     for (bi, b) in rule.backends.iter().enumerate() {
@@ -324,27 +432,48 @@ fn rule_action(
             continue;
         }
         let name = names::backend_cluster(ck, &route.meta.namespace, &route.meta.name, ri, bi);
-        clusters.insert(
-            name.clone(),
-            ClusterSnapshot {
-                name: name.clone(),
-                endpoints: b.endpoints.clone(),
-                source: Some(src.clone()),
-            },
-        );
+        upstream(clusters, &name, b, src);
         weighted.push(WeightedCluster {
             cluster: name,
             weight: b.weight,
+            request_headers: b.request_headers.clone(),
+            response_headers: b.response_headers.clone(),
         });
     }
     if weighted.is_empty() {
         return RouteAction::DirectResponse(500);
     }
     if invalid_weight > 0 {
-        weighted.push(WeightedCluster {
-            cluster: names::INVALID_BACKEND_CLUSTER.to_string(),
-            weight: invalid_weight,
-        });
+        weighted.push(WeightedCluster::new(
+            names::INVALID_BACKEND_CLUSTER,
+            invalid_weight,
+        ));
     }
-    RouteAction::Forward(weighted)
+    let mut mirrors = Vec::new();
+    for (fi, f) in rule.filters.iter().enumerate() {
+        if let HttpFilter::RequestMirror(m) = f
+            && m.backend.problem.is_none()
+        {
+            let name = names::mirror_cluster(ck, &route.meta.namespace, &route.meta.name, ri, fi);
+            upstream(clusters, &name, &m.backend, src);
+            mirrors.push(MirrorTarget {
+                cluster: name,
+                numerator: m.numerator,
+                denominator: m.denominator,
+            });
+        }
+    }
+    let t = rule.timeouts;
+    let (timeout, backend_timeout) = match (t.request, t.backend_request) {
+        (Some(r), b) => (Some(r), b),
+        (None, Some(b)) => (Some(b), None),
+        (None, None) => (None, None),
+    };
+    RouteAction::Forward(Forward {
+        clusters: weighted,
+        rewrite: None,
+        mirrors,
+        timeout,
+        backend_timeout,
+    })
 }

@@ -44,6 +44,17 @@ pub fn backend_cluster(
     format!("{}/r{rule}/b{backend}", object(ck, namespace, name))
 }
 
+/// The cluster of the backendRef of the `filter`-th filter (a RequestMirror) of a rule.
+pub fn mirror_cluster(
+    ck: &ClusterKey,
+    namespace: &str,
+    name: &str,
+    rule: usize,
+    filter: usize,
+) -> String {
+    format!("{}/r{rule}/f{filter}/mirror", object(ck, namespace, name))
+}
+
 /// The cluster name that receives the traffic share of invalid backendRefs. It is never
 /// defined, so the data plane answers that share with its cluster-not-found code, which
 /// `crate::xds::resources` sets to 500 on such routes (Gateway API: invalid backend -> 500).

@@ -3,13 +3,17 @@
 //! Part of the compiler (step 7). Rules of every HTTPRoute attached for a hostname — possibly
 //! from several clusters of the tenant — are merged and ordered by [`Precedence`]; the data plane
 //! takes the first match, so the order is the Gateway API's:
-//! exact path > longest prefix > more header matches > oldest creationTimestamp >
-//! namespace/name alphabetical (then tenant/cluster, so ties across clusters are deterministic)
-//! > rule order > match order.
+//! exact path > regular expression (longest first) > longest prefix > method match > more header
+//! matches > more query parameter matches > oldest creationTimestamp > namespace/name alphabetical
+//! (then tenant/cluster, so ties across clusters are deterministic) > rule order > match order.
+//!
+//! Regular expressions are implementation-specific in Gateway API; fleetgate places them between
+//! exact and prefix matches (as Envoy Gateway does), so a regex route is not shadowed by a
+//! `PathPrefix /` route of the same hostname.
 
 use std::cmp::Reverse;
 
-use super::snapshot::PathMatch;
+use super::snapshot::{PathMatch, Route};
 use crate::model;
 
 /// Sort key of one match of one rule; smaller sorts first (wins). Also unique per match, so a
@@ -18,7 +22,10 @@ use crate::model;
 pub struct Precedence {
     exactness: u8,
     path_len: Reverse<usize>,
+    /// `false` (has a method match) sorts first.
+    any_method: bool,
     headers: Reverse<usize>,
+    query_params: Reverse<usize>,
     /// RFC 3339 in UTC as written by the API server (`...Z`), so it orders as text.
     created: String,
     namespace: String,
@@ -40,15 +47,18 @@ pub struct Origin<'a> {
 }
 
 impl Precedence {
-    pub fn new(path: &PathMatch, headers: usize, o: Origin<'_>) -> Self {
-        let (exactness, len) = match path {
+    pub fn new(r: &Route, o: Origin<'_>) -> Self {
+        let (exactness, len) = match &r.path {
             PathMatch::Exact(p) => (0, p.len()),
-            PathMatch::Prefix(p) => (1, p.len()),
+            PathMatch::RegularExpression(p) => (1, p.len()),
+            PathMatch::Prefix(p) => (2, p.len()),
         };
         Self {
             exactness,
             path_len: Reverse(len),
-            headers: Reverse(headers),
+            any_method: r.method.is_none(),
+            headers: Reverse(r.headers.len()),
+            query_params: Reverse(r.query_params.len()),
             created: o.meta.creation_timestamp.clone(),
             namespace: o.meta.namespace.clone(),
             name: o.meta.name.clone(),
@@ -65,6 +75,7 @@ impl Precedence {
 pub fn normalize(path: &model::PathMatch) -> PathMatch {
     match path {
         model::PathMatch::Exact(p) => PathMatch::Exact(p.clone()),
+        model::PathMatch::RegularExpression(p) => PathMatch::RegularExpression(p.clone()),
         model::PathMatch::Prefix(p) => {
             let trimmed = p.trim_end_matches('/');
             if trimmed.is_empty() {

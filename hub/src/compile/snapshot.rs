@@ -6,8 +6,11 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use crate::model::{ClusterKey, HeaderModifier, ObjectKey};
+use crate::model::{
+    AppProtocol, ClusterKey, Cors, HeaderModifier, ObjectKey, PathModifier, ValueMatch,
+};
 
 /// Everything the shared data plane serves, immutable once built.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -58,6 +61,8 @@ pub enum PathMatch {
     /// Element-wise prefix without a trailing `/` (except the root `/`): `/foo` matches `/foo`,
     /// `/foo/` and `/foo/bar`, not `/foobar`.
     Prefix(String),
+    /// An RE2 regular expression over the whole path.
+    RegularExpression(String),
 }
 
 /// One match of one rule of one HTTPRoute, placed in precedence order inside its virtual host.
@@ -65,9 +70,16 @@ pub enum PathMatch {
 pub struct Route {
     pub name: String,
     pub path: PathMatch,
-    /// Exact header matches, all must match; names lower-case.
-    pub headers: Vec<(String, String)>,
+    /// Header matches, all must match; names lower-case.
+    pub headers: Vec<(String, ValueMatch)>,
+    /// Query parameter matches, all must match.
+    pub query_params: Vec<(String, ValueMatch)>,
+    /// Upper-case HTTP method; `None`: any.
+    pub method: Option<String>,
     pub request_headers: HeaderModifier,
+    pub response_headers: HeaderModifier,
+    /// CORS policy answered by the data plane (preflights) and added to responses.
+    pub cors: Option<Cors>,
     pub action: RouteAction,
     /// The HTTPRoute this came from; `None` for routes fleetgate adds itself (the 404 catch-all).
     pub source: Option<SourceObject>,
@@ -78,15 +90,111 @@ pub struct Route {
 pub enum RouteAction {
     /// Spread over clusters by weight; never empty, every weight > 0. The share of
     /// `names::INVALID_BACKEND_CLUSTER` (a cluster that does not exist) is answered with 500.
-    Forward(Vec<WeightedCluster>),
+    Forward(Forward),
     /// Answered by the data plane itself with this HTTP status and no body.
     DirectResponse(u32),
+    /// Answered by the data plane with a redirect.
+    Redirect(Redirect),
+}
+
+/// Forwarding to upstream clusters and what happens on the way.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Forward {
+    /// Never empty, every weight > 0.
+    pub clusters: Vec<WeightedCluster>,
+    /// Host and path rewrite before forwarding.
+    pub rewrite: Option<Rewrite>,
+    /// Copies of (a share of) the requests, answers dropped.
+    pub mirrors: Vec<MirrorTarget>,
+    /// Whole-request timeout (zero: none); `None`: the data plane's default.
+    pub timeout: Option<Duration>,
+    /// Timeout of one try to a backend; `None`: bounded by `timeout` only.
+    pub backend_timeout: Option<Duration>,
+}
+
+impl Forward {
+    /// Plain forwarding to `clusters`, nothing else.
+    pub fn to(clusters: Vec<WeightedCluster>) -> Self {
+        Self {
+            clusters,
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WeightedCluster {
     pub cluster: String,
     pub weight: u32,
+    /// Header changes of this backendRef only (`backendRefs[].filters`).
+    pub request_headers: HeaderModifier,
+    pub response_headers: HeaderModifier,
+}
+
+impl WeightedCluster {
+    pub fn new(cluster: impl Into<String>, weight: u32) -> Self {
+        Self {
+            cluster: cluster.into(),
+            weight,
+            request_headers: HeaderModifier::default(),
+            response_headers: HeaderModifier::default(),
+        }
+    }
+}
+
+/// A URLRewrite in data-plane form. A ReplacePrefixMatch carries the matched prefix (normalised
+/// like [`PathMatch::Prefix`]) it replaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewrite {
+    pub hostname: Option<String>,
+    pub path: Option<PathRewrite>,
+}
+
+/// How a path is rewritten (by a URLRewrite or a redirect).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathRewrite {
+    Full(String),
+    /// Replace `matched` (the route's PathPrefix) by `replacement`.
+    Prefix {
+        matched: String,
+        replacement: String,
+    },
+}
+
+impl PathRewrite {
+    /// The rewrite of `m` for a route that matched `path`.
+    pub fn new(m: &PathModifier, path: &PathMatch) -> Self {
+        match (m, path) {
+            (PathModifier::ReplaceFullPath(p), _) => PathRewrite::Full(p.clone()),
+            (PathModifier::ReplacePrefixMatch(r), PathMatch::Prefix(matched)) => {
+                PathRewrite::Prefix {
+                    matched: matched.clone(),
+                    replacement: r.clone(),
+                }
+            }
+            // Admission allows ReplacePrefixMatch only with PathPrefix matches.
+            (PathModifier::ReplacePrefixMatch(r), _) => PathRewrite::Full(r.clone()),
+        }
+    }
+}
+
+/// A RequestRedirect in data-plane form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    pub scheme: Option<String>,
+    pub hostname: Option<String>,
+    pub path: Option<PathRewrite>,
+    /// The port written into Location; `None`: none (the scheme's default port).
+    pub port: Option<u16>,
+    pub status_code: u16,
+}
+
+/// A mirror target cluster and the share of requests it receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorTarget {
+    pub cluster: String,
+    pub numerator: u32,
+    pub denominator: u32,
 }
 
 /// An upstream cluster and its ready endpoints (none: the data plane answers 503).
@@ -94,6 +202,8 @@ pub struct WeightedCluster {
 pub struct ClusterSnapshot {
     pub name: String,
     pub endpoints: Vec<SocketAddr>,
+    /// The protocol the upstream speaks (HTTP/1.1 or h2c).
+    pub protocol: AppProtocol,
     /// The HTTPRoute whose backendRef this is; `None` for fleetgate's own clusters.
     pub source: Option<SourceObject>,
 }

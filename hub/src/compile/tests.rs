@@ -101,6 +101,9 @@ fn backend(name: &str, weight: u32, endpoints: &[&str]) -> Backend {
         weight,
         problem: None,
         endpoints: endpoints.iter().map(|e| e.parse().unwrap()).collect(),
+        app_protocol: Default::default(),
+        request_headers: Default::default(),
+        response_headers: Default::default(),
     }
 }
 
@@ -118,6 +121,8 @@ fn prefix(p: &str) -> HttpRouteMatch {
     HttpRouteMatch {
         path: crate::model::PathMatch::Prefix(p.into()),
         headers: Vec::new(),
+        query_params: Vec::new(),
+        method: None,
     }
 }
 
@@ -125,11 +130,20 @@ fn exact(p: &str) -> HttpRouteMatch {
     HttpRouteMatch {
         path: crate::model::PathMatch::Exact(p.into()),
         headers: Vec::new(),
+        query_params: Vec::new(),
+        method: None,
     }
 }
 
 fn with_headers(mut m: HttpRouteMatch, n: usize) -> HttpRouteMatch {
-    m.headers = (0..n).map(|i| (format!("h{i}"), "v".to_string())).collect();
+    m.headers = (0..n)
+        .map(|i| {
+            (
+                format!("h{i}"),
+                crate::model::ValueMatch::Exact("v".to_string()),
+            )
+        })
+        .collect();
     m
 }
 
@@ -139,6 +153,7 @@ fn rule(matches: Vec<HttpRouteMatch>, backends: Vec<Backend>) -> HttpRouteRule {
         matches,
         filters: Vec::new(),
         backends,
+        timeouts: Default::default(),
     }
 }
 
@@ -503,10 +518,7 @@ fn action_of(backends: Vec<Backend>) -> (RouteAction, Vec<String>) {
 }
 
 fn wc(name: &str, weight: u32) -> WeightedCluster {
-    WeightedCluster {
-        cluster: name.into(),
-        weight,
-    }
+    WeightedCluster::new(name, weight)
 }
 
 #[test]
@@ -518,13 +530,13 @@ fn weights_table() {
         (
             "weighted",
             vec![backend("a", 90, &["127.0.1.1:80"]), backend("b", 10, &[])],
-            RouteAction::Forward(vec![wc(b0, 90), wc(b1, 10)]),
+            RouteAction::Forward(Forward::to(vec![wc(b0, 90), wc(b1, 10)])),
             vec![b0, b1],
         ),
         (
             "zero weight is dropped",
             vec![backend("a", 1, &[]), backend("b", 0, &[])],
-            RouteAction::Forward(vec![wc(b0, 1)]),
+            RouteAction::Forward(Forward::to(vec![wc(b0, 1)])),
             vec![b0],
         ),
         (
@@ -548,7 +560,7 @@ fn weights_table() {
         (
             "partly invalid",
             vec![missing("a", 3), backend("b", 1, &["127.0.1.1:80"])],
-            RouteAction::Forward(vec![wc(b1, 1), wc(inv, 3)]),
+            RouteAction::Forward(Forward::to(vec![wc(b1, 1), wc(inv, 3)])),
             vec![b1],
         ),
     ];
@@ -835,3 +847,5 @@ fn sources_point_back_to_tenant_objects() {
     assert_eq!(names[&Kind::Gateway], "a/c1:default/gw");
     assert_eq!(names[&Kind::HttpRoute], "a/c1:default/r");
 }
+
+mod http;

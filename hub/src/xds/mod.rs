@@ -4,6 +4,7 @@
 //! State-of-the-World AggregatedDiscoveryService that serves the latest snapshot to every Envoy
 //! and reports NACKs through [`XdsHealth`].
 
+pub mod http;
 pub mod resources;
 pub mod server;
 

@@ -18,14 +18,14 @@ use envoy_types::pb::envoy::config::endpoint::v3::{
 };
 use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
 use envoy_types::pb::envoy::config::route::v3::{
-    self as route_v3, DirectResponseAction, HeaderMatcher, RouteConfiguration, RouteMatch,
-    WeightedCluster, header_matcher, route, route_action, route_match, weighted_cluster,
+    self as route_v3, DirectResponseAction, RouteConfiguration, RouteMatch, WeightedCluster, route,
+    route_action, route_match, weighted_cluster,
 };
+use envoy_types::pb::envoy::extensions::filters::http::cors::v3::Cors;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, HttpFilter, Rds, http_connection_manager, http_filter,
 };
-use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
 use envoy_types::pb::google::protobuf::{Any, BoolValue, Duration, UInt32Value};
 use envoy_types::util::pack_any;
 
@@ -33,7 +33,7 @@ use crate::compile::names::INVALID_BACKEND_CLUSTER;
 use crate::compile::{
     ClusterSnapshot, ListenerSnapshot, PathMatch, RouteAction, Snapshot, SourceObject,
 };
-use crate::model::HeaderModifier;
+use crate::model::{AppProtocol, HeaderModifier};
 
 pub const LISTENER_TYPE: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
 pub const ROUTE_TYPE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
@@ -151,11 +151,28 @@ pub fn http_connection_manager(l: &ListenerSnapshot) -> HttpConnectionManager {
             config_source: Some(ads()),
             route_config_name: l.name.clone(),
         })),
-        http_filters: vec![HttpFilter {
-            name: "envoy.filters.http.router".to_string(),
-            config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(
-                Router::default(),
-            ))),
+        http_filters: vec![
+            // Answers CORS preflights and adds CORS headers for routes that carry a policy
+            // (`typed_per_filter_config`); does nothing on other routes.
+            HttpFilter {
+                name: super::http::CORS_FILTER.to_string(),
+                config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(
+                    Cors::default(),
+                ))),
+                ..Default::default()
+            },
+            HttpFilter {
+                name: "envoy.filters.http.router".to_string(),
+                config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(
+                    Router::default(),
+                ))),
+                ..Default::default()
+            },
+        ],
+        // WebSocket upgrades are allowed on every route (Gateway API: `kubernetes.io/ws`
+        // backends; harmless for others, which answer the upgrade request as plain HTTP).
+        upgrade_configs: vec![http_connection_manager::UpgradeConfig {
+            upgrade_type: "websocket".to_string(),
             ..Default::default()
         }],
         use_remote_address: Some(BoolValue { value: true }),
@@ -230,22 +247,26 @@ fn route_match(r: &crate::compile::Route) -> RouteMatch {
         PathMatch::Exact(p) => route_match::PathSpecifier::Path(p.clone()),
         PathMatch::Prefix(p) if p == "/" => route_match::PathSpecifier::Prefix(p.clone()),
         PathMatch::Prefix(p) => route_match::PathSpecifier::PathSeparatedPrefix(p.clone()),
+        PathMatch::RegularExpression(re) => {
+            route_match::PathSpecifier::SafeRegex(super::http::regex(re))
+        }
     };
+    let method = r
+        .method
+        .iter()
+        .map(|m| super::http::header_match(":method", &crate::model::ValueMatch::Exact(m.clone())));
     RouteMatch {
         path_specifier: Some(path),
         headers: r
             .headers
             .iter()
-            .map(|(name, value)| HeaderMatcher {
-                name: name.clone(),
-                header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(
-                    StringMatcher {
-                        match_pattern: Some(string_matcher::MatchPattern::Exact(value.clone())),
-                        ..Default::default()
-                    },
-                )),
-                ..Default::default()
-            })
+            .map(|(name, value)| super::http::header_match(name, value))
+            .chain(method)
+            .collect(),
+        query_parameters: r
+            .query_params
+            .iter()
+            .map(|(name, value)| super::http::query_match(name, value))
             .collect(),
         ..Default::default()
     }
@@ -259,15 +280,27 @@ fn route_action(a: &RouteAction) -> route::Action {
                 ..Default::default()
             })
         }
-        RouteAction::Forward(wcs) => {
+        RouteAction::Redirect(r) => route::Action::Redirect(super::http::redirect(r)),
+        RouteAction::Forward(fw) => {
+            let wcs = &fw.clusters;
+            let per_backend_headers = wcs.iter().any(|w| {
+                w.request_headers != HeaderModifier::default()
+                    || w.response_headers != HeaderModifier::default()
+            });
             let specifier = match wcs.as_slice() {
-                [one] => route_action::ClusterSpecifier::Cluster(one.cluster.clone()),
+                [one] if !per_backend_headers => {
+                    route_action::ClusterSpecifier::Cluster(one.cluster.clone())
+                }
                 many => route_action::ClusterSpecifier::WeightedClusters(WeightedCluster {
                     clusters: many
                         .iter()
                         .map(|w| weighted_cluster::ClusterWeight {
                             name: w.cluster.clone(),
                             weight: u32v(w.weight),
+                            request_headers_to_add: header_options(&w.request_headers),
+                            request_headers_to_remove: w.request_headers.remove.clone(),
+                            response_headers_to_add: header_options(&w.response_headers),
+                            response_headers_to_remove: w.response_headers.remove.clone(),
                             ..Default::default()
                         })
                         .collect(),
@@ -283,11 +316,13 @@ fn route_action(a: &RouteAction) -> route::Action {
             } else {
                 route_action::ClusterNotFoundResponseCode::ServiceUnavailable
             };
-            route::Action::Route(route_v3::RouteAction {
+            let mut ra = route_v3::RouteAction {
                 cluster_specifier: Some(specifier),
                 cluster_not_found_response_code: not_found as i32,
                 ..Default::default()
-            })
+            };
+            super::http::forward_options(fw, &mut ra);
+            route::Action::Route(ra)
         }
     }
 }
@@ -311,6 +346,9 @@ pub fn route_configuration(l: &ListenerSnapshot) -> RouteConfiguration {
                         action: Some(route_action(&r.action)),
                         request_headers_to_add: header_options(&r.request_headers),
                         request_headers_to_remove: r.request_headers.remove.clone(),
+                        response_headers_to_add: header_options(&r.response_headers),
+                        response_headers_to_remove: r.response_headers.remove.clone(),
+                        typed_per_filter_config: super::http::per_filter_config(r.cors.as_ref()),
                         ..Default::default()
                     })
                     .collect(),
@@ -334,6 +372,10 @@ pub fn cluster(c: &ClusterSnapshot) -> Cluster {
         }),
         connect_timeout: secs(2),
         per_connection_buffer_limit_bytes: u32v(BUFFER_LIMIT_BYTES),
+        typed_extension_protocol_options: match c.protocol {
+            AppProtocol::H2c => super::http::h2c_protocol_options(),
+            _ => Default::default(),
+        },
         ..Default::default()
     }
 }
@@ -363,8 +405,11 @@ pub fn load_assignment(c: &ClusterSnapshot) -> ClusterLoadAssignment {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compile::{Route, VirtualHost, WeightedCluster};
+    use crate::compile::{Forward, Route, VirtualHost, WeightedCluster};
+    use crate::model::ValueMatch;
     use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
+    use envoy_types::pb::envoy::config::route::v3::header_matcher;
+    use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
     use prost::Message;
 
     fn listener_snapshot(routes: Vec<Route>) -> ListenerSnapshot {
@@ -385,22 +430,23 @@ mod tests {
         crate::compile::Route {
             name: "r".into(),
             path,
-            headers: vec![("x-env".into(), "canary".into())],
+            headers: vec![("x-env".into(), ValueMatch::Exact("canary".into()))],
+            query_params: vec![],
+            method: None,
             request_headers: HeaderModifier {
                 set: vec![("x-set".into(), "1".into())],
                 add: vec![("x-add".into(), "2".into())],
                 remove: vec!["x-rm".into()],
             },
+            response_headers: HeaderModifier::default(),
+            cors: None,
             action,
             source: None,
         }
     }
 
     fn wc(cluster: &str, weight: u32) -> WeightedCluster {
-        WeightedCluster {
-            cluster: cluster.into(),
-            weight,
-        }
+        WeightedCluster::new(cluster, weight)
     }
 
     #[test]
@@ -438,7 +484,10 @@ mod tests {
         };
         assert_eq!(rds.route_config_name, "port/80");
         assert_eq!(rds.config_source, Some(ads()));
-        assert_eq!(hcm.http_filters[0].name, "envoy.filters.http.router");
+        assert_eq!(
+            hcm.http_filters.last().unwrap().name,
+            "envoy.filters.http.router"
+        );
     }
 
     #[test]
@@ -479,7 +528,11 @@ mod tests {
         let single = route_action::ClusterSpecifier::Cluster("a".into());
         let cases = [
             (RouteAction::DirectResponse(500), None, Some(500)),
-            (RouteAction::Forward(vec![wc("a", 5)]), Some(single), None),
+            (
+                RouteAction::Forward(Forward::to(vec![wc("a", 5)])),
+                Some(single),
+                None,
+            ),
         ];
         for (action, want_spec, want_status) in cases {
             match route_action(&action) {
@@ -488,9 +541,10 @@ mod tests {
                 other => panic!("unexpected {other:?}"),
             }
         }
-        let route::Action::Route(ra) =
-            route_action(&RouteAction::Forward(vec![wc("a", 90), wc("b", 10)]))
-        else {
+        let route::Action::Route(ra) = route_action(&RouteAction::Forward(Forward::to(vec![
+            wc("a", 90),
+            wc("b", 10),
+        ]))) else {
             panic!("route expected")
         };
         let Some(route_action::ClusterSpecifier::WeightedClusters(w)) = ra.cluster_specifier else {
@@ -512,13 +566,16 @@ mod tests {
             };
             ra.cluster_not_found_response_code
         };
-        let partial = RouteAction::Forward(vec![wc("a", 1), wc(INVALID_BACKEND_CLUSTER, 1)]);
+        let partial = RouteAction::Forward(Forward::to(vec![
+            wc("a", 1),
+            wc(INVALID_BACKEND_CLUSTER, 1),
+        ]));
         assert_eq!(
             code(partial),
             route_action::ClusterNotFoundResponseCode::InternalServerError as i32
         );
         assert_eq!(
-            code(RouteAction::Forward(vec![wc("a", 1)])),
+            code(RouteAction::Forward(Forward::to(vec![wc("a", 1)]))),
             route_action::ClusterNotFoundResponseCode::ServiceUnavailable as i32
         );
     }
@@ -561,6 +618,7 @@ mod tests {
                 "127.0.1.1:30080".parse().unwrap(),
                 "127.0.1.2:30080".parse().unwrap(),
             ],
+            protocol: AppProtocol::Http1,
             source: None,
         };
         let cl = cluster(&c);
@@ -590,11 +648,13 @@ mod tests {
                 ClusterSnapshot {
                     name: "b".into(),
                     endpoints: vec![],
+                    protocol: AppProtocol::Http1,
                     source: None,
                 },
                 ClusterSnapshot {
                     name: "a".into(),
                     endpoints: vec![],
+                    protocol: AppProtocol::Http1,
                     source: None,
                 },
             ],
@@ -615,5 +675,182 @@ mod tests {
                 .iter()
                 .all(|x| x.any.type_url == ENDPOINT_TYPE)
         );
+    }
+
+    #[test]
+    fn connection_manager_runs_cors_before_the_router_and_allows_websocket() {
+        let hcm = http_connection_manager(&listener_snapshot(vec![]));
+        let names: Vec<&str> = hcm.http_filters.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            names,
+            vec![super::super::http::CORS_FILTER, "envoy.filters.http.router"]
+        );
+        assert_eq!(hcm.upgrade_configs.len(), 1);
+        assert_eq!(hcm.upgrade_configs[0].upgrade_type, "websocket");
+    }
+
+    #[test]
+    fn regex_query_and_method_matches() {
+        let mut r = route(
+            PathMatch::RegularExpression("/v[0-9]+/.*".into()),
+            RouteAction::DirectResponse(404),
+        );
+        r.headers = vec![("x-re".into(), ValueMatch::RegularExpression("^a+$".into()))];
+        r.query_params = vec![("q".into(), ValueMatch::Exact("1".into()))];
+        r.method = Some("POST".into());
+        let m = route_match(&r);
+        let Some(route_match::PathSpecifier::SafeRegex(re)) = m.path_specifier else {
+            panic!("safe_regex expected")
+        };
+        assert_eq!(re.regex, "/v[0-9]+/.*");
+        let hs: Vec<(String, Option<string_matcher::MatchPattern>)> = m
+            .headers
+            .iter()
+            .map(|h| {
+                let Some(header_matcher::HeaderMatchSpecifier::StringMatch(sm)) =
+                    h.header_match_specifier.clone()
+                else {
+                    panic!("string match expected")
+                };
+                (h.name.clone(), sm.match_pattern)
+            })
+            .collect();
+        assert_eq!(hs[0].0, "x-re");
+        assert!(
+            matches!(&hs[0].1, Some(string_matcher::MatchPattern::SafeRegex(x)) if x.regex == "^a+$")
+        );
+        assert_eq!(
+            hs[1],
+            (
+                ":method".to_string(),
+                Some(string_matcher::MatchPattern::Exact("POST".into()))
+            )
+        );
+        assert_eq!(m.query_parameters.len(), 1);
+        assert_eq!(m.query_parameters[0].name, "q");
+    }
+
+    #[test]
+    fn forward_carries_rewrite_mirrors_timeouts_and_backend_headers() {
+        use crate::compile::{MirrorTarget, PathRewrite, Rewrite};
+        let mut one = wc("a", 1);
+        one.response_headers.set.push(("x-b".into(), "1".into()));
+        let fw = Forward {
+            clusters: vec![one],
+            rewrite: Some(Rewrite {
+                hostname: Some("internal.example".into()),
+                path: Some(PathRewrite::Prefix {
+                    matched: "/foo".into(),
+                    replacement: "/bar".into(),
+                }),
+            }),
+            mirrors: vec![
+                MirrorTarget {
+                    cluster: "m".into(),
+                    numerator: 1,
+                    denominator: 1,
+                },
+                MirrorTarget {
+                    cluster: "h".into(),
+                    numerator: 1,
+                    denominator: 2,
+                },
+            ],
+            timeout: Some(std::time::Duration::from_millis(1500)),
+            backend_timeout: Some(std::time::Duration::from_secs(1)),
+        };
+        let route::Action::Route(ra) = route_action(&RouteAction::Forward(fw)) else {
+            panic!("route expected")
+        };
+        // One backend with its own headers still needs a weighted cluster to carry them.
+        let Some(route_action::ClusterSpecifier::WeightedClusters(w)) = ra.cluster_specifier else {
+            panic!("weighted clusters expected")
+        };
+        assert_eq!(
+            w.clusters[0].response_headers_to_add[0]
+                .header
+                .clone()
+                .unwrap()
+                .key,
+            "x-b"
+        );
+        assert_eq!(
+            ra.host_rewrite_specifier,
+            Some(route_action::HostRewriteSpecifier::HostRewriteLiteral(
+                "internal.example".into()
+            ))
+        );
+        assert_eq!(ra.prefix_rewrite, "/bar");
+        assert_eq!(ra.request_mirror_policies.len(), 2);
+        assert!(ra.request_mirror_policies[0].runtime_fraction.is_none());
+        assert!(ra.request_mirror_policies[0].disable_shadow_host_suffix_append);
+        let half = ra.request_mirror_policies[1]
+            .runtime_fraction
+            .clone()
+            .unwrap();
+        assert_eq!(half.default_value.unwrap().numerator, 500_000);
+        assert_eq!(
+            ra.timeout,
+            Some(Duration {
+                seconds: 1,
+                nanos: 500_000_000
+            })
+        );
+        let retry = ra.retry_policy.unwrap();
+        assert_eq!(retry.per_try_timeout, secs(1));
+        assert_eq!(retry.num_retries, u32v(0));
+    }
+
+    #[test]
+    fn redirect_routes_and_response_headers_and_cors() {
+        use crate::compile::Redirect;
+        let mut r = route(
+            PathMatch::Prefix("/".into()),
+            RouteAction::Redirect(Redirect {
+                scheme: Some("https".into()),
+                hostname: None,
+                path: None,
+                port: None,
+                status_code: 301,
+            }),
+        );
+        r.response_headers.set.push(("x-resp".into(), "1".into()));
+        r.response_headers.remove.push("server".into());
+        r.cors = Some(crate::model::Cors {
+            allow_origins: vec!["https://a.example".into()],
+            ..Default::default()
+        });
+        let rc = route_configuration(&listener_snapshot(vec![r]));
+        let er = &rc.virtual_hosts[0].routes[0];
+        assert!(matches!(er.action, Some(route::Action::Redirect(_))));
+        assert_eq!(
+            er.response_headers_to_add[0].header.clone().unwrap().key,
+            "x-resp"
+        );
+        assert_eq!(er.response_headers_to_remove, vec!["server".to_string()]);
+        assert!(
+            er.typed_per_filter_config
+                .contains_key(super::super::http::CORS_FILTER)
+        );
+    }
+
+    #[test]
+    fn h2c_clusters_speak_http2_upstream() {
+        let c = ClusterSnapshot {
+            name: "c".into(),
+            endpoints: vec![],
+            protocol: AppProtocol::H2c,
+            source: None,
+        };
+        let cl = cluster(&c);
+        assert!(
+            cl.typed_extension_protocol_options
+                .contains_key(super::super::http::UPSTREAM_HTTP_OPTIONS)
+        );
+        let plain = cluster(&ClusterSnapshot {
+            protocol: AppProtocol::Http1,
+            ..c
+        });
+        assert!(plain.typed_extension_protocol_options.is_empty());
     }
 }

@@ -414,11 +414,14 @@ mod tests {
                 name: format!("route-{c}"),
                 path: PathMatch::Prefix(format!("/{c}")),
                 headers: vec![],
+                query_params: vec![],
+                method: None,
                 request_headers: HeaderModifier::default(),
-                action: RouteAction::Forward(vec![WeightedCluster {
-                    cluster: c.to_string(),
-                    weight: 1,
-                }]),
+                response_headers: HeaderModifier::default(),
+                cors: None,
+                action: RouteAction::Forward(crate::compile::Forward::to(vec![
+                    WeightedCluster::new(*c, 1),
+                ])),
                 source: Some(src(c)),
             })
             .collect();
@@ -439,6 +442,7 @@ mod tests {
                 .map(|c| ClusterSnapshot {
                     name: c.to_string(),
                     endpoints: vec![format!("127.0.1.1:{port}").parse().unwrap()],
+                    protocol: Default::default(),
                     source: Some(src(c)),
                 })
                 .collect(),

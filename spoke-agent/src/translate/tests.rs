@@ -4,10 +4,17 @@
 use fleetgate_proto::spoke::v1::{Kind, Object, http_filter, object, path_match};
 use gateway_api::gateways::GatewayListenersAllowedRoutesNamespacesFrom;
 use gateway_api::httproutes::{
-    HttpRouteParentRefs, HttpRouteRulesFilters, HttpRouteRulesFiltersRequestHeaderModifier,
-    HttpRouteRulesFiltersRequestHeaderModifierSet, HttpRouteRulesFiltersType,
+    HttpRouteParentRefs, HttpRouteRulesFilters, HttpRouteRulesFiltersCors,
+    HttpRouteRulesFiltersRequestHeaderModifier, HttpRouteRulesFiltersRequestHeaderModifierSet,
+    HttpRouteRulesFiltersRequestMirror, HttpRouteRulesFiltersRequestMirrorBackendRef,
+    HttpRouteRulesFiltersRequestRedirect, HttpRouteRulesFiltersRequestRedirectPath,
+    HttpRouteRulesFiltersRequestRedirectPathType, HttpRouteRulesFiltersRequestRedirectScheme,
+    HttpRouteRulesFiltersResponseHeaderModifier, HttpRouteRulesFiltersResponseHeaderModifierAdd,
+    HttpRouteRulesFiltersType, HttpRouteRulesFiltersUrlRewrite,
+    HttpRouteRulesFiltersUrlRewritePath, HttpRouteRulesFiltersUrlRewritePathType,
     HttpRouteRulesMatches, HttpRouteRulesMatchesHeaders, HttpRouteRulesMatchesHeadersType,
     HttpRouteRulesMatchesMethod, HttpRouteRulesMatchesPath, HttpRouteRulesMatchesPathType,
+    HttpRouteRulesMatchesQueryParams, HttpRouteRulesMatchesQueryParamsType, HttpRouteRulesTimeouts,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -206,27 +213,36 @@ fn match_table() {
     };
     let pp = path_match::Type::PathPrefix as i32;
     let ex = path_match::Type::Exact as i32;
-    type Case = (
+    let re = path_match::Type::RegularExpression as i32;
+    // (name, match, (path type, path value, header (name, regex) pairs, query (name, regex)
+    // pairs, method))
+    type Want = (
+        i32,
         &'static str,
-        HttpRouteRulesMatches,
-        Result<(i32, &'static str, usize), &'static str>,
+        Vec<(&'static str, bool)>,
+        Vec<(&'static str, bool)>,
+        &'static str,
     );
-    let cases: Vec<Case> = vec![
+    let cases: Vec<(&str, HttpRouteRulesMatches, Want)> = vec![
         (
             "empty match is PathPrefix /",
             HttpRouteRulesMatches::default(),
-            Ok((pp, "/", 0)),
+            (pp, "/", vec![], vec![], ""),
         ),
-        ("prefix", path(None, Some("/api")), Ok((pp, "/api", 0))),
+        (
+            "prefix",
+            path(None, Some("/api")),
+            (pp, "/api", vec![], vec![], ""),
+        ),
         (
             "exact",
             path(Some(HttpRouteRulesMatchesPathType::Exact), Some("/x")),
-            Ok((ex, "/x", 0)),
+            (ex, "/x", vec![], vec![], ""),
         ),
         (
             "no value",
             path(Some(HttpRouteRulesMatchesPathType::PathPrefix), None),
-            Ok((pp, "/", 0)),
+            (pp, "/", vec![], vec![], ""),
         ),
         (
             "regex path",
@@ -234,144 +250,290 @@ fn match_table() {
                 Some(HttpRouteRulesMatchesPathType::RegularExpression),
                 Some("/.*"),
             ),
-            Err("RegularExpression"),
+            (re, "/.*", vec![], vec![], ""),
         ),
         (
-            "exact headers",
+            "exact and regex headers",
             HttpRouteRulesMatches {
                 headers: Some(vec![
                     header("x-a", "1", None),
                     header("x-b", "2", Some(HttpRouteRulesMatchesHeadersType::Exact)),
-                ]),
-                ..Default::default()
-            },
-            Ok((pp, "/", 2)),
-        ),
-        (
-            "regex header",
-            HttpRouteRulesMatches {
-                headers: Some(vec![
-                    header("x-a", "1", None),
                     header(
-                        "x-b",
+                        "x-c",
                         ".*",
                         Some(HttpRouteRulesMatchesHeadersType::RegularExpression),
                     ),
                 ]),
                 ..Default::default()
             },
-            Err("x-b"),
+            (
+                pp,
+                "/",
+                vec![("x-a", false), ("x-b", false), ("x-c", true)],
+                vec![],
+                "",
+            ),
         ),
         (
-            "method",
+            "query params and method",
             HttpRouteRulesMatches {
-                method: Some(HttpRouteRulesMatchesMethod::Get),
+                method: Some(HttpRouteRulesMatchesMethod::Post),
+                query_params: Some(vec![
+                    HttpRouteRulesMatchesQueryParams {
+                        name: "animal".into(),
+                        value: "whale".into(),
+                        r#type: None,
+                    },
+                    HttpRouteRulesMatchesQueryParams {
+                        name: "color".into(),
+                        value: "bl.*".into(),
+                        r#type: Some(HttpRouteRulesMatchesQueryParamsType::RegularExpression),
+                    },
+                ]),
                 ..Default::default()
             },
-            Err("method"),
+            (
+                pp,
+                "/",
+                vec![],
+                vec![("animal", false), ("color", true)],
+                "POST",
+            ),
         ),
     ];
-    for (name, m, want) in cases {
-        match (translate_match(&m), want) {
-            (Ok(got), Ok((t, v, h))) => {
-                let p = got.path.unwrap();
-                assert_eq!(
-                    (p.r#type, p.value.as_str(), got.headers.len()),
-                    (t, v, h),
-                    "{name}"
-                );
-            }
-            (Err(e), Err(w)) => assert!(e.contains(w), "{name}: {e}"),
-            (got, want) => panic!("{name}: got {got:?}, want {want:?}"),
-        }
+    for (name, m, (t, v, h, q, method)) in cases {
+        let got = translate_match(&m).unwrap();
+        let p = got.path.unwrap();
+        assert_eq!((p.r#type, p.value.as_str()), (t, v), "{name}");
+        let hs: Vec<(&str, bool)> = got
+            .headers
+            .iter()
+            .map(|x| (x.name.as_str(), x.regular_expression))
+            .collect();
+        assert_eq!(hs, h, "{name}");
+        let qs: Vec<(&str, bool)> = got
+            .query_params
+            .iter()
+            .map(|x| (x.name.as_str(), x.regular_expression))
+            .collect();
+        assert_eq!(qs, q, "{name}");
+        assert_eq!(got.method, method, "{name}");
     }
 }
 
-#[test]
-fn rules_drop_unsupported_matches_without_widening() {
-    let regex = HttpRouteRulesMatches {
-        path: Some(HttpRouteRulesMatchesPath {
-            r#type: Some(HttpRouteRulesMatchesPathType::RegularExpression),
-            value: Some("/r.*".into()),
-        }),
-        ..Default::default()
-    };
-    let web = || backend_ref(None, None, None, "web", Some(80));
+fn route_with_filters(filters: Vec<HttpRouteRulesFilters>) -> ClusterState {
+    let mut r = rule(vec![], vec![backend_ref(None, None, None, "web", Some(80))]);
+    r.filters = Some(filters);
     let mut st = base();
     st.http_routes = vec![http_route(
         "app",
         "r",
         vec![parent(Some("infra"), "gw")],
         &[],
-        vec![
-            rule(vec![regex.clone(), path_prefix("/ok")], vec![web()]),
-            rule(vec![regex], vec![web()]),
-            rule(
-                vec![],
-                vec![web(), backend_ref(None, None, None, "nope", Some(80))],
-            ),
-        ],
+        vec![r, rule(vec![path_prefix("/other")], vec![])],
     )];
-    let out = translate(&st, EndpointMode::Node);
-    let r = route_spec(&out[1]);
-    assert_eq!(
-        r.rules.len(),
-        2,
-        "the rule with only a regex match is dropped"
-    );
-    assert_eq!(r.rules[0].matches.len(), 1);
-    assert_eq!(r.rules[0].matches[0].path.as_ref().unwrap().value, "/ok");
-    assert!(
-        r.rules[1].matches.is_empty(),
-        "no matches written stays no matches (PathPrefix /)"
-    );
-    let b = &r.rules[1].backends;
-    assert_eq!(b.len(), 2);
-    assert_eq!(b[0].endpoints.len(), 1);
-    assert_eq!(b[0].endpoints[0].address, "127.0.1.1");
-    assert_eq!(b[1].problem.as_ref().unwrap().reason, "BackendNotFound");
+    st
 }
 
 #[test]
-fn only_request_header_modifier_filters_are_sent() {
-    let rhm = HttpRouteRulesFilters {
-        r#type: HttpRouteRulesFiltersType::RequestHeaderModifier,
-        request_header_modifier: Some(HttpRouteRulesFiltersRequestHeaderModifier {
-            set: Some(vec![HttpRouteRulesFiltersRequestHeaderModifierSet {
-                name: "x-set".into(),
-                value: "1".into(),
-            }]),
-            add: None,
-            remove: Some(vec!["x-gone".into()]),
-        }),
-        ..Default::default()
-    };
-    let mirror = HttpRouteRulesFilters {
-        r#type: HttpRouteRulesFiltersType::ResponseHeaderModifier,
-        ..Default::default()
-    };
-    let mut r = rule(vec![], vec![]);
-    r.filters = Some(vec![mirror, rhm]);
-    let mut st = base();
-    st.http_routes = vec![http_route(
-        "app",
-        "r",
-        vec![parent(Some("infra"), "gw")],
-        &[],
-        vec![r],
-    )];
+fn every_filter_type_is_sent() {
+    let st = route_with_filters(vec![
+        HttpRouteRulesFilters {
+            r#type: HttpRouteRulesFiltersType::RequestHeaderModifier,
+            request_header_modifier: Some(HttpRouteRulesFiltersRequestHeaderModifier {
+                set: Some(vec![HttpRouteRulesFiltersRequestHeaderModifierSet {
+                    name: "x-set".into(),
+                    value: "1".into(),
+                }]),
+                add: None,
+                remove: Some(vec!["x-gone".into()]),
+            }),
+            ..Default::default()
+        },
+        HttpRouteRulesFilters {
+            r#type: HttpRouteRulesFiltersType::ResponseHeaderModifier,
+            response_header_modifier: Some(HttpRouteRulesFiltersResponseHeaderModifier {
+                add: Some(vec![HttpRouteRulesFiltersResponseHeaderModifierAdd {
+                    name: "x-resp".into(),
+                    value: "2".into(),
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        HttpRouteRulesFilters {
+            r#type: HttpRouteRulesFiltersType::UrlRewrite,
+            url_rewrite: Some(HttpRouteRulesFiltersUrlRewrite {
+                hostname: Some("internal.example".into()),
+                path: Some(HttpRouteRulesFiltersUrlRewritePath {
+                    r#type: HttpRouteRulesFiltersUrlRewritePathType::ReplacePrefixMatch,
+                    replace_prefix_match: Some("/v2".into()),
+                    replace_full_path: None,
+                }),
+            }),
+            ..Default::default()
+        },
+        HttpRouteRulesFilters {
+            r#type: HttpRouteRulesFiltersType::RequestMirror,
+            request_mirror: Some(HttpRouteRulesFiltersRequestMirror {
+                backend_ref: HttpRouteRulesFiltersRequestMirrorBackendRef {
+                    name: "web".into(),
+                    port: Some(80),
+                    ..Default::default()
+                },
+                fraction: None,
+                percent: Some(25),
+            }),
+            ..Default::default()
+        },
+        HttpRouteRulesFilters {
+            r#type: HttpRouteRulesFiltersType::RequestMirror,
+            request_mirror: Some(HttpRouteRulesFiltersRequestMirror {
+                backend_ref: HttpRouteRulesFiltersRequestMirrorBackendRef {
+                    name: "nope".into(),
+                    port: Some(80),
+                    ..Default::default()
+                },
+                fraction: None,
+                percent: None,
+            }),
+            ..Default::default()
+        },
+        HttpRouteRulesFilters {
+            r#type: HttpRouteRulesFiltersType::Cors,
+            cors: Some(HttpRouteRulesFiltersCors {
+                allow_origins: Some(vec!["https://a.example".into()]),
+                allow_methods: Some(vec!["GET".into()]),
+                max_age: Some(60),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    ]);
     let out = translate(&st, EndpointMode::Node);
     let f = &route_spec(&out[1]).rules[0].filters;
-    assert_eq!(f.len(), 1);
+    assert_eq!(f.len(), 6);
     let Some(http_filter::Kind::RequestHeaderModifier(m)) = &f[0].kind else {
-        panic!()
+        panic!("{f:?}")
     };
     assert_eq!(
         (m.set[0].name.as_str(), m.set[0].value.as_str()),
         ("x-set", "1")
     );
-    assert!(m.add.is_empty());
     assert_eq!(m.remove, ["x-gone"]);
+    let Some(http_filter::Kind::ResponseHeaderModifier(m)) = &f[1].kind else {
+        panic!("{f:?}")
+    };
+    assert_eq!(m.add[0].name, "x-resp");
+    let Some(http_filter::Kind::UrlRewrite(rw)) = &f[2].kind else {
+        panic!("{f:?}")
+    };
+    assert_eq!(rw.hostname, "internal.example");
+    let p = rw.path.as_ref().unwrap();
+    assert_eq!(
+        (p.r#type, p.value.as_str()),
+        (pb::path_modifier::Type::ReplacePrefixMatch as i32, "/v2")
+    );
+    let Some(http_filter::Kind::RequestMirror(mi)) = &f[3].kind else {
+        panic!("{f:?}")
+    };
+    assert_eq!((mi.numerator, mi.denominator), (25, 100));
+    let mb = mi.backend.as_ref().unwrap();
+    assert_eq!(
+        mb.endpoints.len(),
+        1,
+        "the mirror backend is resolved like any backend"
+    );
+    assert_eq!(mb.endpoints[0].port, 30080);
+    let Some(http_filter::Kind::RequestMirror(missing)) = &f[4].kind else {
+        panic!("{f:?}")
+    };
+    assert_eq!((missing.numerator, missing.denominator), (0, 0));
+    assert_eq!(
+        missing
+            .backend
+            .as_ref()
+            .unwrap()
+            .problem
+            .as_ref()
+            .unwrap()
+            .reason,
+        "BackendNotFound"
+    );
+    let Some(http_filter::Kind::Cors(c)) = &f[5].kind else {
+        panic!("{f:?}")
+    };
+    assert_eq!(
+        (c.allow_origins.as_slice(), c.max_age),
+        (&["https://a.example".to_string()][..], 60)
+    );
+}
+
+#[test]
+fn redirects_are_sent_with_every_field() {
+    let st = route_with_filters(vec![HttpRouteRulesFilters {
+        r#type: HttpRouteRulesFiltersType::RequestRedirect,
+        request_redirect: Some(HttpRouteRulesFiltersRequestRedirect {
+            hostname: Some("b.example".into()),
+            path: Some(HttpRouteRulesFiltersRequestRedirectPath {
+                r#type: HttpRouteRulesFiltersRequestRedirectPathType::ReplaceFullPath,
+                replace_full_path: Some("/new".into()),
+                replace_prefix_match: None,
+            }),
+            port: Some(8443),
+            scheme: Some(HttpRouteRulesFiltersRequestRedirectScheme::Https),
+            status_code: Some(301),
+        }),
+        ..Default::default()
+    }]);
+    let out = translate(&st, EndpointMode::Node);
+    let f = &route_spec(&out[1]).rules[0].filters;
+    let Some(http_filter::Kind::RequestRedirect(r)) = &f[0].kind else {
+        panic!("{f:?}")
+    };
+    assert_eq!(
+        (
+            r.scheme.as_str(),
+            r.hostname.as_str(),
+            r.port,
+            r.status_code
+        ),
+        ("https", "b.example", 8443, 301)
+    );
+    assert_eq!(r.path.as_ref().unwrap().value, "/new");
+}
+
+#[test]
+fn a_rule_with_an_unsupported_filter_is_dropped_not_widened() {
+    let st = route_with_filters(vec![HttpRouteRulesFilters {
+        r#type: HttpRouteRulesFiltersType::ExtensionRef,
+        ..Default::default()
+    }]);
+    let out = translate(&st, EndpointMode::Node);
+    let rules = &route_spec(&out[1]).rules;
+    assert_eq!(
+        rules.len(),
+        1,
+        "only the rule without the ExtensionRef is left"
+    );
+    assert_eq!(rules[0].matches[0].path.as_ref().unwrap().value, "/other");
+}
+
+#[test]
+fn timeouts_are_sent_as_written() {
+    let mut st = route_with_filters(vec![]);
+    st.http_routes[0].spec.rules.as_mut().unwrap()[0].timeouts = Some(HttpRouteRulesTimeouts {
+        request: Some("10s".into()),
+        backend_request: None,
+    });
+    let out = translate(&st, EndpointMode::Node);
+    let rules = &route_spec(&out[1]).rules;
+    let t = rules[0].timeouts.as_ref().unwrap();
+    assert_eq!(
+        (t.request.as_str(), t.backend_request.as_str()),
+        ("10s", "")
+    );
+    assert!(rules[1].timeouts.is_none());
 }
 
 #[test]

@@ -1,0 +1,170 @@
+//! Translate (pure): HTTPRoute filters -> proto filters. RequestMirror backends are resolved
+//! like any backendRef (`crate::resolve`), so the hub gets their endpoints too.
+//!
+//! Where it sits: called by `super::translate_rule`. A filter fleetgate does not implement
+//! (ExtensionRef), or one whose configuration is missing, is an error: the caller drops the
+//! whole rule rather than serve it without the filter.
+
+use fleetgate_proto::spoke::v1::{
+    self as pb, HeaderModifier, HttpFilter, PathModifier, http_filter, path_modifier,
+};
+use gateway_api::httproutes::{
+    HttpRouteRulesBackendRefs, HttpRouteRulesFilters, HttpRouteRulesFiltersRequestRedirectPathType,
+    HttpRouteRulesFiltersRequestRedirectScheme, HttpRouteRulesFiltersType,
+    HttpRouteRulesFiltersUrlRewritePathType,
+};
+
+use crate::resolve::{Index, resolve_backend};
+
+fn header(name: &str, value: &str) -> pb::Header {
+    pb::Header {
+        name: name.to_string(),
+        value: value.to_string(),
+    }
+}
+
+/// A header modifier from the (set, add, remove) lists of any of the Gateway API modifier types.
+pub fn header_modifier<'a>(
+    set: impl Iterator<Item = (&'a str, &'a str)>,
+    add: impl Iterator<Item = (&'a str, &'a str)>,
+    remove: Option<&Vec<String>>,
+) -> HeaderModifier {
+    HeaderModifier {
+        set: set.map(|(n, v)| header(n, v)).collect(),
+        add: add.map(|(n, v)| header(n, v)).collect(),
+        remove: remove.cloned().unwrap_or_default(),
+    }
+}
+
+fn path_modifier(
+    full: bool,
+    replace_full_path: Option<&String>,
+    replace_prefix_match: Option<&String>,
+) -> PathModifier {
+    let (t, v) = if full {
+        (path_modifier::Type::ReplaceFullPath, replace_full_path)
+    } else {
+        (
+            path_modifier::Type::ReplacePrefixMatch,
+            replace_prefix_match,
+        )
+    };
+    PathModifier {
+        r#type: t as i32,
+        value: v.cloned().unwrap_or_else(|| "/".to_string()),
+    }
+}
+
+/// One rule filter, or why fleetgate cannot express it.
+pub fn translate_filter(
+    route_ns: &str,
+    f: &HttpRouteRulesFilters,
+    index: &Index<'_>,
+) -> Result<HttpFilter, String> {
+    use HttpRouteRulesFiltersType as T;
+    let missing = || format!("filter {:?} has no configuration", f.r#type);
+    let kind = match f.r#type {
+        T::RequestHeaderModifier => {
+            let m = f.request_header_modifier.as_ref().ok_or_else(missing)?;
+            http_filter::Kind::RequestHeaderModifier(header_modifier(
+                m.set
+                    .iter()
+                    .flatten()
+                    .map(|h| (h.name.as_str(), h.value.as_str())),
+                m.add
+                    .iter()
+                    .flatten()
+                    .map(|h| (h.name.as_str(), h.value.as_str())),
+                m.remove.as_ref(),
+            ))
+        }
+        T::ResponseHeaderModifier => {
+            let m = f.response_header_modifier.as_ref().ok_or_else(missing)?;
+            http_filter::Kind::ResponseHeaderModifier(header_modifier(
+                m.set
+                    .iter()
+                    .flatten()
+                    .map(|h| (h.name.as_str(), h.value.as_str())),
+                m.add
+                    .iter()
+                    .flatten()
+                    .map(|h| (h.name.as_str(), h.value.as_str())),
+                m.remove.as_ref(),
+            ))
+        }
+        T::RequestRedirect => {
+            let r = f.request_redirect.as_ref().ok_or_else(missing)?;
+            http_filter::Kind::RequestRedirect(pb::RequestRedirect {
+                scheme: match r.scheme {
+                    None => String::new(),
+                    Some(HttpRouteRulesFiltersRequestRedirectScheme::Http) => "http".into(),
+                    Some(HttpRouteRulesFiltersRequestRedirectScheme::Https) => "https".into(),
+                },
+                hostname: r.hostname.clone().unwrap_or_default(),
+                path: r.path.as_ref().map(|p| {
+                    path_modifier(
+                        p.r#type == HttpRouteRulesFiltersRequestRedirectPathType::ReplaceFullPath,
+                        p.replace_full_path.as_ref(),
+                        p.replace_prefix_match.as_ref(),
+                    )
+                }),
+                port: r.port.and_then(|p| u32::try_from(p).ok()).unwrap_or(0),
+                status_code: r
+                    .status_code
+                    .and_then(|c| u32::try_from(c).ok())
+                    .unwrap_or(0),
+            })
+        }
+        T::UrlRewrite => {
+            let r = f.url_rewrite.as_ref().ok_or_else(missing)?;
+            http_filter::Kind::UrlRewrite(pb::UrlRewrite {
+                hostname: r.hostname.clone().unwrap_or_default(),
+                path: r.path.as_ref().map(|p| {
+                    path_modifier(
+                        p.r#type == HttpRouteRulesFiltersUrlRewritePathType::ReplaceFullPath,
+                        p.replace_full_path.as_ref(),
+                        p.replace_prefix_match.as_ref(),
+                    )
+                }),
+            })
+        }
+        T::RequestMirror => {
+            let m = f.request_mirror.as_ref().ok_or_else(missing)?;
+            let b = &m.backend_ref;
+            let as_ref = HttpRouteRulesBackendRefs {
+                group: b.group.clone(),
+                kind: b.kind.clone(),
+                name: b.name.clone(),
+                namespace: b.namespace.clone(),
+                port: b.port,
+                weight: Some(1),
+                filters: None,
+            };
+            let (numerator, denominator) = match (&m.fraction, m.percent) {
+                (Some(fr), _) => (fr.numerator, fr.denominator.unwrap_or(100)),
+                (None, Some(p)) => (p, 100),
+                (None, None) => (0, 0),
+            };
+            http_filter::Kind::RequestMirror(pb::RequestMirror {
+                backend: Some(resolve_backend(route_ns, &as_ref, index)),
+                numerator: u32::try_from(numerator).unwrap_or(0),
+                denominator: u32::try_from(denominator).unwrap_or(0),
+            })
+        }
+        T::Cors => {
+            let c = f.cors.as_ref().ok_or_else(missing)?;
+            http_filter::Kind::Cors(pb::Cors {
+                allow_origins: c.allow_origins.clone().unwrap_or_default(),
+                allow_credentials: c.allow_credentials.unwrap_or(false),
+                allow_methods: c.allow_methods.clone().unwrap_or_default(),
+                allow_headers: c.allow_headers.clone().unwrap_or_default(),
+                expose_headers: c.expose_headers.clone().unwrap_or_default(),
+                max_age: c.max_age.and_then(|a| u32::try_from(a).ok()).unwrap_or(0),
+            })
+        }
+        T::ExtensionRef => {
+            return Err("ExtensionRef filters are not supported by fleetgate".into());
+        }
+    };
+    Ok(HttpFilter { kind: Some(kind) })
+}
