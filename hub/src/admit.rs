@@ -5,6 +5,8 @@
 //! Where it sits: `sync` -> **admit** -> `store`. Pure: the caller passes the tenant's policy and
 //! the current hostname owners; nothing here does I/O.
 
+pub mod tls;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 
@@ -207,6 +209,7 @@ fn admit_gateway(meta: Meta, g: &pb::Gateway, policy: &Policy<'_>) -> Result<Gat
                 );
             }
         };
+        let tls = tls::admit_listener_tls(&l.name, &l.protocol, l.tls.as_ref(), policy)?;
         listeners.push(Listener {
             name: l.name.clone(),
             protocol,
@@ -214,6 +217,7 @@ fn admit_gateway(meta: Meta, g: &pb::Gateway, policy: &Policy<'_>) -> Result<Gat
             port,
             hostname,
             allowed_routes,
+            tls,
         });
     }
     check_k8s_name("gatewayClassName", &g.gateway_class_name, 253)?;

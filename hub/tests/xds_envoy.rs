@@ -293,6 +293,7 @@ fn gateway(name: &str, port: u16) -> Gateway {
             port,
             hostname: None,
             allowed_routes: AllowedRoutes::Same,
+            tls: None,
         }],
     }
 }

@@ -52,6 +52,7 @@ fn listener(name: &str, port: u16) -> Listener {
         port,
         hostname: None,
         allowed_routes: AllowedRoutes::Same,
+        tls: None,
     }
 }
 
