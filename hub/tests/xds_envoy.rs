@@ -360,6 +360,7 @@ async fn envoy_routes_by_host_and_path_and_follows_changes() {
         listeners: vec![DataPlaneListener {
             port: 80,
             bind: dp_addr,
+            protocol: Default::default(),
         }],
     };
     let missing = Backend {
@@ -535,10 +536,12 @@ async fn envoy_nack_is_reported_on_the_gateway_behind_it() {
             DataPlaneListener {
                 port: 80,
                 bind: good,
+                protocol: Default::default(),
             },
             DataPlaneListener {
                 port: 8080,
                 bind: taken,
+                protocol: Default::default(),
             },
         ],
     };

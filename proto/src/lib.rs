@@ -39,7 +39,10 @@ mod tests {
             problem: None,
         };
         let shown = format!("{c:?}");
-        assert!(!shown.contains("SECRETBYTES") && !shown.contains("PRIVATE KEY"), "{shown}");
+        assert!(
+            !shown.contains("SECRETBYTES") && !shown.contains("PRIVATE KEY"),
+            "{shown}"
+        );
         assert!(shown.contains("web-tls"));
     }
 }

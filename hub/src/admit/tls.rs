@@ -118,7 +118,10 @@ pub fn admit_listener_tls(
             };
             problem.get_or_insert(BackendProblem {
                 reason: reason.into(),
-                message: format!("{what}: {}", p.message.chars().take(512).collect::<String>()),
+                message: format!(
+                    "{what}: {}",
+                    p.message.chars().take(512).collect::<String>()
+                ),
             });
             continue;
         }
@@ -140,7 +143,10 @@ pub fn admit_listener_tls(
 }
 
 /// Parses and checks one certificate and its key; the message of an error says what to change.
-pub fn admit_certificate(c: &pb::Certificate, policy: &Policy<'_>) -> Result<Certificate, Rejection> {
+pub fn admit_certificate(
+    c: &pb::Certificate,
+    policy: &Policy<'_>,
+) -> Result<Certificate, Rejection> {
     let bad = |m: String| Rejection {
         reason: INVALID_CERTIFICATE_REF,
         message: m,
@@ -194,7 +200,9 @@ pub fn parse_pem_pair(chain: &[u8], key: &[u8]) -> Result<ParsedPair, String> {
         let c = c.map_err(|e| format!("tls.crt is not valid PEM: {e}"))?;
         certs.push(c.into_owned());
         if certs.len() > MAX_CHAIN_CERTS {
-            return Err(format!("tls.crt has more than {MAX_CHAIN_CERTS} certificates"));
+            return Err(format!(
+                "tls.crt has more than {MAX_CHAIN_CERTS} certificates"
+            ));
         }
     }
     if certs.is_empty() {
@@ -203,7 +211,11 @@ pub fn parse_pem_pair(chain: &[u8], key: &[u8]) -> Result<ParsedPair, String> {
     for (i, der) in certs.iter().enumerate() {
         match X509Certificate::from_der(der.as_ref()) {
             Ok((rest, _)) if rest.is_empty() => {}
-            _ => return Err(format!("tls.crt certificate #{i} is not a valid X.509 certificate")),
+            _ => {
+                return Err(format!(
+                    "tls.crt certificate #{i} is not a valid X.509 certificate"
+                ));
+            }
         }
     }
     let (_, leaf) = X509Certificate::from_der(certs[0].as_ref())
@@ -233,11 +245,14 @@ pub fn parse_pem_pair(chain: &[u8], key: &[u8]) -> Result<ParsedPair, String> {
         return Err("the certificate has no DNS subjectAltName; clients verify hostnames against SANs, add them".into());
     }
     if dns_names.len() > MAX_DNS_NAMES {
-        return Err(format!("the certificate has more than {MAX_DNS_NAMES} DNS names"));
+        return Err(format!(
+            "the certificate has more than {MAX_DNS_NAMES} DNS names"
+        ));
     }
     let serial = leaf.raw_serial_as_string().replace(':', "");
-    let key_der = PrivateKeyDer::from_pem_slice(key)
-        .map_err(|_| "tls.key holds no valid PEM private key (PKCS#8, PKCS#1 or SEC1)".to_string())?;
+    let key_der = PrivateKeyDer::from_pem_slice(key).map_err(|_| {
+        "tls.key holds no valid PEM private key (PKCS#8, PKCS#1 or SEC1)".to_string()
+    })?;
     let label = match &key_der {
         PrivateKeyDer::Pkcs1(_) => "RSA PRIVATE KEY",
         PrivateKeyDer::Sec1(_) => "EC PRIVATE KEY",
@@ -249,7 +264,9 @@ pub fn parse_pem_pair(chain: &[u8], key: &[u8]) -> Result<ParsedPair, String> {
         rustls::Error::InconsistentKeys(_) => {
             "tls.key does not belong to the first certificate of tls.crt".to_string()
         }
-        _ => "tls.key is not a supported private key (RSA, ECDSA P-256/P-384 or Ed25519)".to_string(),
+        _ => {
+            "tls.key is not a supported private key (RSA, ECDSA P-256/P-384 or Ed25519)".to_string()
+        }
     })?;
     let chain_pem = certs
         .iter()
@@ -265,8 +282,7 @@ pub fn parse_pem_pair(chain: &[u8], key: &[u8]) -> Result<ParsedPair, String> {
 
 /// PEM armour: base64 in 64-column lines between BEGIN/END `label` lines.
 pub fn pem_encode(label: &str, der: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut b64 = String::with_capacity(der.len().div_ceil(3) * 4);
     for chunk in der.chunks(3) {
         let n = chunk

@@ -19,10 +19,12 @@ fn dp() -> DataPlane {
             DataPlaneListener {
                 port: 80,
                 bind: "127.0.0.1:18080".parse().unwrap(),
+                protocol: Default::default(),
             },
             DataPlaneListener {
                 port: 8080,
                 bind: "127.0.0.1:18081".parse().unwrap(),
+                protocol: Default::default(),
             },
         ],
     }
@@ -602,7 +604,8 @@ fn listener_validation_table() {
         (listener("l", 80), "Accepted", "Accepted"),
         (listener("l", 81), "PortUnavailable", "ListenersNotValid"),
         (
-            listener("l", 443).proto(Some(Protocol::Https), "HTTPS"),
+            // Port 80 of the data plane serves plaintext HTTP only.
+            listener("l", 80).proto(Some(Protocol::Https), "HTTPS"),
             "UnsupportedProtocol",
             "ListenersNotValid",
         ),
@@ -836,3 +839,5 @@ fn sources_point_back_to_tenant_objects() {
     assert_eq!(names[&Kind::Gateway], "a/c1:default/gw");
     assert_eq!(names[&Kind::HttpRoute], "a/c1:default/r");
 }
+
+mod tls;

@@ -6,5 +6,6 @@
 
 pub mod resources;
 pub mod server;
+pub mod tls;
 
 pub use server::{Nack, XdsError, XdsHealth, serve, serve_on};

@@ -122,19 +122,47 @@ fn hostile_pem_is_refused_with_a_reason() {
         ("empty chain", String::new(), k.clone(), "tls.crt is empty"),
         ("empty key", c.clone(), String::new(), "tls.key is empty"),
         ("oversized chain", huge, k.clone(), "over"),
-        ("key in place of the chain", k.clone(), k.clone(), "no PEM CERTIFICATE"),
-        ("text without PEM", "hello".into(), k.clone(), "no PEM CERTIFICATE"),
+        (
+            "key in place of the chain",
+            k.clone(),
+            k.clone(),
+            "no PEM CERTIFICATE",
+        ),
+        (
+            "text without PEM",
+            "hello".into(),
+            k.clone(),
+            "no PEM CERTIFICATE",
+        ),
         ("truncated base64", truncated, k.clone(), "tls.crt"),
         ("PEM around junk", junk_der, k.clone(), "not a valid X.509"),
         ("too many certificates", many, k.clone(), "more than"),
-        ("chain in place of the key", c.clone(), c.clone(), "no valid PEM private key"),
-        ("key of another certificate", c.clone(), other_key, "does not belong"),
-        ("no DNS SAN", no_san_cert, no_san_key, "no DNS subjectAltName"),
+        (
+            "chain in place of the key",
+            c.clone(),
+            c.clone(),
+            "no valid PEM private key",
+        ),
+        (
+            "key of another certificate",
+            c.clone(),
+            other_key,
+            "does not belong",
+        ),
+        (
+            "no DNS SAN",
+            no_san_cert,
+            no_san_key,
+            "no DNS subjectAltName",
+        ),
     ];
     for (name, chain, key, want) in cases {
         let err = parse_pem_pair(chain.as_bytes(), key.as_bytes()).unwrap_err();
         assert!(err.contains(want), "{name}: {err}");
-        assert!(!err.contains("PRIVATE KEY-----"), "{name}: the key leaked into {err}");
+        assert!(
+            !err.contains("PRIVATE KEY-----"),
+            "{name}: the key leaked into {err}"
+        );
     }
 }
 
@@ -160,7 +188,11 @@ fn certificate_names_must_be_owned_by_the_tenant() {
             }
             (false, Err(e)) => {
                 assert_eq!(e.reason, INVALID_CERTIFICATE_REF, "{sans:?}");
-                assert!(e.message.contains("may not serve"), "{sans:?}: {}", e.message);
+                assert!(
+                    e.message.contains("may not serve"),
+                    "{sans:?}: {}",
+                    e.message
+                );
             }
             (ok, got) => panic!("{sans:?}: want accepted={ok}, got {got:?}"),
         }
@@ -187,8 +219,16 @@ fn listener_tls_table() {
     // Gateway-level rejections.
     for (protocol, t, want) in [
         ("HTTPS", None, "needs a tls block"),
-        ("HTTPS", Some(tls("Passthrough", vec![])), "not valid for protocol HTTPS"),
-        ("TLS", Some(tls("Terminate", vec![])), "Passthrough mode only"),
+        (
+            "HTTPS",
+            Some(tls("Passthrough", vec![])),
+            "not valid for protocol HTTPS",
+        ),
+        (
+            "TLS",
+            Some(tls("Terminate", vec![])),
+            "Passthrough mode only",
+        ),
         ("HTTP", Some(tls("Terminate", vec![])), "takes no tls block"),
     ] {
         let err = admit_listener_tls("l", protocol, t.as_ref(), &p).unwrap_err();
@@ -211,7 +251,11 @@ fn listener_tls_table() {
             Some(INVALID_CERTIFICATE_REF),
             "default/gone not found",
         ),
-        (vec![problem("RefNotPermitted")], Some("RefNotPermitted"), "not found"),
+        (
+            vec![problem("RefNotPermitted")],
+            Some("RefNotPermitted"),
+            "not found",
+        ),
         (
             vec![cert_msg(&["app.b.example"])],
             Some(INVALID_CERTIFICATE_REF),
@@ -229,7 +273,11 @@ fn listener_tls_table() {
             .unwrap()
             .unwrap();
         assert_eq!(got.mode, TlsMode::Terminate);
-        assert_eq!(got.problem.as_ref().map(|p| p.reason.as_str()), reason, "{words}");
+        assert_eq!(
+            got.problem.as_ref().map(|p| p.reason.as_str()),
+            reason,
+            "{words}"
+        );
         if let Some(pr) = &got.problem {
             assert!(pr.message.contains(words), "{}", pr.message);
         } else {
