@@ -14,7 +14,10 @@ use fleetgate_proto::spoke::v1::{
     self as pb, AllowedRoutes, HeaderMatch, HeaderModifier, HttpFilter, HttpRouteMatch, Kind,
     Listener, Object, ObjectRef, ParentRef, PathMatch, http_filter, object, path_match,
 };
-use gateway_api::gateways::{Gateway, GatewayListenersAllowedRoutesNamespacesFrom};
+use gateway_api::gateways::{
+    Gateway, GatewayListenersAllowedRoutesNamespacesFrom, GatewayListenersTls,
+    GatewayListenersTlsMode,
+};
 use gateway_api::httproutes::{
     HttpRoute, HttpRouteParentRefs, HttpRouteRules, HttpRouteRulesFilters,
     HttpRouteRulesFiltersType, HttpRouteRulesMatches, HttpRouteRulesMatchesHeadersType,
@@ -25,6 +28,7 @@ use tracing::{debug, warn};
 
 use crate::CONTROLLER_NAME;
 use crate::config::EndpointMode;
+use crate::resolve::certificate::resolve_certificate;
 use crate::resolve::{Index, resolve_backend};
 use crate::state::ClusterState;
 
@@ -79,7 +83,7 @@ pub fn translate(state: &ClusterState, mode: EndpointMode) -> Vec<Object> {
         .gateways
         .iter()
         .filter(|g| claimed.contains(&g.spec.gateway_class_name))
-        .filter_map(gateway_object)
+        .filter_map(|g| gateway_object(g, &index))
         .collect();
     let mut routes: Vec<Object> = state
         .http_routes
@@ -119,8 +123,9 @@ fn object_header(kind: Kind, m: &ObjectMeta) -> Option<Object> {
     })
 }
 
-fn gateway_object(g: &Gateway) -> Option<Object> {
+fn gateway_object(g: &Gateway, index: &Index<'_>) -> Option<Object> {
     let mut o = object_header(Kind::Gateway, &g.metadata)?;
+    let gateway_ns = g.metadata.namespace.clone().unwrap_or_default();
     let listeners = g
         .spec
         .listeners
@@ -149,6 +154,7 @@ fn gateway_object(g: &Gateway) -> Option<Object> {
                     from: from.to_string(),
                     namespaces: Vec::new(),
                 }),
+                tls: l.tls.as_ref().map(|t| listener_tls(&gateway_ns, t, index)),
             }
         })
         .collect();
@@ -157,6 +163,28 @@ fn gateway_object(g: &Gateway) -> Option<Object> {
         listeners,
     }));
     Some(o)
+}
+
+/// A listener's `tls` block with its certificateRefs resolved (Terminate only: passthrough
+/// listeners use no certificate).
+fn listener_tls(gateway_ns: &str, t: &GatewayListenersTls, index: &Index<'_>) -> pb::ListenerTls {
+    let mode = match t.mode {
+        None | Some(GatewayListenersTlsMode::Terminate) => "Terminate",
+        Some(GatewayListenersTlsMode::Passthrough) => "Passthrough",
+    };
+    let certificates = if mode == "Terminate" {
+        t.certificate_refs
+            .iter()
+            .flatten()
+            .map(|r| resolve_certificate(gateway_ns, r, index))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    pb::ListenerTls {
+        mode: mode.to_string(),
+        certificates,
+    }
 }
 
 fn route_object(
