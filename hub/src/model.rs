@@ -27,6 +27,7 @@ impl std::fmt::Display for ClusterKey {
 pub enum Kind {
     Gateway,
     HttpRoute,
+    TlsRoute,
 }
 
 /// One object inside one cluster.
@@ -52,6 +53,24 @@ pub struct Meta {
 pub struct ClusterIntent {
     pub gateways: BTreeMap<(String, String), Gateway>,
     pub http_routes: BTreeMap<(String, String), HttpRoute>,
+    #[serde(default)]
+    pub tls_routes: BTreeMap<(String, String), TlsRoute>,
+}
+
+/// A TLSRoute (v1): SNI hostnames -> backends, through TLS listeners in Passthrough mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsRoute {
+    pub meta: Meta,
+    pub parent_refs: Vec<ParentRef>,
+    /// Lower-case.
+    pub hostnames: Vec<String>,
+    pub rules: Vec<TlsRouteRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsRouteRule {
+    pub name: Option<String>,
+    pub backends: Vec<Backend>,
 }
 
 /// All accepted intent of the fleet: the compiler's whole input.

@@ -142,6 +142,57 @@ pub fn admit_listener_tls(
     }))
 }
 
+/// Admits a TLSRoute: parentRefs, hostnames the tenant owns, rules and backends (whose endpoints
+/// are checked like an HTTPRoute's).
+pub fn admit_tls_route(
+    meta: crate::model::Meta,
+    t: &pb::TlsRoute,
+    policy: &Policy<'_>,
+) -> Result<crate::model::TlsRoute, Rejection> {
+    if t.parent_refs.len() > super::MAX_PARENT_REFS
+        || t.hostnames.len() > super::MAX_HOSTNAMES
+        || t.rules.len() > super::MAX_RULES
+    {
+        return reject(
+            "UnsupportedValue",
+            format!(
+                "at most {} parentRefs, {} hostnames and {} rules",
+                super::MAX_PARENT_REFS,
+                super::MAX_HOSTNAMES,
+                super::MAX_RULES
+            ),
+        );
+    }
+    let parent_refs = super::admit_parent_refs(&t.parent_refs)?;
+    let hostnames = super::admit_route_hostnames(&t.hostnames, policy)?;
+    let mut rules = Vec::with_capacity(t.rules.len());
+    for (i, r) in t.rules.iter().enumerate() {
+        if r.backends.len() > super::MAX_BACKENDS {
+            return reject(
+                "UnsupportedValue",
+                format!("rules[{i}]: at most {} backendRefs", super::MAX_BACKENDS),
+            );
+        }
+        let name = if r.name.is_empty() {
+            None
+        } else {
+            check_k8s_name("rule name", &r.name, 63)?;
+            Some(r.name.clone())
+        };
+        let mut backends = Vec::with_capacity(r.backends.len());
+        for b in &r.backends {
+            backends.push(super::admit_backend(b, policy)?);
+        }
+        rules.push(crate::model::TlsRouteRule { name, backends });
+    }
+    Ok(crate::model::TlsRoute {
+        meta,
+        parent_refs,
+        hostnames,
+        rules,
+    })
+}
+
 /// Parses and checks one certificate and its key; the message of an error says what to change.
 pub fn admit_certificate(
     c: &pb::Certificate,

@@ -59,7 +59,7 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
     let mut statuses = BTreeMap::new();
     // Accepted HTTPS/TLS listeners per TLS data-plane port, and TLSRoute hostnames per port.
     let mut tls_inputs: BTreeMap<u16, Vec<tls::TlsListenerInput<'_>>> = BTreeMap::new();
-    let passthrough: BTreeMap<u16, BTreeMap<String, tls::Passthrough>> = BTreeMap::new();
+    let mut passthrough: BTreeMap<u16, BTreeMap<String, tls::Passthrough>> = BTreeMap::new();
 
     for (ck, ci) in intent {
         // Listener checks for every Gateway of the cluster.
@@ -175,6 +175,15 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
                 parents,
             });
         }
+
+        route_statuses.extend(tls::attach_tls_routes(
+            ck,
+            ci,
+            &problems,
+            &mut passthrough,
+            &mut clusters,
+            &mut attached,
+        ));
 
         let mut out = Vec::new();
         for (k, gw) in &ci.gateways {

@@ -12,14 +12,160 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::attach;
 use super::hostname::covers;
+use super::listener::ListenerProblem;
 use super::names;
+use super::snapshot::ClusterSnapshot;
 use super::snapshot::{
     ListenerSnapshot, Route, SecretSnapshot, SourceObject, TlsChain, TlsChainAction,
     TlsListenerSnapshot, VirtualHost, WeightedCluster,
 };
 use crate::config::DataPlaneListener;
-use crate::model::{ClusterKey, ListenerTls, TlsMode};
+use crate::model::{
+    ClusterIntent, ClusterKey, Condition, Kind, ListenerTls, ObjectKey, ObjectStatus, Protocol,
+    RouteParentStatus, TlsMode, TlsRoute,
+};
+
+/// Listeners checks of a cluster's Gateways, by (namespace, name), in listener order.
+pub type Problems<'a> = BTreeMap<&'a (String, String), Vec<Option<ListenerProblem>>>;
+
+/// Attaches every TLSRoute of cluster `ck` to the TLS (passthrough) listeners of its parents:
+/// adds their hostnames to `passthrough` (per data-plane port; the first route of a hostname
+/// wins), their backends to `clusters`, counts them in `attached` (keyed
+/// `("TLSRoute/<ns>", name)` so they never collide with HTTPRoutes) and returns their statuses.
+pub fn attach_tls_routes(
+    ck: &ClusterKey,
+    ci: &ClusterIntent,
+    problems: &Problems<'_>,
+    passthrough: &mut BTreeMap<u16, BTreeMap<String, Passthrough>>,
+    clusters: &mut BTreeMap<String, ClusterSnapshot>,
+    attached: &mut BTreeMap<(String, String), Vec<BTreeSet<(String, String)>>>,
+) -> Vec<ObjectStatus> {
+    let mut out = Vec::new();
+    for route in ci.tls_routes.values() {
+        let src = super::source(ck, Kind::TlsRoute, &route.meta.namespace, &route.meta.name);
+        let resolved = resolved_refs(route);
+        let mut backends: Option<Vec<WeightedCluster>> = None;
+        let mut parents = Vec::new();
+        for pref in &route.parent_refs {
+            let gkey = (pref.namespace.clone(), pref.name.clone());
+            let gw = ci.gateways.get(&gkey);
+            // TLSRoutes attach to TLS (passthrough) listeners only.
+            let valid: Vec<bool> = match (problems.get(&gkey), gw) {
+                (Some(ps), Some(g)) => ps
+                    .iter()
+                    .zip(&g.listeners)
+                    .map(|(p, l)| p.is_none() && l.protocol == Some(Protocol::Tls))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let accepted =
+                match attach::attach(&route.meta.namespace, &route.hostnames, pref, gw, &valid) {
+                    Ok(atts) => {
+                        let gw = gw.expect("attach succeeds only with a gateway");
+                        let wcs = backends
+                            .get_or_insert_with(|| tls_backends(ck, route, &src, clusters))
+                            .clone();
+                        for att in atts {
+                            let counts = attached
+                                .entry(gkey.clone())
+                                .or_insert_with(|| vec![BTreeSet::new(); gw.listeners.len()]);
+                            counts[att.listener].insert((
+                                format!("TLSRoute/{}", route.meta.namespace),
+                                route.meta.name.clone(),
+                            ));
+                            let port = gw.listeners[att.listener].port;
+                            for host in att.hostnames {
+                                passthrough
+                                    .entry(port)
+                                    .or_default()
+                                    .entry(host)
+                                    .or_insert_with(|| Passthrough {
+                                        clusters: wcs.clone(),
+                                        source: src.clone(),
+                                    });
+                            }
+                        }
+                        Condition::new("Accepted", true, "Accepted", "route accepted")
+                    }
+                    Err(e) => Condition::new("Accepted", false, e.reason(), e.message()),
+                };
+            parents.push(RouteParentStatus {
+                parent_ref: pref.clone(),
+                conditions: vec![accepted, resolved.clone()],
+            });
+        }
+        out.push(ObjectStatus {
+            key: ObjectKey {
+                kind: Kind::TlsRoute,
+                namespace: route.meta.namespace.clone(),
+                name: route.meta.name.clone(),
+            },
+            observed_generation: route.meta.generation,
+            conditions: Vec::new(),
+            addresses: Vec::new(),
+            listeners: Vec::new(),
+            parents,
+        });
+    }
+    out
+}
+
+/// The route's ResolvedRefs condition: False with the first backend problem, if any.
+fn resolved_refs(route: &TlsRoute) -> Condition {
+    match route
+        .rules
+        .iter()
+        .flat_map(|r| &r.backends)
+        .find_map(|b| b.problem.as_ref().map(|p| (b, p)))
+    {
+        Some((b, p)) => Condition::new(
+            "ResolvedRefs",
+            false,
+            &p.reason,
+            format!("backendRef {}/{}: {}", b.namespace, b.name, p.message),
+        ),
+        None => Condition::new(
+            "ResolvedRefs",
+            true,
+            "ResolvedRefs",
+            "all references resolved",
+        ),
+    }
+}
+
+/// The clusters of every resolved backend (weight > 0) of a TLSRoute, added to `clusters`.
+fn tls_backends(
+    ck: &ClusterKey,
+    route: &TlsRoute,
+    src: &SourceObject,
+    clusters: &mut BTreeMap<String, ClusterSnapshot>,
+) -> Vec<WeightedCluster> {
+    let mut out = Vec::new();
+    for (ri, rule) in route.rules.iter().enumerate() {
+        for (bi, b) in rule.backends.iter().enumerate() {
+            if b.weight == 0 || b.problem.is_some() {
+                continue;
+            }
+            let name =
+                names::tls_backend_cluster(ck, &route.meta.namespace, &route.meta.name, ri, bi);
+            clusters.insert(
+                name.clone(),
+                ClusterSnapshot {
+                    name: name.clone(),
+                    endpoints: b.endpoints.clone(),
+                    source: Some(src.clone()),
+                },
+            );
+            out.push(WeightedCluster {
+                cluster: name,
+                weight: b.weight,
+            });
+        }
+    }
+    out
+}
 
 /// One accepted HTTPS or TLS tenant listener on a TLS data-plane port.
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::config::DataPlaneProtocol;
-use crate::model::{Certificate, ListenerTls, PrivateKeyPem, TlsMode};
+use crate::model::{Certificate, ListenerTls, PrivateKeyPem, TlsMode, TlsRoute, TlsRouteRule};
 
 fn tls_dp() -> DataPlane {
     DataPlane {
@@ -288,4 +288,156 @@ fn a_rotated_certificate_changes_only_the_secret() {
     assert_eq!(old.tls_listeners, new.tls_listeners);
     assert_ne!(old.secrets, new.secrets);
     assert_eq!(old.secrets[0].name, new.secrets[0].name);
+}
+
+fn passthrough(name: &str, host: &str) -> Listener {
+    let mut l = listener(name, 443)
+        .proto(Some(Protocol::Tls), "TLS")
+        .host(host);
+    l.tls = Some(ListenerTls {
+        mode: TlsMode::Passthrough,
+        certificates: vec![],
+        problem: None,
+    });
+    l
+}
+
+fn tls_route(name: &str, hosts: &[&str], backends: Vec<Backend>) -> TlsRoute {
+    TlsRoute {
+        meta: meta("default", name),
+        parent_refs: vec![parent("default", "web")],
+        hostnames: hosts.iter().map(|h| h.to_string()).collect(),
+        rules: vec![TlsRouteRule {
+            name: None,
+            backends,
+        }],
+    }
+}
+
+#[test]
+fn tls_routes_pass_through_by_sni_next_to_https() {
+    let gw = gateway(
+        "default",
+        "web",
+        vec![
+            passthrough("tls", "*.db.a.example"),
+            https(
+                "https",
+                Some("app.a.example"),
+                vec![cert("app-tls", "01")],
+                None,
+            ),
+        ],
+    );
+    let mut fleet = one(
+        vec![gw],
+        vec![simple_route(
+            "default",
+            "app",
+            vec![parent("default", "web")],
+            &[],
+        )],
+    );
+    let ci = fleet.get_mut(&ck("a", "c1")).unwrap();
+    for r in [
+        tls_route(
+            "pg",
+            &["pg.db.a.example"],
+            vec![backend("pg", 1, &["127.0.1.1:5432"])],
+        ),
+        // Not under the listener's hostname: not accepted.
+        tls_route(
+            "other",
+            &["x.a.example"],
+            vec![backend("x", 1, &["127.0.1.1:1"])],
+        ),
+        tls_route("broken", &["gone.db.a.example"], vec![missing("gone", 1)]),
+    ] {
+        ci.tls_routes
+            .insert((r.meta.namespace.clone(), r.meta.name.clone()), r);
+    }
+    let out = compile(&fleet, &tls_dp());
+    let l = &out.snapshot.tls_listeners[0];
+    let got: Vec<(String, &str, Vec<String>)> = l
+        .chains
+        .iter()
+        .map(|c| match &c.action {
+            TlsChainAction::Terminate { .. } => (c.server_names[0].clone(), "terminate", vec![]),
+            TlsChainAction::Passthrough { clusters, .. } => (
+                c.server_names[0].clone(),
+                "passthrough",
+                clusters.iter().map(|w| w.cluster.clone()).collect(),
+            ),
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("app.a.example".into(), "terminate", vec![]),
+            // No valid backend: the chain exists (the hostname is the tenant's) and closes.
+            ("gone.db.a.example".into(), "passthrough", vec![]),
+            (
+                "pg.db.a.example".into(),
+                "passthrough",
+                vec!["t/a/c/c1/default/pg/tls/r0/b0".to_string()]
+            ),
+        ]
+    );
+    assert!(
+        out.snapshot
+            .clusters
+            .iter()
+            .any(|c| c.name == "t/a/c/c1/default/pg/tls/r0/b0")
+    );
+    let statuses = &out.statuses[&ck("a", "c1")];
+    let route = |name: &str| {
+        statuses
+            .iter()
+            .find(|s| s.key.kind == Kind::TlsRoute && s.key.name == name)
+            .unwrap()
+    };
+    let cond = |s: &ObjectStatus, t: &str| {
+        s.parents[0]
+            .conditions
+            .iter()
+            .find(|c| c.type_ == t)
+            .unwrap()
+            .clone()
+    };
+    assert!(cond(route("pg"), "Accepted").status);
+    assert_eq!(
+        cond(route("other"), "Accepted").reason,
+        "NoMatchingListenerHostname"
+    );
+    assert_eq!(
+        cond(route("broken"), "ResolvedRefs").reason,
+        "BackendNotFound"
+    );
+    // Two TLSRoutes on the TLS listener, one HTTPRoute on the HTTPS one.
+    let gw = &statuses[0];
+    let attached: Vec<(&str, u32)> = gw
+        .listeners
+        .iter()
+        .map(|l| (l.name.as_str(), l.attached_routes))
+        .collect();
+    assert_eq!(attached, vec![("tls", 2), ("https", 1)]);
+    // An HTTPRoute never attaches to a TLS listener, a TLSRoute never to an HTTPS one.
+    let only_tls = gateway("default", "web", vec![passthrough("tls", "*.db.a.example")]);
+    let out = compile(
+        &one(
+            vec![only_tls],
+            vec![simple_route(
+                "default",
+                "app",
+                vec![parent("default", "web")],
+                &["x.db.a.example"],
+            )],
+        ),
+        &tls_dp(),
+    );
+    let s = out.statuses[&ck("a", "c1")]
+        .iter()
+        .find(|s| s.key.kind == Kind::HttpRoute)
+        .unwrap();
+    assert!(!cond(s, "Accepted").status);
 }
