@@ -23,13 +23,14 @@ use gateway_api::httproutes::{
     HttpRouteRulesFiltersType, HttpRouteRulesMatches, HttpRouteRulesMatchesHeadersType,
     HttpRouteRulesMatchesPathType,
 };
+use gateway_api::tlsroutes::{TlsRoute, TlsRouteParentRefs};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use tracing::{debug, warn};
 
 use crate::CONTROLLER_NAME;
 use crate::config::EndpointMode;
 use crate::resolve::certificate::resolve_certificate;
-use crate::resolve::{Index, resolve_backend};
+use crate::resolve::{BackendRef, Index, resolve_backend, resolve_backend_ref};
 use crate::state::ClusterState;
 
 /// The Gateway API group of Gateway, the default of a parentRef.
@@ -90,6 +91,11 @@ pub fn translate(state: &ClusterState, mode: EndpointMode) -> Vec<Object> {
         .iter()
         .filter_map(|r| route_object(r, &sent, &index))
         .collect();
+    let mut tls_routes: Vec<Object> = state
+        .tls_routes
+        .iter()
+        .filter_map(|r| tls_route_object(r, &sent, &index))
+        .collect();
     let key = |o: &Object| {
         o.r#ref
             .as_ref()
@@ -97,7 +103,9 @@ pub fn translate(state: &ClusterState, mode: EndpointMode) -> Vec<Object> {
     };
     gateways.sort_by_key(key);
     routes.sort_by_key(key);
+    tls_routes.sort_by_key(key);
     gateways.extend(routes);
+    gateways.extend(tls_routes);
     gateways
 }
 
@@ -161,6 +169,69 @@ fn gateway_object(g: &Gateway, index: &Index<'_>) -> Option<Object> {
     o.spec = Some(object::Spec::Gateway(pb::Gateway {
         gateway_class_name: g.spec.gateway_class_name.clone(),
         listeners,
+    }));
+    Some(o)
+}
+
+/// A TLSRoute's parentRef in the HTTPRoute type (TLSRoute v1 uses the same schema).
+pub fn tls_parent_as_http(p: &TlsRouteParentRefs) -> HttpRouteParentRefs {
+    HttpRouteParentRefs {
+        group: p.group.clone(),
+        kind: p.kind.clone(),
+        name: p.name.clone(),
+        namespace: p.namespace.clone(),
+        port: p.port,
+        section_name: p.section_name.clone(),
+    }
+}
+
+/// A TLSRoute, when one of its parentRefs points to a sent Gateway (only those are sent);
+/// backendRefs resolved like an HTTPRoute's, with grants checked for kind TLSRoute.
+fn tls_route_object(
+    r: &TlsRoute,
+    sent: &BTreeSet<(String, String)>,
+    index: &Index<'_>,
+) -> Option<Object> {
+    let mut o = object_header(Kind::TlsRoute, &r.metadata)?;
+    let (ns, _) = ns_name(&r.metadata)?;
+    let parent_refs: Vec<ParentRef> = r
+        .spec
+        .parent_refs
+        .iter()
+        .flatten()
+        .filter_map(|p| parent_ref(&ns, &tls_parent_as_http(p)))
+        .filter(|p| sent.contains(&(p.namespace.clone(), p.name.clone())))
+        .collect();
+    if parent_refs.is_empty() {
+        return None;
+    }
+    let rules = r
+        .spec
+        .rules
+        .iter()
+        .map(|rule| pb::TlsRouteRule {
+            name: rule.name.clone().unwrap_or_default(),
+            backends: rule
+                .backend_refs
+                .iter()
+                .map(|b| {
+                    let view = BackendRef {
+                        group: b.group.as_deref(),
+                        kind: b.kind.as_deref(),
+                        namespace: b.namespace.as_deref(),
+                        name: &b.name,
+                        port: b.port,
+                        weight: b.weight,
+                    };
+                    resolve_backend_ref("TLSRoute", &ns, view, index)
+                })
+                .collect(),
+        })
+        .collect();
+    o.spec = Some(object::Spec::TlsRoute(pb::TlsRoute {
+        parent_refs,
+        hostnames: r.spec.hostnames.clone(),
+        rules,
     }));
     Some(o)
 }
@@ -346,3 +417,5 @@ fn translate_filter(f: &HttpRouteRulesFilters) -> Option<HttpFilter> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;
