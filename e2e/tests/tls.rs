@@ -374,3 +374,114 @@ spec:
     wait_route_resolved(a, "HTTPRoute", "app", "False", "RefNotPermitted").await;
     wait_get(500).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_passthrough_reaches_a_tls_backend_next_to_https() {
+    let fleet = Fleet::start(&[TENANT_A]).await.expect("fleet");
+    let a = fleet.tenant("tenant-a");
+    let addr = fleet.hub.data_plane_tls_addr();
+    let ca = Ca::new("tenant-a-ca").unwrap();
+    // HTTPS, terminated by the data plane, for app.a.example.
+    let _echo = backend_in(a, "default", "echo").await;
+    let app_cert = ca.issue(&Leaf::server("app", &["app.a.example"])).unwrap();
+    a.cluster
+        .apply(&secret_yaml("default", "app-tls", &app_cert))
+        .await
+        .unwrap();
+    // A backend that terminates TLS itself, with its own certificate, behind a NodePort.
+    let ip = a.ip(10);
+    let port = fleetgate_e2e::ports::free_port_in(ip, 30000..=32767).unwrap();
+    a.cluster
+        .apply(&node_port_service_yaml("default", "pg", port))
+        .await
+        .unwrap();
+    let backend_cert = ca.issue(&Leaf::server("pg", &["pg.db.a.example"])).unwrap();
+    let backend_serial = serial_of_pem(&backend_cert.cert_pem).unwrap();
+    let _pg = TlsEcho::start_at(
+        "tenant-a-pg",
+        std::net::SocketAddr::new(ip, port),
+        &backend_cert,
+    )
+    .await
+    .unwrap();
+    a.cluster
+        .apply(&gateway_yaml(&[
+            https_listener("https", "app.a.example", &["app-tls"]),
+            "  - name: tls\n    protocol: TLS\n    port: 443\n    hostname: \"*.db.a.example\"\n    tls:\n      mode: Passthrough\n".to_string(),
+        ]))
+        .await
+        .unwrap();
+    a.cluster
+        .apply(&route_yaml("app", "app.a.example", "default", "echo"))
+        .await
+        .unwrap();
+    a.cluster
+        .apply(
+            r#"apiVersion: gateway.networking.k8s.io/v1
+kind: TLSRoute
+metadata:
+  name: pg
+  namespace: default
+spec:
+  parentRefs:
+  - name: web
+    sectionName: tls
+  hostnames: [pg.db.a.example]
+  rules:
+  - backendRefs:
+    - name: pg
+      port: 8080
+"#,
+        )
+        .await
+        .unwrap();
+
+    // The TLS stream reaches the backend untouched: the certificate is the backend's own.
+    eventually(TIMEOUT, || async {
+        let (status, body, serial) = https_get(addr, "pg.db.a.example", ca.cert_pem(), "/").await?;
+        ensure!(
+            (status, body.as_str(), serial.as_str())
+                == (200, "tenant-a-pg", backend_serial.as_str()),
+            "got {status} {body:?} serial {serial} (want 200 tenant-a-pg {backend_serial})"
+        );
+        Ok(())
+    })
+    .await;
+    // On the same port, HTTPS is terminated with the tenant's certificate for its hostname.
+    let (status, body, serial) = https_get(addr, "app.a.example", ca.cert_pem(), "/")
+        .await
+        .unwrap();
+    assert_eq!((status, body.as_str()), (200, "tenant-a-echo"));
+    assert_eq!(serial, serial_of_pem(&app_cert.cert_pem).unwrap());
+    // A name under the listener that no TLSRoute claims is not served.
+    assert!(
+        connect_tls(addr, "other.db.a.example", ca.cert_pem(), &["http/1.1"])
+            .await
+            .is_err()
+    );
+
+    // Status: the route is accepted, the listener counts it and names TLSRoute as its kind.
+    eventually(TIMEOUT, || async {
+        let r = a
+            .cluster
+            .get_json("TLSRoute", "default", "pg")
+            .await?
+            .context("TLSRoute missing")?;
+        let c = condition(&r["status"]["parents"][0]["conditions"], "Accepted")
+            .with_context(|| format!("no Accepted: {}", r["status"]))?;
+        ensure!(c["status"] == "True", "{c}");
+        let gw = a
+            .cluster
+            .get_json("Gateway", "default", "web")
+            .await?
+            .context("Gateway missing")?;
+        let l = gw["status"]["listeners"]
+            .as_array()
+            .and_then(|ls| ls.iter().find(|l| l["name"] == "tls"))
+            .with_context(|| format!("no tls listener status: {}", gw["status"]))?;
+        ensure!(l["attachedRoutes"] == 1, "{l}");
+        ensure!(l["supportedKinds"][0]["kind"] == "TLSRoute", "{l}");
+        Ok(())
+    })
+    .await;
+}
