@@ -261,7 +261,7 @@ pub fn parse_pem_pair(chain: &[u8], key: &[u8]) -> Result<ParsedPair, String> {
     }
     for (i, der) in certs.iter().enumerate() {
         match X509Certificate::from_der(der.as_ref()) {
-            Ok((rest, _)) if rest.is_empty() => {}
+            Ok(([], _)) => {}
             _ => {
                 return Err(format!(
                     "tls.crt certificate #{i} is not a valid X.509 certificate"

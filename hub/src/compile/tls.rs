@@ -27,6 +27,9 @@ use crate::model::{
     RouteParentStatus, TlsMode, TlsRoute,
 };
 
+/// Routes attached per Gateway (namespace, name), per listener: the set of routes.
+pub type Attached = BTreeMap<(String, String), Vec<BTreeSet<(String, String)>>>;
+
 /// Listeners checks of a cluster's Gateways, by (namespace, name), in listener order.
 pub type Problems<'a> = BTreeMap<&'a (String, String), Vec<Option<ListenerProblem>>>;
 
@@ -40,7 +43,7 @@ pub fn attach_tls_routes(
     problems: &Problems<'_>,
     passthrough: &mut BTreeMap<u16, BTreeMap<String, Passthrough>>,
     clusters: &mut BTreeMap<String, ClusterSnapshot>,
-    attached: &mut BTreeMap<(String, String), Vec<BTreeSet<(String, String)>>>,
+    attached: &mut Attached,
 ) -> Vec<ObjectStatus> {
     let mut out = Vec::new();
     for route in ci.tls_routes.values() {

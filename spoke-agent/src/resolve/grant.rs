@@ -97,7 +97,8 @@ mod tests {
     #[test]
     fn grant_matching_table() {
         let from_app = (GW, "HTTPRoute", "app");
-        let cases: Vec<(&str, Vec<ReferenceGrant>, (RefEnd<'_>, RefEnd<'_>), bool)> = vec![
+        type Case<'a> = (&'a str, Vec<ReferenceGrant>, (RefEnd<'a>, RefEnd<'a>), bool);
+        let cases: Vec<Case<'_>> = vec![
             (
                 "same namespace needs no grant",
                 vec![],

@@ -80,7 +80,8 @@ fn https_listeners_carry_resolved_certificates_and_nothing_else_leaves() {
     };
     let https = g.listeners[0].tls.as_ref().unwrap();
     assert_eq!(https.mode, "Terminate");
-    let got: Vec<(&str, &[u8], &[u8], Option<&str>)> = https
+    type Row<'a> = (&'a str, &'a [u8], &'a [u8], Option<&'a str>);
+    let got: Vec<Row<'_>> = https
         .certificates
         .iter()
         .map(|c| {
