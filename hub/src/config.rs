@@ -361,6 +361,19 @@ dataPlane:
     }
 
     #[test]
+    fn the_example_config_is_valid_and_publishes_a_tls_port() {
+        let c = raw(include_str!("../../examples/hub.yaml"))
+            .validate()
+            .unwrap();
+        assert!(
+            c.data_plane
+                .listeners
+                .iter()
+                .any(|l| l.port == 443 && l.protocol == DataPlaneProtocol::Tls)
+        );
+    }
+
+    #[test]
     fn unknown_fields_are_refused() {
         let r: Result<RawConfig, _> = serde_yaml::from_str(&format!("{BASE}tennants: []\n"));
         assert!(r.is_err());
