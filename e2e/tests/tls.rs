@@ -208,6 +208,7 @@ async fn https_serves_the_tenants_certificate_and_rotation_keeps_open_connection
     );
 
     // Rotate the Secret in the tenant cluster: new handshakes get the new certificate.
+    let modified_before = envoy_counter(&fleet, "listener_manager.listener_modified").await;
     let second = ca.issue(&leaf).unwrap();
     let second_serial = serial_of_pem(&second.cert_pem).unwrap();
     assert_ne!(first_serial, second_serial);
@@ -224,12 +225,113 @@ async fn https_serves_the_tenants_certificate_and_rotation_keeps_open_connection
         Ok(())
     })
     .await;
-    // ... and the connection opened before still works, on its original handshake.
+    // ... and the connection opened before still works, on its original handshake: Envoy got a
+    // new SDS secret only, its listener was not modified (so nothing was drained).
     assert_eq!(
         before.get("app.a.example", "/x").await.unwrap(),
         (200, "tenant-a-echo".to_string())
     );
     assert_eq!(before.serial, first_serial);
+    assert_eq!(
+        envoy_counter(&fleet, "listener_manager.listener_modified").await,
+        modified_before,
+        "the rotation modified (and drained) the Envoy listener"
+    );
+    assert_eq!(
+        envoy_counter(&fleet, "listener_manager.total_listeners_draining").await,
+        0
+    );
+}
+
+/// An Envoy stat (counter or gauge) by exact name.
+async fn envoy_counter(fleet: &Fleet, name: &str) -> u64 {
+    let (status, body) = fleet
+        .envoy
+        .admin_get(&format!("/stats?filter=^{name}$"))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no stat {name} in {body:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_namespace_certificate_needs_a_reference_grant() {
+    let fleet = Fleet::start(&[TENANT_A]).await.expect("fleet");
+    let a = fleet.tenant("tenant-a");
+    let addr = fleet.hub.data_plane_tls_addr();
+    let ca = Ca::new("tenant-a-ca").unwrap();
+    let _echo = backend_in(a, "default", "echo").await;
+    a.cluster
+        .apply("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: certs\n")
+        .await
+        .unwrap();
+    let cert = ca.issue(&Leaf::server("app", &["app.a.example"])).unwrap();
+    a.cluster
+        .apply(&secret_yaml("certs", "app-tls", &cert))
+        .await
+        .unwrap();
+    a.cluster
+        .apply(&gateway_yaml(&[https_listener(
+            "https",
+            "app.a.example",
+            &["certs/app-tls"],
+        )]))
+        .await
+        .unwrap();
+    a.cluster
+        .apply(&route_yaml("app", "app.a.example", "default", "echo"))
+        .await
+        .unwrap();
+
+    // No grant in namespace certs: RefNotPermitted, nothing served.
+    wait_listener_condition(a, "https", "ResolvedRefs", "False", "RefNotPermitted").await;
+    assert!(
+        connect_tls(addr, "app.a.example", ca.cert_pem(), &["http/1.1"])
+            .await
+            .is_err()
+    );
+
+    // A grant for Gateways from default to that Secret: served.
+    a.cluster
+        .apply(
+            r#"apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: gateways-from-default
+  namespace: certs
+spec:
+  from:
+  - group: gateway.networking.k8s.io
+    kind: Gateway
+    namespace: default
+  to:
+  - group: ""
+    kind: Secret
+    name: app-tls
+"#,
+        )
+        .await
+        .unwrap();
+    wait_listener_condition(a, "https", "ResolvedRefs", "True", "ResolvedRefs").await;
+    eventually(TIMEOUT, || async {
+        let (status, body, _) = https_get(addr, "app.a.example", ca.cert_pem(), "/").await?;
+        ensure!(
+            status == 200 && body == "tenant-a-echo",
+            "{status} {body:?}"
+        );
+        Ok(())
+    })
+    .await;
+
+    // Withdrawn again.
+    a.cluster
+        .delete("ReferenceGrant", "certs", "gateways-from-default")
+        .await
+        .unwrap();
+    wait_listener_condition(a, "https", "ResolvedRefs", "False", "RefNotPermitted").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
