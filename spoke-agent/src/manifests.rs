@@ -386,6 +386,46 @@ endpoints: [{addresses: [127.0.1.10]}]
     }
 
     #[test]
+    fn tls_secrets_grants_and_tls_routes_are_read_other_secrets_are_not() {
+        let text = r#"apiVersion: v1
+kind: Secret
+metadata: {name: app-tls}
+type: kubernetes.io/tls
+stringData: {tls.crt: CRT, tls.key: KEY}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: db-password}
+type: Opaque
+stringData: {password: hunter2}
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: g, namespace: backend}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: default}]
+  to: [{group: "", kind: Service}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: TLSRoute
+metadata: {name: pg}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: [pg.a.example]
+  rules: [{backendRefs: [{name: pg, port: 5432}]}]
+"#;
+        let s = parse_file(text).unwrap();
+        assert_eq!(s.secrets.len(), 1);
+        let data = s.secrets[0].data.as_ref().unwrap();
+        assert_eq!(data["tls.crt"].0, b"CRT");
+        assert_eq!(data["tls.key"].0, b"KEY");
+        assert_eq!(s.secrets[0].metadata.namespace.as_deref(), Some("default"));
+        assert_eq!(s.reference_grants.len(), 1);
+        assert_eq!(s.tls_routes.len(), 1);
+        assert!(!format!("{s:?}").contains("KEY"));
+    }
+
+    #[test]
     fn folder_keeps_last_good_contents_of_a_broken_file() {
         let dir = tempfile::tempdir().unwrap();
         let mut folder = Folder::default();
