@@ -36,7 +36,7 @@ pub struct HubCluster {
     pub endpoint_cidrs: Vec<String>,
 }
 
-/// The hub config YAML (hub/src/config.rs `RawConfig`).
+/// The hub config YAML (hub/src/config.rs `RawConfig`), with one data-plane port 80 (HTTP).
 pub fn config_yaml(
     agent_listen: SocketAddr,
     xds_listen: SocketAddr,
@@ -45,6 +45,32 @@ pub fn config_yaml(
     data_plane_bind: SocketAddr,
     tenants: &[HubTenant],
 ) -> String {
+    config_yaml_with_tls(
+        agent_listen,
+        xds_listen,
+        pki_dir,
+        store_path,
+        data_plane_bind,
+        None,
+        tenants,
+    )
+}
+
+/// Like [`config_yaml`], plus a data-plane port 443 (protocol TLS: HTTPS and TLS listeners)
+/// bound at `tls_bind` when given.
+pub fn config_yaml_with_tls(
+    agent_listen: SocketAddr,
+    xds_listen: SocketAddr,
+    pki_dir: &Path,
+    store_path: &Path,
+    data_plane_bind: SocketAddr,
+    tls_bind: Option<SocketAddr>,
+    tenants: &[HubTenant],
+) -> String {
+    let mut listeners = vec![json!({"port": 80, "bind": data_plane_bind.to_string()})];
+    if let Some(b) = tls_bind {
+        listeners.push(json!({"port": 443, "bind": b.to_string(), "protocol": "TLS"}));
+    }
     let tenants: Vec<_> = tenants
         .iter()
         .map(|t| {
@@ -66,7 +92,7 @@ pub fn config_yaml(
         "storePath": store_path,
         "dataPlane": {
             "address": data_plane_bind.ip().to_string(),
-            "listeners": [{"port": 80, "bind": data_plane_bind.to_string()}],
+            "listeners": listeners,
         },
         "tenants": tenants,
     });
@@ -83,6 +109,7 @@ pub struct Hub {
     agent_listen: SocketAddr,
     xds_listen: SocketAddr,
     data_plane: SocketAddr,
+    data_plane_tls: SocketAddr,
     process: Process,
 }
 
@@ -114,15 +141,17 @@ impl Hub {
         let agent_listen = free_addr()?;
         let xds_listen = free_addr()?;
         let data_plane = free_addr()?;
+        let data_plane_tls = free_addr()?;
         let store_path = dir.path().join("hub-store.redb");
         let config_path = dir.write(
             "hub.yaml",
-            config_yaml(
+            config_yaml_with_tls(
                 agent_listen,
                 xds_listen,
                 &pki_dir,
                 &store_path,
                 data_plane,
+                Some(data_plane_tls),
                 tenants,
             ),
         )?;
@@ -145,6 +174,7 @@ impl Hub {
             agent_listen,
             xds_listen,
             data_plane,
+            data_plane_tls,
             process,
         };
         hub.wait_listening().await?;
@@ -225,6 +255,11 @@ impl Hub {
     /// Envoy's bind address for the data-plane listener of port 80.
     pub fn data_plane_addr(&self) -> SocketAddr {
         self.data_plane
+    }
+
+    /// Envoy's bind address for the data-plane port 443 (TLS: HTTPS and TLS listeners).
+    pub fn data_plane_tls_addr(&self) -> SocketAddr {
+        self.data_plane_tls
     }
 
     pub fn pki_dir(&self) -> &Path {

@@ -384,6 +384,7 @@ fn oversized_gateway(bytes: usize) -> pb::Object {
                 port: 80,
                 hostname: "huge.a.example".into(),
                 allowed_routes: None,
+                tls: None,
             }],
         })),
     }

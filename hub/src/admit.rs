@@ -7,6 +7,7 @@
 
 mod http;
 mod re2;
+pub mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -67,6 +68,7 @@ pub struct Policy<'a> {
 pub enum Admitted {
     Gateway(Gateway),
     HttpRoute(HttpRoute),
+    TlsRoute(crate::model::TlsRoute),
 }
 
 impl Admitted {
@@ -79,6 +81,7 @@ impl Admitted {
                 .filter_map(|l| l.hostname.clone())
                 .collect(),
             Admitted::HttpRoute(r) => r.hostnames.clone(),
+            Admitted::TlsRoute(r) => r.hostnames.clone(),
         }
     }
 }
@@ -88,6 +91,7 @@ pub fn object_key(r: &pb::ObjectRef) -> Result<ObjectKey, Rejection> {
     let kind = match pb::Kind::try_from(r.kind) {
         Ok(pb::Kind::Gateway) => Kind::Gateway,
         Ok(pb::Kind::HttpRoute) => Kind::HttpRoute,
+        Ok(pb::Kind::TlsRoute) => Kind::TlsRoute,
         _ => {
             return reject(
                 "UnsupportedValue",
@@ -145,6 +149,9 @@ pub fn admit(obj: &pb::Object, policy: &Policy<'_>) -> Result<Admitted, Rejectio
         }
         (Kind::HttpRoute, Some(pb::object::Spec::HttpRoute(h))) => {
             admit_http_route(meta, h, policy).map(Admitted::HttpRoute)
+        }
+        (Kind::TlsRoute, Some(pb::object::Spec::TlsRoute(t))) => {
+            tls::admit_tls_route(meta, t, policy).map(Admitted::TlsRoute)
         }
         _ => reject(
             "UnsupportedValue",
@@ -212,6 +219,7 @@ fn admit_gateway(meta: Meta, g: &pb::Gateway, policy: &Policy<'_>) -> Result<Gat
                 );
             }
         };
+        let tls = tls::admit_listener_tls(&l.name, &l.protocol, l.tls.as_ref(), policy)?;
         listeners.push(Listener {
             name: l.name.clone(),
             protocol,
@@ -219,6 +227,7 @@ fn admit_gateway(meta: Meta, g: &pb::Gateway, policy: &Policy<'_>) -> Result<Gat
             port,
             hostname,
             allowed_routes,
+            tls,
         });
     }
     check_k8s_name("gatewayClassName", &g.gateway_class_name, 253)?;
@@ -249,8 +258,24 @@ fn admit_http_route(
     if h.rules.len() > MAX_RULES {
         return reject("UnsupportedValue", format!("at most {MAX_RULES} rules"));
     }
-    let mut parent_refs = Vec::with_capacity(h.parent_refs.len());
-    for p in &h.parent_refs {
+    let parent_refs = admit_parent_refs(&h.parent_refs)?;
+    let hostnames = admit_route_hostnames(&h.hostnames, policy)?;
+    let mut rules = Vec::with_capacity(h.rules.len());
+    for (i, r) in h.rules.iter().enumerate() {
+        rules.push(admit_rule(i, r, policy)?);
+    }
+    Ok(HttpRoute {
+        meta,
+        parent_refs,
+        hostnames,
+        rules,
+    })
+}
+
+/// A route's parentRefs (any route kind).
+fn admit_parent_refs(refs: &[pb::ParentRef]) -> Result<Vec<ParentRef>, Rejection> {
+    let mut parent_refs = Vec::with_capacity(refs.len());
+    for p in refs {
         check_k8s_name("parentRef namespace", &p.namespace, 63)?;
         check_k8s_name("parentRef name", &p.name, 253)?;
         if !p.section_name.is_empty() {
@@ -263,22 +288,18 @@ fn admit_http_route(
             port: u16::try_from(p.port).ok().filter(|p| *p != 0),
         });
     }
-    let mut hostnames = Vec::with_capacity(h.hostnames.len());
-    for raw in &h.hostnames {
-        let host = check_hostname(raw)?;
+    Ok(parent_refs)
+}
+
+/// A route's hostnames (any route kind): valid, lower-cased, owned by the tenant.
+fn admit_route_hostnames(raw: &[String], policy: &Policy<'_>) -> Result<Vec<String>, Rejection> {
+    let mut hostnames = Vec::with_capacity(raw.len());
+    for r in raw {
+        let host = check_hostname(r)?;
         check_owned(&host, policy)?;
         hostnames.push(host);
     }
-    let mut rules = Vec::with_capacity(h.rules.len());
-    for (i, r) in h.rules.iter().enumerate() {
-        rules.push(admit_rule(i, r, policy)?);
-    }
-    Ok(HttpRoute {
-        meta,
-        parent_refs,
-        hostnames,
-        rules,
-    })
+    Ok(hostnames)
 }
 
 fn admit_rule(
@@ -614,10 +635,14 @@ pub fn rejected_status(key: &ObjectKey, obj: &pb::Object, rejection: &Rejection)
         listeners: vec![],
         parents: vec![],
     };
-    match (&key.kind, &obj.spec) {
-        (Kind::HttpRoute, Some(pb::object::Spec::HttpRoute(h))) => {
-            status.parents = h
-                .parent_refs
+    let parent_refs = match (&key.kind, &obj.spec) {
+        (Kind::HttpRoute, Some(pb::object::Spec::HttpRoute(h))) => Some(&h.parent_refs),
+        (Kind::TlsRoute, Some(pb::object::Spec::TlsRoute(t))) => Some(&t.parent_refs),
+        _ => None,
+    };
+    match parent_refs {
+        Some(parent_refs) => {
+            status.parents = parent_refs
                 .iter()
                 .take(MAX_PARENT_REFS)
                 .map(|p| RouteParentStatus {
@@ -634,7 +659,7 @@ pub fn rejected_status(key: &ObjectKey, obj: &pb::Object, rejection: &Rejection)
                 })
                 .collect();
         }
-        _ => {
+        None => {
             status.conditions = vec![
                 accepted,
                 Condition::new("Programmed", false, "Invalid", &rejection.message),

@@ -71,6 +71,26 @@ pub struct DataPlaneListener {
     pub port: u16,
     /// Where Envoy binds for it (e.g. 0.0.0.0:80, or 127.0.0.1:18080 in tests).
     pub bind: SocketAddr,
+    /// What the port serves; `HTTP` when omitted. One data-plane port serves one protocol.
+    #[serde(default)]
+    pub protocol: DataPlaneProtocol,
+}
+
+/// What one data-plane port serves.
+///
+/// `HTTP`: plaintext HTTP; tenant listeners of protocol HTTP attach to it.
+/// `TLS`: TLS connections dispatched by SNI (one Envoy filter chain per hostname); tenant
+/// listeners of protocol HTTPS (terminated by the data plane with the tenant's certificate) and
+/// TLS (passthrough to the tenant's backends) attach to it, side by side, so that port 443 can
+/// carry both. Plaintext HTTP and TLS cannot share a port: a listener whose protocol does not fit
+/// its port's is reported `Accepted=False` (`UnsupportedProtocol`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum DataPlaneProtocol {
+    #[default]
+    #[serde(rename = "HTTP")]
+    Http,
+    #[serde(rename = "TLS", alias = "HTTPS")]
+    Tls,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -309,6 +329,48 @@ dataPlane:
         assert!(err.contains("tenants[A_B].name"), "{err}");
         assert!(err.contains("\"bad host\""), "{err}");
         assert!(err.contains("endpointCidrs"), "{err}");
+    }
+
+    #[test]
+    fn data_plane_protocol_defaults_to_http() {
+        let c = raw(&BASE.replace(
+            r#"[{port: 80, bind: "127.0.0.1:18080"}]"#,
+            r#"[{port: 80, bind: "127.0.0.1:18080"}, {port: 443, bind: "127.0.0.1:18443", protocol: TLS}, {port: 8443, bind: "127.0.0.1:18444", protocol: HTTPS}]"#,
+        ))
+        .validate()
+        .unwrap();
+        let got: Vec<_> = c
+            .data_plane
+            .listeners
+            .iter()
+            .map(|l| (l.port, l.protocol))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (80, DataPlaneProtocol::Http),
+                (443, DataPlaneProtocol::Tls),
+                (8443, DataPlaneProtocol::Tls)
+            ]
+        );
+        let bad: Result<RawConfig, _> = serde_yaml::from_str(&BASE.replace(
+            r#"bind: "127.0.0.1:18080"}"#,
+            r#"bind: "127.0.0.1:18080", protocol: QUIC}"#,
+        ));
+        assert!(bad.is_err());
+    }
+
+    #[test]
+    fn the_example_config_is_valid_and_publishes_a_tls_port() {
+        let c = raw(include_str!("../../examples/hub.yaml"))
+            .validate()
+            .unwrap();
+        assert!(
+            c.data_plane
+                .listeners
+                .iter()
+                .any(|l| l.port == 443 && l.protocol == DataPlaneProtocol::Tls)
+        );
     }
 
     #[test]

@@ -138,6 +138,9 @@ impl Fleet {
             intent
                 .http_routes
                 .retain(|(ns, n), _| sent.contains(&okey(Kind::HttpRoute, ns, n)));
+            intent
+                .tls_routes
+                .retain(|(ns, n), _| sent.contains(&okey(Kind::TlsRoute, ns, n)));
             rejections.retain(|k, _| sent.contains(k));
         }
         for d in &update.deletes {
@@ -174,13 +177,20 @@ impl Fleet {
                     rejections.remove(&k);
                     intent.http_routes.insert((k.namespace, k.name), h);
                 }
+                Ok(Admitted::TlsRoute(t)) => {
+                    rejections.remove(&k);
+                    intent.tls_routes.insert((k.namespace, k.name), t);
+                }
                 Err(e) => {
                     tracing::info!(cluster = %key, object = ?k, reason = e.reason, "rejected: {}", e.message);
                     rejections.insert(k.clone(), admit::rejected_status(&k, obj, &e));
                 }
             }
         }
-        let count = intent.gateways.len() + intent.http_routes.len() + rejections.len();
+        let count = intent.gateways.len()
+            + intent.http_routes.len()
+            + intent.tls_routes.len()
+            + rejections.len();
         if count > self.config.limits.max_objects_per_cluster {
             return Err(UpdateError::TooManyObjects {
                 count,
@@ -218,6 +228,9 @@ fn remove(intent: &mut ClusterIntent, k: &ObjectKey) {
         Kind::HttpRoute => {
             intent.http_routes.remove(&id);
         }
+        Kind::TlsRoute => {
+            intent.tls_routes.remove(&id);
+        }
     }
 }
 
@@ -244,6 +257,11 @@ pub fn claims(
             .flat_map(|g| g.listeners.iter().filter_map(|l| l.hostname.clone()))
             .chain(
                 ci.http_routes
+                    .values()
+                    .flat_map(|r| r.hostnames.iter().cloned()),
+            )
+            .chain(
+                ci.tls_routes
                     .values()
                     .flat_map(|r| r.hostnames.iter().cloned()),
             );

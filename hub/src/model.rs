@@ -28,6 +28,7 @@ impl std::fmt::Display for ClusterKey {
 pub enum Kind {
     Gateway,
     HttpRoute,
+    TlsRoute,
 }
 
 /// One object inside one cluster.
@@ -53,6 +54,24 @@ pub struct Meta {
 pub struct ClusterIntent {
     pub gateways: BTreeMap<(String, String), Gateway>,
     pub http_routes: BTreeMap<(String, String), HttpRoute>,
+    #[serde(default)]
+    pub tls_routes: BTreeMap<(String, String), TlsRoute>,
+}
+
+/// A TLSRoute (v1): SNI hostnames -> backends, through TLS listeners in Passthrough mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsRoute {
+    pub meta: Meta,
+    pub parent_refs: Vec<ParentRef>,
+    /// Lower-case.
+    pub hostnames: Vec<String>,
+    pub rules: Vec<TlsRouteRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsRouteRule {
+    pub name: Option<String>,
+    pub backends: Vec<Backend>,
 }
 
 /// All accepted intent of the fleet: the compiler's whole input.
@@ -85,6 +104,53 @@ pub struct Listener {
     /// Lower-case; `None` matches every hostname the tenant owns.
     pub hostname: Option<String>,
     pub allowed_routes: AllowedRoutes,
+    /// The `tls` block of HTTPS and TLS listeners (`None` for HTTP ones).
+    #[serde(default)]
+    pub tls: Option<ListenerTls>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TlsMode {
+    /// The data plane terminates TLS with the listener's certificates (HTTPS).
+    Terminate,
+    /// The data plane forwards the TLS stream untouched, selected by SNI (TLS + TLSRoute).
+    Passthrough,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenerTls {
+    pub mode: TlsMode,
+    /// Admitted certificates, in certificateRef order (Terminate only).
+    pub certificates: Vec<Certificate>,
+    /// Set when a certificateRef is unusable (missing Secret, not a TLS Secret, no
+    /// ReferenceGrant, or a certificate the tenant may not serve): the listener is then not
+    /// programmed and reports ResolvedRefs=False with this reason.
+    pub problem: Option<BackendProblem>,
+}
+
+/// One admitted certificate: parsed, its key matching, every DNS name in it owned by the tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Certificate {
+    /// The Secret it came from (in the tenant cluster).
+    pub namespace: String,
+    pub name: String,
+    /// PEM chain, leaf first, re-encoded by admission (only CERTIFICATE blocks).
+    pub cert_chain_pem: String,
+    pub private_key_pem: PrivateKeyPem,
+    /// Lower-case DNS names of the leaf (SANs).
+    pub dns_names: Vec<String>,
+    /// The leaf's serial number, hex.
+    pub serial: String,
+}
+
+/// A PEM private key. Its Debug never shows the key, so that no log line can carry it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrivateKeyPem(pub String);
+
+impl std::fmt::Debug for PrivateKeyPem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PrivateKeyPem(<redacted>)")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

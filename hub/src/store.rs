@@ -10,7 +10,7 @@ use std::path::Path;
 
 use redb::{Database, ReadableTable, TableDefinition};
 
-use crate::model::{ClusterIntent, ClusterKey, FleetIntent, Gateway, HttpRoute};
+use crate::model::{ClusterIntent, ClusterKey, FleetIntent, Gateway, HttpRoute, TlsRoute};
 
 /// The stored form of a `ClusterIntent`: plain lists (JSON maps need string keys); the maps are
 /// rebuilt from each object's own namespace and name.
@@ -18,6 +18,8 @@ use crate::model::{ClusterIntent, ClusterKey, FleetIntent, Gateway, HttpRoute};
 struct Stored {
     gateways: Vec<Gateway>,
     http_routes: Vec<HttpRoute>,
+    #[serde(default)]
+    tls_routes: Vec<TlsRoute>,
 }
 
 impl From<&ClusterIntent> for Stored {
@@ -25,6 +27,7 @@ impl From<&ClusterIntent> for Stored {
         Self {
             gateways: i.gateways.values().cloned().collect(),
             http_routes: i.http_routes.values().cloned().collect(),
+            tls_routes: i.tls_routes.values().cloned().collect(),
         }
     }
 }
@@ -36,6 +39,11 @@ impl From<Stored> for ClusterIntent {
             gateways: s.gateways.into_iter().map(|g| (key(&g.meta), g)).collect(),
             http_routes: s
                 .http_routes
+                .into_iter()
+                .map(|r| (key(&r.meta), r))
+                .collect(),
+            tls_routes: s
+                .tls_routes
                 .into_iter()
                 .map(|r| (key(&r.meta), r))
                 .collect(),
@@ -156,7 +164,10 @@ impl Store {
         {
             let mut t = txn.open_table(INTENT).map_err(db_err)?;
             let k = key_str(key);
-            if intent.gateways.is_empty() && intent.http_routes.is_empty() {
+            if intent.gateways.is_empty()
+                && intent.http_routes.is_empty()
+                && intent.tls_routes.is_empty()
+            {
                 t.remove(k.as_str()).map_err(db_err)?;
             } else {
                 t.insert(k.as_str(), bytes.as_slice()).map_err(db_err)?;

@@ -186,6 +186,7 @@ pub fn to_wire(s: &ObjectStatus) -> pb::ObjectStatus {
             kind: match s.key.kind {
                 model::Kind::Gateway => pb::Kind::Gateway,
                 model::Kind::HttpRoute => pb::Kind::HttpRoute,
+                model::Kind::TlsRoute => pb::Kind::TlsRoute,
             } as i32,
             namespace: s.key.namespace.clone(),
             name: s.key.name.clone(),

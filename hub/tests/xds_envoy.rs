@@ -299,6 +299,7 @@ fn gateway(name: &str, port: u16) -> Gateway {
             port,
             hostname: None,
             allowed_routes: AllowedRoutes::Same,
+            tls: None,
         }],
     }
 }
@@ -320,6 +321,7 @@ fn fleet(gateways: Vec<Gateway>, routes: Vec<HttpRoute>) -> FleetIntent {
             .into_iter()
             .map(|r| (("default".to_string(), r.meta.name.clone()), r))
             .collect(),
+        ..Default::default()
     };
     BTreeMap::from([(cluster_key(), ci)])
 }
@@ -365,6 +367,7 @@ async fn envoy_routes_by_host_and_path_and_follows_changes() {
         listeners: vec![DataPlaneListener {
             port: 80,
             bind: dp_addr,
+            protocol: Default::default(),
         }],
     };
     let missing = Backend {
@@ -540,10 +543,12 @@ async fn envoy_nack_is_reported_on_the_gateway_behind_it() {
             DataPlaneListener {
                 port: 80,
                 bind: good,
+                protocol: Default::default(),
             },
             DataPlaneListener {
                 port: 8080,
                 bind: taken,
+                protocol: Default::default(),
             },
         ],
     };

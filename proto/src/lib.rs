@@ -13,3 +13,36 @@ pub mod spoke {
 /// Largest message either side accepts on the Sync stream, in bytes. The agent splits nothing:
 /// a cluster whose full state exceeds this is told so in the Nack and must shrink its intent.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+impl std::fmt::Debug for spoke::v1::Certificate {
+    /// Redacts the private key: an intent dumped into a log never carries it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Certificate")
+            .field("namespace", &self.namespace)
+            .field("name", &self.name)
+            .field("cert_chain_pem_len", &self.cert_chain_pem.len())
+            .field("private_key_pem", &"<redacted>")
+            .field("problem", &self.problem)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn certificate_debug_never_shows_the_key() {
+        let c = super::spoke::v1::Certificate {
+            namespace: "default".into(),
+            name: "web-tls".into(),
+            cert_chain_pem: b"-----BEGIN CERTIFICATE-----".to_vec(),
+            private_key_pem: b"-----BEGIN PRIVATE KEY-----\nSECRETBYTES".to_vec(),
+            problem: None,
+        };
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("SECRETBYTES") && !shown.contains("PRIVATE KEY"),
+            "{shown}"
+        );
+        assert!(shown.contains("web-tls"));
+    }
+}

@@ -14,7 +14,9 @@ use std::time::{Duration, SystemTime};
 use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
 use gateway_api::httproutes::HttpRoute;
-use k8s_openapi::api::core::v1::{Node, Service};
+use gateway_api::referencegrants::ReferenceGrant;
+use gateway_api::tlsroutes::TlsRoute;
+use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
@@ -96,6 +98,31 @@ fn add_value(value: serde_yaml::Value, out: &mut ClusterState) -> Result<(), Str
                 .push(typed(value, &kind, true, |o: &mut HttpRoute| {
                     &mut o.metadata
                 })?)
+        }
+        (_, "ReferenceGrant") if gw_api => {
+            out.reference_grants
+                .push(typed(value, &kind, true, |o: &mut ReferenceGrant| {
+                    &mut o.metadata
+                })?)
+        }
+        ("gateway.networking.k8s.io/v1", "TLSRoute") => {
+            out.tls_routes
+                .push(typed(value, &kind, true, |o: &mut TlsRoute| {
+                    &mut o.metadata
+                })?)
+        }
+        ("v1", "Secret") => {
+            // Like the cluster watch: only TLS Secrets, stringData folded into data.
+            let mut secret: Secret = typed(value, &kind, true, |o: &mut Secret| &mut o.metadata)?;
+            if secret.type_.as_deref() == Some(crate::resolve::certificate::TLS_SECRET_TYPE) {
+                for (k, v) in secret.string_data.take().unwrap_or_default() {
+                    secret
+                        .data
+                        .get_or_insert_with(Default::default)
+                        .insert(k, k8s_openapi::ByteString(v.into_bytes()));
+                }
+                out.secrets.push(secret);
+            }
         }
         ("v1", "Service") => out
             .services
@@ -236,6 +263,9 @@ impl Folder {
             all.services.extend(c.services);
             all.endpoint_slices.extend(c.endpoint_slices);
             all.nodes.extend(c.nodes);
+            all.secrets.extend(c.secrets);
+            all.reference_grants.extend(c.reference_grants);
+            all.tls_routes.extend(c.tls_routes);
         }
         all.normalize();
         Ok(all)
@@ -353,6 +383,46 @@ endpoints: [{addresses: [127.0.1.10]}]
         }
         let list = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Node\n  metadata: {name: n1}\n";
         assert_eq!(parse_file(list).unwrap().nodes.len(), 1);
+    }
+
+    #[test]
+    fn tls_secrets_grants_and_tls_routes_are_read_other_secrets_are_not() {
+        let text = r#"apiVersion: v1
+kind: Secret
+metadata: {name: app-tls}
+type: kubernetes.io/tls
+stringData: {tls.crt: CRT, tls.key: KEY}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: db-password}
+type: Opaque
+stringData: {password: hunter2}
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: g, namespace: backend}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: default}]
+  to: [{group: "", kind: Service}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: TLSRoute
+metadata: {name: pg}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: [pg.a.example]
+  rules: [{backendRefs: [{name: pg, port: 5432}]}]
+"#;
+        let s = parse_file(text).unwrap();
+        assert_eq!(s.secrets.len(), 1);
+        let data = s.secrets[0].data.as_ref().unwrap();
+        assert_eq!(data["tls.crt"].0, b"CRT");
+        assert_eq!(data["tls.key"].0, b"KEY");
+        assert_eq!(s.secrets[0].metadata.namespace.as_deref(), Some("default"));
+        assert_eq!(s.reference_grants.len(), 1);
+        assert_eq!(s.tls_routes.len(), 1);
+        assert!(!format!("{s:?}").contains("KEY"));
     }
 
     #[test]

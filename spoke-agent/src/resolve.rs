@@ -1,16 +1,22 @@
-//! Resolve: an HTTPRoute backendRef -> a self-contained [`Backend`] with endpoints, or with the
-//! Gateway API `ResolvedRefs` problem that explains why it has none.
+//! Resolve: a route backendRef -> a self-contained [`Backend`] with endpoints, or with the
+//! Gateway API `ResolvedRefs` problem that explains why it has none; a listener certificateRef ->
+//! the certificate material ([`certificate`]). Cross-namespace references are checked against
+//! the cluster's ReferenceGrants ([`grant`]).
 //!
 //! Where it sits: called by `translate` (pure) on a [`ClusterState`] snapshot. Endpoint mode
 //! `node` sends every Node's InternalIP x the Service port's nodePort; mode `pod` sends the ready
 //! addresses of the Service's EndpointSlices. No I/O: everything comes from the snapshot.
+
+pub mod certificate;
+pub mod grant;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use fleetgate_proto::spoke::v1::{Backend, BackendProblem, Endpoint, HttpFilter, http_filter};
 use gateway_api::httproutes::{HttpRouteRulesBackendRefs, HttpRouteRulesBackendRefsFiltersType};
-use k8s_openapi::api::core::v1::{Node, Service, ServicePort};
+use gateway_api::referencegrants::ReferenceGrant;
+use k8s_openapi::api::core::v1::{Node, Secret, Service, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tracing::warn;
@@ -29,6 +35,9 @@ pub struct Index<'a> {
     /// (InternalIP, ready) of every Node, sorted, deduplicated.
     node_addresses: Vec<(IpAddr, bool)>,
     mode: EndpointMode,
+    /// TLS Secrets by (namespace, name).
+    secrets: BTreeMap<(&'a str, &'a str), &'a Secret>,
+    grants: &'a [ReferenceGrant],
 }
 
 impl<'a> Index<'a> {
@@ -55,11 +64,19 @@ impl<'a> Index<'a> {
         }
         let node_addresses: BTreeSet<(IpAddr, bool)> =
             state.nodes.iter().filter_map(node_internal_ip).collect();
+        let mut secrets = BTreeMap::new();
+        for s in &state.secrets {
+            if let (Some(ns), Some(name)) = (&s.metadata.namespace, &s.metadata.name) {
+                secrets.insert((ns.as_str(), name.as_str()), s);
+            }
+        }
         Self {
             services,
             slices,
             node_addresses: node_addresses.into_iter().collect(),
             mode,
+            secrets,
+            grants: &state.reference_grants,
         }
     }
 }
@@ -90,26 +107,66 @@ fn problem(reason: &str, message: String) -> Option<BackendProblem> {
     })
 }
 
-/// Resolves one backendRef of a route in `route_ns`.
+/// A backendRef as every route kind writes it.
+#[derive(Debug, Clone, Copy)]
+pub struct BackendRef<'r> {
+    pub group: Option<&'r str>,
+    pub kind: Option<&'r str>,
+    pub namespace: Option<&'r str>,
+    pub name: &'r str,
+    pub port: Option<i32>,
+    pub weight: Option<i32>,
+}
+
+impl<'r> From<&'r HttpRouteRulesBackendRefs> for BackendRef<'r> {
+    fn from(r: &'r HttpRouteRulesBackendRefs) -> Self {
+        Self {
+            group: r.group.as_deref(),
+            kind: r.kind.as_deref(),
+            namespace: r.namespace.as_deref(),
+            name: &r.name,
+            port: r.port,
+            weight: r.weight,
+        }
+    }
+}
+
+/// Resolves one backendRef of an HTTPRoute in `route_ns`.
 pub fn resolve_backend(
     route_ns: &str,
     r: &HttpRouteRulesBackendRefs,
     index: &Index<'_>,
 ) -> Backend {
-    let namespace = r.namespace.clone().unwrap_or_else(|| route_ns.to_string());
+    let mut backend = resolve_backend_ref("HTTPRoute", route_ns, BackendRef::from(r), index);
+    // Only HTTPRoute backendRefs carry filters.
+    backend.filters = backend_filters(&backend.namespace.clone(), r);
+    backend
+}
+
+/// Resolves one backendRef of a route of kind `route_kind` (HTTPRoute, TLSRoute) in `route_ns`.
+pub fn resolve_backend_ref(
+    route_kind: &str,
+    route_ns: &str,
+    r: BackendRef<'_>,
+    index: &Index<'_>,
+) -> Backend {
+    let namespace = r
+        .namespace
+        .map(str::to_string)
+        .unwrap_or_else(|| route_ns.to_string());
     let port = r.port.and_then(|p| u32::try_from(p).ok()).unwrap_or(0);
     let mut backend = Backend {
         namespace: namespace.clone(),
-        name: r.name.clone(),
+        name: r.name.to_string(),
         port,
         weight: r.weight.and_then(|w| u32::try_from(w).ok()).unwrap_or(1),
         problem: None,
         endpoints: Vec::new(),
         app_protocol: String::new(),
-        filters: backend_filters(&namespace, r),
+        filters: Vec::new(),
     };
-    let group = r.group.as_deref().unwrap_or("");
-    let kind = r.kind.as_deref().unwrap_or("Service");
+    let group = r.group.unwrap_or("");
+    let kind = r.kind.unwrap_or("Service");
     if !group.is_empty() || kind != "Service" {
         let shown = if group.is_empty() {
             kind.to_string()
@@ -125,17 +182,29 @@ pub fn resolve_backend(
         );
         return backend;
     }
-    if namespace != route_ns {
+    let from = grant::RefEnd {
+        group: crate::translate::GATEWAY_GROUP,
+        kind: route_kind,
+        namespace: route_ns,
+        name: "",
+    };
+    let to = grant::RefEnd {
+        group: grant::CORE_GROUP,
+        kind: "Service",
+        namespace: &namespace,
+        name: r.name,
+    };
+    if !grant::allowed(index.grants, from, to) {
         backend.problem = problem(
             "RefNotPermitted",
             format!(
-                "backendRef to Service {namespace}/{} crosses from namespace {route_ns}; fleetgate does not support ReferenceGrant yet, so the Service must be in the route's namespace",
+                "backendRef to Service {namespace}/{} crosses from namespace {route_ns}, and no ReferenceGrant in namespace {namespace} allows {route_kind}s from {route_ns} to refer to it; add one",
                 r.name
             ),
         );
         return backend;
     }
-    let Some(svc) = index.services.get(&(namespace.as_str(), r.name.as_str())) else {
+    let Some(svc) = index.services.get(&(namespace.as_str(), r.name)) else {
         backend.problem = problem(
             "BackendNotFound",
             format!("Service {namespace}/{} not found", r.name),
@@ -202,7 +271,7 @@ pub fn resolve_backend(
         EndpointMode::Pod => {
             let slices = index
                 .slices
-                .get(&(namespace.as_str(), r.name.as_str()))
+                .get(&(namespace.as_str(), r.name))
                 .map(Vec::as_slice)
                 .unwrap_or_default();
             backend.endpoints = pod_endpoints(svc_port, slices);
@@ -523,6 +592,49 @@ mod tests {
             assert_eq!(b.endpoints, c.endpoints, "{}", c.name);
             assert_eq!(b.name, c.r.name, "{}", c.name);
         }
+    }
+
+    #[test]
+    fn cross_namespace_backend_needs_a_grant_in_the_target_namespace() {
+        use gateway_api::referencegrants::{
+            ReferenceGrant, ReferenceGrantFrom, ReferenceGrantSpec, ReferenceGrantTo,
+        };
+        let grant = |from_kind: &str| ReferenceGrant {
+            metadata: crate::test_support::meta(Some("app"), "allow-front"),
+            spec: ReferenceGrantSpec {
+                from: vec![ReferenceGrantFrom {
+                    group: crate::translate::GATEWAY_GROUP.into(),
+                    kind: from_kind.into(),
+                    namespace: "front".into(),
+                }],
+                to: vec![ReferenceGrantTo {
+                    group: "".into(),
+                    kind: "Service".into(),
+                    name: None,
+                }],
+            },
+        };
+        let r = backend_ref(None, None, Some("app"), "web", Some(80));
+        let mut st = state();
+        let reason = |st: &ClusterState, kind: &str| {
+            let index = Index::new(st, EndpointMode::Node);
+            let b = resolve_backend_ref(kind, "front", BackendRef::from(&r), &index);
+            (b.problem.map(|p| p.reason), b.endpoints.len())
+        };
+        assert_eq!(
+            reason(&st, "HTTPRoute"),
+            (Some("RefNotPermitted".into()), 0)
+        );
+        st.reference_grants = vec![grant("HTTPRoute")];
+        assert_eq!(reason(&st, "HTTPRoute"), (None, 3));
+        // The grant is for HTTPRoutes only.
+        assert_eq!(reason(&st, "TLSRoute"), (Some("RefNotPermitted".into()), 0));
+        // Deleting the grant withdraws the access.
+        st.reference_grants.clear();
+        assert_eq!(
+            reason(&st, "HTTPRoute"),
+            (Some("RefNotPermitted".into()), 0)
+        );
     }
 
     #[test]

@@ -7,11 +7,13 @@
 use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
 use gateway_api::httproutes::HttpRoute;
-use k8s_openapi::api::core::v1::{Node, Service};
+use gateway_api::referencegrants::ReferenceGrant;
+use gateway_api::tlsroutes::TlsRoute;
+use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 /// One consistent snapshot of the cluster, as the sources last saw it.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Clone, Default, PartialEq)]
 pub struct ClusterState {
     pub gateway_classes: Vec<GatewayClass>,
     pub gateways: Vec<Gateway>,
@@ -19,6 +21,11 @@ pub struct ClusterState {
     pub services: Vec<Service>,
     pub endpoint_slices: Vec<EndpointSlice>,
     pub nodes: Vec<Node>,
+    /// Secrets of type `kubernetes.io/tls` only (the watch filters on the type); only those a
+    /// claimed Gateway's certificateRefs name are ever sent. Holds private keys: never log it.
+    pub secrets: Vec<Secret>,
+    pub reference_grants: Vec<ReferenceGrant>,
+    pub tls_routes: Vec<TlsRoute>,
 }
 
 impl ClusterState {
@@ -37,5 +44,25 @@ impl ClusterState {
         self.services.sort_by_key(key);
         self.endpoint_slices.sort_by_key(key);
         self.nodes.sort_by_key(key);
+        self.secrets.sort_by_key(key);
+        self.reference_grants.sort_by_key(key);
+        self.tls_routes.sort_by_key(key);
+    }
+}
+
+impl std::fmt::Debug for ClusterState {
+    /// Counts only: the state holds Secrets (private keys), which must never reach a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterState")
+            .field("gateway_classes", &self.gateway_classes.len())
+            .field("gateways", &self.gateways.len())
+            .field("http_routes", &self.http_routes.len())
+            .field("services", &self.services.len())
+            .field("endpoint_slices", &self.endpoint_slices.len())
+            .field("nodes", &self.nodes.len())
+            .field("secrets", &self.secrets.len())
+            .field("reference_grants", &self.reference_grants.len())
+            .field("tls_routes", &self.tls_routes.len())
+            .finish()
     }
 }

@@ -14,18 +14,23 @@ use fleetgate_proto::spoke::v1::{
     self as pb, AllowedRoutes, HeaderMatch, HttpRouteMatch, Kind, Listener, Object, ObjectRef,
     ParentRef, PathMatch, QueryParamMatch, object, path_match,
 };
-use gateway_api::gateways::{Gateway, GatewayListenersAllowedRoutesNamespacesFrom};
+use gateway_api::gateways::{
+    Gateway, GatewayListenersAllowedRoutesNamespacesFrom, GatewayListenersTls,
+    GatewayListenersTlsMode,
+};
 use gateway_api::httproutes::{
     HttpRoute, HttpRouteParentRefs, HttpRouteRules, HttpRouteRulesMatches,
     HttpRouteRulesMatchesHeadersType, HttpRouteRulesMatchesMethod, HttpRouteRulesMatchesPathType,
     HttpRouteRulesMatchesQueryParamsType,
 };
+use gateway_api::tlsroutes::{TlsRoute, TlsRouteParentRefs};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use tracing::warn;
 
 use crate::CONTROLLER_NAME;
 use crate::config::EndpointMode;
-use crate::resolve::{Index, resolve_backend};
+use crate::resolve::certificate::resolve_certificate;
+use crate::resolve::{BackendRef, Index, resolve_backend, resolve_backend_ref};
 use crate::state::ClusterState;
 
 pub mod filters;
@@ -81,12 +86,17 @@ pub fn translate(state: &ClusterState, mode: EndpointMode) -> Vec<Object> {
         .gateways
         .iter()
         .filter(|g| claimed.contains(&g.spec.gateway_class_name))
-        .filter_map(gateway_object)
+        .filter_map(|g| gateway_object(g, &index))
         .collect();
     let mut routes: Vec<Object> = state
         .http_routes
         .iter()
         .filter_map(|r| route_object(r, &sent, &index))
+        .collect();
+    let mut tls_routes: Vec<Object> = state
+        .tls_routes
+        .iter()
+        .filter_map(|r| tls_route_object(r, &sent, &index))
         .collect();
     let key = |o: &Object| {
         o.r#ref
@@ -95,7 +105,9 @@ pub fn translate(state: &ClusterState, mode: EndpointMode) -> Vec<Object> {
     };
     gateways.sort_by_key(key);
     routes.sort_by_key(key);
+    tls_routes.sort_by_key(key);
     gateways.extend(routes);
+    gateways.extend(tls_routes);
     gateways
 }
 
@@ -121,8 +133,9 @@ fn object_header(kind: Kind, m: &ObjectMeta) -> Option<Object> {
     })
 }
 
-fn gateway_object(g: &Gateway) -> Option<Object> {
+fn gateway_object(g: &Gateway, index: &Index<'_>) -> Option<Object> {
     let mut o = object_header(Kind::Gateway, &g.metadata)?;
+    let gateway_ns = g.metadata.namespace.clone().unwrap_or_default();
     let listeners = g
         .spec
         .listeners
@@ -151,6 +164,7 @@ fn gateway_object(g: &Gateway) -> Option<Object> {
                     from: from.to_string(),
                     namespaces: Vec::new(),
                 }),
+                tls: l.tls.as_ref().map(|t| listener_tls(&gateway_ns, t, index)),
             }
         })
         .collect();
@@ -159,6 +173,91 @@ fn gateway_object(g: &Gateway) -> Option<Object> {
         listeners,
     }));
     Some(o)
+}
+
+/// A TLSRoute's parentRef in the HTTPRoute type (TLSRoute v1 uses the same schema).
+pub fn tls_parent_as_http(p: &TlsRouteParentRefs) -> HttpRouteParentRefs {
+    HttpRouteParentRefs {
+        group: p.group.clone(),
+        kind: p.kind.clone(),
+        name: p.name.clone(),
+        namespace: p.namespace.clone(),
+        port: p.port,
+        section_name: p.section_name.clone(),
+    }
+}
+
+/// A TLSRoute, when one of its parentRefs points to a sent Gateway (only those are sent);
+/// backendRefs resolved like an HTTPRoute's, with grants checked for kind TLSRoute.
+fn tls_route_object(
+    r: &TlsRoute,
+    sent: &BTreeSet<(String, String)>,
+    index: &Index<'_>,
+) -> Option<Object> {
+    let mut o = object_header(Kind::TlsRoute, &r.metadata)?;
+    let (ns, _) = ns_name(&r.metadata)?;
+    let parent_refs: Vec<ParentRef> = r
+        .spec
+        .parent_refs
+        .iter()
+        .flatten()
+        .filter_map(|p| parent_ref(&ns, &tls_parent_as_http(p)))
+        .filter(|p| sent.contains(&(p.namespace.clone(), p.name.clone())))
+        .collect();
+    if parent_refs.is_empty() {
+        return None;
+    }
+    let rules = r
+        .spec
+        .rules
+        .iter()
+        .map(|rule| pb::TlsRouteRule {
+            name: rule.name.clone().unwrap_or_default(),
+            backends: rule
+                .backend_refs
+                .iter()
+                .map(|b| {
+                    let view = BackendRef {
+                        group: b.group.as_deref(),
+                        kind: b.kind.as_deref(),
+                        namespace: b.namespace.as_deref(),
+                        name: &b.name,
+                        port: b.port,
+                        weight: b.weight,
+                    };
+                    resolve_backend_ref("TLSRoute", &ns, view, index)
+                })
+                .collect(),
+        })
+        .collect();
+    o.spec = Some(object::Spec::TlsRoute(pb::TlsRoute {
+        parent_refs,
+        hostnames: r.spec.hostnames.clone(),
+        rules,
+    }));
+    Some(o)
+}
+
+/// A listener's `tls` block with its certificateRefs resolved (Terminate only: passthrough
+/// listeners use no certificate).
+fn listener_tls(gateway_ns: &str, t: &GatewayListenersTls, index: &Index<'_>) -> pb::ListenerTls {
+    let mode = match t.mode {
+        None | Some(GatewayListenersTlsMode::Terminate) => "Terminate",
+        Some(GatewayListenersTlsMode::Passthrough) => "Passthrough",
+    };
+    let certificates = if mode == "Terminate" {
+        t.certificate_refs
+            .iter()
+            .flatten()
+            .map(|r| resolve_certificate(gateway_ns, r, index))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    pb::ListenerTls {
+        mode: mode.to_string(),
+        certificates,
+    }
 }
 
 fn route_object(
@@ -312,3 +411,5 @@ pub fn translate_match(m: &HttpRouteRulesMatches) -> Result<HttpRouteMatch, Stri
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;

@@ -2,9 +2,11 @@
 //! Gateway's status.
 //!
 //! Part of the compiler (step 7). A tenant listener is served when its protocol is supported
-//! (HTTP in this version) and its port is one the data plane publishes (`dataPlane.listeners`).
+//! (HTTP, HTTPS, TLS passthrough), its port is one the data plane publishes
+//! (`dataPlane.listeners`) with a fitting protocol (HTTP on an HTTP port; HTTPS and TLS on a TLS
+//! port, where they need a hostname to be selected by SNI), and its certificateRefs resolved.
 
-use crate::config::{DataPlane, DataPlaneListener};
+use crate::config::{DataPlane, DataPlaneListener, DataPlaneProtocol};
 use crate::model::{Condition, Gateway, Listener, ListenerStatus, ObjectStatus, Protocol};
 
 /// Why a tenant listener is not served.
@@ -14,6 +16,11 @@ pub enum ListenerProblem {
     UnsupportedProtocol(String),
     /// The port is not one of the data plane's published ports.
     PortUnavailable(String),
+    /// A value fleetgate cannot serve (an HTTPS or TLS listener without a hostname).
+    UnsupportedValue(String),
+    /// References that did not resolve (certificateRefs): (ResolvedRefs reason, message). The
+    /// listener is accepted but not programmed.
+    Unresolved(String, String),
 }
 
 /// The data-plane listener a tenant listener attaches to, or why it cannot.
@@ -21,22 +28,24 @@ pub fn check<'a>(
     l: &Listener,
     dp: &'a DataPlane,
 ) -> Result<&'a DataPlaneListener, ListenerProblem> {
-    match l.protocol {
-        Some(Protocol::Http) => {}
+    let wants = match l.protocol {
+        Some(Protocol::Http) => DataPlaneProtocol::Http,
+        Some(Protocol::Https | Protocol::Tls) => DataPlaneProtocol::Tls,
         Some(_) => {
             return Err(ListenerProblem::UnsupportedProtocol(format!(
-                "protocol {} is not supported by fleetgate yet; use HTTP",
+                "protocol {} is not supported by fleetgate yet; use HTTP, HTTPS or TLS",
                 l.protocol_name
             )));
         }
         None => {
             return Err(ListenerProblem::UnsupportedProtocol(format!(
-                "unknown protocol {:?}; use HTTP",
+                "unknown protocol {:?}; use HTTP, HTTPS or TLS",
                 l.protocol_name
             )));
         }
-    }
-    dp.listeners
+    };
+    let dl = dp
+        .listeners
         .iter()
         .find(|d| d.port == l.port)
         .ok_or_else(|| {
@@ -46,10 +55,61 @@ pub fn check<'a>(
                 l.port,
                 ports.join(", ")
             ))
-        })
+        })?;
+    if dl.protocol != wants {
+        let fits: Vec<String> = dp
+            .listeners
+            .iter()
+            .filter(|d| d.protocol == wants)
+            .map(|d| d.port.to_string())
+            .collect();
+        return Err(ListenerProblem::UnsupportedProtocol(format!(
+            "port {} of the data plane serves {}, not {}; use one of these ports: {}",
+            l.port,
+            match dl.protocol {
+                DataPlaneProtocol::Http => "plaintext HTTP",
+                DataPlaneProtocol::Tls => "TLS (HTTPS and TLS listeners)",
+            },
+            l.protocol_name,
+            if fits.is_empty() {
+                "none (ask the hub operator)".to_string()
+            } else {
+                fits.join(", ")
+            }
+        )));
+    }
+    if wants == DataPlaneProtocol::Tls {
+        if l.hostname.is_none() {
+            return Err(ListenerProblem::UnsupportedValue(format!(
+                "an {} listener on the shared data plane needs a hostname: connections are told apart by SNI; set listener.hostname",
+                l.protocol_name
+            )));
+        }
+        let Some(tls) = &l.tls else {
+            return Err(ListenerProblem::UnsupportedValue(format!(
+                "an {} listener needs a tls block",
+                l.protocol_name
+            )));
+        };
+        if let Some(p) = &tls.problem {
+            return Err(ListenerProblem::Unresolved(
+                p.reason.clone(),
+                p.message.clone(),
+            ));
+        }
+    }
+    Ok(dl)
 }
 
 fn listener_conditions(problem: Option<&ListenerProblem>) -> Vec<Condition> {
+    if let Some(ListenerProblem::Unresolved(reason, msg)) = problem {
+        return vec![
+            Condition::new("Accepted", true, "Accepted", "listener accepted"),
+            Condition::new("Programmed", false, "Invalid", msg.clone()),
+            Condition::new("ResolvedRefs", false, reason, msg.clone()),
+            Condition::new("Conflicted", false, "NoConflicts", "no conflicts"),
+        ];
+    }
     let (accepted, programmed) = match problem {
         None => (
             Condition::new("Accepted", true, "Accepted", "listener accepted"),
@@ -59,6 +119,8 @@ fn listener_conditions(problem: Option<&ListenerProblem>) -> Vec<Condition> {
             let (reason, msg) = match p {
                 ListenerProblem::UnsupportedProtocol(m) => ("UnsupportedProtocol", m),
                 ListenerProblem::PortUnavailable(m) => ("PortUnavailable", m),
+                ListenerProblem::UnsupportedValue(m) => ("UnsupportedValue", m),
+                ListenerProblem::Unresolved(r, m) => (r.as_str(), m),
             };
             (
                 Condition::new("Accepted", false, reason, msg.clone()),

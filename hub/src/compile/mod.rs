@@ -13,15 +13,17 @@ mod precedence;
 pub mod snapshot;
 #[cfg(test)]
 mod tests;
+pub mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use snapshot::{
     ClusterSnapshot, Forward, ListenerSnapshot, MirrorTarget, PathMatch, PathRewrite, Redirect,
-    Rewrite, Route, RouteAction, Snapshot, SourceObject, VirtualHost, WeightedCluster,
+    Rewrite, Route, RouteAction, SecretSnapshot, Snapshot, SourceObject, TlsChain, TlsChainAction,
+    TlsListenerSnapshot, VirtualHost, WeightedCluster,
 };
 
-use crate::config::DataPlane;
+use crate::config::{DataPlane, DataPlaneProtocol};
 use crate::model::{
     self, AppProtocol, ClusterKey, Condition, FleetIntent, HeaderModifier, HttpFilter, HttpRoute,
     HttpRouteRule, Kind, ObjectKey, ObjectStatus, Protocol, RouteParentStatus,
@@ -56,6 +58,9 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
     let mut ports: BTreeMap<u16, PortBuild> = BTreeMap::new();
     let mut clusters: BTreeMap<String, ClusterSnapshot> = BTreeMap::new();
     let mut statuses = BTreeMap::new();
+    // Accepted HTTPS/TLS listeners per TLS data-plane port, and TLSRoute hostnames per port.
+    let mut tls_inputs: BTreeMap<u16, Vec<tls::TlsListenerInput<'_>>> = BTreeMap::new();
+    let mut passthrough: BTreeMap<u16, BTreeMap<String, tls::Passthrough>> = BTreeMap::new();
 
     for (ck, ci) in intent {
         // Listener checks for every Gateway of the cluster.
@@ -75,6 +80,17 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
                         .or_default()
                         .gateways
                         .insert(src.clone());
+                    if let (Some(t), Some(h)) = (&l.tls, &l.hostname) {
+                        tls_inputs
+                            .entry(l.port)
+                            .or_default()
+                            .push(tls::TlsListenerInput {
+                                cluster: ck,
+                                hostname: h,
+                                tls: t,
+                                gateway: src.clone(),
+                            });
+                    }
                 }
             }
             problems.insert(k, checks);
@@ -90,10 +106,18 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
             for pref in &route.parent_refs {
                 let gkey = (pref.namespace.clone(), pref.name.clone());
                 let gw = ci.gateways.get(&gkey);
-                let valid: Vec<bool> = problems
-                    .get(&gkey)
-                    .map(|ps| ps.iter().map(Option::is_none).collect())
-                    .unwrap_or_default();
+                // HTTPRoutes attach to HTTP and HTTPS listeners only.
+                let valid: Vec<bool> = match (problems.get(&gkey), gw) {
+                    (Some(ps), Some(g)) => ps
+                        .iter()
+                        .zip(&g.listeners)
+                        .map(|(p, l)| {
+                            p.is_none()
+                                && matches!(l.protocol, Some(Protocol::Http | Protocol::Https))
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
                 let accepted =
                     match attach::attach(&route.meta.namespace, &route.hostnames, pref, gw, &valid)
                     {
@@ -155,6 +179,15 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
             });
         }
 
+        route_statuses.extend(tls::attach_tls_routes(
+            ck,
+            ci,
+            &problems,
+            &mut passthrough,
+            &mut clusters,
+            &mut attached,
+        ));
+
         let mut out = Vec::new();
         for (k, gw) in &ci.gateways {
             let counts: Vec<u32> = match attached.get(k) {
@@ -174,8 +207,33 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
 
     let mut dp_listeners: Vec<_> = dp.listeners.iter().collect();
     dp_listeners.sort_by_key(|l| l.port);
+    let mut secrets = BTreeMap::new();
+    let mut tls_listeners = Vec::new();
+    for dl in dp_listeners
+        .iter()
+        .filter(|dl| dl.protocol == DataPlaneProtocol::Tls)
+    {
+        let pb = ports.remove(&dl.port).unwrap_or_default();
+        let hosts: BTreeMap<String, Vec<Route>> = pb
+            .hosts
+            .into_iter()
+            .map(|(h, routes)| (h, routes.into_values().collect()))
+            .collect();
+        let none = BTreeMap::new();
+        tls_listeners.extend(tls::build_listener(
+            dl,
+            tls_inputs
+                .get(&dl.port)
+                .map(Vec::as_slice)
+                .unwrap_or_default(),
+            &hosts,
+            passthrough.get(&dl.port).unwrap_or(&none),
+            &mut secrets,
+        ));
+    }
     let listeners = dp_listeners
         .into_iter()
+        .filter(|dl| dl.protocol == DataPlaneProtocol::Http)
         .map(|dl| {
             let pb = ports.remove(&dl.port).unwrap_or_default();
             let mut virtual_hosts: Vec<VirtualHost> = pb
@@ -202,6 +260,8 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
         snapshot: Snapshot {
             listeners,
             clusters: clusters.into_values().collect(),
+            tls_listeners,
+            secrets: secrets.into_values().collect(),
         },
         statuses,
     }

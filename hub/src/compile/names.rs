@@ -59,3 +59,25 @@ pub fn mirror_cluster(
 /// defined, so the data plane answers that share with its cluster-not-found code, which
 /// `crate::xds::resources` sets to 500 on such routes (Gateway API: invalid backend -> 500).
 pub const INVALID_BACKEND_CLUSTER: &str = "fleetgate/invalid-backend";
+
+/// The filter chain (and, when it terminates TLS, route configuration) of one SNI hostname on a
+/// TLS data-plane port.
+pub fn tls_chain(port: u16, hostname: &str) -> String {
+    format!("port/{port}/sni/{hostname}")
+}
+
+/// The SDS secret of one certificateRef (a Secret) of one cluster.
+pub fn secret(ck: &ClusterKey, namespace: &str, name: &str) -> String {
+    format!("{}/secret", object(ck, namespace, name))
+}
+
+/// The cluster of one backendRef of one rule of a TLSRoute.
+pub fn tls_backend_cluster(
+    ck: &ClusterKey,
+    namespace: &str,
+    name: &str,
+    rule: usize,
+    backend: usize,
+) -> String {
+    format!("{}/tls/r{rule}/b{backend}", object(ck, namespace, name))
+}

@@ -9,7 +9,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::model::{
-    AppProtocol, ClusterKey, Cors, HeaderModifier, ObjectKey, PathModifier, ValueMatch,
+    AppProtocol, ClusterKey, Cors, HeaderModifier, ObjectKey, PathModifier, PrivateKeyPem,
+    ValueMatch,
 };
 
 /// Everything the shared data plane serves, immutable once built.
@@ -19,6 +20,60 @@ pub struct Snapshot {
     pub listeners: Vec<ListenerSnapshot>,
     /// Upstream clusters referenced by routes, ordered by name.
     pub clusters: Vec<ClusterSnapshot>,
+    /// One per published TLS data-plane port that has at least one SNI hostname, ordered by port
+    /// (see `super::tls`).
+    pub tls_listeners: Vec<TlsListenerSnapshot>,
+    /// Certificates the TLS listeners use, ordered by name (served to Envoy over SDS).
+    pub secrets: Vec<SecretSnapshot>,
+}
+
+/// A TLS data-plane port: connections dispatched by SNI to one chain per hostname.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsListenerSnapshot {
+    /// Envoy listener name, e.g. `port/443`.
+    pub name: String,
+    pub port: u16,
+    pub bind: SocketAddr,
+    /// Ordered by name; every server name appears in exactly one chain.
+    pub chains: Vec<TlsChain>,
+    /// Gateways with an accepted listener on this port.
+    pub gateways: BTreeSet<SourceObject>,
+}
+
+/// The connections of one SNI hostname (exact or `*.` wildcard).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsChain {
+    /// e.g. `port/443/sni/app.a.example`; also the RDS name of a terminating chain.
+    pub name: String,
+    pub server_names: Vec<String>,
+    pub action: TlsChainAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsChainAction {
+    /// HTTPS: the data plane terminates TLS with these SDS secrets (by name) and routes the
+    /// requests with `http` (its name is the chain's; its virtual hosts those of the hostname,
+    /// then the 404 catch-all).
+    Terminate {
+        secrets: Vec<String>,
+        http: ListenerSnapshot,
+    },
+    /// TLS passthrough: the TLS stream goes untouched to these clusters, by weight; an empty
+    /// list closes the connection (no valid backend).
+    Passthrough {
+        clusters: Vec<WeightedCluster>,
+        source: SourceObject,
+    },
+}
+
+/// A certificate and its private key, served over SDS. Debug never shows the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretSnapshot {
+    pub name: String,
+    pub cert_chain_pem: String,
+    pub private_key_pem: PrivateKeyPem,
+    /// The Gateway whose listener references it.
+    pub source: Option<SourceObject>,
 }
 
 /// The tenant object a data-plane resource was built from, so that a rejection by the data
@@ -219,6 +274,22 @@ impl Snapshot {
             }
         }
         out.extend(self.clusters.iter().filter_map(|c| c.source.clone()));
+        for l in &self.tls_listeners {
+            out.extend(l.gateways.iter().cloned());
+            for c in &l.chains {
+                match &c.action {
+                    TlsChainAction::Terminate { http, .. } => {
+                        for vh in &http.virtual_hosts {
+                            out.extend(vh.routes.iter().filter_map(|r| r.source.clone()));
+                        }
+                    }
+                    TlsChainAction::Passthrough { source, .. } => {
+                        out.insert(source.clone());
+                    }
+                }
+            }
+        }
+        out.extend(self.secrets.iter().filter_map(|s| s.source.clone()));
         out
     }
 }

@@ -19,10 +19,12 @@ fn dp() -> DataPlane {
             DataPlaneListener {
                 port: 80,
                 bind: "127.0.0.1:18080".parse().unwrap(),
+                protocol: Default::default(),
             },
             DataPlaneListener {
                 port: 8080,
                 bind: "127.0.0.1:18081".parse().unwrap(),
+                protocol: Default::default(),
             },
         ],
     }
@@ -52,6 +54,7 @@ fn listener(name: &str, port: u16) -> Listener {
         port,
         hostname: None,
         allowed_routes: AllowedRoutes::Same,
+        tls: None,
     }
 }
 
@@ -199,6 +202,7 @@ fn intent(clusters: Vec<(ClusterKey, Vec<Gateway>, Vec<HttpRoute>)>) -> FleetInt
                     .into_iter()
                     .map(|r| ((r.meta.namespace.clone(), r.meta.name.clone()), r))
                     .collect(),
+                ..Default::default()
             };
             (k, ci)
         })
@@ -613,7 +617,8 @@ fn listener_validation_table() {
         (listener("l", 80), "Accepted", "Accepted"),
         (listener("l", 81), "PortUnavailable", "ListenersNotValid"),
         (
-            listener("l", 443).proto(Some(Protocol::Https), "HTTPS"),
+            // Port 80 of the data plane serves plaintext HTTP only.
+            listener("l", 80).proto(Some(Protocol::Https), "HTTPS"),
             "UnsupportedProtocol",
             "ListenersNotValid",
         ),
@@ -849,3 +854,4 @@ fn sources_point_back_to_tenant_objects() {
 }
 
 mod http;
+mod tls;

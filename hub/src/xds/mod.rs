@@ -7,5 +7,6 @@
 pub mod http;
 pub mod resources;
 pub mod server;
+pub mod tls;
 
 pub use server::{Nack, XdsError, XdsHealth, serve, serve_on};

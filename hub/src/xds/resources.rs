@@ -41,9 +41,17 @@ pub const CLUSTER_TYPE: &str = "type.googleapis.com/envoy.config.cluster.v3.Clus
 pub const ENDPOINT_TYPE: &str =
     "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
 
+pub use super::tls::SECRET_TYPE;
+
 /// The order in which a change is pushed, following Envoy's warming rules: clusters before
-/// their endpoints, listeners before their routes.
-pub const PUSH_ORDER: [&str; 4] = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE];
+/// their endpoints, secrets before the listeners that use them, listeners before their routes.
+pub const PUSH_ORDER: [&str; 5] = [
+    CLUSTER_TYPE,
+    ENDPOINT_TYPE,
+    SECRET_TYPE,
+    LISTENER_TYPE,
+    ROUTE_TYPE,
+];
 
 /// Whether `type_url` names a type whose subscriptions are wildcards in SotW (all resources are
 /// sent whatever names Envoy lists).
@@ -103,13 +111,38 @@ pub fn build(s: &Snapshot) -> Resources {
             sources,
         });
     }
+    for l in &s.tls_listeners {
+        by_type.entry(LISTENER_TYPE).or_default().push(Resource {
+            name: l.name.clone(),
+            any: pack_any(super::tls::listener(l)),
+            sources: l.gateways.clone(),
+        });
+        for (rc, http) in super::tls::route_configurations(l) {
+            by_type.entry(ROUTE_TYPE).or_default().push(Resource {
+                name: rc.name.clone(),
+                any: pack_any(rc),
+                sources: http
+                    .virtual_hosts
+                    .iter()
+                    .flat_map(|v| v.routes.iter().filter_map(|r| r.source.clone()))
+                    .collect(),
+            });
+        }
+    }
+    for sec in &s.secrets {
+        by_type.entry(SECRET_TYPE).or_default().push(Resource {
+            name: sec.name.clone(),
+            any: pack_any(super::tls::secret_resource(sec)),
+            sources: sec.source.iter().cloned().collect(),
+        });
+    }
     for list in by_type.values_mut() {
         list.sort_by(|a, b| a.name.cmp(&b.name));
     }
     Resources { by_type }
 }
 
-fn ads() -> ConfigSource {
+pub(crate) fn ads() -> ConfigSource {
     ConfigSource {
         resource_api_version: ApiVersion::V3 as i32,
         config_source_specifier: Some(config_source::ConfigSourceSpecifier::Ads(
@@ -127,7 +160,7 @@ fn u32v(value: u32) -> Option<UInt32Value> {
     Some(UInt32Value { value })
 }
 
-fn socket_address(addr: std::net::SocketAddr) -> Address {
+pub(crate) fn socket_address(addr: std::net::SocketAddr) -> Address {
     Address {
         address: Some(address::Address::SocketAddress(SocketAddress {
             address: addr.ip().to_string(),
@@ -658,6 +691,7 @@ mod tests {
                     source: None,
                 },
             ],
+            ..Default::default()
         };
         let r = build(&snap);
         let names = |t: &str| -> Vec<String> { r.of(t).iter().map(|x| x.name.clone()).collect() };

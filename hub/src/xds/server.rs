@@ -446,6 +446,7 @@ mod tests {
                     source: Some(src(c)),
                 })
                 .collect(),
+            ..Default::default()
         })
     }
 

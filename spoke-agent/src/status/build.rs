@@ -41,6 +41,12 @@ pub enum StatusWrite {
         name: String,
         status: HttpRouteStatus,
     },
+    /// TLSRoute v1 `status.parents` has exactly HTTPRoute's schema.
+    TlsRoute {
+        namespace: String,
+        name: String,
+        status: HttpRouteStatus,
+    },
 }
 
 impl StatusWrite {
@@ -54,6 +60,9 @@ impl StatusWrite {
             Self::HttpRoute {
                 namespace, name, ..
             } => format!("HTTPRoute {namespace}/{name}"),
+            Self::TlsRoute {
+                namespace, name, ..
+            } => format!("TLSRoute {namespace}/{name}"),
         }
     }
 }
@@ -157,7 +166,7 @@ pub fn gateway_status(gw: &Gateway, hub: &ObjectStatus, now: &Time) -> GatewaySt
                 ),
                 supported_kinds: Some(vec![GatewayStatusListenersSupportedKinds {
                     group: Some(GATEWAY_GROUP.to_string()),
-                    kind: "HTTPRoute".to_string(),
+                    kind: route_kind_of(gw, &l.name).to_string(),
                 }]),
             }
         })
@@ -237,6 +246,35 @@ pub fn route_status(route: &HttpRoute, hub: &ObjectStatus, now: &Time) -> HttpRo
         });
     }
     HttpRouteStatus { parents }
+}
+
+/// The route kind a listener takes: TLSRoute on TLS listeners, HTTPRoute otherwise.
+fn route_kind_of(gw: &Gateway, listener: &str) -> &'static str {
+    match gw.spec.listeners.iter().find(|l| l.name == listener) {
+        Some(l) if l.protocol == "TLS" => "TLSRoute",
+        _ => "HTTPRoute",
+    }
+}
+
+/// A TLSRoute seen through the HTTPRoute type for its status: TLSRoute v1's parentRefs and
+/// status.parents have HTTPRoute's schema, so the same status building applies.
+pub fn tls_route_as_http(r: &gateway_api::tlsroutes::TlsRoute) -> HttpRoute {
+    HttpRoute {
+        metadata: r.metadata.clone(),
+        spec: gateway_api::httproutes::HttpRouteSpec {
+            parent_refs: r.spec.parent_refs.as_ref().map(|ps| {
+                ps.iter()
+                    .map(crate::translate::tls_parent_as_http)
+                    .collect()
+            }),
+            ..Default::default()
+        },
+        status: r.status.as_ref().and_then(|s| {
+            serde_json::to_value(s)
+                .ok()
+                .and_then(|v| serde_json::from_value(v).ok())
+        }),
+    }
 }
 
 /// Normalises a status for comparison: conditions sorted by type.
@@ -323,6 +361,20 @@ pub fn plan(state: &ClusterState, hub: Option<&Status>, now: &Time) -> Vec<Statu
             });
         }
     }
+    for r in &state.tls_routes {
+        let Some((namespace, name, hs)) = find(Kind::TlsRoute, &r.metadata) else {
+            continue;
+        };
+        let r = tls_route_as_http(r);
+        let status = route_status(&r, hs, now);
+        if r.status.as_ref().map(norm_route) != Some(norm_route(&status)) {
+            out.push(StatusWrite::TlsRoute {
+                namespace,
+                name,
+                status,
+            });
+        }
+    }
     out
 }
 
@@ -377,7 +429,7 @@ pub fn summary(w: &StatusWrite) -> String {
                 listeners.join("")
             )
         }
-        StatusWrite::HttpRoute { status, .. } => status
+        StatusWrite::HttpRoute { status, .. } | StatusWrite::TlsRoute { status, .. } => status
             .parents
             .iter()
             .filter(|p| p.controller_name == CONTROLLER_NAME)

@@ -112,6 +112,24 @@ impl Sink {
                             .await
                             .map(drop)
                     }
+                    StatusWrite::TlsRoute {
+                        namespace,
+                        name,
+                        status,
+                    } => {
+                        let body = json!({
+                            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "TLSRoute",
+                            "metadata": {"name": name, "namespace": namespace},
+                            "status": {"parents": status.parents},
+                        });
+                        Api::<gateway_api::tlsroutes::TlsRoute>::namespaced(
+                            client.clone(),
+                            namespace,
+                        )
+                        .patch_status(name, &pp, &Patch::Apply(body))
+                        .await
+                        .map(drop)
+                    }
                 };
                 res.map_err(|source| StatusError {
                     object: object.clone(),

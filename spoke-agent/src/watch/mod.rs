@@ -1,5 +1,10 @@
 //! Watch: kube-rs reflectors over the tenant cluster (GatewayClass, Gateway, HTTPRoute v1,
-//! Service, EndpointSlice, Node) that publish a [`ClusterState`] snapshot.
+//! TLSRoute v1, ReferenceGrant v1, Service, EndpointSlice, Node, and Secrets of type
+//! `kubernetes.io/tls`) that publish a [`ClusterState`] snapshot.
+//!
+//! Secrets: the watch is filtered server-side to `type=kubernetes.io/tls`, so no other Secret
+//! (service-account tokens, application credentials) ever reaches the agent; of those, only the
+//! ones a claimed Gateway's certificateRefs name are sent to the hub (`translate`).
 //!
 //! Where it sits: the first step of the data path in cluster mode (the other source is
 //! [`crate::manifests`]). The first snapshot is published only once every reflector has listed
@@ -14,7 +19,9 @@ use std::time::Duration;
 use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
 use gateway_api::httproutes::HttpRoute;
-use k8s_openapi::api::core::v1::{Node, Service};
+use gateway_api::referencegrants::ReferenceGrant;
+use gateway_api::tlsroutes::TlsRoute;
+use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::{Api, Client};
 use tokio::sync::{Notify, watch};
@@ -36,6 +43,13 @@ pub async fn run(client: Client, tx: watch::Sender<ClusterState>) {
     let services = reflect::spawn(Api::<Service>::all(client.clone()), changed.clone());
     let slices = reflect::spawn(Api::<EndpointSlice>::all(client.clone()), changed.clone());
     let nodes = reflect::spawn(Api::<Node>::all(client.clone()), changed.clone());
+    let secrets = reflect::spawn_with(
+        Api::<Secret>::all(client.clone()),
+        kube::runtime::watcher::Config::default().fields("type=kubernetes.io/tls"),
+        changed.clone(),
+    );
+    let grants = reflect::spawn(Api::<ReferenceGrant>::all(client.clone()), changed.clone());
+    let tls_routes = reflect::spawn(Api::<TlsRoute>::all(client.clone()), changed.clone());
 
     let ready = async {
         let _ = classes.wait_until_ready().await;
@@ -44,13 +58,16 @@ pub async fn run(client: Client, tx: watch::Sender<ClusterState>) {
         let _ = services.wait_until_ready().await;
         let _ = slices.wait_until_ready().await;
         let _ = nodes.wait_until_ready().await;
+        let _ = secrets.wait_until_ready().await;
+        let _ = grants.wait_until_ready().await;
+        let _ = tls_routes.wait_until_ready().await;
     };
     tokio::pin!(ready);
     loop {
         tokio::select! {
             _ = &mut ready => break,
             _ = tokio::time::sleep(Duration::from_secs(10)) => warn!(
-                "still waiting for the initial list of GatewayClasses, Gateways, HTTPRoutes, Services, EndpointSlices and Nodes (are the Gateway API CRDs installed and the RBAC in deploy/agent-rbac.yaml applied?)"
+                "still waiting for the initial list of GatewayClasses, Gateways, HTTPRoutes, TLSRoutes, ReferenceGrants, Services, EndpointSlices, Nodes and TLS Secrets (are the Gateway API CRDs installed and the RBAC in deploy/agent-rbac.yaml applied?)"
             ),
         }
     }
@@ -63,6 +80,9 @@ pub async fn run(client: Client, tx: watch::Sender<ClusterState>) {
             services: reflect::objects(&services),
             endpoint_slices: reflect::objects(&slices),
             nodes: reflect::objects(&nodes),
+            secrets: reflect::objects(&secrets),
+            reference_grants: reflect::objects(&grants),
+            tls_routes: reflect::objects(&tls_routes),
         };
         s.normalize();
         s

@@ -197,8 +197,70 @@ fn apply(state: &mut ClusterState, writes: Vec<StatusWrite>) {
                     .unwrap();
                 o.status = Some(status);
             }
+            StatusWrite::TlsRoute { name, status, .. } => {
+                let o = state
+                    .tls_routes
+                    .iter_mut()
+                    .find(|o| o.metadata.name.as_deref() == Some(&name))
+                    .unwrap();
+                o.status =
+                    Some(serde_json::from_value(serde_json::to_value(status).unwrap()).unwrap());
+            }
         }
     }
+}
+
+#[test]
+fn tls_route_status_is_written_once_with_the_hub_conditions() {
+    let mut st = cluster();
+    st.tls_routes = vec![serde_json::from_value(serde_json::json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "TLSRoute",
+        "metadata": {"name": "pg", "namespace": "app", "generation": 4},
+        "spec": {"parentRefs": [{"name": "gw", "namespace": "infra"}],
+                 "hostnames": ["pg.a.example"], "rules": [{"backendRefs": [{"name": "pg", "port": 5432}]}]},
+    }))
+    .unwrap()];
+    let hub = Status {
+        objects: vec![ObjectStatus {
+            r#ref: Some(pb::ObjectRef {
+                kind: Kind::TlsRoute as i32,
+                namespace: "app".into(),
+                name: "pg".into(),
+            }),
+            observed_generation: 4,
+            parents: vec![pb::RouteParentStatus {
+                parent_ref: Some(pb::ParentRef {
+                    namespace: "infra".into(),
+                    name: "gw".into(),
+                    ..Default::default()
+                }),
+                conditions: vec![pb::Condition {
+                    r#type: "Accepted".into(),
+                    status: "True".into(),
+                    reason: "Accepted".into(),
+                    message: String::new(),
+                }],
+            }],
+            ..Default::default()
+        }],
+    };
+    let now = now_seconds();
+    let writes: Vec<StatusWrite> = plan(&st, Some(&hub), &now)
+        .into_iter()
+        .filter(|w| matches!(w, StatusWrite::TlsRoute { .. }))
+        .collect();
+    assert_eq!(writes.len(), 1);
+    let StatusWrite::TlsRoute { status, .. } = &writes[0] else {
+        unreachable!()
+    };
+    assert_eq!(status.parents[0].parent_ref.name, "gw");
+    assert_eq!(status.parents[0].conditions[0].observed_generation, Some(4));
+    apply(&mut st, writes);
+    assert!(
+        !plan(&st, Some(&hub), &now)
+            .iter()
+            .any(|w| matches!(w, StatusWrite::TlsRoute { .. }))
+    );
 }
 
 #[test]

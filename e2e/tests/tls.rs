@@ -1,0 +1,589 @@
+//! HTTPS termination, TLS passthrough and ReferenceGrant, end to end on real components: tenant
+//! YAML (Secrets, Gateways, routes, grants) in a tenant API server -> agent -> hub -> Envoy (SDS
+//! over ADS) -> the tenant's backend, checked with a TLS client that trusts only the tenant's
+//! test CA and verifies the hostname, and status back on the tenant's objects.
+//!
+//! Needs the product binaries: `cargo build --bins` first. Each test starts its own fleet.
+
+use anyhow::{Context, ensure};
+use fleetgate_e2e::fleet::node_port_service_yaml;
+use fleetgate_e2e::pki::{Ca, CertAndKey, Leaf};
+use fleetgate_e2e::tls::{HttpsConnection, TlsEcho, connect_tls, https_get, serial_of_pem};
+use fleetgate_e2e::{Echo, Fleet, FleetTenant, TIMEOUT, eventually};
+use serde_json::Value;
+
+const TENANT_A: (&str, &str, &str) = ("tenant-a", "*.a.example", "127.0.1.0/24");
+
+const CLASS: &str = r#"apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata:
+  name: fleetgate
+spec:
+  controllerName: fleetgate.dev/hub
+"#;
+
+/// A `kubernetes.io/tls` Secret with `cert`.
+fn secret_yaml(ns: &str, name: &str, cert: &CertAndKey) -> String {
+    let indent = |s: &str| s.lines().map(|l| format!("    {l}\n")).collect::<String>();
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {ns}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: |\n{}  tls.key: |\n{}",
+        indent(&cert.cert_pem),
+        indent(&cert.key_pem)
+    )
+}
+
+/// An HTTPS listener (port 443) for `host` with certificateRefs `secrets` (`ns/name` or `name`).
+fn https_listener(name: &str, host: &str, secrets: &[&str]) -> String {
+    let refs: String = secrets
+        .iter()
+        .map(|s| match s.split_once('/') {
+            Some((ns, n)) => format!("      - {{name: {n}, namespace: {ns}}}\n"),
+            None => format!("      - {{name: {s}}}\n"),
+        })
+        .collect();
+    format!(
+        "  - name: {name}\n    protocol: HTTPS\n    port: 443\n    hostname: {host}\n    tls:\n      mode: Terminate\n      certificateRefs:\n{refs}"
+    )
+}
+
+fn gateway_yaml(listeners: &[String]) -> String {
+    format!(
+        "{CLASS}---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: web\n  namespace: default\nspec:\n  gatewayClassName: fleetgate\n  listeners:\n{}",
+        listeners.concat()
+    )
+}
+
+/// HTTPRoute `name` in `default` on Gateway `web` for `host` -> Service `svc_ns/svc`:8080.
+fn route_yaml(name: &str, host: &str, svc_ns: &str, svc: &str) -> String {
+    format!(
+        r#"apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: {name}
+  namespace: default
+spec:
+  parentRefs:
+  - name: web
+  hostnames: [{host}]
+  rules:
+  - backendRefs:
+    - name: {svc}
+      namespace: {svc_ns}
+      port: 8080
+"#
+    )
+}
+
+/// Node `node-1` (.10 of the tenant's range) and Service `ns/svc` (NodePort) with an echo
+/// backend named `<tenant>-<svc>` on it.
+async fn backend_in(t: &FleetTenant, ns: &str, svc: &str) -> Echo {
+    let ip = t.create_node("node-1", 10).await.expect("node");
+    if ns != "default" {
+        t.cluster
+            .apply(&format!(
+                "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"
+            ))
+            .await
+            .expect("namespace");
+    }
+    let port = fleetgate_e2e::ports::free_port_in(ip, 30000..=32767).expect("free port");
+    t.cluster
+        .apply(&node_port_service_yaml(ns, svc, port))
+        .await
+        .expect("service");
+    Echo::start_at(
+        &format!("{}-{svc}", t.name),
+        std::net::SocketAddr::new(ip, port),
+    )
+    .await
+    .expect("echo")
+}
+
+fn condition<'a>(conditions: &'a Value, type_: &str) -> Option<&'a Value> {
+    conditions.as_array()?.iter().find(|c| c["type"] == type_)
+}
+
+/// Waits until listener `listener` of Gateway `web` has condition `type_` with `status` and
+/// `reason` for the current generation; returns the condition.
+async fn wait_listener_condition(
+    t: &FleetTenant,
+    listener: &str,
+    type_: &str,
+    status: &str,
+    reason: &str,
+) -> Value {
+    eventually(TIMEOUT, || async {
+        let gw = t
+            .cluster
+            .get_json("Gateway", "default", "web")
+            .await?
+            .context("Gateway missing")?;
+        let l = gw["status"]["listeners"]
+            .as_array()
+            .and_then(|ls| ls.iter().find(|l| l["name"] == listener))
+            .with_context(|| format!("no status for listener {listener}: {}", gw["status"]))?;
+        let c = condition(&l["conditions"], type_).with_context(|| format!("no {type_}: {l}"))?;
+        ensure!(
+            c["status"] == status && c["reason"] == reason,
+            "listener {listener} {type_}: {c}"
+        );
+        ensure!(
+            c["observedGeneration"] == gw["metadata"]["generation"],
+            "stale: {c}"
+        );
+        Ok(c.clone())
+    })
+    .await
+}
+
+/// Waits until HTTPRoute `name`'s first parent has ResolvedRefs `status`/`reason`.
+async fn wait_route_resolved(t: &FleetTenant, kind: &str, name: &str, status: &str, reason: &str) {
+    eventually(TIMEOUT, || async {
+        let r = t
+            .cluster
+            .get_json(kind, "default", name)
+            .await?
+            .context("route missing")?;
+        let c = condition(&r["status"]["parents"][0]["conditions"], "ResolvedRefs")
+            .with_context(|| format!("no ResolvedRefs: {}", r["status"]))?;
+        ensure!(
+            c["status"] == status && c["reason"] == reason,
+            "{kind} {name} ResolvedRefs: {c}"
+        );
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_serves_the_tenants_certificate_and_rotation_keeps_open_connections() {
+    let fleet = Fleet::start(&[TENANT_A]).await.expect("fleet");
+    let a = fleet.tenant("tenant-a");
+    let addr = fleet.hub.data_plane_tls_addr();
+    let ca = Ca::new("tenant-a-ca").unwrap();
+    let leaf = Leaf::server("app", &["app.a.example"]);
+    let first = ca.issue(&leaf).unwrap();
+    let first_serial = serial_of_pem(&first.cert_pem).unwrap();
+    let _echo = backend_in(a, "default", "echo").await;
+    a.cluster
+        .apply(&secret_yaml("default", "app-tls", &first))
+        .await
+        .unwrap();
+    a.cluster
+        .apply(&gateway_yaml(&[https_listener(
+            "https",
+            "app.a.example",
+            &["app-tls"],
+        )]))
+        .await
+        .unwrap();
+    a.cluster
+        .apply(&route_yaml("app", "app.a.example", "default", "echo"))
+        .await
+        .unwrap();
+
+    // The tenant's certificate is served for its hostname (verified against the tenant's CA and
+    // the SNI name by the client) and the request reaches its backend.
+    eventually(TIMEOUT, || async {
+        let (status, body, serial) = https_get(addr, "app.a.example", ca.cert_pem(), "/").await?;
+        ensure!(
+            (status, body.as_str(), serial.as_str())
+                == (200, "tenant-a-echo", first_serial.as_str()),
+            "got {status} {body:?} serial {serial} (want 200 tenant-a-echo {first_serial})"
+        );
+        Ok(())
+    })
+    .await;
+    wait_listener_condition(a, "https", "Programmed", "True", "Programmed").await;
+    wait_listener_condition(a, "https", "ResolvedRefs", "True", "ResolvedRefs").await;
+
+    // A connection opened before the rotation.
+    let mut before = HttpsConnection::open(addr, "app.a.example", ca.cert_pem())
+        .await
+        .unwrap();
+    assert_eq!(before.serial, first_serial);
+    assert_eq!(
+        before.get("app.a.example", "/").await.unwrap(),
+        (200, "tenant-a-echo".to_string())
+    );
+
+    // Rotate the Secret in the tenant cluster: new handshakes get the new certificate.
+    let modified_before = envoy_counter(&fleet, "listener_manager.listener_modified").await;
+    let second = ca.issue(&leaf).unwrap();
+    let second_serial = serial_of_pem(&second.cert_pem).unwrap();
+    assert_ne!(first_serial, second_serial);
+    a.cluster
+        .apply(&secret_yaml("default", "app-tls", &second))
+        .await
+        .unwrap();
+    eventually(TIMEOUT, || async {
+        let (status, _, serial) = https_get(addr, "app.a.example", ca.cert_pem(), "/").await?;
+        ensure!(
+            status == 200 && serial == second_serial,
+            "got {status} serial {serial} (want 200 {second_serial})"
+        );
+        Ok(())
+    })
+    .await;
+    // ... and the connection opened before still works, on its original handshake: Envoy got a
+    // new SDS secret only, its listener was not modified (so nothing was drained).
+    assert_eq!(
+        before.get("app.a.example", "/x").await.unwrap(),
+        (200, "tenant-a-echo".to_string())
+    );
+    assert_eq!(before.serial, first_serial);
+    assert_eq!(
+        envoy_counter(&fleet, "listener_manager.listener_modified").await,
+        modified_before,
+        "the rotation modified (and drained) the Envoy listener"
+    );
+    assert_eq!(
+        envoy_counter(&fleet, "listener_manager.total_listeners_draining").await,
+        0
+    );
+}
+
+/// An Envoy stat (counter or gauge) by exact name.
+async fn envoy_counter(fleet: &Fleet, name: &str) -> u64 {
+    let (status, body) = fleet
+        .envoy
+        .admin_get(&format!("/stats?filter=^{name}$"))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no stat {name} in {body:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_namespace_certificate_needs_a_reference_grant() {
+    let fleet = Fleet::start(&[TENANT_A]).await.expect("fleet");
+    let a = fleet.tenant("tenant-a");
+    let addr = fleet.hub.data_plane_tls_addr();
+    let ca = Ca::new("tenant-a-ca").unwrap();
+    let _echo = backend_in(a, "default", "echo").await;
+    a.cluster
+        .apply("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: certs\n")
+        .await
+        .unwrap();
+    let cert = ca.issue(&Leaf::server("app", &["app.a.example"])).unwrap();
+    a.cluster
+        .apply(&secret_yaml("certs", "app-tls", &cert))
+        .await
+        .unwrap();
+    a.cluster
+        .apply(&gateway_yaml(&[https_listener(
+            "https",
+            "app.a.example",
+            &["certs/app-tls"],
+        )]))
+        .await
+        .unwrap();
+    a.cluster
+        .apply(&route_yaml("app", "app.a.example", "default", "echo"))
+        .await
+        .unwrap();
+
+    // No grant in namespace certs: RefNotPermitted, nothing served.
+    wait_listener_condition(a, "https", "ResolvedRefs", "False", "RefNotPermitted").await;
+    assert!(
+        connect_tls(addr, "app.a.example", ca.cert_pem(), &["http/1.1"])
+            .await
+            .is_err()
+    );
+
+    // A grant for Gateways from default to that Secret: served.
+    a.cluster
+        .apply(
+            r#"apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: gateways-from-default
+  namespace: certs
+spec:
+  from:
+  - group: gateway.networking.k8s.io
+    kind: Gateway
+    namespace: default
+  to:
+  - group: ""
+    kind: Secret
+    name: app-tls
+"#,
+        )
+        .await
+        .unwrap();
+    wait_listener_condition(a, "https", "ResolvedRefs", "True", "ResolvedRefs").await;
+    eventually(TIMEOUT, || async {
+        let (status, body, _) = https_get(addr, "app.a.example", ca.cert_pem(), "/").await?;
+        ensure!(
+            status == 200 && body == "tenant-a-echo",
+            "{status} {body:?}"
+        );
+        Ok(())
+    })
+    .await;
+
+    // Withdrawn again.
+    a.cluster
+        .delete("ReferenceGrant", "certs", "gateways-from-default")
+        .await
+        .unwrap();
+    wait_listener_condition(a, "https", "ResolvedRefs", "False", "RefNotPermitted").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_and_foreign_certificates_are_reported_on_the_listener() {
+    let fleet = Fleet::start(&[TENANT_A]).await.expect("fleet");
+    let a = fleet.tenant("tenant-a");
+    let addr = fleet.hub.data_plane_tls_addr();
+    let ca = Ca::new("tenant-a-ca").unwrap();
+    let _echo = backend_in(a, "default", "echo").await;
+    // tenant-a owns *.a.example only: a certificate for a tenant-b name must not be served.
+    let foreign = ca
+        .issue(&Leaf::server("f", &["f.a.example", "shop.b.example"]))
+        .unwrap();
+    a.cluster
+        .apply(&secret_yaml("default", "foreign-tls", &foreign))
+        .await
+        .unwrap();
+    a.cluster
+        .apply(&gateway_yaml(&[
+            https_listener("missing", "m.a.example", &["gone-tls"]),
+            https_listener("foreign", "f.a.example", &["foreign-tls"]),
+        ]))
+        .await
+        .unwrap();
+    a.cluster
+        .apply(&route_yaml("app", "m.a.example", "default", "echo"))
+        .await
+        .unwrap();
+
+    let c = wait_listener_condition(
+        a,
+        "missing",
+        "ResolvedRefs",
+        "False",
+        "InvalidCertificateRef",
+    )
+    .await;
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("default/gone-tls"),
+        "{c}"
+    );
+    wait_listener_condition(a, "missing", "Programmed", "False", "Invalid").await;
+    let c = wait_listener_condition(
+        a,
+        "foreign",
+        "ResolvedRefs",
+        "False",
+        "InvalidCertificateRef",
+    )
+    .await;
+    let msg = c["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("shop.b.example") && msg.contains("may not serve"),
+        "{c}"
+    );
+    // Neither hostname is served: the handshake fails.
+    for sni in ["f.a.example", "m.a.example"] {
+        assert!(
+            connect_tls(addr, sni, ca.cert_pem(), &["http/1.1"])
+                .await
+                .is_err(),
+            "{sni} was served"
+        );
+    }
+
+    // Creating the missing Secret fixes the listener.
+    let good = ca.issue(&Leaf::server("m", &["m.a.example"])).unwrap();
+    a.cluster
+        .apply(&secret_yaml("default", "gone-tls", &good))
+        .await
+        .unwrap();
+    wait_listener_condition(a, "missing", "ResolvedRefs", "True", "ResolvedRefs").await;
+    eventually(TIMEOUT, || async {
+        let (status, body, _) = https_get(addr, "m.a.example", ca.cert_pem(), "/").await?;
+        ensure!(
+            status == 200 && body == "tenant-a-echo",
+            "{status} {body:?}"
+        );
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_namespace_backend_needs_a_reference_grant() {
+    let fleet = Fleet::start(&[TENANT_A]).await.expect("fleet");
+    let a = fleet.tenant("tenant-a");
+    let _echo = backend_in(a, "backend", "echo").await;
+    a.cluster
+        .apply(&format!(
+            "{CLASS}---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: web\n  namespace: default\nspec:\n  gatewayClassName: fleetgate\n  listeners:\n  - name: http\n    protocol: HTTP\n    port: 80\n    hostname: app.a.example\n"
+        ))
+        .await
+        .unwrap();
+    a.cluster
+        .apply(&route_yaml("app", "app.a.example", "backend", "echo"))
+        .await
+        .unwrap();
+    let wait_get = |want: u16| {
+        let fleet = &fleet;
+        async move {
+            eventually(TIMEOUT, || async {
+                let (status, body) = fleet.get("app.a.example", "/").await?;
+                ensure!(status == want, "{status} {body:?} (want {want})");
+                Ok(body)
+            })
+            .await
+        }
+    };
+
+    // No grant: RefNotPermitted, and the route's traffic gets 500.
+    wait_route_resolved(a, "HTTPRoute", "app", "False", "RefNotPermitted").await;
+    wait_get(500).await;
+
+    // A grant in the Service's namespace for HTTPRoutes from default: served.
+    let grant = r#"apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: allow-default
+  namespace: backend
+spec:
+  from:
+  - group: gateway.networking.k8s.io
+    kind: HTTPRoute
+    namespace: default
+  to:
+  - group: ""
+    kind: Service
+"#;
+    a.cluster.apply(grant).await.unwrap();
+    assert_eq!(wait_get(200).await, "tenant-a-echo");
+    wait_route_resolved(a, "HTTPRoute", "app", "True", "ResolvedRefs").await;
+
+    // Deleting the grant withdraws the access.
+    a.cluster
+        .delete("ReferenceGrant", "backend", "allow-default")
+        .await
+        .unwrap();
+    wait_route_resolved(a, "HTTPRoute", "app", "False", "RefNotPermitted").await;
+    wait_get(500).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_passthrough_reaches_a_tls_backend_next_to_https() {
+    let fleet = Fleet::start(&[TENANT_A]).await.expect("fleet");
+    let a = fleet.tenant("tenant-a");
+    let addr = fleet.hub.data_plane_tls_addr();
+    let ca = Ca::new("tenant-a-ca").unwrap();
+    // HTTPS, terminated by the data plane, for app.a.example.
+    let _echo = backend_in(a, "default", "echo").await;
+    let app_cert = ca.issue(&Leaf::server("app", &["app.a.example"])).unwrap();
+    a.cluster
+        .apply(&secret_yaml("default", "app-tls", &app_cert))
+        .await
+        .unwrap();
+    // A backend that terminates TLS itself, with its own certificate, behind a NodePort.
+    let ip = a.ip(10);
+    let port = fleetgate_e2e::ports::free_port_in(ip, 30000..=32767).unwrap();
+    a.cluster
+        .apply(&node_port_service_yaml("default", "pg", port))
+        .await
+        .unwrap();
+    let backend_cert = ca.issue(&Leaf::server("pg", &["pg.db.a.example"])).unwrap();
+    let backend_serial = serial_of_pem(&backend_cert.cert_pem).unwrap();
+    let _pg = TlsEcho::start_at(
+        "tenant-a-pg",
+        std::net::SocketAddr::new(ip, port),
+        &backend_cert,
+    )
+    .await
+    .unwrap();
+    a.cluster
+        .apply(&gateway_yaml(&[
+            https_listener("https", "app.a.example", &["app-tls"]),
+            "  - name: tls\n    protocol: TLS\n    port: 443\n    hostname: \"*.db.a.example\"\n    tls:\n      mode: Passthrough\n".to_string(),
+        ]))
+        .await
+        .unwrap();
+    a.cluster
+        .apply(&route_yaml("app", "app.a.example", "default", "echo"))
+        .await
+        .unwrap();
+    a.cluster
+        .apply(
+            r#"apiVersion: gateway.networking.k8s.io/v1
+kind: TLSRoute
+metadata:
+  name: pg
+  namespace: default
+spec:
+  parentRefs:
+  - name: web
+    sectionName: tls
+  hostnames: [pg.db.a.example]
+  rules:
+  - backendRefs:
+    - name: pg
+      port: 8080
+"#,
+        )
+        .await
+        .unwrap();
+
+    // The TLS stream reaches the backend untouched: the certificate is the backend's own.
+    eventually(TIMEOUT, || async {
+        let (status, body, serial) = https_get(addr, "pg.db.a.example", ca.cert_pem(), "/").await?;
+        ensure!(
+            (status, body.as_str(), serial.as_str())
+                == (200, "tenant-a-pg", backend_serial.as_str()),
+            "got {status} {body:?} serial {serial} (want 200 tenant-a-pg {backend_serial})"
+        );
+        Ok(())
+    })
+    .await;
+    // On the same port, HTTPS is terminated with the tenant's certificate for its hostname.
+    let (status, body, serial) = https_get(addr, "app.a.example", ca.cert_pem(), "/")
+        .await
+        .unwrap();
+    assert_eq!((status, body.as_str()), (200, "tenant-a-echo"));
+    assert_eq!(serial, serial_of_pem(&app_cert.cert_pem).unwrap());
+    // A name under the listener that no TLSRoute claims is not served.
+    assert!(
+        connect_tls(addr, "other.db.a.example", ca.cert_pem(), &["http/1.1"])
+            .await
+            .is_err()
+    );
+
+    // Status: the route is accepted, the listener counts it and names TLSRoute as its kind.
+    eventually(TIMEOUT, || async {
+        let r = a
+            .cluster
+            .get_json("TLSRoute", "default", "pg")
+            .await?
+            .context("TLSRoute missing")?;
+        let c = condition(&r["status"]["parents"][0]["conditions"], "Accepted")
+            .with_context(|| format!("no Accepted: {}", r["status"]))?;
+        ensure!(c["status"] == "True", "{c}");
+        let gw = a
+            .cluster
+            .get_json("Gateway", "default", "web")
+            .await?
+            .context("Gateway missing")?;
+        let l = gw["status"]["listeners"]
+            .as_array()
+            .and_then(|ls| ls.iter().find(|l| l["name"] == "tls"))
+            .with_context(|| format!("no tls listener status: {}", gw["status"]))?;
+        ensure!(l["attachedRoutes"] == 1, "{l}");
+        ensure!(l["supportedKinds"][0]["kind"] == "TLSRoute", "{l}");
+        Ok(())
+    })
+    .await;
+}

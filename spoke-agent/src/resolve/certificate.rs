@@ -1,0 +1,242 @@
+//! Resolve a listener's certificateRefs: Secret of type `kubernetes.io/tls` -> the certificate
+//! chain and private key the hub needs, or the problem (InvalidCertificateRef, RefNotPermitted)
+//! that explains why there is none.
+//!
+//! Where it sits: inside step 2 (resolve), called by `translate` for HTTPS listeners of claimed
+//! Gateways only, so the agent never sends a Secret no claimed Gateway names. The agent does not
+//! parse the PEM: the hub does, as it trusts nothing the agent sends. Pure.
+
+use fleetgate_proto::spoke::v1::{BackendProblem, Certificate};
+use gateway_api::gateways::GatewayListenersTlsCertificateRefs;
+
+use super::Index;
+use super::grant::{self, RefEnd};
+use crate::translate::GATEWAY_GROUP;
+
+/// The Secret type certificateRefs must point at.
+pub const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
+
+/// Resolves one certificateRef of a listener of Gateway `gateway_ns`/`gateway`.
+pub fn resolve_certificate(
+    gateway_ns: &str,
+    r: &GatewayListenersTlsCertificateRefs,
+    index: &Index<'_>,
+) -> Certificate {
+    let namespace = r
+        .namespace
+        .clone()
+        .unwrap_or_else(|| gateway_ns.to_string());
+    let mut out = Certificate {
+        namespace: namespace.clone(),
+        name: r.name.clone(),
+        ..Default::default()
+    };
+    let invalid = |message: String| {
+        Some(BackendProblem {
+            reason: "InvalidCertificateRef".into(),
+            message,
+        })
+    };
+    let group = r.group.as_deref().unwrap_or("");
+    let kind = r.kind.as_deref().unwrap_or("Secret");
+    if !group.is_empty() || kind != "Secret" {
+        out.problem = invalid(format!(
+            "certificateRef {kind} {namespace}/{} is not supported: use a core Secret of type {TLS_SECRET_TYPE}",
+            r.name
+        ));
+        return out;
+    }
+    let from = RefEnd {
+        group: GATEWAY_GROUP,
+        kind: "Gateway",
+        namespace: gateway_ns,
+        name: "",
+    };
+    let to = RefEnd {
+        group: grant::CORE_GROUP,
+        kind: "Secret",
+        namespace: &namespace,
+        name: &r.name,
+    };
+    if !grant::allowed(index.grants, from, to) {
+        out.problem = Some(BackendProblem {
+            reason: "RefNotPermitted".into(),
+            message: format!(
+                "certificateRef to Secret {namespace}/{} crosses from namespace {gateway_ns}, and no ReferenceGrant in namespace {namespace} allows Gateways from {gateway_ns} to refer to it; add one",
+                r.name
+            ),
+        });
+        return out;
+    }
+    let Some(secret) = index.secrets.get(&(namespace.as_str(), r.name.as_str())) else {
+        out.problem = invalid(format!(
+            "Secret {namespace}/{} does not exist or is not of type {TLS_SECRET_TYPE}",
+            r.name
+        ));
+        return out;
+    };
+    if secret.type_.as_deref() != Some(TLS_SECRET_TYPE) {
+        out.problem = invalid(format!(
+            "Secret {namespace}/{} is not of type {TLS_SECRET_TYPE}",
+            r.name
+        ));
+        return out;
+    }
+    let data = secret.data.as_ref();
+    let field = |k: &str| data.and_then(|d| d.get(k)).map(|b| b.0.clone());
+    match (field("tls.crt"), field("tls.key")) {
+        (Some(crt), Some(key)) if !crt.is_empty() && !key.is_empty() => {
+            out.cert_chain_pem = crt;
+            out.private_key_pem = key;
+        }
+        _ => {
+            out.problem = invalid(format!(
+                "Secret {namespace}/{} lacks tls.crt or tls.key",
+                r.name
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use gateway_api::referencegrants::{
+        ReferenceGrant, ReferenceGrantFrom, ReferenceGrantSpec, ReferenceGrantTo,
+    };
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+
+    use super::*;
+    use crate::config::EndpointMode;
+    use crate::state::ClusterState;
+    use crate::test_support::meta;
+
+    fn secret(ns: &str, name: &str, type_: &str, keys: &[(&str, &str)]) -> Secret {
+        Secret {
+            metadata: meta(Some(ns), name),
+            type_: Some(type_.into()),
+            data: Some(
+                keys.iter()
+                    .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                    .collect::<BTreeMap<_, _>>(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    fn cref(ns: Option<&str>, name: &str) -> GatewayListenersTlsCertificateRefs {
+        GatewayListenersTlsCertificateRefs {
+            group: None,
+            kind: None,
+            name: name.into(),
+            namespace: ns.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn certificate_ref_table() {
+        let state = ClusterState {
+            secrets: vec![
+                secret(
+                    "infra",
+                    "web-tls",
+                    TLS_SECRET_TYPE,
+                    &[("tls.crt", "CRT"), ("tls.key", "KEY")],
+                ),
+                secret("infra", "half", TLS_SECRET_TYPE, &[("tls.crt", "CRT")]),
+                secret(
+                    "infra",
+                    "opaque",
+                    "Opaque",
+                    &[("tls.crt", "CRT"), ("tls.key", "KEY")],
+                ),
+                secret(
+                    "certs",
+                    "shared",
+                    TLS_SECRET_TYPE,
+                    &[("tls.crt", "C2"), ("tls.key", "K2")],
+                ),
+                secret(
+                    "certs",
+                    "private",
+                    TLS_SECRET_TYPE,
+                    &[("tls.crt", "C3"), ("tls.key", "K3")],
+                ),
+            ],
+            reference_grants: vec![ReferenceGrant {
+                metadata: meta(Some("certs"), "allow-infra"),
+                spec: ReferenceGrantSpec {
+                    from: vec![ReferenceGrantFrom {
+                        group: GATEWAY_GROUP.into(),
+                        kind: "Gateway".into(),
+                        namespace: "infra".into(),
+                    }],
+                    to: vec![ReferenceGrantTo {
+                        group: "".into(),
+                        kind: "Secret".into(),
+                        name: Some("shared".into()),
+                    }],
+                },
+            }],
+            ..Default::default()
+        };
+        let index = Index::new(&state, EndpointMode::Node);
+        // (ref, problem reason, message words, chain)
+        let cases: Vec<(GatewayListenersTlsCertificateRefs, Option<&str>, &str, &str)> = vec![
+            (cref(None, "web-tls"), None, "", "CRT"),
+            (cref(Some("infra"), "web-tls"), None, "", "CRT"),
+            (
+                cref(None, "gone"),
+                Some("InvalidCertificateRef"),
+                "does not exist",
+                "",
+            ),
+            (
+                cref(None, "half"),
+                Some("InvalidCertificateRef"),
+                "lacks tls.crt or tls.key",
+                "",
+            ),
+            (
+                cref(None, "opaque"),
+                Some("InvalidCertificateRef"),
+                "not of type",
+                "",
+            ),
+            (cref(Some("certs"), "shared"), None, "", "C2"),
+            (
+                cref(Some("certs"), "private"),
+                Some("RefNotPermitted"),
+                "ReferenceGrant",
+                "",
+            ),
+            (
+                GatewayListenersTlsCertificateRefs {
+                    group: Some("example.com".into()),
+                    kind: Some("Vault".into()),
+                    ..cref(None, "x")
+                },
+                Some("InvalidCertificateRef"),
+                "not supported",
+                "",
+            ),
+        ];
+        for (r, reason, words, chain) in cases {
+            let c = resolve_certificate("infra", &r, &index);
+            let what = format!("{:?}/{}", r.namespace, r.name);
+            assert_eq!(
+                c.problem.as_ref().map(|p| p.reason.as_str()),
+                reason,
+                "{what}"
+            );
+            if let Some(p) = &c.problem {
+                assert!(p.message.contains(words), "{what}: {}", p.message);
+                assert!(c.private_key_pem.is_empty(), "{what}");
+            }
+            assert_eq!(c.cert_chain_pem, chain.as_bytes(), "{what}");
+        }
+    }
+}
