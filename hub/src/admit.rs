@@ -13,8 +13,8 @@ use fleetgate_proto::spoke::v1 as pb;
 use crate::config::{Cluster, Limits, Tenant};
 use crate::model::{
     AllowedRoutes, Backend, BackendProblem, Condition, Gateway, HeaderModifier, HttpFilter,
-    HttpRoute, HttpRouteMatch, HttpRouteRule, Kind, Listener, Meta, ObjectKey, ObjectStatus,
-    ParentRef, PathMatch, Protocol, RouteParentStatus,
+    HttpRoute, HttpRouteMatch, HttpRouteRule, Kind, L4Protocol, Listener, LoadBalancerService,
+    Meta, ObjectKey, ObjectStatus, ParentRef, PathMatch, Protocol, RouteParentStatus, ServicePort,
 };
 
 /// Gateway API limits (from the CRD schemas) the hub enforces again, since agents are untrusted.
@@ -29,6 +29,8 @@ const MAX_FILTERS: usize = 16;
 const MAX_WEIGHT: u32 = 1_000_000;
 const MAX_PATH_LEN: usize = 1024;
 const MAX_HEADER_VALUE_LEN: usize = 4096;
+/// The most ports the hub accepts on one LoadBalancer Service.
+const MAX_SERVICE_PORTS: usize = 64;
 
 /// Why an object was rejected: a Gateway API condition reason and a message saying what to change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +64,7 @@ pub struct Policy<'a> {
 pub enum Admitted {
     Gateway(Gateway),
     HttpRoute(HttpRoute),
+    Service(LoadBalancerService),
 }
 
 impl Admitted {
@@ -74,6 +77,7 @@ impl Admitted {
                 .filter_map(|l| l.hostname.clone())
                 .collect(),
             Admitted::HttpRoute(r) => r.hostnames.clone(),
+            Admitted::Service(_) => Vec::new(),
         }
     }
 }
@@ -83,6 +87,7 @@ pub fn object_key(r: &pb::ObjectRef) -> Result<ObjectKey, Rejection> {
     let kind = match pb::Kind::try_from(r.kind) {
         Ok(pb::Kind::Gateway) => Kind::Gateway,
         Ok(pb::Kind::HttpRoute) => Kind::HttpRoute,
+        Ok(pb::Kind::Service) => Kind::Service,
         _ => {
             return reject(
                 "UnsupportedValue",
@@ -91,7 +96,12 @@ pub fn object_key(r: &pb::ObjectRef) -> Result<ObjectKey, Rejection> {
         }
     };
     check_k8s_name("namespace", &r.namespace, 63)?;
-    check_k8s_name("name", &r.name, 253)?;
+    // Service names are DNS labels; the other kinds' are DNS subdomains.
+    check_k8s_name(
+        "name",
+        &r.name,
+        if kind == Kind::Service { 63 } else { 253 },
+    )?;
     Ok(ObjectKey {
         kind,
         namespace: r.namespace.clone(),
@@ -140,6 +150,9 @@ pub fn admit(obj: &pb::Object, policy: &Policy<'_>) -> Result<Admitted, Rejectio
         }
         (Kind::HttpRoute, Some(pb::object::Spec::HttpRoute(h))) => {
             admit_http_route(meta, h, policy).map(Admitted::HttpRoute)
+        }
+        (Kind::Service, Some(pb::object::Spec::LoadBalancerService(svc))) => {
+            admit_service(meta, svc, policy).map(Admitted::Service)
         }
         _ => reject(
             "UnsupportedValue",
@@ -374,6 +387,87 @@ fn admit_rule(
         filters,
         backends,
     })
+}
+
+fn admit_service(
+    meta: Meta,
+    svc: &pb::LoadBalancerService,
+    policy: &Policy<'_>,
+) -> Result<LoadBalancerService, Rejection> {
+    if svc.ports.is_empty() || svc.ports.len() > MAX_SERVICE_PORTS {
+        return reject(
+            "UnsupportedValue",
+            format!("a LoadBalancer Service needs 1 to {MAX_SERVICE_PORTS} ports"),
+        );
+    }
+    let mut ports: Vec<ServicePort> = Vec::with_capacity(svc.ports.len());
+    for p in &svc.ports {
+        if !p.name.is_empty() {
+            check_k8s_name("port name", &p.name, 63)?;
+        }
+        let protocol = match p.protocol.as_str() {
+            "TCP" | "" => L4Protocol::Tcp,
+            "UDP" => L4Protocol::Udp,
+            other => {
+                return reject(
+                    "UnsupportedProtocol",
+                    format!(
+                        "port {}: protocol {:?} is not supported; fleetgate load-balances TCP and UDP",
+                        p.port,
+                        other.chars().take(16).collect::<String>()
+                    ),
+                );
+            }
+        };
+        let port = u16::try_from(p.port)
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or(Rejection {
+                reason: "UnsupportedValue",
+                message: format!("port {} is not 1-65535", p.port),
+            })?;
+        if ports
+            .iter()
+            .any(|q| q.port == port && q.protocol == protocol)
+        {
+            return reject(
+                "UnsupportedValue",
+                format!("port {port}/{} is listed twice", protocol.as_str()),
+            );
+        }
+        if p.endpoints.len() > policy.limits.max_endpoints_per_backend {
+            return reject(
+                "UnsupportedValue",
+                format!(
+                    "port {port}: {} endpoints, the limit is {}",
+                    p.endpoints.len(),
+                    policy.limits.max_endpoints_per_backend
+                ),
+            );
+        }
+        let mut endpoints = Vec::new();
+        for e in p.endpoints.iter().filter(|e| e.ready) {
+            endpoints.push(check_endpoint(e, policy)?);
+        }
+        endpoints.sort();
+        endpoints.dedup();
+        let problem = p.problem.as_ref().map(|pr| BackendProblem {
+            reason: match pr.reason.as_str() {
+                r @ ("BackendNotFound" | "UnsupportedProtocol") => r.to_string(),
+                _ => "BackendNotFound".to_string(),
+            },
+            message: pr.message.chars().take(512).collect(),
+        });
+        ports.push(ServicePort {
+            name: p.name.clone(),
+            protocol,
+            port,
+            problem,
+            endpoints,
+        });
+    }
+    ports.sort_by_key(|p| (p.port, p.protocol));
+    Ok(LoadBalancerService { meta, ports })
 }
 
 fn admit_backend(b: &pb::Backend, policy: &Policy<'_>) -> Result<Backend, Rejection> {
@@ -614,6 +708,7 @@ pub fn rejected_status(key: &ObjectKey, obj: &pb::Object, rejection: &Rejection)
         addresses: vec![],
         listeners: vec![],
         parents: vec![],
+        load_balancer: vec![],
     };
     match (&key.kind, &obj.spec) {
         (Kind::HttpRoute, Some(pb::object::Spec::HttpRoute(h))) => {
@@ -875,6 +970,94 @@ mod tests {
         let mut o = route(&["x.a.example"], &[]);
         o.spec = Some(pb::object::Spec::Gateway(pb::Gateway::default()));
         assert!(admit(&o, &f.policy()).is_err());
+    }
+
+    fn lb_service(ports: &[(&str, u32, &[(&str, u32)])]) -> pb::Object {
+        pb::Object {
+            r#ref: Some(pb::ObjectRef {
+                kind: pb::Kind::Service as i32,
+                namespace: "default".into(),
+                name: "db".into(),
+            }),
+            generation: 1,
+            creation_timestamp: String::new(),
+            spec: Some(pb::object::Spec::LoadBalancerService(
+                pb::LoadBalancerService {
+                    ports: ports
+                        .iter()
+                        .map(|(proto, port, eps)| pb::ServicePort {
+                            name: String::new(),
+                            protocol: proto.to_string(),
+                            port: *port,
+                            endpoints: eps
+                                .iter()
+                                .map(|(a, p)| pb::Endpoint {
+                                    address: a.to_string(),
+                                    port: *p,
+                                    ready: true,
+                                })
+                                .collect(),
+                            problem: None,
+                        })
+                        .collect(),
+                },
+            )),
+        }
+    }
+
+    #[test]
+    fn load_balancer_services_table() {
+        let f = Fixture::new();
+        let ok = admit(
+            &lb_service(&[("UDP", 53, &[]), ("TCP", 53, &[("10.1.0.5", 30053)])]),
+            &f.policy(),
+        )
+        .unwrap();
+        let Admitted::Service(s) = ok else { panic!() };
+        assert_eq!(
+            s.ports
+                .iter()
+                .map(|p| (p.port, p.protocol))
+                .collect::<Vec<_>>(),
+            vec![(53, L4Protocol::Tcp), (53, L4Protocol::Udp)]
+        );
+        assert_eq!(
+            s.ports[0].endpoints,
+            vec!["10.1.0.5:30053".parse().unwrap()]
+        );
+        type Case<'a> = (&'a [(&'a str, u32, &'a [(&'a str, u32)])], &'a str, &'a str);
+        let cases: &[Case] = &[
+            (&[], "UnsupportedValue", "1 to"),
+            (&[("SCTP", 80, &[])], "UnsupportedProtocol", "TCP and UDP"),
+            (&[("TCP", 0, &[])], "UnsupportedValue", "1-65535"),
+            (&[("TCP", 70000, &[])], "UnsupportedValue", "1-65535"),
+            (
+                &[("TCP", 80, &[]), ("TCP", 80, &[])],
+                "UnsupportedValue",
+                "twice",
+            ),
+            (
+                &[("TCP", 80, &[("10.2.0.1", 80)])],
+                "EndpointNotAllowed",
+                "outside",
+            ),
+            (
+                &[("UDP", 80, &[("10.1.0.9", 7443)])],
+                "EndpointNotAllowed",
+                "the hub",
+            ),
+        ];
+        for (ports, reason, words) in cases {
+            let err = admit(&lb_service(ports), &f.policy()).unwrap_err();
+            assert_eq!(err.reason, *reason, "{ports:?}: {}", err.message);
+            assert!(err.message.contains(words), "{ports:?}: {}", err.message);
+        }
+        let mut dotted = lb_service(&[("TCP", 80, &[])]);
+        dotted.r#ref.as_mut().unwrap().name = "a.b".into();
+        assert_eq!(
+            admit(&dotted, &f.policy()).unwrap_err().reason,
+            "UnsupportedValue"
+        );
     }
 
     #[test]

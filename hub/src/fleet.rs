@@ -15,6 +15,7 @@ use fleetgate_proto::spoke::v1 as pb;
 use tokio::sync::watch;
 
 use crate::admit::{self, Admitted, Policy};
+use crate::allocate::{self, AllocError, Allocations, PortKey, ServiceKey};
 use crate::config::Config;
 use crate::model::{ClusterIntent, ClusterKey, FleetIntent, Kind, ObjectKey, ObjectStatus};
 use crate::store::{Store, StoreError};
@@ -41,6 +42,8 @@ struct State {
     owners: BTreeMap<String, String>,
     /// Per cluster: objects whose latest version was rejected, with their status.
     rejections: BTreeMap<ClusterKey, BTreeMap<ObjectKey, ObjectStatus>>,
+    /// L4 allocations (durable) and the Service ports that could not get one.
+    l4: allocate::Outcome,
 }
 
 /// What the compile loop reads: accepted intent plus the statuses of rejected objects.
@@ -48,6 +51,31 @@ struct State {
 pub struct FleetView {
     pub intent: FleetIntent,
     pub rejections: BTreeMap<ClusterKey, BTreeMap<ObjectKey, ObjectStatus>>,
+    /// The (address, port) of every LoadBalancer Service port.
+    pub allocations: Allocations,
+    /// Service ports without an allocation, and why.
+    pub allocation_failures: BTreeMap<PortKey, AllocError>,
+}
+
+/// Every Service port the fleet's intent wants an allocation for.
+pub fn wanted_ports(fleet: &FleetIntent) -> BTreeSet<PortKey> {
+    let mut out = BTreeSet::new();
+    for (ck, ci) in fleet {
+        for ((ns, name), svc) in &ci.services {
+            for p in &svc.ports {
+                out.insert(PortKey {
+                    service: ServiceKey {
+                        cluster: ck.clone(),
+                        namespace: ns.clone(),
+                        name: name.clone(),
+                    },
+                    port: p.port,
+                    protocol: p.protocol,
+                });
+            }
+        }
+    }
+    out
 }
 
 pub struct Fleet {
@@ -73,7 +101,20 @@ impl Fleet {
         });
         let mut reserved: BTreeSet<SocketAddr> = [config.agent_listen, config.xds_listen].into();
         reserved.extend(config.data_plane.listeners.iter().map(|l| l.bind));
-        let reserved_ips = [config.data_plane.address].into();
+        // The data plane's own addresses, including every L4 pool address, are never endpoints.
+        let mut reserved_ips: BTreeSet<IpAddr> = [config.data_plane.address].into();
+        for p in &config.l4.pools {
+            reserved_ips.extend(p.addresses.iter().copied());
+            reserved_ips.extend(p.bind);
+        }
+        // Stored allocations are kept (rule 1 of `allocate`); ports of Services loaded without
+        // one (a pool that was exhausted) get one now if the configuration allows.
+        let l4 = allocate::allocate(
+            &config.l4,
+            &reserved,
+            &store.load_allocations()?,
+            &wanted_ports(&intent),
+        );
         Ok(Self {
             config,
             store,
@@ -81,6 +122,7 @@ impl Fleet {
                 intent,
                 owners: loaded.owners,
                 rejections: BTreeMap::new(),
+                l4,
             }),
             reserved,
             reserved_ips,
@@ -98,6 +140,8 @@ impl Fleet {
         FleetView {
             intent: s.intent.clone(),
             rejections: s.rejections.clone(),
+            allocations: s.l4.allocations.clone(),
+            allocation_failures: s.l4.failures.clone(),
         }
     }
 
@@ -138,6 +182,9 @@ impl Fleet {
             intent
                 .http_routes
                 .retain(|(ns, n), _| sent.contains(&okey(Kind::HttpRoute, ns, n)));
+            intent
+                .services
+                .retain(|(ns, n), _| sent.contains(&okey(Kind::Service, ns, n)));
             rejections.retain(|k, _| sent.contains(k));
         }
         for d in &update.deletes {
@@ -174,13 +221,20 @@ impl Fleet {
                     rejections.remove(&k);
                     intent.http_routes.insert((k.namespace, k.name), h);
                 }
+                Ok(Admitted::Service(svc)) => {
+                    rejections.remove(&k);
+                    intent.services.insert((k.namespace, k.name), svc);
+                }
                 Err(e) => {
                     tracing::info!(cluster = %key, object = ?k, reason = e.reason, "rejected: {}", e.message);
                     rejections.insert(k.clone(), admit::rejected_status(&k, obj, &e));
                 }
             }
         }
-        let count = intent.gateways.len() + intent.http_routes.len() + rejections.len();
+        let count = intent.gateways.len()
+            + intent.http_routes.len()
+            + intent.services.len()
+            + rejections.len();
         if count > self.config.limits.max_objects_per_cluster {
             return Err(UpdateError::TooManyObjects {
                 count,
@@ -191,9 +245,17 @@ impl Fleet {
         let mut fleet = state.intent.clone();
         fleet.insert(key.clone(), intent.clone());
         let owners = claims(&state.owners, &key.tenant, &fleet);
-        self.store.save(key, &intent, &owners)?;
+        let l4 = allocate::allocate(
+            &self.config.l4,
+            &self.reserved,
+            &state.l4.allocations,
+            &wanted_ports(&fleet),
+        );
+        self.store
+            .save_with_allocations(key, &intent, &owners, &l4.allocations)?;
         state.intent = fleet;
         state.owners = owners;
+        state.l4 = l4;
         state.rejections.insert(key.clone(), rejections);
         drop(state);
         self.revision.send_modify(|r| *r += 1);
@@ -217,6 +279,9 @@ fn remove(intent: &mut ClusterIntent, k: &ObjectKey) {
         }
         Kind::HttpRoute => {
             intent.http_routes.remove(&id);
+        }
+        Kind::Service => {
+            intent.services.remove(&id);
         }
     }
 }

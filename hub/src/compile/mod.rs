@@ -7,6 +7,7 @@
 
 mod attach;
 mod hostname;
+pub mod l4;
 mod listener;
 pub mod names;
 mod precedence;
@@ -17,8 +18,8 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use snapshot::{
-    ClusterSnapshot, ListenerSnapshot, PathMatch, Route, RouteAction, Snapshot, SourceObject,
-    VirtualHost, WeightedCluster,
+    ClusterSnapshot, L4ListenerSnapshot, ListenerSnapshot, PathMatch, Route, RouteAction, Snapshot,
+    SourceObject, VirtualHost, WeightedCluster,
 };
 
 use crate::config::DataPlane;
@@ -49,6 +50,26 @@ type HostRoutes = BTreeMap<Precedence, Route>;
 struct PortBuild {
     hosts: BTreeMap<String, HostRoutes>,
     gateways: BTreeSet<SourceObject>,
+}
+
+/// Compile all accepted intent: HTTP ([`compile`]) and L4 ([`l4::compile`]) in one snapshot;
+/// Service statuses follow the other statuses of their cluster.
+pub fn compile_with_l4(
+    intent: &FleetIntent,
+    dp: &DataPlane,
+    l4_config: &crate::config::L4Config,
+    allocations: &crate::allocate::Allocations,
+    failures: &BTreeMap<crate::allocate::PortKey, crate::allocate::AllocError>,
+) -> Compiled {
+    let mut out = compile(intent, dp);
+    let l4 = l4::compile(intent, allocations, failures, l4_config);
+    out.snapshot.l4_listeners = l4.listeners;
+    out.snapshot.clusters.extend(l4.clusters);
+    out.snapshot.clusters.sort_by(|a, b| a.name.cmp(&b.name));
+    for (ck, list) in l4.statuses {
+        out.statuses.entry(ck).or_default().extend(list);
+    }
+    out
 }
 
 /// Compile all accepted intent against the data plane's published ports.
@@ -150,6 +171,7 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
                 addresses: Vec::new(),
                 listeners: Vec::new(),
                 parents,
+                load_balancer: Vec::new(),
             });
         }
 
@@ -200,6 +222,7 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
         snapshot: Snapshot {
             listeners,
             clusters: clusters.into_values().collect(),
+            l4_listeners: Vec::new(),
         },
         statuses,
     }

@@ -184,6 +184,7 @@ fn intent(clusters: Vec<(ClusterKey, Vec<Gateway>, Vec<HttpRoute>)>) -> FleetInt
                     .into_iter()
                     .map(|r| ((r.meta.namespace.clone(), r.meta.name.clone()), r))
                     .collect(),
+                ..Default::default()
             };
             (k, ci)
         })

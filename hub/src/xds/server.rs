@@ -442,6 +442,7 @@ mod tests {
                     source: Some(src(c)),
                 })
                 .collect(),
+            l4_listeners: Vec::new(),
         })
     }
 
