@@ -207,6 +207,47 @@ pub fn resolve_backend(
     backend
 }
 
+/// The endpoints of one port of a Service (any protocol), by the index's endpoint mode: every
+/// Node's InternalIP x the port's nodePort (`node`), or the ready addresses of the Service's
+/// EndpointSlices (`pod`); or the problem that explains why there are none. Used for
+/// LoadBalancer Services by [`crate::l4`].
+pub fn service_port_endpoints(
+    svc: &Service,
+    svc_port: &ServicePort,
+    index: &Index<'_>,
+) -> Result<Vec<Endpoint>, BackendProblem> {
+    let namespace = svc.metadata.namespace.as_deref().unwrap_or_default();
+    let name = svc.metadata.name.as_deref().unwrap_or_default();
+    match index.mode {
+        EndpointMode::Node => match svc_port.node_port.and_then(|p| u32::try_from(p).ok()) {
+            Some(node_port) if node_port > 0 => Ok(index
+                .node_addresses
+                .iter()
+                .map(|(ip, ready)| Endpoint {
+                    address: ip.to_string(),
+                    port: node_port,
+                    ready: *ready,
+                })
+                .collect()),
+            _ => Err(BackendProblem {
+                reason: "BackendNotFound".to_string(),
+                message: format!(
+                    "Service {namespace}/{name} port {} has no nodePort (spec.allocateLoadBalancerNodePorts=false?); allocate nodePorts or run the agent with --endpoint-mode=pod",
+                    svc_port.port
+                ),
+            }),
+        },
+        EndpointMode::Pod => {
+            let slices = index
+                .slices
+                .get(&(namespace, name))
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            Ok(pod_endpoints(svc_port, slices))
+        }
+    }
+}
+
 /// Ready addresses of `slices` for the slice port that carries `svc_port`: the slice port named
 /// like the Service port, else the one whose number is the Service port's numeric targetPort.
 fn pod_endpoints(svc_port: &ServicePort, slices: &[&EndpointSlice]) -> Vec<Endpoint> {

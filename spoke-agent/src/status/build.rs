@@ -41,6 +41,12 @@ pub enum StatusWrite {
         name: String,
         status: HttpRouteStatus,
     },
+    /// A LoadBalancer Service (`super::service`).
+    Service {
+        namespace: String,
+        name: String,
+        status: k8s_openapi::api::core::v1::ServiceStatus,
+    },
 }
 
 impl StatusWrite {
@@ -54,6 +60,9 @@ impl StatusWrite {
             Self::HttpRoute {
                 namespace, name, ..
             } => format!("HTTPRoute {namespace}/{name}"),
+            Self::Service {
+                namespace, name, ..
+            } => format!("Service {namespace}/{name}"),
         }
     }
 }
@@ -323,6 +332,21 @@ pub fn plan(state: &ClusterState, hub: Option<&Status>, now: &Time) -> Vec<Statu
             });
         }
     }
+    for svc in &state.services {
+        let Some((namespace, name, hs)) = find(Kind::Service, &svc.metadata) else {
+            continue;
+        };
+        let status = super::service::service_status(svc, hs, now);
+        if svc.status.as_ref().map(super::service::normalized)
+            != Some(super::service::normalized(&status))
+        {
+            out.push(StatusWrite::Service {
+                namespace,
+                name,
+                status,
+            });
+        }
+    }
     out
 }
 
@@ -375,6 +399,28 @@ pub fn summary(w: &StatusWrite) -> String {
                 conds(status.conditions.as_deref().unwrap_or_default()),
                 addrs.join(","),
                 listeners.join("")
+            )
+        }
+        StatusWrite::Service { status, .. } => {
+            let ingress: Vec<String> = status
+                .load_balancer
+                .iter()
+                .flat_map(|l| l.ingress.iter().flatten())
+                .flat_map(|i| {
+                    i.ports.iter().flatten().map(move |p| {
+                        format!(
+                            "{}:{}/{}",
+                            i.ip.as_deref().unwrap_or(""),
+                            p.port,
+                            p.protocol
+                        )
+                    })
+                })
+                .collect();
+            format!(
+                "{} ingress=[{}]",
+                conds(status.conditions.as_deref().unwrap_or_default()),
+                ingress.join(",")
             )
         }
         StatusWrite::HttpRoute { status, .. } => status

@@ -5,9 +5,11 @@
 //! re-plans whenever the cluster snapshot or the hub's Status changes (and every 30 s, to retry
 //! failed writes) and hands the writes to a [`Sink`]: server-side apply of the `/status`
 //! subresource (field manager `fleetgate-agent`, force) for a cluster, one log line per object
-//! change for a manifests folder.
+//! change for a manifests folder. LoadBalancer Services get `status.loadBalancer` and
+//! `status.conditions` ([`service`]); one that got no address is also logged as a warning.
 
 pub mod build;
+pub mod service;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -16,6 +18,7 @@ use fleetgate_proto::spoke::v1::Status;
 use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
 use gateway_api::httproutes::HttpRoute;
+use k8s_openapi::api::core::v1::Service;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::json;
@@ -93,6 +96,27 @@ impl Sink {
                             },
                         });
                         Api::<Gateway>::namespaced(client.clone(), namespace)
+                            .patch_status(name, &pp, &Patch::Apply(body))
+                            .await
+                            .map(drop)
+                    }
+                    StatusWrite::Service {
+                        namespace,
+                        name,
+                        status,
+                    } => {
+                        if let Some(why) = service::not_programmed(status) {
+                            warn!("Service {namespace}/{name} has no load balancer address: {why}");
+                        }
+                        let body = json!({
+                            "apiVersion": "v1", "kind": "Service",
+                            "metadata": {"name": name, "namespace": namespace},
+                            "status": {
+                                "conditions": status.conditions,
+                                "loadBalancer": status.load_balancer,
+                            },
+                        });
+                        Api::<Service>::namespaced(client.clone(), namespace)
                             .patch_status(name, &pp, &Patch::Apply(body))
                             .await
                             .map(drop)
