@@ -314,6 +314,7 @@ fn fleet(gateways: Vec<Gateway>, routes: Vec<HttpRoute>) -> FleetIntent {
             .into_iter()
             .map(|r| (("default".to_string(), r.meta.name.clone()), r))
             .collect(),
+        ..Default::default()
     };
     BTreeMap::from([(cluster_key(), ci)])
 }
