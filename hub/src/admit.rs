@@ -972,7 +972,10 @@ mod tests {
         assert!(admit(&o, &f.policy()).is_err());
     }
 
-    fn lb_service(ports: &[(&str, u32, &[(&str, u32)])]) -> pb::Object {
+    /// (protocol, port, endpoints (address, port)).
+    type PortSpec<'a> = (&'a str, u32, &'a [(&'a str, u32)]);
+
+    fn lb_service(ports: &[PortSpec<'_>]) -> pb::Object {
         pb::Object {
             r#ref: Some(pb::ObjectRef {
                 kind: pb::Kind::Service as i32,
@@ -1025,7 +1028,7 @@ mod tests {
             s.ports[0].endpoints,
             vec!["10.1.0.5:30053".parse().unwrap()]
         );
-        type Case<'a> = (&'a [(&'a str, u32, &'a [(&'a str, u32)])], &'a str, &'a str);
+        type Case<'a> = (&'a [PortSpec<'a>], &'a str, &'a str);
         let cases: &[Case] = &[
             (&[], "UnsupportedValue", "1 to"),
             (&[("SCTP", 80, &[])], "UnsupportedProtocol", "TCP and UDP"),

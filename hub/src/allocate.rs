@@ -461,7 +461,7 @@ mod tests {
         let cfg = l4(&["127.0.0.1"], 9000, 9002);
         let x = key("a", "x", 9001, Tcp);
         let y = key("b", "y", 9001, Tcp);
-        let (first, _) = run(&cfg, &[], &Allocations::new(), &[x.clone()]);
+        let (first, _) = run(&cfg, &[], &Allocations::new(), std::slice::from_ref(&x));
         assert_eq!(first.allocations[&x], sa("127.0.0.1:9001"));
         // A newcomer that prefers the same port does not take it; x keeps it.
         let (second, _) = run(&cfg, &[], &first.allocations, &[x.clone(), y.clone()]);
@@ -488,7 +488,7 @@ mod tests {
         assert_eq!(fourth.allocations[&y2].ip(), sa("127.0.0.1:1").ip());
         // An allocation the configuration no longer allows is replaced (y prefers its own 9001).
         let moved = l4(&["127.0.0.2"], 9000, 9002);
-        let (fifth, _) = run(&moved, &[], &third.allocations, &[y.clone()]);
+        let (fifth, _) = run(&moved, &[], &third.allocations, std::slice::from_ref(&y));
         assert_eq!(fifth.allocations[&y], sa("127.0.0.2:9001"));
     }
 

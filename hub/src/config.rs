@@ -454,7 +454,8 @@ dataPlane:
     #[test]
     fn address_pools_table() {
         // (pools YAML, range YAML, Ok(addresses of the first pool) or Err(words in the error))
-        let cases: &[(&str, &str, Result<&[&str], &str>)] = &[
+        type Case<'a> = (&'a str, &'a str, Result<&'a [&'a str], &'a str>);
+        let cases: &[Case] = &[
             ("[]", "", Ok(&[])),
             (
                 "[{name: p, addresses: [127.0.0.1, 10.0.0.0/30]}]",

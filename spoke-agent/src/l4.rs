@@ -167,7 +167,8 @@ mod tests {
         let Some(object::Spec::LoadBalancerService(s)) = &objs[0].spec else {
             panic!("service expected")
         };
-        let got: Vec<(String, u32, Vec<(String, u32)>)> = s
+        type Port = (String, u32, Vec<(String, u32)>);
+        let got: Vec<Port> = s
             .ports
             .iter()
             .map(|p| {
