@@ -248,6 +248,22 @@ async fn an_exhausted_pool_is_reported_on_the_service_and_breaks_nothing() {
         message.contains("80/TCP") && message.contains("addressPools"),
         "the message says which port and what to change: {message}"
     );
+    // ... and a Warning Event on the Service says the same.
+    eventually(TIMEOUT, || async {
+        let events: kube::Api<k8s_openapi::api::core::v1::Event> =
+            kube::Api::namespaced(a.cluster.admin(), "default");
+        let list = events.list(&Default::default()).await?;
+        ensure!(
+            list.items.iter().any(|e| {
+                e.involved_object.name.as_deref() == Some("three")
+                    && e.reason.as_deref() == Some("PoolExhausted")
+                    && e.type_.as_deref() == Some("Warning")
+            }),
+            "no PoolExhausted Warning Event on Service three yet"
+        );
+        Ok(())
+    })
+    .await;
     wait_tcp(one, "tenant-a-one ping").await;
     wait_tcp(two, "tenant-a-two ping").await;
 

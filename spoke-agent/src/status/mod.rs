@@ -18,8 +18,8 @@ use fleetgate_proto::spoke::v1::Status;
 use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
 use gateway_api::httproutes::HttpRoute;
-use k8s_openapi::api::core::v1::Service;
-use kube::api::{Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Event, Service};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 use tokio::sync::watch;
@@ -107,6 +107,18 @@ impl Sink {
                     } => {
                         if let Some(why) = service::not_programmed(status) {
                             warn!("Service {namespace}/{name} has no load balancer address: {why}");
+                            if let Some(event) = service::warning_event(namespace, name, status) {
+                                // Best effort: the status condition is the record; the Event
+                                // makes it visible in `kubectl describe service`.
+                                if let Err(e) = Api::<Event>::namespaced(client.clone(), namespace)
+                                    .create(&PostParams::default(), &event)
+                                    .await
+                                {
+                                    warn!(
+                                        "cannot create an Event for Service {namespace}/{name}: {e}"
+                                    );
+                                }
+                            }
                         }
                         let body = json!({
                             "apiVersion": "v1", "kind": "Service",

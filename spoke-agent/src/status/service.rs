@@ -8,9 +8,10 @@
 
 use fleetgate_proto::spoke::v1::ObjectStatus;
 use k8s_openapi::api::core::v1::{
-    LoadBalancerIngress, LoadBalancerStatus, PortStatus, Service, ServiceStatus,
+    Event, EventSource, LoadBalancerIngress, LoadBalancerStatus, ObjectReference, PortStatus,
+    Service, ServiceStatus,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
 use super::build::merge_conditions;
 
@@ -81,6 +82,41 @@ pub fn not_programmed(s: &ServiceStatus) -> Option<String> {
         .flatten()
         .find(|c| c.type_ == "Programmed" && c.status == "False")
         .map(|c| format!("{}: {}", c.reason, c.message))
+}
+
+/// A Warning Event on the Service saying why it has no address (Programmed=False), for
+/// `kubectl describe service`; `None` when the Service is programmed.
+pub fn warning_event(namespace: &str, name: &str, s: &ServiceStatus) -> Option<Event> {
+    let c = s
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Programmed" && c.status == "False")?;
+    Some(Event {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{name}.")),
+            namespace: Some(namespace.to_string()),
+            ..Default::default()
+        },
+        involved_object: ObjectReference {
+            api_version: Some("v1".to_string()),
+            kind: Some("Service".to_string()),
+            namespace: Some(namespace.to_string()),
+            name: Some(name.to_string()),
+            ..Default::default()
+        },
+        reason: Some(c.reason.clone()),
+        message: Some(c.message.clone()),
+        type_: Some("Warning".to_string()),
+        source: Some(EventSource {
+            component: Some(crate::FIELD_MANAGER.to_string()),
+            host: None,
+        }),
+        first_timestamp: Some(c.last_transition_time.clone()),
+        last_timestamp: Some(c.last_transition_time.clone()),
+        count: Some(1),
+        ..Default::default()
+    })
 }
 
 #[cfg(test)]
