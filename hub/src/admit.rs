@@ -13,8 +13,9 @@ use fleetgate_proto::spoke::v1 as pb;
 use crate::config::{Cluster, Limits, Tenant};
 use crate::model::{
     AllowedRoutes, Backend, BackendProblem, Condition, Gateway, HeaderModifier, HttpFilter,
-    HttpRoute, HttpRouteMatch, HttpRouteRule, Kind, L4Protocol, Listener, LoadBalancerService,
-    Meta, ObjectKey, ObjectStatus, ParentRef, PathMatch, Protocol, RouteParentStatus, ServicePort,
+    HttpRoute, HttpRouteMatch, HttpRouteRule, Kind, L4Protocol, L4Route, Listener,
+    LoadBalancerService, Meta, ObjectKey, ObjectStatus, ParentRef, PathMatch, Protocol,
+    RouteParentStatus, ServicePort,
 };
 
 /// Gateway API limits (from the CRD schemas) the hub enforces again, since agents are untrusted.
@@ -65,6 +66,7 @@ pub enum Admitted {
     Gateway(Gateway),
     HttpRoute(HttpRoute),
     Service(LoadBalancerService),
+    L4Route(L4Route),
 }
 
 impl Admitted {
@@ -77,7 +79,7 @@ impl Admitted {
                 .filter_map(|l| l.hostname.clone())
                 .collect(),
             Admitted::HttpRoute(r) => r.hostnames.clone(),
-            Admitted::Service(_) => Vec::new(),
+            Admitted::Service(_) | Admitted::L4Route(_) => Vec::new(),
         }
     }
 }
@@ -88,6 +90,8 @@ pub fn object_key(r: &pb::ObjectRef) -> Result<ObjectKey, Rejection> {
         Ok(pb::Kind::Gateway) => Kind::Gateway,
         Ok(pb::Kind::HttpRoute) => Kind::HttpRoute,
         Ok(pb::Kind::Service) => Kind::Service,
+        Ok(pb::Kind::TcpRoute) => Kind::TcpRoute,
+        Ok(pb::Kind::UdpRoute) => Kind::UdpRoute,
         _ => {
             return reject(
                 "UnsupportedValue",
@@ -153,6 +157,12 @@ pub fn admit(obj: &pb::Object, policy: &Policy<'_>) -> Result<Admitted, Rejectio
         }
         (Kind::Service, Some(pb::object::Spec::LoadBalancerService(svc))) => {
             admit_service(meta, svc, policy).map(Admitted::Service)
+        }
+        (Kind::TcpRoute, Some(pb::object::Spec::L4Route(r))) => {
+            admit_l4_route(meta, L4Protocol::Tcp, r, policy).map(Admitted::L4Route)
+        }
+        (Kind::UdpRoute, Some(pb::object::Spec::L4Route(r))) => {
+            admit_l4_route(meta, L4Protocol::Udp, r, policy).map(Admitted::L4Route)
         }
         _ => reject(
             "UnsupportedValue",
@@ -385,6 +395,56 @@ fn admit_rule(
         name,
         matches,
         filters,
+        backends,
+    })
+}
+
+fn admit_parent_refs(refs: &[pb::ParentRef]) -> Result<Vec<ParentRef>, Rejection> {
+    if refs.len() > MAX_PARENT_REFS {
+        return reject(
+            "UnsupportedValue",
+            format!("at most {MAX_PARENT_REFS} parentRefs"),
+        );
+    }
+    let mut out = Vec::with_capacity(refs.len());
+    for p in refs {
+        check_k8s_name("parentRef namespace", &p.namespace, 63)?;
+        check_k8s_name("parentRef name", &p.name, 253)?;
+        if !p.section_name.is_empty() {
+            check_section_name(&p.section_name)?;
+        }
+        out.push(ParentRef {
+            namespace: p.namespace.clone(),
+            name: p.name.clone(),
+            section_name: (!p.section_name.is_empty()).then(|| p.section_name.clone()),
+            port: u16::try_from(p.port).ok().filter(|p| *p != 0),
+        });
+    }
+    Ok(out)
+}
+
+/// A TCPRoute or UDPRoute: parentRefs and backends checked like an HTTPRoute's.
+fn admit_l4_route(
+    meta: Meta,
+    protocol: L4Protocol,
+    r: &pb::L4Route,
+    policy: &Policy<'_>,
+) -> Result<L4Route, Rejection> {
+    let parent_refs = admit_parent_refs(&r.parent_refs)?;
+    if r.backends.len() > MAX_BACKENDS {
+        return reject(
+            "UnsupportedValue",
+            format!("at most {MAX_BACKENDS} backendRefs"),
+        );
+    }
+    let mut backends = Vec::with_capacity(r.backends.len());
+    for b in &r.backends {
+        backends.push(admit_backend(b, policy)?);
+    }
+    Ok(L4Route {
+        meta,
+        protocol,
+        parent_refs,
         backends,
     })
 }
@@ -710,10 +770,16 @@ pub fn rejected_status(key: &ObjectKey, obj: &pb::Object, rejection: &Rejection)
         parents: vec![],
         load_balancer: vec![],
     };
-    match (&key.kind, &obj.spec) {
-        (Kind::HttpRoute, Some(pb::object::Spec::HttpRoute(h))) => {
-            status.parents = h
-                .parent_refs
+    let route_parents = match (&key.kind, &obj.spec) {
+        (Kind::HttpRoute, Some(pb::object::Spec::HttpRoute(h))) => Some(&h.parent_refs),
+        (Kind::TcpRoute | Kind::UdpRoute, Some(pb::object::Spec::L4Route(r))) => {
+            Some(&r.parent_refs)
+        }
+        _ => None,
+    };
+    match route_parents {
+        Some(parent_refs) => {
+            status.parents = parent_refs
                 .iter()
                 .take(MAX_PARENT_REFS)
                 .map(|p| RouteParentStatus {
@@ -730,7 +796,7 @@ pub fn rejected_status(key: &ObjectKey, obj: &pb::Object, rejection: &Rejection)
                 })
                 .collect();
         }
-        _ => {
+        None => {
             status.conditions = vec![
                 accepted,
                 Condition::new("Programmed", false, "Invalid", &rejection.message),

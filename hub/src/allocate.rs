@@ -18,6 +18,8 @@
 //!    other protocol in the same Service already got (TCP 53 + UDP 53 stay together); the
 //!    Service's own port number when it is inside `l4PortRange` and free; else the lowest free
 //!    port of the range.
+//!    A Gateway's TCP/UDP listener gets exactly its own port (clients connect to the listener
+//!    port at the Gateway's address) or nothing (`PoolExhausted`: listener not programmed).
 //! 4. An (address, port) belongs to at most one Service: Services of different tenants or
 //!    namespaces never share one, whatever the protocol. Services do share an address when
 //!    their ports differ. The unit of collision is where the data plane binds (a pool's `bind`
@@ -32,9 +34,18 @@ use std::net::{IpAddr, SocketAddr};
 use crate::config::L4Config;
 use crate::model::{ClusterKey, L4Protocol};
 
-/// One Service of one cluster.
+/// What holds allocations: a LoadBalancer Service, or a Gateway (for its TCP/UDP listeners).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Owner {
+    Service,
+    /// A Gateway's listener port is what clients connect to: it gets exactly that port or none.
+    Gateway,
+}
+
+/// One Service (or Gateway) of one cluster.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ServiceKey {
+    pub owner: Owner,
     pub cluster: ClusterKey,
     pub namespace: String,
     pub name: String,
@@ -130,6 +141,9 @@ impl Allocator<'_> {
     fn pick(&self, k: &PortKey, ip: IpAddr, sibling: Option<u16>) -> Option<u16> {
         let range = self.l4.port_range?;
         let ok = |p: u16| self.in_range(p) && self.free(&k.service, ip, p, k.protocol);
+        if k.service.owner == Owner::Gateway {
+            return ok(k.port).then_some(k.port);
+        }
         if let Some(p) = sibling.filter(|p| ok(*p)) {
             return Some(p);
         }
@@ -282,6 +296,7 @@ mod tests {
     fn key(tenant: &str, name: &str, port: u16, protocol: L4Protocol) -> PortKey {
         PortKey {
             service: ServiceKey {
+                owner: Owner::Service,
                 cluster: ClusterKey {
                     tenant: tenant.into(),
                     cluster: "c1".into(),
@@ -490,6 +505,31 @@ mod tests {
         let moved = l4(&["127.0.0.2"], 9000, 9002);
         let (fifth, _) = run(&moved, &[], &third.allocations, std::slice::from_ref(&y));
         assert_eq!(fifth.allocations[&y], sa("127.0.0.2:9001"));
+    }
+
+    #[test]
+    fn gateway_listeners_get_exactly_their_port() {
+        let cfg = l4(&["127.0.0.1"], 9000, 9002);
+        let gw = |port| PortKey {
+            service: ServiceKey {
+                owner: Owner::Gateway,
+                ..key("a", "web", port, Tcp).service
+            },
+            port,
+            protocol: Tcp,
+        };
+        // A Service took 9001 first; the Gateway listener on 9001 gets nothing, not another port.
+        let svc = key("b", "db", 9001, Tcp);
+        let (first, _) = run(&cfg, &[], &Allocations::new(), std::slice::from_ref(&svc));
+        let (o, shown) = run(
+            &cfg,
+            &[],
+            &first.allocations,
+            &[svc, gw(9001), gw(9002), gw(80)],
+        );
+        assert_eq!(o.allocations[&gw(9002)], sa("127.0.0.1:9002"));
+        assert_eq!(shown["a/web/9001/Tcp"], "PoolExhausted");
+        assert_eq!(shown["a/web/80/Tcp"], "PoolExhausted", "outside the range");
     }
 
     #[test]

@@ -15,9 +15,11 @@ use fleetgate_proto::spoke::v1 as pb;
 use tokio::sync::watch;
 
 use crate::admit::{self, Admitted, Policy};
-use crate::allocate::{self, AllocError, Allocations, PortKey, ServiceKey};
+use crate::allocate::{self, AllocError, Allocations, Owner, PortKey, ServiceKey};
 use crate::config::Config;
-use crate::model::{ClusterIntent, ClusterKey, FleetIntent, Kind, ObjectKey, ObjectStatus};
+use crate::model::{
+    ClusterIntent, ClusterKey, FleetIntent, Kind, L4Protocol, ObjectKey, ObjectStatus, Protocol,
+};
 use crate::store::{Store, StoreError};
 
 /// Why a whole Update was refused (the agent gets it as a Nack; nothing in it was applied).
@@ -57,14 +59,35 @@ pub struct FleetView {
     pub allocation_failures: BTreeMap<PortKey, AllocError>,
 }
 
-/// Every Service port the fleet's intent wants an allocation for.
+/// Every Service port and Gateway TCP/UDP listener port the fleet's intent wants an allocation
+/// for.
 pub fn wanted_ports(fleet: &FleetIntent) -> BTreeSet<PortKey> {
     let mut out = BTreeSet::new();
     for (ck, ci) in fleet {
+        for ((ns, name), gw) in &ci.gateways {
+            for l in &gw.listeners {
+                let protocol = match l.protocol {
+                    Some(Protocol::Tcp) => L4Protocol::Tcp,
+                    Some(Protocol::Udp) => L4Protocol::Udp,
+                    _ => continue,
+                };
+                out.insert(PortKey {
+                    service: ServiceKey {
+                        owner: Owner::Gateway,
+                        cluster: ck.clone(),
+                        namespace: ns.clone(),
+                        name: name.clone(),
+                    },
+                    port: l.port,
+                    protocol,
+                });
+            }
+        }
         for ((ns, name), svc) in &ci.services {
             for p in &svc.ports {
                 out.insert(PortKey {
                     service: ServiceKey {
+                        owner: Owner::Service,
                         cluster: ck.clone(),
                         namespace: ns.clone(),
                         name: name.clone(),
@@ -185,6 +208,7 @@ impl Fleet {
             intent
                 .services
                 .retain(|(ns, n), _| sent.contains(&okey(Kind::Service, ns, n)));
+            intent.l4_routes.retain(|k, _| sent.contains(k));
             rejections.retain(|k, _| sent.contains(k));
         }
         for d in &update.deletes {
@@ -225,6 +249,10 @@ impl Fleet {
                     rejections.remove(&k);
                     intent.services.insert((k.namespace, k.name), svc);
                 }
+                Ok(Admitted::L4Route(r)) => {
+                    rejections.remove(&k);
+                    intent.l4_routes.insert(k, r);
+                }
                 Err(e) => {
                     tracing::info!(cluster = %key, object = ?k, reason = e.reason, "rejected: {}", e.message);
                     rejections.insert(k.clone(), admit::rejected_status(&k, obj, &e));
@@ -234,6 +262,7 @@ impl Fleet {
         let count = intent.gateways.len()
             + intent.http_routes.len()
             + intent.services.len()
+            + intent.l4_routes.len()
             + rejections.len();
         if count > self.config.limits.max_objects_per_cluster {
             return Err(UpdateError::TooManyObjects {
@@ -282,6 +311,9 @@ fn remove(intent: &mut ClusterIntent, k: &ObjectKey) {
         }
         Kind::Service => {
             intent.services.remove(&id);
+        }
+        Kind::TcpRoute | Kind::UdpRoute => {
+            intent.l4_routes.remove(k);
         }
     }
 }

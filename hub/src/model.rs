@@ -27,8 +27,12 @@ impl std::fmt::Display for ClusterKey {
 pub enum Kind {
     Gateway,
     HttpRoute,
-    /// A Service of type LoadBalancer served on L4 (`crate::l4`).
+    /// A Service of type LoadBalancer served on L4 (`crate::compile::l4`).
     Service,
+    /// A TCPRoute on a Gateway listener of protocol TCP.
+    TcpRoute,
+    /// A UDPRoute on a Gateway listener of protocol UDP.
+    UdpRoute,
 }
 
 /// One object inside one cluster.
@@ -57,6 +61,9 @@ pub struct ClusterIntent {
     /// Services of type LoadBalancer the hub serves on L4.
     #[serde(default)]
     pub services: BTreeMap<(String, String), LoadBalancerService>,
+    /// TCPRoutes and UDPRoutes, by kind, namespace and name.
+    #[serde(default)]
+    pub l4_routes: BTreeMap<ObjectKey, L4Route>,
 }
 
 /// All accepted intent of the fleet: the compiler's whole input.
@@ -210,6 +217,17 @@ pub struct ServicePort {
     pub problem: Option<BackendProblem>,
     /// Ready endpoints, checked against the cluster's CIDRs by admission.
     pub endpoints: Vec<SocketAddr>,
+}
+
+/// A TCPRoute or UDPRoute: every connection (datagram) on the attached listener goes to the
+/// ready endpoints of all its backends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct L4Route {
+    pub meta: Meta,
+    /// Tcp for a TCPRoute, Udp for a UDPRoute.
+    pub protocol: L4Protocol,
+    pub parent_refs: Vec<ParentRef>,
+    pub backends: Vec<Backend>,
 }
 
 /// One address a Service is served on, with the ports allocated there (Service

@@ -10,9 +10,10 @@ use std::path::Path;
 
 use redb::{Database, ReadableTable, TableDefinition};
 
-use crate::allocate::{Allocations, PortKey, ServiceKey};
+use crate::allocate::{Allocations, Owner, PortKey, ServiceKey};
 use crate::model::{
-    ClusterIntent, ClusterKey, FleetIntent, Gateway, HttpRoute, L4Protocol, LoadBalancerService,
+    ClusterIntent, ClusterKey, FleetIntent, Gateway, HttpRoute, L4Protocol, L4Route,
+    LoadBalancerService,
 };
 
 /// The stored form of a `ClusterIntent`: plain lists (JSON maps need string keys); the maps are
@@ -23,6 +24,8 @@ struct Stored {
     http_routes: Vec<HttpRoute>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     services: Vec<LoadBalancerService>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    l4_routes: Vec<L4Route>,
 }
 
 impl From<&ClusterIntent> for Stored {
@@ -31,6 +34,7 @@ impl From<&ClusterIntent> for Stored {
             gateways: i.gateways.values().cloned().collect(),
             http_routes: i.http_routes.values().cloned().collect(),
             services: i.services.values().cloned().collect(),
+            l4_routes: i.l4_routes.values().cloned().collect(),
         }
     }
 }
@@ -46,6 +50,22 @@ impl From<Stored> for ClusterIntent {
                 .map(|r| (key(&r.meta), r))
                 .collect(),
             services: s.services.into_iter().map(|v| (key(&v.meta), v)).collect(),
+            l4_routes: s
+                .l4_routes
+                .into_iter()
+                .map(|r| {
+                    let kind = match r.protocol {
+                        L4Protocol::Tcp => crate::model::Kind::TcpRoute,
+                        L4Protocol::Udp => crate::model::Kind::UdpRoute,
+                    };
+                    let k = crate::model::ObjectKey {
+                        kind,
+                        namespace: r.meta.namespace.clone(),
+                        name: r.meta.name.clone(),
+                    };
+                    (k, r)
+                })
+                .collect(),
         }
     }
 }
@@ -54,7 +74,8 @@ impl From<Stored> for ClusterIntent {
 const INTENT: TableDefinition<&str, &[u8]> = TableDefinition::new("intent/v1");
 /// hostname pattern -> owning tenant.
 const HOSTNAMES: TableDefinition<&str, &str> = TableDefinition::new("hostnames/v1");
-/// `<tenant>/<cluster>/<namespace>/<service>/<port>/<TCP|UDP>` -> allocated `ip:port`.
+/// `<tenant>/<cluster>/<namespace>/<Service|Gateway>/<name>/<port>/<TCP|UDP>` -> allocated
+/// `ip:port`.
 const L4_ALLOCATIONS: TableDefinition<&str, &str> = TableDefinition::new("l4-allocations/v1");
 
 #[derive(Debug, thiserror::Error)]
@@ -228,10 +249,14 @@ impl Store {
 /// (checked by admission), so '/' cannot occur in them.
 fn port_key_str(k: &PortKey) -> String {
     format!(
-        "{}/{}/{}/{}/{}/{}",
+        "{}/{}/{}/{}/{}/{}/{}",
         k.service.cluster.tenant,
         k.service.cluster.cluster,
         k.service.namespace,
+        match k.service.owner {
+            Owner::Service => "Service",
+            Owner::Gateway => "Gateway",
+        },
         k.service.name,
         k.port,
         k.protocol.as_str()
@@ -240,11 +265,16 @@ fn port_key_str(k: &PortKey) -> String {
 
 fn parse_port_key(s: &str) -> Option<PortKey> {
     let parts: Vec<&str> = s.split('/').collect();
-    let [tenant, cluster, namespace, name, port, protocol] = parts.as_slice() else {
+    let [tenant, cluster, namespace, owner, name, port, protocol] = parts.as_slice() else {
         return None;
     };
     Some(PortKey {
         service: ServiceKey {
+            owner: match *owner {
+                "Service" => Owner::Service,
+                "Gateway" => Owner::Gateway,
+                _ => return None,
+            },
             cluster: ClusterKey {
                 tenant: tenant.to_string(),
                 cluster: cluster.to_string(),
@@ -351,6 +381,7 @@ mod tests {
         };
         let pk = |name: &str, port: u16, protocol| PortKey {
             service: ServiceKey {
+                owner: Owner::Service,
                 cluster: ck.clone(),
                 namespace: "default".into(),
                 name: name.into(),
@@ -382,7 +413,22 @@ mod tests {
         s.save(&ck, &ClusterIntent::default(), &BTreeMap::new())
             .unwrap();
         assert_eq!(s.load_allocations().unwrap(), allocs);
-        assert!(parse_port_key("a/b/c/d/80/SCTP").is_none());
+        allocs.insert(
+            PortKey {
+                service: ServiceKey {
+                    owner: Owner::Gateway,
+                    ..pk("db", 1, L4Protocol::Tcp).service
+                },
+                port: 9000,
+                protocol: L4Protocol::Tcp,
+            },
+            "127.0.0.1:9000".parse().unwrap(),
+        );
+        s.save_with_allocations(&ck, &ClusterIntent::default(), &BTreeMap::new(), &allocs)
+            .unwrap();
+        assert_eq!(s.load_allocations().unwrap(), allocs);
+        assert!(parse_port_key("a/b/c/Service/d/80/SCTP").is_none());
+        assert!(parse_port_key("a/b/c/Pod/d/80/TCP").is_none());
         assert!(parse_port_key("a/b/c/80/TCP").is_none());
     }
 }

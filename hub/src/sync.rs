@@ -187,6 +187,8 @@ pub fn to_wire(s: &ObjectStatus) -> pb::ObjectStatus {
                 model::Kind::Gateway => pb::Kind::Gateway,
                 model::Kind::HttpRoute => pb::Kind::HttpRoute,
                 model::Kind::Service => pb::Kind::Service,
+                model::Kind::TcpRoute => pb::Kind::TcpRoute,
+                model::Kind::UdpRoute => pb::Kind::UdpRoute,
             } as i32,
             namespace: s.key.namespace.clone(),
             name: s.key.name.clone(),

@@ -63,10 +63,25 @@ pub fn compile_with_l4(
 ) -> Compiled {
     let mut out = compile(intent, dp);
     let l4 = l4::compile(intent, allocations, failures, l4_config);
+    let gw = l4::compile_gateways(intent, allocations, failures, l4_config);
     out.snapshot.l4_listeners = l4.listeners;
+    out.snapshot.l4_listeners.extend(gw.listeners);
+    out.snapshot
+        .l4_listeners
+        .sort_by(|a, b| a.name.cmp(&b.name));
     out.snapshot.clusters.extend(l4.clusters);
+    out.snapshot.clusters.extend(gw.clusters);
     out.snapshot.clusters.sort_by(|a, b| a.name.cmp(&b.name));
-    for (ck, list) in l4.statuses {
+    for ((ck, (ns, name)), (listeners, addresses)) in &gw.gateways {
+        if let Some(status) = out.statuses.get_mut(ck).and_then(|l| {
+            l.iter_mut().find(|s| {
+                s.key.kind == Kind::Gateway && s.key.namespace == *ns && s.key.name == *name
+            })
+        }) {
+            l4::merge_gateway_status(status, listeners, addresses);
+        }
+    }
+    for (ck, list) in gw.routes.into_iter().chain(l4.statuses) {
         out.statuses.entry(ck).or_default().extend(list);
     }
     out

@@ -68,6 +68,20 @@ pub fn service_port_cluster(
     )
 }
 
+/// The cluster of a TCPRoute or UDPRoute (all its backends' endpoints).
+pub fn l4_route_cluster(
+    ck: &ClusterKey,
+    namespace: &str,
+    name: &str,
+    protocol: crate::model::L4Protocol,
+) -> String {
+    let kind = match protocol {
+        crate::model::L4Protocol::Tcp => "tcproute",
+        crate::model::L4Protocol::Udp => "udproute",
+    };
+    format!("{}/{kind}", object(ck, namespace, name))
+}
+
 /// The cluster name that receives the traffic share of invalid backendRefs. It is never
 /// defined, so the data plane answers that share with its cluster-not-found code, which
 /// `crate::xds::resources` sets to 500 on such routes (Gateway API: invalid backend -> 500).
