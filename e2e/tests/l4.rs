@@ -274,3 +274,159 @@ async fn an_exhausted_pool_is_reported_on_the_service_and_breaks_nothing() {
     wait_tcp(three, "tenant-a-three ping").await;
     wait_tcp(two, "tenant-a-two ping").await;
 }
+
+/// A NodePort Service with one port of `protocol`.
+fn node_port_yaml(name: &str, protocol: &str, port: u16, node_port: u16) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Service
+metadata:
+  name: {name}
+  namespace: default
+spec:
+  type: NodePort
+  selector:
+    app: {name}
+  ports:
+  - name: p
+    protocol: {protocol}
+    port: {port}
+    targetPort: {port}
+    nodePort: {node_port}
+"#
+    )
+}
+
+/// GatewayClass `fleetgate`, Gateway `l4` with listeners `tcp` (TCP `tcp_port`) and `udp` (UDP
+/// `udp_port`), a TCPRoute `db` -> Service db:5432 and a UDPRoute `dns` -> Service dns:53.
+fn gateway_l4_yaml(tcp_port: u16, udp_port: u16) -> String {
+    format!(
+        r#"apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata:
+  name: fleetgate
+spec:
+  controllerName: fleetgate.dev/hub
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: l4
+  namespace: default
+spec:
+  gatewayClassName: fleetgate
+  listeners:
+  - name: tcp
+    protocol: TCP
+    port: {tcp_port}
+  - name: udp
+    protocol: UDP
+    port: {udp_port}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: TCPRoute
+metadata:
+  name: db
+  namespace: default
+spec:
+  parentRefs:
+  - name: l4
+    sectionName: tcp
+  rules:
+  - backendRefs:
+    - name: db
+      port: 5432
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: UDPRoute
+metadata:
+  name: dns
+  namespace: default
+spec:
+  parentRefs:
+  - name: l4
+    sectionName: udp
+  rules:
+  - backendRefs:
+    - name: dns
+      port: 53
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gateway_tcp_and_udp_listeners_serve_tcproutes_and_udproutes() {
+    let lo: IpAddr = POOL_IP.parse().unwrap();
+    let from = free_l4_range(lo, 3).expect("a free port range");
+    let fleet = Fleet::start_with(&[TENANT_A], l4_config(from, 3))
+        .await
+        .expect("fleet starts");
+    let a = fleet.tenant("tenant-a");
+    let node = a.create_node("node-1", 10).await.unwrap();
+    let db_port = free_dual_port_in(node, 30000..=32767).unwrap();
+    let dns_port = free_dual_port_in(node, 30000..=32767).unwrap();
+    a.cluster
+        .apply(&node_port_yaml("db", "TCP", 5432, db_port))
+        .await
+        .unwrap();
+    a.cluster
+        .apply(&node_port_yaml("dns", "UDP", 53, dns_port))
+        .await
+        .unwrap();
+    let _db = L4Echo::tcp("tenant-a-db", SocketAddr::new(node, db_port))
+        .await
+        .unwrap();
+    let _dns = L4Echo::udp("tenant-a-dns", SocketAddr::new(node, dns_port))
+        .await
+        .unwrap();
+    a.cluster
+        .apply(&gateway_l4_yaml(from + 1, from + 2))
+        .await
+        .expect("apply Gateway and routes");
+
+    let tcp_addr = SocketAddr::new(lo, from + 1);
+    let udp_addr = SocketAddr::new(lo, from + 2);
+    wait_tcp(tcp_addr, "tenant-a-db ping").await;
+    wait_udp(udp_addr, "tenant-a-dns ping").await;
+
+    eventually(TIMEOUT, || async {
+        let gw = a
+            .cluster
+            .get_json("Gateway", "default", "l4")
+            .await?
+            .context("Gateway l4")?;
+        let st = &gw["status"];
+        ensure!(
+            st["addresses"][0]["value"] == POOL_IP,
+            "addresses: {}",
+            st["addresses"]
+        );
+        for (i, kind) in [(0, "TCPRoute"), (1, "UDPRoute")] {
+            let l = &st["listeners"][i];
+            let programmed = l["conditions"]
+                .as_array()
+                .and_then(|c| c.iter().find(|c| c["type"] == "Programmed"))
+                .with_context(|| format!("listener {i}: {l}"))?;
+            ensure!(programmed["status"] == "True", "listener {i}: {l}");
+            ensure!(l["attachedRoutes"] == 1, "listener {i}: {l}");
+            ensure!(l["supportedKinds"][0]["kind"] == kind, "listener {i}: {l}");
+        }
+        for kind in ["TCPRoute", "UDPRoute"] {
+            let name = if kind == "TCPRoute" { "db" } else { "dns" };
+            let r = a
+                .cluster
+                .get_json(kind, "default", name)
+                .await?
+                .with_context(|| format!("{kind} {name}"))?;
+            let p = &r["status"]["parents"][0];
+            ensure!(p["controllerName"] == "fleetgate.dev/hub", "{kind}: {p}");
+            let accepted = p["conditions"]
+                .as_array()
+                .and_then(|c| c.iter().find(|c| c["type"] == "Accepted"))
+                .with_context(|| format!("{kind}: {p}"))?;
+            ensure!(accepted["status"] == "True", "{kind}: {p}");
+        }
+        Ok(())
+    })
+    .await;
+}

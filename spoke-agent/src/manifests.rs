@@ -14,6 +14,8 @@ use std::time::{Duration, SystemTime};
 use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
 use gateway_api::httproutes::HttpRoute;
+
+use crate::l4route::{TcpRoute, UdpRoute};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -94,6 +96,18 @@ fn add_value(value: serde_yaml::Value, out: &mut ClusterState) -> Result<(), Str
         (_, "HTTPRoute") if gw_api => {
             out.http_routes
                 .push(typed(value, &kind, true, |o: &mut HttpRoute| {
+                    &mut o.metadata
+                })?)
+        }
+        ("gateway.networking.k8s.io/v1", "TCPRoute") => {
+            out.tcp_routes
+                .push(typed(value, &kind, true, |o: &mut TcpRoute| {
+                    &mut o.metadata
+                })?)
+        }
+        ("gateway.networking.k8s.io/v1", "UDPRoute") => {
+            out.udp_routes
+                .push(typed(value, &kind, true, |o: &mut UdpRoute| {
                     &mut o.metadata
                 })?)
         }

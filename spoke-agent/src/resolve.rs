@@ -95,6 +95,18 @@ pub fn resolve_backend(
     r: &HttpRouteRulesBackendRefs,
     index: &Index<'_>,
 ) -> Backend {
+    resolve_backend_of(route_ns, r, index, "HTTPRoute", "TCP")
+}
+
+/// Resolves one backendRef of a `route_kind` (HTTPRoute, TCPRoute, UDPRoute) in `route_ns`
+/// whose Service port must have `protocol` (TCP or UDP).
+pub fn resolve_backend_of(
+    route_ns: &str,
+    r: &HttpRouteRulesBackendRefs,
+    index: &Index<'_>,
+    route_kind: &str,
+    protocol: &str,
+) -> Backend {
     let namespace = r.namespace.clone().unwrap_or_else(|| route_ns.to_string());
     let port = r.port.and_then(|p| u32::try_from(p).ok()).unwrap_or(0);
     let mut backend = Backend {
@@ -162,11 +174,11 @@ pub fn resolve_backend(
         return backend;
     };
     let proto = svc_port.protocol.as_deref().unwrap_or("TCP");
-    if proto != "TCP" {
+    if proto != protocol {
         backend.problem = problem(
             "UnsupportedProtocol",
             format!(
-                "Service {namespace}/{} port {port} is {proto}; HTTPRoute backends must be TCP",
+                "Service {namespace}/{} port {port} is {proto}; {route_kind} backends must be {protocol}",
                 r.name
             ),
         );

@@ -17,7 +17,7 @@ use crate::state::ClusterState;
 use crate::status::{self, Sink};
 use crate::sync::{SyncError, Syncer, tls_endpoint};
 use crate::translate::translate;
-use crate::{AGENT_VERSION, l4, watch as cluster_watch};
+use crate::{AGENT_VERSION, l4, l4route, watch as cluster_watch};
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -134,10 +134,12 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     Ok(())
 }
 
-/// The whole intent of the cluster: Gateway API objects, then LoadBalancer Services.
+/// The whole intent of the cluster: Gateway API objects (HTTP, then TCP/UDP routes), then
+/// LoadBalancer Services.
 fn intent(s: &ClusterState, config: &Config) -> Vec<Object> {
     let mode = config.effective_endpoint_mode(!s.nodes.is_empty());
     let mut out = translate(s, mode);
+    out.extend(l4route::translate_l4_routes(s, mode));
     out.extend(l4::translate_services(s, mode, config.all_load_balancers));
     out
 }

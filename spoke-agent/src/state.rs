@@ -10,6 +10,8 @@ use gateway_api::httproutes::HttpRoute;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
+use crate::l4route::{TcpRoute, UdpRoute};
+
 /// One consistent snapshot of the cluster, as the sources last saw it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClusterState {
@@ -19,6 +21,9 @@ pub struct ClusterState {
     pub services: Vec<Service>,
     pub endpoint_slices: Vec<EndpointSlice>,
     pub nodes: Vec<Node>,
+    /// TCPRoutes and UDPRoutes v1 (empty when the API server does not serve them).
+    pub tcp_routes: Vec<TcpRoute>,
+    pub udp_routes: Vec<UdpRoute>,
 }
 
 impl ClusterState {
@@ -37,5 +42,7 @@ impl ClusterState {
         self.services.sort_by_key(key);
         self.endpoint_slices.sort_by_key(key);
         self.nodes.sort_by_key(key);
+        self.tcp_routes.sort_by_key(key);
+        self.udp_routes.sort_by_key(key);
     }
 }

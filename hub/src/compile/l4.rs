@@ -101,6 +101,16 @@ pub fn compile(
     out
 }
 
+/// A Gateway of one cluster: (cluster, (namespace, name)).
+pub type GatewayRef = (ClusterKey, (String, String));
+
+/// The statuses of a Gateway's TCP/UDP listeners (by listener index) and their addresses.
+pub type GatewayListeners = (Vec<(usize, ListenerStatus)>, Vec<String>);
+
+/// A Gateway TCP/UDP listener's allocation key and address, by (Gateway, listener index).
+type ListenerAllocations<'a> =
+    BTreeMap<(&'a (String, String), usize), (PortKey, Option<SocketAddr>)>;
+
 /// What Gateway TCP/UDP listeners and their TCPRoutes/UDPRoutes compile to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GatewayL4 {
@@ -108,8 +118,7 @@ pub struct GatewayL4 {
     pub clusters: Vec<ClusterSnapshot>,
     /// Per cluster and Gateway (namespace, name): the status of each TCP/UDP listener (by its
     /// index in the Gateway) and the addresses they are served on.
-    pub gateways:
-        BTreeMap<(ClusterKey, (String, String)), (Vec<(usize, ListenerStatus)>, Vec<String>)>,
+    pub gateways: BTreeMap<GatewayRef, GatewayListeners>,
     /// TCPRoute/UDPRoute statuses, per cluster, in key order.
     pub routes: BTreeMap<ClusterKey, Vec<ObjectStatus>>,
 }
@@ -144,8 +153,7 @@ pub fn compile_gateways(
     let mut out = GatewayL4::default();
     for (ck, ci) in intent {
         // Listener checks: allocation per (Gateway, port, protocol).
-        let mut listener_key: BTreeMap<(&(String, String), usize), (PortKey, Option<SocketAddr>)> =
-            BTreeMap::new();
+        let mut listener_key: ListenerAllocations = BTreeMap::new();
         for (gk, gw) in &ci.gateways {
             for (i, l) in gw.listeners.iter().enumerate() {
                 let Some(protocol) = l4_protocol(l.protocol) else {

@@ -21,6 +21,7 @@ use gateway_api::httproutes::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::CONTROLLER_NAME;
+use crate::l4route::L4RouteView;
 use crate::state::ClusterState;
 use crate::translate::{GATEWAY_GROUP, claimed_classes, parent_ref};
 
@@ -37,6 +38,13 @@ pub enum StatusWrite {
         status: GatewayStatus,
     },
     HttpRoute {
+        namespace: String,
+        name: String,
+        status: HttpRouteStatus,
+    },
+    /// A TCPRoute or UDPRoute (`kind` says which); route status has HTTPRoute's schema.
+    L4Route {
+        kind: Kind,
         namespace: String,
         name: String,
         status: HttpRouteStatus,
@@ -63,6 +71,12 @@ impl StatusWrite {
             Self::Service {
                 namespace, name, ..
             } => format!("Service {namespace}/{name}"),
+            Self::L4Route {
+                kind,
+                namespace,
+                name,
+                ..
+            } => format!("{} {namespace}/{name}", l4_route_kind(*kind)),
         }
     }
 }
@@ -166,7 +180,18 @@ pub fn gateway_status(gw: &Gateway, hub: &ObjectStatus, now: &Time) -> GatewaySt
                 ),
                 supported_kinds: Some(vec![GatewayStatusListenersSupportedKinds {
                     group: Some(GATEWAY_GROUP.to_string()),
-                    kind: "HTTPRoute".to_string(),
+                    kind: match gw
+                        .spec
+                        .listeners
+                        .iter()
+                        .find(|s| s.name == l.name)
+                        .map(|s| s.protocol.as_str())
+                    {
+                        Some("TCP") => "TCPRoute",
+                        Some("UDP") => "UDPRoute",
+                        _ => "HTTPRoute",
+                    }
+                    .to_string(),
                 }]),
             }
         })
@@ -332,6 +357,26 @@ pub fn plan(state: &ClusterState, hub: Option<&Status>, now: &Time) -> Vec<Statu
             });
         }
     }
+    let l4_views = state
+        .tcp_routes
+        .iter()
+        .map(L4RouteView::tcp)
+        .chain(state.udp_routes.iter().map(L4RouteView::udp));
+    for v in l4_views {
+        let Some((namespace, name, hs)) = find(v.kind, v.metadata) else {
+            continue;
+        };
+        let as_http = v.as_http_route();
+        let status = route_status(&as_http, hs, now);
+        if v.status.map(norm_route) != Some(norm_route(&status)) {
+            out.push(StatusWrite::L4Route {
+                kind: v.kind,
+                namespace,
+                name,
+                status,
+            });
+        }
+    }
     for svc in &state.services {
         let Some((namespace, name, hs)) = find(Kind::Service, &svc.metadata) else {
             continue;
@@ -348,6 +393,14 @@ pub fn plan(state: &ClusterState, hub: Option<&Status>, now: &Time) -> Vec<Statu
         }
     }
     out
+}
+
+/// `TCPRoute` or `UDPRoute`.
+pub fn l4_route_kind(kind: Kind) -> &'static str {
+    match kind {
+        Kind::UdpRoute => "UDPRoute",
+        _ => "TCPRoute",
+    }
 }
 
 /// One line describing a write without timestamps, for the manifests-mode log.
@@ -423,7 +476,7 @@ pub fn summary(w: &StatusWrite) -> String {
                 ingress.join(",")
             )
         }
-        StatusWrite::HttpRoute { status, .. } => status
+        StatusWrite::HttpRoute { status, .. } | StatusWrite::L4Route { status, .. } => status
             .parents
             .iter()
             .filter(|p| p.controller_name == CONTROLLER_NAME)

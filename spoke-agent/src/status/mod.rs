@@ -26,6 +26,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::FIELD_MANAGER;
+use crate::l4route::{TcpRoute, UdpRoute};
 use crate::state::ClusterState;
 pub use build::{StatusWrite, plan};
 
@@ -99,6 +100,31 @@ impl Sink {
                             .patch_status(name, &pp, &Patch::Apply(body))
                             .await
                             .map(drop)
+                    }
+                    StatusWrite::L4Route {
+                        kind,
+                        namespace,
+                        name,
+                        status,
+                    } => {
+                        let body = json!({
+                            "apiVersion": "gateway.networking.k8s.io/v1",
+                            "kind": build::l4_route_kind(*kind),
+                            "metadata": {"name": name, "namespace": namespace},
+                            "status": {"parents": status.parents},
+                        });
+                        let patch = Patch::Apply(body);
+                        if *kind == fleetgate_proto::spoke::v1::Kind::UdpRoute {
+                            Api::<UdpRoute>::namespaced(client.clone(), namespace)
+                                .patch_status(name, &pp, &patch)
+                                .await
+                                .map(drop)
+                        } else {
+                            Api::<TcpRoute>::namespaced(client.clone(), namespace)
+                                .patch_status(name, &pp, &patch)
+                                .await
+                                .map(drop)
+                        }
                     }
                     StatusWrite::Service {
                         namespace,

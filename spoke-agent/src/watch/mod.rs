@@ -1,5 +1,5 @@
 //! Watch: kube-rs reflectors over the tenant cluster (GatewayClass, Gateway, HTTPRoute v1,
-//! Service, EndpointSlice, Node) that publish a [`ClusterState`] snapshot.
+//! Service, EndpointSlice, Node; TCPRoute and UDPRoute v1 when served) that publish a [`ClusterState`] snapshot.
 //!
 //! Where it sits: the first step of the data path in cluster mode (the other source is
 //! [`crate::manifests`]). The first snapshot is published only once every reflector has listed
@@ -20,7 +20,33 @@ use kube::{Api, Client};
 use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
+use crate::l4route::{TcpRoute, UdpRoute};
 use crate::state::ClusterState;
+
+/// Whether the API server serves TCPRoute and UDPRoute in gateway.networking.k8s.io/v1.
+async fn serves_l4_routes(client: &Client) -> (bool, bool) {
+    match client
+        .list_api_group_resources("gateway.networking.k8s.io/v1")
+        .await
+    {
+        Ok(list) => {
+            let has = |n: &str| list.resources.iter().any(|r| r.name == n);
+            let out = (has("tcproutes"), has("udproutes"));
+            if !out.0 || !out.1 {
+                info!(
+                    "TCPRoute/UDPRoute v1 not served by this cluster (install the Gateway API 1.6 CRDs to use them)"
+                );
+            }
+            out
+        }
+        Err(e) => {
+            warn!(
+                "cannot discover gateway.networking.k8s.io/v1 resources ({e}); not watching TCPRoutes/UDPRoutes"
+            );
+            (false, false)
+        }
+    }
+}
 
 /// Runs the reflectors and publishes snapshots into `tx` until every receiver is gone.
 pub async fn run(client: Client, tx: watch::Sender<ClusterState>) {
@@ -31,6 +57,13 @@ pub async fn run(client: Client, tx: watch::Sender<ClusterState>) {
     let services = reflect::spawn(Api::<Service>::all(client.clone()), changed.clone());
     let slices = reflect::spawn(Api::<EndpointSlice>::all(client.clone()), changed.clone());
     let nodes = reflect::spawn(Api::<Node>::all(client.clone()), changed.clone());
+    // TCPRoute/UDPRoute v1 only when the API server serves them (Gateway API >= 1.6 CRDs), so
+    // that an older installation does not block the first snapshot.
+    let (serves_tcp, serves_udp) = serves_l4_routes(&client).await;
+    let tcp_routes =
+        serves_tcp.then(|| reflect::spawn(Api::<TcpRoute>::all(client.clone()), changed.clone()));
+    let udp_routes =
+        serves_udp.then(|| reflect::spawn(Api::<UdpRoute>::all(client.clone()), changed.clone()));
 
     let ready = async {
         let _ = classes.wait_until_ready().await;
@@ -39,6 +72,12 @@ pub async fn run(client: Client, tx: watch::Sender<ClusterState>) {
         let _ = services.wait_until_ready().await;
         let _ = slices.wait_until_ready().await;
         let _ = nodes.wait_until_ready().await;
+        if let Some(s) = &tcp_routes {
+            let _ = s.wait_until_ready().await;
+        }
+        if let Some(s) = &udp_routes {
+            let _ = s.wait_until_ready().await;
+        }
     };
     tokio::pin!(ready);
     loop {
@@ -58,6 +97,14 @@ pub async fn run(client: Client, tx: watch::Sender<ClusterState>) {
             services: reflect::objects(&services),
             endpoint_slices: reflect::objects(&slices),
             nodes: reflect::objects(&nodes),
+            tcp_routes: tcp_routes
+                .as_ref()
+                .map(reflect::objects)
+                .unwrap_or_default(),
+            udp_routes: udp_routes
+                .as_ref()
+                .map(reflect::objects)
+                .unwrap_or_default(),
         };
         s.normalize();
         s

@@ -190,6 +190,14 @@ fn apply(state: &mut ClusterState, writes: Vec<StatusWrite>) {
                     .unwrap();
                 o.status = Some(status);
             }
+            StatusWrite::L4Route { name, status, .. } => {
+                let o = state
+                    .tcp_routes
+                    .iter_mut()
+                    .find(|o| o.metadata.name.as_deref() == Some(&name))
+                    .unwrap();
+                o.status = Some(status);
+            }
             StatusWrite::Service { name, status, .. } => {
                 let o = state
                     .services
