@@ -1130,6 +1130,76 @@ mod tests {
     }
 
     #[test]
+    fn l4_routes_are_checked_like_http_routes() {
+        let f = Fixture::new();
+        let route = |kind: pb::Kind, parent: &str, endpoint: &str| pb::Object {
+            r#ref: Some(pb::ObjectRef {
+                kind: kind as i32,
+                namespace: "default".into(),
+                name: "db".into(),
+            }),
+            generation: 1,
+            creation_timestamp: String::new(),
+            spec: Some(pb::object::Spec::L4Route(pb::L4Route {
+                parent_refs: vec![pb::ParentRef {
+                    namespace: "default".into(),
+                    name: parent.into(),
+                    ..Default::default()
+                }],
+                backends: vec![pb::Backend {
+                    namespace: "default".into(),
+                    name: "db".into(),
+                    port: 5432,
+                    weight: 1,
+                    problem: None,
+                    endpoints: vec![pb::Endpoint {
+                        address: endpoint.into(),
+                        port: 30432,
+                        ready: true,
+                    }],
+                }],
+            })),
+        };
+        let Admitted::L4Route(r) =
+            admit(&route(pb::Kind::UdpRoute, "gw", "10.1.0.5"), &f.policy()).unwrap()
+        else {
+            panic!("L4 route expected")
+        };
+        assert_eq!(r.protocol, L4Protocol::Udp);
+        assert_eq!(
+            r.backends[0].endpoints,
+            vec!["10.1.0.5:30432".parse().unwrap()]
+        );
+        for (obj, reason) in [
+            (
+                route(pb::Kind::TcpRoute, "Bad_Name", "10.1.0.5"),
+                "UnsupportedValue",
+            ),
+            (
+                route(pb::Kind::TcpRoute, "gw", "10.9.0.5"),
+                "EndpointNotAllowed",
+            ),
+        ] {
+            let err = admit(&obj, &f.policy()).unwrap_err();
+            assert_eq!(err.reason, reason, "{}", err.message);
+            let st = rejected_status(
+                &object_key(obj.r#ref.as_ref().unwrap()).unwrap(),
+                &obj,
+                &err,
+            );
+            assert_eq!(
+                st.parents.len(),
+                1,
+                "rejections show on the route's parents"
+            );
+        }
+        // A route spec under a Service kind is refused.
+        let mut wrong = route(pb::Kind::Service, "gw", "10.1.0.5");
+        wrong.r#ref.as_mut().unwrap().kind = pb::Kind::Service as i32;
+        assert!(admit(&wrong, &f.policy()).is_err());
+    }
+
+    #[test]
     fn pattern_overlap_table() {
         for (a, b, want) in [
             ("a.example", "a.example", true),

@@ -350,3 +350,174 @@ pub fn claims(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RawConfig;
+
+    fn config(dir: &std::path::Path, ports: (u16, u16)) -> Arc<Config> {
+        let yaml = format!(
+            r#"
+agentListen: 127.0.0.1:7443
+xdsListen: 127.0.0.1:18000
+pkiDir: {dir}/pki
+storePath: {dir}/hub.redb
+dataPlane:
+  address: 127.0.0.1
+  listeners: [{{port: 80, bind: "127.0.0.1:18080"}}]
+addressPools: [{{name: lo, addresses: [127.0.0.1]}}]
+l4PortRange: {{from: {}, to: {}}}
+tenants:
+- name: a
+  hostnames: ['*.a.example']
+  clusters: [{{name: c1, endpointCidrs: [127.0.1.0/24], allowSpecialAddresses: true}}]
+- name: b
+  hostnames: ['*.b.example']
+  clusters: [{{name: c1, endpointCidrs: [127.0.2.0/24], allowSpecialAddresses: true}}]
+"#,
+            ports.0,
+            ports.1,
+            dir = dir.display()
+        );
+        let raw: RawConfig = serde_yaml::from_str(&yaml).unwrap();
+        Arc::new(raw.validate().unwrap())
+    }
+
+    fn service(name: &str, port: u32, endpoint: &str) -> pb::Object {
+        pb::Object {
+            r#ref: Some(pb::ObjectRef {
+                kind: pb::Kind::Service as i32,
+                namespace: "default".into(),
+                name: name.into(),
+            }),
+            generation: 1,
+            creation_timestamp: String::new(),
+            spec: Some(pb::object::Spec::LoadBalancerService(
+                pb::LoadBalancerService {
+                    ports: vec![pb::ServicePort {
+                        name: String::new(),
+                        protocol: "TCP".into(),
+                        port,
+                        endpoints: vec![pb::Endpoint {
+                            address: endpoint.into(),
+                            port: 30000,
+                            ready: true,
+                        }],
+                        problem: None,
+                    }],
+                },
+            )),
+        }
+    }
+
+    fn full(upserts: Vec<pb::Object>) -> pb::Update {
+        pb::Update {
+            revision: 1,
+            full_state: true,
+            upserts,
+            deletes: vec![],
+        }
+    }
+
+    fn key(t: &str) -> ClusterKey {
+        ClusterKey {
+            tenant: t.into(),
+            cluster: "c1".into(),
+        }
+    }
+
+    fn addr_of(view: &FleetView, tenant: &str, name: &str) -> Option<SocketAddr> {
+        view.allocations
+            .iter()
+            .find(|(k, _)| k.service.cluster.tenant == tenant && k.service.name == name)
+            .map(|(_, a)| *a)
+    }
+
+    #[test]
+    fn allocations_survive_a_restart_and_are_released_with_their_service() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), (9000, 9001));
+        let (a_db, b_db) = {
+            let fleet = Fleet::open(cfg.clone(), Store::open(&cfg.store_path).unwrap()).unwrap();
+            fleet
+                .apply(&key("a"), &full(vec![service("db", 9001, "127.0.1.10")]))
+                .unwrap();
+            fleet
+                .apply(&key("b"), &full(vec![service("db", 9001, "127.0.2.10")]))
+                .unwrap();
+            let v = fleet.view();
+            (
+                addr_of(&v, "a", "db").unwrap(),
+                addr_of(&v, "b", "db").unwrap(),
+            )
+        };
+        assert_eq!(a_db, "127.0.0.1:9001".parse().unwrap());
+        assert_eq!(b_db, "127.0.0.1:9000".parse().unwrap());
+
+        // Restart: reloaded from the store, and an agent reconnecting with its full state (in
+        // another order) changes nothing.
+        let fleet = Fleet::open(cfg.clone(), Store::open(&cfg.store_path).unwrap()).unwrap();
+        assert_eq!(addr_of(&fleet.view(), "a", "db"), Some(a_db));
+        assert_eq!(addr_of(&fleet.view(), "b", "db"), Some(b_db));
+        fleet
+            .apply(&key("b"), &full(vec![service("db", 9001, "127.0.2.10")]))
+            .unwrap();
+        assert_eq!(addr_of(&fleet.view(), "b", "db"), Some(b_db));
+
+        // The pool is full: a third Service gets nothing, the others keep theirs.
+        fleet
+            .apply(
+                &key("a"),
+                &full(vec![
+                    service("db", 9001, "127.0.1.10"),
+                    service("more", 9001, "127.0.1.10"),
+                ]),
+            )
+            .unwrap();
+        let v = fleet.view();
+        assert_eq!(addr_of(&v, "a", "more"), None);
+        assert_eq!(
+            v.allocation_failures.values().collect::<Vec<_>>(),
+            vec![&AllocError::PoolExhausted]
+        );
+        assert_eq!(addr_of(&v, "a", "db"), Some(a_db));
+
+        // Tenant b's Service is deleted: its port is released and the waiting one gets it.
+        fleet.apply(&key("b"), &full(vec![])).unwrap();
+        let v = fleet.view();
+        assert_eq!(addr_of(&v, "b", "db"), None);
+        assert_eq!(addr_of(&v, "a", "more"), Some(b_db));
+        assert!(v.allocation_failures.is_empty());
+        drop(fleet);
+        let reopened = Fleet::open(cfg.clone(), Store::open(&cfg.store_path).unwrap()).unwrap();
+        assert_eq!(addr_of(&reopened.view(), "a", "more"), Some(b_db));
+    }
+
+    #[test]
+    fn pool_addresses_are_never_endpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut raw_cfg = (*config(dir.path(), (9000, 9001))).clone();
+        // Give tenant a's cluster the pool's network too.
+        raw_cfg
+            .tenants
+            .get_mut("a")
+            .unwrap()
+            .clusters
+            .get_mut("c1")
+            .unwrap()
+            .endpoint_cidrs
+            .push("127.0.0.0/24".parse().unwrap());
+        let cfg = Arc::new(raw_cfg);
+        let fleet = Fleet::open(cfg.clone(), Store::open(&cfg.store_path).unwrap()).unwrap();
+        fleet
+            .apply(&key("a"), &full(vec![service("loop", 9000, "127.0.0.1")]))
+            .unwrap();
+        let v = fleet.view();
+        let rejected = &v.rejections[&key("a")];
+        assert_eq!(rejected.len(), 1);
+        let status = rejected.values().next().unwrap();
+        assert_eq!(status.conditions[0].reason, "EndpointNotAllowed");
+        assert!(v.allocations.is_empty());
+    }
+}
