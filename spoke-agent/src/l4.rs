@@ -193,6 +193,39 @@ mod tests {
     }
 
     #[test]
+    fn pod_mode_uses_the_ready_endpoint_slice_addresses() {
+        let mut st = state();
+        st.endpoint_slices = vec![crate::test_support::endpoint_slice(
+            "app",
+            "dns-1",
+            "dns",
+            &[(Some("udp-53"), 5353), (Some("tcp-53"), 5354)],
+            &[("127.0.1.20", Some(true)), ("127.0.1.21", Some(false))],
+        )];
+        let objs = translate_services(&st, EndpointMode::Pod, false);
+        let Some(object::Spec::LoadBalancerService(s)) = &objs[0].spec else {
+            panic!("service expected")
+        };
+        let eps: Vec<Vec<(String, u32)>> = s
+            .ports
+            .iter()
+            .map(|p| {
+                p.endpoints
+                    .iter()
+                    .map(|e| (e.address.clone(), e.port))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            eps,
+            vec![
+                vec![("127.0.1.20".to_string(), 5353)],
+                vec![("127.0.1.20".to_string(), 5354)]
+            ]
+        );
+    }
+
+    #[test]
     fn a_port_without_node_port_carries_a_problem() {
         let mut st = state();
         st.services = vec![lb(
