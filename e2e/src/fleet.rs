@@ -142,6 +142,31 @@ impl Fleet {
 
     /// Starts a fleet whose folder is `target/e2e-logs/<name>-<random>`.
     pub async fn start_named(name: &str, tenants: &[TenantSpec<'_>]) -> anyhow::Result<Self> {
+        Self::start_named_with(name, tenants, serde_json::Map::new()).await
+    }
+
+    /// Like [`Fleet::start`], with `hub_extra` top-level keys added to the hub's config file
+    /// (see [`Hub::start_with`]).
+    pub async fn start_with(
+        tenants: &[TenantSpec<'_>],
+        hub_extra: serde_json::Map<String, serde_json::Value>,
+    ) -> anyhow::Result<Self> {
+        let name = std::thread::current()
+            .name()
+            .unwrap_or("fleet")
+            .rsplit("::")
+            .next()
+            .unwrap_or("fleet")
+            .to_string();
+        Self::start_named_with(&name, tenants, hub_extra).await
+    }
+
+    /// [`Fleet::start_named`] with extra hub config keys.
+    pub async fn start_named_with(
+        name: &str,
+        tenants: &[TenantSpec<'_>],
+        hub_extra: serde_json::Map<String, serde_json::Value>,
+    ) -> anyhow::Result<Self> {
         for (_, _, cidr) in tenants {
             nth_ip(cidr, 0)?;
         }
@@ -167,7 +192,7 @@ impl Fleet {
                     .collect(),
             })
             .collect();
-        let hub = Hub::start(&dir, &hub_tenants).await?;
+        let hub = Hub::start_with(&dir, &hub_tenants, hub_extra).await?;
         let mut envoy = Envoy::start(&dir, 0, hub.xds_addr()).await?;
         let mut fleet_tenants = Vec::new();
         for ((tenant, pattern, cidr), cluster) in tenants.iter().zip(clusters) {

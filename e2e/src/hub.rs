@@ -118,6 +118,16 @@ impl Hub {
     /// with free loopback ports, starts `run --config` and waits until both of its gRPC ports
     /// accept connections.
     pub async fn start(dir: &TestDir, tenants: &[HubTenant]) -> anyhow::Result<Self> {
+        Self::start_with(dir, tenants, serde_json::Map::new()).await
+    }
+
+    /// Like [`Hub::start`], with `extra` top-level config keys (e.g. `addressPools` and
+    /// `l4PortRange`) added to the config file.
+    pub async fn start_with(
+        dir: &TestDir,
+        tenants: &[HubTenant],
+        extra: serde_json::Map<String, serde_json::Value>,
+    ) -> anyhow::Result<Self> {
         let binary = crate::components::product_binary("fleetgate-hub")?;
         let pki_dir = dir.subdir("hub-pki")?;
         run_to_completion(
@@ -143,18 +153,19 @@ impl Hub {
         let data_plane = free_addr()?;
         let data_plane_tls = free_addr()?;
         let store_path = dir.path().join("hub-store.redb");
-        let config_path = dir.write(
-            "hub.yaml",
-            config_yaml_with_tls(
-                agent_listen,
-                xds_listen,
-                &pki_dir,
-                &store_path,
-                data_plane,
-                Some(data_plane_tls),
-                tenants,
-            ),
-        )?;
+        let mut config: serde_json::Value = serde_yaml::from_str(&config_yaml_with_tls(
+            agent_listen,
+            xds_listen,
+            &pki_dir,
+            &store_path,
+            data_plane,
+            Some(data_plane_tls),
+            tenants,
+        ))?;
+        if let Some(map) = config.as_object_mut() {
+            map.extend(extra);
+        }
+        let config_path = dir.write("hub.yaml", serde_yaml::to_string(&config)?)?;
         let process = Process::spawn_with_env(
             dir,
             "fleetgate-hub",

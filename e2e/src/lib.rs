@@ -29,6 +29,7 @@ pub mod pki;
 pub mod ports;
 pub mod process;
 pub mod sync_client;
+pub mod tcp_echo;
 pub mod tls;
 
 pub use agent::Agent;

@@ -17,8 +17,9 @@ use fleetgate_proto::spoke::v1 as pb;
 use crate::config::{Cluster, Limits, Tenant};
 use crate::model::{
     AllowedRoutes, AppProtocol, Backend, BackendProblem, Condition, Gateway, HeaderModifier,
-    HttpRoute, HttpRouteMatch, HttpRouteRule, Kind, Listener, Meta, ObjectKey, ObjectStatus,
-    ParentRef, PathMatch, Protocol, RouteParentStatus,
+    HttpRoute, HttpRouteMatch, HttpRouteRule, Kind, L4Protocol, L4Route, Listener,
+    LoadBalancerService, Meta, ObjectKey, ObjectStatus, ParentRef, PathMatch, Protocol,
+    RouteParentStatus, ServicePort,
 };
 
 pub use http::{MAX_REGEX_LEN, check_regex, parse_duration};
@@ -35,6 +36,8 @@ const MAX_FILTERS: usize = 16;
 const MAX_WEIGHT: u32 = 1_000_000;
 const MAX_PATH_LEN: usize = 1024;
 const MAX_HEADER_VALUE_LEN: usize = 4096;
+/// The most ports the hub accepts on one LoadBalancer Service.
+const MAX_SERVICE_PORTS: usize = 64;
 
 /// Why an object was rejected: a Gateway API condition reason and a message saying what to change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +72,8 @@ pub enum Admitted {
     Gateway(Gateway),
     HttpRoute(HttpRoute),
     TlsRoute(crate::model::TlsRoute),
+    Service(LoadBalancerService),
+    L4Route(L4Route),
 }
 
 impl Admitted {
@@ -82,6 +87,7 @@ impl Admitted {
                 .collect(),
             Admitted::HttpRoute(r) => r.hostnames.clone(),
             Admitted::TlsRoute(r) => r.hostnames.clone(),
+            Admitted::Service(_) | Admitted::L4Route(_) => Vec::new(),
         }
     }
 }
@@ -92,6 +98,9 @@ pub fn object_key(r: &pb::ObjectRef) -> Result<ObjectKey, Rejection> {
         Ok(pb::Kind::Gateway) => Kind::Gateway,
         Ok(pb::Kind::HttpRoute) => Kind::HttpRoute,
         Ok(pb::Kind::TlsRoute) => Kind::TlsRoute,
+        Ok(pb::Kind::Service) => Kind::Service,
+        Ok(pb::Kind::TcpRoute) => Kind::TcpRoute,
+        Ok(pb::Kind::UdpRoute) => Kind::UdpRoute,
         _ => {
             return reject(
                 "UnsupportedValue",
@@ -100,7 +109,12 @@ pub fn object_key(r: &pb::ObjectRef) -> Result<ObjectKey, Rejection> {
         }
     };
     check_k8s_name("namespace", &r.namespace, 63)?;
-    check_k8s_name("name", &r.name, 253)?;
+    // Service names are DNS labels; the other kinds' are DNS subdomains.
+    check_k8s_name(
+        "name",
+        &r.name,
+        if kind == Kind::Service { 63 } else { 253 },
+    )?;
     Ok(ObjectKey {
         kind,
         namespace: r.namespace.clone(),
@@ -152,6 +166,15 @@ pub fn admit(obj: &pb::Object, policy: &Policy<'_>) -> Result<Admitted, Rejectio
         }
         (Kind::TlsRoute, Some(pb::object::Spec::TlsRoute(t))) => {
             tls::admit_tls_route(meta, t, policy).map(Admitted::TlsRoute)
+        }
+        (Kind::Service, Some(pb::object::Spec::LoadBalancerService(svc))) => {
+            admit_service(meta, svc, policy).map(Admitted::Service)
+        }
+        (Kind::TcpRoute, Some(pb::object::Spec::L4Route(r))) => {
+            admit_l4_route(meta, L4Protocol::Tcp, r, policy).map(Admitted::L4Route)
+        }
+        (Kind::UdpRoute, Some(pb::object::Spec::L4Route(r))) => {
+            admit_l4_route(meta, L4Protocol::Udp, r, policy).map(Admitted::L4Route)
         }
         _ => reject(
             "UnsupportedValue",
@@ -272,25 +295,6 @@ fn admit_http_route(
     })
 }
 
-/// A route's parentRefs (any route kind).
-fn admit_parent_refs(refs: &[pb::ParentRef]) -> Result<Vec<ParentRef>, Rejection> {
-    let mut parent_refs = Vec::with_capacity(refs.len());
-    for p in refs {
-        check_k8s_name("parentRef namespace", &p.namespace, 63)?;
-        check_k8s_name("parentRef name", &p.name, 253)?;
-        if !p.section_name.is_empty() {
-            check_section_name(&p.section_name)?;
-        }
-        parent_refs.push(ParentRef {
-            namespace: p.namespace.clone(),
-            name: p.name.clone(),
-            section_name: (!p.section_name.is_empty()).then(|| p.section_name.clone()),
-            port: u16::try_from(p.port).ok().filter(|p| *p != 0),
-        });
-    }
-    Ok(parent_refs)
-}
-
 /// A route's hostnames (any route kind): valid, lower-cased, owned by the tenant.
 fn admit_route_hostnames(raw: &[String], policy: &Policy<'_>) -> Result<Vec<String>, Rejection> {
     let mut hostnames = Vec::with_capacity(raw.len());
@@ -359,6 +363,138 @@ fn admit_rule(
         backends,
         timeouts,
     })
+}
+
+/// A route's parentRefs (any route kind).
+fn admit_parent_refs(refs: &[pb::ParentRef]) -> Result<Vec<ParentRef>, Rejection> {
+    if refs.len() > MAX_PARENT_REFS {
+        return reject(
+            "UnsupportedValue",
+            format!("at most {MAX_PARENT_REFS} parentRefs"),
+        );
+    }
+    let mut out = Vec::with_capacity(refs.len());
+    for p in refs {
+        check_k8s_name("parentRef namespace", &p.namespace, 63)?;
+        check_k8s_name("parentRef name", &p.name, 253)?;
+        if !p.section_name.is_empty() {
+            check_section_name(&p.section_name)?;
+        }
+        out.push(ParentRef {
+            namespace: p.namespace.clone(),
+            name: p.name.clone(),
+            section_name: (!p.section_name.is_empty()).then(|| p.section_name.clone()),
+            port: u16::try_from(p.port).ok().filter(|p| *p != 0),
+        });
+    }
+    Ok(out)
+}
+
+/// A TCPRoute or UDPRoute: parentRefs and backends checked like an HTTPRoute's.
+fn admit_l4_route(
+    meta: Meta,
+    protocol: L4Protocol,
+    r: &pb::L4Route,
+    policy: &Policy<'_>,
+) -> Result<L4Route, Rejection> {
+    let parent_refs = admit_parent_refs(&r.parent_refs)?;
+    if r.backends.len() > MAX_BACKENDS {
+        return reject(
+            "UnsupportedValue",
+            format!("at most {MAX_BACKENDS} backendRefs"),
+        );
+    }
+    let mut backends = Vec::with_capacity(r.backends.len());
+    for b in &r.backends {
+        backends.push(admit_backend(b, policy)?);
+    }
+    Ok(L4Route {
+        meta,
+        protocol,
+        parent_refs,
+        backends,
+    })
+}
+
+fn admit_service(
+    meta: Meta,
+    svc: &pb::LoadBalancerService,
+    policy: &Policy<'_>,
+) -> Result<LoadBalancerService, Rejection> {
+    if svc.ports.is_empty() || svc.ports.len() > MAX_SERVICE_PORTS {
+        return reject(
+            "UnsupportedValue",
+            format!("a LoadBalancer Service needs 1 to {MAX_SERVICE_PORTS} ports"),
+        );
+    }
+    let mut ports: Vec<ServicePort> = Vec::with_capacity(svc.ports.len());
+    for p in &svc.ports {
+        if !p.name.is_empty() {
+            check_k8s_name("port name", &p.name, 63)?;
+        }
+        let protocol = match p.protocol.as_str() {
+            "TCP" | "" => L4Protocol::Tcp,
+            "UDP" => L4Protocol::Udp,
+            other => {
+                return reject(
+                    "UnsupportedProtocol",
+                    format!(
+                        "port {}: protocol {:?} is not supported; fleetgate load-balances TCP and UDP",
+                        p.port,
+                        other.chars().take(16).collect::<String>()
+                    ),
+                );
+            }
+        };
+        let port = u16::try_from(p.port)
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or(Rejection {
+                reason: "UnsupportedValue",
+                message: format!("port {} is not 1-65535", p.port),
+            })?;
+        if ports
+            .iter()
+            .any(|q| q.port == port && q.protocol == protocol)
+        {
+            return reject(
+                "UnsupportedValue",
+                format!("port {port}/{} is listed twice", protocol.as_str()),
+            );
+        }
+        if p.endpoints.len() > policy.limits.max_endpoints_per_backend {
+            return reject(
+                "UnsupportedValue",
+                format!(
+                    "port {port}: {} endpoints, the limit is {}",
+                    p.endpoints.len(),
+                    policy.limits.max_endpoints_per_backend
+                ),
+            );
+        }
+        let mut endpoints = Vec::new();
+        for e in p.endpoints.iter().filter(|e| e.ready) {
+            endpoints.push(check_endpoint(e, policy)?);
+        }
+        endpoints.sort();
+        endpoints.dedup();
+        let problem = p.problem.as_ref().map(|pr| BackendProblem {
+            reason: match pr.reason.as_str() {
+                r @ ("BackendNotFound" | "UnsupportedProtocol") => r.to_string(),
+                _ => "BackendNotFound".to_string(),
+            },
+            message: pr.message.chars().take(512).collect(),
+        });
+        ports.push(ServicePort {
+            name: p.name.clone(),
+            protocol,
+            port,
+            problem,
+            endpoints,
+        });
+    }
+    ports.sort_by_key(|p| (p.port, p.protocol));
+    Ok(LoadBalancerService { meta, ports })
 }
 
 fn admit_backend(b: &pb::Backend, policy: &Policy<'_>) -> Result<Backend, Rejection> {
@@ -634,10 +770,14 @@ pub fn rejected_status(key: &ObjectKey, obj: &pb::Object, rejection: &Rejection)
         addresses: vec![],
         listeners: vec![],
         parents: vec![],
+        load_balancer: vec![],
     };
     let parent_refs = match (&key.kind, &obj.spec) {
         (Kind::HttpRoute, Some(pb::object::Spec::HttpRoute(h))) => Some(&h.parent_refs),
         (Kind::TlsRoute, Some(pb::object::Spec::TlsRoute(t))) => Some(&t.parent_refs),
+        (Kind::TcpRoute | Kind::UdpRoute, Some(pb::object::Spec::L4Route(r))) => {
+            Some(&r.parent_refs)
+        }
         _ => None,
     };
     match parent_refs {
@@ -902,6 +1042,168 @@ mod tests {
         let mut o = route(&["x.a.example"], &[]);
         o.spec = Some(pb::object::Spec::Gateway(pb::Gateway::default()));
         assert!(admit(&o, &f.policy()).is_err());
+    }
+
+    /// (protocol, port, endpoints (address, port)).
+    type PortSpec<'a> = (&'a str, u32, &'a [(&'a str, u32)]);
+
+    fn lb_service(ports: &[PortSpec<'_>]) -> pb::Object {
+        pb::Object {
+            r#ref: Some(pb::ObjectRef {
+                kind: pb::Kind::Service as i32,
+                namespace: "default".into(),
+                name: "db".into(),
+            }),
+            generation: 1,
+            creation_timestamp: String::new(),
+            spec: Some(pb::object::Spec::LoadBalancerService(
+                pb::LoadBalancerService {
+                    ports: ports
+                        .iter()
+                        .map(|(proto, port, eps)| pb::ServicePort {
+                            name: String::new(),
+                            protocol: proto.to_string(),
+                            port: *port,
+                            endpoints: eps
+                                .iter()
+                                .map(|(a, p)| pb::Endpoint {
+                                    address: a.to_string(),
+                                    port: *p,
+                                    ready: true,
+                                })
+                                .collect(),
+                            problem: None,
+                        })
+                        .collect(),
+                },
+            )),
+        }
+    }
+
+    #[test]
+    fn load_balancer_services_table() {
+        let f = Fixture::new();
+        let ok = admit(
+            &lb_service(&[("UDP", 53, &[]), ("TCP", 53, &[("10.1.0.5", 30053)])]),
+            &f.policy(),
+        )
+        .unwrap();
+        let Admitted::Service(s) = ok else { panic!() };
+        assert_eq!(
+            s.ports
+                .iter()
+                .map(|p| (p.port, p.protocol))
+                .collect::<Vec<_>>(),
+            vec![(53, L4Protocol::Tcp), (53, L4Protocol::Udp)]
+        );
+        assert_eq!(
+            s.ports[0].endpoints,
+            vec!["10.1.0.5:30053".parse().unwrap()]
+        );
+        type Case<'a> = (&'a [PortSpec<'a>], &'a str, &'a str);
+        let cases: &[Case] = &[
+            (&[], "UnsupportedValue", "1 to"),
+            (&[("SCTP", 80, &[])], "UnsupportedProtocol", "TCP and UDP"),
+            (&[("TCP", 0, &[])], "UnsupportedValue", "1-65535"),
+            (&[("TCP", 70000, &[])], "UnsupportedValue", "1-65535"),
+            (
+                &[("TCP", 80, &[]), ("TCP", 80, &[])],
+                "UnsupportedValue",
+                "twice",
+            ),
+            (
+                &[("TCP", 80, &[("10.2.0.1", 80)])],
+                "EndpointNotAllowed",
+                "outside",
+            ),
+            (
+                &[("UDP", 80, &[("10.1.0.9", 7443)])],
+                "EndpointNotAllowed",
+                "the hub",
+            ),
+        ];
+        for (ports, reason, words) in cases {
+            let err = admit(&lb_service(ports), &f.policy()).unwrap_err();
+            assert_eq!(err.reason, *reason, "{ports:?}: {}", err.message);
+            assert!(err.message.contains(words), "{ports:?}: {}", err.message);
+        }
+        let mut dotted = lb_service(&[("TCP", 80, &[])]);
+        dotted.r#ref.as_mut().unwrap().name = "a.b".into();
+        assert_eq!(
+            admit(&dotted, &f.policy()).unwrap_err().reason,
+            "UnsupportedValue"
+        );
+    }
+
+    #[test]
+    fn l4_routes_are_checked_like_http_routes() {
+        let f = Fixture::new();
+        let route = |kind: pb::Kind, parent: &str, endpoint: &str| pb::Object {
+            r#ref: Some(pb::ObjectRef {
+                kind: kind as i32,
+                namespace: "default".into(),
+                name: "db".into(),
+            }),
+            generation: 1,
+            creation_timestamp: String::new(),
+            spec: Some(pb::object::Spec::L4Route(pb::L4Route {
+                parent_refs: vec![pb::ParentRef {
+                    namespace: "default".into(),
+                    name: parent.into(),
+                    ..Default::default()
+                }],
+                backends: vec![pb::Backend {
+                    namespace: "default".into(),
+                    name: "db".into(),
+                    port: 5432,
+                    weight: 1,
+                    problem: None,
+                    endpoints: vec![pb::Endpoint {
+                        address: endpoint.into(),
+                        port: 30432,
+                        ready: true,
+                    }],
+                    ..Default::default()
+                }],
+            })),
+        };
+        let Admitted::L4Route(r) =
+            admit(&route(pb::Kind::UdpRoute, "gw", "10.1.0.5"), &f.policy()).unwrap()
+        else {
+            panic!("L4 route expected")
+        };
+        assert_eq!(r.protocol, L4Protocol::Udp);
+        assert_eq!(
+            r.backends[0].endpoints,
+            vec!["10.1.0.5:30432".parse().unwrap()]
+        );
+        for (obj, reason) in [
+            (
+                route(pb::Kind::TcpRoute, "Bad_Name", "10.1.0.5"),
+                "UnsupportedValue",
+            ),
+            (
+                route(pb::Kind::TcpRoute, "gw", "10.9.0.5"),
+                "EndpointNotAllowed",
+            ),
+        ] {
+            let err = admit(&obj, &f.policy()).unwrap_err();
+            assert_eq!(err.reason, reason, "{}", err.message);
+            let st = rejected_status(
+                &object_key(obj.r#ref.as_ref().unwrap()).unwrap(),
+                &obj,
+                &err,
+            );
+            assert_eq!(
+                st.parents.len(),
+                1,
+                "rejections show on the route's parents"
+            );
+        }
+        // A route spec under a Service kind is refused.
+        let mut wrong = route(pb::Kind::Service, "gw", "10.1.0.5");
+        wrong.r#ref.as_mut().unwrap().kind = pb::Kind::Service as i32;
+        assert!(admit(&wrong, &f.policy()).is_err());
     }
 
     #[test]

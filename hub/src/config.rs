@@ -48,6 +48,143 @@ pub struct RawConfig {
     pub tenants: Vec<RawTenant>,
     #[serde(default)]
     pub limits: Limits,
+    /// Addresses the hub allocates to tenants' L4 load balancers (Services of type
+    /// LoadBalancer), tried in order.
+    #[serde(default)]
+    pub address_pools: Vec<RawAddressPool>,
+    /// Ports the hub allocates on those addresses; required with `addressPools`.
+    #[serde(default)]
+    pub l4_port_range: Option<PortRange>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawAddressPool {
+    pub name: String,
+    /// CIDRs (`192.0.2.0/28`) or single IPs (`192.0.2.7`).
+    pub addresses: Vec<String>,
+    /// Where the data plane binds for this pool's addresses, when it differs from the address
+    /// tenants are told (e.g. NAT); only for a pool of exactly one address.
+    #[serde(default)]
+    pub bind: Option<IpAddr>,
+}
+
+/// An inclusive port range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PortRange {
+    pub from: u16,
+    pub to: u16,
+}
+
+/// The most addresses one pool may hold (a /16), so that allocation stays cheap.
+const MAX_POOL_ADDRESSES: u128 = 65_536;
+
+/// A validated address pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressPool {
+    pub name: String,
+    /// Every address of the pool, in the order written (CIDRs expanded to their hosts).
+    pub addresses: Vec<IpAddr>,
+    pub bind: Option<IpAddr>,
+}
+
+/// L4 load balancing settings; no pools means Services of type LoadBalancer get no address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct L4Config {
+    pub pools: Vec<AddressPool>,
+    pub port_range: Option<PortRange>,
+}
+
+impl L4Config {
+    /// Where the data plane binds for an allocated address.
+    pub fn bind_ip(&self, advertised: IpAddr) -> IpAddr {
+        self.pools
+            .iter()
+            .find(|p| p.addresses.contains(&advertised))
+            .and_then(|p| p.bind)
+            .unwrap_or(advertised)
+    }
+}
+
+/// Validates the L4 part of the file; errors name the field.
+fn validate_l4(
+    pools: Vec<RawAddressPool>,
+    range: Option<PortRange>,
+    errs: &mut Vec<String>,
+) -> L4Config {
+    let mut out = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for p in pools {
+        let mut addresses = Vec::new();
+        for a in &p.addresses {
+            if let Ok(ip) = a.parse::<IpAddr>() {
+                addresses.push(ip);
+            } else if let Ok(net) = a.parse::<IpNet>() {
+                let size: u128 = match net {
+                    IpNet::V4(n) => 1u128 << (32 - u32::from(n.prefix_len())),
+                    IpNet::V6(n) => 1u128
+                        .checked_shl(128 - u32::from(n.prefix_len()))
+                        .unwrap_or(u128::MAX),
+                };
+                if size > MAX_POOL_ADDRESSES {
+                    errs.push(format!(
+                        "addressPools[{}].addresses: {a} holds more than {MAX_POOL_ADDRESSES} addresses; use a smaller CIDR",
+                        p.name
+                    ));
+                    continue;
+                }
+                addresses.extend(net.hosts());
+            } else {
+                errs.push(format!(
+                    "addressPools[{}].addresses: {a:?} is neither an IP address nor a CIDR",
+                    p.name
+                ));
+            }
+        }
+        for ip in &addresses {
+            if !seen.insert(*ip) {
+                errs.push(format!(
+                    "addressPools[{}].addresses: {ip} is in more than one pool or listed twice",
+                    p.name
+                ));
+            }
+        }
+        if addresses.is_empty() {
+            errs.push(format!(
+                "addressPools[{}].addresses: list at least one address",
+                p.name
+            ));
+        }
+        if p.bind.is_some() && addresses.len() != 1 {
+            errs.push(format!(
+                "addressPools[{}].bind: only a pool of exactly one address can override where the data plane binds",
+                p.name
+            ));
+        }
+        if !is_dns_label(&p.name) {
+            errs.push(format!("addressPools[{}].name: use a DNS label", p.name));
+        }
+        out.push(AddressPool {
+            name: p.name,
+            addresses,
+            bind: p.bind,
+        });
+    }
+    match range {
+        Some(r) if r.from == 0 || r.from > r.to => errs.push(format!(
+            "l4PortRange: {{from: {}, to: {}}} must satisfy 1 <= from <= to",
+            r.from, r.to
+        )),
+        None if !out.is_empty() => errs.push(
+            "l4PortRange: set the ports ({from, to}) the hub may allocate on addressPools".into(),
+        ),
+        _ => {}
+    }
+    L4Config {
+        pools: out,
+        port_range: range,
+    }
 }
 
 fn default_trust_domain() -> String {
@@ -141,6 +278,7 @@ pub struct Config {
     pub data_plane: DataPlane,
     pub tenants: BTreeMap<String, Tenant>,
     pub limits: Limits,
+    pub l4: L4Config,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -270,6 +408,7 @@ impl RawConfig {
                 errs.push(format!("tenants: {name:?} is listed twice"));
             }
         }
+        let l4 = validate_l4(self.address_pools, self.l4_port_range, &mut errs);
         if !errs.is_empty() {
             return Err(ConfigError::Invalid(errs));
         }
@@ -285,6 +424,7 @@ impl RawConfig {
             },
             tenants,
             limits: self.limits,
+            l4,
         })
     }
 }
@@ -370,6 +510,83 @@ dataPlane:
                 .listeners
                 .iter()
                 .any(|l| l.port == 443 && l.protocol == DataPlaneProtocol::Tls)
+        );
+    }
+
+    #[test]
+    fn address_pools_table() {
+        // (pools YAML, range YAML, Ok(addresses of the first pool) or Err(words in the error))
+        type Case<'a> = (&'a str, &'a str, Result<&'a [&'a str], &'a str>);
+        let cases: &[Case] = &[
+            ("[]", "", Ok(&[])),
+            (
+                "[{name: p, addresses: [127.0.0.1, 10.0.0.0/30]}]",
+                "l4PortRange: {from: 20000, to: 20010}\n",
+                Ok(&["127.0.0.1", "10.0.0.1", "10.0.0.2"]),
+            ),
+            (
+                "[{name: p, addresses: [127.0.0.1], bind: 127.0.0.2}]",
+                "l4PortRange: {from: 1, to: 2}\n",
+                Ok(&["127.0.0.1"]),
+            ),
+            (
+                "[{name: p, addresses: [127.0.0.1]}]",
+                "",
+                Err("l4PortRange"),
+            ),
+            (
+                "[{name: p, addresses: [127.0.0.1]}]",
+                "l4PortRange: {from: 10, to: 9}\n",
+                Err("from <= to"),
+            ),
+            (
+                "[{name: p, addresses: [nope]}]",
+                "l4PortRange: {from: 1, to: 2}\n",
+                Err("neither an IP"),
+            ),
+            (
+                "[{name: p, addresses: [10.0.0.0/8]}]",
+                "l4PortRange: {from: 1, to: 2}\n",
+                Err("smaller CIDR"),
+            ),
+            (
+                "[{name: p, addresses: [10.0.0.0/30], bind: 127.0.0.1}]",
+                "l4PortRange: {from: 1, to: 2}\n",
+                Err("exactly one address"),
+            ),
+            (
+                "[{name: p, addresses: [127.0.0.1]}, {name: q, addresses: [127.0.0.1]}]",
+                "l4PortRange: {from: 1, to: 2}\n",
+                Err("more than one pool"),
+            ),
+        ];
+        for (pools, range, want) in cases {
+            let got = raw(&format!("{BASE}addressPools: {pools}\n{range}")).validate();
+            match (got, want) {
+                (Ok(c), Ok(addrs)) => {
+                    let first: Vec<String> =
+                        c.l4.pools
+                            .first()
+                            .map(|p| p.addresses.iter().map(|a| a.to_string()).collect())
+                            .unwrap_or_default();
+                    assert_eq!(first, *addrs, "{pools}");
+                }
+                (Err(e), Err(words)) => assert!(e.to_string().contains(words), "{pools}: {e}"),
+                (got, want) => panic!("{pools} {range}: got {got:?}, want {want:?}"),
+            }
+        }
+        let c = raw(&format!(
+            "{BASE}addressPools: [{{name: p, addresses: [127.0.0.1], bind: 127.0.0.2}}]\nl4PortRange: {{from: 1, to: 2}}\n"
+        ))
+        .validate()
+        .unwrap();
+        assert_eq!(
+            c.l4.bind_ip("127.0.0.1".parse().unwrap()),
+            "127.0.0.2".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            c.l4.bind_ip("127.0.0.9".parse().unwrap()),
+            "127.0.0.9".parse::<IpAddr>().unwrap()
         );
     }
 

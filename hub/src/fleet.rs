@@ -15,8 +15,11 @@ use fleetgate_proto::spoke::v1 as pb;
 use tokio::sync::watch;
 
 use crate::admit::{self, Admitted, Policy};
+use crate::allocate::{self, AllocError, Allocations, Owner, PortKey, ServiceKey};
 use crate::config::Config;
-use crate::model::{ClusterIntent, ClusterKey, FleetIntent, Kind, ObjectKey, ObjectStatus};
+use crate::model::{
+    ClusterIntent, ClusterKey, FleetIntent, Kind, L4Protocol, ObjectKey, ObjectStatus, Protocol,
+};
 use crate::store::{Store, StoreError};
 
 /// Why a whole Update was refused (the agent gets it as a Nack; nothing in it was applied).
@@ -41,6 +44,8 @@ struct State {
     owners: BTreeMap<String, String>,
     /// Per cluster: objects whose latest version was rejected, with their status.
     rejections: BTreeMap<ClusterKey, BTreeMap<ObjectKey, ObjectStatus>>,
+    /// L4 allocations (durable) and the Service ports that could not get one.
+    l4: allocate::Outcome,
 }
 
 /// What the compile loop reads: accepted intent plus the statuses of rejected objects.
@@ -48,6 +53,52 @@ struct State {
 pub struct FleetView {
     pub intent: FleetIntent,
     pub rejections: BTreeMap<ClusterKey, BTreeMap<ObjectKey, ObjectStatus>>,
+    /// The (address, port) of every LoadBalancer Service port.
+    pub allocations: Allocations,
+    /// Service ports without an allocation, and why.
+    pub allocation_failures: BTreeMap<PortKey, AllocError>,
+}
+
+/// Every Service port and Gateway TCP/UDP listener port the fleet's intent wants an allocation
+/// for.
+pub fn wanted_ports(fleet: &FleetIntent) -> BTreeSet<PortKey> {
+    let mut out = BTreeSet::new();
+    for (ck, ci) in fleet {
+        for ((ns, name), gw) in &ci.gateways {
+            for l in &gw.listeners {
+                let protocol = match l.protocol {
+                    Some(Protocol::Tcp) => L4Protocol::Tcp,
+                    Some(Protocol::Udp) => L4Protocol::Udp,
+                    _ => continue,
+                };
+                out.insert(PortKey {
+                    service: ServiceKey {
+                        owner: Owner::Gateway,
+                        cluster: ck.clone(),
+                        namespace: ns.clone(),
+                        name: name.clone(),
+                    },
+                    port: l.port,
+                    protocol,
+                });
+            }
+        }
+        for ((ns, name), svc) in &ci.services {
+            for p in &svc.ports {
+                out.insert(PortKey {
+                    service: ServiceKey {
+                        owner: Owner::Service,
+                        cluster: ck.clone(),
+                        namespace: ns.clone(),
+                        name: name.clone(),
+                    },
+                    port: p.port,
+                    protocol: p.protocol,
+                });
+            }
+        }
+    }
+    out
 }
 
 pub struct Fleet {
@@ -73,7 +124,20 @@ impl Fleet {
         });
         let mut reserved: BTreeSet<SocketAddr> = [config.agent_listen, config.xds_listen].into();
         reserved.extend(config.data_plane.listeners.iter().map(|l| l.bind));
-        let reserved_ips = [config.data_plane.address].into();
+        // The data plane's own addresses, including every L4 pool address, are never endpoints.
+        let mut reserved_ips: BTreeSet<IpAddr> = [config.data_plane.address].into();
+        for p in &config.l4.pools {
+            reserved_ips.extend(p.addresses.iter().copied());
+            reserved_ips.extend(p.bind);
+        }
+        // Stored allocations are kept (rule 1 of `allocate`); ports of Services loaded without
+        // one (a pool that was exhausted) get one now if the configuration allows.
+        let l4 = allocate::allocate(
+            &config.l4,
+            &reserved,
+            &store.load_allocations()?,
+            &wanted_ports(&intent),
+        );
         Ok(Self {
             config,
             store,
@@ -81,6 +145,7 @@ impl Fleet {
                 intent,
                 owners: loaded.owners,
                 rejections: BTreeMap::new(),
+                l4,
             }),
             reserved,
             reserved_ips,
@@ -98,6 +163,8 @@ impl Fleet {
         FleetView {
             intent: s.intent.clone(),
             rejections: s.rejections.clone(),
+            allocations: s.l4.allocations.clone(),
+            allocation_failures: s.l4.failures.clone(),
         }
     }
 
@@ -141,6 +208,10 @@ impl Fleet {
             intent
                 .tls_routes
                 .retain(|(ns, n), _| sent.contains(&okey(Kind::TlsRoute, ns, n)));
+            intent
+                .services
+                .retain(|(ns, n), _| sent.contains(&okey(Kind::Service, ns, n)));
+            intent.l4_routes.retain(|k, _| sent.contains(k));
             rejections.retain(|k, _| sent.contains(k));
         }
         for d in &update.deletes {
@@ -181,6 +252,14 @@ impl Fleet {
                     rejections.remove(&k);
                     intent.tls_routes.insert((k.namespace, k.name), t);
                 }
+                Ok(Admitted::Service(svc)) => {
+                    rejections.remove(&k);
+                    intent.services.insert((k.namespace, k.name), svc);
+                }
+                Ok(Admitted::L4Route(r)) => {
+                    rejections.remove(&k);
+                    intent.l4_routes.insert(k, r);
+                }
                 Err(e) => {
                     tracing::info!(cluster = %key, object = ?k, reason = e.reason, "rejected: {}", e.message);
                     rejections.insert(k.clone(), admit::rejected_status(&k, obj, &e));
@@ -190,6 +269,8 @@ impl Fleet {
         let count = intent.gateways.len()
             + intent.http_routes.len()
             + intent.tls_routes.len()
+            + intent.services.len()
+            + intent.l4_routes.len()
             + rejections.len();
         if count > self.config.limits.max_objects_per_cluster {
             return Err(UpdateError::TooManyObjects {
@@ -201,9 +282,17 @@ impl Fleet {
         let mut fleet = state.intent.clone();
         fleet.insert(key.clone(), intent.clone());
         let owners = claims(&state.owners, &key.tenant, &fleet);
-        self.store.save(key, &intent, &owners)?;
+        let l4 = allocate::allocate(
+            &self.config.l4,
+            &self.reserved,
+            &state.l4.allocations,
+            &wanted_ports(&fleet),
+        );
+        self.store
+            .save_with_allocations(key, &intent, &owners, &l4.allocations)?;
         state.intent = fleet;
         state.owners = owners;
+        state.l4 = l4;
         state.rejections.insert(key.clone(), rejections);
         drop(state);
         self.revision.send_modify(|r| *r += 1);
@@ -230,6 +319,12 @@ fn remove(intent: &mut ClusterIntent, k: &ObjectKey) {
         }
         Kind::TlsRoute => {
             intent.tls_routes.remove(&id);
+        }
+        Kind::Service => {
+            intent.services.remove(&id);
+        }
+        Kind::TcpRoute | Kind::UdpRoute => {
+            intent.l4_routes.remove(k);
         }
     }
 }
@@ -270,4 +365,175 @@ pub fn claims(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RawConfig;
+
+    fn config(dir: &std::path::Path, ports: (u16, u16)) -> Arc<Config> {
+        let yaml = format!(
+            r#"
+agentListen: 127.0.0.1:7443
+xdsListen: 127.0.0.1:18000
+pkiDir: {dir}/pki
+storePath: {dir}/hub.redb
+dataPlane:
+  address: 127.0.0.1
+  listeners: [{{port: 80, bind: "127.0.0.1:18080"}}]
+addressPools: [{{name: lo, addresses: [127.0.0.1]}}]
+l4PortRange: {{from: {}, to: {}}}
+tenants:
+- name: a
+  hostnames: ['*.a.example']
+  clusters: [{{name: c1, endpointCidrs: [127.0.1.0/24], allowSpecialAddresses: true}}]
+- name: b
+  hostnames: ['*.b.example']
+  clusters: [{{name: c1, endpointCidrs: [127.0.2.0/24], allowSpecialAddresses: true}}]
+"#,
+            ports.0,
+            ports.1,
+            dir = dir.display()
+        );
+        let raw: RawConfig = serde_yaml::from_str(&yaml).unwrap();
+        Arc::new(raw.validate().unwrap())
+    }
+
+    fn service(name: &str, port: u32, endpoint: &str) -> pb::Object {
+        pb::Object {
+            r#ref: Some(pb::ObjectRef {
+                kind: pb::Kind::Service as i32,
+                namespace: "default".into(),
+                name: name.into(),
+            }),
+            generation: 1,
+            creation_timestamp: String::new(),
+            spec: Some(pb::object::Spec::LoadBalancerService(
+                pb::LoadBalancerService {
+                    ports: vec![pb::ServicePort {
+                        name: String::new(),
+                        protocol: "TCP".into(),
+                        port,
+                        endpoints: vec![pb::Endpoint {
+                            address: endpoint.into(),
+                            port: 30000,
+                            ready: true,
+                        }],
+                        problem: None,
+                    }],
+                },
+            )),
+        }
+    }
+
+    fn full(upserts: Vec<pb::Object>) -> pb::Update {
+        pb::Update {
+            revision: 1,
+            full_state: true,
+            upserts,
+            deletes: vec![],
+        }
+    }
+
+    fn key(t: &str) -> ClusterKey {
+        ClusterKey {
+            tenant: t.into(),
+            cluster: "c1".into(),
+        }
+    }
+
+    fn addr_of(view: &FleetView, tenant: &str, name: &str) -> Option<SocketAddr> {
+        view.allocations
+            .iter()
+            .find(|(k, _)| k.service.cluster.tenant == tenant && k.service.name == name)
+            .map(|(_, a)| *a)
+    }
+
+    #[test]
+    fn allocations_survive_a_restart_and_are_released_with_their_service() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), (9000, 9001));
+        let (a_db, b_db) = {
+            let fleet = Fleet::open(cfg.clone(), Store::open(&cfg.store_path).unwrap()).unwrap();
+            fleet
+                .apply(&key("a"), &full(vec![service("db", 9001, "127.0.1.10")]))
+                .unwrap();
+            fleet
+                .apply(&key("b"), &full(vec![service("db", 9001, "127.0.2.10")]))
+                .unwrap();
+            let v = fleet.view();
+            (
+                addr_of(&v, "a", "db").unwrap(),
+                addr_of(&v, "b", "db").unwrap(),
+            )
+        };
+        assert_eq!(a_db, "127.0.0.1:9001".parse().unwrap());
+        assert_eq!(b_db, "127.0.0.1:9000".parse().unwrap());
+
+        // Restart: reloaded from the store, and an agent reconnecting with its full state (in
+        // another order) changes nothing.
+        let fleet = Fleet::open(cfg.clone(), Store::open(&cfg.store_path).unwrap()).unwrap();
+        assert_eq!(addr_of(&fleet.view(), "a", "db"), Some(a_db));
+        assert_eq!(addr_of(&fleet.view(), "b", "db"), Some(b_db));
+        fleet
+            .apply(&key("b"), &full(vec![service("db", 9001, "127.0.2.10")]))
+            .unwrap();
+        assert_eq!(addr_of(&fleet.view(), "b", "db"), Some(b_db));
+
+        // The pool is full: a third Service gets nothing, the others keep theirs.
+        fleet
+            .apply(
+                &key("a"),
+                &full(vec![
+                    service("db", 9001, "127.0.1.10"),
+                    service("more", 9001, "127.0.1.10"),
+                ]),
+            )
+            .unwrap();
+        let v = fleet.view();
+        assert_eq!(addr_of(&v, "a", "more"), None);
+        assert_eq!(
+            v.allocation_failures.values().collect::<Vec<_>>(),
+            vec![&AllocError::PoolExhausted]
+        );
+        assert_eq!(addr_of(&v, "a", "db"), Some(a_db));
+
+        // Tenant b's Service is deleted: its port is released and the waiting one gets it.
+        fleet.apply(&key("b"), &full(vec![])).unwrap();
+        let v = fleet.view();
+        assert_eq!(addr_of(&v, "b", "db"), None);
+        assert_eq!(addr_of(&v, "a", "more"), Some(b_db));
+        assert!(v.allocation_failures.is_empty());
+        drop(fleet);
+        let reopened = Fleet::open(cfg.clone(), Store::open(&cfg.store_path).unwrap()).unwrap();
+        assert_eq!(addr_of(&reopened.view(), "a", "more"), Some(b_db));
+    }
+
+    #[test]
+    fn pool_addresses_are_never_endpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut raw_cfg = (*config(dir.path(), (9000, 9001))).clone();
+        // Give tenant a's cluster the pool's network too.
+        raw_cfg
+            .tenants
+            .get_mut("a")
+            .unwrap()
+            .clusters
+            .get_mut("c1")
+            .unwrap()
+            .endpoint_cidrs
+            .push("127.0.0.0/24".parse().unwrap());
+        let cfg = Arc::new(raw_cfg);
+        let fleet = Fleet::open(cfg.clone(), Store::open(&cfg.store_path).unwrap()).unwrap();
+        fleet
+            .apply(&key("a"), &full(vec![service("loop", 9000, "127.0.0.1")]))
+            .unwrap();
+        let v = fleet.view();
+        let rejected = &v.rejections[&key("a")];
+        assert_eq!(rejected.len(), 1);
+        let status = rejected.values().next().unwrap();
+        assert_eq!(status.conditions[0].reason, "EndpointNotAllowed");
+        assert!(v.allocations.is_empty());
+    }
 }

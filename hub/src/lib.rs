@@ -3,7 +3,8 @@
 //! The data path through this crate, in order:
 //! `sync` (gRPC server for agents; tenant identity from the peer certificate)
 //! -> `admit` (validation and tenant policy; wire types become `model` types here)
-//! -> `fleet` (the one writer of accepted state) -> `store` (durable intent, hostname claims)
+//! -> `fleet` (the one writer of accepted state; `allocate` gives LoadBalancer Service ports an
+//! address and port) -> `store` (durable intent, hostname claims, L4 allocations)
 //! -> `compile` (pure: all accepted intent -> one data-plane snapshot + object statuses)
 //! -> `xds` (the snapshot as Envoy resources over ADS)
 //! -> back to `sync`, which streams each cluster's statuses to its agent.
@@ -12,6 +13,7 @@
 //! `config` is the operator's YAML file; `run` wires it all together.
 
 pub mod admit;
+pub mod allocate;
 pub mod compile;
 pub mod config;
 pub mod fleet;

@@ -29,6 +29,12 @@ pub enum Kind {
     Gateway,
     HttpRoute,
     TlsRoute,
+    /// A Service of type LoadBalancer served on L4 (`crate::compile::l4`).
+    Service,
+    /// A TCPRoute on a Gateway listener of protocol TCP.
+    TcpRoute,
+    /// A UDPRoute on a Gateway listener of protocol UDP.
+    UdpRoute,
 }
 
 /// One object inside one cluster.
@@ -54,6 +60,12 @@ pub struct Meta {
 pub struct ClusterIntent {
     pub gateways: BTreeMap<(String, String), Gateway>,
     pub http_routes: BTreeMap<(String, String), HttpRoute>,
+    /// Services of type LoadBalancer the hub serves on L4.
+    #[serde(default)]
+    pub services: BTreeMap<(String, String), LoadBalancerService>,
+    /// TCPRoutes and UDPRoutes, by kind, namespace and name.
+    #[serde(default)]
+    pub l4_routes: BTreeMap<ObjectKey, L4Route>,
     #[serde(default)]
     pub tls_routes: BTreeMap<(String, String), TlsRoute>,
 }
@@ -72,6 +84,17 @@ pub struct TlsRoute {
 pub struct TlsRouteRule {
     pub name: Option<String>,
     pub backends: Vec<Backend>,
+}
+
+impl ClusterIntent {
+    /// Whether the cluster holds no object of any kind.
+    pub fn is_empty(&self) -> bool {
+        self.gateways.is_empty()
+            && self.http_routes.is_empty()
+            && self.tls_routes.is_empty()
+            && self.services.is_empty()
+            && self.l4_routes.is_empty()
+    }
 }
 
 /// All accepted intent of the fleet: the compiler's whole input.
@@ -367,6 +390,75 @@ pub struct BackendProblem {
     pub message: String,
 }
 
+// ---- L4 ----------------------------------------------------------------------------------
+
+/// An L4 transport protocol of a Service port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum L4Protocol {
+    Tcp,
+    Udp,
+}
+
+impl L4Protocol {
+    /// The Kubernetes spelling (`TCP`, `UDP`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            L4Protocol::Tcp => "TCP",
+            L4Protocol::Udp => "UDP",
+        }
+    }
+}
+
+/// A Service of type LoadBalancer: the hub allocates an (address, port) per Service port and
+/// the data plane forwards it to the port's endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadBalancerService {
+    pub meta: Meta,
+    /// At most one per (port, protocol), ordered by (port, protocol).
+    pub ports: Vec<ServicePort>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServicePort {
+    /// The Service port's name, possibly empty.
+    pub name: String,
+    pub protocol: L4Protocol,
+    /// The Service port number, preferred when allocating.
+    pub port: u16,
+    /// Set when the agent could not resolve the port: the data plane then has no endpoints.
+    pub problem: Option<BackendProblem>,
+    /// Ready endpoints, checked against the cluster's CIDRs by admission.
+    pub endpoints: Vec<SocketAddr>,
+}
+
+/// A TCPRoute or UDPRoute: every connection (datagram) on the attached listener goes to the
+/// ready endpoints of all its backends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct L4Route {
+    pub meta: Meta,
+    /// Tcp for a TCPRoute, Udp for a UDPRoute.
+    pub protocol: L4Protocol,
+    pub parent_refs: Vec<ParentRef>,
+    pub backends: Vec<Backend>,
+}
+
+/// One address a Service is served on, with the ports allocated there (Service
+/// `status.loadBalancer.ingress[]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadBalancerIngress {
+    pub ip: String,
+    pub ports: Vec<LoadBalancerPort>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadBalancerPort {
+    /// The allocated port.
+    pub port: u16,
+    pub protocol: L4Protocol,
+    /// The Service port it serves.
+    pub service_port: u16,
+}
+
 // ---- status -------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -397,6 +489,9 @@ pub struct ObjectStatus {
     pub addresses: Vec<String>,
     pub listeners: Vec<ListenerStatus>,
     pub parents: Vec<RouteParentStatus>,
+    /// Service `status.loadBalancer.ingress` (Services only).
+    #[serde(default)]
+    pub load_balancer: Vec<LoadBalancerIngress>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -56,7 +56,13 @@ pub fn compile_view(
     config: &Config,
     health: &XdsHealth,
 ) -> (Snapshot, FleetStatus) {
-    let compiled = compile::compile(&view.intent, &config.data_plane);
+    let compiled = compile::compile_with_l4(
+        &view.intent,
+        &config.data_plane,
+        &config.l4,
+        &view.allocations,
+        &view.allocation_failures,
+    );
     let mut statuses: BTreeMap<ClusterKey, Vec<_>> = compiled.statuses;
     for nack in health.nacks.values() {
         let message = format!(
@@ -85,11 +91,11 @@ pub fn compile_view(
 fn mark_rejected_by_data_plane(status: &mut ObjectStatus, message: &str) {
     let programmed = Condition::new("Programmed", false, "Invalid", message);
     match status.key.kind {
-        Kind::Gateway => {
+        Kind::Gateway | Kind::Service => {
             status.conditions.retain(|c| c.type_ != "Programmed");
             status.conditions.push(programmed);
         }
-        Kind::HttpRoute | Kind::TlsRoute => {
+        Kind::HttpRoute | Kind::TlsRoute | Kind::TcpRoute | Kind::UdpRoute => {
             for p in &mut status.parents {
                 p.conditions.retain(|c| c.type_ != "Accepted");
                 p.conditions.push(Condition::new(

@@ -10,7 +10,11 @@ use std::path::Path;
 
 use redb::{Database, ReadableTable, TableDefinition};
 
-use crate::model::{ClusterIntent, ClusterKey, FleetIntent, Gateway, HttpRoute, TlsRoute};
+use crate::allocate::{Allocations, Owner, PortKey, ServiceKey};
+use crate::model::{
+    ClusterIntent, ClusterKey, FleetIntent, Gateway, HttpRoute, L4Protocol, L4Route,
+    LoadBalancerService, TlsRoute,
+};
 
 /// The stored form of a `ClusterIntent`: plain lists (JSON maps need string keys); the maps are
 /// rebuilt from each object's own namespace and name.
@@ -20,6 +24,10 @@ struct Stored {
     http_routes: Vec<HttpRoute>,
     #[serde(default)]
     tls_routes: Vec<TlsRoute>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    services: Vec<LoadBalancerService>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    l4_routes: Vec<L4Route>,
 }
 
 impl From<&ClusterIntent> for Stored {
@@ -28,6 +36,8 @@ impl From<&ClusterIntent> for Stored {
             gateways: i.gateways.values().cloned().collect(),
             http_routes: i.http_routes.values().cloned().collect(),
             tls_routes: i.tls_routes.values().cloned().collect(),
+            services: i.services.values().cloned().collect(),
+            l4_routes: i.l4_routes.values().cloned().collect(),
         }
     }
 }
@@ -47,6 +57,23 @@ impl From<Stored> for ClusterIntent {
                 .into_iter()
                 .map(|r| (key(&r.meta), r))
                 .collect(),
+            services: s.services.into_iter().map(|v| (key(&v.meta), v)).collect(),
+            l4_routes: s
+                .l4_routes
+                .into_iter()
+                .map(|r| {
+                    let kind = match r.protocol {
+                        L4Protocol::Tcp => crate::model::Kind::TcpRoute,
+                        L4Protocol::Udp => crate::model::Kind::UdpRoute,
+                    };
+                    let k = crate::model::ObjectKey {
+                        kind,
+                        namespace: r.meta.namespace.clone(),
+                        name: r.meta.name.clone(),
+                    };
+                    (k, r)
+                })
+                .collect(),
         }
     }
 }
@@ -55,6 +82,9 @@ impl From<Stored> for ClusterIntent {
 const INTENT: TableDefinition<&str, &[u8]> = TableDefinition::new("intent/v1");
 /// hostname pattern -> owning tenant.
 const HOSTNAMES: TableDefinition<&str, &str> = TableDefinition::new("hostnames/v1");
+/// `<tenant>/<cluster>/<namespace>/<Service|Gateway>/<name>/<port>/<TCP|UDP>` -> allocated
+/// `ip:port`.
+const L4_ALLOCATIONS: TableDefinition<&str, &str> = TableDefinition::new("l4-allocations/v1");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -107,6 +137,7 @@ impl Store {
         let txn = db.begin_write().map_err(db_err)?;
         txn.open_table(INTENT).map_err(db_err)?;
         txn.open_table(HOSTNAMES).map_err(db_err)?;
+        txn.open_table(L4_ALLOCATIONS).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
         Ok(Self { db })
     }
@@ -159,36 +190,145 @@ impl Store {
         intent: &ClusterIntent,
         owners: &BTreeMap<String, String>,
     ) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(&Stored::from(intent)).map_err(db_err)?;
         let txn = self.db.begin_write().map_err(db_err)?;
+        write_intent(&txn, key, intent, owners)?;
+        txn.commit().map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Like [`Store::save`], and replaces the whole L4 allocation table, in one transaction: an
+    /// allocation is durable exactly when the intent that needs it is.
+    pub fn save_with_allocations(
+        &self,
+        key: &ClusterKey,
+        intent: &ClusterIntent,
+        owners: &BTreeMap<String, String>,
+        allocations: &Allocations,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        write_intent(&txn, key, intent, owners)?;
         {
-            let mut t = txn.open_table(INTENT).map_err(db_err)?;
-            let k = key_str(key);
-            if intent.gateways.is_empty()
-                && intent.http_routes.is_empty()
-                && intent.tls_routes.is_empty()
-            {
-                t.remove(k.as_str()).map_err(db_err)?;
-            } else {
-                t.insert(k.as_str(), bytes.as_slice()).map_err(db_err)?;
-            }
-            let mut h = txn.open_table(HOSTNAMES).map_err(db_err)?;
-            let old: Vec<String> = h
+            let mut t = txn.open_table(L4_ALLOCATIONS).map_err(db_err)?;
+            let wanted: BTreeMap<String, String> = allocations
+                .iter()
+                .map(|(k, a)| (port_key_str(k), a.to_string()))
+                .collect();
+            let old: Vec<String> = t
                 .iter()
                 .map_err(db_err)?
                 .map(|r| r.map(|(k, _)| k.value().to_string()))
                 .collect::<Result<_, _>>()
                 .map_err(db_err)?;
-            for k in old.iter().filter(|k| !owners.contains_key(*k)) {
-                h.remove(k.as_str()).map_err(db_err)?;
+            for k in old.iter().filter(|k| !wanted.contains_key(*k)) {
+                t.remove(k.as_str()).map_err(db_err)?;
             }
-            for (k, v) in owners {
-                h.insert(k.as_str(), v.as_str()).map_err(db_err)?;
+            for (k, v) in &wanted {
+                t.insert(k.as_str(), v.as_str()).map_err(db_err)?;
             }
         }
         txn.commit().map_err(db_err)?;
         Ok(())
     }
+
+    /// Every stored L4 allocation.
+    pub fn load_allocations(&self) -> Result<Allocations, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let mut out = Allocations::new();
+        for row in txn
+            .open_table(L4_ALLOCATIONS)
+            .map_err(db_err)?
+            .iter()
+            .map_err(db_err)?
+        {
+            let (k, v) = row.map_err(db_err)?;
+            let key = parse_port_key(k.value())
+                .ok_or_else(|| StoreError::Db(format!("bad allocation key {:?}", k.value())))?;
+            let addr = v
+                .value()
+                .parse()
+                .map_err(|_| StoreError::Db(format!("bad allocation {:?}", v.value())))?;
+            out.insert(key, addr);
+        }
+        Ok(out)
+    }
+}
+
+/// Tenant, cluster and namespace names are DNS labels and Service names DNS labels too
+/// (checked by admission), so '/' cannot occur in them.
+fn port_key_str(k: &PortKey) -> String {
+    format!(
+        "{}/{}/{}/{}/{}/{}/{}",
+        k.service.cluster.tenant,
+        k.service.cluster.cluster,
+        k.service.namespace,
+        match k.service.owner {
+            Owner::Service => "Service",
+            Owner::Gateway => "Gateway",
+        },
+        k.service.name,
+        k.port,
+        k.protocol.as_str()
+    )
+}
+
+fn parse_port_key(s: &str) -> Option<PortKey> {
+    let parts: Vec<&str> = s.split('/').collect();
+    let [tenant, cluster, namespace, owner, name, port, protocol] = parts.as_slice() else {
+        return None;
+    };
+    Some(PortKey {
+        service: ServiceKey {
+            owner: match *owner {
+                "Service" => Owner::Service,
+                "Gateway" => Owner::Gateway,
+                _ => return None,
+            },
+            cluster: ClusterKey {
+                tenant: tenant.to_string(),
+                cluster: cluster.to_string(),
+            },
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        },
+        port: port.parse().ok()?,
+        protocol: match *protocol {
+            "TCP" => L4Protocol::Tcp,
+            "UDP" => L4Protocol::Udp,
+            _ => return None,
+        },
+    })
+}
+
+fn write_intent(
+    txn: &redb::WriteTransaction,
+    key: &ClusterKey,
+    intent: &ClusterIntent,
+    owners: &BTreeMap<String, String>,
+) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec(&Stored::from(intent)).map_err(db_err)?;
+    {
+        let mut t = txn.open_table(INTENT).map_err(db_err)?;
+        let k = key_str(key);
+        if intent.is_empty() {
+            t.remove(k.as_str()).map_err(db_err)?;
+        } else {
+            t.insert(k.as_str(), bytes.as_slice()).map_err(db_err)?;
+        }
+        let mut h = txn.open_table(HOSTNAMES).map_err(db_err)?;
+        let old: Vec<String> = h
+            .iter()
+            .map_err(db_err)?
+            .map(|r| r.map(|(k, _)| k.value().to_string()))
+            .collect::<Result<_, _>>()
+            .map_err(db_err)?;
+        for k in old.iter().filter(|k| !owners.contains_key(*k)) {
+            h.remove(k.as_str()).map_err(db_err)?;
+        }
+        for (k, v) in owners {
+            h.insert(k.as_str(), v.as_str()).map_err(db_err)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -236,5 +376,66 @@ mod tests {
         let loaded = s.load().unwrap();
         assert!(loaded.intent.is_empty());
         assert!(loaded.owners.is_empty());
+    }
+
+    #[test]
+    fn allocations_survive_reopen_and_are_replaced_as_a_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.redb");
+        let ck = ClusterKey {
+            tenant: "a".into(),
+            cluster: "east".into(),
+        };
+        let pk = |name: &str, port: u16, protocol| PortKey {
+            service: ServiceKey {
+                owner: Owner::Service,
+                cluster: ck.clone(),
+                namespace: "default".into(),
+                name: name.into(),
+            },
+            port,
+            protocol,
+        };
+        let mut allocs = Allocations::new();
+        allocs.insert(
+            pk("db", 5432, L4Protocol::Tcp),
+            "127.0.0.1:20000".parse().unwrap(),
+        );
+        allocs.insert(
+            pk("dns", 53, L4Protocol::Udp),
+            "127.0.0.1:20001".parse().unwrap(),
+        );
+        {
+            let s = Store::open(&path).unwrap();
+            s.save_with_allocations(&ck, &ClusterIntent::default(), &BTreeMap::new(), &allocs)
+                .unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.load_allocations().unwrap(), allocs);
+        allocs.remove(&pk("db", 5432, L4Protocol::Tcp));
+        s.save_with_allocations(&ck, &ClusterIntent::default(), &BTreeMap::new(), &allocs)
+            .unwrap();
+        assert_eq!(s.load_allocations().unwrap(), allocs);
+        // `save` leaves allocations alone.
+        s.save(&ck, &ClusterIntent::default(), &BTreeMap::new())
+            .unwrap();
+        assert_eq!(s.load_allocations().unwrap(), allocs);
+        allocs.insert(
+            PortKey {
+                service: ServiceKey {
+                    owner: Owner::Gateway,
+                    ..pk("db", 1, L4Protocol::Tcp).service
+                },
+                port: 9000,
+                protocol: L4Protocol::Tcp,
+            },
+            "127.0.0.1:9000".parse().unwrap(),
+        );
+        s.save_with_allocations(&ck, &ClusterIntent::default(), &BTreeMap::new(), &allocs)
+            .unwrap();
+        assert_eq!(s.load_allocations().unwrap(), allocs);
+        assert!(parse_port_key("a/b/c/Service/d/80/SCTP").is_none());
+        assert!(parse_port_key("a/b/c/Pod/d/80/TCP").is_none());
+        assert!(parse_port_key("a/b/c/80/TCP").is_none());
     }
 }

@@ -187,6 +187,9 @@ pub fn to_wire(s: &ObjectStatus) -> pb::ObjectStatus {
                 model::Kind::Gateway => pb::Kind::Gateway,
                 model::Kind::HttpRoute => pb::Kind::HttpRoute,
                 model::Kind::TlsRoute => pb::Kind::TlsRoute,
+                model::Kind::Service => pb::Kind::Service,
+                model::Kind::TcpRoute => pb::Kind::TcpRoute,
+                model::Kind::UdpRoute => pb::Kind::UdpRoute,
             } as i32,
             namespace: s.key.namespace.clone(),
             name: s.key.name.clone(),
@@ -214,6 +217,22 @@ pub fn to_wire(s: &ObjectStatus) -> pb::ObjectStatus {
                     port: p.parent_ref.port.map(u32::from).unwrap_or(0),
                 }),
                 conditions: p.conditions.iter().map(condition).collect(),
+            })
+            .collect(),
+        load_balancer_ingress: s
+            .load_balancer
+            .iter()
+            .map(|i| pb::LoadBalancerIngress {
+                ip: i.ip.clone(),
+                ports: i
+                    .ports
+                    .iter()
+                    .map(|p| pb::LoadBalancerPort {
+                        port: u32::from(p.port),
+                        protocol: p.protocol.as_str().to_string(),
+                        service_port: u32::from(p.service_port),
+                    })
+                    .collect(),
             })
             .collect(),
     }

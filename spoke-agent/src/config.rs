@@ -57,6 +57,10 @@ pub struct Cli {
     /// folder has Nodes).
     #[arg(long, env = "FLEETGATE_ENDPOINT_MODE", value_enum)]
     pub endpoint_mode: Option<EndpointMode>,
+    /// Serve every Service of type LoadBalancer, not only those with
+    /// spec.loadBalancerClass fleetgate.dev/hub.
+    #[arg(long, env = "FLEETGATE_ALL_LOAD_BALANCERS")]
+    pub all_load_balancers: bool,
 }
 
 /// The validated configuration [`crate::run`] takes.
@@ -69,6 +73,8 @@ pub struct Config {
     pub source: Source,
     /// `None`: decided from the source (see [`Config::effective_endpoint_mode`]).
     pub endpoint_mode: Option<EndpointMode>,
+    /// Send every LoadBalancer Service, whatever its loadBalancerClass.
+    pub all_load_balancers: bool,
 }
 
 /// A flag combination the agent cannot run with.
@@ -110,6 +116,7 @@ impl Cli {
             hub_server_name: self.hub_server_name,
             source,
             endpoint_mode: self.endpoint_mode,
+            all_load_balancers: self.all_load_balancers,
         })
     }
 }
@@ -145,6 +152,12 @@ mod tests {
         assert_eq!(ok.hub_server_name, "fleetgate-hub");
         assert_eq!(ok.source, Source::Kube { kubeconfig: None });
         assert_eq!(ok.effective_endpoint_mode(false), EndpointMode::Node);
+        assert!(!ok.all_load_balancers);
+        assert!(
+            parse(&[&base[..], &["--all-load-balancers"]].concat())
+                .unwrap()
+                .all_load_balancers
+        );
 
         let m = parse(&[&base[..], &["--manifests", "/m"]].concat()).unwrap();
         assert_eq!(m.source, Source::Manifests { dir: "/m".into() });

@@ -4,13 +4,15 @@
 //!
 //! The module tree follows the data path:
 //! [`watch`] / [`manifests`] (sources of a [`state::ClusterState`] snapshot) ->
-//! [`resolve`] + [`translate`] (pure: snapshot -> proto intent) -> [`diff`] + [`sync`]
+//! [`resolve`] + [`translate`] + [`l4route`] + [`l4`] (pure: snapshot -> proto intent) -> [`diff`] + [`sync`]
 //! (the gRPC stream to the hub) -> [`status`] (hub status -> tenant objects).
 //! [`run`] wires them together; `main.rs` only parses flags.
 
 pub mod config;
 pub mod diff;
 pub mod identity;
+pub mod l4;
+pub mod l4route;
 pub mod manifests;
 pub mod resolve;
 pub mod run;

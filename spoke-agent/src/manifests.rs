@@ -24,6 +24,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tracing::{debug, error, info};
 
+use crate::l4route::{TcpRoute, UdpRoute};
 use crate::state::ClusterState;
 
 /// How often the folder is scanned.
@@ -123,6 +124,18 @@ fn add_value(value: serde_yaml::Value, out: &mut ClusterState) -> Result<(), Str
                 }
                 out.secrets.push(secret);
             }
+        }
+        ("gateway.networking.k8s.io/v1", "TCPRoute") => {
+            out.tcp_routes
+                .push(typed(value, &kind, true, |o: &mut TcpRoute| {
+                    &mut o.metadata
+                })?)
+        }
+        ("gateway.networking.k8s.io/v1", "UDPRoute") => {
+            out.udp_routes
+                .push(typed(value, &kind, true, |o: &mut UdpRoute| {
+                    &mut o.metadata
+                })?)
         }
         ("v1", "Service") => out
             .services

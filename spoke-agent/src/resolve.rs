@@ -137,18 +137,32 @@ pub fn resolve_backend(
     r: &HttpRouteRulesBackendRefs,
     index: &Index<'_>,
 ) -> Backend {
-    let mut backend = resolve_backend_ref("HTTPRoute", route_ns, BackendRef::from(r), index);
+    let mut backend = resolve_backend_ref("HTTPRoute", route_ns, BackendRef::from(r), index, "TCP");
     // Only HTTPRoute backendRefs carry filters.
     backend.filters = backend_filters(&backend.namespace.clone(), r);
     backend
 }
 
-/// Resolves one backendRef of a route of kind `route_kind` (HTTPRoute, TLSRoute) in `route_ns`.
+/// Resolves one backendRef of a TCPRoute or UDPRoute (written with the HTTPRoute backendRef
+/// type, which has the same fields) whose Service port must have `protocol`.
+pub fn resolve_backend_of(
+    route_ns: &str,
+    r: &HttpRouteRulesBackendRefs,
+    index: &Index<'_>,
+    route_kind: &str,
+    protocol: &str,
+) -> Backend {
+    resolve_backend_ref(route_kind, route_ns, BackendRef::from(r), index, protocol)
+}
+
+/// Resolves one backendRef of a route of kind `route_kind` (HTTPRoute, TLSRoute, TCPRoute,
+/// UDPRoute) in `route_ns` whose Service port must have `protocol` (TCP or UDP).
 pub fn resolve_backend_ref(
     route_kind: &str,
     route_ns: &str,
     r: BackendRef<'_>,
     index: &Index<'_>,
+    protocol: &str,
 ) -> Backend {
     let namespace = r
         .namespace
@@ -235,11 +249,11 @@ pub fn resolve_backend_ref(
     };
     backend.app_protocol = svc_port.app_protocol.clone().unwrap_or_default();
     let proto = svc_port.protocol.as_deref().unwrap_or("TCP");
-    if proto != "TCP" {
+    if proto != protocol {
         backend.problem = problem(
             "UnsupportedProtocol",
             format!(
-                "Service {namespace}/{} port {port} is {proto}; HTTPRoute backends must be TCP",
+                "Service {namespace}/{} port {port} is {proto}; {route_kind} backends must be {protocol}",
                 r.name
             ),
         );
@@ -325,6 +339,47 @@ fn backend_filters(namespace: &str, r: &HttpRouteRulesBackendRefs) -> Vec<HttpFi
         out.push(HttpFilter { kind: Some(kind) });
     }
     out
+}
+
+/// The endpoints of one port of a Service (any protocol), by the index's endpoint mode: every
+/// Node's InternalIP x the port's nodePort (`node`), or the ready addresses of the Service's
+/// EndpointSlices (`pod`); or the problem that explains why there are none. Used for
+/// LoadBalancer Services by [`crate::l4`].
+pub fn service_port_endpoints(
+    svc: &Service,
+    svc_port: &ServicePort,
+    index: &Index<'_>,
+) -> Result<Vec<Endpoint>, BackendProblem> {
+    let namespace = svc.metadata.namespace.as_deref().unwrap_or_default();
+    let name = svc.metadata.name.as_deref().unwrap_or_default();
+    match index.mode {
+        EndpointMode::Node => match svc_port.node_port.and_then(|p| u32::try_from(p).ok()) {
+            Some(node_port) if node_port > 0 => Ok(index
+                .node_addresses
+                .iter()
+                .map(|(ip, ready)| Endpoint {
+                    address: ip.to_string(),
+                    port: node_port,
+                    ready: *ready,
+                })
+                .collect()),
+            _ => Err(BackendProblem {
+                reason: "BackendNotFound".to_string(),
+                message: format!(
+                    "Service {namespace}/{name} port {} has no nodePort (spec.allocateLoadBalancerNodePorts=false?); allocate nodePorts or run the agent with --endpoint-mode=pod",
+                    svc_port.port
+                ),
+            }),
+        },
+        EndpointMode::Pod => {
+            let slices = index
+                .slices
+                .get(&(namespace, name))
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            Ok(pod_endpoints(svc_port, slices))
+        }
+    }
 }
 
 /// Ready addresses of `slices` for the slice port that carries `svc_port`: the slice port named
@@ -618,7 +673,7 @@ mod tests {
         let mut st = state();
         let reason = |st: &ClusterState, kind: &str| {
             let index = Index::new(st, EndpointMode::Node);
-            let b = resolve_backend_ref(kind, "front", BackendRef::from(&r), &index);
+            let b = resolve_backend_ref(kind, "front", BackendRef::from(&r), &index, "TCP");
             (b.problem.map(|p| p.reason), b.endpoints.len())
         };
         assert_eq!(

@@ -17,7 +17,7 @@ use crate::state::ClusterState;
 use crate::status::{self, Sink};
 use crate::sync::{SyncError, Syncer, tls_endpoint};
 use crate::translate::translate;
-use crate::{AGENT_VERSION, watch as cluster_watch};
+use crate::{AGENT_VERSION, l4, l4route, watch as cluster_watch};
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -95,8 +95,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         _ = &mut stop => return Ok(()),
     }
 
-    let intent_of =
-        |s: &ClusterState| translate(s, config.effective_endpoint_mode(!s.nodes.is_empty()));
+    let intent_of = |s: &ClusterState| intent(s, &config);
     let (intent_tx, intent_rx) =
         watch::channel::<Vec<Object>>(intent_of(&state_rx.borrow_and_update()));
     let (status_tx, status_rx) = watch::channel::<Option<Status>>(None);
@@ -106,7 +105,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     tokio::spawn(async move {
         while translate_rx.changed().await.is_ok() {
             let s = translate_rx.borrow_and_update().clone();
-            let next = translate(&s, mode_config.effective_endpoint_mode(!s.nodes.is_empty()));
+            let next = intent(&s, &mode_config);
             intent_tx.send_if_modified(|cur| {
                 if *cur == next {
                     false
@@ -133,6 +132,16 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         _ = &mut stop => info!("stopping"),
     }
     Ok(())
+}
+
+/// The whole intent of the cluster: Gateway API objects (HTTP, then TCP/UDP routes), then
+/// LoadBalancer Services.
+fn intent(s: &ClusterState, config: &Config) -> Vec<Object> {
+    let mode = config.effective_endpoint_mode(!s.nodes.is_empty());
+    let mut out = translate(s, mode);
+    out.extend(l4route::translate_l4_routes(s, mode));
+    out.extend(l4::translate_services(s, mode, config.all_load_balancers));
+    out
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -12,6 +12,8 @@ use gateway_api::tlsroutes::TlsRoute;
 use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
+use crate::l4route::{TcpRoute, UdpRoute};
+
 /// One consistent snapshot of the cluster, as the sources last saw it.
 #[derive(Clone, Default, PartialEq)]
 pub struct ClusterState {
@@ -26,6 +28,9 @@ pub struct ClusterState {
     pub secrets: Vec<Secret>,
     pub reference_grants: Vec<ReferenceGrant>,
     pub tls_routes: Vec<TlsRoute>,
+    /// TCPRoutes and UDPRoutes v1 (empty when the API server does not serve them).
+    pub tcp_routes: Vec<TcpRoute>,
+    pub udp_routes: Vec<UdpRoute>,
 }
 
 impl ClusterState {
@@ -47,6 +52,8 @@ impl ClusterState {
         self.secrets.sort_by_key(key);
         self.reference_grants.sort_by_key(key);
         self.tls_routes.sort_by_key(key);
+        self.tcp_routes.sort_by_key(key);
+        self.udp_routes.sort_by_key(key);
     }
 }
 
@@ -63,6 +70,8 @@ impl std::fmt::Debug for ClusterState {
             .field("secrets", &self.secrets.len())
             .field("reference_grants", &self.reference_grants.len())
             .field("tls_routes", &self.tls_routes.len())
+            .field("tcp_routes", &self.tcp_routes.len())
+            .field("udp_routes", &self.udp_routes.len())
             .finish()
     }
 }

@@ -225,7 +225,7 @@ fn tls_route_object(
                         port: b.port,
                         weight: b.weight,
                     };
-                    resolve_backend_ref("TLSRoute", &ns, view, index)
+                    resolve_backend_ref("TLSRoute", &ns, view, index, "TCP")
                 })
                 .collect(),
         })

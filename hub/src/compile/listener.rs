@@ -186,5 +186,6 @@ pub fn gateway_status(
         addresses,
         listeners,
         parents: Vec::new(),
+        load_balancer: Vec::new(),
     }
 }

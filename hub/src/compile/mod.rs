@@ -7,6 +7,7 @@
 
 mod attach;
 mod hostname;
+pub mod l4;
 mod listener;
 pub mod names;
 mod precedence;
@@ -18,9 +19,9 @@ pub mod tls;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use snapshot::{
-    ClusterSnapshot, Forward, ListenerSnapshot, MirrorTarget, PathMatch, PathRewrite, Redirect,
-    Rewrite, Route, RouteAction, SecretSnapshot, Snapshot, SourceObject, TlsChain, TlsChainAction,
-    TlsListenerSnapshot, VirtualHost, WeightedCluster,
+    ClusterSnapshot, Forward, L4ListenerSnapshot, ListenerSnapshot, MirrorTarget, PathMatch,
+    PathRewrite, Redirect, Rewrite, Route, RouteAction, SecretSnapshot, Snapshot, SourceObject,
+    TlsChain, TlsChainAction, TlsListenerSnapshot, VirtualHost, WeightedCluster,
 };
 
 use crate::config::{DataPlane, DataPlaneProtocol};
@@ -51,6 +52,41 @@ type HostRoutes = BTreeMap<Precedence, Route>;
 struct PortBuild {
     hosts: BTreeMap<String, HostRoutes>,
     gateways: BTreeSet<SourceObject>,
+}
+
+/// Compile all accepted intent: HTTP ([`compile`]) and L4 ([`l4::compile`]) in one snapshot;
+/// Service statuses follow the other statuses of their cluster.
+pub fn compile_with_l4(
+    intent: &FleetIntent,
+    dp: &DataPlane,
+    l4_config: &crate::config::L4Config,
+    allocations: &crate::allocate::Allocations,
+    failures: &BTreeMap<crate::allocate::PortKey, crate::allocate::AllocError>,
+) -> Compiled {
+    let mut out = compile(intent, dp);
+    let l4 = l4::compile(intent, allocations, failures, l4_config);
+    let gw = l4::compile_gateways(intent, allocations, failures, l4_config);
+    out.snapshot.l4_listeners = l4.listeners;
+    out.snapshot.l4_listeners.extend(gw.listeners);
+    out.snapshot
+        .l4_listeners
+        .sort_by(|a, b| a.name.cmp(&b.name));
+    out.snapshot.clusters.extend(l4.clusters);
+    out.snapshot.clusters.extend(gw.clusters);
+    out.snapshot.clusters.sort_by(|a, b| a.name.cmp(&b.name));
+    for ((ck, (ns, name)), (listeners, addresses)) in &gw.gateways {
+        if let Some(status) = out.statuses.get_mut(ck).and_then(|l| {
+            l.iter_mut().find(|s| {
+                s.key.kind == Kind::Gateway && s.key.namespace == *ns && s.key.name == *name
+            })
+        }) {
+            l4::merge_gateway_status(status, listeners, addresses);
+        }
+    }
+    for (ck, list) in gw.routes.into_iter().chain(l4.statuses) {
+        out.statuses.entry(ck).or_default().extend(list);
+    }
+    out
 }
 
 /// Compile all accepted intent against the data plane's published ports.
@@ -176,6 +212,7 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
                 addresses: Vec::new(),
                 listeners: Vec::new(),
                 parents,
+                load_balancer: Vec::new(),
             });
         }
 
@@ -262,6 +299,7 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
             clusters: clusters.into_values().collect(),
             tls_listeners,
             secrets: secrets.into_values().collect(),
+            l4_listeners: Vec::new(),
         },
         statuses,
     }

@@ -55,6 +55,44 @@ pub fn mirror_cluster(
     format!("{}/r{rule}/f{filter}/mirror", object(ck, namespace, name))
 }
 
+/// The listener of one allocated L4 (address, port): `l4/tcp/127.0.0.1:20000`.
+pub fn l4_listener(protocol: crate::model::L4Protocol, bind: std::net::SocketAddr) -> String {
+    let p = match protocol {
+        crate::model::L4Protocol::Tcp => "tcp",
+        crate::model::L4Protocol::Udp => "udp",
+    };
+    format!("l4/{p}/{bind}")
+}
+
+/// The cluster of one port of a LoadBalancer Service.
+pub fn service_port_cluster(
+    ck: &ClusterKey,
+    namespace: &str,
+    name: &str,
+    port: u16,
+    protocol: crate::model::L4Protocol,
+) -> String {
+    format!(
+        "{}/svc/{port}/{}",
+        object(ck, namespace, name),
+        protocol.as_str().to_ascii_lowercase()
+    )
+}
+
+/// The cluster of a TCPRoute or UDPRoute (all its backends' endpoints).
+pub fn l4_route_cluster(
+    ck: &ClusterKey,
+    namespace: &str,
+    name: &str,
+    protocol: crate::model::L4Protocol,
+) -> String {
+    let kind = match protocol {
+        crate::model::L4Protocol::Tcp => "tcproute",
+        crate::model::L4Protocol::Udp => "udproute",
+    };
+    format!("{}/{kind}", object(ck, namespace, name))
+}
+
 /// The cluster name that receives the traffic share of invalid backendRefs. It is never
 /// defined, so the data plane answers that share with its cluster-not-found code, which
 /// `crate::xds::resources` sets to 500 on such routes (Gateway API: invalid backend -> 500).

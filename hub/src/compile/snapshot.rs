@@ -18,13 +18,15 @@ use crate::model::{
 pub struct Snapshot {
     /// One per published data-plane port, ordered by port.
     pub listeners: Vec<ListenerSnapshot>,
-    /// Upstream clusters referenced by routes, ordered by name.
+    /// Upstream clusters referenced by routes and L4 listeners, ordered by name.
     pub clusters: Vec<ClusterSnapshot>,
     /// One per published TLS data-plane port that has at least one SNI hostname, ordered by port
     /// (see `super::tls`).
     pub tls_listeners: Vec<TlsListenerSnapshot>,
     /// Certificates the TLS listeners use, ordered by name (served to Envoy over SDS).
     pub secrets: Vec<SecretSnapshot>,
+    /// One per allocated L4 (address, port, protocol), ordered by name (`super::l4`).
+    pub l4_listeners: Vec<L4ListenerSnapshot>,
 }
 
 /// A TLS data-plane port: connections dispatched by SNI to one chain per hostname.
@@ -74,6 +76,21 @@ pub struct SecretSnapshot {
     pub private_key_pem: PrivateKeyPem,
     /// The Gateway whose listener references it.
     pub source: Option<SourceObject>,
+}
+
+/// One allocated (address, port) of a LoadBalancer Service port: the data plane binds it and
+/// forwards every TCP connection or UDP datagram to `cluster`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct L4ListenerSnapshot {
+    /// Envoy listener name, e.g. `l4/tcp/127.0.0.1:20000`.
+    pub name: String,
+    pub protocol: crate::model::L4Protocol,
+    /// Where the data plane binds (the pool's `bind` override applied).
+    pub bind: SocketAddr,
+    /// The cluster of the Service port's endpoints.
+    pub cluster: String,
+    /// The Service it serves.
+    pub source: SourceObject,
 }
 
 /// The tenant object a data-plane resource was built from, so that a rejection by the data
@@ -290,6 +307,7 @@ impl Snapshot {
             }
         }
         out.extend(self.secrets.iter().filter_map(|s| s.source.clone()));
+        out.extend(self.l4_listeners.iter().map(|l| l.source.clone()));
         out
     }
 }

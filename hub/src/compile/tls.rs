@@ -110,6 +110,7 @@ pub fn attach_tls_routes(
             addresses: Vec::new(),
             listeners: Vec::new(),
             parents,
+            load_balancer: Vec::new(),
         });
     }
     out

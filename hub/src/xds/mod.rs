@@ -1,10 +1,12 @@
 //! Publish (step 8 of the hub's data path): the compiled snapshot as Envoy resources over ADS.
 //!
-//! `resources` is the pure Snapshot -> Envoy protobuf translation; `server` is the
+//! `resources` is the pure Snapshot -> Envoy protobuf translation (`l4` for the TCP/UDP
+//! listeners of LoadBalancer Services); `server` is the
 //! State-of-the-World AggregatedDiscoveryService that serves the latest snapshot to every Envoy
 //! and reports NACKs through [`XdsHealth`].
 
 pub mod http;
+pub mod l4;
 pub mod resources;
 pub mod server;
 pub mod tls;

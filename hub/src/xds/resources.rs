@@ -98,6 +98,13 @@ pub fn build(s: &Snapshot) -> Resources {
                 .collect(),
         });
     }
+    for l in &s.l4_listeners {
+        by_type.entry(LISTENER_TYPE).or_default().push(Resource {
+            name: l.name.clone(),
+            any: pack_any(super::l4::listener(l)),
+            sources: [l.source.clone()].into(),
+        });
+    }
     for c in &s.clusters {
         let sources: BTreeSet<SourceObject> = c.source.iter().cloned().collect();
         by_type.entry(CLUSTER_TYPE).or_default().push(Resource {

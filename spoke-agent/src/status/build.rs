@@ -21,6 +21,7 @@ use gateway_api::httproutes::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::CONTROLLER_NAME;
+use crate::l4route::L4RouteView;
 use crate::state::ClusterState;
 use crate::translate::{GATEWAY_GROUP, claimed_classes, parent_ref};
 
@@ -47,6 +48,19 @@ pub enum StatusWrite {
         name: String,
         status: HttpRouteStatus,
     },
+    /// A TCPRoute or UDPRoute (`kind` says which); route status has HTTPRoute's schema.
+    L4Route {
+        kind: Kind,
+        namespace: String,
+        name: String,
+        status: HttpRouteStatus,
+    },
+    /// A LoadBalancer Service (`super::service`).
+    Service {
+        namespace: String,
+        name: String,
+        status: k8s_openapi::api::core::v1::ServiceStatus,
+    },
 }
 
 impl StatusWrite {
@@ -63,6 +77,15 @@ impl StatusWrite {
             Self::TlsRoute {
                 namespace, name, ..
             } => format!("TLSRoute {namespace}/{name}"),
+            Self::Service {
+                namespace, name, ..
+            } => format!("Service {namespace}/{name}"),
+            Self::L4Route {
+                kind,
+                namespace,
+                name,
+                ..
+            } => format!("{} {namespace}/{name}", l4_route_kind(*kind)),
         }
     }
 }
@@ -252,6 +275,8 @@ pub fn route_status(route: &HttpRoute, hub: &ObjectStatus, now: &Time) -> HttpRo
 fn route_kind_of(gw: &Gateway, listener: &str) -> &'static str {
     match gw.spec.listeners.iter().find(|l| l.name == listener) {
         Some(l) if l.protocol == "TLS" => "TLSRoute",
+        Some(l) if l.protocol == "TCP" => "TCPRoute",
+        Some(l) if l.protocol == "UDP" => "UDPRoute",
         _ => "HTTPRoute",
     }
 }
@@ -375,7 +400,50 @@ pub fn plan(state: &ClusterState, hub: Option<&Status>, now: &Time) -> Vec<Statu
             });
         }
     }
+    let l4_views = state
+        .tcp_routes
+        .iter()
+        .map(L4RouteView::tcp)
+        .chain(state.udp_routes.iter().map(L4RouteView::udp));
+    for v in l4_views {
+        let Some((namespace, name, hs)) = find(v.kind, v.metadata) else {
+            continue;
+        };
+        let as_http = v.as_http_route();
+        let status = route_status(&as_http, hs, now);
+        if v.status.map(norm_route) != Some(norm_route(&status)) {
+            out.push(StatusWrite::L4Route {
+                kind: v.kind,
+                namespace,
+                name,
+                status,
+            });
+        }
+    }
+    for svc in &state.services {
+        let Some((namespace, name, hs)) = find(Kind::Service, &svc.metadata) else {
+            continue;
+        };
+        let status = super::service::service_status(svc, hs, now);
+        if svc.status.as_ref().map(super::service::normalized)
+            != Some(super::service::normalized(&status))
+        {
+            out.push(StatusWrite::Service {
+                namespace,
+                name,
+                status,
+            });
+        }
+    }
     out
+}
+
+/// `TCPRoute` or `UDPRoute`.
+pub fn l4_route_kind(kind: Kind) -> &'static str {
+    match kind {
+        Kind::UdpRoute => "UDPRoute",
+        _ => "TCPRoute",
+    }
 }
 
 /// One line describing a write without timestamps, for the manifests-mode log.
@@ -429,7 +497,31 @@ pub fn summary(w: &StatusWrite) -> String {
                 listeners.join("")
             )
         }
-        StatusWrite::HttpRoute { status, .. } | StatusWrite::TlsRoute { status, .. } => status
+        StatusWrite::Service { status, .. } => {
+            let ingress: Vec<String> = status
+                .load_balancer
+                .iter()
+                .flat_map(|l| l.ingress.iter().flatten())
+                .flat_map(|i| {
+                    i.ports.iter().flatten().map(move |p| {
+                        format!(
+                            "{}:{}/{}",
+                            i.ip.as_deref().unwrap_or(""),
+                            p.port,
+                            p.protocol
+                        )
+                    })
+                })
+                .collect();
+            format!(
+                "{} ingress=[{}]",
+                conds(status.conditions.as_deref().unwrap_or_default()),
+                ingress.join(",")
+            )
+        }
+        StatusWrite::HttpRoute { status, .. }
+        | StatusWrite::TlsRoute { status, .. }
+        | StatusWrite::L4Route { status, .. } => status
             .parents
             .iter()
             .filter(|p| p.controller_name == CONTROLLER_NAME)

@@ -5,9 +5,11 @@
 //! re-plans whenever the cluster snapshot or the hub's Status changes (and every 30 s, to retry
 //! failed writes) and hands the writes to a [`Sink`]: server-side apply of the `/status`
 //! subresource (field manager `fleetgate-agent`, force) for a cluster, one log line per object
-//! change for a manifests folder.
+//! change for a manifests folder. LoadBalancer Services get `status.loadBalancer` and
+//! `status.conditions` ([`service`]); one that got no address is also logged as a warning.
 
 pub mod build;
+pub mod service;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -16,13 +18,15 @@ use fleetgate_proto::spoke::v1::Status;
 use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
 use gateway_api::httproutes::HttpRoute;
-use kube::api::{Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Event, Service};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::FIELD_MANAGER;
+use crate::l4route::{TcpRoute, UdpRoute};
 use crate::state::ClusterState;
 pub use build::{StatusWrite, plan};
 
@@ -93,6 +97,64 @@ impl Sink {
                             },
                         });
                         Api::<Gateway>::namespaced(client.clone(), namespace)
+                            .patch_status(name, &pp, &Patch::Apply(body))
+                            .await
+                            .map(drop)
+                    }
+                    StatusWrite::L4Route {
+                        kind,
+                        namespace,
+                        name,
+                        status,
+                    } => {
+                        let body = json!({
+                            "apiVersion": "gateway.networking.k8s.io/v1",
+                            "kind": build::l4_route_kind(*kind),
+                            "metadata": {"name": name, "namespace": namespace},
+                            "status": {"parents": status.parents},
+                        });
+                        let patch = Patch::Apply(body);
+                        if *kind == fleetgate_proto::spoke::v1::Kind::UdpRoute {
+                            Api::<UdpRoute>::namespaced(client.clone(), namespace)
+                                .patch_status(name, &pp, &patch)
+                                .await
+                                .map(drop)
+                        } else {
+                            Api::<TcpRoute>::namespaced(client.clone(), namespace)
+                                .patch_status(name, &pp, &patch)
+                                .await
+                                .map(drop)
+                        }
+                    }
+                    StatusWrite::Service {
+                        namespace,
+                        name,
+                        status,
+                    } => {
+                        if let Some(why) = service::not_programmed(status) {
+                            warn!("Service {namespace}/{name} has no load balancer address: {why}");
+                            if let Some(event) = service::warning_event(namespace, name, status) {
+                                // Best effort: the status condition is the record; the Event
+                                // makes it visible in `kubectl describe service`.
+                                if let Err(e) = Api::<Event>::namespaced(client.clone(), namespace)
+                                    .create(&PostParams::default(), &event)
+                                    .await
+                                {
+                                    warn!(
+                                        "cannot create an Event for Service {namespace}/{name}: {e}"
+                                    );
+                                }
+                            }
+                        }
+                        let body = json!({
+                            "apiVersion": "v1", "kind": "Service",
+                            "metadata": {"name": name, "namespace": namespace},
+                            "status": {
+                                "conditions": status.conditions,
+                                "loadBalancer": status.load_balancer,
+                            },
+                        });
+                        Api::<Service>::namespaced(client.clone(), namespace)
                             .patch_status(name, &pp, &Patch::Apply(body))
                             .await
                             .map(drop)

@@ -1,6 +1,7 @@
 //! Watch: kube-rs reflectors over the tenant cluster (GatewayClass, Gateway, HTTPRoute v1,
-//! TLSRoute v1, ReferenceGrant v1, Service, EndpointSlice, Node, and Secrets of type
-//! `kubernetes.io/tls`) that publish a [`ClusterState`] snapshot.
+//! TLSRoute v1, ReferenceGrant v1, Service, EndpointSlice, Node, Secrets of type
+//! `kubernetes.io/tls`; TCPRoute and UDPRoute v1 when served) that publish a [`ClusterState`]
+//! snapshot.
 //!
 //! Secrets: the watch is filtered server-side to `type=kubernetes.io/tls`, so no other Secret
 //! (service-account tokens, application credentials) ever reaches the agent; of those, only the
@@ -27,12 +28,37 @@ use kube::{Api, Client};
 use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
+use crate::l4route::{TcpRoute, UdpRoute};
 use crate::state::ClusterState;
 
 /// How long after a change the snapshot is taken, so a burst of changes (an `apply` of many
 /// objects) becomes one update instead of hundreds. Short, since it adds to every change's
 /// time to the data plane.
 pub const COALESCE: Duration = Duration::from_millis(20);
+/// Whether the API server serves TCPRoute and UDPRoute in gateway.networking.k8s.io/v1.
+async fn serves_l4_routes(client: &Client) -> (bool, bool) {
+    match client
+        .list_api_group_resources("gateway.networking.k8s.io/v1")
+        .await
+    {
+        Ok(list) => {
+            let has = |n: &str| list.resources.iter().any(|r| r.name == n);
+            let out = (has("tcproutes"), has("udproutes"));
+            if !out.0 || !out.1 {
+                info!(
+                    "TCPRoute/UDPRoute v1 not served by this cluster (install the Gateway API 1.6 CRDs to use them)"
+                );
+            }
+            out
+        }
+        Err(e) => {
+            warn!(
+                "cannot discover gateway.networking.k8s.io/v1 resources ({e}); not watching TCPRoutes/UDPRoutes"
+            );
+            (false, false)
+        }
+    }
+}
 
 /// Runs the reflectors and publishes snapshots into `tx` until every receiver is gone.
 pub async fn run(client: Client, tx: watch::Sender<ClusterState>) {
@@ -50,6 +76,13 @@ pub async fn run(client: Client, tx: watch::Sender<ClusterState>) {
     );
     let grants = reflect::spawn(Api::<ReferenceGrant>::all(client.clone()), changed.clone());
     let tls_routes = reflect::spawn(Api::<TlsRoute>::all(client.clone()), changed.clone());
+    // TCPRoute/UDPRoute v1 only when the API server serves them (Gateway API >= 1.6 CRDs), so
+    // that an older installation does not block the first snapshot.
+    let (serves_tcp, serves_udp) = serves_l4_routes(&client).await;
+    let tcp_routes =
+        serves_tcp.then(|| reflect::spawn(Api::<TcpRoute>::all(client.clone()), changed.clone()));
+    let udp_routes =
+        serves_udp.then(|| reflect::spawn(Api::<UdpRoute>::all(client.clone()), changed.clone()));
 
     let ready = async {
         let _ = classes.wait_until_ready().await;
@@ -61,6 +94,12 @@ pub async fn run(client: Client, tx: watch::Sender<ClusterState>) {
         let _ = secrets.wait_until_ready().await;
         let _ = grants.wait_until_ready().await;
         let _ = tls_routes.wait_until_ready().await;
+        if let Some(s) = &tcp_routes {
+            let _ = s.wait_until_ready().await;
+        }
+        if let Some(s) = &udp_routes {
+            let _ = s.wait_until_ready().await;
+        }
     };
     tokio::pin!(ready);
     loop {
@@ -83,6 +122,14 @@ pub async fn run(client: Client, tx: watch::Sender<ClusterState>) {
             secrets: reflect::objects(&secrets),
             reference_grants: reflect::objects(&grants),
             tls_routes: reflect::objects(&tls_routes),
+            tcp_routes: tcp_routes
+                .as_ref()
+                .map(reflect::objects)
+                .unwrap_or_default(),
+            udp_routes: udp_routes
+                .as_ref()
+                .map(reflect::objects)
+                .unwrap_or_default(),
         };
         s.normalize();
         s

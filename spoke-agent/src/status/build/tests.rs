@@ -109,6 +109,7 @@ fn hub_status(addr: &str, programmed: &str) -> Status {
                     conditions: vec![pc("Accepted", "True", "Accepted")],
                 }],
                 parents: vec![],
+                load_balancer_ingress: vec![],
             },
             ObjectStatus {
                 r#ref: Some(ObjectRef {
@@ -184,6 +185,22 @@ fn apply(state: &mut ClusterState, writes: Vec<StatusWrite>) {
             StatusWrite::Gateway { name, status, .. } => {
                 let o = state
                     .gateways
+                    .iter_mut()
+                    .find(|o| o.metadata.name.as_deref() == Some(&name))
+                    .unwrap();
+                o.status = Some(status);
+            }
+            StatusWrite::L4Route { name, status, .. } => {
+                let o = state
+                    .tcp_routes
+                    .iter_mut()
+                    .find(|o| o.metadata.name.as_deref() == Some(&name))
+                    .unwrap();
+                o.status = Some(status);
+            }
+            StatusWrite::Service { name, status, .. } => {
+                let o = state
+                    .services
                     .iter_mut()
                     .find(|o| o.metadata.name.as_deref() == Some(&name))
                     .unwrap();

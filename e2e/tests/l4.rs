@@ -1,0 +1,432 @@
+//! L4 load balancing end to end on real components: a Service of type LoadBalancer with
+//! `loadBalancerClass: fleetgate.dev/hub` in a tenant API server -> agent -> hub (allocation from
+//! the address pool) -> Envoy TCP/UDP listener -> the tenant's backend on its node, and the
+//! allocated address back in the Service's `status.loadBalancer.ingress`.
+//!
+//! Needs the product binaries: `cargo build --bins` first. Each test starts its own fleet.
+
+use std::net::{IpAddr, SocketAddr};
+
+use anyhow::{Context, ensure};
+use fleetgate_e2e::tcp_echo::{L4Echo, free_dual_port_in, free_l4_range, tcp_ask, udp_ask};
+use fleetgate_e2e::{Fleet, FleetTenant, TIMEOUT, eventually};
+use serde_json::{Value, json};
+
+const TENANT_A: (&str, &str, &str) = ("tenant-a", "*.a.example", "127.0.1.0/24");
+const TENANT_B: (&str, &str, &str) = ("tenant-b", "*.b.example", "127.0.2.0/24");
+const POOL_IP: &str = "127.0.0.1";
+
+/// Hub config keys: one pool with 127.0.0.1 and `len` ports from `from`.
+fn l4_config(from: u16, len: u16) -> serde_json::Map<String, Value> {
+    let v = json!({
+        "addressPools": [{"name": "loopback", "addresses": [POOL_IP]}],
+        "l4PortRange": {"from": from, "to": from + len - 1},
+    });
+    v.as_object().cloned().expect("an object")
+}
+
+/// A LoadBalancer Service of class fleetgate.dev/hub with one port.
+fn lb_service_yaml(name: &str, protocol: &str, port: u16, node_port: u16) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Service
+metadata:
+  name: {name}
+  namespace: default
+spec:
+  type: LoadBalancer
+  loadBalancerClass: fleetgate.dev/hub
+  selector:
+    app: {name}
+  ports:
+  - name: p
+    protocol: {protocol}
+    port: {port}
+    targetPort: {port}
+    nodePort: {node_port}
+"#
+    )
+}
+
+/// Creates the Service and the echo backend a kube-proxy would forward its nodePort to, on the
+/// tenant's node `ip`. The echo answers with `<tenant>-<name>`.
+async fn lb_backend(
+    t: &FleetTenant,
+    node_ip: IpAddr,
+    name: &str,
+    protocol: &str,
+    port: u16,
+) -> L4Echo {
+    let node_port = free_dual_port_in(node_ip, 30000..=32767).expect("free nodePort");
+    t.cluster
+        .apply(&lb_service_yaml(name, protocol, port, node_port))
+        .await
+        .expect("apply Service");
+    let echo_name = format!("{}-{name}", t.name);
+    let at = SocketAddr::new(node_ip, node_port);
+    match protocol {
+        "UDP" => L4Echo::udp(&echo_name, at).await,
+        _ => L4Echo::tcp(&echo_name, at).await,
+    }
+    .expect("echo backend")
+}
+
+/// The Service's first `status.loadBalancer.ingress` (address, port, protocol), if any.
+fn ingress(svc: &Value) -> Option<(SocketAddr, String)> {
+    let i = &svc["status"]["loadBalancer"]["ingress"][0];
+    let ip: IpAddr = i["ip"].as_str()?.parse().ok()?;
+    let port = u16::try_from(i["ports"][0]["port"].as_u64()?).ok()?;
+    Some((
+        SocketAddr::new(ip, port),
+        i["ports"][0]["protocol"].as_str()?.to_string(),
+    ))
+}
+
+async fn get_service(t: &FleetTenant, name: &str) -> anyhow::Result<Value> {
+    t.cluster
+        .get_json("Service", "default", name)
+        .await?
+        .with_context(|| format!("Service {name} not found"))
+}
+
+/// Waits until the Service has an ingress address and returns it.
+async fn wait_ingress(t: &FleetTenant, name: &str) -> SocketAddr {
+    eventually(TIMEOUT, || async {
+        let svc = get_service(t, name).await?;
+        let (addr, _) = ingress(&svc).with_context(|| {
+            format!(
+                "Service {}/{name} has no status.loadBalancer.ingress yet: {}",
+                t.name, svc["status"]
+            )
+        })?;
+        Ok(addr)
+    })
+    .await
+}
+
+/// The condition of `type_` on the Service.
+fn condition<'a>(svc: &'a Value, type_: &str) -> Option<&'a Value> {
+    svc["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+}
+
+async fn wait_tcp(addr: SocketAddr, want: &str) {
+    eventually(TIMEOUT, || async {
+        let got = tcp_ask(addr, "ping").await?;
+        ensure!(got == want, "{addr}: got {got:?}, want {want:?}");
+        Ok(())
+    })
+    .await
+}
+
+async fn wait_udp(addr: SocketAddr, want: &str) {
+    eventually(TIMEOUT, || async {
+        let got = udp_ask(addr, "ping").await?;
+        ensure!(got == want, "{addr}: got {got:?}, want {want:?}");
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tcp_and_udp_load_balancers_serve_their_tenant_and_keep_their_address_across_a_hub_restart()
+{
+    let lo: IpAddr = POOL_IP.parse().unwrap();
+    let from = free_l4_range(lo, 6).expect("a free port range");
+    let mut fleet = Fleet::start_with(&[TENANT_A, TENANT_B], l4_config(from, 6))
+        .await
+        .expect("fleet starts");
+    let a = fleet.tenant("tenant-a");
+    let b = fleet.tenant("tenant-b");
+    let a_node = a.create_node("node-1", 10).await.unwrap();
+    let b_node = b.create_node("node-1", 10).await.unwrap();
+    // Both tenants ask for the same Service port, inside the range: the first allocated gets
+    // it, the other the lowest free port. UDP port 53 is outside the range.
+    let _a_db = lb_backend(a, a_node, "db", "TCP", from + 3).await;
+    let a_db = wait_ingress(a, "db").await;
+    let _b_db = lb_backend(b, b_node, "db", "TCP", from + 3).await;
+    let _a_dns = lb_backend(a, a_node, "dns", "UDP", 53).await;
+    let b_db = wait_ingress(b, "db").await;
+    let a_dns = wait_ingress(a, "dns").await;
+
+    assert_eq!(
+        a_db,
+        SocketAddr::new(lo, from + 3),
+        "the Service's own port is preferred when free in the range"
+    );
+    assert_ne!(
+        b_db, a_db,
+        "another tenant never gets the same (address, port)"
+    );
+    assert_eq!(b_db.ip(), lo);
+    assert!((from..from + 6).contains(&b_db.port()), "{b_db}");
+    assert!(
+        a_dns != a_db && a_dns != b_db && (from..from + 6).contains(&a_dns.port()),
+        "UDP 53 is outside the range: the lowest free port of the range ({a_dns})"
+    );
+    let svc = get_service(a, "dns").await.unwrap();
+    assert_eq!(ingress(&svc).unwrap().1, "UDP");
+    assert_eq!(condition(&svc, "Programmed").unwrap()["status"], "True");
+
+    wait_tcp(a_db, "tenant-a-db ping").await;
+    wait_tcp(b_db, "tenant-b-db ping").await;
+    wait_udp(a_dns, "tenant-a-dns ping").await;
+
+    // Hub restart: Envoy keeps serving meanwhile, and the allocations come back unchanged.
+    fleet.hub.kill();
+    assert_eq!(
+        tcp_ask(a_db, "ping").await.unwrap(),
+        "tenant-a-db ping",
+        "Envoy serves without the hub"
+    );
+    fleet.hub.start_again().await.expect("hub restarts");
+    fleet.ensure_running().unwrap();
+    let a = fleet.tenant("tenant-a");
+    let b = fleet.tenant("tenant-b");
+    // A Service created after the restart gets an address: the agent reconnected and the hub
+    // sent its statuses, so the statuses read next are the restarted hub's.
+    let _late = lb_backend(a, a_node, "late", "TCP", 7).await;
+    let late = wait_ingress(a, "late").await;
+    assert!(![a_db, b_db, a_dns].contains(&late), "{late}");
+    eventually(TIMEOUT, || async {
+        let b_svc = get_service(b, "db").await?;
+        let b_late = ingress(&b_svc).map(|i| i.0);
+        ensure!(
+            b_late == Some(b_db),
+            "tenant-b's db after the restart: {b_late:?}, before: {b_db}"
+        );
+        Ok(())
+    })
+    .await;
+    assert_eq!(
+        ingress(&get_service(a, "db").await.unwrap()).unwrap().0,
+        a_db
+    );
+    assert_eq!(
+        ingress(&get_service(a, "dns").await.unwrap()).unwrap().0,
+        a_dns
+    );
+    wait_tcp(late, "tenant-a-late ping").await;
+    wait_tcp(a_db, "tenant-a-db ping").await;
+    wait_tcp(b_db, "tenant-b-db ping").await;
+    wait_udp(a_dns, "tenant-a-dns ping").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_exhausted_pool_is_reported_on_the_service_and_breaks_nothing() {
+    let lo: IpAddr = POOL_IP.parse().unwrap();
+    let from = free_l4_range(lo, 2).expect("a free port range");
+    let fleet = Fleet::start_with(&[TENANT_A], l4_config(from, 2))
+        .await
+        .expect("fleet starts");
+    let a = fleet.tenant("tenant-a");
+    let node = a.create_node("node-1", 10).await.unwrap();
+    let _one = lb_backend(a, node, "one", "TCP", 80).await;
+    let one = wait_ingress(a, "one").await;
+    let _two = lb_backend(a, node, "two", "TCP", 80).await;
+    let two = wait_ingress(a, "two").await;
+    let _three = lb_backend(a, node, "three", "TCP", 80).await;
+
+    let message = eventually(TIMEOUT, || async {
+        let svc = get_service(a, "three").await?;
+        let c = condition(&svc, "Programmed")
+            .with_context(|| format!("no Programmed condition yet: {}", svc["status"]))?;
+        ensure!(
+            c["status"] == "False" && c["reason"] == "PoolExhausted",
+            "Programmed: {c}"
+        );
+        ensure!(
+            ingress(&svc).is_none(),
+            "an exhausted Service has no ingress"
+        );
+        Ok(c["message"].as_str().unwrap_or_default().to_string())
+    })
+    .await;
+    assert!(
+        message.contains("80/TCP") && message.contains("addressPools"),
+        "the message says which port and what to change: {message}"
+    );
+    // ... and a Warning Event on the Service says the same.
+    eventually(TIMEOUT, || async {
+        let events: kube::Api<k8s_openapi::api::core::v1::Event> =
+            kube::Api::namespaced(a.cluster.admin(), "default");
+        let list = events.list(&Default::default()).await?;
+        ensure!(
+            list.items.iter().any(|e| {
+                e.involved_object.name.as_deref() == Some("three")
+                    && e.reason.as_deref() == Some("PoolExhausted")
+                    && e.type_.as_deref() == Some("Warning")
+            }),
+            "no PoolExhausted Warning Event on Service three yet"
+        );
+        Ok(())
+    })
+    .await;
+    wait_tcp(one, "tenant-a-one ping").await;
+    wait_tcp(two, "tenant-a-two ping").await;
+
+    // Deleting a Service releases its port; the waiting Service gets it.
+    a.cluster.delete("Service", "default", "one").await.unwrap();
+    let three = wait_ingress(a, "three").await;
+    assert_eq!(three, one, "the released (address, port) is reused");
+    wait_tcp(three, "tenant-a-three ping").await;
+    wait_tcp(two, "tenant-a-two ping").await;
+}
+
+/// A NodePort Service with one port of `protocol`.
+fn node_port_yaml(name: &str, protocol: &str, port: u16, node_port: u16) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Service
+metadata:
+  name: {name}
+  namespace: default
+spec:
+  type: NodePort
+  selector:
+    app: {name}
+  ports:
+  - name: p
+    protocol: {protocol}
+    port: {port}
+    targetPort: {port}
+    nodePort: {node_port}
+"#
+    )
+}
+
+/// GatewayClass `fleetgate`, Gateway `l4` with listeners `tcp` (TCP `tcp_port`) and `udp` (UDP
+/// `udp_port`), a TCPRoute `db` -> Service db:5432 and a UDPRoute `dns` -> Service dns:53.
+fn gateway_l4_yaml(tcp_port: u16, udp_port: u16) -> String {
+    format!(
+        r#"apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata:
+  name: fleetgate
+spec:
+  controllerName: fleetgate.dev/hub
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: l4
+  namespace: default
+spec:
+  gatewayClassName: fleetgate
+  listeners:
+  - name: tcp
+    protocol: TCP
+    port: {tcp_port}
+  - name: udp
+    protocol: UDP
+    port: {udp_port}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: TCPRoute
+metadata:
+  name: db
+  namespace: default
+spec:
+  parentRefs:
+  - name: l4
+    sectionName: tcp
+  rules:
+  - backendRefs:
+    - name: db
+      port: 5432
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: UDPRoute
+metadata:
+  name: dns
+  namespace: default
+spec:
+  parentRefs:
+  - name: l4
+    sectionName: udp
+  rules:
+  - backendRefs:
+    - name: dns
+      port: 53
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gateway_tcp_and_udp_listeners_serve_tcproutes_and_udproutes() {
+    let lo: IpAddr = POOL_IP.parse().unwrap();
+    let from = free_l4_range(lo, 3).expect("a free port range");
+    let fleet = Fleet::start_with(&[TENANT_A], l4_config(from, 3))
+        .await
+        .expect("fleet starts");
+    let a = fleet.tenant("tenant-a");
+    let node = a.create_node("node-1", 10).await.unwrap();
+    let db_port = free_dual_port_in(node, 30000..=32767).unwrap();
+    let dns_port = free_dual_port_in(node, 30000..=32767).unwrap();
+    a.cluster
+        .apply(&node_port_yaml("db", "TCP", 5432, db_port))
+        .await
+        .unwrap();
+    a.cluster
+        .apply(&node_port_yaml("dns", "UDP", 53, dns_port))
+        .await
+        .unwrap();
+    let _db = L4Echo::tcp("tenant-a-db", SocketAddr::new(node, db_port))
+        .await
+        .unwrap();
+    let _dns = L4Echo::udp("tenant-a-dns", SocketAddr::new(node, dns_port))
+        .await
+        .unwrap();
+    a.cluster
+        .apply(&gateway_l4_yaml(from + 1, from + 2))
+        .await
+        .expect("apply Gateway and routes");
+
+    let tcp_addr = SocketAddr::new(lo, from + 1);
+    let udp_addr = SocketAddr::new(lo, from + 2);
+    wait_tcp(tcp_addr, "tenant-a-db ping").await;
+    wait_udp(udp_addr, "tenant-a-dns ping").await;
+
+    eventually(TIMEOUT, || async {
+        let gw = a
+            .cluster
+            .get_json("Gateway", "default", "l4")
+            .await?
+            .context("Gateway l4")?;
+        let st = &gw["status"];
+        ensure!(
+            st["addresses"][0]["value"] == POOL_IP,
+            "addresses: {}",
+            st["addresses"]
+        );
+        for (i, kind) in [(0, "TCPRoute"), (1, "UDPRoute")] {
+            let l = &st["listeners"][i];
+            let programmed = l["conditions"]
+                .as_array()
+                .and_then(|c| c.iter().find(|c| c["type"] == "Programmed"))
+                .with_context(|| format!("listener {i}: {l}"))?;
+            ensure!(programmed["status"] == "True", "listener {i}: {l}");
+            ensure!(l["attachedRoutes"] == 1, "listener {i}: {l}");
+            ensure!(l["supportedKinds"][0]["kind"] == kind, "listener {i}: {l}");
+        }
+        for kind in ["TCPRoute", "UDPRoute"] {
+            let name = if kind == "TCPRoute" { "db" } else { "dns" };
+            let r = a
+                .cluster
+                .get_json(kind, "default", name)
+                .await?
+                .with_context(|| format!("{kind} {name}"))?;
+            let p = &r["status"]["parents"][0];
+            ensure!(p["controllerName"] == "fleetgate.dev/hub", "{kind}: {p}");
+            let accepted = p["conditions"]
+                .as_array()
+                .and_then(|c| c.iter().find(|c| c["type"] == "Accepted"))
+                .with_context(|| format!("{kind}: {p}"))?;
+            ensure!(accepted["status"] == "True", "{kind}: {p}");
+        }
+        Ok(())
+    })
+    .await;
+}

@@ -1,0 +1,298 @@
+//! TCPRoute and UDPRoute (gateway.networking.k8s.io/v1): minimal kube types and the pure
+//! translation into `fleetgate.spoke.v1` `L4Route` objects.
+//!
+//! Where it sits: a source kind of `watch` (when the API server serves it), translated next to
+//! [`crate::translate`]. The `gateway-api` crate 0.22 has no v1 TCPRoute/UDPRoute, so the types
+//! here declare only the fields fleetgate reads; parentRefs, backendRefs and status have the
+//! same schema as HTTPRoute's and reuse its types. A route is sent when one of its parentRefs
+//! points to a sent Gateway (only those parentRefs are sent); the backendRefs of all its rules
+//! are resolved like HTTP backends, with the Service port's protocol required to be TCP
+//! (TCPRoute) or UDP (UDPRoute).
+
+use std::collections::BTreeSet;
+
+use fleetgate_proto::spoke::v1::{self as pb, Kind, Object, ObjectRef, object};
+use gateway_api::httproutes::{
+    HttpRoute, HttpRouteParentRefs, HttpRouteRulesBackendRefs, HttpRouteSpec, HttpRouteStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::CustomResource;
+use serde::{Deserialize, Serialize};
+
+use crate::config::EndpointMode;
+use crate::resolve::{Index, resolve_backend_of};
+use crate::state::ClusterState;
+use crate::translate::{claimed_classes, parent_ref, sent_gateways};
+
+/// One rule: only its backendRefs matter on L4.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct L4RouteRule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_refs: Option<Vec<HttpRouteRulesBackendRefs>>,
+}
+
+/// `spec` of a TCPRoute v1.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "gateway.networking.k8s.io",
+    version = "v1",
+    kind = "TCPRoute",
+    root = "TcpRoute",
+    plural = "tcproutes",
+    namespaced,
+    status = "HttpRouteStatus",
+    schema = "disabled",
+    derive = "Default",
+    derive = "PartialEq"
+)]
+#[serde(rename_all = "camelCase")]
+pub struct TcpRouteSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_refs: Option<Vec<HttpRouteParentRefs>>,
+    #[serde(default)]
+    pub rules: Vec<L4RouteRule>,
+}
+
+/// `spec` of a UDPRoute v1.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "gateway.networking.k8s.io",
+    version = "v1",
+    kind = "UDPRoute",
+    root = "UdpRoute",
+    plural = "udproutes",
+    namespaced,
+    status = "HttpRouteStatus",
+    schema = "disabled",
+    derive = "Default",
+    derive = "PartialEq"
+)]
+#[serde(rename_all = "camelCase")]
+pub struct UdpRouteSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_refs: Option<Vec<HttpRouteParentRefs>>,
+    #[serde(default)]
+    pub rules: Vec<L4RouteRule>,
+}
+
+/// The parts of a TCPRoute or UDPRoute translation and status need.
+pub struct L4RouteView<'a> {
+    pub kind: Kind,
+    pub metadata: &'a ObjectMeta,
+    pub parent_refs: &'a [HttpRouteParentRefs],
+    pub rules: &'a [L4RouteRule],
+    pub status: Option<&'a HttpRouteStatus>,
+}
+
+impl<'a> L4RouteView<'a> {
+    pub fn tcp(r: &'a TcpRoute) -> Self {
+        Self {
+            kind: Kind::TcpRoute,
+            metadata: &r.metadata,
+            parent_refs: r.spec.parent_refs.as_deref().unwrap_or_default(),
+            rules: &r.spec.rules,
+            status: r.status.as_ref(),
+        }
+    }
+
+    pub fn udp(r: &'a UdpRoute) -> Self {
+        Self {
+            kind: Kind::UdpRoute,
+            metadata: &r.metadata,
+            parent_refs: r.spec.parent_refs.as_deref().unwrap_or_default(),
+            rules: &r.spec.rules,
+            status: r.status.as_ref(),
+        }
+    }
+
+    /// The route as an HTTPRoute with the same metadata, parentRefs and status: the status
+    /// builder of HTTPRoutes (`crate::status::build::route_status`) applies unchanged, since
+    /// route status has one schema for every route kind.
+    pub fn as_http_route(&self) -> HttpRoute {
+        HttpRoute {
+            metadata: self.metadata.clone(),
+            spec: HttpRouteSpec {
+                parent_refs: Some(self.parent_refs.to_vec()),
+                ..Default::default()
+            },
+            status: self.status.cloned(),
+        }
+    }
+}
+
+/// Every TCPRoute and UDPRoute with a parentRef to a sent Gateway, sorted by kind, then
+/// namespace/name.
+pub fn translate_l4_routes(state: &ClusterState, mode: EndpointMode) -> Vec<Object> {
+    let claimed = claimed_classes(state);
+    let sent = sent_gateways(state, &claimed);
+    let index = Index::new(state, mode);
+    let views = state
+        .tcp_routes
+        .iter()
+        .map(L4RouteView::tcp)
+        .chain(state.udp_routes.iter().map(L4RouteView::udp));
+    let mut out: Vec<Object> = views
+        .filter_map(|v| route_object(&v, &sent, &index))
+        .collect();
+    out.sort_by_key(|o| {
+        o.r#ref
+            .as_ref()
+            .map(|r| (r.kind, r.namespace.clone(), r.name.clone()))
+    });
+    out
+}
+
+fn route_object(
+    v: &L4RouteView<'_>,
+    sent: &BTreeSet<(String, String)>,
+    index: &Index<'_>,
+) -> Option<Object> {
+    let ns = v.metadata.namespace.clone()?;
+    let name = v.metadata.name.clone()?;
+    let parent_refs: Vec<pb::ParentRef> = v
+        .parent_refs
+        .iter()
+        .filter_map(|p| parent_ref(&ns, p))
+        .filter(|p| sent.contains(&(p.namespace.clone(), p.name.clone())))
+        .collect();
+    if parent_refs.is_empty() {
+        return None;
+    }
+    let (route_kind, protocol) = match v.kind {
+        Kind::UdpRoute => ("UDPRoute", "UDP"),
+        _ => ("TCPRoute", "TCP"),
+    };
+    let backends = v
+        .rules
+        .iter()
+        .flat_map(|r| r.backend_refs.iter().flatten())
+        .map(|b| resolve_backend_of(&ns, b, index, route_kind, protocol))
+        .collect();
+    Some(Object {
+        r#ref: Some(ObjectRef {
+            kind: v.kind as i32,
+            namespace: ns,
+            name,
+        }),
+        generation: v.metadata.generation.unwrap_or(0),
+        creation_timestamp: v
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.to_string())
+            .unwrap_or_default(),
+        spec: Some(object::Spec::L4Route(pb::L4Route {
+            parent_refs,
+            backends,
+        })),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::node;
+
+    fn state() -> ClusterState {
+        let objs: Vec<serde_json::Value> = vec![
+            serde_json::json!({
+                "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+                "metadata": {"name": "fleetgate"},
+                "spec": {"controllerName": "fleetgate.dev/hub"},
+            }),
+            serde_json::json!({
+                "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+                "metadata": {"name": "gw", "namespace": "app"},
+                "spec": {"gatewayClassName": "fleetgate", "listeners": [
+                    {"name": "tcp", "protocol": "TCP", "port": 9000},
+                    {"name": "udp", "protocol": "UDP", "port": 9001},
+                ]},
+            }),
+        ];
+        let tcp: TcpRoute = serde_json::from_value(serde_json::json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "TCPRoute",
+            "metadata": {"name": "db", "namespace": "app"},
+            "spec": {
+                "parentRefs": [{"name": "gw", "sectionName": "tcp"}, {"name": "elsewhere"}],
+                "rules": [{"backendRefs": [{"name": "db", "port": 5432}, {"name": "dns", "port": 53}]}],
+            },
+        }))
+        .unwrap();
+        let udp: UdpRoute = serde_json::from_value(serde_json::json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "UDPRoute",
+            "metadata": {"name": "dns", "namespace": "app"},
+            "spec": {
+                "parentRefs": [{"name": "gw", "sectionName": "udp"}],
+                "rules": [{"backendRefs": [{"name": "dns", "port": 53}]}],
+            },
+        }))
+        .unwrap();
+        let orphan: UdpRoute = serde_json::from_value(serde_json::json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "UDPRoute",
+            "metadata": {"name": "orphan", "namespace": "app"},
+            "spec": {"parentRefs": [{"name": "not-ours"}], "rules": []},
+        }))
+        .unwrap();
+        let services = vec![
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "db", "namespace": "app"},
+                "spec": {"type": "NodePort", "ports": [{"port": 5432, "protocol": "TCP", "nodePort": 30432}]},
+            }))
+            .unwrap(),
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "dns", "namespace": "app"},
+                "spec": {"type": "NodePort", "ports": [{"port": 53, "protocol": "UDP", "nodePort": 30053}]},
+            }))
+            .unwrap(),
+        ];
+        ClusterState {
+            gateway_classes: vec![serde_json::from_value(objs[0].clone()).unwrap()],
+            gateways: vec![serde_json::from_value(objs[1].clone()).unwrap()],
+            tcp_routes: vec![tcp],
+            udp_routes: vec![udp, orphan],
+            services,
+            nodes: vec![node("n1", Some("127.0.1.1"), None)],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn routes_to_sent_gateways_are_translated_with_protocol_checked_backends() {
+        let objs = translate_l4_routes(&state(), EndpointMode::Node);
+        let names: Vec<(i32, String)> = objs
+            .iter()
+            .map(|o| {
+                let r = o.r#ref.as_ref().unwrap();
+                (r.kind, r.name.clone())
+            })
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                (Kind::TcpRoute as i32, "db".to_string()),
+                (Kind::UdpRoute as i32, "dns".to_string())
+            ]
+        );
+        let Some(object::Spec::L4Route(tcp)) = &objs[0].spec else {
+            panic!("L4Route expected")
+        };
+        assert_eq!(tcp.parent_refs.len(), 1, "only parentRefs to sent Gateways");
+        assert_eq!(tcp.parent_refs[0].section_name, "tcp");
+        assert_eq!(tcp.backends[0].endpoints[0].port, 30432);
+        let problem = tcp.backends[1].problem.as_ref().unwrap();
+        assert_eq!(problem.reason, "UnsupportedProtocol");
+        assert!(
+            problem.message.contains("TCPRoute backends must be TCP"),
+            "{}",
+            problem.message
+        );
+        let Some(object::Spec::L4Route(udp)) = &objs[1].spec else {
+            panic!("L4Route expected")
+        };
+        assert!(udp.backends[0].problem.is_none());
+        assert_eq!(udp.backends[0].endpoints[0].port, 30053);
+    }
+}
