@@ -13,9 +13,11 @@ use std::sync::{Arc, Mutex};
 
 use fleetgate_proto::spoke::v1 as pb;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::admit::{self, Admitted, Policy};
 use crate::config::Config;
+use crate::grace::Links;
 use crate::model::{ClusterIntent, ClusterKey, FleetIntent, Kind, ObjectKey, ObjectStatus};
 use crate::store::{Store, StoreError};
 
@@ -48,6 +50,9 @@ struct State {
 pub struct FleetView {
     pub intent: FleetIntent,
     pub rejections: BTreeMap<ClusterKey, BTreeMap<ObjectKey, ObjectStatus>>,
+    /// Clusters disconnected for longer than the grace period: their intent (still in `intent`
+    /// and in the store) is left out of the data plane (`crate::grace`).
+    pub withdrawn: BTreeSet<ClusterKey>,
 }
 
 pub struct Fleet {
@@ -57,6 +62,7 @@ pub struct Fleet {
     reserved: BTreeSet<SocketAddr>,
     reserved_ips: BTreeSet<IpAddr>,
     revision: watch::Sender<u64>,
+    links: Mutex<Links>,
 }
 
 impl Fleet {
@@ -74,6 +80,7 @@ impl Fleet {
         let mut reserved: BTreeSet<SocketAddr> = [config.agent_listen, config.xds_listen].into();
         reserved.extend(config.data_plane.listeners.iter().map(|l| l.bind));
         let reserved_ips = [config.data_plane.address].into();
+        let links = Links::starting(intent.keys().cloned(), Instant::now());
         Ok(Self {
             config,
             store,
@@ -85,6 +92,7 @@ impl Fleet {
             reserved,
             reserved_ips,
             revision: watch::channel(0).0,
+            links: Mutex::new(links),
         })
     }
 
@@ -95,9 +103,41 @@ impl Fleet {
 
     pub fn view(&self) -> FleetView {
         let s = self.state.lock().expect("fleet state lock poisoned");
+        let withdrawn = self
+            .links
+            .lock()
+            .expect("fleet links lock poisoned")
+            .withdrawn(
+                self.config.disconnected_cluster_grace_period,
+                Instant::now(),
+            );
         FleetView {
             intent: s.intent.clone(),
             rejections: s.rejections.clone(),
+            withdrawn,
+        }
+    }
+
+    /// When the next disconnected cluster's grace period ends (the compile loop wakes then).
+    pub fn next_withdrawal(&self) -> Option<Instant> {
+        self.links
+            .lock()
+            .expect("fleet links lock poisoned")
+            .next_withdrawal(
+                self.config.disconnected_cluster_grace_period,
+                Instant::now(),
+            )
+    }
+
+    /// Records an open agent stream of `key` until the returned guard is dropped.
+    pub fn link(self: &Arc<Self>, key: &ClusterKey) -> LinkGuard {
+        self.links
+            .lock()
+            .expect("fleet links lock poisoned")
+            .opened(key);
+        LinkGuard {
+            fleet: self.clone(),
+            key: key.clone(),
         }
     }
 
@@ -206,8 +246,30 @@ impl Fleet {
         state.owners = owners;
         state.rejections.insert(key.clone(), rejections);
         drop(state);
+        if update.full_state {
+            self.links
+                .lock()
+                .expect("fleet links lock poisoned")
+                .full_state(key);
+        }
         self.revision.send_modify(|r| *r += 1);
         Ok(())
+    }
+}
+
+/// An open agent stream (see [`Fleet::link`]); dropping it starts the cluster's grace period
+/// when it was the cluster's last stream.
+pub struct LinkGuard {
+    fleet: Arc<Fleet>,
+    key: ClusterKey,
+}
+
+impl Drop for LinkGuard {
+    fn drop(&mut self) {
+        if let Ok(mut l) = self.fleet.links.lock() {
+            l.closed(&self.key, Instant::now());
+        }
+        self.fleet.revision.send_modify(|r| *r += 1);
     }
 }
 

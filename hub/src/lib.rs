@@ -15,6 +15,7 @@ pub mod admit;
 pub mod compile;
 pub mod config;
 pub mod fleet;
+pub mod grace;
 pub mod identity;
 pub mod model;
 pub mod run;

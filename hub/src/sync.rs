@@ -111,6 +111,8 @@ async fn run_stream(
     mut statuses: watch::Receiver<FleetStatus>,
     tx: mpsc::Sender<Result<pb::HubMessage, Status>>,
 ) {
+    // Open until this stream ends, wherever it returns: starts the grace period (crate::grace).
+    let _link = fleet.link(&key);
     let mut expected_revision = 1u64;
     let mut last_sent: Option<Vec<ObjectStatus>> = None;
     loop {

@@ -9,7 +9,7 @@ use gateway_api::gateways::Gateway;
 use gateway_api::httproutes::HttpRoute;
 use gateway_api::referencegrants::ReferenceGrant;
 use gateway_api::tlsroutes::TlsRoute;
-use k8s_openapi::api::core::v1::{Node, Secret, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 /// One consistent snapshot of the cluster, as the sources last saw it.
@@ -26,6 +26,8 @@ pub struct ClusterState {
     pub secrets: Vec<Secret>,
     pub reference_grants: Vec<ReferenceGrant>,
     pub tls_routes: Vec<TlsRoute>,
+    /// Namespaces (for `allowedRoutes.namespaces.from: Selector`; only names and labels are used).
+    pub namespaces: Vec<Namespace>,
 }
 
 impl ClusterState {
@@ -47,6 +49,7 @@ impl ClusterState {
         self.secrets.sort_by_key(key);
         self.reference_grants.sort_by_key(key);
         self.tls_routes.sort_by_key(key);
+        self.namespaces.sort_by_key(key);
     }
 }
 
@@ -63,6 +66,7 @@ impl std::fmt::Debug for ClusterState {
             .field("secrets", &self.secrets.len())
             .field("reference_grants", &self.reference_grants.len())
             .field("tls_routes", &self.tls_routes.len())
+            .field("namespaces", &self.namespaces.len())
             .finish()
     }
 }

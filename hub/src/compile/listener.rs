@@ -21,6 +21,9 @@ pub enum ListenerProblem {
     /// References that did not resolve (certificateRefs): (ResolvedRefs reason, message). The
     /// listener is accepted but not programmed.
     Unresolved(String, String),
+    /// The listener conflicts with another (`super::conflict`): (Conflicted reason, message).
+    /// The listener stays accepted but is not programmed.
+    Conflicted(&'static str, String),
 }
 
 /// The data-plane listener a tenant listener attaches to, or why it cannot.
@@ -102,6 +105,14 @@ pub fn check<'a>(
 }
 
 fn listener_conditions(problem: Option<&ListenerProblem>) -> Vec<Condition> {
+    if let Some(ListenerProblem::Conflicted(reason, msg)) = problem {
+        return vec![
+            Condition::new("Accepted", true, "Accepted", "listener accepted"),
+            Condition::new("Programmed", false, "Invalid", msg.clone()),
+            Condition::new("ResolvedRefs", true, "ResolvedRefs", "references resolved"),
+            Condition::new("Conflicted", true, reason, msg.clone()),
+        ];
+    }
     if let Some(ListenerProblem::Unresolved(reason, msg)) = problem {
         return vec![
             Condition::new("Accepted", true, "Accepted", "listener accepted"),
@@ -121,6 +132,7 @@ fn listener_conditions(problem: Option<&ListenerProblem>) -> Vec<Condition> {
                 ListenerProblem::PortUnavailable(m) => ("PortUnavailable", m),
                 ListenerProblem::UnsupportedValue(m) => ("UnsupportedValue", m),
                 ListenerProblem::Unresolved(r, m) => (r.as_str(), m),
+                ListenerProblem::Conflicted(r, m) => (*r, m),
             };
             (
                 Condition::new("Accepted", false, reason, msg.clone()),

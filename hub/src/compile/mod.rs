@@ -2,12 +2,15 @@
 //!
 //! Step 7 of the hub's data path, between `store` (accepted intent) and `xds` (publish). Pure:
 //! no I/O, no tonic, no tokio. This is where Gateway API semantics live: listener validation
-//! (`listener`), route attachment (`attach`, `hostname`), rule precedence (`precedence`) and
-//! resource naming (`names`). The output model is in `snapshot`.
+//! (`listener`), listener conflicts (`conflict`), route attachment (`attach`, `hostname`), rule
+//! precedence (`precedence`) and resource naming (`names`); the routes of several clusters of
+//! one tenant for one hostname are merged by `merge`. The output model is in `snapshot`.
 
 mod attach;
+pub mod conflict;
 mod hostname;
 mod listener;
+mod merge;
 pub mod names;
 mod precedence;
 pub mod snapshot;
@@ -62,15 +65,27 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
     let mut tls_inputs: BTreeMap<u16, Vec<tls::TlsListenerInput<'_>>> = BTreeMap::new();
     let mut passthrough: BTreeMap<u16, BTreeMap<String, tls::Passthrough>> = BTreeMap::new();
 
+    let conflicts = conflict::conflicts(intent);
+
     for (ck, ci) in intent {
-        // Listener checks for every Gateway of the cluster.
+        // Listener checks for every Gateway of the cluster; a listener that passes them but
+        // conflicts with another is not served either.
         let mut problems: BTreeMap<&(String, String), Vec<Option<ListenerProblem>>> =
             BTreeMap::new();
         for (k, gw) in &ci.gateways {
             let checks: Vec<Option<ListenerProblem>> = gw
                 .listeners
                 .iter()
-                .map(|l| listener::check(l, dp).err())
+                .enumerate()
+                .map(|(i, l)| {
+                    listener::check(l, dp).err().or_else(|| {
+                        let c = conflicts.get(&(ck.clone(), k.clone()))?.get(i)?.as_ref()?;
+                        Some(ListenerProblem::Conflicted(
+                            c.reason(),
+                            c.message().to_string(),
+                        ))
+                    })
+                })
                 .collect();
             let src = source(ck, Kind::Gateway, &gw.meta.namespace, &gw.meta.name);
             for (l, p) in gw.listeners.iter().zip(&checks) {
@@ -217,7 +232,7 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
         let hosts: BTreeMap<String, Vec<Route>> = pb
             .hosts
             .into_iter()
-            .map(|(h, routes)| (h, routes.into_values().collect()))
+            .map(|(h, routes)| (h, merge::merge_clusters(routes.into_values())))
             .collect();
         let none = BTreeMap::new();
         tls_listeners.extend(tls::build_listener(
@@ -242,7 +257,7 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
                 .map(|(host, routes)| VirtualHost {
                     name: names::virtual_host(dl.port, &host),
                     domains: vec![host],
-                    routes: routes.into_values().collect(),
+                    routes: merge::merge_clusters(routes.into_values()),
                 })
                 .collect();
             virtual_hosts.push(catch_all(dl.port));

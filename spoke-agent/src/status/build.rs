@@ -9,7 +9,9 @@
 use std::collections::BTreeMap;
 
 use fleetgate_proto::spoke::v1::{self as pb, Kind, ObjectStatus, Status};
-use gateway_api::gatewayclasses::{GatewayClass, GatewayClassStatus};
+use gateway_api::gatewayclasses::{
+    GatewayClass, GatewayClassStatus, GatewayClassStatusSupportedFeatures,
+};
 use gateway_api::gateways::{
     Gateway, GatewayStatus, GatewayStatusAddresses, GatewayStatusListeners,
     GatewayStatusListenersSupportedKinds,
@@ -116,7 +118,8 @@ fn sorted(mut c: Vec<Condition>) -> Vec<Condition> {
     c
 }
 
-/// GatewayClass of a claimed class: Accepted=True, decided by the agent itself.
+/// GatewayClass of a claimed class: Accepted=True, decided by the agent itself, and
+/// `supportedFeatures` from [`super::features::SUPPORTED_FEATURES`].
 pub fn gateway_class_status(gc: &GatewayClass, now: &Time) -> GatewayClassStatus {
     let existing = gc.status.clone().unwrap_or_default();
     let accepted = pb::Condition {
@@ -133,7 +136,14 @@ pub fn gateway_class_status(gc: &GatewayClass, now: &Time) -> GatewayClassStatus
             generation,
             now,
         )),
-        ..existing
+        supported_features: Some(
+            super::features::SUPPORTED_FEATURES
+                .iter()
+                .map(|f| GatewayClassStatusSupportedFeatures {
+                    name: f.to_string(),
+                })
+                .collect(),
+        ),
     }
 }
 

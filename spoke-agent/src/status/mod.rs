@@ -8,6 +8,7 @@
 //! change for a manifests folder.
 
 pub mod build;
+pub mod features;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

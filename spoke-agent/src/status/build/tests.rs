@@ -365,3 +365,29 @@ fn summaries_have_no_timestamps() {
         "[parent infra/gw: Accepted=True(Accepted) ResolvedRefs=True(ResolvedRefs)]"
     );
 }
+
+#[test]
+fn claimed_classes_list_the_supported_features_in_order() {
+    let st = cluster();
+    let w = plan(&st, None, &t(100));
+    let StatusWrite::GatewayClass { status, .. } = &w[0] else {
+        panic!("{w:?}")
+    };
+    let names: Vec<&str> = status
+        .supported_features
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
+    assert_eq!(names, crate::status::features::SUPPORTED_FEATURES);
+    assert!(names.contains(&"HTTPRoute") && names.contains(&"TLSRoute"));
+    let accepted = status
+        .conditions
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|c| c.type_ == "Accepted")
+        .unwrap();
+    assert_eq!(accepted.status, "True");
+}
