@@ -8,11 +8,13 @@
 //!   one) conflict: with different protocols `ProtocolConflict`, with the same protocol
 //!   `HostnameConflict`. The Gateway API gives no precedence between listeners of one Gateway,
 //!   so every listener of such a group is conflicted.
-//! - Across Gateways of the same tenant (any of its clusters) sharing a data-plane port, the
-//!   same hostname with different protocols (e.g. HTTPS terminate and TLS passthrough for one
-//!   SNI name) is a `ProtocolConflict`. The oldest Gateway wins (creationTimestamp, then
+//! - Across Gateways of the same tenant (any of its clusters) sharing a data-plane port (HTTP,
+//!   HTTPS and TLS listeners: TCP and UDP listeners get an address of their own per Gateway),
+//!   listeners that cannot share the port (e.g. HTTPS terminate and TLS passthrough for one SNI
+//!   name) are a `ProtocolConflict`. The oldest Gateway wins (creationTimestamp, then
 //!   namespace/name, then cluster name), as the Gateway API orders conflicting objects; the
-//!   others' listeners are conflicted. The same hostname with the same protocol is NOT a
+//!   others' listeners are conflicted. Only a listener that is otherwise served can hold a port
+//!   against a younger Gateway. The same hostname with the same protocol is NOT a
 //!   conflict across Gateways: it is how several Gateways (and several clusters) of one tenant
 //!   serve one hostname together, and their routes are merged (`super::merge`).
 //! - Across tenants no two listeners can share a hostname: admission gives each hostname to one
@@ -20,7 +22,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{ClusterKey, FleetIntent, Gateway, Protocol};
+use crate::model::{ClusterKey, FleetIntent, Gateway, Listener, Protocol};
+
+/// Protocols whose listeners share the data plane's published ports across Gateways.
+fn shared(p: Protocol) -> bool {
+    matches!(p, Protocol::Http | Protocol::Https | Protocol::Tls)
+}
 
 /// Why a listener is conflicted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,8 +123,9 @@ fn pair(a: Protocol, ha: Option<&str>, b: Protocol, hb: Option<&str>) -> Pair {
     }
 }
 
-/// Every listener conflict of the fleet.
-pub fn conflicts(intent: &FleetIntent) -> Conflicts {
+/// Every listener conflict of the fleet; `served` tells whether a listener passes its own checks
+/// (`super::listener::check`), which it must to hold a port against younger Gateways.
+pub fn conflicts(intent: &FleetIntent, served: impl Fn(&Listener) -> bool) -> Conflicts {
     // (tenant, port) -> listeners with a known protocol.
     let mut groups: BTreeMap<(&str, u16), Vec<At<'_>>> = BTreeMap::new();
     for (ck, ci) in intent {
@@ -186,7 +194,12 @@ pub fn conflicts(intent: &FleetIntent) -> Conflicts {
                             )),
                         ),
                     }
-                } else if j < i && p == Pair::ProtocolConflict {
+                } else if j < i
+                    && p == Pair::ProtocolConflict
+                    && shared(a.protocol)
+                    && shared(b.protocol)
+                    && served(lb)
+                {
                     // Across Gateways of the tenant the older Gateway keeps the port.
                     mark(
                         a,

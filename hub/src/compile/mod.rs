@@ -65,7 +65,7 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
     let mut tls_inputs: BTreeMap<u16, Vec<tls::TlsListenerInput<'_>>> = BTreeMap::new();
     let mut passthrough: BTreeMap<u16, BTreeMap<String, tls::Passthrough>> = BTreeMap::new();
 
-    let conflicts = conflict::conflicts(intent);
+    let conflicts = conflict::conflicts(intent, |l| listener::check(l, dp).is_ok());
 
     for (ck, ci) in intent {
         // Listener checks for every Gateway of the cluster; a listener that passes them but

@@ -1051,6 +1051,28 @@ fn protocol_conflicts_across_gateways_of_one_tenant_go_to_the_oldest() {
     let other = listener_states(&c, &ck("b", "c1"), "new");
     assert!(!other[0].1, "{other:?}");
 
+    // HTTP next to an older Gateway's TCP listener on the same port: TCP listeners get their
+    // own address, and one that is not served holds nothing.
+    let mut tcp = gateway(
+        "default",
+        "tcp",
+        vec![listener("raw", 80).proto(Some(Protocol::Tcp), "TCP")],
+    );
+    tcp.meta.creation_timestamp = "2025-01-01T00:00:00Z".into();
+    let fi = one(
+        vec![
+            tcp,
+            gateway(
+                "default",
+                "gw",
+                vec![listener("web", 80).host("h.a.example")],
+            ),
+        ],
+        vec![],
+    );
+    let c = compile(&fi, &dp());
+    assert!(!listener_states(&c, &ck("a", "c1"), "gw")[0].1);
+
     // The same protocol and hostname in two Gateways is not a conflict: they are merged.
     let fi = intent(vec![
         (

@@ -72,7 +72,10 @@ impl Sink {
                         let body = json!({
                             "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
                             "metadata": {"name": name},
-                            "status": {"conditions": status.conditions},
+                            "status": {
+                                "conditions": status.conditions,
+                                "supportedFeatures": status.supported_features,
+                            },
                         });
                         Api::<GatewayClass>::all(client.clone())
                             .patch_status(name, &pp, &Patch::Apply(body))
