@@ -156,7 +156,7 @@ async fn one_hostname_from_two_clusters_of_one_tenant_reaches_both() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_protocol_conflict_is_reported_on_the_listener() {
+async fn a_protocol_conflict_and_invalid_route_kinds_are_reported_on_the_listeners() {
     let fleet = Fleet::start(&[TENANT_A]).await.expect("fleet");
     let a = fleet.tenant("tenant-a");
     let ip = a.create_node("node-1", 10).await.unwrap();
@@ -171,8 +171,10 @@ async fn a_protocol_conflict_is_reported_on_the_listener() {
         .unwrap();
     a.cluster
         .apply(
-            &gateway_yaml("  - {name: ok, protocol: HTTP, port: 80, hostname: ok.a.example}\n")
-                .replace("name: web\n", "name: ok\n"),
+            &gateway_yaml(
+                "  - {name: ok, protocol: HTTP, port: 80, hostname: ok.a.example}\n  - {name: kinds, protocol: HTTP, port: 80, hostname: k.a.example, allowedRoutes: {kinds: [{kind: TLSRoute}]}}\n",
+            )
+            .replace("name: web\n", "name: ok\n"),
         )
         .await
         .unwrap();
@@ -211,6 +213,25 @@ async fn a_protocol_conflict_is_reported_on_the_listener() {
         let ok = &other["status"]["listeners"][0];
         let c = condition(&ok["conditions"], "Conflicted").context("Conflicted")?;
         ensure!(c["status"] == "False", "ok Conflicted: {c}");
+        // A listener whose allowedRoutes.kinds fleetgate does not serve on HTTP.
+        let kinds = &other["status"]["listeners"][1];
+        let c = condition(&kinds["conditions"], "ResolvedRefs").context("ResolvedRefs")?;
+        ensure!(
+            c["status"] == "False" && c["reason"] == "InvalidRouteKinds",
+            "kinds ResolvedRefs: {c}"
+        );
+        ensure!(
+            kinds["supportedKinds"]
+                .as_array()
+                .is_some_and(|a| a.is_empty()),
+            "kinds supportedKinds: {}",
+            kinds["supportedKinds"]
+        );
+        let ok_kinds = &ok["supportedKinds"][0];
+        ensure!(
+            ok_kinds["kind"] == "HTTPRoute",
+            "ok supportedKinds: {ok_kinds}"
+        );
         Ok(())
     })
     .await;

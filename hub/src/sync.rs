@@ -203,6 +203,14 @@ pub fn to_wire(s: &ObjectStatus) -> pb::ObjectStatus {
                 name: l.name.clone(),
                 attached_routes: l.attached_routes,
                 conditions: l.conditions.iter().map(condition).collect(),
+                supported_kinds: l
+                    .supported_kinds
+                    .iter()
+                    .map(|k| pb::RouteGroupKind {
+                        group: k.group.clone(),
+                        kind: k.kind.clone(),
+                    })
+                    .collect(),
             })
             .collect(),
         parents: s

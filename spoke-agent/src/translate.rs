@@ -173,6 +173,19 @@ fn gateway_object(
                 allowed_routes: Some(AllowedRoutes {
                     from: from.to_string(),
                     namespaces,
+                    // Group defaulted as the Gateway API does; the hub intersects with what
+                    // it serves.
+                    kinds: l
+                        .allowed_routes
+                        .as_ref()
+                        .and_then(|a| a.kinds.as_ref())
+                        .into_iter()
+                        .flatten()
+                        .map(|k| pb::RouteGroupKind {
+                            group: k.group.clone().unwrap_or_else(|| GATEWAY_GROUP.to_string()),
+                            kind: k.kind.clone(),
+                        })
+                        .collect(),
                 }),
                 tls: l.tls.as_ref().map(|t| listener_tls(&gateway_ns, t, index)),
             }

@@ -164,7 +164,18 @@ pub fn gateway_status(
         .map(|(i, l)| ListenerStatus {
             name: l.name.clone(),
             attached_routes: attached.get(i).copied().unwrap_or(0),
-            conditions: listener_conditions(problems.get(i).and_then(|p| p.as_ref())),
+            conditions: {
+                let mut c = listener_conditions(problems.get(i).and_then(|p| p.as_ref()));
+                // Some of the listener's kinds are not served: it serves the others and says so.
+                if let Some(msg) = super::kinds::resolve(l).invalid {
+                    for cond in c.iter_mut().filter(|c| c.type_ == "ResolvedRefs") {
+                        *cond =
+                            Condition::new("ResolvedRefs", false, "InvalidRouteKinds", msg.clone());
+                    }
+                }
+                c
+            },
+            supported_kinds: super::kinds::resolve(l).supported,
         })
         .collect();
     let any_valid = problems.iter().any(|p| p.is_none()) && !problems.is_empty();

@@ -9,6 +9,7 @@
 mod attach;
 pub mod conflict;
 mod hostname;
+pub mod kinds;
 mod listener;
 mod merge;
 pub mod names;
@@ -78,7 +79,17 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
                 .iter()
                 .enumerate()
                 .map(|(i, l)| {
+                    let route_kinds = kinds::resolve(l);
                     listener::check(l, dp).err().or_else(|| {
+                        // No route kind left: nothing can attach, the listener is not served.
+                        if route_kinds.supported.is_empty()
+                            && let Some(msg) = &route_kinds.invalid
+                        {
+                            return Some(ListenerProblem::Unresolved(
+                                "InvalidRouteKinds".to_string(),
+                                msg.clone(),
+                            ));
+                        }
                         let c = conflicts.get(&(ck.clone(), k.clone()))?.get(i)?.as_ref()?;
                         Some(ListenerProblem::Conflicted(
                             c.reason(),
@@ -133,48 +144,51 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
                         .collect(),
                     _ => Vec::new(),
                 };
-                let accepted =
-                    match attach::attach(&route.meta.namespace, &route.hostnames, pref, gw, &valid)
-                    {
-                        Ok(atts) => {
-                            let gw = gw.expect("attach succeeds only with a gateway");
-                            let rules =
-                                built.get_or_insert_with(|| build_rules(ck, route, &mut clusters));
-                            for att in atts {
-                                let counts = attached
-                                    .entry(gkey.clone())
-                                    .or_insert_with(|| vec![BTreeSet::new(); gw.listeners.len()]);
-                                counts[att.listener].insert((
-                                    route.meta.namespace.clone(),
-                                    route.meta.name.clone(),
-                                ));
-                                let port = gw.listeners[att.listener].port;
-                                let scheme_port = match gw.listeners[att.listener].protocol {
-                                    Some(Protocol::Https) => 443,
-                                    _ => 80,
-                                };
-                                let pb = ports.entry(port).or_default();
-                                for host in att.hostnames {
-                                    let hr = pb.hosts.entry(host).or_default();
-                                    for (ri, rule_routes) in rules.iter().enumerate() {
-                                        for (mi, r) in rule_routes.iter().enumerate() {
-                                            let o = Origin {
-                                                tenant: &ck.tenant,
-                                                cluster: &ck.cluster,
-                                                meta: &route.meta,
-                                                rule: ri,
-                                                m: mi,
-                                            };
-                                            let r = for_listener(r, port, scheme_port);
-                                            hr.insert(Precedence::new(&r, o), r);
-                                        }
+                let accepted = match attach::attach(
+                    "HTTPRoute",
+                    &route.meta.namespace,
+                    &route.hostnames,
+                    pref,
+                    gw,
+                    &valid,
+                ) {
+                    Ok(atts) => {
+                        let gw = gw.expect("attach succeeds only with a gateway");
+                        let rules =
+                            built.get_or_insert_with(|| build_rules(ck, route, &mut clusters));
+                        for att in atts {
+                            let counts = attached
+                                .entry(gkey.clone())
+                                .or_insert_with(|| vec![BTreeSet::new(); gw.listeners.len()]);
+                            counts[att.listener]
+                                .insert((route.meta.namespace.clone(), route.meta.name.clone()));
+                            let port = gw.listeners[att.listener].port;
+                            let scheme_port = match gw.listeners[att.listener].protocol {
+                                Some(Protocol::Https) => 443,
+                                _ => 80,
+                            };
+                            let pb = ports.entry(port).or_default();
+                            for host in att.hostnames {
+                                let hr = pb.hosts.entry(host).or_default();
+                                for (ri, rule_routes) in rules.iter().enumerate() {
+                                    for (mi, r) in rule_routes.iter().enumerate() {
+                                        let o = Origin {
+                                            tenant: &ck.tenant,
+                                            cluster: &ck.cluster,
+                                            meta: &route.meta,
+                                            rule: ri,
+                                            m: mi,
+                                        };
+                                        let r = for_listener(r, port, scheme_port);
+                                        hr.insert(Precedence::new(&r, o), r);
                                     }
                                 }
                             }
-                            Condition::new("Accepted", true, "Accepted", "route accepted")
                         }
-                        Err(e) => Condition::new("Accepted", false, e.reason(), e.message()),
-                    };
+                        Condition::new("Accepted", true, "Accepted", "route accepted")
+                    }
+                    Err(e) => Condition::new("Accepted", false, e.reason(), e.message()),
+                };
                 parents.push(RouteParentStatus {
                     parent_ref: pref.clone(),
                     conditions: vec![accepted, resolved.clone()],

@@ -55,6 +55,7 @@ fn listener(name: &str, port: u16) -> Listener {
         hostname: None,
         allowed_routes: AllowedRoutes::Same,
         tls: None,
+        allowed_kinds: Vec::new(),
     }
 }
 
@@ -1229,4 +1230,97 @@ fn routes_of_one_cluster_with_equal_matches_are_not_merged() {
         vec!["t/a/c/c1/default/r1/r0/m0", "t/a/c/c1/default/r2/r0/m0"]
     );
     assert_eq!(forward_clusters(&vh.routes[0]).len(), 1);
+}
+
+// ---- allowedRoutes.kinds ----------------------------------------------------------------
+
+#[test]
+fn listener_route_kinds_table() {
+    let k = |group: &str, kind: &str| model::RouteGroupKind {
+        group: group.into(),
+        kind: kind.into(),
+    };
+    let g = "gateway.networking.k8s.io";
+    // (what, allowed kinds, supportedKinds, ResolvedRefs (status, reason), Programmed, route accepted)
+    type Case<'a> = (
+        &'a str,
+        Vec<model::RouteGroupKind>,
+        Vec<&'a str>,
+        (bool, &'a str),
+        bool,
+        (bool, &'a str),
+    );
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "unset: the protocol's kind",
+            vec![],
+            vec!["HTTPRoute"],
+            (true, "ResolvedRefs"),
+            true,
+            (true, "Accepted"),
+        ),
+        (
+            "HTTPRoute listed",
+            vec![k(g, "HTTPRoute")],
+            vec!["HTTPRoute"],
+            (true, "ResolvedRefs"),
+            true,
+            (true, "Accepted"),
+        ),
+        (
+            "one supported, one not: serves the supported one",
+            vec![k(g, "HTTPRoute"), k(g, "TCPRoute")],
+            vec!["HTTPRoute"],
+            (false, "InvalidRouteKinds"),
+            true,
+            (true, "Accepted"),
+        ),
+        (
+            "no supported kind: not programmed",
+            vec![k(g, "TLSRoute")],
+            vec![],
+            (false, "InvalidRouteKinds"),
+            false,
+            (false, "NoMatchingParent"),
+        ),
+        (
+            "another group",
+            vec![k("example.com", "HTTPRoute")],
+            vec![],
+            (false, "InvalidRouteKinds"),
+            false,
+            (false, "NoMatchingParent"),
+        ),
+    ];
+    for (what, kinds, supported, resolved, programmed, accepted) in cases {
+        let mut l = listener("http", 80).host("h.a.example");
+        l.allowed_kinds = kinds;
+        let gw = gateway("default", "gw", vec![l]);
+        let r = simple_route(
+            "default",
+            "r",
+            vec![parent("default", "gw")],
+            &["h.a.example"],
+        );
+        let c = compile(&one(vec![gw], vec![r]), &dp());
+        let ls = &status(&c, &ck("a", "c1"), Kind::Gateway, "gw").listeners[0];
+        let got: Vec<&str> = ls.supported_kinds.iter().map(|k| k.kind.as_str()).collect();
+        assert_eq!(got, supported, "{what}: supportedKinds");
+        assert!(ls.supported_kinds.iter().all(|k| k.group == g), "{what}");
+        let rr = cond(&ls.conditions, "ResolvedRefs");
+        assert_eq!(
+            (rr.status, rr.reason.as_str()),
+            resolved,
+            "{what}: ResolvedRefs"
+        );
+        assert_eq!(
+            cond(&ls.conditions, "Programmed").status,
+            programmed,
+            "{what}: Programmed"
+        );
+        assert!(cond(&ls.conditions, "Accepted").status, "{what}: Accepted");
+        let (st, reason) = route_cond(&c, "r", "Accepted");
+        assert_eq!((st, reason.as_str()), accepted, "{what}: route");
+        assert_eq!(vhost(&c, 80, "h.a.example").is_some(), accepted.0, "{what}");
+    }
 }

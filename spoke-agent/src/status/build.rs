@@ -174,10 +174,7 @@ pub fn gateway_status(gw: &Gateway, hub: &ObjectStatus, now: &Time) -> GatewaySt
                     generation,
                     now,
                 ),
-                supported_kinds: Some(vec![GatewayStatusListenersSupportedKinds {
-                    group: Some(GATEWAY_GROUP.to_string()),
-                    kind: route_kind_of(gw, &l.name).to_string(),
-                }]),
+                supported_kinds: Some(supported_kinds(gw, l)),
             }
         })
         .collect();
@@ -256,6 +253,32 @@ pub fn route_status(route: &HttpRoute, hub: &ObjectStatus, now: &Time) -> HttpRo
         });
     }
     HttpRouteStatus { parents }
+}
+
+/// A listener's `supportedKinds`: what the hub computed (the intersection of
+/// `allowedRoutes.kinds` with what it serves), or, from a hub that does not send them, the kind
+/// of the listener's protocol.
+fn supported_kinds(
+    gw: &Gateway,
+    l: &pb::ListenerStatus,
+) -> Vec<GatewayStatusListenersSupportedKinds> {
+    let invalid_kinds = l
+        .conditions
+        .iter()
+        .any(|c| c.r#type == "ResolvedRefs" && c.reason == "InvalidRouteKinds");
+    if l.supported_kinds.is_empty() && !invalid_kinds {
+        return vec![GatewayStatusListenersSupportedKinds {
+            group: Some(GATEWAY_GROUP.to_string()),
+            kind: route_kind_of(gw, &l.name).to_string(),
+        }];
+    }
+    l.supported_kinds
+        .iter()
+        .map(|k| GatewayStatusListenersSupportedKinds {
+            group: Some(k.group.clone()),
+            kind: k.kind.clone(),
+        })
+        .collect()
 }
 
 /// The route kind a listener takes: TLSRoute on TLS listeners, HTTPRoute otherwise.

@@ -622,3 +622,51 @@ fn selector_listeners_send_the_namespaces_the_selector_selects_now() {
         )
     );
 }
+
+#[test]
+fn allowed_route_kinds_are_sent_with_the_group_defaulted() {
+    use gateway_api::gateways::{
+        GatewayListenersAllowedRoutes, GatewayListenersAllowedRoutesKinds,
+    };
+    let mut gw = gateway("infra", "k", "fleetgate", &[("web", "HTTP", 80, None)]);
+    gw.spec.listeners[0].allowed_routes = Some(GatewayListenersAllowedRoutes {
+        namespaces: None,
+        kinds: Some(vec![
+            GatewayListenersAllowedRoutesKinds {
+                group: None,
+                kind: "HTTPRoute".into(),
+            },
+            GatewayListenersAllowedRoutesKinds {
+                group: Some("example.com".into()),
+                kind: "Other".into(),
+            },
+        ]),
+    });
+    let st = ClusterState {
+        gateway_classes: vec![gateway_class("fleetgate", CONTROLLER_NAME)],
+        gateways: vec![gw],
+        ..Default::default()
+    };
+    let out = translate(&st, EndpointMode::Node);
+    let object::Spec::Gateway(g) = out[0].spec.as_ref().unwrap() else {
+        panic!()
+    };
+    let kinds: Vec<(String, String)> = g.listeners[0]
+        .allowed_routes
+        .as_ref()
+        .unwrap()
+        .kinds
+        .iter()
+        .map(|k| (k.group.clone(), k.kind.clone()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (
+                "gateway.networking.k8s.io".to_string(),
+                "HTTPRoute".to_string()
+            ),
+            ("example.com".to_string(), "Other".to_string())
+        ]
+    );
+}
