@@ -45,6 +45,17 @@ pub struct FleetTenant {
     pub cidr: String,
     pub cluster: TenantCluster,
     pub agent: Agent,
+    /// More clusters of the same tenant, each with its own API server and agent
+    /// ([`Fleet::start_multi_cluster`]); empty otherwise.
+    pub more: Vec<FleetCluster>,
+}
+
+/// A further cluster of a tenant: its own API server and agent, the tenant's CIDR.
+#[derive(Debug)]
+pub struct FleetCluster {
+    pub name: String,
+    pub cluster: TenantCluster,
+    pub agent: Agent,
 }
 
 impl FleetTenant {
@@ -167,6 +178,26 @@ impl Fleet {
         tenants: &[TenantSpec<'_>],
         hub_extra: serde_json::Map<String, serde_json::Value>,
     ) -> anyhow::Result<Self> {
+        Self::start_full(name, tenants, &[], hub_extra).await
+    }
+
+    /// Like [`Fleet::start_named`], and every tenant also has the clusters `more` (each with its
+    /// own API server and agent, in [`FleetTenant::more`]), registered at the hub as further
+    /// clusters of the SAME tenant.
+    pub async fn start_multi_cluster(
+        name: &str,
+        tenants: &[TenantSpec<'_>],
+        more: &[&str],
+    ) -> anyhow::Result<Self> {
+        Self::start_full(name, tenants, more, serde_json::Map::new()).await
+    }
+
+    async fn start_full(
+        name: &str,
+        tenants: &[TenantSpec<'_>],
+        more: &[&str],
+        hub_extra: serde_json::Map<String, serde_json::Value>,
+    ) -> anyhow::Result<Self> {
         for (_, _, cidr) in tenants {
             nth_ip(cidr, 0)?;
         }
@@ -185,6 +216,7 @@ impl Fleet {
                 hostnames: vec![pattern.to_string()],
                 clusters: [CLUSTER, RAW_CLUSTER]
                     .into_iter()
+                    .chain(more.iter().copied())
                     .map(|name| HubCluster {
                         name: name.to_string(),
                         endpoint_cidrs: vec![cidr.to_string()],
@@ -197,12 +229,23 @@ impl Fleet {
         let mut fleet_tenants = Vec::new();
         for ((tenant, pattern, cidr), cluster) in tenants.iter().zip(clusters) {
             let agent = Agent::start(&dir, &hub, tenant, CLUSTER, cluster.agent_kubeconfig())?;
+            let mut others = Vec::new();
+            for c in more {
+                let cluster = TenantCluster::start(&format!("{tenant}-{c}"), &etcd).await?;
+                let agent = Agent::start(&dir, &hub, tenant, c, cluster.agent_kubeconfig())?;
+                others.push(FleetCluster {
+                    name: c.to_string(),
+                    cluster,
+                    agent,
+                });
+            }
             fleet_tenants.push(FleetTenant {
                 name: tenant.to_string(),
                 hostname_pattern: pattern.to_string(),
                 cidr: cidr.to_string(),
                 cluster,
                 agent,
+                more: others,
             });
         }
         envoy.wait_live(Duration::from_secs(60)).await?;
@@ -247,6 +290,9 @@ impl Fleet {
         self.envoy.process().ensure_running()?;
         for t in &mut self.tenants {
             t.agent.process().ensure_running()?;
+            for c in &mut t.more {
+                c.agent.process().ensure_running()?;
+            }
         }
         Ok(())
     }

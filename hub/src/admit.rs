@@ -242,6 +242,32 @@ fn admit_gateway(meta: Meta, g: &pb::Gateway, policy: &Policy<'_>) -> Result<Gat
                 );
             }
         };
+        if allowed.kinds.len() > 8 {
+            return reject(
+                "ListenersNotValid",
+                format!(
+                    "listener {:?}: allowedRoutes.kinds lists {} kinds; at most 8 are allowed",
+                    l.name,
+                    allowed.kinds.len()
+                ),
+            );
+        }
+        let mut allowed_kinds = Vec::new();
+        for k in &allowed.kinds {
+            if k.group.len() > 253 || k.kind.is_empty() || k.kind.len() > 63 {
+                return reject(
+                    "ListenersNotValid",
+                    format!(
+                        "listener {:?}: allowedRoutes.kinds entries need a kind of 1-63 characters and a group of at most 253",
+                        l.name
+                    ),
+                );
+            }
+            allowed_kinds.push(crate::model::RouteGroupKind {
+                group: k.group.clone(),
+                kind: k.kind.clone(),
+            });
+        }
         let tls = tls::admit_listener_tls(&l.name, &l.protocol, l.tls.as_ref(), policy)?;
         listeners.push(Listener {
             name: l.name.clone(),
@@ -251,6 +277,7 @@ fn admit_gateway(meta: Meta, g: &pb::Gateway, policy: &Policy<'_>) -> Result<Gat
             hostname,
             allowed_routes,
             tls,
+            allowed_kinds,
         });
     }
     check_k8s_name("gatewayClassName", &g.gateway_class_name, 253)?;

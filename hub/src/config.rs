@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -55,6 +56,10 @@ pub struct RawConfig {
     /// Ports the hub allocates on those addresses; required with `addressPools`.
     #[serde(default)]
     pub l4_port_range: Option<PortRange>,
+    /// How long the data plane keeps serving a cluster whose agent disconnected, e.g. `1h`,
+    /// `30m`, `90s`; `0` keeps it forever. Default `1h`. See `crate::grace`.
+    #[serde(default)]
+    pub disconnected_cluster_grace_period: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -187,6 +192,47 @@ fn validate_l4(
     }
 }
 
+/// Default of `disconnectedClusterGracePeriod`.
+pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(3600);
+
+/// A duration of the hub config: one or more `<digits><unit>` parts, units `h`, `m`, `s`, each at
+/// most once and in that order (`1h`, `1h30m`, `90s`), or `0`.
+pub fn parse_config_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("{s:?}: use a duration such as 1h, 30m, 90s or 1h30m, or 0 for forever");
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut rest = s;
+    let mut total: u64 = 0;
+    let mut units = ["h", "m", "s"].iter().peekable();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 || digits > 6 {
+            return Err(bad());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit = loop {
+            let Some(u) = units.next() else {
+                return Err(bad());
+            };
+            if rest.starts_with(*u) {
+                break *u;
+            }
+        };
+        rest = &rest[unit.len()..];
+        total += n * match unit {
+            "h" => 3600,
+            "m" => 60,
+            _ => 1,
+        };
+    }
+    Ok(Duration::from_secs(total))
+}
+
 fn default_trust_domain() -> String {
     "fleetgate".to_string()
 }
@@ -279,6 +325,8 @@ pub struct Config {
     pub tenants: BTreeMap<String, Tenant>,
     pub limits: Limits,
     pub l4: L4Config,
+    /// `disconnectedClusterGracePeriod`; zero: never withdraw.
+    pub disconnected_cluster_grace_period: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -350,6 +398,13 @@ impl RawConfig {
                 ));
             }
         }
+        let grace = match &self.disconnected_cluster_grace_period {
+            None => DEFAULT_GRACE_PERIOD,
+            Some(s) => parse_config_duration(s).unwrap_or_else(|e| {
+                errs.push(format!("disconnectedClusterGracePeriod {e}"));
+                DEFAULT_GRACE_PERIOD
+            }),
+        };
         let mut tenants = BTreeMap::new();
         for t in self.tenants {
             if !is_dns_label(&t.name) {
@@ -425,6 +480,7 @@ impl RawConfig {
             tenants,
             limits: self.limits,
             l4,
+            disconnected_cluster_grace_period: grace,
         })
     }
 }
@@ -594,5 +650,46 @@ dataPlane:
     fn unknown_fields_are_refused() {
         let r: Result<RawConfig, _> = serde_yaml::from_str(&format!("{BASE}tennants: []\n"));
         assert!(r.is_err());
+    }
+
+    #[test]
+    fn grace_period_durations_table() {
+        for (s, want) in [
+            ("0", Some(0)),
+            ("1h", Some(3600)),
+            ("30m", Some(1800)),
+            ("90s", Some(90)),
+            ("1h30m", Some(5400)),
+            ("1h0m5s", Some(3605)),
+            ("", None),
+            ("1d", None),
+            ("30m1h", None),
+            ("1h1h", None),
+            ("h", None),
+            ("-1s", None),
+            ("1234567s", None),
+        ] {
+            assert_eq!(
+                parse_config_duration(s).ok().map(|d| d.as_secs()),
+                want,
+                "{s:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn grace_period_defaults_to_an_hour_and_bad_values_are_named() {
+        let base = BASE;
+        let c = raw(base).validate().unwrap();
+        assert_eq!(c.disconnected_cluster_grace_period, DEFAULT_GRACE_PERIOD);
+        let c = raw(&format!("{base}disconnectedClusterGracePeriod: \"0\"\n"))
+            .validate()
+            .unwrap();
+        assert!(c.disconnected_cluster_grace_period.is_zero());
+        let e = raw(&format!("{base}disconnectedClusterGracePeriod: 2d\n"))
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("disconnectedClusterGracePeriod"), "{e}");
     }
 }

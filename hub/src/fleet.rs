@@ -13,10 +13,12 @@ use std::sync::{Arc, Mutex};
 
 use fleetgate_proto::spoke::v1 as pb;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::admit::{self, Admitted, Policy};
 use crate::allocate::{self, AllocError, Allocations, Owner, PortKey, ServiceKey};
 use crate::config::Config;
+use crate::grace::Links;
 use crate::model::{
     ClusterIntent, ClusterKey, FleetIntent, Kind, L4Protocol, ObjectKey, ObjectStatus, Protocol,
 };
@@ -53,6 +55,9 @@ struct State {
 pub struct FleetView {
     pub intent: FleetIntent,
     pub rejections: BTreeMap<ClusterKey, BTreeMap<ObjectKey, ObjectStatus>>,
+    /// Clusters disconnected for longer than the grace period: their intent (still in `intent`
+    /// and in the store) is left out of the data plane (`crate::grace`).
+    pub withdrawn: BTreeSet<ClusterKey>,
     /// The (address, port) of every LoadBalancer Service port.
     pub allocations: Allocations,
     /// Service ports without an allocation, and why.
@@ -108,6 +113,7 @@ pub struct Fleet {
     reserved: BTreeSet<SocketAddr>,
     reserved_ips: BTreeSet<IpAddr>,
     revision: watch::Sender<u64>,
+    links: Mutex<Links>,
 }
 
 impl Fleet {
@@ -138,6 +144,7 @@ impl Fleet {
             &store.load_allocations()?,
             &wanted_ports(&intent),
         );
+        let links = Links::starting(intent.keys().cloned(), Instant::now());
         Ok(Self {
             config,
             store,
@@ -150,6 +157,7 @@ impl Fleet {
             reserved,
             reserved_ips,
             revision: watch::channel(0).0,
+            links: Mutex::new(links),
         })
     }
 
@@ -160,11 +168,43 @@ impl Fleet {
 
     pub fn view(&self) -> FleetView {
         let s = self.state.lock().expect("fleet state lock poisoned");
+        let withdrawn = self
+            .links
+            .lock()
+            .expect("fleet links lock poisoned")
+            .withdrawn(
+                self.config.disconnected_cluster_grace_period,
+                Instant::now(),
+            );
         FleetView {
             intent: s.intent.clone(),
             rejections: s.rejections.clone(),
             allocations: s.l4.allocations.clone(),
             allocation_failures: s.l4.failures.clone(),
+            withdrawn,
+        }
+    }
+
+    /// When the next disconnected cluster's grace period ends (the compile loop wakes then).
+    pub fn next_withdrawal(&self) -> Option<Instant> {
+        self.links
+            .lock()
+            .expect("fleet links lock poisoned")
+            .next_withdrawal(
+                self.config.disconnected_cluster_grace_period,
+                Instant::now(),
+            )
+    }
+
+    /// Records an open agent stream of `key` until the returned guard is dropped.
+    pub fn link(self: &Arc<Self>, key: &ClusterKey) -> LinkGuard {
+        self.links
+            .lock()
+            .expect("fleet links lock poisoned")
+            .opened(key);
+        LinkGuard {
+            fleet: self.clone(),
+            key: key.clone(),
         }
     }
 
@@ -295,8 +335,30 @@ impl Fleet {
         state.l4 = l4;
         state.rejections.insert(key.clone(), rejections);
         drop(state);
+        if update.full_state {
+            self.links
+                .lock()
+                .expect("fleet links lock poisoned")
+                .full_state(key);
+        }
         self.revision.send_modify(|r| *r += 1);
         Ok(())
+    }
+}
+
+/// An open agent stream (see [`Fleet::link`]); dropping it starts the cluster's grace period
+/// when it was the cluster's last stream.
+pub struct LinkGuard {
+    fleet: Arc<Fleet>,
+    key: ClusterKey,
+}
+
+impl Drop for LinkGuard {
+    fn drop(&mut self) {
+        if let Ok(mut l) = self.fleet.links.lock() {
+            l.closed(&self.key, Instant::now());
+        }
+        self.fleet.revision.send_modify(|r| *r += 1);
     }
 }
 

@@ -17,6 +17,7 @@ pub mod allocate;
 pub mod compile;
 pub mod config;
 pub mod fleet;
+pub mod grace;
 pub mod identity;
 pub mod model;
 pub mod run;

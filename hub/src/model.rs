@@ -130,6 +130,16 @@ pub struct Listener {
     /// The `tls` block of HTTPS and TLS listeners (`None` for HTTP ones).
     #[serde(default)]
     pub tls: Option<ListenerTls>,
+    /// `allowedRoutes.kinds`; empty: the kinds of the listener's protocol.
+    #[serde(default)]
+    pub allowed_kinds: Vec<RouteGroupKind>,
+}
+
+/// A route kind with its API group (`allowedRoutes.kinds`, listener `supportedKinds`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RouteGroupKind {
+    pub group: String,
+    pub kind: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -499,6 +509,9 @@ pub struct ListenerStatus {
     pub name: String,
     pub attached_routes: u32,
     pub conditions: Vec<Condition>,
+    /// The route kinds the listener takes (`supportedKinds`).
+    #[serde(default)]
+    pub supported_kinds: Vec<RouteGroupKind>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

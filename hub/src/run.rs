@@ -56,8 +56,20 @@ pub fn compile_view(
     config: &Config,
     health: &XdsHealth,
 ) -> (Snapshot, FleetStatus) {
+    // Clusters past their disconnected grace period are left out of the data plane.
+    let served: std::borrow::Cow<'_, crate::model::FleetIntent> = if view.withdrawn.is_empty() {
+        std::borrow::Cow::Borrowed(&view.intent)
+    } else {
+        std::borrow::Cow::Owned(
+            view.intent
+                .iter()
+                .filter(|(k, _)| !view.withdrawn.contains(*k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        )
+    };
     let compiled = compile::compile_with_l4(
-        &view.intent,
+        &served,
         &config.data_plane,
         &config.l4,
         &view.allocations,
@@ -150,10 +162,18 @@ pub async fn run(
         tokio::spawn(async move {
             tokio::pin!(stop);
             loop {
+                // Also wake when a disconnected cluster's grace period ends.
+                let withdrawal = fleet.next_withdrawal();
                 tokio::select! {
                     _ = &mut stop => return,
                     r = revisions.changed() => if r.is_err() { return },
                     r = health.changed() => if r.is_err() { return },
+                    _ = async {
+                        match withdrawal {
+                            Some(at) => tokio::time::sleep_until(at).await,
+                            None => std::future::pending().await,
+                        }
+                    } => tracing::info!("a disconnected cluster's grace period ended; withdrawing its intent from the data plane"),
                 }
                 let view = fleet.view();
                 let health = health.borrow_and_update().clone();

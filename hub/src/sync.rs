@@ -111,6 +111,8 @@ async fn run_stream(
     mut statuses: watch::Receiver<FleetStatus>,
     tx: mpsc::Sender<Result<pb::HubMessage, Status>>,
 ) {
+    // Open until this stream ends, wherever it returns: starts the grace period (crate::grace).
+    let _link = fleet.link(&key);
     let mut expected_revision = 1u64;
     let mut last_sent: Option<Vec<ObjectStatus>> = None;
     loop {
@@ -204,6 +206,14 @@ pub fn to_wire(s: &ObjectStatus) -> pb::ObjectStatus {
                 name: l.name.clone(),
                 attached_routes: l.attached_routes,
                 conditions: l.conditions.iter().map(condition).collect(),
+                supported_kinds: l
+                    .supported_kinds
+                    .iter()
+                    .map(|k| pb::RouteGroupKind {
+                        group: k.group.clone(),
+                        kind: k.kind.clone(),
+                    })
+                    .collect(),
             })
             .collect(),
         parents: s

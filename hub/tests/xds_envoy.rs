@@ -300,6 +300,7 @@ fn gateway(name: &str, port: u16) -> Gateway {
             hostname: None,
             allowed_routes: AllowedRoutes::Same,
             tls: None,
+            allowed_kinds: Vec::new(),
         }],
     }
 }

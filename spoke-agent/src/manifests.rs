@@ -16,7 +16,7 @@ use gateway_api::gateways::Gateway;
 use gateway_api::httproutes::HttpRoute;
 use gateway_api::referencegrants::ReferenceGrant;
 use gateway_api::tlsroutes::TlsRoute;
-use k8s_openapi::api::core::v1::{Node, Secret, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
@@ -142,6 +142,12 @@ fn add_value(value: serde_yaml::Value, out: &mut ClusterState) -> Result<(), Str
             .push(typed(value, &kind, true, |o: &mut Service| {
                 &mut o.metadata
             })?),
+        ("v1", "Namespace") => {
+            out.namespaces
+                .push(typed(value, &kind, false, |o: &mut Namespace| {
+                    &mut o.metadata
+                })?)
+        }
         ("v1", "Node") => out
             .nodes
             .push(typed(value, &kind, false, |o: &mut Node| &mut o.metadata)?),

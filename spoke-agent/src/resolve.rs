@@ -9,6 +9,7 @@
 
 pub mod certificate;
 pub mod grant;
+pub mod namespaces;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;

@@ -9,7 +9,7 @@ use gateway_api::gateways::Gateway;
 use gateway_api::httproutes::HttpRoute;
 use gateway_api::referencegrants::ReferenceGrant;
 use gateway_api::tlsroutes::TlsRoute;
-use k8s_openapi::api::core::v1::{Node, Secret, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use crate::l4route::{TcpRoute, UdpRoute};
@@ -31,6 +31,8 @@ pub struct ClusterState {
     /// TCPRoutes and UDPRoutes v1 (empty when the API server does not serve them).
     pub tcp_routes: Vec<TcpRoute>,
     pub udp_routes: Vec<UdpRoute>,
+    /// Namespaces (for `allowedRoutes.namespaces.from: Selector`; only names and labels are used).
+    pub namespaces: Vec<Namespace>,
 }
 
 impl ClusterState {
@@ -54,6 +56,7 @@ impl ClusterState {
         self.tls_routes.sort_by_key(key);
         self.tcp_routes.sort_by_key(key);
         self.udp_routes.sort_by_key(key);
+        self.namespaces.sort_by_key(key);
     }
 }
 
@@ -72,6 +75,7 @@ impl std::fmt::Debug for ClusterState {
             .field("tls_routes", &self.tls_routes.len())
             .field("tcp_routes", &self.tcp_routes.len())
             .field("udp_routes", &self.udp_routes.len())
+            .field("namespaces", &self.namespaces.len())
             .finish()
     }
 }

@@ -30,6 +30,7 @@ use tracing::warn;
 use crate::CONTROLLER_NAME;
 use crate::config::EndpointMode;
 use crate::resolve::certificate::resolve_certificate;
+use crate::resolve::namespaces;
 use crate::resolve::{BackendRef, Index, resolve_backend, resolve_backend_ref};
 use crate::state::ClusterState;
 
@@ -86,7 +87,7 @@ pub fn translate(state: &ClusterState, mode: EndpointMode) -> Vec<Object> {
         .gateways
         .iter()
         .filter(|g| claimed.contains(&g.spec.gateway_class_name))
-        .filter_map(|g| gateway_object(g, &index))
+        .filter_map(|g| gateway_object(g, &state.namespaces, &index))
         .collect();
     let mut routes: Vec<Object> = state
         .http_routes
@@ -133,7 +134,11 @@ fn object_header(kind: Kind, m: &ObjectMeta) -> Option<Object> {
     })
 }
 
-fn gateway_object(g: &Gateway, index: &Index<'_>) -> Option<Object> {
+fn gateway_object(
+    g: &Gateway,
+    all_namespaces: &[k8s_openapi::api::core::v1::Namespace],
+    index: &Index<'_>,
+) -> Option<Object> {
     let mut o = object_header(Kind::Gateway, &g.metadata)?;
     let gateway_ns = g.metadata.namespace.clone().unwrap_or_default();
     let listeners = g
@@ -141,19 +146,24 @@ fn gateway_object(g: &Gateway, index: &Index<'_>) -> Option<Object> {
         .listeners
         .iter()
         .map(|l| {
-            let ns = l.allowed_routes.as_ref().and_then(|a| a.namespaces.as_ref());
+            let ns = l
+                .allowed_routes
+                .as_ref()
+                .and_then(|a| a.namespaces.as_ref());
             let from = ns.and_then(|n| n.from.clone());
-            let from = match from {
-                None | Some(GatewayListenersAllowedRoutesNamespacesFrom::Same) => "Same",
-                Some(GatewayListenersAllowedRoutesNamespacesFrom::All) => "All",
-                Some(GatewayListenersAllowedRoutesNamespacesFrom::Selector) => {
-                    warn!(
-                        gateway = %o.r#ref.as_ref().map(|r| format!("{}/{}", r.namespace, r.name)).unwrap_or_default(),
-                        listener = %l.name,
-                        "allowedRoutes.namespaces.from=Selector is not resolved by this agent yet (it does not watch Namespaces): no namespace is allowed"
-                    );
-                    "Selector"
+            let (from, namespaces) = match from {
+                None | Some(GatewayListenersAllowedRoutesNamespacesFrom::Same) => {
+                    ("Same", Vec::new())
                 }
+                Some(GatewayListenersAllowedRoutesNamespacesFrom::All) => ("All", Vec::new()),
+                // Resolved here into the namespaces the selector selects now; a missing
+                // selector selects none (the Gateway API requires one with Selector).
+                Some(GatewayListenersAllowedRoutesNamespacesFrom::Selector) => (
+                    "Selector",
+                    ns.and_then(|n| n.selector.as_ref())
+                        .map(|s| namespaces::select(s, all_namespaces))
+                        .unwrap_or_default(),
+                ),
             };
             Listener {
                 name: l.name.clone(),
@@ -162,7 +172,20 @@ fn gateway_object(g: &Gateway, index: &Index<'_>) -> Option<Object> {
                 hostname: l.hostname.clone().unwrap_or_default(),
                 allowed_routes: Some(AllowedRoutes {
                     from: from.to_string(),
-                    namespaces: Vec::new(),
+                    namespaces,
+                    // Group defaulted as the Gateway API does; the hub intersects with what
+                    // it serves.
+                    kinds: l
+                        .allowed_routes
+                        .as_ref()
+                        .and_then(|a| a.kinds.as_ref())
+                        .into_iter()
+                        .flatten()
+                        .map(|k| pb::RouteGroupKind {
+                            group: k.group.clone().unwrap_or_else(|| GATEWAY_GROUP.to_string()),
+                            kind: k.kind.clone(),
+                        })
+                        .collect(),
                 }),
                 tls: l.tls.as_ref().map(|t| listener_tls(&gateway_ns, t, index)),
             }

@@ -5,6 +5,7 @@
 //! a route can never attach to another cluster's (or tenant's) Gateway.
 
 use super::hostname::{Intersection, intersect};
+use super::kinds;
 use crate::model::{AllowedRoutes, Gateway, ParentRef};
 
 /// The route attaches to listener `listener` (an index into the Gateway's listeners) and serves
@@ -56,9 +57,11 @@ fn allows(allowed: &AllowedRoutes, gateway_ns: &str, route_ns: &str) -> bool {
     }
 }
 
-/// Attach a route (namespace `route_ns`, `route_hostnames`) to `parent`. `gateway` is the parent
-/// Gateway if it exists in the route's cluster, `valid[i]` whether its listener `i` is served.
+/// Attach a route (of `route_kind`, namespace `route_ns`, `route_hostnames`) to `parent`.
+/// `gateway` is the parent Gateway if it exists in the route's cluster, `valid[i]` whether its
+/// listener `i` is served.
 pub fn attach(
+    route_kind: &str,
     route_ns: &str,
     route_hostnames: &[String],
     parent: &ParentRef,
@@ -108,6 +111,16 @@ pub fn attach(
     if allowed.is_empty() {
         return Err(AttachError::NotAllowedByListeners(format!(
             "the listeners' allowedRoutes of Gateway {}/{} do not admit routes from namespace {route_ns}",
+            parent.namespace, parent.name
+        )));
+    }
+    let allowed: Vec<usize> = allowed
+        .into_iter()
+        .filter(|&i| kinds::accepts(&gw.listeners[i], route_kind))
+        .collect();
+    if allowed.is_empty() {
+        return Err(AttachError::NotAllowedByListeners(format!(
+            "the listeners' allowedRoutes.kinds of Gateway {}/{} do not include {route_kind}",
             parent.namespace, parent.name
         )));
     }

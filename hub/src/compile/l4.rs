@@ -372,7 +372,9 @@ pub fn compile_gateways(
         for ((gk, i), (pk, addr)) in &listener_key {
             let entry = out.gateways.entry((ck.clone(), (*gk).clone())).or_default();
             let count = attached.get(&(*gk, *i)).copied().unwrap_or(0);
-            let name = ci.gateways[*gk].listeners[*i].name.clone();
+            let listener = &ci.gateways[*gk].listeners[*i];
+            let name = listener.name.clone();
+            let supported_kinds = super::kinds::resolve(listener).supported;
             let conditions = match addr {
                 Some(a) => {
                     let ip = a.ip().to_string();
@@ -415,6 +417,7 @@ pub fn compile_gateways(
                     name,
                     attached_routes: count,
                     conditions,
+                    supported_kinds,
                 },
             ));
         }
@@ -695,6 +698,7 @@ mod tests {
             hostname: None,
             allowed_routes: AllowedRoutes::Same,
             tls: None,
+            allowed_kinds: Vec::new(),
         };
         let meta = |name: &str, ts: &str| Meta {
             namespace: "default".into(),
@@ -838,6 +842,7 @@ mod tests {
                     name: "x".into(),
                     attached_routes: 0,
                     conditions: vec![],
+                    supported_kinds: vec![],
                 };
                 3
             ],

@@ -21,6 +21,9 @@ pub enum ListenerProblem {
     /// References that did not resolve (certificateRefs): (ResolvedRefs reason, message). The
     /// listener is accepted but not programmed.
     Unresolved(String, String),
+    /// The listener conflicts with another (`super::conflict`): (Conflicted reason, message).
+    /// The listener stays accepted but is not programmed.
+    Conflicted(&'static str, String),
 }
 
 /// The data-plane listener a tenant listener attaches to, or why it cannot.
@@ -102,6 +105,14 @@ pub fn check<'a>(
 }
 
 fn listener_conditions(problem: Option<&ListenerProblem>) -> Vec<Condition> {
+    if let Some(ListenerProblem::Conflicted(reason, msg)) = problem {
+        return vec![
+            Condition::new("Accepted", true, "Accepted", "listener accepted"),
+            Condition::new("Programmed", false, "Invalid", msg.clone()),
+            Condition::new("ResolvedRefs", true, "ResolvedRefs", "references resolved"),
+            Condition::new("Conflicted", true, reason, msg.clone()),
+        ];
+    }
     if let Some(ListenerProblem::Unresolved(reason, msg)) = problem {
         return vec![
             Condition::new("Accepted", true, "Accepted", "listener accepted"),
@@ -121,6 +132,7 @@ fn listener_conditions(problem: Option<&ListenerProblem>) -> Vec<Condition> {
                 ListenerProblem::PortUnavailable(m) => ("PortUnavailable", m),
                 ListenerProblem::UnsupportedValue(m) => ("UnsupportedValue", m),
                 ListenerProblem::Unresolved(r, m) => (r.as_str(), m),
+                ListenerProblem::Conflicted(r, m) => (*r, m),
             };
             (
                 Condition::new("Accepted", false, reason, msg.clone()),
@@ -152,7 +164,18 @@ pub fn gateway_status(
         .map(|(i, l)| ListenerStatus {
             name: l.name.clone(),
             attached_routes: attached.get(i).copied().unwrap_or(0),
-            conditions: listener_conditions(problems.get(i).and_then(|p| p.as_ref())),
+            conditions: {
+                let mut c = listener_conditions(problems.get(i).and_then(|p| p.as_ref()));
+                // Some of the listener's kinds are not served: it serves the others and says so.
+                if let Some(msg) = super::kinds::resolve(l).invalid {
+                    for cond in c.iter_mut().filter(|c| c.type_ == "ResolvedRefs") {
+                        *cond =
+                            Condition::new("ResolvedRefs", false, "InvalidRouteKinds", msg.clone());
+                    }
+                }
+                c
+            },
+            supported_kinds: super::kinds::resolve(l).supported,
         })
         .collect();
     let any_valid = problems.iter().any(|p| p.is_none()) && !problems.is_empty();

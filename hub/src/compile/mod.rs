@@ -2,13 +2,17 @@
 //!
 //! Step 7 of the hub's data path, between `store` (accepted intent) and `xds` (publish). Pure:
 //! no I/O, no tonic, no tokio. This is where Gateway API semantics live: listener validation
-//! (`listener`), route attachment (`attach`, `hostname`), rule precedence (`precedence`) and
-//! resource naming (`names`). The output model is in `snapshot`.
+//! (`listener`), listener conflicts (`conflict`), route attachment (`attach`, `hostname`), rule
+//! precedence (`precedence`) and resource naming (`names`); the routes of several clusters of
+//! one tenant for one hostname are merged by `merge`. The output model is in `snapshot`.
 
 mod attach;
+pub mod conflict;
 mod hostname;
+pub mod kinds;
 pub mod l4;
 mod listener;
+mod merge;
 pub mod names;
 mod precedence;
 pub mod snapshot;
@@ -98,15 +102,37 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
     let mut tls_inputs: BTreeMap<u16, Vec<tls::TlsListenerInput<'_>>> = BTreeMap::new();
     let mut passthrough: BTreeMap<u16, BTreeMap<String, tls::Passthrough>> = BTreeMap::new();
 
+    let conflicts = conflict::conflicts(intent, |l| listener::check(l, dp).is_ok());
+
     for (ck, ci) in intent {
-        // Listener checks for every Gateway of the cluster.
+        // Listener checks for every Gateway of the cluster; a listener that passes them but
+        // conflicts with another is not served either.
         let mut problems: BTreeMap<&(String, String), Vec<Option<ListenerProblem>>> =
             BTreeMap::new();
         for (k, gw) in &ci.gateways {
             let checks: Vec<Option<ListenerProblem>> = gw
                 .listeners
                 .iter()
-                .map(|l| listener::check(l, dp).err())
+                .enumerate()
+                .map(|(i, l)| {
+                    let route_kinds = kinds::resolve(l);
+                    listener::check(l, dp).err().or_else(|| {
+                        // No route kind left: nothing can attach, the listener is not served.
+                        if route_kinds.supported.is_empty()
+                            && let Some(msg) = &route_kinds.invalid
+                        {
+                            return Some(ListenerProblem::Unresolved(
+                                "InvalidRouteKinds".to_string(),
+                                msg.clone(),
+                            ));
+                        }
+                        let c = conflicts.get(&(ck.clone(), k.clone()))?.get(i)?.as_ref()?;
+                        Some(ListenerProblem::Conflicted(
+                            c.reason(),
+                            c.message().to_string(),
+                        ))
+                    })
+                })
                 .collect();
             let src = source(ck, Kind::Gateway, &gw.meta.namespace, &gw.meta.name);
             for (l, p) in gw.listeners.iter().zip(&checks) {
@@ -154,48 +180,51 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
                         .collect(),
                     _ => Vec::new(),
                 };
-                let accepted =
-                    match attach::attach(&route.meta.namespace, &route.hostnames, pref, gw, &valid)
-                    {
-                        Ok(atts) => {
-                            let gw = gw.expect("attach succeeds only with a gateway");
-                            let rules =
-                                built.get_or_insert_with(|| build_rules(ck, route, &mut clusters));
-                            for att in atts {
-                                let counts = attached
-                                    .entry(gkey.clone())
-                                    .or_insert_with(|| vec![BTreeSet::new(); gw.listeners.len()]);
-                                counts[att.listener].insert((
-                                    route.meta.namespace.clone(),
-                                    route.meta.name.clone(),
-                                ));
-                                let port = gw.listeners[att.listener].port;
-                                let scheme_port = match gw.listeners[att.listener].protocol {
-                                    Some(Protocol::Https) => 443,
-                                    _ => 80,
-                                };
-                                let pb = ports.entry(port).or_default();
-                                for host in att.hostnames {
-                                    let hr = pb.hosts.entry(host).or_default();
-                                    for (ri, rule_routes) in rules.iter().enumerate() {
-                                        for (mi, r) in rule_routes.iter().enumerate() {
-                                            let o = Origin {
-                                                tenant: &ck.tenant,
-                                                cluster: &ck.cluster,
-                                                meta: &route.meta,
-                                                rule: ri,
-                                                m: mi,
-                                            };
-                                            let r = for_listener(r, port, scheme_port);
-                                            hr.insert(Precedence::new(&r, o), r);
-                                        }
+                let accepted = match attach::attach(
+                    "HTTPRoute",
+                    &route.meta.namespace,
+                    &route.hostnames,
+                    pref,
+                    gw,
+                    &valid,
+                ) {
+                    Ok(atts) => {
+                        let gw = gw.expect("attach succeeds only with a gateway");
+                        let rules =
+                            built.get_or_insert_with(|| build_rules(ck, route, &mut clusters));
+                        for att in atts {
+                            let counts = attached
+                                .entry(gkey.clone())
+                                .or_insert_with(|| vec![BTreeSet::new(); gw.listeners.len()]);
+                            counts[att.listener]
+                                .insert((route.meta.namespace.clone(), route.meta.name.clone()));
+                            let port = gw.listeners[att.listener].port;
+                            let scheme_port = match gw.listeners[att.listener].protocol {
+                                Some(Protocol::Https) => 443,
+                                _ => 80,
+                            };
+                            let pb = ports.entry(port).or_default();
+                            for host in att.hostnames {
+                                let hr = pb.hosts.entry(host).or_default();
+                                for (ri, rule_routes) in rules.iter().enumerate() {
+                                    for (mi, r) in rule_routes.iter().enumerate() {
+                                        let o = Origin {
+                                            tenant: &ck.tenant,
+                                            cluster: &ck.cluster,
+                                            meta: &route.meta,
+                                            rule: ri,
+                                            m: mi,
+                                        };
+                                        let r = for_listener(r, port, scheme_port);
+                                        hr.insert(Precedence::new(&r, o), r);
                                     }
                                 }
                             }
-                            Condition::new("Accepted", true, "Accepted", "route accepted")
                         }
-                        Err(e) => Condition::new("Accepted", false, e.reason(), e.message()),
-                    };
+                        Condition::new("Accepted", true, "Accepted", "route accepted")
+                    }
+                    Err(e) => Condition::new("Accepted", false, e.reason(), e.message()),
+                };
                 parents.push(RouteParentStatus {
                     parent_ref: pref.clone(),
                     conditions: vec![accepted, resolved.clone()],
@@ -254,7 +283,7 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
         let hosts: BTreeMap<String, Vec<Route>> = pb
             .hosts
             .into_iter()
-            .map(|(h, routes)| (h, routes.into_values().collect()))
+            .map(|(h, routes)| (h, merge::merge_clusters(routes.into_values())))
             .collect();
         let none = BTreeMap::new();
         tls_listeners.extend(tls::build_listener(
@@ -279,7 +308,7 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
                 .map(|(host, routes)| VirtualHost {
                     name: names::virtual_host(dl.port, &host),
                     domains: vec![host],
-                    routes: routes.into_values().collect(),
+                    routes: merge::merge_clusters(routes.into_values()),
                 })
                 .collect();
             virtual_hosts.push(catch_all(dl.port));

@@ -55,6 +55,7 @@ fn listener(name: &str, port: u16) -> Listener {
         hostname: None,
         allowed_routes: AllowedRoutes::Same,
         tls: None,
+        allowed_kinds: Vec::new(),
     }
 }
 
@@ -484,6 +485,8 @@ fn precedence_ordering() {
 
 #[test]
 fn precedence_ties_across_clusters_are_deterministic() {
+    // The same match from two clusters of one tenant: one route (the first cluster's name)
+    // forwarding to both clusters' backends.
     let gw = || gateway("default", "gw", vec![listener("http", 80)]);
     let r = || {
         simple_route(
@@ -499,10 +502,7 @@ fn precedence_ties_across_clusters_are_deterministic() {
     ]);
     let c = compile(&fi, &dp());
     let vh = vhost(&c, 80, "h.a.example").unwrap();
-    assert_eq!(
-        route_names(vh),
-        vec!["t/a/c/c1/default/r/r0/m0", "t/a/c/c2/default/r/r0/m0"]
-    );
+    assert_eq!(route_names(vh), vec!["t/a/c/c1/default/r/r0/m0"]);
     assert_eq!(c.snapshot.clusters.len(), 2);
 }
 
@@ -855,3 +855,472 @@ fn sources_point_back_to_tenant_objects() {
 
 mod http;
 mod tls;
+
+// ---- listener conflicts -----------------------------------------------------------------
+
+fn dp_tls() -> DataPlane {
+    let mut d = dp();
+    d.listeners.push(DataPlaneListener {
+        port: 443,
+        bind: "127.0.0.1:18443".parse().unwrap(),
+        protocol: crate::config::DataPlaneProtocol::Tls,
+    });
+    d
+}
+
+fn tls_listener(name: &str, mode: model::TlsMode, host: &str) -> Listener {
+    let (p, n) = match mode {
+        model::TlsMode::Terminate => (Protocol::Https, "HTTPS"),
+        model::TlsMode::Passthrough => (Protocol::Tls, "TLS"),
+    };
+    Listener {
+        tls: Some(model::ListenerTls {
+            mode,
+            certificates: Vec::new(),
+            problem: None,
+        }),
+        ..listener(name, 443).proto(Some(p), n).host(host)
+    }
+}
+
+/// (listener name, Conflicted status, its reason, Programmed status).
+type ListenerState = (String, bool, String, bool);
+
+/// The [`ListenerState`] of every listener of a Gateway.
+fn listener_states(c: &Compiled, k: &ClusterKey, gw: &str) -> Vec<ListenerState> {
+    status(c, k, Kind::Gateway, gw)
+        .listeners
+        .iter()
+        .map(|l| {
+            let cf = cond(&l.conditions, "Conflicted");
+            let acc = cond(&l.conditions, "Accepted");
+            let prog = cond(&l.conditions, "Programmed");
+            assert!(
+                !cf.status || acc.status,
+                "a conflicted listener stays Accepted: {l:?}"
+            );
+            (l.name.clone(), cf.status, cf.reason.clone(), prog.status)
+        })
+        .collect()
+}
+
+#[test]
+fn listener_conflicts_inside_one_gateway_table() {
+    use model::TlsMode::{Passthrough, Terminate};
+    let ok = |n: &str| (n.to_string(), false, "NoConflicts".to_string(), true);
+    let cf = |n: &str, r: &str| (n.to_string(), true, r.to_string(), false);
+    let cases: Vec<(&str, Vec<Listener>, Vec<ListenerState>)> = vec![
+        (
+            "distinct hostnames on one port",
+            vec![
+                listener("a", 80).host("a.a.example"),
+                listener("b", 80).host("b.a.example"),
+            ],
+            vec![ok("a"), ok("b")],
+        ),
+        (
+            "same port, protocol and hostname",
+            vec![
+                listener("a", 80).host("a.a.example"),
+                listener("b", 80).host("a.a.example"),
+                listener("c", 8080).host("a.a.example"),
+            ],
+            vec![
+                cf("a", "HostnameConflict"),
+                cf("b", "HostnameConflict"),
+                ok("c"),
+            ],
+        ),
+        (
+            "both without hostname",
+            vec![listener("a", 80), listener("b", 80)],
+            vec![cf("a", "HostnameConflict"), cf("b", "HostnameConflict")],
+        ),
+        (
+            "HTTP and TCP on one port",
+            vec![
+                listener("web", 80),
+                listener("raw", 80).proto(Some(Protocol::Tcp), "TCP"),
+            ],
+            vec![
+                cf("web", "ProtocolConflict"),
+                // TCP is refused on its own first (not served on this branch).
+                ("raw".to_string(), false, "NoConflicts".to_string(), false),
+            ],
+        ),
+        (
+            "HTTPS and TLS with the same SNI hostname",
+            vec![
+                tls_listener("term", Terminate, "s.a.example"),
+                tls_listener("pass", Passthrough, "s.a.example"),
+            ],
+            vec![
+                cf("term", "ProtocolConflict"),
+                cf("pass", "ProtocolConflict"),
+            ],
+        ),
+        (
+            "HTTPS and TLS with distinct SNI hostnames",
+            vec![
+                tls_listener("pass", Passthrough, "p.a.example"),
+                tls_listener("pass2", Passthrough, "q.a.example"),
+            ],
+            vec![ok("pass"), ok("pass2")],
+        ),
+    ];
+    for (what, listeners, want) in cases {
+        let c = compile(
+            &one(vec![gateway("default", "gw", listeners)], vec![]),
+            &dp_tls(),
+        );
+        assert_eq!(listener_states(&c, &ck("a", "c1"), "gw"), want, "{what}");
+    }
+}
+
+#[test]
+fn conflicted_listeners_take_no_routes_and_all_conflicted_is_not_valid() {
+    let gw = gateway(
+        "default",
+        "gw",
+        vec![
+            listener("a", 80).host("h.a.example"),
+            listener("b", 80).host("h.a.example"),
+        ],
+    );
+    let r = simple_route(
+        "default",
+        "r",
+        vec![parent("default", "gw")],
+        &["h.a.example"],
+    );
+    let c = compile(&one(vec![gw], vec![r]), &dp());
+    assert_eq!(
+        route_cond(&c, "r", "Accepted"),
+        (false, "NoMatchingParent".into())
+    );
+    assert!(vhost(&c, 80, "h.a.example").is_none());
+    let s = status(&c, &ck("a", "c1"), Kind::Gateway, "gw");
+    assert_eq!(cond(&s.conditions, "Accepted").reason, "ListenersNotValid");
+}
+
+#[test]
+fn protocol_conflicts_across_gateways_of_one_tenant_go_to_the_oldest() {
+    use model::TlsMode::{Passthrough, Terminate};
+    let older = |mut g: Gateway| {
+        g.meta.creation_timestamp = "2025-01-01T00:00:00Z".into();
+        g
+    };
+    // Two clusters of tenant a: the older Gateway (in c2) keeps the hostname.
+    let fi = intent(vec![
+        (
+            ck("a", "c1"),
+            vec![gateway(
+                "default",
+                "new",
+                vec![tls_listener("pass", Passthrough, "s.a.example")],
+            )],
+            vec![],
+        ),
+        (
+            ck("a", "c2"),
+            vec![older(gateway(
+                "default",
+                "old",
+                vec![tls_listener("term", Terminate, "s.a.example")],
+            ))],
+            vec![],
+        ),
+        // Another tenant's identical listener is not compared (hostnames are per tenant).
+        (
+            ck("b", "c1"),
+            vec![gateway(
+                "default",
+                "new",
+                vec![tls_listener("pass", Passthrough, "s.a.example")],
+            )],
+            vec![],
+        ),
+    ]);
+    let c = compile(&fi, &dp_tls());
+    let new = listener_states(&c, &ck("a", "c1"), "new");
+    assert_eq!(
+        (new[0].1, new[0].2.as_str(), new[0].3),
+        (true, "ProtocolConflict", false)
+    );
+    let old = listener_states(&c, &ck("a", "c2"), "old");
+    assert!(!old[0].1, "{old:?}");
+    let other = listener_states(&c, &ck("b", "c1"), "new");
+    assert!(!other[0].1, "{other:?}");
+
+    // HTTP next to an older Gateway's TCP listener on the same port: TCP listeners get their
+    // own address, and one that is not served holds nothing.
+    let mut tcp = gateway(
+        "default",
+        "tcp",
+        vec![listener("raw", 80).proto(Some(Protocol::Tcp), "TCP")],
+    );
+    tcp.meta.creation_timestamp = "2025-01-01T00:00:00Z".into();
+    let fi = one(
+        vec![
+            tcp,
+            gateway(
+                "default",
+                "gw",
+                vec![listener("web", 80).host("h.a.example")],
+            ),
+        ],
+        vec![],
+    );
+    let c = compile(&fi, &dp());
+    assert!(!listener_states(&c, &ck("a", "c1"), "gw")[0].1);
+
+    // The same protocol and hostname in two Gateways is not a conflict: they are merged.
+    let fi = intent(vec![
+        (
+            ck("a", "c1"),
+            vec![gateway(
+                "default",
+                "gw",
+                vec![listener("web", 80).host("h.a.example")],
+            )],
+            vec![],
+        ),
+        (
+            ck("a", "c2"),
+            vec![gateway(
+                "default",
+                "gw",
+                vec![listener("web", 80).host("h.a.example")],
+            )],
+            vec![],
+        ),
+    ]);
+    let c = compile(&fi, &dp());
+    for k in [ck("a", "c1"), ck("a", "c2")] {
+        assert!(!listener_states(&c, &k, "gw")[0].1);
+    }
+}
+
+// ---- several clusters of one tenant -------------------------------------------------------
+
+fn forward_clusters(r: &Route) -> Vec<(String, u32)> {
+    match &r.action {
+        RouteAction::Forward(f) => f
+            .clusters
+            .iter()
+            .map(|w| (w.cluster.clone(), w.weight))
+            .collect(),
+        other => panic!("not a forward: {other:?}"),
+    }
+}
+
+#[test]
+fn one_hostname_from_two_clusters_merges_backends_table() {
+    let gw = || gateway("default", "gw", vec![listener("http", 80)]);
+    let with = |name: &str, m: HttpRouteMatch, b: Vec<Backend>| {
+        route(
+            "default",
+            name,
+            vec![parent("default", "gw")],
+            &["h.a.example"],
+            vec![rule(vec![m], b)],
+        )
+    };
+    struct Case {
+        what: &'static str,
+        c1: HttpRoute,
+        c2: HttpRoute,
+        tenant2: &'static str,
+        /// Forward clusters of every route of the virtual host, in order.
+        want: Vec<Vec<(&'static str, u32)>>,
+    }
+    let cases = vec![
+        Case {
+            what: "same match: weighted over both clusters",
+            c1: with("r", prefix("/"), vec![backend("svc", 1, &["127.0.1.1:80"])]),
+            c2: with("r", prefix("/"), vec![backend("svc", 3, &["127.0.1.2:80"])]),
+            tenant2: "a",
+            want: vec![vec![
+                ("t/a/c/c1/default/r/r0/b0", 1),
+                ("t/a/c/c2/default/r/r0/b0", 3),
+            ]],
+        },
+        Case {
+            what: "different route names, same match: still merged",
+            c1: with(
+                "r1",
+                prefix("/"),
+                vec![backend("svc", 1, &["127.0.1.1:80"])],
+            ),
+            c2: with(
+                "r2",
+                prefix("/"),
+                vec![backend("svc", 1, &["127.0.1.2:80"])],
+            ),
+            tenant2: "a",
+            want: vec![vec![
+                ("t/a/c/c1/default/r1/r0/b0", 1),
+                ("t/a/c/c2/default/r2/r0/b0", 1),
+            ]],
+        },
+        Case {
+            what: "different matches: two routes, precedence order",
+            c1: with("r", prefix("/"), vec![backend("svc", 1, &["127.0.1.1:80"])]),
+            c2: with(
+                "r",
+                prefix("/api"),
+                vec![backend("svc", 1, &["127.0.1.2:80"])],
+            ),
+            tenant2: "a",
+            want: vec![
+                vec![("t/a/c/c2/default/r/r0/b0", 1)],
+                vec![("t/a/c/c1/default/r/r0/b0", 1)],
+            ],
+        },
+        Case {
+            what: "a cluster without valid backends does not take a share",
+            c1: with("r", prefix("/"), vec![backend("svc", 1, &["127.0.1.1:80"])]),
+            c2: with("r", prefix("/"), vec![missing("svc", 1)]),
+            tenant2: "a",
+            want: vec![vec![("t/a/c/c1/default/r/r0/b0", 1)]],
+        },
+    ];
+    for case in cases {
+        let fi = intent(vec![
+            (ck("a", "c1"), vec![gw()], vec![case.c1]),
+            (ck(case.tenant2, "c2"), vec![gw()], vec![case.c2]),
+        ]);
+        let c = compile(&fi, &dp());
+        let vh = vhost(&c, 80, "h.a.example").unwrap();
+        let got: Vec<Vec<(String, u32)>> = vh
+            .routes
+            .iter()
+            .filter(|r| matches!(r.action, RouteAction::Forward(_)))
+            .map(forward_clusters)
+            .collect();
+        let want: Vec<Vec<(String, u32)>> = case
+            .want
+            .iter()
+            .map(|v| v.iter().map(|(n, w)| (n.to_string(), *w)).collect())
+            .collect();
+        assert_eq!(got, want, "{}", case.what);
+    }
+}
+
+#[test]
+fn routes_of_one_cluster_with_equal_matches_are_not_merged() {
+    let gw = gateway("default", "gw", vec![listener("http", 80)]);
+    let mut r1 = simple_route(
+        "default",
+        "r1",
+        vec![parent("default", "gw")],
+        &["h.a.example"],
+    );
+    r1.meta.creation_timestamp = "2025-01-01T00:00:00Z".into();
+    let r2 = simple_route(
+        "default",
+        "r2",
+        vec![parent("default", "gw")],
+        &["h.a.example"],
+    );
+    let c = compile(&one(vec![gw], vec![r1, r2]), &dp());
+    let vh = vhost(&c, 80, "h.a.example").unwrap();
+    assert_eq!(
+        route_names(vh),
+        vec!["t/a/c/c1/default/r1/r0/m0", "t/a/c/c1/default/r2/r0/m0"]
+    );
+    assert_eq!(forward_clusters(&vh.routes[0]).len(), 1);
+}
+
+// ---- allowedRoutes.kinds ----------------------------------------------------------------
+
+#[test]
+fn listener_route_kinds_table() {
+    let k = |group: &str, kind: &str| model::RouteGroupKind {
+        group: group.into(),
+        kind: kind.into(),
+    };
+    let g = "gateway.networking.k8s.io";
+    // (what, allowed kinds, supportedKinds, ResolvedRefs (status, reason), Programmed, route accepted)
+    type Case<'a> = (
+        &'a str,
+        Vec<model::RouteGroupKind>,
+        Vec<&'a str>,
+        (bool, &'a str),
+        bool,
+        (bool, &'a str),
+    );
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "unset: the protocol's kind",
+            vec![],
+            vec!["HTTPRoute"],
+            (true, "ResolvedRefs"),
+            true,
+            (true, "Accepted"),
+        ),
+        (
+            "HTTPRoute listed",
+            vec![k(g, "HTTPRoute")],
+            vec!["HTTPRoute"],
+            (true, "ResolvedRefs"),
+            true,
+            (true, "Accepted"),
+        ),
+        (
+            "one supported, one not: serves the supported one",
+            vec![k(g, "HTTPRoute"), k(g, "TCPRoute")],
+            vec!["HTTPRoute"],
+            (false, "InvalidRouteKinds"),
+            true,
+            (true, "Accepted"),
+        ),
+        (
+            "no supported kind: not programmed",
+            vec![k(g, "TLSRoute")],
+            vec![],
+            (false, "InvalidRouteKinds"),
+            false,
+            (false, "NoMatchingParent"),
+        ),
+        (
+            "another group",
+            vec![k("example.com", "HTTPRoute")],
+            vec![],
+            (false, "InvalidRouteKinds"),
+            false,
+            (false, "NoMatchingParent"),
+        ),
+    ];
+    for (what, kinds, supported, resolved, programmed, accepted) in cases {
+        let mut l = listener("http", 80).host("h.a.example");
+        l.allowed_kinds = kinds;
+        let gw = gateway("default", "gw", vec![l]);
+        let r = simple_route(
+            "default",
+            "r",
+            vec![parent("default", "gw")],
+            &["h.a.example"],
+        );
+        let c = compile(&one(vec![gw], vec![r]), &dp());
+        let ls = &status(&c, &ck("a", "c1"), Kind::Gateway, "gw").listeners[0];
+        let got: Vec<&str> = ls.supported_kinds.iter().map(|k| k.kind.as_str()).collect();
+        assert_eq!(got, supported, "{what}: supportedKinds");
+        assert!(ls.supported_kinds.iter().all(|k| k.group == g), "{what}");
+        let rr = cond(&ls.conditions, "ResolvedRefs");
+        assert_eq!(
+            (rr.status, rr.reason.as_str()),
+            resolved,
+            "{what}: ResolvedRefs"
+        );
+        assert_eq!(
+            cond(&ls.conditions, "Programmed").status,
+            programmed,
+            "{what}: Programmed"
+        );
+        assert!(cond(&ls.conditions, "Accepted").status, "{what}: Accepted");
+        let (st, reason) = route_cond(&c, "r", "Accepted");
+        assert_eq!((st, reason.as_str()), accepted, "{what}: route");
+        assert_eq!(vhost(&c, 80, "h.a.example").is_some(), accepted.0, "{what}");
+    }
+}

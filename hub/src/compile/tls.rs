@@ -63,37 +63,43 @@ pub fn attach_tls_routes(
                     .collect(),
                 _ => Vec::new(),
             };
-            let accepted =
-                match attach::attach(&route.meta.namespace, &route.hostnames, pref, gw, &valid) {
-                    Ok(atts) => {
-                        let gw = gw.expect("attach succeeds only with a gateway");
-                        let wcs = backends
-                            .get_or_insert_with(|| tls_backends(ck, route, &src, clusters))
-                            .clone();
-                        for att in atts {
-                            let counts = attached
-                                .entry(gkey.clone())
-                                .or_insert_with(|| vec![BTreeSet::new(); gw.listeners.len()]);
-                            counts[att.listener].insert((
-                                format!("TLSRoute/{}", route.meta.namespace),
-                                route.meta.name.clone(),
-                            ));
-                            let port = gw.listeners[att.listener].port;
-                            for host in att.hostnames {
-                                passthrough
-                                    .entry(port)
-                                    .or_default()
-                                    .entry(host)
-                                    .or_insert_with(|| Passthrough {
-                                        clusters: wcs.clone(),
-                                        source: src.clone(),
-                                    });
-                            }
+            let accepted = match attach::attach(
+                "TLSRoute",
+                &route.meta.namespace,
+                &route.hostnames,
+                pref,
+                gw,
+                &valid,
+            ) {
+                Ok(atts) => {
+                    let gw = gw.expect("attach succeeds only with a gateway");
+                    let wcs = backends
+                        .get_or_insert_with(|| tls_backends(ck, route, &src, clusters))
+                        .clone();
+                    for att in atts {
+                        let counts = attached
+                            .entry(gkey.clone())
+                            .or_insert_with(|| vec![BTreeSet::new(); gw.listeners.len()]);
+                        counts[att.listener].insert((
+                            format!("TLSRoute/{}", route.meta.namespace),
+                            route.meta.name.clone(),
+                        ));
+                        let port = gw.listeners[att.listener].port;
+                        for host in att.hostnames {
+                            passthrough
+                                .entry(port)
+                                .or_default()
+                                .entry(host)
+                                .or_insert_with(|| Passthrough {
+                                    clusters: wcs.clone(),
+                                    source: src.clone(),
+                                });
                         }
-                        Condition::new("Accepted", true, "Accepted", "route accepted")
                     }
-                    Err(e) => Condition::new("Accepted", false, e.reason(), e.message()),
-                };
+                    Condition::new("Accepted", true, "Accepted", "route accepted")
+                }
+                Err(e) => Condition::new("Accepted", false, e.reason(), e.message()),
+            };
             parents.push(RouteParentStatus {
                 parent_ref: pref.clone(),
                 conditions: vec![accepted, resolved.clone()],

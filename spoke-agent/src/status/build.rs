@@ -9,7 +9,9 @@
 use std::collections::BTreeMap;
 
 use fleetgate_proto::spoke::v1::{self as pb, Kind, ObjectStatus, Status};
-use gateway_api::gatewayclasses::{GatewayClass, GatewayClassStatus};
+use gateway_api::gatewayclasses::{
+    GatewayClass, GatewayClassStatus, GatewayClassStatusSupportedFeatures,
+};
 use gateway_api::gateways::{
     Gateway, GatewayStatus, GatewayStatusAddresses, GatewayStatusListeners,
     GatewayStatusListenersSupportedKinds,
@@ -139,7 +141,8 @@ fn sorted(mut c: Vec<Condition>) -> Vec<Condition> {
     c
 }
 
-/// GatewayClass of a claimed class: Accepted=True, decided by the agent itself.
+/// GatewayClass of a claimed class: Accepted=True, decided by the agent itself, and
+/// `supportedFeatures` from [`super::features::SUPPORTED_FEATURES`].
 pub fn gateway_class_status(gc: &GatewayClass, now: &Time) -> GatewayClassStatus {
     let existing = gc.status.clone().unwrap_or_default();
     let accepted = pb::Condition {
@@ -156,7 +159,14 @@ pub fn gateway_class_status(gc: &GatewayClass, now: &Time) -> GatewayClassStatus
             generation,
             now,
         )),
-        ..existing
+        supported_features: Some(
+            super::features::SUPPORTED_FEATURES
+                .iter()
+                .map(|f| GatewayClassStatusSupportedFeatures {
+                    name: f.to_string(),
+                })
+                .collect(),
+        ),
     }
 }
 
@@ -187,10 +197,7 @@ pub fn gateway_status(gw: &Gateway, hub: &ObjectStatus, now: &Time) -> GatewaySt
                     generation,
                     now,
                 ),
-                supported_kinds: Some(vec![GatewayStatusListenersSupportedKinds {
-                    group: Some(GATEWAY_GROUP.to_string()),
-                    kind: route_kind_of(gw, &l.name).to_string(),
-                }]),
+                supported_kinds: Some(supported_kinds(gw, l)),
             }
         })
         .collect();
@@ -269,6 +276,32 @@ pub fn route_status(route: &HttpRoute, hub: &ObjectStatus, now: &Time) -> HttpRo
         });
     }
     HttpRouteStatus { parents }
+}
+
+/// A listener's `supportedKinds`: what the hub computed (the intersection of
+/// `allowedRoutes.kinds` with what it serves), or, from a hub that does not send them, the kind
+/// of the listener's protocol.
+fn supported_kinds(
+    gw: &Gateway,
+    l: &pb::ListenerStatus,
+) -> Vec<GatewayStatusListenersSupportedKinds> {
+    let invalid_kinds = l
+        .conditions
+        .iter()
+        .any(|c| c.r#type == "ResolvedRefs" && c.reason == "InvalidRouteKinds");
+    if l.supported_kinds.is_empty() && !invalid_kinds {
+        return vec![GatewayStatusListenersSupportedKinds {
+            group: Some(GATEWAY_GROUP.to_string()),
+            kind: route_kind_of(gw, &l.name).to_string(),
+        }];
+    }
+    l.supported_kinds
+        .iter()
+        .map(|k| GatewayStatusListenersSupportedKinds {
+            group: Some(k.group.clone()),
+            kind: k.kind.clone(),
+        })
+        .collect()
 }
 
 /// The route kind a listener takes: TLSRoute on TLS listeners, HTTPRoute otherwise.

@@ -9,6 +9,7 @@
 //! `status.conditions` ([`service`]); one that got no address is also logged as a warning.
 
 pub mod build;
+pub mod features;
 pub mod service;
 
 use std::collections::BTreeMap;
@@ -75,7 +76,10 @@ impl Sink {
                         let body = json!({
                             "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
                             "metadata": {"name": name},
-                            "status": {"conditions": status.conditions},
+                            "status": {
+                                "conditions": status.conditions,
+                                "supportedFeatures": status.supported_features,
+                            },
                         });
                         Api::<GatewayClass>::all(client.clone())
                             .patch_status(name, &pp, &Patch::Apply(body))

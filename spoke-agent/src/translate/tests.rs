@@ -550,3 +550,123 @@ fn nothing_claimed_sends_nothing() {
     assert!(translate(&st, EndpointMode::Node).is_empty());
     assert!(claimed_classes(&st).is_empty());
 }
+
+#[test]
+fn selector_listeners_send_the_namespaces_the_selector_selects_now() {
+    use gateway_api::gateways::GatewayListenersAllowedRoutesNamespacesSelector;
+    use k8s_openapi::api::core::v1::Namespace;
+    let labelled = |name: &str, labels: &[(&str, &str)]| Namespace {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut gw = with_from(
+        gateway("infra", "sel", "fleetgate", &[("web", "HTTP", 80, None)]),
+        GatewayListenersAllowedRoutesNamespacesFrom::Selector,
+    );
+    let sent = |st: &ClusterState| -> (String, Vec<String>) {
+        let out = translate(st, EndpointMode::Node);
+        let o = out
+            .iter()
+            .find(|o| o.r#ref.as_ref().unwrap().name == "sel")
+            .expect("the Gateway is sent");
+        let object::Spec::Gateway(g) = o.spec.as_ref().unwrap() else {
+            panic!()
+        };
+        let a = g.listeners[0].allowed_routes.clone().unwrap();
+        (a.from, a.namespaces)
+    };
+    let mut st = ClusterState {
+        gateway_classes: vec![gateway_class("fleetgate", CONTROLLER_NAME)],
+        namespaces: vec![
+            labelled("team-a", &[("shared-gateway", "yes")]),
+            labelled("team-b", &[("shared-gateway", "no")]),
+            labelled("plain", &[]),
+        ],
+        ..Default::default()
+    };
+    // No selector: nothing is admitted (never widened).
+    st.gateways = vec![gw.clone()];
+    assert_eq!(sent(&st), ("Selector".to_string(), vec![]));
+    gw.spec.listeners[0]
+        .allowed_routes
+        .as_mut()
+        .unwrap()
+        .namespaces
+        .as_mut()
+        .unwrap()
+        .selector = Some(GatewayListenersAllowedRoutesNamespacesSelector {
+        match_labels: Some([("shared-gateway".to_string(), "yes".to_string())].into()),
+        match_expressions: None,
+    });
+    st.gateways = vec![gw];
+    assert_eq!(
+        sent(&st),
+        ("Selector".to_string(), vec!["team-a".to_string()])
+    );
+    // Labelling a namespace changes what is sent.
+    st.namespaces[2] = labelled("plain", &[("shared-gateway", "yes")]);
+    assert_eq!(
+        sent(&st),
+        (
+            "Selector".to_string(),
+            vec!["plain".to_string(), "team-a".to_string()]
+        )
+    );
+}
+
+#[test]
+fn allowed_route_kinds_are_sent_with_the_group_defaulted() {
+    use gateway_api::gateways::{
+        GatewayListenersAllowedRoutes, GatewayListenersAllowedRoutesKinds,
+    };
+    let mut gw = gateway("infra", "k", "fleetgate", &[("web", "HTTP", 80, None)]);
+    gw.spec.listeners[0].allowed_routes = Some(GatewayListenersAllowedRoutes {
+        namespaces: None,
+        kinds: Some(vec![
+            GatewayListenersAllowedRoutesKinds {
+                group: None,
+                kind: "HTTPRoute".into(),
+            },
+            GatewayListenersAllowedRoutesKinds {
+                group: Some("example.com".into()),
+                kind: "Other".into(),
+            },
+        ]),
+    });
+    let st = ClusterState {
+        gateway_classes: vec![gateway_class("fleetgate", CONTROLLER_NAME)],
+        gateways: vec![gw],
+        ..Default::default()
+    };
+    let out = translate(&st, EndpointMode::Node);
+    let object::Spec::Gateway(g) = out[0].spec.as_ref().unwrap() else {
+        panic!()
+    };
+    let kinds: Vec<(String, String)> = g.listeners[0]
+        .allowed_routes
+        .as_ref()
+        .unwrap()
+        .kinds
+        .iter()
+        .map(|k| (k.group.clone(), k.kind.clone()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (
+                "gateway.networking.k8s.io".to_string(),
+                "HTTPRoute".to_string()
+            ),
+            ("example.com".to_string(), "Other".to_string())
+        ]
+    );
+}

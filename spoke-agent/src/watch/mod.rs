@@ -1,5 +1,5 @@
 //! Watch: kube-rs reflectors over the tenant cluster (GatewayClass, Gateway, HTTPRoute v1,
-//! TLSRoute v1, ReferenceGrant v1, Service, EndpointSlice, Node, Secrets of type
+//! TLSRoute v1, ReferenceGrant v1, Service, EndpointSlice, Node, Namespace, Secrets of type
 //! `kubernetes.io/tls`; TCPRoute and UDPRoute v1 when served) that publish a [`ClusterState`]
 //! snapshot.
 //!
@@ -22,7 +22,7 @@ use gateway_api::gateways::Gateway;
 use gateway_api::httproutes::HttpRoute;
 use gateway_api::referencegrants::ReferenceGrant;
 use gateway_api::tlsroutes::TlsRoute;
-use k8s_openapi::api::core::v1::{Node, Secret, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::{Api, Client};
 use tokio::sync::{Notify, watch};
@@ -83,6 +83,7 @@ pub async fn run(client: Client, tx: watch::Sender<ClusterState>) {
         serves_tcp.then(|| reflect::spawn(Api::<TcpRoute>::all(client.clone()), changed.clone()));
     let udp_routes =
         serves_udp.then(|| reflect::spawn(Api::<UdpRoute>::all(client.clone()), changed.clone()));
+    let namespaces = reflect::spawn(Api::<Namespace>::all(client.clone()), changed.clone());
 
     let ready = async {
         let _ = classes.wait_until_ready().await;
@@ -100,13 +101,14 @@ pub async fn run(client: Client, tx: watch::Sender<ClusterState>) {
         if let Some(s) = &udp_routes {
             let _ = s.wait_until_ready().await;
         }
+        let _ = namespaces.wait_until_ready().await;
     };
     tokio::pin!(ready);
     loop {
         tokio::select! {
             _ = &mut ready => break,
             _ = tokio::time::sleep(Duration::from_secs(10)) => warn!(
-                "still waiting for the initial list of GatewayClasses, Gateways, HTTPRoutes, TLSRoutes, ReferenceGrants, Services, EndpointSlices, Nodes and TLS Secrets (are the Gateway API CRDs installed and the RBAC in deploy/agent-rbac.yaml applied?)"
+                "still waiting for the initial list of GatewayClasses, Gateways, HTTPRoutes, TLSRoutes, ReferenceGrants, Services, EndpointSlices, Nodes, Namespaces and TLS Secrets (are the Gateway API CRDs installed and the RBAC in deploy/agent-rbac.yaml applied?)"
             ),
         }
     }
@@ -130,6 +132,7 @@ pub async fn run(client: Client, tx: watch::Sender<ClusterState>) {
                 .as_ref()
                 .map(reflect::objects)
                 .unwrap_or_default(),
+            namespaces: reflect::objects(&namespaces),
         };
         s.normalize();
         s

@@ -107,6 +107,9 @@ fn hub_status(addr: &str, programmed: &str) -> Status {
                     name: "http".into(),
                     attached_routes: 1,
                     conditions: vec![pc("Accepted", "True", "Accepted")],
+                    // A hub that does not send supportedKinds: the agent falls back to the
+                    // listener protocol's kind.
+                    supported_kinds: vec![],
                 }],
                 parents: vec![],
                 load_balancer_ingress: vec![],
@@ -380,5 +383,72 @@ fn summaries_have_no_timestamps() {
     assert_eq!(
         a[2],
         "[parent infra/gw: Accepted=True(Accepted) ResolvedRefs=True(ResolvedRefs)]"
+    );
+}
+
+#[test]
+fn claimed_classes_list_the_supported_features_in_order() {
+    let st = cluster();
+    let w = plan(&st, None, &t(100));
+    let StatusWrite::GatewayClass { status, .. } = &w[0] else {
+        panic!("{w:?}")
+    };
+    let names: Vec<&str> = status
+        .supported_features
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
+    assert_eq!(names, crate::status::features::SUPPORTED_FEATURES);
+    assert!(names.contains(&"HTTPRoute") && names.contains(&"TLSRoute"));
+    let accepted = status
+        .conditions
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|c| c.type_ == "Accepted")
+        .unwrap();
+    assert_eq!(accepted.status, "True");
+}
+
+#[test]
+fn supported_kinds_come_from_the_hub_and_may_be_empty() {
+    let st = cluster();
+    let kinds_of = |supported: Vec<pb::RouteGroupKind>, resolved: pb::Condition| {
+        let mut hub = hub_status("10.0.0.1", "True");
+        let l = &mut hub.objects[0].listeners[0];
+        l.supported_kinds = supported;
+        l.conditions.push(resolved);
+        let w = plan(&st, Some(&hub), &t(300));
+        let gw = w
+            .iter()
+            .find_map(|w| match w {
+                StatusWrite::Gateway { status, .. } => Some(status.clone()),
+                _ => None,
+            })
+            .expect("a Gateway write");
+        gw.listeners.unwrap()[0]
+            .supported_kinds
+            .clone()
+            .unwrap()
+            .into_iter()
+            .map(|k| (k.group.unwrap_or_default(), k.kind))
+            .collect::<Vec<_>>()
+    };
+    let g = "gateway.networking.k8s.io".to_string();
+    assert_eq!(
+        kinds_of(
+            vec![pb::RouteGroupKind {
+                group: g.clone(),
+                kind: "HTTPRoute".into()
+            }],
+            pc("ResolvedRefs", "True", "ResolvedRefs")
+        ),
+        vec![(g.clone(), "HTTPRoute".to_string())]
+    );
+    assert_eq!(
+        kinds_of(vec![], pc("ResolvedRefs", "False", "InvalidRouteKinds")),
+        vec![]
     );
 }

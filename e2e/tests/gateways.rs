@@ -1,0 +1,341 @@
+//! Gateway and listener semantics end to end on real components (kube-apiservers with the
+//! Gateway API v1.6.3 CRDs, the agents, the hub and Envoy): one hostname served from two
+//! clusters of one tenant, listener conflicts, `allowedRoutes` Selector, and the GatewayClass's
+//! `supportedFeatures`.
+//!
+//! Needs the product binaries: `cargo build --bins` first. Each test starts its own fleet.
+
+use std::collections::BTreeSet;
+
+use anyhow::{Context, ensure};
+use fleetgate_e2e::{Fleet, TIMEOUT, eventually};
+use serde_json::Value;
+
+const TENANT_A: (&str, &str, &str) = ("tenant-a", "*.a.example", "127.0.1.0/24");
+
+const CLASS: &str = r#"apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata:
+  name: fleetgate
+spec:
+  controllerName: fleetgate.dev/hub
+"#;
+
+/// Gateway `web` in `default` with the given listener YAML (a list under `listeners:`).
+fn gateway_yaml(listeners: &str) -> String {
+    format!(
+        r#"apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: web
+  namespace: default
+spec:
+  gatewayClassName: fleetgate
+  listeners:
+{listeners}"#
+    )
+}
+
+/// HTTPRoute `name` in `namespace` on Gateway default/web for `hostname`, all paths, to Service
+/// `svc` (in `default`, port 8080).
+fn route_yaml(namespace: &str, name: &str, hostname: &str, svc: &str) -> String {
+    route_on("web", namespace, name, hostname, svc)
+}
+
+/// Like [`route_yaml`], on Gateway default/`gateway`.
+fn route_on(gateway: &str, namespace: &str, name: &str, hostname: &str, svc: &str) -> String {
+    format!(
+        r#"apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: {name}
+  namespace: {namespace}
+spec:
+  parentRefs:
+  - name: {gateway}
+    namespace: default
+  hostnames: [{hostname}]
+  rules:
+  - backendRefs:
+    - name: {svc}
+      namespace: default
+      port: 8080
+"#
+    )
+}
+
+fn condition<'a>(conditions: &'a Value, type_: &str) -> Option<&'a Value> {
+    conditions.as_array()?.iter().find(|c| c["type"] == type_)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_hostname_from_two_clusters_of_one_tenant_reaches_both() {
+    let fleet = Fleet::start_multi_cluster("two-clusters", &[TENANT_A], &["c2"])
+        .await
+        .expect("fleet");
+    let a = fleet.tenant("tenant-a");
+    let c2 = &a.more[0];
+    // Cluster c1: node .10; cluster c2: node .11; the same Service name in both.
+    let ip1 = a.create_node("node-1", 10).await.unwrap();
+    let _echo1 = a.node_port_backend("echo", ip1, "c1-echo").await.unwrap();
+    let ip2 = a.ip(11);
+    c2.cluster
+        .create_node("node-1", &ip2.to_string())
+        .await
+        .unwrap();
+    let node_port = fleetgate_e2e::ports::free_port_in(ip2, 30000..=32767).unwrap();
+    c2.cluster
+        .apply(&fleetgate_e2e::fleet::node_port_service_yaml(
+            "default", "echo", node_port,
+        ))
+        .await
+        .unwrap();
+    let _echo2 =
+        fleetgate_e2e::Echo::start_at("c2-echo", std::net::SocketAddr::new(ip2, node_port))
+            .await
+            .unwrap();
+    let listener = "  - {name: http, protocol: HTTP, port: 80, hostname: app.a.example}\n";
+    for c in [&a.cluster, &c2.cluster] {
+        c.apply(CLASS).await.unwrap();
+        c.apply(&gateway_yaml(listener)).await.unwrap();
+        c.apply(&route_yaml("default", "app", "app.a.example", "echo"))
+            .await
+            .unwrap();
+    }
+
+    // Both clusters' backends answer for the one hostname (weights 1:1).
+    eventually(TIMEOUT, || async {
+        let mut seen = BTreeSet::new();
+        for _ in 0..40 {
+            let (status, body) = fleet.get("app.a.example", "/").await?;
+            ensure!(status == 200, "status {status}, body {body:?}");
+            seen.insert(body);
+        }
+        let want: BTreeSet<String> = ["c1-echo".to_string(), "c2-echo".to_string()].into();
+        ensure!(seen == want, "answered by {seen:?}, want both clusters");
+        Ok(())
+    })
+    .await;
+
+    // Both Gateways are programmed; the class lists the supported features.
+    for c in [&a.cluster, &c2.cluster] {
+        eventually(TIMEOUT, || async {
+            let gw = c
+                .get_json("Gateway", "default", "web")
+                .await?
+                .context("Gateway")?;
+            let p = condition(&gw["status"]["conditions"], "Programmed").context("Programmed")?;
+            ensure!(p["status"] == "True", "{p}");
+            Ok(())
+        })
+        .await;
+    }
+    let features: Vec<String> = eventually(TIMEOUT, || async {
+        let gc = a
+            .cluster
+            .get_json("GatewayClass", "", "fleetgate")
+            .await?
+            .context("GatewayClass")?;
+        let accepted = condition(&gc["status"]["conditions"], "Accepted").context("Accepted")?;
+        ensure!(accepted["status"] == "True", "{accepted}");
+        let f = gc["status"]["supportedFeatures"]
+            .as_array()
+            .context("no supportedFeatures")?
+            .iter()
+            .filter_map(|f| f["name"].as_str().map(str::to_string))
+            .collect::<Vec<_>>();
+        Ok(f)
+    })
+    .await;
+    let mut sorted = features.clone();
+    sorted.sort();
+    assert_eq!(features, sorted, "supportedFeatures are sorted");
+    for f in ["Gateway", "HTTPRoute", "ReferenceGrant", "TLSRoute"] {
+        assert!(features.iter().any(|x| x == f), "{f} in {features:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protocol_conflict_and_invalid_route_kinds_are_reported_on_the_listeners() {
+    let fleet = Fleet::start(&[TENANT_A]).await.expect("fleet");
+    let a = fleet.tenant("tenant-a");
+    let ip = a.create_node("node-1", 10).await.unwrap();
+    let _echo = a.node_port_backend("echo", ip, "echo").await.unwrap();
+    a.cluster.apply(CLASS).await.unwrap();
+    // Gateway web: HTTP and TCP on one port (ProtocolConflict); Gateway ok: a plain listener.
+    a.cluster
+        .apply(&gateway_yaml(
+            "  - {name: web, protocol: HTTP, port: 80, hostname: both.a.example}\n  - {name: raw, protocol: TCP, port: 80}\n",
+        ))
+        .await
+        .unwrap();
+    a.cluster
+        .apply(
+            &gateway_yaml(
+                "  - {name: ok, protocol: HTTP, port: 80, hostname: ok.a.example}\n  - {name: kinds, protocol: HTTP, port: 80, hostname: k.a.example, allowedRoutes: {kinds: [{kind: TLSRoute}]}}\n",
+            )
+            .replace("name: web\n", "name: ok\n"),
+        )
+        .await
+        .unwrap();
+    a.cluster
+        .apply(&route_on("ok", "default", "ok", "ok.a.example", "echo"))
+        .await
+        .unwrap();
+    a.cluster
+        .apply(&route_yaml("default", "both", "both.a.example", "echo"))
+        .await
+        .unwrap();
+
+    eventually(TIMEOUT, || async {
+        let gw = a
+            .cluster
+            .get_json("Gateway", "default", "web")
+            .await?
+            .context("Gateway")?;
+        let listeners = gw["status"]["listeners"].as_array().context("listeners")?;
+        let web = listeners
+            .iter()
+            .find(|l| l["name"] == "web")
+            .context("listener web")?;
+        let c = condition(&web["conditions"], "Conflicted").context("Conflicted")?;
+        ensure!(
+            c["status"] == "True" && c["reason"] == "ProtocolConflict",
+            "web Conflicted: {c}"
+        );
+        let p = condition(&web["conditions"], "Programmed").context("Programmed")?;
+        ensure!(p["status"] == "False", "web Programmed: {p}");
+        let other = a
+            .cluster
+            .get_json("Gateway", "default", "ok")
+            .await?
+            .context("Gateway ok")?;
+        let ok = &other["status"]["listeners"][0];
+        let c = condition(&ok["conditions"], "Conflicted").context("Conflicted")?;
+        ensure!(c["status"] == "False", "ok Conflicted: {c}");
+        // A listener whose allowedRoutes.kinds fleetgate does not serve on HTTP.
+        let kinds = &other["status"]["listeners"][1];
+        let c = condition(&kinds["conditions"], "ResolvedRefs").context("ResolvedRefs")?;
+        ensure!(
+            c["status"] == "False" && c["reason"] == "InvalidRouteKinds",
+            "kinds ResolvedRefs: {c}"
+        );
+        ensure!(
+            kinds["supportedKinds"]
+                .as_array()
+                .is_some_and(|a| a.is_empty()),
+            "kinds supportedKinds: {}",
+            kinds["supportedKinds"]
+        );
+        let ok_kinds = &ok["supportedKinds"][0];
+        ensure!(
+            ok_kinds["kind"] == "HTTPRoute",
+            "ok supportedKinds: {ok_kinds}"
+        );
+        Ok(())
+    })
+    .await;
+    // The unconflicted listener serves; the conflicted one is not programmed.
+    eventually(TIMEOUT, || async {
+        let (s, body) = fleet.get("ok.a.example", "/").await?;
+        ensure!(s == 200 && body == "echo", "ok: {s} {body:?}");
+        let (s, _) = fleet.get("both.a.example", "/").await?;
+        ensure!(s == 404, "both: {s}");
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_selector_listener_admits_only_labelled_namespaces() {
+    let fleet = Fleet::start(&[TENANT_A]).await.expect("fleet");
+    let a = fleet.tenant("tenant-a");
+    let ip = a.create_node("node-1", 10).await.unwrap();
+    let _echo = a.node_port_backend("echo", ip, "echo").await.unwrap();
+    a.cluster
+        .apply("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-in\n  labels: {shared-gateway: \"yes\"}\n")
+        .await
+        .unwrap();
+    a.cluster
+        .apply("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-out\n")
+        .await
+        .unwrap();
+    // The routes in other namespaces reach Service default/echo through a ReferenceGrant.
+    a.cluster
+        .apply(
+            r#"apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: to-echo
+  namespace: default
+spec:
+  from:
+  - {group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: team-in}
+  - {group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: team-out}
+  to:
+  - {group: "", kind: Service}
+"#,
+        )
+        .await
+        .unwrap();
+    a.cluster.apply(CLASS).await.unwrap();
+    a.cluster
+        .apply(&gateway_yaml(
+            "  - name: http\n    protocol: HTTP\n    port: 80\n    allowedRoutes:\n      namespaces:\n        from: Selector\n        selector:\n          matchLabels: {shared-gateway: \"yes\"}\n",
+        ))
+        .await
+        .unwrap();
+    a.cluster
+        .apply(&route_yaml("team-in", "in", "in.a.example", "echo"))
+        .await
+        .unwrap();
+    a.cluster
+        .apply(&route_yaml("team-out", "out", "out.a.example", "echo"))
+        .await
+        .unwrap();
+
+    let accepted = |ns: &'static str, name: &'static str| async move {
+        let r = a
+            .cluster
+            .get_json("HTTPRoute", ns, name)
+            .await?
+            .context("HTTPRoute")?;
+        let parents = r["status"]["parents"]
+            .as_array()
+            .context("no status.parents")?;
+        let c = condition(
+            &parents.first().context("no parent")?["conditions"],
+            "Accepted",
+        )
+        .context("Accepted")?
+        .clone();
+        anyhow::Ok(c)
+    };
+    eventually(TIMEOUT, || async {
+        let c = accepted("team-in", "in").await?;
+        ensure!(c["status"] == "True", "team-in/in: {c}");
+        let c = accepted("team-out", "out").await?;
+        ensure!(
+            c["status"] == "False" && c["reason"] == "NotAllowedByListeners",
+            "team-out/out: {c}"
+        );
+        let (s, body) = fleet.get("in.a.example", "/").await?;
+        ensure!(s == 200 && body == "echo", "in: {s} {body:?}");
+        let (s, _) = fleet.get("out.a.example", "/").await?;
+        ensure!(s == 404, "out: {s}");
+        Ok(())
+    })
+    .await;
+
+    // Labelling the other namespace admits its route too.
+    a.cluster
+        .apply("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-out\n  labels: {shared-gateway: \"yes\"}\n")
+        .await
+        .unwrap();
+    eventually(TIMEOUT, || async {
+        let (s, body) = fleet.get("out.a.example", "/").await?;
+        ensure!(s == 200 && body == "echo", "out: {s} {body:?}");
+        Ok(())
+    })
+    .await;
+}

@@ -1,0 +1,64 @@
+//! Several clusters of one tenant serving one hostname: their routes are merged.
+//!
+//! Part of the compiler (step 7), pure; runs on the routes of one virtual host, already in
+//! Gateway API precedence order (`super::precedence`, whose key is cluster-aware). A route whose
+//! match (path, headers, query parameters, method) equals that of an earlier route of the same
+//! tenant from ANOTHER cluster does not shadow it: both forward, so the later route's backends
+//! are added to the earlier one's, with their weights as written (two clusters each with one
+//! backend of weight 1 share the traffic 50/50). The earlier route (the older HTTPRoute, then
+//! namespace/name, then cluster name) keeps its filters, timeouts and mirrors. Routes that do not
+//! forward (redirects, 500 for a rule without valid backends) are not merged: precedence
+//! decides as within one cluster. Routes of one cluster with equal matches are never merged
+//! either: the Gateway API lets precedence pick one of them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::snapshot::{PathMatch, Route, RouteAction};
+use crate::model::ValueMatch;
+
+/// What makes two routes match the same requests.
+type MatchKey = (
+    String,
+    PathMatch,
+    Vec<(String, ValueMatch)>,
+    Vec<(String, ValueMatch)>,
+    Option<String>,
+);
+
+/// The routes of one virtual host (in precedence order) with equal forwarding matches of one
+/// tenant's clusters merged into the first of them.
+pub fn merge_clusters(routes: impl IntoIterator<Item = Route>) -> Vec<Route> {
+    let mut out: Vec<Route> = Vec::new();
+    // Match -> (index in `out` of the first forwarding route, clusters merged into it).
+    let mut firsts: BTreeMap<MatchKey, (usize, BTreeSet<String>)> = BTreeMap::new();
+    for r in routes {
+        let (Some(src), RouteAction::Forward(fw)) = (&r.source, &r.action) else {
+            out.push(r);
+            continue;
+        };
+        let key = (
+            src.cluster.tenant.clone(),
+            r.path.clone(),
+            r.headers.clone(),
+            r.query_params.clone(),
+            r.method.clone(),
+        );
+        match firsts.get_mut(&key) {
+            Some((i, merged)) if !merged.contains(&src.cluster.cluster) => {
+                merged.insert(src.cluster.cluster.clone());
+                if let RouteAction::Forward(first) = &mut out[*i].action {
+                    first.clusters.extend(fw.clusters.iter().cloned());
+                }
+            }
+            Some(_) => out.push(r),
+            None => {
+                firsts.insert(
+                    key,
+                    (out.len(), BTreeSet::from([src.cluster.cluster.clone()])),
+                );
+                out.push(r);
+            }
+        }
+    }
+    out
+}
