@@ -5,6 +5,7 @@
 //! Where it sits: `sync` -> **admit** -> `store`. Pure: the caller passes the tenant's policy and
 //! the current hostname owners; nothing here does I/O.
 
+mod grpc;
 mod http;
 mod re2;
 pub mod tls;
@@ -69,6 +70,7 @@ pub enum Admitted {
     Gateway(Gateway),
     HttpRoute(HttpRoute),
     TlsRoute(crate::model::TlsRoute),
+    GrpcRoute(crate::model::GrpcRoute),
 }
 
 impl Admitted {
@@ -82,6 +84,7 @@ impl Admitted {
                 .collect(),
             Admitted::HttpRoute(r) => r.hostnames.clone(),
             Admitted::TlsRoute(r) => r.hostnames.clone(),
+            Admitted::GrpcRoute(r) => r.hostnames.clone(),
         }
     }
 }
@@ -92,6 +95,7 @@ pub fn object_key(r: &pb::ObjectRef) -> Result<ObjectKey, Rejection> {
         Ok(pb::Kind::Gateway) => Kind::Gateway,
         Ok(pb::Kind::HttpRoute) => Kind::HttpRoute,
         Ok(pb::Kind::TlsRoute) => Kind::TlsRoute,
+        Ok(pb::Kind::GrpcRoute) => Kind::GrpcRoute,
         _ => {
             return reject(
                 "UnsupportedValue",
@@ -152,6 +156,9 @@ pub fn admit(obj: &pb::Object, policy: &Policy<'_>) -> Result<Admitted, Rejectio
         }
         (Kind::TlsRoute, Some(pb::object::Spec::TlsRoute(t))) => {
             tls::admit_tls_route(meta, t, policy).map(Admitted::TlsRoute)
+        }
+        (Kind::GrpcRoute, Some(pb::object::Spec::GrpcRoute(g))) => {
+            grpc::admit_grpc_route(meta, g, policy).map(Admitted::GrpcRoute)
         }
         _ => reject(
             "UnsupportedValue",

@@ -141,6 +141,9 @@ impl Fleet {
             intent
                 .tls_routes
                 .retain(|(ns, n), _| sent.contains(&okey(Kind::TlsRoute, ns, n)));
+            intent
+                .grpc_routes
+                .retain(|(ns, n), _| sent.contains(&okey(Kind::GrpcRoute, ns, n)));
             rejections.retain(|k, _| sent.contains(k));
         }
         for d in &update.deletes {
@@ -181,6 +184,10 @@ impl Fleet {
                     rejections.remove(&k);
                     intent.tls_routes.insert((k.namespace, k.name), t);
                 }
+                Ok(Admitted::GrpcRoute(g)) => {
+                    rejections.remove(&k);
+                    intent.grpc_routes.insert((k.namespace, k.name), g);
+                }
                 Err(e) => {
                     tracing::info!(cluster = %key, object = ?k, reason = e.reason, "rejected: {}", e.message);
                     rejections.insert(k.clone(), admit::rejected_status(&k, obj, &e));
@@ -190,6 +197,7 @@ impl Fleet {
         let count = intent.gateways.len()
             + intent.http_routes.len()
             + intent.tls_routes.len()
+            + intent.grpc_routes.len()
             + rejections.len();
         if count > self.config.limits.max_objects_per_cluster {
             return Err(UpdateError::TooManyObjects {
@@ -231,6 +239,9 @@ fn remove(intent: &mut ClusterIntent, k: &ObjectKey) {
         Kind::TlsRoute => {
             intent.tls_routes.remove(&id);
         }
+        Kind::GrpcRoute => {
+            intent.grpc_routes.remove(&id);
+        }
     }
 }
 
@@ -262,6 +273,11 @@ pub fn claims(
             )
             .chain(
                 ci.tls_routes
+                    .values()
+                    .flat_map(|r| r.hostnames.iter().cloned()),
+            )
+            .chain(
+                ci.grpc_routes
                     .values()
                     .flat_map(|r| r.hostnames.iter().cloned()),
             );

@@ -29,6 +29,7 @@ pub enum Kind {
     Gateway,
     HttpRoute,
     TlsRoute,
+    GrpcRoute,
 }
 
 /// One object inside one cluster.
@@ -56,6 +57,8 @@ pub struct ClusterIntent {
     pub http_routes: BTreeMap<(String, String), HttpRoute>,
     #[serde(default)]
     pub tls_routes: BTreeMap<(String, String), TlsRoute>,
+    #[serde(default)]
+    pub grpc_routes: BTreeMap<(String, String), GrpcRoute>,
 }
 
 /// A TLSRoute (v1): SNI hostnames -> backends, through TLS listeners in Passthrough mode.
@@ -365,6 +368,54 @@ pub struct BackendProblem {
     /// A Gateway API ResolvedRefs reason (BackendNotFound, RefNotPermitted, ...).
     pub reason: String,
     pub message: String,
+}
+
+// ---- GRPCRoute ---------------------------------------------------------------------------
+
+/// A GRPCRoute (v1): gRPC service/method and header matches -> HTTP/2 backends. The compiler
+/// places its rules into the same virtual hosts as HTTPRoutes (`crate::compile::grpc`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrpcRoute {
+    pub meta: Meta,
+    pub parent_refs: Vec<ParentRef>,
+    /// Lower-case.
+    pub hostnames: Vec<String>,
+    pub rules: Vec<GrpcRouteRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrpcRouteRule {
+    pub name: Option<String>,
+    /// Never empty: admission turns "no matches" into one match of everything.
+    pub matches: Vec<GrpcRouteMatch>,
+    /// RequestHeaderModifier, ResponseHeaderModifier and RequestMirror only.
+    pub filters: Vec<HttpFilter>,
+    /// Every backend (and mirror backend) has `app_protocol` [`AppProtocol::H2c`].
+    pub backends: Vec<Backend>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrpcRouteMatch {
+    /// `None`: any service and method.
+    pub method: Option<GrpcMethodMatch>,
+    /// Header matches, all must match; names lower-case.
+    pub headers: Vec<(String, ValueMatch)>,
+}
+
+/// A gRPC method match: the request path is `/<service>/<method>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GrpcMethodMatch {
+    /// Exact service and/or method names (at least one set; admission checked they are gRPC
+    /// identifiers).
+    Exact {
+        service: Option<String>,
+        method: Option<String>,
+    },
+    /// RE2 regular expressions over the service and/or method name (at least one set).
+    RegularExpression {
+        service: Option<String>,
+        method: Option<String>,
+    },
 }
 
 // ---- status -------------------------------------------------------------------------------

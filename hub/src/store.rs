@@ -10,7 +10,9 @@ use std::path::Path;
 
 use redb::{Database, ReadableTable, TableDefinition};
 
-use crate::model::{ClusterIntent, ClusterKey, FleetIntent, Gateway, HttpRoute, TlsRoute};
+use crate::model::{
+    ClusterIntent, ClusterKey, FleetIntent, Gateway, GrpcRoute, HttpRoute, TlsRoute,
+};
 
 /// The stored form of a `ClusterIntent`: plain lists (JSON maps need string keys); the maps are
 /// rebuilt from each object's own namespace and name.
@@ -20,6 +22,8 @@ struct Stored {
     http_routes: Vec<HttpRoute>,
     #[serde(default)]
     tls_routes: Vec<TlsRoute>,
+    #[serde(default)]
+    grpc_routes: Vec<GrpcRoute>,
 }
 
 impl From<&ClusterIntent> for Stored {
@@ -28,6 +32,7 @@ impl From<&ClusterIntent> for Stored {
             gateways: i.gateways.values().cloned().collect(),
             http_routes: i.http_routes.values().cloned().collect(),
             tls_routes: i.tls_routes.values().cloned().collect(),
+            grpc_routes: i.grpc_routes.values().cloned().collect(),
         }
     }
 }
@@ -44,6 +49,11 @@ impl From<Stored> for ClusterIntent {
                 .collect(),
             tls_routes: s
                 .tls_routes
+                .into_iter()
+                .map(|r| (key(&r.meta), r))
+                .collect(),
+            grpc_routes: s
+                .grpc_routes
                 .into_iter()
                 .map(|r| (key(&r.meta), r))
                 .collect(),

@@ -187,6 +187,7 @@ pub fn to_wire(s: &ObjectStatus) -> pb::ObjectStatus {
                 model::Kind::Gateway => pb::Kind::Gateway,
                 model::Kind::HttpRoute => pb::Kind::HttpRoute,
                 model::Kind::TlsRoute => pb::Kind::TlsRoute,
+                model::Kind::GrpcRoute => pb::Kind::GrpcRoute,
             } as i32,
             namespace: s.key.namespace.clone(),
             name: s.key.name.clone(),
