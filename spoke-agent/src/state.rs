@@ -6,6 +6,7 @@
 
 use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
+use gateway_api::grpcroutes::GrpcRoute;
 use gateway_api::httproutes::HttpRoute;
 use gateway_api::referencegrants::ReferenceGrant;
 use gateway_api::tlsroutes::TlsRoute;
@@ -26,6 +27,7 @@ pub struct ClusterState {
     pub secrets: Vec<Secret>,
     pub reference_grants: Vec<ReferenceGrant>,
     pub tls_routes: Vec<TlsRoute>,
+    pub grpc_routes: Vec<GrpcRoute>,
 }
 
 impl ClusterState {
@@ -47,6 +49,7 @@ impl ClusterState {
         self.secrets.sort_by_key(key);
         self.reference_grants.sort_by_key(key);
         self.tls_routes.sort_by_key(key);
+        self.grpc_routes.sort_by_key(key);
     }
 }
 
@@ -63,6 +66,7 @@ impl std::fmt::Debug for ClusterState {
             .field("secrets", &self.secrets.len())
             .field("reference_grants", &self.reference_grants.len())
             .field("tls_routes", &self.tls_routes.len())
+            .field("grpc_routes", &self.grpc_routes.len())
             .finish()
     }
 }

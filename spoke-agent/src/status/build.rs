@@ -47,6 +47,12 @@ pub enum StatusWrite {
         name: String,
         status: HttpRouteStatus,
     },
+    /// GRPCRoute v1 `status.parents` has exactly HTTPRoute's schema.
+    GrpcRoute {
+        namespace: String,
+        name: String,
+        status: HttpRouteStatus,
+    },
 }
 
 impl StatusWrite {
@@ -63,6 +69,9 @@ impl StatusWrite {
             Self::TlsRoute {
                 namespace, name, ..
             } => format!("TLSRoute {namespace}/{name}"),
+            Self::GrpcRoute {
+                namespace, name, ..
+            } => format!("GRPCRoute {namespace}/{name}"),
         }
     }
 }
@@ -164,10 +173,15 @@ pub fn gateway_status(gw: &Gateway, hub: &ObjectStatus, now: &Time) -> GatewaySt
                     generation,
                     now,
                 ),
-                supported_kinds: Some(vec![GatewayStatusListenersSupportedKinds {
-                    group: Some(GATEWAY_GROUP.to_string()),
-                    kind: route_kind_of(gw, &l.name).to_string(),
-                }]),
+                supported_kinds: Some(
+                    route_kinds_of(gw, &l.name)
+                        .iter()
+                        .map(|k| GatewayStatusListenersSupportedKinds {
+                            group: Some(GATEWAY_GROUP.to_string()),
+                            kind: k.to_string(),
+                        })
+                        .collect(),
+                ),
             }
         })
         .collect();
@@ -248,11 +262,33 @@ pub fn route_status(route: &HttpRoute, hub: &ObjectStatus, now: &Time) -> HttpRo
     HttpRouteStatus { parents }
 }
 
-/// The route kind a listener takes: TLSRoute on TLS listeners, HTTPRoute otherwise.
-fn route_kind_of(gw: &Gateway, listener: &str) -> &'static str {
+/// The route kinds a listener takes: TLSRoute on TLS listeners, HTTPRoute and GRPCRoute
+/// otherwise.
+fn route_kinds_of(gw: &Gateway, listener: &str) -> &'static [&'static str] {
     match gw.spec.listeners.iter().find(|l| l.name == listener) {
-        Some(l) if l.protocol == "TLS" => "TLSRoute",
-        _ => "HTTPRoute",
+        Some(l) if l.protocol == "TLS" => &["TLSRoute"],
+        _ => &["HTTPRoute", "GRPCRoute"],
+    }
+}
+
+/// A GRPCRoute seen through the HTTPRoute type for its status: GRPCRoute v1's parentRefs and
+/// status.parents have HTTPRoute's schema, so the same status building applies.
+pub fn grpc_route_as_http(r: &gateway_api::grpcroutes::GrpcRoute) -> HttpRoute {
+    HttpRoute {
+        metadata: r.metadata.clone(),
+        spec: gateway_api::httproutes::HttpRouteSpec {
+            parent_refs: r.spec.parent_refs.as_ref().map(|ps| {
+                ps.iter()
+                    .map(crate::translate::grpc::grpc_parent_as_http)
+                    .collect()
+            }),
+            ..Default::default()
+        },
+        status: r.status.as_ref().and_then(|s| {
+            serde_json::to_value(s)
+                .ok()
+                .and_then(|v| serde_json::from_value(v).ok())
+        }),
     }
 }
 
@@ -375,6 +411,20 @@ pub fn plan(state: &ClusterState, hub: Option<&Status>, now: &Time) -> Vec<Statu
             });
         }
     }
+    for r in &state.grpc_routes {
+        let Some((namespace, name, hs)) = find(Kind::GrpcRoute, &r.metadata) else {
+            continue;
+        };
+        let r = grpc_route_as_http(r);
+        let status = route_status(&r, hs, now);
+        if r.status.as_ref().map(norm_route) != Some(norm_route(&status)) {
+            out.push(StatusWrite::GrpcRoute {
+                namespace,
+                name,
+                status,
+            });
+        }
+    }
     out
 }
 
@@ -429,7 +479,9 @@ pub fn summary(w: &StatusWrite) -> String {
                 listeners.join("")
             )
         }
-        StatusWrite::HttpRoute { status, .. } | StatusWrite::TlsRoute { status, .. } => status
+        StatusWrite::HttpRoute { status, .. }
+        | StatusWrite::TlsRoute { status, .. }
+        | StatusWrite::GrpcRoute { status, .. } => status
             .parents
             .iter()
             .filter(|p| p.controller_name == CONTROLLER_NAME)

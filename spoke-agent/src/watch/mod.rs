@@ -1,5 +1,5 @@
 //! Watch: kube-rs reflectors over the tenant cluster (GatewayClass, Gateway, HTTPRoute v1,
-//! TLSRoute v1, ReferenceGrant v1, Service, EndpointSlice, Node, and Secrets of type
+//! TLSRoute v1, GRPCRoute v1, ReferenceGrant v1, Service, EndpointSlice, Node, and Secrets of type
 //! `kubernetes.io/tls`) that publish a [`ClusterState`] snapshot.
 //!
 //! Secrets: the watch is filtered server-side to `type=kubernetes.io/tls`, so no other Secret
@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
+use gateway_api::grpcroutes::GrpcRoute;
 use gateway_api::httproutes::HttpRoute;
 use gateway_api::referencegrants::ReferenceGrant;
 use gateway_api::tlsroutes::TlsRoute;
@@ -50,6 +51,7 @@ pub async fn run(client: Client, tx: watch::Sender<ClusterState>) {
     );
     let grants = reflect::spawn(Api::<ReferenceGrant>::all(client.clone()), changed.clone());
     let tls_routes = reflect::spawn(Api::<TlsRoute>::all(client.clone()), changed.clone());
+    let grpc_routes = reflect::spawn(Api::<GrpcRoute>::all(client.clone()), changed.clone());
 
     let ready = async {
         let _ = classes.wait_until_ready().await;
@@ -61,13 +63,14 @@ pub async fn run(client: Client, tx: watch::Sender<ClusterState>) {
         let _ = secrets.wait_until_ready().await;
         let _ = grants.wait_until_ready().await;
         let _ = tls_routes.wait_until_ready().await;
+        let _ = grpc_routes.wait_until_ready().await;
     };
     tokio::pin!(ready);
     loop {
         tokio::select! {
             _ = &mut ready => break,
             _ = tokio::time::sleep(Duration::from_secs(10)) => warn!(
-                "still waiting for the initial list of GatewayClasses, Gateways, HTTPRoutes, TLSRoutes, ReferenceGrants, Services, EndpointSlices, Nodes and TLS Secrets (are the Gateway API CRDs installed and the RBAC in deploy/agent-rbac.yaml applied?)"
+                "still waiting for the initial list of GatewayClasses, Gateways, HTTPRoutes, TLSRoutes, GRPCRoutes, ReferenceGrants, Services, EndpointSlices, Nodes and TLS Secrets (are the Gateway API CRDs installed and the RBAC in deploy/agent-rbac.yaml applied?)"
             ),
         }
     }
@@ -83,6 +86,7 @@ pub async fn run(client: Client, tx: watch::Sender<ClusterState>) {
             secrets: reflect::objects(&secrets),
             reference_grants: reflect::objects(&grants),
             tls_routes: reflect::objects(&tls_routes),
+            grpc_routes: reflect::objects(&grpc_routes),
         };
         s.normalize();
         s
