@@ -259,6 +259,8 @@ spec:
         .expect("apply HTTPRoute");
     wait_accepted(a, "HTTPRoute", "later", "False", "Conflicted").await;
     wait_accepted(a, "GRPCRoute", "echo", "True", "Accepted").await;
-    let r = call(dp, "grpc.a.example", Method::Shout, &[]).await.unwrap();
+    let r = call(dp, "grpc.a.example", Method::Shout, &[])
+        .await
+        .unwrap();
     assert_eq!(r.backend, "shout");
 }

@@ -13,9 +13,9 @@ use std::time::{Duration, SystemTime};
 
 use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
+use gateway_api::grpcroutes::GrpcRoute;
 use gateway_api::httproutes::HttpRoute;
 use gateway_api::referencegrants::ReferenceGrant;
-use gateway_api::grpcroutes::GrpcRoute;
 use gateway_api::tlsroutes::TlsRoute;
 use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;

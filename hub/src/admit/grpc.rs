@@ -170,7 +170,9 @@ fn admit_rule(
         let fat = format!("{at}.filters[{fi}]");
         use pb::http_filter::Kind as K;
         match &f.kind {
-            Some(K::RequestHeaderModifier(_) | K::ResponseHeaderModifier(_) | K::RequestMirror(_)) => {}
+            Some(
+                K::RequestHeaderModifier(_) | K::ResponseHeaderModifier(_) | K::RequestMirror(_),
+            ) => {}
             _ => {
                 return unsupported(format!(
                     "{fat}: a GRPCRoute supports RequestHeaderModifier, ResponseHeaderModifier and RequestMirror filters only; remove it"
@@ -379,7 +381,11 @@ mod tests {
                 headers: vec![]
             }]
         );
-        assert!(rule.backends.iter().all(|b| b.app_protocol == AppProtocol::H2c));
+        assert!(
+            rule.backends
+                .iter()
+                .all(|b| b.app_protocol == AppProtocol::H2c)
+        );
         let HttpFilter::RequestMirror(m) = &rule.filters[0] else {
             panic!("mirror expected")
         };

@@ -42,17 +42,14 @@ pub fn path_match(m: Option<&GrpcMethodMatch>) -> PathMatch {
     match m {
         None => PathMatch::Prefix("/".into()),
         Some(GrpcMethodMatch::Exact { service, method }) => {
-            let service = service
-                .as_deref()
-                .map(|s| s.strip_prefix('.').unwrap_or(s));
+            let service = service.as_deref().map(|s| s.strip_prefix('.').unwrap_or(s));
             match (service, method.as_deref()) {
                 (Some(s), Some(m)) => PathMatch::Exact(format!("/{s}/{m}")),
                 (Some(s), None) => PathMatch::Prefix(format!("/{s}/")),
                 // Identifiers hold no regex metacharacters.
-                (None, m) => PathMatch::RegularExpression(format!(
-                    "/{ANY_NAME}/{}",
-                    m.unwrap_or(ANY_NAME)
-                )),
+                (None, m) => {
+                    PathMatch::RegularExpression(format!("/{ANY_NAME}/{}", m.unwrap_or(ANY_NAME)))
+                }
             }
         }
         Some(GrpcMethodMatch::RegularExpression { service, method }) => {
@@ -252,12 +249,24 @@ mod tests {
     fn derived_regexes_match_grpc_paths() {
         let cases: &[(GrpcMethodMatch, &str, bool)] = &[
             (method(None, Some("Say"), false), "/echo.v1.Echo/Say", true),
-            (method(None, Some("Say"), false), "/echo.v1.Echo/SayMore", false),
+            (
+                method(None, Some("Say"), false),
+                "/echo.v1.Echo/SayMore",
+                false,
+            ),
             (method(None, Some("Say"), false), "/a/b/Say", false),
             (method(Some("e.*"), None, true), "/echo.v1.Echo/Say", true),
             (method(Some("e.*"), None, true), "/other.Echo/Say", false),
-            (method(Some("echo"), Some("Say|Sing"), true), "/echo/Sing", true),
-            (method(Some("echo"), Some("Say|Sing"), true), "/echo/Shout", false),
+            (
+                method(Some("echo"), Some("Say|Sing"), true),
+                "/echo/Sing",
+                true,
+            ),
+            (
+                method(Some("echo"), Some("Say|Sing"), true),
+                "/echo/Shout",
+                false,
+            ),
         ];
         for (m, path, want) in cases {
             let PathMatch::RegularExpression(re) = path_match(Some(m)) else {

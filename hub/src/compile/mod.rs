@@ -273,65 +273,61 @@ fn attach_l7_route(
         let gkey = (pref.namespace.clone(), pref.name.clone());
         let gw = ci.gateways.get(&gkey);
         let valid = l7_listeners(problems.get(&gkey), gw);
-        let accepted = match attach::attach(&route.meta.namespace, &route.hostnames, pref, gw, &valid)
-        {
-            Ok(atts) => {
-                let gw = gw.expect("attach succeeds only with a gateway");
-                if let Some(winner) = atts.iter().find_map(|att| {
-                    conflicts.loser(
-                        gw.listeners[att.listener].port,
-                        &att.hostnames,
-                        l7.kind(),
-                    )
-                }) {
-                    parents.push(RouteParentStatus {
-                        parent_ref: pref.clone(),
-                        conditions: vec![
-                            Condition::new("Accepted", false, grpc::CONFLICTED, winner),
-                            resolved.clone(),
-                        ],
-                    });
-                    continue;
-                }
-                let rules =
-                    built.get_or_insert_with(|| build_rules(ck, l7.kind(), route, clusters));
-                for att in atts {
-                    let counts = attached
-                        .entry(gkey.clone())
-                        .or_insert_with(|| vec![BTreeSet::new(); gw.listeners.len()]);
-                    counts[att.listener]
-                        .insert((route.meta.namespace.clone(), route.meta.name.clone()));
-                    let port = gw.listeners[att.listener].port;
-                    let scheme_port = match gw.listeners[att.listener].protocol {
-                        Some(Protocol::Https) => 443,
-                        _ => 80,
-                    };
-                    let pb = ports.entry(port).or_default();
-                    for host in att.hostnames {
-                        let hr = pb.hosts.entry(host).or_default();
-                        for (ri, rule_routes) in rules.iter().enumerate() {
-                            for (mi, r) in rule_routes.iter().enumerate() {
-                                let o = Origin {
-                                    tenant: &ck.tenant,
-                                    cluster: &ck.cluster,
-                                    meta: &route.meta,
-                                    rule: ri,
-                                    m: mi,
-                                };
-                                let r = for_listener(r, port, scheme_port);
-                                let key = match l7 {
-                                    L7Route::Http(_) => Precedence::new(&r, o),
-                                    L7Route::Grpc(g, _) => grpc::precedence(g, o),
-                                };
-                                hr.insert(key, r);
+        let accepted =
+            match attach::attach(&route.meta.namespace, &route.hostnames, pref, gw, &valid) {
+                Ok(atts) => {
+                    let gw = gw.expect("attach succeeds only with a gateway");
+                    if let Some(winner) = atts.iter().find_map(|att| {
+                        conflicts.loser(gw.listeners[att.listener].port, &att.hostnames, l7.kind())
+                    }) {
+                        parents.push(RouteParentStatus {
+                            parent_ref: pref.clone(),
+                            conditions: vec![
+                                Condition::new("Accepted", false, grpc::CONFLICTED, winner),
+                                resolved.clone(),
+                            ],
+                        });
+                        continue;
+                    }
+                    let rules =
+                        built.get_or_insert_with(|| build_rules(ck, l7.kind(), route, clusters));
+                    for att in atts {
+                        let counts = attached
+                            .entry(gkey.clone())
+                            .or_insert_with(|| vec![BTreeSet::new(); gw.listeners.len()]);
+                        counts[att.listener]
+                            .insert((route.meta.namespace.clone(), route.meta.name.clone()));
+                        let port = gw.listeners[att.listener].port;
+                        let scheme_port = match gw.listeners[att.listener].protocol {
+                            Some(Protocol::Https) => 443,
+                            _ => 80,
+                        };
+                        let pb = ports.entry(port).or_default();
+                        for host in att.hostnames {
+                            let hr = pb.hosts.entry(host).or_default();
+                            for (ri, rule_routes) in rules.iter().enumerate() {
+                                for (mi, r) in rule_routes.iter().enumerate() {
+                                    let o = Origin {
+                                        tenant: &ck.tenant,
+                                        cluster: &ck.cluster,
+                                        meta: &route.meta,
+                                        rule: ri,
+                                        m: mi,
+                                    };
+                                    let r = for_listener(r, port, scheme_port);
+                                    let key = match l7 {
+                                        L7Route::Http(_) => Precedence::new(&r, o),
+                                        L7Route::Grpc(g, _) => grpc::precedence(g, o),
+                                    };
+                                    hr.insert(key, r);
+                                }
                             }
                         }
                     }
+                    Condition::new("Accepted", true, "Accepted", "route accepted")
                 }
-                Condition::new("Accepted", true, "Accepted", "route accepted")
-            }
-            Err(e) => Condition::new("Accepted", false, e.reason(), e.message()),
-        };
+                Err(e) => Condition::new("Accepted", false, e.reason(), e.message()),
+            };
         parents.push(RouteParentStatus {
             parent_ref: pref.clone(),
             conditions: vec![accepted, resolved.clone()],
@@ -360,7 +356,9 @@ fn l7_listeners(
         (Some(ps), Some(g)) => ps
             .iter()
             .zip(&g.listeners)
-            .map(|(p, l)| p.is_none() && matches!(l.protocol, Some(Protocol::Http | Protocol::Https)))
+            .map(|(p, l)| {
+                p.is_none() && matches!(l.protocol, Some(Protocol::Http | Protocol::Https))
+            })
             .collect(),
         _ => Vec::new(),
     }

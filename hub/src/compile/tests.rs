@@ -909,10 +909,7 @@ fn http_gw() -> Gateway {
     gateway("default", "gw", vec![listener("web", 80)])
 }
 
-fn with_grpc(
-    mut fleet: FleetIntent,
-    routes: Vec<crate::model::GrpcRoute>,
-) -> FleetIntent {
+fn with_grpc(mut fleet: FleetIntent, routes: Vec<crate::model::GrpcRoute>) -> FleetIntent {
     let ci = fleet.get_mut(&ck("a", "c1")).unwrap();
     for r in routes {
         ci.grpc_routes
@@ -977,20 +974,34 @@ fn grpc_methods_of_one_service_go_to_different_h2c_backends() {
 fn grpc_precedence_table() {
     // Each match is its own rule, listed least specific first: the virtual host must list them
     // in GRPCRoute precedence (service characters, then method characters, then headers).
-    let matches = vec![
+    let matches = [
         ("any", grpc_match(None, None, false, 0)),
         ("method-only", grpc_match(None, Some("Say"), false, 0)),
-        ("service-only", grpc_match(Some("echo.v1.Echo"), None, false, 0)),
-        ("service-and-method", grpc_match(Some("echo.v1.Echo"), Some("Say"), false, 0)),
+        (
+            "service-only",
+            grpc_match(Some("echo.v1.Echo"), None, false, 0),
+        ),
+        (
+            "service-and-method",
+            grpc_match(Some("echo.v1.Echo"), Some("Say"), false, 0),
+        ),
         (
             "service-and-method-2-headers",
             grpc_match(Some("echo.v1.Echo"), Some("Say"), false, 2),
         ),
-        ("longer-service-regex", grpc_match(Some("echo\\.v[0-9]+\\.Echo"), None, true, 0)),
+        (
+            "longer-service-regex",
+            grpc_match(Some("echo\\.v[0-9]+\\.Echo"), None, true, 0),
+        ),
     ];
     let rules = matches
         .iter()
-        .map(|(_, m)| grpc_rule(vec![m.clone()], vec![backend("svc", 1, &["127.0.1.1:8080"])]))
+        .map(|(_, m)| {
+            grpc_rule(
+                vec![m.clone()],
+                vec![backend("svc", 1, &["127.0.1.1:8080"])],
+            )
+        })
         .collect();
     let g = grpc_route("echo", "2026-01-01T00:00:00Z", &["grpc.a.example"], rules);
     let c = compile(&with_grpc(one(vec![http_gw()], vec![]), vec![g]), &dp());
@@ -1010,7 +1021,10 @@ fn grpc_precedence_table() {
     assert_eq!(route_names(vh), want);
     // Header matches are carried to the data-plane route.
     let with_headers = vh.routes.iter().find(|r| r.headers.len() == 2).unwrap();
-    assert_eq!(with_headers.path, PathMatch::Exact("/echo.v1.Echo/Say".into()));
+    assert_eq!(
+        with_headers.path,
+        PathMatch::Exact("/echo.v1.Echo/Say".into())
+    );
 }
 
 #[test]
@@ -1037,21 +1051,54 @@ fn grpc_ties_go_to_the_oldest_route() {
         &dp(),
     );
     let vh = vhost(&c, 80, "grpc.a.example").unwrap();
-    assert!(vh.routes[0].name.contains("/b-old/grpc/"), "{:?}", route_names(vh));
+    assert!(
+        vh.routes[0].name.contains("/b-old/grpc/"),
+        "{:?}",
+        route_names(vh)
+    );
 }
 
 #[test]
 fn http_and_grpc_routes_on_one_hostname_conflict_table() {
     // (HTTPRoute created, GRPCRoute created, GRPCRoute hostname, http accepted, grpc accepted)
     let table = [
-        ("2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z", "app.a.example", true, false),
-        ("2026-02-01T00:00:00Z", "2026-01-01T00:00:00Z", "app.a.example", false, true),
+        (
+            "2026-01-01T00:00:00Z",
+            "2026-02-01T00:00:00Z",
+            "app.a.example",
+            true,
+            false,
+        ),
+        (
+            "2026-02-01T00:00:00Z",
+            "2026-01-01T00:00:00Z",
+            "app.a.example",
+            false,
+            true,
+        ),
         // Same age: "default/app" sorts before "default/grpc".
-        ("2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", "app.a.example", true, false),
-        ("2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z", "grpc.a.example", true, true),
+        (
+            "2026-01-01T00:00:00Z",
+            "2026-01-01T00:00:00Z",
+            "app.a.example",
+            true,
+            false,
+        ),
+        (
+            "2026-01-01T00:00:00Z",
+            "2026-02-01T00:00:00Z",
+            "grpc.a.example",
+            true,
+            true,
+        ),
     ];
     for (http_created, grpc_created, grpc_host, http_ok, grpc_ok) in table {
-        let mut h = simple_route("default", "app", vec![parent("default", "gw")], &["app.a.example"]);
+        let mut h = simple_route(
+            "default",
+            "app",
+            vec![parent("default", "gw")],
+            &["app.a.example"],
+        );
         h.meta.creation_timestamp = http_created.into();
         let g = grpc_route(
             "grpc",

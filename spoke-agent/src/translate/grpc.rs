@@ -14,7 +14,9 @@ use gateway_api::grpcroutes::{
     GrpcRouteRulesFiltersType, GrpcRouteRulesMatches, GrpcRouteRulesMatchesHeadersType,
     GrpcRouteRulesMatchesMethodType,
 };
-use gateway_api::httproutes::{HttpRouteParentRefs, HttpRouteRulesBackendRefs, HttpRouteRulesFilters};
+use gateway_api::httproutes::{
+    HttpRouteParentRefs, HttpRouteRulesBackendRefs, HttpRouteRulesFilters,
+};
 use tracing::warn;
 
 use super::{filters, ns_name, object_header, parent_ref};
@@ -163,12 +165,7 @@ fn translate_rule(
     rule: &GrpcRouteRules,
     index: &Index<'_>,
 ) -> Result<pb::GrpcRouteRule, String> {
-    let matches = rule
-        .matches
-        .iter()
-        .flatten()
-        .map(translate_match)
-        .collect();
+    let matches = rule.matches.iter().flatten().map(translate_match).collect();
     let filters = rule
         .filters
         .iter()
