@@ -295,8 +295,12 @@ fn attach_l7_route(
                         let counts = attached
                             .entry(gkey.clone())
                             .or_insert_with(|| vec![BTreeSet::new(); gw.listeners.len()]);
-                        counts[att.listener]
-                            .insert((route.meta.namespace.clone(), route.meta.name.clone()));
+                        // Keyed by kind too: an HTTPRoute and a GRPCRoute of one name are two
+                        // routes.
+                        counts[att.listener].insert((
+                            route.meta.namespace.clone(),
+                            names::route_object(l7.kind(), &route.meta.name),
+                        ));
                         let port = gw.listeners[att.listener].port;
                         let scheme_port = match gw.listeners[att.listener].protocol {
                             Some(Protocol::Https) => 443,

@@ -1127,3 +1127,30 @@ fn http_and_grpc_routes_on_one_hostname_conflict_table() {
         assert_eq!(kinds.len(), 1, "{case}: {kinds:?}");
     }
 }
+
+#[test]
+fn an_http_and_a_grpc_route_of_one_name_are_two_attached_routes() {
+    let h = simple_route(
+        "default",
+        "x",
+        vec![parent("default", "gw")],
+        &["app.a.example"],
+    );
+    let g = grpc_route(
+        "x",
+        "2026-01-01T00:00:00Z",
+        &["grpc.a.example"],
+        vec![grpc_rule(
+            vec![grpc_match(None, None, false, 0)],
+            vec![backend("svc", 1, &["127.0.1.1:8080"])],
+        )],
+    );
+    let c = compile(&with_grpc(one(vec![http_gw()], vec![h]), vec![g]), &dp());
+    assert_eq!(route_cond(&c, "x", "Accepted"), (true, "Accepted".into()));
+    assert_eq!(grpc_cond(&c, "x", "Accepted"), (true, "Accepted".into()));
+    let gw = status(&c, &ck("a", "c1"), Kind::Gateway, "gw");
+    assert_eq!(gw.listeners[0].attached_routes, 2);
+    // Both backendRefs are rule 0 / backend 0 of a route named x: their clusters must still be
+    // two (a shared name would merge them into one).
+    assert_eq!(c.snapshot.clusters.len(), 2, "{:?}", c.snapshot.clusters);
+}
