@@ -22,6 +22,7 @@ pub mod envoy;
 pub mod etcd;
 pub mod eventually;
 pub mod fleet;
+pub mod grpc_echo;
 pub mod http;
 pub mod hub;
 pub mod kubeconfig;

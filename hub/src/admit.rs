@@ -5,6 +5,7 @@
 //! Where it sits: `sync` -> **admit** -> `store`. Pure: the caller passes the tenant's policy and
 //! the current hostname owners; nothing here does I/O.
 
+mod grpc;
 mod http;
 mod re2;
 pub mod tls;
@@ -74,6 +75,7 @@ pub enum Admitted {
     TlsRoute(crate::model::TlsRoute),
     Service(LoadBalancerService),
     L4Route(L4Route),
+    GrpcRoute(crate::model::GrpcRoute),
 }
 
 impl Admitted {
@@ -88,6 +90,7 @@ impl Admitted {
             Admitted::HttpRoute(r) => r.hostnames.clone(),
             Admitted::TlsRoute(r) => r.hostnames.clone(),
             Admitted::Service(_) | Admitted::L4Route(_) => Vec::new(),
+            Admitted::GrpcRoute(r) => r.hostnames.clone(),
         }
     }
 }
@@ -101,6 +104,7 @@ pub fn object_key(r: &pb::ObjectRef) -> Result<ObjectKey, Rejection> {
         Ok(pb::Kind::Service) => Kind::Service,
         Ok(pb::Kind::TcpRoute) => Kind::TcpRoute,
         Ok(pb::Kind::UdpRoute) => Kind::UdpRoute,
+        Ok(pb::Kind::GrpcRoute) => Kind::GrpcRoute,
         _ => {
             return reject(
                 "UnsupportedValue",
@@ -175,6 +179,9 @@ pub fn admit(obj: &pb::Object, policy: &Policy<'_>) -> Result<Admitted, Rejectio
         }
         (Kind::UdpRoute, Some(pb::object::Spec::L4Route(r))) => {
             admit_l4_route(meta, L4Protocol::Udp, r, policy).map(Admitted::L4Route)
+        }
+        (Kind::GrpcRoute, Some(pb::object::Spec::GrpcRoute(g))) => {
+            grpc::admit_grpc_route(meta, g, policy).map(Admitted::GrpcRoute)
         }
         _ => reject(
             "UnsupportedValue",

@@ -252,6 +252,9 @@ impl Fleet {
                 .services
                 .retain(|(ns, n), _| sent.contains(&okey(Kind::Service, ns, n)));
             intent.l4_routes.retain(|k, _| sent.contains(k));
+            intent
+                .grpc_routes
+                .retain(|(ns, n), _| sent.contains(&okey(Kind::GrpcRoute, ns, n)));
             rejections.retain(|k, _| sent.contains(k));
         }
         for d in &update.deletes {
@@ -300,6 +303,10 @@ impl Fleet {
                     rejections.remove(&k);
                     intent.l4_routes.insert(k, r);
                 }
+                Ok(Admitted::GrpcRoute(g)) => {
+                    rejections.remove(&k);
+                    intent.grpc_routes.insert((k.namespace, k.name), g);
+                }
                 Err(e) => {
                     tracing::info!(cluster = %key, object = ?k, reason = e.reason, "rejected: {}", e.message);
                     rejections.insert(k.clone(), admit::rejected_status(&k, obj, &e));
@@ -311,6 +318,7 @@ impl Fleet {
             + intent.tls_routes.len()
             + intent.services.len()
             + intent.l4_routes.len()
+            + intent.grpc_routes.len()
             + rejections.len();
         if count > self.config.limits.max_objects_per_cluster {
             return Err(UpdateError::TooManyObjects {
@@ -388,6 +396,9 @@ fn remove(intent: &mut ClusterIntent, k: &ObjectKey) {
         Kind::TcpRoute | Kind::UdpRoute => {
             intent.l4_routes.remove(k);
         }
+        Kind::GrpcRoute => {
+            intent.grpc_routes.remove(&id);
+        }
     }
 }
 
@@ -419,6 +430,11 @@ pub fn claims(
             )
             .chain(
                 ci.tls_routes
+                    .values()
+                    .flat_map(|r| r.hostnames.iter().cloned()),
+            )
+            .chain(
+                ci.grpc_routes
                     .values()
                     .flat_map(|r| r.hostnames.iter().cloned()),
             );

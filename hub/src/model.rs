@@ -35,6 +35,7 @@ pub enum Kind {
     TcpRoute,
     /// A UDPRoute on a Gateway listener of protocol UDP.
     UdpRoute,
+    GrpcRoute,
 }
 
 /// One object inside one cluster.
@@ -68,6 +69,8 @@ pub struct ClusterIntent {
     pub l4_routes: BTreeMap<ObjectKey, L4Route>,
     #[serde(default)]
     pub tls_routes: BTreeMap<(String, String), TlsRoute>,
+    #[serde(default)]
+    pub grpc_routes: BTreeMap<(String, String), GrpcRoute>,
 }
 
 /// A TLSRoute (v1): SNI hostnames -> backends, through TLS listeners in Passthrough mode.
@@ -92,6 +95,7 @@ impl ClusterIntent {
         self.gateways.is_empty()
             && self.http_routes.is_empty()
             && self.tls_routes.is_empty()
+            && self.grpc_routes.is_empty()
             && self.services.is_empty()
             && self.l4_routes.is_empty()
     }
@@ -467,6 +471,54 @@ pub struct LoadBalancerPort {
     pub protocol: L4Protocol,
     /// The Service port it serves.
     pub service_port: u16,
+}
+
+// ---- GRPCRoute ---------------------------------------------------------------------------
+
+/// A GRPCRoute (v1): gRPC service/method and header matches -> HTTP/2 backends. The compiler
+/// places its rules into the same virtual hosts as HTTPRoutes (`crate::compile::grpc`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrpcRoute {
+    pub meta: Meta,
+    pub parent_refs: Vec<ParentRef>,
+    /// Lower-case.
+    pub hostnames: Vec<String>,
+    pub rules: Vec<GrpcRouteRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrpcRouteRule {
+    pub name: Option<String>,
+    /// Never empty: admission turns "no matches" into one match of everything.
+    pub matches: Vec<GrpcRouteMatch>,
+    /// RequestHeaderModifier, ResponseHeaderModifier and RequestMirror only.
+    pub filters: Vec<HttpFilter>,
+    /// Every backend (and mirror backend) has `app_protocol` [`AppProtocol::H2c`].
+    pub backends: Vec<Backend>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrpcRouteMatch {
+    /// `None`: any service and method.
+    pub method: Option<GrpcMethodMatch>,
+    /// Header matches, all must match; names lower-case.
+    pub headers: Vec<(String, ValueMatch)>,
+}
+
+/// A gRPC method match: the request path is `/<service>/<method>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GrpcMethodMatch {
+    /// Exact service and/or method names (at least one set; admission checked they are gRPC
+    /// identifiers).
+    Exact {
+        service: Option<String>,
+        method: Option<String>,
+    },
+    /// RE2 regular expressions over the service and/or method name (at least one set).
+    RegularExpression {
+        service: Option<String>,
+        method: Option<String>,
+    },
 }
 
 // ---- status -------------------------------------------------------------------------------

@@ -107,7 +107,7 @@ fn mark_rejected_by_data_plane(status: &mut ObjectStatus, message: &str) {
             status.conditions.retain(|c| c.type_ != "Programmed");
             status.conditions.push(programmed);
         }
-        Kind::HttpRoute | Kind::TlsRoute | Kind::TcpRoute | Kind::UdpRoute => {
+        Kind::HttpRoute | Kind::GrpcRoute | Kind::TlsRoute | Kind::TcpRoute | Kind::UdpRoute => {
             for p in &mut status.parents {
                 p.conditions.retain(|c| c.type_ != "Accepted");
                 p.conditions.push(Condition::new(

@@ -12,7 +12,7 @@ use redb::{Database, ReadableTable, TableDefinition};
 
 use crate::allocate::{Allocations, Owner, PortKey, ServiceKey};
 use crate::model::{
-    ClusterIntent, ClusterKey, FleetIntent, Gateway, HttpRoute, L4Protocol, L4Route,
+    ClusterIntent, ClusterKey, FleetIntent, Gateway, GrpcRoute, HttpRoute, L4Protocol, L4Route,
     LoadBalancerService, TlsRoute,
 };
 
@@ -28,6 +28,8 @@ struct Stored {
     services: Vec<LoadBalancerService>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     l4_routes: Vec<L4Route>,
+    #[serde(default)]
+    grpc_routes: Vec<GrpcRoute>,
 }
 
 impl From<&ClusterIntent> for Stored {
@@ -38,6 +40,7 @@ impl From<&ClusterIntent> for Stored {
             tls_routes: i.tls_routes.values().cloned().collect(),
             services: i.services.values().cloned().collect(),
             l4_routes: i.l4_routes.values().cloned().collect(),
+            grpc_routes: i.grpc_routes.values().cloned().collect(),
         }
     }
 }
@@ -73,6 +76,11 @@ impl From<Stored> for ClusterIntent {
                     };
                     (k, r)
                 })
+                .collect(),
+            grpc_routes: s
+                .grpc_routes
+                .into_iter()
+                .map(|r| (key(&r.meta), r))
                 .collect(),
         }
     }

@@ -192,6 +192,7 @@ pub fn to_wire(s: &ObjectStatus) -> pb::ObjectStatus {
                 model::Kind::Service => pb::Kind::Service,
                 model::Kind::TcpRoute => pb::Kind::TcpRoute,
                 model::Kind::UdpRoute => pb::Kind::UdpRoute,
+                model::Kind::GrpcRoute => pb::Kind::GrpcRoute,
             } as i32,
             namespace: s.key.namespace.clone(),
             name: s.key.name.clone(),

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
+use gateway_api::grpcroutes::GrpcRoute;
 use gateway_api::httproutes::HttpRoute;
 use gateway_api::referencegrants::ReferenceGrant;
 use gateway_api::tlsroutes::TlsRoute;
@@ -103,6 +104,12 @@ fn add_value(value: serde_yaml::Value, out: &mut ClusterState) -> Result<(), Str
         (_, "ReferenceGrant") if gw_api => {
             out.reference_grants
                 .push(typed(value, &kind, true, |o: &mut ReferenceGrant| {
+                    &mut o.metadata
+                })?)
+        }
+        ("gateway.networking.k8s.io/v1", "GRPCRoute") => {
+            out.grpc_routes
+                .push(typed(value, &kind, true, |o: &mut GrpcRoute| {
                     &mut o.metadata
                 })?)
         }
@@ -285,6 +292,7 @@ impl Folder {
             all.secrets.extend(c.secrets);
             all.reference_grants.extend(c.reference_grants);
             all.tls_routes.extend(c.tls_routes);
+            all.grpc_routes.extend(c.grpc_routes);
         }
         all.normalize();
         Ok(all)

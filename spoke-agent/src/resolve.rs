@@ -297,7 +297,7 @@ pub fn resolve_backend_ref(
 
 /// `backendRefs[].filters`: RequestHeaderModifier and ResponseHeaderModifier (the others are
 /// not sent, with a log line).
-fn backend_filters(namespace: &str, r: &HttpRouteRulesBackendRefs) -> Vec<HttpFilter> {
+pub(crate) fn backend_filters(namespace: &str, r: &HttpRouteRulesBackendRefs) -> Vec<HttpFilter> {
     use crate::translate::filters::header_modifier;
     let mut out = Vec::new();
     for f in r.filters.iter().flatten() {

@@ -6,6 +6,7 @@
 
 use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
+use gateway_api::grpcroutes::GrpcRoute;
 use gateway_api::httproutes::HttpRoute;
 use gateway_api::referencegrants::ReferenceGrant;
 use gateway_api::tlsroutes::TlsRoute;
@@ -33,6 +34,7 @@ pub struct ClusterState {
     pub udp_routes: Vec<UdpRoute>,
     /// Namespaces (for `allowedRoutes.namespaces.from: Selector`; only names and labels are used).
     pub namespaces: Vec<Namespace>,
+    pub grpc_routes: Vec<GrpcRoute>,
 }
 
 impl ClusterState {
@@ -57,6 +59,7 @@ impl ClusterState {
         self.tcp_routes.sort_by_key(key);
         self.udp_routes.sort_by_key(key);
         self.namespaces.sort_by_key(key);
+        self.grpc_routes.sort_by_key(key);
     }
 }
 
@@ -76,6 +79,7 @@ impl std::fmt::Debug for ClusterState {
             .field("tcp_routes", &self.tcp_routes.len())
             .field("udp_routes", &self.udp_routes.len())
             .field("namespaces", &self.namespaces.len())
+            .field("grpc_routes", &self.grpc_routes.len())
             .finish()
     }
 }

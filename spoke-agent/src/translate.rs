@@ -35,6 +35,7 @@ use crate::resolve::{BackendRef, Index, resolve_backend, resolve_backend_ref};
 use crate::state::ClusterState;
 
 pub mod filters;
+pub mod grpc;
 
 /// The Gateway API group of Gateway, the default of a parentRef.
 pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
@@ -109,14 +110,21 @@ pub fn translate(state: &ClusterState, mode: EndpointMode) -> Vec<Object> {
     tls_routes.sort_by_key(key);
     gateways.extend(routes);
     gateways.extend(tls_routes);
+    let mut grpc_routes: Vec<Object> = state
+        .grpc_routes
+        .iter()
+        .filter_map(|r| grpc::grpc_route_object(r, &sent, &index))
+        .collect();
+    grpc_routes.sort_by_key(key);
+    gateways.extend(grpc_routes);
     gateways
 }
 
-fn ns_name(m: &ObjectMeta) -> Option<(String, String)> {
+pub(crate) fn ns_name(m: &ObjectMeta) -> Option<(String, String)> {
     Some((m.namespace.clone()?, m.name.clone()?))
 }
 
-fn object_header(kind: Kind, m: &ObjectMeta) -> Option<Object> {
+pub(crate) fn object_header(kind: Kind, m: &ObjectMeta) -> Option<Object> {
     let (namespace, name) = ns_name(m)?;
     Some(Object {
         r#ref: Some(ObjectRef {

@@ -15,7 +15,7 @@ pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
 /// The route kinds fleetgate serves on listeners of `protocol`.
 pub fn protocol_kinds(protocol: Option<Protocol>) -> &'static [&'static str] {
     match protocol {
-        Some(Protocol::Http | Protocol::Https) => &["HTTPRoute"],
+        Some(Protocol::Http | Protocol::Https) => &["HTTPRoute", "GRPCRoute"],
         Some(Protocol::Tls) => &["TLSRoute"],
         Some(Protocol::Tcp) => &["TCPRoute"],
         Some(Protocol::Udp) => &["UDPRoute"],

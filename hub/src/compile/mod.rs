@@ -8,6 +8,7 @@
 
 mod attach;
 pub mod conflict;
+pub mod grpc;
 mod hostname;
 pub mod kinds;
 pub mod l4;
@@ -103,6 +104,8 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
     let mut passthrough: BTreeMap<u16, BTreeMap<String, tls::Passthrough>> = BTreeMap::new();
 
     let conflicts = conflict::conflicts(intent, |l| listener::check(l, dp).is_ok());
+    // HTTPRoutes and GRPCRoutes claiming one hostname on one port: the oldest wins.
+    let route_conflicts = grpc::Conflicts::new(intent, dp);
 
     for (ck, ci) in intent {
         // Listener checks for every Gateway of the cluster; a listener that passes them but
@@ -162,87 +165,33 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
         let mut attached: BTreeMap<NsName, Vec<BTreeSet<NsName>>> = BTreeMap::new();
         let mut route_statuses = Vec::new();
         for route in ci.http_routes.values() {
-            let resolved = resolved_refs(route);
-            let mut built: Option<Vec<Vec<Route>>> = None;
-            let mut parents = Vec::new();
-            for pref in &route.parent_refs {
-                let gkey = (pref.namespace.clone(), pref.name.clone());
-                let gw = ci.gateways.get(&gkey);
-                // HTTPRoutes attach to HTTP and HTTPS listeners only.
-                let valid: Vec<bool> = match (problems.get(&gkey), gw) {
-                    (Some(ps), Some(g)) => ps
-                        .iter()
-                        .zip(&g.listeners)
-                        .map(|(p, l)| {
-                            p.is_none()
-                                && matches!(l.protocol, Some(Protocol::Http | Protocol::Https))
-                        })
-                        .collect(),
-                    _ => Vec::new(),
-                };
-                let accepted = match attach::attach(
-                    "HTTPRoute",
-                    &route.meta.namespace,
-                    &route.hostnames,
-                    pref,
-                    gw,
-                    &valid,
-                ) {
-                    Ok(atts) => {
-                        let gw = gw.expect("attach succeeds only with a gateway");
-                        let rules =
-                            built.get_or_insert_with(|| build_rules(ck, route, &mut clusters));
-                        for att in atts {
-                            let counts = attached
-                                .entry(gkey.clone())
-                                .or_insert_with(|| vec![BTreeSet::new(); gw.listeners.len()]);
-                            counts[att.listener]
-                                .insert((route.meta.namespace.clone(), route.meta.name.clone()));
-                            let port = gw.listeners[att.listener].port;
-                            let scheme_port = match gw.listeners[att.listener].protocol {
-                                Some(Protocol::Https) => 443,
-                                _ => 80,
-                            };
-                            let pb = ports.entry(port).or_default();
-                            for host in att.hostnames {
-                                let hr = pb.hosts.entry(host).or_default();
-                                for (ri, rule_routes) in rules.iter().enumerate() {
-                                    for (mi, r) in rule_routes.iter().enumerate() {
-                                        let o = Origin {
-                                            tenant: &ck.tenant,
-                                            cluster: &ck.cluster,
-                                            meta: &route.meta,
-                                            rule: ri,
-                                            m: mi,
-                                        };
-                                        let r = for_listener(r, port, scheme_port);
-                                        hr.insert(Precedence::new(&r, o), r);
-                                    }
-                                }
-                            }
-                        }
-                        Condition::new("Accepted", true, "Accepted", "route accepted")
-                    }
-                    Err(e) => Condition::new("Accepted", false, e.reason(), e.message()),
-                };
-                parents.push(RouteParentStatus {
-                    parent_ref: pref.clone(),
-                    conditions: vec![accepted, resolved.clone()],
-                });
-            }
-            route_statuses.push(ObjectStatus {
-                key: ObjectKey {
-                    kind: Kind::HttpRoute,
-                    namespace: route.meta.namespace.clone(),
-                    name: route.meta.name.clone(),
+            route_statuses.push(attach_l7_route(
+                L7Input {
+                    ck,
+                    ci,
+                    problems: &problems,
+                    conflicts: &route_conflicts,
                 },
-                observed_generation: route.meta.generation,
-                conditions: Vec::new(),
-                addresses: Vec::new(),
-                listeners: Vec::new(),
-                parents,
-                load_balancer: Vec::new(),
-            });
+                L7Route::Http(route),
+                &mut ports,
+                &mut attached,
+                &mut clusters,
+            ));
+        }
+        for route in ci.grpc_routes.values() {
+            let as_http = grpc::as_http_route(route);
+            route_statuses.push(attach_l7_route(
+                L7Input {
+                    ck,
+                    ci,
+                    problems: &problems,
+                    conflicts: &route_conflicts,
+                },
+                L7Route::Grpc(route, &as_http),
+                &mut ports,
+                &mut attached,
+                &mut clusters,
+            ));
         }
 
         route_statuses.extend(tls::attach_tls_routes(
@@ -334,6 +283,166 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
     }
 }
 
+/// What one cluster's L7 routes attach against.
+#[derive(Clone, Copy)]
+struct L7Input<'a> {
+    ck: &'a ClusterKey,
+    ci: &'a model::ClusterIntent,
+    problems: &'a BTreeMap<&'a (String, String), Vec<Option<ListenerProblem>>>,
+    conflicts: &'a grpc::Conflicts,
+}
+
+/// An HTTPRoute, or a GRPCRoute with its rules expressed as HTTPRoute rules (path matches on
+/// `/<service>/<method>`), so that both go through the same route building.
+#[derive(Clone, Copy)]
+enum L7Route<'a> {
+    Http(&'a HttpRoute),
+    Grpc(&'a model::GrpcRoute, &'a HttpRoute),
+}
+
+impl L7Route<'_> {
+    fn kind(&self) -> Kind {
+        match self {
+            L7Route::Http(_) => Kind::HttpRoute,
+            L7Route::Grpc(..) => Kind::GrpcRoute,
+        }
+    }
+    fn http(&self) -> &HttpRoute {
+        match self {
+            L7Route::Http(r) | L7Route::Grpc(_, r) => r,
+        }
+    }
+}
+
+/// Attach one HTTPRoute or GRPCRoute to its parents: its routes go into the virtual hosts of
+/// every listener it attaches to; returns its status.
+fn attach_l7_route(
+    input: L7Input<'_>,
+    l7: L7Route<'_>,
+    ports: &mut BTreeMap<u16, PortBuild>,
+    attached: &mut BTreeMap<NsName, Vec<BTreeSet<NsName>>>,
+    clusters: &mut BTreeMap<String, ClusterSnapshot>,
+) -> ObjectStatus {
+    let L7Input {
+        ck,
+        ci,
+        problems,
+        conflicts,
+    } = input;
+    let route = l7.http();
+    let resolved = resolved_refs(route);
+    let mut built: Option<Vec<Vec<Route>>> = None;
+    let mut parents = Vec::new();
+    for pref in &route.parent_refs {
+        let gkey = (pref.namespace.clone(), pref.name.clone());
+        let gw = ci.gateways.get(&gkey);
+        let valid = l7_listeners(problems.get(&gkey), gw);
+        let route_kind = match l7.kind() {
+            Kind::GrpcRoute => "GRPCRoute",
+            _ => "HTTPRoute",
+        };
+        let accepted = match attach::attach(
+            route_kind,
+            &route.meta.namespace,
+            &route.hostnames,
+            pref,
+            gw,
+            &valid,
+        ) {
+            Ok(atts) => {
+                let gw = gw.expect("attach succeeds only with a gateway");
+                if let Some(winner) = atts.iter().find_map(|att| {
+                    conflicts.loser(gw.listeners[att.listener].port, &att.hostnames, l7.kind())
+                }) {
+                    parents.push(RouteParentStatus {
+                        parent_ref: pref.clone(),
+                        conditions: vec![
+                            Condition::new("Accepted", false, grpc::CONFLICTED, winner),
+                            resolved.clone(),
+                        ],
+                    });
+                    continue;
+                }
+                let rules =
+                    built.get_or_insert_with(|| build_rules(ck, l7.kind(), route, clusters));
+                for att in atts {
+                    let counts = attached
+                        .entry(gkey.clone())
+                        .or_insert_with(|| vec![BTreeSet::new(); gw.listeners.len()]);
+                    // Keyed by kind too: an HTTPRoute and a GRPCRoute of one name are two
+                    // routes.
+                    counts[att.listener].insert((
+                        route.meta.namespace.clone(),
+                        names::route_object(l7.kind(), &route.meta.name),
+                    ));
+                    let port = gw.listeners[att.listener].port;
+                    let scheme_port = match gw.listeners[att.listener].protocol {
+                        Some(Protocol::Https) => 443,
+                        _ => 80,
+                    };
+                    let pb = ports.entry(port).or_default();
+                    for host in att.hostnames {
+                        let hr = pb.hosts.entry(host).or_default();
+                        for (ri, rule_routes) in rules.iter().enumerate() {
+                            for (mi, r) in rule_routes.iter().enumerate() {
+                                let o = Origin {
+                                    tenant: &ck.tenant,
+                                    cluster: &ck.cluster,
+                                    meta: &route.meta,
+                                    rule: ri,
+                                    m: mi,
+                                };
+                                let r = for_listener(r, port, scheme_port);
+                                let key = match l7 {
+                                    L7Route::Http(_) => Precedence::new(&r, o),
+                                    L7Route::Grpc(g, _) => grpc::precedence(g, o),
+                                };
+                                hr.insert(key, r);
+                            }
+                        }
+                    }
+                }
+                Condition::new("Accepted", true, "Accepted", "route accepted")
+            }
+            Err(e) => Condition::new("Accepted", false, e.reason(), e.message()),
+        };
+        parents.push(RouteParentStatus {
+            parent_ref: pref.clone(),
+            conditions: vec![accepted, resolved.clone()],
+        });
+    }
+    ObjectStatus {
+        key: ObjectKey {
+            kind: l7.kind(),
+            namespace: route.meta.namespace.clone(),
+            name: route.meta.name.clone(),
+        },
+        observed_generation: route.meta.generation,
+        conditions: Vec::new(),
+        addresses: Vec::new(),
+        listeners: Vec::new(),
+        parents,
+        load_balancer: Vec::new(),
+    }
+}
+
+/// Which listeners of a Gateway serve HTTPRoutes and GRPCRoutes: the valid HTTP and HTTPS ones.
+fn l7_listeners(
+    problems: Option<&Vec<Option<ListenerProblem>>>,
+    gw: Option<&model::Gateway>,
+) -> Vec<bool> {
+    match (problems, gw) {
+        (Some(ps), Some(g)) => ps
+            .iter()
+            .zip(&g.listeners)
+            .map(|(p, l)| {
+                p.is_none() && matches!(l.protocol, Some(Protocol::Http | Protocol::Https))
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 fn source(ck: &ClusterKey, kind: Kind, namespace: &str, name: &str) -> SourceObject {
     SourceObject {
         cluster: ck.clone(),
@@ -422,16 +531,18 @@ fn for_listener(r: &Route, port: u16, scheme_port: u16) -> Route {
 /// the clusters they use, added to `clusters`.
 fn build_rules(
     ck: &ClusterKey,
+    kind: Kind,
     route: &HttpRoute,
     clusters: &mut BTreeMap<String, ClusterSnapshot>,
 ) -> Vec<Vec<Route>> {
-    let src = source(ck, Kind::HttpRoute, &route.meta.namespace, &route.meta.name);
+    let src = source(ck, kind, &route.meta.namespace, &route.meta.name);
+    let object = names::route_object(kind, &route.meta.name);
     route
         .rules
         .iter()
         .enumerate()
         .map(|(ri, rule)| {
-            let action = rule_action(ck, route, ri, rule, &src, clusters);
+            let action = rule_action(ck, &object, route, ri, rule, &src, clusters);
             let (request_headers, response_headers) = header_modifiers(rule);
             let cors = rule.filters.iter().find_map(|f| match f {
                 HttpFilter::Cors(c) => Some(c.clone()),
@@ -443,7 +554,7 @@ fn build_rules(
                 .map(|(mi, m)| {
                     let path = precedence::normalize(&m.path);
                     Route {
-                        name: names::route(ck, &route.meta.namespace, &route.meta.name, ri, mi),
+                        name: names::route(ck, &route.meta.namespace, &object, ri, mi),
                         action: action_for_match(&action, rule, &path),
                         path,
                         headers: m.headers.clone(),
@@ -530,6 +641,7 @@ fn upstream(
 /// Mirrors whose backend did not resolve are left out.
 fn rule_action(
     ck: &ClusterKey,
+    object: &str,
     route: &HttpRoute,
     ri: usize,
     rule: &HttpRouteRule,
@@ -558,7 +670,7 @@ fn rule_action(
             invalid_weight = invalid_weight.saturating_add(b.weight);
             continue;
         }
-        let name = names::backend_cluster(ck, &route.meta.namespace, &route.meta.name, ri, bi);
+        let name = names::backend_cluster(ck, &route.meta.namespace, object, ri, bi);
         upstream(clusters, &name, b, src);
         weighted.push(WeightedCluster {
             cluster: name,
@@ -581,7 +693,7 @@ fn rule_action(
         if let HttpFilter::RequestMirror(m) = f
             && m.backend.problem.is_none()
         {
-            let name = names::mirror_cluster(ck, &route.meta.namespace, &route.meta.name, ri, fi);
+            let name = names::mirror_cluster(ck, &route.meta.namespace, object, ri, fi);
             upstream(clusters, &name, &m.backend, src);
             mirrors.push(MirrorTarget {
                 cluster: name,

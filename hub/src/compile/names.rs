@@ -6,7 +6,7 @@
 //! and indexes — joined by `/`, which none of those can contain, so two different inputs can
 //! never produce the same name and no tenant free text ends up in Envoy configuration.
 
-use crate::model::ClusterKey;
+use crate::model::{ClusterKey, Kind};
 
 /// The listener and route configuration of a data-plane port.
 pub fn listener(port: u16) -> String {
@@ -28,7 +28,17 @@ fn object(ck: &ClusterKey, namespace: &str, name: &str) -> String {
     format!("t/{}/c/{}/{namespace}/{name}", ck.tenant, ck.cluster)
 }
 
-/// One match of one rule of an HTTPRoute.
+/// The object part of the names built from an HTTPRoute or a GRPCRoute: the route's name, with
+/// `/grpc` appended for a GRPCRoute so that an HTTPRoute and a GRPCRoute of the same name never
+/// share a resource name (object names cannot contain `/`).
+pub fn route_object(kind: Kind, name: &str) -> String {
+    match kind {
+        Kind::GrpcRoute => format!("{name}/grpc"),
+        _ => name.to_string(),
+    }
+}
+
+/// One match of one rule of an HTTPRoute (or GRPCRoute, see [`route_object`]).
 pub fn route(ck: &ClusterKey, namespace: &str, name: &str, rule: usize, m: usize) -> String {
     format!("{}/r{rule}/m{m}", object(ck, namespace, name))
 }

@@ -20,12 +20,7 @@ use crate::model;
 /// map keyed by it deduplicates a route attached twice to the same hostname.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Precedence {
-    exactness: u8,
-    path_len: Reverse<usize>,
-    /// `false` (has a method match) sorts first.
-    any_method: bool,
-    headers: Reverse<usize>,
-    query_params: Reverse<usize>,
+    specificity: Specificity,
     /// RFC 3339 in UTC as written by the API server (`...Z`), so it orders as text.
     created: String,
     namespace: String,
@@ -34,6 +29,28 @@ pub struct Precedence {
     cluster: String,
     rule: usize,
     m: usize,
+}
+
+/// How specific a match is, by route kind. HTTPRoute and GRPCRoute rules are never merged for
+/// one hostname of one listener (`super::grpc` rejects the later route), so the order between
+/// the two variants only keeps the key total.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Specificity {
+    Http {
+        exactness: u8,
+        path_len: Reverse<usize>,
+        /// `false` (has a method match) sorts first.
+        any_method: bool,
+        headers: Reverse<usize>,
+        query_params: Reverse<usize>,
+    },
+    /// GRPCRoute (Gateway API): most characters in a matching service, then in a matching
+    /// method, then most header matches.
+    Grpc {
+        service_len: Reverse<usize>,
+        method_len: Reverse<usize>,
+        headers: Reverse<usize>,
+    },
 }
 
 /// Where a match comes from.
@@ -53,12 +70,34 @@ impl Precedence {
             PathMatch::RegularExpression(p) => (1, p.len()),
             PathMatch::Prefix(p) => (2, p.len()),
         };
+        Self::with(
+            Specificity::Http {
+                exactness,
+                path_len: Reverse(len),
+                any_method: r.method.is_none(),
+                headers: Reverse(r.headers.len()),
+                query_params: Reverse(r.query_params.len()),
+            },
+            o,
+        )
+    }
+
+    /// A GRPCRoute match: `service_len` and `method_len` characters of service and method
+    /// names (or expressions) it matches, with `headers` header matches.
+    pub fn grpc(service_len: usize, method_len: usize, headers: usize, o: Origin<'_>) -> Self {
+        Self::with(
+            Specificity::Grpc {
+                service_len: Reverse(service_len),
+                method_len: Reverse(method_len),
+                headers: Reverse(headers),
+            },
+            o,
+        )
+    }
+
+    fn with(specificity: Specificity, o: Origin<'_>) -> Self {
         Self {
-            exactness,
-            path_len: Reverse(len),
-            any_method: r.method.is_none(),
-            headers: Reverse(r.headers.len()),
-            query_params: Reverse(r.query_params.len()),
+            specificity,
             created: o.meta.creation_timestamp.clone(),
             namespace: o.meta.namespace.clone(),
             name: o.meta.name.clone(),

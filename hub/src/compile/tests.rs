@@ -1207,6 +1207,278 @@ fn one_hostname_from_two_clusters_merges_backends_table() {
     }
 }
 
+// ---- GRPCRoute ----------------------------------------------------------------------------
+
+fn grpc_match(
+    service: Option<&str>,
+    method: Option<&str>,
+    regex: bool,
+    headers: usize,
+) -> crate::model::GrpcRouteMatch {
+    crate::model::GrpcRouteMatch {
+        method: (service.is_some() || method.is_some())
+            .then(|| grpc::method(service, method, regex)),
+        headers: with_headers(prefix("/"), headers).headers,
+    }
+}
+
+fn grpc_rule(
+    matches: Vec<crate::model::GrpcRouteMatch>,
+    backends: Vec<Backend>,
+) -> crate::model::GrpcRouteRule {
+    crate::model::GrpcRouteRule {
+        name: None,
+        matches,
+        filters: Vec::new(),
+        backends: backends
+            .into_iter()
+            .map(|mut b| {
+                b.app_protocol = AppProtocol::H2c;
+                b
+            })
+            .collect(),
+    }
+}
+
+fn grpc_route(
+    name: &str,
+    created: &str,
+    hosts: &[&str],
+    rules: Vec<crate::model::GrpcRouteRule>,
+) -> crate::model::GrpcRoute {
+    let mut meta = meta("default", name);
+    meta.creation_timestamp = created.into();
+    crate::model::GrpcRoute {
+        meta,
+        parent_refs: vec![parent("default", "gw")],
+        hostnames: hosts.iter().map(|h| h.to_string()).collect(),
+        rules,
+    }
+}
+
+fn http_gw() -> Gateway {
+    gateway("default", "gw", vec![listener("web", 80)])
+}
+
+fn with_grpc(mut fleet: FleetIntent, routes: Vec<crate::model::GrpcRoute>) -> FleetIntent {
+    let ci = fleet.get_mut(&ck("a", "c1")).unwrap();
+    for r in routes {
+        ci.grpc_routes
+            .insert((r.meta.namespace.clone(), r.meta.name.clone()), r);
+    }
+    fleet
+}
+
+fn grpc_cond(c: &Compiled, name: &str, type_: &str) -> (bool, String) {
+    let s = status(c, &ck("a", "c1"), Kind::GrpcRoute, name);
+    let cd = cond(&s.parents[0].conditions, type_);
+    (cd.status, cd.reason.clone())
+}
+
+#[test]
+fn grpc_methods_of_one_service_go_to_different_h2c_backends() {
+    let g = grpc_route(
+        "echo",
+        "2026-01-01T00:00:00Z",
+        &["grpc.a.example"],
+        vec![
+            grpc_rule(
+                vec![grpc_match(Some("echo.v1.Echo"), Some("Say"), false, 0)],
+                vec![backend("say", 1, &["127.0.1.1:8080"])],
+            ),
+            grpc_rule(
+                vec![grpc_match(Some("echo.v1.Echo"), Some("Shout"), false, 0)],
+                vec![backend("shout", 1, &["127.0.1.2:8080"])],
+            ),
+        ],
+    );
+    let c = compile(&with_grpc(one(vec![http_gw()], vec![]), vec![g]), &dp());
+    assert_eq!(grpc_cond(&c, "echo", "Accepted"), (true, "Accepted".into()));
+    let vh = vhost(&c, 80, "grpc.a.example").expect("virtual host");
+    let paths: Vec<_> = vh.routes.iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        paths,
+        vec![
+            PathMatch::Exact("/echo.v1.Echo/Shout".into()),
+            PathMatch::Exact("/echo.v1.Echo/Say".into()),
+        ]
+    );
+    for r in &vh.routes {
+        let RouteAction::Forward(fw) = &r.action else {
+            panic!("forward expected: {r:?}")
+        };
+        let cl = c
+            .snapshot
+            .clusters
+            .iter()
+            .find(|cl| cl.name == fw.clusters[0].cluster)
+            .unwrap();
+        assert_eq!(cl.protocol, AppProtocol::H2c, "{}", cl.name);
+        assert!(cl.name.contains("/echo/grpc/"), "{}", cl.name);
+        assert_eq!(r.source.as_ref().unwrap().object.kind, Kind::GrpcRoute);
+    }
+    let gw = status(&c, &ck("a", "c1"), Kind::Gateway, "gw");
+    assert_eq!(gw.listeners[0].attached_routes, 1);
+}
+
+#[test]
+fn grpc_precedence_table() {
+    // Each match is its own rule, listed least specific first: the virtual host must list them
+    // in GRPCRoute precedence (service characters, then method characters, then headers).
+    let matches = [
+        ("any", grpc_match(None, None, false, 0)),
+        ("method-only", grpc_match(None, Some("Say"), false, 0)),
+        (
+            "service-only",
+            grpc_match(Some("echo.v1.Echo"), None, false, 0),
+        ),
+        (
+            "service-and-method",
+            grpc_match(Some("echo.v1.Echo"), Some("Say"), false, 0),
+        ),
+        (
+            "service-and-method-2-headers",
+            grpc_match(Some("echo.v1.Echo"), Some("Say"), false, 2),
+        ),
+        (
+            "longer-service-regex",
+            grpc_match(Some("echo\\.v[0-9]+\\.Echo"), None, true, 0),
+        ),
+    ];
+    let rules = matches
+        .iter()
+        .map(|(_, m)| {
+            grpc_rule(
+                vec![m.clone()],
+                vec![backend("svc", 1, &["127.0.1.1:8080"])],
+            )
+        })
+        .collect();
+    let g = grpc_route("echo", "2026-01-01T00:00:00Z", &["grpc.a.example"], rules);
+    let c = compile(&with_grpc(one(vec![http_gw()], vec![]), vec![g]), &dp());
+    let vh = vhost(&c, 80, "grpc.a.example").unwrap();
+    let idx = |label: &str| matches.iter().position(|(l, _)| *l == label).unwrap();
+    let want: Vec<String> = [
+        "longer-service-regex",
+        "service-and-method-2-headers",
+        "service-and-method",
+        "service-only",
+        "method-only",
+        "any",
+    ]
+    .iter()
+    .map(|l| names::route(&ck("a", "c1"), "default", "echo/grpc", idx(l), 0))
+    .collect();
+    assert_eq!(route_names(vh), want);
+    // Header matches are carried to the data-plane route.
+    let with_headers = vh.routes.iter().find(|r| r.headers.len() == 2).unwrap();
+    assert_eq!(
+        with_headers.path,
+        PathMatch::Exact("/echo.v1.Echo/Say".into())
+    );
+}
+
+#[test]
+fn grpc_ties_go_to_the_oldest_route() {
+    let mk = |name: &str, created: &str, be: &str| {
+        grpc_route(
+            name,
+            created,
+            &["grpc.a.example"],
+            vec![grpc_rule(
+                vec![grpc_match(Some("s"), Some("M"), false, 0)],
+                vec![backend(be, 1, &["127.0.1.1:8080"])],
+            )],
+        )
+    };
+    let c = compile(
+        &with_grpc(
+            one(vec![http_gw()], vec![]),
+            vec![
+                mk("a-new", "2026-02-01T00:00:00Z", "new"),
+                mk("b-old", "2026-01-01T00:00:00Z", "old"),
+            ],
+        ),
+        &dp(),
+    );
+    let vh = vhost(&c, 80, "grpc.a.example").unwrap();
+    assert!(
+        vh.routes[0].name.contains("/b-old/grpc/"),
+        "{:?}",
+        route_names(vh)
+    );
+}
+
+#[test]
+fn http_and_grpc_routes_on_one_hostname_conflict_table() {
+    // (HTTPRoute created, GRPCRoute created, GRPCRoute hostname, http accepted, grpc accepted)
+    let table = [
+        (
+            "2026-01-01T00:00:00Z",
+            "2026-02-01T00:00:00Z",
+            "app.a.example",
+            true,
+            false,
+        ),
+        (
+            "2026-02-01T00:00:00Z",
+            "2026-01-01T00:00:00Z",
+            "app.a.example",
+            false,
+            true,
+        ),
+        // Same age: "default/app" sorts before "default/grpc".
+        (
+            "2026-01-01T00:00:00Z",
+            "2026-01-01T00:00:00Z",
+            "app.a.example",
+            true,
+            false,
+        ),
+        (
+            "2026-01-01T00:00:00Z",
+            "2026-02-01T00:00:00Z",
+            "grpc.a.example",
+            true,
+            true,
+        ),
+    ];
+    for (http_created, grpc_created, grpc_host, http_ok, grpc_ok) in table {
+        let mut h = simple_route(
+            "default",
+            "app",
+            vec![parent("default", "gw")],
+            &["app.a.example"],
+        );
+        h.meta.creation_timestamp = http_created.into();
+        let g = grpc_route(
+            "grpc",
+            grpc_created,
+            &[grpc_host],
+            vec![grpc_rule(vec![grpc_match(None, None, false, 0)], vec![])],
+        );
+        let c = compile(&with_grpc(one(vec![http_gw()], vec![h]), vec![g]), &dp());
+        let case = format!("{http_created} {grpc_created} {grpc_host}");
+        let (ha, hr) = route_cond(&c, "app", "Accepted");
+        let (ga, gr) = grpc_cond(&c, "grpc", "Accepted");
+        assert_eq!((ha, ga), (http_ok, grpc_ok), "{case}: {hr} {gr}");
+        if !ha {
+            assert_eq!(hr, "Conflicted", "{case}");
+        }
+        if !ga {
+            assert_eq!(gr, "Conflicted", "{case}");
+        }
+        // The loser's rules are not in the virtual host.
+        let vh = vhost(&c, 80, "app.a.example").unwrap();
+        let kinds: BTreeSet<Kind> = vh
+            .routes
+            .iter()
+            .map(|r| r.source.as_ref().unwrap().object.kind)
+            .collect();
+        assert_eq!(kinds.len(), 1, "{case}: {kinds:?}");
+    }
+}
+
 #[test]
 fn routes_of_one_cluster_with_equal_matches_are_not_merged() {
     let gw = gateway("default", "gw", vec![listener("http", 80)]);
@@ -1252,9 +1524,9 @@ fn listener_route_kinds_table() {
     );
     let cases: Vec<Case<'_>> = vec![
         (
-            "unset: the protocol's kind",
+            "unset: the protocol's kinds",
             vec![],
-            vec!["HTTPRoute"],
+            vec!["HTTPRoute", "GRPCRoute"],
             (true, "ResolvedRefs"),
             true,
             (true, "Accepted"),
@@ -1323,4 +1595,31 @@ fn listener_route_kinds_table() {
         assert_eq!((st, reason.as_str()), accepted, "{what}: route");
         assert_eq!(vhost(&c, 80, "h.a.example").is_some(), accepted.0, "{what}");
     }
+}
+
+#[test]
+fn an_http_and_a_grpc_route_of_one_name_are_two_attached_routes() {
+    let h = simple_route(
+        "default",
+        "x",
+        vec![parent("default", "gw")],
+        &["app.a.example"],
+    );
+    let g = grpc_route(
+        "x",
+        "2026-01-01T00:00:00Z",
+        &["grpc.a.example"],
+        vec![grpc_rule(
+            vec![grpc_match(None, None, false, 0)],
+            vec![backend("svc", 1, &["127.0.1.1:8080"])],
+        )],
+    );
+    let c = compile(&with_grpc(one(vec![http_gw()], vec![h]), vec![g]), &dp());
+    assert_eq!(route_cond(&c, "x", "Accepted"), (true, "Accepted".into()));
+    assert_eq!(grpc_cond(&c, "x", "Accepted"), (true, "Accepted".into()));
+    let gw = status(&c, &ck("a", "c1"), Kind::Gateway, "gw");
+    assert_eq!(gw.listeners[0].attached_routes, 2);
+    // Both backendRefs are rule 0 / backend 0 of a route named x: their clusters must still be
+    // two (a shared name would merge them into one).
+    assert_eq!(c.snapshot.clusters.len(), 2, "{:?}", c.snapshot.clusters);
 }

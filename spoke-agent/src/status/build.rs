@@ -57,6 +57,12 @@ pub enum StatusWrite {
         name: String,
         status: HttpRouteStatus,
     },
+    /// GRPCRoute v1 `status.parents` has exactly HTTPRoute's schema.
+    GrpcRoute {
+        namespace: String,
+        name: String,
+        status: HttpRouteStatus,
+    },
     /// A LoadBalancer Service (`super::service`).
     Service {
         namespace: String,
@@ -88,6 +94,9 @@ impl StatusWrite {
                 name,
                 ..
             } => format!("{} {namespace}/{name}", l4_route_kind(*kind)),
+            Self::GrpcRoute {
+                namespace, name, ..
+            } => format!("GRPCRoute {namespace}/{name}"),
         }
     }
 }
@@ -290,10 +299,13 @@ fn supported_kinds(
         .iter()
         .any(|c| c.r#type == "ResolvedRefs" && c.reason == "InvalidRouteKinds");
     if l.supported_kinds.is_empty() && !invalid_kinds {
-        return vec![GatewayStatusListenersSupportedKinds {
-            group: Some(GATEWAY_GROUP.to_string()),
-            kind: route_kind_of(gw, &l.name).to_string(),
-        }];
+        return route_kinds_of(gw, &l.name)
+            .iter()
+            .map(|k| GatewayStatusListenersSupportedKinds {
+                group: Some(GATEWAY_GROUP.to_string()),
+                kind: k.to_string(),
+            })
+            .collect();
     }
     l.supported_kinds
         .iter()
@@ -304,13 +316,34 @@ fn supported_kinds(
         .collect()
 }
 
-/// The route kind a listener takes: TLSRoute on TLS listeners, HTTPRoute otherwise.
-fn route_kind_of(gw: &Gateway, listener: &str) -> &'static str {
+/// The route kinds a listener takes by its protocol.
+fn route_kinds_of(gw: &Gateway, listener: &str) -> &'static [&'static str] {
     match gw.spec.listeners.iter().find(|l| l.name == listener) {
-        Some(l) if l.protocol == "TLS" => "TLSRoute",
-        Some(l) if l.protocol == "TCP" => "TCPRoute",
-        Some(l) if l.protocol == "UDP" => "UDPRoute",
-        _ => "HTTPRoute",
+        Some(l) if l.protocol == "TLS" => &["TLSRoute"],
+        Some(l) if l.protocol == "TCP" => &["TCPRoute"],
+        Some(l) if l.protocol == "UDP" => &["UDPRoute"],
+        _ => &["HTTPRoute", "GRPCRoute"],
+    }
+}
+
+/// A GRPCRoute seen through the HTTPRoute type for its status: GRPCRoute v1's parentRefs and
+/// status.parents have HTTPRoute's schema, so the same status building applies.
+pub fn grpc_route_as_http(r: &gateway_api::grpcroutes::GrpcRoute) -> HttpRoute {
+    HttpRoute {
+        metadata: r.metadata.clone(),
+        spec: gateway_api::httproutes::HttpRouteSpec {
+            parent_refs: r.spec.parent_refs.as_ref().map(|ps| {
+                ps.iter()
+                    .map(crate::translate::grpc::grpc_parent_as_http)
+                    .collect()
+            }),
+            ..Default::default()
+        },
+        status: r.status.as_ref().and_then(|s| {
+            serde_json::to_value(s)
+                .ok()
+                .and_then(|v| serde_json::from_value(v).ok())
+        }),
     }
 }
 
@@ -468,6 +501,20 @@ pub fn plan(state: &ClusterState, hub: Option<&Status>, now: &Time) -> Vec<Statu
             });
         }
     }
+    for r in &state.grpc_routes {
+        let Some((namespace, name, hs)) = find(Kind::GrpcRoute, &r.metadata) else {
+            continue;
+        };
+        let r = grpc_route_as_http(r);
+        let status = route_status(&r, hs, now);
+        if r.status.as_ref().map(norm_route) != Some(norm_route(&status)) {
+            out.push(StatusWrite::GrpcRoute {
+                namespace,
+                name,
+                status,
+            });
+        }
+    }
     out
 }
 
@@ -554,6 +601,7 @@ pub fn summary(w: &StatusWrite) -> String {
         }
         StatusWrite::HttpRoute { status, .. }
         | StatusWrite::TlsRoute { status, .. }
+        | StatusWrite::GrpcRoute { status, .. }
         | StatusWrite::L4Route { status, .. } => status
             .parents
             .iter()

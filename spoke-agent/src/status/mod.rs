@@ -196,6 +196,24 @@ impl Sink {
                         .await
                         .map(drop)
                     }
+                    StatusWrite::GrpcRoute {
+                        namespace,
+                        name,
+                        status,
+                    } => {
+                        let body = json!({
+                            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GRPCRoute",
+                            "metadata": {"name": name, "namespace": namespace},
+                            "status": {"parents": status.parents},
+                        });
+                        Api::<gateway_api::grpcroutes::GrpcRoute>::namespaced(
+                            client.clone(),
+                            namespace,
+                        )
+                        .patch_status(name, &pp, &Patch::Apply(body))
+                        .await
+                        .map(drop)
+                    }
                 };
                 res.map_err(|source| StatusError {
                     object: object.clone(),

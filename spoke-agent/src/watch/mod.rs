@@ -1,7 +1,7 @@
 //! Watch: kube-rs reflectors over the tenant cluster (GatewayClass, Gateway, HTTPRoute v1,
-//! TLSRoute v1, ReferenceGrant v1, Service, EndpointSlice, Node, Namespace, Secrets of type
-//! `kubernetes.io/tls`; TCPRoute and UDPRoute v1 when served) that publish a [`ClusterState`]
-//! snapshot.
+//! TLSRoute v1, GRPCRoute v1, ReferenceGrant v1, Service, EndpointSlice, Node, Namespace,
+//! Secrets of type `kubernetes.io/tls`; TCPRoute and UDPRoute v1 when served) that publish a
+//! [`ClusterState`] snapshot.
 //!
 //! Secrets: the watch is filtered server-side to `type=kubernetes.io/tls`, so no other Secret
 //! (service-account tokens, application credentials) ever reaches the agent; of those, only the
@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
+use gateway_api::grpcroutes::GrpcRoute;
 use gateway_api::httproutes::HttpRoute;
 use gateway_api::referencegrants::ReferenceGrant;
 use gateway_api::tlsroutes::TlsRoute;
@@ -84,6 +85,7 @@ pub async fn run(client: Client, tx: watch::Sender<ClusterState>) {
     let udp_routes =
         serves_udp.then(|| reflect::spawn(Api::<UdpRoute>::all(client.clone()), changed.clone()));
     let namespaces = reflect::spawn(Api::<Namespace>::all(client.clone()), changed.clone());
+    let grpc_routes = reflect::spawn(Api::<GrpcRoute>::all(client.clone()), changed.clone());
 
     let ready = async {
         let _ = classes.wait_until_ready().await;
@@ -102,13 +104,14 @@ pub async fn run(client: Client, tx: watch::Sender<ClusterState>) {
             let _ = s.wait_until_ready().await;
         }
         let _ = namespaces.wait_until_ready().await;
+        let _ = grpc_routes.wait_until_ready().await;
     };
     tokio::pin!(ready);
     loop {
         tokio::select! {
             _ = &mut ready => break,
             _ = tokio::time::sleep(Duration::from_secs(10)) => warn!(
-                "still waiting for the initial list of GatewayClasses, Gateways, HTTPRoutes, TLSRoutes, ReferenceGrants, Services, EndpointSlices, Nodes, Namespaces and TLS Secrets (are the Gateway API CRDs installed and the RBAC in deploy/agent-rbac.yaml applied?)"
+                "still waiting for the initial list of GatewayClasses, Gateways, HTTPRoutes, TLSRoutes, GRPCRoutes, ReferenceGrants, Services, EndpointSlices, Nodes and TLS Secrets (are the Gateway API CRDs installed and the RBAC in deploy/agent-rbac.yaml applied?)"
             ),
         }
     }
@@ -133,6 +136,7 @@ pub async fn run(client: Client, tx: watch::Sender<ClusterState>) {
                 .map(reflect::objects)
                 .unwrap_or_default(),
             namespaces: reflect::objects(&namespaces),
+            grpc_routes: reflect::objects(&grpc_routes),
         };
         s.normalize();
         s

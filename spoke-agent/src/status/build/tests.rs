@@ -226,6 +226,15 @@ fn apply(state: &mut ClusterState, writes: Vec<StatusWrite>) {
                 o.status =
                     Some(serde_json::from_value(serde_json::to_value(status).unwrap()).unwrap());
             }
+            StatusWrite::GrpcRoute { name, status, .. } => {
+                let o = state
+                    .grpc_routes
+                    .iter_mut()
+                    .find(|o| o.metadata.name.as_deref() == Some(&name))
+                    .unwrap();
+                o.status =
+                    Some(serde_json::from_value(serde_json::to_value(status).unwrap()).unwrap());
+            }
         }
     }
 }
@@ -309,8 +318,14 @@ fn plan_writes_once_and_then_converges() {
     assert_eq!((l.name.as_str(), l.attached_routes), ("http", 1));
     let kinds = l.supported_kinds.as_ref().unwrap();
     assert_eq!(
-        (kinds[0].group.as_deref(), kinds[0].kind.as_str()),
-        (Some(GATEWAY_GROUP), "HTTPRoute")
+        kinds
+            .iter()
+            .map(|k| (k.group.as_deref(), k.kind.as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            (Some(GATEWAY_GROUP), "HTTPRoute"),
+            (Some(GATEWAY_GROUP), "GRPCRoute")
+        ]
     );
     assert!(
         l.conditions

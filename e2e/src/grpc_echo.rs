@@ -1,0 +1,158 @@
+//! In-process gRPC echo backends (h2c, tonic): every call of `fleetgate.e2e.echo.v1.Echo`
+//! (`Say`, `Shout`) answers with the backend's name, the request path and the request metadata,
+//! so a GRPCRoute test knows which backend a call reached and what the data plane changed.
+//! Also a client helper that calls through the data plane with a chosen `:authority`.
+//!
+//! Where it sits: outside the data path, as the tenant's gRPC workload behind Envoy.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::{Request, Response, Status};
+
+/// The generated code of `e2e/proto/fleetgate/e2e/echo/v1/echo.proto`.
+pub mod pb {
+    tonic::include_proto!("fleetgate.e2e.echo.v1");
+}
+
+use pb::echo_client::EchoClient;
+use pb::echo_server::{Echo, EchoServer};
+use pb::{EchoReply, EchoRequest};
+
+struct Service {
+    name: Arc<str>,
+}
+
+impl Service {
+    fn reply(&self, path: &str, req: Request<EchoRequest>) -> Result<Response<EchoReply>, Status> {
+        let mut metadata: Vec<String> = req
+            .metadata()
+            .iter()
+            .filter_map(|kv| match kv {
+                tonic::metadata::KeyAndValueRef::Ascii(k, v) => {
+                    Some(format!("{}={}", k.as_str(), v.to_str().unwrap_or("")))
+                }
+                tonic::metadata::KeyAndValueRef::Binary(..) => None,
+            })
+            .collect();
+        metadata.sort();
+        Ok(Response::new(EchoReply {
+            backend: self.name.to_string(),
+            path: path.to_string(),
+            message: req.into_inner().message,
+            metadata,
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl Echo for Service {
+    async fn say(&self, req: Request<EchoRequest>) -> Result<Response<EchoReply>, Status> {
+        self.reply("/fleetgate.e2e.echo.v1.Echo/Say", req)
+    }
+
+    async fn shout(&self, req: Request<EchoRequest>) -> Result<Response<EchoReply>, Status> {
+        self.reply("/fleetgate.e2e.echo.v1.Echo/Shout", req)
+    }
+}
+
+/// A running gRPC echo backend; stops when dropped.
+#[derive(Debug)]
+pub struct GrpcEcho {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl GrpcEcho {
+    /// Serves h2c on exactly `addr` (e.g. a node's InternalIP and a Service's nodePort).
+    pub async fn start_at(name: &str, addr: SocketAddr) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("grpc echo {name}: binding {addr}"))?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let svc = EchoServer::new(Service { name: name.into() });
+        let name = name.to_string();
+        let task = tokio::spawn(async move {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            if let Err(e) = tonic::transport::Server::builder()
+                .add_service(svc)
+                .serve_with_incoming_shutdown(incoming, async {
+                    let _ = stopped.await;
+                })
+                .await
+            {
+                tracing::warn!("grpc echo {name}: {e}");
+            }
+        });
+        Ok(Self {
+            addr,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for GrpcEcho {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.task.abort();
+    }
+}
+
+/// Which method of the Echo service to call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Say,
+    Shout,
+}
+
+/// Calls `method` on the Echo service through the data plane at `data_plane` (h2c, prior
+/// knowledge), with `:authority` `host` and the given request metadata.
+pub async fn call(
+    data_plane: SocketAddr,
+    host: &str,
+    method: Method,
+    metadata: &[(&'static str, &str)],
+) -> Result<EchoReply, Status> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{data_plane}"))
+        .map_err(|e| Status::internal(e.to_string()))?
+        .origin(
+            format!("http://{host}")
+                .parse()
+                .map_err(|e: http::uri::InvalidUri| Status::internal(e.to_string()))?,
+        )
+        .connect()
+        .await
+        .map_err(|e| Status::unavailable(format!("connecting {data_plane}: {e}")))?;
+    let mut client = EchoClient::new(channel);
+    let mut req = Request::new(EchoRequest {
+        message: "hello".into(),
+    });
+    for (k, v) in metadata {
+        req.metadata_mut().insert(
+            *k,
+            v.parse()
+                .map_err(|_| Status::internal("metadata value is not ASCII"))?,
+        );
+    }
+    let resp = match method {
+        Method::Say => client.say(req).await?,
+        Method::Shout => client.shout(req).await?,
+    };
+    Ok(resp.into_inner())
+}
+
+/// `tonic`'s re-export of the `http` crate, for the URI type above.
+use tonic::codegen::http;

@@ -1,0 +1,266 @@
+//! GRPCRoute end to end on real components: tenant YAML in a tenant API server -> agent -> hub
+//! -> Envoy -> tonic gRPC echo backends (h2c). Method matching sends two methods of one service
+//! to two backends, a header match picks a third, a RequestHeaderModifier reaches the backend,
+//! calls nothing matches fail with UNIMPLEMENTED, and an HTTPRoute that claims a GRPCRoute's
+//! hostname later is rejected with reason Conflicted.
+//!
+//! What Envoy returns when no route matches a gRPC call: its local 404 reply, which Envoy turns
+//! into a gRPC trailers-only answer (HTTP 200, `grpc-status: 12` UNIMPLEMENTED) because the
+//! request was gRPC — the mapping of HTTP 404 in gRPC's HTTP-to-status table. Both "known host,
+//! no matching method" and "unknown host" (fleetgate's catch-all 404) answer that way.
+//!
+//! Needs the product binaries: `cargo build --bins` first.
+
+use std::net::{IpAddr, SocketAddr};
+
+use anyhow::{Context, ensure};
+use fleetgate_e2e::grpc_echo::{GrpcEcho, Method, call};
+use fleetgate_e2e::{Fleet, FleetTenant, TIMEOUT, eventually};
+use serde_json::Value;
+
+const TENANT_A: (&str, &str, &str) = ("tenant-a", "*.a.example", "127.0.1.0/24");
+
+const GATEWAY: &str = r#"apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata:
+  name: fleetgate
+spec:
+  controllerName: fleetgate.dev/hub
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: web
+  namespace: default
+spec:
+  gatewayClassName: fleetgate
+  listeners:
+  - name: http
+    protocol: HTTP
+    port: 80
+"#;
+
+const SERVICE: &str = "fleetgate.e2e.echo.v1.Echo";
+
+/// A NodePort Service `name` (port 50051, no appProtocol: a GRPCRoute backend is h2c anyway)
+/// and a gRPC echo backend of the same name on the node's nodePort.
+async fn grpc_service(t: &FleetTenant, node: IpAddr, name: &str) -> GrpcEcho {
+    let node_port = fleetgate_e2e::ports::free_port_in(node, 30000..=32767).expect("free port");
+    let yaml = format!(
+        r#"apiVersion: v1
+kind: Service
+metadata:
+  name: {name}
+  namespace: default
+spec:
+  type: NodePort
+  selector:
+    app: {name}
+  ports:
+  - name: grpc
+    protocol: TCP
+    port: 50051
+    targetPort: 50051
+    nodePort: {node_port}
+"#
+    );
+    t.cluster.apply(&yaml).await.expect("apply Service");
+    GrpcEcho::start_at(name, SocketAddr::new(node, node_port))
+        .await
+        .expect("grpc echo backend")
+}
+
+/// Waits until `method` on `host` (with `metadata`) is answered by backend `backend`.
+async fn wait_backend(
+    fleet: &Fleet,
+    host: &str,
+    method: Method,
+    metadata: &[(&'static str, &str)],
+    backend: &str,
+) {
+    eventually(TIMEOUT, || async {
+        let r = call(fleet.data_plane(), host, method, metadata).await;
+        let r = r.map_err(|s| anyhow::anyhow!("{method:?} on {host}: {s}"))?;
+        ensure!(
+            r.backend == backend,
+            "{method:?} on {host} {metadata:?}: answered by {} (want {backend})",
+            r.backend
+        );
+        Ok(())
+    })
+    .await
+}
+
+fn condition<'a>(conditions: &'a Value, type_: &str) -> Option<&'a Value> {
+    conditions.as_array()?.iter().find(|c| c["type"] == type_)
+}
+
+/// Waits until `kind name`'s first parent has Accepted `status`/`reason`.
+async fn wait_accepted(t: &FleetTenant, kind: &str, name: &str, status: &str, reason: &str) {
+    eventually(TIMEOUT, || async {
+        let r = t
+            .cluster
+            .get_json(kind, "default", name)
+            .await?
+            .context("route missing")?;
+        let c = condition(&r["status"]["parents"][0]["conditions"], "Accepted")
+            .with_context(|| format!("no Accepted: {}", r["status"]))?;
+        ensure!(
+            c["status"] == status && c["reason"] == reason,
+            "{kind} {name} Accepted: {c}"
+        );
+        ensure!(
+            c["observedGeneration"] == r["metadata"]["generation"],
+            "stale: {c}"
+        );
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_method_and_header_matching_unimplemented_and_conflicts() {
+    let fleet = Fleet::start(&[TENANT_A]).await.expect("fleet");
+    let a = fleet.tenant("tenant-a");
+    let node = a.create_node("node-1", 10).await.expect("node");
+    a.cluster.apply(GATEWAY).await.expect("apply Gateway");
+    let _say = grpc_service(a, node, "say").await;
+    let _shout = grpc_service(a, node, "shout").await;
+    let _gold = grpc_service(a, node, "gold").await;
+
+    let routes = format!(
+        r#"apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata:
+  name: echo
+  namespace: default
+spec:
+  parentRefs:
+  - name: web
+  hostnames: [grpc.a.example]
+  rules:
+  - matches:
+    - method: {{service: {SERVICE}, method: Say}}
+      headers:
+      - {{name: x-tier, value: gold}}
+    filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier:
+        set:
+        - {{name: x-added, value: by-fleetgate}}
+    backendRefs:
+    - {{name: gold, port: 50051}}
+  - matches:
+    - method: {{service: {SERVICE}, method: Say}}
+    backendRefs:
+    - {{name: say, port: 50051}}
+  - matches:
+    - method: {{type: RegularExpression, service: 'fleetgate\.e2e\..*', method: 'Sh.*'}}
+    backendRefs:
+    - {{name: shout, port: 50051}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata:
+  name: only-say
+  namespace: default
+spec:
+  parentRefs:
+  - name: web
+  hostnames: [say.a.example]
+  rules:
+  - matches:
+    - method: {{service: {SERVICE}, method: Say}}
+    backendRefs:
+    - {{name: say, port: 50051}}
+"#
+    );
+    a.cluster.apply(&routes).await.expect("apply GRPCRoutes");
+
+    // Method matching: two methods of one service, two backends (exact and regex matches).
+    wait_backend(&fleet, "grpc.a.example", Method::Say, &[], "say").await;
+    wait_backend(&fleet, "grpc.a.example", Method::Shout, &[], "shout").await;
+    let dp = fleet.data_plane();
+    let r = call(dp, "grpc.a.example", Method::Say, &[]).await.unwrap();
+    assert_eq!(r.path, format!("/{SERVICE}/Say"));
+    assert!(
+        !r.metadata.iter().any(|m| m.starts_with("x-added=")),
+        "{:?}",
+        r.metadata
+    );
+    // Header match: the more specific rule (same method, one header) wins, and its
+    // RequestHeaderModifier reaches the backend.
+    let r = call(dp, "grpc.a.example", Method::Say, &[("x-tier", "gold")])
+        .await
+        .unwrap();
+    assert_eq!(r.backend, "gold");
+    assert!(
+        r.metadata.iter().any(|m| m == "x-added=by-fleetgate"),
+        "{:?}",
+        r.metadata
+    );
+    let r = call(dp, "grpc.a.example", Method::Say, &[("x-tier", "silver")])
+        .await
+        .unwrap();
+    assert_eq!(r.backend, "say");
+
+    // Nothing matches: UNIMPLEMENTED (Envoy's 404 as a gRPC status), on a known host with an
+    // unrouted method and on a host nobody configured.
+    wait_backend(&fleet, "say.a.example", Method::Say, &[], "say").await;
+    let e = call(dp, "say.a.example", Method::Shout, &[])
+        .await
+        .expect_err("Shout is not routed on say.a.example");
+    assert_eq!(e.code(), tonic::Code::Unimplemented, "{e:?}");
+    let e = call(dp, "nobody.a.example", Method::Say, &[])
+        .await
+        .expect_err("no route for an unknown host");
+    assert_eq!(e.code(), tonic::Code::Unimplemented, "{e:?}");
+
+    // Status: both routes accepted; the listener takes HTTPRoute and GRPCRoute and counts them.
+    wait_accepted(a, "GRPCRoute", "echo", "True", "Accepted").await;
+    eventually(TIMEOUT, || async {
+        let gw = a
+            .cluster
+            .get_json("Gateway", "default", "web")
+            .await?
+            .context("Gateway missing")?;
+        let l = &gw["status"]["listeners"][0];
+        ensure!(l["attachedRoutes"] == 2, "{l}");
+        let kinds: Vec<&str> = l["supportedKinds"]
+            .as_array()
+            .context("no supportedKinds")?
+            .iter()
+            .filter_map(|k| k["kind"].as_str())
+            .collect();
+        ensure!(kinds == ["HTTPRoute", "GRPCRoute"], "{l}");
+        Ok(())
+    })
+    .await;
+
+    // An HTTPRoute created later for the GRPCRoute's hostname loses: Accepted=False/Conflicted,
+    // and gRPC traffic keeps flowing to the GRPCRoute's backends.
+    a.cluster
+        .apply(
+            r#"apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: later
+  namespace: default
+spec:
+  parentRefs:
+  - name: web
+  hostnames: [grpc.a.example]
+  rules:
+  - backendRefs:
+    - {name: say, port: 50051}
+"#,
+        )
+        .await
+        .expect("apply HTTPRoute");
+    wait_accepted(a, "HTTPRoute", "later", "False", "Conflicted").await;
+    wait_accepted(a, "GRPCRoute", "echo", "True", "Accepted").await;
+    let r = call(dp, "grpc.a.example", Method::Shout, &[])
+        .await
+        .unwrap();
+    assert_eq!(r.backend, "shout");
+}
