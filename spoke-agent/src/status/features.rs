@@ -9,6 +9,7 @@
 
 /// Gateway API feature names fleetgate supports, sorted.
 pub const SUPPORTED_FEATURES: &[&str] = &[
+    "GRPCRoute",
     "Gateway",
     "HTTPRoute",
     "HTTPRoute303RedirectStatusCode",
@@ -32,7 +33,9 @@ pub const SUPPORTED_FEATURES: &[&str] = &[
     "HTTPRouteResponseHeaderModification",
     "HTTPRouteSchemeRedirect",
     "ReferenceGrant",
+    "TCPRoute",
     "TLSRoute",
+    "UDPRoute",
 ];
 
 #[cfg(test)]
