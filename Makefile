@@ -27,8 +27,9 @@ lint:
 ## Benchmarks (numbers go to docs/benchmarks.md).
 bench: setup
 	cargo build --release --workspace --bins
+	cargo run --release -p fleetgate-hub --example compile_bench 2>&1 | tee target/bench.log
 	set -a && source $(ENV_FILE) && set +a && FLEETGATE_PROFILE=release \
-	  cargo test -p fleetgate-e2e --test bench -- --ignored --nocapture --test-threads=1 2>&1 | tee target/bench.log
+	  cargo test -p fleetgate-e2e --test bench -- --ignored --nocapture --test-threads=1 2>&1 | tee -a target/bench.log
 	@grep '^BENCH' target/bench.log
 
 clean-demo:

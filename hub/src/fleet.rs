@@ -37,7 +37,8 @@ pub enum UpdateError {
 
 #[derive(Default)]
 struct State {
-    intent: FleetIntent,
+    /// Shared with the compile loop's views; `apply` copies it only while a view is held.
+    intent: Arc<FleetIntent>,
     owners: BTreeMap<String, String>,
     /// Per cluster: objects whose latest version was rejected, with their status.
     rejections: BTreeMap<ClusterKey, BTreeMap<ObjectKey, ObjectStatus>>,
@@ -46,7 +47,7 @@ struct State {
 /// What the compile loop reads: accepted intent plus the statuses of rejected objects.
 #[derive(Debug, Clone, Default)]
 pub struct FleetView {
-    pub intent: FleetIntent,
+    pub intent: Arc<FleetIntent>,
     pub rejections: BTreeMap<ClusterKey, BTreeMap<ObjectKey, ObjectStatus>>,
 }
 
@@ -78,7 +79,7 @@ impl Fleet {
             config,
             store,
             state: Mutex::new(State {
-                intent,
+                intent: Arc::new(intent),
                 owners: loaded.owners,
                 rejections: BTreeMap::new(),
             }),
@@ -198,13 +199,21 @@ impl Fleet {
             });
         }
 
-        let mut fleet = state.intent.clone();
-        fleet.insert(key.clone(), intent.clone());
-        let owners = claims(&state.owners, &key.tenant, &fleet);
-        self.store.save(key, &intent, &owners)?;
-        state.intent = fleet;
-        state.owners = owners;
-        state.rejections.insert(key.clone(), rejections);
+        // In place (a copy only if the compile loop still holds a view), undone if the store
+        // refuses.
+        let st = &mut *state;
+        let fleet = Arc::make_mut(&mut st.intent);
+        let previous = fleet.insert(key.clone(), intent);
+        let owners = claims(&st.owners, &key.tenant, fleet);
+        if let Err(e) = self.store.save(key, &fleet[key], &owners) {
+            match previous {
+                Some(p) => fleet.insert(key.clone(), p),
+                None => fleet.remove(key),
+            };
+            return Err(e.into());
+        }
+        st.owners = owners;
+        st.rejections.insert(key.clone(), rejections);
         drop(state);
         self.revision.send_modify(|r| *r += 1);
         Ok(())
