@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 ENV_FILE := target/fleetgate-env
 
-.PHONY: demo test setup build lint unit e2e bench clean-demo
+.PHONY: demo test setup build lint bench clean-demo
 
 ## Run the hub, Envoy, two --manifests agents and their backends from examples/ (Ctrl-C stops all).
 demo:
@@ -27,8 +27,9 @@ lint:
 ## Benchmarks (numbers go to docs/benchmarks.md).
 bench: setup
 	cargo build --release --workspace --bins
+	cargo run --release -p fleetgate-hub --example compile_bench 2>&1 | tee target/bench.log
 	set -a && source $(ENV_FILE) && set +a && FLEETGATE_PROFILE=release \
-	  cargo test -p fleetgate-e2e --test bench -- --ignored --nocapture --test-threads=1 2>&1 | tee target/bench.log
+	  cargo test -p fleetgate-e2e --test bench -- --ignored --nocapture --test-threads=1 2>&1 | tee -a target/bench.log
 	@grep '^BENCH' target/bench.log
 
 clean-demo:

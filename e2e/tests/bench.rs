@@ -2,10 +2,16 @@
 //! on a slow machine. Run them with `make bench` (release binaries); the figures go to
 //! `docs/benchmarks.md` together with the command.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::ensure;
-use fleetgate_e2e::{Fleet, FleetTenant, TIMEOUT, eventually};
+use fleetgate_e2e::hub::HubCluster;
+use fleetgate_e2e::sync_client::{self, ClientTls, SyncSession};
+use fleetgate_e2e::{
+    Echo, Envoy, Fleet, FleetTenant, Hub, HubTenant, TIMEOUT, TestDir, eventually, http,
+};
+use fleetgate_proto::spoke::v1 as pb;
 
 const TENANT_A: (&str, &str, &str) = ("tenant-a", "*.a.example", "127.0.1.0/24");
 
@@ -162,4 +168,253 @@ async fn hub_rss_with_1000_routes() {
         applied.as_secs_f64(),
         served.as_secs_f64()
     );
+}
+
+// ---- Scale (issue 3): 100 tenants x 100 HTTPRoutes through raw Sync clients -----------------
+
+const SCALE_TENANTS: usize = 100;
+const SCALE_ROUTES: usize = 100;
+
+fn scale_tenant(t: usize) -> String {
+    format!("tenant-{t}")
+}
+
+fn object_ref(kind: pb::Kind, name: &str) -> pb::ObjectRef {
+    pb::ObjectRef {
+        kind: kind as i32,
+        namespace: "default".into(),
+        name: name.into(),
+    }
+}
+
+fn scale_gateway(t: usize) -> pb::Object {
+    pb::Object {
+        r#ref: Some(object_ref(pb::Kind::Gateway, "web")),
+        generation: 1,
+        creation_timestamp: "2026-01-01T00:00:00Z".into(),
+        spec: Some(pb::object::Spec::Gateway(pb::Gateway {
+            gateway_class_name: "fleetgate".into(),
+            listeners: vec![pb::Listener {
+                name: "http".into(),
+                protocol: "HTTP".into(),
+                port: 80,
+                hostname: format!("*.t{t}.example"),
+                allowed_routes: None,
+                tls: None,
+            }],
+        })),
+    }
+}
+
+/// The shape of `hub/examples/compile_bench.rs`: one hostname, 2 rules, each with 2 matches and
+/// one backend of 3 endpoints. `prefix` is the path prefix of every match.
+fn scale_route(
+    t: usize,
+    r: usize,
+    prefix: &str,
+    generation: i64,
+    echoes: &[SocketAddr],
+) -> pb::Object {
+    let path = |kind: pb::path_match::Type, value: String| pb::PathMatch {
+        r#type: kind as i32,
+        value,
+    };
+    let rules = (0..2)
+        .map(|ri| pb::HttpRouteRule {
+            name: String::new(),
+            matches: vec![
+                pb::HttpRouteMatch {
+                    path: Some(path(
+                        pb::path_match::Type::PathPrefix,
+                        format!("{prefix}/r{ri}"),
+                    )),
+                    ..Default::default()
+                },
+                pb::HttpRouteMatch {
+                    path: Some(path(
+                        pb::path_match::Type::Exact,
+                        format!("{prefix}/r{ri}/exact"),
+                    )),
+                    headers: vec![pb::HeaderMatch {
+                        name: "x-env".into(),
+                        value: "prod".into(),
+                        regular_expression: false,
+                    }],
+                    method: "GET".into(),
+                    ..Default::default()
+                },
+            ],
+            filters: vec![],
+            backends: vec![pb::Backend {
+                namespace: "default".into(),
+                name: format!("svc-{r}-{ri}"),
+                port: 8080,
+                weight: 1,
+                problem: None,
+                endpoints: echoes
+                    .iter()
+                    .map(|a| pb::Endpoint {
+                        address: a.ip().to_string(),
+                        port: u32::from(a.port()),
+                        ready: true,
+                    })
+                    .collect(),
+                app_protocol: String::new(),
+                filters: vec![],
+            }],
+            timeouts: None,
+        })
+        .collect();
+    pb::Object {
+        r#ref: Some(object_ref(pb::Kind::HttpRoute, &format!("route-{r}"))),
+        generation,
+        creation_timestamp: "2026-01-01T00:00:00Z".into(),
+        spec: Some(pb::object::Spec::HttpRoute(pb::HttpRoute {
+            parent_refs: vec![pb::ParentRef {
+                namespace: "default".into(),
+                name: "web".into(),
+                section_name: String::new(),
+                port: 0,
+            }],
+            hostnames: vec![format!("r{r}.t{t}.example")],
+            rules,
+        })),
+    }
+}
+
+fn scale_update(revision: u64, full_state: bool, upserts: Vec<pb::Object>) -> pb::AgentMessage {
+    pb::AgentMessage {
+        kind: Some(pb::agent_message::Kind::Update(pb::Update {
+            revision,
+            full_state,
+            upserts,
+            deletes: vec![],
+        })),
+    }
+}
+
+async fn expect_ack(session: &mut SyncSession, revision: u64) {
+    match session.next_verdict(TIMEOUT * 4).await {
+        Ok(Ok(Some(pb::HubMessage {
+            kind: Some(pb::hub_message::Kind::Ack(pb::Ack { revision: r })),
+        }))) if r == revision => {}
+        other => panic!("update {revision} was not acked: {other:?}"),
+    }
+}
+
+async fn served(addr: SocketAddr, host: &str, path: &str) -> bool {
+    matches!(http::get(addr, host, path, &[]).await, Ok((200, _)))
+}
+
+/// 10,000 HTTPRoutes of 100 tenants (one cluster each, a raw Sync client per cluster) on a real
+/// Envoy; then 20 single-route changes through one client, each timed from sending the Update
+/// to the first 200 for the changed path. Also prints hub and Envoy RSS with everything loaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run with `make bench`"]
+async fn scale_10000_routes_one_change() {
+    let dir = TestDir::new("bench-scale").expect("test dir");
+    let echo_ips: Vec<std::net::IpAddr> = (1..=3).map(|i| [127, 0, 9, i].into()).collect();
+    let mut echoes = Vec::new();
+    for (i, ip) in echo_ips.iter().enumerate() {
+        echoes.push(Echo::start(&format!("echo-{i}"), *ip).await.expect("echo"));
+    }
+    let echo_addrs: Vec<SocketAddr> = echoes.iter().map(Echo::addr).collect();
+    let tenants: Vec<HubTenant> = (0..SCALE_TENANTS)
+        .map(|t| HubTenant {
+            name: scale_tenant(t),
+            hostnames: vec![format!("*.t{t}.example")],
+            clusters: vec![HubCluster {
+                name: "c1".into(),
+                endpoint_cidrs: vec!["127.0.9.0/24".into()],
+            }],
+        })
+        .collect();
+    let mut hub = Hub::start(&dir, &tenants).await.expect("hub");
+    let mut envoy = Envoy::start(&dir, 1, hub.xds_addr()).await.expect("envoy");
+    envoy.wait_live(TIMEOUT).await.expect("envoy live");
+    let dp = hub.data_plane_addr();
+    let hub_idle = rss_kib(hub.process().pid().expect("hub running"));
+
+    // Load: one full-state Update of a Gateway and 100 routes per tenant.
+    let started = Instant::now();
+    let mut sessions = Vec::new();
+    for t in 0..SCALE_TENANTS {
+        let id = hub
+            .issue_agent_identity(&scale_tenant(t), "c1")
+            .expect("identity");
+        let tls = ClientTls::from_identity_dir(&id).expect("identity files");
+        let mut client = sync_client::connect(hub.agent_addr(), &tls)
+            .await
+            .expect("connect");
+        let mut session = SyncSession::open(&mut client, "c1").await.expect("open");
+        let mut objects = vec![scale_gateway(t)];
+        objects.extend((0..SCALE_ROUTES).map(|r| scale_route(t, r, "/api", 1, &echo_addrs)));
+        assert!(session.send(scale_update(1, true, objects)).await);
+        expect_ack(&mut session, 1).await;
+        sessions.push((client, session));
+    }
+    let acked = started.elapsed();
+    for (t, r) in [(0, 0), (50, 50), (SCALE_TENANTS - 1, SCALE_ROUTES - 1)] {
+        let host = format!("r{r}.t{t}.example");
+        eventually(TIMEOUT * 10, || async {
+            let (s, _) = http::get(dp, &host, "/api/r1", &[]).await?;
+            ensure!(s == 200, "{host}: status {s}");
+            Ok(())
+        })
+        .await;
+    }
+    let all_served = started.elapsed();
+    println!(
+        "BENCH scale_load: tenants={SCALE_TENANTS} routes={} all_acked={:.1}s all_served={:.1}s",
+        SCALE_TENANTS * SCALE_ROUTES,
+        acked.as_secs_f64(),
+        all_served.as_secs_f64()
+    );
+
+    // 20 single-route changes through tenant 42's client: the route's paths move to /v<i>.
+    let (t, r) = (42, 7);
+    let host = format!("r{r}.t{t}.example");
+    let mut samples = Vec::new();
+    let session = &mut sessions[t].1;
+    for i in 0..20u64 {
+        let prefix = format!("/v{i}");
+        let path = format!("{prefix}/r0");
+        assert!(
+            !served(dp, &host, &path).await,
+            "{path} served before the change"
+        );
+        let route = scale_route(t, r, &prefix, 2 + i as i64, &echo_addrs);
+        let start = Instant::now();
+        assert!(session.send(scale_update(2 + i, false, vec![route])).await);
+        loop {
+            if served(dp, &host, &path).await {
+                break;
+            }
+            assert!(start.elapsed() < TIMEOUT * 4, "change {i} never served");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        samples.push(start.elapsed());
+        expect_ack(session, 2 + i).await;
+    }
+    samples.sort();
+    println!(
+        "BENCH scale_one_change: routes={} n={} median={:.1}ms p99={:.1}ms min={:.1}ms max={:.1}ms",
+        SCALE_TENANTS * SCALE_ROUTES,
+        samples.len(),
+        percentile(&samples, 0.5).as_secs_f64() * 1e3,
+        percentile(&samples, 0.99).as_secs_f64() * 1e3,
+        samples[0].as_secs_f64() * 1e3,
+        samples[samples.len() - 1].as_secs_f64() * 1e3,
+    );
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let hub_rss = rss_kib(hub.process().pid().expect("hub running"));
+    let envoy_rss = rss_kib(envoy.process().pid().expect("envoy running"));
+    println!(
+        "BENCH scale_rss: hub_idle={:.1}MiB hub_loaded={:.1}MiB envoy_loaded={:.1}MiB",
+        hub_idle as f64 / 1024.0,
+        hub_rss as f64 / 1024.0,
+        envoy_rss as f64 / 1024.0
+    );
+    drop(sessions);
 }

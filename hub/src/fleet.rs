@@ -42,7 +42,8 @@ pub enum UpdateError {
 
 #[derive(Default)]
 struct State {
-    intent: FleetIntent,
+    /// Shared with the compile loop's views; `apply` copies it only while a view is held.
+    intent: Arc<FleetIntent>,
     owners: BTreeMap<String, String>,
     /// Per cluster: objects whose latest version was rejected, with their status.
     rejections: BTreeMap<ClusterKey, BTreeMap<ObjectKey, ObjectStatus>>,
@@ -53,7 +54,7 @@ struct State {
 /// What the compile loop reads: accepted intent plus the statuses of rejected objects.
 #[derive(Debug, Clone, Default)]
 pub struct FleetView {
-    pub intent: FleetIntent,
+    pub intent: Arc<FleetIntent>,
     pub rejections: BTreeMap<ClusterKey, BTreeMap<ObjectKey, ObjectStatus>>,
     /// Clusters disconnected for longer than the grace period: their intent (still in `intent`
     /// and in the store) is left out of the data plane (`crate::grace`).
@@ -149,7 +150,7 @@ impl Fleet {
             config,
             store,
             state: Mutex::new(State {
-                intent,
+                intent: Arc::new(intent),
                 owners: loaded.owners,
                 rejections: BTreeMap::new(),
                 l4,
@@ -327,21 +328,31 @@ impl Fleet {
             });
         }
 
-        let mut fleet = state.intent.clone();
-        fleet.insert(key.clone(), intent.clone());
-        let owners = claims(&state.owners, &key.tenant, &fleet);
+        // In place (a copy only if the compile loop still holds a view), undone if the store
+        // refuses.
+        let st = &mut *state;
+        let fleet = Arc::make_mut(&mut st.intent);
+        let previous = fleet.insert(key.clone(), intent);
+        let owners = claims(&st.owners, &key.tenant, fleet);
         let l4 = allocate::allocate(
             &self.config.l4,
             &self.reserved,
-            &state.l4.allocations,
-            &wanted_ports(&fleet),
+            &st.l4.allocations,
+            &wanted_ports(fleet),
         );
-        self.store
-            .save_with_allocations(key, &intent, &owners, &l4.allocations)?;
-        state.intent = fleet;
-        state.owners = owners;
-        state.l4 = l4;
-        state.rejections.insert(key.clone(), rejections);
+        if let Err(e) = self
+            .store
+            .save_with_allocations(key, &fleet[key], &owners, &l4.allocations)
+        {
+            match previous {
+                Some(p) => fleet.insert(key.clone(), p),
+                None => fleet.remove(key),
+            };
+            return Err(e.into());
+        }
+        st.owners = owners;
+        st.l4 = l4;
+        st.rejections.insert(key.clone(), rejections);
         drop(state);
         if update.full_state {
             self.links

@@ -322,17 +322,19 @@ fn write_intent(
         } else {
             t.insert(k.as_str(), bytes.as_slice()).map_err(db_err)?;
         }
+        // Only the claims that changed are written: with thousands of hostnames, one changed
+        // route changes at most a few.
         let mut h = txn.open_table(HOSTNAMES).map_err(db_err)?;
-        let old: Vec<String> = h
+        let old: BTreeMap<String, String> = h
             .iter()
             .map_err(db_err)?
-            .map(|r| r.map(|(k, _)| k.value().to_string()))
+            .map(|r| r.map(|(k, v)| (k.value().to_string(), v.value().to_string())))
             .collect::<Result<_, _>>()
             .map_err(db_err)?;
-        for k in old.iter().filter(|k| !owners.contains_key(*k)) {
+        for k in old.keys().filter(|k| !owners.contains_key(*k)) {
             h.remove(k.as_str()).map_err(db_err)?;
         }
-        for (k, v) in owners {
+        for (k, v) in owners.iter().filter(|(k, v)| old.get(*k) != Some(*v)) {
             h.insert(k.as_str(), v.as_str()).map_err(db_err)?;
         }
     }
@@ -445,5 +447,30 @@ mod tests {
         assert!(parse_port_key("a/b/c/Service/d/80/SCTP").is_none());
         assert!(parse_port_key("a/b/c/Pod/d/80/TCP").is_none());
         assert!(parse_port_key("a/b/c/80/TCP").is_none());
+    }
+
+    #[test]
+    fn stored_claims_are_exactly_the_last_saved_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("hub.redb")).unwrap();
+        let key = ClusterKey {
+            tenant: "a".into(),
+            cluster: "east".into(),
+        };
+        let claims = |l: &[(&str, &str)]| -> BTreeMap<String, String> {
+            l.iter()
+                .map(|(h, t)| (h.to_string(), t.to_string()))
+                .collect()
+        };
+        let steps = [
+            claims(&[("x.example", "a"), ("y.example", "a")]),
+            // One claim kept, one moved to another tenant, one dropped, one added.
+            claims(&[("x.example", "a"), ("y.example", "b"), ("z.example", "a")]),
+            claims(&[("y.example", "b")]),
+        ];
+        for owners in steps {
+            s.save(&key, &ClusterIntent::default(), &owners).unwrap();
+            assert_eq!(s.load().unwrap().owners, owners);
+        }
     }
 }

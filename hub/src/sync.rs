@@ -142,7 +142,10 @@ async fn run_stream(
                         message: "the first Update after Hello must carry full_state".into(),
                     })
                 } else {
-                    match fleet.apply(&key, &update) {
+                    let started = std::time::Instant::now();
+                    let applied = fleet.apply(&key, &update);
+                    tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "update applied");
+                    match applied {
                         Ok(()) => {
                             expected_revision += 1;
                             pb::hub_message::Kind::Ack(pb::Ack { revision: update.revision })

@@ -3,8 +3,10 @@
 //! `resources` is the pure Snapshot -> Envoy protobuf translation (`l4` for the TCP/UDP
 //! listeners of LoadBalancer Services); `server` is the
 //! State-of-the-World AggregatedDiscoveryService that serves the latest snapshot to every Envoy
-//! and reports NACKs through [`XdsHealth`].
+//! and reports NACKs through [`XdsHealth`]; `cache` keeps what did not change between snapshots
+//! encoded, so that one changed route does not re-encode the whole fleet.
 
+pub mod cache;
 pub mod http;
 pub mod l4;
 pub mod resources;

@@ -41,6 +41,7 @@ pub const CLUSTER_TYPE: &str = "type.googleapis.com/envoy.config.cluster.v3.Clus
 pub const ENDPOINT_TYPE: &str =
     "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
 
+pub use super::cache::ResourceCache;
 pub use super::tls::SECRET_TYPE;
 
 /// The order in which a change is pushed, following Envoy's warming rules: clusters before
@@ -81,6 +82,14 @@ impl Resources {
 
 /// Translate a whole snapshot.
 pub fn build(s: &Snapshot) -> Resources {
+    build_cached(s, &mut super::cache::ResourceCache::default())
+}
+
+/// Translate a whole snapshot, reusing from `cache` the encoded virtual hosts and upstream
+/// clusters that did not change since the snapshot it last saw (see `super::cache`). The result
+/// is exactly what [`build`] returns.
+pub fn build_cached(s: &Snapshot, cache: &mut super::cache::ResourceCache) -> Resources {
+    cache.begin();
     let mut by_type: BTreeMap<&'static str, Vec<Resource>> = BTreeMap::new();
     for l in &s.listeners {
         by_type.entry(LISTENER_TYPE).or_default().push(Resource {
@@ -90,7 +99,7 @@ pub fn build(s: &Snapshot) -> Resources {
         });
         by_type.entry(ROUTE_TYPE).or_default().push(Resource {
             name: l.name.clone(),
-            any: pack_any(route_configuration(l)),
+            any: cache.route_configuration(l),
             sources: l
                 .virtual_hosts
                 .iter()
@@ -106,17 +115,9 @@ pub fn build(s: &Snapshot) -> Resources {
         });
     }
     for c in &s.clusters {
-        let sources: BTreeSet<SourceObject> = c.source.iter().cloned().collect();
-        by_type.entry(CLUSTER_TYPE).or_default().push(Resource {
-            name: c.name.clone(),
-            any: pack_any(cluster(c)),
-            sources: sources.clone(),
-        });
-        by_type.entry(ENDPOINT_TYPE).or_default().push(Resource {
-            name: c.name.clone(),
-            any: pack_any(load_assignment(c)),
-            sources,
-        });
+        let (cluster, endpoints) = cache.cluster(c);
+        by_type.entry(CLUSTER_TYPE).or_default().push(cluster);
+        by_type.entry(ENDPOINT_TYPE).or_default().push(endpoints);
     }
     for l in &s.tls_listeners {
         by_type.entry(LISTENER_TYPE).or_default().push(Resource {
@@ -146,6 +147,7 @@ pub fn build(s: &Snapshot) -> Resources {
     for list in by_type.values_mut() {
         list.sort_by(|a, b| a.name.cmp(&b.name));
     }
+    cache.end();
     Resources { by_type }
 }
 
@@ -371,32 +373,50 @@ fn route_action(a: &RouteAction) -> route::Action {
 pub fn route_configuration(l: &ListenerSnapshot) -> RouteConfiguration {
     RouteConfiguration {
         name: l.name.clone(),
-        virtual_hosts: l
-            .virtual_hosts
+        virtual_hosts: l.virtual_hosts.iter().map(virtual_host).collect(),
+        ..Default::default()
+    }
+}
+
+/// One virtual host of a route configuration.
+pub fn virtual_host(vh: &crate::compile::VirtualHost) -> route_v3::VirtualHost {
+    route_v3::VirtualHost {
+        name: vh.name.clone(),
+        domains: vh.domains.clone(),
+        routes: vh
+            .routes
             .iter()
-            .map(|vh| route_v3::VirtualHost {
-                name: vh.name.clone(),
-                domains: vh.domains.clone(),
-                routes: vh
-                    .routes
-                    .iter()
-                    .map(|r| route_v3::Route {
-                        name: r.name.clone(),
-                        r#match: Some(route_match(r)),
-                        action: Some(route_action(&r.action)),
-                        request_headers_to_add: header_options(&r.request_headers),
-                        request_headers_to_remove: r.request_headers.remove.clone(),
-                        response_headers_to_add: header_options(&r.response_headers),
-                        response_headers_to_remove: r.response_headers.remove.clone(),
-                        typed_per_filter_config: super::http::per_filter_config(r.cors.as_ref()),
-                        ..Default::default()
-                    })
-                    .collect(),
+            .map(|r| route_v3::Route {
+                name: r.name.clone(),
+                r#match: Some(route_match(r)),
+                action: Some(route_action(&r.action)),
+                request_headers_to_add: header_options(&r.request_headers),
+                request_headers_to_remove: r.request_headers.remove.clone(),
+                response_headers_to_add: header_options(&r.response_headers),
+                response_headers_to_remove: r.response_headers.remove.clone(),
+                typed_per_filter_config: super::http::per_filter_config(r.cors.as_ref()),
                 ..Default::default()
             })
             .collect(),
         ..Default::default()
     }
+}
+
+/// The CDS and EDS resources of one upstream cluster.
+pub fn cluster_resources(c: &ClusterSnapshot) -> (Resource, Resource) {
+    let sources: BTreeSet<SourceObject> = c.source.iter().cloned().collect();
+    (
+        Resource {
+            name: c.name.clone(),
+            any: pack_any(cluster(c)),
+            sources: sources.clone(),
+        },
+        Resource {
+            name: c.name.clone(),
+            any: pack_any(load_assignment(c)),
+            sources,
+        },
+    )
 }
 
 /// The Cluster of an upstream: endpoints come over EDS (through ADS).

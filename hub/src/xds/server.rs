@@ -160,7 +160,10 @@ async fn run_stream(
     mut snapshots: watch::Receiver<Arc<Snapshot>>,
     health: Arc<watch::Sender<XdsHealth>>,
 ) {
-    let first = resources::build(&snapshots.borrow_and_update());
+    // Keeps what did not change between snapshots encoded (memory for speed: about one more
+    // copy of the snapshot).
+    let mut cache = super::cache::ResourceCache::default();
+    let first = resources::build_cached(&snapshots.borrow_and_update(), &mut cache);
     let mut session = Session::new(first);
     let mut watching = true;
     loop {
@@ -175,8 +178,13 @@ async fn run_stream(
             },
             changed = snapshots.changed(), if watching => match changed {
                 Ok(()) => {
-                    let res = resources::build(&snapshots.borrow_and_update());
-                    (session.on_snapshot(res), None)
+                    let started = std::time::Instant::now();
+                    let res = resources::build_cached(&snapshots.borrow_and_update(), &mut cache);
+                    let built_ms = started.elapsed().as_millis() as u64;
+                    let out = session.on_snapshot(res);
+                    tracing::debug!(built_ms, elapsed_ms = started.elapsed().as_millis() as u64,
+                        pushed = out.len(), "xDS resources built and pushed");
+                    (out, None)
                 }
                 // The writer is gone: keep serving the last snapshot.
                 Err(_) => {

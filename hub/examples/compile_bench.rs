@@ -1,0 +1,227 @@
+//! Compile benchmark (issue 3): 100 tenants x 100 HTTPRoutes through `compile::compile` and
+//! `xds::resources::build`, then one changed route recompiled. Prints figures, asserts nothing
+//! about time. Run with
+//! `cargo run --release -p fleetgate-hub --example compile_bench`.
+//!
+//! Where it sits: outside the data path; it drives steps 7 (compile) and 8 (publish) of the hub
+//! with a synthetic fleet intent shaped like a real one: per HTTPRoute one hostname and 2 rules,
+//! each with 2 matches and 1 backend of 3 endpoints (2 backends per route); one Gateway per
+//! tenant. The e2e benchmark (`e2e/tests/bench.rs`) sends the same shape.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use fleetgate_hub::compile;
+use fleetgate_hub::config::{DataPlane, DataPlaneListener, DataPlaneProtocol};
+use fleetgate_hub::model::{
+    AllowedRoutes, AppProtocol, Backend, ClusterIntent, ClusterKey, FleetIntent, Gateway,
+    HeaderModifier, HttpRoute, HttpRouteMatch, HttpRouteRule, Listener, Meta, ParentRef, PathMatch,
+    Protocol, Timeouts, ValueMatch,
+};
+use fleetgate_hub::xds::resources;
+use prost::Message;
+
+const TENANTS: usize = 100;
+const ROUTES: usize = 100;
+const RUNS: usize = 5;
+
+fn meta(name: &str) -> Meta {
+    Meta {
+        namespace: "default".into(),
+        name: name.into(),
+        generation: 1,
+        creation_timestamp: "2026-01-01T00:00:00Z".into(),
+    }
+}
+
+fn backend(t: usize, r: usize, b: usize) -> Backend {
+    let endpoints = (0..3)
+        .map(|e| SocketAddr::from(([10, t as u8, (r % 250) as u8, (b * 3 + e) as u8], 8080)))
+        .collect();
+    Backend {
+        namespace: "default".into(),
+        name: format!("svc-{r}-{b}"),
+        port: 8080,
+        weight: 1,
+        problem: None,
+        endpoints,
+        app_protocol: AppProtocol::Http1,
+        request_headers: HeaderModifier::default(),
+        response_headers: HeaderModifier::default(),
+    }
+}
+
+fn route(t: usize, r: usize, prefix: &str) -> HttpRoute {
+    let rules = (0..2)
+        .map(|ri| HttpRouteRule {
+            name: None,
+            matches: vec![
+                HttpRouteMatch {
+                    path: PathMatch::Prefix(format!("{prefix}/r{ri}")),
+                    headers: vec![],
+                    query_params: vec![],
+                    method: None,
+                },
+                HttpRouteMatch {
+                    path: PathMatch::Exact(format!("{prefix}/r{ri}/exact")),
+                    headers: vec![("x-env".into(), ValueMatch::Exact("prod".into()))],
+                    query_params: vec![],
+                    method: Some("GET".into()),
+                },
+            ],
+            filters: vec![],
+            backends: vec![backend(t, r, ri)],
+            timeouts: Timeouts::default(),
+        })
+        .collect();
+    HttpRoute {
+        meta: meta(&format!("route-{r}")),
+        parent_refs: vec![ParentRef {
+            namespace: "default".into(),
+            name: "web".into(),
+            section_name: None,
+            port: None,
+        }],
+        hostnames: vec![format!("r{r}.t{t}.example")],
+        rules,
+    }
+}
+
+fn cluster_intent(t: usize) -> ClusterIntent {
+    let gateway = Gateway {
+        meta: meta("web"),
+        class_name: "fleetgate".into(),
+        listeners: vec![Listener {
+            name: "http".into(),
+            protocol: Some(Protocol::Http),
+            protocol_name: "HTTP".into(),
+            port: 80,
+            hostname: Some(format!("*.t{t}.example")),
+            allowed_routes: AllowedRoutes::Same,
+            tls: None,
+            allowed_kinds: Vec::new(),
+        }],
+    };
+    ClusterIntent {
+        gateways: [(("default".into(), "web".into()), gateway)].into(),
+        http_routes: (0..ROUTES)
+            .map(|r| {
+                (
+                    ("default".into(), format!("route-{r}")),
+                    route(t, r, "/api"),
+                )
+            })
+            .collect(),
+        tls_routes: BTreeMap::new(),
+        ..Default::default()
+    }
+}
+
+fn key(t: usize) -> ClusterKey {
+    ClusterKey {
+        tenant: format!("tenant-{t}"),
+        cluster: "c1".into(),
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}ms", d.as_secs_f64() * 1e3)
+}
+
+fn main() {
+    let intent: FleetIntent = (0..TENANTS).map(|t| (key(t), cluster_intent(t))).collect();
+    let dp = DataPlane {
+        address: [127, 0, 0, 1].into(),
+        listeners: vec![DataPlaneListener {
+            port: 80,
+            bind: "127.0.0.1:18080".parse().expect("literal address"),
+            protocol: DataPlaneProtocol::Http,
+        }],
+    };
+
+    let (mut compile_t, mut build_t, mut clone_t) = (Vec::new(), Vec::new(), Vec::new());
+    let mut last = None;
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        let copy = intent.clone();
+        clone_t.push(started.elapsed());
+        drop(copy);
+        let started = Instant::now();
+        let compiled = compile::compile(&intent, &dp);
+        compile_t.push(started.elapsed());
+        let started = Instant::now();
+        let res = resources::build(&compiled.snapshot);
+        build_t.push(started.elapsed());
+        last = Some((compiled, res));
+    }
+    let (compiled, res) = last.expect("RUNS > 0");
+    println!(
+        "BENCH compile_full: tenants={TENANTS} routes={} compile={} xds_build={} fleet_intent_clone={} (median of {RUNS})",
+        TENANTS * ROUTES,
+        ms(median(compile_t)),
+        ms(median(build_t)),
+        ms(median(clone_t)),
+    );
+    let mut total = 0;
+    for (type_url, list) in &res.by_type {
+        let bytes: usize = list.iter().map(|r| r.any.encoded_len()).sum();
+        total += bytes;
+        println!(
+            "BENCH xds_size: type={} resources={} bytes={bytes} ({:.2} MiB)",
+            type_url.rsplit('.').next().unwrap_or(type_url),
+            list.len(),
+            bytes as f64 / (1024.0 * 1024.0)
+        );
+    }
+    println!(
+        "BENCH xds_size: total bytes={total} ({:.2} MiB)",
+        total as f64 / (1024.0 * 1024.0)
+    );
+    let statuses: usize = compiled.statuses.values().map(Vec::len).sum();
+    println!("BENCH statuses: objects={statuses}");
+
+    // One route changes (its path prefix), as a tenant editing one HTTPRoute would. The ADS
+    // stream keeps a resource cache warm from the previous snapshot.
+    let mut cache = resources::ResourceCache::default();
+    resources::build_cached(&compiled.snapshot, &mut cache);
+    let (mut recompile_t, mut rebuild_t, mut cached_t) = (Vec::new(), Vec::new(), Vec::new());
+    let mut changed = intent.clone();
+    for i in 0..RUNS {
+        let ci = changed.get_mut(&key(42)).expect("tenant 42 exists");
+        ci.http_routes.insert(
+            ("default".into(), "route-7".into()),
+            route(42, 7, &format!("/v{i}")),
+        );
+        let started = Instant::now();
+        let compiled = compile::compile(&changed, &dp);
+        recompile_t.push(started.elapsed());
+        let started = Instant::now();
+        let res2 = resources::build(&compiled.snapshot);
+        rebuild_t.push(started.elapsed());
+        let started = Instant::now();
+        let res3 = resources::build_cached(&compiled.snapshot, &mut cache);
+        cached_t.push(started.elapsed());
+        assert!(res3 == res2, "the cached build differs from a fresh one");
+        let differs: Vec<String> = res2
+            .by_type
+            .iter()
+            .filter(|(t, l)| res.of(t) != l.as_slice())
+            .map(|(t, _)| t.rsplit('.').next().unwrap_or(t).to_string())
+            .collect();
+        if i == 0 {
+            println!("BENCH one_route_change: types that differ: {differs:?}");
+        }
+    }
+    println!(
+        "BENCH one_route_change: recompile={} xds_build={} xds_build_cached={} (median of {RUNS})",
+        ms(median(recompile_t)),
+        ms(median(rebuild_t)),
+        ms(median(cached_t)),
+    );
+}
