@@ -21,6 +21,7 @@ pub mod echo;
 pub mod envoy;
 pub mod etcd;
 pub mod eventually;
+pub mod fixtures;
 pub mod fleet;
 pub mod grpc_echo;
 pub mod http;

@@ -6,14 +6,13 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::ensure;
+use fleetgate_e2e::fixtures::TENANT_A;
 use fleetgate_e2e::hub::HubCluster;
 use fleetgate_e2e::sync_client::{self, ClientTls, SyncSession};
 use fleetgate_e2e::{
     Echo, Envoy, Fleet, FleetTenant, Hub, HubTenant, TIMEOUT, TestDir, eventually, http,
 };
 use fleetgate_proto::spoke::v1 as pb;
-
-const TENANT_A: (&str, &str, &str) = ("tenant-a", "*.a.example", "127.0.1.0/24");
 
 fn gateway_yaml() -> &'static str {
     r#"apiVersion: gateway.networking.k8s.io/v1

@@ -8,10 +8,8 @@
 use std::collections::BTreeSet;
 
 use anyhow::{Context, ensure};
+use fleetgate_e2e::fixtures::{TENANT_A, condition};
 use fleetgate_e2e::{Fleet, TIMEOUT, eventually};
-use serde_json::Value;
-
-const TENANT_A: (&str, &str, &str) = ("tenant-a", "*.a.example", "127.0.1.0/24");
 
 const CLASS: &str = r#"apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
@@ -62,10 +60,6 @@ spec:
       port: 8080
 "#
     )
-}
-
-fn condition<'a>(conditions: &'a Value, type_: &str) -> Option<&'a Value> {
-    conditions.as_array()?.iter().find(|c| c["type"] == type_)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

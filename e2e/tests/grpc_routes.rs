@@ -14,11 +14,9 @@
 use std::net::{IpAddr, SocketAddr};
 
 use anyhow::{Context, ensure};
+use fleetgate_e2e::fixtures::{TENANT_A, condition};
 use fleetgate_e2e::grpc_echo::{GrpcEcho, Method, call};
 use fleetgate_e2e::{Fleet, FleetTenant, TIMEOUT, eventually};
-use serde_json::Value;
-
-const TENANT_A: (&str, &str, &str) = ("tenant-a", "*.a.example", "127.0.1.0/24");
 
 const GATEWAY: &str = r#"apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
@@ -89,10 +87,6 @@ async fn wait_backend(
         Ok(())
     })
     .await
-}
-
-fn condition<'a>(conditions: &'a Value, type_: &str) -> Option<&'a Value> {
-    conditions.as_array()?.iter().find(|c| c["type"] == type_)
 }
 
 /// Waits until `kind name`'s first parent has Accepted `status`/`reason`.

@@ -8,11 +8,10 @@
 use std::net::{IpAddr, SocketAddr};
 
 use anyhow::{Context, ensure};
+use fleetgate_e2e::fixtures::TENANT_A;
 use fleetgate_e2e::http::{Response, send};
 use fleetgate_e2e::{Echo, Fleet, FleetTenant, TIMEOUT, eventually};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-const TENANT_A: (&str, &str, &str) = ("tenant-a", "*.a.example", "127.0.1.0/24");
 
 const GATEWAY: &str = r#"apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass

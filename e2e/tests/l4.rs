@@ -8,12 +8,11 @@
 use std::net::{IpAddr, SocketAddr};
 
 use anyhow::{Context, ensure};
+use fleetgate_e2e::fixtures::{TENANT_A, TENANT_B};
 use fleetgate_e2e::tcp_echo::{L4Echo, free_dual_port_in, free_l4_range, tcp_ask, udp_ask};
 use fleetgate_e2e::{Fleet, FleetTenant, TIMEOUT, eventually};
 use serde_json::{Value, json};
 
-const TENANT_A: (&str, &str, &str) = ("tenant-a", "*.a.example", "127.0.1.0/24");
-const TENANT_B: (&str, &str, &str) = ("tenant-b", "*.b.example", "127.0.2.0/24");
 const POOL_IP: &str = "127.0.0.1";
 
 /// Hub config keys: one pool with 127.0.0.1 and `len` ports from `from`.

@@ -6,13 +6,12 @@
 //! Needs the product binaries: `cargo build --bins` first. Each test starts its own fleet.
 
 use anyhow::{Context, ensure};
+use fleetgate_e2e::fixtures::{TENANT_A, condition};
 use fleetgate_e2e::fleet::node_port_service_yaml;
 use fleetgate_e2e::pki::{Ca, CertAndKey, Leaf};
 use fleetgate_e2e::tls::{HttpsConnection, TlsEcho, connect_tls, https_get, serial_of_pem};
 use fleetgate_e2e::{Echo, Fleet, FleetTenant, TIMEOUT, eventually};
 use serde_json::Value;
-
-const TENANT_A: (&str, &str, &str) = ("tenant-a", "*.a.example", "127.0.1.0/24");
 
 const CLASS: &str = r#"apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
@@ -97,10 +96,6 @@ async fn backend_in(t: &FleetTenant, ns: &str, svc: &str) -> Echo {
     )
     .await
     .expect("echo")
-}
-
-fn condition<'a>(conditions: &'a Value, type_: &str) -> Option<&'a Value> {
-    conditions.as_array()?.iter().find(|c| c["type"] == type_)
 }
 
 /// Waits until listener `listener` of Gateway `web` has condition `type_` with `status` and

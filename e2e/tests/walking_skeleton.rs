@@ -7,14 +7,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
+use fleetgate_e2e::fixtures::{TENANT_A, TENANT_B, condition};
 use fleetgate_e2e::fleet::RAW_CLUSTER;
 use fleetgate_e2e::sync_client::{self, ClientTls, SyncSession};
 use fleetgate_e2e::{Echo, Fleet, FleetTenant, TIMEOUT, eventually};
 use fleetgate_proto::spoke::v1 as pb;
 use serde_json::Value;
-
-const TENANT_A: (&str, &str, &str) = ("tenant-a", "*.a.example", "127.0.1.0/24");
-const TENANT_B: (&str, &str, &str) = ("tenant-b", "*.b.example", "127.0.2.0/24");
 
 /// GatewayClass `fleetgate` and Gateway `web` with one HTTP listener on port 80 for `hostname`.
 fn gateway_yaml(hostname: &str) -> String {
@@ -114,11 +112,6 @@ async fn wait_status(fleet: &Fleet, host: &str, path: &str, want: u16) {
         Ok(())
     })
     .await
-}
-
-/// The condition of `type_` in a `conditions` array.
-fn condition<'a>(conditions: &'a Value, type_: &str) -> Option<&'a Value> {
-    conditions.as_array()?.iter().find(|c| c["type"] == type_)
 }
 
 /// The Gateway once it is Programmed=True for its current generation; returns it.
