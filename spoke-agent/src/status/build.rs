@@ -6,6 +6,7 @@
 //! condition whose `status` did not change keeps its `lastTransitionTime`, so repeated writes
 //! do not flap. Only objects whose desired status differs from the current one are written.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use fleetgate_proto::spoke::v1::{self as pb, Kind, ObjectStatus, Status};
@@ -439,31 +440,55 @@ pub fn plan(state: &ClusterState, hub: Option<&Status>, now: &Time) -> Vec<Statu
             });
         }
     }
-    for r in &state.http_routes {
-        let Some((namespace, name, hs)) = find(Kind::HttpRoute, &r.metadata) else {
-            continue;
-        };
-        let status = route_status(r, hs, now);
-        if r.status.as_ref().map(norm_route) != Some(norm_route(&status)) {
-            out.push(StatusWrite::HttpRoute {
+    // HTTPRoute, TLSRoute and GRPCRoute status share HTTPRoute's schema: all three are planned
+    // through the HTTPRoute type.
+    type Write = fn(String, String, HttpRouteStatus) -> StatusWrite;
+    let l7: [(Kind, Vec<Cow<'_, HttpRoute>>, Write); 3] = [
+        (
+            Kind::HttpRoute,
+            state.http_routes.iter().map(Cow::Borrowed).collect(),
+            |namespace, name, status| StatusWrite::HttpRoute {
                 namespace,
                 name,
                 status,
-            });
-        }
-    }
-    for r in &state.tls_routes {
-        let Some((namespace, name, hs)) = find(Kind::TlsRoute, &r.metadata) else {
-            continue;
-        };
-        let r = tls_route_as_http(r);
-        let status = route_status(&r, hs, now);
-        if r.status.as_ref().map(norm_route) != Some(norm_route(&status)) {
-            out.push(StatusWrite::TlsRoute {
+            },
+        ),
+        (
+            Kind::TlsRoute,
+            state
+                .tls_routes
+                .iter()
+                .map(|r| Cow::Owned(tls_route_as_http(r)))
+                .collect(),
+            |namespace, name, status| StatusWrite::TlsRoute {
                 namespace,
                 name,
                 status,
-            });
+            },
+        ),
+        (
+            Kind::GrpcRoute,
+            state
+                .grpc_routes
+                .iter()
+                .map(|r| Cow::Owned(grpc_route_as_http(r)))
+                .collect(),
+            |namespace, name, status| StatusWrite::GrpcRoute {
+                namespace,
+                name,
+                status,
+            },
+        ),
+    ];
+    for (kind, routes, write) in l7 {
+        for r in routes {
+            let Some((namespace, name, hs)) = find(kind, &r.metadata) else {
+                continue;
+            };
+            let status = route_status(&r, hs, now);
+            if r.status.as_ref().map(norm_route) != Some(norm_route(&status)) {
+                out.push(write(namespace, name, status));
+            }
         }
     }
     let l4_views = state
@@ -495,20 +520,6 @@ pub fn plan(state: &ClusterState, hub: Option<&Status>, now: &Time) -> Vec<Statu
             != Some(super::service::normalized(&status))
         {
             out.push(StatusWrite::Service {
-                namespace,
-                name,
-                status,
-            });
-        }
-    }
-    for r in &state.grpc_routes {
-        let Some((namespace, name, hs)) = find(Kind::GrpcRoute, &r.metadata) else {
-            continue;
-        };
-        let r = grpc_route_as_http(r);
-        let status = route_status(&r, hs, now);
-        if r.status.as_ref().map(norm_route) != Some(norm_route(&status)) {
-            out.push(StatusWrite::GrpcRoute {
                 namespace,
                 name,
                 status,
