@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::EndpointMode;
 use crate::resolve::{Index, resolve_backend_of};
 use crate::state::ClusterState;
-use crate::translate::{claimed_classes, parent_ref, sent_gateways};
+use crate::translate::{claimed_classes, sent_gateways, sent_parent_refs};
 
 /// One rule: only its backendRefs matter on L4.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -152,12 +152,7 @@ fn route_object(
 ) -> Option<Object> {
     let ns = v.metadata.namespace.clone()?;
     let name = v.metadata.name.clone()?;
-    let parent_refs: Vec<pb::ParentRef> = v
-        .parent_refs
-        .iter()
-        .filter_map(|p| parent_ref(&ns, p))
-        .filter(|p| sent.contains(&(p.namespace.clone(), p.name.clone())))
-        .collect();
+    let parent_refs = sent_parent_refs(&ns, v.parent_refs, sent);
     if parent_refs.is_empty() {
         return None;
     }

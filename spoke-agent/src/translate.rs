@@ -63,6 +63,20 @@ pub fn sent_gateways(
         .collect()
 }
 
+/// The parentRefs (in HTTPRoute form; every route kind's have its schema) of a route in
+/// `route_ns` that point to a Gateway the agent sends. A route with none is not sent.
+pub(crate) fn sent_parent_refs<P: std::borrow::Borrow<HttpRouteParentRefs>>(
+    route_ns: &str,
+    parents: impl IntoIterator<Item = P>,
+    sent: &BTreeSet<(String, String)>,
+) -> Vec<ParentRef> {
+    parents
+        .into_iter()
+        .filter_map(|p| parent_ref(route_ns, p.borrow()))
+        .filter(|p| sent.contains(&(p.namespace.clone(), p.name.clone())))
+        .collect()
+}
+
 /// A route's parentRef as sent to the hub, when it points to a Gateway (namespace defaulted to
 /// the route's); `None` for other kinds.
 pub fn parent_ref(route_ns: &str, p: &HttpRouteParentRefs) -> Option<ParentRef> {
@@ -227,14 +241,11 @@ fn tls_route_object(
 ) -> Option<Object> {
     let mut o = object_header(Kind::TlsRoute, &r.metadata)?;
     let (ns, _) = ns_name(&r.metadata)?;
-    let parent_refs: Vec<ParentRef> = r
-        .spec
-        .parent_refs
-        .iter()
-        .flatten()
-        .filter_map(|p| parent_ref(&ns, &tls_parent_as_http(p)))
-        .filter(|p| sent.contains(&(p.namespace.clone(), p.name.clone())))
-        .collect();
+    let parent_refs = sent_parent_refs(
+        &ns,
+        r.spec.parent_refs.iter().flatten().map(tls_parent_as_http),
+        sent,
+    );
     if parent_refs.is_empty() {
         return None;
     }
@@ -298,14 +309,7 @@ fn route_object(
 ) -> Option<Object> {
     let mut o = object_header(Kind::HttpRoute, &r.metadata)?;
     let (ns, name) = ns_name(&r.metadata)?;
-    let parent_refs: Vec<ParentRef> = r
-        .spec
-        .parent_refs
-        .iter()
-        .flatten()
-        .filter_map(|p| parent_ref(&ns, p))
-        .filter(|p| sent.contains(&(p.namespace.clone(), p.name.clone())))
-        .collect();
+    let parent_refs = sent_parent_refs(&ns, r.spec.parent_refs.iter().flatten(), sent);
     if parent_refs.is_empty() {
         return None;
     }

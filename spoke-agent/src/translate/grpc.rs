@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use fleetgate_proto::spoke::v1::{self as pb, HeaderMatch, Kind, Object, ParentRef, object};
+use fleetgate_proto::spoke::v1::{self as pb, HeaderMatch, Kind, Object, object};
 use gateway_api::grpcroutes::{
     GrpcRoute, GrpcRouteParentRefs, GrpcRouteRules, GrpcRouteRulesFilters,
     GrpcRouteRulesFiltersType, GrpcRouteRulesMatches, GrpcRouteRulesMatchesHeadersType,
@@ -19,7 +19,7 @@ use gateway_api::httproutes::{
 };
 use tracing::warn;
 
-use super::{filters, ns_name, object_header, parent_ref};
+use super::{filters, ns_name, object_header, sent_parent_refs};
 use crate::resolve::{BackendRef, Index, backend_filters, resolve_backend_ref};
 
 /// The route kind ReferenceGrants must name for a GRPCRoute's references.
@@ -53,14 +53,11 @@ pub fn grpc_route_object(
 ) -> Option<Object> {
     let mut o = object_header(Kind::GrpcRoute, &r.metadata)?;
     let (ns, name) = ns_name(&r.metadata)?;
-    let parent_refs: Vec<ParentRef> = r
-        .spec
-        .parent_refs
-        .iter()
-        .flatten()
-        .filter_map(|p| parent_ref(&ns, &grpc_parent_as_http(p)))
-        .filter(|p| sent.contains(&(p.namespace.clone(), p.name.clone())))
-        .collect();
+    let parent_refs = sent_parent_refs(
+        &ns,
+        r.spec.parent_refs.iter().flatten().map(grpc_parent_as_http),
+        sent,
+    );
     if parent_refs.is_empty() {
         return None;
     }
