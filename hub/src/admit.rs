@@ -8,6 +8,8 @@
 mod grpc;
 mod http;
 mod re2;
+#[cfg(test)]
+mod test_support;
 pub mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -845,50 +847,9 @@ pub fn rejected_status(key: &ObjectKey, obj: &pb::Object, rejection: &Rejection)
 
 #[cfg(test)]
 mod tests {
+    use super::test_support::Fixture;
     use super::*;
-    use crate::config::{Cluster, Limits, Tenant};
     use crate::model::HttpFilter;
-
-    struct Fixture {
-        tenant: Tenant,
-        cluster: Cluster,
-        limits: Limits,
-        owners: BTreeMap<String, String>,
-        reserved: BTreeSet<SocketAddr>,
-        reserved_ips: BTreeSet<IpAddr>,
-    }
-
-    impl Fixture {
-        fn new() -> Self {
-            let cluster = Cluster {
-                name: "east".into(),
-                endpoint_cidrs: vec!["10.1.0.0/16".parse().unwrap()],
-                allow_special_addresses: false,
-            };
-            Self {
-                tenant: Tenant {
-                    name: "a".into(),
-                    hostnames: vec!["*.a.example".into(), "shop.example".into()],
-                    clusters: [("east".to_string(), cluster.clone())].into(),
-                },
-                cluster,
-                limits: Limits::default(),
-                owners: [("*.b.example".to_string(), "b".to_string())].into(),
-                reserved: ["10.1.0.9:7443".parse().unwrap()].into(),
-                reserved_ips: BTreeSet::new(),
-            }
-        }
-        fn policy(&self) -> Policy<'_> {
-            Policy {
-                tenant: &self.tenant,
-                cluster: &self.cluster,
-                limits: &self.limits,
-                owners: &self.owners,
-                reserved: &self.reserved,
-                reserved_ips: &self.reserved_ips,
-            }
-        }
-    }
 
     fn route(hostnames: &[&str], endpoints: &[(&str, u32)]) -> pb::Object {
         pb::Object {

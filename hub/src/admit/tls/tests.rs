@@ -1,51 +1,7 @@
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, SocketAddr};
-
 use rcgen::{CertificateParams, KeyPair};
 
 use super::*;
-use crate::config::{Cluster, Limits, Tenant};
-
-struct Fixture {
-    tenant: Tenant,
-    cluster: Cluster,
-    limits: Limits,
-    owners: BTreeMap<String, String>,
-    reserved: BTreeSet<SocketAddr>,
-    reserved_ips: BTreeSet<IpAddr>,
-}
-
-impl Fixture {
-    fn new() -> Self {
-        let cluster = Cluster {
-            name: "east".into(),
-            endpoint_cidrs: vec!["10.1.0.0/16".parse().unwrap()],
-            allow_special_addresses: false,
-        };
-        Self {
-            tenant: Tenant {
-                name: "a".into(),
-                hostnames: vec!["*.a.example".into(), "shop.example".into()],
-                clusters: [("east".to_string(), cluster.clone())].into(),
-            },
-            cluster,
-            limits: Limits::default(),
-            owners: [("*.b.example".to_string(), "b".to_string())].into(),
-            reserved: BTreeSet::new(),
-            reserved_ips: BTreeSet::new(),
-        }
-    }
-    fn policy(&self) -> Policy<'_> {
-        Policy {
-            tenant: &self.tenant,
-            cluster: &self.cluster,
-            limits: &self.limits,
-            owners: &self.owners,
-            reserved: &self.reserved,
-            reserved_ips: &self.reserved_ips,
-        }
-    }
-}
+use crate::admit::test_support::Fixture;
 
 /// A self-signed certificate for `names` and its key, both PEM.
 fn pair(names: &[&str]) -> (String, String) {
