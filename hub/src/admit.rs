@@ -10,6 +10,7 @@ mod http;
 mod re2;
 #[cfg(test)]
 mod test_support;
+pub mod quota;
 pub mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};

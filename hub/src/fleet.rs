@@ -19,6 +19,7 @@ use crate::admit::{self, Admitted, Policy};
 use crate::allocate::{self, AllocError, Allocations, Owner, PortKey, ServiceKey};
 use crate::config::Config;
 use crate::grace::Links;
+use crate::rate::UpdateRate;
 use crate::model::{
     ClusterIntent, ClusterKey, FleetIntent, Kind, L4Protocol, ObjectKey, ObjectStatus, Protocol,
 };
@@ -35,6 +36,17 @@ pub enum UpdateError {
         "the update would leave {count} objects in this cluster; the limit is {limit}: remove objects or ask the hub operator to raise limits.maxObjectsPerCluster"
     )]
     TooManyObjects { count: usize, limit: usize },
+    /// The cluster sent Updates faster than its tenant's `updatesPerSecond`; nothing of this
+    /// one was applied.
+    #[error(
+        "rate limit: {per_second} updates/s (burst {burst}) for this cluster, retry after {}ms; nothing of this update was applied: send the full state then, or ask the hub operator to raise quotas.tenants.<tenant>.updatesPerSecond",
+        retry_after.as_millis().max(1)
+    )]
+    RateLimited {
+        per_second: u32,
+        burst: u32,
+        retry_after: std::time::Duration,
+    },
     /// Persisting failed; the update is not applied.
     #[error("the hub could not store the update, retry later: {0}")]
     Store(#[from] StoreError),
@@ -49,6 +61,9 @@ struct State {
     rejections: BTreeMap<ClusterKey, BTreeMap<ObjectKey, ObjectStatus>>,
     /// L4 allocations (durable) and the Service ports that could not get one.
     l4: allocate::Outcome,
+    /// Per cluster: objects rejected only for their tenant's quota, as sent; admitted again
+    /// with the cluster's next Update, in case room was made.
+    over_quota: BTreeMap<ClusterKey, BTreeMap<ObjectKey, pb::Object>>,
 }
 
 /// What the compile loop reads: accepted intent plus the statuses of rejected objects.
@@ -115,6 +130,7 @@ pub struct Fleet {
     reserved_ips: BTreeSet<IpAddr>,
     revision: watch::Sender<u64>,
     links: Mutex<Links>,
+    update_rate: Mutex<UpdateRate>,
 }
 
 impl Fleet {
@@ -154,11 +170,13 @@ impl Fleet {
                 owners: loaded.owners,
                 rejections: BTreeMap::new(),
                 l4,
+                over_quota: BTreeMap::new(),
             }),
             reserved,
             reserved_ips,
             revision: watch::channel(0).0,
             links: Mutex::new(links),
+            update_rate: Mutex::new(UpdateRate::default()),
         })
     }
 
@@ -228,6 +246,21 @@ impl Fleet {
             .clusters
             .get(&key.cluster)
             .ok_or_else(|| UpdateError::UnknownCluster(key.clone()))?;
+        let quota = self.config.quotas.of(&key.tenant);
+        self.update_rate
+            .lock()
+            .expect("fleet update rate lock poisoned")
+            .take(
+                key,
+                quota.updates_per_second,
+                quota.update_burst,
+                Instant::now(),
+            )
+            .map_err(|retry_after| UpdateError::RateLimited {
+                per_second: quota.updates_per_second,
+                burst: quota.update_burst,
+                retry_after,
+            })?;
 
         let mut state = self.state.lock().expect("fleet state lock poisoned");
         let mut intent = state.intent.get(key).cloned().unwrap_or_default();
@@ -258,12 +291,33 @@ impl Fleet {
                 .retain(|(ns, n), _| sent.contains(&okey(Kind::GrpcRoute, ns, n)));
             rejections.retain(|k, _| sent.contains(k));
         }
+        let mut deleted = BTreeSet::new();
         for d in &update.deletes {
             if let Ok(k) = admit::object_key(d) {
                 remove(&mut intent, &k);
                 rejections.remove(&k);
+                deleted.insert(k);
             }
         }
+        // Objects waiting for room under the quota are admitted again, unless this update
+        // sends them anew, deletes them or (full state) no longer has them.
+        let sent_now: BTreeSet<ObjectKey> = update
+            .upserts
+            .iter()
+            .filter_map(|o| o.r#ref.as_ref().and_then(|r| admit::object_key(r).ok()))
+            .collect();
+        let waiting: Vec<pb::Object> = if update.full_state {
+            Vec::new()
+        } else {
+            state
+                .over_quota
+                .get(key)
+                .into_iter()
+                .flatten()
+                .filter(|(k, _)| !sent_now.contains(*k) && !deleted.contains(*k))
+                .map(|(_, o)| o.clone())
+                .collect()
+        };
         // Claims of other tenants, plus this tenant's claims from its other clusters.
         let owners = state.owners.clone();
         let policy = Policy {
@@ -274,7 +328,8 @@ impl Fleet {
             reserved: &self.reserved,
             reserved_ips: &self.reserved_ips,
         };
-        for obj in &update.upserts {
+        let mut wire: BTreeMap<ObjectKey, &pb::Object> = BTreeMap::new();
+        for obj in update.upserts.iter().chain(&waiting) {
             let Some(r) = &obj.r#ref else { continue };
             let k = match admit::object_key(r) {
                 Ok(k) => k,
@@ -283,6 +338,7 @@ impl Fleet {
                     continue;
                 }
             };
+            wire.insert(k.clone(), obj);
             match admit::admit(obj, &policy) {
                 Ok(Admitted::Gateway(g)) => {
                     rejections.remove(&k);
@@ -313,6 +369,29 @@ impl Fleet {
                     rejections.insert(k.clone(), admit::rejected_status(&k, obj, &e));
                 }
             }
+        }
+        // Quotas count the tenant's objects in all its clusters.
+        let mut others = admit::quota::Usage::default();
+        for (ck, ci) in state.intent.iter() {
+            if ck.tenant == key.tenant && ck != key {
+                others.add_cluster(&ck.cluster, ci);
+            }
+        }
+        let empty = ClusterIntent::default();
+        let over = admit::quota::enforce(
+            quota,
+            &key.tenant,
+            &others,
+            &key.cluster,
+            state.intent.get(key).unwrap_or(&empty),
+            &mut intent,
+        );
+        let mut over_quota = BTreeMap::new();
+        for (k, e) in over {
+            let Some(obj) = wire.get(&k) else { continue };
+            tracing::info!(cluster = %key, object = ?k, reason = e.reason, "rejected: {}", e.message);
+            rejections.insert(k.clone(), admit::rejected_status(&k, obj, &e));
+            over_quota.insert(k, (*obj).clone());
         }
         let count = intent.gateways.len()
             + intent.http_routes.len()
@@ -353,6 +432,7 @@ impl Fleet {
         st.owners = owners;
         st.l4 = l4;
         st.rejections.insert(key.clone(), rejections);
+        st.over_quota.insert(key.clone(), over_quota);
         drop(state);
         if update.full_state {
             self.links

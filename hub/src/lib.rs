@@ -20,6 +20,8 @@ pub mod fleet;
 pub mod grace;
 pub mod identity;
 pub mod model;
+pub mod quotas;
+pub mod rate;
 pub mod run;
 pub mod store;
 pub mod sync;

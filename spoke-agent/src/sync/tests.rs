@@ -358,3 +358,22 @@ async fn mtls_endpoint_talks_to_a_hub_that_requires_client_certificates() {
         tls_endpoint(&hub_url, &identity(&agent_crt, &agent_key), "other-hub").unwrap();
     assert!(wrong_name.connect().await.is_err());
 }
+
+#[test]
+fn rate_limit_nacks_say_when_to_retry() {
+    for (message, want) in [
+        (
+            "rate limit: 20 updates/s (burst 100) for this cluster, retry after 50ms; nothing of this update was applied",
+            Some(Duration::from_millis(50)),
+        ),
+        (
+            "rate limit: 1 updates/s, retry after 999999ms",
+            Some(Duration::from_secs(60)),
+        ),
+        ("rate limit: retry after soon", None),
+        ("expected revision 3; reconnect and send full state", None),
+        ("the update would leave 5 objects, retry after 5ms", None),
+    ] {
+        assert_eq!(retry_after(message), want, "{message}");
+    }
+}
