@@ -705,4 +705,149 @@ tenants:
         assert_eq!(status.conditions[0].reason, "EndpointNotAllowed");
         assert!(v.allocations.is_empty());
     }
+
+    fn http_route(name: &str, ts: &str) -> pb::Object {
+        tenant_route("a", name, ts)
+    }
+
+    fn tenant_route(tenant: &str, name: &str, ts: &str) -> pb::Object {
+        pb::Object {
+            r#ref: Some(pb::ObjectRef {
+                kind: pb::Kind::HttpRoute as i32,
+                namespace: "default".into(),
+                name: name.into(),
+            }),
+            generation: 1,
+            creation_timestamp: ts.into(),
+            spec: Some(pb::object::Spec::HttpRoute(pb::HttpRoute {
+                parent_refs: vec![pb::ParentRef {
+                    namespace: "default".into(),
+                    name: "gw".into(),
+                    ..Default::default()
+                }],
+                hostnames: vec![format!("{name}.{tenant}.example")],
+                rules: vec![],
+            })),
+        }
+    }
+
+    fn with_quotas(dir: &std::path::Path, yaml: &str) -> Arc<Config> {
+        let mut cfg = (*config(dir, (9000, 9001))).clone();
+        let raw: crate::quotas::RawQuotas = serde_yaml::from_str(yaml).unwrap();
+        let mut errs = vec![];
+        cfg.quotas = raw.validate(&["a".to_string(), "b".to_string()].into(), &mut errs);
+        assert!(errs.is_empty(), "{errs:?}");
+        Arc::new(cfg)
+    }
+
+    fn accepted_routes(view: &FleetView, tenant: &str) -> Vec<String> {
+        view.intent
+            .get(&key(tenant))
+            .map(|ci| ci.http_routes.keys().map(|(_, n)| n.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    fn update(revision: u64, upserts: Vec<pb::Object>, deletes: Vec<pb::ObjectRef>) -> pb::Update {
+        pb::Update {
+            revision,
+            full_state: false,
+            upserts,
+            deletes,
+        }
+    }
+
+    #[test]
+    fn over_quota_routes_wait_with_a_status_and_get_in_when_room_is_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = with_quotas(dir.path(), "tenants: {a: {routes: 2}}");
+        let fleet = Fleet::open(cfg.clone(), Store::open(&cfg.store_path).unwrap()).unwrap();
+        let t = "2026-01-01T00:00:0";
+        fleet
+            .apply(
+                &key("a"),
+                &full(vec![
+                    http_route("r1", &format!("{t}1Z")),
+                    http_route("r2", &format!("{t}2Z")),
+                ]),
+            )
+            .unwrap();
+        // A third route, older than both by its timestamp, does not evict them.
+        fleet
+            .apply(
+                &key("a"),
+                &update(2, vec![http_route("r0", &format!("{t}0Z"))], vec![]),
+            )
+            .unwrap();
+        // Tenant b is not limited by a's quota.
+        fleet
+            .apply(
+                &key("b"),
+                &full(vec![
+                    tenant_route("b", "r1", &format!("{t}1Z")),
+                    tenant_route("b", "r2", &format!("{t}2Z")),
+                    tenant_route("b", "r3", &format!("{t}3Z")),
+                ]),
+            )
+            .unwrap();
+        let v = fleet.view();
+        assert_eq!(accepted_routes(&v, "a"), ["r1", "r2"]);
+        assert_eq!(accepted_routes(&v, "b").len(), 3);
+        let status = &v.rejections[&key("a")]
+            .values()
+            .find(|s| s.key.name == "r0")
+            .unwrap();
+        let accepted = &status.parents[0].conditions[0];
+        assert_eq!(accepted.reason, admit::quota::REASON);
+        assert!(
+            accepted.message.contains("at most 2 routes")
+                && accepted.message.contains("quotas.tenants.a.routes"),
+            "{}",
+            accepted.message
+        );
+
+        // r1 is deleted: r0 gets in with the next update, without being sent again.
+        fleet
+            .apply(
+                &key("a"),
+                &update(
+                    3,
+                    vec![],
+                    vec![pb::ObjectRef {
+                        kind: pb::Kind::HttpRoute as i32,
+                        namespace: "default".into(),
+                        name: "r1".into(),
+                    }],
+                ),
+            )
+            .unwrap();
+        let v = fleet.view();
+        assert_eq!(accepted_routes(&v, "a"), ["r0", "r2"]);
+        assert!(v.rejections[&key("a")].is_empty());
+    }
+
+    #[test]
+    fn updates_past_the_rate_are_refused_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = with_quotas(
+            dir.path(),
+            "tenants: {a: {updatesPerSecond: 1, updateBurst: 2}}",
+        );
+        let fleet = Fleet::open(cfg.clone(), Store::open(&cfg.store_path).unwrap()).unwrap();
+        fleet.apply(&key("a"), &full(vec![])).unwrap();
+        fleet
+            .apply(&key("a"), &full(vec![http_route("r1", "")]))
+            .unwrap();
+        let err = fleet
+            .apply(&key("a"), &full(vec![http_route("r2", "")]))
+            .unwrap_err();
+        assert!(matches!(err, UpdateError::RateLimited { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("rate limit: 1 updates/s (burst 2)") && msg.contains("retry after"),
+            "{msg}"
+        );
+        // Nothing of the refused update was applied; tenant b has its own bucket.
+        assert_eq!(accepted_routes(&fleet.view(), "a"), ["r1"]);
+        fleet.apply(&key("b"), &full(vec![])).unwrap();
+    }
 }

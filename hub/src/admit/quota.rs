@@ -5,8 +5,9 @@
 //! already use, and this cluster's intent before and after the update.
 //!
 //! Which objects stay when a tenant is over quota is deterministic and never evicts what works:
-//! objects already accepted keep their place (counted first, whatever their age), then the new
-//! ones in order of creationTimestamp, then namespace/name. A new object that does not fit is
+//! objects already accepted and unchanged keep their place (counted first, whatever their age),
+//! then accepted objects that changed, then the new ones, each group in order of
+//! creationTimestamp, then namespace/name. A new object that does not fit is
 //! rejected alone; an accepted object whose new version does not fit keeps serving its previous
 //! version. Each rejection names the quota, the limit and what to change.
 
@@ -388,9 +389,12 @@ pub fn enforce(
         return Vec::new();
     }
     let before: BTreeMap<ObjectKey, ObjectRef<'_>> = objects(prev).into_iter().collect();
-    // (is new, no timestamp, timestamp, namespace, name, kind) orders the walk.
+    // (unchanged / changed / new, no timestamp, timestamp, namespace, name, kind) orders the
+    // walk: what is accepted and unchanged is counted first, so that neither a new object nor
+    // a grown version of an accepted one can push it out.
     struct Item {
         key: ObjectKey,
+        class: u8,
         new: bool,
         timestamp: String,
         changed: bool,
@@ -400,9 +404,15 @@ pub fn enforce(
         .into_iter()
         .map(|(key, o)| {
             let old = before.get(&key);
+            let changed = old.is_some_and(|p| *p != o);
             Item {
+                class: match (old, changed) {
+                    (None, _) => 2,
+                    (Some(_), true) => 1,
+                    (Some(_), false) => 0,
+                },
                 new: old.is_none(),
-                changed: old.is_some_and(|p| *p != o),
+                changed,
                 timestamp: o.meta().creation_timestamp.clone(),
                 cost: cost(cluster, o),
                 key,
@@ -411,7 +421,7 @@ pub fn enforce(
         .collect();
     items.sort_by(|a, b| {
         (
-            a.new,
+            a.class,
             a.timestamp.is_empty(),
             &a.timestamp,
             &a.key.namespace,
@@ -419,7 +429,7 @@ pub fn enforce(
             a.key.kind,
         )
             .cmp(&(
-                b.new,
+                b.class,
                 b.timestamp.is_empty(),
                 &b.timestamp,
                 &b.key.namespace,
