@@ -24,5 +24,6 @@ pub mod quotas;
 pub mod rate;
 pub mod run;
 pub mod store;
+pub mod traffic_limits;
 pub mod sync;
 pub mod xds;

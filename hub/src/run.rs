@@ -75,6 +75,8 @@ pub fn compile_view(
         &view.allocations,
         &view.allocation_failures,
     );
+    let mut snapshot = compiled.snapshot;
+    crate::traffic_limits::apply(&mut snapshot, &config.quotas);
     let mut statuses: BTreeMap<ClusterKey, Vec<_>> = compiled.statuses;
     for nack in health.nacks.values() {
         let message = format!(
@@ -97,7 +99,7 @@ pub fn compile_view(
         list.extend(rejected.values().cloned());
         list.sort_by(|a, b| a.key.cmp(&b.key));
     }
-    (compiled.snapshot, Arc::new(statuses))
+    (snapshot, Arc::new(statuses))
 }
 
 fn mark_rejected_by_data_plane(status: &mut ObjectStatus, message: &str) {
