@@ -147,6 +147,14 @@ impl Fleet {
         });
         let mut reserved: BTreeSet<SocketAddr> = [config.agent_listen, config.xds_listen].into();
         reserved.extend(config.data_plane.listeners.iter().map(|l| l.bind));
+        // The data plane's admin port is never a tenant's, on any address.
+        if let Some(admin) = config.data_plane_admin {
+            reserved.insert(admin);
+            reserved.insert(SocketAddr::new(
+                std::net::Ipv4Addr::UNSPECIFIED.into(),
+                admin.port(),
+            ));
+        }
         // The data plane's own addresses, including every L4 pool address, are never endpoints.
         let mut reserved_ips: BTreeSet<IpAddr> = [config.data_plane.address].into();
         for p in &config.l4.pools {
@@ -823,6 +831,23 @@ tenants:
         let v = fleet.view();
         assert_eq!(accepted_routes(&v, "a"), ["r0", "r2"]);
         assert!(v.rejections[&key("a")].is_empty());
+    }
+
+    #[test]
+    fn the_data_plane_admin_port_is_never_allocated() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = (*config(dir.path(), (9000, 9001))).clone();
+        cfg.data_plane_admin = Some("127.0.0.1:9001".parse().unwrap());
+        let cfg = Arc::new(cfg);
+        let fleet = Fleet::open(cfg.clone(), Store::open(&cfg.store_path).unwrap()).unwrap();
+        // Without the admin port, port 9001 would be taken as asked (see the first test).
+        fleet
+            .apply(&key("a"), &full(vec![service("db", 9001, "127.0.1.10")]))
+            .unwrap();
+        assert_eq!(
+            addr_of(&fleet.view(), "a", "db"),
+            Some("127.0.0.1:9000".parse().unwrap())
+        );
     }
 
     #[test]

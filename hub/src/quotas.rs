@@ -258,6 +258,31 @@ mod tests {
     }
 
     #[test]
+    fn the_admin_interface_is_loopback_only_and_on_no_data_plane_port() {
+        let listener = |port: u16, bind: &str| crate::config::DataPlaneListener {
+            port,
+            bind: bind.parse().unwrap(),
+            protocol: Default::default(),
+        };
+        let mut errs = vec![];
+        check_admin(
+            Some("127.0.0.1:19000".parse().unwrap()),
+            &[listener(80, "127.0.0.1:18080")],
+            &mut errs,
+        );
+        assert!(errs.is_empty(), "{errs:?}");
+        check_admin(
+            Some("0.0.0.0:19000".parse().unwrap()),
+            &[listener(19000, "127.0.0.1:18080")],
+            &mut errs,
+        );
+        assert!(errs[0].contains("not a loopback address"), "{errs:?}");
+        assert!(errs[1].contains("port 19000 collides"), "{errs:?}");
+        check_admin(None, &[listener(19000, "127.0.0.1:19000")], &mut errs);
+        assert_eq!(errs.len(), 2);
+    }
+
+    #[test]
     fn bad_values_name_the_field() {
         for (yaml, words) in [
             ("tenants: {c: {routes: 1}}", "quotas.tenants.c"),
