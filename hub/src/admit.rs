@@ -7,10 +7,10 @@
 
 mod grpc;
 mod http;
+pub mod quota;
 mod re2;
 #[cfg(test)]
 mod test_support;
-pub mod quota;
 pub mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -478,11 +478,7 @@ impl RawConfig {
         let quotas = self
             .quotas
             .validate(&tenants.keys().cloned().collect(), &mut errs);
-        crate::quotas::check_admin(
-            self.data_plane.admin,
-            &self.data_plane.listeners,
-            &mut errs,
-        );
+        crate::quotas::check_admin(self.data_plane.admin, &self.data_plane.listeners, &mut errs);
         if !errs.is_empty() {
             return Err(ConfigError::Invalid(errs));
         }

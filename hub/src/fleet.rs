@@ -19,10 +19,10 @@ use crate::admit::{self, Admitted, Policy};
 use crate::allocate::{self, AllocError, Allocations, Owner, PortKey, ServiceKey};
 use crate::config::Config;
 use crate::grace::Links;
-use crate::rate::UpdateRate;
 use crate::model::{
     ClusterIntent, ClusterKey, FleetIntent, Kind, L4Protocol, ObjectKey, ObjectStatus, Protocol,
 };
+use crate::rate::UpdateRate;
 use crate::store::{Store, StoreError};
 
 /// Why a whole Update was refused (the agent gets it as a Nack; nothing in it was applied).

@@ -286,8 +286,14 @@ mod tests {
     fn bad_values_name_the_field() {
         for (yaml, words) in [
             ("tenants: {c: {routes: 1}}", "quotas.tenants.c"),
-            ("defaults: {updatesPerSecond: 0}", "quotas.defaults.updatesPerSecond"),
-            ("tenants: {a: {updateBurst: 0}}", "quotas.tenants.a.updateBurst"),
+            (
+                "defaults: {updatesPerSecond: 0}",
+                "quotas.defaults.updatesPerSecond",
+            ),
+            (
+                "tenants: {a: {updateBurst: 0}}",
+                "quotas.tenants.a.updateBurst",
+            ),
             ("defaults: {requestBurst: 5}", "set requestsPerSecond too"),
             (
                 "defaults: {requestsPerSecond: 3, requestBurst: 0}",

@@ -136,7 +136,10 @@ pub async fn run(
         ))
         .client_ca_root(Certificate::from_pem(read_pki(&config, CA_CERT)?));
 
-    let store = Store::open(&config.store_path)?;
+    // Tenant private keys are sealed at rest under a key kept next to the CA.
+    let sealer = crate::seal::Sealer::load_or_create(&config.pki_dir)
+        .map_err(crate::store::StoreError::from)?;
+    let store = Store::open_sealed(&config.store_path, sealer)?;
     let fleet = Arc::new(Fleet::open(config.clone(), store)?);
 
     // The first snapshot is the stored intent, so Envoy gets the last accepted configuration

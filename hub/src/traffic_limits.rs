@@ -34,9 +34,7 @@ pub fn apply(snapshot: &mut Snapshot, quotas: &Quotas) {
         }
     }
     for l in &mut snapshot.l4_listeners {
-        l.max_connections = quotas
-            .of(&l.source.cluster.tenant)
-            .connections_per_listener;
+        l.max_connections = quotas.of(&l.source.cluster.tenant).connections_per_listener;
     }
 }
 
@@ -44,8 +42,8 @@ pub fn apply(snapshot: &mut Snapshot, quotas: &Quotas) {
 mod tests {
     use super::*;
     use crate::compile::{
-        Forward, L4ListenerSnapshot, ListenerSnapshot, PathMatch, Route, RouteAction,
-        SourceObject, WeightedCluster,
+        Forward, L4ListenerSnapshot, ListenerSnapshot, PathMatch, Route, RouteAction, SourceObject,
+        WeightedCluster,
     };
     use crate::model::{ClusterKey, HeaderModifier, Kind, L4Protocol, ObjectKey};
     use crate::quotas::{Quota, RequestRate};

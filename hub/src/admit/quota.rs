@@ -251,7 +251,13 @@ impl Usage {
             .collect::<BTreeSet<_>>()
             .len() as u64;
         let checks = [
-            ("gateways", q.gateways, self.gateways, c.gateways, "Gateways"),
+            (
+                "gateways",
+                q.gateways,
+                self.gateways,
+                c.gateways,
+                "Gateways",
+            ),
             (
                 "routes",
                 q.routes,

@@ -172,7 +172,10 @@ mod tests {
             Some(socket_address::PortSpecifier::PortValue(20000))
         );
         assert!(l.udp_listener_config.is_none());
-        assert_eq!(l.per_connection_buffer_limit_bytes.unwrap().value, 32 * 1024);
+        assert_eq!(
+            l.per_connection_buffer_limit_bytes.unwrap().value,
+            32 * 1024
+        );
         // The tenant's connection limit comes first, then the proxy.
         let limit = &l.filter_chains[0].filters[0];
         assert_eq!(limit.name, "envoy.filters.network.connection_limit");

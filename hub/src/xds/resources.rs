@@ -10,8 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
 use envoy_types::pb::envoy::config::core::v3::{
     Address, AggregatedConfigSource, ApiVersion, ConfigSource, HeaderValue, HeaderValueOption,
-    SocketAddress, address, config_source, header_value_option::HeaderAppendAction,
-    socket_address,
+    SocketAddress, address, config_source, header_value_option::HeaderAppendAction, socket_address,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
@@ -450,9 +449,9 @@ mod tests {
     use crate::compile::{Forward, Route, VirtualHost, WeightedCluster};
     use crate::model::ValueMatch;
     use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
+    use envoy_types::pb::envoy::config::core::v3::http_protocol_options;
     use envoy_types::pb::envoy::config::route::v3::header_matcher;
     use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
-    use envoy_types::pb::envoy::config::core::v3::http_protocol_options;
     use envoy_types::pb::google::protobuf::BoolValue;
     use prost::Message;
 
@@ -553,9 +552,15 @@ mod tests {
         };
         let hcm = HttpConnectionManager::decode(&*any.value).unwrap();
         let edge = super::super::hardening::edge_connection_manager();
-        assert_eq!(hcm.path_with_escaped_slashes_action, edge.path_with_escaped_slashes_action);
+        assert_eq!(
+            hcm.path_with_escaped_slashes_action,
+            edge.path_with_escaped_slashes_action
+        );
         assert_eq!(hcm.request_headers_timeout, edge.request_headers_timeout);
-        assert_eq!(hcm.common_http_protocol_options, edge.common_http_protocol_options);
+        assert_eq!(
+            hcm.common_http_protocol_options,
+            edge.common_http_protocol_options
+        );
 
         let rc = route_configuration(&l);
         let per_vh = &rc.virtual_hosts[0].typed_per_filter_config;
