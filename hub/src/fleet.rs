@@ -314,17 +314,23 @@ impl Fleet {
             .iter()
             .filter_map(|o| o.r#ref.as_ref().and_then(|r| admit::object_key(r).ok()))
             .collect();
-        let waiting: Vec<pb::Object> = if update.full_state {
-            Vec::new()
+        // Only a deletion or a change of an accepted object can make room; an update that only
+        // adds objects (a flood) does not re-admit the waiting ones.
+        let mut still_waiting: BTreeMap<ObjectKey, pb::Object> = if update.full_state {
+            BTreeMap::new()
         } else {
-            state
-                .over_quota
-                .get(key)
-                .into_iter()
-                .flatten()
-                .filter(|(k, _)| !sent_now.contains(*k) && !deleted.contains(*k))
-                .map(|(_, o)| o.clone())
-                .collect()
+            state.over_quota.get(key).cloned().unwrap_or_default()
+        };
+        still_waiting.retain(|k, _| !sent_now.contains(k) && !deleted.contains(k));
+        let accepted_before = state.intent.get(key);
+        let room_made = !deleted.is_empty()
+            || sent_now
+                .iter()
+                .any(|k| accepted_before.is_some_and(|ci| holds(ci, k)));
+        let waiting: Vec<pb::Object> = if room_made {
+            std::mem::take(&mut still_waiting).into_values().collect()
+        } else {
+            Vec::new()
         };
         // Claims of other tenants, plus this tenant's claims from its other clusters.
         let owners = state.owners.clone();
@@ -394,7 +400,7 @@ impl Fleet {
             state.intent.get(key).unwrap_or(&empty),
             &mut intent,
         );
-        let mut over_quota = BTreeMap::new();
+        let mut over_quota = still_waiting;
         for (k, e) in over {
             let Some(obj) = wire.get(&k) else { continue };
             tracing::info!(cluster = %key, object = ?k, reason = e.reason, "rejected: {}", e.message);
@@ -474,6 +480,19 @@ fn okey(kind: Kind, ns: &str, n: &str) -> ObjectKey {
         kind,
         namespace: ns.to_string(),
         name: n.to_string(),
+    }
+}
+
+/// Whether `intent` holds the object `k`.
+fn holds(intent: &ClusterIntent, k: &ObjectKey) -> bool {
+    let id = (k.namespace.clone(), k.name.clone());
+    match k.kind {
+        Kind::Gateway => intent.gateways.contains_key(&id),
+        Kind::HttpRoute => intent.http_routes.contains_key(&id),
+        Kind::TlsRoute => intent.tls_routes.contains_key(&id),
+        Kind::Service => intent.services.contains_key(&id),
+        Kind::TcpRoute | Kind::UdpRoute => intent.l4_routes.contains_key(k),
+        Kind::GrpcRoute => intent.grpc_routes.contains_key(&id),
     }
 }
 
@@ -813,12 +832,28 @@ tenants:
             accepted.message
         );
 
-        // r1 is deleted: r0 gets in with the next update, without being sent again.
+        // Another new route: both wait, r0 keeps its status.
+        fleet
+            .apply(
+                &key("a"),
+                &update(3, vec![http_route("r9", &format!("{t}9Z"))], vec![]),
+            )
+            .unwrap();
+        let v = fleet.view();
+        assert_eq!(accepted_routes(&v, "a"), ["r1", "r2"]);
+        let waiting: Vec<_> = v.rejections[&key("a")]
+            .keys()
+            .map(|k| k.name.as_str())
+            .collect();
+        assert_eq!(waiting, ["r0", "r9"]);
+
+        // r1 is deleted: r0 (the oldest waiting) gets in with the next update, without being
+        // sent again; r9 keeps waiting.
         fleet
             .apply(
                 &key("a"),
                 &update(
-                    3,
+                    4,
                     vec![],
                     vec![pb::ObjectRef {
                         kind: pb::Kind::HttpRoute as i32,
@@ -830,7 +865,11 @@ tenants:
             .unwrap();
         let v = fleet.view();
         assert_eq!(accepted_routes(&v, "a"), ["r0", "r2"]);
-        assert!(v.rejections[&key("a")].is_empty());
+        let waiting: Vec<_> = v.rejections[&key("a")]
+            .keys()
+            .map(|k| k.name.as_str())
+            .collect();
+        assert_eq!(waiting, ["r9"]);
     }
 
     #[test]

@@ -91,7 +91,7 @@ impl Default for Quota {
             gateways: 100,
             routes: 2_000,
             load_balancers: 100,
-            hostnames: 1_000,
+            hostnames: 2_000,
             endpoints: 20_000,
             certificates: 500,
             intent_bytes: 64 * 1024 * 1024,

@@ -581,8 +581,9 @@ mod tests {
     #[test]
     fn each_quota_at_limit_and_one_over() {
         type Setter = fn(&mut Quota, u64);
+        type Build = fn(&str, &str) -> ClusterIntent;
         // (quota key, set the quota, objects at exactly the limit when the quota is 2)
-        let cases: &[(&str, Setter, fn(&str, &str) -> ClusterIntent)] = &[
+        let cases: &[(&str, Setter, Build)] = &[
             (
                 "routes",
                 |q, n| q.routes = n,
