@@ -39,10 +39,11 @@ pub enum UpdateError {
     /// The cluster sent Updates faster than its tenant's `updatesPerSecond`; nothing of this
     /// one was applied.
     #[error(
-        "rate limit: {per_second} updates/s (burst {burst}) for this cluster, retry after {}ms; nothing of this update was applied: send the full state then, or ask the hub operator to raise quotas.tenants.<tenant>.updatesPerSecond",
+        "rate limit: {per_second} updates/s (burst {burst}) for this cluster, retry after {}ms; nothing of this update was applied: send the full state then, or ask the hub operator to raise quotas.tenants.{tenant}.updatesPerSecond",
         retry_after.as_millis().max(1)
     )]
     RateLimited {
+        tenant: String,
         per_second: u32,
         burst: u32,
         retry_after: std::time::Duration,
@@ -265,6 +266,7 @@ impl Fleet {
                 Instant::now(),
             )
             .map_err(|retry_after| UpdateError::RateLimited {
+                tenant: key.tenant.clone(),
                 per_second: quota.updates_per_second,
                 burst: quota.update_burst,
                 retry_after,

@@ -218,6 +218,37 @@ async fn nack_makes_the_next_update_a_full_state() {
 }
 
 #[tokio::test]
+async fn rate_limit_nack_resends_the_full_state_after_the_wait_without_a_change() {
+    let script: Script = Arc::new(|n, u: &Update| {
+        if u.revision == 2 {
+            vec![Ok(HubMessage {
+                kind: Some(hub_message::Kind::Nack(Nack {
+                    revision: 2,
+                    message: "rate limit: 1 updates/s (burst 1) for this cluster, retry after 200ms; nothing of this update was applied".into(),
+                })),
+            })]
+        } else {
+            ack_and_status(n, u)
+        }
+    });
+    let (addr, mut seen) = start_hub(script).await;
+    let (intent_tx, intent_rx) = watch::channel(vec![obj("a", 1)]);
+    let (status_tx, _status_rx) = watch::channel(None);
+    tokio::spawn(Syncer::new(intent_rx, status_tx, hello()).run(connector(addr)));
+    next(&mut seen).await;
+    next_update(&mut seen).await;
+
+    intent_tx.send_replace(vec![obj("a", 1), obj("b", 1)]);
+    let (_, u) = next_update(&mut seen).await;
+    assert_eq!((u.revision, u.full_state), (2, false));
+    // No further change: after the wait the agent sends its whole state on its own, on the
+    // same stream.
+    let (n, u) = next_update(&mut seen).await;
+    assert_eq!((n, u.revision, u.full_state), (0, 3, true));
+    assert_eq!(names(&u).0, ["a", "b"]);
+}
+
+#[tokio::test]
 async fn stream_error_reconnects_and_resends_full_state() {
     let script: Script = Arc::new(|n, u: &Update| {
         if n == 0 && u.revision == 2 {
