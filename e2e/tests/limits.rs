@@ -1,15 +1,22 @@
 //! Per-tenant quotas and data-plane limits end to end on real components (kube-apiservers,
 //! agents, hub, Envoy): a tenant past its request rate gets 429 while another tenant keeps 200;
 //! Envoy refuses oversized request headers with 431; a tenant over its route quota sees the
-//! excess HTTPRoute rejected in its status while its older routes keep serving.
+//! excess HTTPRoute rejected in its status while its older routes keep serving; a tenant's L4
+//! listener refuses connections past its limit while another tenant's does not.
 //!
 //! Needs the product binaries: `cargo build --bins` first. Each test starts its own fleet.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use fleetgate_e2e::fixtures::{TENANT_A, TENANT_B, condition};
 use fleetgate_e2e::http::send;
+use fleetgate_e2e::tcp_echo::{L4Echo, free_dual_port_in, free_l4_range};
 use fleetgate_e2e::{Echo, Fleet, FleetTenant, TIMEOUT, eventually};
 use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
 
 const GATEWAY: &str = r#"apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
@@ -209,4 +216,97 @@ async fn routes_over_quota_are_rejected_in_status_and_older_ones_keep_serving() 
         .await
         .unwrap();
     assert_eq!(r.status, 200);
+}
+
+/// A LoadBalancer Service `db` (TCP, port `port`) of tenant `t` with its echo backend; returns
+/// the allocated address once the Service's status has it.
+async fn tcp_load_balancer(t: &FleetTenant, port: u16) -> (L4Echo, SocketAddr) {
+    let node = t.create_node("node-1", 10).await.expect("node");
+    let node_port = free_dual_port_in(node, 30000..=32767).expect("free nodePort");
+    t.cluster
+        .apply(&format!(
+            r#"apiVersion: v1
+kind: Service
+metadata:
+  name: db
+  namespace: default
+spec:
+  type: LoadBalancer
+  loadBalancerClass: fleetgate.dev/hub
+  selector:
+    app: db
+  ports:
+  - name: p
+    protocol: TCP
+    port: {port}
+    targetPort: {port}
+    nodePort: {node_port}
+"#
+        ))
+        .await
+        .expect("apply Service");
+    let echo = L4Echo::tcp(&format!("{}-db", t.name), SocketAddr::new(node, node_port))
+        .await
+        .expect("echo");
+    let addr = eventually(TIMEOUT, || async {
+        let svc = t
+            .cluster
+            .get_json("Service", "default", "db")
+            .await?
+            .context("Service db")?;
+        let i = &svc["status"]["loadBalancer"]["ingress"][0];
+        let ip: IpAddr = i["ip"].as_str().context("no ingress yet")?.parse()?;
+        let port = u16::try_from(i["ports"][0]["port"].as_u64().context("no port")?)?;
+        Ok(SocketAddr::new(ip, port))
+    })
+    .await;
+    (echo, addr)
+}
+
+/// An open connection that answered one line.
+async fn connect_and_ask(addr: SocketAddr) -> anyhow::Result<BufReader<TcpStream>> {
+    let mut s = BufReader::new(TcpStream::connect(addr).await?);
+    s.get_mut().write_all(b"ping\n").await?;
+    let mut line = String::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_line(&mut line)).await??;
+    ensure!(!line.is_empty(), "{addr} closed the connection");
+    Ok(s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connection_limit_is_per_tenant_listener() {
+    let lo: IpAddr = "127.0.0.1".parse().unwrap();
+    let from = free_l4_range(lo, 4).expect("free port range");
+    let config = json!({
+        "addressPools": [{"name": "loopback", "addresses": ["127.0.0.1"]}],
+        "l4PortRange": {"from": from, "to": from + 3},
+        "quotas": {"tenants": {"tenant-a": {"connectionsPerListener": 2}}},
+    });
+    let fleet = Fleet::start_with(&[TENANT_A, TENANT_B], config.as_object().cloned().unwrap())
+        .await
+        .expect("fleet");
+    let (a, b) = (fleet.tenant("tenant-a"), fleet.tenant("tenant-b"));
+    let (_a_echo, a_addr) = tcp_load_balancer(a, from).await;
+    let (_b_echo, b_addr) = tcp_load_balancer(b, from + 1).await;
+    let first = eventually(TIMEOUT, || connect_and_ask(a_addr)).await;
+    let second = connect_and_ask(a_addr).await.expect("second connection");
+    // The third concurrent connection to tenant a's listener is closed by Envoy.
+    assert!(
+        connect_and_ask(a_addr).await.is_err(),
+        "a third connection to tenant a's listener must be refused"
+    );
+    // Tenant b's listener is not limited by tenant a's connections.
+    let b_conns = eventually(TIMEOUT, || async {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            v.push(connect_and_ask(b_addr).await?);
+        }
+        Ok(v)
+    })
+    .await;
+    assert_eq!(b_conns.len(), 3);
+    // Closing one of tenant a's connections makes room again.
+    drop(first);
+    let third = eventually(TIMEOUT, || connect_and_ask(a_addr)).await;
+    drop((second, third));
 }
