@@ -3,7 +3,8 @@
 //! Where it sits: between compile (step 7) and publish (step 8), called by `run::compile_view`.
 //! Pure: every virtual host of a tenant's hostname gets the tenant's request-rate limit
 //! (`quotas.*.requestsPerSecond`), every L4 listener of a tenant's Service or Gateway TCP
-//! listener its connection limit (`quotas.*.connectionsPerListener`); `xds::tenant_limits` turns
+//! listener, and every TLS passthrough chain (one SNI hostname of the tenant), its connection
+//! limit (`quotas.*.connectionsPerListener`); `xds::tenant_limits` turns
 //! them into Envoy filters. A virtual host belongs to the tenant of its routes (a hostname has
 //! one owner); the 404 catch-all belongs to nobody and is not limited.
 
@@ -28,8 +29,17 @@ pub fn apply(snapshot: &mut Snapshot, quotas: &Quotas) {
     }
     for l in &mut snapshot.tls_listeners {
         for c in &mut l.chains {
-            if let TlsChainAction::Terminate { http, .. } = &mut c.action {
-                limit_virtual_hosts(&mut http.virtual_hosts, quotas);
+            match &mut c.action {
+                TlsChainAction::Terminate { http, .. } => {
+                    limit_virtual_hosts(&mut http.virtual_hosts, quotas);
+                }
+                TlsChainAction::Passthrough {
+                    source,
+                    max_connections,
+                    ..
+                } => {
+                    *max_connections = quotas.of(&source.cluster.tenant).connections_per_listener;
+                }
             }
         }
     }
@@ -123,9 +133,31 @@ mod tests {
                     max_connections: None,
                 })
                 .collect(),
+            tls_listeners: vec![crate::compile::TlsListenerSnapshot {
+                name: "port/443".into(),
+                port: 443,
+                bind: "127.0.0.1:18443".parse().unwrap(),
+                chains: vec![crate::compile::TlsChain {
+                    name: "port/443/sni/db.a.example".into(),
+                    server_names: vec!["db.a.example".into()],
+                    action: TlsChainAction::Passthrough {
+                        clusters: vec![],
+                        source: src("a"),
+                        max_connections: None,
+                    },
+                }],
+                gateways: Default::default(),
+            }],
             ..Default::default()
         };
         apply(&mut s, &quotas);
+        assert!(matches!(
+            s.tls_listeners[0].chains[0].action,
+            TlsChainAction::Passthrough {
+                max_connections: Some(3),
+                ..
+            }
+        ));
         let got: Vec<_> = s.listeners[0]
             .virtual_hosts
             .iter()

@@ -65,6 +65,9 @@ pub enum TlsChainAction {
     Passthrough {
         clusters: Vec<WeightedCluster>,
         source: SourceObject,
+        /// The owning tenant's connection limit; set after compiling by
+        /// `crate::traffic_limits`.
+        max_connections: Option<u32>,
     },
 }
 

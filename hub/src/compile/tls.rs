@@ -264,6 +264,7 @@ pub fn build_listener(
             action: TlsChainAction::Passthrough {
                 clusters: p.clusters.clone(),
                 source: p.source.clone(),
+                max_connections: None,
             },
         });
     }

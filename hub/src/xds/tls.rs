@@ -80,15 +80,25 @@ fn filter_chain(c: &TlsChain) -> FilterChain {
             }],
             ..Default::default()
         },
-        TlsChainAction::Passthrough { clusters, .. } => FilterChain {
+        TlsChainAction::Passthrough {
+            clusters,
+            max_connections,
+            ..
+        } => FilterChain {
             name: c.name.clone(),
             filter_chain_match,
-            filters: vec![Filter {
+            filters: super::tenant_limits::connection_limit_filter(
+                &c.name.replace(['/', '.', '*'], "_"),
+                *max_connections,
+            )
+            .into_iter()
+            .chain([Filter {
                 name: "envoy.filters.network.tcp_proxy".to_string(),
                 config_type: Some(filter::ConfigType::TypedConfig(pack_any(tcp_proxy_of(
                     &c.name, clusters,
                 )))),
-            }],
+            }])
+            .collect(),
             ..Default::default()
         },
     }
