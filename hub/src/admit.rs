@@ -7,6 +7,7 @@
 
 mod grpc;
 mod http;
+pub mod quota;
 mod re2;
 #[cfg(test)]
 mod test_support;
@@ -811,6 +812,7 @@ pub fn rejected_status(key: &ObjectKey, obj: &pb::Object, rejection: &Rejection)
     let parent_refs = match (&key.kind, &obj.spec) {
         (Kind::HttpRoute, Some(pb::object::Spec::HttpRoute(h))) => Some(&h.parent_refs),
         (Kind::TlsRoute, Some(pb::object::Spec::TlsRoute(t))) => Some(&t.parent_refs),
+        (Kind::GrpcRoute, Some(pb::object::Spec::GrpcRoute(g))) => Some(&g.parent_refs),
         (Kind::TcpRoute | Kind::UdpRoute, Some(pb::object::Spec::L4Route(r))) => {
             Some(&r.parent_refs)
         }
@@ -1199,6 +1201,39 @@ mod tests {
         let mut wrong = route(pb::Kind::Service, "gw", "10.1.0.5");
         wrong.r#ref.as_mut().unwrap().kind = pb::Kind::Service as i32;
         assert!(admit(&wrong, &f.policy()).is_err());
+    }
+
+    #[test]
+    fn a_rejected_grpc_route_shows_the_rejection_on_its_parents() {
+        let obj = pb::Object {
+            r#ref: Some(pb::ObjectRef {
+                kind: pb::Kind::GrpcRoute as i32,
+                namespace: "default".into(),
+                name: "g".into(),
+            }),
+            generation: 2,
+            creation_timestamp: String::new(),
+            spec: Some(pb::object::Spec::GrpcRoute(pb::GrpcRoute {
+                parent_refs: vec![pb::ParentRef {
+                    namespace: "default".into(),
+                    name: "gw".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })),
+        };
+        let rejection = Rejection {
+            reason: quota::REASON,
+            message: "over".into(),
+        };
+        let st = rejected_status(
+            &object_key(obj.r#ref.as_ref().unwrap()).unwrap(),
+            &obj,
+            &rejection,
+        );
+        assert_eq!(st.parents.len(), 1);
+        assert_eq!(st.parents[0].conditions[0].reason, quota::REASON);
+        assert!(st.conditions.is_empty());
     }
 
     #[test]

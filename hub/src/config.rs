@@ -60,6 +60,9 @@ pub struct RawConfig {
     /// `30m`, `90s`; `0` keeps it forever. Default `1h`. See `crate::grace`.
     #[serde(default)]
     pub disconnected_cluster_grace_period: Option<String>,
+    /// Per-tenant quotas and data-plane limits (`crate::quotas`).
+    #[serde(default)]
+    pub quotas: crate::quotas::RawQuotas,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -245,6 +248,10 @@ pub struct RawDataPlane {
     /// Ports the shared data plane publishes. A tenant listener attaches to the entry whose `port`
     /// equals its own port.
     pub listeners: Vec<DataPlaneListener>,
+    /// Where the data plane's admin interface listens (loopback only), so that the hub never
+    /// gives its port to a tenant; see docs/limits.md.
+    #[serde(default)]
+    pub admin: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -327,6 +334,10 @@ pub struct Config {
     pub l4: L4Config,
     /// `disconnectedClusterGracePeriod`; zero: never withdraw.
     pub disconnected_cluster_grace_period: Duration,
+    /// Per-tenant quotas and data-plane limits.
+    pub quotas: crate::quotas::Quotas,
+    /// `dataPlane.admin`: never a tenant's listener, allocation or endpoint.
+    pub data_plane_admin: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -464,6 +475,10 @@ impl RawConfig {
             }
         }
         let l4 = validate_l4(self.address_pools, self.l4_port_range, &mut errs);
+        let quotas = self
+            .quotas
+            .validate(&tenants.keys().cloned().collect(), &mut errs);
+        crate::quotas::check_admin(self.data_plane.admin, &self.data_plane.listeners, &mut errs);
         if !errs.is_empty() {
             return Err(ConfigError::Invalid(errs));
         }
@@ -481,6 +496,8 @@ impl RawConfig {
             limits: self.limits,
             l4,
             disconnected_cluster_grace_period: grace,
+            quotas,
+            data_plane_admin: self.data_plane.admin,
         })
     }
 }

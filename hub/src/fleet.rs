@@ -22,6 +22,7 @@ use crate::grace::Links;
 use crate::model::{
     ClusterIntent, ClusterKey, FleetIntent, Kind, L4Protocol, ObjectKey, ObjectStatus, Protocol,
 };
+use crate::rate::UpdateRate;
 use crate::store::{Store, StoreError};
 
 /// Why a whole Update was refused (the agent gets it as a Nack; nothing in it was applied).
@@ -35,6 +36,18 @@ pub enum UpdateError {
         "the update would leave {count} objects in this cluster; the limit is {limit}: remove objects or ask the hub operator to raise limits.maxObjectsPerCluster"
     )]
     TooManyObjects { count: usize, limit: usize },
+    /// The cluster sent Updates faster than its tenant's `updatesPerSecond`; nothing of this
+    /// one was applied.
+    #[error(
+        "rate limit: {per_second} updates/s (burst {burst}) for this cluster, retry after {}ms; nothing of this update was applied: send the full state then, or ask the hub operator to raise quotas.tenants.{tenant}.updatesPerSecond",
+        retry_after.as_millis().max(1)
+    )]
+    RateLimited {
+        tenant: String,
+        per_second: u32,
+        burst: u32,
+        retry_after: std::time::Duration,
+    },
     /// Persisting failed; the update is not applied.
     #[error("the hub could not store the update, retry later: {0}")]
     Store(#[from] StoreError),
@@ -49,6 +62,9 @@ struct State {
     rejections: BTreeMap<ClusterKey, BTreeMap<ObjectKey, ObjectStatus>>,
     /// L4 allocations (durable) and the Service ports that could not get one.
     l4: allocate::Outcome,
+    /// Per cluster: objects rejected only for their tenant's quota, as sent; admitted again
+    /// with the cluster's next Update, in case room was made.
+    over_quota: BTreeMap<ClusterKey, BTreeMap<ObjectKey, pb::Object>>,
 }
 
 /// What the compile loop reads: accepted intent plus the statuses of rejected objects.
@@ -115,6 +131,7 @@ pub struct Fleet {
     reserved_ips: BTreeSet<IpAddr>,
     revision: watch::Sender<u64>,
     links: Mutex<Links>,
+    update_rate: Mutex<UpdateRate>,
 }
 
 impl Fleet {
@@ -131,6 +148,14 @@ impl Fleet {
         });
         let mut reserved: BTreeSet<SocketAddr> = [config.agent_listen, config.xds_listen].into();
         reserved.extend(config.data_plane.listeners.iter().map(|l| l.bind));
+        // The data plane's admin port is never a tenant's, on any address.
+        if let Some(admin) = config.data_plane_admin {
+            reserved.insert(admin);
+            reserved.insert(SocketAddr::new(
+                std::net::Ipv4Addr::UNSPECIFIED.into(),
+                admin.port(),
+            ));
+        }
         // The data plane's own addresses, including every L4 pool address, are never endpoints.
         let mut reserved_ips: BTreeSet<IpAddr> = [config.data_plane.address].into();
         for p in &config.l4.pools {
@@ -154,11 +179,13 @@ impl Fleet {
                 owners: loaded.owners,
                 rejections: BTreeMap::new(),
                 l4,
+                over_quota: BTreeMap::new(),
             }),
             reserved,
             reserved_ips,
             revision: watch::channel(0).0,
             links: Mutex::new(links),
+            update_rate: Mutex::new(UpdateRate::default()),
         })
     }
 
@@ -228,6 +255,22 @@ impl Fleet {
             .clusters
             .get(&key.cluster)
             .ok_or_else(|| UpdateError::UnknownCluster(key.clone()))?;
+        let quota = self.config.quotas.of(&key.tenant);
+        self.update_rate
+            .lock()
+            .expect("fleet update rate lock poisoned")
+            .take(
+                key,
+                quota.updates_per_second,
+                quota.update_burst,
+                Instant::now(),
+            )
+            .map_err(|retry_after| UpdateError::RateLimited {
+                tenant: key.tenant.clone(),
+                per_second: quota.updates_per_second,
+                burst: quota.update_burst,
+                retry_after,
+            })?;
 
         let mut state = self.state.lock().expect("fleet state lock poisoned");
         let mut intent = state.intent.get(key).cloned().unwrap_or_default();
@@ -258,12 +301,39 @@ impl Fleet {
                 .retain(|(ns, n), _| sent.contains(&okey(Kind::GrpcRoute, ns, n)));
             rejections.retain(|k, _| sent.contains(k));
         }
+        let mut deleted = BTreeSet::new();
         for d in &update.deletes {
             if let Ok(k) = admit::object_key(d) {
                 remove(&mut intent, &k);
                 rejections.remove(&k);
+                deleted.insert(k);
             }
         }
+        // Objects waiting for room under the quota are admitted again, unless this update
+        // sends them anew, deletes them or (full state) no longer has them.
+        let sent_now: BTreeSet<ObjectKey> = update
+            .upserts
+            .iter()
+            .filter_map(|o| o.r#ref.as_ref().and_then(|r| admit::object_key(r).ok()))
+            .collect();
+        // Only a deletion or a change of an accepted object can make room; an update that only
+        // adds objects (a flood) does not re-admit the waiting ones.
+        let mut still_waiting: BTreeMap<ObjectKey, pb::Object> = if update.full_state {
+            BTreeMap::new()
+        } else {
+            state.over_quota.get(key).cloned().unwrap_or_default()
+        };
+        still_waiting.retain(|k, _| !sent_now.contains(k) && !deleted.contains(k));
+        let accepted_before = state.intent.get(key);
+        let room_made = !deleted.is_empty()
+            || sent_now
+                .iter()
+                .any(|k| accepted_before.is_some_and(|ci| holds(ci, k)));
+        let waiting: Vec<pb::Object> = if room_made {
+            std::mem::take(&mut still_waiting).into_values().collect()
+        } else {
+            Vec::new()
+        };
         // Claims of other tenants, plus this tenant's claims from its other clusters.
         let owners = state.owners.clone();
         let policy = Policy {
@@ -274,7 +344,8 @@ impl Fleet {
             reserved: &self.reserved,
             reserved_ips: &self.reserved_ips,
         };
-        for obj in &update.upserts {
+        let mut wire: BTreeMap<ObjectKey, &pb::Object> = BTreeMap::new();
+        for obj in update.upserts.iter().chain(&waiting) {
             let Some(r) = &obj.r#ref else { continue };
             let k = match admit::object_key(r) {
                 Ok(k) => k,
@@ -283,6 +354,7 @@ impl Fleet {
                     continue;
                 }
             };
+            wire.insert(k.clone(), obj);
             match admit::admit(obj, &policy) {
                 Ok(Admitted::Gateway(g)) => {
                     rejections.remove(&k);
@@ -313,6 +385,29 @@ impl Fleet {
                     rejections.insert(k.clone(), admit::rejected_status(&k, obj, &e));
                 }
             }
+        }
+        // Quotas count the tenant's objects in all its clusters.
+        let mut others = admit::quota::Usage::default();
+        for (ck, ci) in state.intent.iter() {
+            if ck.tenant == key.tenant && ck != key {
+                others.add_cluster(&ck.cluster, ci);
+            }
+        }
+        let empty = ClusterIntent::default();
+        let over = admit::quota::enforce(
+            quota,
+            &key.tenant,
+            &others,
+            &key.cluster,
+            state.intent.get(key).unwrap_or(&empty),
+            &mut intent,
+        );
+        let mut over_quota = still_waiting;
+        for (k, e) in over {
+            let Some(obj) = wire.get(&k) else { continue };
+            tracing::info!(cluster = %key, object = ?k, reason = e.reason, "rejected: {}", e.message);
+            rejections.insert(k.clone(), admit::rejected_status(&k, obj, &e));
+            over_quota.insert(k, (*obj).clone());
         }
         let count = intent.gateways.len()
             + intent.http_routes.len()
@@ -353,6 +448,7 @@ impl Fleet {
         st.owners = owners;
         st.l4 = l4;
         st.rejections.insert(key.clone(), rejections);
+        st.over_quota.insert(key.clone(), over_quota);
         drop(state);
         if update.full_state {
             self.links
@@ -386,6 +482,19 @@ fn okey(kind: Kind, ns: &str, n: &str) -> ObjectKey {
         kind,
         namespace: ns.to_string(),
         name: n.to_string(),
+    }
+}
+
+/// Whether `intent` holds the object `k`.
+fn holds(intent: &ClusterIntent, k: &ObjectKey) -> bool {
+    let id = (k.namespace.clone(), k.name.clone());
+    match k.kind {
+        Kind::Gateway => intent.gateways.contains_key(&id),
+        Kind::HttpRoute => intent.http_routes.contains_key(&id),
+        Kind::TlsRoute => intent.tls_routes.contains_key(&id),
+        Kind::Service => intent.services.contains_key(&id),
+        Kind::TcpRoute | Kind::UdpRoute => intent.l4_routes.contains_key(k),
+        Kind::GrpcRoute => intent.grpc_routes.contains_key(&id),
     }
 }
 
@@ -624,5 +733,187 @@ tenants:
         let status = rejected.values().next().unwrap();
         assert_eq!(status.conditions[0].reason, "EndpointNotAllowed");
         assert!(v.allocations.is_empty());
+    }
+
+    fn http_route(name: &str, ts: &str) -> pb::Object {
+        tenant_route("a", name, ts)
+    }
+
+    fn tenant_route(tenant: &str, name: &str, ts: &str) -> pb::Object {
+        pb::Object {
+            r#ref: Some(pb::ObjectRef {
+                kind: pb::Kind::HttpRoute as i32,
+                namespace: "default".into(),
+                name: name.into(),
+            }),
+            generation: 1,
+            creation_timestamp: ts.into(),
+            spec: Some(pb::object::Spec::HttpRoute(pb::HttpRoute {
+                parent_refs: vec![pb::ParentRef {
+                    namespace: "default".into(),
+                    name: "gw".into(),
+                    ..Default::default()
+                }],
+                hostnames: vec![format!("{name}.{tenant}.example")],
+                rules: vec![],
+            })),
+        }
+    }
+
+    fn with_quotas(dir: &std::path::Path, yaml: &str) -> Arc<Config> {
+        let mut cfg = (*config(dir, (9000, 9001))).clone();
+        let raw: crate::quotas::RawQuotas = serde_yaml::from_str(yaml).unwrap();
+        let mut errs = vec![];
+        cfg.quotas = raw.validate(&["a".to_string(), "b".to_string()].into(), &mut errs);
+        assert!(errs.is_empty(), "{errs:?}");
+        Arc::new(cfg)
+    }
+
+    fn accepted_routes(view: &FleetView, tenant: &str) -> Vec<String> {
+        view.intent
+            .get(&key(tenant))
+            .map(|ci| ci.http_routes.keys().map(|(_, n)| n.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    fn update(revision: u64, upserts: Vec<pb::Object>, deletes: Vec<pb::ObjectRef>) -> pb::Update {
+        pb::Update {
+            revision,
+            full_state: false,
+            upserts,
+            deletes,
+        }
+    }
+
+    #[test]
+    fn over_quota_routes_wait_with_a_status_and_get_in_when_room_is_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = with_quotas(dir.path(), "tenants: {a: {routes: 2}}");
+        let fleet = Fleet::open(cfg.clone(), Store::open(&cfg.store_path).unwrap()).unwrap();
+        let t = "2026-01-01T00:00:0";
+        fleet
+            .apply(
+                &key("a"),
+                &full(vec![
+                    http_route("r1", &format!("{t}1Z")),
+                    http_route("r2", &format!("{t}2Z")),
+                ]),
+            )
+            .unwrap();
+        // A third route, older than both by its timestamp, does not evict them.
+        fleet
+            .apply(
+                &key("a"),
+                &update(2, vec![http_route("r0", &format!("{t}0Z"))], vec![]),
+            )
+            .unwrap();
+        // Tenant b is not limited by a's quota.
+        fleet
+            .apply(
+                &key("b"),
+                &full(vec![
+                    tenant_route("b", "r1", &format!("{t}1Z")),
+                    tenant_route("b", "r2", &format!("{t}2Z")),
+                    tenant_route("b", "r3", &format!("{t}3Z")),
+                ]),
+            )
+            .unwrap();
+        let v = fleet.view();
+        assert_eq!(accepted_routes(&v, "a"), ["r1", "r2"]);
+        assert_eq!(accepted_routes(&v, "b").len(), 3);
+        let status = &v.rejections[&key("a")]
+            .values()
+            .find(|s| s.key.name == "r0")
+            .unwrap();
+        let accepted = &status.parents[0].conditions[0];
+        assert_eq!(accepted.reason, admit::quota::REASON);
+        assert!(
+            accepted.message.contains("at most 2 routes")
+                && accepted.message.contains("quotas.tenants.a.routes"),
+            "{}",
+            accepted.message
+        );
+
+        // Another new route: both wait, r0 keeps its status.
+        fleet
+            .apply(
+                &key("a"),
+                &update(3, vec![http_route("r9", &format!("{t}9Z"))], vec![]),
+            )
+            .unwrap();
+        let v = fleet.view();
+        assert_eq!(accepted_routes(&v, "a"), ["r1", "r2"]);
+        let waiting: Vec<_> = v.rejections[&key("a")]
+            .keys()
+            .map(|k| k.name.as_str())
+            .collect();
+        assert_eq!(waiting, ["r0", "r9"]);
+
+        // r1 is deleted: r0 (the oldest waiting) gets in with the next update, without being
+        // sent again; r9 keeps waiting.
+        fleet
+            .apply(
+                &key("a"),
+                &update(
+                    4,
+                    vec![],
+                    vec![pb::ObjectRef {
+                        kind: pb::Kind::HttpRoute as i32,
+                        namespace: "default".into(),
+                        name: "r1".into(),
+                    }],
+                ),
+            )
+            .unwrap();
+        let v = fleet.view();
+        assert_eq!(accepted_routes(&v, "a"), ["r0", "r2"]);
+        let waiting: Vec<_> = v.rejections[&key("a")]
+            .keys()
+            .map(|k| k.name.as_str())
+            .collect();
+        assert_eq!(waiting, ["r9"]);
+    }
+
+    #[test]
+    fn the_data_plane_admin_port_is_never_allocated() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = (*config(dir.path(), (9000, 9001))).clone();
+        cfg.data_plane_admin = Some("127.0.0.1:9001".parse().unwrap());
+        let cfg = Arc::new(cfg);
+        let fleet = Fleet::open(cfg.clone(), Store::open(&cfg.store_path).unwrap()).unwrap();
+        // Without the admin port, port 9001 would be taken as asked (see the first test).
+        fleet
+            .apply(&key("a"), &full(vec![service("db", 9001, "127.0.1.10")]))
+            .unwrap();
+        assert_eq!(
+            addr_of(&fleet.view(), "a", "db"),
+            Some("127.0.0.1:9000".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn updates_past_the_rate_are_refused_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = with_quotas(
+            dir.path(),
+            "tenants: {a: {updatesPerSecond: 1, updateBurst: 2}}",
+        );
+        let fleet = Fleet::open(cfg.clone(), Store::open(&cfg.store_path).unwrap()).unwrap();
+        fleet.apply(&key("a"), &full(vec![])).unwrap();
+        fleet
+            .apply(&key("a"), &full(vec![http_route("r1", "")]))
+            .unwrap();
+        let err = fleet
+            .apply(&key("a"), &full(vec![http_route("r2", "")]))
+            .unwrap_err();
+        assert!(matches!(err, UpdateError::RateLimited { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("rate limit: 1 updates/s (burst 2)") && msg.contains("retry after"),
+            "{msg}"
+        );
+        // Nothing of the refused update was applied; tenant b has its own bucket.
+        assert_eq!(accepted_routes(&fleet.view(), "a"), ["r1"]);
+        fleet.apply(&key("b"), &full(vec![])).unwrap();
     }
 }

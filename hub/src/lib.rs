@@ -11,6 +11,11 @@
 //!
 //! `identity` is the hub's CA (creating it, issuing agent certificates, reading SPIFFE IDs);
 //! `config` is the operator's YAML file; `run` wires it all together.
+//!
+//! Limits (docs/limits.md): `quotas` (the `quotas:` config), `admit::quota` (object quotas per
+//! tenant), `rate` (update rate per cluster), `traffic_limits` (each tenant's data-plane limits
+//! on the snapshot, turned into Envoy filters by `xds::tenant_limits`; `xds::hardening` is the
+//! edge hardening of every listener), `seal` (tenant private keys encrypted in the store).
 
 pub mod admit;
 pub mod allocate;
@@ -20,7 +25,11 @@ pub mod fleet;
 pub mod grace;
 pub mod identity;
 pub mod model;
+pub mod quotas;
+pub mod rate;
 pub mod run;
+pub mod seal;
 pub mod store;
 pub mod sync;
+pub mod traffic_limits;
 pub mod xds;

@@ -75,6 +75,8 @@ pub fn compile_view(
         &view.allocations,
         &view.allocation_failures,
     );
+    let mut snapshot = compiled.snapshot;
+    crate::traffic_limits::apply(&mut snapshot, &config.quotas);
     let mut statuses: BTreeMap<ClusterKey, Vec<_>> = compiled.statuses;
     for nack in health.nacks.values() {
         let message = format!(
@@ -97,7 +99,7 @@ pub fn compile_view(
         list.extend(rejected.values().cloned());
         list.sort_by(|a, b| a.key.cmp(&b.key));
     }
-    (compiled.snapshot, Arc::new(statuses))
+    (snapshot, Arc::new(statuses))
 }
 
 fn mark_rejected_by_data_plane(status: &mut ObjectStatus, message: &str) {
@@ -134,7 +136,10 @@ pub async fn run(
         ))
         .client_ca_root(Certificate::from_pem(read_pki(&config, CA_CERT)?));
 
-    let store = Store::open(&config.store_path)?;
+    // Tenant private keys are sealed at rest under a key kept next to the CA.
+    let sealer = crate::seal::Sealer::load_or_create(&config.pki_dir)
+        .map_err(crate::store::StoreError::from)?;
+    let store = Store::open_sealed(&config.store_path, sealer)?;
     let fleet = Arc::new(Fleet::open(config.clone(), store)?);
 
     // The first snapshot is the stored intent, so Envoy gets the last accepted configuration

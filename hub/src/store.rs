@@ -111,6 +111,9 @@ pub enum StoreError {
         key: String,
         source: serde_json::Error,
     },
+    /// A private key could not be sealed or opened (`crate::seal`).
+    #[error(transparent)]
+    Seal(#[from] crate::seal::SealError),
 }
 
 fn db_err(e: impl std::fmt::Display) -> StoreError {
@@ -119,6 +122,8 @@ fn db_err(e: impl std::fmt::Display) -> StoreError {
 
 pub struct Store {
     db: Database,
+    /// Seals tenant private keys at rest; `None` only in tests of other parts.
+    sealer: Option<crate::seal::Sealer>,
 }
 
 /// Everything the store holds.
@@ -147,7 +152,65 @@ impl Store {
         txn.open_table(HOSTNAMES).map_err(db_err)?;
         txn.open_table(L4_ALLOCATIONS).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
-        Ok(Self { db })
+        Ok(Self { db, sealer: None })
+    }
+
+    /// Opens the store with private keys sealed by `sealer`; keys an older hub stored in plain
+    /// are sealed now.
+    pub fn open_sealed(path: &Path, sealer: crate::seal::Sealer) -> Result<Self, StoreError> {
+        let mut store = Self::open(path)?;
+        store.sealer = Some(sealer);
+        if store.seal_plain_keys()? {
+            // Compaction rewrites the file without the pages that held the keys in plain.
+            store.db.compact().map_err(db_err)?;
+        }
+        Ok(store)
+    }
+
+    /// Rewrites every cluster's intent that holds a private key in plain.
+    fn seal_plain_keys(&self) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let migrated;
+        {
+            let mut t = txn.open_table(INTENT).map_err(db_err)?;
+            let mut rewrite = Vec::new();
+            for row in t.iter().map_err(db_err)? {
+                let (k, v) = row.map_err(db_err)?;
+                let key = k.value().to_string();
+                let mut stored: Stored =
+                    serde_json::from_slice(v.value()).map_err(|source| StoreError::Decode {
+                        key: key.clone(),
+                        source,
+                    })?;
+                let Some((tenant, cluster)) = key.split_once('/') else {
+                    continue;
+                };
+                let ck = ClusterKey {
+                    tenant: tenant.into(),
+                    cluster: cluster.into(),
+                };
+                let plain = stored.gateways.iter().any(|g| {
+                    g.listeners.iter().any(|l| {
+                        l.tls.as_ref().is_some_and(|t| {
+                            t.certificates
+                                .iter()
+                                .any(|c| !crate::seal::is_sealed(&c.private_key_pem.0))
+                        })
+                    })
+                });
+                if plain && let Some(sealer) = &self.sealer {
+                    crate::seal::seal_gateways(sealer, &ck, &mut stored.gateways);
+                    rewrite.push((key, serde_json::to_vec(&stored).map_err(db_err)?));
+                }
+            }
+            migrated = !rewrite.is_empty();
+            for (k, v) in rewrite {
+                tracing::info!(cluster = %k, "sealed private keys stored in plain by an older hub");
+                t.insert(k.as_str(), v.as_slice()).map_err(db_err)?;
+            }
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(migrated)
     }
 
     pub fn load(&self) -> Result<Loaded, StoreError> {
@@ -164,18 +227,17 @@ impl Store {
             let Some((tenant, cluster)) = key.split_once('/') else {
                 return Err(StoreError::Db(format!("bad key {key:?}")));
             };
-            let stored: Stored =
+            let mut stored: Stored =
                 serde_json::from_slice(v.value()).map_err(|source| StoreError::Decode {
                     key: key.clone(),
                     source,
                 })?;
-            out.intent.insert(
-                ClusterKey {
-                    tenant: tenant.into(),
-                    cluster: cluster.into(),
-                },
-                stored.into(),
-            );
+            let ck = ClusterKey {
+                tenant: tenant.into(),
+                cluster: cluster.into(),
+            };
+            crate::seal::open_gateways(self.sealer.as_ref(), &ck, &mut stored.gateways)?;
+            out.intent.insert(ck, stored.into());
         }
         for row in txn
             .open_table(HOSTNAMES)
@@ -199,7 +261,7 @@ impl Store {
         owners: &BTreeMap<String, String>,
     ) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(db_err)?;
-        write_intent(&txn, key, intent, owners)?;
+        write_intent(&txn, key, intent, owners, self.sealer.as_ref())?;
         txn.commit().map_err(db_err)?;
         Ok(())
     }
@@ -214,7 +276,7 @@ impl Store {
         allocations: &Allocations,
     ) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(db_err)?;
-        write_intent(&txn, key, intent, owners)?;
+        write_intent(&txn, key, intent, owners, self.sealer.as_ref())?;
         {
             let mut t = txn.open_table(L4_ALLOCATIONS).map_err(db_err)?;
             let wanted: BTreeMap<String, String> = allocations
@@ -312,8 +374,13 @@ fn write_intent(
     key: &ClusterKey,
     intent: &ClusterIntent,
     owners: &BTreeMap<String, String>,
+    sealer: Option<&crate::seal::Sealer>,
 ) -> Result<(), StoreError> {
-    let bytes = serde_json::to_vec(&Stored::from(intent)).map_err(db_err)?;
+    let mut stored = Stored::from(intent);
+    if let Some(sealer) = sealer {
+        crate::seal::seal_gateways(sealer, key, &mut stored.gateways);
+    }
+    let bytes = serde_json::to_vec(&stored).map_err(db_err)?;
     {
         let mut t = txn.open_table(INTENT).map_err(db_err)?;
         let k = key_str(key);
@@ -357,6 +424,91 @@ mod tests {
             class_name: "fleetgate".into(),
             listeners: vec![],
         }
+    }
+
+    fn gw_with_key(name: &str, key_pem: &str) -> Gateway {
+        use crate::model::{
+            AllowedRoutes, Certificate, Listener, ListenerTls, PrivateKeyPem, Protocol, TlsMode,
+        };
+        let mut g = gw(name);
+        g.listeners.push(Listener {
+            name: "https".into(),
+            protocol: Some(Protocol::Https),
+            protocol_name: "HTTPS".into(),
+            port: 443,
+            hostname: None,
+            allowed_routes: AllowedRoutes::Same,
+            tls: Some(ListenerTls {
+                mode: TlsMode::Terminate,
+                certificates: vec![Certificate {
+                    namespace: "default".into(),
+                    name: "cert".into(),
+                    cert_chain_pem: "-----BEGIN CERTIFICATE-----\n".into(),
+                    private_key_pem: PrivateKeyPem(key_pem.into()),
+                    dns_names: vec!["app.a.example".into()],
+                    serial: "01".into(),
+                }],
+                problem: None,
+            }),
+            allowed_kinds: vec![],
+        });
+        g
+    }
+
+    /// The raw stored JSON of every cluster.
+    fn raw_rows(store: &Store) -> Vec<String> {
+        let txn = store.db.begin_read().unwrap();
+        let t = txn.open_table(INTENT).unwrap();
+        t.iter()
+            .unwrap()
+            .map(|r| String::from_utf8(r.unwrap().1.value().to_vec()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn private_keys_are_sealed_at_rest_and_plain_stores_are_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.redb");
+        let key = ClusterKey {
+            tenant: "a".into(),
+            cluster: "east".into(),
+        };
+        let secret = "-----BEGIN PRIVATE KEY-----\nsecret-material\n-----END PRIVATE KEY-----\n";
+        let mut intent = ClusterIntent::default();
+        intent
+            .gateways
+            .insert(("default".into(), "gw".into()), gw_with_key("gw", secret));
+        // A store written before keys were sealed.
+        {
+            let s = Store::open(&path).unwrap();
+            s.save(&key, &intent, &BTreeMap::new()).unwrap();
+            assert!(raw_rows(&s)[0].contains("secret-material"));
+        }
+        let sealer_key = [3u8; 32];
+        {
+            let s = Store::open_sealed(&path, crate::seal::Sealer::from_key(&sealer_key)).unwrap();
+            let rows = raw_rows(&s);
+            assert!(!rows[0].contains("secret-material"), "{}", rows[0]);
+            assert!(rows[0].contains("fleetgate-sealed:v1:"));
+            let file = std::fs::read(&path).unwrap();
+            assert!(
+                !file.windows(15).any(|w| w == b"secret-material"),
+                "the plain key is gone from the file"
+            );
+            assert_eq!(s.load().unwrap().intent[&key], intent);
+            // New writes are sealed too.
+            s.save(&key, &intent, &BTreeMap::new()).unwrap();
+            assert!(!raw_rows(&s)[0].contains("secret-material"));
+        }
+        // Another key cannot open it, and no key at all is a clear error.
+        let other = Store::open_sealed(&path, crate::seal::Sealer::from_key(&[4u8; 32])).unwrap();
+        let e = other.load().unwrap_err().to_string();
+        assert!(e.contains("cannot be decrypted"), "{e}");
+        drop(other);
+        let e = Store::open(&path).unwrap().load().unwrap_err().to_string();
+        assert!(e.contains("no store.key"), "{e}");
+        let s = Store::open_sealed(&path, crate::seal::Sealer::from_key(&sealer_key)).unwrap();
+        assert_eq!(s.load().unwrap().intent[&key], intent);
     }
 
     #[test]

@@ -114,6 +114,9 @@ async fn run_stream(
     // Open until this stream ends, wherever it returns: starts the grace period (crate::grace).
     let _link = fleet.link(&key);
     let mut expected_revision = 1u64;
+    // After a refused Update the agent no longer knows what the hub holds: the revision is
+    // used up and the next Update must carry the full state.
+    let mut need_full_state = false;
     let mut last_sent: Option<Vec<ObjectStatus>> = None;
     loop {
         tokio::select! {
@@ -141,6 +144,12 @@ async fn run_stream(
                         revision: update.revision,
                         message: "the first Update after Hello must carry full_state".into(),
                     })
+                } else if need_full_state && !update.full_state {
+                    expected_revision += 1;
+                    pb::hub_message::Kind::Nack(pb::Nack {
+                        revision: update.revision,
+                        message: "an earlier Update was refused: send the full state".into(),
+                    })
                 } else {
                     let started = std::time::Instant::now();
                     let applied = fleet.apply(&key, &update);
@@ -148,10 +157,13 @@ async fn run_stream(
                     match applied {
                         Ok(()) => {
                             expected_revision += 1;
+                            need_full_state = false;
                             pb::hub_message::Kind::Ack(pb::Ack { revision: update.revision })
                         }
                         Err(e) => {
                             tracing::warn!(revision = update.revision, "update refused: {e}");
+                            expected_revision += 1;
+                            need_full_state = true;
                             pb::hub_message::Kind::Nack(pb::Nack { revision: update.revision, message: e.to_string() })
                         }
                     }

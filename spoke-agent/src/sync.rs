@@ -183,6 +183,9 @@ impl Syncer {
         // What the hub holds; None after a Nack, when it is unknown until the next full state.
         let mut held: Option<Held> = Some(held_of(&intent));
         let mut inbound = client.sync(ReceiverStream::new(rx)).await?.into_inner();
+        // Set after the hub refused an Update for its rate limit: the full state goes again then,
+        // and intent changes wait for it.
+        let mut retry_at: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 msg = inbound.message() => {
@@ -195,7 +198,11 @@ impl Syncer {
                         Some(hub_message::Kind::Nack(n)) => {
                             error!(revision = n.revision, message = %n.message, "hub refused an update; nothing of it was stored");
                             held = None;
-                            if revision > n.revision {
+                            if let Some(after) = retry_after(&n.message) {
+                                // Jittered so that many clusters refused together do not return together.
+                                let jitter = full_jitter(after, &mut rand::rng());
+                                retry_at = Some(tokio::time::Instant::now() + after + jitter);
+                            } else if revision > n.revision {
                                 // Later deltas were built on the refused one: resend everything.
                                 revision += 1;
                                 let intent = self.intent.borrow_and_update().clone();
@@ -210,7 +217,15 @@ impl Syncer {
                         None => debug!("empty hub message"),
                     }
                 }
-                changed = self.intent.changed() => {
+                _ = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)), if retry_at.is_some() => {
+                    retry_at = None;
+                    revision += 1;
+                    let intent = self.intent.borrow_and_update().clone();
+                    debug!(revision, "resending the full state after the hub's rate limit");
+                    send_or_closed(&tx, send(agent_message::Kind::Update(full_update(revision, &intent)))).await?;
+                    held = Some(held_of(&intent));
+                }
+                changed = self.intent.changed(), if retry_at.is_none() => {
                     if changed.is_err() {
                         return Ok(());
                     }
@@ -248,6 +263,20 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         cur = s.source();
     }
     out
+}
+
+/// The wait a rate-limit Nack asks for (`... retry after 250ms ...`), capped at a minute.
+pub fn retry_after(message: &str) -> Option<Duration> {
+    if !message.starts_with("rate limit:") {
+        return None;
+    }
+    let rest = &message[message.find("retry after ")? + "retry after ".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    if !rest[digits.len()..].starts_with("ms") {
+        return None;
+    }
+    let ms: u64 = digits.parse().ok()?;
+    Some(Duration::from_millis(ms.clamp(1, 60_000)))
 }
 
 fn full_update(revision: u64, intent: &[Object]) -> Update {

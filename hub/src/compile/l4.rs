@@ -90,6 +90,7 @@ pub fn compile(
                     bind,
                     cluster,
                     source: src.clone(),
+                    max_connections: None,
                 });
             }
             statuses.push(service_status(svc, &got, &missing));
@@ -276,6 +277,7 @@ pub fn compile_gateways(
                                         bind,
                                         cluster: cluster.clone(),
                                         source: src.clone(),
+                                        max_connections: None,
                                     });
                                     used_cluster = true;
                                 }

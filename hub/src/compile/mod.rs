@@ -258,6 +258,7 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
                     name: names::virtual_host(dl.port, &host),
                     domains: vec![host],
                     routes: merge::merge_clusters(routes.into_values()),
+                    rate_limit: None,
                 })
                 .collect();
             virtual_hosts.push(catch_all(dl.port));
@@ -460,6 +461,7 @@ fn catch_all(port: u16) -> VirtualHost {
     VirtualHost {
         name: names::catch_all(port),
         domains: vec!["*".to_string()],
+        rate_limit: None,
         routes: vec![Route {
             name: names::catch_all(port),
             path: PathMatch::Prefix("/".to_string()),

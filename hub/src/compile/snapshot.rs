@@ -65,6 +65,9 @@ pub enum TlsChainAction {
     Passthrough {
         clusters: Vec<WeightedCluster>,
         source: SourceObject,
+        /// The owning tenant's connection limit; set after compiling by
+        /// `crate::traffic_limits`.
+        max_connections: Option<u32>,
     },
 }
 
@@ -91,6 +94,8 @@ pub struct L4ListenerSnapshot {
     pub cluster: String,
     /// The Service it serves.
     pub source: SourceObject,
+    /// The owning tenant's connection limit; set after compiling by `crate::traffic_limits`.
+    pub max_connections: Option<u32>,
 }
 
 /// The tenant object a data-plane resource was built from, so that a rejection by the data
@@ -123,6 +128,8 @@ pub struct VirtualHost {
     pub domains: Vec<String>,
     /// In match order: the first route that matches a request wins.
     pub routes: Vec<Route>,
+    /// The owning tenant's request-rate limit; set after compiling by `crate::traffic_limits`.
+    pub rate_limit: Option<crate::quotas::RequestRate>,
 }
 
 /// How a route matches the request path.

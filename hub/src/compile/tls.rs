@@ -235,6 +235,7 @@ pub fn build_listener(
                 name: names::virtual_host(dl.port, host),
                 domains: vec![host.clone()],
                 routes: routes.clone(),
+                rate_limit: None,
             })
             .collect();
         virtual_hosts.push(super::catch_all(dl.port));
@@ -263,6 +264,7 @@ pub fn build_listener(
             action: TlsChainAction::Passthrough {
                 clusters: p.clusters.clone(),
                 source: p.source.clone(),
+                max_connections: None,
             },
         });
     }

@@ -146,6 +146,7 @@ mod tests {
                 name: format!("port/80/host/{h}"),
                 domains: vec![h.to_string()],
                 routes: vec![route(&format!("{h}/r0"), prefix, &format!("c-{h}"))],
+                rate_limit: None,
             })
             .collect();
         Snapshot {

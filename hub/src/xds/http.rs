@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 
-use envoy_types::pb::envoy::config::core::v3::Http2ProtocolOptions;
 use envoy_types::pb::envoy::config::core::v3::RuntimeFractionalPercent;
 use envoy_types::pb::envoy::config::route::v3::{
     self as route_v3, HeaderMatcher, QueryParameterMatcher, RedirectAction, header_matcher,
@@ -262,7 +261,7 @@ pub fn h2c_protocol_options() -> HashMap<String, Any> {
                 http_protocol_options::ExplicitHttpConfig {
                     protocol_config: Some(
                         http_protocol_options::explicit_http_config::ProtocolConfig::Http2ProtocolOptions(
-                            Http2ProtocolOptions::default(),
+                            super::hardening::http2_options(),
                         ),
                     ),
                 },

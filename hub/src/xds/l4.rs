@@ -14,7 +14,7 @@ use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{TcpPro
 use envoy_types::pb::envoy::extensions::filters::udp::udp_proxy::v3::{
     Route as UdpRoute, UdpProxyConfig, udp_proxy_config,
 };
-use envoy_types::pb::google::protobuf::{Duration, UInt32Value};
+use envoy_types::pb::google::protobuf::Duration;
 use envoy_types::pb::xds::core::v3::TypedExtensionConfig;
 use envoy_types::pb::xds::r#type::matcher::v3::{Matcher, matcher};
 use envoy_types::util::pack_any;
@@ -22,8 +22,6 @@ use envoy_types::util::pack_any;
 use crate::compile::L4ListenerSnapshot;
 use crate::model::L4Protocol;
 
-/// Per-connection buffer limit of TCP listeners (the same as the HTTP listeners').
-const BUFFER_LIMIT_BYTES: u32 = 32 * 1024;
 /// Idle TCP connections and UDP sessions are closed after this long.
 const IDLE_TIMEOUT_SECS: i64 = 3600;
 const UDP_IDLE_TIMEOUT_SECS: i64 = 60;
@@ -89,18 +87,21 @@ pub fn udp_proxy(l: &L4ListenerSnapshot) -> UdpProxyConfig {
 
 /// The Envoy Listener of one allocated (address, port, protocol).
 pub fn listener(l: &L4ListenerSnapshot) -> Listener {
-    match l.protocol {
+    let mut out = match l.protocol {
         L4Protocol::Tcp => Listener {
             name: l.name.clone(),
             address: Some(bind_address(l)),
-            per_connection_buffer_limit_bytes: Some(UInt32Value {
-                value: BUFFER_LIMIT_BYTES,
-            }),
             filter_chains: vec![FilterChain {
-                filters: vec![Filter {
+                filters: super::tenant_limits::connection_limit_filter(
+                    &stat_prefix(l),
+                    l.max_connections,
+                )
+                .into_iter()
+                .chain([Filter {
                     name: "envoy.filters.network.tcp_proxy".to_string(),
                     config_type: Some(filter::ConfigType::TypedConfig(pack_any(tcp_proxy(l)))),
-                }],
+                }])
+                .collect(),
                 ..Default::default()
             }],
             ..Default::default()
@@ -118,7 +119,9 @@ pub fn listener(l: &L4ListenerSnapshot) -> Listener {
             }],
             ..Default::default()
         },
-    }
+    };
+    super::hardening::harden_listener(&mut out);
+    out
 }
 
 #[cfg(test)]
@@ -134,6 +137,7 @@ mod tests {
             protocol,
             bind: "127.0.0.1:20000".parse().unwrap(),
             cluster: "t/a/c/c1/default/db/svc/5432/tcp".into(),
+            max_connections: Some(100),
             source: SourceObject {
                 cluster: ClusterKey {
                     tenant: "a".into(),
@@ -168,7 +172,19 @@ mod tests {
             Some(socket_address::PortSpecifier::PortValue(20000))
         );
         assert!(l.udp_listener_config.is_none());
-        let f = &l.filter_chains[0].filters[0];
+        assert_eq!(
+            l.per_connection_buffer_limit_bytes.unwrap().value,
+            32 * 1024
+        );
+        // The tenant's connection limit comes first, then the proxy.
+        let limit = &l.filter_chains[0].filters[0];
+        assert_eq!(limit.name, "envoy.filters.network.connection_limit");
+        let Some(filter::ConfigType::TypedConfig(any)) = &limit.config_type else {
+            panic!("typed config expected")
+        };
+        let cl = envoy_types::pb::envoy::extensions::filters::network::connection_limit::v3::ConnectionLimit::decode(&*any.value).unwrap();
+        assert_eq!(cl.max_connections.unwrap().value, 100);
+        let f = &l.filter_chains[0].filters[1];
         assert_eq!(f.name, "envoy.filters.network.tcp_proxy");
         let Some(filter::ConfigType::TypedConfig(any)) = &f.config_type else {
             panic!("typed config expected")

@@ -7,10 +7,12 @@
 //! encoded, so that one changed route does not re-encode the whole fleet.
 
 pub mod cache;
+pub mod hardening;
 pub mod http;
 pub mod l4;
 pub mod resources;
 pub mod server;
+pub mod tenant_limits;
 pub mod tls;
 
 pub use server::{Nack, XdsError, XdsHealth, serve, serve_on};

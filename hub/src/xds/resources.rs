@@ -10,8 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
 use envoy_types::pb::envoy::config::core::v3::{
     Address, AggregatedConfigSource, ApiVersion, ConfigSource, HeaderValue, HeaderValueOption,
-    Http2ProtocolOptions, HttpProtocolOptions, SocketAddress, address, config_source,
-    header_value_option::HeaderAppendAction, http_protocol_options, socket_address,
+    SocketAddress, address, config_source, header_value_option::HeaderAppendAction, socket_address,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
@@ -26,7 +25,7 @@ use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, HttpFilter, Rds, http_connection_manager, http_filter,
 };
-use envoy_types::pb::google::protobuf::{Any, BoolValue, Duration, UInt32Value};
+use envoy_types::pb::google::protobuf::{Any, Duration, UInt32Value};
 use envoy_types::util::pack_any;
 
 use crate::compile::names::INVALID_BACKEND_CLUSTER;
@@ -181,9 +180,6 @@ pub(crate) fn socket_address(addr: std::net::SocketAddr) -> Address {
     }
 }
 
-/// Per-connection buffer limit on listeners and clusters (Envoy edge best practice).
-const BUFFER_LIMIT_BYTES: u32 = 32 * 1024;
-
 /// The HTTP connection manager of a data-plane port, hardened for the edge.
 pub fn http_connection_manager(l: &ListenerSnapshot) -> HttpConnectionManager {
     HttpConnectionManager {
@@ -194,6 +190,7 @@ pub fn http_connection_manager(l: &ListenerSnapshot) -> HttpConnectionManager {
             route_config_name: l.name.clone(),
         })),
         http_filters: vec![
+            super::tenant_limits::rate_limit_filter(),
             // Answers CORS preflights and adds CORS headers for routes that carry a policy
             // (`typed_per_filter_config`); does nothing on other routes.
             HttpFilter {
@@ -217,39 +214,19 @@ pub fn http_connection_manager(l: &ListenerSnapshot) -> HttpConnectionManager {
             upgrade_type: "websocket".to_string(),
             ..Default::default()
         }],
-        use_remote_address: Some(BoolValue { value: true }),
-        max_request_headers_kb: u32v(60),
-        common_http_protocol_options: Some(HttpProtocolOptions {
-            idle_timeout: secs(3600),
-            max_headers_count: u32v(100),
-            headers_with_underscores_action:
-                http_protocol_options::HeadersWithUnderscoresAction::RejectRequest as i32,
-            ..Default::default()
-        }),
-        http2_protocol_options: Some(Http2ProtocolOptions {
-            max_concurrent_streams: u32v(100),
-            initial_stream_window_size: u32v(64 * 1024),
-            initial_connection_window_size: u32v(1024 * 1024),
-            ..Default::default()
-        }),
-        stream_idle_timeout: secs(300),
-        request_headers_timeout: secs(10),
-        normalize_path: Some(BoolValue { value: true }),
-        merge_slashes: true,
         // Clients put the port in Host for non-default ports; virtual hosts match names only.
         strip_port_mode: Some(http_connection_manager::StripPortMode::StripAnyHostPort(
             true,
         )),
-        ..Default::default()
+        ..super::hardening::edge_connection_manager()
     }
 }
 
 /// The Listener of a data-plane port.
 pub fn listener(l: &ListenerSnapshot) -> Listener {
-    Listener {
+    let mut out = Listener {
         name: l.name.clone(),
         address: Some(socket_address(l.bind)),
-        per_connection_buffer_limit_bytes: u32v(BUFFER_LIMIT_BYTES),
         filter_chains: vec![FilterChain {
             filters: vec![Filter {
                 name: "envoy.filters.network.http_connection_manager".to_string(),
@@ -260,7 +237,9 @@ pub fn listener(l: &ListenerSnapshot) -> Listener {
             ..Default::default()
         }],
         ..Default::default()
-    }
+    };
+    super::hardening::harden_listener(&mut out);
+    out
 }
 
 fn header_options(m: &HeaderModifier) -> Vec<HeaderValueOption> {
@@ -398,6 +377,7 @@ pub fn virtual_host(vh: &crate::compile::VirtualHost) -> route_v3::VirtualHost {
                 ..Default::default()
             })
             .collect(),
+        typed_per_filter_config: super::tenant_limits::virtual_host_config(vh.rate_limit),
         ..Default::default()
     }
 }
@@ -421,7 +401,7 @@ pub fn cluster_resources(c: &ClusterSnapshot) -> (Resource, Resource) {
 
 /// The Cluster of an upstream: endpoints come over EDS (through ADS).
 pub fn cluster(c: &ClusterSnapshot) -> Cluster {
-    Cluster {
+    let mut out = Cluster {
         name: c.name.clone(),
         cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
             cluster::DiscoveryType::Eds as i32,
@@ -431,13 +411,14 @@ pub fn cluster(c: &ClusterSnapshot) -> Cluster {
             service_name: c.name.clone(),
         }),
         connect_timeout: secs(2),
-        per_connection_buffer_limit_bytes: u32v(BUFFER_LIMIT_BYTES),
         typed_extension_protocol_options: match c.protocol {
             AppProtocol::H2c => super::http::h2c_protocol_options(),
             _ => Default::default(),
         },
         ..Default::default()
-    }
+    };
+    super::hardening::harden_cluster(&mut out);
+    out
 }
 
 /// The endpoints of an upstream (empty: Envoy answers 503).
@@ -468,8 +449,10 @@ mod tests {
     use crate::compile::{Forward, Route, VirtualHost, WeightedCluster};
     use crate::model::ValueMatch;
     use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
+    use envoy_types::pb::envoy::config::core::v3::http_protocol_options;
     use envoy_types::pb::envoy::config::route::v3::header_matcher;
     use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
+    use envoy_types::pb::google::protobuf::BoolValue;
     use prost::Message;
 
     fn listener_snapshot(routes: Vec<Route>) -> ListenerSnapshot {
@@ -481,6 +464,7 @@ mod tests {
                 name: "port/80/host/a.example".into(),
                 domains: vec!["a.example".into()],
                 routes,
+                rate_limit: None,
             }],
             gateways: BTreeSet::new(),
         }
@@ -548,6 +532,63 @@ mod tests {
             hcm.http_filters.last().unwrap().name,
             "envoy.filters.http.router"
         );
+    }
+
+    #[test]
+    fn hardening_and_tenant_rate_limit_reach_the_built_resources() {
+        use envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit;
+        let mut l = listener_snapshot(vec![]);
+        let rate = crate::quotas::RequestRate {
+            per_second: 3,
+            burst: 4,
+        };
+        l.virtual_hosts[0].rate_limit = Some(rate);
+        let built = listener(&l);
+        assert_eq!(built.per_connection_buffer_limit_bytes, u32v(32 * 1024));
+        let Some(filter::ConfigType::TypedConfig(any)) =
+            built.filter_chains[0].filters[0].config_type.clone()
+        else {
+            panic!("typed config expected")
+        };
+        let hcm = HttpConnectionManager::decode(&*any.value).unwrap();
+        let edge = super::super::hardening::edge_connection_manager();
+        assert_eq!(
+            hcm.path_with_escaped_slashes_action,
+            edge.path_with_escaped_slashes_action
+        );
+        assert_eq!(hcm.request_headers_timeout, edge.request_headers_timeout);
+        assert_eq!(
+            hcm.common_http_protocol_options,
+            edge.common_http_protocol_options
+        );
+
+        let rc = route_configuration(&l);
+        let per_vh = &rc.virtual_hosts[0].typed_per_filter_config;
+        let rl = LocalRateLimit::decode(
+            &*per_vh[super::super::tenant_limits::LOCAL_RATE_LIMIT_FILTER].value,
+        )
+        .unwrap();
+        assert_eq!(rl, super::super::tenant_limits::rate_limit(rate));
+        // Through the cache too.
+        let s = Snapshot {
+            listeners: vec![l],
+            clusters: vec![ClusterSnapshot {
+                name: "c".into(),
+                endpoints: vec![],
+                protocol: AppProtocol::H2c,
+                source: None,
+            }],
+            ..Default::default()
+        };
+        let res = build(&s);
+        let rc = RouteConfiguration::decode(&*res.of(ROUTE_TYPE)[0].any.value).unwrap();
+        assert!(
+            rc.virtual_hosts[0]
+                .typed_per_filter_config
+                .contains_key(super::super::tenant_limits::LOCAL_RATE_LIMIT_FILTER)
+        );
+        let c = Cluster::decode(&*res.of(CLUSTER_TYPE)[0].any.value).unwrap();
+        assert_eq!(c.per_connection_buffer_limit_bytes, u32v(32 * 1024));
     }
 
     #[test]
@@ -744,7 +785,11 @@ mod tests {
         let names: Vec<&str> = hcm.http_filters.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(
             names,
-            vec![super::super::http::CORS_FILTER, "envoy.filters.http.router"]
+            vec![
+                super::super::tenant_limits::LOCAL_RATE_LIMIT_FILTER,
+                super::super::http::CORS_FILTER,
+                "envoy.filters.http.router"
+            ]
         );
         assert_eq!(hcm.upgrade_configs.len(), 1);
         assert_eq!(hcm.upgrade_configs[0].upgrade_type, "websocket");

@@ -442,6 +442,7 @@ mod tests {
                     name: "vh".into(),
                     domains: vec!["a.example".into()],
                     routes,
+                    rate_limit: None,
                 }],
                 gateways: BTreeSet::new(),
             }],

@@ -24,7 +24,7 @@ use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{TcpPro
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     CommonTlsContext, DownstreamTlsContext, SdsSecretConfig, Secret, TlsCertificate, secret,
 };
-use envoy_types::pb::google::protobuf::{Duration, UInt32Value};
+use envoy_types::pb::google::protobuf::Duration;
 use envoy_types::util::pack_any;
 
 use super::resources::{ads, http_connection_manager, route_configuration, socket_address};
@@ -33,17 +33,11 @@ use crate::compile::{SecretSnapshot, TlsChain, TlsChainAction, TlsListenerSnapsh
 pub const SECRET_TYPE: &str =
     "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
 
-/// Per-connection buffer limit, as on plaintext ports.
-const BUFFER_LIMIT_BYTES: u32 = 32 * 1024;
-
 /// The Listener of a TLS data-plane port.
 pub fn listener(l: &TlsListenerSnapshot) -> Listener {
-    Listener {
+    let mut out = Listener {
         name: l.name.clone(),
         address: Some(socket_address(l.bind)),
-        per_connection_buffer_limit_bytes: Some(UInt32Value {
-            value: BUFFER_LIMIT_BYTES,
-        }),
         listener_filters: vec![ListenerFilter {
             name: "envoy.filters.listener.tls_inspector".to_string(),
             config_type: Some(listener_filter::ConfigType::TypedConfig(pack_any(
@@ -58,7 +52,9 @@ pub fn listener(l: &TlsListenerSnapshot) -> Listener {
         }),
         filter_chains: l.chains.iter().map(filter_chain).collect(),
         ..Default::default()
-    }
+    };
+    super::hardening::harden_listener(&mut out);
+    out
 }
 
 fn filter_chain(c: &TlsChain) -> FilterChain {
@@ -84,15 +80,25 @@ fn filter_chain(c: &TlsChain) -> FilterChain {
             }],
             ..Default::default()
         },
-        TlsChainAction::Passthrough { clusters, .. } => FilterChain {
+        TlsChainAction::Passthrough {
+            clusters,
+            max_connections,
+            ..
+        } => FilterChain {
             name: c.name.clone(),
             filter_chain_match,
-            filters: vec![Filter {
+            filters: super::tenant_limits::connection_limit_filter(
+                &c.name.replace(['/', '.', '*'], "_"),
+                *max_connections,
+            )
+            .into_iter()
+            .chain([Filter {
                 name: "envoy.filters.network.tcp_proxy".to_string(),
                 config_type: Some(filter::ConfigType::TypedConfig(pack_any(tcp_proxy_of(
                     &c.name, clusters,
                 )))),
-            }],
+            }])
+            .collect(),
             ..Default::default()
         },
     }

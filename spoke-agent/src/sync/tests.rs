@@ -218,6 +218,37 @@ async fn nack_makes_the_next_update_a_full_state() {
 }
 
 #[tokio::test]
+async fn rate_limit_nack_resends_the_full_state_after_the_wait_without_a_change() {
+    let script: Script = Arc::new(|n, u: &Update| {
+        if u.revision == 2 {
+            vec![Ok(HubMessage {
+                kind: Some(hub_message::Kind::Nack(Nack {
+                    revision: 2,
+                    message: "rate limit: 1 updates/s (burst 1) for this cluster, retry after 200ms; nothing of this update was applied".into(),
+                })),
+            })]
+        } else {
+            ack_and_status(n, u)
+        }
+    });
+    let (addr, mut seen) = start_hub(script).await;
+    let (intent_tx, intent_rx) = watch::channel(vec![obj("a", 1)]);
+    let (status_tx, _status_rx) = watch::channel(None);
+    tokio::spawn(Syncer::new(intent_rx, status_tx, hello()).run(connector(addr)));
+    next(&mut seen).await;
+    next_update(&mut seen).await;
+
+    intent_tx.send_replace(vec![obj("a", 1), obj("b", 1)]);
+    let (_, u) = next_update(&mut seen).await;
+    assert_eq!((u.revision, u.full_state), (2, false));
+    // No further change: after the wait the agent sends its whole state on its own, on the
+    // same stream.
+    let (n, u) = next_update(&mut seen).await;
+    assert_eq!((n, u.revision, u.full_state), (0, 3, true));
+    assert_eq!(names(&u).0, ["a", "b"]);
+}
+
+#[tokio::test]
 async fn stream_error_reconnects_and_resends_full_state() {
     let script: Script = Arc::new(|n, u: &Update| {
         if n == 0 && u.revision == 2 {
@@ -357,4 +388,23 @@ async fn mtls_endpoint_talks_to_a_hub_that_requires_client_certificates() {
     let wrong_name =
         tls_endpoint(&hub_url, &identity(&agent_crt, &agent_key), "other-hub").unwrap();
     assert!(wrong_name.connect().await.is_err());
+}
+
+#[test]
+fn rate_limit_nacks_say_when_to_retry() {
+    for (message, want) in [
+        (
+            "rate limit: 20 updates/s (burst 100) for this cluster, retry after 50ms; nothing of this update was applied",
+            Some(Duration::from_millis(50)),
+        ),
+        (
+            "rate limit: 1 updates/s, retry after 999999ms",
+            Some(Duration::from_secs(60)),
+        ),
+        ("rate limit: retry after soon", None),
+        ("expected revision 3; reconnect and send full state", None),
+        ("the update would leave 5 objects, retry after 5ms", None),
+    ] {
+        assert_eq!(retry_after(message), want, "{message}");
+    }
 }

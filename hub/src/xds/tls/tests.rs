@@ -52,6 +52,7 @@ fn snap(cert: &str) -> Snapshot {
                                 name: "web".into(),
                             },
                         },
+                        max_connections: Some(50),
                     },
                 },
             ],
@@ -105,8 +106,13 @@ fn sni_listener_terminates_with_sds_over_ads_and_passes_through_by_sni() {
 
     let pass = &l.filter_chains[1];
     assert!(pass.transport_socket.is_none());
-    assert_eq!(pass.filters[0].name, "envoy.filters.network.tcp_proxy");
-    let Some(filter::ConfigType::TypedConfig(any)) = pass.filters[0].config_type.clone() else {
+    // The tenant's connection limit, then the proxy.
+    assert_eq!(
+        pass.filters[0].name,
+        crate::xds::tenant_limits::CONNECTION_LIMIT_FILTER
+    );
+    assert_eq!(pass.filters[1].name, "envoy.filters.network.tcp_proxy");
+    let Some(filter::ConfigType::TypedConfig(any)) = pass.filters[1].config_type.clone() else {
         panic!("typed tcp proxy expected")
     };
     let tp = TcpProxy::decode(&*any.value).unwrap();

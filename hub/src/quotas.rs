@@ -1,0 +1,309 @@
+//! `quotas:` in the hub configuration: how much one tenant may hold and send, and the traffic
+//! limits the data plane applies to it. Defaults for every tenant, overrides per tenant.
+//!
+//! Where it sits: read with the rest of `crate::config`; `admit::quota` (admission, across all
+//! clusters of a tenant), `fleet` (the update rate of each cluster) and `xds::tenant_limits`
+//! (request rate and connection limits in Envoy) read the validated [`Quotas`].
+//!
+//! ```yaml
+//! quotas:
+//!   defaults: {routes: 2000, updatesPerSecond: 20}
+//!   tenants:
+//!     tenant-a: {routes: 50, requestsPerSecond: 100, requestBurst: 200}
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+
+/// One tenant's quotas and limits, every field optional: what is unset comes from
+/// `quotas.defaults`, then from [`Quota::default`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawQuotaSet {
+    pub gateways: Option<u64>,
+    /// HTTPRoutes, GRPCRoutes, TLSRoutes, TCPRoutes and UDPRoutes together.
+    pub routes: Option<u64>,
+    /// Services of type LoadBalancer.
+    pub load_balancers: Option<u64>,
+    /// Distinct hostnames (exact or wildcard) used by Gateways and routes.
+    pub hostnames: Option<u64>,
+    /// Endpoint addresses, summed over every backend of every object.
+    pub endpoints: Option<u64>,
+    /// Distinct certificates (Secrets) on HTTPS listeners.
+    pub certificates: Option<u64>,
+    /// Size of the accepted intent, in bytes (its stored form).
+    pub intent_bytes: Option<u64>,
+    /// Updates per second one cluster may send (a token bucket refilled at this rate).
+    pub updates_per_second: Option<u32>,
+    /// Updates one cluster may send at once after a quiet period (the bucket's size).
+    pub update_burst: Option<u32>,
+    /// Requests per second the data plane lets through to the tenant's hostnames, per Envoy;
+    /// `0` (the default) is unlimited. Requests past it get 429.
+    pub requests_per_second: Option<u32>,
+    /// Requests let through at once after a quiet period; default: `requestsPerSecond`.
+    pub request_burst: Option<u32>,
+    /// Open connections per L4 listener (LoadBalancer Service port, Gateway TCP listener) of
+    /// the tenant, per Envoy; `0` is unlimited.
+    pub connections_per_listener: Option<u32>,
+}
+
+/// `quotas:` as written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawQuotas {
+    #[serde(default)]
+    pub defaults: RawQuotaSet,
+    /// Tenant name -> what differs for that tenant.
+    #[serde(default)]
+    pub tenants: BTreeMap<String, RawQuotaSet>,
+}
+
+/// One tenant's validated quotas and limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub gateways: u64,
+    pub routes: u64,
+    pub load_balancers: u64,
+    pub hostnames: u64,
+    pub endpoints: u64,
+    pub certificates: u64,
+    pub intent_bytes: u64,
+    pub updates_per_second: u32,
+    pub update_burst: u32,
+    /// `None`: unlimited.
+    pub request_rate: Option<RequestRate>,
+    /// `None`: unlimited.
+    pub connections_per_listener: Option<u32>,
+}
+
+/// A request-rate limit: `per_second` sustained, `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RequestRate {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+impl Default for Quota {
+    /// Sized for a tenant with a few hundred services; raise them per tenant.
+    fn default() -> Self {
+        Self {
+            gateways: 100,
+            routes: 2_000,
+            load_balancers: 100,
+            hostnames: 2_000,
+            endpoints: 20_000,
+            certificates: 500,
+            intent_bytes: 64 * 1024 * 1024,
+            updates_per_second: 20,
+            update_burst: 100,
+            request_rate: None,
+            connections_per_listener: Some(10_000),
+        }
+    }
+}
+
+impl Quota {
+    /// `self` with what `raw` sets.
+    fn merged(self, raw: &RawQuotaSet) -> Self {
+        let request_rate = match raw.requests_per_second {
+            Some(0) => None,
+            Some(per_second) => Some(RequestRate {
+                per_second,
+                burst: per_second,
+            }),
+            None => self.request_rate,
+        };
+        let request_rate = match (request_rate, raw.request_burst) {
+            (Some(r), Some(burst)) => Some(RequestRate { burst, ..r }),
+            (r, _) => r,
+        };
+        Self {
+            gateways: raw.gateways.unwrap_or(self.gateways),
+            routes: raw.routes.unwrap_or(self.routes),
+            load_balancers: raw.load_balancers.unwrap_or(self.load_balancers),
+            hostnames: raw.hostnames.unwrap_or(self.hostnames),
+            endpoints: raw.endpoints.unwrap_or(self.endpoints),
+            certificates: raw.certificates.unwrap_or(self.certificates),
+            intent_bytes: raw.intent_bytes.unwrap_or(self.intent_bytes),
+            updates_per_second: raw.updates_per_second.unwrap_or(self.updates_per_second),
+            update_burst: raw.update_burst.unwrap_or(self.update_burst),
+            request_rate,
+            connections_per_listener: match raw.connections_per_listener {
+                Some(0) => None,
+                Some(n) => Some(n),
+                None => self.connections_per_listener,
+            },
+        }
+    }
+}
+
+/// The validated `quotas:`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Quotas {
+    pub defaults: Quota,
+    pub tenants: BTreeMap<String, Quota>,
+}
+
+impl Quotas {
+    /// The quotas of `tenant`.
+    pub fn of(&self, tenant: &str) -> &Quota {
+        self.tenants.get(tenant).unwrap_or(&self.defaults)
+    }
+}
+
+impl RawQuotas {
+    /// Checks the values and resolves every tenant's quotas; errors name the field to change.
+    pub fn validate(&self, tenants: &BTreeSet<String>, errs: &mut Vec<String>) -> Quotas {
+        let check = |at: &str, q: &Quota, raw: &RawQuotaSet, errs: &mut Vec<String>| {
+            if q.updates_per_second == 0 {
+                errs.push(format!(
+                    "{at}.updatesPerSecond: use at least 1 (a cluster that cannot send updates cannot change anything)"
+                ));
+            }
+            if q.update_burst == 0 {
+                errs.push(format!("{at}.updateBurst: use at least 1"));
+            }
+            if raw.request_burst == Some(0) {
+                errs.push(format!(
+                    "{at}.requestBurst: use at least 1, or requestsPerSecond: 0 for no limit"
+                ));
+            }
+            if raw.request_burst.is_some() && q.request_rate.is_none() {
+                errs.push(format!(
+                    "{at}.requestBurst: set requestsPerSecond too; without it there is no request limit"
+                ));
+            }
+        };
+        let defaults = Quota::default().merged(&self.defaults);
+        check("quotas.defaults", &defaults, &self.defaults, errs);
+        let mut out = BTreeMap::new();
+        for (name, raw) in &self.tenants {
+            if !tenants.contains(name) {
+                errs.push(format!(
+                    "quotas.tenants.{name}: no tenant of that name; list it under tenants or remove it"
+                ));
+            }
+            let q = defaults.merged(raw);
+            check(&format!("quotas.tenants.{name}"), &q, raw, errs);
+            out.insert(name.clone(), q);
+        }
+        Quotas {
+            defaults,
+            tenants: out,
+        }
+    }
+}
+
+/// `dataPlane.admin`: the data plane's admin interface must listen on loopback, and no
+/// published data-plane port may be its port (the hub also never allocates it, see `fleet`).
+pub fn check_admin(
+    admin: Option<std::net::SocketAddr>,
+    listeners: &[crate::config::DataPlaneListener],
+    errs: &mut Vec<String>,
+) {
+    let Some(admin) = admin else { return };
+    if !admin.ip().is_loopback() {
+        errs.push(format!(
+            "dataPlane.admin: {admin} is not a loopback address; bind the data plane's admin interface to 127.0.0.1 (or ::1) only"
+        ));
+    }
+    for l in listeners {
+        if l.bind.port() == admin.port() || l.port == admin.port() {
+            errs.push(format!(
+                "dataPlane.listeners: port {} collides with the admin interface {admin}; use another port",
+                l.port
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn validate(yaml: &str) -> Result<Quotas, Vec<String>> {
+        let raw: RawQuotas = serde_yaml::from_str(yaml).unwrap();
+        let mut errs = Vec::new();
+        let q = raw.validate(&["a".to_string(), "b".to_string()].into(), &mut errs);
+        if errs.is_empty() { Ok(q) } else { Err(errs) }
+    }
+
+    #[test]
+    fn defaults_then_tenant_overrides() {
+        let q = validate(
+            "defaults: {routes: 10, requestsPerSecond: 5}\ntenants:\n  a: {routes: 3, requestBurst: 20, connectionsPerListener: 0}\n",
+        )
+        .unwrap();
+        assert_eq!(q.of("b").routes, 10);
+        assert_eq!(
+            q.of("b").request_rate,
+            Some(RequestRate {
+                per_second: 5,
+                burst: 5
+            })
+        );
+        assert_eq!(q.of("b").gateways, Quota::default().gateways);
+        assert_eq!(q.of("a").routes, 3);
+        assert_eq!(
+            q.of("a").request_rate,
+            Some(RequestRate {
+                per_second: 5,
+                burst: 20
+            })
+        );
+        assert_eq!(q.of("a").connections_per_listener, None);
+        assert_eq!(q.of("b").connections_per_listener, Some(10_000));
+        assert_eq!(q.of("unknown"), &q.defaults);
+    }
+
+    #[test]
+    fn the_admin_interface_is_loopback_only_and_on_no_data_plane_port() {
+        let listener = |port: u16, bind: &str| crate::config::DataPlaneListener {
+            port,
+            bind: bind.parse().unwrap(),
+            protocol: Default::default(),
+        };
+        let mut errs = vec![];
+        check_admin(
+            Some("127.0.0.1:19000".parse().unwrap()),
+            &[listener(80, "127.0.0.1:18080")],
+            &mut errs,
+        );
+        assert!(errs.is_empty(), "{errs:?}");
+        check_admin(
+            Some("0.0.0.0:19000".parse().unwrap()),
+            &[listener(19000, "127.0.0.1:18080")],
+            &mut errs,
+        );
+        assert!(errs[0].contains("not a loopback address"), "{errs:?}");
+        assert!(errs[1].contains("port 19000 collides"), "{errs:?}");
+        check_admin(None, &[listener(19000, "127.0.0.1:19000")], &mut errs);
+        assert_eq!(errs.len(), 2);
+    }
+
+    #[test]
+    fn bad_values_name_the_field() {
+        for (yaml, words) in [
+            ("tenants: {c: {routes: 1}}", "quotas.tenants.c"),
+            (
+                "defaults: {updatesPerSecond: 0}",
+                "quotas.defaults.updatesPerSecond",
+            ),
+            (
+                "tenants: {a: {updateBurst: 0}}",
+                "quotas.tenants.a.updateBurst",
+            ),
+            ("defaults: {requestBurst: 5}", "set requestsPerSecond too"),
+            (
+                "defaults: {requestsPerSecond: 3, requestBurst: 0}",
+                "requestBurst: use at least 1",
+            ),
+        ] {
+            let errs = validate(yaml).unwrap_err();
+            assert!(errs.iter().any(|e| e.contains(words)), "{yaml}: {errs:?}");
+        }
+        let unknown: Result<RawQuotas, _> = serde_yaml::from_str("defaults: {route: 1}");
+        assert!(unknown.is_err());
+    }
+}

@@ -1,0 +1,170 @@
+//! Each tenant's data-plane limits, attached to the compiled snapshot.
+//!
+//! Where it sits: between compile (step 7) and publish (step 8), called by `run::compile_view`.
+//! Pure: every virtual host of a tenant's hostname gets the tenant's request-rate limit
+//! (`quotas.*.requestsPerSecond`), every L4 listener of a tenant's Service or Gateway TCP
+//! listener, and every TLS passthrough chain (one SNI hostname of the tenant), its connection
+//! limit (`quotas.*.connectionsPerListener`); `xds::tenant_limits` turns
+//! them into Envoy filters. A virtual host belongs to the tenant of its routes (a hostname has
+//! one owner); the 404 catch-all belongs to nobody and is not limited.
+
+use crate::compile::{Snapshot, TlsChainAction, VirtualHost};
+use crate::quotas::Quotas;
+
+fn limit_virtual_hosts(hosts: &mut [VirtualHost], quotas: &Quotas) {
+    for vh in hosts {
+        let tenant = vh
+            .routes
+            .iter()
+            .find_map(|r| r.source.as_ref())
+            .map(|s| s.cluster.tenant.as_str());
+        vh.rate_limit = tenant.and_then(|t| quotas.of(t).request_rate);
+    }
+}
+
+/// Sets the limits of every tenant's virtual hosts and L4 listeners in `snapshot`.
+pub fn apply(snapshot: &mut Snapshot, quotas: &Quotas) {
+    for l in &mut snapshot.listeners {
+        limit_virtual_hosts(&mut l.virtual_hosts, quotas);
+    }
+    for l in &mut snapshot.tls_listeners {
+        for c in &mut l.chains {
+            match &mut c.action {
+                TlsChainAction::Terminate { http, .. } => {
+                    limit_virtual_hosts(&mut http.virtual_hosts, quotas);
+                }
+                TlsChainAction::Passthrough {
+                    source,
+                    max_connections,
+                    ..
+                } => {
+                    *max_connections = quotas.of(&source.cluster.tenant).connections_per_listener;
+                }
+            }
+        }
+    }
+    for l in &mut snapshot.l4_listeners {
+        l.max_connections = quotas.of(&l.source.cluster.tenant).connections_per_listener;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::{
+        Forward, L4ListenerSnapshot, ListenerSnapshot, PathMatch, Route, RouteAction, SourceObject,
+        WeightedCluster,
+    };
+    use crate::model::{ClusterKey, HeaderModifier, Kind, L4Protocol, ObjectKey};
+    use crate::quotas::{Quota, RequestRate};
+
+    fn src(tenant: &str) -> SourceObject {
+        SourceObject {
+            cluster: ClusterKey {
+                tenant: tenant.into(),
+                cluster: "c1".into(),
+            },
+            object: ObjectKey {
+                kind: Kind::HttpRoute,
+                namespace: "default".into(),
+                name: "r".into(),
+            },
+        }
+    }
+
+    fn vh(name: &str, source: Option<SourceObject>) -> VirtualHost {
+        VirtualHost {
+            name: name.into(),
+            domains: vec![name.into()],
+            routes: vec![Route {
+                name: name.into(),
+                path: PathMatch::Prefix("/".into()),
+                headers: vec![],
+                query_params: vec![],
+                method: None,
+                request_headers: HeaderModifier::default(),
+                response_headers: HeaderModifier::default(),
+                cors: None,
+                action: RouteAction::Forward(Forward::to(vec![WeightedCluster::new("c", 1)])),
+                source,
+            }],
+            rate_limit: None,
+        }
+    }
+
+    #[test]
+    fn each_tenant_gets_its_own_limits_and_the_catch_all_none() {
+        let rate = RequestRate {
+            per_second: 5,
+            burst: 10,
+        };
+        let quotas = Quotas {
+            defaults: Quota::default(),
+            tenants: [(
+                "a".to_string(),
+                Quota {
+                    request_rate: Some(rate),
+                    connections_per_listener: Some(3),
+                    ..Quota::default()
+                },
+            )]
+            .into(),
+        };
+        let mut s = Snapshot {
+            listeners: vec![ListenerSnapshot {
+                name: "port/80".into(),
+                port: 80,
+                bind: "127.0.0.1:18080".parse().unwrap(),
+                virtual_hosts: vec![
+                    vh("a.example", Some(src("a"))),
+                    vh("b.example", Some(src("b"))),
+                    vh("*", None),
+                ],
+                gateways: Default::default(),
+            }],
+            l4_listeners: ["a", "b"]
+                .iter()
+                .map(|t| L4ListenerSnapshot {
+                    name: format!("l4/{t}"),
+                    protocol: L4Protocol::Tcp,
+                    bind: "127.0.0.1:20000".parse().unwrap(),
+                    cluster: "c".into(),
+                    source: src(t),
+                    max_connections: None,
+                })
+                .collect(),
+            tls_listeners: vec![crate::compile::TlsListenerSnapshot {
+                name: "port/443".into(),
+                port: 443,
+                bind: "127.0.0.1:18443".parse().unwrap(),
+                chains: vec![crate::compile::TlsChain {
+                    name: "port/443/sni/db.a.example".into(),
+                    server_names: vec!["db.a.example".into()],
+                    action: TlsChainAction::Passthrough {
+                        clusters: vec![],
+                        source: src("a"),
+                        max_connections: None,
+                    },
+                }],
+                gateways: Default::default(),
+            }],
+            ..Default::default()
+        };
+        apply(&mut s, &quotas);
+        assert!(matches!(
+            s.tls_listeners[0].chains[0].action,
+            TlsChainAction::Passthrough {
+                max_connections: Some(3),
+                ..
+            }
+        ));
+        let got: Vec<_> = s.listeners[0]
+            .virtual_hosts
+            .iter()
+            .map(|v| v.rate_limit)
+            .collect();
+        assert_eq!(got, [Some(rate), None, None]);
+        let got: Vec<_> = s.l4_listeners.iter().map(|l| l.max_connections).collect();
+        assert_eq!(got, [Some(3), Quota::default().connections_per_listener]);
+    }
+}
