@@ -256,6 +256,9 @@ impl Fleet {
             intent
                 .grpc_routes
                 .retain(|(ns, n), _| sent.contains(&okey(Kind::GrpcRoute, ns, n)));
+            intent
+                .listener_sets
+                .retain(|(ns, n), _| sent.contains(&okey(Kind::ListenerSet, ns, n)));
             rejections.retain(|k, _| sent.contains(k));
         }
         for d in &update.deletes {
@@ -308,6 +311,10 @@ impl Fleet {
                     rejections.remove(&k);
                     intent.grpc_routes.insert((k.namespace, k.name), g);
                 }
+                Ok(Admitted::ListenerSet(s)) => {
+                    rejections.remove(&k);
+                    intent.listener_sets.insert((k.namespace, k.name), s);
+                }
                 Err(e) => {
                     tracing::info!(cluster = %key, object = ?k, reason = e.reason, "rejected: {}", e.message);
                     rejections.insert(k.clone(), admit::rejected_status(&k, obj, &e));
@@ -320,6 +327,7 @@ impl Fleet {
             + intent.services.len()
             + intent.l4_routes.len()
             + intent.grpc_routes.len()
+            + intent.listener_sets.len()
             + rejections.len();
         if count > self.config.limits.max_objects_per_cluster {
             return Err(UpdateError::TooManyObjects {
@@ -410,6 +418,9 @@ fn remove(intent: &mut ClusterIntent, k: &ObjectKey) {
         Kind::GrpcRoute => {
             intent.grpc_routes.remove(&id);
         }
+        Kind::ListenerSet => {
+            intent.listener_sets.remove(&id);
+        }
     }
 }
 
@@ -448,6 +459,11 @@ pub fn claims(
                 ci.grpc_routes
                     .values()
                     .flat_map(|r| r.hostnames.iter().cloned()),
+            )
+            .chain(
+                ci.listener_sets
+                    .values()
+                    .flat_map(|s| s.listeners.iter().filter_map(|l| l.hostname.clone())),
             );
         for h in hosts {
             out.entry(h).or_insert_with(|| tenant.to_string());

@@ -84,6 +84,7 @@ fn gateway(ns: &str, name: &str, listeners: Vec<Listener>) -> Gateway {
     Gateway {
         meta: meta(ns, name),
         class_name: "fleetgate".into(),
+        allowed_listeners: Default::default(),
         listeners,
     }
 }
@@ -94,6 +95,7 @@ fn parent(ns: &str, name: &str) -> ParentRef {
         name: name.into(),
         section_name: None,
         port: None,
+        kind: Default::default(),
     }
 }
 
@@ -268,6 +270,7 @@ fn attachment_table() {
     };
     let with_port = |p: u16| ParentRef {
         port: Some(p),
+        kind: Default::default(),
         ..parent("default", "gw")
     };
     let cases: Vec<(&str, ParentRef, bool, &str)> = vec![
