@@ -9,7 +9,6 @@
 //! are resolved like HTTP backends, with the Service port's protocol required to be TCP
 //! (TCPRoute) or UDP (UDPRoute).
 
-use std::collections::BTreeSet;
 
 use fleetgate_proto::spoke::v1::{self as pb, Kind, Object, ObjectRef, object};
 use gateway_api::httproutes::{
@@ -22,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::EndpointMode;
 use crate::resolve::{Index, resolve_backend_of};
 use crate::state::ClusterState;
-use crate::translate::{claimed_classes, sent_gateways, sent_parent_refs};
+use crate::translate::{SentParents, claimed_classes, sent_gateways, sent_parent_refs};
 
 /// One rule: only its backendRefs matter on L4.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -127,7 +126,11 @@ impl<'a> L4RouteView<'a> {
 /// namespace/name.
 pub fn translate_l4_routes(state: &ClusterState, mode: EndpointMode) -> Vec<Object> {
     let claimed = claimed_classes(state);
-    let sent = sent_gateways(state, &claimed);
+    // TCP and UDP listeners are not served in ListenerSets: only Gateways are parents here.
+    let sent = SentParents {
+        gateways: sent_gateways(state, &claimed),
+        listener_sets: Default::default(),
+    };
     let index = Index::new(state, mode);
     let views = state
         .tcp_routes
@@ -147,7 +150,7 @@ pub fn translate_l4_routes(state: &ClusterState, mode: EndpointMode) -> Vec<Obje
 
 fn route_object(
     v: &L4RouteView<'_>,
-    sent: &BTreeSet<(String, String)>,
+    sent: &SentParents,
     index: &Index<'_>,
 ) -> Option<Object> {
     let ns = v.metadata.namespace.clone()?;

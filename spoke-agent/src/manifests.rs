@@ -15,6 +15,7 @@ use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
 use gateway_api::grpcroutes::GrpcRoute;
 use gateway_api::httproutes::HttpRoute;
+use gateway_api::listenersets::ListenerSet;
 use gateway_api::referencegrants::ReferenceGrant;
 use gateway_api::tlsroutes::TlsRoute;
 use k8s_openapi::api::core::v1::{Namespace, Node, Secret, Service};
@@ -110,6 +111,12 @@ fn add_value(value: serde_yaml::Value, out: &mut ClusterState) -> Result<(), Str
         ("gateway.networking.k8s.io/v1", "GRPCRoute") => {
             out.grpc_routes
                 .push(typed(value, &kind, true, |o: &mut GrpcRoute| {
+                    &mut o.metadata
+                })?)
+        }
+        ("gateway.networking.k8s.io/v1", "ListenerSet") => {
+            out.listener_sets
+                .push(typed(value, &kind, true, |o: &mut ListenerSet| {
                     &mut o.metadata
                 })?)
         }
@@ -293,6 +300,7 @@ impl Folder {
             all.reference_grants.extend(c.reference_grants);
             all.tls_routes.extend(c.tls_routes);
             all.grpc_routes.extend(c.grpc_routes);
+            all.listener_sets.extend(c.listener_sets);
         }
         all.normalize();
         Ok(all)

@@ -16,8 +16,10 @@ use crate::translate::GATEWAY_GROUP;
 /// The Secret type certificateRefs must point at.
 pub const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
 
-/// Resolves one certificateRef of a listener of Gateway `gateway_ns`/`gateway`.
+/// Resolves one certificateRef of a listener of a Gateway or ListenerSet (`owner_kind`) in
+/// namespace `gateway_ns`: a Secret in another namespace needs a ReferenceGrant from that kind.
 pub fn resolve_certificate(
+    owner_kind: &'static str,
     gateway_ns: &str,
     r: &GatewayListenersTlsCertificateRefs,
     index: &Index<'_>,
@@ -48,7 +50,7 @@ pub fn resolve_certificate(
     }
     let from = RefEnd {
         group: GATEWAY_GROUP,
-        kind: "Gateway",
+        kind: owner_kind,
         namespace: gateway_ns,
         name: "",
     };
@@ -225,7 +227,7 @@ mod tests {
             ),
         ];
         for (r, reason, words, chain) in cases {
-            let c = resolve_certificate("infra", &r, &index);
+            let c = resolve_certificate("Gateway", "infra", &r, &index);
             let what = format!("{:?}/{}", r.namespace, r.name);
             assert_eq!(
                 c.problem.as_ref().map(|p| p.reason.as_str()),

@@ -113,6 +113,7 @@ fn hub_status(addr: &str, programmed: &str) -> Status {
                 }],
                 parents: vec![],
                 load_balancer_ingress: vec![],
+                attached_listener_sets: 0,
             },
             ObjectStatus {
                 r#ref: Some(ObjectRef {
@@ -127,6 +128,7 @@ fn hub_status(addr: &str, programmed: &str) -> Status {
                         name: "gw".into(),
                         section_name: String::new(),
                         port: 0,
+                        ..Default::default()
                     }),
                     conditions: vec![
                         pc("Accepted", "True", "Accepted"),
@@ -177,6 +179,14 @@ fn cluster() -> ClusterState {
 fn apply(state: &mut ClusterState, writes: Vec<StatusWrite>) {
     for w in writes {
         match w {
+            StatusWrite::ListenerSet { name, status, .. } => {
+                let o = state
+                    .listener_sets
+                    .iter_mut()
+                    .find(|o| o.metadata.name.as_deref() == Some(&name))
+                    .unwrap();
+                o.status = Some(status);
+            }
             StatusWrite::GatewayClass { name, status } => {
                 let o = state
                     .gateway_classes
