@@ -7,6 +7,8 @@
 
 mod grpc;
 mod http;
+#[cfg(test)]
+mod listener_set_tests;
 mod re2;
 #[cfg(test)]
 mod test_support;

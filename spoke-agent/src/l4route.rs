@@ -9,7 +9,6 @@
 //! are resolved like HTTP backends, with the Service port's protocol required to be TCP
 //! (TCPRoute) or UDP (UDPRoute).
 
-
 use fleetgate_proto::spoke::v1::{self as pb, Kind, Object, ObjectRef, object};
 use gateway_api::httproutes::{
     HttpRoute, HttpRouteParentRefs, HttpRouteRulesBackendRefs, HttpRouteSpec, HttpRouteStatus,
@@ -148,11 +147,7 @@ pub fn translate_l4_routes(state: &ClusterState, mode: EndpointMode) -> Vec<Obje
     out
 }
 
-fn route_object(
-    v: &L4RouteView<'_>,
-    sent: &SentParents,
-    index: &Index<'_>,
-) -> Option<Object> {
+fn route_object(v: &L4RouteView<'_>, sent: &SentParents, index: &Index<'_>) -> Option<Object> {
     let ns = v.metadata.namespace.clone()?;
     let name = v.metadata.name.clone()?;
     let parent_refs = sent_parent_refs(&ns, v.parent_refs, sent);

@@ -19,12 +19,12 @@ use gateway_api::gateways::{
     Gateway, GatewayAllowedListenersNamespacesFrom, GatewayListeners,
     GatewayListenersAllowedRoutesNamespacesFrom, GatewayListenersTls, GatewayListenersTlsMode,
 };
-use gateway_api::listenersets::ListenerSet;
 use gateway_api::httproutes::{
     HttpRoute, HttpRouteParentRefs, HttpRouteRules, HttpRouteRulesMatches,
     HttpRouteRulesMatchesHeadersType, HttpRouteRulesMatchesMethod, HttpRouteRulesMatchesPathType,
     HttpRouteRulesMatchesQueryParamsType,
 };
+use gateway_api::listenersets::ListenerSet;
 use gateway_api::tlsroutes::{TlsRoute, TlsRouteParentRefs};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use tracing::warn;
@@ -280,7 +280,9 @@ fn listener_set_object(
     for l in &s.spec.listeners {
         match grpc::same_schema::<_, GatewayListeners>(l) {
             Some(gl) => listeners.push(listener("ListenerSet", &ns, &gl, all_namespaces, index)),
-            None => warn!(listener_set = %format!("{ns}/{name}"), listener = %l.name, "dropping a listener fleetgate cannot read"),
+            None => {
+                warn!(listener_set = %format!("{ns}/{name}"), listener = %l.name, "dropping a listener fleetgate cannot read")
+            }
         }
     }
     o.spec = Some(object::Spec::ListenerSet(pb::ListenerSet {
@@ -360,11 +362,7 @@ pub fn tls_parent_as_http(p: &TlsRouteParentRefs) -> HttpRouteParentRefs {
 
 /// A TLSRoute, when one of its parentRefs points to a sent Gateway (only those are sent);
 /// backendRefs resolved like an HTTPRoute's, with grants checked for kind TLSRoute.
-fn tls_route_object(
-    r: &TlsRoute,
-    sent: &SentParents,
-    index: &Index<'_>,
-) -> Option<Object> {
+fn tls_route_object(r: &TlsRoute, sent: &SentParents, index: &Index<'_>) -> Option<Object> {
     let mut o = object_header(Kind::TlsRoute, &r.metadata)?;
     let (ns, _) = ns_name(&r.metadata)?;
     let parent_refs = sent_parent_refs(
@@ -433,11 +431,7 @@ fn listener_tls(
     }
 }
 
-fn route_object(
-    r: &HttpRoute,
-    sent: &SentParents,
-    index: &Index<'_>,
-) -> Option<Object> {
+fn route_object(r: &HttpRoute, sent: &SentParents, index: &Index<'_>) -> Option<Object> {
     let mut o = object_header(Kind::HttpRoute, &r.metadata)?;
     let (ns, name) = ns_name(&r.metadata)?;
     let parent_refs = sent_parent_refs(&ns, r.spec.parent_refs.iter().flatten(), sent);
@@ -575,6 +569,8 @@ pub fn translate_match(m: &HttpRouteRulesMatches) -> Result<HttpRouteMatch, Stri
     })
 }
 
+#[cfg(test)]
+mod listener_set_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -27,8 +27,8 @@ use super::listener;
 use super::precedence::{Origin, Precedence};
 use crate::config::DataPlane;
 use crate::model::{
-    GrpcMethodMatch, GrpcRoute, HttpRoute, HttpRouteMatch, HttpRouteRule, Kind,
-    PathMatch, Protocol, Timeouts,
+    GrpcMethodMatch, GrpcRoute, HttpRoute, HttpRouteMatch, HttpRouteRule, Kind, PathMatch,
+    Protocol, Timeouts,
 };
 
 /// The Accepted=False reason of the route that loses an HTTPRoute/GRPCRoute hostname conflict.
@@ -161,7 +161,8 @@ impl Conflicts {
                         Kind::GrpcRoute => "GRPCRoute",
                         _ => "HTTPRoute",
                     };
-                    let Ok(atts) = attach::attach(route_kind, &meta.namespace, hostnames, p, gw, scope, v)
+                    let Ok(atts) =
+                        attach::attach(route_kind, &meta.namespace, hostnames, p, gw, scope, v)
                     else {
                         continue;
                     };

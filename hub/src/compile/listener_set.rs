@@ -55,7 +55,10 @@ impl Refusal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// Merged into `gateway`'s listener list at `range`.
-    Taken { gateway: NsName, range: Range<usize> },
+    Taken {
+        gateway: NsName,
+        range: Range<usize>,
+    },
     Refused(Refusal),
 }
 
@@ -151,13 +154,16 @@ pub fn merge(intent: &FleetIntent) -> Merged<'_> {
             cs.own.insert(gk.clone(), gw.listeners.len());
             for ls in list {
                 let start = gw.listeners.len();
-                gw.listeners.extend(ls.listeners.iter().cloned().map(|mut l| {
-                    if l.allowed_routes == AllowedRoutes::Same {
-                        l.allowed_routes =
-                            AllowedRoutes::Namespaces(BTreeSet::from([ls.meta.namespace.clone()]));
-                    }
-                    l
-                }));
+                gw.listeners
+                    .extend(ls.listeners.iter().cloned().map(|mut l| {
+                        if l.allowed_routes == AllowedRoutes::Same {
+                            l.allowed_routes = AllowedRoutes::Namespaces(BTreeSet::from([ls
+                                .meta
+                                .namespace
+                                .clone()]));
+                        }
+                        l
+                    }));
                 cs.verdicts.insert(
                     (ls.meta.namespace.clone(), ls.meta.name.clone()),
                     Verdict::Taken {
@@ -195,9 +201,7 @@ impl Merged<'_> {
     pub fn origin(&self, ck: &ClusterKey, gk: &NsName, index: usize) -> Option<&NsName> {
         let cs = self.sets.get(ck)?;
         cs.verdicts.iter().find_map(|(k, v)| match v {
-            Verdict::Taken { gateway, range } if gateway == gk && range.contains(&index) => {
-                Some(k)
-            }
+            Verdict::Taken { gateway, range } if gateway == gk && range.contains(&index) => Some(k),
             _ => None,
         })
     }
@@ -220,10 +224,7 @@ impl Merged<'_> {
                 let own = self.own(ck, &key, len);
                 (key, gw, 0..own)
             }
-            ParentKind::ListenerSet => match self
-                .sets
-                .get(ck)
-                .and_then(|cs| cs.verdicts.get(&key))
+            ParentKind::ListenerSet => match self.sets.get(ck).and_then(|cs| cs.verdicts.get(&key))
             {
                 Some(Verdict::Taken { gateway, range }) => {
                     (gateway.clone(), ci.gateways.get(gateway), range.clone())

@@ -525,7 +525,10 @@ pub fn plan(state: &ClusterState, hub: Option<&Status>, now: &Time) -> Vec<Statu
         let Some((namespace, name, hs)) = find(Kind::ListenerSet, &ls.metadata) else {
             continue;
         };
-        if !sent.listener_sets.contains(&(namespace.clone(), name.clone())) {
+        if !sent
+            .listener_sets
+            .contains(&(namespace.clone(), name.clone()))
+        {
             continue;
         }
         let status = listener_set_status(ls, hs, now);

@@ -6,7 +6,6 @@
 //!
 //! Where it sits: step 3 of the agent's data path, called by [`super::translate`].
 
-
 use fleetgate_proto::spoke::v1::{self as pb, HeaderMatch, Kind, Object, object};
 use gateway_api::grpcroutes::{
     GrpcRoute, GrpcRouteParentRefs, GrpcRouteRules, GrpcRouteRulesFilters,
