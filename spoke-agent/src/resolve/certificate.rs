@@ -64,7 +64,7 @@ pub fn resolve_certificate(
         out.problem = Some(BackendProblem {
             reason: "RefNotPermitted".into(),
             message: format!(
-                "certificateRef to Secret {namespace}/{} crosses from namespace {gateway_ns}, and no ReferenceGrant in namespace {namespace} allows Gateways from {gateway_ns} to refer to it; add one",
+                "certificateRef to Secret {namespace}/{} crosses from namespace {gateway_ns}, and no ReferenceGrant in namespace {namespace} allows {owner_kind}s from {gateway_ns} to refer to it; add one",
                 r.name
             ),
         });
@@ -240,5 +240,20 @@ mod tests {
             }
             assert_eq!(c.cert_chain_pem, chain.as_bytes(), "{what}");
         }
+        // The grant names Gateways: a ListenerSet's listener in the same namespace does not
+        // inherit it (Gateway API: grants are per referring kind).
+        let c = resolve_certificate(
+            "ListenerSet",
+            "infra",
+            &cref(Some("certs"), "shared"),
+            &index,
+        );
+        assert_eq!(
+            c.problem.as_ref().map(|p| p.reason.as_str()),
+            Some("RefNotPermitted")
+        );
+        // Its own namespace needs no grant.
+        let c = resolve_certificate("ListenerSet", "infra", &cref(None, "web-tls"), &index);
+        assert!(c.problem.is_none(), "{:?}", c.problem);
     }
 }

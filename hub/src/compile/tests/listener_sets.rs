@@ -419,3 +419,75 @@ fn without_listener_sets_the_intent_is_not_copied() {
     let m = listener_set::merge(&f);
     assert!(matches!(m.intent, std::borrow::Cow::Borrowed(_)));
 }
+
+#[test]
+fn an_https_listener_set_terminates_with_its_own_certificate() {
+    use crate::config::DataPlaneProtocol;
+    use crate::model::{Certificate, ListenerTls, PrivateKeyPem, TlsMode};
+    let mut dp = dp();
+    dp.listeners.push(DataPlaneListener {
+        port: 443,
+        bind: "127.0.0.1:18443".parse().unwrap(),
+        protocol: DataPlaneProtocol::Tls,
+    });
+    let https = |name: &str, host: &str, problem: Option<&str>| {
+        let mut l = listener(name, 443)
+            .host(host)
+            .proto(Some(Protocol::Https), "HTTPS");
+        l.tls = Some(ListenerTls {
+            mode: TlsMode::Terminate,
+            certificates: vec![Certificate {
+                namespace: "team".into(),
+                name: "team-tls".into(),
+                cert_chain_pem: "CHAIN".into(),
+                private_key_pem: PrivateKeyPem("KEY".into()),
+                dns_names: vec!["*.a.example".into()],
+                serial: "01".into(),
+            }],
+            problem: problem.map(|r| BackendProblem {
+                reason: r.into(),
+                message: "Secret team/gone not found".into(),
+            }),
+        });
+        l
+    };
+    let c = compile(
+        &fleet(
+            vec![infra_gw(AllowedListeners::All)],
+            vec![ls(
+                "team",
+                "secure",
+                "2026-01-01T00:00:00Z",
+                ("infra", "gw"),
+                vec![
+                    https("tls", "secure.a.example", None),
+                    https("broken", "broken.a.example", Some("InvalidCertificateRef")),
+                ],
+            )],
+            vec![simple_route(
+                "team",
+                "r",
+                vec![ls_parent("team", "secure")],
+                &[],
+            )],
+        ),
+        &dp,
+    );
+    let l = &c.snapshot.tls_listeners[0];
+    let names: Vec<&str> = l.chains.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, vec!["port/443/sni/secure.a.example"]);
+    let TlsChainAction::Terminate { secrets, http } = &l.chains[0].action else {
+        panic!("terminate expected")
+    };
+    assert_eq!(secrets, &vec!["t/a/c/c1/team/team-tls/secret".to_string()]);
+    assert_eq!(http.virtual_hosts[0].domains, vec!["secure.a.example"]);
+    let s = status(&c, &ck("a", "c1"), Kind::ListenerSet, "secure");
+    assert!(cond(&s.conditions, "Accepted").status);
+    assert_eq!(s.listeners[0].attached_routes, 1);
+    let broken = cond(&s.listeners[1].conditions, "ResolvedRefs");
+    assert_eq!(
+        (broken.status, broken.reason.as_str()),
+        (false, "InvalidCertificateRef")
+    );
+    assert!(!cond(&s.listeners[1].conditions, "Programmed").status);
+}
