@@ -8,8 +8,9 @@
 //! index in that list is therefore its precedence: when two listeners of different origins
 //! conflict, the lower index wins (`super::conflict`).
 //!
-//! A ListenerSet is taken when its parent Gateway (same cluster) exists and its
-//! `allowedListeners.namespaces` admits the ListenerSet's namespace (None by default). Routes
+//! A ListenerSet is taken when its parent Gateway (same cluster) exists and is accepted (at
+//! least one of its own listeners can be served) and its `allowedListeners.namespaces` admits
+//! the ListenerSet's namespace (None by default). Routes
 //! attach to a ListenerSet's listeners only through a parentRef of kind ListenerSet; a parentRef
 //! to the Gateway reaches only the Gateway's own listeners. A ListenerSet listener's
 //! `allowedRoutes.namespaces.from: Same` means the ListenerSet's namespace. TCP and UDP listeners
@@ -31,7 +32,8 @@ use crate::model::{
 pub enum Refusal {
     /// The parent's `allowedListeners` does not admit the ListenerSet's namespace.
     NotAllowed(String),
-    /// The parent Gateway is not in this cluster's accepted intent.
+    /// The parent Gateway is not in this cluster's accepted intent, or none of its own
+    /// listeners can be served.
     ParentNotAccepted(String),
 }
 
@@ -105,8 +107,10 @@ fn allowed(gw: &Gateway, ns: &str) -> Result<(), String> {
     ))
 }
 
-/// Decides every ListenerSet of the fleet and merges the taken ones into their Gateways.
-pub fn merge(intent: &FleetIntent) -> Merged<'_> {
+/// Decides every ListenerSet of the fleet and merges the taken ones into their Gateways;
+/// `served` tells whether one of a Gateway's own listeners can be served (which makes the
+/// Gateway accepted).
+pub fn merge(intent: &FleetIntent, served: impl Fn(&crate::model::Listener) -> bool) -> Merged<'_> {
     if intent.values().all(|ci| ci.listener_sets.is_empty()) {
         return Merged {
             intent: Cow::Borrowed(intent),
@@ -128,6 +132,12 @@ pub fn merge(intent: &FleetIntent) -> Merged<'_> {
                     "Gateway {}/{} does not exist in this cluster, is not of a fleetgate class or was rejected; see its status",
                     ls.parent.0, ls.parent.1
                 ))),
+                Some(gw) if !gw.listeners.iter().any(&served) => {
+                    Some(Refusal::ParentNotAccepted(format!(
+                        "Gateway {}/{} is not accepted: none of its own listeners is valid; see its status",
+                        ls.parent.0, ls.parent.1
+                    )))
+                }
                 Some(gw) => allowed(gw, &ls.meta.namespace)
                     .err()
                     .map(Refusal::NotAllowed),

@@ -100,7 +100,10 @@ pub fn compile_with_l4(
 pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
     // Every Gateway with the listeners of the ListenerSets it takes; everything below sees only
     // this merged intent.
-    let merged = listener_set::merge(intent);
+    let merged = listener_set::merge(intent, |l| {
+        // TCP and UDP listeners are served by `l4` (`compile_with_l4`).
+        listener::check(l, dp).is_ok() || matches!(l.protocol, Some(Protocol::Tcp | Protocol::Udp))
+    });
     let intent: &FleetIntent = &merged.intent;
     let mut ports: BTreeMap<u16, PortBuild> = BTreeMap::new();
     let mut clusters: BTreeMap<String, ClusterSnapshot> = BTreeMap::new();

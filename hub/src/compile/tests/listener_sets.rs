@@ -139,25 +139,41 @@ fn allowed_listeners_table() {
 }
 
 #[test]
-fn a_listener_set_of_a_missing_gateway_is_parent_not_accepted() {
+fn a_listener_set_of_a_missing_or_invalid_gateway_is_parent_not_accepted() {
+    let invalid = allowing(
+        gateway(
+            "infra",
+            "bad",
+            // Port 9999 is not published by the data plane.
+            vec![listener("http", 9999).host("bad.a.example")],
+        ),
+        AllowedListeners::All,
+    );
+    let set = |name: &str, parent: &str| {
+        ls(
+            "infra",
+            name,
+            "2026-01-01T00:00:00Z",
+            ("infra", parent),
+            vec![listener("alt", 8080).host(&format!("{name}.a.example"))],
+        )
+    };
     let c = compile(
         &fleet(
-            vec![infra_gw(AllowedListeners::All)],
-            vec![ls(
-                "infra",
-                "orphan",
-                "2026-01-01T00:00:00Z",
-                ("infra", "nope"),
-                vec![listener("alt", 8080).host("alt.a.example")],
-            )],
+            vec![infra_gw(AllowedListeners::All), invalid],
+            vec![set("orphan", "nope"), set("child", "bad")],
             vec![],
         ),
         &dp(),
     );
-    assert_eq!(
-        set_accepted(&c, "orphan"),
-        (false, "ParentNotAccepted".to_string())
-    );
+    for name in ["orphan", "child"] {
+        assert_eq!(
+            set_accepted(&c, name),
+            (false, "ParentNotAccepted".to_string()),
+            "{name}"
+        );
+        assert!(vhost(&c, 8080, &format!("{name}.a.example")).is_none());
+    }
 }
 
 #[test]
@@ -416,7 +432,7 @@ fn tcp_listeners_in_a_listener_set_are_refused_with_guidance() {
 #[test]
 fn without_listener_sets_the_intent_is_not_copied() {
     let f = one(vec![infra_gw(AllowedListeners::All)], vec![]);
-    let m = listener_set::merge(&f);
+    let m = listener_set::merge(&f, |_| true);
     assert!(matches!(m.intent, std::borrow::Cow::Borrowed(_)));
 }
 
