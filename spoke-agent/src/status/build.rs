@@ -247,7 +247,6 @@ pub fn gateway_status(gw: &Gateway, hub: &ObjectStatus, now: &Time) -> GatewaySt
             || hub.attached_listener_sets > 0)
             .then(|| i32::try_from(hub.attached_listener_sets).unwrap_or(i32::MAX))
             .or(existing.attached_listener_sets),
-        ..existing
     }
 }
 

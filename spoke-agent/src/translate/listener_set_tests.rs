@@ -133,7 +133,13 @@ fn listener_sets_of_sent_gateways_are_sent_with_their_listeners() {
 
 #[test]
 fn gateway_allowed_listeners_table() {
-    let cases: Vec<(&str, Option<serde_json::Value>, Option<(&str, Vec<&str>)>)> = vec![
+    /// (case, spec.allowedListeners, the (from, namespaces) sent)
+    type Case<'a> = (
+        &'a str,
+        Option<serde_json::Value>,
+        Option<(&'a str, Vec<&'a str>)>,
+    );
+    let cases: Vec<Case<'_>> = vec![
         ("unset", None, None),
         (
             "None",
