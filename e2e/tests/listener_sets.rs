@@ -3,13 +3,16 @@
 //! from its namespace takes one that adds a listener on another data-plane port with its own
 //! hostname; an HTTPRoute attached to the ListenerSet is served there by Envoy; the statuses of
 //! the ListenerSet, the Gateway (`attachedListenerSets`) and the route say so; a ListenerSet
-//! whose Gateway allows none is refused (`NotAllowed`) and adds nothing to the data plane.
+//! whose Gateway allows none is refused (`NotAllowed`) and adds nothing to the data plane. A team
+//! in its own namespace brings an HTTPS listener with its own certificate through a ListenerSet
+//! on a Gateway that allows ListenerSets from a label selector.
 //!
 //! Needs the product binaries: `cargo build --bins` first. Each test starts its own fleet.
 
 use anyhow::{Context, ensure};
 use fleetgate_e2e::fixtures::{TENANT_A, condition};
-use fleetgate_e2e::{Fleet, TIMEOUT, eventually};
+use fleetgate_e2e::pki::{Ca, Leaf};
+use fleetgate_e2e::{Echo, Fleet, TIMEOUT, eventually};
 use serde_json::Value;
 
 const CLASS: &str = r#"apiVersion: gateway.networking.k8s.io/v1
@@ -323,4 +326,163 @@ async fn a_listener_set_adds_a_port_and_hostname_to_its_gateway() {
         Ok(())
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_brings_its_own_https_listener_and_certificate() {
+    let fleet = Fleet::start(&[TENANT_A]).await.expect("fleet");
+    let a = fleet.tenant("tenant-a");
+    let ip = a.create_node("node-1", 10).await.unwrap();
+    a.cluster
+        .apply("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n  labels: {listeners: allowed}\n")
+        .await
+        .unwrap();
+    a.cluster
+        .apply("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: other\n")
+        .await
+        .unwrap();
+    // The team's Service and backend, in its namespace.
+    let node_port = fleetgate_e2e::ports::free_port_in(ip, 30000..=32767).unwrap();
+    a.cluster
+        .apply(&fleetgate_e2e::fleet::node_port_service_yaml(
+            "team", "app", node_port,
+        ))
+        .await
+        .unwrap();
+    let _app = Echo::start_at("team-app", std::net::SocketAddr::new(ip, node_port))
+        .await
+        .unwrap();
+    let ca = Ca::new("team-ca").unwrap();
+    let cert = ca
+        .issue(&Leaf::server("secure", &["secure.a.example"]))
+        .unwrap();
+    a.cluster
+        .apply(&cert.secret_yaml("team", "secure-tls"))
+        .await
+        .unwrap();
+    let yaml = format!(
+        r#"{CLASS}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: shared
+  namespace: default
+spec:
+  gatewayClassName: fleetgate
+  allowedListeners:
+    namespaces:
+      from: Selector
+      selector:
+        matchLabels: {{listeners: allowed}}
+  listeners:
+  - {{name: http, protocol: HTTP, port: 80, hostname: www.a.example}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ListenerSet
+metadata:
+  name: secure
+  namespace: team
+spec:
+  parentRef:
+    name: shared
+    namespace: default
+  listeners:
+  - name: https
+    protocol: HTTPS
+    port: 443
+    hostname: secure.a.example
+    tls:
+      mode: Terminate
+      certificateRefs:
+      - {{name: secure-tls}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ListenerSet
+metadata:
+  name: unselected
+  namespace: other
+spec:
+  parentRef:
+    name: shared
+    namespace: default
+  listeners:
+  - {{name: http, protocol: HTTP, port: 80, hostname: other.a.example}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: app
+  namespace: team
+spec:
+  parentRefs:
+  - {{kind: ListenerSet, name: secure}}
+  rules:
+  - backendRefs:
+    - {{name: app, port: 8080}}
+"#
+    );
+    a.cluster.apply(&yaml).await.unwrap();
+
+    // Envoy terminates TLS for the team's hostname with the team's certificate (verified
+    // against the team's CA for that SNI name) and forwards to the team's backend.
+    let tls = fleet.hub.data_plane_tls_addr();
+    let want_serial = fleetgate_e2e::tls::serial_of_pem(&cert.cert_pem).unwrap();
+    eventually(TIMEOUT, || async {
+        let (status, body, serial) =
+            fleetgate_e2e::tls::https_get(tls, "secure.a.example", ca.cert_pem(), "/").await?;
+        ensure!(
+            status == 200 && body == "team-app",
+            "https://secure.a.example -> {status} {body:?}"
+        );
+        ensure!(serial == want_serial, "served certificate {serial}");
+        Ok(())
+    })
+    .await;
+
+    eventually(TIMEOUT, || async {
+        let ls = a
+            .cluster
+            .get_json("ListenerSet", "team", "secure")
+            .await?
+            .context("ListenerSet secure")?;
+        let l = &ls["status"]["listeners"][0];
+        ensure!(
+            is(
+                cond(&l["conditions"], "ResolvedRefs")?,
+                "True",
+                "ResolvedRefs"
+            ) && is(cond(&l["conditions"], "Programmed")?, "True", "Programmed")
+                && l["attachedRoutes"] == 1,
+            "listener: {l}"
+        );
+        // The namespace the selector does not select is refused.
+        let other = a
+            .cluster
+            .get_json("ListenerSet", "other", "unselected")
+            .await?
+            .context("ListenerSet unselected")?;
+        ensure!(
+            is(
+                cond(&other["status"]["conditions"], "Accepted")?,
+                "False",
+                "NotAllowed"
+            ),
+            "unselected: {}",
+            other["status"]
+        );
+        let gw = a
+            .cluster
+            .get_json("Gateway", "default", "shared")
+            .await?
+            .context("Gateway shared")?;
+        ensure!(
+            gw["status"]["attachedListenerSets"] == 1,
+            "attachedListenerSets: {}",
+            gw["status"]
+        );
+        Ok(())
+    })
+    .await;
+    let (status, _) = fleet.get("other.a.example", "/").await.unwrap();
+    assert_eq!(status, 404, "the unselected ListenerSet adds no hostname");
 }
