@@ -22,6 +22,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
 use super::NsName;
+use super::listener::{self, ListenerProblem};
+use crate::config::DataPlane;
 use crate::model::{
     AllowedListeners, AllowedRoutes, ClusterKey, Condition, FleetIntent, Gateway, Kind,
     ListenerSet, ListenerStatus, ObjectKey, ObjectStatus, ParentKind, ParentRef,
@@ -245,9 +247,67 @@ impl Merged<'_> {
     }
 }
 
+/// The statuses of the Gateways of cluster `ck` (merged intent `ci`; listener checks
+/// `problems` and attached routes `attached`, both in merged listener order), each listing its
+/// own listeners only and counting its accepted ListenerSets, followed by the statuses of the
+/// cluster's ListenerSets.
+pub fn gateway_statuses(
+    merged: &Merged<'_>,
+    ck: &ClusterKey,
+    ci: &crate::model::ClusterIntent,
+    problems: &BTreeMap<&NsName, Vec<Option<ListenerProblem>>>,
+    attached: &BTreeMap<NsName, Vec<BTreeSet<NsName>>>,
+    dp: &DataPlane,
+) -> Vec<ObjectStatus> {
+    let mut out = Vec::new();
+    // Listener statuses of the merged lists of Gateways that took ListenerSets.
+    let mut merged_listeners: BTreeMap<NsName, Vec<ListenerStatus>> = BTreeMap::new();
+    for (k, gw) in &ci.gateways {
+        let counts: Vec<u32> = match attached.get(k) {
+            Some(sets) => sets.iter().map(|s| s.len() as u32).collect(),
+            None => vec![0; gw.listeners.len()],
+        };
+        let key = ObjectKey {
+            kind: Kind::Gateway,
+            namespace: gw.meta.namespace.clone(),
+            name: gw.meta.name.clone(),
+        };
+        let own = merged.own(ck, k, gw.listeners.len());
+        if own == gw.listeners.len() {
+            out.push(listener::gateway_status(gw, &problems[k], &counts, dp, key));
+            continue;
+        }
+        let all = listener::gateway_status(gw, &problems[k], &counts, dp, key.clone());
+        merged_listeners.insert(k.clone(), all.listeners);
+        // The Gateway's own status covers its own listeners only.
+        let own_gw = Gateway {
+            listeners: gw.listeners[..own].to_vec(),
+            ..gw.clone()
+        };
+        out.push(listener::gateway_status(
+            &own_gw,
+            &problems[k][..own],
+            &counts[..own],
+            dp,
+            key,
+        ));
+    }
+    if let Some(cs) = merged.cluster(ck) {
+        let sets = statuses(cs, ci, &merged_listeners);
+        let counts = attached_counts(&sets, cs);
+        for s in out.iter_mut() {
+            if let Some(n) = counts.get(&(s.key.namespace.clone(), s.key.name.clone())) {
+                s.attached_listener_sets = *n;
+            }
+        }
+        out.extend(sets);
+    }
+    out
+}
+
 /// The status of every ListenerSet of a cluster, in key order. `gateway_listeners` gives the
 /// listener statuses of a Gateway's merged list (computed like a Gateway's own).
-pub fn statuses(
+fn statuses(
     cs: &ClusterSets,
     ci: &crate::model::ClusterIntent,
     gateway_listeners: &BTreeMap<NsName, Vec<ListenerStatus>>,
@@ -318,7 +378,7 @@ pub fn statuses(
 }
 
 /// `status.attachedListenerSets` of every Gateway: its ListenerSets that are Accepted.
-pub fn attached_counts(statuses: &[ObjectStatus], cs: &ClusterSets) -> BTreeMap<NsName, u32> {
+fn attached_counts(statuses: &[ObjectStatus], cs: &ClusterSets) -> BTreeMap<NsName, u32> {
     let mut out = BTreeMap::new();
     for s in statuses.iter().filter(|s| s.key.kind == Kind::ListenerSet) {
         let accepted = s

@@ -226,49 +226,8 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
             &mut attached,
         ));
 
-        let mut out = Vec::new();
-        // Listener statuses of the merged lists of Gateways that took ListenerSets.
-        let mut merged_listeners: BTreeMap<NsName, Vec<model::ListenerStatus>> = BTreeMap::new();
-        for (k, gw) in &ci.gateways {
-            let counts: Vec<u32> = match attached.get(k) {
-                Some(sets) => sets.iter().map(|s| s.len() as u32).collect(),
-                None => vec![0; gw.listeners.len()],
-            };
-            let key = ObjectKey {
-                kind: Kind::Gateway,
-                namespace: gw.meta.namespace.clone(),
-                name: gw.meta.name.clone(),
-            };
-            let own = merged.own(ck, k, gw.listeners.len());
-            if own == gw.listeners.len() {
-                out.push(listener::gateway_status(gw, &problems[k], &counts, dp, key));
-                continue;
-            }
-            let all = listener::gateway_status(gw, &problems[k], &counts, dp, key.clone());
-            merged_listeners.insert(k.clone(), all.listeners);
-            // The Gateway's own status covers its own listeners only.
-            let own_gw = model::Gateway {
-                listeners: gw.listeners[..own].to_vec(),
-                ..gw.clone()
-            };
-            out.push(listener::gateway_status(
-                &own_gw,
-                &problems[k][..own],
-                &counts[..own],
-                dp,
-                key,
-            ));
-        }
-        if let Some(cs) = merged.cluster(ck) {
-            let sets = listener_set::statuses(cs, ci, &merged_listeners);
-            let counts = listener_set::attached_counts(&sets, cs);
-            for s in out.iter_mut() {
-                if let Some(n) = counts.get(&(s.key.namespace.clone(), s.key.name.clone())) {
-                    s.attached_listener_sets = *n;
-                }
-            }
-            out.extend(sets);
-        }
+        // Gateways (their own listeners), then ListenerSets, then routes.
+        let mut out = listener_set::gateway_statuses(&merged, ck, ci, &problems, &attached, dp);
         out.extend(route_statuses);
         statuses.insert(ck.clone(), out);
     }
