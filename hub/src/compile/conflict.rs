@@ -25,7 +25,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{ClusterKey, FleetIntent, Gateway, Listener, Protocol};
+use crate::model::{ClusterIntent, ClusterKey, Gateway, Listener, Protocol};
 
 /// Protocols whose listeners share the data plane's published ports across Gateways.
 fn shared(p: Protocol) -> bool {
@@ -129,8 +129,8 @@ fn pair(a: Protocol, ha: Option<&str>, b: Protocol, hb: Option<&str>) -> Pair {
 /// Every listener conflict of the fleet; `served` tells whether a listener passes its own checks
 /// (`super::listener::check`), which it must to hold a port against younger Gateways; `origin`
 /// names (`namespace/name`) the ListenerSet a Gateway's listener came from (`None`: the Gateway's own).
-pub fn conflicts(
-    intent: &FleetIntent,
+pub fn conflicts<'a>(
+    intent: impl IntoIterator<Item = (&'a ClusterKey, &'a ClusterIntent)>,
     served: impl Fn(&Listener) -> bool,
     origin: impl Fn(&ClusterKey, &(String, String), usize) -> Option<String>,
 ) -> Conflicts {

@@ -120,7 +120,7 @@ impl Conflicts {
     /// Looks at every HTTPRoute and GRPCRoute attachment of the fleet.
     pub fn new(merged: &super::listener_set::Merged<'_>, dp: &DataPlane) -> Self {
         let mut oldest: BTreeMap<(u16, String), Age> = BTreeMap::new();
-        for (ck, ci) in merged.intent.iter() {
+        for (ck, ci) in merged.iter() {
             let valid: BTreeMap<&(String, String), Vec<bool>> = ci
                 .gateways
                 .iter()

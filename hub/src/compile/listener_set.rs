@@ -25,8 +25,8 @@ use super::NsName;
 use super::listener::{self, ListenerProblem};
 use crate::config::DataPlane;
 use crate::model::{
-    AllowedListeners, AllowedRoutes, ClusterKey, Condition, FleetIntent, Gateway, Kind,
-    ListenerSet, ListenerStatus, ObjectKey, ObjectStatus, ParentKind, ParentRef,
+    AllowedListeners, AllowedRoutes, ClusterIntent, ClusterKey, Condition, FleetIntent, Gateway,
+    Kind, ListenerSet, ListenerStatus, ObjectKey, ObjectStatus, ParentKind, ParentRef,
 };
 
 /// Why a ListenerSet is not taken by its parent.
@@ -77,11 +77,11 @@ pub struct ClusterSets {
 }
 
 /// The fleet's intent with every Gateway's listeners merged with those of the ListenerSets it
-/// takes (borrowed unchanged when no cluster has a ListenerSet), and what became of each
-/// ListenerSet.
+/// takes (only clusters with a ListenerSet are copied; the others are borrowed), and what became
+/// of each ListenerSet.
 #[derive(Debug, Clone)]
 pub struct Merged<'a> {
-    pub intent: Cow<'a, FleetIntent>,
+    clusters: BTreeMap<&'a ClusterKey, Cow<'a, ClusterIntent>>,
     sets: BTreeMap<ClusterKey, ClusterSets>,
 }
 
@@ -113,23 +113,19 @@ fn allowed(gw: &Gateway, ns: &str) -> Result<(), String> {
 /// `served` tells whether one of a Gateway's own listeners can be served (which makes the
 /// Gateway accepted).
 pub fn merge(intent: &FleetIntent, served: impl Fn(&crate::model::Listener) -> bool) -> Merged<'_> {
-    if intent.values().all(|ci| ci.listener_sets.is_empty()) {
-        return Merged {
-            intent: Cow::Borrowed(intent),
-            sets: BTreeMap::new(),
-        };
-    }
-    let mut out = intent.clone();
+    let mut clusters = BTreeMap::new();
     let mut sets = BTreeMap::new();
-    for (ck, ci) in out.iter_mut() {
-        if ci.listener_sets.is_empty() {
+    for (ck, original) in intent {
+        if original.listener_sets.is_empty() {
+            clusters.insert(ck, Cow::Borrowed(original));
             continue;
         }
+        let mut ci = original.clone();
         let mut cs = ClusterSets::default();
         // Parent -> the ListenerSets it takes, in precedence order.
         let mut taken: BTreeMap<NsName, Vec<&ListenerSet>> = BTreeMap::new();
-        for (k, ls) in &ci.listener_sets {
-            let verdict = match ci.gateways.get(&ls.parent) {
+        for (k, ls) in &original.listener_sets {
+            let verdict = match original.gateways.get(&ls.parent) {
                 None => Some(Refusal::ParentNotAccepted(format!(
                     "Gateway {}/{} does not exist in this cluster, is not of a fleetgate class or was rejected; see its status",
                     ls.parent.0, ls.parent.1
@@ -186,14 +182,22 @@ pub fn merge(intent: &FleetIntent, served: impl Fn(&crate::model::Listener) -> b
             }
         }
         sets.insert(ck.clone(), cs);
+        clusters.insert(ck, Cow::Owned(ci));
     }
-    Merged {
-        intent: Cow::Owned(out),
-        sets,
-    }
+    Merged { clusters, sets }
 }
 
 impl Merged<'_> {
+    /// Every cluster's merged intent, in cluster order.
+    pub fn iter(&self) -> impl Iterator<Item = (&ClusterKey, &ClusterIntent)> {
+        self.clusters.iter().map(|(k, ci)| (*k, &**ci))
+    }
+
+    /// Whether cluster `ck`'s intent was copied (it has ListenerSets) rather than borrowed.
+    pub fn copied(&self, ck: &ClusterKey) -> bool {
+        matches!(self.clusters.get(ck), Some(Cow::Owned(_)))
+    }
+
     /// The ListenerSets of cluster `ck`, if it has any.
     pub fn cluster(&self, ck: &ClusterKey) -> Option<&ClusterSets> {
         self.sets.get(ck)

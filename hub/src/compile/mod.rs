@@ -104,7 +104,6 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
         // TCP and UDP listeners are served by `l4` (`compile_with_l4`).
         listener::check(l, dp).is_ok() || matches!(l.protocol, Some(Protocol::Tcp | Protocol::Udp))
     });
-    let intent: &FleetIntent = &merged.intent;
     let mut ports: BTreeMap<u16, PortBuild> = BTreeMap::new();
     let mut clusters: BTreeMap<String, ClusterSnapshot> = BTreeMap::new();
     let mut statuses = BTreeMap::new();
@@ -113,14 +112,14 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
     let mut passthrough: BTreeMap<u16, BTreeMap<String, tls::Passthrough>> = BTreeMap::new();
 
     let conflicts = conflict::conflicts(
-        intent,
+        merged.iter(),
         |l| listener::check(l, dp).is_ok(),
         |ck, gk, i| merged.origin(ck, gk, i).map(|(ns, n)| format!("{ns}/{n}")),
     );
     // HTTPRoutes and GRPCRoutes claiming one hostname on one port: the oldest wins.
     let route_conflicts = grpc::Conflicts::new(&merged, dp);
 
-    for (ck, ci) in intent {
+    for (ck, ci) in merged.iter() {
         // Listener checks for every Gateway of the cluster; a listener that passes them but
         // conflicts with another is not served either.
         let mut problems: BTreeMap<&(String, String), Vec<Option<ListenerProblem>>> =

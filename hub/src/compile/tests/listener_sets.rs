@@ -430,10 +430,31 @@ fn tcp_listeners_in_a_listener_set_are_refused_with_guidance() {
 }
 
 #[test]
-fn without_listener_sets_the_intent_is_not_copied() {
-    let f = one(vec![infra_gw(AllowedListeners::All)], vec![]);
+fn only_clusters_with_listener_sets_are_copied() {
+    let mut f = fleet(
+        vec![infra_gw(AllowedListeners::All)],
+        vec![ls(
+            "infra",
+            "extra",
+            "2026-01-01T00:00:00Z",
+            ("infra", "gw"),
+            vec![listener("alt", 8080)],
+        )],
+        vec![],
+    );
+    f.insert(ck("a", "c2"), ClusterIntent::default());
     let m = listener_set::merge(&f, |_| true);
-    assert!(matches!(m.intent, std::borrow::Cow::Borrowed(_)));
+    assert!(m.copied(&ck("a", "c1")));
+    assert!(!m.copied(&ck("a", "c2")));
+    let merged: Vec<usize> = m.iter().map(|(_, ci)| ci.gateways.len()).collect();
+    assert_eq!(merged, vec![1, 0]);
+    let (_, c1) = m.iter().next().unwrap();
+    assert_eq!(
+        c1.gateways[&("infra".to_string(), "gw".to_string())]
+            .listeners
+            .len(),
+        2
+    );
 }
 
 #[test]
