@@ -461,6 +461,26 @@ spec:
     }
 
     #[test]
+    fn listener_sets_are_read_with_the_default_namespace() {
+        let text = r#"apiVersion: gateway.networking.k8s.io/v1
+kind: ListenerSet
+metadata: {name: extra}
+spec:
+  parentRef: {name: gw}
+  listeners: [{name: alt, protocol: HTTP, port: 8080, hostname: alt.a.example}]
+"#;
+        let s = parse_file(text).unwrap();
+        assert_eq!(s.listener_sets.len(), 1);
+        let ls = &s.listener_sets[0];
+        assert_eq!(ls.metadata.namespace.as_deref(), Some("default"));
+        assert_eq!(ls.spec.listeners[0].port, 8080);
+        assert_eq!(
+            crate::translate::listener_set_parent(ls),
+            Some(("default".to_string(), "gw".to_string()))
+        );
+    }
+
+    #[test]
     fn folder_keeps_last_good_contents_of_a_broken_file() {
         let dir = tempfile::tempdir().unwrap();
         let mut folder = Folder::default();
