@@ -178,7 +178,7 @@ impl Fleet {
         tenants: &[TenantSpec<'_>],
         hub_extra: serde_json::Map<String, serde_json::Value>,
     ) -> anyhow::Result<Self> {
-        Self::start_full(name, tenants, &[], hub_extra).await
+        Self::start_full(name, tenants, &[], hub_extra, &[]).await
     }
 
     /// Like [`Fleet::start_named`], and every tenant also has the clusters `more` (each with its
@@ -189,7 +189,17 @@ impl Fleet {
         tenants: &[TenantSpec<'_>],
         more: &[&str],
     ) -> anyhow::Result<Self> {
-        Self::start_full(name, tenants, more, serde_json::Map::new()).await
+        Self::start_full(name, tenants, more, serde_json::Map::new(), &[]).await
+    }
+
+    /// Like [`Fleet::start_named`], and the data plane also publishes the plaintext HTTP ports
+    /// `http_ports` (reach them with [`Fleet::get_on`]).
+    pub async fn start_named_with_http_ports(
+        name: &str,
+        tenants: &[TenantSpec<'_>],
+        http_ports: &[u16],
+    ) -> anyhow::Result<Self> {
+        Self::start_full(name, tenants, &[], serde_json::Map::new(), http_ports).await
     }
 
     async fn start_full(
@@ -197,6 +207,7 @@ impl Fleet {
         tenants: &[TenantSpec<'_>],
         more: &[&str],
         hub_extra: serde_json::Map<String, serde_json::Value>,
+        http_ports: &[u16],
     ) -> anyhow::Result<Self> {
         for (_, _, cidr) in tenants {
             nth_ip(cidr, 0)?;
@@ -224,7 +235,7 @@ impl Fleet {
                     .collect(),
             })
             .collect();
-        let hub = Hub::start_with(&dir, &hub_tenants, hub_extra).await?;
+        let hub = Hub::start_with_ports(&dir, &hub_tenants, hub_extra, http_ports).await?;
         let mut envoy = Envoy::start(&dir, 0, hub.xds_addr()).await?;
         let mut fleet_tenants = Vec::new();
         for ((tenant, pattern, cidr), cluster) in tenants.iter().zip(clusters) {
@@ -282,6 +293,16 @@ impl Fleet {
     /// `GET http://<data plane><path>` with `Host: <host>`; (status, body).
     pub async fn get(&self, host: &str, path: &str) -> anyhow::Result<(u16, String)> {
         crate::http::get(self.data_plane(), host, path, &[]).await
+    }
+
+    /// `GET http://<data plane port `port`><path>` with `Host: <host>`; (status, body). The port
+    /// must be one given to [`Fleet::start_named_with_http_ports`].
+    pub async fn get_on(&self, port: u16, host: &str, path: &str) -> anyhow::Result<(u16, String)> {
+        let addr = self
+            .hub
+            .data_plane_port_addr(port)
+            .with_context(|| format!("the data plane publishes no extra port {port}"))?;
+        crate::http::get(addr, host, path, &[]).await
     }
 
     /// Fails with the tail of every product log if the hub, Envoy or an agent has exited.

@@ -1,7 +1,8 @@
 //! In-process gRPC echo backends (h2c, tonic): every call of `fleetgate.e2e.echo.v1.Echo`
 //! (`Say`, `Shout`) answers with the backend's name, the request path and the request metadata,
 //! so a GRPCRoute test knows which backend a call reached and what the data plane changed.
-//! Also a client helper that calls through the data plane with a chosen `:authority`.
+//! Also client helpers that call through the data plane with a chosen `:authority`, over h2c or
+//! over TLS.
 //!
 //! Where it sits: outside the data path, as the tenant's gRPC workload behind Envoy.
 
@@ -136,6 +137,42 @@ pub async fn call(
         .connect()
         .await
         .map_err(|e| Status::unavailable(format!("connecting {data_plane}: {e}")))?;
+    call_on(channel, method, metadata).await
+}
+
+/// Like [`call`], over TLS to the data plane's TLS port at `data_plane_tls`: SNI and
+/// `:authority` `host`, the served certificate verified against `ca_pem` only, HTTP/2 chosen by
+/// ALPN.
+pub async fn call_tls(
+    data_plane_tls: SocketAddr,
+    host: &str,
+    ca_pem: &str,
+    method: Method,
+    metadata: &[(&'static str, &str)],
+) -> Result<EchoReply, Status> {
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(ca_pem))
+        .domain_name(host);
+    let channel = tonic::transport::Endpoint::from_shared(format!("https://{data_plane_tls}"))
+        .map_err(|e| Status::internal(e.to_string()))?
+        .origin(
+            format!("https://{host}")
+                .parse()
+                .map_err(|e: http::uri::InvalidUri| Status::internal(e.to_string()))?,
+        )
+        .tls_config(tls)
+        .map_err(|e| Status::internal(e.to_string()))?
+        .connect()
+        .await
+        .map_err(|e| Status::unavailable(format!("connecting {data_plane_tls} over TLS: {e}")))?;
+    call_on(channel, method, metadata).await
+}
+
+async fn call_on(
+    channel: tonic::transport::Channel,
+    method: Method,
+    metadata: &[(&'static str, &str)],
+) -> Result<EchoReply, Status> {
     let mut client = EchoClient::new(channel);
     let mut req = Request::new(EchoRequest {
         message: "hello".into(),

@@ -110,6 +110,8 @@ pub struct Hub {
     xds_listen: SocketAddr,
     data_plane: SocketAddr,
     data_plane_tls: SocketAddr,
+    /// Further plaintext HTTP data-plane ports (port, Envoy bind), see [`Hub::start_with_ports`].
+    data_plane_more: Vec<(u16, SocketAddr)>,
     process: Process,
 }
 
@@ -127,6 +129,17 @@ impl Hub {
         dir: &TestDir,
         tenants: &[HubTenant],
         extra: serde_json::Map<String, serde_json::Value>,
+    ) -> anyhow::Result<Self> {
+        Self::start_with_ports(dir, tenants, extra, &[]).await
+    }
+
+    /// Like [`Hub::start_with`], and the data plane also publishes the plaintext HTTP ports
+    /// `http_ports` (each bound at a free loopback address: [`Hub::data_plane_port_addr`]).
+    pub async fn start_with_ports(
+        dir: &TestDir,
+        tenants: &[HubTenant],
+        extra: serde_json::Map<String, serde_json::Value>,
+        http_ports: &[u16],
     ) -> anyhow::Result<Self> {
         let binary = crate::components::product_binary("fleetgate-hub")?;
         let pki_dir = dir.subdir("hub-pki")?;
@@ -162,6 +175,14 @@ impl Hub {
             Some(data_plane_tls),
             tenants,
         ))?;
+        let mut data_plane_more = Vec::new();
+        for port in http_ports {
+            let bind = free_addr()?;
+            data_plane_more.push((*port, bind));
+            if let Some(l) = config["dataPlane"]["listeners"].as_array_mut() {
+                l.push(json!({"port": port, "bind": bind.to_string()}));
+            }
+        }
         if let Some(map) = config.as_object_mut() {
             map.extend(extra);
         }
@@ -186,6 +207,7 @@ impl Hub {
             xds_listen,
             data_plane,
             data_plane_tls,
+            data_plane_more,
             process,
         };
         hub.wait_listening().await?;
@@ -266,6 +288,15 @@ impl Hub {
     /// Envoy's bind address for the data-plane listener of port 80.
     pub fn data_plane_addr(&self) -> SocketAddr {
         self.data_plane
+    }
+
+    /// Envoy's bind address for a further plaintext HTTP data-plane port given to
+    /// [`Hub::start_with_ports`].
+    pub fn data_plane_port_addr(&self, port: u16) -> Option<SocketAddr> {
+        self.data_plane_more
+            .iter()
+            .find(|(p, _)| *p == port)
+            .map(|(_, a)| *a)
     }
 
     /// Envoy's bind address for the data-plane port 443 (TLS: HTTPS and TLS listeners).

@@ -29,6 +29,16 @@ impl CertAndKey {
         std::fs::write(&key, &self.key_pem).with_context(|| format!("writing {key:?}"))?;
         Ok((crt, key))
     }
+
+    /// A `kubernetes.io/tls` Secret `namespace/name` holding this certificate and key (YAML).
+    pub fn secret_yaml(&self, namespace: &str, name: &str) -> String {
+        let indent = |s: &str| s.lines().map(|l| format!("    {l}\n")).collect::<String>();
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {namespace}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: |\n{}  tls.key: |\n{}",
+            indent(&self.cert_pem),
+            indent(&self.key_pem)
+        )
+    }
 }
 
 /// What a leaf certificate says about its holder.

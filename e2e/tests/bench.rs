@@ -201,6 +201,7 @@ fn scale_gateway(t: usize) -> pb::Object {
                 allowed_routes: None,
                 tls: None,
             }],
+            allowed_listeners: None,
         })),
     }
 }
@@ -274,6 +275,7 @@ fn scale_route(
                 name: "web".into(),
                 section_name: String::new(),
                 port: 0,
+                ..Default::default()
             }],
             hostnames: vec![format!("r{r}.t{t}.example")],
             rules,

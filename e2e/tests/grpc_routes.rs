@@ -2,7 +2,8 @@
 //! -> Envoy -> tonic gRPC echo backends (h2c). Method matching sends two methods of one service
 //! to two backends, a header match picks a third, a RequestHeaderModifier reaches the backend,
 //! calls nothing matches fail with UNIMPLEMENTED, and an HTTPRoute that claims a GRPCRoute's
-//! hostname later is rejected with reason Conflicted.
+//! hostname later is rejected with reason Conflicted. A GRPCRoute on an HTTPS listener (a
+//! certificate made by the test) is reached by a gRPC call over TLS (HTTP/2 by ALPN).
 //!
 //! What Envoy returns when no route matches a gRPC call: its local 404 reply, which Envoy turns
 //! into a gRPC trailers-only answer (HTTP 200, `grpc-status: 12` UNIMPLEMENTED) because the
@@ -15,7 +16,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use anyhow::{Context, ensure};
 use fleetgate_e2e::fixtures::{TENANT_A, condition};
-use fleetgate_e2e::grpc_echo::{GrpcEcho, Method, call};
+use fleetgate_e2e::grpc_echo::{GrpcEcho, Method, call, call_tls};
+use fleetgate_e2e::pki::{Ca, Leaf};
 use fleetgate_e2e::{Fleet, FleetTenant, TIMEOUT, eventually};
 
 const GATEWAY: &str = r#"apiVersion: gateway.networking.k8s.io/v1
@@ -257,4 +259,91 @@ spec:
         .await
         .unwrap();
     assert_eq!(r.backend, "shout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_over_an_https_listener_reaches_the_backend() {
+    let fleet = Fleet::start(&[TENANT_A]).await.expect("fleet");
+    let a = fleet.tenant("tenant-a");
+    let node = a.create_node("node-1", 10).await.expect("node");
+    let ca = Ca::new("tenant-a-ca").unwrap();
+    let cert = ca
+        .issue(&Leaf::server("grpcs", &["grpcs.a.example"]))
+        .unwrap();
+    a.cluster
+        .apply(&cert.secret_yaml("default", "grpcs-tls"))
+        .await
+        .expect("apply Secret");
+    let https = GATEWAY.replace(
+        "  - name: http\n    protocol: HTTP\n    port: 80\n",
+        "  - name: https\n    protocol: HTTPS\n    port: 443\n    hostname: grpcs.a.example\n    tls:\n      mode: Terminate\n      certificateRefs:\n      - {name: grpcs-tls}\n",
+    );
+    assert_ne!(https, GATEWAY, "the listener was replaced");
+    a.cluster.apply(&https).await.expect("apply Gateway");
+    let _say = grpc_service(a, node, "say").await;
+    let _shout = grpc_service(a, node, "shout").await;
+    a.cluster
+        .apply(&format!(
+            r#"apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata:
+  name: secure
+  namespace: default
+spec:
+  parentRefs:
+  - name: web
+    sectionName: https
+  rules:
+  - matches:
+    - method: {{service: {SERVICE}, method: Say}}
+    backendRefs:
+    - {{name: say, port: 50051}}
+  - matches:
+    - method: {{service: {SERVICE}, method: Shout}}
+    backendRefs:
+    - {{name: shout, port: 50051}}
+"#
+        ))
+        .await
+        .expect("apply GRPCRoute");
+
+    // Over TLS with the tenant's certificate (verified against the test CA for the SNI name),
+    // HTTP/2 by ALPN, each method reaches its backend.
+    let tls = fleet.hub.data_plane_tls_addr();
+    let ca_pem = ca.cert_pem().to_string();
+    for (method, backend) in [(Method::Say, "say"), (Method::Shout, "shout")] {
+        eventually(TIMEOUT, || async {
+            let r = call_tls(tls, "grpcs.a.example", &ca_pem, method, &[])
+                .await
+                .map_err(|s| anyhow::anyhow!("{method:?} over TLS: {s}"))?;
+            ensure!(r.backend == backend, "{method:?} answered by {}", r.backend);
+            ensure!(
+                r.path == format!("/{SERVICE}/{method:?}"),
+                "path seen by the backend: {}",
+                r.path
+            );
+            Ok(())
+        })
+        .await;
+    }
+    // The plaintext port does not serve the HTTPS listener's hostname.
+    let e = call(fleet.data_plane(), "grpcs.a.example", Method::Say, &[])
+        .await
+        .expect_err("grpcs.a.example is served over TLS only");
+    assert_eq!(e.code(), tonic::Code::Unimplemented, "{e:?}");
+
+    wait_accepted(a, "GRPCRoute", "secure", "True", "Accepted").await;
+    eventually(TIMEOUT, || async {
+        let gw = a
+            .cluster
+            .get_json("Gateway", "default", "web")
+            .await?
+            .context("Gateway missing")?;
+        let l = &gw["status"]["listeners"][0];
+        ensure!(l["name"] == "https" && l["attachedRoutes"] == 1, "{l}");
+        let p = condition(&l["conditions"], "Programmed").context("Programmed")?;
+        ensure!(p["status"] == "True", "{l}");
+        Ok(())
+    })
+    .await;
 }

@@ -379,6 +379,7 @@ fn oversized_gateway(bytes: usize) -> pb::Object {
                 allowed_routes: None,
                 tls: None,
             }],
+            allowed_listeners: None,
         })),
     }
 }

@@ -82,6 +82,7 @@ fn route(t: usize, r: usize, prefix: &str) -> HttpRoute {
             name: "web".into(),
             section_name: None,
             port: None,
+            kind: Default::default(),
         }],
         hostnames: vec![format!("r{r}.t{t}.example")],
         rules,
@@ -92,6 +93,7 @@ fn cluster_intent(t: usize) -> ClusterIntent {
     let gateway = Gateway {
         meta: meta("web"),
         class_name: "fleetgate".into(),
+        allowed_listeners: Default::default(),
         listeners: vec![Listener {
             name: "http".into(),
             protocol: Some(Protocol::Http),

@@ -7,6 +7,8 @@
 
 mod grpc;
 mod http;
+#[cfg(test)]
+mod listener_set_tests;
 pub mod quota;
 mod re2;
 #[cfg(test)]
@@ -20,10 +22,10 @@ use fleetgate_proto::spoke::v1 as pb;
 
 use crate::config::{Cluster, Limits, Tenant};
 use crate::model::{
-    AllowedRoutes, AppProtocol, Backend, BackendProblem, Condition, Gateway, HeaderModifier,
-    HttpRoute, HttpRouteMatch, HttpRouteRule, Kind, L4Protocol, L4Route, Listener,
-    LoadBalancerService, Meta, ObjectKey, ObjectStatus, ParentRef, PathMatch, Protocol,
-    RouteParentStatus, ServicePort,
+    AllowedListeners, AllowedRoutes, AppProtocol, Backend, BackendProblem, Condition, Gateway,
+    HeaderModifier, HttpRoute, HttpRouteMatch, HttpRouteRule, Kind, L4Protocol, L4Route, Listener,
+    ListenerSet, LoadBalancerService, Meta, ObjectKey, ObjectStatus, ParentKind, ParentRef,
+    PathMatch, Protocol, RouteParentStatus, ServicePort,
 };
 
 pub use http::{MAX_REGEX_LEN, check_regex, parse_duration};
@@ -79,6 +81,7 @@ pub enum Admitted {
     Service(LoadBalancerService),
     L4Route(L4Route),
     GrpcRoute(crate::model::GrpcRoute),
+    ListenerSet(ListenerSet),
 }
 
 impl Admitted {
@@ -94,6 +97,11 @@ impl Admitted {
             Admitted::TlsRoute(r) => r.hostnames.clone(),
             Admitted::Service(_) | Admitted::L4Route(_) => Vec::new(),
             Admitted::GrpcRoute(r) => r.hostnames.clone(),
+            Admitted::ListenerSet(s) => s
+                .listeners
+                .iter()
+                .filter_map(|l| l.hostname.clone())
+                .collect(),
         }
     }
 }
@@ -108,6 +116,7 @@ pub fn object_key(r: &pb::ObjectRef) -> Result<ObjectKey, Rejection> {
         Ok(pb::Kind::TcpRoute) => Kind::TcpRoute,
         Ok(pb::Kind::UdpRoute) => Kind::UdpRoute,
         Ok(pb::Kind::GrpcRoute) => Kind::GrpcRoute,
+        Ok(pb::Kind::ListenerSet) => Kind::ListenerSet,
         _ => {
             return reject(
                 "UnsupportedValue",
@@ -186,6 +195,9 @@ pub fn admit(obj: &pb::Object, policy: &Policy<'_>) -> Result<Admitted, Rejectio
         (Kind::GrpcRoute, Some(pb::object::Spec::GrpcRoute(g))) => {
             grpc::admit_grpc_route(meta, g, policy).map(Admitted::GrpcRoute)
         }
+        (Kind::ListenerSet, Some(pb::object::Spec::ListenerSet(s))) => {
+            admit_listener_set(meta, s, policy).map(Admitted::ListenerSet)
+        }
         _ => reject(
             "UnsupportedValue",
             "the object's spec does not match its kind",
@@ -194,15 +206,68 @@ pub fn admit(obj: &pb::Object, policy: &Policy<'_>) -> Result<Admitted, Rejectio
 }
 
 fn admit_gateway(meta: Meta, g: &pb::Gateway, policy: &Policy<'_>) -> Result<Gateway, Rejection> {
-    if g.listeners.is_empty() || g.listeners.len() > MAX_LISTENERS {
+    let listeners = admit_listeners("Gateway", &g.listeners, policy)?;
+    check_k8s_name("gatewayClassName", &g.gateway_class_name, 253)?;
+    let allowed = g.allowed_listeners.clone().unwrap_or_default();
+    let allowed_listeners = match allowed.from.as_str() {
+        "" | "None" => AllowedListeners::None,
+        "Same" => AllowedListeners::Same,
+        "All" => AllowedListeners::All,
+        "Selector" => {
+            for ns in &allowed.namespaces {
+                check_k8s_name("allowedListeners namespace", ns, 63)?;
+            }
+            AllowedListeners::Namespaces(allowed.namespaces.iter().cloned().collect())
+        }
+        other => {
+            return reject(
+                "UnsupportedValue",
+                format!(
+                    "allowedListeners.namespaces.from {other:?} is not None, Same, All or Selector"
+                ),
+            );
+        }
+    };
+    Ok(Gateway {
+        meta,
+        class_name: g.gateway_class_name.clone(),
+        listeners,
+        allowed_listeners,
+    })
+}
+
+/// A ListenerSet: its listeners get exactly the checks of a Gateway's (hostnames owned by the
+/// tenant, certificates); whether its parent Gateway takes it is decided by the compiler.
+fn admit_listener_set(
+    meta: Meta,
+    s: &pb::ListenerSet,
+    policy: &Policy<'_>,
+) -> Result<ListenerSet, Rejection> {
+    check_k8s_name("parentRef namespace", &s.parent_namespace, 63)?;
+    check_k8s_name("parentRef name", &s.parent_name, 253)?;
+    let listeners = admit_listeners("ListenerSet", &s.listeners, policy)?;
+    Ok(ListenerSet {
+        meta,
+        parent: (s.parent_namespace.clone(), s.parent_name.clone()),
+        listeners,
+    })
+}
+
+/// The listeners of a Gateway or a ListenerSet (`what`).
+fn admit_listeners(
+    what: &str,
+    raw: &[pb::Listener],
+    policy: &Policy<'_>,
+) -> Result<Vec<Listener>, Rejection> {
+    if raw.is_empty() || raw.len() > MAX_LISTENERS {
         return reject(
             "ListenersNotValid",
-            format!("a Gateway needs 1 to {MAX_LISTENERS} listeners"),
+            format!("a {what} needs 1 to {MAX_LISTENERS} listeners"),
         );
     }
     let mut names = BTreeSet::new();
-    let mut listeners = Vec::with_capacity(g.listeners.len());
-    for l in &g.listeners {
+    let mut listeners = Vec::with_capacity(raw.len());
+    for l in raw {
         check_section_name(&l.name)?;
         if !names.insert(l.name.as_str()) {
             return reject(
@@ -290,12 +355,7 @@ fn admit_gateway(meta: Meta, g: &pb::Gateway, policy: &Policy<'_>) -> Result<Gat
             allowed_kinds,
         });
     }
-    check_k8s_name("gatewayClassName", &g.gateway_class_name, 253)?;
-    Ok(Gateway {
-        meta,
-        class_name: g.gateway_class_name.clone(),
-        listeners,
-    })
+    Ok(listeners)
 }
 
 fn admit_http_route(
@@ -422,9 +482,34 @@ fn admit_parent_refs(refs: &[pb::ParentRef]) -> Result<Vec<ParentRef>, Rejection
             name: p.name.clone(),
             section_name: (!p.section_name.is_empty()).then(|| p.section_name.clone()),
             port: u16::try_from(p.port).ok().filter(|p| *p != 0),
+            kind: parent_kind(p)?,
         });
     }
     Ok(out)
+}
+
+/// What a parentRef names: a Gateway (group and kind may be left empty) or a ListenerSet.
+pub fn parent_kind(p: &pb::ParentRef) -> Result<ParentKind, Rejection> {
+    if !p.group.is_empty() && p.group != crate::compile::kinds::GATEWAY_GROUP {
+        return reject(
+            "UnsupportedValue",
+            format!(
+                "parentRef group {:?} is not served; use gateway.networking.k8s.io",
+                p.group.chars().take(253).collect::<String>()
+            ),
+        );
+    }
+    match p.kind.as_str() {
+        "" | "Gateway" => Ok(ParentKind::Gateway),
+        "ListenerSet" => Ok(ParentKind::ListenerSet),
+        other => reject(
+            "UnsupportedValue",
+            format!(
+                "parentRef kind {:?} is not served; use Gateway or ListenerSet",
+                other.chars().take(63).collect::<String>()
+            ),
+        ),
+    }
 }
 
 /// A TCPRoute or UDPRoute: parentRefs and backends checked like an HTTPRoute's.
@@ -808,6 +893,7 @@ pub fn rejected_status(key: &ObjectKey, obj: &pb::Object, rejection: &Rejection)
         listeners: vec![],
         parents: vec![],
         load_balancer: vec![],
+        attached_listener_sets: 0,
     };
     let parent_refs = match (&key.kind, &obj.spec) {
         (Kind::HttpRoute, Some(pb::object::Spec::HttpRoute(h))) => Some(&h.parent_refs),
@@ -829,6 +915,7 @@ pub fn rejected_status(key: &ObjectKey, obj: &pb::Object, rejection: &Rejection)
                         name: p.name.clone(),
                         section_name: (!p.section_name.is_empty()).then(|| p.section_name.clone()),
                         port: u16::try_from(p.port).ok().filter(|p| *p != 0),
+                        kind: parent_kind(p).unwrap_or_default(),
                     },
                     conditions: vec![
                         accepted.clone(),

@@ -299,6 +299,9 @@ impl Fleet {
             intent
                 .grpc_routes
                 .retain(|(ns, n), _| sent.contains(&okey(Kind::GrpcRoute, ns, n)));
+            intent
+                .listener_sets
+                .retain(|(ns, n), _| sent.contains(&okey(Kind::ListenerSet, ns, n)));
             rejections.retain(|k, _| sent.contains(k));
         }
         let mut deleted = BTreeSet::new();
@@ -380,6 +383,10 @@ impl Fleet {
                     rejections.remove(&k);
                     intent.grpc_routes.insert((k.namespace, k.name), g);
                 }
+                Ok(Admitted::ListenerSet(s)) => {
+                    rejections.remove(&k);
+                    intent.listener_sets.insert((k.namespace, k.name), s);
+                }
                 Err(e) => {
                     tracing::info!(cluster = %key, object = ?k, reason = e.reason, "rejected: {}", e.message);
                     rejections.insert(k.clone(), admit::rejected_status(&k, obj, &e));
@@ -415,6 +422,7 @@ impl Fleet {
             + intent.services.len()
             + intent.l4_routes.len()
             + intent.grpc_routes.len()
+            + intent.listener_sets.len()
             + rejections.len();
         if count > self.config.limits.max_objects_per_cluster {
             return Err(UpdateError::TooManyObjects {
@@ -495,6 +503,7 @@ fn holds(intent: &ClusterIntent, k: &ObjectKey) -> bool {
         Kind::Service => intent.services.contains_key(&id),
         Kind::TcpRoute | Kind::UdpRoute => intent.l4_routes.contains_key(k),
         Kind::GrpcRoute => intent.grpc_routes.contains_key(&id),
+        Kind::ListenerSet => intent.listener_sets.contains_key(&id),
     }
 }
 
@@ -518,6 +527,9 @@ fn remove(intent: &mut ClusterIntent, k: &ObjectKey) {
         }
         Kind::GrpcRoute => {
             intent.grpc_routes.remove(&id);
+        }
+        Kind::ListenerSet => {
+            intent.listener_sets.remove(&id);
         }
     }
 }
@@ -557,6 +569,11 @@ pub fn claims(
                 ci.grpc_routes
                     .values()
                     .flat_map(|r| r.hostnames.iter().cloned()),
+            )
+            .chain(
+                ci.listener_sets
+                    .values()
+                    .flat_map(|s| s.listeners.iter().filter_map(|l| l.hostname.clone())),
             );
         for h in hosts {
             out.entry(h).or_insert_with(|| tenant.to_string());

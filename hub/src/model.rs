@@ -36,6 +36,8 @@ pub enum Kind {
     /// A UDPRoute on a Gateway listener of protocol UDP.
     UdpRoute,
     GrpcRoute,
+    /// A ListenerSet: listeners added to a Gateway that allows it (`crate::compile::listener_set`).
+    ListenerSet,
 }
 
 /// One object inside one cluster.
@@ -71,6 +73,20 @@ pub struct ClusterIntent {
     pub tls_routes: BTreeMap<(String, String), TlsRoute>,
     #[serde(default)]
     pub grpc_routes: BTreeMap<(String, String), GrpcRoute>,
+    #[serde(default)]
+    pub listener_sets: BTreeMap<(String, String), ListenerSet>,
+}
+
+/// A ListenerSet (Gateway API v1): listeners merged into its parent Gateway when the Gateway's
+/// `allowedListeners` admits the ListenerSet's namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenerSet {
+    pub meta: Meta,
+    /// The parent Gateway (namespace, name), in the same cluster.
+    pub parent: (String, String),
+    /// Admitted like a Gateway's listeners; `AllowedRoutes::Same` means the ListenerSet's
+    /// namespace.
+    pub listeners: Vec<Listener>,
 }
 
 /// A TLSRoute (v1): SNI hostnames -> backends, through TLS listeners in Passthrough mode.
@@ -98,6 +114,7 @@ impl ClusterIntent {
             && self.grpc_routes.is_empty()
             && self.services.is_empty()
             && self.l4_routes.is_empty()
+            && self.listener_sets.is_empty()
     }
 }
 
@@ -109,6 +126,22 @@ pub struct Gateway {
     pub meta: Meta,
     pub class_name: String,
     pub listeners: Vec<Listener>,
+    /// `spec.allowedListeners`: which ListenerSets may add listeners.
+    #[serde(default)]
+    pub allowed_listeners: AllowedListeners,
+}
+
+/// A Gateway's `spec.allowedListeners.namespaces`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AllowedListeners {
+    /// No ListenerSet (the Gateway API default).
+    #[default]
+    None,
+    /// ListenerSets in the Gateway's own namespace.
+    Same,
+    All,
+    /// ListenerSets in exactly these namespaces (the agent resolved the label selector).
+    Namespaces(BTreeSet<String>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,6 +238,29 @@ pub struct ParentRef {
     pub name: String,
     pub section_name: Option<String>,
     pub port: Option<u16>,
+    /// What the parentRef names: a Gateway or a ListenerSet.
+    #[serde(default)]
+    pub kind: ParentKind,
+}
+
+/// The kind of a route's parent (group `gateway.networking.k8s.io`).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub enum ParentKind {
+    #[default]
+    Gateway,
+    ListenerSet,
+}
+
+impl ParentKind {
+    /// The Gateway API kind name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParentKind::Gateway => "Gateway",
+            ParentKind::ListenerSet => "ListenerSet",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -554,6 +610,9 @@ pub struct ObjectStatus {
     /// Service `status.loadBalancer.ingress` (Services only).
     #[serde(default)]
     pub load_balancer: Vec<LoadBalancerIngress>,
+    /// Gateway `status.attachedListenerSets` (Gateways only).
+    #[serde(default)]
+    pub attached_listener_sets: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

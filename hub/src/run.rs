@@ -105,7 +105,7 @@ pub fn compile_view(
 fn mark_rejected_by_data_plane(status: &mut ObjectStatus, message: &str) {
     let programmed = Condition::new("Programmed", false, "Invalid", message);
     match status.key.kind {
-        Kind::Gateway | Kind::Service => {
+        Kind::Gateway | Kind::Service | Kind::ListenerSet => {
             status.conditions.retain(|c| c.type_ != "Programmed");
             status.conditions.push(programmed);
         }

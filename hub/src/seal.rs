@@ -328,6 +328,7 @@ mod tests {
                 creation_timestamp: String::new(),
             },
             class_name: "fleetgate".into(),
+            allowed_listeners: Default::default(),
             listeners: vec![Listener {
                 name: "https".into(),
                 protocol: Some(Protocol::Https),

@@ -30,6 +30,8 @@ struct Stored {
     l4_routes: Vec<L4Route>,
     #[serde(default)]
     grpc_routes: Vec<GrpcRoute>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    listener_sets: Vec<crate::model::ListenerSet>,
 }
 
 impl From<&ClusterIntent> for Stored {
@@ -41,6 +43,7 @@ impl From<&ClusterIntent> for Stored {
             services: i.services.values().cloned().collect(),
             l4_routes: i.l4_routes.values().cloned().collect(),
             grpc_routes: i.grpc_routes.values().cloned().collect(),
+            listener_sets: i.listener_sets.values().cloned().collect(),
         }
     }
 }
@@ -81,6 +84,11 @@ impl From<Stored> for ClusterIntent {
                 .grpc_routes
                 .into_iter()
                 .map(|r| (key(&r.meta), r))
+                .collect(),
+            listener_sets: s
+                .listener_sets
+                .into_iter()
+                .map(|l| (key(&l.meta), l))
                 .collect(),
         }
     }
@@ -422,6 +430,7 @@ mod tests {
                 creation_timestamp: String::new(),
             },
             class_name: "fleetgate".into(),
+            allowed_listeners: Default::default(),
             listeners: vec![],
         }
     }

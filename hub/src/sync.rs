@@ -208,6 +208,7 @@ pub fn to_wire(s: &ObjectStatus) -> pb::ObjectStatus {
                 model::Kind::TcpRoute => pb::Kind::TcpRoute,
                 model::Kind::UdpRoute => pb::Kind::UdpRoute,
                 model::Kind::GrpcRoute => pb::Kind::GrpcRoute,
+                model::Kind::ListenerSet => pb::Kind::ListenerSet,
             } as i32,
             namespace: s.key.namespace.clone(),
             name: s.key.name.clone(),
@@ -241,6 +242,8 @@ pub fn to_wire(s: &ObjectStatus) -> pb::ObjectStatus {
                     name: p.parent_ref.name.clone(),
                     section_name: p.parent_ref.section_name.clone().unwrap_or_default(),
                     port: p.parent_ref.port.map(u32::from).unwrap_or(0),
+                    group: crate::compile::kinds::GATEWAY_GROUP.to_string(),
+                    kind: p.parent_ref.kind.as_str().to_string(),
                 }),
                 conditions: p.conditions.iter().map(condition).collect(),
             })
@@ -261,6 +264,7 @@ pub fn to_wire(s: &ObjectStatus) -> pb::ObjectStatus {
                     .collect(),
             })
             .collect(),
+        attached_listener_sets: s.attached_listener_sets,
     }
 }
 

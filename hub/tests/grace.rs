@@ -60,6 +60,7 @@ fn full_state() -> pb::Update {
                         allowed_routes: None,
                         tls: None,
                     }],
+                    allowed_listeners: None,
                 })),
             },
             pb::Object {
@@ -72,6 +73,7 @@ fn full_state() -> pb::Update {
                         name: "gw".into(),
                         section_name: String::new(),
                         port: 0,
+                        ..Default::default()
                     }],
                     hostnames: vec!["app.a.example".into()],
                     rules: vec![pb::HttpRouteRule {

@@ -282,6 +282,7 @@ fn http_route(name: &str, gateway: &str, host: &str, rules: Vec<HttpRouteRule>) 
             name: gateway.into(),
             section_name: None,
             port: None,
+            kind: Default::default(),
         }],
         hostnames: vec![host.into()],
         rules,
@@ -292,6 +293,7 @@ fn gateway(name: &str, port: u16) -> Gateway {
     Gateway {
         meta: meta(name),
         class_name: "fleetgate".into(),
+        allowed_listeners: Default::default(),
         listeners: vec![Listener {
             name: "http".into(),
             protocol: Some(Protocol::Http),

@@ -9,8 +9,6 @@
 //! are resolved like HTTP backends, with the Service port's protocol required to be TCP
 //! (TCPRoute) or UDP (UDPRoute).
 
-use std::collections::BTreeSet;
-
 use fleetgate_proto::spoke::v1::{self as pb, Kind, Object, ObjectRef, object};
 use gateway_api::httproutes::{
     HttpRoute, HttpRouteParentRefs, HttpRouteRulesBackendRefs, HttpRouteSpec, HttpRouteStatus,
@@ -22,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::EndpointMode;
 use crate::resolve::{Index, resolve_backend_of};
 use crate::state::ClusterState;
-use crate::translate::{claimed_classes, sent_gateways, sent_parent_refs};
+use crate::translate::{SentParents, claimed_classes, sent_gateways, sent_parent_refs};
 
 /// One rule: only its backendRefs matter on L4.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -127,7 +125,11 @@ impl<'a> L4RouteView<'a> {
 /// namespace/name.
 pub fn translate_l4_routes(state: &ClusterState, mode: EndpointMode) -> Vec<Object> {
     let claimed = claimed_classes(state);
-    let sent = sent_gateways(state, &claimed);
+    // TCP and UDP listeners are not served in ListenerSets: only Gateways are parents here.
+    let sent = SentParents {
+        gateways: sent_gateways(state, &claimed),
+        listener_sets: Default::default(),
+    };
     let index = Index::new(state, mode);
     let views = state
         .tcp_routes
@@ -145,11 +147,7 @@ pub fn translate_l4_routes(state: &ClusterState, mode: EndpointMode) -> Vec<Obje
     out
 }
 
-fn route_object(
-    v: &L4RouteView<'_>,
-    sent: &BTreeSet<(String, String)>,
-    index: &Index<'_>,
-) -> Option<Object> {
+fn route_object(v: &L4RouteView<'_>, sent: &SentParents, index: &Index<'_>) -> Option<Object> {
     let ns = v.metadata.namespace.clone()?;
     let name = v.metadata.name.clone()?;
     let parent_refs = sent_parent_refs(&ns, v.parent_refs, sent);

@@ -15,6 +15,7 @@ use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
 use gateway_api::grpcroutes::GrpcRoute;
 use gateway_api::httproutes::HttpRoute;
+use gateway_api::listenersets::ListenerSet;
 use gateway_api::referencegrants::ReferenceGrant;
 use gateway_api::tlsroutes::TlsRoute;
 use k8s_openapi::api::core::v1::{Namespace, Node, Secret, Service};
@@ -110,6 +111,12 @@ fn add_value(value: serde_yaml::Value, out: &mut ClusterState) -> Result<(), Str
         ("gateway.networking.k8s.io/v1", "GRPCRoute") => {
             out.grpc_routes
                 .push(typed(value, &kind, true, |o: &mut GrpcRoute| {
+                    &mut o.metadata
+                })?)
+        }
+        ("gateway.networking.k8s.io/v1", "ListenerSet") => {
+            out.listener_sets
+                .push(typed(value, &kind, true, |o: &mut ListenerSet| {
                     &mut o.metadata
                 })?)
         }
@@ -293,6 +300,7 @@ impl Folder {
             all.reference_grants.extend(c.reference_grants);
             all.tls_routes.extend(c.tls_routes);
             all.grpc_routes.extend(c.grpc_routes);
+            all.listener_sets.extend(c.listener_sets);
         }
         all.normalize();
         Ok(all)
@@ -450,6 +458,26 @@ spec:
         assert_eq!(s.reference_grants.len(), 1);
         assert_eq!(s.tls_routes.len(), 1);
         assert!(!format!("{s:?}").contains("KEY"));
+    }
+
+    #[test]
+    fn listener_sets_are_read_with_the_default_namespace() {
+        let text = r#"apiVersion: gateway.networking.k8s.io/v1
+kind: ListenerSet
+metadata: {name: extra}
+spec:
+  parentRef: {name: gw}
+  listeners: [{name: alt, protocol: HTTP, port: 8080, hostname: alt.a.example}]
+"#;
+        let s = parse_file(text).unwrap();
+        assert_eq!(s.listener_sets.len(), 1);
+        let ls = &s.listener_sets[0];
+        assert_eq!(ls.metadata.namespace.as_deref(), Some("default"));
+        assert_eq!(ls.spec.listeners[0].port, 8080);
+        assert_eq!(
+            crate::translate::listener_set_parent(ls),
+            Some(("default".to_string(), "gw".to_string()))
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
 use gateway_api::grpcroutes::GrpcRoute;
 use gateway_api::httproutes::HttpRoute;
+use gateway_api::listenersets::ListenerSet;
 use gateway_api::referencegrants::ReferenceGrant;
 use gateway_api::tlsroutes::TlsRoute;
 use k8s_openapi::api::core::v1::{Namespace, Node, Secret, Service};
@@ -35,6 +36,8 @@ pub struct ClusterState {
     /// Namespaces (for `allowedRoutes.namespaces.from: Selector`; only names and labels are used).
     pub namespaces: Vec<Namespace>,
     pub grpc_routes: Vec<GrpcRoute>,
+    /// ListenerSets v1 (empty when the API server does not serve them).
+    pub listener_sets: Vec<ListenerSet>,
 }
 
 impl ClusterState {
@@ -60,6 +63,7 @@ impl ClusterState {
         self.udp_routes.sort_by_key(key);
         self.namespaces.sort_by_key(key);
         self.grpc_routes.sort_by_key(key);
+        self.listener_sets.sort_by_key(key);
     }
 }
 
@@ -80,6 +84,7 @@ impl std::fmt::Debug for ClusterState {
             .field("udp_routes", &self.udp_routes.len())
             .field("namespaces", &self.namespaces.len())
             .field("grpc_routes", &self.grpc_routes.len())
+            .field("listener_sets", &self.listener_sets.len())
             .finish()
     }
 }

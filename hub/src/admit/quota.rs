@@ -15,8 +15,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::Rejection;
 use crate::model::{
-    Backend, ClusterIntent, Gateway, GrpcRoute, HttpFilter, HttpRoute, Kind, L4Route,
-    LoadBalancerService, Meta, ObjectKey, TlsRoute,
+    Backend, ClusterIntent, Gateway, GrpcRoute, HttpFilter, HttpRoute, Kind, L4Route, Listener,
+    ListenerSet, LoadBalancerService, Meta, ObjectKey, TlsRoute,
 };
 use crate::quotas::Quota;
 
@@ -27,6 +27,8 @@ pub const REASON: &str = "QuotaExceeded";
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ObjectRef<'a> {
     Gateway(&'a Gateway),
+    /// Counted like a Gateway: against `gateways`, with its listeners' hostnames and certificates.
+    ListenerSet(&'a ListenerSet),
     HttpRoute(&'a HttpRoute),
     TlsRoute(&'a TlsRoute),
     GrpcRoute(&'a GrpcRoute),
@@ -38,6 +40,7 @@ impl ObjectRef<'_> {
     pub fn meta(&self) -> &Meta {
         match self {
             ObjectRef::Gateway(o) => &o.meta,
+            ObjectRef::ListenerSet(o) => &o.meta,
             ObjectRef::HttpRoute(o) => &o.meta,
             ObjectRef::TlsRoute(o) => &o.meta,
             ObjectRef::GrpcRoute(o) => &o.meta,
@@ -59,6 +62,11 @@ pub fn objects(ci: &ClusterIntent) -> Vec<(ObjectKey, ObjectRef<'_>)> {
         ci.gateways
             .iter()
             .map(|(k, o)| (key(Kind::Gateway, k), ObjectRef::Gateway(o))),
+    );
+    out.extend(
+        ci.listener_sets
+            .iter()
+            .map(|(k, o)| (key(Kind::ListenerSet, k), ObjectRef::ListenerSet(o))),
     );
     out.extend(
         ci.http_routes
@@ -135,31 +143,39 @@ fn mirror_endpoints(filters: &[HttpFilter]) -> u64 {
         .sum()
 }
 
+/// What a Gateway's or ListenerSet's listeners count: one gateway, their hostnames, their
+/// certificates' Secrets.
+fn listener_cost(cluster: &str, listeners: &[Listener], c: &mut Cost) {
+    c.gateways = 1;
+    c.hostnames = listeners
+        .iter()
+        .filter_map(|l| l.hostname.clone())
+        .collect();
+    c.certificates = listeners
+        .iter()
+        .filter_map(|l| l.tls.as_ref())
+        .flat_map(|t| t.certificates.iter())
+        .map(|cert| {
+            (
+                cluster.to_string(),
+                cert.namespace.clone(),
+                cert.name.clone(),
+            )
+        })
+        .collect();
+}
+
 /// The cost of `o`, an object of cluster `cluster`.
 pub fn cost(cluster: &str, o: ObjectRef<'_>) -> Cost {
     let mut c = Cost::default();
     match o {
         ObjectRef::Gateway(g) => {
-            c.gateways = 1;
-            c.hostnames = g
-                .listeners
-                .iter()
-                .filter_map(|l| l.hostname.clone())
-                .collect();
-            c.certificates = g
-                .listeners
-                .iter()
-                .filter_map(|l| l.tls.as_ref())
-                .flat_map(|t| t.certificates.iter())
-                .map(|cert| {
-                    (
-                        cluster.to_string(),
-                        cert.namespace.clone(),
-                        cert.name.clone(),
-                    )
-                })
-                .collect();
+            listener_cost(cluster, &g.listeners, &mut c);
             c.bytes = json_len(g);
+        }
+        ObjectRef::ListenerSet(s) => {
+            listener_cost(cluster, &s.listeners, &mut c);
+            c.bytes = json_len(s);
         }
         ObjectRef::HttpRoute(r) => {
             c.routes = 1;
@@ -339,6 +355,9 @@ fn restore(next: &mut ClusterIntent, key: &ObjectKey, prev: Option<ObjectRef<'_>
         Some(ObjectRef::Gateway(o)) => {
             next.gateways.insert(id, o.clone());
         }
+        Some(ObjectRef::ListenerSet(o)) => {
+            next.listener_sets.insert(id, o.clone());
+        }
         Some(ObjectRef::HttpRoute(o)) => {
             next.http_routes.insert(id, o.clone());
         }
@@ -357,6 +376,9 @@ fn restore(next: &mut ClusterIntent, key: &ObjectKey, prev: Option<ObjectRef<'_>
         None => match key.kind {
             Kind::Gateway => {
                 next.gateways.remove(&id);
+            }
+            Kind::ListenerSet => {
+                next.listener_sets.remove(&id);
             }
             Kind::HttpRoute => {
                 next.http_routes.remove(&id);
@@ -524,6 +546,7 @@ mod tests {
         Gateway {
             meta: meta(name, ts),
             class_name: "fleetgate".into(),
+            allowed_listeners: Default::default(),
             listeners: vec![crate::model::Listener {
                 name: "https".into(),
                 protocol: Some(Protocol::Https),
@@ -651,6 +674,48 @@ mod tests {
             assert!(msg.contains(&format!("quotas.tenants.t.{key}")), "{msg}");
             assert_eq!(names(&next), ["a1", "a2"], "{key}");
         }
+    }
+
+    /// A ListenerSet adds listeners like a Gateway, so it counts against `gateways`, and its
+    /// listeners' hostnames against `hostnames`.
+    #[test]
+    fn listener_sets_count_as_gateways() {
+        let gw = gateway("g1", T1, &[]);
+        let set = |name: &str, ts: &str| crate::model::ListenerSet {
+            meta: meta(name, ts),
+            parent: ("default".into(), "g1".into()),
+            listeners: vec![crate::model::Listener {
+                hostname: Some(format!("{name}.a.example")),
+                ..gw.listeners[0].clone()
+            }],
+        };
+        let quota = Quota {
+            gateways: 2,
+            ..Quota::default()
+        };
+        let mut next = intent(&[], &[gw.clone()]);
+        for s in [set("s2", T2), set("s3", T3)] {
+            next.listener_sets
+                .insert((s.meta.namespace.clone(), s.meta.name.clone()), s);
+        }
+        let got = enforce(
+            &quota,
+            "t",
+            &Usage::default(),
+            "c",
+            &ClusterIntent::default(),
+            &mut next,
+        );
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].0.kind, Kind::ListenerSet);
+        assert_eq!(got[0].0.name, "s3");
+        assert!(got[0].1.message.contains("quota gateways"), "{got:?}");
+        assert_eq!(names(&next), ["g1", "s2"]);
+        let c = cost("c", ObjectRef::ListenerSet(&set("s2", T2)));
+        assert_eq!(
+            (c.gateways, c.hostnames),
+            (1, vec!["s2.a.example".to_string()])
+        );
     }
 
     #[test]

@@ -2,11 +2,13 @@
 //! hostnames.
 //!
 //! Part of the compiler (step 7), pure. Parents are looked up in the route's own cluster only:
-//! a route can never attach to another cluster's (or tenant's) Gateway.
+//! a route can never attach to another cluster's (or tenant's) Gateway. A parent is a Gateway
+//! (its own listeners) or a ListenerSet (its listeners inside the Gateway that took it, see
+//! `super::listener_set`).
 
 use super::hostname::{Intersection, intersect};
 use super::kinds;
-use crate::model::{AllowedRoutes, Gateway, ParentRef};
+use crate::model::{AllowedRoutes, Gateway, ParentKind, ParentRef};
 
 /// The route attaches to listener `listener` (an index into the Gateway's listeners) and serves
 /// `hostnames` through it.
@@ -58,33 +60,43 @@ fn allows(allowed: &AllowedRoutes, gateway_ns: &str, route_ns: &str) -> bool {
 }
 
 /// Attach a route (of `route_kind`, namespace `route_ns`, `route_hostnames`) to `parent`.
-/// `gateway` is the parent Gateway if it exists in the route's cluster, `valid[i]` whether its
-/// listener `i` is served.
+/// `gateway` is the (merged) Gateway the parent reaches if it exists in the route's cluster,
+/// `scope` the range of its listeners the parent names (all its own for a Gateway, the
+/// ListenerSet's for a ListenerSet), `valid[i]` whether its listener `i` is served.
 pub fn attach(
     route_kind: &str,
     route_ns: &str,
     route_hostnames: &[String],
     parent: &ParentRef,
     gateway: Option<&Gateway>,
+    scope: std::ops::Range<usize>,
     valid: &[bool],
 ) -> Result<Vec<Attachment>, AttachError> {
     let Some(gw) = gateway else {
-        return Err(AttachError::NoMatchingParent(format!(
-            "Gateway {}/{} does not exist in this cluster or is not of a fleetgate class",
-            parent.namespace, parent.name
-        )));
+        return Err(AttachError::NoMatchingParent(match parent.kind {
+            ParentKind::Gateway => format!(
+                "Gateway {}/{} does not exist in this cluster or is not of a fleetgate class",
+                parent.namespace, parent.name
+            ),
+            ParentKind::ListenerSet => format!(
+                "ListenerSet {}/{} does not exist in this cluster or its Gateway does not take it; see the ListenerSet's status",
+                parent.namespace, parent.name
+            ),
+        }));
     };
+    let kind = parent.kind.as_str();
     let named: Vec<usize> = gw
         .listeners
         .iter()
         .enumerate()
+        .filter(|(i, _)| scope.contains(i))
         .filter(|(_, l)| parent.section_name.as_ref().is_none_or(|s| *s == l.name))
         .filter(|(_, l)| parent.port.is_none_or(|p| p == l.port))
         .map(|(i, _)| i)
         .collect();
     if named.is_empty() {
         return Err(AttachError::NoMatchingParent(format!(
-            "Gateway {}/{} has no listener matching sectionName {:?} and port {:?}",
+            "{kind} {}/{} has no listener matching sectionName {:?} and port {:?}",
             parent.namespace, parent.name, parent.section_name, parent.port
         )));
     }
@@ -94,7 +106,7 @@ pub fn attach(
         .collect();
     if served.is_empty() {
         return Err(AttachError::NoMatchingParent(format!(
-            "no matching listener of Gateway {}/{} is accepted; see the Gateway's listener conditions",
+            "no matching listener of {kind} {}/{} is accepted; see the {kind}'s listener conditions",
             parent.namespace, parent.name
         )));
     }
@@ -110,7 +122,7 @@ pub fn attach(
         .collect();
     if allowed.is_empty() {
         return Err(AttachError::NotAllowedByListeners(format!(
-            "the listeners' allowedRoutes of Gateway {}/{} do not admit routes from namespace {route_ns}",
+            "the listeners' allowedRoutes of {kind} {}/{} do not admit routes from namespace {route_ns}",
             parent.namespace, parent.name
         )));
     }
@@ -120,7 +132,7 @@ pub fn attach(
         .collect();
     if allowed.is_empty() {
         return Err(AttachError::NotAllowedByListeners(format!(
-            "the listeners' allowedRoutes.kinds of Gateway {}/{} do not include {route_kind}",
+            "the listeners' allowedRoutes.kinds of {kind} {}/{} do not include {route_kind}",
             parent.namespace, parent.name
         )));
     }
@@ -141,7 +153,7 @@ pub fn attach(
             BOTH_EMPTY_MESSAGE.to_string()
         } else {
             format!(
-                "no hostname of the route matches a listener hostname of Gateway {}/{}",
+                "no hostname of the route matches a listener hostname of {kind} {}/{}",
                 parent.namespace, parent.name
             )
         };

@@ -6,8 +6,11 @@
 //!
 //! - Inside one Gateway, listeners with the same port and the same hostname (or both without
 //!   one) conflict: with different protocols `ProtocolConflict`, with the same protocol
-//!   `HostnameConflict`. The Gateway API gives no precedence between listeners of one Gateway,
-//!   so every listener of such a group is conflicted.
+//!   `HostnameConflict`. The Gateway API gives no precedence between listeners of one Gateway
+//!   (or of one ListenerSet), so every listener of such a group is conflicted. Between a
+//!   Gateway's own listeners and those merged from its ListenerSets (`super::listener_set`),
+//!   the one earlier in the merged list wins: the Gateway's own, then the oldest ListenerSet's;
+//!   only the other is conflicted.
 //! - Across Gateways of the same tenant (any of its clusters) sharing a data-plane port (HTTP,
 //!   HTTPS and TLS listeners: TCP and UDP listeners get an address of their own per Gateway),
 //!   listeners that cannot share the port (e.g. HTTPS terminate and TLS passthrough for one SNI
@@ -22,7 +25,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{ClusterKey, FleetIntent, Gateway, Listener, Protocol};
+use crate::model::{ClusterIntent, ClusterKey, Gateway, Listener, Protocol};
 
 /// Protocols whose listeners share the data plane's published ports across Gateways.
 fn shared(p: Protocol) -> bool {
@@ -124,8 +127,13 @@ fn pair(a: Protocol, ha: Option<&str>, b: Protocol, hb: Option<&str>) -> Pair {
 }
 
 /// Every listener conflict of the fleet; `served` tells whether a listener passes its own checks
-/// (`super::listener::check`), which it must to hold a port against younger Gateways.
-pub fn conflicts(intent: &FleetIntent, served: impl Fn(&Listener) -> bool) -> Conflicts {
+/// (`super::listener::check`), which it must to hold a port against younger Gateways; `origin`
+/// names (`namespace/name`) the ListenerSet a Gateway's listener came from (`None`: the Gateway's own).
+pub fn conflicts<'a>(
+    intent: impl IntoIterator<Item = (&'a ClusterKey, &'a ClusterIntent)>,
+    served: impl Fn(&Listener) -> bool,
+    origin: impl Fn(&ClusterKey, &(String, String), usize) -> Option<String>,
+) -> Conflicts {
     // (tenant, port) -> listeners with a known protocol.
     let mut groups: BTreeMap<(&str, u16), Vec<At<'_>>> = BTreeMap::new();
     for (ck, ci) in intent {
@@ -174,7 +182,41 @@ pub fn conflicts(intent: &FleetIntent, served: impl Fn(&Listener) -> bool) -> Co
                     b.protocol,
                     lb.hostname.as_deref(),
                 );
+                let gk = |at: &At<'_>| {
+                    (
+                        at.gateway.meta.namespace.clone(),
+                        at.gateway.meta.name.clone(),
+                    )
+                };
                 if same_gateway {
+                    let (oa, ob) = (
+                        origin(a.cluster, &gk(a), a.index),
+                        origin(b.cluster, &gk(b), b.index),
+                    );
+                    if oa != ob {
+                        // Listeners of different origins (the Gateway, its ListenerSets): the
+                        // one earlier in the merged list wins.
+                        if p != Pair::Compatible && b.index < a.index {
+                            let what = match &ob {
+                                None => format!("listener {} of the Gateway", lb.name),
+                                Some(o) => format!("listener {} of ListenerSet {o}", lb.name),
+                            };
+                            let c = format!(
+                                "{what}, which takes precedence, uses port {port} with protocol {} and {}; give this listener another hostname or port",
+                                lb.protocol_name,
+                                hostname_text(lb.hostname.as_deref())
+                            );
+                            mark(
+                                a,
+                                if p == Pair::SameHost {
+                                    Conflict::Hostname(c)
+                                } else {
+                                    Conflict::Protocol(c)
+                                },
+                            );
+                        }
+                        continue;
+                    }
                     match p {
                         Pair::Compatible => {}
                         Pair::SameHost => mark(

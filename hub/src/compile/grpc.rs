@@ -27,8 +27,8 @@ use super::listener;
 use super::precedence::{Origin, Precedence};
 use crate::config::DataPlane;
 use crate::model::{
-    FleetIntent, GrpcMethodMatch, GrpcRoute, HttpRoute, HttpRouteMatch, HttpRouteRule, Kind,
-    PathMatch, Protocol, Timeouts,
+    GrpcMethodMatch, GrpcRoute, HttpRoute, HttpRouteMatch, HttpRouteRule, Kind, PathMatch,
+    Protocol, Timeouts,
 };
 
 /// The Accepted=False reason of the route that loses an HTTPRoute/GRPCRoute hostname conflict.
@@ -118,9 +118,9 @@ pub struct Conflicts {
 
 impl Conflicts {
     /// Looks at every HTTPRoute and GRPCRoute attachment of the fleet.
-    pub fn new(intent: &FleetIntent, dp: &DataPlane) -> Self {
+    pub fn new(merged: &super::listener_set::Merged<'_>, dp: &DataPlane) -> Self {
         let mut oldest: BTreeMap<(u16, String), Age> = BTreeMap::new();
-        for (ck, ci) in intent {
+        for (ck, ci) in merged.iter() {
             let valid: BTreeMap<&(String, String), Vec<bool>> = ci
                 .gateways
                 .iter()
@@ -155,14 +155,14 @@ impl Conflicts {
                     kind,
                 );
                 for p in parents {
-                    let gkey = (p.namespace.clone(), p.name.clone());
-                    let gw = ci.gateways.get(&gkey);
+                    let (gkey, gw, scope) = merged.parent(ck, ci, p);
                     let v = valid.get(&gkey).map(Vec::as_slice).unwrap_or_default();
                     let route_kind = match kind {
                         Kind::GrpcRoute => "GRPCRoute",
                         _ => "HTTPRoute",
                     };
-                    let Ok(atts) = attach::attach(route_kind, &meta.namespace, hostnames, p, gw, v)
+                    let Ok(atts) =
+                        attach::attach(route_kind, &meta.namespace, hostnames, p, gw, scope, v)
                     else {
                         continue;
                     };

@@ -218,14 +218,21 @@ pub fn compile_gateways(
             let mut parents = Vec::new();
             for pref in &route.parent_refs {
                 let gk = (pref.namespace.clone(), pref.name.clone());
-                let accepted = match ci.gateways.get_key_value(&gk) {
+                // TCP and UDP listeners are not served in ListenerSets: only Gateways are
+                // parents here.
+                let parent = (pref.kind == crate::model::ParentKind::Gateway)
+                    .then(|| ci.gateways.get_key_value(&gk))
+                    .flatten();
+                let accepted = match parent {
                     None => Condition::new(
                         "Accepted",
                         false,
                         "NoMatchingParent",
                         format!(
-                            "Gateway {}/{} not found in this cluster",
-                            pref.namespace, pref.name
+                            "{} {}/{} not found in this cluster (TCPRoutes and UDPRoutes attach to Gateways only)",
+                            pref.kind.as_str(),
+                            pref.namespace,
+                            pref.name
                         ),
                     ),
                     Some((gk, gw)) => {
@@ -364,6 +371,7 @@ pub fn compile_gateways(
                 listeners: Vec::new(),
                 parents,
                 load_balancer: Vec::new(),
+                attached_listener_sets: 0,
             });
         }
         statuses.sort_by(|a, b| a.key.cmp(&b.key));
@@ -547,6 +555,7 @@ fn service_status(
             .into_iter()
             .map(|(ip, ports)| LoadBalancerIngress { ip, ports })
             .collect(),
+        attached_listener_sets: 0,
     }
 }
 
@@ -714,6 +723,7 @@ mod tests {
             Gateway {
                 meta: meta("gw", ""),
                 class_name: "fleetgate".into(),
+                allowed_listeners: Default::default(),
                 listeners: vec![
                     listener("tcp", Protocol::Tcp, 9000),
                     listener("udp", Protocol::Udp, 9001),
@@ -740,6 +750,7 @@ mod tests {
                         name: "gw".into(),
                         section_name: Some(section.into()),
                         port: None,
+                        kind: Default::default(),
                     }],
                     backends: vec![Backend {
                         namespace: "default".into(),
@@ -850,6 +861,7 @@ mod tests {
             ],
             parents: vec![],
             load_balancer: vec![],
+            attached_listener_sets: 0,
         };
         merge_gateway_status(&mut status, ls, addrs);
         assert!(status.conditions.iter().all(|c| c.status), "{status:?}");

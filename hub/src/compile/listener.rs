@@ -210,5 +210,6 @@ pub fn gateway_status(
         listeners,
         parents: Vec::new(),
         load_balancer: Vec::new(),
+        attached_listener_sets: 0,
     }
 }

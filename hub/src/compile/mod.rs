@@ -4,7 +4,8 @@
 //! no I/O, no tonic, no tokio. This is where Gateway API semantics live: listener validation
 //! (`listener`), listener conflicts (`conflict`), route attachment (`attach`, `hostname`), rule
 //! precedence (`precedence`) and resource naming (`names`); the routes of several clusters of
-//! one tenant for one hostname are merged by `merge`. The output model is in `snapshot`.
+//! one tenant for one hostname are merged by `merge`; ListenerSets are merged into their
+//! Gateways first (`listener_set`). The output model is in `snapshot`.
 
 mod attach;
 pub mod conflict;
@@ -13,6 +14,7 @@ mod hostname;
 pub mod kinds;
 pub mod l4;
 mod listener;
+pub mod listener_set;
 mod merge;
 pub mod names;
 mod precedence;
@@ -96,6 +98,12 @@ pub fn compile_with_l4(
 
 /// Compile all accepted intent against the data plane's published ports.
 pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
+    // Every Gateway with the listeners of the ListenerSets it takes; everything below sees only
+    // this merged intent.
+    let merged = listener_set::merge(intent, |l| {
+        // TCP and UDP listeners are served by `l4` (`compile_with_l4`).
+        listener::check(l, dp).is_ok() || matches!(l.protocol, Some(Protocol::Tcp | Protocol::Udp))
+    });
     let mut ports: BTreeMap<u16, PortBuild> = BTreeMap::new();
     let mut clusters: BTreeMap<String, ClusterSnapshot> = BTreeMap::new();
     let mut statuses = BTreeMap::new();
@@ -103,22 +111,33 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
     let mut tls_inputs: BTreeMap<u16, Vec<tls::TlsListenerInput<'_>>> = BTreeMap::new();
     let mut passthrough: BTreeMap<u16, BTreeMap<String, tls::Passthrough>> = BTreeMap::new();
 
-    let conflicts = conflict::conflicts(intent, |l| listener::check(l, dp).is_ok());
+    let conflicts = conflict::conflicts(
+        merged.iter(),
+        |l| listener::check(l, dp).is_ok(),
+        |ck, gk, i| merged.origin(ck, gk, i).map(|(ns, n)| format!("{ns}/{n}")),
+    );
     // HTTPRoutes and GRPCRoutes claiming one hostname on one port: the oldest wins.
-    let route_conflicts = grpc::Conflicts::new(intent, dp);
+    let route_conflicts = grpc::Conflicts::new(&merged, dp);
 
-    for (ck, ci) in intent {
+    for (ck, ci) in merged.iter() {
         // Listener checks for every Gateway of the cluster; a listener that passes them but
         // conflicts with another is not served either.
         let mut problems: BTreeMap<&(String, String), Vec<Option<ListenerProblem>>> =
             BTreeMap::new();
         for (k, gw) in &ci.gateways {
+            let own = merged.own(ck, k, gw.listeners.len());
             let checks: Vec<Option<ListenerProblem>> = gw
                 .listeners
                 .iter()
                 .enumerate()
                 .map(|(i, l)| {
                     let route_kinds = kinds::resolve(l);
+                    if i >= own && matches!(l.protocol, Some(Protocol::Tcp | Protocol::Udp)) {
+                        return Some(ListenerProblem::UnsupportedProtocol(format!(
+                            "{} listeners are not served in a ListenerSet yet; put this listener on the Gateway",
+                            l.protocol_name
+                        )));
+                    }
                     listener::check(l, dp).err().or_else(|| {
                         // No route kind left: nothing can attach, the listener is not served.
                         if route_kinds.supported.is_empty()
@@ -171,6 +190,7 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
                     ci,
                     problems: &problems,
                     conflicts: &route_conflicts,
+                    merged: &merged,
                 },
                 L7Route::Http(route),
                 &mut ports,
@@ -186,6 +206,7 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
                     ci,
                     problems: &problems,
                     conflicts: &route_conflicts,
+                    merged: &merged,
                 },
                 L7Route::Grpc(route, &as_http),
                 &mut ports,
@@ -197,25 +218,15 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
         route_statuses.extend(tls::attach_tls_routes(
             ck,
             ci,
+            &merged,
             &problems,
             &mut passthrough,
             &mut clusters,
             &mut attached,
         ));
 
-        let mut out = Vec::new();
-        for (k, gw) in &ci.gateways {
-            let counts: Vec<u32> = match attached.get(k) {
-                Some(sets) => sets.iter().map(|s| s.len() as u32).collect(),
-                None => vec![0; gw.listeners.len()],
-            };
-            let key = ObjectKey {
-                kind: Kind::Gateway,
-                namespace: gw.meta.namespace.clone(),
-                name: gw.meta.name.clone(),
-            };
-            out.push(listener::gateway_status(gw, &problems[k], &counts, dp, key));
-        }
+        // Gateways (their own listeners), then ListenerSets, then routes.
+        let mut out = listener_set::gateway_statuses(&merged, ck, ci, &problems, &attached, dp);
         out.extend(route_statuses);
         statuses.insert(ck.clone(), out);
     }
@@ -291,6 +302,7 @@ struct L7Input<'a> {
     ci: &'a model::ClusterIntent,
     problems: &'a BTreeMap<&'a (String, String), Vec<Option<ListenerProblem>>>,
     conflicts: &'a grpc::Conflicts,
+    merged: &'a listener_set::Merged<'a>,
 }
 
 /// An HTTPRoute, or a GRPCRoute with its rules expressed as HTTPRoute rules (path matches on
@@ -329,14 +341,14 @@ fn attach_l7_route(
         ci,
         problems,
         conflicts,
+        merged,
     } = input;
     let route = l7.http();
     let resolved = resolved_refs(route);
     let mut built: Option<Vec<Vec<Route>>> = None;
     let mut parents = Vec::new();
     for pref in &route.parent_refs {
-        let gkey = (pref.namespace.clone(), pref.name.clone());
-        let gw = ci.gateways.get(&gkey);
+        let (gkey, gw, scope) = merged.parent(ck, ci, pref);
         let valid = l7_listeners(problems.get(&gkey), gw);
         let route_kind = match l7.kind() {
             Kind::GrpcRoute => "GRPCRoute",
@@ -348,6 +360,7 @@ fn attach_l7_route(
             &route.hostnames,
             pref,
             gw,
+            scope,
             &valid,
         ) {
             Ok(atts) => {
@@ -424,6 +437,7 @@ fn attach_l7_route(
         listeners: Vec::new(),
         parents,
         load_balancer: Vec::new(),
+        attached_listener_sets: 0,
     }
 }
 

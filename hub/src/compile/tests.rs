@@ -84,6 +84,7 @@ fn gateway(ns: &str, name: &str, listeners: Vec<Listener>) -> Gateway {
     Gateway {
         meta: meta(ns, name),
         class_name: "fleetgate".into(),
+        allowed_listeners: Default::default(),
         listeners,
     }
 }
@@ -94,6 +95,7 @@ fn parent(ns: &str, name: &str) -> ParentRef {
         name: name.into(),
         section_name: None,
         port: None,
+        kind: Default::default(),
     }
 }
 
@@ -268,6 +270,7 @@ fn attachment_table() {
     };
     let with_port = |p: u16| ParentRef {
         port: Some(p),
+        kind: Default::default(),
         ..parent("default", "gw")
     };
     let cases: Vec<(&str, ParentRef, bool, &str)> = vec![
@@ -854,6 +857,7 @@ fn sources_point_back_to_tenant_objects() {
 }
 
 mod http;
+mod listener_sets;
 mod tls;
 
 // ---- listener conflicts -----------------------------------------------------------------

@@ -40,6 +40,7 @@ pub type Problems<'a> = BTreeMap<&'a (String, String), Vec<Option<ListenerProble
 pub fn attach_tls_routes(
     ck: &ClusterKey,
     ci: &ClusterIntent,
+    merged: &super::listener_set::Merged<'_>,
     problems: &Problems<'_>,
     passthrough: &mut BTreeMap<u16, BTreeMap<String, Passthrough>>,
     clusters: &mut BTreeMap<String, ClusterSnapshot>,
@@ -52,8 +53,7 @@ pub fn attach_tls_routes(
         let mut backends: Option<Vec<WeightedCluster>> = None;
         let mut parents = Vec::new();
         for pref in &route.parent_refs {
-            let gkey = (pref.namespace.clone(), pref.name.clone());
-            let gw = ci.gateways.get(&gkey);
+            let (gkey, gw, scope) = merged.parent(ck, ci, pref);
             // TLSRoutes attach to TLS (passthrough) listeners only.
             let valid: Vec<bool> = match (problems.get(&gkey), gw) {
                 (Some(ps), Some(g)) => ps
@@ -69,6 +69,7 @@ pub fn attach_tls_routes(
                 &route.hostnames,
                 pref,
                 gw,
+                scope,
                 &valid,
             ) {
                 Ok(atts) => {
@@ -117,6 +118,7 @@ pub fn attach_tls_routes(
             listeners: Vec::new(),
             parents,
             load_balancer: Vec::new(),
+            attached_listener_sets: 0,
         });
     }
     out

@@ -16,8 +16,10 @@ use crate::translate::GATEWAY_GROUP;
 /// The Secret type certificateRefs must point at.
 pub const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
 
-/// Resolves one certificateRef of a listener of Gateway `gateway_ns`/`gateway`.
+/// Resolves one certificateRef of a listener of a Gateway or ListenerSet (`owner_kind`) in
+/// namespace `gateway_ns`: a Secret in another namespace needs a ReferenceGrant from that kind.
 pub fn resolve_certificate(
+    owner_kind: &'static str,
     gateway_ns: &str,
     r: &GatewayListenersTlsCertificateRefs,
     index: &Index<'_>,
@@ -48,7 +50,7 @@ pub fn resolve_certificate(
     }
     let from = RefEnd {
         group: GATEWAY_GROUP,
-        kind: "Gateway",
+        kind: owner_kind,
         namespace: gateway_ns,
         name: "",
     };
@@ -62,7 +64,7 @@ pub fn resolve_certificate(
         out.problem = Some(BackendProblem {
             reason: "RefNotPermitted".into(),
             message: format!(
-                "certificateRef to Secret {namespace}/{} crosses from namespace {gateway_ns}, and no ReferenceGrant in namespace {namespace} allows Gateways from {gateway_ns} to refer to it; add one",
+                "certificateRef to Secret {namespace}/{} crosses from namespace {gateway_ns}, and no ReferenceGrant in namespace {namespace} allows {owner_kind}s from {gateway_ns} to refer to it; add one",
                 r.name
             ),
         });
@@ -225,7 +227,7 @@ mod tests {
             ),
         ];
         for (r, reason, words, chain) in cases {
-            let c = resolve_certificate("infra", &r, &index);
+            let c = resolve_certificate("Gateway", "infra", &r, &index);
             let what = format!("{:?}/{}", r.namespace, r.name);
             assert_eq!(
                 c.problem.as_ref().map(|p| p.reason.as_str()),
@@ -238,5 +240,20 @@ mod tests {
             }
             assert_eq!(c.cert_chain_pem, chain.as_bytes(), "{what}");
         }
+        // The grant names Gateways: a ListenerSet's listener in the same namespace does not
+        // inherit it (Gateway API: grants are per referring kind).
+        let c = resolve_certificate(
+            "ListenerSet",
+            "infra",
+            &cref(Some("certs"), "shared"),
+            &index,
+        );
+        assert_eq!(
+            c.problem.as_ref().map(|p| p.reason.as_str()),
+            Some("RefNotPermitted")
+        );
+        // Its own namespace needs no grant.
+        let c = resolve_certificate("ListenerSet", "infra", &cref(None, "web-tls"), &index);
+        assert!(c.problem.is_none(), "{:?}", c.problem);
     }
 }

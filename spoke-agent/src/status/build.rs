@@ -21,6 +21,10 @@ use gateway_api::httproutes::{
     HttpRoute, HttpRouteParentRefs, HttpRouteStatus, HttpRouteStatusParents,
     HttpRouteStatusParentsParentRef,
 };
+use gateway_api::listenersets::{
+    ListenerSet, ListenerSetStatus, ListenerSetStatusListeners,
+    ListenerSetStatusListenersSupportedKinds,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::CONTROLLER_NAME;
@@ -64,6 +68,12 @@ pub enum StatusWrite {
         name: String,
         status: HttpRouteStatus,
     },
+    /// A ListenerSet: conditions and per-listener status.
+    ListenerSet {
+        namespace: String,
+        name: String,
+        status: ListenerSetStatus,
+    },
     /// A LoadBalancer Service (`super::service`).
     Service {
         namespace: String,
@@ -98,6 +108,9 @@ impl StatusWrite {
             Self::GrpcRoute {
                 namespace, name, ..
             } => format!("GRPCRoute {namespace}/{name}"),
+            Self::ListenerSet {
+                namespace, name, ..
+            } => format!("ListenerSet {namespace}/{name}"),
         }
     }
 }
@@ -228,8 +241,64 @@ pub fn gateway_status(gw: &Gateway, hub: &ObjectStatus, now: &Time) -> GatewaySt
                 .collect(),
         ),
         listeners: Some(listeners),
-        ..existing
+        // Written for Gateways that take ListenerSets (or have taken some), so that a cluster
+        // whose CRDs predate the field is not patched for nothing.
+        attached_listener_sets: (gw.spec.allowed_listeners.is_some()
+            || hub.attached_listener_sets > 0)
+            .then(|| i32::try_from(hub.attached_listener_sets).unwrap_or(i32::MAX))
+            .or(existing.attached_listener_sets),
     }
+}
+
+/// ListenerSet `status.conditions` and `status.listeners` from the hub.
+pub fn listener_set_status(ls: &ListenerSet, hub: &ObjectStatus, now: &Time) -> ListenerSetStatus {
+    let existing = ls.status.clone().unwrap_or_default();
+    let generation = generation_of(hub, ls.metadata.generation);
+    let old_listeners = existing.listeners.clone().unwrap_or_default();
+    let listeners = hub
+        .listeners
+        .iter()
+        .map(|l| {
+            let old = old_listeners.iter().find(|o| o.name == l.name);
+            ListenerSetStatusListeners {
+                name: l.name.clone(),
+                attached_routes: i32::try_from(l.attached_routes).unwrap_or(i32::MAX),
+                conditions: merge_conditions(
+                    old.map(|o| o.conditions.as_slice()).unwrap_or_default(),
+                    &l.conditions,
+                    generation,
+                    now,
+                ),
+                supported_kinds: Some(
+                    l.supported_kinds
+                        .iter()
+                        .map(|k| ListenerSetStatusListenersSupportedKinds {
+                            group: Some(k.group.clone()),
+                            kind: k.kind.clone(),
+                        })
+                        .collect(),
+                ),
+            }
+        })
+        .collect();
+    ListenerSetStatus {
+        conditions: Some(merge_conditions(
+            existing.conditions.as_deref().unwrap_or_default(),
+            &hub.conditions,
+            generation,
+            now,
+        )),
+        listeners: Some(listeners),
+    }
+}
+
+fn norm_ls(s: &ListenerSetStatus) -> ListenerSetStatus {
+    let mut s = s.clone();
+    s.conditions = s.conditions.map(sorted);
+    for l in s.listeners.iter_mut().flatten() {
+        l.conditions = sorted(std::mem::take(&mut l.conditions));
+    }
+    s
 }
 
 fn status_parent_ref(p: &HttpRouteParentRefs) -> HttpRouteStatusParentsParentRef {
@@ -258,13 +327,23 @@ pub fn route_status(route: &HttpRoute, hub: &ObjectStatus, now: &Time) -> HttpRo
         .collect();
     for hp in &hub.parents {
         let Some(want) = &hp.parent_ref else { continue };
+        // A hub that predates ListenerSets sends no group and kind: its parents are Gateways.
+        let want = &pb::ParentRef {
+            group: GATEWAY_GROUP.to_string(),
+            kind: if want.kind.is_empty() {
+                "Gateway".to_string()
+            } else {
+                want.kind.clone()
+            },
+            ..want.clone()
+        };
         let parent_ref = spec_refs
             .iter()
             .find(|s| parent_ref(&ns, s).as_ref() == Some(want))
             .map(status_parent_ref)
             .unwrap_or_else(|| HttpRouteStatusParentsParentRef {
                 group: Some(GATEWAY_GROUP.to_string()),
-                kind: Some("Gateway".to_string()),
+                kind: Some(want.kind.clone()),
                 name: want.name.clone(),
                 namespace: Some(want.namespace.clone()),
                 port: (want.port > 0).then(|| i32::try_from(want.port).unwrap_or(0)),
@@ -440,6 +519,26 @@ pub fn plan(state: &ClusterState, hub: Option<&Status>, now: &Time) -> Vec<Statu
             });
         }
     }
+    let sent = crate::translate::SentParents::of(state, &claimed);
+    for ls in &state.listener_sets {
+        let Some((namespace, name, hs)) = find(Kind::ListenerSet, &ls.metadata) else {
+            continue;
+        };
+        if !sent
+            .listener_sets
+            .contains(&(namespace.clone(), name.clone()))
+        {
+            continue;
+        }
+        let status = listener_set_status(ls, hs, now);
+        if ls.status.as_ref().map(norm_ls) != Some(norm_ls(&status)) {
+            out.push(StatusWrite::ListenerSet {
+                namespace,
+                name,
+                status,
+            });
+        }
+    }
     // HTTPRoute, TLSRoute and GRPCRoute status share HTTPRoute's schema: all three are planned
     // through the HTTPRoute type.
     type Write = fn(String, String, HttpRouteStatus) -> StatusWrite;
@@ -585,6 +684,26 @@ pub fn summary(w: &StatusWrite) -> String {
                 "{} addresses=[{}] listeners={}",
                 conds(status.conditions.as_deref().unwrap_or_default()),
                 addrs.join(","),
+                listeners.join("")
+            )
+        }
+        StatusWrite::ListenerSet { status, .. } => {
+            let listeners: Vec<String> = status
+                .listeners
+                .iter()
+                .flatten()
+                .map(|l| {
+                    format!(
+                        "[{} attachedRoutes={} {}]",
+                        l.name,
+                        l.attached_routes,
+                        conds(&l.conditions)
+                    )
+                })
+                .collect();
+            format!(
+                "{} listeners={}",
+                conds(status.conditions.as_deref().unwrap_or_default()),
                 listeners.join("")
             )
         }

@@ -91,7 +91,7 @@ impl Sink {
                         name,
                         status,
                     } => {
-                        let body = json!({
+                        let mut body = json!({
                             "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
                             "metadata": {"name": name, "namespace": namespace},
                             "status": {
@@ -100,6 +100,9 @@ impl Sink {
                                 "listeners": status.listeners,
                             },
                         });
+                        if let Some(n) = status.attached_listener_sets {
+                            body["status"]["attachedListenerSets"] = json!(n);
+                        }
                         Api::<Gateway>::namespaced(client.clone(), namespace)
                             .patch_status(name, &pp, &Patch::Apply(body))
                             .await
@@ -162,6 +165,27 @@ impl Sink {
                             .patch_status(name, &pp, &Patch::Apply(body))
                             .await
                             .map(drop)
+                    }
+                    StatusWrite::ListenerSet {
+                        namespace,
+                        name,
+                        status,
+                    } => {
+                        let body = json!({
+                            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "ListenerSet",
+                            "metadata": {"name": name, "namespace": namespace},
+                            "status": {
+                                "conditions": status.conditions,
+                                "listeners": status.listeners,
+                            },
+                        });
+                        Api::<gateway_api::listenersets::ListenerSet>::namespaced(
+                            client.clone(),
+                            namespace,
+                        )
+                        .patch_status(name, &pp, &Patch::Apply(body))
+                        .await
+                        .map(drop)
                     }
                     StatusWrite::HttpRoute {
                         namespace,

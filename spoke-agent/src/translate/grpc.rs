@@ -6,8 +6,6 @@
 //!
 //! Where it sits: step 3 of the agent's data path, called by [`super::translate`].
 
-use std::collections::BTreeSet;
-
 use fleetgate_proto::spoke::v1::{self as pb, HeaderMatch, Kind, Object, object};
 use gateway_api::grpcroutes::{
     GrpcRoute, GrpcRouteParentRefs, GrpcRouteRules, GrpcRouteRulesFilters,
@@ -27,7 +25,7 @@ const ROUTE_KIND: &str = "GRPCRoute";
 
 /// Re-reads a value as another type with the same JSON schema (GRPCRoute and HTTPRoute share
 /// parentRefs, backendRefs and header-modifier filters).
-fn same_schema<A: serde::Serialize, B: serde::de::DeserializeOwned>(a: &A) -> Option<B> {
+pub(crate) fn same_schema<A: serde::Serialize, B: serde::de::DeserializeOwned>(a: &A) -> Option<B> {
     serde_json::to_value(a)
         .ok()
         .and_then(|v| serde_json::from_value(v).ok())
@@ -48,7 +46,7 @@ pub fn grpc_parent_as_http(p: &GrpcRouteParentRefs) -> HttpRouteParentRefs {
 /// The proto object of a GRPCRoute, if it has a parent among the Gateways the agent sends.
 pub fn grpc_route_object(
     r: &GrpcRoute,
-    sent: &BTreeSet<(String, String)>,
+    sent: &super::SentParents,
     index: &Index<'_>,
 ) -> Option<Object> {
     let mut o = object_header(Kind::GrpcRoute, &r.metadata)?;

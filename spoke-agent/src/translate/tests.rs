@@ -111,7 +111,7 @@ fn which_objects_are_sent() {
             true,
         ),
         (
-            "other kind is ignored",
+            "a ListenerSet that is not sent (there is none) is ignored",
             vec![kind_ref(Some(GATEWAY_GROUP), Some("ListenerSet"))],
             false,
         ),

@@ -1,6 +1,7 @@
 //! Watch: kube-rs reflectors over the tenant cluster (GatewayClass, Gateway, HTTPRoute v1,
 //! TLSRoute v1, GRPCRoute v1, ReferenceGrant v1, Service, EndpointSlice, Node, Namespace,
-//! Secrets of type `kubernetes.io/tls`; TCPRoute and UDPRoute v1 when served) that publish a
+//! Secrets of type `kubernetes.io/tls`; TCPRoute, UDPRoute and ListenerSet v1 when served) that
+//! publish a
 //! [`ClusterState`] snapshot.
 //!
 //! Secrets: the watch is filtered server-side to `type=kubernetes.io/tls`, so no other Secret
@@ -21,6 +22,7 @@ use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
 use gateway_api::grpcroutes::GrpcRoute;
 use gateway_api::httproutes::HttpRoute;
+use gateway_api::listenersets::ListenerSet;
 use gateway_api::referencegrants::ReferenceGrant;
 use gateway_api::tlsroutes::TlsRoute;
 use k8s_openapi::api::core::v1::{Namespace, Node, Secret, Service};
@@ -36,27 +38,33 @@ use crate::state::ClusterState;
 /// objects) becomes one update instead of hundreds. Short, since it adds to every change's
 /// time to the data plane.
 pub const COALESCE: Duration = Duration::from_millis(20);
-/// Whether the API server serves TCPRoute and UDPRoute in gateway.networking.k8s.io/v1.
-async fn serves_l4_routes(client: &Client) -> (bool, bool) {
+/// Whether the API server serves TCPRoute, UDPRoute and ListenerSet in
+/// gateway.networking.k8s.io/v1.
+async fn serves_optional_kinds(client: &Client) -> (bool, bool, bool) {
     match client
         .list_api_group_resources("gateway.networking.k8s.io/v1")
         .await
     {
         Ok(list) => {
             let has = |n: &str| list.resources.iter().any(|r| r.name == n);
-            let out = (has("tcproutes"), has("udproutes"));
+            let out = (has("tcproutes"), has("udproutes"), has("listenersets"));
             if !out.0 || !out.1 {
                 info!(
                     "TCPRoute/UDPRoute v1 not served by this cluster (install the Gateway API 1.6 CRDs to use them)"
+                );
+            }
+            if !out.2 {
+                info!(
+                    "ListenerSet v1 not served by this cluster (install the Gateway API 1.5+ CRDs to use it)"
                 );
             }
             out
         }
         Err(e) => {
             warn!(
-                "cannot discover gateway.networking.k8s.io/v1 resources ({e}); not watching TCPRoutes/UDPRoutes"
+                "cannot discover gateway.networking.k8s.io/v1 resources ({e}); not watching TCPRoutes/UDPRoutes/ListenerSets"
             );
-            (false, false)
+            (false, false, false)
         }
     }
 }
@@ -79,13 +87,15 @@ pub async fn run(client: Client, tx: watch::Sender<ClusterState>) {
     let tls_routes = reflect::spawn(Api::<TlsRoute>::all(client.clone()), changed.clone());
     // TCPRoute/UDPRoute v1 only when the API server serves them (Gateway API >= 1.6 CRDs), so
     // that an older installation does not block the first snapshot.
-    let (serves_tcp, serves_udp) = serves_l4_routes(&client).await;
+    let (serves_tcp, serves_udp, serves_listener_sets) = serves_optional_kinds(&client).await;
     let tcp_routes =
         serves_tcp.then(|| reflect::spawn(Api::<TcpRoute>::all(client.clone()), changed.clone()));
     let udp_routes =
         serves_udp.then(|| reflect::spawn(Api::<UdpRoute>::all(client.clone()), changed.clone()));
     let namespaces = reflect::spawn(Api::<Namespace>::all(client.clone()), changed.clone());
     let grpc_routes = reflect::spawn(Api::<GrpcRoute>::all(client.clone()), changed.clone());
+    let listener_sets = serves_listener_sets
+        .then(|| reflect::spawn(Api::<ListenerSet>::all(client.clone()), changed.clone()));
 
     let ready = async {
         let _ = classes.wait_until_ready().await;
@@ -105,6 +115,9 @@ pub async fn run(client: Client, tx: watch::Sender<ClusterState>) {
         }
         let _ = namespaces.wait_until_ready().await;
         let _ = grpc_routes.wait_until_ready().await;
+        if let Some(s) = &listener_sets {
+            let _ = s.wait_until_ready().await;
+        }
     };
     tokio::pin!(ready);
     loop {
@@ -137,6 +150,10 @@ pub async fn run(client: Client, tx: watch::Sender<ClusterState>) {
                 .unwrap_or_default(),
             namespaces: reflect::objects(&namespaces),
             grpc_routes: reflect::objects(&grpc_routes),
+            listener_sets: listener_sets
+                .as_ref()
+                .map(reflect::objects)
+                .unwrap_or_default(),
         };
         s.normalize();
         s

@@ -113,6 +113,7 @@ fn hub_status(addr: &str, programmed: &str) -> Status {
                 }],
                 parents: vec![],
                 load_balancer_ingress: vec![],
+                attached_listener_sets: 0,
             },
             ObjectStatus {
                 r#ref: Some(ObjectRef {
@@ -127,6 +128,7 @@ fn hub_status(addr: &str, programmed: &str) -> Status {
                         name: "gw".into(),
                         section_name: String::new(),
                         port: 0,
+                        ..Default::default()
                     }),
                     conditions: vec![
                         pc("Accepted", "True", "Accepted"),
@@ -177,6 +179,14 @@ fn cluster() -> ClusterState {
 fn apply(state: &mut ClusterState, writes: Vec<StatusWrite>) {
     for w in writes {
         match w {
+            StatusWrite::ListenerSet { name, status, .. } => {
+                let o = state
+                    .listener_sets
+                    .iter_mut()
+                    .find(|o| o.metadata.name.as_deref() == Some(&name))
+                    .unwrap();
+                o.status = Some(status);
+            }
             StatusWrite::GatewayClass { name, status } => {
                 let o = state
                     .gateway_classes
@@ -466,4 +476,118 @@ fn supported_kinds_come_from_the_hub_and_may_be_empty() {
         kinds_of(vec![], pc("ResolvedRefs", "False", "InvalidRouteKinds")),
         vec![]
     );
+}
+
+#[test]
+fn listener_sets_and_their_routes_get_status_and_the_gateway_counts_them() {
+    let mut gw = gateway("infra", "gw", "fleetgate", &[("http", "HTTP", 8080, None)]);
+    gw.spec.allowed_listeners =
+        serde_json::from_value(serde_json::json!({"namespaces": {"from": "Same"}})).ok();
+    let ls: gateway_api::listenersets::ListenerSet = serde_json::from_value(serde_json::json!({
+        "metadata": {"namespace": "infra", "name": "extra", "generation": 2},
+        "spec": {"parentRef": {"name": "gw"},
+                 "listeners": [{"name": "alt", "protocol": "HTTP", "port": 8081}]}
+    }))
+    .unwrap();
+    let ls_parent = HttpRouteParentRefs {
+        group: Some(GATEWAY_GROUP.into()),
+        kind: Some("ListenerSet".into()),
+        namespace: Some("infra".into()),
+        name: "extra".into(),
+        ..Default::default()
+    };
+    let route = http_route("infra", "r", vec![ls_parent], &[], vec![]);
+    let mut st = ClusterState {
+        gateway_classes: vec![gateway_class("fleetgate", CONTROLLER_NAME)],
+        gateways: vec![gw],
+        listener_sets: vec![ls],
+        http_routes: vec![route],
+        ..Default::default()
+    };
+    let obj = |kind: Kind, name: &str| ObjectRef {
+        kind: kind as i32,
+        namespace: "infra".into(),
+        name: name.into(),
+    };
+    let hub = Status {
+        objects: vec![
+            ObjectStatus {
+                r#ref: Some(obj(Kind::Gateway, "gw")),
+                observed_generation: 1,
+                conditions: vec![pc("Accepted", "True", "Accepted")],
+                attached_listener_sets: 1,
+                ..Default::default()
+            },
+            ObjectStatus {
+                r#ref: Some(obj(Kind::ListenerSet, "extra")),
+                observed_generation: 2,
+                conditions: vec![
+                    pc("Accepted", "True", "Accepted"),
+                    pc("Programmed", "True", "Programmed"),
+                ],
+                listeners: vec![ListenerStatus {
+                    name: "alt".into(),
+                    attached_routes: 1,
+                    conditions: vec![pc("Programmed", "True", "Programmed")],
+                    supported_kinds: vec![pb::RouteGroupKind {
+                        group: GATEWAY_GROUP.into(),
+                        kind: "HTTPRoute".into(),
+                    }],
+                }],
+                ..Default::default()
+            },
+            ObjectStatus {
+                r#ref: Some(obj(Kind::HttpRoute, "r")),
+                observed_generation: 1,
+                parents: vec![RouteParentStatus {
+                    parent_ref: Some(ParentRef {
+                        namespace: "infra".into(),
+                        name: "extra".into(),
+                        group: GATEWAY_GROUP.into(),
+                        kind: "ListenerSet".into(),
+                        ..Default::default()
+                    }),
+                    conditions: vec![pc("Accepted", "True", "Accepted")],
+                }],
+                ..Default::default()
+            },
+        ],
+    };
+    let writes = plan(&st, Some(&hub), &t(100));
+    let mut seen = Vec::new();
+    for w in &writes {
+        match w {
+            StatusWrite::Gateway { status, .. } => {
+                assert_eq!(status.attached_listener_sets, Some(1));
+                seen.push("gw");
+            }
+            StatusWrite::ListenerSet { status, .. } => {
+                let l = &status.listeners.as_ref().unwrap()[0];
+                assert_eq!((l.name.as_str(), l.attached_routes), ("alt", 1));
+                assert_eq!(l.conditions[0].observed_generation, Some(2));
+                assert_eq!(l.supported_kinds.as_ref().unwrap()[0].kind, "HTTPRoute");
+                seen.push("ls");
+            }
+            StatusWrite::HttpRoute { status, .. } => {
+                let p = &status.parents[0].parent_ref;
+                assert_eq!(
+                    (p.kind.as_deref(), p.name.as_str()),
+                    (Some("ListenerSet"), "extra"),
+                    "the parentRef as the tenant wrote it"
+                );
+                seen.push("route");
+            }
+            _ => {}
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, ["gw", "ls", "route"]);
+    // Written back, nothing more to write.
+    apply(&mut st, writes);
+    let again: Vec<String> = plan(&st, Some(&hub), &t(200))
+        .iter()
+        .filter(|w| !matches!(w, StatusWrite::GatewayClass { .. }))
+        .map(StatusWrite::object)
+        .collect();
+    assert!(again.is_empty(), "{again:?}");
 }
