@@ -5,6 +5,7 @@
 //!
 //! Needs the product binaries: `cargo build --bins` first. Each test starts its own fleet.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 use anyhow::{Context, ensure};
@@ -428,4 +429,118 @@ async fn gateway_tcp_and_udp_listeners_serve_tcproutes_and_udproutes() {
         Ok(())
     })
     .await;
+}
+
+/// Gateway `l4w` with one TCP listener on `port` and a TCPRoute `split` whose backendRefs are
+/// Service `heavy` (weight `heavy`) and Service `light` (weight `light`), both on port 5432.
+fn weighted_tcp_yaml(port: u16, heavy: u32, light: u32) -> String {
+    format!(
+        r#"apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata:
+  name: fleetgate
+spec:
+  controllerName: fleetgate.dev/hub
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: l4w
+  namespace: default
+spec:
+  gatewayClassName: fleetgate
+  listeners:
+  - name: tcp
+    protocol: TCP
+    port: {port}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: TCPRoute
+metadata:
+  name: split
+  namespace: default
+spec:
+  parentRefs:
+  - name: l4w
+  rules:
+  - backendRefs:
+    - name: heavy
+      port: 5432
+      weight: {heavy}
+    - name: light
+      port: 5432
+      weight: {light}
+"#
+    )
+}
+
+/// Opens `n` TCP connections one after the other and counts the answers per backend name.
+async fn tcp_spread(addr: SocketAddr, n: usize) -> anyhow::Result<BTreeMap<String, usize>> {
+    let mut seen = BTreeMap::new();
+    for _ in 0..n {
+        let answer = tcp_ask(addr, "ping").await?;
+        let name = answer
+            .strip_suffix(" ping")
+            .with_context(|| format!("unexpected answer {answer:?}"))?;
+        *seen.entry(name.to_string()).or_insert(0) += 1;
+    }
+    Ok(seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tcproute_backend_weights_split_connections() {
+    let lo: IpAddr = POOL_IP.parse().unwrap();
+    let from = free_l4_range(lo, 1).expect("a free port range");
+    let fleet = Fleet::start_with(&[TENANT_A], l4_config(from, 1))
+        .await
+        .expect("fleet starts");
+    let a = fleet.tenant("tenant-a");
+    let node = a.create_node("node-1", 10).await.unwrap();
+    let mut echoes = Vec::new();
+    for name in ["heavy", "light"] {
+        let node_port = free_dual_port_in(node, 30000..=32767).unwrap();
+        a.cluster
+            .apply(&node_port_yaml(name, "TCP", 5432, node_port))
+            .await
+            .unwrap();
+        let echo = L4Echo::tcp(name, SocketAddr::new(node, node_port))
+            .await
+            .unwrap();
+        echoes.push(echo);
+    }
+    let addr = SocketAddr::new(lo, from);
+
+    // 80/20 over 200 connections: each side's count is binomial (mean 160/40, sd ~5.7); the
+    // bands below are more than 5 sd wide on each side, so the test does not flake, yet a
+    // split that ignored weights (100/100) or sent all to one side fails it.
+    a.cluster
+        .apply(&weighted_tcp_yaml(from, 80, 20))
+        .await
+        .unwrap();
+    eventually(TIMEOUT, || async {
+        let seen = tcp_spread(addr, 40).await?;
+        ensure!(seen.len() == 2, "both backends answer: {seen:?}");
+        Ok(())
+    })
+    .await;
+    let seen = tcp_spread(addr, 200).await.unwrap();
+    let heavy = seen.get("heavy").copied().unwrap_or(0);
+    let light = seen.get("light").copied().unwrap_or(0);
+    assert_eq!(heavy + light, 200, "{seen:?}");
+    assert!((125..=190).contains(&heavy), "80/20 split: {seen:?}");
+    assert!((10..=75).contains(&light), "80/20 split: {seen:?}");
+
+    // 100/0: a zero weight gets nothing at all.
+    a.cluster
+        .apply(&weighted_tcp_yaml(from, 100, 0))
+        .await
+        .unwrap();
+    eventually(TIMEOUT, || async {
+        let seen = tcp_spread(addr, 20).await?;
+        ensure!(seen.len() == 1, "only heavy answers: {seen:?}");
+        Ok(())
+    })
+    .await;
+    let seen = tcp_spread(addr, 100).await.unwrap();
+    assert_eq!(seen, BTreeMap::from([("heavy".to_string(), 100)]));
 }
