@@ -133,7 +133,8 @@ spec:
   - name: web
   hostnames: [grpc.a.example]
   rules:
-  - matches:
+  - name: gold-tier
+    matches:
     - method: {{service: {SERVICE}, method: Say}}
       headers:
       - {{name: x-tier, value: gold}}
@@ -144,7 +145,8 @@ spec:
         - {{name: x-added, value: by-fleetgate}}
     backendRefs:
     - {{name: gold, port: 50051}}
-  - matches:
+  - name: say
+    matches:
     - method: {{service: {SERVICE}, method: Say}}
     backendRefs:
     - {{name: say, port: 50051}}

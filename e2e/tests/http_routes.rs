@@ -8,7 +8,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use anyhow::{Context, ensure};
-use fleetgate_e2e::fixtures::TENANT_A;
+use fleetgate_e2e::fixtures::{TENANT_A, condition};
 use fleetgate_e2e::http::{Response, send};
 use fleetgate_e2e::{Echo, Fleet, FleetTenant, TIMEOUT, eventually};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -243,7 +243,10 @@ async fn redirects_rewrites_header_modifiers_mirror_and_cors() {
     let node = setup(a).await;
     let _one = service(a, node, "one", None).await;
     let mirror = service(a, node, "mirror", None).await;
-    let rules = r#"  - matches:
+    // Some rules are named (HTTPRouteNamedRouteRule): names are carried and change nothing
+    // else.
+    let rules = r#"  - name: moved
+    matches:
     - path: {type: PathPrefix, value: /old}
     filters:
     - type: RequestRedirect
@@ -264,7 +267,8 @@ async fn redirects_rewrites_header_modifiers_mirror_and_cors() {
       requestRedirect:
         port: 8443
         path: {type: ReplaceFullPath, replaceFullPath: /elsewhere}
-  - matches:
+  - name: rewrite-prefix
+    matches:
     - path: {type: PathPrefix, value: /rewrite}
     filters:
     - type: URLRewrite
@@ -318,6 +322,34 @@ async fn redirects_rewrites_header_modifiers_mirror_and_cors() {
         .expect("apply route");
     let host = "filters.a.example";
     wait_backend(&fleet, "GET", host, "/rewrite/x", &[], "one").await;
+
+    // Two rules of one name: the Gateway API v1.6 standard CRD lets the API server store it,
+    // so the hub refuses it (`admit::rule_names`): Accepted=False on the new generation, and the
+    // version already served stays served.
+    let twice = "  - name: same\n    backendRefs:\n    - {name: one, port: 8080}\n\
+                 \x20 - name: same\n    backendRefs:\n    - {name: one, port: 8080}\n";
+    a.cluster
+        .apply(&route("filters", host, twice))
+        .await
+        .expect("the API server stores it");
+    eventually(TIMEOUT, || async {
+        let r = a
+            .cluster
+            .get_json("HTTPRoute", "default", "filters")
+            .await?
+            .context("HTTPRoute filters")?;
+        let c = condition(&r["status"]["parents"][0]["conditions"], "Accepted")
+            .with_context(|| format!("no Accepted: {}", r["status"]))?;
+        ensure!(
+            c["status"] == "False"
+                && c["observedGeneration"] == 2
+                && c["message"].as_str().is_some_and(|m| m.contains("unique")),
+            "Accepted: {c}"
+        );
+        Ok(())
+    })
+    .await;
+    expect_backend(&fleet, "GET", host, "/rewrite/x", &[], "one").await;
 
     // Redirects: status and Location.
     for (path, status, location) in [

@@ -8,6 +8,7 @@
 mod grpc;
 mod http;
 mod re2;
+mod rule_names;
 #[cfg(test)]
 mod test_support;
 pub mod tls;
@@ -323,6 +324,7 @@ fn admit_http_route(
     for (i, r) in h.rules.iter().enumerate() {
         rules.push(admit_rule(i, r, policy)?);
     }
+    rule_names::check_unique(rules.iter().map(|r| r.name.as_deref()))?;
     Ok(HttpRoute {
         meta,
         parent_refs,
@@ -360,12 +362,7 @@ fn admit_rule(
             ),
         );
     }
-    let name = if r.name.is_empty() {
-        None
-    } else {
-        check_section_name(&r.name)?;
-        Some(r.name.clone())
-    };
+    let name = rule_names::admit_rule_name(i, &r.name)?;
     let mut matches = Vec::new();
     for (mi, m) in r.matches.iter().enumerate() {
         matches.push(http::admit_match(&at(&format!("matches[{mi}]")), m)?);
@@ -811,6 +808,7 @@ pub fn rejected_status(key: &ObjectKey, obj: &pb::Object, rejection: &Rejection)
     let parent_refs = match (&key.kind, &obj.spec) {
         (Kind::HttpRoute, Some(pb::object::Spec::HttpRoute(h))) => Some(&h.parent_refs),
         (Kind::TlsRoute, Some(pb::object::Spec::TlsRoute(t))) => Some(&t.parent_refs),
+        (Kind::GrpcRoute, Some(pb::object::Spec::GrpcRoute(g))) => Some(&g.parent_refs),
         (Kind::TcpRoute | Kind::UdpRoute, Some(pb::object::Spec::L4Route(r))) => {
             Some(&r.parent_refs)
         }
