@@ -8,7 +8,9 @@
 use std::collections::BTreeSet;
 
 use anyhow::{Context, ensure};
-use fleetgate_e2e::fixtures::{TENANT_A, condition};
+use fleetgate_e2e::fixtures::{
+    GATEWAY_CLASS, TENANT_A, condition, gateway, http_route, listener, rule_to,
+};
 use fleetgate_e2e::{Fleet, TIMEOUT, eventually};
 
 const CLASS: &str = r#"apiVersion: gateway.networking.k8s.io/v1
@@ -329,6 +331,108 @@ spec:
     eventually(TIMEOUT, || async {
         let (s, body) = fleet.get("out.a.example", "/").await?;
         ensure!(s == 200 && body == "echo", "out: {s} {body:?}");
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listeners_are_isolated_and_parent_ref_ports_select_listeners() {
+    let fleet = Fleet::start(&[TENANT_A]).await.expect("fleet");
+    let a = fleet.tenant("tenant-a");
+    let ip = a.create_node("node-1", 10).await.unwrap();
+    let _wild = a.node_port_backend("wild", ip, "wild").await.unwrap();
+    let _exact = a.node_port_backend("exact", ip, "exact").await.unwrap();
+    let _port = a.node_port_backend("port", ip, "port").await.unwrap();
+    let listeners = format!(
+        "{}{}",
+        listener("wild", "HTTP", 80, Some("*.a.example")),
+        listener("exact", "HTTP", 80, Some("foo.a.example")),
+    );
+    a.cluster
+        .apply(&format!("{GATEWAY_CLASS}---\n{}", gateway("iso", &listeners)))
+        .await
+        .unwrap();
+    // GatewayHTTPListenerIsolation: the wildcard listener's route also names foo.a.example,
+    // which the more specific listener owns; foo.a.example/wild must not reach it.
+    let routes = [
+        http_route(
+            "default",
+            "wild",
+            &["{name: iso, sectionName: wild}"],
+            &["\"*.a.example\"", "foo.a.example"],
+            &rule_to(Some("/wild"), &[("wild", 1)]),
+        ),
+        http_route(
+            "default",
+            "exact",
+            &["{name: iso, sectionName: exact}"],
+            &[],
+            &rule_to(Some("/exact"), &[("exact", 1)]),
+        ),
+        // HTTPRouteParentRefPort: port 80 attaches (to the listeners on 80 whose hostname
+        // intersects); port 8080 has no listener; sectionName and port must both match.
+        http_route(
+            "default",
+            "port-80",
+            &["{name: iso, port: 80}"],
+            &["port.a.example"],
+            &rule_to(None, &[("port", 1)]),
+        ),
+        http_route(
+            "default",
+            "port-8080",
+            &["{name: iso, port: 8080}"],
+            &["p8080.a.example"],
+            &rule_to(None, &[("port", 1)]),
+        ),
+        http_route(
+            "default",
+            "section-and-port",
+            &["{name: iso, sectionName: wild, port: 8080}"],
+            &["both.a.example"],
+            &rule_to(None, &[("port", 1)]),
+        ),
+    ];
+    for r in &routes {
+        a.cluster.apply(r).await.unwrap();
+    }
+    let accepted = |name: &'static str| async move {
+        let r = a
+            .cluster
+            .get_json("HTTPRoute", "default", name)
+            .await?
+            .context("HTTPRoute")?;
+        let c = condition(&r["status"]["parents"][0]["conditions"], "Accepted")
+            .with_context(|| format!("{name}: no Accepted in {}", r["status"]))?
+            .clone();
+        anyhow::Ok((c["status"].as_str() == Some("True"), c["reason"].clone()))
+    };
+    eventually(TIMEOUT, || async {
+        for name in ["wild", "exact", "port-80"] {
+            let (ok, reason) = accepted(name).await?;
+            ensure!(ok, "{name}: {reason}");
+        }
+        for name in ["port-8080", "section-and-port"] {
+            let (ok, reason) = accepted(name).await?;
+            ensure!(!ok && reason == "NoMatchingParent", "{name}: {reason}");
+        }
+        // Each (host, path) -> (status, backend).
+        for (host, path, want, body) in [
+            ("bar.a.example", "/wild", 200, "wild"),
+            ("foo.a.example", "/exact", 200, "exact"),
+            ("foo.a.example", "/wild", 404, ""),
+            ("bar.a.example", "/exact", 404, ""),
+            ("port.a.example", "/", 200, "port"),
+            ("p8080.a.example", "/", 404, ""),
+            ("both.a.example", "/", 404, ""),
+        ] {
+            let (s, got) = fleet.get(host, path).await?;
+            ensure!(
+                s == want && (want != 200 || got == body),
+                "{host}{path}: {s} {got:?}, want {want} {body:?}"
+            );
+        }
         Ok(())
     })
     .await;

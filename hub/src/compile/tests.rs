@@ -854,6 +854,7 @@ fn sources_point_back_to_tenant_objects() {
 }
 
 mod http;
+mod isolation;
 mod tls;
 
 // ---- listener conflicts -----------------------------------------------------------------
