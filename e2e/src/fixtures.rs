@@ -7,7 +7,10 @@
 
 use serde_json::Value;
 
-use crate::fleet::TenantSpec;
+use anyhow::{Context, ensure};
+
+use crate::fleet::{FleetTenant, TenantSpec};
+use crate::{TIMEOUT, eventually};
 
 /// Tenant A: owns `*.a.example`, its cluster's endpoints are in 127.0.1.0/24.
 pub const TENANT_A: TenantSpec<'static> = ("tenant-a", "*.a.example", "127.0.1.0/24");
@@ -71,7 +74,20 @@ pub fn http_route(
 /// HTTPRoute `name` in `default` on Gateway `web` for `hostname`, one rule: all paths to
 /// Service `default/svc` port 8080.
 pub fn simple_http_route(name: &str, hostname: &str, svc: &str) -> String {
-    http_route("default", name, &["{name: web}"], &[hostname], &rule_to(None, &[(svc, 1)]))
+    route_in("default", name, "web", hostname, svc)
+}
+
+/// HTTPRoute `namespace/name` on Gateway `default/gateway` for `hostname`, one rule: all paths
+/// to Service `default/svc` port 8080 (a cross-namespace reference unless `namespace` is
+/// `default`).
+pub fn route_in(namespace: &str, name: &str, gateway: &str, hostname: &str, svc: &str) -> String {
+    http_route(
+        namespace,
+        name,
+        &[&format!("{{name: {gateway}, namespace: default}}")],
+        &[hostname],
+        &rule_to(None, &[(&format!("default/{svc}"), 1)]),
+    )
 }
 
 /// One `rules:` item: PathPrefix `path` (all paths when `None`) to (Service, weight)s on port
@@ -116,9 +132,45 @@ pub fn node_port_service(
     )
 }
 
+/// A NodePort Service for an HTTP echo backend: port 8080 -> targetPort 8080, `node_port`.
+pub fn http_service(namespace: &str, name: &str, node_port: u16) -> String {
+    node_port_service(namespace, name, "TCP", 8080, node_port, None)
+}
+
 /// The condition of `type_` in a `conditions` array (a Gateway, listener or route parent status).
 pub fn condition<'a>(conditions: &'a Value, type_: &str) -> Option<&'a Value> {
     conditions.as_array()?.iter().find(|c| c["type"] == type_)
+}
+
+/// Waits until route `kind default/name`'s first parent has condition `type_` with `status` and
+/// `reason` for the route's current generation.
+pub async fn wait_route_condition(
+    t: &FleetTenant,
+    kind: &str,
+    name: &str,
+    type_: &str,
+    status: &str,
+    reason: &str,
+) {
+    eventually(TIMEOUT, || async {
+        let r = t
+            .cluster
+            .get_json(kind, "default", name)
+            .await?
+            .with_context(|| format!("{kind} {name} missing"))?;
+        let c = condition(&r["status"]["parents"][0]["conditions"], type_)
+            .with_context(|| format!("no {type_}: {}", r["status"]))?;
+        ensure!(
+            c["status"] == status && c["reason"] == reason,
+            "{kind} {name} {type_}: {c}"
+        );
+        ensure!(
+            c["observedGeneration"] == r["metadata"]["generation"],
+            "stale: {c}"
+        );
+        Ok(())
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -134,7 +186,10 @@ mod tests {
             .collect();
         assert_eq!(docs[0]["spec"]["controllerName"], "fleetgate.dev/hub");
         let l = &docs[1]["spec"]["listeners"][0];
-        assert_eq!((l["name"].as_str(), l["port"].as_u64()), (Some("http"), Some(80)));
+        assert_eq!(
+            (l["name"].as_str(), l["port"].as_u64()),
+            (Some("http"), Some(80))
+        );
         assert_eq!(l["hostname"], "*.a.example");
 
         let r: serde_json::Value = serde_yaml::from_str(&http_route(
@@ -159,12 +214,26 @@ mod tests {
         assert!(rules[1]["matches"].is_null());
         assert_eq!(rules[1]["backendRefs"][0]["name"], "one");
 
-        let s: serde_json::Value =
-            serde_yaml::from_str(&node_port_service("default", "db", "TCP", 5432, 30432, Some("kubernetes.io/h2c")))
-                .unwrap();
+        let s: serde_json::Value = serde_yaml::from_str(&node_port_service(
+            "default",
+            "db",
+            "TCP",
+            5432,
+            30432,
+            Some("kubernetes.io/h2c"),
+        ))
+        .unwrap();
         let p = &s["spec"]["ports"][0];
-        assert_eq!((p["port"].as_u64(), p["nodePort"].as_u64()), (Some(5432), Some(30432)));
+        assert_eq!(
+            (p["port"].as_u64(), p["nodePort"].as_u64()),
+            (Some(5432), Some(30432))
+        );
         assert_eq!(p["appProtocol"], "kubernetes.io/h2c");
+        let s: serde_json::Value =
+            serde_yaml::from_str(&http_service("default", "echo-a", 30123)).unwrap();
+        assert_eq!(s["spec"]["type"], "NodePort");
+        assert_eq!(s["spec"]["ports"][0]["port"], 8080);
+        assert_eq!(s["spec"]["ports"][0]["nodePort"], 30123);
     }
 
     #[test]

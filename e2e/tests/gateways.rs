@@ -9,60 +9,9 @@ use std::collections::BTreeSet;
 
 use anyhow::{Context, ensure};
 use fleetgate_e2e::fixtures::{
-    GATEWAY_CLASS, TENANT_A, condition, gateway, http_route, listener, rule_to,
+    GATEWAY_CLASS, TENANT_A, condition, gateway, http_route, listener, route_in, rule_to,
 };
 use fleetgate_e2e::{Fleet, TIMEOUT, eventually};
-
-const CLASS: &str = r#"apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata:
-  name: fleetgate
-spec:
-  controllerName: fleetgate.dev/hub
-"#;
-
-/// Gateway `web` in `default` with the given listener YAML (a list under `listeners:`).
-fn gateway_yaml(listeners: &str) -> String {
-    format!(
-        r#"apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: web
-  namespace: default
-spec:
-  gatewayClassName: fleetgate
-  listeners:
-{listeners}"#
-    )
-}
-
-/// HTTPRoute `name` in `namespace` on Gateway default/web for `hostname`, all paths, to Service
-/// `svc` (in `default`, port 8080).
-fn route_yaml(namespace: &str, name: &str, hostname: &str, svc: &str) -> String {
-    route_on("web", namespace, name, hostname, svc)
-}
-
-/// Like [`route_yaml`], on Gateway default/`gateway`.
-fn route_on(gateway: &str, namespace: &str, name: &str, hostname: &str, svc: &str) -> String {
-    format!(
-        r#"apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: {name}
-  namespace: {namespace}
-spec:
-  parentRefs:
-  - name: {gateway}
-    namespace: default
-  hostnames: [{hostname}]
-  rules:
-  - backendRefs:
-    - name: {svc}
-      namespace: default
-      port: 8080
-"#
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_hostname_from_two_clusters_of_one_tenant_reaches_both() {
@@ -81,7 +30,7 @@ async fn one_hostname_from_two_clusters_of_one_tenant_reaches_both() {
         .unwrap();
     let node_port = fleetgate_e2e::ports::free_port_in(ip2, 30000..=32767).unwrap();
     c2.cluster
-        .apply(&fleetgate_e2e::fleet::node_port_service_yaml(
+        .apply(&fleetgate_e2e::fixtures::http_service(
             "default", "echo", node_port,
         ))
         .await
@@ -92,9 +41,9 @@ async fn one_hostname_from_two_clusters_of_one_tenant_reaches_both() {
             .unwrap();
     let listener = "  - {name: http, protocol: HTTP, port: 80, hostname: app.a.example}\n";
     for c in [&a.cluster, &c2.cluster] {
-        c.apply(CLASS).await.unwrap();
-        c.apply(&gateway_yaml(listener)).await.unwrap();
-        c.apply(&route_yaml("default", "app", "app.a.example", "echo"))
+        c.apply(GATEWAY_CLASS).await.unwrap();
+        c.apply(&gateway("web", listener)).await.unwrap();
+        c.apply(&route_in("default", "app", "web", "app.a.example", "echo"))
             .await
             .unwrap();
     }
@@ -157,29 +106,35 @@ async fn a_protocol_conflict_and_invalid_route_kinds_are_reported_on_the_listene
     let a = fleet.tenant("tenant-a");
     let ip = a.create_node("node-1", 10).await.unwrap();
     let _echo = a.node_port_backend("echo", ip, "echo").await.unwrap();
-    a.cluster.apply(CLASS).await.unwrap();
+    a.cluster.apply(GATEWAY_CLASS).await.unwrap();
     // Gateway web: HTTP and TCP on one port (ProtocolConflict); Gateway ok: a plain listener.
     a.cluster
-        .apply(&gateway_yaml(
+        .apply(&gateway("web", 
             "  - {name: web, protocol: HTTP, port: 80, hostname: both.a.example}\n  - {name: raw, protocol: TCP, port: 80}\n",
         ))
         .await
         .unwrap();
     a.cluster
         .apply(
-            &gateway_yaml(
+            &gateway(
+                "ok",
                 "  - {name: ok, protocol: HTTP, port: 80, hostname: ok.a.example}\n  - {name: kinds, protocol: HTTP, port: 80, hostname: k.a.example, allowedRoutes: {kinds: [{kind: TLSRoute}]}}\n",
-            )
-            .replace("name: web\n", "name: ok\n"),
+            ),
         )
         .await
         .unwrap();
     a.cluster
-        .apply(&route_on("ok", "default", "ok", "ok.a.example", "echo"))
+        .apply(&route_in("default", "ok", "ok", "ok.a.example", "echo"))
         .await
         .unwrap();
     a.cluster
-        .apply(&route_yaml("default", "both", "both.a.example", "echo"))
+        .apply(&route_in(
+            "default",
+            "both",
+            "web",
+            "both.a.example",
+            "echo",
+        ))
         .await
         .unwrap();
 
@@ -274,19 +229,19 @@ spec:
         )
         .await
         .unwrap();
-    a.cluster.apply(CLASS).await.unwrap();
+    a.cluster.apply(GATEWAY_CLASS).await.unwrap();
     a.cluster
-        .apply(&gateway_yaml(
+        .apply(&gateway("web", 
             "  - name: http\n    protocol: HTTP\n    port: 80\n    allowedRoutes:\n      namespaces:\n        from: Selector\n        selector:\n          matchLabels: {shared-gateway: \"yes\"}\n",
         ))
         .await
         .unwrap();
     a.cluster
-        .apply(&route_yaml("team-in", "in", "in.a.example", "echo"))
+        .apply(&route_in("team-in", "in", "web", "in.a.example", "echo"))
         .await
         .unwrap();
     a.cluster
-        .apply(&route_yaml("team-out", "out", "out.a.example", "echo"))
+        .apply(&route_in("team-out", "out", "web", "out.a.example", "echo"))
         .await
         .unwrap();
 
@@ -350,7 +305,10 @@ async fn listeners_are_isolated_and_parent_ref_ports_select_listeners() {
         listener("exact", "HTTP", 80, Some("foo.a.example")),
     );
     a.cluster
-        .apply(&format!("{GATEWAY_CLASS}---\n{}", gateway("iso", &listeners)))
+        .apply(&format!(
+            "{GATEWAY_CLASS}---\n{}",
+            gateway("iso", &listeners)
+        ))
         .await
         .unwrap();
     // GatewayHTTPListenerIsolation: the wildcard listener's route also names foo.a.example,

@@ -8,56 +8,18 @@
 use std::net::{IpAddr, SocketAddr};
 
 use anyhow::{Context, ensure};
-use fleetgate_e2e::fixtures::{TENANT_A, condition};
+use fleetgate_e2e::fixtures::{
+    TENANT_A, class_and_http_gateway, condition, http_route, node_port_service,
+};
 use fleetgate_e2e::http::{Response, send};
 use fleetgate_e2e::{Echo, Fleet, FleetTenant, TIMEOUT, eventually};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-const GATEWAY: &str = r#"apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata:
-  name: fleetgate
-spec:
-  controllerName: fleetgate.dev/hub
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: web
-  namespace: default
-spec:
-  gatewayClassName: fleetgate
-  listeners:
-  - name: http
-    protocol: HTTP
-    port: 80
-"#;
 
 /// A NodePort Service `name` (port 8080, optional appProtocol) and an echo backend of the same
 /// name on the node's nodePort.
 async fn service(t: &FleetTenant, node: IpAddr, name: &str, app_protocol: Option<&str>) -> Echo {
     let node_port = fleetgate_e2e::ports::free_port_in(node, 30000..=32767).expect("free port");
-    let app = app_protocol
-        .map(|p| format!("\n    appProtocol: {p}"))
-        .unwrap_or_default();
-    let yaml = format!(
-        r#"apiVersion: v1
-kind: Service
-metadata:
-  name: {name}
-  namespace: default
-spec:
-  type: NodePort
-  selector:
-    app: {name}
-  ports:
-  - name: http
-    protocol: TCP
-    port: 8080
-    targetPort: 8080
-    nodePort: {node_port}{app}
-"#
-    );
+    let yaml = node_port_service("default", name, "TCP", 8080, node_port, app_protocol);
     t.cluster.apply(&yaml).await.expect("apply Service");
     Echo::start_at(name, SocketAddr::new(node, node_port))
         .await
@@ -67,25 +29,16 @@ spec:
 /// Node `node-1` and the Gateway.
 async fn setup(t: &FleetTenant) -> IpAddr {
     let ip = t.create_node("node-1", 10).await.expect("node");
-    t.cluster.apply(GATEWAY).await.expect("apply Gateway");
+    t.cluster
+        .apply(&class_and_http_gateway(None))
+        .await
+        .expect("apply Gateway");
     ip
 }
 
 /// An HTTPRoute `name` on Gateway `web` for `host` with the given `rules:` YAML (indented by 2).
 fn route(name: &str, host: &str, rules: &str) -> String {
-    format!(
-        r#"apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: {name}
-  namespace: default
-spec:
-  parentRefs:
-  - name: web
-  hostnames: [{host}]
-  rules:
-{rules}"#
-    )
+    http_route("default", name, &["{name: web}"], &[host], rules)
 }
 
 async fn call(

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 use anyhow::{Context, ensure};
-use fleetgate_e2e::fixtures::{TENANT_A, TENANT_B};
+use fleetgate_e2e::fixtures::{
+    GATEWAY_CLASS, TENANT_A, TENANT_B, gateway, listener, node_port_service,
+};
 use fleetgate_e2e::tcp_echo::{L4Echo, free_dual_port_in, free_l4_range, tcp_ask, udp_ask};
 use fleetgate_e2e::{Fleet, FleetTenant, TIMEOUT, eventually};
 use serde_json::{Value, json};
@@ -277,52 +279,20 @@ async fn an_exhausted_pool_is_reported_on_the_service_and_breaks_nothing() {
 
 /// A NodePort Service with one port of `protocol`.
 fn node_port_yaml(name: &str, protocol: &str, port: u16, node_port: u16) -> String {
-    format!(
-        r#"apiVersion: v1
-kind: Service
-metadata:
-  name: {name}
-  namespace: default
-spec:
-  type: NodePort
-  selector:
-    app: {name}
-  ports:
-  - name: p
-    protocol: {protocol}
-    port: {port}
-    targetPort: {port}
-    nodePort: {node_port}
-"#
-    )
+    node_port_service("default", name, protocol, port, node_port, None)
 }
 
 /// GatewayClass `fleetgate`, Gateway `l4` with listeners `tcp` (TCP `tcp_port`) and `udp` (UDP
 /// `udp_port`), a TCPRoute `db` -> Service db:5432 and a UDPRoute `dns` -> Service dns:53.
 fn gateway_l4_yaml(tcp_port: u16, udp_port: u16) -> String {
+    let listeners = format!(
+        "{}{}",
+        listener("tcp", "TCP", tcp_port, None),
+        listener("udp", "UDP", udp_port, None)
+    );
     format!(
-        r#"apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata:
-  name: fleetgate
-spec:
-  controllerName: fleetgate.dev/hub
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: l4
-  namespace: default
-spec:
-  gatewayClassName: fleetgate
-  listeners:
-  - name: tcp
-    protocol: TCP
-    port: {tcp_port}
-  - name: udp
-    protocol: UDP
-    port: {udp_port}
----
+        r#"{GATEWAY_CLASS}---
+{}---
 apiVersion: gateway.networking.k8s.io/v1
 kind: TCPRoute
 metadata:
@@ -350,7 +320,8 @@ spec:
   - backendRefs:
     - name: dns
       port: 53
-"#
+"#,
+        gateway("l4", &listeners)
     )
 }
 
@@ -435,25 +406,8 @@ async fn gateway_tcp_and_udp_listeners_serve_tcproutes_and_udproutes() {
 /// Service `heavy` (weight `heavy`) and Service `light` (weight `light`), both on port 5432.
 fn weighted_tcp_yaml(port: u16, heavy: u32, light: u32) -> String {
     format!(
-        r#"apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata:
-  name: fleetgate
-spec:
-  controllerName: fleetgate.dev/hub
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: l4w
-  namespace: default
-spec:
-  gatewayClassName: fleetgate
-  listeners:
-  - name: tcp
-    protocol: TCP
-    port: {port}
----
+        r#"{GATEWAY_CLASS}---
+{}---
 apiVersion: gateway.networking.k8s.io/v1
 kind: TCPRoute
 metadata:
@@ -470,7 +424,8 @@ spec:
     - name: light
       port: 5432
       weight: {light}
-"#
+"#,
+        gateway("l4w", &listener("tcp", "TCP", port, None))
     )
 }
 

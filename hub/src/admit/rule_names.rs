@@ -147,7 +147,11 @@ mod tests {
             assert_eq!(e.reason, "UnsupportedValue");
             assert!(e.message.contains("unique"), "{kind:?}: {}", e.message);
             let e = admit(&route(kind, &["Read"]), &f.policy()).unwrap_err();
-            assert!(e.message.contains("rules[0].name"), "{kind:?}: {}", e.message);
+            assert!(
+                e.message.contains("rules[0].name"),
+                "{kind:?}: {}",
+                e.message
+            );
         }
     }
 

@@ -78,7 +78,12 @@ mod tests {
     #[test]
     fn more_specific_listeners_own_their_hostnames_table() {
         use super::belongs_to_more_specific as b;
-        let others = [Some("*.a.example"), Some("*.foo.a.example"), Some("abc.foo.a.example"), None];
+        let others = [
+            Some("*.a.example"),
+            Some("*.foo.a.example"),
+            Some("abc.foo.a.example"),
+            None,
+        ];
         // (own listener hostname, route hostname, belongs to a more specific listener)
         let cases = [
             (None, "bar.com", false),

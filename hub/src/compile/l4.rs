@@ -446,7 +446,11 @@ pub fn route_upstreams(
         v.dedup();
         v
     };
-    let weighted = route.backends.iter().enumerate().filter(|(_, b)| b.weight > 0);
+    let weighted = route
+        .backends
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.weight > 0);
     let out: Vec<(L4Upstream, Vec<SocketAddr>)> = match route.protocol {
         L4Protocol::Tcp => weighted
             .map(|(i, b)| {
@@ -882,11 +886,7 @@ mod tests {
                 vec![("a", 80, true), ("bb", 20, true), ("ccc", 0, true)],
                 vec![("", 1, 2)],
             ),
-            (
-                L4Protocol::Udp,
-                vec![("a", 1, false)],
-                vec![("", 1, 0)],
-            ),
+            (L4Protocol::Udp, vec![("a", 1, false)], vec![("", 1, 0)]),
         ];
         for (protocol, backends, want) in cases {
             let route = L4Route {

@@ -12,7 +12,6 @@ use envoy_types::pb::envoy::config::listener::v3::{
     Filter, FilterChain, Listener, ListenerFilter, UdpListenerConfig, filter, listener_filter,
 };
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{TcpProxy, tcp_proxy};
-use tcp_proxy::weighted_cluster::ClusterWeight;
 use envoy_types::pb::envoy::extensions::filters::udp::udp_proxy::v3::{
     Route as UdpRoute, UdpProxyConfig, udp_proxy_config,
 };
@@ -20,6 +19,7 @@ use envoy_types::pb::google::protobuf::{Duration, UInt32Value};
 use envoy_types::pb::xds::core::v3::TypedExtensionConfig;
 use envoy_types::pb::xds::r#type::matcher::v3::{Matcher, matcher};
 use envoy_types::util::pack_any;
+use tcp_proxy::weighted_cluster::ClusterWeight;
 
 use crate::compile::L4ListenerSnapshot;
 use crate::model::L4Protocol;

@@ -250,8 +250,18 @@ fn validity_table() {
     let cases = [
         (t0 - day, t0 + day, t0, None),
         (t0, t0, t0, None),
-        (t0 - 2 * day, t0 - day, t0, Some("expired at 2025-12-31T00:00:00Z")),
-        (t0 + day, t0 + 2 * day, t0, Some("not valid yet: its validity starts at 2026-01-02T00:00:00Z")),
+        (
+            t0 - 2 * day,
+            t0 - day,
+            t0,
+            Some("expired at 2025-12-31T00:00:00Z"),
+        ),
+        (
+            t0 + day,
+            t0 + 2 * day,
+            t0,
+            Some("not valid yet: its validity starts at 2026-01-02T00:00:00Z"),
+        ),
     ];
     for (nb, na, now, want) in cases {
         match (check_validity(nb, na, now), want) {
@@ -324,5 +334,9 @@ fn expired_not_yet_valid_and_mismatched_certificates_make_the_listener_invalid()
     assert!(admit_certificate(&current, &p).is_ok());
     let later = 64_060_675_200; // 4000-01-02T00:00:00Z
     let e = admit_certificate_at(&current, &p, later).unwrap_err();
-    assert!(e.message.contains("expired at 4000-01-01T00:00:00Z"), "{}", e.message);
+    assert!(
+        e.message.contains("expired at 4000-01-01T00:00:00Z"),
+        "{}",
+        e.message
+    );
 }

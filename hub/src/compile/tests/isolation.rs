@@ -76,14 +76,23 @@ fn hostnames_only_on_listeners_are_isolated() {
     ]
     .into_iter()
     .map(|(d, r)| (d.to_string(), r))
-    .chain(got.keys().filter(|d| d.as_str() == "*").map(|d| (d.clone(), set(&[]))))
+    .chain(
+        got.keys()
+            .filter(|d| d.as_str() == "*")
+            .map(|d| (d.clone(), set(&[]))),
+    )
     .collect();
     assert_eq!(got, want);
 }
 
 #[test]
 fn route_hostnames_intersecting_a_more_specific_listener_are_isolated() {
-    let hosts = ["bar.com", "*.a.example", "*.foo.a.example", "abc.foo.a.example"];
+    let hosts = [
+        "bar.com",
+        "*.a.example",
+        "*.foo.a.example",
+        "abc.foo.a.example",
+    ];
     let routes = ["empty", "wild", "wild-foo", "abc-foo"]
         .iter()
         .map(|s| on_listener(s, &hosts))
@@ -118,7 +127,14 @@ fn parent_ref_port_table() {
             ],
         )
     };
-    type Case = (Option<&'static str>, Option<u16>, bool, &'static str, bool, bool);
+    type Case = (
+        Option<&'static str>,
+        Option<u16>,
+        bool,
+        &'static str,
+        bool,
+        bool,
+    );
     let cases: [Case; 7] = [
         (None, None, true, "Accepted", true, true),
         (None, Some(80), true, "Accepted", true, false),
@@ -126,7 +142,14 @@ fn parent_ref_port_table() {
         (None, Some(9090), false, "NoMatchingParent", false, false),
         (Some("http"), Some(80), true, "Accepted", true, false),
         // Both must match: the section is on 80, not 8080.
-        (Some("http"), Some(8080), false, "NoMatchingParent", false, false),
+        (
+            Some("http"),
+            Some(8080),
+            false,
+            "NoMatchingParent",
+            false,
+            false,
+        ),
         (Some("alt"), None, true, "Accepted", false, true),
     ];
     for (section, port, ok, reason, on_80, on_8080) in cases {
@@ -143,7 +166,11 @@ fn parent_ref_port_table() {
             &dp(),
         );
         let what = format!("{section:?} {port:?}");
-        assert_eq!(route_cond(&c, "r", "Accepted"), (ok, reason.into()), "{what}");
+        assert_eq!(
+            route_cond(&c, "r", "Accepted"),
+            (ok, reason.into()),
+            "{what}"
+        );
         assert_eq!(vhost(&c, 80, "x.a.example").is_some(), on_80, "{what}");
         assert_eq!(vhost(&c, 8080, "x.a.example").is_some(), on_8080, "{what}");
         let attached: Vec<u32> = status(&c, &ck("a", "c1"), Kind::Gateway, "gw")
@@ -151,6 +178,10 @@ fn parent_ref_port_table() {
             .iter()
             .map(|l| l.attached_routes)
             .collect();
-        assert_eq!(attached, vec![u32::from(on_80), u32::from(on_8080)], "{what}");
+        assert_eq!(
+            attached,
+            vec![u32::from(on_80), u32::from(on_8080)],
+            "{what}"
+        );
     }
 }
