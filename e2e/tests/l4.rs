@@ -402,14 +402,20 @@ async fn gateway_tcp_and_udp_listeners_serve_tcproutes_and_udproutes() {
     .await;
 }
 
-/// Gateway `l4w` with one TCP listener on `port` and a TCPRoute `split` whose backendRefs are
-/// Service `heavy` (weight `heavy`) and Service `light` (weight `light`), both on port 5432.
-fn weighted_tcp_yaml(port: u16, heavy: u32, light: u32) -> String {
+/// Gateway `l4w` with one `protocol` (TCP or UDP) listener on `port` and a TCPRoute/UDPRoute
+/// `split` whose backendRefs are Service `heavy` (weight `heavy`) and Service `light` (weight
+/// `light`), both on port 5432.
+fn weighted_l4_yaml(protocol: &str, port: u16, heavy: u32, light: u32) -> String {
+    let kind = if protocol == "UDP" {
+        "UDPRoute"
+    } else {
+        "TCPRoute"
+    };
     format!(
         r#"{GATEWAY_CLASS}---
 {}---
 apiVersion: gateway.networking.k8s.io/v1
-kind: TCPRoute
+kind: {kind}
 metadata:
   name: split
   namespace: default
@@ -425,7 +431,7 @@ spec:
       port: 5432
       weight: {light}
 "#,
-        gateway("l4w", &listener("tcp", "TCP", port, None))
+        gateway("l4w", &listener("l4", protocol, port, None))
     )
 }
 
@@ -442,6 +448,75 @@ async fn tcp_spread(addr: SocketAddr, n: usize) -> anyhow::Result<BTreeMap<Strin
     Ok(seen)
 }
 
+/// Sends `n` datagrams, each from a fresh socket (so a new Envoy UDP session), and counts the
+/// answers per backend name.
+async fn udp_spread(addr: SocketAddr, n: usize) -> anyhow::Result<BTreeMap<String, usize>> {
+    let mut seen = BTreeMap::new();
+    for _ in 0..n {
+        let answer = udp_ask(addr, "ping").await?;
+        let name = answer
+            .strip_suffix(" ping")
+            .with_context(|| format!("unexpected answer {answer:?}"))?;
+        *seen.entry(name.to_string()).or_insert(0) += 1;
+    }
+    Ok(seen)
+}
+
+/// NodePort Services `heavy` and `light` (port 5432, `protocol`) and their echo backends on
+/// node `node`.
+async fn heavy_and_light(t: &FleetTenant, node: IpAddr, protocol: &str) -> Vec<L4Echo> {
+    let mut echoes = Vec::new();
+    for name in ["heavy", "light"] {
+        let node_port = free_dual_port_in(node, 30000..=32767).unwrap();
+        t.cluster
+            .apply(&node_port_yaml(name, protocol, 5432, node_port))
+            .await
+            .unwrap();
+        let at = SocketAddr::new(node, node_port);
+        let echo = match protocol {
+            "UDP" => L4Echo::udp(name, at).await,
+            _ => L4Echo::tcp(name, at).await,
+        };
+        echoes.push(echo.unwrap());
+    }
+    echoes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn udproute_zero_weight_backends_get_no_datagrams() {
+    let lo: IpAddr = POOL_IP.parse().unwrap();
+    let from = free_l4_range(lo, 1).expect("a free port range");
+    let fleet = Fleet::start_with(&[TENANT_A], l4_config(from, 1))
+        .await
+        .expect("fleet starts");
+    let a = fleet.tenant("tenant-a");
+    let node = a.create_node("node-1", 10).await.unwrap();
+    let _echoes = heavy_and_light(a, node, "UDP").await;
+    let addr = SocketAddr::new(lo, from);
+
+    // 1/0: every session goes to heavy.
+    a.cluster
+        .apply(&weighted_l4_yaml("UDP", from, 1, 0))
+        .await
+        .unwrap();
+    wait_udp(addr, "heavy ping").await;
+    let seen = udp_spread(addr, 40).await.unwrap();
+    assert_eq!(seen, BTreeMap::from([("heavy".to_string(), 40)]));
+
+    // 1/1: both answer (sessions are balanced over the merged endpoints), which shows that the
+    // zero weight was what kept light out.
+    a.cluster
+        .apply(&weighted_l4_yaml("UDP", from, 1, 1))
+        .await
+        .unwrap();
+    eventually(TIMEOUT, || async {
+        let seen = udp_spread(addr, 20).await?;
+        ensure!(seen.len() == 2, "both backends answer: {seen:?}");
+        Ok(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tcproute_backend_weights_split_connections() {
     let lo: IpAddr = POOL_IP.parse().unwrap();
@@ -451,25 +526,14 @@ async fn tcproute_backend_weights_split_connections() {
         .expect("fleet starts");
     let a = fleet.tenant("tenant-a");
     let node = a.create_node("node-1", 10).await.unwrap();
-    let mut echoes = Vec::new();
-    for name in ["heavy", "light"] {
-        let node_port = free_dual_port_in(node, 30000..=32767).unwrap();
-        a.cluster
-            .apply(&node_port_yaml(name, "TCP", 5432, node_port))
-            .await
-            .unwrap();
-        let echo = L4Echo::tcp(name, SocketAddr::new(node, node_port))
-            .await
-            .unwrap();
-        echoes.push(echo);
-    }
+    let _echoes = heavy_and_light(a, node, "TCP").await;
     let addr = SocketAddr::new(lo, from);
 
     // 80/20 over 200 connections: each side's count is binomial (mean 160/40, sd ~5.7); the
     // bands below are more than 5 sd wide on each side, so the test does not flake, yet a
     // split that ignored weights (100/100) or sent all to one side fails it.
     a.cluster
-        .apply(&weighted_tcp_yaml(from, 80, 20))
+        .apply(&weighted_l4_yaml("TCP", from, 80, 20))
         .await
         .unwrap();
     eventually(TIMEOUT, || async {
@@ -487,7 +551,7 @@ async fn tcproute_backend_weights_split_connections() {
 
     // 100/0: a zero weight gets nothing at all.
     a.cluster
-        .apply(&weighted_tcp_yaml(from, 100, 0))
+        .apply(&weighted_l4_yaml("TCP", from, 100, 0))
         .await
         .unwrap();
     eventually(TIMEOUT, || async {
