@@ -482,8 +482,9 @@ async fn heavy_and_light(t: &FleetTenant, node: IpAddr, protocol: &str) -> Vec<L
     echoes
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn udproute_zero_weight_backends_get_no_datagrams() {
+/// A fleet of tenant A with a one-port pool, node `node-1` and the `heavy`/`light` backends of
+/// `protocol`; returns them with the pool's (address, port), where Gateway `l4w` is served.
+async fn weights_fleet(protocol: &str) -> (Fleet, Vec<L4Echo>, SocketAddr) {
     let lo: IpAddr = POOL_IP.parse().unwrap();
     let from = free_l4_range(lo, 1).expect("a free port range");
     let fleet = Fleet::start_with(&[TENANT_A], l4_config(from, 1))
@@ -491,8 +492,14 @@ async fn udproute_zero_weight_backends_get_no_datagrams() {
         .expect("fleet starts");
     let a = fleet.tenant("tenant-a");
     let node = a.create_node("node-1", 10).await.unwrap();
-    let _echoes = heavy_and_light(a, node, "UDP").await;
-    let addr = SocketAddr::new(lo, from);
+    let echoes = heavy_and_light(a, node, protocol).await;
+    (fleet, echoes, SocketAddr::new(lo, from))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn udproute_zero_weight_backends_get_no_datagrams() {
+    let (fleet, _echoes, addr) = weights_fleet("UDP").await;
+    let (a, from) = (fleet.tenant("tenant-a"), addr.port());
 
     // 1/0: every session goes to heavy.
     a.cluster
@@ -519,15 +526,8 @@ async fn udproute_zero_weight_backends_get_no_datagrams() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tcproute_backend_weights_split_connections() {
-    let lo: IpAddr = POOL_IP.parse().unwrap();
-    let from = free_l4_range(lo, 1).expect("a free port range");
-    let fleet = Fleet::start_with(&[TENANT_A], l4_config(from, 1))
-        .await
-        .expect("fleet starts");
-    let a = fleet.tenant("tenant-a");
-    let node = a.create_node("node-1", 10).await.unwrap();
-    let _echoes = heavy_and_light(a, node, "TCP").await;
-    let addr = SocketAddr::new(lo, from);
+    let (fleet, _echoes, addr) = weights_fleet("TCP").await;
+    let (a, from) = (fleet.tenant("tenant-a"), addr.port());
 
     // 80/20 over 200 connections: each side's count is binomial (mean 160/40, sd ~5.7); the
     // bands below are more than 5 sd wide on each side, so the test does not flake, yet a
