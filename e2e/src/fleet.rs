@@ -82,33 +82,13 @@ impl FleetTenant {
     ) -> anyhow::Result<Echo> {
         let node_port = crate::ports::free_port_in(node_ip, 30000..=32767)?;
         self.cluster
-            .apply(&node_port_service_yaml("default", service, node_port))
+            .apply(&crate::fixtures::http_service(
+                "default", service, node_port,
+            ))
             .await
             .with_context(|| format!("creating Service {service}"))?;
         Echo::start_at(echo_name, SocketAddr::new(node_ip, node_port)).await
     }
-}
-
-/// A NodePort Service with an explicit nodePort, port 8080 -> targetPort 8080.
-pub fn node_port_service_yaml(namespace: &str, name: &str, node_port: u16) -> String {
-    format!(
-        r#"apiVersion: v1
-kind: Service
-metadata:
-  name: {name}
-  namespace: {namespace}
-spec:
-  type: NodePort
-  selector:
-    app: {name}
-  ports:
-  - name: http
-    protocol: TCP
-    port: 8080
-    targetPort: 8080
-    nodePort: {node_port}
-"#
-    )
 }
 
 /// The n-th address of an IPv4 prefix.
@@ -334,13 +314,5 @@ mod tests {
         }
         assert!(nth_ip("127.0.1.0/30", 1).is_err());
         assert!(nth_ip("::1/128", 1).is_err());
-    }
-
-    #[test]
-    fn node_port_services_are_valid_yaml_with_the_port() {
-        let v: serde_json::Value =
-            serde_yaml::from_str(&node_port_service_yaml("default", "echo-a", 30123)).unwrap();
-        assert_eq!(v["spec"]["type"], "NodePort");
-        assert_eq!(v["spec"]["ports"][0]["nodePort"], 30123);
     }
 }

@@ -6,55 +6,13 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::ensure;
-use fleetgate_e2e::fixtures::TENANT_A;
+use fleetgate_e2e::fixtures::{TENANT_A, class_and_http_gateway, simple_http_route};
 use fleetgate_e2e::hub::HubCluster;
 use fleetgate_e2e::sync_client::{self, ClientTls, SyncSession};
 use fleetgate_e2e::{
     Echo, Envoy, Fleet, FleetTenant, Hub, HubTenant, TIMEOUT, TestDir, eventually, http,
 };
 use fleetgate_proto::spoke::v1 as pb;
-
-fn gateway_yaml() -> &'static str {
-    r#"apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata:
-  name: fleetgate
-spec:
-  controllerName: fleetgate.dev/hub
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: web
-  namespace: default
-spec:
-  gatewayClassName: fleetgate
-  listeners:
-  - name: http
-    protocol: HTTP
-    port: 80
-    hostname: "*.a.example"
-"#
-}
-
-fn route_yaml(name: &str, host: &str) -> String {
-    format!(
-        r#"apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: {name}
-  namespace: default
-spec:
-  parentRefs:
-  - name: web
-  hostnames: [{host}]
-  rules:
-  - backendRefs:
-    - name: echo
-      port: 8080
-"#
-    )
-}
 
 async fn setup(fleet: &Fleet) -> fleetgate_e2e::Echo {
     let t: &FleetTenant = fleet.tenant("tenant-a");
@@ -63,7 +21,10 @@ async fn setup(fleet: &Fleet) -> fleetgate_e2e::Echo {
         .node_port_backend("echo", ip, "tenant-a-echo")
         .await
         .expect("backend");
-    t.cluster.apply(gateway_yaml()).await.expect("gateway");
+    t.cluster
+        .apply(&class_and_http_gateway(Some("*.a.example")))
+        .await
+        .expect("gateway");
     echo
 }
 
@@ -91,7 +52,7 @@ async fn apply_to_first_200() {
     let t = fleet.tenant("tenant-a");
     // Warm-up: the first route also waits for the agent's first sync.
     t.cluster
-        .apply(&route_yaml("warmup", "warmup.a.example"))
+        .apply(&simple_http_route("warmup", "warmup.a.example", "echo"))
         .await
         .unwrap();
     eventually(TIMEOUT, || async {
@@ -106,7 +67,7 @@ async fn apply_to_first_200() {
         let host = format!("app-{i}.a.example");
         let start = Instant::now();
         t.cluster
-            .apply(&route_yaml(&format!("app-{i}"), &host))
+            .apply(&simple_http_route(&format!("app-{i}"), &host, "echo"))
             .await
             .unwrap();
         loop {
@@ -142,7 +103,7 @@ async fn hub_rss_with_1000_routes() {
     for chunk in (0..1000).collect::<Vec<_>>().chunks(100) {
         let yaml: Vec<String> = chunk
             .iter()
-            .map(|i| route_yaml(&format!("r-{i}"), &format!("r-{i}.a.example")))
+            .map(|i| simple_http_route(&format!("r-{i}"), &format!("r-{i}.a.example"), "echo"))
             .collect();
         t.cluster.apply(&yaml.join("---\n")).await.unwrap();
     }

@@ -8,59 +8,10 @@
 use std::collections::BTreeSet;
 
 use anyhow::{Context, ensure};
-use fleetgate_e2e::fixtures::{TENANT_A, condition};
+use fleetgate_e2e::fixtures::{
+    GATEWAY_CLASS, TENANT_A, condition, gateway, http_route, listener, route_in, rule_to,
+};
 use fleetgate_e2e::{Fleet, TIMEOUT, eventually};
-
-const CLASS: &str = r#"apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata:
-  name: fleetgate
-spec:
-  controllerName: fleetgate.dev/hub
-"#;
-
-/// Gateway `web` in `default` with the given listener YAML (a list under `listeners:`).
-fn gateway_yaml(listeners: &str) -> String {
-    format!(
-        r#"apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: web
-  namespace: default
-spec:
-  gatewayClassName: fleetgate
-  listeners:
-{listeners}"#
-    )
-}
-
-/// HTTPRoute `name` in `namespace` on Gateway default/web for `hostname`, all paths, to Service
-/// `svc` (in `default`, port 8080).
-fn route_yaml(namespace: &str, name: &str, hostname: &str, svc: &str) -> String {
-    route_on("web", namespace, name, hostname, svc)
-}
-
-/// Like [`route_yaml`], on Gateway default/`gateway`.
-fn route_on(gateway: &str, namespace: &str, name: &str, hostname: &str, svc: &str) -> String {
-    format!(
-        r#"apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: {name}
-  namespace: {namespace}
-spec:
-  parentRefs:
-  - name: {gateway}
-    namespace: default
-  hostnames: [{hostname}]
-  rules:
-  - backendRefs:
-    - name: {svc}
-      namespace: default
-      port: 8080
-"#
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_hostname_from_two_clusters_of_one_tenant_reaches_both() {
@@ -79,7 +30,7 @@ async fn one_hostname_from_two_clusters_of_one_tenant_reaches_both() {
         .unwrap();
     let node_port = fleetgate_e2e::ports::free_port_in(ip2, 30000..=32767).unwrap();
     c2.cluster
-        .apply(&fleetgate_e2e::fleet::node_port_service_yaml(
+        .apply(&fleetgate_e2e::fixtures::http_service(
             "default", "echo", node_port,
         ))
         .await
@@ -90,9 +41,9 @@ async fn one_hostname_from_two_clusters_of_one_tenant_reaches_both() {
             .unwrap();
     let listener = "  - {name: http, protocol: HTTP, port: 80, hostname: app.a.example}\n";
     for c in [&a.cluster, &c2.cluster] {
-        c.apply(CLASS).await.unwrap();
-        c.apply(&gateway_yaml(listener)).await.unwrap();
-        c.apply(&route_yaml("default", "app", "app.a.example", "echo"))
+        c.apply(GATEWAY_CLASS).await.unwrap();
+        c.apply(&gateway("web", listener)).await.unwrap();
+        c.apply(&route_in("default", "app", "web", "app.a.example", "echo"))
             .await
             .unwrap();
     }
@@ -155,29 +106,35 @@ async fn a_protocol_conflict_and_invalid_route_kinds_are_reported_on_the_listene
     let a = fleet.tenant("tenant-a");
     let ip = a.create_node("node-1", 10).await.unwrap();
     let _echo = a.node_port_backend("echo", ip, "echo").await.unwrap();
-    a.cluster.apply(CLASS).await.unwrap();
+    a.cluster.apply(GATEWAY_CLASS).await.unwrap();
     // Gateway web: HTTP and TCP on one port (ProtocolConflict); Gateway ok: a plain listener.
     a.cluster
-        .apply(&gateway_yaml(
+        .apply(&gateway("web", 
             "  - {name: web, protocol: HTTP, port: 80, hostname: both.a.example}\n  - {name: raw, protocol: TCP, port: 80}\n",
         ))
         .await
         .unwrap();
     a.cluster
         .apply(
-            &gateway_yaml(
+            &gateway(
+                "ok",
                 "  - {name: ok, protocol: HTTP, port: 80, hostname: ok.a.example}\n  - {name: kinds, protocol: HTTP, port: 80, hostname: k.a.example, allowedRoutes: {kinds: [{kind: TLSRoute}]}}\n",
-            )
-            .replace("name: web\n", "name: ok\n"),
+            ),
         )
         .await
         .unwrap();
     a.cluster
-        .apply(&route_on("ok", "default", "ok", "ok.a.example", "echo"))
+        .apply(&route_in("default", "ok", "ok", "ok.a.example", "echo"))
         .await
         .unwrap();
     a.cluster
-        .apply(&route_yaml("default", "both", "both.a.example", "echo"))
+        .apply(&route_in(
+            "default",
+            "both",
+            "web",
+            "both.a.example",
+            "echo",
+        ))
         .await
         .unwrap();
 
@@ -272,19 +229,19 @@ spec:
         )
         .await
         .unwrap();
-    a.cluster.apply(CLASS).await.unwrap();
+    a.cluster.apply(GATEWAY_CLASS).await.unwrap();
     a.cluster
-        .apply(&gateway_yaml(
+        .apply(&gateway("web", 
             "  - name: http\n    protocol: HTTP\n    port: 80\n    allowedRoutes:\n      namespaces:\n        from: Selector\n        selector:\n          matchLabels: {shared-gateway: \"yes\"}\n",
         ))
         .await
         .unwrap();
     a.cluster
-        .apply(&route_yaml("team-in", "in", "in.a.example", "echo"))
+        .apply(&route_in("team-in", "in", "web", "in.a.example", "echo"))
         .await
         .unwrap();
     a.cluster
-        .apply(&route_yaml("team-out", "out", "out.a.example", "echo"))
+        .apply(&route_in("team-out", "out", "web", "out.a.example", "echo"))
         .await
         .unwrap();
 
@@ -329,6 +286,111 @@ spec:
     eventually(TIMEOUT, || async {
         let (s, body) = fleet.get("out.a.example", "/").await?;
         ensure!(s == 200 && body == "echo", "out: {s} {body:?}");
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listeners_are_isolated_and_parent_ref_ports_select_listeners() {
+    let fleet = Fleet::start(&[TENANT_A]).await.expect("fleet");
+    let a = fleet.tenant("tenant-a");
+    let ip = a.create_node("node-1", 10).await.unwrap();
+    let _wild = a.node_port_backend("wild", ip, "wild").await.unwrap();
+    let _exact = a.node_port_backend("exact", ip, "exact").await.unwrap();
+    let _port = a.node_port_backend("port", ip, "port").await.unwrap();
+    let listeners = format!(
+        "{}{}",
+        listener("wild", "HTTP", 80, Some("*.a.example")),
+        listener("exact", "HTTP", 80, Some("foo.a.example")),
+    );
+    a.cluster
+        .apply(&format!(
+            "{GATEWAY_CLASS}---\n{}",
+            gateway("iso", &listeners)
+        ))
+        .await
+        .unwrap();
+    // GatewayHTTPListenerIsolation: the wildcard listener's route also names foo.a.example,
+    // which the more specific listener owns; foo.a.example/wild must not reach it.
+    let routes = [
+        http_route(
+            "default",
+            "wild",
+            &["{name: iso, sectionName: wild}"],
+            &["\"*.a.example\"", "foo.a.example"],
+            &rule_to(Some("/wild"), &[("wild", 1)]),
+        ),
+        http_route(
+            "default",
+            "exact",
+            &["{name: iso, sectionName: exact}"],
+            &[],
+            &rule_to(Some("/exact"), &[("exact", 1)]),
+        ),
+        // HTTPRouteParentRefPort: port 80 attaches (to the listeners on 80 whose hostname
+        // intersects); port 8080 has no listener; sectionName and port must both match.
+        http_route(
+            "default",
+            "port-80",
+            &["{name: iso, port: 80}"],
+            &["port.a.example"],
+            &rule_to(None, &[("port", 1)]),
+        ),
+        http_route(
+            "default",
+            "port-8080",
+            &["{name: iso, port: 8080}"],
+            &["p8080.a.example"],
+            &rule_to(None, &[("port", 1)]),
+        ),
+        http_route(
+            "default",
+            "section-and-port",
+            &["{name: iso, sectionName: wild, port: 8080}"],
+            &["both.a.example"],
+            &rule_to(None, &[("port", 1)]),
+        ),
+    ];
+    for r in &routes {
+        a.cluster.apply(r).await.unwrap();
+    }
+    let accepted = |name: &'static str| async move {
+        let r = a
+            .cluster
+            .get_json("HTTPRoute", "default", name)
+            .await?
+            .context("HTTPRoute")?;
+        let c = condition(&r["status"]["parents"][0]["conditions"], "Accepted")
+            .with_context(|| format!("{name}: no Accepted in {}", r["status"]))?
+            .clone();
+        anyhow::Ok((c["status"].as_str() == Some("True"), c["reason"].clone()))
+    };
+    eventually(TIMEOUT, || async {
+        for name in ["wild", "exact", "port-80"] {
+            let (ok, reason) = accepted(name).await?;
+            ensure!(ok, "{name}: {reason}");
+        }
+        for name in ["port-8080", "section-and-port"] {
+            let (ok, reason) = accepted(name).await?;
+            ensure!(!ok && reason == "NoMatchingParent", "{name}: {reason}");
+        }
+        // Each (host, path) -> (status, backend).
+        for (host, path, want, body) in [
+            ("bar.a.example", "/wild", 200, "wild"),
+            ("foo.a.example", "/exact", 200, "exact"),
+            ("foo.a.example", "/wild", 404, ""),
+            ("bar.a.example", "/exact", 404, ""),
+            ("port.a.example", "/", 200, "port"),
+            ("p8080.a.example", "/", 404, ""),
+            ("both.a.example", "/", 404, ""),
+        ] {
+            let (s, got) = fleet.get(host, path).await?;
+            ensure!(
+                s == want && (want != 200 || got == body),
+                "{host}{path}: {s} {got:?}, want {want} {body:?}"
+            );
+        }
         Ok(())
     })
     .await;

@@ -15,30 +15,13 @@
 use std::net::{IpAddr, SocketAddr};
 
 use anyhow::{Context, ensure};
-use fleetgate_e2e::fixtures::{TENANT_A, condition};
+use fleetgate_e2e::fixtures::{
+    GATEWAY_CLASS, TENANT_A, class_and_http_gateway, condition, gateway, http_route, listener,
+    node_port_service, wait_route_condition,
+};
 use fleetgate_e2e::grpc_echo::{GrpcEcho, Method, call, call_tls};
 use fleetgate_e2e::pki::{Ca, Leaf};
 use fleetgate_e2e::{Fleet, FleetTenant, TIMEOUT, eventually};
-
-const GATEWAY: &str = r#"apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata:
-  name: fleetgate
-spec:
-  controllerName: fleetgate.dev/hub
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: web
-  namespace: default
-spec:
-  gatewayClassName: fleetgate
-  listeners:
-  - name: http
-    protocol: HTTP
-    port: 80
-"#;
 
 const SERVICE: &str = "fleetgate.e2e.echo.v1.Echo";
 
@@ -46,24 +29,7 @@ const SERVICE: &str = "fleetgate.e2e.echo.v1.Echo";
 /// and a gRPC echo backend of the same name on the node's nodePort.
 async fn grpc_service(t: &FleetTenant, node: IpAddr, name: &str) -> GrpcEcho {
     let node_port = fleetgate_e2e::ports::free_port_in(node, 30000..=32767).expect("free port");
-    let yaml = format!(
-        r#"apiVersion: v1
-kind: Service
-metadata:
-  name: {name}
-  namespace: default
-spec:
-  type: NodePort
-  selector:
-    app: {name}
-  ports:
-  - name: grpc
-    protocol: TCP
-    port: 50051
-    targetPort: 50051
-    nodePort: {node_port}
-"#
-    );
+    let yaml = node_port_service("default", name, "TCP", 50051, node_port, None);
     t.cluster.apply(&yaml).await.expect("apply Service");
     GrpcEcho::start_at(name, SocketAddr::new(node, node_port))
         .await
@@ -91,35 +57,15 @@ async fn wait_backend(
     .await
 }
 
-/// Waits until `kind name`'s first parent has Accepted `status`/`reason`.
-async fn wait_accepted(t: &FleetTenant, kind: &str, name: &str, status: &str, reason: &str) {
-    eventually(TIMEOUT, || async {
-        let r = t
-            .cluster
-            .get_json(kind, "default", name)
-            .await?
-            .context("route missing")?;
-        let c = condition(&r["status"]["parents"][0]["conditions"], "Accepted")
-            .with_context(|| format!("no Accepted: {}", r["status"]))?;
-        ensure!(
-            c["status"] == status && c["reason"] == reason,
-            "{kind} {name} Accepted: {c}"
-        );
-        ensure!(
-            c["observedGeneration"] == r["metadata"]["generation"],
-            "stale: {c}"
-        );
-        Ok(())
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_method_and_header_matching_unimplemented_and_conflicts() {
     let fleet = Fleet::start(&[TENANT_A]).await.expect("fleet");
     let a = fleet.tenant("tenant-a");
     let node = a.create_node("node-1", 10).await.expect("node");
-    a.cluster.apply(GATEWAY).await.expect("apply Gateway");
+    a.cluster
+        .apply(&class_and_http_gateway(None))
+        .await
+        .expect("apply Gateway");
     let _say = grpc_service(a, node, "say").await;
     let _shout = grpc_service(a, node, "shout").await;
     let _gold = grpc_service(a, node, "gold").await;
@@ -135,7 +81,8 @@ spec:
   - name: web
   hostnames: [grpc.a.example]
   rules:
-  - matches:
+  - name: gold-tier
+    matches:
     - method: {{service: {SERVICE}, method: Say}}
       headers:
       - {{name: x-tier, value: gold}}
@@ -146,7 +93,8 @@ spec:
         - {{name: x-added, value: by-fleetgate}}
     backendRefs:
     - {{name: gold, port: 50051}}
-  - matches:
+  - name: say
+    matches:
     - method: {{service: {SERVICE}, method: Say}}
     backendRefs:
     - {{name: say, port: 50051}}
@@ -213,7 +161,7 @@ spec:
     assert_eq!(e.code(), tonic::Code::Unimplemented, "{e:?}");
 
     // Status: both routes accepted; the listener takes HTTPRoute and GRPCRoute and counts them.
-    wait_accepted(a, "GRPCRoute", "echo", "True", "Accepted").await;
+    wait_route_condition(a, "GRPCRoute", "echo", "Accepted", "True", "Accepted").await;
     eventually(TIMEOUT, || async {
         let gw = a
             .cluster
@@ -236,25 +184,17 @@ spec:
     // An HTTPRoute created later for the GRPCRoute's hostname loses: Accepted=False/Conflicted,
     // and gRPC traffic keeps flowing to the GRPCRoute's backends.
     a.cluster
-        .apply(
-            r#"apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: later
-  namespace: default
-spec:
-  parentRefs:
-  - name: web
-  hostnames: [grpc.a.example]
-  rules:
-  - backendRefs:
-    - {name: say, port: 50051}
-"#,
-        )
+        .apply(&http_route(
+            "default",
+            "later",
+            &["{name: web}"],
+            &["grpc.a.example"],
+            "  - backendRefs:\n    - {name: say, port: 50051}\n",
+        ))
         .await
         .expect("apply HTTPRoute");
-    wait_accepted(a, "HTTPRoute", "later", "False", "Conflicted").await;
-    wait_accepted(a, "GRPCRoute", "echo", "True", "Accepted").await;
+    wait_route_condition(a, "HTTPRoute", "later", "Accepted", "False", "Conflicted").await;
+    wait_route_condition(a, "GRPCRoute", "echo", "Accepted", "True", "Accepted").await;
     let r = call(dp, "grpc.a.example", Method::Shout, &[])
         .await
         .unwrap();
@@ -274,11 +214,13 @@ async fn grpc_over_an_https_listener_reaches_the_backend() {
         .apply(&cert.secret_yaml("default", "grpcs-tls"))
         .await
         .expect("apply Secret");
-    let https = GATEWAY.replace(
-        "  - name: http\n    protocol: HTTP\n    port: 80\n",
-        "  - name: https\n    protocol: HTTPS\n    port: 443\n    hostname: grpcs.a.example\n    tls:\n      mode: Terminate\n      certificateRefs:\n      - {name: grpcs-tls}\n",
+    let https = format!(
+        "{GATEWAY_CLASS}---\n{}    tls:\n      mode: Terminate\n      certificateRefs:\n      - {{name: grpcs-tls}}\n",
+        gateway(
+            "web",
+            &listener("https", "HTTPS", 443, Some("grpcs.a.example"))
+        )
     );
-    assert_ne!(https, GATEWAY, "the listener was replaced");
     a.cluster.apply(&https).await.expect("apply Gateway");
     let _say = grpc_service(a, node, "say").await;
     let _shout = grpc_service(a, node, "shout").await;
@@ -332,7 +274,7 @@ spec:
         .expect_err("grpcs.a.example is served over TLS only");
     assert_eq!(e.code(), tonic::Code::Unimplemented, "{e:?}");
 
-    wait_accepted(a, "GRPCRoute", "secure", "True", "Accepted").await;
+    wait_route_condition(a, "GRPCRoute", "secure", "Accepted", "True", "Accepted").await;
     eventually(TIMEOUT, || async {
         let gw = a
             .cluster

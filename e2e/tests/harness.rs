@@ -4,33 +4,15 @@
 
 use std::time::Duration;
 
+use fleetgate_e2e::fixtures::{GATEWAY_CLASS, class_and_http_gateway, gateway, listener};
 use fleetgate_e2e::{Echo, Envoy, Etcd, TIMEOUT, TenantCluster, TestDir, eventually, http};
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::GroupVersionKind;
 
-const GATEWAY_CLASS: &str = r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata:
-  name: fleetgate
-spec:
-  controllerName: fleetgate.dev/hub
-"#;
-
-const GATEWAY: &str = r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: web
-  namespace: default
-spec:
-  gatewayClassName: fleetgate
-  listeners:
-  - name: http
-    protocol: HTTP
-    port: 80
-    hostname: app.a.example
-"#;
+/// Gateway `web` with one HTTP listener for `app.a.example`.
+fn gateway_web() -> String {
+    gateway("web", &listener("http", "HTTP", 80, Some("app.a.example")))
+}
 
 fn test_dir(name: &str) -> TestDir {
     TestDir::new(name).expect("test folder")
@@ -45,7 +27,7 @@ async fn apiserver_starts_with_gateway_api_and_applies_a_gateway() {
         .expect("kube-apiserver starts with the CRDs");
 
     let applied = cluster
-        .apply(&format!("{GATEWAY_CLASS}---{GATEWAY}"))
+        .apply(&class_and_http_gateway(Some("app.a.example")))
         .await
         .expect("apply GatewayClass and Gateway");
     assert_eq!(applied.len(), 2);
@@ -64,7 +46,7 @@ async fn apiserver_starts_with_gateway_api_and_applies_a_gateway() {
     );
 
     // CEL / OpenAPI validation from the real CRDs rejects an invalid object.
-    let invalid = GATEWAY.replace("port: 80", "port: 0");
+    let invalid = gateway_web().replace("port: 80", "port: 0");
     let err = cluster.apply(&invalid).await.unwrap_err();
     assert!(format!("{err:#}").contains("port"), "{err:#}");
 
@@ -78,7 +60,7 @@ async fn apiserver_starts_with_gateway_api_and_applies_a_gateway() {
     assert_eq!(node["status"]["addresses"][0]["type"], "InternalIP");
     assert_eq!(node["status"]["addresses"][0]["address"], "127.0.1.10");
     cluster
-        .apply(&fleetgate_e2e::fleet::node_port_service_yaml(
+        .apply(&fleetgate_e2e::fixtures::http_service(
             "default", "echo", 30080,
         ))
         .await
@@ -130,7 +112,7 @@ async fn two_apiservers_on_one_etcd_are_isolated() {
     .expect("both API servers start");
     assert_ne!(a.server(), b.server());
 
-    a.apply(&format!("{GATEWAY_CLASS}---{GATEWAY}"))
+    a.apply(&class_and_http_gateway(Some("app.a.example")))
         .await
         .unwrap();
     assert!(
@@ -210,7 +192,7 @@ async fn agent_user_can_list_gateways_but_not_create_them() {
     })
     .await;
 
-    let gw: DynamicObject = serde_yaml::from_str(GATEWAY).unwrap();
+    let gw: DynamicObject = serde_yaml::from_str(&gateway_web()).unwrap();
     let namespaced: Api<DynamicObject> = Api::namespaced_with(agent, "default", &ar);
     match namespaced.create(&PostParams::default(), &gw).await {
         Err(kube::Error::Api(e)) => assert_eq!(e.code, 403, "{e:?}"),

@@ -8,56 +8,18 @@
 use std::net::{IpAddr, SocketAddr};
 
 use anyhow::{Context, ensure};
-use fleetgate_e2e::fixtures::TENANT_A;
+use fleetgate_e2e::fixtures::{
+    TENANT_A, class_and_http_gateway, condition, http_route, node_port_service,
+};
 use fleetgate_e2e::http::{Response, send};
 use fleetgate_e2e::{Echo, Fleet, FleetTenant, TIMEOUT, eventually};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-const GATEWAY: &str = r#"apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata:
-  name: fleetgate
-spec:
-  controllerName: fleetgate.dev/hub
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: web
-  namespace: default
-spec:
-  gatewayClassName: fleetgate
-  listeners:
-  - name: http
-    protocol: HTTP
-    port: 80
-"#;
 
 /// A NodePort Service `name` (port 8080, optional appProtocol) and an echo backend of the same
 /// name on the node's nodePort.
 async fn service(t: &FleetTenant, node: IpAddr, name: &str, app_protocol: Option<&str>) -> Echo {
     let node_port = fleetgate_e2e::ports::free_port_in(node, 30000..=32767).expect("free port");
-    let app = app_protocol
-        .map(|p| format!("\n    appProtocol: {p}"))
-        .unwrap_or_default();
-    let yaml = format!(
-        r#"apiVersion: v1
-kind: Service
-metadata:
-  name: {name}
-  namespace: default
-spec:
-  type: NodePort
-  selector:
-    app: {name}
-  ports:
-  - name: http
-    protocol: TCP
-    port: 8080
-    targetPort: 8080
-    nodePort: {node_port}{app}
-"#
-    );
+    let yaml = node_port_service("default", name, "TCP", 8080, node_port, app_protocol);
     t.cluster.apply(&yaml).await.expect("apply Service");
     Echo::start_at(name, SocketAddr::new(node, node_port))
         .await
@@ -67,25 +29,16 @@ spec:
 /// Node `node-1` and the Gateway.
 async fn setup(t: &FleetTenant) -> IpAddr {
     let ip = t.create_node("node-1", 10).await.expect("node");
-    t.cluster.apply(GATEWAY).await.expect("apply Gateway");
+    t.cluster
+        .apply(&class_and_http_gateway(None))
+        .await
+        .expect("apply Gateway");
     ip
 }
 
 /// An HTTPRoute `name` on Gateway `web` for `host` with the given `rules:` YAML (indented by 2).
 fn route(name: &str, host: &str, rules: &str) -> String {
-    format!(
-        r#"apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: {name}
-  namespace: default
-spec:
-  parentRefs:
-  - name: web
-  hostnames: [{host}]
-  rules:
-{rules}"#
-    )
+    http_route("default", name, &["{name: web}"], &[host], rules)
 }
 
 async fn call(
@@ -243,7 +196,10 @@ async fn redirects_rewrites_header_modifiers_mirror_and_cors() {
     let node = setup(a).await;
     let _one = service(a, node, "one", None).await;
     let mirror = service(a, node, "mirror", None).await;
-    let rules = r#"  - matches:
+    // Some rules are named (HTTPRouteNamedRouteRule): names are carried and change nothing
+    // else.
+    let rules = r#"  - name: moved
+    matches:
     - path: {type: PathPrefix, value: /old}
     filters:
     - type: RequestRedirect
@@ -264,7 +220,8 @@ async fn redirects_rewrites_header_modifiers_mirror_and_cors() {
       requestRedirect:
         port: 8443
         path: {type: ReplaceFullPath, replaceFullPath: /elsewhere}
-  - matches:
+  - name: rewrite-prefix
+    matches:
     - path: {type: PathPrefix, value: /rewrite}
     filters:
     - type: URLRewrite
@@ -318,6 +275,34 @@ async fn redirects_rewrites_header_modifiers_mirror_and_cors() {
         .expect("apply route");
     let host = "filters.a.example";
     wait_backend(&fleet, "GET", host, "/rewrite/x", &[], "one").await;
+
+    // Two rules of one name: the Gateway API v1.6 standard CRD lets the API server store it,
+    // so the hub refuses it (`admit::rule_names`): Accepted=False on the new generation, and the
+    // version already served stays served.
+    let twice = "  - name: same\n    backendRefs:\n    - {name: one, port: 8080}\n\
+                 \x20 - name: same\n    backendRefs:\n    - {name: one, port: 8080}\n";
+    a.cluster
+        .apply(&route("filters", host, twice))
+        .await
+        .expect("the API server stores it");
+    eventually(TIMEOUT, || async {
+        let r = a
+            .cluster
+            .get_json("HTTPRoute", "default", "filters")
+            .await?
+            .context("HTTPRoute filters")?;
+        let c = condition(&r["status"]["parents"][0]["conditions"], "Accepted")
+            .with_context(|| format!("no Accepted: {}", r["status"]))?;
+        ensure!(
+            c["status"] == "False"
+                && c["observedGeneration"] == 2
+                && c["message"].as_str().is_some_and(|m| m.contains("unique")),
+            "Accepted: {c}"
+        );
+        Ok(())
+    })
+    .await;
+    expect_backend(&fleet, "GET", host, "/rewrite/x", &[], "one").await;
 
     // Redirects: status and Location.
     for (path, status, location) in [

@@ -5,10 +5,13 @@
 //!
 //! Needs the product binaries: `cargo build --bins` first. Each test starts its own fleet.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 use anyhow::{Context, ensure};
-use fleetgate_e2e::fixtures::{TENANT_A, TENANT_B};
+use fleetgate_e2e::fixtures::{
+    GATEWAY_CLASS, TENANT_A, TENANT_B, gateway, listener, node_port_service,
+};
 use fleetgate_e2e::tcp_echo::{L4Echo, free_dual_port_in, free_l4_range, tcp_ask, udp_ask};
 use fleetgate_e2e::{Fleet, FleetTenant, TIMEOUT, eventually};
 use serde_json::{Value, json};
@@ -276,52 +279,20 @@ async fn an_exhausted_pool_is_reported_on_the_service_and_breaks_nothing() {
 
 /// A NodePort Service with one port of `protocol`.
 fn node_port_yaml(name: &str, protocol: &str, port: u16, node_port: u16) -> String {
-    format!(
-        r#"apiVersion: v1
-kind: Service
-metadata:
-  name: {name}
-  namespace: default
-spec:
-  type: NodePort
-  selector:
-    app: {name}
-  ports:
-  - name: p
-    protocol: {protocol}
-    port: {port}
-    targetPort: {port}
-    nodePort: {node_port}
-"#
-    )
+    node_port_service("default", name, protocol, port, node_port, None)
 }
 
 /// GatewayClass `fleetgate`, Gateway `l4` with listeners `tcp` (TCP `tcp_port`) and `udp` (UDP
 /// `udp_port`), a TCPRoute `db` -> Service db:5432 and a UDPRoute `dns` -> Service dns:53.
 fn gateway_l4_yaml(tcp_port: u16, udp_port: u16) -> String {
+    let listeners = format!(
+        "{}{}",
+        listener("tcp", "TCP", tcp_port, None),
+        listener("udp", "UDP", udp_port, None)
+    );
     format!(
-        r#"apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata:
-  name: fleetgate
-spec:
-  controllerName: fleetgate.dev/hub
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: l4
-  namespace: default
-spec:
-  gatewayClassName: fleetgate
-  listeners:
-  - name: tcp
-    protocol: TCP
-    port: {tcp_port}
-  - name: udp
-    protocol: UDP
-    port: {udp_port}
----
+        r#"{GATEWAY_CLASS}---
+{}---
 apiVersion: gateway.networking.k8s.io/v1
 kind: TCPRoute
 metadata:
@@ -349,7 +320,8 @@ spec:
   - backendRefs:
     - name: dns
       port: 53
-"#
+"#,
+        gateway("l4", &listeners)
     )
 }
 
@@ -428,4 +400,166 @@ async fn gateway_tcp_and_udp_listeners_serve_tcproutes_and_udproutes() {
         Ok(())
     })
     .await;
+}
+
+/// Gateway `l4w` with one `protocol` (TCP or UDP) listener on `port` and a TCPRoute/UDPRoute
+/// `split` whose backendRefs are Service `heavy` (weight `heavy`) and Service `light` (weight
+/// `light`), both on port 5432.
+fn weighted_l4_yaml(protocol: &str, port: u16, heavy: u32, light: u32) -> String {
+    let kind = if protocol == "UDP" {
+        "UDPRoute"
+    } else {
+        "TCPRoute"
+    };
+    format!(
+        r#"{GATEWAY_CLASS}---
+{}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: {kind}
+metadata:
+  name: split
+  namespace: default
+spec:
+  parentRefs:
+  - name: l4w
+  rules:
+  - backendRefs:
+    - name: heavy
+      port: 5432
+      weight: {heavy}
+    - name: light
+      port: 5432
+      weight: {light}
+"#,
+        gateway("l4w", &listener("l4", protocol, port, None))
+    )
+}
+
+/// Opens `n` TCP connections one after the other and counts the answers per backend name.
+async fn tcp_spread(addr: SocketAddr, n: usize) -> anyhow::Result<BTreeMap<String, usize>> {
+    let mut seen = BTreeMap::new();
+    for _ in 0..n {
+        let answer = tcp_ask(addr, "ping").await?;
+        let name = answer
+            .strip_suffix(" ping")
+            .with_context(|| format!("unexpected answer {answer:?}"))?;
+        *seen.entry(name.to_string()).or_insert(0) += 1;
+    }
+    Ok(seen)
+}
+
+/// Sends `n` datagrams, each from a fresh socket (so a new Envoy UDP session), and counts the
+/// answers per backend name.
+async fn udp_spread(addr: SocketAddr, n: usize) -> anyhow::Result<BTreeMap<String, usize>> {
+    let mut seen = BTreeMap::new();
+    for _ in 0..n {
+        let answer = udp_ask(addr, "ping").await?;
+        let name = answer
+            .strip_suffix(" ping")
+            .with_context(|| format!("unexpected answer {answer:?}"))?;
+        *seen.entry(name.to_string()).or_insert(0) += 1;
+    }
+    Ok(seen)
+}
+
+/// NodePort Services `heavy` and `light` (port 5432, `protocol`) and their echo backends on
+/// node `node`.
+async fn heavy_and_light(t: &FleetTenant, node: IpAddr, protocol: &str) -> Vec<L4Echo> {
+    let mut echoes = Vec::new();
+    for name in ["heavy", "light"] {
+        let node_port = free_dual_port_in(node, 30000..=32767).unwrap();
+        t.cluster
+            .apply(&node_port_yaml(name, protocol, 5432, node_port))
+            .await
+            .unwrap();
+        let at = SocketAddr::new(node, node_port);
+        let echo = match protocol {
+            "UDP" => L4Echo::udp(name, at).await,
+            _ => L4Echo::tcp(name, at).await,
+        };
+        echoes.push(echo.unwrap());
+    }
+    echoes
+}
+
+/// A fleet of tenant A with a one-port pool, node `node-1` and the `heavy`/`light` backends of
+/// `protocol`; returns them with the pool's (address, port), where Gateway `l4w` is served.
+async fn weights_fleet(protocol: &str) -> (Fleet, Vec<L4Echo>, SocketAddr) {
+    let lo: IpAddr = POOL_IP.parse().unwrap();
+    let from = free_l4_range(lo, 1).expect("a free port range");
+    let fleet = Fleet::start_with(&[TENANT_A], l4_config(from, 1))
+        .await
+        .expect("fleet starts");
+    let a = fleet.tenant("tenant-a");
+    let node = a.create_node("node-1", 10).await.unwrap();
+    let echoes = heavy_and_light(a, node, protocol).await;
+    (fleet, echoes, SocketAddr::new(lo, from))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn udproute_zero_weight_backends_get_no_datagrams() {
+    let (fleet, _echoes, addr) = weights_fleet("UDP").await;
+    let (a, from) = (fleet.tenant("tenant-a"), addr.port());
+
+    // 1/0: every session goes to heavy.
+    a.cluster
+        .apply(&weighted_l4_yaml("UDP", from, 1, 0))
+        .await
+        .unwrap();
+    wait_udp(addr, "heavy ping").await;
+    let seen = udp_spread(addr, 40).await.unwrap();
+    assert_eq!(seen, BTreeMap::from([("heavy".to_string(), 40)]));
+
+    // 1/1: both answer (sessions are balanced over the merged endpoints), which shows that the
+    // zero weight was what kept light out.
+    a.cluster
+        .apply(&weighted_l4_yaml("UDP", from, 1, 1))
+        .await
+        .unwrap();
+    eventually(TIMEOUT, || async {
+        let seen = udp_spread(addr, 20).await?;
+        ensure!(seen.len() == 2, "both backends answer: {seen:?}");
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tcproute_backend_weights_split_connections() {
+    let (fleet, _echoes, addr) = weights_fleet("TCP").await;
+    let (a, from) = (fleet.tenant("tenant-a"), addr.port());
+
+    // 80/20 over 200 connections: each side's count is binomial (mean 160/40, sd ~5.7); the
+    // bands below are more than 5 sd wide on each side, so the test does not flake, yet a
+    // split that ignored weights (100/100) or sent all to one side fails it.
+    a.cluster
+        .apply(&weighted_l4_yaml("TCP", from, 80, 20))
+        .await
+        .unwrap();
+    eventually(TIMEOUT, || async {
+        let seen = tcp_spread(addr, 40).await?;
+        ensure!(seen.len() == 2, "both backends answer: {seen:?}");
+        Ok(())
+    })
+    .await;
+    let seen = tcp_spread(addr, 200).await.unwrap();
+    let heavy = seen.get("heavy").copied().unwrap_or(0);
+    let light = seen.get("light").copied().unwrap_or(0);
+    assert_eq!(heavy + light, 200, "{seen:?}");
+    assert!((125..=190).contains(&heavy), "80/20 split: {seen:?}");
+    assert!((10..=75).contains(&light), "80/20 split: {seen:?}");
+
+    // 100/0: a zero weight gets nothing at all.
+    a.cluster
+        .apply(&weighted_l4_yaml("TCP", from, 100, 0))
+        .await
+        .unwrap();
+    eventually(TIMEOUT, || async {
+        let seen = tcp_spread(addr, 20).await?;
+        ensure!(seen.len() == 1, "only heavy answers: {seen:?}");
+        Ok(())
+    })
+    .await;
+    let seen = tcp_spread(addr, 100).await.unwrap();
+    assert_eq!(seen, BTreeMap::from([("heavy".to_string(), 100)]));
 }

@@ -344,7 +344,7 @@ async fn a_team_brings_its_own_https_listener_and_certificate() {
     // The team's Service and backend, in its namespace.
     let node_port = fleetgate_e2e::ports::free_port_in(ip, 30000..=32767).unwrap();
     a.cluster
-        .apply(&fleetgate_e2e::fleet::node_port_service_yaml(
+        .apply(&fleetgate_e2e::fixtures::http_service(
             "team", "app", node_port,
         ))
         .await

@@ -6,20 +6,14 @@
 //! Needs the product binaries: `cargo build --bins` first. Each test starts its own fleet.
 
 use anyhow::{Context, ensure};
-use fleetgate_e2e::fixtures::{TENANT_A, condition};
-use fleetgate_e2e::fleet::node_port_service_yaml;
+use fleetgate_e2e::fixtures::{
+    GATEWAY_CLASS, TENANT_A, class_and_http_gateway, condition, gateway, http_route, rule_to,
+    wait_route_condition,
+};
 use fleetgate_e2e::pki::{Ca, CertAndKey, Leaf};
 use fleetgate_e2e::tls::{HttpsConnection, TlsEcho, connect_tls, https_get, serial_of_pem};
 use fleetgate_e2e::{Echo, Fleet, FleetTenant, TIMEOUT, eventually};
 use serde_json::Value;
-
-const CLASS: &str = r#"apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata:
-  name: fleetgate
-spec:
-  controllerName: fleetgate.dev/hub
-"#;
 
 /// A `kubernetes.io/tls` Secret with `cert`.
 fn secret_yaml(ns: &str, name: &str, cert: &CertAndKey) -> String {
@@ -45,31 +39,23 @@ fn https_listener(name: &str, host: &str, secrets: &[&str]) -> String {
     )
 }
 
+/// [`GATEWAY_CLASS`] and Gateway `web` with `listeners`.
 fn gateway_yaml(listeners: &[String]) -> String {
     format!(
-        "{CLASS}---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: web\n  namespace: default\nspec:\n  gatewayClassName: fleetgate\n  listeners:\n{}",
-        listeners.concat()
+        "{GATEWAY_CLASS}---\n{}",
+        gateway("web", &listeners.concat())
     )
 }
 
 /// HTTPRoute `name` in `default` on Gateway `web` for `host` -> Service `svc_ns/svc`:8080.
 fn route_yaml(name: &str, host: &str, svc_ns: &str, svc: &str) -> String {
-    format!(
-        r#"apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: {name}
-  namespace: default
-spec:
-  parentRefs:
-  - name: web
-  hostnames: [{host}]
-  rules:
-  - backendRefs:
-    - name: {svc}
-      namespace: {svc_ns}
-      port: 8080
-"#
+    let svc = format!("{svc_ns}/{svc}");
+    http_route(
+        "default",
+        name,
+        &["{name: web}"],
+        &[host],
+        &rule_to(None, &[(&svc, 1)]),
     )
 }
 
@@ -87,7 +73,7 @@ async fn backend_in(t: &FleetTenant, ns: &str, svc: &str) -> Echo {
     }
     let port = fleetgate_e2e::ports::free_port_in(ip, 30000..=32767).expect("free port");
     t.cluster
-        .apply(&node_port_service_yaml(ns, svc, port))
+        .apply(&fleetgate_e2e::fixtures::http_service(ns, svc, port))
         .await
         .expect("service");
     Echo::start_at(
@@ -127,25 +113,6 @@ async fn wait_listener_condition(
             "stale: {c}"
         );
         Ok(c.clone())
-    })
-    .await
-}
-
-/// Waits until HTTPRoute `name`'s first parent has ResolvedRefs `status`/`reason`.
-async fn wait_route_resolved(t: &FleetTenant, kind: &str, name: &str, status: &str, reason: &str) {
-    eventually(TIMEOUT, || async {
-        let r = t
-            .cluster
-            .get_json(kind, "default", name)
-            .await?
-            .context("route missing")?;
-        let c = condition(&r["status"]["parents"][0]["conditions"], "ResolvedRefs")
-            .with_context(|| format!("no ResolvedRefs: {}", r["status"]))?;
-        ensure!(
-            c["status"] == status && c["reason"] == reason,
-            "{kind} {name} ResolvedRefs: {c}"
-        );
-        Ok(())
     })
     .await
 }
@@ -419,9 +386,7 @@ async fn cross_namespace_backend_needs_a_reference_grant() {
     let a = fleet.tenant("tenant-a");
     let _echo = backend_in(a, "backend", "echo").await;
     a.cluster
-        .apply(&format!(
-            "{CLASS}---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: web\n  namespace: default\nspec:\n  gatewayClassName: fleetgate\n  listeners:\n  - name: http\n    protocol: HTTP\n    port: 80\n    hostname: app.a.example\n"
-        ))
+        .apply(&class_and_http_gateway(Some("app.a.example")))
         .await
         .unwrap();
     a.cluster
@@ -441,7 +406,15 @@ async fn cross_namespace_backend_needs_a_reference_grant() {
     };
 
     // No grant: RefNotPermitted, and the route's traffic gets 500.
-    wait_route_resolved(a, "HTTPRoute", "app", "False", "RefNotPermitted").await;
+    wait_route_condition(
+        a,
+        "HTTPRoute",
+        "app",
+        "ResolvedRefs",
+        "False",
+        "RefNotPermitted",
+    )
+    .await;
     wait_get(500).await;
 
     // A grant in the Service's namespace for HTTPRoutes from default: served.
@@ -461,14 +434,30 @@ spec:
 "#;
     a.cluster.apply(grant).await.unwrap();
     assert_eq!(wait_get(200).await, "tenant-a-echo");
-    wait_route_resolved(a, "HTTPRoute", "app", "True", "ResolvedRefs").await;
+    wait_route_condition(
+        a,
+        "HTTPRoute",
+        "app",
+        "ResolvedRefs",
+        "True",
+        "ResolvedRefs",
+    )
+    .await;
 
     // Deleting the grant withdraws the access.
     a.cluster
         .delete("ReferenceGrant", "backend", "allow-default")
         .await
         .unwrap();
-    wait_route_resolved(a, "HTTPRoute", "app", "False", "RefNotPermitted").await;
+    wait_route_condition(
+        a,
+        "HTTPRoute",
+        "app",
+        "ResolvedRefs",
+        "False",
+        "RefNotPermitted",
+    )
+    .await;
     wait_get(500).await;
 }
 
@@ -489,7 +478,9 @@ async fn tls_passthrough_reaches_a_tls_backend_next_to_https() {
     let ip = a.ip(10);
     let port = fleetgate_e2e::ports::free_port_in(ip, 30000..=32767).unwrap();
     a.cluster
-        .apply(&node_port_service_yaml("default", "pg", port))
+        .apply(&fleetgate_e2e::fixtures::http_service(
+            "default", "pg", port,
+        ))
         .await
         .unwrap();
     let backend_cert = ca.issue(&Leaf::server("pg", &["pg.db.a.example"])).unwrap();

@@ -7,61 +7,24 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use fleetgate_e2e::fixtures::{TENANT_A, TENANT_B, condition};
+use fleetgate_e2e::fixtures::{
+    TENANT_A, TENANT_B, class_and_http_gateway, condition, http_route, rule_to,
+};
 use fleetgate_e2e::fleet::RAW_CLUSTER;
 use fleetgate_e2e::sync_client::{self, ClientTls, SyncSession};
 use fleetgate_e2e::{Echo, Fleet, FleetTenant, TIMEOUT, eventually};
 use fleetgate_proto::spoke::v1 as pb;
 use serde_json::Value;
 
-/// GatewayClass `fleetgate` and Gateway `web` with one HTTP listener on port 80 for `hostname`.
-fn gateway_yaml(hostname: &str) -> String {
-    format!(
-        r#"apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata:
-  name: fleetgate
-spec:
-  controllerName: fleetgate.dev/hub
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: web
-  namespace: default
-spec:
-  gatewayClassName: fleetgate
-  listeners:
-  - name: http
-    protocol: HTTP
-    port: 80
-    hostname: {hostname}
-"#
-    )
-}
-
 /// HTTPRoute `name` on Gateway `web` for `hostname`, PathPrefix `path`, to (Service, weight)s
 /// on port 8080.
 fn route_yaml(name: &str, hostname: &str, path: &str, backends: &[(&str, u32)]) -> String {
-    let refs: String = backends
-        .iter()
-        .map(|(svc, w)| format!("    - name: {svc}\n      port: 8080\n      weight: {w}\n"))
-        .collect();
-    format!(
-        r#"apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: {name}
-  namespace: default
-spec:
-  parentRefs:
-  - name: web
-  hostnames: [{hostname}]
-  rules:
-  - matches:
-    - path: {{type: PathPrefix, value: {path}}}
-    backendRefs:
-{refs}"#
+    http_route(
+        "default",
+        name,
+        &["{name: web}"],
+        &[hostname],
+        &rule_to(Some(path), backends),
     )
 }
 
@@ -78,7 +41,7 @@ async fn backend(t: &FleetTenant, svc: &str) -> Echo {
 async fn deploy_app(t: &FleetTenant, hostname: &str) -> Echo {
     let echo = backend(t, "echo").await;
     t.cluster
-        .apply(&gateway_yaml(hostname))
+        .apply(&class_and_http_gateway(Some(hostname)))
         .await
         .expect("apply Gateway");
     t.cluster

@@ -11,6 +11,7 @@ mod http;
 mod listener_set_tests;
 pub mod quota;
 mod re2;
+mod rule_names;
 #[cfg(test)]
 mod test_support;
 pub mod tls;
@@ -384,6 +385,7 @@ fn admit_http_route(
     for (i, r) in h.rules.iter().enumerate() {
         rules.push(admit_rule(i, r, policy)?);
     }
+    rule_names::check_unique(rules.iter().map(|r| r.name.as_deref()))?;
     Ok(HttpRoute {
         meta,
         parent_refs,
@@ -421,12 +423,7 @@ fn admit_rule(
             ),
         );
     }
-    let name = if r.name.is_empty() {
-        None
-    } else {
-        check_section_name(&r.name)?;
-        Some(r.name.clone())
-    };
+    let name = rule_names::admit_rule_name(i, &r.name)?;
     let mut matches = Vec::new();
     for (mi, m) in r.matches.iter().enumerate() {
         matches.push(http::admit_match(&at(&format!("matches[{mi}]")), m)?);

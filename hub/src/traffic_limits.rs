@@ -128,7 +128,10 @@ mod tests {
                     name: format!("l4/{t}"),
                     protocol: L4Protocol::Tcp,
                     bind: "127.0.0.1:20000".parse().unwrap(),
-                    cluster: "c".into(),
+                    upstreams: vec![crate::compile::snapshot::L4Upstream {
+                        cluster: "c".into(),
+                        weight: 1,
+                    }],
                     source: src(t),
                     max_connections: None,
                 })

@@ -7,7 +7,7 @@
 
 use fleetgate_proto::spoke::v1 as pb;
 
-use super::{Policy, Rejection, check_header, check_section_name, http, reject};
+use super::{Policy, Rejection, check_header, http, reject};
 use crate::model::{
     AppProtocol, Backend, GrpcMethodMatch, GrpcRoute, GrpcRouteMatch, GrpcRouteRule, HttpFilter,
     Meta, ValueMatch,
@@ -149,12 +149,7 @@ fn admit_rule(
             super::MAX_FILTERS
         ));
     }
-    let name = if r.name.is_empty() {
-        None
-    } else {
-        check_section_name(&r.name)?;
-        Some(r.name.clone())
-    };
+    let name = super::rule_names::admit_rule_name(i, &r.name)?;
     let mut matches = Vec::with_capacity(r.matches.len().max(1));
     for (mi, m) in r.matches.iter().enumerate() {
         matches.push(admit_match(&format!("{at}.matches[{mi}]"), m)?);
@@ -237,6 +232,7 @@ pub fn admit_grpc_route(
     for (i, r) in g.rules.iter().enumerate() {
         rules.push(admit_rule(i, r, policy)?);
     }
+    super::rule_names::check_unique(rules.iter().map(|r| r.name.as_deref()))?;
     Ok(GrpcRoute {
         meta,
         parent_refs,

@@ -693,7 +693,7 @@ mod tests {
             gateways: 2,
             ..Quota::default()
         };
-        let mut next = intent(&[], &[gw.clone()]);
+        let mut next = intent(&[], std::slice::from_ref(&gw));
         for s in [set("s2", T2), set("s3", T3)] {
             next.listener_sets
                 .insert((s.meta.namespace.clone(), s.meta.name.clone()), s);

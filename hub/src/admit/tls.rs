@@ -7,7 +7,9 @@
 //! the hub before it goes anywhere near Envoy, and every DNS name of the leaf must be a hostname
 //! the tenant owns. A certificate problem does not reject the Gateway: it becomes the listener's
 //! `problem` (ResolvedRefs=False, InvalidCertificateRef), so the Gateway's other listeners keep
-//! working. Pure: no I/O.
+//! working. No I/O; the one input from outside is the current time, read once per listener by
+//! [`admit_listener_tls`] for the certificates' validity period (the checks take it as an
+//! argument: [`admit_certificate_at`], [`check_validity`]).
 
 use std::sync::Arc;
 
@@ -109,6 +111,7 @@ pub fn admit_listener_tls(
     }
     let mut certificates = Vec::new();
     let mut problem = None;
+    let now = unix_now();
     for c in &tls.certificates {
         let what = format!("certificateRef Secret {}/{}", c.namespace, c.name);
         if let Some(p) = &c.problem {
@@ -125,7 +128,7 @@ pub fn admit_listener_tls(
             });
             continue;
         }
-        match admit_certificate(c, policy) {
+        match admit_certificate_at(c, policy, now) {
             Ok(cert) => certificates.push(cert),
             Err(e) => {
                 problem.get_or_insert(BackendProblem {
@@ -193,16 +196,36 @@ pub fn admit_tls_route(
     })
 }
 
-/// Parses and checks one certificate and its key; the message of an error says what to change.
+/// Seconds since the Unix epoch now (0 if the clock is before it).
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Parses and checks one certificate and its key as of now; see [`admit_certificate_at`].
 pub fn admit_certificate(
     c: &pb::Certificate,
     policy: &Policy<'_>,
+) -> Result<Certificate, Rejection> {
+    admit_certificate_at(c, policy, unix_now())
+}
+
+/// Parses and checks one certificate and its key at `now` (Unix seconds): PEM, key match, the
+/// leaf's validity period, and DNS names the tenant owns. The message of an error says what is
+/// wrong and what to change.
+pub fn admit_certificate_at(
+    c: &pb::Certificate,
+    policy: &Policy<'_>,
+    now: i64,
 ) -> Result<Certificate, Rejection> {
     let bad = |m: String| Rejection {
         reason: INVALID_CERTIFICATE_REF,
         message: m,
     };
     let parsed = parse_pem_pair(&c.cert_chain_pem, &c.private_key_pem).map_err(bad)?;
+    check_validity(parsed.not_before, parsed.not_after, now).map_err(bad)?;
     for name in &parsed.dns_names {
         check_owned(name, policy).map_err(|e| {
             bad(format!(
@@ -230,6 +253,45 @@ pub struct ParsedPair {
     pub dns_names: Vec<String>,
     /// Hex serial of the leaf.
     pub serial: String,
+    /// The leaf's validity period, Unix seconds (inclusive).
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+/// A Unix time as RFC 3339 UTC (`2026-01-01T00:00:00Z`), for messages.
+fn rfc3339(t: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(t) {
+        Ok(d) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            d.year(),
+            u8::from(d.month()),
+            d.day(),
+            d.hour(),
+            d.minute(),
+            d.second()
+        ),
+        Err(_) => format!("{t} (Unix time)"),
+    }
+}
+
+/// Whether a leaf valid from `not_before` to `not_after` (inclusive, Unix seconds) may be served
+/// at `now`; the error says which bound is violated and what to do.
+pub fn check_validity(not_before: i64, not_after: i64, now: i64) -> Result<(), String> {
+    if now < not_before {
+        return Err(format!(
+            "the certificate is not valid yet: its validity starts at {} (now {}); use a certificate that is valid now, or check the issuer's clock",
+            rfc3339(not_before),
+            rfc3339(now)
+        ));
+    }
+    if now > not_after {
+        return Err(format!(
+            "the certificate expired at {} (now {}); renew it and put the new tls.crt and tls.key into the Secret",
+            rfc3339(not_after),
+            rfc3339(now)
+        ));
+    }
+    Ok(())
 }
 
 /// Strict parse of a PEM chain (`tls.crt`) and key (`tls.key`). Pure; errors say what is wrong.
@@ -301,6 +363,8 @@ pub fn parse_pem_pair(chain: &[u8], key: &[u8]) -> Result<ParsedPair, String> {
         ));
     }
     let serial = leaf.raw_serial_as_string().replace(':', "");
+    let not_before = leaf.validity().not_before.timestamp();
+    let not_after = leaf.validity().not_after.timestamp();
     let key_der = PrivateKeyDer::from_pem_slice(key).map_err(|_| {
         "tls.key holds no valid PEM private key (PKCS#8, PKCS#1 or SEC1)".to_string()
     })?;
@@ -328,6 +392,8 @@ pub fn parse_pem_pair(chain: &[u8], key: &[u8]) -> Result<ParsedPair, String> {
         key_pem,
         dns_names,
         serial,
+        not_before,
+        not_after,
     })
 }
 

@@ -6,7 +6,7 @@
 //! (its own listeners) or a ListenerSet (its listeners inside the Gateway that took it, see
 //! `super::listener_set`).
 
-use super::hostname::{Intersection, intersect};
+use super::hostname::{Intersection, belongs_to_more_specific, intersect};
 use super::kinds;
 use crate::model::{AllowedRoutes, Gateway, ParentKind, ParentRef};
 
@@ -148,6 +148,7 @@ pub fn attach(
             Intersection::Disjoint => {}
         }
     }
+    isolate(gw, valid, &mut out);
     if out.is_empty() {
         let msg = if both_empty {
             BOTH_EMPTY_MESSAGE.to_string()
@@ -160,4 +161,23 @@ pub fn attach(
         return Err(AttachError::NoMatchingListenerHostname(msg));
     }
     Ok(out)
+}
+
+/// Listener isolation (`GatewayHTTPListenerIsolation`): drops from each attachment the
+/// hostnames that a more specific served listener on the same port also matches, so a request
+/// never reaches the routes of a less specific listener. The route stays attached.
+fn isolate(gw: &Gateway, valid: &[bool], out: &mut [Attachment]) {
+    for a in out.iter_mut() {
+        let own = &gw.listeners[a.listener];
+        let others = gw
+            .listeners
+            .iter()
+            .enumerate()
+            .filter(|(j, l)| {
+                *j != a.listener && l.port == own.port && valid.get(*j).copied().unwrap_or(false)
+            })
+            .map(|(_, l)| l.hostname.as_deref());
+        a.hostnames
+            .retain(|h| !belongs_to_more_specific(own.hostname.as_deref(), h, others.clone()));
+    }
 }

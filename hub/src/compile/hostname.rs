@@ -16,6 +16,23 @@ pub fn covers(pattern: &str, host: &str) -> bool {
     }
 }
 
+/// Listener isolation: whether requests for `host`, reached through a listener of hostname
+/// `own` (`None`: any), belong instead to a more specific listener of the same Gateway and
+/// port, whose hostnames are `others`. The data plane picks the most specific virtual host for
+/// a request, so a hostname that such a listener also matches must not carry the less specific
+/// listener's routes: a route on a `*.example` listener that names `a.foo.example` does not
+/// serve it when an `a.foo.example` or `*.foo.example` listener exists on that port.
+pub fn belongs_to_more_specific<'a>(
+    own: Option<&str>,
+    host: &str,
+    others: impl IntoIterator<Item = Option<&'a str>>,
+) -> bool {
+    others.into_iter().flatten().any(|other| {
+        let more_specific = own.is_none_or(|own| own != other && covers(own, other));
+        more_specific && covers(other, host)
+    })
+}
+
 /// The hostnames a route serves through one listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Intersection {
@@ -58,6 +75,34 @@ pub fn intersect(listener: Option<&str>, route: &[String]) -> Intersection {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn more_specific_listeners_own_their_hostnames_table() {
+        use super::belongs_to_more_specific as b;
+        let others = [
+            Some("*.a.example"),
+            Some("*.foo.a.example"),
+            Some("abc.foo.a.example"),
+            None,
+        ];
+        // (own listener hostname, route hostname, belongs to a more specific listener)
+        let cases = [
+            (None, "bar.com", false),
+            (None, "x.a.example", true),
+            (None, "*.a.example", true),
+            (Some("*.a.example"), "*.a.example", false),
+            (Some("*.a.example"), "x.a.example", false),
+            (Some("*.a.example"), "x.foo.a.example", true),
+            (Some("*.a.example"), "*.foo.a.example", true),
+            (Some("*.a.example"), "abc.foo.a.example", true),
+            (Some("*.foo.a.example"), "*.foo.a.example", false),
+            (Some("*.foo.a.example"), "abc.foo.a.example", true),
+            (Some("abc.foo.a.example"), "abc.foo.a.example", false),
+        ];
+        for (own, host, want) in cases {
+            assert_eq!(b(own, host, others), want, "{own:?} {host}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -17,7 +17,7 @@ use crate::model::{
 };
 
 use super::names;
-use super::snapshot::{ClusterSnapshot, L4ListenerSnapshot, SourceObject};
+use super::snapshot::{ClusterSnapshot, L4ListenerSnapshot, L4Upstream, SourceObject};
 
 /// What the L4 compiler produces.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -88,7 +88,7 @@ pub fn compile(
                     name: names::l4_listener(p.protocol, bind),
                     protocol: p.protocol,
                     bind,
-                    cluster,
+                    upstreams: vec![L4Upstream { cluster, weight: 1 }],
                     source: src.clone(),
                     max_connections: None,
                 });
@@ -145,8 +145,7 @@ fn allows(allowed: &AllowedRoutes, gateway_ns: &str, route_ns: &str) -> bool {
 /// Gateway listeners of protocol TCP/UDP and the TCPRoutes/UDPRoutes attached to them. A
 /// listener is served on the (address, its own port) allocated to its Gateway; one route per
 /// listener: when several attach, the oldest (creationTimestamp, then namespace/name) wins and
-/// the others are Accepted=False. Every connection (datagram) goes to the ready endpoints of
-/// all the route's backendRefs, as one cluster (weights are not applied on L4 routes).
+/// the others are Accepted=False. Where connections go is [`route_upstreams`]' rule.
 pub fn compile_gateways(
     intent: &FleetIntent,
     allocations: &Allocations,
@@ -204,16 +203,7 @@ pub fn compile_gateways(
                 L4Protocol::Tcp => "TCPRoute",
                 L4Protocol::Udp => "UDPRoute",
             };
-            let cluster =
-                names::l4_route_cluster(ck, rk.namespace.as_str(), &rk.name, route.protocol);
-            let mut endpoints: Vec<SocketAddr> = route
-                .backends
-                .iter()
-                .filter(|b| b.weight > 0 && b.problem.is_none())
-                .flat_map(|b| b.endpoints.iter().copied())
-                .collect();
-            endpoints.sort();
-            endpoints.dedup();
+            let upstreams = route_upstreams(ck, rk, route);
             let mut used_cluster = false;
             let mut parents = Vec::new();
             for pref in &route.parent_refs {
@@ -282,7 +272,10 @@ pub fn compile_gateways(
                                         name: names::l4_listener(route.protocol, bind),
                                         protocol: route.protocol,
                                         bind,
-                                        cluster: cluster.clone(),
+                                        upstreams: upstreams
+                                            .iter()
+                                            .map(|(u, _)| u.clone())
+                                            .collect(),
                                         source: src.clone(),
                                         max_connections: None,
                                     });
@@ -356,12 +349,14 @@ pub fn compile_gateways(
                 });
             }
             if used_cluster {
-                out.clusters.push(ClusterSnapshot {
-                    protocol: AppProtocol::default(),
-                    name: cluster,
-                    endpoints,
-                    source: Some(src.clone()),
-                });
+                for (u, endpoints) in upstreams {
+                    out.clusters.push(ClusterSnapshot {
+                        protocol: AppProtocol::default(),
+                        name: u.cluster,
+                        endpoints,
+                        source: Some(src.clone()),
+                    });
+                }
             }
             statuses.push(ObjectStatus {
                 key: rk.clone(),
@@ -434,6 +429,75 @@ pub fn compile_gateways(
     }
     out.listeners.sort_by(|a, b| a.name.cmp(&b.name));
     out.clusters.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// Where a TCPRoute's connections (a UDPRoute's datagrams) go: the upstream clusters of the
+/// listener it is served on, each with its endpoints.
+///
+/// - TCPRoute: one cluster per backendRef of non-zero weight (named after the backendRef's
+///   index), split by weight. A backendRef the agent could not resolve keeps its share with no
+///   endpoints, so that share of connections is refused (Gateway API: "connection rejections
+///   must respect weight"). A zero-weight backendRef gets nothing.
+/// - UDPRoute: Envoy's `udp_proxy` routes a session to one cluster (its route action has no
+///   weighted clusters and its matcher has no random input), so the ready endpoints of every
+///   resolved backendRef of non-zero weight form one cluster; weights beyond zero/non-zero are
+///   not applied.
+///
+/// With no usable backendRef at all the route keeps one empty cluster: connections are refused.
+pub fn route_upstreams(
+    ck: &ClusterKey,
+    rk: &ObjectKey,
+    route: &L4Route,
+) -> Vec<(L4Upstream, Vec<SocketAddr>)> {
+    let base = names::l4_route_cluster(ck, &rk.namespace, &rk.name, route.protocol);
+    let sorted = |mut v: Vec<SocketAddr>| {
+        v.sort();
+        v.dedup();
+        v
+    };
+    let weighted = route
+        .backends
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.weight > 0);
+    let out: Vec<(L4Upstream, Vec<SocketAddr>)> = match route.protocol {
+        L4Protocol::Tcp => weighted
+            .map(|(i, b)| {
+                let endpoints = match b.problem {
+                    None => sorted(b.endpoints.clone()),
+                    Some(_) => Vec::new(),
+                };
+                let upstream = L4Upstream {
+                    cluster: format!("{base}/{i}"),
+                    weight: b.weight,
+                };
+                (upstream, endpoints)
+            })
+            .collect(),
+        L4Protocol::Udp => {
+            let endpoints: Vec<SocketAddr> = weighted
+                .filter(|(_, b)| b.problem.is_none())
+                .flat_map(|(_, b)| b.endpoints.iter().copied())
+                .collect();
+            if endpoints.is_empty() {
+                Vec::new()
+            } else {
+                let upstream = L4Upstream {
+                    cluster: base.clone(),
+                    weight: 1,
+                };
+                vec![(upstream, sorted(endpoints))]
+            }
+        }
+    };
+    if out.is_empty() {
+        let upstream = L4Upstream {
+            cluster: base,
+            weight: 1,
+        };
+        return vec![(upstream, Vec::new())];
+    }
     out
 }
 
@@ -647,7 +711,7 @@ mod tests {
                     l.name.clone(),
                     l.protocol,
                     l.bind.to_string(),
-                    l.cluster.clone(),
+                    l.upstreams[0].cluster.clone(),
                 )
             })
             .collect();
@@ -779,6 +843,98 @@ mod tests {
     }
 
     #[test]
+    fn route_upstreams_table() {
+        use crate::model::Backend;
+        let backend = |name: &str, weight: u32, ok: bool| Backend {
+            namespace: "default".into(),
+            name: name.into(),
+            port: 9000,
+            weight,
+            problem: (!ok).then(|| BackendProblem {
+                reason: "BackendNotFound".into(),
+                message: "no such Service".into(),
+            }),
+            endpoints: if ok {
+                vec![format!("127.0.1.{}:31000", name.len()).parse().unwrap()]
+            } else {
+                Vec::new()
+            },
+            app_protocol: Default::default(),
+            request_headers: Default::default(),
+            response_headers: Default::default(),
+        };
+        // (protocol, backends (name, weight, resolved)) -> [(cluster suffix, weight, endpoints)]
+        type Case = (
+            L4Protocol,
+            Vec<(&'static str, u32, bool)>,
+            Vec<(&'static str, u32, usize)>,
+        );
+        let cases: Vec<Case> = vec![
+            // One backend: all connections.
+            (L4Protocol::Tcp, vec![("a", 1, true)], vec![("/0", 1, 1)]),
+            // 80/20: two clusters, split by weight.
+            (
+                L4Protocol::Tcp,
+                vec![("a", 80, true), ("bb", 20, true)],
+                vec![("/0", 80, 1), ("/1", 20, 1)],
+            ),
+            // A zero weight gets nothing, not even a cluster.
+            (
+                L4Protocol::Tcp,
+                vec![("a", 100, true), ("bb", 0, true)],
+                vec![("/0", 100, 1)],
+            ),
+            // An unresolved backendRef keeps its share with no endpoints (refused).
+            (
+                L4Protocol::Tcp,
+                vec![("a", 50, true), ("bb", 50, false)],
+                vec![("/0", 50, 1), ("/1", 50, 0)],
+            ),
+            // Nothing usable: one empty cluster, every connection refused.
+            (L4Protocol::Tcp, vec![("a", 0, true)], vec![("", 1, 0)]),
+            (L4Protocol::Tcp, vec![], vec![("", 1, 0)]),
+            // UDP: one cluster of every resolved, non-zero backend's endpoints.
+            (
+                L4Protocol::Udp,
+                vec![("a", 80, true), ("bb", 20, true), ("ccc", 0, true)],
+                vec![("", 1, 2)],
+            ),
+            (L4Protocol::Udp, vec![("a", 1, false)], vec![("", 1, 0)]),
+        ];
+        for (protocol, backends, want) in cases {
+            let route = L4Route {
+                meta: Meta {
+                    namespace: "default".into(),
+                    name: "r".into(),
+                    generation: 1,
+                    creation_timestamp: String::new(),
+                },
+                protocol,
+                parent_refs: Vec::new(),
+                backends: backends
+                    .iter()
+                    .map(|(n, w, ok)| backend(n, *w, *ok))
+                    .collect(),
+            };
+            let rk = ObjectKey {
+                kind: Kind::TcpRoute,
+                namespace: "default".into(),
+                name: "r".into(),
+            };
+            let base = names::l4_route_cluster(&ck("a"), "default", "r", protocol);
+            let got: Vec<(String, u32, usize)> = route_upstreams(&ck("a"), &rk, &route)
+                .into_iter()
+                .map(|(u, e)| (u.cluster, u.weight, e.len()))
+                .collect();
+            let want: Vec<(String, u32, usize)> = want
+                .iter()
+                .map(|(s, w, n)| (format!("{base}{s}"), *w, *n))
+                .collect();
+            assert_eq!(got, want, "{protocol:?} {backends:?}");
+        }
+    }
+
+    #[test]
     fn gateway_listeners_and_l4_routes() {
         let gw_key = |port, protocol| PortKey {
             service: ServiceKey {
@@ -807,12 +963,12 @@ mod tests {
         let listeners: Vec<(&str, &str)> = g
             .listeners
             .iter()
-            .map(|l| (l.name.as_str(), l.cluster.as_str()))
+            .map(|l| (l.name.as_str(), l.upstreams[0].cluster.as_str()))
             .collect();
         assert_eq!(
             listeners,
             vec![
-                ("l4/tcp/192.0.2.1:9000", "t/a/c/c1/default/old/tcproute"),
+                ("l4/tcp/192.0.2.1:9000", "t/a/c/c1/default/old/tcproute/0"),
                 ("l4/udp/192.0.2.1:9001", "t/a/c/c1/default/dns/udproute"),
             ]
         );

@@ -89,7 +89,8 @@ pub fn service_port_cluster(
     )
 }
 
-/// The cluster of a TCPRoute or UDPRoute (all its backends' endpoints).
+/// The cluster of a UDPRoute (all its backends' endpoints) and the prefix of a TCPRoute's
+/// per-backendRef clusters (`<this>/<backendRef index>`, see `super::l4::route_upstreams`).
 pub fn l4_route_cluster(
     ck: &ClusterKey,
     namespace: &str,

@@ -90,12 +90,21 @@ pub struct L4ListenerSnapshot {
     pub protocol: crate::model::L4Protocol,
     /// Where the data plane binds (the pool's `bind` override applied).
     pub bind: SocketAddr,
-    /// The cluster of the Service port's endpoints.
-    pub cluster: String,
-    /// The Service it serves.
+    /// Where connections (datagrams) go: one entry takes everything; several split TCP
+    /// connections by weight (a UDP listener always has exactly one).
+    pub upstreams: Vec<L4Upstream>,
+    /// The Service or TCPRoute/UDPRoute it serves.
     pub source: SourceObject,
     /// The owning tenant's connection limit; set after compiling by `crate::traffic_limits`.
     pub max_connections: Option<u32>,
+}
+
+/// One cluster behind an L4 listener and its share of the connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct L4Upstream {
+    pub cluster: String,
+    /// Relative weight, never 0 (a zero-weight backendRef gets no upstream at all).
+    pub weight: u32,
 }
 
 /// The tenant object a data-plane resource was built from, so that a rejection by the data

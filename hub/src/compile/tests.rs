@@ -857,6 +857,7 @@ fn sources_point_back_to_tenant_objects() {
 }
 
 mod http;
+mod isolation;
 mod listener_sets;
 mod tls;
 

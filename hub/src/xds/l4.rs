@@ -1,9 +1,10 @@
 //! L4 listeners -> Envoy Listeners (typed protobufs only).
 //!
 //! Step 8 (publish) of the hub's data path, pure, called by `super::resources::build` for every
-//! [`L4ListenerSnapshot`]: a TCP listener runs `envoy.filters.network.tcp_proxy`, a UDP listener
-//! (with `udp_listener_config`) runs the `envoy.filters.udp_listener.udp_proxy` listener filter
-//! with a match tree whose only action routes to the Service port's cluster. The clusters and
+//! [`L4ListenerSnapshot`]: a TCP listener runs `envoy.filters.network.tcp_proxy` (to one cluster,
+//! or `weighted_clusters` when a TCPRoute has several backendRefs), a UDP listener (with
+//! `udp_listener_config`) runs the `envoy.filters.udp_listener.udp_proxy` listener filter with a
+//! match tree whose only action routes to the listener's one cluster. The clusters and
 //! their endpoints (EDS) are the ordinary ones from `super::resources`.
 
 use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, address, socket_address};
@@ -18,6 +19,7 @@ use envoy_types::pb::google::protobuf::Duration;
 use envoy_types::pb::xds::core::v3::TypedExtensionConfig;
 use envoy_types::pb::xds::r#type::matcher::v3::{Matcher, matcher};
 use envoy_types::util::pack_any;
+use tcp_proxy::weighted_cluster::ClusterWeight;
 
 use crate::compile::L4ListenerSnapshot;
 use crate::model::L4Protocol;
@@ -47,11 +49,36 @@ fn stat_prefix(l: &L4ListenerSnapshot) -> String {
     l.name.replace(['/', ':', '.'], "_")
 }
 
-/// The TCP proxy of a TCP listener.
+/// The cluster a UDP listener (or a single-upstream TCP listener) forwards to. The compiler
+/// never produces a listener without upstreams; should one appear, it forwards to a cluster
+/// name that does not exist, which refuses connections.
+fn first_cluster(l: &L4ListenerSnapshot) -> String {
+    l.upstreams
+        .first()
+        .map(|u| u.cluster.clone())
+        .unwrap_or_default()
+}
+
+/// The TCP proxy of a TCP listener: one cluster, or connections split by weight.
 pub fn tcp_proxy(l: &L4ListenerSnapshot) -> TcpProxy {
+    let cluster_specifier = if l.upstreams.len() > 1 {
+        tcp_proxy::ClusterSpecifier::WeightedClusters(tcp_proxy::WeightedCluster {
+            clusters: l
+                .upstreams
+                .iter()
+                .map(|u| ClusterWeight {
+                    name: u.cluster.clone(),
+                    weight: u.weight,
+                    ..Default::default()
+                })
+                .collect(),
+        })
+    } else {
+        tcp_proxy::ClusterSpecifier::Cluster(first_cluster(l))
+    };
     TcpProxy {
         stat_prefix: stat_prefix(l),
-        cluster_specifier: Some(tcp_proxy::ClusterSpecifier::Cluster(l.cluster.clone())),
+        cluster_specifier: Some(cluster_specifier),
         idle_timeout: Some(Duration {
             seconds: IDLE_TIMEOUT_SECS,
             nanos: 0,
@@ -74,7 +101,7 @@ pub fn udp_proxy(l: &L4ListenerSnapshot) -> UdpProxyConfig {
                 on_match: Some(matcher::on_match::OnMatch::Action(TypedExtensionConfig {
                     name: "route".to_string(),
                     typed_config: Some(pack_any(UdpRoute {
-                        cluster: l.cluster.clone(),
+                        cluster: first_cluster(l),
                     })),
                 })),
                 ..Default::default()
@@ -128,6 +155,7 @@ pub fn listener(l: &L4ListenerSnapshot) -> Listener {
 mod tests {
     use super::*;
     use crate::compile::SourceObject;
+    use crate::compile::snapshot::L4Upstream;
     use crate::model::{ClusterKey, Kind, ObjectKey};
     use prost::Message;
 
@@ -136,7 +164,10 @@ mod tests {
             name: format!("l4/{}/127.0.0.1:20000", protocol.as_str().to_lowercase()),
             protocol,
             bind: "127.0.0.1:20000".parse().unwrap(),
-            cluster: "t/a/c/c1/default/db/svc/5432/tcp".into(),
+            upstreams: vec![L4Upstream {
+                cluster: "t/a/c/c1/default/db/svc/5432/tcp".into(),
+                weight: 1,
+            }],
             max_connections: Some(100),
             source: SourceObject {
                 cluster: ClusterKey {
@@ -196,7 +227,9 @@ mod tests {
         let tp = TcpProxy::decode(&*any.value).unwrap();
         assert_eq!(
             tp.cluster_specifier,
-            Some(tcp_proxy::ClusterSpecifier::Cluster(s.cluster.clone()))
+            Some(tcp_proxy::ClusterSpecifier::Cluster(
+                s.upstreams[0].cluster.clone()
+            ))
         );
         assert_eq!(tp.stat_prefix, "l4_tcp_127_0_0_1_20000");
     }
@@ -223,6 +256,31 @@ mod tests {
             panic!("action expected")
         };
         let route = UdpRoute::decode(&*action.typed_config.unwrap().value).unwrap();
-        assert_eq!(route.cluster, s.cluster);
+        assert_eq!(route.cluster, s.upstreams[0].cluster);
+    }
+
+    #[test]
+    fn tcp_listener_with_several_upstreams_splits_by_weight() {
+        let mut s = snap(L4Protocol::Tcp);
+        s.upstreams = vec![
+            L4Upstream {
+                cluster: "r/0".into(),
+                weight: 80,
+            },
+            L4Upstream {
+                cluster: "r/1".into(),
+                weight: 20,
+            },
+        ];
+        let tp = tcp_proxy(&s);
+        let Some(tcp_proxy::ClusterSpecifier::WeightedClusters(w)) = tp.cluster_specifier else {
+            panic!("weighted clusters expected: {tp:?}")
+        };
+        let got: Vec<(&str, u32)> = w
+            .clusters
+            .iter()
+            .map(|c| (c.name.as_str(), c.weight))
+            .collect();
+        assert_eq!(got, vec![("r/0", 80), ("r/1", 20)]);
     }
 }

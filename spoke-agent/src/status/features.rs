@@ -10,7 +10,9 @@
 /// Gateway API feature names fleetgate supports, sorted.
 pub const SUPPORTED_FEATURES: &[&str] = &[
     "GRPCRoute",
+    "GRPCRouteNamedRouteRule",
     "Gateway",
+    "GatewayHTTPListenerIsolation",
     "GatewayListenerSet",
     "HTTPRoute",
     "HTTPRoute303RedirectStatusCode",
@@ -23,6 +25,8 @@ pub const SUPPORTED_FEATURES: &[&str] = &[
     "HTTPRouteCORS",
     "HTTPRouteHostRewrite",
     "HTTPRouteMethodMatching",
+    "HTTPRouteNamedRouteRule",
+    "HTTPRouteParentRefPort",
     "HTTPRoutePathRedirect",
     "HTTPRoutePathRewrite",
     "HTTPRoutePortRedirect",

@@ -241,3 +241,102 @@ fn listener_tls_table() {
         }
     }
 }
+
+#[test]
+fn validity_table() {
+    // (not_before, not_after, now) -> error words (None: valid)
+    let day = 86_400;
+    let t0 = 1_767_225_600; // 2026-01-01T00:00:00Z
+    let cases = [
+        (t0 - day, t0 + day, t0, None),
+        (t0, t0, t0, None),
+        (
+            t0 - 2 * day,
+            t0 - day,
+            t0,
+            Some("expired at 2025-12-31T00:00:00Z"),
+        ),
+        (
+            t0 + day,
+            t0 + 2 * day,
+            t0,
+            Some("not valid yet: its validity starts at 2026-01-02T00:00:00Z"),
+        ),
+    ];
+    for (nb, na, now, want) in cases {
+        match (check_validity(nb, na, now), want) {
+            (Ok(()), None) => {}
+            (Err(e), Some(w)) => {
+                assert!(e.contains(w), "{e}");
+                assert!(e.contains("(now 2026-01-01T00:00:00Z)"), "{e}");
+            }
+            (got, want) => panic!("{nb} {na} {now}: got {got:?}, want {want:?}"),
+        }
+    }
+}
+
+/// A self-signed certificate for `app.a.example` valid from `not_before` to `not_after`.
+fn dated_msg(not_before: (i32, u8, u8), not_after: (i32, u8, u8)) -> pb::Certificate {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["app.a.example".to_string()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(not_before.0, not_before.1, not_before.2);
+    params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
+    let cert = params.self_signed(&key).unwrap();
+    pb::Certificate {
+        namespace: "default".into(),
+        name: "web-tls".into(),
+        cert_chain_pem: cert.pem().into_bytes(),
+        private_key_pem: key.serialize_pem().into_bytes(),
+        problem: None,
+    }
+}
+
+#[test]
+fn expired_not_yet_valid_and_mismatched_certificates_make_the_listener_invalid() {
+    let f = Fixture::new();
+    let p = f.policy();
+    let mismatched = {
+        let mut m = cert_msg(&["app.a.example"]);
+        m.private_key_pem = cert_msg(&["app.a.example"]).private_key_pem;
+        m
+    };
+    // (certificate, words of the listener's problem)
+    let cases = [
+        (
+            dated_msg((2020, 1, 1), (2021, 1, 1)),
+            "certificateRef Secret default/web-tls: the certificate expired at 2021-01-01T00:00:00Z",
+        ),
+        (
+            dated_msg((2999, 1, 1), (3000, 1, 1)),
+            "certificateRef Secret default/web-tls: the certificate is not valid yet: its validity starts at 2999-01-01T00:00:00Z",
+        ),
+        (
+            mismatched,
+            "certificateRef Secret default/web-tls: tls.key does not belong to the first certificate",
+        ),
+    ];
+    for (cert, words) in cases {
+        let tls = pb::ListenerTls {
+            mode: String::new(),
+            certificates: vec![cert],
+        };
+        let got = admit_listener_tls("l", "HTTPS", Some(&tls), &p)
+            .unwrap()
+            .unwrap();
+        let problem = got.problem.expect("a problem");
+        assert_eq!(problem.reason, INVALID_CERTIFICATE_REF, "{words}");
+        assert!(problem.message.contains(words), "{}", problem.message);
+        assert!(got.certificates.is_empty(), "{words}");
+    }
+    // A certificate valid now is admitted, and the same one checked at a time after its end is
+    // refused.
+    let current = dated_msg((2020, 1, 1), (4000, 1, 1));
+    assert!(admit_certificate(&current, &p).is_ok());
+    let later = 64_060_675_200; // 4000-01-02T00:00:00Z
+    let e = admit_certificate_at(&current, &p, later).unwrap_err();
+    assert!(
+        e.message.contains("expired at 4000-01-01T00:00:00Z"),
+        "{}",
+        e.message
+    );
+}
