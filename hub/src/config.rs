@@ -11,6 +11,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+mod identity;
+pub use identity::{IdentityConfig, RawIdentityConfig, Registration};
+
 /// An error in the configuration file: where, and what to change.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -60,6 +63,9 @@ pub struct RawConfig {
     /// `30m`, `90s`; `0` keeps it forever. Default `1h`. See `crate::grace`.
     #[serde(default)]
     pub disconnected_cluster_grace_period: Option<String>,
+    /// Agent certificates (see `config/identity.rs`).
+    #[serde(default)]
+    pub identity: RawIdentityConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -294,6 +300,14 @@ pub struct RawCluster {
     /// Allow loopback/link-local/unspecified addresses inside `endpointCidrs` (tests on loopback).
     #[serde(default)]
     pub allow_special_addresses: bool,
+    /// `false`: the cluster's stream is closed, its certificates and renewals refused and its
+    /// intent withdrawn from the data plane, as if removed, but its intent stays stored.
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+}
+
+fn enabled_by_default() -> bool {
+    true
 }
 
 /// Sizes the hub enforces on every cluster.
@@ -327,6 +341,7 @@ pub struct Config {
     pub l4: L4Config,
     /// `disconnectedClusterGracePeriod`; zero: never withdraw.
     pub disconnected_cluster_grace_period: Duration,
+    pub identity: IdentityConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -406,6 +421,7 @@ impl RawConfig {
             }),
         };
         let mut tenants = BTreeMap::new();
+        let mut disabled = std::collections::BTreeSet::new();
         for t in self.tenants {
             if !is_dns_label(&t.name) {
                 errs.push(format!(
@@ -423,6 +439,12 @@ impl RawConfig {
             }
             let mut clusters = BTreeMap::new();
             for c in t.clusters {
+                if !c.enabled {
+                    disabled.insert(crate::model::ClusterKey {
+                        tenant: t.name.clone(),
+                        cluster: c.name.clone(),
+                    });
+                }
                 if !is_dns_label(&c.name) {
                     errs.push(format!(
                         "tenants[{}].clusters[{}].name: use a DNS label",
@@ -464,6 +486,8 @@ impl RawConfig {
             }
         }
         let l4 = validate_l4(self.address_pools, self.l4_port_range, &mut errs);
+        let mut identity = self.identity.validate(&mut errs);
+        identity.disabled_clusters = disabled;
         if !errs.is_empty() {
             return Err(ConfigError::Invalid(errs));
         }
@@ -481,6 +505,7 @@ impl RawConfig {
             limits: self.limits,
             l4,
             disconnected_cluster_grace_period: grace,
+            identity,
         })
     }
 }

@@ -10,16 +10,19 @@
 //! -> back to `sync`, which streams each cluster's statuses to its agent.
 //!
 //! `identity` is the hub's CA (creating it, issuing agent certificates, reading SPIFFE IDs);
-//! `config` is the operator's YAML file; `run` wires it all together.
+//! `enroll` trades bootstrap tokens for certificates and renews them; `config` is the
+//! operator's YAML file, `reload` re-reads it at run time; `run` wires it all together.
 
 pub mod admit;
 pub mod allocate;
 pub mod compile;
 pub mod config;
+pub mod enroll;
 pub mod fleet;
 pub mod grace;
 pub mod identity;
 pub mod model;
+pub mod reload;
 pub mod run;
 pub mod store;
 pub mod sync;
