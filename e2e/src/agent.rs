@@ -134,15 +134,19 @@ impl Agent {
     }
 
     /// Waits until the agent exits by itself; its exit status.
-    pub async fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+    pub async fn wait_exit(
+        &mut self,
+        timeout: Duration,
+    ) -> anyhow::Result<std::process::ExitStatus> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             if let Some(status) = self.process.try_exit_status()? {
                 return Ok(status);
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(anyhow::anyhow!("still running after {timeout:?}"))
-                    .with_context(|| format!("{}:\n{}", self.process.name(), self.process.log_tail(20)));
+                return Err(anyhow::anyhow!("still running after {timeout:?}")).with_context(
+                    || format!("{}:\n{}", self.process.name(), self.process.log_tail(20)),
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

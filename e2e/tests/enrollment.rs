@@ -139,12 +139,17 @@ async fn agents_enroll_with_a_token_a_replay_is_refused_and_a_removed_cluster_is
         .unwrap()
         .to_string();
     let secret = identity_secret(fleet.tenant("tenant-a")).await;
-    assert_eq!(secret.type_.as_deref(), Some("fleetgate.dev/agent-identity"));
+    assert_eq!(
+        secret.type_.as_deref(),
+        Some("fleetgate.dev/agent-identity")
+    );
     let (uri, _) = certificate(&secret_bytes(&secret, "tls.crt"));
     assert_eq!(uri, "spiffe://fleetgate/tenant/tenant-a/cluster/c1");
-    assert!(String::from_utf8(secret_bytes(&secret, "tls.key"))
-        .unwrap()
-        .contains("PRIVATE KEY"));
+    assert!(
+        String::from_utf8(secret_bytes(&secret, "tls.key"))
+            .unwrap()
+            .contains("PRIVATE KEY")
+    );
     assert_eq!(
         secret_bytes(&secret, "ca.crt"),
         std::fs::read(fleet.hub.pki_dir().join("ca.crt")).unwrap()
@@ -159,7 +164,11 @@ async fn agents_enroll_with_a_token_a_replay_is_refused_and_a_removed_cluster_is
 
     // A second agent with the same token (its own empty state) is refused and exits non-zero.
     let state = fleet.dir.subdir("replay-state").unwrap();
-    let kubeconfig = fleet.tenant("tenant-a").cluster.agent_kubeconfig().to_path_buf();
+    let kubeconfig = fleet
+        .tenant("tenant-a")
+        .cluster
+        .agent_kubeconfig()
+        .to_path_buf();
     let mut replay = Agent::start_enrolling(
         &fleet.dir,
         &fleet.hub,
@@ -172,7 +181,10 @@ async fn agents_enroll_with_a_token_a_replay_is_refused_and_a_removed_cluster_is
     )
     .unwrap();
     let status = replay.wait_exit(TIMEOUT).await.unwrap();
-    assert!(!status.success(), "the replaying agent exited with {status}");
+    assert!(
+        !status.success(),
+        "the replaying agent exited with {status}"
+    );
     let log = replay.process().log();
     assert!(
         log.contains(
@@ -227,12 +239,9 @@ async fn an_enrolled_agent_renews_its_certificate_and_reuses_it_after_a_restart(
     // Certificates live 2 minutes: renewed half-way, about half a minute after enrollment
     // (notBefore is backdated a minute for clock skew).
     let extra = json!({"identity": {"certificateLifetime": "2m"}});
-    let mut fleet = Fleet::start_enrolled(
-        &[TENANT_A],
-        extra.as_object().unwrap().clone(),
-    )
-    .await
-    .expect("fleet starts");
+    let mut fleet = Fleet::start_enrolled(&[TENANT_A], extra.as_object().unwrap().clone())
+        .await
+        .expect("fleet starts");
     let _a = deploy_app(fleet.tenant("tenant-a"), "app.a.example").await;
     wait_served(&fleet, "app.a.example", "tenant-a-echo").await;
     let first = certificate(&secret_bytes(
@@ -250,7 +259,10 @@ async fn an_enrolled_agent_renews_its_certificate_and_reuses_it_after_a_restart(
     .await;
     assert_eq!(renewed.0, first.0);
     let log = fleet.tenant_mut("tenant-a").agent.process().log();
-    assert!(log.contains("reconnecting with the renewed certificate"), "{log}");
+    assert!(
+        log.contains("reconnecting with the renewed certificate"),
+        "{log}"
+    );
     wait_served(&fleet, "app.a.example", "tenant-a-echo").await;
 
     // Restarted with the same token: the stored identity is reused, not re-enrolled (the token

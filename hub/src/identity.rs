@@ -333,7 +333,10 @@ mod tests {
         let der = pem_to_der(&pem);
         assert_eq!(SpiffeId::from_certificate(&der, "fleetgate").unwrap(), id);
         let peer = PeerIdentity::from_certificate(&der, "fleetgate").unwrap();
-        assert!(peer.issued_at >= before && peer.issued_at <= before + 5, "{peer:?}");
+        assert!(
+            peer.issued_at >= before && peer.issued_at <= before + 5,
+            "{peer:?}"
+        );
         assert_eq!(peer.not_after - peer.issued_at, 24 * 3600);
         // `ca init` also made the bootstrap token key, private.
         use std::os::unix::fs::PermissionsExt;

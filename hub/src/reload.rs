@@ -93,8 +93,12 @@ pub async fn run(
                     );
                 }
                 match fleet.reconfigure(Arc::new(config)) {
-                    Ok(()) => tracing::info!(path = %source.path.display(), "configuration reloaded"),
-                    Err(e) => tracing::error!("config reload could not be stored, the previous configuration stays in force: {e}"),
+                    Ok(()) => {
+                        tracing::info!(path = %source.path.display(), "configuration reloaded")
+                    }
+                    Err(e) => tracing::error!(
+                        "config reload could not be stored, the previous configuration stays in force: {e}"
+                    ),
                 }
             }
             Err(e) => tracing::error!(
@@ -132,7 +136,10 @@ tenants:
 
     #[test]
     fn tenants_change_and_restart_only_settings_stay() {
-        let old = config("127.0.0.1:7443", "[{name: c1, endpointCidrs: [127.0.1.0/24]}]");
+        let old = config(
+            "127.0.0.1:7443",
+            "[{name: c1, endpointCidrs: [127.0.1.0/24]}]",
+        );
         let new = config(
             "127.0.0.1:9999",
             "[{name: c1, endpointCidrs: [127.0.1.0/24], enabled: false}, {name: c2, endpointCidrs: [127.0.1.0/24]}]",

@@ -37,9 +37,7 @@ pub enum RunError {
         source: std::io::Error,
     },
     /// The CA key or the bootstrap token key cannot be used.
-    #[error(
-        "{0}; create the PKI with `fleetgate-hub ca init --pki-dir <dir>`"
-    )]
+    #[error("{0}; create the PKI with `fleetgate-hub ca init --pki-dir <dir>`")]
     Identity(String),
     /// The store could not be opened or read.
     #[error(transparent)]
@@ -248,9 +246,8 @@ pub async fn run_reloading(
             message: format!("cannot bind {}: {e}", config.agent_listen),
         })?
         .with_nodelay(Some(true));
-    let reload_task = reload.map(|source| {
-        tokio::spawn(crate::reload::run(fleet.clone(), source, stopped()))
-    });
+    let reload_task =
+        reload.map(|source| tokio::spawn(crate::reload::run(fleet.clone(), source, stopped())));
     let service = SyncService::new(fleet.clone(), config.trust_domain.clone(), status_rx);
     let enroll = EnrollServer::new(
         fleet.clone(),

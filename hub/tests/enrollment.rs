@@ -120,7 +120,10 @@ tenants: {tenants}
             .unwrap();
         }));
         for _ in 0..100 {
-            if tokio::net::TcpStream::connect(self.agent_addr).await.is_ok() {
+            if tokio::net::TcpStream::connect(self.agent_addr)
+                .await
+                .is_ok()
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -242,7 +245,9 @@ async fn sync(ch: Channel, cluster: &str) -> Result<Stream, tonic::Status> {
             deletes: vec![],
         }),
     ] {
-        tx.send(pb::AgentMessage { kind: Some(kind) }).await.unwrap();
+        tx.send(pb::AgentMessage { kind: Some(kind) })
+            .await
+            .unwrap();
     }
     let rx = SpokeServiceClient::new(ch)
         .sync(ReceiverStream::new(rx))
@@ -281,7 +286,11 @@ fn assert_refused(r: Result<impl Sized, tonic::Status>, code: tonic::Code, words
         Ok(_) => panic!("expected {code:?} with {words:?}, got success"),
         Err(e) => {
             assert_eq!(e.code(), code, "{e:?}");
-            assert!(e.message().contains(words), "{:?} lacks {words:?}", e.message());
+            assert!(
+                e.message().contains(words),
+                "{:?} lacks {words:?}",
+                e.message()
+            );
         }
     }
 }
@@ -326,8 +335,13 @@ async fn expired_foreign_malformed_and_unregistered_tokens_are_refused() {
         tonic::Code::Unauthenticated,
         "expired: create a new one",
     );
-    let foreign = token::mint(&TokenKey::from_bytes(&[7; 32]), "tenant-a", "east", now() + 900)
-        .unwrap();
+    let foreign = token::mint(
+        &TokenKey::from_bytes(&[7; 32]),
+        "tenant-a",
+        "east",
+        now() + 900,
+    )
+    .unwrap();
     assert_refused(
         hub.enroll(&foreign).await,
         tonic::Code::Unauthenticated,
@@ -339,7 +353,8 @@ async fn expired_foreign_malformed_and_unregistered_tokens_are_refused() {
         "malformed",
     );
     assert_refused(
-        hub.enroll(&hub.token("tenant-a", "ghost", now() + 900)).await,
+        hub.enroll(&hub.token("tenant-a", "ghost", now() + 900))
+            .await,
         tonic::Code::PermissionDenied,
         "not registered",
     );
@@ -347,8 +362,12 @@ async fn expired_foreign_malformed_and_unregistered_tokens_are_refused() {
     // A malformed CSR is refused without spending the token.
     let token = hub.token("tenant-b", "west", now() + 900);
     assert_refused(
-        hub.enroll_csr(&token, b"garbage".to_vec(), rcgen::KeyPair::generate().unwrap())
-            .await,
+        hub.enroll_csr(
+            &token,
+            b"garbage".to_vec(),
+            rcgen::KeyPair::generate().unwrap(),
+        )
+        .await,
         tonic::Code::InvalidArgument,
         "PKCS#10",
     );
@@ -378,7 +397,10 @@ async fn sync_and_renew_need_a_client_certificate() {
 #[tokio::test]
 async fn renewal_gives_a_new_certificate_for_a_new_key() {
     let mut hub = Hub::start().await;
-    let agent = hub.enroll(&hub.token("tenant-a", "east", now() + 900)).await.unwrap();
+    let agent = hub
+        .enroll(&hub.token("tenant-a", "east", now() + 900))
+        .await
+        .unwrap();
     let renewed = hub.renew(&agent).await.unwrap();
     assert_ne!(renewed.cert_pem, agent.cert_pem);
     assert_ne!(renewed.key_pem, agent.key_pem);
@@ -392,8 +414,14 @@ async fn renewal_gives_a_new_certificate_for_a_new_key() {
 #[tokio::test]
 async fn a_removed_cluster_loses_its_stream_its_certificate_and_its_renewals() {
     let mut hub = Hub::start().await;
-    let east = hub.enroll(&hub.token("tenant-a", "east", now() + 900)).await.unwrap();
-    let west = hub.enroll(&hub.token("tenant-b", "west", now() + 900)).await.unwrap();
+    let east = hub
+        .enroll(&hub.token("tenant-a", "east", now() + 900))
+        .await
+        .unwrap();
+    let west = hub
+        .enroll(&hub.token("tenant-b", "west", now() + 900))
+        .await
+        .unwrap();
     let mut east_stream = sync_verdict(&hub, &east, "east").await.unwrap();
     let mut west_stream = sync_verdict(&hub, &west, "west").await.unwrap();
 
@@ -423,7 +451,11 @@ async fn a_removed_cluster_loses_its_stream_its_certificate_and_its_renewals() {
         tonic::Code::PermissionDenied,
         "not registered",
     );
-    assert_refused(hub.renew(&east).await, tonic::Code::PermissionDenied, "not registered");
+    assert_refused(
+        hub.renew(&east).await,
+        tonic::Code::PermissionDenied,
+        "not registered",
+    );
     // The other tenant is untouched.
     sync_verdict(&hub, &west, "west").await.unwrap();
 
@@ -443,7 +475,10 @@ async fn a_removed_cluster_loses_its_stream_its_certificate_and_its_renewals() {
     // The epoch has second granularity: a certificate issued in the removal's second counts as
     // issued before it.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let east2 = hub.enroll(&hub.token("tenant-a", "east", now() + 900)).await.unwrap();
+    let east2 = hub
+        .enroll(&hub.token("tenant-a", "east", now() + 900))
+        .await
+        .unwrap();
     sync_verdict(&hub, &east2, "east").await.unwrap();
 
     // Disabled (enabled: false): the same, and it survives a restart of the hub.
@@ -451,9 +486,14 @@ async fn a_removed_cluster_loses_its_stream_its_certificate_and_its_renewals() {
         "{name: west, endpointCidrs: [10.2.0.0/16]}",
         "{name: west, endpointCidrs: [10.2.0.0/16], enabled: false}",
     ));
-    assert_refused(west_stream.verdict().await, tonic::Code::PermissionDenied, "disabled");
     assert_refused(
-        hub.enroll(&hub.token("tenant-b", "west", now() + 900)).await,
+        west_stream.verdict().await,
+        tonic::Code::PermissionDenied,
+        "disabled",
+    );
+    assert_refused(
+        hub.enroll(&hub.token("tenant-b", "west", now() + 900))
+            .await,
         tonic::Code::PermissionDenied,
         "disabled",
     );
@@ -468,4 +508,3 @@ async fn a_removed_cluster_loses_its_stream_its_certificate_and_its_renewals() {
     sync_verdict(&hub, &east2, "east").await.unwrap();
     hub.stop().await;
 }
-

@@ -305,11 +305,22 @@ mod tests {
             }
         );
         assert!(!format!("{enrolled:?}").contains("fgb1.x"));
-        let files = parse(&["--hub", "https://h:1", "--manifests", "/m", "--state-dir", "/s"])
-            .unwrap();
+        let files = parse(&[
+            "--hub",
+            "https://h:1",
+            "--manifests",
+            "/m",
+            "--state-dir",
+            "/s",
+        ])
+        .unwrap();
         assert!(matches!(
             files.identity,
-            IdentitySource::Enrolled { token: None, keep: Keep::StateDir(_), .. }
+            IdentitySource::Enrolled {
+                token: None,
+                keep: Keep::StateDir(_),
+                ..
+            }
         ));
 
         let forced =
@@ -348,7 +359,14 @@ mod tests {
                 "--hub-ca",
             ),
             (
-                &["--hub", "https://h:1", "--identity-dir", "/i", "--bootstrap-token", "t"],
+                &[
+                    "--hub",
+                    "https://h:1",
+                    "--identity-dir",
+                    "/i",
+                    "--bootstrap-token",
+                    "t",
+                ],
                 "argumentconflict",
             ),
             (

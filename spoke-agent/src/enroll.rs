@@ -301,7 +301,9 @@ mod tests {
         assert_eq!(p(Some(&valid), Some("tok-2")), Plan::Enroll);
         assert_eq!(p(Some(&expired), Some("tok-1")), Plan::Enroll);
         assert_eq!(p(None, Some("tok-1")), Plan::Enroll);
-        assert!(matches!(p(Some(&expired), None), Plan::Fail(m) if m.contains("expired") && m.contains("Secret x")));
+        assert!(
+            matches!(p(Some(&expired), None), Plan::Fail(m) if m.contains("expired") && m.contains("Secret x"))
+        );
         assert!(matches!(p(None, None), Plan::Fail(m) if m.contains("no identity")));
     }
 

@@ -184,11 +184,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     }
     // Every connection uses the latest identity (renewal replaces it).
     let connect = || {
-        let endpoint = tls_endpoint(
-            &config.hub,
-            &identity_rx.borrow(),
-            &config.hub_server_name,
-        );
+        let endpoint = tls_endpoint(&config.hub, &identity_rx.borrow(), &config.hub_server_name);
         async move { endpoint?.connect().await.map_err(SyncError::Connect) }
     };
     tokio::select! {

@@ -99,11 +99,25 @@ mod tests {
         let issued = issue_for_csr(&ca, &csr, &id, Duration::hours(24), now).unwrap();
         let (_, pem) = x509_parser::pem::parse_x509_pem(issued.cert_pem.as_bytes()).unwrap();
         let cert = pem.parse_x509().unwrap();
-        assert_eq!(SpiffeId::from_certificate(&pem.contents, "fleetgate").unwrap(), id);
-        let sans = &cert.subject_alternative_name().unwrap().unwrap().value.general_names;
+        assert_eq!(
+            SpiffeId::from_certificate(&pem.contents, "fleetgate").unwrap(),
+            id
+        );
+        let sans = &cert
+            .subject_alternative_name()
+            .unwrap()
+            .unwrap()
+            .value
+            .general_names;
         assert_eq!(sans.len(), 1, "{sans:?}");
-        assert_eq!(cert.public_key().raw, key.subject_public_key_info().as_slice());
-        assert_eq!(issued.not_after, (now + Duration::hours(24)).unix_timestamp());
+        assert_eq!(
+            cert.public_key().raw,
+            key.subject_public_key_info().as_slice()
+        );
+        assert_eq!(
+            issued.not_after,
+            (now + Duration::hours(24)).unix_timestamp()
+        );
         // Signed by the hub CA.
         let (_, ca_pem) = x509_parser::pem::parse_x509_pem(ca.ca_pem.as_bytes()).unwrap();
         let ca_cert = ca_pem.parse_x509().unwrap();
@@ -117,14 +131,20 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         let issue = |der: &[u8]| issue_for_csr(&ca, der, &id, Duration::hours(1), now);
         assert_eq!(issue(&[]).unwrap_err(), CsrError::Size);
-        assert_eq!(issue(&vec![0x30; MAX_CSR_BYTES + 1]).unwrap_err(), CsrError::Size);
+        assert_eq!(
+            issue(&vec![0x30; MAX_CSR_BYTES + 1]).unwrap_err(),
+            CsrError::Size
+        );
         assert!(matches!(issue(b"not der"), Err(CsrError::Malformed(_))));
         // A CSR whose signature does not match its key (one byte of the body changed).
         let key = KeyPair::generate().unwrap();
         let mut csr = csr_asking_for(&[], "spiffe://fleetgate/tenant/a/cluster/c", &key);
         let at = csr.len() / 3;
         csr[at] ^= 0x01;
-        assert!(matches!(issue(&csr), Err(CsrError::Malformed(_))), "a tampered CSR must fail");
+        assert!(
+            matches!(issue(&csr), Err(CsrError::Malformed(_))),
+            "a tampered CSR must fail"
+        );
         // A certificate is not a CSR.
         let cert = CertificateParams::new(vec!["x.example".to_string()])
             .unwrap()

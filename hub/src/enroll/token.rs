@@ -143,7 +143,7 @@ fn to_hex(bytes: &[u8]) -> String {
 }
 
 fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..s.len())
@@ -261,7 +261,11 @@ mod tests {
             format!("fgb1.{id}.99999.tenant-a.east.{mac}"),
             format!("fgb1.ffffffffffffffffffffffffffffffff.1000.tenant-a.east.{mac}"),
         ] {
-            assert_eq!(verify(&key(1), &forged, 1), Err(TokenError::Unknown), "{forged}");
+            assert_eq!(
+                verify(&key(1), &forged, 1),
+                Err(TokenError::Unknown),
+                "{forged}"
+            );
         }
         let mut flipped = t.clone();
         let last = flipped.pop().unwrap();
@@ -279,7 +283,11 @@ mod tests {
             format!("fgb1.{id}.1000.tenant-a.east.{}", "zz".repeat(32)),
             "x".repeat(10_000),
         ] {
-            assert_eq!(verify(&key(1), &bad, 1), Err(TokenError::Malformed), "{bad}");
+            assert_eq!(
+                verify(&key(1), &bad, 1),
+                Err(TokenError::Malformed),
+                "{bad}"
+            );
         }
         // Surrounding whitespace (a pasted token) is fine.
         assert!(verify(&key(1), &format!(" {t}\n"), 1).is_ok());

@@ -57,7 +57,10 @@ impl Renewer {
             };
             let at = renew_at(not_before, not_after);
             let wait = (at - unix_now()).max(0) as u64;
-            info!(renew_in_s = wait, not_after, "certificate renewal scheduled");
+            info!(
+                renew_in_s = wait,
+                not_after, "certificate renewal scheduled"
+            );
             tokio::time::sleep(Duration::from_secs(wait)).await;
             loop {
                 match self.renew(&identity).await {
@@ -89,7 +92,10 @@ impl Renewer {
         }
         let not_after = renewed.validity().map(|v| v.1).unwrap_or_default();
         self.current.send_replace(renewed);
-        info!(not_after, "certificate renewed; reconnecting to the hub with it");
+        info!(
+            not_after,
+            "certificate renewed; reconnecting to the hub with it"
+        );
         Ok(())
     }
 }

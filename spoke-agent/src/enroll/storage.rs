@@ -47,7 +47,7 @@ pub enum StorageError {
         verb: &'static str,
         namespace: String,
         name: String,
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// What is stored is not an agent identity.
     #[error("{place} does not hold a usable agent identity: {reason}; delete it and enroll again")]
@@ -116,12 +116,15 @@ impl IdentityStore {
                 namespace,
                 name,
             } => {
-                let secret = api.get_opt(name).await.map_err(|source| StorageError::Kube {
-                    verb: "read",
-                    namespace: namespace.clone(),
-                    name: name.clone(),
-                    source,
-                })?;
+                let secret = api
+                    .get_opt(name)
+                    .await
+                    .map_err(|source| StorageError::Kube {
+                        verb: "read",
+                        namespace: namespace.clone(),
+                        name: name.clone(),
+                        source: Box::new(source),
+                    })?;
                 let Some(mut data) = secret.and_then(|s| s.data) else {
                     return Ok(None);
                 };
@@ -183,7 +186,10 @@ impl IdentityStore {
                 data.insert("tls.crt".to_string(), ByteString(id.cert_pem.clone()));
                 data.insert("tls.key".to_string(), ByteString(id.key_pem.clone()));
                 if let Some(fp) = &stored.token_sha256 {
-                    data.insert(TOKEN_SHA256.to_string(), ByteString(fp.clone().into_bytes()));
+                    data.insert(
+                        TOKEN_SHA256.to_string(),
+                        ByteString(fp.clone().into_bytes()),
+                    );
                 }
                 let secret = Secret {
                     metadata: kube::api::ObjectMeta {
@@ -212,7 +218,7 @@ impl IdentityStore {
                     verb: "write",
                     namespace: namespace.clone(),
                     name: name.clone(),
-                    source,
+                    source: Box::new(source),
                 })?;
                 Ok(())
             }
@@ -288,6 +294,9 @@ mod tests {
 
         std::fs::write(dir.path().join("state/tls.crt"), "garbage").unwrap();
         let e = store.load().await.unwrap_err().to_string();
-        assert!(e.contains("--state-dir") && e.contains("enroll again"), "{e}");
+        assert!(
+            e.contains("--state-dir") && e.contains("enroll again"),
+            "{e}"
+        );
     }
 }
