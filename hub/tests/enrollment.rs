@@ -508,3 +508,30 @@ async fn a_removed_cluster_loses_its_stream_its_certificate_and_its_renewals() {
     sync_verdict(&hub, &east2, "east").await.unwrap();
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn a_stream_ends_when_its_certificate_expires() {
+    let mut hub = Hub::start().await;
+    let out = hub.dir.path().join("short-lived");
+    identity::issue_agent(
+        &hub.pki(),
+        &SpiffeId::new("fleetgate", "tenant-a", "east").unwrap(),
+        time::Duration::seconds(4),
+        &out,
+    )
+    .unwrap();
+    let read = |f: &str| std::fs::read_to_string(out.join(f)).unwrap();
+    let agent = Agent {
+        cert_pem: read("tls.crt"),
+        key_pem: read("tls.key"),
+        not_after: 0,
+        ca_pem: read("ca.crt"),
+    };
+    let mut s = sync_verdict(&hub, &agent, "east").await.unwrap();
+    assert_refused(
+        s.verdict().await,
+        tonic::Code::Unauthenticated,
+        "certificate expired",
+    );
+    hub.stop().await;
+}
