@@ -750,4 +750,58 @@ tenants:
         assert_eq!(status.conditions[0].reason, "EndpointNotAllowed");
         assert!(v.allocations.is_empty());
     }
+
+    #[test]
+    fn a_disabled_cluster_is_withdrawn_and_a_removed_one_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), (9000, 9001));
+        let fleet = Fleet::open(cfg.clone(), Store::open(&cfg.store_path).unwrap()).unwrap();
+        fleet
+            .apply(&key("a"), &full(vec![service("db", 9001, "127.0.1.10")]))
+            .unwrap();
+        fleet
+            .apply(&key("b"), &full(vec![service("db", 9001, "127.0.2.10")]))
+            .unwrap();
+        assert!(fleet.check_identity(&key("b"), unix_now()).is_ok());
+
+        // b disabled: out of the data plane, intent kept, certificates refused.
+        let mut disabled = (*cfg).clone();
+        disabled.identity.disabled_clusters.insert(key("b"));
+        fleet.reconfigure(Arc::new(disabled)).unwrap();
+        let v = fleet.view();
+        assert_eq!(v.withdrawn, [key("b")].into());
+        assert!(v.intent.contains_key(&key("b")));
+        assert_eq!(
+            fleet.check_identity(&key("b"), unix_now()),
+            Err(IdentityRefusal::Disabled(key("b")))
+        );
+        assert!(matches!(
+            fleet.apply(&key("b"), &full(vec![])),
+            Err(UpdateError::UnknownCluster(_))
+        ));
+
+        // b removed: its intent and L4 allocation are gone, also from the store.
+        let mut removed = (*cfg).clone();
+        removed.tenants.remove("b");
+        fleet.reconfigure(Arc::new(removed.clone())).unwrap();
+        let v = fleet.view();
+        assert!(!v.intent.contains_key(&key("b")));
+        assert_eq!(addr_of(&v, "b", "db"), None);
+        assert!(addr_of(&v, "a", "db").is_some());
+        assert_eq!(
+            fleet.check_identity(&key("b"), unix_now()),
+            Err(IdentityRefusal::NotRegistered(key("b")))
+        );
+        drop(fleet);
+        let reopened = Fleet::open(cfg.clone(), Store::open(&cfg.store_path).unwrap()).unwrap();
+        assert!(!reopened.view().intent.contains_key(&key("b")));
+
+        // Added back: a certificate issued before the removal stays refused.
+        let before = unix_now() - 5;
+        assert_eq!(
+            reopened.check_identity(&key("b"), before),
+            Err(IdentityRefusal::Revoked(key("b")))
+        );
+        assert!(reopened.check_identity(&key("b"), unix_now() + 5).is_ok());
+    }
 }
