@@ -34,7 +34,7 @@ pub enum EnrollError {
         status: tonic::Status,
     },
     /// The hub could not be reached or its certificate was not trusted.
-    #[error("cannot reach the hub at {hub} to {what}: {source}")]
+    #[error("cannot reach the hub at {hub} for {what}: {source}")]
     Connect {
         hub: String,
         what: &'static str,
@@ -141,6 +141,44 @@ pub async fn enroll(
     identity_of(response, ca_pem, &key)
 }
 
+/// Whether an enrollment failure is worth retrying: the hub is unreachable or briefly unable
+/// (agents often start before the hub is reachable). A refusal (bad token, unknown cluster) is
+/// final: retrying cannot change it.
+pub fn retryable(e: &EnrollError) -> bool {
+    match e {
+        EnrollError::Connect { .. } => true,
+        EnrollError::Refused { status, .. } => matches!(
+            status.code(),
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown
+        ),
+        _ => false,
+    }
+}
+
+/// [`enroll`], retried with backoff (1 s doubling to 30 s) while [`retryable`].
+async fn enroll_retrying(
+    hub: &str,
+    server_name: &str,
+    ca_pem: &[u8],
+    token: &str,
+) -> Result<Identity, EnrollError> {
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match enroll(hub, server_name, ca_pem, token).await {
+            Err(e) if retryable(&e) => {
+                tracing::warn!(
+                    retry_in_s = delay.as_secs(),
+                    "enrollment failed, retrying: {}",
+                    crate::sync::error_chain(&e)
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// A new certificate (for a new key) for the identity of `current`, authenticated by it.
 pub async fn renew_once(
     hub: &str,
@@ -244,7 +282,7 @@ pub async fn obtain(
                     ));
                 }
             };
-            let identity = enroll(hub, server_name, &ca_pem, token).await?;
+            let identity = enroll_retrying(hub, server_name, &ca_pem, token).await?;
             let stored = Stored {
                 identity: identity.clone(),
                 token_sha256: Some(token_fingerprint(token)),
@@ -305,6 +343,42 @@ mod tests {
             matches!(p(Some(&expired), None), Plan::Fail(m) if m.contains("expired") && m.contains("Secret x"))
         );
         assert!(matches!(p(None, None), Plan::Fail(m) if m.contains("no identity")));
+    }
+
+    #[test]
+    fn only_transient_failures_are_retried() {
+        let refused = |code| EnrollError::Refused {
+            what: "enrollment",
+            status: tonic::Status::new(code, "x"),
+        };
+        assert!(retryable(&refused(tonic::Code::Unavailable)));
+        assert!(!retryable(&refused(tonic::Code::Unauthenticated)));
+        assert!(!retryable(&refused(tonic::Code::PermissionDenied)));
+        assert!(!retryable(&refused(tonic::Code::InvalidArgument)));
+        assert!(!retryable(&EnrollError::NoIdentity("x".into())));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_hub_is_retried_until_it_answers() {
+        // Nothing listens here: enrollment keeps retrying instead of failing the agent.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let ca = KeyPair::generate().unwrap();
+        let ca_pem = CertificateParams::new(Vec::<String>::new())
+            .unwrap()
+            .self_signed(&ca)
+            .unwrap()
+            .pem();
+        let hub = format!("https://{addr}");
+        let attempt = enroll_retrying(&hub, "fleetgate-hub", ca_pem.as_bytes(), "t");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(2500), attempt)
+                .await
+                .is_err(),
+            "still retrying"
+        );
     }
 
     #[test]
