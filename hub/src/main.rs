@@ -129,10 +129,13 @@ fn main() -> anyhow::Result<()> {
             // Tenant and cluster must be what a certificate URI can carry.
             fleetgate_hub::identity::SpiffeId::new("fleetgate", &tenant, &cluster)?;
             let ttl = fleetgate_hub::config::parse_config_duration(&ttl)
-                .map_err(|e| anyhow::anyhow!("--ttl {e}"))?;
-            if ttl.is_zero() || ttl > token::MAX_TTL {
-                anyhow::bail!("--ttl must be more than 0 and at most 24h");
-            }
+                .ok()
+                .filter(|d| !d.is_zero() && *d <= token::MAX_TTL)
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--ttl {ttl:?}: use a duration such as 15m, 1h or 90s, at most 24h"
+                    )
+                })?;
             if !pki_dir.join(fleetgate_hub::identity::CA_KEY).is_file() {
                 anyhow::bail!(
                     "{} holds no hub CA; create it with `fleetgate-hub ca init --pki-dir {}`",

@@ -40,7 +40,7 @@ pub struct Cli {
     /// Folder with ca.crt (the hub CA), tls.crt and tls.key (this cluster's client identity,
     /// from `fleetgate-hub ca issue`); never renewed. Without it the agent enrolls with
     /// --bootstrap-token and keeps and renews its identity itself.
-    #[arg(long, env = "FLEETGATE_IDENTITY_DIR", conflicts_with_all = ["bootstrap_token", "state_dir"])]
+    #[arg(long, env = "FLEETGATE_IDENTITY_DIR", conflicts_with_all = ["bootstrap_token", "state_dir", "hub_ca"])]
     pub identity_dir: Option<PathBuf>,
     /// Single-use token from `fleetgate-hub token create`: enrolls this cluster when no valid
     /// identity is stored yet (or when the token differs from the one the stored identity came
