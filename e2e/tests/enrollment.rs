@@ -232,6 +232,20 @@ async fn agents_enroll_with_a_token_a_replay_is_refused_and_a_removed_cluster_is
         removed_at.elapsed().as_millis()
     );
     fleet.hub.process().ensure_running().unwrap();
+
+    // Tokens are secrets: no log of the hub or of any agent shows one.
+    let mut macs = Vec::new();
+    let mut logs = vec![fleet.hub.process().log(), replay.process().log()];
+    for t in &mut fleet.tenants {
+        let token = t.agent.bootstrap_token().unwrap();
+        macs.push(token.rsplit('.').next().unwrap().to_string());
+        logs.push(t.agent.process().log());
+    }
+    for log in &logs {
+        for mac in &macs {
+            assert!(!log.contains(mac.as_str()), "a log shows a bootstrap token");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
