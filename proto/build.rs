@@ -2,7 +2,10 @@
 //! machine builds with cargo alone: no system `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["fleetgate/spoke/v1/spoke.proto"];
+    let protos = [
+        "fleetgate/spoke/v1/spoke.proto",
+        "fleetgate/enroll/v1/enroll.proto",
+    ];
     for p in protos {
         println!("cargo:rerun-if-changed={p}");
     }
@@ -11,7 +14,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         // Carries a private key: `src/lib.rs` implements a Debug that redacts it.
-        .skip_debug([".fleetgate.spoke.v1.Certificate"])
+        .skip_debug([
+            ".fleetgate.spoke.v1.Certificate",
+            // Carries a bootstrap token: redacted the same way.
+            ".fleetgate.enroll.v1.EnrollRequest",
+        ])
         .compile_fds(fds)?;
     Ok(())
 }

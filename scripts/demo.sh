@@ -22,15 +22,19 @@ trap cleanup INT TERM EXIT
 if [ ! -f "$demo/pki/ca.key" ]; then
   "$bin/fleetgate-hub" ca init --pki-dir "$demo/pki" --server-san 127.0.0.1 >/dev/null
 fi
-"$bin/fleetgate-hub" ca issue --pki-dir "$demo/pki" --tenant tenant-a --cluster east --out "$demo/agents/tenant-a" >/dev/null
-"$bin/fleetgate-hub" ca issue --pki-dir "$demo/pki" --tenant tenant-b --cluster west --out "$demo/agents/tenant-b" >/dev/null
+# One single-use bootstrap token per cluster (docs/identity.md); each agent enrolls with it and
+# keeps its key and certificate in $demo/agents/tenant-<t>.
+token_a="$("$bin/fleetgate-hub" token create --pki-dir "$demo/pki" --tenant tenant-a --cluster east 2>/dev/null)"
+token_b="$("$bin/fleetgate-hub" token create --pki-dir "$demo/pki" --tenant tenant-b --cluster west 2>/dev/null)"
 
 "$bin/fleetgate-echo" --listen 127.0.1.10:8080 --name tenant-a-app >"$demo/logs/echo-a.log" 2>&1 & pids+=($!)
 "$bin/fleetgate-echo" --listen 127.0.2.10:8080 --name tenant-b-app >"$demo/logs/echo-b.log" 2>&1 & pids+=($!)
 "$bin/fleetgate-hub" run --config examples/hub.yaml >"$demo/logs/hub.log" 2>&1 & pids+=($!)
 "$envoy" -c examples/envoy.yaml --concurrency 1 --base-id 7117 >"$demo/logs/envoy.log" 2>&1 & pids+=($!)
 for t in a b; do
-  "$bin/fleetgate-agent" --hub https://127.0.0.1:17443 --identity-dir "$demo/agents/tenant-$t" \
+  token_var="token_$t"
+  FLEETGATE_BOOTSTRAP_TOKEN="${!token_var}" "$bin/fleetgate-agent" --hub https://127.0.0.1:17443 \
+    --hub-ca "$demo/pki/ca.crt" --state-dir "$demo/agents/tenant-$t" \
     --manifests "examples/tenant-$t" >"$demo/logs/agent-$t.log" 2>&1 & pids+=($!)
 done
 

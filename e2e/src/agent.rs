@@ -1,17 +1,28 @@
 //! The product agent, `fleetgate-agent`, run as a process from the cargo target dir against one
-//! tenant API server, with an identity the hub issued for (tenant, cluster).
+//! tenant API server: either with an identity the hub issued for (tenant, cluster) with
+//! `ca issue` ([`Agent::start`]), or with only a bootstrap token, enrolling itself and keeping
+//! its identity in a Secret of its namespace ([`Agent::start_enrolling`]).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
 
 use crate::hub::{HUB_SERVER_NAME, Hub};
 use crate::process::{Process, TestDir};
+
+/// Name of the Secret an enrolled agent keeps its identity in (the agent's default).
+pub const IDENTITY_SECRET: &str = "fleetgate-agent-identity";
 
 /// A running agent.
 #[derive(Debug)]
 pub struct Agent {
     tenant: String,
     cluster: String,
-    identity_dir: PathBuf,
+    /// `ca issue` output; `None` for an enrolled agent.
+    identity_dir: Option<PathBuf>,
+    /// The bootstrap token it was started with (tests replay it).
+    token: Option<String>,
     process: Process,
 }
 
@@ -46,7 +57,56 @@ impl Agent {
         Ok(Self {
             tenant: tenant.to_string(),
             cluster: cluster.to_string(),
-            identity_dir,
+            identity_dir: Some(identity_dir),
+            token: None,
+            process,
+        })
+    }
+
+    /// Starts `fleetgate-agent --hub <hub> --hub-ca <hub ca.crt> --kubeconfig <kubeconfig>` with
+    /// `token` in `FLEETGATE_BOOTSTRAP_TOKEN` (kept off the command line, as a deployment would
+    /// pass it from a Secret). The agent enrolls and keeps its identity in Secret
+    /// [`IDENTITY_SECRET`] of `fleetgate-system` in its cluster; with `state_dir`, in files there
+    /// instead. `name` tells agents of the same cluster apart in the log file names.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_enrolling(
+        dir: &TestDir,
+        hub: &Hub,
+        name: &str,
+        tenant: &str,
+        cluster: &str,
+        kubeconfig: &Path,
+        token: &str,
+        state_dir: Option<&Path>,
+    ) -> anyhow::Result<Self> {
+        let mut args = vec![
+            "--hub".to_string(),
+            hub.agent_url(),
+            "--hub-server-name".to_string(),
+            HUB_SERVER_NAME.to_string(),
+            "--hub-ca".to_string(),
+            hub.pki_dir().join("ca.crt").display().to_string(),
+            "--kubeconfig".to_string(),
+            kubeconfig.display().to_string(),
+        ];
+        if let Some(s) = state_dir {
+            args.extend(["--state-dir".to_string(), s.display().to_string()]);
+        }
+        let process = Process::spawn_with_env(
+            dir,
+            &format!("fleetgate-agent-{name}"),
+            crate::components::product_binary("fleetgate-agent")?,
+            args,
+            [
+                ("RUST_LOG", "info,fleetgate_spoke_agent=debug"),
+                ("FLEETGATE_BOOTSTRAP_TOKEN", token),
+            ],
+        )?;
+        Ok(Self {
+            tenant: tenant.to_string(),
+            cluster: cluster.to_string(),
+            identity_dir: None,
+            token: Some(token.to_string()),
             process,
         })
     }
@@ -59,13 +119,37 @@ impl Agent {
         &self.cluster
     }
 
-    /// ca.crt, tls.crt, tls.key as the hub issued them.
-    pub fn identity_dir(&self) -> &Path {
-        &self.identity_dir
+    /// ca.crt, tls.crt, tls.key as the hub issued them (`None` for an enrolled agent).
+    pub fn identity_dir(&self) -> Option<&Path> {
+        self.identity_dir.as_deref()
+    }
+
+    /// The bootstrap token of an enrolling agent.
+    pub fn bootstrap_token(&self) -> Option<&str> {
+        self.token.as_deref()
     }
 
     pub fn process(&mut self) -> &mut Process {
         &mut self.process
+    }
+
+    /// Waits until the agent exits by itself; its exit status.
+    pub async fn wait_exit(
+        &mut self,
+        timeout: Duration,
+    ) -> anyhow::Result<std::process::ExitStatus> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.process.try_exit_status()? {
+                return Ok(status);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(anyhow::anyhow!("still running after {timeout:?}")).with_context(
+                    || format!("{}:\n{}", self.process.name(), self.process.log_tail(20)),
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// SIGKILLs the agent.

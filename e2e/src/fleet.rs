@@ -106,6 +106,15 @@ fn nth_ip(cidr: &str, n: u8) -> anyhow::Result<IpAddr> {
     )))
 }
 
+/// How a fleet's agents get their identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Identities {
+    /// `fleetgate-hub ca issue` files (`--identity-dir`).
+    Issued,
+    /// A bootstrap token; the agent enrolls.
+    Enrolled,
+}
+
 /// Everything one test needs, stopped when dropped.
 #[derive(Debug)]
 pub struct Fleet {
@@ -158,7 +167,24 @@ impl Fleet {
         tenants: &[TenantSpec<'_>],
         hub_extra: serde_json::Map<String, serde_json::Value>,
     ) -> anyhow::Result<Self> {
-        Self::start_full(name, tenants, &[], hub_extra, &[]).await
+        Self::start_full(name, tenants, &[], hub_extra, Identities::Issued, &[]).await
+    }
+
+    /// Like [`Fleet::start`], but every agent starts with only a bootstrap token
+    /// (`fleetgate-hub token create`) and enrolls itself ([`Agent::start_enrolling`]), keeping
+    /// its identity in a Secret of its cluster.
+    pub async fn start_enrolled(
+        tenants: &[TenantSpec<'_>],
+        hub_extra: serde_json::Map<String, serde_json::Value>,
+    ) -> anyhow::Result<Self> {
+        let name = std::thread::current()
+            .name()
+            .unwrap_or("fleet")
+            .rsplit("::")
+            .next()
+            .unwrap_or("fleet")
+            .to_string();
+        Self::start_full(&name, tenants, &[], hub_extra, Identities::Enrolled, &[]).await
     }
 
     /// Like [`Fleet::start_named`], and every tenant also has the clusters `more` (each with its
@@ -169,7 +195,15 @@ impl Fleet {
         tenants: &[TenantSpec<'_>],
         more: &[&str],
     ) -> anyhow::Result<Self> {
-        Self::start_full(name, tenants, more, serde_json::Map::new(), &[]).await
+        Self::start_full(
+            name,
+            tenants,
+            more,
+            serde_json::Map::new(),
+            Identities::Issued,
+            &[],
+        )
+        .await
     }
 
     /// Like [`Fleet::start_named`], and the data plane also publishes the plaintext HTTP ports
@@ -179,7 +213,15 @@ impl Fleet {
         tenants: &[TenantSpec<'_>],
         http_ports: &[u16],
     ) -> anyhow::Result<Self> {
-        Self::start_full(name, tenants, &[], serde_json::Map::new(), http_ports).await
+        Self::start_full(
+            name,
+            tenants,
+            &[],
+            serde_json::Map::new(),
+            Identities::Issued,
+            http_ports,
+        )
+        .await
     }
 
     async fn start_full(
@@ -187,6 +229,7 @@ impl Fleet {
         tenants: &[TenantSpec<'_>],
         more: &[&str],
         hub_extra: serde_json::Map<String, serde_json::Value>,
+        identities: Identities,
         http_ports: &[u16],
     ) -> anyhow::Result<Self> {
         for (_, _, cidr) in tenants {
@@ -219,7 +262,21 @@ impl Fleet {
         let mut envoy = Envoy::start(&dir, 0, hub.xds_addr()).await?;
         let mut fleet_tenants = Vec::new();
         for ((tenant, pattern, cidr), cluster) in tenants.iter().zip(clusters) {
-            let agent = Agent::start(&dir, &hub, tenant, CLUSTER, cluster.agent_kubeconfig())?;
+            let agent = match identities {
+                Identities::Issued => {
+                    Agent::start(&dir, &hub, tenant, CLUSTER, cluster.agent_kubeconfig())?
+                }
+                Identities::Enrolled => Agent::start_enrolling(
+                    &dir,
+                    &hub,
+                    &format!("{tenant}-{CLUSTER}"),
+                    tenant,
+                    CLUSTER,
+                    cluster.agent_kubeconfig(),
+                    &hub.create_token(tenant, CLUSTER)?,
+                    None,
+                )?,
+            };
             let mut others = Vec::new();
             for c in more {
                 let cluster = TenantCluster::start(&format!("{tenant}-{c}"), &etcd).await?;

@@ -1,7 +1,8 @@
 //! The product hub, `fleetgate-hub`, run as a process from the cargo target dir.
 //!
-//! The harness uses only the hub's public surface: `ca init` / `ca issue` for the PKI, the
-//! config file (`RawConfig`, camelCase YAML), and `run --config`. [`Hub::kill`] and
+//! The harness uses only the hub's public surface: `ca init` / `ca issue` for the PKI,
+//! `token create` for bootstrap tokens, the config file (`RawConfig`, camelCase YAML, rewritten
+//! and reloaded with SIGHUP by [`Hub::rewrite_config`]), and `run --config`. [`Hub::kill`] and
 //! [`Hub::start_again`] keep the same ports, PKI and store file, as an operator restarting the
 //! hub would.
 
@@ -71,20 +72,7 @@ pub fn config_yaml_with_tls(
     if let Some(b) = tls_bind {
         listeners.push(json!({"port": 443, "bind": b.to_string(), "protocol": "TLS"}));
     }
-    let tenants: Vec<_> = tenants
-        .iter()
-        .map(|t| {
-            json!({
-                "name": t.name,
-                "hostnames": t.hostnames,
-                "clusters": t.clusters.iter().map(|c| json!({
-                    "name": c.name,
-                    "endpointCidrs": c.endpoint_cidrs,
-                    "allowSpecialAddresses": true,
-                })).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
+    let tenants = tenants_json(tenants);
     let config = json!({
         "agentListen": agent_listen.to_string(),
         "xdsListen": xds_listen.to_string(),
@@ -99,6 +87,24 @@ pub fn config_yaml_with_tls(
     serde_yaml::to_string(&config).expect("a JSON value always renders as YAML")
 }
 
+/// The `tenants` list of the hub config.
+fn tenants_json(tenants: &[HubTenant]) -> serde_json::Value {
+    tenants
+        .iter()
+        .map(|t| {
+            json!({
+                "name": t.name,
+                "hostnames": t.hostnames,
+                "clusters": t.clusters.iter().map(|c| json!({
+                    "name": c.name,
+                    "endpointCidrs": c.endpoint_cidrs,
+                    "allowSpecialAddresses": true,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
+}
+
 /// A running (or deliberately stopped) hub.
 #[derive(Debug)]
 pub struct Hub {
@@ -106,6 +112,9 @@ pub struct Hub {
     binary: PathBuf,
     pki_dir: PathBuf,
     config_path: PathBuf,
+    /// The config file's contents as last written.
+    config: serde_json::Value,
+    tenants: Vec<HubTenant>,
     agent_listen: SocketAddr,
     xds_listen: SocketAddr,
     data_plane: SocketAddr,
@@ -187,6 +196,7 @@ impl Hub {
             map.extend(extra);
         }
         let config_path = dir.write("hub.yaml", serde_yaml::to_string(&config)?)?;
+        let tenants = tenants.to_vec();
         let process = Process::spawn_with_env(
             dir,
             "fleetgate-hub",
@@ -203,6 +213,8 @@ impl Hub {
             binary,
             pki_dir,
             config_path,
+            config,
+            tenants,
             agent_listen,
             xds_listen,
             data_plane,
@@ -268,6 +280,68 @@ impl Hub {
             );
         }
         Ok(out)
+    }
+
+    /// A single-use bootstrap token for (tenant, cluster) from `fleetgate-hub token create`
+    /// (default lifetime, 15 minutes).
+    pub fn create_token(&self, tenant: &str, cluster: &str) -> anyhow::Result<String> {
+        self.create_token_with_ttl(tenant, cluster, "15m")
+    }
+
+    /// Like [`Hub::create_token`] with `--ttl ttl` (e.g. `2s`).
+    pub fn create_token_with_ttl(
+        &self,
+        tenant: &str,
+        cluster: &str,
+        ttl: &str,
+    ) -> anyhow::Result<String> {
+        let out = run_to_completion(
+            &self.binary,
+            &[
+                "token",
+                "create",
+                "--pki-dir",
+                &self.pki_dir.display().to_string(),
+                "--tenant",
+                tenant,
+                "--cluster",
+                cluster,
+                "--ttl",
+                ttl,
+            ],
+        )?;
+        let token = out.trim().to_string();
+        anyhow::ensure!(
+            token.starts_with("fgb1.") && !token.contains('\n'),
+            "`fleetgate-hub token create` printed {token:?}, not one token"
+        );
+        Ok(token)
+    }
+
+    /// The tenants the config file lists now.
+    pub fn tenants(&self) -> &[HubTenant] {
+        &self.tenants
+    }
+
+    /// Rewrites the config file with `tenants` (everything else unchanged) and sends the hub
+    /// SIGHUP so it reloads at once (it would also notice the change within seconds).
+    pub fn rewrite_config(&mut self, tenants: &[HubTenant]) -> anyhow::Result<()> {
+        self.config["tenants"] = tenants_json(tenants);
+        std::fs::write(&self.config_path, serde_yaml::to_string(&self.config)?)
+            .with_context(|| format!("writing {}", self.config_path.display()))?;
+        self.tenants = tenants.to_vec();
+        self.reload()
+    }
+
+    /// Sends the hub SIGHUP (reload the config file).
+    pub fn reload(&mut self) -> anyhow::Result<()> {
+        let pid = self.process.pid().context("the hub is not running")?;
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .context("running kill -HUP")?;
+        anyhow::ensure!(status.success(), "kill -HUP {pid} failed: {status}");
+        Ok(())
     }
 
     /// Where agents connect (`https://<this>`).
@@ -342,8 +416,9 @@ impl Hub {
     }
 }
 
-/// Runs a short command (`ca init`, `ca issue`) and fails with its output if it fails.
-fn run_to_completion(binary: &Path, args: &[&str]) -> anyhow::Result<()> {
+/// Runs a short command (`ca init`, `ca issue`, `token create`) and returns its stdout, or
+/// fails with its output if it fails.
+fn run_to_completion(binary: &Path, args: &[&str]) -> anyhow::Result<String> {
     let out = std::process::Command::new(binary)
         .args(args)
         .output()
@@ -358,7 +433,7 @@ fn run_to_completion(binary: &Path, args: &[&str]) -> anyhow::Result<()> {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 #[cfg(test)]

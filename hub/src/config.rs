@@ -11,6 +11,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+mod identity;
+pub use identity::{IdentityConfig, RawIdentityConfig, Registration};
+
 /// An error in the configuration file: where, and what to change.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -63,6 +66,9 @@ pub struct RawConfig {
     /// Per-tenant quotas and data-plane limits (`crate::quotas`).
     #[serde(default)]
     pub quotas: crate::quotas::RawQuotas,
+    /// Agent certificates (see `config/identity.rs`).
+    #[serde(default)]
+    pub identity: RawIdentityConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -301,6 +307,14 @@ pub struct RawCluster {
     /// Allow loopback/link-local/unspecified addresses inside `endpointCidrs` (tests on loopback).
     #[serde(default)]
     pub allow_special_addresses: bool,
+    /// `false`: the cluster's stream is closed, its certificates and renewals refused and its
+    /// intent withdrawn from the data plane, as if removed, but its intent stays stored.
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+}
+
+fn enabled_by_default() -> bool {
+    true
 }
 
 /// Sizes the hub enforces on every cluster.
@@ -338,6 +352,7 @@ pub struct Config {
     pub quotas: crate::quotas::Quotas,
     /// `dataPlane.admin`: never a tenant's listener, allocation or endpoint.
     pub data_plane_admin: Option<SocketAddr>,
+    pub identity: IdentityConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -417,6 +432,7 @@ impl RawConfig {
             }),
         };
         let mut tenants = BTreeMap::new();
+        let mut disabled = std::collections::BTreeSet::new();
         for t in self.tenants {
             if !is_dns_label(&t.name) {
                 errs.push(format!(
@@ -434,6 +450,12 @@ impl RawConfig {
             }
             let mut clusters = BTreeMap::new();
             for c in t.clusters {
+                if !c.enabled {
+                    disabled.insert(crate::model::ClusterKey {
+                        tenant: t.name.clone(),
+                        cluster: c.name.clone(),
+                    });
+                }
                 if !is_dns_label(&c.name) {
                     errs.push(format!(
                         "tenants[{}].clusters[{}].name: use a DNS label",
@@ -479,6 +501,8 @@ impl RawConfig {
             .quotas
             .validate(&tenants.keys().cloned().collect(), &mut errs);
         crate::quotas::check_admin(self.data_plane.admin, &self.data_plane.listeners, &mut errs);
+        let mut identity = self.identity.validate(&mut errs);
+        identity.disabled_clusters = disabled;
         if !errs.is_empty() {
             return Err(ConfigError::Invalid(errs));
         }
@@ -498,6 +522,7 @@ impl RawConfig {
             disconnected_cluster_grace_period: grace,
             quotas,
             data_plane_admin: self.data_plane.admin,
+            identity,
         })
     }
 }

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use crate::admit::{self, Admitted, Policy};
 use crate::allocate::{self, AllocError, Allocations, Owner, PortKey, ServiceKey};
-use crate::config::Config;
+use crate::config::{Config, Registration};
 use crate::grace::Links;
 use crate::model::{
     ClusterIntent, ClusterKey, FleetIntent, Kind, L4Protocol, ObjectKey, ObjectStatus, Protocol,
@@ -123,8 +123,31 @@ pub fn wanted_ports(fleet: &FleetIntent) -> BTreeSet<PortKey> {
     out
 }
 
+/// Why a cluster's certificate is refused although the TLS layer verified it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityRefusal {
+    /// The cluster is not in the hub's configuration (never added, or removed).
+    #[error(
+        "cluster {0} is not registered at this hub (never added, or removed from its configuration); ask the hub operator to add it"
+    )]
+    NotRegistered(ClusterKey),
+    /// The cluster is listed with `enabled: false`.
+    #[error(
+        "cluster {0} is disabled at this hub (enabled: false in its configuration); ask the hub operator to enable it"
+    )]
+    Disabled(ClusterKey),
+    /// The certificate predates the cluster's removal or disabling.
+    #[error(
+        "the certificate of cluster {0} was issued before the cluster was removed or disabled at the hub and is no longer accepted; enroll again with a new bootstrap token (`fleetgate-hub token create`)"
+    )]
+    Revoked(ClusterKey),
+}
+
 pub struct Fleet {
-    config: Arc<Config>,
+    /// The running configuration; `reconfigure` is its only writer after `open`.
+    config: watch::Sender<Arc<Config>>,
+    /// Per cluster: certificates issued at or before this Unix time are refused.
+    revoked_before: Mutex<BTreeMap<ClusterKey, i64>>,
     store: Store,
     state: Mutex<State>,
     reserved: BTreeSet<SocketAddr>,
@@ -171,8 +194,10 @@ impl Fleet {
             &wanted_ports(&intent),
         );
         let links = Links::starting(intent.keys().cloned(), Instant::now());
+        let revoked_before = store.reconcile_clusters(&config.active_clusters(), unix_now())?;
         Ok(Self {
-            config,
+            config: watch::channel(config).0,
+            revoked_before: Mutex::new(revoked_before),
             store,
             state: Mutex::new(State {
                 intent: Arc::new(intent),
@@ -195,15 +220,20 @@ impl Fleet {
     }
 
     pub fn view(&self) -> FleetView {
+        let config = self.config();
         let s = self.state.lock().expect("fleet state lock poisoned");
-        let withdrawn = self
+        let mut withdrawn = self
             .links
             .lock()
             .expect("fleet links lock poisoned")
-            .withdrawn(
-                self.config.disconnected_cluster_grace_period,
-                Instant::now(),
-            );
+            .withdrawn(config.disconnected_cluster_grace_period, Instant::now());
+        // Disabled clusters keep their stored intent but are out of the data plane.
+        withdrawn.extend(
+            s.intent
+                .keys()
+                .filter(|k| config.registration(&k.tenant, &k.cluster) != Registration::Active)
+                .cloned(),
+        );
         FleetView {
             intent: s.intent.clone(),
             rejections: s.rejections.clone(),
@@ -219,9 +249,93 @@ impl Fleet {
             .lock()
             .expect("fleet links lock poisoned")
             .next_withdrawal(
-                self.config.disconnected_cluster_grace_period,
+                self.config().disconnected_cluster_grace_period,
                 Instant::now(),
             )
+    }
+
+    /// The running configuration.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.borrow().clone()
+    }
+
+    /// Wakes whenever the configuration was reloaded (sync streams re-check their cluster).
+    pub fn subscribe_config(&self) -> watch::Receiver<Arc<Config>> {
+        self.config.subscribe()
+    }
+
+    /// Whether a certificate of `key` issued at `issued_at` (Unix seconds) may be used now:
+    /// the cluster is registered and enabled, and was not removed or disabled since the
+    /// certificate was issued.
+    pub fn check_identity(&self, key: &ClusterKey, issued_at: i64) -> Result<(), IdentityRefusal> {
+        match self.config().registration(&key.tenant, &key.cluster) {
+            Registration::Unknown => return Err(IdentityRefusal::NotRegistered(key.clone())),
+            Registration::Disabled => return Err(IdentityRefusal::Disabled(key.clone())),
+            Registration::Active => {}
+        }
+        let revoked = self
+            .revoked_before
+            .lock()
+            .expect("fleet revocation lock poisoned")
+            .get(key)
+            .copied();
+        match revoked {
+            Some(before) if issued_at <= before => Err(IdentityRefusal::Revoked(key.clone())),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records a bootstrap token as used; `Ok(false)`: it already was.
+    pub fn consume_token(&self, id: &str, expires: u64) -> Result<bool, StoreError> {
+        self.store.consume_token(id, expires, unix_now() as u64)
+    }
+
+    /// Switches to a reloaded configuration. Clusters no longer active have their certificates
+    /// revoked (durably); clusters no longer listed lose their intent, hostname claims and L4
+    /// allocations; disabled ones are withdrawn from the data plane (see [`Fleet::view`]).
+    /// Open streams notice through [`Fleet::subscribe_config`].
+    pub fn reconfigure(&self, config: Arc<Config>) -> Result<(), StoreError> {
+        let revoked = self
+            .store
+            .reconcile_clusters(&config.active_clusters(), unix_now())?;
+        {
+            let mut state = self.state.lock().expect("fleet state lock poisoned");
+            let gone: Vec<ClusterKey> = state
+                .intent
+                .keys()
+                .filter(|k| config.registration(&k.tenant, &k.cluster) == Registration::Unknown)
+                .cloned()
+                .collect();
+            for key in gone {
+                let st = &mut *state;
+                let fleet = Arc::make_mut(&mut st.intent);
+                fleet.remove(&key);
+                let owners = claims(&st.owners, &key.tenant, fleet);
+                let l4 = allocate::allocate(
+                    &config.l4,
+                    &self.reserved,
+                    &st.l4.allocations,
+                    &wanted_ports(fleet),
+                );
+                self.store.save_with_allocations(
+                    &key,
+                    &ClusterIntent::default(),
+                    &owners,
+                    &l4.allocations,
+                )?;
+                st.owners = owners;
+                st.l4 = l4;
+                st.rejections.remove(&key);
+                tracing::info!(cluster = %key, "cluster removed from the configuration: its intent is withdrawn");
+            }
+        }
+        *self
+            .revoked_before
+            .lock()
+            .expect("fleet revocation lock poisoned") = revoked;
+        self.config.send_replace(config);
+        self.revision.send_modify(|r| *r += 1);
+        Ok(())
     }
 
     /// Records an open agent stream of `key` until the returned guard is dropped.
@@ -238,7 +352,7 @@ impl Fleet {
 
     /// Whether a tenant/cluster pair is registered.
     pub fn is_registered(&self, key: &ClusterKey) -> bool {
-        self.config
+        self.config()
             .tenants
             .get(&key.tenant)
             .is_some_and(|t| t.clusters.contains_key(&key.cluster))
@@ -246,8 +360,11 @@ impl Fleet {
 
     /// Applies one agent Update for `key` (the identity from its certificate).
     pub fn apply(&self, key: &ClusterKey, update: &pb::Update) -> Result<(), UpdateError> {
-        let tenant = self
-            .config
+        let config = self.config();
+        if config.registration(&key.tenant, &key.cluster) == Registration::Disabled {
+            return Err(UpdateError::UnknownCluster(key.clone()));
+        }
+        let tenant = config
             .tenants
             .get(&key.tenant)
             .ok_or_else(|| UpdateError::UnknownCluster(key.clone()))?;
@@ -255,7 +372,7 @@ impl Fleet {
             .clusters
             .get(&key.cluster)
             .ok_or_else(|| UpdateError::UnknownCluster(key.clone()))?;
-        let quota = self.config.quotas.of(&key.tenant);
+        let quota = config.quotas.of(&key.tenant);
         self.update_rate
             .lock()
             .expect("fleet update rate lock poisoned")
@@ -342,7 +459,7 @@ impl Fleet {
         let policy = Policy {
             tenant,
             cluster,
-            limits: &self.config.limits,
+            limits: &config.limits,
             owners: &owners,
             reserved: &self.reserved,
             reserved_ips: &self.reserved_ips,
@@ -424,10 +541,10 @@ impl Fleet {
             + intent.grpc_routes.len()
             + intent.listener_sets.len()
             + rejections.len();
-        if count > self.config.limits.max_objects_per_cluster {
+        if count > config.limits.max_objects_per_cluster {
             return Err(UpdateError::TooManyObjects {
                 count,
-                limit: self.config.limits.max_objects_per_cluster,
+                limit: config.limits.max_objects_per_cluster,
             });
         }
 
@@ -438,7 +555,7 @@ impl Fleet {
         let previous = fleet.insert(key.clone(), intent);
         let owners = claims(&st.owners, &key.tenant, fleet);
         let l4 = allocate::allocate(
-            &self.config.l4,
+            &config.l4,
             &self.reserved,
             &st.l4.allocations,
             &wanted_ports(fleet),
@@ -483,6 +600,14 @@ impl Drop for LinkGuard {
         }
         self.fleet.revision.send_modify(|r| *r += 1);
     }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn okey(kind: Kind, ns: &str, n: &str) -> ObjectKey {
@@ -932,5 +1057,59 @@ tenants:
         // Nothing of the refused update was applied; tenant b has its own bucket.
         assert_eq!(accepted_routes(&fleet.view(), "a"), ["r1"]);
         fleet.apply(&key("b"), &full(vec![])).unwrap();
+    }
+
+    #[test]
+    fn a_disabled_cluster_is_withdrawn_and_a_removed_one_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), (9000, 9001));
+        let fleet = Fleet::open(cfg.clone(), Store::open(&cfg.store_path).unwrap()).unwrap();
+        fleet
+            .apply(&key("a"), &full(vec![service("db", 9001, "127.0.1.10")]))
+            .unwrap();
+        fleet
+            .apply(&key("b"), &full(vec![service("db", 9001, "127.0.2.10")]))
+            .unwrap();
+        assert!(fleet.check_identity(&key("b"), unix_now()).is_ok());
+
+        // b disabled: out of the data plane, intent kept, certificates refused.
+        let mut disabled = (*cfg).clone();
+        disabled.identity.disabled_clusters.insert(key("b"));
+        fleet.reconfigure(Arc::new(disabled)).unwrap();
+        let v = fleet.view();
+        assert_eq!(v.withdrawn, [key("b")].into());
+        assert!(v.intent.contains_key(&key("b")));
+        assert_eq!(
+            fleet.check_identity(&key("b"), unix_now()),
+            Err(IdentityRefusal::Disabled(key("b")))
+        );
+        assert!(matches!(
+            fleet.apply(&key("b"), &full(vec![])),
+            Err(UpdateError::UnknownCluster(_))
+        ));
+
+        // b removed: its intent and L4 allocation are gone, also from the store.
+        let mut removed = (*cfg).clone();
+        removed.tenants.remove("b");
+        fleet.reconfigure(Arc::new(removed.clone())).unwrap();
+        let v = fleet.view();
+        assert!(!v.intent.contains_key(&key("b")));
+        assert_eq!(addr_of(&v, "b", "db"), None);
+        assert!(addr_of(&v, "a", "db").is_some());
+        assert_eq!(
+            fleet.check_identity(&key("b"), unix_now()),
+            Err(IdentityRefusal::NotRegistered(key("b")))
+        );
+        drop(fleet);
+        let reopened = Fleet::open(cfg.clone(), Store::open(&cfg.store_path).unwrap()).unwrap();
+        assert!(!reopened.view().intent.contains_key(&key("b")));
+
+        // Added back: a certificate issued before the removal stays refused.
+        let before = unix_now() - 5;
+        assert_eq!(
+            reopened.check_identity(&key("b"), before),
+            Err(IdentityRefusal::Revoked(key("b")))
+        );
+        assert!(reopened.check_identity(&key("b"), unix_now() + 5).is_ok());
     }
 }

@@ -198,7 +198,81 @@ pub fn init_ca(pki_dir: &Path, server_sans: &[String]) -> Result<(), IdentityErr
     write(&pki_dir.join(CA_KEY), &ca_key.serialize_pem(), true)?;
     write(&pki_dir.join(HUB_CERT), &hub_cert.pem(), false)?;
     write(&pki_dir.join(HUB_KEY), &hub_key.serialize_pem(), true)?;
+    // The key bootstrap tokens are signed with (`fleetgate-hub token create`).
+    crate::enroll::token::TokenKey::load_or_create(pki_dir).map_err(|e| IdentityError::Io {
+        path: pki_dir.join(crate::enroll::token::TOKEN_KEY),
+        source: std::io::Error::other(e.to_string()),
+    })?;
     Ok(())
+}
+
+/// How far an agent certificate's `notBefore` lies before the moment it was issued (clock skew
+/// between hub and agent). [`PeerIdentity::issued_at`] adds it back.
+pub const BACKDATE: Duration = Duration::seconds(60);
+
+/// The certificate every agent identity gets, whoever made the key: the SPIFFE URI as the only
+/// SAN, client auth only, valid from `now - BACKDATE` to `now + valid_for`.
+pub fn agent_params(
+    id: &SpiffeId,
+    now: OffsetDateTime,
+    valid_for: Duration,
+) -> Result<CertificateParams, IdentityError> {
+    let mut p = CertificateParams::default();
+    p.distinguished_name
+        .push(DnType::CommonName, format!("{}/{}", id.tenant, id.cluster));
+    p.subject_alt_names = vec![SanType::URI(id.uri().try_into()?)];
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.not_before = now - BACKDATE;
+    p.not_after = now + valid_for;
+    Ok(p)
+}
+
+/// The verified peer's identity and when its certificate was issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerIdentity {
+    pub id: SpiffeId,
+    /// `notBefore + BACKDATE`, Unix seconds: compared with a cluster's revocation epoch.
+    pub issued_at: i64,
+    /// `notAfter`, Unix seconds.
+    pub not_after: i64,
+}
+
+impl PeerIdentity {
+    /// Reads the identity and validity of a DER certificate (the leaf TLS already verified).
+    pub fn from_certificate(der: &[u8], trust_domain: &str) -> Result<Self, IdentityError> {
+        let id = SpiffeId::from_certificate(der, trust_domain)?;
+        let (_, cert) = x509_parser::parse_x509_certificate(der)
+            .map_err(|e| IdentityError::BadCertificate(e.to_string()))?;
+        Ok(Self {
+            id,
+            issued_at: cert.validity().not_before.timestamp() + BACKDATE.whole_seconds(),
+            not_after: cert.validity().not_after.timestamp(),
+        })
+    }
+}
+
+/// The hub CA, loaded to sign agent certificates.
+pub struct HubCa {
+    pub issuer: Issuer<'static, KeyPair>,
+    /// `ca.crt`, what agents trust the hub by.
+    pub ca_pem: String,
+}
+
+impl std::fmt::Debug for HubCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubCa").finish_non_exhaustive()
+    }
+}
+
+impl HubCa {
+    /// Reads `ca.crt` and `ca.key` from the PKI directory.
+    pub fn load(pki_dir: &Path) -> Result<Self, IdentityError> {
+        let ca_pem = read(&pki_dir.join(CA_CERT))?;
+        let ca_key = KeyPair::from_pem(&read(&pki_dir.join(CA_KEY))?)?;
+        let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key)?;
+        Ok(Self { issuer, ca_pem })
+    }
 }
 
 /// Issues an agent identity into `out` (`ca.crt`, `tls.crt`, `tls.key`).
@@ -208,19 +282,9 @@ pub fn issue_agent(
     valid_for: Duration,
     out: &Path,
 ) -> Result<(), IdentityError> {
-    let ca_pem = read(&pki_dir.join(CA_CERT))?;
-    let ca_key = KeyPair::from_pem(&read(&pki_dir.join(CA_KEY))?)?;
-    let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key)?;
-    let now = OffsetDateTime::now_utc();
+    let HubCa { issuer, ca_pem } = HubCa::load(pki_dir)?;
     let key = KeyPair::generate()?;
-    let mut p = CertificateParams::default();
-    p.distinguished_name
-        .push(DnType::CommonName, format!("{}/{}", id.tenant, id.cluster));
-    p.subject_alt_names = vec![SanType::URI(id.uri().try_into()?)];
-    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    p.not_before = now - Duration::minutes(5);
-    p.not_after = now + valid_for;
-    let cert = p.signed_by(&key, &issuer)?;
+    let cert = agent_params(id, OffsetDateTime::now_utc(), valid_for)?.signed_by(&key, &issuer)?;
     fs::create_dir_all(out).map_err(|source| IdentityError::Io {
         path: out.to_path_buf(),
         source,
@@ -263,10 +327,24 @@ mod tests {
         ));
         let id = SpiffeId::new("fleetgate", "tenant-a", "east").unwrap();
         let out = dir.path().join("agent");
+        let before = OffsetDateTime::now_utc().unix_timestamp();
         issue_agent(&pki, &id, Duration::hours(24), &out).unwrap();
         let pem = fs::read_to_string(out.join("tls.crt")).unwrap();
         let der = pem_to_der(&pem);
         assert_eq!(SpiffeId::from_certificate(&der, "fleetgate").unwrap(), id);
+        let peer = PeerIdentity::from_certificate(&der, "fleetgate").unwrap();
+        assert!(
+            peer.issued_at >= before && peer.issued_at <= before + 5,
+            "{peer:?}"
+        );
+        assert_eq!(peer.not_after - peer.issued_at, 24 * 3600);
+        // `ca init` also made the bootstrap token key, private.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(pki.join(crate::enroll::token::TOKEN_KEY))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
         assert!(SpiffeId::from_certificate(&der, "other-domain").is_err());
         // The hub's own serving certificate is not an agent identity.
         let hub = pem_to_der(&fs::read_to_string(pki.join(HUB_CERT)).unwrap());

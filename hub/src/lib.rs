@@ -10,7 +10,8 @@
 //! -> back to `sync`, which streams each cluster's statuses to its agent.
 //!
 //! `identity` is the hub's CA (creating it, issuing agent certificates, reading SPIFFE IDs);
-//! `config` is the operator's YAML file; `run` wires it all together.
+//! `enroll` trades bootstrap tokens for certificates and renews them; `config` is the
+//! operator's YAML file, `reload` re-reads it at run time; `run` wires it all together.
 //!
 //! Limits (docs/limits.md): `quotas` (the `quotas:` config), `admit::quota` (object quotas per
 //! tenant), `rate` (update rate per cluster), `traffic_limits` (each tenant's data-plane limits
@@ -21,12 +22,14 @@ pub mod admit;
 pub mod allocate;
 pub mod compile;
 pub mod config;
+pub mod enroll;
 pub mod fleet;
 pub mod grace;
 pub mod identity;
 pub mod model;
 pub mod quotas;
 pub mod rate;
+pub mod reload;
 pub mod run;
 pub mod seal;
 pub mod store;

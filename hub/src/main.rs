@@ -29,6 +29,28 @@ enum Command {
         #[command(subcommand)]
         command: CaCommand,
     },
+    /// Bootstrap tokens: how an agent gets its identity without anyone copying keys.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Print a single-use bootstrap token for one cluster of one tenant (needs only the PKI
+    /// directory, not a running hub). Pass it to `fleetgate-agent --bootstrap-token`.
+    Create {
+        #[arg(long, env = "FLEETGATE_PKI_DIR")]
+        pki_dir: PathBuf,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        cluster: String,
+        /// How long the token may be used, e.g. 15m, 1h, 90s (at most 24h).
+        #[arg(long, default_value = "15m")]
+        ttl: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -70,11 +92,65 @@ fn main() -> anyhow::Result<()> {
         .init();
     let _ = rustls::crypto::ring::default_provider().install_default();
     match Cli::parse().command {
-        Command::Run { config } => {
-            let raw = fleetgate_hub::config::RawConfig::from_file(&config)?;
+        Command::Run { config: path } => {
+            let raw = fleetgate_hub::config::RawConfig::from_file(&path)?;
             let config = raw.validate()?;
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            rt.block_on(fleetgate_hub::run::run(config, shutdown_signal()))?;
+            rt.block_on(async {
+                // SIGHUP re-reads the configuration file (so does a change of its contents).
+                let (hup_tx, hup_rx) = tokio::sync::mpsc::channel(1);
+                let mut hup =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                        .context("cannot install a SIGHUP handler")?;
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        let _ = hup_tx.try_send(());
+                    }
+                });
+                let source = fleetgate_hub::reload::ReloadSource {
+                    path,
+                    poll: fleetgate_hub::reload::DEFAULT_POLL,
+                    trigger: Some(hup_rx),
+                };
+                fleetgate_hub::run::run_reloading(config, Some(source), shutdown_signal()).await?;
+                anyhow::Ok(())
+            })?;
+        }
+        Command::Token {
+            command:
+                TokenCommand::Create {
+                    pki_dir,
+                    tenant,
+                    cluster,
+                    ttl,
+                },
+        } => {
+            use fleetgate_hub::enroll::token;
+            // Tenant and cluster must be what a certificate URI can carry.
+            fleetgate_hub::identity::SpiffeId::new("fleetgate", &tenant, &cluster)?;
+            let ttl = fleetgate_hub::config::parse_config_duration(&ttl)
+                .ok()
+                .filter(|d| !d.is_zero() && *d <= token::MAX_TTL)
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--ttl {ttl:?}: use a duration such as 15m, 1h or 90s, at most 24h"
+                    )
+                })?;
+            if !pki_dir.join(fleetgate_hub::identity::CA_KEY).is_file() {
+                anyhow::bail!(
+                    "{} holds no hub CA; create it with `fleetgate-hub ca init --pki-dir {}`",
+                    pki_dir.display(),
+                    pki_dir.display()
+                );
+            }
+            let key = token::TokenKey::load_or_create(&pki_dir)?;
+            let expires = fleetgate_hub::fleet::unix_now() as u64 + ttl.as_secs();
+            let t = token::mint(&key, &tenant, &cluster, expires)?;
+            eprintln!(
+                "single-use bootstrap token for cluster {cluster} of tenant {tenant}, valid {}s:",
+                ttl.as_secs()
+            );
+            println!("{t}");
         }
         Command::Ca { command } => match command {
             CaCommand::Init {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fleetgate_proto::MAX_MESSAGE_BYTES;
+use fleetgate_proto::enroll::v1::enroll_service_server::EnrollServiceServer;
 use fleetgate_proto::spoke::v1::spoke_service_server::SpokeServiceServer;
 use tokio::sync::watch;
 use tonic::transport::server::TcpIncoming;
@@ -15,9 +16,12 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::compile::{self, Snapshot};
 use crate::config::Config;
+use crate::enroll::EnrollServer;
+use crate::enroll::token::TokenKey;
 use crate::fleet::{Fleet, FleetView};
-use crate::identity::{CA_CERT, HUB_CERT, HUB_KEY};
+use crate::identity::{CA_CERT, HUB_CERT, HUB_KEY, HubCa};
 use crate::model::{ClusterKey, Condition, Kind, ObjectStatus};
+use crate::reload::ReloadSource;
 use crate::store::Store;
 use crate::sync::{FleetStatus, SyncService};
 use crate::xds::{self, XdsHealth};
@@ -32,6 +36,9 @@ pub enum RunError {
         path: String,
         source: std::io::Error,
     },
+    /// The CA key or the bootstrap token key cannot be used.
+    #[error("{0}; create the PKI with `fleetgate-hub ca init --pki-dir <dir>`")]
+    Identity(String),
     /// The store could not be opened or read.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -123,18 +130,35 @@ fn mark_rejected_by_data_plane(status: &mut ObjectStatus, message: &str) {
     }
 }
 
-/// Runs the hub until `shutdown` completes.
+/// Runs the hub until `shutdown` completes, with a fixed configuration.
 pub async fn run(
     config: Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
+    run_reloading(config, None, shutdown).await
+}
+
+/// Runs the hub until `shutdown` completes; with `reload`, re-reads the configuration file when
+/// it changes or when asked (`crate::reload`).
+pub async fn run_reloading(
+    config: Config,
+    reload: Option<ReloadSource>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
     let config = Arc::new(config);
+    // A client certificate is asked for but optional in the handshake, so that an agent without
+    // one can call EnrollService/Enroll; Sync and Renew refuse calls without a verified one
+    // (`sync::identify`).
     let tls = ServerTlsConfig::new()
         .identity(Identity::from_pem(
             read_pki(&config, HUB_CERT)?,
             read_pki(&config, HUB_KEY)?,
         ))
-        .client_ca_root(Certificate::from_pem(read_pki(&config, CA_CERT)?));
+        .client_ca_root(Certificate::from_pem(read_pki(&config, CA_CERT)?))
+        .client_auth_optional(true);
+    let hub_ca = HubCa::load(&config.pki_dir).map_err(|e| RunError::Identity(e.to_string()))?;
+    let token_key =
+        TokenKey::load_or_create(&config.pki_dir).map_err(|e| RunError::Identity(e.to_string()))?;
 
     // Tenant private keys are sealed at rest under a key kept next to the CA.
     let sealer = crate::seal::Sealer::load_or_create(&config.pki_dir)
@@ -227,7 +251,15 @@ pub async fn run(
             message: format!("cannot bind {}: {e}", config.agent_listen),
         })?
         .with_nodelay(Some(true));
+    let reload_task =
+        reload.map(|source| tokio::spawn(crate::reload::run(fleet.clone(), source, stopped())));
     let service = SyncService::new(fleet.clone(), config.trust_domain.clone(), status_rx);
+    let enroll = EnrollServer::new(
+        fleet.clone(),
+        config.trust_domain.clone(),
+        hub_ca,
+        token_key,
+    );
     let agents = Server::builder()
         .tls_config(tls)
         .map_err(|e| RunError::Serve {
@@ -241,6 +273,11 @@ pub async fn run(
             SpokeServiceServer::new(service)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            EnrollServiceServer::new(enroll)
+                .max_decoding_message_size(64 * 1024)
+                .max_encoding_message_size(64 * 1024),
         )
         .serve_with_incoming_shutdown(incoming, stopped());
     tracing::info!(agents = %config.agent_listen, xds = %config.xds_listen, "hub running");
@@ -261,6 +298,9 @@ pub async fn run(
     }
     let _ = stop_tx.send(true);
     let _ = compile_task.await;
+    if let Some(t) = reload_task {
+        let _ = t.await;
+    }
     let xds_result = xds_task.await;
     let agent_result = agent_task.await;
     if let Ok(Err(e)) = agent_result {

@@ -94,6 +94,9 @@ impl From<Stored> for ClusterIntent {
     }
 }
 
+/// Used bootstrap tokens and per-cluster certificate epochs (`store/identity.rs`).
+mod identity;
+
 /// `<tenant>/<cluster>` -> JSON of `ClusterIntent`.
 const INTENT: TableDefinition<&str, &[u8]> = TableDefinition::new("intent/v1");
 /// hostname pattern -> owning tenant.

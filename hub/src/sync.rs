@@ -16,7 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::fleet::Fleet;
-use crate::identity::SpiffeId;
+use crate::identity::PeerIdentity;
 use crate::model::{self, ClusterKey, ObjectStatus};
 
 /// Statuses of every cluster, as the compile loop publishes them.
@@ -41,28 +41,37 @@ impl SyncService {
         }
     }
 
-    fn identify<T>(&self, req: &Request<T>) -> Result<ClusterKey, Status> {
-        let certs = req.peer_certs().ok_or_else(|| {
-            Status::unauthenticated(
-                "no client certificate: connect with the identity `fleetgate-hub ca issue` wrote",
-            )
-        })?;
-        let leaf = certs
-            .first()
-            .ok_or_else(|| Status::unauthenticated("empty client certificate chain"))?;
-        let id = SpiffeId::from_certificate(leaf, &self.trust_domain)
-            .map_err(|e| Status::unauthenticated(e.to_string()))?;
-        let key = ClusterKey {
-            tenant: id.tenant,
-            cluster: id.cluster,
-        };
-        if !self.fleet.is_registered(&key) {
-            return Err(Status::permission_denied(format!(
-                "cluster {key} is not registered at this hub; ask the hub operator to add it"
-            )));
-        }
-        Ok(key)
+    fn identify<T>(&self, req: &Request<T>) -> Result<(ClusterKey, PeerIdentity), Status> {
+        identify(&self.fleet, &self.trust_domain, req)
     }
+}
+
+/// The verified client certificate's cluster and validity, if the fleet accepts it now.
+/// Shared by Sync and `EnrollService/Renew`; the payload never names the identity.
+pub fn identify<T>(
+    fleet: &Fleet,
+    trust_domain: &str,
+    req: &Request<T>,
+) -> Result<(ClusterKey, PeerIdentity), Status> {
+    let certs = req.peer_certs().ok_or_else(|| {
+        Status::unauthenticated(
+            "no client certificate: enroll with a bootstrap token (`fleetgate-agent --bootstrap-token`) or connect with the identity `fleetgate-hub ca issue` wrote",
+        )
+    })?;
+    let leaf = certs
+        .first()
+        .ok_or_else(|| Status::unauthenticated("empty client certificate chain"))?;
+    let peer = PeerIdentity::from_certificate(leaf, trust_domain)
+        .map_err(|e| Status::unauthenticated(e.to_string()))?;
+    let key = ClusterKey {
+        tenant: peer.id.tenant.clone(),
+        cluster: peer.id.cluster.clone(),
+    };
+    if let Err(e) = fleet.check_identity(&key, peer.issued_at) {
+        tracing::warn!(cluster = %key, "refused a client certificate: {e}");
+        return Err(Status::permission_denied(e.to_string()));
+    }
+    Ok((key, peer))
 }
 
 type HubStream = Pin<Box<dyn Stream<Item = Result<pb::HubMessage, Status>> + Send>>;
@@ -75,7 +84,7 @@ impl SpokeService for SyncService {
         &self,
         req: Request<Streaming<pb::AgentMessage>>,
     ) -> Result<Response<HubStream>, Status> {
-        let key = self.identify(&req)?;
+        let (key, peer) = self.identify(&req)?;
         let mut inbound = req.into_inner();
 
         let hello = match inbound.message().await? {
@@ -98,7 +107,7 @@ impl SpokeService for SyncService {
         let (tx, rx) = mpsc::channel::<Result<pb::HubMessage, Status>>(16);
         let fleet = self.fleet.clone();
         let statuses = self.statuses.clone();
-        tokio::spawn(run_stream(key, fleet, inbound, statuses, tx));
+        tokio::spawn(run_stream(key, peer, fleet, inbound, statuses, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
@@ -106,6 +115,7 @@ impl SpokeService for SyncService {
 #[tracing::instrument(skip_all, fields(tenant = %key.tenant, cluster = %key.cluster))]
 async fn run_stream(
     key: ClusterKey,
+    peer: PeerIdentity,
     fleet: Arc<Fleet>,
     mut inbound: Streaming<pb::AgentMessage>,
     mut statuses: watch::Receiver<FleetStatus>,
@@ -118,8 +128,31 @@ async fn run_stream(
     // used up and the next Update must carry the full state.
     let mut need_full_state = false;
     let mut last_sent: Option<Vec<ObjectStatus>> = None;
+    let mut config = fleet.subscribe_config();
+    // TLS checked the certificate once, at the handshake: the stream must not outlive it.
+    let expiry = tokio::time::sleep(std::time::Duration::from_secs(
+        u64::try_from(peer.not_after - crate::fleet::unix_now()).unwrap_or(0),
+    ));
+    tokio::pin!(expiry);
     loop {
         tokio::select! {
+            _ = &mut expiry => {
+                tracing::warn!("closing the agent stream: its certificate expired");
+                let _ = tx.send(Err(Status::unauthenticated(
+                    "the client certificate expired; the agent renews it at half its life (check its log), or enroll again with a new bootstrap token",
+                ))).await;
+                return;
+            }
+            changed = config.changed() => {
+                if changed.is_err() { return; }
+                // Removed or disabled at the hub: close the stream with the reason.
+                if let Err(e) = fleet.check_identity(&key, peer.issued_at) {
+                    tracing::warn!("closing the agent stream: {e}");
+                    let _ = tx.send(Err(Status::permission_denied(e.to_string()))).await;
+                    return;
+                }
+                continue;
+            }
             msg = inbound.next() => {
                 let update = match msg {
                     None => { tracing::info!("agent disconnected"); return; }

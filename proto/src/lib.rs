@@ -10,6 +10,13 @@ pub mod spoke {
     }
 }
 
+/// `fleetgate.enroll.v1`: bootstrap-token enrollment and certificate renewal of agents.
+pub mod enroll {
+    pub mod v1 {
+        tonic::include_proto!("fleetgate.enroll.v1");
+    }
+}
+
 /// Largest message either side accepts on the Sync stream, in bytes. The agent splits nothing:
 /// a cluster whose full state exceeds this is told so in the Nack and must shrink its intent.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
@@ -27,8 +34,28 @@ impl std::fmt::Debug for spoke::v1::Certificate {
     }
 }
 
+impl std::fmt::Debug for enroll::v1::EnrollRequest {
+    /// Redacts the bootstrap token: it is a secret until it is used.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrollRequest")
+            .field("token", &"<redacted>")
+            .field("csr_der_len", &self.csr_der.len())
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn enroll_request_debug_never_shows_the_token() {
+        let r = super::enroll::v1::EnrollRequest {
+            token: "fgb1.SECRETTOKEN".into(),
+            csr_der: vec![1, 2, 3],
+        };
+        let shown = format!("{r:?}");
+        assert!(!shown.contains("SECRETTOKEN"), "{shown}");
+    }
+
     #[test]
     fn certificate_debug_never_shows_the_key() {
         let c = super::spoke::v1::Certificate {

@@ -37,9 +37,33 @@ pub struct Cli {
     /// Hub Sync endpoint, e.g. https://127.0.0.1:9443
     #[arg(long, env = "FLEETGATE_HUB")]
     pub hub: String,
-    /// Folder with ca.crt (the hub CA), tls.crt and tls.key (this cluster's client identity).
-    #[arg(long, env = "FLEETGATE_IDENTITY_DIR")]
-    pub identity_dir: PathBuf,
+    /// Folder with ca.crt (the hub CA), tls.crt and tls.key (this cluster's client identity,
+    /// from `fleetgate-hub ca issue`); never renewed. Without it the agent enrolls with
+    /// --bootstrap-token and keeps and renews its identity itself.
+    #[arg(long, env = "FLEETGATE_IDENTITY_DIR", conflicts_with_all = ["bootstrap_token", "state_dir", "hub_ca"])]
+    pub identity_dir: Option<PathBuf>,
+    /// Single-use token from `fleetgate-hub token create`: enrolls this cluster when no valid
+    /// identity is stored yet (or when the token differs from the one the stored identity came
+    /// from).
+    #[arg(long, env = "FLEETGATE_BOOTSTRAP_TOKEN", hide_env_values = true)]
+    pub bootstrap_token: Option<String>,
+    /// The hub CA certificate (the hub's `ca.crt`), to trust the hub while enrolling.
+    #[arg(long, env = "FLEETGATE_HUB_CA")]
+    pub hub_ca: Option<PathBuf>,
+    /// Keep the enrolled identity in files in this folder instead of a Secret (required with
+    /// --manifests unless --identity-dir is given).
+    #[arg(long, env = "FLEETGATE_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Name of the Secret that keeps the enrolled identity (cluster mode).
+    #[arg(
+        long,
+        env = "FLEETGATE_IDENTITY_SECRET",
+        default_value = "fleetgate-agent-identity"
+    )]
+    pub identity_secret: String,
+    /// The agent's own namespace, where that Secret lives.
+    #[arg(long, env = "FLEETGATE_NAMESPACE", default_value = "fleetgate-system")]
+    pub namespace: String,
     /// Name the hub's serving certificate must carry.
     #[arg(
         long,
@@ -63,12 +87,44 @@ pub struct Cli {
     pub all_load_balancers: bool,
 }
 
+/// A bootstrap token; its Debug never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BootstrapToken(pub String);
+
+impl std::fmt::Debug for BootstrapToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BootstrapToken(<redacted>)")
+    }
+}
+
+/// Where the enrolled identity is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Keep {
+    /// Files in a folder (`--state-dir`).
+    StateDir(PathBuf),
+    /// A Secret in the agent's namespace.
+    Secret { namespace: String, name: String },
+}
+
+/// Where the agent's mTLS identity comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentitySource {
+    /// Files an operator placed (`fleetgate-hub ca issue`); used as they are.
+    Dir(PathBuf),
+    /// Enrolled with a bootstrap token, kept in `keep` and renewed by the agent.
+    Enrolled {
+        token: Option<BootstrapToken>,
+        hub_ca: Option<PathBuf>,
+        keep: Keep,
+    },
+}
+
 /// The validated configuration [`crate::run`] takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// `https://host:port` of the hub's agent endpoint.
     pub hub: String,
-    pub identity_dir: PathBuf,
+    pub identity: IdentitySource,
     pub hub_server_name: String,
     pub source: Source,
     /// `None`: decided from the source (see [`Config::effective_endpoint_mode`]).
@@ -88,6 +144,19 @@ pub enum ConfigError {
     /// The hub server name is empty.
     #[error("--hub-server-name must not be empty (the default is fleetgate-hub)")]
     EmptyServerName,
+    /// Manifests mode has no Secret to keep an enrolled identity in.
+    #[error(
+        "with --manifests, give --identity-dir (certificate files) or --state-dir (where the identity enrolled with --bootstrap-token is kept)"
+    )]
+    NoIdentityStorage,
+    /// A bootstrap token without the CA to trust the hub by.
+    #[error(
+        "--bootstrap-token needs --hub-ca: the hub CA certificate (ca.crt of the hub's PKI directory) the agent trusts the hub by while enrolling"
+    )]
+    TokenWithoutHubCa,
+    /// The Secret name or namespace is not a Kubernetes name.
+    #[error("--{flag} {value:?} is not a valid Kubernetes name")]
+    BadName { flag: &'static str, value: String },
 }
 
 impl Cli {
@@ -104,6 +173,43 @@ impl Cli {
         if self.hub_server_name.trim().is_empty() {
             return Err(ConfigError::EmptyServerName);
         }
+        let token = self
+            .bootstrap_token
+            .filter(|t| !t.trim().is_empty())
+            .map(BootstrapToken);
+        if token.is_some() && self.hub_ca.is_none() {
+            return Err(ConfigError::TokenWithoutHubCa);
+        }
+        for (flag, value) in [
+            ("identity-secret", &self.identity_secret),
+            ("namespace", &self.namespace),
+        ] {
+            if !is_dns_subdomain(value) {
+                return Err(ConfigError::BadName {
+                    flag,
+                    value: value.clone(),
+                });
+            }
+        }
+        let identity = match (self.identity_dir, self.state_dir) {
+            (Some(dir), _) => IdentitySource::Dir(dir),
+            (None, Some(dir)) => IdentitySource::Enrolled {
+                token,
+                hub_ca: self.hub_ca,
+                keep: Keep::StateDir(dir),
+            },
+            (None, None) if self.manifests.is_some() => {
+                return Err(ConfigError::NoIdentityStorage);
+            }
+            (None, None) => IdentitySource::Enrolled {
+                token,
+                hub_ca: self.hub_ca,
+                keep: Keep::Secret {
+                    namespace: self.namespace,
+                    name: self.identity_secret,
+                },
+            },
+        };
         let source = match self.manifests {
             Some(dir) => Source::Manifests { dir },
             None => Source::Kube {
@@ -112,13 +218,25 @@ impl Cli {
         };
         Ok(Config {
             hub: self.hub,
-            identity_dir: self.identity_dir,
+            identity,
             hub_server_name: self.hub_server_name,
             source,
             endpoint_mode: self.endpoint_mode,
             all_load_balancers: self.all_load_balancers,
         })
     }
+}
+
+fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
 }
 
 impl Config {
@@ -164,6 +282,47 @@ mod tests {
         assert_eq!(m.effective_endpoint_mode(false), EndpointMode::Pod);
         assert_eq!(m.effective_endpoint_mode(true), EndpointMode::Node);
 
+        // Without --identity-dir the agent enrolls and keeps its identity in a Secret (cluster)
+        // or in --state-dir.
+        let enrolled = parse(&[
+            "--hub",
+            "https://h:1",
+            "--bootstrap-token",
+            "fgb1.x",
+            "--hub-ca",
+            "/ca.crt",
+        ])
+        .unwrap();
+        assert_eq!(
+            enrolled.identity,
+            IdentitySource::Enrolled {
+                token: Some(BootstrapToken("fgb1.x".into())),
+                hub_ca: Some("/ca.crt".into()),
+                keep: Keep::Secret {
+                    namespace: "fleetgate-system".into(),
+                    name: "fleetgate-agent-identity".into()
+                }
+            }
+        );
+        assert!(!format!("{enrolled:?}").contains("fgb1.x"));
+        let files = parse(&[
+            "--hub",
+            "https://h:1",
+            "--manifests",
+            "/m",
+            "--state-dir",
+            "/s",
+        ])
+        .unwrap();
+        assert!(matches!(
+            files.identity,
+            IdentitySource::Enrolled {
+                token: None,
+                keep: Keep::StateDir(_),
+                ..
+            }
+        ));
+
         let forced =
             parse(&[&base[..], &["--manifests", "/m", "--endpoint-mode", "node"]].concat());
         assert_eq!(
@@ -191,7 +350,29 @@ mod tests {
                 ],
                 "server-name",
             ),
-            (&["--hub", "https://h:1"], "missing"),
+            (
+                &["--hub", "https://h:1", "--manifests", "/m"],
+                "--state-dir",
+            ),
+            (
+                &["--hub", "https://h:1", "--bootstrap-token", "t"],
+                "--hub-ca",
+            ),
+            (
+                &[
+                    "--hub",
+                    "https://h:1",
+                    "--identity-dir",
+                    "/i",
+                    "--bootstrap-token",
+                    "t",
+                ],
+                "argumentconflict",
+            ),
+            (
+                &["--hub", "https://h:1", "--identity-secret", "Bad_Name"],
+                "not a valid kubernetes name",
+            ),
             (
                 &[
                     "--hub",

@@ -75,6 +75,40 @@ impl Identity {
     }
 }
 
+impl Identity {
+    /// An identity from PEM buffers (what enrollment returns or a Secret holds); `origin` names
+    /// where it came from in errors.
+    pub fn from_pem(
+        ca_pem: Vec<u8>,
+        cert_pem: Vec<u8>,
+        key_pem: Vec<u8>,
+        origin: &Path,
+    ) -> Result<Self, IdentityError> {
+        let spiffe = spiffe_of_pem(&cert_pem, origin)?;
+        Ok(Self {
+            ca_pem,
+            cert_pem,
+            key_pem,
+            spiffe,
+        })
+    }
+
+    /// The certificate's (notBefore, notAfter) in Unix seconds.
+    pub fn validity(&self) -> Result<(i64, i64), IdentityError> {
+        let bad = |reason: String| IdentityError::BadCertificate {
+            path: PathBuf::from("tls.crt"),
+            reason,
+        };
+        let (_, pem) =
+            x509_parser::pem::parse_x509_pem(&self.cert_pem).map_err(|e| bad(e.to_string()))?;
+        let cert = pem.parse_x509().map_err(|e| bad(e.to_string()))?;
+        Ok((
+            cert.validity().not_before.timestamp(),
+            cert.validity().not_after.timestamp(),
+        ))
+    }
+}
+
 /// The SPIFFE ID in the URI SANs of the first certificate of a PEM buffer.
 pub fn spiffe_of_pem(pem: &[u8], path: &Path) -> Result<SpiffeId, IdentityError> {
     let bad = |reason: String| IdentityError::BadCertificate {

@@ -6,10 +6,12 @@
 //! [`watch`] / [`manifests`] (sources of a [`state::ClusterState`] snapshot) ->
 //! [`resolve`] + [`translate`] + [`l4route`] + [`l4`] (pure: snapshot -> proto intent) -> [`diff`] + [`sync`]
 //! (the gRPC stream to the hub) -> [`status`] (hub status -> tenant objects).
-//! [`run`] wires them together; `main.rs` only parses flags.
+//! [`run`] wires them together; `main.rs` only parses flags. [`enroll`] gets the agent's mTLS
+//! identity with a bootstrap token, keeps it (Secret or `--state-dir`) and renews it.
 
 pub mod config;
 pub mod diff;
+pub mod enroll;
 pub mod identity;
 pub mod l4;
 pub mod l4route;

@@ -10,7 +10,10 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::sync::watch;
 use tracing::{debug, info};
 
-use crate::config::{Config, Source};
+use crate::config::{Config, IdentitySource, Keep, Source};
+use crate::enroll::renew::Renewer;
+use crate::enroll::storage::IdentityStore;
+use crate::enroll::{self, EnrollError};
 use crate::identity::{Identity, IdentityError};
 use crate::manifests::{self, ManifestsError};
 use crate::state::ClusterState;
@@ -25,6 +28,9 @@ pub enum RunError {
     /// The identity folder is incomplete or its certificate is not an agent certificate.
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    /// Enrollment failed, or no identity is stored and there is no token to enroll with.
+    #[error(transparent)]
+    Enroll(#[from] EnrollError),
     /// The hub endpoint cannot be built from the flags and identity.
     #[error(transparent)]
     Sync(#[from] SyncError),
@@ -64,23 +70,73 @@ async fn kube_client(kubeconfig: Option<&std::path::Path>) -> Result<Client, Run
 /// Runs the agent until SIGINT/SIGTERM.
 pub async fn run(config: Config) -> Result<(), RunError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let identity = Identity::load(&config.identity_dir)?;
-    let endpoint = tls_endpoint(&config.hub, &identity, &config.hub_server_name)?;
+    let client = match &config.source {
+        Source::Kube { kubeconfig } => Some(kube_client(kubeconfig.as_deref()).await?),
+        Source::Manifests { .. } => None,
+    };
+    // The identity, and (when enrolled) the task that renews it: the one writer of `identity_tx`.
+    let (identity, renewer) = match &config.identity {
+        IdentitySource::Dir(dir) => (Identity::load(dir)?, None),
+        IdentitySource::Enrolled {
+            token,
+            hub_ca,
+            keep,
+        } => {
+            let store = match (keep, &client) {
+                (Keep::StateDir(dir), _) => IdentityStore::Files(dir.clone()),
+                (Keep::Secret { namespace, name }, Some(c)) => {
+                    IdentityStore::secret(c.clone(), namespace, name)
+                }
+                (Keep::Secret { .. }, None) => {
+                    return Err(EnrollError::NoIdentity(
+                        "with --manifests the identity is kept in --state-dir".into(),
+                    )
+                    .into());
+                }
+            };
+            let stored = enroll::obtain(
+                &config.hub,
+                &config.hub_server_name,
+                &store,
+                token.as_ref().map(|t| t.0.as_str()),
+                hub_ca.as_deref(),
+            )
+            .await?;
+            let token_sha256 = stored.token_sha256;
+            let (hub, server_name) = (config.hub.clone(), config.hub_server_name.clone());
+            let renewer = move |current| Renewer {
+                hub,
+                server_name,
+                store,
+                token_sha256,
+                current,
+            };
+            (stored.identity, Some(renewer))
+        }
+    };
+    // Checked once up front so a bad flag fails at start, not on the first connect.
+    tls_endpoint(&config.hub, &identity, &config.hub_server_name)?;
     info!(
         hub = %config.hub,
         tenant = %identity.spiffe.tenant,
         cluster = %identity.spiffe.cluster,
         "starting fleetgate-agent {AGENT_VERSION}"
     );
+    let cluster = identity.spiffe.cluster.clone();
+    let (identity_tx, identity_rx) = watch::channel(identity);
+    let renewing = renewer.is_some();
+    if let Some(r) = renewer {
+        tokio::spawn(r(identity_tx).run());
+    }
 
     let (state_tx, mut state_rx) = watch::channel(ClusterState::default());
-    let sink = match &config.source {
-        Source::Kube { kubeconfig } => {
-            let client = kube_client(kubeconfig.as_deref()).await?;
+    let sink = match (&config.source, client) {
+        (Source::Kube { .. }, Some(client)) => {
             tokio::spawn(cluster_watch::run(client.clone(), state_tx));
             Sink::Kube(client)
         }
-        Source::Manifests { dir } => {
+        (Source::Kube { .. }, None) => unreachable!("a kube client is made for every Kube source"),
+        (Source::Manifests { dir }, _) => {
             manifests::check_folder(dir)?;
             tokio::spawn(manifests::run(dir.clone(), state_tx));
             Sink::log()
@@ -119,13 +175,17 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     });
 
     let hello = Hello {
-        cluster: identity.spiffe.cluster.clone(),
+        cluster,
         agent_version: AGENT_VERSION.to_string(),
     };
-    let syncer = Syncer::new(intent_rx, status_tx, hello);
+    let mut syncer = Syncer::new(intent_rx, status_tx, hello);
+    if renewing {
+        syncer = syncer.reconnect_when_renewed(identity_rx.clone());
+    }
+    // Every connection uses the latest identity (renewal replaces it).
     let connect = || {
-        let endpoint = endpoint.clone();
-        async move { endpoint.connect().await.map_err(SyncError::Connect) }
+        let endpoint = tls_endpoint(&config.hub, &identity_rx.borrow(), &config.hub_server_name);
+        async move { endpoint?.connect().await.map_err(SyncError::Connect) }
     };
     tokio::select! {
         _ = syncer.run(connect) => {}

@@ -47,6 +47,9 @@ pub enum SyncError {
     /// The hub closed the stream without an error.
     #[error("the hub closed the Sync stream")]
     Closed,
+    /// The agent's certificate was renewed: the stream is reopened with the new one.
+    #[error("the agent certificate was renewed; reconnecting with it")]
+    Renewed,
 }
 
 /// The gRPC endpoint of the hub with mTLS: `ca.crt` is the only trust root, `tls.crt`/`tls.key`
@@ -104,6 +107,8 @@ pub struct Syncer {
     intent: watch::Receiver<Vec<Object>>,
     status: watch::Sender<Option<Status>>,
     hello: Hello,
+    /// When set, a new identity ends the current stream and reconnects at once.
+    renewed: Option<watch::Receiver<Identity>>,
 }
 
 impl Syncer {
@@ -117,7 +122,15 @@ impl Syncer {
             intent,
             status,
             hello,
+            renewed: None,
         }
+    }
+
+    /// Reconnects (without backoff, resending the full state) whenever `identity` changes:
+    /// the connect function is expected to use its latest value.
+    pub fn reconnect_when_renewed(mut self, identity: watch::Receiver<Identity>) -> Self {
+        self.renewed = Some(identity);
+        self
     }
 
     /// Connects with `connect` and runs streams until the intent channel closes, reconnecting
@@ -133,6 +146,9 @@ impl Syncer {
                 info!("intent source closed; stopping sync");
                 return;
             }
+            if let Some(r) = self.renewed.as_mut() {
+                r.borrow_and_update();
+            }
             let err = match connect().await {
                 Ok(channel) => {
                     let end = self.session(channel).await;
@@ -141,6 +157,11 @@ impl Syncer {
                     }
                     match end.error {
                         None => return,
+                        Some(SyncError::Renewed) => {
+                            info!("reconnecting with the renewed certificate");
+                            attempt = 0;
+                            continue;
+                        }
                         Some(e) => e,
                     }
                 }
@@ -217,6 +238,13 @@ impl Syncer {
                         None => debug!("empty hub message"),
                     }
                 }
+                renewed = renewal(&mut self.renewed) => {
+                    if renewed {
+                        return Err(SyncError::Renewed);
+                    }
+                    // The renewer stopped: keep this stream.
+                    self.renewed = None;
+                }
                 _ = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)), if retry_at.is_some() => {
                     retry_at = None;
                     revision += 1;
@@ -247,6 +275,15 @@ impl Syncer {
                 }
             }
         }
+    }
+}
+
+/// Resolves when the identity changed (`true`) or its sender is gone (`false`); never without a
+/// receiver.
+async fn renewal(rx: &mut Option<watch::Receiver<Identity>>) -> bool {
+    match rx {
+        Some(r) => r.changed().await.is_ok(),
+        None => std::future::pending().await,
     }
 }
 

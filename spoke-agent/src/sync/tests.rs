@@ -408,3 +408,55 @@ fn rate_limit_nacks_say_when_to_retry() {
         assert_eq!(retry_after(message), want, "{message}");
     }
 }
+
+/// A throwaway identity for the renewal watch (the plaintext test hub ignores it).
+fn any_identity() -> Identity {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.subject_alt_names = vec![rcgen::SanType::URI(
+        "spiffe://fleetgate/tenant/t/cluster/east"
+            .try_into()
+            .unwrap(),
+    )];
+    let cert = p.self_signed(&key).unwrap();
+    Identity::from_pem(
+        cert.pem().into_bytes(),
+        cert.pem().into_bytes(),
+        key.serialize_pem().into_bytes(),
+        std::path::Path::new("test"),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_renewed_identity_reopens_the_stream_with_the_full_state() {
+    let (addr, mut seen) = start_hub(Arc::new(ack_and_status)).await;
+    let (intent_tx, intent_rx) = watch::channel(vec![obj("a", 1)]);
+    let (status_tx, _status_rx) = watch::channel(None);
+    let (identity_tx, identity_rx) = watch::channel(any_identity());
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let counted = attempts.clone();
+    let mut inner = connector(addr);
+    tokio::spawn(
+        Syncer::new(intent_rx, status_tx, hello())
+            .reconnect_when_renewed(identity_rx)
+            .run(move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                inner()
+            }),
+    );
+    next(&mut seen).await;
+    next_update(&mut seen).await;
+    intent_tx.send_replace(vec![obj("a", 1), obj("b", 1)]);
+    assert_eq!(next_update(&mut seen).await.1.revision, 2);
+
+    identity_tx.send_replace(any_identity());
+    let (n, first) = next(&mut seen).await;
+    assert!(matches!(first, agent_message::Kind::Hello(_)));
+    assert_eq!(n, 1, "a second stream");
+    let (_, u) = next_update(&mut seen).await;
+    assert_eq!((u.revision, u.full_state), (1, true));
+    assert_eq!(names(&u).0, ["a", "b"], "no intent lost");
+    // Reconnected at once (no backoff) and exactly once.
+    assert_eq!(attempts.load(Ordering::SeqCst), 2);
+}
