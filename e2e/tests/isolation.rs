@@ -293,7 +293,10 @@ async fn hostname_hijacks_are_rejected_and_the_owner_keeps_being_served() {
     // Nothing of the attacker's is served for the victim's names; the attacker's own app is.
     for host in ["app.a.example", "new.a.example", "x.a.example"] {
         let (status, body) = fleet.get(host, "/").await.unwrap();
-        assert_ne!(body, "tenant-b-echo", "{host} reached the attacker ({status})");
+        assert_ne!(
+            body, "tenant-b-echo",
+            "{host} reached the attacker ({status})"
+        );
     }
     wait_served(&fleet, "app.b.example", "/", "tenant-b-echo").await;
     probe.assert_always_served("hostname hijacks").await;
@@ -305,9 +308,7 @@ async fn hostname_hijacks_are_rejected_and_the_owner_keeps_being_served() {
 /// (used by the raw Sync client) also has 127.0.0.1/32, where the hub and Envoy listen: as a
 /// careless operator might register it. Only the "own addresses" rule keeps them out then.
 fn tenants_with_loopback_for_b_raw() -> serde_json::Map<String, Value> {
-    let cluster = |name: &str, cidrs: &[&str]| {
-        json!({"name": name, "endpointCidrs": cidrs, "allowSpecialAddresses": true})
-    };
+    let cluster = |name: &str, cidrs: &[&str]| json!({"name": name, "endpointCidrs": cidrs, "allowSpecialAddresses": true});
     let mut extra = serde_json::Map::new();
     extra.insert(
         "tenants".into(),
@@ -487,7 +488,12 @@ async fn endpoints_outside_the_senders_networks_are_rejected() {
     // Through the attacker's real agent: it plays a Node at the address (the agent sends node
     // address x nodePort), one at a time, and routes to a NodePort Service there.
     let attacks = [
-        ("evil-loopback", "127.0.0.1".to_string(), 30101, "to-loopback"),
+        (
+            "evil-loopback",
+            "127.0.0.1".to_string(),
+            30101,
+            "to-loopback",
+        ),
         (
             "evil-metadata",
             "169.254.169.254".to_string(),
@@ -727,12 +733,26 @@ async fn hostile_streams_are_refused_and_the_hub_keeps_serving() {
 const FLOOD_ROUTES: usize = 9_999;
 /// Routes re-sent (with a changed path) in each further flood Update.
 const FLOOD_BATCH: usize = 500;
+/// How many times (at least) the victim changes its route during the flood.
+const VICTIM_UPDATES: usize = 3;
+/// The bound on a victim update during the flood with debug binaries: a debug hub takes about
+/// a second to store and as long to compile 10,000 routes, per flood Update, and Envoy re-applies
+/// the shared route configuration (10,000 virtual hosts) for every change; on a loaded 2-core
+/// machine a victim update then waits up to some 25 s. The issue's 2 s is asserted with the
+/// release binaries (`make bench`).
+const DEBUG_BOUND: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_from_one_tenant_does_not_delay_another() {
     let fleet = Fleet::start(&[TENANT_A, TENANT_B]).await.expect("fleet");
     let a = fleet.tenant("tenant-a");
     let _echo = deploy_victim(&fleet, a, "app.a.example", "app.a.example").await;
+    // The victim's updates send a new path to this second backend, so that being served means
+    // the update is on the data plane (the "/" rule would answer any path).
+    let _echo2 = a
+        .node_port_backend("echo2", a.ip(10), "tenant-a-echo2")
+        .await
+        .unwrap();
 
     // The attacker's raw cluster floods: 9,999 routes in its first Update...
     let identity = fleet
@@ -775,46 +795,59 @@ async fn a_flood_from_one_tenant_does_not_delay_another() {
         ),
         "the flood's first Update: {verdict:?}"
     );
-    eprintln!(
-        "{FLOOD_ROUTES} routes acked after {:?}",
-        started.elapsed()
-    );
+    eprintln!("{FLOOD_ROUTES} routes acked after {:?}", started.elapsed());
     // The flood is on the data plane (its backend does not listen: 503, not 404).
     let last = format!("r{}.b.example", FLOOD_ROUTES - 1);
     eventually(TIMEOUT, || async {
         let (status, _) = fleet.get(&last, "/").await?;
-        ensure!(status != 404, "{last}: {status}, the flood is not served yet");
+        ensure!(
+            status != 404,
+            "{last}: {status}, the flood is not served yet"
+        );
         Ok(())
     })
     .await;
 
-    // ...then keeps re-sending batches of them, changed, as fast as the hub acks.
+    // ...then keeps re-sending batches of them, changed, without waiting for the hub: the
+    // stream's queue stays full, so the hub always has the next flood Update to apply.
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(AtomicU64::new(0));
     let flood_started = Instant::now();
-    let flooder = {
-        let (stop, acked) = (stop.clone(), acked.clone());
+    let sender = {
+        let (stop, tx) = (stop.clone(), session.sender());
         tokio::spawn(async move {
             let mut revision = 2u64;
             while !stop.load(Ordering::Relaxed) {
                 let from = (revision as usize * FLOOD_BATCH) % FLOOD_ROUTES;
                 let to = (from + FLOOD_BATCH).min(FLOOD_ROUTES);
                 let path = format!("/p{revision}");
-                if !session
+                if tx
                     .send(update(revision, false, flood(&path, from..to)))
                     .await
+                    .is_err()
                 {
                     break;
                 }
-                match session.next_verdict(Duration::from_secs(60)).await {
+                revision += 1;
+            }
+        })
+    };
+    let reader = {
+        let (stop, acked) = (stop.clone(), acked.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match session.next(Duration::from_secs(1)).await {
+                    Err(_) => continue, // nothing within a second; check `stop` again
                     Ok(Ok(Some(pb::HubMessage {
                         kind: Some(pb::hub_message::Kind::Ack(_)),
                     }))) => {
                         acked.fetch_add(1, Ordering::Relaxed);
                     }
-                    other => panic!("flood Update {revision}: {other:?}"),
+                    Ok(Ok(Some(pb::HubMessage {
+                        kind: Some(pb::hub_message::Kind::Status(_)),
+                    }))) => {}
+                    other => panic!("the flood stream: {other:?}"),
                 }
-                revision += 1;
             }
         })
     };
@@ -827,40 +860,69 @@ async fn a_flood_from_one_tenant_does_not_delay_another() {
     })
     .await;
 
-    // The victim changes its route (a new rule for /v2) in its own cluster while the flood runs.
+    // The victim changes its route (a new rule each time) in its own cluster while the flood
+    // runs, several times, so that its changes meet flood Updates being applied and compiled.
     let probe = VictimProbe::start(fleet.data_plane(), "app.a.example", "/", "tenant-a-echo");
     let acked_before = acked.load(Ordering::Relaxed);
-    let t0 = Instant::now();
-    a.cluster
-        .apply(&route_yaml(
-            "app",
-            "app.a.example",
-            &[("/", "echo"), ("/v2", "echo")],
-        ))
-        .await
-        .unwrap();
-    let served_after = loop {
-        let (status, _) = fleet.get("app.a.example", "/v2/x").await.unwrap();
-        if status == 200 {
-            break t0.elapsed();
+    let mut latencies = Vec::new();
+    // At least VICTIM_UPDATES changes, and more until a flood Update was applied meanwhile.
+    for n in 2.. {
+        let overlapped = acked.load(Ordering::Relaxed) > acked_before;
+        if n > VICTIM_UPDATES + 1 && (overlapped || n > 4 * VICTIM_UPDATES) {
+            break;
         }
-        assert!(
-            t0.elapsed() < TIMEOUT,
-            "the victim's update was not served within {TIMEOUT:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+        let path = format!("/v{n}");
+        let t0 = Instant::now();
+        a.cluster
+            .apply(&route_yaml(
+                "app",
+                "app.a.example",
+                &[("/", "echo"), (&path, "echo2")],
+            ))
+            .await
+            .unwrap();
+        loop {
+            let (status, body) = fleet.get("app.a.example", &path).await.unwrap();
+            if status == 200 && body == "tenant-a-echo2" {
+                latencies.push(t0.elapsed());
+                break;
+            }
+            assert!(
+                t0.elapsed() < DEBUG_BOUND,
+                "the victim's update {n} was not served within {DEBUG_BOUND:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     let flood_updates_meanwhile = acked.load(Ordering::Relaxed) - acked_before;
     probe.assert_always_served("a flood of routes").await;
     stop.store(true, Ordering::Relaxed);
-    flooder.await.expect("the flooder does not panic");
+    reader.await.expect("the flood reader does not panic");
+    sender.abort();
     let flood_rate = acked.load(Ordering::Relaxed) as f64 / flood_started.elapsed().as_secs_f64();
+    let worst = *latencies
+        .iter()
+        .max()
+        .expect("victim updates were measured");
+    let ms: Vec<u128> = latencies.iter().map(|d| d.as_millis()).collect();
     eprintln!(
-        "BENCH isolation_flood victim_update_served_ms={} flood_updates_acked_meanwhile={flood_updates_meanwhile} flood_updates_per_s={flood_rate:.1} (flood: {FLOOD_ROUTES} routes, then Updates of {FLOOD_BATCH} changed routes back to back)",
-        served_after.as_millis()
+        "BENCH isolation_flood victim_update_served_ms={ms:?} worst_ms={} flood_updates_acked_meanwhile={flood_updates_meanwhile} flood_updates_per_s={flood_rate:.1} (flood: {FLOOD_ROUTES} routes, then Updates of {FLOOD_BATCH} changed routes queued back to back)",
+        worst.as_millis()
     );
     assert!(
-        served_after < Duration::from_secs(2),
-        "the victim's route update took {served_after:?} to be served during the flood (issue 4: under 2 s)"
+        flood_updates_meanwhile >= 1,
+        "no flood Update was applied while the victim updated: the flood did not run concurrently"
+    );
+    // Issue 4: "served in under 2 s", asserted with the release binaries (`make bench`); with
+    // debug binaries (`make test`) within DEBUG_BOUND.
+    let bound = if std::env::var("FLEETGATE_PROFILE").as_deref() == Ok("release") {
+        Duration::from_secs(2)
+    } else {
+        DEBUG_BOUND
+    };
+    assert!(
+        worst < bound,
+        "a victim route update took {worst:?} to be served during the flood (bound {bound:?}): {ms:?}"
     );
 }
