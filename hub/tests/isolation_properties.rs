@@ -697,16 +697,18 @@ fn tenants_stay_isolated_whatever_they_send() {
         panic!("{e}");
     }
     let c = coverage.into_inner();
+    // Typically about a quarter of the cases serve endpoints and a sixteenth both tenants (the
+    // seed is random, so the bounds below leave room).
     eprintln!(
         "{} cases: {} served endpoints, {} served both tenants, {} served an allowed loopback endpoint",
         c.cases, c.served_endpoints, c.both_tenants, c.special_served
     );
     assert!(
-        c.served_endpoints * 5 >= c.cases,
+        c.served_endpoints * 8 >= c.cases,
         "the generator rarely gets a route admitted"
     );
     assert!(
-        c.both_tenants * 20 >= c.cases,
+        c.both_tenants * 30 >= c.cases,
         "the generator rarely gets both tenants served"
     );
     assert!(
