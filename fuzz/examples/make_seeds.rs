@@ -3,7 +3,9 @@
 //! tests apply) is a seed of `agent_translate`; its translated intent, as a full-state Update,
 //! and a Hello are seeds of `sync_admit`.
 //!
-//! Run from the repository root: `cargo run --manifest-path fuzz/Cargo.toml --bin make_seeds`.
+//! Run from the repository root: `cargo run --manifest-path fuzz/Cargo.toml --example make_seeds`
+//! (a plain, uninstrumented build: an example, because every binary of this crate is linked
+//! against libFuzzer).
 
 use std::path::{Path, PathBuf};
 
