@@ -739,7 +739,8 @@ const VICTIM_UPDATES: usize = 3;
 /// a second to store and as long to compile 10,000 routes, per flood Update, and Envoy re-applies
 /// the shared route configuration (10,000 virtual hosts) for every change; on a loaded 2-core
 /// machine a victim update then waits up to some 25 s. The 2 s is asserted with the
-/// release binaries (`make bench`).
+/// release binaries (`make bench`), where it fails today: Envoy re-applies the one route
+/// configuration of all tenants per push (docs/security.md, "Known limits").
 const DEBUG_BOUND: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
