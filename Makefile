@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 ENV_FILE := target/fleetgate-env
 
-.PHONY: demo test setup build lint bench clean-demo
+.PHONY: demo test setup build lint bench fuzz fuzz-smoke clean-demo
 
 ## Run the hub, Envoy, two --manifests agents and their backends from examples/ (Ctrl-C stops all).
 demo:
@@ -10,7 +10,7 @@ demo:
 	./scripts/demo.sh
 
 ## Install the real test components (cached under ~/.cache/fleetgate) and run every test.
-test: setup build lint
+test: setup build lint fuzz-smoke
 	set -a && source $(ENV_FILE) && set +a && cargo test --workspace --no-fail-fast
 
 setup:
@@ -30,7 +30,18 @@ bench: setup
 	cargo run --release -p fleetgate-hub --example compile_bench 2>&1 | tee target/bench.log
 	set -a && source $(ENV_FILE) && set +a && FLEETGATE_PROFILE=release \
 	  cargo test -p fleetgate-e2e --test bench -- --ignored --nocapture --test-threads=1 2>&1 | tee -a target/bench.log
+	set -a && source $(ENV_FILE) && set +a && FLEETGATE_PROFILE=release \
+	  cargo test -p fleetgate-e2e --test isolation a_flood -- --nocapture 2>&1 | tee -a target/bench.log
 	@grep '^BENCH' target/bench.log
+
+## Fuzzing (docs/security.md): a short run of every fuzz target in `make test`, a long one here.
+FUZZ_SMOKE_SECONDS ?= 20
+FUZZ_SECONDS ?= 600
+fuzz-smoke:
+	./scripts/fuzz.sh $(FUZZ_SMOKE_SECONDS)
+
+fuzz:
+	./scripts/fuzz.sh $(FUZZ_SECONDS)
 
 clean-demo:
 	rm -rf .demo

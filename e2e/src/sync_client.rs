@@ -84,6 +84,12 @@ impl SyncSession {
         Ok(Self { tx, responses })
     }
 
+    /// A handle that queues messages on the stream, for a task that sends while another reads
+    /// the hub's answers with [`SyncSession::next`].
+    pub fn sender(&self) -> mpsc::Sender<AgentMessage> {
+        self.tx.clone()
+    }
+
     /// Queues a message on the stream; `false` if the stream is already closed.
     pub async fn send(&self, msg: AgentMessage) -> bool {
         self.tx.send(msg).await.is_ok()

@@ -757,13 +757,23 @@ fn check_endpoint(e: &pb::Endpoint, policy: &Policy<'_>) -> Result<SocketAddr, R
             ),
         );
     }
-    if policy.reserved.contains(&addr) || policy.reserved_ips.contains(&ip) {
+    if policy.reserved.iter().any(|r| reaches(*r, addr)) || policy.reserved_ips.contains(&ip) {
         return reject(
             "EndpointNotAllowed",
             format!("endpoint {addr} is an address of the hub or the data plane itself"),
         );
     }
     Ok(addr)
+}
+
+/// Whether a connection to `endpoint` reaches the hub's or data plane's listener bound at `bind`:
+/// the same address, or, for a listener bound to the unspecified address (all interfaces), the
+/// same port on loopback or on the unspecified address.
+fn reaches(bind: SocketAddr, endpoint: SocketAddr) -> bool {
+    bind == endpoint
+        || (bind.ip().is_unspecified()
+            && bind.port() == endpoint.port()
+            && (endpoint.ip().is_loopback() || endpoint.ip().is_unspecified()))
 }
 
 /// Listener, rule and section names: DNS labels.
@@ -1285,6 +1295,39 @@ mod tests {
         let mut wrong = route(pb::Kind::Service, "gw", "10.1.0.5");
         wrong.r#ref.as_mut().unwrap().kind = pb::Kind::Service as i32;
         assert!(admit(&wrong, &f.policy()).is_err());
+    }
+
+    /// Found by the isolation property test: the data plane bound to 0.0.0.0:18080 was reachable
+    /// as the endpoint 127.0.0.1:18080 of a cluster allowed loopback.
+    #[test]
+    fn listeners_bound_to_all_interfaces_are_refused_on_loopback() {
+        let mut f = Fixture::new();
+        f.cluster
+            .endpoint_cidrs
+            .push("127.0.0.0/8".parse().unwrap());
+        f.cluster.allow_special_addresses = true;
+        f.reserved.insert("0.0.0.0:18080".parse().unwrap());
+        for (ip, port, refused) in [
+            ("127.0.0.1", 18080, true),
+            ("127.0.0.53", 18080, true),
+            ("127.0.0.1", 18081, false),
+            ("10.1.2.3", 18080, false),
+            ("10.1.0.9", 7443, true),
+        ] {
+            let got = admit(&route(&["x.a.example"], &[(ip, port)]), &f.policy());
+            match got {
+                Err(e) if refused => {
+                    assert_eq!(e.reason, "EndpointNotAllowed");
+                    assert!(
+                        e.message.contains("the hub or the data plane"),
+                        "{}",
+                        e.message
+                    );
+                }
+                Ok(_) if !refused => {}
+                other => panic!("{ip}:{port}: {other:?}"),
+            }
+        }
     }
 
     #[test]

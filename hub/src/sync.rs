@@ -185,19 +185,28 @@ async fn run_stream(
                     })
                 } else {
                     let started = std::time::Instant::now();
-                    let applied = fleet.apply(&key, &update);
+                    let revision = update.revision;
+                    // Admission and the store write are blocking work (a large Update takes
+                    // hundreds of milliseconds): off the async workers, so that one tenant's
+                    // flood cannot stall other tenants' streams or the xDS server.
+                    let applied = {
+                        let (fleet, key) = (fleet.clone(), key.clone());
+                        tokio::task::spawn_blocking(move || fleet.apply(&key, &update))
+                            .await
+                            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+                    };
                     tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "update applied");
                     match applied {
                         Ok(()) => {
                             expected_revision += 1;
                             need_full_state = false;
-                            pb::hub_message::Kind::Ack(pb::Ack { revision: update.revision })
+                            pb::hub_message::Kind::Ack(pb::Ack { revision })
                         }
                         Err(e) => {
-                            tracing::warn!(revision = update.revision, "update refused: {e}");
+                            tracing::warn!(revision, "update refused: {e}");
                             expected_revision += 1;
                             need_full_state = true;
-                            pb::hub_message::Kind::Nack(pb::Nack { revision: update.revision, message: e.to_string() })
+                            pb::hub_message::Kind::Nack(pb::Nack { revision, message: e.to_string() })
                         }
                     }
                 };
