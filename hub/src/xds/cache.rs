@@ -7,6 +7,7 @@
 //! `resources::build` (an empty cache) returns; entries not used by a snapshot are dropped.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::google::protobuf::Any;
@@ -29,8 +30,8 @@ struct Entry<I, O> {
 #[derive(Default)]
 pub struct ResourceCache {
     build: u64,
-    virtual_hosts: HashMap<(String, String), Entry<VirtualHost, Vec<u8>>>,
-    clusters: HashMap<String, Entry<ClusterSnapshot, (Resource, Resource)>>,
+    virtual_hosts: HashMap<(String, String), Entry<Arc<VirtualHost>, Vec<u8>>>,
+    clusters: HashMap<String, Entry<Arc<ClusterSnapshot>, (Resource, Resource)>>,
 }
 
 impl ResourceCache {
@@ -47,7 +48,9 @@ impl ResourceCache {
     }
 
     /// The CDS and EDS resources of `c` (as `resources::cluster_resources`).
-    pub(super) fn cluster(&mut self, c: &ClusterSnapshot) -> (Resource, Resource) {
+    /// Inputs are compared by value; shared (`Arc`) inputs, as the compiler's memo produces for
+    /// unchanged clusters, compare by pointer first.
+    pub(super) fn cluster(&mut self, c: &Arc<ClusterSnapshot>) -> (Resource, Resource) {
         let build = self.build;
         match self.clusters.get_mut(&c.name) {
             Some(e) if e.input == *c => {
@@ -142,10 +145,12 @@ mod tests {
     fn snapshot(hosts: &[(&str, &str)], clusters: &[(&str, u16)]) -> Snapshot {
         let virtual_hosts = hosts
             .iter()
-            .map(|(h, prefix)| VirtualHost {
-                name: format!("port/80/host/{h}"),
-                domains: vec![h.to_string()],
-                routes: vec![route(&format!("{h}/r0"), prefix, &format!("c-{h}"))],
+            .map(|(h, prefix)| {
+                Arc::new(VirtualHost {
+                    name: format!("port/80/host/{h}"),
+                    domains: vec![h.to_string()],
+                    routes: vec![route(&format!("{h}/r0"), prefix, &format!("c-{h}"))],
+                })
             })
             .collect();
         Snapshot {
@@ -158,11 +163,13 @@ mod tests {
             }],
             clusters: clusters
                 .iter()
-                .map(|(name, port)| ClusterSnapshot {
-                    name: name.to_string(),
-                    endpoints: vec![std::net::SocketAddr::from(([127, 0, 9, 1], *port))],
-                    protocol: crate::model::AppProtocol::Http1,
-                    source: None,
+                .map(|(name, port)| {
+                    Arc::new(ClusterSnapshot {
+                        name: name.to_string(),
+                        endpoints: vec![std::net::SocketAddr::from(([127, 0, 9, 1], *port))],
+                        protocol: crate::model::AppProtocol::Http1,
+                        source: None,
+                    })
                 })
                 .collect(),
             tls_listeners: vec![],

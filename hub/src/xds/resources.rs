@@ -373,7 +373,7 @@ fn route_action(a: &RouteAction) -> route::Action {
 pub fn route_configuration(l: &ListenerSnapshot) -> RouteConfiguration {
     RouteConfiguration {
         name: l.name.clone(),
-        virtual_hosts: l.virtual_hosts.iter().map(virtual_host).collect(),
+        virtual_hosts: l.virtual_hosts.iter().map(|v| virtual_host(v)).collect(),
         ..Default::default()
     }
 }
@@ -477,11 +477,11 @@ mod tests {
             name: "port/80".into(),
             port: 80,
             bind: "127.0.0.1:18080".parse().unwrap(),
-            virtual_hosts: vec![VirtualHost {
+            virtual_hosts: vec![std::sync::Arc::new(VirtualHost {
                 name: "port/80/host/a.example".into(),
                 domains: vec!["a.example".into()],
                 routes,
-            }],
+            })],
             gateways: BTreeSet::new(),
         }
     }
@@ -710,13 +710,15 @@ mod tests {
                     endpoints: vec![],
                     protocol: AppProtocol::Http1,
                     source: None,
-                },
+                }
+                .into(),
                 ClusterSnapshot {
                     name: "a".into(),
                     endpoints: vec![],
                     protocol: AppProtocol::Http1,
                     source: None,
-                },
+                }
+                .into(),
             ],
             ..Default::default()
         };

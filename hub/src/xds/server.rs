@@ -438,20 +438,22 @@ mod tests {
                 name: "port/80".into(),
                 port: 80,
                 bind: "127.0.0.1:18080".parse().unwrap(),
-                virtual_hosts: vec![VirtualHost {
+                virtual_hosts: vec![Arc::new(VirtualHost {
                     name: "vh".into(),
                     domains: vec!["a.example".into()],
                     routes,
-                }],
+                })],
                 gateways: BTreeSet::new(),
             }],
             clusters: clusters
                 .iter()
-                .map(|c| ClusterSnapshot {
-                    name: c.to_string(),
-                    endpoints: vec![format!("127.0.1.1:{port}").parse().unwrap()],
-                    protocol: Default::default(),
-                    source: Some(src(c)),
+                .map(|c| {
+                    Arc::new(ClusterSnapshot {
+                        name: c.to_string(),
+                        endpoints: vec![format!("127.0.1.1:{port}").parse().unwrap()],
+                        protocol: Default::default(),
+                        source: Some(src(c)),
+                    })
                 })
                 .collect(),
             ..Default::default()
