@@ -859,6 +859,7 @@ fn sources_point_back_to_tenant_objects() {
 }
 
 mod http;
+mod memo;
 mod tls;
 
 // ---- listener conflicts -----------------------------------------------------------------

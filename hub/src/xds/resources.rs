@@ -6,6 +6,7 @@
 //! remembers the tenant objects it was built from so that a NACK can be reported on them.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
 use envoy_types::pb::envoy::config::core::v3::{
@@ -66,6 +67,34 @@ pub struct Resource {
     pub name: String,
     pub any: Any,
     pub sources: BTreeSet<SourceObject>,
+    /// A hash of name, type and encoded bytes, computed once when the resource is built (kept
+    /// with it in `super::cache`), so that versions are cheap to compute ([`version_of`]).
+    pub digest: u64,
+}
+
+impl Resource {
+    pub fn new(name: String, any: Any, sources: BTreeSet<SourceObject>) -> Self {
+        let mut h = DefaultHasher::new();
+        name.hash(&mut h);
+        any.type_url.hash(&mut h);
+        any.value.hash(&mut h);
+        Self {
+            name,
+            any,
+            sources,
+            digest: h.finish(),
+        }
+    }
+}
+
+/// The version of a list of resources (one xDS response): changes when any resource changes.
+pub fn version_of<'a>(list: impl IntoIterator<Item = &'a Resource>) -> String {
+    let mut h = DefaultHasher::new();
+    for r in list {
+        r.name.hash(&mut h);
+        r.digest.hash(&mut h);
+    }
+    format!("{:016x}", h.finish())
 }
 
 /// All resources of a snapshot, by type URL, each list ordered by name.
@@ -92,27 +121,32 @@ pub fn build_cached(s: &Snapshot, cache: &mut super::cache::ResourceCache) -> Re
     cache.begin();
     let mut by_type: BTreeMap<&'static str, Vec<Resource>> = BTreeMap::new();
     for l in &s.listeners {
-        by_type.entry(LISTENER_TYPE).or_default().push(Resource {
-            name: l.name.clone(),
-            any: pack_any(listener(l)),
-            sources: l.gateways.clone(),
-        });
-        by_type.entry(ROUTE_TYPE).or_default().push(Resource {
-            name: l.name.clone(),
-            any: cache.route_configuration(l),
-            sources: l
-                .virtual_hosts
+        by_type
+            .entry(LISTENER_TYPE)
+            .or_default()
+            .push(Resource::new(
+                l.name.clone(),
+                pack_any(listener(l)),
+                l.gateways.clone(),
+            ));
+        by_type.entry(ROUTE_TYPE).or_default().push(Resource::new(
+            l.name.clone(),
+            cache.route_configuration(l),
+            l.virtual_hosts
                 .iter()
                 .flat_map(|v| v.routes.iter().filter_map(|r| r.source.clone()))
                 .collect(),
-        });
+        ));
     }
     for l in &s.l4_listeners {
-        by_type.entry(LISTENER_TYPE).or_default().push(Resource {
-            name: l.name.clone(),
-            any: pack_any(super::l4::listener(l)),
-            sources: [l.source.clone()].into(),
-        });
+        by_type
+            .entry(LISTENER_TYPE)
+            .or_default()
+            .push(Resource::new(
+                l.name.clone(),
+                pack_any(super::l4::listener(l)),
+                [l.source.clone()].into(),
+            ));
     }
     for c in &s.clusters {
         let (cluster, endpoints) = cache.cluster(c);
@@ -120,29 +154,31 @@ pub fn build_cached(s: &Snapshot, cache: &mut super::cache::ResourceCache) -> Re
         by_type.entry(ENDPOINT_TYPE).or_default().push(endpoints);
     }
     for l in &s.tls_listeners {
-        by_type.entry(LISTENER_TYPE).or_default().push(Resource {
-            name: l.name.clone(),
-            any: pack_any(super::tls::listener(l)),
-            sources: l.gateways.clone(),
-        });
+        by_type
+            .entry(LISTENER_TYPE)
+            .or_default()
+            .push(Resource::new(
+                l.name.clone(),
+                pack_any(super::tls::listener(l)),
+                l.gateways.clone(),
+            ));
         for (rc, http) in super::tls::route_configurations(l) {
-            by_type.entry(ROUTE_TYPE).or_default().push(Resource {
-                name: rc.name.clone(),
-                any: pack_any(rc),
-                sources: http
-                    .virtual_hosts
+            by_type.entry(ROUTE_TYPE).or_default().push(Resource::new(
+                rc.name.clone(),
+                pack_any(rc),
+                http.virtual_hosts
                     .iter()
                     .flat_map(|v| v.routes.iter().filter_map(|r| r.source.clone()))
                     .collect(),
-            });
+            ));
         }
     }
     for sec in &s.secrets {
-        by_type.entry(SECRET_TYPE).or_default().push(Resource {
-            name: sec.name.clone(),
-            any: pack_any(super::tls::secret_resource(sec)),
-            sources: sec.source.iter().cloned().collect(),
-        });
+        by_type.entry(SECRET_TYPE).or_default().push(Resource::new(
+            sec.name.clone(),
+            pack_any(super::tls::secret_resource(sec)),
+            sec.source.iter().cloned().collect(),
+        ));
     }
     for list in by_type.values_mut() {
         list.sort_by(|a, b| a.name.cmp(&b.name));
@@ -406,16 +442,8 @@ pub fn virtual_host(vh: &crate::compile::VirtualHost) -> route_v3::VirtualHost {
 pub fn cluster_resources(c: &ClusterSnapshot) -> (Resource, Resource) {
     let sources: BTreeSet<SourceObject> = c.source.iter().cloned().collect();
     (
-        Resource {
-            name: c.name.clone(),
-            any: pack_any(cluster(c)),
-            sources: sources.clone(),
-        },
-        Resource {
-            name: c.name.clone(),
-            any: pack_any(load_assignment(c)),
-            sources,
-        },
+        Resource::new(c.name.clone(), pack_any(cluster(c)), sources.clone()),
+        Resource::new(c.name.clone(), pack_any(load_assignment(c)), sources),
     )
 }
 

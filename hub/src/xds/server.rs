@@ -13,7 +13,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -267,16 +266,6 @@ fn mentions(message: &str, name: &str) -> bool {
     })
 }
 
-fn version_of(list: &[&Resource]) -> String {
-    let mut h = DefaultHasher::new();
-    for r in list {
-        r.name.hash(&mut h);
-        r.any.type_url.hash(&mut h);
-        r.any.value.hash(&mut h);
-    }
-    format!("{:016x}", h.finish())
-}
-
 impl Session {
     fn new(resources: Resources) -> Self {
         Self {
@@ -366,7 +355,7 @@ impl Session {
             .iter()
             .filter(|r| is_wildcard_type(type_url) || st.names.contains(&r.name))
             .collect();
-        let version = version_of(&list);
+        let version = resources::version_of(list.iter().copied());
         if !force && st.sent_version.as_deref() == Some(version.as_str()) {
             return None;
         }
