@@ -81,12 +81,13 @@ pub fn compile_view_with(
     };
     let compiled = memo.compile_with_l4(
         &served,
+        &view.revisions,
         &config.data_plane,
         &config.l4,
         &view.allocations,
         &view.allocation_failures,
     );
-    let mut statuses: BTreeMap<ClusterKey, Vec<_>> = compiled.statuses;
+    let mut statuses: BTreeMap<ClusterKey, Arc<Vec<_>>> = compiled.statuses;
     for nack in health.nacks.values() {
         let message = format!(
             "the data plane rejected the configuration built from this object: {}",
@@ -95,7 +96,7 @@ pub fn compile_view_with(
         for src in &nack.sources {
             let Some(status) = statuses
                 .get_mut(&src.cluster)
-                .and_then(|l| l.iter_mut().find(|s| s.key == src.object))
+                .and_then(|l| Arc::make_mut(l).iter_mut().find(|s| s.key == src.object))
             else {
                 continue;
             };
@@ -103,7 +104,7 @@ pub fn compile_view_with(
         }
     }
     for (ck, rejected) in &view.rejections {
-        let list = statuses.entry(ck.clone()).or_default();
+        let list = Arc::make_mut(statuses.entry(ck.clone()).or_default());
         list.retain(|s| !rejected.contains_key(&s.key));
         list.extend(rejected.values().cloned());
         list.sort_by(|a, b| a.key.cmp(&b.key));

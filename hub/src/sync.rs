@@ -20,7 +20,7 @@ use crate::identity::SpiffeId;
 use crate::model::{self, ClusterKey, ObjectStatus};
 
 /// Statuses of every cluster, as the compile loop publishes them.
-pub type FleetStatus = Arc<BTreeMap<ClusterKey, Vec<ObjectStatus>>>;
+pub type FleetStatus = Arc<BTreeMap<ClusterKey, Arc<Vec<ObjectStatus>>>>;
 
 pub struct SyncService {
     fleet: Arc<Fleet>,
@@ -114,7 +114,7 @@ async fn run_stream(
     // Open until this stream ends, wherever it returns: starts the grace period (crate::grace).
     let _link = fleet.link(&key);
     let mut expected_revision = 1u64;
-    let mut last_sent: Option<Vec<ObjectStatus>> = None;
+    let mut last_sent: Option<Arc<Vec<ObjectStatus>>> = None;
     loop {
         tokio::select! {
             msg = inbound.next() => {

@@ -6,7 +6,8 @@
 //! fresh one, so a full compile and an incremental one run the same code and the memo only
 //! decides what can be reused. A cluster's part is reused when everything it was compiled from
 //! is equal to what it would be compiled from now:
-//! - the cluster's intent (compared by value, so no revision bookkeeping can go wrong),
+//! - the cluster's intent: the same revision (`crate::fleet::FleetView::revisions`, which
+//!   changes whenever the cluster's intent is replaced), or else equal by value,
 //! - the data plane's published ports,
 //! - the listener conflicts of the cluster's Gateways (they depend on other clusters of the
 //!   tenant, `super::conflict`),
@@ -24,20 +25,27 @@ use super::{ClusterPart, Compiled, assemble, cluster_part, listener};
 use crate::config::DataPlane;
 use crate::model::{ClusterIntent, ClusterKey, FleetIntent};
 
+/// Per cluster, a number that changes whenever the cluster's intent changes
+/// (`crate::fleet::FleetView::revisions`).
+pub type Revisions = BTreeMap<ClusterKey, u64>;
+
 /// Compiled parts of the clusters seen by the last compile (see the module header).
 #[derive(Debug, Default)]
 pub struct Memo {
     dp: Option<DataPlane>,
     clusters: BTreeMap<ClusterKey, Entry>,
+    /// The union of the clusters' claims, and a number that changes when it is recomputed.
+    route_conflicts: Option<(u64, grpc::Conflicts)>,
     /// How many parts the last compile built (the others were reused).
-    pub(super) built: usize,
+    built: usize,
 }
 
 /// What the memo keeps of one cluster.
 #[derive(Debug)]
 struct Entry {
-    /// The intent everything below was computed from.
+    /// The intent everything below was computed from, and its revision if it came with one.
     intent: ClusterIntent,
+    revision: Option<u64>,
     /// The cluster's HTTPRoute/GRPCRoute attachments (depend on its intent and `dp` only).
     claims: Claims,
     part: Option<Kept>,
@@ -47,34 +55,66 @@ struct Entry {
 #[derive(Debug)]
 struct Kept {
     listener_conflicts: Vec<(String, String, Vec<Option<Conflict>>)>,
-    /// The fleet-wide winner of each key of the entry's `claims`, in key order.
+    /// The fleet-wide winner of each key of the entry's `claims`, in key order, as of the
+    /// route conflicts numbered `checked`.
     winners: Vec<Option<Age>>,
+    checked: u64,
     part: ClusterPart,
 }
 
 impl Memo {
-    /// Compiles `intent` like [`super::compile`], reusing the parts of unchanged clusters.
+    /// Compiles `intent` like [`super::compile`], reusing the parts of unchanged clusters
+    /// (found by comparing each cluster's intent with the one its part was compiled from).
     pub fn compile(&mut self, intent: &FleetIntent, dp: &DataPlane) -> Compiled {
+        self.compile_revised(intent, &Revisions::new(), dp)
+    }
+
+    /// [`Memo::compile`], where a cluster whose revision in `revisions` is the one its part was
+    /// compiled at counts as unchanged without comparing its intent; the intent of a cluster
+    /// without a revision, or with another one, is compared by value.
+    pub fn compile_revised(
+        &mut self,
+        intent: &FleetIntent,
+        revisions: &Revisions,
+        dp: &DataPlane,
+    ) -> Compiled {
         if self.dp.as_ref() != Some(dp) {
             self.clusters.clear();
+            self.route_conflicts = None;
             self.dp = Some(dp.clone());
         }
+        let before = self.clusters.len();
         self.clusters.retain(|ck, _| intent.contains_key(ck));
+        let mut claims_changed = self.clusters.len() != before;
         for (ck, ci) in intent {
-            if self.clusters.get(ck).is_some_and(|e| e.intent == *ci) {
-                continue;
+            let revision = revisions.get(ck).copied();
+            if let Some(e) = self.clusters.get_mut(ck) {
+                if revision.is_some() && e.revision == revision {
+                    continue;
+                }
+                if e.intent == *ci {
+                    e.revision = revision;
+                    continue;
+                }
             }
+            let claims = grpc::claims(ck, ci, dp);
+            claims_changed |= self.clusters.get(ck).is_none_or(|e| e.claims != claims);
             let entry = Entry {
                 intent: ci.clone(),
-                claims: grpc::claims(ck, ci, dp),
+                revision,
+                claims,
                 part: None,
             };
             self.clusters.insert(ck.clone(), entry);
         }
+        if claims_changed || self.route_conflicts.is_none() {
+            let number = self.route_conflicts.as_ref().map_or(0, |(n, _)| n + 1);
+            let union = grpc::Conflicts::from_claims(self.clusters.values().map(|e| &e.claims));
+            self.route_conflicts = Some((number, union));
+        }
+        let (number, route_conflicts) = self.route_conflicts.as_ref().expect("computed above");
 
         let conflicts = conflict::conflicts(intent, |l| listener::check(l, dp).is_ok());
-        let route_conflicts =
-            grpc::Conflicts::from_claims(self.clusters.values().map(|e| &e.claims));
         self.built = 0;
         for (ck, ci) in intent {
             let entry = self.clusters.get_mut(ck).expect("an entry per cluster");
@@ -83,22 +123,30 @@ impl Memo {
                 .filter(|((c, _), _)| c == ck)
                 .map(|((_, (ns, name)), l)| (ns.clone(), name.clone(), l.clone()))
                 .collect();
-            let winners: Vec<Option<Age>> = entry
+            if let Some(kept) = &mut entry.part
+                && kept.listener_conflicts == listener_conflicts
+                && (kept.checked == *number
+                    || kept
+                        .winners
+                        .iter()
+                        .zip(entry.claims.keys())
+                        .all(|(w, k)| w.as_ref() == route_conflicts.winner(k)))
+            {
+                kept.checked = *number;
+                continue;
+            }
+            self.built += 1;
+            let winners = entry
                 .claims
                 .keys()
                 .map(|k| route_conflicts.winner(k).cloned())
                 .collect();
-            let valid = entry.part.as_ref().is_some_and(|k| {
-                k.listener_conflicts == listener_conflicts && k.winners == winners
+            entry.part = Some(Kept {
+                listener_conflicts,
+                winners,
+                checked: *number,
+                part: cluster_part(ck, ci, &conflicts, route_conflicts, dp),
             });
-            if !valid {
-                self.built += 1;
-                entry.part = Some(Kept {
-                    listener_conflicts,
-                    winners,
-                    part: cluster_part(ck, ci, &conflicts, &route_conflicts, dp),
-                });
-            }
         }
 
         let parts: Vec<(&ClusterKey, &ClusterPart)> = intent
@@ -112,16 +160,17 @@ impl Memo {
     }
 
     /// Compiles `intent` like [`super::compile_with_l4`], reusing the parts of unchanged
-    /// clusters (the L4 part is compiled in full: it is small).
+    /// clusters as [`Memo::compile_revised`] (the L4 part is compiled in full: it is small).
     pub fn compile_with_l4(
         &mut self,
         intent: &FleetIntent,
+        revisions: &Revisions,
         dp: &DataPlane,
         l4_config: &crate::config::L4Config,
         allocations: &crate::allocate::Allocations,
         failures: &BTreeMap<crate::allocate::PortKey, crate::allocate::AllocError>,
     ) -> Compiled {
-        let http = self.compile(intent, dp);
+        let http = self.compile_revised(intent, revisions, dp);
         super::with_l4(http, intent, l4_config, allocations, failures)
     }
 

@@ -25,7 +25,7 @@ pub mod tls;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-pub use memo::Memo;
+pub use memo::{Memo, Revisions};
 pub use snapshot::{
     ClusterSnapshot, Forward, L4ListenerSnapshot, ListenerSnapshot, MirrorTarget, PathMatch,
     PathRewrite, Redirect, Rewrite, Route, RouteAction, SecretSnapshot, Snapshot, SourceObject,
@@ -45,8 +45,9 @@ use precedence::{Origin, Precedence};
 pub struct Compiled {
     pub snapshot: Snapshot,
     /// Exactly one status per object of the intent, per cluster, gateways first, each in key
-    /// order.
-    pub statuses: BTreeMap<ClusterKey, Vec<ObjectStatus>>,
+    /// order. A cluster's list is shared with the compiler's memo while the cluster is
+    /// unchanged.
+    pub statuses: BTreeMap<ClusterKey, Arc<Vec<ObjectStatus>>>,
 }
 
 /// A namespace and name: the key of an object inside one cluster's intent.
@@ -101,7 +102,7 @@ fn with_l4(
     out.snapshot.clusters.sort_by(|a, b| a.name.cmp(&b.name));
     for ((ck, (ns, name)), (listeners, addresses)) in &gw.gateways {
         if let Some(status) = out.statuses.get_mut(ck).and_then(|l| {
-            l.iter_mut().find(|s| {
+            Arc::make_mut(l).iter_mut().find(|s| {
                 s.key.kind == Kind::Gateway && s.key.namespace == *ns && s.key.name == *name
             })
         }) {
@@ -109,7 +110,7 @@ fn with_l4(
         }
     }
     for (ck, list) in gw.routes.into_iter().chain(l4.statuses) {
-        out.statuses.entry(ck).or_default().extend(list);
+        Arc::make_mut(out.statuses.entry(ck).or_default()).extend(list);
     }
     out
 }
@@ -132,7 +133,7 @@ struct ClusterPart {
     tls_inputs: BTreeMap<u16, Vec<(NsName, usize, SourceObject)>>,
     passthrough: BTreeMap<u16, BTreeMap<String, tls::Passthrough>>,
     /// Gateways first, then routes.
-    statuses: Vec<ObjectStatus>,
+    statuses: Arc<Vec<ObjectStatus>>,
 }
 
 /// One cluster's hostnames and accepted Gateways on one data-plane port.
@@ -295,7 +296,7 @@ fn cluster_part(
         clusters: clusters.into_values().map(Arc::new).collect(),
         tls_inputs,
         passthrough,
-        statuses,
+        statuses: Arc::new(statuses),
     }
 }
 

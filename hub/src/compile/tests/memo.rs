@@ -310,3 +310,41 @@ fn random_walk_of_changes_compiles_like_a_fresh_compile() {
     }
     assert!(rebuilt_some_not_all, "the walk never reused a part");
 }
+
+#[test]
+fn revisions_skip_the_comparison_and_a_new_revision_is_compared_by_value() {
+    let fleet = |path: &str| {
+        intent(vec![
+            (
+                ck("a", "c1"),
+                vec![web()],
+                vec![route(
+                    "default",
+                    "r",
+                    vec![parent("default", "gw")],
+                    &["r.a.example"],
+                    vec![rule(
+                        vec![prefix(path)],
+                        vec![backend("svc", 1, &["127.0.1.1:8080"])],
+                    )],
+                )],
+            ),
+            (ck("a", "c2"), vec![web()], vec![]),
+        ])
+    };
+    let revs = |c1: u64| Revisions::from([(ck("a", "c1"), c1), (ck("a", "c2"), 7)]);
+    let mut memo = Memo::default();
+    let mut step = |fi: &FleetIntent, r: &Revisions| {
+        assert_eq!(memo.compile_revised(fi, r, &dp()), compile(fi, &dp()));
+        memo.last_built()
+    };
+    assert_eq!(step(&fleet("/a"), &revs(1)), 2);
+    // Same revisions: nothing rebuilt.
+    assert_eq!(step(&fleet("/a"), &revs(1)), 0);
+    // A new revision with equal intent (an agent resending its state): compared, reused.
+    assert_eq!(step(&fleet("/a"), &revs(2)), 0);
+    // A new revision with changed intent: rebuilt.
+    assert_eq!(step(&fleet("/b"), &revs(3)), 1);
+    // No revision at all: compared by value.
+    assert_eq!(step(&fleet("/c"), &Revisions::new()), 1);
+}
