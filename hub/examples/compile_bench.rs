@@ -233,7 +233,7 @@ fn main() {
         let versions: Vec<String> = res3
             .by_type
             .values()
-            .map(|l| resources::version_of(l.iter()))
+            .map(|l| resources::version_of(l.iter().map(|r| &**r)))
             .collect();
         time("versions", started.elapsed());
         assert_eq!(versions.len(), res3.by_type.len());

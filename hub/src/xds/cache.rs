@@ -31,7 +31,7 @@ struct Entry<I, O> {
 pub struct ResourceCache {
     build: u64,
     virtual_hosts: HashMap<(String, String), Entry<Arc<VirtualHost>, Vec<u8>>>,
-    clusters: HashMap<String, Entry<Arc<ClusterSnapshot>, (Resource, Resource)>>,
+    clusters: HashMap<String, Entry<Arc<ClusterSnapshot>, (Arc<Resource>, Arc<Resource>)>>,
 }
 
 impl ResourceCache {
@@ -50,7 +50,7 @@ impl ResourceCache {
     /// The CDS and EDS resources of `c` (as `resources::cluster_resources`).
     /// Inputs are compared by value; shared (`Arc`) inputs, as the compiler's memo produces for
     /// unchanged clusters, compare by pointer first.
-    pub(super) fn cluster(&mut self, c: &Arc<ClusterSnapshot>) -> (Resource, Resource) {
+    pub(super) fn cluster(&mut self, c: &Arc<ClusterSnapshot>) -> (Arc<Resource>, Arc<Resource>) {
         let build = self.build;
         match self.clusters.get_mut(&c.name) {
             Some(e) if e.input == *c => {

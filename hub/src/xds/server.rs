@@ -244,7 +244,7 @@ struct TypeState {
     /// The last response sent: version, nonce and the resources in it.
     sent_version: Option<String>,
     sent_nonce: String,
-    sent: Vec<(String, BTreeSet<SourceObject>)>,
+    sent: Vec<Arc<Resource>>,
 }
 
 /// The protocol state of one ADS stream; no I/O, so it is unit-tested directly.
@@ -302,14 +302,11 @@ impl Session {
             let named: BTreeSet<SourceObject> = st
                 .sent
                 .iter()
-                .filter(|(name, _)| mentions(&err.message, name))
-                .flat_map(|(_, s)| s.iter().cloned())
+                .filter(|r| mentions(&err.message, &r.name))
+                .flat_map(|r| r.sources())
                 .collect();
             let sources = if named.is_empty() {
-                st.sent
-                    .iter()
-                    .flat_map(|(_, s)| s.iter().cloned())
-                    .collect()
+                st.sent.iter().flat_map(|r| r.sources()).collect()
             } else {
                 named
             };
@@ -349,13 +346,13 @@ impl Session {
     /// The response for `type_url` if it differs from what was sent (or `force`).
     fn respond(&mut self, type_url: &str, force: bool) -> Option<DiscoveryResponse> {
         let st = self.types.get_mut(type_url)?;
-        let list: Vec<&Resource> = self
+        let list: Vec<&Arc<Resource>> = self
             .resources
             .of(type_url)
             .iter()
             .filter(|r| is_wildcard_type(type_url) || st.names.contains(&r.name))
             .collect();
-        let version = resources::version_of(list.iter().copied());
+        let version = resources::version_of(list.iter().map(|r| &***r));
         if !force && st.sent_version.as_deref() == Some(version.as_str()) {
             return None;
         }
@@ -363,10 +360,7 @@ impl Session {
         let nonce = self.nonce.to_string();
         st.sent_version = Some(version.clone());
         st.sent_nonce = nonce.clone();
-        st.sent = list
-            .iter()
-            .map(|r| (r.name.clone(), r.sources.clone()))
-            .collect();
+        st.sent = list.iter().map(|r| Arc::clone(r)).collect();
         Some(DiscoveryResponse {
             version_info: version,
             resources: list.iter().map(|r| r.any.clone()).collect(),
