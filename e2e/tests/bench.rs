@@ -421,9 +421,15 @@ async fn scale_10000_routes_one_change() {
     // (its RDS `update_time` gauge, ms since the epoch, set when an update is applied).
     let mut applied = Vec::new();
     // Counters and histograms from here on count the changes only.
-    let reset = http::send(envoy.admin_addr(), "POST", "127.0.0.1", "/reset_counters", &[])
-        .await
-        .map(|r| r.status);
+    let reset = http::send(
+        envoy.admin_addr(),
+        "POST",
+        "127.0.0.1",
+        "/reset_counters",
+        &[],
+    )
+    .await
+    .map(|r| r.status);
     assert!(matches!(reset, Ok(200)), "envoy /reset_counters: {reset:?}");
     let session = &mut sessions[t].1;
     for i in 0..20u64 {

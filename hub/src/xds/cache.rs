@@ -19,6 +19,9 @@ use crate::compile::{ClusterSnapshot, ListenerSnapshot, VirtualHost};
 /// The field number of `RouteConfiguration.virtual_hosts`.
 const VIRTUAL_HOSTS_FIELD: u32 = 2;
 
+/// The CDS and EDS resources of one upstream cluster.
+type ClusterResources = (Arc<Resource>, Arc<Resource>);
+
 struct Entry<I, O> {
     input: I,
     output: O,
@@ -31,7 +34,7 @@ struct Entry<I, O> {
 pub struct ResourceCache {
     build: u64,
     virtual_hosts: HashMap<(String, String), Entry<Arc<VirtualHost>, Vec<u8>>>,
-    clusters: HashMap<String, Entry<Arc<ClusterSnapshot>, (Arc<Resource>, Arc<Resource>)>>,
+    clusters: HashMap<String, Entry<Arc<ClusterSnapshot>, ClusterResources>>,
 }
 
 impl ResourceCache {
