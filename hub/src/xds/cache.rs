@@ -33,7 +33,8 @@ struct Entry<I, O> {
 #[derive(Default)]
 pub struct ResourceCache {
     build: u64,
-    virtual_hosts: HashMap<(String, String), Entry<Arc<VirtualHost>, Vec<u8>>>,
+    /// By listener, then virtual-host name (looked up without building a key).
+    virtual_hosts: HashMap<String, HashMap<String, Entry<Arc<VirtualHost>, Vec<u8>>>>,
     clusters: HashMap<String, Entry<Arc<ClusterSnapshot>, ClusterResources>>,
 }
 
@@ -46,7 +47,10 @@ impl ResourceCache {
     /// Ends a build: drops every entry this build did not use.
     pub(super) fn end(&mut self) {
         let build = self.build;
-        self.virtual_hosts.retain(|_, e| e.used == build);
+        self.virtual_hosts.retain(|_, hosts| {
+            hosts.retain(|_, e| e.used == build);
+            !hosts.is_empty()
+        });
         self.clusters.retain(|_, e| e.used == build);
     }
 
@@ -85,9 +89,10 @@ impl ResourceCache {
         };
         let mut value = head.encode_to_vec();
         let build = self.build;
+        let hosts = self.virtual_hosts.entry(l.name.clone()).or_default();
+        value.reserve(hosts.values().map(|e| e.output.len() + 8).sum());
         for vh in &l.virtual_hosts {
-            let key = (l.name.clone(), vh.name.clone());
-            let bytes = match self.virtual_hosts.get_mut(&key) {
+            let bytes = match hosts.get_mut(&vh.name) {
                 Some(e) if e.input == *vh => {
                     e.used = build;
                     &e.output
@@ -98,7 +103,7 @@ impl ResourceCache {
                         output: virtual_host(vh).encode_to_vec(),
                         used: build,
                     };
-                    let slot = self.virtual_hosts.entry(key).insert_entry(entry);
+                    let slot = hosts.entry(vh.name.clone()).insert_entry(entry);
                     &slot.into_mut().output
                 }
             };
@@ -218,7 +223,14 @@ mod tests {
             assert_eq!(build_cached(s, &mut cache), build(s), "step {i}");
         }
         // Only what the last snapshot uses is kept.
-        assert_eq!(cache.virtual_hosts.len(), 2);
+        assert_eq!(
+            cache
+                .virtual_hosts
+                .values()
+                .map(HashMap::len)
+                .sum::<usize>(),
+            2
+        );
         assert_eq!(cache.clusters.len(), 2);
     }
 }
