@@ -19,6 +19,9 @@ use crate::compile::{ClusterSnapshot, ListenerSnapshot, VirtualHost};
 /// The field number of `RouteConfiguration.virtual_hosts`.
 const VIRTUAL_HOSTS_FIELD: u32 = 2;
 
+/// The encoded virtual hosts of one listener, by name.
+type VirtualHosts = HashMap<String, Entry<Arc<VirtualHost>, Vec<u8>>>;
+
 /// The CDS and EDS resources of one upstream cluster.
 type ClusterResources = (Arc<Resource>, Arc<Resource>);
 
@@ -34,7 +37,7 @@ struct Entry<I, O> {
 pub struct ResourceCache {
     build: u64,
     /// By listener, then virtual-host name (looked up without building a key).
-    virtual_hosts: HashMap<String, HashMap<String, Entry<Arc<VirtualHost>, Vec<u8>>>>,
+    virtual_hosts: HashMap<String, VirtualHosts>,
     clusters: HashMap<String, Entry<Arc<ClusterSnapshot>, ClusterResources>>,
 }
 
