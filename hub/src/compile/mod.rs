@@ -5,6 +5,8 @@
 //! (`listener`), listener conflicts (`conflict`), route attachment (`attach`, `hostname`), rule
 //! precedence (`precedence`) and resource naming (`names`); the routes of several clusters of
 //! one tenant for one hostname are merged by `merge`. The output model is in `snapshot`.
+//! Each cluster compiles to a part of its own (`cluster_part`) that `assemble` combines;
+//! `memo` keeps the parts between compiles so that a change recompiles its cluster only.
 
 mod attach;
 pub mod conflict;
