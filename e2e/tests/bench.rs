@@ -268,6 +268,30 @@ async fn served(addr: SocketAddr, host: &str, path: &str) -> bool {
     matches!(http::get(addr, host, path, &[]).await, Ok((200, _)))
 }
 
+/// Envoy's statistics of the RDS subscription of `port/80` (admin `/stats`), by the last part
+/// of their name (`update_success`, `update_time`, `update_duration`, ...).
+async fn rds_stats(envoy: &Envoy) -> std::collections::BTreeMap<String, String> {
+    let (_, body) = envoy
+        .admin_get("/stats?filter=%5C.rds%5C.")
+        .await
+        .unwrap_or_default();
+    body.lines()
+        .filter(|l| l.contains("port/80") || l.contains("port_80"))
+        .filter_map(|l| {
+            let (name, value) = l.split_once(": ")?;
+            let last = name.rsplit('.').next()?;
+            Some((last.to_string(), value.trim().to_string()))
+        })
+        .collect()
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// 10,000 HTTPRoutes of 100 tenants (one cluster each, a raw Sync client per cluster) on a real
 /// Envoy; then 20 single-route changes through one client, each timed from sending the Update
 /// to the first 200 for the changed path. Also prints hub and Envoy RSS with everything loaded.
@@ -326,17 +350,50 @@ async fn scale_10000_routes_one_change() {
         .await;
     }
     let all_served = started.elapsed();
+    // Envoy may still be applying the configurations of the last loads (each one a 5 MiB
+    // RouteConfiguration): the changes start once its RDS statistics have stayed the same for
+    // 3 s and no cluster is warming, so a change is not measured waiting behind them.
+    let mut last = rds_stats(&envoy).await;
+    let mut stable_since = Instant::now();
+    while stable_since.elapsed() < Duration::from_secs(3) && started.elapsed() < TIMEOUT * 20 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = rds_stats(&envoy).await;
+        let (_, warming) = envoy
+            .admin_get("/stats?filter=cluster_manager.warming_clusters")
+            .await
+            .unwrap_or_default();
+        if now != last || !warming.trim().ends_with(": 0") {
+            stable_since = Instant::now();
+            last = now;
+        }
+    }
+    let settled = started.elapsed();
     println!(
-        "BENCH scale_load: tenants={SCALE_TENANTS} routes={} all_acked={:.1}s all_served={:.1}s",
+        "BENCH scale_load: tenants={SCALE_TENANTS} routes={} all_acked={:.1}s all_served={:.1}s envoy_settled={:.1}s",
         SCALE_TENANTS * SCALE_ROUTES,
         acked.as_secs_f64(),
-        all_served.as_secs_f64()
+        all_served.as_secs_f64(),
+        settled.as_secs_f64() - 3.0,
     );
 
     // 20 single-route changes through tenant 42's client: the route's paths move to /v<i>.
     let (t, r) = (42, 7);
     let host = format!("r{r}.t{t}.example");
     let mut samples = Vec::new();
+    // Per change: from sending the Update until Envoy had applied the new RouteConfiguration
+    // (its RDS `update_time` gauge, ms since the epoch, set when an update is applied).
+    let mut applied = Vec::new();
+    // Counters and histograms from here on count the changes only.
+    let reset = http::send(
+        envoy.admin_addr(),
+        "POST",
+        "127.0.0.1",
+        "/reset_counters",
+        &[],
+    )
+    .await
+    .map(|r| r.status);
+    assert!(matches!(reset, Ok(200)), "envoy /reset_counters: {reset:?}");
     let session = &mut sessions[t].1;
     for i in 0..20u64 {
         let prefix = format!("/v{i}");
@@ -346,6 +403,7 @@ async fn scale_10000_routes_one_change() {
             "{path} served before the change"
         );
         let route = scale_route(t, r, &prefix, 2 + i as i64, &echo_addrs);
+        let sent_ms = unix_ms();
         let start = Instant::now();
         assert!(session.send(scale_update(2 + i, false, vec![route])).await);
         loop {
@@ -356,6 +414,13 @@ async fn scale_10000_routes_one_change() {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         samples.push(start.elapsed());
+        if let Some(at) = rds_stats(&envoy)
+            .await
+            .get("update_time")
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            applied.push(Duration::from_millis(at.saturating_sub(sent_ms)));
+        }
         expect_ack(session, 2 + i).await;
     }
     samples.sort();
@@ -367,6 +432,21 @@ async fn scale_10000_routes_one_change() {
         percentile(&samples, 0.99).as_secs_f64() * 1e3,
         samples[0].as_secs_f64() * 1e3,
         samples[samples.len() - 1].as_secs_f64() * 1e3,
+    );
+    applied.sort();
+    if !applied.is_empty() {
+        println!(
+            "BENCH scale_one_change_envoy_applied: n={} median={}ms p99={}ms (send -> Envoy's RDS update_time)",
+            applied.len(),
+            percentile(&applied, 0.5).as_millis(),
+            percentile(&applied, 0.99).as_millis(),
+        );
+    }
+    let rds = rds_stats(&envoy).await;
+    println!(
+        "BENCH scale_rds_envoy: update_success={} update_duration(ms, Envoy applying RDS, since the reset)={}",
+        rds.get("update_success").map_or("?", String::as_str),
+        rds.get("update_duration").map_or("?", String::as_str),
     );
 
     tokio::time::sleep(Duration::from_secs(2)).await;

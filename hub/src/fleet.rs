@@ -57,6 +57,8 @@ pub enum UpdateError {
 struct State {
     /// Shared with the compile loop's views; `apply` copies it only while a view is held.
     intent: Arc<FleetIntent>,
+    /// Per cluster: changes every time `apply` replaces the cluster's intent.
+    revisions: BTreeMap<ClusterKey, u64>,
     owners: BTreeMap<String, String>,
     /// Per cluster: objects whose latest version was rejected, with their status.
     rejections: BTreeMap<ClusterKey, BTreeMap<ObjectKey, ObjectStatus>>,
@@ -79,6 +81,9 @@ pub struct FleetView {
     pub allocations: Allocations,
     /// Service ports without an allocation, and why.
     pub allocation_failures: BTreeMap<PortKey, AllocError>,
+    /// Per cluster, a number that changes whenever the cluster's intent is replaced, so the
+    /// compiler's memo can skip comparing unchanged intent (`compile::Memo::compile_revised`).
+    pub revisions: BTreeMap<ClusterKey, u64>,
 }
 
 /// Every Service port and Gateway TCP/UDP listener port the fleet's intent wants an allocation
@@ -205,6 +210,7 @@ impl Fleet {
                 rejections: BTreeMap::new(),
                 l4,
                 over_quota: BTreeMap::new(),
+                revisions: BTreeMap::new(),
             }),
             reserved,
             reserved_ips,
@@ -240,6 +246,7 @@ impl Fleet {
             allocations: s.l4.allocations.clone(),
             allocation_failures: s.l4.failures.clone(),
             withdrawn,
+            revisions: s.revisions.clone(),
         }
     }
 
@@ -572,6 +579,7 @@ impl Fleet {
         }
         st.owners = owners;
         st.l4 = l4;
+        *st.revisions.entry(key.clone()).or_default() += 1;
         st.rejections.insert(key.clone(), rejections);
         st.over_quota.insert(key.clone(), over_quota);
         drop(state);
@@ -848,6 +856,25 @@ tenants:
         drop(fleet);
         let reopened = Fleet::open(cfg.clone(), Store::open(&cfg.store_path).unwrap()).unwrap();
         assert_eq!(addr_of(&reopened.view(), "a", "more"), Some(b_db));
+    }
+
+    #[test]
+    fn every_applied_update_changes_the_revision_of_its_cluster_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), (9000, 9001));
+        let fleet = Fleet::open(cfg.clone(), Store::open(&cfg.store_path).unwrap()).unwrap();
+        let revision = |t: &str| fleet.view().revisions.get(&key(t)).copied();
+        fleet
+            .apply(&key("a"), &full(vec![service("db", 9001, "127.0.1.10")]))
+            .unwrap();
+        fleet.apply(&key("b"), &full(vec![])).unwrap();
+        let (a1, b1) = (revision("a"), revision("b"));
+        assert!(a1.is_some() && b1.is_some());
+        fleet
+            .apply(&key("a"), &full(vec![service("db", 9002, "127.0.1.10")]))
+            .unwrap();
+        assert_ne!(revision("a"), a1);
+        assert_eq!(revision("b"), b1);
     }
 
     #[test]

@@ -5,6 +5,12 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of the system allocator: the compile loop and the xDS build allocate and
+/// free millions of small objects per change; glibc malloc spent a third of that time
+/// consolidating its free lists (measurements in docs/benchmarks.md, Scale).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "fleetgate-hub",

@@ -63,6 +63,17 @@ pub fn compile_view(
     config: &Config,
     health: &XdsHealth,
 ) -> (Snapshot, FleetStatus) {
+    compile_view_with(&mut compile::Memo::default(), view, config, health)
+}
+
+/// [`compile_view`] reusing from `memo` what did not change since the last compile (the
+/// compile loop keeps one memo for its lifetime; see `compile::Memo`).
+pub fn compile_view_with(
+    memo: &mut compile::Memo,
+    view: &FleetView,
+    config: &Config,
+    health: &XdsHealth,
+) -> (Snapshot, FleetStatus) {
     // Clusters past their disconnected grace period are left out of the data plane.
     let served: std::borrow::Cow<'_, crate::model::FleetIntent> = if view.withdrawn.is_empty() {
         std::borrow::Cow::Borrowed(&view.intent)
@@ -75,8 +86,9 @@ pub fn compile_view(
                 .collect(),
         )
     };
-    let compiled = compile::compile_with_l4(
+    let compiled = memo.compile_with_l4(
         &served,
+        &view.revisions,
         &config.data_plane,
         &config.l4,
         &view.allocations,
@@ -84,7 +96,7 @@ pub fn compile_view(
     );
     let mut snapshot = compiled.snapshot;
     crate::traffic_limits::apply(&mut snapshot, &config.quotas);
-    let mut statuses: BTreeMap<ClusterKey, Vec<_>> = compiled.statuses;
+    let mut statuses: BTreeMap<ClusterKey, Arc<Vec<_>>> = compiled.statuses;
     for nack in health.nacks.values() {
         let message = format!(
             "the data plane rejected the configuration built from this object: {}",
@@ -93,7 +105,7 @@ pub fn compile_view(
         for src in &nack.sources {
             let Some(status) = statuses
                 .get_mut(&src.cluster)
-                .and_then(|l| l.iter_mut().find(|s| s.key == src.object))
+                .and_then(|l| Arc::make_mut(l).iter_mut().find(|s| s.key == src.object))
             else {
                 continue;
             };
@@ -101,7 +113,7 @@ pub fn compile_view(
         }
     }
     for (ck, rejected) in &view.rejections {
-        let list = statuses.entry(ck.clone()).or_default();
+        let list = Arc::make_mut(statuses.entry(ck.clone()).or_default());
         list.retain(|s| !rejected.contains_key(&s.key));
         list.extend(rejected.values().cloned());
         list.sort_by(|a, b| a.key.cmp(&b.key));
@@ -168,7 +180,10 @@ pub async fn run_reloading(
 
     // The first snapshot is the stored intent, so Envoy gets the last accepted configuration
     // before any agent reconnects.
-    let (snapshot, statuses) = compile_view(&fleet.view(), &config, &XdsHealth::default());
+    // The compile loop's memo: each cluster's compiled part, rebuilt only when it changes.
+    let mut memo = compile::Memo::default();
+    let (snapshot, statuses) =
+        compile_view_with(&mut memo, &fleet.view(), &config, &XdsHealth::default());
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(snapshot));
     let (status_tx, status_rx) = watch::channel(statuses);
     let (health_tx, health_rx) = watch::channel(XdsHealth::default());
@@ -207,11 +222,10 @@ pub async fn run_reloading(
                 let view = fleet.view();
                 let health = health.borrow_and_update().clone();
                 let started = std::time::Instant::now();
-                let (snapshot, statuses) = compile_view(&view, &config, &health);
-                tracing::debug!(
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "compiled"
-                );
+                let (snapshot, statuses) = compile_view_with(&mut memo, &view, &config, &health);
+                // Fleet::apply copies the whole intent while a view is held: drop it at once.
+                drop(view);
+                let compiled_ms = started.elapsed().as_millis() as u64;
                 snapshot_tx.send_if_modified(|cur| {
                     if **cur == snapshot {
                         false
@@ -228,6 +242,12 @@ pub async fn run_reloading(
                         true
                     }
                 });
+                tracing::debug!(
+                    compiled_ms,
+                    clusters_recompiled = memo.last_built(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "compiled"
+                );
             }
         })
     };

@@ -20,7 +20,7 @@ use crate::identity::PeerIdentity;
 use crate::model::{self, ClusterKey, ObjectStatus};
 
 /// Statuses of every cluster, as the compile loop publishes them.
-pub type FleetStatus = Arc<BTreeMap<ClusterKey, Vec<ObjectStatus>>>;
+pub type FleetStatus = Arc<BTreeMap<ClusterKey, Arc<Vec<ObjectStatus>>>>;
 
 pub struct SyncService {
     fleet: Arc<Fleet>,
@@ -127,7 +127,7 @@ async fn run_stream(
     // After a refused Update the agent no longer knows what the hub holds: the revision is
     // used up and the next Update must carry the full state.
     let mut need_full_state = false;
-    let mut last_sent: Option<Vec<ObjectStatus>> = None;
+    let mut last_sent: Option<Arc<Vec<ObjectStatus>>> = None;
     let mut config = fleet.subscribe_config();
     // TLS checked the certificate once, at the handshake: the stream must not outlive it.
     let expiry = tokio::time::sleep(std::time::Duration::from_secs(

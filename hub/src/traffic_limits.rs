@@ -8,17 +8,24 @@
 //! them into Envoy filters. A virtual host belongs to the tenant of its routes (a hostname has
 //! one owner); the 404 catch-all belongs to nobody and is not limited.
 
+use std::sync::Arc;
+
 use crate::compile::{Snapshot, TlsChainAction, VirtualHost};
 use crate::quotas::Quotas;
 
-fn limit_virtual_hosts(hosts: &mut [VirtualHost], quotas: &Quotas) {
+/// Virtual hosts are shared with the compiler's memo (`Arc`): one is copied only when its limit
+/// changes, which with the default (no request-rate limit) is never.
+fn limit_virtual_hosts(hosts: &mut [Arc<VirtualHost>], quotas: &Quotas) {
     for vh in hosts {
         let tenant = vh
             .routes
             .iter()
             .find_map(|r| r.source.as_ref())
             .map(|s| s.cluster.tenant.as_str());
-        vh.rate_limit = tenant.and_then(|t| quotas.of(t).request_rate);
+        let limit = tenant.and_then(|t| quotas.of(t).request_rate);
+        if vh.rate_limit != limit {
+            Arc::make_mut(vh).rate_limit = limit;
+        }
     }
 }
 
@@ -116,9 +123,9 @@ mod tests {
                 port: 80,
                 bind: "127.0.0.1:18080".parse().unwrap(),
                 virtual_hosts: vec![
-                    vh("a.example", Some(src("a"))),
-                    vh("b.example", Some(src("b"))),
-                    vh("*", None),
+                    Arc::new(vh("a.example", Some(src("a")))),
+                    Arc::new(vh("b.example", Some(src("b")))),
+                    Arc::new(vh("*", None)),
                 ],
                 gateways: Default::default(),
             }],

@@ -396,11 +396,15 @@ struct Served {
 /// Snapshot side: every virtual host of every HTTP and terminating TLS listener.
 fn served_by_snapshot(s: &Snapshot) -> Vec<Served> {
     let clusters: BTreeMap<&str, _> = s.clusters.iter().map(|c| (c.name.as_str(), c)).collect();
-    let mut vhosts: Vec<&VirtualHost> = s.listeners.iter().flat_map(|l| &l.virtual_hosts).collect();
+    let mut vhosts: Vec<&VirtualHost> = s
+        .listeners
+        .iter()
+        .flat_map(|l| l.virtual_hosts.iter().map(|v| &**v))
+        .collect();
     for l in &s.tls_listeners {
         for c in &l.chains {
             if let TlsChainAction::Terminate { http, .. } = &c.action {
-                vhosts.extend(&http.virtual_hosts);
+                vhosts.extend(http.virtual_hosts.iter().map(|v| &**v));
             }
         }
     }

@@ -27,8 +27,8 @@ use super::listener;
 use super::precedence::{Origin, Precedence};
 use crate::config::DataPlane;
 use crate::model::{
-    GrpcMethodMatch, GrpcRoute, HttpRoute, HttpRouteMatch, HttpRouteRule, Kind, PathMatch,
-    Protocol, Timeouts,
+    ClusterIntent, ClusterKey, GrpcMethodMatch, GrpcRoute, HttpRoute, HttpRouteMatch,
+    HttpRouteRule, Kind, PathMatch, Protocol, Timeouts,
 };
 
 /// The Accepted=False reason of the route that loses an HTTPRoute/GRPCRoute hostname conflict.
@@ -108,78 +108,117 @@ pub fn precedence(g: &GrpcRoute, o: Origin<'_>) -> Precedence {
 
 /// Who is older, for the HTTPRoute/GRPCRoute conflict: creationTimestamp, namespace, name, then
 /// tenant/cluster and kind so that the order is total.
-type Age = (String, String, String, String, String, Kind);
+/// The age of a route attachment: creationTimestamp, namespace, name, tenant, cluster, kind.
+pub type Age = (String, String, String, String, String, Kind);
+
+/// One cluster's HTTPRoute and GRPCRoute attachments: per (data-plane port, hostname) its
+/// oldest route. [`Conflicts`] is their union; the compiler's memo keeps them per cluster.
+pub type Claims = BTreeMap<(u16, String), Age>;
 
 /// The winner of every (data-plane port, hostname) that HTTPRoutes and GRPCRoutes attach to.
 #[derive(Debug, Default)]
 pub struct Conflicts {
-    oldest: BTreeMap<(u16, String), Age>,
+    oldest: Claims,
+}
+
+/// The oldest HTTPRoute or GRPCRoute attachment of cluster `ck` per (port, hostname); `ci` is
+/// the cluster's intent with its ListenerSets merged in (`merged`).
+pub fn claims(
+    ck: &ClusterKey,
+    ci: &ClusterIntent,
+    merged: &super::listener_set::Merged<'_>,
+    dp: &DataPlane,
+) -> Claims {
+    let mut oldest = Claims::new();
+    let valid: BTreeMap<&(String, String), Vec<bool>> = ci
+        .gateways
+        .iter()
+        .map(|(k, gw)| {
+            let v = gw
+                .listeners
+                .iter()
+                .map(|l| {
+                    listener::check(l, dp).is_ok()
+                        && matches!(l.protocol, Some(Protocol::Http | Protocol::Https))
+                })
+                .collect();
+            (k, v)
+        })
+        .collect();
+    let routes = ci
+        .http_routes
+        .values()
+        .map(|r| (Kind::HttpRoute, &r.meta, &r.parent_refs, &r.hostnames))
+        .chain(
+            ci.grpc_routes
+                .values()
+                .map(|r| (Kind::GrpcRoute, &r.meta, &r.parent_refs, &r.hostnames)),
+        );
+    for (kind, meta, parents, hostnames) in routes {
+        let age: Age = (
+            meta.creation_timestamp.clone(),
+            meta.namespace.clone(),
+            meta.name.clone(),
+            ck.tenant.clone(),
+            ck.cluster.clone(),
+            kind,
+        );
+        for p in parents {
+            let (gkey, gw, scope) = merged.parent(ck, ci, p);
+            let v = valid.get(&gkey).map(Vec::as_slice).unwrap_or_default();
+            let route_kind = match kind {
+                Kind::GrpcRoute => "GRPCRoute",
+                _ => "HTTPRoute",
+            };
+            let Ok(atts) = attach::attach(route_kind, &meta.namespace, hostnames, p, gw, scope, v)
+            else {
+                continue;
+            };
+            let gw = gw.expect("attach succeeds only with a gateway");
+            for att in atts {
+                let port = gw.listeners[att.listener].port;
+                for h in att.hostnames {
+                    let e = oldest.entry((port, h)).or_insert_with(|| age.clone());
+                    if age < *e {
+                        *e = age.clone();
+                    }
+                }
+            }
+        }
+    }
+    oldest
 }
 
 impl Conflicts {
-    /// Looks at every HTTPRoute and GRPCRoute attachment of the fleet.
+    /// Looks at every HTTPRoute and GRPCRoute attachment of the fleet (ListenerSets merged).
     pub fn new(merged: &super::listener_set::Merged<'_>, dp: &DataPlane) -> Self {
-        let mut oldest: BTreeMap<(u16, String), Age> = BTreeMap::new();
-        for (ck, ci) in merged.iter() {
-            let valid: BTreeMap<&(String, String), Vec<bool>> = ci
-                .gateways
-                .iter()
-                .map(|(k, gw)| {
-                    let v = gw
-                        .listeners
-                        .iter()
-                        .map(|l| {
-                            listener::check(l, dp).is_ok()
-                                && matches!(l.protocol, Some(Protocol::Http | Protocol::Https))
-                        })
-                        .collect();
-                    (k, v)
-                })
-                .collect();
-            let routes = ci
-                .http_routes
-                .values()
-                .map(|r| (Kind::HttpRoute, &r.meta, &r.parent_refs, &r.hostnames))
-                .chain(
-                    ci.grpc_routes
-                        .values()
-                        .map(|r| (Kind::GrpcRoute, &r.meta, &r.parent_refs, &r.hostnames)),
-                );
-            for (kind, meta, parents, hostnames) in routes {
-                let age: Age = (
-                    meta.creation_timestamp.clone(),
-                    meta.namespace.clone(),
-                    meta.name.clone(),
-                    ck.tenant.clone(),
-                    ck.cluster.clone(),
-                    kind,
-                );
-                for p in parents {
-                    let (gkey, gw, scope) = merged.parent(ck, ci, p);
-                    let v = valid.get(&gkey).map(Vec::as_slice).unwrap_or_default();
-                    let route_kind = match kind {
-                        Kind::GrpcRoute => "GRPCRoute",
-                        _ => "HTTPRoute",
-                    };
-                    let Ok(atts) =
-                        attach::attach(route_kind, &meta.namespace, hostnames, p, gw, scope, v)
-                    else {
-                        continue;
-                    };
-                    let gw = gw.expect("attach succeeds only with a gateway");
-                    for att in atts {
-                        let port = gw.listeners[att.listener].port;
-                        for h in att.hostnames {
-                            let e = oldest.entry((port, h)).or_insert_with(|| age.clone());
-                            if age < *e {
-                                *e = age.clone();
-                            }
-                        }
+        let claims: Vec<Claims> = merged
+            .iter()
+            .map(|(ck, ci)| claims(ck, ci, merged, dp))
+            .collect();
+        Self::from_claims(claims.iter())
+    }
+
+    /// The union of the clusters' claims: the oldest attachment per (port, hostname).
+    pub fn from_claims<'a>(all: impl IntoIterator<Item = &'a Claims>) -> Self {
+        let mut oldest = Claims::new();
+        for claims in all {
+            for (k, age) in claims {
+                match oldest.get_mut(k) {
+                    Some(e) if *age < *e => *e = age.clone(),
+                    Some(_) => {}
+                    None => {
+                        oldest.insert(k.clone(), age.clone());
                     }
                 }
             }
         }
         Self { oldest }
+    }
+
+    /// The oldest attachment of `key` in the whole fleet.
+    pub fn winner(&self, key: &(u16, String)) -> Option<&Age> {
+        self.oldest.get(key)
     }
 
     /// When a route of `kind` attached on `port` for `hostnames` loses a conflict with an older

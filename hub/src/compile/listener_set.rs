@@ -193,6 +193,11 @@ impl Merged<'_> {
         self.clusters.iter().map(|(k, ci)| (*k, &**ci))
     }
 
+    /// Cluster `ck`'s merged intent.
+    pub fn get(&self, ck: &ClusterKey) -> Option<&ClusterIntent> {
+        self.clusters.get(ck).map(|ci| &**ci)
+    }
+
     /// Whether cluster `ck`'s intent was copied (it has ListenerSets) rather than borrowed.
     pub fn copied(&self, ck: &ClusterKey) -> bool {
         matches!(self.clusters.get(ck), Some(Cow::Owned(_)))

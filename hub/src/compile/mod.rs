@@ -6,6 +6,8 @@
 //! precedence (`precedence`) and resource naming (`names`); the routes of several clusters of
 //! one tenant for one hostname are merged by `merge`; ListenerSets are merged into their
 //! Gateways first (`listener_set`). The output model is in `snapshot`.
+//! Each cluster compiles to a part of its own (`cluster_part`) that `assemble` combines;
+//! `memo` keeps the parts between compiles so that a change recompiles its cluster only.
 
 mod attach;
 pub mod conflict;
@@ -15,6 +17,7 @@ pub mod kinds;
 pub mod l4;
 mod listener;
 pub mod listener_set;
+mod memo;
 mod merge;
 pub mod names;
 mod precedence;
@@ -24,7 +27,9 @@ mod tests;
 pub mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
+pub use memo::{Memo, Revisions};
 pub use snapshot::{
     ClusterSnapshot, Forward, L4ListenerSnapshot, ListenerSnapshot, MirrorTarget, PathMatch,
     PathRewrite, Redirect, Rewrite, Route, RouteAction, SecretSnapshot, Snapshot, SourceObject,
@@ -44,8 +49,9 @@ use precedence::{Origin, Precedence};
 pub struct Compiled {
     pub snapshot: Snapshot,
     /// Exactly one status per object of the intent, per cluster, gateways first, each in key
-    /// order.
-    pub statuses: BTreeMap<ClusterKey, Vec<ObjectStatus>>,
+    /// order. A cluster's list is shared with the compiler's memo while the cluster is
+    /// unchanged.
+    pub statuses: BTreeMap<ClusterKey, Arc<Vec<ObjectStatus>>>,
 }
 
 /// A namespace and name: the key of an object inside one cluster's intent.
@@ -70,7 +76,23 @@ pub fn compile_with_l4(
     allocations: &crate::allocate::Allocations,
     failures: &BTreeMap<crate::allocate::PortKey, crate::allocate::AllocError>,
 ) -> Compiled {
-    let mut out = compile(intent, dp);
+    with_l4(
+        compile(intent, dp),
+        intent,
+        l4_config,
+        allocations,
+        failures,
+    )
+}
+
+/// Adds the L4 part of the intent to `out`, the compiled HTTP part.
+fn with_l4(
+    mut out: Compiled,
+    intent: &FleetIntent,
+    l4_config: &crate::config::L4Config,
+    allocations: &crate::allocate::Allocations,
+    failures: &BTreeMap<crate::allocate::PortKey, crate::allocate::AllocError>,
+) -> Compiled {
     let l4 = l4::compile(intent, allocations, failures, l4_config);
     let gw = l4::compile_gateways(intent, allocations, failures, l4_config);
     out.snapshot.l4_listeners = l4.listeners;
@@ -78,12 +100,13 @@ pub fn compile_with_l4(
     out.snapshot
         .l4_listeners
         .sort_by(|a, b| a.name.cmp(&b.name));
-    out.snapshot.clusters.extend(l4.clusters);
-    out.snapshot.clusters.extend(gw.clusters);
+    out.snapshot
+        .clusters
+        .extend(l4.clusters.into_iter().chain(gw.clusters).map(Arc::new));
     out.snapshot.clusters.sort_by(|a, b| a.name.cmp(&b.name));
     for ((ck, (ns, name)), (listeners, addresses)) in &gw.gateways {
         if let Some(status) = out.statuses.get_mut(ck).and_then(|l| {
-            l.iter_mut().find(|s| {
+            Arc::make_mut(l).iter_mut().find(|s| {
                 s.key.kind == Kind::Gateway && s.key.namespace == *ns && s.key.name == *name
             })
         }) {
@@ -91,144 +114,260 @@ pub fn compile_with_l4(
         }
     }
     for (ck, list) in gw.routes.into_iter().chain(l4.statuses) {
-        out.statuses.entry(ck).or_default().extend(list);
+        Arc::make_mut(out.statuses.entry(ck).or_default()).extend(list);
     }
     out
 }
 
 /// Compile all accepted intent against the data plane's published ports.
 pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
-    // Every Gateway with the listeners of the ListenerSets it takes; everything below sees only
-    // this merged intent.
-    let merged = listener_set::merge(intent, |l| {
-        // TCP and UDP listeners are served by `l4` (`compile_with_l4`).
-        listener::check(l, dp).is_ok() || matches!(l.protocol, Some(Protocol::Tcp | Protocol::Udp))
-    });
+    Memo::default().compile(intent, dp)
+}
+
+/// One cluster's contribution to the snapshot and its statuses, owned so that the compiler's
+/// memo (`memo`) can keep it while the cluster's intent and the fleet-wide facts it depends on
+/// (listener conflicts, HTTPRoute/GRPCRoute hostname winners) stay the same. [`assemble`]
+/// combines the parts of all clusters.
+#[derive(Debug)]
+struct ClusterPart {
+    ports: BTreeMap<u16, PortPart>,
+    /// Ordered by name.
+    clusters: Vec<Arc<ClusterSnapshot>>,
+    /// Accepted HTTPS/TLS listeners per data-plane port: Gateway key, listener index, Gateway.
+    tls_inputs: BTreeMap<u16, Vec<(NsName, usize, SourceObject)>>,
+    passthrough: BTreeMap<u16, BTreeMap<String, tls::Passthrough>>,
+    /// Gateways first, then routes.
+    statuses: Arc<Vec<ObjectStatus>>,
+}
+
+/// One cluster's hostnames and accepted Gateways on one data-plane port.
+#[derive(Debug, Default)]
+struct PortPart {
+    hosts: BTreeMap<String, HostPart>,
+    gateways: BTreeSet<SourceObject>,
+}
+
+/// One cluster's routes for one hostname on one port, as the virtual host they make when no
+/// other cluster serves the hostname.
+#[derive(Debug)]
+struct HostPart {
+    /// The precedence key of each route of `vhost`, in the same order.
+    keys: Vec<Precedence>,
+    vhost: Arc<VirtualHost>,
+}
+
+/// Compiles the intent of one cluster (see [`ClusterPart`]).
+fn cluster_part(
+    ck: &ClusterKey,
+    ci: &model::ClusterIntent,
+    merged: &listener_set::Merged<'_>,
+    conflicts: &conflict::Conflicts,
+    route_conflicts: &grpc::Conflicts,
+    dp: &DataPlane,
+) -> ClusterPart {
     let mut ports: BTreeMap<u16, PortBuild> = BTreeMap::new();
     let mut clusters: BTreeMap<String, ClusterSnapshot> = BTreeMap::new();
-    let mut statuses = BTreeMap::new();
-    // Accepted HTTPS/TLS listeners per TLS data-plane port, and TLSRoute hostnames per port.
-    let mut tls_inputs: BTreeMap<u16, Vec<tls::TlsListenerInput<'_>>> = BTreeMap::new();
+    let mut tls_inputs: BTreeMap<u16, Vec<(NsName, usize, SourceObject)>> = BTreeMap::new();
     let mut passthrough: BTreeMap<u16, BTreeMap<String, tls::Passthrough>> = BTreeMap::new();
 
-    let conflicts = conflict::conflicts(
-        merged.iter(),
-        |l| listener::check(l, dp).is_ok(),
-        |ck, gk, i| merged.origin(ck, gk, i).map(|(ns, n)| format!("{ns}/{n}")),
-    );
-    // HTTPRoutes and GRPCRoutes claiming one hostname on one port: the oldest wins.
-    let route_conflicts = grpc::Conflicts::new(&merged, dp);
-
-    for (ck, ci) in merged.iter() {
-        // Listener checks for every Gateway of the cluster; a listener that passes them but
-        // conflicts with another is not served either.
-        let mut problems: BTreeMap<&(String, String), Vec<Option<ListenerProblem>>> =
-            BTreeMap::new();
-        for (k, gw) in &ci.gateways {
-            let own = merged.own(ck, k, gw.listeners.len());
-            let checks: Vec<Option<ListenerProblem>> = gw
-                .listeners
-                .iter()
-                .enumerate()
-                .map(|(i, l)| {
-                    let route_kinds = kinds::resolve(l);
-                    if i >= own && matches!(l.protocol, Some(Protocol::Tcp | Protocol::Udp)) {
-                        return Some(ListenerProblem::UnsupportedProtocol(format!(
-                            "{} listeners are not served in a ListenerSet yet; put this listener on the Gateway",
-                            l.protocol_name
-                        )));
+    // Listener checks for every Gateway of the cluster; a listener that passes them but
+    // conflicts with another is not served either.
+    let mut problems: BTreeMap<&(String, String), Vec<Option<ListenerProblem>>> = BTreeMap::new();
+    for (k, gw) in &ci.gateways {
+        let own = merged.own(ck, k, gw.listeners.len());
+        let checks: Vec<Option<ListenerProblem>> = gw
+            .listeners
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let route_kinds = kinds::resolve(l);
+                if i >= own && matches!(l.protocol, Some(Protocol::Tcp | Protocol::Udp)) {
+                    return Some(ListenerProblem::UnsupportedProtocol(format!(
+                        "{} listeners are not served in a ListenerSet yet; put this listener on the Gateway",
+                        l.protocol_name
+                    )));
+                }
+                listener::check(l, dp).err().or_else(|| {
+                    // No route kind left: nothing can attach, the listener is not served.
+                    if route_kinds.supported.is_empty()
+                        && let Some(msg) = &route_kinds.invalid
+                    {
+                        return Some(ListenerProblem::Unresolved(
+                            "InvalidRouteKinds".to_string(),
+                            msg.clone(),
+                        ));
                     }
-                    listener::check(l, dp).err().or_else(|| {
-                        // No route kind left: nothing can attach, the listener is not served.
-                        if route_kinds.supported.is_empty()
-                            && let Some(msg) = &route_kinds.invalid
-                        {
-                            return Some(ListenerProblem::Unresolved(
-                                "InvalidRouteKinds".to_string(),
-                                msg.clone(),
-                            ));
-                        }
-                        let c = conflicts.get(&(ck.clone(), k.clone()))?.get(i)?.as_ref()?;
-                        Some(ListenerProblem::Conflicted(
-                            c.reason(),
-                            c.message().to_string(),
-                        ))
-                    })
+                    let c = conflicts.get(&(ck.clone(), k.clone()))?.get(i)?.as_ref()?;
+                    Some(ListenerProblem::Conflicted(
+                        c.reason(),
+                        c.message().to_string(),
+                    ))
                 })
-                .collect();
-            let src = source(ck, Kind::Gateway, &gw.meta.namespace, &gw.meta.name);
-            for (l, p) in gw.listeners.iter().zip(&checks) {
-                if p.is_none() {
-                    ports
+            })
+            .collect();
+        let src = source(ck, Kind::Gateway, &gw.meta.namespace, &gw.meta.name);
+        for (i, (l, p)) in gw.listeners.iter().zip(&checks).enumerate() {
+            if p.is_none() {
+                ports
+                    .entry(l.port)
+                    .or_default()
+                    .gateways
+                    .insert(src.clone());
+                if l.tls.is_some() && l.hostname.is_some() {
+                    tls_inputs
                         .entry(l.port)
                         .or_default()
-                        .gateways
-                        .insert(src.clone());
-                    if let (Some(t), Some(h)) = (&l.tls, &l.hostname) {
-                        tls_inputs
-                            .entry(l.port)
-                            .or_default()
-                            .push(tls::TlsListenerInput {
-                                cluster: ck,
-                                hostname: h,
-                                tls: t,
-                                gateway: src.clone(),
-                            });
-                    }
+                        .push((k.clone(), i, src.clone()));
                 }
             }
-            problems.insert(k, checks);
         }
+        problems.insert(k, checks);
+    }
 
-        // Routes: attach, merge into virtual hosts, count attachments per listener.
-        let mut attached: BTreeMap<NsName, Vec<BTreeSet<NsName>>> = BTreeMap::new();
-        let mut route_statuses = Vec::new();
-        for route in ci.http_routes.values() {
-            route_statuses.push(attach_l7_route(
-                L7Input {
-                    ck,
-                    ci,
-                    problems: &problems,
-                    conflicts: &route_conflicts,
-                    merged: &merged,
-                },
-                L7Route::Http(route),
-                &mut ports,
-                &mut attached,
-                &mut clusters,
-            ));
-        }
-        for route in ci.grpc_routes.values() {
-            let as_http = grpc::as_http_route(route);
-            route_statuses.push(attach_l7_route(
-                L7Input {
-                    ck,
-                    ci,
-                    problems: &problems,
-                    conflicts: &route_conflicts,
-                    merged: &merged,
-                },
-                L7Route::Grpc(route, &as_http),
-                &mut ports,
-                &mut attached,
-                &mut clusters,
-            ));
-        }
-
-        route_statuses.extend(tls::attach_tls_routes(
-            ck,
-            ci,
-            &merged,
-            &problems,
-            &mut passthrough,
-            &mut clusters,
+    // Routes: attach, merge into virtual hosts, count attachments per listener.
+    let mut attached: BTreeMap<NsName, Vec<BTreeSet<NsName>>> = BTreeMap::new();
+    let mut route_statuses = Vec::new();
+    let input = L7Input {
+        ck,
+        ci,
+        problems: &problems,
+        conflicts: route_conflicts,
+        merged,
+    };
+    for route in ci.http_routes.values() {
+        route_statuses.push(attach_l7_route(
+            input,
+            L7Route::Http(route),
+            &mut ports,
             &mut attached,
+            &mut clusters,
         ));
+    }
+    for route in ci.grpc_routes.values() {
+        let as_http = grpc::as_http_route(route);
+        route_statuses.push(attach_l7_route(
+            input,
+            L7Route::Grpc(route, &as_http),
+            &mut ports,
+            &mut attached,
+            &mut clusters,
+        ));
+    }
 
-        // Gateways (their own listeners), then ListenerSets, then routes.
-        let mut out = listener_set::gateway_statuses(&merged, ck, ci, &problems, &attached, dp);
-        out.extend(route_statuses);
-        statuses.insert(ck.clone(), out);
+    route_statuses.extend(tls::attach_tls_routes(
+        ck,
+        ci,
+        merged,
+        &problems,
+        &mut passthrough,
+        &mut clusters,
+        &mut attached,
+    ));
+
+    // Gateways (their own listeners), then ListenerSets, then routes.
+    let mut statuses = listener_set::gateway_statuses(merged, ck, ci, &problems, &attached, dp);
+    statuses.extend(route_statuses);
+
+    let ports = ports
+        .into_iter()
+        .map(|(port, pb)| {
+            let hosts = pb
+                .hosts
+                .into_iter()
+                .map(|(host, routes)| {
+                    let keys: Vec<Precedence> = routes.keys().cloned().collect();
+                    // Routes of one cluster are never merged (`merge`): one route per key.
+                    let routes = merge::merge_clusters(routes.into_values());
+                    debug_assert_eq!(keys.len(), routes.len());
+                    let vhost = Arc::new(VirtualHost {
+                        name: names::virtual_host(port, &host),
+                        domains: vec![host.clone()],
+                        routes,
+                        rate_limit: None,
+                    });
+                    (host, HostPart { keys, vhost })
+                })
+                .collect();
+            let part = PortPart {
+                hosts,
+                gateways: pb.gateways,
+            };
+            (port, part)
+        })
+        .collect();
+    ClusterPart {
+        ports,
+        clusters: clusters.into_values().map(Arc::new).collect(),
+        tls_inputs,
+        passthrough,
+        statuses: Arc::new(statuses),
+    }
+}
+
+/// The routes of one hostname served by several parts (clusters), in precedence order, with
+/// equal matches of the tenant's clusters merged (`merge`).
+fn merged_routes(hosts: &[&HostPart]) -> Vec<Route> {
+    if let [one] = hosts {
+        return one.vhost.routes.clone();
+    }
+    let mut all: BTreeMap<&Precedence, &Route> = BTreeMap::new();
+    for h in hosts {
+        all.extend(h.keys.iter().zip(&h.vhost.routes));
+    }
+    merge::merge_clusters(all.into_values().cloned())
+}
+
+/// Combines the clusters' parts (in cluster order) into the snapshot: virtual hosts per
+/// published port (a hostname of one cluster keeps that part's virtual host), TLS listeners,
+/// upstream clusters and secrets.
+fn assemble(
+    merged: &listener_set::Merged<'_>,
+    parts: &[(&ClusterKey, &ClusterPart)],
+    dp: &DataPlane,
+) -> Compiled {
+    let mut statuses = BTreeMap::new();
+    let mut clusters: BTreeMap<&str, &Arc<ClusterSnapshot>> = BTreeMap::new();
+    let mut hosts: BTreeMap<u16, BTreeMap<&str, Vec<&HostPart>>> = BTreeMap::new();
+    let mut gateways: BTreeMap<u16, BTreeSet<SourceObject>> = BTreeMap::new();
+    let mut tls_inputs: BTreeMap<u16, Vec<tls::TlsListenerInput<'_>>> = BTreeMap::new();
+    let mut passthrough: BTreeMap<u16, BTreeMap<String, tls::Passthrough>> = BTreeMap::new();
+    for (ck, part) in parts {
+        statuses.insert((*ck).clone(), part.statuses.clone());
+        for c in &part.clusters {
+            clusters.insert(&c.name, c);
+        }
+        for (port, pp) in &part.ports {
+            gateways
+                .entry(*port)
+                .or_default()
+                .extend(pp.gateways.iter().cloned());
+            let on_port = hosts.entry(*port).or_default();
+            for (host, hp) in &pp.hosts {
+                on_port.entry(host.as_str()).or_default().push(hp);
+            }
+        }
+        for (port, inputs) in &part.tls_inputs {
+            for (gkey, i, src) in inputs {
+                let l = &merged.get(ck).expect("a part per cluster").gateways[gkey].listeners[*i];
+                if let (Some(t), Some(h)) = (&l.tls, &l.hostname) {
+                    tls_inputs
+                        .entry(*port)
+                        .or_default()
+                        .push(tls::TlsListenerInput {
+                            cluster: ck,
+                            hostname: h,
+                            tls: t,
+                            gateway: src.clone(),
+                        });
+                }
+            }
+        }
+        for (port, on_port) in &part.passthrough {
+            let all = passthrough.entry(*port).or_default();
+            for (host, p) in on_port {
+                all.entry(host.clone()).or_insert_with(|| p.clone());
+            }
+        }
     }
 
     let mut dp_listeners: Vec<_> = dp.listeners.iter().collect();
@@ -239,11 +378,11 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
         .iter()
         .filter(|dl| dl.protocol == DataPlaneProtocol::Tls)
     {
-        let pb = ports.remove(&dl.port).unwrap_or_default();
-        let hosts: BTreeMap<String, Vec<Route>> = pb
-            .hosts
+        let http_hosts: BTreeMap<String, Vec<Route>> = hosts
+            .remove(&dl.port)
+            .unwrap_or_default()
             .into_iter()
-            .map(|(h, routes)| (h, merge::merge_clusters(routes.into_values())))
+            .map(|(h, parts)| (h.to_string(), merged_routes(&parts)))
             .collect();
         let none = BTreeMap::new();
         tls_listeners.extend(tls::build_listener(
@@ -252,7 +391,7 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
                 .get(&dl.port)
                 .map(Vec::as_slice)
                 .unwrap_or_default(),
-            &hosts,
+            &http_hosts,
             passthrough.get(&dl.port).unwrap_or(&none),
             &mut secrets,
         ));
@@ -261,24 +400,27 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
         .into_iter()
         .filter(|dl| dl.protocol == DataPlaneProtocol::Http)
         .map(|dl| {
-            let pb = ports.remove(&dl.port).unwrap_or_default();
-            let mut virtual_hosts: Vec<VirtualHost> = pb
-                .hosts
+            let mut virtual_hosts: Vec<Arc<VirtualHost>> = hosts
+                .remove(&dl.port)
+                .unwrap_or_default()
                 .into_iter()
-                .map(|(host, routes)| VirtualHost {
-                    name: names::virtual_host(dl.port, &host),
-                    domains: vec![host],
-                    routes: merge::merge_clusters(routes.into_values()),
-                    rate_limit: None,
+                .map(|(host, parts)| match parts.as_slice() {
+                    [one] => one.vhost.clone(),
+                    _ => Arc::new(VirtualHost {
+                        name: names::virtual_host(dl.port, host),
+                        domains: vec![host.to_string()],
+                        routes: merged_routes(&parts),
+                        rate_limit: None,
+                    }),
                 })
                 .collect();
-            virtual_hosts.push(catch_all(dl.port));
+            virtual_hosts.push(Arc::new(catch_all(dl.port)));
             ListenerSnapshot {
                 name: names::listener(dl.port),
                 port: dl.port,
                 bind: dl.bind,
                 virtual_hosts,
-                gateways: pb.gateways,
+                gateways: gateways.remove(&dl.port).unwrap_or_default(),
             }
         })
         .collect();
@@ -286,7 +428,7 @@ pub fn compile(intent: &FleetIntent, dp: &DataPlane) -> Compiled {
     Compiled {
         snapshot: Snapshot {
             listeners,
-            clusters: clusters.into_values().collect(),
+            clusters: clusters.into_values().cloned().collect(),
             tls_listeners,
             secrets: secrets.into_values().collect(),
             l4_listeners: Vec::new(),

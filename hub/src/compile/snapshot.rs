@@ -6,6 +6,7 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::model::{
@@ -18,8 +19,10 @@ use crate::model::{
 pub struct Snapshot {
     /// One per published data-plane port, ordered by port.
     pub listeners: Vec<ListenerSnapshot>,
-    /// Upstream clusters referenced by routes and L4 listeners, ordered by name.
-    pub clusters: Vec<ClusterSnapshot>,
+    /// Upstream clusters referenced by routes and L4 listeners, ordered by name. Shared (`Arc`)
+    /// with the compiler's memo (`super::memo`) and between snapshots, so that comparing two
+    /// snapshots and re-encoding one skip what did not change.
+    pub clusters: Vec<Arc<ClusterSnapshot>>,
     /// One per published TLS data-plane port that has at least one SNI hostname, ordered by port
     /// (see `super::tls`).
     pub tls_listeners: Vec<TlsListenerSnapshot>,
@@ -125,7 +128,8 @@ pub struct ListenerSnapshot {
     /// Where the data plane binds.
     pub bind: SocketAddr,
     /// Virtual hosts, ordered by name; the last one is always the catch-all `*` answering 404.
-    pub virtual_hosts: Vec<VirtualHost>,
+    /// Shared between snapshots like [`Snapshot::clusters`].
+    pub virtual_hosts: Vec<Arc<VirtualHost>>,
     /// Gateways with an accepted listener on this port.
     pub gateways: BTreeSet<SourceObject>,
 }

@@ -247,6 +247,7 @@ fn vhost<'a>(c: &'a Compiled, port: u16, host: &str) -> Option<&'a VirtualHost> 
         .virtual_hosts
         .iter()
         .find(|v| v.domains == vec![host.to_string()])
+        .map(|v| &**v)
 }
 
 fn route_names(vh: &VirtualHost) -> Vec<&str> {
@@ -784,7 +785,11 @@ fn names_are_deterministic_unique_and_built_from_validated_parts() {
     assert_eq!(l.name, "port/80");
     let vh: Vec<&str> = l.virtual_hosts.iter().map(|v| v.name.as_str()).collect();
     assert_eq!(vh, vec!["port/80/host/x.a.example", "port/80/catch-all"]);
-    let mut all: Vec<&str> = l.virtual_hosts.iter().flat_map(route_names).collect();
+    let mut all: Vec<&str> = l
+        .virtual_hosts
+        .iter()
+        .flat_map(|v| route_names(v))
+        .collect();
     all.extend(&clusters);
     let unique: BTreeSet<&str> = all.iter().copied().collect();
     assert_eq!(unique.len(), all.len());
@@ -859,6 +864,7 @@ fn sources_point_back_to_tenant_objects() {
 mod http;
 mod isolation;
 mod listener_sets;
+mod memo;
 mod tls;
 
 // ---- listener conflicts -----------------------------------------------------------------

@@ -11,6 +11,7 @@
 //! one for the same hostname.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::attach;
 use super::hostname::covers;
@@ -230,17 +231,19 @@ pub fn build_listener(
             continue;
         }
         let chain_name = names::tls_chain(dl.port, input.hostname);
-        let mut virtual_hosts: Vec<VirtualHost> = http_hosts
+        let mut virtual_hosts: Vec<Arc<VirtualHost>> = http_hosts
             .iter()
             .filter(|(host, _)| covers(input.hostname, host))
-            .map(|(host, routes)| VirtualHost {
-                name: names::virtual_host(dl.port, host),
-                domains: vec![host.clone()],
-                routes: routes.clone(),
-                rate_limit: None,
+            .map(|(host, routes)| {
+                Arc::new(VirtualHost {
+                    name: names::virtual_host(dl.port, host),
+                    domains: vec![host.clone()],
+                    routes: routes.clone(),
+                    rate_limit: None,
+                })
             })
             .collect();
-        virtual_hosts.push(super::catch_all(dl.port));
+        virtual_hosts.push(Arc::new(super::catch_all(dl.port)));
         chains.insert(
             input.hostname.to_string(),
             TlsChain {

@@ -7,6 +7,7 @@
 //! `resources::build` (an empty cache) returns; entries not used by a snapshot are dropped.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::google::protobuf::Any;
@@ -17,6 +18,12 @@ use crate::compile::{ClusterSnapshot, ListenerSnapshot, VirtualHost};
 
 /// The field number of `RouteConfiguration.virtual_hosts`.
 const VIRTUAL_HOSTS_FIELD: u32 = 2;
+
+/// The encoded virtual hosts of one listener, by name.
+type VirtualHosts = HashMap<String, Entry<Arc<VirtualHost>, Vec<u8>>>;
+
+/// The CDS and EDS resources of one upstream cluster.
+type ClusterResources = (Arc<Resource>, Arc<Resource>);
 
 struct Entry<I, O> {
     input: I,
@@ -29,8 +36,9 @@ struct Entry<I, O> {
 #[derive(Default)]
 pub struct ResourceCache {
     build: u64,
-    virtual_hosts: HashMap<(String, String), Entry<VirtualHost, Vec<u8>>>,
-    clusters: HashMap<String, Entry<ClusterSnapshot, (Resource, Resource)>>,
+    /// By listener, then virtual-host name (looked up without building a key).
+    virtual_hosts: HashMap<String, VirtualHosts>,
+    clusters: HashMap<String, Entry<Arc<ClusterSnapshot>, ClusterResources>>,
 }
 
 impl ResourceCache {
@@ -42,12 +50,17 @@ impl ResourceCache {
     /// Ends a build: drops every entry this build did not use.
     pub(super) fn end(&mut self) {
         let build = self.build;
-        self.virtual_hosts.retain(|_, e| e.used == build);
+        self.virtual_hosts.retain(|_, hosts| {
+            hosts.retain(|_, e| e.used == build);
+            !hosts.is_empty()
+        });
         self.clusters.retain(|_, e| e.used == build);
     }
 
     /// The CDS and EDS resources of `c` (as `resources::cluster_resources`).
-    pub(super) fn cluster(&mut self, c: &ClusterSnapshot) -> (Resource, Resource) {
+    /// Inputs are compared by value; shared (`Arc`) inputs, as the compiler's memo produces for
+    /// unchanged clusters, compare by pointer first.
+    pub(super) fn cluster(&mut self, c: &Arc<ClusterSnapshot>) -> (Arc<Resource>, Arc<Resource>) {
         let build = self.build;
         match self.clusters.get_mut(&c.name) {
             Some(e) if e.input == *c => {
@@ -79,9 +92,10 @@ impl ResourceCache {
         };
         let mut value = head.encode_to_vec();
         let build = self.build;
+        let hosts = self.virtual_hosts.entry(l.name.clone()).or_default();
+        value.reserve(hosts.values().map(|e| e.output.len() + 8).sum());
         for vh in &l.virtual_hosts {
-            let key = (l.name.clone(), vh.name.clone());
-            let bytes = match self.virtual_hosts.get_mut(&key) {
+            let bytes = match hosts.get_mut(&vh.name) {
                 Some(e) if e.input == *vh => {
                     e.used = build;
                     &e.output
@@ -92,7 +106,7 @@ impl ResourceCache {
                         output: virtual_host(vh).encode_to_vec(),
                         used: build,
                     };
-                    let slot = self.virtual_hosts.entry(key).insert_entry(entry);
+                    let slot = hosts.entry(vh.name.clone()).insert_entry(entry);
                     &slot.into_mut().output
                 }
             };
@@ -142,11 +156,13 @@ mod tests {
     fn snapshot(hosts: &[(&str, &str)], clusters: &[(&str, u16)]) -> Snapshot {
         let virtual_hosts = hosts
             .iter()
-            .map(|(h, prefix)| VirtualHost {
-                name: format!("port/80/host/{h}"),
-                domains: vec![h.to_string()],
-                routes: vec![route(&format!("{h}/r0"), prefix, &format!("c-{h}"))],
-                rate_limit: None,
+            .map(|(h, prefix)| {
+                Arc::new(VirtualHost {
+                    name: format!("port/80/host/{h}"),
+                    domains: vec![h.to_string()],
+                    routes: vec![route(&format!("{h}/r0"), prefix, &format!("c-{h}"))],
+                    rate_limit: None,
+                })
             })
             .collect();
         Snapshot {
@@ -159,11 +175,13 @@ mod tests {
             }],
             clusters: clusters
                 .iter()
-                .map(|(name, port)| ClusterSnapshot {
-                    name: name.to_string(),
-                    endpoints: vec![std::net::SocketAddr::from(([127, 0, 9, 1], *port))],
-                    protocol: crate::model::AppProtocol::Http1,
-                    source: None,
+                .map(|(name, port)| {
+                    Arc::new(ClusterSnapshot {
+                        name: name.to_string(),
+                        endpoints: vec![std::net::SocketAddr::from(([127, 0, 9, 1], *port))],
+                        protocol: crate::model::AppProtocol::Http1,
+                        source: None,
+                    })
                 })
                 .collect(),
             tls_listeners: vec![],
@@ -209,7 +227,14 @@ mod tests {
             assert_eq!(build_cached(s, &mut cache), build(s), "step {i}");
         }
         // Only what the last snapshot uses is kept.
-        assert_eq!(cache.virtual_hosts.len(), 2);
+        assert_eq!(
+            cache
+                .virtual_hosts
+                .values()
+                .map(HashMap::len)
+                .sum::<usize>(),
+            2
+        );
         assert_eq!(cache.clusters.len(), 2);
     }
 }

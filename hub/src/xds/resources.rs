@@ -6,6 +6,8 @@
 //! remembers the tenant objects it was built from so that a NACK can be reported on them.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
 use envoy_types::pb::envoy::config::core::v3::{
@@ -30,7 +32,7 @@ use envoy_types::util::pack_any;
 
 use crate::compile::names::INVALID_BACKEND_CLUSTER;
 use crate::compile::{
-    ClusterSnapshot, ListenerSnapshot, PathMatch, RouteAction, Snapshot, SourceObject,
+    ClusterSnapshot, ListenerSnapshot, PathMatch, RouteAction, Snapshot, SourceObject, VirtualHost,
 };
 use crate::model::{AppProtocol, HeaderModifier};
 
@@ -64,17 +66,74 @@ pub fn is_wildcard_type(type_url: &str) -> bool {
 pub struct Resource {
     pub name: String,
     pub any: Any,
-    pub sources: BTreeSet<SourceObject>,
+    /// The tenant objects it was built from ([`Resource::sources`]).
+    sources: Sources,
+    /// A hash of name, type and encoded bytes, computed once when the resource is built (kept
+    /// with it in `super::cache`), so that versions are cheap to compute ([`version_of`]).
+    pub digest: u64,
+}
+
+/// Where a resource's tenant objects are found: listed, or (a RouteConfiguration, whose routes
+/// come from thousands of objects) the sources of its virtual hosts' routes, collected only
+/// when a NACK asks for them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sources {
+    Objects(BTreeSet<SourceObject>),
+    Routes(Vec<Arc<VirtualHost>>),
+}
+
+impl From<BTreeSet<SourceObject>> for Sources {
+    fn from(objects: BTreeSet<SourceObject>) -> Self {
+        Sources::Objects(objects)
+    }
+}
+
+impl Resource {
+    pub fn new(name: String, any: Any, sources: impl Into<Sources>) -> Self {
+        let sources = sources.into();
+        let mut h = DefaultHasher::new();
+        name.hash(&mut h);
+        any.type_url.hash(&mut h);
+        any.value.hash(&mut h);
+        Self {
+            name,
+            any,
+            sources,
+            digest: h.finish(),
+        }
+    }
+
+    /// The tenant objects the resource was built from.
+    pub fn sources(&self) -> BTreeSet<SourceObject> {
+        match &self.sources {
+            Sources::Objects(o) => o.clone(),
+            Sources::Routes(vhs) => vhs
+                .iter()
+                .flat_map(|v| v.routes.iter().filter_map(|r| r.source.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// The version of a list of resources (one xDS response): changes when any resource changes.
+pub fn version_of<'a>(list: impl IntoIterator<Item = &'a Resource>) -> String {
+    let mut h = DefaultHasher::new();
+    for r in list {
+        r.name.hash(&mut h);
+        r.digest.hash(&mut h);
+    }
+    format!("{:016x}", h.finish())
 }
 
 /// All resources of a snapshot, by type URL, each list ordered by name.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Resources {
-    pub by_type: BTreeMap<&'static str, Vec<Resource>>,
+    /// Shared with the ADS stream's cache (`super::cache`) and the responses it remembers.
+    pub by_type: BTreeMap<&'static str, Vec<Arc<Resource>>>,
 }
 
 impl Resources {
-    pub fn of(&self, type_url: &str) -> &[Resource] {
+    pub fn of(&self, type_url: &str) -> &[Arc<Resource>] {
         self.by_type.get(type_url).map(Vec::as_slice).unwrap_or(&[])
     }
 }
@@ -89,29 +148,34 @@ pub fn build(s: &Snapshot) -> Resources {
 /// is exactly what [`build`] returns.
 pub fn build_cached(s: &Snapshot, cache: &mut super::cache::ResourceCache) -> Resources {
     cache.begin();
-    let mut by_type: BTreeMap<&'static str, Vec<Resource>> = BTreeMap::new();
+    let mut by_type: BTreeMap<&'static str, Vec<Arc<Resource>>> = BTreeMap::new();
     for l in &s.listeners {
-        by_type.entry(LISTENER_TYPE).or_default().push(Resource {
-            name: l.name.clone(),
-            any: pack_any(listener(l)),
-            sources: l.gateways.clone(),
-        });
-        by_type.entry(ROUTE_TYPE).or_default().push(Resource {
-            name: l.name.clone(),
-            any: cache.route_configuration(l),
-            sources: l
-                .virtual_hosts
-                .iter()
-                .flat_map(|v| v.routes.iter().filter_map(|r| r.source.clone()))
-                .collect(),
-        });
+        by_type
+            .entry(LISTENER_TYPE)
+            .or_default()
+            .push(Arc::new(Resource::new(
+                l.name.clone(),
+                pack_any(listener(l)),
+                l.gateways.clone(),
+            )));
+        by_type
+            .entry(ROUTE_TYPE)
+            .or_default()
+            .push(Arc::new(Resource::new(
+                l.name.clone(),
+                cache.route_configuration(l),
+                Sources::Routes(l.virtual_hosts.clone()),
+            )));
     }
     for l in &s.l4_listeners {
-        by_type.entry(LISTENER_TYPE).or_default().push(Resource {
-            name: l.name.clone(),
-            any: pack_any(super::l4::listener(l)),
-            sources: [l.source.clone()].into(),
-        });
+        by_type
+            .entry(LISTENER_TYPE)
+            .or_default()
+            .push(Arc::new(Resource::new(
+                l.name.clone(),
+                pack_any(super::l4::listener(l)),
+                BTreeSet::from([l.source.clone()]),
+            )));
     }
     for c in &s.clusters {
         let (cluster, endpoints) = cache.cluster(c);
@@ -119,29 +183,34 @@ pub fn build_cached(s: &Snapshot, cache: &mut super::cache::ResourceCache) -> Re
         by_type.entry(ENDPOINT_TYPE).or_default().push(endpoints);
     }
     for l in &s.tls_listeners {
-        by_type.entry(LISTENER_TYPE).or_default().push(Resource {
-            name: l.name.clone(),
-            any: pack_any(super::tls::listener(l)),
-            sources: l.gateways.clone(),
-        });
+        by_type
+            .entry(LISTENER_TYPE)
+            .or_default()
+            .push(Arc::new(Resource::new(
+                l.name.clone(),
+                pack_any(super::tls::listener(l)),
+                l.gateways.clone(),
+            )));
         for (rc, http) in super::tls::route_configurations(l) {
-            by_type.entry(ROUTE_TYPE).or_default().push(Resource {
-                name: rc.name.clone(),
-                any: pack_any(rc),
-                sources: http
-                    .virtual_hosts
-                    .iter()
-                    .flat_map(|v| v.routes.iter().filter_map(|r| r.source.clone()))
-                    .collect(),
-            });
+            by_type
+                .entry(ROUTE_TYPE)
+                .or_default()
+                .push(Arc::new(Resource::new(
+                    rc.name.clone(),
+                    pack_any(rc),
+                    Sources::Routes(http.virtual_hosts.clone()),
+                )));
         }
     }
     for sec in &s.secrets {
-        by_type.entry(SECRET_TYPE).or_default().push(Resource {
-            name: sec.name.clone(),
-            any: pack_any(super::tls::secret_resource(sec)),
-            sources: sec.source.iter().cloned().collect(),
-        });
+        by_type
+            .entry(SECRET_TYPE)
+            .or_default()
+            .push(Arc::new(Resource::new(
+                sec.name.clone(),
+                pack_any(super::tls::secret_resource(sec)),
+                sec.source.iter().cloned().collect::<BTreeSet<_>>(),
+            )));
     }
     for list in by_type.values_mut() {
         list.sort_by(|a, b| a.name.cmp(&b.name));
@@ -352,7 +421,7 @@ fn route_action(a: &RouteAction) -> route::Action {
 pub fn route_configuration(l: &ListenerSnapshot) -> RouteConfiguration {
     RouteConfiguration {
         name: l.name.clone(),
-        virtual_hosts: l.virtual_hosts.iter().map(virtual_host).collect(),
+        virtual_hosts: l.virtual_hosts.iter().map(|v| virtual_host(v)).collect(),
         ..Default::default()
     }
 }
@@ -383,19 +452,19 @@ pub fn virtual_host(vh: &crate::compile::VirtualHost) -> route_v3::VirtualHost {
 }
 
 /// The CDS and EDS resources of one upstream cluster.
-pub fn cluster_resources(c: &ClusterSnapshot) -> (Resource, Resource) {
+pub fn cluster_resources(c: &ClusterSnapshot) -> (Arc<Resource>, Arc<Resource>) {
     let sources: BTreeSet<SourceObject> = c.source.iter().cloned().collect();
     (
-        Resource {
-            name: c.name.clone(),
-            any: pack_any(cluster(c)),
-            sources: sources.clone(),
-        },
-        Resource {
-            name: c.name.clone(),
-            any: pack_any(load_assignment(c)),
+        Arc::new(Resource::new(
+            c.name.clone(),
+            pack_any(cluster(c)),
+            sources.clone(),
+        )),
+        Arc::new(Resource::new(
+            c.name.clone(),
+            pack_any(load_assignment(c)),
             sources,
-        },
+        )),
     )
 }
 
@@ -460,12 +529,12 @@ mod tests {
             name: "port/80".into(),
             port: 80,
             bind: "127.0.0.1:18080".parse().unwrap(),
-            virtual_hosts: vec![VirtualHost {
+            virtual_hosts: vec![std::sync::Arc::new(VirtualHost {
                 name: "port/80/host/a.example".into(),
                 domains: vec!["a.example".into()],
                 routes,
                 rate_limit: None,
-            }],
+            })],
             gateways: BTreeSet::new(),
         }
     }
@@ -542,7 +611,7 @@ mod tests {
             per_second: 3,
             burst: 4,
         };
-        l.virtual_hosts[0].rate_limit = Some(rate);
+        std::sync::Arc::make_mut(&mut l.virtual_hosts[0]).rate_limit = Some(rate);
         let built = listener(&l);
         assert_eq!(built.per_connection_buffer_limit_bytes, u32v(32 * 1024));
         let Some(filter::ConfigType::TypedConfig(any)) =
@@ -572,12 +641,12 @@ mod tests {
         // Through the cache too.
         let s = Snapshot {
             listeners: vec![l],
-            clusters: vec![ClusterSnapshot {
+            clusters: vec![std::sync::Arc::new(ClusterSnapshot {
                 name: "c".into(),
                 endpoints: vec![],
                 protocol: AppProtocol::H2c,
                 source: None,
-            }],
+            })],
             ..Default::default()
         };
         let res = build(&s);
@@ -751,13 +820,15 @@ mod tests {
                     endpoints: vec![],
                     protocol: AppProtocol::Http1,
                     source: None,
-                },
+                }
+                .into(),
                 ClusterSnapshot {
                     name: "a".into(),
                     endpoints: vec![],
                     protocol: AppProtocol::Http1,
                     source: None,
-                },
+                }
+                .into(),
             ],
             ..Default::default()
         };

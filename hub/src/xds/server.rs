@@ -13,7 +13,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -245,7 +244,7 @@ struct TypeState {
     /// The last response sent: version, nonce and the resources in it.
     sent_version: Option<String>,
     sent_nonce: String,
-    sent: Vec<(String, BTreeSet<SourceObject>)>,
+    sent: Vec<Arc<Resource>>,
 }
 
 /// The protocol state of one ADS stream; no I/O, so it is unit-tested directly.
@@ -265,16 +264,6 @@ fn mentions(message: &str, name: &str) -> bool {
         let after = message[i + name.len()..].chars().next();
         !before.is_some_and(is_name_char) && !after.is_some_and(is_name_char)
     })
-}
-
-fn version_of(list: &[&Resource]) -> String {
-    let mut h = DefaultHasher::new();
-    for r in list {
-        r.name.hash(&mut h);
-        r.any.type_url.hash(&mut h);
-        r.any.value.hash(&mut h);
-    }
-    format!("{:016x}", h.finish())
 }
 
 impl Session {
@@ -313,14 +302,11 @@ impl Session {
             let named: BTreeSet<SourceObject> = st
                 .sent
                 .iter()
-                .filter(|(name, _)| mentions(&err.message, name))
-                .flat_map(|(_, s)| s.iter().cloned())
+                .filter(|r| mentions(&err.message, &r.name))
+                .flat_map(|r| r.sources())
                 .collect();
             let sources = if named.is_empty() {
-                st.sent
-                    .iter()
-                    .flat_map(|(_, s)| s.iter().cloned())
-                    .collect()
+                st.sent.iter().flat_map(|r| r.sources()).collect()
             } else {
                 named
             };
@@ -360,13 +346,13 @@ impl Session {
     /// The response for `type_url` if it differs from what was sent (or `force`).
     fn respond(&mut self, type_url: &str, force: bool) -> Option<DiscoveryResponse> {
         let st = self.types.get_mut(type_url)?;
-        let list: Vec<&Resource> = self
+        let list: Vec<&Arc<Resource>> = self
             .resources
             .of(type_url)
             .iter()
             .filter(|r| is_wildcard_type(type_url) || st.names.contains(&r.name))
             .collect();
-        let version = version_of(&list);
+        let version = resources::version_of(list.iter().map(|r| &***r));
         if !force && st.sent_version.as_deref() == Some(version.as_str()) {
             return None;
         }
@@ -374,10 +360,7 @@ impl Session {
         let nonce = self.nonce.to_string();
         st.sent_version = Some(version.clone());
         st.sent_nonce = nonce.clone();
-        st.sent = list
-            .iter()
-            .map(|r| (r.name.clone(), r.sources.clone()))
-            .collect();
+        st.sent = list.iter().map(|r| Arc::clone(r)).collect();
         Some(DiscoveryResponse {
             version_info: version,
             resources: list.iter().map(|r| r.any.clone()).collect(),
@@ -438,21 +421,23 @@ mod tests {
                 name: "port/80".into(),
                 port: 80,
                 bind: "127.0.0.1:18080".parse().unwrap(),
-                virtual_hosts: vec![VirtualHost {
+                virtual_hosts: vec![Arc::new(VirtualHost {
                     name: "vh".into(),
                     domains: vec!["a.example".into()],
                     routes,
                     rate_limit: None,
-                }],
+                })],
                 gateways: BTreeSet::new(),
             }],
             clusters: clusters
                 .iter()
-                .map(|c| ClusterSnapshot {
-                    name: c.to_string(),
-                    endpoints: vec![format!("127.0.1.1:{port}").parse().unwrap()],
-                    protocol: Default::default(),
-                    source: Some(src(c)),
+                .map(|c| {
+                    Arc::new(ClusterSnapshot {
+                        name: c.to_string(),
+                        endpoints: vec![format!("127.0.1.1:{port}").parse().unwrap()],
+                        protocol: Default::default(),
+                        source: Some(src(c)),
+                    })
                 })
                 .collect(),
             ..Default::default()
