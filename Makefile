@@ -38,7 +38,7 @@ bench: setup
 FUZZ_SMOKE_SECONDS ?= 20
 FUZZ_SECONDS ?= 600
 fuzz-smoke:
-	./scripts/fuzz.sh $(FUZZ_SMOKE_SECONDS)
+	FUZZ_PROFILE=dev ./scripts/fuzz.sh $(FUZZ_SMOKE_SECONDS)
 
 fuzz:
 	./scripts/fuzz.sh $(FUZZ_SECONDS)

@@ -9,6 +9,10 @@
 # Stable toolchain: without a sanitizer cargo-fuzz passes only stable -C flags (sancov passes and
 # LLVM options), so no nightly is needed. FUZZ_TOOLCHAIN=nightly FUZZ_SANITIZER=address runs with
 # AddressSanitizer where a nightly toolchain is installed.
+#
+# FUZZ_PROFILE=dev builds without optimisation: a cold build costs about a third of the optimised
+# one, which is what the short run inside `make test` needs on a fresh 2-core machine; the long
+# run (`make fuzz`) uses the default optimised build, which executes far more inputs per second.
 set -euo pipefail
 seconds="${1:?usage: scripts/fuzz.sh SECONDS [TARGET...]}"
 shift
@@ -17,6 +21,8 @@ cargo_fuzz="$(./scripts/install-cargo-fuzz.sh)"
 toolchain=()
 if [ -n "${FUZZ_TOOLCHAIN:-}" ]; then toolchain=("+$FUZZ_TOOLCHAIN"); fi
 sanitizer="${FUZZ_SANITIZER:-none}"
+profile=()
+if [ "${FUZZ_PROFILE:-}" = dev ]; then profile=(--dev); fi
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   mapfile -t targets < <("$cargo_fuzz" list)
@@ -24,13 +30,13 @@ fi
 # cargo-fuzz is a cargo subcommand: run it through cargo so that the toolchain applies.
 export PATH="$(dirname "$cargo_fuzz"):$PATH"
 printf '[fuzz %s] building the fuzz targets (cached in fuzz/target)\n' "$(date +%H:%M:%S)" >&2
-cargo "${toolchain[@]}" fuzz build --sanitizer "$sanitizer" >&2
+cargo "${toolchain[@]}" fuzz build "${profile[@]}" --sanitizer "$sanitizer" >&2
 for t in "${targets[@]}"; do
   corpus="fuzz/target/corpus/$t"
   log="fuzz/target/fuzz-$t.log"
   mkdir -p "$corpus"
   printf '[fuzz %s] %s for %ss (log: %s)\n' "$(date +%H:%M:%S)" "$t" "$seconds" "$log" >&2
-  if ! cargo "${toolchain[@]}" fuzz run --sanitizer "$sanitizer" "$t" "$corpus" "fuzz/seeds/$t" -- \
+  if ! cargo "${toolchain[@]}" fuzz run "${profile[@]}" --sanitizer "$sanitizer" "$t" "$corpus" "fuzz/seeds/$t" -- \
     -max_total_time="$seconds" -max_len=1048576 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     > "$log" 2>&1; then
     tail -n 40 "$log" >&2

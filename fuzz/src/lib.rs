@@ -124,6 +124,9 @@ pub fn sync_admit(data: &[u8]) {
             Ok(Admitted::GrpcRoute(g)) => {
                 ci.grpc_routes.insert((k.namespace, k.name), g);
             }
+            Ok(Admitted::ListenerSet(s)) => {
+                ci.listener_sets.insert((k.namespace, k.name), s);
+            }
             Err(e) => {
                 let _ = admit::rejected_status(&k, obj, &e);
             }
@@ -150,7 +153,7 @@ pub fn sync_admit(data: &[u8]) {
     );
     let _ = xds::resources::build(&compiled.snapshot);
     for list in compiled.statuses.values() {
-        for s in list {
+        for s in list.iter() {
             let _ = sync::to_wire(s).encoded_len();
         }
     }

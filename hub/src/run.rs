@@ -222,9 +222,23 @@ pub async fn run_reloading(
                 let view = fleet.view();
                 let health = health.borrow_and_update().clone();
                 let started = std::time::Instant::now();
-                let (snapshot, statuses) = compile_view_with(&mut memo, &view, &config, &health);
-                // Fleet::apply copies the whole intent while a view is held: drop it at once.
-                drop(view);
+                // Compiling is blocking work (a large cluster's part takes hundreds of
+                // milliseconds in a debug build): on a blocking thread, so that agents' streams
+                // and the xDS server keep being served meanwhile. The memo goes along and back.
+                let compile_config = config.clone();
+                let (returned, (snapshot, statuses)) =
+                    match tokio::task::spawn_blocking(move || {
+                        let out = compile_view_with(&mut memo, &view, &compile_config, &health);
+                        // Fleet::apply copies the whole intent while a view is held: drop it at once.
+                        drop(view);
+                        (memo, out)
+                    })
+                    .await
+                    {
+                        Ok(r) => r,
+                        Err(e) => std::panic::resume_unwind(e.into_panic()),
+                    };
+                memo = returned;
                 let compiled_ms = started.elapsed().as_millis() as u64;
                 snapshot_tx.send_if_modified(|cur| {
                     if **cur == snapshot {
