@@ -40,7 +40,7 @@ overload_manager:
   - name: envoy.resource_monitors.fixed_heap
     typed_config:
       "@type": type.googleapis.com/envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig
-      max_heap_size_bytes: 1073741824
+      max_heap_size_bytes: 4294967296
   - name: envoy.resource_monitors.global_downstream_max_connections
     typed_config:
       "@type": type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig
