@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fleetgate_hub::config::RawConfig;
 use fleetgate_hub::fleet::Fleet;
 use fleetgate_hub::model::ClusterKey;
 use fleetgate_hub::run::compile_view;
@@ -14,26 +13,12 @@ use fleetgate_hub::store::Store;
 use fleetgate_hub::xds::server::XdsHealth;
 use fleetgate_proto::spoke::v1 as pb;
 
+mod support;
+use support::{Listen, TENANT_A};
+
 fn config(dir: &std::path::Path, grace: &str) -> fleetgate_hub::config::Config {
-    let yaml = format!(
-        r#"
-agentListen: 127.0.0.1:1
-xdsListen: 127.0.0.1:2
-pkiDir: {dir}/pki
-storePath: {dir}/hub.redb
-disconnectedClusterGracePeriod: "{grace}"
-dataPlane:
-  address: 127.0.0.1
-  listeners: [{{port: 80, bind: "127.0.0.1:3"}}]
-tenants:
-- name: tenant-a
-  hostnames: ["*.a.example"]
-  clusters: [{{name: east, endpointCidrs: [10.1.0.0/16]}}]
-"#,
-        dir = dir.display()
-    );
-    let raw: RawConfig = serde_yaml::from_str(&yaml).unwrap();
-    raw.validate().unwrap()
+    let grace = format!("disconnectedClusterGracePeriod: \"{grace}\"");
+    support::config(dir, &Listen::unused(), &grace, TENANT_A)
 }
 
 fn full_state() -> pb::Update {

@@ -26,7 +26,7 @@ use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, route, route
 use fleetgate_hub::admit::patterns_overlap;
 use fleetgate_hub::compile::names::INVALID_BACKEND_CLUSTER;
 use fleetgate_hub::compile::{RouteAction, Snapshot, TlsChainAction, VirtualHost};
-use fleetgate_hub::config::{Config, RawConfig};
+use fleetgate_hub::config::Config;
 use fleetgate_hub::fleet::Fleet;
 use fleetgate_hub::model::ClusterKey;
 use fleetgate_hub::store::Store;
@@ -35,6 +35,9 @@ use fleetgate_hub::xds::resources::{self, ENDPOINT_TYPE, ROUTE_TYPE};
 use fleetgate_proto::spoke::v1 as pb;
 use proptest::prelude::*;
 use prost::Message;
+
+mod support;
+use support::Listen;
 
 /// The hub's own listeners and the data plane's address, placed INSIDE tenant CIDRs so that only
 /// the "own address" rule can keep them out.
@@ -46,16 +49,14 @@ const DATA_PLANE_BIND: &str = "0.0.0.0:18080";
 /// The operator's file: tenant `alpha` has two clusters (one whose CIDRs include every special
 /// range), tenant `beta` one; both may use `*.shared.example` and the `contested` names.
 fn config(dir: &Path, allow_a2: bool, allow_b1: bool) -> Arc<Config> {
-    let yaml = format!(
+    let listen = Listen {
+        agent: AGENT_LISTEN.into(),
+        xds: XDS_LISTEN.into(),
+        data_plane_address: DATA_PLANE_ADDRESS.into(),
+        data_plane_bind: DATA_PLANE_BIND.into(),
+    };
+    let tenants = format!(
         r#"
-agentListen: {AGENT_LISTEN}
-xdsListen: {XDS_LISTEN}
-pkiDir: {dir}/pki
-storePath: {dir}/hub.redb
-dataPlane:
-  address: {DATA_PLANE_ADDRESS}
-  listeners: [{{port: 80, bind: "{DATA_PLANE_BIND}"}}]
-tenants:
 - name: alpha
   hostnames: ['*.alpha.example', '*.shared.example', exact.contested.example]
   clusters:
@@ -69,11 +70,9 @@ tenants:
   - name: b1
     endpointCidrs: [10.3.0.0/16, 127.0.0.0/8, 169.254.0.0/16, 0.0.0.0/8, 224.0.0.0/4, '::1/128', 'fe80::/10', 'ff00::/8']
     allowSpecialAddresses: {allow_b1}
-"#,
-        dir = dir.display()
+"#
     );
-    let raw: RawConfig = serde_yaml::from_str(&yaml).expect("test config parses");
-    Arc::new(raw.validate().expect("test config is valid"))
+    Arc::new(support::config(dir, &listen, "", &tenants))
 }
 
 const CLUSTERS: [(&str, &str); 3] = [("alpha", "a1"), ("alpha", "a2"), ("beta", "b1")];

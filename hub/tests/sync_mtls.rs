@@ -1,120 +1,16 @@
 //! The hub's agent-facing gRPC server, driven in-process over real mTLS on loopback: identity
 //! from the certificate only, admission verdicts in status, and hostile input refused cleanly.
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
 use std::time::Duration;
 
-use fleetgate_hub::config::RawConfig;
 use fleetgate_hub::identity::{self, SpiffeId};
 use fleetgate_proto::spoke::v1::{self as pb, spoke_service_client::SpokeServiceClient};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+use tonic::transport::Channel;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Hub {
-    dir: tempfile::TempDir,
-    agent_addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Hub {
-    async fn start() -> Hub {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let dir = tempfile::tempdir().unwrap();
-        let pki = dir.path().join("pki");
-        identity::init_ca(&pki, &["127.0.0.1".into()]).unwrap();
-        let agent_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let yaml = format!(
-            r#"
-agentListen: {agent_addr}
-xdsListen: 127.0.0.1:{xds}
-pkiDir: {pki}
-storePath: {store}
-dataPlane:
-  address: 127.0.0.1
-  listeners: [{{port: 80, bind: "127.0.0.1:{dp}"}}]
-tenants:
-- name: tenant-a
-  hostnames: ["*.a.example"]
-  clusters: [{{name: east, endpointCidrs: [10.1.0.0/16]}}]
-- name: tenant-b
-  hostnames: ["*.b.example"]
-  clusters: [{{name: west, endpointCidrs: [10.2.0.0/16]}}]
-"#,
-            xds = free_port(),
-            dp = free_port(),
-            pki = pki.display(),
-            store = dir.path().join("hub.redb").display(),
-        );
-        let config: RawConfig = serde_yaml::from_str(&yaml).unwrap();
-        let config = config.validate().unwrap();
-        let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(async move {
-            fleetgate_hub::run::run(config, async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        });
-        // Wait until the agent port accepts connections.
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(agent_addr).await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Hub {
-            dir,
-            agent_addr,
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    fn issue(&self, tenant: &str, cluster: &str) -> std::path::PathBuf {
-        let out = self.dir.path().join(format!("{tenant}-{cluster}"));
-        let id = SpiffeId::new("fleetgate", tenant, cluster).unwrap();
-        identity::issue_agent(
-            &self.dir.path().join("pki"),
-            &id,
-            time::Duration::hours(1),
-            &out,
-        )
-        .unwrap();
-        out
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.take().unwrap().await.unwrap();
-    }
-}
-
-async fn channel(
-    addr: SocketAddr,
-    identity_dir: &Path,
-) -> Result<Channel, tonic::transport::Error> {
-    let read = |f: &str| std::fs::read(identity_dir.join(f)).unwrap();
-    let tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(read("ca.crt")))
-        .identity(Identity::from_pem(read("tls.crt"), read("tls.key")))
-        .domain_name(identity::HUB_SERVER_NAME);
-    Channel::from_shared(format!("https://{addr}"))
-        .unwrap()
-        .tls_config(tls)?
-        .connect()
-        .await
-}
+mod support;
+use support::{TWO_TENANTS, TestHub, mtls_channel};
 
 /// An open Sync stream: send with `tx`, read replies from `rx`.
 struct Stream {
@@ -234,9 +130,9 @@ fn parent_condition<'a>(s: &'a pb::Status, name: &str, ty: &str) -> Option<&'a p
 
 #[tokio::test]
 async fn admission_verdicts_reach_the_agent_per_object() {
-    let hub = Hub::start().await;
+    let mut hub = TestHub::start(TWO_TENANTS).await;
     let id = hub.issue("tenant-a", "east");
-    let mut s = open(channel(hub.agent_addr, &id).await.unwrap(), "east")
+    let mut s = open(mtls_channel(hub.agent_addr, &id).await.unwrap(), "east")
         .await
         .unwrap();
     s.send(
@@ -287,10 +183,10 @@ async fn admission_verdicts_reach_the_agent_per_object() {
 
 #[tokio::test]
 async fn identity_comes_from_the_certificate_only() {
-    let hub = Hub::start().await;
+    let mut hub = TestHub::start(TWO_TENANTS).await;
     let id = hub.issue("tenant-a", "east");
     // Naming another cluster than the certificate's is refused.
-    let err = match open(channel(hub.agent_addr, &id).await.unwrap(), "west").await {
+    let err = match open(mtls_channel(hub.agent_addr, &id).await.unwrap(), "west").await {
         Ok(mut s) => s.next_verdict().await.unwrap_err(),
         Err(e) => e,
     };
@@ -303,7 +199,12 @@ async fn identity_comes_from_the_certificate_only() {
 
     // A certificate for a cluster the hub does not know is refused.
     let unknown = hub.issue("tenant-a", "ghost");
-    let err = match open(channel(hub.agent_addr, &unknown).await.unwrap(), "ghost").await {
+    let err = match open(
+        mtls_channel(hub.agent_addr, &unknown).await.unwrap(),
+        "ghost",
+    )
+    .await
+    {
         Ok(mut s) => s.next_verdict().await.unwrap_err(),
         Err(e) => e,
     };
@@ -327,14 +228,14 @@ async fn identity_comes_from_the_certificate_only() {
     .unwrap();
     // Trust the real hub CA, but present the foreign identity.
     std::fs::copy(id.join("ca.crt"), foreign.join("ca.crt")).unwrap();
-    let refused = match channel(hub.agent_addr, &foreign).await {
+    let refused = match mtls_channel(hub.agent_addr, &foreign).await {
         Err(_) => true,
         Ok(ch) => open(ch, "east").await.is_err(),
     };
     assert!(refused, "a certificate from a foreign CA must be refused");
 
     // The hub still serves the legitimate agent afterwards.
-    let mut s = open(channel(hub.agent_addr, &id).await.unwrap(), "east")
+    let mut s = open(mtls_channel(hub.agent_addr, &id).await.unwrap(), "east")
         .await
         .unwrap();
     s.send(1, true, vec![]).await;
@@ -347,9 +248,9 @@ async fn identity_comes_from_the_certificate_only() {
 
 #[tokio::test]
 async fn oversized_update_is_refused_and_nothing_is_stored() {
-    let hub = Hub::start().await;
+    let mut hub = TestHub::start(TWO_TENANTS).await;
     let id = hub.issue("tenant-a", "east");
-    let mut s = open(channel(hub.agent_addr, &id).await.unwrap(), "east")
+    let mut s = open(mtls_channel(hub.agent_addr, &id).await.unwrap(), "east")
         .await
         .unwrap();
     let mut big = route("big", "big.a.example", "10.1.0.5");
@@ -362,7 +263,7 @@ async fn oversized_update_is_refused_and_nothing_is_stored() {
     );
 
     // Reconnect: the oversized object was never stored, so the status holds nothing for it.
-    let mut s = open(channel(hub.agent_addr, &id).await.unwrap(), "east")
+    let mut s = open(mtls_channel(hub.agent_addr, &id).await.unwrap(), "east")
         .await
         .unwrap();
     s.send(1, true, vec![route("small", "small.a.example", "10.1.0.5")])

@@ -3,93 +3,21 @@
 //! to retry, nothing of it applied; the next Update must be the full state; other tenants are
 //! not slowed down.
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
-use fleetgate_hub::config::RawConfig;
-use fleetgate_hub::identity::{self, SpiffeId};
 use fleetgate_proto::spoke::v1::{self as pb, spoke_service_client::SpokeServiceClient};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod support;
+use support::{TWO_TENANTS, TestHub, mtls_channel};
 
-struct Hub {
-    dir: tempfile::TempDir,
-    agent_addr: SocketAddr,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-async fn start_hub() -> Hub {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().unwrap();
-    let pki = dir.path().join("pki");
-    identity::init_ca(&pki, &["127.0.0.1".into()]).unwrap();
-    let agent_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let yaml = format!(
-        r#"
-agentListen: {agent_addr}
-xdsListen: 127.0.0.1:{xds}
-pkiDir: {pki}
-storePath: {store}
-dataPlane:
-  address: 127.0.0.1
-  listeners: [{{port: 80, bind: "127.0.0.1:{dp}"}}]
-quotas:
+/// tenant-a's cluster may send 2 updates a second (burst 2); tenant-b keeps the default rate.
+const QUOTAS: &str = r#"quotas:
   tenants:
-    tenant-a: {{updatesPerSecond: 2, updateBurst: 2}}
-tenants:
-- name: tenant-a
-  hostnames: ["*.a.example"]
-  clusters: [{{name: east, endpointCidrs: [10.1.0.0/16]}}]
-- name: tenant-b
-  hostnames: ["*.b.example"]
-  clusters: [{{name: west, endpointCidrs: [10.2.0.0/16]}}]
-"#,
-        xds = free_port(),
-        dp = free_port(),
-        pki = pki.display(),
-        store = dir.path().join("hub.redb").display(),
-    );
-    let config: RawConfig = serde_yaml::from_str(&yaml).unwrap();
-    let config = config.validate().unwrap();
-    let (stop, stopped) = oneshot::channel();
-    let task = tokio::spawn(async move {
-        fleetgate_hub::run::run(config, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(agent_addr).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Hub {
-        dir,
-        agent_addr,
-        stop,
-        task,
-    }
-}
-
-fn issue(dir: &Path, tenant: &str, cluster: &str) -> PathBuf {
-    let out = dir.join(format!("{tenant}-{cluster}"));
-    let id = SpiffeId::new("fleetgate", tenant, cluster).unwrap();
-    identity::issue_agent(&dir.join("pki"), &id, time::Duration::hours(1), &out).unwrap();
-    out
-}
+    tenant-a: {updatesPerSecond: 2, updateBurst: 2}"#;
 
 struct Session {
     tx: mpsc::Sender<pb::AgentMessage>,
@@ -97,18 +25,7 @@ struct Session {
 }
 
 async fn open(addr: SocketAddr, identity_dir: &Path, cluster: &str) -> Session {
-    let read = |f: &str| std::fs::read(identity_dir.join(f)).unwrap();
-    let tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(read("ca.crt")))
-        .identity(Identity::from_pem(read("tls.crt"), read("tls.key")))
-        .domain_name(identity::HUB_SERVER_NAME);
-    let ch = Channel::from_shared(format!("https://{addr}"))
-        .unwrap()
-        .tls_config(tls)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let ch = mtls_channel(addr, identity_dir).await.unwrap();
     let (tx, rx) = mpsc::channel(8);
     tx.send(pb::AgentMessage {
         kind: Some(pb::agent_message::Kind::Hello(pb::Hello {
@@ -170,9 +87,9 @@ fn assert_ack(k: pb::hub_message::Kind, revision: u64) {
 
 #[tokio::test]
 async fn a_cluster_past_its_update_rate_gets_a_nack_and_others_do_not() {
-    let hub = start_hub().await;
-    let a_id = issue(hub.dir.path(), "tenant-a", "east");
-    let b_id = issue(hub.dir.path(), "tenant-b", "west");
+    let mut hub = TestHub::start_with(QUOTAS, TWO_TENANTS, false).await;
+    let a_id = hub.issue("tenant-a", "east");
+    let b_id = hub.issue("tenant-b", "west");
     let mut a = open(hub.agent_addr, &a_id, "east").await;
 
     assert_ack(a.update(1, true).await, 1);
@@ -205,6 +122,5 @@ async fn a_cluster_past_its_update_rate_gets_a_nack_and_others_do_not() {
     tokio::time::sleep(Duration::from_millis(550)).await;
     assert_ack(a.update(5, true).await, 5);
 
-    let _ = hub.stop.send(());
-    hub.task.await.unwrap();
+    hub.stop().await;
 }
