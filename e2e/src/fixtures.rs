@@ -85,7 +85,7 @@ pub fn route_in(namespace: &str, name: &str, gateway: &str, hostname: &str, svc:
         namespace,
         name,
         &[&format!("{{name: {gateway}, namespace: default}}")],
-        &[hostname],
+        &[&format!("\"{hostname}\"")],
         &rule_to(None, &[(&format!("default/{svc}"), 1)]),
     )
 }

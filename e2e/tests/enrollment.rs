@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 use fleetgate_e2e::agent::IDENTITY_SECRET;
 use fleetgate_e2e::apiserver::AGENT_NAMESPACE;
-use fleetgate_e2e::fixtures::{TENANT_A, TENANT_B};
+use fleetgate_e2e::fixtures::{TENANT_A, TENANT_B, class_and_http_gateway, simple_http_route};
 use fleetgate_e2e::fleet::CLUSTER;
 use fleetgate_e2e::{Agent, Echo, Fleet, FleetTenant, TIMEOUT, eventually};
 use k8s_openapi::api::core::v1::Secret;
@@ -28,40 +28,9 @@ async fn deploy_app(t: &FleetTenant, host: &str) -> Echo {
         .expect("NodePort Service and echo backend");
     t.cluster
         .apply(&format!(
-            r#"apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata:
-  name: fleetgate
-spec:
-  controllerName: fleetgate.dev/hub
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: web
-  namespace: default
-spec:
-  gatewayClassName: fleetgate
-  listeners:
-  - name: http
-    protocol: HTTP
-    port: 80
-    hostname: "{host}"
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: app
-  namespace: default
-spec:
-  parentRefs:
-  - name: web
-  hostnames: ["{host}"]
-  rules:
-  - backendRefs:
-    - name: echo
-      port: 8080
-"#
+            "{}---\n{}",
+            class_and_http_gateway(Some(host)),
+            simple_http_route("app", host, "echo")
         ))
         .await
         .expect("apply Gateway and HTTPRoute");
