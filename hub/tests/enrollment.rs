@@ -10,13 +10,11 @@ use fleetgate_hub::identity::{self, SpiffeId};
 use fleetgate_proto::enroll::v1::{
     EnrollRequest, EnrollResponse, RenewRequest, enroll_service_client::EnrollServiceClient,
 };
-use fleetgate_proto::spoke::v1::{self as pb, spoke_service_client::SpokeServiceClient};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use fleetgate_proto::spoke::v1 as pb;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 mod support;
-use support::{TWO_TENANTS, TestHub};
+use support::{SyncStream, TWO_TENANTS, TestHub};
 
 fn now() -> u64 {
     std::time::SystemTime::now()
@@ -121,60 +119,13 @@ impl Agent {
     }
 }
 
-/// An open Sync stream.
-struct Stream {
-    _tx: mpsc::Sender<pb::AgentMessage>,
-    rx: tonic::Streaming<pb::HubMessage>,
-}
-
-async fn sync(ch: Channel, cluster: &str) -> Result<Stream, tonic::Status> {
-    let (tx, rx) = mpsc::channel(8);
-    for kind in [
-        pb::agent_message::Kind::Hello(pb::Hello {
-            cluster: cluster.into(),
-            agent_version: "test".into(),
-        }),
-        pb::agent_message::Kind::Update(pb::Update {
-            revision: 1,
-            full_state: true,
-            upserts: vec![],
-            deletes: vec![],
-        }),
-    ] {
-        tx.send(pb::AgentMessage { kind: Some(kind) })
-            .await
-            .unwrap();
-    }
-    let rx = SpokeServiceClient::new(ch)
-        .sync(ReceiverStream::new(rx))
-        .await?
-        .into_inner();
-    Ok(Stream { _tx: tx, rx })
-}
-
-impl Stream {
-    /// The next Ack/Nack (statuses skipped), or the error that ended the stream.
-    async fn verdict(&mut self) -> Result<pb::hub_message::Kind, tonic::Status> {
-        loop {
-            let m = tokio::time::timeout(Duration::from_secs(10), self.rx.message())
-                .await
-                .expect("the hub answered within 10 s")?
-                .ok_or_else(|| tonic::Status::unknown("stream ended without a status"))?;
-            match m.kind.unwrap() {
-                pb::hub_message::Kind::Status(_) => continue,
-                k => return Ok(k),
-            }
-        }
-    }
-}
-
 /// Opens a Sync stream for `agent`'s cluster and returns its first verdict.
 async fn sync_verdict(
     hub: &TestHub,
     agent: &Agent,
     cluster: &str,
-) -> Result<Stream, tonic::Status> {
-    let mut s = sync(hub.channel(Some(agent)).await, cluster).await?;
+) -> Result<SyncStream, tonic::Status> {
+    let mut s = SyncStream::open_with_empty_state(hub.channel(Some(agent)).await, cluster).await?;
     match s.verdict().await? {
         pb::hub_message::Kind::Ack(_) => Ok(s),
         other => panic!("expected Ack, got {other:?}"),
@@ -280,7 +231,7 @@ async fn expired_foreign_malformed_and_unregistered_tokens_are_refused() {
 async fn sync_and_renew_need_a_client_certificate() {
     let mut hub = start_hub().await;
     assert_refused(
-        sync(hub.channel(None).await, "east").await,
+        SyncStream::open_with_empty_state(hub.channel(None).await, "east").await,
         tonic::Code::Unauthenticated,
         "no client certificate",
     );

@@ -1,85 +1,11 @@
 //! The hub's agent-facing gRPC server, driven in-process over real mTLS on loopback: identity
 //! from the certificate only, admission verdicts in status, and hostile input refused cleanly.
 
-use std::time::Duration;
-
 use fleetgate_hub::identity::{self, SpiffeId};
-use fleetgate_proto::spoke::v1::{self as pb, spoke_service_client::SpokeServiceClient};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
+use fleetgate_proto::spoke::v1 as pb;
 
 mod support;
-use support::{TWO_TENANTS, TestHub, mtls_channel};
-
-/// An open Sync stream: send with `tx`, read replies from `rx`.
-struct Stream {
-    tx: mpsc::Sender<pb::AgentMessage>,
-    rx: tonic::Streaming<pb::HubMessage>,
-}
-
-async fn open(ch: Channel, cluster: &str) -> Result<Stream, tonic::Status> {
-    let (tx, rx) = mpsc::channel(8);
-    tx.send(pb::AgentMessage {
-        kind: Some(pb::agent_message::Kind::Hello(pb::Hello {
-            cluster: cluster.into(),
-            agent_version: "test".into(),
-        })),
-    })
-    .await
-    .unwrap();
-    let mut client = SpokeServiceClient::new(ch)
-        .max_encoding_message_size(64 * 1024 * 1024)
-        .max_decoding_message_size(fleetgate_proto::MAX_MESSAGE_BYTES);
-    let rx = client.sync(ReceiverStream::new(rx)).await?.into_inner();
-    Ok(Stream { tx, rx })
-}
-
-impl Stream {
-    async fn send(&self, revision: u64, full: bool, upserts: Vec<pb::Object>) {
-        self.tx
-            .send(pb::AgentMessage {
-                kind: Some(pb::agent_message::Kind::Update(pb::Update {
-                    revision,
-                    full_state: full,
-                    upserts,
-                    deletes: vec![],
-                })),
-            })
-            .await
-            .unwrap();
-    }
-
-    /// Next message that is not a Status, skipping statuses.
-    async fn next_verdict(&mut self) -> Result<pb::hub_message::Kind, tonic::Status> {
-        loop {
-            let m = tokio::time::timeout(Duration::from_secs(10), self.rx.message())
-                .await
-                .expect("hub answered within 10 s")?
-                .expect("stream open");
-            match m.kind.unwrap() {
-                pb::hub_message::Kind::Status(_) => continue,
-                k => return Ok(k),
-            }
-        }
-    }
-
-    /// Waits for a Status that satisfies `f`.
-    async fn status_where(&mut self, f: impl Fn(&pb::Status) -> bool) -> pb::Status {
-        loop {
-            let m = tokio::time::timeout(Duration::from_secs(10), self.rx.message())
-                .await
-                .expect("status within 10 s")
-                .unwrap()
-                .unwrap();
-            if let Some(pb::hub_message::Kind::Status(s)) = m.kind
-                && f(&s)
-            {
-                return s;
-            }
-        }
-    }
-}
+use support::{SyncStream, TWO_TENANTS, TestHub, mtls_channel};
 
 fn route(name: &str, host: &str, endpoint: &str) -> pb::Object {
     pb::Object {
@@ -132,7 +58,7 @@ fn parent_condition<'a>(s: &'a pb::Status, name: &str, ty: &str) -> Option<&'a p
 async fn admission_verdicts_reach_the_agent_per_object() {
     let mut hub = TestHub::start(TWO_TENANTS).await;
     let id = hub.issue("tenant-a", "east");
-    let mut s = open(mtls_channel(hub.agent_addr, &id).await.unwrap(), "east")
+    let mut s = SyncStream::open(mtls_channel(hub.agent_addr, &id).await.unwrap(), "east")
         .await
         .unwrap();
     s.send(
@@ -145,9 +71,7 @@ async fn admission_verdicts_reach_the_agent_per_object() {
         ],
     )
     .await;
-    assert!(
-        matches!(s.next_verdict().await.unwrap(), pb::hub_message::Kind::Ack(a) if a.revision == 1)
-    );
+    assert!(matches!(s.verdict().await.unwrap(), pb::hub_message::Kind::Ack(a) if a.revision == 1));
     let st = s
         .status_where(|st| parent_condition(st, "foreign-host", "Accepted").is_some())
         .await;
@@ -176,7 +100,7 @@ async fn admission_verdicts_reach_the_agent_per_object() {
     // A revision out of order is refused, and the stream stays usable.
     s.send(5, false, vec![]).await;
     assert!(
-        matches!(s.next_verdict().await.unwrap(), pb::hub_message::Kind::Nack(n) if n.message.contains("expected revision 2"))
+        matches!(s.verdict().await.unwrap(), pb::hub_message::Kind::Nack(n) if n.message.contains("expected revision 2"))
     );
     hub.stop().await;
 }
@@ -186,8 +110,9 @@ async fn identity_comes_from_the_certificate_only() {
     let mut hub = TestHub::start(TWO_TENANTS).await;
     let id = hub.issue("tenant-a", "east");
     // Naming another cluster than the certificate's is refused.
-    let err = match open(mtls_channel(hub.agent_addr, &id).await.unwrap(), "west").await {
-        Ok(mut s) => s.next_verdict().await.unwrap_err(),
+    let err = match SyncStream::open(mtls_channel(hub.agent_addr, &id).await.unwrap(), "west").await
+    {
+        Ok(mut s) => s.verdict().await.unwrap_err(),
         Err(e) => e,
     };
     assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
@@ -199,13 +124,13 @@ async fn identity_comes_from_the_certificate_only() {
 
     // A certificate for a cluster the hub does not know is refused.
     let unknown = hub.issue("tenant-a", "ghost");
-    let err = match open(
+    let err = match SyncStream::open(
         mtls_channel(hub.agent_addr, &unknown).await.unwrap(),
         "ghost",
     )
     .await
     {
-        Ok(mut s) => s.next_verdict().await.unwrap_err(),
+        Ok(mut s) => s.verdict().await.unwrap_err(),
         Err(e) => e,
     };
     assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
@@ -230,17 +155,17 @@ async fn identity_comes_from_the_certificate_only() {
     std::fs::copy(id.join("ca.crt"), foreign.join("ca.crt")).unwrap();
     let refused = match mtls_channel(hub.agent_addr, &foreign).await {
         Err(_) => true,
-        Ok(ch) => open(ch, "east").await.is_err(),
+        Ok(ch) => SyncStream::open(ch, "east").await.is_err(),
     };
     assert!(refused, "a certificate from a foreign CA must be refused");
 
     // The hub still serves the legitimate agent afterwards.
-    let mut s = open(mtls_channel(hub.agent_addr, &id).await.unwrap(), "east")
+    let mut s = SyncStream::open(mtls_channel(hub.agent_addr, &id).await.unwrap(), "east")
         .await
         .unwrap();
     s.send(1, true, vec![]).await;
     assert!(matches!(
-        s.next_verdict().await.unwrap(),
+        s.verdict().await.unwrap(),
         pb::hub_message::Kind::Ack(_)
     ));
     hub.stop().await;
@@ -250,26 +175,26 @@ async fn identity_comes_from_the_certificate_only() {
 async fn oversized_update_is_refused_and_nothing_is_stored() {
     let mut hub = TestHub::start(TWO_TENANTS).await;
     let id = hub.issue("tenant-a", "east");
-    let mut s = open(mtls_channel(hub.agent_addr, &id).await.unwrap(), "east")
+    let mut s = SyncStream::open(mtls_channel(hub.agent_addr, &id).await.unwrap(), "east")
         .await
         .unwrap();
     let mut big = route("big", "big.a.example", "10.1.0.5");
     big.creation_timestamp = "x".repeat(fleetgate_proto::MAX_MESSAGE_BYTES + 1);
     s.send(1, true, vec![big]).await;
-    let err = s.next_verdict().await.unwrap_err();
+    let err = s.verdict().await.unwrap_err();
     assert!(
         err.message().contains("too large") || err.message().contains("length"),
         "{err:?}"
     );
 
     // Reconnect: the oversized object was never stored, so the status holds nothing for it.
-    let mut s = open(mtls_channel(hub.agent_addr, &id).await.unwrap(), "east")
+    let mut s = SyncStream::open(mtls_channel(hub.agent_addr, &id).await.unwrap(), "east")
         .await
         .unwrap();
     s.send(1, true, vec![route("small", "small.a.example", "10.1.0.5")])
         .await;
     assert!(matches!(
-        s.next_verdict().await.unwrap(),
+        s.verdict().await.unwrap(),
         pb::hub_message::Kind::Ack(_)
     ));
     let st = s.status_where(|st| !st.objects.is_empty()).await;

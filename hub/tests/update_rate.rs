@@ -7,68 +7,26 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use fleetgate_proto::spoke::v1::{self as pb, spoke_service_client::SpokeServiceClient};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use fleetgate_proto::spoke::v1 as pb;
 
 mod support;
-use support::{TWO_TENANTS, TestHub, mtls_channel};
+use support::{SyncStream, TWO_TENANTS, TestHub, mtls_channel};
 
 /// tenant-a's cluster may send 2 updates a second (burst 2); tenant-b keeps the default rate.
 const QUOTAS: &str = r#"quotas:
   tenants:
     tenant-a: {updatesPerSecond: 2, updateBurst: 2}"#;
 
-struct Session {
-    tx: mpsc::Sender<pb::AgentMessage>,
-    rx: tonic::Streaming<pb::HubMessage>,
-}
-
-async fn open(addr: SocketAddr, identity_dir: &Path, cluster: &str) -> Session {
+/// Opens Sync for `cluster` with the identity in `identity_dir`.
+async fn open(addr: SocketAddr, identity_dir: &Path, cluster: &str) -> SyncStream {
     let ch = mtls_channel(addr, identity_dir).await.unwrap();
-    let (tx, rx) = mpsc::channel(8);
-    tx.send(pb::AgentMessage {
-        kind: Some(pb::agent_message::Kind::Hello(pb::Hello {
-            cluster: cluster.into(),
-            agent_version: "test".into(),
-        })),
-    })
-    .await
-    .unwrap();
-    let rx = SpokeServiceClient::new(ch)
-        .sync(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
-    Session { tx, rx }
+    SyncStream::open(ch, cluster).await.unwrap()
 }
 
-impl Session {
-    /// Sends Update `revision` and returns the hub's verdict on it (statuses skipped).
-    async fn update(&mut self, revision: u64, full: bool) -> pb::hub_message::Kind {
-        self.tx
-            .send(pb::AgentMessage {
-                kind: Some(pb::agent_message::Kind::Update(pb::Update {
-                    revision,
-                    full_state: full,
-                    upserts: vec![],
-                    deletes: vec![],
-                })),
-            })
-            .await
-            .unwrap();
-        loop {
-            let m = tokio::time::timeout(Duration::from_secs(10), self.rx.message())
-                .await
-                .expect("hub answered within 10 s")
-                .unwrap()
-                .expect("stream open");
-            match m.kind.unwrap() {
-                pb::hub_message::Kind::Status(_) => continue,
-                k => return k,
-            }
-        }
-    }
+/// Sends Update `revision` (no objects) and returns the hub's verdict on it.
+async fn update(s: &mut SyncStream, revision: u64, full: bool) -> pb::hub_message::Kind {
+    s.send(revision, full, vec![]).await;
+    s.verdict().await.unwrap()
 }
 
 fn nack_message(k: pb::hub_message::Kind, revision: u64) -> String {
@@ -92,9 +50,9 @@ async fn a_cluster_past_its_update_rate_gets_a_nack_and_others_do_not() {
     let b_id = hub.issue("tenant-b", "west");
     let mut a = open(hub.agent_addr, &a_id, "east").await;
 
-    assert_ack(a.update(1, true).await, 1);
-    assert_ack(a.update(2, false).await, 2);
-    let message = nack_message(a.update(3, false).await, 3);
+    assert_ack(update(&mut a, 1, true).await, 1);
+    assert_ack(update(&mut a, 2, false).await, 2);
+    let message = nack_message(update(&mut a, 3, false).await, 3);
     assert!(
         message.starts_with("rate limit: 2 updates/s (burst 2) for this cluster, retry after "),
         "{message}"
@@ -112,15 +70,15 @@ async fn a_cluster_past_its_update_rate_gets_a_nack_and_others_do_not() {
     // Tenant b sends as fast as its own (default) rate allows, undisturbed.
     let mut b = open(hub.agent_addr, &b_id, "west").await;
     for r in 1..=5 {
-        assert_ack(b.update(r, r == 1).await, r);
+        assert_ack(update(&mut b, r, r == 1).await, r);
     }
 
     // The refused revision is used up; a delta is refused until the full state comes.
     tokio::time::sleep(retry + Duration::from_millis(50)).await;
-    let message = nack_message(a.update(4, false).await, 4);
+    let message = nack_message(update(&mut a, 4, false).await, 4);
     assert!(message.contains("send the full state"), "{message}");
     tokio::time::sleep(Duration::from_millis(550)).await;
-    assert_ack(a.update(5, true).await, 5);
+    assert_ack(update(&mut a, 5, true).await, 5);
 
     hub.stop().await;
 }

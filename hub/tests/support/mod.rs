@@ -11,7 +11,9 @@ use std::time::Duration;
 use fleetgate_hub::config::{Config, RawConfig};
 use fleetgate_hub::identity::{self, SpiffeId};
 use fleetgate_hub::reload::ReloadSource;
-use tokio::sync::oneshot;
+use fleetgate_proto::spoke::v1::{self as pb, spoke_service_client::SpokeServiceClient};
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 /// Two tenants with one cluster each: `tenant-a`/`east` on `*.a.example` and 10.1.0.0/16,
@@ -215,4 +217,99 @@ pub async fn mtls_channel(
         .tls_config(tls)?
         .connect()
         .await
+}
+
+/// An open Sync stream, as an agent holds it: send Updates with `tx`, read replies from `rx`.
+pub struct SyncStream {
+    pub tx: mpsc::Sender<pb::AgentMessage>,
+    pub rx: tonic::Streaming<pb::HubMessage>,
+}
+
+impl SyncStream {
+    /// Opens Sync on `ch` with a Hello for `cluster`.
+    pub async fn open(ch: Channel, cluster: &str) -> Result<SyncStream, tonic::Status> {
+        SyncStream::open_sending(ch, vec![hello(cluster)]).await
+    }
+
+    /// Opens Sync on `ch` with a Hello for `cluster` and an empty full state (revision 1), both
+    /// queued before the call.
+    pub async fn open_with_empty_state(
+        ch: Channel,
+        cluster: &str,
+    ) -> Result<SyncStream, tonic::Status> {
+        let empty = pb::agent_message::Kind::Update(update(1, true, vec![]));
+        SyncStream::open_sending(ch, vec![hello(cluster), empty]).await
+    }
+
+    async fn open_sending(
+        ch: Channel,
+        first: Vec<pb::agent_message::Kind>,
+    ) -> Result<SyncStream, tonic::Status> {
+        let (tx, rx) = mpsc::channel(8);
+        for kind in first {
+            tx.send(pb::AgentMessage { kind: Some(kind) })
+                .await
+                .unwrap();
+        }
+        let mut client = SpokeServiceClient::new(ch)
+            .max_encoding_message_size(64 * 1024 * 1024)
+            .max_decoding_message_size(fleetgate_proto::MAX_MESSAGE_BYTES);
+        let rx = client.sync(ReceiverStream::new(rx)).await?.into_inner();
+        Ok(SyncStream { tx, rx })
+    }
+
+    /// Sends Update `revision` (`full` state or a delta) upserting `upserts`.
+    pub async fn send(&self, revision: u64, full: bool, upserts: Vec<pb::Object>) {
+        let kind = pb::agent_message::Kind::Update(update(revision, full, upserts));
+        self.tx
+            .send(pb::AgentMessage { kind: Some(kind) })
+            .await
+            .unwrap();
+    }
+
+    /// The next Ack/Nack (statuses skipped), or the error that ended the stream.
+    pub async fn verdict(&mut self) -> Result<pb::hub_message::Kind, tonic::Status> {
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(10), self.rx.message())
+                .await
+                .expect("the hub answered within 10 s")?
+                .ok_or_else(|| tonic::Status::unknown("stream ended without a status"))?;
+            match m.kind.unwrap() {
+                pb::hub_message::Kind::Status(_) => continue,
+                k => return Ok(k),
+            }
+        }
+    }
+
+    /// Waits for a Status that satisfies `f`.
+    pub async fn status_where(&mut self, f: impl Fn(&pb::Status) -> bool) -> pb::Status {
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(10), self.rx.message())
+                .await
+                .expect("status within 10 s")
+                .unwrap()
+                .unwrap();
+            if let Some(pb::hub_message::Kind::Status(s)) = m.kind
+                && f(&s)
+            {
+                return s;
+            }
+        }
+    }
+}
+
+fn hello(cluster: &str) -> pb::agent_message::Kind {
+    pb::agent_message::Kind::Hello(pb::Hello {
+        cluster: cluster.into(),
+        agent_version: "test".into(),
+    })
+}
+
+fn update(revision: u64, full_state: bool, upserts: Vec<pb::Object>) -> pb::Update {
+    pb::Update {
+        revision,
+        full_state,
+        upserts,
+        deletes: vec![],
+    }
 }
