@@ -37,7 +37,7 @@ use proptest::prelude::*;
 use prost::Message;
 
 mod support;
-use support::Listen;
+use support::{Listen, http_gateway, object_ref};
 
 /// The hub's own listeners and the data plane's address, placed INSIDE tenant CIDRs so that only
 /// the "own address" rule can keep them out.
@@ -202,14 +202,6 @@ fn rule(c: usize) -> impl Strategy<Value = pb::HttpRouteRule> {
             backends,
             ..Default::default()
         })
-}
-
-fn object_ref(kind: pb::Kind, name: &str) -> pb::ObjectRef {
-    pb::ObjectRef {
-        kind: kind as i32,
-        namespace: "default".into(),
-        name: name.into(),
-    }
 }
 
 fn gateway(c: usize) -> impl Strategy<Value = pb::Object> {
@@ -728,50 +720,9 @@ fn the_generated_scenarios_reach_the_data_plane() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), true, false);
     let fleet = Fleet::open(config.clone(), Store::open(&config.store_path).unwrap()).unwrap();
-    let gw = |host: &str| pb::Object {
-        r#ref: Some(object_ref(pb::Kind::Gateway, "gw")),
-        generation: 1,
-        creation_timestamp: "2026-01-01T00:00:00Z".into(),
-        spec: Some(pb::object::Spec::Gateway(pb::Gateway {
-            gateway_class_name: "fleetgate".into(),
-            listeners: vec![pb::Listener {
-                name: "l0".into(),
-                protocol: "HTTP".into(),
-                port: 80,
-                hostname: host.into(),
-                allowed_routes: None,
-                tls: None,
-            }],
-            allowed_listeners: None,
-        })),
-    };
-    let route = |host: &str, ip: &str| pb::Object {
-        r#ref: Some(object_ref(pb::Kind::HttpRoute, "r1")),
-        generation: 1,
-        creation_timestamp: "2026-01-01T00:00:00Z".into(),
-        spec: Some(pb::object::Spec::HttpRoute(pb::HttpRoute {
-            parent_refs: vec![pb::ParentRef {
-                namespace: "default".into(),
-                name: "gw".into(),
-                ..Default::default()
-            }],
-            hostnames: vec![host.into()],
-            rules: vec![pb::HttpRouteRule {
-                backends: vec![pb::Backend {
-                    namespace: "default".into(),
-                    name: "svc".into(),
-                    port: 8080,
-                    weight: 1,
-                    endpoints: vec![pb::Endpoint {
-                        address: ip.into(),
-                        port: 8080,
-                        ready: true,
-                    }],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        })),
+    let gw = |host: &str| http_gateway("gw", "l0", host);
+    let route = |host: &str, ip: &str| {
+        support::http_route("r1", "gw", host, support::backend("svc", 8080, ip, 8080))
     };
     let update = |objs| pb::Update {
         revision: 1,

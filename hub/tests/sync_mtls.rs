@@ -5,42 +5,14 @@ use fleetgate_hub::identity::{self, SpiffeId};
 use fleetgate_proto::spoke::v1 as pb;
 
 mod support;
-use support::{SyncStream, TWO_TENANTS, TestHub, mtls_channel};
+use support::{SyncStream, TWO_TENANTS, TestHub, backend, http_route, mtls_channel};
 
+/// HTTPRoute `name` (generation 7) on Gateway `web` for `host` -> Service `app`:80 with
+/// endpoint `endpoint`:30080.
 fn route(name: &str, host: &str, endpoint: &str) -> pb::Object {
-    pb::Object {
-        r#ref: Some(pb::ObjectRef {
-            kind: pb::Kind::HttpRoute as i32,
-            namespace: "default".into(),
-            name: name.into(),
-        }),
-        generation: 7,
-        creation_timestamp: "2026-01-01T00:00:00Z".into(),
-        spec: Some(pb::object::Spec::HttpRoute(pb::HttpRoute {
-            parent_refs: vec![pb::ParentRef {
-                namespace: "default".into(),
-                name: "web".into(),
-                ..Default::default()
-            }],
-            hostnames: vec![host.into()],
-            rules: vec![pb::HttpRouteRule {
-                backends: vec![pb::Backend {
-                    namespace: "default".into(),
-                    name: "app".into(),
-                    port: 80,
-                    weight: 1,
-                    problem: None,
-                    endpoints: vec![pb::Endpoint {
-                        address: endpoint.into(),
-                        port: 30080,
-                        ready: true,
-                    }],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        })),
-    }
+    let mut route = http_route(name, "web", host, backend("app", 80, endpoint, 30080));
+    route.generation = 7;
+    route
 }
 
 fn parent_condition<'a>(s: &'a pb::Status, name: &str, ty: &str) -> Option<&'a pb::Condition> {

@@ -313,3 +313,72 @@ fn update(revision: u64, full_state: bool, upserts: Vec<pb::Object>) -> pb::Upda
         deletes: vec![],
     }
 }
+
+/// Gateway `default/name` (generation 1), class `fleetgate`, with one HTTP listener
+/// `listener` on port 80 for `host`.
+pub fn http_gateway(name: &str, listener: &str, host: &str) -> pb::Object {
+    pb::Object {
+        r#ref: Some(object_ref(pb::Kind::Gateway, name)),
+        generation: 1,
+        creation_timestamp: "2026-01-01T00:00:00Z".into(),
+        spec: Some(pb::object::Spec::Gateway(pb::Gateway {
+            gateway_class_name: "fleetgate".into(),
+            listeners: vec![pb::Listener {
+                name: listener.into(),
+                protocol: "HTTP".into(),
+                port: 80,
+                hostname: host.into(),
+                allowed_routes: None,
+                tls: None,
+            }],
+            allowed_listeners: None,
+        })),
+    }
+}
+
+/// HTTPRoute `default/name` (generation 1) on Gateway `default/gateway` for `host`, one rule:
+/// all paths to `backend`.
+pub fn http_route(name: &str, gateway: &str, host: &str, backend: pb::Backend) -> pb::Object {
+    pb::Object {
+        r#ref: Some(object_ref(pb::Kind::HttpRoute, name)),
+        generation: 1,
+        creation_timestamp: "2026-01-01T00:00:00Z".into(),
+        spec: Some(pb::object::Spec::HttpRoute(pb::HttpRoute {
+            parent_refs: vec![pb::ParentRef {
+                namespace: "default".into(),
+                name: gateway.into(),
+                ..Default::default()
+            }],
+            hostnames: vec![host.into()],
+            rules: vec![pb::HttpRouteRule {
+                backends: vec![backend],
+                ..Default::default()
+            }],
+        })),
+    }
+}
+
+/// Service `default/svc` port `port` (weight 1) with one ready endpoint `address`:`target`.
+pub fn backend(svc: &str, port: u32, address: &str, target: u32) -> pb::Backend {
+    pb::Backend {
+        namespace: "default".into(),
+        name: svc.into(),
+        port,
+        weight: 1,
+        endpoints: vec![pb::Endpoint {
+            address: address.into(),
+            port: target,
+            ready: true,
+        }],
+        ..Default::default()
+    }
+}
+
+/// `default/name` of `kind`.
+pub fn object_ref(kind: pb::Kind, name: &str) -> pb::ObjectRef {
+    pb::ObjectRef {
+        kind: kind as i32,
+        namespace: "default".into(),
+        name: name.into(),
+    }
+}
