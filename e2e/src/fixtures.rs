@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use anyhow::{Context, ensure};
 
-use crate::fleet::{FleetTenant, TenantSpec};
+use crate::fleet::{Fleet, FleetTenant, TenantSpec};
 use crate::{TIMEOUT, eventually};
 
 /// Tenant A: owns `*.a.example`, its cluster's endpoints are in 127.0.1.0/24.
@@ -85,7 +85,7 @@ pub fn route_in(namespace: &str, name: &str, gateway: &str, hostname: &str, svc:
         namespace,
         name,
         &[&format!("{{name: {gateway}, namespace: default}}")],
-        &[hostname],
+        &[&format!("\"{hostname}\"")],
         &rule_to(None, &[(&format!("default/{svc}"), 1)]),
     )
 }
@@ -135,6 +135,19 @@ pub fn node_port_service(
 /// A NodePort Service for an HTTP echo backend: port 8080 -> targetPort 8080, `node_port`.
 pub fn http_service(namespace: &str, name: &str, node_port: u16) -> String {
     node_port_service(namespace, name, "TCP", 8080, node_port, None)
+}
+
+/// Waits until `GET <path>` with `Host: host` through the data plane answers 200 `body`.
+pub async fn wait_served(fleet: &Fleet, host: &str, path: &str, body: &str) {
+    eventually(TIMEOUT, || async {
+        let (status, got) = fleet.get(host, path).await?;
+        ensure!(
+            status == 200 && got == body,
+            "{host}{path}: status {status}, body {got:?} (want 200 {body:?})"
+        );
+        Ok(())
+    })
+    .await
 }
 
 /// The condition of `type_` in a `conditions` array (a Gateway, listener or route parent status).

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 use fleetgate_e2e::agent::IDENTITY_SECRET;
 use fleetgate_e2e::apiserver::AGENT_NAMESPACE;
-use fleetgate_e2e::fixtures::{TENANT_A, TENANT_B};
+use fleetgate_e2e::fixtures::{
+    TENANT_A, TENANT_B, class_and_http_gateway, simple_http_route, wait_served,
+};
 use fleetgate_e2e::fleet::CLUSTER;
 use fleetgate_e2e::{Agent, Echo, Fleet, FleetTenant, TIMEOUT, eventually};
 use k8s_openapi::api::core::v1::Secret;
@@ -28,56 +30,13 @@ async fn deploy_app(t: &FleetTenant, host: &str) -> Echo {
         .expect("NodePort Service and echo backend");
     t.cluster
         .apply(&format!(
-            r#"apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata:
-  name: fleetgate
-spec:
-  controllerName: fleetgate.dev/hub
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: web
-  namespace: default
-spec:
-  gatewayClassName: fleetgate
-  listeners:
-  - name: http
-    protocol: HTTP
-    port: 80
-    hostname: "{host}"
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: app
-  namespace: default
-spec:
-  parentRefs:
-  - name: web
-  hostnames: ["{host}"]
-  rules:
-  - backendRefs:
-    - name: echo
-      port: 8080
-"#
+            "{}---\n{}",
+            class_and_http_gateway(Some(host)),
+            simple_http_route("app", host, "echo")
         ))
         .await
         .expect("apply Gateway and HTTPRoute");
     echo
-}
-
-async fn wait_served(fleet: &Fleet, host: &str, body: &str) {
-    eventually(TIMEOUT, || async {
-        let (status, got) = fleet.get(host, "/").await?;
-        ensure!(
-            status == 200 && got == body,
-            "{host}: {status} {got:?} (want 200 {body:?})"
-        );
-        Ok(())
-    })
-    .await
 }
 
 /// The agent identity Secret of a tenant's cluster, once it exists.
@@ -127,8 +86,8 @@ async fn agents_enroll_with_a_token_a_replay_is_refused_and_a_removed_cluster_is
         .expect("fleet with enrolling agents starts");
     let _a = deploy_app(fleet.tenant("tenant-a"), "app.a.example").await;
     let _b = deploy_app(fleet.tenant("tenant-b"), "app.b.example").await;
-    wait_served(&fleet, "app.a.example", "tenant-a-echo").await;
-    wait_served(&fleet, "app.b.example", "tenant-b-echo").await;
+    wait_served(&fleet, "app.a.example", "/", "tenant-a-echo").await;
+    wait_served(&fleet, "app.b.example", "/", "tenant-b-echo").await;
 
     // The identity lives in the agent's Secret: certificate for this cluster, the key, the
     // hub CA, and only a fingerprint of the token.
@@ -193,7 +152,7 @@ async fn agents_enroll_with_a_token_a_replay_is_refused_and_a_removed_cluster_is
         "{log}"
     );
     // ... and nothing of the first agent's traffic was disturbed.
-    wait_served(&fleet, "app.a.example", "tenant-a-echo").await;
+    wait_served(&fleet, "app.a.example", "/", "tenant-a-echo").await;
 
     // tenant-a's cluster is removed from the hub's config.
     let mut tenants = fleet.hub.tenants().to_vec();
@@ -257,7 +216,7 @@ async fn an_enrolled_agent_renews_its_certificate_and_reuses_it_after_a_restart(
         .await
         .expect("fleet starts");
     let _a = deploy_app(fleet.tenant("tenant-a"), "app.a.example").await;
-    wait_served(&fleet, "app.a.example", "tenant-a-echo").await;
+    wait_served(&fleet, "app.a.example", "/", "tenant-a-echo").await;
     let first = certificate(&secret_bytes(
         &identity_secret(fleet.tenant("tenant-a")).await,
         "tls.crt",
@@ -277,7 +236,7 @@ async fn an_enrolled_agent_renews_its_certificate_and_reuses_it_after_a_restart(
         log.contains("reconnecting with the renewed certificate"),
         "{log}"
     );
-    wait_served(&fleet, "app.a.example", "tenant-a-echo").await;
+    wait_served(&fleet, "app.a.example", "/", "tenant-a-echo").await;
 
     // Restarted with the same token: the stored identity is reused, not re-enrolled (the token
     // is spent, so enrolling again would fail).
@@ -297,5 +256,5 @@ async fn an_enrolled_agent_renews_its_certificate_and_reuses_it_after_a_restart(
     })
     .await;
     fleet.ensure_running().unwrap();
-    wait_served(&fleet, "app.a.example", "tenant-a-echo").await;
+    wait_served(&fleet, "app.a.example", "/", "tenant-a-echo").await;
 }

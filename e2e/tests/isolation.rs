@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 use fleetgate_e2e::fixtures::{
     GATEWAY_CLASS, TENANT_A, TENANT_B, condition, gateway, http_route, http_service, listener,
-    rule_to,
+    rule_to, wait_served,
 };
 use fleetgate_e2e::fleet::{RAW_CLUSTER, TenantSpec};
 use fleetgate_e2e::sync_client::{self, ClientTls, SyncSession};
@@ -165,19 +165,6 @@ async fn deploy_victim(fleet: &Fleet, t: &FleetTenant, listener_host: &str, host
         .expect("apply HTTPRoute");
     wait_served(fleet, host, "/", &format!("{}-echo", t.name)).await;
     echo
-}
-
-/// Waits until `GET <path>` with `Host: host` through the data plane answers 200 `body`.
-async fn wait_served(fleet: &Fleet, host: &str, path: &str, body: &str) {
-    eventually(TIMEOUT, || async {
-        let (status, got) = fleet.get(host, path).await?;
-        ensure!(
-            status == 200 && got == body,
-            "{host}{path}: status {status}, body {got:?} (want 200 {body:?})"
-        );
-        Ok(())
-    })
-    .await
 }
 
 /// Waits until `kind/name` in the tenant's cluster has an `Accepted` condition that is False for

@@ -10,7 +10,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use fleetgate_e2e::fixtures::{TENANT_A, TENANT_B, condition};
+use fleetgate_e2e::fixtures::{
+    TENANT_A, TENANT_B, class_and_http_gateway, condition, simple_http_route,
+};
 use fleetgate_e2e::http::send;
 use fleetgate_e2e::tcp_echo::{L4Echo, free_dual_port_in, free_l4_range};
 use fleetgate_e2e::{Echo, Fleet, FleetTenant, TIMEOUT, eventually};
@@ -18,49 +20,13 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-const GATEWAY: &str = r#"apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata:
-  name: fleetgate
-spec:
-  controllerName: fleetgate.dev/hub
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: web
-  namespace: default
-spec:
-  gatewayClassName: fleetgate
-  listeners:
-  - name: http
-    protocol: HTTP
-    port: 80
-"#;
-
-fn route(name: &str, host: &str) -> String {
-    format!(
-        r#"apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: {name}
-  namespace: default
-spec:
-  parentRefs:
-  - name: web
-  hostnames: [{host}]
-  rules:
-  - backendRefs:
-    - name: app
-      port: 8080
-"#
-    )
-}
-
 /// A node, the Gateway and Service `app` with its echo backend in tenant `t`.
 async fn setup(t: &FleetTenant) -> Echo {
     let node = t.create_node("node-1", 10).await.expect("node");
-    t.cluster.apply(GATEWAY).await.expect("apply Gateway");
+    t.cluster
+        .apply(&class_and_http_gateway(None))
+        .await
+        .expect("apply Gateway");
     t.node_port_backend("app", node, &format!("{}-app", t.name))
         .await
         .expect("backend")
@@ -89,8 +55,14 @@ async fn request_rate_limit_is_per_tenant_and_oversized_headers_get_431() {
     let (a, b) = (fleet.tenant("tenant-a"), fleet.tenant("tenant-b"));
     let _echo_a = setup(a).await;
     let _echo_b = setup(b).await;
-    a.cluster.apply(&route("r", "app.a.example")).await.unwrap();
-    b.cluster.apply(&route("r", "app.b.example")).await.unwrap();
+    a.cluster
+        .apply(&simple_http_route("r", "app.a.example", "app"))
+        .await
+        .unwrap();
+    b.cluster
+        .apply(&simple_http_route("r", "app.b.example", "app"))
+        .await
+        .unwrap();
     wait_200(&fleet, "app.b.example").await;
     wait_200(&fleet, "app.a.example").await;
 
@@ -168,13 +140,22 @@ async fn routes_over_quota_are_rejected_in_status_and_older_ones_keep_serving() 
     .expect("fleet");
     let a = fleet.tenant("tenant-a");
     let _echo = setup(a).await;
-    a.cluster.apply(&route("r1", "r1.a.example")).await.unwrap();
+    a.cluster
+        .apply(&simple_http_route("r1", "r1.a.example", "app"))
+        .await
+        .unwrap();
     wait_200(&fleet, "r1.a.example").await;
-    a.cluster.apply(&route("r2", "r2.a.example")).await.unwrap();
+    a.cluster
+        .apply(&simple_http_route("r2", "r2.a.example", "app"))
+        .await
+        .unwrap();
     wait_200(&fleet, "r2.a.example").await;
 
     // The third route is one over the quota: rejected alone, with the quota in its status.
-    a.cluster.apply(&route("r3", "r3.a.example")).await.unwrap();
+    a.cluster
+        .apply(&simple_http_route("r3", "r3.a.example", "app"))
+        .await
+        .unwrap();
     eventually(TIMEOUT, || async {
         let r3 = a
             .cluster

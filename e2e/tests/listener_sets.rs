@@ -10,18 +10,10 @@
 //! Needs the product binaries: `cargo build --bins` first. Each test starts its own fleet.
 
 use anyhow::{Context, ensure};
-use fleetgate_e2e::fixtures::{TENANT_A, condition};
+use fleetgate_e2e::fixtures::{GATEWAY_CLASS, TENANT_A, condition};
 use fleetgate_e2e::pki::{Ca, Leaf};
 use fleetgate_e2e::{Echo, Fleet, TIMEOUT, eventually};
 use serde_json::Value;
-
-const CLASS: &str = r#"apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata:
-  name: fleetgate
-spec:
-  controllerName: fleetgate.dev/hub
-"#;
 
 /// Gateway `web` takes ListenerSets from its own namespace; its own listener serves
 /// www.a.example on port 80. Gateway `closed` leaves allowedListeners unset (None).
@@ -140,7 +132,7 @@ async fn a_listener_set_adds_a_port_and_hostname_to_its_gateway() {
     let ip = a.create_node("node-1", 10).await.unwrap();
     let _main = a.node_port_backend("main", ip, "main-echo").await.unwrap();
     let _alt = a.node_port_backend("alt", ip, "alt-echo").await.unwrap();
-    for y in [CLASS, GATEWAYS, LISTENER_SETS, ROUTES] {
+    for y in [GATEWAY_CLASS, GATEWAYS, LISTENER_SETS, ROUTES] {
         a.cluster.apply(y).await.unwrap();
     }
 
@@ -361,7 +353,7 @@ async fn a_team_brings_its_own_https_listener_and_certificate() {
         .await
         .unwrap();
     let yaml = format!(
-        r#"{CLASS}---
+        r#"{GATEWAY_CLASS}---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata:

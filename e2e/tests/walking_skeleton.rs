@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use fleetgate_e2e::fixtures::{
-    TENANT_A, TENANT_B, class_and_http_gateway, condition, http_route, rule_to,
+    TENANT_A, TENANT_B, class_and_http_gateway, condition, http_route, rule_to, wait_served,
 };
 use fleetgate_e2e::{Echo, Fleet, FleetTenant, TIMEOUT, eventually};
 use serde_json::Value;
@@ -47,19 +47,6 @@ async fn deploy_app(t: &FleetTenant, hostname: &str) -> Echo {
         .await
         .expect("apply HTTPRoute");
     echo
-}
-
-/// Waits until `GET <path>` with `Host: host` through the data plane answers 200 `body`.
-async fn wait_served(fleet: &Fleet, host: &str, path: &str, body: &str) {
-    eventually(TIMEOUT, || async {
-        let (status, got) = fleet.get(host, path).await?;
-        ensure!(
-            status == 200 && got == body,
-            "{host}{path}: status {status}, body {got:?} (want 200 {body:?})"
-        );
-        Ok(())
-    })
-    .await
 }
 
 /// Waits until `GET <path>` with `Host: host` answers `want` (e.g. 404).

@@ -3,29 +3,18 @@
 //! tokens; renewal; and a cluster removed or disabled by a config reload losing its stream, its
 //! certificate and its renewals.
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
 use std::time::Duration;
 
-use fleetgate_hub::config::RawConfig;
 use fleetgate_hub::enroll::token::{self, TokenKey};
 use fleetgate_hub::identity::{self, SpiffeId};
-use fleetgate_hub::reload::ReloadSource;
 use fleetgate_proto::enroll::v1::{
     EnrollRequest, EnrollResponse, RenewRequest, enroll_service_client::EnrollServiceClient,
 };
-use fleetgate_proto::spoke::v1::{self as pb, spoke_service_client::SpokeServiceClient};
-use tokio::sync::{mpsc, oneshot};
-use tokio_stream::wrappers::ReceiverStream;
+use fleetgate_proto::spoke::v1 as pb;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod support;
+use support::{SyncStream, TWO_TENANTS, TestHub};
 
 fn now() -> u64 {
     std::time::SystemTime::now()
@@ -34,108 +23,13 @@ fn now() -> u64 {
         .as_secs()
 }
 
-/// A hub run in-process from a config file it re-reads every 200 ms.
-struct Hub {
-    dir: tempfile::TempDir,
-    config_path: PathBuf,
-    agent_addr: SocketAddr,
-    xds: u16,
-    dp: u16,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+/// A hub run in-process from a config file it re-reads every 200 ms, serving [`TWO_TENANTS`].
+async fn start_hub() -> TestHub {
+    TestHub::start_with("identity: {certificateLifetime: 1h}", TWO_TENANTS, true).await
 }
 
-const BOTH: &str = r#"
-- name: tenant-a
-  hostnames: ["*.a.example"]
-  clusters: [{name: east, endpointCidrs: [10.1.0.0/16]}]
-- name: tenant-b
-  hostnames: ["*.b.example"]
-  clusters: [{name: west, endpointCidrs: [10.2.0.0/16]}]
-"#;
-
-impl Hub {
-    async fn start() -> Hub {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let dir = tempfile::tempdir().unwrap();
-        identity::init_ca(&dir.path().join("pki"), &["127.0.0.1".into()]).unwrap();
-        let mut hub = Hub {
-            config_path: dir.path().join("hub.yaml"),
-            dir,
-            agent_addr: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
-            xds: free_port(),
-            dp: free_port(),
-            stop: None,
-            task: None,
-        };
-        hub.write_config(BOTH);
-        hub.run().await;
-        hub
-    }
-
-    fn pki(&self) -> PathBuf {
-        self.dir.path().join("pki")
-    }
-
-    /// Writes the config file with `tenants` (YAML list) as its tenants.
-    fn write_config(&self, tenants: &str) {
-        let yaml = format!(
-            r#"
-agentListen: {agent}
-xdsListen: 127.0.0.1:{xds}
-pkiDir: {pki}
-storePath: {store}
-identity: {{certificateLifetime: 1h}}
-dataPlane:
-  address: 127.0.0.1
-  listeners: [{{port: 80, bind: "127.0.0.1:{dp}"}}]
-tenants: {tenants}
-"#,
-            agent = self.agent_addr,
-            xds = self.xds,
-            dp = self.dp,
-            pki = self.pki().display(),
-            store = self.dir.path().join("hub.redb").display(),
-        );
-        std::fs::write(&self.config_path, yaml).unwrap();
-    }
-
-    async fn run(&mut self) {
-        let config = RawConfig::from_file(&self.config_path)
-            .unwrap()
-            .validate()
-            .unwrap();
-        let source = ReloadSource {
-            path: self.config_path.clone(),
-            poll: Duration::from_millis(200),
-            trigger: None,
-        };
-        let (stop, stopped) = oneshot::channel();
-        self.stop = Some(stop);
-        self.task = Some(tokio::spawn(async move {
-            fleetgate_hub::run::run_reloading(config, Some(source), async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        }));
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(self.agent_addr)
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the hub did not listen");
-    }
-
-    async fn stop(&mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.take().unwrap().await.unwrap();
-    }
-
+/// Enrollment as an agent does it, against the hub's CA and token key.
+impl TestHub {
     fn token(&self, tenant: &str, cluster: &str, expires: u64) -> String {
         let key = TokenKey::load_or_create(&self.pki()).unwrap();
         token::mint(&key, tenant, cluster, expires).unwrap()
@@ -225,56 +119,13 @@ impl Agent {
     }
 }
 
-/// An open Sync stream.
-struct Stream {
-    _tx: mpsc::Sender<pb::AgentMessage>,
-    rx: tonic::Streaming<pb::HubMessage>,
-}
-
-async fn sync(ch: Channel, cluster: &str) -> Result<Stream, tonic::Status> {
-    let (tx, rx) = mpsc::channel(8);
-    for kind in [
-        pb::agent_message::Kind::Hello(pb::Hello {
-            cluster: cluster.into(),
-            agent_version: "test".into(),
-        }),
-        pb::agent_message::Kind::Update(pb::Update {
-            revision: 1,
-            full_state: true,
-            upserts: vec![],
-            deletes: vec![],
-        }),
-    ] {
-        tx.send(pb::AgentMessage { kind: Some(kind) })
-            .await
-            .unwrap();
-    }
-    let rx = SpokeServiceClient::new(ch)
-        .sync(ReceiverStream::new(rx))
-        .await?
-        .into_inner();
-    Ok(Stream { _tx: tx, rx })
-}
-
-impl Stream {
-    /// The next Ack/Nack (statuses skipped), or the error that ended the stream.
-    async fn verdict(&mut self) -> Result<pb::hub_message::Kind, tonic::Status> {
-        loop {
-            let m = tokio::time::timeout(Duration::from_secs(10), self.rx.message())
-                .await
-                .expect("the hub answered within 10 s")?
-                .ok_or_else(|| tonic::Status::unknown("stream ended without a status"))?;
-            match m.kind.unwrap() {
-                pb::hub_message::Kind::Status(_) => continue,
-                k => return Ok(k),
-            }
-        }
-    }
-}
-
 /// Opens a Sync stream for `agent`'s cluster and returns its first verdict.
-async fn sync_verdict(hub: &Hub, agent: &Agent, cluster: &str) -> Result<Stream, tonic::Status> {
-    let mut s = sync(hub.channel(Some(agent)).await, cluster).await?;
+async fn sync_verdict(
+    hub: &TestHub,
+    agent: &Agent,
+    cluster: &str,
+) -> Result<SyncStream, tonic::Status> {
+    let mut s = SyncStream::open_with_empty_state(hub.channel(Some(agent)).await, cluster).await?;
     match s.verdict().await? {
         pb::hub_message::Kind::Ack(_) => Ok(s),
         other => panic!("expected Ack, got {other:?}"),
@@ -297,7 +148,7 @@ fn assert_refused(r: Result<impl Sized, tonic::Status>, code: tonic::Code, words
 
 #[tokio::test]
 async fn an_enrolled_agent_syncs_and_its_token_cannot_be_replayed_even_after_a_restart() {
-    let mut hub = Hub::start().await;
+    let mut hub = start_hub().await;
     let token = hub.token("tenant-a", "east", now() + 900);
     let agent = hub.enroll(&token).await.unwrap();
     assert_eq!(
@@ -329,7 +180,7 @@ async fn an_enrolled_agent_syncs_and_its_token_cannot_be_replayed_even_after_a_r
 
 #[tokio::test]
 async fn expired_foreign_malformed_and_unregistered_tokens_are_refused() {
-    let mut hub = Hub::start().await;
+    let mut hub = start_hub().await;
     assert_refused(
         hub.enroll(&hub.token("tenant-a", "east", now() - 1)).await,
         tonic::Code::Unauthenticated,
@@ -378,9 +229,9 @@ async fn expired_foreign_malformed_and_unregistered_tokens_are_refused() {
 
 #[tokio::test]
 async fn sync_and_renew_need_a_client_certificate() {
-    let mut hub = Hub::start().await;
+    let mut hub = start_hub().await;
     assert_refused(
-        sync(hub.channel(None).await, "east").await,
+        SyncStream::open_with_empty_state(hub.channel(None).await, "east").await,
         tonic::Code::Unauthenticated,
         "no client certificate",
     );
@@ -396,7 +247,7 @@ async fn sync_and_renew_need_a_client_certificate() {
 
 #[tokio::test]
 async fn renewal_gives_a_new_certificate_for_a_new_key() {
-    let mut hub = Hub::start().await;
+    let mut hub = start_hub().await;
     let agent = hub
         .enroll(&hub.token("tenant-a", "east", now() + 900))
         .await
@@ -413,7 +264,7 @@ async fn renewal_gives_a_new_certificate_for_a_new_key() {
 
 #[tokio::test]
 async fn a_removed_cluster_loses_its_stream_its_certificate_and_its_renewals() {
-    let mut hub = Hub::start().await;
+    let mut hub = start_hub().await;
     let east = hub
         .enroll(&hub.token("tenant-a", "east", now() + 900))
         .await
@@ -460,7 +311,7 @@ async fn a_removed_cluster_loses_its_stream_its_certificate_and_its_renewals() {
     sync_verdict(&hub, &west, "west").await.unwrap();
 
     // Added back: the certificate issued before the removal stays refused; a new token works.
-    hub.write_config(BOTH);
+    hub.write_config(TWO_TENANTS);
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_refused(
         sync_verdict(&hub, &east, "east").await,
@@ -482,7 +333,7 @@ async fn a_removed_cluster_loses_its_stream_its_certificate_and_its_renewals() {
     sync_verdict(&hub, &east2, "east").await.unwrap();
 
     // Disabled (enabled: false): the same, and it survives a restart of the hub.
-    hub.write_config(&BOTH.replace(
+    hub.write_config(&TWO_TENANTS.replace(
         "{name: west, endpointCidrs: [10.2.0.0/16]}",
         "{name: west, endpointCidrs: [10.2.0.0/16], enabled: false}",
     ));
@@ -498,7 +349,7 @@ async fn a_removed_cluster_loses_its_stream_its_certificate_and_its_renewals() {
         "disabled",
     );
     hub.stop().await;
-    hub.write_config(BOTH);
+    hub.write_config(TWO_TENANTS);
     hub.run().await;
     assert_refused(
         sync_verdict(&hub, &west, "west").await,
@@ -511,7 +362,7 @@ async fn a_removed_cluster_loses_its_stream_its_certificate_and_its_renewals() {
 
 #[tokio::test]
 async fn a_stream_ends_when_its_certificate_expires() {
-    let mut hub = Hub::start().await;
+    let mut hub = start_hub().await;
     let out = hub.dir.path().join("short-lived");
     identity::issue_agent(
         &hub.pki(),

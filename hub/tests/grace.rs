@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fleetgate_hub::config::RawConfig;
 use fleetgate_hub::fleet::Fleet;
 use fleetgate_hub::model::ClusterKey;
 use fleetgate_hub::run::compile_view;
@@ -14,85 +13,26 @@ use fleetgate_hub::store::Store;
 use fleetgate_hub::xds::server::XdsHealth;
 use fleetgate_proto::spoke::v1 as pb;
 
+mod support;
+use support::{Listen, TENANT_A, backend, http_gateway, http_route};
+
 fn config(dir: &std::path::Path, grace: &str) -> fleetgate_hub::config::Config {
-    let yaml = format!(
-        r#"
-agentListen: 127.0.0.1:1
-xdsListen: 127.0.0.1:2
-pkiDir: {dir}/pki
-storePath: {dir}/hub.redb
-disconnectedClusterGracePeriod: "{grace}"
-dataPlane:
-  address: 127.0.0.1
-  listeners: [{{port: 80, bind: "127.0.0.1:3"}}]
-tenants:
-- name: tenant-a
-  hostnames: ["*.a.example"]
-  clusters: [{{name: east, endpointCidrs: [10.1.0.0/16]}}]
-"#,
-        dir = dir.display()
-    );
-    let raw: RawConfig = serde_yaml::from_str(&yaml).unwrap();
-    raw.validate().unwrap()
+    let grace = format!("disconnectedClusterGracePeriod: \"{grace}\"");
+    support::config(dir, &Listen::unused(), &grace, TENANT_A)
 }
 
 fn full_state() -> pb::Update {
-    let meta = |kind: pb::Kind, name: &str| pb::ObjectRef {
-        kind: kind as i32,
-        namespace: "default".into(),
-        name: name.into(),
-    };
     pb::Update {
         revision: 1,
         full_state: true,
         upserts: vec![
-            pb::Object {
-                r#ref: Some(meta(pb::Kind::Gateway, "gw")),
-                generation: 1,
-                creation_timestamp: "2026-01-01T00:00:00Z".into(),
-                spec: Some(pb::object::Spec::Gateway(pb::Gateway {
-                    gateway_class_name: "fleetgate".into(),
-                    listeners: vec![pb::Listener {
-                        name: "http".into(),
-                        protocol: "HTTP".into(),
-                        port: 80,
-                        hostname: "app.a.example".into(),
-                        allowed_routes: None,
-                        tls: None,
-                    }],
-                    allowed_listeners: None,
-                })),
-            },
-            pb::Object {
-                r#ref: Some(meta(pb::Kind::HttpRoute, "r")),
-                generation: 1,
-                creation_timestamp: "2026-01-01T00:00:00Z".into(),
-                spec: Some(pb::object::Spec::HttpRoute(pb::HttpRoute {
-                    parent_refs: vec![pb::ParentRef {
-                        namespace: "default".into(),
-                        name: "gw".into(),
-                        section_name: String::new(),
-                        port: 0,
-                        ..Default::default()
-                    }],
-                    hostnames: vec!["app.a.example".into()],
-                    rules: vec![pb::HttpRouteRule {
-                        backends: vec![pb::Backend {
-                            namespace: "default".into(),
-                            name: "web".into(),
-                            port: 8080,
-                            weight: 1,
-                            endpoints: vec![pb::Endpoint {
-                                address: "10.1.0.5".into(),
-                                port: 30080,
-                                ready: true,
-                            }],
-                            ..Default::default()
-                        }],
-                        ..Default::default()
-                    }],
-                })),
-            },
+            http_gateway("gw", "http", "app.a.example"),
+            http_route(
+                "r",
+                "gw",
+                "app.a.example",
+                backend("web", 8080, "10.1.0.5", 30080),
+            ),
         ],
         deletes: vec![],
     }

@@ -26,7 +26,7 @@ use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, route, route
 use fleetgate_hub::admit::patterns_overlap;
 use fleetgate_hub::compile::names::INVALID_BACKEND_CLUSTER;
 use fleetgate_hub::compile::{RouteAction, Snapshot, TlsChainAction, VirtualHost};
-use fleetgate_hub::config::{Config, RawConfig};
+use fleetgate_hub::config::Config;
 use fleetgate_hub::fleet::Fleet;
 use fleetgate_hub::model::ClusterKey;
 use fleetgate_hub::store::Store;
@@ -35,6 +35,9 @@ use fleetgate_hub::xds::resources::{self, ENDPOINT_TYPE, ROUTE_TYPE};
 use fleetgate_proto::spoke::v1 as pb;
 use proptest::prelude::*;
 use prost::Message;
+
+mod support;
+use support::{Listen, http_gateway, object_ref};
 
 /// The hub's own listeners and the data plane's address, placed INSIDE tenant CIDRs so that only
 /// the "own address" rule can keep them out.
@@ -46,16 +49,14 @@ const DATA_PLANE_BIND: &str = "0.0.0.0:18080";
 /// The operator's file: tenant `alpha` has two clusters (one whose CIDRs include every special
 /// range), tenant `beta` one; both may use `*.shared.example` and the `contested` names.
 fn config(dir: &Path, allow_a2: bool, allow_b1: bool) -> Arc<Config> {
-    let yaml = format!(
+    let listen = Listen {
+        agent: AGENT_LISTEN.into(),
+        xds: XDS_LISTEN.into(),
+        data_plane_address: DATA_PLANE_ADDRESS.into(),
+        data_plane_bind: DATA_PLANE_BIND.into(),
+    };
+    let tenants = format!(
         r#"
-agentListen: {AGENT_LISTEN}
-xdsListen: {XDS_LISTEN}
-pkiDir: {dir}/pki
-storePath: {dir}/hub.redb
-dataPlane:
-  address: {DATA_PLANE_ADDRESS}
-  listeners: [{{port: 80, bind: "{DATA_PLANE_BIND}"}}]
-tenants:
 - name: alpha
   hostnames: ['*.alpha.example', '*.shared.example', exact.contested.example]
   clusters:
@@ -69,11 +70,9 @@ tenants:
   - name: b1
     endpointCidrs: [10.3.0.0/16, 127.0.0.0/8, 169.254.0.0/16, 0.0.0.0/8, 224.0.0.0/4, '::1/128', 'fe80::/10', 'ff00::/8']
     allowSpecialAddresses: {allow_b1}
-"#,
-        dir = dir.display()
+"#
     );
-    let raw: RawConfig = serde_yaml::from_str(&yaml).expect("test config parses");
-    Arc::new(raw.validate().expect("test config is valid"))
+    Arc::new(support::config(dir, &listen, "", &tenants))
 }
 
 const CLUSTERS: [(&str, &str); 3] = [("alpha", "a1"), ("alpha", "a2"), ("beta", "b1")];
@@ -203,14 +202,6 @@ fn rule(c: usize) -> impl Strategy<Value = pb::HttpRouteRule> {
             backends,
             ..Default::default()
         })
-}
-
-fn object_ref(kind: pb::Kind, name: &str) -> pb::ObjectRef {
-    pb::ObjectRef {
-        kind: kind as i32,
-        namespace: "default".into(),
-        name: name.into(),
-    }
 }
 
 fn gateway(c: usize) -> impl Strategy<Value = pb::Object> {
@@ -729,50 +720,9 @@ fn the_generated_scenarios_reach_the_data_plane() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), true, false);
     let fleet = Fleet::open(config.clone(), Store::open(&config.store_path).unwrap()).unwrap();
-    let gw = |host: &str| pb::Object {
-        r#ref: Some(object_ref(pb::Kind::Gateway, "gw")),
-        generation: 1,
-        creation_timestamp: "2026-01-01T00:00:00Z".into(),
-        spec: Some(pb::object::Spec::Gateway(pb::Gateway {
-            gateway_class_name: "fleetgate".into(),
-            listeners: vec![pb::Listener {
-                name: "l0".into(),
-                protocol: "HTTP".into(),
-                port: 80,
-                hostname: host.into(),
-                allowed_routes: None,
-                tls: None,
-            }],
-            allowed_listeners: None,
-        })),
-    };
-    let route = |host: &str, ip: &str| pb::Object {
-        r#ref: Some(object_ref(pb::Kind::HttpRoute, "r1")),
-        generation: 1,
-        creation_timestamp: "2026-01-01T00:00:00Z".into(),
-        spec: Some(pb::object::Spec::HttpRoute(pb::HttpRoute {
-            parent_refs: vec![pb::ParentRef {
-                namespace: "default".into(),
-                name: "gw".into(),
-                ..Default::default()
-            }],
-            hostnames: vec![host.into()],
-            rules: vec![pb::HttpRouteRule {
-                backends: vec![pb::Backend {
-                    namespace: "default".into(),
-                    name: "svc".into(),
-                    port: 8080,
-                    weight: 1,
-                    endpoints: vec![pb::Endpoint {
-                        address: ip.into(),
-                        port: 8080,
-                        ready: true,
-                    }],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        })),
+    let gw = |host: &str| http_gateway("gw", "l0", host);
+    let route = |host: &str, ip: &str| {
+        support::http_route("r1", "gw", host, support::backend("svc", 8080, ip, 8080))
     };
     let update = |objs| pb::Update {
         revision: 1,

@@ -1,224 +1,18 @@
 //! The hub's agent-facing gRPC server, driven in-process over real mTLS on loopback: identity
 //! from the certificate only, admission verdicts in status, and hostile input refused cleanly.
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
-use std::time::Duration;
-
-use fleetgate_hub::config::RawConfig;
 use fleetgate_hub::identity::{self, SpiffeId};
-use fleetgate_proto::spoke::v1::{self as pb, spoke_service_client::SpokeServiceClient};
-use tokio::sync::{mpsc, oneshot};
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+use fleetgate_proto::spoke::v1 as pb;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod support;
+use support::{SyncStream, TWO_TENANTS, TestHub, backend, http_route, mtls_channel};
 
-struct Hub {
-    dir: tempfile::TempDir,
-    agent_addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Hub {
-    async fn start() -> Hub {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let dir = tempfile::tempdir().unwrap();
-        let pki = dir.path().join("pki");
-        identity::init_ca(&pki, &["127.0.0.1".into()]).unwrap();
-        let agent_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let yaml = format!(
-            r#"
-agentListen: {agent_addr}
-xdsListen: 127.0.0.1:{xds}
-pkiDir: {pki}
-storePath: {store}
-dataPlane:
-  address: 127.0.0.1
-  listeners: [{{port: 80, bind: "127.0.0.1:{dp}"}}]
-tenants:
-- name: tenant-a
-  hostnames: ["*.a.example"]
-  clusters: [{{name: east, endpointCidrs: [10.1.0.0/16]}}]
-- name: tenant-b
-  hostnames: ["*.b.example"]
-  clusters: [{{name: west, endpointCidrs: [10.2.0.0/16]}}]
-"#,
-            xds = free_port(),
-            dp = free_port(),
-            pki = pki.display(),
-            store = dir.path().join("hub.redb").display(),
-        );
-        let config: RawConfig = serde_yaml::from_str(&yaml).unwrap();
-        let config = config.validate().unwrap();
-        let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(async move {
-            fleetgate_hub::run::run(config, async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        });
-        // Wait until the agent port accepts connections.
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(agent_addr).await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Hub {
-            dir,
-            agent_addr,
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    fn issue(&self, tenant: &str, cluster: &str) -> std::path::PathBuf {
-        let out = self.dir.path().join(format!("{tenant}-{cluster}"));
-        let id = SpiffeId::new("fleetgate", tenant, cluster).unwrap();
-        identity::issue_agent(
-            &self.dir.path().join("pki"),
-            &id,
-            time::Duration::hours(1),
-            &out,
-        )
-        .unwrap();
-        out
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.take().unwrap().await.unwrap();
-    }
-}
-
-async fn channel(
-    addr: SocketAddr,
-    identity_dir: &Path,
-) -> Result<Channel, tonic::transport::Error> {
-    let read = |f: &str| std::fs::read(identity_dir.join(f)).unwrap();
-    let tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(read("ca.crt")))
-        .identity(Identity::from_pem(read("tls.crt"), read("tls.key")))
-        .domain_name(identity::HUB_SERVER_NAME);
-    Channel::from_shared(format!("https://{addr}"))
-        .unwrap()
-        .tls_config(tls)?
-        .connect()
-        .await
-}
-
-/// An open Sync stream: send with `tx`, read replies from `rx`.
-struct Stream {
-    tx: mpsc::Sender<pb::AgentMessage>,
-    rx: tonic::Streaming<pb::HubMessage>,
-}
-
-async fn open(ch: Channel, cluster: &str) -> Result<Stream, tonic::Status> {
-    let (tx, rx) = mpsc::channel(8);
-    tx.send(pb::AgentMessage {
-        kind: Some(pb::agent_message::Kind::Hello(pb::Hello {
-            cluster: cluster.into(),
-            agent_version: "test".into(),
-        })),
-    })
-    .await
-    .unwrap();
-    let mut client = SpokeServiceClient::new(ch)
-        .max_encoding_message_size(64 * 1024 * 1024)
-        .max_decoding_message_size(fleetgate_proto::MAX_MESSAGE_BYTES);
-    let rx = client.sync(ReceiverStream::new(rx)).await?.into_inner();
-    Ok(Stream { tx, rx })
-}
-
-impl Stream {
-    async fn send(&self, revision: u64, full: bool, upserts: Vec<pb::Object>) {
-        self.tx
-            .send(pb::AgentMessage {
-                kind: Some(pb::agent_message::Kind::Update(pb::Update {
-                    revision,
-                    full_state: full,
-                    upserts,
-                    deletes: vec![],
-                })),
-            })
-            .await
-            .unwrap();
-    }
-
-    /// Next message that is not a Status, skipping statuses.
-    async fn next_verdict(&mut self) -> Result<pb::hub_message::Kind, tonic::Status> {
-        loop {
-            let m = tokio::time::timeout(Duration::from_secs(10), self.rx.message())
-                .await
-                .expect("hub answered within 10 s")?
-                .expect("stream open");
-            match m.kind.unwrap() {
-                pb::hub_message::Kind::Status(_) => continue,
-                k => return Ok(k),
-            }
-        }
-    }
-
-    /// Waits for a Status that satisfies `f`.
-    async fn status_where(&mut self, f: impl Fn(&pb::Status) -> bool) -> pb::Status {
-        loop {
-            let m = tokio::time::timeout(Duration::from_secs(10), self.rx.message())
-                .await
-                .expect("status within 10 s")
-                .unwrap()
-                .unwrap();
-            if let Some(pb::hub_message::Kind::Status(s)) = m.kind
-                && f(&s)
-            {
-                return s;
-            }
-        }
-    }
-}
-
+/// HTTPRoute `name` (generation 7) on Gateway `web` for `host` -> Service `app`:80 with
+/// endpoint `endpoint`:30080.
 fn route(name: &str, host: &str, endpoint: &str) -> pb::Object {
-    pb::Object {
-        r#ref: Some(pb::ObjectRef {
-            kind: pb::Kind::HttpRoute as i32,
-            namespace: "default".into(),
-            name: name.into(),
-        }),
-        generation: 7,
-        creation_timestamp: "2026-01-01T00:00:00Z".into(),
-        spec: Some(pb::object::Spec::HttpRoute(pb::HttpRoute {
-            parent_refs: vec![pb::ParentRef {
-                namespace: "default".into(),
-                name: "web".into(),
-                ..Default::default()
-            }],
-            hostnames: vec![host.into()],
-            rules: vec![pb::HttpRouteRule {
-                backends: vec![pb::Backend {
-                    namespace: "default".into(),
-                    name: "app".into(),
-                    port: 80,
-                    weight: 1,
-                    problem: None,
-                    endpoints: vec![pb::Endpoint {
-                        address: endpoint.into(),
-                        port: 30080,
-                        ready: true,
-                    }],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        })),
-    }
+    let mut route = http_route(name, "web", host, backend("app", 80, endpoint, 30080));
+    route.generation = 7;
+    route
 }
 
 fn parent_condition<'a>(s: &'a pb::Status, name: &str, ty: &str) -> Option<&'a pb::Condition> {
@@ -234,9 +28,9 @@ fn parent_condition<'a>(s: &'a pb::Status, name: &str, ty: &str) -> Option<&'a p
 
 #[tokio::test]
 async fn admission_verdicts_reach_the_agent_per_object() {
-    let hub = Hub::start().await;
+    let mut hub = TestHub::start(TWO_TENANTS).await;
     let id = hub.issue("tenant-a", "east");
-    let mut s = open(channel(hub.agent_addr, &id).await.unwrap(), "east")
+    let mut s = SyncStream::open(mtls_channel(hub.agent_addr, &id).await.unwrap(), "east")
         .await
         .unwrap();
     s.send(
@@ -249,9 +43,7 @@ async fn admission_verdicts_reach_the_agent_per_object() {
         ],
     )
     .await;
-    assert!(
-        matches!(s.next_verdict().await.unwrap(), pb::hub_message::Kind::Ack(a) if a.revision == 1)
-    );
+    assert!(matches!(s.verdict().await.unwrap(), pb::hub_message::Kind::Ack(a) if a.revision == 1));
     let st = s
         .status_where(|st| parent_condition(st, "foreign-host", "Accepted").is_some())
         .await;
@@ -280,18 +72,19 @@ async fn admission_verdicts_reach_the_agent_per_object() {
     // A revision out of order is refused, and the stream stays usable.
     s.send(5, false, vec![]).await;
     assert!(
-        matches!(s.next_verdict().await.unwrap(), pb::hub_message::Kind::Nack(n) if n.message.contains("expected revision 2"))
+        matches!(s.verdict().await.unwrap(), pb::hub_message::Kind::Nack(n) if n.message.contains("expected revision 2"))
     );
     hub.stop().await;
 }
 
 #[tokio::test]
 async fn identity_comes_from_the_certificate_only() {
-    let hub = Hub::start().await;
+    let mut hub = TestHub::start(TWO_TENANTS).await;
     let id = hub.issue("tenant-a", "east");
     // Naming another cluster than the certificate's is refused.
-    let err = match open(channel(hub.agent_addr, &id).await.unwrap(), "west").await {
-        Ok(mut s) => s.next_verdict().await.unwrap_err(),
+    let err = match SyncStream::open(mtls_channel(hub.agent_addr, &id).await.unwrap(), "west").await
+    {
+        Ok(mut s) => s.verdict().await.unwrap_err(),
         Err(e) => e,
     };
     assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
@@ -303,8 +96,13 @@ async fn identity_comes_from_the_certificate_only() {
 
     // A certificate for a cluster the hub does not know is refused.
     let unknown = hub.issue("tenant-a", "ghost");
-    let err = match open(channel(hub.agent_addr, &unknown).await.unwrap(), "ghost").await {
-        Ok(mut s) => s.next_verdict().await.unwrap_err(),
+    let err = match SyncStream::open(
+        mtls_channel(hub.agent_addr, &unknown).await.unwrap(),
+        "ghost",
+    )
+    .await
+    {
+        Ok(mut s) => s.verdict().await.unwrap_err(),
         Err(e) => e,
     };
     assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
@@ -327,19 +125,19 @@ async fn identity_comes_from_the_certificate_only() {
     .unwrap();
     // Trust the real hub CA, but present the foreign identity.
     std::fs::copy(id.join("ca.crt"), foreign.join("ca.crt")).unwrap();
-    let refused = match channel(hub.agent_addr, &foreign).await {
+    let refused = match mtls_channel(hub.agent_addr, &foreign).await {
         Err(_) => true,
-        Ok(ch) => open(ch, "east").await.is_err(),
+        Ok(ch) => SyncStream::open(ch, "east").await.is_err(),
     };
     assert!(refused, "a certificate from a foreign CA must be refused");
 
     // The hub still serves the legitimate agent afterwards.
-    let mut s = open(channel(hub.agent_addr, &id).await.unwrap(), "east")
+    let mut s = SyncStream::open(mtls_channel(hub.agent_addr, &id).await.unwrap(), "east")
         .await
         .unwrap();
     s.send(1, true, vec![]).await;
     assert!(matches!(
-        s.next_verdict().await.unwrap(),
+        s.verdict().await.unwrap(),
         pb::hub_message::Kind::Ack(_)
     ));
     hub.stop().await;
@@ -347,28 +145,28 @@ async fn identity_comes_from_the_certificate_only() {
 
 #[tokio::test]
 async fn oversized_update_is_refused_and_nothing_is_stored() {
-    let hub = Hub::start().await;
+    let mut hub = TestHub::start(TWO_TENANTS).await;
     let id = hub.issue("tenant-a", "east");
-    let mut s = open(channel(hub.agent_addr, &id).await.unwrap(), "east")
+    let mut s = SyncStream::open(mtls_channel(hub.agent_addr, &id).await.unwrap(), "east")
         .await
         .unwrap();
     let mut big = route("big", "big.a.example", "10.1.0.5");
     big.creation_timestamp = "x".repeat(fleetgate_proto::MAX_MESSAGE_BYTES + 1);
     s.send(1, true, vec![big]).await;
-    let err = s.next_verdict().await.unwrap_err();
+    let err = s.verdict().await.unwrap_err();
     assert!(
         err.message().contains("too large") || err.message().contains("length"),
         "{err:?}"
     );
 
     // Reconnect: the oversized object was never stored, so the status holds nothing for it.
-    let mut s = open(channel(hub.agent_addr, &id).await.unwrap(), "east")
+    let mut s = SyncStream::open(mtls_channel(hub.agent_addr, &id).await.unwrap(), "east")
         .await
         .unwrap();
     s.send(1, true, vec![route("small", "small.a.example", "10.1.0.5")])
         .await;
     assert!(matches!(
-        s.next_verdict().await.unwrap(),
+        s.verdict().await.unwrap(),
         pb::hub_message::Kind::Ack(_)
     ));
     let st = s.status_where(|st| !st.objects.is_empty()).await;
