@@ -53,6 +53,8 @@ pub struct Leaf {
     pub uri_sans: Vec<String>,
     pub server_auth: bool,
     pub client_auth: bool,
+    /// Valid only in January 2020: an expired certificate, for tests that must see it refused.
+    pub expired: bool,
 }
 
 impl Leaf {
@@ -109,6 +111,16 @@ impl Ca {
         })
     }
 
+    /// An existing CA (e.g. the hub's, from its pki dir) from its certificate and key, PEM.
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> anyhow::Result<Self> {
+        let key = KeyPair::from_pem(key_pem).context("the CA key")?;
+        let issuer = Issuer::from_ca_cert_pem(cert_pem, key).context("the CA certificate")?;
+        Ok(Self {
+            issuer,
+            cert_pem: cert_pem.to_string(),
+        })
+    }
+
     /// The CA certificate, PEM.
     pub fn cert_pem(&self) -> &str {
         &self.cert_pem
@@ -137,6 +149,10 @@ impl Ca {
                 .push(DnType::OrganizationName, o.as_str());
         }
         params.is_ca = IsCa::ExplicitNoCa;
+        if leaf.expired {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2020, 1, 31);
+        }
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,

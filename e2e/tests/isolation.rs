@@ -3,8 +3,8 @@
 //! a clear reason, and that the victim tenant's requests keep returning 200 throughout: a
 //! [`VictimProbe`] polls the victim in a background task from before the attack until after it.
 //!
-//! Attacks on identity (replayed bootstrap token, expired certificate, removed cluster) belong to
-//! the enrollment work and are not here; see docs/security.md.
+//! An expired certificate signed by the hub's own CA is refused here (with the other hostile
+//! streams); a replayed bootstrap token and a removed cluster are in `enrollment.rs`.
 //!
 //! Needs the product binaries: `cargo build --bins` first. Each test starts its own fleet.
 
@@ -636,24 +636,29 @@ async fn hostile_streams_are_refused_and_the_hub_keeps_serving() {
         ca_pem: good.ca_pem.clone(),
         identity: Some((foreign.cert_pem, foreign.key_pem)),
     };
-    let refused: String = match sync_client::connect(hub_addr, &foreign_tls).await {
-        Err(e) => format!("connect: {e:#}"),
-        Ok(mut client) => match SyncSession::open(&mut client, RAW_CLUSTER).await {
-            Err(status) => format!("open: {status}"),
-            Ok(mut session) => {
-                session.send(update(1, true, vec![])).await;
-                match session.next_verdict(TIMEOUT).await {
-                    Ok(Err(status)) => format!("stream: {status}"),
-                    Ok(Ok(None)) => "stream closed".to_string(),
-                    Ok(Ok(Some(msg))) => panic!("the hub answered a foreign certificate: {msg:?}"),
-                    Err(e) => {
-                        panic!("the hub neither refused nor answered a foreign certificate: {e:#}")
-                    }
-                }
-            }
-        },
-    };
+    let refused = refusal(hub_addr, &foreign_tls, "a foreign certificate").await;
     eprintln!("foreign certificate refused: {refused}");
+
+    // An expired certificate signed by the hub's own CA, naming tenant B's raw cluster, is
+    // refused likewise (certificates are checked for validity at every handshake).
+    let pki = fleet.hub.pki_dir();
+    let hub_ca = fleetgate_e2e::pki::Ca::from_pem(
+        &std::fs::read_to_string(pki.join("ca.crt")).unwrap(),
+        &std::fs::read_to_string(pki.join("ca.key")).unwrap(),
+    )
+    .unwrap();
+    let mut expired_leaf = fleetgate_e2e::pki::Leaf::client("tenant-b-raw", &[]);
+    expired_leaf.uri_sans = vec![format!(
+        "spiffe://fleetgate/tenant/tenant-b/cluster/{RAW_CLUSTER}"
+    )];
+    expired_leaf.expired = true;
+    let expired = hub_ca.issue(&expired_leaf).unwrap();
+    let expired_tls = ClientTls {
+        ca_pem: good.ca_pem.clone(),
+        identity: Some((expired.cert_pem, expired.key_pem)),
+    };
+    let refused = refusal(hub_addr, &expired_tls, "an expired certificate").await;
+    eprintln!("expired certificate refused: {refused}");
 
     // An Update larger than the 16 MiB limit is refused with an error that says so.
     let mut client = sync_client::connect(hub_addr, &good).await.unwrap();
@@ -685,6 +690,26 @@ async fn hostile_streams_are_refused_and_the_hub_keeps_serving() {
     );
     fleet.ensure_running().unwrap();
     probe.assert_always_served("hostile streams").await;
+}
+
+/// Opens a Sync stream with `tls` and sends an empty full state; returns how the hub refused it
+/// (at the handshake, on the first RPC, or on the stream). Panics if the hub answers.
+async fn refusal(hub_addr: SocketAddr, tls: &ClientTls, what: &str) -> String {
+    match sync_client::connect(hub_addr, tls).await {
+        Err(e) => format!("connect: {e:#}"),
+        Ok(mut client) => match SyncSession::open(&mut client, RAW_CLUSTER).await {
+            Err(status) => format!("open: {status}"),
+            Ok(mut session) => {
+                session.send(update(1, true, vec![])).await;
+                match session.next_verdict(TIMEOUT).await {
+                    Ok(Err(status)) => format!("stream: {status}"),
+                    Ok(Ok(None)) => "stream closed".to_string(),
+                    Ok(Ok(Some(msg))) => panic!("the hub answered {what}: {msg:?}"),
+                    Err(e) => panic!("the hub neither refused nor answered {what}: {e:#}"),
+                }
+            }
+        },
+    }
 }
 
 // --- a flood -------------------------------------------------------------------------------------
