@@ -50,50 +50,48 @@ impl ObjectRef<'_> {
     }
 }
 
+/// The objects of one map of a cluster's intent (keyed by namespace/name), with their keys.
+fn keyed<'a, T>(
+    kind: Kind,
+    map: &'a BTreeMap<(String, String), T>,
+    wrap: fn(&'a T) -> ObjectRef<'a>,
+) -> impl Iterator<Item = (ObjectKey, ObjectRef<'a>)> {
+    map.iter().map(move |((ns, name), o)| {
+        let key = ObjectKey {
+            kind,
+            namespace: ns.clone(),
+            name: name.clone(),
+        };
+        (key, wrap(o))
+    })
+}
+
 /// Every object of a cluster's intent, with its key.
 pub fn objects(ci: &ClusterIntent) -> Vec<(ObjectKey, ObjectRef<'_>)> {
-    let key = |kind: Kind, (ns, name): &(String, String)| ObjectKey {
-        kind,
-        namespace: ns.clone(),
-        name: name.clone(),
-    };
-    let mut out = Vec::new();
-    out.extend(
-        ci.gateways
-            .iter()
-            .map(|(k, o)| (key(Kind::Gateway, k), ObjectRef::Gateway(o))),
-    );
-    out.extend(
-        ci.listener_sets
-            .iter()
-            .map(|(k, o)| (key(Kind::ListenerSet, k), ObjectRef::ListenerSet(o))),
-    );
-    out.extend(
-        ci.http_routes
-            .iter()
-            .map(|(k, o)| (key(Kind::HttpRoute, k), ObjectRef::HttpRoute(o))),
-    );
-    out.extend(
-        ci.tls_routes
-            .iter()
-            .map(|(k, o)| (key(Kind::TlsRoute, k), ObjectRef::TlsRoute(o))),
-    );
-    out.extend(
-        ci.grpc_routes
-            .iter()
-            .map(|(k, o)| (key(Kind::GrpcRoute, k), ObjectRef::GrpcRoute(o))),
-    );
-    out.extend(
-        ci.services
-            .iter()
-            .map(|(k, o)| (key(Kind::Service, k), ObjectRef::Service(o))),
-    );
-    out.extend(
-        ci.l4_routes
-            .iter()
-            .map(|(k, o)| (k.clone(), ObjectRef::L4Route(o))),
-    );
-    out
+    keyed(Kind::Gateway, &ci.gateways, ObjectRef::Gateway)
+        .chain(keyed(
+            Kind::ListenerSet,
+            &ci.listener_sets,
+            ObjectRef::ListenerSet,
+        ))
+        .chain(keyed(
+            Kind::HttpRoute,
+            &ci.http_routes,
+            ObjectRef::HttpRoute,
+        ))
+        .chain(keyed(Kind::TlsRoute, &ci.tls_routes, ObjectRef::TlsRoute))
+        .chain(keyed(
+            Kind::GrpcRoute,
+            &ci.grpc_routes,
+            ObjectRef::GrpcRoute,
+        ))
+        .chain(keyed(Kind::Service, &ci.services, ObjectRef::Service))
+        .chain(
+            ci.l4_routes
+                .iter()
+                .map(|(k, o)| (k.clone(), ObjectRef::L4Route(o))),
+        )
+        .collect()
 }
 
 /// What one object counts against its tenant's quotas.
