@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::OnceLock;
 
-use fleetgate_hub::admit::{self, Admitted, Policy};
+use fleetgate_hub::admit::{self, Policy};
 use fleetgate_hub::config::{Config, RawConfig};
 use fleetgate_hub::model::{ClusterIntent, ClusterKey, FleetIntent};
 use fleetgate_hub::{allocate, compile, fleet, sync, xds};
@@ -106,27 +106,7 @@ pub fn sync_admit(data: &[u8]) {
             continue;
         };
         match admit::admit(obj, &policy) {
-            Ok(Admitted::Gateway(g)) => {
-                ci.gateways.insert((k.namespace, k.name), g);
-            }
-            Ok(Admitted::HttpRoute(h)) => {
-                ci.http_routes.insert((k.namespace, k.name), h);
-            }
-            Ok(Admitted::TlsRoute(t)) => {
-                ci.tls_routes.insert((k.namespace, k.name), t);
-            }
-            Ok(Admitted::Service(s)) => {
-                ci.services.insert((k.namespace, k.name), s);
-            }
-            Ok(Admitted::L4Route(r)) => {
-                ci.l4_routes.insert(k, r);
-            }
-            Ok(Admitted::GrpcRoute(g)) => {
-                ci.grpc_routes.insert((k.namespace, k.name), g);
-            }
-            Ok(Admitted::ListenerSet(s)) => {
-                ci.listener_sets.insert((k.namespace, k.name), s);
-            }
+            Ok(admitted) => admitted.insert_into(k, &mut ci),
             Err(e) => {
                 let _ = admit::rejected_status(&k, obj, &e);
             }

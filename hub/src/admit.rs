@@ -86,6 +86,34 @@ pub enum Admitted {
 }
 
 impl Admitted {
+    /// Puts the object into `intent` under `key` (replacing an older version).
+    pub fn insert_into(self, key: ObjectKey, intent: &mut crate::model::ClusterIntent) {
+        let id = (key.namespace.clone(), key.name.clone());
+        match self {
+            Admitted::Gateway(o) => {
+                intent.gateways.insert(id, o);
+            }
+            Admitted::HttpRoute(o) => {
+                intent.http_routes.insert(id, o);
+            }
+            Admitted::TlsRoute(o) => {
+                intent.tls_routes.insert(id, o);
+            }
+            Admitted::Service(o) => {
+                intent.services.insert(id, o);
+            }
+            Admitted::L4Route(o) => {
+                intent.l4_routes.insert(key, o);
+            }
+            Admitted::GrpcRoute(o) => {
+                intent.grpc_routes.insert(id, o);
+            }
+            Admitted::ListenerSet(o) => {
+                intent.listener_sets.insert(id, o);
+            }
+        }
+    }
+
     /// Hostnames (exact or wildcard) the object claims for its tenant.
     pub fn hostnames(&self) -> Vec<String> {
         match self {

@@ -15,7 +15,7 @@ use fleetgate_proto::spoke::v1 as pb;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::admit::{self, Admitted, Policy};
+use crate::admit::{self, Policy};
 use crate::allocate::{self, AllocError, Allocations, Owner, PortKey, ServiceKey};
 use crate::config::{Config, Registration};
 use crate::grace::Links;
@@ -483,33 +483,9 @@ impl Fleet {
             };
             wire.insert(k.clone(), obj);
             match admit::admit(obj, &policy) {
-                Ok(Admitted::Gateway(g)) => {
+                Ok(admitted) => {
                     rejections.remove(&k);
-                    intent.gateways.insert((k.namespace, k.name), g);
-                }
-                Ok(Admitted::HttpRoute(h)) => {
-                    rejections.remove(&k);
-                    intent.http_routes.insert((k.namespace, k.name), h);
-                }
-                Ok(Admitted::TlsRoute(t)) => {
-                    rejections.remove(&k);
-                    intent.tls_routes.insert((k.namespace, k.name), t);
-                }
-                Ok(Admitted::Service(svc)) => {
-                    rejections.remove(&k);
-                    intent.services.insert((k.namespace, k.name), svc);
-                }
-                Ok(Admitted::L4Route(r)) => {
-                    rejections.remove(&k);
-                    intent.l4_routes.insert(k, r);
-                }
-                Ok(Admitted::GrpcRoute(g)) => {
-                    rejections.remove(&k);
-                    intent.grpc_routes.insert((k.namespace, k.name), g);
-                }
-                Ok(Admitted::ListenerSet(s)) => {
-                    rejections.remove(&k);
-                    intent.listener_sets.insert((k.namespace, k.name), s);
+                    admitted.insert_into(k, &mut intent);
                 }
                 Err(e) => {
                     tracing::info!(cluster = %key, object = ?k, reason = e.reason, "rejected: {}", e.message);
