@@ -7,11 +7,9 @@
 //! Kubernetes objects (the `--manifests` reader), then translated into the intent the agent
 //! sends. Bad input may be refused; it must never panic.
 
-use std::collections::BTreeSet;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::OnceLock;
 
-use fleetgate_hub::admit::{self, Policy};
+use fleetgate_hub::admit::{self, Policy, Reserved};
 use fleetgate_hub::config::{Config, RawConfig};
 use fleetgate_hub::model::{ClusterIntent, ClusterKey, FleetIntent};
 use fleetgate_hub::{allocate, compile, fleet, sync, xds};
@@ -48,8 +46,7 @@ tenants:
 struct Hub {
     config: Config,
     owners: std::collections::BTreeMap<String, String>,
-    reserved: BTreeSet<SocketAddr>,
-    reserved_ips: BTreeSet<IpAddr>,
+    reserved: Reserved,
 }
 
 fn hub() -> &'static Hub {
@@ -57,17 +54,12 @@ fn hub() -> &'static Hub {
     HUB.get_or_init(|| {
         let raw: RawConfig = serde_yaml::from_str(HUB_CONFIG).expect("the fuzz hub config parses");
         let config = raw.validate().expect("the fuzz hub config is valid");
-        let mut reserved: BTreeSet<SocketAddr> = [config.agent_listen, config.xds_listen].into();
-        reserved.extend(config.data_plane.listeners.iter().map(|l| l.bind));
-        let mut reserved_ips: BTreeSet<IpAddr> = [config.data_plane.address].into();
-        for p in &config.l4.pools {
-            reserved_ips.extend(p.addresses.iter().copied());
-        }
+        // A host with one interface address inside tenant a's CIDRs, beside loopback.
+        let reserved = Reserved::from_config(&config, ["10.0.0.7".parse().expect("an IP")].into());
         Hub {
             config,
             owners: [("*.b.example".to_string(), "b".to_string())].into(),
             reserved,
-            reserved_ips,
         }
     })
 }
@@ -94,7 +86,6 @@ pub fn sync_admit(data: &[u8]) {
         limits: &hub.config.limits,
         owners: &hub.owners,
         reserved: &hub.reserved,
-        reserved_ips: &hub.reserved_ips,
     };
     let mut ci = ClusterIntent::default();
     for d in &update.deletes {
@@ -120,7 +111,7 @@ pub fn sync_admit(data: &[u8]) {
     let _ = fleet::claims(&hub.owners, "a", &intent);
     let l4 = allocate::allocate(
         &hub.config.l4,
-        &hub.reserved,
+        &hub.reserved.listeners,
         &allocate::Allocations::new(),
         &fleet::wanted_ports(&intent),
     );

@@ -5,6 +5,7 @@
 //! Where it sits: `sync` -> **admit** -> `store`. Pure: the caller passes the tenant's policy and
 //! the current hostname owners; nothing here does I/O.
 
+pub mod endpoint;
 mod grpc;
 mod http;
 #[cfg(test)]
@@ -29,6 +30,7 @@ use crate::model::{
     PathMatch, Protocol, RouteParentStatus, ServicePort,
 };
 
+pub use endpoint::Reserved;
 pub use http::{MAX_REGEX_LEN, check_regex, parse_duration};
 
 /// Gateway API limits (from the CRD schemas) the hub enforces again, since agents are untrusted.
@@ -67,10 +69,8 @@ pub struct Policy<'a> {
     pub limits: &'a Limits,
     /// Hostname claims of all tenants: pattern -> owning tenant.
     pub owners: &'a BTreeMap<String, String>,
-    /// Socket addresses of the hub and the data plane; never allowed as endpoints.
-    pub reserved: &'a BTreeSet<SocketAddr>,
-    /// IPs never allowed as endpoints (the data plane's advertised address).
-    pub reserved_ips: &'a BTreeSet<IpAddr>,
+    /// The hub's and the data plane's own addresses; no endpoint may lead to one.
+    pub reserved: &'a Reserved,
 }
 
 /// An admitted object, in fleetgate's model.
@@ -724,27 +724,6 @@ fn admit_backend(b: &pb::Backend, policy: &Policy<'_>) -> Result<Backend, Reject
     })
 }
 
-/// Loopback, link-local, unspecified, multicast and broadcast addresses: never a tenant endpoint
-/// unless the operator allowed them for that cluster.
-fn is_special(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_multicast()
-                || v4.is_broadcast()
-        }
-        IpAddr::V6(v6) => {
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (v6.segments()[0] & 0xffc0) == 0xfe80
-                || v6.to_ipv4_mapped().is_some()
-        }
-    }
-}
-
 fn check_endpoint(e: &pb::Endpoint, policy: &Policy<'_>) -> Result<SocketAddr, Rejection> {
     let ip: IpAddr = e.address.parse().map_err(|_| Rejection {
         reason: "UnsupportedValue",
@@ -760,48 +739,7 @@ fn check_endpoint(e: &pb::Endpoint, policy: &Policy<'_>) -> Result<SocketAddr, R
             reason: "UnsupportedValue",
             message: format!("endpoint {ip}: port {} is not 1-65535", e.port),
         })?;
-    let addr = SocketAddr::new(ip, port);
-    let cluster = policy.cluster;
-    if !cluster.endpoint_cidrs.iter().any(|n| n.contains(&ip)) {
-        return reject(
-            "EndpointNotAllowed",
-            format!(
-                "endpoint {addr} is outside the networks registered for cluster {} ({}); ask the hub operator to add its network",
-                cluster.name,
-                cluster
-                    .endpoint_cidrs
-                    .iter()
-                    .map(|n| n.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        );
-    }
-    if is_special(ip) && !cluster.allow_special_addresses {
-        return reject(
-            "EndpointNotAllowed",
-            format!(
-                "endpoint {addr} is a loopback, link-local, unspecified or multicast address, which the hub refuses"
-            ),
-        );
-    }
-    if policy.reserved.iter().any(|r| reaches(*r, addr)) || policy.reserved_ips.contains(&ip) {
-        return reject(
-            "EndpointNotAllowed",
-            format!("endpoint {addr} is an address of the hub or the data plane itself"),
-        );
-    }
-    Ok(addr)
-}
-
-/// Whether a connection to `endpoint` reaches the hub's or data plane's listener bound at `bind`:
-/// the same address, or, for a listener bound to the unspecified address (all interfaces), the
-/// same port on loopback or on the unspecified address.
-fn reaches(bind: SocketAddr, endpoint: SocketAddr) -> bool {
-    bind == endpoint
-        || (bind.ip().is_unspecified()
-            && bind.port() == endpoint.port()
-            && (endpoint.ip().is_loopback() || endpoint.ip().is_unspecified()))
+    endpoint::check(ip, port, policy.cluster, policy.reserved)
 }
 
 /// Listener, rule and section names: DNS labels.
@@ -1334,7 +1272,9 @@ mod tests {
             .endpoint_cidrs
             .push("127.0.0.0/8".parse().unwrap());
         f.cluster.allow_special_addresses = true;
-        f.reserved.insert("0.0.0.0:18080".parse().unwrap());
+        f.reserved
+            .listeners
+            .insert("0.0.0.0:18080".parse().unwrap());
         for (ip, port, refused) in [
             ("127.0.0.1", 18080, true),
             ("127.0.0.53", 18080, true),

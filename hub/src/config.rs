@@ -69,6 +69,11 @@ pub struct RawConfig {
     /// Agent certificates (see `config/identity.rs`).
     #[serde(default)]
     pub identity: RawIdentityConfig,
+    /// Addresses or networks no tenant endpoint may lead to, on any port, besides the ones the
+    /// hub finds itself (its listeners, the data plane's, this host's interfaces): NAT and
+    /// load-balancer addresses in front of the hub or Envoy, Envoy hosts other than this one.
+    #[serde(default)]
+    pub reserved_addresses: Vec<IpNet>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -353,6 +358,8 @@ pub struct Config {
     /// `dataPlane.admin`: never a tenant's listener, allocation or endpoint.
     pub data_plane_admin: Option<SocketAddr>,
     pub identity: IdentityConfig,
+    /// See `RawConfig::reserved_addresses`; used through `admit::Reserved`.
+    pub reserved_addresses: Vec<IpNet>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -523,6 +530,7 @@ impl RawConfig {
             quotas,
             data_plane_admin: self.data_plane.admin,
             identity,
+            reserved_addresses: self.reserved_addresses,
         })
     }
 }

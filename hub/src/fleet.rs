@@ -8,14 +8,14 @@
 //! works keeps working, and the tenant sees the rejection in status.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use fleetgate_proto::spoke::v1 as pb;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::admit::{self, Policy};
+use crate::admit::{self, Policy, Reserved};
 use crate::allocate::{self, AllocError, Allocations, Owner, PortKey, ServiceKey};
 use crate::config::{Config, Registration};
 use crate::grace::Links;
@@ -67,6 +67,9 @@ struct State {
     /// Per cluster: objects rejected only for their tenant's quota, as sent; admitted again
     /// with the cluster's next Update, in case room was made.
     over_quota: BTreeMap<ClusterKey, BTreeMap<ObjectKey, pb::Object>>,
+    /// The hub's and the data plane's own addresses, from the configuration and this host's
+    /// interfaces; replaced by `reconfigure` and `set_host_addresses`.
+    reserved: Arc<Reserved>,
 }
 
 /// What the compile loop reads: accepted intent plus the statuses of rejected objects.
@@ -84,6 +87,9 @@ pub struct FleetView {
     /// Per cluster, a number that changes whenever the cluster's intent is replaced, so the
     /// compiler's memo can skip comparing unchanged intent (`compile::Memo::compile_revised`).
     pub revisions: BTreeMap<ClusterKey, u64>,
+    /// The addresses no endpoint may lead to now; stored intent admitted before they changed
+    /// is checked again against them when compiled (`run::compile_view`).
+    pub reserved: Arc<Reserved>,
 }
 
 /// Every Service port and Gateway TCP/UDP listener port the fleet's intent wants an allocation
@@ -155,8 +161,6 @@ pub struct Fleet {
     revoked_before: Mutex<BTreeMap<ClusterKey, i64>>,
     store: Store,
     state: Mutex<State>,
-    reserved: BTreeSet<SocketAddr>,
-    reserved_ips: BTreeSet<IpAddr>,
     revision: watch::Sender<u64>,
     links: Mutex<Links>,
     update_rate: Mutex<UpdateRate>,
@@ -174,27 +178,18 @@ impl Fleet {
                 .get(&k.tenant)
                 .is_some_and(|t| t.clusters.contains_key(&k.cluster))
         });
-        let mut reserved: BTreeSet<SocketAddr> = [config.agent_listen, config.xds_listen].into();
-        reserved.extend(config.data_plane.listeners.iter().map(|l| l.bind));
-        // The data plane's admin port is never a tenant's, on any address.
-        if let Some(admin) = config.data_plane_admin {
-            reserved.insert(admin);
-            reserved.insert(SocketAddr::new(
-                std::net::Ipv4Addr::UNSPECIFIED.into(),
-                admin.port(),
-            ));
-        }
-        // The data plane's own addresses, including every L4 pool address, are never endpoints.
-        let mut reserved_ips: BTreeSet<IpAddr> = [config.data_plane.address].into();
-        for p in &config.l4.pools {
-            reserved_ips.extend(p.addresses.iter().copied());
-            reserved_ips.extend(p.bind);
-        }
+        let host = crate::host::interface_addresses().unwrap_or_else(|e| {
+            tracing::warn!(
+                "cannot read this host's interface addresses ({e}); only loopback is reserved for listeners bound to all interfaces: list the others in reservedAddresses"
+            );
+            BTreeSet::new()
+        });
+        let reserved = Reserved::from_config(&config, host);
         // Stored allocations are kept (rule 1 of `allocate`); ports of Services loaded without
         // one (a pool that was exhausted) get one now if the configuration allows.
         let l4 = allocate::allocate(
             &config.l4,
-            &reserved,
+            &reserved.listeners,
             &store.load_allocations()?,
             &wanted_ports(&intent),
         );
@@ -211,9 +206,8 @@ impl Fleet {
                 l4,
                 over_quota: BTreeMap::new(),
                 revisions: BTreeMap::new(),
+                reserved: Arc::new(reserved),
             }),
-            reserved,
-            reserved_ips,
             revision: watch::channel(0).0,
             links: Mutex::new(links),
             update_rate: Mutex::new(UpdateRate::default()),
@@ -247,6 +241,7 @@ impl Fleet {
             allocation_failures: s.l4.failures.clone(),
             withdrawn,
             revisions: s.revisions.clone(),
+            reserved: s.reserved.clone(),
         }
     }
 
@@ -305,6 +300,10 @@ impl Fleet {
         let revoked = self
             .store
             .reconcile_clusters(&config.active_clusters(), unix_now())?;
+        *self
+            .revoked_before
+            .lock()
+            .expect("fleet revocation lock poisoned") = revoked;
         {
             let mut state = self.state.lock().expect("fleet state lock poisoned");
             let gone: Vec<ClusterKey> = state
@@ -320,7 +319,7 @@ impl Fleet {
                 let owners = claims(&st.owners, &key.tenant, fleet);
                 let l4 = allocate::allocate(
                     &config.l4,
-                    &self.reserved,
+                    &st.reserved.listeners,
                     &st.l4.allocations,
                     &wanted_ports(fleet),
                 );
@@ -335,14 +334,33 @@ impl Fleet {
                 st.rejections.remove(&key);
                 tracing::info!(cluster = %key, "cluster removed from the configuration: its intent is withdrawn");
             }
+            state.reserved = Arc::new(Reserved::from_config(&config, state.reserved.host.clone()));
+            // Under the state lock, so that `set_host_addresses` never pairs the new host
+            // addresses with the previous configuration.
+            self.config.send_replace(config);
         }
-        *self
-            .revoked_before
-            .lock()
-            .expect("fleet revocation lock poisoned") = revoked;
-        self.config.send_replace(config);
         self.revision.send_modify(|r| *r += 1);
         Ok(())
+    }
+
+    /// Takes this host's interface addresses as they are now (read at start, at reload and when
+    /// they change, see `reload::run`): listeners bound to all interfaces are reserved on each.
+    /// Returns whether they changed; stored endpoints that now lead to the hub or the data
+    /// plane leave the data plane at the next compile.
+    pub fn set_host_addresses(&self, host: BTreeSet<IpAddr>) -> bool {
+        {
+            let mut state = self.state.lock().expect("fleet state lock poisoned");
+            if state.reserved.host == host {
+                return false;
+            }
+            tracing::info!(
+                addresses = ?host,
+                "this host's interface addresses changed: reserved for the hub's and data plane's listeners bound to all interfaces"
+            );
+            state.reserved = Arc::new(Reserved::from_config(&self.config(), host));
+        }
+        self.revision.send_modify(|r| *r += 1);
+        true
     }
 
     /// Records an open agent stream of `key` until the returned guard is dropped.
@@ -463,13 +481,13 @@ impl Fleet {
         };
         // Claims of other tenants, plus this tenant's claims from its other clusters.
         let owners = state.owners.clone();
+        let reserved = state.reserved.clone();
         let policy = Policy {
             tenant,
             cluster,
             limits: &config.limits,
             owners: &owners,
-            reserved: &self.reserved,
-            reserved_ips: &self.reserved_ips,
+            reserved: &reserved,
         };
         let mut wire: BTreeMap<ObjectKey, &pb::Object> = BTreeMap::new();
         for obj in update.upserts.iter().chain(&waiting) {
@@ -539,7 +557,7 @@ impl Fleet {
         let owners = claims(&st.owners, &key.tenant, fleet);
         let l4 = allocate::allocate(
             &config.l4,
-            &self.reserved,
+            &st.reserved.listeners,
             &st.l4.allocations,
             &wanted_ports(fleet),
         );
@@ -695,6 +713,7 @@ pub fn claims(
 mod tests {
     use super::*;
     use crate::config::RawConfig;
+    use std::net::SocketAddr;
 
     fn config(dir: &std::path::Path, ports: (u16, u16)) -> Arc<Config> {
         let yaml = format!(

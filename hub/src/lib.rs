@@ -25,6 +25,7 @@ pub mod config;
 pub mod enroll;
 pub mod fleet;
 pub mod grace;
+pub mod host;
 pub mod identity;
 pub mod model;
 pub mod quotas;

@@ -1,5 +1,6 @@
 //! Configuration reload: the hub re-reads its config file on SIGHUP and whenever the file's
 //! contents change (checked every few seconds), and hands the result to `Fleet::reconfigure`.
+//! On the same ticks it re-reads this host's interface addresses (`Fleet::set_host_addresses`).
 //!
 //! Where it sits: beside the data path, feeding `fleet` (step 6). Only what can change safely at
 //! run time is taken from the new file: tenants, their clusters (`enabled`), limits, identity
@@ -79,6 +80,15 @@ pub async fn run(
                 }
             } => true,
         };
+        // This host's addresses are re-read on every tick and reload (`admit::Reserved`).
+        match crate::host::interface_addresses() {
+            Ok(host) => {
+                fleet.set_host_addresses(host);
+            }
+            Err(e) => tracing::warn!(
+                "cannot re-read this host's interface addresses, the last ones stay reserved: {e}"
+            ),
+        }
         let now = std::fs::read(&source.path).ok();
         if !forced && now == last {
             continue;

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
+use crate::admit::{Reserved, endpoint};
 use crate::compile::{self, Snapshot};
 use crate::config::Config;
 use crate::enroll::EnrollServer;
@@ -95,6 +96,7 @@ pub fn compile_view_with(
         &view.allocation_failures,
     );
     let mut snapshot = compiled.snapshot;
+    withdraw_forbidden_endpoints(&mut snapshot, config, &view.reserved);
     crate::traffic_limits::apply(&mut snapshot, &config.quotas);
     let mut statuses: BTreeMap<ClusterKey, Arc<Vec<_>>> = compiled.statuses;
     for nack in health.nacks.values() {
@@ -119,6 +121,39 @@ pub fn compile_view_with(
         list.sort_by(|a, b| a.key.cmp(&b.key));
     }
     (snapshot, Arc::new(statuses))
+}
+
+/// Endpoints are admitted against the configuration and the host's addresses of that moment;
+/// when either changes (a reload narrows a cluster's CIDRs, an interface gets an address inside
+/// them), stored endpoints that the rule now refuses leave the data plane here, at once, rather
+/// than when their cluster next sends them. The same rule as admission (`admit::endpoint`).
+fn withdraw_forbidden_endpoints(snapshot: &mut Snapshot, config: &Config, reserved: &Reserved) {
+    for c in &mut snapshot.clusters {
+        let Some(owner) = c.source.as_ref().map(|s| s.cluster.clone()) else {
+            continue;
+        };
+        let registered = config
+            .tenants
+            .get(&owner.tenant)
+            .and_then(|t| t.clusters.get(&owner.cluster));
+        let allowed = |e: &std::net::SocketAddr| {
+            registered.is_some_and(|rc| endpoint::check(e.ip(), e.port(), rc, reserved).is_ok())
+        };
+        if c.endpoints.iter().all(allowed) {
+            continue;
+        }
+        let c = Arc::make_mut(c);
+        c.endpoints.retain(|e| {
+            let keep = allowed(e);
+            if !keep {
+                tracing::warn!(
+                    cluster = %owner, upstream = %c.name, endpoint = %e,
+                    "endpoint withdrawn from the data plane: the configuration or this host's addresses changed since it was admitted and now refuse it"
+                );
+            }
+            keep
+        });
+    }
 }
 
 fn mark_rejected_by_data_plane(status: &mut ObjectStatus, message: &str) {

@@ -8,13 +8,19 @@
 //! - no hostname is served to two tenants (no two served hostname patterns of different tenants
 //!   overlap), and a tenant only serves hostnames its allowed patterns cover;
 //! - no loopback, link-local, unspecified, multicast or broadcast endpoint appears unless the
-//!   operator allowed special addresses for that cluster, and no endpoint is an address of the
-//!   hub or the data plane.
+//!   operator allowed special addresses for that cluster, and no endpoint leads to the hub or
+//!   the data plane.
+//!
+//! Endpoints are judged by where the kernel connects, not by how the address is written: the
+//! oracle takes every destination of an address from `admit::endpoint::destinations` (the
+//! unspecified address is this host's loopback, IPv4-mapped/compatible, NAT64, 6to4 and Teredo
+//! addresses lead to the IPv4 address they carry) and judges each one with its own copy of the
+//! rules, including this host's interface addresses for listeners bound to all interfaces.
 //!
 //! The generator draws hostnames from both tenants' allowed patterns, from a pattern both are
 //! allowed (so that ownership, not the allowlist, decides) and from hostile ones; endpoints from
-//! both tenants' CIDRs, loopback, link-local, unspecified, multicast, the hub's own listeners
-//! and the data plane's address.
+//! both tenants' CIDRs, loopback, link-local, unspecified, multicast, the hub's own listeners,
+//! the data plane's address, this host's interface addresses, and IPv6 forms embedding each.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -23,6 +29,7 @@ use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::endpoint::v3::{ClusterLoadAssignment, lb_endpoint};
 use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, route, route_action};
+use fleetgate_hub::admit::endpoint::destinations;
 use fleetgate_hub::admit::patterns_overlap;
 use fleetgate_hub::compile::names::INVALID_BACKEND_CLUSTER;
 use fleetgate_hub::compile::{RouteAction, Snapshot, TlsChainAction, VirtualHost};
@@ -45,6 +52,10 @@ const AGENT_LISTEN: &str = "10.1.0.1:7443";
 const XDS_LISTEN: &str = "127.0.0.1:18000";
 const DATA_PLANE_ADDRESS: &str = "10.3.0.1";
 const DATA_PLANE_BIND: &str = "0.0.0.0:18080";
+/// This host's interface addresses (given to the fleet as `crate::host` would read them), one
+/// inside alpha/a2's CIDRs and one inside beta/b1's: through them the data plane's listener bound
+/// to all interfaces is reachable.
+const HOST_ADDRESSES: [&str; 4] = ["127.0.0.1", "::1", "10.2.0.9", "10.3.0.7"];
 
 /// The operator's file: tenant `alpha` has two clusters (one whose CIDRs include every special
 /// range), tenant `beta` one; both may use `*.shared.example` and the `contested` names.
@@ -62,13 +73,13 @@ fn config(dir: &Path, allow_a2: bool, allow_b1: bool) -> Arc<Config> {
   clusters:
   - {{name: a1, endpointCidrs: [10.1.0.0/16]}}
   - name: a2
-    endpointCidrs: [10.2.0.0/16, 127.0.0.0/8, 169.254.0.0/16, 0.0.0.0/32, 224.0.0.0/4, 255.255.255.255/32, '::/128', '::1/128', 'fe80::/10', 'ff00::/8']
+    endpointCidrs: [10.2.0.0/16, 127.0.0.0/8, 169.254.0.0/16, 0.0.0.0/32, 224.0.0.0/4, 255.255.255.255/32, '::/128', '::1/128', 'fe80::/10', 'ff00::/8', '::/96', '64:ff9b::/96', '64:ff9b:1::/48', '2002::/16', '2001::/32']
     allowSpecialAddresses: {allow_a2}
 - name: beta
   hostnames: ['*.beta.example', '*.shared.example', '*.contested.example', exact.contested.example]
   clusters:
   - name: b1
-    endpointCidrs: [10.3.0.0/16, 127.0.0.0/8, 169.254.0.0/16, 0.0.0.0/8, 224.0.0.0/4, '::1/128', 'fe80::/10', 'ff00::/8']
+    endpointCidrs: [10.3.0.0/16, 127.0.0.0/8, 169.254.0.0/16, 0.0.0.0/8, 224.0.0.0/4, '::/128', '::1/128', 'fe80::/10', 'ff00::/8', '64:ff9b::/96', '2002::/16']
     allowSpecialAddresses: {allow_b1}
 "#
     );
@@ -114,12 +125,28 @@ const HOSTNAMES: &[&str] = &[
 
 /// Endpoint addresses a cluster of `CLUSTERS` may plausibly use (so that routes get admitted and
 /// the properties have something to bite on): its own networks, loopback for the clusters whose
-/// CIDRs include it, and the address of the hub's agent listener (a valid endpoint on any port
-/// but 7443).
+/// CIDRs include it, the address of the hub's agent listener (a valid endpoint on any port but
+/// 7443), this host's addresses inside its networks (valid on any port but the data plane's
+/// 18080), and IPv6 forms of them.
 const OWN_IPS: [&[&str]; 3] = [
-    &["10.1.2.3", "10.1.0.1"],
-    &["10.2.7.7", "127.0.0.53", "127.0.0.1"],
-    &["10.3.4.5", "127.0.0.1", "169.254.1.1"],
+    &["10.1.2.3", "10.1.0.1", "::ffff:10.1.2.3"],
+    &[
+        "10.2.7.7",
+        "127.0.0.53",
+        "127.0.0.1",
+        "64:ff9b::a02:707",
+        "64:ff9b::7f00:35",
+        "2002:a02:707::1",
+        "10.2.0.9",
+        "64:ff9b::a02:9",
+    ],
+    &[
+        "10.3.4.5",
+        "127.0.0.1",
+        "169.254.1.1",
+        "64:ff9b::a03:405",
+        "10.3.0.7",
+    ],
 ];
 /// Everything else: the other clusters' networks, special addresses, the data plane's address,
 /// names the hub must not resolve.
@@ -140,6 +167,21 @@ const HOSTILE_IPS: &[&str] = &[
     "ff02::1",
     "::ffff:10.1.2.3",
     "backend.default.svc.cluster.local",
+    // Issue 8: the unspecified address, this host's interface addresses, and IPv6 forms that
+    // embed loopback, the host's addresses or the data plane's address.
+    "::ffff:0.0.0.0",
+    "::ffff:127.0.0.1",
+    "10.2.0.9",
+    "10.3.0.7",
+    "::127.0.0.1",
+    "64:ff9b::7f00:1",
+    "64:ff9b::a02:9",
+    "64:ff9b::a03:1",
+    "64:ff9b:1::7f00:1",
+    "64:ff9b:1:7f00:0:100::",
+    "2002:7f00:1::",
+    "2002:a03:7::",
+    "2001:0:4136:e378:8000:63bf:80ff:fffe",
 ];
 
 /// Ports: mostly ordinary, sometimes the hub's and the data plane's own, sometimes invalid.
@@ -149,7 +191,13 @@ const HOSTILE_PORTS: &[u32] = &[7443, 18000, 18080, 80, 0, 70000];
 fn endpoint(c: usize) -> impl Strategy<Value = pb::Endpoint> {
     (
         prop_oneof![12 => prop::sample::select(OWN_IPS[c]), 1 => prop::sample::select(HOSTILE_IPS)],
-        prop_oneof![8 => prop::sample::select(PLAUSIBLE_PORTS), 1 => prop::sample::select(HOSTILE_PORTS)],
+        prop_oneof![
+            8 => prop::sample::select(PLAUSIBLE_PORTS),
+            // The data plane's port, bound to all interfaces: reached through this host's
+            // addresses and loopback, in whatever form they are written.
+            1 => Just(18080u32),
+            1 => prop::sample::select(HOSTILE_PORTS),
+        ],
         prop::bool::weighted(0.9),
     )
         .prop_map(|(ip, port, ready)| pb::Endpoint {
@@ -305,9 +353,26 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
+fn host_addresses() -> BTreeSet<IpAddr> {
+    HOST_ADDRESSES.iter().map(|a| a.parse().unwrap()).collect()
+}
+
 /// What the operator's configuration says an endpoint of `cluster` may be, written
-/// independently of admission.
+/// independently of admission except for where a connection goes (`destinations`, the one rule
+/// of issue 8): every destination is judged.
 fn endpoint_allowed(config: &Config, cluster: &ClusterKey, addr: SocketAddr) -> Result<(), String> {
+    for d in destinations(addr.ip()) {
+        destination_allowed(config, cluster, SocketAddr::new(d.ip, addr.port()))
+            .map_err(|e| format!("{addr} leads to {} ({:?}): {e}", d.ip, d.via))?;
+    }
+    Ok(())
+}
+
+fn destination_allowed(
+    config: &Config,
+    cluster: &ClusterKey,
+    addr: SocketAddr,
+) -> Result<(), String> {
     let c = &config.tenants[&cluster.tenant].clusters[&cluster.cluster];
     let ip = addr.ip();
     if !c.endpoint_cidrs.iter().any(|n| n.contains(&ip)) {
@@ -317,7 +382,7 @@ fn endpoint_allowed(config: &Config, cluster: &ClusterKey, addr: SocketAddr) -> 
         IpAddr::V4(v4) => {
             v4.is_loopback()
                 || v4.is_link_local()
-                || v4.is_unspecified()
+                || v4.octets()[0] == 0
                 || v4.is_multicast()
                 || v4.is_broadcast()
         }
@@ -326,7 +391,6 @@ fn endpoint_allowed(config: &Config, cluster: &ClusterKey, addr: SocketAddr) -> 
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || v6.is_unicast_link_local()
-                || v6.to_ipv4_mapped().is_some()
         }
     };
     if special && !c.allow_special_addresses {
@@ -338,12 +402,11 @@ fn endpoint_allowed(config: &Config, cluster: &ClusterKey, addr: SocketAddr) -> 
         .into_iter()
         .chain(config.data_plane.listeners.iter().map(|l| l.bind))
         .collect();
+    // This host: loopback, the unspecified address and its interface addresses.
+    let local = ip.is_loopback() || ip.is_unspecified() || host_addresses().contains(&ip);
     for o in own {
-        // A listener bound to the unspecified address is reachable on loopback too.
-        let reaches = o == addr
-            || (o.ip().is_unspecified()
-                && o.port() == addr.port()
-                && (ip.is_loopback() || ip.is_unspecified()));
+        // A listener bound to the unspecified address is reachable through every local address.
+        let reaches = o == addr || (o.ip().is_unspecified() && o.port() == addr.port() && local);
         if reaches {
             return Err(format!(
                 "{addr} is the hub's or the data plane's own listener {o}"
@@ -607,11 +670,14 @@ fn run_case(
     let dir = store_dir();
     let config = config(dir.path(), allow_a2, allow_b1);
     let open = || {
-        Fleet::open(
+        let fleet = Fleet::open(
             config.clone(),
             Store::open(&config.store_path).expect("store opens"),
         )
-        .expect("fleet opens")
+        .expect("fleet opens");
+        // This host's addresses as the test defines them, not the machine's.
+        fleet.set_host_addresses(host_addresses());
+        fleet
     };
     let mut fleet = open();
     for step in steps {
@@ -656,6 +722,8 @@ struct Coverage {
     both_tenants: usize,
     /// Cases where a special (loopback, ...) endpoint is served, in a cluster that allows them.
     special_served: usize,
+    /// Cases where an endpoint written in an IPv6 form that embeds an IPv4 address is served.
+    embedded_served: usize,
 }
 
 #[test]
@@ -687,6 +755,11 @@ fn tenants_stay_isolated_whatever_they_send() {
                 .iter()
                 .any(|s| s.endpoints.iter().any(|(_, a)| a.ip().is_loopback())),
         );
+        c.embedded_served += usize::from(with_endpoints.iter().any(|s| {
+            s.endpoints
+                .iter()
+                .any(|(_, a)| destinations(a.ip()).len() > 1)
+        }));
         Ok(())
     });
     if let Err(e) = result {
@@ -696,8 +769,8 @@ fn tenants_stay_isolated_whatever_they_send() {
     // Typically about a quarter of the cases serve endpoints and a sixteenth both tenants (the
     // seed is random, so the bounds below leave room).
     eprintln!(
-        "{} cases: {} served endpoints, {} served both tenants, {} served an allowed loopback endpoint",
-        c.cases, c.served_endpoints, c.both_tenants, c.special_served
+        "{} cases: {} served endpoints, {} served both tenants, {} served an allowed loopback endpoint, {} an embedded-IPv4 form",
+        c.cases, c.served_endpoints, c.both_tenants, c.special_served, c.embedded_served
     );
     assert!(
         c.served_endpoints * 8 >= c.cases,
@@ -710,6 +783,10 @@ fn tenants_stay_isolated_whatever_they_send() {
     assert!(
         c.special_served > 0,
         "no case served an allowed special endpoint"
+    );
+    assert!(
+        c.embedded_served > 0,
+        "no case served an endpoint written in an IPv6 form that embeds an IPv4 address"
     );
 }
 

@@ -243,7 +243,7 @@ pub fn admit_grpc_route(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, BTreeSet};
+    use std::collections::BTreeMap;
 
     use super::*;
     use crate::config::{Cluster, Limits, Tenant};
@@ -259,11 +259,10 @@ mod tests {
             hostnames: vec!["*.a.example".into()],
             clusters: [("east".to_string(), cluster.clone())].into(),
         };
-        let (limits, owners, reserved, reserved_ips) = (
+        let (limits, owners, reserved) = (
             Limits::default(),
             BTreeMap::new(),
-            BTreeSet::new(),
-            BTreeSet::new(),
+            crate::admit::Reserved::default(),
         );
         let policy = Policy {
             tenant: &tenant,
@@ -271,7 +270,6 @@ mod tests {
             limits: &limits,
             owners: &owners,
             reserved: &reserved,
-            reserved_ips: &reserved_ips,
         };
         let meta = Meta {
             namespace: "default".into(),

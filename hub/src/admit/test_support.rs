@@ -2,10 +2,9 @@
 //! one cluster (`east`, endpoints in 10.1.0.0/16), another tenant's claim on `*.b.example`,
 //! and the hub's own agent port 10.1.0.9:7443 reserved.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, SocketAddr};
+use std::collections::BTreeMap;
 
-use super::Policy;
+use super::{Policy, Reserved};
 use crate::config::{Cluster, Limits, Tenant};
 
 pub struct Fixture {
@@ -13,8 +12,7 @@ pub struct Fixture {
     pub cluster: Cluster,
     pub limits: Limits,
     pub owners: BTreeMap<String, String>,
-    pub reserved: BTreeSet<SocketAddr>,
-    pub reserved_ips: BTreeSet<IpAddr>,
+    pub reserved: Reserved,
 }
 
 impl Fixture {
@@ -33,8 +31,10 @@ impl Fixture {
             cluster,
             limits: Limits::default(),
             owners: [("*.b.example".to_string(), "b".to_string())].into(),
-            reserved: ["10.1.0.9:7443".parse().unwrap()].into(),
-            reserved_ips: BTreeSet::new(),
+            reserved: Reserved {
+                listeners: ["10.1.0.9:7443".parse().unwrap()].into(),
+                ..Reserved::default()
+            },
         }
     }
 
@@ -45,7 +45,6 @@ impl Fixture {
             limits: &self.limits,
             owners: &self.owners,
             reserved: &self.reserved,
-            reserved_ips: &self.reserved_ips,
         }
     }
 }
