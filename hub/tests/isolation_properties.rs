@@ -139,6 +139,7 @@ const OWN_IPS: [&[&str]; 3] = [
         "2002:a02:707::1",
         "10.2.0.9",
         "64:ff9b::a02:9",
+        "0.0.0.0",
     ],
     &[
         "10.3.4.5",
@@ -146,6 +147,7 @@ const OWN_IPS: [&[&str]; 3] = [
         "169.254.1.1",
         "64:ff9b::a03:405",
         "10.3.0.7",
+        "::ffff:0.0.0.0",
     ],
 ];
 /// Everything else: the other clusters' networks, special addresses, the data plane's address,
@@ -193,9 +195,10 @@ fn endpoint(c: usize) -> impl Strategy<Value = pb::Endpoint> {
         prop_oneof![12 => prop::sample::select(OWN_IPS[c]), 1 => prop::sample::select(HOSTILE_IPS)],
         prop_oneof![
             8 => prop::sample::select(PLAUSIBLE_PORTS),
-            // The data plane's port, bound to all interfaces: reached through this host's
-            // addresses and loopback, in whatever form they are written.
-            1 => Just(18080u32),
+            // The data plane's port, bound to all interfaces (reached through this host's
+            // addresses and loopback), and the xDS port on 127.0.0.1 (reached through the
+            // unspecified address), in whatever form the address is written.
+            2 => prop::sample::select(&[18080u32, 18000][..]),
             1 => prop::sample::select(HOSTILE_PORTS),
         ],
         prop::bool::weighted(0.9),
