@@ -262,16 +262,7 @@ pub fn check(
             });
         }
     }
-    let served = match dests.as_slice() {
-        [
-            Destination {
-                ip,
-                via: Via::Ipv4Mapped,
-            },
-        ] => *ip,
-        _ => ip,
-    };
-    Ok(SocketAddr::new(served, port))
+    Ok(SocketAddr::new(ip.to_canonical(), port))
 }
 
 #[cfg(test)]
@@ -438,6 +429,11 @@ mod tests {
         assert_eq!(
             check(ip("::ffff:10.1.2.3"), 80, &east, &r).unwrap(),
             "10.1.2.3:80".parse().unwrap()
+        );
+        let anywhere = cluster(&["0.0.0.0/0"], true);
+        assert_eq!(
+            check(ip("::ffff:0.0.0.0"), 80, &anywhere, &r).unwrap(),
+            "0.0.0.0:80".parse().unwrap()
         );
         for (addr, what) in [
             ("64:ff9b::a02:203", "outside the networks"),
