@@ -1134,4 +1134,83 @@ tenants:
         );
         assert!(reopened.check_identity(&key("b"), unix_now() + 5).is_ok());
     }
+
+    /// Issue 8: an endpoint admitted before this host had its address (or before the operator
+    /// reserved it) leaves the data plane at the next compile, and is refused from then on.
+    #[test]
+    fn endpoints_that_come_to_reach_the_hub_leave_the_data_plane() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = (*config(dir.path(), (9000, 9001))).clone();
+        // The data plane's listener bound to all interfaces, on the Service's endpoint port.
+        cfg.data_plane.listeners[0].bind = "0.0.0.0:30000".parse().unwrap();
+        let a = cfg
+            .tenants
+            .get_mut("a")
+            .unwrap()
+            .clusters
+            .get_mut("c1")
+            .unwrap();
+        a.endpoint_cidrs = vec!["10.1.0.0/16".parse().unwrap()];
+        let cfg = Arc::new(cfg);
+        let fleet = Fleet::open(cfg.clone(), Store::open(&cfg.store_path).unwrap()).unwrap();
+        fleet.set_host_addresses(BTreeSet::new());
+        let served = |fleet: &Fleet| -> Vec<SocketAddr> {
+            let (snapshot, _) = crate::run::compile_view(
+                &fleet.view(),
+                &fleet.config(),
+                &crate::xds::XdsHealth::default(),
+            );
+            snapshot
+                .clusters
+                .iter()
+                .flat_map(|c| c.endpoints.clone())
+                .collect()
+        };
+        let db = "10.1.0.10:30000".parse::<SocketAddr>().unwrap();
+        let web = "10.1.0.11:30000".parse::<SocketAddr>().unwrap();
+        fleet
+            .apply(
+                &key("a"),
+                &full(vec![
+                    service("db", 9000, "10.1.0.10"),
+                    service("web", 9001, "10.1.0.11"),
+                ]),
+            )
+            .unwrap();
+        assert_eq!(served(&fleet), vec![db, web]);
+
+        // This host gets 10.1.0.10: the listener on 0.0.0.0:30000 is reachable through it.
+        let revision = *fleet.subscribe().borrow();
+        assert!(fleet.set_host_addresses(["10.1.0.10".parse().unwrap()].into()));
+        assert!(!fleet.set_host_addresses(["10.1.0.10".parse().unwrap()].into()));
+        assert_ne!(
+            *fleet.subscribe().borrow(),
+            revision,
+            "the compile loop is woken"
+        );
+        assert_eq!(served(&fleet), vec![web]);
+        fleet
+            .apply(&key("a"), &full(vec![service("db", 9000, "10.1.0.10")]))
+            .unwrap();
+        let v = fleet.view();
+        let status = v.rejections[&key("a")].values().next().unwrap();
+        assert_eq!(status.conditions[0].reason, "EndpointNotAllowed");
+        assert!(
+            status.conditions[0]
+                .message
+                .contains("the hub or the data plane itself (listener 0.0.0.0:30000)"),
+            "{}",
+            status.conditions[0].message
+        );
+
+        // The operator reserves 10.1.0.11 (say, a VIP in front of the hub) at a reload.
+        fleet
+            .apply(&key("a"), &full(vec![service("web", 9001, "10.1.0.11")]))
+            .unwrap();
+        assert_eq!(served(&fleet), vec![web]);
+        let mut reserving = (*cfg).clone();
+        reserving.reserved_addresses = vec!["10.1.0.11/32".parse().unwrap()];
+        fleet.reconfigure(Arc::new(reserving)).unwrap();
+        assert_eq!(served(&fleet), Vec::<SocketAddr>::new());
+    }
 }
