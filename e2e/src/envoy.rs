@@ -96,8 +96,18 @@ impl Envoy {
     /// its admin interface answers. It is not LIVE before its first xDS answer (or the initial
     /// fetch timeout); see [`Envoy::wait_live`].
     pub async fn start(dir: &TestDir, n: u32, xds: SocketAddr) -> anyhow::Result<Self> {
+        Self::start_with_admin(dir, n, xds, free_addr()?).await
+    }
+
+    /// [`Envoy::start`] with the admin interface at `admin` (the address the hub was told in
+    /// `dataPlane.admin`, so that it reserves it).
+    pub async fn start_with_admin(
+        dir: &TestDir,
+        n: u32,
+        xds: SocketAddr,
+        admin: SocketAddr,
+    ) -> anyhow::Result<Self> {
         let node_id = format!("envoy-{n}");
-        let admin = free_addr()?;
         let bootstrap = dir.write(
             &format!("{node_id}-bootstrap.yaml"),
             bootstrap(&node_id, admin, xds),

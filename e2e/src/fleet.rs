@@ -258,8 +258,19 @@ impl Fleet {
                     .collect(),
             })
             .collect();
+        // The hub is told where Envoy's admin interface listens, as docs/limits.md asks of an
+        // operator, so that it reserves that address.
+        let envoy_admin = crate::ports::free_addr()?;
+        let mut hub_extra = hub_extra;
+        let data_plane = hub_extra
+            .entry("dataPlane")
+            .or_insert_with(|| serde_json::json!({}));
+        if let Some(dp) = data_plane.as_object_mut() {
+            dp.entry("admin")
+                .or_insert_with(|| envoy_admin.to_string().into());
+        }
         let hub = Hub::start_with_ports(&dir, &hub_tenants, hub_extra, http_ports).await?;
-        let mut envoy = Envoy::start(&dir, 0, hub.xds_addr()).await?;
+        let mut envoy = Envoy::start_with_admin(&dir, 0, hub.xds_addr(), envoy_admin).await?;
         let mut fleet_tenants = Vec::new();
         for ((tenant, pattern, cidr), cluster) in tenants.iter().zip(clusters) {
             let agent = match identities {

@@ -133,7 +133,8 @@ impl Hub {
     }
 
     /// Like [`Hub::start`], with `extra` top-level config keys (e.g. `addressPools` and
-    /// `l4PortRange`) added to the config file.
+    /// `l4PortRange`) added to the config file; the keys of a `dataPlane` object are added to
+    /// the generated `dataPlane`.
     pub async fn start_with(
         dir: &TestDir,
         tenants: &[HubTenant],
@@ -193,7 +194,19 @@ impl Hub {
             }
         }
         if let Some(map) = config.as_object_mut() {
-            map.extend(extra);
+            for (k, v) in extra {
+                // A `dataPlane` object adds to the generated one (e.g. `admin`).
+                match (map.get_mut(&k), v) {
+                    (Some(serde_json::Value::Object(have)), serde_json::Value::Object(more))
+                        if k == "dataPlane" =>
+                    {
+                        have.extend(more)
+                    }
+                    (_, v) => {
+                        map.insert(k, v);
+                    }
+                }
+            }
         }
         let config_path = dir.write("hub.yaml", serde_yaml::to_string(&config)?)?;
         let tenants = tenants.to_vec();

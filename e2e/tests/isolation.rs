@@ -546,6 +546,132 @@ async fn endpoints_outside_the_senders_networks_are_rejected() {
         .await;
 }
 
+/// Tenant B's raw cluster registered as carelessly as possible: every IPv4 and IPv6 address,
+/// special addresses allowed. Only "where does this endpoint really connect" stands between it
+/// and the hub's own listeners (issue 8).
+fn tenants_with_everything_for_b_raw() -> serde_json::Map<String, Value> {
+    let mut extra = tenants_with_loopback_for_b_raw();
+    extra["tenants"][1]["clusters"][1]["endpointCidrs"] = json!(["0.0.0.0/0", "::/0"]);
+    // The advertised address elsewhere, so that the listeners themselves (not the whole of
+    // 127.0.0.1, which the data plane's address would reserve) are what the rule must find.
+    extra.insert("dataPlane".into(), json!({"address": "127.0.0.254"}));
+    extra
+}
+
+/// Issue 8, end to end through Envoy: every spelling of the hub's, Envoy's and the admin
+/// interface's own addresses is refused, and none reaches the data plane, while an echo of the
+/// raw cluster's own network is served under two spellings (plain and IPv4-mapped). The
+/// refused spellings are real: from this host a plain TCP connect through `0.0.0.0` and
+/// `::ffff:127.0.0.1` reaches the hub's listener (the kernel maps them to loopback), so only the
+/// refusal keeps them out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_spelling_of_the_hubs_own_addresses_is_refused() {
+    let fleet = Fleet::start_with(&[TENANT_A, TENANT_B], tenants_with_everything_for_b_raw())
+        .await
+        .expect("fleet");
+    let a = fleet.tenant("tenant-a");
+    let _echo_a = deploy_victim(&fleet, a, "app.a.example", "app.a.example").await;
+    let probe = VictimProbe::start(fleet.data_plane(), "app.a.example", "/", "tenant-a-echo");
+    let echo = Echo::start("tenant-b-raw-echo", [127, 0, 2, 10].into())
+        .await
+        .unwrap();
+    let xds = fleet.hub.xds_addr().port();
+    for spelling in ["0.0.0.0", "::ffff:127.0.0.1", "::ffff:0.0.0.0"] {
+        let target = SocketAddr::new(spelling.parse().unwrap(), xds);
+        tokio::net::TcpStream::connect(target)
+            .await
+            .unwrap_or_else(|e| panic!("{target} should reach the hub's xDS listener: {e}"));
+    }
+
+    let identity = fleet
+        .hub
+        .issue_agent_identity("tenant-b", RAW_CLUSTER)
+        .unwrap();
+    let tls = ClientTls::from_identity_dir(&identity).unwrap();
+    let mut client = sync_client::connect(fleet.hub.agent_addr(), &tls)
+        .await
+        .unwrap();
+    let mut session = SyncSession::open(&mut client, RAW_CLUSTER).await.unwrap();
+    let at = |ip: &str, port: u16| SocketAddr::new(ip.parse().unwrap(), port);
+    let agent = fleet.hub.agent_addr().port();
+    let data_plane = fleet.data_plane().port();
+    let admin = fleet.envoy.admin_addr();
+    // (route, endpoint, admitted)
+    let cases: Vec<(&str, SocketAddr, bool)> = vec![
+        // Controls: the raw cluster's own network, written plainly and IPv4-mapped.
+        ("control", echo.addr(), true),
+        ("control-mapped", at("::ffff:127.0.2.10", echo.port()), true),
+        // 1. the unspecified address is this host's loopback
+        ("xds-unspecified", at("0.0.0.0", xds), false),
+        ("agent-unspecified", at("0.0.0.0", agent), false),
+        ("data-plane-unspecified", at("0.0.0.0", data_plane), false),
+        ("xds-mapped-unspecified", at("::ffff:0.0.0.0", xds), false),
+        // 3. IPv6 forms that embed 127.0.0.1
+        ("xds-mapped", at("::ffff:127.0.0.1", xds), false),
+        ("xds-compatible", at("::127.0.0.1", xds), false),
+        ("xds-nat64", at("64:ff9b::7f00:1", xds), false),
+        ("xds-nat64-local", at("64:ff9b:1::7f00:1", xds), false),
+        ("xds-6to4", at("2002:7f00:1::", xds), false),
+        (
+            "xds-teredo",
+            at("2001:0:4136:e378:8000:63bf:80ff:fffe", xds),
+            false,
+        ),
+        // Envoy's admin interface (dataPlane.admin), as written and through 0.0.0.0
+        ("envoy-admin", admin, false),
+        (
+            "envoy-admin-unspecified",
+            at("0.0.0.0", admin.port()),
+            false,
+        ),
+        (
+            "envoy-admin-mapped",
+            at("::ffff:127.0.0.1", admin.port()),
+            false,
+        ),
+    ];
+    let mut upserts = vec![wire_gateway("raw")];
+    upserts.extend(
+        cases
+            .iter()
+            .map(|(n, addr, _)| wire_route(n, "raw", &format!("{n}.b.example"), "/", *addr)),
+    );
+    assert!(session.send(update(1, true, upserts)).await);
+    let names: Vec<&str> = cases.iter().map(|(n, _, _)| *n).collect();
+    let verdicts = route_verdicts(&mut session, &names).await;
+    for ((name, endpoint, admitted), (_, status, reason, message)) in cases.iter().zip(&verdicts) {
+        eprintln!("{name} ({endpoint}): {status} {reason}: {message}");
+        if *admitted {
+            assert_eq!(status, "True", "{name}: {reason} {message}");
+        } else {
+            assert_eq!(
+                (status.as_str(), reason.as_str()),
+                ("False", "EndpointNotAllowed"),
+                "{name}: {message}"
+            );
+            assert!(
+                message.contains("the hub or the data plane itself"),
+                "{name}: {message}"
+            );
+        }
+    }
+    // Through Envoy: the controls reach the echo; a refused route is not in the data plane.
+    for (name, _, admitted) in &cases {
+        let host = format!("{name}.b.example");
+        if *admitted {
+            wait_served(&fleet, &host, "/", "tenant-b-raw-echo").await;
+        } else {
+            let (code, body) = fleet.get(&host, "/").await.unwrap();
+            assert_eq!(code, 404, "{name}: {body}");
+        }
+    }
+    assert!(echo.requests() >= 2, "the controls reached the echo server");
+    drop(session);
+    probe
+        .assert_always_served("every spelling of the hub's own addresses")
+        .await;
+}
+
 // --- the stream ----------------------------------------------------------------------------------
 
 /// A Gateway object whose encoding is larger than `bytes`.
