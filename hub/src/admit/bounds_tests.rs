@@ -551,15 +551,15 @@ fn every_count_bound_admits_its_limit_and_rejects_one_more_with_the_reason() {
         }
         match admit(&(b.build)(b.limit + 1), &f.policy()) {
             Ok(_) => failures.push(format!("{}: {} must be rejected", b.what, b.limit + 1)),
-            Err(e) if e.reason != b.reason || !e.message.contains(b.words) => failures.push(
-                format!(
+            Err(e) if e.reason != b.reason || !e.message.contains(b.words) => {
+                failures.push(format!(
                     "{}: {} must be rejected with {} saying {:?}, got {e:?}",
                     b.what,
                     b.limit + 1,
                     b.reason,
                     b.words
-                ),
-            ),
+                ))
+            }
             Err(_) => {}
         }
     }
