@@ -767,12 +767,15 @@ const FLOOD_ROUTES: usize = 9_999;
 const FLOOD_BATCH: usize = 500;
 /// How many times (at least) the victim changes its route during the flood.
 const VICTIM_UPDATES: usize = 3;
-/// The bound on a victim update during the flood with debug binaries: a debug hub takes about
-/// a second to store and as long to compile 10,000 routes, per flood Update, and Envoy re-applies
-/// the shared route configuration (10,000 virtual hosts) for every change; on a loaded 2-core
-/// machine a victim update then waits up to some 25 s. The issue's 2 s is asserted with the
-/// release binaries (`make bench`), where it fails today: Envoy re-applies the one route
-/// configuration of all tenants per push (docs/security.md, "Known limits").
+/// The bound on each victim route update during the flood (from the change in the victim's
+/// cluster until Envoy serves it) with release binaries: issue 4's 2 s, asserted by `make bench`
+/// (`FLEETGATE_PROFILE=release`); measured 432 to 1,208 ms (docs/benchmarks.md, "Isolation").
+/// docs/security.md states the same bounds.
+const RELEASE_BOUND: Duration = Duration::from_secs(2);
+/// The same bound with debug binaries (`make test`): 60 s. A debug hub takes about a second to
+/// store and as long to compile 10,000 routes per flood Update, and Envoy re-applies the shared
+/// route configuration (10,000 virtual hosts) for every change, so on a loaded 2-core machine a
+/// victim update waits up to some 25 s; the debug bound only proves the victim is not starved.
 const DEBUG_BOUND: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -962,7 +965,7 @@ async fn a_flood_from_one_tenant_does_not_delay_another() {
     // Issue 4: "served in under 2 s", asserted with the release binaries (`make bench`); with
     // debug binaries (`make test`) within DEBUG_BOUND.
     let bound = if std::env::var("FLEETGATE_PROFILE").as_deref() == Ok("release") {
-        Duration::from_secs(2)
+        RELEASE_BOUND
     } else {
         DEBUG_BOUND
     };
