@@ -52,7 +52,7 @@ impl Agent {
             &format!("fleetgate-agent-{tenant}-{cluster}"),
             crate::components::product_binary("fleetgate-agent")?,
             args,
-            [("RUST_LOG", "info,fleetgate_spoke_agent=debug")],
+            [("RUST_LOG", crate::components::product_log_level())],
         )?;
         Ok(Self {
             tenant: tenant.to_string(),
@@ -98,8 +98,8 @@ impl Agent {
             crate::components::product_binary("fleetgate-agent")?,
             args,
             [
-                ("RUST_LOG", "info,fleetgate_spoke_agent=debug"),
-                ("FLEETGATE_BOOTSTRAP_TOKEN", token),
+                ("RUST_LOG", crate::components::product_log_level()),
+                ("FLEETGATE_BOOTSTRAP_TOKEN", token.to_string()),
             ],
         )?;
         Ok(Self {

@@ -119,3 +119,10 @@ pub fn repo_file(relative: &str) -> Option<PathBuf> {
 pub fn read(path: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
 }
+
+/// `RUST_LOG` for the product binaries (hub and agents): `debug` for every crate, so that tests
+/// that search logs for secrets ([`crate::secrets`]) see what debug logging would show.
+/// `FLEETGATE_E2E_RUST_LOG` overrides it.
+pub fn product_log_level() -> String {
+    std::env::var("FLEETGATE_E2E_RUST_LOG").unwrap_or_else(|_| "debug".to_string())
+}

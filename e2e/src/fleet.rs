@@ -26,6 +26,7 @@ use crate::envoy::Envoy;
 use crate::etcd::Etcd;
 use crate::hub::{Hub, HubCluster, HubTenant};
 use crate::process::TestDir;
+use crate::secrets::Secrets;
 
 /// The name of every tenant's cluster that has an API server and an agent.
 pub const CLUSTER: &str = "c1";
@@ -364,6 +365,21 @@ impl Fleet {
             }
         }
         Ok(())
+    }
+
+    /// Panics if any log of this fleet's folder (hub, agents, Envoy, API servers, etcd) holds a
+    /// secret: `more`, every key file of the folder (the hub's CA, server, store and token keys,
+    /// agent identities, API server keys) and the bootstrap tokens of its enrolled agents.
+    pub fn assert_no_secrets_in_logs(&self, mut more: Secrets) {
+        more.add_key_files(self.dir.path())
+            .expect("reading the fleet's key files");
+        for t in &self.tenants {
+            let agents = std::iter::once(&t.agent).chain(t.more.iter().map(|c| &c.agent));
+            for token in agents.filter_map(|a| a.bootstrap_token()) {
+                more.add(&format!("a bootstrap token of {}", t.name), token);
+            }
+        }
+        more.assert_not_in_logs(self.dir.path());
     }
 }
 

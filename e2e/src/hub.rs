@@ -219,7 +219,7 @@ impl Hub {
                 "--config".to_string(),
                 config_path.display().to_string(),
             ],
-            [("RUST_LOG", "info,fleetgate_hub=debug")],
+            [("RUST_LOG", crate::components::product_log_level())],
         )?;
         let mut hub = Self {
             dir: dir.clone(),

@@ -30,6 +30,7 @@ pub mod kubeconfig;
 pub mod pki;
 pub mod ports;
 pub mod process;
+pub mod secrets;
 pub mod sync_client;
 pub mod tcp_echo;
 pub mod tls;

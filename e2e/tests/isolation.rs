@@ -19,6 +19,7 @@ use fleetgate_e2e::fixtures::{
     rule_to, wait_served,
 };
 use fleetgate_e2e::fleet::{RAW_CLUSTER, TenantSpec};
+use fleetgate_e2e::secrets::Secrets;
 use fleetgate_e2e::sync_client::{self, ClientTls, SyncSession};
 use fleetgate_e2e::{Echo, Fleet, FleetTenant, TIMEOUT, eventually};
 use fleetgate_proto::spoke::v1 as pb;
@@ -260,6 +261,7 @@ async fn hostname_hijacks_are_rejected_and_the_owner_keeps_being_served() {
     }
     wait_served(&fleet, "app.b.example", "/", "tenant-b-echo").await;
     probe.assert_always_served("hostname hijacks").await;
+    fleet.assert_no_secrets_in_logs(Secrets::new());
 }
 
 // --- endpoints -----------------------------------------------------------------------------------
@@ -758,12 +760,16 @@ async fn hostile_streams_are_refused_and_the_hub_keeps_serving() {
         "spiffe://fleetgate/tenant/tenant-a/cluster/{RAW_CLUSTER}"
     )];
     let foreign = foreign_ca.issue(&foreign_leaf).unwrap();
+    let mut secrets = Secrets::new();
+    secrets.add_key_pem("the foreign certificate's key", &foreign.key_pem);
     let foreign_tls = ClientTls {
         ca_pem: good.ca_pem.clone(),
         identity: Some((foreign.cert_pem, foreign.key_pem)),
     };
     let refused = refusal(hub_addr, &foreign_tls, "a foreign certificate").await;
     eprintln!("foreign certificate refused: {refused}");
+    // The hub's side: the handshake refusal is logged with rustls' reason.
+    hub_logged_refusal(&mut fleet, "invalid peer certificate: UnknownIssuer").await;
 
     // An expired certificate signed by the hub's own CA, naming tenant B's raw cluster, is
     // refused likewise (certificates are checked for validity at every handshake).
@@ -779,32 +785,29 @@ async fn hostile_streams_are_refused_and_the_hub_keeps_serving() {
     )];
     expired_leaf.expired = true;
     let expired = hub_ca.issue(&expired_leaf).unwrap();
+    secrets.add_key_pem("the expired certificate's key", &expired.key_pem);
     let expired_tls = ClientTls {
         ca_pem: good.ca_pem.clone(),
         identity: Some((expired.cert_pem, expired.key_pem)),
     };
     let refused = refusal(hub_addr, &expired_tls, "an expired certificate").await;
     eprintln!("expired certificate refused: {refused}");
+    hub_logged_refusal(&mut fleet, "invalid peer certificate: certificate expired").await;
 
     // An Update larger than the 16 MiB limit is refused with an error that says so.
     let mut client = sync_client::connect(hub_addr, &good).await.unwrap();
     let mut session = SyncSession::open(&mut client, RAW_CLUSTER).await.unwrap();
     let huge = oversized_gateway(fleetgate_proto::MAX_MESSAGE_BYTES + 1024);
     session.send(update(1, true, vec![huge])).await;
-    let error = match session.next_verdict(TIMEOUT).await.unwrap() {
-        Err(status) => format!("{:?}: {}", status.code(), status.message()),
-        Ok(Some(pb::HubMessage {
-            kind: Some(pb::hub_message::Kind::Nack(nack)),
-        })) => nack.message,
-        other => panic!("an oversized Update was not refused: {other:?}"),
+    let status = match session.next_verdict(TIMEOUT).await.unwrap() {
+        Err(status) => status,
+        other => panic!("an oversized Update was not refused with an error: {other:?}"),
     };
-    eprintln!("oversized Update refused: {error}");
-    let lower = error.to_ascii_lowercase();
+    eprintln!("oversized Update refused: {status}");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status}");
     assert!(
-        ["large", "size", "limit", "exceed"]
-            .iter()
-            .any(|w| lower.contains(w)),
-        "the refusal does not say what is wrong: {error}"
+        status.message().contains("message length too large"),
+        "the refusal does not say what is wrong: {status}"
     );
     drop(session);
 
@@ -816,6 +819,49 @@ async fn hostile_streams_are_refused_and_the_hub_keeps_serving() {
     );
     fleet.ensure_running().unwrap();
     probe.assert_always_served("hostile streams").await;
+    // No log at debug level shows a key: the hub's, the agents', the hostile clients'.
+    fleet.assert_no_secrets_in_logs(secrets);
+}
+
+/// What the hub logs (at warn, with `reason=...`) when it refuses a TLS handshake on its agent
+/// port: `fleetgate_hub::sync::handshake::REFUSED`.
+const HANDSHAKE_REFUSED: &str = "refused a TLS handshake on the agent port";
+
+/// Waits until the hub's log has a refused TLS handshake whose reason contains `reason`.
+async fn hub_logged_refusal(fleet: &mut Fleet, reason: &str) {
+    let want = format!("reason={reason}");
+    let log = fleet.hub.process().log_path().to_path_buf();
+    eventually(TIMEOUT, || {
+        let log = without_colors(&std::fs::read_to_string(&log).unwrap_or_default());
+        let want = want.clone();
+        async move {
+            ensure!(
+                log.lines()
+                    .any(|l| l.contains(HANDSHAKE_REFUSED) && l.contains(&want)),
+                "the hub's log has no {HANDSHAKE_REFUSED:?} line with {want:?} yet"
+            );
+            Ok(())
+        }
+    })
+    .await;
+}
+
+/// `log` without ANSI colour sequences (`ESC [ ... m`), as the hub writes them around fields.
+fn without_colors(log: &str) -> String {
+    let mut out = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Opens a Sync stream with `tls` and sends an empty full state; returns how the hub refused it
@@ -847,12 +893,15 @@ const FLOOD_ROUTES: usize = 9_999;
 const FLOOD_BATCH: usize = 500;
 /// How many times (at least) the victim changes its route during the flood.
 const VICTIM_UPDATES: usize = 3;
-/// The bound on a victim update during the flood with debug binaries: a debug hub takes about
-/// a second to store and as long to compile 10,000 routes, per flood Update, and Envoy re-applies
-/// the shared route configuration (10,000 virtual hosts) for every change; on a loaded 2-core
-/// machine a victim update then waits up to some 25 s. The issue's 2 s is asserted with the
-/// release binaries (`make bench`), where it fails today: Envoy re-applies the one route
-/// configuration of all tenants per push (docs/security.md, "Known limits").
+/// The bound on each victim route update during the flood (from the change in the victim's
+/// cluster until Envoy serves it) with release binaries: issue 4's 2 s, asserted by `make bench`
+/// (`FLEETGATE_PROFILE=release`); measured 432 to 1,208 ms (docs/benchmarks.md, "Isolation").
+/// docs/security.md states the same bounds.
+const RELEASE_BOUND: Duration = Duration::from_secs(2);
+/// The same bound with debug binaries (`make test`): 60 s. A debug hub takes about a second to
+/// store and as long to compile 10,000 routes per flood Update, and Envoy re-applies the shared
+/// route configuration (10,000 virtual hosts) for every change, so on a loaded 2-core machine a
+/// victim update waits up to some 25 s; the debug bound only proves the victim is not starved.
 const DEBUG_BOUND: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1042,7 +1091,7 @@ async fn a_flood_from_one_tenant_does_not_delay_another() {
     // Issue 4: "served in under 2 s", asserted with the release binaries (`make bench`); with
     // debug binaries (`make test`) within DEBUG_BOUND.
     let bound = if std::env::var("FLEETGATE_PROFILE").as_deref() == Ok("release") {
-        Duration::from_secs(2)
+        RELEASE_BOUND
     } else {
         DEBUG_BOUND
     };

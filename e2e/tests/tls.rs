@@ -11,6 +11,7 @@ use fleetgate_e2e::fixtures::{
     wait_route_condition,
 };
 use fleetgate_e2e::pki::{Ca, CertAndKey, Leaf};
+use fleetgate_e2e::secrets::Secrets;
 use fleetgate_e2e::tls::{HttpsConnection, TlsEcho, connect_tls, https_get, serial_of_pem};
 use fleetgate_e2e::{Echo, Fleet, FleetTenant, TIMEOUT, eventually};
 use serde_json::Value;
@@ -203,6 +204,11 @@ async fn https_serves_the_tenants_certificate_and_rotation_keeps_open_connection
         envoy_counter(&fleet, "listener_manager.total_listeners_draining").await,
         0
     );
+    // The tenant's keys went agent -> hub -> Envoy; no log (all at debug level) shows them.
+    let mut secrets = Secrets::new();
+    secrets.add_key_pem("the first certificate's key", &first.key_pem);
+    secrets.add_key_pem("the rotated certificate's key", &second.key_pem);
+    fleet.assert_no_secrets_in_logs(secrets);
 }
 
 /// An Envoy stat (counter or gauge) by exact name.

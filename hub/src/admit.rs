@@ -5,6 +5,8 @@
 //! Where it sits: `sync` -> **admit** -> `store`. Pure: the caller passes the tenant's policy and
 //! the current hostname owners; nothing here does I/O.
 
+#[cfg(test)]
+mod bounds_tests;
 pub mod endpoint;
 mod grpc;
 mod http;

@@ -11,8 +11,7 @@ use fleetgate_proto::MAX_MESSAGE_BYTES;
 use fleetgate_proto::enroll::v1::enroll_service_server::EnrollServiceServer;
 use fleetgate_proto::spoke::v1::spoke_service_server::SpokeServiceServer;
 use tokio::sync::watch;
-use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::Server;
 
 use crate::admit::{Reserved, endpoint};
 use crate::compile::{self, Snapshot};
@@ -24,7 +23,7 @@ use crate::identity::{CA_CERT, HUB_CERT, HUB_KEY, HubCa};
 use crate::model::{ClusterKey, Condition, Kind, ObjectStatus};
 use crate::reload::ReloadSource;
 use crate::store::Store;
-use crate::sync::{FleetStatus, SyncService};
+use crate::sync::{FleetStatus, SyncService, handshake};
 use crate::xds::{self, XdsHealth};
 
 #[derive(Debug, thiserror::Error)]
@@ -195,14 +194,13 @@ pub async fn run_reloading(
     let config = Arc::new(config);
     // A client certificate is asked for but optional in the handshake, so that an agent without
     // one can call EnrollService/Enroll; Sync and Renew refuse calls without a verified one
-    // (`sync::identify`).
-    let tls = ServerTlsConfig::new()
-        .identity(Identity::from_pem(
-            read_pki(&config, HUB_CERT)?,
-            read_pki(&config, HUB_KEY)?,
-        ))
-        .client_ca_root(Certificate::from_pem(read_pki(&config, CA_CERT)?))
-        .client_auth_optional(true);
+    // (`sync::identify`). The hub does the handshake itself to log every refusal with its reason.
+    let tls = handshake::server_config(
+        &read_pki(&config, HUB_CERT)?,
+        &read_pki(&config, HUB_KEY)?,
+        &read_pki(&config, CA_CERT)?,
+    )
+    .map_err(RunError::Identity)?;
     let hub_ca = HubCa::load(&config.pki_dir).map_err(|e| RunError::Identity(e.to_string()))?;
     let token_key =
         TokenKey::load_or_create(&config.pki_dir).map_err(|e| RunError::Identity(e.to_string()))?;
@@ -314,12 +312,13 @@ pub async fn run_reloading(
         stopped(),
     ));
 
-    let incoming = TcpIncoming::bind(config.agent_listen)
+    let agent_listener = tokio::net::TcpListener::bind(config.agent_listen)
+        .await
         .map_err(|e| RunError::Serve {
             what: "agent",
             message: format!("cannot bind {}: {e}", config.agent_listen),
-        })?
-        .with_nodelay(Some(true));
+        })?;
+    let incoming = handshake::incoming(agent_listener, tls);
     let reload_task =
         reload.map(|source| tokio::spawn(crate::reload::run(fleet.clone(), source, stopped())));
     let service = SyncService::new(fleet.clone(), config.trust_domain.clone(), status_rx);
@@ -330,11 +329,6 @@ pub async fn run_reloading(
         token_key,
     );
     let agents = Server::builder()
-        .tls_config(tls)
-        .map_err(|e| RunError::Serve {
-            what: "agent",
-            message: e.to_string(),
-        })?
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .max_concurrent_streams(Some(16))

@@ -4,6 +4,8 @@
 //! certificate and nowhere else; each Update goes to `Fleet::apply`, and the statuses the compile
 //! loop publishes are streamed back to the cluster they belong to.
 
+pub mod handshake;
+
 use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;

@@ -2,10 +2,12 @@
 //! from the certificate only, admission verdicts in status, and hostile input refused cleanly.
 
 use fleetgate_hub::identity::{self, SpiffeId};
+use fleetgate_hub::model::ClusterKey;
 use fleetgate_proto::spoke::v1 as pb;
 
 mod support;
-use support::{SyncStream, TWO_TENANTS, TestHub, backend, http_route, mtls_channel};
+use fleetgate_hub::sync::handshake;
+use support::{SyncStream, TWO_TENANTS, TestHub, backend, http_route, hub_log, mtls_channel};
 
 /// HTTPRoute `name` (generation 7) on Gateway `web` for `host` -> Service `app`:80 with
 /// endpoint `endpoint`:30080.
@@ -79,6 +81,7 @@ async fn admission_verdicts_reach_the_agent_per_object() {
 
 #[tokio::test]
 async fn identity_comes_from_the_certificate_only() {
+    hub_log();
     let mut hub = TestHub::start(TWO_TENANTS).await;
     let id = hub.issue("tenant-a", "east");
     // Naming another cluster than the certificate's is refused.
@@ -130,6 +133,14 @@ async fn identity_comes_from_the_certificate_only() {
         Ok(ch) => SyncStream::open(ch, "east").await.is_err(),
     };
     assert!(refused, "a certificate from a foreign CA must be refused");
+    // The hub says so, with the reason.
+    let log = hub_log();
+    assert!(
+        log.lines().any(|l| l.contains(handshake::REFUSED)
+            // Same CA name, another key: the signature does not verify.
+            && l.contains("reason=invalid peer certificate: BadSignature")),
+        "the hub's log: {log}"
+    );
 
     // The hub still serves the legitimate agent afterwards.
     let mut s = SyncStream::open(mtls_channel(hub.agent_addr, &id).await.unwrap(), "east")
@@ -143,6 +154,27 @@ async fn identity_comes_from_the_certificate_only() {
     hub.stop().await;
 }
 
+/// What the hub's store holds for `tenant`/`cluster`, read from its file. The hub must be
+/// stopped (the store is locked while it runs): this is what a restarted hub would serve.
+fn stored_routes(hub: &TestHub, tenant: &str, cluster: &str) -> Vec<(String, Vec<String>)> {
+    let store = fleetgate_hub::store::Store::open(&hub.dir.path().join("hub.redb")).unwrap();
+    let loaded = store.load().unwrap();
+    let key = ClusterKey {
+        tenant: tenant.into(),
+        cluster: cluster.into(),
+    };
+    loaded
+        .intent
+        .get(&key)
+        .map(|ci| {
+            ci.http_routes
+                .iter()
+                .map(|((_, name), r)| (name.clone(), r.hostnames.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[tokio::test]
 async fn oversized_update_is_refused_and_nothing_is_stored() {
     let mut hub = TestHub::start(TWO_TENANTS).await;
@@ -154,12 +186,19 @@ async fn oversized_update_is_refused_and_nothing_is_stored() {
     big.creation_timestamp = "x".repeat(fleetgate_proto::MAX_MESSAGE_BYTES + 1);
     s.send(1, true, vec![big]).await;
     let err = s.verdict().await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
     assert!(
-        err.message().contains("too large") || err.message().contains("length"),
+        err.message().contains("message length too large"),
         "{err:?}"
     );
 
-    // Reconnect: the oversized object was never stored, so the status holds nothing for it.
+    // Before anything else reaches the hub: its store holds nothing for the cluster.
+    hub.stop().await;
+    assert_eq!(stored_routes(&hub, "tenant-a", "east"), vec![]);
+
+    // The hub starts again from that store and serves the agent: nothing of the oversized
+    // Update shows up in its status.
+    hub.run().await;
     let mut s = SyncStream::open(mtls_channel(hub.agent_addr, &id).await.unwrap(), "east")
         .await
         .unwrap();
@@ -177,4 +216,56 @@ async fn oversized_update_is_refused_and_nothing_is_stored() {
         .collect();
     assert_eq!(names, vec!["small"]);
     hub.stop().await;
+}
+
+/// `limits.maxObjectsPerCluster`: an Update that would leave one object more than the limit in
+/// the cluster is Nacked whole with the limit and the config key, and nothing of it is stored.
+#[tokio::test]
+async fn an_update_past_max_objects_per_cluster_is_nacked_and_nothing_of_it_is_stored() {
+    let mut hub = TestHub::start_with(
+        "limits: {maxObjectsPerCluster: 3, maxEndpointsPerBackend: 1000}",
+        TWO_TENANTS,
+        false,
+    )
+    .await;
+    let id = hub.issue("tenant-a", "east");
+    let mut s = SyncStream::open(mtls_channel(hub.agent_addr, &id).await.unwrap(), "east")
+        .await
+        .unwrap();
+    // At the limit: accepted.
+    let at_limit: Vec<_> = (0..3)
+        .map(|i| route(&format!("r{i}"), &format!("r{i}.a.example"), "10.1.0.5"))
+        .collect();
+    s.send(1, true, at_limit).await;
+    assert!(matches!(s.verdict().await.unwrap(), pb::hub_message::Kind::Ack(a) if a.revision == 1));
+    // One more (and a change to an accepted route in the same Update): Nacked whole.
+    s.send(
+        2,
+        false,
+        vec![
+            route("r0", "changed.a.example", "10.1.0.5"),
+            route("r3", "r3.a.example", "10.1.0.5"),
+        ],
+    )
+    .await;
+    match s.verdict().await.unwrap() {
+        pb::hub_message::Kind::Nack(n) => {
+            assert_eq!(n.revision, 2);
+            assert!(
+                n.message
+                    .contains("would leave 4 objects in this cluster; the limit is 3")
+                    && n.message.contains("limits.maxObjectsPerCluster"),
+                "{}",
+                n.message
+            );
+        }
+        other => panic!("expected a Nack, got {other:?}"),
+    }
+
+    // Nothing else reaches the hub: the store holds the three accepted routes as they were.
+    hub.stop().await;
+    let want: Vec<(String, Vec<String>)> = (0..3)
+        .map(|i| (format!("r{i}"), vec![format!("r{i}.a.example")]))
+        .collect();
+    assert_eq!(stored_routes(&hub, "tenant-a", "east"), want);
 }

@@ -382,3 +382,33 @@ pub fn object_ref(kind: pb::Kind, name: &str) -> pb::ObjectRef {
         name: name.into(),
     }
 }
+
+/// Everything the hubs of this test binary log at warn and above, from the first call on: the
+/// operator's view of what the hub refused. Tests of one binary share it; search it for what
+/// only your test causes.
+pub fn hub_log() -> String {
+    use std::sync::{Arc, Mutex, OnceLock};
+    #[derive(Clone)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    static SINK: OnceLock<Sink> = OnceLock::new();
+    let sink = SINK.get_or_init(|| {
+        let sink = Sink(Arc::default());
+        let writer = sink.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter("warn")
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .init();
+        sink
+    });
+    String::from_utf8_lossy(&sink.0.lock().unwrap()).into_owned()
+}
