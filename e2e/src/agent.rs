@@ -36,8 +36,20 @@ impl Agent {
         cluster: &str,
         kubeconfig: &Path,
     ) -> anyhow::Result<Self> {
+        Self::start_with_args(dir, hub, tenant, cluster, kubeconfig, &[])
+    }
+
+    /// Like [`Agent::start`], with `extra` arguments (e.g. `--secrets label`).
+    pub fn start_with_args(
+        dir: &TestDir,
+        hub: &Hub,
+        tenant: &str,
+        cluster: &str,
+        kubeconfig: &Path,
+        extra: &[String],
+    ) -> anyhow::Result<Self> {
         let identity_dir = hub.issue_agent_identity(tenant, cluster)?;
-        let args = vec![
+        let mut args = vec![
             "--hub".to_string(),
             hub.agent_url(),
             "--hub-server-name".to_string(),
@@ -47,6 +59,7 @@ impl Agent {
             "--kubeconfig".to_string(),
             kubeconfig.display().to_string(),
         ];
+        args.extend(extra.iter().cloned());
         let process = Process::spawn_with_env(
             dir,
             &format!("fleetgate-agent-{tenant}-{cluster}"),

@@ -33,6 +33,17 @@ pub const AGENT_NAMESPACE: &str = "fleetgate-system";
 /// The user name in the agent's client certificate.
 pub const AGENT_USER: &str = "fleetgate-agent";
 
+/// Which of `deploy/`'s RBAC for TLS Secrets the agent user gets (besides
+/// `deploy/agent-rbac.yaml`, always applied).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretRbac {
+    /// `deploy/agent-rbac.yaml` and `deploy/agent-rbac-secrets-cluster.yaml`: list/watch Secrets
+    /// cluster-wide, for agents started with the built-in `--secrets cluster` (most tests).
+    ClusterWide,
+    /// `deploy/agent-rbac.yaml` only, as shipped: list/watch Secrets in `default` only.
+    DeployDefault,
+}
+
 /// A running tenant API server.
 pub struct TenantCluster {
     name: String,
@@ -55,12 +66,36 @@ impl std::fmt::Debug for TenantCluster {
 
 impl TenantCluster {
     /// Starts the API server, waits for `/readyz`, installs the Gateway API CRDs and the agent
-    /// RBAC (`deploy/agent-rbac.yaml`, when it exists).
+    /// RBAC (`deploy/agent-rbac.yaml`, when it exists, with the cluster-wide Secret variant).
     pub async fn start(name: &str, etcd: &Etcd) -> anyhow::Result<Self> {
+        Self::start_with_rbac(name, etcd, SecretRbac::ClusterWide).await
+    }
+
+    /// Like [`TenantCluster::start`], with `secrets` deciding which Secret RBAC the agent gets.
+    pub async fn start_with_rbac(
+        name: &str,
+        etcd: &Etcd,
+        secrets: SecretRbac,
+    ) -> anyhow::Result<Self> {
         let cluster = Self::start_bare(name, etcd).await?;
         cluster.install_gateway_api_crds().await?;
-        cluster.install_agent_rbac().await?;
+        if cluster.install_agent_rbac().await? && secrets == SecretRbac::ClusterWide {
+            cluster
+                .apply_repo_file("deploy/agent-rbac-secrets-cluster.yaml")
+                .await?;
+        }
         Ok(cluster)
+    }
+
+    /// Applies a file of the repository, if it exists; returns whether it did.
+    pub async fn apply_repo_file(&self, file: &str) -> anyhow::Result<bool> {
+        let Some(path) = crate::components::repo_file(file) else {
+            return Ok(false);
+        };
+        self.apply(&crate::components::read(&path)?)
+            .await
+            .with_context(|| format!("applying {}", path.display()))?;
+        Ok(true)
     }
 
     /// Starts the API server and waits for `/readyz` and the `default` namespace; nothing
@@ -290,13 +325,7 @@ impl TenantCluster {
             "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {AGENT_NAMESPACE}\n"
         ))
         .await?;
-        let Some(path) = crate::components::repo_file("deploy/agent-rbac.yaml") else {
-            return Ok(false);
-        };
-        self.apply(&crate::components::read(&path)?)
-            .await
-            .with_context(|| format!("applying {}", path.display()))?;
-        Ok(true)
+        self.apply_repo_file("deploy/agent-rbac.yaml").await
     }
 
     /// Server-side applies every document of a multi-document YAML (field manager `e2e`,

@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::agent::Agent;
-use crate::apiserver::TenantCluster;
+use crate::apiserver::{SecretRbac, TenantCluster};
 use crate::echo::Echo;
 use crate::envoy::Envoy;
 use crate::etcd::Etcd;
@@ -116,6 +116,23 @@ enum Identities {
     Enrolled,
 }
 
+/// How a fleet's agents read TLS Secrets: the RBAC their user gets and the `--secrets` value they
+/// start with (`None`: the built-in default, `cluster`).
+#[derive(Debug, Clone, Copy)]
+struct AgentSecrets<'a> {
+    rbac: SecretRbac,
+    flag: Option<&'a str>,
+}
+
+impl Default for AgentSecrets<'_> {
+    fn default() -> Self {
+        Self {
+            rbac: SecretRbac::ClusterWide,
+            flag: None,
+        }
+    }
+}
+
 /// Everything one test needs, stopped when dropped.
 #[derive(Debug)]
 pub struct Fleet {
@@ -168,7 +185,16 @@ impl Fleet {
         tenants: &[TenantSpec<'_>],
         hub_extra: serde_json::Map<String, serde_json::Value>,
     ) -> anyhow::Result<Self> {
-        Self::start_full(name, tenants, &[], hub_extra, Identities::Issued, &[]).await
+        Self::start_full(
+            name,
+            tenants,
+            &[],
+            hub_extra,
+            Identities::Issued,
+            &[],
+            AgentSecrets::default(),
+        )
+        .await
     }
 
     /// Like [`Fleet::start`], but every agent starts with only a bootstrap token
@@ -185,7 +211,45 @@ impl Fleet {
             .next()
             .unwrap_or("fleet")
             .to_string();
-        Self::start_full(&name, tenants, &[], hub_extra, Identities::Enrolled, &[]).await
+        Self::start_full(
+            &name,
+            tenants,
+            &[],
+            hub_extra,
+            Identities::Enrolled,
+            &[],
+            AgentSecrets::default(),
+        )
+        .await
+    }
+
+    /// Like [`Fleet::start`], but each tenant cluster gets the Secret RBAC `rbac` and each agent
+    /// starts with `--secrets <flag>`.
+    pub async fn start_with_agent_secrets(
+        tenants: &[TenantSpec<'_>],
+        rbac: SecretRbac,
+        flag: &str,
+    ) -> anyhow::Result<Self> {
+        let name = std::thread::current()
+            .name()
+            .unwrap_or("fleet")
+            .rsplit("::")
+            .next()
+            .unwrap_or("fleet")
+            .to_string();
+        Self::start_full(
+            &name,
+            tenants,
+            &[],
+            serde_json::Map::new(),
+            Identities::Issued,
+            &[],
+            AgentSecrets {
+                rbac,
+                flag: Some(flag),
+            },
+        )
+        .await
     }
 
     /// Like [`Fleet::start_named`], and every tenant also has the clusters `more` (each with its
@@ -203,6 +267,7 @@ impl Fleet {
             serde_json::Map::new(),
             Identities::Issued,
             &[],
+            AgentSecrets::default(),
         )
         .await
     }
@@ -221,6 +286,7 @@ impl Fleet {
             serde_json::Map::new(),
             Identities::Issued,
             http_ports,
+            AgentSecrets::default(),
         )
         .await
     }
@@ -232,6 +298,7 @@ impl Fleet {
         hub_extra: serde_json::Map<String, serde_json::Value>,
         identities: Identities,
         http_ports: &[u16],
+        secrets: AgentSecrets<'_>,
     ) -> anyhow::Result<Self> {
         for (_, _, cidr) in tenants {
             nth_ip(cidr, 0)?;
@@ -241,7 +308,7 @@ impl Fleet {
         let clusters = futures::future::try_join_all(
             tenants
                 .iter()
-                .map(|(tenant, _, _)| TenantCluster::start(tenant, &etcd)),
+                .map(|(tenant, _, _)| TenantCluster::start_with_rbac(tenant, &etcd, secrets.rbac)),
         )
         .await?;
         let hub_tenants: Vec<HubTenant> = tenants
@@ -275,9 +342,17 @@ impl Fleet {
         let mut fleet_tenants = Vec::new();
         for ((tenant, pattern, cidr), cluster) in tenants.iter().zip(clusters) {
             let agent = match identities {
-                Identities::Issued => {
-                    Agent::start(&dir, &hub, tenant, CLUSTER, cluster.agent_kubeconfig())?
-                }
+                Identities::Issued => Agent::start_with_args(
+                    &dir,
+                    &hub,
+                    tenant,
+                    CLUSTER,
+                    cluster.agent_kubeconfig(),
+                    &secrets
+                        .flag
+                        .map(|f| vec!["--secrets".to_string(), f.to_string()])
+                        .unwrap_or_default(),
+                )?,
                 Identities::Enrolled => Agent::start_enrolling(
                     &dir,
                     &hub,

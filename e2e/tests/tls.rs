@@ -6,14 +6,20 @@
 //! Needs the product binaries: `cargo build --bins` first. Each test starts its own fleet.
 
 use anyhow::{Context, ensure};
+use fleetgate_e2e::agent::Agent;
+use fleetgate_e2e::apiserver::SecretRbac;
 use fleetgate_e2e::fixtures::{
     GATEWAY_CLASS, TENANT_A, class_and_http_gateway, condition, gateway, http_route, rule_to,
     wait_route_condition,
 };
+use fleetgate_e2e::fleet::RAW_CLUSTER;
 use fleetgate_e2e::pki::{Ca, CertAndKey, Leaf};
 use fleetgate_e2e::secrets::Secrets;
 use fleetgate_e2e::tls::{HttpsConnection, TlsEcho, connect_tls, https_get, serial_of_pem};
 use fleetgate_e2e::{Echo, Fleet, FleetTenant, TIMEOUT, eventually};
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use kube::api::ListParams;
 use serde_json::Value;
 
 /// A `kubernetes.io/tls` Secret with `cert`.
@@ -578,4 +584,246 @@ spec:
         Ok(())
     })
     .await;
+}
+
+/// [`secret_yaml`] with the label `fleetgate.dev/expose=true` (what `--secrets label` reads).
+fn labelled_secret_yaml(ns: &str, name: &str, cert: &CertAndKey) -> String {
+    secret_yaml(ns, name, cert).replacen(
+        "metadata:\n",
+        "metadata:\n  labels:\n    fleetgate.dev/expose: \"true\"\n",
+        1,
+    )
+}
+
+/// Fails if the agent's log shows a refused (403) or failing watch: with RBAC that matches its
+/// `--secrets` mode, the agent never asks for what it may not read.
+fn assert_no_forbidden_watches(fleet: &mut Fleet) {
+    let log = fleet.tenant_mut("tenant-a").agent.process().log();
+    for bad in ["forbidden", "Forbidden", "watch failed"] {
+        assert!(!log.contains(bad), "agent log has {bad:?}:\n{log}");
+    }
+    assert!(log.contains("watching TLS Secrets"), "{log}");
+}
+
+/// The RBAC deploy/agent-rbac.yaml ships (list/watch Secrets in `default` only, no ClusterRole
+/// on Secrets) with `--secrets namespaces=default`: the agent runs on exactly that RBAC, serves
+/// the certificate of a Secret in `default`, and a listener whose Secret is in another namespace
+/// (granted by a ReferenceGrant, so only the agent's access is missing) gets
+/// `ResolvedRefs=False/InvalidCertificateRef` naming the namespace to add. An agent started with
+/// `--secrets cluster` on the same credentials exits at start with what to apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_rbac_reads_secrets_of_listed_namespaces_only_and_says_what_to_add() {
+    let mut fleet = Fleet::start_with_agent_secrets(
+        &[TENANT_A],
+        SecretRbac::DeployDefault,
+        "namespaces=default",
+    )
+    .await
+    .expect("fleet");
+    let a = fleet.tenant("tenant-a");
+    let addr = fleet.hub.data_plane_tls_addr();
+
+    // The agent's credentials really are narrow: Secrets of `default` only.
+    let agent_client = a.cluster.agent_client().await.unwrap();
+    eventually(TIMEOUT, || async {
+        Api::<Secret>::namespaced(agent_client.clone(), "default")
+            .list(&ListParams::default())
+            .await
+            .context("the agent may list Secrets in default")?;
+        Ok(())
+    })
+    .await;
+    for (what, api) in [
+        ("cluster-wide", Api::<Secret>::all(agent_client.clone())),
+        (
+            "in certs",
+            Api::<Secret>::namespaced(agent_client.clone(), "certs"),
+        ),
+    ] {
+        match api.list(&ListParams::default()).await {
+            Err(kube::Error::Api(e)) => assert_eq!(e.code, 403, "{what}: {e:?}"),
+            other => panic!("the agent listed Secrets {what}: {other:?}"),
+        }
+    }
+
+    let ca = Ca::new("tenant-a-ca").unwrap();
+    let _echo = backend_in(a, "default", "echo").await;
+    let app = ca.issue(&Leaf::server("app", &["app.a.example"])).unwrap();
+    let app_serial = serial_of_pem(&app.cert_pem).unwrap();
+    let shop = ca
+        .issue(&Leaf::server("shop", &["shop.a.example"]))
+        .unwrap();
+    a.cluster
+        .apply("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: certs\n")
+        .await
+        .unwrap();
+    a.cluster
+        .apply(&secret_yaml("default", "app-tls", &app))
+        .await
+        .unwrap();
+    a.cluster
+        .apply(&secret_yaml("certs", "shop-tls", &shop))
+        .await
+        .unwrap();
+    a.cluster
+        .apply(
+            r#"apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: gateways-from-default
+  namespace: certs
+spec:
+  from:
+  - group: gateway.networking.k8s.io
+    kind: Gateway
+    namespace: default
+  to:
+  - group: ""
+    kind: Secret
+"#,
+        )
+        .await
+        .unwrap();
+    a.cluster
+        .apply(&gateway_yaml(&[
+            https_listener("https", "app.a.example", &["app-tls"]),
+            https_listener("shop", "shop.a.example", &["certs/shop-tls"]),
+        ]))
+        .await
+        .unwrap();
+    a.cluster
+        .apply(&route_yaml("app", "app.a.example", "default", "echo"))
+        .await
+        .unwrap();
+
+    eventually(TIMEOUT, || async {
+        let (status, body, serial) = https_get(addr, "app.a.example", ca.cert_pem(), "/").await?;
+        ensure!(
+            (status, body.as_str(), serial.as_str()) == (200, "tenant-a-echo", app_serial.as_str()),
+            "got {status} {body:?} serial {serial} (want 200 tenant-a-echo {app_serial})"
+        );
+        Ok(())
+    })
+    .await;
+    wait_listener_condition(a, "https", "ResolvedRefs", "True", "ResolvedRefs").await;
+    let c =
+        wait_listener_condition(a, "shop", "ResolvedRefs", "False", "InvalidCertificateRef").await;
+    let message = c["message"].as_str().unwrap_or_default();
+    for words in [
+        "certs/shop-tls",
+        "where the agent may not read Secrets",
+        "--secrets namespaces=default",
+        "add certs to --secrets",
+    ] {
+        assert!(message.contains(words), "{words:?} not in {message:?}");
+    }
+    assert!(
+        connect_tls(addr, "shop.a.example", ca.cert_pem(), &["http/1.1"])
+            .await
+            .is_err(),
+        "a certificate the agent may not read was served"
+    );
+    assert_no_forbidden_watches(&mut fleet);
+
+    // The same credentials with `--secrets cluster`: refused at start, with what to apply.
+    let kubeconfig = fleet
+        .tenant("tenant-a")
+        .cluster
+        .agent_kubeconfig()
+        .to_path_buf();
+    let mut wide = Agent::start_with_args(
+        &fleet.dir,
+        &fleet.hub,
+        "tenant-a",
+        RAW_CLUSTER,
+        &kubeconfig,
+        &["--secrets".into(), "cluster".into()],
+    )
+    .unwrap();
+    let status = wide.wait_exit(2 * TIMEOUT).await.unwrap();
+    assert!(!status.success(), "{status}");
+    let log = wide.process().log();
+    for words in [
+        "--secrets cluster needs list and watch on Secrets cluster-wide",
+        "deploy/agent-rbac-secrets-cluster.yaml",
+    ] {
+        assert!(log.contains(words), "{words:?} not in the log:\n{log}");
+    }
+}
+
+/// `--secrets label` (with the cluster-wide variant deploy/agent-rbac-secrets-cluster.yaml, which
+/// the label does not narrow): a labelled Secret's certificate is served; an unlabelled one is
+/// never sent to the agent, so its listener gets `InvalidCertificateRef` saying to label it, and
+/// labelling it is all it takes to be served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn label_mode_reads_only_labelled_secrets_and_says_to_label_the_others() {
+    let mut fleet = Fleet::start_with_agent_secrets(&[TENANT_A], SecretRbac::ClusterWide, "label")
+        .await
+        .expect("fleet");
+    let a = fleet.tenant("tenant-a");
+    let addr = fleet.hub.data_plane_tls_addr();
+    let ca = Ca::new("tenant-a-ca").unwrap();
+    let _echo = backend_in(a, "default", "echo").await;
+    let app = ca.issue(&Leaf::server("app", &["app.a.example"])).unwrap();
+    let shop = ca
+        .issue(&Leaf::server("shop", &["shop.a.example"]))
+        .unwrap();
+    let shop_serial = serial_of_pem(&shop.cert_pem).unwrap();
+    a.cluster
+        .apply(&labelled_secret_yaml("default", "app-tls", &app))
+        .await
+        .unwrap();
+    a.cluster
+        .apply(&secret_yaml("default", "shop-tls", &shop))
+        .await
+        .unwrap();
+    a.cluster
+        .apply(&gateway_yaml(&[
+            https_listener("https", "app.a.example", &["app-tls"]),
+            https_listener("shop", "shop.a.example", &["shop-tls"]),
+        ]))
+        .await
+        .unwrap();
+    a.cluster
+        .apply(&route_yaml("app", "app.a.example", "default", "echo"))
+        .await
+        .unwrap();
+    a.cluster
+        .apply(&route_yaml("shop", "shop.a.example", "default", "echo"))
+        .await
+        .unwrap();
+
+    eventually(TIMEOUT, || async {
+        let (status, body, _) = https_get(addr, "app.a.example", ca.cert_pem(), "/").await?;
+        ensure!(
+            status == 200 && body == "tenant-a-echo",
+            "{status} {body:?}"
+        );
+        Ok(())
+    })
+    .await;
+    let c =
+        wait_listener_condition(a, "shop", "ResolvedRefs", "False", "InvalidCertificateRef").await;
+    let message = c["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("kubectl label secret -n default shop-tls fleetgate.dev/expose=true"),
+        "{message:?}"
+    );
+
+    // Labelled: read, sent and served.
+    a.cluster
+        .apply(&labelled_secret_yaml("default", "shop-tls", &shop))
+        .await
+        .unwrap();
+    wait_listener_condition(a, "shop", "ResolvedRefs", "True", "ResolvedRefs").await;
+    eventually(TIMEOUT, || async {
+        let (status, _, serial) = https_get(addr, "shop.a.example", ca.cert_pem(), "/").await?;
+        ensure!(
+            status == 200 && serial == shop_serial,
+            "{status} serial {serial}"
+        );
+        Ok(())
+    })
+    .await;
+    assert_no_forbidden_watches(&mut fleet);
 }

@@ -17,6 +17,71 @@ pub enum EndpointMode {
     Pod,
 }
 
+/// The label a Secret must carry (value `true`) to be read with `--secrets label`.
+pub const EXPOSE_LABEL: &str = "fleetgate.dev/expose";
+
+/// Which TLS Secrets (type `kubernetes.io/tls`) the agent reads in a live cluster (`--secrets`).
+///
+/// Every mode also filters on the Secret type server-side. What each mode needs from RBAC is in
+/// `deploy/` and docs/security.md ("What the agent may read in a tenant cluster").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum SecretAccess {
+    /// `cluster`: TLS Secrets of every namespace (list/watch on Secrets cluster-wide).
+    #[default]
+    Cluster,
+    /// `label`: only TLS Secrets labelled [`EXPOSE_LABEL`]`=true`, in every namespace. The label
+    /// selector narrows what the apiserver sends, not what RBAC grants (still cluster-wide).
+    Label,
+    /// `namespaces=a,b`: TLS Secrets of these namespaces only (one watch each); RBAC is a Role
+    /// per namespace. Sorted, without duplicates, never empty.
+    Namespaces(Vec<String>),
+}
+
+impl SecretAccess {
+    /// Parses a `--secrets` value: `cluster`, `label` or `namespaces=NS[,NS...]`.
+    pub fn parse(value: &str) -> Result<Self, ConfigError> {
+        let bad = |why: &str| ConfigError::BadSecrets {
+            value: value.to_string(),
+            why: why.to_string(),
+        };
+        match value.trim() {
+            "cluster" => Ok(Self::Cluster),
+            "label" => Ok(Self::Label),
+            v => {
+                let Some(list) = v.strip_prefix("namespaces=") else {
+                    return Err(bad("unknown mode"));
+                };
+                let mut names: Vec<String> = list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                if names.is_empty() {
+                    return Err(bad("namespaces= needs at least one namespace"));
+                }
+                if let Some(n) = names.iter().find(|n| !is_dns_label(n)) {
+                    return Err(bad(&format!("{n:?} is not a namespace name")));
+                }
+                names.sort();
+                names.dedup();
+                Ok(Self::Namespaces(names))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for SecretAccess {
+    /// The `--secrets` value that selects this mode.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Cluster => f.write_str("cluster"),
+            Self::Label => f.write_str("label"),
+            Self::Namespaces(names) => write!(f, "namespaces={}", names.join(",")),
+        }
+    }
+}
+
 /// Where the agent reads the tenant's objects from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -85,6 +150,12 @@ pub struct Cli {
     /// spec.loadBalancerClass fleetgate.dev/hub.
     #[arg(long, env = "FLEETGATE_ALL_LOAD_BALANCERS")]
     pub all_load_balancers: bool,
+    /// Which TLS Secrets the agent reads: `cluster` (every namespace; RBAC: list/watch Secrets
+    /// cluster-wide), `label` (only those labelled fleetgate.dev/expose=true; same RBAC, fewer
+    /// Secrets sent to the agent) or `namespaces=NS[,NS...]` (only those namespaces; RBAC: a Role
+    /// in each). deploy/agent-rbac.yaml grants `namespaces=default`.
+    #[arg(long, env = "FLEETGATE_SECRETS", default_value = "cluster")]
+    pub secrets: String,
 }
 
 /// A bootstrap token; its Debug never shows it.
@@ -131,6 +202,8 @@ pub struct Config {
     pub endpoint_mode: Option<EndpointMode>,
     /// Send every LoadBalancer Service, whatever its loadBalancerClass.
     pub all_load_balancers: bool,
+    /// Which TLS Secrets the cluster watch reads.
+    pub secrets: SecretAccess,
 }
 
 /// A flag combination the agent cannot run with.
@@ -157,6 +230,11 @@ pub enum ConfigError {
     /// The Secret name or namespace is not a Kubernetes name.
     #[error("--{flag} {value:?} is not a valid Kubernetes name")]
     BadName { flag: &'static str, value: String },
+    /// `--secrets` is not one of the modes.
+    #[error(
+        "--secrets {value:?}: {why}; use cluster, label (only Secrets labelled fleetgate.dev/expose=true) or namespaces=NS[,NS...]"
+    )]
+    BadSecrets { value: String, why: String },
 }
 
 impl Cli {
@@ -191,6 +269,7 @@ impl Cli {
                 });
             }
         }
+        let secrets = SecretAccess::parse(&self.secrets)?;
         let identity = match (self.identity_dir, self.state_dir) {
             (Some(dir), _) => IdentitySource::Dir(dir),
             (None, Some(dir)) => IdentitySource::Enrolled {
@@ -223,8 +302,14 @@ impl Cli {
             source,
             endpoint_mode: self.endpoint_mode,
             all_load_balancers: self.all_load_balancers,
+            secrets,
         })
     }
+}
+
+/// An RFC 1123 label (what a namespace name must be).
+fn is_dns_label(s: &str) -> bool {
+    s.len() <= 63 && !s.contains('.') && is_dns_subdomain(s)
 }
 
 fn is_dns_subdomain(s: &str) -> bool {
@@ -403,6 +488,50 @@ mod tests {
             assert!(
                 err.to_lowercase().contains(want),
                 "{args:?}: error {err:?} lacks {want:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn secrets_modes_table() {
+        let base = ["--hub", "https://127.0.0.1:9443", "--identity-dir", "/id"];
+        let with = |v: &str| parse(&[&base[..], &["--secrets", v]].concat());
+        assert_eq!(parse(&base).unwrap().secrets, SecretAccess::Cluster);
+        let ok: &[(&str, SecretAccess)] = &[
+            ("cluster", SecretAccess::Cluster),
+            ("label", SecretAccess::Label),
+            (
+                "namespaces=web",
+                SecretAccess::Namespaces(vec!["web".into()]),
+            ),
+            (
+                "namespaces=web, certs,web,",
+                SecretAccess::Namespaces(vec!["certs".into(), "web".into()]),
+            ),
+        ];
+        for (value, want) in ok {
+            let got = with(value).unwrap().secrets;
+            assert_eq!(&got, want, "{value}");
+            // Display gives back a value that selects the same mode.
+            assert_eq!(&SecretAccess::parse(&got.to_string()).unwrap(), want);
+        }
+        let bad: &[(&str, &str)] = &[
+            ("", "unknown mode"),
+            ("all", "unknown mode"),
+            ("Cluster", "unknown mode"),
+            ("namespaces", "unknown mode"),
+            ("namespaces=", "at least one namespace"),
+            ("namespaces=,", "at least one namespace"),
+            ("namespaces=Web", "\"Web\" is not a namespace name"),
+            ("namespaces=a.b", "not a namespace name"),
+            ("namespaces=-a", "not a namespace name"),
+        ];
+        for (value, want) in bad {
+            let err = with(value).unwrap_err();
+            assert!(err.contains(want), "{value:?}: {err}");
+            assert!(
+                err.contains("use cluster, label") && err.contains("namespaces=NS"),
+                "{value:?}: the error lists the modes: {err}"
             );
         }
     }

@@ -22,7 +22,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tracing::warn;
 
-use crate::config::EndpointMode;
+use crate::config::{EndpointMode, SecretAccess};
 use crate::state::ClusterState;
 
 /// Label that ties an EndpointSlice to its Service.
@@ -38,6 +38,8 @@ pub struct Index<'a> {
     mode: EndpointMode,
     /// TLS Secrets by (namespace, name).
     secrets: BTreeMap<(&'a str, &'a str), &'a Secret>,
+    /// Which TLS Secrets the source reads (explains a Secret that is not in `secrets`).
+    secret_access: &'a SecretAccess,
     grants: &'a [ReferenceGrant],
 }
 
@@ -77,6 +79,7 @@ impl<'a> Index<'a> {
             node_addresses: node_addresses.into_iter().collect(),
             mode,
             secrets,
+            secret_access: &state.secret_access,
             grants: &state.reference_grants,
         }
     }

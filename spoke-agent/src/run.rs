@@ -45,6 +45,9 @@ pub enum RunError {
     /// The manifests folder cannot be listed.
     #[error(transparent)]
     Manifests(#[from] ManifestsError),
+    /// The agent's RBAC does not let it read the Secrets its `--secrets` mode needs.
+    #[error(transparent)]
+    SecretAccess(#[from] cluster_watch::SecretAccessDenied),
     /// Waiting for a termination signal failed.
     #[error("cannot install signal handlers: {0}")]
     Signal(#[source] std::io::Error),
@@ -132,7 +135,13 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let (state_tx, mut state_rx) = watch::channel(ClusterState::default());
     let sink = match (&config.source, client) {
         (Source::Kube { .. }, Some(client)) => {
-            tokio::spawn(cluster_watch::run(client.clone(), state_tx));
+            cluster_watch::check_secret_access(&client, &config.secrets).await?;
+            info!(secrets = %config.secrets, "watching TLS Secrets");
+            tokio::spawn(cluster_watch::run(
+                client.clone(),
+                config.secrets.clone(),
+                state_tx,
+            ));
             Sink::Kube(client)
         }
         (Source::Kube { .. }, None) => unreachable!("a kube client is made for every Kube source"),

@@ -14,6 +14,7 @@ use gateway_api::tlsroutes::TlsRoute;
 use k8s_openapi::api::core::v1::{Namespace, Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
+use crate::config::SecretAccess;
 use crate::l4route::{TcpRoute, UdpRoute};
 
 /// One consistent snapshot of the cluster, as the sources last saw it.
@@ -28,6 +29,9 @@ pub struct ClusterState {
     /// Secrets of type `kubernetes.io/tls` only (the watch filters on the type); only those a
     /// claimed Gateway's certificateRefs name are ever sent. Holds private keys: never log it.
     pub secrets: Vec<Secret>,
+    /// Which TLS Secrets the source reads (`--secrets`; a manifests folder reads every one), so
+    /// that a certificateRef to a Secret outside it is explained rather than called missing.
+    pub secret_access: SecretAccess,
     pub reference_grants: Vec<ReferenceGrant>,
     pub tls_routes: Vec<TlsRoute>,
     /// TCPRoutes and UDPRoutes v1 (empty when the API server does not serve them).
@@ -78,6 +82,7 @@ impl std::fmt::Debug for ClusterState {
             .field("endpoint_slices", &self.endpoint_slices.len())
             .field("nodes", &self.nodes.len())
             .field("secrets", &self.secrets.len())
+            .field("secret_access", &self.secret_access)
             .field("reference_grants", &self.reference_grants.len())
             .field("tls_routes", &self.tls_routes.len())
             .field("tcp_routes", &self.tcp_routes.len())

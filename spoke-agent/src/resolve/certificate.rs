@@ -1,6 +1,7 @@
 //! Resolve a listener's certificateRefs: Secret of type `kubernetes.io/tls` -> the certificate
 //! chain and private key the hub needs, or the problem (InvalidCertificateRef, RefNotPermitted)
-//! that explains why there is none.
+//! that explains why there is none, including a Secret the agent's `--secrets` mode does not
+//! let it read ([`unreadable_secret`]).
 //!
 //! Where it sits: inside step 2 (resolve), called by `translate` for HTTPS listeners of claimed
 //! Gateways only, so the agent never sends a Secret no claimed Gateway names. The agent does not
@@ -11,6 +12,7 @@ use gateway_api::gateways::GatewayListenersTlsCertificateRefs;
 
 use super::Index;
 use super::grant::{self, RefEnd};
+use crate::config::{EXPOSE_LABEL, SecretAccess};
 use crate::translate::GATEWAY_GROUP;
 
 /// The Secret type certificateRefs must point at.
@@ -71,10 +73,7 @@ pub fn resolve_certificate(
         return out;
     }
     let Some(secret) = index.secrets.get(&(namespace.as_str(), r.name.as_str())) else {
-        out.problem = invalid(format!(
-            "Secret {namespace}/{} does not exist or is not of type {TLS_SECRET_TYPE}",
-            r.name
-        ));
+        out.problem = invalid(unreadable_secret(index.secret_access, &namespace, &r.name));
         return out;
     };
     if secret.type_.as_deref() != Some(TLS_SECRET_TYPE) {
@@ -99,6 +98,27 @@ pub fn resolve_certificate(
         }
     }
     out
+}
+
+/// Why the agent has no Secret `namespace/name`, and what to change, for the `--secrets` mode
+/// it runs with: in `label` mode it may lack the label, in `namespaces=` mode its namespace may
+/// be outside the list (then the agent cannot read it even if it exists).
+pub fn unreadable_secret(access: &SecretAccess, namespace: &str, name: &str) -> String {
+    match access {
+        SecretAccess::Cluster => {
+            format!("Secret {namespace}/{name} does not exist or is not of type {TLS_SECRET_TYPE}")
+        }
+        SecretAccess::Label => format!(
+            "Secret {namespace}/{name} does not exist, is not of type {TLS_SECRET_TYPE}, or lacks the label {EXPOSE_LABEL}=true: the agent runs with --secrets label and reads only Secrets carrying it; add it with `kubectl label secret -n {namespace} {name} {EXPOSE_LABEL}=true`"
+        ),
+        SecretAccess::Namespaces(names) if !names.iter().any(|n| n == namespace) => format!(
+            "Secret {namespace}/{name} is in namespace {namespace}, where the agent may not read Secrets (it runs with --secrets {access}): add {namespace} to --secrets and grant the agent the Role of deploy/agent-rbac.yaml in {namespace}, or move the Secret into one of {}",
+            names.join(", ")
+        ),
+        SecretAccess::Namespaces(_) => {
+            format!("Secret {namespace}/{name} does not exist or is not of type {TLS_SECRET_TYPE}")
+        }
+    }
 }
 
 #[cfg(test)]
@@ -255,5 +275,71 @@ mod tests {
         // Its own namespace needs no grant.
         let c = resolve_certificate("ListenerSet", "infra", &cref(None, "web-tls"), &index);
         assert!(c.problem.is_none(), "{:?}", c.problem);
+    }
+
+    #[test]
+    fn a_secret_the_agent_may_not_read_says_what_to_change() {
+        let pair = [("tls.crt", "CRT"), ("tls.key", "KEY")];
+        let in_web = |access: SecretAccess| ClusterState {
+            secrets: vec![secret("web", "ok", TLS_SECRET_TYPE, &pair)],
+            secret_access: access,
+            ..Default::default()
+        };
+        // (mode, Gateway namespace, ref, message words; None: resolved)
+        let only_web = SecretAccess::Namespaces(vec!["certs".into(), "web".into()]);
+        let cases: Vec<(SecretAccess, &str, &str, Option<&[&str]>)> = vec![
+            (only_web.clone(), "web", "ok", None),
+            (
+                only_web.clone(),
+                "web",
+                "gone",
+                Some(&["web/gone does not exist"]),
+            ),
+            (
+                only_web.clone(),
+                "shop",
+                "app",
+                Some(&[
+                    "Secret shop/app is in namespace shop, where the agent may not read Secrets",
+                    "--secrets namespaces=certs,web",
+                    "add shop to --secrets",
+                    "deploy/agent-rbac.yaml",
+                    "one of certs, web",
+                ]),
+            ),
+            (SecretAccess::Label, "web", "ok", None),
+            (
+                SecretAccess::Label,
+                "web",
+                "plain",
+                Some(&[
+                    "lacks the label fleetgate.dev/expose=true",
+                    "kubectl label secret -n web plain fleetgate.dev/expose=true",
+                ]),
+            ),
+            (
+                SecretAccess::Cluster,
+                "web",
+                "gone",
+                Some(&["does not exist or is not of type kubernetes.io/tls"]),
+            ),
+        ];
+        for (access, ns, name, words) in cases {
+            let what = format!("{access} {ns}/{name}");
+            let state = in_web(access);
+            let index = Index::new(&state, EndpointMode::Node);
+            let c = resolve_certificate("Gateway", ns, &cref(None, name), &index);
+            match words {
+                None => assert!(c.problem.is_none(), "{what}: {:?}", c.problem),
+                Some(words) => {
+                    let p = c.problem.expect(&what);
+                    assert_eq!(p.reason, "InvalidCertificateRef", "{what}");
+                    for w in words {
+                        assert!(p.message.contains(w), "{what}: {:?} lacks {w:?}", p.message);
+                    }
+                    assert!(c.private_key_pem.is_empty(), "{what}");
+                }
+            }
+        }
     }
 }

@@ -6,7 +6,12 @@
 //!
 //! Secrets: the watch is filtered server-side to `type=kubernetes.io/tls`, so no other Secret
 //! (service-account tokens, application credentials) ever reaches the agent; of those, only the
-//! ones a claimed Gateway's certificateRefs name are sent to the hub (`translate`).
+//! ones a claimed Gateway's certificateRefs name are sent to the hub (`translate`). `--secrets`
+//! ([`SecretAccess`]) narrows it further: `label` adds the label selector
+//! `fleetgate.dev/expose=true` to the cluster-wide watch, `namespaces=a,b` runs one watch per
+//! namespace (so a Role per namespace is all the RBAC it needs). [`check_secret_access`] asks the
+//! apiserver up front whether the agent's RBAC allows the mode, so a mismatch stops the agent
+//! with a message instead of a loop of forbidden watches.
 //!
 //! Where it sits: the first step of the data path in cluster mode (the other source is
 //! [`crate::manifests`]). The first snapshot is published only once every reflector has listed
@@ -25,12 +30,19 @@ use gateway_api::httproutes::HttpRoute;
 use gateway_api::listenersets::ListenerSet;
 use gateway_api::referencegrants::ReferenceGrant;
 use gateway_api::tlsroutes::TlsRoute;
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
 use k8s_openapi::api::core::v1::{Namespace, Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::PostParams;
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
 use kube::{Api, Client};
 use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
+use crate::config::{EXPOSE_LABEL, SecretAccess};
 use crate::l4route::{TcpRoute, UdpRoute};
 use crate::state::ClusterState;
 
@@ -69,8 +81,123 @@ async fn serves_optional_kinds(client: &Client) -> (bool, bool, bool) {
     }
 }
 
-/// Runs the reflectors and publishes snapshots into `tx` until every receiver is gone.
-pub async fn run(client: Client, tx: watch::Sender<ClusterState>) {
+/// The TLS-Secret watches of a mode: (namespace or `None` for cluster-wide, watcher config).
+pub fn secret_watches(access: &SecretAccess) -> Vec<(Option<String>, watcher::Config)> {
+    let tls = || watcher::Config::default().fields("type=kubernetes.io/tls");
+    match access {
+        SecretAccess::Cluster => vec![(None, tls())],
+        SecretAccess::Label => vec![(None, tls().labels(&format!("{EXPOSE_LABEL}=true")))],
+        SecretAccess::Namespaces(names) => names.iter().map(|n| (Some(n.clone()), tls())).collect(),
+    }
+}
+
+/// The agent's RBAC does not allow the `--secrets` mode it was started with.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "--secrets {mode} needs list and watch on Secrets {scope}, and the agent's RBAC does not grant {verb} there{reason}; apply {rbac} or start the agent with a --secrets mode its RBAC allows (see docs/security.md, \"What the agent may read in a tenant cluster\")"
+)]
+pub struct SecretAccessDenied {
+    /// The mode, as given to `--secrets`.
+    pub mode: String,
+    /// "cluster-wide" or "in namespace X".
+    pub scope: String,
+    /// The verb that is denied.
+    pub verb: &'static str,
+    /// ": <the authorizer's reason>" or empty.
+    pub reason: String,
+    /// The deploy/ file that grants this mode.
+    pub rbac: String,
+}
+
+/// How long a denied access review is asked again before the agent gives up: RBAC applied
+/// together with the agent takes a moment to reach the apiserver's authorizer.
+pub const RBAC_SETTLE: Duration = Duration::from_secs(10);
+
+/// Asks the apiserver (SelfSubjectAccessReview, which every authenticated user may create)
+/// whether the agent may list and watch Secrets where `access` needs it, for up to
+/// [`RBAC_SETTLE`]. A review that cannot be made (an old or unusual apiserver) is logged and not
+/// held against the agent.
+pub async fn check_secret_access(
+    client: &Client,
+    access: &SecretAccess,
+) -> Result<(), SecretAccessDenied> {
+    let deadline = tokio::time::Instant::now() + RBAC_SETTLE;
+    loop {
+        match review_secret_access(client, access).await {
+            Ok(()) => return Ok(()),
+            Err(denied) if tokio::time::Instant::now() >= deadline => return Err(denied),
+            Err(denied) => {
+                info!(
+                    "the agent's RBAC does not allow {} on Secrets {} (yet); asking again",
+                    denied.verb, denied.scope
+                );
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+async fn review_secret_access(
+    client: &Client,
+    access: &SecretAccess,
+) -> Result<(), SecretAccessDenied> {
+    let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    for (namespace, _) in secret_watches(access) {
+        for verb in ["list", "watch"] {
+            let review = SelfSubjectAccessReview {
+                spec: SelfSubjectAccessReviewSpec {
+                    resource_attributes: Some(ResourceAttributes {
+                        namespace: namespace.clone(),
+                        verb: Some(verb.into()),
+                        resource: Some("secrets".into()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let status = match reviews.create(&PostParams::default(), &review).await {
+                Ok(r) => r.status,
+                Err(e) => {
+                    warn!(
+                        "cannot check the agent's RBAC for --secrets {access} ({e}); starting the Secret watch anyway"
+                    );
+                    return Ok(());
+                }
+            };
+            let Some(status) = status else { continue };
+            if !status.allowed {
+                let scope = match &namespace {
+                    None => "cluster-wide".to_string(),
+                    Some(n) => format!("in namespace {n}"),
+                };
+                let rbac = match access {
+                    SecretAccess::Namespaces(_) => format!(
+                        "the Role and RoleBinding fleetgate-agent-tls-secrets of deploy/agent-rbac.yaml {scope}"
+                    ),
+                    _ => "deploy/agent-rbac-secrets-cluster.yaml".to_string(),
+                };
+                let reason = status
+                    .reason
+                    .filter(|r| !r.is_empty())
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default();
+                return Err(SecretAccessDenied {
+                    mode: access.to_string(),
+                    scope,
+                    verb,
+                    reason,
+                    rbac,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs the reflectors and publishes snapshots into `tx` until every receiver is gone. TLS
+/// Secrets are watched as `secrets` says.
+pub async fn run(client: Client, secrets: SecretAccess, tx: watch::Sender<ClusterState>) {
     let changed = Arc::new(Notify::new());
     let classes = reflect::spawn(Api::<GatewayClass>::all(client.clone()), changed.clone());
     let gateways = reflect::spawn(Api::<Gateway>::all(client.clone()), changed.clone());
@@ -78,11 +205,16 @@ pub async fn run(client: Client, tx: watch::Sender<ClusterState>) {
     let services = reflect::spawn(Api::<Service>::all(client.clone()), changed.clone());
     let slices = reflect::spawn(Api::<EndpointSlice>::all(client.clone()), changed.clone());
     let nodes = reflect::spawn(Api::<Node>::all(client.clone()), changed.clone());
-    let secrets = reflect::spawn_with(
-        Api::<Secret>::all(client.clone()),
-        kube::runtime::watcher::Config::default().fields("type=kubernetes.io/tls"),
-        changed.clone(),
-    );
+    let secret_stores: Vec<Store<Secret>> = secret_watches(&secrets)
+        .into_iter()
+        .map(|(namespace, config)| {
+            let api = match namespace {
+                Some(n) => Api::<Secret>::namespaced(client.clone(), &n),
+                None => Api::<Secret>::all(client.clone()),
+            };
+            reflect::spawn_with(api, config, changed.clone())
+        })
+        .collect();
     let grants = reflect::spawn(Api::<ReferenceGrant>::all(client.clone()), changed.clone());
     let tls_routes = reflect::spawn(Api::<TlsRoute>::all(client.clone()), changed.clone());
     // TCPRoute/UDPRoute v1 only when the API server serves them (Gateway API >= 1.6 CRDs), so
@@ -104,7 +236,9 @@ pub async fn run(client: Client, tx: watch::Sender<ClusterState>) {
         let _ = services.wait_until_ready().await;
         let _ = slices.wait_until_ready().await;
         let _ = nodes.wait_until_ready().await;
-        let _ = secrets.wait_until_ready().await;
+        for s in &secret_stores {
+            let _ = s.wait_until_ready().await;
+        }
         let _ = grants.wait_until_ready().await;
         let _ = tls_routes.wait_until_ready().await;
         if let Some(s) = &tcp_routes {
@@ -137,7 +271,8 @@ pub async fn run(client: Client, tx: watch::Sender<ClusterState>) {
             services: reflect::objects(&services),
             endpoint_slices: reflect::objects(&slices),
             nodes: reflect::objects(&nodes),
-            secrets: reflect::objects(&secrets),
+            secrets: secret_stores.iter().flat_map(reflect::objects).collect(),
+            secret_access: secrets.clone(),
             reference_grants: reflect::objects(&grants),
             tls_routes: reflect::objects(&tls_routes),
             tcp_routes: tcp_routes
