@@ -620,6 +620,28 @@ dataPlane:
     }
 
     #[test]
+    fn reserved_addresses_are_cidrs_and_a_bad_entry_names_the_field() {
+        let ok = raw(&format!(
+            "{BASE}reservedAddresses: [203.0.113.7/32, '2001:db8::/64']\n"
+        ))
+        .validate()
+        .unwrap();
+        assert_eq!(
+            ok.reserved_addresses,
+            vec![
+                "203.0.113.7/32".parse::<IpNet>().unwrap(),
+                "2001:db8::/64".parse().unwrap()
+            ]
+        );
+        let err = serde_yaml::from_str::<RawConfig>(&format!(
+            "{BASE}reservedAddresses: [lb.example]\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("reservedAddresses"), "{err}");
+    }
+
+    #[test]
     fn address_pools_table() {
         // (pools YAML, range YAML, Ok(addresses of the first pool) or Err(words in the error))
         type Case<'a> = (&'a str, &'a str, Result<&'a [&'a str], &'a str>);
