@@ -1,6 +1,6 @@
 //! Compile benchmark (issue 3): 100 tenants x 100 HTTPRoutes through `compile::compile` and
-//! `xds::resources::build`, then one changed route recompiled. Prints figures, asserts nothing
-//! about time. Run with
+//! `xds::resources::build`, then one changed route recompiled, then every endpoint judged by the
+//! endpoint rule of issue 8. Prints figures, asserts nothing about time. Run with
 //! `cargo run --release -p fleetgate-hub --example compile_bench`.
 //!
 //! Where it sits: outside the data path; it drives steps 7 (compile) and 8 (publish) of the hub
@@ -12,8 +12,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use fleetgate_hub::admit::{Reserved, endpoint};
 use fleetgate_hub::compile;
-use fleetgate_hub::config::{DataPlane, DataPlaneListener, DataPlaneProtocol};
+use fleetgate_hub::config::{Cluster, DataPlane, DataPlaneListener, DataPlaneProtocol};
 use fleetgate_hub::model::{
     AllowedRoutes, AppProtocol, Backend, ClusterIntent, ClusterKey, FleetIntent, Gateway,
     HeaderModifier, HttpRoute, HttpRouteMatch, HttpRouteRule, Listener, Meta, ParentRef, PathMatch,
@@ -265,5 +266,52 @@ fn main() {
     println!(
         "BENCH one_route_change: {} (median of {RUNS})",
         figures.join(" ")
+    );
+
+    // Issue 8: every endpoint judged by where it leads (`admit::endpoint::check`), as admission
+    // does per endpoint and the compile loop's re-check does for the whole snapshot.
+    let anywhere = Cluster {
+        name: "c".into(),
+        endpoint_cidrs: vec![
+            "0.0.0.0/0".parse().expect("CIDR"),
+            "::/0".parse().expect("CIDR"),
+        ],
+        allow_special_addresses: true,
+    };
+    let reserved = Reserved {
+        listeners: [
+            "0.0.0.0:7443",
+            "127.0.0.1:18000",
+            "0.0.0.0:18080",
+            "127.0.0.1:19000",
+        ]
+        .iter()
+        .map(|a| a.parse().expect("socket address"))
+        .collect(),
+        networks: ["192.0.2.1/32".parse().expect("CIDR")].into(),
+        host: fleetgate_hub::host::interface_addresses().expect("interfaces"),
+    };
+    let endpoints: Vec<SocketAddr> = compiled
+        .snapshot
+        .clusters
+        .iter()
+        .flat_map(|c| c.endpoints.iter().copied())
+        .collect();
+    let mut check_t = Vec::new();
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        let admitted = endpoints
+            .iter()
+            .filter(|e| endpoint::check(e.ip(), e.port(), &anywhere, &reserved).is_ok())
+            .count();
+        check_t.push(started.elapsed());
+        assert_eq!(admitted, endpoints.len());
+    }
+    let total = median(check_t);
+    println!(
+        "BENCH endpoint_check: endpoints={} all={} per_endpoint={:.0}ns (median of {RUNS})",
+        endpoints.len(),
+        ms(total),
+        total.as_nanos() as f64 / endpoints.len() as f64
     );
 }

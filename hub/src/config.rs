@@ -633,11 +633,10 @@ dataPlane:
                 "2001:db8::/64".parse().unwrap()
             ]
         );
-        let err = serde_yaml::from_str::<RawConfig>(&format!(
-            "{BASE}reservedAddresses: [lb.example]\n"
-        ))
-        .unwrap_err()
-        .to_string();
+        let err =
+            serde_yaml::from_str::<RawConfig>(&format!("{BASE}reservedAddresses: [lb.example]\n"))
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("reservedAddresses"), "{err}");
     }
 
