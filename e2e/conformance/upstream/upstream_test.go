@@ -1,0 +1,27 @@
+package upstream
+
+import (
+	"os"
+	"testing"
+)
+
+// The committed lists are what the module at go.mod's version says: regenerate with
+// `go run ./cmd/featuregen` after changing the version.
+func TestCommittedListsAreCurrent(t *testing.T) {
+	for file, want := range map[string]string{FeaturesFile: FeaturesTSV(), TestsFile: TestsTSV()} {
+		got, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatalf("%s: %v (run `go run ./cmd/featuregen`)", file, err)
+		}
+		if string(got) != want {
+			t.Errorf("%s differs from sigs.k8s.io/gateway-api %s: run `go run ./cmd/featuregen` in e2e/conformance", file, Version)
+		}
+	}
+}
+
+func TestUnknownNames(t *testing.T) {
+	got := Unknown([]string{"HTTPRoute", "ListenerSet", "GatewayListenerSet"})
+	if len(got) != 1 || got[0] != "GatewayListenerSet" {
+		t.Fatalf("Unknown = %v, want [GatewayListenerSet]", got)
+	}
+}
