@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 ENV_FILE := target/fleetgate-env
 
-.PHONY: demo test setup build lint bench fuzz fuzz-smoke clean-demo
+.PHONY: demo test setup build lint bench fuzz fuzz-smoke clean-demo conformance conformance-setup conformance-check
 
 ## Run the hub, Envoy, two --manifests agents and their backends from examples/ (Ctrl-C stops all).
 demo:
@@ -51,3 +51,20 @@ fuzz:
 
 clean-demo:
 	rm -rf .demo
+
+## The upstream Gateway API conformance suite on the conformance bed (docs/conformance.md): writes
+## docs/conformance/report-v1.6.3.yaml. Needs root (per-Pod network namespaces, Envoy on ports 80
+## and 443); long, so not part of `make test`. CONFORMANCE_ARGS go to the suite.
+CONFORMANCE_ENV := target/conformance-env
+CONFORMANCE_GO := GOMODCACHE=$$HOME/.cache/fleetgate/go/mod GOCACHE=$$HOME/.cache/fleetgate/go/build CGO_ENABLED=0 GOFLAGS=-mod=readonly
+conformance: setup conformance-setup conformance-check
+	cargo build --bins
+	./scripts/conformance.sh $(CONFORMANCE_ARGS)
+
+conformance-setup:
+	@mkdir -p target
+	./scripts/conformance-setup.sh > $(CONFORMANCE_ENV).tmp && mv $(CONFORMANCE_ENV).tmp $(CONFORMANCE_ENV)
+
+## The bed's own tests, and the drift check of the generated upstream feature and test lists.
+conformance-check:
+	cd e2e/conformance && $(CONFORMANCE_GO) go vet -tags conformance ./... && $(CONFORMANCE_GO) go test ./...

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"os"
+	"runtime/debug"
 	"testing"
 )
 
@@ -23,5 +24,18 @@ func TestUnknownNames(t *testing.T) {
 	got := Unknown([]string{"HTTPRoute", "ListenerSet", "GatewayListenerSet"})
 	if len(got) != 1 || got[0] != "GatewayListenerSet" {
 		t.Fatalf("Unknown = %v, want [GatewayListenerSet]", got)
+	}
+}
+
+// The Version constant (and the generated file names) follow go.mod.
+func TestVersionIsTheOneGoModRequires(t *testing.T) {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		t.Skip("no build info")
+	}
+	for _, d := range bi.Deps {
+		if d.Path == "sigs.k8s.io/gateway-api" && d.Version != Version {
+			t.Fatalf("go.mod requires sigs.k8s.io/gateway-api %s, upstream.Version is %s", d.Version, Version)
+		}
 	}
 }
