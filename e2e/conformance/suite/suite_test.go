@@ -13,12 +13,14 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"testing"
 
 	"sigs.k8s.io/gateway-api/conformance"
 
 	"fleetgate.dev/e2e/conformance/bed"
+	"fleetgate.dev/e2e/conformance/upstream"
 )
 
 var hold = flag.Bool("bed-hold", false, "keep the bed up after the suite until SIGINT/SIGTERM (to look around with the printed KUBECONFIG)")
@@ -26,6 +28,7 @@ var hold = flag.Bool("bed-hold", false, "keep the bed up after the suite until S
 func TestMain(m *testing.M) {
 	flag.Parse()
 	logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+	skipTestsOutsideProfiles(logf)
 	cfg, err := bed.ConfigFromEnv()
 	if err != nil {
 		logf("bed: %v", err)
@@ -60,6 +63,25 @@ func TestMain(m *testing.M) {
 	signal.Stop(signals)
 	b.Down()
 	os.Exit(code)
+}
+
+// skipTestsOutsideProfiles: with -conformance-profiles and no -skip-tests or -run-test, the tests
+// of no requested profile are skipped (the suite selects tests by feature, so a TCPRoute
+// implementation would otherwise run GATEWAY-TCP's tests too). Skipping keeps the suite reading
+// the supported features from the GatewayClass.
+func skipTestsOutsideProfiles(logf func(string, ...any)) {
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["conformance-profiles"] || set["skip-tests"] || set["run-test"] {
+		return
+	}
+	profiles := strings.Split(flag.Lookup("conformance-profiles").Value.String(), ",")
+	skip := upstream.TestsOutside(profiles)
+	if err := flag.Set("skip-tests", strings.Join(skip, ",")); err != nil {
+		logf("bed: -skip-tests: %v", err)
+		os.Exit(2)
+	}
+	logf("bed: skipping %d tests of no profile in %s", len(skip), strings.Join(profiles, ","))
 }
 
 func TestConformance(t *testing.T) {

@@ -70,25 +70,7 @@ func TestsTSV() string {
 	var b strings.Builder
 	b.WriteString(header("Every conformance test", "test\tprovisional\tfeatures\tprofiles\tmanifests"))
 	for _, t := range tests.ConformanceTests {
-		var in []string
-		for _, p := range Profiles {
-			all, core := true, true
-			for _, f := range t.Features {
-				if !p.CoreFeatures.Has(f) && !p.ExtendedFeatures.Has(f) {
-					all = false
-				}
-				if !p.CoreFeatures.Has(f) {
-					core = false
-				}
-			}
-			if all {
-				kind := "extended"
-				if core {
-					kind = "core"
-				}
-				in = append(in, string(p.Name)+":"+kind)
-			}
-		}
+		in := profilesOf(t)
 		fs := make([]string, 0, len(t.Features))
 		for _, f := range t.Features {
 			fs = append(fs, string(f))
@@ -98,6 +80,53 @@ func TestsTSV() string {
 			dash(strings.Join(in, ",")), dash(strings.Join(t.Manifests, ",")))
 	}
 	return b.String()
+}
+
+// profilesOf lists PROFILE:core or PROFILE:extended for every profile whose features cover all of
+// the test's features (core when they are all core features of the profile).
+func profilesOf(t suite.ConformanceTest) []string {
+	var in []string
+	for _, p := range Profiles {
+		all, core := true, true
+		for _, f := range t.Features {
+			if !p.CoreFeatures.Has(f) && !p.ExtendedFeatures.Has(f) {
+				all = false
+			}
+			if !p.CoreFeatures.Has(f) {
+				core = false
+			}
+		}
+		if all {
+			kind := "extended"
+			if core {
+				kind = "core"
+			}
+			in = append(in, string(p.Name)+":"+kind)
+		}
+	}
+	return in
+}
+
+// TestsOutside returns the tests that belong to none of the given profiles. The suite picks tests
+// by supported feature, not by profile: without skipping these, an implementation that
+// advertises TCPRoute runs the GATEWAY-TCP tests even when only GATEWAY-HTTP is asked for.
+func TestsOutside(profiles []string) []string {
+	want := map[string]bool{}
+	for _, p := range profiles {
+		want[strings.TrimSpace(p)] = true
+	}
+	var out []string
+	for _, t := range tests.ConformanceTests {
+		in := false
+		for _, p := range profilesOf(t) {
+			name, _, _ := strings.Cut(p, ":")
+			in = in || want[name]
+		}
+		if !in {
+			out = append(out, t.ShortName)
+		}
+	}
+	return out
 }
 
 func dash(s string) string {

@@ -39,3 +39,19 @@ func TestVersionIsTheOneGoModRequires(t *testing.T) {
 		}
 	}
 }
+
+func TestTestsOutsideTheClaimedProfiles(t *testing.T) {
+	skip := map[string]bool{}
+	for _, n := range TestsOutside([]string{"GATEWAY-HTTP", "GATEWAY-TLS", "GATEWAY-GRPC"}) {
+		skip[n] = true
+	}
+	for n, want := range map[string]bool{
+		"TCPRouteWeightedRouting": true, "UDPRoute": true, "MeshBasic": true,
+		"HTTPRouteSimpleSameNamespace": false, "TLSRouteSimpleSameNamespace": false, "GRPCRouteWeight": false,
+		"GatewayInvalidRouteKind": false, // core of every Gateway profile
+	} {
+		if skip[n] != want {
+			t.Errorf("%s skipped = %v, want %v", n, skip[n], want)
+		}
+	}
+}
