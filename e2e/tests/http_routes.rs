@@ -481,7 +481,9 @@ async fn redirect_codes_mirrors_and_backend_filters() {
     // Header modifiers on one backendRef apply to that backend's share only.
     let mut seen = std::collections::BTreeMap::new();
     for _ in 0..40 {
-        let r = call(&fleet, "GET", host, "/per-backend", &[]).await.unwrap();
+        let r = call(&fleet, "GET", host, "/per-backend", &[])
+            .await
+            .unwrap();
         assert_eq!(r.status, 200, "{r:?}");
         let (set, via) = (r.header("x-echo-header-x-backend"), r.header("x-via"));
         match r.body.as_str() {
