@@ -317,9 +317,10 @@ fn cluster_part(
             },
             &mut own_part,
         );
-        if let Some(st) = statuses.iter_mut().find(|s| {
-            s.key.kind == Kind::Gateway && s.key.namespace == k.0 && s.key.name == k.1
-        }) {
+        if let Some(st) = statuses
+            .iter_mut()
+            .find(|s| s.key.kind == Kind::Gateway && s.key.namespace == k.0 && s.key.name == k.1)
+        {
             own_address::fix_status(st, og);
         }
     }

@@ -37,8 +37,7 @@ use super::snapshot::{
 use crate::allocate::{AllocError, Allocations, Owner, PortKey, ServiceKey};
 use crate::config::L4Config;
 use crate::model::{
-    ClusterKey, Condition, FleetIntent, Gateway, Kind, L4Protocol, Listener, ObjectStatus,
-    Protocol,
+    ClusterKey, Condition, FleetIntent, Gateway, Kind, L4Protocol, Listener, ObjectStatus, Protocol,
 };
 
 /// A namespace and name.
@@ -76,7 +75,9 @@ pub struct OwnAddresses {
 /// Whether a Gateway asks for an address of its own: one of its own HTTP/HTTPS listeners has no
 /// hostname. (Listeners added by ListenerSets do not count.)
 pub fn wants_own_address(gw: &Gateway) -> bool {
-    gw.listeners.iter().any(|l| is_http(l) && l.hostname.is_none())
+    gw.listeners
+        .iter()
+        .any(|l| is_http(l) && l.hostname.is_none())
 }
 
 fn is_http(l: &Listener) -> bool {
