@@ -394,3 +394,158 @@ fn http_listener_ports_are_allocated_like_tcp_ones() {
     let failed: Vec<u16> = o.failures.keys().map(|k| k.port).collect();
     assert_eq!(failed, vec![80]);
 }
+
+/// The Envoy side (`crate::xds::resources`, unchanged: own-address listeners are ordinary
+/// listener snapshots): the listener binds the allocation, its RDS holds only the Gateway's
+/// virtual hosts, and an HTTPS listener without hostname is a chain without server names.
+#[test]
+fn envoy_listeners_bind_the_own_address_and_route_only_that_gateway() {
+    use crate::xds::resources::{self, LISTENER_TYPE, ROUTE_TYPE};
+    use envoy_types::pb::envoy::config::core::v3::{address, socket_address};
+    use envoy_types::pb::envoy::config::listener::v3::{Listener as EnvoyListener, filter};
+    use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+        HttpConnectionManager, http_connection_manager::RouteSpecifier,
+    };
+    use prost::Message;
+
+    let fi = intent(vec![
+        (
+            ck("a", "c1"),
+            vec![gateway(
+                "default",
+                "gw",
+                vec![listener("http", 80), https("https", None)],
+            )],
+            vec![simple_route(
+                "default",
+                "r",
+                vec![parent("default", "gw")],
+                &[],
+            )],
+        ),
+        (
+            ck("b", "c1"),
+            vec![gateway(
+                "default",
+                "gw",
+                vec![listener("http", 80).host("app.b.example")],
+            )],
+            vec![simple_route(
+                "default",
+                "r",
+                vec![parent("default", "gw")],
+                &[],
+            )],
+        ),
+    ]);
+    let c = compile_own(&fi, &pools(&["192.0.2.50"], Some("127.0.0.9")));
+    let res = resources::build(&c.snapshot);
+    let listeners: BTreeMap<String, EnvoyListener> = res
+        .of(LISTENER_TYPE)
+        .iter()
+        .map(|r| {
+            (
+                r.name.clone(),
+                EnvoyListener::decode(&*r.any.value).unwrap(),
+            )
+        })
+        .collect();
+    let routes: BTreeMap<String, RouteConfiguration> = res
+        .of(ROUTE_TYPE)
+        .iter()
+        .map(|r| {
+            (
+                r.name.clone(),
+                RouteConfiguration::decode(&*r.any.value).unwrap(),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = listeners.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        vec![
+            "own/http/127.0.0.9:80",
+            "own/https/127.0.0.9:443",
+            "port/80",
+            "port/8080"
+        ]
+    );
+    let bound = |l: &EnvoyListener| {
+        let Some(address::Address::SocketAddress(sa)) =
+            l.address.as_ref().and_then(|a| a.address.as_ref())
+        else {
+            panic!("no socket address")
+        };
+        let Some(socket_address::PortSpecifier::PortValue(p)) = sa.port_specifier else {
+            panic!("no port")
+        };
+        format!("{}:{p}", sa.address)
+    };
+    let rds = |l: &EnvoyListener, chain: usize| {
+        let Some(filter::ConfigType::TypedConfig(any)) = l.filter_chains[chain]
+            .filters
+            .last()
+            .unwrap()
+            .config_type
+            .clone()
+        else {
+            panic!("typed config expected")
+        };
+        let hcm = HttpConnectionManager::decode(&*any.value).unwrap();
+        let Some(RouteSpecifier::Rds(rds)) = hcm.route_specifier else {
+            panic!("RDS expected")
+        };
+        rds.route_config_name
+    };
+    let http = &listeners["own/http/127.0.0.9:80"];
+    assert_eq!(bound(http), "127.0.0.9:80");
+    let rc = &routes[&rds(http, 0)];
+    let vhosts: Vec<(Vec<String>, Vec<String>)> = rc
+        .virtual_hosts
+        .iter()
+        .map(|v| {
+            (
+                v.domains.clone(),
+                v.routes.iter().map(|r| r.name.clone()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        vhosts,
+        vec![(
+            vec!["*".to_string()],
+            vec!["t/a/c/c1/default/r/r0/m0".to_string()]
+        )]
+    );
+    // Tenant b's hostname stays on the shared port, never on a's address.
+    let shared = &routes["port/80"];
+    assert!(
+        shared
+            .virtual_hosts
+            .iter()
+            .any(|v| v.domains == vec!["app.b.example".to_string()])
+    );
+    assert!(
+        !shared
+            .virtual_hosts
+            .iter()
+            .flat_map(|v| &v.routes)
+            .any(|r| r.name.starts_with("t/a/"))
+    );
+    let tls = &listeners["own/https/127.0.0.9:443"];
+    assert_eq!(bound(tls), "127.0.0.9:443");
+    assert_eq!(tls.filter_chains.len(), 1);
+    let chain = &tls.filter_chains[0];
+    assert!(
+        chain
+            .filter_chain_match
+            .as_ref()
+            .is_none_or(|m| m.server_names.is_empty()),
+        "the default chain matches any SNI"
+    );
+    assert!(chain.transport_socket.is_some(), "TLS is terminated");
+    let rc = &routes[&rds(tls, 0)];
+    assert_eq!(rc.virtual_hosts.len(), 1);
+    assert_eq!(rc.virtual_hosts[0].domains, vec!["*".to_string()]);
+}
