@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::FIELD_MANAGER;
-use crate::l4route::{TcpRoute, UdpRoute};
+use crate::crd::{TcpRoute, UdpRoute};
 use crate::state::ClusterState;
 pub use build::{StatusWrite, plan};
 
