@@ -7,7 +7,7 @@
 //! `--all-load-balancers`, whatever its class. Ports of protocols other than TCP and UDP are left out with a log line (the hub would
 //! refuse the whole Service); their endpoints come from [`crate::resolve`].
 
-use fleetgate_proto::spoke::v1::{self as pb, Kind, Object, ObjectRef, object};
+use fleetgate_proto::spoke::v1::{self as pb, Kind, Object, object};
 use k8s_openapi::api::core::v1::Service;
 use tracing::warn;
 
@@ -15,7 +15,7 @@ pub use crate::claim::{LOAD_BALANCER_CLASS, is_claimed};
 use crate::config::EndpointMode;
 use crate::resolve::{Index, service_port_endpoints};
 use crate::state::ClusterState;
-use crate::translate::{wire_endpoint, wire_problem};
+use crate::translate::{object_header, wire_endpoint, wire_problem};
 
 /// Every claimed Service as a `LoadBalancerService`, sorted by namespace/name.
 pub fn translate_services(
@@ -63,22 +63,11 @@ fn service_object(svc: &Service, index: &Index<'_>) -> Option<Object> {
     if ports.is_empty() {
         return None;
     }
-    Some(Object {
-        r#ref: Some(ObjectRef {
-            kind: Kind::Service as i32,
-            namespace,
-            name,
-        }),
-        generation: m.generation.unwrap_or(0),
-        creation_timestamp: m
-            .creation_timestamp
-            .as_ref()
-            .map(|t| t.0.to_string())
-            .unwrap_or_default(),
-        spec: Some(object::Spec::LoadBalancerService(pb::LoadBalancerService {
-            ports,
-        })),
-    })
+    let mut o = object_header(Kind::Service, m)?;
+    o.spec = Some(object::Spec::LoadBalancerService(pb::LoadBalancerService {
+        ports,
+    }));
+    Some(o)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! its rules are resolved like HTTP backends, with the Service port's protocol required to be
 //! TCP (TCPRoute) or UDP (UDPRoute).
 
-use fleetgate_proto::spoke::v1::{self as pb, Kind, Object, ObjectRef, object};
+use fleetgate_proto::spoke::v1::{self as pb, Kind, Object, object};
 
 use crate::claim::{SentParents, claimed_classes, sent_gateways, sent_parent_refs};
 use crate::config::EndpointMode;
@@ -15,7 +15,7 @@ use crate::crd::L4RouteView;
 use crate::crd::{TcpRoute, UdpRoute};
 use crate::resolve::{Index, resolve_backend_of};
 use crate::state::ClusterState;
-use crate::translate::wire_backend;
+use crate::translate::{object_header, wire_backend};
 
 /// Every TCPRoute and UDPRoute with a parentRef to a sent Gateway, sorted by kind, then
 /// namespace/name.
@@ -45,7 +45,6 @@ pub fn translate_l4_routes(state: &ClusterState, mode: EndpointMode) -> Vec<Obje
 
 fn route_object(v: &L4RouteView<'_>, sent: &SentParents, index: &Index<'_>) -> Option<Object> {
     let ns = v.metadata.namespace.clone()?;
-    let name = v.metadata.name.clone()?;
     let parent_refs = sent_parent_refs(&ns, v.parent_refs, sent);
     if parent_refs.is_empty() {
         return None;
@@ -60,24 +59,12 @@ fn route_object(v: &L4RouteView<'_>, sent: &SentParents, index: &Index<'_>) -> O
         .flat_map(|r| r.backend_refs.iter().flatten())
         .map(|b| wire_backend(resolve_backend_of(&ns, b, index, route_kind, protocol)))
         .collect();
-    Some(Object {
-        r#ref: Some(ObjectRef {
-            kind: v.kind as i32,
-            namespace: ns,
-            name,
-        }),
-        generation: v.metadata.generation.unwrap_or(0),
-        creation_timestamp: v
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map(|t| t.0.to_string())
-            .unwrap_or_default(),
-        spec: Some(object::Spec::L4Route(pb::L4Route {
-            parent_refs,
-            backends,
-        })),
-    })
+    let mut o = object_header(v.kind, v.metadata)?;
+    o.spec = Some(object::Spec::L4Route(pb::L4Route {
+        parent_refs,
+        backends,
+    }));
+    Some(o)
 }
 
 #[cfg(test)]

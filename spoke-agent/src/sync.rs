@@ -81,6 +81,9 @@ pub fn tls_endpoint(
 }
 
 /// The delay ceiling before reconnect attempt `attempt` (0-based): 200 ms doubling, capped at 10 s.
+/// Kept by hand with [`full_jitter`] (the one backoff helper of the agent; enrollment retries use
+/// `backon`): the reconnect loop needs full jitter (`backon` adds its jitter on top of the delay)
+/// and starts over after an Ack or a renewal, and the rate-limit wait reuses the jitter.
 pub fn backoff_ceiling(attempt: u32) -> Duration {
     let factor = 1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX);
     BACKOFF_START.saturating_mul(factor).min(BACKOFF_MAX)

@@ -90,6 +90,8 @@ pub fn translate(state: &ClusterState, mode: EndpointMode) -> Vec<Object> {
     gateways
 }
 
+/// The ref, generation and creationTimestamp (RFC 3339) every object sent carries; the caller
+/// sets the spec.
 pub(crate) fn object_header(kind: Kind, m: &ObjectMeta) -> Option<Object> {
     let (namespace, name) = ns_name(m)?;
     Some(Object {
