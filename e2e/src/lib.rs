@@ -27,6 +27,7 @@ pub mod grpc_echo;
 pub mod http;
 pub mod hub;
 pub mod kubeconfig;
+pub mod own_address;
 pub mod pki;
 pub mod ports;
 pub mod process;

@@ -429,6 +429,27 @@ async fn route_verdicts(
     }
 }
 
+/// Each `(route, status, reason, message)`: the routes named in `admitted` are Accepted, every
+/// other one is refused as an address of the hub or the data plane itself.
+fn assert_own_address_verdicts(verdicts: &[(String, String, String, String)], admitted: &[&str]) {
+    for (name, status, reason, message) in verdicts {
+        eprintln!("{name}: {status} {reason}: {message}");
+        if admitted.contains(&name.as_str()) {
+            assert_eq!(status, "True", "{name}: {reason} {message}");
+        } else {
+            assert_eq!(
+                (status.as_str(), reason.as_str()),
+                ("False", "EndpointNotAllowed"),
+                "{name}: {message}"
+            );
+            assert!(
+                message.contains("the hub or the data plane itself"),
+                "{name}: {message}"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoints_outside_the_senders_networks_are_rejected() {
     let fleet = Fleet::start_with(&[TENANT_A, TENANT_B], tenants_with_loopback_for_b_raw())
@@ -526,22 +547,8 @@ async fn endpoints_outside_the_senders_networks_are_rejected() {
     );
     assert!(session.send(update(1, true, upserts)).await);
     let names: Vec<&str> = own.iter().map(|(n, _)| *n).collect();
-    for (name, status, reason, message) in route_verdicts(&mut session, &names).await {
-        eprintln!("{name}: {status} {reason}: {message}");
-        if name == "control" {
-            assert_eq!(status, "True", "{name}: {reason} {message}");
-        } else {
-            assert_eq!(
-                (status.as_str(), reason.as_str()),
-                ("False", "EndpointNotAllowed"),
-                "{name}: {message}"
-            );
-            assert!(
-                message.contains("the hub or the data plane"),
-                "{name}: {message}"
-            );
-        }
-    }
+    let verdicts = route_verdicts(&mut session, &names).await;
+    assert_own_address_verdicts(&verdicts, &["control"]);
     drop(session);
     probe
         .assert_always_served("endpoint attacks (agent and raw client)")
@@ -641,22 +648,8 @@ async fn every_spelling_of_the_hubs_own_addresses_is_refused() {
     assert!(session.send(update(1, true, upserts)).await);
     let names: Vec<&str> = cases.iter().map(|(n, _, _)| *n).collect();
     let verdicts = route_verdicts(&mut session, &names).await;
-    for ((name, endpoint, admitted), (_, status, reason, message)) in cases.iter().zip(&verdicts) {
-        eprintln!("{name} ({endpoint}): {status} {reason}: {message}");
-        if *admitted {
-            assert_eq!(status, "True", "{name}: {reason} {message}");
-        } else {
-            assert_eq!(
-                (status.as_str(), reason.as_str()),
-                ("False", "EndpointNotAllowed"),
-                "{name}: {message}"
-            );
-            assert!(
-                message.contains("the hub or the data plane itself"),
-                "{name}: {message}"
-            );
-        }
-    }
+    let admitted: Vec<&str> = cases.iter().filter(|c| c.2).map(|c| c.0).collect();
+    assert_own_address_verdicts(&verdicts, &admitted);
     // Through Envoy: the controls reach the echo; a refused route is not in the data plane.
     for (name, _, admitted) in &cases {
         let host = format!("{name}.b.example");
@@ -1099,4 +1092,78 @@ async fn a_flood_from_one_tenant_does_not_delay_another() {
         worst < bound,
         "a victim route update took {worst:?} to be served during the flood (bound {bound:?}): {ms:?}"
     );
+}
+
+// --- own addresses -------------------------------------------------------------------------------
+
+/// Issue 10: tenants A and B each apply a Gateway with a hostname-less HTTP listener and a
+/// hostname-less HTTPRoute. Each is served on its own address (read from the Gateway's
+/// `status.addresses`), and a request to one tenant's address reaches only that tenant's
+/// backend whatever Host it names: the other tenant's hostnames, arbitrary ones, an address.
+/// A's traffic is probed from before B applies until after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostname_less_gateways_are_served_on_their_own_address_only() {
+    use fleetgate_e2e::own_address::{
+        free_addresses, gateway_address, open_gateway_and_route, pools, wait_served_at,
+    };
+    let ips = free_addresses(2, 80);
+    let fleet = Fleet::start_with(&[TENANT_A, TENANT_B], pools(&ips, 80, 80))
+        .await
+        .expect("fleet");
+    let a = fleet.tenant("tenant-a");
+    let b = fleet.tenant("tenant-b");
+    let mut echoes = Vec::new();
+    for t in [a, b] {
+        let ip = t.create_node("node-1", 10).await.unwrap();
+        echoes.push(
+            t.node_port_backend("echo", ip, &format!("{}-echo", t.name))
+                .await
+                .unwrap(),
+        );
+    }
+    a.cluster
+        .apply(&open_gateway_and_route("open", 80, "echo"))
+        .await
+        .unwrap();
+    let a_addr = SocketAddr::new(gateway_address(a, "open").await, 80);
+    wait_served_at(a_addr, "anything.example", "tenant-a-echo").await;
+    let probe = VictimProbe::start(a_addr, "app.b.example", "/", "tenant-a-echo");
+
+    b.cluster
+        .apply(&open_gateway_and_route("open", 80, "echo"))
+        .await
+        .unwrap();
+    let b_addr = SocketAddr::new(gateway_address(b, "open").await, 80);
+    assert_ne!(a_addr, b_addr, "two tenants on one address");
+    wait_served_at(b_addr, "anything.example", "tenant-b-echo").await;
+
+    let hosts = [
+        "app.a.example",
+        "app.b.example",
+        "x.b.example",
+        "evil.example",
+        "localhost",
+        &a_addr.ip().to_string(),
+        &b_addr.ip().to_string(),
+    ];
+    for (addr, want) in [(a_addr, "tenant-a-echo"), (b_addr, "tenant-b-echo")] {
+        for host in hosts {
+            let (status, body) = fleetgate_e2e::http::get(addr, host, "/", &[])
+                .await
+                .unwrap();
+            assert_eq!(
+                (status, body.as_str()),
+                (200, want),
+                "{addr} with Host {host}"
+            );
+        }
+    }
+    // The shared data plane serves neither: its catch-all answers 404.
+    for host in ["app.a.example", "app.b.example", "anything.example"] {
+        let (status, body) = fleet.get(host, "/").await.unwrap();
+        assert_eq!(status, 404, "shared port, Host {host}: {body:?}");
+    }
+    probe
+        .assert_always_served("tenant b's hostname-less Gateway")
+        .await;
 }

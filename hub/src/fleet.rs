@@ -92,10 +92,12 @@ pub struct FleetView {
     pub reserved: Arc<Reserved>,
 }
 
-/// Every Service port and Gateway TCP/UDP listener port the fleet's intent wants an allocation
+/// Every Service port, Gateway TCP/UDP listener port and HTTP/HTTPS listener port of a Gateway
+/// served on its own address (`compile::own_address`) the fleet's intent wants an allocation
 /// for.
 pub fn wanted_ports(fleet: &FleetIntent) -> BTreeSet<PortKey> {
-    let mut out = BTreeSet::new();
+    // HTTP/HTTPS listener ports of Gateways served on their own address.
+    let mut out = crate::compile::own_address::wanted_ports(fleet);
     for (ck, ci) in fleet {
         for ((ns, name), gw) in &ci.gateways {
             for l in &gw.listeners {

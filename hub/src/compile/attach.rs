@@ -49,7 +49,7 @@ impl AttachError {
 }
 
 /// The message for a route and listener that both leave the hostname open.
-pub const BOTH_EMPTY_MESSAGE: &str = "set spec.hostnames on the HTTPRoute or a hostname on the listener: the data plane is shared by many tenants";
+pub const BOTH_EMPTY_MESSAGE: &str = "set spec.hostnames on the HTTPRoute or a hostname on the listener: the data plane is shared by many tenants (a Gateway gets an address of its own, where a listener and a route without hostnames serve every host, when the hub operator configures addressPools)";
 
 fn allows(allowed: &AllowedRoutes, gateway_ns: &str, route_ns: &str) -> bool {
     match allowed {
@@ -71,6 +71,52 @@ pub fn attach(
     gateway: Option<&Gateway>,
     scope: std::ops::Range<usize>,
     valid: &[bool],
+) -> Result<Vec<Attachment>, AttachError> {
+    attach_with(
+        route_kind,
+        route_ns,
+        route_hostnames,
+        parent,
+        gateway,
+        scope,
+        valid,
+        false,
+    )
+}
+
+/// [`attach`] to a Gateway served on its own address (`super::own_address`): a listener and a
+/// route that both leave the hostname open attach for every host, as the hostname `*`.
+pub fn attach_every_host(
+    route_kind: &str,
+    route_ns: &str,
+    route_hostnames: &[String],
+    parent: &ParentRef,
+    gateway: Option<&Gateway>,
+    scope: std::ops::Range<usize>,
+    valid: &[bool],
+) -> Result<Vec<Attachment>, AttachError> {
+    attach_with(
+        route_kind,
+        route_ns,
+        route_hostnames,
+        parent,
+        gateway,
+        scope,
+        valid,
+        true,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn attach_with(
+    route_kind: &str,
+    route_ns: &str,
+    route_hostnames: &[String],
+    parent: &ParentRef,
+    gateway: Option<&Gateway>,
+    scope: std::ops::Range<usize>,
+    valid: &[bool],
+    every_host: bool,
 ) -> Result<Vec<Attachment>, AttachError> {
     let Some(gw) = gateway else {
         return Err(AttachError::NoMatchingParent(match parent.kind {
@@ -143,6 +189,10 @@ pub fn attach(
             Intersection::Hosts(hostnames) => out.push(Attachment {
                 listener: i,
                 hostnames,
+            }),
+            Intersection::BothEmpty if every_host => out.push(Attachment {
+                listener: i,
+                hostnames: vec!["*".to_string()],
             }),
             Intersection::BothEmpty => both_empty = true,
             Intersection::Disjoint => {}

@@ -128,11 +128,14 @@ fn pair(a: Protocol, ha: Option<&str>, b: Protocol, hb: Option<&str>) -> Pair {
 
 /// Every listener conflict of the fleet; `served` tells whether a listener passes its own checks
 /// (`super::listener::check`), which it must to hold a port against younger Gateways; `origin`
-/// names (`namespace/name`) the ListenerSet a Gateway's listener came from (`None`: the Gateway's own).
+/// names (`namespace/name`) the ListenerSet a Gateway's listener came from (`None`: the Gateway's own);
+/// `own_address` tells the Gateways served on their own address (`super::own_address`), which
+/// share no port with other Gateways.
 pub fn conflicts<'a>(
     intent: impl IntoIterator<Item = (&'a ClusterKey, &'a ClusterIntent)>,
     served: impl Fn(&Listener) -> bool,
     origin: impl Fn(&ClusterKey, &(String, String), usize) -> Option<String>,
+    own_address: impl Fn(&ClusterKey, &(String, String)) -> bool,
 ) -> Conflicts {
     // (tenant, port) -> listeners with a known protocol.
     let mut groups: BTreeMap<(&str, u16), Vec<At<'_>>> = BTreeMap::new();
@@ -238,6 +241,8 @@ pub fn conflicts<'a>(
                     }
                 } else if j < i
                     && p == Pair::ProtocolConflict
+                    && !own_address(a.cluster, &gk(a))
+                    && !own_address(b.cluster, &gk(b))
                     && shared(a.protocol)
                     && shared(b.protocol)
                     && served(lb)

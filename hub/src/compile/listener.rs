@@ -24,6 +24,10 @@ pub enum ListenerProblem {
     /// The listener conflicts with another (`super::conflict`): (Conflicted reason, message).
     /// The listener stays accepted but is not programmed.
     Conflicted(&'static str, String),
+    /// A Gateway served on its own address (`super::own_address`) got no (address, port) for
+    /// the listener: (the allocation's reason, message). Accepted=False/PortUnavailable,
+    /// Programmed=False with the allocation's reason.
+    NoAddress(&'static str, String),
 }
 
 /// The data-plane listener a tenant listener attaches to, or why it cannot.
@@ -121,6 +125,14 @@ fn listener_conditions(problem: Option<&ListenerProblem>) -> Vec<Condition> {
             Condition::new("Conflicted", false, "NoConflicts", "no conflicts"),
         ];
     }
+    if let Some(ListenerProblem::NoAddress(reason, msg)) = problem {
+        return vec![
+            Condition::new("Accepted", false, "PortUnavailable", msg.clone()),
+            Condition::new("Programmed", false, reason, msg.clone()),
+            Condition::new("ResolvedRefs", true, "ResolvedRefs", "references resolved"),
+            Condition::new("Conflicted", false, "NoConflicts", "no conflicts"),
+        ];
+    }
     let (accepted, programmed) = match problem {
         None => (
             Condition::new("Accepted", true, "Accepted", "listener accepted"),
@@ -129,7 +141,9 @@ fn listener_conditions(problem: Option<&ListenerProblem>) -> Vec<Condition> {
         Some(p) => {
             let (reason, msg) = match p {
                 ListenerProblem::UnsupportedProtocol(m) => ("UnsupportedProtocol", m),
-                ListenerProblem::PortUnavailable(m) => ("PortUnavailable", m),
+                ListenerProblem::PortUnavailable(m) | ListenerProblem::NoAddress(_, m) => {
+                    ("PortUnavailable", m)
+                }
                 ListenerProblem::UnsupportedValue(m) => ("UnsupportedValue", m),
                 ListenerProblem::Unresolved(r, m) => (r.as_str(), m),
                 ListenerProblem::Conflicted(r, m) => (*r, m),

@@ -11,6 +11,8 @@
 //! - the data plane's published ports,
 //! - the listener conflicts of the cluster's Gateways (they depend on other clusters of the
 //!   tenant, `super::conflict`),
+//! - the cluster's Gateways served on their own address and their allocations
+//!   (`super::own_address`),
 //! - the fleet-wide oldest HTTPRoute/GRPCRoute of every (port, hostname) the cluster attaches a
 //!   route to (`super::grpc::Conflicts`, which decides which of the two kinds is accepted).
 //!
@@ -21,6 +23,7 @@ use std::collections::BTreeMap;
 
 use super::conflict::{self, Conflict};
 use super::grpc::{self, Age, Claims};
+use super::own_address::{OwnAddresses, OwnGateway};
 use super::{ClusterPart, Compiled, assemble, cluster_part, listener, listener_set};
 use crate::config::DataPlane;
 use crate::model::{ClusterIntent, ClusterKey, FleetIntent, Protocol};
@@ -54,6 +57,8 @@ struct Entry {
 /// A compiled part and the fleet-wide facts it was compiled with.
 #[derive(Debug)]
 struct Kept {
+    /// The cluster's Gateways on their own address and their allocations.
+    own: BTreeMap<(String, String), OwnGateway>,
     listener_conflicts: Vec<(String, String, Vec<Option<Conflict>>)>,
     /// The fleet-wide winner of each key of the entry's `claims`, in key order, as of the
     /// route conflicts numbered `checked`.
@@ -77,6 +82,19 @@ impl Memo {
         intent: &FleetIntent,
         revisions: &Revisions,
         dp: &DataPlane,
+    ) -> Compiled {
+        self.compile_own(intent, revisions, dp, &OwnAddresses::none())
+    }
+
+    /// [`Memo::compile_revised`] with the Gateways that are served on their own address
+    /// (`super::own_address`); a cluster's part is reused only while its own-address Gateways
+    /// and their allocations stay the same.
+    pub fn compile_own(
+        &mut self,
+        intent: &FleetIntent,
+        revisions: &Revisions,
+        dp: &DataPlane,
+        own: &OwnAddresses,
     ) -> Compiled {
         if self.dp.as_ref() != Some(dp) {
             self.clusters.clear();
@@ -126,6 +144,7 @@ impl Memo {
             merged.iter(),
             |l| listener::check(l, dp).is_ok(),
             |ck, gk, i| merged.origin(ck, gk, i).map(|(ns, n)| format!("{ns}/{n}")),
+            |ck, gk| own.get(ck, gk).is_some(),
         );
         self.built = 0;
         for (ck, ci) in merged.iter() {
@@ -135,8 +154,10 @@ impl Memo {
                 .filter(|((c, _), _)| c == ck)
                 .map(|((_, (ns, name)), l)| (ns.clone(), name.clone(), l.clone()))
                 .collect();
+            let own_gateways = own.of_cluster(ck);
             if let Some(kept) = &mut entry.part
                 && kept.listener_conflicts == listener_conflicts
+                && kept.own == own_gateways
                 && (kept.checked == *number
                     || kept
                         .winners
@@ -154,10 +175,11 @@ impl Memo {
                 .map(|k| route_conflicts.winner(k).cloned())
                 .collect();
             entry.part = Some(Kept {
+                own: own_gateways,
                 listener_conflicts,
                 winners,
                 checked: *number,
-                part: cluster_part(ck, ci, &merged, &conflicts, route_conflicts, dp),
+                part: cluster_part(ck, ci, &merged, &conflicts, route_conflicts, dp, own),
             });
         }
 
@@ -182,7 +204,8 @@ impl Memo {
         allocations: &crate::allocate::Allocations,
         failures: &BTreeMap<crate::allocate::PortKey, crate::allocate::AllocError>,
     ) -> Compiled {
-        let http = self.compile_revised(intent, revisions, dp);
+        let own = OwnAddresses::new(intent, l4_config, allocations, failures);
+        let http = self.compile_own(intent, revisions, dp, &own);
         super::with_l4(http, intent, l4_config, allocations, failures)
     }
 

@@ -20,6 +20,7 @@ pub mod listener_set;
 mod memo;
 mod merge;
 pub mod names;
+pub mod own_address;
 mod precedence;
 pub mod snapshot;
 #[cfg(test)]
@@ -60,6 +61,10 @@ type NsName = (String, String);
 /// Routes of one hostname on one data-plane port, in precedence order.
 type HostRoutes = BTreeMap<Precedence, Route>;
 
+/// Routes attached to Gateways on their own address: per Gateway, per listener port, per
+/// hostname (`*`: every host).
+type OwnBuilds = BTreeMap<NsName, BTreeMap<u16, BTreeMap<String, HostRoutes>>>;
+
 /// What is being assembled for one data-plane port.
 #[derive(Default)]
 struct PortBuild {
@@ -76,8 +81,9 @@ pub fn compile_with_l4(
     allocations: &crate::allocate::Allocations,
     failures: &BTreeMap<crate::allocate::PortKey, crate::allocate::AllocError>,
 ) -> Compiled {
+    let own = own_address::OwnAddresses::new(intent, l4_config, allocations, failures);
     with_l4(
-        compile(intent, dp),
+        Memo::default().compile_own(intent, &Revisions::new(), dp, &own),
         intent,
         l4_config,
         allocations,
@@ -138,6 +144,8 @@ struct ClusterPart {
     passthrough: BTreeMap<u16, BTreeMap<String, tls::Passthrough>>,
     /// Gateways first, then routes.
     statuses: Arc<Vec<ObjectStatus>>,
+    /// The listeners of the cluster's Gateways served on their own address.
+    own: own_address::OwnPart,
 }
 
 /// One cluster's hostnames and accepted Gateways on one data-plane port.
@@ -164,6 +172,7 @@ fn cluster_part(
     conflicts: &conflict::Conflicts,
     route_conflicts: &grpc::Conflicts,
     dp: &DataPlane,
+    own: &own_address::OwnAddresses,
 ) -> ClusterPart {
     let mut ports: BTreeMap<u16, PortBuild> = BTreeMap::new();
     let mut clusters: BTreeMap<String, ClusterSnapshot> = BTreeMap::new();
@@ -174,20 +183,25 @@ fn cluster_part(
     // conflicts with another is not served either.
     let mut problems: BTreeMap<&(String, String), Vec<Option<ListenerProblem>>> = BTreeMap::new();
     for (k, gw) in &ci.gateways {
-        let own = merged.own(ck, k, gw.listeners.len());
+        let own_count = merged.own(ck, k, gw.listeners.len());
+        let own_gw = own.get(ck, k);
         let checks: Vec<Option<ListenerProblem>> = gw
             .listeners
             .iter()
             .enumerate()
             .map(|(i, l)| {
                 let route_kinds = kinds::resolve(l);
-                if i >= own && matches!(l.protocol, Some(Protocol::Tcp | Protocol::Udp)) {
+                if i >= own_count && matches!(l.protocol, Some(Protocol::Tcp | Protocol::Udp)) {
                     return Some(ListenerProblem::UnsupportedProtocol(format!(
                         "{} listeners are not served in a ListenerSet yet; put this listener on the Gateway",
                         l.protocol_name
                     )));
                 }
-                listener::check(l, dp).err().or_else(|| {
+                let checked = match own_gw.and_then(|og| own_address::check(l, og, i >= own_count)) {
+                    Some(r) => r,
+                    None => listener::check(l, dp).map(|_| ()),
+                };
+                checked.err().or_else(|| {
                     // No route kind left: nothing can attach, the listener is not served.
                     if route_kinds.supported.is_empty()
                         && let Some(msg) = &route_kinds.invalid
@@ -207,7 +221,8 @@ fn cluster_part(
             .collect();
         let src = source(ck, Kind::Gateway, &gw.meta.namespace, &gw.meta.name);
         for (i, (l, p)) in gw.listeners.iter().zip(&checks).enumerate() {
-            if p.is_none() {
+            // A Gateway on its own address takes no shared port.
+            if p.is_none() && own_gw.is_none() {
                 ports
                     .entry(l.port)
                     .or_default()
@@ -227,18 +242,21 @@ fn cluster_part(
     // Routes: attach, merge into virtual hosts, count attachments per listener.
     let mut attached: BTreeMap<NsName, Vec<BTreeSet<NsName>>> = BTreeMap::new();
     let mut route_statuses = Vec::new();
+    let mut own_hosts: OwnBuilds = BTreeMap::new();
     let input = L7Input {
         ck,
         ci,
         problems: &problems,
         conflicts: route_conflicts,
         merged,
+        own,
     };
     for route in ci.http_routes.values() {
         route_statuses.push(attach_l7_route(
             input,
             L7Route::Http(route),
             &mut ports,
+            &mut own_hosts,
             &mut attached,
             &mut clusters,
         ));
@@ -249,6 +267,7 @@ fn cluster_part(
             input,
             L7Route::Grpc(route, &as_http),
             &mut ports,
+            &mut own_hosts,
             &mut attached,
             &mut clusters,
         ));
@@ -267,6 +286,44 @@ fn cluster_part(
     // Gateways (their own listeners), then ListenerSets, then routes.
     let mut statuses = listener_set::gateway_statuses(merged, ck, ci, &problems, &attached, dp);
     statuses.extend(route_statuses);
+
+    // Gateways on their own address: their listeners, and their address in their status.
+    let mut own_part = own_address::OwnPart::default();
+    for (k, gw) in &merged.get(ck).expect("merged has every cluster").gateways {
+        let Some(og) = own.get(ck, k) else { continue };
+        let served = problems
+            .get(k)
+            .map(|ps| ps.iter().map(Option::is_none).collect())
+            .unwrap_or_default();
+        let hosts = own_hosts
+            .remove(k)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(port, hosts)| {
+                let hosts = hosts
+                    .into_iter()
+                    .map(|(h, routes)| (h, merge::merge_clusters(routes.into_values())))
+                    .collect();
+                (port, hosts)
+            })
+            .collect();
+        own_address::build(
+            &own_address::OwnInput {
+                cluster: ck,
+                gateway: gw,
+                own: og,
+                served,
+                hosts,
+            },
+            &mut own_part,
+        );
+        if let Some(st) = statuses
+            .iter_mut()
+            .find(|s| s.key.kind == Kind::Gateway && s.key.namespace == k.0 && s.key.name == k.1)
+        {
+            own_address::fix_status(st, og);
+        }
+    }
 
     let ports = ports
         .into_iter()
@@ -301,6 +358,7 @@ fn cluster_part(
         tls_inputs,
         passthrough,
         statuses: Arc::new(statuses),
+        own: own_part,
     }
 }
 
@@ -331,8 +389,18 @@ fn assemble(
     let mut gateways: BTreeMap<u16, BTreeSet<SourceObject>> = BTreeMap::new();
     let mut tls_inputs: BTreeMap<u16, Vec<tls::TlsListenerInput<'_>>> = BTreeMap::new();
     let mut passthrough: BTreeMap<u16, BTreeMap<String, tls::Passthrough>> = BTreeMap::new();
+    let mut own_listeners = Vec::new();
+    let mut own_tls = Vec::new();
+    let mut secrets = BTreeMap::new();
     for (ck, part) in parts {
         statuses.insert((*ck).clone(), part.statuses.clone());
+        own_listeners.extend(part.own.listeners.iter().cloned());
+        own_tls.extend(part.own.tls_listeners.iter().cloned());
+        for sec in &part.own.secrets {
+            secrets
+                .entry(sec.name.clone())
+                .or_insert_with(|| sec.clone());
+        }
         for c in &part.clusters {
             clusters.insert(&c.name, c);
         }
@@ -372,7 +440,6 @@ fn assemble(
 
     let mut dp_listeners: Vec<_> = dp.listeners.iter().collect();
     dp_listeners.sort_by_key(|l| l.port);
-    let mut secrets = BTreeMap::new();
     let mut tls_listeners = Vec::new();
     for dl in dp_listeners
         .iter()
@@ -396,7 +463,8 @@ fn assemble(
             &mut secrets,
         ));
     }
-    let listeners = dp_listeners
+    tls_listeners.extend(own_tls);
+    let mut listeners: Vec<ListenerSnapshot> = dp_listeners
         .into_iter()
         .filter(|dl| dl.protocol == DataPlaneProtocol::Http)
         .map(|dl| {
@@ -424,6 +492,7 @@ fn assemble(
             }
         })
         .collect();
+    listeners.extend(own_listeners);
 
     Compiled {
         snapshot: Snapshot {
@@ -445,6 +514,7 @@ struct L7Input<'a> {
     problems: &'a BTreeMap<&'a (String, String), Vec<Option<ListenerProblem>>>,
     conflicts: &'a grpc::Conflicts,
     merged: &'a listener_set::Merged<'a>,
+    own: &'a own_address::OwnAddresses,
 }
 
 /// An HTTPRoute, or a GRPCRoute with its rules expressed as HTTPRoute rules (path matches on
@@ -475,6 +545,7 @@ fn attach_l7_route(
     input: L7Input<'_>,
     l7: L7Route<'_>,
     ports: &mut BTreeMap<u16, PortBuild>,
+    own_hosts: &mut OwnBuilds,
     attached: &mut BTreeMap<NsName, Vec<BTreeSet<NsName>>>,
     clusters: &mut BTreeMap<String, ClusterSnapshot>,
 ) -> ObjectStatus {
@@ -484,6 +555,7 @@ fn attach_l7_route(
         problems,
         conflicts,
         merged,
+        own,
     } = input;
     let route = l7.http();
     let resolved = resolved_refs(route);
@@ -496,7 +568,14 @@ fn attach_l7_route(
             Kind::GrpcRoute => "GRPCRoute",
             _ => "HTTPRoute",
         };
-        let accepted = match attach::attach(
+        // On a Gateway's own address a hostname-less pair serves every host.
+        let is_own = own.get(ck, &gkey).is_some();
+        let attach_fn = if is_own {
+            attach::attach_every_host
+        } else {
+            attach::attach
+        };
+        let accepted = match attach_fn(
             route_kind,
             &route.meta.namespace,
             &route.hostnames,
@@ -536,9 +615,17 @@ fn attach_l7_route(
                         Some(Protocol::Https) => 443,
                         _ => 80,
                     };
-                    let pb = ports.entry(port).or_default();
+                    let hosts = if is_own {
+                        own_hosts
+                            .entry(gkey.clone())
+                            .or_default()
+                            .entry(port)
+                            .or_default()
+                    } else {
+                        &mut ports.entry(port).or_default().hosts
+                    };
                     for host in att.hostnames {
-                        let hr = pb.hosts.entry(host).or_default();
+                        let hr = hosts.entry(host).or_default();
                         for (ri, rule_routes) in rules.iter().enumerate() {
                             for (mi, r) in rule_routes.iter().enumerate() {
                                 let o = Origin {

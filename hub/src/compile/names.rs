@@ -130,3 +130,29 @@ pub fn tls_backend_cluster(
 ) -> String {
     format!("{}/tls/r{rule}/b{backend}", object(ck, namespace, name))
 }
+
+/// The listener (and, for HTTP, route configuration) of a Gateway served on its own address
+/// (`super::own_address`), named after where it binds: `own/http/127.0.5.1:80`. The bind
+/// address comes from the operator's pools and one (address, port) has one owner, so names
+/// never collide with each other nor with `port/...` and `l4/...`.
+pub fn own_listener(protocol: crate::model::Protocol, bind: std::net::SocketAddr) -> String {
+    let p = match protocol {
+        crate::model::Protocol::Https => "https",
+        _ => "http",
+    };
+    format!("own/{p}/{bind}")
+}
+
+/// A virtual host of an own-address listener (`*`: every host).
+pub fn own_virtual_host(bind: std::net::SocketAddr, hostname: &str) -> String {
+    format!("own/{bind}/host/{hostname}")
+}
+
+/// The filter chain (and route configuration) of an HTTPS listener on an own address: one per
+/// listener hostname (SNI), and `default` for the listener without hostname.
+pub fn own_tls_chain(bind: std::net::SocketAddr, hostname: Option<&str>) -> String {
+    match hostname {
+        Some(h) => format!("own/https/{bind}/sni/{h}"),
+        None => format!("own/https/{bind}/default"),
+    }
+}

@@ -865,6 +865,7 @@ mod http;
 mod isolation;
 mod listener_sets;
 mod memo;
+mod own_address;
 mod tls;
 
 // ---- listener conflicts -----------------------------------------------------------------
