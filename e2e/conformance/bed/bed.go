@@ -5,8 +5,9 @@
 // Envoy lives exactly as long as the suite that talks to it) and is stopped by Down, or killed by
 // the kernel if the caller dies first.
 //
-// Everything listens on one loopback address (Config.Address, 127.0.100.1 unless told) so the
-// bed collides with nothing else on 127.0.0.1; Pod addresses (Config.PodCIDR) exist only inside
+// Everything listens on one loopback address (Config.Address, 127.0.100.1 unless told), and
+// Gateways that get an address of their own get it from Config.AddressPool (127.0.100.64/26), so
+// the bed collides with nothing else on 127.0.0.1; Pod addresses (Config.PodCIDR) exist only inside
 // this host's network namespaces. Needs root: network namespaces, and Envoy on ports 80 and 443.
 package bed
 
@@ -34,6 +35,9 @@ type Config struct {
 	CRDs string
 	// Address is the loopback address every component listens on and Gateways report.
 	Address string
+	// AddressPool is the hub's address pool for Gateways that get an address of their own (a
+	// loopback CIDR next to Address).
+	AddressPool string
 	// PodCIDR is where Pod addresses come from (inside this host's network namespaces only).
 	PodCIDR string
 	// GatewayClass is the class the bed creates with fleetgate's controllerName.
@@ -74,6 +78,7 @@ func ConfigFromEnv() (Config, error) {
 		Envoy:                 os.Getenv("FLEETGATE_ENVOY"),
 		CRDs:                  os.Getenv("FLEETGATE_GATEWAY_CRDS"),
 		Address:               envOr("FLEETGATE_CONFORMANCE_ADDRESS", "127.0.100.1"),
+		AddressPool:           envOr("FLEETGATE_CONFORMANCE_ADDRESS_POOL", "127.0.100.64/26"),
 		PodCIDR:               envOr("FLEETGATE_CONFORMANCE_POD_CIDR", "10.244.0.0/24"),
 		GatewayClass:          envOr("FLEETGATE_CONFORMANCE_GATEWAY_CLASS", "fleetgate"),
 		RustLog:               envOr("FLEETGATE_CONFORMANCE_RUST_LOG", "info"),

@@ -112,6 +112,12 @@ dataPlane:
   address: %s
   listeners:
 %s  admin: "%s"
+# A Gateway with a hostname-less HTTP/HTTPS listener (most of the suite's) gets an address of its
+# own from here (docs/gateways.md); the suite dials whatever address a Gateway reports.
+addressPools:
+  - name: conformance
+    addresses: [%s]
+l4PortRange: {from: 20000, to: 29999}
 quotas:
   defaults:
     # The suite applies and deletes its manifests in bursts.
@@ -124,7 +130,7 @@ tenants:
       - name: c1
         endpointCidrs: [%s]
 `, b.addr(portHubAgents), b.addr(portHubXDS), b.path("fleetgate", "pki"), b.path("fleetgate", "hub.redb"),
-		b.cfg.Address, listeners.String(), b.addr(portEnvoyAdmin), strings.Join(quoted, ", "), b.cfg.PodCIDR)
+		b.cfg.Address, listeners.String(), b.addr(portEnvoyAdmin), b.cfg.AddressPool, strings.Join(quoted, ", "), b.cfg.PodCIDR)
 }
 
 func (b *Bed) envoyBootstrap() string {
