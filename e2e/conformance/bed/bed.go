@@ -57,9 +57,9 @@ const (
 	portEnvoyAdmin = 19000
 )
 
-// DataPlanePorts are the Gateway listener ports Envoy serves: the suite dials the Gateway's
-// address on its listeners' ports.
-var DataPlanePorts = []int{80, 443, 8080}
+// DataPlanePorts are the Gateway listener ports Envoy serves on the shared address: the suite
+// dials the Gateway's address on its listeners' ports (8090: HTTPRouteListenerPortMatching).
+var DataPlanePorts = []int{80, 443, 8080, 8090}
 
 // ConfigFromEnv reads the FLEETGATE_* variables that target/fleetgate-env and
 // target/conformance-env set (see the Makefile's conformance target).
