@@ -117,7 +117,8 @@ dataPlane:
 addressPools:
   - name: conformance
     addresses: [%s]
-l4PortRange: {from: 20000, to: 29999}
+# Own addresses get exactly the listener ports (80, 443, 8080, ...), which must lie in this range.
+l4PortRange: {from: 80, to: 65535}
 quotas:
   defaults:
     # The suite applies and deletes its manifests in bursts.
