@@ -69,7 +69,7 @@ def write(path, seed):
     n_vocab = len(tokens)
     head_dim = N_EMBD // N_HEAD
 
-    tmp = path + ".tmp"
+    tmp = f"{path}.{os.getpid()}.tmp"
     w = GGUFWriter(tmp, "llama")
     w.add_name(f"fleetgate-tiny-{seed}")
     w.add_context_length(N_CTX)

@@ -42,12 +42,11 @@ pub fn raw_tenant(t: &pb::TenantConfig) -> Result<RawTenant, ConfigError> {
                 };
                 Some(RawAi {
                     provider: RawProvider {
-                        openai: match &ai.provider {
-                            Some(pb::ai_backend::Provider::Openai(o)) => Some(RawOpenAi {
+                        openai: ai.provider.as_ref().map(|p| match p {
+                            pb::ai_backend::Provider::Openai(o) => RawOpenAi {
                                 model: o.model.clone(),
-                            }),
-                            None => None,
-                        },
+                            },
+                        }),
                         host: Some(ai.host.clone()).filter(|h| !h.is_empty()),
                         port: Some(port),
                         path: ai.path.clone(),
