@@ -157,3 +157,52 @@ impl ConfigSource for StaticSource {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V1: &str = "version: 1\ntenants:\n  a:\n    routes:\n      r: { ai: { provider: { openai: {}, host: h } } }\n";
+
+    #[tokio::test]
+    async fn the_file_is_reread_when_it_changes_and_a_bad_one_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ai.yaml");
+        std::fs::write(&path, V1).unwrap();
+        let (source, initial) = FileSource::open(&path, Duration::from_millis(20)).unwrap();
+        assert_eq!(initial.version, 1);
+        let (mut store, mut rx) = ConfigStore::new();
+        store.replace(initial);
+        tokio::spawn(Box::new(source).run(store));
+
+        let wait_version = |rx: &mut tokio::sync::watch::Receiver<_>, v: u64| {
+            let mut rx = rx.clone();
+            async move {
+                tokio::time::timeout(
+                    Duration::from_secs(5),
+                    rx.wait_for(|t: &std::sync::Arc<crate::route::RouteTable>| t.version() == v),
+                )
+                .await
+                .expect("the change is picked up")
+                .unwrap();
+            }
+        };
+        std::fs::write(&path, V1.replace("version: 1", "version: 2")).unwrap();
+        wait_version(&mut rx, 2).await;
+
+        // A bad file: refused, version 2 keeps serving; a good one after it is taken.
+        std::fs::write(&path, "version: 3\ntenants:\n  a:\n    maxConcurrency: 0\n").unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(rx.borrow_and_update().version(), 2);
+        std::fs::write(&path, V1.replace("version: 1", "version: 4")).unwrap();
+        wait_version(&mut rx, 4).await;
+
+        // A bad file at start-up is an error, naming the field.
+        std::fs::write(&path, "tenants:\n  a:\n    maxConcurrency: 0\n").unwrap();
+        let err = FileSource::open(&path, Duration::from_millis(20)).unwrap_err();
+        assert!(
+            err.to_string().contains("tenants.a.maxConcurrency"),
+            "{err}"
+        );
+    }
+}
