@@ -7,7 +7,7 @@
 //!   [`SseUsage`] reads every event as it passes, keeps the usage the upstream reports, measures
 //!   the time to the first token, and hides what the client did not ask for: the final usage-only
 //!   chunk and the `"usage": null` field of the other chunks. An upstream that ignores the option
-//!   (llama-cpp-python 0.3.36 does) gets its completion tokens counted from the content chunks,
+//!   (llama-cpp-python 0.3.36 does) gets its completion tokens counted from the token chunks,
 //!   and the record says so ([`UsageSource::CountedChunks`]).
 //!
 //! Records go to a [`UsageSink`], keyed by (tenant, route, model). [`InMemoryUsage`] keeps totals;
@@ -40,8 +40,8 @@ pub struct UsageKey {
 pub enum UsageSource {
     /// The upstream's own `usage` object.
     Reported,
-    /// No `usage` from the upstream; completion tokens are the number of content chunks (one
-    /// token each for llama.cpp and OpenAI), prompt tokens are unknown (0).
+    /// No `usage` from the upstream; completion tokens are the number of token chunks (one
+    /// token each for llama.cpp), prompt tokens are unknown (0).
     CountedChunks,
     /// Nothing to count (an error, or a response without usage such as /v1/models).
     None,
@@ -167,8 +167,8 @@ pub struct SseUsage {
     buf: BytesMut,
     /// Usage the upstream reported.
     pub reported: Option<(u64, u64)>,
-    /// Chunks with content (text, tool calls or refusals) seen.
-    pub content_chunks: u64,
+    /// Chunks that carry one token (see [`SseUsage::event`]).
+    pub token_chunks: u64,
     pub first_token: Option<Duration>,
     pub model: Option<String>,
 }
@@ -199,7 +199,7 @@ impl SseUsage {
             started,
             buf: BytesMut::new(),
             reported: None,
-            content_chunks: 0,
+            token_chunks: 0,
             first_token: None,
             model: None,
         }
@@ -248,22 +248,30 @@ impl SseUsage {
         if self.model.is_none() {
             self.model = obj.get("model").and_then(Value::as_str).map(str::to_string);
         }
-        let has_content = obj
-            .get("choices")
-            .and_then(Value::as_array)
-            .is_some_and(|choices| {
-                choices.iter().any(|c| {
-                    let d = &c["delta"];
-                    d["content"].as_str().is_some_and(|s| !s.is_empty())
-                        || d["tool_calls"].as_array().is_some_and(|t| !t.is_empty())
-                        || d["refusal"].as_str().is_some_and(|s| !s.is_empty())
-                })
-            });
-        if has_content {
-            self.content_chunks += 1;
-            if self.first_token.is_none() {
-                self.first_token = Some(self.started.elapsed());
+        // A token chunk: a delta with content (even empty: llama.cpp sends one event per token,
+        // "" for a token that ends inside a UTF-8 sequence), tool calls or a refusal, and no
+        // role (OpenAI's first chunk carries the role and an empty content, and no token).
+        let mut token = false;
+        let mut visible = false;
+        if let Some(choices) = obj.get("choices").and_then(Value::as_array) {
+            for c in choices {
+                let d = &c["delta"];
+                let content = d["content"].as_str();
+                let tools = d["tool_calls"].as_array().is_some_and(|t| !t.is_empty());
+                let refusal = d["refusal"].as_str().is_some_and(|s| !s.is_empty());
+                if d.get("role").is_none() && (content.is_some() || tools || refusal) {
+                    token = true;
+                }
+                if content.is_some_and(|s| !s.is_empty()) || tools || refusal {
+                    visible = true;
+                }
             }
+        }
+        if token {
+            self.token_chunks += 1;
+        }
+        if visible && self.first_token.is_none() {
+            self.first_token = Some(self.started.elapsed());
         }
         let usage = obj.get("usage").and_then(tokens);
         if usage.is_some() {
@@ -291,7 +299,7 @@ impl SseUsage {
     pub fn usage(&self, status: u16) -> Usage {
         let (prompt_tokens, completion_tokens, source) = match self.reported {
             Some((p, c)) => (p, c, UsageSource::Reported),
-            None => (0, self.content_chunks, UsageSource::CountedChunks),
+            None => (0, self.token_chunks, UsageSource::CountedChunks),
         };
         Usage {
             prompt_tokens,
@@ -425,13 +433,15 @@ mod tests {
         "data: [DONE]\n\n",
     );
 
-    /// llama-cpp-python 0.3.36: CRLF line ends, no usage chunk, content one token per chunk.
+    /// llama-cpp-python 0.3.36: CRLF line ends, no usage chunk, one token per chunk (an empty
+    /// content for a token that ends inside a UTF-8 sequence).
     const LLAMA_CPP: &str = concat!(
         "data: {\"id\":\"chatcmpl-x\",\"model\":\"tiny\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\"},\"finish_reason\":null}]}\r\n\r\n",
         "data: {\"id\":\"chatcmpl-x\",\"model\":\"tiny\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"q\"},\"finish_reason\":null}]}\r\n\r\n",
         ": ping - 2025-01-01 00:00:00\r\n\r\n",
         "data: {\"id\":\"chatcmpl-x\",\"model\":\"tiny\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Z\"},\"finish_reason\":null}]}\r\n\r\n",
         "data: {\"id\":\"chatcmpl-x\",\"model\":\"tiny\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" 7\"},\"finish_reason\":null}]}\r\n\r\n",
+        "data: {\"id\":\"chatcmpl-x\",\"model\":\"tiny\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\"},\"finish_reason\":null}]}\r\n\r\n",
         "data: {\"id\":\"chatcmpl-x\",\"model\":\"tiny\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"length\"}]}\r\n\r\n",
         "data: [DONE]\r\n\r\n",
     );
@@ -463,7 +473,7 @@ mod tests {
             input: &'static str,
             wants: bool,
             reported: Option<(u64, u64)>,
-            content_chunks: u64,
+            token_chunks: u64,
             model: &'static str,
         }
         let cases = [
@@ -472,7 +482,7 @@ mod tests {
                 input: OPENAI_WITH_USAGE,
                 wants: true,
                 reported: Some((11, 2)),
-                content_chunks: 2,
+                token_chunks: 2,
                 model: "gpt-4o-mini",
             },
             Case {
@@ -480,7 +490,7 @@ mod tests {
                 input: OPENAI_WITH_USAGE,
                 wants: false,
                 reported: Some((11, 2)),
-                content_chunks: 2,
+                token_chunks: 2,
                 model: "gpt-4o-mini",
             },
             Case {
@@ -488,7 +498,7 @@ mod tests {
                 input: LLAMA_CPP,
                 wants: false,
                 reported: None,
-                content_chunks: 3,
+                token_chunks: 4,
                 model: "tiny",
             },
         ];
@@ -497,7 +507,7 @@ mod tests {
                 let (out, sse) = run(case.input, step, case.wants);
                 let at = format!("{} (split every {step} bytes)", case.name);
                 assert_eq!(sse.reported, case.reported, "{at}");
-                assert_eq!(sse.content_chunks, case.content_chunks, "{at}");
+                assert_eq!(sse.token_chunks, case.token_chunks, "{at}");
                 assert_eq!(sse.model.as_deref(), Some(case.model), "{at}");
                 assert!(sse.first_token.is_some(), "{at}");
                 if case.wants || case.reported.is_none() {
@@ -544,7 +554,7 @@ mod tests {
         let (_, sse) = run(LLAMA_CPP, 9, false);
         let u = sse.usage(200);
         assert_eq!(u.source, UsageSource::CountedChunks);
-        assert_eq!((u.prompt_tokens, u.completion_tokens), (0, 3));
+        assert_eq!((u.prompt_tokens, u.completion_tokens), (0, 4));
         assert!(u.streamed);
     }
 

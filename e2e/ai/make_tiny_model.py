@@ -57,7 +57,9 @@ def vocabulary():
     for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?":
         pieces += [c, "\u2581" + c]
     pieces += ["\u2581" + w for w in WORDS]
-    for p in pieces:
+    # Every piece once: llama.cpp refuses a vocabulary with duplicates ("\u2581a" is both a
+    # letter and a word above).
+    for p in dict.fromkeys(pieces):
         add(p, score, TokenType.NORMAL)
         score -= 0.01
     return tokens, scores, types

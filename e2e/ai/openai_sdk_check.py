@@ -13,8 +13,9 @@ raises (non-zero exit, traceback on stderr).
 
 import json
 import os
+import urllib.error
+import urllib.request
 
-import httpx
 import openai
 
 GATEWAY = os.environ["GATEWAY_URL"].rstrip("/") + "/v1"
@@ -80,6 +81,12 @@ def stream(**extra):
         "content": content,
         "chunks": len(chunks),
         "content_chunks": sum(1 for c in chunks if c.choices and c.choices[0].delta.content),
+        # llama.cpp sends one event per token (content "" for a partial UTF-8 sequence).
+        "token_chunks": sum(
+            1
+            for c in chunks
+            if c.choices and c.choices[0].delta.content is not None and c.choices[0].delta.role is None
+        ),
         "usage_chunks": sum(1 for c in chunks if getattr(c, "usage", None) is not None),
         "empty_choice_chunks": sum(1 for c in chunks if not c.choices),
     }
@@ -94,6 +101,7 @@ out["unknown_route"] = {"status": e.status_code, "body": e.body}
 
 e = expect(openai.APIStatusError, lambda: gateway(os.environ["ROUTE_UNREACHABLE"]).chat.completions.create(**CHAT))
 out["unreachable"] = {"status": e.status_code, "body": e.body, "class": type(e).__name__}
+assert isinstance(e, openai.APIStatusError)
 
 e = expect(openai.AuthenticationError, lambda: gateway(os.environ["ROUTE_WRONG_KEY"]).chat.completions.create(**CHAT))
 out["upstream_401"] = {"status": e.status_code, "body": e.body}
@@ -101,10 +109,11 @@ out["upstream_401"] = {"status": e.status_code, "body": e.body}
 e = expect(openai.PermissionDeniedError, lambda: gateway("x", headers=False).chat.completions.create(**CHAT))
 out["no_envoy_headers"] = {"status": e.status_code, "body": e.body}
 
-# Bad JSON cannot be sent with the SDK: the SDK's own HTTP client sends it raw.
-r = httpx.post(
+# Bad JSON cannot be sent with the SDK: sent raw with the standard library.
+raw = urllib.request.Request(
     GATEWAY + "/chat/completions",
-    content=b'{"model": "x", "messages": [',
+    data=b'{"model": "x", "messages": [',
+    method="POST",
     headers={
         "content-type": "application/json",
         "authorization": "Bearer " + DUMMY_KEY,
@@ -112,6 +121,10 @@ r = httpx.post(
         "x-fleetgate-route": os.environ["ROUTE_OK"],
     },
 )
-out["bad_json"] = {"status": r.status_code, "body": r.json()}
+try:
+    urllib.request.urlopen(raw)
+    raise AssertionError("bad JSON was accepted")
+except urllib.error.HTTPError as e:
+    out["bad_json"] = {"status": e.code, "body": json.loads(e.read())}
 
 print(json.dumps(out))
