@@ -45,12 +45,29 @@ const DROPPED: &[&str] = &[
     "x-request-id",
 ];
 
+/// Header names a `Connection` header lists: hop-by-hop too (RFC 9110 7.6.1).
+fn connection_listed(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
 /// The client's headers that may go upstream.
 pub fn upstream_headers(client: &HeaderMap) -> HeaderMap {
+    let listed = connection_listed(client);
     let mut out = HeaderMap::with_capacity(client.len());
     for (name, value) in client {
         let n = name.as_str();
-        if DROPPED.contains(&n) || n.starts_with("x-fleetgate-") || n.starts_with("x-envoy-") {
+        if DROPPED.contains(&n)
+            || n.starts_with("x-fleetgate-")
+            || n.starts_with("x-envoy-")
+            || listed.iter().any(|l| l == n)
+        {
             continue;
         }
         out.append(name.clone(), value.clone());
@@ -113,7 +130,8 @@ mod tests {
             ("cookie", "session=1"),
             ("x-fleetgate-tenant", "a"),
             ("x-fleetgate-route", "r"),
-            ("connection", "keep-alive"),
+            ("connection", "keep-alive, x-hop"),
+            ("x-hop", "1"),
             ("host", "gateway"),
             ("content-type", "application/json"),
             ("accept", "text/event-stream"),
