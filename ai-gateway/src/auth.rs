@@ -94,6 +94,7 @@ pub fn inject(provider: &Provider, auth: Option<&BackendAuth>, headers: &mut Hea
 
 /// Response headers that do not go back to the client as the upstream sent them.
 pub fn downstream_headers(upstream: &HeaderMap, body_rewritten: bool) -> HeaderMap {
+    let listed = connection_listed(upstream);
     let mut out = HeaderMap::with_capacity(upstream.len());
     for (name, value) in upstream {
         let n = name.as_str();
@@ -107,7 +108,10 @@ pub fn downstream_headers(upstream: &HeaderMap, body_rewritten: bool) -> HeaderM
                 | "transfer-encoding"
                 | "upgrade"
         );
-        if hop || (body_rewritten && name == header::CONTENT_LENGTH) {
+        if hop
+            || listed.iter().any(|l| l == n)
+            || (body_rewritten && name == header::CONTENT_LENGTH)
+        {
             continue;
         }
         out.append(name.clone(), value.clone());
