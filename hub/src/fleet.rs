@@ -184,7 +184,7 @@ impl Fleet {
             );
             BTreeSet::new()
         });
-        let reserved = Reserved::from_config(&config, host);
+        let reserved = config.reserved(host);
         // Stored allocations are kept (rule 1 of `allocate`); ports of Services loaded without
         // one (a pool that was exhausted) get one now if the configuration allows.
         let l4 = allocate::allocate(
@@ -334,7 +334,7 @@ impl Fleet {
                 st.rejections.remove(&key);
                 tracing::info!(cluster = %key, "cluster removed from the configuration: its intent is withdrawn");
             }
-            state.reserved = Arc::new(Reserved::from_config(&config, state.reserved.host.clone()));
+            state.reserved = Arc::new(config.reserved(state.reserved.host.clone()));
             // Under the state lock, so that `set_host_addresses` never pairs the new host
             // addresses with the previous configuration.
             self.config.send_replace(config);
@@ -357,7 +357,7 @@ impl Fleet {
                 addresses = ?host,
                 "this host's interface addresses changed: reserved for the hub's and data plane's listeners bound to all interfaces"
             );
-            state.reserved = Arc::new(Reserved::from_config(&self.config(), host));
+            state.reserved = Arc::new(self.config().reserved(host));
         }
         self.revision.send_modify(|r| *r += 1);
         true
