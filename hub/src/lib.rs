@@ -24,7 +24,8 @@
 //! on the snapshot, turned into Envoy filters by `xds::tenant_limits`; `xds::hardening` is the
 //! edge hardening of every listener), `seal` (tenant private keys encrypted in the store).
 
-// Step 4, sync: the agents' stream (identity from the peer certificate).
+// Step 4, sync: the agents' stream; `peer` is the identity from the peer certificate.
+pub mod peer;
 pub mod sync;
 
 // Step 5, admit: `admit` (crate `fleetgate-hub-admit`) and the update rate of each cluster.
