@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -26,10 +27,12 @@ use pb::{EchoReply, EchoRequest};
 
 struct Service {
     name: Arc<str>,
+    requests: Arc<AtomicU64>,
 }
 
 impl Service {
     fn reply(&self, path: &str, req: Request<EchoRequest>) -> Result<Response<EchoReply>, Status> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
         let mut metadata: Vec<String> = req
             .metadata()
             .iter()
@@ -65,6 +68,7 @@ impl Echo for Service {
 #[derive(Debug)]
 pub struct GrpcEcho {
     addr: SocketAddr,
+    requests: Arc<AtomicU64>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
@@ -77,7 +81,11 @@ impl GrpcEcho {
             .with_context(|| format!("grpc echo {name}: binding {addr}"))?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let svc = EchoServer::new(Service { name: name.into() });
+        let requests = Arc::new(AtomicU64::new(0));
+        let svc = EchoServer::new(Service {
+            name: name.into(),
+            requests: requests.clone(),
+        });
         let name = name.to_string();
         let task = tokio::spawn(async move {
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
@@ -93,6 +101,7 @@ impl GrpcEcho {
         });
         Ok(Self {
             addr,
+            requests,
             stop: Some(stop),
             task,
         })
@@ -100,6 +109,11 @@ impl GrpcEcho {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Calls answered so far (a mirror's copies included).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
     }
 }
 
@@ -127,6 +141,18 @@ pub async fn call(
     method: Method,
     metadata: &[(&'static str, &str)],
 ) -> Result<EchoReply, Status> {
+    Ok(call_with_headers(data_plane, host, method, metadata)
+        .await?
+        .0)
+}
+
+/// Like [`call`], also returning the response's ASCII metadata (headers) as `(name, value)`.
+pub async fn call_with_headers(
+    data_plane: SocketAddr,
+    host: &str,
+    method: Method,
+    metadata: &[(&'static str, &str)],
+) -> Result<(EchoReply, Vec<(String, String)>), Status> {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{data_plane}"))
         .map_err(|e| Status::internal(e.to_string()))?
         .origin(
@@ -165,14 +191,14 @@ pub async fn call_tls(
         .connect()
         .await
         .map_err(|e| Status::unavailable(format!("connecting {data_plane_tls} over TLS: {e}")))?;
-    call_on(channel, method, metadata).await
+    Ok(call_on(channel, method, metadata).await?.0)
 }
 
 async fn call_on(
     channel: tonic::transport::Channel,
     method: Method,
     metadata: &[(&'static str, &str)],
-) -> Result<EchoReply, Status> {
+) -> Result<(EchoReply, Vec<(String, String)>), Status> {
     let mut client = EchoClient::new(channel);
     let mut req = Request::new(EchoRequest {
         message: "hello".into(),
@@ -188,7 +214,17 @@ async fn call_on(
         Method::Say => client.say(req).await?,
         Method::Shout => client.shout(req).await?,
     };
-    Ok(resp.into_inner())
+    let headers = resp
+        .metadata()
+        .iter()
+        .filter_map(|kv| match kv {
+            tonic::metadata::KeyAndValueRef::Ascii(k, v) => {
+                Some((k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+            }
+            tonic::metadata::KeyAndValueRef::Binary(..) => None,
+        })
+        .collect();
+    Ok((resp.into_inner(), headers))
 }
 
 /// `tonic`'s re-export of the `http` crate, for the URI type above.

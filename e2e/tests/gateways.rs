@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use anyhow::{Context, ensure};
 use fleetgate_e2e::fixtures::{
     GATEWAY_CLASS, TENANT_A, condition, gateway, http_route, listener, route_in, rule_to,
+    wait_route_condition,
 };
 use fleetgate_e2e::{Fleet, TIMEOUT, eventually};
 
@@ -391,6 +392,108 @@ async fn listeners_are_isolated_and_parent_ref_ports_select_listeners() {
                 "{host}{path}: {s} {got:?}, want {want} {body:?}"
             );
         }
+        Ok(())
+    })
+    .await;
+}
+
+/// Reasons that were asserted in unit tests only (issue 10's audit), end to end on the tenant's
+/// objects: PortUnavailable on a listener, InvalidKind, NoMatchingListenerHostname and
+/// UnsupportedValue on routes, each while the valid route next to them keeps being served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejection_reasons_reach_the_tenants_objects() {
+    let fleet = Fleet::start(&[TENANT_A]).await.expect("fleet");
+    let a = fleet.tenant("tenant-a");
+    let ip = a.create_node("node-1", 10).await.unwrap();
+    let _echo = a.node_port_backend("echo", ip, "echo").await.unwrap();
+    a.cluster.apply(GATEWAY_CLASS).await.unwrap();
+    a.cluster
+        .apply(&gateway(
+            "web",
+            "  - {name: http, protocol: HTTP, port: 80, hostname: app.a.example}\n  - {name: odd, protocol: HTTP, port: 9999, hostname: odd.a.example}\n",
+        ))
+        .await
+        .unwrap();
+    a.cluster
+        .apply(&route_in("default", "ok", "web", "app.a.example", "echo"))
+        .await
+        .unwrap();
+    let bad_kind = http_route(
+        "default",
+        "bucket",
+        &["{name: web}"],
+        &["app.a.example"],
+        "  - matches:\n    - path: {type: PathPrefix, value: /bucket}\n    backendRefs:\n    - {group: storage.example.com, kind: Bucket, name: photos, port: 8080}\n",
+    );
+    let elsewhere = route_in("default", "elsewhere", "web", "elsewhere.a.example", "echo");
+    let not_re2 = http_route(
+        "default",
+        "lookbehind",
+        &["{name: web}"],
+        &["app.a.example"],
+        "  - matches:\n    - path: {type: RegularExpression, value: \"/(?<=a)b\"}\n    backendRefs:\n    - {name: echo, port: 8080}\n",
+    );
+    for yaml in [&bad_kind, &elsewhere, &not_re2] {
+        a.cluster.apply(yaml).await.unwrap();
+    }
+    wait_route_condition(
+        a,
+        "HTTPRoute",
+        "bucket",
+        "ResolvedRefs",
+        "False",
+        "InvalidKind",
+    )
+    .await;
+    wait_route_condition(
+        a,
+        "HTTPRoute",
+        "elsewhere",
+        "Accepted",
+        "False",
+        "NoMatchingListenerHostname",
+    )
+    .await;
+    wait_route_condition(
+        a,
+        "HTTPRoute",
+        "lookbehind",
+        "Accepted",
+        "False",
+        "UnsupportedValue",
+    )
+    .await;
+    eventually(TIMEOUT, || async {
+        let gw = a
+            .cluster
+            .get_json("Gateway", "default", "web")
+            .await?
+            .context("Gateway")?;
+        let odd = gw["status"]["listeners"]
+            .as_array()
+            .and_then(|ls| ls.iter().find(|l| l["name"] == "odd"))
+            .context("listener odd")?;
+        let c = condition(&odd["conditions"], "Accepted").context("Accepted")?;
+        ensure!(
+            c["status"] == "False"
+                && c["reason"] == "PortUnavailable"
+                && c["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("use one of: 80")),
+            "odd Accepted: {c}"
+        );
+        Ok(())
+    })
+    .await;
+    // The valid route is served; the InvalidKind rule's share answers 500 (Gateway API: an
+    // invalid backend gets 500 for its share), the others are not routed.
+    eventually(TIMEOUT, || async {
+        let (s, body) = fleet.get("app.a.example", "/").await?;
+        ensure!(s == 200 && body == "echo", "app: {s} {body:?}");
+        let (s, _) = fleet.get("app.a.example", "/bucket").await?;
+        ensure!(s == 500, "bucket: {s}");
+        let (s, _) = fleet.get("elsewhere.a.example", "/").await?;
+        ensure!(s == 404, "elsewhere: {s}");
         Ok(())
     })
     .await;

@@ -383,6 +383,119 @@ async fn redirects_rewrites_header_modifiers_mirror_and_cors() {
     assert_eq!(r.header("access-control-allow-origin"), None, "{r:?}");
 }
 
+/// Extended features that were unit-tested only (issue 10's audit): 303/307/308 redirects,
+/// several mirrors on one rule, percentage mirrors, and header modifiers on one backendRef only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_codes_mirrors_and_backend_filters() {
+    let fleet = Fleet::start(&[TENANT_A]).await.expect("fleet");
+    let a = fleet.tenant("tenant-a");
+    let node = setup(a).await;
+    let _one = service(a, node, "one", None).await;
+    let _two = service(a, node, "two", None).await;
+    let m1 = service(a, node, "m1", None).await;
+    let m2 = service(a, node, "m2", None).await;
+    let half = service(a, node, "half", None).await;
+    let never = service(a, node, "never", None).await;
+    let rules = r#"  - matches:
+    - path: {type: PathPrefix, value: /see-other}
+    filters:
+    - {type: RequestRedirect, requestRedirect: {statusCode: 303, path: {type: ReplaceFullPath, replaceFullPath: /done}}}
+  - matches:
+    - path: {type: PathPrefix, value: /temporary}
+    filters:
+    - {type: RequestRedirect, requestRedirect: {statusCode: 307, hostname: other.a.example}}
+  - matches:
+    - path: {type: PathPrefix, value: /permanent}
+    filters:
+    - {type: RequestRedirect, requestRedirect: {statusCode: 308, scheme: https}}
+  - matches:
+    - path: {type: PathPrefix, value: /two-mirrors}
+    filters:
+    - {type: RequestMirror, requestMirror: {backendRef: {name: m1, port: 8080}}}
+    - {type: RequestMirror, requestMirror: {backendRef: {name: m2, port: 8080}}}
+    backendRefs:
+    - {name: one, port: 8080}
+  - matches:
+    - path: {type: PathPrefix, value: /some}
+    filters:
+    - {type: RequestMirror, requestMirror: {backendRef: {name: half, port: 8080}, percent: 50}}
+    - {type: RequestMirror, requestMirror: {backendRef: {name: never, port: 8080}, fraction: {numerator: 0, denominator: 100}}}
+    backendRefs:
+    - {name: one, port: 8080}
+  - matches:
+    - path: {type: PathPrefix, value: /per-backend}
+    backendRefs:
+    - name: one
+      port: 8080
+      weight: 1
+      filters:
+      - {type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-backend, value: one}]}}
+      - {type: ResponseHeaderModifier, responseHeaderModifier: {add: [{name: x-via, value: one}]}}
+    - {name: two, port: 8080, weight: 1}
+"#;
+    let host = "more.a.example";
+    a.cluster
+        .apply(&route("more", host, rules))
+        .await
+        .expect("apply route");
+    wait_backend(&fleet, "GET", host, "/two-mirrors", &[], "one").await;
+
+    for (path, status, location) in [
+        ("/see-other/x", 303, "http://more.a.example/done"),
+        ("/temporary/y", 307, "http://other.a.example/temporary/y"),
+        ("/permanent/z", 308, "https://more.a.example/permanent/z"),
+    ] {
+        let r = call(&fleet, "POST", host, path, &[]).await.unwrap();
+        assert_eq!(r.status, status, "{path}: {r:?}");
+        assert_eq!(r.header("location"), Some(location), "{path}: {r:?}");
+    }
+
+    // Two mirrors on one rule: each gets a copy of every request.
+    let (b1, b2) = (m1.requests(), m2.requests());
+    for _ in 0..5 {
+        expect_backend(&fleet, "GET", host, "/two-mirrors", &[], "one").await;
+    }
+    eventually(TIMEOUT, || async {
+        let (n1, n2) = (m1.requests() - b1, m2.requests() - b2);
+        ensure!(n1 >= 5 && n2 >= 5, "mirrors saw {n1} and {n2}, want 5 each");
+        Ok(())
+    })
+    .await;
+
+    // Percentage mirrors: 50 % gets about half (a wide band: 200 requests, so the chance of
+    // falling outside 60..=140 by luck is below one in a million), 0 % none.
+    let (h0, n0) = (half.requests(), never.requests());
+    for _ in 0..200 {
+        expect_backend(&fleet, "GET", host, "/some", &[], "one").await;
+    }
+    // Mirrors are sent alongside; give the last copies time to land before counting.
+    let settled = eventually(TIMEOUT, || async {
+        let n = half.requests() - h0;
+        ensure!(n >= 60, "the 50 % mirror saw only {n} of 200");
+        Ok(n)
+    })
+    .await;
+    assert!(settled <= 140, "the 50 % mirror saw {settled} of 200");
+    assert_eq!(never.requests() - n0, 0, "the 0 % mirror got copies");
+
+    // Header modifiers on one backendRef apply to that backend's share only.
+    let mut seen = std::collections::BTreeMap::new();
+    for _ in 0..40 {
+        let r = call(&fleet, "GET", host, "/per-backend", &[])
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{r:?}");
+        let (set, via) = (r.header("x-echo-header-x-backend"), r.header("x-via"));
+        match r.body.as_str() {
+            "one" => assert_eq!((set, via), (Some("one"), Some("one")), "{r:?}"),
+            "two" => assert_eq!((set, via), (None, None), "{r:?}"),
+            other => panic!("unexpected backend {other}: {r:?}"),
+        }
+        *seen.entry(r.body.clone()).or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), 2, "both backends answered: {seen:?}");
+}
+
 /// Sends a WebSocket upgrade request over a raw connection; returns the response head.
 async fn websocket_handshake(addr: SocketAddr, host: &str, path: &str) -> anyhow::Result<String> {
     let mut s = tokio::net::TcpStream::connect(addr).await?;

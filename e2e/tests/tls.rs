@@ -9,8 +9,8 @@ use anyhow::{Context, ensure};
 use fleetgate_e2e::agent::Agent;
 use fleetgate_e2e::apiserver::SecretRbac;
 use fleetgate_e2e::fixtures::{
-    GATEWAY_CLASS, TENANT_A, class_and_http_gateway, condition, gateway, http_route, rule_to,
-    wait_route_condition,
+    GATEWAY_CLASS, TENANT_A, TENANT_B, class_and_http_gateway, condition, gateway, http_route,
+    rule_to, wait_route_condition,
 };
 use fleetgate_e2e::fleet::RAW_CLUSTER;
 use fleetgate_e2e::pki::{Ca, CertAndKey, Leaf};
@@ -215,6 +215,67 @@ async fn https_serves_the_tenants_certificate_and_rotation_keeps_open_connection
     secrets.add_key_pem("the first certificate's key", &first.key_pem);
     secrets.add_key_pem("the rotated certificate's key", &second.key_pem);
     fleet.assert_no_secrets_in_logs(secrets);
+}
+
+/// Domain fronting across tenants (issue 10's audit): a client that completes the TLS handshake
+/// for tenant A's hostname and then asks for tenant B's hostname in the Host header is not served
+/// by tenant B. Each SNI hostname has its own route configuration, so B's routes are not in A's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_header_of_another_tenant_is_not_served_on_this_tenants_tls_connection() {
+    let fleet = Fleet::start(&[TENANT_A, TENANT_B]).await.expect("fleet");
+    let addr = fleet.hub.data_plane_tls_addr();
+    let (mut cas, mut echoes) = (Vec::new(), Vec::new());
+    for (t, host) in [("tenant-a", "app.a.example"), ("tenant-b", "app.b.example")] {
+        let t = fleet.tenant(t);
+        let ca = Ca::new(&format!("{}-ca", t.name)).unwrap();
+        let cert = ca.issue(&Leaf::server("app", &[host])).unwrap();
+        echoes.push(backend_in(t, "default", "echo").await);
+        t.cluster
+            .apply(&secret_yaml("default", "app-tls", &cert))
+            .await
+            .unwrap();
+        t.cluster
+            .apply(&gateway_yaml(&[https_listener(
+                "https",
+                host,
+                &["app-tls"],
+            )]))
+            .await
+            .unwrap();
+        t.cluster
+            .apply(&route_yaml("app", host, "default", "echo"))
+            .await
+            .unwrap();
+        cas.push(ca);
+    }
+    for (sni, ca, body) in [
+        ("app.a.example", &cas[0], "tenant-a-echo"),
+        ("app.b.example", &cas[1], "tenant-b-echo"),
+    ] {
+        eventually(TIMEOUT, || async {
+            let (status, got, _) = https_get(addr, sni, ca.cert_pem(), "/").await?;
+            ensure!(
+                (status, got.as_str()) == (200, body),
+                "{sni}: {status} {got:?}"
+            );
+            Ok(())
+        })
+        .await;
+    }
+    let mut fronted = HttpsConnection::open(addr, "app.a.example", cas[0].cert_pem())
+        .await
+        .unwrap();
+    let (status, body) = fronted.get("app.b.example", "/").await.unwrap();
+    assert_ne!(
+        body, "tenant-b-echo",
+        "tenant B was reached through A's TLS connection"
+    );
+    assert_eq!(status, 404, "{body}");
+    // The same connection still serves its own hostname.
+    assert_eq!(
+        fronted.get("app.a.example", "/").await.unwrap(),
+        (200, "tenant-a-echo".to_string())
+    );
 }
 
 /// An Envoy stat (counter or gauge) by exact name.

@@ -17,7 +17,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::fleet::Fleet;
+use crate::fleet::{Fleet, UpdateError};
 use crate::identity::PeerIdentity;
 use crate::model::{self, ClusterKey, ObjectStatus};
 use crate::peer::identify;
@@ -143,21 +143,21 @@ async fn run_stream(
                     }
                 };
                 let reply = if update.revision != expected_revision {
-                    pb::hub_message::Kind::Nack(pb::Nack {
-                        revision: update.revision,
-                        message: format!("expected revision {expected_revision}; reconnect and send full state"),
-                    })
+                    pb::hub_message::Kind::Nack(out_of_order(
+                        update.revision,
+                        format!("expected revision {expected_revision}; reconnect and send full state"),
+                    ))
                 } else if expected_revision == 1 && !update.full_state {
-                    pb::hub_message::Kind::Nack(pb::Nack {
-                        revision: update.revision,
-                        message: "the first Update after Hello must carry full_state".into(),
-                    })
+                    pb::hub_message::Kind::Nack(out_of_order(
+                        update.revision,
+                        "the first Update after Hello must carry full_state".into(),
+                    ))
                 } else if need_full_state && !update.full_state {
                     expected_revision += 1;
-                    pb::hub_message::Kind::Nack(pb::Nack {
-                        revision: update.revision,
-                        message: "an earlier Update was refused: send the full state".into(),
-                    })
+                    pb::hub_message::Kind::Nack(out_of_order(
+                        update.revision,
+                        "an earlier Update was refused: send the full state".into(),
+                    ))
                 } else {
                     let started = std::time::Instant::now();
                     let revision = update.revision;
@@ -181,7 +181,7 @@ async fn run_stream(
                             tracing::warn!(revision, "update refused: {e}");
                             expected_revision += 1;
                             need_full_state = true;
-                            pb::hub_message::Kind::Nack(pb::Nack { revision, message: e.to_string() })
+                            pb::hub_message::Kind::Nack(refused(revision, &e))
                         }
                     }
                 };
@@ -210,6 +210,37 @@ async fn run_stream(
             }
             last_sent = Some(current);
         }
+    }
+}
+
+/// A Nack for an Update that broke the stream's order.
+fn out_of_order(revision: u64, message: String) -> pb::Nack {
+    pb::Nack {
+        revision,
+        message,
+        reason: pb::nack::Reason::OutOfOrder as i32,
+        retry_after_ms: 0,
+    }
+}
+
+/// The Nack of an Update `Fleet::apply` refused: the message for people, the reason and (rate
+/// limit) the wait for the agent, so that it never reads the message.
+pub fn refused(revision: u64, e: &UpdateError) -> pb::Nack {
+    let (reason, retry_after_ms) = match e {
+        UpdateError::UnknownCluster(_) => (pb::nack::Reason::UnknownCluster, 0),
+        UpdateError::TooManyObjects { .. } => (pb::nack::Reason::TooManyObjects, 0),
+        UpdateError::RateLimited { retry_after, .. } => (
+            pb::nack::Reason::RateLimited,
+            // As the message says it: whole milliseconds, at least one.
+            u32::try_from(retry_after.as_millis().max(1)).unwrap_or(u32::MAX),
+        ),
+        UpdateError::Store(_) => (pb::nack::Reason::Store, 0),
+    };
+    pb::Nack {
+        revision,
+        message: e.to_string(),
+        reason: reason as i32,
+        retry_after_ms,
     }
 }
 
@@ -291,5 +322,54 @@ fn condition(c: &model::Condition) -> pb::Condition {
         status: if c.status { "True" } else { "False" }.to_string(),
         reason: c.reason.clone(),
         message: c.message.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_rate_limit_nack_carries_its_wait_and_reason() {
+        let e = UpdateError::RateLimited {
+            tenant: "a".into(),
+            per_second: 2,
+            burst: 2,
+            retry_after: Duration::from_micros(250_400),
+        };
+        let n = refused(7, &e);
+        assert_eq!(n.revision, 7);
+        assert_eq!(n.reason(), pb::nack::Reason::RateLimited);
+        assert_eq!(n.retry_after_ms, 250);
+        // The message says the same wait, for people.
+        assert!(n.message.contains("retry after 250ms"), "{}", n.message);
+        // Less than a millisecond still asks for a wait.
+        let e = UpdateError::RateLimited {
+            retry_after: Duration::from_micros(10),
+            tenant: "a".into(),
+            per_second: 2,
+            burst: 2,
+        };
+        assert_eq!(refused(8, &e).retry_after_ms, 1);
+    }
+
+    #[test]
+    fn other_nacks_ask_for_no_wait() {
+        let e = UpdateError::TooManyObjects {
+            count: 11,
+            limit: 10,
+        };
+        let n = refused(3, &e);
+        assert_eq!(
+            (n.reason(), n.retry_after_ms),
+            (pb::nack::Reason::TooManyObjects, 0)
+        );
+        let n = out_of_order(4, "expected revision 2".into());
+        assert_eq!(
+            (n.reason(), n.retry_after_ms),
+            (pb::nack::Reason::OutOfOrder, 0)
+        );
     }
 }

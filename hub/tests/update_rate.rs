@@ -29,11 +29,15 @@ async fn update(s: &mut SyncStream, revision: u64, full: bool) -> pb::hub_messag
     s.verdict().await.unwrap()
 }
 
-fn nack_message(k: pb::hub_message::Kind, revision: u64) -> String {
+fn nack(k: pb::hub_message::Kind, revision: u64) -> pb::Nack {
     match k {
-        pb::hub_message::Kind::Nack(n) if n.revision == revision => n.message,
+        pb::hub_message::Kind::Nack(n) if n.revision == revision => n,
         other => panic!("revision {revision}: expected a Nack, got {other:?}"),
     }
+}
+
+fn nack_message(k: pb::hub_message::Kind, revision: u64) -> String {
+    nack(k, revision).message
 }
 
 fn assert_ack(k: pb::hub_message::Kind, revision: u64) {
@@ -52,7 +56,8 @@ async fn a_cluster_past_its_update_rate_gets_a_nack_and_others_do_not() {
 
     assert_ack(update(&mut a, 1, true).await, 1);
     assert_ack(update(&mut a, 2, false).await, 2);
-    let message = nack_message(update(&mut a, 3, false).await, 3);
+    let refused = nack(update(&mut a, 3, false).await, 3);
+    let message = refused.message.clone();
     assert!(
         message.starts_with("rate limit: 2 updates/s (burst 2) for this cluster, retry after "),
         "{message}"
@@ -66,6 +71,9 @@ async fn a_cluster_past_its_update_rate_gets_a_nack_and_others_do_not() {
         .collect();
     let retry = Duration::from_millis(ms.parse().unwrap());
     assert!(retry <= Duration::from_millis(500), "{retry:?}");
+    // The agent reads the same wait from the typed fields, never from the text.
+    assert_eq!(refused.reason(), pb::nack::Reason::RateLimited);
+    assert_eq!(u64::from(refused.retry_after_ms), retry.as_millis() as u64);
 
     // Tenant b sends as fast as its own (default) rate allows, undisturbed.
     let mut b = open(hub.agent_addr, &b_id, "west").await;

@@ -17,6 +17,11 @@ pub mod enroll {
     }
 }
 
+/// The encoded `FileDescriptorSet` of every `.proto` above, for tools and tests that read messages
+/// by reflection (the agent's golden files print intent as proto JSON).
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/fleetgate_descriptor.bin"));
+
 /// Largest message either side accepts on the Sync stream, in bytes. The agent splits nothing:
 /// a cluster whose full state exceeds this is told so in the Nack and must shrink its intent.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;

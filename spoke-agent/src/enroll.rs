@@ -162,21 +162,24 @@ async fn enroll_retrying(
     ca_pem: &[u8],
     token: &str,
 ) -> Result<Identity, EnrollError> {
-    let mut delay = Duration::from_secs(1);
-    loop {
-        match enroll(hub, server_name, ca_pem, token).await {
-            Err(e) if retryable(&e) => {
-                tracing::warn!(
-                    retry_in_s = delay.as_secs(),
-                    "enrollment failed, retrying: {}",
-                    crate::sync::error_chain(&e)
-                );
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(30));
-            }
-            other => return other,
-        }
-    }
+    use backon::{ExponentialBuilder, Retryable};
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_secs(1))
+        .with_factor(2.0)
+        .with_max_delay(Duration::from_secs(30))
+        .without_max_times();
+    (|| enroll(hub, server_name, ca_pem, token))
+        .retry(backoff)
+        .sleep(tokio::time::sleep)
+        .when(retryable)
+        .notify(|e, delay| {
+            tracing::warn!(
+                retry_in_s = delay.as_secs(),
+                "enrollment failed, retrying: {}",
+                crate::sync::error_chain(e)
+            );
+        })
+        .await
 }
 
 /// A new certificate (for a new key) for the identity of `current`, authenticated by it.

@@ -2,28 +2,20 @@
 //! `LoadBalancerService` objects, each port resolved to endpoints like an HTTP backend.
 //!
 //! Where it sits: next to [`crate::translate`], between the sources and `sync`. A Service is
-//! sent when its type is LoadBalancer and its `spec.loadBalancerClass` is
-//! [`LOAD_BALANCER_CLASS`] — or, when the agent runs with `--all-load-balancers`, whatever its
-//! class. Ports of protocols other than TCP and UDP are left out with a log line (the hub would
+//! sent when [`crate::claim::is_claimed`]: its type is LoadBalancer and its
+//! `spec.loadBalancerClass` is [`LOAD_BALANCER_CLASS`] — or, when the agent runs with
+//! `--all-load-balancers`, whatever its class. Ports of protocols other than TCP and UDP are left out with a log line (the hub would
 //! refuse the whole Service); their endpoints come from [`crate::resolve`].
 
-use fleetgate_proto::spoke::v1::{self as pb, Kind, Object, ObjectRef, object};
+use fleetgate_proto::spoke::v1::{self as pb, Kind, Object, object};
 use k8s_openapi::api::core::v1::Service;
 use tracing::warn;
 
+pub use crate::claim::{LOAD_BALANCER_CLASS, is_claimed};
 use crate::config::EndpointMode;
 use crate::resolve::{Index, service_port_endpoints};
 use crate::state::ClusterState;
-
-/// The `spec.loadBalancerClass` fleetgate serves.
-pub const LOAD_BALANCER_CLASS: &str = "fleetgate.dev/hub";
-
-/// Whether the agent sends `svc` to the hub.
-pub fn is_claimed(svc: &Service, all_load_balancers: bool) -> bool {
-    let Some(spec) = &svc.spec else { return false };
-    spec.type_.as_deref() == Some("LoadBalancer")
-        && (all_load_balancers || spec.load_balancer_class.as_deref() == Some(LOAD_BALANCER_CLASS))
-}
+use crate::translate::{object_header, wire_endpoint, wire_problem};
 
 /// Every claimed Service as a `LoadBalancerService`, sorted by namespace/name.
 pub fn translate_services(
@@ -57,8 +49,8 @@ fn service_object(svc: &Service, index: &Index<'_>) -> Option<Object> {
             continue;
         }
         let (endpoints, problem) = match service_port_endpoints(svc, p, index) {
-            Ok(e) => (e, None),
-            Err(problem) => (Vec::new(), Some(problem)),
+            Ok(e) => (e.into_iter().map(wire_endpoint).collect(), None),
+            Err(problem) => (Vec::new(), Some(wire_problem(problem))),
         };
         ports.push(pb::ServicePort {
             name: p.name.clone().unwrap_or_default(),
@@ -71,22 +63,11 @@ fn service_object(svc: &Service, index: &Index<'_>) -> Option<Object> {
     if ports.is_empty() {
         return None;
     }
-    Some(Object {
-        r#ref: Some(ObjectRef {
-            kind: Kind::Service as i32,
-            namespace,
-            name,
-        }),
-        generation: m.generation.unwrap_or(0),
-        creation_timestamp: m
-            .creation_timestamp
-            .as_ref()
-            .map(|t| t.0.to_string())
-            .unwrap_or_default(),
-        spec: Some(object::Spec::LoadBalancerService(pb::LoadBalancerService {
-            ports,
-        })),
-    })
+    let mut o = object_header(Kind::Service, m)?;
+    o.spec = Some(object::Spec::LoadBalancerService(pb::LoadBalancerService {
+        ports,
+    }));
+    Some(o)
 }
 
 #[cfg(test)]

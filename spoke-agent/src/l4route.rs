@@ -1,125 +1,21 @@
-//! TCPRoute and UDPRoute (gateway.networking.k8s.io/v1): minimal kube types and the pure
-//! translation into `fleetgate.spoke.v1` `L4Route` objects.
+//! TCPRoute and UDPRoute (gateway.networking.k8s.io/v1): the pure translation into
+//! `fleetgate.spoke.v1` `L4Route` objects (the kube types are in [`crate::crd`]).
 //!
-//! Where it sits: a source kind of `watch` (when the API server serves it), translated next to
-//! [`crate::translate`]. The `gateway-api` crate 0.22 has no v1 TCPRoute/UDPRoute, so the types
-//! here declare only the fields fleetgate reads; parentRefs, backendRefs and status have the
-//! same schema as HTTPRoute's and reuse its types. A route is sent when one of its parentRefs
-//! points to a sent Gateway (only those parentRefs are sent); the backendRefs of all its rules
-//! are resolved like HTTP backends, with the Service port's protocol required to be TCP
-//! (TCPRoute) or UDP (UDPRoute).
+//! Where it sits: translated next to [`crate::translate`]. A route is sent when one of its
+//! parentRefs points to a sent Gateway (only those parentRefs are sent); the backendRefs of all
+//! its rules are resolved like HTTP backends, with the Service port's protocol required to be
+//! TCP (TCPRoute) or UDP (UDPRoute).
 
-use fleetgate_proto::spoke::v1::{self as pb, Kind, Object, ObjectRef, object};
-use gateway_api::httproutes::{
-    HttpRoute, HttpRouteParentRefs, HttpRouteRulesBackendRefs, HttpRouteSpec, HttpRouteStatus,
-};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::CustomResource;
-use serde::{Deserialize, Serialize};
+use fleetgate_proto::spoke::v1::{self as pb, Kind, Object, object};
 
+use crate::claim::{SentParents, claimed_classes, sent_gateways, sent_parent_refs};
 use crate::config::EndpointMode;
+use crate::crd::L4RouteView;
+#[cfg(test)]
+use crate::crd::{TcpRoute, UdpRoute};
 use crate::resolve::{Index, resolve_backend_of};
 use crate::state::ClusterState;
-use crate::translate::{SentParents, claimed_classes, sent_gateways, sent_parent_refs};
-
-/// One rule: only its backendRefs matter on L4.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct L4RouteRule {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backend_refs: Option<Vec<HttpRouteRulesBackendRefs>>,
-}
-
-/// `spec` of a TCPRoute v1.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[kube(
-    group = "gateway.networking.k8s.io",
-    version = "v1",
-    kind = "TCPRoute",
-    root = "TcpRoute",
-    plural = "tcproutes",
-    namespaced,
-    status = "HttpRouteStatus",
-    schema = "disabled",
-    derive = "Default",
-    derive = "PartialEq"
-)]
-#[serde(rename_all = "camelCase")]
-pub struct TcpRouteSpec {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parent_refs: Option<Vec<HttpRouteParentRefs>>,
-    #[serde(default)]
-    pub rules: Vec<L4RouteRule>,
-}
-
-/// `spec` of a UDPRoute v1.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[kube(
-    group = "gateway.networking.k8s.io",
-    version = "v1",
-    kind = "UDPRoute",
-    root = "UdpRoute",
-    plural = "udproutes",
-    namespaced,
-    status = "HttpRouteStatus",
-    schema = "disabled",
-    derive = "Default",
-    derive = "PartialEq"
-)]
-#[serde(rename_all = "camelCase")]
-pub struct UdpRouteSpec {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parent_refs: Option<Vec<HttpRouteParentRefs>>,
-    #[serde(default)]
-    pub rules: Vec<L4RouteRule>,
-}
-
-/// The parts of a TCPRoute or UDPRoute translation and status need.
-pub struct L4RouteView<'a> {
-    pub kind: Kind,
-    pub metadata: &'a ObjectMeta,
-    pub parent_refs: &'a [HttpRouteParentRefs],
-    pub rules: &'a [L4RouteRule],
-    pub status: Option<&'a HttpRouteStatus>,
-}
-
-impl<'a> L4RouteView<'a> {
-    pub fn tcp(r: &'a TcpRoute) -> Self {
-        Self {
-            kind: Kind::TcpRoute,
-            metadata: &r.metadata,
-            parent_refs: r.spec.parent_refs.as_deref().unwrap_or_default(),
-            rules: &r.spec.rules,
-            status: r.status.as_ref(),
-        }
-    }
-
-    pub fn udp(r: &'a UdpRoute) -> Self {
-        Self {
-            kind: Kind::UdpRoute,
-            metadata: &r.metadata,
-            parent_refs: r.spec.parent_refs.as_deref().unwrap_or_default(),
-            rules: &r.spec.rules,
-            status: r.status.as_ref(),
-        }
-    }
-
-    /// The route as an HTTPRoute with the same metadata, parentRefs and status: the status
-    /// builder of HTTPRoutes (`crate::status::build::route_status`) applies unchanged, since
-    /// route status has one schema for every route kind.
-    pub fn as_http_route(&self) -> HttpRoute {
-        HttpRoute {
-            metadata: self.metadata.clone(),
-            spec: HttpRouteSpec {
-                parent_refs: Some(self.parent_refs.to_vec()),
-                ..Default::default()
-            },
-            status: self.status.cloned(),
-        }
-    }
-}
+use crate::translate::{object_header, wire_backend};
 
 /// Every TCPRoute and UDPRoute with a parentRef to a sent Gateway, sorted by kind, then
 /// namespace/name.
@@ -149,7 +45,6 @@ pub fn translate_l4_routes(state: &ClusterState, mode: EndpointMode) -> Vec<Obje
 
 fn route_object(v: &L4RouteView<'_>, sent: &SentParents, index: &Index<'_>) -> Option<Object> {
     let ns = v.metadata.namespace.clone()?;
-    let name = v.metadata.name.clone()?;
     let parent_refs = sent_parent_refs(&ns, v.parent_refs, sent);
     if parent_refs.is_empty() {
         return None;
@@ -162,26 +57,14 @@ fn route_object(v: &L4RouteView<'_>, sent: &SentParents, index: &Index<'_>) -> O
         .rules
         .iter()
         .flat_map(|r| r.backend_refs.iter().flatten())
-        .map(|b| resolve_backend_of(&ns, b, index, route_kind, protocol))
+        .map(|b| wire_backend(resolve_backend_of(&ns, b, index, route_kind, protocol)))
         .collect();
-    Some(Object {
-        r#ref: Some(ObjectRef {
-            kind: v.kind as i32,
-            namespace: ns,
-            name,
-        }),
-        generation: v.metadata.generation.unwrap_or(0),
-        creation_timestamp: v
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map(|t| t.0.to_string())
-            .unwrap_or_default(),
-        spec: Some(object::Spec::L4Route(pb::L4Route {
-            parent_refs,
-            backends,
-        })),
-    })
+    let mut o = object_header(v.kind, v.metadata)?;
+    o.spec = Some(object::Spec::L4Route(pb::L4Route {
+        parent_refs,
+        backends,
+    }));
+    Some(o)
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tracing::{debug, error, info};
 
-use crate::l4route::{TcpRoute, UdpRoute};
+use crate::crd::{TcpRoute, UdpRoute};
 use crate::state::ClusterState;
 
 /// How often the folder is scanned.
@@ -475,7 +475,7 @@ spec:
         assert_eq!(ls.metadata.namespace.as_deref(), Some("default"));
         assert_eq!(ls.spec.listeners[0].port, 8080);
         assert_eq!(
-            crate::translate::listener_set_parent(ls),
+            crate::claim::listener_set_parent(ls),
             Some(("default".to_string(), "gw".to_string()))
         );
     }

@@ -1,7 +1,8 @@
 //! Resolve: a route backendRef -> a self-contained [`Backend`] with endpoints, or with the
-//! Gateway API `ResolvedRefs` problem that explains why it has none; a listener certificateRef ->
-//! the certificate material ([`certificate`]). Cross-namespace references are checked against
-//! the cluster's ReferenceGrants ([`grant`]).
+//! Gateway API `ResolvedRefs` [`Problem`] that explains why it has none; a listener
+//! certificateRef -> the certificate material ([`certificate`]). Cross-namespace references are
+//! checked against the cluster's ReferenceGrants ([`grant`]). The results are the agent's own
+//! types: `translate` turns them into wire types.
 //!
 //! Where it sits: called by `translate` (pure) on a [`ClusterState`] snapshot. Endpoint mode
 //! `node` sends every Node's InternalIP x the Service port's nodePort; mode `pod` sends the ready
@@ -14,19 +15,81 @@ pub mod namespaces;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use fleetgate_proto::spoke::v1::{Backend, BackendProblem, Endpoint, HttpFilter, http_filter};
-use gateway_api::httproutes::{HttpRouteRulesBackendRefs, HttpRouteRulesBackendRefsFiltersType};
+use gateway_api::httproutes::HttpRouteRulesBackendRefs;
 use gateway_api::referencegrants::ReferenceGrant;
 use k8s_openapi::api::core::v1::{Node, Secret, Service, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use tracing::warn;
 
 use crate::config::{EndpointMode, SecretAccess};
+use crate::crd::GATEWAY_GROUP;
 use crate::state::ClusterState;
 
 /// Label that ties an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// Why a reference resolves to nothing: the Gateway API reason of the `ResolvedRefs` condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// The reference names a kind fleetgate does not route to (not a core Service or Secret).
+    InvalidKind,
+    /// A cross-namespace reference no ReferenceGrant allows.
+    RefNotPermitted,
+    /// The Service, its port or its nodePort is missing.
+    BackendNotFound,
+    /// The Service port's protocol is not the one the route kind needs.
+    UnsupportedProtocol,
+    /// A certificateRef that does not lead to a usable TLS Secret.
+    InvalidCertificateRef,
+}
+
+impl Reason {
+    /// The reason as the Gateway API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidKind => "InvalidKind",
+            Self::RefNotPermitted => "RefNotPermitted",
+            Self::BackendNotFound => "BackendNotFound",
+            Self::UnsupportedProtocol => "UnsupportedProtocol",
+            Self::InvalidCertificateRef => "InvalidCertificateRef",
+        }
+    }
+}
+
+impl PartialEq<&str> for Reason {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// Why a reference has no endpoints or material, and what to change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub reason: Reason,
+    pub message: String,
+}
+
+/// One address a backend is reached at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub address: String,
+    pub port: u32,
+    pub ready: bool,
+}
+
+/// A resolved backendRef: the Service port's endpoints, or the problem that explains why there
+/// are none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backend {
+    pub namespace: String,
+    pub name: String,
+    pub port: u32,
+    pub weight: u32,
+    /// The Service port's `appProtocol` (empty when unset).
+    pub app_protocol: String,
+    pub endpoints: Vec<Endpoint>,
+    pub problem: Option<Problem>,
+}
 
 /// Lookups over one snapshot, built once per translation.
 #[derive(Debug)]
@@ -104,11 +167,8 @@ fn node_internal_ip(node: &Node) -> Option<(IpAddr, bool)> {
     Some((ip, ready))
 }
 
-fn problem(reason: &str, message: String) -> Option<BackendProblem> {
-    Some(BackendProblem {
-        reason: reason.to_string(),
-        message,
-    })
+fn problem(reason: Reason, message: String) -> Option<Problem> {
+    Some(Problem { reason, message })
 }
 
 /// A backendRef as every route kind writes it.
@@ -135,16 +195,14 @@ impl<'r> From<&'r HttpRouteRulesBackendRefs> for BackendRef<'r> {
     }
 }
 
-/// Resolves one backendRef of an HTTPRoute in `route_ns`.
+/// Resolves one backendRef of an HTTPRoute in `route_ns` (its filters are translated by
+/// `translate`).
 pub fn resolve_backend(
     route_ns: &str,
     r: &HttpRouteRulesBackendRefs,
     index: &Index<'_>,
 ) -> Backend {
-    let mut backend = resolve_backend_ref("HTTPRoute", route_ns, BackendRef::from(r), index, "TCP");
-    // Only HTTPRoute backendRefs carry filters.
-    backend.filters = backend_filters(&backend.namespace.clone(), r);
-    backend
+    resolve_backend_ref("HTTPRoute", route_ns, BackendRef::from(r), index, "TCP")
 }
 
 /// Resolves one backendRef of a TCPRoute or UDPRoute (written with the HTTPRoute backendRef
@@ -181,7 +239,6 @@ pub fn resolve_backend_ref(
         problem: None,
         endpoints: Vec::new(),
         app_protocol: String::new(),
-        filters: Vec::new(),
     };
     let group = r.group.unwrap_or("");
     let kind = r.kind.unwrap_or("Service");
@@ -192,7 +249,7 @@ pub fn resolve_backend_ref(
             format!("{kind}.{group}")
         };
         backend.problem = problem(
-            "InvalidKind",
+            Reason::InvalidKind,
             format!(
                 "backendRef {shown} {}/{} is not supported: fleetgate only routes to core Services",
                 namespace, r.name
@@ -201,7 +258,7 @@ pub fn resolve_backend_ref(
         return backend;
     }
     let from = grant::RefEnd {
-        group: crate::translate::GATEWAY_GROUP,
+        group: GATEWAY_GROUP,
         kind: route_kind,
         namespace: route_ns,
         name: "",
@@ -214,7 +271,7 @@ pub fn resolve_backend_ref(
     };
     if !grant::allowed(index.grants, from, to) {
         backend.problem = problem(
-            "RefNotPermitted",
+            Reason::RefNotPermitted,
             format!(
                 "backendRef to Service {namespace}/{} crosses from namespace {route_ns}, and no ReferenceGrant in namespace {namespace} allows {route_kind}s from {route_ns} to refer to it; add one",
                 r.name
@@ -224,14 +281,14 @@ pub fn resolve_backend_ref(
     }
     let Some(svc) = index.services.get(&(namespace.as_str(), r.name)) else {
         backend.problem = problem(
-            "BackendNotFound",
+            Reason::BackendNotFound,
             format!("Service {namespace}/{} not found", r.name),
         );
         return backend;
     };
     if port == 0 {
         backend.problem = problem(
-            "BackendNotFound",
+            Reason::BackendNotFound,
             format!(
                 "backendRef to Service {namespace}/{} has no port; set backendRefs[].port",
                 r.name
@@ -246,7 +303,7 @@ pub fn resolve_backend_ref(
         .find(|p| i64::from(p.port) == i64::from(port))
     else {
         backend.problem = problem(
-            "BackendNotFound",
+            Reason::BackendNotFound,
             format!("Service {namespace}/{} has no port {port}", r.name),
         );
         return backend;
@@ -255,7 +312,7 @@ pub fn resolve_backend_ref(
     let proto = svc_port.protocol.as_deref().unwrap_or("TCP");
     if proto != protocol {
         backend.problem = problem(
-            "UnsupportedProtocol",
+            Reason::UnsupportedProtocol,
             format!(
                 "Service {namespace}/{} port {port} is {proto}; {route_kind} backends must be {protocol}",
                 r.name
@@ -278,7 +335,7 @@ pub fn resolve_backend_ref(
             }
             _ => {
                 backend.problem = problem(
-                    "BackendNotFound",
+                    Reason::BackendNotFound,
                     format!(
                         "Service {namespace}/{} port {port} has no nodePort; set the Service type to NodePort or run the agent with --endpoint-mode=pod",
                         r.name
@@ -298,53 +355,6 @@ pub fn resolve_backend_ref(
     backend
 }
 
-/// `backendRefs[].filters`: RequestHeaderModifier and ResponseHeaderModifier (the others are
-/// not sent, with a log line).
-pub(crate) fn backend_filters(namespace: &str, r: &HttpRouteRulesBackendRefs) -> Vec<HttpFilter> {
-    use crate::translate::filters::header_modifier;
-    let mut out = Vec::new();
-    for f in r.filters.iter().flatten() {
-        let kind = match (
-            &f.r#type,
-            &f.request_header_modifier,
-            &f.response_header_modifier,
-        ) {
-            (HttpRouteRulesBackendRefsFiltersType::RequestHeaderModifier, Some(m), _) => {
-                http_filter::Kind::RequestHeaderModifier(header_modifier(
-                    m.set
-                        .iter()
-                        .flatten()
-                        .map(|h| (h.name.as_str(), h.value.as_str())),
-                    m.add
-                        .iter()
-                        .flatten()
-                        .map(|h| (h.name.as_str(), h.value.as_str())),
-                    m.remove.as_ref(),
-                ))
-            }
-            (HttpRouteRulesBackendRefsFiltersType::ResponseHeaderModifier, _, Some(m)) => {
-                http_filter::Kind::ResponseHeaderModifier(header_modifier(
-                    m.set
-                        .iter()
-                        .flatten()
-                        .map(|h| (h.name.as_str(), h.value.as_str())),
-                    m.add
-                        .iter()
-                        .flatten()
-                        .map(|h| (h.name.as_str(), h.value.as_str())),
-                    m.remove.as_ref(),
-                ))
-            }
-            (other, _, _) => {
-                warn!(backend = %format!("{namespace}/{}", r.name), filter = ?other, "backendRef filter not supported, not sent");
-                continue;
-            }
-        };
-        out.push(HttpFilter { kind: Some(kind) });
-    }
-    out
-}
-
 /// The endpoints of one port of a Service (any protocol), by the index's endpoint mode: every
 /// Node's InternalIP x the port's nodePort (`node`), or the ready addresses of the Service's
 /// EndpointSlices (`pod`); or the problem that explains why there are none. Used for
@@ -353,7 +363,7 @@ pub fn service_port_endpoints(
     svc: &Service,
     svc_port: &ServicePort,
     index: &Index<'_>,
-) -> Result<Vec<Endpoint>, BackendProblem> {
+) -> Result<Vec<Endpoint>, Problem> {
     let namespace = svc.metadata.namespace.as_deref().unwrap_or_default();
     let name = svc.metadata.name.as_deref().unwrap_or_default();
     match index.mode {
@@ -367,8 +377,8 @@ pub fn service_port_endpoints(
                     ready: *ready,
                 })
                 .collect()),
-            _ => Err(BackendProblem {
-                reason: "BackendNotFound".to_string(),
+            _ => Err(Problem {
+                reason: Reason::BackendNotFound,
                 message: format!(
                     "Service {namespace}/{name} port {} has no nodePort (spec.allocateLoadBalancerNodePorts=false?); allocate nodePorts or run the agent with --endpoint-mode=pod",
                     svc_port.port
@@ -662,7 +672,7 @@ mod tests {
             metadata: crate::test_support::meta(Some("app"), "allow-front"),
             spec: ReferenceGrantSpec {
                 from: vec![ReferenceGrantFrom {
-                    group: crate::translate::GATEWAY_GROUP.into(),
+                    group: GATEWAY_GROUP.into(),
                     kind: from_kind.into(),
                     namespace: "front".into(),
                 }],
@@ -678,7 +688,10 @@ mod tests {
         let reason = |st: &ClusterState, kind: &str| {
             let index = Index::new(st, EndpointMode::Node);
             let b = resolve_backend_ref(kind, "front", BackendRef::from(&r), &index, "TCP");
-            (b.problem.map(|p| p.reason), b.endpoints.len())
+            (
+                b.problem.map(|p| p.reason.as_str().to_string()),
+                b.endpoints.len(),
+            )
         };
         assert_eq!(
             reason(&st, "HTTPRoute"),
@@ -707,55 +720,5 @@ mod tests {
         r.weight = Some(7);
         let b = resolve_backend("app", &r, &index);
         assert_eq!((b.weight, b.namespace.as_str(), b.port), (7, "app", 80));
-    }
-
-    #[test]
-    fn app_protocol_and_backend_header_filters_are_sent() {
-        use gateway_api::httproutes::{
-            HttpRouteRulesBackendRefsFilters,
-            HttpRouteRulesBackendRefsFiltersRequestHeaderModifier,
-            HttpRouteRulesBackendRefsFiltersRequestHeaderModifierSet,
-        };
-        let mut st = state();
-        if let Some(spec) = st.services[0].spec.as_mut() {
-            spec.ports.as_mut().unwrap()[0].app_protocol = Some("kubernetes.io/h2c".into());
-        }
-        let index = Index::new(&st, EndpointMode::Node);
-        let mut r = backend_ref(None, None, None, "web", Some(80));
-        r.filters = Some(vec![
-            HttpRouteRulesBackendRefsFilters {
-                r#type: HttpRouteRulesBackendRefsFiltersType::RequestHeaderModifier,
-                request_header_modifier: Some(
-                    HttpRouteRulesBackendRefsFiltersRequestHeaderModifier {
-                        set: Some(vec![
-                            HttpRouteRulesBackendRefsFiltersRequestHeaderModifierSet {
-                                name: "x-backend".into(),
-                                value: "web".into(),
-                            },
-                        ]),
-                        ..Default::default()
-                    },
-                ),
-                ..Default::default()
-            },
-            // Not supported on a backendRef: not sent.
-            HttpRouteRulesBackendRefsFilters {
-                r#type: HttpRouteRulesBackendRefsFiltersType::ExtensionRef,
-                ..Default::default()
-            },
-        ]);
-        let b = resolve_backend("app", &r, &index);
-        assert_eq!(b.app_protocol, "kubernetes.io/h2c");
-        assert_eq!(b.filters.len(), 1);
-        let Some(http_filter::Kind::RequestHeaderModifier(m)) = &b.filters[0].kind else {
-            panic!("{:?}", b.filters)
-        };
-        assert_eq!(m.set[0].name, "x-backend");
-        let plain = resolve_backend(
-            "app",
-            &backend_ref(None, None, None, "multi", Some(80)),
-            &index,
-        );
-        assert_eq!(plain.app_protocol, "");
     }
 }

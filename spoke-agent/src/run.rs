@@ -10,7 +10,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::sync::watch;
 use tracing::{debug, info};
 
-use crate::config::{Config, IdentitySource, Keep, Source};
+use crate::config::{Config, EndpointMode, IdentitySource, Keep, Source};
 use crate::enroll::renew::Renewer;
 use crate::enroll::storage::IdentityStore;
 use crate::enroll::{self, EnrollError};
@@ -207,9 +207,15 @@ pub async fn run(config: Config) -> Result<(), RunError> {
 /// LoadBalancer Services.
 fn intent(s: &ClusterState, config: &Config) -> Vec<Object> {
     let mode = config.effective_endpoint_mode(!s.nodes.is_empty());
+    intent_with(s, mode, config.all_load_balancers)
+}
+
+/// [`intent`] for an endpoint mode and `--all-load-balancers` given outright (the golden-file
+/// tests translate through it).
+pub fn intent_with(s: &ClusterState, mode: EndpointMode, all_load_balancers: bool) -> Vec<Object> {
     let mut out = translate(s, mode);
     out.extend(l4route::translate_l4_routes(s, mode));
-    out.extend(l4::translate_services(s, mode, config.all_load_balancers));
+    out.extend(l4::translate_services(s, mode, all_load_balancers));
     out
 }
 

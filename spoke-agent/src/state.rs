@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{Namespace, Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use crate::config::SecretAccess;
-use crate::l4route::{TcpRoute, UdpRoute};
+use crate::crd::{TcpRoute, UdpRoute};
 
 /// One consistent snapshot of the cluster, as the sources last saw it.
 #[derive(Clone, Default, PartialEq)]

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use fleetgate_proto::MAX_MESSAGE_BYTES;
 use fleetgate_proto::spoke::v1::{
-    AgentMessage, Hello, Object, Status, Update, agent_message, hub_message,
+    AgentMessage, Hello, Nack, Object, Status, Update, agent_message, hub_message,
     spoke_service_client::SpokeServiceClient,
 };
 use rand::Rng;
@@ -81,6 +81,9 @@ pub fn tls_endpoint(
 }
 
 /// The delay ceiling before reconnect attempt `attempt` (0-based): 200 ms doubling, capped at 10 s.
+/// Kept by hand with [`full_jitter`] (the one backoff helper of the agent; enrollment retries use
+/// `backon`): the reconnect loop needs full jitter (`backon` adds its jitter on top of the delay)
+/// and starts over after an Ack or a renewal, and the rate-limit wait reuses the jitter.
 pub fn backoff_ceiling(attempt: u32) -> Duration {
     let factor = 1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX);
     BACKOFF_START.saturating_mul(factor).min(BACKOFF_MAX)
@@ -217,9 +220,9 @@ impl Syncer {
                             debug!(revision = a.revision, "hub acknowledged");
                         }
                         Some(hub_message::Kind::Nack(n)) => {
-                            error!(revision = n.revision, message = %n.message, "hub refused an update; nothing of it was stored");
+                            error!(revision = n.revision, reason = ?n.reason(), message = %n.message, "hub refused an update; nothing of it was stored");
                             held = None;
-                            if let Some(after) = retry_after(&n.message) {
+                            if let Some(after) = nack_retry_after(&n) {
                                 // Jittered so that many clusters refused together do not return together.
                                 let jitter = full_jitter(after, &mut rand::rng());
                                 retry_at = Some(tokio::time::Instant::now() + after + jitter);
@@ -302,7 +305,21 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// The wait a rate-limit Nack asks for (`... retry after 250ms ...`), capped at a minute.
+/// Longest wait a Nack may impose before the agent sends its full state again.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// The wait a Nack asks for before the full state goes again, capped at a minute: its
+/// `retry_after_ms`, or, from a hub that predates that field, the wait its rate-limit message
+/// names ([`retry_after`]).
+pub fn nack_retry_after(n: &Nack) -> Option<Duration> {
+    if n.retry_after_ms > 0 {
+        return Some(Duration::from_millis(u64::from(n.retry_after_ms)).min(MAX_RETRY_AFTER));
+    }
+    retry_after(&n.message)
+}
+
+/// The wait a rate-limit Nack of a hub that predates `Nack.retry_after_ms` asks for
+/// (`... retry after 250ms ...`), capped at a minute.
 pub fn retry_after(message: &str) -> Option<Duration> {
     if !message.starts_with("rate limit:") {
         return None;
@@ -313,7 +330,7 @@ pub fn retry_after(message: &str) -> Option<Duration> {
         return None;
     }
     let ms: u64 = digits.parse().ok()?;
-    Some(Duration::from_millis(ms.clamp(1, 60_000)))
+    Some(Duration::from_millis(ms.max(1)).min(MAX_RETRY_AFTER))
 }
 
 fn full_update(revision: u64, intent: &[Object]) -> Update {

@@ -1,7 +1,7 @@
 //! Translate (pure): a [`ClusterState`] snapshot -> the `fleetgate.spoke.v1` objects the hub gets.
 //!
-//! Where it sits: between the sources (`watch`, `manifests`) and `sync`. It claims the
-//! GatewayClasses whose controllerName is [`CONTROLLER_NAME`], sends only Gateways of claimed
+//! Where it sits: between the sources (`watch`, `manifests`) and `sync`. It sends only what
+//! [`crate::claim`] says is fleetgate's: Gateways of claimed
 //! classes and the ListenerSets whose parentRef names one of them (whether the Gateway's
 //! `allowedListeners` takes a ListenerSet is the hub's call), and sends an HTTPRoute when one of
 //! its parentRefs points to a sent Gateway or ListenerSet (only those parentRefs are sent). Backends (and RequestMirror backends) are resolved by
@@ -9,144 +9,37 @@
 //! match that cannot be sent is dropped, a rule whose matches were all dropped is dropped, and a
 //! rule with a filter fleetgate does not implement (ExtensionRef) is dropped.
 
-use std::collections::BTreeSet;
-
 use fleetgate_proto::spoke::v1::{
     self as pb, AllowedRoutes, HeaderMatch, HttpRouteMatch, Kind, Listener, Object, ObjectRef,
-    ParentRef, PathMatch, QueryParamMatch, object, path_match,
+    PathMatch, QueryParamMatch, object, path_match,
 };
 use gateway_api::gateways::{
     Gateway, GatewayAllowedListenersNamespacesFrom, GatewayListeners,
     GatewayListenersAllowedRoutesNamespacesFrom, GatewayListenersTls, GatewayListenersTlsMode,
 };
 use gateway_api::httproutes::{
-    HttpRoute, HttpRouteParentRefs, HttpRouteRules, HttpRouteRulesMatches,
-    HttpRouteRulesMatchesHeadersType, HttpRouteRulesMatchesMethod, HttpRouteRulesMatchesPathType,
+    HttpRoute, HttpRouteRules, HttpRouteRulesMatches, HttpRouteRulesMatchesHeadersType,
+    HttpRouteRulesMatchesMethod, HttpRouteRulesMatchesPathType,
     HttpRouteRulesMatchesQueryParamsType,
 };
 use gateway_api::listenersets::ListenerSet;
-use gateway_api::tlsroutes::{TlsRoute, TlsRouteParentRefs};
+use gateway_api::tlsroutes::TlsRoute;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use tracing::warn;
 
-use crate::CONTROLLER_NAME;
+use crate::claim::{SentParents, claimed_classes, listener_set_parent, ns_name, sent_parent_refs};
 use crate::config::EndpointMode;
+use crate::crd::{GATEWAY_GROUP, same_schema, tls_parent_as_http};
 use crate::resolve::certificate::resolve_certificate;
 use crate::resolve::namespaces;
-use crate::resolve::{BackendRef, Index, resolve_backend, resolve_backend_ref};
+use crate::resolve::{BackendRef, Index, resolve_backend_ref};
 use crate::state::ClusterState;
 
 pub mod filters;
 pub mod grpc;
+mod wire;
 
-/// The Gateway API group of Gateway, the default of a parentRef.
-pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
-
-/// Names of the GatewayClasses this agent claims.
-pub fn claimed_classes(state: &ClusterState) -> BTreeSet<String> {
-    state
-        .gateway_classes
-        .iter()
-        .filter(|c| c.spec.controller_name == CONTROLLER_NAME)
-        .filter_map(|c| c.metadata.name.clone())
-        .collect()
-}
-
-/// (namespace, name) of the Gateways that are sent: those of a claimed class.
-pub fn sent_gateways(
-    state: &ClusterState,
-    claimed: &BTreeSet<String>,
-) -> BTreeSet<(String, String)> {
-    state
-        .gateways
-        .iter()
-        .filter(|g| claimed.contains(&g.spec.gateway_class_name))
-        .filter_map(|g| ns_name(&g.metadata))
-        .collect()
-}
-
-/// The parents routes may name that the agent sends: Gateways of claimed classes and the
-/// ListenerSets whose parent is one of them, by (namespace, name).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SentParents {
-    pub gateways: BTreeSet<(String, String)>,
-    pub listener_sets: BTreeSet<(String, String)>,
-}
-
-impl SentParents {
-    /// The sent Gateways and ListenerSets of `state`.
-    pub fn of(state: &ClusterState, claimed: &BTreeSet<String>) -> Self {
-        let gateways = sent_gateways(state, claimed);
-        let listener_sets = state
-            .listener_sets
-            .iter()
-            .filter(|s| listener_set_parent(s).is_some_and(|p| gateways.contains(&p)))
-            .filter_map(|s| ns_name(&s.metadata))
-            .collect();
-        Self {
-            gateways,
-            listener_sets,
-        }
-    }
-
-    fn contains(&self, p: &ParentRef) -> bool {
-        let key = (p.namespace.clone(), p.name.clone());
-        match p.kind.as_str() {
-            "ListenerSet" => self.listener_sets.contains(&key),
-            _ => self.gateways.contains(&key),
-        }
-    }
-}
-
-/// The parentRefs (in HTTPRoute form; every route kind's have its schema) of a route in
-/// `route_ns` that point to a Gateway or ListenerSet the agent sends. A route with none is not
-/// sent.
-pub(crate) fn sent_parent_refs<P: std::borrow::Borrow<HttpRouteParentRefs>>(
-    route_ns: &str,
-    parents: impl IntoIterator<Item = P>,
-    sent: &SentParents,
-) -> Vec<ParentRef> {
-    parents
-        .into_iter()
-        .filter_map(|p| parent_ref(route_ns, p.borrow()))
-        .filter(|p| sent.contains(p))
-        .collect()
-}
-
-/// A route's parentRef as sent to the hub, when it points to a Gateway or a ListenerSet
-/// (namespace defaulted to the route's; group and kind always written out); `None` for other
-/// kinds.
-pub fn parent_ref(route_ns: &str, p: &HttpRouteParentRefs) -> Option<ParentRef> {
-    let group = p.group.as_deref().unwrap_or(GATEWAY_GROUP);
-    let kind = p.kind.as_deref().unwrap_or("Gateway");
-    if group != GATEWAY_GROUP || !matches!(kind, "Gateway" | "ListenerSet") {
-        return None;
-    }
-    Some(ParentRef {
-        namespace: p.namespace.clone().unwrap_or_else(|| route_ns.to_string()),
-        name: p.name.clone(),
-        section_name: p.section_name.clone().unwrap_or_default(),
-        port: p.port.and_then(|p| u32::try_from(p).ok()).unwrap_or(0),
-        group: GATEWAY_GROUP.to_string(),
-        kind: kind.to_string(),
-    })
-}
-
-/// The Gateway (namespace, name) a ListenerSet's parentRef names; `None` when it names another
-/// kind.
-pub fn listener_set_parent(s: &ListenerSet) -> Option<(String, String)> {
-    let p = &s.spec.parent_ref;
-    let group = p.group.as_deref().unwrap_or(GATEWAY_GROUP);
-    let kind = p.kind.as_deref().unwrap_or("Gateway");
-    if group != GATEWAY_GROUP || kind != "Gateway" {
-        return None;
-    }
-    let ns = p
-        .namespace
-        .clone()
-        .or_else(|| s.metadata.namespace.clone())?;
-    Some((ns, p.name.clone()))
-}
+pub use wire::{http_backend, wire_backend, wire_certificate, wire_endpoint, wire_problem};
 
 /// The whole intent of the cluster, Gateways first, each kind sorted by namespace/name.
 pub fn translate(state: &ClusterState, mode: EndpointMode) -> Vec<Object> {
@@ -197,10 +90,8 @@ pub fn translate(state: &ClusterState, mode: EndpointMode) -> Vec<Object> {
     gateways
 }
 
-pub(crate) fn ns_name(m: &ObjectMeta) -> Option<(String, String)> {
-    Some((m.namespace.clone()?, m.name.clone()?))
-}
-
+/// The ref, generation and creationTimestamp (RFC 3339) every object sent carries; the caller
+/// sets the spec.
 pub(crate) fn object_header(kind: Kind, m: &ObjectMeta) -> Option<Object> {
     let (namespace, name) = ns_name(m)?;
     Some(Object {
@@ -247,7 +138,7 @@ fn gateway_object(
                 "Selector",
                 a.selector
                     .as_ref()
-                    .and_then(grpc::same_schema)
+                    .and_then(same_schema)
                     .map(|s| namespaces::select(&s, all_namespaces))
                     .unwrap_or_default(),
             ),
@@ -278,7 +169,7 @@ fn listener_set_object(
     let (parent_namespace, parent_name) = listener_set_parent(s)?;
     let mut listeners = Vec::new();
     for l in &s.spec.listeners {
-        match grpc::same_schema::<_, GatewayListeners>(l) {
+        match same_schema::<_, GatewayListeners>(l) {
             Some(gl) => listeners.push(listener("ListenerSet", &ns, &gl, all_namespaces, index)),
             None => {
                 warn!(listener_set = %format!("{ns}/{name}"), listener = %l.name, "dropping a listener fleetgate cannot read")
@@ -348,18 +239,6 @@ fn listener(
     }
 }
 
-/// A TLSRoute's parentRef in the HTTPRoute type (TLSRoute v1 uses the same schema).
-pub fn tls_parent_as_http(p: &TlsRouteParentRefs) -> HttpRouteParentRefs {
-    HttpRouteParentRefs {
-        group: p.group.clone(),
-        kind: p.kind.clone(),
-        name: p.name.clone(),
-        namespace: p.namespace.clone(),
-        port: p.port,
-        section_name: p.section_name.clone(),
-    }
-}
-
 /// A TLSRoute, when one of its parentRefs points to a sent Gateway (only those are sent);
 /// backendRefs resolved like an HTTPRoute's, with grants checked for kind TLSRoute.
 fn tls_route_object(r: &TlsRoute, sent: &SentParents, index: &Index<'_>) -> Option<Object> {
@@ -391,7 +270,7 @@ fn tls_route_object(r: &TlsRoute, sent: &SentParents, index: &Index<'_>) -> Opti
                         port: b.port,
                         weight: b.weight,
                     };
-                    resolve_backend_ref("TLSRoute", &ns, view, index, "TCP")
+                    wire_backend(resolve_backend_ref("TLSRoute", &ns, view, index, "TCP"))
                 })
                 .collect(),
         })
@@ -420,7 +299,7 @@ fn listener_tls(
         t.certificate_refs
             .iter()
             .flatten()
-            .map(|r| resolve_certificate(owner_kind, owner_ns, r, index))
+            .map(|r| wire_certificate(resolve_certificate(owner_kind, owner_ns, r, index)))
             .collect()
     } else {
         Vec::new()
@@ -490,7 +369,7 @@ fn translate_rule(
         .backend_refs
         .iter()
         .flatten()
-        .map(|b| resolve_backend(ns, b, index))
+        .map(|b| http_backend(ns, b, index))
         .collect();
     Some(pb::HttpRouteRule {
         name: rule.name.clone().unwrap_or_default(),

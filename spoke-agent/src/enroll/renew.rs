@@ -17,10 +17,7 @@ use crate::identity::Identity;
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    k8s_openapi::jiff::Timestamp::now().as_second()
 }
 
 /// When a certificate valid from `not_before` to `not_after` is renewed: half-way.

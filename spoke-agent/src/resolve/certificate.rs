@@ -7,16 +7,40 @@
 //! Gateways only, so the agent never sends a Secret no claimed Gateway names. The agent does not
 //! parse the PEM: the hub does, as it trusts nothing the agent sends. Pure.
 
-use fleetgate_proto::spoke::v1::{BackendProblem, Certificate};
 use gateway_api::gateways::GatewayListenersTlsCertificateRefs;
 
-use super::Index;
 use super::grant::{self, RefEnd};
+use super::{Index, Problem, Reason};
 use crate::config::{EXPOSE_LABEL, SecretAccess};
-use crate::translate::GATEWAY_GROUP;
+use crate::crd::GATEWAY_GROUP;
 
 /// The Secret type certificateRefs must point at.
 pub const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
+
+/// A resolved certificateRef: the Secret's PEM chain and key, or the problem that explains why
+/// there are none.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Certificate {
+    pub namespace: String,
+    pub name: String,
+    pub cert_chain_pem: Vec<u8>,
+    /// Never logged: `Debug` shows only whether it is set.
+    pub private_key_pem: Vec<u8>,
+    pub problem: Option<Problem>,
+}
+
+impl std::fmt::Debug for Certificate {
+    /// Redacts the private key, as the wire type's `Debug` does.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Certificate")
+            .field("namespace", &self.namespace)
+            .field("name", &self.name)
+            .field("cert_chain_pem_len", &self.cert_chain_pem.len())
+            .field("private_key_pem", &"<redacted>")
+            .field("problem", &self.problem)
+            .finish()
+    }
+}
 
 /// Resolves one certificateRef of a listener of a Gateway or ListenerSet (`owner_kind`) in
 /// namespace `gateway_ns`: a Secret in another namespace needs a ReferenceGrant from that kind.
@@ -36,8 +60,8 @@ pub fn resolve_certificate(
         ..Default::default()
     };
     let invalid = |message: String| {
-        Some(BackendProblem {
-            reason: "InvalidCertificateRef".into(),
+        Some(Problem {
+            reason: Reason::InvalidCertificateRef,
             message,
         })
     };
@@ -63,8 +87,8 @@ pub fn resolve_certificate(
         name: &r.name,
     };
     if !grant::allowed(index.grants, from, to) {
-        out.problem = Some(BackendProblem {
-            reason: "RefNotPermitted".into(),
+        out.problem = Some(Problem {
+            reason: Reason::RefNotPermitted,
             message: format!(
                 "certificateRef to Secret {namespace}/{} crosses from namespace {gateway_ns}, and no ReferenceGrant in namespace {namespace} allows {owner_kind}s from {gateway_ns} to refer to it; add one",
                 r.name

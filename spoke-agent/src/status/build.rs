@@ -27,10 +27,9 @@ use gateway_api::listenersets::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::CONTROLLER_NAME;
-use crate::l4route::L4RouteView;
+use crate::claim::{CONTROLLER_NAME, SentParents, claimed_classes, parent_ref};
+use crate::crd::{GATEWAY_GROUP, L4RouteView, grpc_parent_as_http, tls_parent_as_http};
 use crate::state::ClusterState;
-use crate::translate::{GATEWAY_GROUP, claimed_classes, parent_ref};
 
 /// One status write: which object and the full status the agent wants on it.
 #[derive(Debug, Clone, PartialEq)]
@@ -412,11 +411,11 @@ pub fn grpc_route_as_http(r: &gateway_api::grpcroutes::GrpcRoute) -> HttpRoute {
     HttpRoute {
         metadata: r.metadata.clone(),
         spec: gateway_api::httproutes::HttpRouteSpec {
-            parent_refs: r.spec.parent_refs.as_ref().map(|ps| {
-                ps.iter()
-                    .map(crate::translate::grpc::grpc_parent_as_http)
-                    .collect()
-            }),
+            parent_refs: r
+                .spec
+                .parent_refs
+                .as_ref()
+                .map(|ps| ps.iter().map(grpc_parent_as_http).collect()),
             ..Default::default()
         },
         status: r.status.as_ref().and_then(|s| {
@@ -433,11 +432,11 @@ pub fn tls_route_as_http(r: &gateway_api::tlsroutes::TlsRoute) -> HttpRoute {
     HttpRoute {
         metadata: r.metadata.clone(),
         spec: gateway_api::httproutes::HttpRouteSpec {
-            parent_refs: r.spec.parent_refs.as_ref().map(|ps| {
-                ps.iter()
-                    .map(crate::translate::tls_parent_as_http)
-                    .collect()
-            }),
+            parent_refs: r
+                .spec
+                .parent_refs
+                .as_ref()
+                .map(|ps| ps.iter().map(tls_parent_as_http).collect()),
             ..Default::default()
         },
         status: r.status.as_ref().and_then(|s| {
@@ -519,7 +518,7 @@ pub fn plan(state: &ClusterState, hub: Option<&Status>, now: &Time) -> Vec<Statu
             });
         }
     }
-    let sent = crate::translate::SentParents::of(state, &claimed);
+    let sent = SentParents::of(state, &claimed);
     for ls in &state.listener_sets {
         let Some((namespace, name, hs)) = find(Kind::ListenerSet, &ls.metadata) else {
             continue;

@@ -18,16 +18,19 @@ use std::time::Duration;
 use fleetgate_proto::spoke::v1::Status;
 use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
+use gateway_api::grpcroutes::GrpcRoute;
 use gateway_api::httproutes::HttpRoute;
+use gateway_api::listenersets::ListenerSet;
+use gateway_api::tlsroutes::TlsRoute;
 use k8s_openapi::api::core::v1::{Event, Service};
-use kube::api::{Patch, PatchParams, PostParams};
-use kube::{Api, Client};
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams};
+use kube::{Api, Client, Resource};
 use serde_json::json;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::FIELD_MANAGER;
-use crate::l4route::{TcpRoute, UdpRoute};
+use crate::crd::{TcpRoute, UdpRoute};
 use crate::state::ClusterState;
 pub use build::{StatusWrite, plan};
 
@@ -70,175 +73,26 @@ impl Sink {
             }
             Self::Kube(client) => {
                 let object = w.object();
-                let pp = PatchParams::apply(FIELD_MANAGER).force();
-                let res = match &w {
-                    StatusWrite::GatewayClass { name, status } => {
-                        let body = json!({
-                            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
-                            "metadata": {"name": name},
-                            "status": {
-                                "conditions": status.conditions,
-                                "supportedFeatures": status.supported_features,
-                            },
-                        });
-                        Api::<GatewayClass>::all(client.clone())
-                            .patch_status(name, &pp, &Patch::Apply(body))
+                if let StatusWrite::Service {
+                    namespace,
+                    name,
+                    status,
+                } = &w
+                    && let Some(why) = service::not_programmed(status)
+                {
+                    warn!("Service {namespace}/{name} has no load balancer address: {why}");
+                    if let Some(event) = service::warning_event(namespace, name, status) {
+                        // Best effort: the status condition is the record; the Event
+                        // makes it visible in `kubectl describe service`.
+                        if let Err(e) = Api::<Event>::namespaced(client.clone(), namespace)
+                            .create(&PostParams::default(), &event)
                             .await
-                            .map(drop)
-                    }
-                    StatusWrite::Gateway {
-                        namespace,
-                        name,
-                        status,
-                    } => {
-                        let mut body = json!({
-                            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
-                            "metadata": {"name": name, "namespace": namespace},
-                            "status": {
-                                "conditions": status.conditions,
-                                "addresses": status.addresses,
-                                "listeners": status.listeners,
-                            },
-                        });
-                        if let Some(n) = status.attached_listener_sets {
-                            body["status"]["attachedListenerSets"] = json!(n);
-                        }
-                        Api::<Gateway>::namespaced(client.clone(), namespace)
-                            .patch_status(name, &pp, &Patch::Apply(body))
-                            .await
-                            .map(drop)
-                    }
-                    StatusWrite::L4Route {
-                        kind,
-                        namespace,
-                        name,
-                        status,
-                    } => {
-                        let body = json!({
-                            "apiVersion": "gateway.networking.k8s.io/v1",
-                            "kind": build::l4_route_kind(*kind),
-                            "metadata": {"name": name, "namespace": namespace},
-                            "status": {"parents": status.parents},
-                        });
-                        let patch = Patch::Apply(body);
-                        if *kind == fleetgate_proto::spoke::v1::Kind::UdpRoute {
-                            Api::<UdpRoute>::namespaced(client.clone(), namespace)
-                                .patch_status(name, &pp, &patch)
-                                .await
-                                .map(drop)
-                        } else {
-                            Api::<TcpRoute>::namespaced(client.clone(), namespace)
-                                .patch_status(name, &pp, &patch)
-                                .await
-                                .map(drop)
+                        {
+                            warn!("cannot create an Event for Service {namespace}/{name}: {e}");
                         }
                     }
-                    StatusWrite::Service {
-                        namespace,
-                        name,
-                        status,
-                    } => {
-                        if let Some(why) = service::not_programmed(status) {
-                            warn!("Service {namespace}/{name} has no load balancer address: {why}");
-                            if let Some(event) = service::warning_event(namespace, name, status) {
-                                // Best effort: the status condition is the record; the Event
-                                // makes it visible in `kubectl describe service`.
-                                if let Err(e) = Api::<Event>::namespaced(client.clone(), namespace)
-                                    .create(&PostParams::default(), &event)
-                                    .await
-                                {
-                                    warn!(
-                                        "cannot create an Event for Service {namespace}/{name}: {e}"
-                                    );
-                                }
-                            }
-                        }
-                        let body = json!({
-                            "apiVersion": "v1", "kind": "Service",
-                            "metadata": {"name": name, "namespace": namespace},
-                            "status": {
-                                "conditions": status.conditions,
-                                "loadBalancer": status.load_balancer,
-                            },
-                        });
-                        Api::<Service>::namespaced(client.clone(), namespace)
-                            .patch_status(name, &pp, &Patch::Apply(body))
-                            .await
-                            .map(drop)
-                    }
-                    StatusWrite::ListenerSet {
-                        namespace,
-                        name,
-                        status,
-                    } => {
-                        let body = json!({
-                            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "ListenerSet",
-                            "metadata": {"name": name, "namespace": namespace},
-                            "status": {
-                                "conditions": status.conditions,
-                                "listeners": status.listeners,
-                            },
-                        });
-                        Api::<gateway_api::listenersets::ListenerSet>::namespaced(
-                            client.clone(),
-                            namespace,
-                        )
-                        .patch_status(name, &pp, &Patch::Apply(body))
-                        .await
-                        .map(drop)
-                    }
-                    StatusWrite::HttpRoute {
-                        namespace,
-                        name,
-                        status,
-                    } => {
-                        let body = json!({
-                            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-                            "metadata": {"name": name, "namespace": namespace},
-                            "status": {"parents": status.parents},
-                        });
-                        Api::<HttpRoute>::namespaced(client.clone(), namespace)
-                            .patch_status(name, &pp, &Patch::Apply(body))
-                            .await
-                            .map(drop)
-                    }
-                    StatusWrite::TlsRoute {
-                        namespace,
-                        name,
-                        status,
-                    } => {
-                        let body = json!({
-                            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "TLSRoute",
-                            "metadata": {"name": name, "namespace": namespace},
-                            "status": {"parents": status.parents},
-                        });
-                        Api::<gateway_api::tlsroutes::TlsRoute>::namespaced(
-                            client.clone(),
-                            namespace,
-                        )
-                        .patch_status(name, &pp, &Patch::Apply(body))
-                        .await
-                        .map(drop)
-                    }
-                    StatusWrite::GrpcRoute {
-                        namespace,
-                        name,
-                        status,
-                    } => {
-                        let body = json!({
-                            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GRPCRoute",
-                            "metadata": {"name": name, "namespace": namespace},
-                            "status": {"parents": status.parents},
-                        });
-                        Api::<gateway_api::grpcroutes::GrpcRoute>::namespaced(
-                            client.clone(),
-                            namespace,
-                        )
-                        .patch_status(name, &pp, &Patch::Apply(body))
-                        .await
-                        .map(drop)
-                    }
-                };
+                }
+                let res = apply_status(client, &w).await;
                 res.map_err(|source| StatusError {
                     object: object.clone(),
                     source,
@@ -248,6 +102,139 @@ impl Sink {
             }
         }
     }
+}
+
+/// The object a write goes to (its API resource, namespace and name) and the `status` it sets.
+fn target(w: &StatusWrite) -> (ApiResource, Option<&str>, &str, serde_json::Value) {
+    fn of<K: Resource<DynamicType = ()>>() -> ApiResource {
+        ApiResource::erase::<K>(&())
+    }
+    match w {
+        StatusWrite::GatewayClass { name, status } => (
+            of::<GatewayClass>(),
+            None,
+            name,
+            json!({
+                "conditions": status.conditions,
+                "supportedFeatures": status.supported_features,
+            }),
+        ),
+        StatusWrite::Gateway {
+            namespace,
+            name,
+            status,
+        } => {
+            let mut body = json!({
+                "conditions": status.conditions,
+                "addresses": status.addresses,
+                "listeners": status.listeners,
+            });
+            if let Some(n) = status.attached_listener_sets {
+                body["attachedListenerSets"] = json!(n);
+            }
+            (of::<Gateway>(), Some(namespace), name, body)
+        }
+        StatusWrite::L4Route {
+            kind,
+            namespace,
+            name,
+            status,
+        } => {
+            let resource = if *kind == fleetgate_proto::spoke::v1::Kind::UdpRoute {
+                of::<UdpRoute>()
+            } else {
+                of::<TcpRoute>()
+            };
+            let body = json!({"parents": status.parents});
+            (resource, Some(namespace), name, body)
+        }
+        StatusWrite::Service {
+            namespace,
+            name,
+            status,
+        } => (
+            of::<Service>(),
+            Some(namespace),
+            name,
+            json!({
+                "conditions": status.conditions,
+                "loadBalancer": status.load_balancer,
+            }),
+        ),
+        StatusWrite::ListenerSet {
+            namespace,
+            name,
+            status,
+        } => (
+            of::<ListenerSet>(),
+            Some(namespace),
+            name,
+            json!({
+                "conditions": status.conditions,
+                "listeners": status.listeners,
+            }),
+        ),
+        StatusWrite::HttpRoute {
+            namespace,
+            name,
+            status,
+        } => (
+            of::<HttpRoute>(),
+            Some(namespace),
+            name,
+            json!({"parents": status.parents}),
+        ),
+        StatusWrite::TlsRoute {
+            namespace,
+            name,
+            status,
+        } => (
+            of::<TlsRoute>(),
+            Some(namespace),
+            name,
+            json!({"parents": status.parents}),
+        ),
+        StatusWrite::GrpcRoute {
+            namespace,
+            name,
+            status,
+        } => (
+            of::<GrpcRoute>(),
+            Some(namespace),
+            name,
+            json!({"parents": status.parents}),
+        ),
+    }
+}
+
+/// The server-side apply body of a write: apiVersion, kind, name (and namespace) and `status`.
+fn apply_body(w: &StatusWrite) -> (ApiResource, Option<&str>, &str, serde_json::Value) {
+    let (resource, namespace, name, status) = target(w);
+    let mut metadata = json!({"name": name});
+    if let Some(ns) = namespace {
+        metadata["namespace"] = json!(ns);
+    }
+    let body = json!({
+        "apiVersion": resource.api_version,
+        "kind": resource.kind,
+        "metadata": metadata,
+        "status": status,
+    });
+    (resource, namespace, name, body)
+}
+
+/// One status write: server-side apply of the `/status` subresource, field manager
+/// [`FIELD_MANAGER`], forced.
+async fn apply_status(client: &Client, w: &StatusWrite) -> Result<(), kube::Error> {
+    let (resource, namespace, name, body) = apply_body(w);
+    let api: Api<DynamicObject> = match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    let pp = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch_status(name, &pp, &Patch::Apply(body))
+        .await
+        .map(drop)
 }
 
 /// Keeps the tenant's objects' status in line with the hub's, until the state channel closes.
@@ -272,6 +259,120 @@ pub async fn run_writer(
             r = state.changed() => if r.is_err() { return },
             r = hub.changed() => if r.is_err() { return },
             _ = resync.tick() => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fleetgate_proto::spoke::v1::Kind;
+
+    use super::*;
+
+    /// Every kind's write goes to its own resource with the apiVersion and kind it had when each
+    /// kind had its own copy of the write.
+    #[test]
+    fn every_write_targets_its_resource() {
+        let (ns, name) = ("app".to_string(), "x".to_string());
+        let route = || gateway_api::httproutes::HttpRouteStatus { parents: vec![] };
+        let cases = [
+            (
+                StatusWrite::GatewayClass {
+                    name: name.clone(),
+                    status: Default::default(),
+                },
+                (
+                    "gateway.networking.k8s.io/v1",
+                    "GatewayClass",
+                    "gatewayclasses",
+                ),
+            ),
+            (
+                StatusWrite::Gateway {
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                    status: Default::default(),
+                },
+                ("gateway.networking.k8s.io/v1", "Gateway", "gateways"),
+            ),
+            (
+                StatusWrite::HttpRoute {
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                    status: route(),
+                },
+                ("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),
+            ),
+            (
+                StatusWrite::TlsRoute {
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                    status: route(),
+                },
+                ("gateway.networking.k8s.io/v1", "TLSRoute", "tlsroutes"),
+            ),
+            (
+                StatusWrite::GrpcRoute {
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                    status: route(),
+                },
+                ("gateway.networking.k8s.io/v1", "GRPCRoute", "grpcroutes"),
+            ),
+            (
+                StatusWrite::L4Route {
+                    kind: Kind::TcpRoute,
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                    status: route(),
+                },
+                ("gateway.networking.k8s.io/v1", "TCPRoute", "tcproutes"),
+            ),
+            (
+                StatusWrite::L4Route {
+                    kind: Kind::UdpRoute,
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                    status: route(),
+                },
+                ("gateway.networking.k8s.io/v1", "UDPRoute", "udproutes"),
+            ),
+            (
+                StatusWrite::ListenerSet {
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                    status: Default::default(),
+                },
+                (
+                    "gateway.networking.k8s.io/v1",
+                    "ListenerSet",
+                    "listenersets",
+                ),
+            ),
+            (
+                StatusWrite::Service {
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                    status: Default::default(),
+                },
+                ("v1", "Service", "services"),
+            ),
+        ];
+        for (w, (api_version, kind, plural)) in cases {
+            let (resource, namespace, n, body) = apply_body(&w);
+            assert_eq!(resource.plural, plural, "{kind}");
+            assert_eq!(body["apiVersion"], api_version, "{kind}");
+            assert_eq!(body["kind"], kind, "{kind}");
+            assert_eq!(body["metadata"]["name"], "x", "{kind}");
+            assert_eq!(n, "x");
+            if kind == "GatewayClass" {
+                assert_eq!(namespace, None);
+                assert!(body["metadata"].get("namespace").is_none());
+            } else {
+                assert_eq!(namespace, Some("app"), "{kind}");
+                assert_eq!(body["metadata"]["namespace"], "app", "{kind}");
+            }
+            assert!(body["status"].is_object(), "{kind}");
         }
     }
 }

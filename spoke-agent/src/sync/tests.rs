@@ -193,6 +193,7 @@ async fn nack_makes_the_next_update_a_full_state() {
                 kind: Some(hub_message::Kind::Nack(Nack {
                     revision: 2,
                     message: "too big".into(),
+                    ..Default::default()
                 })),
             })]
         } else {
@@ -225,6 +226,8 @@ async fn rate_limit_nack_resends_the_full_state_after_the_wait_without_a_change(
                 kind: Some(hub_message::Kind::Nack(Nack {
                     revision: 2,
                     message: "rate limit: 1 updates/s (burst 1) for this cluster, retry after 200ms; nothing of this update was applied".into(),
+                    // A hub that predates Nack.retry_after_ms: the wait is in the message only.
+                    ..Default::default()
                 })),
             })]
         } else {
@@ -246,6 +249,73 @@ async fn rate_limit_nack_resends_the_full_state_after_the_wait_without_a_change(
     let (n, u) = next_update(&mut seen).await;
     assert_eq!((n, u.revision, u.full_state), (0, 3, true));
     assert_eq!(names(&u).0, ["a", "b"]);
+}
+
+#[tokio::test]
+async fn a_nack_with_retry_after_ms_waits_that_long_then_resends_the_full_state() {
+    const WAIT: Duration = Duration::from_millis(400);
+    let script: Script = Arc::new(|n, u: &Update| {
+        if u.revision == 2 {
+            vec![Ok(HubMessage {
+                kind: Some(hub_message::Kind::Nack(Nack {
+                    revision: 2,
+                    // Nothing in the text to parse: the typed fields alone say to wait.
+                    message: "slow down".into(),
+                    reason: fleetgate_proto::spoke::v1::nack::Reason::RateLimited as i32,
+                    retry_after_ms: WAIT.as_millis() as u32,
+                })),
+            })]
+        } else {
+            ack_and_status(n, u)
+        }
+    });
+    let (addr, mut seen) = start_hub(script).await;
+    let (intent_tx, intent_rx) = watch::channel(vec![obj("a", 1)]);
+    let (status_tx, _status_rx) = watch::channel(None);
+    tokio::spawn(Syncer::new(intent_rx, status_tx, hello()).run(connector(addr)));
+    next(&mut seen).await;
+    next_update(&mut seen).await;
+
+    intent_tx.send_replace(vec![obj("a", 1), obj("b", 1)]);
+    let (_, u) = next_update(&mut seen).await;
+    assert_eq!((u.revision, u.full_state), (2, false));
+    // The hub answers revision 2 after the agent sent it: the wait counts from no earlier.
+    let sent_at = tokio::time::Instant::now();
+    let (n, u) = next_update(&mut seen).await;
+    let waited = sent_at.elapsed();
+    assert_eq!((n, u.revision, u.full_state), (0, 3, true));
+    assert_eq!(names(&u).0, ["a", "b"]);
+    // The wait plus at most as much jitter.
+    assert!(waited >= WAIT, "{waited:?}");
+    assert!(waited < 2 * WAIT + Duration::from_secs(2), "{waited:?}");
+}
+
+#[test]
+fn the_typed_retry_after_wins_over_the_message_and_is_capped() {
+    let nack = |message: &str, ms: u32| Nack {
+        revision: 1,
+        message: message.into(),
+        reason: 0,
+        retry_after_ms: ms,
+    };
+    assert_eq!(
+        nack_retry_after(&nack("slow down", 250)),
+        Some(Duration::from_millis(250))
+    );
+    assert_eq!(
+        nack_retry_after(&nack("rate limit: 1 updates/s, retry after 5ms", 250)),
+        Some(Duration::from_millis(250))
+    );
+    assert_eq!(
+        nack_retry_after(&nack("slow down", u32::MAX)),
+        Some(Duration::from_secs(60))
+    );
+    // A hub that predates the field: the message's wait.
+    assert_eq!(
+        nack_retry_after(&nack("rate limit: 1 updates/s, retry after 5ms", 0)),
+        Some(Duration::from_millis(5))
+    );
+    assert_eq!(nack_retry_after(&nack("too big", 0)), None);
 }
 
 #[tokio::test]

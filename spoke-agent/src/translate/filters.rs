@@ -9,11 +9,13 @@ use fleetgate_proto::spoke::v1::{
     self as pb, HeaderModifier, HttpFilter, PathModifier, http_filter, path_modifier,
 };
 use gateway_api::httproutes::{
-    HttpRouteRulesBackendRefs, HttpRouteRulesFilters, HttpRouteRulesFiltersRequestRedirectPathType,
-    HttpRouteRulesFiltersRequestRedirectScheme, HttpRouteRulesFiltersType,
-    HttpRouteRulesFiltersUrlRewritePathType,
+    HttpRouteRulesBackendRefs, HttpRouteRulesBackendRefsFiltersType, HttpRouteRulesFilters,
+    HttpRouteRulesFiltersRequestRedirectPathType, HttpRouteRulesFiltersRequestRedirectScheme,
+    HttpRouteRulesFiltersType, HttpRouteRulesFiltersUrlRewritePathType,
 };
+use tracing::warn;
 
+use super::wire_backend;
 use crate::resolve::{Index, resolve_backend};
 
 fn header(name: &str, value: &str) -> pb::Header {
@@ -146,7 +148,7 @@ pub fn translate_filter(
                 (None, None) => (0, 0),
             };
             http_filter::Kind::RequestMirror(pb::RequestMirror {
-                backend: Some(resolve_backend(route_ns, &as_ref, index)),
+                backend: Some(wire_backend(resolve_backend(route_ns, &as_ref, index))),
                 numerator: u32::try_from(numerator).unwrap_or(0),
                 denominator: u32::try_from(denominator).unwrap_or(0),
             })
@@ -167,4 +169,135 @@ pub fn translate_filter(
         }
     };
     Ok(HttpFilter { kind: Some(kind) })
+}
+
+/// `backendRefs[].filters`: RequestHeaderModifier and ResponseHeaderModifier (the others are
+/// not sent, with a log line).
+pub(crate) fn backend_filters(namespace: &str, r: &HttpRouteRulesBackendRefs) -> Vec<HttpFilter> {
+    let mut out = Vec::new();
+    for f in r.filters.iter().flatten() {
+        let kind = match (
+            &f.r#type,
+            &f.request_header_modifier,
+            &f.response_header_modifier,
+        ) {
+            (HttpRouteRulesBackendRefsFiltersType::RequestHeaderModifier, Some(m), _) => {
+                http_filter::Kind::RequestHeaderModifier(header_modifier(
+                    m.set
+                        .iter()
+                        .flatten()
+                        .map(|h| (h.name.as_str(), h.value.as_str())),
+                    m.add
+                        .iter()
+                        .flatten()
+                        .map(|h| (h.name.as_str(), h.value.as_str())),
+                    m.remove.as_ref(),
+                ))
+            }
+            (HttpRouteRulesBackendRefsFiltersType::ResponseHeaderModifier, _, Some(m)) => {
+                http_filter::Kind::ResponseHeaderModifier(header_modifier(
+                    m.set
+                        .iter()
+                        .flatten()
+                        .map(|h| (h.name.as_str(), h.value.as_str())),
+                    m.add
+                        .iter()
+                        .flatten()
+                        .map(|h| (h.name.as_str(), h.value.as_str())),
+                    m.remove.as_ref(),
+                ))
+            }
+            (other, _, _) => {
+                warn!(backend = %format!("{namespace}/{}", r.name), filter = ?other, "backendRef filter not supported, not sent");
+                continue;
+            }
+        };
+        out.push(HttpFilter { kind: Some(kind) });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use gateway_api::httproutes::HttpRouteRulesBackendRefsFiltersType;
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+    use super::super::http_backend;
+    use super::*;
+    use crate::config::EndpointMode;
+    use crate::state::ClusterState;
+    use crate::test_support::{backend_ref, service};
+
+    fn state() -> ClusterState {
+        ClusterState {
+            services: vec![
+                service(
+                    "app",
+                    "web",
+                    "NodePort",
+                    &[(None, 80, Some(30080), IntOrString::Int(8080))],
+                ),
+                service(
+                    "app",
+                    "multi",
+                    "NodePort",
+                    &[
+                        (Some("http"), 80, Some(30001), IntOrString::Int(8080)),
+                        (Some("admin"), 81, Some(30002), IntOrString::Int(9090)),
+                    ],
+                ),
+            ],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn app_protocol_and_backend_header_filters_are_sent() {
+        use gateway_api::httproutes::{
+            HttpRouteRulesBackendRefsFilters,
+            HttpRouteRulesBackendRefsFiltersRequestHeaderModifier,
+            HttpRouteRulesBackendRefsFiltersRequestHeaderModifierSet,
+        };
+        let mut st = state();
+        if let Some(spec) = st.services[0].spec.as_mut() {
+            spec.ports.as_mut().unwrap()[0].app_protocol = Some("kubernetes.io/h2c".into());
+        }
+        let index = Index::new(&st, EndpointMode::Node);
+        let mut r = backend_ref(None, None, None, "web", Some(80));
+        r.filters = Some(vec![
+            HttpRouteRulesBackendRefsFilters {
+                r#type: HttpRouteRulesBackendRefsFiltersType::RequestHeaderModifier,
+                request_header_modifier: Some(
+                    HttpRouteRulesBackendRefsFiltersRequestHeaderModifier {
+                        set: Some(vec![
+                            HttpRouteRulesBackendRefsFiltersRequestHeaderModifierSet {
+                                name: "x-backend".into(),
+                                value: "web".into(),
+                            },
+                        ]),
+                        ..Default::default()
+                    },
+                ),
+                ..Default::default()
+            },
+            // Not supported on a backendRef: not sent.
+            HttpRouteRulesBackendRefsFilters {
+                r#type: HttpRouteRulesBackendRefsFiltersType::ExtensionRef,
+                ..Default::default()
+            },
+        ]);
+        let b = http_backend("app", &r, &index);
+        assert_eq!(b.app_protocol, "kubernetes.io/h2c");
+        assert_eq!(b.filters.len(), 1);
+        let Some(http_filter::Kind::RequestHeaderModifier(m)) = &b.filters[0].kind else {
+            panic!("{:?}", b.filters)
+        };
+        assert_eq!(m.set[0].name, "x-backend");
+        let plain = http_backend(
+            "app",
+            &backend_ref(None, None, None, "multi", Some(80)),
+            &index,
+        );
+        assert_eq!(plain.app_protocol, "");
+    }
 }

@@ -8,47 +8,23 @@
 
 use fleetgate_proto::spoke::v1::{self as pb, HeaderMatch, Kind, Object, object};
 use gateway_api::grpcroutes::{
-    GrpcRoute, GrpcRouteParentRefs, GrpcRouteRules, GrpcRouteRulesFilters,
-    GrpcRouteRulesFiltersType, GrpcRouteRulesMatches, GrpcRouteRulesMatchesHeadersType,
-    GrpcRouteRulesMatchesMethodType,
+    GrpcRoute, GrpcRouteRules, GrpcRouteRulesFilters, GrpcRouteRulesFiltersType,
+    GrpcRouteRulesMatches, GrpcRouteRulesMatchesHeadersType, GrpcRouteRulesMatchesMethodType,
 };
-use gateway_api::httproutes::{
-    HttpRouteParentRefs, HttpRouteRulesBackendRefs, HttpRouteRulesFilters,
-};
+use gateway_api::httproutes::{HttpRouteRulesBackendRefs, HttpRouteRulesFilters};
 use tracing::warn;
 
-use super::{filters, ns_name, object_header, sent_parent_refs};
-use crate::resolve::{BackendRef, Index, backend_filters, resolve_backend_ref};
+use super::filters::{self, backend_filters};
+use super::{object_header, wire_backend};
+use crate::claim::{SentParents, ns_name, sent_parent_refs};
+use crate::crd::{grpc_parent_as_http, same_schema};
+use crate::resolve::{BackendRef, Index, resolve_backend_ref};
 
 /// The route kind ReferenceGrants must name for a GRPCRoute's references.
 const ROUTE_KIND: &str = "GRPCRoute";
 
-/// Re-reads a value as another type with the same JSON schema (GRPCRoute and HTTPRoute share
-/// parentRefs, backendRefs and header-modifier filters).
-pub(crate) fn same_schema<A: serde::Serialize, B: serde::de::DeserializeOwned>(a: &A) -> Option<B> {
-    serde_json::to_value(a)
-        .ok()
-        .and_then(|v| serde_json::from_value(v).ok())
-}
-
-/// A GRPCRoute parentRef seen as an HTTPRoute one.
-pub fn grpc_parent_as_http(p: &GrpcRouteParentRefs) -> HttpRouteParentRefs {
-    HttpRouteParentRefs {
-        group: p.group.clone(),
-        kind: p.kind.clone(),
-        name: p.name.clone(),
-        namespace: p.namespace.clone(),
-        port: p.port,
-        section_name: p.section_name.clone(),
-    }
-}
-
 /// The proto object of a GRPCRoute, if it has a parent among the Gateways the agent sends.
-pub fn grpc_route_object(
-    r: &GrpcRoute,
-    sent: &super::SentParents,
-    index: &Index<'_>,
-) -> Option<Object> {
+pub fn grpc_route_object(r: &GrpcRoute, sent: &SentParents, index: &Index<'_>) -> Option<Object> {
     let mut o = object_header(Kind::GrpcRoute, &r.metadata)?;
     let (ns, name) = ns_name(&r.metadata)?;
     let parent_refs = sent_parent_refs(
@@ -143,7 +119,9 @@ fn translate_filter(
             };
             Ok(pb::HttpFilter {
                 kind: Some(pb::http_filter::Kind::RequestMirror(pb::RequestMirror {
-                    backend: Some(resolve_backend_ref(ROUTE_KIND, ns, view, index, "TCP")),
+                    backend: Some(wire_backend(resolve_backend_ref(
+                        ROUTE_KIND, ns, view, index, "TCP",
+                    ))),
                     numerator: u32::try_from(numerator).unwrap_or(0),
                     denominator: u32::try_from(denominator).unwrap_or(0),
                 })),
@@ -171,7 +149,13 @@ fn translate_rule(
     for b in rule.backend_refs.iter().flatten() {
         let h: HttpRouteRulesBackendRefs =
             same_schema(b).ok_or("a backendRef does not read as one")?;
-        let mut backend = resolve_backend_ref(ROUTE_KIND, ns, BackendRef::from(&h), index, "TCP");
+        let mut backend = wire_backend(resolve_backend_ref(
+            ROUTE_KIND,
+            ns,
+            BackendRef::from(&h),
+            index,
+            "TCP",
+        ));
         backend.filters = backend_filters(&backend.namespace.clone(), &h);
         backends.push(backend);
     }
@@ -190,7 +174,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::CONTROLLER_NAME;
+    use crate::claim::CONTROLLER_NAME;
     use crate::config::EndpointMode;
     use crate::state::ClusterState;
     use crate::test_support::*;

@@ -7,6 +7,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use serde_json::json;
 
 use super::*;
+use crate::claim::CONTROLLER_NAME;
 use crate::test_support::*;
 
 fn listener_set(ns: &str, name: &str, parent: serde_json::Value) -> ListenerSet {

@@ -19,6 +19,7 @@ use gateway_api::httproutes::{
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::*;
+use crate::claim::CONTROLLER_NAME;
 use crate::test_support::*;
 
 fn base() -> ClusterState {

@@ -9,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::json;
 
 use super::*;
+use crate::claim::CONTROLLER_NAME;
 use crate::test_support::*;
 
 fn from_json<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {

@@ -43,7 +43,7 @@ use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
 use crate::config::{EXPOSE_LABEL, SecretAccess};
-use crate::l4route::{TcpRoute, UdpRoute};
+use crate::crd::{TcpRoute, UdpRoute};
 use crate::state::ClusterState;
 
 /// How long after a change the snapshot is taken, so a burst of changes (an `apply` of many

@@ -1,0 +1,143 @@
+//! Claim: which objects of the tenant cluster are fleetgate's. A GatewayClass is claimed when its
+//! `controllerName` is [`CONTROLLER_NAME`]; a Gateway when its class is claimed; a ListenerSet
+//! when its parent Gateway is sent; a route parentRef when it names a sent Gateway or
+//! ListenerSet; a Service of type LoadBalancer when its class is [`LOAD_BALANCER_CLASS`] (or
+//! the agent runs with `--all-load-balancers`).
+//!
+//! Where it sits: read by both `translate` (what is sent to the hub) and `status` (what the
+//! agent writes status on), so the two always agree. Pure.
+
+use std::collections::BTreeSet;
+
+use fleetgate_proto::spoke::v1::ParentRef;
+use gateway_api::httproutes::HttpRouteParentRefs;
+use gateway_api::listenersets::ListenerSet;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::crd::GATEWAY_GROUP;
+use crate::state::ClusterState;
+
+/// The GatewayClass `spec.controllerName` this agent claims.
+pub const CONTROLLER_NAME: &str = "fleetgate.dev/hub";
+
+/// Names of the GatewayClasses this agent claims.
+pub fn claimed_classes(state: &ClusterState) -> BTreeSet<String> {
+    state
+        .gateway_classes
+        .iter()
+        .filter(|c| c.spec.controller_name == CONTROLLER_NAME)
+        .filter_map(|c| c.metadata.name.clone())
+        .collect()
+}
+
+/// (namespace, name) of the Gateways that are sent: those of a claimed class.
+pub fn sent_gateways(
+    state: &ClusterState,
+    claimed: &BTreeSet<String>,
+) -> BTreeSet<(String, String)> {
+    state
+        .gateways
+        .iter()
+        .filter(|g| claimed.contains(&g.spec.gateway_class_name))
+        .filter_map(|g| ns_name(&g.metadata))
+        .collect()
+}
+
+/// The parents routes may name that the agent sends: Gateways of claimed classes and the
+/// ListenerSets whose parent is one of them, by (namespace, name).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SentParents {
+    pub gateways: BTreeSet<(String, String)>,
+    pub listener_sets: BTreeSet<(String, String)>,
+}
+
+impl SentParents {
+    /// The sent Gateways and ListenerSets of `state`.
+    pub fn of(state: &ClusterState, claimed: &BTreeSet<String>) -> Self {
+        let gateways = sent_gateways(state, claimed);
+        let listener_sets = state
+            .listener_sets
+            .iter()
+            .filter(|s| listener_set_parent(s).is_some_and(|p| gateways.contains(&p)))
+            .filter_map(|s| ns_name(&s.metadata))
+            .collect();
+        Self {
+            gateways,
+            listener_sets,
+        }
+    }
+
+    fn contains(&self, p: &ParentRef) -> bool {
+        let key = (p.namespace.clone(), p.name.clone());
+        match p.kind.as_str() {
+            "ListenerSet" => self.listener_sets.contains(&key),
+            _ => self.gateways.contains(&key),
+        }
+    }
+}
+
+/// The parentRefs (in HTTPRoute form; every route kind's have its schema) of a route in
+/// `route_ns` that point to a Gateway or ListenerSet the agent sends. A route with none is not
+/// sent.
+pub fn sent_parent_refs<P: std::borrow::Borrow<HttpRouteParentRefs>>(
+    route_ns: &str,
+    parents: impl IntoIterator<Item = P>,
+    sent: &SentParents,
+) -> Vec<ParentRef> {
+    parents
+        .into_iter()
+        .filter_map(|p| parent_ref(route_ns, p.borrow()))
+        .filter(|p| sent.contains(p))
+        .collect()
+}
+
+/// A route's parentRef as sent to the hub, when it points to a Gateway or a ListenerSet
+/// (namespace defaulted to the route's; group and kind always written out); `None` for other
+/// kinds.
+pub fn parent_ref(route_ns: &str, p: &HttpRouteParentRefs) -> Option<ParentRef> {
+    let group = p.group.as_deref().unwrap_or(GATEWAY_GROUP);
+    let kind = p.kind.as_deref().unwrap_or("Gateway");
+    if group != GATEWAY_GROUP || !matches!(kind, "Gateway" | "ListenerSet") {
+        return None;
+    }
+    Some(ParentRef {
+        namespace: p.namespace.clone().unwrap_or_else(|| route_ns.to_string()),
+        name: p.name.clone(),
+        section_name: p.section_name.clone().unwrap_or_default(),
+        port: p.port.and_then(|p| u32::try_from(p).ok()).unwrap_or(0),
+        group: GATEWAY_GROUP.to_string(),
+        kind: kind.to_string(),
+    })
+}
+
+/// The Gateway (namespace, name) a ListenerSet's parentRef names; `None` when it names another
+/// kind.
+pub fn listener_set_parent(s: &ListenerSet) -> Option<(String, String)> {
+    let p = &s.spec.parent_ref;
+    let group = p.group.as_deref().unwrap_or(GATEWAY_GROUP);
+    let kind = p.kind.as_deref().unwrap_or("Gateway");
+    if group != GATEWAY_GROUP || kind != "Gateway" {
+        return None;
+    }
+    let ns = p
+        .namespace
+        .clone()
+        .or_else(|| s.metadata.namespace.clone())?;
+    Some((ns, p.name.clone()))
+}
+
+/// The `spec.loadBalancerClass` fleetgate serves.
+pub const LOAD_BALANCER_CLASS: &str = "fleetgate.dev/hub";
+
+/// Whether the agent sends `svc` to the hub.
+pub fn is_claimed(svc: &Service, all_load_balancers: bool) -> bool {
+    let Some(spec) = &svc.spec else { return false };
+    spec.type_.as_deref() == Some("LoadBalancer")
+        && (all_load_balancers || spec.load_balancer_class.as_deref() == Some(LOAD_BALANCER_CLASS))
+}
+
+/// (namespace, name) of a namespaced object.
+pub fn ns_name(m: &ObjectMeta) -> Option<(String, String)> {
+    Some((m.namespace.clone()?, m.name.clone()?))
+}
