@@ -28,6 +28,7 @@ pub mod http;
 pub mod hub;
 pub mod kubeconfig;
 pub mod llama;
+pub mod own_address;
 pub mod pki;
 pub mod ports;
 pub mod process;

@@ -498,3 +498,43 @@ async fn rejection_reasons_reach_the_tenants_objects() {
     })
     .await;
 }
+
+/// The conformance shape (issue 10): a Gateway listener on port 80 without hostname and an
+/// HTTPRoute without hostnames. With address pools the Gateway gets an address of its own
+/// (type IPAddress in its status), the route is Accepted, and any Host is served there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostname_less_listener_and_route_are_accepted_and_served_on_the_gateways_address() {
+    use fleetgate_e2e::own_address::{
+        free_addresses, gateway_address, open_gateway_and_route, pools, wait_served_at,
+    };
+    let ips = free_addresses(1, 80);
+    let fleet = Fleet::start_with(&[TENANT_A], pools(&ips, 80, 80))
+        .await
+        .expect("fleet");
+    let a = fleet.tenant("tenant-a");
+    let ip = a.create_node("node-1", 10).await.unwrap();
+    let _echo = a.node_port_backend("echo", ip, "a-echo").await.unwrap();
+    a.cluster
+        .apply(&open_gateway_and_route("gw", 80, "echo"))
+        .await
+        .unwrap();
+    let addr = gateway_address(a, "gw").await;
+    assert_eq!(addr, ips[0]);
+    wait_route_condition(a, "HTTPRoute", "gw", "Accepted", "True", "Accepted").await;
+    for host in ["gw.example", "app.a.example", &addr.to_string()] {
+        wait_served_at(std::net::SocketAddr::new(addr, 80), host, "a-echo").await;
+    }
+    eventually(TIMEOUT, || async {
+        let gw = a
+            .cluster
+            .get_json("Gateway", "default", "gw")
+            .await?
+            .context("Gateway gw")?;
+        let l = &gw["status"]["listeners"][0];
+        let programmed = condition(&l["conditions"], "Programmed").context("Programmed")?;
+        ensure!(programmed["status"] == "True", "{l}");
+        ensure!(l["attachedRoutes"] == 1, "{l}");
+        Ok(())
+    })
+    .await;
+}

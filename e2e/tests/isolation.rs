@@ -1093,3 +1093,77 @@ async fn a_flood_from_one_tenant_does_not_delay_another() {
         "a victim route update took {worst:?} to be served during the flood (bound {bound:?}): {ms:?}"
     );
 }
+
+// --- own addresses -------------------------------------------------------------------------------
+
+/// Issue 10: tenants A and B each apply a Gateway with a hostname-less HTTP listener and a
+/// hostname-less HTTPRoute. Each is served on its own address (read from the Gateway's
+/// `status.addresses`), and a request to one tenant's address reaches only that tenant's
+/// backend whatever Host it names: the other tenant's hostnames, arbitrary ones, an address.
+/// A's traffic is probed from before B applies until after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostname_less_gateways_are_served_on_their_own_address_only() {
+    use fleetgate_e2e::own_address::{
+        free_addresses, gateway_address, open_gateway_and_route, pools, wait_served_at,
+    };
+    let ips = free_addresses(2, 80);
+    let fleet = Fleet::start_with(&[TENANT_A, TENANT_B], pools(&ips, 80, 80))
+        .await
+        .expect("fleet");
+    let a = fleet.tenant("tenant-a");
+    let b = fleet.tenant("tenant-b");
+    let mut echoes = Vec::new();
+    for t in [a, b] {
+        let ip = t.create_node("node-1", 10).await.unwrap();
+        echoes.push(
+            t.node_port_backend("echo", ip, &format!("{}-echo", t.name))
+                .await
+                .unwrap(),
+        );
+    }
+    a.cluster
+        .apply(&open_gateway_and_route("open", 80, "echo"))
+        .await
+        .unwrap();
+    let a_addr = SocketAddr::new(gateway_address(a, "open").await, 80);
+    wait_served_at(a_addr, "anything.example", "tenant-a-echo").await;
+    let probe = VictimProbe::start(a_addr, "app.b.example", "/", "tenant-a-echo");
+
+    b.cluster
+        .apply(&open_gateway_and_route("open", 80, "echo"))
+        .await
+        .unwrap();
+    let b_addr = SocketAddr::new(gateway_address(b, "open").await, 80);
+    assert_ne!(a_addr, b_addr, "two tenants on one address");
+    wait_served_at(b_addr, "anything.example", "tenant-b-echo").await;
+
+    let hosts = [
+        "app.a.example",
+        "app.b.example",
+        "x.b.example",
+        "evil.example",
+        "localhost",
+        &a_addr.ip().to_string(),
+        &b_addr.ip().to_string(),
+    ];
+    for (addr, want) in [(a_addr, "tenant-a-echo"), (b_addr, "tenant-b-echo")] {
+        for host in hosts {
+            let (status, body) = fleetgate_e2e::http::get(addr, host, "/", &[])
+                .await
+                .unwrap();
+            assert_eq!(
+                (status, body.as_str()),
+                (200, want),
+                "{addr} with Host {host}"
+            );
+        }
+    }
+    // The shared data plane serves neither: its catch-all answers 404.
+    for host in ["app.a.example", "app.b.example", "anything.example"] {
+        let (status, body) = fleet.get(host, "/").await.unwrap();
+        assert_eq!(status, 404, "shared port, Host {host}: {body:?}");
+    }
+    probe
+        .assert_always_served("tenant b's hostname-less Gateway")
+        .await;
+}

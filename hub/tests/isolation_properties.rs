@@ -83,7 +83,10 @@ fn config(dir: &Path, allow_a2: bool, allow_b1: bool) -> Arc<Config> {
     allowSpecialAddresses: {allow_b1}
 "#
     );
-    Arc::new(support::config(dir, &listen, "", &tenants))
+    // Gateways with a hostname-less listener get an address of their own from this pool
+    // (three addresses for up to six such Gateways, so it runs out too).
+    let pools = "addressPools: [{name: own, addresses: [10.9.0.1, 10.9.0.2, 10.9.0.3]}]\nl4PortRange: {from: 80, to: 81}";
+    Arc::new(support::config(dir, &listen, pools, &tenants))
 }
 
 const CLUSTERS: [(&str, &str); 3] = [("alpha", "a1"), ("alpha", "a2"), ("beta", "b1")];
@@ -445,6 +448,9 @@ fn cluster_of_name(name: &str) -> Option<ClusterKey> {
 #[derive(Debug)]
 struct Served {
     domain: String,
+    /// Served on a Gateway's own address (`compile::own_address`), where `*` is every host of
+    /// that Gateway alone.
+    own: bool,
     tenants: BTreeSet<String>,
     /// (the cluster the upstream belongs to, endpoint)
     endpoints: Vec<(ClusterKey, SocketAddr)>,
@@ -453,20 +459,24 @@ struct Served {
 /// Snapshot side: every virtual host of every HTTP and terminating TLS listener.
 fn served_by_snapshot(s: &Snapshot) -> Vec<Served> {
     let clusters: BTreeMap<&str, _> = s.clusters.iter().map(|c| (c.name.as_str(), c)).collect();
-    let mut vhosts: Vec<&VirtualHost> = s
+    let mut vhosts: Vec<(bool, &VirtualHost)> = s
         .listeners
         .iter()
-        .flat_map(|l| l.virtual_hosts.iter().map(|v| &**v))
+        .flat_map(|l| {
+            let own = l.name.starts_with("own/");
+            l.virtual_hosts.iter().map(move |v| (own, &**v))
+        })
         .collect();
     for l in &s.tls_listeners {
         for c in &l.chains {
             if let TlsChainAction::Terminate { http, .. } = &c.action {
-                vhosts.extend(http.virtual_hosts.iter().map(|v| &**v));
+                let own = l.name.starts_with("own/");
+                vhosts.extend(http.virtual_hosts.iter().map(|v| (own, &**v)));
             }
         }
     }
     let mut out = Vec::new();
-    for vh in vhosts {
+    for (own, vh) in vhosts {
         let mut tenants = BTreeSet::new();
         let mut endpoints = Vec::new();
         for r in &vh.routes {
@@ -497,6 +507,7 @@ fn served_by_snapshot(s: &Snapshot) -> Vec<Served> {
         for d in &vh.domains {
             out.push(Served {
                 domain: d.clone(),
+                own,
                 tenants: tenants.clone(),
                 endpoints: endpoints.clone(),
             });
@@ -539,6 +550,7 @@ fn served_by_envoy(s: &Snapshot) -> Vec<Served> {
     let mut out = Vec::new();
     for r in res.of(ROUTE_TYPE) {
         let rc = RouteConfiguration::decode(r.any.value.as_slice()).expect("RDS decodes");
+        let own = rc.name.starts_with("own/");
         for vh in &rc.virtual_hosts {
             let mut tenants = BTreeSet::new();
             let mut endpoints = Vec::new();
@@ -570,6 +582,7 @@ fn served_by_envoy(s: &Snapshot) -> Vec<Served> {
             for d in &vh.domains {
                 out.push(Served {
                     domain: d.clone(),
+                    own,
                     tenants: tenants.clone(),
                     endpoints: endpoints.clone(),
                 });
@@ -594,12 +607,21 @@ fn check_isolation(config: &Config, served: &[Served], what: &str) -> Result<(),
             prop_assert!(s.endpoints.is_empty());
             continue;
         };
+        // Every host on a Gateway's own address: checked by `check_own_addresses` (only that
+        // Gateway's tenant arrives there); it is no hostname claim.
+        let every_host = s.own && s.domain == "*";
         prop_assert!(
-            tenant_allows(config, tenant, &s.domain),
+            every_host || s.domain != "*",
+            "{what}: a tenant route for every host on a shared port"
+        );
+        prop_assert!(
+            every_host || tenant_allows(config, tenant, &s.domain),
             "{what}: tenant {tenant} serves {}, which its allowed patterns do not cover",
             s.domain
         );
-        by_tenant.entry(tenant).or_default().push(&s.domain);
+        if !every_host {
+            by_tenant.entry(tenant).or_default().push(&s.domain);
+        }
         for (owner, addr) in &s.endpoints {
             prop_assert_eq!(
                 &owner.tenant,
@@ -635,6 +657,122 @@ fn check_isolation(config: &Config, served: &[Served], what: &str) -> Result<(),
     Ok(())
 }
 
+/// Own addresses, judged on the decoded Envoy resources: (a) a listener bound at an address
+/// the hub allocated to a Gateway routes (through its RouteConfigurations, to clusters, to
+/// endpoints) only to that Gateway's tenant; (b) no two tenants share an allocated (address,
+/// port), and no two Envoy listeners bind the same socket. Returns how many own-address
+/// listeners routed to some endpoint.
+fn check_own_addresses(
+    view: &fleetgate_hub::fleet::FleetView,
+    s: &Snapshot,
+) -> Result<usize, TestCaseError> {
+    use envoy_types::pb::envoy::config::core::v3::{address, socket_address};
+    use envoy_types::pb::envoy::config::listener::v3::{Listener, filter};
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+        HttpConnectionManager, http_connection_manager::RouteSpecifier,
+    };
+    use fleetgate_hub::xds::resources::LISTENER_TYPE;
+    // (b) on the allocations: one tenant per (address, port).
+    let mut owners: BTreeMap<SocketAddr, BTreeSet<&str>> = BTreeMap::new();
+    for (k, a) in &view.allocations {
+        owners
+            .entry(*a)
+            .or_default()
+            .insert(&k.service.cluster.tenant);
+    }
+    for (a, t) in &owners {
+        prop_assert!(t.len() == 1, "{a} is allocated to several tenants: {t:?}");
+    }
+    let res = resources::build(s);
+    let routes: BTreeMap<&str, RouteConfiguration> = res
+        .of(ROUTE_TYPE)
+        .iter()
+        .map(|r| {
+            (
+                r.name.as_str(),
+                RouteConfiguration::decode(r.any.value.as_slice()).expect("RDS decodes"),
+            )
+        })
+        .collect();
+    let clusters: BTreeSet<&str> = res
+        .of(ENDPOINT_TYPE)
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    let mut binds = BTreeSet::new();
+    let mut routed = 0;
+    for r in res.of(LISTENER_TYPE) {
+        let l = Listener::decode(r.any.value.as_slice()).expect("LDS decodes");
+        let Some(address::Address::SocketAddress(sa)) =
+            l.address.as_ref().and_then(|a| a.address.as_ref())
+        else {
+            panic!("listener {} without a socket address", l.name)
+        };
+        let Some(socket_address::PortSpecifier::PortValue(port)) = sa.port_specifier else {
+            panic!("no port")
+        };
+        let bind = SocketAddr::new(sa.address.parse().unwrap(), u16::try_from(port).unwrap());
+        prop_assert!(binds.insert(bind), "two Envoy listeners bind {bind}");
+        let Some(owner) = owners.get(&bind) else {
+            // Not an allocated address: a shared data-plane port.
+            prop_assert!(
+                !l.name.starts_with("own/"),
+                "{} is bound at no allocation",
+                l.name
+            );
+            continue;
+        };
+        let owner = *owner.first().expect("one owner");
+        // Every route table behind this listener.
+        let mut tenants = BTreeSet::new();
+        let mut reaches = false;
+        for chain in &l.filter_chains {
+            for f in &chain.filters {
+                let Some(filter::ConfigType::TypedConfig(any)) = &f.config_type else {
+                    continue;
+                };
+                let Ok(hcm) = HttpConnectionManager::decode(any.value.as_slice()) else {
+                    continue;
+                };
+                let Some(RouteSpecifier::Rds(rds)) = hcm.route_specifier else {
+                    continue;
+                };
+                let rc = &routes[rds.route_config_name.as_str()];
+                for vh in &rc.virtual_hosts {
+                    for route in &vh.routes {
+                        if let Some(ck) = cluster_of_name(&route.name) {
+                            tenants.insert(ck.tenant);
+                        }
+                        let Some(route::Action::Route(a)) = &route.action else {
+                            continue;
+                        };
+                        let mut names: Vec<&str> = match &a.cluster_specifier {
+                            Some(route_action::ClusterSpecifier::Cluster(c)) => vec![c.as_str()],
+                            Some(route_action::ClusterSpecifier::WeightedClusters(w)) => {
+                                w.clusters.iter().map(|c| c.name.as_str()).collect()
+                            }
+                            _ => Vec::new(),
+                        };
+                        names.extend(a.request_mirror_policies.iter().map(|m| m.cluster.as_str()));
+                        for n in names.into_iter().filter(|n| *n != INVALID_BACKEND_CLUSTER) {
+                            let ck = cluster_of_name(n).expect("a tenant cluster");
+                            tenants.insert(ck.tenant);
+                            reaches |= clusters.contains(n);
+                        }
+                    }
+                }
+            }
+        }
+        prop_assert!(
+            tenants.iter().all(|t| t == owner),
+            "listener {} at {bind}, allocated to {owner}, routes to tenants {tenants:?}",
+            l.name
+        );
+        routed += usize::from(reaches && l.name.starts_with("own/"));
+    }
+    Ok(routed)
+}
+
 /// Every upstream cluster in the snapshot, routed or not, holds only allowed endpoints of its
 /// own cluster.
 fn check_all_clusters(config: &Config, s: &Snapshot) -> Result<(), TestCaseError> {
@@ -664,12 +802,13 @@ fn store_dir() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")
 }
 
-/// Runs one scenario and checks every property; returns what the Envoy resources serve.
+/// Runs one scenario and checks every property; returns what the Envoy resources serve and how
+/// many own-address listeners routed somewhere.
 fn run_case(
     allow_a2: bool,
     allow_b1: bool,
     steps: Vec<Step>,
-) -> Result<Vec<Served>, TestCaseError> {
+) -> Result<(Vec<Served>, usize), TestCaseError> {
     let dir = store_dir();
     let config = config(dir.path(), allow_a2, allow_b1);
     let open = || {
@@ -700,9 +839,10 @@ fn run_case(
             }
         }
     }
-    let (snapshot, _) =
-        fleetgate_hub::run::compile_view(&fleet.view(), &config, &XdsHealth::default());
+    let view = fleet.view();
+    let (snapshot, _) = fleetgate_hub::run::compile_view(&view, &config, &XdsHealth::default());
     check_all_clusters(&config, &snapshot)?;
+    let own_routed = check_own_addresses(&view, &snapshot)?;
     let from_snapshot = served_by_snapshot(&snapshot);
     check_isolation(&config, &from_snapshot, "snapshot")?;
     let from_envoy = served_by_envoy(&snapshot);
@@ -711,7 +851,7 @@ fn run_case(
     let domains =
         |v: &[Served]| -> BTreeSet<String> { v.iter().map(|s| s.domain.clone()).collect() };
     prop_assert_eq!(domains(&from_snapshot), domains(&from_envoy));
-    Ok(from_envoy)
+    Ok((from_envoy, own_routed))
 }
 
 /// How often the generated cases got something served, so that a generator whose objects are
@@ -727,6 +867,8 @@ struct Coverage {
     special_served: usize,
     /// Cases where an endpoint written in an IPv6 form that embeds an IPv4 address is served.
     embedded_served: usize,
+    /// Cases where a Gateway's own address routes to an endpoint.
+    own_served: usize,
 }
 
 #[test]
@@ -746,9 +888,10 @@ fn tenants_stay_isolated_whatever_they_send() {
         prop::collection::vec(step(), 1..10),
     );
     let result = runner.run(&strategy, |(allow_a2, allow_b1, steps)| {
-        let served = run_case(allow_a2, allow_b1, steps)?;
+        let (served, own_routed) = run_case(allow_a2, allow_b1, steps)?;
         let mut c = coverage.borrow_mut();
         c.cases += 1;
+        c.own_served += usize::from(own_routed > 0);
         let with_endpoints: Vec<_> = served.iter().filter(|s| !s.endpoints.is_empty()).collect();
         c.served_endpoints += usize::from(!with_endpoints.is_empty());
         let tenants: BTreeSet<_> = served.iter().flat_map(|s| s.tenants.iter()).collect();
@@ -772,8 +915,17 @@ fn tenants_stay_isolated_whatever_they_send() {
     // Typically about a quarter of the cases serve endpoints and a sixteenth both tenants (the
     // seed is random, so the bounds below leave room).
     eprintln!(
-        "{} cases: {} served endpoints, {} served both tenants, {} served an allowed loopback endpoint, {} an embedded-IPv4 form",
-        c.cases, c.served_endpoints, c.both_tenants, c.special_served, c.embedded_served
+        "{} cases: {} served endpoints, {} served both tenants, {} served an allowed loopback endpoint, {} an embedded-IPv4 form, {} on an own address",
+        c.cases,
+        c.served_endpoints,
+        c.both_tenants,
+        c.special_served,
+        c.embedded_served,
+        c.own_served
+    );
+    assert!(
+        c.own_served * 20 >= c.cases,
+        "the generator rarely gets a Gateway served on its own address"
     );
     assert!(
         c.served_endpoints * 8 >= c.cases,
@@ -872,4 +1024,35 @@ fn the_generated_scenarios_reach_the_data_plane() {
         "{accepted:?}"
     );
     run_case(true, false, vec![]).unwrap();
+
+    // Two tenants each with a hostname-less Gateway and route: two own addresses, each
+    // routing only to its tenant, accepted by the same checks.
+    let open_gw = http_gateway("open", "l0", "");
+    let open_route = |ip: &str| {
+        let mut r =
+            support::http_route("open", "open", "", support::backend("svc", 8080, ip, 8080));
+        if let Some(pb::object::Spec::HttpRoute(h)) = &mut r.spec {
+            h.hostnames.clear();
+        }
+        r
+    };
+    fleet
+        .apply(
+            &key("alpha", "a1"),
+            &update(vec![open_gw.clone(), open_route("10.1.2.3")]),
+        )
+        .unwrap();
+    fleet
+        .apply(
+            &key("beta", "b1"),
+            &update(vec![open_gw, open_route("10.3.2.3")]),
+        )
+        .unwrap();
+    let view = fleet.view();
+    let (snapshot, _) = fleetgate_hub::run::compile_view(&view, &config, &XdsHealth::default());
+    let routed = check_own_addresses(&view, &snapshot).unwrap();
+    assert_eq!(routed, 2, "{:?}", snapshot.listeners);
+    let served = served_by_envoy(&snapshot);
+    let every = served.iter().filter(|s| s.own && s.domain == "*").count();
+    assert_eq!(every, 2, "{served:?}");
 }
