@@ -95,6 +95,13 @@ def stream(**extra):
 out["stream"] = stream()
 out["stream_with_usage"] = stream(stream_options={"include_usage": True})
 
+emb = gw.embeddings.create(model="text-embedding-3-small", input="hello fleet", encoding_format="float")
+out["embeddings"] = {
+    "model": emb.model,
+    "vectors": len(emb.data),
+    "prompt_tokens": emb.usage.prompt_tokens,
+}
+
 # 3. Errors, as the SDK's typed exceptions.
 e = expect(openai.NotFoundError, lambda: gateway("llm/no-such-route").chat.completions.create(**CHAT))
 out["unknown_route"] = {"status": e.status_code, "body": e.body}

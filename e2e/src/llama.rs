@@ -5,7 +5,7 @@
 //! llama.cpp's own.
 //!
 //! The server requires `api_key` (a wrong one gets 401 with FastAPI's `{"detail": ...}` body) and
-//! serves the model under [`LlamaServer::MODEL`]. `--interrupt_requests False` keeps a concurrent
+//! serves the model under [`LlamaServer::MODEL`], for chat completions and embeddings. `--interrupt_requests False` keeps a concurrent
 //! request from cutting a running stream short.
 
 use std::net::{IpAddr, SocketAddr};
@@ -85,6 +85,9 @@ impl LlamaServer {
             "1".into(),
             "--interrupt_requests".into(),
             "False".into(),
+            // /v1/embeddings too (this model has no pooling: one vector per token).
+            "--embedding".into(),
+            "true".into(),
         ];
         let name = format!("llama-{ip}");
         let process = Process::spawn(dir, &name, ai_python()?, args)?;

@@ -181,16 +181,23 @@ async fn the_openai_sdk_gets_llama_cpp_answers_through_the_gateway() {
         "invalid_request_error"
     );
 
-    // Usage, per (tenant, route, model): 1 models list, 1 plain chat, 2 streams.
+    let emb = &seen["embeddings"];
+    assert_eq!(emb["model"], LlamaServer::MODEL, "{emb}");
+    assert_eq!(emb["vectors"], 1, "{emb}");
+    let emb_tokens = emb["prompt_tokens"].as_u64().unwrap();
+    assert!(emb_tokens > 0, "{emb}");
+
+    // Usage, per (tenant, route, model): models, plain chat, 2 streams, embeddings, bad JSON.
     let ok = gw.usage.route_totals(TENANT, ROUTE_OK);
     eprintln!("usage of {TENANT}/{ROUTE_OK}: {ok:?}");
     let stream_chunks = seen["stream"]["token_chunks"].as_u64().unwrap()
         + seen["stream_with_usage"]["token_chunks"].as_u64().unwrap();
-    assert_eq!(ok.requests, 5, "models, plain, two streams, bad JSON");
+    assert_eq!(ok.requests, 6, "models, plain, two streams, embeddings, bad JSON");
     assert_eq!(ok.errors, 1, "the bad JSON");
     assert_eq!(ok.streamed, 2);
     assert_eq!(
-        ok.prompt_tokens, prompt_tokens,
+        ok.prompt_tokens,
+        prompt_tokens + emb_tokens,
         "streams report no prompt tokens here"
     );
     assert_eq!(ok.completion_tokens, completion_tokens + stream_chunks);
