@@ -192,7 +192,10 @@ async fn the_openai_sdk_gets_llama_cpp_answers_through_the_gateway() {
     eprintln!("usage of {TENANT}/{ROUTE_OK}: {ok:?}");
     let stream_chunks = seen["stream"]["token_chunks"].as_u64().unwrap()
         + seen["stream_with_usage"]["token_chunks"].as_u64().unwrap();
-    assert_eq!(ok.requests, 6, "models, plain, two streams, embeddings, bad JSON");
+    assert_eq!(
+        ok.requests, 6,
+        "models, plain, two streams, embeddings, bad JSON"
+    );
     assert_eq!(ok.errors, 1, "the bad JSON");
     assert_eq!(ok.streamed, 2);
     assert_eq!(
