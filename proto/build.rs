@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "fleetgate/spoke/v1/spoke.proto",
         "fleetgate/enroll/v1/enroll.proto",
+        "fleetgate/aigateway/v1/aigateway.proto",
     ];
     for p in protos {
         println!("cargo:rerun-if-changed={p}");
@@ -24,6 +25,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ".fleetgate.spoke.v1.Certificate",
             // Carries a bootstrap token: redacted the same way.
             ".fleetgate.enroll.v1.EnrollRequest",
+            // Carries a provider key: redacted the same way.
+            ".fleetgate.aigateway.v1.BackendAuth",
         ])
         .compile_fds(fds)?;
     Ok(())

@@ -67,6 +67,28 @@ pub fn envoy() -> anyhow::Result<PathBuf> {
     )
 }
 
+/// The Python of the AI virtualenv (`FLEETGATE_AI_PYTHON`): llama.cpp's server, the model
+/// generator and the vendors' SDKs. Default: the newest `ai-llama-cpp-python-*` folder that
+/// `e2e/setup.sh ai` completed.
+pub fn ai_python() -> anyhow::Result<PathBuf> {
+    let default = std::fs::read_dir(cache_dir())
+        .ok()
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("ai-llama-cpp-python-"))
+                && p.join(".complete").is_file()
+        })
+        .max()
+        .map(|p| p.join("venv/bin/python"))
+        .unwrap_or_else(|| cache_dir().join("ai-llama-cpp-python-missing/venv/bin/python"));
+    component("FLEETGATE_AI_PYTHON", default)
+}
+
 /// The workspace root (the folder above this crate).
 pub fn workspace_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -7,7 +7,7 @@
 //! tenant's objects, with [`eventually`] instead of sleeps.
 //!
 //! Real components are found through `FLEETGATE_ETCD`, `FLEETGATE_KUBE_APISERVER`,
-//! `FLEETGATE_GATEWAY_CRDS` and `FLEETGATE_ENVOY` (defaults: what `e2e/setup.sh` installs under
+//! `FLEETGATE_GATEWAY_CRDS`, `FLEETGATE_ENVOY` and `FLEETGATE_AI_PYTHON` (defaults: what `e2e/setup.sh` installs under
 //! `~/.cache/fleetgate`); the product binaries in the cargo target dir (`cargo build --bins`).
 //!
 //! Every process a test starts writes its output into one [`TestDir`] under
@@ -27,6 +27,7 @@ pub mod grpc_echo;
 pub mod http;
 pub mod hub;
 pub mod kubeconfig;
+pub mod llama;
 pub mod own_address;
 pub mod pki;
 pub mod ports;
@@ -44,6 +45,7 @@ pub use etcd::Etcd;
 pub use eventually::eventually;
 pub use fleet::{Fleet, FleetTenant, TenantSpec};
 pub use hub::{Hub, HubTenant};
+pub use llama::LlamaServer;
 pub use process::{Process, TestDir};
 
 /// The timeout tests use for anything that involves the real components: generous, since the

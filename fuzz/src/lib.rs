@@ -55,7 +55,7 @@ fn hub() -> &'static Hub {
         let raw: RawConfig = serde_yaml::from_str(HUB_CONFIG).expect("the fuzz hub config parses");
         let config = raw.validate().expect("the fuzz hub config is valid");
         // A host with one interface address inside tenant a's CIDRs, beside loopback.
-        let reserved = Reserved::from_config(&config, ["10.0.0.7".parse().expect("an IP")].into());
+        let reserved = config.reserved(["10.0.0.7".parse().expect("an IP")].into());
         Hub {
             config,
             owners: [("*.b.example".to_string(), "b".to_string())].into(),

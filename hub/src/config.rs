@@ -3,8 +3,8 @@
 //! `RawConfig` is what serde reads; `RawConfig::validate` turns it into the typed `Config` the
 //! rest of the hub uses, or a list of errors each naming the field to change.
 
-use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -12,6 +12,11 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 mod identity;
+pub use fleetgate_hub_model::data_plane::{
+    AddressPool, DataPlane, DataPlaneListener, DataPlaneProtocol, L4Config, PortRange,
+};
+use fleetgate_hub_model::policy::is_dns_label;
+pub use fleetgate_hub_model::policy::{Cluster, Limits, Tenant, is_hostname_pattern};
 pub use identity::{IdentityConfig, RawIdentityConfig, Registration};
 
 /// An error in the configuration file: where, and what to change.
@@ -88,43 +93,8 @@ pub struct RawAddressPool {
     pub bind: Option<IpAddr>,
 }
 
-/// An inclusive port range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct PortRange {
-    pub from: u16,
-    pub to: u16,
-}
-
 /// The most addresses one pool may hold (a /16), so that allocation stays cheap.
 const MAX_POOL_ADDRESSES: u128 = 65_536;
-
-/// A validated address pool.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AddressPool {
-    pub name: String,
-    /// Every address of the pool, in the order written (CIDRs expanded to their hosts).
-    pub addresses: Vec<IpAddr>,
-    pub bind: Option<IpAddr>,
-}
-
-/// L4 load balancing settings; no pools means Services of type LoadBalancer get no address.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct L4Config {
-    pub pools: Vec<AddressPool>,
-    pub port_range: Option<PortRange>,
-}
-
-impl L4Config {
-    /// Where the data plane binds for an allocated address.
-    pub fn bind_ip(&self, advertised: IpAddr) -> IpAddr {
-        self.pools
-            .iter()
-            .find(|p| p.addresses.contains(&advertised))
-            .and_then(|p| p.bind)
-            .unwrap_or(advertised)
-    }
-}
 
 /// Validates the L4 part of the file; errors name the field.
 fn validate_l4(
@@ -265,35 +235,6 @@ pub struct RawDataPlane {
     pub admin: Option<SocketAddr>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct DataPlaneListener {
-    /// The port tenants write in their Gateway listeners (e.g. 80).
-    pub port: u16,
-    /// Where Envoy binds for it (e.g. 0.0.0.0:80, or 127.0.0.1:18080 in tests).
-    pub bind: SocketAddr,
-    /// What the port serves; `HTTP` when omitted. One data-plane port serves one protocol.
-    #[serde(default)]
-    pub protocol: DataPlaneProtocol,
-}
-
-/// What one data-plane port serves.
-///
-/// `HTTP`: plaintext HTTP; tenant listeners of protocol HTTP attach to it.
-/// `TLS`: TLS connections dispatched by SNI (one Envoy filter chain per hostname); tenant
-/// listeners of protocol HTTPS (terminated by the data plane with the tenant's certificate) and
-/// TLS (passthrough to the tenant's backends) attach to it, side by side, so that port 443 can
-/// carry both. Plaintext HTTP and TLS cannot share a port: a listener whose protocol does not fit
-/// its port's is reported `Accepted=False` (`UnsupportedProtocol`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-pub enum DataPlaneProtocol {
-    #[default]
-    #[serde(rename = "HTTP")]
-    Http,
-    #[serde(rename = "TLS", alias = "HTTPS")]
-    Tls,
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawTenant {
@@ -322,23 +263,6 @@ fn enabled_by_default() -> bool {
     true
 }
 
-/// Sizes the hub enforces on every cluster.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Limits {
-    pub max_objects_per_cluster: usize,
-    pub max_endpoints_per_backend: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_objects_per_cluster: 10_000,
-            max_endpoints_per_backend: 1_000,
-        }
-    }
-}
-
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -362,41 +286,28 @@ pub struct Config {
     pub reserved_addresses: Vec<IpNet>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DataPlane {
-    pub address: IpAddr,
-    pub listeners: Vec<DataPlaneListener>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Tenant {
-    pub name: String,
-    pub hostnames: Vec<String>,
-    pub clusters: BTreeMap<String, Cluster>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Cluster {
-    pub name: String,
-    pub endpoint_cidrs: Vec<IpNet>,
-    pub allow_special_addresses: bool,
-}
-
-/// A DNS label as Kubernetes names use it: what tenant and cluster names must be, since they
-/// travel in certificate URIs and resource names.
-fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
-/// A hostname pattern: `host.example` or `*.example`.
-pub fn is_hostname_pattern(s: &str) -> bool {
-    let body = s.strip_prefix("*.").unwrap_or(s);
-    !body.is_empty() && body.len() <= 253 && body.split('.').all(is_dns_label)
+impl Config {
+    /// What this configuration reserves (`admit::Reserved`), on a host with the interface addresses `host`.
+    pub fn reserved(&self, host: BTreeSet<IpAddr>) -> fleetgate_hub_admit::Reserved {
+        let mut listeners: BTreeSet<SocketAddr> = [self.agent_listen, self.xds_listen].into();
+        listeners.extend(self.data_plane.listeners.iter().map(|l| l.bind));
+        // The data plane's admin port is never a tenant's, on any address of this host.
+        if let Some(admin) = self.data_plane_admin {
+            listeners.insert(admin);
+            listeners.insert(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), admin.port()));
+        }
+        let mut networks: BTreeSet<IpNet> = self.reserved_addresses.iter().copied().collect();
+        networks.insert(self.data_plane.address.into());
+        for p in &self.l4.pools {
+            networks.extend(p.addresses.iter().map(|a| IpNet::from(*a)));
+            networks.extend(p.bind.map(IpNet::from));
+        }
+        fleetgate_hub_admit::Reserved {
+            listeners,
+            networks,
+            host,
+        }
+    }
 }
 
 impl RawConfig {

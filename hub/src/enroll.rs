@@ -5,7 +5,7 @@
 //! token (MAC, expiry, not used before: recorded in the store), that its cluster is registered
 //! and enabled, and issues the certificate for the token's identity ([`issue`]). `Renew` needs
 //! the current client certificate, identified exactly as Sync identifies it
-//! (`crate::sync::identify`), and is refused once the cluster is removed or disabled.
+//! (`crate::peer::identify`), and is refused once the cluster is removed or disabled.
 //! Tokens are never logged.
 
 pub mod issue;
@@ -110,7 +110,7 @@ impl EnrollService for EnrollServer {
     }
 
     async fn renew(&self, req: Request<RenewRequest>) -> Result<Response<EnrollResponse>, Status> {
-        let (key, _) = crate::sync::identify(&self.fleet, &self.trust_domain, &req)?;
+        let (key, _) = crate::peer::identify(&self.fleet, &self.trust_domain, &req)?;
         let response = self.issue(&key, &req.into_inner().csr_der)?;
         tracing::info!(cluster = %key, not_after = response.not_after, "agent certificate renewed");
         Ok(Response::new(response))

@@ -16,12 +16,10 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::admit::{self, Policy, Reserved};
-use crate::allocate::{self, AllocError, Allocations, Owner, PortKey, ServiceKey};
+use crate::allocate::{self, AllocError, Allocations, PortKey};
 use crate::config::{Config, Registration};
 use crate::grace::Links;
-use crate::model::{
-    ClusterIntent, ClusterKey, FleetIntent, Kind, L4Protocol, ObjectKey, ObjectStatus, Protocol,
-};
+use crate::model::{ClusterIntent, ClusterKey, FleetIntent, Kind, ObjectKey, ObjectStatus};
 use crate::rate::UpdateRate;
 use crate::store::{Store, StoreError};
 
@@ -92,49 +90,7 @@ pub struct FleetView {
     pub reserved: Arc<Reserved>,
 }
 
-/// Every Service port, Gateway TCP/UDP listener port and HTTP/HTTPS listener port of a Gateway
-/// served on its own address (`compile::own_address`) the fleet's intent wants an allocation
-/// for.
-pub fn wanted_ports(fleet: &FleetIntent) -> BTreeSet<PortKey> {
-    // HTTP/HTTPS listener ports of Gateways served on their own address.
-    let mut out = crate::compile::own_address::wanted_ports(fleet);
-    for (ck, ci) in fleet {
-        for ((ns, name), gw) in &ci.gateways {
-            for l in &gw.listeners {
-                let protocol = match l.protocol {
-                    Some(Protocol::Tcp) => L4Protocol::Tcp,
-                    Some(Protocol::Udp) => L4Protocol::Udp,
-                    _ => continue,
-                };
-                out.insert(PortKey {
-                    service: ServiceKey {
-                        owner: Owner::Gateway,
-                        cluster: ck.clone(),
-                        namespace: ns.clone(),
-                        name: name.clone(),
-                    },
-                    port: l.port,
-                    protocol,
-                });
-            }
-        }
-        for ((ns, name), svc) in &ci.services {
-            for p in &svc.ports {
-                out.insert(PortKey {
-                    service: ServiceKey {
-                        owner: Owner::Service,
-                        cluster: ck.clone(),
-                        namespace: ns.clone(),
-                        name: name.clone(),
-                    },
-                    port: p.port,
-                    protocol: p.protocol,
-                });
-            }
-        }
-    }
-    out
-}
+pub use crate::compile::l4::wanted_ports;
 
 /// Why a cluster's certificate is refused although the TLS layer verified it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -186,7 +142,7 @@ impl Fleet {
             );
             BTreeSet::new()
         });
-        let reserved = Reserved::from_config(&config, host);
+        let reserved = config.reserved(host);
         // Stored allocations are kept (rule 1 of `allocate`); ports of Services loaded without
         // one (a pool that was exhausted) get one now if the configuration allows.
         let l4 = allocate::allocate(
@@ -336,7 +292,7 @@ impl Fleet {
                 st.rejections.remove(&key);
                 tracing::info!(cluster = %key, "cluster removed from the configuration: its intent is withdrawn");
             }
-            state.reserved = Arc::new(Reserved::from_config(&config, state.reserved.host.clone()));
+            state.reserved = Arc::new(config.reserved(state.reserved.host.clone()));
             // Under the state lock, so that `set_host_addresses` never pairs the new host
             // addresses with the previous configuration.
             self.config.send_replace(config);
@@ -359,7 +315,7 @@ impl Fleet {
                 addresses = ?host,
                 "this host's interface addresses changed: reserved for the hub's and data plane's listeners bound to all interfaces"
             );
-            state.reserved = Arc::new(Reserved::from_config(&self.config(), host));
+            state.reserved = Arc::new(self.config().reserved(host));
         }
         self.revision.send_modify(|r| *r += 1);
         true

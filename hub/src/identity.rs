@@ -4,6 +4,8 @@
 //! hub's CA issued; its URI SAN `spiffe://<trust-domain>/tenant/<t>/cluster/<c>` is the only place
 //! `sync` reads the tenant and cluster from.
 
+pub mod token_key;
+
 use std::fs;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -199,8 +201,8 @@ pub fn init_ca(pki_dir: &Path, server_sans: &[String]) -> Result<(), IdentityErr
     write(&pki_dir.join(HUB_CERT), &hub_cert.pem(), false)?;
     write(&pki_dir.join(HUB_KEY), &hub_key.serialize_pem(), true)?;
     // The key bootstrap tokens are signed with (`fleetgate-hub token create`).
-    crate::enroll::token::TokenKey::load_or_create(pki_dir).map_err(|e| IdentityError::Io {
-        path: pki_dir.join(crate::enroll::token::TOKEN_KEY),
+    token_key::TokenKey::load_or_create(pki_dir).map_err(|e| IdentityError::Io {
+        path: pki_dir.join(token_key::TOKEN_KEY),
         source: std::io::Error::other(e.to_string()),
     })?;
     Ok(())
@@ -340,7 +342,7 @@ mod tests {
         assert_eq!(peer.not_after - peer.issued_at, 24 * 3600);
         // `ca init` also made the bootstrap token key, private.
         use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(pki.join(crate::enroll::token::TOKEN_KEY))
+        let mode = fs::metadata(pki.join(token_key::TOKEN_KEY))
             .unwrap()
             .permissions()
             .mode();

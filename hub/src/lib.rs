@@ -1,6 +1,12 @@
-//! fleetgate-hub: the central control plane of fleetgate.
+//! fleetgate-hub: the central control plane of fleetgate, and its runtime crate.
 //!
-//! The data path through this crate, in order:
+//! The pure steps of the data path are crates of their own under `hub/`, re-exported here under
+//! their module names: `model` (`fleetgate-hub-model`), `admit` (`fleetgate-hub-admit`),
+//! `compile` (`fleetgate-hub-compile`) and `xds` (`fleetgate-hub-xds`); this crate holds what does
+//! I/O (streams, the store, the clock, files) and wires them (docs/architecture.md, the crate
+//! graph).
+//!
+//! The data path through the hub, in order:
 //! `sync` (gRPC server for agents; tenant identity from the peer certificate)
 //! -> `admit` (validation and tenant policy; wire types become `model` types here)
 //! -> `fleet` (the one writer of accepted state; `allocate` gives LoadBalancer Service ports an
@@ -18,22 +24,38 @@
 //! on the snapshot, turned into Envoy filters by `xds::tenant_limits`; `xds::hardening` is the
 //! edge hardening of every listener), `seal` (tenant private keys encrypted in the store).
 
-pub mod admit;
-pub mod allocate;
-pub mod compile;
-pub mod config;
-pub mod enroll;
+// Step 4, sync: the agents' stream; `peer` is the identity from the peer certificate.
+pub mod peer;
+pub mod sync;
+
+// Step 5, admit: `admit` (crate `fleetgate-hub-admit`) and the update rate of each cluster.
+pub use fleetgate_hub_admit as admit;
+pub mod rate;
+
+// Step 6, store: the one writer, the durable file, its sealed keys, the grace period.
+pub use fleetgate_hub_model::allocate;
 pub mod fleet;
 pub mod grace;
-pub mod host;
-pub mod identity;
-pub mod model;
-pub mod quotas;
-pub mod rate;
-pub mod reload;
-pub mod run;
 pub mod seal;
 pub mod store;
-pub mod sync;
+
+// Step 7, compile (crate `fleetgate-hub-compile`), then each tenant's limits on the snapshot.
+pub use fleetgate_hub_compile as compile;
 pub mod traffic_limits;
-pub mod xds;
+
+// Step 8, publish (crate `fleetgate-hub-xds`).
+pub use fleetgate_hub_xds as xds;
+
+// The model every step past admission speaks (crate `fleetgate-hub-model`).
+pub use fleetgate_hub_model as model;
+
+// Identity: the hub's CA and enrollment.
+pub mod enroll;
+pub mod identity;
+
+// The operator's file, its reload, this host, and the wiring.
+pub mod config;
+pub mod host;
+pub mod quotas;
+pub mod reload;
+pub mod run;

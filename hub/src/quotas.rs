@@ -16,6 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
+pub use fleetgate_hub_model::policy::{Quota, Quotas, RequestRate};
+
 /// One tenant's quotas and limits, every field optional: what is unset comes from
 /// `quotas.defaults`, then from [`Quota::default`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -59,96 +61,36 @@ pub struct RawQuotas {
     pub tenants: BTreeMap<String, RawQuotaSet>,
 }
 
-/// One tenant's validated quotas and limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Quota {
-    pub gateways: u64,
-    pub routes: u64,
-    pub load_balancers: u64,
-    pub hostnames: u64,
-    pub endpoints: u64,
-    pub certificates: u64,
-    pub intent_bytes: u64,
-    pub updates_per_second: u32,
-    pub update_burst: u32,
-    /// `None`: unlimited.
-    pub request_rate: Option<RequestRate>,
-    /// `None`: unlimited.
-    pub connections_per_listener: Option<u32>,
-}
-
-/// A request-rate limit: `per_second` sustained, `burst` at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RequestRate {
-    pub per_second: u32,
-    pub burst: u32,
-}
-
-impl Default for Quota {
-    /// Sized for a tenant with a few hundred services; raise them per tenant.
-    fn default() -> Self {
-        Self {
-            gateways: 100,
-            routes: 2_000,
-            load_balancers: 100,
-            hostnames: 2_000,
-            endpoints: 20_000,
-            certificates: 500,
-            intent_bytes: 64 * 1024 * 1024,
-            updates_per_second: 20,
-            update_burst: 100,
-            request_rate: None,
-            connections_per_listener: Some(10_000),
-        }
-    }
-}
-
-impl Quota {
-    /// `self` with what `raw` sets.
-    fn merged(self, raw: &RawQuotaSet) -> Self {
-        let request_rate = match raw.requests_per_second {
+/// `q` with what `raw` sets.
+fn merged(q: Quota, raw: &RawQuotaSet) -> Quota {
+    let request_rate = match raw.requests_per_second {
+        Some(0) => None,
+        Some(per_second) => Some(RequestRate {
+            per_second,
+            burst: per_second,
+        }),
+        None => q.request_rate,
+    };
+    let request_rate = match (request_rate, raw.request_burst) {
+        (Some(r), Some(burst)) => Some(RequestRate { burst, ..r }),
+        (r, _) => r,
+    };
+    Quota {
+        gateways: raw.gateways.unwrap_or(q.gateways),
+        routes: raw.routes.unwrap_or(q.routes),
+        load_balancers: raw.load_balancers.unwrap_or(q.load_balancers),
+        hostnames: raw.hostnames.unwrap_or(q.hostnames),
+        endpoints: raw.endpoints.unwrap_or(q.endpoints),
+        certificates: raw.certificates.unwrap_or(q.certificates),
+        intent_bytes: raw.intent_bytes.unwrap_or(q.intent_bytes),
+        updates_per_second: raw.updates_per_second.unwrap_or(q.updates_per_second),
+        update_burst: raw.update_burst.unwrap_or(q.update_burst),
+        request_rate,
+        connections_per_listener: match raw.connections_per_listener {
             Some(0) => None,
-            Some(per_second) => Some(RequestRate {
-                per_second,
-                burst: per_second,
-            }),
-            None => self.request_rate,
-        };
-        let request_rate = match (request_rate, raw.request_burst) {
-            (Some(r), Some(burst)) => Some(RequestRate { burst, ..r }),
-            (r, _) => r,
-        };
-        Self {
-            gateways: raw.gateways.unwrap_or(self.gateways),
-            routes: raw.routes.unwrap_or(self.routes),
-            load_balancers: raw.load_balancers.unwrap_or(self.load_balancers),
-            hostnames: raw.hostnames.unwrap_or(self.hostnames),
-            endpoints: raw.endpoints.unwrap_or(self.endpoints),
-            certificates: raw.certificates.unwrap_or(self.certificates),
-            intent_bytes: raw.intent_bytes.unwrap_or(self.intent_bytes),
-            updates_per_second: raw.updates_per_second.unwrap_or(self.updates_per_second),
-            update_burst: raw.update_burst.unwrap_or(self.update_burst),
-            request_rate,
-            connections_per_listener: match raw.connections_per_listener {
-                Some(0) => None,
-                Some(n) => Some(n),
-                None => self.connections_per_listener,
-            },
-        }
-    }
-}
-
-/// The validated `quotas:`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Quotas {
-    pub defaults: Quota,
-    pub tenants: BTreeMap<String, Quota>,
-}
-
-impl Quotas {
-    /// The quotas of `tenant`.
-    pub fn of(&self, tenant: &str) -> &Quota {
-        self.tenants.get(tenant).unwrap_or(&self.defaults)
+            Some(n) => Some(n),
+            None => q.connections_per_listener,
+        },
     }
 }
 
@@ -175,7 +117,7 @@ impl RawQuotas {
                 ));
             }
         };
-        let defaults = Quota::default().merged(&self.defaults);
+        let defaults = merged(Quota::default(), &self.defaults);
         check("quotas.defaults", &defaults, &self.defaults, errs);
         let mut out = BTreeMap::new();
         for (name, raw) in &self.tenants {
@@ -184,7 +126,7 @@ impl RawQuotas {
                     "quotas.tenants.{name}: no tenant of that name; list it under tenants or remove it"
                 ));
             }
-            let q = defaults.merged(raw);
+            let q = merged(defaults, raw);
             check(&format!("quotas.tenants.{name}"), &q, raw, errs);
             out.insert(name.clone(), q);
         }
@@ -199,7 +141,7 @@ impl RawQuotas {
 /// published data-plane port may be its port (the hub also never allocates it, see `fleet`).
 pub fn check_admin(
     admin: Option<std::net::SocketAddr>,
-    listeners: &[crate::config::DataPlaneListener],
+    listeners: &[fleetgate_hub_model::data_plane::DataPlaneListener],
     errs: &mut Vec<String>,
 ) {
     let Some(admin) = admin else { return };
@@ -259,7 +201,7 @@ mod tests {
 
     #[test]
     fn the_admin_interface_is_loopback_only_and_on_no_data_plane_port() {
-        let listener = |port: u16, bind: &str| crate::config::DataPlaneListener {
+        let listener = |port: u16, bind: &str| fleetgate_hub_model::data_plane::DataPlaneListener {
             port,
             bind: bind.parse().unwrap(),
             protocol: Default::default(),

@@ -20,6 +20,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::fleet::{Fleet, UpdateError};
 use crate::identity::PeerIdentity;
 use crate::model::{self, ClusterKey, ObjectStatus};
+use crate::peer::identify;
 
 /// Statuses of every cluster, as the compile loop publishes them.
 pub type FleetStatus = Arc<BTreeMap<ClusterKey, Arc<Vec<ObjectStatus>>>>;
@@ -46,34 +47,6 @@ impl SyncService {
     fn identify<T>(&self, req: &Request<T>) -> Result<(ClusterKey, PeerIdentity), Status> {
         identify(&self.fleet, &self.trust_domain, req)
     }
-}
-
-/// The verified client certificate's cluster and validity, if the fleet accepts it now.
-/// Shared by Sync and `EnrollService/Renew`; the payload never names the identity.
-pub fn identify<T>(
-    fleet: &Fleet,
-    trust_domain: &str,
-    req: &Request<T>,
-) -> Result<(ClusterKey, PeerIdentity), Status> {
-    let certs = req.peer_certs().ok_or_else(|| {
-        Status::unauthenticated(
-            "no client certificate: enroll with a bootstrap token (`fleetgate-agent --bootstrap-token`) or connect with the identity `fleetgate-hub ca issue` wrote",
-        )
-    })?;
-    let leaf = certs
-        .first()
-        .ok_or_else(|| Status::unauthenticated("empty client certificate chain"))?;
-    let peer = PeerIdentity::from_certificate(leaf, trust_domain)
-        .map_err(|e| Status::unauthenticated(e.to_string()))?;
-    let key = ClusterKey {
-        tenant: peer.id.tenant.clone(),
-        cluster: peer.id.cluster.clone(),
-    };
-    if let Err(e) = fleet.check_identity(&key, peer.issued_at) {
-        tracing::warn!(cluster = %key, "refused a client certificate: {e}");
-        return Err(Status::permission_denied(e.to_string()));
-    }
-    Ok((key, peer))
 }
 
 type HubStream = Pin<Box<dyn Stream<Item = Result<pb::HubMessage, Status>> + Send>>;

@@ -17,6 +17,13 @@ pub mod enroll {
     }
 }
 
+/// `fleetgate.aigateway.v1`: the hub -> AI gateway configuration stream.
+pub mod aigateway {
+    pub mod v1 {
+        tonic::include_proto!("fleetgate.aigateway.v1");
+    }
+}
+
 /// The encoded `FileDescriptorSet` of every `.proto` above, for tools and tests that read messages
 /// by reflection (the agent's golden files print intent as proto JSON).
 pub const FILE_DESCRIPTOR_SET: &[u8] =
@@ -49,8 +56,40 @@ impl std::fmt::Debug for enroll::v1::EnrollRequest {
     }
 }
 
+impl std::fmt::Debug for aigateway::v1::BackendAuth {
+    /// Redacts the provider key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendAuth")
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ai_backend_debug_never_shows_the_key() {
+        use super::aigateway::v1 as ai;
+        let backend = ai::Backend {
+            kind: Some(ai::backend::Kind::Ai(ai::AiBackend {
+                provider: Some(ai::ai_backend::Provider::Openai(ai::OpenAi { model: None })),
+                host: "127.0.1.10".into(),
+                port: 8080,
+                path: None,
+                path_prefix: None,
+            })),
+            policies: Some(ai::Policies {
+                auth: Some(ai::BackendAuth {
+                    key: "sk-SECRETKEY".into(),
+                }),
+                request_timeout_ms: 0,
+            }),
+        };
+        let shown = format!("{backend:?} {backend:#?}");
+        assert!(!shown.contains("SECRETKEY"), "{shown}");
+        assert!(shown.contains("<redacted>") && shown.contains("127.0.1.10"));
+    }
+
     #[test]
     fn enroll_request_debug_never_shows_the_token() {
         let r = super::enroll::v1::EnrollRequest {

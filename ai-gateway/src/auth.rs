@@ -1,0 +1,162 @@
+//! Auth: the provider's credentials go on, the client's come off. Runs as the provider builds
+//! the upstream request (listen -> identify -> route -> provider -> **auth** -> usage -> errors).
+//!
+//! - Every client credential is removed (`Authorization`, `x-api-key`, `api-key`,
+//!   `x-goog-api-key`, cookies, `Proxy-Authorization`): the client never authenticates to the
+//!   provider, and its key (a dummy, or a tenant's own virtual key later) never leaves the gateway.
+//! - The identity headers Envoy set (`x-fleetgate-*`) and hop-by-hop headers are removed too.
+//! - The backend's key is injected in the provider's scheme: `Authorization: Bearer <key>` for
+//!   OpenAI-compatible providers (`x-api-key` for Anthropic and `x-goog-api-key` for Gemini come
+//!   with those providers). The header value is marked sensitive (hpack never indexes it).
+
+use hyper::HeaderMap;
+use hyper::header::{self, HeaderValue};
+
+use crate::config::{BackendAuth, Provider};
+
+/// Headers that never go upstream as the client sent them.
+const DROPPED: &[&str] = &[
+    // Credentials of the client.
+    "authorization",
+    "proxy-authorization",
+    "x-api-key",
+    "api-key",
+    "x-goog-api-key",
+    "cookie",
+    // The client's OpenAI account headers are meaningless with the backend's key.
+    "openai-organization",
+    "openai-project",
+    // Hop-by-hop (RFC 9110 7.6.1) and recomputed ones.
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+    // Forwarded-for chains stay inside the data plane.
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-envoy-external-address",
+    "x-request-id",
+];
+
+/// Header names a `Connection` header lists: hop-by-hop too (RFC 9110 7.6.1).
+fn connection_listed(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// The client's headers that may go upstream.
+pub fn upstream_headers(client: &HeaderMap) -> HeaderMap {
+    let listed = connection_listed(client);
+    let mut out = HeaderMap::with_capacity(client.len());
+    for (name, value) in client {
+        let n = name.as_str();
+        if DROPPED.contains(&n)
+            || n.starts_with("x-fleetgate-")
+            || n.starts_with("x-envoy-")
+            || listed.iter().any(|l| l == n)
+        {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    out
+}
+
+/// Puts the backend's credential on the upstream request, in the provider's scheme.
+pub fn inject(provider: &Provider, auth: Option<&BackendAuth>, headers: &mut HeaderMap) {
+    let Some(BackendAuth::Key(key)) = auth else {
+        return;
+    };
+    match provider {
+        Provider::OpenAi { .. } => {
+            // Validation guarantees printable ASCII, so this cannot fail; if it ever did, the
+            // request goes without a key and the provider answers 401.
+            if let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {}", key.expose())) {
+                value.set_sensitive(true);
+                headers.insert(header::AUTHORIZATION, value);
+            }
+        }
+    }
+}
+
+/// Response headers that do not go back to the client as the upstream sent them.
+pub fn downstream_headers(upstream: &HeaderMap, body_rewritten: bool) -> HeaderMap {
+    let listed = connection_listed(upstream);
+    let mut out = HeaderMap::with_capacity(upstream.len());
+    for (name, value) in upstream {
+        let n = name.as_str();
+        let hop = matches!(
+            n,
+            "connection"
+                | "keep-alive"
+                | "proxy-connection"
+                | "te"
+                | "trailer"
+                | "transfer-encoding"
+                | "upgrade"
+        );
+        if hop
+            || listed.iter().any(|l| l == n)
+            || (body_rewritten && name == header::CONTENT_LENGTH)
+        {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use hyper::header::HeaderName;
+
+    #[test]
+    fn client_credentials_and_identity_never_go_upstream() {
+        let mut client = HeaderMap::new();
+        for (k, v) in [
+            ("authorization", "Bearer sk-client-dummy"),
+            ("x-api-key", "client"),
+            ("cookie", "session=1"),
+            ("x-fleetgate-tenant", "a"),
+            ("x-fleetgate-route", "r"),
+            ("connection", "keep-alive, x-hop"),
+            ("x-hop", "1"),
+            ("host", "gateway"),
+            ("content-type", "application/json"),
+            ("accept", "text/event-stream"),
+            ("x-stainless-lang", "python"),
+        ] {
+            client.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        let mut up = upstream_headers(&client);
+        let kept: Vec<&str> = up.keys().map(HeaderName::as_str).collect();
+        assert_eq!(kept, ["content-type", "accept", "x-stainless-lang"]);
+
+        let provider = Provider::OpenAi { model: None };
+        inject(&provider, None, &mut up);
+        assert!(
+            up.get("authorization").is_none(),
+            "no key configured, none sent"
+        );
+        let auth = BackendAuth::Key(Secret::new("sk-backend"));
+        inject(&provider, Some(&auth), &mut up);
+        let value = up.get("authorization").unwrap();
+        assert_eq!(value, "Bearer sk-backend");
+        assert!(value.is_sensitive());
+    }
+}

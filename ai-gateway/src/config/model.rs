@@ -1,0 +1,565 @@
+//! The configuration model: the file/wire format ([`RawConfig`], serde) and the typed model it is
+//! validated into ([`Config`]). Validation is a pure function with table tests; nothing past it
+//! sees an unvalidated value.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Default per-tenant limit of requests in flight on one gateway replica.
+pub const DEFAULT_MAX_CONCURRENCY: u32 = 256;
+/// Default time an upstream has to send its response headers.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A credential: shown as `<redacted>` by `Debug`, never `Display`ed, never serialised.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that puts it on the wire ([`crate::auth`]).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The file format (YAML or JSON; the hub's stream converts into the same structs).
+
+/// The whole configuration, as written in the `--config` file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawConfig {
+    /// Version of this configuration (the file's author or the hub increments it).
+    #[serde(default)]
+    pub version: u64,
+    #[serde(default)]
+    pub tenants: BTreeMap<String, RawTenant>,
+}
+
+/// One tenant's configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawTenant {
+    /// Version of this tenant's configuration; defaults to the file's version.
+    pub version: Option<u64>,
+    /// Requests of this tenant in flight at once on one replica (default 256).
+    pub max_concurrency: Option<u32>,
+    #[serde(default)]
+    pub routes: BTreeMap<String, RawBackend>,
+}
+
+/// What a route leads to: exactly one kind (`ai` today; `mcp` and `a2a` with issue 12).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawBackend {
+    pub ai: Option<RawAi>,
+    #[serde(default)]
+    pub policies: RawPolicies,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawAi {
+    pub provider: RawProvider,
+}
+
+/// agentgateway's `ai.provider`: one provider kind plus host/port/path overrides.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawProvider {
+    pub openai: Option<RawOpenAi>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub path: Option<String>,
+    pub path_prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawOpenAi {
+    /// Overrides the `model` of every request.
+    pub model: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawPolicies {
+    pub auth: Option<RawAuth>,
+    /// Time the upstream has to send its response headers, in milliseconds (default 120 s).
+    pub request_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawAuth {
+    /// The provider key, injected in the provider's scheme.
+    pub key: Option<Secret>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The typed model.
+
+/// The validated configuration of one gateway.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Config {
+    pub version: u64,
+    pub tenants: BTreeMap<String, TenantConfig>,
+}
+
+/// One tenant: its routes and its share of the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantConfig {
+    pub version: u64,
+    pub max_concurrency: u32,
+    /// Route name (the `x-fleetgate-route` header Envoy sets) -> backend.
+    pub routes: BTreeMap<String, Backend>,
+}
+
+/// A backend: what handles the route, and the policies around it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backend {
+    pub kind: BackendKind,
+    pub policies: Policies,
+}
+
+/// The kinds of handler a route can lead to. MCP federation and A2A proxying (issue 12) become
+/// more variants here and more arms in [`crate::route::dispatch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendKind {
+    /// An LLM provider.
+    Ai(AiBackend),
+}
+
+/// An LLM provider and where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AiBackend {
+    pub provider: Provider,
+    pub host: String,
+    pub port: u16,
+    /// Replaces the chat completions path (e.g. `/openai/deployments/x/chat/completions`).
+    pub path: Option<String>,
+    /// Replaces the `/v1` prefix of every path (e.g. `/api/openai/v1`).
+    pub path_prefix: Option<String>,
+}
+
+/// Provider kinds. Anthropic and Gemini (own auth schemes, translation) come next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provider {
+    /// Any OpenAI-compatible server (OpenAI, llama.cpp, vLLM, Ollama...).
+    OpenAi { model: Option<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policies {
+    pub auth: Option<BackendAuth>,
+    pub request_timeout: Duration,
+}
+
+/// How the gateway authenticates to the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendAuth {
+    /// A key, sent in the provider's scheme (`Authorization: Bearer` for OpenAI-compatible).
+    Key(Secret),
+}
+
+/// Why a configuration was refused. Every variant names where the problem is
+/// (`tenants.<t>.routes.<r>...`) and what to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A tenant or route name is empty, too long or has characters a header cannot carry.
+    #[error("{at}: name {name:?} is not valid ({why})")]
+    Name {
+        at: String,
+        name: String,
+        why: &'static str,
+    },
+    /// A field is missing or has a value the gateway cannot use.
+    #[error("{at}: {why}")]
+    Field { at: String, why: String },
+    /// The file or message could not be parsed at all.
+    #[error("cannot parse the configuration: {0}")]
+    Parse(String),
+}
+
+fn field(at: impl Into<String>, why: impl Into<String>) -> ConfigError {
+    ConfigError::Field {
+        at: at.into(),
+        why: why.into(),
+    }
+}
+
+/// Tenant and route names travel in headers that Envoy sets; the gateway looks them up verbatim.
+/// Letters, digits and `-._/` (a route is typically `<namespace>/<name>`), 1..=253 bytes.
+pub fn check_name(at: &str, name: &str) -> Result<(), ConfigError> {
+    let bad = |why| {
+        Err(ConfigError::Name {
+            at: at.to_string(),
+            name: name.to_string(),
+            why,
+        })
+    };
+    if name.is_empty() {
+        return bad("empty");
+    }
+    if name.len() > 253 {
+        return bad("longer than 253 bytes");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._/".contains(&b))
+    {
+        return bad("only letters, digits and - . _ / are allowed");
+    }
+    Ok(())
+}
+
+fn check_host(at: &str, host: &str) -> Result<(), ConfigError> {
+    if host.parse::<IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let ok = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(field(
+            at,
+            format!(
+                "host {host:?} is neither an IP address nor a DNS name (no scheme, port or path here)"
+            ),
+        ))
+    }
+}
+
+fn check_path(at: &str, path: &str) -> Result<(), ConfigError> {
+    let ok = path.starts_with('/')
+        && path.len() <= 1024
+        && !path.contains(['?', '#'])
+        && path.parse::<hyper::http::uri::PathAndQuery>().is_ok();
+    if ok {
+        Ok(())
+    } else {
+        Err(field(
+            at,
+            format!(
+                "{path:?} is not an absolute URL path (it must start with '/', without query or fragment)"
+            ),
+        ))
+    }
+}
+
+impl RawConfig {
+    /// Parses YAML (or JSON, which is YAML).
+    pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
+        serde_yaml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))
+    }
+
+    /// Validates the whole configuration; the first problem found is reported.
+    pub fn validate(&self) -> Result<Config, ConfigError> {
+        let mut tenants = BTreeMap::new();
+        for (name, raw) in &self.tenants {
+            tenants.insert(name.clone(), raw.validate(name, self.version)?);
+        }
+        Ok(Config {
+            version: self.version,
+            tenants,
+        })
+    }
+}
+
+impl RawTenant {
+    /// Validates one tenant (`default_version` when it has none of its own).
+    pub fn validate(&self, name: &str, default_version: u64) -> Result<TenantConfig, ConfigError> {
+        let at = format!("tenants.{name}");
+        check_name(&at, name)?;
+        let max_concurrency = self.max_concurrency.unwrap_or(DEFAULT_MAX_CONCURRENCY);
+        if !(1..=1_000_000).contains(&max_concurrency) {
+            return Err(field(
+                format!("{at}.maxConcurrency"),
+                format!("{max_concurrency} is outside 1..=1000000"),
+            ));
+        }
+        let mut routes = BTreeMap::new();
+        for (route, raw) in &self.routes {
+            let at = format!("{at}.routes.{route}");
+            check_name(&at, route)?;
+            routes.insert(route.clone(), raw.validate(&at)?);
+        }
+        Ok(TenantConfig {
+            version: self.version.unwrap_or(default_version),
+            max_concurrency,
+            routes,
+        })
+    }
+}
+
+impl RawBackend {
+    fn validate(&self, at: &str) -> Result<Backend, ConfigError> {
+        let Some(ai) = &self.ai else {
+            return Err(field(
+                at,
+                "a backend needs exactly one kind; `ai` is the one this gateway serves (mcp and a2a come later)",
+            ));
+        };
+        let p = &ai.provider;
+        let at_p = format!("{at}.ai.provider");
+        let provider = match &p.openai {
+            Some(openai) => {
+                if let Some(model) = &openai.model
+                    && (model.is_empty() || model.len() > 256)
+                {
+                    return Err(field(
+                        format!("{at_p}.openai.model"),
+                        "must be 1..=256 bytes when set",
+                    ));
+                }
+                Provider::OpenAi {
+                    model: openai.model.clone(),
+                }
+            }
+            None => {
+                return Err(field(
+                    &at_p,
+                    "no provider kind: `openai` (any OpenAI-compatible server) is the one served today",
+                ));
+            }
+        };
+        let Some(host) = &p.host else {
+            return Err(field(
+                format!("{at_p}.host"),
+                "required: the gateway has no default host for a provider yet",
+            ));
+        };
+        check_host(&format!("{at_p}.host"), host)?;
+        let port = match p.port {
+            Some(0) => return Err(field(format!("{at_p}.port"), "0 is not a port")),
+            Some(port) => port,
+            None => 80,
+        };
+        if let Some(path) = &p.path {
+            check_path(&format!("{at_p}.path"), path)?;
+        }
+        if let Some(prefix) = &p.path_prefix {
+            check_path(&format!("{at_p}.pathPrefix"), prefix)?;
+        }
+        let auth = match self.policies.auth.as_ref().and_then(|a| a.key.as_ref()) {
+            None => None,
+            Some(key) => {
+                let k = key.expose();
+                if k.is_empty() || k.len() > 8192 {
+                    return Err(field(
+                        format!("{at}.policies.auth.key"),
+                        "must be 1..=8192 bytes",
+                    ));
+                }
+                if !k.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+                    // The key itself is never part of a message.
+                    return Err(field(
+                        format!("{at}.policies.auth.key"),
+                        "must be printable ASCII without spaces (it goes into a header)",
+                    ));
+                }
+                Some(BackendAuth::Key(key.clone()))
+            }
+        };
+        let request_timeout = match self.policies.request_timeout_ms {
+            None => DEFAULT_REQUEST_TIMEOUT,
+            Some(ms) if (1..=3_600_000).contains(&ms) => Duration::from_millis(ms),
+            Some(ms) => {
+                return Err(field(
+                    format!("{at}.policies.requestTimeoutMs"),
+                    format!("{ms} is outside 1..=3600000"),
+                ));
+            }
+        };
+        Ok(Backend {
+            kind: BackendKind::Ai(AiBackend {
+                provider,
+                host: host.clone(),
+                port,
+                path: p.path.clone(),
+                path_prefix: p.path_prefix.clone(),
+            }),
+            policies: Policies {
+                auth,
+                request_timeout,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+version: 7
+tenants:
+  tenant-a:
+    maxConcurrency: 8
+    routes:
+      llm/local-llm:
+        ai:
+          provider:
+            openai: { model: tiny }
+            host: 127.0.1.10
+            port: 8080
+        policies:
+          auth: { key: sk-tenant-a-SECRET }
+          requestTimeoutMs: 5000
+  tenant-b:
+    version: 3
+    routes:
+      cloud:
+        ai:
+          provider:
+            openai: {}
+            host: api.example.com
+            pathPrefix: /openai/v1
+"#;
+
+    #[test]
+    fn a_good_file_validates_into_the_typed_model() {
+        let config = RawConfig::from_yaml(GOOD).unwrap().validate().unwrap();
+        assert_eq!(config.version, 7);
+        let a = &config.tenants["tenant-a"];
+        assert_eq!((a.version, a.max_concurrency), (7, 8));
+        let backend = &a.routes["llm/local-llm"];
+        let BackendKind::Ai(ai) = &backend.kind;
+        assert_eq!(
+            ai.provider,
+            Provider::OpenAi {
+                model: Some("tiny".into())
+            }
+        );
+        assert_eq!((ai.host.as_str(), ai.port), ("127.0.1.10", 8080));
+        assert_eq!(backend.policies.request_timeout, Duration::from_secs(5));
+        let b = &config.tenants["tenant-b"];
+        assert_eq!((b.version, b.max_concurrency), (3, DEFAULT_MAX_CONCURRENCY));
+        let BackendKind::Ai(ai) = &b.routes["cloud"].kind;
+        assert_eq!(ai.port, 80);
+        assert_eq!(ai.path_prefix.as_deref(), Some("/openai/v1"));
+    }
+
+    #[test]
+    fn keys_never_show_in_debug_output() {
+        let config = RawConfig::from_yaml(GOOD).unwrap();
+        let typed = config.validate().unwrap();
+        for shown in [
+            format!("{config:?}"),
+            format!("{typed:?}"),
+            format!("{typed:#?}"),
+        ] {
+            assert!(!shown.contains("SECRET"), "{shown}");
+            assert!(shown.contains("<redacted>"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn bad_configurations_say_where_and_why() {
+        let route =
+            |body: &str| format!("tenants:\n  t:\n    routes:\n      r:\n{}", indent(body, 8));
+        let cases: Vec<(String, &str)> = vec![
+            (
+                route("policies: {}"),
+                "tenants.t.routes.r: a backend needs exactly one kind",
+            ),
+            (
+                route("ai: { provider: { host: h } }"),
+                "tenants.t.routes.r.ai.provider: no provider kind",
+            ),
+            (
+                route("ai: { provider: { openai: {} } }"),
+                "tenants.t.routes.r.ai.provider.host: required",
+            ),
+            (
+                route("ai: { provider: { openai: {}, host: 'http://x' } }"),
+                "ai.provider.host: host \"http://x\"",
+            ),
+            (
+                route("ai: { provider: { openai: {}, host: h, port: 0 } }"),
+                "ai.provider.port: 0 is not a port",
+            ),
+            (
+                route("ai: { provider: { openai: {}, host: h, path: v1/chat } }"),
+                "ai.provider.path: \"v1/chat\" is not an absolute URL path",
+            ),
+            (
+                route("ai: { provider: { openai: {}, host: h, pathPrefix: '/v1?x=1' } }"),
+                "ai.provider.pathPrefix",
+            ),
+            (
+                route("ai: { provider: { openai: { model: '' }, host: h } }"),
+                "ai.provider.openai.model: must be 1..=256 bytes",
+            ),
+            (
+                route(
+                    "ai: { provider: { openai: {}, host: h } }\npolicies: { auth: { key: 'a b' } }",
+                ),
+                "policies.auth.key: must be printable ASCII",
+            ),
+            (
+                route(
+                    "ai: { provider: { openai: {}, host: h } }\npolicies: { requestTimeoutMs: 0 }",
+                ),
+                "policies.requestTimeoutMs: 0 is outside",
+            ),
+            (
+                "tenants:\n  't e': {}\n".to_string(),
+                "tenants.t e: name \"t e\" is not valid",
+            ),
+            (
+                "tenants:\n  t:\n    maxConcurrency: 0\n".to_string(),
+                "tenants.t.maxConcurrency: 0 is outside",
+            ),
+            (
+                "tenants:\n  t:\n    routes:\n      'r\u{e9}': {}\n".to_string(),
+                "is not valid (only letters",
+            ),
+            (
+                "tenants:\n  t:\n    rotues: {}\n".to_string(),
+                "cannot parse the configuration: tenants.t: unknown field `rotues`",
+            ),
+        ];
+        for (yaml, want) in cases {
+            let got = RawConfig::from_yaml(&yaml).and_then(|c| c.validate());
+            let err = got.expect_err(&yaml).to_string();
+            assert!(err.contains(want), "{yaml}\n  got: {err}\n want: {want}");
+        }
+    }
+
+    #[test]
+    fn a_bad_key_is_refused_without_repeating_it() {
+        let yaml = "tenants:\n  t:\n    routes:\n      r:\n        ai: { provider: { openai: {}, host: h } }\n        policies: { auth: { key: 'sk-SECRET with space' } }\n";
+        let err = RawConfig::from_yaml(yaml).unwrap().validate().unwrap_err();
+        assert!(!err.to_string().contains("SECRET"), "{err}");
+    }
+
+    fn indent(s: &str, n: usize) -> String {
+        s.lines()
+            .map(|l| format!("{}{l}\n", " ".repeat(n)))
+            .collect()
+    }
+}

@@ -1,0 +1,272 @@
+//! fleetgate's AI gateway: LLM traffic per tenant, behind Envoy.
+//!
+//! Where it sits: Envoy terminates every tenant listener and sends the routes whose backend is an
+//! AI backend here, with the tenant and route in headers only Envoy sets. The gateway picks the
+//! tenant's backend, puts the provider's key on the request (the client never holds it), counts
+//! usage per tenant, backend and model, and answers errors in the client's protocol. Its
+//! configuration comes from the hub (later) or a file, and is swapped without dropping requests.
+//!
+//! The request path, one module per stage:
+//!
+//! ```text
+//! listen -> identify -> route -> limit -> provider -> auth -> upstream -> usage -> client
+//!                                                  (errors: shaped at every stage)
+//! ```
+//!
+//! - [`listen`]: accepts connections (HTTP/1.1 and h2c), graceful shutdown.
+//! - [`identify`]: tenant and route from `x-fleetgate-tenant` / `x-fleetgate-route`, else 403.
+//! - [`route`]: the per-tenant route table; the backend kind picks the handler.
+//! - [`limit`]: per-tenant concurrency, so one tenant's slow provider never blocks another.
+//! - [`provider`]: the provider protocol (OpenAI-compatible today).
+//! - [`auth`]: the backend's key on, the client's credentials off.
+//! - [`usage`]: tokens and time to first token, streamed or not.
+//! - [`errors`]: OpenAI-shaped errors with the right status.
+//! - [`config`]: the typed configuration, its one writer, and where it comes from.
+
+pub mod auth;
+pub mod config;
+pub mod errors;
+pub mod identify;
+pub mod limit;
+pub mod listen;
+pub mod provider;
+pub mod route;
+pub mod usage;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use tokio::sync::{OwnedSemaphorePermit, oneshot, watch};
+
+use crate::config::{Config, ConfigSource, ConfigStore};
+use crate::errors::ApiError;
+use crate::provider::Upstream;
+use crate::route::{Route, RouteTable};
+use crate::usage::{InMemoryUsage, UsageSink};
+
+/// Errors of any body.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The body of every response the gateway sends.
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+
+/// A body of known bytes.
+pub fn full(bytes: Bytes) -> Body {
+    http_body_util::Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// Size limits of bodies the gateway reads whole.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest request body (a chat with long context; 413 beyond).
+    pub max_request_bytes: usize,
+    /// Largest buffered (non-streamed) upstream response.
+    pub max_response_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: 16 * 1024 * 1024,
+            max_response_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// How the process runs (from the command line; see `main.rs`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where Envoy reaches the gateway. Never a public address: the identity headers are
+    /// trusted (see [`identify`]).
+    pub listen: SocketAddr,
+    /// Time to establish an upstream connection (502 beyond).
+    pub connect_timeout: Duration,
+    pub limits: Limits,
+    /// How long requests in flight may finish after shutdown starts.
+    pub shutdown_grace: Duration,
+}
+
+impl Settings {
+    pub fn new(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            connect_timeout: Duration::from_secs(5),
+            limits: Limits::default(),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The process failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The listen address could not be bound.
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// The configuration is not valid.
+    #[error(transparent)]
+    Source(#[from] config::SourceError),
+    /// The server task failed.
+    #[error("server task: {0}")]
+    Task(String),
+}
+
+/// What one request carries through the stages after routing.
+pub struct RequestCtx {
+    pub route: Arc<Route>,
+    pub started: Instant,
+    pub upstream: Upstream,
+    pub usage: Arc<dyn UsageSink>,
+    /// The tenant's concurrency permit; moves into a streamed body to live as long as it.
+    pub permit: Option<OwnedSemaphorePermit>,
+    pub limits: Limits,
+}
+
+/// The request handler: shared by every connection.
+pub struct Gateway {
+    routes: watch::Receiver<Arc<RouteTable>>,
+    upstream: Upstream,
+    usage: Arc<dyn UsageSink>,
+    limits: Limits,
+}
+
+impl Gateway {
+    pub fn new(
+        routes: watch::Receiver<Arc<RouteTable>>,
+        usage: Arc<dyn UsageSink>,
+        settings: &Settings,
+    ) -> Self {
+        Self {
+            routes,
+            upstream: Upstream::new(settings.connect_timeout),
+            usage,
+            limits: settings.limits,
+        }
+    }
+
+    /// One request, through every stage.
+    pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        let started = Instant::now();
+        let id = match identify::identify(req.headers()) {
+            Ok(id) => id,
+            Err(e) => return e.into_response(),
+        };
+        let table = self.routes.borrow().clone();
+        let (tenant, route) = match table.lookup(&id) {
+            Ok(found) => found,
+            Err(e) => return e.into_response(),
+        };
+        let Some(permit) = tenant.limit.try_acquire() else {
+            tracing::info!(tenant = %tenant.name, "tenant at its concurrency limit");
+            return ApiError::tenant_busy(&tenant.name, tenant.limit.max()).into_response();
+        };
+        let ctx = RequestCtx {
+            route,
+            started,
+            upstream: self.upstream.clone(),
+            usage: self.usage.clone(),
+            permit: Some(permit),
+            limits: self.limits,
+        };
+        route::dispatch(ctx, req).await
+    }
+}
+
+/// A gateway running in this process (the binary's `run`, and tests).
+pub struct Running {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// Its usage totals.
+    pub usage: Arc<InMemoryUsage>,
+    /// The route table it serves (to watch swaps).
+    pub routes: watch::Receiver<Arc<RouteTable>>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting, lets requests in flight finish (up to the grace period), and returns.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Binds, publishes `initial`, starts `source` for later changes, and serves in the background.
+pub async fn start(
+    settings: Settings,
+    initial: Config,
+    source: Box<dyn ConfigSource>,
+) -> Result<Running, Error> {
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: settings.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| Error::Bind {
+        addr: settings.listen,
+        source,
+    })?;
+    let (mut store, routes) = ConfigStore::new();
+    store.replace(initial);
+    tokio::spawn(async move {
+        if let Err(e) = source.run(store).await {
+            tracing::error!(error = %e, "configuration source stopped; serving the last configuration");
+        }
+    });
+    let usage = Arc::new(InMemoryUsage::default());
+    let gateway = Arc::new(Gateway::new(routes.clone(), usage.clone(), &settings));
+    let (tx, rx) = oneshot::channel();
+    let grace = settings.shutdown_grace;
+    let task = tokio::spawn(listen::serve(
+        listener,
+        gateway,
+        async move {
+            let _ = rx.await;
+        },
+        grace,
+    ));
+    tracing::info!(%addr, "AI gateway listening");
+    Ok(Running {
+        addr,
+        usage,
+        routes,
+        shutdown: Some(tx),
+        task,
+    })
+}
+
+/// Runs until `shutdown` completes, then drains requests in flight.
+pub async fn run(
+    settings: Settings,
+    initial: Config,
+    source: Box<dyn ConfigSource>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), Error> {
+    let running = start(settings, initial, source).await?;
+    shutdown.await;
+    tracing::info!("shutting down: draining requests in flight");
+    running.shutdown().await;
+    Ok(())
+}

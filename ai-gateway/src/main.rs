@@ -1,0 +1,74 @@
+//! `fleetgate-ai-gateway`: parses the command line and calls [`fleetgate_ai_gateway::run`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use fleetgate_ai_gateway::config::{FileSource, StaticSource};
+use fleetgate_ai_gateway::{Settings, run};
+
+/// fleetgate's AI gateway: LLM traffic per tenant, behind Envoy.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Where Envoy reaches the gateway. Must not be reachable by clients directly: the
+    /// x-fleetgate-tenant and x-fleetgate-route headers are trusted.
+    #[arg(long, env = "FLEETGATE_AI_LISTEN", default_value = "127.0.0.1:8090")]
+    listen: SocketAddr,
+    /// The configuration file (YAML; see docs/ai-gateway.md). Re-read when it changes or on
+    /// SIGHUP. Without it the gateway starts empty.
+    #[arg(long, env = "FLEETGATE_AI_CONFIG")]
+    config: Option<PathBuf>,
+    /// How often the configuration file is checked for changes, in milliseconds.
+    #[arg(long, env = "FLEETGATE_AI_CONFIG_POLL_MS", default_value_t = 1000)]
+    config_poll_ms: u64,
+    /// Upstream connect timeout, in milliseconds.
+    #[arg(long, env = "FLEETGATE_AI_CONNECT_TIMEOUT_MS", default_value_t = 5000)]
+    connect_timeout_ms: u64,
+    /// Seconds requests in flight may take to finish after SIGTERM/SIGINT.
+    #[arg(long, env = "FLEETGATE_AI_SHUTDOWN_GRACE_S", default_value_t = 30)]
+    shutdown_grace_s: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let mut settings = Settings::new(args.listen);
+    settings.connect_timeout = Duration::from_millis(args.connect_timeout_ms);
+    settings.shutdown_grace = Duration::from_secs(args.shutdown_grace_s);
+    let (initial, source): (_, Box<dyn fleetgate_ai_gateway::config::ConfigSource>) =
+        match &args.config {
+            Some(path) => {
+                let (source, initial) =
+                    FileSource::open(path, Duration::from_millis(args.config_poll_ms))
+                        .context("loading the configuration")?;
+                (initial, Box::new(source))
+            }
+            None => (Default::default(), Box::new(StaticSource)),
+        };
+    run(settings, initial, source, shutdown_signal())
+        .await
+        .context("AI gateway")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

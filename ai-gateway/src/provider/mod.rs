@@ -1,0 +1,59 @@
+//! Provider: the fourth stage of the request path (listen -> identify -> route -> **provider**
+//! -> auth -> usage -> errors). Turns the client's request into the provider's, sends it, and
+//! hands the answer to [`crate::usage`] on its way back.
+//!
+//! - [`openai`]: any OpenAI-compatible server (chat completions plain and streamed, embeddings,
+//!   models). Anthropic Messages and Gemini, with translation, come next as sibling modules.
+//! - [`Upstream`]: the shared HTTP client (connection pool, connect timeout).
+
+pub mod openai;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Request;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::config::{AiBackend, Policies, Provider};
+use crate::{Body, RequestCtx};
+
+/// The HTTP client every provider uses (plain HTTP/1.1 today; TLS to external providers comes
+/// with the egress work of the hub integration).
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Upstream {
+    pub fn new(connect_timeout: Duration) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(connect_timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        Self { client }
+    }
+
+    pub(crate) fn client(&self) -> &Client<HttpConnector, Full<Bytes>> {
+        &self.client
+    }
+}
+
+/// Serves one request with the backend's provider.
+pub async fn handle(
+    ctx: RequestCtx,
+    ai: &AiBackend,
+    policies: &Policies,
+    req: Request<Incoming>,
+) -> hyper::Response<Body> {
+    match &ai.provider {
+        Provider::OpenAi { model } => {
+            openai::handle(ctx, ai, model.as_deref(), policies, req).await
+        }
+    }
+}

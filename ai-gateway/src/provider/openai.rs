@@ -1,0 +1,411 @@
+//! OpenAI-compatible providers (OpenAI itself, llama.cpp, vLLM, Ollama, ...).
+//!
+//! Endpoints: `POST /v1/chat/completions` (plain and SSE), `POST /v1/embeddings`,
+//! `GET /v1/models`; anything else is a 404 in OpenAI's shape. The backend's overrides apply:
+//! `pathPrefix` replaces `/v1`, `path` replaces the whole chat completions path, `model`
+//! replaces the request's model. A streamed chat asks the upstream for usage
+//! (`stream_options.include_usage: true`) and remembers whether the client asked, so
+//! [`crate::usage::SseUsage`] can hide it otherwise.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode, Uri};
+use serde_json::{Map, Value};
+
+use crate::config::{AiBackend, Policies, Provider};
+use crate::errors::{ApiError, json_response, normalise_upstream_error, read_error_body};
+use crate::usage::{self, Recorder, SseUsage, Usage, UsageBody, UsageKey, UsageSource};
+use crate::{Body, RequestCtx, auth};
+
+/// The endpoints served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    ChatCompletions,
+    Embeddings,
+    Models,
+}
+
+impl Endpoint {
+    pub fn of(method: &Method, path: &str) -> Option<Self> {
+        match (method, path.trim_end_matches('/')) {
+            (&Method::POST, "/v1/chat/completions") => Some(Self::ChatCompletions),
+            (&Method::POST, "/v1/embeddings") => Some(Self::Embeddings),
+            (&Method::GET, "/v1/models") => Some(Self::Models),
+            _ => None,
+        }
+    }
+
+    /// The path at the upstream, with the backend's overrides.
+    pub fn upstream_path(self, ai: &AiBackend) -> String {
+        if let (Self::ChatCompletions, Some(path)) = (self, &ai.path) {
+            return path.clone();
+        }
+        let prefix = ai
+            .path_prefix
+            .as_deref()
+            .unwrap_or("/v1")
+            .trim_end_matches('/');
+        let tail = match self {
+            Self::ChatCompletions => "/chat/completions",
+            Self::Embeddings => "/embeddings",
+            Self::Models => "/models",
+        };
+        format!("{prefix}{tail}")
+    }
+}
+
+/// What the request rewrite decided.
+#[derive(Debug, PartialEq)]
+pub struct Rewritten {
+    pub body: Bytes,
+    pub model: Option<String>,
+    pub stream: bool,
+    pub client_wants_usage: bool,
+}
+
+/// Applies the model override and, for streams, asks for usage. The body must be a JSON object.
+pub fn rewrite_body(
+    endpoint: Endpoint,
+    body: &[u8],
+    model_override: Option<&str>,
+) -> Result<Rewritten, ApiError> {
+    let mut obj: Map<String, Value> = match serde_json::from_slice(body) {
+        Ok(Value::Object(obj)) => obj,
+        Ok(_) => {
+            return Err(ApiError::bad_request(
+                "the request body must be a JSON object".into(),
+            ));
+        }
+        Err(e) => {
+            return Err(ApiError::bad_request(format!(
+                "the request body is not valid JSON: {e}"
+            )));
+        }
+    };
+    let mut changed = false;
+    if let Some(model) = model_override {
+        obj.insert("model".into(), Value::String(model.into()));
+        changed = true;
+    }
+    let model = obj.get("model").and_then(Value::as_str).map(str::to_string);
+    let stream =
+        endpoint == Endpoint::ChatCompletions && obj.get("stream") == Some(&Value::Bool(true));
+    let mut client_wants_usage = false;
+    if stream {
+        let opts = obj
+            .entry("stream_options")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !opts.is_object() {
+            return Err(ApiError::bad_request(
+                "stream_options must be an object".into(),
+            ));
+        }
+        client_wants_usage = opts.get("include_usage") == Some(&Value::Bool(true));
+        if !client_wants_usage {
+            opts["include_usage"] = Value::Bool(true);
+            changed = true;
+        }
+    }
+    let body = if changed {
+        Bytes::from(serde_json::to_vec(&obj).unwrap_or_default())
+    } else {
+        Bytes::copy_from_slice(body)
+    };
+    Ok(Rewritten {
+        body,
+        model,
+        stream,
+        client_wants_usage,
+    })
+}
+
+pub async fn handle(
+    ctx: RequestCtx,
+    ai: &AiBackend,
+    model_override: Option<&str>,
+    policies: &Policies,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let started = ctx.started;
+    let (parts, body) = req.into_parts();
+    let Some(endpoint) = Endpoint::of(&parts.method, parts.uri.path()) else {
+        return ApiError::unsupported_path(&parts.method, parts.uri.path()).into_response();
+    };
+
+    let rewritten = if parts.method == Method::POST {
+        let bytes = match Limited::new(body, ctx.limits.max_request_bytes)
+            .collect()
+            .await
+        {
+            Ok(c) => c.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return ApiError::too_large(ctx.limits.max_request_bytes).into_response();
+            }
+            Err(e) => {
+                return ApiError::bad_request(format!("reading the request body: {e}"))
+                    .into_response();
+            }
+        };
+        match rewrite_body(endpoint, &bytes, model_override) {
+            Ok(r) => r,
+            Err(e) => return ctx.answer_error(e, None),
+        }
+    } else {
+        Rewritten {
+            body: Bytes::new(),
+            model: model_override.map(str::to_string),
+            stream: false,
+            client_wants_usage: false,
+        }
+    };
+
+    // The upstream request: the client's safe headers, the backend's credential.
+    let mut path = endpoint.upstream_path(ai);
+    if let Some(q) = parts.uri.query() {
+        path = format!("{path}?{q}");
+    }
+    let authority = if ai.host.contains(':') {
+        format!("[{}]:{}", ai.host, ai.port)
+    } else {
+        format!("{}:{}", ai.host, ai.port)
+    };
+    let uri: Uri = match format!("http://{authority}{path}").parse() {
+        Ok(u) => u,
+        Err(e) => return ctx.answer_error(ApiError::bad_request(format!("bad path: {e}")), None),
+    };
+    let mut headers = auth::upstream_headers(&parts.headers);
+    auth::inject(
+        &Provider::OpenAi { model: None },
+        policies.auth.as_ref(),
+        &mut headers,
+    );
+    if let Ok(host) = HeaderValue::from_str(&authority) {
+        headers.insert(header::HOST, host);
+    }
+    if parts.method == Method::POST {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    let mut up = Request::new(Full::new(rewritten.body));
+    *up.method_mut() = parts.method.clone();
+    *up.uri_mut() = uri;
+    *up.headers_mut() = headers;
+
+    let timeout = policies.request_timeout;
+    let resp = match tokio::time::timeout(timeout, ctx.upstream.client().request(up)).await {
+        Err(_) => {
+            return ctx.answer_error(
+                ApiError::upstream_timeout(&ctx.route.name, timeout),
+                rewritten.model,
+            );
+        }
+        Ok(Err(e)) => {
+            let detail = if e.is_connect() {
+                "connection failed".to_string()
+            } else {
+                "the connection broke before a response".to_string()
+            };
+            tracing::warn!(tenant = %ctx.route.tenant, route = %ctx.route.name, error = %e, "upstream request failed");
+            return ctx.answer_error(
+                ApiError::upstream_unreachable(&ctx.route.name, &detail),
+                rewritten.model,
+            );
+        }
+        Ok(Ok(resp)) => resp,
+    };
+
+    let (up_parts, up_body) = resp.into_parts();
+    let status = up_parts.status;
+    if !status.is_success() {
+        let raw = read_error_body(up_body, 64 * 1024).await;
+        let body = normalise_upstream_error(status, &raw);
+        tracing::info!(tenant = %ctx.route.tenant, route = %ctx.route.name, status = status.as_u16(), "upstream error passed on");
+        ctx.record(
+            rewritten.model.clone(),
+            None,
+            empty_usage(status, rewritten.stream),
+        );
+        return json_response(status, &body);
+    }
+
+    let is_sse = up_parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/event-stream"));
+    if is_sse {
+        let sse = SseUsage::new(rewritten.client_wants_usage, started);
+        let recorder = Recorder {
+            sink: ctx.usage.clone(),
+            tenant: ctx.route.tenant.to_string(),
+            route: ctx.route.name.to_string(),
+            requested_model: rewritten.model.unwrap_or_else(|| "unknown".into()),
+            status: status.as_u16(),
+        };
+        let body = UsageBody::new(up_body, sse, recorder, ctx.permit);
+        let mut out = Response::new(http_body_util::BodyExt::boxed_unsync(body));
+        *out.status_mut() = status;
+        *out.headers_mut() = auth::downstream_headers(&up_parts.headers, true);
+        return out;
+    }
+
+    let bytes = match Limited::new(up_body, ctx.limits.max_response_bytes)
+        .collect()
+        .await
+    {
+        Ok(c) => c.to_bytes(),
+        Err(e) => {
+            let detail = format!("reading the response failed: {e}");
+            return ctx.answer_error(
+                ApiError::upstream_unreachable(&ctx.route.name, &detail),
+                rewritten.model,
+            );
+        }
+    };
+    let (model, tokens) = usage::from_json(&bytes);
+    let usage = match tokens {
+        Some((p, c)) => Usage {
+            prompt_tokens: p,
+            completion_tokens: c,
+            source: UsageSource::Reported,
+            streamed: false,
+            status: status.as_u16(),
+            time_to_first_token: None,
+        },
+        None => empty_usage(status, false),
+    };
+    ctx.record(rewritten.model, model, usage);
+    let mut out = Response::new(crate::full(bytes));
+    *out.status_mut() = status;
+    *out.headers_mut() = auth::downstream_headers(&up_parts.headers, true);
+    out
+}
+
+fn empty_usage(status: StatusCode, streamed: bool) -> Usage {
+    Usage {
+        prompt_tokens: 0,
+        completion_tokens: 0,
+        source: UsageSource::None,
+        streamed,
+        status: status.as_u16(),
+        time_to_first_token: None,
+    }
+}
+
+impl RequestCtx {
+    /// Records usage under the model the upstream named, else the one asked for.
+    fn record(&self, requested: Option<String>, served: Option<String>, usage: Usage) {
+        let key = UsageKey {
+            tenant: self.route.tenant.to_string(),
+            route: self.route.name.to_string(),
+            model: served.or(requested).unwrap_or_else(|| "unknown".into()),
+        };
+        self.usage.record(key, usage);
+    }
+
+    /// Answers an error of the gateway's own and counts it.
+    fn answer_error(&self, err: ApiError, model: Option<String>) -> Response<Body> {
+        self.record(model, None, empty_usage(err.status, false));
+        err.into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ai(path: Option<&str>, prefix: Option<&str>) -> AiBackend {
+        AiBackend {
+            provider: Provider::OpenAi { model: None },
+            host: "h".into(),
+            port: 1,
+            path: path.map(str::to_string),
+            path_prefix: prefix.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn paths_follow_the_overrides() {
+        use Endpoint::*;
+        let cases = [
+            (None, None, ChatCompletions, "/v1/chat/completions"),
+            (None, None, Models, "/v1/models"),
+            (
+                None,
+                Some("/api/openai/v1/"),
+                Embeddings,
+                "/api/openai/v1/embeddings",
+            ),
+            (
+                Some("/custom/chat"),
+                Some("/p"),
+                ChatCompletions,
+                "/custom/chat",
+            ),
+            (Some("/custom/chat"), Some("/p"), Models, "/p/models"),
+        ];
+        for (path, prefix, ep, want) in cases {
+            assert_eq!(
+                ep.upstream_path(&ai(path, prefix)),
+                want,
+                "{path:?} {prefix:?} {ep:?}"
+            );
+        }
+        assert_eq!(Endpoint::of(&Method::GET, "/v1/chat/completions"), None);
+        assert_eq!(Endpoint::of(&Method::POST, "/v1/responses"), None);
+    }
+
+    #[test]
+    fn bodies_get_the_model_override_and_ask_streams_for_usage() {
+        let ep = Endpoint::ChatCompletions;
+        let r = rewrite_body(ep, br#"{"model":"x","messages":[]}"#, None).unwrap();
+        assert_eq!(
+            r.body.as_ref(),
+            br#"{"model":"x","messages":[]}"#,
+            "untouched"
+        );
+        assert!(!r.stream);
+
+        let r = rewrite_body(ep, br#"{"model":"x","stream":true}"#, Some("tiny")).unwrap();
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["model"], "tiny");
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        assert!(r.stream && !r.client_wants_usage);
+        assert_eq!(r.model.as_deref(), Some("tiny"));
+
+        let r = rewrite_body(
+            ep,
+            br#"{"stream":true,"stream_options":{"include_usage":true}}"#,
+            None,
+        )
+        .unwrap();
+        assert!(r.stream && r.client_wants_usage);
+
+        let r = rewrite_body(
+            Endpoint::Embeddings,
+            br#"{"stream":true,"input":"a"}"#,
+            None,
+        )
+        .unwrap();
+        assert!(!r.stream, "only chat completions stream");
+
+        for bad in [
+            &b"{"[..],
+            b"[1]",
+            b"",
+            br#"{"stream":true,"stream_options":3}"#,
+        ] {
+            let err = rewrite_body(ep, bad, None).unwrap_err();
+            assert_eq!(
+                err.status,
+                StatusCode::BAD_REQUEST,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! Route: the third stage of the request path (listen -> identify -> **route** -> provider ->
+//! auth -> usage -> errors). The per-tenant route table, compiled from the validated
+//! [`Config`], maps `(tenant, route)` to a [`Route`], whose backend kind picks the handler.
+//!
+//! The table is immutable; [`crate::config::ConfigStore`] publishes a new one on every change and
+//! a request keeps the `Arc` it looked up, so a configuration swap never disturbs a request in
+//! flight. Handler kinds: LLM providers today; MCP federation and A2A proxying (issue 12) are more
+//! [`BackendKind`] variants and more arms in [`dispatch`], not a new router.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use hyper::Request;
+use hyper::body::Incoming;
+
+use crate::config::{Backend, BackendKind, Config};
+use crate::errors::ApiError;
+use crate::identify::Identity;
+use crate::limit::TenantLimit;
+use crate::{Body, RequestCtx};
+
+/// Everything the gateway serves, per tenant.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    version: u64,
+    tenants: HashMap<String, Arc<TenantRoutes>>,
+}
+
+/// One tenant's routes and budget.
+#[derive(Debug)]
+pub struct TenantRoutes {
+    pub name: Arc<str>,
+    pub version: u64,
+    pub limit: TenantLimit,
+    routes: HashMap<String, Arc<Route>>,
+}
+
+/// A route: whose it is, its name, and the backend it leads to.
+#[derive(Debug)]
+pub struct Route {
+    pub tenant: Arc<str>,
+    pub name: Arc<str>,
+    pub backend: Backend,
+}
+
+impl RouteTable {
+    /// Compiles a validated configuration. A tenant whose concurrency limit is unchanged keeps
+    /// its budget from `previous`, so requests in flight across a swap still count.
+    pub fn compile(config: &Config, previous: &RouteTable) -> Self {
+        let tenants = config
+            .tenants
+            .iter()
+            .map(|(name, tenant)| {
+                let limit = previous
+                    .tenants
+                    .get(name)
+                    .map(|t| &t.limit)
+                    .filter(|l| l.max() == tenant.max_concurrency)
+                    .cloned()
+                    .unwrap_or_else(|| TenantLimit::new(tenant.max_concurrency));
+                let tenant_name: Arc<str> = name.as_str().into();
+                let routes = tenant
+                    .routes
+                    .iter()
+                    .map(|(route, backend)| {
+                        let r = Route {
+                            tenant: tenant_name.clone(),
+                            name: route.as_str().into(),
+                            backend: backend.clone(),
+                        };
+                        (route.clone(), Arc::new(r))
+                    })
+                    .collect();
+                let t = TenantRoutes {
+                    name: tenant_name,
+                    version: tenant.version,
+                    limit,
+                    routes,
+                };
+                (name.clone(), Arc::new(t))
+            })
+            .collect();
+        Self {
+            version: config.version,
+            tenants,
+        }
+    }
+
+    /// The version of the configuration this table was compiled from.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The tenant, if configured here.
+    pub fn tenant(&self, name: &str) -> Option<&Arc<TenantRoutes>> {
+        self.tenants.get(name)
+    }
+
+    /// The route of `id`. An unknown tenant and an unknown route answer the same 404, so a
+    /// client cannot probe which tenants exist.
+    pub fn lookup(&self, id: &Identity) -> Result<(Arc<TenantRoutes>, Arc<Route>), ApiError> {
+        self.tenants
+            .get(&id.tenant)
+            .and_then(|t| t.routes.get(&id.route).map(|r| (t.clone(), r.clone())))
+            .ok_or_else(|| ApiError::unknown_route(&id.tenant, &id.route))
+    }
+}
+
+/// Hands the request to the handler of the route's backend kind.
+pub async fn dispatch(ctx: RequestCtx, req: Request<Incoming>) -> hyper::Response<Body> {
+    let route = ctx.route.clone();
+    match &route.backend.kind {
+        BackendKind::Ai(ai) => crate::provider::handle(ctx, ai, &route.backend.policies, req).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RawConfig;
+
+    fn config(yaml: &str) -> Config {
+        RawConfig::from_yaml(yaml).unwrap().validate().unwrap()
+    }
+
+    const TWO: &str = r#"
+tenants:
+  a:
+    maxConcurrency: 2
+    routes:
+      r1: { ai: { provider: { openai: {}, host: 127.0.1.1, port: 1 } } }
+  b:
+    routes:
+      r1: { ai: { provider: { openai: {}, host: 127.0.2.1, port: 1 } } }
+"#;
+
+    fn id(t: &str, r: &str) -> Identity {
+        Identity {
+            tenant: t.into(),
+            route: r.into(),
+        }
+    }
+
+    #[test]
+    fn routes_are_per_tenant() {
+        let table = RouteTable::compile(&config(TWO), &RouteTable::default());
+        let (_, ra) = table.lookup(&id("a", "r1")).unwrap();
+        let (_, rb) = table.lookup(&id("b", "r1")).unwrap();
+        let host = |r: &Route| match &r.backend.kind {
+            BackendKind::Ai(ai) => ai.host.clone(),
+        };
+        assert_eq!(host(&ra), "127.0.1.1");
+        assert_eq!(host(&rb), "127.0.2.1");
+        for missing in [id("a", "r2"), id("c", "r1")] {
+            let err = table.lookup(&missing).unwrap_err();
+            assert_eq!(err.status, hyper::StatusCode::NOT_FOUND);
+        }
+    }
+
+    #[test]
+    fn a_swap_keeps_the_budget_of_a_tenant_whose_limit_is_unchanged() {
+        let first = RouteTable::compile(&config(TWO), &RouteTable::default());
+        let held = first.tenant("a").unwrap().limit.try_acquire().unwrap();
+        let second = RouteTable::compile(&config(TWO), &first);
+        assert_eq!(second.tenant("a").unwrap().limit.in_flight(), 1);
+        let changed = TWO.replace("maxConcurrency: 2", "maxConcurrency: 3");
+        let third = RouteTable::compile(&config(&changed), &second);
+        assert_eq!(third.tenant("a").unwrap().limit.in_flight(), 0);
+        drop(held);
+    }
+}

@@ -1,0 +1,443 @@
+//! Table tests of TLS data-plane ports: HTTPS termination per SNI hostname, listener checks
+//! against the port's protocol, certificate problems in the listener status.
+
+use super::*;
+use crate::model::data_plane::DataPlaneProtocol;
+use crate::model::{Certificate, ListenerTls, PrivateKeyPem, TlsMode, TlsRoute, TlsRouteRule};
+
+fn tls_dp() -> DataPlane {
+    DataPlane {
+        address: "192.0.2.10".parse().unwrap(),
+        listeners: vec![
+            DataPlaneListener {
+                port: 80,
+                bind: "127.0.0.1:18080".parse().unwrap(),
+                protocol: DataPlaneProtocol::Http,
+            },
+            DataPlaneListener {
+                port: 443,
+                bind: "127.0.0.1:18443".parse().unwrap(),
+                protocol: DataPlaneProtocol::Tls,
+            },
+        ],
+    }
+}
+
+fn cert(name: &str, serial: &str) -> Certificate {
+    Certificate {
+        namespace: "default".into(),
+        name: name.into(),
+        cert_chain_pem: format!("CHAIN {serial}"),
+        private_key_pem: PrivateKeyPem(format!("KEY {serial}")),
+        dns_names: vec!["*.a.example".into()],
+        serial: serial.into(),
+    }
+}
+
+fn https(
+    name: &str,
+    host: Option<&str>,
+    certs: Vec<Certificate>,
+    problem: Option<&str>,
+) -> Listener {
+    let mut l = listener(name, 443).proto(Some(Protocol::Https), "HTTPS");
+    l.hostname = host.map(str::to_string);
+    l.tls = Some(ListenerTls {
+        mode: TlsMode::Terminate,
+        certificates: certs,
+        problem: problem.map(|r| BackendProblem {
+            reason: r.into(),
+            message: "Secret default/gone not found".into(),
+        }),
+    });
+    l
+}
+
+fn listener_condition<'a>(s: &'a ObjectStatus, l: &str, t: &str) -> &'a Condition {
+    s.listeners
+        .iter()
+        .find(|x| x.name == l)
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == t)
+        .unwrap()
+}
+
+#[test]
+fn https_listener_gets_a_chain_per_hostname_with_its_secret_and_routes() {
+    let gw = gateway(
+        "default",
+        "web",
+        vec![
+            https(
+                "https",
+                Some("app.a.example"),
+                vec![cert("app-tls", "01")],
+                None,
+            ),
+            listener("http", 80).host("app.a.example"),
+        ],
+    );
+    let r = simple_route("default", "app", vec![parent("default", "web")], &[]);
+    let out = compile(&one(vec![gw], vec![r]), &tls_dp());
+    let snap = &out.snapshot;
+    assert_eq!(snap.tls_listeners.len(), 1);
+    let l = &snap.tls_listeners[0];
+    assert_eq!((l.name.as_str(), l.port), ("port/443", 443));
+    assert_eq!(l.chains.len(), 1);
+    let c = &l.chains[0];
+    assert_eq!(c.name, "port/443/sni/app.a.example");
+    assert_eq!(c.server_names, vec!["app.a.example"]);
+    let TlsChainAction::Terminate { secrets, http } = &c.action else {
+        panic!("terminate expected")
+    };
+    assert_eq!(
+        secrets,
+        &vec!["t/a/c/c1/default/app-tls/secret".to_string()]
+    );
+    let domains: Vec<&str> = http
+        .virtual_hosts
+        .iter()
+        .map(|v| v.domains[0].as_str())
+        .collect();
+    assert_eq!(domains, vec!["app.a.example", "*"]);
+    assert_eq!(http.name, c.name);
+    // The secret is in the snapshot, once, with the material.
+    assert_eq!(snap.secrets.len(), 1);
+    assert_eq!(snap.secrets[0].name, secrets[0]);
+    assert_eq!(snap.secrets[0].cert_chain_pem, "CHAIN 01");
+    // Plain HTTP on port 80 still serves the same route.
+    assert_eq!(snap.listeners.len(), 1);
+    assert_eq!(snap.listeners[0].port, 80);
+    let st = &out.statuses[&ck("a", "c1")][0];
+    for t in ["Accepted", "Programmed", "ResolvedRefs"] {
+        assert!(listener_condition(st, "https", t).status, "{t}");
+    }
+    assert_eq!(st.listeners[0].attached_routes, 1);
+}
+
+#[test]
+fn tls_listener_checks_table() {
+    // (listener, Accepted, Programmed, ResolvedRefs reason or "", reason of the first False)
+    let cases: Vec<(Listener, bool, bool, &str, &str)> = vec![
+        (
+            https("l", Some("x.a.example"), vec![cert("c", "01")], None),
+            true,
+            true,
+            "ResolvedRefs",
+            "",
+        ),
+        (
+            https(
+                "l",
+                Some("x.a.example"),
+                vec![],
+                Some("InvalidCertificateRef"),
+            ),
+            true,
+            false,
+            "InvalidCertificateRef",
+            "Invalid",
+        ),
+        (
+            https("l", Some("x.a.example"), vec![], Some("RefNotPermitted")),
+            true,
+            false,
+            "RefNotPermitted",
+            "Invalid",
+        ),
+        (
+            https("l", None, vec![cert("c", "01")], None),
+            false,
+            false,
+            "ResolvedRefs",
+            "UnsupportedValue",
+        ),
+        (
+            {
+                let mut l = https("l", Some("x.a.example"), vec![cert("c", "01")], None);
+                l.port = 80;
+                l
+            },
+            false,
+            false,
+            "ResolvedRefs",
+            "UnsupportedProtocol",
+        ),
+        (
+            listener("l", 443).host("x.a.example"),
+            false,
+            false,
+            "ResolvedRefs",
+            "UnsupportedProtocol",
+        ),
+    ];
+    for (i, (l, accepted, programmed, resolved, reason)) in cases.into_iter().enumerate() {
+        let out = compile(
+            &one(vec![gateway("default", "web", vec![l])], vec![]),
+            &tls_dp(),
+        );
+        let st = &out.statuses[&ck("a", "c1")][0];
+        let a = listener_condition(st, "l", "Accepted");
+        let p = listener_condition(st, "l", "Programmed");
+        let r = listener_condition(st, "l", "ResolvedRefs");
+        assert_eq!((a.status, p.status), (accepted, programmed), "case {i}");
+        assert_eq!(r.reason, resolved, "case {i}");
+        if !accepted {
+            assert_eq!(a.reason, reason, "case {i}: {}", a.message);
+        } else if !programmed {
+            assert_eq!(p.reason, reason, "case {i}");
+        }
+        if !programmed {
+            assert!(out.snapshot.tls_listeners.is_empty(), "case {i}");
+            assert!(out.snapshot.secrets.is_empty(), "case {i}");
+        }
+    }
+}
+
+#[test]
+fn each_tenant_hostname_gets_its_own_chain_and_only_its_routes() {
+    let gw_a = gateway(
+        "default",
+        "web",
+        vec![https(
+            "https",
+            Some("*.a.example"),
+            vec![cert("a-tls", "0a")],
+            None,
+        )],
+    );
+    let gw_b = gateway(
+        "default",
+        "web",
+        vec![https(
+            "https",
+            Some("app.b.example"),
+            vec![cert("b-tls", "0b")],
+            None,
+        )],
+    );
+    let ra = simple_route(
+        "default",
+        "app",
+        vec![parent("default", "web")],
+        &["x.a.example"],
+    );
+    let rb = simple_route("default", "app", vec![parent("default", "web")], &[]);
+    let out = compile(
+        &intent(vec![
+            (ck("a", "c1"), vec![gw_a], vec![ra]),
+            (ck("b", "c1"), vec![gw_b], vec![rb]),
+        ]),
+        &tls_dp(),
+    );
+    let l = &out.snapshot.tls_listeners[0];
+    let got: Vec<(Vec<String>, Vec<String>, Vec<String>)> = l
+        .chains
+        .iter()
+        .map(|c| {
+            let TlsChainAction::Terminate { secrets, http } = &c.action else {
+                panic!("terminate expected")
+            };
+            (
+                c.server_names.clone(),
+                secrets.clone(),
+                http.virtual_hosts
+                    .iter()
+                    .flat_map(|v| v.domains.clone())
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                vec!["*.a.example".to_string()],
+                vec!["t/a/c/c1/default/a-tls/secret".to_string()],
+                vec!["x.a.example".to_string(), "*".to_string()]
+            ),
+            (
+                vec!["app.b.example".to_string()],
+                vec!["t/b/c/c1/default/b-tls/secret".to_string()],
+                vec!["app.b.example".to_string(), "*".to_string()]
+            ),
+        ]
+    );
+    assert_eq!(out.snapshot.secrets.len(), 2);
+    assert_eq!(l.gateways.len(), 2);
+}
+
+#[test]
+fn a_rotated_certificate_changes_only_the_secret() {
+    let build = |serial: &str| {
+        let gw = gateway(
+            "default",
+            "web",
+            vec![https(
+                "https",
+                Some("app.a.example"),
+                vec![cert("app-tls", serial)],
+                None,
+            )],
+        );
+        compile(&one(vec![gw], vec![]), &tls_dp()).snapshot
+    };
+    let (old, new) = (build("01"), build("02"));
+    assert_eq!(old.tls_listeners, new.tls_listeners);
+    assert_ne!(old.secrets, new.secrets);
+    assert_eq!(old.secrets[0].name, new.secrets[0].name);
+}
+
+fn passthrough(name: &str, host: &str) -> Listener {
+    let mut l = listener(name, 443)
+        .proto(Some(Protocol::Tls), "TLS")
+        .host(host);
+    l.tls = Some(ListenerTls {
+        mode: TlsMode::Passthrough,
+        certificates: vec![],
+        problem: None,
+    });
+    l
+}
+
+fn tls_route(name: &str, hosts: &[&str], backends: Vec<Backend>) -> TlsRoute {
+    TlsRoute {
+        meta: meta("default", name),
+        parent_refs: vec![parent("default", "web")],
+        hostnames: hosts.iter().map(|h| h.to_string()).collect(),
+        rules: vec![TlsRouteRule {
+            name: None,
+            backends,
+        }],
+    }
+}
+
+#[test]
+fn tls_routes_pass_through_by_sni_next_to_https() {
+    let gw = gateway(
+        "default",
+        "web",
+        vec![
+            passthrough("tls", "*.db.a.example"),
+            https(
+                "https",
+                Some("app.a.example"),
+                vec![cert("app-tls", "01")],
+                None,
+            ),
+        ],
+    );
+    let mut fleet = one(
+        vec![gw],
+        vec![simple_route(
+            "default",
+            "app",
+            vec![parent("default", "web")],
+            &[],
+        )],
+    );
+    let ci = fleet.get_mut(&ck("a", "c1")).unwrap();
+    for r in [
+        tls_route(
+            "pg",
+            &["pg.db.a.example"],
+            vec![backend("pg", 1, &["127.0.1.1:5432"])],
+        ),
+        // Not under the listener's hostname: not accepted.
+        tls_route(
+            "other",
+            &["x.a.example"],
+            vec![backend("x", 1, &["127.0.1.1:1"])],
+        ),
+        tls_route("broken", &["gone.db.a.example"], vec![missing("gone", 1)]),
+    ] {
+        ci.tls_routes
+            .insert((r.meta.namespace.clone(), r.meta.name.clone()), r);
+    }
+    let out = compile(&fleet, &tls_dp());
+    let l = &out.snapshot.tls_listeners[0];
+    let got: Vec<(String, &str, Vec<String>)> = l
+        .chains
+        .iter()
+        .map(|c| match &c.action {
+            TlsChainAction::Terminate { .. } => (c.server_names[0].clone(), "terminate", vec![]),
+            TlsChainAction::Passthrough { clusters, .. } => (
+                c.server_names[0].clone(),
+                "passthrough",
+                clusters.iter().map(|w| w.cluster.clone()).collect(),
+            ),
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("app.a.example".into(), "terminate", vec![]),
+            // No valid backend: the chain exists (the hostname is the tenant's) and closes.
+            ("gone.db.a.example".into(), "passthrough", vec![]),
+            (
+                "pg.db.a.example".into(),
+                "passthrough",
+                vec!["t/a/c/c1/default/pg/tls/r0/b0".to_string()]
+            ),
+        ]
+    );
+    assert!(
+        out.snapshot
+            .clusters
+            .iter()
+            .any(|c| c.name == "t/a/c/c1/default/pg/tls/r0/b0")
+    );
+    let statuses = &out.statuses[&ck("a", "c1")];
+    let route = |name: &str| {
+        statuses
+            .iter()
+            .find(|s| s.key.kind == Kind::TlsRoute && s.key.name == name)
+            .unwrap()
+    };
+    let cond = |s: &ObjectStatus, t: &str| {
+        s.parents[0]
+            .conditions
+            .iter()
+            .find(|c| c.type_ == t)
+            .unwrap()
+            .clone()
+    };
+    assert!(cond(route("pg"), "Accepted").status);
+    assert_eq!(
+        cond(route("other"), "Accepted").reason,
+        "NoMatchingListenerHostname"
+    );
+    assert_eq!(
+        cond(route("broken"), "ResolvedRefs").reason,
+        "BackendNotFound"
+    );
+    // Two TLSRoutes on the TLS listener, one HTTPRoute on the HTTPS one.
+    let gw = &statuses[0];
+    let attached: Vec<(&str, u32)> = gw
+        .listeners
+        .iter()
+        .map(|l| (l.name.as_str(), l.attached_routes))
+        .collect();
+    assert_eq!(attached, vec![("tls", 2), ("https", 1)]);
+    // An HTTPRoute never attaches to a TLS listener, a TLSRoute never to an HTTPS one.
+    let only_tls = gateway("default", "web", vec![passthrough("tls", "*.db.a.example")]);
+    let out = compile(
+        &one(
+            vec![only_tls],
+            vec![simple_route(
+                "default",
+                "app",
+                vec![parent("default", "web")],
+                &["x.db.a.example"],
+            )],
+        ),
+        &tls_dp(),
+    );
+    let s = out.statuses[&ck("a", "c1")]
+        .iter()
+        .find(|s| s.key.kind == Kind::HttpRoute)
+        .unwrap();
+    assert!(!cond(s, "Accepted").status);
+}

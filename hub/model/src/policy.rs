@@ -1,0 +1,117 @@
+//! A tenant's policy as admission and the data plane enforce it: the hostnames and clusters it
+//! owns (with the networks each cluster's endpoints may use), the sizes every cluster is held
+//! to, and the tenant's quotas. Validated from the hub's configuration file by `fleetgate-hub`'s
+//! `config` and `quotas`; read by admission (`fleetgate-hub-admit`), the compiler and the xDS
+//! translation as these plain types.
+
+use std::collections::BTreeMap;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// A tenant: the hostname patterns it may use and its clusters by name.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub name: String,
+    pub hostnames: Vec<String>,
+    pub clusters: BTreeMap<String, Cluster>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub name: String,
+    pub endpoint_cidrs: Vec<IpNet>,
+    pub allow_special_addresses: bool,
+}
+
+/// Sizes the hub enforces on every cluster.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Limits {
+    pub max_objects_per_cluster: usize,
+    pub max_endpoints_per_backend: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_objects_per_cluster: 10_000,
+            max_endpoints_per_backend: 1_000,
+        }
+    }
+}
+
+/// A DNS label as Kubernetes names use it: what tenant and cluster names must be, since they
+/// travel in certificate URIs and resource names.
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// A hostname pattern: `host.example` or `*.example`.
+pub fn is_hostname_pattern(s: &str) -> bool {
+    let body = s.strip_prefix("*.").unwrap_or(s);
+    !body.is_empty() && body.len() <= 253 && body.split('.').all(is_dns_label)
+}
+
+/// One tenant's validated quotas and limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub gateways: u64,
+    pub routes: u64,
+    pub load_balancers: u64,
+    pub hostnames: u64,
+    pub endpoints: u64,
+    pub certificates: u64,
+    pub intent_bytes: u64,
+    pub updates_per_second: u32,
+    pub update_burst: u32,
+    /// `None`: unlimited.
+    pub request_rate: Option<RequestRate>,
+    /// `None`: unlimited.
+    pub connections_per_listener: Option<u32>,
+}
+
+/// A request-rate limit: `per_second` sustained, `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RequestRate {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+impl Default for Quota {
+    /// Sized for a tenant with a few hundred services; raise them per tenant.
+    fn default() -> Self {
+        Self {
+            gateways: 100,
+            routes: 2_000,
+            load_balancers: 100,
+            hostnames: 2_000,
+            endpoints: 20_000,
+            certificates: 500,
+            intent_bytes: 64 * 1024 * 1024,
+            updates_per_second: 20,
+            update_burst: 100,
+            request_rate: None,
+            connections_per_listener: Some(10_000),
+        }
+    }
+}
+
+/// The validated `quotas:`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Quotas {
+    pub defaults: Quota,
+    pub tenants: BTreeMap<String, Quota>,
+}
+
+impl Quotas {
+    /// The quotas of `tenant`.
+    pub fn of(&self, tenant: &str) -> &Quota {
+        self.tenants.get(tenant).unwrap_or(&self.defaults)
+    }
+}

@@ -1,0 +1,26 @@
+//! fleetgate-hub-xds, publish (step 8 of the hub's data path): the compiled snapshot as Envoy
+//! resources over ADS.
+//!
+//! It reads only `fleetgate-hub-model` (the [`snapshot`] the compiler, `fleetgate-hub-compile`,
+//! produces); the runtime crate `fleetgate-hub` hands it each new snapshot through a watch
+//! channel and serves it on the xDS listen address.
+//!
+//! `resources` is the pure Snapshot -> Envoy protobuf translation (`l4` for the TCP/UDP
+//! listeners of LoadBalancer Services); `server` is the
+//! State-of-the-World AggregatedDiscoveryService that serves the latest snapshot to every Envoy
+//! and reports NACKs through [`XdsHealth`]; `cache` keeps what did not change between snapshots
+//! encoded, so that one changed route does not re-encode the whole fleet.
+
+pub mod cache;
+pub mod hardening;
+pub mod http;
+pub mod l4;
+pub mod resources;
+pub mod server;
+pub mod tenant_limits;
+pub mod tls;
+
+use fleetgate_hub_model as model;
+use fleetgate_hub_model::snapshot;
+
+pub use server::{Nack, XdsError, XdsHealth, serve, serve_on};

@@ -1,0 +1,613 @@
+//! The ADS server: State-of-the-World `StreamAggregatedResources` over tonic, serving the latest
+//! snapshot to every Envoy.
+//!
+//! Step 8 (publish) of the hub's data path. It reads `watch::Receiver<Arc<Snapshot>>` (one
+//! writer: the hub's compile loop) and turns each snapshot into resources with
+//! `super::resources`. Per stream and type URL it tracks what Envoy subscribed to and the
+//! version and nonce it sent; it pushes when the snapshot changes (clusters, endpoints,
+//! listeners, routes — in that order, per Envoy's warming rules) or when a subscription
+//! changes; it treats a request echoing the last nonce as an ACK, or as a NACK when
+//! `error_detail` is set. A NACK keeps the stream serving, is logged, and is published through
+//! `watch::Sender<XdsHealth>` with the tenant objects behind the rejected resources, for the
+//! status path to report.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
+    AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
+};
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+};
+use futures::Stream;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::{Request, Response, Status, Streaming};
+
+use super::resources::{self, PUSH_ORDER, Resource, Resources, is_wildcard_type};
+use crate::snapshot::{Snapshot, SourceObject};
+
+/// An error that stops the xDS server.
+#[derive(Debug, thiserror::Error)]
+pub enum XdsError {
+    /// The listen address could not be bound (in use, or not an address of this host).
+    #[error("cannot listen for xDS on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// The gRPC server failed while serving.
+    #[error("xDS server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// What the data plane currently rejects, for the status path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct XdsHealth {
+    /// The last NACK per type URL still standing (cleared when that Envoy ACKs a version of the
+    /// type, or disconnects).
+    pub nacks: BTreeMap<String, Nack>,
+}
+
+/// One rejected configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nack {
+    /// The Envoy node id that rejected it.
+    pub node: String,
+    /// The version that was rejected.
+    pub version: String,
+    /// Envoy's error message.
+    pub message: String,
+    /// Tenant objects behind the rejected resources: those named in the message if any are,
+    /// otherwise all in the rejected response.
+    pub sources: BTreeSet<SourceObject>,
+}
+
+impl XdsHealth {
+    /// Every tenant object some NACK currently points at.
+    pub fn rejected_sources(&self) -> BTreeSet<SourceObject> {
+        self.nacks
+            .values()
+            .flat_map(|n| n.sources.iter().cloned())
+            .collect()
+    }
+}
+
+/// Serve ADS on `listen` until `shutdown` completes.
+pub async fn serve(
+    listen: SocketAddr,
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+    health: watch::Sender<XdsHealth>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), XdsError> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| XdsError::Bind {
+            addr: listen,
+            source,
+        })?;
+    serve_on(listener, snapshots, health, shutdown).await
+}
+
+/// Serve ADS on an already bound listener (tests bind port 0) until `shutdown` completes.
+pub async fn serve_on(
+    listener: TcpListener,
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+    health: watch::Sender<XdsHealth>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), XdsError> {
+    let service = Ads {
+        snapshots,
+        health: Arc::new(health),
+    };
+    tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .add_service(AggregatedDiscoveryServiceServer::new(service))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}
+
+struct Ads {
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+    health: Arc<watch::Sender<XdsHealth>>,
+}
+
+type DeltaStream = Pin<Box<dyn Stream<Item = Result<DeltaDiscoveryResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AggregatedDiscoveryService for Ads {
+    type StreamAggregatedResourcesStream = ReceiverStream<Result<DiscoveryResponse, Status>>;
+    type DeltaAggregatedResourcesStream = DeltaStream;
+
+    async fn stream_aggregated_resources(
+        &self,
+        request: Request<Streaming<DiscoveryRequest>>,
+    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        let inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(run_stream(
+            inbound,
+            tx,
+            self.snapshots.clone(),
+            self.health.clone(),
+        ));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn delta_aggregated_resources(
+        &self,
+        _request: Request<Streaming<DeltaDiscoveryRequest>>,
+    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        Err(Status::unimplemented(
+            "fleetgate serves State-of-the-World ADS only; use api_type GRPC",
+        ))
+    }
+}
+
+/// One ADS stream: requests from Envoy and snapshot changes in, responses out.
+async fn run_stream(
+    mut inbound: Streaming<DiscoveryRequest>,
+    tx: mpsc::Sender<Result<DiscoveryResponse, Status>>,
+    mut snapshots: watch::Receiver<Arc<Snapshot>>,
+    health: Arc<watch::Sender<XdsHealth>>,
+) {
+    // Keeps what did not change between snapshots encoded (memory for speed: about one more
+    // copy of the snapshot).
+    let mut cache = super::cache::ResourceCache::default();
+    let first = resources::build_cached(&snapshots.borrow_and_update(), &mut cache);
+    let mut session = Session::new(first);
+    let mut watching = true;
+    loop {
+        let (out, event) = tokio::select! {
+            msg = inbound.message() => match msg {
+                Ok(Some(req)) => session.on_request(&req),
+                Ok(None) => break,
+                Err(status) => {
+                    tracing::debug!(node = %session.node, %status, "ADS stream ended");
+                    break;
+                }
+            },
+            changed = snapshots.changed(), if watching => match changed {
+                Ok(()) => {
+                    let started = std::time::Instant::now();
+                    let res = resources::build_cached(&snapshots.borrow_and_update(), &mut cache);
+                    let built_ms = started.elapsed().as_millis() as u64;
+                    let out = session.on_snapshot(res);
+                    tracing::debug!(built_ms, elapsed_ms = started.elapsed().as_millis() as u64,
+                        pushed = out.len(), "xDS resources built and pushed");
+                    (out, None)
+                }
+                // The writer is gone: keep serving the last snapshot.
+                Err(_) => {
+                    watching = false;
+                    continue;
+                }
+            },
+            _ = tx.closed() => break,
+        };
+        match event {
+            Some(HealthEvent::Nack(type_url, nack)) => {
+                tracing::warn!(node = %nack.node, type_url = %type_url, version = %nack.version,
+                    message = %nack.message, "Envoy rejected configuration (NACK)");
+                health.send_modify(|h| {
+                    h.nacks.insert(type_url, nack);
+                });
+            }
+            Some(HealthEvent::Ack(type_url)) => {
+                let node = session.node.clone();
+                health.send_if_modified(|h| {
+                    if h.nacks.get(&type_url).is_some_and(|n| n.node == node) {
+                        h.nacks.remove(&type_url);
+                        true
+                    } else {
+                        false
+                    }
+                });
+            }
+            None => {}
+        }
+        for r in out {
+            if tx.send(Ok(r)).await.is_err() {
+                break;
+            }
+        }
+    }
+    let node = session.node.clone();
+    health.send_if_modified(|h| {
+        let before = h.nacks.len();
+        h.nacks.retain(|_, n| n.node != node);
+        before != h.nacks.len()
+    });
+    tracing::info!(node = %node, "ADS stream closed");
+}
+
+/// A change of NACK state caused by one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HealthEvent {
+    Nack(String, Nack),
+    Ack(String),
+}
+
+/// What was sent for one type on one stream.
+#[derive(Debug, Default)]
+struct TypeState {
+    /// Resource names Envoy asked for (ignored for wildcard types).
+    names: BTreeSet<String>,
+    /// The last response sent: version, nonce and the resources in it.
+    sent_version: Option<String>,
+    sent_nonce: String,
+    sent: Vec<Arc<Resource>>,
+}
+
+/// The protocol state of one ADS stream; no I/O, so it is unit-tested directly.
+struct Session {
+    node: String,
+    resources: Resources,
+    types: BTreeMap<String, TypeState>,
+    nonce: u64,
+}
+
+/// Whether `message` names resource `name` as a whole word (`port/80` is not named by
+/// `port/8080`).
+fn mentions(message: &str, name: &str) -> bool {
+    let is_name_char = |c: char| c.is_ascii_alphanumeric() || "-._/*".contains(c);
+    message.match_indices(name).any(|(i, _)| {
+        let before = message[..i].chars().next_back();
+        let after = message[i + name.len()..].chars().next();
+        !before.is_some_and(is_name_char) && !after.is_some_and(is_name_char)
+    })
+}
+
+impl Session {
+    fn new(resources: Resources) -> Self {
+        Self {
+            node: String::new(),
+            resources,
+            types: BTreeMap::new(),
+            nonce: 0,
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        req: &DiscoveryRequest,
+    ) -> (Vec<DiscoveryResponse>, Option<HealthEvent>) {
+        if self.node.is_empty()
+            && let Some(n) = &req.node
+        {
+            self.node = n.id.clone();
+            tracing::info!(node = %self.node, "ADS stream opened");
+        }
+        if req.type_url.is_empty() {
+            return (Vec::new(), None);
+        }
+        let st = self.types.entry(req.type_url.clone()).or_default();
+        let first = req.response_nonce.is_empty();
+        if !first && req.response_nonce != st.sent_nonce {
+            // Answers a response Envoy has not yet seen the successor of: ignore (xDS protocol).
+            return (Vec::new(), None);
+        }
+        let names: BTreeSet<String> = req.resource_names.iter().cloned().collect();
+        let names_changed = names != st.names;
+        st.names = names;
+        if let Some(err) = &req.error_detail {
+            let named: BTreeSet<SourceObject> = st
+                .sent
+                .iter()
+                .filter(|r| mentions(&err.message, &r.name))
+                .flat_map(|r| r.sources())
+                .collect();
+            let sources = if named.is_empty() {
+                st.sent.iter().flat_map(|r| r.sources()).collect()
+            } else {
+                named
+            };
+            let nack = Nack {
+                node: self.node.clone(),
+                version: st.sent_version.clone().unwrap_or_default(),
+                message: err.message.clone(),
+                sources,
+            };
+            // Resending the same version would be rejected again; wait for the next snapshot
+            // (or a subscription change).
+            let out = if names_changed {
+                self.respond(&req.type_url, true)
+            } else {
+                None
+            };
+            return (
+                out.into_iter().collect(),
+                Some(HealthEvent::Nack(req.type_url.clone(), nack)),
+            );
+        }
+        let ack = !first && st.sent_version.as_deref() == Some(req.version_info.as_str());
+        let out = self.respond(&req.type_url, first || names_changed);
+        let event = ack.then(|| HealthEvent::Ack(req.type_url.clone()));
+        (out.into_iter().collect(), event)
+    }
+
+    fn on_snapshot(&mut self, resources: Resources) -> Vec<DiscoveryResponse> {
+        self.resources = resources;
+        // `respond` skips types this stream never subscribed to.
+        PUSH_ORDER
+            .iter()
+            .filter_map(|t| self.respond(t, false))
+            .collect()
+    }
+
+    /// The response for `type_url` if it differs from what was sent (or `force`).
+    fn respond(&mut self, type_url: &str, force: bool) -> Option<DiscoveryResponse> {
+        let st = self.types.get_mut(type_url)?;
+        let list: Vec<&Arc<Resource>> = self
+            .resources
+            .of(type_url)
+            .iter()
+            .filter(|r| is_wildcard_type(type_url) || st.names.contains(&r.name))
+            .collect();
+        let version = resources::version_of(list.iter().map(|r| &***r));
+        if !force && st.sent_version.as_deref() == Some(version.as_str()) {
+            return None;
+        }
+        self.nonce += 1;
+        let nonce = self.nonce.to_string();
+        st.sent_version = Some(version.clone());
+        st.sent_nonce = nonce.clone();
+        st.sent = list.iter().map(|r| Arc::clone(r)).collect();
+        Some(DiscoveryResponse {
+            version_info: version,
+            resources: list.iter().map(|r| r.any.clone()).collect(),
+            type_url: type_url.to_string(),
+            nonce,
+            ..Default::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ClusterKey, HeaderModifier, Kind, ObjectKey};
+    use crate::snapshot::{
+        ClusterSnapshot, ListenerSnapshot, PathMatch, Route, RouteAction, VirtualHost,
+        WeightedCluster,
+    };
+    use envoy_types::pb::envoy::config::core::v3::Node;
+    use envoy_types::pb::google::rpc::Status as RpcStatus;
+    use resources::{CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE};
+
+    fn src(name: &str) -> SourceObject {
+        SourceObject {
+            cluster: ClusterKey {
+                tenant: "a".into(),
+                cluster: "c1".into(),
+            },
+            object: ObjectKey {
+                kind: Kind::HttpRoute,
+                namespace: "default".into(),
+                name: name.into(),
+            },
+        }
+    }
+
+    /// A snapshot with one listener routing to the given clusters (endpoint port `port`).
+    fn snap(clusters: &[&str], port: u16) -> Resources {
+        let routes = clusters
+            .iter()
+            .map(|c| Route {
+                name: format!("route-{c}"),
+                path: PathMatch::Prefix(format!("/{c}")),
+                headers: vec![],
+                query_params: vec![],
+                method: None,
+                request_headers: HeaderModifier::default(),
+                response_headers: HeaderModifier::default(),
+                cors: None,
+                action: RouteAction::Forward(crate::snapshot::Forward::to(vec![
+                    WeightedCluster::new(*c, 1),
+                ])),
+                source: Some(src(c)),
+            })
+            .collect();
+        resources::build(&Snapshot {
+            listeners: vec![ListenerSnapshot {
+                name: "port/80".into(),
+                port: 80,
+                bind: "127.0.0.1:18080".parse().unwrap(),
+                virtual_hosts: vec![Arc::new(VirtualHost {
+                    name: "vh".into(),
+                    domains: vec!["a.example".into()],
+                    routes,
+                    rate_limit: None,
+                })],
+                gateways: BTreeSet::new(),
+            }],
+            clusters: clusters
+                .iter()
+                .map(|c| {
+                    Arc::new(ClusterSnapshot {
+                        name: c.to_string(),
+                        endpoints: vec![format!("127.0.1.1:{port}").parse().unwrap()],
+                        protocol: Default::default(),
+                        source: Some(src(c)),
+                    })
+                })
+                .collect(),
+            ..Default::default()
+        })
+    }
+
+    fn req(type_url: &str, names: &[&str], version: &str, nonce: &str) -> DiscoveryRequest {
+        DiscoveryRequest {
+            node: Some(Node {
+                id: "envoy-1".into(),
+                ..Default::default()
+            }),
+            type_url: type_url.into(),
+            resource_names: names.iter().map(|s| s.to_string()).collect(),
+            version_info: version.into(),
+            response_nonce: nonce.into(),
+            ..Default::default()
+        }
+    }
+
+    fn nack(type_url: &str, version: &str, nonce: &str, message: &str) -> DiscoveryRequest {
+        DiscoveryRequest {
+            error_detail: Some(RpcStatus {
+                code: 3,
+                message: message.into(),
+                details: vec![],
+            }),
+            ..req(type_url, &[], version, nonce)
+        }
+    }
+
+    fn names_of(r: &DiscoveryResponse) -> Vec<String> {
+        r.resources
+            .iter()
+            .map(|a| {
+                use prost::Message;
+                match a.type_url.as_str() {
+                    CLUSTER_TYPE => {
+                        envoy_types::pb::envoy::config::cluster::v3::Cluster::decode(&*a.value)
+                            .unwrap()
+                            .name
+                    }
+                    ENDPOINT_TYPE => {
+                        envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment::decode(
+                            &*a.value,
+                        )
+                        .unwrap()
+                        .cluster_name
+                    }
+                    other => other.to_string(),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn subscribe_ack_and_push_in_warming_order() {
+        let mut s = Session::new(snap(&["c1"], 1));
+        // Initial CDS and LDS subscriptions: answered at once, wildcard.
+        let (out, ev) = s.on_request(&req(CLUSTER_TYPE, &[], "", ""));
+        assert_eq!(ev, None);
+        assert_eq!(out.len(), 1);
+        let cds = out[0].clone();
+        assert_eq!(names_of(&cds), vec!["c1"]);
+        assert_eq!(s.node, "envoy-1");
+        let (out, _) = s.on_request(&req(LISTENER_TYPE, &[], "", ""));
+        let lds = out[0].clone();
+        // ACK of CDS with the EDS subscription following it.
+        let (out, ev) = s.on_request(&req(CLUSTER_TYPE, &[], &cds.version_info, &cds.nonce));
+        assert!(out.is_empty());
+        assert_eq!(ev, Some(HealthEvent::Ack(CLUSTER_TYPE.into())));
+        let (out, _) = s.on_request(&req(ENDPOINT_TYPE, &["c1", "unknown"], "", ""));
+        assert_eq!(names_of(&out[0]), vec!["c1"]);
+        let eds = out[0].clone();
+        s.on_request(&req(
+            ENDPOINT_TYPE,
+            &["c1", "unknown"],
+            &eds.version_info,
+            &eds.nonce,
+        ));
+        let (out, _) = s.on_request(&req(ROUTE_TYPE, &["port/80"], "", ""));
+        let rds = out[0].clone();
+        s.on_request(&req(LISTENER_TYPE, &[], &lds.version_info, &lds.nonce));
+        s.on_request(&req(
+            ROUTE_TYPE,
+            &["port/80"],
+            &rds.version_info,
+            &rds.nonce,
+        ));
+
+        // Same snapshot again: nothing to push.
+        assert!(s.on_snapshot(snap(&["c1"], 1)).is_empty());
+        // A new cluster: CDS, then (old-subscription) EDS unchanged so skipped, LDS unchanged,
+        // RDS changed. Order: clusters before routes.
+        let out = s.on_snapshot(snap(&["c1", "c2"], 1));
+        let types: Vec<&str> = out.iter().map(|r| r.type_url.as_str()).collect();
+        assert_eq!(types, vec![CLUSTER_TYPE, ROUTE_TYPE]);
+        assert_eq!(names_of(&out[0]), vec!["c1", "c2"]);
+        // Envoy asks for the new cluster's endpoints after the CDS response: sent.
+        let (got, _) = s.on_request(&req(
+            ENDPOINT_TYPE,
+            &["c1", "c2"],
+            &eds.version_info,
+            &eds.nonce,
+        ));
+        assert_eq!(names_of(&got[0]), vec!["c1", "c2"]);
+        // Endpoint change only: EDS alone.
+        let out = s.on_snapshot(snap(&["c1", "c2"], 2));
+        let types: Vec<&str> = out.iter().map(|r| r.type_url.as_str()).collect();
+        assert_eq!(types, vec![ENDPOINT_TYPE]);
+    }
+
+    #[test]
+    fn mentions_table() {
+        let cases = [
+            ("listener(s) port/8080: cannot bind", "port/8080", true),
+            ("listener(s) port/8080: cannot bind", "port/80", false),
+            ("cluster 'a/b/r0/b1' bad", "a/b/r0/b1", true),
+            ("cluster 'a/b/r0/b10' bad", "a/b/r0/b1", false),
+            ("x a/b/r0/b1", "a/b/r0/b1", true),
+            ("", "a", false),
+        ];
+        for (msg, name, want) in cases {
+            assert_eq!(mentions(msg, name), want, "{msg:?} {name:?}");
+        }
+    }
+
+    #[test]
+    fn stale_nonces_are_ignored() {
+        let mut s = Session::new(snap(&["c1"], 1));
+        let (out, _) = s.on_request(&req(CLUSTER_TYPE, &[], "", ""));
+        let first = out[0].clone();
+        let pushed = s.on_snapshot(snap(&["c2"], 1));
+        assert_eq!(pushed.len(), 1);
+        // Envoy's ACK of the first response arrives after the push: ignored, no resend.
+        let (out, ev) = s.on_request(&req(CLUSTER_TYPE, &[], &first.version_info, &first.nonce));
+        assert!(out.is_empty());
+        assert_eq!(ev, None);
+    }
+
+    #[test]
+    fn nack_names_the_sources_and_does_not_resend() {
+        let mut s = Session::new(snap(&["c1", "c2"], 1));
+        let (out, _) = s.on_request(&req(CLUSTER_TYPE, &[], "", ""));
+        let cds = out[0].clone();
+        let (out, ev) = s.on_request(&nack(CLUSTER_TYPE, "", &cds.nonce, "cluster c2: bad"));
+        assert!(out.is_empty());
+        let Some(HealthEvent::Nack(t, n)) = ev else {
+            panic!("expected a NACK event, got {ev:?}")
+        };
+        assert_eq!(t, CLUSTER_TYPE);
+        assert_eq!(n.node, "envoy-1");
+        assert_eq!(n.version, cds.version_info);
+        assert_eq!(n.sources, BTreeSet::from([src("c2")]));
+        // A message naming nothing blames everything in the rejected response.
+        let pushed = s.on_snapshot(snap(&["c1", "c3"], 1));
+        let (_, ev) = s.on_request(&nack(CLUSTER_TYPE, "", &pushed[0].nonce, "opaque"));
+        let Some(HealthEvent::Nack(_, n)) = ev else {
+            panic!("expected a NACK event")
+        };
+        assert_eq!(n.sources, BTreeSet::from([src("c1"), src("c3")]));
+        // The next good snapshot is pushed and its ACK clears the NACK.
+        let pushed = s.on_snapshot(snap(&["c1"], 1));
+        assert_eq!(pushed.len(), 1);
+        let (_, ev) = s.on_request(&req(
+            CLUSTER_TYPE,
+            &[],
+            &pushed[0].version_info,
+            &pushed[0].nonce,
+        ));
+        assert_eq!(ev, Some(HealthEvent::Ack(CLUSTER_TYPE.into())));
+    }
+}
