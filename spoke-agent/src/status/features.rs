@@ -13,7 +13,6 @@ pub const SUPPORTED_FEATURES: &[&str] = &[
     "GRPCRouteNamedRouteRule",
     "Gateway",
     "GatewayHTTPListenerIsolation",
-    "GatewayListenerSet",
     "HTTPRoute",
     "HTTPRoute303RedirectStatusCode",
     "HTTPRoute307RedirectStatusCode",
@@ -37,6 +36,7 @@ pub const SUPPORTED_FEATURES: &[&str] = &[
     "HTTPRouteRequestTimeout",
     "HTTPRouteResponseHeaderModification",
     "HTTPRouteSchemeRedirect",
+    "ListenerSet",
     "ReferenceGrant",
     "TCPRoute",
     "TLSRoute",
@@ -47,52 +47,16 @@ pub const SUPPORTED_FEATURES: &[&str] = &[
 mod tests {
     use super::*;
 
-    /// Every feature name of Gateway API v1.6 (`pkg/features`: gateway.go, httproute.go,
-    /// grpcroute.go, tlsroute.go, tcproute.go, udproute.go, referencegrant.go), for the check
-    /// that fleetgate lists no name the Gateway API does not define.
-    const GATEWAY_API_FEATURES: &[&str] = &[
-        "Gateway",
-        "GatewayAddressEmpty",
-        "GatewayBackendClientCertificate",
-        "GatewayFrontendClientCertificateValidation",
-        "GatewayFrontendClientCertificateValidationInsecureFallback",
-        "GatewayHTTPListenerIsolation",
-        "GatewayHTTPSListenerDetectMisdirectedRequests",
-        "GatewayInfrastructurePropagation",
-        "GatewayListenerSet",
-        "GatewayPort8080",
-        "GatewayStaticAddresses",
-        "GRPCRoute",
-        "GRPCRouteNamedRouteRule",
-        "HTTPRoute",
-        "HTTPRoute303RedirectStatusCode",
-        "HTTPRoute307RedirectStatusCode",
-        "HTTPRoute308RedirectStatusCode",
-        "HTTPRouteBackendProtocolH2C",
-        "HTTPRouteBackendProtocolWebSocket",
-        "HTTPRouteBackendRequestHeaderModification",
-        "HTTPRouteBackendTimeout",
-        "HTTPRouteCORS",
-        "HTTPRouteDestinationPortMatching",
-        "HTTPRouteHostRewrite",
-        "HTTPRouteMethodMatching",
-        "HTTPRouteNamedRouteRule",
-        "HTTPRouteParentRefPort",
-        "HTTPRoutePathRedirect",
-        "HTTPRoutePathRewrite",
-        "HTTPRoutePortRedirect",
-        "HTTPRouteQueryParamMatching",
-        "HTTPRouteRequestMirror",
-        "HTTPRouteRequestMultipleMirrors",
-        "HTTPRouteRequestPercentageMirror",
-        "HTTPRouteRequestTimeout",
-        "HTTPRouteResponseHeaderModification",
-        "HTTPRouteSchemeRedirect",
-        "ReferenceGrant",
-        "TCPRoute",
-        "TLSRoute",
-        "UDPRoute",
-    ];
+    /// Every feature name of the Gateway API version whose CRDs fleetgate installs, generated
+    /// from the upstream module (`e2e/conformance/upstream`, `go run ./cmd/featuregen`, with a
+    /// drift check in `make conformance-check`): fleetgate lists no name it does not define.
+    fn gateway_api_features() -> Vec<&'static str> {
+        include_str!("../../../e2e/conformance/upstream/features-v1.6.3.tsv")
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .filter_map(|l| l.split('\t').next())
+            .collect()
+    }
 
     #[test]
     fn features_are_sorted_unique_gateway_api_names() {
@@ -103,9 +67,14 @@ mod tests {
             sorted, SUPPORTED_FEATURES,
             "keep the list sorted, once each"
         );
+        let upstream = gateway_api_features();
+        assert!(
+            upstream.len() > 40,
+            "the generated list is read: {upstream:?}"
+        );
         for f in SUPPORTED_FEATURES {
             assert!(
-                GATEWAY_API_FEATURES.contains(f),
+                upstream.contains(f),
                 "{f} is not a Gateway API v1.6 feature name"
             );
         }
