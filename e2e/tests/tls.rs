@@ -91,6 +91,16 @@ async fn backend_in(t: &FleetTenant, ns: &str, svc: &str) -> Echo {
     .expect("echo")
 }
 
+/// Applies each document of `docs`, in order, in the tenant's cluster.
+async fn apply_all(t: &FleetTenant, docs: &[String]) {
+    for d in docs {
+        t.cluster
+            .apply(d)
+            .await
+            .unwrap_or_else(|e| panic!("apply in {}: {e:#}", t.name));
+    }
+}
+
 /// Waits until listener `listener` of Gateway `web` has condition `type_` with `status` and
 /// `reason` for the current generation; returns the condition.
 async fn wait_listener_condition(
@@ -134,22 +144,15 @@ async fn https_serves_the_tenants_certificate_and_rotation_keeps_open_connection
     let first = ca.issue(&leaf).unwrap();
     let first_serial = serial_of_pem(&first.cert_pem).unwrap();
     let _echo = backend_in(a, "default", "echo").await;
-    a.cluster
-        .apply(&secret_yaml("default", "app-tls", &first))
-        .await
-        .unwrap();
-    a.cluster
-        .apply(&gateway_yaml(&[https_listener(
-            "https",
-            "app.a.example",
-            &["app-tls"],
-        )]))
-        .await
-        .unwrap();
-    a.cluster
-        .apply(&route_yaml("app", "app.a.example", "default", "echo"))
-        .await
-        .unwrap();
+    apply_all(
+        a,
+        &[
+            secret_yaml("default", "app-tls", &first),
+            gateway_yaml(&[https_listener("https", "app.a.example", &["app-tls"])]),
+            route_yaml("app", "app.a.example", "default", "echo"),
+        ],
+    )
+    .await;
 
     // The tenant's certificate is served for its hostname (verified against the tenant's CA and
     // the SNI name by the client) and the request reaches its backend.
@@ -304,22 +307,15 @@ async fn cross_namespace_certificate_needs_a_reference_grant() {
         .await
         .unwrap();
     let cert = ca.issue(&Leaf::server("app", &["app.a.example"])).unwrap();
-    a.cluster
-        .apply(&secret_yaml("certs", "app-tls", &cert))
-        .await
-        .unwrap();
-    a.cluster
-        .apply(&gateway_yaml(&[https_listener(
-            "https",
-            "app.a.example",
-            &["certs/app-tls"],
-        )]))
-        .await
-        .unwrap();
-    a.cluster
-        .apply(&route_yaml("app", "app.a.example", "default", "echo"))
-        .await
-        .unwrap();
+    apply_all(
+        a,
+        &[
+            secret_yaml("certs", "app-tls", &cert),
+            gateway_yaml(&[https_listener("https", "app.a.example", &["certs/app-tls"])]),
+            route_yaml("app", "app.a.example", "default", "echo"),
+        ],
+    )
+    .await;
 
     // No grant in namespace certs: RefNotPermitted, nothing served.
     wait_listener_condition(a, "https", "ResolvedRefs", "False", "RefNotPermitted").await;
@@ -380,21 +376,18 @@ async fn missing_and_foreign_certificates_are_reported_on_the_listener() {
     let foreign = ca
         .issue(&Leaf::server("f", &["f.a.example", "shop.b.example"]))
         .unwrap();
-    a.cluster
-        .apply(&secret_yaml("default", "foreign-tls", &foreign))
-        .await
-        .unwrap();
-    a.cluster
-        .apply(&gateway_yaml(&[
-            https_listener("missing", "m.a.example", &["gone-tls"]),
-            https_listener("foreign", "f.a.example", &["foreign-tls"]),
-        ]))
-        .await
-        .unwrap();
-    a.cluster
-        .apply(&route_yaml("app", "m.a.example", "default", "echo"))
-        .await
-        .unwrap();
+    apply_all(
+        a,
+        &[
+            secret_yaml("default", "foreign-tls", &foreign),
+            gateway_yaml(&[
+                https_listener("missing", "m.a.example", &["gone-tls"]),
+                https_listener("foreign", "f.a.example", &["foreign-tls"]),
+            ]),
+            route_yaml("app", "m.a.example", "default", "echo"),
+        ],
+    )
+    .await;
 
     let c = wait_listener_condition(
         a,
@@ -458,14 +451,14 @@ async fn cross_namespace_backend_needs_a_reference_grant() {
     let fleet = Fleet::start(&[TENANT_A]).await.expect("fleet");
     let a = fleet.tenant("tenant-a");
     let _echo = backend_in(a, "backend", "echo").await;
-    a.cluster
-        .apply(&class_and_http_gateway(Some("app.a.example")))
-        .await
-        .unwrap();
-    a.cluster
-        .apply(&route_yaml("app", "app.a.example", "backend", "echo"))
-        .await
-        .unwrap();
+    apply_all(
+        a,
+        &[
+            class_and_http_gateway(Some("app.a.example")),
+            route_yaml("app", "app.a.example", "backend", "echo"),
+        ],
+    )
+    .await;
     let wait_get = |want: u16| {
         let fleet = &fleet;
         async move {
@@ -565,17 +558,17 @@ async fn tls_passthrough_reaches_a_tls_backend_next_to_https() {
     )
     .await
     .unwrap();
-    a.cluster
-        .apply(&gateway_yaml(&[
+    apply_all(
+        a,
+        &[
+            gateway_yaml(&[
             https_listener("https", "app.a.example", &["app-tls"]),
             "  - name: tls\n    protocol: TLS\n    port: 443\n    hostname: \"*.db.a.example\"\n    tls:\n      mode: Passthrough\n".to_string(),
-        ]))
-        .await
-        .unwrap();
-    a.cluster
-        .apply(&route_yaml("app", "app.a.example", "default", "echo"))
-        .await
-        .unwrap();
+        ]),
+            route_yaml("app", "app.a.example", "default", "echo"),
+        ],
+    )
+    .await;
     a.cluster
         .apply(
             r#"apiVersion: gateway.networking.k8s.io/v1
@@ -718,14 +711,14 @@ async fn the_default_rbac_reads_secrets_of_listed_namespaces_only_and_says_what_
         .apply("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: certs\n")
         .await
         .unwrap();
-    a.cluster
-        .apply(&secret_yaml("default", "app-tls", &app))
-        .await
-        .unwrap();
-    a.cluster
-        .apply(&secret_yaml("certs", "shop-tls", &shop))
-        .await
-        .unwrap();
+    apply_all(
+        a,
+        &[
+            secret_yaml("default", "app-tls", &app),
+            secret_yaml("certs", "shop-tls", &shop),
+        ],
+    )
+    .await;
     a.cluster
         .apply(
             r#"apiVersion: gateway.networking.k8s.io/v1
@@ -745,17 +738,17 @@ spec:
         )
         .await
         .unwrap();
-    a.cluster
-        .apply(&gateway_yaml(&[
-            https_listener("https", "app.a.example", &["app-tls"]),
-            https_listener("shop", "shop.a.example", &["certs/shop-tls"]),
-        ]))
-        .await
-        .unwrap();
-    a.cluster
-        .apply(&route_yaml("app", "app.a.example", "default", "echo"))
-        .await
-        .unwrap();
+    apply_all(
+        a,
+        &[
+            gateway_yaml(&[
+                https_listener("https", "app.a.example", &["app-tls"]),
+                https_listener("shop", "shop.a.example", &["certs/shop-tls"]),
+            ]),
+            route_yaml("app", "app.a.example", "default", "echo"),
+        ],
+    )
+    .await;
 
     eventually(TIMEOUT, || async {
         let (status, body, serial) = https_get(addr, "app.a.example", ca.cert_pem(), "/").await?;
@@ -830,29 +823,20 @@ async fn label_mode_reads_only_labelled_secrets_and_says_to_label_the_others() {
         .issue(&Leaf::server("shop", &["shop.a.example"]))
         .unwrap();
     let shop_serial = serial_of_pem(&shop.cert_pem).unwrap();
-    a.cluster
-        .apply(&labelled_secret_yaml("default", "app-tls", &app))
-        .await
-        .unwrap();
-    a.cluster
-        .apply(&secret_yaml("default", "shop-tls", &shop))
-        .await
-        .unwrap();
-    a.cluster
-        .apply(&gateway_yaml(&[
-            https_listener("https", "app.a.example", &["app-tls"]),
-            https_listener("shop", "shop.a.example", &["shop-tls"]),
-        ]))
-        .await
-        .unwrap();
-    a.cluster
-        .apply(&route_yaml("app", "app.a.example", "default", "echo"))
-        .await
-        .unwrap();
-    a.cluster
-        .apply(&route_yaml("shop", "shop.a.example", "default", "echo"))
-        .await
-        .unwrap();
+    apply_all(
+        a,
+        &[
+            labelled_secret_yaml("default", "app-tls", &app),
+            secret_yaml("default", "shop-tls", &shop),
+            gateway_yaml(&[
+                https_listener("https", "app.a.example", &["app-tls"]),
+                https_listener("shop", "shop.a.example", &["shop-tls"]),
+            ]),
+            route_yaml("app", "app.a.example", "default", "echo"),
+            route_yaml("shop", "shop.a.example", "default", "echo"),
+        ],
+    )
+    .await;
 
     eventually(TIMEOUT, || async {
         let (status, body, _) = https_get(addr, "app.a.example", ca.cert_pem(), "/").await?;
