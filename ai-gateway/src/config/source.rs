@@ -3,6 +3,9 @@
 //!
 //! - [`FileSource`]: the `--config` YAML file, re-read when its content changes (polled) or on
 //!   SIGHUP; a file that fails validation is logged and ignored, the last good one keeps serving.
+//!   A polled change is taken only once two polls in a row read the same text, so a file caught
+//!   half-written (an editor or `cp` truncates, then writes) is never applied as a smaller
+//!   configuration. Replacing the file by rename is still the safe way to change it.
 //! - [`ChannelSource`]: whole configurations sent over a channel (tests, embedding).
 //! - [`super::grpc::HubSource`]: the hub's per-tenant, acknowledged stream (see
 //!   `proto/fleetgate/aigateway/v1/aigateway.proto`).
@@ -44,6 +47,33 @@ pub struct FileSource {
     path: PathBuf,
     poll: Duration,
     last: String,
+    /// A changed text seen once, taken when the next poll reads it again.
+    pending: Option<String>,
+}
+
+/// What one poll does with the text it read.
+#[derive(Debug, PartialEq, Eq)]
+enum Poll {
+    /// Nothing new.
+    Unchanged,
+    /// New text, not yet seen twice: wait for the next poll.
+    Settling,
+    /// Parse and apply it.
+    Take,
+}
+
+/// Pure decision for one poll: `last` is the text last taken, `pending` a change seen once;
+/// `forced` is a SIGHUP (the operator says the file is complete).
+fn poll(text: &str, last: &str, pending: Option<&str>, forced: bool) -> Poll {
+    if forced {
+        Poll::Take
+    } else if text == last {
+        Poll::Unchanged
+    } else if pending == Some(text) {
+        Poll::Take
+    } else {
+        Poll::Settling
+    }
 }
 
 impl FileSource {
@@ -57,6 +87,7 @@ impl FileSource {
                 path: path.to_path_buf(),
                 poll,
                 last: text,
+                pending: None,
             },
             config,
         ))
@@ -88,8 +119,16 @@ impl FileSource {
                     continue;
                 }
             };
-            if text == self.last && !forced {
-                continue;
+            match poll(&text, &self.last, self.pending.as_deref(), forced) {
+                Poll::Unchanged => {
+                    self.pending = None;
+                    continue;
+                }
+                Poll::Settling => {
+                    self.pending = Some(text);
+                    continue;
+                }
+                Poll::Take => self.pending = None,
             }
             match parse(&self.path, &text) {
                 Ok(config) => {
@@ -161,6 +200,16 @@ impl ConfigSource for StaticSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_change_is_taken_only_when_two_polls_agree_or_on_sighup() {
+        assert_eq!(poll("a", "a", None, false), Poll::Unchanged);
+        assert_eq!(poll("ab", "a", None, false), Poll::Settling);
+        assert_eq!(poll("abc", "a", Some("ab"), false), Poll::Settling);
+        assert_eq!(poll("abc", "a", Some("abc"), false), Poll::Take);
+        assert_eq!(poll("a", "a", None, true), Poll::Take);
+        assert_eq!(poll("ab", "a", None, true), Poll::Take);
+    }
 
     const V1: &str = "version: 1\ntenants:\n  a:\n    routes:\n      r: { ai: { provider: { openai: {}, host: h } } }\n";
 
