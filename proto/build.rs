@@ -27,6 +27,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ".fleetgate.enroll.v1.EnrollRequest",
             // Carries a provider key: redacted the same way.
             ".fleetgate.aigateway.v1.BackendAuth",
+            // Carries a provider key from the tenant's Secret: redacted the same way.
+            ".fleetgate.spoke.v1.AiAuth",
         ])
         .compile_fds(fds)?;
     Ok(())

@@ -34,10 +34,12 @@ fn tenant(name: &str, version: u64, port: u32) -> pb::TenantConfig {
             port,
             path: None,
             path_prefix: None,
+            endpoints: vec![],
         })),
         policies: Some(pb::Policies {
             auth: Some(pb::BackendAuth {
                 key: "sk-hub-SECRET".into(),
+                passthrough: false,
             }),
             request_timeout_ms: 2000,
         }),

@@ -222,6 +222,7 @@ fn scale_route(
                     .collect(),
                 app_protocol: String::new(),
                 filters: vec![],
+                kind: String::new(),
             }],
             timeouts: None,
         })

@@ -61,6 +61,17 @@ impl std::fmt::Debug for aigateway::v1::BackendAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BackendAuth")
             .field("key", &"<redacted>")
+            .field("passthrough", &self.passthrough)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for spoke::v1::AiAuth {
+    /// Redacts the provider key: an intent dumped into a log never carries it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AiAuth")
+            .field("key", &"<redacted>")
+            .field("passthrough", &self.passthrough)
             .finish()
     }
 }
@@ -77,10 +88,12 @@ mod tests {
                 port: 8080,
                 path: None,
                 path_prefix: None,
+                endpoints: vec![],
             })),
             policies: Some(ai::Policies {
                 auth: Some(ai::BackendAuth {
                     key: "sk-SECRETKEY".into(),
+                    passthrough: false,
                 }),
                 request_timeout_ms: 0,
             }),
@@ -88,6 +101,22 @@ mod tests {
         let shown = format!("{backend:?} {backend:#?}");
         assert!(!shown.contains("SECRETKEY"), "{shown}");
         assert!(shown.contains("<redacted>") && shown.contains("127.0.1.10"));
+    }
+
+    #[test]
+    fn tenant_ai_backend_debug_never_shows_the_key() {
+        use super::spoke::v1 as s;
+        let backend = s::AiBackend {
+            host: "llama-cpp.llm.svc.cluster.local".into(),
+            auth: Some(s::AiAuth {
+                key: "sk-SECRETKEY".into(),
+                passthrough: false,
+            }),
+            ..Default::default()
+        };
+        let shown = format!("{backend:?} {backend:#?}");
+        assert!(!shown.contains("SECRETKEY"), "{shown}");
+        assert!(shown.contains("<redacted>") && shown.contains("llama-cpp"));
     }
 
     #[test]

@@ -226,9 +226,13 @@ mod tests {
                 port,
                 path: None,
                 path_prefix: None,
+                endpoints: vec![],
             })),
             policies: Some(pb::Policies {
-                auth: Some(pb::BackendAuth { key: key.into() }),
+                auth: Some(pb::BackendAuth {
+                    key: key.into(),
+                    passthrough: false,
+                }),
                 request_timeout_ms: 0,
             }),
         };

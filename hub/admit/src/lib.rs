@@ -952,6 +952,7 @@ mod tests {
                                 ready: true,
                             })
                             .collect(),
+                        kind: String::new(),
                     }],
                     ..Default::default()
                 }],
