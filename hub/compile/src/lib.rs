@@ -507,6 +507,7 @@ fn assemble(
             tls_listeners,
             secrets: secrets.into_values().collect(),
             l4_listeners: Vec::new(),
+            ai: Default::default(),
         },
         statuses,
     }

@@ -9,10 +9,12 @@
 //! - this root: tenant intent (objects, kinds, keys) and object status;
 //! - [`policy`]: a tenant's hostnames, clusters, sizes and quotas; [`data_plane`]: the shared data
 //!   plane's ports and L4 address pools (both validated from the operator's file by the runtime);
-//! - [`snapshot`]: the compiled data-plane snapshot (compile's output, xds's input);
+//! - [`snapshot`]: the compiled data-plane snapshot (compile's output, xds's input), and [`ai`]
+//!   its agent-gateway part (what the AI gateways serve per tenant);
 //! - [`allocate`]: the pure L4 address/port allocation rule the store persists;
 //! - [`regex`]: the tenant-derived regular expressions both admission and xds need.
 
+pub mod ai;
 pub mod allocate;
 pub mod data_plane;
 pub mod policy;

@@ -36,6 +36,8 @@ pub struct Snapshot {
     pub secrets: Vec<SecretSnapshot>,
     /// One per allocated L4 (address, port, protocol), ordered by name (`super::l4`).
     pub l4_listeners: Vec<L4ListenerSnapshot>,
+    /// What the AI gateways serve, per tenant (the routes Envoy sends them; see [`crate::ai`]).
+    pub ai: crate::ai::AiSnapshot,
 }
 
 /// A TLS data-plane port: connections dispatched by SNI to one chain per hostname.

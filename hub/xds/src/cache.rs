@@ -187,6 +187,7 @@ mod tests {
             tls_listeners: vec![],
             secrets: vec![],
             l4_listeners: vec![],
+            ai: Default::default(),
         }
     }
 

@@ -1,0 +1,103 @@
+//! The agent gateway's part of the compiled snapshot: per tenant, the AI routes the AI gateways
+//! serve. Compile (`fleetgate-hub-compile`) builds it from admitted AgentgatewayBackends and the
+//! HTTPRoute backendRefs that name them; the hub's AI config stream (runtime `ai_config`) sends
+//! it to every AI gateway replica; the xDS translation sends Envoy's share of those routes to
+//! [`AI_GATEWAY_CLUSTER`] with [`TENANT_HEADER`] and [`ROUTE_HEADER`] set (a client's copies are
+//! overwritten, so the gateway can trust them).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use crate::snapshot::SourceObject;
+
+/// The Envoy cluster of the AI gateway replicas (the data plane's `aiGateways`).
+pub const AI_GATEWAY_CLUSTER: &str = "fleetgate/ai-gateway";
+/// The header Envoy sets to the tenant's name on every request it sends to an AI gateway.
+pub const TENANT_HEADER: &str = "x-fleetgate-tenant";
+/// The header Envoy sets to the [`AiRoute`]'s id (see [`route_id`]).
+pub const ROUTE_HEADER: &str = "x-fleetgate-route";
+
+/// What every AI gateway serves, per tenant. Empty when no tenant has an AI route.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AiSnapshot {
+    pub tenants: BTreeMap<String, AiTenant>,
+}
+
+/// One tenant's AI routes, by route id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AiTenant {
+    pub routes: BTreeMap<String, AiRoute>,
+}
+
+/// The id of the AI route of an AgentgatewayBackend: `<cluster>/<namespace>/<name>`, unique in
+/// its tenant; only DNS-label characters and `/`, so it travels in a header as is.
+pub fn route_id(cluster: &str, namespace: &str, name: &str) -> String {
+    format!("{cluster}/{namespace}/{name}")
+}
+
+/// One admitted AgentgatewayBackend of kind `ai`, as the AI gateway needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AiRoute {
+    pub provider: AiProvider,
+    /// The host as the tenant wrote it (sent as the Host header; dialled when `endpoints` is
+    /// empty, which admission allows only for hosts on the tenant's egress allowlist).
+    pub host: String,
+    pub port: u16,
+    /// Replaces the chat completions path.
+    pub path: Option<String>,
+    /// Replaces the `/v1` prefix of every path.
+    pub path_prefix: Option<String>,
+    /// Ready endpoints of a cluster-local host, admitted against the cluster's CIDRs.
+    pub endpoints: Vec<SocketAddr>,
+    pub auth: AiAuth,
+    /// The AgentgatewayBackend this came from (for status and NACKs).
+    pub source: SourceObject,
+}
+
+/// `ai.provider` kinds the gateway speaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AiProvider {
+    /// Any OpenAI-compatible server; `model` overrides every request's model when set.
+    OpenAi { model: Option<String> },
+}
+
+/// `policies.auth` of a backend.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum AiAuth {
+    /// No key: requests go to the provider without Authorization.
+    #[default]
+    None,
+    /// The gateway presents this key; the client never holds it.
+    Key(ProviderKey),
+    /// The client's own Authorization goes to the provider.
+    Passthrough,
+}
+
+/// A provider key. Its Debug never shows the key, so that no log line can carry it.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProviderKey(pub String);
+
+impl std::fmt::Debug for ProviderKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProviderKey(<redacted>)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_provider_key_is_never_shown() {
+        let auth = AiAuth::Key(ProviderKey("sk-SECRET".into()));
+        assert!(!format!("{auth:?} {auth:#?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn route_ids_name_cluster_namespace_and_backend() {
+        assert_eq!(
+            route_id("c1", "default", "local-llm"),
+            "c1/default/local-llm"
+        );
+    }
+}
