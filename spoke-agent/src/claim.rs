@@ -1,8 +1,10 @@
 //! Claim: which objects of the tenant cluster are fleetgate's. A GatewayClass is claimed when its
-//! `controllerName` is [`CONTROLLER_NAME`]; a Gateway when its class is claimed; a ListenerSet
+//! `controllerName` is [`CONTROLLER_NAME`] or the agent was told its name (`--gateway-class`,
+//! e.g. `agentgateway`); a Gateway when its class is claimed; a ListenerSet
 //! when its parent Gateway is sent; a route parentRef when it names a sent Gateway or
 //! ListenerSet; a Service of type LoadBalancer when its class is [`LOAD_BALANCER_CLASS`] (or
-//! the agent runs with `--all-load-balancers`).
+//! the agent runs with `--all-load-balancers`). The Secrets the agent reads for AI backends are
+//! exactly those an AgentgatewayBackend names ([`referenced_ai_secrets`]).
 //!
 //! Where it sits: read by both `translate` (what is sent to the hub) and `status` (what the
 //! agent writes status on), so the two always agree. Pure.
@@ -15,19 +17,52 @@ use gateway_api::listenersets::ListenerSet;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::crd::GATEWAY_GROUP;
+use crate::crd::{AgentgatewayBackend, GATEWAY_GROUP};
 use crate::state::ClusterState;
 
 /// The GatewayClass `spec.controllerName` this agent claims.
 pub const CONTROLLER_NAME: &str = "fleetgate.dev/hub";
 
-/// Names of the GatewayClasses this agent claims.
+/// Names of the GatewayClasses this agent claims: those of its controllerName, and those named
+/// by `--gateway-class` ([`ClusterState::claimed_class_names`]) whatever their controllerName.
+/// Only existing GatewayClasses are claimed: a Gateway of a class nobody created is nobody's,
+/// as the Gateway API says.
 pub fn claimed_classes(state: &ClusterState) -> BTreeSet<String> {
     state
         .gateway_classes
         .iter()
-        .filter(|c| c.spec.controller_name == CONTROLLER_NAME)
+        .filter(|c| {
+            c.spec.controller_name == CONTROLLER_NAME
+                || c.metadata
+                    .name
+                    .as_ref()
+                    .is_some_and(|n| state.claimed_class_names.contains(n))
+        })
         .filter_map(|c| c.metadata.name.clone())
+        .collect()
+}
+
+/// (namespace, name) of the Secrets the AgentgatewayBackends `backends` name in
+/// `spec.policies.auth.secretRef`: always in the backend's own namespace, core Secrets only
+/// (a ref to another group or kind is reported by `translate` and reads nothing). The agent
+/// reads these Secrets and no other for AI backends.
+pub fn referenced_ai_secrets(backends: &[AgentgatewayBackend]) -> BTreeSet<(String, String)> {
+    backends
+        .iter()
+        .filter_map(|b| {
+            let ns = b.metadata.namespace.clone()?;
+            let r = b
+                .spec
+                .policies
+                .as_ref()?
+                .auth
+                .as_ref()?
+                .secret_ref
+                .as_ref()?;
+            let core = r.group.as_deref().unwrap_or("").is_empty()
+                && matches!(r.kind.as_deref(), None | Some("") | Some("Secret"));
+            (core && !r.name.is_empty()).then(|| (ns, r.name.clone()))
+        })
         .collect()
 }
 
@@ -140,4 +175,78 @@ pub fn is_claimed(svc: &Service, all_load_balancers: bool) -> bool {
 /// (namespace, name) of a namespaced object.
 pub fn ns_name(m: &ObjectMeta) -> Option<(String, String)> {
     Some((m.namespace.clone()?, m.name.clone()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::agentgateway::{Auth, Policies, SecretRef};
+    use crate::test_support::{gateway_class, meta};
+
+    #[test]
+    fn gateway_classes_are_claimed_by_controller_or_by_name() {
+        let mut state = ClusterState {
+            gateway_classes: vec![
+                gateway_class("fleetgate", CONTROLLER_NAME),
+                gateway_class("agentgateway", "agentgateway.dev/agentgateway"),
+                gateway_class("other", "example.com/other"),
+            ],
+            ..Default::default()
+        };
+        let names = |s: &ClusterState| claimed_classes(s).into_iter().collect::<Vec<_>>();
+        assert_eq!(names(&state), ["fleetgate"], "by controllerName only");
+        state.claimed_class_names = vec!["agentgateway".into(), "missing".into()];
+        assert_eq!(
+            names(&state),
+            ["agentgateway", "fleetgate"],
+            "named classes that exist, whatever their controller"
+        );
+    }
+
+    #[test]
+    fn only_secrets_a_backend_names_in_its_namespace_are_read() {
+        let backend = |ns: &str, name: &str, r: Option<SecretRef>| AgentgatewayBackend {
+            metadata: meta(Some(ns), name),
+            spec: crate::crd::agentgateway::AgentgatewayBackendSpec {
+                policies: Some(Policies {
+                    auth: Some(Auth {
+                        secret_ref: r,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            status: None,
+        };
+        let sref = |name: &str, group: Option<&str>, kind: Option<&str>| SecretRef {
+            name: name.into(),
+            group: group.map(str::to_string),
+            kind: kind.map(str::to_string),
+            ..Default::default()
+        };
+        let backends = vec![
+            backend("llm", "a", Some(sref("llm-secret", None, None))),
+            backend(
+                "llm",
+                "b",
+                Some(sref("llm-secret", Some(""), Some("Secret"))),
+            ),
+            backend("team", "c", Some(sref("team-key", None, None))),
+            backend(
+                "team",
+                "d",
+                Some(sref("vault", Some("example.com"), Some("Vault"))),
+            ),
+            backend("team", "e", None),
+        ];
+        let got: Vec<_> = referenced_ai_secrets(&backends).into_iter().collect();
+        assert_eq!(
+            got,
+            [
+                ("llm".to_string(), "llm-secret".to_string()),
+                ("team".to_string(), "team-key".to_string())
+            ]
+        );
+    }
 }

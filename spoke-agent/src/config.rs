@@ -156,6 +156,17 @@ pub struct Cli {
     /// in each). deploy/agent-rbac.yaml grants `namespaces=default`.
     #[arg(long, env = "FLEETGATE_SECRETS", default_value = "cluster")]
     pub secrets: String,
+    /// Also claim the GatewayClass of this name, whatever its controllerName (repeatable, or
+    /// comma-separated in FLEETGATE_GATEWAY_CLASSES), e.g. `--gateway-class agentgateway` to serve
+    /// the Gateways a tenant wrote for agentgateway. The agent writes that GatewayClass's
+    /// Accepted status as it does for its own. Default: none (only controllerName
+    /// fleetgate.dev/hub is claimed).
+    #[arg(
+        long = "gateway-class",
+        env = "FLEETGATE_GATEWAY_CLASSES",
+        value_delimiter = ','
+    )]
+    pub gateway_classes: Vec<String>,
 }
 
 /// A bootstrap token; its Debug never shows it.
@@ -204,6 +215,9 @@ pub struct Config {
     pub all_load_balancers: bool,
     /// Which TLS Secrets the cluster watch reads.
     pub secrets: SecretAccess,
+    /// GatewayClass names claimed besides those of controllerName fleetgate.dev/hub
+    /// (`--gateway-class`), sorted, without duplicates.
+    pub gateway_classes: Vec<String>,
 }
 
 /// A flag combination the agent cannot run with.
@@ -235,6 +249,11 @@ pub enum ConfigError {
         "--secrets {value:?}: {why}; use cluster, label (only Secrets labelled fleetgate.dev/expose=true) or namespaces=NS[,NS...]"
     )]
     BadSecrets { value: String, why: String },
+    /// A `--gateway-class` value is not a GatewayClass name.
+    #[error(
+        "--gateway-class {0:?} is not a GatewayClass name (a lowercase DNS subdomain, e.g. agentgateway)"
+    )]
+    BadGatewayClass(String),
 }
 
 impl Cli {
@@ -270,6 +289,18 @@ impl Cli {
             }
         }
         let secrets = SecretAccess::parse(&self.secrets)?;
+        let mut gateway_classes: Vec<String> = self
+            .gateway_classes
+            .iter()
+            .map(|c| c.trim())
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .collect();
+        if let Some(bad) = gateway_classes.iter().find(|c| !is_dns_subdomain(c)) {
+            return Err(ConfigError::BadGatewayClass(bad.clone()));
+        }
+        gateway_classes.sort();
+        gateway_classes.dedup();
         let identity = match (self.identity_dir, self.state_dir) {
             (Some(dir), _) => IdentitySource::Dir(dir),
             (None, Some(dir)) => IdentitySource::Enrolled {
@@ -303,6 +334,7 @@ impl Cli {
             endpoint_mode: self.endpoint_mode,
             all_load_balancers: self.all_load_balancers,
             secrets,
+            gateway_classes,
         })
     }
 }
@@ -488,6 +520,47 @@ mod tests {
             assert!(
                 err.to_lowercase().contains(want),
                 "{args:?}: error {err:?} lacks {want:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn gateway_class_flag_table() {
+        let base = ["--hub", "https://127.0.0.1:9443", "--identity-dir", "/id"];
+        assert!(
+            parse(&base).unwrap().gateway_classes.is_empty(),
+            "off by default"
+        );
+        let with = |extra: &[&str]| parse(&[&base[..], extra].concat());
+        let ok: &[(&[&str], &[&str])] = &[
+            (&["--gateway-class", "agentgateway"], &["agentgateway"]),
+            (
+                &[
+                    "--gateway-class",
+                    "b",
+                    "--gateway-class",
+                    "a",
+                    "--gateway-class",
+                    "b",
+                ],
+                &["a", "b"],
+            ),
+            (
+                &["--gateway-class", "agentgateway,internal"],
+                &["agentgateway", "internal"],
+            ),
+            (&["--gateway-class", ""], &[]),
+        ];
+        for (args, want) in ok {
+            assert_eq!(with(args).unwrap().gateway_classes, *want, "{args:?}");
+        }
+        for bad in ["Agent_Gateway", "-x", "a..b"] {
+            let err = with(&[&format!("--gateway-class={bad}")]).unwrap_err();
+            assert!(
+                err.contains(&format!(
+                    "--gateway-class {bad:?} is not a GatewayClass name"
+                )),
+                "{bad}: {err}"
             );
         }
     }

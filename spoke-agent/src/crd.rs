@@ -5,7 +5,10 @@
 //! these kinds into [`crate::state::ClusterState`], `translate`/`l4route` turn them into intent
 //! and `status` writes their status. The `gateway-api` crate 0.22 has no v1 TCPRoute/UDPRoute,
 //! so [`TcpRoute`] and [`UdpRoute`] declare only the fields fleetgate reads; parentRefs,
-//! backendRefs and status have the same schema as HTTPRoute's and reuse its types. No logic.
+//! backendRefs and status have the same schema as HTTPRoute's and reuse its types.
+//! [`agentgateway`] declares agentgateway's AgentgatewayBackend. No logic.
+
+pub mod agentgateway;
 
 use fleetgate_proto::spoke::v1::Kind;
 use gateway_api::grpcroutes::GrpcRouteParentRefs;
@@ -16,6 +19,8 @@ use gateway_api::tlsroutes::TlsRouteParentRefs;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::CustomResource;
 use serde::{Deserialize, Serialize};
+
+pub use agentgateway::{AGENTGATEWAY_BACKEND_KIND, AGENTGATEWAY_GROUP, AgentgatewayBackend};
 
 /// The Gateway API group of Gateway, the default of a parentRef.
 pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";

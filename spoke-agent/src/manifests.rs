@@ -1,5 +1,8 @@
 //! Manifests: the same kinds as `watch` (GatewayClass, Gateway, HTTPRoute, Service,
-//! EndpointSlice, Node), read from a folder of multi-document YAML files instead of a cluster.
+//! EndpointSlice, Node, agentgateway's AgentgatewayBackend, ...), read from a folder of
+//! multi-document YAML files instead of a cluster. Of the Secrets, TLS ones are read as
+//! certificates, and any Secret an AgentgatewayBackend names is read for its key (the others
+//! are dropped once the whole folder is read).
 //!
 //! Where it sits: the first step of the data path in `--manifests` mode, publishing the same
 //! [`ClusterState`] snapshots as `watch`. The folder (and its subfolders) is polled every 500 ms;
@@ -26,7 +29,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tracing::{debug, error, info};
 
-use crate::crd::{TcpRoute, UdpRoute};
+use crate::claim::referenced_ai_secrets;
+use crate::crd::{AgentgatewayBackend, TcpRoute, UdpRoute};
 use crate::state::ClusterState;
 
 /// How often the folder is scanned.
@@ -127,17 +131,26 @@ fn add_value(value: serde_yaml::Value, out: &mut ClusterState) -> Result<(), Str
                 })?)
         }
         ("v1", "Secret") => {
-            // Like the cluster watch: only TLS Secrets, stringData folded into data.
+            // stringData folded into data, as the API server does. TLS Secrets are certificate
+            // candidates; every Secret is an AI key candidate until the folder is read whole
+            // ([`Folder::scan`] keeps only those an AgentgatewayBackend names).
             let mut secret: Secret = typed(value, &kind, true, |o: &mut Secret| &mut o.metadata)?;
-            if secret.type_.as_deref() == Some(crate::resolve::certificate::TLS_SECRET_TYPE) {
-                for (k, v) in secret.string_data.take().unwrap_or_default() {
-                    secret
-                        .data
-                        .get_or_insert_with(Default::default)
-                        .insert(k, k8s_openapi::ByteString(v.into_bytes()));
-                }
-                out.secrets.push(secret);
+            for (k, v) in secret.string_data.take().unwrap_or_default() {
+                secret
+                    .data
+                    .get_or_insert_with(Default::default)
+                    .insert(k, k8s_openapi::ByteString(v.into_bytes()));
             }
+            if secret.type_.as_deref() == Some(crate::resolve::certificate::TLS_SECRET_TYPE) {
+                out.secrets.push(secret.clone());
+            }
+            out.ai_secrets.push(secret);
+        }
+        ("agentgateway.dev/v1alpha1", "AgentgatewayBackend") => {
+            out.ai_backends
+                .push(typed(value, &kind, true, |o: &mut AgentgatewayBackend| {
+                    &mut o.metadata
+                })?)
         }
         ("gateway.networking.k8s.io/v1", "TCPRoute") => {
             out.tcp_routes
@@ -301,10 +314,28 @@ impl Folder {
             all.tls_routes.extend(c.tls_routes);
             all.grpc_routes.extend(c.grpc_routes);
             all.listener_sets.extend(c.listener_sets);
+            all.tcp_routes.extend(c.tcp_routes);
+            all.udp_routes.extend(c.udp_routes);
+            all.namespaces.extend(c.namespaces);
+            all.ai_backends.extend(c.ai_backends);
+            all.ai_secrets.extend(c.ai_secrets);
         }
+        keep_referenced_ai_secrets(&mut all);
         all.normalize();
         Ok(all)
     }
+}
+
+/// Drops the Secrets no AgentgatewayBackend names from `state.ai_secrets`.
+pub fn keep_referenced_ai_secrets(state: &mut ClusterState) {
+    let wanted = referenced_ai_secrets(&state.ai_backends);
+    state.ai_secrets.retain(|s| {
+        let m = &s.metadata;
+        m.namespace
+            .clone()
+            .zip(m.name.clone())
+            .is_some_and(|k| wanted.contains(&k))
+    });
 }
 
 /// Checks that `dir` can be listed (called once before the agent starts).
@@ -317,12 +348,18 @@ pub fn check_folder(dir: &Path) -> Result<(), ManifestsError> {
         })
 }
 
-/// Scans `dir` every [`POLL_INTERVAL`] and publishes snapshots until every receiver is gone.
-pub async fn run(dir: PathBuf, tx: watch::Sender<ClusterState>) {
+/// Scans `dir` every [`POLL_INTERVAL`] and publishes snapshots until every receiver is gone;
+/// `claimed_class_names` (`--gateway-class`) goes into every snapshot.
+pub async fn run(dir: PathBuf, claimed_class_names: Vec<String>, tx: watch::Sender<ClusterState>) {
     let mut folder = Folder::default();
     let mut first = true;
     loop {
-        match folder.scan(&dir) {
+        let scanned = folder.scan(&dir).map(|mut s| {
+            s.claimed_class_names = claimed_class_names.clone();
+            s.normalize();
+            s
+        });
+        match scanned {
             Ok(next) if first => {
                 tx.send_replace(next);
                 first = false;
@@ -421,6 +458,67 @@ endpoints: [{addresses: [127.0.1.10]}]
     }
 
     #[test]
+    fn ai_backends_are_read_with_the_secrets_they_name_and_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("llm.yaml"),
+            r#"apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayBackend
+metadata: {name: local-llm}
+spec:
+  ai:
+    provider:
+      host: llama-cpp.llm.svc.cluster.local
+      port: 8080
+      openai: {model: gemma-4-12b-it}
+  policies:
+    auth:
+      secretRef: {name: llm-secret}
+"#,
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("secrets.yaml"),
+            r#"apiVersion: v1
+kind: Secret
+metadata: {name: llm-secret}
+type: Opaque
+stringData: {Authorization: Bearer sk-from-the-folder}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: db-password}
+type: Opaque
+stringData: {password: hunter2}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: llm-secret, namespace: other}
+stringData: {Authorization: not-this-one}
+"#,
+        )
+        .unwrap();
+        let s = Folder::default().scan(dir.path()).unwrap();
+        assert_eq!(s.ai_backends.len(), 1);
+        assert_eq!(
+            s.ai_backends[0].metadata.namespace.as_deref(),
+            Some("default")
+        );
+        let names: Vec<_> = s
+            .ai_secrets
+            .iter()
+            .map(|x| (x.metadata.namespace.clone(), x.metadata.name.clone()))
+            .collect();
+        assert_eq!(names, [(Some("default".into()), Some("llm-secret".into()))]);
+        assert_eq!(
+            s.ai_secrets[0].data.as_ref().unwrap()["Authorization"].0,
+            b"Bearer sk-from-the-folder"
+        );
+        assert!(s.secrets.is_empty(), "Opaque Secrets are not certificates");
+        assert!(!format!("{s:?}").contains("sk-from-the-folder"));
+    }
+
+    #[test]
     fn tls_secrets_grants_and_tls_routes_are_read_other_secrets_are_not() {
         let text = r#"apiVersion: v1
 kind: Secret
@@ -449,7 +547,9 @@ spec:
   hostnames: [pg.a.example]
   rules: [{backendRefs: [{name: pg, port: 5432}]}]
 "#;
-        let s = parse_file(text).unwrap();
+        let mut s = parse_file(text).unwrap();
+        keep_referenced_ai_secrets(&mut s);
+        assert!(s.ai_secrets.is_empty(), "no AgentgatewayBackend names them");
         assert_eq!(s.secrets.len(), 1);
         let data = s.secrets[0].data.as_ref().unwrap();
         assert_eq!(data["tls.crt"].0, b"CRT");

@@ -8,6 +8,7 @@
 //! `node` sends every Node's InternalIP x the Service port's nodePort; mode `pod` sends the ready
 //! addresses of the Service's EndpointSlices. No I/O: everything comes from the snapshot.
 
+pub mod ai;
 pub mod certificate;
 pub mod grant;
 pub mod namespaces;
@@ -22,7 +23,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::config::{EndpointMode, SecretAccess};
-use crate::crd::GATEWAY_GROUP;
+use crate::crd::{AGENTGATEWAY_BACKEND_KIND, AGENTGATEWAY_GROUP, GATEWAY_GROUP};
 use crate::state::ClusterState;
 
 /// Label that ties an EndpointSlice to its Service.
@@ -41,6 +42,8 @@ pub enum Reason {
     UnsupportedProtocol,
     /// A certificateRef that does not lead to a usable TLS Secret.
     InvalidCertificateRef,
+    /// A field fleetgate does not support (yet), e.g. an AgentgatewayBackend's `spec.mcp`.
+    UnsupportedValue,
 }
 
 impl Reason {
@@ -52,6 +55,7 @@ impl Reason {
             Self::BackendNotFound => "BackendNotFound",
             Self::UnsupportedProtocol => "UnsupportedProtocol",
             Self::InvalidCertificateRef => "InvalidCertificateRef",
+            Self::UnsupportedValue => "UnsupportedValue",
         }
     }
 }
@@ -89,6 +93,9 @@ pub struct Backend {
     pub app_protocol: String,
     pub endpoints: Vec<Endpoint>,
     pub problem: Option<Problem>,
+    /// Empty for a core Service; `AgentgatewayBackend` for a ref to agentgateway.dev's kind
+    /// (then without endpoints: the hub looks the AI backend up by namespace/name).
+    pub kind: String,
 }
 
 /// Lookups over one snapshot, built once per translation.
@@ -104,6 +111,10 @@ pub struct Index<'a> {
     /// Which TLS Secrets the source reads (explains a Secret that is not in `secrets`).
     secret_access: &'a SecretAccess,
     grants: &'a [ReferenceGrant],
+    /// (namespace, name) of every AgentgatewayBackend.
+    ai_backends: BTreeSet<(&'a str, &'a str)>,
+    /// Secrets AgentgatewayBackends name, by (namespace, name).
+    ai_secrets: BTreeMap<(&'a str, &'a str), &'a Secret>,
 }
 
 impl<'a> Index<'a> {
@@ -136,6 +147,29 @@ impl<'a> Index<'a> {
                 secrets.insert((ns.as_str(), name.as_str()), s);
             }
         }
+        let ai_backends = state
+            .ai_backends
+            .iter()
+            .filter_map(|b| {
+                Some((
+                    b.metadata.namespace.as_deref()?,
+                    b.metadata.name.as_deref()?,
+                ))
+            })
+            .collect();
+        let ai_secrets = state
+            .ai_secrets
+            .iter()
+            .filter_map(|s| {
+                Some((
+                    (
+                        s.metadata.namespace.as_deref()?,
+                        s.metadata.name.as_deref()?,
+                    ),
+                    s,
+                ))
+            })
+            .collect();
         Self {
             services,
             slices,
@@ -144,7 +178,14 @@ impl<'a> Index<'a> {
             secrets,
             secret_access: &state.secret_access,
             grants: &state.reference_grants,
+            ai_backends,
+            ai_secrets,
         }
+    }
+
+    /// The endpoint mode backends are resolved with.
+    pub fn mode(&self) -> EndpointMode {
+        self.mode
     }
 }
 
@@ -239,19 +280,30 @@ pub fn resolve_backend_ref(
         problem: None,
         endpoints: Vec::new(),
         app_protocol: String::new(),
+        kind: String::new(),
     };
     let group = r.group.unwrap_or("");
     let kind = r.kind.unwrap_or("Service");
+    let ai_backend = group == AGENTGATEWAY_GROUP && kind == AGENTGATEWAY_BACKEND_KIND;
+    // AI backends serve HTTP: only HTTPRoutes may name them.
+    if ai_backend && route_kind == "HTTPRoute" {
+        return resolve_ai_backend_ref(route_kind, route_ns, backend, index);
+    }
     if !group.is_empty() || kind != "Service" {
         let shown = if group.is_empty() {
             kind.to_string()
         } else {
             format!("{kind}.{group}")
         };
+        let also = if route_kind == "HTTPRoute" {
+            " and agentgateway.dev AgentgatewayBackends"
+        } else {
+            ""
+        };
         backend.problem = problem(
             Reason::InvalidKind,
             format!(
-                "backendRef {shown} {}/{} is not supported: fleetgate only routes to core Services",
+                "backendRef {shown} {}/{} is not supported: fleetgate only routes to core Services{also}",
                 namespace, r.name
             ),
         );
@@ -279,14 +331,7 @@ pub fn resolve_backend_ref(
         );
         return backend;
     }
-    let Some(svc) = index.services.get(&(namespace.as_str(), r.name)) else {
-        backend.problem = problem(
-            Reason::BackendNotFound,
-            format!("Service {namespace}/{} not found", r.name),
-        );
-        return backend;
-    };
-    if port == 0 {
+    if port == 0 && index.services.contains_key(&(namespace.as_str(), r.name)) {
         backend.problem = problem(
             Reason::BackendNotFound,
             format!(
@@ -296,49 +341,139 @@ pub fn resolve_backend_ref(
         );
         return backend;
     }
+    match service_endpoints(&namespace, r.name, port, protocol, route_kind, index) {
+        Ok(ServicePortEndpoints {
+            app_protocol,
+            endpoints,
+        }) => {
+            backend.app_protocol = app_protocol;
+            backend.endpoints = endpoints;
+        }
+        Err((app_protocol, p)) => {
+            backend.app_protocol = app_protocol;
+            backend.problem = Some(p);
+        }
+    }
+    backend
+}
+
+/// A backendRef of an HTTPRoute to an agentgateway.dev AgentgatewayBackend: no endpoints (the
+/// hub finds the AI backend this cluster sent under the same namespace/name), only the checks
+/// a Service gets: a ReferenceGrant across namespaces (to group agentgateway.dev, kind
+/// AgentgatewayBackend) and that it exists.
+fn resolve_ai_backend_ref(
+    route_kind: &str,
+    route_ns: &str,
+    mut backend: Backend,
+    index: &Index<'_>,
+) -> Backend {
+    backend.kind = AGENTGATEWAY_BACKEND_KIND.to_string();
+    let (namespace, name) = (backend.namespace.clone(), backend.name.clone());
+    let from = grant::RefEnd {
+        group: GATEWAY_GROUP,
+        kind: route_kind,
+        namespace: route_ns,
+        name: "",
+    };
+    let to = grant::RefEnd {
+        group: AGENTGATEWAY_GROUP,
+        kind: AGENTGATEWAY_BACKEND_KIND,
+        namespace: &namespace,
+        name: &name,
+    };
+    if !grant::allowed(index.grants, from, to) {
+        backend.problem = problem(
+            Reason::RefNotPermitted,
+            format!(
+                "backendRef to AgentgatewayBackend {namespace}/{name} crosses from namespace {route_ns}, and no ReferenceGrant in namespace {namespace} allows {route_kind}s from {route_ns} to refer to it (to: group {AGENTGATEWAY_GROUP}, kind {AGENTGATEWAY_BACKEND_KIND}); add one"
+            ),
+        );
+        return backend;
+    }
+    if !index
+        .ai_backends
+        .contains(&(namespace.as_str(), name.as_str()))
+    {
+        backend.problem = problem(
+            Reason::BackendNotFound,
+            format!(
+                "AgentgatewayBackend {namespace}/{name} not found (the agent watches AgentgatewayBackends only where the CRD deploy/crds/agentgateway.dev_agentgatewaybackends.yaml is installed)"
+            ),
+        );
+    }
+    backend
+}
+
+/// The endpoints of one Service port and its `appProtocol`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePortEndpoints {
+    /// The port's `appProtocol` (empty when unset).
+    pub app_protocol: String,
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// Service `namespace/name` port `port` (which must carry `protocol`) -> its endpoints by the
+/// index's endpoint mode, or the problem (with the port's appProtocol when the port exists)
+/// that explains why there are none. `referrer` names what refers to it in messages (a route
+/// kind, or `AgentgatewayBackend`). Shared by backendRefs and AI backend hosts.
+pub fn service_endpoints(
+    namespace: &str,
+    name: &str,
+    port: u32,
+    protocol: &str,
+    referrer: &str,
+    index: &Index<'_>,
+) -> Result<ServicePortEndpoints, (String, Problem)> {
+    let not_found = |message: String| {
+        (
+            String::new(),
+            Problem {
+                reason: Reason::BackendNotFound,
+                message,
+            },
+        )
+    };
+    let Some(svc) = index.services.get(&(namespace, name)) else {
+        return Err(not_found(format!("Service {namespace}/{name} not found")));
+    };
     let ports = svc.spec.as_ref().and_then(|s| s.ports.as_ref());
     let Some(svc_port) = ports
         .into_iter()
         .flatten()
         .find(|p| i64::from(p.port) == i64::from(port))
     else {
-        backend.problem = problem(
-            Reason::BackendNotFound,
-            format!("Service {namespace}/{} has no port {port}", r.name),
-        );
-        return backend;
+        return Err(not_found(format!(
+            "Service {namespace}/{name} has no port {port}"
+        )));
     };
-    backend.app_protocol = svc_port.app_protocol.clone().unwrap_or_default();
+    let app_protocol = svc_port.app_protocol.clone().unwrap_or_default();
+    let fail =
+        |reason: Reason, message: String| Err((app_protocol.clone(), Problem { reason, message }));
     let proto = svc_port.protocol.as_deref().unwrap_or("TCP");
     if proto != protocol {
-        backend.problem = problem(
+        return fail(
             Reason::UnsupportedProtocol,
             format!(
-                "Service {namespace}/{} port {port} is {proto}; {route_kind} backends must be {protocol}",
-                r.name
+                "Service {namespace}/{name} port {port} is {proto}; {referrer} backends must be {protocol}"
             ),
         );
-        return backend;
     }
-    match index.mode {
+    let endpoints = match index.mode {
         EndpointMode::Node => match svc_port.node_port.and_then(|p| u32::try_from(p).ok()) {
-            Some(node_port) if node_port > 0 => {
-                backend.endpoints = index
-                    .node_addresses
-                    .iter()
-                    .map(|(ip, ready)| Endpoint {
-                        address: ip.to_string(),
-                        port: node_port,
-                        ready: *ready,
-                    })
-                    .collect();
-            }
+            Some(node_port) if node_port > 0 => index
+                .node_addresses
+                .iter()
+                .map(|(ip, ready)| Endpoint {
+                    address: ip.to_string(),
+                    port: node_port,
+                    ready: *ready,
+                })
+                .collect(),
             _ => {
-                backend.problem = problem(
+                return fail(
                     Reason::BackendNotFound,
                     format!(
-                        "Service {namespace}/{} port {port} has no nodePort; set the Service type to NodePort or run the agent with --endpoint-mode=pod",
-                        r.name
+                        "Service {namespace}/{name} port {port} has no nodePort; set the Service type to NodePort or run the agent with --endpoint-mode=pod"
                     ),
                 );
             }
@@ -346,13 +481,16 @@ pub fn resolve_backend_ref(
         EndpointMode::Pod => {
             let slices = index
                 .slices
-                .get(&(namespace.as_str(), r.name))
+                .get(&(namespace, name))
                 .map(Vec::as_slice)
                 .unwrap_or_default();
-            backend.endpoints = pod_endpoints(svc_port, slices);
+            pod_endpoints(svc_port, slices)
         }
-    }
-    backend
+    };
+    Ok(ServicePortEndpoints {
+        app_protocol,
+        endpoints,
+    })
 }
 
 /// The endpoints of one port of a Service (any protocol), by the index's endpoint mode: every
@@ -629,15 +767,9 @@ mod tests {
             Case {
                 name: "other kind",
                 mode: EndpointMode::Node,
-                r: backend_ref(
-                    Some("agentgateway.dev"),
-                    Some("AgentgatewayBackend"),
-                    None,
-                    "llm",
-                    None,
-                ),
+                r: backend_ref(Some("example.com"), Some("Bucket"), None, "llm", None),
                 reason: Some("InvalidKind"),
-                message_has: "AgentgatewayBackend.agentgateway.dev",
+                message_has: "Bucket.example.com app/llm is not supported: fleetgate only routes to core Services and agentgateway.dev AgentgatewayBackends",
                 endpoints: vec![],
             },
         ];
@@ -706,6 +838,119 @@ mod tests {
         assert_eq!(
             reason(&st, "HTTPRoute"),
             (Some("RefNotPermitted".into()), 0)
+        );
+    }
+
+    /// HTTPRoute backendRefs to agentgateway.dev AgentgatewayBackends: no endpoints, the kind
+    /// for the hub, a ReferenceGrant (to that group and kind) across namespaces as for
+    /// Services, BackendNotFound when it does not exist; other route kinds get InvalidKind.
+    #[test]
+    fn backend_refs_to_agentgateway_backends() {
+        use gateway_api::referencegrants::{
+            ReferenceGrant, ReferenceGrantFrom, ReferenceGrantSpec, ReferenceGrantTo,
+        };
+        let ai = |ns: &str, name: &str| crate::crd::AgentgatewayBackend {
+            metadata: crate::test_support::meta(Some(ns), name),
+            ..Default::default()
+        };
+        let grant = |to_group: &str, to_kind: &str| ReferenceGrant {
+            metadata: crate::test_support::meta(Some("llm"), "allow-app"),
+            spec: ReferenceGrantSpec {
+                from: vec![ReferenceGrantFrom {
+                    group: GATEWAY_GROUP.into(),
+                    kind: "HTTPRoute".into(),
+                    namespace: "app".into(),
+                }],
+                to: vec![ReferenceGrantTo {
+                    group: to_group.into(),
+                    kind: to_kind.into(),
+                    name: Some("local-llm".into()),
+                }],
+            },
+        };
+        let mut st = ClusterState {
+            ai_backends: vec![ai("app", "local-llm"), ai("llm", "local-llm")],
+            ..state()
+        };
+        let r = |ns: Option<&str>, name: &str| {
+            let mut r = backend_ref(
+                Some(AGENTGATEWAY_GROUP),
+                Some(AGENTGATEWAY_BACKEND_KIND),
+                ns,
+                name,
+                None,
+            );
+            r.weight = Some(3);
+            r
+        };
+        let resolve = |st: &ClusterState, kind: &str, r: &HttpRouteRulesBackendRefs| {
+            let index = Index::new(st, EndpointMode::Node);
+            resolve_backend_ref(kind, "app", BackendRef::from(r), &index, "TCP")
+        };
+        type Case<'a> = (
+            &'a str,
+            HttpRouteRulesBackendRefs,
+            &'a str,
+            Option<(&'a str, &'a str)>,
+        );
+        let cases: Vec<Case<'_>> = vec![
+            ("same namespace", r(None, "local-llm"), "HTTPRoute", None),
+            (
+                "missing",
+                r(None, "nope"),
+                "HTTPRoute",
+                Some(("BackendNotFound", "AgentgatewayBackend app/nope not found")),
+            ),
+            (
+                "cross namespace without a grant",
+                r(Some("llm"), "local-llm"),
+                "HTTPRoute",
+                Some((
+                    "RefNotPermitted",
+                    "no ReferenceGrant in namespace llm allows HTTPRoutes from app",
+                )),
+            ),
+            (
+                "GRPCRoutes do not route to AI backends",
+                r(None, "local-llm"),
+                "GRPCRoute",
+                Some(("InvalidKind", "fleetgate only routes to core Services")),
+            ),
+        ];
+        for (name, r, kind, want) in &cases {
+            let b = resolve(&st, kind, r);
+            let got = b
+                .problem
+                .as_ref()
+                .map(|p| (p.reason.as_str(), p.message.as_str()));
+            match (got, want) {
+                (None, None) => {}
+                (Some((reason, msg)), Some((want_reason, want_msg))) => {
+                    assert_eq!(reason, *want_reason, "{name}");
+                    assert!(msg.contains(want_msg), "{name}: {msg}");
+                }
+                (g, w) => panic!("{name}: got {g:?}, want {w:?}"),
+            }
+            assert!(b.endpoints.is_empty(), "{name}");
+            if *kind == "HTTPRoute" {
+                assert_eq!(
+                    (b.kind.as_str(), b.weight),
+                    ("AgentgatewayBackend", 3),
+                    "{name}"
+                );
+            }
+        }
+        // A grant to Services does not open AI backends; one to agentgateway.dev's kind does.
+        let cross = r(Some("llm"), "local-llm");
+        st.reference_grants = vec![grant("", "Service")];
+        let b = resolve(&st, "HTTPRoute", &cross);
+        assert_eq!(b.problem.map(|p| p.reason), Some(Reason::RefNotPermitted));
+        st.reference_grants = vec![grant(AGENTGATEWAY_GROUP, AGENTGATEWAY_BACKEND_KIND)];
+        let b = resolve(&st, "HTTPRoute", &cross);
+        assert_eq!(b.problem, None);
+        assert_eq!(
+            (b.namespace.as_str(), b.name.as_str()),
+            ("llm", "local-llm")
         );
     }
 

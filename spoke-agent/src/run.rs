@@ -16,9 +16,11 @@ use crate::enroll::storage::IdentityStore;
 use crate::enroll::{self, EnrollError};
 use crate::identity::{Identity, IdentityError};
 use crate::manifests::{self, ManifestsError};
+use crate::resolve::Index;
 use crate::state::ClusterState;
 use crate::status::{self, Sink};
 use crate::sync::{SyncError, Syncer, tls_endpoint};
+use crate::translate::ai_backend::ai_backend_objects;
 use crate::translate::translate;
 use crate::{AGENT_VERSION, l4, l4route, watch as cluster_watch};
 
@@ -137,9 +139,13 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         (Source::Kube { .. }, Some(client)) => {
             cluster_watch::check_secret_access(&client, &config.secrets).await?;
             info!(secrets = %config.secrets, "watching TLS Secrets");
+            if !config.gateway_classes.is_empty() {
+                info!(classes = ?config.gateway_classes, "also claiming these GatewayClasses (--gateway-class)");
+            }
             tokio::spawn(cluster_watch::run(
                 client.clone(),
                 config.secrets.clone(),
+                config.gateway_classes.clone(),
                 state_tx,
             ));
             Sink::Kube(client)
@@ -147,7 +153,11 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         (Source::Kube { .. }, None) => unreachable!("a kube client is made for every Kube source"),
         (Source::Manifests { dir }, _) => {
             manifests::check_folder(dir)?;
-            tokio::spawn(manifests::run(dir.clone(), state_tx));
+            tokio::spawn(manifests::run(
+                dir.clone(),
+                config.gateway_classes.clone(),
+                state_tx,
+            ));
             Sink::log()
         }
     };
@@ -204,7 +214,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
 }
 
 /// The whole intent of the cluster: Gateway API objects (HTTP, then TCP/UDP routes), then
-/// LoadBalancer Services.
+/// LoadBalancer Services, then AgentgatewayBackends.
 fn intent(s: &ClusterState, config: &Config) -> Vec<Object> {
     let mode = config.effective_endpoint_mode(!s.nodes.is_empty());
     intent_with(s, mode, config.all_load_balancers)
@@ -216,6 +226,7 @@ pub fn intent_with(s: &ClusterState, mode: EndpointMode, all_load_balancers: boo
     let mut out = translate(s, mode);
     out.extend(l4route::translate_l4_routes(s, mode));
     out.extend(l4::translate_services(s, mode, all_load_balancers));
+    out.extend(ai_backend_objects(&s.ai_backends, &Index::new(s, mode)));
     out
 }
 

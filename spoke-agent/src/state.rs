@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{Namespace, Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use crate::config::SecretAccess;
-use crate::crd::{TcpRoute, UdpRoute};
+use crate::crd::{AgentgatewayBackend, TcpRoute, UdpRoute};
 
 /// One consistent snapshot of the cluster, as the sources last saw it.
 #[derive(Clone, Default, PartialEq)]
@@ -42,6 +42,16 @@ pub struct ClusterState {
     pub grpc_routes: Vec<GrpcRoute>,
     /// ListenerSets v1 (empty when the API server does not serve them).
     pub listener_sets: Vec<ListenerSet>,
+    /// agentgateway.dev/v1alpha1 AgentgatewayBackends (empty when the API server does not serve
+    /// them: deploy/crds/agentgateway.dev_agentgatewaybackends.yaml not installed).
+    pub ai_backends: Vec<AgentgatewayBackend>,
+    /// Secrets (of any type) that an AgentgatewayBackend's `policies.auth.secretRef` names in its
+    /// own namespace, and only those ([`crate::claim::referenced_ai_secrets`]): the watch reads
+    /// each by name. Holds provider keys: never log it.
+    pub ai_secrets: Vec<Secret>,
+    /// GatewayClass names the agent claims besides those of its controllerName
+    /// (`--gateway-class`), set by the source from the configuration.
+    pub claimed_class_names: Vec<String>,
 }
 
 impl ClusterState {
@@ -68,6 +78,10 @@ impl ClusterState {
         self.namespaces.sort_by_key(key);
         self.grpc_routes.sort_by_key(key);
         self.listener_sets.sort_by_key(key);
+        self.ai_backends.sort_by_key(key);
+        self.ai_secrets.sort_by_key(key);
+        self.claimed_class_names.sort();
+        self.claimed_class_names.dedup();
     }
 }
 
@@ -90,6 +104,9 @@ impl std::fmt::Debug for ClusterState {
             .field("namespaces", &self.namespaces.len())
             .field("grpc_routes", &self.grpc_routes.len())
             .field("listener_sets", &self.listener_sets.len())
+            .field("ai_backends", &self.ai_backends.len())
+            .field("ai_secrets", &self.ai_secrets.len())
+            .field("claimed_class_names", &self.claimed_class_names)
             .finish()
     }
 }

@@ -35,6 +35,7 @@ use crate::resolve::namespaces;
 use crate::resolve::{BackendRef, Index, resolve_backend_ref};
 use crate::state::ClusterState;
 
+pub mod ai_backend;
 pub mod filters;
 pub mod grpc;
 mod wire;

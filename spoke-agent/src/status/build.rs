@@ -28,7 +28,10 @@ use gateway_api::listenersets::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::claim::{CONTROLLER_NAME, SentParents, claimed_classes, parent_ref};
-use crate::crd::{GATEWAY_GROUP, L4RouteView, grpc_parent_as_http, tls_parent_as_http};
+use crate::crd::agentgateway::AgentgatewayBackendStatus;
+use crate::crd::{
+    AgentgatewayBackend, GATEWAY_GROUP, L4RouteView, grpc_parent_as_http, tls_parent_as_http,
+};
 use crate::state::ClusterState;
 
 /// One status write: which object and the full status the agent wants on it.
@@ -79,6 +82,12 @@ pub enum StatusWrite {
         name: String,
         status: k8s_openapi::api::core::v1::ServiceStatus,
     },
+    /// An AgentgatewayBackend: `status.conditions`.
+    AiBackend {
+        namespace: String,
+        name: String,
+        status: AgentgatewayBackendStatus,
+    },
 }
 
 impl StatusWrite {
@@ -110,6 +119,9 @@ impl StatusWrite {
             Self::ListenerSet {
                 namespace, name, ..
             } => format!("ListenerSet {namespace}/{name}"),
+            Self::AiBackend {
+                namespace, name, ..
+            } => format!("AgentgatewayBackend {namespace}/{name}"),
         }
     }
 }
@@ -167,11 +179,19 @@ fn sorted(mut c: Vec<Condition>) -> Vec<Condition> {
 /// `supportedFeatures` from [`super::features::SUPPORTED_FEATURES`].
 pub fn gateway_class_status(gc: &GatewayClass, now: &Time) -> GatewayClassStatus {
     let existing = gc.status.clone().unwrap_or_default();
+    let message = if gc.spec.controller_name == CONTROLLER_NAME {
+        format!("Claimed by {CONTROLLER_NAME}")
+    } else {
+        format!(
+            "Claimed by {CONTROLLER_NAME} (the agent runs with --gateway-class {})",
+            gc.metadata.name.as_deref().unwrap_or_default()
+        )
+    };
     let accepted = pb::Condition {
         r#type: "Accepted".into(),
         status: "True".into(),
         reason: "Accepted".into(),
-        message: format!("Claimed by {CONTROLLER_NAME}"),
+        message,
     };
     let generation = gc.metadata.generation.unwrap_or(0);
     GatewayClassStatus {
@@ -247,6 +267,31 @@ pub fn gateway_status(gw: &Gateway, hub: &ObjectStatus, now: &Time) -> GatewaySt
             .then(|| i32::try_from(hub.attached_listener_sets).unwrap_or(i32::MAX))
             .or(existing.attached_listener_sets),
     }
+}
+
+/// AgentgatewayBackend `status.conditions` from the hub (conditions of other types, set by
+/// someone else, are kept).
+pub fn ai_backend_status(
+    b: &AgentgatewayBackend,
+    hub: &ObjectStatus,
+    now: &Time,
+) -> AgentgatewayBackendStatus {
+    let existing = b.status.clone().unwrap_or_default();
+    let generation = generation_of(hub, b.metadata.generation);
+    AgentgatewayBackendStatus {
+        conditions: Some(merge_conditions(
+            existing.conditions.as_deref().unwrap_or_default(),
+            &hub.conditions,
+            generation,
+            now,
+        )),
+    }
+}
+
+fn norm_ai(s: &AgentgatewayBackendStatus) -> AgentgatewayBackendStatus {
+    let mut s = s.clone();
+    s.conditions = s.conditions.map(sorted);
+    s
 }
 
 /// ListenerSet `status.conditions` and `status.listeners` from the hub.
@@ -609,6 +654,19 @@ pub fn plan(state: &ClusterState, hub: Option<&Status>, now: &Time) -> Vec<Statu
             });
         }
     }
+    for b in &state.ai_backends {
+        let Some((namespace, name, hs)) = find(Kind::AiBackend, &b.metadata) else {
+            continue;
+        };
+        let status = ai_backend_status(b, hs, now);
+        if b.status.as_ref().map(norm_ai) != Some(norm_ai(&status)) {
+            out.push(StatusWrite::AiBackend {
+                namespace,
+                name,
+                status,
+            });
+        }
+    }
     for svc in &state.services {
         let Some((namespace, name, hs)) = find(Kind::Service, &svc.metadata) else {
             continue;
@@ -657,6 +715,9 @@ pub fn summary(w: &StatusWrite) -> String {
     }
     match w {
         StatusWrite::GatewayClass { status, .. } => {
+            conds(status.conditions.as_deref().unwrap_or_default())
+        }
+        StatusWrite::AiBackend { status, .. } => {
             conds(status.conditions.as_deref().unwrap_or_default())
         }
         StatusWrite::Gateway { status, .. } => {

@@ -30,7 +30,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::FIELD_MANAGER;
-use crate::crd::{TcpRoute, UdpRoute};
+use crate::crd::{AgentgatewayBackend, TcpRoute, UdpRoute};
 use crate::state::ClusterState;
 pub use build::{StatusWrite, plan};
 
@@ -204,6 +204,16 @@ fn target(w: &StatusWrite) -> (ApiResource, Option<&str>, &str, serde_json::Valu
             name,
             json!({"parents": status.parents}),
         ),
+        StatusWrite::AiBackend {
+            namespace,
+            name,
+            status,
+        } => (
+            of::<AgentgatewayBackend>(),
+            Some(namespace),
+            name,
+            json!({"conditions": status.conditions}),
+        ),
     }
 }
 
@@ -356,6 +366,18 @@ mod tests {
                     status: Default::default(),
                 },
                 ("v1", "Service", "services"),
+            ),
+            (
+                StatusWrite::AiBackend {
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                    status: Default::default(),
+                },
+                (
+                    "agentgateway.dev/v1alpha1",
+                    "AgentgatewayBackend",
+                    "agentgatewaybackends",
+                ),
             ),
         ];
         for (w, (api_version, kind, plural)) in cases {

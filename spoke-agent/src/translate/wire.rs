@@ -40,7 +40,7 @@ pub fn wire_backend(b: Backend) -> pb::Backend {
         endpoints: b.endpoints.into_iter().map(wire_endpoint).collect(),
         app_protocol: b.app_protocol,
         filters: Vec::new(),
-        kind: String::new(),
+        kind: b.kind,
     }
 }
 

@@ -1,8 +1,8 @@
 //! Watch: kube-rs reflectors over the tenant cluster (GatewayClass, Gateway, HTTPRoute v1,
 //! TLSRoute v1, GRPCRoute v1, ReferenceGrant v1, Service, EndpointSlice, Node, Namespace,
-//! Secrets of type `kubernetes.io/tls`; TCPRoute, UDPRoute and ListenerSet v1 when served) that
-//! publish a
-//! [`ClusterState`] snapshot.
+//! Secrets of type `kubernetes.io/tls`; TCPRoute, UDPRoute and ListenerSet v1 when served;
+//! agentgateway.dev/v1alpha1 AgentgatewayBackend when served, and the Secrets those name,
+//! each by name ([`ai_secrets`])) that publish a [`ClusterState`] snapshot.
 //!
 //! Secrets: the watch is filtered server-side to `type=kubernetes.io/tls`, so no other Secret
 //! (service-account tokens, application credentials) ever reaches the agent; of those, only the
@@ -18,6 +18,7 @@
 //! its kind, so the hub never receives a partial full state; later snapshots follow every change
 //! (coalesced over [`COALESCE`]) and are sent only when they differ.
 
+pub mod ai_secrets;
 pub mod reflect;
 
 use std::sync::Arc;
@@ -43,7 +44,7 @@ use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
 use crate::config::{EXPOSE_LABEL, SecretAccess};
-use crate::crd::{TcpRoute, UdpRoute};
+use crate::crd::{AgentgatewayBackend, TcpRoute, UdpRoute};
 use crate::state::ClusterState;
 
 /// How long after a change the snapshot is taken, so a burst of changes (an `apply` of many
@@ -77,6 +78,30 @@ async fn serves_optional_kinds(client: &Client) -> (bool, bool, bool) {
                 "cannot discover gateway.networking.k8s.io/v1 resources ({e}); not watching TCPRoutes/UDPRoutes/ListenerSets"
             );
             (false, false, false)
+        }
+    }
+}
+
+/// Whether the API server serves agentgateway.dev/v1alpha1 AgentgatewayBackends (the CRD of
+/// deploy/crds/ is installed).
+async fn serves_ai_backends(client: &Client) -> bool {
+    match client
+        .list_api_group_resources("agentgateway.dev/v1alpha1")
+        .await
+    {
+        Ok(list)
+            if list
+                .resources
+                .iter()
+                .any(|r| r.name == "agentgatewaybackends") =>
+        {
+            true
+        }
+        _ => {
+            info!(
+                "AgentgatewayBackend (agentgateway.dev/v1alpha1) not served by this cluster (install deploy/crds/agentgateway.dev_agentgatewaybackends.yaml and restart the agent to use AI backends)"
+            );
+            false
         }
     }
 }
@@ -196,8 +221,14 @@ async fn review_secret_access(
 }
 
 /// Runs the reflectors and publishes snapshots into `tx` until every receiver is gone. TLS
-/// Secrets are watched as `secrets` says.
-pub async fn run(client: Client, secrets: SecretAccess, tx: watch::Sender<ClusterState>) {
+/// Secrets (and the Secrets AgentgatewayBackends name) are watched as `secrets` says;
+/// `claimed_class_names` (`--gateway-class`) goes into every snapshot.
+pub async fn run(
+    client: Client,
+    secrets: SecretAccess,
+    claimed_class_names: Vec<String>,
+    tx: watch::Sender<ClusterState>,
+) {
     let changed = Arc::new(Notify::new());
     let classes = reflect::spawn(Api::<GatewayClass>::all(client.clone()), changed.clone());
     let gateways = reflect::spawn(Api::<Gateway>::all(client.clone()), changed.clone());
@@ -228,6 +259,14 @@ pub async fn run(client: Client, secrets: SecretAccess, tx: watch::Sender<Cluste
     let grpc_routes = reflect::spawn(Api::<GrpcRoute>::all(client.clone()), changed.clone());
     let listener_sets = serves_listener_sets
         .then(|| reflect::spawn(Api::<ListenerSet>::all(client.clone()), changed.clone()));
+    let ai_backends = serves_ai_backends(&client).await.then(|| {
+        reflect::spawn(
+            Api::<AgentgatewayBackend>::all(client.clone()),
+            changed.clone(),
+        )
+    });
+    let mut ai_secrets =
+        ai_secrets::AiSecretWatches::new(client.clone(), secrets.clone(), changed.clone());
 
     let ready = async {
         let _ = classes.wait_until_ready().await;
@@ -252,6 +291,9 @@ pub async fn run(client: Client, secrets: SecretAccess, tx: watch::Sender<Cluste
         if let Some(s) = &listener_sets {
             let _ = s.wait_until_ready().await;
         }
+        if let Some(s) = &ai_backends {
+            let _ = s.wait_until_ready().await;
+        }
     };
     tokio::pin!(ready);
     loop {
@@ -263,7 +305,14 @@ pub async fn run(client: Client, secrets: SecretAccess, tx: watch::Sender<Cluste
         }
     }
     info!("cluster watch ready");
-    let snapshot = || {
+    let backends = || {
+        ai_backends
+            .as_ref()
+            .map(reflect::objects)
+            .unwrap_or_default()
+    };
+    ai_secrets.reconcile(&backends()).await;
+    let snapshot = |ai_secrets: &ai_secrets::AiSecretWatches| {
         let mut s = ClusterState {
             gateway_classes: reflect::objects(&classes),
             gateways: reflect::objects(&gateways),
@@ -289,18 +338,22 @@ pub async fn run(client: Client, secrets: SecretAccess, tx: watch::Sender<Cluste
                 .as_ref()
                 .map(reflect::objects)
                 .unwrap_or_default(),
+            ai_backends: backends(),
+            ai_secrets: ai_secrets.secrets(),
+            claimed_class_names: claimed_class_names.clone(),
         };
         s.normalize();
         s
     };
-    tx.send_replace(snapshot());
+    tx.send_replace(snapshot(&ai_secrets));
     loop {
         tokio::select! {
             _ = changed.notified() => {}
             _ = tx.closed() => return,
         }
         tokio::time::sleep(COALESCE).await;
-        let next = snapshot();
+        ai_secrets.reconcile(&backends()).await;
+        let next = snapshot(&ai_secrets);
         tx.send_if_modified(|cur| {
             if *cur == next {
                 false

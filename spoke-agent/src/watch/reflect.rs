@@ -16,6 +16,35 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 use tracing::warn;
 
+/// A reflector that stops when dropped (for watches that come and go, e.g. one per Secret an
+/// AgentgatewayBackend names).
+pub struct Owned<K: Resource + Clone + 'static>
+where
+    K::DynamicType: Eq + Hash + Clone,
+{
+    pub store: Store<K>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl<K: Resource + Clone + 'static> Drop for Owned<K>
+where
+    K::DynamicType: Eq + Hash + Clone,
+{
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Like [`spawn_with`], stopped when the returned [`Owned`] is dropped.
+pub fn spawn_owned<K>(api: Api<K>, config: watcher::Config, changed: Arc<Notify>) -> Owned<K>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
+{
+    let (store, task) = start(api, config, changed);
+    Owned { store, task }
+}
+
 /// Starts a reflector for `K` over the whole cluster; returns its store.
 pub fn spawn<K>(api: Api<K>, changed: Arc<Notify>) -> Store<K>
 where
@@ -31,10 +60,22 @@ where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
 {
+    start(api, config, changed).0
+}
+
+fn start<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    changed: Arc<Notify>,
+) -> (Store<K>, tokio::task::JoinHandle<()>)
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
+{
     let (store, writer) = reflector::store();
     let kind = K::kind(&K::DynamicType::default()).to_string();
     let stream = watcher(api, config).default_backoff().reflect(writer);
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
             match event {
@@ -43,7 +84,7 @@ where
             }
         }
     });
-    store
+    (store, task)
 }
 
 /// The objects of a store, cloned out of their `Arc`s.

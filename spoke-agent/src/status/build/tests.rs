@@ -245,6 +245,14 @@ fn apply(state: &mut ClusterState, writes: Vec<StatusWrite>) {
                 o.status =
                     Some(serde_json::from_value(serde_json::to_value(status).unwrap()).unwrap());
             }
+            StatusWrite::AiBackend { name, status, .. } => {
+                let o = state
+                    .ai_backends
+                    .iter_mut()
+                    .find(|o| o.metadata.name.as_deref() == Some(&name))
+                    .unwrap();
+                o.status = Some(status);
+            }
         }
     }
 }
@@ -590,4 +598,102 @@ fn listener_sets_and_their_routes_get_status_and_the_gateway_counts_them() {
         .map(StatusWrite::object)
         .collect();
     assert!(again.is_empty(), "{again:?}");
+}
+
+#[test]
+fn ai_backends_get_the_hubs_conditions_once_and_named_classes_are_accepted() {
+    use crate::crd::AgentgatewayBackend;
+    let mut backend: AgentgatewayBackend = serde_yaml::from_str(
+        "apiVersion: agentgateway.dev/v1alpha1\nkind: AgentgatewayBackend\nmetadata: {name: local-llm}\nspec: {ai: {provider: {openai: {}}}}\n",
+    )
+    .unwrap();
+    backend.metadata = meta(Some("agentgateway-system"), "local-llm");
+    backend.metadata.generation = Some(4);
+    // A condition another controller set stays.
+    backend.status = Some(crate::crd::agentgateway::AgentgatewayBackendStatus {
+        conditions: Some(vec![kc("example.com/Synced", "True", "Synced", 1, 7)]),
+    });
+    let mut st = ClusterState {
+        gateway_classes: vec![gateway_class(
+            "agentgateway",
+            "agentgateway.dev/agentgateway",
+        )],
+        ai_backends: vec![backend],
+        claimed_class_names: vec!["agentgateway".into()],
+        ..Default::default()
+    };
+    let hub = Status {
+        objects: vec![ObjectStatus {
+            r#ref: Some(ObjectRef {
+                kind: Kind::AiBackend as i32,
+                namespace: "agentgateway-system".into(),
+                name: "local-llm".into(),
+            }),
+            observed_generation: 4,
+            conditions: vec![
+                pc("Accepted", "True", "Accepted"),
+                pc("ResolvedRefs", "False", "BackendNotFound"),
+            ],
+            ..Default::default()
+        }],
+    };
+    let writes = plan(&st, Some(&hub), &t(100));
+    assert_eq!(writes.len(), 2, "{writes:?}");
+    let StatusWrite::GatewayClass { name, status } = &writes[0] else {
+        panic!("{writes:?}")
+    };
+    assert_eq!(name, "agentgateway");
+    let accepted = &status.conditions.as_ref().unwrap()[0];
+    assert_eq!(
+        (accepted.type_.as_str(), accepted.status.as_str()),
+        ("Accepted", "True")
+    );
+    assert!(
+        accepted.message.contains("--gateway-class agentgateway"),
+        "{}",
+        accepted.message
+    );
+    let StatusWrite::AiBackend {
+        namespace,
+        name,
+        status,
+    } = &writes[1]
+    else {
+        panic!("{writes:?}")
+    };
+    assert_eq!(
+        (namespace.as_str(), name.as_str()),
+        ("agentgateway-system", "local-llm")
+    );
+    let got: Vec<(&str, &str, &str, Option<i64>)> = status
+        .conditions
+        .iter()
+        .flatten()
+        .map(|c| {
+            (
+                c.type_.as_str(),
+                c.status.as_str(),
+                c.reason.as_str(),
+                c.observed_generation,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("Accepted", "True", "Accepted", Some(4)),
+            ("ResolvedRefs", "False", "BackendNotFound", Some(4)),
+            ("example.com/Synced", "True", "Synced", Some(1)),
+        ]
+    );
+    assert_eq!(
+        summary(&writes[1]),
+        "Accepted=True(Accepted) ResolvedRefs=False(BackendNotFound) example.com/Synced=True(Synced)"
+    );
+    apply(&mut st, writes);
+    assert_eq!(
+        plan(&st, Some(&hub), &t(200)),
+        vec![],
+        "converged: no second write"
+    );
 }

@@ -1,0 +1,207 @@
+//! agentgateway's `agentgateway.dev/v1alpha1` AgentgatewayBackend, as tenants write it for
+//! agentgateway: the fields fleetgate translates are typed, everything else is kept in an
+//! `other` map so that it parses (a tenant's manifest applies unchanged) and `translate` can
+//! name what it does not support yet instead of silently ignoring it.
+//!
+//! Where it sits: below the data path with the other kinds of [`crate::crd`]: the sources read
+//! it into [`crate::state::ClusterState::ai_backends`], `translate::ai_backend` turns it into a
+//! `KIND_AI_BACKEND` object and `status` writes its `status.conditions`. The CRD the tenant
+//! cluster serves is `deploy/crds/agentgateway.dev_agentgatewaybackends.yaml` (a test checks its
+//! names against this type). No logic.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use serde::{Deserialize, Serialize};
+
+/// The API group of agentgateway's kinds (also the group of a backendRef to an
+/// AgentgatewayBackend).
+pub const AGENTGATEWAY_GROUP: &str = "agentgateway.dev";
+/// The kind of a backendRef to an AgentgatewayBackend.
+pub const AGENTGATEWAY_BACKEND_KIND: &str = "AgentgatewayBackend";
+
+/// Fields fleetgate does not read, by name, with their values as written.
+pub type Other = BTreeMap<String, serde_json::Value>;
+
+/// `spec` of an AgentgatewayBackend: exactly one of `ai`, `static`, `mcp`, `a2a`, `aws`,
+/// `dynamicForwardProxy` (the CRD's CEL rule), plus `policies`.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "agentgateway.dev",
+    version = "v1alpha1",
+    kind = "AgentgatewayBackend",
+    plural = "agentgatewaybackends",
+    namespaced,
+    status = "AgentgatewayBackendStatus",
+    schema = "disabled",
+    derive = "Default",
+    derive = "PartialEq"
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentgatewayBackendSpec {
+    /// An LLM backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ai: Option<AiSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policies: Option<Policies>,
+    /// `static`, `mcp`, `a2a`, `aws`, `dynamicForwardProxy` and any other field.
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+/// `spec.ai`: exactly one of `provider` and `groups` (in `other`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AiSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<Provider>,
+    /// `groups` and any other field.
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+/// `spec.ai.provider`: exactly one provider kind, and overrides of where it is reached.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Provider {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openai: Option<OpenAi>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_prefix: Option<String>,
+    /// The other provider kinds (`anthropic`, `gemini`, `vertexai`, `bedrock`, `azureopenai`,
+    /// `azure`, `custom`) and any other field.
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+/// `spec.ai.provider.openai`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenAi {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// `moderation` and any other field.
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+/// `spec.policies`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Policies {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<Auth>,
+    /// `ai`, `http`, `tls`, `tcp`, `health`, `mcp`, ... and any other field.
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+/// `spec.policies.auth`: at most one of `key`, `secretRef`, `passthrough` (and kinds fleetgate
+/// does not support, in `other`).
+#[derive(Serialize, Deserialize, Clone, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Auth {
+    /// An inline provider key. Never in `Debug` output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretRef>,
+    /// `passthrough: {}`: the client's own Authorization goes to the provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passthrough: Option<serde_json::Value>,
+    /// `aws`, `azure`, `gcp`, `credentials`, `location`, ... and any other field.
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+impl std::fmt::Debug for Auth {
+    /// Redacts the inline key: an AgentgatewayBackend may reach a log through its `Debug`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .field("secret_ref", &self.secret_ref)
+            .field("passthrough", &self.passthrough)
+            .field("other", &self.other.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// `spec.policies.auth.secretRef`: a Secret of the backend's own namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRef {
+    pub name: String,
+    /// The Secret key holding the provider key; unset: `Authorization`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Empty or unset: the core group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Empty or unset: `Secret`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// `status` of an AgentgatewayBackend: what the hub decided, written by the agent.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentgatewayBackendStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Vec<Condition>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::Resource;
+
+    use super::*;
+
+    /// The tutorial's backend parses; unknown fields are kept, by name, for `translate` to
+    /// report; the inline key never shows in `Debug`.
+    #[test]
+    fn agentgateway_yaml_parses_and_keeps_what_fleetgate_does_not_read() {
+        let yaml = r#"
+apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayBackend
+metadata: {name: local-llm, namespace: agentgateway-system}
+spec:
+  ai:
+    provider:
+      host: llama-cpp.llm.svc.cluster.local
+      port: 8080
+      openai: {model: gemma-4-12b-it, moderation: {model: omni}}
+  policies:
+    auth: {key: sk-inline-secret-value}
+    http: {requestTimeout: 10s}
+  futureField: 1
+"#;
+        let b: AgentgatewayBackend = serde_yaml::from_str(yaml).unwrap();
+        let p = b.spec.ai.as_ref().unwrap().provider.as_ref().unwrap();
+        assert_eq!(p.host.as_deref(), Some("llama-cpp.llm.svc.cluster.local"));
+        assert_eq!(p.port, Some(8080));
+        let openai = p.openai.as_ref().unwrap();
+        assert_eq!(openai.model.as_deref(), Some("gemma-4-12b-it"));
+        assert!(openai.other.contains_key("moderation"));
+        let policies = b.spec.policies.as_ref().unwrap();
+        assert!(policies.other.contains_key("http"));
+        assert!(b.spec.other.contains_key("futureField"));
+        let debug = format!("{b:?}");
+        assert!(!debug.contains("sk-inline-secret-value"), "{debug}");
+        assert!(debug.contains("<redacted>"));
+    }
+
+    #[test]
+    fn names_match_agentgateways() {
+        assert_eq!(AgentgatewayBackend::group(&()), AGENTGATEWAY_GROUP);
+        assert_eq!(AgentgatewayBackend::kind(&()), AGENTGATEWAY_BACKEND_KIND);
+        assert_eq!(AgentgatewayBackend::version(&()), "v1alpha1");
+        assert_eq!(AgentgatewayBackend::plural(&()), "agentgatewaybackends");
+    }
+}

@@ -1,0 +1,271 @@
+//! Table tests of the AgentgatewayBackend translation: the tutorial's backend, the unsupported
+//! kinds and fields (each named in the problem), and the key kept out of Debug output.
+
+use std::collections::BTreeMap;
+
+use fleetgate_proto::spoke::v1::{self as pb, Kind, ObjectRef, ai_backend, object};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::*;
+use crate::config::EndpointMode;
+use crate::state::ClusterState;
+use crate::test_support::{meta, node, service};
+
+const KEY: &str = "sk-tutorial-key-only-the-hub-may-see";
+
+fn backend(yaml: &str) -> AgentgatewayBackend {
+    let mut b: AgentgatewayBackend = serde_yaml::from_str(&format!(
+        "apiVersion: agentgateway.dev/v1alpha1\nkind: AgentgatewayBackend\nmetadata: {{name: local-llm, namespace: agentgateway-system}}\n{yaml}"
+    ))
+    .expect("the backend parses");
+    b.metadata = meta(Some("agentgateway-system"), "local-llm");
+    b
+}
+
+fn state(backends: Vec<AgentgatewayBackend>) -> ClusterState {
+    ClusterState {
+        services: vec![service(
+            "llm",
+            "llama-cpp",
+            "NodePort",
+            &[(None, 8080, Some(31080), IntOrString::Int(8080))],
+        )],
+        nodes: vec![node("n1", Some("127.0.1.1"), None)],
+        ai_secrets: vec![Secret {
+            metadata: meta(Some("agentgateway-system"), "llm-secret"),
+            data: Some(BTreeMap::from([(
+                "Authorization".to_string(),
+                ByteString(format!("Bearer {KEY}").into_bytes()),
+            )])),
+            ..Default::default()
+        }],
+        ai_backends: backends,
+        ..Default::default()
+    }
+}
+
+fn translate_one(yaml: &str) -> pb::AiBackend {
+    let st = state(vec![backend(yaml)]);
+    let index = Index::new(&st, EndpointMode::Node);
+    let objects = ai_backend_objects(&st.ai_backends, &index);
+    assert_eq!(objects.len(), 1);
+    match objects.into_iter().next().and_then(|o| o.spec) {
+        Some(object::Spec::AiBackend(b)) => b,
+        other => panic!("not an AI backend: {other:?}"),
+    }
+}
+
+const TUTORIAL: &str = r#"spec:
+  ai:
+    provider:
+      host: llama-cpp.llm.svc.cluster.local
+      port: 8080
+      openai:
+        model: gemma-4-12b-it
+  policies:
+    auth:
+      secretRef:
+        name: llm-secret
+"#;
+
+#[test]
+fn the_tutorials_backend_is_resolved_into_endpoints_and_the_secrets_key() {
+    let st = state(vec![backend(TUTORIAL)]);
+    let index = Index::new(&st, EndpointMode::Node);
+    let objects = ai_backend_objects(&st.ai_backends, &index);
+    let want = Object {
+        r#ref: Some(ObjectRef {
+            kind: Kind::AiBackend as i32,
+            namespace: "agentgateway-system".into(),
+            name: "local-llm".into(),
+        }),
+        generation: 1,
+        creation_timestamp: "2023-11-14T22:13:20Z".into(),
+        spec: Some(object::Spec::AiBackend(pb::AiBackend {
+            provider: Some(ai_backend::Provider::Openai(pb::OpenAiProvider {
+                model: Some("gemma-4-12b-it".into()),
+            })),
+            host: "llama-cpp.llm.svc.cluster.local".into(),
+            port: 8080,
+            path: None,
+            path_prefix: None,
+            endpoints: vec![pb::Endpoint {
+                address: "127.0.1.1".into(),
+                port: 31080,
+                ready: true,
+            }],
+            auth: Some(pb::AiAuth {
+                key: KEY.into(),
+                passthrough: false,
+            }),
+            problem: None,
+        })),
+    };
+    assert_eq!(objects, vec![want]);
+    // The key is in the intent, never in its Debug output (what a log line would show).
+    let debug = format!("{objects:?}");
+    assert!(!debug.contains(KEY), "{debug}");
+}
+
+#[test]
+fn external_hosts_overrides_and_passthrough() {
+    let b = translate_one(
+        r#"spec:
+  ai:
+    provider:
+      host: api.openai.com
+      port: 443
+      pathPrefix: /openai/v1
+      openai: {}
+  policies:
+    auth:
+      passthrough: {}
+"#,
+    );
+    assert_eq!(b.problem, None);
+    assert!(b.endpoints.is_empty(), "external: the hub decides");
+    assert_eq!((b.host.as_str(), b.port), ("api.openai.com", 443));
+    assert_eq!(b.path_prefix.as_deref(), Some("/openai/v1"));
+    assert_eq!(
+        b.provider,
+        Some(ai_backend::Provider::Openai(pb::OpenAiProvider {
+            model: None
+        }))
+    );
+    assert_eq!(
+        b.auth,
+        Some(pb::AiAuth {
+            key: String::new(),
+            passthrough: true
+        })
+    );
+    // No host: the provider's default endpoint, no auth.
+    let b = translate_one(
+        "spec:\n  ai:\n    provider:\n      openai: {model: gpt-4o-mini}\n      path: /v1/chat\n",
+    );
+    assert_eq!((b.problem, b.host.as_str(), b.port), (None, "", 0));
+    assert_eq!(b.path.as_deref(), Some("/v1/chat"));
+    assert_eq!(b.auth, None);
+}
+
+#[test]
+fn unsupported_kinds_and_fields_are_named_in_the_problem() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "anthropic",
+            "spec:\n  ai:\n    provider:\n      anthropic: {model: claude}\n",
+            "spec.ai.provider.anthropic is not supported yet",
+        ),
+        (
+            "gemini",
+            "spec:\n  ai:\n    provider:\n      gemini: {}\n",
+            "spec.ai.provider.gemini is not supported yet",
+        ),
+        (
+            "groups",
+            "spec:\n  ai:\n    groups:\n    - providers: [{name: a, openai: {}}]\n",
+            "spec.ai.groups is not supported yet",
+        ),
+        (
+            "mcp",
+            "spec:\n  mcp:\n    targets: [{name: t, static: {host: mcp, port: 80}}]\n",
+            "spec.mcp is not supported yet",
+        ),
+        (
+            "a2a",
+            "spec:\n  a2a: {host: agent, port: 80}\n",
+            "spec.a2a is not supported yet",
+        ),
+        (
+            "static",
+            "spec:\n  static: {host: h, port: 80}\n",
+            "spec.static is not supported yet",
+        ),
+        (
+            "another policy",
+            "spec:\n  ai:\n    provider:\n      openai: {}\n  policies:\n    http: {requestTimeout: 5s}\n",
+            "spec.policies.http is not supported yet",
+        ),
+        (
+            "openai moderation",
+            "spec:\n  ai:\n    provider:\n      openai: {moderation: {model: m}}\n",
+            "spec.ai.provider.openai.moderation is not supported yet",
+        ),
+        (
+            "an unknown spec field",
+            "spec:\n  ai:\n    provider:\n      openai: {}\n  future: true\n",
+            "spec.future is not supported",
+        ),
+        ("no kind", "spec: {}\n", "spec sets no backend kind"),
+        (
+            "no provider",
+            "spec:\n  ai: {}\n",
+            "spec.ai sets no provider",
+        ),
+        (
+            "no provider kind",
+            "spec:\n  ai:\n    provider: {host: h, port: 1}\n",
+            "names no provider kind",
+        ),
+        (
+            "path and pathPrefix",
+            "spec:\n  ai:\n    provider:\n      openai: {}\n      path: /a\n      pathPrefix: /b\n",
+            "both path and pathPrefix",
+        ),
+    ];
+    for (name, yaml, want) in cases {
+        let b = translate_one(yaml);
+        let p = b.problem.unwrap_or_else(|| panic!("{name}: no problem"));
+        assert_eq!(p.reason, "UnsupportedValue", "{name}");
+        assert!(p.message.contains(want), "{name}: {}", p.message);
+        assert!(b.endpoints.is_empty() && b.auth.is_none(), "{name}");
+    }
+}
+
+#[test]
+fn resolution_problems_reach_the_object() {
+    let missing_service = translate_one(
+        "spec:\n  ai:\n    provider:\n      host: gone.llm.svc.cluster.local\n      port: 8080\n      openai: {}\n",
+    );
+    let p = missing_service.problem.unwrap();
+    assert_eq!(p.reason, "BackendNotFound");
+    assert!(
+        p.message.contains("Service llm/gone not found"),
+        "{}",
+        p.message
+    );
+
+    let missing_key = translate_one(
+        "spec:\n  ai:\n    provider:\n      openai: {}\n  policies:\n    auth:\n      secretRef: {name: llm-secret, key: apiKey}\n",
+    );
+    let p = missing_key.problem.unwrap();
+    assert_eq!(p.reason, "BackendNotFound");
+    assert!(
+        p.message
+            .contains("Secret agentgateway-system/llm-secret has no key apiKey"),
+        "{}",
+        p.message
+    );
+}
+
+#[test]
+fn every_backend_is_sent_sorted_and_one_without_a_name_is_skipped() {
+    let mut a = backend(TUTORIAL);
+    a.metadata = meta(Some("zeta"), "a");
+    let mut b = backend(TUTORIAL);
+    b.metadata = meta(Some("alpha"), "b");
+    let mut nameless = backend(TUTORIAL);
+    nameless.metadata.name = None;
+    let st = state(vec![a, b, nameless]);
+    let index = Index::new(&st, EndpointMode::Node);
+    let refs: Vec<_> = ai_backend_objects(&st.ai_backends, &index)
+        .into_iter()
+        .filter_map(|o| o.r#ref.map(|r| (r.namespace, r.name)))
+        .collect();
+    assert_eq!(
+        refs,
+        [("alpha".into(), "b".into()), ("zeta".into(), "a".into())]
+    );
+}
