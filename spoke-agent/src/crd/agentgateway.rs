@@ -197,11 +197,76 @@ spec:
         assert!(debug.contains("<redacted>"));
     }
 
+    /// The CRD of deploy/ serves this type: same group, version, kind, plural, scope, a status
+    /// subresource, and a schema that declares every field the agent reads (so none is pruned).
     #[test]
-    fn names_match_agentgateways() {
+    fn the_deployed_crd_matches_this_type() {
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+            CustomResourceDefinition, JSONSchemaProps,
+        };
+        let crd: CustomResourceDefinition = serde_yaml::from_str(include_str!(
+            "../../../deploy/crds/agentgateway.dev_agentgatewaybackends.yaml"
+        ))
+        .expect("the CRD parses");
         assert_eq!(AgentgatewayBackend::group(&()), AGENTGATEWAY_GROUP);
         assert_eq!(AgentgatewayBackend::kind(&()), AGENTGATEWAY_BACKEND_KIND);
-        assert_eq!(AgentgatewayBackend::version(&()), "v1alpha1");
-        assert_eq!(AgentgatewayBackend::plural(&()), "agentgatewaybackends");
+        assert_eq!(crd.spec.group, AgentgatewayBackend::group(&()));
+        assert_eq!(crd.spec.names.kind, AgentgatewayBackend::kind(&()));
+        assert_eq!(crd.spec.names.plural, AgentgatewayBackend::plural(&()));
+        assert_eq!(
+            crd.metadata.name.as_deref(),
+            Some(format!("{}.{}", AgentgatewayBackend::plural(&()), AGENTGATEWAY_GROUP).as_str())
+        );
+        assert_eq!(crd.spec.scope, "Namespaced");
+        let [version] = crd.spec.versions.as_slice() else {
+            panic!("one version")
+        };
+        assert_eq!(version.name, AgentgatewayBackend::version(&()));
+        assert!(version.served && version.storage);
+        assert!(
+            version
+                .subresources
+                .as_ref()
+                .is_some_and(|s| s.status.is_some())
+        );
+        let root = version
+            .schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .expect("a schema");
+        fn at<'a>(mut s: &'a JSONSchemaProps, path: &str) -> &'a JSONSchemaProps {
+            for p in path.split('.') {
+                s = s
+                    .properties
+                    .as_ref()
+                    .and_then(|props| props.get(p))
+                    .unwrap_or_else(|| panic!("the CRD schema lacks {path}"));
+            }
+            s
+        }
+        for (path, ty) in [
+            ("spec.ai.provider.openai.model", "string"),
+            ("spec.ai.provider.host", "string"),
+            ("spec.ai.provider.port", "integer"),
+            ("spec.ai.provider.path", "string"),
+            ("spec.ai.provider.pathPrefix", "string"),
+            ("spec.policies.auth.key", "string"),
+            ("spec.policies.auth.secretRef.name", "string"),
+            ("spec.policies.auth.secretRef.key", "string"),
+            ("spec.policies.auth.secretRef.group", "string"),
+            ("spec.policies.auth.secretRef.kind", "string"),
+            ("spec.policies.auth.passthrough", "object"),
+            ("status.conditions", "array"),
+        ] {
+            assert_eq!(at(root, path).type_.as_deref(), Some(ty), "{path}");
+        }
+        // What fleetgate does not read is kept for the agent to report, not pruned.
+        for path in ["spec", "spec.ai", "spec.ai.provider", "spec.policies", "spec.policies.auth"] {
+            assert_eq!(
+                at(root, path).x_kubernetes_preserve_unknown_fields,
+                Some(true),
+                "{path}"
+            );
+        }
     }
 }
