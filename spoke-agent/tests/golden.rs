@@ -9,7 +9,8 @@
 //! ```
 //!
 //! The endpoint mode is the one `--manifests` picks (node when the file has Nodes, else pod);
-//! `--all-load-balancers` is off.
+//! `--all-load-balancers` is off. A comment line `# agent: --gateway-class NAME` in the input
+//! starts the agent with that flag.
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +26,13 @@ fn testdata() -> PathBuf {
 /// The intent of one input file, as YAML.
 fn translated(input: &str) -> String {
     let mut state = manifests::parse_file(input).expect("the input parses");
+    state.claimed_class_names = input
+        .lines()
+        .filter_map(|l| l.strip_prefix("# agent: --gateway-class "))
+        .map(|c| c.trim().to_string())
+        .collect();
+    // As a folder scan does once it has read every file.
+    manifests::keep_referenced_ai_secrets(&mut state);
     state.normalize();
     let mode = if state.nodes.is_empty() {
         EndpointMode::Pod

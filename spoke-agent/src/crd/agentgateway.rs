@@ -215,7 +215,14 @@ spec:
         assert_eq!(crd.spec.names.plural, AgentgatewayBackend::plural(&()));
         assert_eq!(
             crd.metadata.name.as_deref(),
-            Some(format!("{}.{}", AgentgatewayBackend::plural(&()), AGENTGATEWAY_GROUP).as_str())
+            Some(
+                format!(
+                    "{}.{}",
+                    AgentgatewayBackend::plural(&()),
+                    AGENTGATEWAY_GROUP
+                )
+                .as_str()
+            )
         );
         assert_eq!(crd.spec.scope, "Namespaced");
         let [version] = crd.spec.versions.as_slice() else {
@@ -261,7 +268,13 @@ spec:
             assert_eq!(at(root, path).type_.as_deref(), Some(ty), "{path}");
         }
         // What fleetgate does not read is kept for the agent to report, not pruned.
-        for path in ["spec", "spec.ai", "spec.ai.provider", "spec.policies", "spec.policies.auth"] {
+        for path in [
+            "spec",
+            "spec.ai",
+            "spec.ai.provider",
+            "spec.policies",
+            "spec.policies.auth",
+        ] {
             assert_eq!(
                 at(root, path).x_kubernetes_preserve_unknown_fields,
                 Some(true),
