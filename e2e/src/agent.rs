@@ -49,9 +49,33 @@ impl Agent {
         extra: &[String],
     ) -> anyhow::Result<Self> {
         let identity_dir = hub.issue_agent_identity(tenant, cluster)?;
+        Self::start_against(
+            dir,
+            &hub.agent_url(),
+            &identity_dir,
+            tenant,
+            cluster,
+            kubeconfig,
+            extra,
+        )
+    }
+
+    /// Starts `fleetgate-agent --hub <hub_url> --identity-dir <identity_dir> --kubeconfig
+    /// <kubeconfig> <extra>`: against any server of the agent protocol whose serving certificate
+    /// names [`HUB_SERVER_NAME`] (the product hub, or a [`crate::recording_hub::RecordingHub`]).
+    pub fn start_against(
+        dir: &TestDir,
+        hub_url: &str,
+        identity_dir: &Path,
+        tenant: &str,
+        cluster: &str,
+        kubeconfig: &Path,
+        extra: &[String],
+    ) -> anyhow::Result<Self> {
+        let identity_dir = identity_dir.to_path_buf();
         let mut args = vec![
             "--hub".to_string(),
-            hub.agent_url(),
+            hub_url.to_string(),
             "--hub-server-name".to_string(),
             HUB_SERVER_NAME.to_string(),
             "--identity-dir".to_string(),

@@ -1,5 +1,6 @@
 //! A tenant cluster: a real kube-apiserver (no kubelet, no controllers) on the test's shared
-//! etcd, with the Gateway API CRDs installed and fleetgate's agent RBAC applied.
+//! etcd, with the Gateway API CRDs and the CRDs of `deploy/crds/` (agentgateway's
+//! AgentgatewayBackend) installed and fleetgate's agent RBAC applied.
 //!
 //! Each cluster gets its own `--etcd-prefix=/<name>`, its own CA, an admin user (CN=admin,
 //! O=system:masters) the test drives in-process, and an agent user (CN=fleetgate-agent, no
@@ -65,8 +66,9 @@ impl std::fmt::Debug for TenantCluster {
 }
 
 impl TenantCluster {
-    /// Starts the API server, waits for `/readyz`, installs the Gateway API CRDs and the agent
-    /// RBAC (`deploy/agent-rbac.yaml`, when it exists, with the cluster-wide Secret variant).
+    /// Starts the API server, waits for `/readyz`, installs the Gateway API CRDs, the CRDs of
+    /// `deploy/crds/` and the agent RBAC (`deploy/agent-rbac.yaml`, when it exists, with the
+    /// cluster-wide Secret variant).
     pub async fn start(name: &str, etcd: &Etcd) -> anyhow::Result<Self> {
         Self::start_with_rbac(name, etcd, SecretRbac::ClusterWide).await
     }
@@ -79,6 +81,7 @@ impl TenantCluster {
     ) -> anyhow::Result<Self> {
         let cluster = Self::start_bare(name, etcd).await?;
         cluster.install_gateway_api_crds().await?;
+        cluster.install_deploy_crds().await?;
         if cluster.install_agent_rbac().await? && secrets == SecretRbac::ClusterWide {
             cluster
                 .apply_repo_file("deploy/agent-rbac-secrets-cluster.yaml")
@@ -264,7 +267,26 @@ impl TenantCluster {
     /// each is Established and served.
     pub async fn install_gateway_api_crds(&self) -> anyhow::Result<()> {
         let dir = crate::components::gateway_crds()?;
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        let probe = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
+        self.install_crds_of(&dir, &probe)
+            .await
+            .context("waiting for the Gateway API CRDs")
+    }
+
+    /// Installs the CRDs of `deploy/crds/` (agentgateway.dev's AgentgatewayBackend), as an
+    /// operator installs them into a tenant cluster, and waits until they are served.
+    pub async fn install_deploy_crds(&self) -> anyhow::Result<()> {
+        let dir = crate::components::workspace_dir().join("deploy/crds");
+        let probe = GroupVersionKind::gvk("agentgateway.dev", "v1alpha1", "AgentgatewayBackend");
+        self.install_crds_of(&dir, &probe)
+            .await
+            .context("waiting for the CRDs of deploy/crds")
+    }
+
+    /// Server-side applies every CRD of the `*.yaml` files of `dir` and waits until each is
+    /// Established and `probe` is in discovery.
+    async fn install_crds_of(&self, dir: &Path, probe: &GroupVersionKind) -> anyhow::Result<()> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .with_context(|| format!("reading {}", dir.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
@@ -307,15 +329,13 @@ impl TenantCluster {
                     anyhow::ensure!(established, "CRD {name} not Established yet");
                 }
                 // Established is not yet "in discovery": apply() needs the latter.
-                let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
-                kube::discovery::pinned_kind(&admin, &gvk)
+                kube::discovery::pinned_kind(&admin, probe)
                     .await
-                    .context("HTTPRoute not in discovery yet")?;
+                    .with_context(|| format!("{} not in discovery yet", probe.kind))?;
                 Ok(())
             }
         })
         .await
-        .context("waiting for the Gateway API CRDs")
     }
 
     /// Creates the `fleetgate-system` namespace and applies `deploy/agent-rbac.yaml` if the file
@@ -529,6 +549,7 @@ fn well_known_kind(kind: &str) -> Option<(&'static str, &'static str)> {
             ("rbac.authorization.k8s.io", "v1")
         }
         "CustomResourceDefinition" => ("apiextensions.k8s.io", "v1"),
+        "AgentgatewayBackend" => ("agentgateway.dev", "v1alpha1"),
         _ => return None,
     })
 }
@@ -571,7 +592,11 @@ mod tests {
             ("HTTPRoute", Some(("gateway.networking.k8s.io", "v1"))),
             ("Service", Some(("", "v1"))),
             ("EndpointSlice", Some(("discovery.k8s.io", "v1"))),
-            ("AgentgatewayBackend", None),
+            (
+                "AgentgatewayBackend",
+                Some(("agentgateway.dev", "v1alpha1")),
+            ),
+            ("Widget", None),
         ] {
             assert_eq!(well_known_kind(kind), want, "{kind}");
         }

@@ -116,12 +116,13 @@ enum Identities {
     Enrolled,
 }
 
-/// How a fleet's agents read TLS Secrets: the RBAC their user gets and the `--secrets` value they
-/// start with (`None`: the built-in default, `cluster`).
+/// How a fleet's agents start: the Secret RBAC their user gets, the `--secrets` value they start
+/// with (`None`: the built-in default, `cluster`) and further flags (e.g. `--gateway-class`).
 #[derive(Debug, Clone, Copy)]
 struct AgentSecrets<'a> {
     rbac: SecretRbac,
     flag: Option<&'a str>,
+    args: &'a [&'a str],
 }
 
 impl Default for AgentSecrets<'_> {
@@ -129,7 +130,20 @@ impl Default for AgentSecrets<'_> {
         Self {
             rbac: SecretRbac::ClusterWide,
             flag: None,
+            args: &[],
         }
+    }
+}
+
+impl AgentSecrets<'_> {
+    /// The agent's extra command-line arguments.
+    fn agent_args(&self) -> Vec<String> {
+        self.flag
+            .map(|f| vec!["--secrets".to_string(), f.to_string()])
+            .unwrap_or_default()
+            .into_iter()
+            .chain(self.args.iter().map(|a| a.to_string()))
+            .collect()
     }
 }
 
@@ -247,6 +261,35 @@ impl Fleet {
             AgentSecrets {
                 rbac,
                 flag: Some(flag),
+                args: &[],
+            },
+        )
+        .await
+    }
+
+    /// Like [`Fleet::start`], with every agent (issued identities) started with the extra
+    /// arguments `args`, e.g. `["--gateway-class", "agentgateway"]`.
+    pub async fn start_with_agent_args(
+        tenants: &[TenantSpec<'_>],
+        args: &[&str],
+    ) -> anyhow::Result<Self> {
+        let name = std::thread::current()
+            .name()
+            .unwrap_or("fleet")
+            .rsplit("::")
+            .next()
+            .unwrap_or("fleet")
+            .to_string();
+        Self::start_full(
+            &name,
+            tenants,
+            &[],
+            serde_json::Map::new(),
+            Identities::Issued,
+            &[],
+            AgentSecrets {
+                args,
+                ..AgentSecrets::default()
             },
         )
         .await
@@ -348,10 +391,7 @@ impl Fleet {
                     tenant,
                     CLUSTER,
                     cluster.agent_kubeconfig(),
-                    &secrets
-                        .flag
-                        .map(|f| vec!["--secrets".to_string(), f.to_string()])
-                        .unwrap_or_default(),
+                    &secrets.agent_args(),
                 )?,
                 Identities::Enrolled => Agent::start_enrolling(
                     &dir,
@@ -367,7 +407,14 @@ impl Fleet {
             let mut others = Vec::new();
             for c in more {
                 let cluster = TenantCluster::start(&format!("{tenant}-{c}"), &etcd).await?;
-                let agent = Agent::start(&dir, &hub, tenant, c, cluster.agent_kubeconfig())?;
+                let agent = Agent::start_with_args(
+                    &dir,
+                    &hub,
+                    tenant,
+                    c,
+                    cluster.agent_kubeconfig(),
+                    &secrets.agent_args(),
+                )?;
                 others.push(FleetCluster {
                     name: c.to_string(),
                     cluster,

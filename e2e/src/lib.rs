@@ -32,6 +32,7 @@ pub mod own_address;
 pub mod pki;
 pub mod ports;
 pub mod process;
+pub mod recording_hub;
 pub mod secrets;
 pub mod sync_client;
 pub mod tcp_echo;
