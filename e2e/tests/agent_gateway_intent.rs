@@ -11,6 +11,7 @@
 //! Needs the product binaries: `cargo build --bins` first.
 
 use anyhow::{Context, ensure};
+use fleetgate_e2e::apiserver::SecretRbac;
 use fleetgate_e2e::fixtures::condition;
 use fleetgate_e2e::recording_hub::{Intent, RecordingHub};
 use fleetgate_e2e::secrets::Secrets;
@@ -406,6 +407,78 @@ fn ai_intent_problem(intent: &Intent, name: &str) -> Option<pb::BackendProblem> 
         Some(object::Spec::AiBackend(b)) => b.problem.clone(),
         _ => None,
     }
+}
+
+/// On the RBAC of deploy/ as shipped (`--secrets namespaces=default`), a backend's key Secret in
+/// another namespace is explained on the backend (what to add) and never watched, while one in
+/// `default` is read by name through the Role there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_secrets_follow_the_agents_secrets_mode() {
+    let dir = TestDir::new("agent_gateway_secrets_mode").expect("test folder");
+    let etcd = Etcd::start(&dir).await.expect("etcd starts");
+    let cluster = TenantCluster::start_with_rbac("tenant-a", &etcd, SecretRbac::DeployDefault)
+        .await
+        .expect("kube-apiserver starts with the shipped RBAC");
+    cluster.apply(SETUP).await.expect("namespaces");
+    cluster
+        .apply(&tutorial(KEY))
+        .await
+        .expect("the tutorial applies");
+    let in_default = tutorial(ROTATED)
+        .split("---")
+        .filter(|d| d.contains("kind: AgentgatewayBackend") || d.contains("kind: Secret"))
+        .map(|d| d.replace(&format!("namespace: {NS}"), "namespace: default"))
+        .collect::<Vec<_>>()
+        .join("---");
+    cluster
+        .apply(&in_default)
+        .await
+        .expect("a backend in default");
+    let hub = RecordingHub::start()
+        .await
+        .expect("the recording hub starts");
+    let identity = hub
+        .issue_agent_identity(&dir, "tenant-a", "c1")
+        .expect("identity");
+    let mut agent = Agent::start_against(
+        &dir,
+        &hub.url(),
+        &identity,
+        "tenant-a",
+        "c1",
+        cluster.agent_kubeconfig(),
+        &["--secrets".to_string(), "namespaces=default".to_string()],
+    )
+    .expect("the agent starts");
+    let (outside, inside) = hub
+        .wait_for(TIMEOUT, |intent| {
+            let outside = ai_intent_problem(intent, "local-llm").ok_or("no problem yet")?;
+            let inside = match &get(intent, Kind::AiBackend, "default", "local-llm")?.spec {
+                Some(object::Spec::AiBackend(b)) => b.clone(),
+                other => return Err(format!("{other:?}")),
+            };
+            Ok((outside, inside))
+        })
+        .await
+        .expect("both backends are sent");
+    assert_eq!(outside.reason, "BackendNotFound");
+    assert!(
+        outside.message.contains(
+            "Secret agentgateway-system/llm-secret, in namespace agentgateway-system, where the agent may not read Secrets (it runs with --secrets namespaces=default): add agentgateway-system to --secrets"
+        ),
+        "{}",
+        outside.message
+    );
+    assert_eq!(inside.auth.map(|a| a.key), Some(ROTATED.to_string()));
+    let log = agent.process().log();
+    assert!(
+        !log.contains("forbidden") && !log.contains("watch failed"),
+        "the agent never asks for what its RBAC refuses:\n{log}"
+    );
+    let mut secrets = Secrets::new();
+    secrets.add("the key in agentgateway-system", KEY);
+    secrets.add("the key in default", ROTATED);
+    secrets.assert_not_in_logs(dir.path());
 }
 
 /// With the product hub: the agent claims the tutorial's Gateway through `--gateway-class`
