@@ -580,6 +580,23 @@ spec:
         );
     }
 
+    /// Every kind a file holds reaches the folder's snapshot (TCPRoutes, UDPRoutes and
+    /// Namespaces were once read from files and then left out of it).
+    #[test]
+    fn the_folder_snapshot_has_every_kind_of_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("l4.yaml"),
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: TCPRoute\nmetadata: {name: db}\nspec: {rules: []}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: UDPRoute\nmetadata: {name: dns}\nspec: {rules: []}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: team, labels: {env: prod}}\n",
+        )
+        .unwrap();
+        let s = Folder::default().scan(dir.path()).unwrap();
+        assert_eq!(
+            (s.tcp_routes.len(), s.udp_routes.len(), s.namespaces.len()),
+            (1, 1, 1)
+        );
+    }
+
     #[test]
     fn folder_keeps_last_good_contents_of_a_broken_file() {
         let dir = tempfile::tempdir().unwrap();
