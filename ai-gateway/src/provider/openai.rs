@@ -14,6 +14,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Uri};
 use serde_json::{Map, Value};
 
+use super::endpoints;
 use crate::config::{AiBackend, Policies, Provider};
 use crate::errors::{ApiError, json_response, normalise_upstream_error, read_error_body};
 use crate::usage::{self, Recorder, SseUsage, Usage, UsageBody, UsageKey, UsageSource};
@@ -161,27 +162,20 @@ pub async fn handle(
         }
     };
 
-    // The upstream request: the client's safe headers, the backend's credential.
+    // The upstream request: the client's safe headers, the backend's credential, the
+    // backend's host as Host whichever endpoint is dialled.
     let mut path = endpoint.upstream_path(ai);
     if let Some(q) = parts.uri.query() {
         path = format!("{path}?{q}");
     }
-    let authority = if ai.host.contains(':') {
-        format!("[{}]:{}", ai.host, ai.port)
-    } else {
-        format!("{}:{}", ai.host, ai.port)
-    };
-    let uri: Uri = match format!("http://{authority}{path}").parse() {
-        Ok(u) => u,
-        Err(e) => return ctx.answer_error(ApiError::bad_request(format!("bad path: {e}")), None),
-    };
     let mut headers = auth::upstream_headers(&parts.headers);
     auth::inject(
         &Provider::OpenAi { model: None },
         policies.auth.as_ref(),
+        &parts.headers,
         &mut headers,
     );
-    if let Ok(host) = HeaderValue::from_str(&authority) {
+    if let Ok(host) = HeaderValue::from_str(&endpoints::authority(&ai.host, ai.port)) {
         headers.insert(header::HOST, host);
     }
     if parts.method == Method::POST {
@@ -190,20 +184,50 @@ pub async fn handle(
             HeaderValue::from_static("application/json"),
         );
     }
-    let mut up = Request::new(Full::new(rewritten.body));
-    *up.method_mut() = parts.method.clone();
-    *up.uri_mut() = uri;
-    *up.headers_mut() = headers;
+    let attempts = endpoints::attempts(ai, ctx.route.round_robin.next());
+    let mut uris = Vec::with_capacity(attempts.len());
+    for authority in &attempts {
+        match format!("http://{authority}{path}").parse::<Uri>() {
+            Ok(u) => uris.push(u),
+            Err(e) => {
+                return ctx.answer_error(ApiError::bad_request(format!("bad path: {e}")), None);
+            }
+        }
+    }
+    let send = async {
+        let mut last = None;
+        for uri in uris {
+            let mut up = Request::new(Full::new(rewritten.body.clone()));
+            *up.method_mut() = parts.method.clone();
+            *up.uri_mut() = uri;
+            *up.headers_mut() = headers.clone();
+            match ctx.upstream.client().request(up).await {
+                // Nothing was sent: the next endpoint may take it.
+                Err(e) if e.is_connect() => {
+                    tracing::info!(tenant = %ctx.route.tenant, route = %ctx.route.name, error = %e, "upstream endpoint refused the connection; trying the next");
+                    last = Some(e);
+                }
+                other => return Some(other),
+            }
+        }
+        last.map(Err)
+    };
 
     let timeout = policies.request_timeout;
-    let resp = match tokio::time::timeout(timeout, ctx.upstream.client().request(up)).await {
+    let resp = match tokio::time::timeout(timeout, send).await {
         Err(_) => {
             return ctx.answer_error(
                 ApiError::upstream_timeout(&ctx.route.name, timeout),
                 rewritten.model,
             );
         }
-        Ok(Err(e)) => {
+        Ok(None) => {
+            return ctx.answer_error(
+                ApiError::upstream_unreachable(&ctx.route.name, "no endpoint to connect to"),
+                rewritten.model,
+            );
+        }
+        Ok(Some(Err(e))) => {
             let detail = if e.is_connect() {
                 "connection failed".to_string()
             } else {
@@ -215,7 +239,7 @@ pub async fn handle(
                 rewritten.model,
             );
         }
-        Ok(Ok(resp)) => resp,
+        Ok(Some(Ok(resp))) => resp,
     };
 
     let (up_parts, up_body) = resp.into_parts();
@@ -325,6 +349,7 @@ mod tests {
             port: 1,
             path: path.map(str::to_string),
             path_prefix: prefix.map(str::to_string),
+            endpoints: vec![],
         }
     }
 
