@@ -180,6 +180,24 @@ fn mark_rejected_by_data_plane(status: &mut ObjectStatus, message: &str) {
     }
 }
 
+/// Serves the data-plane gRPC port (`xdsListen`) until `shutdown` completes: Envoy's ADS
+/// (`xds`) and the AI gateways' config stream (`ai_config`). Plaintext: the port belongs on
+/// loopback or a private network (docs/security.md).
+pub async fn serve_data_plane(
+    listener: tokio::net::TcpListener,
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+    xds_health: watch::Sender<XdsHealth>,
+    ai_published: watch::Receiver<Arc<ai_config::Published>>,
+    ai_health: watch::Sender<AiGatewayHealth>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    xds::data_plane_server()
+        .add_service(xds::ads_service(snapshots, xds_health))
+        .add_service(AiConfigService::new(ai_published, ai_health).into_server())
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+}
+
 /// Runs the hub until `shutdown` completes, with a fixed configuration.
 pub async fn run(
     config: Config,
@@ -320,12 +338,14 @@ pub async fn run_reloading(
             what: "xDS",
             message: format!("cannot bind {}: {e}", config.xds_listen),
         })?;
-    // The data-plane port: Envoy's ADS and the AI gateways' config stream.
-    let data_plane = xds::data_plane_server()
-        .add_service(xds::ads_service(snapshot_rx, health_tx))
-        .add_service(AiConfigService::new(published_rx, ai_health_tx).into_server())
-        .serve_with_incoming_shutdown(TcpListenerStream::new(xds_listener), stopped());
-    let xds_task = tokio::spawn(data_plane);
+    let xds_task = tokio::spawn(serve_data_plane(
+        xds_listener,
+        snapshot_rx,
+        health_tx,
+        published_rx,
+        ai_health_tx,
+        stopped(),
+    ));
 
     let agent_listener = tokio::net::TcpListener::bind(config.agent_listen)
         .await
