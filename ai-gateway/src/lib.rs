@@ -4,7 +4,8 @@
 //! AI backend here, with the tenant and route in headers only Envoy sets. The gateway picks the
 //! tenant's backend, puts the provider's key on the request (the client never holds it), counts
 //! usage per tenant, backend and model, and answers errors in the client's protocol. Its
-//! configuration comes from the hub (later) or a file, and is swapped without dropping requests.
+//! configuration comes from the hub's `AiGatewayConfig` stream (`--hub`) or a file (`--config`),
+//! and is swapped without dropping requests.
 //!
 //! The request path, one module per stage:
 //!
