@@ -29,6 +29,7 @@ pub mod http;
 pub mod hub;
 pub mod kubeconfig;
 pub mod llama;
+pub mod mock_llm;
 pub mod own_address;
 pub mod pki;
 pub mod ports;
