@@ -14,7 +14,10 @@ LITELLM_PROXY_DEPS=(
   "starlette>=1.0.1,<2.0" "backoff>=2.2.1,<3.0" "pyyaml>=6.0.3,<7.0" "rq>=2.7.0,<3.0"
   "orjson>=3.11.6,<4.0" "apscheduler>=3.11.2,<4.0" "fastapi-sso>=0.19.0,<1.0" "pyjwt>=2.13.0,<3.0"
   "python-multipart>=0.0.27,<1.0" "cryptography>=49.0.0,<51.0" "pynacl>=1.6.2,<2.0"
-  "websockets>=15.0.1,<16.0" "litellm-proxy-extras==0.4.110"
+  "websockets>=15.0.1,<16.0" "litellm-proxy-extras==0.4.110" "mcp>=2.3.0,<3"
+  "restrictedpython>=8.5,<9.0" "expression>=5.6.0,<6.0" "soundfile>=0.12.1,<1.0"
+  "polars>=1.38.1,<2.0" "hiredis>=3.0.0,<4.0" "httpx2>=2.10.0,<3" "boto3>=1.43.117,<2.0"
+  "rich>=13.9.4,<14.0" "tomlkit>=0.13.3,<1.0"
 )
 CACHE="${FLEETGATE_CACHE:-$HOME/.cache/fleetgate}"
 dir="$CACHE/bench-litellm-$LITELLM_VERSION"

@@ -21,13 +21,25 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 
 const KEY: &str = "sk-bench-upstream";
+/// LiteLLM's proxy refuses to start without a master key; its clients present it.
+const LITELLM_MASTER_KEY: &str = "sk-bench-litellm-master-7f3a9c2e41d84b6a";
 
 #[derive(Clone, Copy)]
 struct Target {
     name: &'static str,
     addr: SocketAddr,
-    /// Extra headers (the gateway's identity headers stand in for Envoy's).
-    gateway: bool,
+    /// What the client presents.
+    auth: Auth,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Auth {
+    /// The upstream's own key (straight to the mock).
+    Upstream,
+    /// The identity headers Envoy would set, and a client key that is not the upstream's.
+    Gateway,
+    /// LiteLLM's master key.
+    LiteLlm,
 }
 
 fn request(t: Target, stream: bool) -> Request<Full<Bytes>> {
@@ -39,14 +51,14 @@ fn request(t: Target, stream: bool) -> Request<Full<Bytes>> {
     let mut r = Request::post(format!("http://{}/v1/chat/completions", t.addr))
         .header("host", t.addr.to_string())
         .header("content-type", "application/json");
-    if t.gateway {
-        r = r
+    r = match t.auth {
+        Auth::Gateway => r
             .header("x-fleetgate-tenant", "bench")
             .header("x-fleetgate-route", "mock")
-            .header("authorization", "Bearer sk-client-not-the-key");
-    } else {
-        r = r.header("authorization", format!("Bearer {KEY}"));
-    }
+            .header("authorization", "Bearer sk-client-not-the-key"),
+        Auth::Upstream => r.header("authorization", format!("Bearer {KEY}")),
+        Auth::LiteLlm => r.header("authorization", format!("Bearer {LITELLM_MASTER_KEY}")),
+    };
     r.body(Full::new(Bytes::from_static(body.as_bytes())))
         .expect("a valid request")
 }
@@ -292,6 +304,7 @@ async fn ai_gateway_and_litellm_in_front_of_one_mock() {
             ("LITELLM_LOCAL_MODEL_COST_MAP", "True"),
             ("LITELLM_LOG", "ERROR"),
             ("LITELLM_TELEMETRY", "False"),
+            ("LITELLM_MASTER_KEY", LITELLM_MASTER_KEY),
         ],
     )
     .expect("litellm");
@@ -300,17 +313,17 @@ async fn ai_gateway_and_litellm_in_front_of_one_mock() {
         Target {
             name: "direct",
             addr: mock_addr,
-            gateway: false,
+            auth: Auth::Upstream,
         },
         Target {
             name: "fleetgate",
             addr: gw_addr,
-            gateway: true,
+            auth: Auth::Gateway,
         },
         Target {
             name: "litellm",
             addr: ll_addr,
-            gateway: false,
+            auth: Auth::LiteLlm,
         },
     ];
     for t in targets {
