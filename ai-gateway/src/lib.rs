@@ -22,6 +22,7 @@
 //! - [`auth`]: the backend's key on, the client's credentials off.
 //! - [`usage`]: tokens and time to first token, streamed or not.
 //! - [`errors`]: OpenAI-shaped errors with the right status.
+//! - [`translate`]: one provider API in another's terms (OpenAI <-> Anthropic), pure.
 //! - [`config`]: the typed configuration, its one writer, and where it comes from.
 
 pub mod auth;
@@ -32,6 +33,7 @@ pub mod limit;
 pub mod listen;
 pub mod provider;
 pub mod route;
+pub mod translate;
 pub mod usage;
 
 use std::net::SocketAddr;
