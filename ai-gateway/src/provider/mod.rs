@@ -10,6 +10,7 @@
 
 pub mod endpoints;
 pub mod openai;
+pub mod send;
 
 use std::time::Duration;
 

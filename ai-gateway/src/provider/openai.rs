@@ -8,13 +8,12 @@
 //! [`crate::usage::SseUsage`] can hide it otherwise.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode, Uri};
+use hyper::header;
+use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Map, Value};
 
-use super::endpoints;
 use crate::config::{AiBackend, Policies, Provider};
 use crate::errors::{ApiError, json_response, normalise_upstream_error, read_error_body};
 use crate::usage::{self, Recorder, SseUsage, Usage, UsageBody, UsageKey, UsageSource};
@@ -175,71 +174,19 @@ pub async fn handle(
         &parts.headers,
         &mut headers,
     );
-    if let Ok(host) = HeaderValue::from_str(&endpoints::authority(&ai.host, ai.port)) {
-        headers.insert(header::HOST, host);
-    }
-    if parts.method == Method::POST {
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-    }
-    let attempts = endpoints::attempts(ai, ctx.route.round_robin.next());
-    let mut uris = Vec::with_capacity(attempts.len());
-    for authority in &attempts {
-        match format!("http://{authority}{path}").parse::<Uri>() {
-            Ok(u) => uris.push(u),
-            Err(e) => {
-                return ctx.answer_error(ApiError::bad_request(format!("bad path: {e}")), None);
-            }
-        }
-    }
-    let send = async {
-        let mut last = None;
-        for uri in uris {
-            let mut up = Request::new(Full::new(rewritten.body.clone()));
-            *up.method_mut() = parts.method.clone();
-            *up.uri_mut() = uri;
-            *up.headers_mut() = headers.clone();
-            match ctx.upstream.client().request(up).await {
-                // Nothing was sent: the next endpoint may take it.
-                Err(e) if e.is_connect() => {
-                    tracing::info!(tenant = %ctx.route.tenant, route = %ctx.route.name, error = %e, "upstream endpoint refused the connection; trying the next");
-                    last = Some(e);
-                }
-                other => return Some(other),
-            }
-        }
-        last.map(Err)
-    };
-
-    let timeout = policies.request_timeout;
-    let resp = match tokio::time::timeout(timeout, send).await {
-        Err(_) => {
-            return ctx.answer_error(
-                ApiError::upstream_timeout(&ctx.route.name, timeout),
-                rewritten.model,
-            );
-        }
-        Ok(None) => {
-            return ctx.answer_error(
-                ApiError::upstream_unreachable(&ctx.route.name, "no endpoint to connect to"),
-                rewritten.model,
-            );
-        }
-        Ok(Some(Err(e))) => {
-            let detail = if e.is_connect() {
-                "connection failed".to_string()
-            } else {
-                "the connection broke before a response".to_string()
-            };
-            tracing::warn!(tenant = %ctx.route.tenant, route = %ctx.route.name, error = %e, "upstream request failed");
-            return ctx.answer_error(
-                ApiError::upstream_unreachable(&ctx.route.name, &detail),
-                rewritten.model,
-            );
-        }
-        Ok(Some(Ok(resp))) => resp,
+    let resp = match super::send::send(
+        &ctx,
+        ai,
+        policies,
+        parts.method.clone(),
+        &path,
+        headers,
+        rewritten.body.clone(),
+    )
+    .await
+    {
+        Ok(resp) => resp,
+        Err(e) => return ctx.answer_error(e, rewritten.model),
     };
 
     let (up_parts, up_body) = resp.into_parts();
