@@ -116,13 +116,14 @@ enum Identities {
     Enrolled,
 }
 
-/// How a fleet's agents start: the Secret RBAC their user gets, the `--secrets` value they start
-/// with (`None`: the built-in default, `cluster`) and further flags (e.g. `--gateway-class`).
+/// How a fleet's agents read TLS Secrets: the RBAC their user gets and the `--secrets` value they
+/// start with (`None`: the built-in default, `cluster`).
 #[derive(Debug, Clone, Copy)]
 struct AgentSecrets<'a> {
     rbac: SecretRbac,
     flag: Option<&'a str>,
-    args: &'a [&'a str],
+    /// Further agent flags ([`FleetOptions::agent_args`]).
+    agent_args: &'a [String],
 }
 
 impl Default for AgentSecrets<'_> {
@@ -130,21 +131,18 @@ impl Default for AgentSecrets<'_> {
         Self {
             rbac: SecretRbac::ClusterWide,
             flag: None,
-            args: &[],
+            agent_args: &[],
         }
     }
 }
 
-impl AgentSecrets<'_> {
-    /// The agent's extra command-line arguments.
-    fn agent_args(&self) -> Vec<String> {
-        self.flag
-            .map(|f| vec!["--secrets".to_string(), f.to_string()])
-            .unwrap_or_default()
-            .into_iter()
-            .chain(self.args.iter().map(|a| a.to_string()))
-            .collect()
-    }
+/// What a test may add to a fleet started with [`Fleet::start_with_options`].
+#[derive(Debug, Default)]
+pub struct FleetOptions {
+    /// Top-level keys added to the hub's config file (see [`Hub::start_with`]).
+    pub hub_extra: serde_json::Map<String, serde_json::Value>,
+    /// Flags every tenant's agent starts with, after the harness's own.
+    pub agent_args: Vec<String>,
 }
 
 /// Everything one test needs, stopped when dropped.
@@ -191,6 +189,33 @@ impl Fleet {
             .unwrap_or("fleet")
             .to_string();
         Self::start_named_with(&name, tenants, hub_extra).await
+    }
+
+    /// A fleet named after the current test thread, with `options`.
+    pub async fn start_with_options(
+        tenants: &[TenantSpec<'_>],
+        options: FleetOptions,
+    ) -> anyhow::Result<Self> {
+        let name = std::thread::current()
+            .name()
+            .unwrap_or("fleet")
+            .rsplit("::")
+            .next()
+            .unwrap_or("fleet")
+            .to_string();
+        Self::start_full(
+            &name,
+            tenants,
+            &[],
+            options.hub_extra,
+            Identities::Issued,
+            &[],
+            AgentSecrets {
+                agent_args: &options.agent_args,
+                ..AgentSecrets::default()
+            },
+        )
+        .await
     }
 
     /// [`Fleet::start_named`] with extra hub config keys.
@@ -261,35 +286,7 @@ impl Fleet {
             AgentSecrets {
                 rbac,
                 flag: Some(flag),
-                args: &[],
-            },
-        )
-        .await
-    }
-
-    /// Like [`Fleet::start`], with every agent (issued identities) started with the extra
-    /// arguments `args`, e.g. `["--gateway-class", "agentgateway"]`.
-    pub async fn start_with_agent_args(
-        tenants: &[TenantSpec<'_>],
-        args: &[&str],
-    ) -> anyhow::Result<Self> {
-        let name = std::thread::current()
-            .name()
-            .unwrap_or("fleet")
-            .rsplit("::")
-            .next()
-            .unwrap_or("fleet")
-            .to_string();
-        Self::start_full(
-            &name,
-            tenants,
-            &[],
-            serde_json::Map::new(),
-            Identities::Issued,
-            &[],
-            AgentSecrets {
-                args,
-                ..AgentSecrets::default()
+                agent_args: &[],
             },
         )
         .await
@@ -391,7 +388,13 @@ impl Fleet {
                     tenant,
                     CLUSTER,
                     cluster.agent_kubeconfig(),
-                    &secrets.agent_args(),
+                    &secrets
+                        .flag
+                        .map(|f| vec!["--secrets".to_string(), f.to_string()])
+                        .unwrap_or_default()
+                        .into_iter()
+                        .chain(secrets.agent_args.iter().cloned())
+                        .collect::<Vec<_>>(),
                 )?,
                 Identities::Enrolled => Agent::start_enrolling(
                     &dir,
@@ -407,14 +410,7 @@ impl Fleet {
             let mut others = Vec::new();
             for c in more {
                 let cluster = TenantCluster::start(&format!("{tenant}-{c}"), &etcd).await?;
-                let agent = Agent::start_with_args(
-                    &dir,
-                    &hub,
-                    tenant,
-                    c,
-                    cluster.agent_kubeconfig(),
-                    &secrets.agent_args(),
-                )?;
+                let agent = Agent::start(&dir, &hub, tenant, c, cluster.agent_kubeconfig())?;
                 others.push(FleetCluster {
                     name: c.to_string(),
                     cluster,

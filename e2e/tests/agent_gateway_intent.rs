@@ -13,6 +13,7 @@
 use anyhow::{Context, ensure};
 use fleetgate_e2e::apiserver::SecretRbac;
 use fleetgate_e2e::fixtures::condition;
+use fleetgate_e2e::fleet::FleetOptions;
 use fleetgate_e2e::recording_hub::{Intent, RecordingHub};
 use fleetgate_e2e::secrets::Secrets;
 use fleetgate_e2e::{Agent, Etcd, Fleet, TIMEOUT, TenantCluster, TestDir, eventually};
@@ -486,9 +487,12 @@ async fn key_secrets_follow_the_agents_secrets_mode() {
 /// back onto it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_product_hub_answers_for_the_tutorials_gateway() {
-    let fleet = Fleet::start_with_agent_args(
+    let fleet = Fleet::start_with_options(
         &[("tenant-a", "*.a.example", "127.0.1.0/24")],
-        &["--gateway-class", "agentgateway"],
+        FleetOptions {
+            agent_args: vec!["--gateway-class".into(), "agentgateway".into()],
+            ..FleetOptions::default()
+        },
     )
     .await
     .expect("fleet starts");
