@@ -482,6 +482,71 @@ async fn key_secrets_follow_the_agents_secrets_mode() {
     secrets.assert_not_in_logs(dir.path());
 }
 
+/// An agent whose RBAC predates AI backends (no rule for agentgatewaybackends) where the CRD is
+/// installed says so and sends the rest of the cluster's intent, instead of waiting for ever for
+/// a list it may not make.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_without_rbac_for_ai_backends_still_sends_the_rest() {
+    let dir = TestDir::new("agent_gateway_old_rbac").expect("test folder");
+    let etcd = Etcd::start(&dir).await.expect("etcd starts");
+    let cluster = TenantCluster::start("tenant-a", &etcd)
+        .await
+        .expect("kube-apiserver starts with the CRDs");
+    let rbac = std::fs::read_to_string(
+        fleetgate_e2e::components::workspace_dir().join("deploy/agent-rbac.yaml"),
+    )
+    .unwrap();
+    let old_rules = "  - apiGroups: [\"agentgateway.dev\"]\n    resources: [\"agentgatewaybackends\"]\n    verbs: [\"get\", \"list\", \"watch\"]\n  - apiGroups: [\"agentgateway.dev\"]\n    resources: [\"agentgatewaybackends/status\"]\n    verbs: [\"patch\", \"update\"]\n";
+    assert!(
+        rbac.contains(old_rules),
+        "deploy/agent-rbac.yaml changed shape"
+    );
+    cluster
+        .apply(&rbac.replace(old_rules, ""))
+        .await
+        .expect("the RBAC without AI backends");
+    cluster.apply(SETUP).await.expect("namespaces");
+    cluster
+        .apply_repo_file("deploy/gatewayclass-agentgateway.yaml")
+        .await
+        .expect("the GatewayClass applies");
+    cluster
+        .apply(&tutorial(KEY))
+        .await
+        .expect("the tutorial applies");
+    let hub = RecordingHub::start()
+        .await
+        .expect("the recording hub starts");
+    let identity = hub
+        .issue_agent_identity(&dir, "tenant-a", "c1")
+        .expect("identity");
+    let mut agent = Agent::start_against(
+        &dir,
+        &hub.url(),
+        &identity,
+        "tenant-a",
+        "c1",
+        cluster.agent_kubeconfig(),
+        &["--gateway-class".to_string(), "agentgateway".to_string()],
+    )
+    .expect("the agent starts");
+    hub.wait_for(TIMEOUT, |intent| {
+        get(intent, Kind::Gateway, NS, "agentgateway-proxy")?;
+        Ok(())
+    })
+    .await
+    .expect("the Gateway is sent");
+    assert!(
+        get(&hub.intent(), Kind::AiBackend, NS, "local-llm").is_err(),
+        "no AI backend without the RBAC to read it"
+    );
+    let log = agent.process().log();
+    assert!(
+        log.contains("does not allow list on agentgatewaybackends.agentgateway.dev"),
+        "{log}"
+    );
+}
+
 /// With the product hub: the agent claims the tutorial's Gateway through `--gateway-class`
 /// (passed by the harness), accepts the GatewayClass, and the hub's verdict on the Gateway comes
 /// back onto it.

@@ -82,26 +82,60 @@ async fn serves_optional_kinds(client: &Client) -> (bool, bool, bool) {
     }
 }
 
-/// Whether the API server serves agentgateway.dev/v1alpha1 AgentgatewayBackends (the CRD of
-/// deploy/crds/ is installed).
-async fn serves_ai_backends(client: &Client) -> bool {
-    match client
+/// Whether to watch agentgateway.dev/v1alpha1 AgentgatewayBackends: the API server serves them
+/// (the CRD of deploy/crds/ is installed) and the agent's RBAC lets it list and watch them (an
+/// RBAC from before AI backends would otherwise hold back the first snapshot for ever).
+async fn watch_ai_backends(client: &Client) -> bool {
+    let served = match client
         .list_api_group_resources("agentgateway.dev/v1alpha1")
         .await
     {
-        Ok(list)
-            if list
-                .resources
-                .iter()
-                .any(|r| r.name == "agentgatewaybackends") =>
-        {
-            true
-        }
-        _ => {
-            info!(
-                "AgentgatewayBackend (agentgateway.dev/v1alpha1) not served by this cluster (install deploy/crds/agentgateway.dev_agentgatewaybackends.yaml and restart the agent to use AI backends)"
+        Ok(list) => list
+            .resources
+            .iter()
+            .any(|r| r.name == "agentgatewaybackends"),
+        Err(_) => false,
+    };
+    if !served {
+        info!(
+            "AgentgatewayBackend (agentgateway.dev/v1alpha1) not served by this cluster (install deploy/crds/agentgateway.dev_agentgatewaybackends.yaml and restart the agent to use AI backends)"
+        );
+        return false;
+    }
+    for verb in ["list", "watch"] {
+        if !may(client, "agentgateway.dev", "agentgatewaybackends", verb).await {
+            warn!(
+                "the agent's RBAC does not allow {verb} on agentgatewaybackends.agentgateway.dev: AI backends are not sent; apply deploy/agent-rbac.yaml and restart the agent"
             );
-            false
+            return false;
+        }
+    }
+    true
+}
+
+/// Whether the agent may `verb` `resource` of `group` cluster-wide (SelfSubjectAccessReview); a
+/// review that cannot be made counts as allowed, as in [`check_secret_access`].
+async fn may(client: &Client, group: &str, resource: &str, verb: &str) -> bool {
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                group: Some(group.into()),
+                resource: Some(resource.into()),
+                verb: Some(verb.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    match Api::<SelfSubjectAccessReview>::all(client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+    {
+        Ok(r) => r.status.is_none_or(|s| s.allowed),
+        Err(e) => {
+            warn!("cannot check the agent's RBAC for {resource}.{group} ({e}); watching anyway");
+            true
         }
     }
 }
@@ -259,7 +293,7 @@ pub async fn run(
     let grpc_routes = reflect::spawn(Api::<GrpcRoute>::all(client.clone()), changed.clone());
     let listener_sets = serves_listener_sets
         .then(|| reflect::spawn(Api::<ListenerSet>::all(client.clone()), changed.clone()));
-    let ai_backends = serves_ai_backends(&client).await.then(|| {
+    let ai_backends = watch_ai_backends(&client).await.then(|| {
         reflect::spawn(
             Api::<AgentgatewayBackend>::all(client.clone()),
             changed.clone(),
@@ -300,7 +334,7 @@ pub async fn run(
         tokio::select! {
             _ = &mut ready => break,
             _ = tokio::time::sleep(Duration::from_secs(10)) => warn!(
-                "still waiting for the initial list of GatewayClasses, Gateways, HTTPRoutes, TLSRoutes, GRPCRoutes, ReferenceGrants, Services, EndpointSlices, Nodes and TLS Secrets (are the Gateway API CRDs installed and the RBAC in deploy/agent-rbac.yaml applied?)"
+                "still waiting for the initial list of GatewayClasses, Gateways, HTTPRoutes, TLSRoutes, GRPCRoutes, ReferenceGrants, Services, EndpointSlices, Nodes, TLS Secrets and AgentgatewayBackends (are the Gateway API CRDs installed and the RBAC in deploy/agent-rbac.yaml applied?)"
             ),
         }
     }
