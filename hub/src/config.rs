@@ -564,6 +564,8 @@ dataPlane:
         let c = raw(include_str!("../../examples/hub.yaml"))
             .validate()
             .unwrap();
+        assert_eq!(c.tenants["tenant-a"].egress, vec!["api.openai.com"]);
+        assert_eq!(c.data_plane.ai_gateways.len(), 1);
         assert!(
             c.data_plane
                 .listeners

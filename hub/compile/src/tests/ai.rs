@@ -640,3 +640,36 @@ fn incremental_compiles_follow_ai_backend_changes() {
         );
     }
 }
+
+/// Two clusters of one tenant serving one hostname: the older route (to a Service, no
+/// timeouts) takes the other cluster's AI share, and with it no timeout.
+#[test]
+fn a_merged_route_with_an_ai_share_keeps_no_timeout() {
+    let mut older = chat_route(vec![backend("svc", 1, &["127.0.1.1:80"])]);
+    older.meta.creation_timestamp = "2025-01-01T00:00:00Z".into();
+    let fi: FleetIntent = [
+        with_ai(ck("a", "c1"), vec![chat_gateway()], vec![older], vec![]),
+        with_ai(
+            ck("a", "c2"),
+            vec![chat_gateway()],
+            vec![chat_route(vec![ai_ref("local-llm", 1)])],
+            vec![local("local-llm", &["127.0.1.10:8080"], "sk-a")],
+        ),
+    ]
+    .into();
+    let c = compile(&fi, &ai_dp());
+    let r = chat(&c);
+    assert_eq!(
+        forward_clusters(r),
+        vec![
+            ("t/a/c/c1/default/chat/r0/b0".to_string(), 1),
+            (AI_GATEWAY_CLUSTER.to_string(), 1)
+        ]
+    );
+    let fw = forward_of(r);
+    assert_eq!(fw.timeout, Some(Duration::ZERO));
+    assert_eq!(
+        identity(&fw.clusters[1]),
+        set(&[(TENANT_HEADER, "a"), (ROUTE_HEADER, "c2/default/local-llm")])
+    );
+}
