@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 ENV_FILE := target/fleetgate-env
 
-.PHONY: demo test setup build lint bench fuzz fuzz-smoke clean-demo conformance conformance-setup conformance-check
+.PHONY: demo test setup build lint bench bench-ai fuzz fuzz-smoke clean-demo conformance conformance-setup conformance-check
 
 ## Run the hub, Envoy, two --manifests agents and their backends from examples/ (Ctrl-C stops all).
 demo:
@@ -40,6 +40,10 @@ bench: setup
 	  FLEETGATE_E2E_RUST_LOG=$(BENCH_LOG) \
 	  cargo test -p fleetgate-e2e --test isolation a_flood -- --nocapture 2>&1 | tee -a target/bench.log
 	@grep '^BENCH' target/bench.log
+
+## The AI gateway against LiteLLM's proxy on one mock upstream (installs LiteLLM into the cache).
+bench-ai:
+	./scripts/bench-ai.sh
 
 ## Fuzzing (docs/security.md): a short run of every fuzz target in `make test`, a long one here.
 FUZZ_SMOKE_SECONDS ?= 20

@@ -8,6 +8,8 @@
 //! - The backend's key is injected in the provider's scheme: `Authorization: Bearer <key>` for
 //!   OpenAI-compatible providers (`x-api-key` for Anthropic and `x-goog-api-key` for Gemini come
 //!   with those providers). The header value is marked sensitive (hpack never indexes it).
+//! - A backend with `passthrough` auth gets the client's own `Authorization` instead (and only
+//!   that header: the client's other credential headers stay off).
 
 use hyper::HeaderMap;
 use hyper::header::{self, HeaderValue};
@@ -75,10 +77,26 @@ pub fn upstream_headers(client: &HeaderMap) -> HeaderMap {
     out
 }
 
-/// Puts the backend's credential on the upstream request, in the provider's scheme.
-pub fn inject(provider: &Provider, auth: Option<&BackendAuth>, headers: &mut HeaderMap) {
-    let Some(BackendAuth::Key(key)) = auth else {
-        return;
+/// Puts the backend's credential on the upstream request, in the provider's scheme; with
+/// `passthrough`, the client's own `Authorization` (from `client`, the headers as received).
+pub fn inject(
+    provider: &Provider,
+    auth: Option<&BackendAuth>,
+    client: &HeaderMap,
+    headers: &mut HeaderMap,
+) {
+    let key = match auth {
+        None => return,
+        Some(BackendAuth::Passthrough) => {
+            // Exactly the client's header(s); none when the client sent none.
+            for value in client.get_all(header::AUTHORIZATION) {
+                let mut value = value.clone();
+                value.set_sensitive(true);
+                headers.append(header::AUTHORIZATION, value);
+            }
+            return;
+        }
+        Some(BackendAuth::Key(key)) => key,
     };
     match provider {
         Provider::OpenAi { .. } => {
@@ -148,15 +166,37 @@ mod tests {
         assert_eq!(kept, ["content-type", "accept", "x-stainless-lang"]);
 
         let provider = Provider::OpenAi { model: None };
-        inject(&provider, None, &mut up);
+        inject(&provider, None, &client, &mut up);
         assert!(
             up.get("authorization").is_none(),
             "no key configured, none sent"
         );
+        let mut keyed = up.clone();
         let auth = BackendAuth::Key(Secret::new("sk-backend"));
-        inject(&provider, Some(&auth), &mut up);
-        let value = up.get("authorization").unwrap();
+        inject(&provider, Some(&auth), &client, &mut keyed);
+        let value = keyed.get("authorization").unwrap();
         assert_eq!(value, "Bearer sk-backend");
         assert!(value.is_sensitive());
+
+        // Passthrough: the client's Authorization and nothing else of its credentials.
+        let mut passed = up.clone();
+        inject(
+            &provider,
+            Some(&BackendAuth::Passthrough),
+            &client,
+            &mut passed,
+        );
+        let values: Vec<_> = passed.get_all("authorization").iter().collect();
+        assert_eq!(values, ["Bearer sk-client-dummy"]);
+        assert!(values[0].is_sensitive());
+        assert!(passed.get("x-api-key").is_none() && passed.get("cookie").is_none());
+        let mut none = up.clone();
+        inject(
+            &provider,
+            Some(&BackendAuth::Passthrough),
+            &HeaderMap::new(),
+            &mut none,
+        );
+        assert!(none.get("authorization").is_none(), "nothing to pass");
     }
 }

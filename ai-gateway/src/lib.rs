@@ -4,7 +4,8 @@
 //! AI backend here, with the tenant and route in headers only Envoy sets. The gateway picks the
 //! tenant's backend, puts the provider's key on the request (the client never holds it), counts
 //! usage per tenant, backend and model, and answers errors in the client's protocol. Its
-//! configuration comes from the hub (later) or a file, and is swapped without dropping requests.
+//! configuration comes from the hub's `AiGatewayConfig` stream (`--hub`) or a file (`--config`),
+//! and is swapped without dropping requests.
 //!
 //! The request path, one module per stage:
 //!
@@ -21,6 +22,7 @@
 //! - [`auth`]: the backend's key on, the client's credentials off.
 //! - [`usage`]: tokens and time to first token, streamed or not.
 //! - [`errors`]: OpenAI-shaped errors with the right status.
+//! - [`translate`]: one provider API in another's terms (OpenAI <-> Anthropic), pure.
 //! - [`config`]: the typed configuration, its one writer, and where it comes from.
 
 pub mod auth;
@@ -31,6 +33,7 @@ pub mod limit;
 pub mod listen;
 pub mod provider;
 pub mod route;
+pub mod translate;
 pub mod usage;
 
 use std::net::SocketAddr;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use fleetgate_ai_gateway::config::grpc::{HubSource, default_gateway_id};
 use fleetgate_ai_gateway::config::{FileSource, StaticSource};
 use fleetgate_ai_gateway::{Settings, run};
 
@@ -18,9 +19,25 @@ struct Args {
     #[arg(long, env = "FLEETGATE_AI_LISTEN", default_value = "127.0.0.1:8090")]
     listen: SocketAddr,
     /// The configuration file (YAML; see docs/ai-gateway.md). Re-read when it changes or on
-    /// SIGHUP. Without it the gateway starts empty.
-    #[arg(long, env = "FLEETGATE_AI_CONFIG")]
+    /// SIGHUP. Without it (and without --hub) the gateway serves nothing.
+    #[arg(long, env = "FLEETGATE_AI_CONFIG", conflicts_with = "hub")]
     config: Option<PathBuf>,
+    /// The hub that programs this gateway: its data-plane gRPC address (the hub's xdsListen),
+    /// e.g. http://127.0.0.1:18000. The gateway keeps serving its last configuration while the
+    /// hub is unreachable. Exclusive with --config.
+    #[arg(long, env = "FLEETGATE_AI_HUB")]
+    hub: Option<String>,
+    /// This replica's id as the hub shows it (default `<hostname>/<pid>`; the pod name is a
+    /// good choice). Only with --hub.
+    #[arg(long, env = "FLEETGATE_AI_GATEWAY_ID", requires = "hub")]
+    gateway_id: Option<String>,
+    /// Longest wait between two attempts to reach the hub, in milliseconds.
+    #[arg(
+        long,
+        env = "FLEETGATE_AI_HUB_MAX_BACKOFF_MS",
+        default_value_t = 10_000
+    )]
+    hub_max_backoff_ms: u64,
     /// How often the configuration file is checked for changes, in milliseconds.
     #[arg(long, env = "FLEETGATE_AI_CONFIG_POLL_MS", default_value_t = 1000)]
     config_poll_ms: u64,
@@ -43,16 +60,24 @@ async fn main() -> anyhow::Result<()> {
     let mut settings = Settings::new(args.listen);
     settings.connect_timeout = Duration::from_millis(args.connect_timeout_ms);
     settings.shutdown_grace = Duration::from_secs(args.shutdown_grace_s);
-    let (initial, source): (_, Box<dyn fleetgate_ai_gateway::config::ConfigSource>) =
-        match &args.config {
-            Some(path) => {
-                let (source, initial) =
-                    FileSource::open(path, Duration::from_millis(args.config_poll_ms))
-                        .context("loading the configuration")?;
-                (initial, Box::new(source))
-            }
-            None => (Default::default(), Box::new(StaticSource)),
-        };
+    let (initial, source): (_, Box<dyn fleetgate_ai_gateway::config::ConfigSource>) = match (
+        &args.config,
+        &args.hub,
+    ) {
+        (Some(path), _) => {
+            let (source, initial) =
+                FileSource::open(path, Duration::from_millis(args.config_poll_ms))
+                    .context("loading the configuration")?;
+            (initial, Box::new(source))
+        }
+        (None, Some(hub)) => {
+            let id = args.gateway_id.clone().unwrap_or_else(default_gateway_id);
+            let source = HubSource::new(hub, &id, Duration::from_millis(args.hub_max_backoff_ms))?;
+            tracing::info!(hub = %hub, gateway_id = %id, "following the hub's configuration stream");
+            (Default::default(), Box::new(source))
+        }
+        (None, None) => (Default::default(), Box::new(StaticSource)),
+    };
     run(settings, initial, source, shutdown_signal())
         .await
         .context("AI gateway")

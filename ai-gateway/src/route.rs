@@ -17,6 +17,7 @@ use crate::config::{Backend, BackendKind, Config};
 use crate::errors::ApiError;
 use crate::identify::Identity;
 use crate::limit::TenantLimit;
+use crate::provider::endpoints::RoundRobin;
 use crate::{Body, RequestCtx};
 
 /// Everything the gateway serves, per tenant.
@@ -41,6 +42,8 @@ pub struct Route {
     pub tenant: Arc<str>,
     pub name: Arc<str>,
     pub backend: Backend,
+    /// Which of the backend's endpoints the next request starts with.
+    pub round_robin: RoundRobin,
 }
 
 impl RouteTable {
@@ -67,6 +70,7 @@ impl RouteTable {
                             tenant: tenant_name.clone(),
                             name: route.as_str().into(),
                             backend: backend.clone(),
+                            round_robin: RoundRobin::default(),
                         };
                         (route.clone(), Arc::new(r))
                     })

@@ -161,3 +161,40 @@ async fn the_binary_serves_a_config_file_and_never_logs_the_key() {
         "the client's key is in the log"
     );
 }
+
+/// The binary's exit status and everything it printed, for flags that must fail at start-up.
+fn run_to_exit(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fleetgate-ai-gateway"))
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .env_remove("FLEETGATE_AI_CONFIG")
+        .env_remove("FLEETGATE_AI_HUB")
+        .env_remove("FLEETGATE_AI_GATEWAY_ID")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn hub_and_config_file_are_exclusive_and_bad_hub_flags_fail_at_start() {
+    let (code, text) = run_to_exit(&["--config", "ai.yaml", "--hub", "http://127.0.0.1:1"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("'--config <CONFIG>' cannot be used with '--hub <HUB>'"),
+        "{text}"
+    );
+    let (code, text) = run_to_exit(&["--gateway-id", "gw-0"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("--hub <HUB>"), "{text}");
+    let (code, text) = run_to_exit(&["--hub", "127.0.0.1:18000"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("must be http://<host>:<port>"), "{text}");
+    let (code, text) = run_to_exit(&["--hub", "http://127.0.0.1:1", "--gateway-id", "a b"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("--gateway-id: gateway id \"a b\""), "{text}");
+}

@@ -122,6 +122,8 @@ enum Identities {
 struct AgentSecrets<'a> {
     rbac: SecretRbac,
     flag: Option<&'a str>,
+    /// Further agent flags ([`FleetOptions::agent_args`]).
+    agent_args: &'a [String],
 }
 
 impl Default for AgentSecrets<'_> {
@@ -129,8 +131,18 @@ impl Default for AgentSecrets<'_> {
         Self {
             rbac: SecretRbac::ClusterWide,
             flag: None,
+            agent_args: &[],
         }
     }
+}
+
+/// What a test may add to a fleet started with [`Fleet::start_with_options`].
+#[derive(Debug, Default)]
+pub struct FleetOptions {
+    /// Top-level keys added to the hub's config file (see [`Hub::start_with`]).
+    pub hub_extra: serde_json::Map<String, serde_json::Value>,
+    /// Flags every tenant's agent starts with, after the harness's own.
+    pub agent_args: Vec<String>,
 }
 
 /// Everything one test needs, stopped when dropped.
@@ -177,6 +189,33 @@ impl Fleet {
             .unwrap_or("fleet")
             .to_string();
         Self::start_named_with(&name, tenants, hub_extra).await
+    }
+
+    /// A fleet named after the current test thread, with `options`.
+    pub async fn start_with_options(
+        tenants: &[TenantSpec<'_>],
+        options: FleetOptions,
+    ) -> anyhow::Result<Self> {
+        let name = std::thread::current()
+            .name()
+            .unwrap_or("fleet")
+            .rsplit("::")
+            .next()
+            .unwrap_or("fleet")
+            .to_string();
+        Self::start_full(
+            &name,
+            tenants,
+            &[],
+            options.hub_extra,
+            Identities::Issued,
+            &[],
+            AgentSecrets {
+                agent_args: &options.agent_args,
+                ..AgentSecrets::default()
+            },
+        )
+        .await
     }
 
     /// [`Fleet::start_named`] with extra hub config keys.
@@ -247,6 +286,7 @@ impl Fleet {
             AgentSecrets {
                 rbac,
                 flag: Some(flag),
+                agent_args: &[],
             },
         )
         .await
@@ -351,7 +391,10 @@ impl Fleet {
                     &secrets
                         .flag
                         .map(|f| vec!["--secrets".to_string(), f.to_string()])
-                        .unwrap_or_default(),
+                        .unwrap_or_default()
+                        .into_iter()
+                        .chain(secrets.agent_args.iter().cloned())
+                        .collect::<Vec<_>>(),
                 )?,
                 Identities::Enrolled => Agent::start_enrolling(
                     &dir,

@@ -15,6 +15,7 @@
 //! printed) when it fails.
 
 pub mod agent;
+pub mod ai_gateway;
 pub mod apiserver;
 pub mod components;
 pub mod echo;
@@ -28,6 +29,7 @@ pub mod http;
 pub mod hub;
 pub mod kubeconfig;
 pub mod llama;
+pub mod mock_llm;
 pub mod own_address;
 pub mod pki;
 pub mod ports;
@@ -38,12 +40,13 @@ pub mod tcp_echo;
 pub mod tls;
 
 pub use agent::Agent;
+pub use ai_gateway::AiGateway;
 pub use apiserver::TenantCluster;
 pub use echo::Echo;
 pub use envoy::Envoy;
 pub use etcd::Etcd;
 pub use eventually::eventually;
-pub use fleet::{Fleet, FleetTenant, TenantSpec};
+pub use fleet::{Fleet, FleetOptions, FleetTenant, TenantSpec};
 pub use hub::{Hub, HubTenant};
 pub use llama::LlamaServer;
 pub use process::{Process, TestDir};

@@ -62,9 +62,14 @@ impl LlamaServer {
     /// Starts the server on `ip` (a loopback address) with `api_key` and waits until
     /// `GET /v1/models` answers.
     pub async fn start(dir: &TestDir, ip: IpAddr, api_key: &str) -> anyhow::Result<Self> {
+        Self::start_at(dir, SocketAddr::new(ip, free_port_on(ip)?), api_key).await
+    }
+
+    /// Like [`LlamaServer::start`], on `addr` (e.g. a node address and a Service's nodePort,
+    /// where a real kube-proxy would forward).
+    pub async fn start_at(dir: &TestDir, addr: SocketAddr, api_key: &str) -> anyhow::Result<Self> {
         let model_path = tiny_model()?;
-        let port = free_port_on(ip)?;
-        let addr = SocketAddr::new(ip, port);
+        let (ip, port) = (addr.ip(), addr.port());
         let args = vec![
             "-m".to_string(),
             "llama_cpp.server".into(),
@@ -74,8 +79,6 @@ impl LlamaServer {
             ip.to_string(),
             "--port".into(),
             port.to_string(),
-            "--api_key".into(),
-            api_key.into(),
             "--model_alias".into(),
             Self::MODEL.into(),
             // About one token per character with this vocabulary: room for the prompts tests send.
@@ -90,7 +93,10 @@ impl LlamaServer {
             "true".into(),
         ];
         let name = format!("llama-{ip}");
-        let process = Process::spawn(dir, &name, ai_python()?, args)?;
+        // The key through the environment (the server's settings read API_KEY), not the command
+        // line, which the harness writes into the process's log.
+        let process =
+            Process::spawn_with_env(dir, &name, ai_python()?, args, [("API_KEY", api_key)])?;
         let mut server = Self {
             addr,
             api_key: api_key.to_string(),

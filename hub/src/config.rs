@@ -44,7 +44,9 @@ pub enum ConfigError {
 pub struct RawConfig {
     /// gRPC listen address for agents, e.g. 0.0.0.0:7443.
     pub agent_listen: SocketAddr,
-    /// xDS (ADS) listen address for Envoy, plaintext; bind it to loopback or a private network.
+    /// The data-plane gRPC listen address: xDS (ADS) for Envoy and the AI gateways' config
+    /// stream (which carries provider keys, as xDS carries TLS keys). Plaintext; bind it to
+    /// loopback or a private network.
     pub xds_listen: SocketAddr,
     /// Directory holding the hub CA (`ca.crt`, `ca.key`) and the hub's serving cert.
     pub pki_dir: PathBuf,

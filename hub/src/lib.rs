@@ -12,7 +12,8 @@
 //! -> `fleet` (the one writer of accepted state; `allocate` gives LoadBalancer Service ports an
 //! address and port) -> `store` (durable intent, hostname claims, L4 allocations)
 //! -> `compile` (pure: all accepted intent -> one data-plane snapshot + object statuses)
-//! -> `xds` (the snapshot as Envoy resources over ADS)
+//! -> `xds` (the snapshot as Envoy resources over ADS) and `ai_config` (its AI part, per
+//! tenant, to the AI gateways, on the same port)
 //! -> back to `sync`, which streams each cluster's statuses to its agent.
 //!
 //! `identity` is the hub's CA (creating it, issuing agent certificates, reading SPIFFE IDs);
@@ -43,7 +44,8 @@ pub mod store;
 pub use fleetgate_hub_compile as compile;
 pub mod traffic_limits;
 
-// Step 8, publish (crate `fleetgate-hub-xds`).
+// Step 8, publish (crate `fleetgate-hub-xds`), and the AI gateways' configuration stream.
+pub mod ai_config;
 pub use fleetgate_hub_xds as xds;
 
 // The model every step past admission speaks (crate `fleetgate-hub-model`).

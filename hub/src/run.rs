@@ -1,7 +1,9 @@
-//! Wires the hub together: store -> fleet -> compile loop -> xDS server, and the agent gRPC server.
+//! Wires the hub together: store -> fleet -> compile loop -> the data-plane gRPC server (xDS for
+//! Envoy, `ai_config` for the AI gateways), and the agent gRPC server.
 //!
 //! One writer per piece of state: `Fleet` writes accepted intent; the compile loop here is the
-//! only writer of the snapshot and status channels that `xds` and `sync` read.
+//! only writer of the snapshot and status channels that `xds`, `ai_config` and `sync` read;
+//! `ai_config`'s publisher is the only writer of the AI gateways' per-tenant versions.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,9 +13,11 @@ use fleetgate_proto::MAX_MESSAGE_BYTES;
 use fleetgate_proto::enroll::v1::enroll_service_server::EnrollServiceServer;
 use fleetgate_proto::spoke::v1::spoke_service_server::SpokeServiceServer;
 use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 
 use crate::admit::{Reserved, endpoint};
+use crate::ai_config::{self, AiConfigService, AiGatewayHealth};
 use crate::compile::{self, Snapshot};
 use crate::config::Config;
 use crate::enroll::EnrollServer;
@@ -219,6 +223,24 @@ fn mark_rejected_by_data_plane(status: &mut ObjectStatus, message: &str) {
     }
 }
 
+/// Serves the data-plane gRPC port (`xdsListen`) until `shutdown` completes: Envoy's ADS
+/// (`xds`) and the AI gateways' config stream (`ai_config`). Plaintext: the port belongs on
+/// loopback or a private network (docs/security.md).
+pub async fn serve_data_plane(
+    listener: tokio::net::TcpListener,
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+    xds_health: watch::Sender<XdsHealth>,
+    ai_published: watch::Receiver<Arc<ai_config::Published>>,
+    ai_health: watch::Sender<AiGatewayHealth>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    xds::data_plane_server()
+        .add_service(xds::ads_service(snapshots, xds_health))
+        .add_service(AiConfigService::new(ai_published, ai_health).into_server())
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+}
+
 /// Runs the hub until `shutdown` completes, with a fixed configuration.
 pub async fn run(
     config: Config,
@@ -263,6 +285,10 @@ pub async fn run_reloading(
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(snapshot));
     let (status_tx, status_rx) = watch::channel(statuses);
     let (health_tx, health_rx) = watch::channel(XdsHealth::default());
+    // The AI gateways' per-tenant versions (one writer: the publisher task) and what each
+    // gateway serves and refuses (written by their streams, read by the compile loop).
+    let (published_rx, publisher_task) = ai_config::start_publisher(snapshot_rx.clone());
+    let (ai_health_tx, ai_health_rx) = watch::channel(AiGatewayHealth::default());
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = || {
@@ -278,6 +304,7 @@ pub async fn run_reloading(
         let config = config.clone();
         let mut revisions = fleet.subscribe();
         let mut health = health_rx;
+        let mut ai_health = ai_health_rx;
         let stop = stopped();
         tokio::spawn(async move {
             tokio::pin!(stop);
@@ -288,6 +315,7 @@ pub async fn run_reloading(
                     _ = &mut stop => return,
                     r = revisions.changed() => if r.is_err() { return },
                     r = health.changed() => if r.is_err() { return },
+                    r = ai_health.changed() => if r.is_err() { return },
                     _ = async {
                         match withdrawal {
                             Some(at) => tokio::time::sleep_until(at).await,
@@ -297,6 +325,7 @@ pub async fn run_reloading(
                 }
                 let view = fleet.view();
                 let health = health.borrow_and_update().clone();
+                let ai_health = ai_health.borrow_and_update().clone();
                 let started = std::time::Instant::now();
                 // Compiling is blocking work (a large cluster's part takes hundreds of
                 // milliseconds in a debug build): on a blocking thread, so that agents' streams
@@ -304,7 +333,11 @@ pub async fn run_reloading(
                 let compile_config = config.clone();
                 let (returned, (snapshot, statuses)) =
                     match tokio::task::spawn_blocking(move || {
-                        let out = compile_view_with(&mut memo, &view, &compile_config, &health);
+                        let (snapshot, mut statuses) =
+                            compile_view_with(&mut memo, &view, &compile_config, &health);
+                        // The AI gateways' refusals, on the AgentgatewayBackends they blame.
+                        ai_config::apply_refusals(Arc::make_mut(&mut statuses), &ai_health);
+                        let out = (snapshot, statuses);
                         // Fleet::apply copies the whole intent while a view is held: drop it at once.
                         drop(view);
                         (memo, out)
@@ -348,10 +381,12 @@ pub async fn run_reloading(
             what: "xDS",
             message: format!("cannot bind {}: {e}", config.xds_listen),
         })?;
-    let xds_task = tokio::spawn(xds::serve_on(
+    let xds_task = tokio::spawn(serve_data_plane(
         xds_listener,
         snapshot_rx,
         health_tx,
+        published_rx,
+        ai_health_tx,
         stopped(),
     ));
 
@@ -404,6 +439,8 @@ pub async fn run_reloading(
     }
     let _ = stop_tx.send(true);
     let _ = compile_task.await;
+    // The compile loop dropped the snapshot sender: the publisher ends.
+    let _ = publisher_task.await;
     if let Some(t) = reload_task {
         let _ = t.await;
     }

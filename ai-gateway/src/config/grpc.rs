@@ -5,8 +5,9 @@
 //! - [`apply_update`]: one `Update` -> the new configuration and one `Ack` with a verdict per
 //!   tenant. A refused tenant keeps its previous version; the others are applied.
 //! - [`HubSource`]: the [`ConfigSource`] that dials the hub, says Hello, applies Updates and
-//!   acknowledges them, reconnecting with backoff. Plaintext today (tested against an in-process
-//!   server); mTLS with the gateway's own identity comes with the hub side.
+//!   acknowledges them, reconnecting with backoff. It dials the hub's data-plane port (the one
+//!   Envoy's xDS uses, `xdsListen`), plaintext like xDS: that port belongs on loopback or a
+//!   private network (docs/security.md); mTLS with the gateway's own identity is not built yet.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -40,6 +41,21 @@ pub fn raw_tenant(t: &pb::TenantConfig) -> Result<RawTenant, ConfigError> {
                     Ok(p) => p,
                     Err(_) => return Err(field(format!("{at}.ai.provider.port"), "above 65535")),
                 };
+                let mut endpoints = Vec::with_capacity(ai.endpoints.len());
+                for (i, e) in ai.endpoints.iter().enumerate() {
+                    let at = format!("{at}.ai.provider.endpoints[{i}]");
+                    let Ok(ip) = e.ip.parse::<std::net::IpAddr>() else {
+                        return Err(field(
+                            at,
+                            &format!("ip {:?} is not an IP address literal", e.ip),
+                        ));
+                    };
+                    let Ok(port) = u16::try_from(e.port) else {
+                        return Err(field(at, &format!("port {} is above 65535", e.port)));
+                    };
+                    // Validation (RawTenant::validate) refuses port 0 and unusable addresses.
+                    endpoints.push(std::net::SocketAddr::new(ip, port).to_string());
+                }
                 Some(RawAi {
                     provider: RawProvider {
                         openai: ai.provider.as_ref().map(|p| match p {
@@ -51,17 +67,22 @@ pub fn raw_tenant(t: &pb::TenantConfig) -> Result<RawTenant, ConfigError> {
                         port: Some(port),
                         path: ai.path.clone(),
                         path_prefix: ai.path_prefix.clone(),
+                        endpoints,
                     },
                 })
             }
         };
         let policies = b.policies.as_ref().map(|p| RawPolicies {
+            // An empty key is no key; key and passthrough together are refused by validation.
             auth: p
                 .auth
                 .as_ref()
-                .filter(|a| !a.key.is_empty())
+                .filter(|a| !a.key.is_empty() || a.passthrough)
                 .map(|a| RawAuth {
-                    key: Some(Secret::new(a.key.clone())),
+                    key: Some(a.key.clone())
+                        .filter(|k| !k.is_empty())
+                        .map(Secret::new),
+                    passthrough: a.passthrough,
                 }),
             request_timeout_ms: Some(p.request_timeout_ms).filter(|ms| *ms > 0),
         });
@@ -135,19 +156,79 @@ pub fn apply_update(store: &mut ConfigStore, update: &pb::Update) -> pb::Ack {
 /// Dials the hub and follows its stream.
 #[derive(Debug, Clone)]
 pub struct HubSource {
-    /// e.g. `http://127.0.0.1:7443`.
+    /// The hub's data-plane gRPC address, e.g. `http://127.0.0.1:18000`.
     pub endpoint: String,
     pub gateway_id: String,
     pub max_backoff: Duration,
 }
 
+/// A gateway id: what the hub shows as the replica that serves (or refused) a tenant.
+/// 1..=253 bytes of letters, digits and `-._/:`.
+pub fn check_gateway_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > 253 {
+        return Err(format!(
+            "gateway id {id:?} must be 1..=253 bytes (the pod name is a good one)"
+        ));
+    }
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._/:".contains(&b))
+    {
+        return Err(format!(
+            "gateway id {id:?} may hold only letters, digits and - . _ / :"
+        ));
+    }
+    Ok(())
+}
+
+/// `<hostname>/<pid>`: the pod name in Kubernetes, unique among replicas on one machine.
+pub fn default_gateway_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| check_gateway_id(h).is_ok())
+        .unwrap_or_else(|| "ai-gateway".to_string());
+    format!("{host}/{}", std::process::id())
+}
+
 impl HubSource {
+    /// Checks the hub's address (an `http://` URL: the data-plane port is plaintext) and the
+    /// gateway id before anything is dialled, so a typo is an error at start-up rather than
+    /// an endless reconnect loop.
+    pub fn new(
+        endpoint: &str,
+        gateway_id: &str,
+        max_backoff: Duration,
+    ) -> Result<Self, SourceError> {
+        let bad = |why: String| SourceError::Hub(why);
+        let uri: hyper::Uri = endpoint.parse().map_err(|e| {
+            bad(format!(
+                "--hub {endpoint:?} is not a URL ({e}); write the hub's data-plane address (its xdsListen), e.g. http://127.0.0.1:18000"
+            ))
+        })?;
+        if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+            return Err(bad(format!(
+                "--hub {endpoint:?} must be http://<host>:<port> (the hub's data-plane port, xdsListen, is plaintext like xDS; keep it on loopback or a private network)"
+            )));
+        }
+        check_gateway_id(gateway_id).map_err(|e| bad(format!("--gateway-id: {e}")))?;
+        Ok(Self {
+            endpoint: endpoint.to_string(),
+            gateway_id: gateway_id.to_string(),
+            max_backoff,
+        })
+    }
+
     async fn follow(&self, store: &mut ConfigStore) -> Result<(), SourceError> {
         let err = |e: &dyn std::fmt::Display| SourceError::Stream(e.to_string());
         let mut client =
             pb::ai_gateway_config_client::AiGatewayConfigClient::connect(self.endpoint.clone())
                 .await
-                .map_err(|e| err(&e))?;
+                .map_err(|e| err(&e))?
+                // A full state carries every tenant: allow what the hub allows on its streams.
+                .max_decoding_message_size(fleetgate_proto::MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(fleetgate_proto::MAX_MESSAGE_BYTES);
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let serving = store
             .current()
@@ -301,6 +382,111 @@ mod tests {
         );
         assert!(rx.borrow().lookup(&id("b")).is_err());
         assert_eq!(rx.borrow().version(), 3);
+    }
+
+    #[test]
+    fn endpoints_and_passthrough_arrive_in_the_typed_model() {
+        use crate::config::{BackendAuth, BackendKind};
+        let mut t = tenant("a", 3, 8080, "");
+        for b in t.routes.values_mut() {
+            if let Some(pb::backend::Kind::Ai(ai)) = &mut b.kind {
+                ai.host = "llama-cpp.llm.svc.cluster.local".into();
+                ai.endpoints = vec![
+                    pb::Address {
+                        ip: "127.0.3.1".into(),
+                        port: 9001,
+                    },
+                    pb::Address {
+                        ip: "::1".into(),
+                        port: 9002,
+                    },
+                ];
+            }
+            b.policies = Some(pb::Policies {
+                auth: Some(pb::BackendAuth {
+                    key: String::new(),
+                    passthrough: true,
+                }),
+                request_timeout_ms: 0,
+            });
+        }
+        let typed = raw_tenant(&t).unwrap().validate("a", 3).unwrap();
+        let backend = &typed.routes["llm/local-llm"];
+        let BackendKind::Ai(ai) = &backend.kind;
+        let endpoints: Vec<String> = ai.endpoints.iter().map(|e| e.to_string()).collect();
+        assert_eq!(endpoints, ["127.0.3.1:9001", "[::1]:9002"]);
+        assert_eq!(ai.host, "llama-cpp.llm.svc.cluster.local");
+        assert_eq!(backend.policies.auth, Some(BackendAuth::Passthrough));
+
+        // A key and passthrough together, a bad endpoint: refused, naming the field.
+        let mut both = tenant("b", 1, 8080, "sk-b");
+        for b in both.routes.values_mut() {
+            if let Some(p) = &mut b.policies {
+                p.auth.as_mut().unwrap().passthrough = true;
+            }
+        }
+        let err = raw_tenant(&both)
+            .and_then(|r| r.validate("b", 1))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("policies.auth: set either"), "{err}");
+        assert!(!err.contains("sk-b"), "{err}");
+        for (ip, port, want) in [
+            (
+                "llm.svc",
+                80,
+                "endpoints[0]: ip \"llm.svc\" is not an IP address literal",
+            ),
+            (
+                "127.0.0.1",
+                70000,
+                "endpoints[0]: port 70000 is above 65535",
+            ),
+            (
+                "127.0.0.1",
+                0,
+                "endpoints[0]: \"127.0.0.1:0\": 0 is not a port",
+            ),
+        ] {
+            let mut bad = tenant("c", 1, 8080, "k");
+            for b in bad.routes.values_mut() {
+                if let Some(pb::backend::Kind::Ai(ai)) = &mut b.kind {
+                    ai.endpoints = vec![pb::Address {
+                        ip: ip.into(),
+                        port,
+                    }];
+                }
+            }
+            let err = raw_tenant(&bad)
+                .and_then(|r| r.validate("c", 1))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("tenants.c.routes.llm/local-llm.ai.provider.") && err.contains(want),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn hub_addresses_and_gateway_ids_are_checked_before_dialling() {
+        let ok = HubSource::new("http://127.0.0.1:18000", "gw-0", Duration::from_secs(1));
+        assert_eq!(ok.unwrap().gateway_id, "gw-0");
+        for (url, id, want) in [
+            ("127.0.0.1:18000", "gw", "must be http://<host>:<port>"),
+            ("https://hub:18000", "gw", "must be http://<host>:<port>"),
+            ("http://", "gw", "is not a URL"),
+            ("http://127.0.0.1:1", "", "must be 1..=253 bytes"),
+            ("http://127.0.0.1:1", "a\nb", "may hold only letters"),
+        ] {
+            let err = HubSource::new(url, id, Duration::from_secs(1))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{url} {id:?}: {err}");
+        }
+        let id = default_gateway_id();
+        assert!(check_gateway_id(&id).is_ok(), "{id}");
+        assert!(id.ends_with(&format!("/{}", std::process::id())), "{id}");
     }
 
     #[test]

@@ -7,8 +7,8 @@
 //!   `policies.auth.key`).
 //! - [`store`]: the one writer that swaps configuration atomically (a `tokio::sync::watch` of
 //!   `Arc<RouteTable>`); in-flight requests keep the table they started with.
-//! - [`source`]: the seam where configuration comes from ([`source::ConfigSource`]): a YAML file
-//!   today, the hub's gRPC stream ([`grpc`]) next.
+//! - [`source`]: the seam where configuration comes from ([`source::ConfigSource`]): a YAML file,
+//!   or the hub's gRPC stream ([`grpc`]).
 
 pub mod grpc;
 pub mod model;

@@ -3,7 +3,7 @@
 //! sees an unvalidated value.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -12,6 +12,8 @@ use serde::Deserialize;
 pub const DEFAULT_MAX_CONCURRENCY: u32 = 256;
 /// Default time an upstream has to send its response headers.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// Most endpoints one backend may list.
+pub const MAX_ENDPOINTS: usize = 1024;
 
 /// A credential: shown as `<redacted>` by `Debug`, never `Display`ed, never serialised.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -76,7 +78,9 @@ pub struct RawAi {
     pub provider: RawProvider,
 }
 
-/// agentgateway's `ai.provider`: one provider kind plus host/port/path overrides.
+/// agentgateway's `ai.provider`: one provider kind plus host/port/path overrides, and (a
+/// fleetgate addition, filled by the hub from the tenant's resolved Service) the endpoints to
+/// dial instead of `host:port`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawProvider {
@@ -85,6 +89,10 @@ pub struct RawProvider {
     pub port: Option<u16>,
     pub path: Option<String>,
     pub path_prefix: Option<String>,
+    /// `ip:port` pairs (`[v6]:port` for IPv6). When not empty, requests are spread over them
+    /// round-robin and `host` is only the Host header.
+    #[serde(default)]
+    pub endpoints: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -107,6 +115,10 @@ pub struct RawPolicies {
 pub struct RawAuth {
     /// The provider key, injected in the provider's scheme.
     pub key: Option<Secret>,
+    /// The client's own `Authorization` goes to the provider (agentgateway's
+    /// `policies.auth.passthrough`); exclusive with `key`.
+    #[serde(default)]
+    pub passthrough: bool,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -153,6 +165,8 @@ pub struct AiBackend {
     pub path: Option<String>,
     /// Replaces the `/v1` prefix of every path (e.g. `/api/openai/v1`).
     pub path_prefix: Option<String>,
+    /// Where to connect, round-robin; empty: `host:port`.
+    pub endpoints: Vec<SocketAddr>,
 }
 
 /// Provider kinds. Anthropic and Gemini (own auth schemes, translation) come next.
@@ -173,6 +187,8 @@ pub struct Policies {
 pub enum BackendAuth {
     /// A key, sent in the provider's scheme (`Authorization: Bearer` for OpenAI-compatible).
     Key(Secret),
+    /// The client's own `Authorization` header goes to the provider unchanged.
+    Passthrough,
 }
 
 /// Why a configuration was refused. Every variant names where the problem is
@@ -270,6 +286,43 @@ fn check_path(at: &str, path: &str) -> Result<(), ConfigError> {
     }
 }
 
+/// `ip:port` literals, no more than [`MAX_ENDPOINTS`], none with port 0 or an unspecified or
+/// multicast address (nothing can be dialled there).
+fn check_endpoints(at: &str, raw: &[String]) -> Result<Vec<SocketAddr>, ConfigError> {
+    if raw.len() > MAX_ENDPOINTS {
+        return Err(field(
+            at,
+            format!(
+                "{} endpoints; at most {MAX_ENDPOINTS} are allowed",
+                raw.len()
+            ),
+        ));
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, text) in raw.iter().enumerate() {
+        let at = format!("{at}[{i}]");
+        let Ok(addr) = text.parse::<SocketAddr>() else {
+            return Err(field(
+                at,
+                format!(
+                    "{text:?} is not an IP address and port (write 10.0.0.7:8080, or [fd00::7]:8080 for IPv6; names are resolved before they get here)"
+                ),
+            ));
+        };
+        if addr.port() == 0 {
+            return Err(field(at, format!("{text:?}: 0 is not a port")));
+        }
+        if addr.ip().is_unspecified() || addr.ip().is_multicast() {
+            return Err(field(
+                at,
+                format!("{text:?}: an unspecified or multicast address cannot be dialled"),
+            ));
+        }
+        out.push(addr);
+    }
+    Ok(out)
+}
+
 impl RawConfig {
     /// Parses YAML (or JSON, which is YAML).
     pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
@@ -364,7 +417,17 @@ impl RawBackend {
         if let Some(prefix) = &p.path_prefix {
             check_path(&format!("{at_p}.pathPrefix"), prefix)?;
         }
-        let auth = match self.policies.auth.as_ref().and_then(|a| a.key.as_ref()) {
+        let endpoints = check_endpoints(&format!("{at_p}.endpoints"), &p.endpoints)?;
+        let raw_auth = self.policies.auth.as_ref();
+        let passthrough = raw_auth.is_some_and(|a| a.passthrough);
+        let auth = match raw_auth.and_then(|a| a.key.as_ref()) {
+            Some(_) if passthrough => {
+                return Err(field(
+                    format!("{at}.policies.auth"),
+                    "set either `key` or `passthrough: true`, not both",
+                ));
+            }
+            None if passthrough => Some(BackendAuth::Passthrough),
             None => None,
             Some(key) => {
                 let k = key.expose();
@@ -401,6 +464,7 @@ impl RawBackend {
                 port,
                 path: p.path.clone(),
                 path_prefix: p.path_prefix.clone(),
+                endpoints,
             }),
             policies: Policies {
                 auth,
@@ -438,6 +502,17 @@ tenants:
             openai: {}
             host: api.example.com
             pathPrefix: /openai/v1
+  tenant-c:
+    routes:
+      c1/llm/local-llm:
+        ai:
+          provider:
+            openai: {}
+            host: llama-cpp.llm.svc.cluster.local
+            port: 8080
+            endpoints: ["127.0.3.1:8080", "[::1]:8081"]
+        policies:
+          auth: { passthrough: true }
 "#;
 
     #[test]
@@ -461,6 +536,22 @@ tenants:
         let BackendKind::Ai(ai) = &b.routes["cloud"].kind;
         assert_eq!(ai.port, 80);
         assert_eq!(ai.path_prefix.as_deref(), Some("/openai/v1"));
+        assert!(
+            ai.endpoints.is_empty(),
+            "no endpoints: host:port is dialled"
+        );
+        assert!(b.routes["cloud"].policies.auth.is_none());
+        let c = &config.tenants["tenant-c"].routes["c1/llm/local-llm"];
+        let BackendKind::Ai(ai) = &c.kind;
+        assert_eq!(
+            ai.endpoints,
+            [
+                "127.0.3.1:8080".parse::<SocketAddr>().unwrap(),
+                "[::1]:8081".parse().unwrap()
+            ]
+        );
+        assert_eq!(ai.host, "llama-cpp.llm.svc.cluster.local");
+        assert_eq!(c.policies.auth, Some(BackendAuth::Passthrough));
     }
 
     #[test]
@@ -525,6 +616,30 @@ tenants:
                     "ai: { provider: { openai: {}, host: h } }\npolicies: { requestTimeoutMs: 0 }",
                 ),
                 "policies.requestTimeoutMs: 0 is outside",
+            ),
+            (
+                route(
+                    "ai: { provider: { openai: {}, host: h, endpoints: ['127.0.0.1:1', 'h:80'] } }",
+                ),
+                "ai.provider.endpoints[1]: \"h:80\" is not an IP address and port",
+            ),
+            (
+                route("ai: { provider: { openai: {}, host: h, endpoints: ['127.0.0.1'] } }"),
+                "ai.provider.endpoints[0]: \"127.0.0.1\" is not an IP address and port",
+            ),
+            (
+                route("ai: { provider: { openai: {}, host: h, endpoints: ['127.0.0.1:0'] } }"),
+                "ai.provider.endpoints[0]: \"127.0.0.1:0\": 0 is not a port",
+            ),
+            (
+                route("ai: { provider: { openai: {}, host: h, endpoints: ['0.0.0.0:80'] } }"),
+                "ai.provider.endpoints[0]: \"0.0.0.0:80\": an unspecified or multicast address",
+            ),
+            (
+                route(
+                    "ai: { provider: { openai: {}, host: h } }\npolicies: { auth: { key: k, passthrough: true } }",
+                ),
+                "policies.auth: set either `key` or `passthrough: true`, not both",
             ),
             (
                 "tenants:\n  't e': {}\n".to_string(),

@@ -34,6 +34,9 @@ pub enum SourceError {
     /// The hub's stream failed.
     #[error("hub config stream: {0}")]
     Stream(String),
+    /// The hub's address or the gateway id cannot be used.
+    #[error("{0}")]
+    Hub(String),
 }
 
 /// Feeds the store until the source ends (or forever).

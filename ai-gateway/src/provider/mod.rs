@@ -4,9 +4,13 @@
 //!
 //! - [`openai`]: any OpenAI-compatible server (chat completions plain and streamed, embeddings,
 //!   models). Anthropic Messages and Gemini, with translation, come next as sibling modules.
+//! - [`endpoints`]: which address a request connects to (the backend's endpoints round-robin,
+//!   else `host:port`).
 //! - [`Upstream`]: the shared HTTP client (connection pool, connect timeout).
 
+pub mod endpoints;
 pub mod openai;
+pub mod send;
 
 use std::time::Duration;
 

@@ -8,10 +8,10 @@
 //! [`crate::usage::SseUsage`] can hide it otherwise.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode, Uri};
+use hyper::header;
+use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Map, Value};
 
 use crate::config::{AiBackend, Policies, Provider};
@@ -161,61 +161,32 @@ pub async fn handle(
         }
     };
 
-    // The upstream request: the client's safe headers, the backend's credential.
+    // The upstream request: the client's safe headers, the backend's credential, the
+    // backend's host as Host whichever endpoint is dialled.
     let mut path = endpoint.upstream_path(ai);
     if let Some(q) = parts.uri.query() {
         path = format!("{path}?{q}");
     }
-    let authority = if ai.host.contains(':') {
-        format!("[{}]:{}", ai.host, ai.port)
-    } else {
-        format!("{}:{}", ai.host, ai.port)
-    };
-    let uri: Uri = match format!("http://{authority}{path}").parse() {
-        Ok(u) => u,
-        Err(e) => return ctx.answer_error(ApiError::bad_request(format!("bad path: {e}")), None),
-    };
     let mut headers = auth::upstream_headers(&parts.headers);
     auth::inject(
         &Provider::OpenAi { model: None },
         policies.auth.as_ref(),
+        &parts.headers,
         &mut headers,
     );
-    if let Ok(host) = HeaderValue::from_str(&authority) {
-        headers.insert(header::HOST, host);
-    }
-    if parts.method == Method::POST {
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-    }
-    let mut up = Request::new(Full::new(rewritten.body));
-    *up.method_mut() = parts.method.clone();
-    *up.uri_mut() = uri;
-    *up.headers_mut() = headers;
-
-    let timeout = policies.request_timeout;
-    let resp = match tokio::time::timeout(timeout, ctx.upstream.client().request(up)).await {
-        Err(_) => {
-            return ctx.answer_error(
-                ApiError::upstream_timeout(&ctx.route.name, timeout),
-                rewritten.model,
-            );
-        }
-        Ok(Err(e)) => {
-            let detail = if e.is_connect() {
-                "connection failed".to_string()
-            } else {
-                "the connection broke before a response".to_string()
-            };
-            tracing::warn!(tenant = %ctx.route.tenant, route = %ctx.route.name, error = %e, "upstream request failed");
-            return ctx.answer_error(
-                ApiError::upstream_unreachable(&ctx.route.name, &detail),
-                rewritten.model,
-            );
-        }
-        Ok(Ok(resp)) => resp,
+    let resp = match super::send::send(
+        &ctx,
+        ai,
+        policies,
+        parts.method.clone(),
+        &path,
+        headers,
+        rewritten.body.clone(),
+    )
+    .await
+    {
+        Ok(resp) => resp,
+        Err(e) => return ctx.answer_error(e, rewritten.model),
     };
 
     let (up_parts, up_body) = resp.into_parts();
@@ -325,6 +296,7 @@ mod tests {
             port: 1,
             path: path.map(str::to_string),
             path_prefix: prefix.map(str::to_string),
+            endpoints: vec![],
         }
     }
 

@@ -134,12 +134,14 @@ fn provider(b: &pb::AiBackend) -> Result<AiProvider, Rejection> {
     }
 }
 
-/// The host, lower-cased: a DNS name (one label is a Service name of the backend's namespace)
-/// or an IP literal; empty: the provider's default host.
-fn host(raw: &str, provider: &AiProvider) -> Result<String, Rejection> {
-    if raw.is_empty() {
+/// The host, lower-cased: a DNS name (one label is a Service name of the backend's namespace;
+/// one trailing dot, the fully qualified form, is dropped) or an IP literal; empty: the
+/// provider's default host.
+fn host(written: &str, provider: &AiProvider) -> Result<String, Rejection> {
+    if written.is_empty() {
         return Ok(provider.default_host().to_string());
     }
+    let raw = written.strip_suffix('.').unwrap_or(written);
     let unbracketed = raw
         .strip_prefix('[')
         .and_then(|r| r.strip_suffix(']'))
@@ -155,7 +157,7 @@ fn host(raw: &str, provider: &AiProvider) -> Result<String, Rejection> {
         "UnsupportedValue",
         format!(
             "spec.ai.provider.host {:?} is neither a DNS name nor an IP address",
-            raw.chars().take(253).collect::<String>()
+            written.chars().take(253).collect::<String>()
         ),
     )
 }

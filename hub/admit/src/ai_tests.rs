@@ -102,6 +102,11 @@ fn ai_backends_are_admitted_into_the_model() {
     b.endpoints[1].ready = false;
     assert_eq!(target(b, &f).upstream, AiUpstream::Cluster(vec![]));
 
+    // Any case, and the fully qualified form with its trailing dot, name the same host.
+    let mut b = local_llm();
+    b.host = "Llama-CPP.llm.svc.cluster.local.".into();
+    assert_eq!(target(b, &f).host, "llama-cpp.llm.svc.cluster.local");
+
     // External hosts on the egress allowlist: exact and under a wildcard; port 0 is 443.
     let t = target(external("API.OpenAI.com", 0), &f);
     assert_eq!(
@@ -158,6 +163,12 @@ fn refusals_name_what_to_change_and_never_the_key() {
             with(|b| b.host = "llama cpp".into()),
             "UnsupportedValue",
             "neither a DNS name nor an IP address",
+        ),
+        (
+            "a host with two trailing dots",
+            with(|b| b.host = "llama.llm.svc..".into()),
+            "UnsupportedValue",
+            "neither a DNS name",
         ),
         (
             "a wildcard host",

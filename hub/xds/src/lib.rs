@@ -27,4 +27,4 @@ pub mod tls;
 use fleetgate_hub_model as model;
 use fleetgate_hub_model::snapshot;
 
-pub use server::{Nack, XdsError, XdsHealth, serve, serve_on};
+pub use server::{Nack, XdsError, XdsHealth, ads_service, data_plane_server, serve, serve_on};

@@ -102,20 +102,34 @@ pub async fn serve_on(
     health: watch::Sender<XdsHealth>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), XdsError> {
-    let service = Ads {
-        snapshots,
-        health: Arc::new(health),
-    };
-    tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .add_service(AggregatedDiscoveryServiceServer::new(service))
+    data_plane_server()
+        .add_service(ads_service(snapshots, health))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     Ok(())
 }
 
-struct Ads {
+/// The gRPC server settings of the data-plane port (keepalive for long-lived streams), for
+/// [`serve_on`] and for the hub, which adds the AI gateways' config stream to the same port.
+pub fn data_plane_server() -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+}
+
+/// The ADS service serving `snapshots` and reporting NACKs to `health`, to add to a server.
+pub fn ads_service(
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+    health: watch::Sender<XdsHealth>,
+) -> AggregatedDiscoveryServiceServer<Ads> {
+    AggregatedDiscoveryServiceServer::new(Ads {
+        snapshots,
+        health: Arc::new(health),
+    })
+}
+
+/// The ADS service (see [`ads_service`]).
+pub struct Ads {
     snapshots: watch::Receiver<Arc<Snapshot>>,
     health: Arc<watch::Sender<XdsHealth>>,
 }

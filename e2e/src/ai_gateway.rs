@@ -1,0 +1,70 @@
+//! fleetgate's AI gateway as a process (`fleetgate-ai-gateway --hub`), programmed by the hub's
+//! AI config stream on the data-plane gRPC port, the way an operator runs it next to Envoy.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+
+use crate::components::{product_binary, product_log_level};
+use crate::process::{Process, TestDir};
+
+/// A running AI gateway replica.
+#[derive(Debug)]
+pub struct AiGateway {
+    listen: SocketAddr,
+    process: Process,
+}
+
+impl AiGateway {
+    /// Starts replica `id` listening on `listen` (Envoy's side: the hub's `dataPlane.aiGateways`)
+    /// and following the hub at `hub_xds` (the hub's `xdsListen`). Returns once it accepts
+    /// connections.
+    pub async fn start(
+        dir: &TestDir,
+        id: &str,
+        listen: SocketAddr,
+        hub_xds: SocketAddr,
+    ) -> anyhow::Result<Self> {
+        let process = Process::spawn_with_env(
+            dir,
+            &format!("ai-gateway-{id}"),
+            product_binary("fleetgate-ai-gateway")?,
+            [
+                "--listen".to_string(),
+                listen.to_string(),
+                "--hub".into(),
+                format!("http://{hub_xds}"),
+                "--gateway-id".into(),
+                id.into(),
+            ],
+            [("RUST_LOG", product_log_level())],
+        )?;
+        let mut gw = Self { listen, process };
+        let process = &mut gw.process;
+        crate::eventually::try_eventually(crate::TIMEOUT, || {
+            let running = process.ensure_running();
+            async move {
+                running?;
+                tokio::net::TcpStream::connect(listen).await?;
+                Ok(())
+            }
+        })
+        .await
+        .with_context(|| format!("AI gateway {id} did not listen on {listen}"))?;
+        Ok(gw)
+    }
+
+    /// Where Envoy reaches it.
+    pub fn addr(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// Everything it logged so far.
+    pub fn log(&self) -> String {
+        self.process.log()
+    }
+
+    pub fn process(&mut self) -> &mut Process {
+        &mut self.process
+    }
+}

@@ -1,0 +1,308 @@
+//! The agent gateway end to end: a tenant applies the KubeLB tutorial's agentgateway resources
+//! unchanged, and the official OpenAI SDK pointed at the Gateway's address gets answers from a
+//! real llama.cpp server behind the tenant's Service, through Envoy and fleetgate's AI gateway,
+//! with the key from the tenant's Secret that the client never held.
+//!
+//! Real components: kube-apiserver + etcd (the tenant clusters), the agent, the hub, Envoy, the
+//! AI gateway process programmed by the hub, llama.cpp's server on a generated tiny model
+//! (`e2e/setup.sh ai`), and the `openai` SDK from the setup's virtualenv.
+
+use std::net::{IpAddr, SocketAddr};
+
+use anyhow::{Context, ensure};
+use fleetgate_e2e::components::{ai_python, workspace_dir};
+use fleetgate_e2e::fixtures::condition;
+use fleetgate_e2e::own_address::{free_addresses, pools};
+use fleetgate_e2e::ports::{free_addr, free_port_in};
+use fleetgate_e2e::secrets::Secrets;
+use fleetgate_e2e::{
+    AiGateway, Fleet, FleetOptions, FleetTenant, LlamaServer, TIMEOUT, eventually,
+};
+use serde_json::{Value, json};
+
+const LLAMA_KEY: &str = "sk-llama-key-from-the-tenants-secret";
+
+/// The tutorial's resources, as a tenant writes them (the Gateway in its own namespace, the
+/// backend, Secret and route in `default`, llama.cpp's Service in `llm`).
+fn tutorial_yaml(node_port: u16) -> String {
+    format!(
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata:
+  name: agentgateway
+spec:
+  controllerName: agentgateway.dev/agentgateway
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: agentgateway-system
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: agentgateway-proxy
+  namespace: agentgateway-system
+spec:
+  gatewayClassName: agentgateway
+  listeners:
+  - name: http
+    port: 8080
+    protocol: HTTP
+    allowedRoutes:
+      namespaces:
+        from: All
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: llm
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: llama-cpp
+  namespace: llm
+spec:
+  type: NodePort
+  selector:
+    app: llama-cpp
+  ports:
+  - name: http
+    port: 8080
+    targetPort: 8080
+    nodePort: {node_port}
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: llm-secret
+  namespace: default
+type: Opaque
+stringData:
+  Authorization: "Bearer {LLAMA_KEY}"
+---
+apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayBackend
+metadata:
+  name: local-llm
+  namespace: default
+spec:
+  ai:
+    provider:
+      openai:
+        model: gemma-4-12b-it
+      host: llama-cpp.llm.svc.cluster.local
+      port: 8080
+  policies:
+    auth:
+      secretRef:
+        name: llm-secret
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: llm
+  namespace: default
+spec:
+  parentRefs:
+  - name: agentgateway-proxy
+    namespace: agentgateway-system
+  rules:
+  - backendRefs:
+    - group: agentgateway.dev
+      kind: AgentgatewayBackend
+      name: local-llm
+"#
+    )
+}
+
+/// Waits until `kind ns/name` has condition `type_` = `status` (any reason) for its current
+/// generation, at `pointer` (a JSON pointer to the conditions array); returns the object.
+async fn wait_condition(
+    t: &FleetTenant,
+    kind: &str,
+    ns: &str,
+    name: &str,
+    pointer: &str,
+    type_: &str,
+    status: &str,
+) -> Value {
+    eventually(TIMEOUT, || async {
+        let o = t
+            .cluster
+            .get_json(kind, ns, name)
+            .await?
+            .with_context(|| format!("{kind} {ns}/{name} missing"))?;
+        let conditions = o.pointer(pointer).cloned().unwrap_or(Value::Null);
+        let c = condition(&conditions, type_)
+            .with_context(|| format!("{kind} {name}: no {type_} in {}", o["status"]))?;
+        ensure!(
+            c["status"] == status && c["observedGeneration"] == o["metadata"]["generation"],
+            "{kind} {name}: {type_} is {c}, want {status}"
+        );
+        Ok(o)
+    })
+    .await
+}
+
+/// Runs e2e/ai/tutorial_check.py against `gateway` (the Gateway's address and port).
+async fn openai_sdk(
+    gateway: SocketAddr,
+    llama: &LlamaServer,
+    forged_tenant: Option<&str>,
+) -> anyhow::Result<Value> {
+    let mut cmd = tokio::process::Command::new(ai_python()?);
+    cmd.arg(workspace_dir().join("e2e/ai/tutorial_check.py"))
+        .env("GATEWAY_URL", format!("http://{gateway}"))
+        .env("LLAMA_URL", format!("http://{}", llama.addr()));
+    if let Some(t) = forged_tenant {
+        cmd.env("FORGED_TENANT", t);
+    }
+    let output = cmd.output().await?;
+    ensure!(
+        output.status.success(),
+        "SDK script failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout)
+        .with_context(|| String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tutorials_agentgateway_resources_serve_the_openai_sdk_from_llama_cpp() {
+    // Own addresses for hostname-less Gateways, and where the AI gateway listens.
+    let own = free_addresses(1, 8080);
+    let ai_addr = free_addr().unwrap();
+    let mut hub_extra = pools(&own, 8000, 9000);
+    hub_extra.insert(
+        "dataPlane".into(),
+        json!({ "aiGateways": [ai_addr.to_string()] }),
+    );
+    let fleet = Fleet::start_with_options(
+        &[
+            ("tenant-a", "*.a.example", "127.0.1.0/24"),
+            ("tenant-b", "*.b.example", "127.0.2.0/24"),
+        ],
+        FleetOptions {
+            hub_extra,
+            agent_args: vec!["--gateway-class".into(), "agentgateway".into()],
+        },
+    )
+    .await
+    .unwrap();
+    let _ai = AiGateway::start(&fleet.dir, "a", ai_addr, fleet.hub.xds_addr())
+        .await
+        .unwrap();
+
+    // tenant-a's node runs llama.cpp where kube-proxy would forward the Service's nodePort.
+    let a = fleet.tenant("tenant-a");
+    let node_ip: IpAddr = a.create_node("node-1", 10).await.unwrap();
+    let node_port = free_port_in(node_ip, 30000..=32767).unwrap();
+    let llama = LlamaServer::start_at(&fleet.dir, SocketAddr::new(node_ip, node_port), LLAMA_KEY)
+        .await
+        .unwrap();
+    a.cluster.apply(&tutorial_yaml(node_port)).await.unwrap();
+
+    // True status on all three objects in the tenant's cluster.
+    let gw = wait_condition(
+        a,
+        "Gateway",
+        "agentgateway-system",
+        "agentgateway-proxy",
+        "/status/conditions",
+        "Programmed",
+        "True",
+    )
+    .await;
+    let address: IpAddr = gw["status"]["addresses"][0]["value"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no address: {}", gw["status"]));
+    assert_eq!(address, own[0], "the Gateway is served on its own address");
+    for type_ in ["Accepted", "ResolvedRefs"] {
+        wait_condition(
+            a,
+            "HTTPRoute",
+            "default",
+            "llm",
+            "/status/parents/0/conditions",
+            type_,
+            "True",
+        )
+        .await;
+    }
+    wait_condition(
+        a,
+        "AgentgatewayBackend",
+        "default",
+        "local-llm",
+        "/status/conditions",
+        "Accepted",
+        "True",
+    )
+    .await;
+
+    // The OpenAI SDK at the Gateway's address: plain and streamed, with a key llama.cpp refuses.
+    let gateway = SocketAddr::new(address, 8080);
+    let seen = eventually(TIMEOUT, || openai_sdk(gateway, &llama, None)).await;
+    eprintln!("SDK saw: {seen:#}");
+    assert_eq!(
+        seen["direct_status"], 401,
+        "llama.cpp refuses the client's key"
+    );
+    let plain = &seen["plain"];
+    let content = plain["content"].as_str().unwrap_or_default();
+    assert!(!content.is_empty(), "{plain}");
+    assert!(
+        plain["completion_tokens"].as_u64().unwrap_or(0) > 0,
+        "{plain}"
+    );
+    assert_eq!(
+        seen["stream"]["content"], plain["content"],
+        "temperature 0: the streamed answer is the plain one"
+    );
+    assert!(seen["stream"]["chunks"].as_u64().unwrap_or(0) > 1, "{seen}");
+
+    // A client's own identity headers are overwritten by Envoy: naming tenant-b changes nothing.
+    let forged = openai_sdk(gateway, &llama, Some("tenant-b")).await.unwrap();
+    assert_eq!(forged["plain"]["content"], plain["content"]);
+
+    // tenant-b points a backend at tenant-a's llama.cpp node: refused, with a reason.
+    let b = fleet.tenant("tenant-b");
+    b.cluster
+        .apply(&format!(
+            r#"
+apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayBackend
+metadata:
+  name: steal
+  namespace: default
+spec:
+  ai:
+    provider:
+      openai: {{}}
+      host: "{node_ip}"
+      port: {node_port}
+"#
+        ))
+        .await
+        .unwrap();
+    let refused = wait_condition(
+        b,
+        "AgentgatewayBackend",
+        "default",
+        "steal",
+        "/status/conditions",
+        "Accepted",
+        "False",
+    )
+    .await;
+    eprintln!("tenant-b's backend: {}", refused["status"]);
+
+    // The key was in tenant-a's Secret, the hub's store and the AI gateway's memory; never in a log.
+    let mut secrets = Secrets::new();
+    secrets.add("llm-secret key", LLAMA_KEY);
+    fleet.assert_no_secrets_in_logs(secrets);
+}

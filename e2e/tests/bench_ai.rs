@@ -1,0 +1,382 @@
+//! The AI gateway side by side with LiteLLM's proxy on one machine (issue 11's benchmark):
+//! the same mock OpenAI upstream (`fleetgate-mock-llm`, proven with the OpenAI SDK by
+//! `mock_providers.rs`), the same load generator, three targets: the mock directly, fleetgate's
+//! AI gateway in front of it, and LiteLLM's proxy in front of it. Throughput at saturation
+//! (closed loop), added latency p50/p99 at fixed rates (open loop, measured from each request's
+//! scheduled time so a stall is not hidden), non-streamed and streamed, and resident memory.
+//!
+//! Not a test: `scripts/bench-ai.sh` (`make bench-ai`) installs LiteLLM into the cache, builds
+//! release binaries and runs it; figures go to docs/benchmarks.md.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use fleetgate_e2e::Process;
+use fleetgate_e2e::TestDir;
+use fleetgate_e2e::components::product_binary;
+use fleetgate_e2e::ports::free_addr;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+
+const KEY: &str = "sk-bench-upstream";
+/// LiteLLM's proxy refuses to start without a master key; its clients present it.
+const LITELLM_MASTER_KEY: &str = "sk-bench-litellm-master-7f3a9c2e41d84b6a";
+
+#[derive(Clone, Copy)]
+struct Target {
+    name: &'static str,
+    addr: SocketAddr,
+    /// What the client presents.
+    auth: Auth,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Auth {
+    /// The upstream's own key (straight to the mock).
+    Upstream,
+    /// The identity headers Envoy would set, and a client key that is not the upstream's.
+    Gateway,
+    /// LiteLLM's master key.
+    LiteLlm,
+}
+
+fn request(t: Target, stream: bool) -> Request<Full<Bytes>> {
+    let body = if stream {
+        r#"{"model":"mock-gpt","messages":[{"role":"user","content":"hello fleet from the bench"}],"stream":true}"#
+    } else {
+        r#"{"model":"mock-gpt","messages":[{"role":"user","content":"hello fleet from the bench"}]}"#
+    };
+    let mut r = Request::post(format!("http://{}/v1/chat/completions", t.addr))
+        .header("host", t.addr.to_string())
+        .header("content-type", "application/json");
+    r = match t.auth {
+        Auth::Gateway => r
+            .header("x-fleetgate-tenant", "bench")
+            .header("x-fleetgate-route", "mock")
+            .header("authorization", "Bearer sk-client-not-the-key"),
+        Auth::Upstream => r.header("authorization", format!("Bearer {KEY}")),
+        Auth::LiteLlm => r.header("authorization", format!("Bearer {LITELLM_MASTER_KEY}")),
+    };
+    r.body(Full::new(Bytes::from_static(body.as_bytes())))
+        .expect("a valid request")
+}
+
+async fn connect(addr: SocketAddr) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    tcp.set_nodelay(true).expect("nodelay");
+    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    send
+}
+
+/// One request on `send`; `Err` on a non-200 or an empty body.
+async fn one(
+    send: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    t: Target,
+    stream: bool,
+) -> Result<(), String> {
+    let resp = send
+        .send_request(request(t, stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    if status != 200 || bytes.is_empty() {
+        return Err(format!("{status}: {}", String::from_utf8_lossy(&bytes)));
+    }
+    Ok(())
+}
+
+struct Figures {
+    rps: f64,
+    p50: Duration,
+    p99: Duration,
+    errors: usize,
+}
+
+fn figures(mut lat: Vec<Duration>, errors: usize, elapsed: Duration) -> Figures {
+    lat.sort();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    Figures {
+        rps: lat.len() as f64 / elapsed.as_secs_f64(),
+        p50: pct(0.50),
+        p99: pct(0.99),
+        errors,
+    }
+}
+
+/// Closed loop: `c` connections, each sends its next request when the answer is read.
+async fn saturate(t: Target, stream: bool, c: usize, secs: u64) -> Figures {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..c)
+        .map(|_| {
+            tokio::spawn(async move {
+                let mut send = connect(t.addr).await;
+                let (mut lat, mut errors) = (Vec::new(), 0);
+                while Instant::now() < deadline {
+                    let at = Instant::now();
+                    match one(&mut send, t, stream).await {
+                        Ok(()) => lat.push(at.elapsed()),
+                        Err(_) => {
+                            errors += 1;
+                            send = connect(t.addr).await;
+                        }
+                    }
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    let (mut lat, mut errors) = (Vec::new(), 0);
+    for task in tasks {
+        let (l, e) = task.await.expect("load task");
+        lat.extend(l);
+        errors += e;
+    }
+    figures(lat, errors, start.elapsed())
+}
+
+/// Open loop at `rate` requests/s over `conns` connections; latency from the scheduled time.
+async fn fixed_rate(t: Target, stream: bool, rate: u64, conns: u64, secs: u64) -> Figures {
+    let total = rate * secs;
+    let start = Instant::now() + Duration::from_millis(50);
+    let tasks: Vec<_> = (0..conns)
+        .map(|i| {
+            tokio::spawn(async move {
+                let mut send = connect(t.addr).await;
+                let (mut lat, mut errors) = (Vec::new(), 0);
+                let mut k = i;
+                while k < total {
+                    let due = start + Duration::from_secs_f64(k as f64 / rate as f64);
+                    tokio::time::sleep_until(due.into()).await;
+                    match one(&mut send, t, stream).await {
+                        Ok(()) => lat.push(due.elapsed()),
+                        Err(_) => {
+                            errors += 1;
+                            send = connect(t.addr).await;
+                        }
+                    }
+                    k += conns;
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    let (mut lat, mut errors) = (Vec::new(), 0);
+    for task in tasks {
+        let (l, e) = task.await.expect("load task");
+        lat.extend(l);
+        errors += e;
+    }
+    figures(lat, errors, start.elapsed())
+}
+
+/// Resident memory of `pid` and its children, in MiB.
+fn rss_mib(pid: u32) -> f64 {
+    let own = |p: u32| -> f64 {
+        std::fs::read_to_string(format!("/proc/{p}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            })
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    let children: f64 = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|c| c.parse().ok())
+        .map(rss_mib)
+        .sum();
+    own(pid) + children
+}
+
+async fn wait_ready(t: Target) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(tcp) = tokio::net::TcpStream::connect(t.addr).await {
+            drop(tcp);
+            let mut send = connect(t.addr).await;
+            if one(&mut send, t, false).await.is_ok() {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "{} never answered", t.name);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark: run with `make bench-ai`"]
+async fn ai_gateway_and_litellm_in_front_of_one_mock() {
+    let secs: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let litellm = std::env::var("FLEETGATE_LITELLM")
+        .expect("FLEETGATE_LITELLM: the litellm executable (scripts/bench-ai.sh sets it)");
+    let dir = TestDir::new("bench_ai").expect("test dir");
+
+    let mock_addr = free_addr().expect("port");
+    let _mock = Process::spawn(
+        &dir,
+        "mock-llm",
+        product_binary("fleetgate-mock-llm").expect("cargo build --bins"),
+        [
+            "--listen".to_string(),
+            mock_addr.to_string(),
+            "--key".into(),
+            KEY.into(),
+        ],
+    )
+    .expect("mock");
+
+    let gw_addr = free_addr().expect("port");
+    let config = dir
+        .write(
+            "ai-gateway.yaml",
+            format!(
+                "version: 1\ntenants:\n  bench:\n    maxConcurrency: 100000\n    routes:\n      mock:\n        ai:\n          provider: {{ openai: {{}}, host: \"{}\", port: {} }}\n        policies: {{ auth: {{ key: {KEY} }} }}\n",
+                mock_addr.ip(),
+                mock_addr.port()
+            ),
+        )
+        .expect("config");
+    let gw = Process::spawn_with_env(
+        &dir,
+        "ai-gateway",
+        product_binary("fleetgate-ai-gateway").expect("cargo build --bins"),
+        [
+            "--listen".to_string(),
+            gw_addr.to_string(),
+            "--config".into(),
+            config.display().to_string(),
+        ],
+        [("RUST_LOG", "warn")],
+    )
+    .expect("gateway");
+
+    let ll_addr = free_addr().expect("port");
+    let ll_config = dir
+        .write(
+            "litellm.yaml",
+            format!(
+                "model_list:\n  - model_name: mock-gpt\n    litellm_params:\n      model: openai/mock-gpt\n      api_base: http://{mock_addr}/v1\n      api_key: {KEY}\nlitellm_settings:\n  telemetry: false\n  set_verbose: false\n"
+            ),
+        )
+        .expect("config");
+    let ll = Process::spawn_with_env(
+        &dir,
+        "litellm",
+        &litellm,
+        [
+            "--config".to_string(),
+            ll_config.display().to_string(),
+            "--host".into(),
+            ll_addr.ip().to_string(),
+            "--port".into(),
+            ll_addr.port().to_string(),
+            "--num_workers".into(),
+            "1".into(),
+        ],
+        // No network at start (the model cost map is bundled), no telemetry, quiet logs.
+        [
+            ("LITELLM_LOCAL_MODEL_COST_MAP", "True"),
+            ("LITELLM_LOG", "ERROR"),
+            ("LITELLM_TELEMETRY", "False"),
+            ("LITELLM_MASTER_KEY", LITELLM_MASTER_KEY),
+        ],
+    )
+    .expect("litellm");
+
+    let targets = [
+        Target {
+            name: "direct",
+            addr: mock_addr,
+            auth: Auth::Upstream,
+        },
+        Target {
+            name: "fleetgate",
+            addr: gw_addr,
+            auth: Auth::Gateway,
+        },
+        Target {
+            name: "litellm",
+            addr: ll_addr,
+            auth: Auth::LiteLlm,
+        },
+    ];
+    for t in targets {
+        wait_ready(t).await;
+    }
+    let idle = (
+        rss_mib(gw.pid().unwrap_or(0)),
+        rss_mib(ll.pid().unwrap_or(0)),
+    );
+
+    for stream in [false, true] {
+        let shape = if stream { "streamed" } else { "plain" };
+        let mut sat = Vec::new();
+        for t in targets {
+            saturate(t, stream, 8, 1).await; // warm-up
+            let f = saturate(t, stream, 32, secs).await;
+            println!(
+                "BENCH ai-vs-litellm {shape} saturation c=32 {}: {:.0} req/s p50 {:.2} ms p99 {:.2} ms errors {}",
+                t.name,
+                f.rps,
+                ms(f.p50),
+                ms(f.p99),
+                f.errors
+            );
+            sat.push(f.rps);
+        }
+        println!(
+            "BENCH ai-vs-litellm {shape} saturation ratio fleetgate/litellm {:.1}x",
+            sat[1] / sat[2].max(1.0)
+        );
+        for rate in [100, 500, 1000] {
+            let direct = fixed_rate(targets[0], stream, rate, 64, secs).await;
+            for t in &targets[1..] {
+                let f = fixed_rate(*t, stream, rate, 64, secs).await;
+                println!(
+                    "BENCH ai-vs-litellm {shape} rate={rate}/s {}: p50 {:.2} ms p99 {:.2} ms (direct p50 {:.2} p99 {:.2}) added p50 {:.2} ms p99 {:.2} ms errors {}",
+                    t.name,
+                    ms(f.p50),
+                    ms(f.p99),
+                    ms(direct.p50),
+                    ms(direct.p99),
+                    ms(f.p50) - ms(direct.p50),
+                    ms(f.p99) - ms(direct.p99),
+                    f.errors
+                );
+            }
+        }
+    }
+    println!(
+        "BENCH ai-vs-litellm memory MiB: fleetgate idle {:.0} after {:.0}; litellm idle {:.0} after {:.0}",
+        idle.0,
+        rss_mib(gw.pid().unwrap_or(0)),
+        idle.1,
+        rss_mib(ll.pid().unwrap_or(0)),
+    );
+}

@@ -1,0 +1,28 @@
+//! Publish, AI part (step 8): the hub -> AI gateway configuration stream
+//! (`fleetgate.aigateway.v1.AiGatewayConfig`, `proto/fleetgate/aigateway/v1/aigateway.proto`),
+//! served on the data-plane gRPC port next to Envoy's ADS.
+//!
+//! The compile loop's snapshot carries the AI part (`model::ai::AiSnapshot`); from it:
+//! - [`convert`] (pure): one tenant's AI routes -> its `TenantConfig` message;
+//! - [`version`] (pure): per-tenant versions that change exactly with the content and keep
+//!   increasing across restarts;
+//! - [`session`] (pure): one stream's protocol: a full state on connect, then only the tenants
+//!   upserted or removed, revision + 1 per Update; Acks matched with what was sent;
+//! - [`status`] (pure): what each gateway serves and refuses ([`AiGatewayHealth`]), and the
+//!   refusals put on the AgentgatewayBackends' status by the compile loop;
+//! - [`server`]: the publisher task (the one writer of the versions) and the gRPC service.
+//!
+//! Every replica gets the same versions and content. Provider keys travel only on this stream
+//! (plaintext on the data-plane port, like xDS which carries TLS keys to Envoy: keep it on
+//! loopback or a private network, docs/security.md) and are never logged: the generated
+//! `BackendAuth` Debug is redacted, and the hub logs gateways' reasons, never configurations.
+
+pub mod convert;
+pub mod server;
+pub mod session;
+pub mod status;
+pub mod version;
+
+pub use server::{AiConfigService, start_publisher};
+pub use status::{AiGatewayHealth, GatewayView, Refusal, apply_refusals};
+pub use version::Published;

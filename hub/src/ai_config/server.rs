@@ -1,0 +1,241 @@
+//! The `AiGatewayConfig` gRPC service and the task that versions the snapshot's AI part.
+//!
+//! - [`start_publisher`]: the one writer of [`Published`]: follows the compile loop's snapshot
+//!   channel and publishes per-tenant versions ([`super::version::Versioner`]).
+//! - [`AiConfigService`]: one task per gateway stream: Hello first, then a [`Session`] turns
+//!   each published change into an Update and each Ack into the gateway's [`GatewayView`],
+//!   recorded in the shared `watch::Sender<AiGatewayHealth>` under the stream's number and
+//!   removed when the stream ends.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use fleetgate_proto::MAX_MESSAGE_BYTES;
+use fleetgate_proto::aigateway::v1 as pb;
+use futures::Stream;
+use pb::ai_gateway_config_server::{AiGatewayConfig, AiGatewayConfigServer};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::session::Session;
+use super::status::{AiGatewayHealth, GatewayView};
+use super::version::{Published, Versioner, wall_clock_micros};
+use crate::compile::Snapshot;
+
+/// How long a new stream may take to say Hello.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Publishes the versions of the current snapshot at once (so a gateway that connects right
+/// after start-up gets the stored configuration, never an empty full state that would drop
+/// its tenants), then follows `snapshots` until its writer is gone.
+pub fn start_publisher(
+    mut snapshots: watch::Receiver<Arc<Snapshot>>,
+) -> (watch::Receiver<Arc<Published>>, tokio::task::JoinHandle<()>) {
+    let mut versioner = Versioner::default();
+    let first = versioner.publish(
+        &Published::default(),
+        &snapshots.borrow_and_update().ai,
+        wall_clock_micros(),
+    );
+    let (tx, rx) = watch::channel(Arc::new(first));
+    let task = tokio::spawn(async move {
+        while snapshots.changed().await.is_ok() {
+            let ai = snapshots.borrow_and_update().ai.clone();
+            tx.send_if_modified(|current| {
+                let next = versioner.publish(current, &ai, wall_clock_micros());
+                if next == **current {
+                    false
+                } else {
+                    *current = Arc::new(next);
+                    true
+                }
+            });
+        }
+    });
+    (rx, task)
+}
+
+/// The service; cheap to clone into the server.
+#[derive(Clone)]
+pub struct AiConfigService {
+    published: watch::Receiver<Arc<Published>>,
+    health: Arc<watch::Sender<AiGatewayHealth>>,
+    streams: Arc<AtomicU64>,
+}
+
+impl AiConfigService {
+    /// The service serving `published`, recording every gateway's view in `health`.
+    pub fn new(
+        published: watch::Receiver<Arc<Published>>,
+        health: watch::Sender<AiGatewayHealth>,
+    ) -> Self {
+        Self {
+            published,
+            health: Arc::new(health),
+            streams: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// As a tonic service with the hub's message size limits.
+    pub fn into_server(self) -> AiGatewayConfigServer<Self> {
+        AiGatewayConfigServer::new(self)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+}
+
+type UpdateStream = Pin<Box<dyn Stream<Item = Result<pb::HubMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AiGatewayConfig for AiConfigService {
+    type StreamStream = UpdateStream;
+
+    async fn stream(
+        &self,
+        request: Request<Streaming<pb::GatewayMessage>>,
+    ) -> Result<Response<Self::StreamStream>, Status> {
+        let mut inbound = request.into_inner();
+        let hello = match tokio::time::timeout(HELLO_TIMEOUT, inbound.message()).await {
+            Ok(Ok(Some(pb::GatewayMessage {
+                kind: Some(pb::gateway_message::Kind::Hello(hello)),
+            }))) => hello,
+            Ok(Err(status)) => return Err(status),
+            Err(_) => {
+                return Err(Status::deadline_exceeded(format!(
+                    "no Hello within {HELLO_TIMEOUT:?}: a gateway opens the stream with Hello"
+                )));
+            }
+            Ok(Ok(_)) => {
+                return Err(Status::invalid_argument(
+                    "the first message on an AiGatewayConfig stream must be Hello (gateway_id, serving)",
+                ));
+            }
+        };
+        if let Err(why) = check_gateway_id(&hello.gateway_id) {
+            return Err(Status::invalid_argument(why));
+        }
+        let id = self.streams.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(run_stream(
+            id,
+            hello,
+            inbound,
+            tx,
+            self.published.clone(),
+            self.health.clone(),
+        ));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Gateway ids label what the hub shows: 1..=253 bytes of letters, digits and `-._/:`.
+fn check_gateway_id(id: &str) -> Result<(), String> {
+    let ok = !id.is_empty()
+        && id.len() <= 253
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._/:".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "Hello.gateway_id {:?} must be 1..=253 bytes of letters, digits and - . _ / : (the pod name is a good one)",
+            id.chars().take(300).collect::<String>()
+        ))
+    }
+}
+
+fn update(u: pb::Update) -> Result<pb::HubMessage, Status> {
+    Ok(pb::HubMessage {
+        kind: Some(pb::hub_message::Kind::Update(u)),
+    })
+}
+
+/// One gateway's stream, until it or the hub goes away.
+async fn run_stream(
+    id: u64,
+    hello: pb::Hello,
+    mut inbound: Streaming<pb::GatewayMessage>,
+    tx: mpsc::Sender<Result<pb::HubMessage, Status>>,
+    mut published: watch::Receiver<Arc<Published>>,
+    health: Arc<watch::Sender<AiGatewayHealth>>,
+) {
+    let gateway = hello.gateway_id.clone();
+    tracing::info!(gateway = %gateway, version = %hello.gateway_version, serving = hello.serving.len(), "AI gateway connected");
+    let mut session = Session::new(&hello);
+    let record = |view: &GatewayView| {
+        let view = view.clone();
+        health.send_if_modified(|h| {
+            if h.streams.get(&id) == Some(&view) {
+                false
+            } else {
+                h.streams.insert(id, view);
+                true
+            }
+        });
+    };
+    record(session.view());
+    let first = session.first_update(&published.borrow_and_update());
+    let mut open = tx.send(update(first)).await.is_ok();
+    while open {
+        tokio::select! {
+            msg = inbound.message() => match msg {
+                Ok(Some(pb::GatewayMessage { kind: Some(pb::gateway_message::Kind::Ack(ack)) })) => {
+                    let outcome = session.on_ack(&ack);
+                    if outcome.unknown_revision {
+                        tracing::debug!(gateway = %gateway, revision = ack.revision, "Ack of an Update this stream no longer tracks; ignored");
+                    }
+                    for (tenant, version, reason) in &outcome.refused {
+                        tracing::warn!(gateway = %gateway, tenant = %tenant, version, reason = %reason,
+                            "AI gateway refused a tenant's configuration; it keeps serving the previous version");
+                    }
+                    record(session.view());
+                }
+                Ok(Some(_)) => {
+                    let _ = tx.send(Err(Status::invalid_argument(
+                        "after Hello a gateway sends only Acks; reconnect to say Hello again",
+                    ))).await;
+                    break;
+                }
+                Ok(None) => break,
+                Err(status) => {
+                    tracing::debug!(gateway = %gateway, %status, "AI config stream ended");
+                    break;
+                }
+            },
+            changed = published.changed() => match changed {
+                Ok(()) => {
+                    let next = session.next_update(&published.borrow_and_update());
+                    if let Some(u) = next {
+                        open = tx.send(update(u)).await.is_ok();
+                    }
+                }
+                // The publisher is gone: the hub is stopping. Ending the stream lets the
+                // server shut down and the gateway reconnect (to another replica, or to this
+                // hub when it is back), serving its last configuration meanwhile.
+                Err(_) => break,
+            },
+            _ = tx.closed() => break,
+        }
+    }
+    health.send_if_modified(|h| h.streams.remove(&id).is_some());
+    tracing::info!(gateway = %gateway, "AI gateway disconnected");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_ids_are_checked() {
+        assert!(check_gateway_id("ai-gateway-7f9c/1").is_ok());
+        assert!(check_gateway_id("host.example:1").is_ok());
+        for bad in ["", "a b", "a\nb", &"x".repeat(254)] {
+            let err = check_gateway_id(bad).unwrap_err();
+            assert!(err.contains("Hello.gateway_id"), "{err}");
+        }
+    }
+}
