@@ -240,7 +240,8 @@ fn external(host: &str, port: u16, policy: &Policy<'_>) -> Result<(), Rejection>
             ),
         );
     }
-    if let Ok(ip) = host.parse::<IpAddr>() {
+    let ip = host.parse::<IpAddr>().ok();
+    if let Some(ip) = ip {
         super::endpoint::check_external(ip, port, policy.cluster, policy.reserved)?;
     }
     let tenant = &policy.tenant.name;
@@ -250,10 +251,25 @@ fn external(host: &str, port: u16, policy: &Policy<'_>) -> Result<(), Rejection>
         } else {
             format!("it allows {}", policy.tenant.egress.join(", "))
         };
+        // An address is more likely meant to be inside the cluster than a provider's.
+        let inside = match ip {
+            Some(_) => format!(
+                "; for a server inside cluster {}, name its Service as the host (the agent resolves it to endpoints in {})",
+                policy.cluster.name,
+                policy
+                    .cluster
+                    .endpoint_cidrs
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => String::new(),
+        };
         return reject(
             EGRESS_NOT_ALLOWED,
             format!(
-                "host {host} is outside tenant {tenant}'s clusters and not on its egress allowlist ({allowed}); the hub operator must add {host} to tenants[{tenant}].egress in the hub's configuration"
+                "host {host} is outside tenant {tenant}'s clusters and not on its egress allowlist ({allowed}); the hub operator must add {host} to tenants[{tenant}].egress in the hub's configuration{inside}"
             ),
         );
     }

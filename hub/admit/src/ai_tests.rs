@@ -292,7 +292,7 @@ fn refusals_name_what_to_change_and_never_the_key() {
             "attack: another tenant's address as an external host",
             external("10.2.0.5", 8080),
             ai::EGRESS_NOT_ALLOWED,
-            "not on its egress allowlist",
+            "not on its egress allowlist (it allows api.openai.com, *.models.example, 169.254.169.254, 10.1.0.9); the hub operator must add 10.2.0.5 to tenants[a].egress in the hub's configuration; for a server inside cluster east, name its Service as the host (the agent resolves it to endpoints in 10.1.0.0/16)",
         ),
         (
             "a cluster-local name the agent did not resolve",
