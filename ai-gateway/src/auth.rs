@@ -107,8 +107,18 @@ pub fn inject(
                 headers.insert(header::AUTHORIZATION, value);
             }
         }
+        Provider::Anthropic { .. } => {
+            if let Ok(mut value) = HeaderValue::from_str(key.expose()) {
+                value.set_sensitive(true);
+                headers.insert("x-api-key", value);
+            }
+            headers.remove(header::AUTHORIZATION);
+        }
     }
 }
+
+/// The Messages API version sent to Anthropic backends when the client names none.
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 
 /// Response headers that do not go back to the client as the upstream sent them.
 pub fn downstream_headers(upstream: &HeaderMap, body_rewritten: bool) -> HeaderMap {

@@ -174,7 +174,7 @@ pub struct SseUsage {
 }
 
 /// Finds the end of the first complete event in `buf`: (end of event, start of the next).
-fn event_boundary(buf: &[u8]) -> Option<(usize, usize)> {
+pub(crate) fn event_boundary(buf: &[u8]) -> Option<(usize, usize)> {
     let mut i = 0;
     while i < buf.len() {
         if buf[i] == b'\n' {
@@ -316,7 +316,7 @@ impl SseUsage {
 /// the tenant's concurrency permit until the end, and records usage when the stream ends or the
 /// client goes away.
 pub struct UsageBody {
-    inner: hyper::body::Incoming,
+    inner: crate::Body,
     sse: SseUsage,
     record: Option<Recorder>,
     _permit: Option<OwnedSemaphorePermit>,
@@ -335,7 +335,7 @@ pub struct Recorder {
 
 impl UsageBody {
     pub fn new(
-        inner: hyper::body::Incoming,
+        inner: crate::Body,
         sse: SseUsage,
         record: Recorder,
         permit: Option<OwnedSemaphorePermit>,
@@ -394,7 +394,7 @@ impl HttpBody for UsageBody {
                 Poll::Ready(Some(Err(e))) => {
                     this.done = true;
                     this.record();
-                    return Poll::Ready(Some(Err(Box::new(e))));
+                    return Poll::Ready(Some(Err(e)));
                 }
                 Poll::Ready(None) => {
                     this.done = true;

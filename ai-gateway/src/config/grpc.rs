@@ -58,11 +58,18 @@ pub fn raw_tenant(t: &pb::TenantConfig) -> Result<RawTenant, ConfigError> {
                 }
                 Some(RawAi {
                     provider: RawProvider {
-                        openai: ai.provider.as_ref().map(|p| match p {
-                            pb::ai_backend::Provider::Openai(o) => RawOpenAi {
+                        openai: match &ai.provider {
+                            Some(pb::ai_backend::Provider::Openai(o)) => Some(RawOpenAi {
                                 model: o.model.clone(),
-                            },
-                        }),
+                            }),
+                            _ => None,
+                        },
+                        anthropic: match &ai.provider {
+                            Some(pb::ai_backend::Provider::Anthropic(a)) => Some(RawOpenAi {
+                                model: a.model.clone(),
+                            }),
+                            _ => None,
+                        },
                         host: Some(ai.host.clone()).filter(|h| !h.is_empty()),
                         port: Some(port),
                         path: ai.path.clone(),

@@ -85,6 +85,8 @@ pub struct RawAi {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawProvider {
     pub openai: Option<RawOpenAi>,
+    /// Anthropic's Messages API; same fields as `openai`.
+    pub anthropic: Option<RawOpenAi>,
     pub host: Option<String>,
     pub port: Option<u16>,
     pub path: Option<String>,
@@ -174,6 +176,17 @@ pub struct AiBackend {
 pub enum Provider {
     /// Any OpenAI-compatible server (OpenAI, llama.cpp, vLLM, Ollama...).
     OpenAi { model: Option<String> },
+    /// Anthropic's Messages API; OpenAI-speaking clients are translated.
+    Anthropic { model: Option<String> },
+}
+
+impl Provider {
+    /// The model every request is sent with, when the backend overrides it.
+    pub fn model_override(&self) -> Option<&str> {
+        match self {
+            Self::OpenAi { model } | Self::Anthropic { model } => model.as_deref(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -378,24 +391,38 @@ impl RawBackend {
         };
         let p = &ai.provider;
         let at_p = format!("{at}.ai.provider");
-        let provider = match &p.openai {
-            Some(openai) => {
-                if let Some(model) = &openai.model
-                    && (model.is_empty() || model.len() > 256)
-                {
-                    return Err(field(
-                        format!("{at_p}.openai.model"),
-                        "must be 1..=256 bytes when set",
-                    ));
-                }
+        let check_model = |kind: &str, model: &Option<String>| -> Result<(), ConfigError> {
+            match model {
+                Some(m) if m.is_empty() || m.len() > 256 => Err(field(
+                    format!("{at_p}.{kind}.model"),
+                    "must be 1..=256 bytes when set",
+                )),
+                _ => Ok(()),
+            }
+        };
+        let provider = match (&p.openai, &p.anthropic) {
+            (Some(openai), None) => {
+                check_model("openai", &openai.model)?;
                 Provider::OpenAi {
                     model: openai.model.clone(),
                 }
             }
-            None => {
+            (None, Some(anthropic)) => {
+                check_model("anthropic", &anthropic.model)?;
+                Provider::Anthropic {
+                    model: anthropic.model.clone(),
+                }
+            }
+            (Some(_), Some(_)) => {
                 return Err(field(
                     &at_p,
-                    "no provider kind: `openai` (any OpenAI-compatible server) is the one served today",
+                    "two provider kinds: keep exactly one of `openai` and `anthropic`",
+                ));
+            }
+            (None, None) => {
+                return Err(field(
+                    &at_p,
+                    "no provider kind: `openai` (any OpenAI-compatible server) or `anthropic`",
                 ));
             }
         };

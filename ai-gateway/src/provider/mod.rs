@@ -3,11 +3,14 @@
 //! hands the answer to [`crate::usage`] on its way back.
 //!
 //! - [`openai`]: any OpenAI-compatible server (chat completions plain and streamed, embeddings,
-//!   models). Anthropic Messages and Gemini, with translation, come next as sibling modules.
+//!   models).
+//! - [`anthropic`]: Anthropic backends and Anthropic-speaking clients, translated both ways.
+//! - [`send`]: the one way upstream (endpoints, fallback, timeout).
 //! - [`endpoints`]: which address a request connects to (the backend's endpoints round-robin,
 //!   else `host:port`).
 //! - [`Upstream`]: the shared HTTP client (connection pool, connect timeout).
 
+pub mod anthropic;
 pub mod endpoints;
 pub mod openai;
 pub mod send;
@@ -55,9 +58,26 @@ pub async fn handle(
     policies: &Policies,
     req: Request<Incoming>,
 ) -> hyper::Response<Body> {
-    match &ai.provider {
-        Provider::OpenAi { model } => {
+    let anthropic_client = req.method() == hyper::Method::POST
+        && req.uri().path().trim_end_matches('/') == "/v1/messages";
+    match (&ai.provider, anthropic_client) {
+        (Provider::OpenAi { model }, false) => {
             openai::handle(ctx, ai, model.as_deref(), policies, req).await
+        }
+        (Provider::OpenAi { .. }, true) => {
+            anthropic::handle(ctx, ai, policies, req, anthropic::Flow::MessagesToChat).await
+        }
+        (Provider::Anthropic { .. }, true) => {
+            anthropic::handle(ctx, ai, policies, req, anthropic::Flow::Messages).await
+        }
+        (Provider::Anthropic { .. }, false) => {
+            match openai::Endpoint::of(req.method(), req.uri().path()) {
+                Some(openai::Endpoint::ChatCompletions) => {
+                    anthropic::handle(ctx, ai, policies, req, anthropic::Flow::ChatToMessages).await
+                }
+                _ => crate::errors::ApiError::unsupported_path(req.method(), req.uri().path())
+                    .into_response(),
+            }
         }
     }
 }

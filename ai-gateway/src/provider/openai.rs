@@ -217,6 +217,9 @@ pub async fn handle(
             requested_model: rewritten.model.unwrap_or_else(|| "unknown".into()),
             status: status.as_u16(),
         };
+        let up_body = up_body
+            .map_err(|e| Box::new(e) as crate::BoxError)
+            .boxed_unsync();
         let body = UsageBody::new(up_body, sse, recorder, ctx.permit);
         let mut out = Response::new(http_body_util::BodyExt::boxed_unsync(body));
         *out.status_mut() = status;
@@ -256,7 +259,7 @@ pub async fn handle(
     out
 }
 
-fn empty_usage(status: StatusCode, streamed: bool) -> Usage {
+pub(crate) fn empty_usage(status: StatusCode, streamed: bool) -> Usage {
     Usage {
         prompt_tokens: 0,
         completion_tokens: 0,
@@ -269,7 +272,7 @@ fn empty_usage(status: StatusCode, streamed: bool) -> Usage {
 
 impl RequestCtx {
     /// Records usage under the model the upstream named, else the one asked for.
-    fn record(&self, requested: Option<String>, served: Option<String>, usage: Usage) {
+    pub(crate) fn record(&self, requested: Option<String>, served: Option<String>, usage: Usage) {
         let key = UsageKey {
             tenant: self.route.tenant.to_string(),
             route: self.route.name.to_string(),
@@ -279,7 +282,7 @@ impl RequestCtx {
     }
 
     /// Answers an error of the gateway's own and counts it.
-    fn answer_error(&self, err: ApiError, model: Option<String>) -> Response<Body> {
+    pub(crate) fn answer_error(&self, err: ApiError, model: Option<String>) -> Response<Body> {
         self.record(model, None, empty_usage(err.status, false));
         err.into_response()
     }

@@ -4,8 +4,10 @@
 //!
 //! - [`anthropic`]: OpenAI chat completions <-> Anthropic Messages, both directions, plain and
 //!   streamed (system prompts, tool calls and results, stop reasons, usage).
+//! - [`sse`]: a body that rewrites server-sent events as they pass.
 
 pub mod anthropic;
+pub mod sse;
 
 /// A request that cannot be expressed in the backend's API. The message names the field and
 /// says what to change; the client gets it as a 400 in its own API's shape.

@@ -81,6 +81,8 @@ struct State {
     key: String,
     token_delay: Duration,
     faults: Mutex<VecDeque<Fault>>,
+    /// Faults for the n-th request (1-based, counting every request seen).
+    faults_at: Mutex<std::collections::BTreeMap<usize, Fault>>,
     seen: Mutex<Vec<Seen>>,
 }
 
@@ -124,6 +126,15 @@ impl MockLlm {
         faults.extend(std::iter::repeat_n(fault, n));
     }
 
+    /// The `n`-th request (1-based, counting every request this mock sees) gets `fault`.
+    pub fn fail_request(&self, n: usize, fault: Fault) {
+        self.state
+            .faults_at
+            .lock()
+            .expect("mock state")
+            .insert(n, fault);
+    }
+
     /// Every request seen so far, in order.
     pub fn seen(&self) -> Vec<Seen> {
         self.state.seen.lock().expect("mock state").clone()
@@ -149,6 +160,7 @@ impl State {
             key: key.to_string(),
             token_delay,
             faults: Mutex::new(VecDeque::new()),
+            faults_at: Mutex::new(std::collections::BTreeMap::new()),
             seen: Mutex::new(Vec::new()),
         })
     }
@@ -309,7 +321,8 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
             body["stream"].as_bool().unwrap_or(false),
         ),
     };
-    state.seen.lock().expect("mock state").push(Seen {
+    let mut seen = state.seen.lock().expect("mock state");
+    seen.push(Seen {
         vendor,
         path: path.clone(),
         model,
@@ -318,11 +331,14 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         headers: headers.clone(),
         body: body.clone(),
     });
+    let number = seen.len();
+    drop(seen);
 
     if !key_ok {
         return error(vendor, 401, None, "the API key is missing or wrong");
     }
-    let fault = state.faults.lock().expect("mock state").pop_front();
+    let at = state.faults_at.lock().expect("mock state").remove(&number);
+    let fault = at.or_else(|| state.faults.lock().expect("mock state").pop_front());
     if let Some(f) = fault {
         return error(vendor, f.status, f.retry_after, "injected fault");
     }
