@@ -19,8 +19,8 @@ use fleetgate_spoke_agent::{l4, l4route, manifests, translate};
 use prost::Message;
 
 /// A hub with one tenant whose cluster may use 10.0.0.0/8 and loopback, another tenant's claim
-/// on `*.b.example`, an HTTP and a TLS data-plane port and an L4 pool: every admission and
-/// compile path is reachable.
+/// on `*.b.example`, an HTTP and a TLS data-plane port, an L4 pool, an AI gateway and an egress
+/// allowlist: every admission and compile path is reachable.
 const HUB_CONFIG: &str = r#"
 agentListen: 0.0.0.0:7443
 xdsListen: 127.0.0.1:18000
@@ -31,11 +31,13 @@ dataPlane:
   listeners:
   - {port: 80, bind: "0.0.0.0:80"}
   - {port: 443, bind: "0.0.0.0:443", protocol: TLS}
+  aiGateways: ["127.0.0.1:18090"]
 addressPools: [{name: pool, addresses: [10.9.0.0/30]}]
 l4PortRange: {from: 20000, to: 20010}
 tenants:
 - name: a
   hostnames: ['*.a.example', shop.example]
+  egress: [api.openai.com, '*.models.example', 10.200.0.1]
   clusters:
   - {name: c1, endpointCidrs: [10.0.0.0/8, 127.0.0.0/8, 'fd00::/8'], allowSpecialAddresses: true}
 - name: b

@@ -54,6 +54,7 @@ fn backend(t: usize, r: usize, b: usize) -> Backend {
         app_protocol: AppProtocol::Http1,
         request_headers: HeaderModifier::default(),
         response_headers: HeaderModifier::default(),
+        kind: Default::default(),
     }
 }
 
@@ -145,6 +146,7 @@ fn main() {
     let intent: FleetIntent = (0..TENANTS).map(|t| (key(t), cluster_intent(t))).collect();
     let dp = DataPlane {
         address: [127, 0, 0, 1].into(),
+        ai_gateways: Vec::new(),
         listeners: vec![DataPlaneListener {
             port: 80,
             bind: "127.0.0.1:18080".parse().expect("literal address"),

@@ -235,6 +235,11 @@ pub struct RawDataPlane {
     /// gives its port to a tenant; see docs/limits.md.
     #[serde(default)]
     pub admin: Option<SocketAddr>,
+    /// Where Envoy reaches fleetgate's AI gateway replicas (`fleetgate-ai-gateway --listen`):
+    /// routes to AgentgatewayBackends go there. Empty: such routes get 500 with a condition
+    /// saying an AI gateway is not configured. Reserved: never a tenant's endpoint.
+    #[serde(default)]
+    pub ai_gateways: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -244,6 +249,11 @@ pub struct RawTenant {
     /// Hostnames the tenant may use: exact (`app.a.example`) or wildcard (`*.a.example`).
     pub hostnames: Vec<String>,
     pub clusters: Vec<RawCluster>,
+    /// Hosts outside the tenant's clusters that its AI backends (AgentgatewayBackends with an
+    /// external host, e.g. `api.openai.com`) may reach: exact hostnames, `*.suffix` wildcards
+    /// (the whole subtree) or IP literals. Empty (the default): none. Reloadable.
+    #[serde(default)]
+    pub egress: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -293,6 +303,8 @@ impl Config {
     pub fn reserved(&self, host: BTreeSet<IpAddr>) -> fleetgate_hub_admit::Reserved {
         let mut listeners: BTreeSet<SocketAddr> = [self.agent_listen, self.xds_listen].into();
         listeners.extend(self.data_plane.listeners.iter().map(|l| l.bind));
+        // The AI gateways trust the identity headers Envoy sets: no tenant endpoint may reach them.
+        listeners.extend(self.data_plane.ai_gateways.iter().copied());
         // The data plane's admin port is never a tenant's, on any address of this host.
         if let Some(admin) = self.data_plane_admin {
             listeners.insert(admin);
@@ -335,6 +347,22 @@ impl RawConfig {
         if self.data_plane.listeners.is_empty() {
             errs.push("dataPlane.listeners: list at least one port the data plane serves".into());
         }
+        let mut gateways = BTreeSet::new();
+        for g in &self.data_plane.ai_gateways {
+            if g.ip().is_unspecified() || g.port() == 0 {
+                errs.push(format!(
+                    "dataPlane.aiGateways: {g} is not an address Envoy can connect to; write the address and port the AI gateway listens on"
+                ));
+            }
+            if !gateways.insert(*g) {
+                errs.push(format!("dataPlane.aiGateways: {g} is listed twice"));
+            }
+            if self.data_plane.listeners.iter().any(|l| l.bind == *g) {
+                errs.push(format!(
+                    "dataPlane.aiGateways: {g} is also a data-plane listener's bind address; give the AI gateway its own port"
+                ));
+            }
+        }
         let mut ports = std::collections::BTreeSet::new();
         for l in &self.data_plane.listeners {
             if !ports.insert(l.port) {
@@ -364,6 +392,18 @@ impl RawConfig {
                 if !is_hostname_pattern(&h.to_ascii_lowercase()) {
                     errs.push(format!(
                         "tenants[{}].hostnames: {h:?} is not a hostname or *.wildcard",
+                        t.name
+                    ));
+                }
+            }
+            let mut egress = Vec::new();
+            for e in &t.egress {
+                let e = e.to_ascii_lowercase();
+                if crate::model::policy::is_egress_entry(&e) {
+                    egress.push(e);
+                } else {
+                    errs.push(format!(
+                        "tenants[{}].egress: {e:?} is not a hostname, *.wildcard or IP address (write api.openai.com, not a URL)",
                         t.name
                     ));
                 }
@@ -411,6 +451,7 @@ impl RawConfig {
                 name: t.name,
                 hostnames: t.hostnames.iter().map(|h| h.to_ascii_lowercase()).collect(),
                 clusters,
+                egress,
             };
             if tenants.insert(name.clone(), tenant).is_some() {
                 errs.push(format!("tenants: {name:?} is listed twice"));
@@ -435,6 +476,7 @@ impl RawConfig {
             data_plane: DataPlane {
                 address: self.data_plane.address,
                 listeners: self.data_plane.listeners,
+                ai_gateways: self.data_plane.ai_gateways,
             },
             tenants,
             limits: self.limits,
@@ -524,6 +566,8 @@ dataPlane:
         let c = raw(include_str!("../../examples/hub.yaml"))
             .validate()
             .unwrap();
+        assert_eq!(c.tenants["tenant-a"].egress, vec!["api.openai.com"]);
+        assert_eq!(c.data_plane.ai_gateways.len(), 1);
         assert!(
             c.data_plane
                 .listeners
@@ -628,6 +672,53 @@ dataPlane:
             c.l4.bind_ip("127.0.0.9".parse().unwrap()),
             "127.0.0.9".parse::<IpAddr>().unwrap()
         );
+    }
+
+    #[test]
+    fn egress_and_ai_gateways_are_validated_and_the_gateways_reserved() {
+        let ok = raw(&format!(
+            "{BASE}  aiGateways: ['127.0.0.1:18090', '127.0.0.2:18090']\ntenants:\n- name: a\n  hostnames: ['*.a.example']\n  egress: [API.OpenAI.com, '*.models.example', 192.0.2.7]\n  clusters: [{{name: c1, endpointCidrs: [127.0.1.0/24]}}]\n"
+        ))
+        .validate()
+        .unwrap();
+        assert_eq!(
+            ok.tenants["a"].egress,
+            vec!["api.openai.com", "*.models.example", "192.0.2.7"]
+        );
+        assert_eq!(ok.data_plane.ai_gateways.len(), 2);
+        // No tenant endpoint may reach an AI gateway: they trust Envoy's identity headers.
+        let reserved = ok.reserved(BTreeSet::new());
+        assert!(
+            reserved
+                .reached_by("127.0.0.2".parse().unwrap(), 18090)
+                .is_some()
+        );
+        // Egress and AI gateways are optional.
+        let none = raw(BASE).validate().unwrap();
+        assert!(none.data_plane.ai_gateways.is_empty());
+        for (yaml, words) in [
+            (
+                format!(
+                    "{BASE}tenants:\n- name: a\n  hostnames: []\n  egress: ['https://api.openai.com']\n  clusters: []\n"
+                ),
+                "tenants[a].egress: \"https://api.openai.com\" is not a hostname",
+            ),
+            (
+                format!("{BASE}  aiGateways: ['0.0.0.0:18090']\n"),
+                "dataPlane.aiGateways: 0.0.0.0:18090 is not an address Envoy can connect to",
+            ),
+            (
+                format!("{BASE}  aiGateways: ['127.0.0.1:18090', '127.0.0.1:18090']\n"),
+                "listed twice",
+            ),
+            (
+                format!("{BASE}  aiGateways: ['127.0.0.1:18080']\n"),
+                "give the AI gateway its own port",
+            ),
+        ] {
+            let e = raw(&yaml).validate().unwrap_err().to_string();
+            assert!(e.contains(words), "{yaml}: {e}");
+        }
     }
 
     #[test]

@@ -402,6 +402,9 @@ impl Fleet {
             intent
                 .listener_sets
                 .retain(|(ns, n), _| sent.contains(&okey(Kind::ListenerSet, ns, n)));
+            intent
+                .ai_backends
+                .retain(|(ns, n), _| sent.contains(&okey(Kind::AiBackend, ns, n)));
             rejections.retain(|k, _| sent.contains(k));
         }
         let mut deleted = BTreeSet::new();
@@ -499,6 +502,7 @@ impl Fleet {
             + intent.l4_routes.len()
             + intent.grpc_routes.len()
             + intent.listener_sets.len()
+            + intent.ai_backends.len()
             + rejections.len();
         if count > config.limits.max_objects_per_cluster {
             return Err(UpdateError::TooManyObjects {
@@ -589,6 +593,7 @@ fn holds(intent: &ClusterIntent, k: &ObjectKey) -> bool {
         Kind::TcpRoute | Kind::UdpRoute => intent.l4_routes.contains_key(k),
         Kind::GrpcRoute => intent.grpc_routes.contains_key(&id),
         Kind::ListenerSet => intent.listener_sets.contains_key(&id),
+        Kind::AiBackend => intent.ai_backends.contains_key(&id),
     }
 }
 
@@ -615,6 +620,9 @@ fn remove(intent: &mut ClusterIntent, k: &ObjectKey) {
         }
         Kind::ListenerSet => {
             intent.listener_sets.remove(&id);
+        }
+        Kind::AiBackend => {
+            intent.ai_backends.remove(&id);
         }
     }
 }
@@ -666,6 +674,9 @@ pub fn claims(
     }
     out
 }
+
+#[cfg(test)]
+mod ai_tests;
 
 #[cfg(test)]
 mod tests {

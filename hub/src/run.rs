@@ -100,6 +100,7 @@ pub fn compile_view_with(
     );
     let mut snapshot = compiled.snapshot;
     withdraw_forbidden_endpoints(&mut snapshot, config, &view.reserved);
+    withdraw_forbidden_ai_routes(&mut snapshot, config, &view.reserved);
     crate::traffic_limits::apply(&mut snapshot, &config.quotas);
     let mut statuses: BTreeMap<ClusterKey, Arc<Vec<_>>> = compiled.statuses;
     for nack in health.nacks.values() {
@@ -159,10 +160,52 @@ fn withdraw_forbidden_endpoints(snapshot: &mut Snapshot, config: &Config, reserv
     }
 }
 
+/// The AI routes' counterpart of [`withdraw_forbidden_endpoints`]: AI backends are admitted
+/// against the configuration of that moment (the cluster's CIDRs, the tenant's egress
+/// allowlist, the hub's own addresses). After a reload, an AI route whose endpoints the rule now
+/// refuses loses them, and one left without any, or whose external host is no longer on its
+/// tenant's egress list, leaves the AI gateways' configuration at once: the AI gateway never gets
+/// a route without endpoints for a cluster-local host (it would dial the host itself).
+fn withdraw_forbidden_ai_routes(snapshot: &mut Snapshot, config: &Config, reserved: &Reserved) {
+    for (tenant_name, tenant) in &mut snapshot.ai.tenants {
+        let policy = config.tenants.get(tenant_name);
+        tenant.routes.retain(|id, r| {
+            let owner = &r.source.cluster;
+            let Some(cluster) = policy.and_then(|t| t.clusters.get(&owner.cluster)) else {
+                return false;
+            };
+            if r.endpoints.is_empty() {
+                let ip_allowed = r.host.parse::<std::net::IpAddr>().map_or(true, |ip| {
+                    endpoint::check_external(ip, r.port, cluster, reserved).is_ok()
+                });
+                let allowed = ip_allowed && policy.is_some_and(|t| t.egress_allows(&r.host));
+                if !allowed {
+                    tracing::warn!(
+                        cluster = %owner, route = %id, host = %r.host,
+                        "AI route withdrawn: its external host is no longer allowed by the tenant's egress list (or is an address the hub refuses)"
+                    );
+                }
+                return allowed;
+            }
+            let before = r.endpoints.len();
+            r.endpoints
+                .retain(|e| endpoint::check(e.ip(), e.port(), cluster, reserved).is_ok());
+            if r.endpoints.len() != before {
+                tracing::warn!(
+                    cluster = %owner, route = %id, withdrawn = before - r.endpoints.len(),
+                    "AI route endpoints withdrawn: the configuration or this host's addresses changed since they were admitted and now refuse them"
+                );
+            }
+            !r.endpoints.is_empty()
+        });
+    }
+    snapshot.ai.tenants.retain(|_, t| !t.routes.is_empty());
+}
+
 fn mark_rejected_by_data_plane(status: &mut ObjectStatus, message: &str) {
     let programmed = Condition::new("Programmed", false, "Invalid", message);
     match status.key.kind {
-        Kind::Gateway | Kind::Service | Kind::ListenerSet => {
+        Kind::Gateway | Kind::Service | Kind::ListenerSet | Kind::AiBackend => {
             status.conditions.retain(|c| c.type_ != "Programmed");
             status.conditions.push(programmed);
         }

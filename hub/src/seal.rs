@@ -1,17 +1,19 @@
-//! Tenant TLS private keys encrypted at rest.
+//! Tenant TLS private keys and AI provider keys encrypted at rest.
 //!
 //! Where it sits: inside `store`, at the boundary between the model and the database file. A
 //! key is sealed with ChaCha20-Poly1305 (an AEAD) under a 32-byte key kept in the hub's pki dir
-//! (`store.key`, mode 0600, created on first start), with the object's identity (tenant,
-//! cluster, Gateway, listener, Secret) as associated data, so a sealed key copied onto another
-//! object does not open. Keys stored in plain by an older hub are read as they are and sealed
-//! when the store is opened (`Store::open_sealed`).
+//! (`store.key`, mode 0600, created on first start), with the object's identity as associated
+//! data (tenant, cluster, Gateway, listener, Secret for a TLS key; tenant, cluster,
+//! AgentgatewayBackend for a provider key), so a sealed key copied onto another object does not
+//! open. Keys stored in plain by an older hub are read as they are and sealed when the store is
+//! opened (`Store::open_sealed`).
 
 use std::path::{Path, PathBuf};
 
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 
+use crate::model::ai::{AiAuth, AiBackend, ProviderKey};
 use crate::model::{ClusterKey, Gateway, PrivateKeyPem};
 
 /// The file, in the pki dir, holding the store's key.
@@ -27,7 +29,7 @@ pub enum SealError {
     /// A sealed value does not open with this key and identity (another hub's key, a corrupted
     /// file, or a value moved onto another object).
     #[error(
-        "a private key in the store cannot be decrypted ({what}); the store was written with another {KEY_FILE} or was altered"
+        "a private key or provider key in the store cannot be decrypted ({what}); the store was written with another {KEY_FILE} or was altered"
     )]
     Open { what: String },
     /// The store holds sealed keys but the hub has no key to open them.
@@ -199,6 +201,66 @@ pub fn open_gateways(
     Ok(plain)
 }
 
+/// The associated data of one AI backend's provider key.
+fn ai_identity(cluster: &ClusterKey, b: &AiBackend) -> String {
+    format!(
+        "fleetgate/ai-provider-key/v1/{}/{}/{}/{}",
+        cluster.tenant, cluster.cluster, b.meta.namespace, b.meta.name
+    )
+}
+
+/// The provider key of an AI backend, if it has one.
+fn provider_key(b: &mut AiBackend) -> Option<&mut ProviderKey> {
+    match &mut b.target {
+        Ok(t) => match &mut t.auth {
+            AiAuth::Key(k) => Some(k),
+            AiAuth::None | AiAuth::Passthrough => None,
+        },
+        Err(_) => None,
+    }
+}
+
+/// Whether any AI backend of `backends` holds its provider key in plain.
+pub fn has_plain_ai_key(backends: &[AiBackend]) -> bool {
+    backends.iter().any(|b| match &b.target {
+        Ok(t) => matches!(&t.auth, AiAuth::Key(k) if !is_sealed(&k.0)),
+        Err(_) => false,
+    })
+}
+
+/// Seals every plain provider key of `backends` (of cluster `cluster`) in place.
+pub fn seal_ai_backends(sealer: &Sealer, cluster: &ClusterKey, backends: &mut [AiBackend]) {
+    for b in backends.iter_mut() {
+        let id = ai_identity(cluster, b);
+        if let Some(k) = provider_key(b)
+            && !is_sealed(&k.0)
+        {
+            *k = ProviderKey(sealer.seal(&k.0, &id));
+        }
+    }
+}
+
+/// Opens every sealed provider key of `backends` in place; returns whether any key was stored
+/// in plain (a store written before provider keys were sealed).
+pub fn open_ai_backends(
+    sealer: Option<&Sealer>,
+    cluster: &ClusterKey,
+    backends: &mut [AiBackend],
+) -> Result<bool, SealError> {
+    let mut plain = false;
+    for b in backends.iter_mut() {
+        let id = ai_identity(cluster, b);
+        let Some(k) = provider_key(b) else { continue };
+        if is_sealed(&k.0) {
+            let sealer = sealer.ok_or(SealError::NoKey)?;
+            *k = ProviderKey(sealer.open(&k.0, &id)?);
+        } else {
+            plain = true;
+        }
+    }
+    Ok(plain)
+}
+
 #[cfg(unix)]
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
@@ -358,7 +420,68 @@ mod tests {
             problem: None,
         };
         let sealer = Sealer::from_key(&[1u8; 32]);
+        // An AgentgatewayBackend's provider key, in every type that carries it.
+        use crate::model::ai::{AiProvider, AiRoute, AiSnapshot, AiTarget, AiUpstream};
+        let provider_key = ProviderKey(format!("sk-{SECRET}"));
+        let ai_backend = AiBackend {
+            meta: gw.meta.clone(),
+            target: Ok(AiTarget {
+                provider: AiProvider::OpenAi { model: None },
+                host: "api.openai.com".into(),
+                port: 443,
+                path: None,
+                path_prefix: None,
+                upstream: AiUpstream::External,
+                auth: AiAuth::Key(provider_key.clone()),
+            }),
+        };
+        let mut ai_snapshot = AiSnapshot::default();
+        ai_snapshot
+            .tenants
+            .entry("a".into())
+            .or_default()
+            .routes
+            .insert(
+                "c1/default/gw".into(),
+                AiRoute {
+                    provider: AiProvider::OpenAi { model: None },
+                    host: "api.openai.com".into(),
+                    port: 443,
+                    path: None,
+                    path_prefix: None,
+                    endpoints: vec![],
+                    auth: AiAuth::Key(provider_key.clone()),
+                    source: crate::compile::SourceObject {
+                        cluster: ClusterKey {
+                            tenant: "a".into(),
+                            cluster: "c1".into(),
+                        },
+                        object: crate::model::ObjectKey {
+                            kind: crate::model::Kind::AiBackend,
+                            namespace: "default".into(),
+                            name: "gw".into(),
+                        },
+                    },
+                },
+            );
+        intent
+            .ai_backends
+            .insert(("default".into(), "gw".into()), ai_backend.clone());
+        let wire_ai = pb::AiBackend {
+            auth: Some(pb::AiAuth {
+                key: provider_key.0.clone(),
+                passthrough: false,
+            }),
+            ..Default::default()
+        };
         let formatted = [
+            format!("{ai_backend:?} {ai_backend:#?}"),
+            format!("{ai_snapshot:?} {ai_snapshot:#?}"),
+            format!(
+                "{:?}",
+                crate::admit::Admitted::AiBackend(ai_backend.clone())
+            ),
+            format!("{wire_ai:?} {wire_ai:#?}"),
             format!("{:?} {:#?}", cert.private_key_pem, cert.private_key_pem),
             format!("{cert:?} {cert:#?}"),
             format!("{tls:?} {tls:#?}"),

@@ -32,6 +32,9 @@ struct Stored {
     grpc_routes: Vec<GrpcRoute>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     listener_sets: Vec<crate::model::ListenerSet>,
+    /// Provider keys sealed like TLS private keys (`crate::seal`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    ai_backends: Vec<crate::model::ai::AiBackend>,
 }
 
 impl From<&ClusterIntent> for Stored {
@@ -44,6 +47,7 @@ impl From<&ClusterIntent> for Stored {
             l4_routes: i.l4_routes.values().cloned().collect(),
             grpc_routes: i.grpc_routes.values().cloned().collect(),
             listener_sets: i.listener_sets.values().cloned().collect(),
+            ai_backends: i.ai_backends.values().cloned().collect(),
         }
     }
 }
@@ -89,6 +93,11 @@ impl From<Stored> for ClusterIntent {
                 .listener_sets
                 .into_iter()
                 .map(|l| (key(&l.meta), l))
+                .collect(),
+            ai_backends: s
+                .ai_backends
+                .into_iter()
+                .map(|b| (key(&b.meta), b))
                 .collect(),
         }
     }
@@ -208,9 +217,10 @@ impl Store {
                                 .any(|c| !crate::seal::is_sealed(&c.private_key_pem.0))
                         })
                     })
-                });
+                }) || crate::seal::has_plain_ai_key(&stored.ai_backends);
                 if plain && let Some(sealer) = &self.sealer {
                     crate::seal::seal_gateways(sealer, &ck, &mut stored.gateways);
+                    crate::seal::seal_ai_backends(sealer, &ck, &mut stored.ai_backends);
                     rewrite.push((key, serde_json::to_vec(&stored).map_err(db_err)?));
                 }
             }
@@ -248,6 +258,7 @@ impl Store {
                 cluster: cluster.into(),
             };
             crate::seal::open_gateways(self.sealer.as_ref(), &ck, &mut stored.gateways)?;
+            crate::seal::open_ai_backends(self.sealer.as_ref(), &ck, &mut stored.ai_backends)?;
             out.intent.insert(ck, stored.into());
         }
         for row in txn
@@ -390,6 +401,7 @@ fn write_intent(
     let mut stored = Stored::from(intent);
     if let Some(sealer) = sealer {
         crate::seal::seal_gateways(sealer, key, &mut stored.gateways);
+        crate::seal::seal_ai_backends(sealer, key, &mut stored.ai_backends);
     }
     let bytes = serde_json::to_vec(&stored).map_err(db_err)?;
     {
@@ -521,6 +533,73 @@ mod tests {
         assert!(e.contains("no store.key"), "{e}");
         let s = Store::open_sealed(&path, crate::seal::Sealer::from_key(&sealer_key)).unwrap();
         assert_eq!(s.load().unwrap().intent[&key], intent);
+    }
+
+    #[test]
+    fn provider_keys_are_sealed_at_rest_bound_to_their_backend_and_plain_ones_migrated() {
+        use crate::model::ai::{AiAuth, AiBackend, AiProvider, AiTarget, AiUpstream, ProviderKey};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.redb");
+        let key = ClusterKey {
+            tenant: "a".into(),
+            cluster: "east".into(),
+        };
+        let backend = |name: &str| AiBackend {
+            meta: Meta {
+                namespace: "default".into(),
+                name: name.into(),
+                generation: 1,
+                creation_timestamp: String::new(),
+            },
+            target: Ok(AiTarget {
+                provider: AiProvider::OpenAi { model: None },
+                host: "api.openai.com".into(),
+                port: 443,
+                path: None,
+                path_prefix: None,
+                upstream: AiUpstream::External,
+                auth: AiAuth::Key(ProviderKey(format!("sk-provider-secret-{name}"))),
+            }),
+        };
+        let mut intent = ClusterIntent::default();
+        for name in ["one", "two"] {
+            intent
+                .ai_backends
+                .insert(("default".into(), name.into()), backend(name));
+        }
+        // Written in plain by a hub before provider keys were sealed: sealed at open.
+        {
+            let s = Store::open(&path).unwrap();
+            s.save(&key, &intent, &BTreeMap::new()).unwrap();
+            assert!(raw_rows(&s)[0].contains("sk-provider-secret-one"));
+        }
+        let sealer_key = [5u8; 32];
+        let s = Store::open_sealed(&path, crate::seal::Sealer::from_key(&sealer_key)).unwrap();
+        let rows = raw_rows(&s);
+        assert!(!rows[0].contains("sk-provider-secret"), "{}", rows[0]);
+        assert!(
+            !std::fs::read(&path)
+                .unwrap()
+                .windows(18)
+                .any(|w| w == b"sk-provider-secret"),
+            "the plain keys are gone from the file"
+        );
+        assert_eq!(s.load().unwrap().intent[&key], intent);
+        // A sealed key moved onto another backend does not open.
+        let mut stored: Stored = serde_json::from_str(&rows[0]).unwrap();
+        let sealed_one = stored.ai_backends[0].target.clone();
+        stored.ai_backends[1].target = sealed_one;
+        let moved = serde_json::to_vec(&stored).unwrap();
+        {
+            let txn = s.db.begin_write().unwrap();
+            txn.open_table(INTENT)
+                .unwrap()
+                .insert("a/east", moved.as_slice())
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let e = s.load().unwrap_err().to_string();
+        assert!(e.contains("cannot be decrypted"), "{e}");
     }
 
     #[test]

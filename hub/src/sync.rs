@@ -257,6 +257,7 @@ pub fn to_wire(s: &ObjectStatus) -> pb::ObjectStatus {
                 model::Kind::UdpRoute => pb::Kind::UdpRoute,
                 model::Kind::GrpcRoute => pb::Kind::GrpcRoute,
                 model::Kind::ListenerSet => pb::Kind::ListenerSet,
+                model::Kind::AiBackend => pb::Kind::AiBackend,
             } as i32,
             namespace: s.key.namespace.clone(),
             name: s.key.name.clone(),

@@ -256,6 +256,7 @@ fn backend_ref(name: &str, endpoints: Vec<SocketAddr>) -> Backend {
         app_protocol: Default::default(),
         request_headers: Default::default(),
         response_headers: Default::default(),
+        kind: Default::default(),
     }
 }
 
@@ -367,6 +368,7 @@ async fn envoy_routes_by_host_and_path_and_follows_changes() {
     let dp_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let dp = DataPlane {
         address: "127.0.0.1".parse().unwrap(),
+        ai_gateways: Vec::new(),
         listeners: vec![DataPlaneListener {
             port: 80,
             bind: dp_addr,
@@ -542,6 +544,7 @@ async fn envoy_nack_is_reported_on_the_gateway_behind_it() {
     let taken = squatter.local_addr().unwrap();
     let dp = DataPlane {
         address: "127.0.0.1".parse().unwrap(),
+        ai_gateways: Vec::new(),
         listeners: vec![
             DataPlaneListener {
                 port: 80,
@@ -587,4 +590,186 @@ async fn envoy_nack_is_reported_on_the_gateway_behind_it() {
     let ok = (StatusCode::OK, Some("blue"));
     eventually_answers(&mut envoy, good, "app.a.example", "/", ok).await;
     drop(squatter);
+}
+
+/// An HTTP/1 stand-in for the AI gateway on 127.0.0.1: answers every request with the values of
+/// the identity headers it received (`tenant=<all values>;route=<all values>`), so a test sees
+/// exactly what Envoy sent.
+async fn identity_echo() -> SocketAddr {
+    use fleetgate_hub::model::ai::{ROUTE_HEADER, TENANT_HEADER};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let svc = service_fn(|req: Request<hyper::body::Incoming>| async move {
+                    let all = |name: &str| {
+                        req.headers()
+                            .get_all(name)
+                            .iter()
+                            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    };
+                    let body = format!("tenant={};route={}", all(TENANT_HEADER), all(ROUTE_HEADER));
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// GET with extra request headers (repeated names are sent as several header lines).
+async fn get_with(
+    c: &HttpClient,
+    dp: SocketAddr,
+    host: &str,
+    headers: &[(&str, &str)],
+) -> Option<(StatusCode, String)> {
+    let mut req = Request::get(format!("http://{dp}/v1/chat/completions")).header("host", host);
+    for (n, v) in headers {
+        req = req.header(*n, *v);
+    }
+    let resp = tokio::time::timeout(
+        Duration::from_secs(5),
+        c.request(req.body(Empty::new()).unwrap()),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    let status = resp.status();
+    let body = resp.into_body().collect().await.ok()?.to_bytes();
+    Some((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// Issue 11: a route to an AgentgatewayBackend goes to the AI gateway with the tenant and route
+/// Envoy sets, whatever the client sends: its own `x-fleetgate-*` copies (one, several, naming
+/// another tenant) never reach the gateway. Two backends of one rule share the same AI gateway
+/// cluster with different route headers (Envoy accepts the repeated cluster name).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_sends_ai_routes_to_the_ai_gateway_with_only_its_own_identity_headers() {
+    use fleetgate_hub::model::BackendKind;
+    use fleetgate_hub::model::ai::{
+        AiAuth, AiBackend, AiProvider, AiTarget, AiUpstream, ProviderKey,
+    };
+    let gateway_addr = identity_echo().await;
+    let dp_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let dp = DataPlane {
+        address: "127.0.0.1".parse().unwrap(),
+        ai_gateways: vec![gateway_addr],
+        listeners: vec![DataPlaneListener {
+            port: 80,
+            bind: dp_addr,
+            protocol: Default::default(),
+        }],
+    };
+    let ai_ref = |name: &str, weight: u32| Backend {
+        kind: BackendKind::AiBackend,
+        weight,
+        ..backend_ref(name, vec![])
+    };
+    let ai_backend = |name: &str| AiBackend {
+        meta: meta(name),
+        target: Ok(AiTarget {
+            provider: AiProvider::OpenAi { model: None },
+            host: "llama-cpp.llm.svc.cluster.local".into(),
+            port: 8080,
+            path: None,
+            path_prefix: None,
+            // Never dialled by Envoy: the AI gateway does.
+            upstream: AiUpstream::Cluster(vec!["127.0.1.10:8080".parse().unwrap()]),
+            auth: AiAuth::Key(ProviderKey("sk-never-in-envoy".into())),
+        }),
+    };
+    let mut fi = fleet(
+        vec![gateway("gw", 80)],
+        vec![
+            http_route(
+                "chat",
+                "gw",
+                "chat.a.example",
+                vec![rule("/", ai_ref("local-llm", 1))],
+            ),
+            http_route(
+                "split",
+                "gw",
+                "split.a.example",
+                vec![HttpRouteRule {
+                    backends: vec![ai_ref("local-llm", 1), ai_ref("other-llm", 1)],
+                    ..rule("/", ai_ref("local-llm", 1))
+                }],
+            ),
+        ],
+    );
+    let ci = fi.get_mut(&cluster_key()).unwrap();
+    for name in ["local-llm", "other-llm"] {
+        ci.ai_backends
+            .insert(("default".into(), name.into()), ai_backend(name));
+    }
+    let compiled = compile(&fi, &dp);
+    let hub = start_hub(compiled.snapshot).await;
+    let mut envoy = Envoy::start("envoy-ai", hub.addr);
+    envoy.wait_ready().await;
+
+    let want = (StatusCode::OK, Some("tenant=a;route=c1/default/local-llm"));
+    eventually_answers(&mut envoy, dp_addr, "chat.a.example", "/v1/models", want).await;
+    let c = client();
+    for forged in [
+        vec![("x-fleetgate-tenant", "b")],
+        vec![("x-fleetgate-route", "c1/default/b-only")],
+        vec![
+            ("x-fleetgate-tenant", "b"),
+            ("x-fleetgate-tenant", "c"),
+            ("x-fleetgate-route", "x/y/z"),
+            ("x-fleetgate-route", "u/v/w"),
+        ],
+        vec![("X-Fleetgate-Tenant", "b"), ("X-FLEETGATE-ROUTE", "x/y/z")],
+    ] {
+        let got = get_with(&c, dp_addr, "chat.a.example", &forged).await;
+        assert_eq!(
+            got,
+            Some((
+                StatusCode::OK,
+                "tenant=a;route=c1/default/local-llm".to_string()
+            )),
+            "{forged:?}"
+        );
+    }
+    // Both route ids of a split rule are served through the one AI gateway cluster.
+    let mut seen = std::collections::BTreeSet::new();
+    let start = Instant::now();
+    while seen.len() < 2 && start.elapsed() < DEADLINE {
+        if let Some((StatusCode::OK, body)) = get_with(
+            &c,
+            dp_addr,
+            "split.a.example",
+            &[("x-fleetgate-route", "forged")],
+        )
+        .await
+        {
+            seen.insert(body);
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            "tenant=a;route=c1/default/local-llm".to_string(),
+            "tenant=a;route=c1/default/other-llm".to_string()
+        ]
+        .into(),
+        "Envoy log:\n{}",
+        envoy.log()
+    );
+    assert_eq!(
+        *hub.health.borrow(),
+        XdsHealth::default(),
+        "no NACK expected"
+    );
 }

@@ -202,6 +202,35 @@ pub fn check(
     cluster: &Cluster,
     reserved: &Reserved,
 ) -> Result<SocketAddr, Rejection> {
+    judge(
+        ip,
+        port,
+        Some(cluster),
+        cluster.allow_special_addresses,
+        reserved,
+    )
+}
+
+/// Admits an IP literal an AI backend names as its external host (outside the tenant's
+/// clusters, allowed by its egress list instead of the CIDRs): every destination must still be
+/// neither special (unless allowed for `cluster`) nor the hub's or data plane's own.
+pub fn check_external(
+    ip: IpAddr,
+    port: u16,
+    cluster: &Cluster,
+    reserved: &Reserved,
+) -> Result<SocketAddr, Rejection> {
+    judge(ip, port, None, cluster.allow_special_addresses, reserved)
+}
+
+/// The rules of [`check`]; the CIDR rule only with `cidrs_of`.
+fn judge(
+    ip: IpAddr,
+    port: u16,
+    cidrs_of: Option<&Cluster>,
+    allow_special: bool,
+    reserved: &Reserved,
+) -> Result<SocketAddr, Rejection> {
     let written = SocketAddr::new(ip, port);
     let dests = destinations(ip);
     for d in &dests {
@@ -209,7 +238,9 @@ pub fn check(
             Via::Literal => String::new(),
             via => format!(" (it leads to {}: {via})", d.ip),
         };
-        if !cluster.endpoint_cidrs.iter().any(|n| n.contains(&d.ip)) {
+        if let Some(cluster) = cidrs_of
+            && !cluster.endpoint_cidrs.iter().any(|n| n.contains(&d.ip))
+        {
             return Err(Rejection {
                 reason: "EndpointNotAllowed",
                 message: format!(
@@ -224,7 +255,7 @@ pub fn check(
                 ),
             });
         }
-        if is_special(d.ip) && !cluster.allow_special_addresses {
+        if is_special(d.ip) && !allow_special {
             return Err(Rejection {
                 reason: "EndpointNotAllowed",
                 message: format!(

@@ -258,6 +258,7 @@ mod tests {
             name: "a".into(),
             hostnames: vec!["*.a.example".into()],
             clusters: [("east".to_string(), cluster.clone())].into(),
+            egress: vec![],
         };
         let (limits, owners, reserved) = (
             Limits::default(),

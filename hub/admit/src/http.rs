@@ -247,15 +247,31 @@ pub fn admit_match(at: &str, m: &pb::HttpRouteMatch) -> Result<HttpRouteMatch, R
 pub fn admit_header_modifier(m: &pb::HeaderModifier) -> Result<HeaderModifier, Rejection> {
     let mut hm = HeaderModifier::default();
     for h in &m.set {
-        hm.set.push(check_header(&h.name, &h.value)?);
+        hm.set.push(modifiable(check_header(&h.name, &h.value)?)?);
     }
     for h in &m.add {
-        hm.add.push(check_header(&h.name, &h.value)?);
+        hm.add.push(modifiable(check_header(&h.name, &h.value)?)?);
     }
     for n in &m.remove {
-        hm.remove.push(check_header(n, "")?.0);
+        hm.remove.push(modifiable(check_header(n, "")?)?.0);
     }
     Ok(hm)
+}
+
+/// The prefix of the headers only fleetgate sets (the AI gateway trusts
+/// `x-fleetgate-tenant` and `x-fleetgate-route` because Envoy overwrites them).
+pub const RESERVED_HEADER_PREFIX: &str = "x-fleetgate-";
+
+/// A header a tenant's filter may set, add or remove: not one of fleetgate's own, which would let
+/// a route speak for another tenant or route at the AI gateway.
+fn modifiable(h: (String, String)) -> Result<(String, String), Rejection> {
+    if h.0.starts_with(RESERVED_HEADER_PREFIX) {
+        return unsupported(format!(
+            "header {:?} is set by fleetgate itself (headers starting with {RESERVED_HEADER_PREFIX} cannot be modified by a route); use another name",
+            h.0
+        ));
+    }
+    Ok(h)
 }
 
 /// A hostname without wildcard (redirect and rewrite targets), lower-cased.

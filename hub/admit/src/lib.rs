@@ -8,6 +8,9 @@
 //! I/O. It depends on the wire types and the model only: not on the compiler, the xDS
 //! translation or the configuration file, so that Cargo keeps the data path in order.
 
+pub mod ai;
+#[cfg(test)]
+mod ai_tests;
 #[cfg(test)]
 mod bounds_tests;
 pub mod endpoint;
@@ -30,10 +33,10 @@ use fleetgate_proto::spoke::v1 as pb;
 
 use crate::model::policy::{Cluster, Limits, Tenant};
 use crate::model::{
-    AllowedListeners, AllowedRoutes, AppProtocol, Backend, BackendProblem, Condition, Gateway,
-    HeaderModifier, HttpRoute, HttpRouteMatch, HttpRouteRule, Kind, L4Protocol, L4Route, Listener,
-    ListenerSet, LoadBalancerService, Meta, ObjectKey, ObjectStatus, ParentKind, ParentRef,
-    PathMatch, Protocol, RouteParentStatus, ServicePort,
+    AllowedListeners, AllowedRoutes, AppProtocol, Backend, BackendKind, BackendProblem, Condition,
+    Gateway, HeaderModifier, HttpRoute, HttpRouteMatch, HttpRouteRule, Kind, L4Protocol, L4Route,
+    Listener, ListenerSet, LoadBalancerService, Meta, ObjectKey, ObjectStatus, ParentKind,
+    ParentRef, PathMatch, Protocol, RouteParentStatus, ServicePort,
 };
 
 pub use endpoint::Reserved;
@@ -89,6 +92,7 @@ pub enum Admitted {
     L4Route(L4Route),
     GrpcRoute(crate::model::GrpcRoute),
     ListenerSet(ListenerSet),
+    AiBackend(crate::model::ai::AiBackend),
 }
 
 impl Admitted {
@@ -117,6 +121,9 @@ impl Admitted {
             Admitted::ListenerSet(o) => {
                 intent.listener_sets.insert(id, o);
             }
+            Admitted::AiBackend(o) => {
+                intent.ai_backends.insert(id, o);
+            }
         }
     }
 
@@ -130,7 +137,7 @@ impl Admitted {
                 .collect(),
             Admitted::HttpRoute(r) => r.hostnames.clone(),
             Admitted::TlsRoute(r) => r.hostnames.clone(),
-            Admitted::Service(_) | Admitted::L4Route(_) => Vec::new(),
+            Admitted::Service(_) | Admitted::L4Route(_) | Admitted::AiBackend(_) => Vec::new(),
             Admitted::GrpcRoute(r) => r.hostnames.clone(),
             Admitted::ListenerSet(s) => s
                 .listeners
@@ -152,6 +159,7 @@ pub fn object_key(r: &pb::ObjectRef) -> Result<ObjectKey, Rejection> {
         Ok(pb::Kind::UdpRoute) => Kind::UdpRoute,
         Ok(pb::Kind::GrpcRoute) => Kind::GrpcRoute,
         Ok(pb::Kind::ListenerSet) => Kind::ListenerSet,
+        Ok(pb::Kind::AiBackend) => Kind::AiBackend,
         _ => {
             return reject(
                 "UnsupportedValue",
@@ -232,6 +240,9 @@ pub fn admit(obj: &pb::Object, policy: &Policy<'_>) -> Result<Admitted, Rejectio
         }
         (Kind::ListenerSet, Some(pb::object::Spec::ListenerSet(s))) => {
             admit_listener_set(meta, s, policy).map(Admitted::ListenerSet)
+        }
+        (Kind::AiBackend, Some(pb::object::Spec::AiBackend(b))) => {
+            ai::admit_ai_backend(meta, b, policy).map(Admitted::AiBackend)
         }
         _ => reject(
             "UnsupportedValue",
@@ -482,7 +493,7 @@ fn admit_rule(
     let timeouts = http::admit_timeouts(&format!("rules[{i}]"), r.timeouts.as_ref())?;
     let mut backends = Vec::new();
     for b in &r.backends {
-        backends.push(admit_backend(b, policy)?);
+        backends.push(admit_backend_ref(b, policy, true)?);
     }
     Ok(HttpRouteRule {
         name,
@@ -650,9 +661,57 @@ fn admit_service(
     Ok(LoadBalancerService { meta, ports })
 }
 
+/// A backendRef where only Services are served (GRPCRoute, TLSRoute, TCPRoute, UDPRoute, and
+/// RequestMirror): one naming an AgentgatewayBackend gets the problem InvalidKind.
 fn admit_backend(b: &pb::Backend, policy: &Policy<'_>) -> Result<Backend, Rejection> {
+    admit_backend_ref(b, policy, false)
+}
+
+/// What a backendRef names: a Service (`""` or `Service`) or, where `ai_allowed` (an HTTPRoute
+/// rule), an AgentgatewayBackend. Any other kind is the problem InvalidKind: its share of
+/// traffic gets 500.
+fn backend_kind(b: &pb::Backend, ai_allowed: bool) -> (BackendKind, Option<BackendProblem>) {
+    let invalid = |message: String| {
+        Some(BackendProblem {
+            reason: "InvalidKind".to_string(),
+            message,
+        })
+    };
+    match b.kind.as_str() {
+        "" | "Service" => (BackendKind::Service, None),
+        crate::model::AI_BACKEND_KIND if ai_allowed => (BackendKind::AiBackend, None),
+        crate::model::AI_BACKEND_KIND => (
+            BackendKind::Service,
+            invalid(format!(
+                "backendRef {}: an {} is served only as a backendRef of an HTTPRoute rule",
+                b.name,
+                crate::model::AI_BACKEND_KIND
+            )),
+        ),
+        other => (
+            BackendKind::Service,
+            invalid(format!(
+                "backendRef {}: kind {:?} is not served; use a Service{}",
+                b.name,
+                other.chars().take(63).collect::<String>(),
+                if ai_allowed {
+                    " or an AgentgatewayBackend (group agentgateway.dev)"
+                } else {
+                    ""
+                }
+            )),
+        ),
+    }
+}
+
+fn admit_backend_ref(
+    b: &pb::Backend,
+    policy: &Policy<'_>,
+    ai_allowed: bool,
+) -> Result<Backend, Rejection> {
     check_k8s_name("backendRef namespace", &b.namespace, 63)?;
     check_k8s_name("backendRef name", &b.name, 253)?;
+    let (kind, kind_problem) = backend_kind(b, ai_allowed);
     if b.weight > MAX_WEIGHT {
         return reject(
             "UnsupportedValue",
@@ -671,8 +730,12 @@ fn admit_backend(b: &pb::Backend, policy: &Policy<'_>) -> Result<Backend, Reject
         );
     }
     let mut endpoints = Vec::new();
-    for e in b.endpoints.iter().filter(|e| e.ready) {
-        endpoints.push(check_endpoint(e, policy)?);
+    // An AgentgatewayBackend's endpoints are its own (`ai`), never the backendRef's; a kind
+    // that is not served has none.
+    if kind == BackendKind::Service && kind_problem.is_none() {
+        for e in b.endpoints.iter().filter(|e| e.ready) {
+            endpoints.push(check_endpoint(e, policy)?);
+        }
     }
     endpoints.sort();
     endpoints.dedup();
@@ -685,6 +748,7 @@ fn admit_backend(b: &pb::Backend, policy: &Policy<'_>) -> Result<Backend, Reject
         },
         message: p.message.chars().take(512).collect(),
     });
+    let problem = problem.or(kind_problem);
     let app_protocol = match b.app_protocol.as_str() {
         "kubernetes.io/h2c" => AppProtocol::H2c,
         "kubernetes.io/ws" => AppProtocol::WebSocket,
@@ -727,6 +791,7 @@ fn admit_backend(b: &pb::Backend, policy: &Policy<'_>) -> Result<Backend, Reject
         app_protocol,
         request_headers,
         response_headers,
+        kind,
     })
 }
 
@@ -903,6 +968,9 @@ pub fn rejected_status(key: &ObjectKey, obj: &pb::Object, rejection: &Rejection)
                 })
                 .collect();
         }
+        None if key.kind == Kind::AiBackend => {
+            status.conditions = vec![accepted, ai_resolved_refs(rejection)];
+        }
         None => {
             status.conditions = vec![
                 accepted,
@@ -911,6 +979,23 @@ pub fn rejected_status(key: &ObjectKey, obj: &pb::Object, rejection: &Rejection)
         }
     }
     status
+}
+
+/// The ResolvedRefs condition of a rejected AgentgatewayBackend: False when the rejection is
+/// about where the backend leads (its endpoints, its external host, its Service), True when its
+/// references are not what is wrong.
+fn ai_resolved_refs(rejection: &Rejection) -> Condition {
+    match rejection.reason {
+        "EndpointNotAllowed" | ai::EGRESS_NOT_ALLOWED | "BackendNotFound" | "RefNotPermitted" => {
+            Condition::new("ResolvedRefs", false, rejection.reason, &rejection.message)
+        }
+        _ => Condition::new(
+            "ResolvedRefs",
+            true,
+            "ResolvedRefs",
+            "the backend's references are not what was rejected; see Accepted",
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Rejection;
+use crate::model::ai::{AiBackend, AiUpstream};
 use crate::model::policy::Quota;
 use crate::model::{
     Backend, ClusterIntent, Gateway, GrpcRoute, HttpFilter, HttpRoute, Kind, L4Route, Listener,
@@ -34,6 +35,8 @@ pub enum ObjectRef<'a> {
     GrpcRoute(&'a GrpcRoute),
     Service(&'a LoadBalancerService),
     L4Route(&'a L4Route),
+    /// Counts its endpoints and bytes (no route, no hostname).
+    AiBackend(&'a AiBackend),
 }
 
 impl ObjectRef<'_> {
@@ -46,6 +49,7 @@ impl ObjectRef<'_> {
             ObjectRef::GrpcRoute(o) => &o.meta,
             ObjectRef::Service(o) => &o.meta,
             ObjectRef::L4Route(o) => &o.meta,
+            ObjectRef::AiBackend(o) => &o.meta,
         }
     }
 }
@@ -91,6 +95,11 @@ pub fn objects(ci: &ClusterIntent) -> Vec<(ObjectKey, ObjectRef<'_>)> {
                 .iter()
                 .map(|(k, o)| (k.clone(), ObjectRef::L4Route(o))),
         )
+        .chain(keyed(
+            Kind::AiBackend,
+            &ci.ai_backends,
+            ObjectRef::AiBackend,
+        ))
         .collect()
 }
 
@@ -214,6 +223,16 @@ pub fn cost(cluster: &str, o: ObjectRef<'_>) -> Cost {
             c.load_balancers = 1;
             c.endpoints = s.ports.iter().map(|p| p.endpoints.len() as u64).sum();
             c.bytes = json_len(s);
+        }
+        ObjectRef::AiBackend(b) => {
+            c.endpoints = match &b.target {
+                Ok(t) => match &t.upstream {
+                    AiUpstream::Cluster(e) => e.len() as u64,
+                    AiUpstream::External => 0,
+                },
+                Err(_) => 0,
+            };
+            c.bytes = json_len(b);
         }
     }
     c
@@ -371,6 +390,9 @@ fn restore(next: &mut ClusterIntent, key: &ObjectKey, prev: Option<ObjectRef<'_>
         Some(ObjectRef::L4Route(o)) => {
             next.l4_routes.insert(key.clone(), o.clone());
         }
+        Some(ObjectRef::AiBackend(o)) => {
+            next.ai_backends.insert(id, o.clone());
+        }
         None => match key.kind {
             Kind::Gateway => {
                 next.gateways.remove(&id);
@@ -392,6 +414,9 @@ fn restore(next: &mut ClusterIntent, key: &ObjectKey, prev: Option<ObjectRef<'_>
             }
             Kind::TcpRoute | Kind::UdpRoute => {
                 next.l4_routes.remove(key);
+            }
+            Kind::AiBackend => {
+                next.ai_backends.remove(&id);
             }
         },
     }
@@ -534,6 +559,7 @@ mod tests {
                     app_protocol: AppProtocol::Http1,
                     request_headers: HeaderModifier::default(),
                     response_headers: HeaderModifier::default(),
+                    kind: Default::default(),
                 }],
                 timeouts: Default::default(),
             }],

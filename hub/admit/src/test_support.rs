@@ -1,6 +1,7 @@
 //! Test support for admission: one tenant (`a`, owning `*.a.example` and `shop.example`) with
 //! one cluster (`east`, endpoints in 10.1.0.0/16), another tenant's claim on `*.b.example`,
-//! and the hub's own agent port 10.1.0.9:7443 reserved.
+//! the hub's own agent port 10.1.0.9:7443 reserved, and an egress allowlist of `api.openai.com`
+//! and `*.models.example`.
 
 use std::collections::BTreeMap;
 
@@ -27,6 +28,7 @@ impl Fixture {
                 name: "a".into(),
                 hostnames: vec!["*.a.example".into(), "shop.example".into()],
                 clusters: [("east".to_string(), cluster.clone())].into(),
+                egress: vec!["api.openai.com".into(), "*.models.example".into()],
             },
             cluster,
             limits: Limits::default(),

@@ -870,6 +870,7 @@ mod tests {
                         app_protocol: Default::default(),
                         request_headers: Default::default(),
                         response_headers: Default::default(),
+                        kind: Default::default(),
                     }],
                 },
             )
@@ -906,6 +907,7 @@ mod tests {
             app_protocol: Default::default(),
             request_headers: Default::default(),
             response_headers: Default::default(),
+            kind: Default::default(),
         };
         // (protocol, backends (name, weight, resolved)) -> [(cluster suffix, weight, endpoints)]
         type Case = (

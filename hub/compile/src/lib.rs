@@ -13,6 +13,7 @@
 //! Each cluster compiles to a part of its own (`cluster_part`) that `assemble` combines;
 //! `memo` keeps the parts between compiles so that a change recompiles its cluster only.
 
+pub mod ai;
 mod attach;
 pub mod conflict;
 pub mod grpc;
@@ -152,6 +153,8 @@ struct ClusterPart {
     statuses: Arc<Vec<ObjectStatus>>,
     /// The listeners of the cluster's Gateways served on their own address.
     own: own_address::OwnPart,
+    /// The AI routes of the cluster's AgentgatewayBackends, by route id (`ai`).
+    ai: BTreeMap<String, model::ai::AiRoute>,
 }
 
 /// One cluster's hostnames and accepted Gateways on one data-plane port.
@@ -256,6 +259,11 @@ fn cluster_part(
         conflicts: route_conflicts,
         merged,
         own,
+        ai: ai::Context {
+            cluster: ck,
+            backends: &ci.ai_backends,
+            gateways: &dp.ai_gateways,
+        },
     };
     for route in ci.http_routes.values() {
         route_statuses.push(attach_l7_route(
@@ -289,9 +297,10 @@ fn cluster_part(
         &mut attached,
     ));
 
-    // Gateways (their own listeners), then ListenerSets, then routes.
+    // Gateways (their own listeners), then ListenerSets, then routes, then AI backends.
     let mut statuses = listener_set::gateway_statuses(merged, ck, ci, &problems, &attached, dp);
     statuses.extend(route_statuses);
+    statuses.extend(ai::statuses(&ci.ai_backends));
 
     // Gateways on their own address: their listeners, and their address in their status.
     let mut own_part = own_address::OwnPart::default();
@@ -365,6 +374,7 @@ fn cluster_part(
         passthrough,
         statuses: Arc::new(statuses),
         own: own_part,
+        ai: ai::routes(ck, &ci.ai_backends),
     }
 }
 
@@ -398,8 +408,17 @@ fn assemble(
     let mut own_listeners = Vec::new();
     let mut own_tls = Vec::new();
     let mut secrets = BTreeMap::new();
+    let mut ai_snapshot = model::ai::AiSnapshot::default();
     for (ck, part) in parts {
         statuses.insert((*ck).clone(), part.statuses.clone());
+        if !part.ai.is_empty() {
+            ai_snapshot
+                .tenants
+                .entry(ck.tenant.clone())
+                .or_default()
+                .routes
+                .extend(part.ai.iter().map(|(id, r)| (id.clone(), r.clone())));
+        }
         own_listeners.extend(part.own.listeners.iter().cloned());
         own_tls.extend(part.own.tls_listeners.iter().cloned());
         for sec in &part.own.secrets {
@@ -507,7 +526,7 @@ fn assemble(
             tls_listeners,
             secrets: secrets.into_values().collect(),
             l4_listeners: Vec::new(),
-            ai: Default::default(),
+            ai: ai_snapshot,
         },
         statuses,
     }
@@ -522,6 +541,8 @@ struct L7Input<'a> {
     conflicts: &'a grpc::Conflicts,
     merged: &'a listener_set::Merged<'a>,
     own: &'a own_address::OwnAddresses,
+    /// What backendRefs to AgentgatewayBackends resolve against.
+    ai: ai::Context<'a>,
 }
 
 /// An HTTPRoute, or a GRPCRoute with its rules expressed as HTTPRoute rules (path matches on
@@ -563,8 +584,12 @@ fn attach_l7_route(
         conflicts,
         merged,
         own,
+        ai,
     } = input;
-    let route = l7.http();
+    // BackendRefs to AgentgatewayBackends that do not resolve get their problem here, so that
+    // ResolvedRefs and the 500 share follow the rules of every backend.
+    let route = ai::resolve_route(l7.http(), &ai);
+    let route: &HttpRoute = &route;
     let resolved = resolved_refs(route);
     let mut built: Option<Vec<Vec<Route>>> = None;
     let mut parents = Vec::new();
@@ -606,7 +631,7 @@ fn attach_l7_route(
                     continue;
                 }
                 let rules =
-                    built.get_or_insert_with(|| build_rules(ck, l7.kind(), route, clusters));
+                    built.get_or_insert_with(|| build_rules(&ai, l7.kind(), route, clusters));
                 for att in atts {
                     let counts = attached
                         .entry(gkey.clone())
@@ -782,11 +807,12 @@ fn for_listener(r: &Route, port: u16, scheme_port: u16) -> Route {
 /// The data-plane routes of every rule of an attached route (outer: rule, inner: match), and
 /// the clusters they use, added to `clusters`.
 fn build_rules(
-    ck: &ClusterKey,
+    ai: &ai::Context<'_>,
     kind: Kind,
     route: &HttpRoute,
     clusters: &mut BTreeMap<String, ClusterSnapshot>,
 ) -> Vec<Vec<Route>> {
+    let ck = ai.cluster;
     let src = source(ck, kind, &route.meta.namespace, &route.meta.name);
     let object = names::route_object(kind, &route.meta.name);
     route
@@ -794,7 +820,7 @@ fn build_rules(
         .iter()
         .enumerate()
         .map(|(ri, rule)| {
-            let action = rule_action(ck, &object, route, ri, rule, &src, clusters);
+            let action = rule_action(ai, &object, route, ri, rule, &src, clusters);
             let (request_headers, response_headers) = header_modifiers(rule);
             let cors = rule.filters.iter().find_map(|f| match f {
                 HttpFilter::Cors(c) => Some(c.clone()),
@@ -836,6 +862,7 @@ fn header_modifiers(rule: &HttpRouteRule) -> (HeaderModifier, HeaderModifier) {
         out.0.add.extend(out.1.add.iter().cloned());
         out.0.remove.extend(out.1.remove.iter().cloned());
     }
+    ai::strip_reserved(&mut req);
     (req, resp)
 }
 
@@ -892,7 +919,7 @@ fn upstream(
 /// [`names::INVALID_BACKEND_CLUSTER`]); 500 outright when no backend with weight > 0 resolved.
 /// Mirrors whose backend did not resolve are left out.
 fn rule_action(
-    ck: &ClusterKey,
+    ai: &ai::Context<'_>,
     object: &str,
     route: &HttpRoute,
     ri: usize,
@@ -912,8 +939,10 @@ fn rule_action(
             status_code: r.status_code,
         });
     }
+    let ck = ai.cluster;
     let mut weighted = Vec::new();
     let mut invalid_weight: u32 = 0;
+    let mut to_ai_gateway = false;
     for (bi, b) in rule.backends.iter().enumerate() {
         if b.weight == 0 {
             continue;
@@ -923,11 +952,32 @@ fn rule_action(
             continue;
         }
         let name = names::backend_cluster(ck, &route.meta.namespace, object, ri, bi);
+        if b.kind == model::BackendKind::AiBackend {
+            // `ai::resolve_route` gave every backendRef that does not resolve its problem.
+            let Ok(target) = ai::lookup(ai, b) else {
+                invalid_weight = invalid_weight.saturating_add(b.weight);
+                continue;
+            };
+            to_ai_gateway = true;
+            match ai::forward(ai, b, target, name, src) {
+                ai::Forward::Gateway(wc) => {
+                    clusters.insert(wc.cluster.clone(), ai::gateway_cluster(ai.gateways));
+                    weighted.push(wc);
+                }
+                ai::Forward::NoEndpoints(c) => {
+                    weighted.push(WeightedCluster::new(c.name.clone(), b.weight));
+                    clusters.insert(c.name.clone(), c);
+                }
+            }
+            continue;
+        }
         upstream(clusters, &name, b, src);
+        let mut request_headers = b.request_headers.clone();
+        ai::strip_reserved(&mut request_headers);
         weighted.push(WeightedCluster {
             cluster: name,
             weight: b.weight,
-            request_headers: b.request_headers.clone(),
+            request_headers,
             response_headers: b.response_headers.clone(),
         });
     }
@@ -958,6 +1008,9 @@ fn rule_action(
     let (timeout, backend_timeout) = match (t.request, t.backend_request) {
         (Some(r), b) => (Some(r), b),
         (None, Some(b)) => (Some(b), None),
+        // The data plane's default timeout would cut LLM answers that stream for long: a rule
+        // that reaches the AI gateway has none unless it sets its own.
+        (None, None) if to_ai_gateway => (Some(std::time::Duration::ZERO), None),
         (None, None) => (None, None),
     };
     RouteAction::Forward(Forward {

@@ -6,7 +6,9 @@
 //! tenant from ANOTHER cluster does not shadow it: both forward, so the later route's backends
 //! are added to the earlier one's, with their weights as written (two clusters each with one
 //! backend of weight 1 share the traffic 50/50). The earlier route (the older HTTPRoute, then
-//! namespace/name, then cluster name) keeps its filters, timeouts and mirrors. Routes that do not
+//! namespace/name, then cluster name) keeps its filters, timeouts and mirrors (an earlier route
+//! without timeouts that gains a share to the AI gateway takes the later route's, which has none
+//! unless its rule set them: LLM streams are not cut by the data plane's default). Routes that do not
 //! forward (redirects, 500 for a rule without valid backends) are not merged: precedence
 //! decides as within one cluster. Routes of one cluster with equal matches are never merged
 //! either: the Gateway API lets precedence pick one of them.
@@ -15,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::snapshot::{PathMatch, Route, RouteAction};
 use crate::model::ValueMatch;
+use crate::model::ai::AI_GATEWAY_CLUSTER;
 
 /// What makes two routes match the same requests.
 type MatchKey = (
@@ -48,6 +51,13 @@ pub fn merge_clusters(routes: impl IntoIterator<Item = Route>) -> Vec<Route> {
                 merged.insert(src.cluster.cluster.clone());
                 if let RouteAction::Forward(first) = &mut out[*i].action {
                     first.clusters.extend(fw.clusters.iter().cloned());
+                    // A rule without timeouts that now also reaches the AI gateway gets none
+                    // either way (`super::ai`): the default would cut long LLM streams.
+                    if first.timeout.is_none()
+                        && fw.clusters.iter().any(|w| w.cluster == AI_GATEWAY_CLUSTER)
+                    {
+                        first.timeout = fw.timeout;
+                    }
                 }
             }
             Some(_) => out.push(r),

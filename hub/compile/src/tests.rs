@@ -15,6 +15,7 @@ use crate::model::{
 fn dp() -> DataPlane {
     DataPlane {
         address: "192.0.2.10".parse().unwrap(),
+        ai_gateways: Vec::new(),
         listeners: vec![
             DataPlaneListener {
                 port: 80,
@@ -110,6 +111,7 @@ fn backend(name: &str, weight: u32, endpoints: &[&str]) -> Backend {
         app_protocol: Default::default(),
         request_headers: Default::default(),
         response_headers: Default::default(),
+        kind: Default::default(),
     }
 }
 
@@ -861,6 +863,7 @@ fn sources_point_back_to_tenant_objects() {
     assert_eq!(names[&Kind::HttpRoute], "a/c1:default/r");
 }
 
+mod ai;
 mod http;
 mod isolation;
 mod listener_sets;

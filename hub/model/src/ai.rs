@@ -4,11 +4,17 @@
 //! it to every AI gateway replica; the xDS translation sends Envoy's share of those routes to
 //! [`AI_GATEWAY_CLUSTER`] with [`TENANT_HEADER`] and [`ROUTE_HEADER`] set (a client's copies are
 //! overwritten, so the gateway can trust them).
+//!
+//! The intent side is here too: [`AiBackend`], an admitted AgentgatewayBackend as the store
+//! keeps it (`ClusterIntent::ai_backends`), which compile turns into an [`AiRoute`].
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use serde::{Deserialize, Serialize};
+
 use crate::snapshot::SourceObject;
+use crate::{BackendProblem, Meta};
 
 /// The Envoy cluster of the AI gateway replicas (the data plane's `aiGateways`).
 pub const AI_GATEWAY_CLUSTER: &str = "fleetgate/ai-gateway";
@@ -55,14 +61,24 @@ pub struct AiRoute {
 }
 
 /// `ai.provider` kinds the gateway speaks.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AiProvider {
     /// Any OpenAI-compatible server; `model` overrides every request's model when set.
     OpenAi { model: Option<String> },
 }
 
+impl AiProvider {
+    /// The host the provider is reached at when the backend names none (agentgateway's
+    /// defaults).
+    pub fn default_host(&self) -> &'static str {
+        match self {
+            AiProvider::OpenAi { .. } => "api.openai.com",
+        }
+    }
+}
+
 /// `policies.auth` of a backend.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AiAuth {
     /// No key: requests go to the provider without Authorization.
     #[default]
@@ -81,6 +97,44 @@ impl std::fmt::Debug for ProviderKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ProviderKey(<redacted>)")
     }
+}
+
+/// An admitted AgentgatewayBackend of kind `ai` (intent, as stored): checked by admission
+/// (`fleetgate-hub-admit`'s `ai`), compiled into an [`AiRoute`] when it resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AiBackend {
+    pub meta: Meta,
+    /// The provider as the AI gateway gets it, or why the agent could not resolve it (Service or
+    /// Secret missing, a provider fleetgate does not serve): then no AI route is built, routes
+    /// naming it get 500, and it reports Accepted=False and ResolvedRefs=False with the reason.
+    pub target: Result<AiTarget, BackendProblem>,
+}
+
+/// A resolved AI backend: everything [`AiRoute`] carries but its source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AiTarget {
+    pub provider: AiProvider,
+    /// Lower-case DNS name or IP literal: the Host the gateway sends, and where it connects
+    /// when the upstream is [`AiUpstream::External`].
+    pub host: String,
+    /// 1-65535 (an external host's unset port is 443).
+    pub port: u16,
+    pub path: Option<String>,
+    pub path_prefix: Option<String>,
+    pub upstream: AiUpstream,
+    /// The key is sealed at rest by the runtime's store (`seal`); never shown by Debug.
+    pub auth: AiAuth,
+}
+
+/// Where an AI backend's requests go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AiUpstream {
+    /// The host is a Service of the tenant cluster, resolved by the agent: these ready endpoints,
+    /// each admitted against the cluster's CIDRs (none ready: requests get 503).
+    Cluster(Vec<SocketAddr>),
+    /// The host is outside the tenant's clusters and on the tenant's egress allowlist (checked at
+    /// admission and again at every compile by the runtime): the gateway connects to host:port.
+    External,
 }
 
 #[cfg(test)]

@@ -12,6 +12,10 @@ use serde::Deserialize;
 pub struct DataPlane {
     pub address: IpAddr,
     pub listeners: Vec<DataPlaneListener>,
+    /// `dataPlane.aiGateways`: where Envoy reaches the AI gateway replicas (the endpoints of
+    /// [`crate::ai::AI_GATEWAY_CLUSTER`]). Empty: no AI gateway, and routes to AI backends get
+    /// 500 with a condition saying so.
+    pub ai_gateways: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

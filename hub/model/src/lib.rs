@@ -58,6 +58,9 @@ pub enum Kind {
     GrpcRoute,
     /// A ListenerSet: listeners added to a Gateway that allows it (the compiler's `listener_set`).
     ListenerSet,
+    /// An AgentgatewayBackend (agentgateway.dev/v1alpha1) of kind `ai`: an LLM provider that
+    /// HTTPRoute backendRefs reach through the AI gateway ([`ai::AiBackend`]).
+    AiBackend,
 }
 
 /// One object inside one cluster.
@@ -95,6 +98,10 @@ pub struct ClusterIntent {
     pub grpc_routes: BTreeMap<(String, String), GrpcRoute>,
     #[serde(default)]
     pub listener_sets: BTreeMap<(String, String), ListenerSet>,
+    /// AgentgatewayBackends of kind `ai`, by namespace and name (what HTTPRoute backendRefs of
+    /// kind AgentgatewayBackend name).
+    #[serde(default)]
+    pub ai_backends: BTreeMap<(String, String), ai::AiBackend>,
 }
 
 /// A ListenerSet (Gateway API v1): listeners merged into its parent Gateway when the Gateway's
@@ -135,6 +142,7 @@ impl ClusterIntent {
             && self.services.is_empty()
             && self.l4_routes.is_empty()
             && self.listener_sets.is_empty()
+            && self.ai_backends.is_empty()
     }
 }
 
@@ -457,7 +465,37 @@ pub struct Backend {
     pub request_headers: HeaderModifier,
     #[serde(default)]
     pub response_headers: HeaderModifier,
+    /// What the backendRef names: a Service (its endpoints above) or an AgentgatewayBackend of
+    /// the same cluster (looked up by namespace and name when compiled; port and endpoints are
+    /// then unused).
+    #[serde(default)]
+    pub kind: BackendKind,
 }
+
+/// The kind of object a backendRef names.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub enum BackendKind {
+    /// A core Service (the Gateway API default).
+    #[default]
+    Service,
+    /// An `agentgateway.dev` AgentgatewayBackend: traffic goes to the AI gateway.
+    AiBackend,
+}
+
+impl BackendKind {
+    /// The kind as a tenant writes it in a backendRef.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Service => "Service",
+            BackendKind::AiBackend => AI_BACKEND_KIND,
+        }
+    }
+}
+
+/// The kind name of an AgentgatewayBackend in a backendRef (group `agentgateway.dev`).
+pub const AI_BACKEND_KIND: &str = "AgentgatewayBackend";
 
 /// The upstream protocol of a backend, from the Service port's `appProtocol`.
 #[derive(

@@ -9,12 +9,29 @@ use std::collections::BTreeMap;
 use ipnet::IpNet;
 use serde::Deserialize;
 
-/// A tenant: the hostname patterns it may use and its clusters by name.
+/// A tenant: the hostname patterns it may use, its clusters by name, and the hosts outside its
+/// clusters its AI backends may reach.
 #[derive(Debug, Clone)]
 pub struct Tenant {
     pub name: String,
     pub hostnames: Vec<String>,
     pub clusters: BTreeMap<String, Cluster>,
+    /// `egress`: lower-case hostnames (`api.openai.com`), `*.suffix` wildcards (a whole subtree)
+    /// or IP literals that an AI backend with an external host may name. Empty: none.
+    pub egress: Vec<String>,
+}
+
+impl Tenant {
+    /// Whether the tenant's egress allowlist lets an AI backend reach `host` (lower-case) outside
+    /// its clusters: an exact entry, or a `*.suffix` entry with `host` below `suffix`.
+    pub fn egress_allows(&self, host: &str) -> bool {
+        self.egress.iter().any(|e| match e.strip_prefix("*.") {
+            Some(suffix) => host
+                .strip_suffix(suffix)
+                .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
+            None => e == host,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +67,11 @@ pub fn is_dns_label(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
+}
+
+/// An entry of a tenant's egress allowlist: a hostname pattern or an IP literal.
+pub fn is_egress_entry(s: &str) -> bool {
+    is_hostname_pattern(s) || s.parse::<std::net::IpAddr>().is_ok()
 }
 
 /// A hostname pattern: `host.example` or `*.example`.
@@ -113,5 +135,40 @@ impl Quotas {
     /// The quotas of `tenant`.
     pub fn of(&self, tenant: &str) -> &Quota {
         self.tenants.get(tenant).unwrap_or(&self.defaults)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn egress_entries_are_exact_or_whole_subtrees() {
+        let t = Tenant {
+            name: "a".into(),
+            hostnames: vec![],
+            clusters: BTreeMap::new(),
+            egress: vec!["api.openai.com".into(), "*.models.example".into()],
+        };
+        for (host, want) in [
+            ("api.openai.com", true),
+            ("x.api.openai.com", false),
+            ("openai.com", false),
+            ("eu.models.example", true),
+            ("a.b.models.example", true),
+            ("models.example", false),
+            ("evilmodels.example", false),
+            (".models.example", false),
+            ("api.openai.com.evil.example", false),
+        ] {
+            assert_eq!(t.egress_allows(host), want, "{host}");
+        }
+        let none = Tenant {
+            egress: vec![],
+            ..t
+        };
+        assert!(!none.egress_allows("api.openai.com"));
+        assert!(is_egress_entry("*.models.example") && is_egress_entry("192.0.2.7"));
+        assert!(!is_egress_entry("https://api.openai.com") && !is_egress_entry("*"));
     }
 }

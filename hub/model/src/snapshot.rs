@@ -336,6 +336,9 @@ impl Snapshot {
         }
         out.extend(self.secrets.iter().filter_map(|s| s.source.clone()));
         out.extend(self.l4_listeners.iter().map(|l| l.source.clone()));
+        for t in self.ai.tenants.values() {
+            out.extend(t.routes.values().map(|r| r.source.clone()));
+        }
         out
     }
 }

@@ -9,8 +9,12 @@
 //! listeners of LoadBalancer Services); `server` is the
 //! State-of-the-World AggregatedDiscoveryService that serves the latest snapshot to every Envoy
 //! and reports NACKs through [`XdsHealth`]; `cache` keeps what did not change between snapshots
-//! encoded, so that one changed route does not re-encode the whole fleet.
+//! encoded, so that one changed route does not re-encode the whole fleet. Routes to the AI
+//! gateway need nothing of their own here: the compiler puts the identity headers on their
+//! weighted clusters as `set` changes, which become overwriting header options (`ai_tests`).
 
+#[cfg(test)]
+mod ai_tests;
 pub mod cache;
 pub mod hardening;
 pub mod http;

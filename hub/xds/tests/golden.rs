@@ -12,7 +12,7 @@
 //! ```
 
 use std::fmt::Write as _;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
@@ -33,6 +33,7 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     DownstreamTlsContext, Secret,
 };
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions;
+use fleetgate_hub_model::ai::AiBackend;
 use fleetgate_hub_model::data_plane::{DataPlane, DataPlaneListener};
 use fleetgate_hub_model::{
     ClusterIntent, ClusterKey, FleetIntent, Gateway, GrpcRoute, HttpRoute, ListenerSet, TlsRoute,
@@ -54,6 +55,8 @@ struct Case {
 struct CaseDataPlane {
     address: IpAddr,
     listeners: Vec<DataPlaneListener>,
+    #[serde(default)]
+    ai_gateways: Vec<SocketAddr>,
 }
 
 /// One cluster's objects, each keyed by its `meta` namespace and name as the store keys them.
@@ -72,6 +75,8 @@ struct CaseCluster {
     grpc_routes: Vec<GrpcRoute>,
     #[serde(default)]
     tls_routes: Vec<TlsRoute>,
+    #[serde(default)]
+    ai_backends: Vec<AiBackend>,
 }
 
 fn intent(case: &Case) -> FleetIntent {
@@ -105,6 +110,11 @@ fn intent(case: &Case) -> FleetIntent {
                     .iter()
                     .map(|o| (key(&o.meta), o.clone()))
                     .collect(),
+                ai_backends: c
+                    .ai_backends
+                    .iter()
+                    .map(|o| (key(&o.meta), o.clone()))
+                    .collect(),
                 ..Default::default()
             };
             let ck = ClusterKey {
@@ -121,6 +131,7 @@ fn render(case: &Case) -> String {
     let dp = DataPlane {
         address: case.data_plane.address,
         listeners: case.data_plane.listeners.clone(),
+        ai_gateways: case.data_plane.ai_gateways.clone(),
     };
     let compiled = fleetgate_hub_compile::compile(&intent(case), &dp);
     let built = resources::build(&compiled.snapshot);

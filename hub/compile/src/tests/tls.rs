@@ -8,6 +8,7 @@ use crate::model::{Certificate, ListenerTls, PrivateKeyPem, TlsMode, TlsRoute, T
 fn tls_dp() -> DataPlane {
     DataPlane {
         address: "192.0.2.10".parse().unwrap(),
+        ai_gateways: Vec::new(),
         listeners: vec![
             DataPlaneListener {
                 port: 80,

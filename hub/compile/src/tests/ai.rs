@@ -1,0 +1,675 @@
+//! Table tests of AgentgatewayBackends (`super::ai`): HTTPRoute backendRefs that name one go to
+//! the AI gateway with the identity headers set, the AI part of the snapshot, the status of the
+//! backends and of the routes that name them, and isolation between clusters and tenants.
+
+use std::time::Duration;
+
+use super::*;
+use crate::model::ai::{
+    AI_GATEWAY_CLUSTER, AiAuth, AiBackend, AiProvider, AiTarget, AiUpstream, ProviderKey,
+    ROUTE_HEADER, TENANT_HEADER,
+};
+use crate::model::{BackendKind, HeaderModifier, Timeouts};
+
+const GATEWAYS: [&str; 2] = ["127.0.0.1:18090", "127.0.0.1:18091"];
+
+fn ai_dp() -> DataPlane {
+    DataPlane {
+        ai_gateways: GATEWAYS.iter().map(|a| a.parse().unwrap()).collect(),
+        ..dp()
+    }
+}
+
+fn target(upstream: AiUpstream, key: &str) -> AiTarget {
+    AiTarget {
+        provider: AiProvider::OpenAi {
+            model: Some("gemma-4-12b-it".into()),
+        },
+        host: "llama-cpp.llm.svc.cluster.local".into(),
+        port: 8080,
+        path: None,
+        path_prefix: None,
+        upstream,
+        auth: AiAuth::Key(ProviderKey(key.into())),
+    }
+}
+
+fn ai_backend(name: &str, target: Result<AiTarget, BackendProblem>) -> AiBackend {
+    AiBackend {
+        meta: meta("default", name),
+        target,
+    }
+}
+
+fn local(name: &str, endpoints: &[&str], key: &str) -> AiBackend {
+    ai_backend(
+        name,
+        Ok(target(
+            AiUpstream::Cluster(endpoints.iter().map(|e| e.parse().unwrap()).collect()),
+            key,
+        )),
+    )
+}
+
+fn ai_ref(name: &str, weight: u32) -> Backend {
+    Backend {
+        kind: BackendKind::AiBackend,
+        port: 0,
+        ..backend(name, weight, &[])
+    }
+}
+
+fn chat_gateway() -> Gateway {
+    gateway(
+        "default",
+        "agentgateway-proxy",
+        vec![listener("http", 80).host("chat.a.example")],
+    )
+}
+
+fn chat_route(backends: Vec<Backend>) -> HttpRoute {
+    route(
+        "default",
+        "chat",
+        vec![parent("default", "agentgateway-proxy")],
+        &[],
+        vec![rule(vec![prefix("/")], backends)],
+    )
+}
+
+/// One cluster's Gateway, routes and AI backends.
+fn with_ai(
+    k: ClusterKey,
+    gws: Vec<Gateway>,
+    routes: Vec<HttpRoute>,
+    backends: Vec<AiBackend>,
+) -> (ClusterKey, ClusterIntent) {
+    let mut fi = intent(vec![(k.clone(), gws, routes)]);
+    let mut ci = fi.remove(&k).expect("one cluster");
+    ci.ai_backends = backends
+        .into_iter()
+        .map(|b| ((b.meta.namespace.clone(), b.meta.name.clone()), b))
+        .collect();
+    (k, ci)
+}
+
+fn chat(c: &Compiled) -> &Route {
+    &vhost(c, 80, "chat.a.example")
+        .expect("the chat host is served")
+        .routes[0]
+}
+
+fn forward_of(r: &Route) -> &Forward {
+    match &r.action {
+        RouteAction::Forward(f) => f,
+        other => panic!("not a forward: {other:?}"),
+    }
+}
+
+fn identity(w: &WeightedCluster) -> Vec<(String, String)> {
+    w.request_headers
+        .set
+        .iter()
+        .filter(|(n, _)| n.starts_with("x-fleetgate-"))
+        .cloned()
+        .collect()
+}
+
+fn set(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+#[test]
+fn an_ai_backend_ref_forwards_to_the_ai_gateway_with_the_identity_headers() {
+    let fi: FleetIntent = [with_ai(
+        ck("a", "c1"),
+        vec![chat_gateway()],
+        vec![chat_route(vec![ai_ref("local-llm", 1)])],
+        vec![local("local-llm", &["127.0.1.10:8080"], "sk-a")],
+    )]
+    .into();
+    let c = compile(&fi, &ai_dp());
+    let fw = forward_of(chat(&c));
+    assert_eq!(fw.clusters.len(), 1);
+    let w = &fw.clusters[0];
+    assert_eq!((w.cluster.as_str(), w.weight), (AI_GATEWAY_CLUSTER, 1));
+    assert_eq!(
+        w.request_headers.set,
+        set(&[(TENANT_HEADER, "a"), (ROUTE_HEADER, "c1/default/local-llm")])
+    );
+    assert!(w.request_headers.add.is_empty() && w.request_headers.remove.is_empty());
+    // No timeout: the data plane's default would cut a long stream.
+    assert_eq!(fw.timeout, Some(Duration::ZERO));
+    assert_eq!(fw.backend_timeout, None);
+    // The AI gateways' cluster: fleetgate's own, HTTP/1.1, the configured replicas.
+    let gw = c
+        .snapshot
+        .clusters
+        .iter()
+        .find(|c| c.name == AI_GATEWAY_CLUSTER)
+        .expect("the AI gateway cluster");
+    assert_eq!(
+        gw.endpoints,
+        GATEWAYS
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect::<Vec<SocketAddr>>()
+    );
+    assert_eq!((gw.protocol, gw.source.clone()), (AppProtocol::Http1, None));
+    // The tenant's Service endpoints are nowhere in Envoy's clusters: the gateway dials them.
+    assert!(
+        c.snapshot
+            .clusters
+            .iter()
+            .all(|cl| !cl.endpoints.contains(&"127.0.1.10:8080".parse().unwrap()))
+    );
+    // Statuses: the route resolved its ref; the backend is accepted, at its generation.
+    assert_eq!(
+        route_cond(&c, "chat", "ResolvedRefs"),
+        (true, "ResolvedRefs".into())
+    );
+    assert_eq!(
+        route_cond(&c, "chat", "Accepted"),
+        (true, "Accepted".into())
+    );
+    let b = status(&c, &ck("a", "c1"), Kind::AiBackend, "local-llm");
+    assert_eq!(b.observed_generation, 3);
+    assert_eq!(
+        b.conditions
+            .iter()
+            .map(|c| (c.type_.as_str(), c.status, c.reason.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("Accepted", true, "Accepted"),
+            ("ResolvedRefs", true, "ResolvedRefs")
+        ]
+    );
+    assert!(
+        cond(&b.conditions, "ResolvedRefs")
+            .message
+            .contains("1 ready endpoint"),
+        "{b:?}"
+    );
+}
+
+#[test]
+fn a_rule_with_timeouts_keeps_them_and_a_mixed_rule_splits_by_weight() {
+    let mut r = chat_route(vec![
+        ai_ref("local-llm", 3),
+        backend("svc", 1, &["127.0.1.1:80"]),
+    ]);
+    r.rules[0].timeouts = Timeouts {
+        request: Some(Duration::from_secs(600)),
+        backend_request: None,
+    };
+    let fi: FleetIntent = [with_ai(
+        ck("a", "c1"),
+        vec![chat_gateway()],
+        vec![r],
+        vec![local("local-llm", &["127.0.1.10:8080"], "sk-a")],
+    )]
+    .into();
+    let c = compile(&fi, &ai_dp());
+    let fw = forward_of(chat(&c));
+    assert_eq!(fw.timeout, Some(Duration::from_secs(600)));
+    assert_eq!(
+        forward_clusters(chat(&c)),
+        vec![
+            (AI_GATEWAY_CLUSTER.to_string(), 3),
+            ("t/a/c/c1/default/chat/r0/b1".to_string(), 1)
+        ]
+    );
+    // Only the AI share carries the identity headers.
+    assert!(identity(&fw.clusters[1]).is_empty());
+}
+
+#[test]
+fn the_ai_snapshot_has_one_route_per_resolved_backend() {
+    let external = ai_backend(
+        "openai",
+        Ok(AiTarget {
+            host: "api.openai.com".into(),
+            port: 443,
+            path_prefix: Some("/v1".into()),
+            ..target(AiUpstream::External, "sk-ext")
+        }),
+    );
+    let missing_secret = ai_backend(
+        "no-secret",
+        Err(BackendProblem {
+            reason: "BackendNotFound".into(),
+            message: "Secret llm/llm-secret not found".into(),
+        }),
+    );
+    let fi: FleetIntent = [with_ai(
+        ck("a", "c1"),
+        vec![],
+        vec![],
+        vec![
+            local("local-llm", &["127.0.1.10:8080", "127.0.1.11:8080"], "sk-a"),
+            external,
+            local("unready", &[], "sk-u"),
+            missing_secret,
+        ],
+    )]
+    .into();
+    let c = compile(&fi, &ai_dp());
+    let routes = &c.snapshot.ai.tenants["a"].routes;
+    // No route for an unresolved backend, nor for one without ready endpoints (the gateway
+    // would dial its cluster-local host).
+    assert_eq!(
+        routes.keys().collect::<Vec<_>>(),
+        ["c1/default/local-llm", "c1/default/openai"]
+    );
+    let l = &routes["c1/default/local-llm"];
+    assert_eq!(
+        l.endpoints,
+        vec![
+            "127.0.1.10:8080".parse::<SocketAddr>().unwrap(),
+            "127.0.1.11:8080".parse().unwrap()
+        ]
+    );
+    assert_eq!(l.auth, AiAuth::Key(ProviderKey("sk-a".into())));
+    assert_eq!(l.host, "llama-cpp.llm.svc.cluster.local");
+    assert_eq!(
+        l.provider,
+        AiProvider::OpenAi {
+            model: Some("gemma-4-12b-it".into())
+        }
+    );
+    assert_eq!(l.source.object.kind, Kind::AiBackend);
+    assert_eq!(l.source.cluster, ck("a", "c1"));
+    let o = &routes["c1/default/openai"];
+    assert!(o.endpoints.is_empty());
+    assert_eq!(
+        (o.host.as_str(), o.port, o.path_prefix.as_deref()),
+        ("api.openai.com", 443, Some("/v1"))
+    );
+    // Statuses of all four.
+    let conds = |name: &str| {
+        status(&c, &ck("a", "c1"), Kind::AiBackend, name)
+            .conditions
+            .iter()
+            .map(|c| (c.type_.clone(), c.status, c.reason.clone()))
+            .collect::<Vec<_>>()
+    };
+    let ok = vec![
+        ("Accepted".to_string(), true, "Accepted".to_string()),
+        ("ResolvedRefs".to_string(), true, "ResolvedRefs".to_string()),
+    ];
+    assert_eq!(conds("local-llm"), ok);
+    assert_eq!(conds("openai"), ok);
+    assert_eq!(conds("unready"), ok);
+    assert_eq!(
+        conds("no-secret"),
+        vec![
+            ("Accepted".to_string(), false, "BackendNotFound".to_string()),
+            (
+                "ResolvedRefs".to_string(),
+                false,
+                "BackendNotFound".to_string()
+            ),
+        ]
+    );
+    let msg = &status(&c, &ck("a", "c1"), Kind::AiBackend, "no-secret").conditions[0].message;
+    assert!(msg.contains("Secret llm/llm-secret not found"), "{msg}");
+    // No key in any status.
+    assert!(!format!("{:?}", c.statuses).contains("sk-"));
+    // Without AI backends there is no AI part at all.
+    assert!(
+        compile(&one(vec![], vec![]), &ai_dp())
+            .snapshot
+            .ai
+            .tenants
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_backend_without_ready_endpoints_gets_503_not_the_gateway() {
+    let fi: FleetIntent = [with_ai(
+        ck("a", "c1"),
+        vec![chat_gateway()],
+        vec![chat_route(vec![ai_ref("unready", 1)])],
+        vec![local("unready", &[], "sk-u")],
+    )]
+    .into();
+    let c = compile(&fi, &ai_dp());
+    let name = "t/a/c/c1/default/chat/r0/b0";
+    assert_eq!(forward_clusters(chat(&c)), vec![(name.to_string(), 1)]);
+    let cl = c.snapshot.clusters.iter().find(|c| c.name == name).unwrap();
+    assert!(cl.endpoints.is_empty(), "the data plane answers 503");
+    assert_eq!(
+        route_cond(&c, "chat", "ResolvedRefs"),
+        (true, "ResolvedRefs".into())
+    );
+}
+
+#[test]
+fn missing_or_unresolved_ai_backends_get_500_and_backend_not_found() {
+    let unresolved = ai_backend(
+        "no-secret",
+        Err(BackendProblem {
+            reason: "RefNotPermitted".into(),
+            message: "Secret other/llm-secret is in another namespace without a ReferenceGrant"
+                .into(),
+        }),
+    );
+    type Case = (&'static str, Vec<Backend>, Vec<(String, u32)>, &'static str);
+    let cases: Vec<Case> = vec![
+        (
+            "a backend that does not exist",
+            vec![ai_ref("nope", 1)],
+            vec![],
+            "AgentgatewayBackend default/nope does not exist in cluster c1",
+        ),
+        (
+            "a backend the agent could not resolve",
+            vec![ai_ref("no-secret", 1)],
+            vec![],
+            "is not resolved (RefNotPermitted: Secret other/llm-secret",
+        ),
+        (
+            "the missing share of a rule with a valid backend",
+            vec![ai_ref("local-llm", 1), ai_ref("nope", 3)],
+            vec![
+                (AI_GATEWAY_CLUSTER.to_string(), 1),
+                (names::INVALID_BACKEND_CLUSTER.to_string(), 3),
+            ],
+            "default/nope does not exist",
+        ),
+    ];
+    for (what, backends, want, words) in cases {
+        let fi: FleetIntent = [with_ai(
+            ck("a", "c1"),
+            vec![chat_gateway()],
+            vec![chat_route(backends)],
+            vec![
+                local("local-llm", &["127.0.1.10:8080"], "sk-a"),
+                unresolved.clone(),
+            ],
+        )]
+        .into();
+        let c = compile(&fi, &ai_dp());
+        let r = chat(&c);
+        if want.is_empty() {
+            assert_eq!(r.action, RouteAction::DirectResponse(500), "{what}");
+        } else {
+            assert_eq!(forward_clusters(r), want, "{what}");
+        }
+        let s = status(&c, &ck("a", "c1"), Kind::HttpRoute, "chat");
+        let rr = cond(&s.parents[0].conditions, "ResolvedRefs");
+        assert_eq!(
+            (rr.status, rr.reason.as_str()),
+            (false, "BackendNotFound"),
+            "{what}"
+        );
+        assert!(rr.message.contains(words), "{what}: {}", rr.message);
+        // The route is still accepted by its Gateway.
+        assert!(route_cond(&c, "chat", "Accepted").0, "{what}");
+    }
+}
+
+#[test]
+fn without_an_ai_gateway_an_ai_backend_ref_gets_500_and_says_why() {
+    let fi: FleetIntent = [with_ai(
+        ck("a", "c1"),
+        vec![chat_gateway()],
+        vec![chat_route(vec![ai_ref("local-llm", 1)])],
+        vec![local("local-llm", &["127.0.1.10:8080"], "sk-a")],
+    )]
+    .into();
+    let c = compile(&fi, &dp());
+    assert_eq!(chat(&c).action, RouteAction::DirectResponse(500));
+    let s = status(&c, &ck("a", "c1"), Kind::HttpRoute, "chat");
+    let rr = cond(&s.parents[0].conditions, "ResolvedRefs");
+    assert!(!rr.status);
+    assert!(
+        rr.message
+            .contains("the hub operator has not configured an AI gateway"),
+        "{}",
+        rr.message
+    );
+    assert!(
+        rr.message.contains("dataPlane.aiGateways"),
+        "{}",
+        rr.message
+    );
+    assert!(
+        c.snapshot
+            .clusters
+            .iter()
+            .all(|c| c.name != AI_GATEWAY_CLUSTER)
+    );
+}
+
+/// Isolation: a route resolves AgentgatewayBackends of its own cluster only, so a tenant can
+/// never name another tenant's backend (nor another cluster's), and the identity headers always
+/// name the route's own tenant and cluster.
+#[test]
+fn a_route_never_reaches_another_tenants_or_clusters_backend() {
+    let b_gateway = gateway(
+        "default",
+        "agentgateway-proxy",
+        vec![listener("http", 80).host("chat.b.example")],
+    );
+    let fi: FleetIntent = [
+        // Tenant a, cluster c1: names "shared" (which it has) and "b-only" (which only tenant b
+        // has) and "c2-only" (which only its other cluster has).
+        with_ai(
+            ck("a", "c1"),
+            vec![chat_gateway()],
+            vec![chat_route(vec![
+                ai_ref("shared", 1),
+                ai_ref("b-only", 1),
+                ai_ref("c2-only", 1),
+            ])],
+            vec![local("shared", &["127.0.1.10:8080"], "sk-a")],
+        ),
+        with_ai(
+            ck("a", "c2"),
+            vec![],
+            vec![],
+            vec![local("c2-only", &["127.0.3.10:8080"], "sk-a2")],
+        ),
+        with_ai(
+            ck("b", "c1"),
+            vec![b_gateway],
+            vec![chat_route(vec![ai_ref("shared", 1)])],
+            vec![
+                local("shared", &["127.0.2.10:8080"], "sk-b"),
+                local("b-only", &["127.0.2.11:8080"], "sk-b"),
+            ],
+        ),
+    ]
+    .into();
+    let c = compile(&fi, &ai_dp());
+    let a = chat(&c);
+    assert_eq!(
+        forward_clusters(a),
+        vec![
+            (AI_GATEWAY_CLUSTER.to_string(), 1),
+            (names::INVALID_BACKEND_CLUSTER.to_string(), 2)
+        ]
+    );
+    assert_eq!(
+        identity(&forward_of(a).clusters[0]),
+        set(&[(TENANT_HEADER, "a"), (ROUTE_HEADER, "c1/default/shared")])
+    );
+    let b = &vhost(&c, 80, "chat.b.example").unwrap().routes[0];
+    assert_eq!(
+        identity(&forward_of(b).clusters[0]),
+        set(&[(TENANT_HEADER, "b"), (ROUTE_HEADER, "c1/default/shared")])
+    );
+    // Each tenant's AI routes hold only its own backends and keys.
+    let ai = &c.snapshot.ai.tenants;
+    assert_eq!(
+        ai["a"].routes.keys().collect::<Vec<_>>(),
+        ["c1/default/shared", "c2/default/c2-only"]
+    );
+    assert_eq!(
+        ai["b"].routes.keys().collect::<Vec<_>>(),
+        ["c1/default/b-only", "c1/default/shared"]
+    );
+    for (tenant, t) in ai {
+        for r in t.routes.values() {
+            assert_eq!(&r.source.cluster.tenant, tenant);
+            let AiAuth::Key(k) = &r.auth else { panic!() };
+            assert!(k.0.starts_with(&format!("sk-{tenant}")), "{tenant}: {r:?}");
+        }
+    }
+    assert_eq!(
+        ai["a"].routes["c1/default/shared"].endpoints,
+        vec!["127.0.1.10:8080".parse::<SocketAddr>().unwrap()]
+    );
+}
+
+/// Intent stored before admission refused `x-fleetgate-*` in filters cannot override the
+/// identity headers: Envoy applies route-level changes after the weighted cluster's.
+#[test]
+fn a_tenants_changes_to_the_identity_headers_are_dropped() {
+    let forged = HeaderModifier {
+        set: set(&[(TENANT_HEADER, "b"), ("x-keep", "1")]),
+        add: set(&[(ROUTE_HEADER, "c1/default/b-only")]),
+        remove: vec![TENANT_HEADER.into()],
+    };
+    let mut r = chat_route(vec![Backend {
+        request_headers: forged.clone(),
+        ..ai_ref("local-llm", 1)
+    }]);
+    r.rules[0]
+        .filters
+        .push(crate::model::HttpFilter::RequestHeaderModifier(forged));
+    let fi: FleetIntent = [with_ai(
+        ck("a", "c1"),
+        vec![chat_gateway()],
+        vec![r],
+        vec![local("local-llm", &["127.0.1.10:8080"], "sk-a")],
+    )]
+    .into();
+    let c = compile(&fi, &ai_dp());
+    let route = chat(&c);
+    assert_eq!(route.request_headers.set, set(&[("x-keep", "1")]));
+    assert!(route.request_headers.add.is_empty() && route.request_headers.remove.is_empty());
+    let w = &forward_of(route).clusters[0];
+    assert_eq!(
+        w.request_headers.set,
+        set(&[
+            ("x-keep", "1"),
+            (TENANT_HEADER, "a"),
+            (ROUTE_HEADER, "c1/default/local-llm")
+        ])
+    );
+    assert!(w.request_headers.add.is_empty() && w.request_headers.remove.is_empty());
+}
+
+/// The tutorial's shape: a hostname-less Gateway listener on 8080 and a hostname-less route, the
+/// Gateway on its own address.
+#[test]
+fn the_tutorials_gateway_on_its_own_address_reaches_the_ai_gateway() {
+    use crate::model::allocate::{self, Allocations};
+    let gw = gateway(
+        "default",
+        "agentgateway-proxy",
+        vec![listener("http", 8080).allow(AllowedRoutes::All)],
+    );
+    let fi: FleetIntent = [with_ai(
+        ck("a", "c1"),
+        vec![gw],
+        vec![chat_route(vec![ai_ref("local-llm", 1)])],
+        vec![local("local-llm", &["127.0.1.10:8080"], "sk-a")],
+    )]
+    .into();
+    let l4 = super::own_address::pools(&["192.0.2.50"], None);
+    let o = allocate::allocate(
+        &l4,
+        &BTreeSet::new(),
+        &Allocations::new(),
+        &crate::l4::wanted_ports(&fi),
+    );
+    let c = compile_with_l4(&fi, &ai_dp(), &l4, &o.allocations, &o.failures);
+    let g = status(&c, &ck("a", "c1"), Kind::Gateway, "agentgateway-proxy");
+    assert_eq!(g.addresses, vec!["192.0.2.50".to_string()]);
+    let l = c
+        .snapshot
+        .listeners
+        .iter()
+        .find(|l| l.bind == "192.0.2.50:8080".parse().unwrap())
+        .expect("the Gateway's own listener");
+    let r = &l.virtual_hosts[0].routes[0];
+    assert_eq!(l.virtual_hosts[0].domains, vec!["*"]);
+    assert_eq!(
+        identity(&forward_of(r).clusters[0]),
+        set(&[(TENANT_HEADER, "a"), (ROUTE_HEADER, "c1/default/local-llm")])
+    );
+    assert!(
+        c.snapshot
+            .clusters
+            .iter()
+            .any(|c| c.name == AI_GATEWAY_CLUSTER)
+    );
+}
+
+/// The memo: a change of an AI backend recompiles its cluster like a fresh compile.
+#[test]
+fn incremental_compiles_follow_ai_backend_changes() {
+    let build = |backends: Vec<AiBackend>| -> FleetIntent {
+        [with_ai(
+            ck("a", "c1"),
+            vec![chat_gateway()],
+            vec![chat_route(vec![ai_ref("local-llm", 1)])],
+            backends,
+        )]
+        .into()
+    };
+    let steps = [
+        build(vec![local("local-llm", &["127.0.1.10:8080"], "sk-a")]),
+        build(vec![local("local-llm", &["127.0.1.11:8080"], "sk-rotated")]),
+        build(vec![]),
+        build(vec![local("local-llm", &[], "sk-a")]),
+    ];
+    let mut memo = Memo::default();
+    for (i, fi) in steps.iter().enumerate() {
+        assert_eq!(
+            memo.compile(fi, &ai_dp()),
+            compile(fi, &ai_dp()),
+            "step {i}"
+        );
+    }
+}
+
+/// Two clusters of one tenant serving one hostname: the older route (to a Service, no
+/// timeouts) takes the other cluster's AI share, and with it no timeout.
+#[test]
+fn a_merged_route_with_an_ai_share_keeps_no_timeout() {
+    let mut older = chat_route(vec![backend("svc", 1, &["127.0.1.1:80"])]);
+    older.meta.creation_timestamp = "2025-01-01T00:00:00Z".into();
+    let fi: FleetIntent = [
+        with_ai(ck("a", "c1"), vec![chat_gateway()], vec![older], vec![]),
+        with_ai(
+            ck("a", "c2"),
+            vec![chat_gateway()],
+            vec![chat_route(vec![ai_ref("local-llm", 1)])],
+            vec![local("local-llm", &["127.0.1.10:8080"], "sk-a")],
+        ),
+    ]
+    .into();
+    let c = compile(&fi, &ai_dp());
+    let r = chat(&c);
+    assert_eq!(
+        forward_clusters(r),
+        vec![
+            ("t/a/c/c1/default/chat/r0/b0".to_string(), 1),
+            (AI_GATEWAY_CLUSTER.to_string(), 1)
+        ]
+    );
+    let fw = forward_of(r);
+    assert_eq!(fw.timeout, Some(Duration::ZERO));
+    assert_eq!(
+        identity(&fw.clusters[1]),
+        set(&[(TENANT_HEADER, "a"), (ROUTE_HEADER, "c2/default/local-llm")])
+    );
+}
