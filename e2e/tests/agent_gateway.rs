@@ -253,6 +253,10 @@ async fn the_tutorials_agentgateway_resources_serve_the_openai_sdk_from_llama_cp
         "llama.cpp refuses the client's key"
     );
     let plain = &seen["plain"];
+    assert_eq!(
+        plain["model"], "gemma-4-12b-it",
+        "the backend's openai.model replaced the client's model on the way to llama.cpp"
+    );
     let content = plain["content"].as_str().unwrap_or_default();
     assert!(!content.is_empty(), "{plain}");
     assert!(
@@ -300,6 +304,12 @@ spec:
     )
     .await;
     eprintln!("tenant-b's backend: {}", refused["status"]);
+    let accepted = condition(&refused["status"]["conditions"], "Accepted").cloned();
+    assert_eq!(
+        accepted.as_ref().map(|c| c["reason"].clone()),
+        Some(json!("EgressNotAllowed")),
+        "{accepted:?}"
+    );
 
     // The key was in tenant-a's Secret, the hub's store and the AI gateway's memory; never in a log.
     let mut secrets = Secrets::new();
