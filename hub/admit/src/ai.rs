@@ -106,9 +106,19 @@ fn problem(p: &pb::BackendProblem) -> BackendProblem {
 }
 
 fn provider(b: &pb::AiBackend) -> Result<AiProvider, Rejection> {
-    match &b.provider {
-        Some(pb::ai_backend::Provider::Openai(o)) => {
-            let model = match o.model.as_deref() {
+    let (kind, model) = match &b.provider {
+        Some(pb::ai_backend::Provider::Openai(o)) => ("openai", &o.model),
+        Some(pb::ai_backend::Provider::Anthropic(a)) => ("anthropic", &a.model),
+        None => {
+            return reject(
+                "UnsupportedValue",
+                "spec.ai.provider names no provider fleetgate serves; set exactly one of: openai, anthropic",
+            );
+        }
+    };
+    {
+        {
+            let model = match model.as_deref() {
                 None | Some("") => None,
                 Some(m)
                     if m.len() <= MAX_MODEL_LEN && m.bytes().all(|c| (0x21..0x7f).contains(&c)) =>
@@ -119,18 +129,18 @@ fn provider(b: &pb::AiBackend) -> Result<AiProvider, Rejection> {
                     return reject(
                         "UnsupportedValue",
                         format!(
-                            "spec.ai.provider.openai.model {:?} must be at most {MAX_MODEL_LEN} visible ASCII characters without spaces",
+                            "spec.ai.provider.{kind}.model {:?} must be at most {MAX_MODEL_LEN} visible ASCII characters without spaces",
                             m.chars().take(64).collect::<String>()
                         ),
                     );
                 }
             };
-            Ok(AiProvider::OpenAi { model })
+            Ok(if kind == "anthropic" {
+                AiProvider::Anthropic { model }
+            } else {
+                AiProvider::OpenAi { model }
+            })
         }
-        None => reject(
-            "UnsupportedValue",
-            "spec.ai.provider names no provider fleetgate serves; set exactly one of: openai",
-        ),
     }
 }
 

@@ -138,6 +138,22 @@ fn ai_backends_are_admitted_into_the_model() {
     let mut b = local_llm();
     b.auth = None;
     assert_eq!(target(b, &f).auth, AiAuth::None);
+
+    // An Anthropic backend keeps its kind and model; its default host is Anthropic's.
+    let mut b = local_llm();
+    b.provider = Some(pb::ai_backend::Provider::Anthropic(pb::AnthropicProvider {
+        model: Some("claude-x".into()),
+    }));
+    assert_eq!(
+        target(b, &f).provider,
+        AiProvider::Anthropic {
+            model: Some("claude-x".into())
+        }
+    );
+    assert_eq!(
+        AiProvider::Anthropic { model: None }.default_host(),
+        "api.anthropic.com"
+    );
 }
 
 #[test]

@@ -65,6 +65,8 @@ pub struct AiRoute {
 pub enum AiProvider {
     /// Any OpenAI-compatible server; `model` overrides every request's model when set.
     OpenAi { model: Option<String> },
+    /// Anthropic's Messages API; the AI gateway translates OpenAI-speaking clients.
+    Anthropic { model: Option<String> },
 }
 
 impl AiProvider {
@@ -73,6 +75,7 @@ impl AiProvider {
     pub fn default_host(&self) -> &'static str {
         match self {
             AiProvider::OpenAi { .. } => "api.openai.com",
+            AiProvider::Anthropic { .. } => "api.anthropic.com",
         }
     }
 }

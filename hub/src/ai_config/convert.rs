@@ -27,6 +27,9 @@ pub fn backend(route: &AiRoute) -> pb::Backend {
         AiProvider::OpenAi { model } => pb::ai_backend::Provider::Openai(pb::OpenAi {
             model: model.clone(),
         }),
+        AiProvider::Anthropic { model } => pb::ai_backend::Provider::Anthropic(pb::Anthropic {
+            model: model.clone(),
+        }),
     };
     let auth = match &route.auth {
         AiAuth::None => None,

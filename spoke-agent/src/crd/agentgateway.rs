@@ -67,6 +67,9 @@ pub struct AiSpec {
 pub struct Provider {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub openai: Option<OpenAi>,
+    /// `spec.ai.provider.anthropic`: the same shape (`model`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anthropic: Option<OpenAi>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -75,7 +78,7 @@ pub struct Provider {
     pub path: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_prefix: Option<String>,
-    /// The other provider kinds (`anthropic`, `gemini`, `vertexai`, `bedrock`, `azureopenai`,
+    /// The other provider kinds (`gemini`, `vertexai`, `bedrock`, `azureopenai`,
     /// `azure`, `custom`) and any other field.
     #[serde(flatten)]
     pub other: Other,

@@ -65,9 +65,13 @@ fn ai_backend(ns: &str, b: &AgentgatewayBackend, index: &Index<'_>) -> pb::AiBac
         path_prefix: provider.and_then(|p| p.path_prefix.clone()),
         ..Default::default()
     };
-    if let Some(model) = provider.and_then(|p| p.openai.as_ref()) {
+    if let Some(openai) = provider.and_then(|p| p.openai.as_ref()) {
         out.provider = Some(ai_backend::Provider::Openai(pb::OpenAiProvider {
-            model: model.model.clone(),
+            model: openai.model.clone(),
+        }));
+    } else if let Some(anthropic) = provider.and_then(|p| p.anthropic.as_ref()) {
+        out.provider = Some(ai_backend::Provider::Anthropic(pb::AnthropicProvider {
+            model: anthropic.model.clone(),
         }));
     }
     match resolve(ns, b, provider, index) {
@@ -132,15 +136,24 @@ fn resolve(
     };
     if let Some(kind) = provider.other.keys().next() {
         return Err(unsupported(format!(
-            "spec.ai.provider.{kind} is not supported yet; fleetgate serves OpenAI-compatible providers (spec.ai.provider.openai, e.g. with host and port of a llama.cpp, vLLM or Ollama server) for now"
+            "spec.ai.provider.{kind} is not supported yet; fleetgate serves OpenAI-compatible providers (spec.ai.provider.openai, e.g. with host and port of a llama.cpp, vLLM or Ollama server) and Anthropic (spec.ai.provider.anthropic) for now"
         )));
     }
-    let Some(openai) = &provider.openai else {
-        return Err(unsupported(
-            "spec.ai.provider names no provider kind; set spec.ai.provider.openai".into(),
-        ));
+    let (kind, chosen) = match (&provider.openai, &provider.anthropic) {
+        (Some(o), None) => ("openai", o),
+        (None, Some(a)) => ("anthropic", a),
+        (Some(_), Some(_)) => {
+            return Err(unsupported(
+                "spec.ai.provider names two provider kinds; keep exactly one of openai and anthropic".into(),
+            ));
+        }
+        (None, None) => {
+            return Err(unsupported(
+                "spec.ai.provider names no provider kind; set spec.ai.provider.openai or spec.ai.provider.anthropic".into(),
+            ));
+        }
     };
-    if let Some(field) = first_unknown("spec.ai.provider.openai", &openai.other) {
+    if let Some(field) = first_unknown(&format!("spec.ai.provider.{kind}"), &chosen.other) {
         return Err(unsupported(format!(
             "{field} is not supported yet; remove it"
         )));

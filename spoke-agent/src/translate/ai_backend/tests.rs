@@ -151,12 +151,34 @@ fn external_hosts_overrides_and_passthrough() {
 }
 
 #[test]
+fn an_anthropic_provider_is_sent_with_its_model_endpoints_and_key() {
+    let b = translate_one(&TUTORIAL.replace(
+        "openai:\n        model: gemma-4-12b-it",
+        "anthropic:\n        model: claude-x",
+    ));
+    assert_eq!(b.problem, None);
+    assert_eq!(
+        b.provider,
+        Some(ai_backend::Provider::Anthropic(pb::AnthropicProvider {
+            model: Some("claude-x".into())
+        }))
+    );
+    assert_eq!(b.endpoints.len(), 1);
+    assert_eq!(b.auth.map(|a| a.key).as_deref(), Some(KEY));
+}
+
+#[test]
 fn unsupported_kinds_and_fields_are_named_in_the_problem() {
     let cases: &[(&str, &str, &str)] = &[
         (
-            "anthropic",
-            "spec:\n  ai:\n    provider:\n      anthropic: {model: claude}\n",
-            "spec.ai.provider.anthropic is not supported yet",
+            "openai and anthropic",
+            "spec:\n  ai:\n    provider:\n      openai: {}\n      anthropic: {}\n",
+            "names two provider kinds",
+        ),
+        (
+            "anthropic's unknown field",
+            "spec:\n  ai:\n    provider:\n      anthropic: {thinking: {}}\n",
+            "spec.ai.provider.anthropic.thinking is not supported yet",
         ),
         (
             "gemini",
