@@ -12,6 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use anyhow::{Context, ensure};
 use fleetgate_e2e::components::{ai_python, workspace_dir};
 use fleetgate_e2e::fixtures::condition;
+use fleetgate_e2e::mock_llm::{MockLlm, Vendor};
 use fleetgate_e2e::own_address::{free_addresses, pools};
 use fleetgate_e2e::ports::{free_addr, free_port_in};
 use fleetgate_e2e::secrets::Secrets;
@@ -118,6 +119,86 @@ spec:
     )
 }
 
+const CLAUDE_KEY: &str = "sk-anthropic-key-from-the-tenants-secret";
+
+/// A second Gateway whose route leads to an Anthropic backend in the tenant's cluster.
+fn claude_yaml(node_port: u16) -> String {
+    format!(
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: claude-proxy
+  namespace: agentgateway-system
+spec:
+  gatewayClassName: agentgateway
+  listeners:
+  - name: http
+    port: 8080
+    protocol: HTTP
+    allowedRoutes:
+      namespaces:
+        from: All
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: mock-claude
+  namespace: llm
+spec:
+  type: NodePort
+  selector:
+    app: mock-claude
+  ports:
+  - name: http
+    port: 8080
+    targetPort: 8080
+    nodePort: {node_port}
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: claude-secret
+  namespace: default
+type: Opaque
+stringData:
+  Authorization: "Bearer {CLAUDE_KEY}"
+---
+apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayBackend
+metadata:
+  name: claude
+  namespace: default
+spec:
+  ai:
+    provider:
+      anthropic:
+        model: mock-claude
+      host: mock-claude.llm.svc.cluster.local
+      port: 8080
+  policies:
+    auth:
+      secretRef:
+        name: claude-secret
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: claude
+  namespace: default
+spec:
+  parentRefs:
+  - name: claude-proxy
+    namespace: agentgateway-system
+  rules:
+  - backendRefs:
+    - group: agentgateway.dev
+      kind: AgentgatewayBackend
+      name: claude
+"#
+    )
+}
+
 /// Waits until `kind ns/name` has condition `type_` = `status` (any reason) for its current
 /// generation, at `pointer` (a JSON pointer to the conditions array); returns the object.
 async fn wait_condition(
@@ -147,16 +228,17 @@ async fn wait_condition(
     .await
 }
 
-/// Runs e2e/ai/tutorial_check.py against `gateway` (the Gateway's address and port).
+/// Runs e2e/ai/tutorial_check.py against `gateway` (the Gateway's address and port);
+/// `upstream` is the model server behind it, which must refuse the client's key.
 async fn openai_sdk(
     gateway: SocketAddr,
-    llama: &LlamaServer,
+    upstream: SocketAddr,
     forged_tenant: Option<&str>,
 ) -> anyhow::Result<Value> {
     let mut cmd = tokio::process::Command::new(ai_python()?);
     cmd.arg(workspace_dir().join("e2e/ai/tutorial_check.py"))
         .env("GATEWAY_URL", format!("http://{gateway}"))
-        .env("LLAMA_URL", format!("http://{}", llama.addr()));
+        .env("LLAMA_URL", format!("http://{upstream}"));
     if let Some(t) = forged_tenant {
         cmd.env("FORGED_TENANT", t);
     }
@@ -173,7 +255,7 @@ async fn openai_sdk(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tutorials_agentgateway_resources_serve_the_openai_sdk_from_llama_cpp() {
     // Own addresses for hostname-less Gateways, and where the AI gateway listens.
-    let own = free_addresses(1, 8080);
+    let own = free_addresses(2, 8080);
     let ai_addr = free_addr().unwrap();
     let mut hub_extra = pools(&own, 8000, 9000);
     hub_extra.insert(
@@ -220,7 +302,10 @@ async fn the_tutorials_agentgateway_resources_serve_the_openai_sdk_from_llama_cp
         .as_str()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no address: {}", gw["status"]));
-    assert_eq!(address, own[0], "the Gateway is served on its own address");
+    assert!(
+        own.contains(&address),
+        "the Gateway is served on its own address"
+    );
     for type_ in ["Accepted", "ResolvedRefs"] {
         wait_condition(
             a,
@@ -246,7 +331,7 @@ async fn the_tutorials_agentgateway_resources_serve_the_openai_sdk_from_llama_cp
 
     // The OpenAI SDK at the Gateway's address: plain and streamed, with a key llama.cpp refuses.
     let gateway = SocketAddr::new(address, 8080);
-    let seen = eventually(TIMEOUT, || openai_sdk(gateway, &llama, None)).await;
+    let seen = eventually(TIMEOUT, || openai_sdk(gateway, llama.addr(), None)).await;
     eprintln!("SDK saw: {seen:#}");
     assert_eq!(
         seen["direct_status"], 401,
@@ -270,8 +355,62 @@ async fn the_tutorials_agentgateway_resources_serve_the_openai_sdk_from_llama_cp
     assert!(seen["stream"]["chunks"].as_u64().unwrap_or(0) > 1, "{seen}");
 
     // A client's own identity headers are overwritten by Envoy: naming tenant-b changes nothing.
-    let forged = openai_sdk(gateway, &llama, Some("tenant-b")).await.unwrap();
+    let forged = openai_sdk(gateway, llama.addr(), Some("tenant-b"))
+        .await
+        .unwrap();
     assert_eq!(forged["plain"]["content"], plain["content"]);
+
+    // The same tenant's Anthropic backend (the mock Messages API proven by mock_providers.rs, on
+    // its node behind Service mock-claude): the OpenAI SDK at that Gateway gets Anthropic's
+    // answer translated, with the key from the Secret in x-api-key.
+    let claude_port = free_port_in(node_ip, 30000..=32767).unwrap();
+    let claude = MockLlm::start_at(
+        "mock",
+        SocketAddr::new(node_ip, claude_port),
+        CLAUDE_KEY,
+        std::time::Duration::ZERO,
+    )
+    .await
+    .unwrap();
+    a.cluster.apply(&claude_yaml(claude_port)).await.unwrap();
+    let cgw = wait_condition(
+        a,
+        "Gateway",
+        "agentgateway-system",
+        "claude-proxy",
+        "/status/conditions",
+        "Programmed",
+        "True",
+    )
+    .await;
+    let caddress: IpAddr = cgw["status"]["addresses"][0]["value"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no address: {}", cgw["status"]));
+    assert_ne!(caddress, address, "each Gateway has its own address");
+    let translated = eventually(TIMEOUT, || {
+        openai_sdk(SocketAddr::new(caddress, 8080), claude.addr(), None)
+    })
+    .await;
+    eprintln!("SDK saw through the Anthropic backend: {translated:#}");
+    assert_eq!(translated["direct_status"], 401);
+    assert_eq!(translated["plain"]["content"], "mock heard: hello fleet");
+    assert_eq!(translated["plain"]["model"], "mock-claude");
+    assert_eq!(translated["stream"]["content"], "mock heard: hello fleet");
+    assert!(
+        claude
+            .seen()
+            .iter()
+            .all(|r| r.vendor == Vendor::Anthropic || r.path == "/v1/chat/completions"),
+        "only the direct check used the OpenAI path"
+    );
+    assert!(
+        claude
+            .seen()
+            .iter()
+            .filter(|r| r.vendor == Vendor::Anthropic)
+            .all(|r| r.key_ok && r.headers.iter().any(|(k, _)| k == "x-api-key"))
+    );
 
     // tenant-b points a backend at tenant-a's llama.cpp node: refused, with a reason.
     let b = fleet.tenant("tenant-b");
@@ -314,5 +453,6 @@ spec:
     // The key was in tenant-a's Secret, the hub's store and the AI gateway's memory; never in a log.
     let mut secrets = Secrets::new();
     secrets.add("llm-secret key", LLAMA_KEY);
+    secrets.add("claude-secret key", CLAUDE_KEY);
     fleet.assert_no_secrets_in_logs(secrets);
 }
