@@ -114,6 +114,13 @@ pub fn inject(
             }
             headers.remove(header::AUTHORIZATION);
         }
+        Provider::Gemini { .. } => {
+            if let Ok(mut value) = HeaderValue::from_str(key.expose()) {
+                value.set_sensitive(true);
+                headers.insert("x-goog-api-key", value);
+            }
+            headers.remove(header::AUTHORIZATION);
+        }
     }
 }
 

@@ -73,4 +73,24 @@ m = native.messages.create(**msg)
 out["anthropic_native"] = {"content": m.content[0].text, "usage": [m.usage.input_tokens, m.usage.output_tokens]}
 with native.messages.stream(**msg) as s:
     out["anthropic_native_stream"] = {"content": "".join(s.text_stream)}
+# 4. The OpenAI SDK to a Gemini backend.
+og = openai.OpenAI(base_url=GATEWAY + "/v1", api_key=DUMMY, max_retries=0,
+                   default_headers=headers(os.environ["ROUTE_GEMINI"]))
+r = og.chat.completions.create(**chat)
+out["openai_to_gemini"] = {"content": r.choices[0].message.content, "finish_reason": r.choices[0].finish_reason,
+                           "usage": [r.usage.prompt_tokens, r.usage.completion_tokens], "model": r.model}
+text, usage = [], None
+for ch in og.chat.completions.create(stream=True, stream_options={"include_usage": True}, **chat):
+    for c in ch.choices:
+        if c.delta.content:
+            text.append(c.delta.content)
+    if ch.usage:
+        usage = [ch.usage.prompt_tokens, ch.usage.completion_tokens]
+out["openai_to_gemini_stream"] = {"content": "".join(text), "usage": usage}
+tool = og.chat.completions.create(
+    model="gpt-4o", messages=[{"role": "user", "content": "hello get_weather"}],
+    tools=[{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}])
+call = tool.choices[0].message.tool_calls[0]
+out["openai_to_gemini_tool"] = {"name": call.function.name, "arguments": json.loads(call.function.arguments),
+                                "finish_reason": tool.choices[0].finish_reason}
 print(json.dumps(out))

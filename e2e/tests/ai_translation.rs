@@ -26,6 +26,10 @@ tenants:
         ai:
           provider: {{ anthropic: {{ model: mock-claude }}, host: "{ip}", port: {port} }}
         policies: {{ auth: {{ key: {BACKEND_KEY} }} }}
+      c1/default/gemini:
+        ai:
+          provider: {{ gemini: {{ model: mock-gemini }}, host: "{ip}", port: {port} }}
+        policies: {{ auth: {{ key: {BACKEND_KEY} }} }}
       c1/default/gpt:
         ai:
           provider: {{ openai: {{ model: mock-gpt }}, host: "{ip}", port: {port} }}
@@ -64,6 +68,7 @@ async fn the_openai_and_anthropic_sdks_reach_backends_of_the_other_api() {
         .env("TENANT", TENANT)
         .env("ROUTE_ANTHROPIC", "c1/default/claude")
         .env("ROUTE_OPENAI", "c1/default/gpt")
+        .env("ROUTE_GEMINI", "c1/default/gemini")
         .output()
         .await
         .unwrap();
@@ -115,6 +120,24 @@ async fn the_openai_and_anthropic_sdks_reach_backends_of_the_other_api() {
         "mock heard: hello fleet"
     );
 
+    // OpenAI SDK -> Gemini backend: plain, streamed with usage, a tool call.
+    let o2g = &seen["openai_to_gemini"];
+    assert_eq!(o2g["content"], "mock heard: hello fleet");
+    assert_eq!(o2g["finish_reason"], "stop");
+    assert_eq!(o2g["usage"], json!([4, 4]));
+    assert_eq!(o2g["model"], "mock-gemini");
+    assert_eq!(seen["openai_to_gemini_stream"]["content"], o2g["content"]);
+    assert_eq!(seen["openai_to_gemini_stream"]["usage"], o2g["usage"]);
+    let gtool = &seen["openai_to_gemini_tool"];
+    assert_eq!(gtool["name"], "get_weather");
+    assert_eq!(gtool["arguments"], json!({"input": "hello get_weather"}));
+    assert_eq!(gtool["finish_reason"], "tool_calls");
+    assert!(
+        mock.seen()
+            .iter()
+            .any(|r| r.vendor == Vendor::Gemini && r.path.ends_with(":streamGenerateContent"))
+    );
+
     // Every request reached the mock with the backend's key, never the client's, in the
     // backend API's own header, and with the backend's model.
     let requests = mock.seen();
@@ -129,7 +152,10 @@ async fn the_openai_and_anthropic_sdks_reach_backends_of_the_other_api() {
                 assert!(r.headers.iter().any(|(k, _)| k == "anthropic-version"));
             }
             Vendor::OpenAi => assert_eq!(r.model, "mock-gpt"),
-            Vendor::Gemini => panic!("no Gemini route"),
+            Vendor::Gemini => {
+                assert_eq!(r.model, "mock-gemini");
+                assert!(r.headers.iter().any(|(k, _)| k == "x-goog-api-key"));
+            }
         }
     }
     assert!(

@@ -70,6 +70,12 @@ pub fn raw_tenant(t: &pb::TenantConfig) -> Result<RawTenant, ConfigError> {
                             }),
                             _ => None,
                         },
+                        gemini: match &ai.provider {
+                            Some(pb::ai_backend::Provider::Gemini(g)) => Some(RawOpenAi {
+                                model: g.model.clone(),
+                            }),
+                            _ => None,
+                        },
                         host: Some(ai.host.clone()).filter(|h| !h.is_empty()),
                         port: Some(port),
                         path: ai.path.clone(),

@@ -87,6 +87,8 @@ pub struct RawProvider {
     pub openai: Option<RawOpenAi>,
     /// Anthropic's Messages API; same fields as `openai`.
     pub anthropic: Option<RawOpenAi>,
+    /// Gemini's `generateContent` API; same fields as `openai`.
+    pub gemini: Option<RawOpenAi>,
     pub host: Option<String>,
     pub port: Option<u16>,
     pub path: Option<String>,
@@ -178,13 +180,17 @@ pub enum Provider {
     OpenAi { model: Option<String> },
     /// Anthropic's Messages API; OpenAI-speaking clients are translated.
     Anthropic { model: Option<String> },
+    /// Gemini's `generateContent` API; OpenAI-speaking clients are translated.
+    Gemini { model: Option<String> },
 }
 
 impl Provider {
     /// The model every request is sent with, when the backend overrides it.
     pub fn model_override(&self) -> Option<&str> {
         match self {
-            Self::OpenAi { model } | Self::Anthropic { model } => model.as_deref(),
+            Self::OpenAi { model } | Self::Anthropic { model } | Self::Gemini { model } => {
+                model.as_deref()
+            }
         }
     }
 }
@@ -400,29 +406,35 @@ impl RawBackend {
                 _ => Ok(()),
             }
         };
-        let provider = match (&p.openai, &p.anthropic) {
-            (Some(openai), None) => {
+        let provider = match (&p.openai, &p.anthropic, &p.gemini) {
+            (Some(openai), None, None) => {
                 check_model("openai", &openai.model)?;
                 Provider::OpenAi {
                     model: openai.model.clone(),
                 }
             }
-            (None, Some(anthropic)) => {
+            (None, Some(anthropic), None) => {
                 check_model("anthropic", &anthropic.model)?;
                 Provider::Anthropic {
                     model: anthropic.model.clone(),
                 }
             }
-            (Some(_), Some(_)) => {
+            (None, None, Some(gemini)) => {
+                check_model("gemini", &gemini.model)?;
+                Provider::Gemini {
+                    model: gemini.model.clone(),
+                }
+            }
+            (None, None, None) => {
                 return Err(field(
                     &at_p,
-                    "two provider kinds: keep exactly one of `openai` and `anthropic`",
+                    "no provider kind: `openai` (any OpenAI-compatible server), `anthropic` or `gemini`",
                 ));
             }
-            (None, None) => {
+            _ => {
                 return Err(field(
                     &at_p,
-                    "no provider kind: `openai` (any OpenAI-compatible server) or `anthropic`",
+                    "several provider kinds: keep exactly one of `openai`, `anthropic` and `gemini`",
                 ));
             }
         };

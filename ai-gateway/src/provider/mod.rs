@@ -5,6 +5,7 @@
 //! - [`openai`]: any OpenAI-compatible server (chat completions plain and streamed, embeddings,
 //!   models).
 //! - [`anthropic`]: Anthropic backends and Anthropic-speaking clients, translated both ways.
+//! - [`gemini`]: Gemini backends for OpenAI chat completions clients, translated.
 //! - [`send`]: the one way upstream (endpoints, fallback, timeout).
 //! - [`endpoints`]: which address a request connects to (the backend's endpoints round-robin,
 //!   else `host:port`).
@@ -12,6 +13,7 @@
 
 pub mod anthropic;
 pub mod endpoints;
+pub mod gemini;
 pub mod openai;
 pub mod send;
 
@@ -69,6 +71,16 @@ pub async fn handle(
         }
         (Provider::Anthropic { .. }, true) => {
             anthropic::handle(ctx, ai, policies, req, anthropic::Flow::Messages).await
+        }
+        (Provider::Gemini { .. }, false)
+            if openai::Endpoint::of(req.method(), req.uri().path())
+                == Some(openai::Endpoint::ChatCompletions) =>
+        {
+            gemini::handle(ctx, ai, policies, req).await
+        }
+        (Provider::Gemini { .. }, _) => {
+            crate::errors::ApiError::unsupported_path(req.method(), req.uri().path())
+                .into_response()
         }
         (Provider::Anthropic { .. }, false) => {
             match openai::Endpoint::of(req.method(), req.uri().path()) {

@@ -4,9 +4,11 @@
 //!
 //! - [`anthropic`]: OpenAI chat completions <-> Anthropic Messages, both directions, plain and
 //!   streamed (system prompts, tool calls and results, stop reasons, usage).
+//! - [`gemini`]: OpenAI chat completions -> Gemini `generateContent`, plain and streamed.
 //! - [`sse`]: a body that rewrites server-sent events as they pass.
 
 pub mod anthropic;
+pub mod gemini;
 pub mod sse;
 
 /// A request that cannot be expressed in the backend's API. The message names the field and

@@ -10,6 +10,7 @@ use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use serde_json::Value;
 
 use super::anthropic::{ChatChunksFromMessages, MessageEventsFromChat};
+use super::gemini::ChatChunksFromGemini;
 use crate::usage::event_boundary;
 use crate::{Body, BoxError};
 
@@ -145,6 +146,39 @@ impl SseTransform for ChatFromMessages {
 
     fn finish(&mut self) -> Vec<u8> {
         Vec::new()
+    }
+}
+
+/// Gemini `streamGenerateContent?alt=sse` responses -> OpenAI `chat.completion.chunk` events
+/// (ending in `[DONE]` when the stream ends).
+#[derive(Debug)]
+pub struct ChatFromGemini(pub ChatChunksFromGemini);
+
+impl SseTransform for ChatFromGemini {
+    fn event(&mut self, _name: Option<&str>, data: &str) -> Vec<u8> {
+        let Ok(v) = serde_json::from_str::<Value>(data) else {
+            return Vec::new();
+        };
+        if v.get("error").is_some() {
+            let e = super::gemini::error_to_openai(&v);
+            return format!("data: {e}\n\n").into_bytes();
+        }
+        self.0
+            .response(&v)
+            .into_iter()
+            .flat_map(|c| format!("data: {c}\n\n").into_bytes())
+            .collect()
+    }
+
+    fn finish(&mut self) -> Vec<u8> {
+        let mut out: Vec<u8> = self
+            .0
+            .finish()
+            .into_iter()
+            .flat_map(|c| format!("data: {c}\n\n").into_bytes())
+            .collect();
+        out.extend(b"data: [DONE]\n\n");
+        out
     }
 }
 

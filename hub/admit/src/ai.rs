@@ -109,10 +109,11 @@ fn provider(b: &pb::AiBackend) -> Result<AiProvider, Rejection> {
     let (kind, model) = match &b.provider {
         Some(pb::ai_backend::Provider::Openai(o)) => ("openai", &o.model),
         Some(pb::ai_backend::Provider::Anthropic(a)) => ("anthropic", &a.model),
+        Some(pb::ai_backend::Provider::Gemini(g)) => ("gemini", &g.model),
         None => {
             return reject(
                 "UnsupportedValue",
-                "spec.ai.provider names no provider fleetgate serves; set exactly one of: openai, anthropic",
+                "spec.ai.provider names no provider fleetgate serves; set exactly one of: openai, anthropic, gemini",
             );
         }
     };
@@ -135,10 +136,10 @@ fn provider(b: &pb::AiBackend) -> Result<AiProvider, Rejection> {
                     );
                 }
             };
-            Ok(if kind == "anthropic" {
-                AiProvider::Anthropic { model }
-            } else {
-                AiProvider::OpenAi { model }
+            Ok(match kind {
+                "anthropic" => AiProvider::Anthropic { model },
+                "gemini" => AiProvider::Gemini { model },
+                _ => AiProvider::OpenAi { model },
             })
         }
     }

@@ -154,6 +154,16 @@ fn ai_backends_are_admitted_into_the_model() {
         AiProvider::Anthropic { model: None }.default_host(),
         "api.anthropic.com"
     );
+    let mut b = local_llm();
+    b.provider = Some(pb::ai_backend::Provider::Gemini(pb::GeminiProvider {
+        model: Some("gemini-x".into()),
+    }));
+    assert_eq!(
+        target(b, &f).provider,
+        AiProvider::Gemini {
+            model: Some("gemini-x".into())
+        }
+    );
 }
 
 #[test]

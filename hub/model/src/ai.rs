@@ -67,6 +67,8 @@ pub enum AiProvider {
     OpenAi { model: Option<String> },
     /// Anthropic's Messages API; the AI gateway translates OpenAI-speaking clients.
     Anthropic { model: Option<String> },
+    /// Gemini's `generateContent` API; the AI gateway translates OpenAI-speaking clients.
+    Gemini { model: Option<String> },
 }
 
 impl AiProvider {
@@ -76,6 +78,7 @@ impl AiProvider {
         match self {
             AiProvider::OpenAi { .. } => "api.openai.com",
             AiProvider::Anthropic { .. } => "api.anthropic.com",
+            AiProvider::Gemini { .. } => "generativelanguage.googleapis.com",
         }
     }
 }

@@ -30,6 +30,9 @@ pub fn backend(route: &AiRoute) -> pb::Backend {
         AiProvider::Anthropic { model } => pb::ai_backend::Provider::Anthropic(pb::Anthropic {
             model: model.clone(),
         }),
+        AiProvider::Gemini { model } => pb::ai_backend::Provider::Gemini(pb::Gemini {
+            model: model.clone(),
+        }),
     };
     let auth = match &route.auth {
         AiAuth::None => None,

@@ -70,6 +70,9 @@ pub struct Provider {
     /// `spec.ai.provider.anthropic`: the same shape (`model`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anthropic: Option<OpenAi>,
+    /// `spec.ai.provider.gemini`: the same shape (`model`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gemini: Option<OpenAi>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,7 +81,7 @@ pub struct Provider {
     pub path: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_prefix: Option<String>,
-    /// The other provider kinds (`gemini`, `vertexai`, `bedrock`, `azureopenai`,
+    /// The other provider kinds (`vertexai`, `bedrock`, `azureopenai`,
     /// `azure`, `custom`) and any other field.
     #[serde(flatten)]
     pub other: Other,

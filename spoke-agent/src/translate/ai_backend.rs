@@ -73,6 +73,10 @@ fn ai_backend(ns: &str, b: &AgentgatewayBackend, index: &Index<'_>) -> pb::AiBac
         out.provider = Some(ai_backend::Provider::Anthropic(pb::AnthropicProvider {
             model: anthropic.model.clone(),
         }));
+    } else if let Some(gemini) = provider.and_then(|p| p.gemini.as_ref()) {
+        out.provider = Some(ai_backend::Provider::Gemini(pb::GeminiProvider {
+            model: gemini.model.clone(),
+        }));
     }
     match resolve(ns, b, provider, index) {
         Ok((endpoints, auth)) => {
@@ -136,20 +140,21 @@ fn resolve(
     };
     if let Some(kind) = provider.other.keys().next() {
         return Err(unsupported(format!(
-            "spec.ai.provider.{kind} is not supported yet; fleetgate serves OpenAI-compatible providers (spec.ai.provider.openai, e.g. with host and port of a llama.cpp, vLLM or Ollama server) and Anthropic (spec.ai.provider.anthropic) for now"
+            "spec.ai.provider.{kind} is not supported yet; fleetgate serves OpenAI-compatible providers (spec.ai.provider.openai, e.g. with host and port of a llama.cpp, vLLM or Ollama server) Anthropic (spec.ai.provider.anthropic) and Gemini (spec.ai.provider.gemini) for now"
         )));
     }
-    let (kind, chosen) = match (&provider.openai, &provider.anthropic) {
-        (Some(o), None) => ("openai", o),
-        (None, Some(a)) => ("anthropic", a),
-        (Some(_), Some(_)) => {
+    let (kind, chosen) = match (&provider.openai, &provider.anthropic, &provider.gemini) {
+        (Some(o), None, None) => ("openai", o),
+        (None, Some(a), None) => ("anthropic", a),
+        (None, None, Some(g)) => ("gemini", g),
+        (None, None, None) => {
             return Err(unsupported(
-                "spec.ai.provider names two provider kinds; keep exactly one of openai and anthropic".into(),
+                "spec.ai.provider names no provider kind; set spec.ai.provider.openai, .anthropic or .gemini".into(),
             ));
         }
-        (None, None) => {
+        _ => {
             return Err(unsupported(
-                "spec.ai.provider names no provider kind; set spec.ai.provider.openai or spec.ai.provider.anthropic".into(),
+                "spec.ai.provider names two provider kinds; keep exactly one of openai, anthropic and gemini".into(),
             ));
         }
     };

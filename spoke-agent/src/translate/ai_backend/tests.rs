@@ -165,6 +165,17 @@ fn an_anthropic_provider_is_sent_with_its_model_endpoints_and_key() {
     );
     assert_eq!(b.endpoints.len(), 1);
     assert_eq!(b.auth.map(|a| a.key).as_deref(), Some(KEY));
+    let g = translate_one(&TUTORIAL.replace(
+        "openai:\n        model: gemma-4-12b-it",
+        "gemini:\n        model: gemini-x",
+    ));
+    assert_eq!(g.problem, None);
+    assert_eq!(
+        g.provider,
+        Some(ai_backend::Provider::Gemini(pb::GeminiProvider {
+            model: Some("gemini-x".into())
+        }))
+    );
 }
 
 #[test]
@@ -181,9 +192,9 @@ fn unsupported_kinds_and_fields_are_named_in_the_problem() {
             "spec.ai.provider.anthropic.thinking is not supported yet",
         ),
         (
-            "gemini",
-            "spec:\n  ai:\n    provider:\n      gemini: {}\n",
-            "spec.ai.provider.gemini is not supported yet",
+            "vertexai",
+            "spec:\n  ai:\n    provider:\n      vertexai: {}\n",
+            "spec.ai.provider.vertexai is not supported yet",
         ),
         (
             "groups",
