@@ -9,7 +9,10 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
+use http_body_util::{BodyExt, Limited};
 use hyper::Request;
 use hyper::body::Incoming;
 
@@ -18,7 +21,7 @@ use crate::errors::ApiError;
 use crate::identify::Identity;
 use crate::limit::TenantLimit;
 use crate::provider::endpoints::RoundRobin;
-use crate::{Body, RequestCtx};
+use crate::{Body, Buffered, RequestCtx};
 
 /// Everything the gateway serves, per tenant.
 #[derive(Debug, Default)]
@@ -42,8 +45,49 @@ pub struct Route {
     pub tenant: Arc<str>,
     pub name: Arc<str>,
     pub backend: Backend,
-    /// Which of the backend's endpoints the next request starts with.
+    /// Which of the backend's endpoints (or, with `ai.groups`, which provider of a group) the
+    /// next request starts with.
     pub round_robin: RoundRobin,
+    /// Which providers of `ai.groups` are ejected, and until when.
+    pub health: Health,
+}
+
+/// Ejection deadlines of a route's providers (`ai.groups`), lock-free.
+#[derive(Debug)]
+pub struct Health {
+    since: Instant,
+    /// Per provider: milliseconds after `since` until which it is skipped.
+    until_ms: Vec<AtomicU64>,
+}
+
+impl Health {
+    pub fn new(providers: usize) -> Self {
+        Self {
+            since: Instant::now(),
+            until_ms: (0..providers).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether provider `i` is ejected now.
+    pub fn ejected(&self, i: usize) -> bool {
+        self.until_ms
+            .get(i)
+            .is_some_and(|u| u.load(Ordering::Relaxed) > self.now_ms())
+    }
+
+    /// Skips provider `i` for `d`.
+    pub fn eject(&self, i: usize, d: Duration) {
+        if let Some(u) = self.until_ms.get(i) {
+            let until = self
+                .now_ms()
+                .saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            u.store(until, Ordering::Relaxed);
+        }
+    }
 }
 
 impl RouteTable {
@@ -66,11 +110,16 @@ impl RouteTable {
                     .routes
                     .iter()
                     .map(|(route, backend)| {
+                        let providers = match &backend.kind {
+                            BackendKind::Ai(_) => 1,
+                            BackendKind::AiGroups(g) => g.iter().map(Vec::len).sum(),
+                        };
                         let r = Route {
                             tenant: tenant_name.clone(),
                             name: route.as_str().into(),
                             backend: backend.clone(),
                             round_robin: RoundRobin::default(),
+                            health: Health::new(providers),
                         };
                         (route.clone(), Arc::new(r))
                     })
@@ -110,11 +159,30 @@ impl RouteTable {
     }
 }
 
-/// Hands the request to the handler of the route's backend kind.
+/// Reads the request body (bounded: 413 beyond) and hands the request to the handler of the
+/// route's backend kind.
 pub async fn dispatch(ctx: RequestCtx, req: Request<Incoming>) -> hyper::Response<Body> {
     let route = ctx.route.clone();
+    let (parts, body) = req.into_parts();
+    let bytes = match Limited::new(body, ctx.limits.max_request_bytes)
+        .collect()
+        .await
+    {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return ApiError::too_large(ctx.limits.max_request_bytes).into_response();
+        }
+        Err(e) => {
+            return ApiError::bad_request(format!("reading the request body: {e}")).into_response();
+        }
+    };
+    let req = Request::from_parts(parts, Buffered::new(bytes));
+    let policies = &route.backend.policies;
     match &route.backend.kind {
-        BackendKind::Ai(ai) => crate::provider::handle(ctx, ai, &route.backend.policies, req).await,
+        BackendKind::Ai(ai) => crate::provider::handle(ctx, ai, policies, req).await,
+        BackendKind::AiGroups(groups) => {
+            crate::provider::failover::handle(ctx, groups, policies, req).await
+        }
     }
 }
 
@@ -152,6 +220,7 @@ tenants:
         let (_, rb) = table.lookup(&id("b", "r1")).unwrap();
         let host = |r: &Route| match &r.backend.kind {
             BackendKind::Ai(ai) => ai.host.clone(),
+            BackendKind::AiGroups(g) => g[0][0].host.clone(),
         };
         assert_eq!(host(&ra), "127.0.1.1");
         assert_eq!(host(&rb), "127.0.2.1");

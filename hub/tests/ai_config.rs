@@ -254,8 +254,11 @@ fn port_of(table: &RouteTable, tenant: &str, route: &str) -> Option<u16> {
         route: route.into(),
     };
     let (_, r) = table.lookup(&id).ok()?;
-    let fleetgate_ai_gateway::config::BackendKind::Ai(ai) = &r.backend.kind;
-    Some(ai.port)
+    match &r.backend.kind {
+        fleetgate_ai_gateway::config::BackendKind::Ai(ai) => Some(ai.port),
+        // The hub sends single providers only.
+        fleetgate_ai_gateway::config::BackendKind::AiGroups(_) => None,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

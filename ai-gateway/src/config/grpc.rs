@@ -57,7 +57,9 @@ pub fn raw_tenant(t: &pb::TenantConfig) -> Result<RawTenant, ConfigError> {
                     endpoints.push(std::net::SocketAddr::new(ip, port).to_string());
                 }
                 Some(RawAi {
-                    provider: RawProvider {
+                    groups: None,
+                    provider: Some(RawProvider {
+                        name: None,
                         openai: match &ai.provider {
                             Some(pb::ai_backend::Provider::Openai(o)) => Some(RawOpenAi {
                                 model: o.model.clone(),
@@ -81,7 +83,7 @@ pub fn raw_tenant(t: &pb::TenantConfig) -> Result<RawTenant, ConfigError> {
                         path: ai.path.clone(),
                         path_prefix: ai.path_prefix.clone(),
                         endpoints,
-                    },
+                    }),
                 })
             }
         };
@@ -425,7 +427,9 @@ mod tests {
         }
         let typed = raw_tenant(&t).unwrap().validate("a", 3).unwrap();
         let backend = &typed.routes["llm/local-llm"];
-        let BackendKind::Ai(ai) = &backend.kind;
+        let BackendKind::Ai(ai) = &backend.kind else {
+            panic!("a single provider")
+        };
         let endpoints: Vec<String> = ai.endpoints.iter().map(|e| e.to_string()).collect();
         assert_eq!(endpoints, ["127.0.3.1:9001", "[::1]:9002"]);
         assert_eq!(ai.host, "llama-cpp.llm.svc.cluster.local");

@@ -75,7 +75,18 @@ pub struct RawBackend {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawAi {
-    pub provider: RawProvider,
+    /// One provider; or `groups`.
+    pub provider: Option<RawProvider>,
+    /// Priority failover: the first group's providers are used while one of them answers; a
+    /// 429, a 5xx, a connect error or a timeout moves the request to the next provider.
+    pub groups: Option<Vec<RawGroup>>,
+}
+
+/// One priority group of `ai.groups`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawGroup {
+    pub providers: Vec<RawProvider>,
 }
 
 /// agentgateway's `ai.provider`: one provider kind plus host/port/path overrides, and (a
@@ -84,6 +95,8 @@ pub struct RawAi {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawProvider {
+    /// A name for logs (`ai.groups[].providers[].name`).
+    pub name: Option<String>,
     pub openai: Option<RawOpenAi>,
     /// Anthropic's Messages API; same fields as `openai`.
     pub anthropic: Option<RawOpenAi>,
@@ -157,6 +170,8 @@ pub struct Backend {
 pub enum BackendKind {
     /// An LLM provider.
     Ai(AiBackend),
+    /// LLM providers in priority groups (`ai.groups`), failing over in order.
+    AiGroups(Vec<Vec<AiBackend>>),
 }
 
 /// An LLM provider and where it is.
@@ -387,6 +402,84 @@ impl RawTenant {
     }
 }
 
+/// Most priority groups in `ai.groups`, and most providers in one group.
+pub const MAX_GROUPS: usize = 16;
+
+/// One `ai.provider` (or one provider of a group), at `at_p`.
+fn validate_provider(p: &RawProvider, at_p: &str) -> Result<AiBackend, ConfigError> {
+    if let Some(name) = &p.name {
+        check_name(&format!("{at_p}.name"), name)?;
+    }
+    let check_model = |kind: &str, model: &Option<String>| -> Result<(), ConfigError> {
+        match model {
+            Some(m) if m.is_empty() || m.len() > 256 => Err(field(
+                format!("{at_p}.{kind}.model"),
+                "must be 1..=256 bytes when set",
+            )),
+            _ => Ok(()),
+        }
+    };
+    let provider = match (&p.openai, &p.anthropic, &p.gemini) {
+        (Some(openai), None, None) => {
+            check_model("openai", &openai.model)?;
+            Provider::OpenAi {
+                model: openai.model.clone(),
+            }
+        }
+        (None, Some(anthropic), None) => {
+            check_model("anthropic", &anthropic.model)?;
+            Provider::Anthropic {
+                model: anthropic.model.clone(),
+            }
+        }
+        (None, None, Some(gemini)) => {
+            check_model("gemini", &gemini.model)?;
+            Provider::Gemini {
+                model: gemini.model.clone(),
+            }
+        }
+        (None, None, None) => {
+            return Err(field(
+                at_p,
+                "no provider kind: `openai` (any OpenAI-compatible server), `anthropic` or `gemini`",
+            ));
+        }
+        _ => {
+            return Err(field(
+                at_p,
+                "several provider kinds: keep exactly one of `openai`, `anthropic` and `gemini`",
+            ));
+        }
+    };
+    let Some(host) = &p.host else {
+        return Err(field(
+            format!("{at_p}.host"),
+            "required: the gateway has no default host for a provider yet",
+        ));
+    };
+    check_host(&format!("{at_p}.host"), host)?;
+    let port = match p.port {
+        Some(0) => return Err(field(format!("{at_p}.port"), "0 is not a port")),
+        Some(port) => port,
+        None => 80,
+    };
+    if let Some(path) = &p.path {
+        check_path(&format!("{at_p}.path"), path)?;
+    }
+    if let Some(prefix) = &p.path_prefix {
+        check_path(&format!("{at_p}.pathPrefix"), prefix)?;
+    }
+    let endpoints = check_endpoints(&format!("{at_p}.endpoints"), &p.endpoints)?;
+    Ok(AiBackend {
+        provider,
+        host: host.clone(),
+        port,
+        path: p.path.clone(),
+        path_prefix: p.path_prefix.clone(),
+        endpoints,
+    })
+}
+
 impl RawBackend {
     fn validate(&self, at: &str) -> Result<Backend, ConfigError> {
         let Some(ai) = &self.ai else {
@@ -395,68 +488,41 @@ impl RawBackend {
                 "a backend needs exactly one kind; `ai` is the one this gateway serves (mcp and a2a come later)",
             ));
         };
-        let p = &ai.provider;
-        let at_p = format!("{at}.ai.provider");
-        let check_model = |kind: &str, model: &Option<String>| -> Result<(), ConfigError> {
-            match model {
-                Some(m) if m.is_empty() || m.len() > 256 => Err(field(
-                    format!("{at_p}.{kind}.model"),
-                    "must be 1..=256 bytes when set",
-                )),
-                _ => Ok(()),
-            }
-        };
-        let provider = match (&p.openai, &p.anthropic, &p.gemini) {
-            (Some(openai), None, None) => {
-                check_model("openai", &openai.model)?;
-                Provider::OpenAi {
-                    model: openai.model.clone(),
+        let kind = match (&ai.provider, &ai.groups) {
+            (Some(p), None) => BackendKind::Ai(validate_provider(p, &format!("{at}.ai.provider"))?),
+            (None, Some(groups)) => {
+                if groups.is_empty() || groups.len() > MAX_GROUPS {
+                    return Err(field(
+                        format!("{at}.ai.groups"),
+                        format!("must list 1..={MAX_GROUPS} groups"),
+                    ));
                 }
-            }
-            (None, Some(anthropic), None) => {
-                check_model("anthropic", &anthropic.model)?;
-                Provider::Anthropic {
-                    model: anthropic.model.clone(),
+                let mut out = Vec::with_capacity(groups.len());
+                for (g, group) in groups.iter().enumerate() {
+                    if group.providers.is_empty() || group.providers.len() > MAX_GROUPS {
+                        return Err(field(
+                            format!("{at}.ai.groups[{g}].providers"),
+                            format!("must list 1..={MAX_GROUPS} providers"),
+                        ));
+                    }
+                    let mut members = Vec::with_capacity(group.providers.len());
+                    for (i, p) in group.providers.iter().enumerate() {
+                        members.push(validate_provider(
+                            p,
+                            &format!("{at}.ai.groups[{g}].providers[{i}]"),
+                        )?);
+                    }
+                    out.push(members);
                 }
-            }
-            (None, None, Some(gemini)) => {
-                check_model("gemini", &gemini.model)?;
-                Provider::Gemini {
-                    model: gemini.model.clone(),
-                }
-            }
-            (None, None, None) => {
-                return Err(field(
-                    &at_p,
-                    "no provider kind: `openai` (any OpenAI-compatible server), `anthropic` or `gemini`",
-                ));
+                BackendKind::AiGroups(out)
             }
             _ => {
                 return Err(field(
-                    &at_p,
-                    "several provider kinds: keep exactly one of `openai`, `anthropic` and `gemini`",
+                    format!("{at}.ai"),
+                    "set exactly one of `provider` and `groups`",
                 ));
             }
         };
-        let Some(host) = &p.host else {
-            return Err(field(
-                format!("{at_p}.host"),
-                "required: the gateway has no default host for a provider yet",
-            ));
-        };
-        check_host(&format!("{at_p}.host"), host)?;
-        let port = match p.port {
-            Some(0) => return Err(field(format!("{at_p}.port"), "0 is not a port")),
-            Some(port) => port,
-            None => 80,
-        };
-        if let Some(path) = &p.path {
-            check_path(&format!("{at_p}.path"), path)?;
-        }
-        if let Some(prefix) = &p.path_prefix {
-            check_path(&format!("{at_p}.pathPrefix"), prefix)?;
-        }
-        let endpoints = check_endpoints(&format!("{at_p}.endpoints"), &p.endpoints)?;
         let raw_auth = self.policies.auth.as_ref();
         let passthrough = raw_auth.is_some_and(|a| a.passthrough);
         let auth = match raw_auth.and_then(|a| a.key.as_ref()) {
@@ -497,14 +563,7 @@ impl RawBackend {
             }
         };
         Ok(Backend {
-            kind: BackendKind::Ai(AiBackend {
-                provider,
-                host: host.clone(),
-                port,
-                path: p.path.clone(),
-                path_prefix: p.path_prefix.clone(),
-                endpoints,
-            }),
+            kind,
             policies: Policies {
                 auth,
                 request_timeout,
@@ -561,7 +620,9 @@ tenants:
         let a = &config.tenants["tenant-a"];
         assert_eq!((a.version, a.max_concurrency), (7, 8));
         let backend = &a.routes["llm/local-llm"];
-        let BackendKind::Ai(ai) = &backend.kind;
+        let BackendKind::Ai(ai) = &backend.kind else {
+            panic!("a single provider")
+        };
         assert_eq!(
             ai.provider,
             Provider::OpenAi {
@@ -572,7 +633,9 @@ tenants:
         assert_eq!(backend.policies.request_timeout, Duration::from_secs(5));
         let b = &config.tenants["tenant-b"];
         assert_eq!((b.version, b.max_concurrency), (3, DEFAULT_MAX_CONCURRENCY));
-        let BackendKind::Ai(ai) = &b.routes["cloud"].kind;
+        let BackendKind::Ai(ai) = &b.routes["cloud"].kind else {
+            panic!("a single provider")
+        };
         assert_eq!(ai.port, 80);
         assert_eq!(ai.path_prefix.as_deref(), Some("/openai/v1"));
         assert!(
@@ -581,7 +644,9 @@ tenants:
         );
         assert!(b.routes["cloud"].policies.auth.is_none());
         let c = &config.tenants["tenant-c"].routes["c1/llm/local-llm"];
-        let BackendKind::Ai(ai) = &c.kind;
+        let BackendKind::Ai(ai) = &c.kind else {
+            panic!("a single provider")
+        };
         assert_eq!(
             ai.endpoints,
             [

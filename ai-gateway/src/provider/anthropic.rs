@@ -12,7 +12,6 @@
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use serde_json::{Map, Value, json};
@@ -67,7 +66,7 @@ pub async fn handle(
     ctx: RequestCtx,
     ai: &AiBackend,
     policies: &Policies,
-    req: Request<Incoming>,
+    req: Request<crate::Buffered>,
     flow: Flow,
 ) -> Response<Body> {
     let started = ctx.started;

@@ -5,7 +5,6 @@
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use hyper::header;
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use serde_json::{Map, Value};
@@ -36,7 +35,7 @@ pub async fn handle(
     ctx: RequestCtx,
     ai: &AiBackend,
     policies: &Policies,
-    req: Request<Incoming>,
+    req: Request<crate::Buffered>,
 ) -> Response<Body> {
     let started = ctx.started;
     let (parts, body) = req.into_parts();

@@ -13,6 +13,7 @@
 
 pub mod anthropic;
 pub mod endpoints;
+pub mod failover;
 pub mod gemini;
 pub mod openai;
 pub mod send;
@@ -22,7 +23,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -58,7 +58,7 @@ pub async fn handle(
     ctx: RequestCtx,
     ai: &AiBackend,
     policies: &Policies,
-    req: Request<Incoming>,
+    req: Request<crate::Buffered>,
 ) -> hyper::Response<Body> {
     let anthropic_client = req.method() == hyper::Method::POST
         && req.uri().path().trim_end_matches('/') == "/v1/messages";

@@ -9,7 +9,6 @@
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use hyper::header;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Map, Value};
@@ -126,7 +125,7 @@ pub async fn handle(
     ai: &AiBackend,
     model_override: Option<&str>,
     policies: &Policies,
-    req: Request<Incoming>,
+    req: Request<crate::Buffered>,
 ) -> Response<Body> {
     let started = ctx.started;
     let (parts, body) = req.into_parts();
@@ -200,7 +199,12 @@ pub async fn handle(
             None,
             empty_usage(status, rewritten.stream),
         );
-        return json_response(status, &body);
+        let mut out = json_response(status, &body);
+        // A client (and the failover of `ai.groups`) waits as long as the provider asks.
+        if let Some(ra) = up_parts.headers.get(header::RETRY_AFTER) {
+            out.headers_mut().insert(header::RETRY_AFTER, ra.clone());
+        }
+        return out;
     }
 
     let is_sse = up_parts
