@@ -228,6 +228,24 @@ async fn wait_condition(
     .await
 }
 
+/// Waits until Gateway `agentgateway-system/name` is Programmed; returns its address.
+async fn programmed_address(t: &FleetTenant, name: &str) -> IpAddr {
+    let gw = wait_condition(
+        t,
+        "Gateway",
+        "agentgateway-system",
+        name,
+        "/status/conditions",
+        "Programmed",
+        "True",
+    )
+    .await;
+    gw["status"]["addresses"][0]["value"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{name}: no address: {}", gw["status"]))
+}
+
 /// Runs e2e/ai/tutorial_check.py against `gateway` (the Gateway's address and port);
 /// `upstream` is the model server behind it, which must refuse the client's key.
 async fn openai_sdk(
@@ -288,20 +306,7 @@ async fn the_tutorials_agentgateway_resources_serve_the_openai_sdk_from_llama_cp
     a.cluster.apply(&tutorial_yaml(node_port)).await.unwrap();
 
     // True status on all three objects in the tenant's cluster.
-    let gw = wait_condition(
-        a,
-        "Gateway",
-        "agentgateway-system",
-        "agentgateway-proxy",
-        "/status/conditions",
-        "Programmed",
-        "True",
-    )
-    .await;
-    let address: IpAddr = gw["status"]["addresses"][0]["value"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no address: {}", gw["status"]));
+    let address = programmed_address(a, "agentgateway-proxy").await;
     assert!(
         own.contains(&address),
         "the Gateway is served on its own address"
@@ -373,20 +378,7 @@ async fn the_tutorials_agentgateway_resources_serve_the_openai_sdk_from_llama_cp
     .await
     .unwrap();
     a.cluster.apply(&claude_yaml(claude_port)).await.unwrap();
-    let cgw = wait_condition(
-        a,
-        "Gateway",
-        "agentgateway-system",
-        "claude-proxy",
-        "/status/conditions",
-        "Programmed",
-        "True",
-    )
-    .await;
-    let caddress: IpAddr = cgw["status"]["addresses"][0]["value"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no address: {}", cgw["status"]));
+    let caddress = programmed_address(a, "claude-proxy").await;
     assert_ne!(caddress, address, "each Gateway has its own address");
     let translated = eventually(TIMEOUT, || {
         openai_sdk(SocketAddr::new(caddress, 8080), claude.addr(), None)

@@ -11,38 +11,13 @@
 
 use serde_json::{Map, Value, json};
 
-use super::TranslateError;
+use super::{TranslateError, err};
 
 /// `max_tokens` sent to Anthropic when the OpenAI request has none (Anthropic requires it).
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 
-fn err(msg: impl Into<String>) -> TranslateError {
-    TranslateError(msg.into())
-}
-
-/// The text of an OpenAI message content: a string, or the `text` parts of an array.
 fn text_of(content: &Value, at: &str) -> Result<String, TranslateError> {
-    match content {
-        Value::Null => Ok(String::new()),
-        Value::String(s) => Ok(s.clone()),
-        Value::Array(parts) => {
-            let mut out = Vec::new();
-            for (i, p) in parts.iter().enumerate() {
-                match p["type"].as_str() {
-                    Some("text") => out.push(p["text"].as_str().unwrap_or_default().to_string()),
-                    other => {
-                        return Err(err(format!(
-                            "{at}.content[{i}]: part type {other:?} cannot be sent to an Anthropic backend (only text)"
-                        )));
-                    }
-                }
-            }
-            Ok(out.join("\n"))
-        }
-        _ => Err(err(format!(
-            "{at}.content must be a string or an array of parts"
-        ))),
-    }
+    super::text_of(content, at, "an Anthropic backend")
 }
 
 /// An OpenAI chat completions request as an Anthropic Messages request.

@@ -13,34 +13,10 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use super::TranslateError;
-
-fn err(msg: impl Into<String>) -> TranslateError {
-    TranslateError(msg.into())
-}
+use super::{TranslateError, err};
 
 fn text_of(content: &Value, at: &str) -> Result<String, TranslateError> {
-    match content {
-        Value::Null => Ok(String::new()),
-        Value::String(s) => Ok(s.clone()),
-        Value::Array(parts) => {
-            let mut out = Vec::new();
-            for (i, p) in parts.iter().enumerate() {
-                match p["type"].as_str() {
-                    Some("text") => out.push(p["text"].as_str().unwrap_or_default().to_string()),
-                    other => {
-                        return Err(err(format!(
-                            "{at}.content[{i}]: part type {other:?} cannot be sent to a Gemini backend (only text)"
-                        )));
-                    }
-                }
-            }
-            Ok(out.join("\n"))
-        }
-        _ => Err(err(format!(
-            "{at}.content must be a string or an array of parts"
-        ))),
-    }
+    super::text_of(content, at, "a Gemini backend")
 }
 
 /// An OpenAI chat completions request as Gemini's: the model (for the path) and the body.

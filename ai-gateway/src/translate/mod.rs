@@ -16,3 +16,34 @@ pub mod sse;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct TranslateError(pub String);
+
+fn err(msg: impl Into<String>) -> TranslateError {
+    TranslateError(msg.into())
+}
+
+/// The text of an OpenAI message content at `at`: a string, or the `text` parts of an array;
+/// any other part cannot be sent to `backend` (e.g. "an Anthropic backend").
+fn text_of(content: &serde_json::Value, at: &str, backend: &str) -> Result<String, TranslateError> {
+    use serde_json::Value;
+    match content {
+        Value::Null => Ok(String::new()),
+        Value::String(s) => Ok(s.clone()),
+        Value::Array(parts) => {
+            let mut out = Vec::new();
+            for (i, p) in parts.iter().enumerate() {
+                match p["type"].as_str() {
+                    Some("text") => out.push(p["text"].as_str().unwrap_or_default().to_string()),
+                    other => {
+                        return Err(err(format!(
+                            "{at}.content[{i}]: part type {other:?} cannot be sent to {backend} (only text)"
+                        )));
+                    }
+                }
+            }
+            Ok(out.join("\n"))
+        }
+        _ => Err(err(format!(
+            "{at}.content must be a string or an array of parts"
+        ))),
+    }
+}
