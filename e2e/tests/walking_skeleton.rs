@@ -105,6 +105,14 @@ async fn two_tenants_reach_their_own_backends_and_see_status() {
 
     wait_served(&fleet, "app.a.example", "/", "tenant-a-echo").await;
     wait_served(&fleet, "app.b.example", "/", "tenant-b-echo").await;
+    // A Host with a port is routed by its name and reaches the backend as the client sent it
+    // (Gateway API: the port is not stripped).
+    let with_port = format!("app.a.example:{}", fleet.data_plane().port());
+    let r = fleetgate_e2e::http::request(fleet.data_plane(), &with_port, "/", &[])
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.body.as_str()), (200, "tenant-a-echo"));
+    assert_eq!(r.header("x-echo-header-host"), Some(with_port.as_str()));
     // A host nobody claimed reaches no tenant.
     let (status, body) = fleet.get("app.c.example", "/").await.unwrap();
     assert_eq!(status, 404, "unclaimed host answered {status} {body:?}");

@@ -118,6 +118,12 @@ impl ResourceCache {
             prost::encoding::encode_varint(bytes.len() as u64, &mut value);
             value.extend_from_slice(bytes);
         }
+        // The fields after the virtual hosts, in prost's order.
+        let tail = RouteConfiguration {
+            ignore_port_in_host_matching: true,
+            ..Default::default()
+        };
+        value.extend_from_slice(&tail.encode_to_vec());
         Any {
             type_url: RouteConfiguration::type_url(),
             value,

@@ -283,10 +283,9 @@ pub fn http_connection_manager(l: &ListenerSnapshot) -> HttpConnectionManager {
             upgrade_type: "websocket".to_string(),
             ..Default::default()
         }],
-        // Clients put the port in Host for non-default ports; virtual hosts match names only.
-        strip_port_mode: Some(http_connection_manager::StripPortMode::StripAnyHostPort(
-            true,
-        )),
+        // Clients put the port in Host for non-default ports: the route configurations ignore it
+        // when matching virtual hosts (`ignore_port_in_host_matching`) and the backend gets the
+        // Host header as the client sent it (Gateway API: the port is not stripped).
         ..super::hardening::edge_connection_manager()
     }
 }
@@ -422,6 +421,7 @@ pub fn route_configuration(l: &ListenerSnapshot) -> RouteConfiguration {
     RouteConfiguration {
         name: l.name.clone(),
         virtual_hosts: l.virtual_hosts.iter().map(|v| virtual_host(v)).collect(),
+        ignore_port_in_host_matching: true,
         ..Default::default()
     }
 }

@@ -440,13 +440,15 @@ fn supported_kinds(
         .collect()
 }
 
-/// The route kinds a listener takes by its protocol.
+/// The route kinds a listener takes by its protocol; none for a protocol fleetgate does not
+/// serve (Gateway API: such a listener's `supportedKinds` is empty).
 fn route_kinds_of(gw: &Gateway, listener: &str) -> &'static [&'static str] {
     match gw.spec.listeners.iter().find(|l| l.name == listener) {
+        Some(l) if l.protocol == "HTTP" || l.protocol == "HTTPS" => &["HTTPRoute", "GRPCRoute"],
         Some(l) if l.protocol == "TLS" => &["TLSRoute"],
         Some(l) if l.protocol == "TCP" => &["TCPRoute"],
         Some(l) if l.protocol == "UDP" => &["UDPRoute"],
-        _ => &["HTTPRoute", "GRPCRoute"],
+        _ => &[],
     }
 }
 

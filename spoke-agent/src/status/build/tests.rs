@@ -447,7 +447,15 @@ fn claimed_classes_list_the_supported_features_in_order() {
 
 #[test]
 fn supported_kinds_come_from_the_hub_and_may_be_empty() {
-    let st = cluster();
+    supported_kinds_case(cluster(), "HTTP");
+    // A protocol fleetgate does not serve: none, also when the hub sent none
+    // (upstream conformance GatewayListenerUnsupportedProtocol).
+    let mut st = cluster();
+    st.gateways[0].spec.listeners[0].protocol = "example.com/unsupported".into();
+    supported_kinds_case(st, "example.com/unsupported");
+}
+
+fn supported_kinds_case(st: ClusterState, protocol: &str) {
     let kinds_of = |supported: Vec<pb::RouteGroupKind>, resolved: pb::Condition| {
         let mut hub = hub_status("10.0.0.1", "True");
         let l = &mut hub.objects[0].listeners[0];
@@ -484,6 +492,19 @@ fn supported_kinds_come_from_the_hub_and_may_be_empty() {
         kinds_of(vec![], pc("ResolvedRefs", "False", "InvalidRouteKinds")),
         vec![]
     );
+    let defaulted = kinds_of(vec![], pc("ResolvedRefs", "True", "ResolvedRefs"));
+    if protocol == "HTTP" {
+        assert_eq!(
+            defaulted,
+            vec![
+                (g.clone(), "HTTPRoute".to_string()),
+                (g.clone(), "GRPCRoute".to_string())
+            ],
+            "an older hub that sends none: the protocol's kinds"
+        );
+    } else {
+        assert_eq!(defaulted, vec![], "{protocol}");
+    }
 }
 
 #[test]
