@@ -48,7 +48,9 @@ fn request(t: Target, stream: bool) -> Request<Full<Bytes>> {
     } else {
         r#"{"model":"mock-gpt","messages":[{"role":"user","content":"hello fleet from the bench"}]}"#
     };
-    let mut r = Request::post(format!("http://{}/v1/chat/completions", t.addr))
+    // Origin-form: the connection is to the target itself (uvicorn, under LiteLLM, does not
+    // take the absolute form).
+    let mut r = Request::post("/v1/chat/completions")
         .header("host", t.addr.to_string())
         .header("content-type", "application/json");
     r = match t.auth {
