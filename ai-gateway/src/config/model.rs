@@ -188,7 +188,8 @@ pub struct AiBackend {
     pub endpoints: Vec<SocketAddr>,
 }
 
-/// Provider kinds. Anthropic and Gemini (own auth schemes, translation) come next.
+/// Provider kinds, each with its own auth scheme; clients of another API are translated
+/// (`crate::translate`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Provider {
     /// Any OpenAI-compatible server (OpenAI, llama.cpp, vLLM, Ollama...).
