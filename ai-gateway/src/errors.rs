@@ -146,6 +146,21 @@ impl ApiError {
     }
 }
 
+/// An upstream's error answer passed on with `body` (in the client's API's shape) and the
+/// upstream's `Retry-After`, so the client (and `ai.groups` failover) waits as long as asked.
+pub fn upstream_error_response(
+    status: StatusCode,
+    body: &Value,
+    upstream: &hyper::HeaderMap,
+) -> Response<Body> {
+    let mut out = json_response(status, body);
+    if let Some(ra) = upstream.get(hyper::header::RETRY_AFTER) {
+        out.headers_mut()
+            .insert(hyper::header::RETRY_AFTER, ra.clone());
+    }
+    out
+}
+
 /// A JSON answer.
 pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
     let bytes = Bytes::from(serde_json::to_vec(body).unwrap_or_default());

@@ -57,9 +57,6 @@ use crate::usage::{InMemoryUsage, UsageSink};
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body of every response the gateway sends.
 pub type Body = UnsyncBoxBody<Bytes, BoxError>;
-/// A client's request body, read whole before a provider sees it (so a failover can send it
-/// again).
-pub type Buffered = http_body_util::Full<Bytes>;
 
 /// A body of known bytes.
 pub fn full(bytes: Bytes) -> Body {

@@ -21,7 +21,7 @@ use crate::errors::ApiError;
 use crate::identify::Identity;
 use crate::limit::TenantLimit;
 use crate::provider::endpoints::RoundRobin;
-use crate::{Body, Buffered, RequestCtx};
+use crate::{Body, RequestCtx};
 
 /// Everything the gateway serves, per tenant.
 #[derive(Debug, Default)]
@@ -159,8 +159,8 @@ impl RouteTable {
     }
 }
 
-/// Reads the request body (bounded: 413 beyond) and hands the request to the handler of the
-/// route's backend kind.
+/// Reads the request body once (bounded: 413 beyond), so that providers take it as bytes and a
+/// failover can send it again, and hands the request to the handler of the route's backend kind.
 pub async fn dispatch(ctx: RequestCtx, req: Request<Incoming>) -> hyper::Response<Body> {
     let route = ctx.route.clone();
     let (parts, body) = req.into_parts();
@@ -176,7 +176,7 @@ pub async fn dispatch(ctx: RequestCtx, req: Request<Incoming>) -> hyper::Respons
             return ApiError::bad_request(format!("reading the request body: {e}")).into_response();
         }
     };
-    let req = Request::from_parts(parts, Buffered::new(bytes));
+    let req = Request::from_parts(parts, bytes);
     let policies = &route.backend.policies;
     match &route.backend.kind {
         BackendKind::Ai(ai) => crate::provider::handle(ctx, ai, policies, req).await,

@@ -92,6 +92,17 @@ impl FleetTenant {
     }
 }
 
+/// The current test's name (its thread's, without the module path), naming its fleet's folder.
+fn test_name() -> String {
+    std::thread::current()
+        .name()
+        .unwrap_or("fleet")
+        .rsplit("::")
+        .next()
+        .unwrap_or("fleet")
+        .to_string()
+}
+
 /// The n-th address of an IPv4 prefix.
 fn nth_ip(cidr: &str, n: u8) -> anyhow::Result<IpAddr> {
     let (base, len) = cidr
@@ -160,13 +171,7 @@ pub struct Fleet {
 impl Fleet {
     /// Starts a fleet named after the current test thread.
     pub async fn start(tenants: &[TenantSpec<'_>]) -> anyhow::Result<Self> {
-        let name = std::thread::current()
-            .name()
-            .unwrap_or("fleet")
-            .rsplit("::")
-            .next()
-            .unwrap_or("fleet")
-            .to_string();
+        let name = test_name();
         Self::start_named(&name, tenants).await
     }
 
@@ -181,13 +186,7 @@ impl Fleet {
         tenants: &[TenantSpec<'_>],
         hub_extra: serde_json::Map<String, serde_json::Value>,
     ) -> anyhow::Result<Self> {
-        let name = std::thread::current()
-            .name()
-            .unwrap_or("fleet")
-            .rsplit("::")
-            .next()
-            .unwrap_or("fleet")
-            .to_string();
+        let name = test_name();
         Self::start_named_with(&name, tenants, hub_extra).await
     }
 
@@ -196,13 +195,7 @@ impl Fleet {
         tenants: &[TenantSpec<'_>],
         options: FleetOptions,
     ) -> anyhow::Result<Self> {
-        let name = std::thread::current()
-            .name()
-            .unwrap_or("fleet")
-            .rsplit("::")
-            .next()
-            .unwrap_or("fleet")
-            .to_string();
+        let name = test_name();
         Self::start_full(
             &name,
             tenants,
@@ -243,13 +236,7 @@ impl Fleet {
         tenants: &[TenantSpec<'_>],
         hub_extra: serde_json::Map<String, serde_json::Value>,
     ) -> anyhow::Result<Self> {
-        let name = std::thread::current()
-            .name()
-            .unwrap_or("fleet")
-            .rsplit("::")
-            .next()
-            .unwrap_or("fleet")
-            .to_string();
+        let name = test_name();
         Self::start_full(
             &name,
             tenants,
@@ -269,13 +256,7 @@ impl Fleet {
         rbac: SecretRbac,
         flag: &str,
     ) -> anyhow::Result<Self> {
-        let name = std::thread::current()
-            .name()
-            .unwrap_or("fleet")
-            .rsplit("::")
-            .next()
-            .unwrap_or("fleet")
-            .to_string();
+        let name = test_name();
         Self::start_full(
             &name,
             tenants,

@@ -18,7 +18,9 @@ use serde_json::{Map, Value, json};
 
 use super::openai::{Endpoint, empty_usage};
 use crate::config::{AiBackend, Policies};
-use crate::errors::{ApiError, json_response, normalise_upstream_error, read_error_body};
+use crate::errors::{
+    ApiError, json_response, normalise_upstream_error, read_error_body, upstream_error_response,
+};
 use crate::translate::anthropic as tr;
 use crate::translate::sse::{ChatFromMessages, MessagesFromChat, SseMap, SseTransform};
 use crate::usage::{self, Recorder, SseUsage, Usage, UsageBody, UsageSource};
@@ -66,26 +68,12 @@ pub async fn handle(
     ctx: RequestCtx,
     ai: &AiBackend,
     policies: &Policies,
-    req: Request<crate::Buffered>,
+    req: Request<Bytes>,
     flow: Flow,
 ) -> Response<Body> {
     let started = ctx.started;
-    let (parts, body) = req.into_parts();
-    let bytes = match Limited::new(body, ctx.limits.max_request_bytes)
-        .collect()
-        .await
-    {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return client_error(flow, ApiError::too_large(ctx.limits.max_request_bytes));
-        }
-        Err(e) => {
-            return client_error(
-                flow,
-                ApiError::bad_request(format!("reading the request body: {e}")),
-            );
-        }
-    };
+    // The body was read once, within the size limit, by `route::dispatch`.
+    let (parts, bytes) = req.into_parts();
     let request: Map<String, Value> = match serde_json::from_slice(&bytes) {
         Ok(Value::Object(o)) => o,
         _ => {
@@ -177,20 +165,10 @@ pub async fn handle(
                 tr::error_to_anthropic(status.as_u16(), &normalise_upstream_error(status, &raw))
             }
         };
-        let mut out = json_response(status, &body);
-        if let Some(ra) = up_parts.headers.get(header::RETRY_AFTER) {
-            out.headers_mut().insert(header::RETRY_AFTER, ra.clone());
-        }
-        return out;
+        return upstream_error_response(status, &body, &up_parts.headers);
     }
 
-    let recorder = Recorder {
-        sink: ctx.usage.clone(),
-        tenant: ctx.route.tenant.to_string(),
-        route: ctx.route.name.to_string(),
-        requested_model: model.clone().unwrap_or_else(|| "unknown".into()),
-        status: status.as_u16(),
-    };
+    let recorder = ctx.recorder(model.clone().unwrap_or_else(|| "unknown".into()), status);
     let is_sse = up_parts
         .headers
         .get(header::CONTENT_TYPE)

@@ -19,7 +19,7 @@ use hyper::{Request, Response, StatusCode};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::config::{AiBackend, Policies};
-use crate::{Body, BoxError, Buffered, RequestCtx};
+use crate::{Body, BoxError, RequestCtx};
 
 /// How long a failed provider is skipped when it gives no `Retry-After`.
 pub const DEFAULT_EJECTION: Duration = Duration::from_secs(10);
@@ -83,16 +83,12 @@ pub async fn handle(
     mut ctx: RequestCtx,
     groups: &[Vec<AiBackend>],
     policies: &Policies,
-    req: Request<Buffered>,
+    req: Request<Bytes>,
 ) -> Response<Body> {
     let flat: Vec<&AiBackend> = groups.iter().flatten().collect();
     let route = ctx.route.clone();
     let permit = ctx.permit.take();
-    let (parts, body) = req.into_parts();
-    let bytes: Bytes = match body.collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(never) => match never {},
-    };
+    let (parts, bytes) = req.into_parts();
     let tries = order(groups, route.round_robin.next(), |i| {
         route.health.ejected(i)
     });
@@ -106,7 +102,7 @@ pub async fn handle(
             permit: None,
             limits: ctx.limits,
         };
-        let req = Request::from_parts(parts.clone(), Buffered::new(bytes.clone()));
+        let req = Request::from_parts(parts.clone(), bytes.clone());
         let resp = super::handle(attempt, flat[i], policies, req).await;
         if n < last && retryable(resp.status()) {
             let d = ejection(resp.headers(), SystemTime::now());

@@ -11,10 +11,12 @@ use serde_json::{Map, Value};
 
 use super::openai::empty_usage;
 use crate::config::{AiBackend, Policies};
-use crate::errors::{ApiError, json_response, normalise_upstream_error, read_error_body};
+use crate::errors::{
+    ApiError, json_response, normalise_upstream_error, read_error_body, upstream_error_response,
+};
 use crate::translate::gemini as tr;
 use crate::translate::sse::{ChatFromGemini, SseMap};
-use crate::usage::{Recorder, SseUsage, Usage, UsageBody, UsageSource};
+use crate::usage::{SseUsage, Usage, UsageBody, UsageSource};
 use crate::{Body, BoxError, RequestCtx, auth};
 
 /// Gemini's path for `model`: `pathPrefix` replaces `/v1beta`, `path` the whole path.
@@ -35,22 +37,11 @@ pub async fn handle(
     ctx: RequestCtx,
     ai: &AiBackend,
     policies: &Policies,
-    req: Request<crate::Buffered>,
+    req: Request<Bytes>,
 ) -> Response<Body> {
     let started = ctx.started;
-    let (parts, body) = req.into_parts();
-    let bytes = match Limited::new(body, ctx.limits.max_request_bytes)
-        .collect()
-        .await
-    {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return ApiError::too_large(ctx.limits.max_request_bytes).into_response();
-        }
-        Err(e) => {
-            return ApiError::bad_request(format!("reading the request body: {e}")).into_response();
-        }
-    };
+    // The body was read once, within the size limit, by `route::dispatch`.
+    let (parts, bytes) = req.into_parts();
     let request: Map<String, Value> = match serde_json::from_slice(&bytes) {
         Ok(Value::Object(o)) => o,
         _ => {
@@ -108,20 +99,10 @@ pub async fn handle(
         } else {
             normalise_upstream_error(status, &raw)
         };
-        let mut out = json_response(status, &body);
-        if let Some(ra) = up_parts.headers.get(header::RETRY_AFTER) {
-            out.headers_mut().insert(header::RETRY_AFTER, ra.clone());
-        }
-        return out;
+        return upstream_error_response(status, &body, &up_parts.headers);
     }
     if stream {
-        let recorder = Recorder {
-            sink: ctx.usage.clone(),
-            tenant: ctx.route.tenant.to_string(),
-            route: ctx.route.name.to_string(),
-            requested_model: model.clone(),
-            status: status.as_u16(),
-        };
+        let recorder = ctx.recorder(model.clone(), status);
         let up_body: Body = up_body.map_err(|e| Box::new(e) as BoxError).boxed_unsync();
         let chunks = SseMap::new(
             up_body,

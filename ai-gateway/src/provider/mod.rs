@@ -58,7 +58,7 @@ pub async fn handle(
     ctx: RequestCtx,
     ai: &AiBackend,
     policies: &Policies,
-    req: Request<crate::Buffered>,
+    req: Request<Bytes>,
 ) -> hyper::Response<Body> {
     let anthropic_client = req.method() == hyper::Method::POST
         && req.uri().path().trim_end_matches('/') == "/v1/messages";

@@ -14,7 +14,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Map, Value};
 
 use crate::config::{AiBackend, Policies, Provider};
-use crate::errors::{ApiError, json_response, normalise_upstream_error, read_error_body};
+use crate::errors::{ApiError, normalise_upstream_error, read_error_body, upstream_error_response};
 use crate::usage::{self, Recorder, SseUsage, Usage, UsageBody, UsageKey, UsageSource};
 use crate::{Body, RequestCtx, auth};
 
@@ -125,28 +125,15 @@ pub async fn handle(
     ai: &AiBackend,
     model_override: Option<&str>,
     policies: &Policies,
-    req: Request<crate::Buffered>,
+    req: Request<Bytes>,
 ) -> Response<Body> {
     let started = ctx.started;
-    let (parts, body) = req.into_parts();
+    let (parts, bytes) = req.into_parts();
     let Some(endpoint) = Endpoint::of(&parts.method, parts.uri.path()) else {
         return ApiError::unsupported_path(&parts.method, parts.uri.path()).into_response();
     };
 
     let rewritten = if parts.method == Method::POST {
-        let bytes = match Limited::new(body, ctx.limits.max_request_bytes)
-            .collect()
-            .await
-        {
-            Ok(c) => c.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                return ApiError::too_large(ctx.limits.max_request_bytes).into_response();
-            }
-            Err(e) => {
-                return ApiError::bad_request(format!("reading the request body: {e}"))
-                    .into_response();
-            }
-        };
         match rewrite_body(endpoint, &bytes, model_override) {
             Ok(r) => r,
             Err(e) => return ctx.answer_error(e, None),
@@ -199,12 +186,7 @@ pub async fn handle(
             None,
             empty_usage(status, rewritten.stream),
         );
-        let mut out = json_response(status, &body);
-        // A client (and the failover of `ai.groups`) waits as long as the provider asks.
-        if let Some(ra) = up_parts.headers.get(header::RETRY_AFTER) {
-            out.headers_mut().insert(header::RETRY_AFTER, ra.clone());
-        }
-        return out;
+        return upstream_error_response(status, &body, &up_parts.headers);
     }
 
     let is_sse = up_parts
@@ -214,13 +196,7 @@ pub async fn handle(
         .is_some_and(|ct| ct.starts_with("text/event-stream"));
     if is_sse {
         let sse = SseUsage::new(rewritten.client_wants_usage, started);
-        let recorder = Recorder {
-            sink: ctx.usage.clone(),
-            tenant: ctx.route.tenant.to_string(),
-            route: ctx.route.name.to_string(),
-            requested_model: rewritten.model.unwrap_or_else(|| "unknown".into()),
-            status: status.as_u16(),
-        };
+        let recorder = ctx.recorder(rewritten.model.unwrap_or_else(|| "unknown".into()), status);
         let up_body = up_body
             .map_err(|e| Box::new(e) as crate::BoxError)
             .boxed_unsync();
@@ -283,6 +259,18 @@ impl RequestCtx {
             model: served.or(requested).unwrap_or_else(|| "unknown".into()),
         };
         self.usage.record(key, usage);
+    }
+
+    /// What records a streamed answer's usage when it ends; `requested_model` counts when the
+    /// upstream names none.
+    pub(crate) fn recorder(&self, requested_model: String, status: StatusCode) -> Recorder {
+        Recorder {
+            sink: self.usage.clone(),
+            tenant: self.route.tenant.to_string(),
+            route: self.route.name.to_string(),
+            requested_model,
+            status: status.as_u16(),
+        }
     }
 
     /// Answers an error of the gateway's own and counts it.
