@@ -49,6 +49,8 @@ fn tenant(name: &str, version: u64, port: u32) -> pb::TenantConfig {
         version,
         max_concurrency: 4,
         routes: [("r".to_string(), backend)].into(),
+        budget: None,
+        virtual_keys: vec![],
     }
 }
 
@@ -92,6 +94,13 @@ impl AiGatewayConfig for FakeHub {
             drop(tx);
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn spend(
+        &self,
+        _request: Request<pb::SpendRequest>,
+    ) -> Result<Response<pb::SpendReply>, Status> {
+        Err(Status::unimplemented("this test's hub counts no budgets"))
     }
 }
 

@@ -136,7 +136,13 @@ fn snapshot(tenants: Vec<(&str, Vec<(&str, AiRoute)>)>) -> Snapshot {
                 .into_iter()
                 .map(|(name, r)| (format!("c1/llm/{name}"), r))
                 .collect();
-            (t.to_string(), AiTenant { routes })
+            (
+                t.to_string(),
+                AiTenant {
+                    routes,
+                    ..Default::default()
+                },
+            )
         })
         .collect();
     Snapshot {

@@ -337,6 +337,8 @@ mod tests {
             version,
             max_concurrency: 0,
             routes: [("llm/local-llm".to_string(), backend)].into(),
+            budget: None,
+            virtual_keys: vec![],
         }
     }
 

@@ -29,10 +29,40 @@ pub struct AiSnapshot {
     pub tenants: BTreeMap<String, AiTenant>,
 }
 
-/// One tenant's AI routes, by route id.
+/// One tenant's AI routes, by route id, with its budget and the virtual keys it hands its users.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AiTenant {
     pub routes: BTreeMap<String, AiRoute>,
+    /// The operator's budget for the tenant (`quotas.*.aiBudget`), counted across every AI
+    /// gateway replica by the hub; `None`: unlimited.
+    pub budget: Option<AiBudget>,
+    /// The tenant's virtual keys (fleetgate.dev VirtualKey), by [`VirtualKey::id`].
+    pub virtual_keys: BTreeMap<String, VirtualKey>,
+}
+
+/// Requests and tokens allowed per fixed window of `window_seconds` (windows aligned to the Unix
+/// epoch). `None` in a measure: that measure is not limited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AiBudget {
+    pub requests: Option<u64>,
+    pub tokens: Option<u64>,
+    pub window_seconds: u64,
+}
+
+/// A key a tenant hands one of its users: a route that any virtual key names serves only
+/// requests presenting one of its keys, and the provider key never leaves the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualKey {
+    /// `<cluster>/<namespace>/<name>` of the VirtualKey object (the shape of [`route_id`]).
+    pub id: String,
+    /// SHA-256 of the key; the key itself stays in the tenant's cluster.
+    pub sha256: [u8; 32],
+    /// The route ids this key opens.
+    pub routes: Vec<String>,
+    /// The key's own budget; the tenant's applies as well.
+    pub budget: Option<AiBudget>,
+    /// The VirtualKey object (for status).
+    pub source: SourceObject,
 }
 
 /// The id of the AI route of an AgentgatewayBackend: `<cluster>/<namespace>/<name>`, unique in

@@ -4,7 +4,7 @@
 
 use fleetgate_proto::aigateway::v1 as pb;
 
-use crate::model::ai::{AiAuth, AiProvider, AiRoute, AiTenant};
+use crate::model::ai::{AiAuth, AiBudget, AiProvider, AiRoute, AiTenant, VirtualKey};
 
 /// One tenant's configuration as the AI gateways receive it, at `version`.
 pub fn tenant_config(tenant: &str, ai: &AiTenant, version: u64) -> pb::TenantConfig {
@@ -18,6 +18,27 @@ pub fn tenant_config(tenant: &str, ai: &AiTenant, version: u64) -> pb::TenantCon
             .iter()
             .map(|(id, route)| (id.clone(), backend(route)))
             .collect(),
+        budget: ai.budget.as_ref().map(budget),
+        virtual_keys: ai.virtual_keys.values().map(virtual_key).collect(),
+    }
+}
+
+/// A budget -> the wire (`0`: that measure is not limited).
+pub fn budget(b: &AiBudget) -> pb::Budget {
+    pb::Budget {
+        requests: b.requests.unwrap_or(0),
+        tokens: b.tokens.unwrap_or(0),
+        window_seconds: b.window_seconds,
+    }
+}
+
+/// A virtual key -> the wire: its id, the hash of the key, the routes it opens, its budget.
+pub fn virtual_key(k: &VirtualKey) -> pb::VirtualKey {
+    pb::VirtualKey {
+        id: k.id.clone(),
+        sha256: k.sha256.to_vec(),
+        routes: k.routes.clone(),
+        budget: k.budget.as_ref().map(budget),
     }
 }
 
@@ -113,6 +134,8 @@ pub(crate) mod tests {
     #[test]
     fn routes_become_backends_with_endpoints_and_auth() {
         let tenant = AiTenant {
+            budget: None,
+            virtual_keys: Default::default(),
             routes: [
                 (
                     "c1/llm/keyed".to_string(),

@@ -129,6 +129,13 @@ impl AiGatewayConfig for AiConfigService {
         ));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+
+    async fn spend(
+        &self,
+        _request: Request<pb::SpendRequest>,
+    ) -> Result<Response<pb::SpendReply>, Status> {
+        Err(Status::unimplemented("budgets are being built (issue 11)"))
+    }
 }
 
 /// Gateway ids label what the hub shows: 1..=253 bytes of letters, digits and `-._/:`.

@@ -260,7 +260,13 @@ mod tests {
                             )
                         })
                         .collect();
-                    (t.to_string(), AiTenant { routes })
+                    (
+                        t.to_string(),
+                        AiTenant {
+                            routes,
+                            ..Default::default()
+                        },
+                    )
                 })
                 .collect(),
         }

@@ -117,7 +117,13 @@ mod tests {
                         route(t, "local-llm", *port, AiAuth::None),
                     )]
                     .into();
-                    (t.to_string(), AiTenant { routes })
+                    (
+                        t.to_string(),
+                        AiTenant {
+                            routes,
+                            ..Default::default()
+                        },
+                    )
                 })
                 .collect(),
         }
