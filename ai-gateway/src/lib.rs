@@ -133,6 +133,9 @@ pub struct RequestCtx {
     /// The tenant's concurrency permit; moves into a streamed body to live as long as it.
     pub permit: Option<OwnedSemaphorePermit>,
     pub limits: Limits,
+    /// The id of the virtual key the request presented (`VirtualKey.id`), when its route takes
+    /// virtual keys; budgets are counted against it.
+    pub virtual_key: Option<String>,
 }
 
 /// The request handler: shared by every connection.
@@ -180,6 +183,7 @@ impl Gateway {
             usage: self.usage.clone(),
             permit: Some(permit),
             limits: self.limits,
+            virtual_key: None,
         };
         route::dispatch(ctx, req).await
     }

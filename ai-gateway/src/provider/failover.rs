@@ -101,6 +101,7 @@ pub async fn handle(
             usage: ctx.usage.clone(),
             permit: None,
             limits: ctx.limits,
+            virtual_key: ctx.virtual_key.clone(),
         };
         let req = Request::from_parts(parts.clone(), bytes.clone());
         let resp = super::handle(attempt, flat[i], policies, req).await;
