@@ -78,8 +78,11 @@ impl BudgetError {
 /// memory.
 pub trait Ledger: Send + Sync + std::fmt::Debug + 'static {
     /// Reserves one request of `tenant` (with virtual key `key_id`, empty for none).
-    fn reserve<'a>(&'a self, tenant: &'a str, key_id: &'a str)
-    -> BoxFuture<'a, Result<(), BudgetError>>;
+    fn reserve<'a>(
+        &'a self,
+        tenant: &'a str,
+        key_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), BudgetError>>;
     /// Reports the tokens one response used (best effort: a lost report undercounts).
     fn report(&self, tenant: &str, key_id: &str, tokens: u64);
 }

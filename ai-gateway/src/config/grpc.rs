@@ -17,7 +17,9 @@ use futures::future::BoxFuture;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::model::{RawAi, RawAuth, RawBackend, RawBudget, RawOpenAi, RawPolicies, RawProvider, RawTenant};
+use super::model::{
+    RawAi, RawAuth, RawBackend, RawBudget, RawOpenAi, RawPolicies, RawProvider, RawTenant,
+};
 use super::source::{ConfigSource, SourceError};
 use super::store::ConfigStore;
 use super::{ConfigError, Secret};
