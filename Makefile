@@ -41,8 +41,9 @@ bench: setup
 	  cargo test -p fleetgate-e2e --test isolation a_flood -- --nocapture 2>&1 | tee -a target/bench.log
 	@grep '^BENCH' target/bench.log
 
-## The AI gateway against LiteLLM's proxy on one mock upstream (installs LiteLLM into the cache).
-bench-ai:
+## The AI gateway against LiteLLM's proxy on one mock upstream (installs LiteLLM into the cache),
+## and Envoy + the AI gateway together at fixed rates.
+bench-ai: setup
 	./scripts/bench-ai.sh
 
 ## Fuzzing (docs/security.md): a short run of every fuzz target in `make test`, a long one here.
