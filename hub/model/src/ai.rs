@@ -13,8 +13,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::snapshot::SourceObject;
-use crate::{BackendProblem, Meta};
+use crate::{BackendProblem, Meta, SourceObject};
 
 /// The Envoy cluster of the AI gateway replicas (the data plane's `aiGateways`).
 pub const AI_GATEWAY_CLUSTER: &str = "fleetgate/ai-gateway";
