@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::policy::AiBudget;
 use crate::{BackendProblem, Meta, SourceObject};
 
 /// The Envoy cluster of the AI gateway replicas (the data plane's `aiGateways`).
@@ -37,15 +38,6 @@ pub struct AiTenant {
     pub budget: Option<AiBudget>,
     /// The tenant's virtual keys (fleetgate.dev VirtualKey), by [`VirtualKey::id`].
     pub virtual_keys: BTreeMap<String, VirtualKey>,
-}
-
-/// Requests and tokens allowed per fixed window of `window_seconds` (windows aligned to the Unix
-/// epoch). `None` in a measure: that measure is not limited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AiBudget {
-    pub requests: Option<u64>,
-    pub tokens: Option<u64>,
-    pub window_seconds: u64,
 }
 
 /// A key a tenant hands one of its users: a route that any virtual key names serves only

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// A tenant: the hostname patterns it may use, its clusters by name, and the hosts outside its
 /// clusters its AI backends may reach.
@@ -96,6 +96,17 @@ pub struct Quota {
     pub request_rate: Option<RequestRate>,
     /// `None`: unlimited.
     pub connections_per_listener: Option<u32>,
+    /// The tenant's AI budget, counted across every AI gateway replica; `None`: unlimited.
+    pub ai_budget: Option<AiBudget>,
+}
+
+/// Requests and tokens allowed per fixed window of `window_seconds` (windows aligned to the Unix
+/// epoch). `None` in a measure: that measure is not limited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AiBudget {
+    pub requests: Option<u64>,
+    pub tokens: Option<u64>,
+    pub window_seconds: u64,
 }
 
 /// A request-rate limit: `per_second` sustained, `burst` at once.
@@ -120,6 +131,7 @@ impl Default for Quota {
             update_burst: 100,
             request_rate: None,
             connections_per_listener: Some(10_000),
+            ai_budget: None,
         }
     }
 }
