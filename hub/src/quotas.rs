@@ -52,6 +52,9 @@ pub struct RawQuotaSet {
     /// Requests and tokens the tenant's AI routes may use per window, across every AI gateway
     /// replica (the hub counts them); `{}` or unset measures: unlimited.
     pub ai_budget: Option<RawAiBudget>,
+    /// AI requests of the tenant in flight at once on one AI gateway replica (1..=1000000);
+    /// over it the gateway answers 429 at once. Unset: the gateway's default, 256.
+    pub ai_max_concurrency: Option<u32>,
 }
 
 /// `aiBudget:` as written: `{requests: 1000, tokens: 200000, window: 1h}`.
@@ -141,6 +144,7 @@ fn merged(q: Quota, raw: &RawQuotaSet) -> Quota {
             None => q.connections_per_listener,
         },
         // Checked by `RawQuotas::validate`; an invalid one leaves the inherited budget here.
+        ai_max_concurrency: raw.ai_max_concurrency.or(q.ai_max_concurrency),
         ai_budget: match &raw.ai_budget {
             Some(b) => b.validate("aiBudget").unwrap_or(q.ai_budget),
             None => q.ai_budget,
@@ -171,6 +175,11 @@ impl RawQuotas {
                 .map(|b| b.validate(&format!("{at}.aiBudget")))
             {
                 errs.push(e);
+            }
+            if let Some(n) = raw.ai_max_concurrency
+                && !(1..=1_000_000).contains(&n)
+            {
+                errs.push(format!("{at}.aiMaxConcurrency: {n} is outside 1..=1000000"));
             }
             if raw.request_burst.is_some() && q.request_rate.is_none() {
                 errs.push(format!(
@@ -294,6 +303,13 @@ tenants:
         )
         .unwrap();
         assert_eq!(q.of("a").ai_budget, None);
+        let q =
+            validate("defaults: {aiMaxConcurrency: 16}\ntenants:\n  a: {aiMaxConcurrency: 2}\n")
+                .unwrap();
+        assert_eq!(
+            (q.of("a").ai_max_concurrency, q.of("b").ai_max_concurrency),
+            (Some(2), Some(16))
+        );
         for (yaml, want) in [
             (
                 "tenants:

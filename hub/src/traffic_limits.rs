@@ -56,6 +56,7 @@ pub fn apply(snapshot: &mut Snapshot, quotas: &Quotas) {
     }
     for (tenant, ai) in &mut snapshot.ai.tenants {
         ai.budget = quotas.of(tenant).ai_budget;
+        ai.max_concurrency = quotas.of(tenant).ai_max_concurrency;
     }
 }
 
@@ -122,6 +123,7 @@ mod tests {
                     request_rate: Some(rate),
                     connections_per_listener: Some(3),
                     ai_budget: Some(budget),
+                    ai_max_concurrency: Some(4),
                     ..Quota::default()
                 },
             )]
@@ -176,6 +178,8 @@ mod tests {
         apply(&mut s, &quotas);
         assert_eq!(s.ai.tenants["a"].budget, Some(budget));
         assert_eq!(s.ai.tenants["b"].budget, None);
+        assert_eq!(s.ai.tenants["a"].max_concurrency, Some(4));
+        assert_eq!(s.ai.tenants["b"].max_concurrency, None);
         assert!(matches!(
             s.tls_listeners[0].chains[0].action,
             TlsChainAction::Passthrough {

@@ -36,6 +36,9 @@ pub struct AiTenant {
     /// The operator's budget for the tenant (`quotas.*.aiBudget`), counted across every AI
     /// gateway replica by the hub; `None`: unlimited.
     pub budget: Option<AiBudget>,
+    /// Requests in flight at once per AI gateway replica (`quotas.*.aiMaxConcurrency`); `None`:
+    /// the gateway's default.
+    pub max_concurrency: Option<u32>,
     /// The tenant's virtual keys (fleetgate.dev VirtualKey), by [`VirtualKey::id`].
     pub virtual_keys: BTreeMap<String, VirtualKey>,
 }

@@ -98,6 +98,9 @@ pub struct Quota {
     pub connections_per_listener: Option<u32>,
     /// The tenant's AI budget, counted across every AI gateway replica; `None`: unlimited.
     pub ai_budget: Option<AiBudget>,
+    /// The tenant's AI requests in flight at once on one AI gateway replica; `None`: the
+    /// gateway's default (256).
+    pub ai_max_concurrency: Option<u32>,
 }
 
 /// Requests and tokens allowed per fixed window of `window_seconds` (windows aligned to the Unix
@@ -132,6 +135,7 @@ impl Default for Quota {
             request_rate: None,
             connections_per_listener: Some(10_000),
             ai_budget: None,
+            ai_max_concurrency: None,
         }
     }
 }
