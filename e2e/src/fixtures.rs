@@ -82,3 +82,12 @@ mod tests {
         assert!(condition(&serde_json::json!(null), "Accepted").is_none());
     }
 }
+
+/// `e2e/ai/tenant-openai-backend.yaml`: a tenant's hostname-less `agentgateway` Gateway `ai`
+/// with an HTTPRoute to AgentgatewayBackend `default/llm`, an OpenAI-compatible provider behind
+/// NodePort Service `mock` on `node_port`, its key `key` in a Secret.
+pub fn tenant_openai_backend(node_port: u16, key: &str) -> String {
+    include_str!("../ai/tenant-openai-backend.yaml")
+        .replace("NODE_PORT", &node_port.to_string())
+        .replace("PROVIDER_KEY", key)
+}
