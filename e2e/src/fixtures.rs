@@ -12,7 +12,7 @@ use anyhow::{Context, ensure};
 use crate::fleet::{Fleet, FleetTenant, TenantSpec};
 pub use crate::objects::{
     GATEWAY_CLASS, class_and_http_gateway, gateway, http_route, http_service, listener,
-    node_port_service, route_in, rule_to, simple_http_route,
+    node_port_service, route_in, rule_to, simple_http_route, tenant_openai_backend,
 };
 use crate::{TIMEOUT, eventually};
 
@@ -81,13 +81,4 @@ mod tests {
         assert!(condition(&c, "ResolvedRefs").is_none());
         assert!(condition(&serde_json::json!(null), "Accepted").is_none());
     }
-}
-
-/// `e2e/ai/tenant-openai-backend.yaml`: a tenant's hostname-less `agentgateway` Gateway `ai`
-/// with an HTTPRoute to AgentgatewayBackend `default/llm`, an OpenAI-compatible provider behind
-/// NodePort Service `mock` on `node_port`, its key `key` in a Secret.
-pub fn tenant_openai_backend(node_port: u16, key: &str) -> String {
-    include_str!("../ai/tenant-openai-backend.yaml")
-        .replace("NODE_PORT", &node_port.to_string())
-        .replace("PROVIDER_KEY", key)
 }

@@ -125,6 +125,15 @@ pub fn http_service(namespace: &str, name: &str, node_port: u16) -> String {
     node_port_service(namespace, name, "TCP", 8080, node_port, None)
 }
 
+/// `e2e/ai/tenant-openai-backend.yaml`: a tenant's hostname-less `agentgateway` Gateway `ai`
+/// with an HTTPRoute to AgentgatewayBackend `default/llm`, an OpenAI-compatible provider behind
+/// NodePort Service `mock` on `node_port`, its key `key` in a Secret.
+pub fn tenant_openai_backend(node_port: u16, key: &str) -> String {
+    include_str!("../ai/tenant-openai-backend.yaml")
+        .replace("NODE_PORT", &node_port.to_string())
+        .replace("PROVIDER_KEY", key)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
