@@ -25,7 +25,11 @@
 //! - [`usage`]: tokens and time to first token, streamed or not.
 //! - [`errors`]: OpenAI-shaped errors with the right status.
 //! - [`translate`]: one provider API in another's terms (OpenAI <-> Anthropic), pure.
-//! - [`config`]: the typed configuration, its one writer, and where it comes from.
+//! - [`config`]: the typed configuration; [`publish`]: its one writer, which compiles and swaps
+//!   the route table; [`source`]: where configuration comes from (a file, the hub's stream).
+//!
+//! Modules import one way: `config` <- `route` <- `publish` <- `source`; the request path
+//! (`identify`, `route`, `provider`, `auth`) reads `config` and never the writer.
 
 pub mod auth;
 pub mod budget;
@@ -35,7 +39,9 @@ pub mod identify;
 pub mod limit;
 pub mod listen;
 pub mod provider;
+pub mod publish;
 pub mod route;
+pub mod source;
 pub mod translate;
 pub mod usage;
 
@@ -50,10 +56,12 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use tokio::sync::{OwnedSemaphorePermit, oneshot, watch};
 
-use crate::config::{Config, ConfigSource, ConfigStore};
+use crate::config::Config;
 use crate::errors::ApiError;
 use crate::provider::Upstream;
+use crate::publish::ConfigStore;
 use crate::route::{Route, RouteTable};
+use crate::source::ConfigSource;
 use crate::usage::{InMemoryUsage, UsageSink};
 
 /// Errors of any body.
@@ -125,7 +133,7 @@ pub enum Error {
     },
     /// The configuration is not valid.
     #[error(transparent)]
-    Source(#[from] config::SourceError),
+    Source(#[from] source::SourceError),
     /// The server task failed.
     #[error("server task: {0}")]
     Task(String),

@@ -14,8 +14,7 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 pub use crate::policy::AiBudget;
-use crate::snapshot::SourceObject;
-use crate::{BackendProblem, Meta};
+use crate::{BackendProblem, Meta, SourceObject};
 
 /// The Envoy cluster of the AI gateway replicas (the data plane's `aiGateways`).
 pub const AI_GATEWAY_CLUSTER: &str = "fleetgate/ai-gateway";

@@ -17,12 +17,12 @@ use futures::future::BoxFuture;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::model::{
+use super::{ConfigSource, SourceError};
+use crate::config::model::{
     RawAi, RawAuth, RawBackend, RawBudget, RawOpenAi, RawPolicies, RawProvider, RawTenant,
 };
-use super::source::{ConfigSource, SourceError};
-use super::store::ConfigStore;
-use super::{ConfigError, Secret};
+use crate::config::{ConfigError, Secret};
+use crate::publish::ConfigStore;
 
 fn field(at: String, why: &str) -> ConfigError {
     ConfigError::Field {
