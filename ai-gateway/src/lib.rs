@@ -108,6 +108,8 @@ pub struct Settings {
     /// Where budgets are counted (the hub, with `--hub`); `None`: a budgeted tenant's
     /// requests are refused (503), never let through uncounted.
     pub ledger: Option<Arc<dyn budget::Ledger>>,
+    /// Trust roots for TLS to providers besides the system's (`--upstream-ca`).
+    pub upstream_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 impl Settings {
@@ -118,6 +120,7 @@ impl Settings {
             limits: Limits::default(),
             shutdown_grace: Duration::from_secs(30),
             ledger: None,
+            upstream_roots: Vec::new(),
         }
     }
 }
@@ -137,6 +140,9 @@ pub enum Error {
     /// The server task failed.
     #[error("server task: {0}")]
     Task(String),
+    /// TLS to providers cannot be set up.
+    #[error(transparent)]
+    Tls(#[from] provider::tls::TlsError),
 }
 
 /// What one request carries through the stages after routing.
@@ -163,18 +169,20 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// The handler; fails only when the TLS client configuration cannot be built.
     pub fn new(
         routes: watch::Receiver<Arc<RouteTable>>,
         usage: Arc<dyn UsageSink>,
         settings: &Settings,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, Error> {
+        let upstream_tls = provider::tls::client_config(&settings.upstream_roots)?;
+        Ok(Self {
             routes,
-            upstream: Upstream::new(settings.connect_timeout),
+            upstream: Upstream::new(settings.connect_timeout, upstream_tls),
             usage,
             limits: settings.limits,
             ledger: settings.ledger.clone(),
-        }
+        })
     }
 
     /// One request, through every stage.
@@ -293,7 +301,7 @@ pub async fn start(
         }
     });
     let usage = Arc::new(InMemoryUsage::default());
-    let gateway = Arc::new(Gateway::new(routes.clone(), usage.clone(), &settings));
+    let gateway = Arc::new(Gateway::new(routes.clone(), usage.clone(), &settings)?);
     let (tx, rx) = oneshot::channel();
     let grace = settings.shutdown_grace;
     let task = tokio::spawn(listen::serve(

@@ -35,6 +35,7 @@ fn tenant(name: &str, version: u64, port: u32) -> pb::TenantConfig {
             path: None,
             path_prefix: None,
             endpoints: vec![],
+            tls: false,
         })),
         policies: Some(pb::Policies {
             auth: Some(pb::BackendAuth {

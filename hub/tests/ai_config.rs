@@ -117,6 +117,7 @@ fn ai_route(
     auth: AiAuth,
 ) -> AiRoute {
     AiRoute {
+        tls: false,
         provider: AiProvider::OpenAi { model: None },
         host: "llama-cpp.llm.svc.cluster.local".into(),
         port,

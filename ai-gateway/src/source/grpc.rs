@@ -61,6 +61,7 @@ pub fn raw_tenant(t: &pb::TenantConfig) -> Result<RawTenant, ConfigError> {
                 Some(RawAi {
                     groups: None,
                     provider: Some(RawProvider {
+                        tls: ai.tls,
                         name: None,
                         openai: match &ai.provider {
                             Some(pb::ai_backend::Provider::Openai(o)) => Some(RawOpenAi {
@@ -330,6 +331,7 @@ mod tests {
                 path: None,
                 path_prefix: None,
                 endpoints: vec![],
+                tls: false,
             })),
             policies: Some(pb::Policies {
                 auth: Some(pb::BackendAuth {
