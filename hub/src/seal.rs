@@ -372,7 +372,8 @@ mod tests {
             meta: crate::model::Meta {
                 namespace: "default".into(),
                 name: "failover".into(),
-                ..Default::default()
+                generation: 1,
+                creation_timestamp: String::new(),
             },
             target: Ok(AiTargets::Groups(vec![
                 vec![member("a", "sk-a")],

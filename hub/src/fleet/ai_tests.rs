@@ -212,8 +212,9 @@ fn ai_backends_are_admitted_sealed_at_rest_and_compiled_for_the_ai_gateway() {
 
     let (snapshot, statuses) = compiled(&fleet);
     let route = &snapshot.ai.tenants["a"].routes["c1/default/local-llm"];
-    assert_eq!(route.auth, AiAuth::Key(ProviderKey(KEY.into())));
-    assert_eq!(route.endpoints, vec!["127.0.1.10:8080".parse().unwrap()]);
+    let provider = route.target.providers()[0];
+    assert_eq!(provider.auth, AiAuth::Key(ProviderKey(KEY.into())));
+    assert_eq!(provider.endpoints, vec!["127.0.1.10:8080".parse().unwrap()]);
     let gw = snapshot
         .clusters
         .iter()
@@ -256,7 +257,7 @@ fn ai_backends_are_admitted_sealed_at_rest_and_compiled_for_the_ai_gateway() {
     let stored =
         &reopened.view().intent[&key("a")].ai_backends[&("default".into(), "local-llm".into())];
     let Ok(t) = &stored.target else { panic!() };
-    assert_eq!(t.auth, AiAuth::Key(ProviderKey(KEY.into())));
+    assert_eq!(t.resolved()[0].auth, AiAuth::Key(ProviderKey(KEY.into())));
     drop(reopened);
     let other = Store::open_sealed(&cfg.store_path, crate::seal::Sealer::from_key(&[1u8; 32]))
         .unwrap()
@@ -430,7 +431,10 @@ fn a_reload_that_narrows_egress_or_cidrs_withdraws_ai_routes_at_once() {
     fleet.reconfigure(Arc::new(cidr.clone())).unwrap();
     let (snapshot, _) = compiled(&fleet);
     assert_eq!(
-        snapshot.ai.tenants["a"].routes["c1/default/local"].endpoints,
+        snapshot.ai.tenants["a"].routes["c1/default/local"]
+            .target
+            .providers()[0]
+            .endpoints,
         vec!["127.0.1.10:8080".parse().unwrap()]
     );
     cidr.tenants
