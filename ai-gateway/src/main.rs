@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use fleetgate_ai_gateway::config::grpc::{HubSource, default_gateway_id};
-use fleetgate_ai_gateway::config::{FileSource, StaticSource};
+use fleetgate_ai_gateway::source::grpc::{HubSource, default_gateway_id};
+use fleetgate_ai_gateway::source::{FileSource, StaticSource};
 use fleetgate_ai_gateway::{Settings, run};
 
 /// fleetgate's AI gateway: LLM traffic per tenant, behind Envoy.
@@ -60,7 +60,7 @@ async fn main() -> anyhow::Result<()> {
     let mut settings = Settings::new(args.listen);
     settings.connect_timeout = Duration::from_millis(args.connect_timeout_ms);
     settings.shutdown_grace = Duration::from_secs(args.shutdown_grace_s);
-    let (initial, source): (_, Box<dyn fleetgate_ai_gateway::config::ConfigSource>) = match (
+    let (initial, source): (_, Box<dyn fleetgate_ai_gateway::source::ConfigSource>) = match (
         &args.config,
         &args.hub,
     ) {
@@ -73,6 +73,10 @@ async fn main() -> anyhow::Result<()> {
         (None, Some(hub)) => {
             let id = args.gateway_id.clone().unwrap_or_else(default_gateway_id);
             let source = HubSource::new(hub, &id, Duration::from_millis(args.hub_max_backoff_ms))?;
+            // Budgets are counted by the same hub.
+            settings.ledger = Some(std::sync::Arc::new(
+                fleetgate_ai_gateway::budget::HubLedger::new(hub)?,
+            ));
             tracing::info!(hub = %hub, gateway_id = %id, "following the hub's configuration stream");
             (Default::default(), Box::new(source))
         }

@@ -11,7 +11,8 @@
 use std::net::{IpAddr, SocketAddr};
 
 use anyhow::{Context, ensure};
-use fleetgate_ai_gateway::config::{RawConfig, StaticSource};
+use fleetgate_ai_gateway::config::RawConfig;
+use fleetgate_ai_gateway::source::StaticSource;
 use fleetgate_ai_gateway::{Running, Settings};
 use fleetgate_e2e::components::{ai_python, workspace_dir};
 use fleetgate_e2e::fixtures::condition;

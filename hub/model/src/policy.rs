@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// A tenant: the hostname patterns it may use, its clusters by name, and the hosts outside its
 /// clusters its AI backends may reach.
@@ -96,6 +96,20 @@ pub struct Quota {
     pub request_rate: Option<RequestRate>,
     /// `None`: unlimited.
     pub connections_per_listener: Option<u32>,
+    /// The tenant's AI budget, counted across every AI gateway replica; `None`: unlimited.
+    pub ai_budget: Option<AiBudget>,
+    /// The tenant's AI requests in flight at once on one AI gateway replica; `None`: the
+    /// gateway's default (256).
+    pub ai_max_concurrency: Option<u32>,
+}
+
+/// Requests and tokens allowed per fixed window of `window_seconds` (windows aligned to the Unix
+/// epoch). `None` in a measure: that measure is not limited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AiBudget {
+    pub requests: Option<u64>,
+    pub tokens: Option<u64>,
+    pub window_seconds: u64,
 }
 
 /// A request-rate limit: `per_second` sustained, `burst` at once.
@@ -120,6 +134,8 @@ impl Default for Quota {
             update_burst: 100,
             request_rate: None,
             connections_per_listener: Some(10_000),
+            ai_budget: None,
+            ai_max_concurrency: None,
         }
     }
 }

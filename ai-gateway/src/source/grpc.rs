@@ -17,13 +17,13 @@ use futures::future::BoxFuture;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::model::{
-    RawAi, RawAuth, RawBackend, RawGroup, RawOpenAi, RawPolicies, RawProvider,
+use super::{ConfigSource, SourceError};
+use crate::config::model::{
+    RawAi, RawAuth, RawBackend, RawBudget, RawGroup, RawOpenAi, RawPolicies, RawProvider,
     RawProviderPolicies, RawTenant,
 };
-use super::source::{ConfigSource, SourceError};
-use super::store::ConfigStore;
-use super::{ConfigError, Secret};
+use crate::config::{ConfigError, Secret};
+use crate::publish::ConfigStore;
 
 fn field(at: String, why: &str) -> ConfigError {
     ConfigError::Field {
@@ -82,6 +82,11 @@ pub fn raw_tenant(t: &pb::TenantConfig) -> Result<RawTenant, ConfigError> {
         version: Some(t.version),
         max_concurrency: Some(t.max_concurrency).filter(|c| *c > 0),
         routes,
+        budget: t.budget.as_ref().map(|b| RawBudget {
+            requests: Some(b.requests).filter(|n| *n > 0),
+            tokens: Some(b.tokens).filter(|n| *n > 0),
+            window_seconds: b.window_seconds,
+        }),
     })
 }
 
