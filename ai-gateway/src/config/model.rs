@@ -458,7 +458,11 @@ impl RawTenant {
 pub const MAX_GROUPS: usize = 16;
 
 /// One `ai.provider` (or, `in_group`, one provider of a group), at `at_p`.
-fn validate_provider(p: &RawProvider, at_p: &str, in_group: bool) -> Result<AiBackend, ConfigError> {
+fn validate_provider(
+    p: &RawProvider,
+    at_p: &str,
+    in_group: bool,
+) -> Result<AiBackend, ConfigError> {
     if let Some(name) = &p.name {
         check_name(&format!("{at_p}.name"), name)?;
     }

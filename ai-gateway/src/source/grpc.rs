@@ -53,9 +53,11 @@ pub fn raw_tenant(t: &pb::TenantConfig) -> Result<RawTenant, ConfigError> {
                             return Err(field(at_p, "no backend: where the provider is"));
                         };
                         let mut provider = raw_provider(&at_p, Some(&p.name), backend)?;
-                        provider.policies = p.auth.as_ref().and_then(raw_auth).map(|auth| {
-                            RawProviderPolicies { auth: Some(auth) }
-                        });
+                        provider.policies = p
+                            .auth
+                            .as_ref()
+                            .and_then(raw_auth)
+                            .map(|auth| RawProviderPolicies { auth: Some(auth) });
                         providers.push(provider);
                     }
                     raw.push(RawGroup { providers });

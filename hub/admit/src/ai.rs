@@ -166,7 +166,13 @@ fn admit_groups(
                         auth: p.auth.as_ref(),
                     };
                     let auth_at = format!("{at}.policies.auth");
-                    Ok(admit_provider(&at, &auth_at, &format!("{at}: "), &input, policy)?)
+                    Ok(admit_provider(
+                        &at,
+                        &auth_at,
+                        &format!("{at}: "),
+                        &input,
+                        policy,
+                    )?)
                 }
             };
             members.push(AiMember {

@@ -603,9 +603,11 @@ fn member(name: &str) -> pb::AiGroupProvider {
     let b = local_llm();
     pb::AiGroupProvider {
         name: name.into(),
-        provider: Some(pb::ai_group_provider::Provider::Openai(pb::OpenAiProvider {
-            model: Some("gemma-4-12b-it".into()),
-        })),
+        provider: Some(pb::ai_group_provider::Provider::Openai(
+            pb::OpenAiProvider {
+                model: Some("gemma-4-12b-it".into()),
+            },
+        )),
         host: b.host,
         port: b.port,
         path: None,
@@ -748,7 +750,9 @@ fn hostile_groups_are_refused_naming_the_field() {
         ),
         (
             "link-local metadata",
-            with(0, 0, |p| p.endpoints = vec![endpoint("169.254.169.254", 80)]),
+            with(0, 0, |p| {
+                p.endpoints = vec![endpoint("169.254.169.254", 80)]
+            }),
             "EndpointNotAllowed",
             "spec.ai.groups[0].providers[0]: ",
         ),
@@ -820,7 +824,11 @@ fn hostile_groups_are_refused_naming_the_field() {
         };
         assert_eq!(err.reason, reason, "{what}: {}", err.message);
         assert!(err.message.contains(words), "{what}: {}", err.message);
-        assert!(!err.message.contains("TOPSECRET"), "{what}: {}", err.message);
+        assert!(
+            !err.message.contains("TOPSECRET"),
+            "{what}: {}",
+            err.message
+        );
     }
     // The endpoint limit of every backend applies to each provider.
     let mut f = Fixture::new();

@@ -170,14 +170,42 @@ pub struct AiBackend {
 }
 
 /// A resolved AI backend: `ai.provider` or `ai.groups`. Stored as JSON: one provider is the
-/// object it was before groups existed (`untagged`), so stores written then still read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// object (map) it was before groups existed, groups are a list, so stores written then still
+/// read. Deserialized by shape ([`AiTargets`]'s `Deserialize`), not by serde's `untagged`,
+/// which cannot read the tagged enums inside a target from YAML.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum AiTargets {
     /// `ai.provider`.
     Provider(AiTarget),
     /// `ai.groups`: priority groups, the first first; at least one member resolved.
     Groups(Vec<Vec<AiMember>>),
+}
+
+impl<'de> Deserialize<'de> for AiTargets {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Shape;
+        impl<'de> serde::de::Visitor<'de> for Shape {
+            type Value = AiTargets;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("one AI target (a map) or priority groups (a list)")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<AiTargets, A::Error> {
+                AiTarget::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(AiTargets::Provider)
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<AiTargets, A::Error> {
+                Vec::<Vec<AiMember>>::deserialize(serde::de::value::SeqAccessDeserializer::new(
+                    seq,
+                ))
+                .map(AiTargets::Groups)
+            }
+        }
+        d.deserialize_any(Shape)
+    }
 }
 
 impl From<AiTarget> for AiTargets {
@@ -307,6 +335,11 @@ mod tests {
         assert!(json.is_array(), "{json}");
         assert_eq!(serde_json::from_value::<AiTargets>(json).unwrap(), groups);
         assert_eq!(groups.resolved().len(), 1);
+        // YAML (the golden inputs) tags the enums inside a target; both shapes read back.
+        for t in [one, groups] {
+            let yaml = serde_yaml::to_string(&t).unwrap();
+            assert_eq!(serde_yaml::from_str::<AiTargets>(&yaml).unwrap(), t, "{yaml}");
+        }
     }
 
     #[test]

@@ -192,7 +192,9 @@ pub(crate) mod tests {
         let Some(pb::backend::Kind::Groups(g)) = &b.kind else {
             panic!("groups expected: {b:?}")
         };
-        let got: Vec<Vec<(String, String, u32, Option<(String, bool)>)>> = g
+        /// (name, host, port, (key, passthrough)) of one provider.
+        type Seen = (String, String, u32, Option<(String, bool)>);
+        let got: Vec<Vec<Seen>> = g
             .groups
             .iter()
             .map(|g| {
@@ -231,7 +233,15 @@ pub(crate) mod tests {
                 )],
             ]
         );
-        assert_eq!(g.groups[0].providers[0].backend.as_ref().unwrap().endpoints.len(), 2);
+        assert_eq!(
+            g.groups[0].providers[0]
+                .backend
+                .as_ref()
+                .unwrap()
+                .endpoints
+                .len(),
+            2
+        );
         assert!(!format!("{b:?}").contains("sk-"), "Debug redacts every key");
     }
 

@@ -566,7 +566,10 @@ fn a_failover_backend_is_admitted_sealed_compiled_and_narrowed_provider_by_provi
     ]);
     let (applied, log) = logged(|| fleet.apply(&key("a"), &update));
     applied.unwrap();
-    assert!(!log.contains("PROVIDER-KEY") && !log.contains("CLOUD-KEY"), "{log}");
+    assert!(
+        !log.contains("PROVIDER-KEY") && !log.contains("CLOUD-KEY"),
+        "{log}"
+    );
 
     let (snapshot, statuses) = compiled(&fleet);
     let route = &snapshot.ai.tenants["a"].routes["c1/default/failover"];
@@ -590,7 +593,11 @@ fn a_failover_backend_is_admitted_sealed_compiled_and_narrowed_provider_by_provi
     let wire = crate::sync::to_wire(st);
     let refs = &wire.conditions[1];
     assert_eq!(
-        (refs.r#type.as_str(), refs.status.as_str(), refs.reason.as_str()),
+        (
+            refs.r#type.as_str(),
+            refs.status.as_str(),
+            refs.reason.as_str()
+        ),
         ("ResolvedRefs", "False", "BackendNotFound")
     );
     assert!(

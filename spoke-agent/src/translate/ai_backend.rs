@@ -11,9 +11,7 @@
 //! is sent with a problem (UnsupportedValue) naming the field, which the hub reports on the
 //! backend's status, and no traffic goes to it. A problem never carries the key.
 
-use fleetgate_proto::spoke::v1::{
-    self as pb, Kind, Object, ai_backend, ai_group_provider, object,
-};
+use fleetgate_proto::spoke::v1::{self as pb, Kind, Object, ai_backend, ai_group_provider, object};
 
 use super::{object_header, wire_endpoint, wire_problem};
 use crate::crd::AgentgatewayBackend;

@@ -526,7 +526,9 @@ fn a_route_never_reaches_another_tenants_or_clusters_backend() {
     for (tenant, t) in ai {
         for r in t.routes.values() {
             assert_eq!(&r.source.cluster.tenant, tenant);
-            let AiAuth::Key(k) = &single(r).auth else { panic!() };
+            let AiAuth::Key(k) = &single(r).auth else {
+                panic!()
+            };
             assert!(k.0.starts_with(&format!("sk-{tenant}")), "{tenant}: {r:?}");
         }
     }
@@ -723,7 +725,10 @@ fn groups_become_routes_of_the_providers_the_gateway_can_dial() {
         (
             "all resolved",
             vec![
-                vec![member("a", Ok(target(cluster(&["127.0.1.10:8080"]), "sk-a")))],
+                vec![member(
+                    "a",
+                    Ok(target(cluster(&["127.0.1.10:8080"]), "sk-a")),
+                )],
                 vec![member("b", Ok(external.clone()))],
             ],
             Some(vec![vec!["a"], vec!["b"]]),
@@ -790,7 +795,11 @@ fn groups_become_routes_of_the_providers_the_gateway_can_dial() {
             (resolved, reason),
             "{what}"
         );
-        assert!(refs.message.starts_with(message), "{what}: {}", refs.message);
+        assert!(
+            refs.message.starts_with(message),
+            "{what}: {}",
+            refs.message
+        );
         assert!(!format!("{:?}", c.statuses).contains("sk-"), "{what}");
     }
 }
@@ -804,7 +813,10 @@ fn a_groups_route_carries_each_providers_key_and_endpoints() {
                 member("a", Ok(target(cluster(&["127.0.1.10:8080"]), "sk-a"))),
                 member("a2", Ok(target(cluster(&["127.0.1.11:8080"]), "sk-a2"))),
             ],
-            vec![member("b", Ok(target(cluster(&["127.0.1.12:8080"]), "sk-b")))],
+            vec![member(
+                "b",
+                Ok(target(cluster(&["127.0.1.12:8080"]), "sk-b")),
+            )],
         ])),
     };
     let fi: FleetIntent = [with_ai(ck("a", "c1"), vec![], vec![], vec![b])].into();

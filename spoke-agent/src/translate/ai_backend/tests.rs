@@ -438,17 +438,24 @@ fn groups_are_sent_in_order_each_provider_resolved_with_its_own_or_the_backends_
         "the provider's own policies.auth wins"
     );
     let gone = &b.groups[0].providers[1];
-    let p = gone.problem.as_ref().expect("the missing Service is this provider's problem");
+    let p = gone
+        .problem
+        .as_ref()
+        .expect("the missing Service is this provider's problem");
     assert_eq!(p.reason, "BackendNotFound");
     assert!(
-        p.message
-            .starts_with("spec.ai.groups[0].providers[1].host gone.llm.svc: Service llm/gone not found"),
+        p.message.starts_with(
+            "spec.ai.groups[0].providers[1].host gone.llm.svc: Service llm/gone not found"
+        ),
         "{}",
         p.message
     );
     let cloud = &b.groups[1].providers[0];
     assert_eq!(cloud.problem, None);
-    assert!(cloud.endpoints.is_empty(), "external: the hub's egress list decides");
+    assert!(
+        cloud.endpoints.is_empty(),
+        "external: the hub's egress list decides"
+    );
     assert_eq!(cloud.path_prefix.as_deref(), Some("/v1"));
     assert_eq!(
         cloud.auth.as_ref().map(|a| a.key.as_str()),
