@@ -192,16 +192,20 @@ impl<'de> Deserialize<'de> for AiTargets {
                 f.write_str("one AI target (a map) or priority groups (a list)")
             }
 
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<AiTargets, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<AiTargets, A::Error> {
                 AiTarget::deserialize(serde::de::value::MapAccessDeserializer::new(map))
                     .map(AiTargets::Provider)
             }
 
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<AiTargets, A::Error> {
-                Vec::<Vec<AiMember>>::deserialize(serde::de::value::SeqAccessDeserializer::new(
-                    seq,
-                ))
-                .map(AiTargets::Groups)
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<AiTargets, A::Error> {
+                Vec::<Vec<AiMember>>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(AiTargets::Groups)
             }
         }
         d.deserialize_any(Shape)
@@ -338,7 +342,11 @@ mod tests {
         // YAML (the golden inputs) tags the enums inside a target; both shapes read back.
         for t in [one, groups] {
             let yaml = serde_yaml::to_string(&t).unwrap();
-            assert_eq!(serde_yaml::from_str::<AiTargets>(&yaml).unwrap(), t, "{yaml}");
+            assert_eq!(
+                serde_yaml::from_str::<AiTargets>(&yaml).unwrap(),
+                t,
+                "{yaml}"
+            );
         }
     }
 
