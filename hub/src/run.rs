@@ -24,6 +24,7 @@ use crate::enroll::EnrollServer;
 use crate::enroll::token::TokenKey;
 use crate::fleet::{Fleet, FleetView};
 use crate::identity::{CA_CERT, HUB_CERT, HUB_KEY, HubCa};
+use crate::model::ai::{AiRouteProvider, AiRouteTarget};
 use crate::model::{ClusterKey, Condition, Kind, ObjectStatus};
 use crate::reload::ReloadSource;
 use crate::store::Store;
@@ -170,33 +171,47 @@ fn withdraw_forbidden_ai_routes(snapshot: &mut Snapshot, config: &Config, reserv
     for (tenant_name, tenant) in &mut snapshot.ai.tenants {
         let policy = config.tenants.get(tenant_name);
         tenant.routes.retain(|id, r| {
-            let owner = &r.source.cluster;
+            let owner = r.source.cluster.clone();
             let Some(cluster) = policy.and_then(|t| t.clusters.get(&owner.cluster)) else {
                 return false;
             };
-            if r.endpoints.is_empty() {
-                let ip_allowed = r.host.parse::<std::net::IpAddr>().map_or(true, |ip| {
-                    endpoint::check_external(ip, r.port, cluster, reserved).is_ok()
-                });
-                let allowed = ip_allowed && policy.is_some_and(|t| t.egress_allows(&r.host));
-                if !allowed {
+            let mut keep = |p: &mut AiRouteProvider| {
+                if p.endpoints.is_empty() {
+                    let ip_allowed = p.host.parse::<std::net::IpAddr>().map_or(true, |ip| {
+                        endpoint::check_external(ip, p.port, cluster, reserved).is_ok()
+                    });
+                    let allowed = ip_allowed && policy.is_some_and(|t| t.egress_allows(&p.host));
+                    if !allowed {
+                        tracing::warn!(
+                            cluster = %owner, route = %id, provider = %p.name, host = %p.host,
+                            "AI provider withdrawn: its external host is no longer allowed by the tenant's egress list (or is an address the hub refuses)"
+                        );
+                    }
+                    return allowed;
+                }
+                let before = p.endpoints.len();
+                p.endpoints
+                    .retain(|e| endpoint::check(e.ip(), e.port(), cluster, reserved).is_ok());
+                if p.endpoints.len() != before {
                     tracing::warn!(
-                        cluster = %owner, route = %id, host = %r.host,
-                        "AI route withdrawn: its external host is no longer allowed by the tenant's egress list (or is an address the hub refuses)"
+                        cluster = %owner, route = %id, provider = %p.name, withdrawn = before - p.endpoints.len(),
+                        "AI route endpoints withdrawn: the configuration or this host's addresses changed since they were admitted and now refuse them"
                     );
                 }
-                return allowed;
+                !p.endpoints.is_empty()
+            };
+            match &mut r.target {
+                AiRouteTarget::Provider(p) => keep(p),
+                // A provider of a group that is no longer allowed leaves its group; the
+                // route stays while a group has a provider.
+                AiRouteTarget::Groups(groups) => {
+                    for g in groups.iter_mut() {
+                        g.retain_mut(&mut keep);
+                    }
+                    groups.retain(|g| !g.is_empty());
+                    !groups.is_empty()
+                }
             }
-            let before = r.endpoints.len();
-            r.endpoints
-                .retain(|e| endpoint::check(e.ip(), e.port(), cluster, reserved).is_ok());
-            if r.endpoints.len() != before {
-                tracing::warn!(
-                    cluster = %owner, route = %id, withdrawn = before - r.endpoints.len(),
-                    "AI route endpoints withdrawn: the configuration or this host's addresses changed since they were admitted and now refuse them"
-                );
-            }
-            !r.endpoints.is_empty()
         });
     }
     snapshot.ai.tenants.retain(|_, t| !t.routes.is_empty());

@@ -209,21 +209,38 @@ fn ai_identity(cluster: &ClusterKey, b: &AiBackend) -> String {
     )
 }
 
-/// The provider key of an AI backend, if it has one.
-fn provider_key(b: &mut AiBackend) -> Option<&mut ProviderKey> {
+/// Every provider key of an AI backend (one for `ai.provider`, one per provider of `ai.groups`
+/// that has one), each with its associated data: the backend's identity, and for a provider of
+/// a group its position and name after it (so a key cannot be moved to another provider).
+fn provider_keys<'a>(
+    cluster: &ClusterKey,
+    b: &'a mut AiBackend,
+) -> Vec<(String, &'a mut ProviderKey)> {
+    let id = ai_identity(cluster, b);
     match &mut b.target {
-        Ok(t) => match &mut t.auth {
-            AiAuth::Key(k) => Some(k),
-            AiAuth::None | AiAuth::Passthrough => None,
-        },
-        Err(_) => None,
+        Ok(t) => t
+            .keys_mut()
+            .into_iter()
+            .map(|(at, k)| {
+                let id = if at.is_empty() {
+                    id.clone()
+                } else {
+                    format!("{id}/{at}")
+                };
+                (id, k)
+            })
+            .collect(),
+        Err(_) => Vec::new(),
     }
 }
 
-/// Whether any AI backend of `backends` holds its provider key in plain.
+/// Whether any AI backend of `backends` holds a provider key in plain.
 pub fn has_plain_ai_key(backends: &[AiBackend]) -> bool {
     backends.iter().any(|b| match &b.target {
-        Ok(t) => matches!(&t.auth, AiAuth::Key(k) if !is_sealed(&k.0)),
+        Ok(t) => t
+            .resolved()
+            .iter()
+            .any(|t| matches!(&t.auth, AiAuth::Key(k) if !is_sealed(&k.0))),
         Err(_) => false,
     })
 }
@@ -231,11 +248,10 @@ pub fn has_plain_ai_key(backends: &[AiBackend]) -> bool {
 /// Seals every plain provider key of `backends` (of cluster `cluster`) in place.
 pub fn seal_ai_backends(sealer: &Sealer, cluster: &ClusterKey, backends: &mut [AiBackend]) {
     for b in backends.iter_mut() {
-        let id = ai_identity(cluster, b);
-        if let Some(k) = provider_key(b)
-            && !is_sealed(&k.0)
-        {
-            *k = ProviderKey(sealer.seal(&k.0, &id));
+        for (id, k) in provider_keys(cluster, b) {
+            if !is_sealed(&k.0) {
+                *k = ProviderKey(sealer.seal(&k.0, &id));
+            }
         }
     }
 }
@@ -249,13 +265,13 @@ pub fn open_ai_backends(
 ) -> Result<bool, SealError> {
     let mut plain = false;
     for b in backends.iter_mut() {
-        let id = ai_identity(cluster, b);
-        let Some(k) = provider_key(b) else { continue };
-        if is_sealed(&k.0) {
-            let sealer = sealer.ok_or(SealError::NoKey)?;
-            *k = ProviderKey(sealer.open(&k.0, &id)?);
-        } else {
-            plain = true;
+        for (id, k) in provider_keys(cluster, b) {
+            if is_sealed(&k.0) {
+                let sealer = sealer.ok_or(SealError::NoKey)?;
+                *k = ProviderKey(sealer.open(&k.0, &id)?);
+            } else {
+                plain = true;
+            }
         }
     }
     Ok(plain)
@@ -328,6 +344,60 @@ mod tests {
         assert!(s.open("fleetgate-sealed:v1:zz", "id-1").is_err());
         // Two seals of the same key differ (random nonce).
         assert_ne!(sealed, s.seal("-----BEGIN PRIVATE KEY-----\nabc\n", "id-1"));
+    }
+
+    /// Every provider key of a backend of `ai.groups` is sealed, bound to its backend and to
+    /// its place in the groups: a sealed key moved to another provider does not open.
+    #[test]
+    fn the_keys_of_every_provider_of_a_group_are_sealed_bound_to_their_place() {
+        use crate::model::ai::{AiMember, AiProvider, AiTarget, AiTargets, AiUpstream};
+        let target = |key: &str| AiTarget {
+            provider: AiProvider::OpenAi { model: None },
+            host: "api.openai.com".into(),
+            port: 443,
+            path: None,
+            path_prefix: None,
+            upstream: AiUpstream::External,
+            auth: AiAuth::Key(ProviderKey(key.into())),
+        };
+        let member = |name: &str, key: &str| AiMember {
+            name: name.into(),
+            target: Ok(target(key)),
+        };
+        let ck = ClusterKey {
+            tenant: "a".into(),
+            cluster: "c1".into(),
+        };
+        let plain = AiBackend {
+            meta: crate::model::Meta {
+                namespace: "default".into(),
+                name: "failover".into(),
+                generation: 1,
+                creation_timestamp: String::new(),
+            },
+            target: Ok(AiTargets::Groups(vec![
+                vec![member("a", "sk-a")],
+                vec![member("b", "sk-b")],
+            ])),
+        };
+        let sealer = Sealer::from_key(&[7u8; 32]);
+        let mut stored = vec![plain.clone()];
+        assert!(has_plain_ai_key(&stored));
+        seal_ai_backends(&sealer, &ck, &mut stored);
+        assert!(!has_plain_ai_key(&stored));
+        assert!(!format!("{:?}", serde_json::to_string(&stored).unwrap()).contains("sk-"));
+        let mut opened = stored.clone();
+        assert!(!open_ai_backends(Some(&sealer), &ck, &mut opened).unwrap());
+        assert_eq!(opened, vec![plain]);
+        // Swap the two sealed keys: neither opens.
+        let mut swapped = stored.clone();
+        if let Ok(AiTargets::Groups(g)) = &mut swapped[0].target {
+            let (first, second) = g.split_at_mut(1);
+            if let (Ok(x), Ok(y)) = (&mut first[0][0].target, &mut second[0][0].target) {
+                std::mem::swap(&mut x.auth, &mut y.auth);
+            }
+        }
+        assert!(open_ai_backends(Some(&sealer), &ck, &mut swapped).is_err());
     }
 
     #[test]
@@ -421,19 +491,30 @@ mod tests {
         };
         let sealer = Sealer::from_key(&[1u8; 32]);
         // An AgentgatewayBackend's provider key, in every type that carries it.
-        use crate::model::ai::{AiProvider, AiRoute, AiSnapshot, AiTarget, AiUpstream};
+        use crate::model::ai::{
+            AiMember, AiProvider, AiRoute, AiRouteProvider, AiRouteTarget, AiSnapshot, AiTarget,
+            AiTargets, AiUpstream,
+        };
         let provider_key = ProviderKey(format!("sk-{SECRET}"));
+        let ai_target = AiTarget {
+            provider: AiProvider::OpenAi { model: None },
+            host: "api.openai.com".into(),
+            port: 443,
+            path: None,
+            path_prefix: None,
+            upstream: AiUpstream::External,
+            auth: AiAuth::Key(provider_key.clone()),
+        };
         let ai_backend = AiBackend {
             meta: gw.meta.clone(),
-            target: Ok(AiTarget {
-                provider: AiProvider::OpenAi { model: None },
-                host: "api.openai.com".into(),
-                port: 443,
-                path: None,
-                path_prefix: None,
-                upstream: AiUpstream::External,
-                auth: AiAuth::Key(provider_key.clone()),
-            }),
+            target: Ok(ai_target.clone().into()),
+        };
+        let ai_groups = AiBackend {
+            meta: gw.meta.clone(),
+            target: Ok(AiTargets::Groups(vec![vec![AiMember {
+                name: "a".into(),
+                target: Ok(ai_target),
+            }]])),
         };
         let mut ai_snapshot = AiSnapshot::default();
         ai_snapshot
@@ -444,14 +525,17 @@ mod tests {
             .insert(
                 "c1/default/gw".into(),
                 AiRoute {
-                    tls: false,
-                    provider: AiProvider::OpenAi { model: None },
-                    host: "api.openai.com".into(),
-                    port: 443,
-                    path: None,
-                    path_prefix: None,
-                    endpoints: vec![],
-                    auth: AiAuth::Key(provider_key.clone()),
+                    target: AiRouteTarget::Groups(vec![vec![AiRouteProvider {
+                        tls: false,
+                        name: "a".into(),
+                        provider: AiProvider::OpenAi { model: None },
+                        host: "api.openai.com".into(),
+                        port: 443,
+                        path: None,
+                        path_prefix: None,
+                        endpoints: vec![],
+                        auth: AiAuth::Key(provider_key.clone()),
+                    }]]),
                     source: crate::compile::SourceObject {
                         cluster: ClusterKey {
                             tenant: "a".into(),
@@ -473,10 +557,20 @@ mod tests {
                 key: provider_key.0.clone(),
                 passthrough: false,
             }),
+            groups: vec![pb::AiProviderGroup {
+                providers: vec![pb::AiGroupProvider {
+                    auth: Some(pb::AiAuth {
+                        key: provider_key.0.clone(),
+                        passthrough: false,
+                    }),
+                    ..Default::default()
+                }],
+            }],
             ..Default::default()
         };
         let formatted = [
             format!("{ai_backend:?} {ai_backend:#?}"),
+            format!("{ai_groups:?} {ai_groups:#?}"),
             format!("{ai_snapshot:?} {ai_snapshot:#?}"),
             format!(
                 "{:?}",

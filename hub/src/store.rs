@@ -559,7 +559,8 @@ mod tests {
                 path_prefix: None,
                 upstream: AiUpstream::External,
                 auth: AiAuth::Key(ProviderKey(format!("sk-provider-secret-{name}"))),
-            }),
+            }
+            .into()),
         };
         let mut intent = ClusterIntent::default();
         for name in ["one", "two"] {

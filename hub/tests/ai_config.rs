@@ -23,7 +23,9 @@ use fleetgate_ai_gateway::route::RouteTable;
 use fleetgate_ai_gateway::source::grpc::HubSource;
 use fleetgate_hub::ai_config::{self, AiGatewayHealth};
 use fleetgate_hub::compile::Snapshot;
-use fleetgate_hub::model::ai::{AiAuth, AiProvider, AiRoute, AiSnapshot, AiTenant, ProviderKey};
+use fleetgate_hub::model::ai::{
+    AiAuth, AiProvider, AiRoute, AiRouteProvider, AiRouteTarget, AiSnapshot, AiTenant, ProviderKey,
+};
 use fleetgate_hub::model::snapshot::SourceObject;
 use fleetgate_hub::model::{ClusterKey, Kind, ObjectKey};
 use fleetgate_hub::xds::XdsHealth;
@@ -117,14 +119,17 @@ fn ai_route(
     auth: AiAuth,
 ) -> AiRoute {
     AiRoute {
-        tls: false,
-        provider: AiProvider::OpenAi { model: None },
-        host: "llama-cpp.llm.svc.cluster.local".into(),
-        port,
-        path: None,
-        path_prefix: None,
-        endpoints: endpoints.to_vec(),
-        auth,
+        target: AiRouteTarget::Provider(AiRouteProvider {
+            tls: false,
+            name: String::new(),
+            provider: AiProvider::OpenAi { model: None },
+            host: "llama-cpp.llm.svc.cluster.local".into(),
+            port,
+            path: None,
+            path_prefix: None,
+            endpoints: endpoints.to_vec(),
+            auth,
+        }),
         source: source(tenant, name),
     }
 }
@@ -380,7 +385,9 @@ async fn the_hub_programs_every_gateway_replica_per_tenant() {
     // A version the gateways refuse (port 0 on one route): they keep serving the previous
     // version, and the hub records the refusal against that route's AgentgatewayBackend.
     let mut bad = a_second.clone();
-    bad.port = 0;
+    if let AiRouteTarget::Provider(p) = &mut bad.target {
+        p.port = 0;
+    }
     hub.publish(snapshot(vec![(
         "a",
         vec![("local-llm", a_llm.clone()), ("second", bad)],

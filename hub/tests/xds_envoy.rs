@@ -686,7 +686,8 @@ async fn envoy_sends_ai_routes_to_the_ai_gateway_with_only_its_own_identity_head
             // Never dialled by Envoy: the AI gateway does.
             upstream: AiUpstream::Cluster(vec!["127.0.1.10:8080".parse().unwrap()]),
             auth: AiAuth::Key(ProviderKey("sk-never-in-envoy".into())),
-        }),
+        }
+        .into()),
     };
     let mut fi = fleet(
         vec![gateway("gw", 80)],

@@ -43,27 +43,38 @@ pub fn claimed_classes(state: &ClusterState) -> BTreeSet<String> {
 }
 
 /// (namespace, name) of the Secrets the AgentgatewayBackends `backends` name in
-/// `spec.policies.auth.secretRef`: always in the backend's own namespace, core Secrets only
+/// `spec.policies.auth.secretRef` or a group provider's `policies.auth.secretRef`
+/// (`spec.ai.groups[].providers[]`): always in the backend's own namespace, core Secrets only
 /// (a ref to another group or kind is reported by `translate` and reads nothing). The agent
 /// reads these Secrets and no other for AI backends.
 pub fn referenced_ai_secrets(backends: &[AgentgatewayBackend]) -> BTreeSet<(String, String)> {
-    backends
-        .iter()
-        .filter_map(|b| {
-            let ns = b.metadata.namespace.clone()?;
-            let r = b
-                .spec
-                .policies
-                .as_ref()?
-                .auth
-                .as_ref()?
-                .secret_ref
-                .as_ref()?;
+    let mut out = BTreeSet::new();
+    for b in backends {
+        let Some(ns) = b.metadata.namespace.as_ref() else {
+            continue;
+        };
+        let providers = b
+            .spec
+            .ai
+            .iter()
+            .flat_map(|ai| ai.groups.iter().flatten())
+            .flat_map(|g| &g.providers)
+            .map(|p| p.policies.as_ref());
+        for policies in std::iter::once(b.spec.policies.as_ref()).chain(providers) {
+            let Some(r) = policies
+                .and_then(|p| p.auth.as_ref())
+                .and_then(|a| a.secret_ref.as_ref())
+            else {
+                continue;
+            };
             let core = r.group.as_deref().unwrap_or("").is_empty()
                 && matches!(r.kind.as_deref(), None | Some("") | Some("Secret"));
-            (core && !r.name.is_empty()).then(|| (ns, r.name.clone()))
-        })
-        .collect()
+            if core && !r.name.is_empty() {
+                out.insert((ns.clone(), r.name.clone()));
+            }
+        }
+    }
+    out
 }
 
 /// (namespace, name) of the Gateways that are sent: those of a claimed class.
@@ -248,5 +259,22 @@ mod tests {
                 ("team".to_string(), "team-key".to_string())
             ]
         );
+        // A group provider's own secretRef is read too, in the backend's namespace.
+        let groups: AgentgatewayBackend = serde_yaml::from_str(
+            r#"
+apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayBackend
+metadata: {name: g, namespace: team}
+spec:
+  ai:
+    groups:
+    - providers:
+      - {name: a, openai: {}, policies: {auth: {secretRef: {name: a-key}}}}
+      - {name: b, openai: {}, policies: {auth: {secretRef: {name: v, group: example.com, kind: Vault}}}}
+"#,
+        )
+        .unwrap();
+        let got: Vec<_> = referenced_ai_secrets(&[groups]).into_iter().collect();
+        assert_eq!(got, [("team".to_string(), "a-key".to_string())]);
     }
 }

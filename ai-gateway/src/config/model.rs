@@ -127,6 +127,16 @@ pub struct RawProvider {
     /// with `endpoints`.
     #[serde(default)]
     pub tls: bool,
+    /// A provider of `ai.groups` only: its own `policies.auth` (agentgateway's
+    /// `providers[].policies`), used instead of the backend's.
+    pub policies: Option<RawProviderPolicies>,
+}
+
+/// `ai.groups[].providers[].policies`: what a provider of a group may set for itself.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawProviderPolicies {
+    pub auth: Option<RawAuth>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -216,6 +226,8 @@ pub struct AiBackend {
     /// HTTPS, the certificate verified for `host` (external providers); only without
     /// `endpoints`.
     pub tls: bool,
+    /// A provider of `ai.groups` with its own `policies.auth`: used instead of the backend's.
+    pub auth: Option<BackendAuth>,
 }
 
 /// Provider kinds, each with its own auth scheme; clients of another API are translated
@@ -452,11 +464,25 @@ impl RawTenant {
 /// Most priority groups in `ai.groups`, and most providers in one group.
 pub const MAX_GROUPS: usize = 16;
 
-/// One `ai.provider` (or one provider of a group), at `at_p`.
-fn validate_provider(p: &RawProvider, at_p: &str) -> Result<AiBackend, ConfigError> {
+/// One `ai.provider` (or, `in_group`, one provider of a group), at `at_p`.
+fn validate_provider(
+    p: &RawProvider,
+    at_p: &str,
+    in_group: bool,
+) -> Result<AiBackend, ConfigError> {
     if let Some(name) = &p.name {
         check_name(&format!("{at_p}.name"), name)?;
     }
+    let auth = match &p.policies {
+        Some(_) if !in_group => {
+            return Err(field(
+                format!("{at_p}.policies"),
+                "only a provider of `groups` has policies of its own; set the backend's `policies`",
+            ));
+        }
+        Some(policies) => validate_auth(&format!("{at_p}.policies.auth"), policies.auth.as_ref())?,
+        None => None,
+    };
     let check_model = |kind: &str, model: &Option<String>| -> Result<(), ConfigError> {
         match model {
             Some(m) if m.is_empty() || m.len() > 256 => Err(field(
@@ -531,7 +557,35 @@ fn validate_provider(p: &RawProvider, at_p: &str) -> Result<AiBackend, ConfigErr
         path_prefix: p.path_prefix.clone(),
         endpoints,
         tls: p.tls,
+        auth,
     })
+}
+
+/// A `policies.auth` at `at`: a key (printable ASCII, never shown in a message) or passthrough.
+fn validate_auth(at: &str, raw: Option<&RawAuth>) -> Result<Option<BackendAuth>, ConfigError> {
+    let passthrough = raw.is_some_and(|a| a.passthrough);
+    match raw.and_then(|a| a.key.as_ref()) {
+        Some(_) if passthrough => Err(field(
+            at,
+            "set either `key` or `passthrough: true`, not both",
+        )),
+        None if passthrough => Ok(Some(BackendAuth::Passthrough)),
+        None => Ok(None),
+        Some(key) => {
+            let k = key.expose();
+            if k.is_empty() || k.len() > 8192 {
+                return Err(field(format!("{at}.key"), "must be 1..=8192 bytes"));
+            }
+            if !k.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+                // The key itself is never part of a message.
+                return Err(field(
+                    format!("{at}.key"),
+                    "must be printable ASCII without spaces (it goes into a header)",
+                ));
+            }
+            Ok(Some(BackendAuth::Key(key.clone())))
+        }
+    }
 }
 
 impl RawBackend {
@@ -543,7 +597,9 @@ impl RawBackend {
             ));
         };
         let kind = match (&ai.provider, &ai.groups) {
-            (Some(p), None) => BackendKind::Ai(validate_provider(p, &format!("{at}.ai.provider"))?),
+            (Some(p), None) => {
+                BackendKind::Ai(validate_provider(p, &format!("{at}.ai.provider"), false)?)
+            }
             (None, Some(groups)) => {
                 if groups.is_empty() || groups.len() > MAX_GROUPS {
                     return Err(field(
@@ -564,6 +620,7 @@ impl RawBackend {
                         members.push(validate_provider(
                             p,
                             &format!("{at}.ai.groups[{g}].providers[{i}]"),
+                            true,
                         )?);
                     }
                     out.push(members);
@@ -577,35 +634,7 @@ impl RawBackend {
                 ));
             }
         };
-        let raw_auth = self.policies.auth.as_ref();
-        let passthrough = raw_auth.is_some_and(|a| a.passthrough);
-        let auth = match raw_auth.and_then(|a| a.key.as_ref()) {
-            Some(_) if passthrough => {
-                return Err(field(
-                    format!("{at}.policies.auth"),
-                    "set either `key` or `passthrough: true`, not both",
-                ));
-            }
-            None if passthrough => Some(BackendAuth::Passthrough),
-            None => None,
-            Some(key) => {
-                let k = key.expose();
-                if k.is_empty() || k.len() > 8192 {
-                    return Err(field(
-                        format!("{at}.policies.auth.key"),
-                        "must be 1..=8192 bytes",
-                    ));
-                }
-                if !k.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
-                    // The key itself is never part of a message.
-                    return Err(field(
-                        format!("{at}.policies.auth.key"),
-                        "must be printable ASCII without spaces (it goes into a header)",
-                    ));
-                }
-                Some(BackendAuth::Key(key.clone()))
-            }
-        };
+        let auth = validate_auth(&format!("{at}.policies.auth"), self.policies.auth.as_ref())?;
         let request_timeout = match self.policies.request_timeout_ms {
             None => DEFAULT_REQUEST_TIMEOUT,
             Some(ms) if (1..=3_600_000).contains(&ms) => Duration::from_millis(ms),
@@ -834,5 +863,54 @@ tenants:
         s.lines()
             .map(|l| format!("{}{l}\n", " ".repeat(n)))
             .collect()
+    }
+
+    /// A provider of `ai.groups` may carry its own `policies.auth` (agentgateway's
+    /// `providers[].policies`); `ai.provider` may not (the backend's `policies` are its own).
+    #[test]
+    fn a_group_provider_has_its_own_auth_and_a_single_provider_has_none() {
+        let yaml = r#"
+version: 1
+tenants:
+  a:
+    routes:
+      r:
+        ai:
+          groups:
+            - providers:
+                - { name: p0, openai: {}, host: 127.0.1.10, port: 80, policies: { auth: { key: sk-own } } }
+                - { name: p1, openai: {}, host: 127.0.1.11, port: 80 }
+        policies:
+          auth: { key: sk-backend }
+"#;
+        let c = RawConfig::from_yaml(yaml).unwrap().validate().unwrap();
+        let b = &c.tenants["a"].routes["r"];
+        let BackendKind::AiGroups(g) = &b.kind else {
+            panic!("groups expected")
+        };
+        assert_eq!(
+            g[0][0].auth,
+            Some(BackendAuth::Key(Secret::new("sk-own".to_string())))
+        );
+        assert_eq!(g[0][1].auth, None);
+        let single = r#"
+version: 1
+tenants:
+  a:
+    routes:
+      r:
+        ai:
+          provider: { openai: {}, host: 127.0.1.10, port: 80, policies: { auth: { key: sk-own } } }
+"#;
+        let err = RawConfig::from_yaml(single)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ai.provider.policies: only a provider of `groups`"),
+            "{err}"
+        );
+        assert!(!err.contains("sk-own"), "{err}");
     }
 }

@@ -58,6 +58,7 @@ mod tests {
             path: None,
             path_prefix: None,
             endpoints: endpoints.iter().map(|e| e.parse().unwrap()).collect(),
+            auth: None,
         }
     }
 

@@ -7,7 +7,9 @@
 //! answer, streamed or not, is never retried. A provider that failed is ejected for its
 //! `Retry-After` (seconds or an HTTP date) or [`DEFAULT_EJECTION`], and skipped while ejected;
 //! when every provider is ejected they are all tried in order anyway, since failing without
-//! trying helps nobody. The last provider's answer is the client's.
+//! trying helps nobody. The last provider's answer is the client's. A provider with its own
+//! `policies.auth` (a tenant's `providers[].policies.auth`) is sent its own key, the others the
+//! backend's.
 
 use std::time::{Duration, SystemTime};
 
@@ -104,6 +106,18 @@ pub async fn handle(
             virtual_key: ctx.virtual_key.clone(),
         };
         let req = Request::from_parts(parts.clone(), bytes.clone());
+        let own;
+        let policies = match &flat[i].auth {
+            // A provider with its own `policies.auth`: that instead of the backend's.
+            Some(auth) => {
+                own = Policies {
+                    auth: Some(auth.clone()),
+                    request_timeout: policies.request_timeout,
+                };
+                &own
+            }
+            None => policies,
+        };
         let resp = super::handle(attempt, flat[i], policies, req).await;
         if n < last && retryable(resp.status()) {
             let d = ejection(resp.headers(), SystemTime::now());
@@ -167,6 +181,7 @@ mod tests {
             path: None,
             path_prefix: None,
             endpoints: vec![],
+            auth: None,
         }
     }
 

@@ -293,6 +293,7 @@ mod tests {
             path: path.map(str::to_string),
             path_prefix: prefix.map(str::to_string),
             endpoints: vec![],
+            auth: None,
         }
     }
 

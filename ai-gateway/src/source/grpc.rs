@@ -19,7 +19,8 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::{ConfigSource, SourceError};
 use crate::config::model::{
-    RawAi, RawAuth, RawBackend, RawBudget, RawOpenAi, RawPolicies, RawProvider, RawTenant,
+    RawAi, RawAuth, RawBackend, RawBudget, RawGroup, RawOpenAi, RawPolicies, RawProvider,
+    RawProviderPolicies, RawTenant,
 };
 use crate::config::{ConfigError, Secret};
 use crate::publish::ConfigStore;
@@ -38,70 +39,37 @@ pub fn raw_tenant(t: &pb::TenantConfig) -> Result<RawTenant, ConfigError> {
         let at = format!("tenants.{}.routes.{name}", t.tenant);
         let ai = match &b.kind {
             None => None,
-            Some(pb::backend::Kind::Ai(ai)) => {
-                let port = match u16::try_from(ai.port) {
-                    Ok(p) => p,
-                    Err(_) => return Err(field(format!("{at}.ai.provider.port"), "above 65535")),
-                };
-                let mut endpoints = Vec::with_capacity(ai.endpoints.len());
-                for (i, e) in ai.endpoints.iter().enumerate() {
-                    let at = format!("{at}.ai.provider.endpoints[{i}]");
-                    let Ok(ip) = e.ip.parse::<std::net::IpAddr>() else {
-                        return Err(field(
-                            at,
-                            &format!("ip {:?} is not an IP address literal", e.ip),
-                        ));
-                    };
-                    let Ok(port) = u16::try_from(e.port) else {
-                        return Err(field(at, &format!("port {} is above 65535", e.port)));
-                    };
-                    // Validation (RawTenant::validate) refuses port 0 and unusable addresses.
-                    endpoints.push(std::net::SocketAddr::new(ip, port).to_string());
+            Some(pb::backend::Kind::Ai(ai)) => Some(RawAi {
+                groups: None,
+                provider: Some(raw_provider(&format!("{at}.ai.provider"), None, ai)?),
+            }),
+            Some(pb::backend::Kind::Groups(groups)) => {
+                let mut raw = Vec::with_capacity(groups.groups.len());
+                for (g, group) in groups.groups.iter().enumerate() {
+                    let mut providers = Vec::with_capacity(group.providers.len());
+                    for (i, p) in group.providers.iter().enumerate() {
+                        let at_p = format!("{at}.ai.groups[{g}].providers[{i}]");
+                        let Some(backend) = &p.backend else {
+                            return Err(field(at_p, "no backend: where the provider is"));
+                        };
+                        let mut provider = raw_provider(&at_p, Some(&p.name), backend)?;
+                        provider.policies = p
+                            .auth
+                            .as_ref()
+                            .and_then(raw_auth)
+                            .map(|auth| RawProviderPolicies { auth: Some(auth) });
+                        providers.push(provider);
+                    }
+                    raw.push(RawGroup { providers });
                 }
                 Some(RawAi {
-                    groups: None,
-                    provider: Some(RawProvider {
-                        tls: ai.tls,
-                        name: None,
-                        openai: match &ai.provider {
-                            Some(pb::ai_backend::Provider::Openai(o)) => Some(RawOpenAi {
-                                model: o.model.clone(),
-                            }),
-                            _ => None,
-                        },
-                        anthropic: match &ai.provider {
-                            Some(pb::ai_backend::Provider::Anthropic(a)) => Some(RawOpenAi {
-                                model: a.model.clone(),
-                            }),
-                            _ => None,
-                        },
-                        gemini: match &ai.provider {
-                            Some(pb::ai_backend::Provider::Gemini(g)) => Some(RawOpenAi {
-                                model: g.model.clone(),
-                            }),
-                            _ => None,
-                        },
-                        host: Some(ai.host.clone()).filter(|h| !h.is_empty()),
-                        port: Some(port),
-                        path: ai.path.clone(),
-                        path_prefix: ai.path_prefix.clone(),
-                        endpoints,
-                    }),
+                    provider: None,
+                    groups: Some(raw),
                 })
             }
         };
         let policies = b.policies.as_ref().map(|p| RawPolicies {
-            // An empty key is no key; key and passthrough together are refused by validation.
-            auth: p
-                .auth
-                .as_ref()
-                .filter(|a| !a.key.is_empty() || a.passthrough)
-                .map(|a| RawAuth {
-                    key: Some(a.key.clone())
-                        .filter(|k| !k.is_empty())
-                        .map(Secret::new),
-                    passthrough: a.passthrough,
-                }),
+            auth: p.auth.as_ref().and_then(raw_auth),
             request_timeout_ms: Some(p.request_timeout_ms).filter(|ms| *ms > 0),
         });
         routes.insert(
@@ -121,6 +89,70 @@ pub fn raw_tenant(t: &pb::TenantConfig) -> Result<RawTenant, ConfigError> {
             tokens: Some(b.tokens).filter(|n| *n > 0),
             window_seconds: b.window_seconds,
         }),
+    })
+}
+
+/// An auth on the wire -> the file model: an empty key is no key; key and passthrough together
+/// are refused by validation.
+fn raw_auth(a: &pb::BackendAuth) -> Option<RawAuth> {
+    (!a.key.is_empty() || a.passthrough).then(|| RawAuth {
+        key: Some(a.key.clone())
+            .filter(|k| !k.is_empty())
+            .map(Secret::new),
+        passthrough: a.passthrough,
+    })
+}
+
+/// One provider on the wire (`ai.provider`, or a provider of `ai.groups` with its `name`), at
+/// `at` -> the file model.
+fn raw_provider(
+    at: &str,
+    name: Option<&str>,
+    ai: &pb::AiBackend,
+) -> Result<RawProvider, ConfigError> {
+    let port = match u16::try_from(ai.port) {
+        Ok(p) => p,
+        Err(_) => return Err(field(format!("{at}.port"), "above 65535")),
+    };
+    let mut endpoints = Vec::with_capacity(ai.endpoints.len());
+    for (i, e) in ai.endpoints.iter().enumerate() {
+        let at = format!("{at}.endpoints[{i}]");
+        let Ok(ip) = e.ip.parse::<std::net::IpAddr>() else {
+            return Err(field(
+                at,
+                &format!("ip {:?} is not an IP address literal", e.ip),
+            ));
+        };
+        let Ok(port) = u16::try_from(e.port) else {
+            return Err(field(at, &format!("port {} is above 65535", e.port)));
+        };
+        // Validation (RawTenant::validate) refuses port 0 and unusable addresses.
+        endpoints.push(std::net::SocketAddr::new(ip, port).to_string());
+    }
+    let model = |kind: &str| match (&ai.provider, kind) {
+        (Some(pb::ai_backend::Provider::Openai(o)), "openai") => Some(RawOpenAi {
+            model: o.model.clone(),
+        }),
+        (Some(pb::ai_backend::Provider::Anthropic(a)), "anthropic") => Some(RawOpenAi {
+            model: a.model.clone(),
+        }),
+        (Some(pb::ai_backend::Provider::Gemini(g)), "gemini") => Some(RawOpenAi {
+            model: g.model.clone(),
+        }),
+        _ => None,
+    };
+    Ok(RawProvider {
+        tls: ai.tls,
+        name: name.map(str::to_string),
+        openai: model("openai"),
+        anthropic: model("anthropic"),
+        gemini: model("gemini"),
+        host: Some(ai.host.clone()).filter(|h| !h.is_empty()),
+        port: Some(port),
+        path: ai.path.clone(),
+        path_prefix: ai.path_prefix.clone(),
+        endpoints,
+        policies: None,
     })
 }
 
@@ -545,5 +577,119 @@ mod tests {
             ack.tenants[1].reason.contains("no provider kind"),
             "{ack:?}"
         );
+    }
+
+    /// A groups backend: one provider of a group as the hub sends it.
+    fn member(name: &str, ip: &str, key: Option<&str>) -> pb::AiGroupProvider {
+        pb::AiGroupProvider {
+            name: name.into(),
+            backend: Some(pb::AiBackend {
+                provider: Some(pb::ai_backend::Provider::Openai(pb::OpenAi { model: None })),
+                host: ip.into(),
+                port: 8080,
+                path: None,
+                path_prefix: None,
+                endpoints: vec![],
+                tls: false,
+            }),
+            auth: key.map(|k| pb::BackendAuth {
+                key: k.into(),
+                passthrough: false,
+            }),
+        }
+    }
+
+    fn with_groups(groups: Vec<Vec<pb::AiGroupProvider>>) -> pb::TenantConfig {
+        let mut t = tenant("a", 1, 8080, "sk-backend");
+        for b in t.routes.values_mut() {
+            b.kind = Some(pb::backend::Kind::Groups(pb::AiGroups {
+                groups: groups
+                    .iter()
+                    .map(|providers| pb::AiGroup {
+                        providers: providers.clone(),
+                    })
+                    .collect(),
+            }));
+        }
+        t
+    }
+
+    /// `Backend.groups` from the hub -> the typed `AiGroups` the failover serves, in order,
+    /// each provider with its own key or the backend's.
+    #[test]
+    fn groups_from_the_hub_arrive_as_failover_groups_with_their_keys() {
+        use crate::config::{BackendAuth, BackendKind, Secret};
+        let t = with_groups(vec![
+            vec![
+                member("a", "127.0.1.10", Some("sk-a")),
+                member("b", "127.0.1.11", None),
+            ],
+            vec![member("c", "127.0.1.12", Some("sk-c"))],
+        ]);
+        let typed = raw_tenant(&t).unwrap().validate("a", 1).unwrap();
+        let backend = &typed.routes["llm/local-llm"];
+        let BackendKind::AiGroups(groups) = &backend.kind else {
+            panic!("groups expected: {:?}", backend.kind)
+        };
+        let got: Vec<Vec<(String, Option<BackendAuth>)>> = groups
+            .iter()
+            .map(|g| g.iter().map(|p| (p.host.clone(), p.auth.clone())).collect())
+            .collect();
+        let key = |k: &str| Some(BackendAuth::Key(Secret::new(k.to_string())));
+        assert_eq!(
+            got,
+            vec![
+                vec![
+                    ("127.0.1.10".to_string(), key("sk-a")),
+                    ("127.0.1.11".to_string(), None),
+                ],
+                vec![("127.0.1.12".to_string(), key("sk-c"))],
+            ]
+        );
+        assert_eq!(backend.policies.auth, key("sk-backend"));
+    }
+
+    #[test]
+    fn hostile_groups_from_the_hub_are_refused_naming_the_field() {
+        let no_backend = {
+            let mut m = member("a", "127.0.1.10", None);
+            m.backend = None;
+            m
+        };
+        let big_port = {
+            let mut m = member("b", "127.0.1.10", None);
+            if let Some(b) = &mut m.backend {
+                b.port = 70_000;
+            }
+            m
+        };
+        let spaced_key = member("c", "127.0.1.10", Some("sk with space"));
+        let cases = [
+            (
+                with_groups(vec![vec![no_backend]]),
+                "ai.groups[0].providers[0]: no backend",
+            ),
+            (
+                with_groups(vec![vec![member("a", "127.0.1.10", None)], vec![big_port]]),
+                "ai.groups[1].providers[0].port: above 65535",
+            ),
+            (
+                with_groups(vec![vec![spaced_key]]),
+                "ai.groups[0].providers[0].policies.auth.key: must be printable ASCII",
+            ),
+            (with_groups(vec![]), "ai.groups: must list 1..=16 groups"),
+            (
+                with_groups(vec![vec![]]),
+                "ai.groups[0].providers: must list 1..=16 providers",
+            ),
+        ];
+        for (t, want) in cases {
+            let err = raw_tenant(&t)
+                .and_then(|raw| raw.validate("a", 1))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{want}: {err}");
+            assert!(!err.contains("sk with space"), "{err}");
+        }
     }
 }

@@ -13,14 +13,20 @@
 //!   allowlist (`tenants[].egress`); an IP literal is also held to the special-address and
 //!   own-address rules, since the AI gateway connects to it as written;
 //! - the agent's `problem` (Service or Secret missing, ...) is kept: the backend is stored with
-//!   it, reports it in its status, and routes naming it get 500 (compile).
+//!   it, reports it in its status, and routes naming it get 500 (compile);
+//! - `ai.groups`: at most [`MAX_GROUPS`] groups of 1 to [`MAX_GROUP_PROVIDERS`] providers, each
+//!   named (unique in its group) and judged exactly like `ai.provider`; a refusal names the
+//!   provider's field (`spec.ai.groups[1].providers[0].port ...`). A provider the agent could not
+//!   resolve keeps its problem and the others serve; none resolved: the backend is unresolved.
 
 use std::net::IpAddr;
 
 use fleetgate_proto::spoke::v1 as pb;
 
 use super::{Policy, Rejection, check_endpoint, check_path, reject};
-use crate::model::ai::{AiAuth, AiBackend, AiProvider, AiTarget, AiUpstream, ProviderKey};
+use crate::model::ai::{
+    AiAuth, AiBackend, AiMember, AiProvider, AiTarget, AiTargets, AiUpstream, ProviderKey,
+};
 use crate::model::{BackendProblem, Meta};
 
 /// The longest provider key admitted, in bytes (it travels in one HTTP header).
@@ -44,51 +50,256 @@ pub fn admit_ai_backend(
             target: Err(problem(p)),
         });
     }
-    let provider = provider(b)?;
-    let host = host(&b.host, &provider)?;
-    let auth = auth(b.auth.as_ref())?;
-    for (what, p) in [("path", &b.path), ("pathPrefix", &b.path_prefix)] {
+    if !b.groups.is_empty() {
+        let target = admit_groups(b, policy)?;
+        return Ok(AiBackend { meta, target });
+    }
+    let input = ProviderIn {
+        kind: b.provider.as_ref().map(|p| match p {
+            pb::ai_backend::Provider::Openai(o) => ("openai", &o.model),
+            pb::ai_backend::Provider::Anthropic(a) => ("anthropic", &a.model),
+            pb::ai_backend::Provider::Gemini(g) => ("gemini", &g.model),
+        }),
+        host: &b.host,
+        port: b.port,
+        path: &b.path,
+        path_prefix: &b.path_prefix,
+        endpoints: &b.endpoints,
+        auth: b.auth.as_ref(),
+    };
+    let target = admit_provider("spec.ai.provider", "spec.policies.auth", "", &input, policy)?;
+    Ok(AiBackend {
+        meta,
+        target: Ok(target.into()),
+    })
+}
+
+/// The most priority groups of `spec.ai.groups` (agentgateway's limit).
+pub const MAX_GROUPS: usize = 8;
+/// The most providers in one group (agentgateway's limit).
+pub const MAX_GROUP_PROVIDERS: usize = 16;
+/// The longest provider name (a Gateway API SectionName).
+pub const MAX_PROVIDER_NAME_LEN: usize = 253;
+
+/// One provider as the wire gives it, from `ai.provider` or a provider of `ai.groups`.
+struct ProviderIn<'a> {
+    /// The provider kind and its model; `None`: none fleetgate serves.
+    kind: Option<(&'static str, &'a Option<String>)>,
+    host: &'a str,
+    port: u32,
+    path: &'a Option<String>,
+    path_prefix: &'a Option<String>,
+    endpoints: &'a [pb::Endpoint],
+    auth: Option<&'a pb::AiAuth>,
+}
+
+/// `spec.ai.groups`: sizes and names, then every provider judged exactly like `ai.provider`
+/// (a hostile provider refuses the whole backend, naming its field). A provider the agent
+/// could not resolve is kept with its problem; when none resolved, the backend is unresolved.
+fn admit_groups(
+    b: &pb::AiBackend,
+    policy: &Policy<'_>,
+) -> Result<Result<AiTargets, BackendProblem>, Rejection> {
+    if b.provider.is_some()
+        || !b.host.is_empty()
+        || b.port != 0
+        || b.path.is_some()
+        || b.path_prefix.is_some()
+        || !b.endpoints.is_empty()
+        || b.auth.is_some()
+    {
+        return reject(
+            "UnsupportedValue",
+            "spec.ai sets both provider and groups; keep exactly one",
+        );
+    }
+    if b.groups.len() > MAX_GROUPS {
+        return reject(
+            "UnsupportedValue",
+            format!(
+                "spec.ai.groups lists {} groups, at most {MAX_GROUPS} are allowed",
+                b.groups.len()
+            ),
+        );
+    }
+    let mut groups = Vec::with_capacity(b.groups.len());
+    for (g, group) in b.groups.iter().enumerate() {
+        let at_g = format!("spec.ai.groups[{g}].providers");
+        if group.providers.is_empty() || group.providers.len() > MAX_GROUP_PROVIDERS {
+            return reject(
+                "UnsupportedValue",
+                format!(
+                    "{at_g} lists {} providers; list 1 to {MAX_GROUP_PROVIDERS}",
+                    group.providers.len()
+                ),
+            );
+        }
+        let mut members: Vec<AiMember> = Vec::with_capacity(group.providers.len());
+        for (i, p) in group.providers.iter().enumerate() {
+            let at = format!("{at_g}[{i}]");
+            check_provider_name(&at, &p.name)?;
+            if members.iter().any(|m| m.name == p.name) {
+                return reject(
+                    "UnsupportedValue",
+                    format!(
+                        "{at}.name {} is used twice in spec.ai.groups[{g}]; provider names must be unique within a group",
+                        p.name
+                    ),
+                );
+            }
+            let target = match &p.problem {
+                Some(problem_) => Err(problem(problem_)),
+                None => {
+                    let input = ProviderIn {
+                        kind: p.provider.as_ref().map(|k| match k {
+                            pb::ai_group_provider::Provider::Openai(o) => ("openai", &o.model),
+                            pb::ai_group_provider::Provider::Anthropic(a) => {
+                                ("anthropic", &a.model)
+                            }
+                            pb::ai_group_provider::Provider::Gemini(g) => ("gemini", &g.model),
+                        }),
+                        host: &p.host,
+                        port: p.port,
+                        path: &p.path,
+                        path_prefix: &p.path_prefix,
+                        endpoints: &p.endpoints,
+                        auth: p.auth.as_ref(),
+                    };
+                    let auth_at = format!("{at}.policies.auth");
+                    Ok(admit_provider(
+                        &at,
+                        &auth_at,
+                        &format!("{at}: "),
+                        &input,
+                        policy,
+                    )?)
+                }
+            };
+            members.push(AiMember {
+                name: p.name.clone(),
+                target,
+            });
+        }
+        groups.push(members);
+    }
+    let targets = AiTargets::Groups(groups);
+    if !targets.resolved().is_empty() {
+        return Ok(Ok(targets));
+    }
+    let AiTargets::Groups(groups) = &targets else {
+        return Ok(Ok(targets));
+    };
+    let (reason, why) = unresolved_members(groups);
+    Ok(Err(BackendProblem {
+        reason,
+        message: format!("no provider of spec.ai.groups resolved: {why}")
+            .chars()
+            .take(1024)
+            .collect(),
+    }))
+}
+
+/// The reason of the first unresolved member of `groups`, and every unresolved member named
+/// with its problem (`groups[g].providers[i] (name): message`), for statuses.
+pub fn unresolved_members(groups: &[Vec<AiMember>]) -> (String, String) {
+    let mut reason = None;
+    let mut parts = Vec::new();
+    for (g, members) in groups.iter().enumerate() {
+        for (i, m) in members.iter().enumerate() {
+            if let Err(p) = &m.target {
+                reason.get_or_insert_with(|| p.reason.clone());
+                parts.push(format!(
+                    "groups[{g}].providers[{i}] ({}): {}",
+                    m.name, p.message
+                ));
+            }
+        }
+    }
+    (
+        reason.unwrap_or_else(|| "BackendNotFound".to_string()),
+        parts.join("; "),
+    )
+}
+
+/// `providers[].name`: a Gateway API SectionName, as agentgateway requires.
+fn check_provider_name(at: &str, name: &str) -> Result<(), Rejection> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_PROVIDER_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        return Ok(());
+    }
+    reject(
+        "UnsupportedValue",
+        format!(
+            "{at}.name {:?} must be 1 to {MAX_PROVIDER_NAME_LEN} lower-case letters, digits, '-' or '.', starting and ending with a letter or digit",
+            name.chars().take(64).collect::<String>()
+        ),
+    )
+}
+
+/// One provider, written at `at` (its auth at `auth_at`), judged: kind and model, host, key,
+/// paths, port, then where it leads (endpoints through the rule of every backend, or an
+/// external host on the egress allowlist). `prefix` goes before the messages of the latter,
+/// which name a host rather than a field.
+fn admit_provider(
+    at: &str,
+    auth_at: &str,
+    prefix: &str,
+    b: &ProviderIn<'_>,
+    policy: &Policy<'_>,
+) -> Result<AiTarget, Rejection> {
+    let provider = provider(at, b.kind)?;
+    let host = host(at, b.host, &provider)?;
+    let auth = auth(auth_at, b.auth)?;
+    for (what, p) in [("path", b.path), ("pathPrefix", b.path_prefix)] {
         if let Some(p) = p {
             check_path(p).map_err(|e| Rejection {
                 reason: e.reason,
-                message: format!("spec.ai.provider.{what}: {}", e.message),
+                message: format!("{at}.{what}: {}", e.message),
             })?;
         }
     }
     let port = u16::try_from(b.port).map_err(|_| Rejection {
         reason: "UnsupportedValue",
-        message: format!("spec.ai.provider.port {} is not 1-65535", b.port),
+        message: format!("{at}.port {} is not 1-65535", b.port),
     })?;
+    let prefixed = |e: Rejection| Rejection {
+        reason: e.reason,
+        message: format!("{prefix}{}", e.message),
+    };
     let (port, upstream) = if b.endpoints.is_empty() {
         let port = if port == 0 {
             DEFAULT_EXTERNAL_PORT
         } else {
             port
         };
-        external(&host, port, policy)?;
+        external(&host, port, policy).map_err(prefixed)?;
         (port, AiUpstream::External)
     } else {
         if port == 0 {
             return reject(
                 "UnsupportedValue",
                 format!(
-                    "spec.ai.provider.port is not set for host {host}, a Service of the cluster; set it to the Service's port"
+                    "{at}.port is not set for host {host}, a Service of the cluster; set it to the Service's port"
                 ),
             );
         }
-        (port, AiUpstream::Cluster(endpoints(b, policy)?))
+        let endpoints = endpoints(b.host, b.endpoints, policy).map_err(prefixed)?;
+        (port, AiUpstream::Cluster(endpoints))
     };
-    Ok(AiBackend {
-        meta,
-        target: Ok(AiTarget {
-            provider,
-            host,
-            port,
-            path: b.path.clone(),
-            path_prefix: b.path_prefix.clone(),
-            upstream,
-            auth,
-        }),
+    Ok(AiTarget {
+        provider,
+        host,
+        port,
+        path: b.path.clone(),
+        path_prefix: b.path_prefix.clone(),
+        upstream,
+        auth,
     })
 }
 
@@ -105,50 +316,44 @@ fn problem(p: &pb::BackendProblem) -> BackendProblem {
     }
 }
 
-fn provider(b: &pb::AiBackend) -> Result<AiProvider, Rejection> {
-    let (kind, model) = match &b.provider {
-        Some(pb::ai_backend::Provider::Openai(o)) => ("openai", &o.model),
-        Some(pb::ai_backend::Provider::Anthropic(a)) => ("anthropic", &a.model),
-        Some(pb::ai_backend::Provider::Gemini(g)) => ("gemini", &g.model),
-        None => {
+fn provider(
+    at: &str,
+    kind: Option<(&'static str, &Option<String>)>,
+) -> Result<AiProvider, Rejection> {
+    let Some((kind, model)) = kind else {
+        return reject(
+            "UnsupportedValue",
+            format!(
+                "{at} names no provider fleetgate serves; set exactly one of: openai, anthropic, gemini"
+            ),
+        );
+    };
+    let model = match model.as_deref() {
+        None | Some("") => None,
+        Some(m) if m.len() <= MAX_MODEL_LEN && m.bytes().all(|c| (0x21..0x7f).contains(&c)) => {
+            Some(m.to_string())
+        }
+        Some(m) => {
             return reject(
                 "UnsupportedValue",
-                "spec.ai.provider names no provider fleetgate serves; set exactly one of: openai, anthropic, gemini",
+                format!(
+                    "{at}.{kind}.model {:?} must be at most {MAX_MODEL_LEN} visible ASCII characters without spaces",
+                    m.chars().take(64).collect::<String>()
+                ),
             );
         }
     };
-    {
-        {
-            let model = match model.as_deref() {
-                None | Some("") => None,
-                Some(m)
-                    if m.len() <= MAX_MODEL_LEN && m.bytes().all(|c| (0x21..0x7f).contains(&c)) =>
-                {
-                    Some(m.to_string())
-                }
-                Some(m) => {
-                    return reject(
-                        "UnsupportedValue",
-                        format!(
-                            "spec.ai.provider.{kind}.model {:?} must be at most {MAX_MODEL_LEN} visible ASCII characters without spaces",
-                            m.chars().take(64).collect::<String>()
-                        ),
-                    );
-                }
-            };
-            Ok(match kind {
-                "anthropic" => AiProvider::Anthropic { model },
-                "gemini" => AiProvider::Gemini { model },
-                _ => AiProvider::OpenAi { model },
-            })
-        }
-    }
+    Ok(match kind {
+        "anthropic" => AiProvider::Anthropic { model },
+        "gemini" => AiProvider::Gemini { model },
+        _ => AiProvider::OpenAi { model },
+    })
 }
 
 /// The host, lower-cased: a DNS name (one label is a Service name of the backend's namespace;
 /// one trailing dot, the fully qualified form, is dropped) or an IP literal; empty: the
 /// provider's default host.
-fn host(written: &str, provider: &AiProvider) -> Result<String, Rejection> {
+fn host(at: &str, written: &str, provider: &AiProvider) -> Result<String, Rejection> {
     if written.is_empty() {
         return Ok(provider.default_host().to_string());
     }
@@ -167,14 +372,14 @@ fn host(written: &str, provider: &AiProvider) -> Result<String, Rejection> {
     reject(
         "UnsupportedValue",
         format!(
-            "spec.ai.provider.host {:?} is neither a DNS name nor an IP address",
+            "{at}.host {:?} is neither a DNS name nor an IP address",
             written.chars().take(253).collect::<String>()
         ),
     )
 }
 
-/// `policies.auth`. A refusal says what is wrong with the key, never what it is.
-fn auth(a: Option<&pb::AiAuth>) -> Result<AiAuth, Rejection> {
+/// `policies.auth`, written at `at`. A refusal says what is wrong with the key, never what it is.
+fn auth(at: &str, a: Option<&pb::AiAuth>) -> Result<AiAuth, Rejection> {
     let Some(a) = a else {
         return Ok(AiAuth::None);
     };
@@ -183,14 +388,14 @@ fn auth(a: Option<&pb::AiAuth>) -> Result<AiAuth, Rejection> {
         (true, true) => Ok(AiAuth::Passthrough),
         (false, true) => reject(
             "UnsupportedValue",
-            "spec.policies.auth sets both a key and passthrough; use one of them",
+            format!("{at} sets both a key and passthrough; use one of them"),
         ),
         (false, false) => {
             if a.key.len() > MAX_KEY_LEN {
                 return reject(
                     "UnsupportedValue",
                     format!(
-                        "spec.policies.auth: the key is {} bytes, at most {MAX_KEY_LEN} are allowed (the key is not shown)",
+                        "{at}: the key is {} bytes, at most {MAX_KEY_LEN} are allowed (the key is not shown)",
                         a.key.len()
                     ),
                 );
@@ -198,7 +403,9 @@ fn auth(a: Option<&pb::AiAuth>) -> Result<AiAuth, Rejection> {
             if !a.key.bytes().all(|c| (0x20..0x7f).contains(&c)) {
                 return reject(
                     "UnsupportedValue",
-                    "spec.policies.auth: the key holds a control or non-ASCII character (a newline at the end of the Secret's value?); store the key alone (the key is not shown)",
+                    format!(
+                        "{at}: the key holds a control or non-ASCII character (a newline at the end of the Secret's value?); store the key alone (the key is not shown)"
+                    ),
                 );
             }
             Ok(AiAuth::Key(ProviderKey(a.key.clone())))
@@ -208,22 +415,23 @@ fn auth(a: Option<&pb::AiAuth>) -> Result<AiAuth, Rejection> {
 
 /// The ready endpoints of a cluster-local host, through the rule of every backend.
 fn endpoints(
-    b: &pb::AiBackend,
+    host: &str,
+    endpoints: &[pb::Endpoint],
     policy: &Policy<'_>,
 ) -> Result<Vec<std::net::SocketAddr>, Rejection> {
     let limit = policy.limits.max_endpoints_per_backend;
-    if b.endpoints.len() > limit {
+    if endpoints.len() > limit {
         return reject(
             "UnsupportedValue",
             format!(
                 "host {}: {} endpoints, the limit is {limit}",
-                b.host.chars().take(253).collect::<String>(),
-                b.endpoints.len()
+                host.chars().take(253).collect::<String>(),
+                endpoints.len()
             ),
         );
     }
     let mut out = Vec::new();
-    for e in b.endpoints.iter().filter(|e| e.ready) {
+    for e in endpoints.iter().filter(|e| e.ready) {
         out.push(check_endpoint(e, policy)?);
     }
     out.sort();

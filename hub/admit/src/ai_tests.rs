@@ -7,7 +7,7 @@ use fleetgate_proto::spoke::v1 as pb;
 
 use super::test_support::Fixture;
 use super::*;
-use crate::model::ai::{AiAuth, AiProvider, AiTarget, AiUpstream, ProviderKey};
+use crate::model::ai::{AiAuth, AiProvider, AiTarget, AiTargets, AiUpstream, ProviderKey};
 
 const KEY: &str = "sk-TOPSECRET-0123456789abcdef";
 
@@ -48,6 +48,7 @@ fn local_llm() -> pb::AiBackend {
             passthrough: false,
         }),
         problem: None,
+        groups: vec![],
     }
 }
 
@@ -68,7 +69,10 @@ fn admitted(b: pb::AiBackend, f: &Fixture) -> Result<crate::model::ai::AiBackend
 }
 
 fn target(b: pb::AiBackend, f: &Fixture) -> AiTarget {
-    admitted(b, f).unwrap().target.unwrap()
+    match admitted(b, f).unwrap().target.unwrap() {
+        AiTargets::Provider(t) => t,
+        other => panic!("one provider expected, got {other:?}"),
+    }
 }
 
 #[test]
@@ -92,7 +96,8 @@ fn ai_backends_are_admitted_into_the_model() {
                 "10.1.3.5:8080".parse().unwrap()
             ]),
             auth: AiAuth::Key(ProviderKey(KEY.into())),
-        })
+        }
+        .into())
     );
 
     // Not-ready endpoints are left out; a cluster-local host with none ready stays
@@ -591,4 +596,248 @@ fn an_admitted_backend_never_shows_its_key() {
     let shown = format!("{got:?} {got:#?}");
     assert!(!shown.contains("TOPSECRET"), "{shown}");
     assert!(shown.contains("llama-cpp.llm.svc.cluster.local"));
+}
+
+/// A provider of `ai.groups` as the agent sends it: `local_llm()`'s fields.
+fn member(name: &str) -> pb::AiGroupProvider {
+    let b = local_llm();
+    pb::AiGroupProvider {
+        name: name.into(),
+        provider: Some(pb::ai_group_provider::Provider::Openai(
+            pb::OpenAiProvider {
+                model: Some("gemma-4-12b-it".into()),
+            },
+        )),
+        host: b.host,
+        port: b.port,
+        path: None,
+        path_prefix: None,
+        endpoints: b.endpoints,
+        auth: b.auth,
+        problem: None,
+    }
+}
+
+fn groups(groups: Vec<Vec<pb::AiGroupProvider>>) -> pb::AiBackend {
+    pb::AiBackend {
+        groups: groups
+            .into_iter()
+            .map(|providers| pb::AiProviderGroup { providers })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// The failover backend of the e2e: a cluster-local provider first, an external one on the
+/// egress list second with its own key; an unresolved provider is kept with its problem.
+#[test]
+fn groups_are_admitted_provider_by_provider() {
+    let f = Fixture::new();
+    let mut cloud = member("cloud");
+    cloud.host = "api.openai.com".into();
+    cloud.port = 0;
+    cloud.endpoints = vec![];
+    cloud.auth = Some(pb::AiAuth {
+        key: "sk-cloud".into(),
+        passthrough: false,
+    });
+    let mut gone = member("gone");
+    gone.problem = Some(pb::BackendProblem {
+        reason: "BackendNotFound".into(),
+        message: "spec.ai.groups[0].providers[1].host gone.llm.svc: Service llm/gone not found"
+            .into(),
+    });
+    let got = admitted(groups(vec![vec![member("local"), gone], vec![cloud]]), &f).unwrap();
+    let Ok(AiTargets::Groups(g)) = &got.target else {
+        panic!("groups expected: {:?}", got.target);
+    };
+    let names: Vec<Vec<&str>> = g
+        .iter()
+        .map(|m| m.iter().map(|m| m.name.as_str()).collect())
+        .collect();
+    assert_eq!(names, [vec!["local", "gone"], vec!["cloud"]]);
+    let local = g[0][0].target.as_ref().unwrap();
+    assert_eq!(
+        local.upstream,
+        AiUpstream::Cluster(vec![
+            "10.1.3.4:8080".parse().unwrap(),
+            "10.1.3.5:8080".parse().unwrap()
+        ])
+    );
+    assert_eq!(local.auth, AiAuth::Key(ProviderKey(KEY.into())));
+    assert_eq!(
+        g[0][1].target.as_ref().unwrap_err().reason,
+        "BackendNotFound"
+    );
+    let cloud = g[1][0].target.as_ref().unwrap();
+    assert_eq!(
+        (cloud.host.as_str(), cloud.port, &cloud.upstream),
+        ("api.openai.com", 443, &AiUpstream::External)
+    );
+    assert_eq!(cloud.auth, AiAuth::Key(ProviderKey("sk-cloud".into())));
+
+    // None resolved: the backend is unresolved, naming every provider's problem.
+    let mut a = member("a");
+    a.problem = Some(pb::BackendProblem {
+        reason: "BackendNotFound".into(),
+        message: "Secret ai/k not found".into(),
+    });
+    let got = admitted(groups(vec![vec![a]]), &f).unwrap();
+    let p = got.target.unwrap_err();
+    assert_eq!(p.reason, "BackendNotFound");
+    assert_eq!(
+        p.message,
+        "no provider of spec.ai.groups resolved: groups[0].providers[0] (a): Secret ai/k not found"
+    );
+}
+
+/// Hostile `ai.groups`: each refusal names the provider's field, never the key; one bad
+/// provider refuses the whole backend.
+#[test]
+fn hostile_groups_are_refused_naming_the_field() {
+    let f = Fixture::new();
+    type Case = (&'static str, pb::AiBackend, &'static str, &'static str);
+    let with = |g: usize, i: usize, change: fn(&mut pb::AiGroupProvider)| {
+        let mut b = groups(vec![vec![member("a")], vec![member("b"), member("c")]]);
+        change(&mut b.groups[g].providers[i]);
+        b
+    };
+    let many_groups = groups((0..9).map(|i| vec![member(&format!("p{i}"))]).collect());
+    let many_providers = groups(vec![(0..17).map(|i| member(&format!("p{i}"))).collect()]);
+    let mut both = groups(vec![vec![member("a")]]);
+    both.host = "llama-cpp.llm.svc.cluster.local".into();
+    let cases: Vec<Case> = vec![
+        (
+            "a port above 65535",
+            with(1, 0, |p| p.port = 70_000),
+            "UnsupportedValue",
+            "spec.ai.groups[1].providers[0].port 70000 is not 1-65535",
+        ),
+        (
+            "no provider kind",
+            with(1, 1, |p| p.provider = None),
+            "UnsupportedValue",
+            "spec.ai.groups[1].providers[1] names no provider fleetgate serves",
+        ),
+        (
+            "a host that is no DNS name",
+            with(0, 0, |p| p.host = "llama cpp".into()),
+            "UnsupportedValue",
+            "spec.ai.groups[0].providers[0].host \"llama cpp\"",
+        ),
+        (
+            "a relative path",
+            with(0, 0, |p| p.path = Some("v1".into())),
+            "UnsupportedValue",
+            "spec.ai.groups[0].providers[0].path",
+        ),
+        (
+            "a key with a newline",
+            with(1, 0, |p| {
+                p.auth = Some(pb::AiAuth {
+                    key: format!("{KEY}\n"),
+                    passthrough: false,
+                })
+            }),
+            "UnsupportedValue",
+            "spec.ai.groups[1].providers[0].policies.auth: the key holds a control",
+        ),
+        (
+            "an endpoint of another tenant",
+            with(1, 1, |p| p.endpoints = vec![endpoint("10.2.0.5", 8080)]),
+            "EndpointNotAllowed",
+            "spec.ai.groups[1].providers[1]: ",
+        ),
+        (
+            "link-local metadata",
+            with(0, 0, |p| {
+                p.endpoints = vec![endpoint("169.254.169.254", 80)]
+            }),
+            "EndpointNotAllowed",
+            "spec.ai.groups[0].providers[0]: ",
+        ),
+        (
+            "an external host not on the egress list",
+            with(1, 0, |p| {
+                p.host = "evil.example.net".into();
+                p.endpoints = vec![];
+            }),
+            ai::EGRESS_NOT_ALLOWED,
+            "spec.ai.groups[1].providers[0]: host evil.example.net is outside tenant",
+        ),
+        (
+            "a bare Service name the agent did not resolve",
+            with(0, 0, |p| {
+                p.host = "llama-cpp".into();
+                p.endpoints = vec![];
+            }),
+            "BackendNotFound",
+            "spec.ai.groups[0].providers[0]: host llama-cpp names a Service",
+        ),
+        (
+            "an unnamed provider",
+            with(0, 0, |p| p.name = String::new()),
+            "UnsupportedValue",
+            "spec.ai.groups[0].providers[0].name \"\" must be",
+        ),
+        (
+            "a name with a newline",
+            with(0, 0, |p| p.name = "a\nb".into()),
+            "UnsupportedValue",
+            "spec.ai.groups[0].providers[0].name",
+        ),
+        (
+            "a name twice in a group",
+            with(1, 1, |p| p.name = "b".into()),
+            "UnsupportedValue",
+            "spec.ai.groups[1].providers[1].name b is used twice",
+        ),
+        (
+            "nine groups",
+            many_groups,
+            "UnsupportedValue",
+            "spec.ai.groups lists 9 groups, at most 8",
+        ),
+        (
+            "seventeen providers",
+            many_providers,
+            "UnsupportedValue",
+            "spec.ai.groups[0].providers lists 17 providers",
+        ),
+        (
+            "an empty group",
+            groups(vec![vec![member("a")], vec![]]),
+            "UnsupportedValue",
+            "spec.ai.groups[1].providers lists 0 providers",
+        ),
+        (
+            "provider and groups",
+            both,
+            "UnsupportedValue",
+            "spec.ai sets both provider and groups",
+        ),
+    ];
+    for (what, b, reason, words) in cases {
+        let err = match admitted(b, &f) {
+            Err(e) => e,
+            Ok(got) => panic!("{what}: admitted {got:?}"),
+        };
+        assert_eq!(err.reason, reason, "{what}: {}", err.message);
+        assert!(err.message.contains(words), "{what}: {}", err.message);
+        assert!(
+            !err.message.contains("TOPSECRET"),
+            "{what}: {}",
+            err.message
+        );
+    }
+    // The endpoint limit of every backend applies to each provider.
+    let mut f = Fixture::new();
+    f.limits.max_endpoints_per_backend = 1;
+    let err = admitted(groups(vec![vec![member("a")]]), &f).unwrap_err();
+    assert!(
+        err.message
+            .starts_with("spec.ai.groups[0].providers[0]: host llama-cpp.llm.svc.cluster.local: 2 endpoints, the limit is 1"),
+        "{}",
+        err.message
+    );
 }

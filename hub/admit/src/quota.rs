@@ -225,11 +225,16 @@ pub fn cost(cluster: &str, o: ObjectRef<'_>) -> Cost {
             c.bytes = json_len(s);
         }
         ObjectRef::AiBackend(b) => {
+            // Every resolved provider's, for a backend of ai.groups.
             c.endpoints = match &b.target {
-                Ok(t) => match &t.upstream {
-                    AiUpstream::Cluster(e) => e.len() as u64,
-                    AiUpstream::External => 0,
-                },
+                Ok(t) => t
+                    .resolved()
+                    .iter()
+                    .map(|t| match &t.upstream {
+                        AiUpstream::Cluster(e) => e.len() as u64,
+                        AiUpstream::External => 0,
+                    })
+                    .sum(),
                 Err(_) => 0,
             };
             c.bytes = json_len(b);

@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use crate::model::ai::{
-    AI_GATEWAY_CLUSTER, AiBackend, AiRoute, AiTarget, AiUpstream, ROUTE_HEADER, TENANT_HEADER,
-    route_id,
+    AI_GATEWAY_CLUSTER, AiBackend, AiMember, AiRoute, AiRouteProvider, AiRouteTarget, AiTarget,
+    AiTargets, AiUpstream, ROUTE_HEADER, TENANT_HEADER, route_id,
 };
 use crate::model::{
     AppProtocol, Backend, BackendKind, BackendProblem, ClusterKey, Condition, HeaderModifier,
@@ -25,6 +25,9 @@ use crate::snapshot::{ClusterSnapshot, SourceObject, WeightedCluster};
 
 /// The prefix of the headers only fleetgate sets (admission refuses them in tenants' filters).
 pub const RESERVED_HEADER_PREFIX: &str = "x-fleetgate-";
+
+/// The longest ResolvedRefs message of a backend of `ai.groups`, in characters.
+pub const MAX_STATUS_MESSAGE: usize = 8192;
 
 /// What the backendRefs of one cluster's routes resolve against.
 #[derive(Clone, Copy)]
@@ -37,7 +40,7 @@ pub struct Context<'a> {
 }
 
 /// The AI backend a backendRef of kind AgentgatewayBackend names, or why it cannot be used.
-pub fn lookup<'a>(ctx: &Context<'a>, b: &Backend) -> Result<&'a AiTarget, BackendProblem> {
+pub fn lookup<'a>(ctx: &Context<'a>, b: &Backend) -> Result<&'a AiTargets, BackendProblem> {
     let not_found = |message: String| BackendProblem {
         reason: "BackendNotFound".to_string(),
         message,
@@ -98,11 +101,11 @@ pub enum Forward {
 pub fn forward(
     ctx: &Context<'_>,
     b: &Backend,
-    target: &AiTarget,
+    target: &AiTargets,
     unready_name: String,
     src: &SourceObject,
 ) -> Forward {
-    if matches!(&target.upstream, AiUpstream::Cluster(e) if e.is_empty()) {
+    if route_target(target).is_none() {
         return Forward::NoEndpoints(ClusterSnapshot {
             name: unready_name,
             endpoints: Vec::new(),
@@ -157,21 +160,9 @@ pub fn routes(
     backends
         .values()
         .filter_map(|b| {
-            let t = b.target.as_ref().ok()?;
-            let endpoints = match &t.upstream {
-                AiUpstream::Cluster(e) if e.is_empty() => return None,
-                AiUpstream::Cluster(e) => e.clone(),
-                AiUpstream::External => Vec::new(),
-            };
+            let target = route_target(b.target.as_ref().ok()?)?;
             let route = AiRoute {
-                tls: AiRoute::reached_over_tls(&endpoints, t.port),
-                provider: t.provider.clone(),
-                host: t.host.clone(),
-                port: t.port,
-                path: t.path.clone(),
-                path_prefix: t.path_prefix.clone(),
-                endpoints,
-                auth: t.auth.clone(),
+                target,
                 source: SourceObject {
                     cluster: ck.clone(),
                     object: key(b),
@@ -185,6 +176,48 @@ pub fn routes(
         .collect()
 }
 
+/// What the AI gateway gets for a resolved backend: `None` when it has no provider the gateway
+/// may dial. A provider is left out when it did not resolve, or when its host is a Service of
+/// the cluster without ready endpoints (the gateway would otherwise dial the host's name); a
+/// group left empty is dropped, so failover goes straight to the next one.
+pub fn route_target(t: &AiTargets) -> Option<AiRouteTarget> {
+    match t {
+        AiTargets::Provider(t) => route_provider("", t).map(AiRouteTarget::Provider),
+        AiTargets::Groups(groups) => {
+            let groups: Vec<Vec<AiRouteProvider>> = groups
+                .iter()
+                .map(|members| {
+                    members
+                        .iter()
+                        .filter_map(|m| route_provider(&m.name, m.target.as_ref().ok()?))
+                        .collect::<Vec<_>>()
+                })
+                .filter(|g| !g.is_empty())
+                .collect();
+            (!groups.is_empty()).then_some(AiRouteTarget::Groups(groups))
+        }
+    }
+}
+
+fn route_provider(name: &str, t: &AiTarget) -> Option<AiRouteProvider> {
+    let endpoints = match &t.upstream {
+        AiUpstream::Cluster(e) if e.is_empty() => return None,
+        AiUpstream::Cluster(e) => e.clone(),
+        AiUpstream::External => Vec::new(),
+    };
+    Some(AiRouteProvider {
+        tls: AiRoute::reached_over_tls(&endpoints, t.port),
+        name: name.to_string(),
+        provider: t.provider.clone(),
+        host: t.host.clone(),
+        port: t.port,
+        path: t.path.clone(),
+        path_prefix: t.path_prefix.clone(),
+        endpoints,
+        auth: t.auth.clone(),
+    })
+}
+
 fn key(b: &AiBackend) -> ObjectKey {
     ObjectKey {
         kind: Kind::AiBackend,
@@ -194,16 +227,21 @@ fn key(b: &AiBackend) -> ObjectKey {
 }
 
 /// The status of every AgentgatewayBackend of a cluster, in key order: Accepted and
-/// ResolvedRefs, True when it resolved, both False with the agent's reason when not.
+/// ResolvedRefs, True when it resolved, both False with the agent's reason when not. A backend
+/// of `ai.groups` says which providers resolved: ResolvedRefs is False (with the first
+/// unresolved provider's reason) while one of them is not, and the others serve.
 pub fn statuses(backends: &BTreeMap<(String, String), AiBackend>) -> Vec<ObjectStatus> {
     backends
         .values()
         .map(|b| {
             let conditions = match &b.target {
-                Ok(t) => vec![
-                    Condition::new("Accepted", true, "Accepted", "backend accepted"),
-                    Condition::new("ResolvedRefs", true, "ResolvedRefs", resolved_message(t)),
-                ],
+                Ok(t) => {
+                    let (resolved, reason, message) = resolved_refs(t);
+                    vec![
+                        Condition::new("Accepted", true, "Accepted", "backend accepted"),
+                        Condition::new("ResolvedRefs", resolved, &reason, message),
+                    ]
+                }
                 Err(p) => vec![
                     Condition::new("Accepted", false, &p.reason, &p.message),
                     Condition::new("ResolvedRefs", false, &p.reason, &p.message),
@@ -221,6 +259,56 @@ pub fn statuses(backends: &BTreeMap<(String, String), AiBackend>) -> Vec<ObjectS
             }
         })
         .collect()
+}
+
+/// ResolvedRefs of a resolved backend: whether every provider resolved, the reason, and a
+/// message naming each provider of `ai.groups` with where it leads or why it does not.
+fn resolved_refs(t: &AiTargets) -> (bool, String, String) {
+    match t {
+        AiTargets::Provider(t) => (true, "ResolvedRefs".to_string(), resolved_message(t)),
+        AiTargets::Groups(groups) => {
+            let total: usize = groups.iter().map(Vec::len).sum();
+            let resolved = t.resolved().len();
+            let parts: Vec<String> = groups
+                .iter()
+                .enumerate()
+                .flat_map(|(g, members)| {
+                    members
+                        .iter()
+                        .enumerate()
+                        .map(move |(i, m)| member_message(g, i, m))
+                })
+                .collect();
+            // Bounded: 8 groups of 16 providers with long messages stay a readable condition.
+            let message: String = format!(
+                "{resolved} of {total} providers of spec.ai.groups resolved: {}",
+                parts.join("; ")
+            )
+            .chars()
+            .take(MAX_STATUS_MESSAGE)
+            .collect();
+            let first_problem = groups
+                .iter()
+                .flatten()
+                .find_map(|m| m.target.as_ref().err());
+            match first_problem {
+                None => (true, "ResolvedRefs".to_string(), message),
+                Some(p) => (false, p.reason.clone(), message),
+            }
+        }
+    }
+}
+
+fn member_message(g: usize, i: usize, m: &AiMember) -> String {
+    let what = match &m.target {
+        Ok(t) if matches!(&t.upstream, AiUpstream::Cluster(e) if e.is_empty()) => format!(
+            "host {} is a Service of the cluster without ready endpoints; left out of failover until one is ready",
+            t.host
+        ),
+        Ok(t) => resolved_message(t),
+        Err(p) => format!("not resolved ({}: {})", p.reason, p.message),
+    };
+    format!("groups[{g}].providers[{i}] ({}): {what}", m.name)
 }
 
 fn resolved_message(t: &AiTarget) -> String {

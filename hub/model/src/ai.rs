@@ -68,6 +68,36 @@ pub fn route_id(cluster: &str, namespace: &str, name: &str) -> String {
 /// One admitted AgentgatewayBackend of kind `ai`, as the AI gateway needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AiRoute {
+    pub target: AiRouteTarget,
+    /// The AgentgatewayBackend this came from (for status and NACKs).
+    pub source: SourceObject,
+}
+
+/// What an [`AiRoute`] sends requests to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AiRouteTarget {
+    /// `ai.provider`.
+    Provider(AiRouteProvider),
+    /// `ai.groups`: priority groups, the first first, each with at least one provider the
+    /// gateway can dial (providers that did not resolve or have no ready endpoints are left out).
+    Groups(Vec<Vec<AiRouteProvider>>),
+}
+
+impl AiRouteTarget {
+    /// Every provider, in priority order.
+    pub fn providers(&self) -> Vec<&AiRouteProvider> {
+        match self {
+            Self::Provider(p) => vec![p],
+            Self::Groups(g) => g.iter().flatten().collect(),
+        }
+    }
+}
+
+/// One provider of an [`AiRoute`], where the gateway reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AiRouteProvider {
+    /// `ai.groups[].providers[].name`; empty for `ai.provider`.
+    pub name: String,
     pub provider: AiProvider,
     /// The host as the tenant wrote it (sent as the Host header; dialled when `endpoints` is
     /// empty, which admission allows only for hosts on the tenant's egress allowlist).
@@ -83,8 +113,6 @@ pub struct AiRoute {
     /// 443 (see [`AiRoute::reached_over_tls`]).
     pub tls: bool,
     pub auth: AiAuth,
-    /// The AgentgatewayBackend this came from (for status and NACKs).
-    pub source: SourceObject,
 }
 
 impl AiRoute {
@@ -147,9 +175,106 @@ impl std::fmt::Debug for ProviderKey {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AiBackend {
     pub meta: Meta,
-    /// The provider as the AI gateway gets it, or why the agent could not resolve it (Service or
-    /// Secret missing, a provider fleetgate does not serve): then no AI route is built, routes
-    /// naming it get 500, and it reports Accepted=False and ResolvedRefs=False with the reason.
+    /// The provider(s) as the AI gateway gets them, or why the agent could not resolve the
+    /// backend (Service or Secret missing, a provider fleetgate does not serve, no provider of
+    /// its groups resolved): then no AI route is built, routes naming it get 500, and it reports
+    /// Accepted=False and ResolvedRefs=False with the reason.
+    pub target: Result<AiTargets, BackendProblem>,
+}
+
+/// A resolved AI backend: `ai.provider` or `ai.groups`. Stored as JSON: one provider is the
+/// object (map) it was before groups existed, groups are a list, so stores written then still
+/// read. Deserialized by shape ([`AiTargets`]'s `Deserialize`), not by serde's `untagged`,
+/// which cannot read the tagged enums inside a target from YAML.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum AiTargets {
+    /// `ai.provider`.
+    Provider(AiTarget),
+    /// `ai.groups`: priority groups, the first first; at least one member resolved.
+    Groups(Vec<Vec<AiMember>>),
+}
+
+impl<'de> Deserialize<'de> for AiTargets {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Shape;
+        impl<'de> serde::de::Visitor<'de> for Shape {
+            type Value = AiTargets;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("one AI target (a map) or priority groups (a list)")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<AiTargets, A::Error> {
+                AiTarget::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(AiTargets::Provider)
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<AiTargets, A::Error> {
+                Vec::<Vec<AiMember>>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(AiTargets::Groups)
+            }
+        }
+        d.deserialize_any(Shape)
+    }
+}
+
+impl From<AiTarget> for AiTargets {
+    fn from(t: AiTarget) -> Self {
+        Self::Provider(t)
+    }
+}
+
+impl AiTargets {
+    /// Every resolved provider, in priority order.
+    pub fn resolved(&self) -> Vec<&AiTarget> {
+        match self {
+            Self::Provider(t) => vec![t],
+            Self::Groups(g) => g
+                .iter()
+                .flatten()
+                .filter_map(|m| m.target.as_ref().ok())
+                .collect(),
+        }
+    }
+
+    /// Every provider key, resolved or not, in order, for sealing at rest: the key and the
+    /// member's name (empty for `ai.provider`) with its position.
+    pub fn keys_mut(&mut self) -> Vec<(String, &mut ProviderKey)> {
+        fn key(t: &mut AiTarget) -> Option<&mut ProviderKey> {
+            match &mut t.auth {
+                AiAuth::Key(k) => Some(k),
+                AiAuth::None | AiAuth::Passthrough => None,
+            }
+        }
+        match self {
+            Self::Provider(t) => key(t).map(|k| (String::new(), k)).into_iter().collect(),
+            Self::Groups(groups) => groups
+                .iter_mut()
+                .enumerate()
+                .flat_map(|(g, members)| {
+                    members.iter_mut().enumerate().filter_map(move |(i, m)| {
+                        let at = format!("groups/{g}/{i}/{}", m.name);
+                        m.target.as_mut().ok().and_then(key).map(|k| (at, k))
+                    })
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One provider of `ai.groups`: its name and what it resolved to, or why it did not (its
+/// Service or Secret is missing): an unresolved member is reported on the backend's status and
+/// left out of the AI route; the others serve.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AiMember {
+    pub name: String,
     pub target: Result<AiTarget, BackendProblem>,
 }
 
@@ -196,6 +321,87 @@ mod tests {
     fn a_provider_key_is_never_shown() {
         let auth = AiAuth::Key(ProviderKey("sk-SECRET".into()));
         assert!(!format!("{auth:?} {auth:#?}").contains("SECRET"));
+    }
+
+    fn target(host: &str, key: &str) -> AiTarget {
+        AiTarget {
+            provider: AiProvider::OpenAi { model: None },
+            host: host.into(),
+            port: 8080,
+            path: None,
+            path_prefix: None,
+            upstream: AiUpstream::External,
+            auth: AiAuth::Key(ProviderKey(key.into())),
+        }
+    }
+
+    /// One provider is stored as the object it was before groups existed; groups as an array;
+    /// both read back as written.
+    #[test]
+    fn targets_are_stored_as_before_groups_and_groups_round_trip() {
+        let one = AiTargets::Provider(target("a.example", "k1"));
+        let json = serde_json::to_value(&one).unwrap();
+        assert!(json.is_object() && json["host"] == "a.example", "{json}");
+        assert_eq!(serde_json::from_value::<AiTargets>(json).unwrap(), one);
+        let groups = AiTargets::Groups(vec![
+            vec![AiMember {
+                name: "a".into(),
+                target: Ok(target("a.example", "k1")),
+            }],
+            vec![AiMember {
+                name: "b".into(),
+                target: Err(BackendProblem {
+                    reason: "BackendNotFound".into(),
+                    message: "gone".into(),
+                }),
+            }],
+        ]);
+        let json = serde_json::to_value(&groups).unwrap();
+        assert!(json.is_array(), "{json}");
+        assert_eq!(serde_json::from_value::<AiTargets>(json).unwrap(), groups);
+        assert_eq!(groups.resolved().len(), 1);
+        // YAML (the golden inputs) tags the enums inside a target; both shapes read back.
+        for t in [one, groups] {
+            let yaml = serde_yaml::to_string(&t).unwrap();
+            assert_eq!(
+                serde_yaml::from_str::<AiTargets>(&yaml).unwrap(),
+                t,
+                "{yaml}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_key_of_a_groups_backend_is_found_for_sealing() {
+        let mut groups = AiTargets::Groups(vec![
+            vec![
+                AiMember {
+                    name: "a".into(),
+                    target: Ok(target("a.example", "k1")),
+                },
+                AiMember {
+                    name: "b".into(),
+                    target: Ok(target("b.example", "k2")),
+                },
+            ],
+            vec![AiMember {
+                name: "c".into(),
+                target: Ok(target("c.example", "k3")),
+            }],
+        ]);
+        let keys: Vec<(String, String)> = groups
+            .keys_mut()
+            .into_iter()
+            .map(|(at, k)| (at, k.0.clone()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("groups/0/0/a".to_string(), "k1".to_string()),
+                ("groups/0/1/b".to_string(), "k2".to_string()),
+                ("groups/1/0/c".to_string(), "k3".to_string()),
+            ]
+        );
     }
 
     #[test]

@@ -4,7 +4,9 @@
 
 use fleetgate_proto::aigateway::v1 as pb;
 
-use crate::model::ai::{AiAuth, AiBudget, AiProvider, AiRoute, AiTenant, VirtualKey};
+use crate::model::ai::{
+    AiAuth, AiBudget, AiProvider, AiRoute, AiRouteProvider, AiRouteTarget, AiTenant, VirtualKey,
+};
 
 /// One tenant's configuration as the AI gateways receive it, at `version`.
 pub fn tenant_config(tenant: &str, ai: &AiTenant, version: u64) -> pb::TenantConfig {
@@ -42,9 +44,57 @@ pub fn virtual_key(k: &VirtualKey) -> pb::VirtualKey {
     }
 }
 
-/// One AI route -> a `Backend` of kind `ai`.
+/// One AI route -> a `Backend` of kind `ai` (`ai.provider`: the key in `policies.auth`) or
+/// `groups` (`ai.groups`: each provider with its own key, none in `policies.auth`).
 pub fn backend(route: &AiRoute) -> pb::Backend {
-    let provider = match &route.provider {
+    let (kind, auth) = match &route.target {
+        AiRouteTarget::Provider(p) => (pb::backend::Kind::Ai(ai_backend(p)), auth(&p.auth)),
+        AiRouteTarget::Groups(groups) => (
+            pb::backend::Kind::Groups(pb::AiGroups {
+                groups: groups
+                    .iter()
+                    .map(|providers| pb::AiGroup {
+                        providers: providers
+                            .iter()
+                            .map(|p| pb::AiGroupProvider {
+                                name: p.name.clone(),
+                                backend: Some(ai_backend(p)),
+                                auth: auth(&p.auth),
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            }),
+            None,
+        ),
+    };
+    pb::Backend {
+        kind: Some(kind),
+        policies: Some(pb::Policies {
+            auth,
+            // The gateway's default; a per-backend timeout comes with agentgateway's policies.
+            request_timeout_ms: 0,
+        }),
+    }
+}
+
+fn auth(a: &AiAuth) -> Option<pb::BackendAuth> {
+    match a {
+        AiAuth::None => None,
+        AiAuth::Key(key) => Some(pb::BackendAuth {
+            key: key.0.clone(),
+            passthrough: false,
+        }),
+        AiAuth::Passthrough => Some(pb::BackendAuth {
+            key: String::new(),
+            passthrough: true,
+        }),
+    }
+}
+
+/// One provider -> where the gateway reaches it.
+fn ai_backend(p: &AiRouteProvider) -> pb::AiBackend {
+    let provider = match &p.provider {
         AiProvider::OpenAi { model } => pb::ai_backend::Provider::Openai(pb::OpenAi {
             model: model.clone(),
         }),
@@ -55,39 +105,21 @@ pub fn backend(route: &AiRoute) -> pb::Backend {
             model: model.clone(),
         }),
     };
-    let auth = match &route.auth {
-        AiAuth::None => None,
-        AiAuth::Key(key) => Some(pb::BackendAuth {
-            key: key.0.clone(),
-            passthrough: false,
-        }),
-        AiAuth::Passthrough => Some(pb::BackendAuth {
-            key: String::new(),
-            passthrough: true,
-        }),
-    };
-    pb::Backend {
-        kind: Some(pb::backend::Kind::Ai(pb::AiBackend {
-            provider: Some(provider),
-            host: route.host.clone(),
-            port: u32::from(route.port),
-            path: route.path.clone(),
-            path_prefix: route.path_prefix.clone(),
-            endpoints: route
-                .endpoints
-                .iter()
-                .map(|e| pb::Address {
-                    ip: e.ip().to_string(),
-                    port: u32::from(e.port()),
-                })
-                .collect(),
-            tls: route.tls,
-        })),
-        policies: Some(pb::Policies {
-            auth,
-            // The gateway's default; a per-backend timeout comes with agentgateway's policies.
-            request_timeout_ms: 0,
-        }),
+    pb::AiBackend {
+        provider: Some(provider),
+        host: p.host.clone(),
+        port: u32::from(p.port),
+        path: p.path.clone(),
+        path_prefix: p.path_prefix.clone(),
+        endpoints: p
+            .endpoints
+            .iter()
+            .map(|e| pb::Address {
+                ip: e.ip().to_string(),
+                port: u32::from(e.port()),
+            })
+            .collect(),
+        tls: p.tls,
     }
 }
 
@@ -114,9 +146,10 @@ pub(crate) mod tests {
         }
     }
 
-    pub(crate) fn route(tenant: &str, name: &str, port: u16, auth: AiAuth) -> AiRoute {
-        AiRoute {
+    pub(crate) fn provider(name: &str, port: u16, auth: AiAuth) -> AiRouteProvider {
+        AiRouteProvider {
             tls: false,
+            name: name.into(),
             provider: AiProvider::OpenAi {
                 model: Some("tiny".into()),
             },
@@ -129,8 +162,89 @@ pub(crate) mod tests {
                 "[fd00::7]:8081".parse().unwrap(),
             ],
             auth,
+        }
+    }
+
+    pub(crate) fn route(tenant: &str, name: &str, port: u16, auth: AiAuth) -> AiRoute {
+        AiRoute {
+            target: AiRouteTarget::Provider(provider("", port, auth)),
             source: source(tenant, name),
         }
+    }
+
+    /// `ai.groups`: a `groups` backend, the groups in order, each provider with its own key
+    /// and no key in the backend's policies.
+    #[test]
+    fn groups_become_a_groups_backend_with_a_key_per_provider() {
+        let mut cloud = provider("cloud", 443, AiAuth::Key(ProviderKey("sk-cloud".into())));
+        cloud.host = "api.openai.com".into();
+        cloud.endpoints = vec![];
+        let route = AiRoute {
+            target: AiRouteTarget::Groups(vec![
+                vec![
+                    provider("a", 8080, AiAuth::Key(ProviderKey("sk-a".into()))),
+                    provider("b", 8080, AiAuth::Passthrough),
+                ],
+                vec![cloud],
+            ]),
+            source: source("t", "failover"),
+        };
+        let b = backend(&route);
+        assert_eq!(b.policies.as_ref().and_then(|p| p.auth.clone()), None);
+        let Some(pb::backend::Kind::Groups(g)) = &b.kind else {
+            panic!("groups expected: {b:?}")
+        };
+        /// (name, host, port, (key, passthrough)) of one provider.
+        type Seen = (String, String, u32, Option<(String, bool)>);
+        let got: Vec<Vec<Seen>> = g
+            .groups
+            .iter()
+            .map(|g| {
+                g.providers
+                    .iter()
+                    .map(|p| {
+                        let ai = p.backend.clone().unwrap();
+                        (
+                            p.name.clone(),
+                            ai.host,
+                            ai.port,
+                            p.auth.as_ref().map(|a| (a.key.clone(), a.passthrough)),
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        let host = "llama-cpp.llm.svc.cluster.local".to_string();
+        assert_eq!(
+            got,
+            vec![
+                vec![
+                    (
+                        "a".to_string(),
+                        host.clone(),
+                        8080,
+                        Some(("sk-a".to_string(), false))
+                    ),
+                    ("b".to_string(), host, 8080, Some((String::new(), true))),
+                ],
+                vec![(
+                    "cloud".to_string(),
+                    "api.openai.com".to_string(),
+                    443,
+                    Some(("sk-cloud".to_string(), false))
+                )],
+            ]
+        );
+        assert_eq!(
+            g.groups[0].providers[0]
+                .backend
+                .as_ref()
+                .unwrap()
+                .endpoints
+                .len(),
+            2
+        );
+        assert!(!format!("{b:?}").contains("sk-"), "Debug redacts every key");
     }
 
     #[test]
@@ -151,9 +265,12 @@ pub(crate) mod tests {
                 (
                     "c1/llm/open".to_string(),
                     AiRoute {
-                        endpoints: vec![],
-                        tls: true,
-                        ..route("a", "open", 443, AiAuth::None)
+                        target: AiRouteTarget::Provider(AiRouteProvider {
+                            endpoints: vec![],
+                            tls: true,
+                            ..provider("", 443, AiAuth::None)
+                        }),
+                        source: source("a", "open"),
                     },
                 ),
             ]
@@ -169,7 +286,7 @@ pub(crate) mod tests {
         assert_eq!(ids, ["c1/llm/keyed", "c1/llm/open", "c1/llm/passed"]);
         let ai = |id: &str| match &c.routes[id].kind {
             Some(pb::backend::Kind::Ai(ai)) => ai.clone(),
-            None => panic!("{id}: no kind"),
+            other => panic!("{id}: not one provider: {other:?}"),
         };
         let auth = |id: &str| c.routes[id].policies.as_ref().and_then(|p| p.auth.clone());
         assert!(ai("c1/llm/open").tls && !ai("c1/llm/keyed").tls);

@@ -12,7 +12,7 @@ use fleetgate_proto::spoke::v1 as pb;
 
 use super::*;
 use crate::config::RawConfig;
-use crate::model::ai::{AI_GATEWAY_CLUSTER, AiAuth, ProviderKey};
+use crate::model::ai::{AI_GATEWAY_CLUSTER, AiAuth, AiRouteTarget, ProviderKey};
 
 const KEY: &str = "sk-tenant-a-PROVIDER-KEY-0123456789";
 
@@ -212,8 +212,9 @@ fn ai_backends_are_admitted_sealed_at_rest_and_compiled_for_the_ai_gateway() {
 
     let (snapshot, statuses) = compiled(&fleet);
     let route = &snapshot.ai.tenants["a"].routes["c1/default/local-llm"];
-    assert_eq!(route.auth, AiAuth::Key(ProviderKey(KEY.into())));
-    assert_eq!(route.endpoints, vec!["127.0.1.10:8080".parse().unwrap()]);
+    let provider = route.target.providers()[0];
+    assert_eq!(provider.auth, AiAuth::Key(ProviderKey(KEY.into())));
+    assert_eq!(provider.endpoints, vec!["127.0.1.10:8080".parse().unwrap()]);
     let gw = snapshot
         .clusters
         .iter()
@@ -256,7 +257,7 @@ fn ai_backends_are_admitted_sealed_at_rest_and_compiled_for_the_ai_gateway() {
     let stored =
         &reopened.view().intent[&key("a")].ai_backends[&("default".into(), "local-llm".into())];
     let Ok(t) = &stored.target else { panic!() };
-    assert_eq!(t.auth, AiAuth::Key(ProviderKey(KEY.into())));
+    assert_eq!(t.resolved()[0].auth, AiAuth::Key(ProviderKey(KEY.into())));
     drop(reopened);
     let other = Store::open_sealed(&cfg.store_path, crate::seal::Sealer::from_key(&[1u8; 32]))
         .unwrap()
@@ -430,7 +431,10 @@ fn a_reload_that_narrows_egress_or_cidrs_withdraws_ai_routes_at_once() {
     fleet.reconfigure(Arc::new(cidr.clone())).unwrap();
     let (snapshot, _) = compiled(&fleet);
     assert_eq!(
-        snapshot.ai.tenants["a"].routes["c1/default/local"].endpoints,
+        snapshot.ai.tenants["a"].routes["c1/default/local"]
+            .target
+            .providers()[0]
+            .endpoints,
         vec!["127.0.1.10:8080".parse().unwrap()]
     );
     cidr.tenants
@@ -480,4 +484,153 @@ fn ai_backends_count_as_objects_and_endpoints() {
         st.conditions[0]
     );
     assert_eq!(ai_routes(&fleet), ["c1/default/one"]);
+}
+
+/// A failover backend (`spec.ai.groups`) as the agent sends it: a cluster-local provider with
+/// its own key first, an external one with another key second, one the agent could not resolve.
+fn groups_backend(name: &str) -> pb::Object {
+    let provider = |name: &str, host: &str, endpoints: &[&str], key: &str| pb::AiGroupProvider {
+        name: name.into(),
+        provider: Some(pb::ai_group_provider::Provider::Openai(
+            pb::OpenAiProvider { model: None },
+        )),
+        host: host.into(),
+        port: 8080,
+        endpoints: endpoints
+            .iter()
+            .map(|e| {
+                let a: SocketAddr = e.parse().unwrap();
+                pb::Endpoint {
+                    address: a.ip().to_string(),
+                    port: u32::from(a.port()),
+                    ready: true,
+                }
+            })
+            .collect(),
+        auth: Some(pb::AiAuth {
+            key: key.into(),
+            passthrough: false,
+        }),
+        ..Default::default()
+    };
+    let mut gone = provider("gone", "gone.llm.svc", &[], "");
+    gone.auth = None;
+    gone.problem = Some(pb::BackendProblem {
+        reason: "BackendNotFound".into(),
+        message: "spec.ai.groups[0].providers[1].host gone.llm.svc: Service llm/gone not found"
+            .into(),
+    });
+    object(
+        pb::Kind::AiBackend,
+        name,
+        pb::object::Spec::AiBackend(pb::AiBackend {
+            groups: vec![
+                pb::AiProviderGroup {
+                    providers: vec![
+                        provider("local", "llama.llm.svc", &["127.0.1.10:8080"], KEY),
+                        gone,
+                    ],
+                },
+                pb::AiProviderGroup {
+                    providers: vec![provider(
+                        "cloud",
+                        "api.openai.com",
+                        &[],
+                        "sk-tenant-a-CLOUD-KEY",
+                    )],
+                },
+            ],
+            ..Default::default()
+        }),
+    )
+}
+
+/// `spec.ai.groups` through the runtime: admitted provider by provider, every key sealed at
+/// rest, compiled into a groups route of the providers that resolved, a status saying which
+/// did, and a reload that takes the external provider off the egress list withdraws that
+/// provider alone.
+#[test]
+fn a_failover_backend_is_admitted_sealed_compiled_and_narrowed_provider_by_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "", "[api.openai.com]");
+    let sealer = || crate::seal::Sealer::from_key(&[9u8; 32]);
+    let fleet = Fleet::open(
+        cfg.clone(),
+        Store::open_sealed(&cfg.store_path, sealer()).unwrap(),
+    )
+    .unwrap();
+    let update = full(vec![
+        gateway(),
+        chat_route("failover"),
+        groups_backend("failover"),
+    ]);
+    let (applied, log) = logged(|| fleet.apply(&key("a"), &update));
+    applied.unwrap();
+    assert!(
+        !log.contains("PROVIDER-KEY") && !log.contains("CLOUD-KEY"),
+        "{log}"
+    );
+
+    let (snapshot, statuses) = compiled(&fleet);
+    let route = &snapshot.ai.tenants["a"].routes["c1/default/failover"];
+    let AiRouteTarget::Groups(groups) = &route.target else {
+        panic!("a groups route expected: {route:?}")
+    };
+    let got: Vec<Vec<(&str, &AiAuth)>> = groups
+        .iter()
+        .map(|g| g.iter().map(|p| (p.name.as_str(), &p.auth)).collect())
+        .collect();
+    let local_key = AiAuth::Key(ProviderKey(KEY.into()));
+    let cloud_key = AiAuth::Key(ProviderKey("sk-tenant-a-CLOUD-KEY".into()));
+    assert_eq!(
+        got,
+        vec![vec![("local", &local_key)], vec![("cloud", &cloud_key)]]
+    );
+    let st = statuses[&key("a")]
+        .iter()
+        .find(|s| s.key.kind == crate::model::Kind::AiBackend)
+        .unwrap();
+    let wire = crate::sync::to_wire(st);
+    let refs = &wire.conditions[1];
+    assert_eq!(
+        (
+            refs.r#type.as_str(),
+            refs.status.as_str(),
+            refs.reason.as_str()
+        ),
+        ("ResolvedRefs", "False", "BackendNotFound")
+    );
+    assert!(
+        refs.message.starts_with("2 of 3 providers of spec.ai.groups resolved: groups[0].providers[0] (local): host llama.llm.svc resolved to 1 ready endpoint(s)")
+            && refs.message.contains("groups[0].providers[1] (gone): not resolved (BackendNotFound: ")
+            && refs.message.contains("groups[1].providers[0] (cloud): host api.openai.com:8080 is outside the cluster"),
+        "{}",
+        refs.message
+    );
+    assert!(!format!("{statuses:?}").contains("KEY"));
+
+    // Both keys sealed at rest, bound to their providers.
+    drop(fleet);
+    let file = std::fs::read(&cfg.store_path).unwrap();
+    for plain in [&b"PROVIDER-KEY"[..], b"CLOUD-KEY"] {
+        assert!(!file.windows(plain.len()).any(|w| w == plain));
+    }
+    let fleet = Fleet::open(
+        cfg.clone(),
+        Store::open_sealed(&cfg.store_path, sealer()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(ai_routes(&fleet), ["c1/default/failover"]);
+
+    // The operator takes api.openai.com off the egress list: the cloud provider leaves, the
+    // local one still serves.
+    fleet.reconfigure(config(dir.path(), "", "[]")).unwrap();
+    let (snapshot, _) = compiled(&fleet);
+    let names: Vec<&str> = snapshot.ai.tenants["a"].routes["c1/default/failover"]
+        .target
+        .providers()
+        .into_iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(names, ["local"]);
 }

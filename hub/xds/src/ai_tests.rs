@@ -104,7 +104,8 @@ fn compiled_route_configuration() -> RouteConfiguration {
             path_prefix: None,
             upstream: AiUpstream::Cluster(vec!["127.0.1.10:8080".parse().unwrap()]),
             auth: AiAuth::None,
-        }),
+        }
+        .into()),
     };
     let mut ci = ClusterIntent::default();
     ci.gateways.insert(("default".into(), "gw".into()), gateway);

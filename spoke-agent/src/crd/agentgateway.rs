@@ -50,15 +50,43 @@ pub struct AgentgatewayBackendSpec {
     pub other: Other,
 }
 
-/// `spec.ai`: exactly one of `provider` and `groups` (in `other`).
+/// `spec.ai`: exactly one of `provider` and `groups`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AiSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<Provider>,
-    /// `groups` and any other field.
+    /// Providers in priority groups (failover), the first group first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<PriorityGroup>>,
+    /// Any other field.
     #[serde(flatten)]
     pub other: Other,
+}
+
+/// `spec.ai.groups[]`: providers of equal priority.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PriorityGroup {
+    #[serde(default)]
+    pub providers: Vec<NamedProvider>,
+    /// Any other field.
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+/// `spec.ai.groups[].providers[]`: agentgateway's NamedLLMProvider, a [`Provider`] with a name
+/// and its own `policies` (merged over the backend's).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NamedProvider {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policies: Option<Policies>,
+    /// The provider kind, host, port, path, pathPrefix and any other field.
+    #[serde(flatten)]
+    pub provider: Provider,
 }
 
 /// `spec.ai.provider`: exactly one provider kind, and overrides of where it is reached.

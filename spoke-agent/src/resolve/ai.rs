@@ -63,10 +63,12 @@ fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-/// The endpoints of a provider `host`:`port` of a backend in `backend_ns`: `Ok(None)` for an
-/// external host, `Ok(Some(endpoints))` for a cluster-local one, or why a cluster-local one
-/// has none (BackendNotFound naming the Service and port; UnsupportedProtocol for a UDP port).
+/// The endpoints of a provider `host`:`port` of a backend in `backend_ns`, written at `at`
+/// (`spec.ai.provider` or `spec.ai.groups[g].providers[i]`): `Ok(None)` for an external host,
+/// `Ok(Some(endpoints))` for a cluster-local one, or why a cluster-local one has none
+/// (BackendNotFound naming the field, the Service and port; UnsupportedProtocol for a UDP port).
 pub fn resolve_host(
+    at: &str,
     backend_ns: &str,
     host: &str,
     port: u32,
@@ -79,7 +81,7 @@ pub fn resolve_host(
         return Err(Problem {
             reason: Reason::BackendNotFound,
             message: format!(
-                "spec.ai.provider.host {host} is Service {ns}/{svc} of this cluster; set spec.ai.provider.port to the Service port"
+                "{at}.host {host} is Service {ns}/{svc} of this cluster; set {at}.port to the Service port"
             ),
         });
     }
@@ -87,13 +89,14 @@ pub fn resolve_host(
         Ok(found) => Ok(Some(found.endpoints)),
         Err((_, p)) => Err(Problem {
             reason: p.reason,
-            message: format!("spec.ai.provider.host {host}: {}", p.message),
+            message: format!("{at}.host {host}: {}", p.message),
         }),
     }
 }
 
-/// `spec.policies.auth` of a backend in `backend_ns`: `Ok(None)` without auth, the key or
-/// passthrough, or the problem that explains why the key cannot be had.
+/// The `policies.auth` at `at` (`spec.policies.auth`, or a provider's own
+/// `spec.ai.groups[g].providers[i].policies.auth`) of a backend in `backend_ns`: `Ok(None)`
+/// without auth, the key or passthrough, or the problem that explains why the key cannot be had.
 ///
 /// A Secret or a key in it that is missing gets reason BackendNotFound: the Gateway API has no
 /// reason for a missing credential, and of the `ResolvedRefs` reasons it is the one that says
@@ -101,6 +104,7 @@ pub fn resolve_host(
 /// looking for a ReferenceGrant, InvalidKind would say the kind is wrong). Kinds of auth
 /// fleetgate does not implement get UnsupportedValue.
 pub fn resolve_auth(
+    at: &str,
     backend_ns: &str,
     auth: Option<&Auth>,
     index: &Index<'_>,
@@ -112,7 +116,7 @@ pub fn resolve_auth(
     };
     if let Some(field) = auth.other.keys().next() {
         return Err(unsupported(format!(
-            "spec.policies.auth.{field} is not supported yet; fleetgate supports policies.auth.key, policies.auth.secretRef and policies.auth.passthrough"
+            "{at}.{field} is not supported yet; fleetgate supports policies.auth.key, policies.auth.secretRef and policies.auth.passthrough"
         )));
     }
     let set = [
@@ -121,10 +125,9 @@ pub fn resolve_auth(
         auth.passthrough.is_some(),
     ];
     if set.iter().filter(|s| **s).count() > 1 {
-        return Err(unsupported(
-            "spec.policies.auth sets more than one of key, secretRef and passthrough; keep one"
-                .into(),
-        ));
+        return Err(unsupported(format!(
+            "{at} sets more than one of key, secretRef and passthrough; keep one"
+        )));
     }
     if auth.passthrough.is_some() {
         return Ok(Some(AiAuth::Passthrough));
@@ -132,10 +135,9 @@ pub fn resolve_auth(
     if let Some(key) = &auth.key {
         let key = key.trim();
         if key.is_empty() {
-            return Err(unsupported(
-                "spec.policies.auth.key is empty; set the provider key or remove policies.auth"
-                    .into(),
-            ));
+            return Err(unsupported(format!(
+                "{at}.key is empty; set the provider key or remove policies.auth"
+            )));
         }
         return Ok(Some(AiAuth::Key(key.to_string())));
     }
@@ -150,7 +152,7 @@ pub fn resolve_auth(
         .unwrap_or("Secret");
     if !group.is_empty() || kind != "Secret" {
         return Err(unsupported(format!(
-            "spec.policies.auth.secretRef names a {kind} of group {group}; fleetgate reads provider keys from core Secrets only (leave group and kind unset)"
+            "{at}.secretRef names a {kind} of group {group}; fleetgate reads provider keys from core Secrets only (leave group and kind unset)"
         )));
     }
     let name = r.name.as_str();
@@ -160,6 +162,7 @@ pub fn resolve_auth(
     };
     let Some(secret) = index.ai_secrets.get(&(backend_ns, name)) else {
         return Err(not_found(unreadable_key_secret(
+            at,
             index.secret_access,
             backend_ns,
             name,
@@ -175,9 +178,9 @@ pub fn resolve_auth(
         return Err(not_found(format!(
             "Secret {backend_ns}/{name} has no key {key_name}; add the provider key under {key_name}{}",
             if r.key.is_none() {
-                " or name the key holding it in spec.policies.auth.secretRef.key"
+                format!(" or name the key holding it in {at}.secretRef.key")
             } else {
-                ""
+                String::new()
             }
         )));
     };
@@ -210,10 +213,15 @@ pub fn secret_value(raw: &str, default_key: bool) -> String {
     }
 }
 
-/// Why the agent has no Secret `namespace/name` for a backend's `secretRef`, and what to change,
-/// for the `--secrets` mode it runs with.
-pub fn unreadable_key_secret(access: &SecretAccess, namespace: &str, name: &str) -> String {
-    let what = format!("spec.policies.auth.secretRef names Secret {namespace}/{name}");
+/// Why the agent has no Secret `namespace/name` for the `secretRef` of the `policies.auth` at
+/// `at`, and what to change, for the `--secrets` mode it runs with.
+pub fn unreadable_key_secret(
+    at: &str,
+    access: &SecretAccess,
+    namespace: &str,
+    name: &str,
+) -> String {
+    let what = format!("{at}.secretRef names Secret {namespace}/{name}");
     match access {
         SecretAccess::Cluster => format!("{what}, which does not exist; create it"),
         SecretAccess::Label => format!(
@@ -397,7 +405,7 @@ mod tests {
         ];
         for (name, mode, host, port, want) in cases {
             let index = Index::new(&st, mode);
-            let got = resolve_host("ai", host, port, &index);
+            let got = resolve_host("spec.ai.provider", "ai", host, port, &index);
             match (got, want) {
                 (Ok(g), Ok(w)) => assert_eq!(g, w, "{name}"),
                 (Err(p), Err((reason, msg))) => {
@@ -527,7 +535,7 @@ mod tests {
             ),
         ];
         for (name, auth, want) in cases {
-            let got = resolve_auth("ai", auth.as_ref(), &index);
+            let got = resolve_auth("spec.policies.auth", "ai", auth.as_ref(), &index);
             match (got, want) {
                 (Ok(g), Ok(w)) => assert_eq!(g, w, "{name}"),
                 (Err(p), Err((reason, msg))) => {
@@ -547,7 +555,13 @@ mod tests {
             ..Default::default()
         };
         let index = Index::new(&st, EndpointMode::Node);
-        let p = resolve_auth("ai", Some(&sref("llm-secret", None)), &index).unwrap_err();
+        let p = resolve_auth(
+            "spec.policies.auth",
+            "ai",
+            Some(&sref("llm-secret", None)),
+            &index,
+        )
+        .unwrap_err();
         assert_eq!(p.reason, Reason::BackendNotFound);
         assert!(
             p.message.contains("--secrets namespaces=default")
@@ -555,7 +569,7 @@ mod tests {
             "{}",
             p.message
         );
-        let label = unreadable_key_secret(&SecretAccess::Label, "ai", "k");
+        let label = unreadable_key_secret("spec.policies.auth", &SecretAccess::Label, "ai", "k");
         assert!(label.contains("kubectl label secret -n ai k fleetgate.dev/expose=true"));
     }
 

@@ -1,18 +1,23 @@
 //! Translate (pure): agentgateway's AgentgatewayBackend -> a `KIND_AI_BACKEND` object.
 //!
 //! Every AgentgatewayBackend of the cluster is sent, so that the hub can give each one status
-//! and resolve HTTPRoute backendRefs to it. `spec.ai.provider.openai` becomes an OpenAI-compatible
-//! provider with the host resolved ([`crate::resolve::ai`]) and the key read; what fleetgate does
-//! not support yet (other provider kinds, `ai.groups`, `mcp`, `a2a`, `static`, other policies,
-//! any field it does not know) is not dropped silently: the backend is sent with a problem
-//! (UnsupportedValue) naming the field, which the hub reports on the backend's status, and no
-//! traffic goes to it. A problem never carries the key.
+//! and resolve HTTPRoute backendRefs to it. `spec.ai.provider` (`openai`, `anthropic`, `gemini`)
+//! becomes one provider with the host resolved ([`crate::resolve::ai`]) and the key read;
+//! `spec.ai.groups` (priority failover) becomes `AiBackend.groups`, each provider resolved the
+//! same way with its own `policies.auth` or else the backend's (agentgateway merges them so).
+//! A provider of a group whose Service or Secret is missing carries its own problem and the
+//! others still serve. What fleetgate does not support yet (other provider kinds, `mcp`, `a2a`,
+//! `static`, other policies, any field it does not know) is not dropped silently: the backend
+//! is sent with a problem (UnsupportedValue) naming the field, which the hub reports on the
+//! backend's status, and no traffic goes to it. A problem never carries the key.
 
-use fleetgate_proto::spoke::v1::{self as pb, Kind, Object, ai_backend, object};
+use fleetgate_proto::spoke::v1::{self as pb, Kind, Object, ai_backend, ai_group_provider, object};
 
 use super::{object_header, wire_endpoint, wire_problem};
 use crate::crd::AgentgatewayBackend;
-use crate::crd::agentgateway::{Other, Provider};
+use crate::crd::agentgateway::{
+    AgentgatewayBackendSpec, NamedProvider, Other, PriorityGroup, Provider,
+};
 use crate::resolve::ai::{AiAuth, resolve_auth, resolve_host};
 use crate::resolve::{Index, Problem, Reason};
 
@@ -53,48 +58,281 @@ fn first_unknown(at: &str, other: &Other) -> Option<String> {
     other.keys().next().map(|k| format!("{at}.{k}"))
 }
 
+/// The most priority groups in `spec.ai.groups`, and the most providers in one group
+/// (agentgateway's limits).
+pub const MAX_GROUPS: usize = 8;
+/// The most providers in one group of `spec.ai.groups`.
+pub const MAX_GROUP_PROVIDERS: usize = 16;
+
 fn ai_backend(ns: &str, b: &AgentgatewayBackend, index: &Index<'_>) -> pb::AiBackend {
-    let provider = b.spec.ai.as_ref().and_then(|ai| ai.provider.as_ref());
+    let ai = b.spec.ai.as_ref();
+    if let Some(groups) = ai.and_then(|ai| ai.groups.as_ref())
+        && ai.is_some_and(|ai| ai.provider.is_none())
+    {
+        return match check_spec(&b.spec).and_then(|()| check_groups(groups)) {
+            Ok(()) => pb::AiBackend {
+                groups: groups
+                    .iter()
+                    .enumerate()
+                    .map(|(g, group)| pb::AiProviderGroup {
+                        providers: group
+                            .providers
+                            .iter()
+                            .enumerate()
+                            .map(|(i, p)| group_provider(ns, b, g, i, p, index))
+                            .collect(),
+                    })
+                    .collect(),
+                ..Default::default()
+            },
+            Err(p) => pb::AiBackend {
+                problem: Some(wire_problem(p)),
+                ..Default::default()
+            },
+        };
+    }
+    let provider = ai.and_then(|ai| ai.provider.as_ref());
     let mut out = pb::AiBackend {
         host: provider.and_then(|p| p.host.clone()).unwrap_or_default(),
-        port: provider
-            .and_then(|p| p.port)
-            .and_then(|p| u32::try_from(p).ok())
-            .unwrap_or(0),
+        port: port_of(provider),
         path: provider.and_then(|p| p.path.clone()),
         path_prefix: provider.and_then(|p| p.path_prefix.clone()),
+        provider: provider.and_then(wire_provider),
         ..Default::default()
     };
-    if let Some(openai) = provider.and_then(|p| p.openai.as_ref()) {
-        out.provider = Some(ai_backend::Provider::Openai(pb::OpenAiProvider {
-            model: openai.model.clone(),
-        }));
-    } else if let Some(anthropic) = provider.and_then(|p| p.anthropic.as_ref()) {
-        out.provider = Some(ai_backend::Provider::Anthropic(pb::AnthropicProvider {
-            model: anthropic.model.clone(),
-        }));
-    } else if let Some(gemini) = provider.and_then(|p| p.gemini.as_ref()) {
-        out.provider = Some(ai_backend::Provider::Gemini(pb::GeminiProvider {
-            model: gemini.model.clone(),
-        }));
-    }
     match resolve(ns, b, provider, index) {
         Ok((endpoints, auth)) => {
             out.endpoints = endpoints.into_iter().map(wire_endpoint).collect();
-            out.auth = auth.map(|a| match a {
-                AiAuth::Key(key) => pb::AiAuth {
-                    key,
-                    passthrough: false,
-                },
-                AiAuth::Passthrough => pb::AiAuth {
-                    key: String::new(),
-                    passthrough: true,
-                },
-            });
+            out.auth = auth.map(wire_auth);
         }
         Err(p) => out.problem = Some(wire_problem(p)),
     }
     out
+}
+
+fn port_of(provider: Option<&Provider>) -> u32 {
+    provider
+        .and_then(|p| p.port)
+        .and_then(|p| u32::try_from(p).ok())
+        .unwrap_or(0)
+}
+
+/// The one provider kind of `p`, on the wire (`None` when it names none of the kinds fleetgate
+/// serves; checked by [`check_provider`]).
+fn wire_provider(p: &Provider) -> Option<ai_backend::Provider> {
+    if let Some(openai) = &p.openai {
+        Some(ai_backend::Provider::Openai(pb::OpenAiProvider {
+            model: openai.model.clone(),
+        }))
+    } else if let Some(anthropic) = &p.anthropic {
+        Some(ai_backend::Provider::Anthropic(pb::AnthropicProvider {
+            model: anthropic.model.clone(),
+        }))
+    } else {
+        p.gemini.as_ref().map(|gemini| {
+            ai_backend::Provider::Gemini(pb::GeminiProvider {
+                model: gemini.model.clone(),
+            })
+        })
+    }
+}
+
+fn wire_auth(a: AiAuth) -> pb::AiAuth {
+    match a {
+        AiAuth::Key(key) => pb::AiAuth {
+            key,
+            passthrough: false,
+        },
+        AiAuth::Passthrough => pb::AiAuth {
+            key: String::new(),
+            passthrough: true,
+        },
+    }
+}
+
+/// One provider of `spec.ai.groups[g]`, resolved like `spec.ai.provider`: its host's endpoints
+/// and its auth (its own `policies.auth`, else the backend's). What the agent cannot resolve
+/// for this provider alone (its Service, its Secret) is its own problem: the others still serve.
+fn group_provider(
+    ns: &str,
+    b: &AgentgatewayBackend,
+    g: usize,
+    i: usize,
+    p: &NamedProvider,
+    index: &Index<'_>,
+) -> pb::AiGroupProvider {
+    let at = format!("spec.ai.groups[{g}].providers[{i}]");
+    let port = port_of(Some(&p.provider));
+    let provider = wire_provider(&p.provider).map(|k| match k {
+        ai_backend::Provider::Openai(o) => ai_group_provider::Provider::Openai(o),
+        ai_backend::Provider::Anthropic(a) => ai_group_provider::Provider::Anthropic(a),
+        ai_backend::Provider::Gemini(g) => ai_group_provider::Provider::Gemini(g),
+    });
+    let mut out = pb::AiGroupProvider {
+        name: p.name.clone(),
+        provider,
+        host: p.provider.host.clone().unwrap_or_default(),
+        port,
+        path: p.provider.path.clone(),
+        path_prefix: p.provider.path_prefix.clone(),
+        ..Default::default()
+    };
+    let endpoints = match p.provider.host.as_deref() {
+        Some(host) => resolve_host(&at, ns, host, port, index).map(Option::unwrap_or_default),
+        None => Ok(Vec::new()),
+    };
+    let own = p.policies.as_ref().and_then(|x| x.auth.as_ref());
+    let auth = match own {
+        Some(a) => resolve_auth(&format!("{at}.policies.auth"), ns, Some(a), index),
+        None => resolve_auth(
+            "spec.policies.auth",
+            ns,
+            b.spec.policies.as_ref().and_then(|x| x.auth.as_ref()),
+            index,
+        ),
+    };
+    match endpoints.and_then(|e| auth.map(|a| (e, a))) {
+        Ok((endpoints, auth)) => {
+            out.endpoints = endpoints.into_iter().map(wire_endpoint).collect();
+            out.auth = auth.map(wire_auth);
+        }
+        Err(problem) => out.problem = Some(wire_problem(problem)),
+    }
+    out
+}
+
+/// What `spec.ai.groups` asks that fleetgate does not support, or breaks agentgateway's own
+/// rules (sizes, names), as the problem of the whole backend: the tenant must change the spec.
+fn check_groups(groups: &[PriorityGroup]) -> Result<(), Problem> {
+    if groups.is_empty() || groups.len() > MAX_GROUPS {
+        return Err(unsupported(format!(
+            "spec.ai.groups lists {} groups; list 1 to {MAX_GROUPS}",
+            groups.len()
+        )));
+    }
+    for (g, group) in groups.iter().enumerate() {
+        let at_g = format!("spec.ai.groups[{g}]");
+        if let Some(field) = first_unknown(&at_g, &group.other) {
+            return Err(unsupported(format!("{field} is not supported; remove it")));
+        }
+        if group.providers.is_empty() || group.providers.len() > MAX_GROUP_PROVIDERS {
+            return Err(unsupported(format!(
+                "{at_g}.providers lists {} providers; list 1 to {MAX_GROUP_PROVIDERS}",
+                group.providers.len()
+            )));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, p) in group.providers.iter().enumerate() {
+            let at = format!("{at_g}.providers[{i}]");
+            if !is_section_name(&p.name) {
+                return Err(unsupported(format!(
+                    "{at}.name {:?} must be 1 to 253 lower-case letters, digits, '-' or '.', starting and ending with a letter or digit",
+                    p.name.chars().take(64).collect::<String>()
+                )));
+            }
+            if !names.insert(p.name.as_str()) {
+                return Err(unsupported(format!(
+                    "{at}.name {} is used twice in {at_g}; provider names must be unique within a group",
+                    p.name
+                )));
+            }
+            check_provider(&at, &p.provider)?;
+            if let Some(policies) = &p.policies
+                && let Some(field) = first_unknown(&format!("{at}.policies"), &policies.other)
+            {
+                return Err(unsupported(format!(
+                    "{field} is not supported yet; fleetgate honours policies.auth only, remove the others"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A Gateway API SectionName (what agentgateway's `providers[].name` is).
+fn is_section_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+/// What the spec outside `spec.ai.provider` / `spec.ai.groups` asks that fleetgate does not
+/// support.
+fn check_spec(spec: &AgentgatewayBackendSpec) -> Result<(), Problem> {
+    if let Some(kind) = OTHER_BACKEND_KINDS
+        .iter()
+        .find(|k| spec.other.contains_key(**k))
+    {
+        return Err(unsupported(format!(
+            "spec.{kind} is not supported yet; fleetgate's agent gateway serves LLM backends (spec.ai.provider or spec.ai.groups) for now"
+        )));
+    }
+    if let Some(field) = first_unknown("spec", &spec.other) {
+        return Err(unsupported(format!(
+            "{field} is not supported; remove it (fleetgate reads spec.ai and spec.policies.auth)"
+        )));
+    }
+    let Some(ai) = &spec.ai else {
+        return Err(unsupported(
+            "spec sets no backend kind; set spec.ai.provider or spec.ai.groups (the only kinds fleetgate supports yet)"
+                .into(),
+        ));
+    };
+    if ai.provider.is_some() && ai.groups.is_some() {
+        return Err(unsupported(
+            "spec.ai sets both provider and groups; keep exactly one".into(),
+        ));
+    }
+    if let Some(field) = first_unknown("spec.ai", &ai.other) {
+        return Err(unsupported(format!("{field} is not supported; remove it")));
+    }
+    if let Some(policies) = &spec.policies
+        && let Some(field) = first_unknown("spec.policies", &policies.other)
+    {
+        return Err(unsupported(format!(
+            "{field} is not supported yet; fleetgate honours spec.policies.auth only, remove the others"
+        )));
+    }
+    Ok(())
+}
+
+/// What the provider at `at` (`spec.ai.provider` or a provider of a group) asks that fleetgate
+/// does not support.
+fn check_provider(at: &str, provider: &Provider) -> Result<(), Problem> {
+    if let Some(kind) = provider.other.keys().next() {
+        return Err(unsupported(format!(
+            "{at}.{kind} is not supported yet; fleetgate serves OpenAI-compatible providers ({at}.openai, e.g. with host and port of a llama.cpp, vLLM or Ollama server) Anthropic ({at}.anthropic) and Gemini ({at}.gemini) for now"
+        )));
+    }
+    let (kind, chosen) = match (&provider.openai, &provider.anthropic, &provider.gemini) {
+        (Some(o), None, None) => ("openai", o),
+        (None, Some(a), None) => ("anthropic", a),
+        (None, None, Some(g)) => ("gemini", g),
+        (None, None, None) => {
+            return Err(unsupported(format!(
+                "{at} names no provider kind; set {at}.openai, .anthropic or .gemini"
+            )));
+        }
+        _ => {
+            return Err(unsupported(format!(
+                "{at} names two provider kinds; keep exactly one of openai, anthropic and gemini"
+            )));
+        }
+    };
+    if let Some(field) = first_unknown(&format!("{at}.{kind}"), &chosen.other) {
+        return Err(unsupported(format!(
+            "{field} is not supported yet; remove it"
+        )));
+    }
+    if provider.path.is_some() && provider.path_prefix.is_some() {
+        return Err(unsupported(format!(
+            "{at} sets both path and pathPrefix; keep one"
+        )));
+    }
+    Ok(())
 }
 
 /// What the spec asks of fleetgate that it does not support, as the problem to report; then
@@ -106,84 +344,20 @@ fn resolve(
     index: &Index<'_>,
 ) -> Result<(Vec<crate::resolve::Endpoint>, Option<AiAuth>), Problem> {
     let spec = &b.spec;
-    if let Some(kind) = OTHER_BACKEND_KINDS
-        .iter()
-        .find(|k| spec.other.contains_key(**k))
-    {
-        return Err(unsupported(format!(
-            "spec.{kind} is not supported yet; fleetgate's agent gateway serves LLM backends (spec.ai.provider) for now"
-        )));
-    }
-    if let Some(field) = first_unknown("spec", &spec.other) {
-        return Err(unsupported(format!(
-            "{field} is not supported; remove it (fleetgate reads spec.ai and spec.policies.auth)"
-        )));
-    }
-    let Some(ai) = &spec.ai else {
-        return Err(unsupported(
-            "spec sets no backend kind; set spec.ai.provider (the only kind fleetgate supports yet)"
-                .into(),
-        ));
-    };
-    if ai.other.contains_key("groups") {
-        return Err(unsupported(
-            "spec.ai.groups is not supported yet; name one provider in spec.ai.provider".into(),
-        ));
-    }
-    if let Some(field) = first_unknown("spec.ai", &ai.other) {
-        return Err(unsupported(format!("{field} is not supported; remove it")));
-    }
+    check_spec(spec)?;
     let Some(provider) = provider else {
         return Err(unsupported(
-            "spec.ai sets no provider; set spec.ai.provider.openai (with host and port for an OpenAI-compatible server)".into(),
+            "spec.ai sets no provider; set spec.ai.provider.openai (with host and port for an OpenAI-compatible server), or spec.ai.groups".into(),
         ));
     };
-    if let Some(kind) = provider.other.keys().next() {
-        return Err(unsupported(format!(
-            "spec.ai.provider.{kind} is not supported yet; fleetgate serves OpenAI-compatible providers (spec.ai.provider.openai, e.g. with host and port of a llama.cpp, vLLM or Ollama server) Anthropic (spec.ai.provider.anthropic) and Gemini (spec.ai.provider.gemini) for now"
-        )));
-    }
-    let (kind, chosen) = match (&provider.openai, &provider.anthropic, &provider.gemini) {
-        (Some(o), None, None) => ("openai", o),
-        (None, Some(a), None) => ("anthropic", a),
-        (None, None, Some(g)) => ("gemini", g),
-        (None, None, None) => {
-            return Err(unsupported(
-                "spec.ai.provider names no provider kind; set spec.ai.provider.openai, .anthropic or .gemini".into(),
-            ));
-        }
-        _ => {
-            return Err(unsupported(
-                "spec.ai.provider names two provider kinds; keep exactly one of openai, anthropic and gemini".into(),
-            ));
-        }
-    };
-    if let Some(field) = first_unknown(&format!("spec.ai.provider.{kind}"), &chosen.other) {
-        return Err(unsupported(format!(
-            "{field} is not supported yet; remove it"
-        )));
-    }
-    if provider.path.is_some() && provider.path_prefix.is_some() {
-        return Err(unsupported(
-            "spec.ai.provider sets both path and pathPrefix; keep one".into(),
-        ));
-    }
-    if let Some(policies) = &spec.policies
-        && let Some(field) = first_unknown("spec.policies", &policies.other)
-    {
-        return Err(unsupported(format!(
-            "{field} is not supported yet; fleetgate honours spec.policies.auth only, remove the others"
-        )));
-    }
-    let port = provider
-        .port
-        .and_then(|p| u32::try_from(p).ok())
-        .unwrap_or(0);
+    check_provider("spec.ai.provider", provider)?;
+    let port = port_of(Some(provider));
     let endpoints = match provider.host.as_deref() {
-        Some(host) => resolve_host(ns, host, port, index)?.unwrap_or_default(),
+        Some(host) => resolve_host("spec.ai.provider", ns, host, port, index)?.unwrap_or_default(),
         None => Vec::new(),
     };
     let auth = resolve_auth(
+        "spec.policies.auth",
         ns,
         spec.policies.as_ref().and_then(|p| p.auth.as_ref()),
         index,

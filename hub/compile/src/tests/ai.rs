@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::*;
 use crate::model::ai::{
-    AI_GATEWAY_CLUSTER, AiAuth, AiBackend, AiProvider, AiTarget, AiUpstream, ProviderKey,
-    ROUTE_HEADER, TENANT_HEADER,
+    AI_GATEWAY_CLUSTER, AiAuth, AiBackend, AiMember, AiProvider, AiRoute, AiRouteProvider,
+    AiRouteTarget, AiTarget, AiTargets, AiUpstream, ProviderKey, ROUTE_HEADER, TENANT_HEADER,
 };
 use crate::model::{BackendKind, HeaderModifier, Timeouts};
 
@@ -37,7 +37,15 @@ fn target(upstream: AiUpstream, key: &str) -> AiTarget {
 fn ai_backend(name: &str, target: Result<AiTarget, BackendProblem>) -> AiBackend {
     AiBackend {
         meta: meta("default", name),
-        target,
+        target: target.map(AiTargets::from),
+    }
+}
+
+/// The provider of a route that serves `ai.provider`.
+fn single(r: &AiRoute) -> &AiRouteProvider {
+    match &r.target {
+        AiRouteTarget::Provider(p) => p,
+        AiRouteTarget::Groups(g) => panic!("one provider expected, got groups {g:?}"),
     }
 }
 
@@ -264,7 +272,8 @@ fn the_ai_snapshot_has_one_route_per_resolved_backend() {
         routes.keys().collect::<Vec<_>>(),
         ["c1/default/local-llm", "c1/default/openai"]
     );
-    let l = &routes["c1/default/local-llm"];
+    let route = &routes["c1/default/local-llm"];
+    let l = single(route);
     assert_eq!(
         l.endpoints,
         vec![
@@ -280,13 +289,13 @@ fn the_ai_snapshot_has_one_route_per_resolved_backend() {
             model: Some("gemma-4-12b-it".into())
         }
     );
-    assert_eq!(l.source.object.kind, Kind::AiBackend);
-    assert_eq!(l.source.cluster, ck("a", "c1"));
+    assert_eq!(route.source.object.kind, Kind::AiBackend);
+    assert_eq!(route.source.cluster, ck("a", "c1"));
     assert!(
         !l.tls,
         "a model server in the tenant's cluster is plain HTTP"
     );
-    let o = &routes["c1/default/openai"];
+    let o = single(&routes["c1/default/openai"]);
     assert!(o.endpoints.is_empty());
     assert!(o.tls, "an external provider on 443 is reached over HTTPS");
     assert_eq!(
@@ -522,12 +531,14 @@ fn a_route_never_reaches_another_tenants_or_clusters_backend() {
     for (tenant, t) in ai {
         for r in t.routes.values() {
             assert_eq!(&r.source.cluster.tenant, tenant);
-            let AiAuth::Key(k) = &r.auth else { panic!() };
+            let AiAuth::Key(k) = &single(r).auth else {
+                panic!()
+            };
             assert!(k.0.starts_with(&format!("sk-{tenant}")), "{tenant}: {r:?}");
         }
     }
     assert_eq!(
-        ai["a"].routes["c1/default/shared"].endpoints,
+        single(&ai["a"].routes["c1/default/shared"]).endpoints,
         vec!["127.0.1.10:8080".parse::<SocketAddr>().unwrap()]
     );
 }
@@ -676,5 +687,175 @@ fn a_merged_route_with_an_ai_share_keeps_no_timeout() {
     assert_eq!(
         identity(&fw.clusters[1]),
         set(&[(TENANT_HEADER, "a"), (ROUTE_HEADER, "c2/default/local-llm")])
+    );
+}
+
+fn member(name: &str, target: Result<AiTarget, BackendProblem>) -> AiMember {
+    AiMember {
+        name: name.into(),
+        target,
+    }
+}
+
+fn cluster(endpoints: &[&str]) -> AiUpstream {
+    AiUpstream::Cluster(endpoints.iter().map(|e| e.parse().unwrap()).collect())
+}
+
+fn not_found(message: &str) -> BackendProblem {
+    BackendProblem {
+        reason: "BackendNotFound".into(),
+        message: message.into(),
+    }
+}
+
+/// `ai.groups`: the route keeps the groups in order with the providers the gateway can dial;
+/// unresolved providers and Services without ready endpoints are left out, an emptied group is
+/// dropped, and none left is no route (503 from the data plane). The status says which
+/// providers resolved.
+#[test]
+fn groups_become_routes_of_the_providers_the_gateway_can_dial() {
+    let external = AiTarget {
+        host: "api.openai.com".into(),
+        port: 443,
+        ..target(AiUpstream::External, "sk-b")
+    };
+    type Case = (
+        &'static str,
+        Vec<Vec<AiMember>>,
+        Option<Vec<Vec<&'static str>>>,
+        (bool, &'static str),
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "all resolved",
+            vec![
+                vec![member(
+                    "a",
+                    Ok(target(cluster(&["127.0.1.10:8080"]), "sk-a")),
+                )],
+                vec![member("b", Ok(external.clone()))],
+            ],
+            Some(vec![vec!["a"], vec!["b"]]),
+            (true, "ResolvedRefs"),
+            "2 of 2 providers of spec.ai.groups resolved: groups[0].providers[0] (a): host llama-cpp.llm.svc.cluster.local resolved to 1 ready endpoint(s) in the cluster; groups[1].providers[0] (b): host api.openai.com:443 is outside the cluster",
+        ),
+        (
+            "one unresolved, one without ready endpoints: both left out",
+            vec![
+                vec![
+                    member("a", Err(not_found("Service llm/a not found"))),
+                    member("u", Ok(target(cluster(&[]), "sk-u"))),
+                ],
+                vec![member("b", Ok(external.clone()))],
+            ],
+            Some(vec![vec!["b"]]),
+            (false, "BackendNotFound"),
+            "2 of 3 providers of spec.ai.groups resolved: groups[0].providers[0] (a): not resolved (BackendNotFound: Service llm/a not found); groups[0].providers[1] (u): host llama-cpp.llm.svc.cluster.local is a Service of the cluster without ready endpoints; left out of failover",
+        ),
+        (
+            "none the gateway can dial: no route",
+            vec![vec![member("u", Ok(target(cluster(&[]), "sk-u")))]],
+            None,
+            (true, "ResolvedRefs"),
+            "1 of 1 providers",
+        ),
+    ];
+    for (what, groups, want_route, (resolved, reason), message) in cases {
+        let b = AiBackend {
+            meta: meta("default", "failover"),
+            target: Ok(AiTargets::Groups(groups)),
+        };
+        let fi: FleetIntent = [with_ai(
+            ck("a", "c1"),
+            vec![chat_gateway()],
+            vec![chat_route(vec![ai_ref("failover", 1)])],
+            vec![b],
+        )]
+        .into();
+        let c = compile(&fi, &ai_dp());
+        let route = c
+            .snapshot
+            .ai
+            .tenants
+            .get("a")
+            .and_then(|t| t.routes.get("c1/default/failover"));
+        let got = route.map(|r| match &r.target {
+            AiRouteTarget::Groups(g) => g
+                .iter()
+                .map(|g| g.iter().map(|p| p.name.as_str()).collect::<Vec<_>>())
+                .collect::<Vec<_>>(),
+            AiRouteTarget::Provider(p) => panic!("{what}: groups expected, got {p:?}"),
+        });
+        assert_eq!(got, want_route, "{what}");
+        // Envoy: to the AI gateway while a provider can be dialled, else 503 from the data plane.
+        let fw = forward_of(chat(&c));
+        let to_gateway = fw.clusters.iter().any(|w| w.cluster == AI_GATEWAY_CLUSTER);
+        assert_eq!(to_gateway, want_route.is_some(), "{what}: {fw:?}");
+        let st = status(&c, &ck("a", "c1"), Kind::AiBackend, "failover");
+        let refs = &st.conditions[1];
+        assert!(st.conditions[0].status, "{what}: accepted");
+        assert_eq!(
+            (refs.status, refs.reason.as_str()),
+            (resolved, reason),
+            "{what}"
+        );
+        assert!(
+            refs.message.starts_with(message),
+            "{what}: {}",
+            refs.message
+        );
+        assert!(!format!("{:?}", c.statuses).contains("sk-"), "{what}");
+    }
+}
+
+#[test]
+fn a_groups_route_carries_each_providers_key_and_endpoints() {
+    let b = AiBackend {
+        meta: meta("default", "failover"),
+        target: Ok(AiTargets::Groups(vec![
+            vec![
+                member("a", Ok(target(cluster(&["127.0.1.10:8080"]), "sk-a"))),
+                member("a2", Ok(target(cluster(&["127.0.1.11:8080"]), "sk-a2"))),
+            ],
+            vec![member(
+                "b",
+                Ok(target(cluster(&["127.0.1.12:8080"]), "sk-b")),
+            )],
+        ])),
+    };
+    let fi: FleetIntent = [with_ai(ck("a", "c1"), vec![], vec![], vec![b])].into();
+    let c = compile(&fi, &ai_dp());
+    let r = &c.snapshot.ai.tenants["a"].routes["c1/default/failover"];
+    let got: Vec<(String, String, Vec<SocketAddr>)> = r
+        .target
+        .providers()
+        .into_iter()
+        .map(|p| {
+            let AiAuth::Key(k) = &p.auth else {
+                panic!("a key expected")
+            };
+            (p.name.clone(), k.0.clone(), p.endpoints.clone())
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "a".to_string(),
+                "sk-a".to_string(),
+                vec!["127.0.1.10:8080".parse().unwrap()]
+            ),
+            (
+                "a2".to_string(),
+                "sk-a2".to_string(),
+                vec!["127.0.1.11:8080".parse().unwrap()]
+            ),
+            (
+                "b".to_string(),
+                "sk-b".to_string(),
+                vec!["127.0.1.12:8080".parse().unwrap()]
+            ),
+        ]
     );
 }

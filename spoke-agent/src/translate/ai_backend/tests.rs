@@ -101,6 +101,7 @@ fn the_tutorials_backend_is_resolved_into_endpoints_and_the_secrets_key() {
                 passthrough: false,
             }),
             problem: None,
+            groups: Vec::new(),
         })),
     };
     assert_eq!(objects, vec![want]);
@@ -197,9 +198,72 @@ fn unsupported_kinds_and_fields_are_named_in_the_problem() {
             "spec.ai.provider.vertexai is not supported yet",
         ),
         (
-            "groups",
-            "spec:\n  ai:\n    groups:\n    - providers: [{name: a, openai: {}}]\n",
-            "spec.ai.groups is not supported yet",
+            "provider and groups",
+            "spec:\n  ai:\n    provider: {openai: {}}\n    groups:\n    - providers: [{name: a, openai: {}}]\n",
+            "spec.ai sets both provider and groups",
+        ),
+        (
+            "no groups",
+            "spec:\n  ai:\n    groups: []\n",
+            "spec.ai.groups lists 0 groups; list 1 to 8",
+        ),
+        (
+            "nine groups",
+            &format!(
+                "spec:\n  ai:\n    groups:\n{}",
+                "    - providers: [{name: a, openai: {}}]\n".repeat(9)
+            ),
+            "spec.ai.groups lists 9 groups",
+        ),
+        (
+            "a group without providers",
+            "spec:\n  ai:\n    groups:\n    - providers: [{name: a, openai: {}}]\n    - providers: []\n",
+            "spec.ai.groups[1].providers lists 0 providers; list 1 to 16",
+        ),
+        (
+            "seventeen providers",
+            &format!(
+                "spec:\n  ai:\n    groups:\n    - providers:\n{}",
+                (0..17)
+                    .map(|i| format!("      - {{name: p{i}, openai: {{}}}}\n"))
+                    .collect::<String>()
+            ),
+            "spec.ai.groups[0].providers lists 17 providers",
+        ),
+        (
+            "a provider without a name",
+            "spec:\n  ai:\n    groups:\n    - providers: [{openai: {}}]\n",
+            "spec.ai.groups[0].providers[0].name \"\" must be",
+        ),
+        (
+            "a name twice in a group",
+            "spec:\n  ai:\n    groups:\n    - providers: [{name: a, openai: {}}, {name: a, gemini: {}}]\n",
+            "spec.ai.groups[0].providers[1].name a is used twice",
+        ),
+        (
+            "a provider kind fleetgate does not serve, in a group",
+            "spec:\n  ai:\n    groups:\n    - providers: [{name: a, openai: {}}]\n    - providers: [{name: b, bedrock: {}}]\n",
+            "spec.ai.groups[1].providers[0].bedrock is not supported yet",
+        ),
+        (
+            "two kinds in a group's provider",
+            "spec:\n  ai:\n    groups:\n    - providers: [{name: a, openai: {}, anthropic: {}}]\n",
+            "spec.ai.groups[0].providers[0] names two provider kinds",
+        ),
+        (
+            "a provider policy other than auth",
+            "spec:\n  ai:\n    groups:\n    - providers: [{name: a, openai: {}, policies: {ai: {}}}]\n",
+            "spec.ai.groups[0].providers[0].policies.ai is not supported yet",
+        ),
+        (
+            "an unknown field of a group",
+            "spec:\n  ai:\n    groups:\n    - providers: [{name: a, openai: {}}]\n      weight: 2\n",
+            "spec.ai.groups[0].weight is not supported",
+        ),
+        (
+            "path and pathPrefix in a group's provider",
+            "spec:\n  ai:\n    groups:\n    - providers: [{name: a, openai: {}, path: /a, pathPrefix: /b}]\n",
+            "spec.ai.groups[0].providers[0] sets both path and pathPrefix",
         ),
         (
             "mcp",
@@ -253,7 +317,10 @@ fn unsupported_kinds_and_fields_are_named_in_the_problem() {
         let p = b.problem.unwrap_or_else(|| panic!("{name}: no problem"));
         assert_eq!(p.reason, "UnsupportedValue", "{name}");
         assert!(p.message.contains(want), "{name}: {}", p.message);
-        assert!(b.endpoints.is_empty() && b.auth.is_none(), "{name}");
+        assert!(
+            b.endpoints.is_empty() && b.auth.is_none() && b.groups.is_empty(),
+            "{name}"
+        );
     }
 }
 
@@ -300,5 +367,116 @@ fn every_backend_is_sent_sorted_and_one_without_a_name_is_skipped() {
     assert_eq!(
         refs,
         [("alpha".into(), "b".into()), ("zeta".into(), "a".into())]
+    );
+}
+
+const GROUPS: &str = r#"spec:
+  ai:
+    groups:
+    - providers:
+      - name: local
+        host: llama-cpp.llm.svc.cluster.local
+        port: 8080
+        openai: {model: gemma}
+        policies:
+          auth: {key: " sk-own "}
+      - name: gone
+        host: gone.llm.svc
+        port: 8080
+        openai: {}
+    - providers:
+      - name: cloud
+        host: api.anthropic.com
+        anthropic: {model: claude}
+        pathPrefix: /v1
+  policies:
+    auth:
+      secretRef:
+        name: llm-secret
+"#;
+
+/// `spec.ai.groups`: every provider resolved like `spec.ai.provider`, with its own auth or the
+/// backend's; one whose Service is missing carries its own problem, the others still serve.
+#[test]
+fn groups_are_sent_in_order_each_provider_resolved_with_its_own_or_the_backends_key() {
+    let b = translate_one(GROUPS);
+    assert_eq!(b.problem, None);
+    assert_eq!(
+        (b.provider.is_none(), b.host.as_str(), b.auth.is_none()),
+        (true, "", true),
+        "a groups backend leaves the single-provider fields unset"
+    );
+    let names: Vec<Vec<&str>> = b
+        .groups
+        .iter()
+        .map(|g| g.providers.iter().map(|p| p.name.as_str()).collect())
+        .collect();
+    assert_eq!(names, [vec!["local", "gone"], vec!["cloud"]]);
+    let local = &b.groups[0].providers[0];
+    assert_eq!(local.problem, None);
+    assert_eq!(
+        local.provider,
+        Some(ai_group_provider::Provider::Openai(pb::OpenAiProvider {
+            model: Some("gemma".into())
+        }))
+    );
+    assert_eq!(
+        (local.host.as_str(), local.port),
+        ("llama-cpp.llm.svc.cluster.local", 8080)
+    );
+    assert_eq!(
+        local.endpoints,
+        [pb::Endpoint {
+            address: "127.0.1.1".into(),
+            port: 31080,
+            ready: true
+        }]
+    );
+    assert_eq!(
+        local.auth.as_ref().map(|a| a.key.as_str()),
+        Some("sk-own"),
+        "the provider's own policies.auth wins"
+    );
+    let gone = &b.groups[0].providers[1];
+    let p = gone
+        .problem
+        .as_ref()
+        .expect("the missing Service is this provider's problem");
+    assert_eq!(p.reason, "BackendNotFound");
+    assert!(
+        p.message.starts_with(
+            "spec.ai.groups[0].providers[1].host gone.llm.svc: Service llm/gone not found"
+        ),
+        "{}",
+        p.message
+    );
+    let cloud = &b.groups[1].providers[0];
+    assert_eq!(cloud.problem, None);
+    assert!(
+        cloud.endpoints.is_empty(),
+        "external: the hub's egress list decides"
+    );
+    assert_eq!(cloud.path_prefix.as_deref(), Some("/v1"));
+    assert_eq!(
+        cloud.auth.as_ref().map(|a| a.key.as_str()),
+        Some(KEY),
+        "no policies of its own: the backend's key"
+    );
+    assert!(!format!("{b:?}").contains("sk-own") && !format!("{b:?}").contains(KEY));
+}
+
+#[test]
+fn a_group_providers_own_missing_secret_names_its_field() {
+    let b = translate_one(
+        "spec:\n  ai:\n    groups:\n    - providers:\n      - {name: a, host: api.openai.com, openai: {}, policies: {auth: {secretRef: {name: nope}}}}\n",
+    );
+    let p = b.groups[0].providers[0].problem.clone().unwrap();
+    assert_eq!(p.reason, "BackendNotFound");
+    assert!(
+        p.message.starts_with(
+            "spec.ai.groups[0].providers[0].policies.auth.secretRef names Secret agentgateway-system/nope"
+        ),
+        "{}",
+        p.message
     );
 }
