@@ -48,6 +48,8 @@ pub struct RawQuotaSet {
     /// Open connections per L4 listener (LoadBalancer Service port, Gateway TCP listener) of
     /// the tenant, per Envoy; `0` is unlimited.
     pub connections_per_listener: Option<u32>,
+    /// VirtualKeys (fleetgate.dev) across all the tenant's clusters (default 1000).
+    pub virtual_keys: Option<u64>,
 }
 
 /// `quotas:` as written.
@@ -91,6 +93,7 @@ fn merged(q: Quota, raw: &RawQuotaSet) -> Quota {
             Some(n) => Some(n),
             None => q.connections_per_listener,
         },
+        virtual_keys: raw.virtual_keys.unwrap_or(q.virtual_keys),
     }
 }
 

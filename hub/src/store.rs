@@ -35,6 +35,9 @@ struct Stored {
     /// Provider keys sealed like TLS private keys (`crate::seal`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     ai_backends: Vec<crate::model::ai::AiBackend>,
+    /// Hashes only: the keys themselves never reach the hub.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    virtual_keys: Vec<crate::model::ai::VirtualKeyIntent>,
 }
 
 impl From<&ClusterIntent> for Stored {
@@ -48,6 +51,7 @@ impl From<&ClusterIntent> for Stored {
             grpc_routes: i.grpc_routes.values().cloned().collect(),
             listener_sets: i.listener_sets.values().cloned().collect(),
             ai_backends: i.ai_backends.values().cloned().collect(),
+            virtual_keys: i.virtual_keys.values().cloned().collect(),
         }
     }
 }
@@ -98,6 +102,11 @@ impl From<Stored> for ClusterIntent {
                 .ai_backends
                 .into_iter()
                 .map(|b| (key(&b.meta), b))
+                .collect(),
+            virtual_keys: s
+                .virtual_keys
+                .into_iter()
+                .map(|k| (key(&k.meta), k))
                 .collect(),
         }
     }

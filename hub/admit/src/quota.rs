@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Rejection;
-use crate::model::ai::{AiBackend, AiUpstream};
+use crate::model::ai::{AiBackend, AiUpstream, VirtualKeyIntent};
 use crate::model::policy::Quota;
 use crate::model::{
     Backend, ClusterIntent, Gateway, GrpcRoute, HttpFilter, HttpRoute, Kind, L4Route, Listener,
@@ -37,6 +37,8 @@ pub enum ObjectRef<'a> {
     L4Route(&'a L4Route),
     /// Counts its endpoints and bytes (no route, no hostname).
     AiBackend(&'a AiBackend),
+    /// Counts one virtual key and its bytes.
+    VirtualKey(&'a VirtualKeyIntent),
 }
 
 impl ObjectRef<'_> {
@@ -50,6 +52,7 @@ impl ObjectRef<'_> {
             ObjectRef::Service(o) => &o.meta,
             ObjectRef::L4Route(o) => &o.meta,
             ObjectRef::AiBackend(o) => &o.meta,
+            ObjectRef::VirtualKey(o) => &o.meta,
         }
     }
 }
@@ -100,6 +103,11 @@ pub fn objects(ci: &ClusterIntent) -> Vec<(ObjectKey, ObjectRef<'_>)> {
             &ci.ai_backends,
             ObjectRef::AiBackend,
         ))
+        .chain(keyed(
+            Kind::VirtualKey,
+            &ci.virtual_keys,
+            ObjectRef::VirtualKey,
+        ))
         .collect()
 }
 
@@ -114,6 +122,7 @@ pub struct Cost {
     /// (cluster, namespace, name) of each certificate's Secret.
     pub certificates: Vec<(String, String, String)>,
     pub bytes: u64,
+    pub virtual_keys: u64,
 }
 
 /// Counts bytes written without keeping them.
@@ -234,6 +243,10 @@ pub fn cost(cluster: &str, o: ObjectRef<'_>) -> Cost {
             };
             c.bytes = json_len(b);
         }
+        ObjectRef::VirtualKey(k) => {
+            c.virtual_keys = 1;
+            c.bytes = json_len(k);
+        }
     }
     c
 }
@@ -248,6 +261,7 @@ pub struct Usage {
     pub endpoints: u64,
     pub certificates: BTreeSet<(String, String, String)>,
     pub bytes: u64,
+    pub virtual_keys: u64,
 }
 
 impl Usage {
@@ -266,6 +280,7 @@ impl Usage {
         self.endpoints += c.endpoints;
         self.certificates.extend(c.certificates.iter().cloned());
         self.bytes += c.bytes;
+        self.virtual_keys += c.virtual_keys;
     }
 
     /// The first quota that adding `c` would exceed: (config key, limit, what would be used,
@@ -333,6 +348,13 @@ impl Usage {
                 c.bytes,
                 "bytes of accepted intent",
             ),
+            (
+                "virtualKeys",
+                q.virtual_keys,
+                self.virtual_keys,
+                c.virtual_keys,
+                "VirtualKeys",
+            ),
         ];
         checks
             .into_iter()
@@ -349,6 +371,7 @@ impl Usage {
             && self.endpoints <= q.endpoints
             && self.certificates.len() as u64 <= q.certificates
             && self.bytes <= q.intent_bytes
+            && self.virtual_keys <= q.virtual_keys
     }
 }
 
@@ -393,6 +416,9 @@ fn restore(next: &mut ClusterIntent, key: &ObjectKey, prev: Option<ObjectRef<'_>
         Some(ObjectRef::AiBackend(o)) => {
             next.ai_backends.insert(id, o.clone());
         }
+        Some(ObjectRef::VirtualKey(o)) => {
+            next.virtual_keys.insert(id, o.clone());
+        }
         None => match key.kind {
             Kind::Gateway => {
                 next.gateways.remove(&id);
@@ -417,6 +443,9 @@ fn restore(next: &mut ClusterIntent, key: &ObjectKey, prev: Option<ObjectRef<'_>
             }
             Kind::AiBackend => {
                 next.ai_backends.remove(&id);
+            }
+            Kind::VirtualKey => {
+                next.virtual_keys.remove(&id);
             }
         },
     }

@@ -96,6 +96,8 @@ pub struct Quota {
     pub request_rate: Option<RequestRate>,
     /// `None`: unlimited.
     pub connections_per_listener: Option<u32>,
+    /// VirtualKeys across all the tenant's clusters.
+    pub virtual_keys: u64,
 }
 
 /// A request-rate limit: `per_second` sustained, `burst` at once.
@@ -120,6 +122,7 @@ impl Default for Quota {
             update_burst: 100,
             request_rate: None,
             connections_per_listener: Some(10_000),
+            virtual_keys: 1_000,
         }
     }
 }
