@@ -1,7 +1,7 @@
 //! Manifests: the same kinds as `watch` (GatewayClass, Gateway, HTTPRoute, Service,
-//! EndpointSlice, Node, agentgateway's AgentgatewayBackend, ...), read from a folder of
+//! EndpointSlice, Node, agentgateway's AgentgatewayBackend, fleetgate's VirtualKey, ...), read from a folder of
 //! multi-document YAML files instead of a cluster. Of the Secrets, TLS ones are read as
-//! certificates, and any Secret an AgentgatewayBackend names is read for its key (the others
+//! certificates, and any Secret an AgentgatewayBackend or a VirtualKey names is read for its key (the others
 //! are dropped once the whole folder is read).
 //!
 //! Where it sits: the first step of the data path in `--manifests` mode, publishing the same
@@ -29,8 +29,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tracing::{debug, error, info};
 
-use crate::claim::referenced_ai_secrets;
-use crate::crd::{AgentgatewayBackend, TcpRoute, UdpRoute};
+use crate::claim::referenced_secrets;
+use crate::crd::{AgentgatewayBackend, TcpRoute, UdpRoute, VirtualKey};
 use crate::state::ClusterState;
 
 /// How often the folder is scanned.
@@ -145,6 +145,12 @@ fn add_value(value: serde_yaml::Value, out: &mut ClusterState) -> Result<(), Str
                 out.secrets.push(secret.clone());
             }
             out.ai_secrets.push(secret);
+        }
+        ("fleetgate.dev/v1alpha1", "VirtualKey") => {
+            out.virtual_keys
+                .push(typed(value, &kind, true, |o: &mut VirtualKey| {
+                    &mut o.metadata
+                })?)
         }
         ("agentgateway.dev/v1alpha1", "AgentgatewayBackend") => {
             out.ai_backends
@@ -319,6 +325,7 @@ impl Folder {
             all.namespaces.extend(c.namespaces);
             all.ai_backends.extend(c.ai_backends);
             all.ai_secrets.extend(c.ai_secrets);
+            all.virtual_keys.extend(c.virtual_keys);
         }
         keep_referenced_ai_secrets(&mut all);
         all.normalize();
@@ -326,9 +333,9 @@ impl Folder {
     }
 }
 
-/// Drops the Secrets no AgentgatewayBackend names from `state.ai_secrets`.
+/// Drops the Secrets no AgentgatewayBackend or VirtualKey names from `state.ai_secrets`.
 pub fn keep_referenced_ai_secrets(state: &mut ClusterState) {
-    let wanted = referenced_ai_secrets(&state.ai_backends);
+    let wanted = referenced_secrets(&state.ai_backends, &state.virtual_keys);
     state.ai_secrets.retain(|s| {
         let m = &s.metadata;
         m.namespace

@@ -213,7 +213,18 @@ pub fn secret_value(raw: &str, default_key: bool) -> String {
 /// Why the agent has no Secret `namespace/name` for a backend's `secretRef`, and what to change,
 /// for the `--secrets` mode it runs with.
 pub fn unreadable_key_secret(access: &SecretAccess, namespace: &str, name: &str) -> String {
-    let what = format!("spec.policies.auth.secretRef names Secret {namespace}/{name}");
+    unreadable_secret("spec.policies.auth.secretRef", access, namespace, name)
+}
+
+/// Why the agent has no Secret `namespace/name` that the field `field` names, and what to
+/// change, for the `--secrets` mode it runs with.
+pub fn unreadable_secret(
+    field: &str,
+    access: &SecretAccess,
+    namespace: &str,
+    name: &str,
+) -> String {
+    let what = format!("{field} names Secret {namespace}/{name}");
     match access {
         SecretAccess::Cluster => format!("{what}, which does not exist; create it"),
         SecretAccess::Label => format!(
