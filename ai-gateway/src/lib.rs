@@ -10,7 +10,7 @@
 //! The request path, one module per stage:
 //!
 //! ```text
-//! listen -> identify -> route -> limit -> provider -> auth -> upstream -> usage -> client
+//! listen -> identify -> route -> limit -> budget -> provider -> auth -> upstream -> usage -> client
 //!                                                  (errors: shaped at every stage)
 //! ```
 //!
@@ -18,6 +18,8 @@
 //! - [`identify`]: tenant and route from `x-fleetgate-tenant` / `x-fleetgate-route`, else 403.
 //! - [`route`]: the per-tenant route table; the backend kind picks the handler.
 //! - [`limit`]: per-tenant concurrency, so one tenant's slow provider never blocks another.
+//! - [`budget`]: the tenant's and virtual key's budgets, reserved with the hub (across every
+//!   replica) before a request goes upstream; tokens reported when it ends.
 //! - [`provider`]: the provider protocol (OpenAI-compatible today).
 //! - [`auth`]: the backend's key on, the client's credentials off.
 //! - [`usage`]: tokens and time to first token, streamed or not.
@@ -26,6 +28,7 @@
 //! - [`config`]: the typed configuration, its one writer, and where it comes from.
 
 pub mod auth;
+pub mod budget;
 pub mod config;
 pub mod errors;
 pub mod identify;
@@ -94,6 +97,9 @@ pub struct Settings {
     pub limits: Limits,
     /// How long requests in flight may finish after shutdown starts.
     pub shutdown_grace: Duration,
+    /// Where budgets are counted (the hub, with `--hub`); `None`: a budgeted tenant's
+    /// requests are refused (503), never let through uncounted.
+    pub ledger: Option<Arc<dyn budget::Ledger>>,
 }
 
 impl Settings {
@@ -103,6 +109,7 @@ impl Settings {
             connect_timeout: Duration::from_secs(5),
             limits: Limits::default(),
             shutdown_grace: Duration::from_secs(30),
+            ledger: None,
         }
     }
 }
@@ -144,6 +151,7 @@ pub struct Gateway {
     upstream: Upstream,
     usage: Arc<dyn UsageSink>,
     limits: Limits,
+    ledger: Option<Arc<dyn budget::Ledger>>,
 }
 
 impl Gateway {
@@ -157,6 +165,7 @@ impl Gateway {
             upstream: Upstream::new(settings.connect_timeout),
             usage,
             limits: settings.limits,
+            ledger: settings.ledger.clone(),
         }
     }
 
@@ -185,7 +194,40 @@ impl Gateway {
             limits: self.limits,
             virtual_key: None,
         };
+        let ctx = match self.reserve(&tenant, ctx).await {
+            Ok(ctx) => ctx,
+            Err(e) => {
+                tracing::info!(tenant = %tenant.name, error = %e, "request refused by its budget");
+                return e.into_response();
+            }
+        };
         route::dispatch(ctx, req).await
+    }
+
+    /// Reserves the request with the ledger when its tenant (or its virtual key) has a budget,
+    /// and has its usage reported back; requests without a budget pass untouched.
+    async fn reserve(
+        &self,
+        tenant: &route::TenantRoutes,
+        mut ctx: RequestCtx,
+    ) -> Result<RequestCtx, budget::BudgetError> {
+        if !tenant.budgeted {
+            return Ok(ctx);
+        }
+        let Some(ledger) = &self.ledger else {
+            return Err(budget::BudgetError::Unavailable(
+                "the gateway follows no hub (--hub), which counts budgets".to_string(),
+            ));
+        };
+        let key_id = ctx.virtual_key.clone().unwrap_or_default();
+        ledger.reserve(&tenant.name, &key_id).await?;
+        ctx.usage = Arc::new(budget::BudgetedUsage {
+            inner: ctx.usage,
+            ledger: ledger.clone(),
+            tenant: tenant.name.clone(),
+            key_id,
+        });
+        Ok(ctx)
     }
 }
 

@@ -73,6 +73,10 @@ async fn main() -> anyhow::Result<()> {
         (None, Some(hub)) => {
             let id = args.gateway_id.clone().unwrap_or_else(default_gateway_id);
             let source = HubSource::new(hub, &id, Duration::from_millis(args.hub_max_backoff_ms))?;
+            // Budgets are counted by the same hub.
+            settings.ledger = Some(std::sync::Arc::new(
+                fleetgate_ai_gateway::budget::HubLedger::new(hub)?,
+            ));
             tracing::info!(hub = %hub, gateway_id = %id, "following the hub's configuration stream");
             (Default::default(), Box::new(source))
         }

@@ -36,6 +36,8 @@ pub struct TenantRoutes {
     pub name: Arc<str>,
     pub version: u64,
     pub limit: TenantLimit,
+    /// The tenant has a budget: each of its requests is reserved with the hub first.
+    pub budgeted: bool,
     routes: HashMap<String, Arc<Route>>,
 }
 
@@ -128,6 +130,7 @@ impl RouteTable {
                     name: tenant_name,
                     version: tenant.version,
                     limit,
+                    budgeted: tenant.budget.is_some(),
                     routes,
                 };
                 (name.clone(), Arc::new(t))

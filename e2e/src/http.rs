@@ -116,3 +116,63 @@ pub async fn send(
         .await
         .with_context(|| format!("{method} http://{addr}{path} (Host: {host}) timed out"))?
 }
+
+/// `POST http://<addr><path>` with a JSON `body`, `Host: <host>` and extra `headers`.
+pub async fn post_json(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &serde_json::Value,
+) -> anyhow::Result<Response> {
+    let mut req = hyper::Request::builder()
+        .method(hyper::Method::POST)
+        .uri(format!("http://{addr}{path}"))
+        .header(hyper::header::HOST, host)
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .body(http_body_util::Full::new(Bytes::from(serde_json::to_vec(
+            body,
+        )?)))
+        .context("building request")?;
+    for (k, v) in headers {
+        req.headers_mut().append(
+            hyper::header::HeaderName::from_bytes(k.as_bytes())?,
+            hyper::header::HeaderValue::from_str(v)?,
+        );
+    }
+    let client: Client<HttpConnector, http_body_util::Full<Bytes>> =
+        Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
+            .build_http();
+    let fut = async {
+        let resp = client
+            .request(req)
+            .await
+            .with_context(|| format!("POST http://{addr}{path} (Host: {host})"))?;
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .context("reading response body")?
+            .to_bytes();
+        anyhow::Ok(Response {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        })
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, fut)
+        .await
+        .with_context(|| format!("POST http://{addr}{path} (Host: {host}) timed out"))?
+}

@@ -10,13 +10,14 @@
 //!   defaults: {routes: 2000, updatesPerSecond: 20}
 //!   tenants:
 //!     tenant-a: {routes: 50, requestsPerSecond: 100, requestBurst: 200}
+//!     tenant-b: {aiBudget: {requests: 10000, tokens: 2000000, window: 24h}}
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-pub use fleetgate_hub_model::policy::{Quota, Quotas, RequestRate};
+pub use fleetgate_hub_model::policy::{AiBudget, Quota, Quotas, RequestRate};
 
 /// One tenant's quotas and limits, every field optional: what is unset comes from
 /// `quotas.defaults`, then from [`Quota::default`].
@@ -50,6 +51,57 @@ pub struct RawQuotaSet {
     pub connections_per_listener: Option<u32>,
     /// VirtualKeys (fleetgate.dev) across all the tenant's clusters (default 1000).
     pub virtual_keys: Option<u64>,
+    /// Requests and tokens the tenant's AI routes may use per window, across every AI gateway
+    /// replica (the hub counts them); `{}` or unset measures: unlimited.
+    pub ai_budget: Option<RawAiBudget>,
+    /// AI requests of the tenant in flight at once on one AI gateway replica (1..=1000000);
+    /// over it the gateway answers 429 at once. Unset: the gateway's default, 256.
+    pub ai_max_concurrency: Option<u32>,
+}
+
+/// `aiBudget:` as written: `{requests: 1000, tokens: 200000, window: 1h}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawAiBudget {
+    /// Requests per window; unset: not limited.
+    pub requests: Option<u64>,
+    /// Tokens (prompt + completion) per window; unset: not limited.
+    pub tokens: Option<u64>,
+    /// The window, a Gateway API duration (`1m`, `1h`, `24h`); windows start at multiples of it
+    /// since the Unix epoch.
+    pub window: String,
+}
+
+/// The shortest and longest budget window.
+pub const AI_BUDGET_WINDOW: std::ops::RangeInclusive<u64> = 60..=31 * 24 * 3600;
+
+impl RawAiBudget {
+    /// The budget, or what to change (`at` names the field).
+    pub fn validate(&self, at: &str) -> Result<Option<AiBudget>, String> {
+        let window =
+            crate::admit::parse_duration(&self.window).map_err(|e| format!("{at}.window: {e}"))?;
+        if window.subsec_nanos() != 0 || !AI_BUDGET_WINDOW.contains(&window.as_secs()) {
+            return Err(format!(
+                "{at}.window: {:?} must be whole seconds from 1m to 744h (31 days)",
+                self.window
+            ));
+        }
+        for (name, v) in [("requests", self.requests), ("tokens", self.tokens)] {
+            if v == Some(0) {
+                return Err(format!(
+                    "{at}.{name}: 0 would refuse every request; leave it out for no limit"
+                ));
+            }
+        }
+        if self.requests.is_none() && self.tokens.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(AiBudget {
+            requests: self.requests,
+            tokens: self.tokens,
+            window_seconds: window.as_secs(),
+        }))
+    }
 }
 
 /// `quotas:` as written.
@@ -94,6 +146,12 @@ fn merged(q: Quota, raw: &RawQuotaSet) -> Quota {
             None => q.connections_per_listener,
         },
         virtual_keys: raw.virtual_keys.unwrap_or(q.virtual_keys),
+        // Checked by `RawQuotas::validate`; an invalid one leaves the inherited budget here.
+        ai_max_concurrency: raw.ai_max_concurrency.or(q.ai_max_concurrency),
+        ai_budget: match &raw.ai_budget {
+            Some(b) => b.validate("aiBudget").unwrap_or(q.ai_budget),
+            None => q.ai_budget,
+        },
     }
 }
 
@@ -113,6 +171,18 @@ impl RawQuotas {
                 errs.push(format!(
                     "{at}.requestBurst: use at least 1, or requestsPerSecond: 0 for no limit"
                 ));
+            }
+            if let Some(Err(e)) = raw
+                .ai_budget
+                .as_ref()
+                .map(|b| b.validate(&format!("{at}.aiBudget")))
+            {
+                errs.push(e);
+            }
+            if let Some(n) = raw.ai_max_concurrency
+                && !(1..=1_000_000).contains(&n)
+            {
+                errs.push(format!("{at}.aiMaxConcurrency: {n} is outside 1..=1000000"));
             }
             if raw.request_burst.is_some() && q.request_rate.is_none() {
                 errs.push(format!(
@@ -200,6 +270,75 @@ mod tests {
         assert_eq!(q.of("a").connections_per_listener, None);
         assert_eq!(q.of("b").connections_per_listener, Some(10_000));
         assert_eq!(q.of("unknown"), &q.defaults);
+    }
+
+    #[test]
+    fn ai_budgets_are_inherited_overridden_and_checked() {
+        let q = validate(
+            "defaults: {aiBudget: {requests: 100, window: 1h}}
+tenants:
+  a: {aiBudget: {tokens: 5000, window: 24h}}
+",
+        )
+        .unwrap();
+        assert_eq!(
+            q.of("b").ai_budget,
+            Some(AiBudget {
+                requests: Some(100),
+                tokens: None,
+                window_seconds: 3600
+            })
+        );
+        assert_eq!(
+            q.of("a").ai_budget,
+            Some(AiBudget {
+                requests: None,
+                tokens: Some(5000),
+                window_seconds: 86400
+            })
+        );
+        // No measure: the tenant is not limited, whatever the defaults say.
+        let q = validate(
+            "defaults: {aiBudget: {requests: 1, window: 1h}}
+tenants:
+  a: {aiBudget: {window: 1h}}
+",
+        )
+        .unwrap();
+        assert_eq!(q.of("a").ai_budget, None);
+        let q =
+            validate("defaults: {aiMaxConcurrency: 16}\ntenants:\n  a: {aiMaxConcurrency: 2}\n")
+                .unwrap();
+        assert_eq!(
+            (q.of("a").ai_max_concurrency, q.of("b").ai_max_concurrency),
+            (Some(2), Some(16))
+        );
+        for (yaml, want) in [
+            (
+                "tenants:
+  a: {aiBudget: {requests: 0, window: 1h}}
+",
+                "quotas.tenants.a.aiBudget.requests: 0 would refuse every request",
+            ),
+            (
+                "defaults: {aiBudget: {requests: 5, window: 10s}}
+",
+                "quotas.defaults.aiBudget.window: \"10s\" must be whole seconds from 1m to 744h",
+            ),
+            (
+                "defaults: {aiBudget: {requests: 5, window: 1500ms}}
+",
+                "must be whole seconds",
+            ),
+            (
+                "defaults: {aiBudget: {requests: 5, window: daily}}
+",
+                "quotas.defaults.aiBudget.window: \"daily\" is not a Gateway API duration",
+            ),
+        ] {
+            let errs = validate(yaml).unwrap_err();
+            assert!(errs.iter().any(|e| e.contains(want)), "{yaml}: {errs:?}");
+        }
     }
 
     #[test]

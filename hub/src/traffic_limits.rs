@@ -5,7 +5,8 @@
 //! (`quotas.*.requestsPerSecond`), every L4 listener of a tenant's Service or Gateway TCP
 //! listener, and every TLS passthrough chain (one SNI hostname of the tenant), its connection
 //! limit (`quotas.*.connectionsPerListener`); `xds::tenant_limits` turns
-//! them into Envoy filters. A virtual host belongs to the tenant of its routes (a hostname has
+//! them into Envoy filters. Every tenant's AI routes get its AI budget (`quotas.*.aiBudget`),
+//! which the hub's ledger (`ai_config::budget`) enforces. A virtual host belongs to the tenant of its routes (a hostname has
 //! one owner); the 404 catch-all belongs to nobody and is not limited.
 
 use std::sync::Arc;
@@ -52,6 +53,10 @@ pub fn apply(snapshot: &mut Snapshot, quotas: &Quotas) {
     }
     for l in &mut snapshot.l4_listeners {
         l.max_connections = quotas.of(&l.source.cluster.tenant).connections_per_listener;
+    }
+    for (tenant, ai) in &mut snapshot.ai.tenants {
+        ai.budget = quotas.of(tenant).ai_budget;
+        ai.max_concurrency = quotas.of(tenant).ai_max_concurrency;
     }
 }
 
@@ -105,6 +110,11 @@ mod tests {
             per_second: 5,
             burst: 10,
         };
+        let budget = crate::quotas::AiBudget {
+            requests: Some(10),
+            tokens: None,
+            window_seconds: 60,
+        };
         let quotas = Quotas {
             defaults: Quota::default(),
             tenants: [(
@@ -112,6 +122,8 @@ mod tests {
                 Quota {
                     request_rate: Some(rate),
                     connections_per_listener: Some(3),
+                    ai_budget: Some(budget),
+                    ai_max_concurrency: Some(4),
                     ..Quota::default()
                 },
             )]
@@ -160,7 +172,14 @@ mod tests {
             }],
             ..Default::default()
         };
+        for t in ["a", "b"] {
+            s.ai.tenants.insert(t.into(), Default::default());
+        }
         apply(&mut s, &quotas);
+        assert_eq!(s.ai.tenants["a"].budget, Some(budget));
+        assert_eq!(s.ai.tenants["b"].budget, None);
+        assert_eq!(s.ai.tenants["a"].max_concurrency, Some(4));
+        assert_eq!(s.ai.tenants["b"].max_concurrency, None);
         assert!(matches!(
             s.tls_listeners[0].chains[0].action,
             TlsChainAction::Passthrough {

@@ -17,7 +17,9 @@ use futures::future::BoxFuture;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::model::{RawAi, RawAuth, RawBackend, RawOpenAi, RawPolicies, RawProvider, RawTenant};
+use super::model::{
+    RawAi, RawAuth, RawBackend, RawBudget, RawOpenAi, RawPolicies, RawProvider, RawTenant,
+};
 use super::source::{ConfigSource, SourceError};
 use super::store::ConfigStore;
 use super::{ConfigError, Secret};
@@ -113,6 +115,11 @@ pub fn raw_tenant(t: &pb::TenantConfig) -> Result<RawTenant, ConfigError> {
         version: Some(t.version),
         max_concurrency: Some(t.max_concurrency).filter(|c| *c > 0),
         routes,
+        budget: t.budget.as_ref().map(|b| RawBudget {
+            requests: Some(b.requests).filter(|n| *n > 0),
+            tokens: Some(b.tokens).filter(|n| *n > 0),
+            window_seconds: b.window_seconds,
+        }),
     })
 }
 

@@ -61,6 +61,19 @@ pub struct RawTenant {
     pub max_concurrency: Option<u32>,
     #[serde(default)]
     pub routes: BTreeMap<String, RawBackend>,
+    /// The tenant's budget. Counted by the hub across every replica (the `Spend` call): a
+    /// gateway configured from a file has no hub, so it refuses the tenant's requests (503)
+    /// rather than let them through uncounted.
+    pub budget: Option<RawBudget>,
+}
+
+/// A budget as the hub sends it: requests and tokens per window (`0`/unset: not limited).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawBudget {
+    pub requests: Option<u64>,
+    pub tokens: Option<u64>,
+    pub window_seconds: u64,
 }
 
 /// What a route leads to: exactly one kind (`ai` today; `mcp` and `a2a` with issue 12).
@@ -155,6 +168,16 @@ pub struct TenantConfig {
     pub max_concurrency: u32,
     /// Route name (the `x-fleetgate-route` header Envoy sets) -> backend.
     pub routes: BTreeMap<String, Backend>,
+    /// The tenant's budget across every replica, counted by the hub; `None`: unlimited.
+    pub budget: Option<Budget>,
+}
+
+/// Requests and tokens per fixed window of `window_seconds`; `None`: that measure is free.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub requests: Option<u64>,
+    pub tokens: Option<u64>,
+    pub window_seconds: u64,
 }
 
 /// A backend: what handles the route, and the policies around it.
@@ -395,10 +418,26 @@ impl RawTenant {
             check_name(&at, route)?;
             routes.insert(route.clone(), raw.validate(&at)?);
         }
+        let budget = match &self.budget {
+            Some(b) if b.window_seconds == 0 => {
+                return Err(field(
+                    format!("{at}.budget.windowSeconds"),
+                    "0 is not a window; use at least 1".to_string(),
+                ));
+            }
+            Some(b) => Some(Budget {
+                requests: b.requests.filter(|n| *n > 0),
+                tokens: b.tokens.filter(|n| *n > 0),
+                window_seconds: b.window_seconds,
+            })
+            .filter(|b| b.requests.is_some() || b.tokens.is_some()),
+            None => None,
+        };
         Ok(TenantConfig {
             version: self.version.unwrap_or(default_version),
             max_concurrency,
             routes,
+            budget,
         })
     }
 }

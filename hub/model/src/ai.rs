@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::policy::AiBudget;
 use crate::snapshot::SourceObject;
 use crate::{BackendProblem, Meta};
 
@@ -36,17 +37,11 @@ pub struct AiTenant {
     /// The operator's budget for the tenant (`quotas.*.aiBudget`), counted across every AI
     /// gateway replica by the hub; `None`: unlimited.
     pub budget: Option<AiBudget>,
+    /// Requests in flight at once per AI gateway replica (`quotas.*.aiMaxConcurrency`); `None`:
+    /// the gateway's default.
+    pub max_concurrency: Option<u32>,
     /// The tenant's virtual keys (fleetgate.dev VirtualKey), by [`VirtualKey::id`].
     pub virtual_keys: BTreeMap<String, VirtualKey>,
-}
-
-/// Requests and tokens allowed per fixed window of `window_seconds` (windows aligned to the Unix
-/// epoch). `None` in a measure: that measure is not limited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AiBudget {
-    pub requests: Option<u64>,
-    pub tokens: Option<u64>,
-    pub window_seconds: u64,
 }
 
 /// A key a tenant hands one of its users: a route that any virtual key names serves only

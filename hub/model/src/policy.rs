@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// A tenant: the hostname patterns it may use, its clusters by name, and the hosts outside its
 /// clusters its AI backends may reach.
@@ -98,6 +98,20 @@ pub struct Quota {
     pub connections_per_listener: Option<u32>,
     /// VirtualKeys across all the tenant's clusters.
     pub virtual_keys: u64,
+    /// The tenant's AI budget, counted across every AI gateway replica; `None`: unlimited.
+    pub ai_budget: Option<AiBudget>,
+    /// The tenant's AI requests in flight at once on one AI gateway replica; `None`: the
+    /// gateway's default (256).
+    pub ai_max_concurrency: Option<u32>,
+}
+
+/// Requests and tokens allowed per fixed window of `window_seconds` (windows aligned to the Unix
+/// epoch). `None` in a measure: that measure is not limited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AiBudget {
+    pub requests: Option<u64>,
+    pub tokens: Option<u64>,
+    pub window_seconds: u64,
 }
 
 /// A request-rate limit: `per_second` sustained, `burst` at once.
@@ -123,6 +137,8 @@ impl Default for Quota {
             request_rate: None,
             connections_per_listener: Some(10_000),
             virtual_keys: 1_000,
+            ai_budget: None,
+            ai_max_concurrency: None,
         }
     }
 }

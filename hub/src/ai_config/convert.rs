@@ -11,8 +11,8 @@ pub fn tenant_config(tenant: &str, ai: &AiTenant, version: u64) -> pb::TenantCon
     pb::TenantConfig {
         tenant: tenant.to_string(),
         version,
-        // The gateway's default; per-tenant limits come with the tenant's quotas.
-        max_concurrency: 0,
+        // 0: the gateway's default.
+        max_concurrency: ai.max_concurrency.unwrap_or(0),
         routes: ai
             .routes
             .iter()
@@ -135,6 +135,7 @@ pub(crate) mod tests {
     fn routes_become_backends_with_endpoints_and_auth() {
         let tenant = AiTenant {
             budget: None,
+            max_concurrency: Some(7),
             virtual_keys: Default::default(),
             routes: [
                 (
@@ -155,7 +156,7 @@ pub(crate) mod tests {
         let c = tenant_config("a", &tenant, 42);
         assert_eq!(
             (c.tenant.as_str(), c.version, c.max_concurrency),
-            ("a", 42, 0)
+            ("a", 42, 7)
         );
         let mut ids: Vec<&String> = c.routes.keys().collect();
         ids.sort();

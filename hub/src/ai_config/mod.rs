@@ -10,6 +10,8 @@
 //!   upserted or removed, revision + 1 per Update; Acks matched with what was sent;
 //! - [`status`] (pure): what each gateway serves and refuses ([`AiGatewayHealth`]), and the
 //!   refusals put on the AgentgatewayBackends' status by the compile loop;
+//! - [`budget`] (pure): the one counter of every tenant's and virtual key's budget, which
+//!   every replica asks before it sends a request (`Spend`);
 //! - [`server`]: the publisher task (the one writer of the versions) and the gRPC service.
 //!
 //! Every replica gets the same versions and content. Provider keys travel only on this stream
@@ -17,6 +19,7 @@
 //! loopback or a private network, docs/security.md) and are never logged: the generated
 //! `BackendAuth` Debug is redacted, and the hub logs gateways' reasons, never configurations.
 
+pub mod budget;
 pub mod convert;
 pub mod server;
 pub mod session;

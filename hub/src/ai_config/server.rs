@@ -5,11 +5,11 @@
 //! - [`AiConfigService`]: one task per gateway stream: Hello first, then a [`Session`] turns
 //!   each published change into an Update and each Ack into the gateway's [`GatewayView`],
 //!   recorded in the shared `watch::Sender<AiGatewayHealth>` under the stream's number and
-//!   removed when the stream ends.
+//!   removed when the stream ends; `Spend` answers from the one [`Ledger`] of budgets.
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fleetgate_proto::MAX_MESSAGE_BYTES;
@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::budget::{self, Ledger};
 use super::session::Session;
 use super::status::{AiGatewayHealth, GatewayView};
 use super::version::{Published, Versioner, wall_clock_micros};
@@ -64,6 +65,16 @@ pub struct AiConfigService {
     published: watch::Receiver<Arc<Published>>,
     health: Arc<watch::Sender<AiGatewayHealth>>,
     streams: Arc<AtomicU64>,
+    /// Every budget's counts: one ledger for all gateways' `Spend` calls.
+    ledger: Arc<Mutex<Ledger>>,
+}
+
+/// Seconds since the Unix epoch (budget windows are aligned to it).
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl AiConfigService {
@@ -76,6 +87,7 @@ impl AiConfigService {
             published,
             health: Arc::new(health),
             streams: Arc::new(AtomicU64::new(0)),
+            ledger: Arc::new(Mutex::new(Ledger::default())),
         }
     }
 
@@ -130,11 +142,51 @@ impl AiGatewayConfig for AiConfigService {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
+    /// One reservation (requests = 1) or one report of tokens (requests = 0), against the
+    /// budgets the hub's own configuration and the tenant's virtual keys set: the gateway names
+    /// the tenant and key, never the limits.
     async fn spend(
         &self,
-        _request: Request<pb::SpendRequest>,
+        request: Request<pb::SpendRequest>,
     ) -> Result<Response<pb::SpendReply>, Status> {
-        Err(Status::unimplemented("budgets are being built (issue 11)"))
+        let r = request.into_inner();
+        if r.requests > 1 || (r.requests == 1 && r.tokens > 0) {
+            return Err(Status::invalid_argument(
+                "Spend reserves one request (requests = 1, tokens = 0) or reports tokens (requests = 0)",
+            ));
+        }
+        let published = self.published.borrow().clone();
+        let budgets = budget::budgets(
+            &r.tenant,
+            published.tenants.get(&r.tenant).map(|t| &t.content),
+            &r.key_id,
+        );
+        let now = unix_seconds();
+        let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+        let reply = if r.requests == 1 {
+            match ledger.reserve(&budgets, now) {
+                Ok(()) => pb::SpendReply {
+                    allowed: true,
+                    ..Default::default()
+                },
+                Err(refusal) => {
+                    tracing::info!(tenant = %r.tenant, refused_by = %refusal.scope.refused_by(), "AI budget spent");
+                    pb::SpendReply {
+                        allowed: false,
+                        refused_by: refusal.scope.refused_by(),
+                        retry_after_seconds: refusal.retry_after_seconds,
+                        message: refusal.message,
+                    }
+                }
+            }
+        } else {
+            ledger.add_tokens(&budgets, r.tokens, now);
+            pb::SpendReply {
+                allowed: true,
+                ..Default::default()
+            }
+        };
+        Ok(Response::new(reply))
     }
 }
 
