@@ -17,7 +17,7 @@ pub mod store;
 
 pub use model::{
     AiBackend, Backend, BackendAuth, BackendKind, Config, ConfigError, Policies, Provider,
-    RawConfig, RawTenant, Secret, TenantConfig,
+    RawConfig, RawTenant, Secret, TenantConfig, VirtualKeyConfig,
 };
 pub use source::{ChannelSource, ConfigSource, FileSource, SourceError, StaticSource};
 pub use store::ConfigStore;
