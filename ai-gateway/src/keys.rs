@@ -161,7 +161,10 @@ mod tests {
             budget: None,
         };
         VirtualKeys::compile(&BTreeMap::from([
-            ("c1/team/alice".to_string(), k(ALICE, &["c1/team/chat", "c1/team/embed"])),
+            (
+                "c1/team/alice".to_string(),
+                k(ALICE, &["c1/team/chat", "c1/team/embed"]),
+            ),
             ("c1/team/bob".to_string(), k(BOB, &["c1/team/embed"])),
         ]))
     }
@@ -189,7 +192,12 @@ mod tests {
         let alice = Ok(Some("c1/team/alice".to_string()));
         let bob = Ok(Some("c1/team/bob".to_string()));
         let denied = Err((401, "invalid_api_key".to_string()));
-        let cases: Vec<(&str, Vec<(&str, String)>, &str, Result<Option<String>, (u16, String)>)> = vec![
+        let cases: Vec<(
+            &str,
+            Vec<(&str, String)>,
+            &str,
+            Result<Option<String>, (u16, String)>,
+        )> = vec![
             ("open route, no key", vec![], "c1/team/open", Ok(None)),
             (
                 "open route, any key",
@@ -197,26 +205,79 @@ mod tests {
                 "c1/team/open",
                 Ok(None),
             ),
-            ("bearer", vec![("authorization", bearer(ALICE))], "c1/team/chat", alice.clone()),
+            (
+                "bearer",
+                vec![("authorization", bearer(ALICE))],
+                "c1/team/chat",
+                alice.clone(),
+            ),
             (
                 "bearer, lower case and spaces",
                 vec![("authorization", format!("bearer   {ALICE} "))],
                 "c1/team/chat",
                 alice.clone(),
             ),
-            ("x-api-key", vec![("x-api-key", ALICE.to_string())], "c1/team/chat", alice.clone()),
-            ("x-api-key with Bearer", vec![("x-api-key", bearer(ALICE))], "c1/team/chat", alice.clone()),
-            ("bob on his route", vec![("x-api-key", BOB.to_string())], "c1/team/embed", bob),
-            ("bob elsewhere", vec![("x-api-key", BOB.to_string())], "c1/team/chat", denied.clone()),
+            (
+                "x-api-key",
+                vec![("x-api-key", ALICE.to_string())],
+                "c1/team/chat",
+                alice.clone(),
+            ),
+            (
+                "x-api-key with Bearer",
+                vec![("x-api-key", bearer(ALICE))],
+                "c1/team/chat",
+                alice.clone(),
+            ),
+            (
+                "bob on his route",
+                vec![("x-api-key", BOB.to_string())],
+                "c1/team/embed",
+                bob,
+            ),
+            (
+                "bob elsewhere",
+                vec![("x-api-key", BOB.to_string())],
+                "c1/team/chat",
+                denied.clone(),
+            ),
             ("no key", vec![], "c1/team/chat", denied.clone()),
-            ("wrong key", vec![("authorization", bearer("vk-guess"))], "c1/team/chat", denied.clone()),
-            ("basic auth", vec![("authorization", format!("Basic {ALICE}"))], "c1/team/chat", denied.clone()),
-            ("no scheme", vec![("authorization", ALICE.to_string())], "c1/team/chat", denied.clone()),
-            ("empty bearer", vec![("authorization", "Bearer ".to_string())], "c1/team/chat", denied.clone()),
-            ("prefix of the key", vec![("x-api-key", ALICE[..10].to_string())], "c1/team/chat", denied.clone()),
+            (
+                "wrong key",
+                vec![("authorization", bearer("vk-guess"))],
+                "c1/team/chat",
+                denied.clone(),
+            ),
+            (
+                "basic auth",
+                vec![("authorization", format!("Basic {ALICE}"))],
+                "c1/team/chat",
+                denied.clone(),
+            ),
+            (
+                "no scheme",
+                vec![("authorization", ALICE.to_string())],
+                "c1/team/chat",
+                denied.clone(),
+            ),
+            (
+                "empty bearer",
+                vec![("authorization", "Bearer ".to_string())],
+                "c1/team/chat",
+                denied.clone(),
+            ),
+            (
+                "prefix of the key",
+                vec![("x-api-key", ALICE[..10].to_string())],
+                "c1/team/chat",
+                denied.clone(),
+            ),
             (
                 "a wrong then a right key",
-                vec![("authorization", bearer("vk-guess")), ("x-api-key", ALICE.to_string())],
+                vec![
+                    ("authorization", bearer("vk-guess")),
+                    ("x-api-key", ALICE.to_string()),
+                ],
                 "c1/team/chat",
                 alice,
             ),
@@ -225,7 +286,9 @@ mod tests {
             let hs: Vec<(&str, &str)> = hs.iter().map(|(n, v)| (*n, v.as_str())).collect();
             let got = id(t.check(&headers(&hs), route));
             match (&got, &want) {
-                (Err((s, c)), Err(_)) => assert_eq!((*s, c.as_str()), (401, "invalid_api_key"), "{name}"),
+                (Err((s, c)), Err(_)) => {
+                    assert_eq!((*s, c.as_str()), (401, "invalid_api_key"), "{name}")
+                }
                 _ => assert_eq!(got, want, "{name}"),
             }
         }
@@ -235,15 +298,29 @@ mod tests {
     fn refusals_say_missing_or_invalid_and_never_repeat_the_key() {
         let t = keys();
         let missing = t.check(&HeaderMap::new(), "c1/team/chat").unwrap_err();
-        assert!(missing.message.contains("Authorization: Bearer"), "{}", missing.message);
+        assert!(
+            missing.message.contains("Authorization: Bearer"),
+            "{}",
+            missing.message
+        );
         assert_eq!(missing.kind, "authentication_error");
         let guess = "vk-guess-SECRET-ish";
         let wrong = t
-            .check(&headers(&[("authorization", &format!("Bearer {guess}"))]), "c1/team/chat")
+            .check(
+                &headers(&[("authorization", &format!("Bearer {guess}"))]),
+                "c1/team/chat",
+            )
             .unwrap_err();
-        assert!(wrong.message.contains("not valid for route"), "{}", wrong.message);
+        assert!(
+            wrong.message.contains("not valid for route"),
+            "{}",
+            wrong.message
+        );
         assert!(!format!("{wrong:?} {}", wrong.body()).contains(guess));
-        assert!(!format!("{t:?}").contains(ALICE), "only hashes in the table");
+        assert!(
+            !format!("{t:?}").contains(ALICE),
+            "only hashes in the table"
+        );
     }
 
     #[test]

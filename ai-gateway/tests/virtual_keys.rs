@@ -38,9 +38,7 @@ async fn upstream() -> (SocketAddr, Seen) {
                         let headers = req
                             .headers()
                             .iter()
-                            .map(|(n, v)| {
-                                (n.to_string(), v.to_str().unwrap_or("?").to_string())
-                            })
+                            .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("?").to_string()))
                             .collect();
                         record.lock().unwrap().push(headers);
                         let body = r#"{"object":"list","data":[]}"#;
@@ -141,10 +139,21 @@ tenants:
     assert_eq!(www.as_deref(), Some("Bearer"));
     assert_eq!(body["error"]["code"], "invalid_api_key");
     assert_eq!(body["error"]["type"], "authentication_error");
-    assert!(body["error"]["message"].as_str().unwrap().contains("has none"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("has none")
+    );
     let wrong = "Bearer vk-alice-guess";
-    let (status, _, body) =
-        request(addr, "GET", "/v1/models", "c1/team/chat", &[("authorization", wrong)]).await;
+    let (status, _, body) = request(
+        addr,
+        "GET",
+        "/v1/models",
+        "c1/team/chat",
+        &[("authorization", wrong)],
+    )
+    .await;
     assert_eq!(status, 401);
     assert!(!body.to_string().contains("vk-alice-guess"), "{body}");
     // An Anthropic client gets Anthropic's shape.
@@ -176,7 +185,9 @@ tenants:
             .collect();
         assert_eq!(auth, vec![format!("Bearer {BACKEND_KEY}").as_str()]);
         assert!(
-            headers.iter().all(|(n, v)| n != "x-api-key" && !v.contains(VIRTUAL_KEY)),
+            headers
+                .iter()
+                .all(|(n, v)| n != "x-api-key" && !v.contains(VIRTUAL_KEY)),
             "the virtual key reached the provider: {headers:?}"
         );
     }

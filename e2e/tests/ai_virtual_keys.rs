@@ -249,7 +249,11 @@ async fn a_virtual_key_opens_the_route_and_the_provider_never_sees_it() {
     let seen = mock.seen();
     assert_eq!(seen.len(), 2, "{seen:?}");
     for s in &seen {
-        assert!(s.key_ok, "the provider key was not presented: {:?}", s.headers);
+        assert!(
+            s.key_ok,
+            "the provider key was not presented: {:?}",
+            s.headers
+        );
         assert!(
             s.headers.iter().all(|(_, v)| !v.contains(VIRTUAL_KEY)),
             "the virtual key reached the provider: {:?}",

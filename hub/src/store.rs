@@ -612,6 +612,54 @@ mod tests {
     }
 
     #[test]
+    fn virtual_keys_survive_reopen_as_hashes_with_their_problems() {
+        use crate::model::BackendProblem;
+        use crate::model::ai::{AiBudget, VirtualKeyIntent};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.redb");
+        let key = ClusterKey {
+            tenant: "a".into(),
+            cluster: "east".into(),
+        };
+        let vk = |name: &str, sha256| VirtualKeyIntent {
+            meta: crate::model::Meta {
+                namespace: "team".into(),
+                name: name.into(),
+                generation: 2,
+                creation_timestamp: "2026-01-01T00:00:00Z".into(),
+            },
+            sha256,
+            backends: vec!["local-llm".into()],
+            budget: Some(AiBudget {
+                requests: Some(5),
+                tokens: None,
+                window_seconds: 60,
+            }),
+        };
+        let mut intent = ClusterIntent::default();
+        for k in [
+            vk("alice", Ok([9; 32])),
+            vk(
+                "bob",
+                Err(BackendProblem {
+                    reason: "BackendNotFound".into(),
+                    message: "Secret team/bob-key not found".into(),
+                }),
+            ),
+        ] {
+            intent
+                .virtual_keys
+                .insert((k.meta.namespace.clone(), k.meta.name.clone()), k);
+        }
+        Store::open(&path)
+            .unwrap()
+            .save(&key, &intent, &BTreeMap::new())
+            .unwrap();
+        let loaded = Store::open(&path).unwrap().load().unwrap();
+        assert_eq!(loaded.intent[&key], intent);
+    }
+
+    #[test]
     fn survives_reopen_and_removes_empty_clusters() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hub.redb");

@@ -21,8 +21,8 @@ use crate::state::ClusterState;
 use crate::status::{self, Sink};
 use crate::sync::{SyncError, Syncer, tls_endpoint};
 use crate::translate::ai_backend::ai_backend_objects;
-use crate::translate::virtual_key::virtual_key_objects;
 use crate::translate::translate;
+use crate::translate::virtual_key::virtual_key_objects;
 use crate::{AGENT_VERSION, l4, l4route, watch as cluster_watch};
 
 /// Why the agent could not start.

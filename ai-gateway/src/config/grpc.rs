@@ -448,13 +448,19 @@ mod tests {
         assert_eq!(k.sha256, [0xab; 32]);
         assert_eq!(k.routes, vec!["llm/local-llm"]);
         let b = k.budget.unwrap();
-        assert_eq!((b.requests, b.tokens, b.window_seconds), (Some(10), None, 60));
+        assert_eq!(
+            (b.requests, b.tokens, b.window_seconds),
+            (Some(10), None, 60)
+        );
 
         // A hash of the wrong size, and a key opening a passthrough route: the tenant is refused.
         let mut short = t.clone();
         short.virtual_keys[0].sha256 = vec![1; 31];
         let e = raw_tenant(&short).unwrap().validate("a", 3).unwrap_err();
-        assert!(e.to_string().contains("virtualKeys.c1/llm/alice.sha256"), "{e}");
+        assert!(
+            e.to_string().contains("virtualKeys.c1/llm/alice.sha256"),
+            "{e}"
+        );
         let mut pass = t.clone();
         for b in pass.routes.values_mut() {
             b.policies = Some(pb::Policies {
@@ -466,7 +472,10 @@ mod tests {
             });
         }
         let e = raw_tenant(&pass).unwrap().validate("a", 3).unwrap_err();
-        assert!(e.to_string().contains("passes the client's Authorization"), "{e}");
+        assert!(
+            e.to_string().contains("passes the client's Authorization"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -845,7 +845,11 @@ tenants:
         .unwrap();
         let k = &ok.tenants["t"].virtual_keys["k1"];
         assert_eq!(k.sha256, [0xab; 32]);
-        assert_eq!(k.routes, vec!["r", "gone"], "a route the tenant lacks is kept, unused");
+        assert_eq!(
+            k.routes,
+            vec!["r", "gone"],
+            "a route the tenant lacks is kept, unused"
+        );
         assert_eq!(k.budget.unwrap().requests, Some(5));
         let cases: Vec<(String, &str)> = vec![
             (
@@ -853,7 +857,10 @@ tenants:
                 "tenants.t.virtualKeys.k1.sha256: must be the SHA-256",
             ),
             (
-                format!("      k1: {{ sha256: \"{}\", routes: [r] }}\n", "zz".repeat(32)),
+                format!(
+                    "      k1: {{ sha256: \"{}\", routes: [r] }}\n",
+                    "zz".repeat(32)
+                ),
                 "virtualKeys.k1.sha256",
             ),
             (
@@ -871,7 +878,9 @@ tenants:
                 "virtualKeys.k2.sha256: the same key as virtual key k1",
             ),
             (
-                format!("      k1: {{ sha256: \"{h}\", routes: [r], budget: {{ requests: 1, windowSeconds: 0 }} }}\n"),
+                format!(
+                    "      k1: {{ sha256: \"{h}\", routes: [r], budget: {{ requests: 1, windowSeconds: 0 }} }}\n"
+                ),
                 "virtualKeys.k1.budget.windowSeconds",
             ),
             (

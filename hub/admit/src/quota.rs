@@ -772,6 +772,57 @@ mod tests {
     }
 
     #[test]
+    fn virtual_keys_quota_keeps_the_oldest_keys() {
+        let key = |name: &str, ts: &str| crate::model::ai::VirtualKeyIntent {
+            meta: Meta {
+                namespace: "team".into(),
+                name: name.into(),
+                generation: 1,
+                creation_timestamp: ts.into(),
+            },
+            sha256: Ok([1; 32]),
+            backends: vec!["llm".into()],
+            budget: None,
+        };
+        let quota = Quota {
+            virtual_keys: 2,
+            ..Quota::default()
+        };
+        let mut next = ClusterIntent::default();
+        for k in [key("k3", T3), key("k1", T1), key("k2", T2)] {
+            next.virtual_keys
+                .insert((k.meta.namespace.clone(), k.meta.name.clone()), k);
+        }
+        let got = enforce(
+            &quota,
+            "t",
+            &Usage::default(),
+            "c",
+            &ClusterIntent::default(),
+            &mut next,
+        );
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(
+            (got[0].0.kind, got[0].0.name.as_str()),
+            (Kind::VirtualKey, "k3")
+        );
+        assert!(
+            got[0]
+                .1
+                .message
+                .contains("quota virtualKeys of tenant t exceeded: at most 2 VirtualKeys"),
+            "{got:?}"
+        );
+        assert_eq!(
+            next.virtual_keys
+                .keys()
+                .map(|(_, n)| n.as_str())
+                .collect::<Vec<_>>(),
+            ["k1", "k2"]
+        );
+    }
+
+    #[test]
     fn intent_bytes_quota() {
         let r = route("a1", T1, &[], 0);
         let size = cost("c", ObjectRef::HttpRoute(&r)).bytes;

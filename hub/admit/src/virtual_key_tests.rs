@@ -48,7 +48,11 @@ fn a_key_is_admitted_with_its_hash_backends_and_budget() {
     k.backends = vec!["local-llm".into(), "other".into(), "local-llm".into()];
     let got = admit_key(k).unwrap();
     assert_eq!(got.sha256, Ok([7; 32]));
-    assert_eq!(got.backends, vec!["local-llm", "other"], "deduplicated, in order");
+    assert_eq!(
+        got.backends,
+        vec!["local-llm", "other"],
+        "deduplicated, in order"
+    );
     assert_eq!(
         got.budget,
         Some(AiBudget {
@@ -93,7 +97,11 @@ fn the_agents_problem_is_kept_and_hostile_keys_are_refused() {
             Box::new(|k| k.backends = vec!["../local-llm".into()]),
             "not a valid Kubernetes name",
         ),
-        ("empty name", Box::new(|k| k.backends = vec![String::new()]), "not a valid"),
+        (
+            "empty name",
+            Box::new(|k| k.backends = vec![String::new()]),
+            "not a valid",
+        ),
         (
             "window 0",
             Box::new(|k| k.budget.as_mut().unwrap().window_seconds = 0),

@@ -14,7 +14,6 @@
 //! `memo` keeps the parts between compiles so that a change recompiles its cluster only.
 
 pub mod ai;
-pub mod virtual_keys;
 mod attach;
 pub mod conflict;
 pub mod grpc;
@@ -31,6 +30,7 @@ mod precedence;
 #[cfg(test)]
 mod tests;
 pub mod tls;
+pub mod virtual_keys;
 
 use fleetgate_hub_model as model;
 pub use fleetgate_hub_model::snapshot;

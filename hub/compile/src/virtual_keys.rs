@@ -122,11 +122,17 @@ pub fn cluster_keys(
                         p.message
                     );
                     let refs = Condition::new("ResolvedRefs", false, &p.reason, &msg);
-                    let accepted = if matches!(p.reason.as_str(), "BackendNotFound" | "RefNotPermitted") {
-                        Condition::new("Accepted", true, "Accepted", "key accepted; see ResolvedRefs")
-                    } else {
-                        Condition::new("Accepted", false, &p.reason, &msg)
-                    };
+                    let accepted =
+                        if matches!(p.reason.as_str(), "BackendNotFound" | "RefNotPermitted") {
+                            Condition::new(
+                                "Accepted",
+                                true,
+                                "Accepted",
+                                "key accepted; see ResolvedRefs",
+                            )
+                        } else {
+                            Condition::new("Accepted", false, &p.reason, &msg)
+                        };
                     vec![accepted, refs]
                 }
                 Ok(h) => {

@@ -196,15 +196,30 @@ mod tests {
                 Reason::BackendNotFound,
                 "has no key key; put the virtual key under key or name the data key",
             ),
-            ("team", r("empty", None), Reason::BackendNotFound, "is empty"),
-            ("team", r("binary", None), Reason::BackendNotFound, "not text"),
+            (
+                "team",
+                r("empty", None),
+                Reason::BackendNotFound,
+                "is empty",
+            ),
+            (
+                "team",
+                r("binary", None),
+                Reason::BackendNotFound,
+                "not text",
+            ),
             (
                 "team",
                 r("spaces", None),
                 Reason::UnsupportedValue,
                 "cannot send in a header",
             ),
-            ("team", r("", None), Reason::UnsupportedValue, "name is empty"),
+            (
+                "team",
+                r("", None),
+                Reason::UnsupportedValue,
+                "name is empty",
+            ),
         ];
         for (ns, r, reason, want) in cases {
             let p = key_hash(ns, r, &index).unwrap_err();

@@ -118,7 +118,10 @@ async fn watch_ai_backends(client: &Client) -> bool {
 /// open them), when the API server serves them (deploy/crds/fleetgate.dev_virtualkeys.yaml) and
 /// the agent's RBAC lets it list and watch them.
 async fn watch_virtual_keys(client: &Client) -> bool {
-    let served = match client.list_api_group_resources("fleetgate.dev/v1alpha1").await {
+    let served = match client
+        .list_api_group_resources("fleetgate.dev/v1alpha1")
+        .await
+    {
         Ok(list) => list.resources.iter().any(|r| r.name == "virtualkeys"),
         Err(_) => false,
     };

@@ -89,7 +89,13 @@ fn ok(reason_refs: &str, refs: bool) -> Vec<(String, bool, String)> {
 
 #[test]
 fn a_key_opens_the_routes_of_its_backends_and_says_which_are_missing() {
-    let mut alice = vkey("team", "alice", 1, &["local-llm", "gone"], "2026-01-01T00:00:00Z");
+    let mut alice = vkey(
+        "team",
+        "alice",
+        1,
+        &["local-llm", "gone"],
+        "2026-01-01T00:00:00Z",
+    );
     alice.budget = Some(AiBudget {
         requests: Some(10),
         tokens: None,
@@ -114,7 +120,10 @@ fn a_key_opens_the_routes_of_its_backends_and_says_which_are_missing() {
     assert_eq!(a.routes, vec!["c1/team/local-llm"]);
     assert_eq!(a.budget.unwrap().requests, Some(10));
     assert_eq!(a.source.object.kind, Kind::VirtualKey);
-    assert_eq!(t.virtual_keys["c1/team/bob"].routes, vec!["c1/team/local-llm"]);
+    assert_eq!(
+        t.virtual_keys["c1/team/bob"].routes,
+        vec!["c1/team/local-llm"]
+    );
     // Both routes stay served: one guarded by keys, one open.
     assert!(t.routes.contains_key("c1/team/local-llm"));
     assert!(t.routes.contains_key("c1/team/open"));
@@ -143,10 +152,7 @@ fn a_key_never_opens_another_namespaces_clusters_or_tenants_backend() {
         ),
         (
             ck("b", "c9"),
-            cluster(
-                vec![backend("team", "local-llm", keyed())],
-                vec![],
-            ),
+            cluster(vec![backend("team", "local-llm", keyed())], vec![]),
         ),
     ]
     .into();
@@ -155,8 +161,16 @@ fn a_key_never_opens_another_namespaces_clusters_or_tenants_backend() {
     assert!(c.snapshot.ai.tenants["b"].virtual_keys.is_empty());
     // The route named from another namespace or cluster keeps serving, without keys: neither
     // key names it (route ids carry cluster and namespace).
-    assert!(c.snapshot.ai.tenants["a"].routes.contains_key("c1/team/local-llm"));
-    assert!(c.snapshot.ai.tenants["b"].routes.contains_key("c9/team/local-llm"));
+    assert!(
+        c.snapshot.ai.tenants["a"]
+            .routes
+            .contains_key("c1/team/local-llm")
+    );
+    assert!(
+        c.snapshot.ai.tenants["b"]
+            .routes
+            .contains_key("c9/team/local-llm")
+    );
     assert_eq!(
         conds(&c, &ck("a", "c1"), "other", "k"),
         ok("BackendNotFound", false)
@@ -182,13 +196,20 @@ fn a_key_to_a_passthrough_backend_is_refused_and_the_route_fails_closed() {
     .into();
     let c = compile(&fi, &dp_ai());
     let k = ck("a", "c1");
-    assert_eq!(conds(&c, &k, "team", "k")[0], ("Accepted".into(), false, "UnsupportedValue".into()));
+    assert_eq!(
+        conds(&c, &k, "team", "k")[0],
+        ("Accepted".into(), false, "UnsupportedValue".into())
+    );
     let m = message(&c, &k, "k", "Accepted");
     assert!(m.contains("pass") && m.contains("passthrough"), "{m}");
     let t = &c.snapshot.ai.tenants["a"];
     assert!(t.virtual_keys.is_empty());
     // Both routes the refused key names are withheld rather than served without a key.
-    assert!(t.routes.is_empty(), "{:?}", t.routes.keys().collect::<Vec<_>>());
+    assert!(
+        t.routes.is_empty(),
+        "{:?}",
+        t.routes.keys().collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -210,7 +231,13 @@ fn the_same_key_twice_in_a_tenant_refuses_the_later_one_whatever_the_order_of_cl
             ck("b", "c1"),
             cluster(
                 vec![backend("team", "local-llm", keyed())],
-                vec![vkey("team", "same", 5, &["local-llm"], "2026-03-01T00:00:00Z")],
+                vec![vkey(
+                    "team",
+                    "same",
+                    5,
+                    &["local-llm"],
+                    "2026-03-01T00:00:00Z",
+                )],
             ),
         ),
     ]
@@ -222,7 +249,10 @@ fn the_same_key_twice_in_a_tenant_refuses_the_later_one_whatever_the_order_of_cl
         vec!["b-cluster/team/first"]
     );
     let k = ck("a", "a-cluster");
-    assert_eq!(conds(&c, &k, "team", "later")[0], ("Accepted".into(), false, "Conflicted".into()));
+    assert_eq!(
+        conds(&c, &k, "team", "later")[0],
+        ("Accepted".into(), false, "Conflicted".into())
+    );
     let m = message(&c, &k, "later", "Accepted");
     assert!(m.contains("b-cluster/team/first"), "{m}");
     // later's route is not guarded by an accepted key: withheld.

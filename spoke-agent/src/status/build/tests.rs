@@ -756,7 +756,12 @@ fn virtual_keys_get_the_hubs_conditions_once() {
         }],
     };
     let writes = plan(&st, Some(&hub), &t(100));
-    let [StatusWrite::VirtualKey { namespace, name, .. }] = writes.as_slice() else {
+    let [
+        StatusWrite::VirtualKey {
+            namespace, name, ..
+        },
+    ] = writes.as_slice()
+    else {
         panic!("{writes:?}")
     };
     assert_eq!((namespace.as_str(), name.as_str()), ("team", "alice"));

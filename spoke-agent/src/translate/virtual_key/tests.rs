@@ -126,7 +126,10 @@ fn problems_are_named_and_the_key_still_sent() {
         let p = k.problem.unwrap_or_else(|| panic!("{name}: no problem"));
         assert!(p.message.contains(want), "{name}: {}", p.message);
         assert!(k.sha256.is_empty(), "{name}");
-        assert!(!k.backends.is_empty(), "{name}: the backends are still sent");
+        assert!(
+            !k.backends.is_empty(),
+            "{name}: the backends are still sent"
+        );
     }
 }
 
