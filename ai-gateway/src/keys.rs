@@ -180,7 +180,12 @@ mod tests {
         h
     }
 
-    fn id(r: Result<Option<Arc<Key>>, ApiError>) -> Result<Option<String>, (u16, String)> {
+    /// The key id a check found, or the status and code it answered.
+    type Verdict = Result<Option<String>, (u16, String)>;
+    /// (case, headers, route, verdict).
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, &'a str, Verdict);
+
+    fn id(r: Result<Option<Arc<Key>>, ApiError>) -> Verdict {
         r.map(|k| k.map(|k| k.id.to_string()))
             .map_err(|e| (e.status.as_u16(), e.code.to_string()))
     }
@@ -192,12 +197,7 @@ mod tests {
         let alice = Ok(Some("c1/team/alice".to_string()));
         let bob = Ok(Some("c1/team/bob".to_string()));
         let denied = Err((401, "invalid_api_key".to_string()));
-        let cases: Vec<(
-            &str,
-            Vec<(&str, String)>,
-            &str,
-            Result<Option<String>, (u16, String)>,
-        )> = vec![
+        let cases: Vec<Case<'_>> = vec![
             ("open route, no key", vec![], "c1/team/open", Ok(None)),
             (
                 "open route, any key",

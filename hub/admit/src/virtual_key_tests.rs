@@ -77,7 +77,8 @@ fn the_agents_problem_is_kept_and_hostile_keys_are_refused() {
     let got = admit_key(unresolved).unwrap();
     assert_eq!(got.sha256.unwrap_err().reason, "BackendNotFound");
 
-    let cases: Vec<(&str, Box<dyn Fn(&mut pb::VirtualKey)>, &str)> = vec![
+    type Change = Box<dyn Fn(&mut pb::VirtualKey)>;
+    let cases: Vec<(&str, Change, &str)> = vec![
         ("short hash", Box::new(|k| k.sha256 = vec![1; 31]), "32"),
         ("long hash", Box::new(|k| k.sha256 = vec![1; 64]), "32"),
         ("no hash", Box::new(|k| k.sha256 = vec![]), "32"),

@@ -148,14 +148,14 @@ pub fn cluster_keys(
                             "ResolvedRefs",
                             true,
                             "ResolvedRefs",
-                            &format!("the key opens {} AgentgatewayBackend(s)", part.routes.len()),
+                            format!("the key opens {} AgentgatewayBackend(s)", part.routes.len()),
                         )
                     } else {
                         Condition::new(
                             "ResolvedRefs",
                             false,
                             "BackendNotFound",
-                            &format!(
+                            format!(
                                 "AgentgatewayBackend {} not found in namespace {ns} of cluster {} (or rejected, see its status); create it or remove it from spec.backends",
                                 missing.join(", "),
                                 ck.cluster
