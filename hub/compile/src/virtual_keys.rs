@@ -118,22 +118,27 @@ pub fn cluster_keys(
             match &k.sha256 {
                 Err(p) => {
                     let msg = format!(
-                        "{}; until it resolves, the AgentgatewayBackends this key names serve no request without another accepted key",
+                        "{}; until this is fixed, the AgentgatewayBackends this key names serve no request without another accepted key",
                         p.message
                     );
-                    let refs = Condition::new("ResolvedRefs", false, &p.reason, &msg);
-                    let accepted =
-                        if matches!(p.reason.as_str(), "BackendNotFound" | "RefNotPermitted") {
+                    // A Secret that is missing or unreadable is a reference that did not
+                    // resolve; anything else (a budget, a key no client can send) is the spec.
+                    if matches!(p.reason.as_str(), "BackendNotFound" | "RefNotPermitted") {
+                        vec![
                             Condition::new(
                                 "Accepted",
                                 true,
                                 "Accepted",
                                 "key accepted; see ResolvedRefs",
-                            )
-                        } else {
-                            Condition::new("Accepted", false, &p.reason, &msg)
-                        };
-                    vec![accepted, refs]
+                            ),
+                            Condition::new("ResolvedRefs", false, &p.reason, &msg),
+                        ]
+                    } else {
+                        vec![
+                            Condition::new("Accepted", false, &p.reason, &msg),
+                            Condition::new("ResolvedRefs", true, "ResolvedRefs", ""),
+                        ]
+                    }
                 }
                 Ok(h) => {
                     part.sha256 = Some(*h);

@@ -271,22 +271,37 @@ fn an_unresolved_key_reports_resolved_refs_false_and_its_route_fails_closed() {
         message: "spec.secretRef names Secret team/alice-key, which does not exist; create it"
             .into(),
     });
+    let mut bad_budget = vkey("team", "b", 2, &["open"], "t");
+    bad_budget.sha256 = Err(BackendProblem {
+        reason: "UnsupportedValue".into(),
+        message: "spec.budget.window \"5s\" is not a duration of 1m to 31d".into(),
+    });
     let fi: FleetIntent = [(
         ck("a", "c1"),
         cluster(
             vec![
                 backend("team", "local-llm", keyed()),
                 backend("team", "open", keyed()),
+                backend("team", "third", keyed()),
             ],
-            vec![missing],
+            vec![missing, bad_budget],
         ),
     )]
     .into();
     let c = compile(&fi, &dp_ai());
     let k = ck("a", "c1");
     assert_eq!(conds(&c, &k, "team", "k"), ok("BackendNotFound", false));
+    // A problem with the spec itself is Accepted=False, its references fine.
+    assert_eq!(
+        conds(&c, &k, "team", "b"),
+        vec![
+            ("Accepted".into(), false, "UnsupportedValue".into()),
+            ("ResolvedRefs".into(), true, "ResolvedRefs".into()),
+        ]
+    );
+    assert!(message(&c, &k, "b", "Accepted").contains("spec.budget.window"));
     assert!(message(&c, &k, "k", "ResolvedRefs").contains("alice-key"));
     let t = &c.snapshot.ai.tenants["a"];
     assert!(t.virtual_keys.is_empty());
-    assert_eq!(t.routes.keys().collect::<Vec<_>>(), vec!["c1/team/open"]);
+    assert_eq!(t.routes.keys().collect::<Vec<_>>(), vec!["c1/team/third"]);
 }
