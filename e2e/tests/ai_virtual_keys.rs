@@ -3,7 +3,8 @@
 //! hands its user. Through Envoy at the tenant's Gateway: no key and a wrong key get 401 in
 //! OpenAI's shape, the right key gets the provider's answer, and the provider saw the backend's
 //! key, never the virtual key. The VirtualKey shows Accepted=True in the tenant cluster; one whose
-//! Secret is missing shows ResolvedRefs=False saying which Secret. No log holds either key.
+//! Secret is missing shows ResolvedRefs=False saying which Secret. The key's own budget is
+//! counted by the hub (429 once spent). No log holds either key.
 //!
 //! Real components: kube-apiserver + etcd (the tenant cluster, with deploy/crds and the agent
 //! RBAC of deploy/), the agent, the hub, Envoy, one AI gateway process programmed by the hub, and
@@ -27,6 +28,8 @@ use serde_json::{Value, json};
 const PROVIDER_KEY: &str = "sk-provider-e2e-3b8d1f";
 /// The key the tenant hands its user alice.
 const VIRTUAL_KEY: &str = "vk-alice-e2e-9c41a7d2e06b";
+/// alice's own request budget (the tenant has none).
+const ALICE_REQUESTS: u64 = 3;
 
 fn yaml(node_port: u16) -> String {
     format!(
@@ -91,6 +94,7 @@ metadata:
 spec:
   secretRef: {{name: alice-key}}
   backends: [{{name: llm}}]
+  budget: {{requests: {ALICE_REQUESTS}, window: 744h}}
 ---
 apiVersion: fleetgate.dev/v1alpha1
 kind: VirtualKey
@@ -219,22 +223,26 @@ async fn a_virtual_key_opens_the_route_and_the_provider_never_sees_it() {
     let gateway = SocketAddr::new(gateway, 8080);
     let bearer = format!("Bearer {VIRTUAL_KEY}");
 
-    // The right key is served once the hub has programmed Envoy and the AI gateway.
-    let served = eventually(TIMEOUT, || async {
-        let r = chat(gateway, &[("authorization", &bearer)]).await?;
-        ensure!(r.status == 200, "{} {}", r.status, r.body);
+    // Once the hub has programmed Envoy and the AI gateway with the key, a request without
+    // one is refused: 401 in OpenAI's shape.
+    let missing = eventually(TIMEOUT, || async {
+        let r = chat(gateway, &[]).await?;
+        ensure!(r.status == 401, "{} {}", r.status, r.body);
         Ok(r)
     })
     .await;
-    let answer: Value = serde_json::from_str(&served.body).unwrap();
-    assert_eq!(answer["object"], "chat.completion", "{answer}");
-
-    // No key, and a wrong one: 401 in OpenAI's shape, never repeating the key presented.
-    let missing = chat(gateway, &[]).await.unwrap();
-    assert_eq!(missing.status, 401, "{}", missing.body);
     let body: Value = serde_json::from_str(&missing.body).unwrap();
     assert_eq!(body["error"]["type"], "authentication_error", "{body}");
     assert_eq!(body["error"]["code"], "invalid_api_key", "{body}");
+    let before = mock.seen().len();
+
+    // The right key is served.
+    let served = chat(gateway, &[("authorization", &bearer)]).await.unwrap();
+    assert_eq!(served.status, 200, "{}", served.body);
+    let answer: Value = serde_json::from_str(&served.body).unwrap();
+    assert_eq!(answer["object"], "chat.completion", "{answer}");
+
+    // A wrong key: 401, never repeating the key presented.
     let wrong = chat(gateway, &[("authorization", "Bearer vk-alice-guess-000")])
         .await
         .unwrap();
@@ -244,10 +252,11 @@ async fn a_virtual_key_opens_the_route_and_the_provider_never_sees_it() {
     let api_key = chat(gateway, &[("x-api-key", VIRTUAL_KEY)]).await.unwrap();
     assert_eq!(api_key.status, 200, "{}", api_key.body);
 
-    // The provider saw the backend's key on every request, never the virtual key, and none of
-    // the refused requests.
+    // The provider saw the two keyed requests, none of the refused ones, with the backend's
+    // key on each, and never the virtual key (not even on a request that reached the route
+    // before its key did).
     let seen = mock.seen();
-    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen.len() - before, 2, "{seen:?}");
     for s in &seen {
         assert!(
             s.key_ok,
@@ -260,6 +269,15 @@ async fn a_virtual_key_opens_the_route_and_the_provider_never_sees_it() {
             s.headers
         );
     }
+
+    // alice's own budget (3 requests) is counted by the hub: one more is served, then 429.
+    let third = chat(gateway, &[("x-api-key", VIRTUAL_KEY)]).await.unwrap();
+    assert_eq!(third.status, 200, "{}", third.body);
+    let spent = chat(gateway, &[("authorization", &bearer)]).await.unwrap();
+    assert_eq!(spent.status, 429, "{}", spent.body);
+    let body: Value = serde_json::from_str(&spent.body).unwrap();
+    assert_eq!(body["error"]["type"], "insufficient_quota", "{body}");
+    assert_eq!(mock.seen().len() - before, ALICE_REQUESTS as usize);
 
     // Status in the tenant's cluster: alice accepted and resolved; bob's Secret is missing.
     let alice = key_conditions(t, "alice").await;
