@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 ENV_FILE := target/fleetgate-env
 
-.PHONY: demo test setup build lint bench bench-ai fuzz fuzz-smoke clean-demo conformance conformance-setup conformance-check
+.PHONY: demo test setup build lint cycles bench bench-ai fuzz fuzz-smoke clean-demo conformance conformance-setup conformance-check
 
 ## Run the hub, Envoy, two --manifests agents and their backends from examples/ (Ctrl-C stops all).
 demo:
@@ -20,9 +20,17 @@ setup:
 build:
 	cargo build --workspace --bins --tests
 
-lint:
+lint: cycles
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+
+## No module import cycle in any crate (the workspace members; docs/architecture.md): prints each
+## crate's module graph and fails when one has a cycle.
+CYCLE_CRATES := proto hub/model hub/admit hub/compile hub/xds hub spoke-agent ai-gateway e2e
+cycles:
+	@status=0; for c in $(CYCLE_CRATES); do \
+	  echo "== $$c/src"; python3 scripts/module-cycles.py $$c/src || status=1; \
+	done; exit $$status
 
 ## Benchmarks (numbers go to docs/benchmarks.md). Product logs at info, the hub and agents at
 ## debug, as when the figures there were measured (make test runs them at debug throughout).
@@ -41,8 +49,9 @@ bench: setup
 	  cargo test -p fleetgate-e2e --test isolation a_flood -- --nocapture 2>&1 | tee -a target/bench.log
 	@grep '^BENCH' target/bench.log
 
-## The AI gateway against LiteLLM's proxy on one mock upstream (installs LiteLLM into the cache).
-bench-ai:
+## The AI gateway against LiteLLM's proxy on one mock upstream (installs LiteLLM into the cache),
+## and Envoy + the AI gateway together at fixed rates.
+bench-ai: setup
 	./scripts/bench-ai.sh
 
 ## Fuzzing (docs/security.md): a short run of every fuzz target in `make test`, a long one here.

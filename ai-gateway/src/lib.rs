@@ -26,7 +26,11 @@
 //! - [`usage`]: tokens and time to first token, streamed or not.
 //! - [`errors`]: OpenAI-shaped errors with the right status.
 //! - [`translate`]: one provider API in another's terms (OpenAI <-> Anthropic), pure.
-//! - [`config`]: the typed configuration, its one writer, and where it comes from.
+//! - [`config`]: the typed configuration; [`publish`]: its one writer, which compiles and swaps
+//!   the route table; [`source`]: where configuration comes from (a file, the hub's stream).
+//!
+//! Modules import one way: `config` <- `route` <- `publish` <- `source`; the request path
+//! (`identify`, `route`, `provider`, `auth`) reads `config` and never the writer.
 
 pub mod auth;
 pub mod budget;
@@ -37,7 +41,9 @@ pub mod keys;
 pub mod limit;
 pub mod listen;
 pub mod provider;
+pub mod publish;
 pub mod route;
+pub mod source;
 pub mod translate;
 pub mod usage;
 
@@ -52,10 +58,12 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use tokio::sync::{OwnedSemaphorePermit, oneshot, watch};
 
-use crate::config::{Config, ConfigSource, ConfigStore};
+use crate::config::Config;
 use crate::errors::ApiError;
 use crate::provider::Upstream;
+use crate::publish::ConfigStore;
 use crate::route::{Route, RouteTable};
+use crate::source::ConfigSource;
 use crate::usage::{InMemoryUsage, UsageSink};
 
 /// Errors of any body.
@@ -102,6 +110,8 @@ pub struct Settings {
     /// Where budgets are counted (the hub, with `--hub`); `None`: a budgeted tenant's
     /// requests are refused (503), never let through uncounted.
     pub ledger: Option<Arc<dyn budget::Ledger>>,
+    /// Trust roots for TLS to providers besides the system's (`--upstream-ca`).
+    pub upstream_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 impl Settings {
@@ -112,6 +122,7 @@ impl Settings {
             limits: Limits::default(),
             shutdown_grace: Duration::from_secs(30),
             ledger: None,
+            upstream_roots: Vec::new(),
         }
     }
 }
@@ -127,10 +138,13 @@ pub enum Error {
     },
     /// The configuration is not valid.
     #[error(transparent)]
-    Source(#[from] config::SourceError),
+    Source(#[from] source::SourceError),
     /// The server task failed.
     #[error("server task: {0}")]
     Task(String),
+    /// TLS to providers cannot be set up.
+    #[error(transparent)]
+    Tls(#[from] provider::tls::TlsError),
 }
 
 /// What one request carries through the stages after routing.
@@ -157,18 +171,20 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// The handler; fails only when the TLS client configuration cannot be built.
     pub fn new(
         routes: watch::Receiver<Arc<RouteTable>>,
         usage: Arc<dyn UsageSink>,
         settings: &Settings,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, Error> {
+        let upstream_tls = provider::tls::client_config(&settings.upstream_roots)?;
+        Ok(Self {
             routes,
-            upstream: Upstream::new(settings.connect_timeout),
+            upstream: Upstream::new(settings.connect_timeout, upstream_tls),
             usage,
             limits: settings.limits,
             ledger: settings.ledger.clone(),
-        }
+        })
     }
 
     /// One request, through every stage.
@@ -297,7 +313,7 @@ pub async fn start(
         }
     });
     let usage = Arc::new(InMemoryUsage::default());
-    let gateway = Arc::new(Gateway::new(routes.clone(), usage.clone(), &settings));
+    let gateway = Arc::new(Gateway::new(routes.clone(), usage.clone(), &settings)?);
     let (tx, rx) = oneshot::channel();
     let grace = settings.shutdown_grace;
     let task = tokio::spawn(listen::serve(

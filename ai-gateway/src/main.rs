@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use fleetgate_ai_gateway::config::grpc::{HubSource, default_gateway_id};
-use fleetgate_ai_gateway::config::{FileSource, StaticSource};
+use fleetgate_ai_gateway::source::grpc::{HubSource, default_gateway_id};
+use fleetgate_ai_gateway::source::{FileSource, StaticSource};
 use fleetgate_ai_gateway::{Settings, run};
 
 /// fleetgate's AI gateway: LLM traffic per tenant, behind Envoy.
@@ -44,6 +44,10 @@ struct Args {
     /// Upstream connect timeout, in milliseconds.
     #[arg(long, env = "FLEETGATE_AI_CONNECT_TIMEOUT_MS", default_value_t = 5000)]
     connect_timeout_ms: u64,
+    /// Trust these CA certificates (a PEM bundle) for TLS to providers, besides the system's
+    /// roots: a provider behind a private CA.
+    #[arg(long, env = "FLEETGATE_AI_UPSTREAM_CA")]
+    upstream_ca: Option<std::path::PathBuf>,
     /// Seconds requests in flight may take to finish after SIGTERM/SIGINT.
     #[arg(long, env = "FLEETGATE_AI_SHUTDOWN_GRACE_S", default_value_t = 30)]
     shutdown_grace_s: u64,
@@ -60,7 +64,10 @@ async fn main() -> anyhow::Result<()> {
     let mut settings = Settings::new(args.listen);
     settings.connect_timeout = Duration::from_millis(args.connect_timeout_ms);
     settings.shutdown_grace = Duration::from_secs(args.shutdown_grace_s);
-    let (initial, source): (_, Box<dyn fleetgate_ai_gateway::config::ConfigSource>) = match (
+    if let Some(path) = &args.upstream_ca {
+        settings.upstream_roots = fleetgate_ai_gateway::provider::tls::read_roots(path)?;
+    }
+    let (initial, source): (_, Box<dyn fleetgate_ai_gateway::source::ConfigSource>) = match (
         &args.config,
         &args.hub,
     ) {

@@ -2,7 +2,7 @@
 //! auth -> usage -> errors). The per-tenant route table, compiled from the validated
 //! [`Config`], maps `(tenant, route)` to a [`Route`], whose backend kind picks the handler.
 //!
-//! The table is immutable; [`crate::config::ConfigStore`] publishes a new one on every change and
+//! The table is immutable; [`crate::publish::ConfigStore`] publishes a new one on every change and
 //! a request keeps the `Arc` it looked up, so a configuration swap never disturbs a request in
 //! flight. Handler kinds: LLM providers today; MCP federation and A2A proxying (issue 12) are more
 //! [`BackendKind`] variants and more arms in [`dispatch`], not a new router.

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::Duration;
 
-use fleetgate_ai_gateway::config::grpc::HubSource;
+use fleetgate_ai_gateway::source::grpc::HubSource;
 use fleetgate_ai_gateway::{Settings, config::Config};
 use fleetgate_proto::aigateway::v1 as pb;
 use pb::ai_gateway_config_server::{AiGatewayConfig, AiGatewayConfigServer};
@@ -35,6 +35,7 @@ fn tenant(name: &str, version: u64, port: u32) -> pb::TenantConfig {
             path: None,
             path_prefix: None,
             endpoints: vec![],
+            tls: false,
         })),
         policies: Some(pb::Policies {
             auth: Some(pb::BackendAuth {

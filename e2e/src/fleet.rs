@@ -83,9 +83,7 @@ impl FleetTenant {
     ) -> anyhow::Result<Echo> {
         let node_port = crate::ports::free_port_in(node_ip, 30000..=32767)?;
         self.cluster
-            .apply(&crate::fixtures::http_service(
-                "default", service, node_port,
-            ))
+            .apply(&crate::objects::http_service("default", service, node_port))
             .await
             .with_context(|| format!("creating Service {service}"))?;
         Echo::start_at(echo_name, SocketAddr::new(node_ip, node_port)).await

@@ -30,6 +30,7 @@ pub mod hub;
 pub mod kubeconfig;
 pub mod llama;
 pub mod mock_llm;
+pub mod objects;
 pub mod own_address;
 pub mod pki;
 pub mod ports;

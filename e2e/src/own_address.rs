@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use anyhow::{Context, ensure};
 use serde_json::{Value, json};
 
-use crate::fixtures::{GATEWAY_CLASS, gateway, http_route, listener, rule_to};
+use crate::objects::{GATEWAY_CLASS, gateway, http_route, listener, rule_to};
 use crate::{FleetTenant, TIMEOUT, eventually};
 
 /// `n` distinct addresses 127.0.77.x on which `port` is free now (other tests and engineers may

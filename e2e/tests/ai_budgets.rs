@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::ensure;
-use fleetgate_e2e::fixtures::condition;
+use fleetgate_e2e::fixtures::{condition, tenant_openai_backend};
 use fleetgate_e2e::http::{Response, post_json};
 use fleetgate_e2e::mock_llm::MockLlm;
 use fleetgate_e2e::own_address::{free_addresses, pools};
@@ -26,88 +26,6 @@ const ROUTE: &str = "c1/default/llm";
 const REQUESTS: u64 = 8;
 /// tenant-b's token budget.
 const TOKENS: u64 = 100;
-
-/// A tenant's hostname-less Gateway, its mock provider behind a NodePort Service, the backend
-/// with the provider key from a Secret, and the route.
-fn yaml(node_port: u16) -> String {
-    format!(
-        r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata:
-  name: agentgateway
-spec:
-  controllerName: agentgateway.dev/agentgateway
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: ai
-  namespace: default
-spec:
-  gatewayClassName: agentgateway
-  listeners:
-  - name: http
-    port: 8080
-    protocol: HTTP
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: mock
-  namespace: default
-spec:
-  type: NodePort
-  selector:
-    app: mock
-  ports:
-  - name: http
-    port: 8080
-    targetPort: 8080
-    nodePort: {node_port}
----
-apiVersion: v1
-kind: Secret
-metadata:
-  name: provider
-  namespace: default
-type: Opaque
-stringData:
-  Authorization: "Bearer {KEY}"
----
-apiVersion: agentgateway.dev/v1alpha1
-kind: AgentgatewayBackend
-metadata:
-  name: llm
-  namespace: default
-spec:
-  ai:
-    provider:
-      openai:
-        model: mock-gpt
-      host: mock.default.svc.cluster.local
-      port: 8080
-  policies:
-    auth:
-      secretRef:
-        name: provider
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: llm
-  namespace: default
-spec:
-  parentRefs:
-  - name: ai
-  rules:
-  - backendRefs:
-    - group: agentgateway.dev
-      kind: AgentgatewayBackend
-      name: llm
-"#
-    )
-}
 
 fn chat() -> Value {
     json!({"model": "any", "messages": [{"role": "user", "content": "count my tokens please"}]})
@@ -133,7 +51,10 @@ async fn tenant_ai(t: &FleetTenant) -> (IpAddr, MockLlm) {
     let mock = MockLlm::start_at("mock", SocketAddr::new(node_ip, port), KEY, Duration::ZERO)
         .await
         .unwrap();
-    t.cluster.apply(&yaml(port)).await.unwrap();
+    t.cluster
+        .apply(&tenant_openai_backend(port, KEY))
+        .await
+        .unwrap();
     let gw = eventually(TIMEOUT, || async {
         let gw = t
             .cluster

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
-use fleetgate_ai_gateway::config::{ChannelSource, RawConfig, StaticSource};
+use fleetgate_ai_gateway::config::RawConfig;
+use fleetgate_ai_gateway::source::{ChannelSource, StaticSource};
 use fleetgate_ai_gateway::{Running, Settings};
 use fleetgate_e2e::components::{ai_python, workspace_dir};
 use fleetgate_e2e::ports::free_port_on;

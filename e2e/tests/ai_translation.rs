@@ -6,7 +6,8 @@
 
 use std::net::SocketAddr;
 
-use fleetgate_ai_gateway::config::{RawConfig, StaticSource};
+use fleetgate_ai_gateway::config::RawConfig;
+use fleetgate_ai_gateway::source::StaticSource;
 use fleetgate_ai_gateway::{Running, Settings};
 use fleetgate_e2e::components::{ai_python, workspace_dir};
 use fleetgate_e2e::mock_llm::{Fault, MockLlm, Vendor};

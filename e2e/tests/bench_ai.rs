@@ -5,8 +5,13 @@
 //! (closed loop), added latency p50/p99 at fixed rates (open loop, measured from each request's
 //! scheduled time so a stall is not hidden), non-streamed and streamed, and resident memory.
 //!
-//! Not a test: `scripts/bench-ai.sh` (`make bench-ai`) installs LiteLLM into the cache, builds
-//! release binaries and runs it; figures go to docs/benchmarks.md.
+//! The second benchmark puts Envoy in front, as tenants reach the gateway: a tenant's
+//! AgentgatewayBackend applied in a real kube-apiserver, through the agent and the hub, served
+//! on the Gateway's own address; it measures what Envoy and the AI gateway together add over
+//! calling the mock directly, at fixed rates.
+//!
+//! Not tests: `scripts/bench-ai.sh` (`make bench-ai`) installs LiteLLM into the cache, builds
+//! release binaries and runs them; figures go to docs/benchmarks.md.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -40,6 +45,11 @@ enum Auth {
     Gateway,
     /// LiteLLM's master key.
     LiteLlm,
+    /// The identity headers Envoy would set for the hub-programmed route of
+    /// `e2e/ai/tenant-openai-backend.yaml` (tenant-a), and a client key.
+    HubRoute,
+    /// Only a client key: through Envoy at the tenant's Gateway, which sets the identity.
+    Envoy,
 }
 
 fn request(t: Target, stream: bool) -> Request<Full<Bytes>> {
@@ -60,6 +70,11 @@ fn request(t: Target, stream: bool) -> Request<Full<Bytes>> {
             .header("authorization", "Bearer sk-client-not-the-key"),
         Auth::Upstream => r.header("authorization", format!("Bearer {KEY}")),
         Auth::LiteLlm => r.header("authorization", format!("Bearer {LITELLM_MASTER_KEY}")),
+        Auth::HubRoute => r
+            .header("x-fleetgate-tenant", "tenant-a")
+            .header("x-fleetgate-route", "c1/default/llm")
+            .header("authorization", "Bearer sk-client-not-the-key"),
+        Auth::Envoy => r.header("authorization", "Bearer sk-client-not-the-key"),
     };
     r.body(Full::new(Bytes::from_static(body.as_bytes())))
         .expect("a valid request")
@@ -381,4 +396,119 @@ async fn ai_gateway_and_litellm_in_front_of_one_mock() {
         idle.1,
         rss_mib(ll.pid().unwrap_or(0)),
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark: run with `make bench-ai`"]
+async fn envoy_and_the_ai_gateway_together_at_fixed_rates() {
+    use fleetgate_e2e::fixtures::{condition, tenant_openai_backend};
+    use fleetgate_e2e::own_address::{free_addresses, pools};
+    use fleetgate_e2e::ports::free_port_in;
+    use fleetgate_e2e::{AiGateway, Fleet, FleetOptions};
+    use serde_json::json;
+
+    let secs: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let own = free_addresses(1, 8080);
+    let gw_addr = free_addr().expect("port");
+    let mut hub_extra = pools(&own, 8000, 9000);
+    hub_extra.insert(
+        "dataPlane".into(),
+        json!({ "aiGateways": [gw_addr.to_string()] }),
+    );
+    // The load is one tenant's: its per-replica concurrency is not what is measured.
+    hub_extra.insert(
+        "quotas".into(),
+        json!({ "tenants": { "tenant-a": { "aiMaxConcurrency": 100000 } } }),
+    );
+    let fleet = Fleet::start_with_options(
+        &[("tenant-a", "*.a.example", "127.0.1.0/24")],
+        FleetOptions {
+            hub_extra,
+            agent_args: vec!["--gateway-class".into(), "agentgateway".into()],
+        },
+    )
+    .await
+    .expect("fleet");
+    let _gw = AiGateway::start(&fleet.dir, "bench", gw_addr, fleet.hub.xds_addr())
+        .await
+        .expect("AI gateway");
+    let a = fleet.tenant("tenant-a");
+    let node_ip = a.create_node("node-1", 10).await.expect("node");
+    let node_port = free_port_in(node_ip, 30000..=32767).expect("port");
+    let mock_addr = SocketAddr::new(node_ip, node_port);
+    let _mock = Process::spawn(
+        &fleet.dir,
+        "mock-llm",
+        product_binary("fleetgate-mock-llm").expect("cargo build --bins"),
+        [
+            "--listen".to_string(),
+            mock_addr.to_string(),
+            "--key".into(),
+            KEY.into(),
+        ],
+    )
+    .expect("mock");
+    a.cluster
+        .apply(&tenant_openai_backend(node_port, KEY))
+        .await
+        .expect("apply");
+    let address = fleetgate_e2e::eventually(fleetgate_e2e::TIMEOUT, || async {
+        let gw = a
+            .cluster
+            .get_json("Gateway", "default", "ai")
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no Gateway"))?;
+        let ok = condition(&gw["status"]["conditions"], "Programmed")
+            .is_some_and(|c| c["status"] == "True");
+        anyhow::ensure!(ok, "not Programmed: {}", gw["status"]);
+        gw["status"]["addresses"][0]["value"]
+            .as_str()
+            .and_then(|s| s.parse::<std::net::IpAddr>().ok())
+            .ok_or_else(|| anyhow::anyhow!("no address"))
+    })
+    .await;
+    let targets = [
+        Target {
+            name: "direct",
+            addr: mock_addr,
+            auth: Auth::Upstream,
+        },
+        Target {
+            name: "ai-gateway",
+            addr: gw_addr,
+            auth: Auth::HubRoute,
+        },
+        Target {
+            name: "envoy+ai-gateway",
+            addr: SocketAddr::new(address, 8080),
+            auth: Auth::Envoy,
+        },
+    ];
+    for t in targets {
+        wait_ready(t).await;
+        saturate(t, false, 8, 1).await; // warm-up
+    }
+    for stream in [false, true] {
+        let shape = if stream { "streamed" } else { "plain" };
+        for rate in [100, 500, 1000] {
+            let direct = fixed_rate(targets[0], stream, rate, 64, secs).await;
+            for t in &targets[1..] {
+                let f = fixed_rate(*t, stream, rate, 64, secs).await;
+                println!(
+                    "BENCH envoy-ai {shape} rate={rate}/s {}: p50 {:.2} ms p99 {:.2} ms (direct p50 {:.2} p99 {:.2}) added p50 {:.2} ms p99 {:.2} ms errors {}",
+                    t.name,
+                    ms(f.p50),
+                    ms(f.p99),
+                    ms(direct.p50),
+                    ms(direct.p99),
+                    ms(f.p50) - ms(direct.p50),
+                    ms(f.p99) - ms(direct.p99),
+                    f.errors
+                );
+            }
+        }
+    }
 }

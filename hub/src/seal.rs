@@ -444,6 +444,7 @@ mod tests {
             .insert(
                 "c1/default/gw".into(),
                 AiRoute {
+                    tls: false,
                     provider: AiProvider::OpenAi { model: None },
                     host: "api.openai.com".into(),
                     port: 443,

@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use fleetgate_ai_gateway::config::Config as GatewayConfig;
-use fleetgate_ai_gateway::config::grpc::HubSource;
 use fleetgate_ai_gateway::identify::Identity;
 use fleetgate_ai_gateway::route::RouteTable;
+use fleetgate_ai_gateway::source::grpc::HubSource;
 use fleetgate_hub::ai_config::{self, AiGatewayHealth};
 use fleetgate_hub::compile::Snapshot;
 use fleetgate_hub::model::ai::{AiAuth, AiProvider, AiRoute, AiSnapshot, AiTenant, ProviderKey};
@@ -117,6 +117,7 @@ fn ai_route(
     auth: AiAuth,
 ) -> AiRoute {
     AiRoute {
+        tls: false,
         provider: AiProvider::OpenAi { model: None },
         host: "llama-cpp.llm.svc.cluster.local".into(),
         port,

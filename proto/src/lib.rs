@@ -89,6 +89,7 @@ mod tests {
                 path: None,
                 path_prefix: None,
                 endpoints: vec![],
+                tls: false,
             })),
             policies: Some(ai::Policies {
                 auth: Some(ai::BackendAuth {

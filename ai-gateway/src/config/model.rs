@@ -138,6 +138,10 @@ pub struct RawProvider {
     /// round-robin and `host` is only the Host header.
     #[serde(default)]
     pub endpoints: Vec<String>,
+    /// HTTPS to `host:port`, its certificate verified for `host` (external providers). Not
+    /// with `endpoints`.
+    #[serde(default)]
+    pub tls: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -238,6 +242,9 @@ pub struct AiBackend {
     pub path_prefix: Option<String>,
     /// Where to connect, round-robin; empty: `host:port`.
     pub endpoints: Vec<SocketAddr>,
+    /// HTTPS, the certificate verified for `host` (external providers); only without
+    /// `endpoints`.
+    pub tls: bool,
 }
 
 /// Provider kinds, each with its own auth scheme; clients of another API are translated
@@ -627,6 +634,12 @@ fn validate_provider(p: &RawProvider, at_p: &str) -> Result<AiBackend, ConfigErr
         check_path(&format!("{at_p}.pathPrefix"), prefix)?;
     }
     let endpoints = check_endpoints(&format!("{at_p}.endpoints"), &p.endpoints)?;
+    if p.tls && !endpoints.is_empty() {
+        return Err(field(
+            format!("{at_p}.tls"),
+            "TLS to a backend's endpoints is not supported; use tls with host only (an external provider)".to_string(),
+        ));
+    }
     Ok(AiBackend {
         provider,
         host: host.clone(),
@@ -634,6 +647,7 @@ fn validate_provider(p: &RawProvider, at_p: &str) -> Result<AiBackend, ConfigErr
         path: p.path.clone(),
         path_prefix: p.path_prefix.clone(),
         endpoints,
+        tls: p.tls,
     })
 }
 

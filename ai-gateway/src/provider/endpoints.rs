@@ -51,6 +51,7 @@ mod tests {
 
     fn ai(host: &str, endpoints: &[&str]) -> AiBackend {
         AiBackend {
+            tls: false,
             provider: Provider::OpenAi { model: None },
             host: host.into(),
             port: 8080,

@@ -160,6 +160,7 @@ mod tests {
 
     fn p() -> AiBackend {
         AiBackend {
+            tls: false,
             provider: Provider::OpenAi { model: None },
             host: "h".into(),
             port: 1,

@@ -9,7 +9,8 @@
 //! - [`send`]: the one way upstream (endpoints, fallback, timeout).
 //! - [`endpoints`]: which address a request connects to (the backend's endpoints round-robin,
 //!   else `host:port`).
-//! - [`Upstream`]: the shared HTTP client (connection pool, connect timeout).
+//! - [`tls`]: HTTPS to external providers (trust roots, what a failed handshake tells).
+//! - [`Upstream`]: the shared HTTP client (connection pool, connect timeout, TLS).
 
 pub mod anthropic;
 pub mod endpoints;
@@ -17,12 +18,14 @@ pub mod failover;
 pub mod gemini;
 pub mod openai;
 pub mod send;
+pub mod tls;
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -30,25 +33,35 @@ use hyper_util::rt::TokioExecutor;
 use crate::config::{AiBackend, Policies, Provider};
 use crate::{Body, RequestCtx};
 
-/// The HTTP client every provider uses (plain HTTP/1.1 today; TLS to external providers comes
-/// with the egress work of the hub integration).
+/// The client every provider uses: HTTP/1.1, over TLS for `https` URIs (backends with `tls`)
+/// with `tls_config`'s trust roots.
 #[derive(Debug, Clone)]
 pub struct Upstream {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 impl Upstream {
-    pub fn new(connect_timeout: Duration) -> Self {
+    pub fn new(
+        connect_timeout: Duration,
+        tls_config: std::sync::Arc<rustls::ClientConfig>,
+    ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(connect_timeout));
         connector.set_nodelay(true);
+        // The scheme decides: https for backends with tls, http for the others.
+        connector.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((*tls_config).clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .build(connector);
         Self { client }
     }
 
-    pub(crate) fn client(&self) -> &Client<HttpConnector, Full<Bytes>> {
+    pub(crate) fn client(&self) -> &Client<HttpsConnector<HttpConnector>, Full<Bytes>> {
         &self.client
     }
 }

@@ -286,6 +286,7 @@ mod tests {
 
     fn ai(path: Option<&str>, prefix: Option<&str>) -> AiBackend {
         AiBackend {
+            tls: false,
             provider: Provider::OpenAi { model: None },
             host: "h".into(),
             port: 1,

@@ -1,6 +1,6 @@
 //! Sending one request upstream: the backend's endpoints in round-robin order (the next one on a
-//! connect error, when nothing was sent), the backend's host as Host, within the backend's
-//! request timeout. Every provider sends through here.
+//! connect error, when nothing was sent), the backend's host as Host, HTTPS when the backend has
+//! `tls`, within the backend's request timeout. Every provider sends through here.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -35,7 +35,8 @@ pub async fn send(
     let attempts = endpoints::attempts(ai, ctx.route.round_robin.next());
     let mut uris = Vec::with_capacity(attempts.len());
     for authority in &attempts {
-        match format!("http://{authority}{path}").parse::<Uri>() {
+        let scheme = if ai.tls { "https" } else { "http" };
+        match format!("{scheme}://{authority}{path}").parse::<Uri>() {
             Ok(u) => uris.push(u),
             Err(e) => return Err(ApiError::bad_request(format!("bad path: {e}"))),
         }
@@ -67,12 +68,12 @@ pub async fn send(
         )),
         Ok(Some(Err(e))) => {
             let detail = if e.is_connect() {
-                "connection failed"
+                super::tls::connect_detail(&e)
             } else {
-                "the connection broke before a response"
+                "the connection broke before a response".to_string()
             };
-            tracing::warn!(tenant = %ctx.route.tenant, route = %ctx.route.name, error = %e, "upstream request failed");
-            Err(ApiError::upstream_unreachable(&ctx.route.name, detail))
+            tracing::warn!(tenant = %ctx.route.tenant, route = %ctx.route.name, error = %e, %detail, "upstream request failed");
+            Err(ApiError::upstream_unreachable(&ctx.route.name, &detail))
         }
         Ok(Some(Ok(resp))) => Ok(resp),
     }

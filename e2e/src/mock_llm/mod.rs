@@ -116,6 +116,35 @@ impl MockLlm {
         Ok(Self { addr, state, task })
     }
 
+    /// Serves HTTPS on `addr` with `cert` (an external provider's API), accepting `key`.
+    pub async fn start_tls_at(
+        name: &str,
+        addr: SocketAddr,
+        key: &str,
+        cert: &crate::pki::CertAndKey,
+    ) -> anyhow::Result<Self> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(cert.cert_pem.as_bytes()).collect::<Result<_, _>>()?;
+        let private = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes())?;
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, private)?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("mock LLM {name}: binding {addr}"))?;
+        let addr = listener.local_addr()?;
+        let state = State::new(name, key, Duration::ZERO);
+        let task = tokio::spawn(serve_tls(listener, acceptor, state.clone()));
+        Ok(Self { addr, state, task })
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -180,6 +209,28 @@ async fn serve(listener: TcpListener, state: Arc<State>) {
             });
             let _ = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// [`serve`] behind TLS: a failed handshake (an untrusting client) ends that connection only.
+async fn serve_tls(listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor, state: Arc<State>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let (acceptor, state) = (acceptor.clone(), state.clone());
+        tokio::spawn(async move {
+            let Ok(tls) = acceptor.accept(stream).await else {
+                return;
+            };
+            let service = service_fn(move |req: Request<Incoming>| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(handle(state, req).await) }
+            });
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tls), service)
                 .await;
         });
     }

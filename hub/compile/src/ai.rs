@@ -164,6 +164,7 @@ pub fn routes(
                 AiUpstream::External => Vec::new(),
             };
             let route = AiRoute {
+                tls: AiRoute::reached_over_tls(&endpoints, t.port),
                 provider: t.provider.clone(),
                 host: t.host.clone(),
                 port: t.port,

@@ -14,8 +14,7 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 pub use crate::policy::AiBudget;
-use crate::snapshot::SourceObject;
-use crate::{BackendProblem, Meta};
+use crate::{BackendProblem, Meta, SourceObject};
 
 /// The Envoy cluster of the AI gateway replicas (the data plane's `aiGateways`).
 pub const AI_GATEWAY_CLUSTER: &str = "fleetgate/ai-gateway";
@@ -80,9 +79,22 @@ pub struct AiRoute {
     pub path_prefix: Option<String>,
     /// Ready endpoints of a cluster-local host, admitted against the cluster's CIDRs.
     pub endpoints: Vec<SocketAddr>,
+    /// HTTPS to `host:port`, the certificate verified for `host`: an external provider on port
+    /// 443 (see [`AiRoute::reached_over_tls`]).
+    pub tls: bool,
     pub auth: AiAuth,
     /// The AgentgatewayBackend this came from (for status and NACKs).
     pub source: SourceObject,
+}
+
+impl AiRoute {
+    /// Whether a route is reached over HTTPS: an external provider (no endpoints in the
+    /// tenant's cluster) on port 443, which is where every provider's API is served and the
+    /// port an external backend gets when it names none. A model server in the tenant's cluster,
+    /// or an external host on another port, is plain HTTP.
+    pub fn reached_over_tls(endpoints: &[SocketAddr], port: u16) -> bool {
+        endpoints.is_empty() && port == 443
+    }
 }
 
 /// `ai.provider` kinds the gateway speaks.
@@ -186,6 +198,14 @@ pub enum AiUpstream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn external_providers_on_443_are_reached_over_tls() {
+        let ep: SocketAddr = "127.0.1.10:443".parse().unwrap();
+        assert!(AiRoute::reached_over_tls(&[], 443));
+        assert!(!AiRoute::reached_over_tls(&[], 8080));
+        assert!(!AiRoute::reached_over_tls(&[ep], 443));
+    }
 
     #[test]
     fn a_provider_key_is_never_shown() {

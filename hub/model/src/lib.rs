@@ -74,6 +74,15 @@ pub struct ObjectKey {
     pub name: String,
 }
 
+/// The tenant object a data-plane resource was built from, so that a rejection by the data
+/// plane (an Envoy NACK) can be reported on the objects that caused it. Lives here, not in
+/// [`snapshot`], because both the snapshot and its [`ai`] part carry it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SourceObject {
+    pub cluster: ClusterKey,
+    pub object: ObjectKey,
+}
+
 /// Metadata every object carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Meta {

@@ -10,10 +10,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{
-    AppProtocol, ClusterKey, Cors, HeaderModifier, ObjectKey, PathModifier, PrivateKeyPem,
-    ValueMatch,
-};
+// Defined at the crate root (the `ai` part carries it too); re-exported for its many users.
+pub use crate::SourceObject;
+use crate::{AppProtocol, Cors, HeaderModifier, PathModifier, PrivateKeyPem, ValueMatch};
 
 /// The cluster name that receives the traffic share of invalid backendRefs. It is never
 /// defined, so the data plane answers that share with its cluster-not-found code, which
@@ -116,14 +115,6 @@ pub struct L4Upstream {
     pub cluster: String,
     /// Relative weight, never 0 (a zero-weight backendRef gets no upstream at all).
     pub weight: u32,
-}
-
-/// The tenant object a data-plane resource was built from, so that a rejection by the data
-/// plane (an Envoy NACK) can be reported on the objects that caused it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SourceObject {
-    pub cluster: ClusterKey,
-    pub object: ObjectKey,
 }
 
 /// One published data-plane port and the virtual hosts on it.

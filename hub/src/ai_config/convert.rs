@@ -81,6 +81,7 @@ pub fn backend(route: &AiRoute) -> pb::Backend {
                     port: u32::from(e.port()),
                 })
                 .collect(),
+            tls: route.tls,
         })),
         policies: Some(pb::Policies {
             auth,
@@ -115,6 +116,7 @@ pub(crate) mod tests {
 
     pub(crate) fn route(tenant: &str, name: &str, port: u16, auth: AiAuth) -> AiRoute {
         AiRoute {
+            tls: false,
             provider: AiProvider::OpenAi {
                 model: Some("tiny".into()),
             },
@@ -148,7 +150,11 @@ pub(crate) mod tests {
                 ),
                 (
                     "c1/llm/open".to_string(),
-                    route("a", "open", 80, AiAuth::None),
+                    AiRoute {
+                        endpoints: vec![],
+                        tls: true,
+                        ..route("a", "open", 443, AiAuth::None)
+                    },
                 ),
             ]
             .into(),
@@ -166,6 +172,7 @@ pub(crate) mod tests {
             None => panic!("{id}: no kind"),
         };
         let auth = |id: &str| c.routes[id].policies.as_ref().and_then(|p| p.auth.clone());
+        assert!(ai("c1/llm/open").tls && !ai("c1/llm/keyed").tls);
         let keyed = ai("c1/llm/keyed");
         assert_eq!(
             keyed.provider,
@@ -197,7 +204,7 @@ pub(crate) mod tests {
         let p = auth("c1/llm/passed").unwrap();
         assert_eq!((p.key.as_str(), p.passthrough), ("", true));
         assert_eq!(auth("c1/llm/open"), None);
-        assert_eq!(ai("c1/llm/open").port, 80);
+        assert_eq!(ai("c1/llm/open").port, 443);
         assert!(!format!("{c:?}").contains("sk-a"), "Debug redacts the key");
     }
 }

@@ -282,8 +282,13 @@ fn the_ai_snapshot_has_one_route_per_resolved_backend() {
     );
     assert_eq!(l.source.object.kind, Kind::AiBackend);
     assert_eq!(l.source.cluster, ck("a", "c1"));
+    assert!(
+        !l.tls,
+        "a model server in the tenant's cluster is plain HTTP"
+    );
     let o = &routes["c1/default/openai"];
     assert!(o.endpoints.is_empty());
+    assert!(o.tls, "an external provider on 443 is reached over HTTPS");
     assert_eq!(
         (o.host.as_str(), o.port, o.path_prefix.as_deref()),
         ("api.openai.com", 443, Some("/v1"))

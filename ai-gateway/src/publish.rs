@@ -3,13 +3,14 @@
 //! [`tokio::sync::watch::Receiver::borrow`] and keep their `Arc`, so swaps are atomic and never
 //! drop a request in flight.
 //!
-//! The store is not `Clone`: whoever owns it (one [`super::ConfigSource`]) is the only writer.
+//! The store is not `Clone`: whoever owns it (one [`crate::source::ConfigSource`]) is the only
+//! writer.
 
 use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::model::{Config, ConfigError, RawTenant, TenantConfig};
+use crate::config::{Config, ConfigError, RawTenant, TenantConfig};
 use crate::route::RouteTable;
 
 /// The single writer of the route table.

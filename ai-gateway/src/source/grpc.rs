@@ -17,13 +17,13 @@ use futures::future::BoxFuture;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::model::{
+use super::{ConfigSource, SourceError};
+use crate::config::model::{
     RawAi, RawAuth, RawBackend, RawBudget, RawOpenAi, RawPolicies, RawProvider, RawTenant,
     RawVirtualKey,
 };
-use super::source::{ConfigSource, SourceError};
-use super::store::ConfigStore;
-use super::{ConfigError, Secret};
+use crate::config::{ConfigError, Secret};
+use crate::publish::ConfigStore;
 
 fn field(at: String, why: &str) -> ConfigError {
     ConfigError::Field {
@@ -62,6 +62,7 @@ pub fn raw_tenant(t: &pb::TenantConfig) -> Result<RawTenant, ConfigError> {
                 Some(RawAi {
                     groups: None,
                     provider: Some(RawProvider {
+                        tls: ai.tls,
                         name: None,
                         openai: match &ai.provider {
                             Some(pb::ai_backend::Provider::Openai(o)) => Some(RawOpenAi {
@@ -352,6 +353,7 @@ mod tests {
                 path: None,
                 path_prefix: None,
                 endpoints: vec![],
+                tls: false,
             })),
             policies: Some(pb::Policies {
                 auth: Some(pb::BackendAuth {

@@ -1,5 +1,5 @@
 //! Where configuration comes from: the [`ConfigSource`] seam. A source owns the
-//! [`ConfigStore`] (the one writer) and feeds it until it ends.
+//! [`ConfigStore`] (the one writer, [`crate::publish`]) and feeds it until it ends.
 //!
 //! - [`FileSource`]: the `--config` YAML file, re-read when its content changes (polled) or on
 //!   SIGHUP; a file that fails validation is logged and ignored, the last good one keeps serving.
@@ -7,8 +7,10 @@
 //!   half-written (an editor or `cp` truncates, then writes) is never applied as a smaller
 //!   configuration. Replacing the file by rename is still the safe way to change it.
 //! - [`ChannelSource`]: whole configurations sent over a channel (tests, embedding).
-//! - [`super::grpc::HubSource`]: the hub's per-tenant, acknowledged stream (see
+//! - [`grpc::HubSource`]: the hub's per-tenant, acknowledged stream (see
 //!   `proto/fleetgate/aigateway/v1/aigateway.proto`).
+
+pub mod grpc;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,8 +18,8 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 
-use super::model::{Config, ConfigError, RawConfig};
-use super::store::ConfigStore;
+use crate::config::{Config, ConfigError, RawConfig};
+use crate::publish::ConfigStore;
 
 /// Why a source stopped.
 #[derive(Debug, thiserror::Error)]
