@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use fleetgate_ai_gateway::Settings;
-use fleetgate_ai_gateway::config::{RawConfig, StaticSource};
+use fleetgate_ai_gateway::config::RawConfig;
 use fleetgate_ai_gateway::keys::sha256;
+use fleetgate_ai_gateway::source::StaticSource;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
