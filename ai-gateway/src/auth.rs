@@ -3,7 +3,8 @@
 //!
 //! - Every client credential is removed (`Authorization`, `x-api-key`, `api-key`,
 //!   `x-goog-api-key`, cookies, `Proxy-Authorization`): the client never authenticates to the
-//!   provider, and its key (a dummy, or a tenant's own virtual key later) never leaves the gateway.
+//!   provider, and its key (a dummy, or a virtual key of the tenant, `crate::keys`) never leaves
+//!   the gateway.
 //! - The identity headers Envoy set (`x-fleetgate-*`) and hop-by-hop headers are removed too.
 //! - The backend's key is injected in the provider's scheme: `Authorization: Bearer <key>` for
 //!   OpenAI-compatible providers (`x-api-key` for Anthropic and `x-goog-api-key` for Gemini come

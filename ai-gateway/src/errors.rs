@@ -61,6 +61,33 @@ impl ApiError {
         )
     }
 
+    /// 401: the route takes a virtual key and the request presented none.
+    pub fn missing_key(route: &str) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "invalid_api_key",
+            format!(
+                "route {route:?} takes a virtual key and the request has none; send the key the \
+                 tenant gave you as `Authorization: Bearer <key>` or `x-api-key: <key>`"
+            ),
+        )
+    }
+
+    /// 401: the request presented a key that opens no route, or not this one. The key is never
+    /// repeated.
+    pub fn invalid_key(route: &str) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "invalid_api_key",
+            format!(
+                "the key presented is not valid for route {route:?}; use a virtual key the \
+                 tenant issued for this route (its VirtualKey lists the route's backend)"
+            ),
+        )
+    }
+
     /// 404: the backend exists but does not serve this path.
     pub fn unsupported_path(method: &hyper::Method, path: &str) -> Self {
         Self::new(
@@ -143,6 +170,26 @@ impl ApiError {
     /// The answer to the client.
     pub fn into_response(self) -> Response<Body> {
         json_response(self.status, &self.body())
+    }
+
+    /// The answer in the client's API's shape: Anthropic's for a Messages API client
+    /// (`{"type": "error", "error": {"type", "message"}}`), OpenAI's otherwise. A 401 carries
+    /// `WWW-Authenticate: Bearer`.
+    pub fn into_client_response(self, anthropic_client: bool) -> Response<Body> {
+        let status = self.status;
+        let body = if anthropic_client {
+            crate::translate::anthropic::error_to_anthropic(status.as_u16(), &self.body())
+        } else {
+            self.body()
+        };
+        let mut resp = json_response(status, &body);
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        resp
     }
 }
 

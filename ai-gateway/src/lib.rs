@@ -10,13 +10,14 @@
 //! The request path, one module per stage:
 //!
 //! ```text
-//! listen -> identify -> route -> limit -> budget -> provider -> auth -> upstream -> usage -> client
+//! listen -> identify -> route -> keys -> limit -> budget -> provider -> auth -> upstream -> usage -> client
 //!                                                  (errors: shaped at every stage)
 //! ```
 //!
 //! - [`listen`]: accepts connections (HTTP/1.1 and h2c), graceful shutdown.
 //! - [`identify`]: tenant and route from `x-fleetgate-tenant` / `x-fleetgate-route`, else 403.
 //! - [`route`]: the per-tenant route table; the backend kind picks the handler.
+//! - [`keys`]: the tenant's virtual keys: a route they name serves only requests with one (401).
 //! - [`limit`]: per-tenant concurrency, so one tenant's slow provider never blocks another.
 //! - [`budget`]: the tenant's and virtual key's budgets, reserved with the hub (across every
 //!   replica) before a request goes upstream; tokens reported when it ends.
@@ -36,6 +37,7 @@ pub mod budget;
 pub mod config;
 pub mod errors;
 pub mod identify;
+pub mod keys;
 pub mod limit;
 pub mod listen;
 pub mod provider;
@@ -197,6 +199,14 @@ impl Gateway {
             Ok(found) => found,
             Err(e) => return e.into_response(),
         };
+        let key = match tenant.keys.check(req.headers(), &route.name) {
+            Ok(key) => key,
+            Err(e) => {
+                tracing::info!(tenant = %tenant.name, route = %route.name, code = e.code, "request refused: no valid virtual key");
+                let anthropic = provider::anthropic_client(req.method(), req.uri().path());
+                return e.into_client_response(anthropic);
+            }
+        };
         let Some(permit) = tenant.limit.try_acquire() else {
             tracing::info!(tenant = %tenant.name, "tenant at its concurrency limit");
             return ApiError::tenant_busy(&tenant.name, tenant.limit.max()).into_response();
@@ -208,9 +218,10 @@ impl Gateway {
             usage: self.usage.clone(),
             permit: Some(permit),
             limits: self.limits,
-            virtual_key: None,
+            virtual_key: key.as_ref().map(|k| k.id.to_string()),
         };
-        let ctx = match self.reserve(&tenant, ctx).await {
+        let key_budgeted = key.is_some_and(|k| k.budget.is_some());
+        let ctx = match self.reserve(&tenant, key_budgeted, ctx).await {
             Ok(ctx) => ctx,
             Err(e) => {
                 tracing::info!(tenant = %tenant.name, error = %e, "request refused by its budget");
@@ -225,9 +236,10 @@ impl Gateway {
     async fn reserve(
         &self,
         tenant: &route::TenantRoutes,
+        key_budgeted: bool,
         mut ctx: RequestCtx,
     ) -> Result<RequestCtx, budget::BudgetError> {
-        if !tenant.budgeted {
+        if !tenant.budgeted && !key_budgeted {
             return Ok(ctx);
         }
         let Some(ledger) = &self.ledger else {

@@ -19,6 +19,7 @@ use hyper::body::Incoming;
 use crate::config::{Backend, BackendKind, Config};
 use crate::errors::ApiError;
 use crate::identify::Identity;
+use crate::keys::VirtualKeys;
 use crate::limit::TenantLimit;
 use crate::provider::endpoints::RoundRobin;
 use crate::{Body, RequestCtx};
@@ -38,6 +39,8 @@ pub struct TenantRoutes {
     pub limit: TenantLimit,
     /// The tenant has a budget: each of its requests is reserved with the hub first.
     pub budgeted: bool,
+    /// The tenant's virtual keys ([`crate::keys`]).
+    pub keys: VirtualKeys,
     routes: HashMap<String, Arc<Route>>,
 }
 
@@ -131,6 +134,7 @@ impl RouteTable {
                     version: tenant.version,
                     limit,
                     budgeted: tenant.budget.is_some(),
+                    keys: VirtualKeys::compile(&tenant.virtual_keys),
                     routes,
                 };
                 (name.clone(), Arc::new(t))

@@ -273,8 +273,9 @@ impl TenantCluster {
             .context("waiting for the Gateway API CRDs")
     }
 
-    /// Installs the CRDs of `deploy/crds/` (agentgateway.dev's AgentgatewayBackend), as an
-    /// operator installs them into a tenant cluster, and waits until they are served.
+    /// Installs the CRDs of `deploy/crds/` (agentgateway.dev's AgentgatewayBackend, fleetgate.dev's
+    /// VirtualKey), as an operator installs them into a tenant cluster, and waits until they are
+    /// served.
     pub async fn install_deploy_crds(&self) -> anyhow::Result<()> {
         let dir = crate::components::workspace_dir().join("deploy/crds");
         let probe = GroupVersionKind::gvk("agentgateway.dev", "v1alpha1", "AgentgatewayBackend");
@@ -550,6 +551,7 @@ fn well_known_kind(kind: &str) -> Option<(&'static str, &'static str)> {
         }
         "CustomResourceDefinition" => ("apiextensions.k8s.io", "v1"),
         "AgentgatewayBackend" => ("agentgateway.dev", "v1alpha1"),
+        "VirtualKey" => ("fleetgate.dev", "v1alpha1"),
         _ => return None,
     })
 }

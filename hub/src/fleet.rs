@@ -405,6 +405,9 @@ impl Fleet {
             intent
                 .ai_backends
                 .retain(|(ns, n), _| sent.contains(&okey(Kind::AiBackend, ns, n)));
+            intent
+                .virtual_keys
+                .retain(|(ns, n), _| sent.contains(&okey(Kind::VirtualKey, ns, n)));
             rejections.retain(|k, _| sent.contains(k));
         }
         let mut deleted = BTreeSet::new();
@@ -503,6 +506,7 @@ impl Fleet {
             + intent.grpc_routes.len()
             + intent.listener_sets.len()
             + intent.ai_backends.len()
+            + intent.virtual_keys.len()
             + rejections.len();
         if count > config.limits.max_objects_per_cluster {
             return Err(UpdateError::TooManyObjects {
@@ -594,6 +598,7 @@ fn holds(intent: &ClusterIntent, k: &ObjectKey) -> bool {
         Kind::GrpcRoute => intent.grpc_routes.contains_key(&id),
         Kind::ListenerSet => intent.listener_sets.contains_key(&id),
         Kind::AiBackend => intent.ai_backends.contains_key(&id),
+        Kind::VirtualKey => intent.virtual_keys.contains_key(&id),
     }
 }
 
@@ -623,6 +628,9 @@ fn remove(intent: &mut ClusterIntent, k: &ObjectKey) {
         }
         Kind::AiBackend => {
             intent.ai_backends.remove(&id);
+        }
+        Kind::VirtualKey => {
+            intent.virtual_keys.remove(&id);
         }
     }
 }

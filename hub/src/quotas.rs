@@ -49,6 +49,8 @@ pub struct RawQuotaSet {
     /// Open connections per L4 listener (LoadBalancer Service port, Gateway TCP listener) of
     /// the tenant, per Envoy; `0` is unlimited.
     pub connections_per_listener: Option<u32>,
+    /// VirtualKeys (fleetgate.dev) across all the tenant's clusters (default 1000).
+    pub virtual_keys: Option<u64>,
     /// Requests and tokens the tenant's AI routes may use per window, across every AI gateway
     /// replica (the hub counts them); `{}` or unset measures: unlimited.
     pub ai_budget: Option<RawAiBudget>,
@@ -143,6 +145,7 @@ fn merged(q: Quota, raw: &RawQuotaSet) -> Quota {
             Some(n) => Some(n),
             None => q.connections_per_listener,
         },
+        virtual_keys: raw.virtual_keys.unwrap_or(q.virtual_keys),
         // Checked by `RawQuotas::validate`; an invalid one leaves the inherited budget here.
         ai_max_concurrency: raw.ai_max_concurrency.or(q.ai_max_concurrency),
         ai_budget: match &raw.ai_budget {

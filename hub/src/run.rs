@@ -220,7 +220,7 @@ fn withdraw_forbidden_ai_routes(snapshot: &mut Snapshot, config: &Config, reserv
 fn mark_rejected_by_data_plane(status: &mut ObjectStatus, message: &str) {
     let programmed = Condition::new("Programmed", false, "Invalid", message);
     match status.key.kind {
-        Kind::Gateway | Kind::Service | Kind::ListenerSet | Kind::AiBackend => {
+        Kind::Gateway | Kind::Service | Kind::ListenerSet | Kind::AiBackend | Kind::VirtualKey => {
             status.conditions.retain(|c| c.type_ != "Programmed");
             status.conditions.push(programmed);
         }

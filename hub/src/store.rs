@@ -35,6 +35,9 @@ struct Stored {
     /// Provider keys sealed like TLS private keys (`crate::seal`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     ai_backends: Vec<crate::model::ai::AiBackend>,
+    /// Hashes only: the keys themselves never reach the hub.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    virtual_keys: Vec<crate::model::ai::VirtualKeyIntent>,
 }
 
 impl From<&ClusterIntent> for Stored {
@@ -48,6 +51,7 @@ impl From<&ClusterIntent> for Stored {
             grpc_routes: i.grpc_routes.values().cloned().collect(),
             listener_sets: i.listener_sets.values().cloned().collect(),
             ai_backends: i.ai_backends.values().cloned().collect(),
+            virtual_keys: i.virtual_keys.values().cloned().collect(),
         }
     }
 }
@@ -98,6 +102,11 @@ impl From<Stored> for ClusterIntent {
                 .ai_backends
                 .into_iter()
                 .map(|b| (key(&b.meta), b))
+                .collect(),
+            virtual_keys: s
+                .virtual_keys
+                .into_iter()
+                .map(|k| (key(&k.meta), k))
                 .collect(),
         }
     }
@@ -601,6 +610,54 @@ mod tests {
         }
         let e = s.load().unwrap_err().to_string();
         assert!(e.contains("cannot be decrypted"), "{e}");
+    }
+
+    #[test]
+    fn virtual_keys_survive_reopen_as_hashes_with_their_problems() {
+        use crate::model::BackendProblem;
+        use crate::model::ai::{AiBudget, VirtualKeyIntent};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.redb");
+        let key = ClusterKey {
+            tenant: "a".into(),
+            cluster: "east".into(),
+        };
+        let vk = |name: &str, sha256| VirtualKeyIntent {
+            meta: crate::model::Meta {
+                namespace: "team".into(),
+                name: name.into(),
+                generation: 2,
+                creation_timestamp: "2026-01-01T00:00:00Z".into(),
+            },
+            sha256,
+            backends: vec!["local-llm".into()],
+            budget: Some(AiBudget {
+                requests: Some(5),
+                tokens: None,
+                window_seconds: 60,
+            }),
+        };
+        let mut intent = ClusterIntent::default();
+        for k in [
+            vk("alice", Ok([9; 32])),
+            vk(
+                "bob",
+                Err(BackendProblem {
+                    reason: "BackendNotFound".into(),
+                    message: "Secret team/bob-key not found".into(),
+                }),
+            ),
+        ] {
+            intent
+                .virtual_keys
+                .insert((k.meta.namespace.clone(), k.meta.name.clone()), k);
+        }
+        Store::open(&path)
+            .unwrap()
+            .save(&key, &intent, &BTreeMap::new())
+            .unwrap();
+        let loaded = Store::open(&path).unwrap().load().unwrap();
+        assert_eq!(loaded.intent[&key], intent);
     }
 
     #[test]

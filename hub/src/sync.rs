@@ -258,6 +258,7 @@ pub fn to_wire(s: &ObjectStatus) -> pb::ObjectStatus {
                 model::Kind::GrpcRoute => pb::Kind::GrpcRoute,
                 model::Kind::ListenerSet => pb::Kind::ListenerSet,
                 model::Kind::AiBackend => pb::Kind::AiBackend,
+                model::Kind::VirtualKey => pb::Kind::VirtualKey,
             } as i32,
             namespace: s.key.namespace.clone(),
             name: s.key.name.clone(),

@@ -4,7 +4,7 @@
 //! when its parent Gateway is sent; a route parentRef when it names a sent Gateway or
 //! ListenerSet; a Service of type LoadBalancer when its class is [`LOAD_BALANCER_CLASS`] (or
 //! the agent runs with `--all-load-balancers`). The Secrets the agent reads for AI backends are
-//! exactly those an AgentgatewayBackend names ([`referenced_ai_secrets`]).
+//! exactly those an AgentgatewayBackend or a VirtualKey names ([`referenced_secrets`]).
 //!
 //! Where it sits: read by both `translate` (what is sent to the hub) and `status` (what the
 //! agent writes status on), so the two always agree. Pure.
@@ -17,7 +17,7 @@ use gateway_api::listenersets::ListenerSet;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::crd::{AgentgatewayBackend, GATEWAY_GROUP};
+use crate::crd::{AgentgatewayBackend, GATEWAY_GROUP, VirtualKey};
 use crate::state::ClusterState;
 
 /// The GatewayClass `spec.controllerName` this agent claims.
@@ -40,6 +40,28 @@ pub fn claimed_classes(state: &ClusterState) -> BTreeSet<String> {
         })
         .filter_map(|c| c.metadata.name.clone())
         .collect()
+}
+
+/// (namespace, name) of the Secrets the VirtualKeys `keys` name in `spec.secretRef`: always in
+/// the key's own namespace.
+pub fn referenced_key_secrets(keys: &[VirtualKey]) -> BTreeSet<(String, String)> {
+    keys.iter()
+        .filter_map(|k| {
+            let ns = k.metadata.namespace.clone()?;
+            let name = &k.spec.secret_ref.name;
+            (!name.is_empty()).then(|| (ns, name.clone()))
+        })
+        .collect()
+}
+
+/// Every Secret the agent reads for keys: those AgentgatewayBackends and VirtualKeys name.
+pub fn referenced_secrets(
+    backends: &[AgentgatewayBackend],
+    keys: &[VirtualKey],
+) -> BTreeSet<(String, String)> {
+    let mut out = referenced_ai_secrets(backends);
+    out.extend(referenced_key_secrets(keys));
+    out
 }
 
 /// (namespace, name) of the Secrets the AgentgatewayBackends `backends` name in

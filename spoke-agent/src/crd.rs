@@ -6,9 +6,11 @@
 //! and `status` writes their status. The `gateway-api` crate 0.22 has no v1 TCPRoute/UDPRoute,
 //! so [`TcpRoute`] and [`UdpRoute`] declare only the fields fleetgate reads; parentRefs,
 //! backendRefs and status have the same schema as HTTPRoute's and reuse its types.
-//! [`agentgateway`] declares agentgateway's AgentgatewayBackend. No logic.
+//! [`agentgateway`] declares agentgateway's AgentgatewayBackend, [`virtual_key`] fleetgate's own
+//! VirtualKey. No logic.
 
 pub mod agentgateway;
+pub mod virtual_key;
 
 use fleetgate_proto::spoke::v1::Kind;
 use gateway_api::grpcroutes::GrpcRouteParentRefs;
@@ -21,6 +23,7 @@ use kube::CustomResource;
 use serde::{Deserialize, Serialize};
 
 pub use agentgateway::{AGENTGATEWAY_BACKEND_KIND, AGENTGATEWAY_GROUP, AgentgatewayBackend};
+pub use virtual_key::VirtualKey;
 
 /// The Gateway API group of Gateway, the default of a parentRef.
 pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";

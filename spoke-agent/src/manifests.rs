@@ -1,8 +1,8 @@
 //! Manifests: the same kinds as `watch` (GatewayClass, Gateway, HTTPRoute, Service,
-//! EndpointSlice, Node, agentgateway's AgentgatewayBackend, ...), read from a folder of
-//! multi-document YAML files instead of a cluster. Of the Secrets, TLS ones are read as
-//! certificates, and any Secret an AgentgatewayBackend names is read for its key (the others
-//! are dropped once the whole folder is read).
+//! EndpointSlice, Node, agentgateway's AgentgatewayBackend, fleetgate's VirtualKey, ...), read
+//! from a folder of multi-document YAML files instead of a cluster. Of the Secrets, TLS ones are
+//! read as certificates, and any Secret an AgentgatewayBackend or a VirtualKey names is read for
+//! its key (the others are dropped once the whole folder is read).
 //!
 //! Where it sits: the first step of the data path in `--manifests` mode, publishing the same
 //! [`ClusterState`] snapshots as `watch`. The folder (and its subfolders) is polled every 500 ms;
@@ -29,8 +29,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tracing::{debug, error, info};
 
-use crate::claim::referenced_ai_secrets;
-use crate::crd::{AgentgatewayBackend, TcpRoute, UdpRoute};
+use crate::claim::referenced_secrets;
+use crate::crd::{AgentgatewayBackend, TcpRoute, UdpRoute, VirtualKey};
 use crate::state::ClusterState;
 
 /// How often the folder is scanned.
@@ -145,6 +145,12 @@ fn add_value(value: serde_yaml::Value, out: &mut ClusterState) -> Result<(), Str
                 out.secrets.push(secret.clone());
             }
             out.ai_secrets.push(secret);
+        }
+        ("fleetgate.dev/v1alpha1", "VirtualKey") => {
+            out.virtual_keys
+                .push(typed(value, &kind, true, |o: &mut VirtualKey| {
+                    &mut o.metadata
+                })?)
         }
         ("agentgateway.dev/v1alpha1", "AgentgatewayBackend") => {
             out.ai_backends
@@ -319,6 +325,7 @@ impl Folder {
             all.namespaces.extend(c.namespaces);
             all.ai_backends.extend(c.ai_backends);
             all.ai_secrets.extend(c.ai_secrets);
+            all.virtual_keys.extend(c.virtual_keys);
         }
         keep_referenced_ai_secrets(&mut all);
         all.normalize();
@@ -326,9 +333,9 @@ impl Folder {
     }
 }
 
-/// Drops the Secrets no AgentgatewayBackend names from `state.ai_secrets`.
+/// Drops the Secrets no AgentgatewayBackend or VirtualKey names from `state.ai_secrets`.
 pub fn keep_referenced_ai_secrets(state: &mut ClusterState) {
-    let wanted = referenced_ai_secrets(&state.ai_backends);
+    let wanted = referenced_secrets(&state.ai_backends, &state.virtual_keys);
     state.ai_secrets.retain(|s| {
         let m = &s.metadata;
         m.namespace
@@ -516,6 +523,42 @@ stringData: {Authorization: not-this-one}
         );
         assert!(s.secrets.is_empty(), "Opaque Secrets are not certificates");
         assert!(!format!("{s:?}").contains("sk-from-the-folder"));
+    }
+
+    #[test]
+    fn virtual_keys_are_read_with_the_secrets_they_name_and_no_other() {
+        let text = r#"apiVersion: fleetgate.dev/v1alpha1
+kind: VirtualKey
+metadata: {name: alice}
+spec:
+  secretRef: {name: alice-key}
+  backends: [{name: local-llm}]
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: alice-key}
+type: Opaque
+stringData: {key: vk-alice}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: db-password}
+type: Opaque
+stringData: {password: hunter2}
+"#;
+        let mut s = parse_file(text).unwrap();
+        keep_referenced_ai_secrets(&mut s);
+        assert_eq!(s.virtual_keys.len(), 1);
+        assert_eq!(
+            s.virtual_keys[0].metadata.namespace.as_deref(),
+            Some("default")
+        );
+        let names: Vec<_> = s
+            .ai_secrets
+            .iter()
+            .filter_map(|x| x.metadata.name.clone())
+            .collect();
+        assert_eq!(names, ["alice-key"]);
     }
 
     #[test]

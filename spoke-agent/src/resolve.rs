@@ -12,6 +12,7 @@ pub mod ai;
 pub mod certificate;
 pub mod grant;
 pub mod namespaces;
+pub mod virtual_key;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;

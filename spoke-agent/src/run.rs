@@ -22,6 +22,7 @@ use crate::status::{self, Sink};
 use crate::sync::{SyncError, Syncer, tls_endpoint};
 use crate::translate::ai_backend::ai_backend_objects;
 use crate::translate::translate;
+use crate::translate::virtual_key::virtual_key_objects;
 use crate::{AGENT_VERSION, l4, l4route, watch as cluster_watch};
 
 /// Why the agent could not start.
@@ -214,7 +215,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
 }
 
 /// The whole intent of the cluster: Gateway API objects (HTTP, then TCP/UDP routes), then
-/// LoadBalancer Services, then AgentgatewayBackends.
+/// LoadBalancer Services, then AgentgatewayBackends, then VirtualKeys.
 fn intent(s: &ClusterState, config: &Config) -> Vec<Object> {
     let mode = config.effective_endpoint_mode(!s.nodes.is_empty());
     intent_with(s, mode, config.all_load_balancers)
@@ -226,7 +227,9 @@ pub fn intent_with(s: &ClusterState, mode: EndpointMode, all_load_balancers: boo
     let mut out = translate(s, mode);
     out.extend(l4route::translate_l4_routes(s, mode));
     out.extend(l4::translate_services(s, mode, all_load_balancers));
-    out.extend(ai_backend_objects(&s.ai_backends, &Index::new(s, mode)));
+    let index = Index::new(s, mode);
+    out.extend(ai_backend_objects(&s.ai_backends, &index));
+    out.extend(virtual_key_objects(&s.virtual_keys, &index));
     out
 }
 

@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{Namespace, Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use crate::config::SecretAccess;
-use crate::crd::{AgentgatewayBackend, TcpRoute, UdpRoute};
+use crate::crd::{AgentgatewayBackend, TcpRoute, UdpRoute, VirtualKey};
 
 /// One consistent snapshot of the cluster, as the sources last saw it.
 #[derive(Clone, Default, PartialEq)]
@@ -45,10 +45,14 @@ pub struct ClusterState {
     /// agentgateway.dev/v1alpha1 AgentgatewayBackends (empty when the API server does not serve
     /// them: deploy/crds/agentgateway.dev_agentgatewaybackends.yaml not installed).
     pub ai_backends: Vec<AgentgatewayBackend>,
-    /// Secrets (of any type) that an AgentgatewayBackend's `policies.auth.secretRef` names in its
-    /// own namespace, and only those ([`crate::claim::referenced_ai_secrets`]): the watch reads
-    /// each by name. Holds provider keys: never log it.
+    /// Secrets (of any type) that an AgentgatewayBackend's `policies.auth.secretRef` or a
+    /// VirtualKey's `secretRef` names in its own namespace, and only those
+    /// ([`crate::claim::referenced_ai_secrets`], [`crate::claim::referenced_key_secrets`]): the
+    /// watch reads each by name. Holds provider and virtual keys: never log it.
     pub ai_secrets: Vec<Secret>,
+    /// fleetgate.dev/v1alpha1 VirtualKeys (empty when the API server does not serve them or
+    /// AgentgatewayBackends are not watched). The Secrets they name are in `ai_secrets`.
+    pub virtual_keys: Vec<VirtualKey>,
     /// GatewayClass names the agent claims besides those of its controllerName
     /// (`--gateway-class`), set by the source from the configuration.
     pub claimed_class_names: Vec<String>,
@@ -80,6 +84,7 @@ impl ClusterState {
         self.listener_sets.sort_by_key(key);
         self.ai_backends.sort_by_key(key);
         self.ai_secrets.sort_by_key(key);
+        self.virtual_keys.sort_by_key(key);
         self.claimed_class_names.sort();
         self.claimed_class_names.dedup();
     }
@@ -106,6 +111,7 @@ impl std::fmt::Debug for ClusterState {
             .field("listener_sets", &self.listener_sets.len())
             .field("ai_backends", &self.ai_backends.len())
             .field("ai_secrets", &self.ai_secrets.len())
+            .field("virtual_keys", &self.virtual_keys.len())
             .field("claimed_class_names", &self.claimed_class_names)
             .finish()
     }

@@ -38,6 +38,7 @@ use crate::state::ClusterState;
 pub mod ai_backend;
 pub mod filters;
 pub mod grpc;
+pub mod virtual_key;
 mod wire;
 
 pub use wire::{http_backend, wire_backend, wire_certificate, wire_endpoint, wire_problem};

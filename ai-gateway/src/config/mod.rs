@@ -14,5 +14,5 @@ pub mod model;
 
 pub use model::{
     AiBackend, Backend, BackendAuth, BackendKind, Config, ConfigError, Policies, Provider,
-    RawConfig, RawTenant, Secret, TenantConfig,
+    RawConfig, RawTenant, Secret, TenantConfig, VirtualKeyConfig,
 };

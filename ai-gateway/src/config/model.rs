@@ -65,6 +65,21 @@ pub struct RawTenant {
     /// gateway configured from a file has no hub, so it refuses the tenant's requests (503)
     /// rather than let them through uncounted.
     pub budget: Option<RawBudget>,
+    /// Keys the tenant hands its users, by id (`<cluster>/<namespace>/<name>` from the hub). A
+    /// route that any key names serves only requests presenting one of its keys.
+    #[serde(default)]
+    pub virtual_keys: BTreeMap<String, RawVirtualKey>,
+}
+
+/// A virtual key as written: the SHA-256 of the key (64 hex digits; the key itself is never in
+/// the configuration), the routes it opens and its own budget.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawVirtualKey {
+    pub sha256: String,
+    #[serde(default)]
+    pub routes: Vec<String>,
+    pub budget: Option<RawBudget>,
 }
 
 /// A budget as the hub sends it: requests and tokens per window (`0`/unset: not limited).
@@ -183,6 +198,20 @@ pub struct TenantConfig {
     /// Route name (the `x-fleetgate-route` header Envoy sets) -> backend.
     pub routes: BTreeMap<String, Backend>,
     /// The tenant's budget across every replica, counted by the hub; `None`: unlimited.
+    pub budget: Option<Budget>,
+    /// The tenant's virtual keys, by id.
+    pub virtual_keys: BTreeMap<String, VirtualKeyConfig>,
+}
+
+/// A validated virtual key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualKeyConfig {
+    /// SHA-256 of the key a client presents.
+    pub sha256: [u8; 32],
+    /// The routes it opens; routes the tenant does not have are ignored (the hub may withhold
+    /// one whose endpoints are all gone).
+    pub routes: Vec<String>,
+    /// The key's own budget, counted by the hub; `None`: only the tenant's applies.
     pub budget: Option<Budget>,
 }
 
@@ -437,28 +466,116 @@ impl RawTenant {
             check_name(&at, route)?;
             routes.insert(route.clone(), raw.validate(&at)?);
         }
-        let budget = match &self.budget {
-            Some(b) if b.window_seconds == 0 => {
-                return Err(field(
-                    format!("{at}.budget.windowSeconds"),
-                    "0 is not a window; use at least 1".to_string(),
-                ));
-            }
-            Some(b) => Some(Budget {
-                requests: b.requests.filter(|n| *n > 0),
-                tokens: b.tokens.filter(|n| *n > 0),
-                window_seconds: b.window_seconds,
-            })
-            .filter(|b| b.requests.is_some() || b.tokens.is_some()),
-            None => None,
-        };
+        let budget = validate_budget(&format!("{at}.budget"), self.budget.as_ref())?;
+        let virtual_keys = validate_keys(&at, &self.virtual_keys, &routes)?;
         Ok(TenantConfig {
             version: self.version.unwrap_or(default_version),
             max_concurrency,
             routes,
             budget,
+            virtual_keys,
         })
     }
+}
+
+/// A budget (`at` names it), `None` when it limits nothing.
+fn validate_budget(at: &str, b: Option<&RawBudget>) -> Result<Option<Budget>, ConfigError> {
+    match b {
+        Some(b) if b.window_seconds == 0 => Err(field(
+            format!("{at}.windowSeconds"),
+            "0 is not a window; use at least 1".to_string(),
+        )),
+        Some(b) => Ok(Some(Budget {
+            requests: b.requests.filter(|n| *n > 0),
+            tokens: b.tokens.filter(|n| *n > 0),
+            window_seconds: b.window_seconds,
+        })
+        .filter(|b| b.requests.is_some() || b.tokens.is_some())),
+        None => Ok(None),
+    }
+}
+
+/// Most virtual keys one tenant may have, and most routes one key may open.
+pub const MAX_VIRTUAL_KEYS: usize = 100_000;
+pub const MAX_KEY_ROUTES: usize = 64;
+
+/// 64 hex digits -> 32 bytes.
+fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
+    let bytes = hex.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let digit = |b: u8| (b as char).to_digit(16).and_then(|d| u8::try_from(d).ok());
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(out)
+}
+
+/// The tenant's virtual keys: each hash 32 bytes and used once, 1..=[`MAX_KEY_ROUTES`] route
+/// names, none a `passthrough` route (it would hand the client's key, the virtual key, to the
+/// provider).
+fn validate_keys(
+    at: &str,
+    raw: &BTreeMap<String, RawVirtualKey>,
+    routes: &BTreeMap<String, Backend>,
+) -> Result<BTreeMap<String, VirtualKeyConfig>, ConfigError> {
+    if raw.len() > MAX_VIRTUAL_KEYS {
+        return Err(field(
+            format!("{at}.virtualKeys"),
+            format!("{} keys; at most {MAX_VIRTUAL_KEYS} are allowed", raw.len()),
+        ));
+    }
+    let mut out = BTreeMap::new();
+    let mut seen: BTreeMap<[u8; 32], &str> = BTreeMap::new();
+    for (id, k) in raw {
+        let at = format!("{at}.virtualKeys.{id}");
+        check_name(&at, id)?;
+        let Some(sha256) = parse_sha256(&k.sha256) else {
+            return Err(field(
+                format!("{at}.sha256"),
+                "must be the SHA-256 of the key as 64 hex digits (e.g. the output of `printf %s \"$KEY\" | sha256sum`)",
+            ));
+        };
+        if let Some(first) = seen.insert(sha256, id) {
+            return Err(field(
+                format!("{at}.sha256"),
+                format!("the same key as virtual key {first}; give each key its own value"),
+            ));
+        }
+        if k.routes.is_empty() || k.routes.len() > MAX_KEY_ROUTES {
+            return Err(field(
+                format!("{at}.routes"),
+                format!("must list 1..={MAX_KEY_ROUTES} routes"),
+            ));
+        }
+        for (i, r) in k.routes.iter().enumerate() {
+            check_name(&format!("{at}.routes[{i}]"), r)?;
+            if routes
+                .get(r)
+                .and_then(|b| b.policies.auth.as_ref())
+                .is_some_and(|a| *a == BackendAuth::Passthrough)
+            {
+                return Err(field(
+                    format!("{at}.routes[{i}]"),
+                    format!(
+                        "route {r} passes the client's Authorization through to the provider, which would hand it the virtual key; give the route its own key or remove it from this key"
+                    ),
+                ));
+            }
+        }
+        let budget = validate_budget(&format!("{at}.budget"), k.budget.as_ref())?;
+        out.insert(
+            id.clone(),
+            VirtualKeyConfig {
+                sha256,
+                routes: k.routes.clone(),
+                budget,
+            },
+        );
+    }
+    Ok(out)
 }
 
 /// Most priority groups in `ai.groups`, and most providers in one group.
@@ -752,6 +869,74 @@ tenants:
         ] {
             assert!(!shown.contains("SECRET"), "{shown}");
             assert!(shown.contains("<redacted>"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn virtual_keys_are_validated_and_name_where() {
+        let h = "ab".repeat(32);
+        let tenant = |keys: &str| {
+            format!(
+                "tenants:\n  t:\n    routes:\n      r: {{ ai: {{ provider: {{ openai: {{}}, host: h }} }} }}\n      p: {{ ai: {{ provider: {{ openai: {{}}, host: h }} }}, policies: {{ auth: {{ passthrough: true }} }} }}\n    virtualKeys:\n{keys}"
+            )
+        };
+        let ok = RawConfig::from_yaml(&tenant(&format!(
+            "      k1: {{ sha256: \"{h}\", routes: [r, gone], budget: {{ requests: 5, windowSeconds: 60 }} }}\n"
+        )))
+        .unwrap()
+        .validate()
+        .unwrap();
+        let k = &ok.tenants["t"].virtual_keys["k1"];
+        assert_eq!(k.sha256, [0xab; 32]);
+        assert_eq!(
+            k.routes,
+            vec!["r", "gone"],
+            "a route the tenant lacks is kept, unused"
+        );
+        assert_eq!(k.budget.unwrap().requests, Some(5));
+        let cases: Vec<(String, &str)> = vec![
+            (
+                "      k1: { sha256: abc, routes: [r] }\n".to_string(),
+                "tenants.t.virtualKeys.k1.sha256: must be the SHA-256",
+            ),
+            (
+                format!(
+                    "      k1: {{ sha256: \"{}\", routes: [r] }}\n",
+                    "zz".repeat(32)
+                ),
+                "virtualKeys.k1.sha256",
+            ),
+            (
+                format!("      k1: {{ sha256: \"{h}\", routes: [] }}\n"),
+                "virtualKeys.k1.routes: must list 1..=64 routes",
+            ),
+            (
+                format!("      k1: {{ sha256: \"{h}\", routes: [p] }}\n"),
+                "virtualKeys.k1.routes[0]: route p passes the client's Authorization",
+            ),
+            (
+                format!(
+                    "      k1: {{ sha256: \"{h}\", routes: [r] }}\n      k2: {{ sha256: \"{h}\", routes: [r] }}\n"
+                ),
+                "virtualKeys.k2.sha256: the same key as virtual key k1",
+            ),
+            (
+                format!(
+                    "      k1: {{ sha256: \"{h}\", routes: [r], budget: {{ requests: 1, windowSeconds: 0 }} }}\n"
+                ),
+                "virtualKeys.k1.budget.windowSeconds",
+            ),
+            (
+                format!("      \"bad key\": {{ sha256: \"{h}\", routes: [r] }}\n"),
+                "virtualKeys.bad key",
+            ),
+        ];
+        for (keys, want) in cases {
+            let e = RawConfig::from_yaml(&tenant(&keys))
+                .and_then(|r| r.validate())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{keys}: {e}");
         }
     }
 

@@ -66,6 +66,12 @@ impl Upstream {
     }
 }
 
+/// Whether a request comes from an Anthropic Messages API client (`POST /v1/messages`): its
+/// errors are answered in Anthropic's shape.
+pub fn anthropic_client(method: &hyper::Method, path: &str) -> bool {
+    method == hyper::Method::POST && path.trim_end_matches('/') == "/v1/messages"
+}
+
 /// Serves one request with the backend's provider.
 pub async fn handle(
     ctx: RequestCtx,
@@ -73,8 +79,7 @@ pub async fn handle(
     policies: &Policies,
     req: Request<Bytes>,
 ) -> hyper::Response<Body> {
-    let anthropic_client = req.method() == hyper::Method::POST
-        && req.uri().path().trim_end_matches('/') == "/v1/messages";
+    let anthropic_client = anthropic_client(req.method(), req.uri().path());
     match (&ai.provider, anthropic_client) {
         (Provider::OpenAi { model }, false) => {
             openai::handle(ctx, ai, model.as_deref(), policies, req).await

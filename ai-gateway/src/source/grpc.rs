@@ -20,7 +20,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::{ConfigSource, SourceError};
 use crate::config::model::{
     RawAi, RawAuth, RawBackend, RawBudget, RawGroup, RawOpenAi, RawPolicies, RawProvider,
-    RawProviderPolicies, RawTenant,
+    RawProviderPolicies, RawTenant, RawVirtualKey,
 };
 use crate::config::{ConfigError, Secret};
 use crate::publish::ConfigStore;
@@ -89,6 +89,27 @@ pub fn raw_tenant(t: &pb::TenantConfig) -> Result<RawTenant, ConfigError> {
             tokens: Some(b.tokens).filter(|n| *n > 0),
             window_seconds: b.window_seconds,
         }),
+        virtual_keys: t
+            .virtual_keys
+            .iter()
+            .map(|k| {
+                let budget = k.budget.as_ref().map(|b| RawBudget {
+                    requests: Some(b.requests).filter(|n| *n > 0),
+                    tokens: Some(b.tokens).filter(|n| *n > 0),
+                    window_seconds: b.window_seconds,
+                });
+                // Validation refuses a hash that is not 32 bytes (then not 64 hex digits).
+                let sha256 = k.sha256.iter().map(|b| format!("{b:02x}")).collect();
+                (
+                    k.id.clone(),
+                    RawVirtualKey {
+                        sha256,
+                        routes: k.routes.clone(),
+                        budget,
+                    },
+                )
+            })
+            .collect(),
     })
 }
 
@@ -440,6 +461,54 @@ mod tests {
         );
         assert!(rx.borrow().lookup(&id("b")).is_err());
         assert_eq!(rx.borrow().version(), 3);
+    }
+
+    #[test]
+    fn virtual_keys_arrive_as_hashes_with_routes_and_budgets_and_bad_ones_are_refused() {
+        let mut t = tenant("a", 3, 8080, "sk-backend");
+        t.virtual_keys = vec![pb::VirtualKey {
+            id: "c1/llm/alice".into(),
+            sha256: vec![0xab; 32],
+            routes: vec!["llm/local-llm".into()],
+            budget: Some(pb::Budget {
+                requests: 10,
+                tokens: 0,
+                window_seconds: 60,
+            }),
+        }];
+        let typed = raw_tenant(&t).unwrap().validate("a", 3).unwrap();
+        let k = &typed.virtual_keys["c1/llm/alice"];
+        assert_eq!(k.sha256, [0xab; 32]);
+        assert_eq!(k.routes, vec!["llm/local-llm"]);
+        let b = k.budget.unwrap();
+        assert_eq!(
+            (b.requests, b.tokens, b.window_seconds),
+            (Some(10), None, 60)
+        );
+
+        // A hash of the wrong size, and a key opening a passthrough route: the tenant is refused.
+        let mut short = t.clone();
+        short.virtual_keys[0].sha256 = vec![1; 31];
+        let e = raw_tenant(&short).unwrap().validate("a", 3).unwrap_err();
+        assert!(
+            e.to_string().contains("virtualKeys.c1/llm/alice.sha256"),
+            "{e}"
+        );
+        let mut pass = t.clone();
+        for b in pass.routes.values_mut() {
+            b.policies = Some(pb::Policies {
+                auth: Some(pb::BackendAuth {
+                    key: String::new(),
+                    passthrough: true,
+                }),
+                request_timeout_ms: 0,
+            });
+        }
+        let e = raw_tenant(&pass).unwrap().validate("a", 3).unwrap_err();
+        assert!(
+            e.to_string().contains("passes the client's Authorization"),
+            "{e}"
+        );
     }
 
     #[test]

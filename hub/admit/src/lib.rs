@@ -24,6 +24,9 @@ mod rule_names;
 #[cfg(test)]
 mod test_support;
 pub mod tls;
+pub mod virtual_key;
+#[cfg(test)]
+mod virtual_key_tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -93,6 +96,7 @@ pub enum Admitted {
     GrpcRoute(crate::model::GrpcRoute),
     ListenerSet(ListenerSet),
     AiBackend(crate::model::ai::AiBackend),
+    VirtualKey(crate::model::ai::VirtualKeyIntent),
 }
 
 impl Admitted {
@@ -124,6 +128,9 @@ impl Admitted {
             Admitted::AiBackend(o) => {
                 intent.ai_backends.insert(id, o);
             }
+            Admitted::VirtualKey(o) => {
+                intent.virtual_keys.insert(id, o);
+            }
         }
     }
 
@@ -137,7 +144,10 @@ impl Admitted {
                 .collect(),
             Admitted::HttpRoute(r) => r.hostnames.clone(),
             Admitted::TlsRoute(r) => r.hostnames.clone(),
-            Admitted::Service(_) | Admitted::L4Route(_) | Admitted::AiBackend(_) => Vec::new(),
+            Admitted::Service(_)
+            | Admitted::L4Route(_)
+            | Admitted::AiBackend(_)
+            | Admitted::VirtualKey(_) => Vec::new(),
             Admitted::GrpcRoute(r) => r.hostnames.clone(),
             Admitted::ListenerSet(s) => s
                 .listeners
@@ -160,6 +170,7 @@ pub fn object_key(r: &pb::ObjectRef) -> Result<ObjectKey, Rejection> {
         Ok(pb::Kind::GrpcRoute) => Kind::GrpcRoute,
         Ok(pb::Kind::ListenerSet) => Kind::ListenerSet,
         Ok(pb::Kind::AiBackend) => Kind::AiBackend,
+        Ok(pb::Kind::VirtualKey) => Kind::VirtualKey,
         _ => {
             return reject(
                 "UnsupportedValue",
@@ -243,6 +254,9 @@ pub fn admit(obj: &pb::Object, policy: &Policy<'_>) -> Result<Admitted, Rejectio
         }
         (Kind::AiBackend, Some(pb::object::Spec::AiBackend(b))) => {
             ai::admit_ai_backend(meta, b, policy).map(Admitted::AiBackend)
+        }
+        (Kind::VirtualKey, Some(pb::object::Spec::VirtualKey(k))) => {
+            virtual_key::admit_virtual_key(meta, k).map(Admitted::VirtualKey)
         }
         _ => reject(
             "UnsupportedValue",
@@ -970,6 +984,17 @@ pub fn rejected_status(key: &ObjectKey, obj: &pb::Object, rejection: &Rejection)
         }
         None if key.kind == Kind::AiBackend => {
             status.conditions = vec![accepted, ai_resolved_refs(rejection)];
+        }
+        None if key.kind == Kind::VirtualKey => {
+            status.conditions = vec![
+                accepted,
+                Condition::new(
+                    "ResolvedRefs",
+                    true,
+                    "ResolvedRefs",
+                    "the key's references are not what was rejected; see Accepted",
+                ),
+            ];
         }
         None => {
             status.conditions = vec![

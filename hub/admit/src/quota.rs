@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Rejection;
-use crate::model::ai::{AiBackend, AiUpstream};
+use crate::model::ai::{AiBackend, AiUpstream, VirtualKeyIntent};
 use crate::model::policy::Quota;
 use crate::model::{
     Backend, ClusterIntent, Gateway, GrpcRoute, HttpFilter, HttpRoute, Kind, L4Route, Listener,
@@ -37,6 +37,8 @@ pub enum ObjectRef<'a> {
     L4Route(&'a L4Route),
     /// Counts its endpoints and bytes (no route, no hostname).
     AiBackend(&'a AiBackend),
+    /// Counts one virtual key and its bytes.
+    VirtualKey(&'a VirtualKeyIntent),
 }
 
 impl ObjectRef<'_> {
@@ -50,6 +52,7 @@ impl ObjectRef<'_> {
             ObjectRef::Service(o) => &o.meta,
             ObjectRef::L4Route(o) => &o.meta,
             ObjectRef::AiBackend(o) => &o.meta,
+            ObjectRef::VirtualKey(o) => &o.meta,
         }
     }
 }
@@ -100,6 +103,11 @@ pub fn objects(ci: &ClusterIntent) -> Vec<(ObjectKey, ObjectRef<'_>)> {
             &ci.ai_backends,
             ObjectRef::AiBackend,
         ))
+        .chain(keyed(
+            Kind::VirtualKey,
+            &ci.virtual_keys,
+            ObjectRef::VirtualKey,
+        ))
         .collect()
 }
 
@@ -114,6 +122,7 @@ pub struct Cost {
     /// (cluster, namespace, name) of each certificate's Secret.
     pub certificates: Vec<(String, String, String)>,
     pub bytes: u64,
+    pub virtual_keys: u64,
 }
 
 /// Counts bytes written without keeping them.
@@ -239,6 +248,10 @@ pub fn cost(cluster: &str, o: ObjectRef<'_>) -> Cost {
             };
             c.bytes = json_len(b);
         }
+        ObjectRef::VirtualKey(k) => {
+            c.virtual_keys = 1;
+            c.bytes = json_len(k);
+        }
     }
     c
 }
@@ -253,6 +266,7 @@ pub struct Usage {
     pub endpoints: u64,
     pub certificates: BTreeSet<(String, String, String)>,
     pub bytes: u64,
+    pub virtual_keys: u64,
 }
 
 impl Usage {
@@ -271,6 +285,7 @@ impl Usage {
         self.endpoints += c.endpoints;
         self.certificates.extend(c.certificates.iter().cloned());
         self.bytes += c.bytes;
+        self.virtual_keys += c.virtual_keys;
     }
 
     /// The first quota that adding `c` would exceed: (config key, limit, what would be used,
@@ -338,6 +353,13 @@ impl Usage {
                 c.bytes,
                 "bytes of accepted intent",
             ),
+            (
+                "virtualKeys",
+                q.virtual_keys,
+                self.virtual_keys,
+                c.virtual_keys,
+                "VirtualKeys",
+            ),
         ];
         checks
             .into_iter()
@@ -354,6 +376,7 @@ impl Usage {
             && self.endpoints <= q.endpoints
             && self.certificates.len() as u64 <= q.certificates
             && self.bytes <= q.intent_bytes
+            && self.virtual_keys <= q.virtual_keys
     }
 }
 
@@ -398,6 +421,9 @@ fn restore(next: &mut ClusterIntent, key: &ObjectKey, prev: Option<ObjectRef<'_>
         Some(ObjectRef::AiBackend(o)) => {
             next.ai_backends.insert(id, o.clone());
         }
+        Some(ObjectRef::VirtualKey(o)) => {
+            next.virtual_keys.insert(id, o.clone());
+        }
         None => match key.kind {
             Kind::Gateway => {
                 next.gateways.remove(&id);
@@ -422,6 +448,9 @@ fn restore(next: &mut ClusterIntent, key: &ObjectKey, prev: Option<ObjectRef<'_>
             }
             Kind::AiBackend => {
                 next.ai_backends.remove(&id);
+            }
+            Kind::VirtualKey => {
+                next.virtual_keys.remove(&id);
             }
         },
     }
@@ -744,6 +773,57 @@ mod tests {
         assert_eq!(
             (c.gateways, c.hostnames),
             (1, vec!["s2.a.example".to_string()])
+        );
+    }
+
+    #[test]
+    fn virtual_keys_quota_keeps_the_oldest_keys() {
+        let key = |name: &str, ts: &str| crate::model::ai::VirtualKeyIntent {
+            meta: Meta {
+                namespace: "team".into(),
+                name: name.into(),
+                generation: 1,
+                creation_timestamp: ts.into(),
+            },
+            sha256: Ok([1; 32]),
+            backends: vec!["llm".into()],
+            budget: None,
+        };
+        let quota = Quota {
+            virtual_keys: 2,
+            ..Quota::default()
+        };
+        let mut next = ClusterIntent::default();
+        for k in [key("k3", T3), key("k1", T1), key("k2", T2)] {
+            next.virtual_keys
+                .insert((k.meta.namespace.clone(), k.meta.name.clone()), k);
+        }
+        let got = enforce(
+            &quota,
+            "t",
+            &Usage::default(),
+            "c",
+            &ClusterIntent::default(),
+            &mut next,
+        );
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(
+            (got[0].0.kind, got[0].0.name.as_str()),
+            (Kind::VirtualKey, "k3")
+        );
+        assert!(
+            got[0]
+                .1
+                .message
+                .contains("quota virtualKeys of tenant t exceeded: at most 2 VirtualKeys"),
+            "{got:?}"
+        );
+        assert_eq!(
+            next.virtual_keys
+                .keys()
+                .map(|(_, n)| n.as_str())
+                .collect::<Vec<_>>(),
+            ["k1", "k2"]
         );
     }
 

@@ -30,6 +30,7 @@ mod precedence;
 #[cfg(test)]
 mod tests;
 pub mod tls;
+pub mod virtual_keys;
 
 use fleetgate_hub_model as model;
 pub use fleetgate_hub_model::snapshot;
@@ -155,6 +156,8 @@ struct ClusterPart {
     own: own_address::OwnPart,
     /// The AI routes of the cluster's AgentgatewayBackends, by route id (`ai`).
     ai: BTreeMap<String, model::ai::AiRoute>,
+    /// The cluster's VirtualKeys before the tenant-wide step (`virtual_keys`).
+    keys: Vec<virtual_keys::KeyPart>,
 }
 
 /// One cluster's hostnames and accepted Gateways on one data-plane port.
@@ -301,6 +304,8 @@ fn cluster_part(
     let mut statuses = listener_set::gateway_statuses(merged, ck, ci, &problems, &attached, dp);
     statuses.extend(route_statuses);
     statuses.extend(ai::statuses(&ci.ai_backends));
+    let (keys, key_statuses) = virtual_keys::cluster_keys(ck, &ci.virtual_keys, &ci.ai_backends);
+    statuses.extend(key_statuses);
 
     // Gateways on their own address: their listeners, and their address in their status.
     let mut own_part = own_address::OwnPart::default();
@@ -375,6 +380,7 @@ fn cluster_part(
         statuses: Arc::new(statuses),
         own: own_part,
         ai: ai::routes(ck, &ci.ai_backends),
+        keys,
     }
 }
 
@@ -518,6 +524,12 @@ fn assemble(
         })
         .collect();
     listeners.extend(own_listeners);
+
+    let keys: Vec<(&ClusterKey, &[virtual_keys::KeyPart])> = parts
+        .iter()
+        .map(|(ck, part)| (*ck, part.keys.as_slice()))
+        .collect();
+    virtual_keys::assemble(&keys, &mut ai_snapshot, &mut statuses);
 
     Compiled {
         snapshot: Snapshot {

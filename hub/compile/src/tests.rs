@@ -870,6 +870,7 @@ mod listener_sets;
 mod memo;
 mod own_address;
 mod tls;
+mod virtual_keys;
 
 // ---- listener conflicts -----------------------------------------------------------------
 

@@ -278,6 +278,21 @@ pub struct AiMember {
     pub target: Result<AiTarget, BackendProblem>,
 }
 
+/// An admitted VirtualKey (fleetgate.dev/v1alpha1), as the store keeps it
+/// (`ClusterIntent::virtual_keys`); compile turns it into a [`VirtualKey`] when it is usable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VirtualKeyIntent {
+    pub meta: Meta,
+    /// SHA-256 of the key, or why the agent could not read it (Secret or key missing): then the
+    /// key opens nothing, and the routes it names serve no request until it resolves.
+    pub sha256: Result<[u8; 32], BackendProblem>,
+    /// AgentgatewayBackends of the VirtualKey's own namespace, by name: 1..=16, deduplicated,
+    /// in the order written.
+    pub backends: Vec<String>,
+    /// The key's own budget.
+    pub budget: Option<AiBudget>,
+}
+
 /// A resolved AI backend: everything [`AiRoute`] carries but its source.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AiTarget {

@@ -61,6 +61,9 @@ pub enum Kind {
     /// An AgentgatewayBackend (agentgateway.dev/v1alpha1) of kind `ai`: an LLM provider that
     /// HTTPRoute backendRefs reach through the AI gateway ([`ai::AiBackend`]).
     AiBackend,
+    /// A fleetgate.dev/v1alpha1 VirtualKey: a key the tenant hands its users for some of its
+    /// AgentgatewayBackends ([`ai::VirtualKeyIntent`]).
+    VirtualKey,
 }
 
 /// One object inside one cluster.
@@ -111,6 +114,9 @@ pub struct ClusterIntent {
     /// kind AgentgatewayBackend name).
     #[serde(default)]
     pub ai_backends: BTreeMap<(String, String), ai::AiBackend>,
+    /// VirtualKeys, by namespace and name.
+    #[serde(default)]
+    pub virtual_keys: BTreeMap<(String, String), ai::VirtualKeyIntent>,
 }
 
 /// A ListenerSet (Gateway API v1): listeners merged into its parent Gateway when the Gateway's
@@ -152,6 +158,7 @@ impl ClusterIntent {
             && self.l4_routes.is_empty()
             && self.listener_sets.is_empty()
             && self.ai_backends.is_empty()
+            && self.virtual_keys.is_empty()
     }
 }
 

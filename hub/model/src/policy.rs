@@ -96,6 +96,8 @@ pub struct Quota {
     pub request_rate: Option<RequestRate>,
     /// `None`: unlimited.
     pub connections_per_listener: Option<u32>,
+    /// VirtualKeys across all the tenant's clusters.
+    pub virtual_keys: u64,
     /// The tenant's AI budget, counted across every AI gateway replica; `None`: unlimited.
     pub ai_budget: Option<AiBudget>,
     /// The tenant's AI requests in flight at once on one AI gateway replica; `None`: the
@@ -134,6 +136,7 @@ impl Default for Quota {
             update_burst: 100,
             request_rate: None,
             connections_per_listener: Some(10_000),
+            virtual_keys: 1_000,
             ai_budget: None,
             ai_max_concurrency: None,
         }

@@ -221,7 +221,18 @@ pub fn unreadable_key_secret(
     namespace: &str,
     name: &str,
 ) -> String {
-    let what = format!("{at}.secretRef names Secret {namespace}/{name}");
+    unreadable_secret(&format!("{at}.secretRef"), access, namespace, name)
+}
+
+/// Why the agent has no Secret `namespace/name` that the field `field` names, and what to
+/// change, for the `--secrets` mode it runs with.
+pub fn unreadable_secret(
+    field: &str,
+    access: &SecretAccess,
+    namespace: &str,
+    name: &str,
+) -> String {
+    let what = format!("{field} names Secret {namespace}/{name}");
     match access {
         SecretAccess::Cluster => format!("{what}, which does not exist; create it"),
         SecretAccess::Label => format!(

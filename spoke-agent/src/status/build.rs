@@ -29,6 +29,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::claim::{CONTROLLER_NAME, SentParents, claimed_classes, parent_ref};
 use crate::crd::agentgateway::AgentgatewayBackendStatus;
+use crate::crd::virtual_key::VirtualKeyStatus;
 use crate::crd::{
     AgentgatewayBackend, GATEWAY_GROUP, L4RouteView, grpc_parent_as_http, tls_parent_as_http,
 };
@@ -88,6 +89,12 @@ pub enum StatusWrite {
         name: String,
         status: AgentgatewayBackendStatus,
     },
+    /// A VirtualKey: `status.conditions`.
+    VirtualKey {
+        namespace: String,
+        name: String,
+        status: VirtualKeyStatus,
+    },
 }
 
 impl StatusWrite {
@@ -122,6 +129,9 @@ impl StatusWrite {
             Self::AiBackend {
                 namespace, name, ..
             } => format!("AgentgatewayBackend {namespace}/{name}"),
+            Self::VirtualKey {
+                namespace, name, ..
+            } => format!("VirtualKey {namespace}/{name}"),
         }
     }
 }
@@ -286,6 +296,30 @@ pub fn ai_backend_status(
             now,
         )),
     }
+}
+
+/// VirtualKey `status.conditions` from the hub (conditions of other types are kept).
+pub fn virtual_key_status(
+    k: &crate::crd::VirtualKey,
+    hub: &ObjectStatus,
+    now: &Time,
+) -> VirtualKeyStatus {
+    let existing = k.status.clone().unwrap_or_default();
+    let generation = generation_of(hub, k.metadata.generation);
+    VirtualKeyStatus {
+        conditions: Some(merge_conditions(
+            existing.conditions.as_deref().unwrap_or_default(),
+            &hub.conditions,
+            generation,
+            now,
+        )),
+    }
+}
+
+fn norm_key(s: &VirtualKeyStatus) -> VirtualKeyStatus {
+    let mut s = s.clone();
+    s.conditions = s.conditions.map(sorted);
+    s
 }
 
 fn norm_ai(s: &AgentgatewayBackendStatus) -> AgentgatewayBackendStatus {
@@ -669,6 +703,19 @@ pub fn plan(state: &ClusterState, hub: Option<&Status>, now: &Time) -> Vec<Statu
             });
         }
     }
+    for k in &state.virtual_keys {
+        let Some((namespace, name, hs)) = find(Kind::VirtualKey, &k.metadata) else {
+            continue;
+        };
+        let status = virtual_key_status(k, hs, now);
+        if k.status.as_ref().map(norm_key) != Some(norm_key(&status)) {
+            out.push(StatusWrite::VirtualKey {
+                namespace,
+                name,
+                status,
+            });
+        }
+    }
     for svc in &state.services {
         let Some((namespace, name, hs)) = find(Kind::Service, &svc.metadata) else {
             continue;
@@ -720,6 +767,9 @@ pub fn summary(w: &StatusWrite) -> String {
             conds(status.conditions.as_deref().unwrap_or_default())
         }
         StatusWrite::AiBackend { status, .. } => {
+            conds(status.conditions.as_deref().unwrap_or_default())
+        }
+        StatusWrite::VirtualKey { status, .. } => {
             conds(status.conditions.as_deref().unwrap_or_default())
         }
         StatusWrite::Gateway { status, .. } => {

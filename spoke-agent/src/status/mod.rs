@@ -30,7 +30,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::FIELD_MANAGER;
-use crate::crd::{AgentgatewayBackend, TcpRoute, UdpRoute};
+use crate::crd::{AgentgatewayBackend, TcpRoute, UdpRoute, VirtualKey};
 use crate::state::ClusterState;
 pub use build::{StatusWrite, plan};
 
@@ -214,6 +214,16 @@ fn target(w: &StatusWrite) -> (ApiResource, Option<&str>, &str, serde_json::Valu
             name,
             json!({"conditions": status.conditions}),
         ),
+        StatusWrite::VirtualKey {
+            namespace,
+            name,
+            status,
+        } => (
+            of::<VirtualKey>(),
+            Some(namespace),
+            name,
+            json!({"conditions": status.conditions}),
+        ),
     }
 }
 
@@ -378,6 +388,14 @@ mod tests {
                     "AgentgatewayBackend",
                     "agentgatewaybackends",
                 ),
+            ),
+            (
+                StatusWrite::VirtualKey {
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                    status: Default::default(),
+                },
+                ("fleetgate.dev/v1alpha1", "VirtualKey", "virtualkeys"),
             ),
         ];
         for (w, (api_version, kind, plural)) in cases {

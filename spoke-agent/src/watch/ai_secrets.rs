@@ -1,6 +1,7 @@
-//! The Secrets AgentgatewayBackends name (`spec.policies.auth.secretRef`), and no other: one
-//! watch per Secret, by name (field selector `metadata.name=<name>` in the backend's namespace),
-//! started when a backend names it and stopped when none does any more.
+//! The Secrets AgentgatewayBackends (`spec.policies.auth.secretRef`) and VirtualKeys
+//! (`spec.secretRef`) name, and no other: one watch per Secret, by name (field selector
+//! `metadata.name=<name>` in the naming object's namespace), started when an object names it and
+//! stopped when none does any more.
 //!
 //! Provider keys are usually in Secrets of type Opaque, so the TLS-type filter of the
 //! certificate watch cannot apply; reading by name keeps every other Secret of the cluster out
@@ -24,9 +25,9 @@ use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use super::reflect::{self, Owned};
-use crate::claim::referenced_ai_secrets;
+use crate::claim::referenced_secrets;
 use crate::config::{EXPOSE_LABEL, SecretAccess};
-use crate::crd::AgentgatewayBackend;
+use crate::crd::{AgentgatewayBackend, VirtualKey};
 
 /// How long a snapshot waits for a new Secret watch's first list.
 pub const READY_WAIT: Duration = Duration::from_secs(10);
@@ -60,10 +61,10 @@ impl AiSecretWatches {
         }
     }
 
-    /// Starts the watches `backends` need and stops the others; waits for the new ones' first
-    /// list (each up to [`READY_WAIT`]).
-    pub async fn reconcile(&mut self, backends: &[AgentgatewayBackend]) {
-        let wanted: BTreeSet<(String, String)> = referenced_ai_secrets(backends)
+    /// Starts the watches `backends` and `keys` need and stops the others; waits for the new
+    /// ones' first list (each up to [`READY_WAIT`]).
+    pub async fn reconcile(&mut self, backends: &[AgentgatewayBackend], keys: &[VirtualKey]) {
+        let wanted: BTreeSet<(String, String)> = referenced_secrets(backends, keys)
             .into_iter()
             .filter(|(ns, name)| secret_watch(&self.access, ns, name).is_some())
             .collect();
@@ -76,7 +77,7 @@ impl AiSecretWatches {
             let Some(config) = secret_watch(&self.access, &ns, &name) else {
                 continue;
             };
-            info!(secret = %format!("{ns}/{name}"), "watching a Secret an AgentgatewayBackend names");
+            info!(secret = %format!("{ns}/{name}"), "watching a Secret an AgentgatewayBackend or a VirtualKey names");
             let api = Api::<Secret>::namespaced(self.client.clone(), &ns);
             let owned = reflect::spawn_owned(api, config, self.changed.clone());
             started.push((format!("{ns}/{name}"), owned.store.clone()));

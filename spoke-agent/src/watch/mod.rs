@@ -1,8 +1,9 @@
 //! Watch: kube-rs reflectors over the tenant cluster (GatewayClass, Gateway, HTTPRoute v1,
 //! TLSRoute v1, GRPCRoute v1, ReferenceGrant v1, Service, EndpointSlice, Node, Namespace,
 //! Secrets of type `kubernetes.io/tls`; TCPRoute, UDPRoute and ListenerSet v1 when served;
-//! agentgateway.dev/v1alpha1 AgentgatewayBackend when served, and the Secrets those name,
-//! each by name ([`ai_secrets`])) that publish a [`ClusterState`] snapshot.
+//! agentgateway.dev/v1alpha1 AgentgatewayBackend when served, fleetgate.dev/v1alpha1
+//! VirtualKey when served (with AgentgatewayBackends), and the Secrets those two name, each by
+//! name ([`ai_secrets`])) that publish a [`ClusterState`] snapshot.
 //!
 //! Secrets: the watch is filtered server-side to `type=kubernetes.io/tls`, so no other Secret
 //! (service-account tokens, application credentials) ever reaches the agent; of those, only the
@@ -44,7 +45,7 @@ use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
 use crate::config::{EXPOSE_LABEL, SecretAccess};
-use crate::crd::{AgentgatewayBackend, TcpRoute, UdpRoute};
+use crate::crd::{AgentgatewayBackend, TcpRoute, UdpRoute, VirtualKey};
 use crate::state::ClusterState;
 
 /// How long after a change the snapshot is taken, so a burst of changes (an `apply` of many
@@ -106,6 +107,34 @@ async fn watch_ai_backends(client: &Client) -> bool {
         if !may(client, "agentgateway.dev", "agentgatewaybackends", verb).await {
             warn!(
                 "the agent's RBAC does not allow {verb} on agentgatewaybackends.agentgateway.dev: AI backends are not sent; apply deploy/agent-rbac.yaml and restart the agent"
+            );
+            return false;
+        }
+    }
+    true
+}
+
+/// Whether to watch fleetgate.dev/v1alpha1 VirtualKeys: only with AgentgatewayBackends (the keys
+/// open them), when the API server serves them (deploy/crds/fleetgate.dev_virtualkeys.yaml) and
+/// the agent's RBAC lets it list and watch them.
+async fn watch_virtual_keys(client: &Client) -> bool {
+    let served = match client
+        .list_api_group_resources("fleetgate.dev/v1alpha1")
+        .await
+    {
+        Ok(list) => list.resources.iter().any(|r| r.name == "virtualkeys"),
+        Err(_) => false,
+    };
+    if !served {
+        info!(
+            "VirtualKey (fleetgate.dev/v1alpha1) not served by this cluster (install deploy/crds/fleetgate.dev_virtualkeys.yaml and restart the agent to use virtual keys)"
+        );
+        return false;
+    }
+    for verb in ["list", "watch"] {
+        if !may(client, "fleetgate.dev", "virtualkeys", verb).await {
+            warn!(
+                "the agent's RBAC does not allow {verb} on virtualkeys.fleetgate.dev: virtual keys are not sent; apply deploy/agent-rbac.yaml and restart the agent"
             );
             return false;
         }
@@ -299,6 +328,13 @@ pub async fn run(
             changed.clone(),
         )
     });
+    let virtual_keys = match &ai_backends {
+        Some(_) if watch_virtual_keys(&client).await => Some(reflect::spawn(
+            Api::<VirtualKey>::all(client.clone()),
+            changed.clone(),
+        )),
+        _ => None,
+    };
     let mut ai_secrets =
         ai_secrets::AiSecretWatches::new(client.clone(), secrets.clone(), changed.clone());
 
@@ -328,6 +364,9 @@ pub async fn run(
         if let Some(s) = &ai_backends {
             let _ = s.wait_until_ready().await;
         }
+        if let Some(s) = &virtual_keys {
+            let _ = s.wait_until_ready().await;
+        }
     };
     tokio::pin!(ready);
     loop {
@@ -345,7 +384,13 @@ pub async fn run(
             .map(reflect::objects)
             .unwrap_or_default()
     };
-    ai_secrets.reconcile(&backends()).await;
+    let keys = || {
+        virtual_keys
+            .as_ref()
+            .map(reflect::objects)
+            .unwrap_or_default()
+    };
+    ai_secrets.reconcile(&backends(), &keys()).await;
     let snapshot = |ai_secrets: &ai_secrets::AiSecretWatches| {
         let mut s = ClusterState {
             gateway_classes: reflect::objects(&classes),
@@ -374,6 +419,7 @@ pub async fn run(
                 .unwrap_or_default(),
             ai_backends: backends(),
             ai_secrets: ai_secrets.secrets(),
+            virtual_keys: keys(),
             claimed_class_names: claimed_class_names.clone(),
         };
         s.normalize();
@@ -386,7 +432,7 @@ pub async fn run(
             _ = tx.closed() => return,
         }
         tokio::time::sleep(COALESCE).await;
-        ai_secrets.reconcile(&backends()).await;
+        ai_secrets.reconcile(&backends(), &keys()).await;
         let next = snapshot(&ai_secrets);
         tx.send_if_modified(|cur| {
             if *cur == next {

@@ -253,6 +253,14 @@ fn apply(state: &mut ClusterState, writes: Vec<StatusWrite>) {
                     .unwrap();
                 o.status = Some(status);
             }
+            StatusWrite::VirtualKey { name, status, .. } => {
+                let o = state
+                    .virtual_keys
+                    .iter_mut()
+                    .find(|o| o.metadata.name.as_deref() == Some(&name))
+                    .unwrap();
+                o.status = Some(status);
+            }
         }
     }
 }
@@ -717,4 +725,51 @@ fn ai_backends_get_the_hubs_conditions_once_and_named_classes_are_accepted() {
         vec![],
         "converged: no second write"
     );
+}
+
+#[test]
+fn virtual_keys_get_the_hubs_conditions_once() {
+    use crate::crd::VirtualKey;
+    let mut key: VirtualKey = serde_yaml::from_str(
+        "apiVersion: fleetgate.dev/v1alpha1\nkind: VirtualKey\nmetadata: {name: alice}\nspec: {secretRef: {name: alice-key}, backends: [{name: local-llm}]}\n",
+    )
+    .unwrap();
+    key.metadata = meta(Some("team"), "alice");
+    key.metadata.generation = Some(2);
+    let mut st = ClusterState {
+        virtual_keys: vec![key],
+        ..Default::default()
+    };
+    let hub = Status {
+        objects: vec![ObjectStatus {
+            r#ref: Some(ObjectRef {
+                kind: Kind::VirtualKey as i32,
+                namespace: "team".into(),
+                name: "alice".into(),
+            }),
+            observed_generation: 2,
+            conditions: vec![
+                pc("Accepted", "True", "Accepted"),
+                pc("ResolvedRefs", "False", "BackendNotFound"),
+            ],
+            ..Default::default()
+        }],
+    };
+    let writes = plan(&st, Some(&hub), &t(100));
+    let [
+        StatusWrite::VirtualKey {
+            namespace, name, ..
+        },
+    ] = writes.as_slice()
+    else {
+        panic!("{writes:?}")
+    };
+    assert_eq!((namespace.as_str(), name.as_str()), ("team", "alice"));
+    assert_eq!(
+        summary(&writes[0]),
+        "Accepted=True(Accepted) ResolvedRefs=False(BackendNotFound)"
+    );
+    assert_eq!(writes[0].object(), "VirtualKey team/alice");
+    apply(&mut st, writes);
+    assert_eq!(plan(&st, Some(&hub), &t(200)), vec![], "converged");
 }
