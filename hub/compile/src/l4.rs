@@ -565,7 +565,7 @@ pub fn merge_gateway_status(
     };
     if status.listeners.iter().any(accepted) {
         status.conditions = vec![
-            Condition::new("Accepted", true, "Accepted", "gateway accepted"),
+            super::listener::accepted_gateway(&status.listeners),
             Condition::new(
                 "Programmed",
                 true,

@@ -290,12 +290,17 @@ fn cluster_part(
         ));
     }
 
+    let mut own_passthrough = BTreeMap::new();
     route_statuses.extend(tls::attach_tls_routes(
         ck,
         ci,
         merged,
         &problems,
-        &mut passthrough,
+        tls::TlsTargets {
+            shared: &mut passthrough,
+            own_addresses: own,
+            own: &mut own_passthrough,
+        },
         &mut clusters,
         &mut attached,
     ));
@@ -334,6 +339,7 @@ fn cluster_part(
                 own: og,
                 served,
                 hosts,
+                passthrough: own_passthrough.remove(k).unwrap_or_default(),
             },
             &mut own_part,
         );
@@ -607,7 +613,7 @@ fn attach_l7_route(
     let mut parents = Vec::new();
     for pref in &route.parent_refs {
         let (gkey, gw, scope) = merged.parent(ck, ci, pref);
-        let valid = l7_listeners(problems.get(&gkey), gw);
+        let (valid, served) = l7_listeners(problems.get(&gkey), gw);
         let route_kind = match l7.kind() {
             Kind::GrpcRoute => "GRPCRoute",
             _ => "HTTPRoute",
@@ -654,6 +660,11 @@ fn attach_l7_route(
                         route.meta.namespace.clone(),
                         names::route_object(l7.kind(), &route.meta.name),
                     ));
+                    // Attached (and counted) to an accepted listener whose references did not
+                    // resolve, but nothing is served through it.
+                    if !served.get(att.listener).copied().unwrap_or(false) {
+                        continue;
+                    }
                     let port = gw.listeners[att.listener].port;
                     let scheme_port = match gw.listeners[att.listener].protocol {
                         Some(Protocol::Https) => 443,
@@ -714,20 +725,31 @@ fn attach_l7_route(
     }
 }
 
-/// Which listeners of a Gateway serve HTTPRoutes and GRPCRoutes: the valid HTTP and HTTPS ones.
+/// Which HTTP and HTTPS listeners of a Gateway HTTPRoutes and GRPCRoutes attach to, and which
+/// of those serve them. Routes attach to (and are counted in `attachedRoutes` of) every
+/// accepted listener, also one whose certificateRefs did not resolve (upstream
+/// `GatewayWithAttachedRoutes`: "AttachedRoutes set even when Gateway has unresolved refs");
+/// only valid listeners serve them.
 fn l7_listeners(
     problems: Option<&Vec<Option<ListenerProblem>>>,
     gw: Option<&model::Gateway>,
-) -> Vec<bool> {
+) -> (Vec<bool>, Vec<bool>) {
     match (problems, gw) {
         (Some(ps), Some(g)) => ps
             .iter()
             .zip(&g.listeners)
             .map(|(p, l)| {
-                p.is_none() && matches!(l.protocol, Some(Protocol::Http | Protocol::Https))
+                let http = matches!(l.protocol, Some(Protocol::Http | Protocol::Https));
+                let attachable = match p {
+                    None => true,
+                    // A listener left with no route kind takes no route at all.
+                    Some(ListenerProblem::Unresolved(reason, _)) => reason != "InvalidRouteKinds",
+                    Some(_) => false,
+                };
+                (http && attachable, http && p.is_none())
             })
-            .collect(),
-        _ => Vec::new(),
+            .unzip(),
+        _ => (Vec::new(), Vec::new()),
     }
 }
 

@@ -7,7 +7,7 @@
 //! port, where they need a hostname to be selected by SNI), and its certificateRefs resolved.
 
 use crate::model::data_plane::{DataPlane, DataPlaneListener, DataPlaneProtocol};
-use crate::model::{Condition, Gateway, Listener, ListenerStatus, ObjectStatus, Protocol};
+use crate::model::{Condition, Gateway, Listener, ListenerStatus, ObjectStatus, Protocol, TlsMode};
 
 /// Why a tenant listener is not served.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +85,9 @@ pub fn check<'a>(
             }
         )));
     }
+    if let Some(p) = tls_terminate_refused(l) {
+        return Err(p);
+    }
     if wants == DataPlaneProtocol::Tls {
         if l.hostname.is_none() {
             return Err(ListenerProblem::UnsupportedValue(format!(
@@ -106,6 +109,17 @@ pub fn check<'a>(
         }
     }
     Ok(dl)
+}
+
+/// A TLS listener in `Terminate` mode: fleetgate serves TLSRoutes in passthrough only (it
+/// does not claim `TLSRouteModeTerminate`), so the listener is refused alone.
+pub fn tls_terminate_refused(l: &Listener) -> Option<ListenerProblem> {
+    let tls = l.tls.as_ref()?;
+    (l.protocol == Some(Protocol::Tls) && tls.mode == TlsMode::Terminate).then(|| {
+        ListenerProblem::UnsupportedValue(
+            "a TLS listener in tls.mode Terminate is not supported (TLSRoutes are served in Passthrough mode only); set tls.mode: Passthrough, or use protocol HTTPS to terminate TLS for HTTPRoutes".to_string(),
+        )
+    })
 }
 
 fn listener_conditions(problem: Option<&ListenerProblem>) -> Vec<Condition> {
@@ -162,6 +176,34 @@ fn listener_conditions(problem: Option<&ListenerProblem>) -> Vec<Condition> {
     ]
 }
 
+/// The `Accepted=True` condition of a Gateway that serves at least one listener: reason
+/// `Accepted` when every listener is accepted, `ListenersNotValid` (still `True`, as the Gateway
+/// API says) when some listener is not (`Accepted=False` in `listeners`).
+pub fn accepted_gateway(listeners: &[ListenerStatus]) -> Condition {
+    let refused: Vec<&str> = listeners
+        .iter()
+        .filter(|l| {
+            l.conditions
+                .iter()
+                .any(|c| c.type_ == "Accepted" && !c.status)
+        })
+        .map(|l| l.name.as_str())
+        .collect();
+    if refused.is_empty() {
+        Condition::new("Accepted", true, "Accepted", "gateway accepted")
+    } else {
+        Condition::new(
+            "Accepted",
+            true,
+            "ListenersNotValid",
+            format!(
+                "gateway accepted; listener(s) {} are not (see their conditions), the others are served",
+                refused.join(", ")
+            ),
+        )
+    }
+}
+
 /// The status of a Gateway given each listener's check and the number of routes attached to it
 /// (both in listener order).
 pub fn gateway_status(
@@ -196,7 +238,7 @@ pub fn gateway_status(
     let (conditions, addresses) = if any_valid {
         (
             vec![
-                Condition::new("Accepted", true, "Accepted", "gateway accepted"),
+                accepted_gateway(&listeners),
                 Condition::new(
                     "Programmed",
                     true,

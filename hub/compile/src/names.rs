@@ -135,6 +135,7 @@ pub fn tls_backend_cluster(
 pub fn own_listener(protocol: crate::model::Protocol, bind: std::net::SocketAddr) -> String {
     let p = match protocol {
         crate::model::Protocol::Https => "https",
+        crate::model::Protocol::Tls => "tls",
         _ => "http",
     };
     format!("own/{p}/{bind}")
@@ -151,5 +152,14 @@ pub fn own_tls_chain(bind: std::net::SocketAddr, hostname: Option<&str>) -> Stri
     match hostname {
         Some(h) => format!("own/https/{bind}/sni/{h}"),
         None => format!("own/https/{bind}/default"),
+    }
+}
+
+/// The filter chain of a TLS passthrough listener on an own address: one per TLSRoute hostname
+/// (SNI), and `default` for the hostname-less pair (any SNI).
+pub fn own_passthrough_chain(bind: std::net::SocketAddr, hostname: Option<&str>) -> String {
+    match hostname {
+        Some(h) => format!("own/tls/{bind}/sni/{h}"),
+        None => format!("own/tls/{bind}/default"),
     }
 }

@@ -37,7 +37,8 @@ use super::snapshot::{
 use crate::model::allocate::{AllocError, Allocations, Owner, PortKey, ServiceKey};
 use crate::model::data_plane::L4Config;
 use crate::model::{
-    ClusterKey, Condition, FleetIntent, Gateway, Kind, L4Protocol, Listener, ObjectStatus, Protocol,
+    ClusterKey, Condition, FleetIntent, Gateway, Kind, L4Protocol, Listener, ObjectStatus,
+    Protocol, TlsMode,
 };
 
 /// A namespace and name.
@@ -72,16 +73,29 @@ pub struct OwnAddresses {
     gateways: BTreeMap<ClusterKey, BTreeMap<NsName, OwnGateway>>,
 }
 
-/// Whether a Gateway asks for an address of its own: one of its own HTTP/HTTPS listeners has no
-/// hostname. (Listeners added by ListenerSets do not count.)
+/// Whether a Gateway asks for an address of its own: one of its own HTTP, HTTPS or TLS
+/// passthrough listeners has no hostname. (Listeners added by ListenerSets do not count.)
 pub fn wants_own_address(gw: &Gateway) -> bool {
     gw.listeners
         .iter()
-        .any(|l| is_http(l) && l.hostname.is_none())
+        .any(|l| is_own_served(l) && l.hostname.is_none())
 }
 
 fn is_http(l: &Listener) -> bool {
     matches!(l.protocol, Some(Protocol::Http | Protocol::Https))
+}
+
+/// A TLS listener in passthrough mode (TLSRoutes).
+fn is_passthrough(l: &Listener) -> bool {
+    l.protocol == Some(Protocol::Tls)
+        && l.tls
+            .as_ref()
+            .is_some_and(|t| t.mode == TlsMode::Passthrough)
+}
+
+/// The listeners this module serves on an own address: HTTP, HTTPS and TLS passthrough.
+fn is_own_served(l: &Listener) -> bool {
+    is_http(l) || is_passthrough(l)
 }
 
 /// The allocation key of port `port` of Gateway `gk` (the same key its TCP listener on that
@@ -104,7 +118,7 @@ pub fn wanted_ports(fleet: &FleetIntent) -> BTreeSet<PortKey> {
     let mut out = BTreeSet::new();
     for (ck, ci) in fleet {
         for (gk, gw) in ci.gateways.iter().filter(|(_, g)| wants_own_address(g)) {
-            for l in gw.listeners.iter().filter(|l| is_http(l)) {
+            for l in gw.listeners.iter().filter(|l| is_own_served(l)) {
                 out.insert(port_key(ck, gk, l.port));
             }
         }
@@ -133,7 +147,7 @@ impl OwnAddresses {
         for (ck, ci) in intent {
             for (gk, gw) in ci.gateways.iter().filter(|(_, g)| wants_own_address(g)) {
                 let mut og = OwnGateway::default();
-                for l in gw.listeners.iter().filter(|l| is_http(l)) {
+                for l in gw.listeners.iter().filter(|l| is_own_served(l)) {
                     let pk = port_key(ck, gk, l.port);
                     let placed = match allocations.get(&pk) {
                         Some(a) => Ok(Placed {
@@ -177,9 +191,10 @@ pub fn check(
     match l.protocol {
         Some(Protocol::Http | Protocol::Https) => {}
         Some(Protocol::Tls) => {
-            return Some(Err(ListenerProblem::UnsupportedValue(
-                "TLS listeners are not served on a Gateway that has its own address (it has an HTTP or HTTPS listener without hostname); put the TLS listener on another Gateway".to_string(),
-            )));
+            // (A TLS and an HTTPS listener on one port are a ProtocolConflict: `super::conflict`.)
+            if let Some(p) = super::listener::tls_terminate_refused(l) {
+                return Some(Err(p));
+            }
         }
         _ => return None,
     }
@@ -234,6 +249,9 @@ pub struct OwnInput<'a> {
     pub served: Vec<bool>,
     /// Routes per port.
     pub hosts: BTreeMap<u16, OwnHosts>,
+    /// TLSRoutes per port and hostname (`*`: a hostname-less route on a hostname-less
+    /// passthrough listener).
+    pub passthrough: super::tls::PassthroughByPort,
 }
 
 /// The data-plane listeners of one own-address Gateway: one per allocated port with a served
@@ -255,7 +273,7 @@ pub fn build(input: &OwnInput<'_>, out: &mut OwnPart) {
             .listeners
             .iter()
             .zip(&input.served)
-            .filter(|(l, s)| **s && l.port == *port && is_http(l))
+            .filter(|(l, s)| **s && l.port == *port && is_own_served(l))
             .map(|(l, _)| l)
             .collect();
         let Some(first) = listeners.first() else {
@@ -264,6 +282,47 @@ pub fn build(input: &OwnInput<'_>, out: &mut OwnPart) {
         let hosts = input.hosts.get(port).unwrap_or(&none);
         let bind = placed.bind;
         match first.protocol {
+            Some(Protocol::Tls) => {
+                // One chain per TLSRoute hostname (SNI); `*` is the chain without server
+                // names, for any SNI no named chain takes. No route: no listener (Envoy refuses
+                // one without chains), and connections to the port are refused.
+                let Some(hosts) = input.passthrough.get(port) else {
+                    continue;
+                };
+                let mut chains: Vec<TlsChain> = hosts
+                    .iter()
+                    .map(|(host, p)| {
+                        let (name, server_names) = if host == "*" {
+                            (names::own_passthrough_chain(bind, None), Vec::new())
+                        } else {
+                            (
+                                names::own_passthrough_chain(bind, Some(host)),
+                                vec![host.clone()],
+                            )
+                        };
+                        TlsChain {
+                            name,
+                            server_names,
+                            action: TlsChainAction::Passthrough {
+                                clusters: p.clusters.clone(),
+                                source: p.source.clone(),
+                                max_connections: None,
+                            },
+                        }
+                    })
+                    .collect();
+                if chains.is_empty() {
+                    continue;
+                }
+                chains.sort_by(|a, b| a.name.cmp(&b.name));
+                out.tls_listeners.push(TlsListenerSnapshot {
+                    name: names::own_listener(Protocol::Tls, bind),
+                    port: *port,
+                    bind,
+                    chains,
+                    gateways: [src.clone()].into(),
+                });
+            }
             Some(Protocol::Https) => {
                 let mut chains = Vec::new();
                 let named: Vec<&str> = listeners

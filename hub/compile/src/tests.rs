@@ -664,6 +664,63 @@ fn listener_validation_table() {
     }
 }
 
+/// Upstream `GatewayListenerUnsupportedProtocol`: a Gateway with one served and one refused
+/// listener is `Accepted=True` with reason `ListenersNotValid`; one with only refused listeners
+/// is `Accepted=False/ListenersNotValid`; every served listener alone gives reason `Accepted`.
+#[test]
+fn gateway_accepted_reason_says_when_some_listeners_are_refused_table() {
+    // (listeners, gateway Accepted status, reason, listeners' Accepted reasons)
+    let cases: Vec<(Vec<Listener>, bool, &str, Vec<&str>)> = vec![
+        (
+            vec![listener("http", 80)],
+            true,
+            "Accepted",
+            vec!["Accepted"],
+        ),
+        (
+            vec![
+                listener("http", 80),
+                listener("invalid", 1111).proto(None, "INVALID"),
+            ],
+            true,
+            "ListenersNotValid",
+            vec!["Accepted", "UnsupportedProtocol"],
+        ),
+        (
+            vec![listener("invalid", 1111).proto(None, "INVALID")],
+            false,
+            "ListenersNotValid",
+            vec!["UnsupportedProtocol"],
+        ),
+    ];
+    for (ls, status_want, reason, lreasons) in cases {
+        let what = format!("{:?}", ls.iter().map(|l| &l.name).collect::<Vec<_>>());
+        let c = compile(&one(vec![gateway("default", "gw", ls)], vec![]), &dp());
+        let s = status(&c, &ck("a", "c1"), Kind::Gateway, "gw");
+        let a = cond(&s.conditions, "Accepted");
+        assert_eq!(
+            (a.status, a.reason.as_str()),
+            (status_want, reason),
+            "{what}"
+        );
+        assert_eq!(
+            cond(&s.conditions, "Programmed").status,
+            status_want,
+            "{what}"
+        );
+        let got: Vec<String> = s
+            .listeners
+            .iter()
+            .map(|l| cond(&l.conditions, "Accepted").reason.clone())
+            .collect();
+        assert_eq!(got, lreasons, "{what}");
+        // The refused listener supports no kind at all.
+        for l in s.listeners.iter().filter(|l| l.name == "invalid") {
+            assert!(l.supported_kinds.is_empty(), "{what}");
+        }
+    }
+}
+
 #[test]
 fn one_valid_listener_is_enough_and_routes_skip_invalid_ones() {
     let gw = gateway(

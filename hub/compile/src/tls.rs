@@ -34,6 +34,17 @@ pub type Attached = BTreeMap<(String, String), Vec<BTreeSet<(String, String)>>>;
 /// Listeners checks of a cluster's Gateways, by (namespace, name), in listener order.
 pub type Problems<'a> = BTreeMap<&'a (String, String), Vec<Option<ListenerProblem>>>;
 
+/// Passthrough hostnames per data-plane port (`*`: a hostname-less pair on an own address).
+pub type PassthroughByPort = BTreeMap<u16, BTreeMap<String, Passthrough>>;
+
+/// Where TLSRoutes of a cluster land: the shared ports, and the Gateways served on their own
+/// address (`super::own_address`), each with its own hostnames.
+pub struct TlsTargets<'a> {
+    pub shared: &'a mut PassthroughByPort,
+    pub own_addresses: &'a super::own_address::OwnAddresses,
+    pub own: &'a mut BTreeMap<(String, String), PassthroughByPort>,
+}
+
 /// Attaches every TLSRoute of cluster `ck` to the TLS (passthrough) listeners of its parents:
 /// adds their hostnames to `passthrough` (per data-plane port; the first route of a hostname
 /// wins), their backends to `clusters`, counts them in `attached` (keyed
@@ -43,7 +54,7 @@ pub fn attach_tls_routes(
     ci: &ClusterIntent,
     merged: &super::listener_set::Merged<'_>,
     problems: &Problems<'_>,
-    passthrough: &mut BTreeMap<u16, BTreeMap<String, Passthrough>>,
+    targets: TlsTargets<'_>,
     clusters: &mut BTreeMap<String, ClusterSnapshot>,
     attached: &mut Attached,
 ) -> Vec<ObjectStatus> {
@@ -64,7 +75,15 @@ pub fn attach_tls_routes(
                     .collect(),
                 _ => Vec::new(),
             };
-            let accepted = match attach::attach(
+            // On a Gateway's own address a hostname-less pair passes every SNI (or none)
+            // through: nothing of another tenant arrives there.
+            let is_own = targets.own_addresses.get(ck, &gkey).is_some();
+            let attach_fn = if is_own {
+                attach::attach_every_host
+            } else {
+                attach::attach
+            };
+            let accepted = match attach_fn(
                 "TLSRoute",
                 &route.meta.namespace,
                 &route.hostnames,
@@ -87,6 +106,11 @@ pub fn attach_tls_routes(
                             route.meta.name.clone(),
                         ));
                         let port = gw.listeners[att.listener].port;
+                        let passthrough = if is_own {
+                            targets.own.entry(gkey.clone()).or_default()
+                        } else {
+                            &mut *targets.shared
+                        };
                         for host in att.hostnames {
                             passthrough
                                 .entry(port)

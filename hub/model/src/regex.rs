@@ -10,7 +10,10 @@ pub fn prefix_strip_regex(matched: &str) -> String {
 }
 
 /// The regex a wildcard CORS origin (`https://*.a.example`) is matched with: each `*` is one
-/// DNS label. `None` for origins without a wildcard. Admission bounds its RE2 size.
+/// or more DNS labels, greedy to the left, as the Gateway API says ("any number of DNS labels
+/// to the left of its position"; upstream `HTTPRouteCORS` sends `https://xpto.www.bar.com`
+/// for `https://*.bar.com`). `None` for origins without a wildcard. Admission bounds its RE2
+/// size.
 pub fn origin_regex(o: &str) -> Option<String> {
     if o == "*" {
         return Some(".*".into());
@@ -20,7 +23,7 @@ pub fn origin_regex(o: &str) -> Option<String> {
             .split('*')
             .map(regex::escape)
             .collect::<Vec<_>>()
-            .join("[^.]+");
+            .join(r"[^./:]+(?:\.[^./:]+)*");
         format!("^{re}$")
     })
 }

@@ -222,6 +222,9 @@ pub fn cors_policy(c: &Cors) -> CorsPolicy {
         expose_headers: c.expose_headers.join(","),
         max_age: c.max_age.map(|m| m.to_string()).unwrap_or_default(),
         allow_credentials: c.allow_credentials.then_some(BoolValue { value: true }),
+        // A preflight from an origin that is not allowed is answered by Envoy (no CORS
+        // headers), never forwarded to the backend (upstream `HTTPRouteCORS`).
+        forward_not_matching_preflights: Some(BoolValue { value: false }),
         ..Default::default()
     }
 }
@@ -380,9 +383,22 @@ mod tests {
         };
         let r = regex::Regex::new(&re.regex).unwrap();
         assert!(r.is_match("https://x.a.example"));
-        assert!(!r.is_match("https://x.y.a.example"));
+        // Any number of labels (upstream `HTTPRouteCORS`: `https://xpto.www.bar.com`).
+        assert!(r.is_match("https://x.y.a.example"));
         assert!(!r.is_match("https://xa.example"));
+        assert!(!r.is_match("https://.a.example"));
+        assert!(!r.is_match("https://evil.example/x.a.example"));
+        assert!(!r.is_match("https://x.a.example.evil.example"));
         assert!(!r.is_match("http://x.a.example"));
+        assert_eq!(
+            cors_policy(&Cors {
+                allow_origins: vec!["https://a.example".into()],
+                ..Default::default()
+            })
+            .forward_not_matching_preflights,
+            Some(BoolValue { value: false }),
+            "a preflight of a foreign origin stops at Envoy"
+        );
         assert_eq!(
             origin_match("https://a.example").match_pattern,
             Some(string_matcher::MatchPattern::Exact(

@@ -62,14 +62,6 @@ fn valid_pair_parses_and_is_reencoded() {
 fn hostile_pem_is_refused_with_a_reason() {
     let (c, k) = pair(&["app.a.example"]);
     let (_, other_key) = pair(&["app.a.example"]);
-    let (no_san_cert, no_san_key) = {
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(Vec::<String>::new())
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
-        (cert.pem(), key.serialize_pem())
-    };
     let truncated = c[..c.len() / 2].to_string() + "\n-----END CERTIFICATE-----\n";
     let junk_der = pem_encode("CERTIFICATE", b"definitely not DER");
     let many = c.repeat(MAX_CHAIN_CERTS + 1);
@@ -105,12 +97,6 @@ fn hostile_pem_is_refused_with_a_reason() {
             other_key,
             "does not belong",
         ),
-        (
-            "no DNS SAN",
-            no_san_cert,
-            no_san_key,
-            "no DNS subjectAltName",
-        ),
     ];
     for (name, chain, key, want) in cases {
         let err = parse_pem_pair(chain.as_bytes(), key.as_bytes()).unwrap_err();
@@ -119,6 +105,62 @@ fn hostile_pem_is_refused_with_a_reason() {
             !err.contains("PRIVATE KEY-----"),
             "{name}: the key leaked into {err}"
         );
+    }
+}
+
+/// A certificate without DNS subjectAltNames names no hostname and is accepted (upstream
+/// `GatewaySecretReferenceGrantSpecific` / `AllInNamespace`: the suite's certificate has only
+/// a URI SAN `*`); without any SAN extension its common name, when it looks like a hostname,
+/// counts as a name and must be owned (legacy clients match it).
+#[test]
+fn certificates_without_dns_names_name_nothing_unless_their_common_name_is_a_hostname() {
+    let f = Fixture::new();
+    let make = |cn: Option<&str>, uri: Option<&str>| {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        if let Some(cn) = cn {
+            params.distinguished_name = rcgen::DistinguishedName::new();
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, cn);
+        }
+        if let Some(u) = uri {
+            params
+                .subject_alt_names
+                .push(rcgen::SanType::URI(u.try_into().unwrap()));
+        }
+        let cert = params.self_signed(&key).unwrap();
+        pb::Certificate {
+            namespace: "default".into(),
+            name: "web-tls".into(),
+            cert_chain_pem: cert.pem().into_bytes(),
+            private_key_pem: key.serialize_pem().into_bytes(),
+            problem: None,
+        }
+    };
+    // (common name, URI SAN, Ok(names) or Err(part of the message))
+    let cases: Vec<(Option<&str>, Option<&str>, Result<Vec<&str>, &str>)> = vec![
+        // The upstream suite's certificate: CN "default", one URI SAN "*".
+        (Some("default"), Some("*"), Ok(vec![])),
+        // No SAN extension, a common name that is no hostname.
+        (None, None, Ok(vec![])),
+        (Some("default"), None, Ok(vec![])),
+        // No SAN extension: a hostname in the common name is a name of the certificate.
+        (Some("app.a.example"), None, Ok(vec!["app.a.example"])),
+        (Some("app.b.example"), None, Err("may not serve")),
+        // With a SAN extension, clients ignore the common name.
+        (Some("app.b.example"), Some("spiffe://x/y"), Ok(vec![])),
+    ];
+    for (cn, uri, want) in cases {
+        let got = admit_certificate(&make(cn, uri), &f.policy());
+        match (want, got) {
+            (Ok(names), Ok(c)) => assert_eq!(c.dns_names, names, "{cn:?} {uri:?}"),
+            (Err(part), Err(e)) => {
+                assert_eq!(e.reason, INVALID_CERTIFICATE_REF);
+                assert!(e.message.contains(part), "{cn:?} {uri:?}: {}", e.message);
+            }
+            (want, got) => panic!("{cn:?} {uri:?}: want {want:?}, got {got:?}"),
+        }
     }
 }
 
@@ -180,16 +222,23 @@ fn listener_tls_table() {
             Some(tls("Passthrough", vec![])),
             "not valid for protocol HTTPS",
         ),
-        (
-            "TLS",
-            Some(tls("Terminate", vec![])),
-            "Passthrough mode only",
-        ),
         ("HTTP", Some(tls("Terminate", vec![])), "takes no tls block"),
     ] {
         let err = admit_listener_tls("l", protocol, t.as_ref(), &p).unwrap_err();
         assert_eq!(err.reason, "ListenersNotValid", "{protocol} {want}");
         assert!(err.message.contains(want), "{protocol}: {}", err.message);
+    }
+    // TLS in Terminate mode (upstream `TLSRouteListenerTerminateNotSupported`): admitted as is,
+    // certificates unread, for the compiler to refuse the listener alone (UnsupportedValue).
+    for mode in ["Terminate", ""] {
+        let t = admit_listener_tls("l", "TLS", Some(&tls(mode, vec![])), &p)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (t.mode, t.certificates.len(), t.problem),
+            (TlsMode::Terminate, 0, None),
+            "{mode:?}"
+        );
     }
     // HTTP without tls: nothing.
     assert_eq!(admit_listener_tls("l", "HTTP", None, &p).unwrap(), None);

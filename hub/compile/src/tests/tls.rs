@@ -173,6 +173,19 @@ fn tls_listener_checks_table() {
             "ResolvedRefs",
             "UnsupportedProtocol",
         ),
+        // Upstream `TLSRouteListenerTerminateNotSupported`: protocol TLS in Terminate mode is
+        // listed, refused alone.
+        (
+            {
+                let mut l = passthrough("l", "terminate.a.example");
+                l.tls.as_mut().unwrap().mode = TlsMode::Terminate;
+                l
+            },
+            false,
+            false,
+            "ResolvedRefs",
+            "UnsupportedValue",
+        ),
     ];
     for (i, (l, accepted, programmed, resolved, reason)) in cases.into_iter().enumerate() {
         let out = compile(
@@ -441,4 +454,197 @@ fn tls_routes_pass_through_by_sni_next_to_https() {
         .find(|s| s.key.kind == Kind::HttpRoute)
         .unwrap();
     assert!(!cond(s, "Accepted").status);
+}
+
+/// Upstream `GatewayWithAttachedRoutes` ("AttachedRoutes set even when Gateway has unresolved
+/// refs"): a route attaches to, and is counted on, an accepted HTTPS listener whose
+/// certificateRef did not resolve, but nothing is served through that listener.
+#[test]
+fn routes_count_on_a_listener_with_unresolved_refs_but_are_not_served_there() {
+    let gw = gateway(
+        "default",
+        "web",
+        vec![
+            https(
+                "tls",
+                Some("app.a.example"),
+                vec![],
+                Some("InvalidCertificateRef"),
+            ),
+            listener("http", 80).host("app.a.example"),
+        ],
+    );
+    let tls_only = ParentRef {
+        section_name: Some("tls".into()),
+        ..parent("default", "web")
+    };
+    let r = simple_route("default", "r", vec![tls_only], &[]);
+    let out = compile(&one(vec![gw], vec![r]), &tls_dp());
+    let st = &out.statuses[&ck("a", "c1")][0];
+    assert_eq!(st.listeners[0].attached_routes, 1);
+    assert_eq!(st.listeners[1].attached_routes, 0);
+    assert!(!listener_condition(st, "tls", "Programmed").status);
+    assert!(!listener_condition(st, "tls", "ResolvedRefs").status);
+    assert_eq!(route_cond(&out, "r", "Accepted").0, true);
+    // Nothing is served: no TLS listener, and the route is not on port 80 either.
+    assert!(out.snapshot.tls_listeners.is_empty());
+    assert!(vhost(&out, 80, "app.a.example").is_none());
+}
+
+/// Upstream `TLSRouteHostnameIntersection`, `TLSRouteInvalidBackendRefNonexistent`,
+/// `TLSRouteInvalidBackendRefUnknownKind`, `TLSRouteInvalidNoMatchingListener`: their Gateways
+/// have TLS passthrough listeners without hostname. With address pools such a Gateway is
+/// served on its own address: a hostname-less TLSRoute passes every SNI through (a chain
+/// without server names), a named one gets its SNI chain, and each address carries only its
+/// own Gateway's (tenant's) backends.
+#[test]
+fn hostname_less_passthrough_is_served_on_the_gateways_own_address_only() {
+    use super::own_address::{compile_own, pools};
+    let hostless = |name: &str| {
+        let mut l = passthrough(name, "x.example");
+        l.hostname = None;
+        l
+    };
+    let fleet = intent(
+        ["a", "b"]
+            .into_iter()
+            .map(|t| {
+                (
+                    ck(t, "c1"),
+                    vec![gateway("default", "web", vec![hostless("tls")])],
+                    vec![],
+                )
+            })
+            .collect(),
+    );
+    let mut fleet = fleet;
+    for t in ["a", "b"] {
+        let ci = fleet.get_mut(&ck(t, "c1")).unwrap();
+        let mut routes = vec![tls_route(
+            "any",
+            &[],
+            vec![backend("be", 1, &["127.0.1.1:8443"])],
+        )];
+        if t == "a" {
+            routes.push(tls_route(
+                "named",
+                &["db.a.example"],
+                vec![backend("db", 1, &["127.0.1.2:5432"])],
+            ));
+            routes.push(tls_route(
+                "broken",
+                &["gone.a.example"],
+                vec![missing("gone", 1)],
+            ));
+        }
+        for r in routes {
+            ci.tls_routes
+                .insert((r.meta.namespace.clone(), r.meta.name.clone()), r);
+        }
+    }
+    let out = compile_own(&fleet, &pools(&["192.0.2.50", "192.0.2.51"], None));
+    let mut seen = BTreeMap::new();
+    for t in ["a", "b"] {
+        let k = ck(t, "c1");
+        let g = status(&out, &k, Kind::Gateway, "web");
+        assert_eq!(g.addresses.len(), 1, "{t}: {g:?}");
+        for c in ["Accepted", "Programmed"] {
+            assert!(cond(&g.conditions, c).status, "{t} {c}: {g:?}");
+            assert!(listener_condition(g, "tls", c).status, "{t} {c}");
+        }
+        let want = if t == "a" { 3 } else { 1 };
+        assert_eq!(g.listeners[0].attached_routes, want, "{t}");
+        let any = out.statuses[&k]
+            .iter()
+            .find(|s| s.key.kind == Kind::TlsRoute && s.key.name == "any")
+            .unwrap();
+        assert!(cond(&any.parents[0].conditions, "Accepted").status, "{t}");
+        seen.insert(t, g.addresses[0].clone());
+    }
+    assert_ne!(seen["a"], seen["b"], "one address per Gateway");
+    assert_eq!(out.snapshot.tls_listeners.len(), 2);
+    for l in &out.snapshot.tls_listeners {
+        let t = if l.bind.ip().to_string() == seen["a"] {
+            "a"
+        } else {
+            "b"
+        };
+        assert_eq!(l.name, format!("own/tls/{}", l.bind));
+        assert_eq!(l.port, 443);
+        let mut got = Vec::new();
+        for c in &l.chains {
+            let TlsChainAction::Passthrough { clusters, .. } = &c.action else {
+                panic!("passthrough expected")
+            };
+            // Only this tenant's backends are reachable on its address.
+            for wc in clusters {
+                assert!(
+                    wc.cluster.starts_with(&format!("t/{t}/")),
+                    "{t}: {}",
+                    wc.cluster
+                );
+            }
+            got.push((c.name.clone(), c.server_names.clone(), clusters.len()));
+        }
+        let b = l.bind;
+        let mut want = vec![(format!("own/tls/{b}/default"), vec![], 1)];
+        if t == "a" {
+            want.push((
+                format!("own/tls/{b}/sni/db.a.example"),
+                vec!["db.a.example".to_string()],
+                1,
+            ));
+            // The unresolved backend: the chain exists and connects nowhere.
+            want.push((
+                format!("own/tls/{b}/sni/gone.a.example"),
+                vec!["gone.a.example".to_string()],
+                0,
+            ));
+        }
+        want.sort();
+        got.sort();
+        assert_eq!(got, want, "{t}");
+    }
+    // Without address pools nothing changes: the hostname-less TLS listener is refused.
+    let shared = compile(&fleet, &tls_dp());
+    let g = status(&shared, &ck("a", "c1"), Kind::Gateway, "web");
+    assert_eq!(
+        listener_condition(g, "tls", "Accepted").reason,
+        "UnsupportedValue"
+    );
+}
+
+/// On an own address a passthrough listener sits next to an HTTPS one on another port (all on
+/// the Gateway's one address); a TLS listener in Terminate mode is refused alone there too.
+#[test]
+fn own_address_passthrough_next_to_https_and_a_refused_terminate_listener() {
+    use super::own_address::{compile_own, pools};
+    let mut hostless = passthrough("tls", "x.example");
+    hostless.hostname = None;
+    let mut term = passthrough("term", "t.a.example");
+    term.port = 9443;
+    term.tls.as_mut().unwrap().mode = TlsMode::Terminate;
+    let mut h = https("https", None, vec![cert("c", "01")], None);
+    h.port = 8443;
+    let gw = gateway("default", "web", vec![hostless, h, term]);
+    let out = compile_own(&one(vec![gw], vec![]), &pools(&["192.0.2.50"], None));
+    let g = status(&out, &ck("a", "c1"), Kind::Gateway, "web");
+    assert!(listener_condition(g, "tls", "Programmed").status, "{g:?}");
+    assert!(listener_condition(g, "https", "Programmed").status, "{g:?}");
+    assert_eq!(
+        listener_condition(g, "term", "Accepted").reason,
+        "UnsupportedValue"
+    );
+    assert_eq!(g.addresses, vec!["192.0.2.50".to_string()]);
+    let a = cond(&g.conditions, "Accepted");
+    assert_eq!((a.status, a.reason.as_str()), (true, "ListenersNotValid"));
+    // No TLSRoute yet: no passthrough listener (Envoy refuses one without chains); the HTTPS
+    // one is there.
+    let names: Vec<&str> = out
+        .snapshot
+        .tls_listeners
+        .iter()
+        .map(|l| l.name.as_str())
+        .collect();
+    assert_eq!(names, vec!["own/https/192.0.2.50:8443"]);
 }
