@@ -329,7 +329,10 @@ fn statuses(
                     .get(gateway)
                     .and_then(|l| l.get(range.clone()))
                     .map(<[ListenerStatus]>::to_vec)
-                    .unwrap_or_default();
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(not_accepted_when_conflicted)
+                    .collect();
                 let programmed = |l: &ListenerStatus| {
                     l.conditions
                         .iter()
@@ -354,7 +357,7 @@ fn statuses(
                     let msg = "no listener is valid; see the listener conditions";
                     vec![
                         Condition::new("Accepted", false, "ListenersNotValid", msg),
-                        Condition::new("Programmed", false, "Invalid", msg),
+                        Condition::new("Programmed", false, "ListenersNotValid", msg),
                     ]
                 };
                 (conditions, listeners)
@@ -384,6 +387,29 @@ fn statuses(
         });
     }
     out
+}
+
+/// A ListenerSet listener that lost a conflict is not accepted: `Accepted` and `Programmed`
+/// are `False` with the conflict's reason (`HostnameConflict`, `ProtocolConflict`), as the
+/// Gateway API's ListenerSet conformance tests ask (`ListenerSetHostnameConflict`,
+/// `ListenerSetProtocolConflict`). Listeners of the Gateway itself keep `Accepted=True`.
+fn not_accepted_when_conflicted(mut l: ListenerStatus) -> ListenerStatus {
+    let Some(c) = l
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Conflicted" && c.status)
+        .cloned()
+    else {
+        return l;
+    };
+    for cond in l
+        .conditions
+        .iter_mut()
+        .filter(|x| x.type_ == "Accepted" || x.type_ == "Programmed")
+    {
+        *cond = Condition::new(&cond.type_.clone(), false, &c.reason, c.message.clone());
+    }
+    l
 }
 
 /// `status.attachedListenerSets` of every Gateway: its ListenerSets that are Accepted.
