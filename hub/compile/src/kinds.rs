@@ -37,8 +37,16 @@ fn gk(kind: &str) -> RouteGroupKind {
     }
 }
 
-/// The intersection of the listener's `allowedRoutes.kinds` with its protocol's kinds.
+/// The intersection of the listener's `allowedRoutes.kinds` with its protocol's kinds. A TLS
+/// listener in `Terminate` mode serves no kind (it is refused, `super::listener`), and says so
+/// with an empty `supportedKinds` (upstream `TLSRouteListenerTerminateNotSupported`).
 pub fn resolve(l: &Listener) -> Kinds {
+    if super::listener::tls_terminate_refused(l).is_some() {
+        return Kinds {
+            supported: Vec::new(),
+            invalid: None,
+        };
+    }
     let served = protocol_kinds(l.protocol);
     if l.allowed_kinds.is_empty() {
         return Kinds {

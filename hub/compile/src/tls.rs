@@ -25,7 +25,7 @@ use super::snapshot::{
 use crate::model::data_plane::DataPlaneListener;
 use crate::model::{
     AppProtocol, ClusterIntent, ClusterKey, Condition, Kind, ListenerTls, ObjectKey, ObjectStatus,
-    Protocol, RouteParentStatus, TlsMode, TlsRoute,
+    RouteParentStatus, TlsMode, TlsRoute,
 };
 
 /// Routes attached per Gateway (namespace, name), per listener: the set of routes.
@@ -66,14 +66,12 @@ pub fn attach_tls_routes(
         let mut parents = Vec::new();
         for pref in &route.parent_refs {
             let (gkey, gw, scope) = merged.parent(ck, ci, pref);
-            // TLSRoutes attach to TLS (passthrough) listeners only.
-            let valid: Vec<bool> = match (problems.get(&gkey), gw) {
-                (Some(ps), Some(g)) => ps
-                    .iter()
-                    .zip(&g.listeners)
-                    .map(|(p, l)| p.is_none() && l.protocol == Some(Protocol::Tls))
-                    .collect(),
-                _ => Vec::new(),
+            // TLSRoutes attach to TLS (passthrough) listeners only: `attach` filters by the
+            // listeners' kinds, so a parent with only HTTP/HTTPS listeners gives
+            // NotAllowedByListeners (upstream `TLSRouteInvalidNoMatchingListener`).
+            let valid: Vec<bool> = match problems.get(&gkey) {
+                Some(ps) => ps.iter().map(Option::is_none).collect(),
+                None => Vec::new(),
             };
             // On a Gateway's own address a hostname-less pair passes every SNI (or none)
             // through: nothing of another tenant arrives there.

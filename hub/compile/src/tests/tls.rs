@@ -118,6 +118,13 @@ fn https_listener_gets_a_chain_per_hostname_with_its_secret_and_routes() {
     assert_eq!(st.listeners[0].attached_routes, 1);
 }
 
+/// Whether the listener status is the one of the Terminate-mode TLS case (its message says so).
+fn l_is_terminate_tls(st: &ObjectStatus) -> bool {
+    listener_condition(st, "l", "Accepted")
+        .message
+        .contains("tls.mode Terminate")
+}
+
 #[test]
 fn tls_listener_checks_table() {
     // (listener, Accepted, Programmed, ResolvedRefs reason or "", reason of the first False)
@@ -202,6 +209,10 @@ fn tls_listener_checks_table() {
             assert_eq!(a.reason, reason, "case {i}: {}", a.message);
         } else if !programmed {
             assert_eq!(p.reason, reason, "case {i}");
+        }
+        if reason == "UnsupportedValue" && l_is_terminate_tls(st) {
+            // A refused Terminate-mode TLS listener serves no kind.
+            assert!(st.listeners[0].supported_kinds.is_empty(), "case {i}");
         }
         if !programmed {
             assert!(out.snapshot.tls_listeners.is_empty(), "case {i}");
@@ -647,4 +658,53 @@ fn own_address_passthrough_next_to_https_and_a_refused_terminate_listener() {
         .map(|l| l.name.as_str())
         .collect();
     assert_eq!(names, vec!["own/https/192.0.2.50:8443"]);
+}
+
+/// Upstream `TLSRouteInvalidNoMatchingListener`: a TLSRoute whose parent has only HTTP or
+/// HTTPS listeners is `Accepted=False/NotAllowedByListeners` (the listeners do not take the
+/// kind); a sectionName that names no listener stays `NoMatchingParent`.
+#[test]
+fn tls_routes_on_http_or_https_only_gateways_are_not_allowed_by_listeners() {
+    for (what, l, section, want) in [
+        ("http", listener("http", 80), None, "NotAllowedByListeners"),
+        (
+            "https",
+            https("https", Some("x.a.example"), vec![cert("c", "01")], None),
+            None,
+            "NotAllowedByListeners",
+        ),
+        (
+            "section",
+            listener("http", 80),
+            Some("nope"),
+            "NoMatchingParent",
+        ),
+    ] {
+        let mut fleet = one(vec![gateway("default", "web", vec![l])], vec![]);
+        let mut r = tls_route(
+            "r",
+            &["tls.a.example"],
+            vec![backend("b", 1, &["127.0.1.1:443"])],
+        );
+        r.parent_refs[0].section_name = section.map(str::to_string);
+        fleet
+            .get_mut(&ck("a", "c1"))
+            .unwrap()
+            .tls_routes
+            .insert(("default".into(), "r".into()), r);
+        let out = compile(&fleet, &tls_dp());
+        let st = out.statuses[&ck("a", "c1")]
+            .iter()
+            .find(|s| s.key.kind == Kind::TlsRoute)
+            .unwrap();
+        let a = cond(&st.parents[0].conditions, "Accepted");
+        assert_eq!(
+            (a.status, a.reason.as_str()),
+            (false, want),
+            "{what}: {}",
+            a.message
+        );
+        let g = status(&out, &ck("a", "c1"), Kind::Gateway, "web");
+        assert_eq!(g.listeners[0].attached_routes, 0, "{what}");
+    }
 }
