@@ -51,6 +51,10 @@ pub fn check<'a>(
             )));
         }
     };
+    // Refused whatever the port: the mode itself is not supported.
+    if let Some(p) = tls_terminate_refused(l) {
+        return Err(p);
+    }
     let dl = dp
         .listeners
         .iter()
@@ -84,9 +88,6 @@ pub fn check<'a>(
                 fits.join(", ")
             }
         )));
-    }
-    if let Some(p) = tls_terminate_refused(l) {
-        return Err(p);
     }
     if wants == DataPlaneProtocol::Tls {
         if l.hostname.is_none() {

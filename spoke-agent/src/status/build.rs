@@ -447,16 +447,18 @@ pub fn route_status(route: &HttpRoute, hub: &ObjectStatus, now: &Time) -> HttpRo
 
 /// A listener's `supportedKinds`: what the hub computed (the intersection of
 /// `allowedRoutes.kinds` with what it serves), or, from a hub that does not send them, the kind
-/// of the listener's protocol.
+/// of the listener's protocol. A listener the hub refused (`Accepted=False`) keeps the hub's
+/// list, also when empty (a TLS listener in Terminate mode serves no kind: upstream
+/// `TLSRouteListenerTerminateNotSupported`).
 fn supported_kinds(
     gw: &Gateway,
     l: &pb::ListenerStatus,
 ) -> Vec<GatewayStatusListenersSupportedKinds> {
-    let invalid_kinds = l
-        .conditions
-        .iter()
-        .any(|c| c.r#type == "ResolvedRefs" && c.reason == "InvalidRouteKinds");
-    if l.supported_kinds.is_empty() && !invalid_kinds {
+    let hub_says_none = l.conditions.iter().any(|c| {
+        (c.r#type == "ResolvedRefs" && c.reason == "InvalidRouteKinds")
+            || (c.r#type == "Accepted" && c.status == "False")
+    });
+    if l.supported_kinds.is_empty() && !hub_says_none {
         return route_kinds_of(gw, &l.name)
             .iter()
             .map(|k| GatewayStatusListenersSupportedKinds {

@@ -184,8 +184,11 @@ fn tls_listener_checks_table() {
         // listed, refused alone.
         (
             {
+                // On a port the data plane does not publish (the suite's 8443): the mode is
+                // what is refused.
                 let mut l = passthrough("l", "terminate.a.example");
                 l.tls.as_mut().unwrap().mode = TlsMode::Terminate;
+                l.port = 8443;
                 l
             },
             false,

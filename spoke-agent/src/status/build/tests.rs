@@ -500,6 +500,12 @@ fn supported_kinds_case(st: ClusterState, protocol: &str) {
         kinds_of(vec![], pc("ResolvedRefs", "False", "InvalidRouteKinds")),
         vec![]
     );
+    // A listener the hub refused keeps the hub's empty list (a TLS listener in Terminate
+    // mode: upstream TLSRouteListenerTerminateNotSupported).
+    assert_eq!(
+        kinds_of(vec![], pc("Accepted", "False", "UnsupportedValue")),
+        vec![]
+    );
     let defaulted = kinds_of(vec![], pc("ResolvedRefs", "True", "ResolvedRefs"));
     if protocol == "HTTP" {
         assert_eq!(
