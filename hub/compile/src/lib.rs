@@ -203,7 +203,19 @@ fn cluster_part(
             .enumerate()
             .map(|(i, l)| {
                 let route_kinds = kinds::resolve(l);
+                let conflict = || {
+                    let c = conflicts.get(&(ck.clone(), k.clone()))?.get(i)?.as_ref()?;
+                    Some(ListenerProblem::Conflicted(
+                        c.reason(),
+                        c.message().to_string(),
+                    ))
+                };
                 if i >= own_count && matches!(l.protocol, Some(Protocol::Tcp | Protocol::Udp)) {
+                    // A conflict with an earlier listener says more than "not served here"
+                    // (upstream `ListenerSetProtocolConflict`: a TCP listener on an HTTP port).
+                    if let Some(c) = conflict() {
+                        return Some(c);
+                    }
                     return Some(ListenerProblem::UnsupportedProtocol(format!(
                         "{} listeners are not served in a ListenerSet yet; put this listener on the Gateway",
                         l.protocol_name
@@ -223,11 +235,7 @@ fn cluster_part(
                             msg.clone(),
                         ));
                     }
-                    let c = conflicts.get(&(ck.clone(), k.clone()))?.get(i)?.as_ref()?;
-                    Some(ListenerProblem::Conflicted(
-                        c.reason(),
-                        c.message().to_string(),
-                    ))
+                    conflict()
                 })
             })
             .collect();

@@ -528,3 +528,76 @@ fn an_https_listener_set_terminates_with_its_own_certificate() {
     );
     assert!(!cond(&s.listeners[1].conditions, "Programmed").status);
 }
+
+/// Upstream `ListenerSetHostnameConflict` and `ListenerSetProtocolConflict`: a ListenerSet
+/// listener that loses a conflict is `Accepted=False`, `Programmed=False` and
+/// `Conflicted=True`, all with the conflict's reason (a TCP listener on the Gateway's HTTP
+/// port is a `ProtocolConflict`, not "TCP is not served in a ListenerSet"); a ListenerSet
+/// left without a valid listener is `Accepted=False`, `Programmed=False`, both
+/// `ListenersNotValid`; the Gateway's own listener keeps `Accepted=True`.
+#[test]
+fn listener_set_listeners_that_lose_a_conflict_are_not_accepted_table() {
+    let gw = allowing(
+        gateway(
+            "infra",
+            "gw",
+            vec![listener("gateway-listener", 80).host("www.a.example")],
+        ),
+        AllowedListeners::Same,
+    );
+    let mixed = ls(
+        "infra",
+        "mixed",
+        "2026-01-01T00:00:00Z",
+        ("infra", "gw"),
+        vec![
+            listener("mine", 80).host("mine.a.example"),
+            listener("dup", 80).host("www.a.example"),
+        ],
+    );
+    let only_tcp = ls(
+        "infra",
+        "only-tcp",
+        "2026-01-02T00:00:00Z",
+        ("infra", "gw"),
+        vec![listener("tcp", 80).proto(Some(Protocol::Tcp), "TCP")],
+    );
+    let c = compile(&fleet(vec![gw], vec![mixed, only_tcp], vec![]), &dp());
+    let cs = |set: &str, l: &str| -> Vec<(String, bool, String)> {
+        let s = status(&c, &ck("a", "c1"), Kind::ListenerSet, set);
+        let l = s.listeners.iter().find(|x| x.name == l).unwrap();
+        ["Accepted", "Programmed", "Conflicted"]
+            .iter()
+            .map(|t| {
+                let x = cond(&l.conditions, t);
+                (t.to_string(), x.status, x.reason.clone())
+            })
+            .collect()
+    };
+    let lost = |r: &str| {
+        vec![
+            ("Accepted".to_string(), false, r.to_string()),
+            ("Programmed".to_string(), false, r.to_string()),
+            ("Conflicted".to_string(), true, r.to_string()),
+        ]
+    };
+    assert_eq!(cs("mixed", "dup"), lost("HostnameConflict"));
+    assert_eq!(cs("only-tcp", "tcp"), lost("ProtocolConflict"));
+    assert!(
+        cs("mixed", "mine")[0].1,
+        "the other listener stays accepted"
+    );
+    assert_eq!(set_accepted(&c, "mixed"), (true, "Accepted".to_string()));
+    let s = status(&c, &ck("a", "c1"), Kind::ListenerSet, "only-tcp");
+    for t in ["Accepted", "Programmed"] {
+        let x = cond(&s.conditions, t);
+        assert_eq!(
+            (x.status, x.reason.as_str()),
+            (false, "ListenersNotValid"),
+            "{t}"
+        );
+    }
+    let g = status(&c, &ck("a", "c1"), Kind::Gateway, "gw");
+    assert!(cond(&g.listeners[0].conditions, "Accepted").status);
+    assert_eq!(g.attached_listener_sets, 1);
+}
