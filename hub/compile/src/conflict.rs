@@ -171,6 +171,35 @@ pub fn conflicts<'a>(
     };
     for ((_, port), mut group) in groups {
         group.sort_by(|a, b| a.order().cmp(&b.order()));
+        // Listeners that lose to an earlier origin of their Gateway (the Gateway's own
+        // listeners, then older ListenerSets) are out: they no longer conflict with the
+        // listeners of their own origin (upstream `ListenerSetProtocolConflict`: a ListenerSet's
+        // TCP listener on the Gateway's HTTP port loses, its HTTP siblings stay served).
+        // Decided in merged order, so a listener that lost holds nothing against later ones.
+        let mut lost = vec![false; group.len()];
+        for i in 0..group.len() {
+            let a = &group[i];
+            let la = &a.gateway.listeners[a.index];
+            let ka = (
+                a.gateway.meta.namespace.clone(),
+                a.gateway.meta.name.clone(),
+            );
+            lost[i] = (0..group.len()).any(|j| {
+                let b = &group[j];
+                let lb = &b.gateway.listeners[b.index];
+                !lost[j]
+                    && a.cluster == b.cluster
+                    && std::ptr::eq(a.gateway, b.gateway)
+                    && b.index < a.index
+                    && origin(a.cluster, &ka, a.index) != origin(b.cluster, &ka, b.index)
+                    && pair(
+                        a.protocol,
+                        la.hostname.as_deref(),
+                        b.protocol,
+                        lb.hostname.as_deref(),
+                    ) != Pair::Compatible
+            });
+        }
         for (i, a) in group.iter().enumerate() {
             let la = &a.gateway.listeners[a.index];
             for (j, b) in group.iter().enumerate() {
@@ -199,7 +228,7 @@ pub fn conflicts<'a>(
                     if oa != ob {
                         // Listeners of different origins (the Gateway, its ListenerSets): the
                         // one earlier in the merged list wins.
-                        if p != Pair::Compatible && b.index < a.index {
+                        if p != Pair::Compatible && b.index < a.index && !lost[j] {
                             let what = match &ob {
                                 None => format!("listener {} of the Gateway", lb.name),
                                 Some(o) => format!("listener {} of ListenerSet {o}", lb.name),
@@ -218,6 +247,9 @@ pub fn conflicts<'a>(
                                 },
                             );
                         }
+                        continue;
+                    }
+                    if lost[i] || lost[j] {
                         continue;
                     }
                     match p {

@@ -562,7 +562,22 @@ fn listener_set_listeners_that_lose_a_conflict_are_not_accepted_table() {
         ("infra", "gw"),
         vec![listener("tcp", 80).proto(Some(Protocol::Tcp), "TCP")],
     );
-    let c = compile(&fleet(vec![gw], vec![mixed, only_tcp], vec![]), &dp());
+    // A TCP listener that loses to the Gateway's HTTP listener does not take its HTTP
+    // sibling down with it.
+    let tcp_and_http = ls(
+        "infra",
+        "tcp-and-http",
+        "2026-01-03T00:00:00Z",
+        ("infra", "gw"),
+        vec![
+            listener("h", 80).host("h.a.example"),
+            listener("tcp", 80).proto(Some(Protocol::Tcp), "TCP"),
+        ],
+    );
+    let c = compile(
+        &fleet(vec![gw], vec![mixed, only_tcp, tcp_and_http], vec![]),
+        &dp(),
+    );
     let cs = |set: &str, l: &str| -> Vec<(String, bool, String)> {
         let s = status(&c, &ck("a", "c1"), Kind::ListenerSet, set);
         let l = s.listeners.iter().find(|x| x.name == l).unwrap();
@@ -587,6 +602,15 @@ fn listener_set_listeners_that_lose_a_conflict_are_not_accepted_table() {
         cs("mixed", "mine")[0].1,
         "the other listener stays accepted"
     );
+    assert_eq!(cs("tcp-and-http", "tcp"), lost("ProtocolConflict"));
+    assert_eq!(
+        cs("tcp-and-http", "h")[2],
+        ("Conflicted".to_string(), false, "NoConflicts".to_string())
+    );
+    assert_eq!(
+        set_accepted(&c, "tcp-and-http"),
+        (true, "Accepted".to_string())
+    );
     assert_eq!(set_accepted(&c, "mixed"), (true, "Accepted".to_string()));
     let s = status(&c, &ck("a", "c1"), Kind::ListenerSet, "only-tcp");
     for t in ["Accepted", "Programmed"] {
@@ -599,5 +623,5 @@ fn listener_set_listeners_that_lose_a_conflict_are_not_accepted_table() {
     }
     let g = status(&c, &ck("a", "c1"), Kind::Gateway, "gw");
     assert!(cond(&g.listeners[0].conditions, "Accepted").status);
-    assert_eq!(g.attached_listener_sets, 1);
+    assert_eq!(g.attached_listener_sets, 2);
 }
