@@ -475,6 +475,29 @@ impl Fleet {
                 }
             }
         }
+        // A rejected ListenerSet whose Gateway does not allow its namespace is told that first
+        // (`NotAllowed`): the Gateway's answer comes before what is wrong inside the set
+        // (upstream `ListenerSetAllowedNamespaceSame`: a set in a foreign namespace whose
+        // listener hostname is not even valid).
+        for (k, st) in rejections
+            .iter_mut()
+            .filter(|(k, _)| k.kind == Kind::ListenerSet)
+        {
+            let Some(pb::object::Spec::ListenerSet(s)) = wire.get(k).and_then(|o| o.spec.as_ref())
+            else {
+                continue;
+            };
+            let parent = (s.parent_namespace.clone(), s.parent_name.clone());
+            let Some(gw) = intent.gateways.get(&parent) else {
+                continue;
+            };
+            if let Err(msg) = crate::compile::listener_set::allowed(gw, &k.namespace) {
+                st.conditions = vec![
+                    crate::model::Condition::new("Accepted", false, "NotAllowed", &msg),
+                    crate::model::Condition::new("Programmed", false, "NotAllowed", msg),
+                ];
+            }
+        }
         // Quotas count the tenant's objects in all its clusters.
         let mut others = admit::quota::Usage::default();
         for (ck, ci) in state.intent.iter() {
@@ -847,6 +870,77 @@ tenants:
             .unwrap();
         assert_ne!(revision("a"), a1);
         assert_eq!(revision("b"), b1);
+    }
+
+    /// Upstream `ListenerSetAllowedNamespaceSame`: a ListenerSet from a namespace its Gateway
+    /// does not allow is `NotAllowed`, also when admission rejected it for its listeners (here
+    /// a hostname that is not fully qualified); one the Gateway allows keeps admission's reason.
+    #[test]
+    fn a_rejected_listener_set_its_gateway_does_not_allow_is_not_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), (9000, 9001));
+        let fleet = Fleet::open(cfg.clone(), Store::open(&cfg.store_path).unwrap()).unwrap();
+        let listener = |name: &str, host: &str| pb::Listener {
+            name: name.into(),
+            protocol: "HTTP".into(),
+            port: 80,
+            hostname: host.into(),
+            ..Default::default()
+        };
+        let obj = |kind: pb::Kind, ns: &str, name: &str, spec| pb::Object {
+            r#ref: Some(pb::ObjectRef {
+                kind: kind as i32,
+                namespace: ns.into(),
+                name: name.into(),
+            }),
+            generation: 1,
+            creation_timestamp: String::new(),
+            spec: Some(spec),
+        };
+        let set = |ns: &str| {
+            obj(
+                pb::Kind::ListenerSet,
+                ns,
+                "ls",
+                pb::object::Spec::ListenerSet(pb::ListenerSet {
+                    parent_namespace: "infra".into(),
+                    parent_name: "gw".into(),
+                    listeners: vec![listener("l", "not-qualified")],
+                }),
+            )
+        };
+        let gw = obj(
+            pb::Kind::Gateway,
+            "infra",
+            "gw",
+            pb::object::Spec::Gateway(pb::Gateway {
+                gateway_class_name: "fleetgate".into(),
+                listeners: vec![listener("http", "www.a.example")],
+                allowed_listeners: Some(pb::AllowedListeners {
+                    from: "Same".into(),
+                    ..Default::default()
+                }),
+            }),
+        );
+        // The set comes before its Gateway in the update: the order does not matter.
+        fleet
+            .apply(&key("a"), &full(vec![set("other"), set("infra"), gw]))
+            .unwrap();
+        let v = fleet.view();
+        let reason = |ns: &str| {
+            let st = v.rejections[&key("a")]
+                .iter()
+                .find(|(k, _)| k.kind == Kind::ListenerSet && k.namespace == ns)
+                .map(|(_, s)| s.clone())
+                .unwrap();
+            st.conditions
+                .iter()
+                .find(|c| c.type_ == "Accepted")
+                .map(|c| (c.status, c.reason.clone()))
+                .unwrap()
+        };
+        assert_eq!(reason("other"), (false, "NotAllowed".to_string()));
+        assert_ne!(reason("infra").1, "NotAllowed");
     }
 
     #[test]

@@ -86,8 +86,9 @@ pub struct Merged<'a> {
 }
 
 /// Whether a Gateway's `allowedListeners` admits a ListenerSet of namespace `ns`, and the words
-/// for the tenant when not.
-fn allowed(gw: &Gateway, ns: &str) -> Result<(), String> {
+/// for the tenant when not. (Also used by the hub for ListenerSets that admission rejected:
+/// `fleetgate_hub::fleet`.)
+pub fn allowed(gw: &Gateway, ns: &str) -> Result<(), String> {
     let ok = match &gw.allowed_listeners {
         AllowedListeners::None => false,
         AllowedListeners::Same => gw.meta.namespace == ns,
