@@ -110,8 +110,8 @@ impl ApiError {
             "unsupported_path",
             format!(
                 "POST /v1/responses (OpenAI's Responses API) is served only for OpenAI-compatible \
-                 backends and this route's backend is {api}; use {supported} instead, or point \
-                 the route at an OpenAI-compatible backend"
+                 backends; this route's backend is {api}, which serves {supported}: send one of \
+                 those instead, or point the route at an OpenAI-compatible backend"
             ),
         )
     }

@@ -155,8 +155,11 @@ fn tokens(usage: &Value) -> Option<(u64, u64)> {
 }
 
 /// Events of a Responses API stream that end it with the whole response, usage included.
-const RESPONSES_FINAL_EVENTS: [&str; 3] =
-    ["response.completed", "response.incomplete", "response.failed"];
+const RESPONSES_FINAL_EVENTS: [&str; 3] = [
+    "response.completed",
+    "response.incomplete",
+    "response.failed",
+];
 
 /// Events of a Responses API stream that carry one piece of output (a token, roughly).
 const RESPONSES_DELTA_EVENTS: [&str; 3] = [
@@ -651,7 +654,10 @@ mod tests {
         // `response.incomplete` (max_output_tokens reached) ends the stream with usage too.
         let incomplete = RESPONSES_STREAM
             .replace("response.completed", "response.incomplete")
-            .replace("\"status\":\"completed\",\"model\"", "\"status\":\"incomplete\",\"model\"");
+            .replace(
+                "\"status\":\"completed\",\"model\"",
+                "\"status\":\"incomplete\",\"model\"",
+            );
         for step in [1, 4, 64] {
             let (out, sse) = run(&incomplete, step, false);
             assert_eq!(out, incomplete, "split every {step}");
@@ -667,7 +673,9 @@ mod tests {
         assert_eq!((u.prompt_tokens, u.completion_tokens), (0, 2));
         assert!(u.time_to_first_token.is_some());
         // `usage: null` in response.created is no usage.
-        let created = &RESPONSES_STREAM[..RESPONSES_STREAM.find("event: response.in_progress").unwrap()];
+        let created = &RESPONSES_STREAM[..RESPONSES_STREAM
+            .find("event: response.in_progress")
+            .unwrap()];
         let (_, sse) = run(created, 7, false);
         assert_eq!(sse.reported, None);
         assert_eq!(sse.model.as_deref(), Some("gpt-4o-mini-2024-07-18"));

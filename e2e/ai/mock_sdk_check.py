@@ -68,6 +68,21 @@ def responses_check(c):
     """OpenAI's Responses API: plain (string input with instructions), a list of messages cut at
     max_output_tokens, streamed events ending in response.completed with usage, a bad request."""
     import openai
+    from openai.types.responses import Response, ResponseStreamEvent
+    from pydantic import TypeAdapter
+
+    # The SDK builds its models without validating; validate the raw body and every raw event
+    # strictly against its types, so a missing or mistyped field fails here.
+    raw = c.responses.with_raw_response.create(model="mock-gpt", input="hello fleet", instructions="be brief")
+    Response.model_validate(raw.http_response.json())
+    events = TypeAdapter(ResponseStreamEvent)
+    validated = 0
+    with c.responses.with_streaming_response.create(model="mock-gpt", input="hello fleet", stream=True) as s:
+        for line in s.iter_lines():
+            if line.startswith("data: "):
+                events.validate_json(line[len("data: "):])
+                validated += 1
+    out["responses_validated_events"] = validated
 
     r = c.responses.create(model="mock-gpt", input="hello fleet", instructions="be brief")
     out["responses_plain"] = {

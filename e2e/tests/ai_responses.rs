@@ -108,13 +108,20 @@ async fn the_openai_sdk_uses_the_responses_api_through_the_gateway() {
     assert_eq!(plain["text"], "mock heard: hello fleet");
     assert_eq!(plain["status"], "completed");
     assert_eq!(plain["model"], "mock-gpt", "the backend's model override");
-    assert_eq!(plain["usage"], json!([4, 4]), "instructions + input in, 4 out");
+    assert_eq!(
+        plain["usage"],
+        json!([4, 4]),
+        "instructions + input in, 4 out"
+    );
     let stream = &seen["stream"];
     assert_eq!(stream["text"], plain["text"]);
     assert_eq!(stream["final_text"], plain["text"]);
     assert_eq!(stream["first"], "response.created");
     assert_eq!(stream["last"], "response.completed");
-    assert_eq!(stream["usage"], plain["usage"], "usage in response.completed");
+    assert_eq!(
+        stream["usage"], plain["usage"],
+        "usage in response.completed"
+    );
     assert_eq!(
         seen["stream_helper"],
         json!({"text": "mock heard: hello fleet", "final_text": "mock heard: hello fleet", "usage": [4, 4]})
@@ -165,7 +172,10 @@ async fn the_openai_sdk_uses_the_responses_api_through_the_gateway() {
     eprintln!("usage: {gpt:?}");
     assert_eq!((gpt.requests, gpt.streamed, gpt.errors), (4, 2, 0));
     assert_eq!((gpt.prompt_tokens, gpt.completion_tokens), (16, 14));
-    assert_eq!(gpt.counted_from_chunks, 0, "every stream reported its usage");
+    assert_eq!(
+        gpt.counted_from_chunks, 0,
+        "every stream reported its usage"
+    );
     assert_eq!(gpt.time_to_first_token_count, 2);
     assert_eq!(
         gw.usage.route_totals(TENANT, "c1/default/claude").requests,
@@ -176,6 +186,10 @@ async fn the_openai_sdk_uses_the_responses_api_through_the_gateway() {
     let mut reported = ledger.tokens.lock().unwrap().clone();
     reported.sort_unstable();
     assert_eq!(reported, [6, 8, 8, 8], "prompt + completion per response");
-    assert_eq!(*ledger.reserved.lock().unwrap(), 6, "every request reserved");
+    assert_eq!(
+        *ledger.reserved.lock().unwrap(),
+        6,
+        "every request reserved"
+    );
     gw.shutdown().await;
 }

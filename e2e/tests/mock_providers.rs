@@ -91,11 +91,20 @@ async fn the_openai_sdk_accepts_the_mock_openai_api() {
 #[tokio::test]
 async fn the_openai_sdk_accepts_the_mock_responses_api() {
     let (seen, _mock) = sdk("openai").await;
+    assert_eq!(
+        seen["responses_validated_events"], 12,
+        "every raw event validates against the SDK's ResponseStreamEvent: created, in_progress, \
+         item and part added, 4 deltas, text, part and item done, completed"
+    );
     let plain = &seen["responses_plain"];
     assert_eq!(plain["text"], "mock heard: hello fleet", "{plain}");
     assert_eq!(plain["status"], "completed");
     assert_eq!(plain["object"], "response");
-    assert!(plain["id"].as_str().is_some_and(|id| id.starts_with("resp_")));
+    assert!(
+        plain["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("resp_"))
+    );
     assert_eq!(
         plain["usage"],
         json!([4, 4, 8]),

@@ -332,7 +332,12 @@ mod tests {
             ),
             (Some("/custom/chat"), Some("/p"), Models, "/p/models"),
             (None, None, Responses, "/v1/responses"),
-            (None, Some("/api/openai/v1"), Responses, "/api/openai/v1/responses"),
+            (
+                None,
+                Some("/api/openai/v1"),
+                Responses,
+                "/api/openai/v1/responses",
+            ),
             // `path` names the chat completions path only.
             (Some("/custom/chat"), Some("/p"), Responses, "/p/responses"),
         ];

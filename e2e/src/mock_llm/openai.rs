@@ -188,7 +188,7 @@ fn response_object(id: &str, ask: &Ask, body: &Value, a: &Answer, status: &str) 
         let output_tokens = a.words.len();
         json!({
             "input_tokens": a.prompt_tokens,
-            "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
             "output_tokens": output_tokens,
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": a.prompt_tokens + output_tokens,
@@ -296,7 +296,10 @@ pub(super) fn responses(name: &str, body: &Value, delay: Duration) -> Response<B
         .enumerate()
         .map(|(n, mut e)| {
             e["sequence_number"] = json!(n);
-            format!("event: {}\ndata: {e}\n\n", e["type"].as_str().unwrap_or_default())
+            format!(
+                "event: {}\ndata: {e}\n\n",
+                e["type"].as_str().unwrap_or_default()
+            )
         })
         .collect();
     sse(frames, delay)
@@ -351,8 +354,10 @@ mod tests {
 
     #[test]
     fn the_responses_api_takes_a_string_or_messages() {
-        let s = responses_ask(&json!({"model": "m", "input": "hello fleet", "instructions": "be brief"}))
-            .unwrap();
+        let s = responses_ask(
+            &json!({"model": "m", "input": "hello fleet", "instructions": "be brief"}),
+        )
+        .unwrap();
         assert_eq!((s.prompt_words, s.last_user.len()), (4, 2));
         let list = responses_ask(&json!({"model": "m", "max_output_tokens": 2, "input": [
             {"role": "developer", "content": "be brief"},
