@@ -5,7 +5,8 @@ messages cut at max_output_tokens, and the 404 that Anthropic and Gemini backend
 
 Envoy is not in front here: the script sets the identity headers Envoy would set. Routes (env):
 ROUTE_OPENAI (an OpenAI-compatible backend: the mock's Responses API), ROUTE_ANTHROPIC,
-ROUTE_GEMINI. The client's key is a dummy; the gateway injects the backend's. Output: one JSON
+ROUTE_GEMINI, ROUTE_MIXED (a failover group: an Anthropic provider first, then an
+OpenAI-compatible one). The client's key is a dummy; the gateway injects the backend's. Output: one JSON
 object on stdout; a failed expectation raises.
 """
 
@@ -60,5 +61,8 @@ for name in ("anthropic", "gemini"):
         raise AssertionError(f"the Responses API was served for the {name} backend")
     except openai.NotFoundError as e:
         out[name] = {"status": e.status_code, "code": e.code, "message": e.message}
+
+mixed = client(os.environ["ROUTE_MIXED"]).responses.create(**ask)
+out["mixed"] = {"text": mixed.output_text, "model": mixed.model}
 
 print(json.dumps(out))

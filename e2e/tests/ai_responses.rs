@@ -3,7 +3,8 @@
 //! of messages cut at `max_output_tokens`, against the mock OpenAI API proven by
 //! `mock_providers.rs`; the backend's key and model override reach the mock; usage is counted
 //! from the body and the `response.completed` event, and the tenant's budget is charged those
-//! tokens; Anthropic and Gemini backends answer 404 `unsupported_path` saying what to use. The
+//! tokens; Anthropic and Gemini backends answer 404 `unsupported_path` saying what to use, and a
+//! failover group serves it from its OpenAI-compatible providers only. The
 //! gateway runs in-process so its usage counters and budget reports can be read.
 
 use std::net::SocketAddr;
@@ -66,6 +67,14 @@ tenants:
         ai:
           provider: {{ gemini: {{ model: mock-gemini }}, host: "{ip}", port: {port} }}
         policies: {{ auth: {{ key: {BACKEND_KEY} }} }}
+      c1/default/mixed:
+        ai:
+          groups:
+            - providers:
+                - {{ name: claude, anthropic: {{ model: mock-claude }}, host: "{ip}", port: {port} }}
+            - providers:
+                - {{ name: gpt, openai: {{ model: mock-gpt }}, host: "{ip}", port: {port} }}
+        policies: {{ auth: {{ key: {BACKEND_KEY} }} }}
 "#,
         ip = mock.ip(),
         port = mock.port()
@@ -92,6 +101,7 @@ async fn the_openai_sdk_uses_the_responses_api_through_the_gateway() {
         .env("ROUTE_OPENAI", "c1/default/gpt")
         .env("ROUTE_ANTHROPIC", "c1/default/claude")
         .env("ROUTE_GEMINI", "c1/default/gemini")
+        .env("ROUTE_MIXED", "c1/default/mixed")
         .output()
         .await
         .unwrap();
@@ -145,10 +155,17 @@ async fn the_openai_sdk_uses_the_responses_api_through_the_gateway() {
         );
     }
 
+    // A failover group whose first provider is Anthropic: the Responses API is served by its
+    // OpenAI-compatible provider, the Anthropic one is not tried.
+    assert_eq!(
+        seen["mixed"],
+        json!({"text": "mock heard: hello fleet", "model": "mock-gpt"})
+    );
+
     // What reached the mock: only Responses requests, at the prefixed path, with the backend's
     // key and model, never the client's key, and the body otherwise as the client sent it.
     let requests = mock.seen();
-    assert_eq!(requests.len(), 4, "{requests:#?}");
+    assert_eq!(requests.len(), 5, "{requests:#?}");
     for r in &requests {
         assert_eq!(r.vendor, Vendor::OpenAi);
         assert_eq!(r.path, "/v1/responses");
@@ -181,15 +198,22 @@ async fn the_openai_sdk_uses_the_responses_api_through_the_gateway() {
         gw.usage.route_totals(TENANT, "c1/default/claude").requests,
         0
     );
+    let mixed = gw.usage.route_totals(TENANT, "c1/default/mixed");
+    assert_eq!((mixed.requests, mixed.errors), (1, 0));
+    assert_eq!((mixed.prompt_tokens, mixed.completion_tokens), (4, 4));
 
     // The tenant's budget was charged those tokens, one report per answered request.
     let mut reported = ledger.tokens.lock().unwrap().clone();
     reported.sort_unstable();
-    assert_eq!(reported, [6, 8, 8, 8], "prompt + completion per response");
+    assert_eq!(
+        reported,
+        [6, 8, 8, 8, 8],
+        "prompt + completion per response"
+    );
     assert_eq!(
         *ledger.reserved.lock().unwrap(),
-        6,
-        "every request reserved"
+        7,
+        "every request reserved, also the refused ones"
     );
     gw.shutdown().await;
 }

@@ -86,6 +86,19 @@ pub fn served_paths(provider: &Provider) -> &'static str {
     }
 }
 
+/// Whether a backend of `provider`'s API serves `method path` (the others answer 404
+/// `unsupported_path`); failover groups try only the providers that do.
+pub fn serves(provider: &Provider, method: &hyper::Method, path: &str) -> bool {
+    let endpoint = openai::Endpoint::of(method, path);
+    match provider {
+        Provider::OpenAi { .. } => endpoint.is_some() || anthropic_client(method, path),
+        Provider::Anthropic { .. } => {
+            endpoint == Some(openai::Endpoint::ChatCompletions) || anthropic_client(method, path)
+        }
+        Provider::Gemini { .. } => endpoint == Some(openai::Endpoint::ChatCompletions),
+    }
+}
+
 /// Serves one request with the backend's provider.
 pub async fn handle(
     ctx: RequestCtx,
