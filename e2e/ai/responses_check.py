@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """OpenAI's Responses API through the gateway (e2e/tests/ai_responses.rs), with the official
 OpenAI SDK: plain, streamed (raw events and the SDK's `responses.stream` helper), a list of
-messages cut at max_output_tokens, and the 404 that Anthropic and Gemini backends answer.
+messages cut at max_output_tokens, an upstream 429 with Retry-After, and the 404 that Anthropic and Gemini backends answer.
 
 Envoy is not in front here: the script sets the identity headers Envoy would set. Routes (env):
 ROUTE_OPENAI (an OpenAI-compatible backend: the mock's Responses API), ROUTE_ANTHROPIC,
@@ -54,6 +54,14 @@ cut = c.responses.create(model="gpt-4o-mini", max_output_tokens=2, input=[
 ])
 out["cut"] = {"text": cut.output_text, "status": cut.status, "reason": cut.incomplete_details.reason,
               "usage": [cut.usage.input_tokens, cut.usage.output_tokens]}
+
+# The mock answers this one 429 with Retry-After (queued by the Rust test): the SDK's own error.
+try:
+    c.responses.create(stream=True, **ask)
+    raise AssertionError("the queued 429 did not arrive")
+except openai.RateLimitError as e:
+    out["rate_limited"] = {"status": e.status_code, "retry_after": e.response.headers.get("retry-after"),
+                           "type": e.type}
 
 for name in ("anthropic", "gemini"):
     try:

@@ -15,7 +15,7 @@ use fleetgate_ai_gateway::config::RawConfig;
 use fleetgate_ai_gateway::source::StaticSource;
 use fleetgate_ai_gateway::{Running, Settings};
 use fleetgate_e2e::components::{ai_python, workspace_dir};
-use fleetgate_e2e::mock_llm::{MockLlm, Vendor};
+use fleetgate_e2e::mock_llm::{Fault, MockLlm, Vendor};
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
@@ -94,6 +94,14 @@ async fn the_openai_sdk_uses_the_responses_api_through_the_gateway() {
         .unwrap();
     let ledger = Arc::new(CountingLedger::default());
     let gw = gateway(mock.addr(), ledger.clone()).await;
+    // The 5th request (after plain, stream, stream helper and cut) gets a 429 with Retry-After.
+    mock.fail_request(
+        5,
+        Fault {
+            status: 429,
+            retry_after: Some(3),
+        },
+    );
     let output = tokio::process::Command::new(ai_python().unwrap())
         .arg(workspace_dir().join("e2e/ai/responses_check.py"))
         .env("GATEWAY_URL", format!("http://{}", gw.addr))
@@ -141,6 +149,12 @@ async fn the_openai_sdk_uses_the_responses_api_through_the_gateway() {
         json!({"text": "mock heard:", "status": "incomplete", "reason": "max_output_tokens", "usage": [4, 2]})
     );
 
+    // The upstream's 429 reaches the SDK as its RateLimitError, Retry-After included.
+    assert_eq!(
+        seen["rate_limited"],
+        json!({"status": 429, "retry_after": "3", "type": "rate_limit_exceeded"})
+    );
+
     // Anthropic and Gemini backends: 404 in OpenAI's shape, saying what to use instead.
     for (name, api) in [("anthropic", "Anthropic"), ("gemini", "Gemini")] {
         let e = &seen[name];
@@ -165,7 +179,7 @@ async fn the_openai_sdk_uses_the_responses_api_through_the_gateway() {
     // What reached the mock: only Responses requests, at the prefixed path, with the backend's
     // key and model, never the client's key, and the body otherwise as the client sent it.
     let requests = mock.seen();
-    assert_eq!(requests.len(), 5, "{requests:#?}");
+    assert_eq!(requests.len(), 6, "{requests:#?}");
     for r in &requests {
         assert_eq!(r.vendor, Vendor::OpenAi);
         assert_eq!(r.path, "/v1/responses");
@@ -180,14 +194,14 @@ async fn the_openai_sdk_uses_the_responses_api_through_the_gateway() {
             "nothing added: {r:#?}"
         );
     }
-    assert_eq!(requests.iter().filter(|r| r.stream).count(), 2);
+    assert_eq!(requests.iter().filter(|r| r.stream).count(), 3);
     assert_eq!(requests[0].body["instructions"], "be brief");
 
-    // Usage for the route: 4 requests, 2 streamed, every token counted from the bodies and the
-    // response.completed events; nothing counted for the refused routes.
+    // Usage for the route: 5 requests (one the 429, asked as a stream), 2 streams answered, every token counted
+    // from the bodies and the response.completed events; nothing counted for the refused routes.
     let gpt = gw.usage.route_totals(TENANT, "c1/default/gpt");
     eprintln!("usage: {gpt:?}");
-    assert_eq!((gpt.requests, gpt.streamed, gpt.errors), (4, 2, 0));
+    assert_eq!((gpt.requests, gpt.streamed, gpt.errors), (5, 3, 1));
     assert_eq!((gpt.prompt_tokens, gpt.completion_tokens), (16, 14));
     assert_eq!(
         gpt.counted_from_chunks, 0,
@@ -212,7 +226,7 @@ async fn the_openai_sdk_uses_the_responses_api_through_the_gateway() {
     );
     assert_eq!(
         *ledger.reserved.lock().unwrap(),
-        7,
+        8,
         "every request reserved, also the refused ones"
     );
     gw.shutdown().await;
