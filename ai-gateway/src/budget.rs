@@ -38,8 +38,9 @@ pub enum BudgetError {
 }
 
 impl BudgetError {
-    /// The answer to the client: OpenAI's 429 `insufficient_quota` with `Retry-After`, or 503.
-    pub fn into_response(self) -> Response<Body> {
+    /// The answer to the client: 429 `insufficient_quota` with `Retry-After`, or 503, in the
+    /// client's API's shape (Anthropic's for a Messages API client, OpenAI's otherwise).
+    pub fn into_client_response(self, anthropic_client: bool) -> Response<Body> {
         match self {
             BudgetError::Spent {
                 message,
@@ -51,7 +52,7 @@ impl BudgetError {
                     code: "budget_exceeded",
                     message,
                 }
-                .into_response();
+                .into_client_response(anthropic_client);
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, retry_after_seconds.into());
                 resp
@@ -65,7 +66,7 @@ impl BudgetError {
                         "this route has a budget and the gateway could not check it ({why}); retry shortly"
                     ),
                 }
-                .into_response();
+                .into_client_response(anthropic_client);
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
                 resp
@@ -198,7 +199,7 @@ mod tests {
             message: "the request budget of tenant a (2 requests per 60 s) is spent; it starts again in 30 s".into(),
             retry_after_seconds: 30,
         }
-        .into_response();
+        .into_client_response(false);
         assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(resp.headers()[header::RETRY_AFTER], "30");
         let body = resp.into_body().collect().await.unwrap().to_bytes();
@@ -219,8 +220,14 @@ mod tests {
         let ledger = HubLedger::new("http://127.0.0.1:1").unwrap();
         let err = ledger.reserve("a", "").await.unwrap_err();
         assert!(matches!(err, BudgetError::Unavailable(_)), "{err:?}");
-        let resp = err.into_response();
+        let resp = err.into_client_response(true);
         assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(resp.headers()[header::RETRY_AFTER], "1");
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v["type"], "error",
+            "Anthropic's shape for a Messages client: {v}"
+        );
     }
 }

@@ -21,7 +21,8 @@
 //! - [`limit`]: per-tenant concurrency, so one tenant's slow provider never blocks another.
 //! - [`budget`]: the tenant's and virtual key's budgets, reserved with the hub (across every
 //!   replica) before a request goes upstream; tokens reported when it ends.
-//! - [`provider`]: the provider protocol (OpenAI-compatible today).
+//! - [`provider`]: the provider protocols: OpenAI-compatible (chat completions, the Responses
+//!   API, embeddings, models), Anthropic and Gemini (translated).
 //! - [`auth`]: the backend's key on, the client's credentials off.
 //! - [`usage`]: tokens and time to first token, streamed or not.
 //! - [`errors`]: OpenAI-shaped errors with the right status.
@@ -199,17 +200,18 @@ impl Gateway {
             Ok(found) => found,
             Err(e) => return e.into_response(),
         };
+        let anthropic = provider::anthropic_client(req.method(), req.uri().path());
         let key = match tenant.keys.check(req.headers(), &route.name) {
             Ok(key) => key,
             Err(e) => {
                 tracing::info!(tenant = %tenant.name, route = %route.name, code = e.code, "request refused: no valid virtual key");
-                let anthropic = provider::anthropic_client(req.method(), req.uri().path());
                 return e.into_client_response(anthropic);
             }
         };
         let Some(permit) = tenant.limit.try_acquire() else {
             tracing::info!(tenant = %tenant.name, "tenant at its concurrency limit");
-            return ApiError::tenant_busy(&tenant.name, tenant.limit.max()).into_response();
+            return ApiError::tenant_busy(&tenant.name, tenant.limit.max())
+                .into_client_response(anthropic);
         };
         let ctx = RequestCtx {
             route,
@@ -225,7 +227,7 @@ impl Gateway {
             Ok(ctx) => ctx,
             Err(e) => {
                 tracing::info!(tenant = %tenant.name, error = %e, "request refused by its budget");
-                return e.into_response();
+                return e.into_client_response(anthropic);
             }
         };
         route::dispatch(ctx, req).await

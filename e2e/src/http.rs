@@ -1,5 +1,5 @@
-//! A small HTTP/1.1 client for tests: send a GET to an address with a chosen Host header, get
-//! the status and the body back.
+//! A small HTTP/1.1 client for tests: send a request (a GET, any method, or a JSON POST) to an
+//! address with a chosen Host header, get the status, headers and body back.
 //!
 //! The Host header is what selects a tenant's virtual host on the shared data plane, so it is
 //! set explicitly rather than derived from the address.
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -35,7 +35,7 @@ impl Response {
     }
 }
 
-fn client() -> Client<HttpConnector, Empty<Bytes>> {
+fn client() -> Client<HttpConnector, Full<Bytes>> {
     // One pool per test thread would be neater, but connections are cheap on loopback and a
     // fresh client per call keeps tests independent of each other's pooled connections.
     Client::builder(TokioExecutor::new())
@@ -72,49 +72,8 @@ pub async fn send(
     path: &str,
     headers: &[(&str, &str)],
 ) -> anyhow::Result<Response> {
-    let mut req = hyper::Request::builder()
-        .method(hyper::Method::from_bytes(method.as_bytes())?)
-        .uri(format!("http://{addr}{path}"))
-        .header(hyper::header::HOST, host)
-        .body(Empty::<Bytes>::new())
-        .context("building request")?;
-    for (k, v) in headers {
-        req.headers_mut().append(
-            hyper::header::HeaderName::from_bytes(k.as_bytes())?,
-            hyper::header::HeaderValue::from_str(v)?,
-        );
-    }
-    let fut = async {
-        let resp = client()
-            .request(req)
-            .await
-            .with_context(|| format!("{method} http://{addr}{path} (Host: {host})"))?;
-        let status = resp.status().as_u16();
-        let headers = resp
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .context("reading response body")?
-            .to_bytes();
-        anyhow::Ok(Response {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        })
-    };
-    tokio::time::timeout(REQUEST_TIMEOUT, fut)
-        .await
-        .with_context(|| format!("{method} http://{addr}{path} (Host: {host}) timed out"))?
+    let method = hyper::Method::from_bytes(method.as_bytes())?;
+    exchange(addr, method, host, path, headers, None).await
 }
 
 /// `POST http://<addr><path>` with a JSON `body`, `Host: <host>` and extra `headers`.
@@ -125,14 +84,29 @@ pub async fn post_json(
     headers: &[(&str, &str)],
     body: &serde_json::Value,
 ) -> anyhow::Result<Response> {
+    let body = Bytes::from(serde_json::to_vec(body)?);
+    exchange(addr, hyper::Method::POST, host, path, headers, Some(body)).await
+}
+
+/// One request on a fresh connection; `body` (JSON) or none.
+async fn exchange(
+    addr: SocketAddr,
+    method: hyper::Method,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Bytes>,
+) -> anyhow::Result<Response> {
+    let what = format!("{method} http://{addr}{path} (Host: {host})");
     let mut req = hyper::Request::builder()
-        .method(hyper::Method::POST)
+        .method(method)
         .uri(format!("http://{addr}{path}"))
-        .header(hyper::header::HOST, host)
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .body(http_body_util::Full::new(Bytes::from(serde_json::to_vec(
-            body,
-        )?)))
+        .header(hyper::header::HOST, host);
+    if body.is_some() {
+        req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+    }
+    let mut req = req
+        .body(Full::new(body.unwrap_or_default()))
         .context("building request")?;
     for (k, v) in headers {
         req.headers_mut().append(
@@ -140,15 +114,8 @@ pub async fn post_json(
             hyper::header::HeaderValue::from_str(v)?,
         );
     }
-    let client: Client<HttpConnector, http_body_util::Full<Bytes>> =
-        Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(0)
-            .build_http();
     let fut = async {
-        let resp = client
-            .request(req)
-            .await
-            .with_context(|| format!("POST http://{addr}{path} (Host: {host})"))?;
+        let resp = client().request(req).await.context(what.clone())?;
         let status = resp.status().as_u16();
         let headers = resp
             .headers()
@@ -174,5 +141,5 @@ pub async fn post_json(
     };
     tokio::time::timeout(REQUEST_TIMEOUT, fut)
         .await
-        .with_context(|| format!("POST http://{addr}{path} (Host: {host}) timed out"))?
+        .with_context(|| format!("{what} timed out"))?
 }

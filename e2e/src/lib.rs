@@ -15,6 +15,7 @@
 //! printed) when it fails.
 
 pub mod agent;
+pub mod ai_fleet;
 pub mod ai_gateway;
 pub mod apiserver;
 pub mod components;

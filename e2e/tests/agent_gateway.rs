@@ -10,15 +10,13 @@
 use std::net::{IpAddr, SocketAddr};
 
 use anyhow::{Context, ensure};
+use fleetgate_e2e::ai_fleet::{AiFleet, programmed_address, wait_condition};
 use fleetgate_e2e::components::{ai_python, workspace_dir};
 use fleetgate_e2e::fixtures::condition;
 use fleetgate_e2e::mock_llm::{MockLlm, Vendor};
-use fleetgate_e2e::own_address::{free_addresses, pools};
-use fleetgate_e2e::ports::{free_addr, free_port_in};
+use fleetgate_e2e::ports::free_port_in;
 use fleetgate_e2e::secrets::Secrets;
-use fleetgate_e2e::{
-    AiGateway, Fleet, FleetOptions, FleetTenant, LlamaServer, TIMEOUT, eventually,
-};
+use fleetgate_e2e::{LlamaServer, TIMEOUT, eventually};
 use serde_json::{Value, json};
 
 const LLAMA_KEY: &str = "sk-llama-key-from-the-tenants-secret";
@@ -199,53 +197,6 @@ spec:
     )
 }
 
-/// Waits until `kind ns/name` has condition `type_` = `status` (any reason) for its current
-/// generation, at `pointer` (a JSON pointer to the conditions array); returns the object.
-async fn wait_condition(
-    t: &FleetTenant,
-    kind: &str,
-    ns: &str,
-    name: &str,
-    pointer: &str,
-    type_: &str,
-    status: &str,
-) -> Value {
-    eventually(TIMEOUT, || async {
-        let o = t
-            .cluster
-            .get_json(kind, ns, name)
-            .await?
-            .with_context(|| format!("{kind} {ns}/{name} missing"))?;
-        let conditions = o.pointer(pointer).cloned().unwrap_or(Value::Null);
-        let c = condition(&conditions, type_)
-            .with_context(|| format!("{kind} {name}: no {type_} in {}", o["status"]))?;
-        ensure!(
-            c["status"] == status && c["observedGeneration"] == o["metadata"]["generation"],
-            "{kind} {name}: {type_} is {c}, want {status}"
-        );
-        Ok(o)
-    })
-    .await
-}
-
-/// Waits until Gateway `agentgateway-system/name` is Programmed; returns its address.
-async fn programmed_address(t: &FleetTenant, name: &str) -> IpAddr {
-    let gw = wait_condition(
-        t,
-        "Gateway",
-        "agentgateway-system",
-        name,
-        "/status/conditions",
-        "Programmed",
-        "True",
-    )
-    .await;
-    gw["status"]["addresses"][0]["value"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("{name}: no address: {}", gw["status"]))
-}
-
 /// Runs e2e/ai/tutorial_check.py against `gateway` (the Gateway's address and port);
 /// `upstream` is the model server behind it, which must refuse the client's key.
 async fn openai_sdk(
@@ -272,29 +223,19 @@ async fn openai_sdk(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tutorials_agentgateway_resources_serve_the_openai_sdk_from_llama_cpp() {
-    // Own addresses for hostname-less Gateways, and where the AI gateway listens.
-    let own = free_addresses(2, 8080);
-    let ai_addr = free_addr().unwrap();
-    let mut hub_extra = pools(&own, 8000, 9000);
-    hub_extra.insert(
-        "dataPlane".into(),
-        json!({ "aiGateways": [ai_addr.to_string()] }),
-    );
-    let fleet = Fleet::start_with_options(
+    // Own addresses for hostname-less Gateways, and one AI gateway replica.
+    let ai = AiFleet::start(
         &[
             ("tenant-a", "*.a.example", "127.0.1.0/24"),
             ("tenant-b", "*.b.example", "127.0.2.0/24"),
         ],
-        FleetOptions {
-            hub_extra,
-            agent_args: vec!["--gateway-class".into(), "agentgateway".into()],
-        },
+        1,
+        2,
+        Default::default(),
     )
     .await
     .unwrap();
-    let _ai = AiGateway::start(&fleet.dir, "a", ai_addr, fleet.hub.xds_addr())
-        .await
-        .unwrap();
+    let fleet = &ai.fleet;
 
     // tenant-a's node runs llama.cpp where kube-proxy would forward the Service's nodePort.
     let a = fleet.tenant("tenant-a");
@@ -306,9 +247,9 @@ async fn the_tutorials_agentgateway_resources_serve_the_openai_sdk_from_llama_cp
     a.cluster.apply(&tutorial_yaml(node_port)).await.unwrap();
 
     // True status on all three objects in the tenant's cluster.
-    let address = programmed_address(a, "agentgateway-proxy").await;
+    let address = programmed_address(a, "agentgateway-system", "agentgateway-proxy").await;
     assert!(
-        own.contains(&address),
+        ai.own_addresses.contains(&address),
         "the Gateway is served on its own address"
     );
     for type_ in ["Accepted", "ResolvedRefs"] {
@@ -378,7 +319,7 @@ async fn the_tutorials_agentgateway_resources_serve_the_openai_sdk_from_llama_cp
     .await
     .unwrap();
     a.cluster.apply(&claude_yaml(claude_port)).await.unwrap();
-    let caddress = programmed_address(a, "claude-proxy").await;
+    let caddress = programmed_address(a, "agentgateway-system", "claude-proxy").await;
     assert_ne!(caddress, address, "each Gateway has its own address");
     let translated = eventually(TIMEOUT, || {
         openai_sdk(SocketAddr::new(caddress, 8080), claude.addr(), None)

@@ -12,12 +12,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::ensure;
-use fleetgate_e2e::fixtures::{condition, tenant_openai_backend};
+use fleetgate_e2e::ai_fleet::{AiFleet, programmed_address};
+use fleetgate_e2e::fixtures::tenant_openai_backend;
 use fleetgate_e2e::http::{Response, post_json};
 use fleetgate_e2e::mock_llm::MockLlm;
-use fleetgate_e2e::own_address::{free_addresses, pools};
-use fleetgate_e2e::ports::{free_addr, free_port_in};
-use fleetgate_e2e::{AiGateway, Fleet, FleetOptions, FleetTenant, TIMEOUT, eventually};
+use fleetgate_e2e::ports::free_port_in;
+use fleetgate_e2e::{FleetTenant, TIMEOUT, eventually};
 use serde_json::{Value, json};
 
 const KEY: &str = "sk-provider-key";
@@ -55,25 +55,7 @@ async fn tenant_ai(t: &FleetTenant) -> (IpAddr, MockLlm) {
         .apply(&tenant_openai_backend(port, KEY))
         .await
         .unwrap();
-    let gw = eventually(TIMEOUT, || async {
-        let gw = t
-            .cluster
-            .get_json("Gateway", "default", "ai")
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("no Gateway yet"))?;
-        let programmed = condition(&gw["status"]["conditions"], "Programmed").cloned();
-        ensure!(
-            programmed.as_ref().is_some_and(|c| c["status"] == "True"),
-            "Gateway not Programmed: {}",
-            gw["status"]
-        );
-        Ok(gw)
-    })
-    .await;
-    let address = gw["status"]["addresses"][0]["value"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no address: {}", gw["status"]));
+    let address = programmed_address(t, "default", "ai").await;
     (address, mock)
 }
 
@@ -96,39 +78,24 @@ fn total_tokens(r: &Response) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replicas_never_let_a_tenant_past_its_budget() {
-    let own = free_addresses(2, 8080);
-    let (gw1, gw2) = (free_addr().unwrap(), free_addr().unwrap());
-    let mut hub_extra = pools(&own, 8000, 9000);
-    hub_extra.insert(
-        "dataPlane".into(),
-        json!({ "aiGateways": [gw1.to_string(), gw2.to_string()] }),
-    );
     // A window of 31 days: the test never straddles two windows.
-    hub_extra.insert(
-        "quotas".into(),
-        json!({ "tenants": {
-            "tenant-a": { "aiBudget": { "requests": REQUESTS, "window": "744h" } },
-            "tenant-b": { "aiBudget": { "tokens": TOKENS, "window": "744h" } },
-        }}),
-    );
-    let fleet = Fleet::start_with_options(
+    let quotas = json!({ "tenants": {
+        "tenant-a": { "aiBudget": { "requests": REQUESTS, "window": "744h" } },
+        "tenant-b": { "aiBudget": { "tokens": TOKENS, "window": "744h" } },
+    }});
+    let ai = AiFleet::start(
         &[
             ("tenant-a", "*.a.example", "127.0.1.0/24"),
             ("tenant-b", "*.b.example", "127.0.2.0/24"),
         ],
-        FleetOptions {
-            hub_extra,
-            agent_args: vec!["--gateway-class".into(), "agentgateway".into()],
-        },
+        2,
+        2,
+        [("quotas".to_string(), quotas)].into_iter().collect(),
     )
     .await
     .unwrap();
-    let _r1 = AiGateway::start(&fleet.dir, "r1", gw1, fleet.hub.xds_addr())
-        .await
-        .unwrap();
-    let _r2 = AiGateway::start(&fleet.dir, "r2", gw2, fleet.hub.xds_addr())
-        .await
-        .unwrap();
+    let fleet = &ai.fleet;
+    let (gw1, gw2) = (ai.gateways[0].addr(), ai.gateways[1].addr());
     let a = fleet.tenant("tenant-a");
     let b = fleet.tenant("tenant-b");
     let (a_address, a_mock) = tenant_ai(a).await;

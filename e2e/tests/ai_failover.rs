@@ -14,13 +14,13 @@ use anyhow::{Context, ensure};
 use fleetgate_ai_gateway::config::RawConfig;
 use fleetgate_ai_gateway::source::StaticSource;
 use fleetgate_ai_gateway::{Running, Settings};
+use fleetgate_e2e::ai_fleet::{AiFleet, programmed_address, wait_condition};
 use fleetgate_e2e::components::{ai_python, workspace_dir};
 use fleetgate_e2e::fixtures::condition;
 use fleetgate_e2e::mock_llm::{Fault, MockLlm};
-use fleetgate_e2e::own_address::{free_addresses, pools};
 use fleetgate_e2e::ports::{free_addr, free_port_in};
 use fleetgate_e2e::secrets::Secrets;
-use fleetgate_e2e::{AiGateway, Fleet, FleetOptions, TIMEOUT, eventually};
+use fleetgate_e2e::{TIMEOUT, eventually};
 use serde_json::{Value, json};
 
 const TENANT: &str = "tenant-a";
@@ -301,25 +301,15 @@ async fn sdk_steps(gateway: SocketAddr, steps: &str) -> anyhow::Result<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenants_failover_groups_serve_from_the_second_provider_when_the_first_answers_429() {
-    let own = free_addresses(1, 8080);
-    let ai_addr = free_addr().unwrap();
-    let mut hub_extra = pools(&own, 8000, 9000);
-    hub_extra.insert(
-        "dataPlane".into(),
-        json!({ "aiGateways": [ai_addr.to_string()] }),
-    );
-    let fleet = Fleet::start_with_options(
+    let ai = AiFleet::start(
         &[("tenant-a", "*.a.example", "127.0.1.0/24")],
-        FleetOptions {
-            hub_extra,
-            agent_args: vec!["--gateway-class".into(), "agentgateway".into()],
-        },
+        1,
+        1,
+        Default::default(),
     )
     .await
     .unwrap();
-    let _ai = AiGateway::start(&fleet.dir, "a", ai_addr, fleet.hub.xds_addr())
-        .await
-        .unwrap();
+    let fleet = &ai.fleet;
 
     // Both mock providers run on the tenant's node, where kube-proxy would forward their
     // Services' nodePorts.
@@ -349,37 +339,28 @@ async fn a_tenants_failover_groups_serve_from_the_second_provider_when_the_first
         .unwrap();
 
     // The backend's status says both providers resolved.
-    let backend = eventually(TIMEOUT, || async {
-        let o = t
-            .cluster
-            .get_json("AgentgatewayBackend", "default", "failover")
-            .await?
-            .context("AgentgatewayBackend default/failover missing")?;
-        let refs = condition(&o["status"]["conditions"], "ResolvedRefs")
-            .cloned()
-            .with_context(|| format!("no ResolvedRefs yet: {}", o["status"]))?;
-        ensure!(refs["status"] == "True", "ResolvedRefs is {refs}");
-        Ok(refs)
-    })
+    let backend = wait_condition(
+        t,
+        "AgentgatewayBackend",
+        "default",
+        "failover",
+        "/status/conditions",
+        "ResolvedRefs",
+        "True",
+    )
     .await;
+    let backend = condition(&backend["status"]["conditions"], "ResolvedRefs")
+        .cloned()
+        .unwrap_or_default();
     let message = backend["message"].as_str().unwrap_or_default();
     assert!(
         message.starts_with("2 of 2 providers of spec.ai.groups resolved: groups[0].providers[0] (a): host mock-a.llm.svc.cluster.local resolved to 1 ready endpoint(s)"),
         "{message}"
     );
-    let gw = eventually(TIMEOUT, || async {
-        let o = t
-            .cluster
-            .get_json("Gateway", "agentgateway-system", "agentgateway-proxy")
-            .await?
-            .context("Gateway missing")?;
-        let addr = o["status"]["addresses"][0]["value"]
-            .as_str()
-            .and_then(|s| s.parse::<IpAddr>().ok())
-            .with_context(|| format!("no address yet: {}", o["status"]))?;
-        Ok(SocketAddr::new(addr, 8080))
-    })
-    .await;
+    let gw = SocketAddr::new(
+        programmed_address(t, "agentgateway-system", "agentgateway-proxy").await,
+        8080,
+    );
 
     // The first group serves while it answers.
     let first = eventually(TIMEOUT, || async {
@@ -400,18 +381,33 @@ async fn a_tenants_failover_groups_serve_from_the_second_provider_when_the_first
             retry_after: Some(30),
         },
     );
-    let seen = sdk_steps(gw, "plain,stream").await.unwrap();
+    let seen = sdk_steps(gw, "plain,stream,responses,responses_stream")
+        .await
+        .unwrap();
     assert_eq!(
         seen,
-        json!(["b heard: hello fleet", "b heard: hello fleet"]),
-        "the 429 never reached the client"
+        json!([
+            "b heard: hello fleet",
+            "b heard: hello fleet",
+            "b heard: hello fleet",
+            "b heard: hello fleet"
+        ]),
+        "the 429 never reached the client; OpenAI's Responses API through Envoy too"
     );
     assert_eq!(
         a.seen().len(),
         a_before + 1,
         "a was asked once (the 429), then skipped for its Retry-After"
     );
-    assert_eq!(b.seen().len(), 2);
+    assert_eq!(b.seen().len(), 4);
+    assert_eq!(
+        b.seen()
+            .iter()
+            .filter(|r| r.path == "/v1/responses")
+            .count(),
+        2,
+        "plain and streamed Responses reached b"
+    );
     assert!(
         a.seen().iter().chain(b.seen().iter()).all(|r| r.key_ok),
         "each provider got its own key, never the client's"

@@ -15,13 +15,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::ensure;
+use fleetgate_e2e::ai_fleet::{AiFleet, programmed_address};
 use fleetgate_e2e::fixtures::condition;
 use fleetgate_e2e::http::{Response, post_json};
 use fleetgate_e2e::mock_llm::MockLlm;
-use fleetgate_e2e::own_address::{free_addresses, pools};
-use fleetgate_e2e::ports::{free_addr, free_port_in};
+use fleetgate_e2e::ports::free_port_in;
 use fleetgate_e2e::secrets::Secrets;
-use fleetgate_e2e::{AiGateway, Fleet, FleetOptions, TIMEOUT, eventually};
+use fleetgate_e2e::{TIMEOUT, eventually};
 use serde_json::{Value, json};
 
 /// The provider key: only the gateway may present it.
@@ -171,25 +171,15 @@ async fn key_conditions(cluster: &fleetgate_e2e::FleetTenant, name: &str) -> Val
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_virtual_key_opens_the_route_and_the_provider_never_sees_it() {
-    let own = free_addresses(1, 8080);
-    let gw = free_addr().unwrap();
-    let mut hub_extra = pools(&own, 8000, 9000);
-    hub_extra.insert(
-        "dataPlane".into(),
-        json!({ "aiGateways": [gw.to_string()] }),
-    );
-    let fleet = Fleet::start_with_options(
+    let ai = AiFleet::start(
         &[("tenant-a", "*.a.example", "127.0.1.0/24")],
-        FleetOptions {
-            hub_extra,
-            agent_args: vec!["--gateway-class".into(), "agentgateway".into()],
-        },
+        1,
+        1,
+        Default::default(),
     )
     .await
     .unwrap();
-    let _gateway = AiGateway::start(&fleet.dir, "r1", gw, fleet.hub.xds_addr())
-        .await
-        .unwrap();
+    let fleet = &ai.fleet;
     let t = fleet.tenant("tenant-a");
     let node_ip: IpAddr = t.create_node("node-1", 10).await.unwrap();
     let port = free_port_in(node_ip, 30000..=32767).unwrap();
@@ -202,24 +192,7 @@ async fn a_virtual_key_opens_the_route_and_the_provider_never_sees_it() {
     .await
     .unwrap();
     t.cluster.apply(&yaml(port)).await.unwrap();
-    let gateway = eventually(TIMEOUT, || async {
-        let g = t
-            .cluster
-            .get_json("Gateway", "default", "ai")
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("no Gateway yet"))?;
-        let programmed = condition(&g["status"]["conditions"], "Programmed").cloned();
-        ensure!(
-            programmed.as_ref().is_some_and(|c| c["status"] == "True"),
-            "Gateway not Programmed: {}",
-            g["status"]
-        );
-        g["status"]["addresses"][0]["value"]
-            .as_str()
-            .and_then(|s| s.parse::<IpAddr>().ok())
-            .ok_or_else(|| anyhow::anyhow!("no address: {}", g["status"]))
-    })
-    .await;
+    let gateway = programmed_address(t, "default", "ai").await;
     let gateway = SocketAddr::new(gateway, 8080);
     let bearer = format!("Bearer {VIRTUAL_KEY}");
 

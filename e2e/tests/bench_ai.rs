@@ -398,50 +398,20 @@ async fn ai_gateway_and_litellm_in_front_of_one_mock() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "benchmark: run with `make bench-ai`"]
-async fn envoy_and_the_ai_gateway_together_at_fixed_rates() {
-    use fleetgate_e2e::fixtures::{condition, tenant_openai_backend};
-    use fleetgate_e2e::own_address::{free_addresses, pools};
-    use fleetgate_e2e::ports::free_port_in;
-    use fleetgate_e2e::{AiGateway, Fleet, FleetOptions};
-    use serde_json::json;
-
-    let secs: u64 = std::env::var("BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
-    let own = free_addresses(1, 8080);
-    let gw_addr = free_addr().expect("port");
-    let mut hub_extra = pools(&own, 8000, 9000);
-    hub_extra.insert(
-        "dataPlane".into(),
-        json!({ "aiGateways": [gw_addr.to_string()] }),
-    );
-    // The load is one tenant's: its per-replica concurrency is not what is measured.
-    hub_extra.insert(
-        "quotas".into(),
-        json!({ "tenants": { "tenant-a": { "aiMaxConcurrency": 100000 } } }),
-    );
-    let fleet = Fleet::start_with_options(
-        &[("tenant-a", "*.a.example", "127.0.1.0/24")],
-        FleetOptions {
-            hub_extra,
-            agent_args: vec!["--gateway-class".into(), "agentgateway".into()],
-        },
-    )
-    .await
-    .expect("fleet");
-    let _gw = AiGateway::start(&fleet.dir, "bench", gw_addr, fleet.hub.xds_addr())
-        .await
-        .expect("AI gateway");
-    let a = fleet.tenant("tenant-a");
-    let node_ip = a.create_node("node-1", 10).await.expect("node");
-    let node_port = free_port_in(node_ip, 30000..=32767).expect("port");
+/// A tenant's mock provider on its node and its AI route applied; returns the mock's address and
+/// the Gateway's own address once Programmed.
+async fn tenant_route(
+    fleet: &fleetgate_e2e::Fleet,
+    tenant: &str,
+) -> (SocketAddr, std::net::IpAddr, Process) {
+    use fleetgate_e2e::fixtures::tenant_openai_backend;
+    let t = fleet.tenant(tenant);
+    let node_ip = t.create_node("node-1", 10).await.expect("node");
+    let node_port = fleetgate_e2e::ports::free_port_in(node_ip, 30000..=32767).expect("port");
     let mock_addr = SocketAddr::new(node_ip, node_port);
-    let _mock = Process::spawn(
+    let mock = Process::spawn(
         &fleet.dir,
-        "mock-llm",
+        &format!("mock-llm-{tenant}"),
         product_binary("fleetgate-mock-llm").expect("cargo build --bins"),
         [
             "--listen".to_string(),
@@ -451,29 +421,50 @@ async fn envoy_and_the_ai_gateway_together_at_fixed_rates() {
         ],
     )
     .expect("mock");
-    a.cluster
+    t.cluster
         .apply(&tenant_openai_backend(node_port, KEY))
         .await
         .expect("apply");
-    let address = fleetgate_e2e::eventually(fleetgate_e2e::TIMEOUT, || async {
-        let gw = a
-            .cluster
-            .get_json("Gateway", "default", "ai")
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("no Gateway"))?;
-        let ok = condition(&gw["status"]["conditions"], "Programmed")
-            .is_some_and(|c| c["status"] == "True");
-        anyhow::ensure!(ok, "not Programmed: {}", gw["status"]);
-        gw["status"]["addresses"][0]["value"]
-            .as_str()
-            .and_then(|s| s.parse::<std::net::IpAddr>().ok())
-            .ok_or_else(|| anyhow::anyhow!("no address"))
-    })
-    .await;
+    let address = fleetgate_e2e::ai_fleet::programmed_address(t, "default", "ai").await;
+    (mock_addr, address, mock)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark: run with `make bench-ai`"]
+async fn envoy_and_the_ai_gateway_together_at_fixed_rates() {
+    use fleetgate_e2e::ai_fleet::AiFleet;
+    use serde_json::json;
+
+    let secs: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    // The load is one tenant's at a time: its per-replica concurrency is not what is measured.
+    // tenant-b has a budget it never spends: each of its requests is reserved with the hub.
+    let quotas = json!({ "tenants": {
+        "tenant-a": { "aiMaxConcurrency": 100000 },
+        "tenant-b": { "aiMaxConcurrency": 100000,
+                      "aiBudget": { "requests": 1_000_000_000_000u64, "window": "744h" } },
+    }});
+    let ai = AiFleet::start(
+        &[
+            ("tenant-a", "*.a.example", "127.0.1.0/24"),
+            ("tenant-b", "*.b.example", "127.0.2.0/24"),
+        ],
+        1,
+        2,
+        [("quotas".to_string(), quotas)].into_iter().collect(),
+    )
+    .await
+    .expect("fleet");
+    let fleet = &ai.fleet;
+    let gw_addr = ai.gateways[0].addr();
+    let (mock_a, address_a, _mock_a) = tenant_route(fleet, "tenant-a").await;
+    let (_, address_b, _mock_b) = tenant_route(fleet, "tenant-b").await;
     let targets = [
         Target {
             name: "direct",
-            addr: mock_addr,
+            addr: mock_a,
             auth: Auth::Upstream,
         },
         Target {
@@ -483,7 +474,12 @@ async fn envoy_and_the_ai_gateway_together_at_fixed_rates() {
         },
         Target {
             name: "envoy+ai-gateway",
-            addr: SocketAddr::new(address, 8080),
+            addr: SocketAddr::new(address_a, 8080),
+            auth: Auth::Envoy,
+        },
+        Target {
+            name: "envoy+ai-gateway+budget",
+            addr: SocketAddr::new(address_b, 8080),
             auth: Auth::Envoy,
         },
     ];
