@@ -139,7 +139,11 @@ fn certificates_without_dns_names_name_nothing_unless_their_common_name_is_a_hos
         }
     };
     /// Common name, URI SAN, Ok(names) or Err(part of the message).
-    type Case<'a> = (Option<&'a str>, Option<&'a str>, Result<Vec<&'a str>, &'a str>);
+    type Case<'a> = (
+        Option<&'a str>,
+        Option<&'a str>,
+        Result<Vec<&'a str>, &'a str>,
+    );
     let cases: Vec<Case<'_>> = vec![
         // The upstream suite's certificate: CN "default", one URI SAN "*".
         (Some("default"), Some("*"), Ok(vec![])),
