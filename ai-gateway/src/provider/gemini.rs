@@ -36,6 +36,7 @@ fn path(ai: &AiBackend, model: &str, stream: bool) -> String {
 pub async fn handle(
     ctx: RequestCtx,
     ai: &AiBackend,
+    model_override: Option<&str>,
     policies: &Policies,
     req: Request<Bytes>,
 ) -> Response<Body> {
@@ -55,7 +56,7 @@ pub async fn handle(
         .and_then(|o| o.get("include_usage"))
         == Some(&Value::Bool(true));
     let (model, upstream_body) =
-        match tr::chat_request_to_gemini(&request, ai.provider.model_override()) {
+        match tr::chat_request_to_gemini(&request, model_override) {
             Ok(r) => r,
             Err(e) => return ctx.answer_error(ApiError::bad_request(e.0), None),
         };

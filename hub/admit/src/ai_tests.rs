@@ -86,13 +86,13 @@ fn model_aliases_are_admitted_sorted_at_the_limits() {
         .map(|i| (format!("alias-{i:02}"), format!("model-{i}")))
         .collect();
     b.model_aliases.insert("alias-00".into(), "m".repeat(256));
-    let admitted = admitted(b, &f).unwrap();
-    assert_eq!(admitted.model_aliases.len(), 64);
+    let got = admitted(b, &f).unwrap();
+    assert_eq!(got.model_aliases.len(), 64);
     assert_eq!(
-        admitted.model_aliases.keys().next().map(String::as_str),
+        got.model_aliases.keys().next().map(String::as_str),
         Some("alias-00")
     );
-    assert_eq!(admitted.model_aliases["alias-00"].len(), 256);
+    assert_eq!(got.model_aliases["alias-00"].len(), 256);
     // A groups backend carries them too; none: an empty map.
     assert!(admitted_groups_aliases(&f).get("fast").is_some());
     assert!(admitted(local_llm(), &f).unwrap().model_aliases.is_empty());

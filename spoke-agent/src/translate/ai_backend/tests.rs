@@ -102,6 +102,7 @@ fn the_tutorials_backend_is_resolved_into_endpoints_and_the_secrets_key() {
             }),
             problem: None,
             groups: Vec::new(),
+            model_aliases: Default::default(),
         })),
     };
     assert_eq!(objects, vec![want]);
