@@ -128,15 +128,16 @@ pub fn upstream_model(ai: &AiBackend, policies: &Policies, body: &[u8]) -> Optio
     if policies.model_aliases.is_empty() {
         return fixed.map(str::to_string);
     }
-    #[derive(serde::Deserialize)]
-    struct Requested {
-        model: Option<String>,
-    }
+    // Read as the handlers read it (an object; of a key written twice, the last), so the model
+    // looked up is the one the handler would send.
     let requested = match fixed {
         Some(m) => Some(m.to_string()),
-        None => serde_json::from_slice::<Requested>(body)
+        None => serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body)
             .ok()
-            .and_then(|r| r.model),
+            .and_then(|mut o| match o.remove("model") {
+                Some(serde_json::Value::String(m)) => Some(m),
+                _ => None,
+            }),
     };
     requested
         .and_then(|m| policies.model_aliases.get(&m).cloned())
@@ -200,8 +201,12 @@ mod tests {
                 "{what}"
             );
         }
-        // A duplicated key: serde_json refuses it, so no alias is applied and the handler,
-        // which reads the same body, answers.
+        // A key written twice: the last, as the handler reads it.
+        let dup = br#"{"model":"slow","model":"fast"}"#;
+        assert_eq!(
+            upstream_model(&backend(None), &aliased, dup).as_deref(),
+            Some("gpt-4o-mini")
+        );
         let dup = br#"{"model":"fast","model":"slow"}"#;
         assert_eq!(upstream_model(&backend(None), &aliased, dup), None);
     }
