@@ -88,15 +88,30 @@ impl ApiError {
         )
     }
 
-    /// 404: the backend exists but does not serve this path.
-    pub fn unsupported_path(method: &hyper::Method, path: &str) -> Self {
+    /// 404: the backend exists but does not serve this path; `supported` lists what its API
+    /// serves ([`crate::provider::served_paths`]).
+    pub fn unsupported_path(method: &hyper::Method, path: &str, supported: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
             "invalid_request_error",
             "unsupported_path",
             format!(
-                "{method} {path} is not served by this backend; supported: POST /v1/chat/completions, \
-                 POST /v1/embeddings, GET /v1/models"
+                "{method} {path} is not served by this route's backend; supported: {supported}"
+            ),
+        )
+    }
+
+    /// 404: OpenAI's Responses API asked of a backend of another API (`api`: `Anthropic`,
+    /// `Gemini`), which the gateway does not translate it to.
+    pub fn responses_unsupported(api: &str, supported: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "unsupported_path",
+            format!(
+                "POST /v1/responses (OpenAI's Responses API) is served only for OpenAI-compatible \
+                 backends; this route's backend is {api}, which serves {supported}: send one of \
+                 those instead, or point the route at an OpenAI-compatible backend"
             ),
         )
     }
@@ -344,7 +359,12 @@ mod tests {
                 "invalid_request_error",
             ),
             (
-                ApiError::unsupported_path(&hyper::Method::GET, "/v2"),
+                ApiError::unsupported_path(&hyper::Method::GET, "/v2", "POST /v1/messages"),
+                404,
+                "invalid_request_error",
+            ),
+            (
+                ApiError::responses_unsupported("Anthropic", "POST /v1/messages"),
                 404,
                 "invalid_request_error",
             ),

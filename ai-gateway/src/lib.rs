@@ -21,7 +21,8 @@
 //! - [`limit`]: per-tenant concurrency, so one tenant's slow provider never blocks another.
 //! - [`budget`]: the tenant's and virtual key's budgets, reserved with the hub (across every
 //!   replica) before a request goes upstream; tokens reported when it ends.
-//! - [`provider`]: the provider protocol (OpenAI-compatible today).
+//! - [`provider`]: the provider protocols: OpenAI-compatible (chat completions, the Responses
+//!   API, embeddings, models), Anthropic and Gemini (translated).
 //! - [`auth`]: the backend's key on, the client's credentials off.
 //! - [`usage`]: tokens and time to first token, streamed or not.
 //! - [`errors`]: OpenAI-shaped errors with the right status.

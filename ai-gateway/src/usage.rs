@@ -1,14 +1,18 @@
 //! Usage: what each response cost, counted as it goes back to the client (listen -> identify ->
 //! route -> provider -> auth -> **usage** -> errors).
 //!
-//! - Buffered responses: `usage.prompt_tokens` / `usage.completion_tokens` of the JSON body
-//!   ([`from_json`]).
+//! - Buffered responses: `usage.prompt_tokens` / `usage.completion_tokens` of the JSON body, or
+//!   `usage.input_tokens` / `usage.output_tokens` of a Responses API body ([`from_json`]).
 //! - Streams (SSE): the provider asks the upstream for usage (`stream_options.include_usage`);
 //!   [`SseUsage`] reads every event as it passes, keeps the usage the upstream reports, measures
 //!   the time to the first token, and hides what the client did not ask for: the final usage-only
 //!   chunk and the `"usage": null` field of the other chunks. An upstream that ignores the option
 //!   (llama-cpp-python 0.3.36 does) gets its completion tokens counted from the token chunks,
 //!   and the record says so ([`UsageSource::CountedChunks`]).
+//! - Responses API streams (`event: response.*`): the usage of the `response.completed` event
+//!   (or `response.incomplete` / `response.failed`, which end a stream the same way), the model
+//!   of the first event naming a response, the first token at the first
+//!   `response.output_text.delta`; nothing is hidden, since every client gets the final event.
 //!
 //! Records go to a [`UsageSink`], keyed by (tenant, route, model). [`InMemoryUsage`] keeps totals;
 //! metrics export comes with issue 13.
@@ -135,20 +139,34 @@ impl UsageSink for InMemoryUsage {
     }
 }
 
-/// Token counts of a `usage` object (`prompt_tokens`/`completion_tokens`; embeddings have only
-/// prompt tokens).
+/// Token counts of a `usage` object: chat completions' `prompt_tokens`/`completion_tokens`
+/// (embeddings have only prompt tokens), or the Responses API's `input_tokens`/`output_tokens`.
 fn tokens(usage: &Value) -> Option<(u64, u64)> {
     let obj = usage.as_object()?;
-    let prompt = obj
-        .get("prompt_tokens")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    let completion = obj
-        .get("completion_tokens")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
+    let count = |names: [&str; 2]| {
+        names
+            .iter()
+            .find_map(|n| obj.get(*n).and_then(Value::as_u64))
+            .unwrap_or(0)
+    };
+    let prompt = count(["prompt_tokens", "input_tokens"]);
+    let completion = count(["completion_tokens", "output_tokens"]);
     Some((prompt, completion))
 }
+
+/// Events of a Responses API stream that end it with the whole response, usage included.
+const RESPONSES_FINAL_EVENTS: [&str; 3] = [
+    "response.completed",
+    "response.incomplete",
+    "response.failed",
+];
+
+/// Events of a Responses API stream that carry one piece of output (a token, roughly).
+const RESPONSES_DELTA_EVENTS: [&str; 3] = [
+    "response.output_text.delta",
+    "response.refusal.delta",
+    "response.function_call_arguments.delta",
+];
 
 /// The model and token counts of a buffered JSON response.
 pub fn from_json(body: &[u8]) -> (Option<String>, Option<(u64, u64)>) {
@@ -245,6 +263,13 @@ impl SseUsage {
             out.extend_from_slice(raw);
             return;
         };
+        if let Some(kind) = obj.get("type").and_then(Value::as_str)
+            && kind.starts_with("response.")
+        {
+            self.responses_event(kind, &obj);
+            out.extend_from_slice(raw);
+            return;
+        }
         if self.model.is_none() {
             self.model = obj.get("model").and_then(Value::as_str).map(str::to_string);
         }
@@ -293,6 +318,33 @@ impl SseUsage {
         out.extend_from_slice(b"data: ");
         out.extend_from_slice(&serde_json::to_vec(&obj).unwrap_or_default());
         out.extend_from_slice(b"\n\n");
+    }
+
+    /// One event of a Responses API stream (`type: response.*`): counted, never changed.
+    fn responses_event(&mut self, kind: &str, obj: &serde_json::Map<String, Value>) {
+        if let Some(response) = obj.get("response") {
+            if self.model.is_none() {
+                self.model = response
+                    .get("model")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+            }
+            if RESPONSES_FINAL_EVENTS.contains(&kind)
+                && let Some(usage) = response.get("usage").and_then(tokens)
+            {
+                self.reported = Some(usage);
+            }
+        }
+        if RESPONSES_DELTA_EVENTS.contains(&kind) {
+            self.token_chunks += 1;
+            let visible = obj
+                .get("delta")
+                .and_then(Value::as_str)
+                .is_some_and(|d| !d.is_empty());
+            if visible && self.first_token.is_none() {
+                self.first_token = Some(self.started.elapsed());
+            }
+        }
     }
 
     /// The usage to record: reported if the upstream said, else counted from chunks.
@@ -446,6 +498,28 @@ mod tests {
         "data: [DONE]\r\n\r\n",
     );
 
+    /// An OpenAI Responses API stream (recorded shape, shortened: `event:` lines, a
+    /// `sequence_number` on each event, `response.completed` carrying the whole response with
+    /// its usage; no `[DONE]`).
+    const RESPONSES_STREAM: &str = concat!(
+        "event: response.created\n",
+        "data: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_1\",\"object\":\"response\",\"created_at\":1,\"status\":\"in_progress\",\"model\":\"gpt-4o-mini-2024-07-18\",\"output\":[],\"usage\":null}}\n\n",
+        "event: response.in_progress\n",
+        "data: {\"type\":\"response.in_progress\",\"sequence_number\":1,\"response\":{\"id\":\"resp_1\",\"object\":\"response\",\"created_at\":1,\"status\":\"in_progress\",\"model\":\"gpt-4o-mini-2024-07-18\",\"output\":[],\"usage\":null}}\n\n",
+        "event: response.output_item.added\n",
+        "data: {\"type\":\"response.output_item.added\",\"sequence_number\":2,\"output_index\":0,\"item\":{\"id\":\"msg_1\",\"type\":\"message\",\"status\":\"in_progress\",\"content\":[],\"role\":\"assistant\"}}\n\n",
+        "event: response.content_part.added\n",
+        "data: {\"type\":\"response.content_part.added\",\"sequence_number\":3,\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"part\":{\"type\":\"output_text\",\"annotations\":[],\"text\":\"\"}}\n\n",
+        "event: response.output_text.delta\n",
+        "data: {\"type\":\"response.output_text.delta\",\"sequence_number\":4,\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"delta\":\"Hel\",\"logprobs\":[]}\n\n",
+        "event: response.output_text.delta\n",
+        "data: {\"type\":\"response.output_text.delta\",\"sequence_number\":5,\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"delta\":\"lo \\u00e9\",\"logprobs\":[]}\n\n",
+        "event: response.output_text.done\n",
+        "data: {\"type\":\"response.output_text.done\",\"sequence_number\":6,\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"text\":\"Hello \\u00e9\",\"logprobs\":[]}\n\n",
+        "event: response.completed\n",
+        "data: {\"type\":\"response.completed\",\"sequence_number\":7,\"response\":{\"id\":\"resp_1\",\"object\":\"response\",\"created_at\":1,\"status\":\"completed\",\"model\":\"gpt-4o-mini-2024-07-18\",\"output\":[{\"id\":\"msg_1\",\"type\":\"message\",\"status\":\"completed\",\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\",\"annotations\":[],\"text\":\"Hello \\u00e9\"}]}],\"usage\":{\"input_tokens\":36,\"input_tokens_details\":{\"cached_tokens\":0},\"output_tokens\":2,\"output_tokens_details\":{\"reasoning_tokens\":0},\"total_tokens\":38}}}\n\n",
+    );
+
     /// Splits `input` at every `step` bytes (1 splits inside UTF-8 sequences, `\r\n` pairs and
     /// the blank line between events) and runs it through [`SseUsage`].
     fn run(input: &str, step: usize, wants: bool) -> (String, SseUsage) {
@@ -494,6 +568,23 @@ mod tests {
                 model: "gpt-4o-mini",
             },
             Case {
+                name: "responses API, usage in response.completed",
+                input: RESPONSES_STREAM,
+                wants: true,
+                reported: Some((36, 2)),
+                token_chunks: 2,
+                model: "gpt-4o-mini-2024-07-18",
+            },
+            Case {
+                // A Responses client never asks (the API has no include_usage): nothing hidden.
+                name: "responses API, nothing to hide",
+                input: RESPONSES_STREAM,
+                wants: false,
+                reported: Some((36, 2)),
+                token_chunks: 2,
+                model: "gpt-4o-mini-2024-07-18",
+            },
+            Case {
                 name: "llama.cpp, no usage chunk",
                 input: LLAMA_CPP,
                 wants: false,
@@ -510,7 +601,7 @@ mod tests {
                 assert_eq!(sse.token_chunks, case.token_chunks, "{at}");
                 assert_eq!(sse.model.as_deref(), Some(case.model), "{at}");
                 assert!(sse.first_token.is_some(), "{at}");
-                if case.wants || case.reported.is_none() {
+                if case.wants || case.reported.is_none() || case.input == RESPONSES_STREAM {
                     assert_eq!(out, case.input, "{at}: passed through byte for byte");
                 }
             }
@@ -559,11 +650,49 @@ mod tests {
     }
 
     #[test]
+    fn a_responses_stream_cut_short_or_incomplete_counts_what_it_says() {
+        // `response.incomplete` (max_output_tokens reached) ends the stream with usage too.
+        let incomplete = RESPONSES_STREAM
+            .replace("response.completed", "response.incomplete")
+            .replace(
+                "\"status\":\"completed\",\"model\"",
+                "\"status\":\"incomplete\",\"model\"",
+            );
+        for step in [1, 4, 64] {
+            let (out, sse) = run(&incomplete, step, false);
+            assert_eq!(out, incomplete, "split every {step}");
+            assert_eq!(sse.usage(200).source, UsageSource::Reported);
+            assert_eq!(sse.reported, Some((36, 2)));
+        }
+        // A stream that stops before its final event: the deltas stand in, like chunks.
+        let cut = &RESPONSES_STREAM[..RESPONSES_STREAM.find("event: response.completed").unwrap()];
+        let (out, sse) = run(cut, 3, false);
+        assert_eq!(out, cut);
+        let u = sse.usage(200);
+        assert_eq!(u.source, UsageSource::CountedChunks);
+        assert_eq!((u.prompt_tokens, u.completion_tokens), (0, 2));
+        assert!(u.time_to_first_token.is_some());
+        // `usage: null` in response.created is no usage.
+        let created = &RESPONSES_STREAM[..RESPONSES_STREAM
+            .find("event: response.in_progress")
+            .unwrap()];
+        let (_, sse) = run(created, 7, false);
+        assert_eq!(sse.reported, None);
+        assert_eq!(sse.model.as_deref(), Some("gpt-4o-mini-2024-07-18"));
+        assert!(sse.first_token.is_none());
+    }
+
+    #[test]
     fn buffered_responses_report_model_and_tokens() {
         let body = br#"{"id":"x","model":"tiny","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12}}"#;
         assert_eq!(from_json(body), (Some("tiny".into()), Some((5, 7))));
         let emb = br#"{"object":"list","data":[],"model":"e","usage":{"prompt_tokens":4,"total_tokens":4}}"#;
         assert_eq!(from_json(emb), (Some("e".into()), Some((4, 0))));
+        let responses = br#"{"id":"resp_1","object":"response","status":"completed","model":"gpt-4o-mini","output":[{"type":"message","role":"assistant","content":[{"type":"output_text","text":"hi","annotations":[]}]}],"usage":{"input_tokens":9,"input_tokens_details":{"cached_tokens":0},"output_tokens":3,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":12}}"#;
+        assert_eq!(
+            from_json(responses),
+            (Some("gpt-4o-mini".into()), Some((9, 3)))
+        );
         assert_eq!(from_json(b"not json"), (None, None));
     }
 

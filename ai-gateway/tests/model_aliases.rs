@@ -1,6 +1,6 @@
 //! `policies.modelAliases` over real loopback HTTP: the upstream records the path and body it
-//! got, and each provider receives the aliased model: OpenAI-compatible (chat completions),
-//! Anthropic (for OpenAI and for Messages clients) and Gemini (the model is in its path). A
+//! got, and each provider receives the aliased model: OpenAI-compatible (chat completions,
+//! the Responses API, embeddings), Anthropic (for OpenAI and for Messages clients) and Gemini (the model is in its path). A
 //! provider's fixed model replaces the client's first, and an alias then applies to it
 //! (agentgateway's order); a model that is no alias goes as written.
 
@@ -127,6 +127,17 @@ tenants:
         assert_eq!(got.0, "/v1/chat/completions");
         assert_eq!(model_of(&got).as_deref(), Some(want), "asked {asked}");
     }
+    // OpenAI's Responses API too.
+    let got = sent(
+        gw.addr,
+        &seen,
+        "openai",
+        "/v1/responses",
+        json!({"model": "fast", "input": "hi"}),
+    )
+    .await;
+    assert_eq!(got.0, "/v1/responses");
+    assert_eq!(model_of(&got).as_deref(), Some("gpt-4o-mini"));
     // Embeddings carry a model too.
     let got = sent(
         gw.addr,

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Sends chat completions through the gateway with the OpenAI SDK, step by step
-(e2e/tests/ai_failover.rs). STEPS is a comma-separated list of `plain`, `stream` and `sleepN`
-(seconds); the output is the list of answers' contents (and, for errors, the status), in order.
+(e2e/tests/ai_failover.rs). STEPS is a comma-separated list of `plain`, `stream`, `responses`
+and `responses_stream` (OpenAI's Responses API, plain and streamed) and `sleepN` (seconds); the
+output is the list of answers' contents (and, for errors, the status), in order.
 """
 
 import json
@@ -25,13 +26,21 @@ for step in os.environ["STEPS"].split(","):
     try:
         if step == "plain":
             out.append(client.chat.completions.create(**chat).choices[0].message.content)
-        else:
+        elif step == "responses":
+            out.append(client.responses.create(model="gpt-4o", input="hello fleet").output_text)
+        elif step == "responses_stream":
+            deltas = [ev.delta for ev in client.responses.create(model="gpt-4o", input="hello fleet", stream=True)
+                      if ev.type == "response.output_text.delta"]
+            out.append("".join(deltas))
+        elif step == "stream":
             text = []
             for ch in client.chat.completions.create(stream=True, **chat):
                 for c in ch.choices:
                     if c.delta.content:
                         text.append(c.delta.content)
             out.append("".join(text))
+        else:
+            raise AssertionError(f"unknown step {step!r}")
     except openai.APIStatusError as e:
         out.append(f"status {e.status_code}")
 print(json.dumps(out))

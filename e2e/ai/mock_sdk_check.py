@@ -55,12 +55,74 @@ def openai_check():
     emb = c.embeddings.create(model="mock-embed", input=["a b", "c"])
     out["embeddings"] = {"vectors": len(emb.data), "dims": len(emb.data[0].embedding), "tokens": emb.usage.prompt_tokens}
     out["models"] = [m.id for m in c.models.list()]
+    responses_check(c)
     bad = openai.OpenAI(base_url=URL + "/v1", api_key="wrong", max_retries=0)
     try:
         bad.chat.completions.create(**chat)
         raise AssertionError("a wrong key was accepted")
     except openai.AuthenticationError as e:
         out["wrong_key"] = {"status": e.status_code, "code": e.code}
+
+
+def responses_check(c):
+    """OpenAI's Responses API: plain (string input with instructions), a list of messages cut at
+    max_output_tokens, streamed events ending in response.completed with usage, a bad request."""
+    import openai
+    from openai.types.responses import Response, ResponseStreamEvent
+    from pydantic import TypeAdapter
+
+    # The SDK builds its models without validating; validate the raw body and every raw event
+    # strictly against its types, so a missing or mistyped field fails here.
+    raw = c.responses.with_raw_response.create(model="mock-gpt", input="hello fleet", instructions="be brief")
+    Response.model_validate(raw.http_response.json())
+    events = TypeAdapter(ResponseStreamEvent)
+    validated = 0
+    with c.responses.with_streaming_response.create(model="mock-gpt", input="hello fleet", stream=True) as s:
+        for line in s.iter_lines():
+            if line.startswith("data: "):
+                events.validate_json(line[len("data: "):])
+                validated += 1
+    out["responses_validated_events"] = validated
+
+    r = c.responses.create(model="mock-gpt", input="hello fleet", instructions="be brief")
+    out["responses_plain"] = {
+        "text": r.output_text, "status": r.status, "object": r.object, "id": r.id,
+        "usage": [r.usage.input_tokens, r.usage.output_tokens, r.usage.total_tokens],
+        "types": [type(r).__name__, type(r.output[0]).__name__, type(r.output[0].content[0]).__name__],
+    }
+    cut = c.responses.create(model="mock-gpt", max_output_tokens=2, input=[
+        {"role": "developer", "content": "be brief"},
+        {"role": "user", "content": [{"type": "input_text", "text": "hello fleet"}]},
+    ])
+    out["responses_cut"] = {"text": cut.output_text, "status": cut.status,
+                            "reason": cut.incomplete_details.reason, "usage": [cut.usage.input_tokens, cut.usage.output_tokens]}
+    deltas, kinds, classes, done_text, final = [], [], set(), None, None
+    for ev in c.responses.create(model="mock-gpt", input="hello fleet", instructions="be brief", stream=True):
+        kinds.append(ev.type)
+        classes.add(type(ev).__name__)
+        if ev.type == "response.output_text.delta":
+            deltas.append(ev.delta)
+        elif ev.type == "response.output_text.done":
+            done_text = ev.text
+        elif ev.type == "response.completed":
+            final = ev.response
+    out["responses_stream"] = {
+        "text": "".join(deltas), "done_text": done_text, "first": kinds[0], "last": kinds[-1],
+        "deltas": len(deltas), "final_text": final.output_text, "status": final.status,
+        "usage": [final.usage.input_tokens, final.usage.output_tokens, final.usage.total_tokens],
+        "classes": sorted(classes),
+    }
+    # The SDK's own stream helper assembles the same final response from the events.
+    with c.responses.stream(model="mock-gpt", input="hello fleet", instructions="be brief") as s:
+        for _ in s:
+            pass
+        helper = s.get_final_response()
+    out["responses_stream_helper"] = {"text": helper.output_text, "usage": [helper.usage.input_tokens, helper.usage.output_tokens]}
+    try:
+        c.responses.create(model="mock-gpt", input=[])
+        raise AssertionError("an empty input was accepted")
+    except openai.BadRequestError as e:
+        out["responses_bad"] = {"status": e.status_code, "type": e.type}
 
 
 def anthropic_check():

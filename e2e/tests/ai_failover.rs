@@ -381,18 +381,33 @@ async fn a_tenants_failover_groups_serve_from_the_second_provider_when_the_first
             retry_after: Some(30),
         },
     );
-    let seen = sdk_steps(gw, "plain,stream").await.unwrap();
+    let seen = sdk_steps(gw, "plain,stream,responses,responses_stream")
+        .await
+        .unwrap();
     assert_eq!(
         seen,
-        json!(["b heard: hello fleet", "b heard: hello fleet"]),
-        "the 429 never reached the client"
+        json!([
+            "b heard: hello fleet",
+            "b heard: hello fleet",
+            "b heard: hello fleet",
+            "b heard: hello fleet"
+        ]),
+        "the 429 never reached the client; OpenAI's Responses API through Envoy too"
     );
     assert_eq!(
         a.seen().len(),
         a_before + 1,
         "a was asked once (the 429), then skipped for its Retry-After"
     );
-    assert_eq!(b.seen().len(), 2);
+    assert_eq!(b.seen().len(), 4);
+    assert_eq!(
+        b.seen()
+            .iter()
+            .filter(|r| r.path == "/v1/responses")
+            .count(),
+        2,
+        "plain and streamed Responses reached b"
+    );
     assert!(
         a.seen().iter().chain(b.seen().iter()).all(|r| r.key_ok),
         "each provider got its own key, never the client's"

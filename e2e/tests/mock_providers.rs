@@ -2,7 +2,8 @@
 //! talking to them directly (`e2e/ai/mock_sdk_check.py`: PyPI `openai`, `anthropic`,
 //! `google-genai` from the setup's virtualenv), before any gateway test relies on them: plain,
 //! streamed, cut at the token limit, a tool call, usage, a wrong key and a 429 with Retry-After,
-//! each surfacing as the SDK's own types and exceptions.
+//! each surfacing as the SDK's own types and exceptions; for OpenAI also the Responses API
+//! (`responses.create` plain and streamed, `responses.stream`).
 
 use fleetgate_e2e::components::{ai_python, workspace_dir};
 use fleetgate_e2e::mock_llm::{Fault, MockLlm, Vendor};
@@ -80,6 +81,74 @@ async fn the_openai_sdk_accepts_the_mock_openai_api() {
     let requests = mock.seen();
     assert!(requests.iter().all(|r| r.vendor == Vendor::OpenAi));
     assert!(requests.iter().any(|r| r.stream && r.key_ok));
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.path == "/v1/responses" && r.stream && r.key_ok)
+    );
+}
+
+#[tokio::test]
+async fn the_openai_sdk_accepts_the_mock_responses_api() {
+    let (seen, _mock) = sdk("openai").await;
+    assert_eq!(
+        seen["responses_validated_events"], 12,
+        "every raw event validates against the SDK's ResponseStreamEvent: created, in_progress, \
+         item and part added, 4 deltas, text, part and item done, completed"
+    );
+    let plain = &seen["responses_plain"];
+    assert_eq!(plain["text"], "mock heard: hello fleet", "{plain}");
+    assert_eq!(plain["status"], "completed");
+    assert_eq!(plain["object"], "response");
+    assert!(
+        plain["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("resp_"))
+    );
+    assert_eq!(
+        plain["usage"],
+        json!([4, 4, 8]),
+        "instructions and input words in, one token per word out"
+    );
+    assert_eq!(
+        plain["types"],
+        json!(["Response", "ResponseOutputMessage", "ResponseOutputText"]),
+        "the SDK parsed the mock's body into its own types"
+    );
+    assert_eq!(
+        seen["responses_cut"],
+        json!({"text": "mock heard:", "status": "incomplete", "reason": "max_output_tokens", "usage": [4, 2]})
+    );
+    let stream = &seen["responses_stream"];
+    assert_eq!(stream["text"], plain["text"]);
+    assert_eq!(stream["done_text"], plain["text"]);
+    assert_eq!(stream["final_text"], plain["text"]);
+    assert_eq!(stream["deltas"], 4);
+    assert_eq!(stream["first"], "response.created");
+    assert_eq!(stream["last"], "response.completed");
+    assert_eq!(stream["status"], "completed");
+    assert_eq!(stream["usage"], plain["usage"]);
+    for class in [
+        "ResponseCreatedEvent",
+        "ResponseTextDeltaEvent",
+        "ResponseTextDoneEvent",
+        "ResponseCompletedEvent",
+    ] {
+        assert!(
+            stream["classes"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|x| x == class)),
+            "{class} missing: {stream}"
+        );
+    }
+    assert_eq!(
+        seen["responses_stream_helper"],
+        json!({"text": "mock heard: hello fleet", "usage": [4, 4]})
+    );
+    assert_eq!(
+        seen["responses_bad"],
+        json!({"status": 400, "type": "invalid_request_error"})
+    );
 }
 
 #[tokio::test]

@@ -7,7 +7,10 @@
 //! answer, streamed or not, is never retried. A provider that failed is ejected for its
 //! `Retry-After` (seconds or an HTTP date) or [`DEFAULT_EJECTION`], and skipped while ejected;
 //! when every provider is ejected they are all tried in order anyway, since failing without
-//! trying helps nobody. The last provider's answer is the client's. A provider with its own
+//! trying helps nobody. Providers whose API does not serve the request's path (OpenAI's
+//! Responses API asked of an Anthropic or Gemini member) are left out, so a mixed group
+//! answers it from the members that can; when none can, the first answers its 404. The last
+//! provider's answer is the client's. A provider with its own
 //! `policies.auth` (a tenant's `providers[].policies.auth`) is sent its own key, the others the
 //! backend's.
 
@@ -94,6 +97,7 @@ pub async fn handle(
     let tries = order(groups, route.round_robin.next(), |i| {
         route.health.ejected(i)
     });
+    let tries = serving(&flat, tries, &parts.method, parts.uri.path());
     let last = tries.len().saturating_sub(1);
     for (n, i) in tries.into_iter().enumerate() {
         let attempt = RequestCtx {
@@ -140,6 +144,26 @@ pub async fn handle(
     }
     crate::errors::ApiError::upstream_unreachable(&route.name, "no provider configured")
         .into_response()
+}
+
+/// The providers of `tries` (in order) whose API serves `method path`; all of them when none
+/// does, so the client gets the first one's 404 naming what it serves.
+pub fn serving(
+    providers: &[&AiBackend],
+    tries: Vec<usize>,
+    method: &hyper::Method,
+    path: &str,
+) -> Vec<usize> {
+    let able: Vec<usize> = tries
+        .iter()
+        .copied()
+        .filter(|&i| {
+            providers
+                .get(i)
+                .is_some_and(|p| super::serves(&p.provider, method, path))
+        })
+        .collect();
+    if able.is_empty() { tries } else { able }
 }
 
 /// A body that keeps the tenant's concurrency permit until it ends.
@@ -200,6 +224,51 @@ mod tests {
             order(&groups, 0, |_| true),
             [0, 1, 2],
             "all ejected: all tried"
+        );
+    }
+
+    #[test]
+    fn only_providers_serving_the_path_are_tried() {
+        use hyper::Method;
+        let anthropic = AiBackend {
+            provider: Provider::Anthropic { model: None },
+            ..p()
+        };
+        let gemini = AiBackend {
+            provider: Provider::Gemini { model: None },
+            ..p()
+        };
+        let openai = p();
+        let flat = [&anthropic, &openai, &gemini, &openai];
+        let all = vec![0, 1, 2, 3];
+        let post = Method::POST;
+        assert_eq!(
+            serving(&flat, all.clone(), &post, "/v1/responses"),
+            [1, 3],
+            "the Responses API: OpenAI-compatible members only"
+        );
+        assert_eq!(
+            serving(&flat, vec![2, 3, 0, 1], &post, "/v1/responses"),
+            [3, 1],
+            "in the order given"
+        );
+        assert_eq!(
+            serving(&flat, all.clone(), &post, "/v1/chat/completions"),
+            all,
+            "every API serves chat completions"
+        );
+        assert_eq!(
+            serving(&flat, all.clone(), &post, "/v1/messages"),
+            [0, 1, 3]
+        );
+        assert_eq!(
+            serving(&flat, all.clone(), &Method::GET, "/v1/models"),
+            [1, 3]
+        );
+        assert_eq!(
+            serving(&[&anthropic, &gemini], vec![1, 0], &post, "/v1/responses"),
+            [1, 0],
+            "none serves it: all, so the first answers its 404"
         );
     }
 

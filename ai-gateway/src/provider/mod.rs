@@ -2,8 +2,8 @@
 //! -> auth -> usage -> errors). Turns the client's request into the provider's, sends it, and
 //! hands the answer to [`crate::usage`] on its way back.
 //!
-//! - [`openai`]: any OpenAI-compatible server (chat completions plain and streamed, embeddings,
-//!   models).
+//! - [`openai`]: any OpenAI-compatible server (chat completions and the Responses API, plain and
+//!   streamed, embeddings, models).
 //! - [`anthropic`]: Anthropic backends and Anthropic-speaking clients, translated both ways.
 //! - [`gemini`]: Gemini backends for OpenAI chat completions clients, translated.
 //! - [`send`]: the one way upstream (endpoints, fallback, timeout).
@@ -74,6 +74,33 @@ pub fn anthropic_client(method: &hyper::Method, path: &str) -> bool {
     method == hyper::Method::POST && path.trim_end_matches('/') == "/v1/messages"
 }
 
+/// What a backend of `provider`'s API serves, for the 404 that tells a client what to use.
+pub fn served_paths(provider: &Provider) -> &'static str {
+    match provider {
+        Provider::OpenAi { .. } => {
+            "POST /v1/chat/completions, POST /v1/responses, POST /v1/embeddings, GET /v1/models, \
+             POST /v1/messages (Anthropic's API, translated)"
+        }
+        Provider::Anthropic { .. } => {
+            "POST /v1/chat/completions (translated to Anthropic's Messages API), POST /v1/messages"
+        }
+        Provider::Gemini { .. } => "POST /v1/chat/completions (translated to Gemini's API)",
+    }
+}
+
+/// Whether a backend of `provider`'s API serves `method path` (the others answer 404
+/// `unsupported_path`); failover groups try only the providers that do.
+pub fn serves(provider: &Provider, method: &hyper::Method, path: &str) -> bool {
+    let endpoint = openai::Endpoint::of(method, path);
+    match provider {
+        Provider::OpenAi { .. } => endpoint.is_some() || anthropic_client(method, path),
+        Provider::Anthropic { .. } => {
+            endpoint == Some(openai::Endpoint::ChatCompletions) || anthropic_client(method, path)
+        }
+        Provider::Gemini { .. } => endpoint == Some(openai::Endpoint::ChatCompletions),
+    }
+}
+
 /// Serves one request with the backend's provider.
 pub async fn handle(
     ctx: RequestCtx,
@@ -81,7 +108,9 @@ pub async fn handle(
     policies: &Policies,
     req: Request<Bytes>,
 ) -> hyper::Response<Body> {
+    use crate::errors::ApiError;
     let anthropic_client = anthropic_client(req.method(), req.uri().path());
+    let endpoint = openai::Endpoint::of(req.method(), req.uri().path());
     let model = upstream_model(ai, policies, req.body());
     let model = model.as_deref();
     match (&ai.provider, anthropic_client) {
@@ -94,25 +123,27 @@ pub async fn handle(
             let flow = anthropic::Flow::Messages;
             anthropic::handle(ctx, ai, model, policies, req, flow).await
         }
-        (Provider::Gemini { .. }, false)
-            if openai::Endpoint::of(req.method(), req.uri().path())
-                == Some(openai::Endpoint::ChatCompletions) =>
-        {
+        (Provider::Gemini { .. }, false) if endpoint == Some(openai::Endpoint::ChatCompletions) => {
             gemini::handle(ctx, ai, model, policies, req).await
         }
-        (Provider::Gemini { .. }, _) => {
-            crate::errors::ApiError::unsupported_path(req.method(), req.uri().path())
-                .into_response()
+        (Provider::Anthropic { .. }, false)
+            if endpoint == Some(openai::Endpoint::ChatCompletions) =>
+        {
+            let flow = anthropic::Flow::ChatToMessages;
+            anthropic::handle(ctx, ai, model, policies, req, flow).await
         }
-        (Provider::Anthropic { .. }, false) => {
-            match openai::Endpoint::of(req.method(), req.uri().path()) {
-                Some(openai::Endpoint::ChatCompletions) => {
-                    let flow = anthropic::Flow::ChatToMessages;
-                    anthropic::handle(ctx, ai, model, policies, req, flow).await
-                }
-                _ => crate::errors::ApiError::unsupported_path(req.method(), req.uri().path())
-                    .into_response(),
-            }
+        (provider @ (Provider::Anthropic { .. } | Provider::Gemini { .. }), _)
+            if endpoint == Some(openai::Endpoint::Responses) =>
+        {
+            let api = match provider {
+                Provider::Anthropic { .. } => "Anthropic",
+                _ => "Gemini",
+            };
+            ApiError::responses_unsupported(api, served_paths(provider)).into_response()
+        }
+        (provider @ (Provider::Anthropic { .. } | Provider::Gemini { .. }), _) => {
+            ApiError::unsupported_path(req.method(), req.uri().path(), served_paths(provider))
+                .into_response()
         }
     }
 }

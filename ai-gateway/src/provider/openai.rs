@@ -1,11 +1,13 @@
 //! OpenAI-compatible providers (OpenAI itself, llama.cpp, vLLM, Ollama, ...).
 //!
-//! Endpoints: `POST /v1/chat/completions` (plain and SSE), `POST /v1/embeddings`,
-//! `GET /v1/models`; anything else is a 404 in OpenAI's shape. The backend's overrides apply:
-//! `pathPrefix` replaces `/v1`, `path` replaces the whole chat completions path, `model`
-//! replaces the request's model. A streamed chat asks the upstream for usage
-//! (`stream_options.include_usage: true`) and remembers whether the client asked, so
-//! [`crate::usage::SseUsage`] can hide it otherwise.
+//! Endpoints: `POST /v1/chat/completions` (plain and SSE), `POST /v1/responses` (OpenAI's
+//! Responses API, plain and SSE), `POST /v1/embeddings`, `GET /v1/models`; anything else is a
+//! 404 in OpenAI's shape. The backend's overrides apply: `pathPrefix` replaces `/v1`, `path`
+//! replaces the whole chat completions path (only that one), `model` replaces the request's
+//! model. A streamed chat asks the upstream for usage (`stream_options.include_usage: true`)
+//! and remembers whether the client asked, so [`crate::usage::SseUsage`] can hide it
+//! otherwise. A Responses stream always ends with `response.completed` carrying the usage, so
+//! it is passed on untouched and counted from that event.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
@@ -22,6 +24,8 @@ use crate::{Body, RequestCtx, auth};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     ChatCompletions,
+    /// OpenAI's Responses API (`POST /v1/responses`).
+    Responses,
     Embeddings,
     Models,
 }
@@ -30,6 +34,7 @@ impl Endpoint {
     pub fn of(method: &Method, path: &str) -> Option<Self> {
         match (method, path.trim_end_matches('/')) {
             (&Method::POST, "/v1/chat/completions") => Some(Self::ChatCompletions),
+            (&Method::POST, "/v1/responses") => Some(Self::Responses),
             (&Method::POST, "/v1/embeddings") => Some(Self::Embeddings),
             (&Method::GET, "/v1/models") => Some(Self::Models),
             _ => None,
@@ -48,6 +53,7 @@ impl Endpoint {
             .trim_end_matches('/');
         let tail = match self {
             Self::ChatCompletions => "/chat/completions",
+            Self::Responses => "/responses",
             Self::Embeddings => "/embeddings",
             Self::Models => "/models",
         };
@@ -61,10 +67,14 @@ pub struct Rewritten {
     pub body: Bytes,
     pub model: Option<String>,
     pub stream: bool,
+    /// Whether the client sees the usage the upstream streams: asked for with
+    /// `stream_options.include_usage` (chat completions), always for the Responses API (its
+    /// `response.completed` event carries it).
     pub client_wants_usage: bool,
 }
 
-/// Applies the model override and, for streams, asks for usage. The body must be a JSON object.
+/// Applies the model override and, for chat completion streams, asks for usage. The body must
+/// be a JSON object.
 pub fn rewrite_body(
     endpoint: Endpoint,
     body: &[u8],
@@ -89,10 +99,10 @@ pub fn rewrite_body(
         changed = true;
     }
     let model = obj.get("model").and_then(Value::as_str).map(str::to_string);
-    let stream =
-        endpoint == Endpoint::ChatCompletions && obj.get("stream") == Some(&Value::Bool(true));
-    let mut client_wants_usage = false;
-    if stream {
+    let stream = matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Responses)
+        && obj.get("stream") == Some(&Value::Bool(true));
+    let mut client_wants_usage = endpoint == Endpoint::Responses;
+    if stream && endpoint == Endpoint::ChatCompletions {
         let opts = obj
             .entry("stream_options")
             .or_insert_with(|| Value::Object(Map::new()));
@@ -130,7 +140,12 @@ pub async fn handle(
     let started = ctx.started;
     let (parts, bytes) = req.into_parts();
     let Some(endpoint) = Endpoint::of(&parts.method, parts.uri.path()) else {
-        return ApiError::unsupported_path(&parts.method, parts.uri.path()).into_response();
+        return ApiError::unsupported_path(
+            &parts.method,
+            parts.uri.path(),
+            super::served_paths(&Provider::OpenAi { model: None }),
+        )
+        .into_response();
     };
 
     let rewritten = if parts.method == Method::POST {
@@ -316,6 +331,15 @@ mod tests {
                 "/custom/chat",
             ),
             (Some("/custom/chat"), Some("/p"), Models, "/p/models"),
+            (None, None, Responses, "/v1/responses"),
+            (
+                None,
+                Some("/api/openai/v1"),
+                Responses,
+                "/api/openai/v1/responses",
+            ),
+            // `path` names the chat completions path only.
+            (Some("/custom/chat"), Some("/p"), Responses, "/p/responses"),
         ];
         for (path, prefix, ep, want) in cases {
             assert_eq!(
@@ -325,7 +349,12 @@ mod tests {
             );
         }
         assert_eq!(Endpoint::of(&Method::GET, "/v1/chat/completions"), None);
-        assert_eq!(Endpoint::of(&Method::POST, "/v1/responses"), None);
+        assert_eq!(
+            Endpoint::of(&Method::POST, "/v1/responses/"),
+            Some(Responses)
+        );
+        assert_eq!(Endpoint::of(&Method::GET, "/v1/responses"), None);
+        assert_eq!(Endpoint::of(&Method::POST, "/v1/responses/resp_1"), None);
     }
 
     #[test]
@@ -360,7 +389,7 @@ mod tests {
             None,
         )
         .unwrap();
-        assert!(!r.stream, "only chat completions stream");
+        assert!(!r.stream, "embeddings never stream");
 
         for bad in [
             &b"{"[..],
@@ -376,5 +405,34 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn responses_get_the_model_override_and_streams_are_left_as_asked() {
+        let ep = Endpoint::Responses;
+        let plain = br#"{"model":"gpt-4o-mini","input":"hi","instructions":"be brief"}"#;
+        let r = rewrite_body(ep, plain, None).unwrap();
+        assert_eq!(r.body.as_ref(), plain, "untouched without an override");
+        assert!(!r.stream);
+        assert_eq!(r.model.as_deref(), Some("gpt-4o-mini"));
+
+        let r = rewrite_body(
+            ep,
+            br#"{"model":"gpt-4o-mini","input":[{"role":"user","content":"hi"}],"stream":true}"#,
+            Some("tiny"),
+        )
+        .unwrap();
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["model"], "tiny");
+        assert_eq!(v["input"][0]["content"], "hi");
+        assert!(
+            v.get("stream_options").is_none(),
+            "the Responses API has no include_usage: response.completed carries usage"
+        );
+        assert!(r.stream && r.client_wants_usage, "nothing is hidden");
+        assert_eq!(r.model.as_deref(), Some("tiny"));
+
+        let err = rewrite_body(ep, b"[]", None).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
     }
 }

@@ -7,7 +7,9 @@
 //!
 //! One server answers all three vendors' paths:
 //! - OpenAI: `GET /v1/models`, `POST /v1/chat/completions` (plain, SSE, `stream_options.
-//!   include_usage`, tool calls), `POST /v1/embeddings`; `Authorization: Bearer <key>`.
+//!   include_usage`, tool calls), `POST /v1/responses` (plain and `response.*` SSE events, `input`
+//!   as a string or messages, `instructions`, `max_output_tokens`), `POST /v1/embeddings`;
+//!   `Authorization: Bearer <key>`.
 //! - Anthropic: `POST /v1/messages` (plain, SSE events); `x-api-key: <key>` or
 //!   `Authorization: Bearer <key>` (what the SDK sends), and `anthropic-version`.
 //! - Gemini: `POST /v1beta/models/<model>:generateContent` and `:streamGenerateContent?alt=sse`;
@@ -397,6 +399,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         (Vendor::OpenAi, "GET", "/v1/models") => openai::models(&state.name),
         (Vendor::OpenAi, "POST", "/v1/chat/completions") => {
             openai::chat(&state.name, &body, state.token_delay)
+        }
+        (Vendor::OpenAi, "POST", "/v1/responses") => {
+            openai::responses(&state.name, &body, state.token_delay)
         }
         (Vendor::OpenAi, "POST", "/v1/embeddings") => openai::embeddings(&body),
         (Vendor::Anthropic, "POST", "/v1/messages") => {
