@@ -54,7 +54,13 @@ async fn upstream() -> (SocketAddr, Seen) {
 }
 
 /// POSTs `body` to `path` on `route` of tenant `t`, and returns what the upstream received.
-async fn sent(gw: SocketAddr, seen: &Seen, route: &str, path: &str, body: Value) -> (String, Value) {
+async fn sent(
+    gw: SocketAddr,
+    seen: &Seen,
+    route: &str,
+    path: &str,
+    body: Value,
+) -> (String, Value) {
     seen.lock().unwrap().clear();
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<Full<Bytes>>();
@@ -73,9 +79,8 @@ async fn sent(gw: SocketAddr, seen: &Seen, route: &str, path: &str, body: Value)
 #[tokio::test]
 async fn each_provider_receives_the_aliased_model() {
     let (up, seen) = upstream().await;
-    let provider = |kind: &str| {
-        format!("{{ {kind}, host: llm.example, port: 8080, endpoints: [\"{up}\"] }}")
-    };
+    let provider =
+        |kind: &str| format!("{{ {kind}, host: llm.example, port: 8080, endpoints: [\"{up}\"] }}");
     let yaml = format!(
         r#"
 tenants:
@@ -110,10 +115,9 @@ tenants:
     )
     .await
     .unwrap();
-    let chat = |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
-    let messages = |model: &str| {
-        json!({"model": model, "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]})
-    };
+    let chat =
+        |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
+    let messages = |model: &str| json!({"model": model, "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]});
     let model_of = |(_, body): &(String, Value)| body["model"].as_str().map(str::to_string);
 
     // OpenAI-compatible: an alias is replaced, a model that is none goes as written.
@@ -123,7 +127,14 @@ tenants:
         ("gpt-4.1", "gpt-4.1"),
         ("FAST", "FAST"),
     ] {
-        let got = sent(gw.addr, &seen, "openai", "/v1/chat/completions", chat(asked)).await;
+        let got = sent(
+            gw.addr,
+            &seen,
+            "openai",
+            "/v1/chat/completions",
+            chat(asked),
+        )
+        .await;
         assert_eq!(got.0, "/v1/chat/completions");
         assert_eq!(model_of(&got).as_deref(), Some(want), "asked {asked}");
     }
@@ -150,20 +161,55 @@ tenants:
     assert_eq!(model_of(&got).as_deref(), Some("gpt-4o-mini"));
 
     // The provider's fixed model replaces the client's first: the client's alias is not used...
-    let got = sent(gw.addr, &seen, "pinned", "/v1/chat/completions", chat("fast")).await;
+    let got = sent(
+        gw.addr,
+        &seen,
+        "pinned",
+        "/v1/chat/completions",
+        chat("fast"),
+    )
+    .await;
     assert_eq!(model_of(&got).as_deref(), Some("pinned-model"));
     // ...and an alias of the fixed model applies to it, as in agentgateway.
-    let got = sent(gw.addr, &seen, "pinned-aliased", "/v1/chat/completions", chat("x")).await;
+    let got = sent(
+        gw.addr,
+        &seen,
+        "pinned-aliased",
+        "/v1/chat/completions",
+        chat("x"),
+    )
+    .await;
     assert_eq!(model_of(&got).as_deref(), Some("pinned-model-v2"));
 
     // Anthropic, for an OpenAI client (translated) and for a Messages client.
-    let got = sent(gw.addr, &seen, "anthropic", "/v1/chat/completions", chat("fast")).await;
+    let got = sent(
+        gw.addr,
+        &seen,
+        "anthropic",
+        "/v1/chat/completions",
+        chat("fast"),
+    )
+    .await;
     assert_eq!(got.0, "/v1/messages");
     assert_eq!(model_of(&got).as_deref(), Some("claude-haiku-4-5"));
-    let got = sent(gw.addr, &seen, "anthropic", "/v1/messages", messages("fast")).await;
+    let got = sent(
+        gw.addr,
+        &seen,
+        "anthropic",
+        "/v1/messages",
+        messages("fast"),
+    )
+    .await;
     assert_eq!(model_of(&got).as_deref(), Some("claude-haiku-4-5"));
 
     // Gemini: the aliased model names the path.
-    let got = sent(gw.addr, &seen, "gemini", "/v1/chat/completions", chat("fast")).await;
+    let got = sent(
+        gw.addr,
+        &seen,
+        "gemini",
+        "/v1/chat/completions",
+        chat("fast"),
+    )
+    .await;
     assert_eq!(got.0, "/v1beta/models/gemini-2.0-flash:generateContent");
 }

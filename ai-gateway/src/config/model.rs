@@ -1048,7 +1048,10 @@ tenants:
             (
                 route(&format!(
                     "ai: {{ provider: {{ openai: {{}}, host: h }} }}\npolicies: {{ modelAliases: {{ {} }} }}",
-                    (0..65).map(|i| format!("a{i}: m")).collect::<Vec<_>>().join(", ")
+                    (0..65)
+                        .map(|i| format!("a{i}: m"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )),
                 "policies.modelAliases: lists 65 aliases, at most 64 are allowed",
             ),

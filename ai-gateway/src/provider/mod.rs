@@ -210,13 +210,37 @@ mod tests {
         let aliased = policies(&[("fast", "gpt-4o-mini"), ("pinned", "pinned-v2")]);
         let none = policies(&[]);
         let cases: &[(&str, Option<&str>, &Policies, &[u8], Option<&str>)] = &[
-            ("an alias", None, &aliased, br#"{"model":"fast"}"#, Some("gpt-4o-mini")),
+            (
+                "an alias",
+                None,
+                &aliased,
+                br#"{"model":"fast"}"#,
+                Some("gpt-4o-mini"),
+            ),
             ("no alias", None, &aliased, br#"{"model":"slow"}"#, None),
             ("case matters", None, &aliased, br#"{"model":"Fast"}"#, None),
             ("no aliases", None, &none, br#"{"model":"fast"}"#, None),
-            ("fixed wins", Some("m"), &aliased, br#"{"model":"fast"}"#, Some("m")),
-            ("fixed, aliased", Some("pinned"), &aliased, b"{}", Some("pinned-v2")),
-            ("fixed, no aliases", Some("m"), &none, b"not json", Some("m")),
+            (
+                "fixed wins",
+                Some("m"),
+                &aliased,
+                br#"{"model":"fast"}"#,
+                Some("m"),
+            ),
+            (
+                "fixed, aliased",
+                Some("pinned"),
+                &aliased,
+                b"{}",
+                Some("pinned-v2"),
+            ),
+            (
+                "fixed, no aliases",
+                Some("m"),
+                &none,
+                b"not json",
+                Some("m"),
+            ),
             // Hostile bodies: the handler refuses them; the alias lookup never fails.
             ("not JSON", None, &aliased, b"\xff\xfe{", None),
             ("a list", None, &aliased, br#"["fast"]"#, None),

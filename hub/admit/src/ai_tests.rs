@@ -214,9 +214,7 @@ fn refusals_name_what_to_change_and_never_the_key() {
     let cases: Vec<Case> = vec![
         (
             "65 model aliases",
-            with(|b| {
-                b.model_aliases = (0..65).map(|i| (format!("a{i}"), "m".into())).collect()
-            }),
+            with(|b| b.model_aliases = (0..65).map(|i| (format!("a{i}"), "m".into())).collect()),
             "UnsupportedValue",
             "spec.policies.ai.modelAliases lists 65 aliases, at most 64 are allowed",
         ),

@@ -189,7 +189,8 @@ pub(crate) mod tests {
         ]
         .into();
         let aliases = |r: &AiRoute| backend(r).policies.map(|p| p.model_aliases);
-        let want: std::collections::HashMap<String, String> = r.model_aliases.clone().into_iter().collect();
+        let want: std::collections::HashMap<String, String> =
+            r.model_aliases.clone().into_iter().collect();
         assert_eq!(aliases(&r), Some(want.clone()));
         r.target = AiRouteTarget::Groups(vec![vec![provider("a", 8080, AiAuth::None)]]);
         assert_eq!(aliases(&r), Some(want));
