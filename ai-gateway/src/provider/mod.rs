@@ -209,7 +209,15 @@ mod tests {
     fn the_upstream_model_is_the_fixed_one_then_aliased() {
         let aliased = policies(&[("fast", "gpt-4o-mini"), ("pinned", "pinned-v2")]);
         let none = policies(&[]);
-        let cases: &[(&str, Option<&str>, &Policies, &[u8], Option<&str>)] = &[
+        /// (what, the provider's fixed model, policies, body, the model sent upstream).
+        type Case<'a> = (
+            &'a str,
+            Option<&'a str>,
+            &'a Policies,
+            &'a [u8],
+            Option<&'a str>,
+        );
+        let cases: &[Case<'_>] = &[
             (
                 "an alias",
                 None,

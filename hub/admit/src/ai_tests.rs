@@ -94,7 +94,7 @@ fn model_aliases_are_admitted_sorted_at_the_limits() {
     );
     assert_eq!(got.model_aliases["alias-00"].len(), 256);
     // A groups backend carries them too; none: an empty map.
-    assert!(admitted_groups_aliases(&f).get("fast").is_some());
+    assert!(admitted_groups_aliases(&f).contains_key("fast"));
     assert!(admitted(local_llm(), &f).unwrap().model_aliases.is_empty());
 }
 
