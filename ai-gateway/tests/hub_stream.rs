@@ -43,6 +43,7 @@ fn tenant(name: &str, version: u64, port: u32) -> pb::TenantConfig {
                 passthrough: false,
             }),
             request_timeout_ms: 2000,
+            model_aliases: Default::default(),
         }),
     };
     pb::TenantConfig {

@@ -369,6 +369,7 @@ mod tests {
             cluster: "c1".into(),
         };
         let plain = AiBackend {
+            model_aliases: Default::default(),
             meta: crate::model::Meta {
                 namespace: "default".into(),
                 name: "failover".into(),
@@ -506,10 +507,12 @@ mod tests {
             auth: AiAuth::Key(provider_key.clone()),
         };
         let ai_backend = AiBackend {
+            model_aliases: Default::default(),
             meta: gw.meta.clone(),
             target: Ok(ai_target.clone().into()),
         };
         let ai_groups = AiBackend {
+            model_aliases: Default::default(),
             meta: gw.meta.clone(),
             target: Ok(AiTargets::Groups(vec![vec![AiMember {
                 name: "a".into(),
@@ -525,6 +528,7 @@ mod tests {
             .insert(
                 "c1/default/gw".into(),
                 AiRoute {
+                    model_aliases: Default::default(),
                     target: AiRouteTarget::Groups(vec![vec![AiRouteProvider {
                         tls: false,
                         name: "a".into(),

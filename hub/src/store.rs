@@ -554,6 +554,7 @@ mod tests {
             cluster: "east".into(),
         };
         let backend = |name: &str| AiBackend {
+            model_aliases: Default::default(),
             meta: Meta {
                 namespace: "default".into(),
                 name: name.into(),

@@ -119,6 +119,7 @@ fn ai_route(
     auth: AiAuth,
 ) -> AiRoute {
     AiRoute {
+        model_aliases: Default::default(),
         target: AiRouteTarget::Provider(AiRouteProvider {
             tls: false,
             name: String::new(),

@@ -676,6 +676,7 @@ async fn envoy_sends_ai_routes_to_the_ai_gateway_with_only_its_own_identity_head
         ..backend_ref(name, vec![])
     };
     let ai_backend = |name: &str| AiBackend {
+        model_aliases: Default::default(),
         meta: meta(name),
         target: Ok(AiTarget {
             provider: AiProvider::OpenAi { model: None },

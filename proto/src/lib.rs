@@ -97,6 +97,7 @@ mod tests {
                     passthrough: false,
                 }),
                 request_timeout_ms: 0,
+                model_aliases: Default::default(),
             }),
         };
         let shown = format!("{backend:?} {backend:#?}");

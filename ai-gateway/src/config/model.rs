@@ -167,6 +167,9 @@ pub struct RawPolicies {
     pub auth: Option<RawAuth>,
     /// Time the upstream has to send its response headers, in milliseconds (default 120 s).
     pub request_timeout_ms: Option<u64>,
+    /// agentgateway's `policies.ai.modelAliases`: a requested model -> the model sent upstream.
+    #[serde(default)]
+    pub model_aliases: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -286,6 +289,49 @@ impl Provider {
 pub struct Policies {
     pub auth: Option<BackendAuth>,
     pub request_timeout: Duration,
+    /// A requested model -> the model sent upstream (after the provider's fixed model, see
+    /// [`crate::provider::upstream_model`]); at most [`MAX_MODEL_ALIASES`].
+    pub model_aliases: BTreeMap<String, String>,
+}
+
+/// The most entries of `policies.modelAliases` (agentgateway's limit).
+pub const MAX_MODEL_ALIASES: usize = 64;
+
+/// `policies.modelAliases`: at most [`MAX_MODEL_ALIASES`], names and models of 1..=256 visible
+/// ASCII bytes (what the hub admits; a gateway fed by a file is held to the same).
+fn validate_model_aliases(
+    at: &str,
+    aliases: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    if aliases.len() > MAX_MODEL_ALIASES {
+        return Err(field(
+            at,
+            format!(
+                "lists {} aliases, at most {MAX_MODEL_ALIASES} are allowed",
+                aliases.len()
+            ),
+        ));
+    }
+    let visible =
+        |s: &str| (1..=256).contains(&s.len()) && s.bytes().all(|c| (0x21..0x7f).contains(&c));
+    for (name, model) in aliases {
+        if !visible(name) {
+            return Err(field(
+                at,
+                format!(
+                    "alias {:?} must be 1..=256 visible ASCII bytes",
+                    name.chars().take(64).collect::<String>()
+                ),
+            ));
+        }
+        if !visible(model) {
+            return Err(field(
+                format!("{at}.{name}"),
+                "the model must be 1..=256 visible ASCII bytes",
+            ));
+        }
+    }
+    Ok(aliases.clone())
 }
 
 /// How the gateway authenticates to the provider.
@@ -762,11 +808,16 @@ impl RawBackend {
                 ));
             }
         };
+        let model_aliases = validate_model_aliases(
+            &format!("{at}.policies.modelAliases"),
+            &self.policies.model_aliases,
+        )?;
         Ok(Backend {
             kind,
             policies: Policies {
                 auth,
                 request_timeout,
+                model_aliases,
             },
         })
     }
@@ -791,6 +842,7 @@ tenants:
         policies:
           auth: { key: sk-tenant-a-SECRET }
           requestTimeoutMs: 5000
+          modelAliases: { fast: tiny-q4 }
   tenant-b:
     version: 3
     routes:
@@ -831,6 +883,10 @@ tenants:
         );
         assert_eq!((ai.host.as_str(), ai.port), ("127.0.1.10", 8080));
         assert_eq!(backend.policies.request_timeout, Duration::from_secs(5));
+        assert_eq!(
+            backend.policies.model_aliases,
+            [("fast".to_string(), "tiny-q4".to_string())].into()
+        );
         let b = &config.tenants["tenant-b"];
         assert_eq!((b.version, b.max_concurrency), (3, DEFAULT_MAX_CONCURRENCY));
         let BackendKind::Ai(ai) = &b.routes["cloud"].kind else {
@@ -976,6 +1032,28 @@ tenants:
             (
                 route("ai: { provider: { openai: { model: '' }, host: h } }"),
                 "ai.provider.openai.model: must be 1..=256 bytes",
+            ),
+            (
+                route(
+                    "ai: { provider: { openai: {}, host: h } }\npolicies: { modelAliases: { 'my model': m } }",
+                ),
+                "policies.modelAliases: alias \"my model\" must be 1..=256 visible ASCII bytes",
+            ),
+            (
+                route(
+                    "ai: { provider: { openai: {}, host: h } }\npolicies: { modelAliases: { fast: '' } }",
+                ),
+                "policies.modelAliases.fast: the model must be 1..=256 visible ASCII bytes",
+            ),
+            (
+                route(&format!(
+                    "ai: {{ provider: {{ openai: {{}}, host: h }} }}\npolicies: {{ modelAliases: {{ {} }} }}",
+                    (0..65)
+                        .map(|i| format!("a{i}: m"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+                "policies.modelAliases: lists 65 aliases, at most 64 are allowed",
             ),
             (
                 route(

@@ -67,6 +67,7 @@ fn messages_path(ai: &AiBackend) -> String {
 pub async fn handle(
     ctx: RequestCtx,
     ai: &AiBackend,
+    model_override: Option<&str>,
     policies: &Policies,
     req: Request<Bytes>,
     flow: Flow,
@@ -83,7 +84,6 @@ pub async fn handle(
             );
         }
     };
-    let model_override = ai.provider.model_override();
     let stream = request.get("stream") == Some(&Value::Bool(true));
     let client_wants_usage = request
         .get("stream_options")

@@ -117,6 +117,7 @@ pub async fn handle(
                 own = Policies {
                     auth: Some(auth.clone()),
                     request_timeout: policies.request_timeout,
+                    model_aliases: policies.model_aliases.clone(),
                 };
                 &own
             }

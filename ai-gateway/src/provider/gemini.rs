@@ -36,6 +36,7 @@ fn path(ai: &AiBackend, model: &str, stream: bool) -> String {
 pub async fn handle(
     ctx: RequestCtx,
     ai: &AiBackend,
+    model_override: Option<&str>,
     policies: &Policies,
     req: Request<Bytes>,
 ) -> Response<Body> {
@@ -54,11 +55,10 @@ pub async fn handle(
         .get("stream_options")
         .and_then(|o| o.get("include_usage"))
         == Some(&Value::Bool(true));
-    let (model, upstream_body) =
-        match tr::chat_request_to_gemini(&request, ai.provider.model_override()) {
-            Ok(r) => r,
-            Err(e) => return ctx.answer_error(ApiError::bad_request(e.0), None),
-        };
+    let (model, upstream_body) = match tr::chat_request_to_gemini(&request, model_override) {
+        Ok(r) => r,
+        Err(e) => return ctx.answer_error(ApiError::bad_request(e.0), None),
+    };
 
     let mut headers = auth::upstream_headers(&parts.headers);
     headers.remove(header::CONTENT_LENGTH);

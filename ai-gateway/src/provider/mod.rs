@@ -10,6 +10,8 @@
 //! - [`endpoints`]: which address a request connects to (the backend's endpoints round-robin,
 //!   else `host:port`).
 //! - [`tls`]: HTTPS to external providers (trust roots, what a failed handshake tells).
+//! - [`upstream_model`]: the model sent upstream (the provider's fixed model, then the
+//!   backend's `modelAliases`), which every provider writes into the body it sends.
 //! - [`Upstream`]: the shared HTTP client (connection pool, connect timeout, TLS).
 
 pub mod anthropic;
@@ -109,23 +111,26 @@ pub async fn handle(
     use crate::errors::ApiError;
     let anthropic_client = anthropic_client(req.method(), req.uri().path());
     let endpoint = openai::Endpoint::of(req.method(), req.uri().path());
+    let model = upstream_model(ai, policies, req.body());
+    let model = model.as_deref();
     match (&ai.provider, anthropic_client) {
-        (Provider::OpenAi { model }, false) => {
-            openai::handle(ctx, ai, model.as_deref(), policies, req).await
-        }
+        (Provider::OpenAi { .. }, false) => openai::handle(ctx, ai, model, policies, req).await,
         (Provider::OpenAi { .. }, true) => {
-            anthropic::handle(ctx, ai, policies, req, anthropic::Flow::MessagesToChat).await
+            let flow = anthropic::Flow::MessagesToChat;
+            anthropic::handle(ctx, ai, model, policies, req, flow).await
         }
         (Provider::Anthropic { .. }, true) => {
-            anthropic::handle(ctx, ai, policies, req, anthropic::Flow::Messages).await
+            let flow = anthropic::Flow::Messages;
+            anthropic::handle(ctx, ai, model, policies, req, flow).await
         }
         (Provider::Gemini { .. }, false) if endpoint == Some(openai::Endpoint::ChatCompletions) => {
-            gemini::handle(ctx, ai, policies, req).await
+            gemini::handle(ctx, ai, model, policies, req).await
         }
         (Provider::Anthropic { .. }, false)
             if endpoint == Some(openai::Endpoint::ChatCompletions) =>
         {
-            anthropic::handle(ctx, ai, policies, req, anthropic::Flow::ChatToMessages).await
+            let flow = anthropic::Flow::ChatToMessages;
+            anthropic::handle(ctx, ai, model, policies, req, flow).await
         }
         (provider @ (Provider::Anthropic { .. } | Provider::Gemini { .. }), _)
             if endpoint == Some(openai::Endpoint::Responses) =>
@@ -140,5 +145,132 @@ pub async fn handle(
             ApiError::unsupported_path(req.method(), req.uri().path(), served_paths(provider))
                 .into_response()
         }
+    }
+}
+
+/// The model the request goes upstream with, when the gateway sets it (`None`: the client's
+/// model goes as written). agentgateway's order: the provider's fixed model (`openai.model`,
+/// ...) replaces the client's, then `policies.ai.modelAliases` rewrites the model so chosen, so
+/// the fixed model wins over an alias the client names. The body is read for its `model` only
+/// when the backend has aliases; a body that is not a JSON object with a string `model` is
+/// left to the provider's handler to refuse.
+pub fn upstream_model(ai: &AiBackend, policies: &Policies, body: &[u8]) -> Option<String> {
+    let fixed = ai.provider.model_override();
+    if policies.model_aliases.is_empty() {
+        return fixed.map(str::to_string);
+    }
+    // Read as the handlers read it (an object; of a key written twice, the last), so the model
+    // looked up is the one the handler would send.
+    let requested = match fixed {
+        Some(m) => Some(m.to_string()),
+        None => serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body)
+            .ok()
+            .and_then(|mut o| match o.remove("model") {
+                Some(serde_json::Value::String(m)) => Some(m),
+                _ => None,
+            }),
+    };
+    requested
+        .and_then(|m| policies.model_aliases.get(&m).cloned())
+        .or_else(|| fixed.map(str::to_string))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend(model: Option<&str>) -> AiBackend {
+        AiBackend {
+            provider: Provider::OpenAi {
+                model: model.map(str::to_string),
+            },
+            host: "h".into(),
+            port: 1,
+            path: None,
+            path_prefix: None,
+            endpoints: vec![],
+            tls: false,
+            auth: None,
+        }
+    }
+
+    fn policies(aliases: &[(&str, &str)]) -> Policies {
+        Policies {
+            auth: None,
+            request_timeout: Duration::from_secs(1),
+            model_aliases: aliases
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_upstream_model_is_the_fixed_one_then_aliased() {
+        let aliased = policies(&[("fast", "gpt-4o-mini"), ("pinned", "pinned-v2")]);
+        let none = policies(&[]);
+        /// (what, the provider's fixed model, policies, body, the model sent upstream).
+        type Case<'a> = (
+            &'a str,
+            Option<&'a str>,
+            &'a Policies,
+            &'a [u8],
+            Option<&'a str>,
+        );
+        let cases: &[Case<'_>] = &[
+            (
+                "an alias",
+                None,
+                &aliased,
+                br#"{"model":"fast"}"#,
+                Some("gpt-4o-mini"),
+            ),
+            ("no alias", None, &aliased, br#"{"model":"slow"}"#, None),
+            ("case matters", None, &aliased, br#"{"model":"Fast"}"#, None),
+            ("no aliases", None, &none, br#"{"model":"fast"}"#, None),
+            (
+                "fixed wins",
+                Some("m"),
+                &aliased,
+                br#"{"model":"fast"}"#,
+                Some("m"),
+            ),
+            (
+                "fixed, aliased",
+                Some("pinned"),
+                &aliased,
+                b"{}",
+                Some("pinned-v2"),
+            ),
+            (
+                "fixed, no aliases",
+                Some("m"),
+                &none,
+                b"not json",
+                Some("m"),
+            ),
+            // Hostile bodies: the handler refuses them; the alias lookup never fails.
+            ("not JSON", None, &aliased, b"\xff\xfe{", None),
+            ("a list", None, &aliased, br#"["fast"]"#, None),
+            ("a number", None, &aliased, br#"{"model":7}"#, None),
+            ("null", None, &aliased, br#"{"model":null}"#, None),
+            ("no model", None, &aliased, br#"{"messages":[]}"#, None),
+            ("empty", None, &aliased, b"", None),
+        ];
+        for (what, fixed, policies, body, want) in cases {
+            assert_eq!(
+                upstream_model(&backend(*fixed), policies, body).as_deref(),
+                *want,
+                "{what}"
+            );
+        }
+        // A key written twice: the last, as the handler reads it.
+        let dup = br#"{"model":"slow","model":"fast"}"#;
+        assert_eq!(
+            upstream_model(&backend(None), &aliased, dup).as_deref(),
+            Some("gpt-4o-mini")
+        );
+        let dup = br#"{"model":"fast","model":"slow"}"#;
+        assert_eq!(upstream_model(&backend(None), &aliased, dup), None);
     }
 }

@@ -71,6 +71,11 @@ pub fn raw_tenant(t: &pb::TenantConfig) -> Result<RawTenant, ConfigError> {
         let policies = b.policies.as_ref().map(|p| RawPolicies {
             auth: p.auth.as_ref().and_then(raw_auth),
             request_timeout_ms: Some(p.request_timeout_ms).filter(|ms| *ms > 0),
+            model_aliases: p
+                .model_aliases
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         });
         routes.insert(
             name.clone(),
@@ -392,6 +397,7 @@ mod tests {
                     passthrough: false,
                 }),
                 request_timeout_ms: 0,
+                model_aliases: Default::default(),
             }),
         };
         pb::TenantConfig {
@@ -502,6 +508,7 @@ mod tests {
                     passthrough: true,
                 }),
                 request_timeout_ms: 0,
+                model_aliases: Default::default(),
             });
         }
         let e = raw_tenant(&pass).unwrap().validate("a", 3).unwrap_err();
@@ -535,6 +542,7 @@ mod tests {
                     passthrough: true,
                 }),
                 request_timeout_ms: 0,
+                model_aliases: Default::default(),
             });
         }
         let typed = raw_tenant(&t).unwrap().validate("a", 3).unwrap();

@@ -18,7 +18,10 @@
 //!   named (unique in its group) and judged exactly like `ai.provider`; a refusal names the
 //!   provider's field (`spec.ai.groups[1].providers[0].port ...`). A provider the agent could not
 //!   resolve keeps its problem and the others serve; none resolved: the backend is unresolved.
+//! - `spec.policies.ai.modelAliases`: at most [`MAX_MODEL_ALIASES`], names and models of 1 to
+//!   [`MAX_MODEL_LEN`] visible ASCII characters; a refusal names the alias.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use fleetgate_proto::spoke::v1 as pb;
@@ -44,15 +47,21 @@ pub fn admit_ai_backend(
     b: &pb::AiBackend,
     policy: &Policy<'_>,
 ) -> Result<AiBackend, Rejection> {
+    let model_aliases = model_aliases(&b.model_aliases)?;
     if let Some(p) = &b.problem {
         return Ok(AiBackend {
             meta,
             target: Err(problem(p)),
+            model_aliases,
         });
     }
     if !b.groups.is_empty() {
         let target = admit_groups(b, policy)?;
-        return Ok(AiBackend { meta, target });
+        return Ok(AiBackend {
+            meta,
+            target,
+            model_aliases,
+        });
     }
     let input = ProviderIn {
         kind: b.provider.as_ref().map(|p| match p {
@@ -71,7 +80,57 @@ pub fn admit_ai_backend(
     Ok(AiBackend {
         meta,
         target: Ok(target.into()),
+        model_aliases,
     })
+}
+
+/// The most entries of `spec.policies.ai.modelAliases` (agentgateway's limit).
+pub const MAX_MODEL_ALIASES: usize = 64;
+
+/// `spec.policies.ai.modelAliases`: at most [`MAX_MODEL_ALIASES`], each name and model 1 to
+/// [`MAX_MODEL_LEN`] visible ASCII characters (they are matched against, and written into,
+/// the request body's `model`). Sorted, so the stored intent does not depend on wire order.
+fn model_aliases(
+    wire: &std::collections::HashMap<String, String>,
+) -> Result<BTreeMap<String, String>, Rejection> {
+    const AT: &str = "spec.policies.ai.modelAliases";
+    if wire.len() > MAX_MODEL_ALIASES {
+        return reject(
+            "UnsupportedValue",
+            format!(
+                "{AT} lists {} aliases, at most {MAX_MODEL_ALIASES} are allowed; remove some",
+                wire.len()
+            ),
+        );
+    }
+    let visible = |s: &str| {
+        !s.is_empty() && s.len() <= MAX_MODEL_LEN && s.bytes().all(|c| (0x21..0x7f).contains(&c))
+    };
+    let shown = |s: &str| s.chars().take(64).collect::<String>();
+    let mut out = BTreeMap::new();
+    for (name, model) in wire {
+        if !visible(name) {
+            return reject(
+                "UnsupportedValue",
+                format!(
+                    "{AT} name {:?} must be 1 to {MAX_MODEL_LEN} visible ASCII characters without spaces",
+                    shown(name)
+                ),
+            );
+        }
+        if !visible(model) {
+            return reject(
+                "UnsupportedValue",
+                format!(
+                    "{AT}[{}] model {:?} must be 1 to {MAX_MODEL_LEN} visible ASCII characters without spaces",
+                    shown(name),
+                    shown(model)
+                ),
+            );
+        }
+        out.insert(name.clone(), model.clone());
+    }
+    Ok(out)
 }
 
 /// The most priority groups of `spec.ai.groups` (agentgateway's limit).

@@ -3,6 +3,8 @@
 //! endpoints, to the hub, to link-local metadata, or to an external host the operator did not
 //! allow.
 
+use std::collections::BTreeMap;
+
 use fleetgate_proto::spoke::v1 as pb;
 
 use super::test_support::Fixture;
@@ -49,6 +51,7 @@ fn local_llm() -> pb::AiBackend {
         }),
         problem: None,
         groups: vec![],
+        model_aliases: Default::default(),
     }
 }
 
@@ -73,6 +76,32 @@ fn target(b: pb::AiBackend, f: &Fixture) -> AiTarget {
         AiTargets::Provider(t) => t,
         other => panic!("one provider expected, got {other:?}"),
     }
+}
+
+#[test]
+fn model_aliases_are_admitted_sorted_at_the_limits() {
+    let f = Fixture::new();
+    let mut b = local_llm();
+    b.model_aliases = (0..64)
+        .map(|i| (format!("alias-{i:02}"), format!("model-{i}")))
+        .collect();
+    b.model_aliases.insert("alias-00".into(), "m".repeat(256));
+    let got = admitted(b, &f).unwrap();
+    assert_eq!(got.model_aliases.len(), 64);
+    assert_eq!(
+        got.model_aliases.keys().next().map(String::as_str),
+        Some("alias-00")
+    );
+    assert_eq!(got.model_aliases["alias-00"].len(), 256);
+    // A groups backend carries them too; none: an empty map.
+    assert!(admitted_groups_aliases(&f).contains_key("fast"));
+    assert!(admitted(local_llm(), &f).unwrap().model_aliases.is_empty());
+}
+
+fn admitted_groups_aliases(f: &Fixture) -> BTreeMap<String, String> {
+    let mut b = groups(vec![vec![member("a")]]);
+    b.model_aliases = [("fast".into(), "gpt-4o-mini".into())].into();
+    admitted(b, f).unwrap().model_aliases
 }
 
 #[test]
@@ -183,6 +212,60 @@ fn refusals_name_what_to_change_and_never_the_key() {
         b
     };
     let cases: Vec<Case> = vec![
+        (
+            "65 model aliases",
+            with(|b| b.model_aliases = (0..65).map(|i| (format!("a{i}"), "m".into())).collect()),
+            "UnsupportedValue",
+            "spec.policies.ai.modelAliases lists 65 aliases, at most 64 are allowed",
+        ),
+        (
+            "an empty alias name",
+            with(|b| b.model_aliases = [(String::new(), "m".into())].into()),
+            "UnsupportedValue",
+            "spec.policies.ai.modelAliases name \"\" must be 1 to 256 visible ASCII",
+        ),
+        (
+            "an alias name with a space",
+            with(|b| b.model_aliases = [("my model".into(), "m".into())].into()),
+            "UnsupportedValue",
+            "spec.policies.ai.modelAliases name \"my model\" must be",
+        ),
+        (
+            "an alias name with a control character",
+            with(|b| b.model_aliases = [("fast\n".into(), "m".into())].into()),
+            "UnsupportedValue",
+            "spec.policies.ai.modelAliases name \"fast\\n\" must be",
+        ),
+        (
+            "an empty aliased model",
+            with(|b| b.model_aliases = [("fast".into(), String::new())].into()),
+            "UnsupportedValue",
+            "spec.policies.ai.modelAliases[fast] model \"\" must be 1 to 256",
+        ),
+        (
+            "a non-ASCII aliased model",
+            with(|b| b.model_aliases = [("fast".into(), "gpt-4o\u{202e}".into())].into()),
+            "UnsupportedValue",
+            "spec.policies.ai.modelAliases[fast] model",
+        ),
+        (
+            "a 257-character aliased model",
+            with(|b| b.model_aliases = [("fast".into(), "m".repeat(257))].into()),
+            "UnsupportedValue",
+            "spec.policies.ai.modelAliases[fast] model",
+        ),
+        (
+            "hostile aliases next to the agent's problem",
+            with(|b| {
+                b.problem = Some(pb::BackendProblem {
+                    reason: "BackendNotFound".into(),
+                    message: "gone".into(),
+                });
+                b.model_aliases = [("x".repeat(300), "m".into())].into();
+            }),
+            "UnsupportedValue",
+            "spec.policies.ai.modelAliases name",
+        ),
         (
             "no provider",
             with(|b| b.provider = None),

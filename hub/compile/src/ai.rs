@@ -163,6 +163,7 @@ pub fn routes(
             let target = route_target(b.target.as_ref().ok()?)?;
             let route = AiRoute {
                 target,
+                model_aliases: b.model_aliases.clone(),
                 source: SourceObject {
                     cluster: ck.clone(),
                     object: key(b),

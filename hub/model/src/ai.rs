@@ -69,6 +69,9 @@ pub fn route_id(cluster: &str, namespace: &str, name: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AiRoute {
     pub target: AiRouteTarget,
+    /// `spec.policies.ai.modelAliases`: a requested model -> the model sent upstream (every
+    /// provider of the route).
+    pub model_aliases: BTreeMap<String, String>,
     /// The AgentgatewayBackend this came from (for status and NACKs).
     pub source: SourceObject,
 }
@@ -180,6 +183,10 @@ pub struct AiBackend {
     /// its groups resolved): then no AI route is built, routes naming it get 500, and it reports
     /// Accepted=False and ResolvedRefs=False with the reason.
     pub target: Result<AiTargets, BackendProblem>,
+    /// `spec.policies.ai.modelAliases`, admitted: at most 64, names and models of 1 to 256
+    /// visible ASCII characters. Absent in stores written before aliases: none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub model_aliases: BTreeMap<String, String>,
 }
 
 /// A resolved AI backend: `ai.provider` or `ai.groups`. Stored as JSON: one provider is the

@@ -74,6 +74,11 @@ pub fn backend(route: &AiRoute) -> pb::Backend {
             auth,
             // The gateway's default; a per-backend timeout comes with agentgateway's policies.
             request_timeout_ms: 0,
+            model_aliases: route
+                .model_aliases
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         }),
     }
 }
@@ -167,9 +172,30 @@ pub(crate) mod tests {
 
     pub(crate) fn route(tenant: &str, name: &str, port: u16, auth: AiAuth) -> AiRoute {
         AiRoute {
+            model_aliases: Default::default(),
             target: AiRouteTarget::Provider(provider("", port, auth)),
             source: source(tenant, name),
         }
+    }
+
+    /// `spec.policies.ai.modelAliases` reach the gateway in the backend's policies, for one
+    /// provider and for groups alike; none: an empty map.
+    #[test]
+    fn model_aliases_reach_the_backends_policies() {
+        let mut r = route("a", "aliased", 8080, AiAuth::None);
+        r.model_aliases = [
+            ("fast".to_string(), "gpt-4o-mini".to_string()),
+            ("smart".to_string(), "gpt-4o".to_string()),
+        ]
+        .into();
+        let aliases = |r: &AiRoute| backend(r).policies.map(|p| p.model_aliases);
+        let want: std::collections::HashMap<String, String> =
+            r.model_aliases.clone().into_iter().collect();
+        assert_eq!(aliases(&r), Some(want.clone()));
+        r.target = AiRouteTarget::Groups(vec![vec![provider("a", 8080, AiAuth::None)]]);
+        assert_eq!(aliases(&r), Some(want));
+        let plain = route("a", "plain", 8080, AiAuth::None);
+        assert_eq!(aliases(&plain), Some(Default::default()));
     }
 
     /// `ai.groups`: a `groups` backend, the groups in order, each provider with its own key
@@ -180,6 +206,7 @@ pub(crate) mod tests {
         cloud.host = "api.openai.com".into();
         cloud.endpoints = vec![];
         let route = AiRoute {
+            model_aliases: Default::default(),
             target: AiRouteTarget::Groups(vec![
                 vec![
                     provider("a", 8080, AiAuth::Key(ProviderKey("sk-a".into()))),
@@ -265,6 +292,7 @@ pub(crate) mod tests {
                 (
                     "c1/llm/open".to_string(),
                     AiRoute {
+                        model_aliases: Default::default(),
                         target: AiRouteTarget::Provider(AiRouteProvider {
                             endpoints: vec![],
                             tls: true,

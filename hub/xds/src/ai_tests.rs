@@ -95,6 +95,7 @@ fn compiled_route_configuration() -> RouteConfiguration {
         }],
     };
     let backend = AiBackend {
+        model_aliases: Default::default(),
         meta: meta("local-llm"),
         target: Ok(AiTarget {
             provider: AiProvider::OpenAi { model: None },

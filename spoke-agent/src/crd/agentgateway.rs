@@ -132,7 +132,23 @@ pub struct OpenAi {
 pub struct Policies {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<Auth>,
-    /// `ai`, `http`, `tls`, `tcp`, `health`, `mcp`, ... and any other field.
+    /// `policies.ai`: fleetgate reads `modelAliases`; its other fields stay in
+    /// [`AiPolicy::other`] and are reported as unsupported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ai: Option<AiPolicy>,
+    /// `http`, `tls`, `tcp`, `health`, `mcp`, ... and any other field.
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+/// `spec.policies.ai`: agentgateway's AI policy.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AiPolicy {
+    /// `modelAliases`: a requested model name -> the model sent upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_aliases: Option<BTreeMap<String, String>>,
+    /// `promptGuard`, `defaults`, `overrides`, `prompt`, `routes`, ... and any other field.
     #[serde(flatten)]
     pub other: Other,
 }
@@ -297,6 +313,7 @@ spec:
             ("spec.policies.auth.secretRef.group", "string"),
             ("spec.policies.auth.secretRef.kind", "string"),
             ("spec.policies.auth.passthrough", "object"),
+            ("spec.policies.ai.modelAliases", "object"),
             ("status.conditions", "array"),
         ] {
             assert_eq!(at(root, path).type_.as_deref(), Some(ty), "{path}");
@@ -308,6 +325,7 @@ spec:
             "spec.ai.provider",
             "spec.policies",
             "spec.policies.auth",
+            "spec.policies.ai",
         ] {
             assert_eq!(
                 at(root, path).x_kubernetes_preserve_unknown_fields,

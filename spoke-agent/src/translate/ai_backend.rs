@@ -10,13 +10,16 @@
 //! `static`, other policies, any field it does not know) is not dropped silently: the backend
 //! is sent with a problem (UnsupportedValue) naming the field, which the hub reports on the
 //! backend's status, and no traffic goes to it. A problem never carries the key.
+//! `spec.policies.ai.modelAliases` (exact names) travels as `AiBackend.model_aliases`, for
+//! every provider of the backend; the other fields of `policies.ai`, wildcard aliases and a
+//! group provider's own `policies.ai` are reported the same way.
 
 use fleetgate_proto::spoke::v1::{self as pb, Kind, Object, ai_backend, ai_group_provider, object};
 
 use super::{object_header, wire_endpoint, wire_problem};
 use crate::crd::AgentgatewayBackend;
 use crate::crd::agentgateway::{
-    AgentgatewayBackendSpec, NamedProvider, Other, PriorityGroup, Provider,
+    AgentgatewayBackendSpec, NamedProvider, Other, Policies, PriorityGroup, Provider,
 };
 use crate::resolve::ai::{AiAuth, resolve_auth, resolve_host};
 use crate::resolve::{Index, Problem, Reason};
@@ -83,6 +86,7 @@ fn ai_backend(ns: &str, b: &AgentgatewayBackend, index: &Index<'_>) -> pb::AiBac
                             .collect(),
                     })
                     .collect(),
+                model_aliases: model_aliases(&b.spec),
                 ..Default::default()
             },
             Err(p) => pb::AiBackend {
@@ -104,10 +108,47 @@ fn ai_backend(ns: &str, b: &AgentgatewayBackend, index: &Index<'_>) -> pb::AiBac
         Ok((endpoints, auth)) => {
             out.endpoints = endpoints.into_iter().map(wire_endpoint).collect();
             out.auth = auth.map(wire_auth);
+            out.model_aliases = model_aliases(&b.spec);
         }
         Err(p) => out.problem = Some(wire_problem(p)),
     }
     out
+}
+
+/// `spec.policies.ai.modelAliases` as written (checked by [`check_spec`]; the hub judges sizes).
+fn model_aliases(spec: &AgentgatewayBackendSpec) -> std::collections::HashMap<String, String> {
+    spec.policies
+        .as_ref()
+        .and_then(|p| p.ai.as_ref())
+        .and_then(|ai| ai.model_aliases.as_ref())
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
+}
+
+/// What `spec.policies.ai` asks beyond `modelAliases` of exact names (agentgateway's wildcard
+/// aliases, prompt guards, defaults, ...): unsupported, named.
+fn check_ai_policy(policies: &Policies) -> Result<(), Problem> {
+    let Some(ai) = &policies.ai else {
+        return Ok(());
+    };
+    if let Some(field) = first_unknown("spec.policies.ai", &ai.other) {
+        return Err(unsupported(format!(
+            "{field} is not supported yet; fleetgate honours spec.policies.ai.modelAliases only, remove the others"
+        )));
+    }
+    if let Some(name) = ai
+        .model_aliases
+        .iter()
+        .flatten()
+        .map(|(k, _)| k)
+        .find(|k| k.contains('*'))
+    {
+        return Err(unsupported(format!(
+            "spec.policies.ai.modelAliases key {:?} is a wildcard pattern, which fleetgate does not support yet; list each model name exactly",
+            name.chars().take(64).collect::<String>()
+        )));
+    }
+    Ok(())
 }
 
 fn port_of(provider: Option<&Provider>) -> u32 {
@@ -237,6 +278,11 @@ fn check_groups(groups: &[PriorityGroup]) -> Result<(), Problem> {
                 )));
             }
             check_provider(&at, &p.provider)?;
+            if p.policies.as_ref().is_some_and(|x| x.ai.is_some()) {
+                return Err(unsupported(format!(
+                    "{at}.policies.ai is not supported yet; set spec.policies.ai.modelAliases on the backend, which applies to every provider"
+                )));
+            }
             if let Some(policies) = &p.policies
                 && let Some(field) = first_unknown(&format!("{at}.policies"), &policies.other)
             {
@@ -289,12 +335,13 @@ fn check_spec(spec: &AgentgatewayBackendSpec) -> Result<(), Problem> {
     if let Some(field) = first_unknown("spec.ai", &ai.other) {
         return Err(unsupported(format!("{field} is not supported; remove it")));
     }
-    if let Some(policies) = &spec.policies
-        && let Some(field) = first_unknown("spec.policies", &policies.other)
-    {
-        return Err(unsupported(format!(
-            "{field} is not supported yet; fleetgate honours spec.policies.auth only, remove the others"
-        )));
+    if let Some(policies) = &spec.policies {
+        if let Some(field) = first_unknown("spec.policies", &policies.other) {
+            return Err(unsupported(format!(
+                "{field} is not supported yet; fleetgate honours spec.policies.auth and spec.policies.ai.modelAliases only, remove the others"
+            )));
+        }
+        check_ai_policy(policies)?;
     }
     Ok(())
 }

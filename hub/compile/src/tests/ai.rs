@@ -36,6 +36,7 @@ fn target(upstream: AiUpstream, key: &str) -> AiTarget {
 
 fn ai_backend(name: &str, target: Result<AiTarget, BackendProblem>) -> AiBackend {
     AiBackend {
+        model_aliases: Default::default(),
         meta: meta("default", name),
         target: target.map(AiTargets::from),
     }
@@ -232,6 +233,26 @@ fn a_rule_with_timeouts_keeps_them_and_a_mixed_rule_splits_by_weight() {
     );
     // Only the AI share carries the identity headers.
     assert!(identity(&fw.clusters[1]).is_empty());
+}
+
+#[test]
+fn model_aliases_reach_the_backends_route_and_only_its_own() {
+    let mut aliased = local("aliased", &["127.0.1.10:8080"], "sk-a");
+    aliased.model_aliases = [("fast".to_string(), "gpt-4o-mini".to_string())].into();
+    let fi: FleetIntent = [with_ai(
+        ck("a", "c1"),
+        vec![],
+        vec![],
+        vec![aliased, local("plain", &["127.0.1.11:8080"], "sk-b")],
+    )]
+    .into();
+    let c = compile(&fi, &ai_dp());
+    let routes = &c.snapshot.ai.tenants["a"].routes;
+    assert_eq!(
+        routes["c1/default/aliased"].model_aliases,
+        [("fast".to_string(), "gpt-4o-mini".to_string())].into()
+    );
+    assert!(routes["c1/default/plain"].model_aliases.is_empty());
 }
 
 #[test]
@@ -763,6 +784,7 @@ fn groups_become_routes_of_the_providers_the_gateway_can_dial() {
     ];
     for (what, groups, want_route, (resolved, reason), message) in cases {
         let b = AiBackend {
+            model_aliases: Default::default(),
             meta: meta("default", "failover"),
             target: Ok(AiTargets::Groups(groups)),
         };
@@ -812,6 +834,7 @@ fn groups_become_routes_of_the_providers_the_gateway_can_dial() {
 #[test]
 fn a_groups_route_carries_each_providers_key_and_endpoints() {
     let b = AiBackend {
+        model_aliases: Default::default(),
         meta: meta("default", "failover"),
         target: Ok(AiTargets::Groups(vec![
             vec![

@@ -10,6 +10,7 @@ use crate::model::ai::{
 
 fn backend(ns: &str, name: &str, auth: AiAuth) -> AiBackend {
     AiBackend {
+        model_aliases: Default::default(),
         meta: meta(ns, name),
         target: Ok(AiTargets::Provider(AiTarget {
             provider: AiProvider::OpenAi { model: None },

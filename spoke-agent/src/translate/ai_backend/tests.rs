@@ -102,6 +102,7 @@ fn the_tutorials_backend_is_resolved_into_endpoints_and_the_secrets_key() {
             }),
             problem: None,
             groups: Vec::new(),
+            model_aliases: Default::default(),
         })),
     };
     assert_eq!(objects, vec![want]);
@@ -286,6 +287,21 @@ fn unsupported_kinds_and_fields_are_named_in_the_problem() {
             "spec.policies.http is not supported yet",
         ),
         (
+            "an ai policy other than modelAliases",
+            "spec:\n  ai:\n    provider:\n      openai: {}\n  policies:\n    ai:\n      modelAliases: {fast: m}\n      promptGuard: {request: []}\n",
+            "spec.policies.ai.promptGuard is not supported yet; fleetgate honours spec.policies.ai.modelAliases only",
+        ),
+        (
+            "a wildcard model alias",
+            "spec:\n  ai:\n    provider:\n      openai: {}\n  policies:\n    ai:\n      modelAliases: {\"gpt-*\": gpt-4o}\n",
+            "spec.policies.ai.modelAliases key \"gpt-*\" is a wildcard pattern",
+        ),
+        (
+            "a wildcard model alias on a groups backend",
+            "spec:\n  ai:\n    groups:\n    - providers: [{name: a, openai: {}}]\n  policies:\n    ai:\n      modelAliases: {\"*\": m}\n",
+            "spec.policies.ai.modelAliases key \"*\" is a wildcard pattern",
+        ),
+        (
             "openai moderation",
             "spec:\n  ai:\n    provider:\n      openai: {moderation: {model: m}}\n",
             "spec.ai.provider.openai.moderation is not supported yet",
@@ -318,10 +334,42 @@ fn unsupported_kinds_and_fields_are_named_in_the_problem() {
         assert_eq!(p.reason, "UnsupportedValue", "{name}");
         assert!(p.message.contains(want), "{name}: {}", p.message);
         assert!(
-            b.endpoints.is_empty() && b.auth.is_none() && b.groups.is_empty(),
+            b.endpoints.is_empty()
+                && b.auth.is_none()
+                && b.groups.is_empty()
+                && b.model_aliases.is_empty(),
             "{name}"
         );
     }
+}
+
+#[test]
+fn model_aliases_travel_for_a_provider_and_for_groups() {
+    let one = translate_one(
+        "spec:\n  ai:\n    provider:\n      host: api.openai.com\n      openai: {}\n  policies:\n    ai:\n      modelAliases: {fast: gpt-4o-mini, smart: gpt-4o}\n",
+    );
+    assert!(one.problem.is_none(), "{:?}", one.problem);
+    assert_eq!(
+        one.model_aliases,
+        std::collections::HashMap::from([
+            ("fast".to_string(), "gpt-4o-mini".to_string()),
+            ("smart".to_string(), "gpt-4o".to_string()),
+        ])
+    );
+    let groups = translate_one(
+        "spec:\n  ai:\n    groups:\n    - providers: [{name: a, host: api.openai.com, openai: {}}]\n  policies:\n    ai:\n      modelAliases: {fast: gpt-4o-mini}\n",
+    );
+    assert!(groups.problem.is_none(), "{:?}", groups.problem);
+    assert_eq!(groups.groups.len(), 1);
+    assert_eq!(
+        groups.model_aliases.get("fast").map(String::as_str),
+        Some("gpt-4o-mini")
+    );
+    // An empty map and no policies.ai alike: no aliases.
+    let none = translate_one(
+        "spec:\n  ai:\n    provider:\n      host: api.openai.com\n      openai: {}\n  policies:\n    ai: {modelAliases: {}}\n",
+    );
+    assert!(none.problem.is_none() && none.model_aliases.is_empty());
 }
 
 #[test]
