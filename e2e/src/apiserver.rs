@@ -138,96 +138,108 @@ impl TenantCluster {
         std::fs::write(&sa_key, sa_private)?;
         std::fs::write(&sa_pub, sa_public)?;
 
-        let port = free_port()?;
-        let server = format!("https://127.0.0.1:{port}");
-        let admin_kubeconfig = dir.write(
-            &format!("{name}-admin.kubeconfig"),
-            kubeconfig::render(
-                name,
-                &server,
-                "admin",
-                &Credentials {
-                    ca_cert: ca_cert.clone(),
-                    client_cert: admin_crt,
-                    client_key: admin_key,
-                },
-            ),
-        )?;
-        let agent_kubeconfig = dir.write(
-            &format!("{name}-agent.kubeconfig"),
-            kubeconfig::render(
-                name,
-                &server,
-                AGENT_USER,
-                &Credentials {
-                    ca_cert: ca_cert.clone(),
-                    client_cert: agent_crt,
-                    client_key: agent_key,
-                },
-            ),
-        )?;
+        // A free port can be taken by another test between the pick and the server's bind.
+        for attempt in 1.. {
+            let port = free_port()?;
+            let server = format!("https://127.0.0.1:{port}");
+            let admin_kubeconfig = dir.write(
+                &format!("{name}-admin.kubeconfig"),
+                kubeconfig::render(
+                    name,
+                    &server,
+                    "admin",
+                    &Credentials {
+                        ca_cert: ca_cert.clone(),
+                        client_cert: admin_crt.clone(),
+                        client_key: admin_key.clone(),
+                    },
+                ),
+            )?;
+            let agent_kubeconfig = dir.write(
+                &format!("{name}-agent.kubeconfig"),
+                kubeconfig::render(
+                    name,
+                    &server,
+                    AGENT_USER,
+                    &Credentials {
+                        ca_cert: ca_cert.clone(),
+                        client_cert: agent_crt.clone(),
+                        client_key: agent_key.clone(),
+                    },
+                ),
+            )?;
 
-        let p = |p: &Path| p.display().to_string();
-        let args = vec![
-            format!("--etcd-servers={}", etcd.url()),
-            format!("--etcd-prefix=/{name}"),
-            format!("--cert-dir={}", cert_dir.path().display()),
-            format!("--tls-cert-file={}", p(&serving_crt)),
-            format!("--tls-private-key-file={}", p(&serving_key)),
-            format!("--client-ca-file={}", p(&ca_cert)),
-            format!("--secure-port={port}"),
-            "--bind-address=127.0.0.1".to_string(),
-            "--advertise-address=127.0.0.1".to_string(),
-            "--service-cluster-ip-range=10.0.0.0/16".to_string(),
-            "--authorization-mode=RBAC".to_string(),
-            "--disable-admission-plugins=ServiceAccount".to_string(),
-            format!("--service-account-issuer={server}"),
-            format!("--service-account-key-file={}", p(&sa_pub)),
-            format!("--service-account-signing-key-file={}", p(&sa_key)),
-            "--allow-privileged=true".to_string(),
-            // Fewer moving parts on a two-core machine.
-            "--enable-priority-and-fairness=false".to_string(),
-            "--endpoint-reconciler-type=none".to_string(),
-            "--v=1".to_string(),
-        ];
-        let mut process = Process::spawn(
-            &dir,
-            &format!("kube-apiserver-{name}"),
-            crate::components::kube_apiserver()?,
-            args,
-        )?;
-        let admin = kubeconfig::client(&admin_kubeconfig).await?;
-        let ready = try_eventually(Duration::from_secs(90), || {
-            let running = process.ensure_running();
-            let admin = admin.clone();
-            async move {
-                running?;
-                let req = hyper::Request::get("/readyz").body(Vec::new())?;
-                let body = admin.request_text(req).await.context("GET /readyz")?;
-                anyhow::ensure!(body.trim() == "ok", "/readyz: {body}");
-                let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(admin);
-                ns.get("default")
-                    .await
-                    .context("namespace default not there yet")?;
-                Ok(())
+            let p = |p: &Path| p.display().to_string();
+            let args = vec![
+                format!("--etcd-servers={}", etcd.url()),
+                format!("--etcd-prefix=/{name}"),
+                format!("--cert-dir={}", cert_dir.path().display()),
+                format!("--tls-cert-file={}", p(&serving_crt)),
+                format!("--tls-private-key-file={}", p(&serving_key)),
+                format!("--client-ca-file={}", p(&ca_cert)),
+                format!("--secure-port={port}"),
+                "--bind-address=127.0.0.1".to_string(),
+                "--advertise-address=127.0.0.1".to_string(),
+                "--service-cluster-ip-range=10.0.0.0/16".to_string(),
+                "--authorization-mode=RBAC".to_string(),
+                "--disable-admission-plugins=ServiceAccount".to_string(),
+                format!("--service-account-issuer={server}"),
+                format!("--service-account-key-file={}", p(&sa_pub)),
+                format!("--service-account-signing-key-file={}", p(&sa_key)),
+                "--allow-privileged=true".to_string(),
+                // Fewer moving parts on a two-core machine.
+                "--enable-priority-and-fairness=false".to_string(),
+                "--endpoint-reconciler-type=none".to_string(),
+                "--v=1".to_string(),
+            ];
+            let mut process = Process::spawn(
+                &dir,
+                &format!("kube-apiserver-{name}"),
+                crate::components::kube_apiserver()?,
+                args,
+            )?;
+            let admin = kubeconfig::client(&admin_kubeconfig).await?;
+            let ready = try_eventually(Duration::from_secs(90), || {
+                let running = process.ensure_running();
+                let admin = admin.clone();
+                async move {
+                    running?;
+                    let req = hyper::Request::get("/readyz").body(Vec::new())?;
+                    let body = admin.request_text(req).await.context("GET /readyz")?;
+                    anyhow::ensure!(body.trim() == "ok", "/readyz: {body}");
+                    let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(admin);
+                    ns.get("default")
+                        .await
+                        .context("namespace default not there yet")?;
+                    Ok(())
+                }
+            })
+            .await;
+            if let Err(e) = ready {
+                // The port was free when picked and taken by another test's process before the
+                // server bound it: start again on another port.
+                if attempt < 3 && process.log().contains("address already in use") {
+                    eprintln!(
+                        "kube-apiserver {name}: port {port} was taken before it bound; retrying on another"
+                    );
+                    continue;
+                }
+                bail!(
+                    "kube-apiserver {name} did not become ready: {e:#}\nlast log lines:\n{}",
+                    process.log_tail(30)
+                );
             }
-        })
-        .await;
-        if let Err(e) = ready {
-            bail!(
-                "kube-apiserver {name} did not become ready: {e:#}\nlast log lines:\n{}",
-                process.log_tail(30)
-            );
+            return Ok(Self {
+                name: name.to_string(),
+                server,
+                admin,
+                admin_kubeconfig,
+                agent_kubeconfig,
+                process,
+                _cert_dir: cert_dir,
+            });
         }
-        Ok(Self {
-            name: name.to_string(),
-            server,
-            admin,
-            admin_kubeconfig,
-            agent_kubeconfig,
-            process,
-            _cert_dir: cert_dir,
-        })
+        unreachable!("the loop returns or bails")
     }
 
     pub fn name(&self) -> &str {
