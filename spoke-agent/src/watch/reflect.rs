@@ -14,7 +14,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
-use tracing::warn;
+use tracing::{debug, warn};
 
 /// A reflector that stops when dropped (for watches that come and go, e.g. one per Secret an
 /// AgentgatewayBackend names).
@@ -80,6 +80,11 @@ where
         while let Some(event) = stream.next().await {
             match event {
                 Ok(_) => changed.notify_one(),
+                // 410 Gone: the watch's resourceVersion was compacted; the watcher lists again
+                // from scratch by itself. Expected now and then, not a failure.
+                Err(watcher::Error::WatchError(status)) if status.code == 410 => {
+                    debug!(kind = %kind, reason = %status.message, "watch expired (410 Gone); listing again");
+                }
                 Err(e) => warn!(kind = %kind, error = %e, "watch failed; retrying with backoff"),
             }
         }
