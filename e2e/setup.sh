@@ -6,10 +6,15 @@
 #   - the AI test components (`ai`): a virtualenv with llama-cpp-python[server] built from source
 #     (a real OpenAI-compatible model server), gguf + numpy (e2e/ai/make_tiny_model.py writes the
 #     model; nothing is downloaded at test time) and the vendors' official SDKs.
+#   - the agent-protocol SDKs (`agents`): PyPI `mcp` and `a2a-sdk` in their own small virtualenv
+#     (pure Python, seconds to install, so changing them never rebuilds llama.cpp) and npm
+#     `@modelcontextprotocol/sdk` in a project-local node_modules; the MCP and A2A e2e tests run
+#     both ends (clients and upstream servers) with them.
 # Idempotent: every artefact lives in a folder keyed by its version and is never rebuilt when present.
 # Prints the environment the tests read (FLEETGATE_*) on stdout; `make test` sources it.
 # `setup.sh envoy` installs only Envoy (what `make demo` needs); `setup.sh ai` only the AI
-# components (append its output to the env file: `./e2e/setup.sh ai >> target/fleetgate-env`).
+# components, `setup.sh agents` only the MCP/A2A SDKs (append its output to the env file:
+# `./e2e/setup.sh agents >> target/fleetgate-env`).
 set -euo pipefail
 only="${1:-all}"
 
@@ -138,8 +143,38 @@ if [ ! -f "$ai_dir/.complete" ]; then
 fi
 fi
 
+if [ "$only" = all ] || [ "$only" = agents ]; then
+# --- MCP and A2A SDKs -------------------------------------------------------------------------
+AGENT_PIP_PACKAGES=(
+  "mcp==2.3.0"
+  "a2a-sdk[http-server]==1.3.0"
+)
+AGENT_NPM_PACKAGES=(
+  "@modelcontextprotocol/sdk@1.32.2"
+)
+agents_key="$(printf '%s\n' "${AGENT_PIP_PACKAGES[@]}" "${AGENT_NPM_PACKAGES[@]}" | sha256sum | cut -c1-12)"
+agents_dir="$CACHE/agents-$agents_key"
+if [ ! -f "$agents_dir/.complete" ]; then
+  log "installing the MCP and A2A SDKs into $agents_dir"
+  rm -rf "$agents_dir"
+  mkdir -p "$agents_dir/node"
+  python3 -m venv "$agents_dir/venv"
+  "$agents_dir/venv/bin/python" -m pip install --quiet "${AGENT_PIP_PACKAGES[@]}" >&2
+  (cd "$agents_dir/node" && echo '{"private":true}' > package.json &&
+    npm install --silent --no-audit --no-fund "${AGENT_NPM_PACKAGES[@]}" >&2)
+  touch "$agents_dir/.complete"
+  log "MCP and A2A SDKs ready: $agents_dir"
+fi
+fi
+
 if [ "$only" = all ] || [ "$only" = envoy ]; then
   echo "FLEETGATE_ENVOY=$envoy_path"
+fi
+if [ "$only" = all ] || [ "$only" = agents ]; then
+  # The interpreter with `mcp` and `a2a-sdk` (clients and upstream servers of the MCP/A2A tests)
+  # and the node_modules folder with `@modelcontextprotocol/sdk` (NODE_PATH for node scripts).
+  echo "FLEETGATE_AGENTS_PYTHON=$agents_dir/venv/bin/python"
+  echo "FLEETGATE_AGENTS_NODE_PATH=$agents_dir/node/node_modules"
 fi
 if [ "$only" = all ] || [ "$only" = ai ]; then
   # The interpreter of the AI virtualenv: `python -m llama_cpp.server`, the model generator and
