@@ -1,5 +1,6 @@
 //! Manifests: the same kinds as `watch` (GatewayClass, Gateway, HTTPRoute, Service,
-//! EndpointSlice, Node, agentgateway's AgentgatewayBackend, fleetgate's VirtualKey, ...), read
+//! EndpointSlice, Node, agentgateway's AgentgatewayBackend, fleetgate's VirtualKey, Ingress,
+//! IngressClass, ...), read
 //! from a folder of multi-document YAML files instead of a cluster. Of the Secrets, TLS ones are
 //! read as certificates, and any Secret an AgentgatewayBackend or a VirtualKey names is read for
 //! its key (the others are dropped once the whole folder is read).
@@ -23,6 +24,7 @@ use gateway_api::referencegrants::ReferenceGrant;
 use gateway_api::tlsroutes::TlsRoute;
 use k8s_openapi::api::core::v1::{Namespace, Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -184,6 +186,16 @@ fn add_value(value: serde_yaml::Value, out: &mut ClusterState) -> Result<(), Str
         ("v1", "Node") => out
             .nodes
             .push(typed(value, &kind, false, |o: &mut Node| &mut o.metadata)?),
+        ("networking.k8s.io/v1", "Ingress") => {
+            out.ingresses
+                .push(typed(value, &kind, true, |o: &mut Ingress| &mut o.metadata)?)
+        }
+        ("networking.k8s.io/v1", "IngressClass") => {
+            out.ingress_classes
+                .push(typed(value, &kind, false, |o: &mut IngressClass| {
+                    &mut o.metadata
+                })?)
+        }
         ("discovery.k8s.io/v1", "EndpointSlice") => {
             out.endpoint_slices
                 .push(typed(value, &kind, true, |o: &mut EndpointSlice| {
@@ -326,6 +338,8 @@ impl Folder {
             all.ai_backends.extend(c.ai_backends);
             all.ai_secrets.extend(c.ai_secrets);
             all.virtual_keys.extend(c.virtual_keys);
+            all.ingresses.extend(c.ingresses);
+            all.ingress_classes.extend(c.ingress_classes);
         }
         keep_referenced_ai_secrets(&mut all);
         all.normalize();
@@ -356,13 +370,20 @@ pub fn check_folder(dir: &Path) -> Result<(), ManifestsError> {
 }
 
 /// Scans `dir` every [`POLL_INTERVAL`] and publishes snapshots until every receiver is gone;
-/// `claimed_class_names` (`--gateway-class`) goes into every snapshot.
-pub async fn run(dir: PathBuf, claimed_class_names: Vec<String>, tx: watch::Sender<ClusterState>) {
+/// `claimed_class_names` (`--gateway-class`) and `ingress_class_name` (`--ingress-class`) go
+/// into every snapshot.
+pub async fn run(
+    dir: PathBuf,
+    claimed_class_names: Vec<String>,
+    ingress_class_name: String,
+    tx: watch::Sender<ClusterState>,
+) {
     let mut folder = Folder::default();
     let mut first = true;
     loop {
         let scanned = folder.scan(&dir).map(|mut s| {
             s.claimed_class_names = claimed_class_names.clone();
+            s.ingress_class_name = ingress_class_name.clone();
             s.normalize();
             s
         });
