@@ -589,6 +589,22 @@ mod tests {
     }
 
     #[test]
+    fn ingress_class_flag_table() {
+        let base = ["--hub", "https://127.0.0.1:9443", "--identity-dir", "/id"];
+        assert_eq!(parse(&base).unwrap().ingress_class, DEFAULT_INGRESS_CLASS);
+        let with = |v: &str| parse(&[&base[..], &[&format!("--ingress-class={v}")]].concat());
+        assert_eq!(with("internal").unwrap().ingress_class, "internal");
+        assert_eq!(with(" web.example ").unwrap().ingress_class, "web.example");
+        for bad in ["", "Web", "a..b"] {
+            let err = with(bad).unwrap_err();
+            assert!(
+                err.contains(&format!("--ingress-class {bad:?} is not an IngressClass name")),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn secrets_modes_table() {
         let base = ["--hub", "https://127.0.0.1:9443", "--identity-dir", "/id"];
         let with = |v: &str| parse(&[&base[..], &["--secrets", v]].concat());

@@ -181,10 +181,12 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         Sink::Kube(c) => Some(c.clone()),
         Sink::Log { .. } => None,
     };
+    let ingress_config = config.clone();
     tokio::spawn(status::ingress::run_writer(
         state_rx.clone(),
         status_rx.clone(),
         ingress_client,
+        move |s: &ClusterState| ingress_config.effective_endpoint_mode(!s.nodes.is_empty()),
     ));
     tokio::spawn(status::run_writer(state_rx.clone(), status_rx, sink));
     let mut translate_rx = state_rx;

@@ -6,8 +6,9 @@
 //! [`plan`] is pure: for every claimed Ingress it gives the load balancer status (the addresses
 //! of its Gateway, as the hub fills Gateway `status.addresses`) and the problems: the agent's
 //! own refusal ([`crate::claim::ingress::IngressRefusal`]) or the parts it could not express,
-//! then every `False` condition the hub set on the Gateway, its listeners and the routes'
-//! parents. [`run_writer`] applies the status (server-side apply of `ingresses/status`) when it
+//! every backend it could not resolve (all of them: the hub's route condition names only the
+//! first), then every `False` condition the hub set on the Gateway, its listeners and the
+//! routes' parents (but their `ResolvedRefs`, which only repeats the agent's backends). [`run_writer`] applies the status (server-side apply of `ingresses/status`) when it
 //! differs and reports problems when they change.
 
 use std::collections::BTreeMap;
@@ -27,6 +28,9 @@ use tracing::{info, warn};
 
 use crate::FIELD_MANAGER;
 use crate::claim::ingress::{IngressShape, claimed_ingresses, shape};
+use crate::config::EndpointMode;
+use crate::resolve::Index;
+use crate::resolve::ingress::resolve_ingress_backend;
 use crate::state::ClusterState;
 
 /// What the agent wants on one claimed Ingress.
@@ -57,8 +61,10 @@ fn normalized(s: Option<&IngressLoadBalancerStatus>) -> Vec<IngressLoadBalancerI
     s.and_then(|s| s.ingress.clone()).unwrap_or_default()
 }
 
-/// The reports of every claimed Ingress, by the hub's status `hub`.
-pub fn plan(state: &ClusterState, hub: Option<&Status>) -> Vec<IngressReport> {
+/// The reports of every claimed Ingress, by the hub's status `hub`; backends are resolved with
+/// endpoint mode `mode`, as the translation did.
+pub fn plan(state: &ClusterState, hub: Option<&Status>, mode: EndpointMode) -> Vec<IngressReport> {
+    let index = Index::new(state, mode);
     let by_key: BTreeMap<(i32, &str, &str), &ObjectStatus> = hub
         .iter()
         .flat_map(|h| &h.objects)
@@ -84,7 +90,9 @@ pub fn plan(state: &ClusterState, hub: Option<&Status>) -> Vec<IngressReport> {
                     let find = |kind: Kind, n: &str| {
                         by_key.get(&(kind as i32, namespace.as_str(), n)).copied()
                     };
-                    hub_verdict(&s, &find)
+                    let (lb, mut problems) = hub_verdict(&s, &find);
+                    problems.splice(0..0, backend_problems(&namespace, &s, state, &index));
+                    (lb, problems)
                 }
             };
             IngressReport {
@@ -96,6 +104,38 @@ pub fn plan(state: &ClusterState, hub: Option<&Status>) -> Vec<IngressReport> {
             }
         })
         .collect()
+}
+
+/// Every backend of `s` (in namespace `ns`) that does not resolve, with where it is written.
+fn backend_problems(
+    ns: &str,
+    s: &IngressShape,
+    state: &ClusterState,
+    index: &Index<'_>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in &s.routes {
+        let host = r.hostname.as_deref().unwrap_or("(any host)");
+        for p in &r.paths {
+            if let Some(problem) = resolve_ingress_backend(ns, &p.backend, state, index).problem {
+                out.push(format!(
+                    "path {} of {host}: {}: {}",
+                    p.value,
+                    problem.reason.as_str(),
+                    problem.message
+                ));
+            }
+        }
+    }
+    let default = s.routes.iter().find_map(|r| r.default_backend.as_ref());
+    if let Some(problem) = default.and_then(|b| resolve_ingress_backend(ns, b, state, index).problem) {
+        out.push(format!(
+            "defaultBackend: {}: {}",
+            problem.reason.as_str(),
+            problem.message
+        ));
+    }
+    out
 }
 
 /// The load balancer status and problems of one translated Ingress from the hub's statuses of
@@ -148,7 +188,12 @@ fn hub_verdict<'a>(
         let host = r.hostname.as_deref().unwrap_or("(any host)");
         let mut seen: Vec<(String, String)> = Vec::new();
         for p in &rs.parents {
-            for c in p.conditions.iter().filter(|c| refused(c)) {
+            // ResolvedRefs only repeats the first of the backend problems the agent sent.
+            for c in p
+                .conditions
+                .iter()
+                .filter(|c| refused(c) && c.r#type != "ResolvedRefs")
+            {
                 let k = (c.reason.clone(), c.message.clone());
                 if !seen.contains(&k) {
                     problems.push(format!("rules for {host}: {}: {}", c.reason, c.message));
@@ -208,11 +253,12 @@ pub fn warning_event(namespace: &str, name: &str, problems: &[String], now: &Tim
 
 /// Keeps claimed Ingresses' `status.loadBalancer` in line with the hub's addresses and reports
 /// their problems when they change, until the state channel closes. `client` is `None` in
-/// manifests mode: then only log lines.
+/// manifests mode: then only log lines. `mode_of` is the endpoint mode the translation uses.
 pub async fn run_writer(
     mut state: watch::Receiver<ClusterState>,
     mut hub: watch::Receiver<Option<Status>>,
     client: Option<Client>,
+    mode_of: impl Fn(&ClusterState) -> EndpointMode,
 ) {
     let mut resync = tokio::time::interval(Duration::from_secs(30));
     let mut reported: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
@@ -221,7 +267,7 @@ pub async fn run_writer(
         let reports = {
             let st = state.borrow_and_update();
             let hs = hub.borrow_and_update();
-            plan(&st, hs.as_ref())
+            plan(&st, hs.as_ref(), mode_of(&st))
         };
         reported.retain(|k, _| {
             reports

@@ -23,7 +23,8 @@ use crate::claim::ingress::{
     IngressShape, PathKind, ShapeListener, ShapeRoute, claimed_ingresses, shape,
 };
 use crate::resolve::certificate::resolve_certificate;
-use crate::resolve::{Backend, BackendRef, Index, Problem, Reason, resolve_backend_ref};
+use crate::resolve::Index;
+use crate::resolve::ingress::resolve_ingress_backend;
 use crate::state::ClusterState;
 
 /// The Gateways and HTTPRoutes of every claimed Ingress (refused ones are left out; `status`
@@ -170,101 +171,6 @@ fn route(
         hostnames: r.hostname.iter().cloned().collect(),
         rules,
     }
-}
-
-/// An Ingress backend in namespace `ns` -> a resolved backend (weight 1), or one with the
-/// problem that explains why it has no endpoints.
-pub fn resolve_ingress_backend(
-    ns: &str,
-    b: &IngressBackend,
-    state: &ClusterState,
-    index: &Index<'_>,
-) -> Backend {
-    let unresolved = |name: &str, port: u32, reason: Reason, message: String| Backend {
-        namespace: ns.to_string(),
-        name: name.to_string(),
-        port,
-        weight: 1,
-        app_protocol: String::new(),
-        endpoints: Vec::new(),
-        problem: Some(Problem { reason, message }),
-        kind: String::new(),
-    };
-    let Some(svc) = &b.service else {
-        let what = b
-            .resource
-            .as_ref()
-            .map(|r| {
-                format!(
-                    "{} {}",
-                    match &r.api_group {
-                        Some(g) if !g.is_empty() => format!("{}.{g}", r.kind),
-                        _ => r.kind.clone(),
-                    },
-                    r.name
-                )
-            })
-            .unwrap_or_else(|| "(none)".into());
-        return unresolved(
-            "",
-            0,
-            Reason::InvalidKind,
-            format!(
-                "Ingress backend resource {what} is not supported: fleetgate routes Ingresses to Services only (backend.service)"
-            ),
-        );
-    };
-    let port = svc.port.as_ref();
-    let number = match (
-        port.and_then(|p| p.number),
-        port.and_then(|p| p.name.as_deref()),
-    ) {
-        (Some(n), _) => Some(n),
-        (None, Some(port_name)) => {
-            let found = state.services.iter().find(|s| {
-                s.metadata.namespace.as_deref() == Some(ns)
-                    && s.metadata.name.as_deref() == Some(svc.name.as_str())
-            });
-            match found {
-                // Resolved below, which says the Service is not found.
-                None => None,
-                Some(s) => match s
-                    .spec
-                    .iter()
-                    .flat_map(|sp| sp.ports.iter().flatten())
-                    .find(|p| p.name.as_deref() == Some(port_name))
-                {
-                    Some(p) => Some(p.port),
-                    None => {
-                        return unresolved(
-                            &svc.name,
-                            0,
-                            Reason::BackendNotFound,
-                            format!(
-                                "Service {ns}/{} has no port named {port_name:?}; name one of its ports in the Ingress backend (service.port.name or service.port.number)",
-                                svc.name
-                            ),
-                        );
-                    }
-                },
-            }
-        }
-        (None, None) => None,
-    };
-    resolve_backend_ref(
-        "HTTPRoute",
-        ns,
-        BackendRef {
-            group: None,
-            kind: None,
-            namespace: None,
-            name: &svc.name,
-            port: number,
-            weight: None,
-        },
-        index,
-        "TCP",
-    )
 }
 
 #[cfg(test)]

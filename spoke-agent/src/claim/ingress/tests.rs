@@ -164,9 +164,12 @@ fn shape_of_hosts_paths_tls_and_default_backend() {
                 vec!["b-tls", "wild-tls"]
             ),
             ("http-1", "HTTP", 80, Some("c.x.example"), vec![]),
-            ("http-2", "HTTP", 80, Some("only-tls.a.example"), vec![]),
+            // Hosts listed only in spec.tls are served (to the defaultBackend) too.
+            ("http-2", "HTTP", 80, Some("*.a.example"), vec![]),
+            ("https-2", "HTTPS", 443, Some("*.a.example"), vec!["wild-tls"]),
+            ("http-3", "HTTP", 80, Some("only-tls.a.example"), vec![]),
             (
-                "https-2",
+                "https-3",
                 "HTTPS",
                 443,
                 Some("only-tls.a.example"),
@@ -208,8 +211,14 @@ fn shape_of_hosts_paths_tls_and_default_backend() {
             ),
             (
                 "shop.ingress.2",
-                Some("only-tls.a.example"),
+                Some("*.a.example"),
                 vec!["http-2", "https-2"],
+                vec![]
+            ),
+            (
+                "shop.ingress.3",
+                Some("only-tls.a.example"),
+                vec!["http-3", "https-3"],
                 vec![]
             ),
         ]

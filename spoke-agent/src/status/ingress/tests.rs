@@ -7,6 +7,8 @@ use serde_json::json;
 
 use super::*;
 use crate::claim::CONTROLLER_NAME;
+use crate::test_support::{node, service};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 fn from_json<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
     serde_json::from_value(v).unwrap()
@@ -30,6 +32,13 @@ fn state(status: Option<serde_json::Value>) -> ClusterState {
         ingresses: vec![from_json(ing)],
         ingress_classes: vec![class],
         ingress_class_name: "fleetgate".into(),
+        services: vec![service(
+            "app",
+            "web",
+            "NodePort",
+            &[(Some("http"), 80, Some(30080), IntOrString::Int(80))],
+        )],
+        nodes: vec![node("n1", Some("127.0.1.1"), None)],
         ..Default::default()
     }
 }
@@ -119,7 +128,7 @@ fn plan_table() {
             ],
         ),
         (
-            "an unresolved backend and a listener certificate problem",
+            "a listener certificate problem; the route's ResolvedRefs is the agent's to tell",
             Some(vec![
                 gateway(
                     &["127.0.0.5"],
@@ -129,15 +138,12 @@ fn plan_table() {
                 route(vec![ok(), cond("ResolvedRefs", "False", "BackendNotFound", "Service app/web not found")]),
             ]),
             Some(vec!["127.0.0.5"]),
-            vec![
-                "listener HTTP shop.a.example: InvalidCertificateRef: Secret app/gone not found",
-                "rules for shop.a.example: BackendNotFound: Service app/web not found",
-            ],
+            vec!["listener HTTP shop.a.example: InvalidCertificateRef: Secret app/gone not found"],
         ),
     ];
     for (what, hub, want_ips, want_problems) in cases {
         let hub = hub.map(|objects| Status { objects });
-        let reports = plan(&state(None), hub.as_ref());
+        let reports = plan(&state(None), hub.as_ref(), EndpointMode::Node);
         assert_eq!(reports.len(), 1, "{what}");
         let r = &reports[0];
         assert_eq!(
@@ -149,7 +155,12 @@ fn plan_table() {
         for (got, want) in r.problems.iter().zip(&want_problems) {
             assert!(got.contains(want), "{what}: {got} lacks {want}");
         }
-        assert_eq!(r.needs_write(), r.load_balancer.is_some(), "{what}");
+        // The Ingress has no status yet: only an address is worth a write.
+        assert_eq!(
+            r.needs_write(),
+            ips(r).is_some_and(|i| !i.is_empty()),
+            "{what}"
+        );
     }
 }
 
@@ -158,7 +169,7 @@ fn refused_by_the_agent_empties_the_address_and_says_why() {
     let mut st = state(Some(json!({"loadBalancer": {"ingress": [{"ip": "127.0.0.5"}]}})));
     st.gateways
         .push(crate::test_support::gateway("app", "shop.ingress", "x", &[]));
-    let r = &plan(&st, None)[0];
+    let r = &plan(&st, None, EndpointMode::Node)[0];
     assert_eq!(ips(r), Some(vec![]));
     assert!(r.problems[0].contains("Gateway app/shop.ingress already exists"), "{:?}", r.problems);
     assert!(r.needs_write());
@@ -170,15 +181,15 @@ fn an_address_already_written_is_not_written_again() {
         objects: vec![gateway(&["127.0.0.5"], vec![ok()], vec![ok()])],
     };
     let st = state(Some(json!({"loadBalancer": {"ingress": [{"ip": "127.0.0.5"}]}})));
-    assert!(!plan(&st, Some(&hub))[0].needs_write());
+    assert!(!plan(&st, Some(&hub), EndpointMode::Node)[0].needs_write());
     let st = state(Some(json!({"loadBalancer": {"ingress": [{"ip": "127.0.0.9"}]}})));
-    assert!(plan(&st, Some(&hub))[0].needs_write());
+    assert!(plan(&st, Some(&hub), EndpointMode::Node)[0].needs_write());
     // `loadBalancer: {}` and `ingress: []` both mean no address.
     let none = Status {
         objects: vec![gateway(&[], vec![ok()], vec![ok()])],
     };
     let st = state(Some(json!({"loadBalancer": {}})));
-    assert!(!plan(&st, Some(&none))[0].needs_write());
+    assert!(!plan(&st, Some(&none), EndpointMode::Node)[0].needs_write());
 }
 
 #[test]
@@ -190,4 +201,33 @@ fn the_warning_event_names_the_ingress() {
     assert_eq!(e.involved_object.name.as_deref(), Some("shop"));
     assert_eq!(e.type_.as_deref(), Some("Warning"));
     assert_eq!(e.message.as_deref(), Some("a; b"));
+}
+
+/// The hub's route condition names only the first unresolved backend; the agent reports every
+/// one, with the path it is written at.
+#[test]
+fn every_unresolved_backend_is_reported_by_the_agent() {
+    let mut st = state(None);
+    st.ingresses = vec![from_json(json!({
+        "metadata": {"name": "shop", "namespace": "app"},
+        "spec": {
+            "ingressClassName": "fleetgate",
+            "defaultBackend": {"service": {"name": "gone", "port": {"number": 80}}},
+            "rules": [{"host": "shop.a.example", "http": {"paths": [
+                {"path": "/a", "pathType": "Prefix",
+                 "backend": {"service": {"name": "missing", "port": {"number": 80}}}},
+                {"path": "/b", "pathType": "Prefix",
+                 "backend": {"service": {"name": "web", "port": {"name": "nope"}}}},
+                {"path": "/c", "pathType": "Prefix",
+                 "backend": {"service": {"name": "web", "port": {"name": "http"}}}}]}}]},
+    }))];
+    let r = &plan(&st, None, EndpointMode::Node)[0];
+    assert_eq!(
+        r.problems,
+        vec![
+            "path /a of shop.a.example: BackendNotFound: Service app/missing not found".to_string(),
+            "path /b of shop.a.example: BackendNotFound: Service app/web has no port named \"nope\"; name one of its ports in the Ingress backend (service.port.name or service.port.number)".to_string(),
+            "defaultBackend: BackendNotFound: Service app/gone not found".to_string(),
+        ]
+    );
 }
