@@ -152,9 +152,21 @@ async fn ingress_hosts_paths_default_backend_and_tls_are_served() {
     wait_served(&fleet, "shop.a.example", "/api/items", "tenant-a-api").await;
     // Prefix is element-wise; Exact only the path itself; the rest to the defaultBackend.
     expect(&fleet, "shop.a.example", "/api", (200, "tenant-a-api")).await;
-    expect(&fleet, "shop.a.example", "/apix", (200, "tenant-a-fallback")).await;
+    expect(
+        &fleet,
+        "shop.a.example",
+        "/apix",
+        (200, "tenant-a-fallback"),
+    )
+    .await;
     expect(&fleet, "shop.a.example", "/login", (200, "tenant-a-web")).await;
-    expect(&fleet, "shop.a.example", "/login/x", (200, "tenant-a-fallback")).await;
+    expect(
+        &fleet,
+        "shop.a.example",
+        "/login/x",
+        (200, "tenant-a-fallback"),
+    )
+    .await;
     expect(&fleet, "shop.a.example", "/", (200, "tenant-a-fallback")).await;
     // The second host; its `/` path takes everything (the defaultBackend is not needed there).
     expect(&fleet, "blog.a.example", "/any", (200, "tenant-a-web")).await;

@@ -598,7 +598,9 @@ mod tests {
         for bad in ["", "Web", "a..b"] {
             let err = with(bad).unwrap_err();
             assert!(
-                err.contains(&format!("--ingress-class {bad:?} is not an IngressClass name")),
+                err.contains(&format!(
+                    "--ingress-class {bad:?} is not an IngressClass name"
+                )),
                 "{bad}: {err}"
             );
         }

@@ -188,7 +188,9 @@ fn add_value(value: serde_yaml::Value, out: &mut ClusterState) -> Result<(), Str
             .push(typed(value, &kind, false, |o: &mut Node| &mut o.metadata)?),
         ("networking.k8s.io/v1", "Ingress") => {
             out.ingresses
-                .push(typed(value, &kind, true, |o: &mut Ingress| &mut o.metadata)?)
+                .push(typed(value, &kind, true, |o: &mut Ingress| {
+                    &mut o.metadata
+                })?)
         }
         ("networking.k8s.io/v1", "IngressClass") => {
             out.ingress_classes
@@ -446,6 +448,50 @@ addressType: IPv4
 ports: [{port: 8080}]
 endpoints: [{addresses: [127.0.1.10]}]
 "#;
+
+    /// `--manifests` reads Ingresses and IngressClasses like the cluster watch, and they are
+    /// translated into a Gateway and an HTTPRoute.
+    #[test]
+    fn ingresses_are_read_and_translated() {
+        let yaml = r#"
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: fleetgate, namespace: ignored}
+spec: {controller: fleetgate.dev/hub}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop}
+spec:
+  ingressClassName: fleetgate
+  rules:
+  - host: shop.a.example
+    http:
+      paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]
+"#;
+        let mut s = parse_file(&format!("{GOOD}---{yaml}")).unwrap();
+        s.ingress_class_name = "fleetgate".into();
+        s.normalize();
+        assert_eq!(s.ingress_classes[0].metadata.namespace, None);
+        assert_eq!(
+            s.ingresses[0].metadata.namespace.as_deref(),
+            Some("default")
+        );
+        let refs: Vec<(i32, String)> = crate::run::intent_with(&s, crate::EndpointMode::Pod, false)
+            .into_iter()
+            .filter_map(|o| o.r#ref)
+            .filter(|r| r.name.starts_with("shop."))
+            .map(|r| (r.kind, r.name))
+            .collect();
+        use fleetgate_proto::spoke::v1::Kind;
+        assert_eq!(
+            refs,
+            vec![
+                (Kind::Gateway as i32, "shop.ingress".to_string()),
+                (Kind::HttpRoute as i32, "shop.ingress.0".to_string()),
+            ]
+        );
+    }
 
     #[test]
     fn parse_file_table() {

@@ -230,7 +230,12 @@ pub fn shape(ing: &Ingress, state: &ClusterState) -> Result<IngressShape, Ingres
     let default_backend = spec.default_backend.clone();
     // With a defaultBackend, hosts listed only in spec.tls are served too (all to the default).
     if default_backend.is_some() {
-        for h in spec.tls.iter().flatten().flat_map(|t| t.hosts.iter().flatten()) {
+        for h in spec
+            .tls
+            .iter()
+            .flatten()
+            .flat_map(|t| t.hosts.iter().flatten())
+        {
             let h = Some(h.clone()).filter(|h| !h.is_empty());
             if h.is_some() && !hosts.iter().any(|(x, _)| *x == h) {
                 hosts.push((h, Vec::new()));

@@ -104,4 +104,3 @@ pub fn resolve_ingress_backend(
         "TCP",
     )
 }
-

@@ -128,7 +128,9 @@ fn backend_problems(
         }
     }
     let default = s.routes.iter().find_map(|r| r.default_backend.as_ref());
-    if let Some(problem) = default.and_then(|b| resolve_ingress_backend(ns, b, state, index).problem) {
+    if let Some(problem) =
+        default.and_then(|b| resolve_ingress_backend(ns, b, state, index).problem)
+    {
         out.push(format!(
             "defaultBackend: {}: {}",
             problem.reason.as_str(),
@@ -150,7 +152,10 @@ fn hub_verdict<'a>(
     };
     let refused = |c: &fleetgate_proto::spoke::v1::Condition| {
         c.status == "False"
-            && matches!(c.r#type.as_str(), "Accepted" | "Programmed" | "ResolvedRefs")
+            && matches!(
+                c.r#type.as_str(),
+                "Accepted" | "Programmed" | "ResolvedRefs"
+            )
     };
     let host_of = |listener: &str| {
         s.listeners

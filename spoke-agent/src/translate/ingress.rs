@@ -22,8 +22,8 @@ use super::{object_header, wire_backend, wire_certificate};
 use crate::claim::ingress::{
     IngressShape, PathKind, ShapeListener, ShapeRoute, claimed_ingresses, shape,
 };
-use crate::resolve::certificate::resolve_certificate;
 use crate::resolve::Index;
+use crate::resolve::certificate::resolve_certificate;
 use crate::resolve::ingress::resolve_ingress_backend;
 use crate::state::ClusterState;
 
@@ -83,7 +83,9 @@ pub fn ingress_objects(
         .iter()
         .map(|r| {
             let mut o = named(Kind::HttpRoute, &r.name);
-            o.spec = Some(object::Spec::HttpRoute(route(&ns, &s.gateway, r, state, index)));
+            o.spec = Some(object::Spec::HttpRoute(route(
+                &ns, &s.gateway, r, state, index,
+            )));
             o
         })
         .collect();

@@ -69,7 +69,12 @@ fn claimed_ingresses_table() {
             .map(|i| i.metadata.name.clone().unwrap())
             .collect()
     };
-    type Case = (&'static str, Vec<IngressClass>, &'static str, Vec<&'static str>);
+    type Case = (
+        &'static str,
+        Vec<IngressClass>,
+        &'static str,
+        Vec<&'static str>,
+    );
     let cases: Vec<Case> = vec![
         (
             "the configured name and fleetgate's controller are claimed, nginx's class is not",
@@ -166,7 +171,13 @@ fn shape_of_hosts_paths_tls_and_default_backend() {
             ("http-1", "HTTP", 80, Some("c.x.example"), vec![]),
             // Hosts listed only in spec.tls are served (to the defaultBackend) too.
             ("http-2", "HTTP", 80, Some("*.a.example"), vec![]),
-            ("https-2", "HTTPS", 443, Some("*.a.example"), vec!["wild-tls"]),
+            (
+                "https-2",
+                "HTTPS",
+                443,
+                Some("*.a.example"),
+                vec!["wild-tls"]
+            ),
             ("http-3", "HTTP", 80, Some("only-tls.a.example"), vec![]),
             (
                 "https-3",
@@ -245,7 +256,10 @@ fn rules_without_host_and_a_lone_default_backend_use_the_hostname_less_listener(
         let s = shape(&ingress("plain", spec), &ClusterState::default()).unwrap();
         assert_eq!(s.listeners.len(), 1, "{what}");
         assert_eq!(
-            (s.listeners[0].name.as_str(), s.listeners[0].hostname.as_deref()),
+            (
+                s.listeners[0].name.as_str(),
+                s.listeners[0].hostname.as_deref()
+            ),
             ("http", None),
             "{what}"
         );
@@ -261,8 +275,10 @@ fn what_cannot_be_served_is_dropped_or_refused_with_what_to_change() {
         gateways: vec![gateway("app", "web.ingress", "fleetgate", &[])],
         ..Default::default()
     };
-    let web = || json!({"rules": [{"host": "w.a.example", "http": {"paths": [
-        {"path": "/", "pathType": "Prefix", "backend": backend("web")}]}}]});
+    let web = || {
+        json!({"rules": [{"host": "w.a.example", "http": {"paths": [
+        {"path": "/", "pathType": "Prefix", "backend": backend("web")}]}}]})
+    };
     let refused: Vec<(&str, Ingress, ClusterState, &str)> = vec![
         (
             "nothing to serve",

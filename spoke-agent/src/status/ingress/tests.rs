@@ -63,7 +63,11 @@ fn object(kind: Kind, name: &str) -> ObjectStatus {
     }
 }
 
-fn gateway(addresses: &[&str], conditions: Vec<pb::Condition>, listener: Vec<pb::Condition>) -> ObjectStatus {
+fn gateway(
+    addresses: &[&str],
+    conditions: Vec<pb::Condition>,
+    listener: Vec<pb::Condition>,
+) -> ObjectStatus {
     ObjectStatus {
         addresses: addresses.iter().map(|a| a.to_string()).collect(),
         conditions,
@@ -102,12 +106,25 @@ fn ips(r: &IngressReport) -> Option<Vec<String>> {
 
 #[test]
 fn plan_table() {
-    type Case = (&'static str, Option<Vec<ObjectStatus>>, Option<Vec<&'static str>>, Vec<&'static str>);
+    type Case = (
+        &'static str,
+        Option<Vec<ObjectStatus>>,
+        Option<Vec<&'static str>>,
+        Vec<&'static str>,
+    );
     let cases: Vec<Case> = vec![
-        ("no word from the hub yet: nothing written", None, None, vec![]),
+        (
+            "no word from the hub yet: nothing written",
+            None,
+            None,
+            vec![],
+        ),
         (
             "served: the Gateway's address",
-            Some(vec![gateway(&["127.0.0.5"], vec![ok()], vec![ok()]), route(vec![ok()])]),
+            Some(vec![
+                gateway(&["127.0.0.5"], vec![ok()], vec![ok()]),
+                route(vec![ok()]),
+            ]),
             Some(vec!["127.0.0.5"]),
             vec![],
         ),
@@ -116,10 +133,20 @@ fn plan_table() {
             Some(vec![
                 gateway(
                     &[],
-                    vec![cond("Accepted", "False", "NotAllowedHostname", "hostname \"shop.a.example\" is claimed by another tenant")],
+                    vec![cond(
+                        "Accepted",
+                        "False",
+                        "NotAllowedHostname",
+                        "hostname \"shop.a.example\" is claimed by another tenant",
+                    )],
                     vec![],
                 ),
-                route(vec![cond("Accepted", "False", "NotAllowedHostname", "hostname \"shop.a.example\" is claimed by another tenant")]),
+                route(vec![cond(
+                    "Accepted",
+                    "False",
+                    "NotAllowedHostname",
+                    "hostname \"shop.a.example\" is claimed by another tenant",
+                )]),
             ]),
             Some(vec![]),
             vec![
@@ -133,9 +160,22 @@ fn plan_table() {
                 gateway(
                     &["127.0.0.5"],
                     vec![ok()],
-                    vec![cond("ResolvedRefs", "False", "InvalidCertificateRef", "Secret app/gone not found")],
+                    vec![cond(
+                        "ResolvedRefs",
+                        "False",
+                        "InvalidCertificateRef",
+                        "Secret app/gone not found",
+                    )],
                 ),
-                route(vec![ok(), cond("ResolvedRefs", "False", "BackendNotFound", "Service app/web not found")]),
+                route(vec![
+                    ok(),
+                    cond(
+                        "ResolvedRefs",
+                        "False",
+                        "BackendNotFound",
+                        "Service app/web not found",
+                    ),
+                ]),
             ]),
             Some(vec!["127.0.0.5"]),
             vec!["listener HTTP shop.a.example: InvalidCertificateRef: Secret app/gone not found"],
@@ -151,7 +191,12 @@ fn plan_table() {
             want_ips.map(|v| v.into_iter().map(String::from).collect()),
             "{what}"
         );
-        assert_eq!(r.problems.len(), want_problems.len(), "{what}: {:?}", r.problems);
+        assert_eq!(
+            r.problems.len(),
+            want_problems.len(),
+            "{what}: {:?}",
+            r.problems
+        );
         for (got, want) in r.problems.iter().zip(&want_problems) {
             assert!(got.contains(want), "{what}: {got} lacks {want}");
         }
@@ -166,12 +211,22 @@ fn plan_table() {
 
 #[test]
 fn refused_by_the_agent_empties_the_address_and_says_why() {
-    let mut st = state(Some(json!({"loadBalancer": {"ingress": [{"ip": "127.0.0.5"}]}})));
-    st.gateways
-        .push(crate::test_support::gateway("app", "shop.ingress", "x", &[]));
+    let mut st = state(Some(
+        json!({"loadBalancer": {"ingress": [{"ip": "127.0.0.5"}]}}),
+    ));
+    st.gateways.push(crate::test_support::gateway(
+        "app",
+        "shop.ingress",
+        "x",
+        &[],
+    ));
     let r = &plan(&st, None, EndpointMode::Node)[0];
     assert_eq!(ips(r), Some(vec![]));
-    assert!(r.problems[0].contains("Gateway app/shop.ingress already exists"), "{:?}", r.problems);
+    assert!(
+        r.problems[0].contains("Gateway app/shop.ingress already exists"),
+        "{:?}",
+        r.problems
+    );
     assert!(r.needs_write());
 }
 
@@ -180,9 +235,13 @@ fn an_address_already_written_is_not_written_again() {
     let hub = Status {
         objects: vec![gateway(&["127.0.0.5"], vec![ok()], vec![ok()])],
     };
-    let st = state(Some(json!({"loadBalancer": {"ingress": [{"ip": "127.0.0.5"}]}})));
+    let st = state(Some(
+        json!({"loadBalancer": {"ingress": [{"ip": "127.0.0.5"}]}}),
+    ));
     assert!(!plan(&st, Some(&hub), EndpointMode::Node)[0].needs_write());
-    let st = state(Some(json!({"loadBalancer": {"ingress": [{"ip": "127.0.0.9"}]}})));
+    let st = state(Some(
+        json!({"loadBalancer": {"ingress": [{"ip": "127.0.0.9"}]}}),
+    ));
     assert!(plan(&st, Some(&hub), EndpointMode::Node)[0].needs_write());
     // `loadBalancer: {}` and `ingress: []` both mean no address.
     let none = Status {
@@ -197,7 +256,10 @@ fn the_warning_event_names_the_ingress() {
     let now = crate::status::build::now_seconds();
     let e = warning_event("app", "shop", &["a".into(), "b".into()], &now);
     assert_eq!(e.involved_object.kind.as_deref(), Some("Ingress"));
-    assert_eq!(e.involved_object.api_version.as_deref(), Some("networking.k8s.io/v1"));
+    assert_eq!(
+        e.involved_object.api_version.as_deref(),
+        Some("networking.k8s.io/v1")
+    );
     assert_eq!(e.involved_object.name.as_deref(), Some("shop"));
     assert_eq!(e.type_.as_deref(), Some("Warning"));
     assert_eq!(e.message.as_deref(), Some("a; b"));

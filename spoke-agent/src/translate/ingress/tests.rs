@@ -298,7 +298,11 @@ fn other_classes_and_refused_ingresses_send_nothing() {
     };
     let mut st = state(vec![
         plain("nginx-one", "nginx"),
-        ingress("empty", "fleetgate", json!({"rules": [{"host": "e.a.example"}]})),
+        ingress(
+            "empty",
+            "fleetgate",
+            json!({"rules": [{"host": "e.a.example"}]}),
+        ),
     ]);
     assert!(translate(&st).is_empty());
     // A tenant Gateway already named like the Ingress's: the Ingress is refused, the Gateway
