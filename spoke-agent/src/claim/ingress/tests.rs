@@ -122,6 +122,16 @@ fn claimed_ingresses_table() {
     }
 }
 
+/// (name, protocol, port, hostname, secrets) of a listener.
+type ListenerRow<'a> = (&'a str, &'a str, u32, Option<&'a str>, Vec<&'a str>);
+/// (name, hostname, listeners, paths) of a route.
+type RouteRow<'a> = (
+    &'a str,
+    Option<&'a str>,
+    Vec<&'a str>,
+    Vec<(PathKind, &'a str)>,
+);
+
 #[test]
 fn shape_of_hosts_paths_tls_and_default_backend() {
     let ing = ingress(
@@ -144,7 +154,7 @@ fn shape_of_hosts_paths_tls_and_default_backend() {
     );
     let s = shape(&ing, &ClusterState::default()).unwrap();
     assert_eq!(s.gateway, "shop.ingress");
-    let listeners: Vec<(&str, &str, u32, Option<&str>, Vec<&str>)> = s
+    let listeners: Vec<ListenerRow<'_>> = s
         .listeners
         .iter()
         .map(|l| {
@@ -188,7 +198,7 @@ fn shape_of_hosts_paths_tls_and_default_backend() {
             ),
         ]
     );
-    let routes: Vec<(&str, Option<&str>, Vec<&str>, Vec<(PathKind, &str)>)> = s
+    let routes: Vec<RouteRow<'_>> = s
         .routes
         .iter()
         .map(|r| {
