@@ -282,3 +282,107 @@ async fn a_host_of_another_tenant_is_refused_and_bad_backends_are_reported() {
     .await;
     expect(&fleet, "app.a.example", "/", (200, "tenant-a-web")).await;
 }
+
+/// The Ingress rules of `deploy/agent-rbac.yaml`.
+const INGRESS_RULES: &str = "  - apiGroups: [\"networking.k8s.io\"]\n    resources: [\"ingresses\", \"ingressclasses\"]\n    verbs: [\"get\", \"list\", \"watch\"]\n  - apiGroups: [\"networking.k8s.io\"]\n    resources: [\"ingresses/status\"]\n    verbs: [\"patch\", \"update\"]\n";
+
+/// An agent whose RBAC predates Ingress support says so and sends the rest of the cluster's
+/// intent, instead of waiting for ever for a list it may not make; with the shipped RBAC the
+/// same cluster's Ingress is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_without_rbac_for_ingresses_still_sends_the_rest() {
+    use fleetgate_e2e::recording_hub::{Intent, RecordingHub};
+    use fleetgate_e2e::{Agent, Etcd, TenantCluster, TestDir};
+    use fleetgate_proto::spoke::v1::Kind;
+    use k8s_openapi::api::networking::v1::Ingress;
+
+    let dir = TestDir::new("ingress_old_rbac").expect("test folder");
+    let etcd = Etcd::start(&dir).await.expect("etcd starts");
+    let cluster = TenantCluster::start("tenant-a", &etcd)
+        .await
+        .expect("kube-apiserver starts with the CRDs");
+    let rbac = std::fs::read_to_string(
+        fleetgate_e2e::components::workspace_dir().join("deploy/agent-rbac.yaml"),
+    )
+    .unwrap();
+    assert!(
+        rbac.contains(INGRESS_RULES),
+        "deploy/agent-rbac.yaml changed shape"
+    );
+    cluster
+        .apply(&rbac.replace(INGRESS_RULES, ""))
+        .await
+        .expect("the RBAC without Ingresses");
+    cluster
+        .apply(&format!(
+            "{}---\n{}---\n{INGRESS_CLASS}---\n{}",
+            fleetgate_e2e::fixtures::GATEWAY_CLASS,
+            fleetgate_e2e::fixtures::gateway(
+                "web",
+                &fleetgate_e2e::fixtures::listener("http", "HTTP", 80, Some("web.a.example"))
+            ),
+            simple_ingress("shop", "shop.a.example", "web"),
+        ))
+        .await
+        .expect("Gateway and Ingress");
+    let hub = RecordingHub::start()
+        .await
+        .expect("the recording hub starts");
+    let identity = hub
+        .issue_agent_identity(&dir, "tenant-a", "c1")
+        .expect("identity");
+    let has = |intent: &Intent, kind: Kind, name: &str| {
+        intent.contains_key(&(kind as i32, "default".to_string(), name.to_string()))
+    };
+    let start = || {
+        Agent::start_against(
+            &dir,
+            &hub.url(),
+            &identity,
+            "tenant-a",
+            "c1",
+            cluster.agent_kubeconfig(),
+            &[],
+        )
+        .expect("the agent starts")
+    };
+    let mut agent = start();
+    hub.wait_for(TIMEOUT, |intent| {
+        has(intent, Kind::Gateway, "web")
+            .then_some(())
+            .ok_or_else(|| format!("no Gateway web in {:?}", intent.keys()))
+    })
+    .await
+    .expect("the Gateway is sent");
+    assert!(
+        !has(&hub.intent(), Kind::Gateway, "shop.ingress"),
+        "no Ingress without the RBAC to read it"
+    );
+    let log = agent.process().log();
+    assert!(
+        log.contains("does not allow list on ingresses.networking.k8s.io"),
+        "{log}"
+    );
+    agent.kill();
+
+    // With the shipped RBAC (once the authorizer has it) the Ingress is sent.
+    cluster.apply(&rbac).await.expect("the shipped RBAC");
+    let client = cluster.agent_client().await.expect("the agent's client");
+    eventually(TIMEOUT, || async {
+        Api::<Ingress>::all(client.clone())
+            .list(&ListParams::default())
+            .await
+            .map(drop)
+            .context("the agent may not list Ingresses yet")
+    })
+    .await;
+    let _agent = start();
+    hub.wait_for(TIMEOUT, |intent| {
+        (has(intent, Kind::Gateway, "shop.ingress")
+            && has(intent, Kind::HttpRoute, "shop.ingress.0"))
+        .then_some(())
+        .ok_or_else(|| format!("no Ingress objects in {:?}", intent.keys()))
+    })
+    .await
+    .expect("the Ingress is sent");
+}
