@@ -386,3 +386,42 @@ async fn an_agent_without_rbac_for_ingresses_still_sends_the_rest() {
     .await
     .expect("the Ingress is sent");
 }
+
+/// An Ingress with only a defaultBackend stands for a hostname-less listener: with address pools
+/// it is served on an address of its own, for any Host, and that address is its
+/// `status.loadBalancer`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingress_without_hosts_is_served_on_an_address_of_its_own() {
+    use fleetgate_e2e::own_address::{free_addresses, pools, wait_served_at};
+    let ips = free_addresses(1, 80);
+    let fleet = Fleet::start_with(&[TENANT_A], pools(&ips, 80, 80))
+        .await
+        .expect("fleet");
+    let a = fleet.tenant("tenant-a");
+    let node = a.create_node("node-1", 10).await.expect("node");
+    let _web = service(a, node, "web").await;
+    a.cluster.apply(INGRESS_CLASS).await.expect("IngressClass");
+    a.cluster
+        .apply(&ingress(
+            "open",
+            "fleetgate",
+            "  defaultBackend: {service: {name: web, port: {number: 8080}}}\n",
+        ))
+        .await
+        .expect("Ingress");
+    eventually(TIMEOUT, || async {
+        let got = load_balancer_ips(a, "open").await?;
+        ensure!(
+            got == vec![ips[0].to_string()],
+            "status.loadBalancer: {got:?}"
+        );
+        Ok(())
+    })
+    .await;
+    for host in ["open.example", "app.a.example"] {
+        wait_served_at(SocketAddr::new(ips[0], 80), host, "tenant-a-web").await;
+    }
+    // Not on the shared port: that one serves hostnames only.
+    expect(&fleet, "open.example", "/", (404, "")).await;
+    assert!(warnings(a, "open").await.unwrap().is_empty());
+}
