@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 ENV_FILE := target/fleetgate-env
 
-.PHONY: demo test setup build lint cycles bench bench-ai fuzz fuzz-smoke clean-demo conformance conformance-setup conformance-check
+.PHONY: demo test setup build lint cycles bench bench-ai chaos fuzz fuzz-smoke clean-demo conformance conformance-setup conformance-check
 
 ## Run the hub, Envoy, two --manifests agents and their backends from examples/ (Ctrl-C stops all).
 demo:
@@ -53,6 +53,16 @@ bench: setup
 ## and Envoy + the AI gateway together at fixed rates.
 bench-ai: setup
 	./scripts/bench-ai.sh
+
+## The chaos suite (docs/benchmarks.md, "Chaos suite"): constant load through Envoy to two tenants
+## while the hub, an agent, a tenant kube-apiserver and Envoy are killed or hot restarted, and
+## during route churn; every fault must lose no request. Not part of `make test` (the tests are
+## #[ignore]d). Churn size: FLEETGATE_CHAOS_ROUNDS (default 5) x FLEETGATE_CHAOS_ROUTES (500).
+chaos: setup
+	cargo build --workspace --bins
+	set -a && source $(ENV_FILE) && set +a && \
+	  cargo test -p fleetgate-e2e --test chaos -- --ignored --nocapture --test-threads=1 2>&1 | tee target/chaos.log; \
+	  status=$${PIPESTATUS[0]}; grep '^CHAOS' target/chaos.log; exit $$status
 
 ## Fuzzing (docs/security.md): a short run of every fuzz target in `make test`, a long one here.
 FUZZ_SMOKE_SECONDS ?= 20

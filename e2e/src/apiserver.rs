@@ -275,6 +275,33 @@ impl TenantCluster {
         &mut self.process
     }
 
+    /// SIGKILLs the API server, starts it again with the same command line (same port, etcd
+    /// and certificates: the same cluster) and waits for `/readyz`.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.process.restart()?;
+        let process = &mut self.process;
+        let admin = self.admin.clone();
+        let ready = try_eventually(Duration::from_secs(90), || {
+            let running = process.ensure_running();
+            let admin = admin.clone();
+            async move {
+                running?;
+                let req = hyper::Request::get("/readyz").body(Vec::new())?;
+                let body = admin.request_text(req).await.context("GET /readyz")?;
+                anyhow::ensure!(body.trim() == "ok", "/readyz: {body}");
+                Ok(())
+            }
+        })
+        .await;
+        ready.with_context(|| {
+            format!(
+                "kube-apiserver {} did not become ready after a restart; last log lines:\n{}",
+                self.name,
+                self.process.log_tail(30)
+            )
+        })
+    }
+
     /// Installs every `CustomResourceDefinition` in `FLEETGATE_GATEWAY_CRDS` and waits until
     /// each is Established and served.
     pub async fn install_gateway_api_crds(&self) -> anyhow::Result<()> {

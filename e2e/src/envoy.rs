@@ -5,6 +5,10 @@
 //! `xdsListen`. The admin interface is on 127.0.0.1 at its own free port, used only to see
 //! readiness and dump config when debugging. xDS reconnects back off at most 2 s, so a restarted
 //! hub is picked up quickly.
+//!
+//! Envoy starts with a dynamic base id (tests run side by side) written to
+//! `<node id>-base-id`, so that [`Envoy::hot_restart`] can start the next restart epoch on the
+//! same shared memory and take over its listening sockets.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,7 +26,38 @@ pub struct Envoy {
     node_id: String,
     admin: SocketAddr,
     bootstrap: PathBuf,
+    /// Where the first process wrote its dynamic base id (`--base-id-path`).
+    base_id_path: PathBuf,
+    /// The restart epoch of the running process (0 unless hot restarted).
+    epoch: u32,
     process: Process,
+}
+
+/// The command line of epoch 0: a dynamic base id, written to `base_id_path`.
+fn first_epoch_args(bootstrap: &std::path::Path, base_id_path: &std::path::Path) -> Vec<String> {
+    let mut args = vec![
+        "-c".to_string(),
+        bootstrap.display().to_string(),
+        "--use-dynamic-base-id".to_string(),
+        "--base-id-path".to_string(),
+        base_id_path.display().to_string(),
+    ];
+    args.extend(common_args());
+    args
+}
+
+/// Flags every epoch shares.
+fn common_args() -> Vec<String> {
+    [
+        "--concurrency",
+        "1",
+        "--log-level",
+        "info",
+        "--component-log-level",
+        "upstream:debug,config:debug",
+    ]
+    .map(str::to_string)
+    .to_vec()
 }
 
 /// The bootstrap YAML for node `node_id` fetching everything from `xds`.
@@ -112,22 +147,15 @@ impl Envoy {
             &format!("{node_id}-bootstrap.yaml"),
             bootstrap(&node_id, admin, xds),
         )?;
-        let args = vec![
-            "-c".to_string(),
-            bootstrap.display().to_string(),
-            "--concurrency".to_string(),
-            "1".to_string(),
-            "--use-dynamic-base-id".to_string(),
-            "--log-level".to_string(),
-            "info".to_string(),
-            "--component-log-level".to_string(),
-            "upstream:debug,config:debug".to_string(),
-        ];
+        let base_id_path = dir.path().join(format!("{node_id}-base-id"));
+        let args = first_epoch_args(&bootstrap, &base_id_path);
         let process = Process::spawn(dir, &node_id, crate::components::envoy()?, args)?;
         let mut envoy = Self {
             node_id,
             admin,
             bootstrap,
+            base_id_path,
+            epoch: 0,
             process,
         };
         envoy.wait_admin().await?;
@@ -215,10 +243,106 @@ impl Envoy {
         self.process.kill();
     }
 
-    /// Kills and starts Envoy again with the same bootstrap, and waits for its admin interface.
+    /// Kills and starts Envoy again with the same bootstrap (restart epoch 0, a new dynamic base
+    /// id), and waits for its admin interface.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
-        self.process.restart()?;
+        if self.epoch == 0 {
+            self.process.restart()?;
+        } else {
+            self.process.kill();
+            let dir = self.process.dir().clone();
+            self.process = Process::spawn(
+                &dir,
+                &self.node_id,
+                crate::components::envoy()?,
+                first_epoch_args(&self.bootstrap, &self.base_id_path),
+            )?;
+            self.epoch = 0;
+        }
         self.wait_admin().await
+    }
+
+    /// The restart epoch of the running process.
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// Envoy's hot restart: starts the next restart epoch with the same bootstrap and base id,
+    /// which takes the listening sockets over from the running process, fetches its own
+    /// configuration over ADS and, once initialized, has the old process drain for `drain`
+    /// (`--drain-time-s`) and exit after `parent_shutdown` (`--parent-shutdown-time-s`). Returns
+    /// once the new process is LIVE and the old one has exited; from then on this is the new
+    /// process.
+    pub async fn hot_restart(
+        &mut self,
+        drain: Duration,
+        parent_shutdown: Duration,
+    ) -> anyhow::Result<()> {
+        let base_id = std::fs::read_to_string(&self.base_id_path)
+            .with_context(|| format!("reading {}", self.base_id_path.display()))?;
+        let base_id = base_id.trim().to_string();
+        let epoch = self.epoch + 1;
+        let mut args = vec![
+            "-c".to_string(),
+            self.bootstrap.display().to_string(),
+            "--base-id".to_string(),
+            base_id,
+            "--restart-epoch".to_string(),
+            epoch.to_string(),
+            "--drain-time-s".to_string(),
+            drain.as_secs().max(1).to_string(),
+            "--parent-shutdown-time-s".to_string(),
+            parent_shutdown.as_secs().max(1).to_string(),
+        ];
+        args.extend(common_args());
+        let dir = self.process.dir().clone();
+        let mut next = Process::spawn(
+            &dir,
+            &format!("{}-epoch{epoch}", self.node_id),
+            crate::components::envoy()?,
+            args,
+        )?;
+        let admin = self.admin;
+        let live = try_eventually(Duration::from_secs(60), || {
+            let running = next.ensure_running();
+            async move {
+                running?;
+                let (status, body) =
+                    crate::http::get(admin, "127.0.0.1", "/server_info", &[]).await?;
+                anyhow::ensure!(status == 200, "/server_info: {status}");
+                let info: serde_json::Value = serde_json::from_str(&body)?;
+                let (state, at) = (
+                    &info["state"],
+                    &info["command_line_options"]["restart_epoch"],
+                );
+                anyhow::ensure!(
+                    state == "LIVE" && at == epoch,
+                    "/server_info: state {state}, restart epoch {at} (want LIVE, {epoch})"
+                );
+                Ok(())
+            }
+        })
+        .await;
+        live.with_context(|| {
+            format!(
+                "{} epoch {epoch} did not become LIVE; last log lines:\n{}",
+                self.node_id,
+                next.log_tail(30)
+            )
+        })?;
+        let old = &mut self.process;
+        let gone = try_eventually(parent_shutdown + Duration::from_secs(30), || {
+            let status = old.try_exit_status();
+            async move {
+                anyhow::ensure!(status?.is_some(), "epoch {} still running", epoch - 1);
+                Ok(())
+            }
+        })
+        .await;
+        gone.with_context(|| format!("{} hot restart to epoch {epoch}", self.node_id))?;
+        self.process = next;
+        self.epoch = epoch;
+        Ok(())
     }
 }
 
