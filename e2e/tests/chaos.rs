@@ -650,6 +650,7 @@ async fn route_churn_loses_no_request_to_existing_routes_and_leaks_nothing() {
     let load = c.load();
     load.wait_more(100, TIMEOUT).await;
     let started = Instant::now();
+    let mut peak = baseline.0;
     for round in 0..rounds {
         // Rounds alternate between the tenants: each tenant's served route shares its
         // RouteConfiguration with the churn.
@@ -696,7 +697,12 @@ async fn route_churn_loses_no_request_to_existing_routes_and_leaks_nothing() {
             Ok(())
         })
         .await;
-        mark(&load, &format!("round {round}: all added, removing"));
+        let during = envoy_clusters_and_listeners(&c.fleet).await;
+        peak = peak.max(during.0);
+        mark(
+            &load,
+            &format!("round {round}: all added ((clusters, listeners) {during:?}), removing"),
+        );
         each(names, 8, |i| async move {
             t.cluster
                 .delete("HTTPRoute", "default", &format!("churn-{i}"))
@@ -716,13 +722,24 @@ async fn route_churn_loses_no_request_to_existing_routes_and_leaks_nothing() {
             Ok(())
         })
         .await;
-        mark(&load, &format!("round {round}: all removed"));
+        mark(
+            &load,
+            &format!(
+                "round {round}: all removed, hub RSS {:.1} MiB",
+                rss_kib(hub_pid) as f64 / 1024.0
+            ),
+        );
     }
     let churn = started.elapsed();
     load.wait_more(100, TIMEOUT).await;
     let report = load.stop().await;
 
-    // Nothing left behind in Envoy once every churned route and Service is gone.
+    // The churned Services did become Envoy clusters (so the check below can see a leak)...
+    assert!(
+        peak >= baseline.0 + CHURN_SERVICES,
+        "the churn never added its {CHURN_SERVICES} clusters: peak {peak}, baseline {baseline:?}"
+    );
+    // ...and nothing is left behind once every churned route and Service is gone.
     let leaked = eventually(TIMEOUT, || async {
         let now = envoy_clusters_and_listeners(&c.fleet).await;
         ensure!(
@@ -735,7 +752,7 @@ async fn route_churn_loses_no_request_to_existing_routes_and_leaks_nothing() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_after = rss_kib(hub_pid);
     println!(
-        "CHAOS route_churn: rounds={rounds} routes={routes} churn={:.1}s envoy (clusters, listeners) {leaked:?} before and after; hub RSS {:.1} MiB -> {:.1} MiB ({:+.1} %)",
+        "CHAOS route_churn: rounds={rounds} routes={routes} churn={:.1}s envoy (clusters, listeners) {leaked:?} before and after, {peak} clusters at the peak; hub RSS {:.1} MiB -> {:.1} MiB ({:+.1} %)",
         churn.as_secs_f64(),
         rss_before as f64 / 1024.0,
         rss_after as f64 / 1024.0,
