@@ -14,6 +14,7 @@
 //! - [`allocate`]: the pure L4 address/port allocation rule the store persists;
 //! - [`regex`]: the tenant-derived regular expressions both admission and xds need.
 
+pub mod a2a_catalog;
 pub mod ai;
 pub mod allocate;
 pub mod data_plane;
