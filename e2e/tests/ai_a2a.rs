@@ -141,6 +141,24 @@ spec:
     )
 }
 
+/// `text` without terminal colour codes (`ESC [ ... m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// `e2e/a2a/client_check.py` at `url` with `steps`; `hidden` must appear in no answer.
 async fn client(url: &str, steps: &str, hidden: &[String]) -> anyhow::Result<Value> {
     let output = tokio::process::Command::new(agents_python()?)
@@ -302,18 +320,18 @@ async fn the_a2a_sdk_reaches_a_tenants_agent_through_envoy_and_the_gateway() {
     assert_eq!(lied["sdk_send"]["text"], "echo: hello fleet");
 
     // Method and task telemetry: each call is logged with its method and task id.
-    let log = ai.gateways[0].log();
+    let log = strip_ansi(&ai.gateways[0].log());
     let calls: Vec<&str> = log.lines().filter(|l| l.contains("A2A call")).collect();
     assert!(
         calls
             .iter()
-            .any(|l| l.contains("method=message/send") && l.contains("state=completed")),
+            .any(|l| l.contains("method=message/send") && l.contains("state=\"completed\"")),
         "{calls:?}"
     );
     assert!(
         calls
             .iter()
-            .any(|l| l.contains("method=GetTask") && l.contains("task=")),
+            .any(|l| l.contains("method=GetTask") && l.contains("task=\"")),
         "{calls:?}"
     );
     assert!(

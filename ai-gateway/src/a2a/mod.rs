@@ -538,7 +538,7 @@ impl SseTap {
 
     fn finish(&mut self) {
         if let Some(ctx) = self.ctx.take() {
-            tracing::info!(tenant = %ctx.key.tenant, route = %ctx.key.route, method = ctx.key.method, events = self.record.events, "A2A stream ended");
+            tracing::info!(tenant = %ctx.key.tenant, route = %ctx.key.route, method = %ctx.key.method, events = self.record.events, "A2A stream ended");
             ctx.a2a
                 .telemetry
                 .record(ctx.key, std::mem::take(&mut self.record));
