@@ -161,7 +161,14 @@ tenants:
         policies: {{ auth: {{ key: agent-key }} }}
       c1/default/gone:
         a2a: {{ host: gone.team.svc.cluster.local, port: 9999, endpoints: ["{dead}"] }}
-"#
+      c1/default/keyed:
+        a2a: {{ host: agent.team.svc.cluster.local, port: 9999, endpoints: ["{agent}"] }}
+    virtualKeys:
+      c1/default/alice:
+        sha256: "{sha}"
+        routes: [c1/default/keyed]
+"#,
+        sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
     );
     let config = RawConfig::from_yaml(&yaml).unwrap().validate().unwrap();
     let gw = fleetgate_ai_gateway::start(
