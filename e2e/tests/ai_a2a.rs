@@ -28,7 +28,7 @@ const AGENT_KEY: &str = "agent-key-only-the-gateway-presents-0123";
 /// Where a lying agent's card says it is: an address the client must never learn.
 const LIE: &str = "http://10.9.9.9:7443/";
 
-fn manifests(echo_port: u16, liar_port: u16) -> String {
+fn manifests(echo_port: u16, liar_port: u16, open_port: u16) -> String {
     let service = |name: &str, port: u16| {
         format!(
             r#"
@@ -46,6 +46,7 @@ spec:
     port: 9999
     targetPort: 9999
     nodePort: {port}
+    appProtocol: agentgateway.dev/a2a
 ---"#
         )
     };
@@ -101,7 +102,7 @@ spec:
     allowedRoutes:
       namespaces:
         from: All
----{echo_svc}{liar_svc}
+---{echo_svc}{liar_svc}{open_svc}
 apiVersion: v1
 kind: Secret
 metadata:
@@ -133,9 +134,30 @@ spec:
     - group: agentgateway.dev
       kind: AgentgatewayBackend
       name: liar
+  - matches:
+    - path: {{type: PathPrefix, value: /agents/open}}
+    backendRefs:
+    - name: open
+      namespace: agents
+      port: 9999
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: routes-to-agents
+  namespace: agents
+spec:
+  from:
+  - group: gateway.networking.k8s.io
+    kind: HTTPRoute
+    namespace: default
+  to:
+  - group: ""
+    kind: Service
 "#,
         echo_svc = service("echo", echo_port),
         liar_svc = service("liar", liar_port),
+        open_svc = service("open", open_port),
         echo = backend("echo"),
         liar = backend("liar"),
     )
@@ -197,6 +219,7 @@ async fn the_a2a_sdk_reaches_a_tenants_agent_through_envoy_and_the_gateway() {
     let node_ip: IpAddr = t.create_node("node-1", 10).await.unwrap();
     let echo_port = free_port_in(node_ip, 30000..=32767).unwrap();
     let liar_port = free_port_in(node_ip, 30000..=32767).unwrap();
+    let open_port = free_port_in(node_ip, 30000..=32767).unwrap();
     let echo = A2aAgent::start(
         &fleet.dir,
         "echo",
@@ -215,8 +238,19 @@ async fn the_a2a_sdk_reaches_a_tenants_agent_through_envoy_and_the_gateway() {
     )
     .await
     .unwrap();
+    // An agent without a key of its own, reached through a Service of appProtocol
+    // agentgateway.dev/a2a instead of an AgentgatewayBackend.
+    let open = A2aAgent::start(
+        &fleet.dir,
+        "open",
+        SocketAddr::new(node_ip, open_port),
+        "",
+        None,
+    )
+    .await
+    .unwrap();
     t.cluster
-        .apply(&manifests(echo_port, liar_port))
+        .apply(&manifests(echo_port, liar_port, open_port))
         .await
         .unwrap();
     for name in ["echo", "liar"] {
@@ -241,6 +275,7 @@ async fn the_a2a_sdk_reaches_a_tenants_agent_through_envoy_and_the_gateway() {
         node_ip.to_string(),
         echo_port.to_string(),
         liar_port.to_string(),
+        open_port.to_string(),
         "svc.cluster.local".into(),
         "10.9.9.9".into(),
     ];
@@ -319,6 +354,23 @@ async fn the_a2a_sdk_reaches_a_tenants_agent_through_envoy_and_the_gateway() {
     );
     assert_eq!(lied["sdk_send"]["text"], "echo: hello fleet");
 
+    // A backendRef to a Service whose port has appProtocol agentgateway.dev/a2a: the same card
+    // rewriting and calls, streamed too.
+    let open_url = format!("http://{gw}/agents/open");
+    let via_service = eventually(TIMEOUT, || async {
+        client(&open_url, "card,sdk_send,sdk_stream", &hidden).await
+    })
+    .await;
+    let c = &via_service["card"]["/.well-known/agent-card.json"];
+    assert_eq!(c["leaks"], json!([]), "{c}");
+    let urls = c["urls"].as_array().cloned().unwrap_or_default();
+    assert!(
+        !urls.is_empty() && urls.iter().all(|u| *u == json!(open_url)),
+        "{c}"
+    );
+    assert_eq!(via_service["sdk_send"]["text"], "echo: hello fleet");
+    assert_eq!(via_service["sdk_stream"]["text"], "echo: streamed hello");
+
     // Method and task telemetry: each call is logged with its method and task id.
     let log = strip_ansi(&ai.gateways[0].log());
     let calls: Vec<&str> = log.lines().filter(|l| l.contains("A2A call")).collect();
@@ -341,7 +393,7 @@ async fn the_a2a_sdk_reaches_a_tenants_agent_through_envoy_and_the_gateway() {
     );
     // The agents refuse every call without their key (401), which the client never held: the
     // answers above came with the key the gateway read from the tenant's Secret.
-    drop((echo, liar));
+    drop((echo, liar, open));
 
     // tenant-b points a2a backends at tenant-a's agent and at the hub: refused, with a reason
     // on tenant-b's object.

@@ -526,6 +526,9 @@ pub enum AppProtocol {
     H2c,
     /// `kubernetes.io/ws`: HTTP/1.1 with WebSocket upgrades (which every route allows anyway).
     WebSocket,
+    /// `agentgateway.dev/a2a`: an A2A agent, which HTTPRoutes reach through the AI gateways
+    /// (the compiler's `a2a_services`).
+    A2a,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
