@@ -1026,3 +1026,26 @@ fn hostile_a2a_agents_are_refused_naming_what_to_change() {
         assert!(!err.message.contains(KEY), "{what}");
     }
 }
+
+/// A Service port of appProtocol `agentgateway.dev/a2a` is an A2A agent; its endpoints are held
+/// to the rule of every backend (another tenant's range refuses the route).
+#[test]
+fn a2a_service_ports_are_marked_and_their_endpoints_judged() {
+    let f = Fixture::new();
+    let svc = |address: &str| pb::Backend {
+        kind: String::new(),
+        endpoints: vec![endpoint(address, 31999)],
+        port: 9999,
+        app_protocol: "agentgateway.dev/a2a".into(),
+        ..ai_ref("")
+    };
+    let Admitted::HttpRoute(r) = admit(&http_route_with(svc("10.1.2.3"), vec![]), &f.policy())
+        .unwrap() else {
+        panic!()
+    };
+    let b = &r.rules[0].backends[0];
+    assert_eq!(b.app_protocol, model::AppProtocol::A2a);
+    assert_eq!(b.endpoints, ["10.1.2.3:31999".parse().unwrap()]);
+    let err = admit(&http_route_with(svc("10.2.0.5"), vec![]), &f.policy()).unwrap_err();
+    assert_eq!(err.reason, "EndpointNotAllowed", "{}", err.message);
+}
