@@ -1039,8 +1039,9 @@ fn a2a_service_ports_are_marked_and_their_endpoints_judged() {
         app_protocol: "agentgateway.dev/a2a".into(),
         ..ai_ref("")
     };
-    let Admitted::HttpRoute(r) = admit(&http_route_with(svc("10.1.2.3"), vec![]), &f.policy())
-        .unwrap() else {
+    let Admitted::HttpRoute(r) =
+        admit(&http_route_with(svc("10.1.2.3"), vec![]), &f.policy()).unwrap()
+    else {
         panic!()
     };
     let b = &r.rules[0].backends[0];
