@@ -589,6 +589,7 @@ fn well_known_kind(kind: &str) -> Option<(&'static str, &'static str)> {
             ("", "v1")
         }
         "EndpointSlice" => ("discovery.k8s.io", "v1"),
+        "Ingress" | "IngressClass" => ("networking.k8s.io", "v1"),
         "ClusterRole" | "ClusterRoleBinding" | "Role" | "RoleBinding" => {
             ("rbac.authorization.k8s.io", "v1")
         }

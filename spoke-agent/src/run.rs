@@ -54,6 +54,14 @@ pub enum RunError {
     /// Waiting for a termination signal failed.
     #[error("cannot install signal handlers: {0}")]
     Signal(#[source] std::io::Error),
+    /// The `--metrics-listen` address cannot be bound.
+    #[error(
+        "cannot listen on --metrics-listen {addr}: {source}; pick a free address or leave the flag out"
+    )]
+    MetricsListen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 async fn kube_client(kubeconfig: Option<&std::path::Path>) -> Result<Client, RunError> {
@@ -122,6 +130,14 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     };
     // Checked once up front so a bad flag fails at start, not on the first connect.
     tls_endpoint(&config.hub, &identity, &config.hub_server_name)?;
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| RunError::MetricsListen { addr, source })?,
+        ),
+        None => None,
+    };
     info!(
         hub = %config.hub,
         tenant = %identity.spiffe.tenant,
@@ -147,6 +163,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
                 client.clone(),
                 config.secrets.clone(),
                 config.gateway_classes.clone(),
+                config.ingress_class.clone(),
                 state_tx,
             ));
             Sink::Kube(client)
@@ -157,6 +174,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             tokio::spawn(manifests::run(
                 dir.clone(),
                 config.gateway_classes.clone(),
+                config.ingress_class.clone(),
                 state_tx,
             ));
             Sink::log()
@@ -175,6 +193,18 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let (intent_tx, intent_rx) =
         watch::channel::<Vec<Object>>(intent_of(&state_rx.borrow_and_update()));
     let (status_tx, status_rx) = watch::channel::<Option<Status>>(None);
+    let ingress_client = match &sink {
+        Sink::Kube(c) => Some(c.clone()),
+        Sink::Log { .. } => None,
+    };
+    let ingress_config = config.clone();
+    tokio::spawn(status::ingress::run_writer(
+        state_rx.clone(),
+        status_rx.clone(),
+        ingress_client,
+        move |s: &ClusterState| ingress_config.effective_endpoint_mode(!s.nodes.is_empty()),
+    ));
+    let status_rx_metrics = status_rx.clone();
     tokio::spawn(status::run_writer(state_rx.clone(), status_rx, sink));
     let mut translate_rx = state_rx;
     let mode_config = config.clone();
@@ -198,7 +228,18 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         cluster,
         agent_version: AGENT_VERSION.to_string(),
     };
-    let mut syncer = Syncer::new(intent_rx, status_tx, hello);
+    let mut syncer = Syncer::new(intent_rx.clone(), status_tx, hello);
+    if let Some(listener) = metrics_listener {
+        info!(metrics = ?config.metrics_listen, "metrics port: /metrics, /healthz, /readyz");
+        let metrics = std::sync::Arc::new(crate::metrics::AgentMetrics::new());
+        tokio::spawn(crate::metrics::serve(
+            listener,
+            metrics.clone(),
+            intent_rx,
+            status_rx_metrics,
+        ));
+        syncer = syncer.with_metrics(metrics);
+    }
     if renewing {
         syncer = syncer.reconnect_when_renewed(identity_rx.clone());
     }
@@ -214,7 +255,8 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     Ok(())
 }
 
-/// The whole intent of the cluster: Gateway API objects (HTTP, then TCP/UDP routes), then
+/// The whole intent of the cluster: Gateway API objects (HTTP, then the Gateways and HTTPRoutes
+/// Ingresses stand for, then TCP/UDP routes), then
 /// LoadBalancer Services, then AgentgatewayBackends, then VirtualKeys.
 fn intent(s: &ClusterState, config: &Config) -> Vec<Object> {
     let mode = config.effective_endpoint_mode(!s.nodes.is_empty());
@@ -225,9 +267,10 @@ fn intent(s: &ClusterState, config: &Config) -> Vec<Object> {
 /// tests translate through it).
 pub fn intent_with(s: &ClusterState, mode: EndpointMode, all_load_balancers: bool) -> Vec<Object> {
     let mut out = translate(s, mode);
+    let index = Index::new(s, mode);
+    out.extend(crate::translate::ingress::translate_ingresses(s, &index));
     out.extend(l4route::translate_l4_routes(s, mode));
     out.extend(l4::translate_services(s, mode, all_load_balancers));
-    let index = Index::new(s, mode);
     out.extend(ai_backend_objects(&s.ai_backends, &index));
     out.extend(virtual_key_objects(&s.virtual_keys, &index));
     out

@@ -24,3 +24,4 @@ app.kubernetes.io/instance: {{ $.Release.Name }}
 {{/* The hub's ports inside its pod. */}}
 {{- define "fleetgate-hub.agentPort" -}}9443{{- end -}}
 {{- define "fleetgate-hub.dataPlanePort" -}}18000{{- end -}}
+{{- define "fleetgate-hub.adminPort" -}}9090{{- end -}}
