@@ -187,9 +187,11 @@ impl HubMetrics {
         self.envoy_nacks.clear();
         let short = |type_url: &str| type_url.rsplit('/').next().unwrap_or(type_url).to_string();
         for type_url in crate::xds::resources::PUSH_ORDER {
-            self.envoy_nacks.get_or_create(&TypeLabels {
-                r#type: short(type_url),
-            });
+            self.envoy_nacks
+                .get_or_create(&TypeLabels {
+                    r#type: short(type_url),
+                })
+                .set(0);
         }
         for type_url in sources.xds.borrow().nacks.keys() {
             self.envoy_nacks
@@ -210,9 +212,11 @@ impl HubMetrics {
         self.ai_gateways.set(ai.streams.len() as i64);
         self.ai_refusals.clear();
         for tenant in config.tenants.keys() {
-            self.ai_refusals.get_or_create(&TenantLabels {
-                tenant: tenant.clone(),
-            });
+            self.ai_refusals
+                .get_or_create(&TenantLabels {
+                    tenant: tenant.clone(),
+                })
+                .set(0);
         }
         for view in ai.streams.values() {
             for tenant in view.refused.keys() {
