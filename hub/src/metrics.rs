@@ -8,15 +8,10 @@
 //! names. The names are `fleetgate_hub_*`; docs/operations.md ("Metrics") lists them.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -53,7 +48,8 @@ struct ObjectLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TypeLabels {
-    /// The xDS type URL's last segment, e.g. `envoy.config.listener.v3.Listener`.
+    /// The xDS type URL's last segment, e.g. `envoy.config.listener.v3.Listener` (every type the
+    /// hub pushes, 0 when none is refused).
     r#type: String,
 }
 
@@ -113,7 +109,7 @@ impl HubMetrics {
         let envoy_nacks = Family::default();
         registry.register(
             "envoy_nacks",
-            "Configurations an Envoy rejected and still stands by, per xDS type",
+            "Configurations an Envoy rejected and still stands by, per xDS type (0 for every type the hub pushes)",
             envoy_nacks.clone(),
         );
         let resources = Family::default();
@@ -131,7 +127,7 @@ impl HubMetrics {
         let ai_refusals = Family::default();
         registry.register(
             "ai_gateway_refusals",
-            "AI gateway replicas refusing the newest configuration of a tenant",
+            "AI gateway replicas refusing the newest configuration of a tenant (0 for every configured tenant)",
             ai_refusals.clone(),
         );
         let store_bytes = Gauge::default();
@@ -186,11 +182,22 @@ impl HubMetrics {
             self.objects.get_or_create(&labels).set(n);
         }
 
+        // Every type the hub pushes is shown, at 0 when no NACK stands, so that dashboards and
+        // alerts see the series before anything goes wrong.
         self.envoy_nacks.clear();
-        for type_url in sources.xds.borrow().nacks.keys() {
-            let short = type_url.rsplit('/').next().unwrap_or(type_url).to_string();
+        let short = |type_url: &str| type_url.rsplit('/').next().unwrap_or(type_url).to_string();
+        for type_url in crate::xds::resources::PUSH_ORDER {
             self.envoy_nacks
-                .get_or_create(&TypeLabels { r#type: short })
+                .get_or_create(&TypeLabels {
+                    r#type: short(type_url),
+                })
+                .set(0);
+        }
+        for type_url in sources.xds.borrow().nacks.keys() {
+            self.envoy_nacks
+                .get_or_create(&TypeLabels {
+                    r#type: short(type_url),
+                })
                 .inc();
         }
 
@@ -204,6 +211,13 @@ impl HubMetrics {
         let ai = sources.ai.borrow();
         self.ai_gateways.set(ai.streams.len() as i64);
         self.ai_refusals.clear();
+        for tenant in config.tenants.keys() {
+            self.ai_refusals
+                .get_or_create(&TenantLabels {
+                    tenant: tenant.clone(),
+                })
+                .set(0);
+        }
         for view in ai.streams.values() {
             for tenant in view.refused.keys() {
                 self.ai_refusals
@@ -311,77 +325,19 @@ fn resource_counts(s: &Snapshot) -> [(&'static str, i64); 5] {
     ]
 }
 
-/// Serves `/metrics`, `/healthz` (the process answers) and `/readyz` (its servers are up: this
-/// server starts after them) on `listener` until `shutdown` completes.
+/// Serves `/metrics`, `/healthz` and `/readyz` (ready: the hub's other servers are up, since
+/// this one starts after them) on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     metrics: Arc<HubMetrics>,
     sources: Arc<Sources>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, _) = tokio::select! {
-            _ = &mut shutdown => return,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!("admin port: accept failed: {e}");
-                    continue;
-                }
-            },
-        };
-        let metrics = metrics.clone();
-        let sources = sources.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let metrics = metrics.clone();
-                let sources = sources.clone();
-                async move { Ok::<_, Infallible>(answer(&req, &metrics, &sources)) }
-            });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await
-            {
-                tracing::debug!("admin port connection: {e}");
-            }
-        });
-    }
-}
-
-fn answer(
-    req: &Request<Incoming>,
-    metrics: &HubMetrics,
-    sources: &Sources,
-) -> Response<Full<Bytes>> {
-    let text = |status: StatusCode, content_type: &str, body: String| {
-        Response::builder()
-            .status(status)
-            .header("content-type", content_type)
-            .body(Full::new(Bytes::from(body)))
-            .expect("static response parts are valid")
+    let endpoints = fleetgate_observe::Endpoints {
+        metrics: Box::new(move || metrics.scrape(&sources)),
+        ready: Box::new(|| Ok(())),
     };
-    if req.method() != hyper::Method::GET {
-        return text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain",
-            "use GET\n".into(),
-        );
-    }
-    match req.uri().path() {
-        "/metrics" => text(
-            StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            metrics.scrape(sources),
-        ),
-        "/healthz" | "/readyz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
-        _ => text(
-            StatusCode::NOT_FOUND,
-            "text/plain",
-            "not found: the admin port serves /metrics, /healthz and /readyz\n".into(),
-        ),
-    }
+    fleetgate_observe::serve(listener, Arc::new(endpoints), shutdown).await
 }
 
 /// Binds the admin port if the configuration has one.
