@@ -688,8 +688,8 @@ async fn route_churn_loses_no_request_to_existing_routes_and_leaks_nothing() {
                 .await
                 .expect("apply churn routes");
         }
-        // Every churn route is programmed once the last one is (one Update per change, in
-        // order); its Service has no backend, so Envoy answers 503, not 404.
+        // Wait until the last route is programmed (nearly all the others are by then); its
+        // Service has no backend listening, so Envoy answers 503, not 404.
         let last = format!("churn-{}.{domain}", routes - 1);
         eventually(TIMEOUT * 4, || async {
             let (s, _) = c.fleet.get(&last, "/").await?;
