@@ -44,6 +44,7 @@ use crate::state::ClusterState;
 pub mod ai_backend;
 pub mod filters;
 pub mod grpc;
+pub mod ingress;
 pub mod virtual_key;
 mod wire;
 
