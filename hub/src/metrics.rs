@@ -8,15 +8,10 @@
 //! names. The names are `fleetgate_hub_*`; docs/operations.md ("Metrics") lists them.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -311,77 +306,19 @@ fn resource_counts(s: &Snapshot) -> [(&'static str, i64); 5] {
     ]
 }
 
-/// Serves `/metrics`, `/healthz` (the process answers) and `/readyz` (its servers are up: this
-/// server starts after them) on `listener` until `shutdown` completes.
+/// Serves `/metrics`, `/healthz` and `/readyz` (ready: the hub's other servers are up, since
+/// this one starts after them) on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     metrics: Arc<HubMetrics>,
     sources: Arc<Sources>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, _) = tokio::select! {
-            _ = &mut shutdown => return,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!("admin port: accept failed: {e}");
-                    continue;
-                }
-            },
-        };
-        let metrics = metrics.clone();
-        let sources = sources.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let metrics = metrics.clone();
-                let sources = sources.clone();
-                async move { Ok::<_, Infallible>(answer(&req, &metrics, &sources)) }
-            });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await
-            {
-                tracing::debug!("admin port connection: {e}");
-            }
-        });
-    }
-}
-
-fn answer(
-    req: &Request<Incoming>,
-    metrics: &HubMetrics,
-    sources: &Sources,
-) -> Response<Full<Bytes>> {
-    let text = |status: StatusCode, content_type: &str, body: String| {
-        Response::builder()
-            .status(status)
-            .header("content-type", content_type)
-            .body(Full::new(Bytes::from(body)))
-            .expect("static response parts are valid")
+    let endpoints = fleetgate_observe::Endpoints {
+        metrics: Box::new(move || metrics.scrape(&sources)),
+        ready: Box::new(|| Ok(())),
     };
-    if req.method() != hyper::Method::GET {
-        return text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain",
-            "use GET\n".into(),
-        );
-    }
-    match req.uri().path() {
-        "/metrics" => text(
-            StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            metrics.scrape(sources),
-        ),
-        "/healthz" | "/readyz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
-        _ => text(
-            StatusCode::NOT_FOUND,
-            "text/plain",
-            "not found: the admin port serves /metrics, /healthz and /readyz\n".into(),
-        ),
-    }
+    fleetgate_observe::serve(listener, Arc::new(endpoints), shutdown).await
 }
 
 /// Binds the admin port if the configuration has one.
