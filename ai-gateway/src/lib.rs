@@ -21,6 +21,8 @@
 //! - [`limit`]: per-tenant concurrency, so one tenant's slow provider never blocks another.
 //! - [`budget`]: the tenant's and virtual key's budgets, reserved with the hub (across every
 //!   replica) before a request goes upstream; tokens reported when it ends.
+//! - [`a2a`]: A2A agents: the agent card rewritten to point at the gateway, JSON-RPC calls
+//!   (streams too) passed on, counted per tenant, route and method.
 //! - [`provider`]: the provider protocols: OpenAI-compatible (chat completions, the Responses
 //!   API, embeddings, models), Anthropic and Gemini (translated).
 //! - [`auth`]: the backend's key on, the client's credentials off.
@@ -33,6 +35,7 @@
 //! Modules import one way: `config` <- `route` <- `publish` <- `source`; the request path
 //! (`identify`, `route`, `provider`, `auth`) reads `config` and never the writer.
 
+pub mod a2a;
 pub mod auth;
 pub mod budget;
 pub mod config;
@@ -160,6 +163,8 @@ pub struct RequestCtx {
     /// The id of the virtual key the request presented (`VirtualKey.id`), when its route takes
     /// virtual keys; budgets are counted against it.
     pub virtual_key: Option<String>,
+    /// A2A telemetry and what the A2A handler remembers of agents ([`a2a`]).
+    pub a2a: Arc<a2a::A2aState>,
 }
 
 /// The request handler: shared by every connection.
@@ -169,6 +174,7 @@ pub struct Gateway {
     usage: Arc<dyn UsageSink>,
     limits: Limits,
     ledger: Option<Arc<dyn budget::Ledger>>,
+    a2a: Arc<a2a::A2aState>,
 }
 
 impl Gateway {
@@ -185,7 +191,13 @@ impl Gateway {
             usage,
             limits: settings.limits,
             ledger: settings.ledger.clone(),
+            a2a: Arc::default(),
         })
+    }
+
+    /// What the A2A handler shares: its telemetry and the agents' JSON-RPC paths.
+    pub fn a2a(&self) -> &Arc<a2a::A2aState> {
+        &self.a2a
     }
 
     /// One request, through every stage.
@@ -201,17 +213,25 @@ impl Gateway {
             Err(e) => return e.into_response(),
         };
         let anthropic = provider::anthropic_client(req.method(), req.uri().path());
+        // An A2A client reads JSON-RPC errors.
+        let a2a_route = matches!(route.backend.kind, config::BackendKind::A2a(_));
+        let refuse = |e: ApiError| {
+            if a2a_route {
+                a2a::jsonrpc::from_api_error(&e, &serde_json::Value::Null)
+            } else {
+                e.into_client_response(anthropic)
+            }
+        };
         let key = match tenant.keys.check(req.headers(), &route.name) {
             Ok(key) => key,
             Err(e) => {
                 tracing::info!(tenant = %tenant.name, route = %route.name, code = e.code, "request refused: no valid virtual key");
-                return e.into_client_response(anthropic);
+                return refuse(e);
             }
         };
         let Some(permit) = tenant.limit.try_acquire() else {
             tracing::info!(tenant = %tenant.name, "tenant at its concurrency limit");
-            return ApiError::tenant_busy(&tenant.name, tenant.limit.max())
-                .into_client_response(anthropic);
+            return refuse(ApiError::tenant_busy(&tenant.name, tenant.limit.max()));
         };
         let ctx = RequestCtx {
             route,
@@ -221,6 +241,7 @@ impl Gateway {
             permit: Some(permit),
             limits: self.limits,
             virtual_key: key.as_ref().map(|k| k.id.to_string()),
+            a2a: self.a2a.clone(),
         };
         let key_budgeted = key.is_some_and(|k| k.budget.is_some());
         let ctx = match self.reserve(&tenant, key_budgeted, ctx).await {
@@ -267,6 +288,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// Its usage totals.
     pub usage: Arc<InMemoryUsage>,
+    /// Its A2A telemetry and the agents' cards it fetched.
+    pub a2a: Arc<a2a::A2aState>,
     /// The route table it serves (to watch swaps).
     pub routes: watch::Receiver<Arc<RouteTable>>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -316,6 +339,7 @@ pub async fn start(
     });
     let usage = Arc::new(InMemoryUsage::default());
     let gateway = Arc::new(Gateway::new(routes.clone(), usage.clone(), &settings)?);
+    let a2a = gateway.a2a().clone();
     let (tx, rx) = oneshot::channel();
     let grace = settings.shutdown_grace;
     let task = tokio::spawn(listen::serve(
@@ -330,6 +354,7 @@ pub async fn start(
     Ok(Running {
         addr,
         usage,
+        a2a,
         routes,
         shutdown: Some(tx),
         task,

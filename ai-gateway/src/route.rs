@@ -4,8 +4,8 @@
 //!
 //! The table is immutable; [`crate::publish::ConfigStore`] publishes a new one on every change and
 //! a request keeps the `Arc` it looked up, so a configuration swap never disturbs a request in
-//! flight. Handler kinds: LLM providers today; MCP federation and A2A proxying (issue 12) are more
-//! [`BackendKind`] variants and more arms in [`dispatch`], not a new router.
+//! flight. Handler kinds: LLM providers and A2A agents ([`crate::a2a`]); MCP federation (issue
+//! 12) is another [`BackendKind`] variant and another arm in [`dispatch`], not a new router.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -118,6 +118,7 @@ impl RouteTable {
                         let providers = match &backend.kind {
                             BackendKind::Ai(_) => 1,
                             BackendKind::AiGroups(g) => g.iter().map(Vec::len).sum(),
+                            BackendKind::A2a(_) => 1,
                         };
                         let r = Route {
                             tenant: tenant_name.clone(),
@@ -190,6 +191,7 @@ pub async fn dispatch(ctx: RequestCtx, req: Request<Incoming>) -> hyper::Respons
         BackendKind::AiGroups(groups) => {
             crate::provider::failover::handle(ctx, groups, policies, req).await
         }
+        BackendKind::A2a(a2a) => crate::a2a::handle(ctx, a2a, policies, req).await,
     }
 }
 
@@ -228,6 +230,7 @@ tenants:
         let host = |r: &Route| match &r.backend.kind {
             BackendKind::Ai(ai) => ai.host.clone(),
             BackendKind::AiGroups(g) => g[0][0].host.clone(),
+            BackendKind::A2a(a) => a.host.clone(),
         };
         assert_eq!(host(&ra), "127.0.1.1");
         assert_eq!(host(&rb), "127.0.2.1");

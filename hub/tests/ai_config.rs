@@ -271,6 +271,7 @@ fn port_of(table: &RouteTable, tenant: &str, route: &str) -> Option<u16> {
         fleetgate_ai_gateway::config::BackendKind::Ai(ai) => Some(ai.port),
         // The hub sends single providers only.
         fleetgate_ai_gateway::config::BackendKind::AiGroups(_) => None,
+        fleetgate_ai_gateway::config::BackendKind::A2a(a) => Some(a.port),
     }
 }
 
