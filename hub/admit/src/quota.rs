@@ -626,6 +626,7 @@ mod tests {
                         })
                         .collect(),
                     problem: None,
+                    options: Vec::new(),
                 }),
                 allowed_kinds: vec![],
             }],
