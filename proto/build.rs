@@ -29,6 +29,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ".fleetgate.aigateway.v1.BackendAuth",
             // Carries a provider key from the tenant's Secret: redacted the same way.
             ".fleetgate.spoke.v1.AiAuth",
+            // Carries the tenant's MCP session key: redacted the same way.
+            ".fleetgate.aigateway.v1.TenantConfig",
         ])
         .compile_fds(fds)?;
     Ok(())

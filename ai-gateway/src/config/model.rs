@@ -69,6 +69,10 @@ pub struct RawTenant {
     /// route that any key names serves only requests presenting one of its keys.
     #[serde(default)]
     pub virtual_keys: BTreeMap<String, RawVirtualKey>,
+    /// The key (64 hex digits) the tenant's MCP session ids are sealed with; the hub sends the
+    /// same one to every replica, so any replica opens a session another one issued. Unset: a
+    /// key of this process (sessions stay on this replica).
+    pub mcp_session_key: Option<Secret>,
 }
 
 /// A virtual key as written: the SHA-256 of the key (64 hex digits; the key itself is never in
@@ -96,6 +100,8 @@ pub struct RawBudget {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawBackend {
     pub ai: Option<RawAi>,
+    /// MCP federation: several MCP servers behind one endpoint ([`super::mcp`]).
+    pub mcp: Option<super::mcp::RawMcp>,
     #[serde(default)]
     pub policies: RawPolicies,
 }
@@ -204,6 +210,8 @@ pub struct TenantConfig {
     pub budget: Option<Budget>,
     /// The tenant's virtual keys, by id.
     pub virtual_keys: BTreeMap<String, VirtualKeyConfig>,
+    /// The key the tenant's MCP session ids are sealed with (`None`: the process's own).
+    pub mcp_session_key: Option<super::mcp::SessionKey>,
 }
 
 /// A validated virtual key.
@@ -241,6 +249,8 @@ pub enum BackendKind {
     Ai(AiBackend),
     /// LLM providers in priority groups (`ai.groups`), failing over in order.
     AiGroups(Vec<Vec<AiBackend>>),
+    /// MCP servers federated behind one endpoint (`mcp.targets`).
+    Mcp(super::mcp::McpBackend),
 }
 
 /// An LLM provider and where it is.
@@ -362,7 +372,7 @@ pub enum ConfigError {
     Parse(String),
 }
 
-fn field(at: impl Into<String>, why: impl Into<String>) -> ConfigError {
+pub(super) fn field(at: impl Into<String>, why: impl Into<String>) -> ConfigError {
     ConfigError::Field {
         at: at.into(),
         why: why.into(),
@@ -394,7 +404,7 @@ pub fn check_name(at: &str, name: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn check_host(at: &str, host: &str) -> Result<(), ConfigError> {
+pub(super) fn check_host(at: &str, host: &str) -> Result<(), ConfigError> {
     if host.parse::<IpAddr>().is_ok() {
         return Ok(());
     }
@@ -421,7 +431,7 @@ fn check_host(at: &str, host: &str) -> Result<(), ConfigError> {
     }
 }
 
-fn check_path(at: &str, path: &str) -> Result<(), ConfigError> {
+pub(super) fn check_path(at: &str, path: &str) -> Result<(), ConfigError> {
     let ok = path.starts_with('/')
         && path.len() <= 1024
         && !path.contains(['?', '#'])
@@ -440,7 +450,7 @@ fn check_path(at: &str, path: &str) -> Result<(), ConfigError> {
 
 /// `ip:port` literals, no more than [`MAX_ENDPOINTS`], none with port 0 or an unspecified or
 /// multicast address (nothing can be dialled there).
-fn check_endpoints(at: &str, raw: &[String]) -> Result<Vec<SocketAddr>, ConfigError> {
+pub(super) fn check_endpoints(at: &str, raw: &[String]) -> Result<Vec<SocketAddr>, ConfigError> {
     if raw.len() > MAX_ENDPOINTS {
         return Err(field(
             at,
@@ -514,12 +524,18 @@ impl RawTenant {
         }
         let budget = validate_budget(&format!("{at}.budget"), self.budget.as_ref())?;
         let virtual_keys = validate_keys(&at, &self.virtual_keys, &routes)?;
+        let mcp_session_key = self
+            .mcp_session_key
+            .as_ref()
+            .map(|k| super::mcp::SessionKey::parse(&format!("{at}.mcpSessionKey"), k))
+            .transpose()?;
         Ok(TenantConfig {
             version: self.version.unwrap_or(default_version),
             max_concurrency,
             routes,
             budget,
             virtual_keys,
+            mcp_session_key,
         })
     }
 }
@@ -753,10 +769,23 @@ fn validate_auth(at: &str, raw: Option<&RawAuth>) -> Result<Option<BackendAuth>,
 
 impl RawBackend {
     fn validate(&self, at: &str) -> Result<Backend, ConfigError> {
+        if let Some(mcp) = &self.mcp {
+            if self.ai.is_some() {
+                return Err(field(at, "set exactly one kind: `ai` or `mcp`, not both"));
+            }
+            return Ok(Backend {
+                kind: BackendKind::Mcp(mcp.validate(&format!("{at}.mcp"))?),
+                policies: Policies {
+                    auth: None,
+                    request_timeout: self.request_timeout(at)?,
+                    model_aliases: BTreeMap::new(),
+                },
+            });
+        }
         let Some(ai) = &self.ai else {
             return Err(field(
                 at,
-                "a backend needs exactly one kind; `ai` is the one this gateway serves (mcp and a2a come later)",
+                "a backend needs exactly one kind: `ai` or `mcp` (a2a comes later)",
             ));
         };
         let kind = match (&ai.provider, &ai.groups) {
@@ -798,16 +827,7 @@ impl RawBackend {
             }
         };
         let auth = validate_auth(&format!("{at}.policies.auth"), self.policies.auth.as_ref())?;
-        let request_timeout = match self.policies.request_timeout_ms {
-            None => DEFAULT_REQUEST_TIMEOUT,
-            Some(ms) if (1..=3_600_000).contains(&ms) => Duration::from_millis(ms),
-            Some(ms) => {
-                return Err(field(
-                    format!("{at}.policies.requestTimeoutMs"),
-                    format!("{ms} is outside 1..=3600000"),
-                ));
-            }
-        };
+        let request_timeout = self.request_timeout(at)?;
         let model_aliases = validate_model_aliases(
             &format!("{at}.policies.modelAliases"),
             &self.policies.model_aliases,
@@ -820,6 +840,20 @@ impl RawBackend {
                 model_aliases,
             },
         })
+    }
+}
+
+impl RawBackend {
+    /// `policies.requestTimeoutMs`, or the default.
+    fn request_timeout(&self, at: &str) -> Result<Duration, ConfigError> {
+        match self.policies.request_timeout_ms {
+            None => Ok(DEFAULT_REQUEST_TIMEOUT),
+            Some(ms) if (1..=3_600_000).contains(&ms) => Ok(Duration::from_millis(ms)),
+            Some(ms) => Err(field(
+                format!("{at}.policies.requestTimeoutMs"),
+                format!("{ms} is outside 1..=3600000"),
+            )),
+        }
     }
 }
 

@@ -108,6 +108,7 @@ pub async fn handle(
             permit: None,
             limits: ctx.limits,
             virtual_key: ctx.virtual_key.clone(),
+            mcp: ctx.mcp.clone(),
         };
         let req = Request::from_parts(parts.clone(), bytes.clone());
         let own;

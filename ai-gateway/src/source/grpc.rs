@@ -18,6 +18,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::{ConfigSource, SourceError};
+use crate::config::mcp::{RawMcp, RawMcpTarget};
 use crate::config::model::{
     RawAi, RawAuth, RawBackend, RawBudget, RawGroup, RawOpenAi, RawPolicies, RawProvider,
     RawProviderPolicies, RawTenant, RawVirtualKey,
@@ -37,8 +38,13 @@ pub fn raw_tenant(t: &pb::TenantConfig) -> Result<RawTenant, ConfigError> {
     let mut routes = BTreeMap::new();
     for (name, b) in &t.routes {
         let at = format!("tenants.{}.routes.{name}", t.tenant);
+        let mut mcp = None;
         let ai = match &b.kind {
             None => None,
+            Some(pb::backend::Kind::Mcp(m)) => {
+                mcp = Some(raw_mcp(&format!("{at}.mcp"), m)?);
+                None
+            }
             Some(pb::backend::Kind::Ai(ai)) => Some(RawAi {
                 groups: None,
                 provider: Some(raw_provider(&format!("{at}.ai.provider"), None, ai)?),
@@ -81,6 +87,7 @@ pub fn raw_tenant(t: &pb::TenantConfig) -> Result<RawTenant, ConfigError> {
             name.clone(),
             RawBackend {
                 ai,
+                mcp,
                 policies: policies.unwrap_or_default(),
             },
         );
@@ -115,6 +122,60 @@ pub fn raw_tenant(t: &pb::TenantConfig) -> Result<RawTenant, ConfigError> {
                 )
             })
             .collect(),
+        mcp_session_key: (!t.mcp_session_key.is_empty()).then(|| {
+            Secret::new(
+                t.mcp_session_key
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>(),
+            )
+        }),
+    })
+}
+
+/// `ip:port` strings of wire addresses, at `at` (validation refuses port 0 and unusable
+/// addresses).
+fn raw_endpoints(at: &str, addresses: &[pb::Address]) -> Result<Vec<String>, ConfigError> {
+    let mut endpoints = Vec::with_capacity(addresses.len());
+    for (i, e) in addresses.iter().enumerate() {
+        let at = format!("{at}.endpoints[{i}]");
+        let Ok(ip) = e.ip.parse::<std::net::IpAddr>() else {
+            return Err(field(
+                at,
+                &format!("ip {:?} is not an IP address literal", e.ip),
+            ));
+        };
+        let Ok(port) = u16::try_from(e.port) else {
+            return Err(field(at, &format!("port {} is above 65535", e.port)));
+        };
+        endpoints.push(std::net::SocketAddr::new(ip, port).to_string());
+    }
+    Ok(endpoints)
+}
+
+/// An MCP backend on the wire -> the file model (empty strings: the defaults).
+fn raw_mcp(at: &str, m: &pb::McpBackend) -> Result<RawMcp, ConfigError> {
+    let some = |s: &str| Some(s.to_string()).filter(|s| !s.is_empty());
+    let mut targets = Vec::with_capacity(m.targets.len());
+    for (i, t) in m.targets.iter().enumerate() {
+        let at = format!("{at}.targets[{i}]");
+        let Ok(port) = u16::try_from(t.port) else {
+            return Err(field(format!("{at}.port"), "above 65535"));
+        };
+        targets.push(RawMcpTarget {
+            name: t.name.clone(),
+            host: t.host.clone(),
+            port,
+            path: t.path.clone(),
+            protocol: some(&t.protocol),
+            endpoints: raw_endpoints(&at, &t.endpoints)?,
+        });
+    }
+    Ok(RawMcp {
+        targets,
+        failure_mode: some(&m.failure_mode),
+        prefix_mode: some(&m.prefix_mode),
+        session_routing: some(&m.session_routing),
     })
 }
 
@@ -407,6 +468,7 @@ mod tests {
             routes: [("llm/local-llm".to_string(), backend)].into(),
             budget: None,
             virtual_keys: vec![],
+            mcp_session_key: vec![],
         }
     }
 
