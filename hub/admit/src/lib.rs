@@ -14,6 +14,9 @@ mod ai_tests;
 #[cfg(test)]
 mod bounds_tests;
 pub mod endpoint;
+pub mod mcp;
+#[cfg(test)]
+mod mcp_tests;
 mod grpc;
 mod http;
 #[cfg(test)]
