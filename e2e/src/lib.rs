@@ -30,6 +30,7 @@ pub mod http;
 pub mod hub;
 pub mod kubeconfig;
 pub mod llama;
+pub mod mcp_server;
 pub mod mock_llm;
 pub mod objects;
 pub mod own_address;

@@ -146,6 +146,7 @@ impl Fed<'_> {
             }
             McpProtocol::Sse => {
                 let conn = SseConn::open(self.client, t, &authority, self.timeout).await?;
+                tracing::info!(tenant = self.tenant, route = self.route, target = %t.name, %authority, "MCP SSE target connected for a session");
                 let answer = conn.request(self.client, &init, None, self.timeout).await?;
                 let version = Self::accepted_version(t, &answer)?;
                 conn.notify(self.client, &initialized, self.timeout).await?;

@@ -40,7 +40,8 @@ const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 pub enum TargetError {
     #[error("cannot reach it: {0}")]
     Unreachable(String),
-    #[error("no answer within {0:?}")]
+    /// No answer in time (`0`: within the route's timeout, counted from the request).
+    #[error("no answer in time (the route's request timeout)")]
     Timeout(Duration),
     /// The target no longer knows the session (HTTP 404): the client must initialize again.
     #[error("it no longer knows this session")]
@@ -182,7 +183,7 @@ async fn read_limited(
     loop {
         let frame = tokio::time::timeout_at(deadline, body.frame())
             .await
-            .map_err(|_| TargetError::Timeout(Duration::ZERO))?;
+            .map_err(|_| TargetError::Timeout(Duration::from_secs(0)))?;
         match frame {
             None => return Ok(out),
             Some(Err(e)) => return Err(TargetError::Unreachable(format!("reading the answer: {e}"))),
@@ -211,7 +212,7 @@ async fn read_events_until(
     loop {
         let frame = tokio::time::timeout_at(deadline, body.frame())
             .await
-            .map_err(|_| TargetError::Timeout(Duration::ZERO))?;
+            .map_err(|_| TargetError::Timeout(Duration::from_secs(0)))?;
         let data = match frame {
             None => {
                 return Err(TargetError::Protocol(
