@@ -35,7 +35,10 @@ impl McpServer {
         extra_tools: &[&str],
     ) -> anyhow::Result<Self> {
         let mut args = vec![
-            workspace_dir().join("e2e/mcp/server.py").display().to_string(),
+            workspace_dir()
+                .join("e2e/mcp/server.py")
+                .display()
+                .to_string(),
             "--name".into(),
             name.into(),
             "--transport".into(),

@@ -279,7 +279,10 @@ async fn mcp_sdk_clients_see_one_federated_server_through_envoy_and_two_replicas
             "beta+memo://beta/notes/{topic}"
         ])
     );
-    assert_eq!(report["prompts"], json!(["alpha_greeting", "beta_greeting"]));
+    assert_eq!(
+        report["prompts"],
+        json!(["alpha_greeting", "beta_greeting"])
+    );
     assert_eq!(report["calls"]["alpha_add"]["text"], json!(["5"]));
     assert_eq!(report["calls"]["beta_add"]["text"], json!(["42"]));
     assert_eq!(report["calls"]["beta_whoami"]["text"], json!(["I am beta"]));
@@ -356,7 +359,10 @@ async fn mcp_sdk_clients_see_one_federated_server_through_envoy_and_two_replicas
         ]))
     );
     assert_eq!(report["calls"]["whoami"]["text"], json!(["I am alpha"]));
-    assert_eq!(report["calls"]["beta_only"]["text"], json!(["only on beta"]));
+    assert_eq!(
+        report["calls"]["beta_only"]["text"],
+        json!(["only on beta"])
+    );
 
     // Attacks on sessions: a forged id, and a real one of another route, get 404 with a
     // JSON-RPC error, through Envoy.
@@ -370,10 +376,19 @@ async fn mcp_sdk_clients_see_one_federated_server_through_envoy_and_two_replicas
         .to_string();
     let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
     let forged = format!("fgmcp1.{}", "ab".repeat(60));
-    for (what, session) in [("forged", forged.as_str()), ("another route's", &flat_session)] {
-        let r = post_json(gw, "x", "/mcp", &[accept, ("mcp-session-id", session)], &list)
-            .await
-            .unwrap();
+    for (what, session) in [
+        ("forged", forged.as_str()),
+        ("another route's", &flat_session),
+    ] {
+        let r = post_json(
+            gw,
+            "x",
+            "/mcp",
+            &[accept, ("mcp-session-id", session)],
+            &list,
+        )
+        .await
+        .unwrap();
         assert_eq!(r.status, 404, "{what}: {}", r.body);
         let body: Value = serde_json::from_str(&r.body).unwrap();
         assert_eq!(body["error"]["code"], -32001, "{what}: {body}");
@@ -463,7 +478,10 @@ async fn the_python_sdk_over_http_sse_sees_the_same_federation() {
     eprintln!("python, HTTP+SSE: {report}");
     assert_eq!(report["server"], "fleetgate");
     assert_eq!(report["tools"].as_array().map(Vec::len), Some(6));
-    assert_eq!(report["calls"]["alpha_whoami"]["text"], json!(["I am alpha"]));
+    assert_eq!(
+        report["calls"]["alpha_whoami"]["text"],
+        json!(["I am alpha"])
+    );
     assert_eq!(report["calls"]["beta_add"]["text"], json!(["42"]));
     assert_eq!(
         report["reads"]["alpha+memo://alpha/readme"]["text"],
@@ -537,7 +555,10 @@ async fn a_failing_target_fails_the_request_or_is_left_out_as_the_failure_mode_s
         .await
         .unwrap();
     assert_eq!(open.status, 200, "{}", open.body);
-    let session = open.header("mcp-session-id").expect("a session").to_string();
+    let session = open
+        .header("mcp-session-id")
+        .expect("a session")
+        .to_string();
     let mut h = headers("open").to_vec();
     h.push(("mcp-session-id", &session));
     let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
@@ -547,6 +568,10 @@ async fn a_failing_target_fails_the_request_or_is_left_out_as_the_failure_mode_s
         .as_array()
         .map(|a| a.iter().filter_map(|t| t["name"].as_str()).collect())
         .unwrap_or_default();
-    assert_eq!(names, ["alpha_add", "alpha_whoami", "alpha_alpha_only"], "{body}");
+    assert_eq!(
+        names,
+        ["alpha_add", "alpha_whoami", "alpha_alpha_only"],
+        "{body}"
+    );
     gw.shutdown().await;
 }

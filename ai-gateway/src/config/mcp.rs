@@ -309,10 +309,18 @@ tenants:
         let cases = [
             ("name: alpha,", "name: a_b,", "targets[0].name"),
             ("name: beta,", "name: alpha,", "names two targets"),
-            ("protocol: SSE", "protocol: Websocket", "is not one of StreamableHTTP, SSE"),
+            (
+                "protocol: SSE",
+                "protocol: Websocket",
+                "is not one of StreamableHTTP, SSE",
+            ),
             ("port: 9001", "port: 0", "0 is not a port"),
             ("prefixMode: Always", "prefixMode: Sometimes", "prefixMode"),
-            ("host: 127.0.0.1, port: 9001", "host: http://x, port: 9001", "host"),
+            (
+                "host: 127.0.0.1, port: 9001",
+                "host: http://x, port: 9001",
+                "host",
+            ),
         ];
         for (from, to, want) in cases {
             let yaml = GOOD.replacen(from, to, 1);
@@ -329,7 +337,10 @@ tenants:
             .validate()
             .unwrap_err()
             .to_string();
-        assert!(err.contains("mcpSessionKey: must be 64 hex digits"), "{err}");
+        assert!(
+            err.contains("mcpSessionKey: must be 64 hex digits"),
+            "{err}"
+        );
     }
 
     #[test]

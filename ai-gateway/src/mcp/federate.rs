@@ -64,7 +64,11 @@ fn target_error(t: &McpTarget, e: &TargetError) -> String {
 
 impl Fed<'_> {
     fn names(&self) -> Vec<&str> {
-        self.backend.targets.iter().map(|t| t.name.as_str()).collect()
+        self.backend
+            .targets
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect()
     }
 
     fn prefix(&self) -> bool {
@@ -112,7 +116,14 @@ impl Fed<'_> {
         match t.protocol {
             McpProtocol::StreamableHttp => {
                 let posted = upstream::post(
-                    self.client, t, &authority, None, None, &init, None, self.timeout,
+                    self.client,
+                    t,
+                    &authority,
+                    None,
+                    None,
+                    &init,
+                    None,
+                    self.timeout,
                 )
                 .await?;
                 let answer = posted
@@ -353,7 +364,13 @@ impl Fed<'_> {
             version: version.to_string(),
             targets,
         };
-        let token = super::token::seal(&self.key, self.state.nonce(), self.tenant, self.route, &state);
+        let token = super::token::seal(
+            &self.key,
+            self.state.nonce(),
+            self.tenant,
+            self.route,
+            &state,
+        );
         answer(Some(token))
     }
 
@@ -376,7 +393,12 @@ impl Fed<'_> {
     }
 
     /// A notification from the client.
-    pub async fn notification(&self, session: Option<&SessionState>, method: &str, params: Option<&Value>) {
+    pub async fn notification(
+        &self,
+        session: Option<&SessionState>,
+        method: &str,
+        params: Option<&Value>,
+    ) {
         if method != "notifications/cancelled" {
             // notifications/initialized: the gateway initialized its targets itself; others
             // (roots/list_changed) are for features it does not forward.
@@ -559,10 +581,17 @@ impl Fed<'_> {
             }
         };
         let Some((kind, field, name)) = by else {
-            return jsonrpc::error(id, INVALID_PARAMS, &format!("{method} needs params.{}", match method {
-                "tools/call" | "prompts/get" => "name",
-                _ => "uri",
-            }));
+            return jsonrpc::error(
+                id,
+                INVALID_PARAMS,
+                &format!(
+                    "{method} needs params.{}",
+                    match method {
+                        "tools/call" | "prompts/get" => "name",
+                        _ => "uri",
+                    }
+                ),
+            );
         };
         let (i, own) = match self.resolve(session, kind, &name).await {
             Ok(x) => x,
@@ -628,10 +657,20 @@ impl Fed<'_> {
         let (kind, field) = match r.and_then(|r| r.get("type")).and_then(Value::as_str) {
             Some("ref/prompt") => (ListKind::Prompts, "name"),
             Some("ref/resource") => (ListKind::ResourceTemplates, "uri"),
-            _ => return jsonrpc::error(id, INVALID_PARAMS, "completion/complete needs params.ref of type ref/prompt or ref/resource"),
+            _ => {
+                return jsonrpc::error(
+                    id,
+                    INVALID_PARAMS,
+                    "completion/complete needs params.ref of type ref/prompt or ref/resource",
+                );
+            }
         };
         let Some(name) = r.and_then(|r| r.get(field)).and_then(Value::as_str) else {
-            return jsonrpc::error(id, INVALID_PARAMS, &format!("params.ref.{field} is missing"));
+            return jsonrpc::error(
+                id,
+                INVALID_PARAMS,
+                &format!("params.ref.{field} is missing"),
+            );
         };
         let (i, own) = match self.resolve(session, kind, name).await {
             Ok(x) => x,
@@ -639,7 +678,8 @@ impl Fed<'_> {
         };
         let mut p = params.cloned().unwrap_or(json!({}));
         p["ref"][field] = Value::String(own);
-        self.forward(session, id, i, "completion/complete", &p, notify).await
+        self.forward(session, id, i, "completion/complete", &p, notify)
+            .await
     }
 
     /// A request every target gets (`logging/setLevel`); answered `{}` per the failure mode.
@@ -651,14 +691,18 @@ impl Fed<'_> {
         params: Option<&Value>,
     ) -> Value {
         let all = futures::future::join_all(
-            (0..self.backend.targets.len()).map(|i| self.request(session, i, method, params, None, None)),
+            (0..self.backend.targets.len())
+                .map(|i| self.request(session, i, method, params, None, None)),
         )
         .await;
         for (i, r) in all.into_iter().enumerate() {
             let t = &self.backend.targets[i];
             let failed = match &r {
                 Err(e) => Some(target_error(t, e)),
-                Ok(a) => jsonrpc::outcome(a).err().filter(|(c, _)| *c != METHOD_NOT_FOUND).map(|(c, m)| format!("MCP target {} answered {c}: {m}", t.name)),
+                Ok(a) => jsonrpc::outcome(a)
+                    .err()
+                    .filter(|(c, _)| *c != METHOD_NOT_FOUND)
+                    .map(|(c, m)| format!("MCP target {} answered {c}: {m}", t.name)),
             };
             if let Some(f) = failed
                 && self.backend.failure_mode == FailureMode::FailClosed

@@ -70,7 +70,10 @@ impl Message {
         };
         let id = obj.get("id").cloned();
         if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-            return Err(invalid(id.unwrap_or(Value::Null), "jsonrpc must be \"2.0\""));
+            return Err(invalid(
+                id.unwrap_or(Value::Null),
+                "jsonrpc must be \"2.0\"",
+            ));
         }
         if let Some(id) = &id
             && !(id.is_string() || id.is_i64() || id.is_u64())
@@ -87,7 +90,10 @@ impl Message {
                 method: m.clone(),
                 params: obj.get("params").cloned(),
             }),
-            (Some(_), id) => Err(invalid(id.unwrap_or(Value::Null), "method must be a string")),
+            (Some(_), id) => Err(invalid(
+                id.unwrap_or(Value::Null),
+                "method must be a string",
+            )),
             (None, Some(id)) if obj.contains_key("result") || obj.contains_key("error") => {
                 Ok(Self::Response {
                     id,
@@ -160,8 +166,8 @@ mod tests {
     fn messages_are_told_apart_and_bad_ones_get_the_right_code() {
         let m = Message::parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).unwrap();
         assert!(matches!(m, Message::Request { ref method, .. } if method == "tools/list"));
-        let n = Message::parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
-            .unwrap();
+        let n =
+            Message::parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
         assert!(matches!(n, Message::Notification { .. }));
         let r = Message::parse(br#"{"jsonrpc":"2.0","id":"a","result":{}}"#).unwrap();
         assert!(matches!(r, Message::Response { .. }));

@@ -98,7 +98,10 @@ impl Default for McpState {
 impl McpState {
     /// A fresh id for a request the gateway sends a target.
     pub fn next_id(&self) -> serde_json::Value {
-        serde_json::Value::String(format!("fg-{}", self.next_id.fetch_add(1, Ordering::Relaxed)))
+        serde_json::Value::String(format!(
+            "fg-{}",
+            self.next_id.fetch_add(1, Ordering::Relaxed)
+        ))
     }
 
     /// `n` random bytes as hex.
@@ -186,7 +189,13 @@ impl McpState {
         }
     }
 
-    pub fn track(&self, session: &str, client_id: &serde_json::Value, target: usize, up: serde_json::Value) {
+    pub fn track(
+        &self,
+        session: &str,
+        client_id: &serde_json::Value,
+        target: usize,
+        up: serde_json::Value,
+    ) {
         if let Ok(mut m) = self.inflight.lock() {
             m.insert((session.to_string(), client_id.to_string()), (target, up));
         }
@@ -198,7 +207,11 @@ impl McpState {
         }
     }
 
-    pub fn tracked(&self, session: &str, client_id: &serde_json::Value) -> Option<(usize, serde_json::Value)> {
+    pub fn tracked(
+        &self,
+        session: &str,
+        client_id: &serde_json::Value,
+    ) -> Option<(usize, serde_json::Value)> {
         self.inflight
             .lock()
             .ok()?
@@ -215,7 +228,11 @@ mod tests {
     fn versions_are_negotiated_as_the_lifecycle_says() {
         assert_eq!(negotiate(Some("2025-06-18")), "2025-06-18");
         assert_eq!(negotiate(Some("2024-11-05")), "2024-11-05");
-        assert_eq!(negotiate(Some("2026-07-28")), LATEST, "a newer one: our latest");
+        assert_eq!(
+            negotiate(Some("2026-07-28")),
+            LATEST,
+            "a newer one: our latest"
+        );
         assert_eq!(negotiate(Some("1999-01-01")), LATEST);
         assert_eq!(negotiate(None), LATEST);
     }

@@ -92,7 +92,11 @@ pub fn merge(
     let mut dropped = Vec::new();
     for (target, entries) in per_target {
         for mut e in entries {
-            let Some(name) = e.get(kind.key()).and_then(Value::as_str).map(str::to_string) else {
+            let Some(name) = e
+                .get(kind.key())
+                .and_then(Value::as_str)
+                .map(str::to_string)
+            else {
                 dropped.push(Dropped {
                     target: target.clone(),
                     name: String::new(),
@@ -126,7 +130,9 @@ mod tests {
     }
 
     fn names(v: &[Value], key: &str) -> Vec<String> {
-        v.iter().map(|e| e[key].as_str().unwrap().to_string()).collect()
+        v.iter()
+            .map(|e| e[key].as_str().unwrap().to_string())
+            .collect()
     }
 
     #[test]
@@ -150,7 +156,10 @@ mod tests {
             split(ListKind::Tools, &targets, "alpha_beta_add"),
             Some((0, "beta_add"))
         );
-        assert_eq!(split(ListKind::Tools, &targets, "beta_add"), Some((1, "add")));
+        assert_eq!(
+            split(ListKind::Tools, &targets, "beta_add"),
+            Some((1, "add"))
+        );
         assert_eq!(split(ListKind::Tools, &targets, "gamma_add"), None);
         assert_eq!(split(ListKind::Tools, &targets, "add"), None);
         assert_eq!(
@@ -171,7 +180,10 @@ mod tests {
         );
         assert_eq!(names(&merged, "name"), ["add", "only_a", "only_b"]);
         assert_eq!(dropped.len(), 1);
-        assert_eq!((dropped[0].target.as_str(), dropped[0].name.as_str()), ("beta", "add"));
+        assert_eq!(
+            (dropped[0].target.as_str(), dropped[0].name.as_str()),
+            ("beta", "add")
+        );
     }
 
     #[test]

@@ -147,10 +147,18 @@ pub async fn handle(ctx: RequestCtx, mcp: &McpBackend, req: Request<Bytes>) -> R
     match *req.method() {
         Method::POST => post(&owned, req).await,
         Method::DELETE => {
-            let Some(token) = req.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
+            let Some(token) = req
+                .headers()
+                .get(SESSION_HEADER)
+                .and_then(|v| v.to_str().ok())
+            else {
                 return json(
                     StatusCode::BAD_REQUEST,
-                    &jsonrpc::error(&Value::Null, INVALID_REQUEST, "DELETE needs the Mcp-Session-Id header"),
+                    &jsonrpc::error(
+                        &Value::Null,
+                        INVALID_REQUEST,
+                        "DELETE needs the Mcp-Session-Id header",
+                    ),
                 );
             };
             match fed.open_session(token) {
@@ -193,7 +201,12 @@ async fn post(owned: &Owned, req: Request<Bytes>) -> Response<Body> {
     let fed = &owned.fed();
     let message = match Message::parse(req.body()) {
         Ok(m) => m,
-        Err(e) => return json(StatusCode::BAD_REQUEST, &jsonrpc::error(&e.id, e.code, &e.message)),
+        Err(e) => {
+            return json(
+                StatusCode::BAD_REQUEST,
+                &jsonrpc::error(&e.id, e.code, &e.message),
+            );
+        }
     };
     if let Message::Request { id, method, params } = &message
         && method == "initialize"
@@ -207,7 +220,9 @@ async fn post(owned: &Owned, req: Request<Bytes>) -> Response<Body> {
     }
     let session = match (
         fed.backend.session_routing,
-        req.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()),
+        req.headers()
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok()),
     ) {
         (_, Some(token)) => match fed.open_session(token) {
             Some(s) => Some(s),
@@ -231,7 +246,8 @@ async fn post(owned: &Owned, req: Request<Bytes>) -> Response<Body> {
     };
     match message {
         Message::Notification { method, params } => {
-            fed.notification(session.as_ref(), &method, params.as_ref()).await;
+            fed.notification(session.as_ref(), &method, params.as_ref())
+                .await;
             empty(StatusCode::ACCEPTED)
         }
         Message::Response { .. } => empty(StatusCode::ACCEPTED),
@@ -264,7 +280,11 @@ fn streamed(
             let tx = tx.clone();
             tokio::spawn(async move {
                 while let Some(n) = nrx.recv().await {
-                    if tx.send(sse::encode(Some("message"), &n.to_string())).await.is_err() {
+                    if tx
+                        .send(sse::encode(Some("message"), &n.to_string()))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -275,7 +295,9 @@ fn streamed(
             .await;
         drop(ntx);
         let _ = forward.await;
-        let _ = tx.send(sse::encode(Some("message"), &answer.to_string())).await;
+        let _ = tx
+            .send(sse::encode(Some("message"), &answer.to_string()))
+            .await;
     });
     event_response(event_body(rx, ()))
 }
@@ -299,7 +321,10 @@ fn legacy_stream(mut ctx: RequestCtx, path: &str) -> Response<Body> {
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     let base = path.trim_end_matches('/').trim_end_matches("/sse");
     let endpoint = format!("{base}/message?sessionId={id}");
-    if tx.try_send(sse::encode(Some("endpoint"), &endpoint)).is_err() {
+    if tx
+        .try_send(sse::encode(Some("endpoint"), &endpoint))
+        .is_err()
+    {
         return empty(StatusCode::INTERNAL_SERVER_ERROR);
     }
     ctx.mcp.put_legacy_client(
@@ -336,7 +361,12 @@ async fn legacy_message(
     };
     let message = match Message::parse(req.body()) {
         Ok(m) => m,
-        Err(e) => return json(StatusCode::BAD_REQUEST, &jsonrpc::error(&e.id, e.code, &e.message)),
+        Err(e) => {
+            return json(
+                StatusCode::BAD_REQUEST,
+                &jsonrpc::error(&e.id, e.code, &e.message),
+            );
+        }
     };
     let owned = Owned::new(&ctx, mcp);
     let mcp = mcp.clone();
@@ -355,7 +385,11 @@ async fn legacy_message(
             Message::Request { id, .. }
                 if session.is_none() && mcp.session_routing == SessionRouting::Stateful =>
             {
-                Some(jsonrpc::error(&id, INVALID_REQUEST, "send initialize first"))
+                Some(jsonrpc::error(
+                    &id,
+                    INVALID_REQUEST,
+                    "send initialize first",
+                ))
             }
             Message::Request { id, method, params } => {
                 let (ntx, mut nrx) = mpsc::channel::<Value>(64);
@@ -366,20 +400,30 @@ async fn legacy_message(
                     }
                 });
                 let a = fed
-                    .request_from_client(session.as_ref(), &id, &method, params.as_ref(), Some(&ntx))
+                    .request_from_client(
+                        session.as_ref(),
+                        &id,
+                        &method,
+                        params.as_ref(),
+                        Some(&ntx),
+                    )
                     .await;
                 drop(ntx);
                 let _ = fwd.await;
                 Some(a)
             }
             Message::Notification { method, params } => {
-                fed.notification(session.as_ref(), &method, params.as_ref()).await;
+                fed.notification(session.as_ref(), &method, params.as_ref())
+                    .await;
                 None
             }
             Message::Response { .. } => None,
         };
         if let Some(a) = answer {
-            let _ = client.tx.send(sse::encode(Some("message"), &a.to_string())).await;
+            let _ = client
+                .tx
+                .send(sse::encode(Some("message"), &a.to_string()))
+                .await;
         }
     });
     empty(StatusCode::ACCEPTED)

@@ -139,7 +139,9 @@ pub async fn post(
         .get("mcp-session-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    if status == StatusCode::NOT_FOUND && msg.get("method").and_then(Value::as_str) != Some("initialize") {
+    if status == StatusCode::NOT_FOUND
+        && msg.get("method").and_then(Value::as_str) != Some("initialize")
+    {
         return Err(TargetError::SessionGone);
     }
     if status == StatusCode::ACCEPTED {
@@ -154,7 +156,9 @@ pub async fn post(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if !status.is_success() {
-        let body = read_limited(resp.into_body(), 4096, deadline).await.unwrap_or_default();
+        let body = read_limited(resp.into_body(), 4096, deadline)
+            .await
+            .unwrap_or_default();
         return Err(TargetError::Status(
             status.as_u16(),
             String::from_utf8_lossy(&body).chars().take(300).collect(),
@@ -186,7 +190,9 @@ async fn read_limited(
             .map_err(|_| TargetError::Timeout(Duration::from_secs(0)))?;
         match frame {
             None => return Ok(out),
-            Some(Err(e)) => return Err(TargetError::Unreachable(format!("reading the answer: {e}"))),
+            Some(Err(e)) => {
+                return Err(TargetError::Unreachable(format!("reading the answer: {e}")));
+            }
             Some(Ok(f)) => {
                 if let Ok(d) = f.into_data() {
                     out.extend_from_slice(&d);
@@ -248,7 +254,9 @@ async fn read_events_until(
 
 /// Ends a target's session (`DELETE` with its `Mcp-Session-Id`); failures are only logged.
 pub async fn delete(client: &HttpClient, t: &McpTarget, authority: &str, session: &str) {
-    let Ok(u) = uri(authority, &t.path) else { return };
+    let Ok(u) = uri(authority, &t.path) else {
+        return;
+    };
     let mut req = Request::new(Full::new(Bytes::new()));
     *req.method_mut() = Method::DELETE;
     *req.uri_mut() = u;
@@ -374,7 +382,9 @@ impl SseConn {
                     if e.name.as_deref().is_some_and(|n| n != "message") {
                         continue;
                     }
-                    let Ok(v) = serde_json::from_str::<Value>(&e.data) else { continue };
+                    let Ok(v) = serde_json::from_str::<Value>(&e.data) else {
+                        continue;
+                    };
                     conn.deliver(v).await;
                 }
             }
@@ -434,7 +444,10 @@ impl SseConn {
         } else if resp.status() == StatusCode::NOT_FOUND {
             Err(TargetError::SessionGone)
         } else {
-            Err(TargetError::Status(resp.status().as_u16(), "posting a message".into()))
+            Err(TargetError::Status(
+                resp.status().as_u16(),
+                "posting a message".into(),
+            ))
         }
     }
 

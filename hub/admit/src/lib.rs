@@ -14,13 +14,13 @@ mod ai_tests;
 #[cfg(test)]
 mod bounds_tests;
 pub mod endpoint;
-pub mod mcp;
-#[cfg(test)]
-mod mcp_tests;
 mod grpc;
 mod http;
 #[cfg(test)]
 mod listener_set_tests;
+pub mod mcp;
+#[cfg(test)]
+mod mcp_tests;
 pub mod quota;
 mod re2;
 mod rule_names;

@@ -493,7 +493,11 @@ mod tests {
         assert!(json.get("mcp").is_some(), "{json}");
         assert_eq!(serde_json::from_value::<AiTargets>(json).unwrap(), mcp);
         let yaml = serde_yaml::to_string(&mcp).unwrap();
-        assert_eq!(serde_yaml::from_str::<AiTargets>(&yaml).unwrap(), mcp, "{yaml}");
+        assert_eq!(
+            serde_yaml::from_str::<AiTargets>(&yaml).unwrap(),
+            mcp,
+            "{yaml}"
+        );
         let one = AiTargets::Provider(target("a.example", "k1"));
         let yaml = serde_yaml::to_string(&one).unwrap();
         assert_eq!(serde_yaml::from_str::<AiTargets>(&yaml).unwrap(), one);

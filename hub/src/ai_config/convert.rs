@@ -264,7 +264,10 @@ pub(crate) mod tests {
         };
         assert_eq!(m.targets[0].endpoints[0].ip, "127.0.1.10");
         assert!(m.targets[1].endpoints.is_empty());
-        assert_eq!((m.failure_mode.as_str(), m.prefix_mode.as_str()), ("FailOpen", "Always"));
+        assert_eq!(
+            (m.failure_mode.as_str(), m.prefix_mode.as_str()),
+            ("FailOpen", "Always")
+        );
         let tenant = AiTenant {
             routes: [("c1/default/tools".to_string(), r)].into(),
             ..Default::default()

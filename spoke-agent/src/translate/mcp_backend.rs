@@ -66,7 +66,9 @@ fn translate(
         ))
     })?;
     if let Some(field) = first_unknown("spec.mcp", &mcp.other) {
-        return Err(unsupported(format!("{field} is not supported yet; remove it")));
+        return Err(unsupported(format!(
+            "{field} is not supported yet; remove it"
+        )));
     }
     let mut targets = Vec::with_capacity(mcp.targets.len());
     for (i, t) in mcp.targets.iter().enumerate() {

@@ -196,12 +196,17 @@ fn mcp_targets_are_resolved_like_providers() {
     assert_eq!(m.targets[0].path.as_deref(), Some("/mcp"));
     assert!(m.targets[1].endpoints.is_empty());
     assert_eq!(m.targets[1].protocol, "SSE");
-    assert_eq!((m.prefix_mode.as_str(), m.failure_mode.as_str()), ("Always", "FailOpen"));
+    assert_eq!(
+        (m.prefix_mode.as_str(), m.failure_mode.as_str()),
+        ("Always", "FailOpen")
+    );
     assert_eq!(m.session_routing, "");
     let gone = translate_one(
         "spec:\n  mcp:\n    targets: [{name: t, static: {host: gone.llm.svc.cluster.local, port: 80}}]\n",
     );
-    let p = gone.problem.expect("a missing Service is the backend's problem");
+    let p = gone
+        .problem
+        .expect("a missing Service is the backend's problem");
     assert_eq!(p.reason, "BackendNotFound");
     assert!(
         p.message
@@ -317,7 +322,6 @@ fn unsupported_kinds_and_fields_are_named_in_the_problem() {
             "spec:\n  mcp:\n    targets: [{name: t, static: {host: h, port: 80}}]\n  policies:\n    auth: {key: k}\n",
             "spec.policies on an MCP backend is not supported yet",
         ),
-
         (
             "a2a",
             "spec:\n  a2a: {host: agent, port: 80}\n",
