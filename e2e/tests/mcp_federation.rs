@@ -64,6 +64,11 @@ spec:
 "#
         )
     };
+    let evil = format!(
+        "apiVersion: agentgateway.dev/v1alpha1\nkind: AgentgatewayBackend\nmetadata: {{name: evil, namespace: default}}\nspec:\n  mcp:\n    targets:\n    - name: hub\n      static: {{host: \"{}\", port: {}, path: /mcp}}\n---\n",
+        hub.ip(),
+        hub.port()
+    );
     format!(
         r#"apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
@@ -91,11 +96,6 @@ spec:
         beta = service("beta", beta_port),
         tools = backend("tools", ""),
         flat = backend("flat", "    prefixMode: Never\n"),
-        evil = format!(
-            "apiVersion: agentgateway.dev/v1alpha1\nkind: AgentgatewayBackend\nmetadata: {{name: evil, namespace: default}}\nspec:\n  mcp:\n    targets:\n    - name: hub\n      static: {{host: \"{}\", port: {}, path: /mcp}}\n---\n",
-            hub.ip(),
-            hub.port()
-        ),
         r1 = route("tools", "/mcp"),
         r2 = route("flat", "/flat"),
     )

@@ -62,6 +62,9 @@ pub struct LegacyClient {
     pub session: std::sync::Mutex<Option<String>>,
 }
 
+/// SSE connections to targets by (session, target), with when each was last used.
+type SseConns = HashMap<(String, String), (Arc<SseConn>, Instant)>;
+
 /// What one replica keeps between requests.
 #[derive(Debug)]
 pub struct McpState {
@@ -70,7 +73,7 @@ pub struct McpState {
     rng: SystemRandom,
     next_id: AtomicU64,
     /// SSE connections to targets, by (session, target).
-    sse: std::sync::Mutex<HashMap<(String, String), (Arc<SseConn>, Instant)>>,
+    sse: std::sync::Mutex<SseConns>,
     /// Legacy SSE clients, by their session id in the endpoint URL.
     legacy: std::sync::Mutex<HashMap<String, Arc<LegacyClient>>>,
     /// Calls in flight, by (session, client's request id): the target and the upstream id, so

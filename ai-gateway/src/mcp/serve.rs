@@ -100,16 +100,23 @@ fn routed(method: &str) -> bool {
 #[derive(Clone)]
 struct Owned {
     state: Arc<super::McpState>,
-    route: Arc<crate::route::Route>,
+    tenant: Arc<str>,
+    route: Arc<str>,
+    key: [u8; 32],
+    timeout: std::time::Duration,
     upstream: crate::provider::Upstream,
     mcp: McpBackend,
 }
 
 impl Owned {
     fn new(ctx: &RequestCtx, mcp: &McpBackend) -> Self {
+        let r = &ctx.route;
         Self {
             state: ctx.mcp.clone(),
-            route: ctx.route.clone(),
+            tenant: r.tenant.clone(),
+            route: r.name.clone(),
+            key: *ctx.mcp.key(r.mcp_session_key.as_ref().map(|k| &k.0)),
+            timeout: r.backend.policies.request_timeout,
             upstream: ctx.upstream.clone(),
             mcp: mcp.clone(),
         }
@@ -120,12 +127,10 @@ impl Owned {
             state: &self.state,
             client: self.upstream.client(),
             backend: &self.mcp,
-            tenant: &self.route.tenant,
-            route: &self.route.name,
-            key: *self
-                .state
-                .key(self.route.mcp_session_key.as_ref().map(|k| &k.0)),
-            timeout: self.route.backend.policies.request_timeout,
+            tenant: &self.tenant,
+            route: &self.route,
+            key: self.key,
+            timeout: self.timeout,
         }
     }
 }

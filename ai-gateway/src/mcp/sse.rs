@@ -27,10 +27,7 @@ impl Reader {
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Event>, String> {
         self.buf.extend_from_slice(bytes);
         let mut out = Vec::new();
-        loop {
-            let Some((end, next)) = boundary(&self.buf) else {
-                break;
-            };
+        while let Some((end, next)) = boundary(&self.buf) {
             let block: Vec<u8> = self.buf.drain(..next).take(end).collect();
             if let Some(e) = parse(&block) {
                 out.push(e);

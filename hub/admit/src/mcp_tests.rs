@@ -30,7 +30,7 @@ fn target(name: &str, host: &str, port: u32, endpoints: Vec<pb::Endpoint>) -> pb
 /// Two targets: a Service of the cluster (resolved by the agent) and an allowed external host.
 fn tools() -> pb::AiBackend {
     pb::AiBackend {
-        mcp: Some(pb::McpBackend {
+        mcp: Some(Box::new(pb::McpBackend {
             targets: vec![
                 target(
                     "alpha",
@@ -47,7 +47,7 @@ fn tools() -> pb::AiBackend {
             failure_mode: "FailOpen".into(),
             prefix_mode: String::new(),
             session_routing: String::new(),
-        }),
+        })),
         ..Default::default()
     }
 }

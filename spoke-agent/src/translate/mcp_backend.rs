@@ -29,7 +29,7 @@ pub fn mcp_backend(
 ) -> pb::AiBackend {
     match translate(ns, spec, value, index) {
         Ok(mcp) => pb::AiBackend {
-            mcp: Some(mcp),
+            mcp: Some(Box::new(mcp)),
             ..Default::default()
         },
         Err(p) => pb::AiBackend {
