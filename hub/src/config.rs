@@ -48,6 +48,10 @@ pub struct RawConfig {
     /// stream (which carries provider keys, as xDS carries TLS keys). Plaintext; bind it to
     /// loopback or a private network.
     pub xds_listen: SocketAddr,
+    /// The operator's HTTP port: Prometheus metrics (`/metrics`) and health (`/healthz`,
+    /// `/readyz`). Never a tenant's: reserved like the hub's other listeners. Off when unset.
+    #[serde(default)]
+    pub admin_listen: Option<SocketAddr>,
     /// Directory holding the hub CA (`ca.crt`, `ca.key`) and the hub's serving cert.
     pub pki_dir: PathBuf,
     /// The durable store file.
@@ -280,6 +284,8 @@ fn enabled_by_default() -> bool {
 pub struct Config {
     pub agent_listen: SocketAddr,
     pub xds_listen: SocketAddr,
+    /// `adminListen`: metrics and health, for the operator only.
+    pub admin_listen: Option<SocketAddr>,
     pub pki_dir: PathBuf,
     pub store_path: PathBuf,
     pub trust_domain: String,
@@ -302,6 +308,7 @@ impl Config {
     /// What this configuration reserves (`admit::Reserved`), on a host with the interface addresses `host`.
     pub fn reserved(&self, host: BTreeSet<IpAddr>) -> fleetgate_hub_admit::Reserved {
         let mut listeners: BTreeSet<SocketAddr> = [self.agent_listen, self.xds_listen].into();
+        listeners.extend(self.admin_listen);
         listeners.extend(self.data_plane.listeners.iter().map(|l| l.bind));
         // The AI gateways trust the identity headers Envoy sets: no tenant endpoint may reach them.
         listeners.extend(self.data_plane.ai_gateways.iter().copied());
@@ -470,6 +477,7 @@ impl RawConfig {
         Ok(Config {
             agent_listen: self.agent_listen,
             xds_listen: self.xds_listen,
+            admin_listen: self.admin_listen,
             pki_dir: self.pki_dir,
             store_path: self.store_path,
             trust_domain: self.trust_domain,

@@ -203,6 +203,14 @@ impl Fleet {
         }
     }
 
+    /// Clusters whose agent has a stream open now.
+    pub fn connected(&self) -> BTreeSet<ClusterKey> {
+        self.links
+            .lock()
+            .expect("fleet links lock poisoned")
+            .connected()
+    }
+
     /// When the next disconnected cluster's grace period ends (the compile loop wakes then).
     pub fn next_withdrawal(&self) -> Option<Instant> {
         self.links

@@ -38,6 +38,11 @@ impl Links {
         *self.open.entry(key.clone()).or_default() += 1;
     }
 
+    /// Clusters with at least one open agent stream now.
+    pub fn connected(&self) -> BTreeSet<ClusterKey> {
+        self.open.keys().cloned().collect()
+    }
+
     /// A stream of `key` closed; the clock starts when it was the last one.
     pub fn closed(&mut self, key: &ClusterKey, now: Instant) {
         let n = self.open.entry(key.clone()).or_default();

@@ -61,3 +61,6 @@ pub mod host;
 pub mod quotas;
 pub mod reload;
 pub mod run;
+
+// The operator's view: metrics and health on the admin port.
+pub mod metrics;

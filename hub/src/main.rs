@@ -30,6 +30,13 @@ enum Command {
         #[arg(long, env = "FLEETGATE_HUB_CONFIG")]
         config: PathBuf,
     },
+    /// Check a configuration file without starting anything: prints what to fix and exits
+    /// non-zero when the hub would refuse it (e.g. before rolling out a changed ConfigMap).
+    Check {
+        /// The hub configuration file (YAML).
+        #[arg(long, env = "FLEETGATE_HUB_CONFIG")]
+        config: PathBuf,
+    },
     /// Manage the hub's certificate authority and agent identities.
     Ca {
         #[command(subcommand)]
@@ -68,6 +75,10 @@ enum CaCommand {
         /// Extra IP addresses or DNS names agents use to reach the hub.
         #[arg(long = "server-san")]
         server_sans: Vec<String>,
+        /// Do nothing (and succeed) when the folder already holds a CA: for an init container
+        /// that runs at every start and must never replace the CA agents trust.
+        #[arg(long)]
+        if_missing: bool,
     },
     /// Issue an agent identity for one cluster of one tenant.
     Issue {
@@ -122,6 +133,15 @@ fn main() -> anyhow::Result<()> {
                 anyhow::Ok(())
             })?;
         }
+        Command::Check { config: path } => {
+            let raw = fleetgate_hub::config::RawConfig::from_file(&path)?;
+            let config = raw.validate()?;
+            println!(
+                "{}: valid ({} tenants)",
+                path.display(),
+                config.tenants.len()
+            );
+        }
         Command::Token {
             command:
                 TokenCommand::Create {
@@ -162,7 +182,12 @@ fn main() -> anyhow::Result<()> {
             CaCommand::Init {
                 pki_dir,
                 server_sans,
+                if_missing,
             } => {
+                if if_missing && pki_dir.join(fleetgate_hub::identity::CA_KEY).is_file() {
+                    println!("{} already holds a CA; left as it is", pki_dir.display());
+                    return Ok(());
+                }
                 fleetgate_hub::identity::init_ca(&pki_dir, &server_sans)?;
                 println!("created CA and hub certificate in {}", pki_dir.display());
             }

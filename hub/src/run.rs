@@ -330,6 +330,17 @@ pub async fn run_reloading(
     let (published_rx, publisher_task) = ai_config::start_publisher(snapshot_rx.clone());
     let (ai_health_tx, ai_health_rx) = watch::channel(AiGatewayHealth::default());
 
+    // The operator's metrics read the same channels (receivers only).
+    let metrics = Arc::new(crate::metrics::HubMetrics::new());
+    let metric_sources = Arc::new(crate::metrics::Sources {
+        fleet: fleet.clone(),
+        statuses: status_rx.clone(),
+        xds: health_rx.clone(),
+        ai: ai_health_rx.clone(),
+        snapshots: snapshot_rx.clone(),
+        store_path: config.store_path.clone(),
+    });
+
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = || {
         let mut rx = stop_rx.clone();
@@ -341,6 +352,7 @@ pub async fn run_reloading(
     // The compile loop: the only writer of snapshot_tx and status_tx.
     let compile_task = {
         let fleet = fleet.clone();
+        let metrics = metrics.clone();
         let config = config.clone();
         let mut revisions = fleet.subscribe();
         let mut health = health_rx;
@@ -388,6 +400,7 @@ pub async fn run_reloading(
                         Err(e) => std::panic::resume_unwind(e.into_panic()),
                     };
                 memo = returned;
+                metrics.compile.observe(started.elapsed().as_secs_f64());
                 let compiled_ms = started.elapsed().as_millis() as u64;
                 snapshot_tx.send_if_modified(|cur| {
                     if **cur == snapshot {
@@ -461,6 +474,31 @@ pub async fn run_reloading(
                 .max_encoding_message_size(64 * 1024),
         )
         .serve_with_incoming_shutdown(incoming, stopped());
+    // The admin port starts last: /readyz answering means the other servers are bound.
+    let admin_task = match crate::metrics::bind(&config).await {
+        Ok(None) => None,
+        Ok(Some((listener, addr))) => {
+            tracing::info!(admin = %addr, "admin port: /metrics, /healthz, /readyz");
+            Some(tokio::spawn(crate::metrics::serve(
+                listener,
+                metrics.clone(),
+                metric_sources,
+                stopped(),
+            )))
+        }
+        Err(e) => {
+            return Err(RunError::Serve {
+                what: "admin",
+                message: format!(
+                    "cannot bind adminListen {}: {e}",
+                    config
+                        .admin_listen
+                        .map(|a| a.to_string())
+                        .unwrap_or_default()
+                ),
+            });
+        }
+    };
     tracing::info!(agents = %config.agent_listen, xds = %config.xds_listen, "hub running");
 
     let mut agent_task = tokio::spawn(agents);
@@ -482,6 +520,9 @@ pub async fn run_reloading(
     // The compile loop dropped the snapshot sender: the publisher ends.
     let _ = publisher_task.await;
     if let Some(t) = reload_task {
+        let _ = t.await;
+    }
+    if let Some(t) = admin_task {
         let _ = t.await;
     }
     let xds_result = xds_task.await;

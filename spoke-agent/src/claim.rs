@@ -9,6 +9,8 @@
 //! Where it sits: read by both `translate` (what is sent to the hub) and `status` (what the
 //! agent writes status on), so the two always agree. Pure.
 
+pub mod ingress;
+
 use std::collections::BTreeSet;
 
 use fleetgate_proto::spoke::v1::ParentRef;

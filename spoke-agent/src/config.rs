@@ -167,7 +167,18 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub gateway_classes: Vec<String>,
+    /// Translate the Ingresses of the IngressClass of this name (besides those of an
+    /// IngressClass whose spec.controller is fleetgate.dev/hub); see docs/ingress.md.
+    #[arg(
+        long = "ingress-class",
+        env = "FLEETGATE_INGRESS_CLASS",
+        default_value = DEFAULT_INGRESS_CLASS
+    )]
+    pub ingress_class: String,
 }
+
+/// The IngressClass the agent claims by name unless told otherwise (`--ingress-class`).
+pub const DEFAULT_INGRESS_CLASS: &str = "fleetgate";
 
 /// A bootstrap token; its Debug never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -218,6 +229,8 @@ pub struct Config {
     /// GatewayClass names claimed besides those of controllerName fleetgate.dev/hub
     /// (`--gateway-class`), sorted, without duplicates.
     pub gateway_classes: Vec<String>,
+    /// The IngressClass claimed by name (`--ingress-class`).
+    pub ingress_class: String,
 }
 
 /// A flag combination the agent cannot run with.
@@ -254,6 +267,11 @@ pub enum ConfigError {
         "--gateway-class {0:?} is not a GatewayClass name (a lowercase DNS subdomain, e.g. agentgateway)"
     )]
     BadGatewayClass(String),
+    /// The `--ingress-class` value is not an IngressClass name.
+    #[error(
+        "--ingress-class {0:?} is not an IngressClass name (a lowercase DNS subdomain, e.g. fleetgate)"
+    )]
+    BadIngressClass(String),
 }
 
 impl Cli {
@@ -301,6 +319,10 @@ impl Cli {
         }
         gateway_classes.sort();
         gateway_classes.dedup();
+        let ingress_class = self.ingress_class.trim().to_string();
+        if !is_dns_subdomain(&ingress_class) {
+            return Err(ConfigError::BadIngressClass(self.ingress_class));
+        }
         let identity = match (self.identity_dir, self.state_dir) {
             (Some(dir), _) => IdentitySource::Dir(dir),
             (None, Some(dir)) => IdentitySource::Enrolled {
@@ -335,6 +357,7 @@ impl Cli {
             all_load_balancers: self.all_load_balancers,
             secrets,
             gateway_classes,
+            ingress_class,
         })
     }
 }
@@ -559,6 +582,24 @@ mod tests {
             assert!(
                 err.contains(&format!(
                     "--gateway-class {bad:?} is not a GatewayClass name"
+                )),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn ingress_class_flag_table() {
+        let base = ["--hub", "https://127.0.0.1:9443", "--identity-dir", "/id"];
+        assert_eq!(parse(&base).unwrap().ingress_class, DEFAULT_INGRESS_CLASS);
+        let with = |v: &str| parse(&[&base[..], &[&format!("--ingress-class={v}")]].concat());
+        assert_eq!(with("internal").unwrap().ingress_class, "internal");
+        assert_eq!(with(" web.example ").unwrap().ingress_class, "web.example");
+        for bad in ["", "Web", "a..b"] {
+            let err = with(bad).unwrap_err();
+            assert!(
+                err.contains(&format!(
+                    "--ingress-class {bad:?} is not an IngressClass name"
                 )),
                 "{bad}: {err}"
             );

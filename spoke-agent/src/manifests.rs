@@ -1,5 +1,6 @@
 //! Manifests: the same kinds as `watch` (GatewayClass, Gateway, HTTPRoute, Service,
-//! EndpointSlice, Node, agentgateway's AgentgatewayBackend, fleetgate's VirtualKey, ...), read
+//! EndpointSlice, Node, agentgateway's AgentgatewayBackend, fleetgate's VirtualKey, Ingress,
+//! IngressClass, ...), read
 //! from a folder of multi-document YAML files instead of a cluster. Of the Secrets, TLS ones are
 //! read as certificates, and any Secret an AgentgatewayBackend or a VirtualKey names is read for
 //! its key (the others are dropped once the whole folder is read).
@@ -23,6 +24,7 @@ use gateway_api::referencegrants::ReferenceGrant;
 use gateway_api::tlsroutes::TlsRoute;
 use k8s_openapi::api::core::v1::{Namespace, Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -184,6 +186,18 @@ fn add_value(value: serde_yaml::Value, out: &mut ClusterState) -> Result<(), Str
         ("v1", "Node") => out
             .nodes
             .push(typed(value, &kind, false, |o: &mut Node| &mut o.metadata)?),
+        ("networking.k8s.io/v1", "Ingress") => {
+            out.ingresses
+                .push(typed(value, &kind, true, |o: &mut Ingress| {
+                    &mut o.metadata
+                })?)
+        }
+        ("networking.k8s.io/v1", "IngressClass") => {
+            out.ingress_classes
+                .push(typed(value, &kind, false, |o: &mut IngressClass| {
+                    &mut o.metadata
+                })?)
+        }
         ("discovery.k8s.io/v1", "EndpointSlice") => {
             out.endpoint_slices
                 .push(typed(value, &kind, true, |o: &mut EndpointSlice| {
@@ -326,6 +340,8 @@ impl Folder {
             all.ai_backends.extend(c.ai_backends);
             all.ai_secrets.extend(c.ai_secrets);
             all.virtual_keys.extend(c.virtual_keys);
+            all.ingresses.extend(c.ingresses);
+            all.ingress_classes.extend(c.ingress_classes);
         }
         keep_referenced_ai_secrets(&mut all);
         all.normalize();
@@ -356,13 +372,20 @@ pub fn check_folder(dir: &Path) -> Result<(), ManifestsError> {
 }
 
 /// Scans `dir` every [`POLL_INTERVAL`] and publishes snapshots until every receiver is gone;
-/// `claimed_class_names` (`--gateway-class`) goes into every snapshot.
-pub async fn run(dir: PathBuf, claimed_class_names: Vec<String>, tx: watch::Sender<ClusterState>) {
+/// `claimed_class_names` (`--gateway-class`) and `ingress_class_name` (`--ingress-class`) go
+/// into every snapshot.
+pub async fn run(
+    dir: PathBuf,
+    claimed_class_names: Vec<String>,
+    ingress_class_name: String,
+    tx: watch::Sender<ClusterState>,
+) {
     let mut folder = Folder::default();
     let mut first = true;
     loop {
         let scanned = folder.scan(&dir).map(|mut s| {
             s.claimed_class_names = claimed_class_names.clone();
+            s.ingress_class_name = ingress_class_name.clone();
             s.normalize();
             s
         });
@@ -425,6 +448,50 @@ addressType: IPv4
 ports: [{port: 8080}]
 endpoints: [{addresses: [127.0.1.10]}]
 "#;
+
+    /// `--manifests` reads Ingresses and IngressClasses like the cluster watch, and they are
+    /// translated into a Gateway and an HTTPRoute.
+    #[test]
+    fn ingresses_are_read_and_translated() {
+        let yaml = r#"
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: fleetgate, namespace: ignored}
+spec: {controller: fleetgate.dev/hub}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop}
+spec:
+  ingressClassName: fleetgate
+  rules:
+  - host: shop.a.example
+    http:
+      paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]
+"#;
+        let mut s = parse_file(&format!("{GOOD}---{yaml}")).unwrap();
+        s.ingress_class_name = "fleetgate".into();
+        s.normalize();
+        assert_eq!(s.ingress_classes[0].metadata.namespace, None);
+        assert_eq!(
+            s.ingresses[0].metadata.namespace.as_deref(),
+            Some("default")
+        );
+        let refs: Vec<(i32, String)> = crate::run::intent_with(&s, crate::EndpointMode::Pod, false)
+            .into_iter()
+            .filter_map(|o| o.r#ref)
+            .filter(|r| r.name.starts_with("shop."))
+            .map(|r| (r.kind, r.name))
+            .collect();
+        use fleetgate_proto::spoke::v1::Kind;
+        assert_eq!(
+            refs,
+            vec![
+                (Kind::Gateway as i32, "shop.ingress".to_string()),
+                (Kind::HttpRoute as i32, "shop.ingress.0".to_string()),
+            ]
+        );
+    }
 
     #[test]
     fn parse_file_table() {

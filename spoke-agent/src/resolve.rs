@@ -11,6 +11,7 @@
 pub mod ai;
 pub mod certificate;
 pub mod grant;
+pub mod ingress;
 pub mod namespaces;
 pub mod virtual_key;
 

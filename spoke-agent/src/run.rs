@@ -147,6 +147,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
                 client.clone(),
                 config.secrets.clone(),
                 config.gateway_classes.clone(),
+                config.ingress_class.clone(),
                 state_tx,
             ));
             Sink::Kube(client)
@@ -157,6 +158,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             tokio::spawn(manifests::run(
                 dir.clone(),
                 config.gateway_classes.clone(),
+                config.ingress_class.clone(),
                 state_tx,
             ));
             Sink::log()
@@ -175,6 +177,17 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let (intent_tx, intent_rx) =
         watch::channel::<Vec<Object>>(intent_of(&state_rx.borrow_and_update()));
     let (status_tx, status_rx) = watch::channel::<Option<Status>>(None);
+    let ingress_client = match &sink {
+        Sink::Kube(c) => Some(c.clone()),
+        Sink::Log { .. } => None,
+    };
+    let ingress_config = config.clone();
+    tokio::spawn(status::ingress::run_writer(
+        state_rx.clone(),
+        status_rx.clone(),
+        ingress_client,
+        move |s: &ClusterState| ingress_config.effective_endpoint_mode(!s.nodes.is_empty()),
+    ));
     tokio::spawn(status::run_writer(state_rx.clone(), status_rx, sink));
     let mut translate_rx = state_rx;
     let mode_config = config.clone();
@@ -214,7 +227,8 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     Ok(())
 }
 
-/// The whole intent of the cluster: Gateway API objects (HTTP, then TCP/UDP routes), then
+/// The whole intent of the cluster: Gateway API objects (HTTP, then the Gateways and HTTPRoutes
+/// Ingresses stand for, then TCP/UDP routes), then
 /// LoadBalancer Services, then AgentgatewayBackends, then VirtualKeys.
 fn intent(s: &ClusterState, config: &Config) -> Vec<Object> {
     let mode = config.effective_endpoint_mode(!s.nodes.is_empty());
@@ -225,9 +239,10 @@ fn intent(s: &ClusterState, config: &Config) -> Vec<Object> {
 /// tests translate through it).
 pub fn intent_with(s: &ClusterState, mode: EndpointMode, all_load_balancers: bool) -> Vec<Object> {
     let mut out = translate(s, mode);
+    let index = Index::new(s, mode);
+    out.extend(crate::translate::ingress::translate_ingresses(s, &index));
     out.extend(l4route::translate_l4_routes(s, mode));
     out.extend(l4::translate_services(s, mode, all_load_balancers));
-    let index = Index::new(s, mode);
     out.extend(ai_backend_objects(&s.ai_backends, &index));
     out.extend(virtual_key_objects(&s.virtual_keys, &index));
     out

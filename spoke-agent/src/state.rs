@@ -13,6 +13,7 @@ use gateway_api::referencegrants::ReferenceGrant;
 use gateway_api::tlsroutes::TlsRoute;
 use k8s_openapi::api::core::v1::{Namespace, Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 
 use crate::config::SecretAccess;
 use crate::crd::{AgentgatewayBackend, TcpRoute, UdpRoute, VirtualKey};
@@ -56,6 +57,13 @@ pub struct ClusterState {
     /// GatewayClass names the agent claims besides those of its controllerName
     /// (`--gateway-class`), set by the source from the configuration.
     pub claimed_class_names: Vec<String>,
+    /// networking.k8s.io/v1 Ingresses (empty when the agent's RBAC does not allow reading them).
+    pub ingresses: Vec<Ingress>,
+    /// networking.k8s.io/v1 IngressClasses.
+    pub ingress_classes: Vec<IngressClass>,
+    /// The IngressClass name the agent claims besides those whose `spec.controller` is
+    /// fleetgate.dev/hub (`--ingress-class`), set by the source from the configuration.
+    pub ingress_class_name: String,
 }
 
 impl ClusterState {
@@ -85,6 +93,8 @@ impl ClusterState {
         self.ai_backends.sort_by_key(key);
         self.ai_secrets.sort_by_key(key);
         self.virtual_keys.sort_by_key(key);
+        self.ingresses.sort_by_key(key);
+        self.ingress_classes.sort_by_key(key);
         self.claimed_class_names.sort();
         self.claimed_class_names.dedup();
     }
@@ -113,6 +123,9 @@ impl std::fmt::Debug for ClusterState {
             .field("ai_secrets", &self.ai_secrets.len())
             .field("virtual_keys", &self.virtual_keys.len())
             .field("claimed_class_names", &self.claimed_class_names)
+            .field("ingresses", &self.ingresses.len())
+            .field("ingress_classes", &self.ingress_classes.len())
+            .field("ingress_class_name", &self.ingress_class_name)
             .finish()
     }
 }

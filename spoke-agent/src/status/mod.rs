@@ -10,6 +10,7 @@
 
 pub mod build;
 pub mod features;
+pub mod ingress;
 pub mod service;
 
 use std::collections::BTreeMap;

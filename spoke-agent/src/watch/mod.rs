@@ -3,7 +3,8 @@
 //! Secrets of type `kubernetes.io/tls`; TCPRoute, UDPRoute and ListenerSet v1 when served;
 //! agentgateway.dev/v1alpha1 AgentgatewayBackend when served, fleetgate.dev/v1alpha1
 //! VirtualKey when served (with AgentgatewayBackends), and the Secrets those two name, each by
-//! name ([`ai_secrets`])) that publish a [`ClusterState`] snapshot.
+//! name ([`ai_secrets`])), networking.k8s.io/v1 Ingress and IngressClass when the agent's RBAC
+//! allows reading them (docs/ingress.md), that publish a [`ClusterState`] snapshot.
 //!
 //! Secrets: the watch is filtered server-side to `type=kubernetes.io/tls`, so no other Secret
 //! (service-account tokens, application credentials) ever reaches the agent; of those, only the
@@ -37,6 +38,7 @@ use k8s_openapi::api::authorization::v1::{
 };
 use k8s_openapi::api::core::v1::{Namespace, Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::api::PostParams;
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
@@ -137,6 +139,23 @@ async fn watch_virtual_keys(client: &Client) -> bool {
                 "the agent's RBAC does not allow {verb} on virtualkeys.fleetgate.dev: virtual keys are not sent; apply deploy/agent-rbac.yaml and restart the agent"
             );
             return false;
+        }
+    }
+    true
+}
+
+/// Whether to watch networking.k8s.io/v1 Ingresses and IngressClasses: the agent's RBAC lets it
+/// list and watch both (an RBAC from before Ingress support would otherwise hold back the first
+/// snapshot for ever).
+async fn watch_ingresses(client: &Client) -> bool {
+    for resource in ["ingresses", "ingressclasses"] {
+        for verb in ["list", "watch"] {
+            if !may(client, "networking.k8s.io", resource, verb).await {
+                warn!(
+                    "the agent's RBAC does not allow {verb} on {resource}.networking.k8s.io: Ingresses are not translated; apply deploy/agent-rbac.yaml and restart the agent"
+                );
+                return false;
+            }
         }
     }
     true
@@ -285,11 +304,13 @@ async fn review_secret_access(
 
 /// Runs the reflectors and publishes snapshots into `tx` until every receiver is gone. TLS
 /// Secrets (and the Secrets AgentgatewayBackends name) are watched as `secrets` says;
-/// `claimed_class_names` (`--gateway-class`) goes into every snapshot.
+/// `claimed_class_names` (`--gateway-class`) and `ingress_class_name` (`--ingress-class`) go
+/// into every snapshot.
 pub async fn run(
     client: Client,
     secrets: SecretAccess,
     claimed_class_names: Vec<String>,
+    ingress_class_name: String,
     tx: watch::Sender<ClusterState>,
 ) {
     let changed = Arc::new(Notify::new());
@@ -335,6 +356,12 @@ pub async fn run(
         )),
         _ => None,
     };
+    let ingress_watch = watch_ingresses(&client).await.then(|| {
+        (
+            reflect::spawn(Api::<Ingress>::all(client.clone()), changed.clone()),
+            reflect::spawn(Api::<IngressClass>::all(client.clone()), changed.clone()),
+        )
+    });
     let mut ai_secrets =
         ai_secrets::AiSecretWatches::new(client.clone(), secrets.clone(), changed.clone());
 
@@ -366,6 +393,10 @@ pub async fn run(
         }
         if let Some(s) = &virtual_keys {
             let _ = s.wait_until_ready().await;
+        }
+        if let Some((i, c)) = &ingress_watch {
+            let _ = i.wait_until_ready().await;
+            let _ = c.wait_until_ready().await;
         }
     };
     tokio::pin!(ready);
@@ -421,6 +452,15 @@ pub async fn run(
             ai_secrets: ai_secrets.secrets(),
             virtual_keys: keys(),
             claimed_class_names: claimed_class_names.clone(),
+            ingresses: ingress_watch
+                .as_ref()
+                .map(|(i, _)| reflect::objects(i))
+                .unwrap_or_default(),
+            ingress_classes: ingress_watch
+                .as_ref()
+                .map(|(_, c)| reflect::objects(c))
+                .unwrap_or_default(),
+            ingress_class_name: ingress_class_name.clone(),
         };
         s.normalize();
         s

@@ -1,0 +1,122 @@
+//! The hub's admin port (`adminListen`) as an operator's Prometheus scrapes it: clusters by
+//! connection state, objects by kind and acceptance with the Gateway API reason, the compile
+//! histogram; labels never carry a hostname or an object's name; health answers; anything else
+//! is refused with what the port serves.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod support;
+use support::{
+    SyncStream, TWO_TENANTS, TestHub, backend, free_port, http_gateway, http_route, mtls_channel,
+};
+
+/// `method path` on the admin port: (status code, body).
+async fn admin(port: u16, method: &str, path: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("the admin port accepts");
+    s.write_all(
+        format!("{method} {path} HTTP/1.1\r\nhost: hub\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let code = out[9..12].parse().expect("an HTTP status line");
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}
+
+/// Scrapes until every line of `want` is in the output (or 10 s pass); returns the last scrape.
+async fn scrape_until(port: u16, want: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (code, text) = admin(port, "GET", "/metrics").await;
+        assert_eq!(code, 200);
+        if want.iter().all(|w| text.lines().any(|l| l.starts_with(w))) || Instant::now() > deadline
+        {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_admin_port_serves_bounded_fleet_metrics_and_health() {
+    let port = free_port();
+    let mut hub = TestHub::start_with(
+        &format!("adminListen: 127.0.0.1:{port}"),
+        TWO_TENANTS,
+        false,
+    )
+    .await;
+    let id = hub.issue("tenant-a", "east");
+    let mut s = SyncStream::open(mtls_channel(hub.agent_addr, &id).await.unwrap(), "east")
+        .await
+        .unwrap();
+    let to = backend("app", 8080, "10.1.0.5", 30080);
+    s.send(
+        1,
+        true,
+        vec![
+            http_gateway("web", "http", "*.a.example"),
+            http_route("good", "web", "app.a.example", to.clone()),
+            // tenant-b's hostname: refused.
+            http_route("foreign", "web", "shop.b.example", to),
+        ],
+    )
+    .await;
+    s.verdict().await.unwrap();
+
+    let want = [
+        r#"fleetgate_hub_clusters{tenant="tenant-a",state="connected"} 1"#,
+        r#"fleetgate_hub_clusters{tenant="tenant-b",state="disconnected"} 1"#,
+        r#"fleetgate_hub_objects{tenant="tenant-a",kind="Gateway",accepted="true",reason="Accepted"} 1"#,
+        r#"fleetgate_hub_objects{tenant="tenant-a",kind="HTTPRoute",accepted="true",reason="Accepted"} 1"#,
+        r#"fleetgate_hub_objects{tenant="tenant-a",kind="HTTPRoute",accepted="false",reason="HostnameNotAllowed"} 1"#,
+        r#"fleetgate_hub_data_plane_resources{resource="cluster"} 1"#,
+        "fleetgate_hub_compile_duration_seconds_count ",
+        "fleetgate_hub_store_bytes ",
+        "fleetgate_hub_ai_gateways_connected 0",
+    ];
+    let text = scrape_until(port, &want).await;
+    for w in want {
+        assert!(
+            text.lines().any(|l| l.starts_with(w)),
+            "missing {w} in:\n{text}"
+        );
+    }
+    // Bounded labels: no hostname, no object name.
+    for leak in ["a.example", "b.example", "good", "foreign", "\"web\""] {
+        assert!(
+            !text.contains(leak),
+            "{leak} leaked into the metrics:\n{text}"
+        );
+    }
+
+    // The agent goes away: its cluster is counted as disconnected.
+    drop(s);
+    let text = scrape_until(
+        port,
+        &[r#"fleetgate_hub_clusters{tenant="tenant-a",state="disconnected"} 1"#],
+    )
+    .await;
+    assert!(
+        text.contains(r#"fleetgate_hub_clusters{tenant="tenant-a",state="disconnected"} 1"#),
+        "{text}"
+    );
+
+    assert_eq!(admin(port, "GET", "/healthz").await, (200, "ok\n".into()));
+    assert_eq!(admin(port, "GET", "/readyz").await.0, 200);
+    let (code, body) = admin(port, "GET", "/admin/secrets").await;
+    assert_eq!(code, 404);
+    assert!(body.contains("/metrics"), "{body}");
+    assert_eq!(admin(port, "POST", "/metrics").await.0, 405);
+    hub.stop().await;
+}
