@@ -58,6 +58,9 @@ pub const IDLE: Duration = Duration::from_secs(600);
 /// session once it initialized.
 #[derive(Debug)]
 pub struct LegacyClient {
+    /// The tenant and route whose stream it is: a message for another route never reaches it.
+    pub tenant: Arc<str>,
+    pub route: Arc<str>,
     pub tx: mpsc::Sender<Bytes>,
     pub session: std::sync::Mutex<Option<String>>,
 }

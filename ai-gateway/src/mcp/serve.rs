@@ -335,6 +335,8 @@ fn legacy_stream(mut ctx: RequestCtx, path: &str) -> Response<Body> {
     ctx.mcp.put_legacy_client(
         &id,
         Arc::new(LegacyClient {
+            tenant: ctx.route.tenant.clone(),
+            route: ctx.route.name.clone(),
             tx,
             session: std::sync::Mutex::new(None),
         }),
@@ -354,7 +356,11 @@ async fn legacy_message(
     id: &str,
     req: Request<Bytes>,
 ) -> Response<Body> {
-    let Some(client) = ctx.mcp.legacy_client(id) else {
+    let Some(client) = ctx
+        .mcp
+        .legacy_client(id)
+        .filter(|c| c.tenant == ctx.route.tenant && c.route == ctx.route.name)
+    else {
         return json(
             StatusCode::NOT_FOUND,
             &jsonrpc::error(
