@@ -243,6 +243,12 @@ async fn read_events_until(
             let is_response = v.get("method").is_none()
                 && (v.get("result").is_some() || v.get("error").is_some());
             if is_response && v.get("id") == Some(want) {
+                // The rest of the stream (its end, normally) is read in the background, so
+                // that the connection goes back to the pool instead of being closed.
+                tokio::spawn(async move {
+                    let drain = async { while let Some(Ok(_)) = body.frame().await {} };
+                    let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+                });
                 return Ok(v);
             }
             if let (Some(tx), true) = (notify, v.get("method").is_some() && v.get("id").is_none()) {
