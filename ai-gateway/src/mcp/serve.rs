@@ -125,7 +125,7 @@ impl Owned {
     fn fed(&self) -> Fed<'_> {
         Fed {
             state: &self.state,
-            client: self.upstream.client(),
+            client: self.upstream.mcp_client(),
             backend: &self.mcp,
             tenant: &self.tenant,
             route: &self.route,
