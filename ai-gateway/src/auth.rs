@@ -78,6 +78,12 @@ pub fn upstream_headers(client: &HeaderMap) -> HeaderMap {
     out
 }
 
+/// Puts the backend's credential on the upstream request as `Authorization: Bearer` (A2A
+/// agents; the scheme of OpenAI-compatible providers); with `passthrough`, the client's own.
+pub fn inject_bearer(auth: Option<&BackendAuth>, client: &HeaderMap, headers: &mut HeaderMap) {
+    inject(&Provider::OpenAi { model: None }, auth, client, headers);
+}
+
 /// Puts the backend's credential on the upstream request, in the provider's scheme; with
 /// `passthrough`, the client's own `Authorization` (from `client`, the headers as received).
 pub fn inject(

@@ -21,6 +21,8 @@
 //! - [`limit`]: per-tenant concurrency, so one tenant's slow provider never blocks another.
 //! - [`budget`]: the tenant's and virtual key's budgets, reserved with the hub (across every
 //!   replica) before a request goes upstream; tokens reported when it ends.
+//! - [`a2a`]: A2A agents: the agent card rewritten to point at the gateway, JSON-RPC calls
+//!   (streams too) passed on, counted per tenant, route and method.
 //! - [`provider`]: the provider protocols: OpenAI-compatible (chat completions, the Responses
 //!   API, embeddings, models), Anthropic and Gemini (translated).
 //! - [`auth`]: the backend's key on, the client's credentials off.
@@ -35,6 +37,7 @@
 //! Modules import one way: `config` <- `route` <- `publish` <- `source`; the request path
 //! (`identify`, `route`, `provider`, `auth`) reads `config` and never the writer.
 
+pub mod a2a;
 pub mod auth;
 pub mod budget;
 pub mod config;
@@ -165,6 +168,8 @@ pub struct RequestCtx {
     pub virtual_key: Option<String>,
     /// What this replica keeps for MCP sessions ([`mcp::McpState`]).
     pub mcp: Arc<mcp::McpState>,
+    /// A2A telemetry and what the A2A handler remembers of agents ([`a2a`]).
+    pub a2a: Arc<a2a::A2aState>,
 }
 
 /// The request handler: shared by every connection.
@@ -175,6 +180,7 @@ pub struct Gateway {
     limits: Limits,
     ledger: Option<Arc<dyn budget::Ledger>>,
     mcp: Arc<mcp::McpState>,
+    a2a: Arc<a2a::A2aState>,
 }
 
 impl Gateway {
@@ -192,7 +198,13 @@ impl Gateway {
             limits: settings.limits,
             ledger: settings.ledger.clone(),
             mcp: Arc::new(mcp::McpState::default()),
+            a2a: Arc::default(),
         })
+    }
+
+    /// What the A2A handler shares: its telemetry and the agents' JSON-RPC paths.
+    pub fn a2a(&self) -> &Arc<a2a::A2aState> {
+        &self.a2a
     }
 
     /// One request, through every stage.
@@ -208,17 +220,25 @@ impl Gateway {
             Err(e) => return e.into_response(),
         };
         let anthropic = provider::anthropic_client(req.method(), req.uri().path());
+        // An A2A client reads JSON-RPC errors.
+        let a2a_route = matches!(route.backend.kind, config::BackendKind::A2a(_));
+        let refuse = |e: ApiError| {
+            if a2a_route {
+                a2a::jsonrpc::from_api_error(&e, &serde_json::Value::Null)
+            } else {
+                e.into_client_response(anthropic)
+            }
+        };
         let key = match tenant.keys.check(req.headers(), &route.name) {
             Ok(key) => key,
             Err(e) => {
                 tracing::info!(tenant = %tenant.name, route = %route.name, code = e.code, "request refused: no valid virtual key");
-                return e.into_client_response(anthropic);
+                return refuse(e);
             }
         };
         let Some(permit) = tenant.limit.try_acquire() else {
             tracing::info!(tenant = %tenant.name, "tenant at its concurrency limit");
-            return ApiError::tenant_busy(&tenant.name, tenant.limit.max())
-                .into_client_response(anthropic);
+            return refuse(ApiError::tenant_busy(&tenant.name, tenant.limit.max()));
         };
         let ctx = RequestCtx {
             route,
@@ -229,6 +249,7 @@ impl Gateway {
             limits: self.limits,
             virtual_key: key.as_ref().map(|k| k.id.to_string()),
             mcp: self.mcp.clone(),
+            a2a: self.a2a.clone(),
         };
         let key_budgeted = key.is_some_and(|k| k.budget.is_some());
         let ctx = match self.reserve(&tenant, key_budgeted, ctx).await {
@@ -275,6 +296,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// Its usage totals.
     pub usage: Arc<InMemoryUsage>,
+    /// Its A2A telemetry and the agents' cards it fetched.
+    pub a2a: Arc<a2a::A2aState>,
     /// The route table it serves (to watch swaps).
     pub routes: watch::Receiver<Arc<RouteTable>>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -324,6 +347,7 @@ pub async fn start(
     });
     let usage = Arc::new(InMemoryUsage::default());
     let gateway = Arc::new(Gateway::new(routes.clone(), usage.clone(), &settings)?);
+    let a2a = gateway.a2a().clone();
     let (tx, rx) = oneshot::channel();
     let grace = settings.shutdown_grace;
     let task = tokio::spawn(listen::serve(
@@ -338,6 +362,7 @@ pub async fn start(
     Ok(Running {
         addr,
         usage,
+        a2a,
         routes,
         shutdown: Some(tx),
         task,

@@ -4,8 +4,8 @@
 //!
 //! The table is immutable; [`crate::publish::ConfigStore`] publishes a new one on every change and
 //! a request keeps the `Arc` it looked up, so a configuration swap never disturbs a request in
-//! flight. Handler kinds: LLM providers and MCP federation ([`crate::mcp`]); A2A proxying (issue 12)
-//! is one more [`BackendKind`] variant and one more arm in [`dispatch`], not a new router.
+//! flight. Handler kinds: LLM providers, MCP federation ([`crate::mcp`]) and A2A agents
+//! ([`crate::a2a`]): each a [`BackendKind`] variant and an arm in [`dispatch`], not a new router.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -121,6 +121,7 @@ impl RouteTable {
                             BackendKind::Ai(_) => 1,
                             BackendKind::AiGroups(g) => g.iter().map(Vec::len).sum(),
                             BackendKind::Mcp(_) => 0,
+                            BackendKind::A2a(_) => 1,
                         };
                         let r = Route {
                             tenant: tenant_name.clone(),
@@ -195,6 +196,7 @@ pub async fn dispatch(ctx: RequestCtx, req: Request<Incoming>) -> hyper::Respons
             crate::provider::failover::handle(ctx, groups, policies, req).await
         }
         BackendKind::Mcp(mcp) => crate::mcp::serve::handle(ctx, mcp, req).await,
+        BackendKind::A2a(a2a) => crate::a2a::handle(ctx, a2a, policies, req).await,
     }
 }
 
@@ -234,6 +236,7 @@ tenants:
             BackendKind::Ai(ai) => ai.host.clone(),
             BackendKind::AiGroups(g) => g[0][0].host.clone(),
             BackendKind::Mcp(m) => m.targets[0].host.clone(),
+            BackendKind::A2a(a) => a.host.clone(),
         };
         assert_eq!(host(&ra), "127.0.1.1");
         assert_eq!(host(&rb), "127.0.2.1");

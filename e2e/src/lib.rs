@@ -14,6 +14,7 @@
 //! `target/e2e-logs/<test>-<random>`, which is removed when the test passes and kept (its path
 //! printed) when it fails.
 
+pub mod a2a_agent;
 pub mod agent;
 pub mod ai_fleet;
 pub mod ai_gateway;

@@ -8,7 +8,8 @@
 //! - `helm install` of the agent chart, then the agent run with the installed Deployment's own
 //!   arguments, environment and mounted files, as the chart's ServiceAccount (a token from the
 //!   TokenRequest API): it enrolls, keeps its identity in its Secret and serves a tenant's route.
-//!   So the agent works with exactly what the chart grants.
+//!   So the agent works with exactly what the chart grants. Its metrics port (what the chart's
+//!   probes ask) is ready and counts the hub's Acks and the objects it sent.
 //!
 //! No kubelet runs here: the Deployment's pod is played by a local process, the only part of a
 //! real installation this test does not have.
@@ -532,6 +533,17 @@ async fn the_agent_serves_a_route_with_exactly_what_its_chart_grants() {
         "--kubeconfig".to_string(),
         sa_kubeconfig.display().to_string(),
     ]);
+    // The pod's metrics port (0.0.0.0 in its own network namespace) is a free loopback port here.
+    let metrics = fleetgate_e2e::ports::free_addr().unwrap();
+    let metrics_args = args
+        .iter_mut()
+        .filter(|a| a.starts_with("--metrics-listen="))
+        .map(|a| *a = format!("--metrics-listen={metrics}"))
+        .count();
+    assert_eq!(
+        metrics_args, 1,
+        "the chart starts the agent with --metrics-listen"
+    );
     let mut env: Vec<(String, String)> = env.into_iter().collect();
     env.push((
         "RUST_LOG".into(),
@@ -602,6 +614,35 @@ async fn the_agent_serves_a_route_with_exactly_what_its_chart_grants() {
         Ok(())
     })
     .await;
+    // The probes' endpoints and the metrics answer, with the hub's verdicts counted.
+    eventually(TIMEOUT, || async {
+        let (status, body) = fleetgate_e2e::http::get(metrics, "agent", "/readyz", &[]).await?;
+        ensure!(status == 200, "/readyz: {status} {body}");
+        let (status, text) = fleetgate_e2e::http::get(metrics, "agent", "/metrics", &[]).await?;
+        ensure!(status == 200, "/metrics: {status}");
+        for want in [
+            "fleetgate_agent_hub_connected 1",
+            r#"fleetgate_agent_objects{kind="Gateway"} 1"#,
+            r#"fleetgate_agent_objects{kind="HTTPRoute"} 1"#,
+        ] {
+            ensure!(text.contains(want), "no {want} in\n{text}");
+        }
+        ensure!(
+            text.contains(r#"fleetgate_agent_updates_total{result="ack"}"#),
+            "no Ack counted:\n{text}"
+        );
+        ensure!(
+            !text.contains("app.a.example"),
+            "a hostname in the metrics:\n{text}"
+        );
+        Ok(())
+    })
+    .await;
+    let (status, _) = fleetgate_e2e::http::get(metrics, "agent", "/healthz", &[])
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+
     let log = agent.log();
     for denied in ["forbidden", "does not allow"] {
         assert!(

@@ -48,7 +48,8 @@ struct ObjectLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TypeLabels {
-    /// The xDS type URL's last segment, e.g. `envoy.config.listener.v3.Listener`.
+    /// The xDS type URL's last segment, e.g. `envoy.config.listener.v3.Listener` (every type the
+    /// hub pushes, 0 when none is refused).
     r#type: String,
 }
 
@@ -108,7 +109,7 @@ impl HubMetrics {
         let envoy_nacks = Family::default();
         registry.register(
             "envoy_nacks",
-            "Configurations an Envoy rejected and still stands by, per xDS type",
+            "Configurations an Envoy rejected and still stands by, per xDS type (0 for every type the hub pushes)",
             envoy_nacks.clone(),
         );
         let resources = Family::default();
@@ -126,7 +127,7 @@ impl HubMetrics {
         let ai_refusals = Family::default();
         registry.register(
             "ai_gateway_refusals",
-            "AI gateway replicas refusing the newest configuration of a tenant",
+            "AI gateway replicas refusing the newest configuration of a tenant (0 for every configured tenant)",
             ai_refusals.clone(),
         );
         let store_bytes = Gauge::default();
@@ -181,11 +182,22 @@ impl HubMetrics {
             self.objects.get_or_create(&labels).set(n);
         }
 
+        // Every type the hub pushes is shown, at 0 when no NACK stands, so that dashboards and
+        // alerts see the series before anything goes wrong.
         self.envoy_nacks.clear();
-        for type_url in sources.xds.borrow().nacks.keys() {
-            let short = type_url.rsplit('/').next().unwrap_or(type_url).to_string();
+        let short = |type_url: &str| type_url.rsplit('/').next().unwrap_or(type_url).to_string();
+        for type_url in crate::xds::resources::PUSH_ORDER {
             self.envoy_nacks
-                .get_or_create(&TypeLabels { r#type: short })
+                .get_or_create(&TypeLabels {
+                    r#type: short(type_url),
+                })
+                .set(0);
+        }
+        for type_url in sources.xds.borrow().nacks.keys() {
+            self.envoy_nacks
+                .get_or_create(&TypeLabels {
+                    r#type: short(type_url),
+                })
                 .inc();
         }
 
@@ -199,6 +211,13 @@ impl HubMetrics {
         let ai = sources.ai.borrow();
         self.ai_gateways.set(ai.streams.len() as i64);
         self.ai_refusals.clear();
+        for tenant in config.tenants.keys() {
+            self.ai_refusals
+                .get_or_create(&TenantLabels {
+                    tenant: tenant.clone(),
+                })
+                .set(0);
+        }
         for view in ai.streams.values() {
             for tenant in view.refused.keys() {
                 self.ai_refusals

@@ -272,6 +272,7 @@ fn port_of(table: &RouteTable, tenant: &str, route: &str) -> Option<u16> {
         // The hub sends single providers only.
         fleetgate_ai_gateway::config::BackendKind::AiGroups(_)
         | fleetgate_ai_gateway::config::BackendKind::Mcp(_) => None,
+        fleetgate_ai_gateway::config::BackendKind::A2a(a) => Some(a.port),
     }
 }
 

@@ -84,6 +84,9 @@ async fn the_admin_port_serves_bounded_fleet_metrics_and_health() {
         "fleetgate_hub_compile_duration_seconds_count ",
         "fleetgate_hub_store_bytes ",
         "fleetgate_hub_ai_gateways_connected 0",
+        // Known label values are shown at 0 before anything goes wrong.
+        r#"fleetgate_hub_envoy_nacks{type="envoy.config.listener.v3.Listener"} 0"#,
+        r#"fleetgate_hub_ai_gateway_refusals{tenant="tenant-b"} 0"#,
     ];
     let text = scrape_until(port, &want).await;
     for w in want {

@@ -175,6 +175,10 @@ pub struct Cli {
         default_value = DEFAULT_INGRESS_CLASS
     )]
     pub ingress_class: String,
+    /// Serve Prometheus metrics, /healthz and /readyz on this address (e.g. 0.0.0.0:9091);
+    /// never a tenant-facing one. Off when unset.
+    #[arg(long = "metrics-listen", env = "FLEETGATE_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// The IngressClass the agent claims by name unless told otherwise (`--ingress-class`).
@@ -231,6 +235,8 @@ pub struct Config {
     pub gateway_classes: Vec<String>,
     /// The IngressClass claimed by name (`--ingress-class`).
     pub ingress_class: String,
+    /// `--metrics-listen`: the operator's metrics and health port.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// A flag combination the agent cannot run with.
@@ -358,6 +364,7 @@ impl Cli {
             secrets,
             gateway_classes,
             ingress_class,
+            metrics_listen: self.metrics_listen,
         })
     }
 }

@@ -20,6 +20,7 @@ pub mod identity;
 pub mod l4;
 pub mod l4route;
 pub mod manifests;
+pub mod metrics;
 pub mod resolve;
 pub mod run;
 pub mod state;

@@ -54,6 +54,14 @@ pub enum RunError {
     /// Waiting for a termination signal failed.
     #[error("cannot install signal handlers: {0}")]
     Signal(#[source] std::io::Error),
+    /// The `--metrics-listen` address cannot be bound.
+    #[error(
+        "cannot listen on --metrics-listen {addr}: {source}; pick a free address or leave the flag out"
+    )]
+    MetricsListen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 async fn kube_client(kubeconfig: Option<&std::path::Path>) -> Result<Client, RunError> {
@@ -122,6 +130,14 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     };
     // Checked once up front so a bad flag fails at start, not on the first connect.
     tls_endpoint(&config.hub, &identity, &config.hub_server_name)?;
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| RunError::MetricsListen { addr, source })?,
+        ),
+        None => None,
+    };
     info!(
         hub = %config.hub,
         tenant = %identity.spiffe.tenant,
@@ -188,6 +204,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         ingress_client,
         move |s: &ClusterState| ingress_config.effective_endpoint_mode(!s.nodes.is_empty()),
     ));
+    let status_rx_metrics = status_rx.clone();
     tokio::spawn(status::run_writer(state_rx.clone(), status_rx, sink));
     let mut translate_rx = state_rx;
     let mode_config = config.clone();
@@ -211,7 +228,18 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         cluster,
         agent_version: AGENT_VERSION.to_string(),
     };
-    let mut syncer = Syncer::new(intent_rx, status_tx, hello);
+    let mut syncer = Syncer::new(intent_rx.clone(), status_tx, hello);
+    if let Some(listener) = metrics_listener {
+        info!(metrics = ?config.metrics_listen, "metrics port: /metrics, /healthz, /readyz");
+        let metrics = std::sync::Arc::new(crate::metrics::AgentMetrics::new());
+        tokio::spawn(crate::metrics::serve(
+            listener,
+            metrics.clone(),
+            intent_rx,
+            status_rx_metrics,
+        ));
+        syncer = syncer.with_metrics(metrics);
+    }
     if renewing {
         syncer = syncer.reconnect_when_renewed(identity_rx.clone());
     }

@@ -112,6 +112,8 @@ pub struct Syncer {
     hello: Hello,
     /// When set, a new identity ends the current stream and reconnects at once.
     renewed: Option<watch::Receiver<Identity>>,
+    /// What the stream counts for the operator (`--metrics-listen`).
+    metrics: Option<std::sync::Arc<crate::metrics::AgentMetrics>>,
 }
 
 impl Syncer {
@@ -126,7 +128,14 @@ impl Syncer {
             status,
             hello,
             renewed: None,
+            metrics: None,
         }
+    }
+
+    /// Counts the stream's events (connected, Acks, Nacks, reconnects) on `metrics`.
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::AgentMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Reconnects (without backoff, resending the full state) whenever `identity` changes:
@@ -170,6 +179,9 @@ impl Syncer {
                 }
                 Err(e) => e,
             };
+            if let Some(m) = &self.metrics {
+                m.reconnects.inc();
+            }
             let delay = full_jitter(backoff_ceiling(attempt), &mut rand::rng());
             attempt = attempt.saturating_add(1);
             warn!(error = %error_chain(&err), retry_in_ms = delay.as_millis() as u64, "hub sync interrupted; reconnecting");
@@ -182,6 +194,9 @@ impl Syncer {
     pub async fn session(&mut self, channel: Channel) -> SessionEnd {
         let mut acked = false;
         let error = self.stream(channel, &mut acked).await.err();
+        if let Some(m) = &self.metrics {
+            m.hub_connected.set(0);
+        }
         if error.is_none() {
             info!("intent source closed; stopping sync");
         }
@@ -207,6 +222,9 @@ impl Syncer {
         // What the hub holds; None after a Nack, when it is unknown until the next full state.
         let mut held: Option<Held> = Some(held_of(&intent));
         let mut inbound = client.sync(ReceiverStream::new(rx)).await?.into_inner();
+        if let Some(m) = &self.metrics {
+            m.hub_connected.set(1);
+        }
         // Set after the hub refused an Update for its rate limit: the full state goes again then,
         // and intent changes wait for it.
         let mut retry_at: Option<tokio::time::Instant> = None;
@@ -217,9 +235,15 @@ impl Syncer {
                     match msg.kind {
                         Some(hub_message::Kind::Ack(a)) => {
                             *acked = true;
+                            if let Some(m) = &self.metrics {
+                                m.acked();
+                            }
                             debug!(revision = a.revision, "hub acknowledged");
                         }
                         Some(hub_message::Kind::Nack(n)) => {
+                            if let Some(m) = &self.metrics {
+                                m.nacked();
+                            }
                             error!(revision = n.revision, reason = ?n.reason(), message = %n.message, "hub refused an update; nothing of it was stored");
                             held = None;
                             if let Some(after) = nack_retry_after(&n) {

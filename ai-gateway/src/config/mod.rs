@@ -14,6 +14,6 @@ pub mod mcp;
 pub mod model;
 
 pub use model::{
-    AiBackend, Backend, BackendAuth, BackendKind, Config, ConfigError, Policies, Provider,
-    RawConfig, RawTenant, Secret, TenantConfig, VirtualKeyConfig,
+    A2aBackend, AiBackend, Backend, BackendAuth, BackendKind, Config, ConfigError, Policies,
+    Provider, RawConfig, RawTenant, Secret, TenantConfig, VirtualKeyConfig,
 };

@@ -95,15 +95,31 @@ pub struct RawBudget {
     pub window_seconds: u64,
 }
 
-/// What a route leads to: exactly one kind (`ai` today; `mcp` and `a2a` with issue 12).
+/// What a route leads to: exactly one kind (`ai` or `a2a`; `mcp` with issue 12).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawBackend {
     pub ai: Option<RawAi>,
     /// MCP federation: several MCP servers behind one endpoint ([`super::mcp`]).
     pub mcp: Option<super::mcp::RawMcp>,
+    /// An agent speaking the A2A protocol (agentgateway's `spec.a2a`).
+    pub a2a: Option<RawA2a>,
     #[serde(default)]
     pub policies: RawPolicies,
+}
+
+/// agentgateway's `a2a{host, port}`, and (from the hub) the endpoints to dial instead.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawA2a {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    /// `ip:port` pairs dialled round-robin; `host` is then only the Host header.
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+    /// HTTPS to `host:port` (an external agent). Not with `endpoints`.
+    #[serde(default)]
+    pub tls: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -241,8 +257,8 @@ pub struct Backend {
     pub policies: Policies,
 }
 
-/// The kinds of handler a route can lead to. MCP federation and A2A proxying (issue 12) become
-/// more variants here and more arms in [`crate::route::dispatch`].
+/// The kinds of handler a route can lead to. MCP federation (issue 12) becomes another variant
+/// here and another arm in [`crate::route::dispatch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BackendKind {
     /// An LLM provider.
@@ -251,6 +267,20 @@ pub enum BackendKind {
     AiGroups(Vec<Vec<AiBackend>>),
     /// MCP servers federated behind one endpoint (`mcp.targets`).
     Mcp(super::mcp::McpBackend),
+    /// An A2A agent ([`crate::a2a`]).
+    A2a(A2aBackend),
+}
+
+/// An agent speaking the A2A protocol, and where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct A2aBackend {
+    /// The Host header, and where to connect without endpoints.
+    pub host: String,
+    pub port: u16,
+    /// Where to connect, round-robin; empty: `host:port`.
+    pub endpoints: Vec<SocketAddr>,
+    /// HTTPS, the certificate verified for `host`; only without `endpoints`.
+    pub tls: bool,
 }
 
 /// An LLM provider and where it is.
@@ -767,11 +797,45 @@ fn validate_auth(at: &str, raw: Option<&RawAuth>) -> Result<Option<BackendAuth>,
     }
 }
 
+/// `a2a` at `at`: a host (IP address or DNS name), a port (required), endpoints, TLS only
+/// without endpoints.
+fn validate_a2a(a: &RawA2a, at: &str) -> Result<A2aBackend, ConfigError> {
+    let Some(host) = &a.host else {
+        return Err(field(format!("{at}.host"), "required: where the agent is"));
+    };
+    check_host(&format!("{at}.host"), host)?;
+    let port = match a.port {
+        None | Some(0) => {
+            return Err(field(
+                format!("{at}.port"),
+                "required, 1..=65535: the agent's port",
+            ));
+        }
+        Some(p) => p,
+    };
+    let endpoints = check_endpoints(&format!("{at}.endpoints"), &a.endpoints)?;
+    if a.tls && !endpoints.is_empty() {
+        return Err(field(
+            format!("{at}.tls"),
+            "TLS to a backend's endpoints is not supported; use tls with host only (an external agent)",
+        ));
+    }
+    Ok(A2aBackend {
+        host: host.clone(),
+        port,
+        endpoints,
+        tls: a.tls,
+    })
+}
+
 impl RawBackend {
     fn validate(&self, at: &str) -> Result<Backend, ConfigError> {
         if let Some(mcp) = &self.mcp {
-            if self.ai.is_some() {
-                return Err(field(at, "set exactly one kind: `ai` or `mcp`, not both"));
+            if self.ai.is_some() || self.a2a.is_some() {
+                return Err(field(
+                    at,
+                    "a backend needs exactly one kind: `ai`, `mcp` or `a2a`",
+                ));
             }
             return Ok(Backend {
                 kind: BackendKind::Mcp(mcp.validate(&format!("{at}.mcp"))?),
@@ -782,13 +846,29 @@ impl RawBackend {
                 },
             });
         }
-        let Some(ai) = &self.ai else {
-            return Err(field(
-                at,
-                "a backend needs exactly one kind: `ai` or `mcp` (a2a comes later)",
-            ));
+        let kind = match (&self.ai, &self.a2a) {
+            (None, Some(a2a)) => {
+                if !self.policies.model_aliases.is_empty() {
+                    return Err(field(
+                        format!("{at}.policies.modelAliases"),
+                        "applies to `ai` backends only; remove it from an `a2a` backend",
+                    ));
+                }
+                BackendKind::A2a(validate_a2a(a2a, &format!("{at}.a2a"))?)
+            }
+            (Some(ai), None) => self.validate_ai(ai, at)?,
+            _ => {
+                return Err(field(
+                    at,
+                    "a backend needs exactly one kind: `ai` (an LLM provider), `mcp` (MCP servers) or `a2a` (an A2A agent)",
+                ));
+            }
         };
-        let kind = match (&ai.provider, &ai.groups) {
+        self.finish(kind, at)
+    }
+
+    fn validate_ai(&self, ai: &RawAi, at: &str) -> Result<BackendKind, ConfigError> {
+        Ok(match (&ai.provider, &ai.groups) {
             (Some(p), None) => {
                 BackendKind::Ai(validate_provider(p, &format!("{at}.ai.provider"), false)?)
             }
@@ -825,7 +905,11 @@ impl RawBackend {
                     "set exactly one of `provider` and `groups`",
                 ));
             }
-        };
+        })
+    }
+
+    /// The policies around `kind`.
+    fn finish(&self, kind: BackendKind, at: &str) -> Result<Backend, ConfigError> {
         let auth = validate_auth(&format!("{at}.policies.auth"), self.policies.auth.as_ref())?;
         let request_timeout = self.request_timeout(at)?;
         let model_aliases = validate_model_aliases(

@@ -20,7 +20,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::{ConfigSource, SourceError};
 use crate::config::mcp::{RawMcp, RawMcpTarget};
 use crate::config::model::{
-    RawAi, RawAuth, RawBackend, RawBudget, RawGroup, RawOpenAi, RawPolicies, RawProvider,
+    RawA2a, RawAi, RawAuth, RawBackend, RawBudget, RawGroup, RawOpenAi, RawPolicies, RawProvider,
     RawProviderPolicies, RawTenant, RawVirtualKey,
 };
 use crate::config::{ConfigError, Secret};
@@ -38,9 +38,13 @@ pub fn raw_tenant(t: &pb::TenantConfig) -> Result<RawTenant, ConfigError> {
     let mut routes = BTreeMap::new();
     for (name, b) in &t.routes {
         let at = format!("tenants.{}.routes.{name}", t.tenant);
+        let a2a = match &b.kind {
+            Some(pb::backend::Kind::A2a(a)) => Some(raw_a2a(&format!("{at}.a2a"), a)?),
+            _ => None,
+        };
         let mut mcp = None;
         let ai = match &b.kind {
-            None => None,
+            None | Some(pb::backend::Kind::A2a(_)) => None,
             Some(pb::backend::Kind::Mcp(m)) => {
                 mcp = Some(raw_mcp(&format!("{at}.mcp"), m)?);
                 None
@@ -88,6 +92,7 @@ pub fn raw_tenant(t: &pb::TenantConfig) -> Result<RawTenant, ConfigError> {
             RawBackend {
                 ai,
                 mcp,
+                a2a,
                 policies: policies.unwrap_or_default(),
             },
         );
@@ -201,21 +206,7 @@ fn raw_provider(
         Ok(p) => p,
         Err(_) => return Err(field(format!("{at}.port"), "above 65535")),
     };
-    let mut endpoints = Vec::with_capacity(ai.endpoints.len());
-    for (i, e) in ai.endpoints.iter().enumerate() {
-        let at = format!("{at}.endpoints[{i}]");
-        let Ok(ip) = e.ip.parse::<std::net::IpAddr>() else {
-            return Err(field(
-                at,
-                &format!("ip {:?} is not an IP address literal", e.ip),
-            ));
-        };
-        let Ok(port) = u16::try_from(e.port) else {
-            return Err(field(at, &format!("port {} is above 65535", e.port)));
-        };
-        // Validation (RawTenant::validate) refuses port 0 and unusable addresses.
-        endpoints.push(std::net::SocketAddr::new(ip, port).to_string());
-    }
+    let endpoints = raw_endpoints(at, &ai.endpoints)?;
     let model = |kind: &str| match (&ai.provider, kind) {
         (Some(pb::ai_backend::Provider::Openai(o)), "openai") => Some(RawOpenAi {
             model: o.model.clone(),
@@ -240,6 +231,39 @@ fn raw_provider(
         path_prefix: ai.path_prefix.clone(),
         endpoints,
         policies: None,
+    })
+}
+
+/// Endpoints on the wire, at `at` -> `ip:port` texts (validation refuses port 0 and unusable
+/// addresses).
+fn raw_endpoints(at: &str, wire: &[pb::Address]) -> Result<Vec<String>, ConfigError> {
+    let mut endpoints = Vec::with_capacity(wire.len());
+    for (i, e) in wire.iter().enumerate() {
+        let at = format!("{at}.endpoints[{i}]");
+        let Ok(ip) = e.ip.parse::<std::net::IpAddr>() else {
+            return Err(field(
+                at,
+                &format!("ip {:?} is not an IP address literal", e.ip),
+            ));
+        };
+        let Ok(port) = u16::try_from(e.port) else {
+            return Err(field(at, &format!("port {} is above 65535", e.port)));
+        };
+        endpoints.push(std::net::SocketAddr::new(ip, port).to_string());
+    }
+    Ok(endpoints)
+}
+
+/// An A2A agent on the wire, at `at` -> the file model.
+fn raw_a2a(at: &str, a: &pb::A2aBackend) -> Result<RawA2a, ConfigError> {
+    let Ok(port) = u16::try_from(a.port) else {
+        return Err(field(format!("{at}.port"), "above 65535"));
+    };
+    Ok(RawA2a {
+        host: Some(a.host.clone()).filter(|h| !h.is_empty()),
+        port: Some(port),
+        endpoints: raw_endpoints(at, &a.endpoints)?,
+        tls: a.tls,
     })
 }
 

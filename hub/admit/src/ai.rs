@@ -20,6 +20,9 @@
 //!   resolve keeps its problem and the others serve; none resolved: the backend is unresolved.
 //! - `spec.policies.ai.modelAliases`: at most [`MAX_MODEL_ALIASES`], names and models of 1 to
 //!   [`MAX_MODEL_LEN`] visible ASCII characters; a refusal names the alias.
+//! - `spec.a2a{host, port}` (the wire's provider `a2a`): an A2A agent, judged exactly like a
+//!   provider at `spec.a2a` (its endpoints through the rule of every backend, or an external
+//!   host on the egress allowlist), with a host required and no model aliases.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -71,11 +74,19 @@ pub fn admit_ai_backend(
             model_aliases,
         });
     }
+    let a2a = matches!(b.provider, Some(pb::ai_backend::Provider::A2a(_)));
+    if a2a && !model_aliases.is_empty() {
+        return reject(
+            "UnsupportedValue",
+            "spec.policies.ai.modelAliases applies to LLM backends only; remove it from an a2a backend",
+        );
+    }
     let input = ProviderIn {
         kind: b.provider.as_ref().map(|p| match p {
             pb::ai_backend::Provider::Openai(o) => ("openai", &o.model),
             pb::ai_backend::Provider::Anthropic(a) => ("anthropic", &a.model),
             pb::ai_backend::Provider::Gemini(g) => ("gemini", &g.model),
+            pb::ai_backend::Provider::A2a(_) => ("a2a", &NO_MODEL),
         }),
         host: &b.host,
         port: b.port,
@@ -84,13 +95,17 @@ pub fn admit_ai_backend(
         endpoints: &b.endpoints,
         auth: b.auth.as_ref(),
     };
-    let target = admit_provider("spec.ai.provider", "spec.policies.auth", "", &input, policy)?;
+    let at = if a2a { "spec.a2a" } else { "spec.ai.provider" };
+    let target = admit_provider(at, "spec.policies.auth", "", &input, policy)?;
     Ok(AiBackend {
         meta,
         target: Ok(target.into()),
         model_aliases,
     })
 }
+
+/// The model of an A2A agent: none.
+static NO_MODEL: Option<String> = None;
 
 /// The most entries of `spec.policies.ai.modelAliases` (agentgateway's limit).
 pub const MAX_MODEL_ALIASES: usize = 64;
@@ -395,6 +410,9 @@ fn provider(
             ),
         );
     };
+    if kind == "a2a" {
+        return Ok(AiProvider::A2a);
+    }
     let model = match model.as_deref() {
         None | Some("") => None,
         Some(m) if m.len() <= MAX_MODEL_LEN && m.bytes().all(|c| (0x21..0x7f).contains(&c)) => {
@@ -421,6 +439,12 @@ fn provider(
 /// one trailing dot, the fully qualified form, is dropped) or an IP literal; empty: the
 /// provider's default host.
 fn host(at: &str, written: &str, provider: &AiProvider) -> Result<String, Rejection> {
+    if written.is_empty() && *provider == AiProvider::A2a {
+        return reject(
+            "UnsupportedValue",
+            format!("{at}.host is empty; set the agent's host (a Service name or a DNS name)"),
+        );
+    }
     if written.is_empty() {
         return Ok(provider.default_host().to_string());
     }

@@ -925,3 +925,129 @@ fn hostile_groups_are_refused_naming_the_field() {
         err.message
     );
 }
+
+/// An A2A agent (`spec.a2a`): its Service's endpoints inside the cluster's CIDRs, with the key.
+fn agent() -> pb::AiBackend {
+    pb::AiBackend {
+        provider: Some(pb::ai_backend::Provider::A2a(pb::A2aAgent {})),
+        host: "agent.team.svc.cluster.local".into(),
+        port: 9999,
+        endpoints: vec![endpoint("10.1.3.7", 31999)],
+        ..local_llm()
+    }
+}
+
+/// `spec.a2a` is admitted like a provider: the tenant's own endpoints, or an external host on
+/// its egress allowlist; the key is kept for the gateway.
+#[test]
+fn a2a_agents_are_admitted_like_providers() {
+    let f = Fixture::new();
+    let t = target(agent(), &f);
+    assert_eq!(t.provider, AiProvider::A2a);
+    assert_eq!(t.host, "agent.team.svc.cluster.local");
+    assert_eq!(t.port, 9999);
+    assert_eq!(
+        t.upstream,
+        AiUpstream::Cluster(vec!["10.1.3.7:31999".parse().unwrap()])
+    );
+    assert_eq!(t.auth, AiAuth::Key(ProviderKey(KEY.into())));
+    let mut outside = agent();
+    outside.host = "agents.models.example".into();
+    outside.endpoints = vec![];
+    outside.port = 443;
+    let t = target(outside, &f);
+    assert_eq!((t.upstream, t.port), (AiUpstream::External, 443));
+}
+
+/// Issue 12's attacks on `spec.a2a`: another tenant's endpoints, the hub, link-local metadata,
+/// a host off the egress list, no host, model aliases: each refused saying what to change,
+/// never repeating the key.
+#[test]
+fn hostile_a2a_agents_are_refused_naming_what_to_change() {
+    let f = Fixture::new();
+    let with = |change: &dyn Fn(&mut pb::AiBackend)| {
+        let mut b = agent();
+        change(&mut b);
+        b
+    };
+    let cases: Vec<(&str, pb::AiBackend, &str, &str)> = vec![
+        (
+            "another tenant's endpoints",
+            with(&|b| b.endpoints = vec![endpoint("10.2.0.5", 9999)]),
+            "EndpointNotAllowed",
+            "10.2.0.5",
+        ),
+        (
+            "the hub's own agent port",
+            with(&|b| b.endpoints = vec![endpoint("10.1.0.9", 7443)]),
+            "EndpointNotAllowed",
+            "10.1.0.9",
+        ),
+        (
+            "link-local metadata as an external host",
+            with(&|b| {
+                b.host = "169.254.169.254".into();
+                b.endpoints = vec![];
+            }),
+            "EndpointNotAllowed",
+            "169.254.169.254",
+        ),
+        (
+            "a host off the egress allowlist",
+            with(&|b| {
+                b.host = "agents.evil.example".into();
+                b.endpoints = vec![];
+            }),
+            "EgressNotAllowed",
+            "the hub operator must add agents.evil.example to tenants[a].egress",
+        ),
+        (
+            "no host",
+            with(&|b| b.host = String::new()),
+            "UnsupportedValue",
+            "spec.a2a.host is empty",
+        ),
+        (
+            "a port past 65535",
+            with(&|b| b.port = 70_000),
+            "UnsupportedValue",
+            "spec.a2a.port 70000 is not 1-65535",
+        ),
+        (
+            "model aliases",
+            with(&|b| b.model_aliases = [("a".into(), "b".into())].into()),
+            "UnsupportedValue",
+            "spec.policies.ai.modelAliases applies to LLM backends only",
+        ),
+    ];
+    for (what, b, reason, says) in cases {
+        let err = admitted(b, &f).unwrap_err();
+        assert_eq!(err.reason, reason, "{what}: {}", err.message);
+        assert!(err.message.contains(says), "{what}: {}", err.message);
+        assert!(!err.message.contains(KEY), "{what}");
+    }
+}
+
+/// A Service port of appProtocol `agentgateway.dev/a2a` is an A2A agent; its endpoints are held
+/// to the rule of every backend (another tenant's range refuses the route).
+#[test]
+fn a2a_service_ports_are_marked_and_their_endpoints_judged() {
+    let f = Fixture::new();
+    let svc = |address: &str| pb::Backend {
+        kind: String::new(),
+        endpoints: vec![endpoint(address, 31999)],
+        port: 9999,
+        app_protocol: "agentgateway.dev/a2a".into(),
+        ..ai_ref("")
+    };
+    let Admitted::HttpRoute(r) =
+        admit(&http_route_with(svc("10.1.2.3"), vec![]), &f.policy()).unwrap()
+    else {
+        panic!()
+    };
+    let b = &r.rules[0].backends[0];
+    assert_eq!(b.app_protocol, model::AppProtocol::A2a);
+    assert_eq!(b.endpoints, ["10.1.2.3:31999".parse().unwrap()]);
+    let err = admit(&http_route_with(svc("10.2.0.5"), vec![]), &f.policy()).unwrap_err();
+    assert_eq!(err.reason, "EndpointNotAllowed", "{}", err.message);
+}

@@ -769,6 +769,7 @@ fn admit_backend_ref(
     let app_protocol = match b.app_protocol.as_str() {
         "kubernetes.io/h2c" => AppProtocol::H2c,
         "kubernetes.io/ws" => AppProtocol::WebSocket,
+        "agentgateway.dev/a2a" => AppProtocol::A2a,
         _ => AppProtocol::Http1,
     };
     let mut request_headers = HeaderModifier::default();

@@ -13,6 +13,7 @@
 //! Each cluster compiles to a part of its own (`cluster_part`) that `assemble` combines;
 //! `memo` keeps the parts between compiles so that a change recompiles its cluster only.
 
+pub mod a2a_services;
 pub mod ai;
 mod attach;
 pub mod conflict;
@@ -393,7 +394,11 @@ fn cluster_part(
         passthrough,
         statuses: Arc::new(statuses),
         own: own_part,
-        ai: ai::routes(ck, &ci.ai_backends),
+        ai: {
+            let mut routes = ai::routes(ck, &ci.ai_backends);
+            routes.extend(a2a_services::routes(ck, &ci.http_routes));
+            routes
+        },
         keys,
     }
 }
@@ -1010,6 +1015,21 @@ fn rule_action(
                     weighted.push(WeightedCluster::new(c.name.clone(), b.weight));
                     clusters.insert(c.name.clone(), c);
                 }
+            }
+            continue;
+        }
+        if a2a_services::is_a2a_service(b) {
+            match a2a_services::forward(ck, !ai.gateways.is_empty(), b, name, src) {
+                Some(ai::Forward::Gateway(wc)) => {
+                    to_ai_gateway = true;
+                    clusters.insert(wc.cluster.clone(), ai::gateway_cluster(ai.gateways));
+                    weighted.push(wc);
+                }
+                Some(ai::Forward::NoEndpoints(c)) => {
+                    weighted.push(WeightedCluster::new(c.name.clone(), b.weight));
+                    clusters.insert(c.name.clone(), c);
+                }
+                None => invalid_weight = invalid_weight.saturating_add(b.weight),
             }
             continue;
         }

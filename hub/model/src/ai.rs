@@ -174,6 +174,10 @@ pub enum AiProvider {
     Anthropic { model: Option<String> },
     /// Gemini's `generateContent` API; the AI gateway translates OpenAI-speaking clients.
     Gemini { model: Option<String> },
+    /// Not an LLM: an agent speaking the A2A protocol (agentgateway's `spec.a2a{host, port}`),
+    /// whose agent card the AI gateway rewrites to point at itself and whose JSON-RPC calls it
+    /// passes on. Never in `ai.groups`; admission requires its host.
+    A2a,
 }
 
 impl AiProvider {
@@ -184,6 +188,8 @@ impl AiProvider {
             AiProvider::OpenAi { .. } => "api.openai.com",
             AiProvider::Anthropic { .. } => "api.anthropic.com",
             AiProvider::Gemini { .. } => "generativelanguage.googleapis.com",
+            // Admission refuses an agent without a host.
+            AiProvider::A2a => "",
         }
     }
 }

@@ -14,6 +14,7 @@
 //! - [`allocate`]: the pure L4 address/port allocation rule the store persists;
 //! - [`regex`]: the tenant-derived regular expressions both admission and xds need.
 
+pub mod a2a_catalog;
 pub mod ai;
 pub mod allocate;
 pub mod data_plane;
@@ -525,6 +526,9 @@ pub enum AppProtocol {
     H2c,
     /// `kubernetes.io/ws`: HTTP/1.1 with WebSocket upgrades (which every route allows anyway).
     WebSocket,
+    /// `agentgateway.dev/a2a`: an A2A agent, which HTTPRoutes reach through the AI gateways
+    /// (the compiler's `a2a_services`).
+    A2a,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

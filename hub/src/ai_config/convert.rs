@@ -97,6 +97,9 @@ pub fn virtual_key(k: &VirtualKey) -> pb::VirtualKey {
 /// `groups` (`ai.groups`: each provider with its own key, none in `policies.auth`).
 pub fn backend(route: &AiRoute) -> pb::Backend {
     let (kind, auth) = match &route.target {
+        AiRouteTarget::Provider(p) if p.provider == AiProvider::A2a => {
+            (pb::backend::Kind::A2a(a2a_backend(p)), auth(&p.auth))
+        }
         AiRouteTarget::Provider(p) => (pb::backend::Kind::Ai(ai_backend(p)), auth(&p.auth)),
         AiRouteTarget::Mcp(m) => (pb::backend::Kind::Mcp(mcp_backend(m)), None),
         AiRouteTarget::Groups(groups) => (
@@ -150,32 +153,50 @@ fn auth(a: &AiAuth) -> Option<pb::BackendAuth> {
 /// One provider -> where the gateway reaches it.
 fn ai_backend(p: &AiRouteProvider) -> pb::AiBackend {
     let provider = match &p.provider {
-        AiProvider::OpenAi { model } => pb::ai_backend::Provider::Openai(pb::OpenAi {
+        AiProvider::OpenAi { model } => Some(pb::ai_backend::Provider::Openai(pb::OpenAi {
             model: model.clone(),
-        }),
-        AiProvider::Anthropic { model } => pb::ai_backend::Provider::Anthropic(pb::Anthropic {
+        })),
+        AiProvider::Anthropic { model } => {
+            Some(pb::ai_backend::Provider::Anthropic(pb::Anthropic {
+                model: model.clone(),
+            }))
+        }
+        AiProvider::Gemini { model } => Some(pb::ai_backend::Provider::Gemini(pb::Gemini {
             model: model.clone(),
-        }),
-        AiProvider::Gemini { model } => pb::ai_backend::Provider::Gemini(pb::Gemini {
-            model: model.clone(),
-        }),
+        })),
+        // An agent is sent as an `A2aBackend` ([`a2a_backend`]); admission keeps it out of
+        // groups, and a gateway refuses a provider without a kind, naming it.
+        AiProvider::A2a => None,
     };
     pb::AiBackend {
-        provider: Some(provider),
+        provider,
         host: p.host.clone(),
         port: u32::from(p.port),
         path: p.path.clone(),
         path_prefix: p.path_prefix.clone(),
-        endpoints: p
-            .endpoints
-            .iter()
-            .map(|e| pb::Address {
-                ip: e.ip().to_string(),
-                port: u32::from(e.port()),
-            })
-            .collect(),
+        endpoints: addresses(p),
         tls: p.tls,
     }
+}
+
+/// An A2A agent -> where the gateway reaches it.
+fn a2a_backend(p: &AiRouteProvider) -> pb::A2aBackend {
+    pb::A2aBackend {
+        host: p.host.clone(),
+        port: u32::from(p.port),
+        endpoints: addresses(p),
+        tls: p.tls,
+    }
+}
+
+fn addresses(p: &AiRouteProvider) -> Vec<pb::Address> {
+    p.endpoints
+        .iter()
+        .map(|e| pb::Address {
+            ip: e.ip().to_string(),
+            port: u32::from(e.port()),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -295,6 +316,44 @@ pub(crate) mod tests {
             t.routes["c1/default/tools"].kind,
             fleetgate_ai_gateway::config::BackendKind::Mcp(_)
         ));
+    }
+
+    /// An A2A agent becomes an `A2aBackend` with its endpoints and its key in `policies.auth`.
+    #[test]
+    fn an_a2a_agent_becomes_an_a2a_backend_with_its_key() {
+        let mut r = route(
+            "a",
+            "agent",
+            9999,
+            AiAuth::Key(ProviderKey("k-agent".into())),
+        );
+        if let AiRouteTarget::Provider(p) = &mut r.target {
+            p.provider = AiProvider::A2a;
+            p.path_prefix = None;
+        }
+        let b = backend(&r);
+        let Some(pb::backend::Kind::A2a(a)) = &b.kind else {
+            panic!("an A2A backend expected: {:?}", b.kind)
+        };
+        assert_eq!(
+            (a.host.as_str(), a.port, a.tls),
+            ("llama-cpp.llm.svc.cluster.local", 9999, false)
+        );
+        assert_eq!(
+            a.endpoints,
+            [
+                pb::Address {
+                    ip: "127.0.1.10".into(),
+                    port: 8080
+                },
+                pb::Address {
+                    ip: "fd00::7".into(),
+                    port: 8081
+                }
+            ]
+        );
+        let auth = b.policies.and_then(|p| p.auth).expect("the agent's key");
+        assert_eq!(auth.key, "k-agent");
     }
 
     /// `spec.policies.ai.modelAliases` reach the gateway in the backend's policies, for one

@@ -43,9 +43,25 @@ pub struct AgentgatewayBackendSpec {
     /// An LLM backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ai: Option<AiSpec>,
+    /// An agent speaking the A2A protocol.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub a2a: Option<A2aSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policies: Option<Policies>,
-    /// `static`, `mcp`, `a2a`, `aws`, `dynamicForwardProxy` and any other field.
+    /// `static`, `mcp`, `aws`, `dynamicForwardProxy` and any other field.
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+/// `spec.a2a`: where an A2A agent listens (both required by the CRD).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct A2aSpec {
+    #[serde(default)]
+    pub host: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
+    /// Any other field.
     #[serde(flatten)]
     pub other: Other,
 }
@@ -364,6 +380,8 @@ spec:
             ("spec.policies.auth.secretRef.kind", "string"),
             ("spec.policies.auth.passthrough", "object"),
             ("spec.policies.ai.modelAliases", "object"),
+            ("spec.a2a.host", "string"),
+            ("spec.a2a.port", "integer"),
             ("status.conditions", "array"),
         ] {
             assert_eq!(at(root, path).type_.as_deref(), Some(ty), "{path}");

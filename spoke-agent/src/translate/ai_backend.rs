@@ -14,20 +14,22 @@
 //! `spec.policies.ai.modelAliases` (exact names) travels as `AiBackend.model_aliases`, for
 //! every provider of the backend; the other fields of `policies.ai`, wildcard aliases and a
 //! group provider's own `policies.ai` are reported the same way.
+//! `spec.a2a{host, port}` (an A2A agent) becomes an `AiBackend` whose provider is `a2a`, its
+//! host resolved and its `policies.auth` read exactly like a provider's ([`a2a_backend`]).
 
 use fleetgate_proto::spoke::v1::{self as pb, Kind, Object, ai_backend, ai_group_provider, object};
 
 use super::{object_header, wire_endpoint, wire_problem};
 use crate::crd::AgentgatewayBackend;
 use crate::crd::agentgateway::{
-    AgentgatewayBackendSpec, NamedProvider, Other, Policies, PriorityGroup, Provider,
+    A2aSpec, AgentgatewayBackendSpec, NamedProvider, Other, Policies, PriorityGroup, Provider,
 };
 use crate::resolve::ai::{AiAuth, resolve_auth, resolve_host};
 use crate::resolve::{Index, Problem, Reason};
 
-/// The backend kinds of agentgateway's spec besides `ai` and `mcp` ([`super::mcp_backend`]),
-/// in the CRD's order.
-const OTHER_BACKEND_KINDS: [&str; 4] = ["static", "dynamicForwardProxy", "aws", "a2a"];
+/// The backend kinds of agentgateway's spec besides `ai`, `mcp` ([`super::mcp_backend`]) and
+/// `a2a`, in the CRD's order.
+const OTHER_BACKEND_KINDS: [&str; 3] = ["static", "dynamicForwardProxy", "aws"];
 
 /// Every AgentgatewayBackend of the snapshot, sorted by namespace/name.
 pub fn ai_backend_objects(backends: &[AgentgatewayBackend], index: &Index<'_>) -> Vec<Object> {
@@ -72,6 +74,9 @@ pub const MAX_GROUP_PROVIDERS: usize = 16;
 fn ai_backend(ns: &str, b: &AgentgatewayBackend, index: &Index<'_>) -> pb::AiBackend {
     if let Some(mcp) = b.spec.other.get("mcp") {
         return super::mcp_backend::mcp_backend(ns, &b.spec, mcp, index);
+    }
+    if let Some(a2a) = &b.spec.a2a {
+        return a2a_backend(ns, b, a2a, index);
     }
     let ai = b.spec.ai.as_ref();
     if let Some(groups) = ai.and_then(|ai| ai.groups.as_ref())
@@ -209,10 +214,12 @@ fn group_provider(
 ) -> pb::AiGroupProvider {
     let at = format!("spec.ai.groups[{g}].providers[{i}]");
     let port = port_of(Some(&p.provider));
-    let provider = wire_provider(&p.provider).map(|k| match k {
-        ai_backend::Provider::Openai(o) => ai_group_provider::Provider::Openai(o),
-        ai_backend::Provider::Anthropic(a) => ai_group_provider::Provider::Anthropic(a),
-        ai_backend::Provider::Gemini(g) => ai_group_provider::Provider::Gemini(g),
+    let provider = wire_provider(&p.provider).and_then(|k| match k {
+        ai_backend::Provider::Openai(o) => Some(ai_group_provider::Provider::Openai(o)),
+        ai_backend::Provider::Anthropic(a) => Some(ai_group_provider::Provider::Anthropic(a)),
+        ai_backend::Provider::Gemini(g) => Some(ai_group_provider::Provider::Gemini(g)),
+        // Never made from `spec.ai` (only `spec.a2a` is an agent).
+        ai_backend::Provider::A2a(_) => None,
     });
     let mut out = pb::AiGroupProvider {
         name: p.name.clone(),
@@ -347,6 +354,98 @@ fn check_spec(spec: &AgentgatewayBackendSpec) -> Result<(), Problem> {
             )));
         }
         check_ai_policy(policies)?;
+    }
+    Ok(())
+}
+
+/// `spec.a2a{host, port}`: an A2A agent, sent as an `AiBackend` whose provider is `a2a`. The
+/// host is resolved like a provider's (a Service of the cluster -> its endpoints; anything else
+/// is external, for the hub's egress allowlist) and `spec.policies.auth` is its credential.
+/// `spec.ai` next to it, `policies.ai` (model aliases mean nothing to an agent), other policies
+/// and unknown fields are UnsupportedValue naming the field.
+fn a2a_backend(
+    ns: &str,
+    b: &AgentgatewayBackend,
+    a2a: &A2aSpec,
+    index: &Index<'_>,
+) -> pb::AiBackend {
+    let port = a2a
+        .port
+        .and_then(|p| u32::try_from(p).ok())
+        .unwrap_or_default();
+    let mut out = pb::AiBackend {
+        provider: Some(ai_backend::Provider::A2a(pb::A2aAgent {})),
+        host: a2a.host.clone(),
+        port,
+        ..Default::default()
+    };
+    let checked = check_a2a(&b.spec, a2a).and_then(|()| {
+        let endpoints = resolve_host("spec.a2a", ns, &a2a.host, port, index)?.unwrap_or_default();
+        let auth = resolve_auth(
+            "spec.policies.auth",
+            ns,
+            b.spec.policies.as_ref().and_then(|p| p.auth.as_ref()),
+            index,
+        )?;
+        Ok((endpoints, auth))
+    });
+    match checked {
+        Ok((endpoints, auth)) => {
+            out.endpoints = endpoints.into_iter().map(wire_endpoint).collect();
+            out.auth = auth.map(wire_auth);
+        }
+        Err(p) => out.problem = Some(wire_problem(p)),
+    }
+    out
+}
+
+/// What an `a2a` backend asks that fleetgate does not support.
+fn check_a2a(spec: &AgentgatewayBackendSpec, a2a: &A2aSpec) -> Result<(), Problem> {
+    if spec.ai.is_some() {
+        return Err(unsupported(
+            "spec sets both ai and a2a; keep exactly one backend kind".into(),
+        ));
+    }
+    if let Some(kind) = OTHER_BACKEND_KINDS
+        .iter()
+        .find(|k| spec.other.contains_key(**k))
+    {
+        return Err(unsupported(format!(
+            "spec sets both a2a and {kind}; keep exactly one backend kind"
+        )));
+    }
+    if let Some(field) = first_unknown("spec", &spec.other) {
+        return Err(unsupported(format!(
+            "{field} is not supported; remove it (fleetgate reads spec.a2a and spec.policies.auth)"
+        )));
+    }
+    if let Some(field) = first_unknown("spec.a2a", &a2a.other) {
+        return Err(unsupported(format!(
+            "{field} is not supported; spec.a2a takes host and port"
+        )));
+    }
+    if a2a.host.is_empty() {
+        return Err(unsupported(
+            "spec.a2a.host is empty; set the agent's host (a Service name or a DNS name)".into(),
+        ));
+    }
+    if !a2a.port.is_some_and(|p| (1..=65535).contains(&p)) {
+        return Err(unsupported(
+            "spec.a2a.port must be 1 to 65535 (the agent's port)".into(),
+        ));
+    }
+    if let Some(policies) = &spec.policies {
+        if policies.ai.is_some() {
+            return Err(unsupported(
+                "spec.policies.ai applies to LLM backends only; remove it from an a2a backend"
+                    .into(),
+            ));
+        }
+        if let Some(field) = first_unknown("spec.policies", &policies.other) {
+            return Err(unsupported(format!(
+                "{field} is not supported yet; fleetgate honours spec.policies.auth on an a2a backend, remove the others"
+            )));
+        }
     }
     Ok(())
 }

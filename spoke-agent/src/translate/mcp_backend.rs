@@ -45,9 +45,10 @@ fn translate(
     value: &serde_json::Value,
     index: &Index<'_>,
 ) -> Result<pb::McpBackend, Problem> {
-    if spec.ai.is_some() {
+    if spec.ai.is_some() || spec.a2a.is_some() {
         return Err(unsupported(
-            "spec sets both ai and mcp; an AgentgatewayBackend has exactly one kind".into(),
+            "spec sets mcp and another kind (ai or a2a); an AgentgatewayBackend has exactly one kind"
+                .into(),
         ));
     }
     if let Some(k) = spec.other.keys().find(|k| *k != "mcp") {

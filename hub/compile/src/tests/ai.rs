@@ -884,3 +884,93 @@ fn a_groups_route_carries_each_providers_key_and_endpoints() {
         ]
     );
 }
+
+/// A backendRef to a Service port of appProtocol `agentgateway.dev/a2a` goes to the AI gateways
+/// with the identity headers (its own route id) and becomes an A2A route with the Service's
+/// endpoints and no key; without ready endpoints 503 from the data plane, without an AI gateway
+/// 500; a Service of another appProtocol stays Envoy's.
+#[test]
+fn a2a_services_go_to_the_ai_gateway_as_agents() {
+    let a2a = |name: &str, endpoints: &[&str]| Backend {
+        port: 9999,
+        app_protocol: AppProtocol::A2a,
+        ..backend(name, 1, endpoints)
+    };
+    let fi: FleetIntent = [with_ai(
+        ck("a", "c1"),
+        vec![chat_gateway()],
+        vec![chat_route(vec![a2a("echo", &["127.0.1.10:31999"])])],
+        vec![],
+    )]
+    .into();
+    let c = compile(&fi, &ai_dp());
+    let fw = forward_of(chat(&c));
+    let [w] = fw.clusters.as_slice() else {
+        panic!("one cluster: {fw:?}")
+    };
+    assert_eq!(w.cluster, AI_GATEWAY_CLUSTER);
+    assert_eq!(
+        identity(w),
+        set(&[
+            (TENANT_HEADER, "a"),
+            (ROUTE_HEADER, "c1/default/services/echo/9999")
+        ])
+    );
+    let route = &c.snapshot.ai.tenants["a"].routes["c1/default/services/echo/9999"];
+    let p = single(route);
+    assert_eq!(p.provider, AiProvider::A2a);
+    assert_eq!(
+        (p.host.as_str(), p.port),
+        ("echo.default.svc.cluster.local", 9999)
+    );
+    assert_eq!(
+        p.endpoints,
+        ["127.0.1.10:31999".parse::<SocketAddr>().unwrap()]
+    );
+    assert_eq!(p.auth, AiAuth::None);
+    assert_eq!(
+        route_cond(&c, "chat", "ResolvedRefs"),
+        (true, "ResolvedRefs".into())
+    );
+    assert!(
+        c.snapshot
+            .clusters
+            .iter()
+            .all(|cl| !cl.endpoints.contains(&"127.0.1.10:31999".parse().unwrap())),
+        "the gateway dials the agent, not Envoy"
+    );
+
+    // No ready endpoints: an endpoint-less cluster (503), no A2A route.
+    let fi: FleetIntent = [with_ai(
+        ck("a", "c1"),
+        vec![chat_gateway()],
+        vec![chat_route(vec![a2a("echo", &[])])],
+        vec![],
+    )]
+    .into();
+    let c = compile(&fi, &ai_dp());
+    let fw = forward_of(chat(&c));
+    assert_ne!(fw.clusters[0].cluster, AI_GATEWAY_CLUSTER);
+    assert!(
+        c.snapshot
+            .ai
+            .tenants
+            .get("a")
+            .is_none_or(|t| t.routes.is_empty())
+    );
+
+    // No AI gateway configured: that share is 500.
+    let fi: FleetIntent = [with_ai(
+        ck("a", "c1"),
+        vec![chat_gateway()],
+        vec![chat_route(vec![a2a("echo", &["127.0.1.10:31999"])])],
+        vec![],
+    )]
+    .into();
+    let c = compile(&fi, &dp());
+    assert!(
+        matches!(chat(&c).action, RouteAction::DirectResponse(500)),
+        "{:?}",
+        chat(&c).action
+    );
+}

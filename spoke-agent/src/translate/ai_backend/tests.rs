@@ -315,7 +315,7 @@ fn unsupported_kinds_and_fields_are_named_in_the_problem() {
         (
             "mcp and ai together",
             "spec:\n  ai:\n    provider: {openai: {}}\n  mcp:\n    targets: [{name: t, static: {host: h, port: 80}}]\n",
-            "spec sets both ai and mcp",
+            "spec sets mcp and another kind (ai or a2a)",
         ),
         (
             "policies on an mcp backend",
@@ -323,9 +323,34 @@ fn unsupported_kinds_and_fields_are_named_in_the_problem() {
             "spec.policies on an MCP backend is not supported yet",
         ),
         (
-            "a2a",
-            "spec:\n  a2a: {host: agent, port: 80}\n",
-            "spec.a2a is not supported yet",
+            "a2a next to ai",
+            "spec:\n  ai:\n    provider: {openai: {}}\n  a2a: {host: agent.example, port: 80}\n",
+            "spec sets both ai and a2a",
+        ),
+        (
+            "a2a next to mcp",
+            "spec:\n  a2a: {host: agent.example, port: 80}\n  mcp: {targets: []}\n",
+            "spec sets both a2a and mcp",
+        ),
+        (
+            "an unknown field of a2a",
+            "spec:\n  a2a: {host: agent.example, port: 80, path: /x}\n",
+            "spec.a2a.path is not supported; spec.a2a takes host and port",
+        ),
+        (
+            "a2a without a port",
+            "spec:\n  a2a: {host: agent.example}\n",
+            "spec.a2a.port must be 1 to 65535",
+        ),
+        (
+            "a2a with model aliases",
+            "spec:\n  a2a: {host: agent.example, port: 80}\n  policies:\n    ai:\n      modelAliases: {a: b}\n",
+            "spec.policies.ai applies to LLM backends only",
+        ),
+        (
+            "a2a with another policy",
+            "spec:\n  a2a: {host: agent.example, port: 80}\n  policies:\n    http: {requestTimeout: 5s}\n",
+            "spec.policies.http is not supported yet; fleetgate honours spec.policies.auth on an a2a backend",
         ),
         (
             "static",
@@ -575,6 +600,45 @@ fn a_group_providers_own_missing_secret_names_its_field() {
         p.message.starts_with(
             "spec.ai.groups[0].providers[0].policies.auth.secretRef names Secret agentgateway-system/nope"
         ),
+        "{}",
+        p.message
+    );
+}
+
+/// `spec.a2a{host, port}`: a Service of the cluster is resolved into its endpoints and the
+/// backend's key read, like a provider's; an external host travels without endpoints; a
+/// Service that does not exist is BackendNotFound naming `spec.a2a.host`.
+#[test]
+fn an_a2a_agent_is_sent_with_its_endpoints_and_key() {
+    let b = translate_one(
+        "spec:\n  a2a:\n    host: llama-cpp.llm.svc.cluster.local\n    port: 8080\n  policies:\n    auth:\n      secretRef: {name: llm-secret}\n",
+    );
+    assert_eq!(b.provider, Some(ai_backend::Provider::A2a(pb::A2aAgent {})));
+    assert_eq!(
+        (b.host.as_str(), b.port),
+        ("llama-cpp.llm.svc.cluster.local", 8080)
+    );
+    assert_eq!(
+        b.endpoints,
+        vec![pb::Endpoint {
+            address: "127.0.1.1".into(),
+            port: 31080,
+            ready: true,
+        }]
+    );
+    assert_eq!(b.auth.as_ref().map(|a| a.key.as_str()), Some(KEY));
+    assert_eq!(b.problem, None);
+    assert!(b.groups.is_empty() && b.model_aliases.is_empty());
+
+    let external = translate_one("spec:\n  a2a: {host: agents.example.com, port: 443}\n");
+    assert!(external.endpoints.is_empty() && external.problem.is_none());
+    assert_eq!(external.auth, None);
+
+    let missing = translate_one("spec:\n  a2a: {host: gone.llm.svc, port: 80}\n");
+    let p = missing.problem.expect("a problem");
+    assert_eq!(p.reason, "BackendNotFound");
+    assert!(
+        p.message.starts_with("spec.a2a.host gone.llm.svc"),
         "{}",
         p.message
     );
