@@ -138,26 +138,6 @@ pub fn raw_tenant(t: &pb::TenantConfig) -> Result<RawTenant, ConfigError> {
     })
 }
 
-/// `ip:port` strings of wire addresses, at `at` (validation refuses port 0 and unusable
-/// addresses).
-fn raw_endpoints(at: &str, addresses: &[pb::Address]) -> Result<Vec<String>, ConfigError> {
-    let mut endpoints = Vec::with_capacity(addresses.len());
-    for (i, e) in addresses.iter().enumerate() {
-        let at = format!("{at}.endpoints[{i}]");
-        let Ok(ip) = e.ip.parse::<std::net::IpAddr>() else {
-            return Err(field(
-                at,
-                &format!("ip {:?} is not an IP address literal", e.ip),
-            ));
-        };
-        let Ok(port) = u16::try_from(e.port) else {
-            return Err(field(at, &format!("port {} is above 65535", e.port)));
-        };
-        endpoints.push(std::net::SocketAddr::new(ip, port).to_string());
-    }
-    Ok(endpoints)
-}
-
 /// An MCP backend on the wire -> the file model (empty strings: the defaults).
 fn raw_mcp(at: &str, m: &pb::McpBackend) -> Result<RawMcp, ConfigError> {
     let some = |s: &str| Some(s.to_string()).filter(|s| !s.is_empty());
