@@ -45,7 +45,12 @@ fn translate(
     value: &serde_json::Value,
     index: &Index<'_>,
 ) -> Result<pb::McpBackend, Problem> {
-    if spec.ai.is_some() || spec.a2a.is_some() {
+    if spec.a2a.is_some() {
+        return Err(unsupported(
+            "spec sets both a2a and mcp; an AgentgatewayBackend has exactly one kind".into(),
+        ));
+    }
+    if spec.ai.is_some() {
         return Err(unsupported(
             "spec sets mcp and another kind (ai or a2a); an AgentgatewayBackend has exactly one kind"
                 .into(),
