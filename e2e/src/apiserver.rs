@@ -364,26 +364,11 @@ impl TenantCluster {
     /// Server-side applies every document of a multi-document YAML (field manager `e2e`,
     /// forced); namespaced objects without a namespace go to `default`.
     pub async fn apply(&self, yaml: &str) -> anyhow::Result<Vec<DynamicObject>> {
-        let mut applied = Vec::new();
-        for doc in yaml_documents(yaml)? {
-            let obj: DynamicObject =
-                serde_json::from_value(doc.clone()).context("not a Kubernetes object")?;
-            let types = obj
-                .types
-                .clone()
-                .context("object without apiVersion/kind")?;
-            let name = obj.metadata.name.clone().context("object without a name")?;
-            let gvk = GroupVersionKind::try_from(&types)?;
-            let (api, _) = self
-                .api_for(&gvk, obj.metadata.namespace.as_deref())
-                .await?;
-            let out = api
-                .patch(&name, &ssa(), &Patch::Apply(&doc))
-                .await
-                .with_context(|| format!("applying {} {name}", types.kind))?;
-            applied.push(out);
-        }
-        Ok(applied)
+        self.apply_each(yaml, &ssa(), true)
+            .await?
+            .into_iter()
+            .map(|(what, r)| r.with_context(|| format!("applying {what}")))
+            .collect()
     }
 
     /// Server-side applies every document as a dry run with strict field validation: the API
@@ -395,7 +380,26 @@ impl TenantCluster {
             field_validation: Some(kube::api::ValidationDirective::Strict),
             ..ssa()
         };
-        let mut failures = Vec::new();
+        let failures: Vec<String> = self
+            .apply_each(yaml, &params, false)
+            .await?
+            .into_iter()
+            .filter_map(|(what, r)| r.err().map(|e| format!("{what}: {e}")))
+            .collect();
+        anyhow::ensure!(failures.is_empty(), "{}", failures.join("\n"));
+        Ok(())
+    }
+
+    /// Applies every document with `params` (with `stop_at_error`, none after the first the API
+    /// server refuses), each answer with `Kind name`; fails only when a document is not an
+    /// object or its kind is not served.
+    async fn apply_each(
+        &self,
+        yaml: &str,
+        params: &PatchParams,
+        stop_at_error: bool,
+    ) -> anyhow::Result<Vec<(String, Result<DynamicObject, kube::Error>)>> {
+        let mut out = Vec::new();
         for doc in yaml_documents(yaml)? {
             let obj: DynamicObject =
                 serde_json::from_value(doc.clone()).context("not a Kubernetes object")?;
@@ -409,12 +413,14 @@ impl TenantCluster {
                 .api_for(&gvk, obj.metadata.namespace.as_deref())
                 .await
                 .with_context(|| format!("{} {name}: kind not served", types.kind))?;
-            if let Err(e) = api.patch(&name, &params, &Patch::Apply(&doc)).await {
-                failures.push(format!("{} {name}: {e}", types.kind));
+            let answer = api.patch(&name, params, &Patch::Apply(&doc)).await;
+            let refused = answer.is_err();
+            out.push((format!("{} {name}", types.kind), answer));
+            if refused && stop_at_error {
+                break;
             }
         }
-        anyhow::ensure!(failures.is_empty(), "{}", failures.join("\n"));
-        Ok(())
+        Ok(out)
     }
 
     /// Server-side applies the `status` of every document (for kinds whose status is a

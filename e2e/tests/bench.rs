@@ -163,6 +163,7 @@ fn scale_gateway(t: usize) -> pb::Object {
                 tls: None,
             }],
             allowed_listeners: None,
+            ..Default::default()
         })),
     }
 }

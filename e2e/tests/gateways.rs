@@ -538,3 +538,225 @@ async fn a_hostname_less_listener_and_route_are_accepted_and_served_on_the_gatew
     })
     .await;
 }
+
+/// Waits until the object's top-level condition `type_` has `status` and `reason`, at the
+/// object's generation, and returns its message.
+async fn wait_object_condition(
+    t: &fleetgate_e2e::FleetTenant,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+    (type_, status, reason): (&str, &str, &str),
+) -> String {
+    eventually(TIMEOUT, || async {
+        let o = t
+            .cluster
+            .get_json(kind, namespace, name)
+            .await?
+            .with_context(|| format!("{kind} {name}"))?;
+        let c = condition(&o["status"]["conditions"], type_)
+            .with_context(|| format!("{kind} {name}: no {type_} in {}", o["status"]))?;
+        ensure!(
+            c["status"] == status && c["reason"] == reason,
+            "{kind} {name} {type_}: {c}"
+        );
+        ensure!(
+            c["observedGeneration"] == o["metadata"]["generation"],
+            "{kind} {name}: stale {c}"
+        );
+        Ok(c["message"].as_str().unwrap_or_default().to_string())
+    })
+    .await
+}
+
+/// Issue 10's audit, end to end on the tenant's objects: fields fleetgate does not implement
+/// are refused with the Gateway API's conditions and a message saying what to remove, instead
+/// of being ignored, each Gateway alone: a GatewayClass with a parametersRef
+/// (`InvalidParameters`, and its Gateway too), `spec.tls.frontend` (`Invalid`), a Hostname
+/// address (`UnsupportedAddress`), a requested IP address (`Accepted=True`,
+/// `Programmed=False/AddressNotUsable`), listener `tls.options` (the listener alone,
+/// `UnsupportedValue`). The valid Gateway next to them keeps being served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsupported_gateway_fields_and_class_parameters_are_refused_on_the_tenants_objects() {
+    let fleet = Fleet::start(&[TENANT_A]).await.expect("fleet");
+    let a = fleet.tenant("tenant-a");
+    let ip = a.create_node("node-1", 10).await.unwrap();
+    let _echo = a.node_port_backend("echo", ip, "echo").await.unwrap();
+    a.cluster.apply(GATEWAY_CLASS).await.unwrap();
+    a.cluster
+        .apply("apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata:\n  name: tuned\nspec:\n  controllerName: fleetgate.dev/hub\n  parametersRef: {group: example.com, kind: TuningParams, name: fast}\n")
+        .await
+        .unwrap();
+    a.cluster
+        .apply(&gateway(
+            "web",
+            "  - {name: http, protocol: HTTP, port: 80, hostname: app.a.example}\n",
+        ))
+        .await
+        .unwrap();
+    a.cluster
+        .apply(&route_in("default", "ok", "web", "app.a.example", "echo"))
+        .await
+        .unwrap();
+    let http =
+        "  listeners:\n  - {name: http, protocol: HTTP, port: 80, hostname: other.a.example}\n";
+    let with_spec = |name: &str, class: &str, extra: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  gatewayClassName: {class}\n{extra}{http}"
+        )
+    };
+    for yaml in [
+        with_spec("tuned-gw", "tuned", ""),
+        with_spec(
+            "mtls",
+            "fleetgate",
+            "  tls:\n    frontend:\n      default:\n        validation:\n          caCertificateRefs: [{group: \"\", kind: ConfigMap, name: client-ca}]\n",
+        ),
+        with_spec(
+            "by-name",
+            "fleetgate",
+            "  addresses: [{type: Hostname, value: lb.a.example}]\n",
+        ),
+        with_spec(
+            "static",
+            "fleetgate",
+            "  addresses: [{type: IPAddress, value: 192.0.2.77}]\n",
+        ),
+    ] {
+        a.cluster.apply(&yaml).await.unwrap();
+    }
+    // A route on every refused Gateway: none of them serves it.
+    a.cluster
+        .apply(&http_route(
+            "default",
+            "other",
+            &[
+                "{name: tuned-gw}",
+                "{name: mtls}",
+                "{name: by-name}",
+                "{name: static}",
+            ],
+            &["other.a.example"],
+            "  - backendRefs:\n    - {name: echo, port: 8080}\n",
+        ))
+        .await
+        .unwrap();
+    a.cluster
+        .apply(&gateway(
+            "opts",
+            "  - name: https\n    protocol: HTTPS\n    port: 443\n    hostname: opts.a.example\n    tls:\n      options: {example.com/min-tls-version: \"1.3\"}\n",
+        ))
+        .await
+        .unwrap();
+
+    let m = wait_object_condition(
+        a,
+        "GatewayClass",
+        "",
+        "tuned",
+        ("Accepted", "False", "InvalidParameters"),
+    )
+    .await;
+    assert!(
+        m.contains("example.com/TuningParams fast") && m.contains("remove spec.parametersRef"),
+        "{m}"
+    );
+    let m = wait_object_condition(
+        a,
+        "Gateway",
+        "default",
+        "tuned-gw",
+        ("Accepted", "False", "InvalidParameters"),
+    )
+    .await;
+    assert!(m.contains("takes no parameters"), "{m}");
+    let m = wait_object_condition(
+        a,
+        "Gateway",
+        "default",
+        "mtls",
+        ("Accepted", "False", "Invalid"),
+    )
+    .await;
+    assert!(m.contains("remove spec.tls.frontend"), "{m}");
+    let m = wait_object_condition(
+        a,
+        "Gateway",
+        "default",
+        "by-name",
+        ("Accepted", "False", "UnsupportedAddress"),
+    )
+    .await;
+    assert!(
+        m.contains("\"Hostname\"") && m.contains("remove spec.addresses"),
+        "{m}"
+    );
+    wait_object_condition(
+        a,
+        "Gateway",
+        "default",
+        "static",
+        ("Accepted", "True", "Accepted"),
+    )
+    .await;
+    let m = wait_object_condition(
+        a,
+        "Gateway",
+        "default",
+        "static",
+        ("Programmed", "False", "AddressNotUsable"),
+    )
+    .await;
+    assert!(m.contains("\"192.0.2.77\" cannot be used"), "{m}");
+    eventually(TIMEOUT, || async {
+        let gw = a
+            .cluster
+            .get_json("Gateway", "default", "opts")
+            .await?
+            .context("Gateway opts")?;
+        let l = gw["status"]["listeners"]
+            .as_array()
+            .and_then(|ls| ls.iter().find(|l| l["name"] == "https"))
+            .context("listener https")?;
+        let c = condition(&l["conditions"], "Accepted").context("Accepted")?;
+        ensure!(
+            c["status"] == "False"
+                && c["reason"] == "UnsupportedValue"
+                && c["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("example.com/min-tls-version")
+                        && m.contains("remove tls.options")),
+            "opts listener Accepted: {c}"
+        );
+        Ok(())
+    })
+    .await;
+    // The fleetgate class is still accepted and the valid Gateway still served.
+    wait_object_condition(
+        a,
+        "GatewayClass",
+        "",
+        "fleetgate",
+        ("Accepted", "True", "Accepted"),
+    )
+    .await;
+    wait_object_condition(
+        a,
+        "Gateway",
+        "default",
+        "web",
+        ("Programmed", "True", "Programmed"),
+    )
+    .await;
+    eventually(TIMEOUT, || async {
+        let (s, body) = fleet.get("app.a.example", "/").await?;
+        ensure!(s == 200 && body == "echo", "app: {s} {body:?}");
+        let (s, _) = fleet.get("other.a.example", "/").await?;
+        ensure!(
+            s == 404,
+            "other.a.example is not served by any refused Gateway: {s}"
+        );
+        Ok(())
+    })
+    .await;
+}

@@ -621,3 +621,53 @@ async fn timeouts_websocket_and_h2c_backends() {
         .unwrap();
     assert_eq!(r.status, 404, "{r:?}");
 }
+
+/// An ExtensionRef filter (fleetgate has no filter extensions) on one rule: that rule answers
+/// 500, never served without the filter; the route's other rule is served; the route is
+/// `Accepted=False/UnsupportedValue` in the tenant cluster with a message naming the filter and
+/// what to change (issue 10's audit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extension_ref_filter_answers_500_on_its_rule_and_the_route_says_why() {
+    let fleet = Fleet::start(&[TENANT_A]).await.expect("fleet");
+    let a = fleet.tenant("tenant-a");
+    let node = setup(a).await;
+    let _one = service(a, node, "one", None).await;
+    let host = "ext.a.example";
+    a.cluster
+        .apply(&route(
+            "ext",
+            host,
+            "  - matches:\n    - path: {type: PathPrefix, value: /guarded}\n    filters:\n    - type: ExtensionRef\n      extensionRef: {group: auth.example.com, kind: Policy, name: strict}\n    backendRefs:\n    - {name: one, port: 8080}\n  - backendRefs:\n    - {name: one, port: 8080}\n",
+        ))
+        .await
+        .unwrap();
+    wait_backend(&fleet, "GET", host, "/open", &[], "one").await;
+    let r = call(&fleet, "GET", host, "/guarded/x", &[]).await.unwrap();
+    assert_eq!(r.status, 500, "{r:?}");
+    assert_ne!(r.body, "one", "the backend must not be reached: {r:?}");
+    eventually(TIMEOUT, || async {
+        let r = a
+            .cluster
+            .get_json("HTTPRoute", "default", "ext")
+            .await?
+            .context("HTTPRoute ext")?;
+        let c = condition(&r["status"]["parents"][0]["conditions"], "Accepted")
+            .with_context(|| format!("no Accepted: {}", r["status"]))?;
+        ensure!(
+            c["status"] == "False" && c["reason"] == "UnsupportedValue",
+            "Accepted: {c}"
+        );
+        let m = c["message"].as_str().unwrap_or_default();
+        ensure!(
+            m.contains("ExtensionRef auth.example.com/Policy \"strict\"")
+                && m.contains("remove the filter"),
+            "message: {m}"
+        );
+        ensure!(
+            c["observedGeneration"] == r["metadata"]["generation"],
+            "stale: {c}"
+        );
+        Ok(())
+    })
+    .await;
+}

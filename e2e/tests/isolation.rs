@@ -322,6 +322,7 @@ fn wire_gateway(name: &str) -> pb::Object {
                 tls: None,
             }],
             allowed_listeners: None,
+            ..Default::default()
         }),
     )
 }

@@ -928,6 +928,7 @@ tenants:
                     from: "Same".into(),
                     ..Default::default()
                 }),
+                ..Default::default()
             }),
         );
         // The set comes before its Gateway in the update: the order does not matter.

@@ -452,6 +452,7 @@ mod tests {
             mode: TlsMode::Terminate,
             certificates: vec![cert.clone()],
             problem: None,
+            options: Vec::new(),
         };
         let gw = Gateway {
             meta: Meta {

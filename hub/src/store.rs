@@ -482,6 +482,7 @@ mod tests {
                     serial: "01".into(),
                 }],
                 problem: None,
+                options: Vec::new(),
             }),
             allowed_kinds: vec![],
         });

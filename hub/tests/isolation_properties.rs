@@ -289,6 +289,7 @@ fn gateway(c: usize) -> impl Strategy<Value = pb::Object> {
                     })
                     .collect(),
                 allowed_listeners: None,
+                ..Default::default()
             })),
         })
 }

@@ -212,6 +212,14 @@ pub fn ns_name(m: &ObjectMeta) -> Option<(String, String)> {
     Some((m.namespace.clone()?, m.name.clone()?))
 }
 
+/// A parametersRef (GatewayClass or Gateway infrastructure) as status messages name it:
+/// `group/kind name` (`core` for the core group). fleetgate takes no parameters: a claimed
+/// class with one is not accepted (`status::build`), and its Gateways are refused by the hub.
+pub fn parameters_ref(group: &str, kind: &str, name: &str) -> String {
+    let group = if group.is_empty() { "core" } else { group };
+    format!("{group}/{kind} {name}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

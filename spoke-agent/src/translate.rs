@@ -6,13 +6,17 @@
 //! `allowedListeners` takes a ListenerSet is the hub's call), and sends an HTTPRoute when one of
 //! its parentRefs points to a sent Gateway or ListenerSet (only those parentRefs are sent). Backends (and RequestMirror backends) are resolved by
 //! [`crate::resolve`]. What fleetgate cannot express is dropped with a log line, never widened: a
-//! match that cannot be sent is dropped, a rule whose matches were all dropped is dropped, and a
-//! rule with a filter fleetgate does not implement (ExtensionRef) is dropped.
+//! match that cannot be sent is dropped and a rule whose matches were all dropped is dropped. A
+//! rule with a filter fleetgate does not implement (ExtensionRef) is sent with the filter marked
+//! unsupported: the hub answers its requests with 500 and reports the route. Gateway fields
+//! fleetgate does not implement (`spec.addresses`, `spec.tls`, parametersRefs, listener
+//! `tls.options`) are sent as written so that the hub refuses them with a condition.
 
 use fleetgate_proto::spoke::v1::{
     self as pb, AllowedRoutes, HeaderMatch, HttpRouteMatch, Kind, Listener, Object, ObjectRef,
     PathMatch, QueryParamMatch, object, path_match,
 };
+use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::{
     Gateway, GatewayAllowedListenersNamespacesFrom, GatewayListeners,
     GatewayListenersAllowedRoutesNamespacesFrom, GatewayListenersTls, GatewayListenersTlsMode,
@@ -27,7 +31,9 @@ use gateway_api::tlsroutes::TlsRoute;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use tracing::warn;
 
-use crate::claim::{SentParents, claimed_classes, listener_set_parent, ns_name, sent_parent_refs};
+use crate::claim::{
+    SentParents, claimed_classes, listener_set_parent, ns_name, parameters_ref, sent_parent_refs,
+};
 use crate::config::EndpointMode;
 use crate::crd::{GATEWAY_GROUP, same_schema, tls_parent_as_http};
 use crate::resolve::certificate::resolve_certificate;
@@ -54,7 +60,13 @@ pub fn translate(state: &ClusterState, mode: EndpointMode) -> Vec<Object> {
         .gateways
         .iter()
         .filter(|g| claimed.contains(&g.spec.gateway_class_name))
-        .filter_map(|g| gateway_object(g, &state.namespaces, &index))
+        .filter_map(|g| {
+            let class = state
+                .gateway_classes
+                .iter()
+                .find(|c| c.metadata.name.as_deref() == Some(g.spec.gateway_class_name.as_str()));
+            gateway_object(g, class, &state.namespaces, &index)
+        })
         .collect();
     let mut listener_sets: Vec<Object> = state
         .listener_sets
@@ -116,6 +128,7 @@ pub(crate) fn object_header(kind: Kind, m: &ObjectMeta) -> Option<Object> {
 
 fn gateway_object(
     g: &Gateway,
+    class: Option<&GatewayClass>,
     all_namespaces: &[k8s_openapi::api::core::v1::Namespace],
     index: &Index<'_>,
 ) -> Option<Object> {
@@ -152,10 +165,34 @@ fn gateway_object(
             namespaces,
         }
     });
+    let tls = g.spec.tls.as_ref();
     o.spec = Some(object::Spec::Gateway(pb::Gateway {
         gateway_class_name: g.spec.gateway_class_name.clone(),
         listeners,
         allowed_listeners,
+        addresses: g
+            .spec
+            .addresses
+            .iter()
+            .flatten()
+            .map(|a| pb::GatewayAddress {
+                r#type: a.r#type.clone().unwrap_or_default(),
+                value: a.value.clone().unwrap_or_default(),
+            })
+            .collect(),
+        tls_frontend: tls.is_some_and(|t| t.frontend.is_some()),
+        tls_backend: tls.is_some_and(|t| t.backend.is_some()),
+        infrastructure_parameters_ref: g
+            .spec
+            .infrastructure
+            .as_ref()
+            .and_then(|i| i.parameters_ref.as_ref())
+            .map(|r| parameters_ref(&r.group, &r.kind, &r.name))
+            .unwrap_or_default(),
+        class_parameters_ref: class
+            .and_then(|c| c.spec.parameters_ref.as_ref())
+            .map(|r| parameters_ref(&r.group, &r.kind, &r.name))
+            .unwrap_or_default(),
     }));
     Some(o)
 }
@@ -311,6 +348,7 @@ fn listener_tls(
     pb::ListenerTls {
         mode: mode.to_string(),
         certificates,
+        options: t.options.iter().flatten().map(|(k, _)| k.clone()).collect(),
     }
 }
 
@@ -359,16 +397,14 @@ fn translate_rule(
         warn!(route = %format!("{ns}/{route}"), rule = i, "dropping the rule: none of its matches is supported");
         return None;
     }
-    let mut filters = Vec::new();
-    for f in rule.filters.iter().flatten() {
-        match filters::translate_filter(ns, f, index) {
-            Ok(f) => filters.push(f),
-            Err(why) => {
-                warn!(route = %format!("{ns}/{route}"), rule = i, "dropping the rule: {why}");
-                return None;
-            }
-        }
-    }
+    // A filter fleetgate cannot apply keeps its rule: the hub answers the rule's requests with
+    // 500 and reports the route Accepted=False/UnsupportedValue (a filter is never skipped).
+    let filters = rule
+        .filters
+        .iter()
+        .flatten()
+        .map(|f| filters::translate_filter(ns, f, index))
+        .collect();
     let backends = rule
         .backend_refs
         .iter()

@@ -513,6 +513,7 @@ fn bounds() -> Vec<Bound> {
                                 ..Default::default()
                             })
                             .collect(),
+                        ..Default::default()
                     });
                 })
             },

@@ -166,7 +166,10 @@ fn admit_rule(
         use pb::http_filter::Kind as K;
         match &f.kind {
             Some(
-                K::RequestHeaderModifier(_) | K::ResponseHeaderModifier(_) | K::RequestMirror(_),
+                K::RequestHeaderModifier(_)
+                | K::ResponseHeaderModifier(_)
+                | K::RequestMirror(_)
+                | K::Unsupported(_),
             ) => {}
             _ => {
                 return unsupported(format!(

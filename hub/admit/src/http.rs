@@ -11,7 +11,7 @@ use fleetgate_proto::spoke::v1 as pb;
 use super::{Policy, Rejection, check_header, check_path, reject};
 use crate::model::{
     Cors, HeaderModifier, HttpFilter, HttpRouteMatch, Mirror, PathMatch, PathModifier, Redirect,
-    Rewrite, Timeouts, ValueMatch,
+    Rewrite, Timeouts, UnsupportedFilter, ValueMatch,
 };
 
 /// Longest regular expression accepted (path, header or query parameter). Envoy compiles them
@@ -469,8 +469,21 @@ pub fn admit_filter(
                 max_age,
             })
         }
+        Some(K::Unsupported(u)) => HttpFilter::Unsupported(UnsupportedFilter {
+            filter: bounded(&u.r#type, MAX_UNSUPPORTED_TYPE),
+            message: format!("{at}: {}", bounded(&u.message, MAX_UNSUPPORTED_MESSAGE)),
+        }),
         None => return unsupported(format!("{at}: empty filter")),
     })
+}
+
+/// How much of an unsupported filter's type and message (the agent's words, for the tenant's
+/// own status) the hub keeps.
+const MAX_UNSUPPORTED_TYPE: usize = 64;
+const MAX_UNSUPPORTED_MESSAGE: usize = 512;
+
+fn bounded(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
 }
 
 /// Rules about filter combinations (Gateway API): RequestRedirect and URLRewrite exclude each
@@ -488,11 +501,12 @@ pub fn check_filter_set(
         HttpFilter::UrlRewrite(_) => "URLRewrite",
         HttpFilter::RequestMirror(_) => "RequestMirror",
         HttpFilter::Cors(_) => "CORS",
+        HttpFilter::Unsupported(_) => "unsupported",
     };
     let mut seen = Vec::new();
     for f in filters {
         let k = kind(f);
-        if k != "RequestMirror" && seen.contains(&k) {
+        if k != "RequestMirror" && k != "unsupported" && seen.contains(&k) {
             return unsupported(format!(
                 "{at}.filters: {k} is used twice; merge them into one"
             ));

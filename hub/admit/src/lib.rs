@@ -14,6 +14,7 @@ mod ai_tests;
 #[cfg(test)]
 mod bounds_tests;
 pub mod endpoint;
+pub mod gateway_fields;
 mod grpc;
 mod http;
 #[cfg(test)]
@@ -269,6 +270,7 @@ pub fn admit(obj: &pb::Object, policy: &Policy<'_>) -> Result<Admitted, Rejectio
 }
 
 fn admit_gateway(meta: Meta, g: &pb::Gateway, policy: &Policy<'_>) -> Result<Gateway, Rejection> {
+    gateway_fields::check(g)?;
     let listeners = admit_listeners("Gateway", &g.listeners, policy)?;
     check_k8s_name("gatewayClassName", &g.gateway_class_name, 253)?;
     let allowed = g.allowed_listeners.clone().unwrap_or_default();
@@ -998,6 +1000,21 @@ pub fn rejected_status(key: &ObjectKey, obj: &pb::Object, rejection: &Rejection)
                     "ResolvedRefs",
                     "the key's references are not what was rejected; see Accepted",
                 ),
+            ];
+        }
+        // A Gateway that asks for an address fleetgate cannot give: accepted, not programmed
+        // (Gateway API: AddressNotUsable is a Programmed reason).
+        None if key.kind == Kind::Gateway
+            && rejection.reason == gateway_fields::ADDRESS_NOT_USABLE =>
+        {
+            status.conditions = vec![
+                Condition::new(
+                    "Accepted",
+                    true,
+                    "Accepted",
+                    "accepted, but not programmed: see Programmed",
+                ),
+                Condition::new("Programmed", false, rejection.reason, &rejection.message),
             ];
         }
         None => {
@@ -1749,6 +1766,45 @@ mod tests {
             assert_eq!(err.reason, reason, "{what}: {}", err.message);
             assert!(err.message.contains(words), "{what}: {}", err.message);
         }
+    }
+
+    /// A filter the agent marks unsupported is admitted (its rule answers 500 and the route is
+    /// reported by the compiler), with the message located and bounded; two of them in one rule
+    /// are not "a filter used twice".
+    #[test]
+    fn unsupported_filters_are_admitted_with_a_bounded_located_message() {
+        let f = Fixture::new();
+        let unsupported = |message: String| {
+            filter(pb::http_filter::Kind::Unsupported(pb::UnsupportedFilter {
+                r#type: "ExtensionRef".into(),
+                message,
+            }))
+        };
+        let o = with_rule(|r| {
+            r.filters.push(unsupported(
+                "filter ExtensionRef x/Y \"z\" is not supported".into(),
+            ));
+            r.filters.push(unsupported("m".repeat(5_000)));
+        });
+        let Admitted::HttpRoute(route) = admit(&o, &f.policy()).unwrap() else {
+            panic!()
+        };
+        let msgs: Vec<&str> = route.rules[0]
+            .filters
+            .iter()
+            .map(|f| match f {
+                HttpFilter::Unsupported(u) => {
+                    assert_eq!(u.filter, "ExtensionRef");
+                    u.message.as_str()
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            msgs[0],
+            "rules[0].filters[0]: filter ExtensionRef x/Y \"z\" is not supported"
+        );
+        assert!(msgs[1].starts_with("rules[0].filters[1]: mmm") && msgs[1].len() < 600);
     }
 
     #[test]

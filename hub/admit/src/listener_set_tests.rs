@@ -102,6 +102,7 @@ fn gateway_allowed_listeners_are_admitted() {
                 from: from.into(),
                 namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
             }),
+            ..Default::default()
         })),
     };
     let cases: Vec<(&str, pb::Object, AllowedListeners)> = vec![

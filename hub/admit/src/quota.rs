@@ -636,6 +636,7 @@ mod tests {
                         })
                         .collect(),
                     problem: None,
+                    options: Vec::new(),
                 }),
                 allowed_kinds: vec![],
             }],

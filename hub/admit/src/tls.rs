@@ -35,6 +35,8 @@ pub const MAX_CHAIN_CERTS: usize = 8;
 pub const MAX_KEY_BYTES: usize = 16 * 1024;
 /// Largest number of certificateRefs on one listener.
 pub const MAX_CERTIFICATE_REFS: usize = 8;
+/// Most `tls.options` keys on one listener (the CRD's own limit).
+pub const MAX_TLS_OPTIONS: usize = 16;
 /// Largest number of DNS names in one leaf certificate.
 pub const MAX_DNS_NAMES: usize = 64;
 
@@ -63,6 +65,17 @@ pub fn admit_listener_tls(
             at(format!("protocol {protocol} needs a tls block")),
         );
     };
+    // tls.options: fleetgate implements none; the compiler refuses the listener alone. Bounded
+    // like the CRD (16 keys) and kept as written for the message.
+    if tls.options.len() > MAX_TLS_OPTIONS || tls.options.iter().any(|k| k.len() > 253) {
+        return reject(
+            "ListenersNotValid",
+            at(format!(
+                "at most {MAX_TLS_OPTIONS} tls.options of up to 253 characters"
+            )),
+        );
+    }
+    let options = tls.options.clone();
     let mode = match (protocol, tls.mode.as_str()) {
         ("HTTPS", "" | "Terminate") => TlsMode::Terminate,
         ("TLS", "Passthrough") => TlsMode::Passthrough,
@@ -74,6 +87,7 @@ pub fn admit_listener_tls(
                 mode: TlsMode::Terminate,
                 certificates: Vec::new(),
                 problem: None,
+                options,
             }));
         }
         (_, m) => {
@@ -101,6 +115,7 @@ pub fn admit_listener_tls(
             mode,
             certificates: Vec::new(),
             problem: None,
+            options,
         }));
     }
     if tls.certificates.is_empty() {
@@ -111,6 +126,7 @@ pub fn admit_listener_tls(
                 reason: INVALID_CERTIFICATE_REF.into(),
                 message: "an HTTPS listener needs at least one tls.certificateRefs entry".into(),
             }),
+            options,
         }));
     }
     let mut certificates = Vec::new();
@@ -146,6 +162,7 @@ pub fn admit_listener_tls(
         mode,
         certificates,
         problem,
+        options,
     }))
 }
 

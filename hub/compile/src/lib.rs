@@ -713,7 +713,7 @@ fn attach_l7_route(
                         }
                     }
                 }
-                Condition::new("Accepted", true, "Accepted", "route accepted")
+                accepted_or_unsupported(route)
             }
             Err(e) => Condition::new("Accepted", false, e.reason(), e.message()),
         };
@@ -780,12 +780,27 @@ fn source(ck: &ClusterKey, kind: Kind, namespace: &str, name: &str) -> SourceObj
 /// The virtual host that answers 404 for any hostname no tenant configured, so that such
 /// requests never reach a tenant.
 fn catch_all(port: u16) -> VirtualHost {
+    direct_host(names::catch_all(port), vec!["*".to_string()], 404)
+}
+
+/// HTTP 421 Misdirected Request (RFC 9110 15.5.20).
+pub const MISDIRECTED_REQUEST: u32 = 421;
+
+/// The virtual host of an HTTPS filter chain (chosen by SNI) that answers 421 for `domains`:
+/// hostnames this chain does not serve, so that a client that reused the connection for another
+/// host (HTTP/2 connection coalescing) opens a new one (Gateway API: HTTPS listeners detect
+/// misdirected requests). It answers directly: nothing of another chain is reached.
+fn misdirected(port: u16, domains: Vec<String>) -> VirtualHost {
+    direct_host(names::misdirected(port), domains, MISDIRECTED_REQUEST)
+}
+
+fn direct_host(name: String, domains: Vec<String>, status: u32) -> VirtualHost {
     VirtualHost {
-        name: names::catch_all(port),
-        domains: vec!["*".to_string()],
+        name: name.clone(),
+        domains,
         rate_limit: None,
         routes: vec![Route {
-            name: names::catch_all(port),
+            name,
             path: PathMatch::Prefix("/".to_string()),
             headers: Vec::new(),
             query_params: Vec::new(),
@@ -793,9 +808,25 @@ fn catch_all(port: u16) -> VirtualHost {
             request_headers: HeaderModifier::default(),
             response_headers: HeaderModifier::default(),
             cors: None,
-            action: RouteAction::DirectResponse(404),
+            action: RouteAction::DirectResponse(status),
             source: None,
         }],
+    }
+}
+
+/// The Accepted condition of a route attached to a parent: True, or False with reason
+/// `UnsupportedValue` naming the first filter fleetgate cannot apply (Gateway API: the route is
+/// not accepted with it, and requests its rule matches get 500; the other rules are served).
+fn accepted_or_unsupported(route: &HttpRoute) -> Condition {
+    let unsupported = route.rules.iter().find_map(|r| {
+        r.filters.iter().find_map(|f| match f {
+            HttpFilter::Unsupported(u) => Some(u),
+            _ => None,
+        })
+    });
+    match unsupported {
+        Some(u) => Condition::new("Accepted", false, "UnsupportedValue", u.message.clone()),
+        None => Condition::new("Accepted", true, "Accepted", "route accepted"),
     }
 }
 
@@ -960,8 +991,8 @@ fn upstream(
     );
 }
 
-/// What a rule does with a matched request (Gateway API): a RequestRedirect answers with a
-/// redirect; otherwise requests are spread over its backends by weight; the share of backends
+/// What a rule does with a matched request (Gateway API): a filter fleetgate cannot apply
+/// answers 500 (a filter is never skipped); a RequestRedirect answers with a redirect; otherwise requests are spread over its backends by weight; the share of backends
 /// that did not resolve gets 500 (through the deliberately absent
 /// [`names::INVALID_BACKEND_CLUSTER`]); 500 outright when no backend with weight > 0 resolved.
 /// Mirrors whose backend did not resolve are left out.
@@ -974,6 +1005,13 @@ fn rule_action(
     src: &SourceObject,
     clusters: &mut BTreeMap<String, ClusterSnapshot>,
 ) -> RouteAction {
+    if rule
+        .filters
+        .iter()
+        .any(|f| matches!(f, HttpFilter::Unsupported(_)))
+    {
+        return RouteAction::DirectResponse(500);
+    }
     if let Some(r) = rule.filters.iter().find_map(|f| match f {
         HttpFilter::RequestRedirect(r) => Some(r),
         _ => None,

@@ -51,8 +51,8 @@ pub fn check<'a>(
             )));
         }
     };
-    // Refused whatever the port: the mode itself is not supported.
-    if let Some(p) = tls_terminate_refused(l) {
+    // Refused whatever the port: the mode or the options themselves are not supported.
+    if let Some(p) = tls_terminate_refused(l).or_else(|| tls_options_refused(l)) {
         return Err(p);
     }
     let dl = dp
@@ -120,6 +120,27 @@ pub fn tls_terminate_refused(l: &Listener) -> Option<ListenerProblem> {
         ListenerProblem::UnsupportedValue(
             "a TLS listener in tls.mode Terminate is not supported (TLSRoutes are served in Passthrough mode only); set tls.mode: Passthrough, or use protocol HTTPS to terminate TLS for HTTPRoutes".to_string(),
         )
+    })
+}
+
+/// A listener with `tls.options`: fleetgate implements none (the TLS versions and ciphers of the
+/// data plane are the operator's), so the listener is refused alone rather than served without
+/// what the options ask for.
+pub fn tls_options_refused(l: &Listener) -> Option<ListenerProblem> {
+    let tls = l.tls.as_ref()?;
+    (!tls.options.is_empty()).then(|| {
+        let keys: Vec<String> = tls
+            .options
+            .iter()
+            .take(4)
+            .map(|k| format!("{:?}", k.chars().take(64).collect::<String>()))
+            .collect();
+        ListenerProblem::UnsupportedValue(format!(
+            "tls.options {}{} {} not supported by fleetgate (it implements no TLS options; the data plane's TLS versions and ciphers are set by the hub operator); remove tls.options",
+            keys.join(", "),
+            if tls.options.len() > 4 { ", ..." } else { "" },
+            if tls.options.len() == 1 { "is" } else { "are" },
+        ))
     })
 }
 

@@ -23,6 +23,12 @@ pub fn catch_all(port: u16) -> String {
     format!("port/{port}/catch-all")
 }
 
+/// The virtual host answering 421 (Misdirected Request) on an HTTPS filter chain for hostnames
+/// that chain does not serve.
+pub fn misdirected(port: u16) -> String {
+    format!("port/{port}/misdirected")
+}
+
 /// The prefix of everything built from one object of one cluster.
 fn object(ck: &ClusterKey, namespace: &str, name: &str) -> String {
     format!("t/{}/c/{}/{namespace}/{name}", ck.tenant, ck.cluster)

@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::hostname::covers;
+use super::hostname::{belongs_to_more_specific, covers};
 use super::listener::ListenerProblem;
 use super::names;
 use super::snapshot::{
@@ -189,10 +189,17 @@ pub fn check(
     from_listener_set: bool,
 ) -> Option<Result<(), ListenerProblem>> {
     match l.protocol {
-        Some(Protocol::Http | Protocol::Https) => {}
+        Some(Protocol::Http) => {}
+        Some(Protocol::Https) => {
+            if let Some(p) = super::listener::tls_options_refused(l) {
+                return Some(Err(p));
+            }
+        }
         Some(Protocol::Tls) => {
             // (A TLS and an HTTPS listener on one port are a ProtocolConflict: `super::conflict`.)
-            if let Some(p) = super::listener::tls_terminate_refused(l) {
+            if let Some(p) = super::listener::tls_terminate_refused(l)
+                .or_else(|| super::listener::tls_options_refused(l))
+            {
                 return Some(Err(p));
             }
         }
@@ -348,37 +355,58 @@ pub fn build(input: &OwnInput<'_>, out: &mut OwnPart) {
                     if secrets.is_empty() {
                         continue;
                     }
-                    // A listener with a hostname gets the hosts it covers, by SNI; the one
-                    // without gets every other host, for any SNI (or none).
-                    let (chain, server_names, mine): (String, Vec<String>, OwnHosts) =
-                        match &l.hostname {
-                            Some(h) => (
-                                names::own_tls_chain(bind, Some(h)),
-                                vec![h.clone()],
-                                hosts
-                                    .iter()
-                                    .filter(|(host, _)| covers(h, host))
-                                    .map(|(k, v)| (k.clone(), v.clone()))
-                                    .collect(),
-                            ),
-                            None => (
-                                names::own_tls_chain(bind, None),
-                                Vec::new(),
-                                hosts
-                                    .iter()
-                                    .filter(|(host, _)| {
-                                        !named.iter().any(|n| covers(n, host) && *host != "*")
-                                    })
-                                    .map(|(k, v)| (k.clone(), v.clone()))
-                                    .collect(),
-                            ),
-                        };
+                    // A listener with a hostname gets the hosts it covers (less those of a
+                    // more specific listener), by SNI, and answers 421 for any other Host; the
+                    // one without gets every other host, for any SNI (or none), and answers 421
+                    // for the hosts of the named listeners (Gateway API: HTTPS listeners detect
+                    // misdirected requests).
+                    let (chain, server_names, mine, misdirected): (
+                        String,
+                        Vec<String>,
+                        OwnHosts,
+                        Vec<String>,
+                    ) = match &l.hostname {
+                        Some(h) => (
+                            names::own_tls_chain(bind, Some(h)),
+                            vec![h.clone()],
+                            hosts
+                                .iter()
+                                .filter(|(host, _)| {
+                                    covers(h, host)
+                                        && !belongs_to_more_specific(
+                                            Some(h),
+                                            host,
+                                            named.iter().copied().map(Some),
+                                        )
+                                })
+                                .map(|(k, v)| (k.clone(), v.clone()))
+                                .collect(),
+                            super::tls::misdirected_domains(h, &named),
+                        ),
+                        None => (
+                            names::own_tls_chain(bind, None),
+                            Vec::new(),
+                            hosts
+                                .iter()
+                                .filter(|(host, _)| {
+                                    !named.iter().any(|n| covers(n, host) && *host != "*")
+                                })
+                                .map(|(k, v)| (k.clone(), v.clone()))
+                                .collect(),
+                            named
+                                .iter()
+                                .map(|n| n.to_string())
+                                .collect::<BTreeSet<_>>()
+                                .into_iter()
+                                .collect(),
+                        ),
+                    };
                     chains.push(TlsChain {
                         name: chain.clone(),
                         server_names,
                         action: TlsChainAction::Terminate {
                             secrets,
-                            http: http_listener(chain, *port, bind, &mine, &src),
+                            http: http_listener(chain, *port, bind, &mine, misdirected, &src),
                         },
                     });
                 }
@@ -399,6 +427,7 @@ pub fn build(input: &OwnInput<'_>, out: &mut OwnPart) {
                 *port,
                 bind,
                 hosts,
+                Vec::new(),
                 &src,
             )),
         }
@@ -406,12 +435,14 @@ pub fn build(input: &OwnInput<'_>, out: &mut OwnPart) {
 }
 
 /// One route table on an own address: a virtual host per hostname (`*` for hostname-less
-/// attachments), then a 404 catch-all unless `*` is taken.
+/// attachments), one answering 421 for the `misdirected` domains (HTTPS chains: hosts served on
+/// another chain), then a 404 catch-all unless `*` is taken.
 fn http_listener(
     name: String,
     port: u16,
     bind: SocketAddr,
     hosts: &OwnHosts,
+    misdirected: Vec<String>,
     src: &SourceObject,
 ) -> ListenerSnapshot {
     let mut virtual_hosts: Vec<Arc<VirtualHost>> = hosts
@@ -426,6 +457,10 @@ fn http_listener(
             })
         })
         .collect();
+    let star_misdirected = misdirected.iter().any(|d| d == "*");
+    if !misdirected.is_empty() {
+        virtual_hosts.push(Arc::new(super::misdirected(port, misdirected)));
+    }
     match hosts.get("*") {
         Some(routes) => virtual_hosts.push(Arc::new(VirtualHost {
             name: names::own_virtual_host(bind, "*"),
@@ -433,6 +468,7 @@ fn http_listener(
             routes: routes.clone(),
             rate_limit: None,
         })),
+        None if star_misdirected => {}
         None => virtual_hosts.push(Arc::new(super::catch_all(port))),
     }
     ListenerSnapshot {

@@ -617,6 +617,59 @@ fn missing_backend_sets_resolved_refs_false() {
 }
 
 #[test]
+fn a_rule_with_an_unsupported_filter_answers_500_and_the_route_is_not_accepted() {
+    // Gateway API: a filter is never skipped; its rule's requests get 500, the other rules are
+    // served, and the route is Accepted=False/UnsupportedValue on every parent it attaches to.
+    let gw = gateway("default", "gw", vec![listener("http", 80)]);
+    let mut ext = rule(
+        vec![prefix("/ext")],
+        vec![backend("a", 1, &["127.0.1.1:80"])],
+    );
+    ext.filters = vec![HttpFilter::Unsupported(model::UnsupportedFilter {
+        filter: "ExtensionRef".into(),
+        message: "rules[0].filters[0]: filter ExtensionRef example.com/Auth \"x\" is not supported"
+            .into(),
+    })];
+    let plain = rule(vec![prefix("/")], vec![backend("a", 1, &["127.0.1.1:80"])]);
+    let r = route(
+        "default",
+        "r",
+        vec![parent("default", "gw")],
+        &["h.example"],
+        vec![ext, plain],
+    );
+    let c = compile(&one(vec![gw], vec![r]), &dp());
+    let vh = vhost(&c, 80, "h.example").unwrap();
+    let by_path: BTreeMap<_, _> = vh
+        .routes
+        .iter()
+        .map(|r| (format!("{:?}", r.path), r.action.clone()))
+        .collect();
+    assert_eq!(
+        by_path[&format!("{:?}", PathMatch::Prefix("/ext".into()))],
+        RouteAction::DirectResponse(500)
+    );
+    assert!(matches!(
+        by_path[&format!("{:?}", PathMatch::Prefix("/".into()))],
+        RouteAction::Forward(_)
+    ));
+    assert_eq!(
+        route_cond(&c, "r", "Accepted"),
+        (false, "UnsupportedValue".into())
+    );
+    let s = status(&c, &ck("a", "c1"), Kind::HttpRoute, "r");
+    assert!(
+        cond(&s.parents[0].conditions, "Accepted")
+            .message
+            .contains("ExtensionRef example.com/Auth")
+    );
+    assert_eq!(
+        route_cond(&c, "r", "ResolvedRefs"),
+        (true, "ResolvedRefs".into())
+    );
+}
+
+#[test]
 fn listener_validation_table() {
     // (listener, listener Accepted reason, gateway Accepted reason)
     let cases: Vec<(Listener, &str, &str)> = vec![
@@ -929,6 +982,36 @@ mod own_address;
 mod tls;
 mod virtual_keys;
 
+/// What Envoy answers for `host` on a route configuration (its virtual host choice: an exact
+/// domain, then the longest `*.suffix`, then `*`; the first route, matching every path in
+/// these tests): the direct status as text, or the first forward cluster's name.
+fn envoy_answer(vhs: &[std::sync::Arc<VirtualHost>], host: &str) -> String {
+    let exact = vhs.iter().find(|v| v.domains.iter().any(|d| d == host));
+    let suffix = || {
+        vhs.iter()
+            .filter_map(|v| {
+                v.domains
+                    .iter()
+                    .filter(|d| d.len() > 1 && hostname::covers(d, host) && d.starts_with('*'))
+                    .map(|d| d.len())
+                    .max()
+                    .map(|n| (n, v))
+            })
+            .max_by_key(|(n, _)| *n)
+            .map(|(_, v)| v)
+    };
+    let star = || vhs.iter().find(|v| v.domains.iter().any(|d| d == "*"));
+    let vh = exact
+        .or_else(suffix)
+        .or_else(star)
+        .unwrap_or_else(|| panic!("no virtual host for {host}"));
+    match &vh.routes[0].action {
+        RouteAction::DirectResponse(s) => s.to_string(),
+        RouteAction::Forward(f) => f.clusters[0].cluster.clone(),
+        RouteAction::Redirect(_) => "redirect".into(),
+    }
+}
+
 // ---- listener conflicts -----------------------------------------------------------------
 
 fn dp_tls() -> DataPlane {
@@ -951,6 +1034,7 @@ fn tls_listener(name: &str, mode: model::TlsMode, host: &str) -> Listener {
             mode,
             certificates: Vec::new(),
             problem: None,
+            options: Vec::new(),
         }),
         ..listener(name, 443).proto(Some(p), n).host(host)
     }

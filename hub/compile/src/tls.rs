@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::attach;
-use super::hostname::covers;
+use super::hostname::{belongs_to_more_specific, covers};
 use super::listener::ListenerProblem;
 use super::names;
 use super::snapshot::ClusterSnapshot;
@@ -212,6 +212,21 @@ pub struct TlsListenerInput<'a> {
     pub gateway: SourceObject,
 }
 
+/// The domains a terminating chain for SNI name `own` answers with 421: `*` (any host it does
+/// not serve) and every other chain's name that `own` covers (hosts of a more specific chain,
+/// which a wildcard virtual host of this chain would otherwise take).
+pub fn misdirected_domains(own: &str, sni_names: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = sni_names
+        .iter()
+        .filter(|n| **n != own && covers(own, n))
+        .map(|n| n.to_string())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    out.insert(0, "*".to_string());
+    out
+}
+
 /// A TLSRoute's hostname on a passthrough listener: where its connections go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Passthrough {
@@ -231,6 +246,13 @@ pub fn build_listener(
 ) -> Option<TlsListenerSnapshot> {
     let mut chains: BTreeMap<String, TlsChain> = BTreeMap::new();
     let mut gateways = BTreeSet::new();
+    // Every SNI name with a chain of its own on this port: a host one of them covers more
+    // specifically than a chain's own name belongs to that chain, not this one.
+    let sni_names: Vec<&str> = inputs
+        .iter()
+        .map(|i| i.hostname)
+        .chain(passthrough.keys().map(String::as_str))
+        .collect();
     for input in inputs {
         gateways.insert(input.gateway.clone());
         if input.tls.mode != TlsMode::Terminate || chains.contains_key(input.hostname) {
@@ -255,7 +277,14 @@ pub fn build_listener(
         let chain_name = names::tls_chain(dl.port, input.hostname);
         let mut virtual_hosts: Vec<Arc<VirtualHost>> = http_hosts
             .iter()
-            .filter(|(host, _)| covers(input.hostname, host))
+            .filter(|(host, _)| {
+                covers(input.hostname, host)
+                    && !belongs_to_more_specific(
+                        Some(input.hostname),
+                        host,
+                        sni_names.iter().copied().map(Some),
+                    )
+            })
             .map(|(host, routes)| {
                 Arc::new(VirtualHost {
                     name: names::virtual_host(dl.port, host),
@@ -265,7 +294,12 @@ pub fn build_listener(
                 })
             })
             .collect();
-        virtual_hosts.push(Arc::new(super::catch_all(dl.port)));
+        // Any other Host on this connection was meant for another chain (or nobody): 421,
+        // also the names of more specific chains, which this chain's wildcard would cover.
+        virtual_hosts.push(Arc::new(super::misdirected(
+            dl.port,
+            misdirected_domains(input.hostname, &sni_names),
+        )));
         chains.insert(
             input.hostname.to_string(),
             TlsChain {

@@ -241,6 +241,10 @@ pub struct ListenerTls {
     /// ReferenceGrant, or a certificate the tenant may not serve): the listener is then not
     /// programmed and reports ResolvedRefs=False with this reason.
     pub problem: Option<BackendProblem>,
+    /// The keys of `tls.options` as written. fleetgate implements none: a listener with any is
+    /// refused alone (Accepted=False/UnsupportedValue) rather than served without them.
+    #[serde(default)]
+    pub options: Vec<String>,
 }
 
 /// One admitted certificate: parsed, its key matching, every DNS name in it owned by the tenant.
@@ -405,6 +409,19 @@ pub enum HttpFilter {
     UrlRewrite(Rewrite),
     RequestMirror(Mirror),
     Cors(Cors),
+    /// A filter fleetgate cannot apply (ExtensionRef, ...). The rule is kept and its requests
+    /// are answered with 500, never served without the filter; the route is reported
+    /// `Accepted=False/UnsupportedValue` on every parent.
+    Unsupported(UnsupportedFilter),
+}
+
+/// A filter the tenant wrote that fleetgate cannot apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnsupportedFilter {
+    /// The filter's type as written (`ExtensionRef`, ...).
+    pub filter: String,
+    /// What is wrong and what to change, for the route's status.
+    pub message: String,
 }
 
 /// ReplaceFullPath / ReplacePrefixMatch of a redirect or a rewrite.

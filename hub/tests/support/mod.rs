@@ -332,6 +332,7 @@ pub fn http_gateway(name: &str, listener: &str, host: &str) -> pb::Object {
                 tls: None,
             }],
             allowed_listeners: None,
+            ..Default::default()
         })),
     }
 }

@@ -185,7 +185,9 @@ fn sorted(mut c: Vec<Condition>) -> Vec<Condition> {
     c
 }
 
-/// GatewayClass of a claimed class: Accepted=True, decided by the agent itself, and
+/// GatewayClass of a claimed class, decided by the agent itself: Accepted=True, or
+/// Accepted=False/InvalidParameters when it has a `parametersRef` (fleetgate takes no
+/// parameters; its Gateways are refused by the hub with the same reason), and
 /// `supportedFeatures` from [`super::features::SUPPORTED_FEATURES`].
 pub fn gateway_class_status(gc: &GatewayClass, now: &Time) -> GatewayClassStatus {
     let existing = gc.status.clone().unwrap_or_default();
@@ -197,11 +199,22 @@ pub fn gateway_class_status(gc: &GatewayClass, now: &Time) -> GatewayClassStatus
             gc.metadata.name.as_deref().unwrap_or_default()
         )
     };
-    let accepted = pb::Condition {
-        r#type: "Accepted".into(),
-        status: "True".into(),
-        reason: "Accepted".into(),
-        message,
+    let accepted = match &gc.spec.parameters_ref {
+        None => pb::Condition {
+            r#type: "Accepted".into(),
+            status: "True".into(),
+            reason: "Accepted".into(),
+            message,
+        },
+        Some(r) => pb::Condition {
+            r#type: "Accepted".into(),
+            status: "False".into(),
+            reason: "InvalidParameters".into(),
+            message: format!(
+                "{message}, which takes no parameters: spec.parametersRef ({}) is not supported, and Gateways of this class are not programmed; remove spec.parametersRef",
+                crate::claim::parameters_ref(&r.group, &r.kind, &r.name)
+            ),
+        },
     };
     let generation = gc.metadata.generation.unwrap_or(0);
     GatewayClassStatus {

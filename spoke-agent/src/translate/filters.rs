@@ -2,8 +2,9 @@
 //! like any backendRef (`crate::resolve`), so the hub gets their endpoints too.
 //!
 //! Where it sits: called by `super::translate_rule`. A filter fleetgate does not implement
-//! (ExtensionRef), or one whose configuration is missing, is an error: the caller drops the
-//! whole rule rather than serve it without the filter.
+//! (ExtensionRef), or one whose configuration is missing, is sent as `UnsupportedFilter` with a
+//! message for the tenant: the hub keeps the rule, answers its requests with 500 and reports the
+//! route `Accepted=False/UnsupportedValue`, rather than serve the rule without the filter.
 
 use fleetgate_proto::spoke::v1::{
     self as pb, HeaderModifier, HttpFilter, PathModifier, http_filter, path_modifier,
@@ -57,14 +58,56 @@ fn path_modifier(
     }
 }
 
-/// One rule filter, or why fleetgate cannot express it.
+/// One rule filter; one fleetgate cannot express becomes an `UnsupportedFilter` saying why.
 pub fn translate_filter(
     route_ns: &str,
     f: &HttpRouteRulesFilters,
     index: &Index<'_>,
-) -> Result<HttpFilter, String> {
+) -> HttpFilter {
+    translate_supported(route_ns, f, index)
+        .unwrap_or_else(|(kind, why)| unsupported_filter(kind, why))
+}
+
+/// The filter fleetgate cannot apply, with the message the route's status carries.
+pub(crate) fn unsupported_filter(kind: &str, why: String) -> HttpFilter {
+    HttpFilter {
+        kind: Some(http_filter::Kind::Unsupported(pb::UnsupportedFilter {
+            r#type: kind.to_string(),
+            message: why,
+        })),
+    }
+}
+
+/// What an ExtensionRef filter's status message says: which reference, and what to do.
+pub(crate) fn extension_ref_message(group: &str, kind: &str, name: &str) -> String {
+    format!(
+        "filter ExtensionRef {group}/{kind} {name:?} is not supported by fleetgate (it has no filter extensions): requests matching this rule are answered with 500; remove the filter or use the Gateway API's own filters"
+    )
+}
+
+fn translate_supported(
+    route_ns: &str,
+    f: &HttpRouteRulesFilters,
+    index: &Index<'_>,
+) -> Result<HttpFilter, (&'static str, String)> {
     use HttpRouteRulesFiltersType as T;
-    let missing = || format!("filter {:?} has no configuration", f.r#type);
+    let type_name = match f.r#type {
+        T::RequestHeaderModifier => "RequestHeaderModifier",
+        T::ResponseHeaderModifier => "ResponseHeaderModifier",
+        T::RequestRedirect => "RequestRedirect",
+        T::UrlRewrite => "URLRewrite",
+        T::RequestMirror => "RequestMirror",
+        T::Cors => "CORS",
+        T::ExtensionRef => "ExtensionRef",
+    };
+    let missing = || {
+        (
+            type_name,
+            format!(
+                "filter {type_name} has no configuration: requests matching this rule are answered with 500; add its settings or remove the filter"
+            ),
+        )
+    };
     let kind = match f.r#type {
         T::RequestHeaderModifier => {
             let m = f.request_header_modifier.as_ref().ok_or_else(missing)?;
@@ -165,7 +208,15 @@ pub fn translate_filter(
             })
         }
         T::ExtensionRef => {
-            return Err("ExtensionRef filters are not supported by fleetgate".into());
+            let r = f.extension_ref.as_ref();
+            return Err((
+                type_name,
+                extension_ref_message(
+                    r.map_or("", |r| r.group.as_str()),
+                    r.map_or("", |r| r.kind.as_str()),
+                    r.map_or("", |r| r.name.as_str()),
+                ),
+            ));
         }
     };
     Ok(HttpFilter { kind: Some(kind) })

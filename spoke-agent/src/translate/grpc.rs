@@ -86,7 +86,19 @@ pub fn translate_match(m: &GrpcRouteRulesMatches) -> pb::GrpcRouteMatch {
     }
 }
 
-fn translate_filter(
+/// One rule filter; one fleetgate cannot apply becomes an `UnsupportedFilter` (the hub answers
+/// the rule's requests with an error and reports the route `Accepted=False/UnsupportedValue`).
+fn translate_filter(ns: &str, f: &GrpcRouteRulesFilters, index: &Index<'_>) -> pb::HttpFilter {
+    let kind = match f.r#type {
+        GrpcRouteRulesFiltersType::RequestHeaderModifier => "RequestHeaderModifier",
+        GrpcRouteRulesFiltersType::ResponseHeaderModifier => "ResponseHeaderModifier",
+        GrpcRouteRulesFiltersType::RequestMirror => "RequestMirror",
+        GrpcRouteRulesFiltersType::ExtensionRef => "ExtensionRef",
+    };
+    translate_supported(ns, f, index).unwrap_or_else(|why| filters::unsupported_filter(kind, why))
+}
+
+fn translate_supported(
     ns: &str,
     f: &GrpcRouteRulesFilters,
     index: &Index<'_>,
@@ -96,7 +108,7 @@ fn translate_filter(
         | GrpcRouteRulesFiltersType::ResponseHeaderModifier => {
             let h: HttpRouteRulesFilters =
                 same_schema(f).ok_or("the filter does not read as a header modifier")?;
-            filters::translate_filter(ns, &h, index)
+            Ok(filters::translate_filter(ns, &h, index))
         }
         GrpcRouteRulesFiltersType::RequestMirror => {
             let m = f
@@ -128,7 +140,12 @@ fn translate_filter(
             })
         }
         GrpcRouteRulesFiltersType::ExtensionRef => {
-            Err("ExtensionRef filters are not supported by fleetgate".into())
+            let r = f.extension_ref.as_ref();
+            Err(filters::extension_ref_message(
+                r.map_or("", |r| r.group.as_str()),
+                r.map_or("", |r| r.kind.as_str()),
+                r.map_or("", |r| r.name.as_str()),
+            ))
         }
     }
 }
@@ -144,7 +161,7 @@ fn translate_rule(
         .iter()
         .flatten()
         .map(|f| translate_filter(ns, f, index))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect();
     let mut backends = Vec::new();
     for b in rule.backend_refs.iter().flatten() {
         let h: HttpRouteRulesBackendRefs =
@@ -279,7 +296,7 @@ mod tests {
     }
 
     #[test]
-    fn extension_ref_drops_the_rule_and_foreign_parents_drop_the_route() {
+    fn extension_ref_keeps_the_rule_marked_unsupported_and_foreign_parents_drop_the_route() {
         let got = translated(json!({
             "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GRPCRoute",
             "metadata": {"name": "echo", "namespace": "default"},
@@ -292,8 +309,13 @@ mod tests {
                 ],
             },
         }));
-        assert_eq!(got[0].rules.len(), 1);
-        assert!(got[0].rules[0].matches.is_empty());
+        assert_eq!(got[0].rules.len(), 2, "the rule is kept, not dropped");
+        let Some(pb::http_filter::Kind::Unsupported(u)) = &got[0].rules[0].filters[0].kind else {
+            panic!("{:?}", got[0].rules[0].filters)
+        };
+        assert_eq!(u.r#type, "ExtensionRef");
+        assert!(u.message.contains("x/Y \"z\""), "{}", u.message);
+        assert!(got[0].rules[1].filters.is_empty());
         let none = translated(json!({
             "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GRPCRoute",
             "metadata": {"name": "echo", "namespace": "default"},

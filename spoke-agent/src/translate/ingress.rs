@@ -77,6 +77,8 @@ pub fn ingress_objects(
             .map(|l| listener(&ns, l, index))
             .collect(),
         allowed_listeners: None,
+        // An Ingress asks for none of the Gateway fields fleetgate refuses.
+        ..Default::default()
     }));
     let routes = s
         .routes
@@ -108,6 +110,7 @@ fn listener(ns: &str, l: &ShapeListener, index: &Index<'_>) -> Listener {
                 wire_certificate(resolve_certificate("Gateway", ns, &r, index))
             })
             .collect(),
+        options: Vec::new(),
     });
     Listener {
         name: l.name.clone(),

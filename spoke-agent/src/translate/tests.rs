@@ -5,16 +5,17 @@ use fleetgate_proto::spoke::v1::{Kind, Object, http_filter, object, path_match};
 use gateway_api::gateways::GatewayListenersAllowedRoutesNamespacesFrom;
 use gateway_api::httproutes::{
     HttpRouteParentRefs, HttpRouteRulesFilters, HttpRouteRulesFiltersCors,
-    HttpRouteRulesFiltersRequestHeaderModifier, HttpRouteRulesFiltersRequestHeaderModifierSet,
-    HttpRouteRulesFiltersRequestMirror, HttpRouteRulesFiltersRequestMirrorBackendRef,
-    HttpRouteRulesFiltersRequestRedirect, HttpRouteRulesFiltersRequestRedirectPath,
-    HttpRouteRulesFiltersRequestRedirectPathType, HttpRouteRulesFiltersRequestRedirectScheme,
-    HttpRouteRulesFiltersResponseHeaderModifier, HttpRouteRulesFiltersResponseHeaderModifierAdd,
-    HttpRouteRulesFiltersType, HttpRouteRulesFiltersUrlRewrite,
-    HttpRouteRulesFiltersUrlRewritePath, HttpRouteRulesFiltersUrlRewritePathType,
-    HttpRouteRulesMatches, HttpRouteRulesMatchesHeaders, HttpRouteRulesMatchesHeadersType,
-    HttpRouteRulesMatchesMethod, HttpRouteRulesMatchesPath, HttpRouteRulesMatchesPathType,
-    HttpRouteRulesMatchesQueryParams, HttpRouteRulesMatchesQueryParamsType, HttpRouteRulesTimeouts,
+    HttpRouteRulesFiltersExtensionRef, HttpRouteRulesFiltersRequestHeaderModifier,
+    HttpRouteRulesFiltersRequestHeaderModifierSet, HttpRouteRulesFiltersRequestMirror,
+    HttpRouteRulesFiltersRequestMirrorBackendRef, HttpRouteRulesFiltersRequestRedirect,
+    HttpRouteRulesFiltersRequestRedirectPath, HttpRouteRulesFiltersRequestRedirectPathType,
+    HttpRouteRulesFiltersRequestRedirectScheme, HttpRouteRulesFiltersResponseHeaderModifier,
+    HttpRouteRulesFiltersResponseHeaderModifierAdd, HttpRouteRulesFiltersType,
+    HttpRouteRulesFiltersUrlRewrite, HttpRouteRulesFiltersUrlRewritePath,
+    HttpRouteRulesFiltersUrlRewritePathType, HttpRouteRulesMatches, HttpRouteRulesMatchesHeaders,
+    HttpRouteRulesMatchesHeadersType, HttpRouteRulesMatchesMethod, HttpRouteRulesMatchesPath,
+    HttpRouteRulesMatchesPathType, HttpRouteRulesMatchesQueryParams,
+    HttpRouteRulesMatchesQueryParamsType, HttpRouteRulesTimeouts,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -505,19 +506,53 @@ fn redirects_are_sent_with_every_field() {
 }
 
 #[test]
-fn a_rule_with_an_unsupported_filter_is_dropped_not_widened() {
-    let st = route_with_filters(vec![HttpRouteRulesFilters {
-        r#type: HttpRouteRulesFiltersType::ExtensionRef,
-        ..Default::default()
-    }]);
+fn a_rule_with_an_unsupported_filter_is_kept_with_the_filter_marked_unsupported() {
+    // Dropping the rule would let its requests fall through to a less specific rule (widened);
+    // skipping the filter would serve them without it. The rule is sent with the filter marked
+    // unsupported, and the hub answers its requests with 500.
+    let st = route_with_filters(vec![
+        HttpRouteRulesFilters {
+            r#type: HttpRouteRulesFiltersType::ExtensionRef,
+            extension_ref: Some(HttpRouteRulesFiltersExtensionRef {
+                group: "example.com".into(),
+                kind: "Auth".into(),
+                name: "strict".into(),
+            }),
+            ..Default::default()
+        },
+        // A type whose configuration is missing is unsupported too.
+        HttpRouteRulesFilters {
+            r#type: HttpRouteRulesFiltersType::UrlRewrite,
+            ..Default::default()
+        },
+    ]);
     let out = translate(&st, EndpointMode::Node);
     let rules = &route_spec(&out[1]).rules;
-    assert_eq!(
-        rules.len(),
-        1,
-        "only the rule without the ExtensionRef is left"
+    assert_eq!(rules.len(), 2, "both rules are sent");
+    assert_eq!(rules[0].backends.len(), 1);
+    let kinds: Vec<_> = rules[0]
+        .filters
+        .iter()
+        .map(|f| match &f.kind {
+            Some(http_filter::Kind::Unsupported(u)) => (u.r#type.as_str(), u.message.as_str()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(kinds[0].0, "ExtensionRef");
+    assert!(
+        kinds[0].1.contains("example.com/Auth \"strict\"")
+            && kinds[0].1.contains("answered with 500")
+            && kinds[0].1.contains("remove the filter"),
+        "{}",
+        kinds[0].1
     );
-    assert_eq!(rules[0].matches[0].path.as_ref().unwrap().value, "/other");
+    assert_eq!(kinds[1].0, "URLRewrite");
+    assert!(
+        kinds[1].1.contains("has no configuration"),
+        "{}",
+        kinds[1].1
+    );
+    assert!(rules[1].filters.is_empty());
 }
 
 #[test]
@@ -670,4 +705,60 @@ fn allowed_route_kinds_are_sent_with_the_group_defaulted() {
             ("example.com".to_string(), "Other".to_string())
         ]
     );
+}
+
+/// Gateway fields fleetgate does not implement are sent as written, so that the hub refuses
+/// them with a condition instead of their being ignored (issue 10's audit): spec.addresses,
+/// spec.tls.frontend/backend, the infrastructure's and the class's parametersRef, listener
+/// tls.options.
+#[test]
+fn unsupported_gateway_fields_are_sent_for_the_hub_to_refuse() {
+    let mut st = base();
+    st.gateway_classes[0].spec.parameters_ref =
+        Some(gateway_api::gatewayclasses::GatewayClassParametersRef {
+            group: String::new(),
+            kind: "ConfigMap".into(),
+            name: "params".into(),
+            namespace: Some("infra".into()),
+        });
+    let g: gateway_api::gateways::GatewaySpec = serde_json::from_value(serde_json::json!({
+        "gatewayClassName": "fleetgate",
+        "addresses": [{"value": "192.0.2.7"}, {"type": "Hostname", "value": "lb.example"}],
+        "tls": {
+            "frontend": {"default": {"validation": {"caCertificateRefs": [{"kind": "ConfigMap", "name": "ca", "group": ""}]}}},
+            "backend": {"clientCertificateRef": {"name": "client"}},
+        },
+        "infrastructure": {"parametersRef": {"group": "example.com", "kind": "GwParams", "name": "gp"}},
+        "listeners": [{"name": "https", "protocol": "HTTPS", "port": 443, "hostname": "app.a.example",
+                       "tls": {"certificateRefs": [{"name": "cert"}], "options": {"example.com/min-version": "1.3"}}}],
+    }))
+    .unwrap();
+    st.gateways[0].spec = g;
+    let out = translate(&st, EndpointMode::Node);
+    let Some(object::Spec::Gateway(g)) = &out[0].spec else {
+        panic!("{:?}", out[0])
+    };
+    let addresses: Vec<(&str, &str)> = g
+        .addresses
+        .iter()
+        .map(|a| (a.r#type.as_str(), a.value.as_str()))
+        .collect();
+    assert_eq!(
+        addresses,
+        vec![("", "192.0.2.7"), ("Hostname", "lb.example")]
+    );
+    assert!(g.tls_frontend && g.tls_backend);
+    assert_eq!(g.infrastructure_parameters_ref, "example.com/GwParams gp");
+    assert_eq!(g.class_parameters_ref, "core/ConfigMap params");
+    assert_eq!(
+        g.listeners[0].tls.as_ref().unwrap().options,
+        vec!["example.com/min-version".to_string()]
+    );
+    // A Gateway that sets none of them sends none.
+    let plain = translate(&base(), EndpointMode::Node);
+    let Some(object::Spec::Gateway(p)) = &plain[0].spec else {
+        panic!("{:?}", plain[0])
+    };
+    assert!(p.addresses.is_empty() && !p.tls_frontend && !p.tls_backend);
+    assert!(p.infrastructure_parameters_ref.is_empty() && p.class_parameters_ref.is_empty());
 }

@@ -209,6 +209,7 @@ fn listener_tls_table() {
     let tls = |mode: &str, certs: Vec<pb::Certificate>| pb::ListenerTls {
         mode: mode.into(),
         certificates: certs,
+        ..Default::default()
     };
     let problem = |reason: &str| pb::Certificate {
         namespace: "default".into(),
@@ -373,6 +374,7 @@ fn expired_not_yet_valid_and_mismatched_certificates_make_the_listener_invalid()
         let tls = pb::ListenerTls {
             mode: String::new(),
             certificates: vec![cert],
+            ..Default::default()
         };
         let got = admit_listener_tls("l", "HTTPS", Some(&tls), &p)
             .unwrap()

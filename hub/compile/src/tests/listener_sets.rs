@@ -485,6 +485,7 @@ fn an_https_listener_set_terminates_with_its_own_certificate() {
                 reason: r.into(),
                 message: "Secret team/gone not found".into(),
             }),
+            options: Vec::new(),
         });
         l
     };

@@ -274,6 +274,7 @@ fn https(name: &str, host: Option<&str>) -> Listener {
         mode: TlsMode::Terminate,
         certificates: vec![cert()],
         problem: None,
+        options: Vec::new(),
     });
     l
 }
@@ -330,6 +331,89 @@ fn https_without_hostname_gets_a_chain_without_server_names_on_the_own_address()
     assert_eq!(secrets, &vec!["t/a/c/c1/default/tls/secret".to_string()]);
     assert_eq!(http.virtual_hosts.last().unwrap().domains, vec!["*"]);
     assert_eq!(c.snapshot.secrets.len(), 1);
+}
+
+/// The upstream `HTTPRouteHTTPSListenerDetectMisdirectedRequests` shape on a Gateway's own
+/// address: a listener without hostname, an exact one, a wildcard and an exact one under the
+/// wildcard. A Host served by another chain gets 421; on the chain without server names a host
+/// no listener names is 404 (or that chain's own route).
+#[test]
+fn misdirected_requests_get_421_on_own_address_https_chains() {
+    let gw = gateway(
+        "default",
+        "gw",
+        vec![
+            https("https", None),
+            https("second", Some("second.a.example")),
+            https("wild", Some("*.w.a.example")),
+            https("fourth", Some("fourth.w.a.example")),
+        ],
+    );
+    let on = |section: &str| {
+        vec![ParentRef {
+            section_name: Some(section.into()),
+            ..parent("default", "gw")
+        }]
+    };
+    let r = |name: &str, section: &str, hosts: &[&str]| {
+        route(
+            "default",
+            name,
+            on(section),
+            hosts,
+            vec![rule(vec![prefix("/")], vec![backend(name, 1, &[])])],
+        )
+    };
+    let fi = one(
+        vec![gw],
+        vec![
+            r("r1", "https", &["first.a.example"]),
+            r("r2", "second", &[]),
+            r("r3", "wild", &[]),
+            r("r4", "fourth", &[]),
+        ],
+    );
+    let c = compile_own(&fi, &pools(&["192.0.2.50"], None));
+    let t = &c.snapshot.tls_listeners[0];
+    let chain = |sni: Option<&str>| {
+        let ch = t
+            .chains
+            .iter()
+            .find(|ch| ch.server_names.first().map(String::as_str) == sni)
+            .unwrap_or_else(|| panic!("no chain {sni:?}"));
+        let TlsChainAction::Terminate { http, .. } = &ch.action else {
+            panic!("terminate expected")
+        };
+        http.virtual_hosts.clone()
+    };
+    let to = |r: &str| format!("t/a/c/c1/default/{r}/r0/b0");
+    // (SNI chain, Host, answer); `None`: the chain without server names (any other SNI).
+    let cases: Vec<(Option<&str>, &str, String)> = vec![
+        (None, "first.a.example", to("r1")),
+        (None, "second.a.example", "421".into()),
+        (None, "unknown.a.example", "404".into()),
+        (None, "third.w.a.example", "421".into()),
+        (Some("second.a.example"), "second.a.example", to("r2")),
+        (Some("second.a.example"), "first.a.example", "421".into()),
+        (Some("second.a.example"), "unknown.a.example", "421".into()),
+        (Some("*.w.a.example"), "third.w.a.example", to("r3")),
+        (Some("*.w.a.example"), "fifth.w.a.example", to("r3")),
+        (Some("*.w.a.example"), "fourth.w.a.example", "421".into()),
+        (Some("*.w.a.example"), "second.a.example", "421".into()),
+        (Some("fourth.w.a.example"), "fourth.w.a.example", to("r4")),
+        (
+            Some("fourth.w.a.example"),
+            "fifth.w.a.example",
+            "421".into(),
+        ),
+    ];
+    for (sni, host, want) in cases {
+        assert_eq!(
+            envoy_answer(&chain(sni), host),
+            want,
+            "SNI {sni:?}, Host {host}"
+        );
+    }
 }
 
 #[test]

@@ -50,6 +50,7 @@ fn https(
             reason: r.into(),
             message: "Secret default/gone not found".into(),
         }),
+        options: Vec::new(),
     });
     l
 }
@@ -297,6 +298,96 @@ fn each_tenant_hostname_gets_its_own_chain_and_only_its_routes() {
     assert_eq!(l.gateways.len(), 2);
 }
 
+/// Gateway API `GatewayHTTPSListenerDetectMisdirectedRequests` on a shared TLS port: on a
+/// connection whose SNI chose a chain, a Host that chain does not serve gets 421 (another
+/// tenant's host, a host of a more specific chain, a host nobody serves); the chain's own hosts
+/// are served.
+#[test]
+fn hosts_a_chain_does_not_serve_get_421_on_it() {
+    let gw_a = gateway(
+        "default",
+        "web",
+        vec![
+            https("wild", Some("*.a.example"), vec![cert("a", "0a")], None),
+            https("app", Some("app.a.example"), vec![cert("a", "0a")], None),
+        ],
+    );
+    let gw_b = gateway(
+        "default",
+        "web",
+        vec![https(
+            "b",
+            Some("app.b.example"),
+            vec![cert("b", "0b")],
+            None,
+        )],
+    );
+    // Without hostnames: the wildcard chain's virtual host `*.a.example`.
+    let ra = route(
+        "default",
+        "wild",
+        vec![ParentRef {
+            section_name: Some("wild".into()),
+            ..parent("default", "web")
+        }],
+        &[],
+        vec![rule(vec![prefix("/")], vec![backend("w", 1, &[])])],
+    );
+    let rapp = route(
+        "default",
+        "app",
+        vec![ParentRef {
+            section_name: Some("app".into()),
+            ..parent("default", "web")
+        }],
+        &[],
+        vec![rule(vec![prefix("/")], vec![backend("app", 1, &[])])],
+    );
+    let rb = simple_route("default", "b", vec![parent("default", "web")], &[]);
+    let out = compile(
+        &intent(vec![
+            (ck("a", "c1"), vec![gw_a], vec![ra, rapp]),
+            (ck("b", "c1"), vec![gw_b], vec![rb]),
+        ]),
+        &tls_dp(),
+    );
+    let l = &out.snapshot.tls_listeners[0];
+    let chain = |sni: &str| {
+        let c = l
+            .chains
+            .iter()
+            .find(|c| c.server_names == vec![sni.to_string()])
+            .unwrap_or_else(|| panic!("no chain {sni}"));
+        let TlsChainAction::Terminate { http, .. } = &c.action else {
+            panic!("terminate expected")
+        };
+        http.virtual_hosts.clone()
+    };
+    let wild_cluster = "t/a/c/c1/default/wild/r0/b0";
+    let app_cluster = "t/a/c/c1/default/app/r0/b0";
+    // (SNI, Host, answer)
+    let cases = [
+        ("*.a.example", "x.a.example", wild_cluster),
+        ("*.a.example", "app.a.example", "421"),
+        ("*.a.example", "nobody.a.example", wild_cluster),
+        ("*.a.example", "a.example", "421"),
+        ("*.a.example", "app.b.example", "421"),
+        ("app.a.example", "app.a.example", app_cluster),
+        ("app.a.example", "x.a.example", "421"),
+        ("app.b.example", "app.a.example", "421"),
+        ("app.b.example", "x.a.example", "421"),
+    ];
+    for (sni, host, want) in cases {
+        assert_eq!(
+            envoy_answer(&chain(sni), host),
+            want,
+            "SNI {sni}, Host {host}"
+        );
+    }
+    let b = chain("app.b.example");
+    assert!(envoy_answer(&b, "app.b.example").starts_with("t/b/"));
+}
+
 #[test]
 fn a_rotated_certificate_changes_only_the_secret() {
     let build = |serial: &str| {
@@ -326,6 +417,7 @@ fn passthrough(name: &str, host: &str) -> Listener {
         mode: TlsMode::Passthrough,
         certificates: vec![],
         problem: None,
+        options: Vec::new(),
     });
     l
 }
@@ -710,4 +802,44 @@ fn tls_routes_on_http_or_https_only_gateways_are_not_allowed_by_listeners() {
         let g = status(&out, &ck("a", "c1"), Kind::Gateway, "web");
         assert_eq!(g.listeners[0].attached_routes, 0, "{what}");
     }
+}
+
+/// Listener `tls.options`: fleetgate implements none, so the listener is refused alone
+/// (Accepted=False/UnsupportedValue, naming the keys and saying to remove them) rather than
+/// served without them; the Gateway's other listener is served.
+#[test]
+fn a_listener_with_tls_options_is_refused_alone() {
+    let mut with_options = https("opts", Some("opts.a.example"), vec![cert("a", "0a")], None);
+    with_options.tls.as_mut().unwrap().options = vec!["example.com/min-version".into()];
+    let gw = gateway(
+        "default",
+        "web",
+        vec![
+            with_options,
+            https("app", Some("app.a.example"), vec![cert("a", "0a")], None),
+        ],
+    );
+    let out = compile(&one(vec![gw], vec![]), &tls_dp());
+    let st = status(&out, &ck("a", "c1"), Kind::Gateway, "web");
+    let refused = listener_condition(st, "opts", "Accepted");
+    assert_eq!(
+        (refused.status, refused.reason.as_str()),
+        (false, "UnsupportedValue")
+    );
+    assert!(
+        refused.message.contains("\"example.com/min-version\"")
+            && refused.message.contains("remove tls.options"),
+        "{}",
+        refused.message
+    );
+    assert!(listener_condition(st, "app", "Accepted").status);
+    assert!(listener_condition(st, "app", "Programmed").status);
+    let sni: Vec<&Vec<String>> = out.snapshot.tls_listeners[0]
+        .chains
+        .iter()
+        .map(|c| &c.server_names)
+        .collect();
+    assert_eq!(sni, vec![&vec!["app.a.example".to_string()]]);
+    let g = cond(&st.conditions, "Accepted");
+    assert_eq!((g.status, g.reason.as_str()), (true, "ListenersNotValid"));
 }

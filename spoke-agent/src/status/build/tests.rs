@@ -453,6 +453,44 @@ fn claimed_classes_list_the_supported_features_in_order() {
     assert_eq!(accepted.status, "True");
 }
 
+/// fleetgate takes no parameters: a claimed GatewayClass with a parametersRef is
+/// Accepted=False/InvalidParameters with a message saying so and what to do, at its generation.
+#[test]
+fn a_class_with_a_parameters_ref_is_not_accepted() {
+    let mut st = cluster();
+    st.gateway_classes[0].spec.parameters_ref =
+        Some(gateway_api::gatewayclasses::GatewayClassParametersRef {
+            group: "example.com".into(),
+            kind: "Params".into(),
+            name: "p".into(),
+            namespace: None,
+        });
+    st.gateway_classes[0].metadata.generation = Some(3);
+    let w = plan(&st, None, &t(100));
+    let StatusWrite::GatewayClass { status, .. } = &w[0] else {
+        panic!("{w:?}")
+    };
+    let accepted = status
+        .conditions
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|c| c.type_ == "Accepted")
+        .unwrap();
+    assert_eq!(
+        (accepted.status.as_str(), accepted.reason.as_str()),
+        ("False", "InvalidParameters")
+    );
+    assert!(
+        accepted.message.contains("example.com/Params p")
+            && accepted.message.contains("takes no parameters")
+            && accepted.message.contains("remove spec.parametersRef"),
+        "{}",
+        accepted.message
+    );
+    assert_eq!(accepted.observed_generation, Some(3));
+}
+
 #[test]
 fn supported_kinds_come_from_the_hub_and_may_be_empty() {
     supported_kinds_case(cluster(), "HTTP");
