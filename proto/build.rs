@@ -29,7 +29,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ".fleetgate.aigateway.v1.BackendAuth",
             // Carries a provider key from the tenant's Secret: redacted the same way.
             ".fleetgate.spoke.v1.AiAuth",
+            // Carries the tenant's MCP session key: redacted the same way.
+            ".fleetgate.aigateway.v1.TenantConfig",
         ])
+        // An MCP backend is larger than every other kind of object: boxed, so that it does not
+        // make every `object::Spec` as large.
+        .boxed(".fleetgate.spoke.v1.AiBackend.mcp")
         .compile_fds(fds)?;
     Ok(())
 }

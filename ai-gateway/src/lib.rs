@@ -29,6 +29,8 @@
 //! - [`usage`]: tokens and time to first token, streamed or not.
 //! - [`errors`]: OpenAI-shaped errors with the right status.
 //! - [`translate`]: one provider API in another's terms (OpenAI <-> Anthropic), pure.
+//! - [`mcp`]: MCP federation, the handler of routes whose backend is `mcp` (several MCP servers
+//!   behind one endpoint).
 //! - [`config`]: the typed configuration; [`publish`]: its one writer, which compiles and swaps
 //!   the route table; [`source`]: where configuration comes from (a file, the hub's stream).
 //!
@@ -44,6 +46,7 @@ pub mod identify;
 pub mod keys;
 pub mod limit;
 pub mod listen;
+pub mod mcp;
 pub mod provider;
 pub mod publish;
 pub mod route;
@@ -163,6 +166,8 @@ pub struct RequestCtx {
     /// The id of the virtual key the request presented (`VirtualKey.id`), when its route takes
     /// virtual keys; budgets are counted against it.
     pub virtual_key: Option<String>,
+    /// What this replica keeps for MCP sessions ([`mcp::McpState`]).
+    pub mcp: Arc<mcp::McpState>,
     /// A2A telemetry and what the A2A handler remembers of agents ([`a2a`]).
     pub a2a: Arc<a2a::A2aState>,
 }
@@ -174,6 +179,7 @@ pub struct Gateway {
     usage: Arc<dyn UsageSink>,
     limits: Limits,
     ledger: Option<Arc<dyn budget::Ledger>>,
+    mcp: Arc<mcp::McpState>,
     a2a: Arc<a2a::A2aState>,
 }
 
@@ -191,6 +197,7 @@ impl Gateway {
             usage,
             limits: settings.limits,
             ledger: settings.ledger.clone(),
+            mcp: Arc::new(mcp::McpState::default()),
             a2a: Arc::default(),
         })
     }
@@ -241,6 +248,7 @@ impl Gateway {
             permit: Some(permit),
             limits: self.limits,
             virtual_key: key.as_ref().map(|k| k.id.to_string()),
+            mcp: self.mcp.clone(),
             a2a: self.a2a.clone(),
         };
         let key_budgeted = key.is_some_and(|k| k.budget.is_some());

@@ -4,8 +4,8 @@
 //!
 //! The table is immutable; [`crate::publish::ConfigStore`] publishes a new one on every change and
 //! a request keeps the `Arc` it looked up, so a configuration swap never disturbs a request in
-//! flight. Handler kinds: LLM providers and A2A agents ([`crate::a2a`]); MCP federation (issue
-//! 12) is another [`BackendKind`] variant and another arm in [`dispatch`], not a new router.
+//! flight. Handler kinds: LLM providers, MCP federation ([`crate::mcp`]) and A2A agents
+//! ([`crate::a2a`]): each a [`BackendKind`] variant and an arm in [`dispatch`], not a new router.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -55,6 +55,8 @@ pub struct Route {
     pub round_robin: RoundRobin,
     /// Which providers of `ai.groups` are ejected, and until when.
     pub health: Health,
+    /// The tenant's key for sealing MCP session ids (an `mcp` backend's sessions).
+    pub mcp_session_key: Option<crate::config::mcp::SessionKey>,
 }
 
 /// Ejection deadlines of a route's providers (`ai.groups`), lock-free.
@@ -118,6 +120,7 @@ impl RouteTable {
                         let providers = match &backend.kind {
                             BackendKind::Ai(_) => 1,
                             BackendKind::AiGroups(g) => g.iter().map(Vec::len).sum(),
+                            BackendKind::Mcp(_) => 0,
                             BackendKind::A2a(_) => 1,
                         };
                         let r = Route {
@@ -126,6 +129,7 @@ impl RouteTable {
                             backend: backend.clone(),
                             round_robin: RoundRobin::default(),
                             health: Health::new(providers),
+                            mcp_session_key: tenant.mcp_session_key.clone(),
                         };
                         (route.clone(), Arc::new(r))
                     })
@@ -191,6 +195,7 @@ pub async fn dispatch(ctx: RequestCtx, req: Request<Incoming>) -> hyper::Respons
         BackendKind::AiGroups(groups) => {
             crate::provider::failover::handle(ctx, groups, policies, req).await
         }
+        BackendKind::Mcp(mcp) => crate::mcp::serve::handle(ctx, mcp, req).await,
         BackendKind::A2a(a2a) => crate::a2a::handle(ctx, a2a, policies, req).await,
     }
 }
@@ -230,6 +235,7 @@ tenants:
         let host = |r: &Route| match &r.backend.kind {
             BackendKind::Ai(ai) => ai.host.clone(),
             BackendKind::AiGroups(g) => g[0][0].host.clone(),
+            BackendKind::Mcp(m) => m.targets[0].host.clone(),
             BackendKind::A2a(a) => a.host.clone(),
         };
         assert_eq!(host(&ra), "127.0.1.1");

@@ -98,6 +98,41 @@ pub fn ai_python() -> anyhow::Result<PathBuf> {
     component("FLEETGATE_AI_PYTHON", default)
 }
 
+/// The newest `agents-*` folder `e2e/setup.sh agents` completed (the MCP and A2A SDKs).
+fn agents_dir() -> PathBuf {
+    std::fs::read_dir(cache_dir())
+        .ok()
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("agents-"))
+                && p.join(".complete").is_file()
+        })
+        .max()
+        .unwrap_or_else(|| cache_dir().join("agents-missing"))
+}
+
+/// The Python with PyPI `mcp` and `a2a-sdk` (`FLEETGATE_AGENTS_PYTHON`).
+pub fn agents_python() -> anyhow::Result<PathBuf> {
+    component(
+        "FLEETGATE_AGENTS_PYTHON",
+        agents_dir().join("venv/bin/python"),
+    )
+}
+
+/// The `node_modules` folder with `@modelcontextprotocol/sdk` (`FLEETGATE_AGENTS_NODE_PATH`),
+/// for `NODE_PATH`.
+pub fn agents_node_path() -> anyhow::Result<PathBuf> {
+    component(
+        "FLEETGATE_AGENTS_NODE_PATH",
+        agents_dir().join("node/node_modules"),
+    )
+}
+
 /// The workspace root (the folder above this crate).
 pub fn workspace_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -32,6 +32,7 @@ pub mod hub;
 pub mod kubeconfig;
 pub mod llama;
 pub mod load;
+pub mod mcp_server;
 pub mod mock_llm;
 pub mod objects;
 pub mod own_address;

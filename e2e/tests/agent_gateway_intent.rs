@@ -213,7 +213,7 @@ async fn tutorial_resources_apply_unchanged_and_reach_the_hub_resolved() {
     }
     cluster
         .apply(&format!(
-            "apiVersion: agentgateway.dev/v1alpha1\nkind: AgentgatewayBackend\nmetadata: {{name: tools, namespace: {NS}}}\nspec:\n  mcp:\n    targets: [{{name: t, static: {{host: mcp, port: 80, path: /mcp}}}}]\n    sessionRouting: Stateless\n"
+            "apiVersion: agentgateway.dev/v1alpha1\nkind: AgentgatewayBackend\nmetadata: {{name: tools, namespace: {NS}}}\nspec:\n  mcp:\n    targets: [{{name: t, static: {{host: llama-cpp.llm.svc.cluster.local, port: 8080, path: /mcp}}}}, {{name: gone, static: {{host: mcp.example.com, port: 443, protocol: SSE}}}}]\n    sessionRouting: Stateless\n"
         ))
         .await
         .expect("an MCP backend applies");
@@ -316,13 +316,28 @@ async fn tutorial_resources_apply_unchanged_and_reach_the_hub_resolved() {
         }]
     );
     assert_eq!(backend.problem, None);
-    let tools = ai_intent_problem(&hub.intent(), "tools").expect("the MCP backend is sent");
-    assert_eq!(tools.reason, "UnsupportedValue");
-    assert!(
-        tools.message.contains("spec.mcp is not supported yet"),
-        "{}",
-        tools.message
+    // The MCP backend: its Service target resolved to the node's port like the LLM's host,
+    // the external one left for the hub's egress allowlist, the modes as written.
+    assert_eq!(ai_intent_problem(&hub.intent(), "tools"), None);
+    let tools = match &get(&hub.intent(), Kind::AiBackend, NS, "tools")
+        .expect("the MCP backend is sent")
+        .spec
+    {
+        Some(object::Spec::AiBackend(b)) => b.mcp.clone().expect("sent as an MCP backend"),
+        other => panic!("not an AI backend: {other:?}"),
+    };
+    assert_eq!(tools.session_routing, "Stateless");
+    assert_eq!(
+        tools.targets[0].endpoints,
+        vec![pb::Endpoint {
+            address: "127.0.1.1".into(),
+            port: node_port,
+            ready: true
+        }]
     );
+    assert_eq!(tools.targets[0].path.as_deref(), Some("/mcp"));
+    assert!(tools.targets[1].endpoints.is_empty());
+    assert_eq!(tools.targets[1].protocol, "SSE");
 
     // The agent accepted the GatewayClass it was told to claim.
     eventually(TIMEOUT, || async {

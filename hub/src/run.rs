@@ -211,6 +211,31 @@ fn withdraw_forbidden_ai_routes(snapshot: &mut Snapshot, config: &Config, reserv
                     groups.retain(|g| !g.is_empty());
                     !groups.is_empty()
                 }
+                // The same for each MCP target: one no longer allowed leaves the backend.
+                AiRouteTarget::Mcp(m) => {
+                    m.targets.retain_mut(|t| {
+                        let mut p = crate::model::ai::AiRouteProvider {
+                            name: t.name.clone(),
+                            provider: crate::model::ai::AiProvider::OpenAi { model: None },
+                            host: t.host.clone(),
+                            port: t.port,
+                            path: None,
+                            path_prefix: None,
+                            endpoints: match &t.upstream {
+                                crate::model::ai::AiUpstream::Cluster(e) => e.clone(),
+                                crate::model::ai::AiUpstream::External => Vec::new(),
+                            },
+                            tls: false,
+                            auth: crate::model::ai::AiAuth::None,
+                        };
+                        let kept = keep(&mut p);
+                        if let crate::model::ai::AiUpstream::Cluster(e) = &mut t.upstream {
+                            *e = p.endpoints;
+                        }
+                        kept
+                    });
+                    !m.targets.is_empty()
+                }
             }
         });
     }

@@ -270,7 +270,8 @@ fn port_of(table: &RouteTable, tenant: &str, route: &str) -> Option<u16> {
     match &r.backend.kind {
         fleetgate_ai_gateway::config::BackendKind::Ai(ai) => Some(ai.port),
         // The hub sends single providers only.
-        fleetgate_ai_gateway::config::BackendKind::AiGroups(_) => None,
+        fleetgate_ai_gateway::config::BackendKind::AiGroups(_)
+        | fleetgate_ai_gateway::config::BackendKind::Mcp(_) => None,
         fleetgate_ai_gateway::config::BackendKind::A2a(a) => Some(a.port),
     }
 }

@@ -66,6 +66,28 @@ impl std::fmt::Debug for aigateway::v1::BackendAuth {
     }
 }
 
+impl std::fmt::Debug for aigateway::v1::TenantConfig {
+    /// Redacts the MCP session key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantConfig")
+            .field("tenant", &self.tenant)
+            .field("version", &self.version)
+            .field("max_concurrency", &self.max_concurrency)
+            .field("routes", &self.routes)
+            .field("budget", &self.budget)
+            .field("virtual_keys", &self.virtual_keys)
+            .field(
+                "mcp_session_key",
+                &if self.mcp_session_key.is_empty() {
+                    "<none>"
+                } else {
+                    "<redacted>"
+                },
+            )
+            .finish()
+    }
+}
+
 impl std::fmt::Debug for spoke::v1::AiAuth {
     /// Redacts the provider key: an intent dumped into a log never carries it.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -45,6 +45,7 @@ pub mod ai_backend;
 pub mod filters;
 pub mod grpc;
 pub mod ingress;
+pub mod mcp_backend;
 pub mod virtual_key;
 mod wire;
 

@@ -10,6 +10,7 @@
 //!   that swaps that table atomically; [`crate::source`] is where configuration comes from (a
 //!   YAML file, or the hub's gRPC stream).
 
+pub mod mcp;
 pub mod model;
 
 pub use model::{

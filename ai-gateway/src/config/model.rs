@@ -69,6 +69,10 @@ pub struct RawTenant {
     /// route that any key names serves only requests presenting one of its keys.
     #[serde(default)]
     pub virtual_keys: BTreeMap<String, RawVirtualKey>,
+    /// The key (64 hex digits) the tenant's MCP session ids are sealed with; the hub sends the
+    /// same one to every replica, so any replica opens a session another one issued. Unset: a
+    /// key of this process (sessions stay on this replica).
+    pub mcp_session_key: Option<Secret>,
 }
 
 /// A virtual key as written: the SHA-256 of the key (64 hex digits; the key itself is never in
@@ -96,6 +100,8 @@ pub struct RawBudget {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawBackend {
     pub ai: Option<RawAi>,
+    /// MCP federation: several MCP servers behind one endpoint ([`super::mcp`]).
+    pub mcp: Option<super::mcp::RawMcp>,
     /// An agent speaking the A2A protocol (agentgateway's `spec.a2a`).
     pub a2a: Option<RawA2a>,
     #[serde(default)]
@@ -220,6 +226,8 @@ pub struct TenantConfig {
     pub budget: Option<Budget>,
     /// The tenant's virtual keys, by id.
     pub virtual_keys: BTreeMap<String, VirtualKeyConfig>,
+    /// The key the tenant's MCP session ids are sealed with (`None`: the process's own).
+    pub mcp_session_key: Option<super::mcp::SessionKey>,
 }
 
 /// A validated virtual key.
@@ -257,6 +265,8 @@ pub enum BackendKind {
     Ai(AiBackend),
     /// LLM providers in priority groups (`ai.groups`), failing over in order.
     AiGroups(Vec<Vec<AiBackend>>),
+    /// MCP servers federated behind one endpoint (`mcp.targets`).
+    Mcp(super::mcp::McpBackend),
     /// An A2A agent ([`crate::a2a`]).
     A2a(A2aBackend),
 }
@@ -392,7 +402,7 @@ pub enum ConfigError {
     Parse(String),
 }
 
-fn field(at: impl Into<String>, why: impl Into<String>) -> ConfigError {
+pub(super) fn field(at: impl Into<String>, why: impl Into<String>) -> ConfigError {
     ConfigError::Field {
         at: at.into(),
         why: why.into(),
@@ -424,7 +434,7 @@ pub fn check_name(at: &str, name: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn check_host(at: &str, host: &str) -> Result<(), ConfigError> {
+pub(super) fn check_host(at: &str, host: &str) -> Result<(), ConfigError> {
     if host.parse::<IpAddr>().is_ok() {
         return Ok(());
     }
@@ -451,7 +461,7 @@ fn check_host(at: &str, host: &str) -> Result<(), ConfigError> {
     }
 }
 
-fn check_path(at: &str, path: &str) -> Result<(), ConfigError> {
+pub(super) fn check_path(at: &str, path: &str) -> Result<(), ConfigError> {
     let ok = path.starts_with('/')
         && path.len() <= 1024
         && !path.contains(['?', '#'])
@@ -470,7 +480,7 @@ fn check_path(at: &str, path: &str) -> Result<(), ConfigError> {
 
 /// `ip:port` literals, no more than [`MAX_ENDPOINTS`], none with port 0 or an unspecified or
 /// multicast address (nothing can be dialled there).
-fn check_endpoints(at: &str, raw: &[String]) -> Result<Vec<SocketAddr>, ConfigError> {
+pub(super) fn check_endpoints(at: &str, raw: &[String]) -> Result<Vec<SocketAddr>, ConfigError> {
     if raw.len() > MAX_ENDPOINTS {
         return Err(field(
             at,
@@ -544,12 +554,18 @@ impl RawTenant {
         }
         let budget = validate_budget(&format!("{at}.budget"), self.budget.as_ref())?;
         let virtual_keys = validate_keys(&at, &self.virtual_keys, &routes)?;
+        let mcp_session_key = self
+            .mcp_session_key
+            .as_ref()
+            .map(|k| super::mcp::SessionKey::parse(&format!("{at}.mcpSessionKey"), k))
+            .transpose()?;
         Ok(TenantConfig {
             version: self.version.unwrap_or(default_version),
             max_concurrency,
             routes,
             budget,
             virtual_keys,
+            mcp_session_key,
         })
     }
 }
@@ -814,6 +830,22 @@ fn validate_a2a(a: &RawA2a, at: &str) -> Result<A2aBackend, ConfigError> {
 
 impl RawBackend {
     fn validate(&self, at: &str) -> Result<Backend, ConfigError> {
+        if let Some(mcp) = &self.mcp {
+            if self.ai.is_some() || self.a2a.is_some() {
+                return Err(field(
+                    at,
+                    "a backend needs exactly one kind: `ai`, `mcp` or `a2a`",
+                ));
+            }
+            return Ok(Backend {
+                kind: BackendKind::Mcp(mcp.validate(&format!("{at}.mcp"))?),
+                policies: Policies {
+                    auth: None,
+                    request_timeout: self.request_timeout(at)?,
+                    model_aliases: BTreeMap::new(),
+                },
+            });
+        }
         let kind = match (&self.ai, &self.a2a) {
             (None, Some(a2a)) => {
                 if !self.policies.model_aliases.is_empty() {
@@ -828,7 +860,7 @@ impl RawBackend {
             _ => {
                 return Err(field(
                     at,
-                    "a backend needs exactly one kind: `ai` (an LLM provider) or `a2a` (an A2A agent)",
+                    "a backend needs exactly one kind: `ai` (an LLM provider), `mcp` (MCP servers) or `a2a` (an A2A agent)",
                 ));
             }
         };
@@ -879,16 +911,7 @@ impl RawBackend {
     /// The policies around `kind`.
     fn finish(&self, kind: BackendKind, at: &str) -> Result<Backend, ConfigError> {
         let auth = validate_auth(&format!("{at}.policies.auth"), self.policies.auth.as_ref())?;
-        let request_timeout = match self.policies.request_timeout_ms {
-            None => DEFAULT_REQUEST_TIMEOUT,
-            Some(ms) if (1..=3_600_000).contains(&ms) => Duration::from_millis(ms),
-            Some(ms) => {
-                return Err(field(
-                    format!("{at}.policies.requestTimeoutMs"),
-                    format!("{ms} is outside 1..=3600000"),
-                ));
-            }
-        };
+        let request_timeout = self.request_timeout(at)?;
         let model_aliases = validate_model_aliases(
             &format!("{at}.policies.modelAliases"),
             &self.policies.model_aliases,
@@ -901,6 +924,20 @@ impl RawBackend {
                 model_aliases,
             },
         })
+    }
+}
+
+impl RawBackend {
+    /// `policies.requestTimeoutMs`, or the default.
+    fn request_timeout(&self, at: &str) -> Result<Duration, ConfigError> {
+        match self.policies.request_timeout_ms {
+            None => Ok(DEFAULT_REQUEST_TIMEOUT),
+            Some(ms) if (1..=3_600_000).contains(&ms) => Ok(Duration::from_millis(ms)),
+            Some(ms) => Err(field(
+                format!("{at}.policies.requestTimeoutMs"),
+                format!("{ms} is outside 1..=3600000"),
+            )),
+        }
     }
 }
 

@@ -108,6 +108,7 @@ pub async fn handle(
             permit: None,
             limits: ctx.limits,
             virtual_key: ctx.virtual_key.clone(),
+            mcp: ctx.mcp.clone(),
             a2a: ctx.a2a.clone(),
         };
         let req = Request::from_parts(parts.clone(), bytes.clone());

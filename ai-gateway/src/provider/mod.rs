@@ -40,6 +40,11 @@ use crate::{Body, RequestCtx};
 #[derive(Debug, Clone)]
 pub struct Upstream {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// The same without idle connections kept, for MCP targets ([`crate::mcp`]): a fresh
+    /// connection per message keeps Linux's quick ACKs, which MCP servers that write a
+    /// response's headers and its event in two segments without TCP_NODELAY need (a pooled
+    /// connection waits ~40 ms on a delayed ACK for each answer).
+    mcp_client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 impl Upstream {
@@ -59,8 +64,15 @@ impl Upstream {
             .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector.clone());
+        let mcp_client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
             .build(connector);
-        Self { client }
+        Self { client, mcp_client }
+    }
+
+    pub(crate) fn mcp_client(&self) -> &Client<HttpsConnector<HttpConnector>, Full<Bytes>> {
+        &self.mcp_client
     }
 
     pub(crate) fn client(&self) -> &Client<HttpsConnector<HttpConnector>, Full<Bytes>> {

@@ -18,6 +18,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::{ConfigSource, SourceError};
+use crate::config::mcp::{RawMcp, RawMcpTarget};
 use crate::config::model::{
     RawA2a, RawAi, RawAuth, RawBackend, RawBudget, RawGroup, RawOpenAi, RawPolicies, RawProvider,
     RawProviderPolicies, RawTenant, RawVirtualKey,
@@ -41,8 +42,13 @@ pub fn raw_tenant(t: &pb::TenantConfig) -> Result<RawTenant, ConfigError> {
             Some(pb::backend::Kind::A2a(a)) => Some(raw_a2a(&format!("{at}.a2a"), a)?),
             _ => None,
         };
+        let mut mcp = None;
         let ai = match &b.kind {
             None | Some(pb::backend::Kind::A2a(_)) => None,
+            Some(pb::backend::Kind::Mcp(m)) => {
+                mcp = Some(raw_mcp(&format!("{at}.mcp"), m)?);
+                None
+            }
             Some(pb::backend::Kind::Ai(ai)) => Some(RawAi {
                 groups: None,
                 provider: Some(raw_provider(&format!("{at}.ai.provider"), None, ai)?),
@@ -85,6 +91,7 @@ pub fn raw_tenant(t: &pb::TenantConfig) -> Result<RawTenant, ConfigError> {
             name.clone(),
             RawBackend {
                 ai,
+                mcp,
                 a2a,
                 policies: policies.unwrap_or_default(),
             },
@@ -120,6 +127,40 @@ pub fn raw_tenant(t: &pb::TenantConfig) -> Result<RawTenant, ConfigError> {
                 )
             })
             .collect(),
+        mcp_session_key: (!t.mcp_session_key.is_empty()).then(|| {
+            Secret::new(
+                t.mcp_session_key
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>(),
+            )
+        }),
+    })
+}
+
+/// An MCP backend on the wire -> the file model (empty strings: the defaults).
+fn raw_mcp(at: &str, m: &pb::McpBackend) -> Result<RawMcp, ConfigError> {
+    let some = |s: &str| Some(s.to_string()).filter(|s| !s.is_empty());
+    let mut targets = Vec::with_capacity(m.targets.len());
+    for (i, t) in m.targets.iter().enumerate() {
+        let at = format!("{at}.targets[{i}]");
+        let Ok(port) = u16::try_from(t.port) else {
+            return Err(field(format!("{at}.port"), "above 65535"));
+        };
+        targets.push(RawMcpTarget {
+            name: t.name.clone(),
+            host: t.host.clone(),
+            port,
+            path: t.path.clone(),
+            protocol: some(&t.protocol),
+            endpoints: raw_endpoints(&at, &t.endpoints)?,
+        });
+    }
+    Ok(RawMcp {
+        targets,
+        failure_mode: some(&m.failure_mode),
+        prefix_mode: some(&m.prefix_mode),
+        session_routing: some(&m.session_routing),
     })
 }
 
@@ -431,6 +472,7 @@ mod tests {
             routes: [("llm/local-llm".to_string(), backend)].into(),
             budget: None,
             virtual_keys: vec![],
+            mcp_session_key: vec![],
         }
     }
 

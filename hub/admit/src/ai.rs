@@ -58,6 +58,14 @@ pub fn admit_ai_backend(
             model_aliases,
         });
     }
+    if let Some(mcp) = &b.mcp {
+        let target = crate::mcp::admit_mcp(b, mcp, policy)?;
+        return Ok(AiBackend {
+            meta,
+            target: Ok(target),
+            model_aliases,
+        });
+    }
     if !b.groups.is_empty() {
         let target = admit_groups(b, policy)?;
         return Ok(AiBackend {
@@ -440,6 +448,12 @@ fn host(at: &str, written: &str, provider: &AiProvider) -> Result<String, Reject
     if written.is_empty() {
         return Ok(provider.default_host().to_string());
     }
+    host_name(at, written)
+}
+
+/// A host as written at `at`, lower-cased: a DNS name or an IP literal (one trailing dot
+/// dropped).
+pub(crate) fn host_name(at: &str, written: &str) -> Result<String, Rejection> {
     let raw = written.strip_suffix('.').unwrap_or(written);
     let unbracketed = raw
         .strip_prefix('[')
@@ -497,7 +511,7 @@ fn auth(at: &str, a: Option<&pb::AiAuth>) -> Result<AiAuth, Rejection> {
 }
 
 /// The ready endpoints of a cluster-local host, through the rule of every backend.
-fn endpoints(
+pub(crate) fn endpoints(
     host: &str,
     endpoints: &[pb::Endpoint],
     policy: &Policy<'_>,
@@ -533,7 +547,7 @@ fn is_cluster_local(host: &str) -> bool {
 
 /// An external host (the agent resolved no endpoints): allowed by the tenant's egress list, and
 /// an IP literal must not lead to a special or an own address.
-fn external(host: &str, port: u16, policy: &Policy<'_>) -> Result<(), Rejection> {
+pub(crate) fn external(host: &str, port: u16, policy: &Policy<'_>) -> Result<(), Rejection> {
     if is_cluster_local(host) {
         return reject(
             "BackendNotFound",

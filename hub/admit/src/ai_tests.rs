@@ -52,6 +52,7 @@ fn local_llm() -> pb::AiBackend {
         problem: None,
         groups: vec![],
         model_aliases: Default::default(),
+        mcp: None,
     }
 }
 

@@ -19,6 +19,9 @@ mod grpc;
 mod http;
 #[cfg(test)]
 mod listener_set_tests;
+pub mod mcp;
+#[cfg(test)]
+mod mcp_tests;
 pub mod quota;
 mod re2;
 mod rule_names;

@@ -236,6 +236,16 @@ pub fn cost(cluster: &str, o: ObjectRef<'_>) -> Cost {
         ObjectRef::AiBackend(b) => {
             // Every resolved provider's, for a backend of ai.groups.
             c.endpoints = match &b.target {
+                // Every MCP target's, like every provider's.
+                Ok(crate::model::ai::AiTargets::Mcp(m)) => m
+                    .mcp
+                    .targets
+                    .iter()
+                    .map(|t| match &t.upstream {
+                        AiUpstream::Cluster(e) => e.len() as u64,
+                        AiUpstream::External => 0,
+                    })
+                    .sum(),
                 Ok(t) => t
                     .resolved()
                     .iter()

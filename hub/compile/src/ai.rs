@@ -197,6 +197,13 @@ pub fn route_target(t: &AiTargets) -> Option<AiRouteTarget> {
                 .collect();
             (!groups.is_empty()).then_some(AiRouteTarget::Groups(groups))
         }
+        // A target whose Service has no ready endpoint is left out; none left: no route.
+        AiTargets::Mcp(m) => {
+            let mut spec = m.mcp.clone();
+            spec.targets
+                .retain(|t| !matches!(&t.upstream, AiUpstream::Cluster(e) if e.is_empty()));
+            (!spec.targets.is_empty()).then_some(AiRouteTarget::Mcp(spec))
+        }
     }
 }
 
@@ -267,6 +274,40 @@ pub fn statuses(backends: &BTreeMap<(String, String), AiBackend>) -> Vec<ObjectS
 fn resolved_refs(t: &AiTargets) -> (bool, String, String) {
     match t {
         AiTargets::Provider(t) => (true, "ResolvedRefs".to_string(), resolved_message(t)),
+        AiTargets::Mcp(m) => {
+            let parts: Vec<String> = m
+                .mcp
+                .targets
+                .iter()
+                .map(|t| {
+                    let where_ = match &t.upstream {
+                        AiUpstream::Cluster(e) if e.is_empty() => format!(
+                            "host {} is a Service of the cluster without ready endpoints; left out until one is ready",
+                            t.host
+                        ),
+                        AiUpstream::Cluster(e) => format!(
+                            "host {} resolved to {} ready endpoint(s) in the cluster",
+                            t.host,
+                            e.len()
+                        ),
+                        AiUpstream::External => format!(
+                            "host {}:{} is outside the cluster, on the tenant's egress allowlist",
+                            t.host, t.port
+                        ),
+                    };
+                    format!("{} ({}): {where_}", t.name, t.protocol)
+                })
+                .collect();
+            let message: String = format!(
+                "{} MCP target(s) of spec.mcp: {}",
+                m.mcp.targets.len(),
+                parts.join("; ")
+            )
+            .chars()
+            .take(MAX_STATUS_MESSAGE)
+            .collect();
+            (true, "ResolvedRefs".to_string(), message)
+        }
         AiTargets::Groups(groups) => {
             let total: usize = groups.iter().map(Vec::len).sum();
             let resolved = t.resolved().len();

@@ -84,16 +84,53 @@ pub enum AiRouteTarget {
     /// `ai.groups`: priority groups, the first first, each with at least one provider the
     /// gateway can dial (providers that did not resolve or have no ready endpoints are left out).
     Groups(Vec<Vec<AiRouteProvider>>),
+    /// `mcp`: the targets the gateway can dial (a cluster-local one without ready endpoints is
+    /// left out), federated as one MCP server.
+    Mcp(McpSpec),
 }
 
 impl AiRouteTarget {
-    /// Every provider, in priority order.
+    /// Every provider, in priority order (none for `mcp`).
     pub fn providers(&self) -> Vec<&AiRouteProvider> {
         match self {
             Self::Provider(p) => vec![p],
             Self::Groups(g) => g.iter().flatten().collect(),
+            Self::Mcp(_) => Vec::new(),
         }
     }
+}
+
+/// An admitted `spec.mcp`: MCP servers the AI gateway federates behind one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct McpSpec {
+    pub targets: Vec<McpTarget>,
+    /// `FailClosed` or `FailOpen` (admitted; the default filled in).
+    pub failure_mode: String,
+    /// `Conditional`, `Always` or `Never`.
+    pub prefix_mode: String,
+    /// `Stateful` or `Stateless`.
+    pub session_routing: String,
+}
+
+/// One target of `spec.mcp.targets` (`static`), resolved and admitted like an `ai.provider`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct McpTarget {
+    /// A DNS label: the prefix of its tools (`<name>_<tool>`) and resources (`<name>+<uri>`).
+    pub name: String,
+    /// Lower-case DNS name or IP literal (the Host the gateway sends).
+    pub host: String,
+    pub port: u16,
+    pub path: Option<String>,
+    /// `StreamableHTTP` or `SSE`.
+    pub protocol: String,
+    pub upstream: AiUpstream,
+}
+
+/// `spec.mcp` as stored among [`AiTargets`]: `{"mcp": {...}}`, told apart from one provider by
+/// its only key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct McpTargets {
+    pub mcp: McpSpec,
 }
 
 /// One provider of an [`AiRoute`], where the gateway reaches it.
@@ -206,6 +243,36 @@ pub enum AiTargets {
     Provider(AiTarget),
     /// `ai.groups`: priority groups, the first first; at least one member resolved.
     Groups(Vec<Vec<AiMember>>),
+    /// `mcp`: MCP servers federated behind one endpoint.
+    Mcp(McpTargets),
+}
+
+/// A map whose first key was already read: that key again, then the rest.
+struct Peeked<A> {
+    first: Option<String>,
+    map: A,
+}
+
+impl<'de, A: serde::de::MapAccess<'de>> serde::de::MapAccess<'de> for Peeked<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        use serde::de::IntoDeserializer;
+        match self.first.take() {
+            Some(k) => seed.deserialize(k.into_deserializer()).map(Some),
+            None => self.map.next_key_seed(seed),
+        }
+    }
+
+    fn next_value_seed<V: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, A::Error> {
+        self.map.next_value_seed(seed)
+    }
 }
 
 impl<'de> Deserialize<'de> for AiTargets {
@@ -220,10 +287,18 @@ impl<'de> Deserialize<'de> for AiTargets {
 
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
-                map: A,
+                mut map: A,
             ) -> Result<AiTargets, A::Error> {
-                AiTarget::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-                    .map(AiTargets::Provider)
+                let first: Option<String> = map.next_key()?;
+                if first.as_deref() == Some("mcp") {
+                    let mcp: McpSpec = map.next_value()?;
+                    return Ok(AiTargets::Mcp(McpTargets { mcp }));
+                }
+                AiTarget::deserialize(serde::de::value::MapAccessDeserializer::new(Peeked {
+                    first,
+                    map,
+                }))
+                .map(AiTargets::Provider)
             }
 
             fn visit_seq<A: serde::de::SeqAccess<'de>>(
@@ -245,9 +320,10 @@ impl From<AiTarget> for AiTargets {
 }
 
 impl AiTargets {
-    /// Every resolved provider, in priority order.
+    /// Every resolved provider, in priority order (none for `mcp`).
     pub fn resolved(&self) -> Vec<&AiTarget> {
         match self {
+            Self::Mcp(_) => Vec::new(),
             Self::Provider(t) => vec![t],
             Self::Groups(g) => g
                 .iter()
@@ -267,6 +343,7 @@ impl AiTargets {
             }
         }
         match self {
+            Self::Mcp(_) => Vec::new(),
             Self::Provider(t) => key(t).map(|k| (String::new(), k)).into_iter().collect(),
             Self::Groups(groups) => groups
                 .iter_mut()
@@ -397,6 +474,40 @@ mod tests {
                 "{yaml}"
             );
         }
+    }
+
+    /// An MCP backend is stored as `{"mcp": ...}` and reads back, from JSON and YAML, while one
+    /// provider still reads as before.
+    #[test]
+    fn mcp_targets_round_trip_beside_providers() {
+        let mcp = AiTargets::Mcp(McpTargets {
+            mcp: McpSpec {
+                targets: vec![McpTarget {
+                    name: "alpha".into(),
+                    host: "tools.example".into(),
+                    port: 8080,
+                    path: Some("/mcp".into()),
+                    protocol: "StreamableHTTP".into(),
+                    upstream: AiUpstream::Cluster(vec!["10.0.0.1:8080".parse().unwrap()]),
+                }],
+                failure_mode: "FailClosed".into(),
+                prefix_mode: "Conditional".into(),
+                session_routing: "Stateful".into(),
+            },
+        });
+        let json = serde_json::to_value(&mcp).unwrap();
+        assert!(json.get("mcp").is_some(), "{json}");
+        assert_eq!(serde_json::from_value::<AiTargets>(json).unwrap(), mcp);
+        let yaml = serde_yaml::to_string(&mcp).unwrap();
+        assert_eq!(
+            serde_yaml::from_str::<AiTargets>(&yaml).unwrap(),
+            mcp,
+            "{yaml}"
+        );
+        let one = AiTargets::Provider(target("a.example", "k1"));
+        let yaml = serde_yaml::to_string(&one).unwrap();
+        assert_eq!(serde_yaml::from_str::<AiTargets>(&yaml).unwrap(), one);
+        assert!(mcp.resolved().is_empty());
     }
 
     #[test]

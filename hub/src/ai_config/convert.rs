@@ -5,7 +5,8 @@
 use fleetgate_proto::aigateway::v1 as pb;
 
 use crate::model::ai::{
-    AiAuth, AiBudget, AiProvider, AiRoute, AiRouteProvider, AiRouteTarget, AiTenant, VirtualKey,
+    AiAuth, AiBudget, AiProvider, AiRoute, AiRouteProvider, AiRouteTarget, AiTenant, AiUpstream,
+    McpSpec, VirtualKey,
 };
 
 /// One tenant's configuration as the AI gateways receive it, at `version`.
@@ -22,6 +23,54 @@ pub fn tenant_config(tenant: &str, ai: &AiTenant, version: u64) -> pb::TenantCon
             .collect(),
         budget: ai.budget.as_ref().map(budget),
         virtual_keys: ai.virtual_keys.values().map(virtual_key).collect(),
+        mcp_session_key: Vec::new(),
+    }
+}
+
+/// The key a tenant's MCP session ids are sealed with, the same on every AI gateway replica:
+/// HMAC-SHA256 of the tenant's name under the hub's `secret`, so that tenants never share one.
+/// Empty for a tenant without an MCP route.
+pub fn mcp_session_key(secret: &[u8; 32], tenant: &str, ai: &AiTenant) -> Vec<u8> {
+    if !ai
+        .routes
+        .values()
+        .any(|r| matches!(r.target, AiRouteTarget::Mcp(_)))
+    {
+        return Vec::new();
+    }
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+    ring::hmac::sign(&key, format!("fleetgate-mcp-session:{tenant}").as_bytes())
+        .as_ref()
+        .to_vec()
+}
+
+/// `spec.mcp` -> the wire.
+fn mcp_backend(m: &McpSpec) -> pb::McpBackend {
+    pb::McpBackend {
+        targets: m
+            .targets
+            .iter()
+            .map(|t| pb::McpTarget {
+                name: t.name.clone(),
+                host: t.host.clone(),
+                port: u32::from(t.port),
+                path: t.path.clone(),
+                protocol: t.protocol.clone(),
+                endpoints: match &t.upstream {
+                    AiUpstream::Cluster(e) => e
+                        .iter()
+                        .map(|e| pb::Address {
+                            ip: e.ip().to_string(),
+                            port: u32::from(e.port()),
+                        })
+                        .collect(),
+                    AiUpstream::External => Vec::new(),
+                },
+            })
+            .collect(),
+        failure_mode: m.failure_mode.clone(),
+        prefix_mode: m.prefix_mode.clone(),
+        session_routing: m.session_routing.clone(),
     }
 }
 
@@ -52,6 +101,7 @@ pub fn backend(route: &AiRoute) -> pb::Backend {
             (pb::backend::Kind::A2a(a2a_backend(p)), auth(&p.auth))
         }
         AiRouteTarget::Provider(p) => (pb::backend::Kind::Ai(ai_backend(p)), auth(&p.auth)),
+        AiRouteTarget::Mcp(m) => (pb::backend::Kind::Mcp(mcp_backend(m)), None),
         AiRouteTarget::Groups(groups) => (
             pb::backend::Kind::Groups(pb::AiGroups {
                 groups: groups
@@ -197,6 +247,75 @@ pub(crate) mod tests {
             target: AiRouteTarget::Provider(provider("", port, auth)),
             source: source(tenant, name),
         }
+    }
+
+    /// An MCP route reaches the gateway as an `mcp` backend whose targets carry their endpoints;
+    /// its tenant gets a session key of its own (another tenant's differs), a tenant without
+    /// an MCP route none; and the gateway validates what arrives.
+    #[test]
+    fn mcp_routes_become_mcp_backends_and_their_tenants_get_their_own_session_keys() {
+        use crate::model::ai::McpTarget;
+        let mut r = route("a", "tools", 8080, AiAuth::None);
+        r.target = AiRouteTarget::Mcp(McpSpec {
+            targets: vec![
+                McpTarget {
+                    name: "alpha".into(),
+                    host: "alpha.tools.svc.cluster.local".into(),
+                    port: 8080,
+                    path: Some("/mcp".into()),
+                    protocol: "StreamableHTTP".into(),
+                    upstream: AiUpstream::Cluster(vec!["127.0.1.10:8080".parse().unwrap()]),
+                },
+                McpTarget {
+                    name: "beta".into(),
+                    host: "mcp.models.example".into(),
+                    port: 443,
+                    path: None,
+                    protocol: "SSE".into(),
+                    upstream: AiUpstream::External,
+                },
+            ],
+            failure_mode: "FailOpen".into(),
+            prefix_mode: "Always".into(),
+            session_routing: "Stateful".into(),
+        });
+        let b = backend(&r);
+        let Some(pb::backend::Kind::Mcp(m)) = &b.kind else {
+            panic!("an mcp backend expected: {b:?}")
+        };
+        assert_eq!(m.targets[0].endpoints[0].ip, "127.0.1.10");
+        assert!(m.targets[1].endpoints.is_empty());
+        assert_eq!(
+            (m.failure_mode.as_str(), m.prefix_mode.as_str()),
+            ("FailOpen", "Always")
+        );
+        let tenant = AiTenant {
+            routes: [("c1/default/tools".to_string(), r)].into(),
+            ..Default::default()
+        };
+        let secret = [9u8; 32];
+        let ka = mcp_session_key(&secret, "a", &tenant);
+        let kb = mcp_session_key(&secret, "b", &tenant);
+        assert_eq!(ka.len(), 32);
+        assert_ne!(ka, kb, "tenants never share a key");
+        let plain = AiTenant {
+            routes: [("c1/llm/x".to_string(), route("a", "x", 1, AiAuth::None))].into(),
+            ..Default::default()
+        };
+        assert!(mcp_session_key(&secret, "a", &plain).is_empty());
+        let mut config = tenant_config("a", &tenant, 1);
+        config.mcp_session_key = ka;
+        assert!(
+            format!("{config:?}").contains("mcp_session_key: \"<redacted>\""),
+            "{config:?}"
+        );
+        let raw = fleetgate_ai_gateway::source::grpc::raw_tenant(&config).unwrap();
+        let t = raw.validate("a", 1).unwrap();
+        assert!(t.mcp_session_key.is_some());
+        assert!(matches!(
+            t.routes["c1/default/tools"].kind,
+            fleetgate_ai_gateway::config::BackendKind::Mcp(_)
+        ));
     }
 
     /// An A2A agent becomes an `A2aBackend` with its endpoints and its key in `policies.auth`.

@@ -53,10 +53,36 @@ impl PublishedTenant {
     }
 }
 
-/// Issues versions; see the module comment.
-#[derive(Debug, Default)]
+/// Issues versions; see the module comment. Also holds the secret the tenants' MCP session
+/// keys are derived from ([`super::convert::mcp_session_key`]): random per hub process, so a
+/// restarted hub hands out new keys and sessions begun before it end (clients get 404 and
+/// initialize again, as MCP says).
 pub struct Versioner {
     last: u64,
+    session_secret: [u8; 32],
+}
+
+impl std::fmt::Debug for Versioner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Versioner")
+            .field("last", &self.last)
+            .field("session_secret", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Default for Versioner {
+    fn default() -> Self {
+        use ring::rand::SecureRandom;
+        let mut session_secret = [0u8; 32];
+        ring::rand::SystemRandom::new()
+            .fill(&mut session_secret)
+            .unwrap_or_else(|_| panic!("the system has no random source"));
+        Self {
+            last: 0,
+            session_secret,
+        }
+    }
 }
 
 impl Versioner {
@@ -80,10 +106,13 @@ impl Versioner {
                     .cloned();
                 let published = kept.unwrap_or_else(|| {
                     let version = self.issue(now_micros);
+                    let mut config = super::convert::tenant_config(name, content, version);
+                    config.mcp_session_key =
+                        super::convert::mcp_session_key(&self.session_secret, name, content);
                     Arc::new(PublishedTenant {
                         version,
                         content: content.clone(),
-                        config: super::convert::tenant_config(name, content, version),
+                        config,
                     })
                 });
                 (name.clone(), published)

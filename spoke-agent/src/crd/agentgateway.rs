@@ -66,6 +66,56 @@ pub struct A2aSpec {
     pub other: Other,
 }
 
+/// `spec.mcp`: MCP servers federated behind one endpoint. Kept in [`AgentgatewayBackendSpec::other`]
+/// when the backend is read (a malformed `mcp` must not keep the whole backend from being read
+/// and given a status); `translate::mcp_backend` reads it into this type.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct McpSpec {
+    #[serde(default)]
+    pub targets: Vec<McpTargetSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_routing: Option<String>,
+    /// Any other field.
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+/// `spec.mcp.targets[]`: a name and `static` (or `selector`, not read yet).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct McpTargetSpec {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, rename = "static", skip_serializing_if = "Option::is_none")]
+    pub static_target: Option<McpStaticTarget>,
+    /// `selector` and any other field.
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+/// `spec.mcp.targets[].static`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct McpStaticTarget {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// `StreamableHTTP` or `SSE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// `backendRef` and any other field.
+    #[serde(flatten)]
+    pub other: Other,
+}
+
 /// `spec.ai`: exactly one of `provider` and `groups`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]

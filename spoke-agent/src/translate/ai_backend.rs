@@ -6,7 +6,8 @@
 //! `spec.ai.groups` (priority failover) becomes `AiBackend.groups`, each provider resolved the
 //! same way with its own `policies.auth` or else the backend's (agentgateway merges them so).
 //! A provider of a group whose Service or Secret is missing carries its own problem and the
-//! others still serve. What fleetgate does not support yet (other provider kinds, `mcp`, `a2a`,
+//! others still serve. `spec.mcp` is translated by [`super::mcp_backend`]. What fleetgate does
+//! not support yet (other provider kinds, `a2a`,
 //! `static`, other policies, any field it does not know) is not dropped silently: the backend
 //! is sent with a problem (UnsupportedValue) naming the field, which the hub reports on the
 //! backend's status, and no traffic goes to it. A problem never carries the key.
@@ -26,8 +27,9 @@ use crate::crd::agentgateway::{
 use crate::resolve::ai::{AiAuth, resolve_auth, resolve_host};
 use crate::resolve::{Index, Problem, Reason};
 
-/// The backend kinds of agentgateway's spec besides `ai` and `a2a`, in the CRD's order.
-const OTHER_BACKEND_KINDS: [&str; 4] = ["static", "dynamicForwardProxy", "mcp", "aws"];
+/// The backend kinds of agentgateway's spec besides `ai`, `mcp` ([`super::mcp_backend`]) and
+/// `a2a`, in the CRD's order.
+const OTHER_BACKEND_KINDS: [&str; 3] = ["static", "dynamicForwardProxy", "aws"];
 
 /// Every AgentgatewayBackend of the snapshot, sorted by namespace/name.
 pub fn ai_backend_objects(backends: &[AgentgatewayBackend], index: &Index<'_>) -> Vec<Object> {
@@ -51,7 +53,7 @@ pub fn ai_backend_object(b: &AgentgatewayBackend, index: &Index<'_>) -> Option<O
     Some(o)
 }
 
-fn unsupported(message: String) -> Problem {
+pub(super) fn unsupported(message: String) -> Problem {
     Problem {
         reason: Reason::UnsupportedValue,
         message,
@@ -59,7 +61,7 @@ fn unsupported(message: String) -> Problem {
 }
 
 /// The first field of `other` (fields fleetgate does not read), as `<at>.<field>`.
-fn first_unknown(at: &str, other: &Other) -> Option<String> {
+pub(super) fn first_unknown(at: &str, other: &Other) -> Option<String> {
     other.keys().next().map(|k| format!("{at}.{k}"))
 }
 
@@ -70,6 +72,9 @@ pub const MAX_GROUPS: usize = 8;
 pub const MAX_GROUP_PROVIDERS: usize = 16;
 
 fn ai_backend(ns: &str, b: &AgentgatewayBackend, index: &Index<'_>) -> pb::AiBackend {
+    if let Some(mcp) = b.spec.other.get("mcp") {
+        return super::mcp_backend::mcp_backend(ns, &b.spec, mcp, index);
+    }
     if let Some(a2a) = &b.spec.a2a {
         return a2a_backend(ns, b, a2a, index);
     }

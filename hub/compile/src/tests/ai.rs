@@ -47,6 +47,7 @@ fn single(r: &AiRoute) -> &AiRouteProvider {
     match &r.target {
         AiRouteTarget::Provider(p) => p,
         AiRouteTarget::Groups(g) => panic!("one provider expected, got groups {g:?}"),
+        AiRouteTarget::Mcp(m) => panic!("one provider expected, got mcp {m:?}"),
     }
 }
 
@@ -808,6 +809,7 @@ fn groups_become_routes_of_the_providers_the_gateway_can_dial() {
                 .map(|g| g.iter().map(|p| p.name.as_str()).collect::<Vec<_>>())
                 .collect::<Vec<_>>(),
             AiRouteTarget::Provider(p) => panic!("{what}: groups expected, got {p:?}"),
+            AiRouteTarget::Mcp(m) => panic!("{what}: groups expected, got {m:?}"),
         });
         assert_eq!(got, want_route, "{what}");
         // Envoy: to the AI gateway while a provider can be dialled, else 503 from the data plane.

@@ -103,6 +103,7 @@ fn the_tutorials_backend_is_resolved_into_endpoints_and_the_secrets_key() {
             problem: None,
             groups: Vec::new(),
             model_aliases: Default::default(),
+            mcp: None,
         })),
     };
     assert_eq!(objects, vec![want]);
@@ -177,6 +178,41 @@ fn an_anthropic_provider_is_sent_with_its_model_endpoints_and_key() {
         Some(ai_backend::Provider::Gemini(pb::GeminiProvider {
             model: Some("gemini-x".into())
         }))
+    );
+}
+
+/// `spec.mcp`: a static target at a Service of the cluster becomes its endpoints, an external
+/// one has none (the hub judges it against the egress allowlist); modes travel as written.
+#[test]
+fn mcp_targets_are_resolved_like_providers() {
+    let b = translate_one(
+        "spec:\n  mcp:\n    targets:\n    - name: alpha\n      static: {host: llama-cpp.llm.svc.cluster.local, port: 8080, path: /mcp, protocol: StreamableHTTP}\n    - name: beta\n      static: {host: mcp.example.com, port: 443, protocol: SSE}\n    prefixMode: Always\n    failureMode: FailOpen\n",
+    );
+    assert!(b.problem.is_none(), "{:?}", b.problem);
+    let m = b.mcp.expect("an MCP backend");
+    assert_eq!(m.targets.len(), 2);
+    assert_eq!(m.targets[0].endpoints[0].address, "127.0.1.1");
+    assert_eq!(m.targets[0].endpoints[0].port, 31080);
+    assert_eq!(m.targets[0].path.as_deref(), Some("/mcp"));
+    assert!(m.targets[1].endpoints.is_empty());
+    assert_eq!(m.targets[1].protocol, "SSE");
+    assert_eq!(
+        (m.prefix_mode.as_str(), m.failure_mode.as_str()),
+        ("Always", "FailOpen")
+    );
+    assert_eq!(m.session_routing, "");
+    let gone = translate_one(
+        "spec:\n  mcp:\n    targets: [{name: t, static: {host: gone.llm.svc.cluster.local, port: 80}}]\n",
+    );
+    let p = gone
+        .problem
+        .expect("a missing Service is the backend's problem");
+    assert_eq!(p.reason, "BackendNotFound");
+    assert!(
+        p.message
+            .contains("spec.mcp.targets[0].static.host gone.llm.svc.cluster.local"),
+        "{}",
+        p.message
     );
 }
 
@@ -267,9 +303,24 @@ fn unsupported_kinds_and_fields_are_named_in_the_problem() {
             "spec.ai.groups[0].providers[0] sets both path and pathPrefix",
         ),
         (
-            "mcp",
-            "spec:\n  mcp:\n    targets: [{name: t, static: {host: mcp, port: 80}}]\n",
-            "spec.mcp is not supported yet",
+            "an mcp target by selector",
+            "spec:\n  mcp:\n    targets: [{name: t, selector: {services: {}}}]\n",
+            "spec.mcp.targets[0].selector is not supported yet",
+        ),
+        (
+            "an mcp target by backendRef",
+            "spec:\n  mcp:\n    targets: [{name: t, static: {backendRef: {name: x}, port: 80}}]\n",
+            "spec.mcp.targets[0].static.backendRef is not supported yet",
+        ),
+        (
+            "mcp and ai together",
+            "spec:\n  ai:\n    provider: {openai: {}}\n  mcp:\n    targets: [{name: t, static: {host: h, port: 80}}]\n",
+            "spec sets mcp and another kind (ai or a2a)",
+        ),
+        (
+            "policies on an mcp backend",
+            "spec:\n  mcp:\n    targets: [{name: t, static: {host: h, port: 80}}]\n  policies:\n    auth: {key: k}\n",
+            "spec.policies on an MCP backend is not supported yet",
         ),
         (
             "a2a next to ai",

@@ -1,0 +1,245 @@
+//! MCP federation: one MCP server to the client over many targets (agentgateway's
+//! `AgentgatewayBackend.spec.mcp`), the handler of routes whose backend is
+//! [`crate::config::BackendKind::Mcp`].
+//!
+//! - [`serve`]: the client's transports: streamable HTTP (POST a message, answered in JSON or an
+//!   event stream; DELETE ends the session; GET is 405, the gateway starts no stream of its
+//!   own) and the older HTTP+SSE transport (GET `<path>/sse`, then POST `<path>/message?sessionId=`).
+//! - [`federate`]: `initialize` with every target, merged lists, calls routed to their target,
+//!   failure modes, cancellation.
+//! - [`naming`]: `<target>_<name>` and `<target>+<uri>`; [`token`]: the session id, sealed
+//!   (any replica opens it); [`upstream`]: the gateway as a client of one target, either
+//!   transport; [`jsonrpc`], [`sse`]: the wire.
+//!
+//! What a replica keeps ([`McpState`]): SSE connections to targets and legacy SSE clients
+//! (both are open streams), and the calls in flight (for cancellation). Everything a
+//! streamable-HTTP session needs is in its id.
+
+pub mod federate;
+pub mod jsonrpc;
+pub mod naming;
+pub mod serve;
+pub mod sse;
+pub mod token;
+pub mod upstream;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ring::rand::{SecureRandom, SystemRandom};
+use tokio::sync::mpsc;
+
+use upstream::SseConn;
+
+/// The protocol versions the gateway speaks with clients and targets, oldest first: every
+/// revision that negotiates with `initialize`.
+pub const VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+/// The newest of [`VERSIONS`]: what the gateway offers targets and answers clients that ask
+/// for one it does not know.
+pub const LATEST: &str = "2025-11-25";
+
+/// The version to answer a client that asked for `requested` (MCP's lifecycle: the same one
+/// when supported, else the latest the server supports).
+pub fn negotiate(requested: Option<&str>) -> &'static str {
+    requested
+        .and_then(|r| VERSIONS.iter().find(|v| **v == r))
+        .copied()
+        .unwrap_or(LATEST)
+}
+
+/// How long a replica keeps an SSE connection to a target, or a legacy client's session,
+/// unused.
+pub const IDLE: Duration = Duration::from_secs(600);
+
+/// A legacy (HTTP+SSE) client on this replica: where its messages' answers go, and its
+/// session once it initialized.
+#[derive(Debug)]
+pub struct LegacyClient {
+    /// The tenant and route whose stream it is: a message for another route never reaches it.
+    pub tenant: Arc<str>,
+    pub route: Arc<str>,
+    pub tx: mpsc::Sender<Bytes>,
+    pub session: std::sync::Mutex<Option<String>>,
+}
+
+/// SSE connections to targets by (session, target), with when each was last used.
+type SseConns = HashMap<(String, String), (Arc<SseConn>, Instant)>;
+
+/// What one replica keeps between requests.
+#[derive(Debug)]
+pub struct McpState {
+    /// Seals session ids of tenants the hub sent no key for (sessions then stay on this replica).
+    process_key: [u8; 32],
+    rng: SystemRandom,
+    next_id: AtomicU64,
+    /// SSE connections to targets, by (session, target).
+    sse: std::sync::Mutex<SseConns>,
+    /// Legacy SSE clients, by their session id in the endpoint URL.
+    legacy: std::sync::Mutex<HashMap<String, Arc<LegacyClient>>>,
+    /// Calls in flight, by (session, client's request id): the target and the upstream id, so
+    /// that a cancellation reaches the right target.
+    inflight: std::sync::Mutex<HashMap<(String, String), (usize, serde_json::Value)>>,
+}
+
+impl Default for McpState {
+    fn default() -> Self {
+        let rng = SystemRandom::new();
+        let mut process_key = [0u8; 32];
+        rng.fill(&mut process_key)
+            .unwrap_or_else(|_| panic!("the system has no random source"));
+        Self {
+            process_key,
+            rng,
+            next_id: AtomicU64::new(1),
+            sse: Default::default(),
+            legacy: Default::default(),
+            inflight: Default::default(),
+        }
+    }
+}
+
+impl McpState {
+    /// A fresh id for a request the gateway sends a target.
+    pub fn next_id(&self) -> serde_json::Value {
+        serde_json::Value::String(format!(
+            "fg-{}",
+            self.next_id.fetch_add(1, Ordering::Relaxed)
+        ))
+    }
+
+    /// `n` random bytes as hex.
+    pub fn random_hex(&self, n: usize) -> String {
+        let mut b = vec![0u8; n];
+        self.rng
+            .fill(&mut b)
+            .unwrap_or_else(|_| panic!("the system has no random source"));
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    /// A nonce for sealing a session id.
+    pub fn nonce(&self) -> [u8; ring::aead::NONCE_LEN] {
+        let mut n = [0u8; ring::aead::NONCE_LEN];
+        self.rng
+            .fill(&mut n)
+            .unwrap_or_else(|_| panic!("the system has no random source"));
+        n
+    }
+
+    /// The key session ids of a route are sealed with: the tenant's, else this process's.
+    pub fn key<'a>(&'a self, tenant_key: Option<&'a [u8; 32]>) -> &'a [u8; 32] {
+        tenant_key.unwrap_or(&self.process_key)
+    }
+
+    fn sweep(&self) {
+        if let Ok(mut m) = self.sse.lock() {
+            m.retain(|_, (c, used)| c.alive() && used.elapsed() < IDLE);
+        }
+    }
+
+    /// The SSE connection of `session` to `target`, when this replica has a live one.
+    pub fn sse_conn(&self, session: &str, target: &str) -> Option<Arc<SseConn>> {
+        let mut m = self.sse.lock().ok()?;
+        let key = (session.to_string(), target.to_string());
+        match m.get_mut(&key) {
+            Some((c, used)) if c.alive() => {
+                *used = Instant::now();
+                Some(c.clone())
+            }
+            Some(_) => {
+                m.remove(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub fn put_sse_conn(&self, session: &str, target: &str, conn: Arc<SseConn>) {
+        self.sweep();
+        if let Ok(mut m) = self.sse.lock() {
+            m.insert(
+                (session.to_string(), target.to_string()),
+                (conn, Instant::now()),
+            );
+        }
+    }
+
+    /// Drops every SSE connection of `session` (the client ended it).
+    pub fn end_session(&self, session: &str) {
+        if let Ok(mut m) = self.sse.lock() {
+            m.retain(|(s, _), _| s != session);
+        }
+    }
+
+    pub fn legacy_client(&self, id: &str) -> Option<Arc<LegacyClient>> {
+        self.legacy.lock().ok()?.get(id).cloned()
+    }
+
+    pub fn put_legacy_client(&self, id: &str, c: Arc<LegacyClient>) {
+        if let Ok(mut m) = self.legacy.lock() {
+            m.insert(id.to_string(), c);
+        }
+    }
+
+    pub fn drop_legacy_client(&self, id: &str) {
+        let session = self
+            .legacy
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(id))
+            .and_then(|c| c.session.lock().ok().and_then(|s| s.clone()));
+        if let Some(s) = session {
+            self.end_session(&s);
+        }
+    }
+
+    pub fn track(
+        &self,
+        session: &str,
+        client_id: &serde_json::Value,
+        target: usize,
+        up: serde_json::Value,
+    ) {
+        if let Ok(mut m) = self.inflight.lock() {
+            m.insert((session.to_string(), client_id.to_string()), (target, up));
+        }
+    }
+
+    pub fn untrack(&self, session: &str, client_id: &serde_json::Value) {
+        if let Ok(mut m) = self.inflight.lock() {
+            m.remove(&(session.to_string(), client_id.to_string()));
+        }
+    }
+
+    pub fn tracked(
+        &self,
+        session: &str,
+        client_id: &serde_json::Value,
+    ) -> Option<(usize, serde_json::Value)> {
+        self.inflight
+            .lock()
+            .ok()?
+            .get(&(session.to_string(), client_id.to_string()))
+            .cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_negotiated_as_the_lifecycle_says() {
+        assert_eq!(negotiate(Some("2025-06-18")), "2025-06-18");
+        assert_eq!(negotiate(Some("2024-11-05")), "2024-11-05");
+        assert_eq!(
+            negotiate(Some("2026-07-28")),
+            LATEST,
+            "a newer one: our latest"
+        );
+        assert_eq!(negotiate(Some("1999-01-01")), LATEST);
+        assert_eq!(negotiate(None), LATEST);
+    }
+}

@@ -1,0 +1,577 @@
+//! MCP federation from a tenant's manifests: a Gateway of class `agentgateway`, an HTTPRoute at
+//! `/mcp` and an AgentgatewayBackend whose `spec.mcp.targets` are two MCP servers of the official
+//! PyPI `mcp` SDK (one speaking streamable HTTP, one the older HTTP+SSE transport) behind
+//! Services of the tenant's cluster, applied to a real kube-apiserver, sent by the agent,
+//! admitted and compiled by the hub, served through Envoy and the AI gateway processes the hub
+//! programs. The clients are the official SDKs: PyPI `mcp` (both transports) and npm
+//! `@modelcontextprotocol/sdk`.
+//!
+//! Also the attacks of issue 12: a target at the hub refused by admission with a reason the
+//! tenant reads; a forged session id, and one issued for another route, refused with a
+//! JSON-RPC error (404); tool names crafted to collide after prefixing reach the target that
+//! offers them, and without prefixes the first target keeps a name both offer.
+
+use std::net::{IpAddr, SocketAddr};
+
+use anyhow::{Context, ensure};
+use fleetgate_e2e::ai_fleet::{AiFleet, programmed_address, wait_condition};
+use fleetgate_e2e::components::{agents_node_path, agents_python, workspace_dir};
+use fleetgate_e2e::fixtures::condition;
+use fleetgate_e2e::http::post_json;
+use fleetgate_e2e::mcp_server::{McpServer, Transport};
+use fleetgate_e2e::ports::free_port_in;
+use fleetgate_e2e::{TIMEOUT, eventually};
+use serde_json::{Value, json};
+
+const TENANT: &str = "tenant-a";
+
+/// The tenant's manifests: the Gateway, Services `alpha` (streamable HTTP) and `beta` (SSE) on
+/// the node's ports, backend `tools` (both, Conditional prefixes) at `/mcp`, backend `flat`
+/// (both, prefixMode Never) at `/flat`, and backend `evil` whose target is `hub`.
+fn manifests(alpha_port: u16, beta_port: u16, hub: SocketAddr) -> String {
+    let service = |name: &str, port: u16| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: tools}}\nspec:\n  type: NodePort\n  selector: {{app: {name}}}\n  ports:\n  - {{name: http, port: 8080, targetPort: 8080, nodePort: {port}}}\n---\n"
+        )
+    };
+    let backend = |name: &str, extra: &str| {
+        format!(
+            r#"apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayBackend
+metadata: {{name: {name}, namespace: default}}
+spec:
+  mcp:
+    targets:
+    - name: alpha
+      static: {{host: alpha.tools.svc.cluster.local, port: 8080, path: /mcp, protocol: StreamableHTTP}}
+    - name: beta
+      static: {{host: beta.tools.svc.cluster.local, port: 8080, path: /sse, protocol: SSE}}
+{extra}---
+"#
+        )
+    };
+    let route = |name: &str, path: &str| {
+        format!(
+            r#"apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {name}, namespace: default}}
+spec:
+  parentRefs: [{{name: agentgateway-proxy, namespace: agentgateway-system}}]
+  rules:
+  - matches: [{{path: {{type: PathPrefix, value: {path}}}}}]
+    backendRefs: [{{group: agentgateway.dev, kind: AgentgatewayBackend, name: {name}}}]
+---
+"#
+        )
+    };
+    let evil = format!(
+        "apiVersion: agentgateway.dev/v1alpha1\nkind: AgentgatewayBackend\nmetadata: {{name: evil, namespace: default}}\nspec:\n  mcp:\n    targets:\n    - name: hub\n      static: {{host: \"{}\", port: {}, path: /mcp}}\n---\n",
+        hub.ip(),
+        hub.port()
+    );
+    format!(
+        r#"apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: agentgateway}}
+spec: {{controllerName: agentgateway.dev/agentgateway}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {{name: agentgateway-system}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {{name: tools}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: agentgateway-proxy, namespace: agentgateway-system}}
+spec:
+  gatewayClassName: agentgateway
+  listeners:
+  - {{name: http, port: 8080, protocol: HTTP, allowedRoutes: {{namespaces: {{from: All}}}}}}
+---
+{alpha}{beta}{tools}{flat}{evil}{r1}{r2}"#,
+        alpha = service("alpha", alpha_port),
+        beta = service("beta", beta_port),
+        tools = backend("tools", ""),
+        flat = backend("flat", "    prefixMode: Never\n"),
+        r1 = route("tools", "/mcp"),
+        r2 = route("flat", "/flat"),
+    )
+}
+
+/// `e2e/mcp/client_check.py` with `args`; its report.
+async fn python_client(args: &[String]) -> anyhow::Result<Value> {
+    let output = tokio::process::Command::new(agents_python()?)
+        .arg(workspace_dir().join("e2e/mcp/client_check.py"))
+        .args(args)
+        .output()
+        .await?;
+    ensure!(
+        output.status.success(),
+        "the Python MCP client failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout)
+        .with_context(|| String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// `e2e/mcp/client_check.cjs` (the TypeScript SDK) calling `call` with `args`; its report.
+async fn ts_client(url: &str, call: &str, args: &Value) -> anyhow::Result<Value> {
+    let output = tokio::process::Command::new("node")
+        .arg(workspace_dir().join("e2e/mcp/client_check.cjs"))
+        .env("NODE_PATH", agents_node_path()?)
+        .env("URL", url)
+        .env("CALL", call)
+        .env("ARGS", args.to_string())
+        .output()
+        .await?;
+    ensure!(
+        output.status.success(),
+        "the TypeScript MCP client failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout)
+        .with_context(|| String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| (*s).to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_sdk_clients_see_one_federated_server_through_envoy_and_two_replicas() {
+    let ai = AiFleet::start(
+        &[(TENANT, "*.a.example", "127.0.1.0/24")],
+        2,
+        1,
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let fleet = &ai.fleet;
+    let t = fleet.tenant(TENANT);
+    let node_ip: IpAddr = t.create_node("node-1", 10).await.unwrap();
+    let alpha_port = free_port_in(node_ip, 30000..=32767).unwrap();
+    let beta_port = free_port_in(node_ip, 30000..=32767).unwrap();
+    // alpha also offers a tool named like beta's after prefixing (`beta_add`): federated as
+    // `alpha_beta_add`, it must reach alpha.
+    let alpha = McpServer::start(
+        &fleet.dir,
+        "alpha",
+        Transport::StreamableHttp,
+        SocketAddr::new(node_ip, alpha_port),
+        &["beta_add"],
+    )
+    .await
+    .unwrap();
+    let beta = McpServer::start(
+        &fleet.dir,
+        "beta",
+        Transport::Sse,
+        SocketAddr::new(node_ip, beta_port),
+        &[],
+    )
+    .await
+    .unwrap();
+    t.cluster
+        .apply(&manifests(alpha_port, beta_port, fleet.hub.xds_addr()))
+        .await
+        .unwrap();
+
+    // The backend's status names each target and where it leads.
+    let tools = wait_condition(
+        t,
+        "AgentgatewayBackend",
+        "default",
+        "tools",
+        "/status/conditions",
+        "ResolvedRefs",
+        "True",
+    )
+    .await;
+    let resolved = condition(&tools["status"]["conditions"], "ResolvedRefs")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        resolved["message"].as_str().is_some_and(|m| m.starts_with(
+            "2 MCP target(s) of spec.mcp: alpha (StreamableHTTP): host alpha.tools.svc.cluster.local resolved to 1 ready endpoint(s)"
+        )),
+        "{resolved}"
+    );
+
+    // Attack: a target at the hub is refused by admission, the tenant reads why.
+    let evil = wait_condition(
+        t,
+        "AgentgatewayBackend",
+        "default",
+        "evil",
+        "/status/conditions",
+        "Accepted",
+        "False",
+    )
+    .await;
+    let refused = condition(&evil["status"]["conditions"], "Accepted")
+        .cloned()
+        .unwrap_or_default();
+    let why = refused["message"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("spec.mcp.targets[0]") && why.contains(&fleet.hub.xds_addr().ip().to_string()),
+        "{refused}"
+    );
+
+    let gw = SocketAddr::new(
+        programmed_address(t, "agentgateway-system", "agentgateway-proxy").await,
+        8080,
+    );
+    let url = format!("http://{gw}/mcp");
+
+    // The Python SDK over streamable HTTP: the merged catalog, a tool on each target (and the
+    // crafted `alpha_beta_add`), a resource of beta (SSE), a prompt of alpha.
+    let args: Vec<String> = [
+        "--url",
+        &url,
+        "--call",
+        "alpha_add={\"a\":2,\"b\":3}",
+        "--call",
+        "beta_add={\"a\":40,\"b\":2}",
+        "--call",
+        "beta_whoami",
+        "--call",
+        "alpha_beta_add",
+        "--read",
+        "beta+memo://beta/readme",
+        "--read",
+        "alpha+memo://alpha/notes/fleet",
+        "--prompt",
+        "alpha_greeting",
+        "--prompt",
+        "beta_greeting",
+    ]
+    .iter()
+    .map(|s| (*s).to_string())
+    .collect();
+    let report = eventually(TIMEOUT, || python_client(&args)).await;
+    eprintln!("python, streamable HTTP: {report}");
+    assert_eq!(report["server"], "fleetgate");
+    assert_eq!(report["protocol_version"], "2025-11-25");
+    assert_eq!(
+        report["tools"],
+        json!(strings(&[
+            "alpha_add",
+            "alpha_alpha_only",
+            "alpha_beta_add",
+            "alpha_whoami",
+            "beta_add",
+            "beta_beta_only",
+            "beta_whoami"
+        ]))
+    );
+    assert_eq!(
+        report["resources"],
+        json!(["alpha+memo://alpha/readme", "beta+memo://beta/readme"])
+    );
+    assert_eq!(
+        report["templates"],
+        json!([
+            "alpha+memo://alpha/notes/{topic}",
+            "beta+memo://beta/notes/{topic}"
+        ])
+    );
+    assert_eq!(
+        report["prompts"],
+        json!(["alpha_greeting", "beta_greeting"])
+    );
+    assert_eq!(report["calls"]["alpha_add"]["text"], json!(["5"]));
+    assert_eq!(report["calls"]["beta_add"]["text"], json!(["42"]));
+    assert_eq!(report["calls"]["beta_whoami"]["text"], json!(["I am beta"]));
+    assert_eq!(
+        report["calls"]["alpha_beta_add"]["text"],
+        json!(["beta_add on alpha"]),
+        "a name crafted to look like beta's reaches alpha, which offers it"
+    );
+    assert_eq!(
+        report["reads"]["beta+memo://beta/readme"],
+        json!({"text": ["readme of beta"], "uris": ["beta+memo://beta/readme"]})
+    );
+    assert_eq!(
+        report["reads"]["alpha+memo://alpha/notes/fleet"]["text"],
+        json!(["note fleet of alpha"])
+    );
+    assert_eq!(
+        report["got_prompts"]["alpha_greeting"],
+        json!(["Hello tester, from alpha."])
+    );
+    assert_eq!(
+        report["got_prompts"]["beta_greeting"],
+        json!(["Hello tester, from beta."])
+    );
+
+    // One session, served by both replicas: Envoy spreads the session's requests over them;
+    // each opens the session id the other issued (the hub's key) and, for beta, its own SSE
+    // connection to the target.
+    let replicas_serving = ai
+        .gateways
+        .iter()
+        .filter(|g| g.log().contains("MCP SSE target connected for a session"))
+        .count();
+    assert_eq!(
+        replicas_serving, 2,
+        "both replicas served the session's requests to beta"
+    );
+
+    // The TypeScript SDK over streamable HTTP.
+    let ts = ts_client(&url, "beta_add", &json!({"a": 1, "b": 2}))
+        .await
+        .unwrap();
+    eprintln!("typescript: {ts}");
+    assert_eq!(ts["server"], "fleetgate");
+    assert_eq!(ts["sessionId"], true);
+    assert_eq!(ts["call"]["text"], json!(["3"]));
+    assert_eq!(ts["tools"].as_array().map(Vec::len), Some(7));
+
+    // Without prefixes (prefixMode Never) both targets offer `add`: the first target keeps it,
+    // beta's own names still reach beta.
+    let flat: Vec<String> = [
+        "--url",
+        &format!("http://{gw}/flat"),
+        "--call",
+        "whoami",
+        "--call",
+        "beta_only",
+        "--call",
+        "add={\"a\":1,\"b\":1}",
+    ]
+    .iter()
+    .map(|s| (*s).to_string())
+    .collect();
+    let report = eventually(TIMEOUT, || python_client(&flat)).await;
+    eprintln!("python, prefixMode Never: {report}");
+    assert_eq!(
+        report["tools"],
+        json!(strings(&[
+            "add",
+            "alpha_only",
+            "beta_add",
+            "beta_only",
+            "whoami"
+        ]))
+    );
+    assert_eq!(report["calls"]["whoami"]["text"], json!(["I am alpha"]));
+    assert_eq!(
+        report["calls"]["beta_only"]["text"],
+        json!(["only on beta"])
+    );
+
+    // Attacks on sessions: a forged id, and a real one of another route, get 404 with a
+    // JSON-RPC error, through Envoy.
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
+    let accept = ("accept", "application/json, text/event-stream");
+    let flat_init = post_json(gw, "x", "/flat", &[accept], &init).await.unwrap();
+    assert_eq!(flat_init.status, 200, "{}", flat_init.body);
+    let flat_session = flat_init
+        .header("mcp-session-id")
+        .expect("a session id")
+        .to_string();
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let forged = format!("fgmcp1.{}", "ab".repeat(60));
+    for (what, session) in [
+        ("forged", forged.as_str()),
+        ("another route's", &flat_session),
+    ] {
+        let r = post_json(
+            gw,
+            "x",
+            "/mcp",
+            &[accept, ("mcp-session-id", session)],
+            &list,
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status, 404, "{what}: {}", r.body);
+        let body: Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(body["error"]["code"], -32001, "{what}: {body}");
+    }
+    let own = post_json(
+        gw,
+        "x",
+        "/flat",
+        &[accept, ("mcp-session-id", &flat_session)],
+        &list,
+    )
+    .await
+    .unwrap();
+    assert_eq!(own.status, 200, "its own route takes it: {}", own.body);
+    drop((alpha, beta));
+}
+
+/// The older HTTP+SSE transport for clients: the Python SDK's `sse_client` against
+/// `<route>/sse`. Its session lives on the replica holding the stream, so one replica here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_over_http_sse_sees_the_same_federation() {
+    let ai = AiFleet::start(
+        &[(TENANT, "*.a.example", "127.0.1.0/24")],
+        1,
+        1,
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let fleet = &ai.fleet;
+    let t = fleet.tenant(TENANT);
+    let node_ip: IpAddr = t.create_node("node-1", 10).await.unwrap();
+    let alpha_port = free_port_in(node_ip, 30000..=32767).unwrap();
+    let beta_port = free_port_in(node_ip, 30000..=32767).unwrap();
+    let _alpha = McpServer::start(
+        &fleet.dir,
+        "alpha",
+        Transport::StreamableHttp,
+        SocketAddr::new(node_ip, alpha_port),
+        &[],
+    )
+    .await
+    .unwrap();
+    let _beta = McpServer::start(
+        &fleet.dir,
+        "beta",
+        Transport::Sse,
+        SocketAddr::new(node_ip, beta_port),
+        &[],
+    )
+    .await
+    .unwrap();
+    t.cluster
+        .apply(&manifests(alpha_port, beta_port, fleet.hub.xds_addr()))
+        .await
+        .unwrap();
+    wait_condition(
+        t,
+        "AgentgatewayBackend",
+        "default",
+        "tools",
+        "/status/conditions",
+        "ResolvedRefs",
+        "True",
+    )
+    .await;
+    let gw = SocketAddr::new(
+        programmed_address(t, "agentgateway-system", "agentgateway-proxy").await,
+        8080,
+    );
+    let args: Vec<String> = [
+        "--sse-url",
+        &format!("http://{gw}/mcp/sse"),
+        "--call",
+        "alpha_whoami",
+        "--call",
+        "beta_add={\"a\":20,\"b\":22}",
+        "--read",
+        "alpha+memo://alpha/readme",
+        "--prompt",
+        "beta_greeting",
+    ]
+    .iter()
+    .map(|s| (*s).to_string())
+    .collect();
+    let report = eventually(TIMEOUT, || python_client(&args)).await;
+    eprintln!("python, HTTP+SSE: {report}");
+    assert_eq!(report["server"], "fleetgate");
+    assert_eq!(report["tools"].as_array().map(Vec::len), Some(6));
+    assert_eq!(
+        report["calls"]["alpha_whoami"]["text"],
+        json!(["I am alpha"])
+    );
+    assert_eq!(report["calls"]["beta_add"]["text"], json!(["42"]));
+    assert_eq!(
+        report["reads"]["alpha+memo://alpha/readme"]["text"],
+        json!(["readme of alpha"])
+    );
+    assert_eq!(
+        report["got_prompts"]["beta_greeting"],
+        json!(["Hello tester, from beta."])
+    );
+}
+
+/// `failureMode` on the gateway alone (configured from its file form, no fleet): a target
+/// nobody listens on fails `initialize` with a JSON-RPC error naming it (`FailClosed`), or is
+/// left out while the other target serves (`FailOpen`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_target_fails_the_request_or_is_left_out_as_the_failure_mode_says() {
+    use fleetgate_ai_gateway::config::RawConfig;
+    use fleetgate_ai_gateway::source::StaticSource;
+    use fleetgate_ai_gateway::{Settings, start};
+    use fleetgate_e2e::process::TestDir;
+
+    let dir = TestDir::new("mcp_failure_mode").unwrap();
+    let ip: IpAddr = "127.0.0.1".parse().unwrap();
+    let alpha_addr = SocketAddr::new(ip, free_port_in(ip, 20000..=29999).unwrap());
+    let _alpha = McpServer::start(&dir, "alpha", Transport::StreamableHttp, alpha_addr, &[])
+        .await
+        .unwrap();
+    let dead = fleetgate_e2e::ports::free_addr().unwrap();
+    let route = |name: &str, mode: &str| {
+        format!(
+            "      {name}:\n        mcp:\n          failureMode: {mode}\n          targets:\n            - {{ name: alpha, host: 127.0.0.1, port: {} }}\n            - {{ name: gone, host: 127.0.0.1, port: {}, protocol: SSE }}\n",
+            alpha_addr.port(),
+            dead.port()
+        )
+    };
+    let yaml = format!(
+        "tenants:\n  {TENANT}:\n    routes:\n{}{}",
+        route("closed", "FailClosed"),
+        route("open", "FailOpen")
+    );
+    let config = RawConfig::from_yaml(&yaml).unwrap().validate().unwrap();
+    let gw = start(
+        Settings::new("127.0.0.1:0".parse().unwrap()),
+        config,
+        Box::new(StaticSource),
+    )
+    .await
+    .unwrap();
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
+    let headers = |route: &'static str| {
+        [
+            ("x-fleetgate-tenant", TENANT),
+            ("x-fleetgate-route", route),
+            ("accept", "application/json, text/event-stream"),
+        ]
+    };
+    let closed = post_json(gw.addr, "x", "/mcp", &headers("closed"), &init)
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_str(&closed.body).unwrap();
+    assert_eq!(body["error"]["code"], -32603, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("MCP target gone failed")),
+        "{body}"
+    );
+    assert!(closed.header("mcp-session-id").is_none());
+
+    let open = post_json(gw.addr, "x", "/mcp", &headers("open"), &init)
+        .await
+        .unwrap();
+    assert_eq!(open.status, 200, "{}", open.body);
+    let session = open
+        .header("mcp-session-id")
+        .expect("a session")
+        .to_string();
+    let mut h = headers("open").to_vec();
+    h.push(("mcp-session-id", &session));
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let tools = post_json(gw.addr, "x", "/mcp", &h, &list).await.unwrap();
+    let body: Value = serde_json::from_str(&tools.body).unwrap();
+    let names: Vec<&str> = body["result"]["tools"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|t| t["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        names,
+        ["alpha_add", "alpha_whoami", "alpha_alpha_only"],
+        "{body}"
+    );
+    gw.shutdown().await;
+}

@@ -1,0 +1,158 @@
+//! AgentgatewayBackends of kind `mcp`: the wire `McpBackend` -> the model's
+//! [`McpTargets`](crate::model::ai::McpTargets). Pure, called by [`super::ai::admit_ai_backend`].
+//!
+//! Every target is held to the rules of an LLM provider ([`super::ai`]): a host that is a DNS
+//! name or an IP literal, a port of 1-65535, an absolute path; endpoints the agent resolved (a
+//! Service of the tenant's cluster) through the rule of every backend (the cluster's CIDRs, no
+//! special address, never the hub's or the data plane's own), or, without endpoints, a host on
+//! the tenant's egress allowlist. A refusal names the target's field
+//! (`spec.mcp.targets[1].static.host ...`) and why, in the backend's status. Also: 1 to
+//! [`MAX_TARGETS`] targets with unique names that are DNS labels (they prefix tool names and
+//! URIs, so `_` and `+` are refused), and the modes' values.
+
+use fleetgate_proto::spoke::v1 as pb;
+
+use super::ai::{endpoints, external, host_name};
+use super::{Policy, Rejection, check_path, reject};
+use crate::model::ai::{AiTargets, AiUpstream, McpSpec, McpTarget, McpTargets};
+
+/// Most targets of one MCP backend (agentgateway's limit).
+pub const MAX_TARGETS: usize = 128;
+
+/// A target name: a DNS label (1 to 63 of `a-z`, `0-9`, `-`, not starting or ending with `-`).
+fn check_name(at: &str, name: &str) -> Result<(), Rejection> {
+    let ok = (1..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok {
+        return Ok(());
+    }
+    reject(
+        "UnsupportedValue",
+        format!(
+            "{at}.name {:?} must be 1 to 63 lower-case letters, digits or '-' (a DNS label): it prefixes the target's tools (<name>_<tool>) and resources (<name>+<uri>), so '_' and '+' cannot be part of it",
+            name.chars().take(64).collect::<String>()
+        ),
+    )
+}
+
+/// `value` when it is one of `allowed` (`default` when empty).
+fn one_of(at: &str, value: &str, allowed: &[&str]) -> Result<String, Rejection> {
+    if value.is_empty() {
+        return Ok(allowed[0].to_string());
+    }
+    if allowed.contains(&value) {
+        return Ok(value.to_string());
+    }
+    reject(
+        "UnsupportedValue",
+        format!(
+            "{at} {:?} is not one of {}",
+            value.chars().take(64).collect::<String>(),
+            allowed.join(", ")
+        ),
+    )
+}
+
+/// Admits `spec.mcp` of backend `b`.
+pub fn admit_mcp(
+    b: &pb::AiBackend,
+    m: &pb::McpBackend,
+    policy: &Policy<'_>,
+) -> Result<AiTargets, Rejection> {
+    if b.provider.is_some() || !b.host.is_empty() || !b.groups.is_empty() || b.auth.is_some() {
+        return reject(
+            "UnsupportedValue",
+            "spec sets both ai and mcp; an AgentgatewayBackend has exactly one kind",
+        );
+    }
+    if m.targets.is_empty() || m.targets.len() > MAX_TARGETS {
+        return reject(
+            "UnsupportedValue",
+            format!(
+                "spec.mcp.targets lists {} targets; list 1 to {MAX_TARGETS}",
+                m.targets.len()
+            ),
+        );
+    }
+    let mut targets: Vec<McpTarget> = Vec::with_capacity(m.targets.len());
+    for (i, t) in m.targets.iter().enumerate() {
+        let at = format!("spec.mcp.targets[{i}]");
+        check_name(&at, &t.name)?;
+        if targets.iter().any(|x| x.name == t.name) {
+            return reject(
+                "UnsupportedValue",
+                format!(
+                    "{at}.name {} is used by an earlier target; target names must be unique",
+                    t.name
+                ),
+            );
+        }
+        let at_s = format!("{at}.static");
+        if t.host.is_empty() {
+            return reject("UnsupportedValue", format!("{at_s}.host is required"));
+        }
+        let host = host_name(&at_s, &t.host)?;
+        let port = match u16::try_from(t.port) {
+            Ok(p) if p > 0 => p,
+            _ => {
+                return reject(
+                    "UnsupportedValue",
+                    format!("{at_s}.port {} is not 1-65535", t.port),
+                );
+            }
+        };
+        if let Some(p) = &t.path {
+            check_path(p).map_err(|e| Rejection {
+                reason: e.reason,
+                message: format!("{at_s}.path: {}", e.message),
+            })?;
+        }
+        let protocol = one_of(
+            &format!("{at_s}.protocol"),
+            &t.protocol,
+            &["StreamableHTTP", "SSE"],
+        )?;
+        let prefixed = |e: Rejection| Rejection {
+            reason: e.reason,
+            message: format!("{at}: {}", e.message),
+        };
+        let upstream = if t.endpoints.is_empty() {
+            external(&host, port, policy).map_err(prefixed)?;
+            AiUpstream::External
+        } else {
+            AiUpstream::Cluster(endpoints(&t.host, &t.endpoints, policy).map_err(prefixed)?)
+        };
+        targets.push(McpTarget {
+            name: t.name.clone(),
+            host,
+            port,
+            path: t.path.clone(),
+            protocol,
+            upstream,
+        });
+    }
+    Ok(AiTargets::Mcp(McpTargets {
+        mcp: McpSpec {
+            targets,
+            failure_mode: one_of(
+                "spec.mcp.failureMode",
+                &m.failure_mode,
+                &["FailClosed", "FailOpen"],
+            )?,
+            prefix_mode: one_of(
+                "spec.mcp.prefixMode",
+                &m.prefix_mode,
+                &["Conditional", "Always", "Never"],
+            )?,
+            session_routing: one_of(
+                "spec.mcp.sessionRouting",
+                &m.session_routing,
+                &["Stateful", "Stateless"],
+            )?,
+        },
+    }))
+}

@@ -1,0 +1,179 @@
+//! Table tests of `spec.mcp` admission (`super::mcp`), with issue 12's isolation attacks: a
+//! target at another tenant's endpoints, at the hub, at link-local metadata, or at an external
+//! host the operator did not allow is refused with a reason the tenant reads.
+
+use fleetgate_proto::spoke::v1 as pb;
+
+use super::test_support::Fixture;
+use super::*;
+use crate::model::ai::{AiTargets, AiUpstream};
+
+fn endpoint(address: &str, port: u32) -> pb::Endpoint {
+    pb::Endpoint {
+        address: address.into(),
+        port,
+        ready: true,
+    }
+}
+
+fn target(name: &str, host: &str, port: u32, endpoints: Vec<pb::Endpoint>) -> pb::McpTarget {
+    pb::McpTarget {
+        name: name.into(),
+        host: host.into(),
+        port,
+        path: Some("/mcp".into()),
+        protocol: String::new(),
+        endpoints,
+    }
+}
+
+/// Two targets: a Service of the cluster (resolved by the agent) and an allowed external host.
+fn tools() -> pb::AiBackend {
+    pb::AiBackend {
+        mcp: Some(Box::new(pb::McpBackend {
+            targets: vec![
+                target(
+                    "alpha",
+                    "alpha.tools.svc.cluster.local",
+                    8080,
+                    vec![endpoint("10.1.3.4", 8080)],
+                ),
+                pb::McpTarget {
+                    protocol: "SSE".into(),
+                    path: Some("/sse".into()),
+                    ..target("beta", "mcp.models.example", 443, vec![])
+                },
+            ],
+            failure_mode: "FailOpen".into(),
+            prefix_mode: String::new(),
+            session_routing: String::new(),
+        })),
+        ..Default::default()
+    }
+}
+
+fn object(b: pb::AiBackend) -> pb::Object {
+    pb::Object {
+        r#ref: Some(pb::ObjectRef {
+            kind: pb::Kind::AiBackend as i32,
+            namespace: "default".into(),
+            name: "tools".into(),
+        }),
+        generation: 1,
+        creation_timestamp: "2026-01-01T00:00:00Z".into(),
+        spec: Some(pb::object::Spec::AiBackend(b)),
+    }
+}
+
+fn admitted(b: pb::AiBackend) -> Result<crate::model::ai::AiBackend, Rejection> {
+    let f = Fixture::new();
+    match admit(&object(b), &f.policy())? {
+        Admitted::AiBackend(b) => Ok(b),
+        other => panic!("an AI backend expected, got {other:?}"),
+    }
+}
+
+#[test]
+fn mcp_targets_are_admitted_with_their_defaults() {
+    let b = admitted(tools()).unwrap();
+    let Ok(AiTargets::Mcp(m)) = b.target else {
+        panic!("an MCP backend expected")
+    };
+    let m = m.mcp;
+    assert_eq!(
+        (
+            m.failure_mode.as_str(),
+            m.prefix_mode.as_str(),
+            m.session_routing.as_str()
+        ),
+        ("FailOpen", "Conditional", "Stateful")
+    );
+    assert_eq!(m.targets[0].protocol, "StreamableHTTP");
+    assert_eq!(
+        m.targets[0].upstream,
+        AiUpstream::Cluster(vec!["10.1.3.4:8080".parse().unwrap()])
+    );
+    assert_eq!(m.targets[1].protocol, "SSE");
+    assert_eq!(m.targets[1].upstream, AiUpstream::External);
+}
+
+#[test]
+fn bad_targets_and_attacks_are_refused_naming_the_field() {
+    let with = |f: &dyn Fn(&mut pb::McpBackend)| {
+        let mut b = tools();
+        f(b.mcp.as_mut().unwrap());
+        b
+    };
+    let cases: Vec<(&str, pb::AiBackend, &str)> = vec![
+        (
+            "a name with '_' would make prefixed names ambiguous",
+            with(&|m| m.targets[0].name = "al_pha".into()),
+            "spec.mcp.targets[0].name \"al_pha\" must be 1 to 63",
+        ),
+        (
+            "two targets of one name",
+            with(&|m| m.targets[1].name = "alpha".into()),
+            "spec.mcp.targets[1].name alpha is used by an earlier target",
+        ),
+        (
+            "no targets",
+            with(&|m| m.targets.clear()),
+            "spec.mcp.targets lists 0 targets",
+        ),
+        (
+            "an unknown protocol",
+            with(&|m| m.targets[0].protocol = "WebSocket".into()),
+            "spec.mcp.targets[0].static.protocol \"WebSocket\" is not one of StreamableHTTP, SSE",
+        ),
+        (
+            "an unknown failure mode",
+            with(&|m| m.failure_mode = "FailSometimes".into()),
+            "spec.mcp.failureMode",
+        ),
+        (
+            "port 0",
+            with(&|m| m.targets[1].port = 0),
+            "spec.mcp.targets[1].static.port 0 is not 1-65535",
+        ),
+        (
+            "attack: a target at another tenant's endpoints",
+            with(&|m| m.targets[0].endpoints = vec![endpoint("10.2.0.5", 8080)]),
+            "spec.mcp.targets[0]: endpoint 10.2.0.5:8080 is outside the networks registered for cluster east",
+        ),
+        (
+            "attack: a target at the hub's agent port",
+            with(&|m| m.targets[0].endpoints = vec![endpoint("10.1.0.9", 7443)]),
+            "the hub or the data plane itself",
+        ),
+        (
+            "attack: the hub as an external host",
+            with(&|m| {
+                m.targets[1].host = "10.1.0.9".into();
+                m.targets[1].port = 7443;
+            }),
+            "the hub or the data plane itself",
+        ),
+        (
+            "attack: link-local metadata as an external host",
+            with(&|m| {
+                m.targets[1].host = "169.254.169.254".into();
+                m.targets[1].port = 80;
+            }),
+            "spec.mcp.targets[1]:",
+        ),
+        (
+            "attack: another tenant's address as an external host",
+            with(&|m| m.targets[1].host = "10.2.0.5".into()),
+            "not on its egress allowlist",
+        ),
+        (
+            "attack: an external host the operator did not allow",
+            with(&|m| m.targets[1].host = "mcp.evil.example".into()),
+            "the hub operator must add mcp.evil.example to tenants[a].egress",
+        ),
+    ];
+    for (what, b, want) in cases {
+        let err = admitted(b).expect_err(what);
+        assert!(err.message.contains(want), "{what}: {}", err.message);
+    }
+}
