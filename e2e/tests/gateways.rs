@@ -760,3 +760,63 @@ async fn unsupported_gateway_fields_and_class_parameters_are_refused_on_the_tena
     })
     .await;
 }
+
+/// fleetgate does not originate TLS to backends: a BackendTLSPolicy on a Service a fleetgate
+/// Gateway routes to is not ignored silently; its status names that Gateway with Accepted=False
+/// saying the connection stays plaintext, and the route keeps being served.
+#[tokio::test]
+async fn a_backend_tls_policy_is_answered_not_implemented_on_its_status() {
+    let fleet = Fleet::start(&[TENANT_A]).await.expect("fleet");
+    let a = fleet.tenant("tenant-a");
+    let ip = a.create_node("node-1", 10).await.unwrap();
+    let _echo = a.node_port_backend("echo", ip, "echo").await.unwrap();
+    a.cluster.apply(GATEWAY_CLASS).await.unwrap();
+    a.cluster
+        .apply(&gateway(
+            "web",
+            "  - {name: http, protocol: HTTP, port: 80, hostname: app.a.example}\n",
+        ))
+        .await
+        .unwrap();
+    a.cluster
+        .apply(&route_in("default", "app", "web", "app.a.example", "echo"))
+        .await
+        .unwrap();
+    a.cluster
+        .apply("apiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\nmetadata:\n  name: echo-tls\n  namespace: default\nspec:\n  targetRefs: [{group: \"\", kind: Service, name: echo}]\n  validation: {hostname: echo.a.example, wellKnownCACertificates: System}\n")
+        .await
+        .unwrap();
+    let ancestor = eventually(TIMEOUT, || async {
+        let p = a
+            .cluster
+            .get_json("BackendTLSPolicy", "default", "echo-tls")
+            .await?
+            .context("policy missing")?;
+        let ours = p["status"]["ancestors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|x| x["controllerName"] == "fleetgate.dev/hub")
+            .cloned()
+            .with_context(|| format!("no fleetgate ancestor yet: {}", p["status"]))?;
+        Ok(ours)
+    })
+    .await;
+    assert_eq!(ancestor["ancestorRef"]["name"], "web");
+    assert_eq!(ancestor["ancestorRef"]["kind"], "Gateway");
+    let accepted = condition(&ancestor["conditions"], "Accepted").expect("Accepted");
+    assert_eq!(accepted["status"], "False");
+    assert_eq!(accepted["reason"], "Invalid");
+    let message = accepted["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("does not implement BackendTLSPolicy") && message.contains("plaintext"),
+        "{message}"
+    );
+    // Nothing else changed: the route is served as before.
+    eventually(TIMEOUT, || async {
+        let (status, body) = fleet.get("app.a.example", "/").await?;
+        ensure!(status == 200 && body == "echo", "{status} {body:?}");
+        Ok(())
+    })
+    .await;
+}

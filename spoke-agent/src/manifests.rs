@@ -120,6 +120,14 @@ fn add_value(value: serde_yaml::Value, out: &mut ClusterState) -> Result<(), Str
                     &mut o.metadata
                 })?)
         }
+        ("gateway.networking.k8s.io/v1", "BackendTLSPolicy") => {
+            out.backend_tls_policies.push(typed(
+                value,
+                &kind,
+                true,
+                |o: &mut gateway_api::backendtlspolicies::BackendTlsPolicy| &mut o.metadata,
+            )?)
+        }
         ("gateway.networking.k8s.io/v1", "ListenerSet") => {
             out.listener_sets
                 .push(typed(value, &kind, true, |o: &mut ListenerSet| {

@@ -4,6 +4,7 @@
 //! of YAML), published through a `tokio::sync::watch` channel, and the only input of the pure
 //! `translate` step and of the `status` writer.
 
+use gateway_api::backendtlspolicies::BackendTlsPolicy;
 use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
 use gateway_api::grpcroutes::GrpcRoute;
@@ -61,6 +62,10 @@ pub struct ClusterState {
     pub ingresses: Vec<Ingress>,
     /// networking.k8s.io/v1 IngressClasses.
     pub ingress_classes: Vec<IngressClass>,
+    /// gateway.networking.k8s.io/v1 BackendTLSPolicies (empty when the API server does not serve
+    /// them or the agent's RBAC does not allow reading them): not implemented, so the agent
+    /// says so on each (`status::backend_tls`).
+    pub backend_tls_policies: Vec<BackendTlsPolicy>,
     /// The IngressClass name the agent claims besides those whose `spec.controller` is
     /// fleetgate.dev/hub (`--ingress-class`), set by the source from the configuration.
     pub ingress_class_name: String,
@@ -95,6 +100,7 @@ impl ClusterState {
         self.virtual_keys.sort_by_key(key);
         self.ingresses.sort_by_key(key);
         self.ingress_classes.sort_by_key(key);
+        self.backend_tls_policies.sort_by_key(key);
         self.claimed_class_names.sort();
         self.claimed_class_names.dedup();
     }

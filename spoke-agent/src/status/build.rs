@@ -95,6 +95,12 @@ pub enum StatusWrite {
         name: String,
         status: VirtualKeyStatus,
     },
+    /// A BackendTLSPolicy: `status.ancestors` (`super::backend_tls`).
+    BackendTlsPolicy {
+        namespace: String,
+        name: String,
+        status: gateway_api::backendtlspolicies::BackendTlsPolicyStatus,
+    },
 }
 
 impl StatusWrite {
@@ -132,6 +138,9 @@ impl StatusWrite {
             Self::VirtualKey {
                 namespace, name, ..
             } => format!("VirtualKey {namespace}/{name}"),
+            Self::BackendTlsPolicy {
+                namespace, name, ..
+            } => format!("BackendTLSPolicy {namespace}/{name}"),
         }
     }
 }
@@ -583,6 +592,8 @@ pub fn plan(state: &ClusterState, hub: Option<&Status>, now: &Time) -> Vec<Statu
             out.push(StatusWrite::GatewayClass { name, status });
         }
     }
+    // BackendTLSPolicies need no word from the hub: fleetgate does not implement them.
+    out.extend(super::backend_tls::policy_writes(state, &claimed, now));
     let Some(hub) = hub else { return out };
     let by_key: BTreeMap<StatusKey, &ObjectStatus> = hub
         .objects
@@ -787,6 +798,12 @@ pub fn summary(w: &StatusWrite) -> String {
         StatusWrite::VirtualKey { status, .. } => {
             conds(status.conditions.as_deref().unwrap_or_default())
         }
+        StatusWrite::BackendTlsPolicy { status, .. } => status
+            .ancestors
+            .iter()
+            .map(|a| format!("{}: {}", a.ancestor_ref.name, conds(&a.conditions)))
+            .collect::<Vec<_>>()
+            .join("; "),
         StatusWrite::Gateway { status, .. } => {
             let addrs: Vec<&str> = status
                 .addresses

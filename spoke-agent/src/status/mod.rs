@@ -8,6 +8,7 @@
 //! change for a manifests folder. LoadBalancer Services get `status.loadBalancer` and
 //! `status.conditions` ([`service`]); one that got no address is also logged as a warning.
 
+pub mod backend_tls;
 pub mod build;
 pub mod features;
 pub mod ingress;
@@ -225,6 +226,16 @@ fn target(w: &StatusWrite) -> (ApiResource, Option<&str>, &str, serde_json::Valu
             name,
             json!({"conditions": status.conditions}),
         ),
+        StatusWrite::BackendTlsPolicy {
+            namespace,
+            name,
+            status,
+        } => (
+            of::<gateway_api::backendtlspolicies::BackendTlsPolicy>(),
+            Some(namespace),
+            name,
+            json!({"ancestors": status.ancestors}),
+        ),
     }
 }
 
@@ -397,6 +408,18 @@ mod tests {
                     status: Default::default(),
                 },
                 ("fleetgate.dev/v1alpha1", "VirtualKey", "virtualkeys"),
+            ),
+            (
+                StatusWrite::BackendTlsPolicy {
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                    status: Default::default(),
+                },
+                (
+                    "gateway.networking.k8s.io/v1",
+                    "BackendTLSPolicy",
+                    "backendtlspolicies",
+                ),
             ),
         ];
         for (w, (api_version, kind, plural)) in cases {

@@ -161,6 +161,34 @@ async fn watch_ingresses(client: &Client) -> bool {
     true
 }
 
+/// Whether to watch BackendTLSPolicies: the API server serves them and the agent's RBAC lets it
+/// list and watch them (an older RBAC must not hold back the first snapshot).
+async fn watch_backend_tls_policies(client: &Client) -> bool {
+    let served = client
+        .list_api_group_resources("gateway.networking.k8s.io/v1")
+        .await
+        .is_ok_and(|l| l.resources.iter().any(|r| r.name == "backendtlspolicies"));
+    if !served {
+        return false;
+    }
+    for verb in ["list", "watch"] {
+        if !may(
+            client,
+            "gateway.networking.k8s.io",
+            "backendtlspolicies",
+            verb,
+        )
+        .await
+        {
+            warn!(
+                "the agent's RBAC does not allow {verb} on backendtlspolicies.gateway.networking.k8s.io: BackendTLSPolicies get no status saying fleetgate does not implement them; apply deploy/agent-rbac.yaml and restart the agent"
+            );
+            return false;
+        }
+    }
+    true
+}
+
 /// Whether the agent may `verb` `resource` of `group` cluster-wide (SelfSubjectAccessReview); a
 /// review that cannot be made counts as allowed, as in [`check_secret_access`].
 async fn may(client: &Client, group: &str, resource: &str, verb: &str) -> bool {
@@ -362,6 +390,12 @@ pub async fn run(
             reflect::spawn(Api::<IngressClass>::all(client.clone()), changed.clone()),
         )
     });
+    let backend_tls = watch_backend_tls_policies(&client).await.then(|| {
+        reflect::spawn(
+            Api::<gateway_api::backendtlspolicies::BackendTlsPolicy>::all(client.clone()),
+            changed.clone(),
+        )
+    });
     let mut ai_secrets =
         ai_secrets::AiSecretWatches::new(client.clone(), secrets.clone(), changed.clone());
 
@@ -397,6 +431,9 @@ pub async fn run(
         if let Some((i, c)) = &ingress_watch {
             let _ = i.wait_until_ready().await;
             let _ = c.wait_until_ready().await;
+        }
+        if let Some(s) = &backend_tls {
+            let _ = s.wait_until_ready().await;
         }
     };
     tokio::pin!(ready);
@@ -461,6 +498,10 @@ pub async fn run(
                 .map(|(_, c)| reflect::objects(c))
                 .unwrap_or_default(),
             ingress_class_name: ingress_class_name.clone(),
+            backend_tls_policies: backend_tls
+                .as_ref()
+                .map(reflect::objects)
+                .unwrap_or_default(),
         };
         s.normalize();
         s

@@ -179,6 +179,14 @@ fn cluster() -> ClusterState {
 fn apply(state: &mut ClusterState, writes: Vec<StatusWrite>) {
     for w in writes {
         match w {
+            StatusWrite::BackendTlsPolicy { name, status, .. } => {
+                let o = state
+                    .backend_tls_policies
+                    .iter_mut()
+                    .find(|o| o.metadata.name.as_deref() == Some(&name))
+                    .unwrap();
+                o.status = Some(status);
+            }
             StatusWrite::ListenerSet { name, status, .. } => {
                 let o = state
                     .listener_sets
