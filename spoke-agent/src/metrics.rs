@@ -199,8 +199,8 @@ fn refused_by_kind(status: Option<&Status>) -> BTreeMap<(String, String), i64> {
     out
 }
 
-/// Serves the agent's metrics on `listener`: `/readyz` answers once the hub acknowledged an
-/// Update on the current stream's connection.
+/// Serves the agent's metrics on `listener`: `/readyz` answers while a Sync stream is open and
+/// the hub has acknowledged an Update.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     metrics: Arc<AgentMetrics>,
