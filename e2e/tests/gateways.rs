@@ -12,7 +12,7 @@ use fleetgate_e2e::fixtures::{
     GATEWAY_CLASS, TENANT_A, condition, gateway, http_route, listener, route_in, rule_to,
     wait_route_condition,
 };
-use fleetgate_e2e::{Fleet, TIMEOUT, eventually};
+use fleetgate_e2e::{Echo, Fleet, FleetTenant, TIMEOUT, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_hostname_from_two_clusters_of_one_tenant_reaches_both() {
@@ -397,6 +397,23 @@ async fn listeners_are_isolated_and_parent_ref_ports_select_listeners() {
     .await;
 }
 
+/// One HTTP listener for `app.a.example` on port 80.
+const APP_LISTENER: &str = "  - {name: http, protocol: HTTP, port: 80, hostname: app.a.example}\n";
+
+/// The tenant's node .10 with Service `echo` and its backend (`echo`), the GatewayClass, Gateway
+/// `web` with `listeners` and HTTPRoute `ok` for `app.a.example` to `echo`.
+async fn echo_behind_web(a: &FleetTenant, listeners: &str) -> Echo {
+    let ip = a.create_node("node-1", 10).await.unwrap();
+    let echo = a.node_port_backend("echo", ip, "echo").await.unwrap();
+    a.cluster.apply(GATEWAY_CLASS).await.unwrap();
+    a.cluster.apply(&gateway("web", listeners)).await.unwrap();
+    a.cluster
+        .apply(&route_in("default", "ok", "web", "app.a.example", "echo"))
+        .await
+        .unwrap();
+    echo
+}
+
 /// Reasons that were asserted in unit tests only (issue 10's audit), end to end on the tenant's
 /// objects: PortUnavailable on a listener, InvalidKind, NoMatchingListenerHostname and
 /// UnsupportedValue on routes, each while the valid route next to them keeps being served.
@@ -404,20 +421,7 @@ async fn listeners_are_isolated_and_parent_ref_ports_select_listeners() {
 async fn rejection_reasons_reach_the_tenants_objects() {
     let fleet = Fleet::start(&[TENANT_A]).await.expect("fleet");
     let a = fleet.tenant("tenant-a");
-    let ip = a.create_node("node-1", 10).await.unwrap();
-    let _echo = a.node_port_backend("echo", ip, "echo").await.unwrap();
-    a.cluster.apply(GATEWAY_CLASS).await.unwrap();
-    a.cluster
-        .apply(&gateway(
-            "web",
-            "  - {name: http, protocol: HTTP, port: 80, hostname: app.a.example}\n  - {name: odd, protocol: HTTP, port: 9999, hostname: odd.a.example}\n",
-        ))
-        .await
-        .unwrap();
-    a.cluster
-        .apply(&route_in("default", "ok", "web", "app.a.example", "echo"))
-        .await
-        .unwrap();
+    let _echo = echo_behind_web(a, "  - {name: http, protocol: HTTP, port: 80, hostname: app.a.example}\n  - {name: odd, protocol: HTTP, port: 9999, hostname: odd.a.example}\n").await;
     let bad_kind = http_route(
         "default",
         "bucket",
@@ -768,20 +772,7 @@ async fn unsupported_gateway_fields_and_class_parameters_are_refused_on_the_tena
 async fn a_backend_tls_policy_is_answered_not_implemented_on_its_status() {
     let fleet = Fleet::start(&[TENANT_A]).await.expect("fleet");
     let a = fleet.tenant("tenant-a");
-    let ip = a.create_node("node-1", 10).await.unwrap();
-    let _echo = a.node_port_backend("echo", ip, "echo").await.unwrap();
-    a.cluster.apply(GATEWAY_CLASS).await.unwrap();
-    a.cluster
-        .apply(&gateway(
-            "web",
-            "  - {name: http, protocol: HTTP, port: 80, hostname: app.a.example}\n",
-        ))
-        .await
-        .unwrap();
-    a.cluster
-        .apply(&route_in("default", "app", "web", "app.a.example", "echo"))
-        .await
-        .unwrap();
+    let _echo = echo_behind_web(a, APP_LISTENER).await;
     a.cluster
         .apply("apiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\nmetadata:\n  name: echo-tls\n  namespace: default\nspec:\n  targetRefs: [{group: \"\", kind: Service, name: echo}]\n  validation: {hostname: echo.a.example, wellKnownCACertificates: System}\n")
         .await

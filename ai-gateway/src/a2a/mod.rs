@@ -28,17 +28,16 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderValue};
-use hyper::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use serde_json::Value;
 use tokio::sync::OwnedSemaphorePermit;
 
 use self::telemetry::{A2aKey, A2aTelemetry, CallRecord, CardSummary};
 use crate::config::{A2aBackend, Policies};
 use crate::errors::ApiError;
-use crate::provider::endpoints::authority;
 use crate::{Body, BoxError, RequestCtx};
 
 /// The largest agent card read, and the largest buffered (non-streamed) JSON-RPC answer
@@ -599,62 +598,14 @@ async fn send(
     policies: &Policies,
     method: Method,
     path: &str,
-    mut headers: HeaderMap,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response<Incoming>, ApiError> {
-    if let Ok(host) = HeaderValue::from_str(&authority(&backend.host, backend.port)) {
-        headers.insert(header::HOST, host);
-    }
-    let authorities: Vec<String> = if backend.endpoints.is_empty() {
-        vec![authority(&backend.host, backend.port)]
-    } else {
-        let n = backend.endpoints.len();
-        let start = ctx.route.round_robin.next() % n;
-        (0..n)
-            .map(|i| backend.endpoints[(start + i) % n].to_string())
-            .collect()
+    let target = crate::provider::send::Target {
+        host: &backend.host,
+        port: backend.port,
+        endpoints: &backend.endpoints,
+        tls: backend.tls,
     };
-    let scheme = if backend.tls { "https" } else { "http" };
-    let mut uris = Vec::with_capacity(authorities.len());
-    for a in &authorities {
-        match format!("{scheme}://{a}{path}").parse::<Uri>() {
-            Ok(u) => uris.push(u),
-            Err(e) => return Err(ApiError::bad_request(format!("bad path {path:?}: {e}"))),
-        }
-    }
-    let attempt = async {
-        let mut last = None;
-        for uri in uris {
-            let mut up = Request::new(Full::new(body.clone()));
-            *up.method_mut() = method.clone();
-            *up.uri_mut() = uri;
-            *up.headers_mut() = headers.clone();
-            match ctx.upstream.client().request(up).await {
-                Err(e) if e.is_connect() => {
-                    tracing::info!(tenant = %ctx.route.tenant, route = %ctx.route.name, error = %e, "agent endpoint refused the connection; trying the next");
-                    last = Some(e);
-                }
-                other => return Some(other),
-            }
-        }
-        last.map(Err)
-    };
-    let timeout = policies.request_timeout;
-    match tokio::time::timeout(timeout, attempt).await {
-        Err(_) => Err(ApiError::upstream_timeout(&ctx.route.name, timeout)),
-        Ok(None) => Err(ApiError::upstream_unreachable(
-            &ctx.route.name,
-            "no endpoint to connect to",
-        )),
-        Ok(Some(Err(e))) => {
-            let detail = if e.is_connect() {
-                crate::provider::tls::connect_detail(&e)
-            } else {
-                "the connection broke before a response".to_string()
-            };
-            tracing::warn!(tenant = %ctx.route.tenant, route = %ctx.route.name, error = %e, %detail, "agent request failed");
-            Err(ApiError::upstream_unreachable(&ctx.route.name, &detail))
-        }
-        Ok(Some(Ok(resp))) => Ok(resp),
-    }
+    crate::provider::send::send_to(ctx, &target, policies, method, path, headers, body).await
 }

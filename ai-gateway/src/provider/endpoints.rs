@@ -35,12 +35,23 @@ pub fn authority(host: &str, port: u16) -> String {
 /// The authorities to try for one request, in order: every endpoint once, starting at
 /// `start` (modulo their number) and wrapping around; or `host:port` alone.
 pub fn attempts(ai: &AiBackend, start: usize) -> Vec<String> {
-    let n = ai.endpoints.len();
+    attempts_to(&ai.host, ai.port, &ai.endpoints, start)
+}
+
+/// [`attempts`] for any backend that has a host, a port and endpoints (LLM providers, A2A
+/// agents).
+pub fn attempts_to(
+    host: &str,
+    port: u16,
+    endpoints: &[std::net::SocketAddr],
+    start: usize,
+) -> Vec<String> {
+    let n = endpoints.len();
     if n == 0 {
-        return vec![authority(&ai.host, ai.port)];
+        return vec![authority(host, port)];
     }
     (0..n)
-        .map(|i| ai.endpoints[(start % n + i) % n].to_string())
+        .map(|i| endpoints[(start % n + i) % n].to_string())
         .collect()
 }
 

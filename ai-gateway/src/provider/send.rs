@@ -23,19 +23,55 @@ pub async fn send(
     mut headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response<Incoming>, ApiError> {
-    if let Ok(host) = HeaderValue::from_str(&endpoints::authority(&ai.host, ai.port)) {
-        headers.insert(header::HOST, host);
-    }
     if method == Method::POST {
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
     }
-    let attempts = endpoints::attempts(ai, ctx.route.round_robin.next());
+    let target = Target {
+        host: &ai.host,
+        port: ai.port,
+        endpoints: &ai.endpoints,
+        tls: ai.tls,
+    };
+    send_to(ctx, &target, policies, method, path, headers, body).await
+}
+
+/// Where one request goes: the Host header and, without endpoints, where to connect.
+pub struct Target<'a> {
+    pub host: &'a str,
+    pub port: u16,
+    /// Tried round-robin, the next on a connect error; empty: `host:port`.
+    pub endpoints: &'a [std::net::SocketAddr],
+    /// HTTPS, the certificate verified for `host`.
+    pub tls: bool,
+}
+
+/// Sends `method path` with `headers` (Host set here) and `body` to `target`, within the
+/// policies' request timeout (to the answer's headers; a stream then runs as long as it lasts).
+/// Every kind of backend sends through here: providers ([`send`]) and A2A agents.
+pub async fn send_to(
+    ctx: &RequestCtx,
+    target: &Target<'_>,
+    policies: &Policies,
+    method: Method,
+    path: &str,
+    mut headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response<Incoming>, ApiError> {
+    if let Ok(host) = HeaderValue::from_str(&endpoints::authority(target.host, target.port)) {
+        headers.insert(header::HOST, host);
+    }
+    let attempts = endpoints::attempts_to(
+        target.host,
+        target.port,
+        target.endpoints,
+        ctx.route.round_robin.next(),
+    );
     let mut uris = Vec::with_capacity(attempts.len());
     for authority in &attempts {
-        let scheme = if ai.tls { "https" } else { "http" };
+        let scheme = if target.tls { "https" } else { "http" };
         match format!("{scheme}://{authority}{path}").parse::<Uri>() {
             Ok(u) => uris.push(u),
             Err(e) => return Err(ApiError::bad_request(format!("bad path: {e}"))),

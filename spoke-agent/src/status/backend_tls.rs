@@ -30,6 +30,16 @@ const MAX_ANCESTORS: usize = 16;
 /// (group, kind, namespace, name) of a reference, as the route wrote it.
 type Ref<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>, &'a str);
 
+/// One reference's fields, borrowed.
+fn as_ref<'a>(
+    group: &'a Option<String>,
+    kind: &'a Option<String>,
+    ns: &'a Option<String>,
+    name: &'a str,
+) -> Ref<'a> {
+    (group.as_deref(), kind.as_deref(), ns.as_deref(), name)
+}
+
 /// Whether one of `backends` of a route in `route_ns` is Service `namespace/service`.
 fn reaches<'a>(
     route_ns: &str,
@@ -71,69 +81,32 @@ pub fn gateways_reaching(
         .filter(|g| claimed.contains(&g.spec.gateway_class_name))
         .filter_map(|g| ns_name(&g.metadata))
         .collect();
-    // Each route as (its namespace, its backendRefs, its parentRefs).
-    fn refs<'a, B: 'a, P: 'a>(
-        backends: impl Iterator<Item = &'a B>,
-        parents: impl Iterator<Item = &'a P>,
-        b: impl Fn(&'a B) -> Ref<'a>,
-        p: impl Fn(&'a P) -> Ref<'a>,
-    ) -> (Vec<Ref<'a>>, Vec<Ref<'a>>) {
-        (backends.map(b).collect(), parents.map(p).collect())
+    // Each route as (its namespace, its backendRefs, its parentRefs). HTTPRoute and GRPCRoute
+    // have the same shape in distinct generated types, hence a macro over the field names.
+    macro_rules! route_refs {
+        ($routes:expr) => {
+            $routes.iter().filter_map(|r| {
+                let backends: Vec<Ref<'_>> = r
+                    .spec
+                    .rules
+                    .iter()
+                    .flatten()
+                    .flat_map(|rule| rule.backend_refs.iter().flatten())
+                    .map(|b| as_ref(&b.group, &b.kind, &b.namespace, &b.name))
+                    .collect();
+                let parents: Vec<Ref<'_>> = r
+                    .spec
+                    .parent_refs
+                    .iter()
+                    .flatten()
+                    .map(|p| as_ref(&p.group, &p.kind, &p.namespace, &p.name))
+                    .collect();
+                Some((r.metadata.namespace.as_deref()?, backends, parents))
+            })
+        };
     }
-    let http = state.http_routes.iter().filter_map(|r| {
-        let (backends, parents) = refs(
-            r.spec
-                .rules
-                .iter()
-                .flatten()
-                .flat_map(|rule| rule.backend_refs.iter().flatten()),
-            r.spec.parent_refs.iter().flatten(),
-            |b| {
-                (
-                    b.group.as_deref(),
-                    b.kind.as_deref(),
-                    b.namespace.as_deref(),
-                    &b.name,
-                )
-            },
-            |p| {
-                (
-                    p.group.as_deref(),
-                    p.kind.as_deref(),
-                    p.namespace.as_deref(),
-                    &p.name,
-                )
-            },
-        );
-        Some((r.metadata.namespace.as_deref()?, backends, parents))
-    });
-    let grpc = state.grpc_routes.iter().filter_map(|r| {
-        let (backends, parents) = refs(
-            r.spec
-                .rules
-                .iter()
-                .flatten()
-                .flat_map(|rule| rule.backend_refs.iter().flatten()),
-            r.spec.parent_refs.iter().flatten(),
-            |b| {
-                (
-                    b.group.as_deref(),
-                    b.kind.as_deref(),
-                    b.namespace.as_deref(),
-                    &b.name,
-                )
-            },
-            |p| {
-                (
-                    p.group.as_deref(),
-                    p.kind.as_deref(),
-                    p.namespace.as_deref(),
-                    &p.name,
-                )
-            },
-        );
-        Some((r.metadata.namespace.as_deref()?, backends, parents))
-    });
+    let http = route_refs!(state.http_routes);
+    let grpc = route_refs!(state.grpc_routes);
     let mut out = BTreeSet::new();
     for (route_ns, backends, parents) in http.chain(grpc) {
         if reaches(route_ns, backends.into_iter(), namespace, service) {
