@@ -145,12 +145,13 @@ fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| (*s).to_string()).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mcp_sdk_clients_see_one_federated_server_through_envoy_and_two_replicas() {
-    let _one = ONE_AT_A_TIME.lock().await;
+/// A fleet of tenant `TENANT` with `replicas` AI gateways, its node .10 running MCP servers
+/// `alpha` (streamable HTTP, with `alpha_extra` tools besides its own) and `beta` (SSE) on
+/// NodePorts, and the tenant's manifests exposing both federated at `/tools`.
+async fn federation(replicas: usize, alpha_extra: &[&str]) -> (AiFleet, McpServer, McpServer) {
     let ai = AiFleet::start(
         &[(TENANT, "*.a.example", "127.0.1.0/24")],
-        2,
+        replicas,
         1,
         Default::default(),
     )
@@ -161,14 +162,12 @@ async fn mcp_sdk_clients_see_one_federated_server_through_envoy_and_two_replicas
     let node_ip: IpAddr = t.create_node("node-1", 10).await.unwrap();
     let alpha_port = free_port_in(node_ip, 30000..=32767).unwrap();
     let beta_port = free_port_in(node_ip, 30000..=32767).unwrap();
-    // alpha also offers a tool named like beta's after prefixing (`beta_add`): federated as
-    // `alpha_beta_add`, it must reach alpha.
     let alpha = McpServer::start(
         &fleet.dir,
         "alpha",
         Transport::StreamableHttp,
         SocketAddr::new(node_ip, alpha_port),
-        &["beta_add"],
+        alpha_extra,
     )
     .await
     .unwrap();
@@ -185,6 +184,17 @@ async fn mcp_sdk_clients_see_one_federated_server_through_envoy_and_two_replicas
         .apply(&manifests(alpha_port, beta_port, fleet.hub.xds_addr()))
         .await
         .unwrap();
+    (ai, alpha, beta)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_sdk_clients_see_one_federated_server_through_envoy_and_two_replicas() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    // alpha also offers a tool named like beta's after prefixing (`beta_add`): federated as
+    // `alpha_beta_add`, it must reach alpha.
+    let (ai, alpha, beta) = federation(2, &["beta_add"]).await;
+    let fleet = &ai.fleet;
+    let t = fleet.tenant(TENANT);
 
     // The backend's status names each target and where it leads.
     let tools = wait_condition(
@@ -418,41 +428,9 @@ async fn mcp_sdk_clients_see_one_federated_server_through_envoy_and_two_replicas
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_sdk_over_http_sse_sees_the_same_federation() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let ai = AiFleet::start(
-        &[(TENANT, "*.a.example", "127.0.1.0/24")],
-        1,
-        1,
-        Default::default(),
-    )
-    .await
-    .unwrap();
+    let (ai, _alpha, _beta) = federation(1, &[]).await;
     let fleet = &ai.fleet;
     let t = fleet.tenant(TENANT);
-    let node_ip: IpAddr = t.create_node("node-1", 10).await.unwrap();
-    let alpha_port = free_port_in(node_ip, 30000..=32767).unwrap();
-    let beta_port = free_port_in(node_ip, 30000..=32767).unwrap();
-    let _alpha = McpServer::start(
-        &fleet.dir,
-        "alpha",
-        Transport::StreamableHttp,
-        SocketAddr::new(node_ip, alpha_port),
-        &[],
-    )
-    .await
-    .unwrap();
-    let _beta = McpServer::start(
-        &fleet.dir,
-        "beta",
-        Transport::Sse,
-        SocketAddr::new(node_ip, beta_port),
-        &[],
-    )
-    .await
-    .unwrap();
-    t.cluster
-        .apply(&manifests(alpha_port, beta_port, fleet.hub.xds_addr()))
-        .await
-        .unwrap();
     wait_condition(
         t,
         "AgentgatewayBackend",
