@@ -4,9 +4,12 @@
 //!
 //! Where it sits: beside the data path of each process, reading it. Each process keeps its own
 //! `prometheus_client` registry and renders it in [`Endpoints::metrics`]; this crate only serves.
+//! A process may add its own API under `/api/` ([`Endpoints::api`]; the hub's admin API is one).
 //! Never bind it on a tenant-facing address.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -17,12 +20,19 @@ use hyper::{Method, Request, Response, StatusCode};
 /// The content type of the OpenMetrics text format.
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// What an [`Api`] answers with.
+pub type ApiFuture = Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>>;
+/// A process's own handler for every request whose path starts with `/api/`, any method.
+pub type Api = Box<dyn Fn(Request<Incoming>) -> ApiFuture + Send + Sync>;
+
 /// What the port answers with.
 pub struct Endpoints {
     /// Renders the metrics (called once per scrape).
     pub metrics: Box<dyn Fn() -> String + Send + Sync>,
     /// Whether `/readyz` answers 200 (else 503 with the reason).
     pub ready: Box<dyn Fn() -> Result<(), String> + Send + Sync>,
+    /// Requests under `/api/` (None: 404 like any other unknown path).
+    pub api: Option<Api>,
 }
 
 /// Serves `endpoints` on `listener` until `shutdown` completes.
@@ -47,7 +57,14 @@ pub async fn serve(
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let endpoints = endpoints.clone();
-                async move { Ok::<_, Infallible>(answer(req.method(), req.uri().path(), &endpoints)) }
+                async move {
+                    if let Some(api) = endpoints.api.as_ref()
+                        && req.uri().path().starts_with("/api/")
+                    {
+                        return Ok::<_, Infallible>(api(req).await);
+                    }
+                    Ok::<_, Infallible>(answer(req.method(), req.uri().path(), &endpoints))
+                }
             });
             let io = hyper_util::rt::TokioIo::new(stream);
             if let Err(e) = hyper::server::conn::http1::Builder::new()
@@ -110,6 +127,7 @@ mod tests {
                     Err("no hub yet".into())
                 }
             }),
+            api: None,
         }
     }
 
