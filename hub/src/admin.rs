@@ -11,8 +11,40 @@
 //! - [`views`]: pure functions from the hub's state to the rows the API answers.
 //! - [`api`]: the HTTP routes under `/api/v1/`, authentication, roles, errors.
 //! - [`client`]: `fleetgate-hub admin ...`, the CLI over that API, `--output table|json`.
+//! - [`dashboard`]: the same, as live web pages under `/ui/`.
 
 pub mod api;
 pub mod client;
+pub mod dashboard;
 pub mod operator_token;
 pub mod views;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+
+/// Answers a request on the admin port that is not /metrics or health: `/api/` goes to the
+/// API, `/ui` to the dashboard.
+pub async fn serve(
+    api: &api::AdminApi,
+    req: Request<Incoming>,
+) -> Response<fleetgate_observe::Body> {
+    let path = req.uri().path();
+    if path.starts_with("/api/") {
+        api.handle(req).await.map(|b| b.boxed())
+    } else if path == "/ui" || path.starts_with("/ui/") {
+        dashboard::handle(api, req).await
+    } else {
+        Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .header("content-type", "text/plain")
+            .body(
+                Full::new(Bytes::from(
+                    "not found: this port serves /metrics, /healthz, /readyz, the admin API under /api/v1/ and the dashboard under /ui/\n",
+                ))
+                .boxed(),
+            )
+            .expect("static response parts are valid")
+    }
+}

@@ -337,9 +337,9 @@ pub async fn serve(
     let endpoints = fleetgate_observe::Endpoints {
         metrics: Box::new(move || metrics.scrape(&sources)),
         ready: Box::new(|| Ok(())),
-        api: Some(Box::new(move |req| {
+        app: Some(Box::new(move |req| {
             let api = api.clone();
-            Box::pin(async move { api.handle(req).await })
+            Box::pin(async move { crate::admin::serve(&api, req).await })
         })),
     };
     fleetgate_observe::serve(listener, Arc::new(endpoints), shutdown).await

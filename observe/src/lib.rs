@@ -4,7 +4,8 @@
 //!
 //! Where it sits: beside the data path of each process, reading it. Each process keeps its own
 //! `prometheus_client` registry and renders it in [`Endpoints::metrics`]; this crate only serves.
-//! A process may add its own API under `/api/` ([`Endpoints::api`]; the hub's admin API is one).
+//! A process may serve more on the same port ([`Endpoints::app`]: every other path; the hub's
+//! admin API and dashboard are that).
 //! Never bind it on a tenant-facing address.
 
 use std::convert::Infallible;
@@ -13,17 +14,20 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 
 /// The content type of the OpenMetrics text format.
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// What an [`Api`] answers with.
-pub type ApiFuture = Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>>;
-/// A process's own handler for every request whose path starts with `/api/`, any method.
-pub type Api = Box<dyn Fn(Request<Incoming>) -> ApiFuture + Send + Sync>;
+/// The body of every answer: whole (`Full`) or streamed (server-sent events).
+pub type Body = BoxBody<Bytes, Infallible>;
+/// What an [`App`] answers with.
+pub type AppFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
+/// A process's own handler for every request this crate does not answer itself.
+pub type App = Box<dyn Fn(Request<Incoming>) -> AppFuture + Send + Sync>;
 
 /// What the port answers with.
 pub struct Endpoints {
@@ -31,8 +35,8 @@ pub struct Endpoints {
     pub metrics: Box<dyn Fn() -> String + Send + Sync>,
     /// Whether `/readyz` answers 200 (else 503 with the reason).
     pub ready: Box<dyn Fn() -> Result<(), String> + Send + Sync>,
-    /// Requests under `/api/` (None: 404 like any other unknown path).
-    pub api: Option<Api>,
+    /// Every path but `/metrics`, `/healthz` and `/readyz` (None: 404 naming those three).
+    pub app: Option<App>,
 }
 
 /// Serves `endpoints` on `listener` until `shutdown` completes.
@@ -58,12 +62,15 @@ pub async fn serve(
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let endpoints = endpoints.clone();
                 async move {
-                    if let Some(api) = endpoints.api.as_ref()
-                        && req.uri().path().starts_with("/api/")
+                    let own = ["/metrics", "/healthz", "/readyz"].contains(&req.uri().path());
+                    if let Some(app) = endpoints.app.as_ref()
+                        && !own
                     {
-                        return Ok::<_, Infallible>(api(req).await);
+                        return Ok::<_, Infallible>(app(req).await);
                     }
-                    Ok::<_, Infallible>(answer(req.method(), req.uri().path(), &endpoints))
+                    Ok::<_, Infallible>(
+                        answer(req.method(), req.uri().path(), &endpoints).map(|b| b.boxed()),
+                    )
                 }
             });
             let io = hyper_util::rt::TokioIo::new(stream);
@@ -127,7 +134,7 @@ mod tests {
                     Err("no hub yet".into())
                 }
             }),
-            api: None,
+            app: None,
         }
     }
 

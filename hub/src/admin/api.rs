@@ -71,8 +71,9 @@ fn error(status: StatusCode, message: impl Into<String>) -> Answer {
     r
 }
 
-/// A refusal before any work: its status and what to do.
-struct Refusal(StatusCode, String);
+/// A refusal: its HTTP status and what to do.
+#[derive(Debug)]
+pub struct Refusal(pub StatusCode, pub String);
 
 impl Refusal {
     fn answer(self) -> Answer {
@@ -104,8 +105,23 @@ impl AdminApi {
         }
     }
 
+    /// The fleet the API reads and acts on.
+    pub fn fleet(&self) -> &Arc<Fleet> {
+        &self.fleet
+    }
+
+    /// The compiled statuses (changes when any object's status does).
+    pub fn statuses(&self) -> watch::Receiver<FleetStatus> {
+        self.statuses.clone()
+    }
+
+    /// The key sessions and CSRF tokens of the dashboard are derived from.
+    pub fn operator_key(&self) -> &hmac::Key {
+        &self.operator_key
+    }
+
     /// The hub's state as this request sees it.
-    fn state(&self) -> FleetState {
+    pub fn state(&self) -> FleetState {
         let view = self.fleet.view();
         FleetState {
             config: self.fleet.config(),
@@ -137,6 +153,11 @@ impl AdminApi {
                     "the Authorization header must be `Bearer <operator token>`".into(),
                 )
             })?;
+        self.verify(token)
+    }
+
+    /// Who `token` (an operator token) speaks for.
+    pub fn verify(&self, token: &str) -> Result<Operator, Refusal> {
         operator_token::verify(&self.operator_key, token, unix_now() as u64)
             .map_err(|e| Refusal(StatusCode::UNAUTHORIZED, e.to_string()))
     }
@@ -175,7 +196,7 @@ impl AdminApi {
             (true, ["clusters"]) => json(StatusCode::OK, &views::clusters(&self.state())),
             (true, ["allocations"]) => json(StatusCode::OK, &views::allocations(&self.state())),
             (true, ["tenants", tenant, "objects"]) => {
-                let q = query.as_deref().and_then(query_param);
+                let q = query.as_deref().and_then(|q| query_value(q, "q"));
                 match views::objects(&self.state(), tenant, q.as_deref()) {
                     Some(rows) => json(StatusCode::OK, &rows),
                     None => error(
@@ -189,20 +210,20 @@ impl AdminApi {
             (false, ["clusters", tenant, cluster, action])
                 if method == Method::POST && ["disable", "enable", "revoke"].contains(action) =>
             {
-                if let Err(r) = admin_only(&operator, &format!("{action} a cluster")) {
-                    return r.answer();
-                }
                 let key = ClusterKey {
                     tenant: tenant.to_string(),
                     cluster: cluster.to_string(),
                 };
-                self.cluster_action(&operator, &key, action)
+                match self.cluster_action(&operator, &key, action) {
+                    Ok(changed) => json(StatusCode::OK, &serde_json::json!({ "changed": changed })),
+                    Err(r) => r.answer(),
+                }
             }
             (false, ["tokens"]) if method == Method::POST => {
-                if let Err(r) = admin_only(&operator, "create bootstrap tokens") {
-                    return r.answer();
+                match self.create_token(&operator, req).await {
+                    Ok(answer) => answer,
+                    Err(r) => r.answer(),
                 }
-                self.create_token(&operator, req).await
             }
             (_, ["whoami" | "tenants" | "clusters" | "allocations"])
             | (_, ["tenants", _, "objects"]) => error(
@@ -222,96 +243,120 @@ impl AdminApi {
         }
     }
 
-    fn cluster_action(&self, operator: &Operator, key: &ClusterKey, action: &str) -> Answer {
+    /// `disable`, `enable` or `revoke` the cluster `key` as `operator` (admin only); whether
+    /// anything changed.
+    pub fn cluster_action(
+        &self,
+        operator: &Operator,
+        key: &ClusterKey,
+        action: &str,
+    ) -> Result<bool, Refusal> {
+        admin_only(operator, &format!("{action} a cluster"))?;
         let result = match action {
             "disable" => self.fleet.set_operator_disabled(key, true),
             "enable" => self.fleet.set_operator_disabled(key, false),
-            _ => self.fleet.revoke(key).map(|()| true),
+            "revoke" => self.fleet.revoke(key).map(|()| true),
+            other => {
+                return Err(Refusal(
+                    StatusCode::NOT_FOUND,
+                    format!("unknown action {other:?}: use disable, enable or revoke"),
+                ));
+            }
         };
         match result {
             Ok(changed) => {
                 tracing::warn!(operator = %operator.name, cluster = %key, action, changed, "admin action");
-                json(StatusCode::OK, &serde_json::json!({ "changed": changed }))
+                Ok(changed)
             }
-            Err(e @ AdminRefusal::NotRegistered(_)) => error(StatusCode::NOT_FOUND, e.to_string()),
+            Err(e @ AdminRefusal::NotRegistered(_)) => {
+                Err(Refusal(StatusCode::NOT_FOUND, e.to_string()))
+            }
             Err(e @ AdminRefusal::Store(_)) => {
-                error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+                Err(Refusal(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
             }
         }
     }
 
-    async fn create_token(&self, operator: &Operator, req: Request<Incoming>) -> Answer {
-        let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(_) => {
-                return error(
+    async fn create_token(
+        &self,
+        operator: &Operator,
+        req: Request<Incoming>,
+    ) -> Result<Answer, Refusal> {
+        admin_only(operator, "create bootstrap tokens")?;
+        let body = Limited::new(req.into_body(), MAX_BODY)
+            .collect()
+            .await
+            .map_err(|_| {
+                Refusal(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     format!("the body must be JSON of at most {MAX_BODY} bytes"),
-                );
-            }
-        };
-        let want: TokenRequest = match serde_json::from_slice(&body) {
-            Ok(w) => w,
-            Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                        "the body must be {{\"tenant\": ..., \"cluster\": ..., \"ttlSeconds\": ...}}: {e}"
-                    ),
-                );
-            }
-        };
+                )
+            })?
+            .to_bytes();
+        let want: TokenRequest = serde_json::from_slice(&body).map_err(|e| {
+            Refusal(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "the body must be {{\"tenant\": ..., \"cluster\": ..., \"ttlSeconds\": ...}}: {e}"
+                ),
+            )
+        })?;
         let ttl = want.ttl_seconds.unwrap_or(bootstrap::DEFAULT_TTL.as_secs());
+        let (token, expires) = self.bootstrap_token(operator, &want.tenant, &want.cluster, ttl)?;
+        Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "token": token,
+                "tenant": want.tenant,
+                "cluster": want.cluster,
+                "expires": expires,
+            }),
+        ))
+    }
+
+    /// A bootstrap token for `tenant`/`cluster` valid `ttl` seconds, as `operator` (admin only):
+    /// the token and its expiry (Unix seconds).
+    pub fn bootstrap_token(
+        &self,
+        operator: &Operator,
+        tenant: &str,
+        cluster: &str,
+        ttl: u64,
+    ) -> Result<(String, u64), Refusal> {
+        admin_only(operator, "create bootstrap tokens")?;
         if ttl == 0 || ttl > bootstrap::MAX_TTL.as_secs() {
-            return error(
+            return Err(Refusal(
                 StatusCode::BAD_REQUEST,
                 format!(
                     "ttlSeconds {ttl}: use 1 to {} (24 hours)",
                     bootstrap::MAX_TTL.as_secs()
                 ),
-            );
+            ));
         }
-        match self
-            .fleet
-            .config()
-            .registration(&want.tenant, &want.cluster)
-        {
+        match self.fleet.config().registration(tenant, cluster) {
             Registration::Active => {}
             Registration::Unknown => {
-                return error(
+                return Err(Refusal(
                     StatusCode::NOT_FOUND,
                     format!(
-                        "cluster {}/{} is not registered at this hub: add it under tenants.<tenant>.clusters in the hub's configuration first",
-                        want.tenant, want.cluster
+                        "cluster {tenant}/{cluster} is not registered at this hub: add it under tenants.<tenant>.clusters in the hub's configuration first"
                     ),
-                );
+                ));
             }
             Registration::Disabled => {
-                return error(
+                return Err(Refusal(
                     StatusCode::CONFLICT,
                     format!(
-                        "cluster {}/{} is disabled: enable it first, its agent could not enroll",
-                        want.tenant, want.cluster
+                        "cluster {tenant}/{cluster} is disabled: enable it first, its agent could not enroll"
                     ),
-                );
+                ));
             }
         }
         let expires = unix_now() as u64 + ttl;
-        match bootstrap::mint(&self.token_key, &want.tenant, &want.cluster, expires) {
-            Ok(token) => {
-                tracing::warn!(operator = %operator.name, tenant = %want.tenant, cluster = %want.cluster, ttl, "admin action: bootstrap token created");
-                json(
-                    StatusCode::OK,
-                    &serde_json::json!({
-                        "token": token,
-                        "tenant": want.tenant,
-                        "cluster": want.cluster,
-                        "expires": expires,
-                    }),
-                )
-            }
-            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        }
+        let token = bootstrap::mint(&self.token_key, tenant, cluster, expires)
+            .map_err(|e| Refusal(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        tracing::warn!(operator = %operator.name, %tenant, %cluster, ttl, "admin action: bootstrap token created");
+        Ok((token, expires))
     }
 }
 
@@ -330,15 +375,16 @@ fn admin_only(operator: &Operator, what: &str) -> Result<(), Refusal> {
     }
 }
 
-/// The value of `q=` in a query string (percent-decoded; `+` is a space).
-fn query_param(query: &str) -> Option<String> {
+/// The value of `name=` in a query string or form body (percent-decoded; `+` is a space).
+pub fn query_value(query: &str, name: &str) -> Option<String> {
     query.split('&').find_map(|kv| {
-        let v = kv.strip_prefix("q=")?;
-        Some(percent_decode(&v.replace('+', " ")))
+        let (k, v) = kv.split_once('=')?;
+        (k == name).then(|| percent_decode(&v.replace('+', " ")))
     })
 }
 
-fn percent_decode(s: &str) -> String {
+/// `s` with its `%XX` escapes decoded (invalid UTF-8 replaced).
+pub fn percent_decode(s: &str) -> String {
     let hex = |c: u8| (c as char).to_digit(16);
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -368,13 +414,12 @@ mod tests {
 
     #[test]
     fn the_query_parameter_is_decoded() {
-        assert_eq!(query_param("q=api").as_deref(), Some("api"));
-        assert_eq!(query_param("x=1&q=a%2Fb+c").as_deref(), Some("a/b c"));
-        assert_eq!(query_param("q=%zz%4").as_deref(), Some("%zz%4"));
-        assert_eq!(
-            query_param("q=%C3%A9t%C3").as_deref(),
-            Some("\u{e9}t\u{fffd}")
-        );
-        assert_eq!(query_param("x=1"), None);
+        let q = |s| query_value(s, "q");
+        assert_eq!(q("q=api").as_deref(), Some("api"));
+        assert_eq!(q("x=1&q=a%2Fb+c").as_deref(), Some("a/b c"));
+        assert_eq!(q("q=%zz%4").as_deref(), Some("%zz%4"));
+        assert_eq!(q("q=%C3%A9t%C3").as_deref(), Some("\u{e9}t\u{fffd}"));
+        assert_eq!(q("x=1"), None);
+        assert_eq!(q("qq=1"), None);
     }
 }
