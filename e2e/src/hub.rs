@@ -331,6 +331,30 @@ impl Hub {
         Ok(token)
     }
 
+    /// An operator token for the admin API and dashboard from `fleetgate-hub operator-token
+    /// create` (`role`: `viewer` or `admin`).
+    pub fn create_operator_token(&self, name: &str, role: &str) -> anyhow::Result<String> {
+        let out = run_to_completion(
+            &self.binary,
+            &[
+                "operator-token",
+                "create",
+                "--pki-dir",
+                &self.pki_dir.display().to_string(),
+                "--name",
+                name,
+                "--role",
+                role,
+            ],
+        )?;
+        let token = out.trim().to_string();
+        anyhow::ensure!(
+            token.starts_with("fgo1.") && !token.contains('\n'),
+            "`fleetgate-hub operator-token create` printed {token:?}, not one token"
+        );
+        Ok(token)
+    }
+
     /// The tenants the config file lists now.
     pub fn tenants(&self) -> &[HubTenant] {
         &self.tenants
