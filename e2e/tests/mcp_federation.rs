@@ -609,8 +609,20 @@ async fn one_session_survives_a_hub_restart_and_a_key_rotation() {
         )
         .await?;
         ensure!(r.status == 200, "tools/call: {} {}", r.status, r.body);
-        let body: Value = serde_json::from_str(&r.body)?;
-        ensure!(body["result"].is_object(), "tools/call: {body}");
+        // JSON, or an event stream (a routed call streams the target's notifications) whose
+        // last message is the answer.
+        let body: Value = serde_json::from_str(&r.body).or_else(|_| {
+            r.body
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+                .find(|m| m.get("id").is_some())
+                .context("an answer on the event stream")
+        })?;
+        ensure!(
+            body["result"]["content"][0]["text"] == "5",
+            "tools/call: {body}"
+        );
         Ok(body)
     };
     let session = eventually(TIMEOUT, new_session).await;
