@@ -125,9 +125,9 @@ pub struct Fleet {
 }
 
 /// The MCP session secrets live in the fleet's store (`store/session_secrets.rs`).
-impl crate::session_secret::SecretStore for Fleet {
+impl crate::store::SecretStore for Fleet {
     fn load_ring(&self) -> Result<Option<crate::session_secret::SecretRing>, StoreError> {
-        crate::session_secret::SecretStore::load_ring(&self.store)
+        crate::store::SecretStore::load_ring(&self.store)
     }
 
     fn swap_ring(
@@ -135,7 +135,7 @@ impl crate::session_secret::SecretStore for Fleet {
         expected: Option<&crate::session_secret::SecretRing>,
         next: &crate::session_secret::SecretRing,
     ) -> Result<crate::session_secret::SecretRing, StoreError> {
-        crate::session_secret::SecretStore::swap_ring(&self.store, expected, next)
+        crate::store::SecretStore::swap_ring(&self.store, expected, next)
     }
 }
 

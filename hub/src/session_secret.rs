@@ -1,8 +1,8 @@
 //! The secrets the tenants' MCP session keys are derived from, and their rotation.
 //!
-//! Where it sits: beside `store` (which keeps the ring, sealed at rest) and `ai_config` (whose
-//! publisher task is the one writer: it loads the ring at start, rotates it when due and sends
-//! every tenant its keys). A tenant's key under one secret is HMAC-SHA256 of the tenant's name
+//! Where it sits: below `store` (which keeps the ring, sealed at rest: `store::SecretStore`)
+//! and `ai_config` (whose publisher task is the one writer: it loads the ring at start, rotates
+//! it when due and sends every tenant its keys). A tenant's key under one secret is HMAC-SHA256 of the tenant's name
 //! (so tenants never share a key); each secret has a short id that the gateway writes into the
 //! session ids it seals, so that an id sealed under the previous secret still opens during the
 //! grace period. Pure, but for [`SessionSecret::generate`].
@@ -145,19 +145,6 @@ impl SecretRing {
             })
             .collect()
     }
-}
-
-/// Where the ring is kept (the hub's store; several hubs share it once the store is shared).
-pub trait SecretStore: Send + Sync {
-    /// The ring stored, if any.
-    fn load_ring(&self) -> Result<Option<SecretRing>, crate::store::StoreError>;
-    /// Replaces the stored ring with `next` if it is still `expected` (compare-and-swap), and
-    /// returns what is stored afterwards: `next`, or the ring another writer stored first.
-    fn swap_ring(
-        &self,
-        expected: Option<&SecretRing>,
-        next: &SecretRing,
-    ) -> Result<SecretRing, crate::store::StoreError>;
 }
 
 #[cfg(test)]

@@ -116,6 +116,7 @@ impl From<Stored> for ClusterIntent {
 mod identity;
 /// The MCP session secret ring (`store/session_secrets.rs`).
 mod session_secrets;
+pub use session_secrets::SecretStore;
 
 /// `<tenant>/<cluster>` -> JSON of `ClusterIntent`.
 const INTENT: TableDefinition<&str, &[u8]> = TableDefinition::new("intent/v1");

@@ -19,8 +19,8 @@ use fleetgate_hub::model::ai::{
 use fleetgate_hub::model::snapshot::SourceObject;
 use fleetgate_hub::model::{ClusterKey, Kind, ObjectKey};
 use fleetgate_hub::seal::Sealer;
-use fleetgate_hub::session_secret::{Rotation, SecretStore};
-use fleetgate_hub::store::Store;
+use fleetgate_hub::session_secret::Rotation;
+use fleetgate_hub::store::{SecretStore, Store};
 use fleetgate_proto::aigateway::v1 as pb;
 use tokio::sync::watch;
 

@@ -186,7 +186,7 @@ impl SessionKeyRing {
     ) -> Result<Option<Self>, ConfigError> {
         if single.is_some() && !ring.is_empty() {
             return Err(field(
-                &format!("{at}.mcpSessionKey"),
+                format!("{at}.mcpSessionKey"),
                 "set mcpSessionKey or mcpSessionKeys, not both",
             ));
         }
@@ -201,7 +201,7 @@ impl SessionKeyRing {
             let at = format!("{at}.mcpSessionKeys[{i}]");
             if keys.iter().any(|(id, _)| *id == k.id) {
                 return Err(field(
-                    &format!("{at}.id"),
+                    format!("{at}.id"),
                     "is used by another key of the ring",
                 ));
             }

@@ -26,8 +26,8 @@ use super::session::Session;
 use super::status::{AiGatewayHealth, GatewayView};
 use super::version::{Published, Versioner, wall_clock_micros};
 use crate::compile::Snapshot;
-use crate::session_secret::{Rotation, SecretRing, SecretStore, SessionSecret};
-use crate::store::StoreError;
+use crate::session_secret::{Rotation, SecretRing, SessionSecret};
+use crate::store::{SecretStore, StoreError};
 
 /// How long a new stream may take to say Hello.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(30);

@@ -9,7 +9,20 @@ use redb::{ReadableTable, TableDefinition};
 
 use super::{Store, StoreError, db_err};
 use crate::seal::{SealError, is_sealed};
-use crate::session_secret::{SecretRing, SecretStore, SessionSecret};
+use crate::session_secret::{SecretRing, SessionSecret};
+
+/// Where the ring is kept (the hub's store; several hubs share it once the store is shared).
+pub trait SecretStore: Send + Sync {
+    /// The ring stored, if any.
+    fn load_ring(&self) -> Result<Option<SecretRing>, StoreError>;
+    /// Replaces the stored ring with `next` if it is still `expected` (compare-and-swap), and
+    /// returns what is stored afterwards: `next`, or the ring another writer stored first.
+    fn swap_ring(
+        &self,
+        expected: Option<&SecretRing>,
+        next: &SecretRing,
+    ) -> Result<SecretRing, StoreError>;
+}
 
 /// `ring` -> JSON [`StoredRing`].
 const SESSION_SECRETS: TableDefinition<&str, &str> = TableDefinition::new("mcp-session-secrets/v1");
