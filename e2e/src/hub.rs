@@ -370,6 +370,14 @@ impl Hub {
         self.reload()
     }
 
+    /// Sets the top-level key `key` of the config file to `value` (everything else unchanged),
+    /// without telling the hub: for settings read at start, before [`Hub::start_again`].
+    pub fn set_config_key(&mut self, key: &str, value: serde_json::Value) -> anyhow::Result<()> {
+        self.config[key] = value;
+        std::fs::write(&self.config_path, serde_yaml::to_string(&self.config)?)
+            .with_context(|| format!("writing {}", self.config_path.display()))
+    }
+
     /// Sends the hub SIGHUP (reload the config file).
     pub fn reload(&mut self) -> anyhow::Result<()> {
         let pid = self.process.pid().context("the hub is not running")?;
