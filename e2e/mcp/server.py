@@ -147,6 +147,9 @@ def main() -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
     port = sock.getsockname()[1]
+    # Listening before READY: a client that connects as soon as it reads READY must not be
+    # refused (uvicorn would listen only once its loop runs; seen under parallel load).
+    sock.listen(128)
     config = uvicorn.Config(app, log_level="warning")
     srv = uvicorn.Server(config)
     print(f"READY {port}", flush=True)
