@@ -38,7 +38,9 @@ static RESERVING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// `n` distinct addresses 127.0.77.x on which `port` is free now (other tests and engineers may
 /// use loopback too), reserved until the answer is dropped (see [`OwnAddresses`]).
 pub fn free_addresses(n: usize, port: u16) -> OwnAddresses {
-    let _one = RESERVING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _one = RESERVING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut ips = Vec::new();
     let mut held = Vec::new();
     for x in 1..=254u8 {

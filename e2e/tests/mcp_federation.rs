@@ -158,7 +158,11 @@ fn assert_steps_seen(report: &Value, target: &str) {
     let seen = &report["steps"][format!("{target}_")];
     assert_eq!(
         seen["progress"],
-        json!([[1.0, 3.0, "step 1"], [2.0, 3.0, "step 2"], [3.0, 3.0, "step 3"]]),
+        json!([
+            [1.0, 3.0, "step 1"],
+            [2.0, 3.0, "step 2"],
+            [3.0, 3.0, "step 3"]
+        ]),
         "{target}: {seen}"
     );
     assert_eq!(
@@ -176,7 +180,10 @@ fn assert_steps_seen(report: &Value, target: &str) {
 /// What `live_check.py --grow <target>_ --new <new>` must have seen.
 fn assert_grown(report: &Value, target: &str, new: &str) {
     let g = &report["grow"];
-    assert_eq!(g["stream_up"], true, "the session's own stream carried the probe: {g}");
+    assert_eq!(
+        g["stream_up"], true,
+        "the session's own stream carried the probe: {g}"
+    );
     assert_eq!(g["grown"], json!([format!("{target} grew {new}")]));
     assert_eq!(g["tools_list_changed"], true, "{g}");
     assert_eq!(g["new_before"], false, "{g}");
@@ -221,7 +228,14 @@ async fn federation(
         )
     } else {
         (
-            McpServer::start(&fleet.dir, "alpha", Transport::StreamableHttp, alpha_addr, alpha_extra).await,
+            McpServer::start(
+                &fleet.dir,
+                "alpha",
+                Transport::StreamableHttp,
+                alpha_addr,
+                alpha_extra,
+            )
+            .await,
             McpServer::start(&fleet.dir, "beta", Transport::Sse, beta_addr, &[]).await,
         )
     };
@@ -647,7 +661,9 @@ async fn notifications_cancellation_and_the_sessions_stream_reach_through_two_re
         report["cancel"]["alpha_"]["target_saw_cancel"], true,
         "{report}"
     );
-    let tag = report["cancel"]["alpha_"]["tag"].as_str().unwrap_or_default();
+    let tag = report["cancel"]["alpha_"]["tag"]
+        .as_str()
+        .unwrap_or_default();
     assert!(alpha.log().contains(&format!("CANCELLED {tag}")));
     // alpha asks the client to sample during the call; the client's answer, POSTed to either
     // replica, reaches alpha by the id the gateway gave the request.
@@ -716,14 +732,21 @@ async fn an_sse_targets_notifications_and_cancellation_reach_the_client() {
     .unwrap();
     eprintln!("live tools of an SSE target: {report}");
     assert_steps_seen(&report, "beta");
-    assert_eq!(report["cancel"]["beta_"]["target_saw_cancel"], true, "{report}");
-    let tag = report["cancel"]["beta_"]["tag"].as_str().unwrap_or_default();
+    assert_eq!(
+        report["cancel"]["beta_"]["target_saw_cancel"], true,
+        "{report}"
+    );
+    let tag = report["cancel"]["beta_"]["tag"]
+        .as_str()
+        .unwrap_or_default();
     assert!(beta.log().contains(&format!("CANCELLED {tag}")));
     // Requests of an SSE target to the client are not forwarded: the client is never asked.
     let ask = &report["ask"]["beta_"];
     assert_eq!(ask["sampled"], false, "{ask}");
     assert!(
-        ask["text"][0].as_str().is_some_and(|t| t.starts_with("refused:")),
+        ask["text"][0]
+            .as_str()
+            .is_some_and(|t| t.starts_with("refused:")),
         "{ask}"
     );
     assert_grown(&report, "beta", "sprout");

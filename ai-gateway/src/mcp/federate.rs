@@ -122,7 +122,7 @@ impl Fed<'_> {
         let init = self.initialize_msg(match t.protocol {
             McpProtocol::StreamableHttp => capabilities,
             // Its requests are refused (super::upstream): it is offered none.
-            McpProtocol::Sse => &*NONE,
+            McpProtocol::Sse => &NONE,
         });
         let initialized = jsonrpc::notification("notifications/initialized", None);
         match t.protocol {
@@ -191,7 +191,7 @@ impl Fed<'_> {
     async fn link(&self, session: Option<&SessionState>, i: usize) -> Result<Link, TargetError> {
         let t = &self.backend.targets[i];
         let Some(s) = session else {
-            return self.open(i, 0, &*NONE).await.map(|(_, l)| l);
+            return self.open(i, 0, &NONE).await.map(|(_, l)| l);
         };
         let Some(ts) = s.targets.iter().find(|x| x.name == t.name) else {
             return Err(TargetError::Protocol(format!(
@@ -214,7 +214,7 @@ impl Fed<'_> {
                     .iter()
                     .position(|e| e.to_string() == ts.authority)
                     .unwrap_or(0);
-                let (_, link) = self.open(i, n, &*NONE).await?;
+                let (_, link) = self.open(i, n, &NONE).await?;
                 if let Link::Sse(c) = &link {
                     self.state.put_sse_conn(&s.id, &t.name, c.clone());
                 }

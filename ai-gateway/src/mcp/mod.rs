@@ -267,7 +267,13 @@ mod tests {
         let (a, b) = (McpState::default(), McpState::default());
         assert_ne!(a.next_id(), b.next_id(), "two replicas, one shared session");
         assert_ne!(a.next_id(), a.next_id());
-        assert_eq!(call_id(&serde_json::json!(7)), call_id(&serde_json::json!(7)));
-        assert_ne!(call_id(&serde_json::json!(7)), call_id(&serde_json::json!("7")));
+        assert_eq!(
+            call_id(&serde_json::json!(7)),
+            call_id(&serde_json::json!(7))
+        );
+        assert_ne!(
+            call_id(&serde_json::json!(7)),
+            call_id(&serde_json::json!("7"))
+        );
     }
 }

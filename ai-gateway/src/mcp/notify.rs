@@ -319,7 +319,8 @@ mod tests {
             "memo://a/readme",
             "prefixMode Never: URIs as the target has them"
         );
-        let sampling = json!({"jsonrpc": "2.0", "id": 3, "method": "sampling/createMessage", "params": {}});
+        let sampling =
+            json!({"jsonrpc": "2.0", "id": 3, "method": "sampling/createMessage", "params": {}});
         let out = to_client("beta", true, sampling).unwrap();
         assert_eq!(target_id(&out["id"]), Some(("beta".into(), json!(3))));
         let cancelled = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 3}});
@@ -332,7 +333,8 @@ mod tests {
     #[test]
     fn targets_are_offered_the_clients_capabilities_their_requests_need() {
         use super::super::federate::offered_to_targets;
-        let client = json!({"sampling": {}, "roots": {"listChanged": true}, "experimental": {"x": {}}});
+        let client =
+            json!({"sampling": {}, "roots": {"listChanged": true}, "experimental": {"x": {}}});
         assert_eq!(
             offered_to_targets(Some(&client)),
             json!({"sampling": {}, "roots": {"listChanged": true}})

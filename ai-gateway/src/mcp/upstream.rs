@@ -662,7 +662,11 @@ fn route<'a>(
                 .filter(|(t, _)| t.is_some() && t.as_ref() == token)
                 .map(|(_, tx)| tx)
                 .collect();
-            if matching.is_empty() { calls() } else { matching }
+            if matching.is_empty() {
+                calls()
+            } else {
+                matching
+            }
         }
         "notifications/message" if !sinks.is_empty() => calls(),
         _ => stream.into_iter().collect(),
@@ -708,14 +712,25 @@ mod tests {
         let progress = json!({"method": "notifications/progress", "params": {"progressToken": "tok-a", "progress": 1}});
         let to = route(&progress, &sinks, Some(&s));
         assert!(to.len() == 1 && to[0].same_channel(&a), "its own call only");
-        let log = json!({"method": "notifications/message", "params": {"level": "info", "data": "x"}});
-        assert_eq!(route(&log, &sinks, Some(&s)).len(), 2, "the calls in flight");
+        let log =
+            json!({"method": "notifications/message", "params": {"level": "info", "data": "x"}});
+        assert_eq!(
+            route(&log, &sinks, Some(&s)).len(),
+            2,
+            "the calls in flight"
+        );
         let to = route(&log, &[], Some(&s));
-        assert!(to.len() == 1 && to[0].same_channel(&s), "no call: the stream");
+        assert!(
+            to.len() == 1 && to[0].same_channel(&s),
+            "no call: the stream"
+        );
         let changed = json!({"method": "notifications/tools/list_changed"});
         let to = route(&changed, &sinks, Some(&s));
         assert!(to.len() == 1 && to[0].same_channel(&s));
-        assert!(route(&changed, &sinks, None).is_empty(), "no stream open: dropped");
+        assert!(
+            route(&changed, &sinks, None).is_empty(),
+            "no stream open: dropped"
+        );
     }
 
     #[test]
