@@ -489,7 +489,22 @@ async fn legacy_message(
                     .await;
                 None
             }
-            Message::Response { .. } => None,
+            Message::Response { body, .. } => {
+                if let Some(s) = session.as_ref()
+                    && let Err(e) = super::notify::answer_from_client(
+                        &owned.state,
+                        owned.upstream.mcp_client(),
+                        &owned.mcp,
+                        s,
+                        &body,
+                        owned.timeout,
+                    )
+                    .await
+                {
+                    tracing::info!(error = %e, "a legacy client's answer to a target's request was not delivered");
+                }
+                None
+            }
         };
         if let Some(a) = answer {
             let _ = client
