@@ -247,7 +247,10 @@ mod tests {
         assert_eq!(keys[0].kid.as_deref(), Some("a"));
         assert!(matches!(&keys[0].key, PublicKey::P256(p) if p.len() == 65 && p[0] == 4));
         assert!(keys[0].verifies(Alg::Es256));
-        assert!(!keys[0].verifies(Alg::Rs256), "an EC key never verifies RSA");
+        assert!(
+            !keys[0].verifies(Alg::Rs256),
+            "an EC key never verifies RSA"
+        );
         assert!(keys[1].verifies(Alg::Rs256));
         assert!(!keys[1].verifies(Alg::Ps256), "the key's own alg pins it");
         assert!(keys[2].verifies(Alg::EdDsa));
@@ -259,7 +262,8 @@ mod tests {
     #[test]
     fn bad_key_sets_are_refused_naming_the_key() {
         let ec = |extra: Value| {
-            let mut k = json!({"kty": "EC", "crv": "P-256", "x": enc(&[1; 32]), "y": enc(&[2; 32])});
+            let mut k =
+                json!({"kty": "EC", "crv": "P-256", "x": enc(&[1; 32]), "y": enc(&[2; 32])});
             for (f, v) in extra.as_object().unwrap() {
                 k[f] = v.clone();
             }

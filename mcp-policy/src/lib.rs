@@ -137,12 +137,24 @@ mod tests {
         let whoami = vars(Item::Tool, "beta", "whoami", Some(&alice));
         let readme = vars(Item::Resource, "alpha", "memo://alpha/readme", None);
         let table = [
-            (rule("", &[r#"mcp.tool.name == "add""#]), [true, false, false]),
             (
-                rule("Allow", &[r#"mcp.tool.name == "add""#, r#"mcp.resource.target == "alpha""#]),
+                rule("", &[r#"mcp.tool.name == "add""#]),
+                [true, false, false],
+            ),
+            (
+                rule(
+                    "Allow",
+                    &[
+                        r#"mcp.tool.name == "add""#,
+                        r#"mcp.resource.target == "alpha""#,
+                    ],
+                ),
                 [true, false, true],
             ),
-            (rule("Deny", &[r#"mcp.tool.target == "beta""#]), [true, false, true]),
+            (
+                rule("Deny", &[r#"mcp.tool.target == "beta""#]),
+                [true, false, true],
+            ),
             (
                 rule("Require", &[r#"jwt.sub == "alice""#, r#"has(mcp.tool)"#]),
                 [true, true, false],

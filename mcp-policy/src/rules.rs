@@ -189,8 +189,7 @@ enum Tok {
 }
 
 const PUNCT: [&str; 18] = [
-    "==", "!=", "<=", ">=", "&&", "||", "<", ">", "!", "(", ")", "[", "]", ",", ".", "?", ":",
-    "+",
+    "==", "!=", "<=", ">=", "&&", "||", "<", ">", "!", "(", ")", "[", "]", ",", ".", "?", ":", "+",
 ];
 
 fn lex(src: &str) -> Result<Vec<(usize, Tok)>, RuleError> {
@@ -564,10 +563,16 @@ mod tests {
             ("mcp.tool.name ==", "expected a value"),
             ("request.headers['x'] == 'y'", "unknown variable request"),
             ("size(jwt.groups) > 1", "function size() is not supported"),
-            ("jwt.groups.exists(g, g == 'a')", "method exists() is not supported"),
+            (
+                "jwt.groups.exists(g, g == 'a')",
+                "method exists() is not supported",
+            ),
             ("jwt.level + 1 == 2", "unexpected text after the expression"),
             ("+1 == 1", "\"+\" is not supported here"),
-            ("jwt.a ? true : false", "unexpected text after the expression"),
+            (
+                "jwt.a ? true : false",
+                "unexpected text after the expression",
+            ),
             ("jwt.level == 1.5", "only decimal integers"),
             ("jwt.sub == \"abc", "unterminated string"),
             ("jwt.sub == `x`", "unexpected character '`'"),
@@ -579,7 +584,12 @@ mod tests {
             assert!(err.contains(want), "{src}: {err}");
         }
         let deep = format!("{}true{}", "(".repeat(40), ")".repeat(40));
-        assert!(compile(&deep).unwrap_err().to_string().contains("nested deeper"));
+        assert!(
+            compile(&deep)
+                .unwrap_err()
+                .to_string()
+                .contains("nested deeper")
+        );
         let nots = format!("{}true", "!".repeat(100));
         assert!(compile(&nots).is_err());
         assert!(compile(&"a".repeat(MAX_LEN + 1)).is_err());
