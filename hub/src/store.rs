@@ -114,6 +114,9 @@ impl From<Stored> for ClusterIntent {
 
 /// Used bootstrap tokens and per-cluster certificate epochs (`store/identity.rs`).
 mod identity;
+/// The MCP session secret ring (`store/session_secrets.rs`).
+mod session_secrets;
+pub use session_secrets::SecretStore;
 
 /// `<tenant>/<cluster>` -> JSON of `ClusterIntent`.
 const INTENT: TableDefinition<&str, &[u8]> = TableDefinition::new("intent/v1");
