@@ -26,7 +26,7 @@ lint: cycles
 
 ## No module import cycle in any crate (the workspace members; docs/architecture.md): prints each
 ## crate's module graph and fails when one has a cycle.
-CYCLE_CRATES := proto hub/model hub/admit hub/compile hub/xds hub spoke-agent ai-gateway observe e2e
+CYCLE_CRATES := proto mcp-policy hub/model hub/admit hub/compile hub/xds hub spoke-agent ai-gateway observe e2e
 cycles:
 	@status=0; for c in $(CYCLE_CRATES); do \
 	  echo "== $$c/src"; python3 scripts/module-cycles.py $$c/src || status=1; \

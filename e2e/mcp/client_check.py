@@ -2,9 +2,10 @@
 
 Connects over streamable HTTP (`--url`) or the older HTTP+SSE transport (`--sse-url`), lists the
 merged catalog (tools, prompts, resources, resource templates), calls a tool on each target named
-by `--call TOOL` (JSON arguments after `=`), reads `--read URI`, gets `--prompt NAME`, and prints
+by `--call TOOL` (JSON arguments after `=`; a JSON-RPC error answering it is reported as
+`rpc_error`), reads `--read URI`, gets `--prompt NAME`, and prints
 one JSON line with what it saw. `--header k=v` adds a header to every request (identity headers
-when the gateway is reached without Envoy).
+when the gateway is reached without Envoy, `Authorization=Bearer <JWT>`).
 
 Usage: client_check.py (--url URL | --sse-url URL) [--header k=v]... [--call NAME[=JSON]]...
        [--read URI]... [--prompt NAME]...
@@ -19,6 +20,7 @@ import httpx2
 from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 
 
 def text_of(items) -> list[str]:
@@ -54,7 +56,12 @@ async def run(args) -> dict:
         for spec in args.call:
             name, _, raw = spec.partition("=")
             arguments = json.loads(raw) if raw else {}
-            r = await client.call_tool(name, arguments)
+            try:
+                r = await client.call_tool(name, arguments)
+            except MCPError as e:
+                # A JSON-RPC error answering the call (e.g. refused by the gateway's rules).
+                calls[name] = {"rpc_error": {"code": e.code, "message": e.message}}
+                continue
             calls[name] = {"error": bool(r.is_error), "text": text_of(r.content)}
         report["calls"] = calls
         reads = {}

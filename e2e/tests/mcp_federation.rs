@@ -10,6 +10,12 @@
 //! tenant reads; a forged session id, and one issued for another route, refused with a
 //! JSON-RPC error (404); tool names crafted to collide after prefixing reach the target that
 //! offers them, and without prefixes the first target keeps a name both offer.
+//!
+//! And issue 12's authorization (`spec.policies.mcp`): JWTs minted here with key pairs the test
+//! generates; lists filtered and calls refused by the tenant's rules; no token, and tokens of
+//! another tenant (its key, its audience, its issuer), expired, `alg: none`, HS256 signed with
+//! the public key, or with a bad signature, answered 401 with a Bearer challenge; manifests
+//! the gateway cannot honour refused on the backend's status, naming the field.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -204,14 +210,22 @@ async fn federation(
     alpha_extra: &[&str],
     live: bool,
 ) -> (AiFleet, McpServer, McpServer) {
-    let ai = AiFleet::start(
-        &[(TENANT, "*.a.example", "127.0.1.0/24")],
-        replicas,
-        1,
-        Default::default(),
-    )
-    .await
-    .unwrap();
+    federation_beside(&[], replicas, alpha_extra, live).await
+}
+
+/// [`federation`] with `others` (name, hostname pattern, CIDR) as tenants of the same fleet,
+/// each with a Gateway address of its own and nothing applied yet.
+async fn federation_beside(
+    others: &[(&str, &str, &str)],
+    replicas: usize,
+    alpha_extra: &[&str],
+    live: bool,
+) -> (AiFleet, McpServer, McpServer) {
+    let mut tenants = vec![(TENANT, "*.a.example", "127.0.1.0/24")];
+    tenants.extend_from_slice(others);
+    let ai = AiFleet::start(&tenants, replicas, tenants.len(), Default::default())
+        .await
+        .unwrap();
     let fleet = &ai.fleet;
     let t = fleet.tenant(TENANT);
     let node_ip: IpAddr = t.create_node("node-1", 10).await.unwrap();
@@ -751,6 +765,428 @@ async fn an_sse_targets_notifications_and_cancellation_reach_the_client() {
     );
     assert_grown(&report, "beta", "sprout");
     gw.shutdown().await;
+}
+
+/// An identity provider of the test: an ES256 key pair it generates, its key set, and the
+/// tokens it signs.
+struct Idp {
+    pair: ring::signature::EcdsaKeyPair,
+    kid: &'static str,
+    issuer: &'static str,
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+impl Idp {
+    fn new(kid: &'static str, issuer: &'static str) -> Self {
+        use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
+        Self { pair, kid, issuer }
+    }
+
+    /// The public key set, as a tenant writes it inline.
+    fn jwks(&self) -> String {
+        use ring::signature::KeyPair;
+        let p = self.pair.public_key().as_ref();
+        json!({"keys": [{"kty": "EC", "crv": "P-256", "use": "sig", "kid": self.kid, "x": b64(&p[1..33]), "y": b64(&p[33..65])}]})
+            .to_string()
+    }
+
+    fn sign(&self, header: &Value, claims: &Value) -> String {
+        let input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims.to_string().as_bytes())
+        );
+        let sig = self
+            .pair
+            .sign(&ring::rand::SystemRandom::new(), input.as_bytes())
+            .unwrap();
+        format!("{input}.{}", b64(sig.as_ref()))
+    }
+
+    fn claims(&self, aud: &str, sub: &str) -> Value {
+        json!({"iss": self.issuer, "aud": aud, "sub": sub, "iat": unix_now(), "exp": unix_now() + 600})
+    }
+
+    fn token(&self, aud: &str, sub: &str) -> String {
+        self.sign(
+            &json!({"alg": "ES256", "kid": self.kid, "typ": "JWT"}),
+            &self.claims(aud, sub),
+        )
+    }
+}
+
+/// An MCP backend `name` of the tenant with `targets` (YAML lines) and `policies` (YAML under
+/// `spec.policies`), exposed at `path` by an HTTPRoute when `path` is set.
+fn guarded_backend(name: &str, targets: &str, policies: &str, path: Option<&str>) -> String {
+    let mut out = format!(
+        "apiVersion: agentgateway.dev/v1alpha1\nkind: AgentgatewayBackend\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  mcp:\n    targets:\n{targets}  policies:\n{policies}---\n"
+    );
+    if let Some(path) = path {
+        out.push_str(&format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  parentRefs: [{{name: agentgateway-proxy, namespace: agentgateway-system}}]\n  rules:\n  - matches: [{{path: {{type: PathPrefix, value: {path}}}}}]\n    backendRefs: [{{group: agentgateway.dev, kind: AgentgatewayBackend, name: {name}}}]\n---\n"
+        ));
+    }
+    out
+}
+
+/// `spec.policies.mcp.authentication` trusting `idp`'s key set for `audience`.
+fn authentication(idp: &Idp, audience: &str) -> String {
+    format!(
+        "    mcp:\n      authentication:\n        issuer: {}\n        audiences: [{audience}]\n        jwks:\n          inline: '{}'\n",
+        idp.issuer,
+        idp.jwks()
+    )
+}
+
+const TENANT_B: &str = "tenant-b";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_authenticated_callers_see_and_call_only_what_their_tenants_rules_allow() {
+    let (ai, _alpha, _beta) =
+        federation_beside(&[(TENANT_B, "*.b.example", "127.0.2.0/24")], 1, &[], false).await;
+    let fleet = &ai.fleet;
+    let (a, b) = (fleet.tenant(TENANT), fleet.tenant(TENANT_B));
+    let idp_a = Idp::new("a-1", "https://idp.a.example");
+    let idp_b = Idp::new("b-1", "https://idp.b.example");
+
+    // Tenant A: backend `guarded` at /guarded. alice may use alpha's tools, everyone the
+    // `whoami` tools, alpha's prompts and beta's resources; nothing else is listed or served.
+    let targets = "    - name: alpha\n      static: {host: alpha.tools.svc.cluster.local, port: 8080, path: /mcp, protocol: StreamableHTTP}\n    - name: beta\n      static: {host: beta.tools.svc.cluster.local, port: 8080, path: /sse, protocol: SSE}\n";
+    let rules = r#"      authorization:
+        action: Allow
+        policy:
+          matchExpressions:
+          - 'mcp.tool.name == "whoami"'
+          - 'mcp.tool.target == "alpha" && jwt.sub == "alice"'
+          - 'mcp.prompt.target == "alpha"'
+          - 'has(mcp.resource) && mcp.resource.target == "beta"'
+"#;
+    let a_manifests = format!(
+        "{}{}{}",
+        guarded_backend(
+            "guarded",
+            targets,
+            &format!("{}{rules}", authentication(&idp_a, "tools-a")),
+            Some("/guarded"),
+        ),
+        // Bad manifests: an expression outside the CEL subset, and a remote key set.
+        guarded_backend(
+            "badrule",
+            targets,
+            "    mcp:\n      authorization:\n        policy:\n          matchExpressions: ['request.path == \"/admin\"']\n",
+            None,
+        ),
+        guarded_backend(
+            "remotekeys",
+            targets,
+            "    mcp:\n      authentication:\n        issuer: https://idp.a.example\n        jwks: {url: 'http://169.254.169.254/keys'}\n",
+            None,
+        ),
+    );
+    a.cluster.apply(&a_manifests).await.unwrap();
+
+    // Tenant B: its own MCP server and backend at /mcp, trusting only its own key set.
+    let b_ip: IpAddr = b.create_node("node-1", 10).await.unwrap();
+    let gamma_port = free_port_in(b_ip, 30000..=32767).unwrap();
+    let _gamma = McpServer::start(
+        &fleet.dir,
+        "gamma",
+        Transport::StreamableHttp,
+        SocketAddr::new(b_ip, gamma_port),
+        &[],
+    )
+    .await
+    .unwrap();
+    let b_manifests = format!(
+        r#"apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: agentgateway}}
+spec: {{controllerName: agentgateway.dev/agentgateway}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {{name: agentgateway-system}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {{name: tools}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: agentgateway-proxy, namespace: agentgateway-system}}
+spec:
+  gatewayClassName: agentgateway
+  listeners:
+  - {{name: http, port: 8080, protocol: HTTP, allowedRoutes: {{namespaces: {{from: All}}}}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: gamma, namespace: tools}}
+spec:
+  type: NodePort
+  selector: {{app: gamma}}
+  ports:
+  - {{name: http, port: 8080, targetPort: 8080, nodePort: {gamma_port}}}
+---
+{}"#,
+        guarded_backend(
+            "tools",
+            "    - name: gamma\n      static: {host: gamma.tools.svc.cluster.local, port: 8080, path: /mcp, protocol: StreamableHTTP}\n",
+            &authentication(&idp_b, "tools-b"),
+            Some("/mcp"),
+        )
+    );
+    b.cluster.apply(&b_manifests).await.unwrap();
+
+    // Manifests fleetgate cannot honour are refused on the backend's status, naming the field.
+    for (name, want) in [
+        (
+            "badrule",
+            "spec.policies.mcp.authorization.policy.matchExpressions[0] is not an expression fleetgate evaluates: unknown variable request",
+        ),
+        (
+            "remotekeys",
+            "spec.policies.mcp.authentication.jwks.url is not supported",
+        ),
+    ] {
+        let o = wait_condition(
+            a,
+            "AgentgatewayBackend",
+            "default",
+            name,
+            "/status/conditions",
+            "Accepted",
+            "False",
+        )
+        .await;
+        let c = condition(&o["status"]["conditions"], "Accepted")
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            c["message"].as_str().is_some_and(|m| m.contains(want)),
+            "{name}: {c}"
+        );
+    }
+    for (t, name) in [(a, "guarded"), (b, "tools")] {
+        wait_condition(
+            t,
+            "AgentgatewayBackend",
+            "default",
+            name,
+            "/status/conditions",
+            "ResolvedRefs",
+            "True",
+        )
+        .await;
+    }
+    let gw_a = SocketAddr::new(
+        programmed_address(a, "agentgateway-system", "agentgateway-proxy").await,
+        8080,
+    );
+    let gw_b = SocketAddr::new(
+        programmed_address(b, "agentgateway-system", "agentgateway-proxy").await,
+        8080,
+    );
+
+    // The Python SDK with alice's token: the lists hold what the rules allow, a call to beta's
+    // `add` is refused with a JSON-RPC error.
+    let as_user = |sub: &str, calls: &[&str]| -> Vec<String> {
+        let mut args = vec![
+            "--url".to_string(),
+            format!("http://{gw_a}/guarded"),
+            "--header".to_string(),
+            format!("Authorization=Bearer {}", idp_a.token("tools-a", sub)),
+        ];
+        for c in calls {
+            args.push("--call".into());
+            args.push((*c).to_string());
+        }
+        args
+    };
+    let alice = as_user(
+        "alice",
+        &[
+            "alpha_add={\"a\":2,\"b\":3}",
+            "beta_add={\"a\":1,\"b\":1}",
+            "beta_whoami",
+        ],
+    );
+    let report = eventually(TIMEOUT, || python_client(&alice)).await;
+    eprintln!("python, alice: {report}");
+    assert_eq!(
+        report["tools"],
+        json!(strings(&[
+            "alpha_add",
+            "alpha_alpha_only",
+            "alpha_whoami",
+            "beta_whoami"
+        ]))
+    );
+    assert_eq!(report["prompts"], json!(["alpha_greeting"]));
+    assert_eq!(report["resources"], json!(["beta+memo://beta/readme"]));
+    assert_eq!(
+        report["templates"],
+        json!(["beta+memo://beta/notes/{topic}"])
+    );
+    assert_eq!(report["calls"]["alpha_add"]["text"], json!(["5"]));
+    assert_eq!(report["calls"]["beta_whoami"]["text"], json!(["I am beta"]));
+    let refused = &report["calls"]["beta_add"]["rpc_error"];
+    assert_eq!(refused["code"], -32602, "{report}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not permitted")),
+        "{refused}"
+    );
+
+    // bob: only the `whoami` tools; alpha's `add` is refused to him.
+    let bob = as_user("bob", &["alpha_add={\"a\":2,\"b\":3}", "alpha_whoami"]);
+    let report = eventually(TIMEOUT, || python_client(&bob)).await;
+    eprintln!("python, bob: {report}");
+    assert_eq!(
+        report["tools"],
+        json!(strings(&["alpha_whoami", "beta_whoami"]))
+    );
+    assert_eq!(report["calls"]["alpha_add"]["rpc_error"]["code"], -32602);
+    assert_eq!(
+        report["calls"]["alpha_whoami"]["text"],
+        json!(["I am alpha"])
+    );
+
+    // Attacks on authentication, through Envoy: each answered 401 with a Bearer challenge and a
+    // JSON body; tenant A's own token passes.
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
+    let accept = ("accept", "application/json, text/event-stream");
+    let header = |alg: &str| json!({"alg": alg, "kid": "a-1"});
+    let public_as_secret = {
+        let input = format!(
+            "{}.{}",
+            b64(header("HS256").to_string().as_bytes()),
+            b64(idp_a.claims("tools-a", "alice").to_string().as_bytes())
+        );
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, idp_a.jwks().as_bytes());
+        format!(
+            "{input}.{}",
+            b64(ring::hmac::sign(&key, input.as_bytes()).as_ref())
+        )
+    };
+    let good = idp_a.token("tools-a", "alice");
+    let bad_signature = {
+        let (rest, sig) = good.rsplit_once('.').unwrap();
+        let mut s: Vec<u8> = sig.bytes().collect();
+        s[5] = if s[5] == b'A' { b'B' } else { b'A' };
+        format!("{rest}.{}", String::from_utf8(s).unwrap())
+    };
+    let mut expired = idp_a.claims("tools-a", "alice");
+    expired["exp"] = json!(unix_now() - 3600);
+    let mut other_issuer = idp_a.claims("tools-a", "alice");
+    other_issuer["iss"] = json!("https://idp.b.example");
+    let cases: Vec<(&str, Option<String>, u16)> = vec![
+        ("no token", None, 401),
+        (
+            "tenant B's token",
+            Some(idp_b.token("tools-b", "alice")),
+            401,
+        ),
+        (
+            "tenant B's key, tenant A's claims",
+            Some(idp_b.sign(&header("ES256"), &idp_a.claims("tools-a", "alice"))),
+            401,
+        ),
+        (
+            "A's key, issued for tenant B's audience",
+            Some(idp_a.token("tools-b", "alice")),
+            401,
+        ),
+        (
+            "A's key, another issuer",
+            Some(idp_a.sign(&header("ES256"), &other_issuer)),
+            401,
+        ),
+        ("expired", Some(idp_a.sign(&header("ES256"), &expired)), 401),
+        (
+            "alg none",
+            Some(format!(
+                "{}.{}.",
+                b64(header("none").to_string().as_bytes()),
+                b64(idp_a.claims("tools-a", "alice").to_string().as_bytes())
+            )),
+            401,
+        ),
+        (
+            "HS256 with the public key as secret",
+            Some(public_as_secret),
+            401,
+        ),
+        ("bad signature", Some(bad_signature), 401),
+        ("tenant A's own token", Some(good.clone()), 200),
+    ];
+    for (what, token, want) in cases {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut h = vec![accept];
+        if let Some(a) = &auth {
+            h.push(("authorization", a.as_str()));
+        }
+        let r = post_json(gw_a, "x", "/guarded", &h, &init).await.unwrap();
+        assert_eq!(r.status, want, "{what}: {}", r.body);
+        if want == 401 {
+            let challenge = r.header("www-authenticate").unwrap_or_default();
+            assert!(
+                challenge.starts_with("Bearer realm="),
+                "{what}: {challenge}"
+            );
+            assert_eq!(
+                challenge.contains("error=\"invalid_token\""),
+                auth.is_some(),
+                "{what}: {challenge}"
+            );
+            let body: Value = serde_json::from_str(&r.body).unwrap();
+            assert!(body["error_description"].is_string(), "{what}: {body}");
+        }
+    }
+
+    // One tenant's keys never open another's route: B's token serves on B's route, A's does not.
+    let on_b = |token: &str| {
+        let auth = format!("Bearer {token}");
+        let init = init.clone();
+        async move {
+            post_json(
+                gw_b,
+                "x",
+                "/mcp",
+                &[accept, ("authorization", auth.as_str())],
+                &init,
+            )
+            .await
+        }
+    };
+    let b_own = eventually(TIMEOUT, || {
+        let f = on_b(&idp_b.token("tools-b", "carol"));
+        async move {
+            let r = f.await?;
+            ensure!(r.status == 200, "{} {}", r.status, r.body);
+            Ok(r)
+        }
+    })
+    .await;
+    assert_eq!(b_own.status, 200);
+    let a_on_b = on_b(&good).await.unwrap();
+    assert_eq!(a_on_b.status, 401, "{}", a_on_b.body);
 }
 
 /// The session id's key id (`fgmcp2.<hex id>.<sealed>`).

@@ -56,6 +56,8 @@ fn mcp_route(tenant: &str) -> AiRoute {
             failure_mode: "FailClosed".into(),
             prefix_mode: "Conditional".into(),
             session_routing: "Stateful".into(),
+            authentication: None,
+            authorization: None,
         }),
         source: source(tenant, "tools"),
     }

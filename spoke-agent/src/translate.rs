@@ -46,6 +46,7 @@ pub mod filters;
 pub mod grpc;
 pub mod ingress;
 pub mod mcp_backend;
+pub mod mcp_policy;
 pub mod virtual_key;
 mod wire;
 

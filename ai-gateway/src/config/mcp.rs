@@ -1,11 +1,16 @@
 //! The configuration of an MCP backend (agentgateway's `AgentgatewayBackend.spec.mcp`): the
 //! file/wire form ([`RawMcp`]) and the validated one ([`McpBackend`]), plus the key MCP session
-//! ids are sealed with ([`SessionKey`], in a [`SessionKeyRing`] the hub rotates). Pure; the federation itself is [`crate::mcp`].
+//! ids are sealed with ([`SessionKey`], in a [`SessionKeyRing`] the hub rotates); its
+//! authentication and authorization are [`super::mcp_auth`]. Pure; the federation itself is
+//! [`crate::mcp`].
 
 use std::net::SocketAddr;
 
 use serde::Deserialize;
 
+use fleetgate_mcp_policy::Authorization;
+
+use super::mcp_auth::{JwtAuth, RawMcpAuthentication, RawMcpAuthorization};
 use super::model::{ConfigError, Secret, check_endpoints, check_host, check_path, field};
 
 /// Most targets one MCP backend may federate (agentgateway's limit).
@@ -22,6 +27,10 @@ pub struct RawMcp {
     pub prefix_mode: Option<String>,
     /// `Stateful` (default) or `Stateless`.
     pub session_routing: Option<String>,
+    /// JWTs clients must present ([`super::mcp_auth`]); unset: none.
+    pub authentication: Option<RawMcpAuthentication>,
+    /// Which tools, prompts and resources a caller may use; unset: all.
+    pub authorization: Option<RawMcpAuthorization>,
 }
 
 /// One target: a name and where its MCP server is.
@@ -47,6 +56,10 @@ pub struct McpBackend {
     pub failure_mode: FailureMode,
     pub prefix_mode: PrefixMode,
     pub session_routing: SessionRouting,
+    /// Compiled once: the key set and claims a client's token is checked against.
+    pub authentication: Option<JwtAuth>,
+    /// Compiled once: the rule each tool, prompt and resource is judged by.
+    pub authorization: Option<Authorization>,
 }
 
 /// One MCP server of a backend.
@@ -334,6 +347,16 @@ impl RawMcp {
                     ("Stateless", SessionRouting::Stateless),
                 ],
             )?,
+            authentication: self
+                .authentication
+                .as_ref()
+                .map(|a| a.validate(&format!("{at}.authentication")))
+                .transpose()?,
+            authorization: self
+                .authorization
+                .as_ref()
+                .map(|a| a.validate(&format!("{at}.authorization")))
+                .transpose()?,
         })
     }
 }

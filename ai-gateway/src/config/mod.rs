@@ -11,6 +11,7 @@
 //!   YAML file, or the hub's gRPC stream).
 
 pub mod mcp;
+pub mod mcp_auth;
 pub mod model;
 
 pub use model::{

@@ -13,12 +13,16 @@
 //!   names, with its own name; the notifications it sends meanwhile (progress, logging) go to
 //!   the client; `notifications/cancelled` reaches the target of the call it cancels.
 //! - `ping`: answered by the gateway; `logging/setLevel`: sent to every target.
+//! - With `spec.policies.mcp.authorization`: every list filtered to what the caller may use,
+//!   and a routed request for anything else refused before it reaches a target
+//!   ([`super::authorize`]).
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use super::authorize::Caller;
 use super::jsonrpc::{self, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND};
 use super::naming::{self, ListKind};
 use super::token::{SessionState, TargetSession};
@@ -38,6 +42,8 @@ pub struct Fed<'a> {
     pub route: &'a str,
     pub keys: &'a crate::config::mcp::SessionKeyRing,
     pub timeout: Duration,
+    /// Who asks, and what they may use ([`super::authorize`]).
+    pub caller: &'a Caller,
 }
 
 /// A target's session, ready for messages.
@@ -517,7 +523,7 @@ impl Fed<'_> {
         for (i, r) in live.into_iter().zip(results) {
             let t = &self.backend.targets[i];
             match r {
-                Ok(list) => out.push((t.name.clone(), list)),
+                Ok(list) => out.push((t.name.clone(), self.caller.filter(kind, &t.name, list))),
                 Err(e) if self.backend.failure_mode == FailureMode::FailOpen => {
                     tracing::warn!(tenant = self.tenant, route = self.route, target = %t.name, error = %e, "MCP target left out of {} (FailOpen)", kind.method());
                 }
@@ -636,6 +642,12 @@ impl Fed<'_> {
             Ok(x) => x,
             Err(e) => return jsonrpc::error(id, INVALID_PARAMS, &e),
         };
+        if !self
+            .caller
+            .allows(kind, &self.backend.targets[i].name, &own)
+        {
+            return Caller::refusal(id, kind, &name);
+        }
         let mut p = params.cloned().unwrap_or(json!({}));
         p[field.as_str()] = Value::String(own);
         self.forward(session, id, i, method, &p, notify).await
@@ -715,6 +727,12 @@ impl Fed<'_> {
             Ok(x) => x,
             Err(e) => return jsonrpc::error(id, INVALID_PARAMS, &e),
         };
+        if !self
+            .caller
+            .allows(kind, &self.backend.targets[i].name, &own)
+        {
+            return Caller::refusal(id, kind, name);
+        }
         let mut p = params.cloned().unwrap_or(json!({}));
         p["ref"][field] = Value::String(own);
         self.forward(session, id, i, "completion/complete", &p, notify)

@@ -12,13 +12,16 @@
 //! - [`naming`]: `<target>_<name>` and `<target>+<uri>`; [`token`]: the session id, sealed
 //!   (any replica opens it); [`upstream`]: the gateway as a client of one target, either
 //!   transport; [`jsonrpc`], [`sse`]: the wire.
+//! - [`authorize`]: the caller's JWT ([`jwt`]) and what it may use (`spec.policies.mcp`).
 //!
 //! What a replica keeps ([`McpState`]): SSE connections to targets and legacy SSE clients
 //! (both are open streams), and the calls in flight (for cancellation). Everything a
 //! streamable-HTTP session needs is in its id.
 
+pub mod authorize;
 pub mod federate;
 pub mod jsonrpc;
+pub mod jwt;
 pub mod naming;
 pub mod notify;
 pub mod serve;

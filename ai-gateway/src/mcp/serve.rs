@@ -16,6 +16,9 @@
 //! The older HTTP+SSE transport: `GET <path>/sse` opens the stream; its `endpoint` event names
 //! `<path>/message?sessionId=<id>`, where the client POSTs messages (202), answered on the
 //! stream. That session lives on the replica holding the stream.
+//!
+//! Every request of a backend with `authentication` first passes [`authenticate`] (401
+//! otherwise); the caller it yields goes with the request into the federation.
 
 use std::sync::Arc;
 
@@ -29,6 +32,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::authorize::{self, Caller, authenticate};
 use super::federate::Fed;
 use super::jsonrpc::{self, INVALID_REQUEST, Message, SESSION_NOT_FOUND};
 use super::token::SessionState;
@@ -108,10 +112,11 @@ struct Owned {
     timeout: std::time::Duration,
     upstream: crate::provider::Upstream,
     mcp: McpBackend,
+    caller: Caller,
 }
 
 impl Owned {
-    fn new(ctx: &RequestCtx, mcp: &McpBackend) -> Self {
+    fn new(ctx: &RequestCtx, mcp: &McpBackend, caller: Caller) -> Self {
         let r = &ctx.route;
         Self {
             state: ctx.mcp.clone(),
@@ -121,6 +126,7 @@ impl Owned {
             timeout: r.backend.policies.request_timeout,
             upstream: ctx.upstream.clone(),
             mcp: mcp.clone(),
+            caller,
         }
     }
 
@@ -133,13 +139,18 @@ impl Owned {
             route: &self.route,
             keys: &self.keys,
             timeout: self.timeout,
+            caller: &self.caller,
         }
     }
 }
 
 /// One request to an MCP route.
 pub async fn handle(ctx: RequestCtx, mcp: &McpBackend, req: Request<Bytes>) -> Response<Body> {
-    let owned = Owned::new(&ctx, mcp);
+    let caller = match authenticate(mcp, req.headers(), authorize::now()) {
+        Ok(c) => c,
+        Err(unauthorized) => return *unauthorized,
+    };
+    let owned = Owned::new(&ctx, mcp, caller.clone());
     let fed = owned.fed();
     let path = req.uri().path().to_string();
     if req.method() == Method::GET && path.trim_end_matches('/').ends_with("/sse") {
@@ -149,7 +160,7 @@ pub async fn handle(ctx: RequestCtx, mcp: &McpBackend, req: Request<Bytes>) -> R
         && let Some(id) = query_param(&req, "sessionId")
     {
         let id = id.to_string();
-        return legacy_message(ctx, mcp, &id, req).await;
+        return legacy_message(ctx, mcp, &id, req, caller).await;
     }
     match *req.method() {
         Method::POST => post(&owned, req).await,
@@ -416,6 +427,7 @@ async fn legacy_message(
     mcp: &McpBackend,
     id: &str,
     req: Request<Bytes>,
+    caller: Caller,
 ) -> Response<Body> {
     let Some(client) = ctx
         .mcp
@@ -440,7 +452,7 @@ async fn legacy_message(
             );
         }
     };
-    let owned = Owned::new(&ctx, mcp);
+    let owned = Owned::new(&ctx, mcp, caller);
     let mcp = mcp.clone();
     tokio::spawn(async move {
         let fed = owned.fed();

@@ -19,6 +19,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::{ConfigSource, SourceError};
 use crate::config::mcp::{RawMcp, RawMcpTarget};
+use crate::config::mcp_auth::{RawMcpAuthentication, RawMcpAuthorization};
 use crate::config::model::{
     RawA2a, RawAi, RawAuth, RawBackend, RawBudget, RawGroup, RawOpenAi, RawPolicies, RawProvider,
     RawProviderPolicies, RawTenant, RawVirtualKey,
@@ -162,6 +163,16 @@ fn raw_mcp(at: &str, m: &pb::McpBackend) -> Result<RawMcp, ConfigError> {
         failure_mode: some(&m.failure_mode),
         prefix_mode: some(&m.prefix_mode),
         session_routing: some(&m.session_routing),
+        authentication: m.authentication.as_ref().map(|a| RawMcpAuthentication {
+            issuer: a.issuer.clone(),
+            audiences: a.audiences.clone(),
+            jwks: a.jwks.clone(),
+            mode: some(&a.mode),
+        }),
+        authorization: m.authorization.as_ref().map(|a| RawMcpAuthorization {
+            action: some(&a.action),
+            match_expressions: a.match_expressions.clone(),
+        }),
     })
 }
 

@@ -20,6 +20,7 @@ mod http;
 #[cfg(test)]
 mod listener_set_tests;
 pub mod mcp;
+pub mod mcp_auth;
 #[cfg(test)]
 mod mcp_tests;
 pub mod quota;

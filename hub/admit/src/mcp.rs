@@ -8,7 +8,8 @@
 //! the tenant's egress allowlist. A refusal names the target's field
 //! (`spec.mcp.targets[1].static.host ...`) and why, in the backend's status. Also: 1 to
 //! [`MAX_TARGETS`] targets with unique names that are DNS labels (they prefix tool names and
-//! URIs, so `_` and `+` are refused), and the modes' values.
+//! URIs, so `_` and `+` are refused), and the modes' values; `spec.policies.mcp` in
+//! [`super::mcp_auth`].
 
 use fleetgate_proto::spoke::v1 as pb;
 
@@ -153,6 +154,16 @@ pub fn admit_mcp(
                 &m.session_routing,
                 &["Stateful", "Stateless"],
             )?,
+            authentication: m
+                .authentication
+                .as_ref()
+                .map(super::mcp_auth::admit_authentication)
+                .transpose()?,
+            authorization: m
+                .authorization
+                .as_ref()
+                .map(super::mcp_auth::admit_authorization)
+                .transpose()?,
         },
     }))
 }

@@ -47,6 +47,8 @@ fn tools() -> pb::AiBackend {
             failure_mode: "FailOpen".into(),
             prefix_mode: String::new(),
             session_routing: String::new(),
+            authentication: None,
+            authorization: None,
         })),
         ..Default::default()
     }
@@ -174,6 +176,154 @@ fn bad_targets_and_attacks_are_refused_naming_the_field() {
     ];
     for (what, b, want) in cases {
         let err = admitted(b).expect_err(what);
+        assert!(err.message.contains(want), "{what}: {}", err.message);
+    }
+}
+
+/// An EC P-256 key set (the coordinates need not be on the curve to parse; the gateway's
+/// verification rejects a key that is not).
+fn jwks() -> String {
+    let c = "A".repeat(43);
+    format!(r#"{{"keys":[{{"kty":"EC","crv":"P-256","kid":"k1","x":"{c}","y":"{c}"}}]}}"#)
+}
+
+fn with_policies(
+    authn: Option<pb::McpAuthentication>,
+    authz: Option<pb::McpAuthorization>,
+) -> pb::AiBackend {
+    let mut b = tools();
+    let m = b.mcp.as_mut().unwrap();
+    m.authentication = authn;
+    m.authorization = authz;
+    b
+}
+
+fn authn() -> pb::McpAuthentication {
+    pb::McpAuthentication {
+        issuer: "https://idp.a.example".into(),
+        audiences: vec!["tools-a".into()],
+        jwks_inline: jwks(),
+        mode: String::new(),
+    }
+}
+
+fn authz(action: &str, exprs: &[&str]) -> pb::McpAuthorization {
+    pb::McpAuthorization {
+        action: action.into(),
+        match_expressions: exprs.iter().map(|s| (*s).to_string()).collect(),
+    }
+}
+
+#[test]
+fn mcp_authentication_and_authorization_are_admitted_with_their_defaults() {
+    let b = admitted(with_policies(
+        Some(authn()),
+        Some(authz(
+            "",
+            &[r#"mcp.tool.name == "add" && jwt.sub == "alice""#],
+        )),
+    ))
+    .unwrap();
+    let Ok(AiTargets::Mcp(m)) = b.target else {
+        panic!("an MCP backend expected")
+    };
+    let a = m.mcp.authentication.expect("authentication");
+    assert_eq!(
+        (a.issuer.as_str(), a.mode.as_str()),
+        ("https://idp.a.example", "Strict")
+    );
+    assert_eq!(a.jwks, jwks());
+    let z = m.mcp.authorization.expect("authorization");
+    assert_eq!(z.action, "Allow");
+    assert_eq!(z.match_expressions.len(), 1);
+}
+
+#[test]
+fn bad_mcp_policies_are_refused_naming_the_field() {
+    let oct = r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#;
+    let cases: Vec<(&str, pb::AiBackend, &str)> = vec![
+        (
+            "no issuer",
+            with_policies(
+                Some(pb::McpAuthentication {
+                    issuer: String::new(),
+                    ..authn()
+                }),
+                None,
+            ),
+            "spec.policies.mcp.authentication.issuer is required",
+        ),
+        (
+            "no key set",
+            with_policies(
+                Some(pb::McpAuthentication {
+                    jwks_inline: String::new(),
+                    ..authn()
+                }),
+                None,
+            ),
+            "spec.policies.mcp.authentication.jwks.inline is required",
+        ),
+        (
+            "attack: an HMAC secret in the key set (alg confusion)",
+            with_policies(
+                Some(pb::McpAuthentication {
+                    jwks_inline: oct.into(),
+                    ..authn()
+                }),
+                None,
+            ),
+            "spec.policies.mcp.authentication.jwks.inline.keys[0] is a symmetric (oct) key",
+        ),
+        (
+            "a key set that is not JSON",
+            with_policies(
+                Some(pb::McpAuthentication {
+                    jwks_inline: "keys".into(),
+                    ..authn()
+                }),
+                None,
+            ),
+            "spec.policies.mcp.authentication.jwks.inline is not JSON",
+        ),
+        (
+            "an unknown mode",
+            with_policies(
+                Some(pb::McpAuthentication {
+                    mode: "Lenient".into(),
+                    ..authn()
+                }),
+                None,
+            ),
+            "spec.policies.mcp.authentication.mode \"Lenient\" is not one of Strict, Optional, Permissive",
+        ),
+        (
+            "an unknown action",
+            with_policies(None, Some(authz("Audit", &["true"]))),
+            "spec.policies.mcp.authorization.action \"Audit\"",
+        ),
+        (
+            "no expressions",
+            with_policies(None, Some(authz("Allow", &[]))),
+            "spec.policies.mcp.authorization.policy.matchExpressions lists 0 expressions",
+        ),
+        (
+            "an expression outside the subset",
+            with_policies(
+                None,
+                Some(authz("Allow", &["true", "request.headers['x'] == 'y'"])),
+            ),
+            "spec.policies.mcp.authorization.policy.matchExpressions[1] is not an expression fleetgate evaluates: unknown variable request",
+        ),
+        (
+            "an expression that does not parse",
+            with_policies(None, Some(authz("Allow", &["mcp.tool.name = 'add'"]))),
+            "spec.policies.mcp.authorization.policy.matchExpressions[0]",
+        ),
+    ];
+    for (what, b, want) in cases {
+        let err = admitted(b).expect_err(what);
+        assert_eq!(err.reason, "UnsupportedValue", "{what}");
         assert!(err.message.contains(want), "{what}: {}", err.message);
     }
 }

@@ -110,6 +110,34 @@ pub struct McpSpec {
     pub prefix_mode: String,
     /// `Stateful` or `Stateless`.
     pub session_routing: String,
+    /// `spec.policies.mcp.authentication` (admitted: the key set parses); `None`: clients
+    /// present no token.
+    #[serde(default)]
+    pub authentication: Option<McpAuthentication>,
+    /// `spec.policies.mcp.authorization` (admitted: the expressions compile); `None`: every
+    /// caller may use everything.
+    #[serde(default)]
+    pub authorization: Option<McpAuthorization>,
+}
+
+/// An admitted `spec.policies.mcp.authentication`: JWTs checked against an inline key set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct McpAuthentication {
+    pub issuer: String,
+    /// Empty: any audience.
+    pub audiences: Vec<String>,
+    /// The JSON Web Key Set as written (public keys only).
+    pub jwks: String,
+    /// `Strict`, `Optional` or `Permissive`.
+    pub mode: String,
+}
+
+/// An admitted `spec.policies.mcp.authorization`: agentgateway's rule, as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct McpAuthorization {
+    /// `Allow`, `Deny` or `Require`.
+    pub action: String,
+    pub match_expressions: Vec<String>,
 }
 
 /// One target of `spec.mcp.targets` (`static`), resolved and admitted like an `ai.provider`.
@@ -493,6 +521,16 @@ mod tests {
                 failure_mode: "FailClosed".into(),
                 prefix_mode: "Conditional".into(),
                 session_routing: "Stateful".into(),
+                authentication: Some(McpAuthentication {
+                    issuer: "https://idp.example".into(),
+                    audiences: vec!["tools".into()],
+                    jwks: r#"{"keys":[]}"#.into(),
+                    mode: "Strict".into(),
+                }),
+                authorization: Some(McpAuthorization {
+                    action: "Allow".into(),
+                    match_expressions: vec![r#"mcp.tool.name == "add""#.into()],
+                }),
             },
         });
         let json = serde_json::to_value(&mcp).unwrap();

@@ -55,6 +55,16 @@ fn mcp_backend(m: &McpSpec) -> pb::McpBackend {
         failure_mode: m.failure_mode.clone(),
         prefix_mode: m.prefix_mode.clone(),
         session_routing: m.session_routing.clone(),
+        authentication: m.authentication.as_ref().map(|a| pb::McpAuthentication {
+            issuer: a.issuer.clone(),
+            audiences: a.audiences.clone(),
+            jwks: a.jwks.clone(),
+            mode: a.mode.clone(),
+        }),
+        authorization: m.authorization.as_ref().map(|a| pb::McpAuthorization {
+            action: a.action.clone(),
+            match_expressions: a.match_expressions.clone(),
+        }),
     }
 }
 
@@ -262,6 +272,19 @@ pub(crate) mod tests {
             failure_mode: "FailOpen".into(),
             prefix_mode: "Always".into(),
             session_routing: "Stateful".into(),
+            authentication: Some(crate::model::ai::McpAuthentication {
+                issuer: "https://idp.a.example".into(),
+                audiences: vec!["tools".into()],
+                jwks: format!(
+                    r#"{{"keys":[{{"kty":"EC","crv":"P-256","x":"{0}","y":"{0}"}}]}}"#,
+                    "A".repeat(43)
+                ),
+                mode: "Strict".into(),
+            }),
+            authorization: Some(crate::model::ai::McpAuthorization {
+                action: "Allow".into(),
+                match_expressions: vec![r#"mcp.tool.name == "add""#.into()],
+            }),
         });
         let b = backend(&r);
         let Some(pb::backend::Kind::Mcp(m)) = &b.kind else {
@@ -312,10 +335,20 @@ pub(crate) mod tests {
             t.mcp_session_keys.as_ref().map(|r| r.current_id()),
             Some(ka[0].id)
         );
-        assert!(matches!(
-            t.routes["c1/default/tools"].kind,
-            fleetgate_ai_gateway::config::BackendKind::Mcp(_)
-        ));
+        let fleetgate_ai_gateway::config::BackendKind::Mcp(m) = &t.routes["c1/default/tools"].kind
+        else {
+            panic!("an MCP backend expected")
+        };
+        let authn = m.authentication.as_ref().expect("authentication arrives");
+        assert_eq!(
+            (
+                authn.issuer.as_str(),
+                authn.audiences.as_slice(),
+                authn.keys.len()
+            ),
+            ("https://idp.a.example", &["tools".to_string()][..], 1)
+        );
+        assert_eq!(m.authorization.as_ref().map(|a| a.rules.len()), Some(1));
     }
 
     /// An A2A agent becomes an `A2aBackend` with its endpoints and its key in `policies.auth`.

@@ -249,6 +249,8 @@ mod tests {
                 failure_mode: String::new(),
                 prefix_mode: String::new(),
                 session_routing: String::new(),
+                authentication: None,
+                authorization: None,
             });
         }
         let ring = SecretRing::generate(100);

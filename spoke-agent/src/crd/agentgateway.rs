@@ -147,6 +147,77 @@ pub struct McpStaticTarget {
     pub other: Other,
 }
 
+/// `spec.policies.mcp` of an MCP backend (agentgateway's `BackendMCP`). Kept in
+/// [`Policies::other`] when the backend is read; `translate::mcp_backend` reads it into this
+/// type.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct McpPolicy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<McpAuthorization>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<McpAuthentication>,
+    /// `guardrails` and any other field.
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+/// `spec.policies.mcp.authorization`: agentgateway's `Authorization` (`action` over
+/// `policy.matchExpressions`, CEL).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct McpAuthorization {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<McpAuthorizationPolicy>,
+    /// Any other field.
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+/// `spec.policies.mcp.authorization.policy`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct McpAuthorizationPolicy {
+    #[serde(default)]
+    pub match_expressions: Vec<String>,
+    /// Any other field.
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+/// `spec.policies.mcp.authentication`: agentgateway's `MCPAuthentication` (`issuer`,
+/// `audiences`, `jwks`, `mode`; `provider`, `resourceMetadata`, `clientId`,
+/// `clientSecretRef` in `other`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct McpAuthentication {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<Jwks>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// Any other field.
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+/// `jwks`: `inline` (agentgateway's `JWKS.inline`, a JSON Web Key Set as a string); `url`,
+/// `backendRef`, `jwksPath`, `cacheDuration` (a remote set) stay in `other`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Jwks {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inline: Option<String>,
+    /// Any other field.
+    #[serde(flatten)]
+    pub other: Other,
+}
+
 /// `spec.ai`: exactly one of `provider` and `groups`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]

@@ -10,7 +10,8 @@
 //! target per MCP port of each Service it selects ([`crate::resolve::mcp_selector`]), each
 //! resolved like a static host. `failureMode`, `prefixMode` and `sessionRouting` travel as
 //! written; the hub judges their values. What fleetgate does not support yet is not dropped
-//! silently: `spec.policies` on an MCP backend and any other field make the backend's problem
+//! silently: the policies of an MCP backend other than `spec.policies.mcp` authentication and
+//! authorization ([`super::mcp_policy`]) and any other field make the backend's problem
 //! (UnsupportedValue), naming the field; a Service that is missing makes it BackendNotFound,
 //! naming the target, and so do selectors that select nothing. The hub reports either on the
 //! backend's status and no traffic goes to it.
@@ -65,11 +66,10 @@ fn translate(
             "spec.{k} is not supported beside spec.mcp; remove it"
         )));
     }
-    if spec.policies.is_some() {
-        return Err(unsupported(
-            "spec.policies on an MCP backend is not supported yet (no authentication to MCP targets, no MCP authorization rules); remove it".into(),
-        ));
-    }
+    let (authentication, authorization) = match &spec.policies {
+        Some(p) => super::mcp_policy::mcp_policies(p)?,
+        None => (None, None),
+    };
     let mcp: McpSpec = serde_json::from_value(value.clone()).map_err(|e| {
         unsupported(format!(
             "spec.mcp does not have agentgateway's shape ({e}); write targets: [{{name, static: {{host, port, path, protocol}}}}]"
@@ -137,6 +137,8 @@ fn translate(
         failure_mode: mcp.failure_mode.unwrap_or_default(),
         prefix_mode: mcp.prefix_mode.unwrap_or_default(),
         session_routing: mcp.session_routing.unwrap_or_default(),
+        authentication,
+        authorization,
     })
 }
 

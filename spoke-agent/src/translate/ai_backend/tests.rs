@@ -216,6 +216,36 @@ fn mcp_targets_are_resolved_like_providers() {
     );
 }
 
+/// `spec.policies.mcp` in agentgateway's backend-level form travels as written: the rule's
+/// action and expressions, the issuer, audiences, inline key set and mode.
+#[test]
+fn mcp_authentication_and_authorization_travel_as_written() {
+    let b = translate_one(
+        "spec:\n  mcp:\n    targets: [{name: t, static: {host: mcp.example.com, port: 443}}]\n  policies:\n    mcp:\n      authorization:\n        action: Deny\n        policy:\n          matchExpressions: ['mcp.tool.name == \"rm\"', 'jwt.sub == \"mallory\"']\n      authentication:\n        issuer: https://idp.example\n        audiences: [tools]\n        jwks: {inline: '{\"keys\":[]}'}\n        mode: Optional\n",
+    );
+    assert!(b.problem.is_none(), "{:?}", b.problem);
+    let m = b.mcp.expect("an MCP backend");
+    assert_eq!(
+        m.authorization,
+        Some(pb::McpAuthorization {
+            action: "Deny".into(),
+            match_expressions: vec![
+                r#"mcp.tool.name == "rm""#.into(),
+                r#"jwt.sub == "mallory""#.into()
+            ],
+        })
+    );
+    assert_eq!(
+        m.authentication,
+        Some(pb::McpAuthentication {
+            issuer: "https://idp.example".into(),
+            audiences: vec!["tools".into()],
+            jwks_inline: r#"{"keys":[]}"#.into(),
+            mode: "Optional".into(),
+        })
+    );
+}
+
 /// `selector` targets: one per MCP port (appProtocol) of each selected Service, named and
 /// resolved as agentgateway does, across namespaces by label; `static.backendRef`: a Service of
 /// the backend's namespace resolved like a host. A selector that finds nothing, a name two
@@ -469,9 +499,44 @@ fn unsupported_kinds_and_fields_are_named_in_the_problem() {
             "spec sets mcp and another kind (ai or a2a)",
         ),
         (
-            "policies on an mcp backend",
+            "policies.auth on an mcp backend",
             "spec:\n  mcp:\n    targets: [{name: t, static: {host: h, port: 80}}]\n  policies:\n    auth: {key: k}\n",
-            "spec.policies on an MCP backend is not supported yet",
+            "spec.policies.auth is not supported on an MCP backend yet",
+        ),
+        (
+            "another policy on an mcp backend",
+            "spec:\n  mcp:\n    targets: [{name: t, static: {host: h, port: 80}}]\n  policies:\n    http: {requestTimeout: 5s}\n",
+            "spec.policies.http is not supported on an MCP backend yet",
+        ),
+        (
+            "mcp guardrails",
+            "spec:\n  mcp:\n    targets: [{name: t, static: {host: h, port: 80}}]\n  policies:\n    mcp: {guardrails: {processors: []}}\n",
+            "spec.policies.mcp.guardrails is not supported yet",
+        ),
+        (
+            "a remote key set by url (SSRF)",
+            "spec:\n  mcp:\n    targets: [{name: t, static: {host: h, port: 80}}]\n  policies:\n    mcp: {authentication: {issuer: i, jwks: {url: 'http://169.254.169.254/keys'}}}\n",
+            "spec.policies.mcp.authentication.jwks.url is not supported: a remote key set would have the gateway fetch an address the tenant names",
+        ),
+        (
+            "a remote key set by backendRef",
+            "spec:\n  mcp:\n    targets: [{name: t, static: {host: h, port: 80}}]\n  policies:\n    mcp: {authentication: {issuer: i, jwks: {backendRef: {name: idp}, jwksPath: /keys}}}\n",
+            "spec.policies.mcp.authentication.jwks.backendRef is not supported",
+        ),
+        (
+            "OAuth metadata",
+            "spec:\n  mcp:\n    targets: [{name: t, static: {host: h, port: 80}}]\n  policies:\n    mcp: {authentication: {issuer: i, provider: Keycloak, jwks: {inline: x}}}\n",
+            "spec.policies.mcp.authentication.provider is not supported yet",
+        ),
+        (
+            "authentication without jwks",
+            "spec:\n  mcp:\n    targets: [{name: t, static: {host: h, port: 80}}]\n  policies:\n    mcp: {authentication: {issuer: i}}\n",
+            "spec.policies.mcp.authentication.jwks is required",
+        ),
+        (
+            "authorization without policy",
+            "spec:\n  mcp:\n    targets: [{name: t, static: {host: h, port: 80}}]\n  policies:\n    mcp: {authorization: {action: Allow}}\n",
+            "spec.policies.mcp.authorization.policy is required",
         ),
         (
             "a2a next to ai",
