@@ -347,6 +347,8 @@ pub async fn run_reloading(
         snapshots: snapshot_rx.clone(),
         store_path: config.store_path.clone(),
     });
+    // The admin API reads the same data-plane health.
+    let admin_health = (health_rx.clone(), ai_health_rx.clone());
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = || {
@@ -493,6 +495,8 @@ pub async fn run_reloading(
             let api = crate::admin::api::AdminApi::new(
                 fleet.clone(),
                 status_rx.clone(),
+                admin_health.0,
+                admin_health.1,
                 TokenKey::load_or_create(&config.pki_dir)
                     .map_err(|e| RunError::Identity(e.to_string()))?,
             );

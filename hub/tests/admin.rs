@@ -125,7 +125,8 @@ const ACTIONS: [(&str, &str, &str); 4] = [
     ),
 ];
 /// Every read of the API.
-const READS: [&str; 5] = [
+const READS: [&str; 6] = [
+    "/api/v1/data-plane",
     "/api/v1/whoami",
     "/api/v1/tenants",
     "/api/v1/clusters",
@@ -187,6 +188,13 @@ async fn operators_read_the_fleet_and_only_admins_act() {
     assert_eq!(
         a["ownedHostnames"],
         serde_json::json!(["*.a.example", "app.a.example"])
+    );
+
+    // No AI gateway connected, no Envoy rejection standing.
+    let data_plane = admin_json(port, &viewer, &["data-plane"]).await;
+    assert_eq!(
+        data_plane,
+        serde_json::json!({"aiGateways": [], "envoyRejections": []})
     );
 
     // The table form, as printed.

@@ -14,6 +14,7 @@
 //! | `GET /api/v1/clusters` | viewer | [`views::ClusterRow`]s |
 //! | `GET /api/v1/tenants/<tenant>/objects[?q=]` | viewer | [`views::ObjectRow`]s |
 //! | `GET /api/v1/allocations` | viewer | [`views::AllocationRow`]s |
+//! | `GET /api/v1/data-plane` | viewer | [`views::DataPlane`]: AI gateways, standing Envoy NACKs |
 //! | `POST /api/v1/clusters/<tenant>/<cluster>/{disable,enable,revoke}` | admin | `{"changed": bool}` |
 //! | `POST /api/v1/tokens` `{"tenant","cluster","ttlSeconds"}` | admin | a bootstrap token |
 
@@ -29,11 +30,13 @@ use tokio::sync::watch;
 
 use super::operator_token::{self, Operator, Role};
 use super::views::{self, FleetState};
+use crate::ai_config::AiGatewayHealth;
 use crate::config::Registration;
 use crate::enroll::token::{self as bootstrap, TokenKey};
 use crate::fleet::{AdminRefusal, Fleet, unix_now};
 use crate::model::ClusterKey;
 use crate::sync::FleetStatus;
+use crate::xds::XdsHealth;
 
 /// Largest request body (only `POST /api/v1/tokens` has one).
 const MAX_BODY: usize = 4096;
@@ -42,6 +45,8 @@ const MAX_BODY: usize = 4096;
 pub struct AdminApi {
     fleet: Arc<Fleet>,
     statuses: watch::Receiver<FleetStatus>,
+    xds: watch::Receiver<XdsHealth>,
+    ai: watch::Receiver<AiGatewayHealth>,
     operator_key: hmac::Key,
     token_key: TokenKey,
 }
@@ -95,11 +100,15 @@ impl AdminApi {
     pub fn new(
         fleet: Arc<Fleet>,
         statuses: watch::Receiver<FleetStatus>,
+        xds: watch::Receiver<XdsHealth>,
+        ai: watch::Receiver<AiGatewayHealth>,
         token_key: TokenKey,
     ) -> Self {
         Self {
             fleet,
             statuses,
+            xds,
+            ai,
             operator_key: operator_token::operator_key(&token_key),
             token_key,
         }
@@ -133,6 +142,8 @@ impl AdminApi {
             owners: self.fleet.hostname_owners(),
             allocations: view.allocations,
             allocation_failures: view.allocation_failures,
+            xds: self.xds.borrow().clone(),
+            ai: self.ai.borrow().clone(),
         }
     }
 
@@ -195,6 +206,7 @@ impl AdminApi {
             (true, ["tenants"]) => json(StatusCode::OK, &views::tenants(&self.state())),
             (true, ["clusters"]) => json(StatusCode::OK, &views::clusters(&self.state())),
             (true, ["allocations"]) => json(StatusCode::OK, &views::allocations(&self.state())),
+            (true, ["data-plane"]) => json(StatusCode::OK, &views::data_plane(&self.state())),
             (true, ["tenants", tenant, "objects"]) => {
                 let q = query.as_deref().and_then(|q| query_value(q, "q"));
                 match views::objects(&self.state(), tenant, q.as_deref()) {
@@ -225,7 +237,7 @@ impl AdminApi {
                     Err(r) => r.answer(),
                 }
             }
-            (_, ["whoami" | "tenants" | "clusters" | "allocations"])
+            (_, ["whoami" | "tenants" | "clusters" | "allocations" | "data-plane"])
             | (_, ["tenants", _, "objects"]) => error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 format!("{path} is read with GET"),
@@ -237,7 +249,7 @@ impl AdminApi {
             _ => error(
                 StatusCode::NOT_FOUND,
                 format!(
-                    "{path}: unknown route; the admin API serves whoami, tenants, clusters, tenants/<tenant>/objects, allocations, clusters/<tenant>/<cluster>/{{disable,enable,revoke}} and tokens under /api/v1/"
+                    "{path}: unknown route; the admin API serves whoami, tenants, clusters, tenants/<tenant>/objects, allocations, data-plane, clusters/<tenant>/<cluster>/{{disable,enable,revoke}} and tokens under /api/v1/"
                 ),
             ),
         }

@@ -36,6 +36,8 @@ pub enum AdminCommand {
     },
     /// L4 address and port allocations, and ports without one.
     Allocations,
+    /// AI gateway replicas (versions served, refusals) and Envoy rejections still standing.
+    DataPlane,
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -93,6 +95,7 @@ pub fn request_for(cmd: &AdminCommand) -> (Method, String, Option<Value>) {
         AdminCommand::Whoami => get("whoami"),
         AdminCommand::Tenants => get("tenants"),
         AdminCommand::Allocations => get("allocations"),
+        AdminCommand::DataPlane => get("data-plane"),
         AdminCommand::Clusters { command } => match command {
             ClustersCommand::List => get("clusters"),
             ClustersCommand::Disable { tenant, cluster } => action(tenant, cluster, "disable"),

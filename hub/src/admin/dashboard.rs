@@ -256,6 +256,7 @@ fn overview(api: &AdminApi, operator: &Operator, csrf: &str) -> String {
         &views::tenants(&state),
         &views::clusters(&state),
         &views::allocations(&state),
+        &views::data_plane(&state),
     )
 }
 

@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::ai_config::AiGatewayHealth;
 use crate::allocate::{AllocError, Allocations, Owner, PortKey};
 use crate::config::{Config, Registration};
 use crate::model::{ClusterKey, Condition, ObjectStatus};
+use crate::xds::XdsHealth;
 
 /// The hub's state as one request sees it.
 pub struct FleetState {
@@ -27,6 +29,53 @@ pub struct FleetState {
     pub owners: BTreeMap<String, String>,
     pub allocations: Allocations,
     pub allocation_failures: BTreeMap<PortKey, AllocError>,
+    /// Configurations Envoys rejected and still stand by.
+    pub xds: XdsHealth,
+    /// What each AI gateway replica serves and refuses.
+    pub ai: AiGatewayHealth,
+}
+
+/// The data plane as the hub sees it, for `GET /api/v1/data-plane`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DataPlane {
+    /// Every AI gateway replica with an open configuration stream.
+    pub ai_gateways: Vec<AiGatewayRow>,
+    /// Every Envoy rejection still standing, by xDS type.
+    pub envoy_rejections: Vec<EnvoyRejectionRow>,
+}
+
+/// One AI gateway replica.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AiGatewayRow {
+    pub id: String,
+    /// Tenant -> the configuration version it serves.
+    pub serving: BTreeMap<String, u64>,
+    /// Tenant versions it refused, with its reason.
+    pub refused: Vec<RefusedRow>,
+}
+
+/// One tenant version a gateway refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefusedRow {
+    pub tenant: String,
+    pub version: u64,
+    pub reason: String,
+}
+
+/// One configuration an Envoy rejected (NACK) and still stands by.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvoyRejectionRow {
+    #[serde(rename = "type")]
+    pub type_url: String,
+    pub node: String,
+    pub version: String,
+    pub message: String,
+    /// The tenant objects blamed, as `<tenant>/<cluster>/<kind>/<namespace>/<name>`.
+    pub blamed: Vec<String>,
 }
 
 /// One tenant, for `GET /api/v1/tenants`.
@@ -295,6 +344,55 @@ pub fn objects(state: &FleetState, tenant: &str, query: Option<&str>) -> Option<
     Some(rows)
 }
 
+/// The AI gateways and the Envoy rejections still standing.
+pub fn data_plane(state: &FleetState) -> DataPlane {
+    DataPlane {
+        ai_gateways: state
+            .ai
+            .streams
+            .values()
+            .map(|g| AiGatewayRow {
+                id: g.gateway_id.clone(),
+                serving: g.serving.clone(),
+                refused: g
+                    .refused
+                    .iter()
+                    .map(|(tenant, r)| RefusedRow {
+                        tenant: tenant.clone(),
+                        version: r.version,
+                        reason: r.reason.clone(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        envoy_rejections: state
+            .xds
+            .nacks
+            .iter()
+            .map(|(type_url, n)| EnvoyRejectionRow {
+                type_url: type_url.clone(),
+                node: n.node.clone(),
+                version: n.version.clone(),
+                message: n.message.clone(),
+                blamed: n
+                    .sources
+                    .iter()
+                    .map(|s| {
+                        format!(
+                            "{}/{}/{:?}/{}/{}",
+                            s.cluster.tenant,
+                            s.cluster.cluster,
+                            s.object.kind,
+                            s.object.namespace,
+                            s.object.name
+                        )
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
 /// Every L4 allocation, and every port that has none with why.
 pub fn allocations(state: &FleetState) -> Vec<AllocationRow> {
     let row = |k: &PortKey, address: Option<String>, error: Option<String>| AllocationRow {
@@ -437,7 +535,68 @@ tenants:
             .into(),
             allocations: [(port, "127.0.0.1:30000".parse().unwrap())].into(),
             allocation_failures: [(full, AllocError::NoPools)].into(),
+            xds: XdsHealth {
+                nacks: [(
+                    "type.googleapis.com/envoy.config.cluster.v3.Cluster".to_string(),
+                    crate::xds::Nack {
+                        node: "envoy-0".into(),
+                        version: "7".into(),
+                        message: "bad cluster".into(),
+                        sources: [crate::model::SourceObject {
+                            cluster: key("a", "east"),
+                            object: ObjectKey {
+                                kind: Kind::HttpRoute,
+                                namespace: "default".into(),
+                                name: "api".into(),
+                            },
+                        }]
+                        .into(),
+                    },
+                )]
+                .into(),
+            },
+            ai: AiGatewayHealth {
+                streams: [(
+                    1,
+                    crate::ai_config::GatewayView {
+                        gateway_id: "gw-1".into(),
+                        serving: [("a".to_string(), 3)].into(),
+                        refused: [(
+                            "b".to_string(),
+                            crate::ai_config::Refusal {
+                                version: 2,
+                                reason: "port 0".into(),
+                                sources: Default::default(),
+                            },
+                        )]
+                        .into(),
+                    },
+                )]
+                .into(),
+            },
         }
+    }
+
+    #[test]
+    fn the_data_plane_shows_gateways_and_standing_rejections() {
+        let d = data_plane(&state());
+        assert_eq!(d.ai_gateways.len(), 1);
+        assert_eq!(d.ai_gateways[0].id, "gw-1");
+        assert_eq!(d.ai_gateways[0].serving, [("a".to_string(), 3)].into());
+        assert_eq!(
+            d.ai_gateways[0].refused,
+            vec![RefusedRow {
+                tenant: "b".into(),
+                version: 2,
+                reason: "port 0".into()
+            }]
+        );
+        assert_eq!(d.envoy_rejections.len(), 1);
+        assert_eq!(d.envoy_rejections[0].message, "bad cluster");
+        assert_eq!(
+            d.envoy_rejections[0].blamed,
+            vec!["a/east/HttpRoute/default/api".to_string()]
+        );
     }
 
     #[test]

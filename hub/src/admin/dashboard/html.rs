@@ -5,7 +5,9 @@
 use std::fmt::Write;
 
 use crate::admin::operator_token::{Operator, Role};
-use crate::admin::views::{AllocationRow, ClusterRow, ClusterState, ObjectRow, TenantRow};
+use crate::admin::views::{
+    AllocationRow, ClusterRow, ClusterState, DataPlane, ObjectRow, TenantRow,
+};
 
 /// Objects shown per page of a tenant.
 pub const PAGE: usize = 50;
@@ -115,13 +117,15 @@ fn token_form(csrf: &str) -> String {
     )
 }
 
-/// The overview's live part: tenants, clusters (with the admin's actions) and allocations.
+/// The overview's live part: tenants, clusters (with the admin's actions), allocations and
+/// the data plane.
 pub fn overview(
     op: &Operator,
     csrf: &str,
     tenants: &[TenantRow],
     clusters: &[ClusterRow],
     allocations: &[AllocationRow],
+    data_plane: &DataPlane,
 ) -> String {
     let mut s = String::new();
     let _ = write!(
@@ -203,6 +207,59 @@ pub fn overview(
             a.port,
             a.protocol,
             esc(a.address.as_deref().or(a.error.as_deref()).unwrap_or("-")),
+        );
+    }
+    s.push_str("</table>");
+    let _ = write!(
+        s,
+        "<h2>AI gateways ({})</h2><table id=\"ai-gateways\"><tr><th>replica</th><th>tenants served (version)</th><th>refused</th></tr>",
+        data_plane.ai_gateways.len()
+    );
+    for g in &data_plane.ai_gateways {
+        let serving: Vec<String> = g
+            .serving
+            .iter()
+            .map(|(t, v)| format!("{} ({v})", esc(t)))
+            .collect();
+        let refused: Vec<String> = g
+            .refused
+            .iter()
+            .map(|r| {
+                format!(
+                    "<div class=\"problem\">{} v{}: {}</div>",
+                    esc(&r.tenant),
+                    r.version,
+                    esc(&r.reason)
+                )
+            })
+            .collect();
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&g.id),
+            serving.join(", "),
+            if refused.is_empty() {
+                "-".to_string()
+            } else {
+                refused.concat()
+            }
+        );
+    }
+    s.push_str("</table>");
+    let _ = write!(
+        s,
+        "<h2>Envoy rejections standing ({})</h2><table id=\"envoy-rejections\"><tr><th>type</th><th>Envoy</th><th>version</th><th>error</th><th>blamed</th></tr>",
+        data_plane.envoy_rejections.len()
+    );
+    for n in &data_plane.envoy_rejections {
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"problem\">{}</td><td>{}</td></tr>",
+            esc(n.type_url.rsplit('.').next().unwrap_or(&n.type_url)),
+            esc(&n.node),
+            esc(&n.version),
+            esc(&n.message),
+            esc(&n.blamed.join(", ")),
         );
     }
     s.push_str("</table>");
@@ -395,8 +452,27 @@ mod tests {
             objects: 1,
             with_problems: 1,
         }];
-        let html = overview(&op(Role::Viewer), "c", &tenants, &[], &[]);
+        let data_plane = DataPlane {
+            ai_gateways: vec![crate::admin::views::AiGatewayRow {
+                id: evil.into(),
+                serving: [(evil.to_string(), 1)].into(),
+                refused: vec![crate::admin::views::RefusedRow {
+                    tenant: evil.into(),
+                    version: 2,
+                    reason: evil.into(),
+                }],
+            }],
+            envoy_rejections: vec![crate::admin::views::EnvoyRejectionRow {
+                type_url: evil.into(),
+                node: evil.into(),
+                version: evil.into(),
+                message: evil.into(),
+                blamed: vec![evil.into()],
+            }],
+        };
+        let html = overview(&op(Role::Viewer), "c", &tenants, &[], &[], &data_plane);
         assert!(!html.contains("<script>"), "{html}");
+        assert!(html.contains("id=\"ai-gateways\"") && html.contains("id=\"envoy-rejections\""));
         assert!(!login(Some(evil)).contains("<script>alert"));
         assert_eq!(url("a/b c?&"), "a%2Fb%20c%3F%26");
     }
@@ -411,9 +487,23 @@ mod tests {
             objects: 0,
             with_problems: 0,
         }];
-        let viewer = overview(&op(Role::Viewer), "c", &[], &clusters, &[]);
+        let viewer = overview(
+            &op(Role::Viewer),
+            "c",
+            &[],
+            &clusters,
+            &[],
+            &DataPlane::default(),
+        );
         assert!(!viewer.contains("hx-post"), "{viewer}");
-        let admin = overview(&op(Role::Admin), "tok", &[], &clusters, &[]);
+        let admin = overview(
+            &op(Role::Admin),
+            "tok",
+            &[],
+            &clusters,
+            &[],
+            &DataPlane::default(),
+        );
         assert!(admin.contains("hx-post=\"/ui/clusters/tenant-a/east/disable\""));
         assert!(admin.contains("hx-post=\"/ui/clusters/tenant-a/east/revoke\""));
         assert_eq!(admin.matches("hx-confirm=").count(), 2);
