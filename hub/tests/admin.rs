@@ -68,6 +68,18 @@ async fn admin(port: u16, token: &str, args: &[&str]) -> Output {
     hub_cli(all).await
 }
 
+/// `fleetgate-hub admin --url ... --token ... <words of line>`.
+async fn cli(port: u16, token: &str, line: &str) -> Output {
+    admin(port, token, &line.split_whitespace().collect::<Vec<_>>()).await
+}
+
+/// The command failed and said `why` on stderr.
+fn assert_refused(out: &Output, why: &str) {
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "succeeded: {}", text(&out.stdout));
+    assert!(err.contains(why), "{err}");
+}
+
 async fn admin_json(port: u16, token: &str, args: &[&str]) -> Value {
     let mut all = vec!["--output", "json"];
     all.extend_from_slice(args);
@@ -198,7 +210,7 @@ async fn operators_read_the_fleet_and_only_admins_act() {
     );
 
     // The table form, as printed.
-    let out = admin(port, &viewer, &["clusters", "list"]).await;
+    let out = cli(port, &viewer, "clusters list").await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let table = text(&out.stdout);
     let lines: Vec<Vec<&str>> = table
@@ -231,7 +243,7 @@ async fn operators_read_the_fleet_and_only_admins_act() {
             .contains("shop.b.example"),
         "{problem}"
     );
-    let out = admin(port, &viewer, &["status", "--tenant", "nobody"]).await;
+    let out = cli(port, &viewer, "status --tenant nobody").await;
     assert!(!out.status.success());
     assert!(
         text(&out.stderr).contains("no tenant \"nobody\""),
@@ -240,17 +252,10 @@ async fn operators_read_the_fleet_and_only_admins_act() {
     );
 
     // A viewer acts: refused, by the CLI and by the API, for every action.
-    let out = admin(
+    let out = cli(
         port,
         &viewer,
-        &[
-            "clusters",
-            "disable",
-            "--tenant",
-            "tenant-a",
-            "--cluster",
-            "east",
-        ],
+        "clusters disable --tenant tenant-a --cluster east",
     )
     .await;
     assert!(!out.status.success());
@@ -358,11 +363,7 @@ async fn operators_read_the_fleet_and_only_admins_act() {
     // The CLI against nothing: a message, not a panic.
     let out = admin(free_port(), &admin_token, &["tenants"]).await;
     assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("cannot reach the hub's admin API"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_refused(&out, "cannot reach the hub's admin API");
     hub.stop().await;
 }
 
@@ -379,17 +380,10 @@ async fn an_admin_disables_enables_and_revokes_clusters_and_creates_tokens() {
     s.verdict().await.unwrap();
 
     // Disable: the agent's stream is closed with the reason, and it cannot come back.
-    let out = admin(
+    let out = cli(
         port,
         &ada,
-        &[
-            "clusters",
-            "disable",
-            "--tenant",
-            "tenant-a",
-            "--cluster",
-            "east",
-        ],
+        "clusters disable --tenant tenant-a --cluster east",
     )
     .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -408,24 +402,8 @@ async fn an_admin_disables_enables_and_revokes_clusters_and_creates_tokens() {
     assert_eq!(clusters[0]["state"], "disabled");
     assert_eq!(clusters[0]["disabledBy"], serde_json::json!(["operator"]));
     // No bootstrap token for a disabled cluster.
-    let out = admin(
-        port,
-        &ada,
-        &[
-            "tokens",
-            "create",
-            "--tenant",
-            "tenant-a",
-            "--cluster",
-            "east",
-        ],
-    )
-    .await;
-    assert!(
-        text(&out.stderr).contains("disabled: enable it first"),
-        "{}",
-        text(&out.stderr)
-    );
+    let out = cli(port, &ada, "tokens create --tenant tenant-a --cluster east").await;
+    assert_refused(&out, "disabled: enable it first");
 
     // It stays disabled across a restart of the hub.
     hub.stop().await;
@@ -435,17 +413,10 @@ async fn an_admin_disables_enables_and_revokes_clusters_and_creates_tokens() {
 
     // Enable: the agent comes back (its certificate predates the disable, so it enrolls again;
     // here the test issues it a fresh one a second later).
-    let out = admin(
+    let out = cli(
         port,
         &ada,
-        &[
-            "clusters",
-            "enable",
-            "--tenant",
-            "tenant-a",
-            "--cluster",
-            "east",
-        ],
+        "clusters enable --tenant tenant-a --cluster east",
     )
     .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -470,17 +441,10 @@ async fn an_admin_disables_enables_and_revokes_clusters_and_creates_tokens() {
 
     // Revoke: the stream closes, the certificate is refused, the cluster stays enabled and a
     // bootstrap token from the API lets its agent enroll again.
-    let out = admin(
+    let out = cli(
         port,
         &ada,
-        &[
-            "clusters",
-            "revoke",
-            "--tenant",
-            "tenant-a",
-            "--cluster",
-            "east",
-        ],
+        "clusters revoke --tenant tenant-a --cluster east",
     )
     .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -520,43 +484,19 @@ async fn an_admin_disables_enables_and_revokes_clusters_and_creates_tokens() {
         ("tenant-a", "east")
     );
     // Out of range and unknown clusters are refused.
-    let out = admin(
+    let out = cli(
         port,
         &ada,
-        &[
-            "tokens",
-            "create",
-            "--tenant",
-            "tenant-a",
-            "--cluster",
-            "east",
-            "--ttl-seconds",
-            "999999",
-        ],
+        "tokens create --tenant tenant-a --cluster east --ttl-seconds 999999",
     )
     .await;
-    assert!(
-        text(&out.stderr).contains("ttlSeconds 999999"),
-        "{}",
-        text(&out.stderr)
-    );
-    let out = admin(
+    assert_refused(&out, "ttlSeconds 999999");
+    let out = cli(
         port,
         &ada,
-        &[
-            "tokens",
-            "create",
-            "--tenant",
-            "tenant-a",
-            "--cluster",
-            "nowhere",
-        ],
+        "tokens create --tenant tenant-a --cluster nowhere",
     )
     .await;
-    assert!(
-        text(&out.stderr).contains("not registered"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_refused(&out, "not registered");
     hub.stop().await;
 }
