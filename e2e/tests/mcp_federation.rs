@@ -31,6 +31,31 @@ use serde_json::{Value, json};
 
 const TENANT: &str = "tenant-a";
 
+/// The class, namespaces and Gateway every tenant's manifests of this file start with (the
+/// KubeLB tutorial's `agentgateway-proxy`), for the head of a `format!` string.
+const HEAD: &str = r#"apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: agentgateway}
+spec: {controllerName: agentgateway.dev/agentgateway}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: agentgateway-system}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: tools}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: agentgateway-proxy, namespace: agentgateway-system}
+spec:
+  gatewayClassName: agentgateway
+  listeners:
+  - {name: http, port: 8080, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}
+---
+"#;
+
 /// The tenant's manifests: the Gateway, Services `alpha` (streamable HTTP) and `beta` (SSE) on
 /// the node's ports, backend `tools` (both, Conditional prefixes) at `/mcp`, backend `flat`
 /// (both, prefixMode Never) at `/flat`, and backend `evil` whose target is `hub`.
@@ -76,28 +101,7 @@ spec:
         hub.port()
     );
     format!(
-        r#"apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: agentgateway}}
-spec: {{controllerName: agentgateway.dev/agentgateway}}
----
-apiVersion: v1
-kind: Namespace
-metadata: {{name: agentgateway-system}}
----
-apiVersion: v1
-kind: Namespace
-metadata: {{name: tools}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: agentgateway-proxy, namespace: agentgateway-system}}
-spec:
-  gatewayClassName: agentgateway
-  listeners:
-  - {{name: http, port: 8080, protocol: HTTP, allowedRoutes: {{namespaces: {{from: All}}}}}}
----
-{alpha}{beta}{tools}{flat}{evil}{r1}{r2}"#,
+        r#"{HEAD}{alpha}{beta}{tools}{flat}{evil}{r1}{r2}"#,
         alpha = service("alpha", alpha_port),
         beta = service("beta", beta_port),
         tools = backend("tools", ""),
@@ -913,28 +917,7 @@ async fn jwt_authenticated_callers_see_and_call_only_what_their_tenants_rules_al
     .await
     .unwrap();
     let b_manifests = format!(
-        r#"apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: agentgateway}}
-spec: {{controllerName: agentgateway.dev/agentgateway}}
----
-apiVersion: v1
-kind: Namespace
-metadata: {{name: agentgateway-system}}
----
-apiVersion: v1
-kind: Namespace
-metadata: {{name: tools}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: agentgateway-proxy, namespace: agentgateway-system}}
-spec:
-  gatewayClassName: agentgateway
-  listeners:
-  - {{name: http, port: 8080, protocol: HTTP, allowedRoutes: {{namespaces: {{from: All}}}}}}
----
-apiVersion: v1
+        r#"{HEAD}apiVersion: v1
 kind: Service
 metadata: {{name: gamma, namespace: tools}}
 spec:

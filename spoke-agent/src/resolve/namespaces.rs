@@ -15,23 +15,42 @@ use k8s_openapi::api::core::v1::Namespace;
 
 /// Whether `labels` satisfy `selector`.
 pub fn matches(selector: &Selector, labels: &BTreeMap<String, String>) -> bool {
-    let by_labels = selector
-        .match_labels
-        .iter()
+    selects(
+        selector.match_labels.as_ref(),
+        selector.match_expressions.iter().flatten().map(|e| {
+            (
+                e.key.as_str(),
+                e.operator.as_str(),
+                e.values.as_deref().unwrap_or_default(),
+            )
+        }),
+        labels,
+    )
+}
+
+/// Kubernetes label selector semantics, whatever type carries the selector: every
+/// `match_labels` pair is present and every (key, operator, values) expression holds (`In`,
+/// `NotIn`, `Exists`, `DoesNotExist`; any other operator selects nothing).
+pub fn selects<'a>(
+    match_labels: Option<&BTreeMap<String, String>>,
+    mut expressions: impl Iterator<Item = (&'a str, &'a str, &'a [String])>,
+    labels: &BTreeMap<String, String>,
+) -> bool {
+    let by_labels = match_labels
+        .into_iter()
         .flatten()
         .all(|(k, v)| labels.get(k) == Some(v));
-    let by_expressions = selector.match_expressions.iter().flatten().all(|e| {
-        let values = e.values.as_deref().unwrap_or_default();
-        let value = labels.get(&e.key);
-        match e.operator.as_str() {
-            "In" => value.is_some_and(|v| values.contains(v)),
-            "NotIn" => value.is_none_or(|v| !values.contains(v)),
-            "Exists" => value.is_some(),
-            "DoesNotExist" => value.is_none(),
-            _ => false,
-        }
-    });
-    by_labels && by_expressions
+    by_labels
+        && expressions.all(|(key, operator, values)| {
+            let value = labels.get(key);
+            match operator {
+                "In" => value.is_some_and(|v| values.contains(v)),
+                "NotIn" => value.is_none_or(|v| !values.contains(v)),
+                "Exists" => value.is_some(),
+                "DoesNotExist" => value.is_none(),
+                _ => false,
+            }
+        })
 }
 
 /// The names of the namespaces `selector` selects, sorted.
