@@ -6,6 +6,9 @@ by `--call TOOL` (JSON arguments after `=`), reads `--read URI`, gets `--prompt 
 one JSON line with what it saw. `--header k=v` adds a header to every request (identity headers
 when the gateway is reached without Envoy).
 
+`--relist`: the tools are listed again at the end of the session (`tools_after`).
+`--rpc-errors`: a call answered with a JSON-RPC error is reported as `{"rpc_error": message}`.
+
 Usage: client_check.py (--url URL | --sse-url URL) [--header k=v]... [--call NAME[=JSON]]...
        [--read URI]... [--prompt NAME]...
 """
@@ -54,7 +57,14 @@ async def run(args) -> dict:
         for spec in args.call:
             name, _, raw = spec.partition("=")
             arguments = json.loads(raw) if raw else {}
-            r = await client.call_tool(name, arguments)
+            if args.rpc_errors:
+                try:
+                    r = await client.call_tool(name, arguments)
+                except Exception as e:  # a JSON-RPC error answer (MCPError)
+                    calls[name] = {"rpc_error": str(e)}
+                    continue
+            else:
+                r = await client.call_tool(name, arguments)
             calls[name] = {"error": bool(r.is_error), "text": text_of(r.content)}
         report["calls"] = calls
         reads = {}
@@ -67,6 +77,8 @@ async def run(args) -> dict:
             r = await client.get_prompt(name, {"who": "tester"})
             prompts[name] = text_of(r.messages)
         report["got_prompts"] = prompts
+        if args.relist:
+            report["tools_after"] = sorted(t.name for t in (await client.list_tools()).tools)
     return report
 
 
@@ -77,6 +89,10 @@ def main() -> int:
     g.add_argument("--sse-url")
     p.add_argument("--header", action="append", default=[])
     p.add_argument("--call", action="append", default=[])
+    # Report a call answered with a JSON-RPC error as {"rpc_error": message} instead of failing.
+    p.add_argument("--rpc-errors", action="store_true")
+    # List the tools again at the end of the session (after the calls): "tools_after".
+    p.add_argument("--relist", action="store_true")
     p.add_argument("--read", action="append", default=[])
     p.add_argument("--prompt", action="append", default=[])
     args = p.parse_args()

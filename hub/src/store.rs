@@ -114,6 +114,8 @@ impl From<Stored> for ClusterIntent {
 
 /// Used bootstrap tokens and per-cluster certificate epochs (`store/identity.rs`).
 mod identity;
+/// MCP tool pins per tenant (`store/mcp_pins.rs`).
+pub mod mcp_pins;
 
 /// `<tenant>/<cluster>` -> JSON of `ClusterIntent`.
 const INTENT: TableDefinition<&str, &[u8]> = TableDefinition::new("intent/v1");

@@ -9,7 +9,8 @@
 //!   failure modes, cancellation.
 //! - [`naming`]: `<target>_<name>` and `<target>+<uri>`; [`token`]: the session id, sealed
 //!   (any replica opens it); [`upstream`]: the gateway as a client of one target, either
-//!   transport; [`jsonrpc`], [`sse`]: the wire.
+//!   transport; [`jsonrpc`], [`sse`]: the wire; [`pins`]: tool definitions pinned against a
+//!   "rug pull" (the hub keeps the pins).
 //!
 //! What a replica keeps ([`McpState`]): SSE connections to targets and legacy SSE clients
 //! (both are open streams), and the calls in flight (for cancellation). Everything a
@@ -18,6 +19,7 @@
 pub mod federate;
 pub mod jsonrpc;
 pub mod naming;
+pub mod pins;
 pub mod serve;
 pub mod sse;
 pub mod token;
@@ -82,6 +84,8 @@ pub struct McpState {
     /// Calls in flight, by (session, client's request id): the target and the upstream id, so
     /// that a cancellation reaches the right target.
     inflight: std::sync::Mutex<HashMap<(String, String), (usize, serde_json::Value)>>,
+    /// Tool pins (shared with the hub source, which sends reports and receives pins).
+    pub pins: Arc<pins::PinBoard>,
 }
 
 impl Default for McpState {
@@ -97,11 +101,20 @@ impl Default for McpState {
             sse: Default::default(),
             legacy: Default::default(),
             inflight: Default::default(),
+            pins: Default::default(),
         }
     }
 }
 
 impl McpState {
+    /// A replica's state whose tool pins are `pins` (the board the hub source also holds).
+    pub fn with_pins(pins: Arc<pins::PinBoard>) -> Self {
+        Self {
+            pins,
+            ..Self::default()
+        }
+    }
+
     /// A fresh id for a request the gateway sends a target.
     pub fn next_id(&self) -> serde_json::Value {
         serde_json::Value::String(format!(

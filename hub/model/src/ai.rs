@@ -110,6 +110,20 @@ pub struct McpSpec {
     pub prefix_mode: String,
     /// `Stateful` or `Stateless`.
     pub session_routing: String,
+    /// Tool definitions the tenant accepted after a target changed them (the annotation
+    /// `fleetgate.dev/mcp-accept-tools`): the hub pins each tool to its accepted hash.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accept_tools: Vec<McpToolAccept>,
+}
+
+/// One accepted MCP tool definition: `<target>_<tool>=<sha256>` of the annotation.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct McpToolAccept {
+    pub target: String,
+    /// The tool's own name at the target.
+    pub tool: String,
+    /// 64 lower-case hex digits.
+    pub sha256: String,
 }
 
 /// One target of `spec.mcp.targets` (`static`), resolved and admitted like an `ai.provider`.
@@ -493,6 +507,7 @@ mod tests {
                 failure_mode: "FailClosed".into(),
                 prefix_mode: "Conditional".into(),
                 session_routing: "Stateful".into(),
+                accept_tools: vec![],
             },
         });
         let json = serde_json::to_value(&mcp).unwrap();

@@ -278,6 +278,7 @@ pub(crate) mod tests {
             failure_mode: "FailOpen".into(),
             prefix_mode: "Always".into(),
             session_routing: "Stateful".into(),
+            accept_tools: vec![],
         });
         let b = backend(&r);
         let Some(pb::backend::Kind::Mcp(m)) = &b.kind else {
