@@ -100,9 +100,9 @@ pub enum IdentityRefusal {
         "cluster {0} is not registered at this hub (never added, or removed from its configuration); ask the hub operator to add it"
     )]
     NotRegistered(ClusterKey),
-    /// The cluster is listed with `enabled: false`.
+    /// The cluster is listed with `enabled: false`, or an operator disabled it (admin API).
     #[error(
-        "cluster {0} is disabled at this hub (enabled: false in its configuration); ask the hub operator to enable it"
+        "cluster {0} is disabled at this hub (enabled: false in its configuration, or `fleetgate-hub admin clusters disable`); ask the hub operator to enable it"
     )]
     Disabled(ClusterKey),
     /// The certificate predates the cluster's removal or disabling.
@@ -112,9 +112,40 @@ pub enum IdentityRefusal {
     Revoked(ClusterKey),
 }
 
+/// Why an operator's action on a cluster was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminRefusal {
+    /// The cluster is not in the hub's configuration file.
+    #[error(
+        "cluster {0} is not registered at this hub: add it under tenants.<tenant>.clusters in the hub's configuration first"
+    )]
+    NotRegistered(ClusterKey),
+    /// Persisting the change failed; nothing changed.
+    #[error("the hub could not store the change, retry later: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// `config` with `disabled` added to the clusters it disables.
+fn with_overrides(config: &Arc<Config>, disabled: &BTreeSet<ClusterKey>) -> Arc<Config> {
+    if disabled.is_empty() {
+        return config.clone();
+    }
+    let mut c = (**config).clone();
+    c.identity
+        .disabled_clusters
+        .extend(disabled.iter().cloned());
+    Arc::new(c)
+}
+
 pub struct Fleet {
-    /// The running configuration; `reconfigure` is its only writer after `open`.
+    /// The running configuration: the file's ([`Fleet::file_config`]) with the clusters an
+    /// operator disabled added to `identity.disabled_clusters`; `apply_config` is its only
+    /// writer after `open`.
     config: watch::Sender<Arc<Config>>,
+    /// The configuration as its file says, before the operator's overrides.
+    file_config: Mutex<Arc<Config>>,
+    /// Clusters an operator disabled through the admin API (durable, `crate::admin`).
+    operator_disabled: Mutex<BTreeSet<ClusterKey>>,
     /// Per cluster: certificates issued at or before this Unix time are refused.
     revoked_before: Mutex<BTreeMap<ClusterKey, i64>>,
     store: Store,
@@ -152,9 +183,14 @@ impl Fleet {
             &wanted_ports(&intent),
         );
         let links = Links::starting(intent.keys().cloned(), Instant::now());
+        let operator_disabled = store.load_operator_disabled()?;
+        let file_config = config;
+        let config = with_overrides(&file_config, &operator_disabled);
         let revoked_before = store.reconcile_clusters(&config.active_clusters(), unix_now())?;
         Ok(Self {
             config: watch::channel(config).0,
+            file_config: Mutex::new(file_config),
+            operator_disabled: Mutex::new(operator_disabled),
             revoked_before: Mutex::new(revoked_before),
             store,
             state: Mutex::new(State {
@@ -266,8 +302,99 @@ impl Fleet {
     /// Switches to a reloaded configuration. Clusters no longer active have their certificates
     /// revoked (durably); clusters no longer listed lose their intent, hostname claims and L4
     /// allocations; disabled ones are withdrawn from the data plane (see [`Fleet::view`]).
-    /// Open streams notice through [`Fleet::subscribe_config`].
+    /// Open streams notice through [`Fleet::subscribe_config`]. The clusters an operator
+    /// disabled stay disabled whatever the file says.
     pub fn reconfigure(&self, config: Arc<Config>) -> Result<(), StoreError> {
+        let mut file = self
+            .file_config
+            .lock()
+            .expect("fleet file config lock poisoned");
+        *file = config;
+        let disabled = self
+            .operator_disabled
+            .lock()
+            .expect("fleet operator lock poisoned");
+        self.apply_config(with_overrides(&file, &disabled))
+    }
+
+    /// The configuration as its file says (without the operator's overrides).
+    pub fn file_config(&self) -> Arc<Config> {
+        self.file_config
+            .lock()
+            .expect("fleet file config lock poisoned")
+            .clone()
+    }
+
+    /// The clusters an operator disabled (admin API).
+    pub fn operator_disabled(&self) -> BTreeSet<ClusterKey> {
+        self.operator_disabled
+            .lock()
+            .expect("fleet operator lock poisoned")
+            .clone()
+    }
+
+    /// An operator disables (`true`) or enables a registered cluster, durably. Disabling revokes
+    /// its certificates, closes its streams and withdraws it from the data plane, as
+    /// `enabled: false` in the file does; enabling lifts only the operator's override (a cluster
+    /// the file disables stays disabled). Returns whether anything changed.
+    pub fn set_operator_disabled(
+        &self,
+        key: &ClusterKey,
+        disabled: bool,
+    ) -> Result<bool, AdminRefusal> {
+        let file = self
+            .file_config
+            .lock()
+            .expect("fleet file config lock poisoned");
+        if file.registration(&key.tenant, &key.cluster) == Registration::Unknown {
+            return Err(AdminRefusal::NotRegistered(key.clone()));
+        }
+        let mut set = self
+            .operator_disabled
+            .lock()
+            .expect("fleet operator lock poisoned");
+        if set.contains(key) == disabled {
+            return Ok(false);
+        }
+        self.store
+            .set_operator_disabled(key, disabled, unix_now())?;
+        if disabled {
+            set.insert(key.clone());
+        } else {
+            set.remove(key);
+        }
+        self.apply_config(with_overrides(&file, &set))?;
+        Ok(true)
+    }
+
+    /// Revokes every certificate issued to `key` until now (durably) and closes its streams;
+    /// the cluster stays registered, its agent must enroll again with a new bootstrap token.
+    pub fn revoke(&self, key: &ClusterKey) -> Result<(), AdminRefusal> {
+        if self.config().registration(&key.tenant, &key.cluster) == Registration::Unknown {
+            return Err(AdminRefusal::NotRegistered(key.clone()));
+        }
+        let revoked = self.store.revoke_cluster(key, unix_now())?;
+        *self
+            .revoked_before
+            .lock()
+            .expect("fleet revocation lock poisoned") = revoked;
+        // Open streams re-check their certificate when the configuration channel changes.
+        self.config.send_modify(|_| {});
+        tracing::warn!(cluster = %key, "cluster's certificates revoked by an operator");
+        Ok(())
+    }
+
+    /// The hostnames tenants own now (hostname or wildcard -> tenant).
+    pub fn hostname_owners(&self) -> BTreeMap<String, String> {
+        self.state
+            .lock()
+            .expect("fleet state lock poisoned")
+            .owners
+            .clone()
+    }
+
+    /// Applies a configuration with the operator's overrides already in it.
+    fn apply_config(&self, config: Arc<Config>) -> Result<(), StoreError> {
         let revoked = self
             .store
             .reconcile_clusters(&config.active_clusters(), unix_now())?;

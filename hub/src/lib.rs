@@ -19,6 +19,9 @@
 //! `identity` is the hub's CA (creating it, issuing agent certificates, reading SPIFFE IDs);
 //! `enroll` trades bootstrap tokens for certificates and renews them; `config` is the
 //! operator's YAML file, `reload` re-reads it at run time; `run` wires it all together.
+//! `metrics` and `admin` are the operator's port: Prometheus metrics, health, and the admin
+//! API (tenants, clusters, objects, allocations; disable, enable, revoke, bootstrap tokens)
+//! that `fleetgate-hub admin` talks to.
 //!
 //! Limits (docs/limits.md): `quotas` (the `quotas:` config), `admit::quota` (object quotas per
 //! tenant), `rate` (update rate per cluster), `traffic_limits` (each tenant's data-plane limits
@@ -62,5 +65,6 @@ pub mod quotas;
 pub mod reload;
 pub mod run;
 
-// The operator's view: metrics and health on the admin port.
+// The operator's view: metrics and health on the admin port, and the admin API and CLI there.
+pub mod admin;
 pub mod metrics;

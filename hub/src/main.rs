@@ -47,6 +47,42 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Operator tokens for the admin API and `fleetgate-hub admin`.
+    OperatorToken {
+        #[command(subcommand)]
+        command: OperatorTokenCommand,
+    },
+    /// Talk to a running hub's admin API (its adminListen port).
+    Admin {
+        /// The hub's adminListen, e.g. http://127.0.0.1:9901.
+        #[arg(long, env = "FLEETGATE_ADMIN_URL")]
+        url: String,
+        /// An operator token (`fleetgate-hub operator-token create`).
+        #[arg(long, env = "FLEETGATE_OPERATOR_TOKEN", hide_env_values = true)]
+        token: String,
+        #[arg(long, value_enum, default_value = "table")]
+        output: fleetgate_hub::admin::client::Output,
+        #[command(subcommand)]
+        command: fleetgate_hub::admin::client::AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum OperatorTokenCommand {
+    /// Print an operator token (needs only the PKI directory, not a running hub).
+    Create {
+        #[arg(long, env = "FLEETGATE_PKI_DIR")]
+        pki_dir: PathBuf,
+        /// Who it is for (a DNS label, e.g. alice); logged with every action.
+        #[arg(long)]
+        name: String,
+        /// viewer (reads) or admin (also acts).
+        #[arg(long)]
+        role: String,
+        /// How long it works, e.g. 8h, 30m (at most 7 days).
+        #[arg(long, default_value = "8h")]
+        ttl: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -177,6 +213,71 @@ fn main() -> anyhow::Result<()> {
                 ttl.as_secs()
             );
             println!("{t}");
+        }
+        Command::OperatorToken {
+            command:
+                OperatorTokenCommand::Create {
+                    pki_dir,
+                    name,
+                    role,
+                    ttl,
+                },
+        } => {
+            use fleetgate_hub::admin::operator_token;
+            if !operator_token::is_label(&name) {
+                anyhow::bail!(
+                    "--name {name:?}: use a DNS label (lower-case letters, digits and '-', at most 63), e.g. alice"
+                );
+            }
+            let role: operator_token::Role = role
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("--role: {e}"))?;
+            let ttl = fleetgate_hub::config::parse_config_duration(&ttl)
+                .ok()
+                .filter(|d| !d.is_zero() && *d <= operator_token::MAX_TTL)
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--ttl {ttl:?}: use a duration such as 8h or 30m, at most 7 days (168h)"
+                    )
+                })?;
+            if !pki_dir.join(fleetgate_hub::identity::CA_KEY).is_file() {
+                anyhow::bail!(
+                    "{} holds no hub CA; create it with `fleetgate-hub ca init --pki-dir {}`",
+                    pki_dir.display(),
+                    pki_dir.display()
+                );
+            }
+            let key = fleetgate_hub::enroll::token::TokenKey::load_or_create(&pki_dir)?;
+            let expires = fleetgate_hub::fleet::unix_now() as u64 + ttl.as_secs();
+            let t =
+                operator_token::mint(&operator_token::operator_key(&key), &name, role, expires)?;
+            eprintln!(
+                "operator token for {name} ({}), valid {}s:",
+                role.as_str(),
+                ttl.as_secs()
+            );
+            println!("{t}");
+        }
+        Command::Admin {
+            url,
+            token,
+            output,
+            command,
+        } => {
+            use fleetgate_hub::admin::client;
+            let (method, path, body) = client::request_for(&command);
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let answer = rt.block_on(client::call(&url, &token, method, &path, body))?;
+            match output {
+                client::Output::Json => println!("{}", serde_json::to_string_pretty(&answer)?),
+                client::Output::Table => {
+                    let route = path.split('?').next().unwrap_or_default();
+                    print!("{}", client::table(&answer, client::columns(route)));
+                }
+            }
         }
         Command::Ca { command } => match command {
             CaCommand::Init {

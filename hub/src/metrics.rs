@@ -331,11 +331,16 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     metrics: Arc<HubMetrics>,
     sources: Arc<Sources>,
+    api: Arc<crate::admin::api::AdminApi>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let endpoints = fleetgate_observe::Endpoints {
         metrics: Box::new(move || metrics.scrape(&sources)),
         ready: Box::new(|| Ok(())),
+        app: Some(Box::new(move |req| {
+            let api = api.clone();
+            Box::pin(async move { crate::admin::serve(&api, req).await })
+        })),
     };
     fleetgate_observe::serve(listener, Arc::new(endpoints), shutdown).await
 }

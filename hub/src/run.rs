@@ -499,7 +499,11 @@ pub async fn run_reloading(
     let incoming = handshake::incoming(agent_listener, tls);
     let reload_task =
         reload.map(|source| tokio::spawn(crate::reload::run(fleet.clone(), source, stopped())));
-    let service = SyncService::new(fleet.clone(), config.trust_domain.clone(), status_rx);
+    let service = SyncService::new(
+        fleet.clone(),
+        config.trust_domain.clone(),
+        status_rx.clone(),
+    );
     let enroll = EnrollServer::new(
         fleet.clone(),
         config.trust_domain.clone(),
@@ -525,11 +529,18 @@ pub async fn run_reloading(
     let admin_task = match crate::metrics::bind(&config).await {
         Ok(None) => None,
         Ok(Some((listener, addr))) => {
-            tracing::info!(admin = %addr, "admin port: /metrics, /healthz, /readyz");
+            tracing::info!(admin = %addr, "admin port: /metrics, /healthz, /readyz, /api/v1/");
+            let api = crate::admin::api::AdminApi::new(
+                fleet.clone(),
+                status_rx.clone(),
+                TokenKey::load_or_create(&config.pki_dir)
+                    .map_err(|e| RunError::Identity(e.to_string()))?,
+            );
             Some(tokio::spawn(crate::metrics::serve(
                 listener,
                 metrics.clone(),
                 metric_sources,
+                Arc::new(api),
                 stopped(),
             )))
         }

@@ -4,18 +4,30 @@
 //!
 //! Where it sits: beside the data path of each process, reading it. Each process keeps its own
 //! `prometheus_client` registry and renders it in [`Endpoints::metrics`]; this crate only serves.
+//! A process may serve more on the same port ([`Endpoints::app`]: every other path; the hub's
+//! admin API and dashboard are that).
 //! Never bind it on a tenant-facing address.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 
 /// The content type of the OpenMetrics text format.
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The body of every answer: whole (`Full`) or streamed (server-sent events).
+pub type Body = BoxBody<Bytes, Infallible>;
+/// What an [`App`] answers with.
+pub type AppFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
+/// A process's own handler for every request this crate does not answer itself.
+pub type App = Box<dyn Fn(Request<Incoming>) -> AppFuture + Send + Sync>;
 
 /// What the port answers with.
 pub struct Endpoints {
@@ -23,6 +35,8 @@ pub struct Endpoints {
     pub metrics: Box<dyn Fn() -> String + Send + Sync>,
     /// Whether `/readyz` answers 200 (else 503 with the reason).
     pub ready: Box<dyn Fn() -> Result<(), String> + Send + Sync>,
+    /// Every path but `/metrics`, `/healthz` and `/readyz` (None: 404 naming those three).
+    pub app: Option<App>,
 }
 
 /// Serves `endpoints` on `listener` until `shutdown` completes.
@@ -47,7 +61,17 @@ pub async fn serve(
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let endpoints = endpoints.clone();
-                async move { Ok::<_, Infallible>(answer(req.method(), req.uri().path(), &endpoints)) }
+                async move {
+                    let own = ["/metrics", "/healthz", "/readyz"].contains(&req.uri().path());
+                    if let Some(app) = endpoints.app.as_ref()
+                        && !own
+                    {
+                        return Ok::<_, Infallible>(app(req).await);
+                    }
+                    Ok::<_, Infallible>(
+                        answer(req.method(), req.uri().path(), &endpoints).map(|b| b.boxed()),
+                    )
+                }
             });
             let io = hyper_util::rt::TokioIo::new(stream);
             if let Err(e) = hyper::server::conn::http1::Builder::new()
@@ -110,6 +134,7 @@ mod tests {
                     Err("no hub yet".into())
                 }
             }),
+            app: None,
         }
     }
 

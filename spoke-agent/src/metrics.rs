@@ -217,6 +217,7 @@ pub async fn serve(
                 Err("no Sync stream to the hub acknowledged yet".into())
             }
         }),
+        app: None,
     };
     fleetgate_observe::serve(listener, Arc::new(endpoints), std::future::pending()).await
 }

@@ -1,10 +1,11 @@
-//! The store's identity tables: bootstrap tokens already used, and per-cluster certificate
-//! epochs.
+//! The store's identity tables: bootstrap tokens already used, per-cluster certificate epochs,
+//! and the clusters an operator disabled.
 //!
 //! Where it sits: beside the intent tables (step 6), read and written only by enrollment
-//! (`crate::enroll`) and by `Fleet` when the configuration changes. Both survive restarts, so a
-//! token cannot be replayed against a restarted hub and a removed cluster's certificates stay
-//! refused after it is added back.
+//! (`crate::enroll`), by `Fleet` when the configuration changes and by the operator's admin API
+//! (`crate::admin`). All survive restarts, so a token cannot be replayed against a restarted
+//! hub, a removed or revoked cluster's certificates stay refused after it is added back, and a
+//! cluster an operator disabled stays disabled.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -18,6 +19,8 @@ use crate::model::ClusterKey;
 const USED_TOKENS: TableDefinition<&str, u64> = TableDefinition::new("used-tokens/v1");
 /// `<tenant>/<cluster>` -> JSON [`ClusterIdentity`].
 const CLUSTER_IDENTITY: TableDefinition<&str, &str> = TableDefinition::new("cluster-identity/v1");
+/// `<tenant>/<cluster>` of every cluster an operator disabled -> when (Unix seconds).
+const OPERATOR_DISABLED: TableDefinition<&str, i64> = TableDefinition::new("operator-disabled/v1");
 
 /// What the store remembers about a cluster's identity.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -66,18 +69,10 @@ impl Store {
         now: i64,
     ) -> Result<BTreeMap<ClusterKey, i64>, StoreError> {
         let txn = self.db.begin_write().map_err(db_err)?;
-        let mut out = BTreeMap::new();
+        let out;
         {
             let mut t = txn.open_table(CLUSTER_IDENTITY).map_err(db_err)?;
-            let mut rows: BTreeMap<String, ClusterIdentity> = BTreeMap::new();
-            for r in t.iter().map_err(db_err)? {
-                let (k, v) = r.map_err(db_err)?;
-                let id = serde_json::from_str(v.value()).map_err(|source| StoreError::Decode {
-                    key: k.value().to_string(),
-                    source,
-                })?;
-                rows.insert(k.value().to_string(), id);
-            }
+            let mut rows = identity_rows(&t)?;
             let wanted: BTreeSet<String> = active.iter().map(key_str).collect();
             let mut changed = Vec::new();
             for (k, row) in &rows {
@@ -108,23 +103,109 @@ impl Store {
                 t.insert(k.as_str(), json.as_str()).map_err(db_err)?;
                 rows.insert(k, row);
             }
-            for (k, row) in rows {
-                if row.revoked_before > 0
-                    && let Some((tenant, cluster)) = k.split_once('/')
-                {
-                    out.insert(
-                        ClusterKey {
-                            tenant: tenant.into(),
-                            cluster: cluster.into(),
-                        },
-                        row.revoked_before,
-                    );
-                }
-            }
+            out = revoked(rows);
         }
         txn.commit().map_err(db_err)?;
         Ok(out)
     }
+
+    /// An operator revokes `key`'s certificates: those issued at or before `now` are refused
+    /// from now on (the cluster stays registered). Returns every cluster's `revoked_before`,
+    /// like [`Store::reconcile_clusters`].
+    pub fn revoke_cluster(
+        &self,
+        key: &ClusterKey,
+        now: i64,
+    ) -> Result<BTreeMap<ClusterKey, i64>, StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let out;
+        {
+            let mut t = txn.open_table(CLUSTER_IDENTITY).map_err(db_err)?;
+            let mut rows = identity_rows(&t)?;
+            let k = key_str(key);
+            let row = rows.entry(k.clone()).or_insert(ClusterIdentity {
+                active: true,
+                revoked_before: 0,
+            });
+            row.revoked_before = row.revoked_before.max(now);
+            let json = serde_json::to_string(&*row).map_err(db_err)?;
+            t.insert(k.as_str(), json.as_str()).map_err(db_err)?;
+            out = revoked(rows);
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(out)
+    }
+
+    /// The clusters an operator disabled.
+    pub fn load_operator_disabled(&self) -> Result<BTreeSet<ClusterKey>, StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let out = {
+            let t = txn.open_table(OPERATOR_DISABLED).map_err(db_err)?;
+            let mut out = BTreeSet::new();
+            for r in t.iter().map_err(db_err)? {
+                let (k, _) = r.map_err(db_err)?;
+                if let Some(key) = parse_key(k.value()) {
+                    out.insert(key);
+                }
+            }
+            out
+        };
+        txn.commit().map_err(db_err)?;
+        Ok(out)
+    }
+
+    /// Records that an operator disabled (`true`, at `now`, Unix seconds) or enabled `key`.
+    pub fn set_operator_disabled(
+        &self,
+        key: &ClusterKey,
+        disabled: bool,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut t = txn.open_table(OPERATOR_DISABLED).map_err(db_err)?;
+            let k = key_str(key);
+            if disabled {
+                t.insert(k.as_str(), now).map_err(db_err)?;
+            } else {
+                t.remove(k.as_str()).map_err(db_err)?;
+            }
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(())
+    }
+}
+
+/// Every row of the cluster identity table, by `<tenant>/<cluster>`.
+fn identity_rows(
+    t: &impl ReadableTable<&'static str, &'static str>,
+) -> Result<BTreeMap<String, ClusterIdentity>, StoreError> {
+    let mut rows = BTreeMap::new();
+    for r in t.iter().map_err(db_err)? {
+        let (k, v) = r.map_err(db_err)?;
+        let id = serde_json::from_str(v.value()).map_err(|source| StoreError::Decode {
+            key: k.value().to_string(),
+            source,
+        })?;
+        rows.insert(k.value().to_string(), id);
+    }
+    Ok(rows)
+}
+
+fn parse_key(k: &str) -> Option<ClusterKey> {
+    let (tenant, cluster) = k.split_once('/')?;
+    Some(ClusterKey {
+        tenant: tenant.into(),
+        cluster: cluster.into(),
+    })
+}
+
+/// The `revoked_before` of every cluster that has one.
+fn revoked(rows: BTreeMap<String, ClusterIdentity>) -> BTreeMap<ClusterKey, i64> {
+    rows.into_iter()
+        .filter(|(_, row)| row.revoked_before > 0)
+        .filter_map(|(k, row)| Some((parse_key(&k)?, row.revoked_before)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -185,5 +266,30 @@ mod tests {
             s.reconcile_clusters(&BTreeSet::new(), 500).unwrap(),
             [(key("c1"), 500), (key("c2"), 500)].into()
         );
+    }
+
+    #[test]
+    fn an_operators_revocation_and_disabling_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let both: BTreeSet<_> = [key("c1"), key("c2")].into();
+        {
+            let s = Store::open(&path).unwrap();
+            s.reconcile_clusters(&both, 100).unwrap();
+            assert_eq!(
+                s.revoke_cluster(&key("c1"), 150).unwrap(),
+                [(key("c1"), 150)].into()
+            );
+            s.set_operator_disabled(&key("c2"), true, 160).unwrap();
+            s.set_operator_disabled(&key("c1"), true, 170).unwrap();
+            s.set_operator_disabled(&key("c1"), false, 180).unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        // The revocation holds and the cluster stays active (it may enroll again).
+        assert_eq!(
+            s.reconcile_clusters(&both, 200).unwrap(),
+            [(key("c1"), 150)].into()
+        );
+        assert_eq!(s.load_operator_disabled().unwrap(), [key("c2")].into());
     }
 }
