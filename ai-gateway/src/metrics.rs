@@ -59,6 +59,7 @@ pub async fn serve(listener: tokio::net::TcpListener, pins: Arc<PinBoard>) {
     let endpoints = fleetgate_observe::Endpoints {
         metrics: Box::new(move || render(&pins)),
         ready: Box::new(|| Ok(())),
+        app: None,
     };
     fleetgate_observe::serve(listener, Arc::new(endpoints), std::future::pending()).await
 }

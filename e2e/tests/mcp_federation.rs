@@ -585,12 +585,13 @@ async fn scraped(ai: &AiFleet, metric: &str) -> anyhow::Result<f64> {
 /// `rugpull`); the session's next tools/list lacks `alpha_add` on whichever replica answers,
 /// a call of it is refused with a JSON-RPC error saying it is withheld, the backend's status
 /// on the real kube-apiserver names the target, the tool and the new hash, a Warning Event is
-/// on the backend, both replicas' metrics count the change; annotating the backend with the
-/// new hash brings the tool back, and calls with its new schema work.
+/// on the backend, both replicas' metrics count the change; after the hub and both replicas
+/// restart the tool is still withheld (the pins are in the hub's store); annotating the
+/// backend with the new hash brings the tool back, and calls with its new schema work.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_tool_definition_is_withheld_until_the_tenant_accepts_it() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let (ai, alpha, beta) = federation(2, &["rugpull"]).await;
+    let (mut ai, alpha, beta) = federation(2, &["rugpull"]).await;
     let t = ai.tenant(TENANT);
     let gw = SocketAddr::new(
         programmed_address(t, "agentgateway-system", "agentgateway-proxy").await,
@@ -736,6 +737,35 @@ async fn a_changed_tool_definition_is_withheld_until_the_tenant_accepts_it() {
         .unwrap();
     eprintln!("changes {changes}, withheld {withheld_now}");
     assert!(changes > 0.0 && withheld_now > 0.0);
+
+    // The pins hold across a restart of the hub and of both replicas (nothing in memory is
+    // left): the hub's store brings them back, and the changed tool stays withheld.
+    ai.fleet.hub.kill();
+    ai.fleet.hub.start_again().await.unwrap();
+    for g in &mut ai.gateways {
+        g.process().restart().unwrap();
+    }
+    let t = ai.tenant(TENANT);
+    let relisted = session(&["alpha_add={\"a\":2,\"b\":3}"], false);
+    let report =
+        eventually(TIMEOUT, || async {
+            let r = python_client(&relisted).await?;
+            ensure!(
+                r["tools"].as_array().is_some_and(
+                    |t| t.contains(&json!("beta_add")) && !t.contains(&json!("alpha_add"))
+                ),
+                "{r}"
+            );
+            ensure!(
+                r["calls"]["alpha_add"]["rpc_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("withheld pending the tenant's approval")),
+                "{r}"
+            );
+            Ok(r)
+        })
+        .await;
+    eprintln!("after restarts: {report}");
 
     // The tenant accepts the new definition: the tool is back, pinned to it.
     t.cluster
