@@ -747,24 +747,23 @@ async fn a_changed_tool_definition_is_withheld_until_the_tenant_accepts_it() {
     }
     let t = ai.tenant(TENANT);
     let relisted = session(&["alpha_add={\"a\":2,\"b\":3}"], false);
-    let report =
-        eventually(TIMEOUT, || async {
-            let r = python_client(&relisted).await?;
-            ensure!(
+    let report = eventually(TIMEOUT, || async {
+        let r = python_client(&relisted).await?;
+        ensure!(
                 r["tools"].as_array().is_some_and(
                     |t| t.contains(&json!("beta_add")) && !t.contains(&json!("alpha_add"))
                 ),
                 "{r}"
             );
-            ensure!(
-                r["calls"]["alpha_add"]["rpc_error"]
-                    .as_str()
-                    .is_some_and(|e| e.contains("withheld pending the tenant's approval")),
-                "{r}"
-            );
-            Ok(r)
-        })
-        .await;
+        ensure!(
+            r["calls"]["alpha_add"]["rpc_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("withheld pending the tenant's approval")),
+            "{r}"
+        );
+        Ok(r)
+    })
+    .await;
     eprintln!("after restarts: {report}");
 
     // The tenant accepts the new definition: the tool is back, pinned to it.
