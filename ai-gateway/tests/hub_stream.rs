@@ -53,7 +53,7 @@ fn tenant(name: &str, version: u64, port: u32) -> pb::TenantConfig {
         routes: [("r".to_string(), backend)].into(),
         budget: None,
         virtual_keys: vec![],
-        mcp_session_key: vec![],
+        mcp_session_keys: vec![],
     }
 }
 

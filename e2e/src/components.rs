@@ -68,6 +68,21 @@ pub fn envoy() -> anyhow::Result<PathBuf> {
     )
 }
 
+/// Debian's Chromium (`FLEETGATE_CHROMIUM`, default `/usr/bin/chromium`), installed by
+/// `e2e/setup.sh` from Debian's packages: the dashboard's browser test.
+pub fn chromium() -> anyhow::Result<PathBuf> {
+    component("FLEETGATE_CHROMIUM", PathBuf::from("/usr/bin/chromium"))
+}
+
+/// Debian's ChromeDriver for that Chromium (`FLEETGATE_CHROMEDRIVER`, default
+/// `/usr/bin/chromedriver`).
+pub fn chromedriver() -> anyhow::Result<PathBuf> {
+    component(
+        "FLEETGATE_CHROMEDRIVER",
+        PathBuf::from("/usr/bin/chromedriver"),
+    )
+}
+
 /// The helm binary (`FLEETGATE_HELM`), built from the Go module proxy by `e2e/setup.sh`.
 pub fn helm() -> anyhow::Result<PathBuf> {
     component(

@@ -331,6 +331,30 @@ impl Hub {
         Ok(token)
     }
 
+    /// An operator token for the admin API and dashboard from `fleetgate-hub operator-token
+    /// create` (`role`: `viewer` or `admin`).
+    pub fn create_operator_token(&self, name: &str, role: &str) -> anyhow::Result<String> {
+        let out = run_to_completion(
+            &self.binary,
+            &[
+                "operator-token",
+                "create",
+                "--pki-dir",
+                &self.pki_dir.display().to_string(),
+                "--name",
+                name,
+                "--role",
+                role,
+            ],
+        )?;
+        let token = out.trim().to_string();
+        anyhow::ensure!(
+            token.starts_with("fgo1.") && !token.contains('\n'),
+            "`fleetgate-hub operator-token create` printed {token:?}, not one token"
+        );
+        Ok(token)
+    }
+
     /// The tenants the config file lists now.
     pub fn tenants(&self) -> &[HubTenant] {
         &self.tenants
@@ -344,6 +368,14 @@ impl Hub {
             .with_context(|| format!("writing {}", self.config_path.display()))?;
         self.tenants = tenants.to_vec();
         self.reload()
+    }
+
+    /// Sets the top-level key `key` of the config file to `value` (everything else unchanged),
+    /// without telling the hub: for settings read at start, before [`Hub::start_again`].
+    pub fn set_config_key(&mut self, key: &str, value: serde_json::Value) -> anyhow::Result<()> {
+        self.config[key] = value;
+        std::fs::write(&self.config_path, serde_yaml::to_string(&self.config)?)
+            .with_context(|| format!("writing {}", self.config_path.display()))
     }
 
     /// Sends the hub SIGHUP (reload the config file).

@@ -19,6 +19,7 @@ pub mod agent;
 pub mod ai_fleet;
 pub mod ai_gateway;
 pub mod apiserver;
+pub mod browser;
 pub mod components;
 pub mod echo;
 pub mod envoy;

@@ -563,6 +563,291 @@ async fn a_failing_target_fails_the_request_or_is_left_out_as_the_failure_mode_s
     gw.shutdown().await;
 }
 
+/// The session id's key id (`fgmcp2.<hex id>.<sealed>`).
+fn key_id(session: &str) -> &str {
+    session.split('.').nth(1).unwrap_or_default()
+}
+
+/// Lines a gateway logged on applying a configuration from the hub.
+fn publications(gw: &fleetgate_e2e::ai_gateway::AiGateway) -> usize {
+    gw.log()
+        .matches("AI gateway configuration published")
+        .count()
+}
+
+/// One client session across a hub restart and a key rotation (issue 12: keys the hub
+/// distributes and rotates): the secret ring is stored (sealed) by the hub, so the restarted
+/// hub sends the gateways the same keys and the session goes on; after a rotation new sessions
+/// are sealed under a new key id while the old session still opens (the previous key is kept
+/// for the grace period), on both replicas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_session_survives_a_hub_restart_and_a_key_rotation() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (mut ai, alpha, beta) = federation(2, &[]).await;
+    let t = ai.fleet.tenant(TENANT);
+    let gw = SocketAddr::new(
+        programmed_address(t, "agentgateway-system", "agentgateway-proxy").await,
+        8080,
+    );
+    let accept = ("accept", "application/json, text/event-stream");
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
+    let new_session = || async {
+        let r = post_json(gw, "x", "/mcp", &[accept], &init).await?;
+        ensure!(r.status == 200, "initialize: {} {}", r.status, r.body);
+        r.header("mcp-session-id")
+            .map(str::to_string)
+            .context("a session id")
+    };
+    let call = |session: String| async move {
+        let add = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "alpha_add", "arguments": {"a": 2, "b": 3}}});
+        let r = post_json(
+            gw,
+            "x",
+            "/mcp",
+            &[accept, ("mcp-session-id", &session)],
+            &add,
+        )
+        .await?;
+        ensure!(r.status == 200, "tools/call: {} {}", r.status, r.body);
+        // JSON, or an event stream (a routed call streams the target's notifications) whose
+        // last message is the answer.
+        let body: Value = serde_json::from_str(&r.body).or_else(|_| {
+            r.body
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+                .find(|m| m.get("id").is_some())
+                .context("an answer on the event stream")
+        })?;
+        ensure!(
+            body["result"]["content"][0]["text"] == "5",
+            "tools/call: {body}"
+        );
+        Ok(body)
+    };
+    let session = eventually(TIMEOUT, new_session).await;
+    call(session.clone()).await.unwrap();
+
+    // Hub restart: once both replicas applied the restarted hub's full state, the session still
+    // opens (on both: Envoy alternates them) and new sessions use the same key.
+    let before: Vec<usize> = ai.gateways.iter().map(publications).collect();
+    ai.fleet.hub.kill();
+    ai.fleet.hub.start_again().await.unwrap();
+    eventually(TIMEOUT, || async {
+        let now: Vec<usize> = ai.gateways.iter().map(publications).collect();
+        ensure!(
+            now.iter().zip(&before).all(|(n, b)| n > b),
+            "replicas not yet configured by the restarted hub: {before:?} -> {now:?}"
+        );
+        Ok(())
+    })
+    .await;
+    for _ in 0..4 {
+        call(session.clone())
+            .await
+            .expect("the session survives a hub restart");
+    }
+    let fresh = new_session().await.unwrap();
+    assert_eq!(
+        key_id(&fresh),
+        key_id(&session),
+        "the same key after the restart"
+    );
+
+    // Rotation every 20s with a grace of 20s: once new sessions carry another key id, the old
+    // session still opens (its key is the previous one of the ring).
+    ai.fleet.hub.kill();
+    ai.fleet
+        .hub
+        .set_config_key(
+            "mcpSessionKeys",
+            json!({"rotateEvery": "20s", "grace": "20s"}),
+        )
+        .unwrap();
+    ai.fleet.hub.start_again().await.unwrap();
+    let rotated = eventually(std::time::Duration::from_secs(60), || async {
+        let s = new_session().await?;
+        ensure!(key_id(&s) != key_id(&session), "not rotated yet: {s:.12}");
+        Ok(s)
+    })
+    .await;
+    for _ in 0..4 {
+        call(session.clone())
+            .await
+            .expect("a session under the previous key opens during the grace");
+    }
+    call(rotated).await.unwrap();
+
+    // A session id under a key id the ring does not hold is refused like a forged one.
+    let unknown = format!("fgmcp2.ffff.{}", "ab".repeat(60));
+    let list = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"});
+    let r = post_json(
+        gw,
+        "x",
+        "/mcp",
+        &[accept, ("mcp-session-id", &unknown)],
+        &list,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 404, "{}", r.body);
+    let body: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(body["error"]["code"], -32001, "{body}");
+    drop((alpha, beta));
+}
+
+/// Names of the tools a fresh session on `path` lists.
+async fn listed_tools(gw: SocketAddr, path: &str) -> anyhow::Result<Vec<String>> {
+    let accept = ("accept", "application/json, text/event-stream");
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
+    let r = post_json(gw, "x", path, &[accept], &init).await?;
+    ensure!(r.status == 200, "initialize: {} {}", r.status, r.body);
+    let session = r
+        .header("mcp-session-id")
+        .context("a session id")?
+        .to_string();
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let r = post_json(
+        gw,
+        "x",
+        path,
+        &[accept, ("mcp-session-id", &session)],
+        &list,
+    )
+    .await?;
+    ensure!(r.status == 200, "tools/list: {} {}", r.status, r.body);
+    let body: Value = serde_json::from_str(&r.body)?;
+    let mut names: Vec<String> = body["result"]["tools"]
+        .as_array()
+        .context("a tool list")?
+        .iter()
+        .filter_map(|t| t["name"].as_str().map(str::to_string))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// `mcp.targets[].selector` (issue 12): the agent resolves the label selector over the tenant
+/// cluster's Services (namespaces by label, Services by label, each port whose appProtocol is
+/// agentgateway's MCP one a target named `<service>-<port name>`); the target is served, and
+/// labelling another Service adds its tools without touching the backend. `static.backendRef`
+/// names a Service of the backend's namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_selector_target_is_served_and_a_newly_labelled_service_adds_its_tools() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (ai, alpha, beta) = federation(1, &[]).await;
+    let t = ai.fleet.tenant(TENANT);
+    let service = |name: &str, port: u16, app: &str| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: tools, labels: {{mcp: \"yes\"}}}}\nspec:\n  type: NodePort\n  selector: {{app: {name}}}\n  ports:\n  - {{name: http, port: 8080, targetPort: 8080, nodePort: {port}, appProtocol: {app}}}\n---\n"
+        )
+    };
+    let node_port = |s: &McpServer| s.addr.port();
+    // alpha's Service gets the label and the MCP appProtocol; a backend selecting Services so
+    // labelled in namespaces labelled team=tools, at /picked; a backend whose target is
+    // `backendRef: {name: alpha}` in namespace tools, at /by-ref.
+    t.cluster
+        .apply(&format!(
+            r#"apiVersion: v1
+kind: Namespace
+metadata: {{name: tools, labels: {{team: tools}}}}
+---
+{alpha}apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayBackend
+metadata: {{name: picked, namespace: default}}
+spec:
+  mcp:
+    targets:
+    - name: picked
+      selector:
+        namespaces: {{matchLabels: {{team: tools}}}}
+        services: {{matchLabels: {{mcp: "yes"}}}}
+---
+apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayBackend
+metadata: {{name: by-ref, namespace: tools}}
+spec:
+  mcp:
+    targets:
+    - name: alpha
+      static: {{backendRef: {{name: alpha}}, port: 8080, path: /mcp, protocol: StreamableHTTP}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: picked, namespace: default}}
+spec:
+  parentRefs: [{{name: agentgateway-proxy, namespace: agentgateway-system}}]
+  rules:
+  - matches: [{{path: {{type: PathPrefix, value: /picked}}}}]
+    backendRefs: [{{group: agentgateway.dev, kind: AgentgatewayBackend, name: picked}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: by-ref, namespace: tools}}
+spec:
+  parentRefs: [{{name: agentgateway-proxy, namespace: agentgateway-system}}]
+  rules:
+  - matches: [{{path: {{type: PathPrefix, value: /by-ref}}}}]
+    backendRefs: [{{group: agentgateway.dev, kind: AgentgatewayBackend, name: by-ref}}]
+---
+"#,
+            alpha = service("alpha", node_port(&alpha), "agentgateway.dev/mcp"),
+        ))
+        .await
+        .unwrap();
+    let gw = SocketAddr::new(
+        programmed_address(t, "agentgateway-system", "agentgateway-proxy").await,
+        8080,
+    );
+
+    // One target (alpha's port `http`): no prefixes (Conditional).
+    let alone = eventually(TIMEOUT, || async {
+        let names = listed_tools(gw, "/picked").await?;
+        ensure!(names.iter().any(|n| n == "alpha_only"), "{names:?}");
+        Ok(names)
+    })
+    .await;
+    assert_eq!(alone, ["add", "alpha_only", "whoami"]);
+    let by_ref = eventually(TIMEOUT, || listed_tools(gw, "/by-ref")).await;
+    assert_eq!(
+        by_ref,
+        ["add", "alpha_only", "whoami"],
+        "backendRef serves alpha"
+    );
+
+    // beta's Service is labelled too (SSE appProtocol): its tools join, prefixed by the
+    // selected targets' names.
+    t.cluster
+        .apply(&service(
+            "beta",
+            node_port(&beta),
+            "agentgateway.dev/mcp-sse",
+        ))
+        .await
+        .unwrap();
+    let both = eventually(TIMEOUT, || async {
+        let names = listed_tools(gw, "/picked").await?;
+        ensure!(
+            names.iter().any(|n| n.starts_with("beta-http_")),
+            "{names:?}"
+        );
+        Ok(names)
+    })
+    .await;
+    assert_eq!(
+        both,
+        [
+            "alpha-http_add",
+            "alpha-http_alpha_only",
+            "alpha-http_whoami",
+            "beta-http_add",
+            "beta-http_beta_only",
+            "beta-http_whoami",
+        ]
+    );
+    drop((alpha, beta));
+}
+
 /// Sums the samples of `metric` for tenant `TENANT` on every replica's `/metrics`.
 async fn scraped(ai: &AiFleet, metric: &str) -> anyhow::Result<f64> {
     let mut sum = 0.0;

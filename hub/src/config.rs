@@ -74,6 +74,10 @@ pub struct RawConfig {
     /// `30m`, `90s`; `0` keeps it forever. Default `1h`. See `crate::grace`.
     #[serde(default)]
     pub disconnected_cluster_grace_period: Option<String>,
+    /// Rotation of the secrets the tenants' MCP session keys are derived from
+    /// (`crate::session_secret`).
+    #[serde(default)]
+    pub mcp_session_keys: RawMcpSessionKeys,
     /// Per-tenant quotas and data-plane limits (`crate::quotas`).
     #[serde(default)]
     pub quotas: crate::quotas::RawQuotas,
@@ -85,6 +89,19 @@ pub struct RawConfig {
     /// load-balancer addresses in front of the hub or Envoy, Envoy hosts other than this one.
     #[serde(default)]
     pub reserved_addresses: Vec<IpNet>,
+}
+
+/// `mcpSessionKeys`: durations like `disconnectedClusterGracePeriod`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawMcpSessionKeys {
+    /// How often a new secret replaces the current one; `0` never. Default `24h`.
+    #[serde(default)]
+    pub rotate_every: Option<String>,
+    /// How long session ids sealed under the replaced secret still open; `0`: not at all.
+    /// Default `24h`.
+    #[serde(default)]
+    pub grace: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -295,6 +312,8 @@ pub struct Config {
     pub l4: L4Config,
     /// `disconnectedClusterGracePeriod`; zero: never withdraw.
     pub disconnected_cluster_grace_period: Duration,
+    /// `mcpSessionKeys`.
+    pub mcp_session_keys: crate::session_secret::Rotation,
     /// Per-tenant quotas and data-plane limits.
     pub quotas: crate::quotas::Quotas,
     /// `dataPlane.admin`: never a tenant's listener, allocation or endpoint.
@@ -385,6 +404,22 @@ impl RawConfig {
                 errs.push(format!("disconnectedClusterGracePeriod {e}"));
                 DEFAULT_GRACE_PERIOD
             }),
+        };
+        let defaults = crate::session_secret::DEFAULT_ROTATION;
+        let mut duration = |field: &str, value: &Option<String>, default: Duration| match value {
+            None => default,
+            Some(s) => parse_config_duration(s).unwrap_or_else(|e| {
+                errs.push(format!("mcpSessionKeys.{field} {e}"));
+                default
+            }),
+        };
+        let mcp_session_keys = crate::session_secret::Rotation {
+            every: duration(
+                "rotateEvery",
+                &self.mcp_session_keys.rotate_every,
+                defaults.every,
+            ),
+            grace: duration("grace", &self.mcp_session_keys.grace, defaults.grace),
         };
         let mut tenants = BTreeMap::new();
         let mut disabled = std::collections::BTreeSet::new();
@@ -490,6 +525,7 @@ impl RawConfig {
             limits: self.limits,
             l4,
             disconnected_cluster_grace_period: grace,
+            mcp_session_keys,
             quotas,
             data_plane_admin: self.data_plane.admin,
             identity,
@@ -758,6 +794,25 @@ dataPlane:
                 "{s:?}"
             );
         }
+    }
+
+    #[test]
+    fn mcp_session_key_rotation_has_defaults_and_bad_values_are_named() {
+        let base = BASE;
+        let c = raw(base).validate().unwrap();
+        assert_eq!(c.mcp_session_keys, crate::session_secret::DEFAULT_ROTATION);
+        let c = raw(&format!(
+            "{base}mcpSessionKeys: {{rotateEvery: 1h30m, grace: \"0\"}}\n"
+        ))
+        .validate()
+        .unwrap();
+        assert_eq!(c.mcp_session_keys.every, Duration::from_secs(5400));
+        assert!(c.mcp_session_keys.grace.is_zero());
+        let e = raw(&format!("{base}mcpSessionKeys: {{grace: 1d}}\n"))
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mcpSessionKeys.grace \"1d\""), "{e}");
     }
 
     #[test]

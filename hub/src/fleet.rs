@@ -155,6 +155,21 @@ pub struct Fleet {
     update_rate: Mutex<UpdateRate>,
 }
 
+/// The MCP session secrets live in the fleet's store (`store/session_secrets.rs`).
+impl crate::store::SecretStore for Fleet {
+    fn load_ring(&self) -> Result<Option<crate::session_secret::SecretRing>, StoreError> {
+        crate::store::SecretStore::load_ring(&self.store)
+    }
+
+    fn swap_ring(
+        &self,
+        expected: Option<&crate::session_secret::SecretRing>,
+        next: &crate::session_secret::SecretRing,
+    ) -> Result<crate::session_secret::SecretRing, StoreError> {
+        crate::store::SecretStore::swap_ring(&self.store, expected, next)
+    }
+}
+
 impl Fleet {
     /// Loads the accepted intent from the store. Intent of clusters no longer in the config is
     /// dropped (and their hostname claims released) on the next write.

@@ -41,6 +41,7 @@ pub use fleetgate_hub_model::allocate;
 pub mod fleet;
 pub mod grace;
 pub mod seal;
+pub mod session_secret;
 pub mod store;
 
 // Step 7, compile (crate `fleetgate-hub-compile`), then each tenant's limits on the snapshot.

@@ -5,7 +5,7 @@
 //! Where it sits: beside the data path, feeding `fleet` (step 6). Only what can change safely at
 //! run time is taken from the new file: tenants, their clusters (`enabled`), limits, identity
 //! settings and any other policy section. Listen addresses, the PKI and store paths, the trust
-//! domain, the data plane and L4 pools need a restart: a change there is logged and ignored.
+//! domain, the data plane, L4 pools and MCP session key rotation need a restart: a change there is logged and ignored.
 //! An invalid file is refused with a logged error and the running configuration stays in force.
 
 use std::path::{Path, PathBuf};
@@ -49,6 +49,7 @@ pub fn merge(old: &Config, mut new: Config) -> (Config, Vec<&'static str>) {
     keep!(trust_domain, "trustDomain");
     keep!(data_plane, "dataPlane");
     keep!(l4, "addressPools/l4PortRange");
+    keep!(mcp_session_keys, "mcpSessionKeys");
     (new, ignored)
 }
 

@@ -353,7 +353,14 @@ pub async fn run_reloading(
     let (health_tx, health_rx) = watch::channel(XdsHealth::default());
     // The AI gateways' per-tenant versions (one writer: the publisher task) and what each
     // gateway serves and refuses (written by their streams, read by the compile loop).
-    let (published_rx, publisher_task) = ai_config::start_publisher(snapshot_rx.clone());
+    // The same task keeps the MCP session secrets (in the store) and rotates them.
+    let (published_rx, publisher_task) = ai_config::start_publisher(
+        snapshot_rx.clone(),
+        ai_config::SessionKeys {
+            store: fleet.clone(),
+            rotation: config.mcp_session_keys,
+        },
+    )?;
     let (ai_health_tx, ai_health_rx) = watch::channel(AiGatewayHealth::default());
     // MCP tool pins: one writer (the pins task), kept in the store, followed by every AI config
     // stream and by the compile loop (the backends' ToolsPinned condition).

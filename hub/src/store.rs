@@ -116,6 +116,9 @@ impl From<Stored> for ClusterIntent {
 mod identity;
 /// MCP tool pins per tenant (`store/mcp_pins.rs`).
 pub mod mcp_pins;
+/// The MCP session secret ring (`store/session_secrets.rs`).
+mod session_secrets;
+pub use session_secrets::SecretStore;
 
 /// `<tenant>/<cluster>` -> JSON of `ClusterIntent`.
 const INTENT: TableDefinition<&str, &[u8]> = TableDefinition::new("intent/v1");

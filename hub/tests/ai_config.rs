@@ -165,6 +165,7 @@ struct Hub {
     health: watch::Receiver<AiGatewayHealth>,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    _dir: tempfile::TempDir,
 }
 
 impl Hub {
@@ -172,7 +173,17 @@ impl Hub {
     async fn start(addr: SocketAddr, first: Snapshot) -> Hub {
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let (snapshots, snapshot_rx) = watch::channel(Arc::new(first));
-        let (published, _publisher) = ai_config::start_publisher(snapshot_rx.clone());
+        // A store of its own for the MCP session secrets (`tests/mcp_session_keys.rs` tests them).
+        let dir = tempfile::tempdir().unwrap();
+        let store = fleetgate_hub::store::Store::open(&dir.path().join("hub.redb")).unwrap();
+        let (published, _publisher) = ai_config::start_publisher(
+            snapshot_rx.clone(),
+            ai_config::SessionKeys {
+                store: Arc::new(store),
+                rotation: fleetgate_hub::session_secret::DEFAULT_ROTATION,
+            },
+        )
+        .unwrap();
         let (ai_health, health) = watch::channel(AiGatewayHealth::default());
         let (xds_health, _) = watch::channel(XdsHealth::default());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -191,6 +202,7 @@ impl Hub {
             health,
             stop,
             task,
+            _dir: dir,
         }
     }
 

@@ -67,7 +67,7 @@ impl std::fmt::Debug for aigateway::v1::BackendAuth {
 }
 
 impl std::fmt::Debug for aigateway::v1::TenantConfig {
-    /// Redacts the MCP session key.
+    /// Redacts the MCP session keys (their ids are shown).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TenantConfig")
             .field("tenant", &self.tenant)
@@ -76,14 +76,17 @@ impl std::fmt::Debug for aigateway::v1::TenantConfig {
             .field("routes", &self.routes)
             .field("budget", &self.budget)
             .field("virtual_keys", &self.virtual_keys)
-            .field(
-                "mcp_session_key",
-                &if self.mcp_session_key.is_empty() {
-                    "<none>"
-                } else {
-                    "<redacted>"
-                },
-            )
+            .field("mcp_session_keys", &self.mcp_session_keys)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for aigateway::v1::McpSessionKey {
+    /// Shows the key's id, never the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpSessionKey")
+            .field("id", &self.id)
+            .field("key", &"<redacted>")
             .finish()
     }
 }
@@ -168,5 +171,30 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("web-tls"));
+    }
+
+    #[test]
+    fn tenant_config_debug_shows_key_ids_never_the_keys() {
+        let t = super::aigateway::v1::TenantConfig {
+            tenant: "a".into(),
+            mcp_session_keys: vec![
+                super::aigateway::v1::McpSessionKey {
+                    id: 7,
+                    key: b"SECRETKEYBYTES-SECRETKEYBYTES-01".to_vec(),
+                },
+                super::aigateway::v1::McpSessionKey {
+                    id: 6,
+                    key: b"SECRETKEYBYTES-SECRETKEYBYTES-00".to_vec(),
+                },
+            ],
+            ..Default::default()
+        };
+        let shown = format!("{t:?} {t:#?}");
+        assert!(!shown.contains("SECRETKEYBYTES"), "{shown}");
+        assert!(!shown.contains("83, 69, 67"), "bytes as numbers: {shown}");
+        assert!(
+            shown.contains("id: 7") && shown.contains("<redacted>"),
+            "{shown}"
+        );
     }
 }

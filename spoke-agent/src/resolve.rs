@@ -12,6 +12,7 @@ pub mod ai;
 pub mod certificate;
 pub mod grant;
 pub mod ingress;
+pub mod mcp_selector;
 pub mod namespaces;
 pub mod virtual_key;
 
@@ -117,6 +118,8 @@ pub struct Index<'a> {
     ai_backends: BTreeSet<(&'a str, &'a str)>,
     /// Secrets AgentgatewayBackends name, by (namespace, name).
     ai_secrets: BTreeMap<(&'a str, &'a str), &'a Secret>,
+    /// Every Namespace (names and labels: MCP target selectors).
+    namespaces: &'a [k8s_openapi::api::core::v1::Namespace],
 }
 
 impl<'a> Index<'a> {
@@ -182,12 +185,23 @@ impl<'a> Index<'a> {
             grants: &state.reference_grants,
             ai_backends,
             ai_secrets,
+            namespaces: &state.namespaces,
         }
     }
 
     /// The endpoint mode backends are resolved with.
     pub fn mode(&self) -> EndpointMode {
         self.mode
+    }
+
+    /// Every Service of the cluster, by (namespace, name).
+    pub fn services(&self) -> impl Iterator<Item = &'a Service> + '_ {
+        self.services.values().copied()
+    }
+
+    /// Every Namespace of the cluster.
+    pub fn namespaces(&self) -> &'a [k8s_openapi::api::core::v1::Namespace] {
+        self.namespaces
     }
 }
 

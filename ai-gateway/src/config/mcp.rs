@@ -1,6 +1,6 @@
 //! The configuration of an MCP backend (agentgateway's `AgentgatewayBackend.spec.mcp`): the
 //! file/wire form ([`RawMcp`]) and the validated one ([`McpBackend`]), plus the key MCP session
-//! ids are sealed with ([`SessionKey`]). Pure; the federation itself is [`crate::mcp`].
+//! ids are sealed with ([`SessionKey`], in a [`SessionKeyRing`] the hub rotates). Pure; the federation itself is [`crate::mcp`].
 
 use std::net::SocketAddr;
 
@@ -135,6 +135,79 @@ impl SessionKey {
             }
         }
         Ok(Self(out))
+    }
+}
+
+/// One key of a ring as written: `{id, key}` (the key 64 hex digits).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSessionKey {
+    pub id: u32,
+    pub key: Secret,
+}
+
+/// A tenant's session keys: the current one (new session ids are sealed with it) first, then
+/// retired ones whose ids still open. Every id names its key (`crate::mcp::token`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionKeyRing {
+    keys: Vec<(u32, SessionKey)>,
+}
+
+impl SessionKeyRing {
+    /// A ring of one key.
+    pub fn single(id: u32, key: [u8; 32]) -> Self {
+        Self {
+            keys: vec![(id, SessionKey(key))],
+        }
+    }
+
+    /// The current key and its id.
+    pub fn current(&self) -> (u32, &[u8; 32]) {
+        let (id, key) = &self.keys[0];
+        (*id, &key.0)
+    }
+
+    /// The current key's id.
+    pub fn current_id(&self) -> u32 {
+        self.keys[0].0
+    }
+
+    /// The key with id `id`, if the ring holds it.
+    pub fn get(&self, id: u32) -> Option<&[u8; 32]> {
+        self.keys.iter().find(|(i, _)| *i == id).map(|(_, k)| &k.0)
+    }
+
+    /// `mcpSessionKey` (a single key, id 0) or `mcpSessionKeys` (current first) -> the ring;
+    /// `None` when neither is set. Ids must be unique; the values never appear in errors.
+    pub fn parse(
+        at: &str,
+        single: Option<&Secret>,
+        ring: &[RawSessionKey],
+    ) -> Result<Option<Self>, ConfigError> {
+        if single.is_some() && !ring.is_empty() {
+            return Err(field(
+                format!("{at}.mcpSessionKey"),
+                "set mcpSessionKey or mcpSessionKeys, not both",
+            ));
+        }
+        if let Some(k) = single {
+            let key = SessionKey::parse(&format!("{at}.mcpSessionKey"), k)?;
+            return Ok(Some(Self {
+                keys: vec![(0, key)],
+            }));
+        }
+        let mut keys: Vec<(u32, SessionKey)> = Vec::with_capacity(ring.len());
+        for (i, k) in ring.iter().enumerate() {
+            let at = format!("{at}.mcpSessionKeys[{i}]");
+            if keys.iter().any(|(id, _)| *id == k.id) {
+                return Err(field(
+                    format!("{at}.id"),
+                    "is used by another key of the ring",
+                ));
+            }
+            keys.push((k.id, SessionKey::parse(&format!("{at}.key"), &k.key)?));
+        }
+        Ok((!keys.is_empty()).then_some(Self { keys }))
     }
 }
 
@@ -289,7 +362,13 @@ tenants:
     fn an_mcp_backend_validates_with_defaults() {
         let config = RawConfig::from_yaml(GOOD).unwrap().validate().unwrap();
         let t = &config.tenants["a"];
-        assert_eq!(t.mcp_session_key.as_ref().unwrap().0[31], 0x1f);
+        let ring = t.mcp_session_keys.as_ref().unwrap();
+        assert_eq!(
+            ring.current().0,
+            0,
+            "mcpSessionKey is a ring of one key, id 0"
+        );
+        assert_eq!(ring.current().1[31], 0x1f);
         assert!(!format!("{t:?}").contains("1d1e1f"), "the key is redacted");
         let BackendKind::Mcp(m) = &t.routes["tools"].kind else {
             panic!("an mcp backend")

@@ -73,6 +73,10 @@ pub struct RawTenant {
     /// same one to every replica, so any replica opens a session another one issued. Unset: a
     /// key of this process (sessions stay on this replica).
     pub mcp_session_key: Option<Secret>,
+    /// Or a ring of keys `[{id, key}]`, the current one first (the hub sends this form and
+    /// rotates it): ids sealed under any key of the ring open.
+    #[serde(default)]
+    pub mcp_session_keys: Vec<super::mcp::RawSessionKey>,
 }
 
 /// A virtual key as written: the SHA-256 of the key (64 hex digits; the key itself is never in
@@ -226,8 +230,8 @@ pub struct TenantConfig {
     pub budget: Option<Budget>,
     /// The tenant's virtual keys, by id.
     pub virtual_keys: BTreeMap<String, VirtualKeyConfig>,
-    /// The key the tenant's MCP session ids are sealed with (`None`: the process's own).
-    pub mcp_session_key: Option<super::mcp::SessionKey>,
+    /// The keys the tenant's MCP session ids are sealed with (`None`: the process's own).
+    pub mcp_session_keys: Option<std::sync::Arc<super::mcp::SessionKeyRing>>,
 }
 
 /// A validated virtual key.
@@ -554,18 +558,19 @@ impl RawTenant {
         }
         let budget = validate_budget(&format!("{at}.budget"), self.budget.as_ref())?;
         let virtual_keys = validate_keys(&at, &self.virtual_keys, &routes)?;
-        let mcp_session_key = self
-            .mcp_session_key
-            .as_ref()
-            .map(|k| super::mcp::SessionKey::parse(&format!("{at}.mcpSessionKey"), k))
-            .transpose()?;
+        let mcp_session_keys = super::mcp::SessionKeyRing::parse(
+            &at,
+            self.mcp_session_key.as_ref(),
+            &self.mcp_session_keys,
+        )?
+        .map(std::sync::Arc::new);
         Ok(TenantConfig {
             version: self.version.unwrap_or(default_version),
             max_concurrency,
             routes,
             budget,
             virtual_keys,
-            mcp_session_key,
+            mcp_session_keys,
         })
     }
 }

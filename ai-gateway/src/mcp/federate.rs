@@ -39,7 +39,7 @@ pub struct Fed<'a> {
     pub backend: &'a McpBackend,
     pub tenant: &'a str,
     pub route: &'a str,
-    pub key: [u8; 32],
+    pub keys: &'a crate::config::mcp::SessionKeyRing,
     pub timeout: Duration,
 }
 
@@ -368,7 +368,7 @@ impl Fed<'_> {
             targets,
         };
         let token = super::token::seal(
-            &self.key,
+            self.keys,
             self.state.nonce(),
             self.tenant,
             self.route,
@@ -379,7 +379,7 @@ impl Fed<'_> {
 
     /// Opens a session id of this route.
     pub fn open_session(&self, token: &str) -> Option<SessionState> {
-        super::token::open(&self.key, self.tenant, self.route, token)
+        super::token::open(self.keys, self.tenant, self.route, token)
     }
 
     /// Ends `session`: every target's upstream session, and this replica's connections.

@@ -36,6 +36,8 @@ use tokio::sync::mpsc;
 
 use upstream::SseConn;
 
+use crate::config::mcp::SessionKeyRing;
+
 /// The protocol versions the gateway speaks with clients and targets, oldest first: every
 /// revision that negotiates with `initialize`.
 pub const VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
@@ -74,7 +76,7 @@ type SseConns = HashMap<(String, String), (Arc<SseConn>, Instant)>;
 #[derive(Debug)]
 pub struct McpState {
     /// Seals session ids of tenants the hub sent no key for (sessions then stay on this replica).
-    process_key: [u8; 32],
+    process_key: Arc<SessionKeyRing>,
     rng: SystemRandom,
     next_id: AtomicU64,
     /// SSE connections to targets, by (session, target).
@@ -95,7 +97,7 @@ impl Default for McpState {
         rng.fill(&mut process_key)
             .unwrap_or_else(|_| panic!("the system has no random source"));
         Self {
-            process_key,
+            process_key: Arc::new(SessionKeyRing::single(0, process_key)),
             rng,
             next_id: AtomicU64::new(1),
             sse: Default::default(),
@@ -141,9 +143,10 @@ impl McpState {
         n
     }
 
-    /// The key session ids of a route are sealed with: the tenant's, else this process's.
-    pub fn key<'a>(&'a self, tenant_key: Option<&'a [u8; 32]>) -> &'a [u8; 32] {
-        tenant_key.unwrap_or(&self.process_key)
+    /// The keys session ids of a route are sealed and opened with: the tenant's ring, else this
+    /// process's key.
+    pub fn keys(&self, tenant_keys: Option<&Arc<SessionKeyRing>>) -> Arc<SessionKeyRing> {
+        tenant_keys.unwrap_or(&self.process_key).clone()
     }
 
     fn sweep(&self) {

@@ -102,7 +102,7 @@ struct Owned {
     state: Arc<super::McpState>,
     tenant: Arc<str>,
     route: Arc<str>,
-    key: [u8; 32],
+    keys: Arc<crate::config::mcp::SessionKeyRing>,
     timeout: std::time::Duration,
     upstream: crate::provider::Upstream,
     mcp: McpBackend,
@@ -115,7 +115,7 @@ impl Owned {
             state: ctx.mcp.clone(),
             tenant: r.tenant.clone(),
             route: r.name.clone(),
-            key: *ctx.mcp.key(r.mcp_session_key.as_ref().map(|k| &k.0)),
+            keys: ctx.mcp.keys(r.mcp_session_keys.as_ref()),
             timeout: r.backend.policies.request_timeout,
             upstream: ctx.upstream.clone(),
             mcp: mcp.clone(),
@@ -129,7 +129,7 @@ impl Owned {
             backend: &self.mcp,
             tenant: &self.tenant,
             route: &self.route,
-            key: self.key,
+            keys: &self.keys,
             timeout: self.timeout,
         }
     }

@@ -127,14 +127,15 @@ pub fn raw_tenant(t: &pb::TenantConfig) -> Result<RawTenant, ConfigError> {
                 )
             })
             .collect(),
-        mcp_session_key: (!t.mcp_session_key.is_empty()).then(|| {
-            Secret::new(
-                t.mcp_session_key
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<String>(),
-            )
-        }),
+        mcp_session_key: None,
+        mcp_session_keys: t
+            .mcp_session_keys
+            .iter()
+            .map(|k| crate::config::mcp::RawSessionKey {
+                id: k.id,
+                key: Secret::new(k.key.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+            })
+            .collect(),
     })
 }
 
@@ -498,7 +499,7 @@ mod tests {
             routes: [("llm/local-llm".to_string(), backend)].into(),
             budget: None,
             virtual_keys: vec![],
-            mcp_session_key: vec![],
+            mcp_session_keys: vec![],
         }
     }
 

@@ -209,7 +209,8 @@ pub async fn handle(api: &AdminApi, req: Request<Incoming>) -> Response<Body> {
         ["fragments", "overview"] => html(StatusCode::OK, overview(api, &operator, &csrf)),
         ["tenants", tenant] | ["fragments", "tenants", tenant] => {
             let tenant = super::api::percent_decode(tenant);
-            let Some(rows) = views::objects(&api.state(), &tenant, Some(&q)) else {
+            let state = api.state();
+            let Some(rows) = views::objects(&state, &tenant, Some(&q)) else {
                 return html(
                     StatusCode::NOT_FOUND,
                     html::page(
@@ -223,9 +224,15 @@ pub async fn handle(api: &AdminApi, req: Request<Incoming>) -> Response<Body> {
             if segments[0] == "fragments" {
                 html(StatusCode::OK, live)
             } else {
+                let held: Vec<String> = state
+                    .owners
+                    .iter()
+                    .filter(|(_, owner)| **owner == tenant)
+                    .map(|(host, _)| host.clone())
+                    .collect();
                 html(
                     StatusCode::OK,
-                    html::tenant_page(&operator, &csrf, &tenant, &q, &live),
+                    html::tenant_page(&operator, &csrf, &tenant, &held, &q, &live),
                 )
             }
         }

@@ -130,6 +130,13 @@ fn problem(on: String, c: &Condition) -> Problem {
     }
 }
 
+/// Whether one object's status has a problem ([`problems`] without building them).
+pub fn has_problem(s: &ObjectStatus) -> bool {
+    s.conditions.iter().any(bad)
+        || s.listeners.iter().any(|l| l.conditions.iter().any(bad))
+        || s.parents.iter().any(|p| p.conditions.iter().any(bad))
+}
+
 /// The problems of one object's status.
 pub fn problems(s: &ObjectStatus) -> Vec<Problem> {
     let this = format!("{:?}/{}/{}", s.key.kind, s.key.namespace, s.key.name);
@@ -178,13 +185,17 @@ fn clusters_of<'a>(
 
 fn counts(state: &FleetState, key: &ClusterKey) -> (usize, usize) {
     state.statuses.get(key).map_or((0, 0), |list| {
-        let bad = list.iter().filter(|s| !problems(s).is_empty()).count();
+        let bad = list.iter().filter(|s| has_problem(s)).count();
         (list.len(), bad)
     })
 }
 
 /// Every tenant of the configuration, by name.
 pub fn tenants(state: &FleetState) -> Vec<TenantRow> {
+    let mut owned: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (host, tenant) in &state.owners {
+        owned.entry(tenant.as_str()).or_default().push(host.clone());
+    }
     state
         .config
         .tenants
@@ -200,12 +211,7 @@ pub fn tenants(state: &FleetState) -> Vec<TenantRow> {
                 clusters: keys.len(),
                 connected: keys.iter().filter(|k| state.connected.contains(k)).count(),
                 allowed_hostnames: t.hostnames.clone(),
-                owned_hostnames: state
-                    .owners
-                    .iter()
-                    .filter(|(_, owner)| **owner == t.name)
-                    .map(|(h, _)| h.clone())
-                    .collect(),
+                owned_hostnames: owned.remove(t.name.as_str()).unwrap_or_default(),
                 objects,
                 with_problems,
             }

@@ -23,25 +23,9 @@ pub fn tenant_config(tenant: &str, ai: &AiTenant, version: u64) -> pb::TenantCon
             .collect(),
         budget: ai.budget.as_ref().map(budget),
         virtual_keys: ai.virtual_keys.values().map(virtual_key).collect(),
-        mcp_session_key: Vec::new(),
+        // Set by the versioner, which holds the secrets (`super::version`).
+        mcp_session_keys: Vec::new(),
     }
-}
-
-/// The key a tenant's MCP session ids are sealed with, the same on every AI gateway replica:
-/// HMAC-SHA256 of the tenant's name under the hub's `secret`, so that tenants never share one.
-/// Empty for a tenant without an MCP route.
-pub fn mcp_session_key(secret: &[u8; 32], tenant: &str, ai: &AiTenant) -> Vec<u8> {
-    if !ai
-        .routes
-        .values()
-        .any(|r| matches!(r.target, AiRouteTarget::Mcp(_)))
-    {
-        return Vec::new();
-    }
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
-    ring::hmac::sign(&key, format!("fleetgate-mcp-session:{tenant}").as_bytes())
-        .as_ref()
-        .to_vec()
 }
 
 /// `spec.mcp` -> the wire.
@@ -294,25 +278,41 @@ pub(crate) mod tests {
             routes: [("c1/default/tools".to_string(), r)].into(),
             ..Default::default()
         };
-        let secret = [9u8; 32];
-        let ka = mcp_session_key(&secret, "a", &tenant);
-        let kb = mcp_session_key(&secret, "b", &tenant);
-        assert_eq!(ka.len(), 32);
-        assert_ne!(ka, kb, "tenants never share a key");
         let plain = AiTenant {
             routes: [("c1/llm/x".to_string(), route("a", "x", 1, AiAuth::None))].into(),
             ..Default::default()
         };
-        assert!(mcp_session_key(&secret, "a", &plain).is_empty());
-        let mut config = tenant_config("a", &tenant, 1);
-        config.mcp_session_key = ka;
+        let snapshot = crate::model::ai::AiSnapshot {
+            tenants: [
+                ("a".to_string(), tenant.clone()),
+                ("b".to_string(), tenant),
+                ("c".to_string(), plain),
+            ]
+            .into(),
+        };
+        let published =
+            super::super::version::Versioner::default().publish(&Default::default(), &snapshot, 1);
+        let config = |t: &str| published.tenants[t].config.clone();
+        let (ka, kb) = (config("a").mcp_session_keys, config("b").mcp_session_keys);
+        assert_eq!(ka.len(), 1);
+        assert_eq!(ka[0].key.len(), 32);
+        assert_eq!(ka[0].id, kb[0].id, "one ring of secrets");
+        assert_ne!(ka[0].key, kb[0].key, "tenants never share a key");
         assert!(
-            format!("{config:?}").contains("mcp_session_key: \"<redacted>\""),
+            config("c").mcp_session_keys.is_empty(),
+            "no MCP route, no key"
+        );
+        let config = config("a");
+        assert!(
+            format!("{config:?}").contains("key: \"<redacted>\""),
             "{config:?}"
         );
         let raw = fleetgate_ai_gateway::source::grpc::raw_tenant(&config).unwrap();
         let t = raw.validate("a", 1).unwrap();
-        assert!(t.mcp_session_key.is_some());
+        assert_eq!(
+            t.mcp_session_keys.as_ref().map(|r| r.current_id()),
+            Some(ka[0].id)
+        );
         assert!(matches!(
             t.routes["c1/default/tools"].kind,
             fleetgate_ai_gateway::config::BackendKind::Mcp(_)

@@ -30,6 +30,6 @@ pub mod session;
 pub mod status;
 pub mod version;
 
-pub use server::{AiConfigService, start_publisher};
+pub use server::{AiConfigService, SessionKeys, start_publisher};
 pub use status::{AiGatewayHealth, GatewayView, Refusal, apply_refusals};
 pub use version::Published;

@@ -1,7 +1,8 @@
 //! The `AiGatewayConfig` gRPC service and the task that versions the snapshot's AI part.
 //!
 //! - [`start_publisher`]: the one writer of [`Published`]: follows the compile loop's snapshot
-//!   channel and publishes per-tenant versions ([`super::version::Versioner`]).
+//!   channel and publishes per-tenant versions ([`super::version::Versioner`]); also the one
+//!   writer of the MCP session secrets ([`SessionKeys`]: loaded, rotated, stored).
 //! - [`AiConfigService`]: one task per gateway stream: Hello first, then a [`Session`] turns
 //!   each published change into an Update and each Ack into the gateway's [`GatewayView`],
 //!   recorded in the shared `watch::Sender<AiGatewayHealth>` under the stream's number and
@@ -27,17 +28,49 @@ use super::session::Session;
 use super::status::{AiGatewayHealth, GatewayView};
 use super::version::{Published, Versioner, wall_clock_micros};
 use crate::compile::Snapshot;
+use crate::session_secret::{Rotation, SecretRing, SessionSecret};
+use crate::store::{SecretStore, StoreError};
 
 /// How long a new stream may take to say Hello.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Where the MCP session secrets live and how they rotate: the publisher's part of the hub
+/// configuration.
+#[derive(Clone)]
+pub struct SessionKeys {
+    pub store: Arc<dyn SecretStore>,
+    pub rotation: Rotation,
+}
+
+/// How long the publisher waits before trying again when the store refused a rotation.
+const STORE_RETRY_SECS: u64 = 30;
+
+/// Seconds since the Unix epoch (rotation times).
+fn unix_now() -> u64 {
+    wall_clock_micros() / 1_000_000
+}
+
+/// The stored ring, or a fresh one stored now (first start).
+fn load_ring(store: &dyn SecretStore) -> Result<SecretRing, StoreError> {
+    match store.load_ring()? {
+        Some(ring) => Ok(ring),
+        None => store.swap_ring(None, &SecretRing::generate(unix_now())),
+    }
+}
+
 /// Publishes the versions of the current snapshot at once (so a gateway that connects right
 /// after start-up gets the stored configuration, never an empty full state that would drop
 /// its tenants), then follows `snapshots` until its writer is gone.
+///
+/// The task is also the one writer of the MCP session secrets: it loads the ring from
+/// `keys.store` (creating it on first start), rotates it when due (stored first, then sent),
+/// and republishes every tenant with an MCP route with its new keys.
 pub fn start_publisher(
     mut snapshots: watch::Receiver<Arc<Snapshot>>,
-) -> (watch::Receiver<Arc<Published>>, tokio::task::JoinHandle<()>) {
-    let mut versioner = Versioner::default();
+    keys: SessionKeys,
+) -> Result<(watch::Receiver<Arc<Published>>, tokio::task::JoinHandle<()>), StoreError> {
+    let mut ring = load_ring(keys.store.as_ref())?;
+    let mut versioner = Versioner::new(ring.clone());
     let first = versioner.publish(
         &Published::default(),
         &snapshots.borrow_and_update().ai,
@@ -45,7 +78,50 @@ pub fn start_publisher(
     );
     let (tx, rx) = watch::channel(Arc::new(first));
     let task = tokio::spawn(async move {
-        while snapshots.changed().await.is_ok() {
+        // After a failed store write: not before this time (Unix seconds).
+        let mut retry_at = 0;
+        loop {
+            let wake = ring.due(&keys.rotation).map(|due| due.max(retry_at));
+            let rotate = async {
+                match wake {
+                    Some(at) => {
+                        let secs = at.saturating_sub(unix_now());
+                        tokio::time::sleep(Duration::from_secs(secs)).await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                changed = snapshots.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                }
+                () = rotate => {
+                    let now = unix_now();
+                    let fresh = SessionSecret::generate(0, now).bytes;
+                    if let Some(next) = ring.next(now, &keys.rotation, fresh) {
+                        match keys.store.swap_ring(Some(&ring), &next) {
+                            Ok(stored) => {
+                                tracing::info!(
+                                    key_ids = ?stored.ids(),
+                                    "MCP session keys rotated"
+                                );
+                                ring = stored;
+                                versioner.set_ring(ring.clone());
+                            }
+                            Err(e) => {
+                                tracing::warn!(
+                                    error = %e,
+                                    "MCP session keys not rotated: the store refused; trying again"
+                                );
+                                retry_at = now + STORE_RETRY_SECS;
+                                continue;
+                            }
+                        }
+                    }
+                }
+            }
             let ai = snapshots.borrow_and_update().ai.clone();
             tx.send_if_modified(|current| {
                 let next = versioner.publish(current, &ai, wall_clock_micros());
@@ -58,7 +134,7 @@ pub fn start_publisher(
             });
         }
     });
-    (rx, task)
+    Ok((rx, task))
 }
 
 /// The service; cheap to clone into the server.

@@ -15,8 +15,9 @@ use std::sync::Arc;
 
 use fleetgate_proto::aigateway::v1 as pb;
 
-use crate::model::ai::{AiSnapshot, AiTenant};
+use crate::model::ai::{AiRouteTarget, AiSnapshot, AiTenant};
 use crate::model::snapshot::SourceObject;
+use crate::session_secret::SecretRing;
 
 /// Everything the AI gateways are to serve now, per tenant, with versions.
 #[derive(Debug, Clone, Default)]
@@ -44,6 +45,9 @@ pub struct PublishedTenant {
     pub content: AiTenant,
     /// `content` on the wire (`super::convert::tenant_config`).
     pub config: pb::TenantConfig,
+    /// The ids of the MCP session keys in `config` (empty for a tenant without an MCP route):
+    /// a rotation gives the tenant a new version.
+    pub key_ids: Vec<u32>,
 }
 
 impl PublishedTenant {
@@ -53,39 +57,49 @@ impl PublishedTenant {
     }
 }
 
-/// Issues versions; see the module comment. Also holds the secret the tenants' MCP session
-/// keys are derived from ([`super::convert::mcp_session_key`]): random per hub process, so a
-/// restarted hub hands out new keys and sessions begun before it end (clients get 404 and
-/// initialize again, as MCP says).
+/// Issues versions; see the module comment. Also holds the ring of secrets the tenants' MCP
+/// session keys are derived from (`crate::session_secret`): the publisher task loads it from
+/// the store and sets each rotation here, so every tenant with an MCP route is sent its keys.
 pub struct Versioner {
     last: u64,
-    session_secret: [u8; 32],
+    ring: SecretRing,
 }
 
 impl std::fmt::Debug for Versioner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Versioner")
             .field("last", &self.last)
-            .field("session_secret", &"<redacted>")
+            .field("ring", &self.ring)
             .finish()
     }
 }
 
+/// A versioner with a fresh ring (tests of other parts).
 impl Default for Versioner {
     fn default() -> Self {
-        use ring::rand::SecureRandom;
-        let mut session_secret = [0u8; 32];
-        ring::rand::SystemRandom::new()
-            .fill(&mut session_secret)
-            .unwrap_or_else(|_| panic!("the system has no random source"));
-        Self {
-            last: 0,
-            session_secret,
-        }
+        Self::new(SecretRing::generate(0))
     }
 }
 
+/// Whether any route of `ai` is an MCP backend (only those tenants get session keys).
+fn has_mcp(ai: &AiTenant) -> bool {
+    ai.routes
+        .values()
+        .any(|r| matches!(r.target, AiRouteTarget::Mcp(_)))
+}
+
 impl Versioner {
+    /// A versioner sending keys derived from `ring`.
+    pub fn new(ring: SecretRing) -> Self {
+        Self { last: 0, ring }
+    }
+
+    /// The ring keys are derived from from now on; the next [`Versioner::publish`] gives every
+    /// tenant with an MCP route a new version with its new keys.
+    pub fn set_ring(&mut self, ring: SecretRing) {
+        self.ring = ring;
+    }
+
     /// The next version at wall-clock time `now_micros`.
     fn issue(&mut self, now_micros: u64) -> u64 {
         self.last = self.last.saturating_add(1).max(now_micros);
@@ -99,20 +113,27 @@ impl Versioner {
             .tenants
             .iter()
             .map(|(name, content)| {
+                let key_ids = if has_mcp(content) {
+                    self.ring.ids()
+                } else {
+                    Vec::new()
+                };
                 let kept = previous
                     .tenants
                     .get(name)
-                    .filter(|p| p.content == *content)
+                    .filter(|p| p.content == *content && p.key_ids == key_ids)
                     .cloned();
                 let published = kept.unwrap_or_else(|| {
                     let version = self.issue(now_micros);
                     let mut config = super::convert::tenant_config(name, content, version);
-                    config.mcp_session_key =
-                        super::convert::mcp_session_key(&self.session_secret, name, content);
+                    if !key_ids.is_empty() {
+                        config.mcp_session_keys = self.ring.tenant_keys(name);
+                    }
                     Arc::new(PublishedTenant {
                         version,
                         content: content.clone(),
                         config,
+                        key_ids,
                     })
                 });
                 (name.clone(), published)
@@ -209,5 +230,57 @@ mod tests {
             wall_clock_micros(),
         );
         assert!(fresh.tenants["a"].version > old, "{fresh:?} vs {old}");
+    }
+
+    /// A rotation gives every tenant with an MCP route a new version carrying the new ring
+    /// (current first); a tenant without one keeps its version and gets no keys.
+    #[test]
+    fn a_rotation_gives_mcp_tenants_new_versions_with_their_new_keys() {
+        use crate::model::ai::{AiRouteTarget, McpSpec};
+        use crate::session_secret::{Rotation, SecretRing};
+        let mut ai = snap(&[("a", 1), ("b", 1)]);
+        if let Some(route) = ai
+            .tenants
+            .get_mut("a")
+            .and_then(|t| t.routes.values_mut().next())
+        {
+            route.target = AiRouteTarget::Mcp(McpSpec {
+                targets: vec![],
+                failure_mode: String::new(),
+                prefix_mode: String::new(),
+                session_routing: String::new(),
+                accept_tools: vec![],
+            });
+        }
+        let ring = SecretRing::generate(100);
+        let mut v = Versioner::new(ring.clone());
+        let first = v.publish(&Published::default(), &ai, 1000);
+        assert_eq!(first.tenants["a"].key_ids, [1]);
+        assert_eq!(
+            first.tenants["a"].config.mcp_session_keys,
+            ring.tenant_keys("a")
+        );
+        assert!(first.tenants["b"].config.mcp_session_keys.is_empty());
+
+        let rotation = Rotation {
+            every: std::time::Duration::from_secs(10),
+            grace: std::time::Duration::from_secs(10),
+        };
+        let rotated = ring.next(110, &rotation, [4; 32]).unwrap();
+        v.set_ring(rotated.clone());
+        let next = v.publish(&first, &ai, 2000);
+        assert_eq!(versions(&next), [("a", 2000), ("b", 1001)]);
+        assert_eq!(
+            next.tenants["a"].config.mcp_session_keys,
+            rotated.tenant_keys("a")
+        );
+        assert_eq!(
+            next.tenants["a"].config.mcp_session_keys[1],
+            first.tenants["a"].config.mcp_session_keys[0],
+            "the previous key is the second of the ring"
+        );
+        assert!(Arc::ptr_eq(&next.tenants["b"], &first.tenants["b"]));
+        // Unchanged ring and content: nothing new.
+        assert_eq!(v.publish(&next, &ai, 3000), next);
     }
 }

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::CustomResource;
 use serde::{Deserialize, Serialize};
 
@@ -85,7 +85,7 @@ pub struct McpSpec {
     pub other: Other,
 }
 
-/// `spec.mcp.targets[]`: a name and `static` (or `selector`, not read yet).
+/// `spec.mcp.targets[]`: a name and exactly one of `static` and `selector`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct McpTargetSpec {
@@ -93,7 +93,35 @@ pub struct McpTargetSpec {
     pub name: String,
     #[serde(default, rename = "static", skip_serializing_if = "Option::is_none")]
     pub static_target: Option<McpStaticTarget>,
-    /// `selector` and any other field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<McpSelector>,
+    /// Any other field.
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+/// `spec.mcp.targets[].selector`: Services by label, in namespaces by label (at least one set).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct McpSelector {
+    /// Namespaces whose Services are selected; unset: the backend's own namespace only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<LabelSelector>,
+    /// Which Services; unset: every Service of those namespaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub services: Option<LabelSelector>,
+    /// Any other field.
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+/// `spec.mcp.targets[].static.backendRef`: a Service of the backend's namespace, by name.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalRef {
+    #[serde(default)]
+    pub name: String,
+    /// Any other field.
     #[serde(flatten)]
     pub other: Other,
 }
@@ -111,7 +139,10 @@ pub struct McpStaticTarget {
     /// `StreamableHTTP` or `SSE`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
-    /// `backendRef` and any other field.
+    /// Instead of `host`: a Service of the backend's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_ref: Option<LocalRef>,
+    /// Any other field.
     #[serde(flatten)]
     pub other: Other,
 }

@@ -5,11 +5,14 @@
 //! LLM provider's ([`crate::resolve::ai::resolve_host`]): a Service of the cluster
 //! (`<svc>.<ns>.svc.cluster.local`, `<svc>.<ns>.svc` or a bare name in the backend's
 //! namespace) becomes its endpoints, any other host is external (the hub admits it only on the
-//! tenant's egress allowlist). `failureMode`, `prefixMode` and `sessionRouting` travel as
+//! tenant's egress allowlist). `static.backendRef{name}` instead of `host` is a Service of the
+//! backend's namespace, resolved the same way. `selector{namespaces, services}` becomes one
+//! target per MCP port of each Service it selects ([`crate::resolve::mcp_selector`]), each
+//! resolved like a static host. `failureMode`, `prefixMode` and `sessionRouting` travel as
 //! written; the hub judges their values. What fleetgate does not support yet is not dropped
-//! silently: `targets[].selector`, `static.backendRef`, `spec.policies` on an MCP backend, and
-//! any other field make the backend's problem (UnsupportedValue), naming the field; a Service
-//! that is missing makes it BackendNotFound, naming the target. The hub reports either on the
+//! silently: `spec.policies` on an MCP backend and any other field make the backend's problem
+//! (UnsupportedValue), naming the field; a Service that is missing makes it BackendNotFound,
+//! naming the target, and so do selectors that select nothing. The hub reports either on the
 //! backend's status and no traffic goes to it.
 //!
 //! The annotation [`ACCEPT_ANNOTATION`] (`"<target>_<tool>=<sha256>,..."`) becomes
@@ -20,9 +23,10 @@ use fleetgate_proto::spoke::v1 as pb;
 
 use super::ai_backend::{first_unknown, unsupported};
 use super::{wire_endpoint, wire_problem};
-use crate::crd::agentgateway::{AgentgatewayBackendSpec, McpSpec};
+use crate::crd::agentgateway::{AgentgatewayBackendSpec, LocalRef, McpSpec, McpStaticTarget};
 use crate::resolve::ai::resolve_host;
-use crate::resolve::{Index, Problem};
+use crate::resolve::mcp_selector::{SSE, STREAMABLE_HTTP, TARGET_NAME, select};
+use crate::resolve::{Index, Problem, Reason};
 
 /// The annotation naming the tool definitions the tenant accepts (MCP tool pinning).
 pub const ACCEPT_ANNOTATION: &str = "fleetgate.dev/mcp-accept-tools";
@@ -119,44 +123,54 @@ fn translate(
     let mut targets = Vec::with_capacity(mcp.targets.len());
     for (i, t) in mcp.targets.iter().enumerate() {
         let at = format!("spec.mcp.targets[{i}]");
-        if t.other.contains_key("selector") {
-            return Err(unsupported(format!(
-                "{at}.selector is not supported yet; list each MCP server as a static target with its Service as host (<svc>.<ns>.svc.cluster.local) and port"
-            )));
-        }
         if let Some(field) = first_unknown(&at, &t.other) {
             return Err(unsupported(format!("{field} is not supported; remove it")));
         }
-        let Some(s) = &t.static_target else {
-            return Err(unsupported(format!(
-                "{at} has no static target; set {at}.static with host, port, path and protocol"
-            )));
-        };
-        let at_s = format!("{at}.static");
-        if s.other.contains_key("backendRef") {
-            return Err(unsupported(format!(
-                "{at_s}.backendRef is not supported yet; set {at_s}.host to the Service's name (<svc>.<ns>.svc.cluster.local) and {at_s}.port"
-            )));
+        match (&t.static_target, &t.selector) {
+            (Some(_), Some(_)) => {
+                return Err(unsupported(format!(
+                    "{at} sets both static and selector; keep one"
+                )));
+            }
+            (None, None) => {
+                return Err(unsupported(format!(
+                    "{at} has neither static nor selector; set {at}.static with host (or backendRef), port, path and protocol, or {at}.selector"
+                )));
+            }
+            (Some(s), None) => targets.push(static_target(&at, ns, &t.name, s, index)?),
+            (None, Some(sel)) => {
+                let at = format!("{at}.selector");
+                let found = select(&at, ns, sel, index.services(), index.namespaces())
+                    .map_err(|e| unsupported(e.0))?;
+                for f in found {
+                    let host = f.host();
+                    let endpoints =
+                        resolve_host(&at, ns, &host, f.port, index)?.unwrap_or_default();
+                    targets.push(pb::McpTarget {
+                        name: f.name,
+                        host,
+                        port: f.port,
+                        path: f.path,
+                        protocol: f.protocol.to_string(),
+                        endpoints: endpoints.into_iter().map(wire_endpoint).collect(),
+                    });
+                }
+            }
         }
-        if let Some(field) = first_unknown(&at_s, &s.other) {
-            return Err(unsupported(format!("{field} is not supported; remove it")));
-        }
-        let Some(host) = s.host.as_deref().filter(|h| !h.is_empty()) else {
-            return Err(unsupported(format!("{at_s}.host is required")));
-        };
-        let port = s.port.and_then(|p| u32::try_from(p).ok()).unwrap_or(0);
-        if port == 0 {
-            return Err(unsupported(format!("{at_s}.port is required (1-65535)")));
-        }
-        let endpoints = resolve_host(&at_s, ns, host, port, index)?.unwrap_or_default();
-        targets.push(pb::McpTarget {
-            name: t.name.clone(),
-            host: host.to_string(),
-            port,
-            path: s.path.clone(),
-            protocol: s.protocol.clone().unwrap_or_default(),
-            endpoints: endpoints.into_iter().map(wire_endpoint).collect(),
+    }
+    if targets.is_empty() && mcp.targets.iter().any(|t| t.selector.is_some()) {
+        return Err(Problem {
+            reason: Reason::BackendNotFound,
+            message: format!(
+                "spec.mcp.targets: the selectors select no Service port with appProtocol {} or {}; label the MCP servers' Services (and set the port's appProtocol) or list static targets",
+                STREAMABLE_HTTP[0], SSE[0]
+            ),
         });
+    }
+    if let Some(name) = duplicate(&targets) {
+        return Err(unsupported(format!(
+            "spec.mcp.targets: two targets are named {name:?} (a selector names a target <service>-<port name>, or by the Service's annotation {TARGET_NAME}); target names must be unique"
+        )));
     }
     Ok(pb::McpBackend {
         targets,
@@ -165,6 +179,71 @@ fn translate(
         session_routing: mcp.session_routing.unwrap_or_default(),
         accept_tools: Vec::new(),
     })
+}
+
+/// A `static` target at `at`: `host` (or `backendRef`, a Service of the backend's namespace)
+/// resolved like an LLM provider's host.
+fn static_target(
+    at: &str,
+    ns: &str,
+    name: &str,
+    s: &McpStaticTarget,
+    index: &Index<'_>,
+) -> Result<pb::McpTarget, Problem> {
+    let at_s = format!("{at}.static");
+    if let Some(field) = first_unknown(&at_s, &s.other) {
+        return Err(unsupported(format!("{field} is not supported; remove it")));
+    }
+    let host = match (s.host.as_deref().filter(|h| !h.is_empty()), &s.backend_ref) {
+        (Some(_), Some(_)) => {
+            return Err(unsupported(format!(
+                "{at_s} sets both host and backendRef; keep one"
+            )));
+        }
+        (Some(h), None) => h.to_string(),
+        (None, Some(r)) => backend_ref_host(&at_s, ns, r)?,
+        (None, None) => {
+            return Err(unsupported(format!(
+                "{at_s}.host (or {at_s}.backendRef) is required"
+            )));
+        }
+    };
+    let port = s.port.and_then(|p| u32::try_from(p).ok()).unwrap_or(0);
+    if port == 0 {
+        return Err(unsupported(format!("{at_s}.port is required (1-65535)")));
+    }
+    let endpoints = resolve_host(&at_s, ns, &host, port, index)?.unwrap_or_default();
+    Ok(pb::McpTarget {
+        name: name.to_string(),
+        host,
+        port,
+        path: s.path.clone(),
+        protocol: s.protocol.clone().unwrap_or_default(),
+        endpoints: endpoints.into_iter().map(wire_endpoint).collect(),
+    })
+}
+
+/// `static.backendRef` (a Service of the backend's namespace, by name) -> its cluster-local
+/// host, which is then resolved like any host (a missing Service is BackendNotFound there).
+fn backend_ref_host(at: &str, ns: &str, r: &LocalRef) -> Result<String, Problem> {
+    if let Some(field) = first_unknown(&format!("{at}.backendRef"), &r.other) {
+        return Err(unsupported(format!(
+            "{field} is not supported; backendRef names a Service of the backend's namespace by name"
+        )));
+    }
+    if r.name.is_empty() {
+        return Err(unsupported(format!("{at}.backendRef.name is required")));
+    }
+    Ok(format!("{}.{ns}.svc.cluster.local", r.name))
+}
+
+/// The first target name used twice.
+fn duplicate(targets: &[pb::McpTarget]) -> Option<&str> {
+    let mut seen = std::collections::BTreeSet::new();
+    targets
+        .iter()
+        .map(|t| t.name.as_str())
+        .find(|n| !seen.insert(*n))
 }
 
 #[cfg(test)]

@@ -138,7 +138,7 @@ pub fn overview(
             t.objects,
             if t.with_problems > 0 { "problem" } else { "" },
             t.with_problems,
-            esc(&t.owned_hostnames.join(", ")),
+            held(&t.owned_hostnames),
             n = esc(&t.name),
             u = url(&t.name),
         );
@@ -209,6 +209,17 @@ pub fn overview(
     s
 }
 
+/// Hostnames held, the first three named (the tenant's page lists them all).
+fn held(hosts: &[String]) -> String {
+    let shown: Vec<&str> = hosts.iter().take(3).map(String::as_str).collect();
+    let more = hosts.len().saturating_sub(shown.len());
+    let mut s = esc(&shown.join(", "));
+    if more > 0 {
+        let _ = write!(s, " and {more} more");
+    }
+    s
+}
+
 fn action_button(csrf: &str, c: &ClusterRow, action: &str) -> String {
     let what = match action {
         "disable" => "Disable cluster {} of tenant {}? Its traffic stops and its agent is refused.",
@@ -227,14 +238,24 @@ fn action_button(csrf: &str, c: &ClusterRow, action: &str) -> String {
     )
 }
 
-/// One tenant's page: search box, and a live part re-fetched on every event.
-pub fn tenant_page(op: &Operator, csrf: &str, tenant: &str, query: &str, live: &str) -> String {
+/// One tenant's page: the hostnames it holds, a search box, and a live part re-fetched on
+/// every event.
+pub fn tenant_page(
+    op: &Operator,
+    csrf: &str,
+    tenant: &str,
+    held: &[String],
+    query: &str,
+    live: &str,
+) -> String {
     page(
         &format!("tenant {tenant}"),
         Some((op, csrf)),
         &format!(
-            "<form method=\"get\" action=\"/ui/tenants/{u}\"><input name=\"q\" id=\"search\" value=\"{q}\" placeholder=\"kind, namespace or name\"> <button>Search</button></form>\
+            "<p class=\"muted\" id=\"held\">Hostnames held ({}): {}</p><form method=\"get\" action=\"/ui/tenants/{u}\"><input name=\"q\" id=\"search\" value=\"{q}\" placeholder=\"kind, namespace or name\"> <button id=\"search-button\">Search</button></form>\
 <div id=\"objects\" hx-get=\"/ui/fragments/tenants/{u}?q={uq}\" hx-trigger=\"sse:fleet\" hx-swap=\"innerHTML\">{live}</div>",
+            held.len(),
+            esc(&held.join(", ")),
             u = url(tenant),
             q = esc(query),
             uq = url(query),

@@ -216,6 +216,147 @@ fn mcp_targets_are_resolved_like_providers() {
     );
 }
 
+/// `selector` targets: one per MCP port (appProtocol) of each selected Service, named and
+/// resolved as agentgateway does, across namespaces by label; `static.backendRef`: a Service of
+/// the backend's namespace resolved like a host. A selector that finds nothing, a name two
+/// targets share, and a missing backendRef Service are the backend's problem.
+#[test]
+fn mcp_selector_and_backend_ref_targets_are_resolved_like_static_hosts() {
+    use k8s_openapi::api::core::v1::Namespace;
+    let mcp_service = |ns: &str, name: &str, port: i32, node_port: i32, app: &str| {
+        let mut s = service(
+            ns,
+            name,
+            "NodePort",
+            &[(Some("mcp"), port, Some(node_port), IntOrString::Int(port))],
+        );
+        s.metadata.labels = Some([("mcp".to_string(), "yes".to_string())].into());
+        if let Some(p) = s
+            .spec
+            .as_mut()
+            .and_then(|spec| spec.ports.as_mut())
+            .and_then(|p| p.first_mut())
+        {
+            p.app_protocol = Some(app.into());
+        }
+        s
+    };
+    let namespace = |name: &str, team: &str| Namespace {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some(name.into()),
+            labels: Some([("team".to_string(), team.to_string())].into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let run = |yaml: &str| {
+        let mut st = state(vec![backend(yaml)]);
+        st.services.extend([
+            mcp_service(
+                "agentgateway-system",
+                "alpha",
+                8080,
+                31001,
+                "agentgateway.dev/mcp",
+            ),
+            mcp_service("tools", "beta", 8080, 31002, "agentgateway.dev/mcp-sse"),
+            mcp_service("elsewhere", "gamma", 8080, 31003, "agentgateway.dev/mcp"),
+        ]);
+        st.namespaces = vec![
+            namespace("agentgateway-system", "a"),
+            namespace("tools", "a"),
+            namespace("elsewhere", "b"),
+        ];
+        let index = Index::new(&st, EndpointMode::Node);
+        let objects = ai_backend_objects(&st.ai_backends, &index);
+        match objects.into_iter().next().and_then(|o| o.spec) {
+            Some(object::Spec::AiBackend(b)) => b,
+            other => panic!("not an AI backend: {other:?}"),
+        }
+    };
+    let targets = |b: pb::AiBackend| -> Vec<String> {
+        assert!(b.problem.is_none(), "{:?}", b.problem);
+        b.mcp
+            .expect("an MCP backend")
+            .targets
+            .iter()
+            .map(|t| {
+                let ep: Vec<String> = t
+                    .endpoints
+                    .iter()
+                    .map(|e| format!("{}:{}", e.address, e.port))
+                    .collect();
+                format!(
+                    "{} {}:{} {} {} {}",
+                    t.name,
+                    t.host,
+                    t.port,
+                    t.protocol,
+                    t.path.as_deref().unwrap_or("-"),
+                    ep.join(",")
+                )
+            })
+            .collect()
+    };
+    type Case<'a> = (&'a str, &'a str, Vec<&'a str>);
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "services by label: the backend's namespace only",
+            "targets: [{name: sel, selector: {services: {matchLabels: {mcp: \"yes\"}}}}]",
+            vec![
+                "alpha-mcp alpha.agentgateway-system.svc.cluster.local:8080 StreamableHTTP - 127.0.1.1:31001",
+            ],
+        ),
+        (
+            "namespaces by label, beside a static target",
+            "targets: [{name: one, static: {host: llama-cpp.llm.svc.cluster.local, port: 8080}}, {name: sel, selector: {namespaces: {matchLabels: {team: a}}, services: {matchLabels: {mcp: \"yes\"}}}}]",
+            vec![
+                "one llama-cpp.llm.svc.cluster.local:8080  - 127.0.1.1:31080",
+                "alpha-mcp alpha.agentgateway-system.svc.cluster.local:8080 StreamableHTTP - 127.0.1.1:31001",
+                "beta-mcp beta.tools.svc.cluster.local:8080 SSE - 127.0.1.1:31002",
+            ],
+        ),
+        (
+            "backendRef: a Service of the backend's namespace",
+            "targets: [{name: a, static: {backendRef: {name: alpha}, port: 8080, path: /rpc, protocol: StreamableHTTP}}]",
+            vec![
+                "a alpha.agentgateway-system.svc.cluster.local:8080 StreamableHTTP /rpc 127.0.1.1:31001",
+            ],
+        ),
+    ];
+    for (what, mcp, want) in cases {
+        let got = targets(run(&format!("spec:\n  mcp:\n    {mcp}\n")));
+        assert_eq!(got, want, "{what}");
+    }
+
+    let problems: Vec<(&str, &str, &str, &str)> = vec![
+        (
+            "a selector finding nothing",
+            "targets: [{name: sel, selector: {services: {matchLabels: {mcp: \"no\"}}}}]",
+            "BackendNotFound",
+            "spec.mcp.targets: the selectors select no Service port with appProtocol agentgateway.dev/mcp",
+        ),
+        (
+            "a name two targets share",
+            "targets: [{name: alpha-mcp, static: {host: llama-cpp.llm.svc.cluster.local, port: 8080}}, {name: sel, selector: {services: {matchLabels: {mcp: \"yes\"}}}}]",
+            "UnsupportedValue",
+            "two targets are named \"alpha-mcp\"",
+        ),
+        (
+            "a backendRef to a missing Service",
+            "targets: [{name: a, static: {backendRef: {name: gone}, port: 8080}}]",
+            "BackendNotFound",
+            "spec.mcp.targets[0].static.host gone.agentgateway-system.svc.cluster.local",
+        ),
+    ];
+    for (what, mcp, reason, want) in problems {
+        let b = run(&format!("spec:\n  mcp:\n    {mcp}\n"));
+        let p = b.problem.unwrap_or_else(|| panic!("{what}: a problem"));
+        assert_eq!(p.reason, reason, "{what}: {}", p.message);
+        assert!(p.message.contains(want), "{what}: {}", p.message);
+    }
+}
+
 #[test]
 fn unsupported_kinds_and_fields_are_named_in_the_problem() {
     let cases: &[(&str, &str, &str)] = &[
@@ -303,14 +444,24 @@ fn unsupported_kinds_and_fields_are_named_in_the_problem() {
             "spec.ai.groups[0].providers[0] sets both path and pathPrefix",
         ),
         (
-            "an mcp target by selector",
-            "spec:\n  mcp:\n    targets: [{name: t, selector: {services: {}}}]\n",
-            "spec.mcp.targets[0].selector is not supported yet",
+            "an mcp target with static and selector",
+            "spec:\n  mcp:\n    targets: [{name: t, selector: {services: {}}, static: {host: h, port: 80}}]\n",
+            "spec.mcp.targets[0] sets both static and selector; keep one",
         ),
         (
-            "an mcp target by backendRef",
-            "spec:\n  mcp:\n    targets: [{name: t, static: {backendRef: {name: x}, port: 80}}]\n",
-            "spec.mcp.targets[0].static.backendRef is not supported yet",
+            "an mcp selector selecting nothing",
+            "spec:\n  mcp:\n    targets: [{name: t, selector: {}}]\n",
+            "spec.mcp.targets[0].selector selects nothing; set spec.mcp.targets[0].selector.services",
+        ),
+        (
+            "an mcp target with host and backendRef",
+            "spec:\n  mcp:\n    targets: [{name: t, static: {host: h, backendRef: {name: x}, port: 80}}]\n",
+            "spec.mcp.targets[0].static sets both host and backendRef; keep one",
+        ),
+        (
+            "a backendRef of another kind",
+            "spec:\n  mcp:\n    targets: [{name: t, static: {backendRef: {name: x, kind: Backend}, port: 80}}]\n",
+            "spec.mcp.targets[0].static.backendRef.kind is not supported",
         ),
         (
             "mcp and ai together",
