@@ -59,11 +59,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    fleetgate_observe::log::init("info");
     let args = Args::parse();
     let mut settings = Settings::new(args.listen);
     settings.connect_timeout = Duration::from_millis(args.connect_timeout_ms);

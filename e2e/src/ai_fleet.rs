@@ -12,7 +12,7 @@ use anyhow::{Context, ensure};
 use serde_json::{Map, Value, json};
 
 use crate::fixtures::condition;
-use crate::own_address::{free_addresses, pools};
+use crate::own_address::{OwnAddresses, free_addresses, pools};
 use crate::ports::free_addr;
 use crate::{AiGateway, Fleet, FleetOptions, FleetTenant, TIMEOUT, eventually};
 
@@ -23,6 +23,8 @@ pub struct AiFleet {
     pub gateways: Vec<AiGateway>,
     /// The hub's address pool: where Gateways with hostname-less listeners are served.
     pub own_addresses: Vec<IpAddr>,
+    /// Keeps `own_addresses` from being handed to a test running in parallel.
+    _reserved: OwnAddresses,
 }
 
 impl AiFleet {
@@ -40,7 +42,7 @@ impl AiFleet {
             .map(|_| free_addr())
             .collect::<Result<_, _>>()?;
         let mut extra = pools(&own, 8000, 9000);
-        let own_addresses = own.clone();
+        let own_addresses = own.to_vec();
         extra.insert(
             "dataPlane".into(),
             json!({ "aiGateways": addrs.iter().map(ToString::to_string).collect::<Vec<_>>() }),
@@ -63,6 +65,7 @@ impl AiFleet {
             fleet,
             gateways,
             own_addresses,
+            _reserved: own,
         })
     }
 

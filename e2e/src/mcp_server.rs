@@ -1,6 +1,8 @@
 //! An MCP server of the official PyPI `mcp` SDK (`e2e/mcp/server.py`) as a process of a test:
 //! tools `add`, `whoami`, `<name>_only` (and extra ones), prompt `greeting`, resources
-//! `memo://<name>/readme` and `memo://<name>/notes/{topic}`, over streamable HTTP or HTTP+SSE.
+//! `memo://<name>/readme` and `memo://<name>/notes/{topic}`, over streamable HTTP or HTTP+SSE;
+//! with [`McpServer::start_live`], also the tools of `--live-tools` (progress, logging,
+//! cancellation, a tool list that grows).
 //!
 //! Test support, outside the data path.
 
@@ -34,6 +36,27 @@ impl McpServer {
         addr: SocketAddr,
         extra_tools: &[&str],
     ) -> anyhow::Result<Self> {
+        Self::spawn(dir, name, transport, addr, extra_tools, false).await
+    }
+
+    /// [`Self::start`] with the live tools too (`server.py --live-tools`).
+    pub async fn start_live(
+        dir: &TestDir,
+        name: &str,
+        transport: Transport,
+        addr: SocketAddr,
+    ) -> anyhow::Result<Self> {
+        Self::spawn(dir, name, transport, addr, &[], true).await
+    }
+
+    async fn spawn(
+        dir: &TestDir,
+        name: &str,
+        transport: Transport,
+        addr: SocketAddr,
+        extra_tools: &[&str],
+        live: bool,
+    ) -> anyhow::Result<Self> {
         let mut args = vec![
             workspace_dir()
                 .join("e2e/mcp/server.py")
@@ -54,6 +77,9 @@ impl McpServer {
         ];
         for t in extra_tools {
             args.extend(["--extra-tool".to_string(), (*t).to_string()]);
+        }
+        if live {
+            args.push("--live-tools".into());
         }
         let mut process = Process::spawn(dir, &format!("mcp-{name}"), agents_python()?, args)?;
         let p = &mut process;

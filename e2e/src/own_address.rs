@@ -10,16 +10,62 @@ use serde_json::{Value, json};
 use crate::objects::{GATEWAY_CLASS, gateway, http_route, listener, rule_to};
 use crate::{FleetTenant, TIMEOUT, eventually};
 
+/// Addresses 127.0.77.x reserved for this test's Envoy: each held by a socket bound with
+/// `SO_REUSEPORT` and never listening, so that the Envoy (which binds its listeners with
+/// `SO_REUSEPORT` too) can still listen there while every other probe ([`free_addresses`] in a
+/// parallel test, or another process) sees the address taken. Dereferences to the addresses;
+/// the reservation ends when it is dropped.
+///
+/// Without it, two tests started at once both found 127.0.77.1 free, both fleets' Envoys
+/// bound it (`SO_REUSEPORT` lets them) and the kernel spread each client's connections over the
+/// two fleets: MCP sessions of `mcp_federation.rs` hung or got 404 from the other fleet.
+#[derive(Debug)]
+pub struct OwnAddresses {
+    ips: Vec<IpAddr>,
+    _held: Vec<tokio::net::TcpSocket>,
+}
+
+impl std::ops::Deref for OwnAddresses {
+    type Target = [IpAddr];
+    fn deref(&self) -> &[IpAddr] {
+        &self.ips
+    }
+}
+
+/// Serializes the probe-then-reserve step of this process's tests.
+static RESERVING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// `n` distinct addresses 127.0.77.x on which `port` is free now (other tests and engineers may
-/// use loopback too).
-pub fn free_addresses(n: usize, port: u16) -> Vec<IpAddr> {
-    let found: Vec<IpAddr> = (1..=254u8)
-        .map(|x| IpAddr::V4(Ipv4Addr::new(127, 0, 77, x)))
-        .filter(|ip| TcpListener::bind(SocketAddr::new(*ip, port)).is_ok())
-        .take(n)
-        .collect();
-    assert_eq!(found.len(), n, "no {n} addresses with port {port} free");
-    found
+/// use loopback too), reserved until the answer is dropped (see [`OwnAddresses`]).
+pub fn free_addresses(n: usize, port: u16) -> OwnAddresses {
+    let _one = RESERVING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut ips = Vec::new();
+    let mut held = Vec::new();
+    for x in 1..=254u8 {
+        if ips.len() == n {
+            break;
+        }
+        let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 77, x)), port);
+        // A plain bind fails on any holder: a listening Envoy or another test's reservation.
+        if TcpListener::bind(addr).is_err() {
+            continue;
+        }
+        if let Ok(s) = reserve(addr) {
+            ips.push(addr.ip());
+            held.push(s);
+        }
+    }
+    assert_eq!(ips.len(), n, "no {n} addresses with port {port} free");
+    OwnAddresses { ips, _held: held }
+}
+
+fn reserve(addr: SocketAddr) -> std::io::Result<tokio::net::TcpSocket> {
+    let s = tokio::net::TcpSocket::new_v4()?;
+    s.set_reuseport(true)?;
+    s.bind(addr)?;
+    Ok(s)
 }
 
 /// Hub config keys: one pool of `addresses`, ports `from..=to`.
@@ -80,4 +126,24 @@ pub async fn wait_served_at(addr: SocketAddr, host: &str, body: &str) {
         Ok(())
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two tests starting at once get different addresses, and the Envoy of each can still
+    /// listen on its own (it binds with `SO_REUSEPORT`); a dropped reservation frees it.
+    #[tokio::test]
+    async fn reserved_addresses_are_not_handed_out_twice_yet_stay_bindable_for_envoy() {
+        let port = 18080;
+        let first = free_addresses(1, port);
+        let second = free_addresses(1, port);
+        assert_ne!(first[0], second[0], "two reservations share an address");
+        let envoy_like = reserve(SocketAddr::new(first[0], port)).expect("Envoy can bind it");
+        let listening = envoy_like.listen(16).expect("and listen there");
+        let again = first[0];
+        drop((first, listening));
+        assert!(TcpListener::bind(SocketAddr::new(again, port)).is_ok());
+    }
 }

@@ -171,6 +171,10 @@ impl Process {
         )?;
         let stderr: File = log.try_clone()?;
         let mut cmd = Command::new(&self.spec.program);
+        // Product processes log JSON when stderr is a file (`fleetgate_observe::log`); the
+        // harness's logs are read by people and searched by tests, so they get text. A test's
+        // own `env` may say otherwise.
+        cmd.env("FLEETGATE_LOG_FORMAT", "text");
         cmd.args(&self.spec.args)
             .envs(self.spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())

@@ -136,13 +136,7 @@ enum CaCommand {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,h2=warn,tower=warn,hyper=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    fleetgate_observe::log::init("info,h2=warn,tower=warn,hyper=warn");
     let _ = rustls::crypto::ring::default_provider().install_default();
     match Cli::parse().command {
         Command::Run { config: path } => {

@@ -8,6 +8,8 @@
 //! admin API and dashboard are that).
 //! Never bind it on a tenant-facing address.
 
+pub mod log;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;

@@ -80,13 +80,15 @@ impl Fed<'_> {
             .prefixes(self.backend.targets.len())
     }
 
-    fn initialize_msg(&self) -> Value {
+    /// `initialize` for a target, offering `capabilities` (the client's, see
+    /// [`offered_to_targets`]).
+    fn initialize_msg(&self, capabilities: &Value) -> Value {
         jsonrpc::request(
             &self.state.next_id(),
             "initialize",
             Some(&json!({
                 "protocolVersion": LATEST,
-                "capabilities": {},
+                "capabilities": capabilities,
                 "clientInfo": {"name": "fleetgate-ai-gateway", "version": env!("CARGO_PKG_VERSION")},
             })),
         )
@@ -110,11 +112,21 @@ impl Fed<'_> {
         }
     }
 
-    /// Opens a session with target `i` (the `n`th endpoint).
-    async fn open(&self, i: usize, n: usize) -> Result<(TargetSession, Link), TargetError> {
+    /// Opens a session with target `i` (the `n`th endpoint), offering the client's
+    /// `capabilities` to a streamable-HTTP target.
+    async fn open(
+        &self,
+        i: usize,
+        n: usize,
+        capabilities: &Value,
+    ) -> Result<(TargetSession, Link), TargetError> {
         let t = &self.backend.targets[i];
         let authority = upstream::authority(t, n);
-        let init = self.initialize_msg();
+        let init = self.initialize_msg(match t.protocol {
+            McpProtocol::StreamableHttp => capabilities,
+            // Its requests are refused (super::upstream): it is offered none.
+            McpProtocol::Sse => &NONE,
+        });
         let initialized = jsonrpc::notification("notifications/initialized", None);
         match t.protocol {
             McpProtocol::StreamableHttp => {
@@ -182,7 +194,7 @@ impl Fed<'_> {
     async fn link(&self, session: Option<&SessionState>, i: usize) -> Result<Link, TargetError> {
         let t = &self.backend.targets[i];
         let Some(s) = session else {
-            return self.open(i, 0).await.map(|(_, l)| l);
+            return self.open(i, 0, &NONE).await.map(|(_, l)| l);
         };
         let Some(ts) = s.targets.iter().find(|x| x.name == t.name) else {
             return Err(TargetError::Protocol(format!(
@@ -205,7 +217,7 @@ impl Fed<'_> {
                     .iter()
                     .position(|e| e.to_string() == ts.authority)
                     .unwrap_or(0);
-                let (_, link) = self.open(i, n).await?;
+                let (_, link) = self.open(i, n, &NONE).await?;
                 if let Link::Sse(c) = &link {
                     self.state.put_sse_conn(&s.id, &t.name, c.clone());
                 }
@@ -290,7 +302,7 @@ impl Fed<'_> {
         client_id: Option<&Value>,
     ) -> Result<Value, TargetError> {
         let link = self.link(session, i).await?;
-        let id = self.state.next_id();
+        let id = client_id.map_or_else(|| self.state.next_id(), super::call_id);
         if let (Some(s), Some(cid)) = (session, client_id) {
             self.state.track(&s.id, cid, i, id.clone());
         }
@@ -312,12 +324,20 @@ impl Fed<'_> {
             .and_then(|p| p.get("protocolVersion"))
             .and_then(Value::as_str);
         let version = super::negotiate(requested);
+        let stateful = self.backend.session_routing == SessionRouting::Stateful;
         let answer = |session| Initialized {
             response: jsonrpc::result(
                 id,
                 json!({
                     "protocolVersion": version,
-                    "capabilities": {"tools": {}, "prompts": {}, "resources": {}, "logging": {}},
+                    // list_changed and resources/updated reach a stateful session's own stream
+                    // (super::notify).
+                    "capabilities": {
+                        "tools": {"listChanged": stateful},
+                        "prompts": {"listChanged": stateful},
+                        "resources": {"listChanged": stateful, "subscribe": stateful},
+                        "logging": {},
+                    },
                     "serverInfo": {"name": "fleetgate", "version": env!("CARGO_PKG_VERSION")},
                 }),
             ),
@@ -326,8 +346,9 @@ impl Fed<'_> {
         if self.backend.session_routing == SessionRouting::Stateless {
             return answer(None);
         }
+        let offered = offered_to_targets(params.and_then(|p| p.get("capabilities")));
         let opened = futures::future::join_all(
-            (0..self.backend.targets.len()).map(|i| self.open(i, rand_index(self.state))),
+            (0..self.backend.targets.len()).map(|i| self.open(i, rand_index(self.state), &offered)),
         )
         .await;
         let sid = self.state.random_hex(16);
@@ -410,14 +431,32 @@ impl Fed<'_> {
         let (Some(s), Some(rid)) = (session, params.and_then(|p| p.get("requestId"))) else {
             return;
         };
-        let Some((i, up)) = self.state.tracked(&s.id, rid) else {
-            return;
-        };
         let mut p = params.cloned().unwrap_or(json!({}));
-        p["requestId"] = up;
-        if let Ok(link) = self.link(Some(s), i).await {
-            let msg = jsonrpc::notification("notifications/cancelled", Some(&p));
-            if let Err(e) = self.notify(i, &link, &msg).await {
+        let to: Vec<usize> = match self.state.tracked(&s.id, rid) {
+            Some((i, up)) => {
+                p["requestId"] = up;
+                vec![i]
+            }
+            // Not in flight on this replica: on another one (or over). Its target is unknown
+            // here, its id is not; every streamable-HTTP target of the session gets the
+            // cancellation (a target ignores one for a request it does not have). An SSE
+            // target's call lives on the replica holding its connection.
+            None => {
+                p["requestId"] = super::call_id(rid);
+                (0..self.backend.targets.len())
+                    .filter(|i| {
+                        let t = &self.backend.targets[*i];
+                        t.protocol == McpProtocol::StreamableHttp
+                            && s.targets.iter().any(|x| x.name == t.name)
+                    })
+                    .collect()
+            }
+        };
+        let msg = jsonrpc::notification("notifications/cancelled", Some(&p));
+        for i in to {
+            if let Ok(link) = self.link(Some(s), i).await
+                && let Err(e) = self.notify(i, &link, &msg).await
+            {
                 tracing::info!(target = %self.backend.targets[i].name, error = %e, "forwarding a cancellation failed");
             }
         }
@@ -783,10 +822,27 @@ impl Fed<'_> {
     }
 }
 
+/// No capabilities.
+static NONE: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| json!({}));
+
+/// The client's capabilities the gateway offers streamable-HTTP targets: those the targets'
+/// requests need (`sampling`, `elicitation`, `roots`), which it forwards to the client
+/// ([`super::notify`]). Pure.
+pub fn offered_to_targets(client: Option<&Value>) -> Value {
+    let mut out = serde_json::Map::new();
+    for k in ["sampling", "elicitation", "roots"] {
+        if let Some(v) = client.and_then(|c| c.get(k)) {
+            out.insert(k.to_string(), v.clone());
+        }
+    }
+    Value::Object(out)
+}
+
 /// Which endpoint a new session starts on (spreads sessions over a target's endpoints).
 fn rand_index(state: &McpState) -> usize {
     let id = state.next_id();
     id.as_str()
-        .and_then(|s| s.trim_start_matches("fg-").parse::<usize>().ok())
+        .and_then(|s| s.rsplit('-').next())
+        .and_then(|n| n.parse::<usize>().ok())
         .unwrap_or(0)
 }

@@ -3,10 +3,12 @@
 //! [`crate::config::BackendKind::Mcp`].
 //!
 //! - [`serve`]: the client's transports: streamable HTTP (POST a message, answered in JSON or an
-//!   event stream; DELETE ends the session; GET is 405, the gateway starts no stream of its
-//!   own) and the older HTTP+SSE transport (GET `<path>/sse`, then POST `<path>/message?sessionId=`).
+//!   event stream; DELETE ends the session; GET with the session id opens the session's own
+//!   stream, [`notify`]) and the older HTTP+SSE transport (GET `<path>/sse`, then POST `<path>/message?sessionId=`).
 //! - [`federate`]: `initialize` with every target, merged lists, calls routed to their target,
 //!   failure modes, cancellation.
+//! - [`notify`]: the client's own stream of a session (GET), what targets send outside calls,
+//!   and their requests to the client.
 //! - [`naming`]: `<target>_<name>` and `<target>+<uri>`; [`token`]: the session id, sealed
 //!   (any replica opens it); [`upstream`]: the gateway as a client of one target, either
 //!   transport; [`jsonrpc`], [`sse`]: the wire; [`pins`]: tool definitions pinned against a
@@ -19,6 +21,7 @@
 pub mod federate;
 pub mod jsonrpc;
 pub mod naming;
+pub mod notify;
 pub mod pins;
 pub mod serve;
 pub mod sse;
@@ -54,6 +57,13 @@ pub fn negotiate(requested: Option<&str>) -> &'static str {
         .unwrap_or(LATEST)
 }
 
+/// The id of the request the gateway sends a target for the client's request `client_id`:
+/// derived from it, so that any replica can name the call in a cancellation (the client's ids
+/// are unique within its session; the gateway's own requests are `fg-...`).
+pub fn call_id(client_id: &serde_json::Value) -> serde_json::Value {
+    serde_json::Value::String(format!("fgc-{client_id}"))
+}
+
 /// How long a replica keeps an SSE connection to a target, or a legacy client's session,
 /// unused.
 pub const IDLE: Duration = Duration::from_secs(600);
@@ -78,6 +88,9 @@ pub struct McpState {
     /// Seals session ids of tenants the hub sent no key for (sessions then stay on this replica).
     process_key: Arc<SessionKeyRing>,
     rng: SystemRandom,
+    /// Random per process: ids of requests to targets never collide between replicas sharing
+    /// a target's session.
+    instance: String,
     next_id: AtomicU64,
     /// SSE connections to targets, by (session, target).
     sse: std::sync::Mutex<SseConns>,
@@ -96,9 +109,13 @@ impl Default for McpState {
         let mut process_key = [0u8; 32];
         rng.fill(&mut process_key)
             .unwrap_or_else(|_| panic!("the system has no random source"));
+        let mut instance = [0u8; 4];
+        rng.fill(&mut instance)
+            .unwrap_or_else(|_| panic!("the system has no random source"));
         Self {
             process_key: Arc::new(SessionKeyRing::single(0, process_key)),
             rng,
+            instance: instance.iter().map(|x| format!("{x:02x}")).collect(),
             next_id: AtomicU64::new(1),
             sse: Default::default(),
             legacy: Default::default(),
@@ -117,10 +134,12 @@ impl McpState {
         }
     }
 
-    /// A fresh id for a request the gateway sends a target.
+    /// A fresh id for a request the gateway sends a target (`fg-<process>-<n>`): unique
+    /// across replicas, which share a streamable-HTTP target's session.
     pub fn next_id(&self) -> serde_json::Value {
         serde_json::Value::String(format!(
-            "fg-{}",
+            "fg-{}-{}",
+            self.instance,
             self.next_id.fetch_add(1, Ordering::Relaxed)
         ))
     }
@@ -257,5 +276,20 @@ mod tests {
         );
         assert_eq!(negotiate(Some("1999-01-01")), LATEST);
         assert_eq!(negotiate(None), LATEST);
+    }
+
+    #[test]
+    fn ids_to_targets_differ_between_replicas_and_calls_are_named_by_the_clients_id() {
+        let (a, b) = (McpState::default(), McpState::default());
+        assert_ne!(a.next_id(), b.next_id(), "two replicas, one shared session");
+        assert_ne!(a.next_id(), a.next_id());
+        assert_eq!(
+            call_id(&serde_json::json!(7)),
+            call_id(&serde_json::json!(7))
+        );
+        assert_ne!(
+            call_id(&serde_json::json!(7)),
+            call_id(&serde_json::json!("7"))
+        );
     }
 }

@@ -8,8 +8,10 @@
 //!   `prompts/get`, `resources/read`, ...) are answered as an event stream when the client
 //!   accepts one, so the target's notifications (progress, logging) reach it before the
 //!   result; everything else in JSON.
+//!   A response from the client answers a target's request ([`super::notify`]).
 //! - `DELETE` ends the session (and the targets' sessions).
-//! - `GET` is 405: the gateway opens no server-initiated stream.
+//! - `GET` with the session id opens the session's own event stream: what targets send outside
+//!   calls ([`super::notify::stream`]); 400 without one, 405 for a stateless backend.
 //!
 //! The older HTTP+SSE transport: `GET <path>/sse` opens the stream; its `endpoint` event names
 //! `<path>/message?sessionId=<id>`, where the client POSTs messages (202), answered on the
@@ -151,6 +153,9 @@ pub async fn handle(ctx: RequestCtx, mcp: &McpBackend, req: Request<Bytes>) -> R
     }
     match *req.method() {
         Method::POST => post(&owned, req).await,
+        Method::GET if fed.backend.session_routing == SessionRouting::Stateful => {
+            own_stream(&owned, &req)
+        }
         Method::DELETE => {
             let Some(token) = req
                 .headers()
@@ -180,7 +185,7 @@ pub async fn handle(ctx: RequestCtx, mcp: &McpBackend, req: Request<Bytes>) -> R
                 &jsonrpc::error(
                     &Value::Null,
                     INVALID_REQUEST,
-                    "this MCP endpoint takes POST (messages) and DELETE (end a session); GET <path>/sse opens the HTTP+SSE transport",
+                    "this MCP endpoint takes POST (messages) and DELETE (end a session); a stateless backend has no session stream (GET); GET <path>/sse opens the HTTP+SSE transport",
                 ),
             );
             r.headers_mut()
@@ -188,6 +193,45 @@ pub async fn handle(ctx: RequestCtx, mcp: &McpBackend, req: Request<Bytes>) -> R
             r
         }
     }
+}
+
+/// Streamable HTTP: `GET` with the session id, the session's own stream.
+fn own_stream(owned: &Owned, req: &Request<Bytes>) -> Response<Body> {
+    let fed = owned.fed();
+    let Some(token) = req
+        .headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return json(
+            StatusCode::BAD_REQUEST,
+            &jsonrpc::error(
+                &Value::Null,
+                INVALID_REQUEST,
+                "GET opens a session's own stream and needs the Mcp-Session-Id header; send initialize first",
+            ),
+        );
+    };
+    if !accepts_events(req) {
+        return json(
+            StatusCode::NOT_ACCEPTABLE,
+            &jsonrpc::error(
+                &Value::Null,
+                INVALID_REQUEST,
+                "GET answers an event stream: send Accept: text/event-stream",
+            ),
+        );
+    }
+    let Some(session) = fed.open_session(token) else {
+        return session_not_found();
+    };
+    let rx = super::notify::stream(
+        owned.state.clone(),
+        owned.upstream.mcp_client().clone(),
+        &owned.mcp,
+        &session,
+    );
+    event_response(event_body(rx, ()))
 }
 
 fn session_not_found() -> Response<Body> {
@@ -255,7 +299,24 @@ async fn post(owned: &Owned, req: Request<Bytes>) -> Response<Body> {
                 .await;
             empty(StatusCode::ACCEPTED)
         }
-        Message::Response { .. } => empty(StatusCode::ACCEPTED),
+        Message::Response { body, .. } => {
+            let Some(s) = session.as_ref() else {
+                return empty(StatusCode::ACCEPTED);
+            };
+            if let Err(e) = super::notify::answer_from_client(
+                &owned.state,
+                owned.upstream.mcp_client(),
+                &owned.mcp,
+                s,
+                &body,
+                owned.timeout,
+            )
+            .await
+            {
+                tracing::info!(tenant = %owned.tenant, route = %owned.route, error = %e, "a client's answer to a target's request was not delivered");
+            }
+            empty(StatusCode::ACCEPTED)
+        }
         Message::Request { id, method, params } => {
             if routed(&method) && accepts_events(&req) {
                 return streamed(owned.clone(), session, id, method, params);
@@ -428,7 +489,22 @@ async fn legacy_message(
                     .await;
                 None
             }
-            Message::Response { .. } => None,
+            Message::Response { body, .. } => {
+                if let Some(s) = session.as_ref()
+                    && let Err(e) = super::notify::answer_from_client(
+                        &owned.state,
+                        owned.upstream.mcp_client(),
+                        &owned.mcp,
+                        s,
+                        &body,
+                        owned.timeout,
+                    )
+                    .await
+                {
+                    tracing::info!(error = %e, "a legacy client's answer to a target's request was not delivered");
+                }
+                None
+            }
         };
         if let Some(a) = answer {
             let _ = client

@@ -8,6 +8,13 @@
 //!   `endpoint` event names where to POST messages; answers come back on the stream, matched
 //!   to their request by id. The stream lives as long as the client's session on this replica.
 //!
+//! Requests a target sends the client (sampling, roots, elicitation, ping): over streamable
+//! HTTP, during a call whose client reads an event stream, they go to the client with ids
+//! naming the target ([`super::notify::client_id`]); otherwise, and always over SSE (the
+//! client's answer could reach another replica, i.e. another upstream session), the target
+//! gets a JSON-RPC error saying the gateway does not forward them. [`open_stream`] opens a
+//! streamable-HTTP target's own stream of a session (`GET`).
+//!
 //! Every request has the route's timeout; errors say which target and what happened.
 
 use std::collections::HashMap;
@@ -96,19 +103,14 @@ pub struct Posted {
     pub response: Option<Value>,
 }
 
-/// Sends `msg` to a streamable-HTTP target at `authority`; notifications the target sends
-/// before its response go to `notify`.
-#[allow(clippy::too_many_arguments)]
-pub async fn post(
-    client: &HttpClient,
+/// The POST of `msg` to a streamable-HTTP target at `authority`, in `session`.
+fn message_request(
     t: &McpTarget,
     authority: &str,
     session: Option<&str>,
     version: Option<&str>,
     msg: &Value,
-    notify: Option<&mpsc::Sender<Value>>,
-    timeout: Duration,
-) -> Result<Posted, TargetError> {
+) -> Result<Request<Full<Bytes>>, TargetError> {
     let body = Bytes::from(serde_json::to_vec(msg).unwrap_or_default());
     let mut req = Request::new(Full::new(body));
     *req.method_mut() = Method::POST;
@@ -131,6 +133,24 @@ pub async fn post(
     if let Some(v) = version.and_then(|v| HeaderValue::from_str(v).ok()) {
         h.insert("mcp-protocol-version", v);
     }
+    Ok(req)
+}
+
+/// Sends `msg` to a streamable-HTTP target at `authority`; notifications the target sends
+/// before its response go to `notify`.
+#[allow(clippy::too_many_arguments)]
+pub async fn post(
+    client: &HttpClient,
+    t: &McpTarget,
+    authority: &str,
+    session: Option<&str>,
+    version: Option<&str>,
+    msg: &Value,
+    notify: Option<&mpsc::Sender<Value>>,
+    timeout: Duration,
+) -> Result<Posted, TargetError> {
+    let asked_in = session.map(str::to_string);
+    let req = message_request(t, authority, session, version, msg)?;
     let deadline = tokio::time::Instant::now() + timeout;
     let resp = send(client, req, timeout).await?;
     let status = resp.status();
@@ -166,7 +186,14 @@ pub async fn post(
     }
     let want = msg.get("id").cloned().unwrap_or(Value::Null);
     let response = if sse {
-        read_events_until(resp.into_body(), &want, notify, deadline).await?
+        let back = Back {
+            client,
+            t,
+            authority,
+            session: asked_in.or_else(|| session.clone()),
+            version,
+        };
+        read_events_until(resp.into_body(), &want, notify, &back, deadline).await?
     } else {
         let body = read_limited(resp.into_body(), MAX_ANSWER_BYTES, deadline).await?;
         serde_json::from_slice(&body)
@@ -207,11 +234,33 @@ async fn read_limited(
     }
 }
 
-/// Reads an event stream until the response to `want`; other messages go to `notify`.
+/// Where a streamable-HTTP target's session is, to answer its requests.
+struct Back<'a> {
+    client: &'a HttpClient,
+    t: &'a McpTarget,
+    authority: &'a str,
+    session: Option<String>,
+    version: Option<&'a str>,
+}
+
+/// The answer to a target's request the gateway does not forward.
+fn refusal(id: &Value, method: &str) -> Value {
+    super::jsonrpc::error(
+        id,
+        super::jsonrpc::METHOD_NOT_FOUND,
+        &format!(
+            "{method}: the MCP gateway forwards requests to the client only from streamable-HTTP targets during a call whose client reads an event stream, or on the client's own stream"
+        ),
+    )
+}
+
+/// Reads an event stream until the response to `want`; notifications go to `notify`, and
+/// the target's requests too (ids remapped) when there is one, else they are refused.
 async fn read_events_until(
     mut body: Incoming,
     want: &Value,
     notify: Option<&mpsc::Sender<Value>>,
+    back: &Back<'_>,
     deadline: tokio::time::Instant,
 ) -> Result<Value, TargetError> {
     let mut reader = sse::Reader::default();
@@ -251,7 +300,31 @@ async fn read_events_until(
                 });
                 return Ok(v);
             }
-            if let (Some(tx), true) = (notify, v.get("method").is_some() && v.get("id").is_none()) {
+            if super::notify::is_request(&v) {
+                let id = v.get("id").cloned().unwrap_or(Value::Null);
+                if let Some(tx) = notify {
+                    let mut fwd = v;
+                    fwd["id"] = super::notify::client_id(&back.t.name, &id);
+                    let _ = tx.send(fwd).await;
+                } else {
+                    let method = v.get("method").and_then(Value::as_str).unwrap_or_default();
+                    let no = refusal(&id, method);
+                    if let Ok(req) = message_request(
+                        back.t,
+                        back.authority,
+                        back.session.as_deref(),
+                        back.version,
+                        &no,
+                    ) {
+                        let client = back.client.clone();
+                        tokio::spawn(async move {
+                            let _ = send(&client, req, Duration::from_secs(10)).await;
+                        });
+                    }
+                }
+                continue;
+            }
+            if let (Some(tx), true) = (notify, v.get("method").is_some()) {
                 let _ = tx.send(v).await;
             }
         }
@@ -277,16 +350,57 @@ pub async fn delete(client: &HttpClient, t: &McpTarget, authority: &str, session
     }
 }
 
+/// Opens a streamable-HTTP target's own stream of session `session` (`GET`): its body of
+/// events, or `None` when the target offers none (405).
+pub async fn open_stream(
+    client: &HttpClient,
+    t: &McpTarget,
+    authority: &str,
+    session: &str,
+    version: &str,
+) -> Result<Option<Incoming>, TargetError> {
+    let mut req = Request::new(Full::new(Bytes::new()));
+    *req.uri_mut() = uri(authority, &t.path)?;
+    let h = req.headers_mut();
+    if let Some(host) = host_header(t) {
+        h.insert(header::HOST, host);
+    }
+    h.insert(
+        header::ACCEPT,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    if let Ok(s) = HeaderValue::from_str(session) {
+        h.insert("mcp-session-id", s);
+    }
+    if let Ok(v) = HeaderValue::from_str(version) {
+        h.insert("mcp-protocol-version", v);
+    }
+    let resp = send(client, req, Duration::from_secs(30)).await?;
+    match resp.status() {
+        StatusCode::METHOD_NOT_ALLOWED => Ok(None),
+        StatusCode::NOT_FOUND => Err(TargetError::SessionGone),
+        s if s.is_success() => Ok(Some(resp.into_body())),
+        s => Err(TargetError::Status(s.as_u16(), "opening its stream".into())),
+    }
+}
+
 /// A call waiting for its answer on an SSE connection.
 type Pending = HashMap<String, oneshot::Sender<Value>>;
+
+/// Where notifications of a call in flight go, with the call's progress token.
+type Sink = (Option<Value>, mpsc::Sender<Value>);
 
 /// One HTTP+SSE connection to a target: the GET stream and the URL to POST to.
 pub struct SseConn {
     target: McpTarget,
+    client: HttpClient,
     post: Uri,
     pending: std::sync::Mutex<Pending>,
     /// Where the notifications the target sends go while a call is in flight.
-    sinks: std::sync::Mutex<Vec<mpsc::Sender<Value>>>,
+    sinks: std::sync::Mutex<Vec<Sink>>,
+    /// The client's own stream of the session on this replica, when it has one open: what the
+    /// target sends outside calls.
+    stream: std::sync::Mutex<Option<mpsc::Sender<Value>>>,
     alive: AtomicBool,
     reader: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -356,9 +470,11 @@ impl SseConn {
         let post = resolve_endpoint(authority, &t.path, endpoint.trim())?;
         let conn = Arc::new(Self {
             target: t.clone(),
+            client: client.clone(),
             post,
             pending: std::sync::Mutex::new(HashMap::new()),
             sinks: std::sync::Mutex::new(Vec::new()),
+            stream: std::sync::Mutex::new(None),
             alive: AtomicBool::new(true),
             reader: std::sync::Mutex::new(None),
         });
@@ -406,6 +522,13 @@ impl SseConn {
         self.alive.load(Ordering::Relaxed)
     }
 
+    /// Where the client's own stream of the session goes (`None`: it closed).
+    pub fn set_stream(&self, tx: Option<mpsc::Sender<Value>>) {
+        if let Ok(mut s) = self.stream.lock() {
+            *s = tx;
+        }
+    }
+
     async fn deliver(&self, v: Value) {
         if v.get("method").is_none() {
             let key = v.get("id").map(Value::to_string).unwrap_or_default();
@@ -415,14 +538,26 @@ impl SseConn {
             }
             return;
         }
-        if v.get("id").is_some() {
-            // A request from the target (sampling, roots, elicitation): not forwarded.
-            tracing::debug!(target = %self.target.name, "a target's request to the client is not forwarded");
+        let method = v
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if let Some(id) = v.get("id") {
+            tracing::debug!(target = %self.target.name, %method, "a request of an SSE target to the client is refused");
+            let no = refusal(id, &method);
+            if let Err(e) = self
+                .post_message(&self.client, &no, Duration::from_secs(10))
+                .await
+            {
+                tracing::debug!(target = %self.target.name, error = %e, "refusing a target's request failed");
+            }
             return;
         }
-        let sinks: Vec<_> = self.sinks.lock().map(|s| s.clone()).unwrap_or_default();
-        for s in sinks {
-            let _ = s.send(v.clone()).await;
+        let sinks: Vec<Sink> = self.sinks.lock().map(|s| s.clone()).unwrap_or_default();
+        let stream = self.stream.lock().ok().and_then(|s| s.clone());
+        for tx in route(&v, &sinks, stream.as_ref()) {
+            let _ = tx.send(v.clone()).await;
         }
     }
 
@@ -474,7 +609,8 @@ impl SseConn {
             p.insert(key.clone(), tx);
         }
         if let (Some(n), Ok(mut s)) = (notify, self.sinks.lock()) {
-            s.push(n.clone());
+            let token = msg.pointer("/params/_meta/progressToken").cloned();
+            s.push((token, n.clone()));
         }
         let result = async {
             self.post_message(client, msg, timeout).await?;
@@ -491,7 +627,7 @@ impl SseConn {
             p.remove(&key);
         }
         if let (Some(n), Ok(mut s)) = (notify, self.sinks.lock()) {
-            s.retain(|x| !x.same_channel(n));
+            s.retain(|(_, x)| !x.same_channel(n));
         }
         result
     }
@@ -504,6 +640,36 @@ impl SseConn {
         timeout: Duration,
     ) -> Result<(), TargetError> {
         self.post_message(client, msg, timeout).await
+    }
+}
+
+/// Where an SSE target's notification goes: progress to the call whose progress token it
+/// names (every call in flight when none matches); log messages to the calls in flight, else
+/// to the client's own stream; the rest (`list_changed`, `resources/updated`, ...) to the
+/// client's own stream. Pure.
+fn route<'a>(
+    v: &Value,
+    sinks: &'a [Sink],
+    stream: Option<&'a mpsc::Sender<Value>>,
+) -> Vec<&'a mpsc::Sender<Value>> {
+    let method = v.get("method").and_then(Value::as_str).unwrap_or_default();
+    let calls = || sinks.iter().map(|(_, tx)| tx).collect::<Vec<_>>();
+    match method {
+        "notifications/progress" => {
+            let token = v.pointer("/params/progressToken");
+            let matching: Vec<_> = sinks
+                .iter()
+                .filter(|(t, _)| t.is_some() && t.as_ref() == token)
+                .map(|(_, tx)| tx)
+                .collect();
+            if matching.is_empty() {
+                calls()
+            } else {
+                matching
+            }
+        }
+        "notifications/message" if !sinks.is_empty() => calls(),
+        _ => stream.into_iter().collect(),
     }
 }
 
@@ -535,6 +701,37 @@ pub fn resolve_endpoint(authority: &str, sse_path: &str, data: &str) -> Result<U
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_sse_targets_notifications_go_to_their_call_or_the_clients_stream() {
+        let (a, _ra) = mpsc::channel(1);
+        let (b, _rb) = mpsc::channel(1);
+        let (s, _rs) = mpsc::channel(1);
+        let sinks = vec![(Some(json!("tok-a")), a.clone()), (None, b.clone())];
+        let progress = json!({"method": "notifications/progress", "params": {"progressToken": "tok-a", "progress": 1}});
+        let to = route(&progress, &sinks, Some(&s));
+        assert!(to.len() == 1 && to[0].same_channel(&a), "its own call only");
+        let log =
+            json!({"method": "notifications/message", "params": {"level": "info", "data": "x"}});
+        assert_eq!(
+            route(&log, &sinks, Some(&s)).len(),
+            2,
+            "the calls in flight"
+        );
+        let to = route(&log, &[], Some(&s));
+        assert!(
+            to.len() == 1 && to[0].same_channel(&s),
+            "no call: the stream"
+        );
+        let changed = json!({"method": "notifications/tools/list_changed"});
+        let to = route(&changed, &sinks, Some(&s));
+        assert!(to.len() == 1 && to[0].same_channel(&s));
+        assert!(
+            route(&changed, &sinks, None).is_empty(),
+            "no stream open: dropped"
+        );
+    }
 
     #[test]
     fn endpoint_events_resolve_on_the_target_only() {
