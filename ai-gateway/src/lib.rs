@@ -30,7 +30,8 @@
 //! - [`errors`]: OpenAI-shaped errors with the right status.
 //! - [`translate`]: one provider API in another's terms (OpenAI <-> Anthropic), pure.
 //! - [`mcp`]: MCP federation, the handler of routes whose backend is `mcp` (several MCP servers
-//!   behind one endpoint).
+//!   behind one endpoint), with tool definitions pinned against a "rug pull" ([`mcp::pins`]).
+//! - [`metrics`]: the operator's Prometheus metrics (`--metrics-listen`).
 //! - [`config`]: the typed configuration; [`publish`]: its one writer, which compiles and swaps
 //!   the route table; [`source`]: where configuration comes from (a file, the hub's stream).
 //!
@@ -47,6 +48,7 @@ pub mod keys;
 pub mod limit;
 pub mod listen;
 pub mod mcp;
+pub mod metrics;
 pub mod provider;
 pub mod publish;
 pub mod route;
@@ -119,6 +121,8 @@ pub struct Settings {
     pub ledger: Option<Arc<dyn budget::Ledger>>,
     /// Trust roots for TLS to providers besides the system's (`--upstream-ca`).
     pub upstream_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// MCP tool pins: the hub source fills them, the MCP handler judges tools by them.
+    pub mcp_pins: Arc<mcp::pins::PinBoard>,
 }
 
 impl Settings {
@@ -130,6 +134,7 @@ impl Settings {
             shutdown_grace: Duration::from_secs(30),
             ledger: None,
             upstream_roots: Vec::new(),
+            mcp_pins: Default::default(),
         }
     }
 }
@@ -197,7 +202,7 @@ impl Gateway {
             usage,
             limits: settings.limits,
             ledger: settings.ledger.clone(),
-            mcp: Arc::new(mcp::McpState::default()),
+            mcp: Arc::new(mcp::McpState::with_pins(settings.mcp_pins.clone())),
             a2a: Arc::default(),
         })
     }

@@ -48,6 +48,10 @@ struct Args {
     /// roots: a provider behind a private CA.
     #[arg(long, env = "FLEETGATE_AI_UPSTREAM_CA")]
     upstream_ca: Option<std::path::PathBuf>,
+    /// The operator's metrics and health port (`/metrics`, `/healthz`, `/readyz`); never a
+    /// tenant-facing address. Without it, no metrics are served.
+    #[arg(long = "metrics-listen", env = "FLEETGATE_AI_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// Seconds requests in flight may take to finish after SIGTERM/SIGINT.
     #[arg(long, env = "FLEETGATE_AI_SHUTDOWN_GRACE_S", default_value_t = 30)]
     shutdown_grace_s: u64,
@@ -63,6 +67,16 @@ async fn main() -> anyhow::Result<()> {
     if let Some(path) = &args.upstream_ca {
         settings.upstream_roots = fleetgate_ai_gateway::provider::tls::read_roots(path)?;
     }
+    if let Some(addr) = args.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on --metrics-listen {addr}; pick a free address or leave the flag out"))?;
+        tracing::info!(metrics = %addr, "metrics port: /metrics, /healthz, /readyz");
+        tokio::spawn(fleetgate_ai_gateway::metrics::serve(
+            listener,
+            settings.mcp_pins.clone(),
+        ));
+    }
     let (initial, source): (_, Box<dyn fleetgate_ai_gateway::source::ConfigSource>) = match (
         &args.config,
         &args.hub,
@@ -75,7 +89,8 @@ async fn main() -> anyhow::Result<()> {
         }
         (None, Some(hub)) => {
             let id = args.gateway_id.clone().unwrap_or_else(default_gateway_id);
-            let source = HubSource::new(hub, &id, Duration::from_millis(args.hub_max_backoff_ms))?;
+            let source = HubSource::new(hub, &id, Duration::from_millis(args.hub_max_backoff_ms))?
+                .with_pins(settings.mcp_pins.clone());
             // Budgets are counted by the same hub.
             settings.ledger = Some(std::sync::Arc::new(
                 fleetgate_ai_gateway::budget::HubLedger::new(hub)?,

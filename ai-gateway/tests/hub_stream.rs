@@ -122,6 +122,7 @@ async fn the_gateway_follows_the_hubs_stream_and_acks_per_tenant() {
         endpoint: format!("http://{hub_addr}"),
         gateway_id: "ai-gateway-0".into(),
         max_backoff: Duration::from_millis(200),
+        pins: Default::default(),
     };
     let gw = fleetgate_ai_gateway::start(
         Settings::new(SocketAddr::from(([127, 0, 0, 1], 0))),

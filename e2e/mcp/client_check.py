@@ -7,6 +7,8 @@ by `--call TOOL` (JSON arguments after `=`; a JSON-RPC error answering it is rep
 one JSON line with what it saw. `--header k=v` adds a header to every request (identity headers
 when the gateway is reached without Envoy, `Authorization=Bearer <JWT>`).
 
+`--relist`: the tools are listed again at the end of the session (`tools_after`).
+
 Usage: client_check.py (--url URL | --sse-url URL) [--header k=v]... [--call NAME[=JSON]]...
        [--read URI]... [--prompt NAME]...
 """
@@ -74,6 +76,8 @@ async def run(args) -> dict:
             r = await client.get_prompt(name, {"who": "tester"})
             prompts[name] = text_of(r.messages)
         report["got_prompts"] = prompts
+        if args.relist:
+            report["tools_after"] = sorted(t.name for t in (await client.list_tools()).tools)
     return report
 
 
@@ -84,6 +88,8 @@ def main() -> int:
     g.add_argument("--sse-url")
     p.add_argument("--header", action="append", default=[])
     p.add_argument("--call", action="append", default=[])
+    # List the tools again at the end of the session (after the calls): "tools_after".
+    p.add_argument("--relist", action="store_true")
     p.add_argument("--read", action="append", default=[])
     p.add_argument("--prompt", action="append", default=[])
     args = p.parse_args()

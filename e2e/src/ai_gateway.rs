@@ -12,6 +12,8 @@ use crate::process::{Process, TestDir};
 #[derive(Debug)]
 pub struct AiGateway {
     listen: SocketAddr,
+    /// Its metrics port (`--metrics-listen`).
+    metrics: SocketAddr,
     process: Process,
 }
 
@@ -25,6 +27,7 @@ impl AiGateway {
         listen: SocketAddr,
         hub_xds: SocketAddr,
     ) -> anyhow::Result<Self> {
+        let metrics = crate::ports::free_addr()?;
         let process = Process::spawn_with_env(
             dir,
             &format!("ai-gateway-{id}"),
@@ -36,10 +39,16 @@ impl AiGateway {
                 format!("http://{hub_xds}"),
                 "--gateway-id".into(),
                 id.into(),
+                "--metrics-listen".into(),
+                metrics.to_string(),
             ],
             [("RUST_LOG", product_log_level())],
         )?;
-        let mut gw = Self { listen, process };
+        let mut gw = Self {
+            listen,
+            metrics,
+            process,
+        };
         let process = &mut gw.process;
         crate::eventually::try_eventually(crate::TIMEOUT, || {
             let running = process.ensure_running();
@@ -57,6 +66,11 @@ impl AiGateway {
     /// Where Envoy reaches it.
     pub fn addr(&self) -> SocketAddr {
         self.listen
+    }
+
+    /// Its metrics port (`/metrics`).
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics
     }
 
     /// Everything it logged so far.

@@ -1454,3 +1454,252 @@ spec:
     );
     drop((alpha, beta));
 }
+
+/// Sums the samples of `metric` for tenant `TENANT` on every replica's `/metrics`.
+async fn scraped(ai: &AiFleet, metric: &str) -> anyhow::Result<f64> {
+    let mut sum = 0.0;
+    for g in &ai.gateways {
+        let (status, text) =
+            fleetgate_e2e::http::get(g.metrics_addr(), "metrics", "/metrics", &[]).await?;
+        ensure!(status == 200, "/metrics answered {status}");
+        let prefix = format!("{metric}{{tenant=\"{TENANT}\"}} ");
+        sum += text
+            .lines()
+            .filter_map(|l| l.strip_prefix(&prefix))
+            .filter_map(|v| v.trim().parse::<f64>().ok())
+            .sum::<f64>();
+    }
+    Ok(sum)
+}
+
+/// The tool pinning of issue 12 (the "rug pull"): alpha's tools are pinned when first seen
+/// (the backend says so); mid-session alpha changes the definition of `add` (its tool
+/// `rugpull`); the session's next tools/list lacks `alpha_add` on whichever replica answers,
+/// a call of it is refused with a JSON-RPC error saying it is withheld, the backend's status
+/// on the real kube-apiserver names the target, the tool and the new hash, a Warning Event is
+/// on the backend, both replicas' metrics count the change; after the hub and both replicas
+/// restart the tool is still withheld (the pins are in the hub's store); annotating the
+/// backend with the new hash brings the tool back, and calls with its new schema work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_tool_definition_is_withheld_until_the_tenant_accepts_it() {
+    let (mut ai, alpha, beta) = federation(2, &["rugpull"], false).await;
+    let t = ai.tenant(TENANT);
+    let gw = SocketAddr::new(
+        programmed_address(t, "agentgateway-system", "agentgateway-proxy").await,
+        8080,
+    );
+    let url = format!("http://{gw}/mcp");
+    let session = |calls: &[&str], relist: bool| {
+        let mut a = strings(&["--url", &url]);
+        if relist {
+            a.push("--relist".into());
+        }
+        for c in calls {
+            a.push("--call".into());
+            a.push((*c).to_string());
+        }
+        a
+    };
+
+    // First sight: served, pinned by the hub, said on the backend.
+    let first = session(&["alpha_add={\"a\":2,\"b\":3}"], false);
+    let report = eventually(TIMEOUT, || python_client(&first)).await;
+    assert!(
+        report["tools"]
+            .as_array()
+            .is_some_and(|t| t.contains(&json!("alpha_add"))),
+        "{report}"
+    );
+    assert_eq!(report["calls"]["alpha_add"]["text"], json!(["5"]));
+    let pinned = wait_condition(
+        t,
+        "AgentgatewayBackend",
+        "default",
+        "tools",
+        "/status/conditions",
+        "ToolsPinned",
+        "True",
+    )
+    .await;
+    eprintln!(
+        "pinned: {}",
+        condition(&pinned["status"]["conditions"], "ToolsPinned").unwrap()
+    );
+
+    // The rug pull, mid-session: the session's next tools/list lacks the changed tool.
+    let pull = session(&["alpha_rugpull"], true);
+    let report = python_client(&pull).await.unwrap();
+    eprintln!("rug pull: {report}");
+    assert_eq!(
+        report["calls"]["alpha_rugpull"]["text"],
+        json!(["add changed"])
+    );
+    assert!(
+        report["tools"]
+            .as_array()
+            .is_some_and(|t| t.contains(&json!("alpha_add"))),
+        "before: {report}"
+    );
+    let after = report["tools_after"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(!after.contains(&json!("alpha_add")), "after: {report}");
+    assert!(
+        after.contains(&json!("beta_add")) && after.contains(&json!("alpha_whoami")),
+        "the other tools stay: {report}"
+    );
+
+    // The backend says why, naming the target, the tool, the new hash and how to accept it.
+    let withheld = wait_condition(
+        t,
+        "AgentgatewayBackend",
+        "default",
+        "tools",
+        "/status/conditions",
+        "ToolsPinned",
+        "False",
+    )
+    .await;
+    let c = condition(&withheld["status"]["conditions"], "ToolsPinned")
+        .cloned()
+        .unwrap();
+    eprintln!("withheld: {c}");
+    assert_eq!(c["reason"], "ToolDefinitionChanged");
+    let message = c["message"].as_str().unwrap_or_default().to_string();
+    let marker = "target alpha changed tool add (new definition sha256 ";
+    let at = message.find(marker).expect("the condition names the tool") + marker.len();
+    let hash = message[at..at + 64].to_string();
+    assert!(hash.bytes().all(|b| b.is_ascii_hexdigit()), "{message}");
+    let accept = format!("alpha_add={hash}");
+    assert!(
+        message.contains(&format!("fleetgate.dev/mcp-accept-tools: \"{accept}\"")),
+        "{message}"
+    );
+
+    // A call is refused on every replica (Envoy spreads the sessions' requests over both)
+    // once the hub has sent them the change.
+    let call = session(&["alpha_add={\"a\":2,\"b\":3}"], false);
+    for _ in 0..3 {
+        let refused = eventually(TIMEOUT, || async {
+            let r = python_client(&call).await?;
+            let e = r["calls"]["alpha_add"]["rpc_error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            ensure!(e.contains("withheld pending the tenant's approval"), "{r}");
+            Ok(e)
+        })
+        .await;
+        assert!(refused.contains(&accept), "{refused}");
+    }
+
+    // A Warning Event on the backend.
+    let event = eventually(TIMEOUT, || async {
+        let events = kube::Api::<k8s_openapi::api::core::v1::Event>::namespaced(
+            t.cluster.admin(),
+            "default",
+        )
+        .list(&Default::default())
+        .await?;
+        events
+            .items
+            .into_iter()
+            .find(|e| {
+                e.involved_object.kind.as_deref() == Some("AgentgatewayBackend")
+                    && e.involved_object.name.as_deref() == Some("tools")
+                    && e.reason.as_deref() == Some("ToolDefinitionChanged")
+                    && e.type_.as_deref() == Some("Warning")
+            })
+            .context("no ToolDefinitionChanged event on AgentgatewayBackend tools yet")
+    })
+    .await;
+    assert!(
+        event.message.as_deref().is_some_and(|m| m.contains(&hash)),
+        "{event:?}"
+    );
+
+    // The gateways' metrics.
+    let changes = scraped(&ai, "fleetgate_ai_mcp_tool_changes_total")
+        .await
+        .unwrap();
+    let withheld_now = scraped(&ai, "fleetgate_ai_mcp_tools_withheld")
+        .await
+        .unwrap();
+    eprintln!("changes {changes}, withheld {withheld_now}");
+    assert!(changes > 0.0 && withheld_now > 0.0);
+
+    // The pins hold across a restart of the hub and of both replicas (nothing in memory is
+    // left): the hub's store brings them back, and the changed tool stays withheld.
+    ai.fleet.hub.kill();
+    ai.fleet.hub.start_again().await.unwrap();
+    for g in &mut ai.gateways {
+        g.process().restart().unwrap();
+    }
+    let t = ai.tenant(TENANT);
+    let relisted = session(&["alpha_add={\"a\":2,\"b\":3}"], false);
+    let report = eventually(TIMEOUT, || async {
+        let r = python_client(&relisted).await?;
+        ensure!(
+                r["tools"].as_array().is_some_and(
+                    |t| t.contains(&json!("beta_add")) && !t.contains(&json!("alpha_add"))
+                ),
+                "{r}"
+            );
+        ensure!(
+            r["calls"]["alpha_add"]["rpc_error"]["message"]
+                .as_str()
+                .is_some_and(|e| e.contains("withheld pending the tenant's approval")),
+            "{r}"
+        );
+        Ok(r)
+    })
+    .await;
+    eprintln!("after restarts: {report}");
+
+    // The tenant accepts the new definition: the tool is back, pinned to it.
+    t.cluster
+        .apply(&format!(
+            r#"apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayBackend
+metadata:
+  name: tools
+  namespace: default
+  annotations: {{fleetgate.dev/mcp-accept-tools: "{accept}"}}
+spec:
+  mcp:
+    targets:
+    - name: alpha
+      static: {{host: alpha.tools.svc.cluster.local, port: 8080, path: /mcp, protocol: StreamableHTTP}}
+    - name: beta
+      static: {{host: beta.tools.svc.cluster.local, port: 8080, path: /sse, protocol: SSE}}
+"#
+        ))
+        .await
+        .unwrap();
+    wait_condition(
+        t,
+        "AgentgatewayBackend",
+        "default",
+        "tools",
+        "/status/conditions",
+        "ToolsPinned",
+        "True",
+    )
+    .await;
+    let back = session(&["alpha_add={\"a\":40,\"b\":2,\"note\":\"\"}"], false);
+    let report = eventually(TIMEOUT, || async {
+        let r = python_client(&back).await?;
+        ensure!(
+            r["tools"]
+                .as_array()
+                .is_some_and(|t| t.contains(&json!("alpha_add"))),
+            "{r}"
+        );
+        ensure!(r["calls"]["alpha_add"]["text"] == json!(["42"]), "{r}");
+        Ok(r)
+    })
+    .await;
+    eprintln!("accepted: {report}");
+    drop((alpha, beta));
+}

@@ -228,6 +228,11 @@ impl Fleet {
         self.revision.subscribe()
     }
 
+    /// The durable store, for the writers of its other tables (the MCP pins task).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     pub fn view(&self) -> FleetView {
         let config = self.config();
         let s = self.state.lock().expect("fleet state lock poisoned");

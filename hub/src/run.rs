@@ -274,9 +274,35 @@ pub async fn serve_data_plane(
     ai_health: watch::Sender<AiGatewayHealth>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
+    serve_data_plane_with_pins(
+        listener,
+        snapshots,
+        xds_health,
+        ai_published,
+        ai_health,
+        None,
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve_data_plane`], with the MCP tool pins task's link when the hub runs one.
+pub async fn serve_data_plane_with_pins(
+    listener: tokio::net::TcpListener,
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+    xds_health: watch::Sender<XdsHealth>,
+    ai_published: watch::Receiver<Arc<ai_config::Published>>,
+    ai_health: watch::Sender<AiGatewayHealth>,
+    mcp_pins: Option<ai_config::pins::PinsLink>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let mut ai = AiConfigService::new(ai_published, ai_health);
+    if let Some(pins) = mcp_pins {
+        ai = ai.with_pins(pins);
+    }
     xds::data_plane_server()
         .add_service(xds::ads_service(snapshots, xds_health))
-        .add_service(AiConfigService::new(ai_published, ai_health).into_server())
+        .add_service(ai.into_server())
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
 }
@@ -336,6 +362,17 @@ pub async fn run_reloading(
         },
     )?;
     let (ai_health_tx, ai_health_rx) = watch::channel(AiGatewayHealth::default());
+    // MCP tool pins: one writer (the pins task), kept in the store, followed by every AI config
+    // stream and by the compile loop (the backends' ToolsPinned condition).
+    let (pins_link, pins_task) = {
+        let stored = fleet.store().load_mcp_pins()?;
+        let f = fleet.clone();
+        ai_config::pins::start_pins(stored, published_rx.clone(), move |tenant, rows| {
+            f.store()
+                .save_mcp_pins(tenant, rows)
+                .map_err(|e| e.to_string())
+        })
+    };
 
     // The operator's metrics read the same channels (receivers only).
     let metrics = Arc::new(crate::metrics::HubMetrics::new());
@@ -366,6 +403,7 @@ pub async fn run_reloading(
         let mut revisions = fleet.subscribe();
         let mut health = health_rx;
         let mut ai_health = ai_health_rx;
+        let mut mcp_pins = pins_link.book.clone();
         let stop = stopped();
         tokio::spawn(async move {
             tokio::pin!(stop);
@@ -377,6 +415,7 @@ pub async fn run_reloading(
                     r = revisions.changed() => if r.is_err() { return },
                     r = health.changed() => if r.is_err() { return },
                     r = ai_health.changed() => if r.is_err() { return },
+                    r = mcp_pins.changed() => if r.is_err() { return },
                     _ = async {
                         match withdrawal {
                             Some(at) => tokio::time::sleep_until(at).await,
@@ -387,6 +426,7 @@ pub async fn run_reloading(
                 let view = fleet.view();
                 let health = health.borrow_and_update().clone();
                 let ai_health = ai_health.borrow_and_update().clone();
+                let pins_now = mcp_pins.borrow_and_update().clone();
                 let started = std::time::Instant::now();
                 // Compiling is blocking work (a large cluster's part takes hundreds of
                 // milliseconds in a debug build): on a blocking thread, so that agents' streams
@@ -398,6 +438,12 @@ pub async fn run_reloading(
                             compile_view_with(&mut memo, &view, &compile_config, &health);
                         // The AI gateways' refusals, on the AgentgatewayBackends they blame.
                         ai_config::apply_refusals(Arc::make_mut(&mut statuses), &ai_health);
+                        // MCP tool pins: ToolsPinned on the AgentgatewayBackends.
+                        ai_config::pins::apply_pins(
+                            Arc::make_mut(&mut statuses),
+                            &snapshot.ai,
+                            &pins_now,
+                        );
                         let out = (snapshot, statuses);
                         // Fleet::apply copies the whole intent while a view is held: drop it at once.
                         drop(view);
@@ -443,12 +489,13 @@ pub async fn run_reloading(
             what: "xDS",
             message: format!("cannot bind {}: {e}", config.xds_listen),
         })?;
-    let xds_task = tokio::spawn(serve_data_plane(
+    let xds_task = tokio::spawn(serve_data_plane_with_pins(
         xds_listener,
         snapshot_rx,
         health_tx,
         published_rx,
         ai_health_tx,
+        Some(pins_link),
         stopped(),
     ));
 
@@ -541,6 +588,8 @@ pub async fn run_reloading(
     let _ = compile_task.await;
     // The compile loop dropped the snapshot sender: the publisher ends.
     let _ = publisher_task.await;
+    // The publisher is gone: the pins task ends.
+    let _ = pins_task.await;
     if let Some(t) = reload_task {
         let _ = t.await;
     }

@@ -114,6 +114,8 @@ impl From<Stored> for ClusterIntent {
 
 /// Used bootstrap tokens and per-cluster certificate epochs (`store/identity.rs`).
 mod identity;
+/// MCP tool pins per tenant (`store/mcp_pins.rs`).
+pub mod mcp_pins;
 /// The MCP session secret ring (`store/session_secrets.rs`).
 mod session_secrets;
 pub use session_secrets::SecretStore;

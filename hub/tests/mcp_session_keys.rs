@@ -58,6 +58,7 @@ fn mcp_route(tenant: &str) -> AiRoute {
             session_routing: "Stateful".into(),
             authentication: None,
             authorization: None,
+            accept_tools: vec![],
         }),
         source: source(tenant, "tools"),
     }

@@ -16,6 +16,8 @@
 //! - With `spec.policies.mcp.authorization`: every list filtered to what the caller may use,
 //!   and a routed request for anything else refused before it reaches a target
 //!   ([`super::authorize`]).
+//! - Tool pinning ([`super::pins`]): `tools/list` leaves out tools whose definition is not the
+//!   pinned one, and `tools/call` of such a tool is refused (-32602, saying how to accept it).
 
 use std::time::Duration;
 
@@ -25,6 +27,7 @@ use tokio::sync::mpsc;
 use super::authorize::Caller;
 use super::jsonrpc::{self, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND};
 use super::naming::{self, ListKind};
+use super::pins;
 use super::token::{SessionState, TargetSession};
 use super::upstream::{self, HttpClient, SseConn, TargetError};
 use super::{LATEST, McpState, VERSIONS};
@@ -537,7 +540,10 @@ impl Fed<'_> {
     async fn merged(&self, session: Option<&SessionState>, id: &Value, kind: ListKind) -> Value {
         match self.lists(session, kind).await {
             Err(e) => jsonrpc::error(id, INTERNAL_ERROR, &e),
-            Ok(lists) => {
+            Ok(mut lists) => {
+                if kind == ListKind::Tools {
+                    self.pin_tools(&mut lists);
+                }
                 let (merged, dropped) = naming::merge(kind, self.prefix(), lists);
                 for d in dropped {
                     tracing::info!(tenant = self.tenant, route = self.route, target = %d.target, name = %d.name, why = d.why, "MCP entry left out of {}", kind.method());
@@ -648,9 +654,72 @@ impl Fed<'_> {
         {
             return Caller::refusal(id, kind, &name);
         }
+        if method == "tools/call"
+            && let Some(refusal) = self.withheld(session, i, &own, &name).await
+        {
+            return jsonrpc::error(id, INVALID_PARAMS, &refusal);
+        }
         let mut p = params.cloned().unwrap_or(json!({}));
         p[field.as_str()] = Value::String(own);
         self.forward(session, id, i, method, &p, notify).await
+    }
+
+    /// Tool pinning ([`super::pins`]): leaves out of each target's tool list the tools whose
+    /// definition is not the pinned one (logged).
+    fn pin_tools(&self, lists: &mut [(String, Vec<Value>)]) {
+        for (target, list) in lists.iter_mut() {
+            list.retain(|tool| {
+                let name = tool.get("name").and_then(Value::as_str).unwrap_or_default();
+                let key = self.tool_key(target, name);
+                let v = self
+                    .state
+                    .pins
+                    .observe(self.tenant, &key, &pins::definition_hash(tool));
+                if !v.serves() {
+                    tracing::warn!(tenant = self.tenant, route = self.route, target = %target, tool = %name.chars().take(pins::MAX_TOOL_NAME).collect::<String>(), verdict = ?v, "MCP tool withheld from tools/list");
+                }
+                v.serves()
+            });
+        }
+    }
+
+    fn tool_key(&self, target: &str, tool: &str) -> pins::ToolKey {
+        pins::ToolKey {
+            route: self.route.to_string(),
+            target: target.to_string(),
+            tool: tool.to_string(),
+        }
+    }
+
+    /// Why a call of tool `own` of target `i` (`federated` to the client) is refused, if it
+    /// is: its last seen definition is not the pinned one. A replica that never listed the
+    /// target's tools lists them first; a tool it cannot see is refused too.
+    async fn withheld(
+        &self,
+        session: Option<&SessionState>,
+        i: usize,
+        own: &str,
+        federated: &str,
+    ) -> Option<String> {
+        let t = &self.backend.targets[i];
+        let key = self.tool_key(&t.name, own);
+        let verdict = match self.state.pins.last_seen(self.tenant, &key) {
+            Some(v) => v,
+            None => {
+                let mut lists = match self.list_one(session, i, ListKind::Tools).await {
+                    Ok(list) => vec![(t.name.clone(), list)],
+                    Err(e) => {
+                        return Some(format!(
+                            "tool {federated} cannot be checked against its pinned definition: {}",
+                            target_error(t, &e)
+                        ));
+                    }
+                };
+                self.pin_tools(&mut lists);
+                self.state.pins.last_seen(self.tenant, &key)?
+            }
+        };
+        (!verdict.serves()).then(|| pins::withheld_message(federated, &t.name, own, &verdict))
     }
 
     /// Sends one routed request to target `i` and answers the client with its result (URIs in

@@ -11,7 +11,8 @@
 //!   and their requests to the client.
 //! - [`naming`]: `<target>_<name>` and `<target>+<uri>`; [`token`]: the session id, sealed
 //!   (any replica opens it); [`upstream`]: the gateway as a client of one target, either
-//!   transport; [`jsonrpc`], [`sse`]: the wire.
+//!   transport; [`jsonrpc`], [`sse`]: the wire; [`pins`]: tool definitions pinned against a
+//!   "rug pull" (the hub keeps the pins).
 //! - [`authorize`]: the caller's JWT ([`jwt`]) and what it may use (`spec.policies.mcp`).
 //!
 //! What a replica keeps ([`McpState`]): SSE connections to targets and legacy SSE clients
@@ -24,6 +25,7 @@ pub mod jsonrpc;
 pub mod jwt;
 pub mod naming;
 pub mod notify;
+pub mod pins;
 pub mod serve;
 pub mod sse;
 pub mod token;
@@ -100,6 +102,8 @@ pub struct McpState {
     /// Calls in flight, by (session, client's request id): the target and the upstream id, so
     /// that a cancellation reaches the right target.
     inflight: std::sync::Mutex<HashMap<(String, String), (usize, serde_json::Value)>>,
+    /// Tool pins (shared with the hub source, which sends reports and receives pins).
+    pub pins: Arc<pins::PinBoard>,
 }
 
 impl Default for McpState {
@@ -119,11 +123,20 @@ impl Default for McpState {
             sse: Default::default(),
             legacy: Default::default(),
             inflight: Default::default(),
+            pins: Default::default(),
         }
     }
 }
 
 impl McpState {
+    /// A replica's state whose tool pins are `pins` (the board the hub source also holds).
+    pub fn with_pins(pins: Arc<pins::PinBoard>) -> Self {
+        Self {
+            pins,
+            ..Self::default()
+        }
+    }
+
     /// A fresh id for a request the gateway sends a target (`fg-<process>-<n>`): unique
     /// across replicas, which share a streamable-HTTP target's session.
     pub fn next_id(&self) -> serde_json::Value {

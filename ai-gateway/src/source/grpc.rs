@@ -318,6 +318,8 @@ pub struct HubSource {
     pub endpoint: String,
     pub gateway_id: String,
     pub max_backoff: Duration,
+    /// MCP tool pins: reports go to the hub, the hub's pins come back here.
+    pub pins: std::sync::Arc<crate::mcp::pins::PinBoard>,
 }
 
 /// A gateway id: what the hub shows as the replica that serves (or refused) a tenant.
@@ -375,7 +377,14 @@ impl HubSource {
             endpoint: endpoint.to_string(),
             gateway_id: gateway_id.to_string(),
             max_backoff,
+            pins: Default::default(),
         })
+    }
+
+    /// The source sharing `pins` with the MCP handler (`Settings::mcp_pins`).
+    pub fn with_pins(mut self, pins: std::sync::Arc<crate::mcp::pins::PinBoard>) -> Self {
+        self.pins = pins;
+        self
     }
 
     async fn follow(&self, store: &mut ConfigStore) -> Result<(), SourceError> {
@@ -410,16 +419,33 @@ impl HubSource {
             .await
             .map_err(|e| err(&e))?
             .into_inner();
-        while let Some(msg) = inbound.next().await {
+        // MCP tool pins: what was reported on an earlier stream is sent again.
+        self.pins.reconnected();
+        loop {
+            let msg = tokio::select! {
+                msg = inbound.next() => msg,
+                () = self.pins.queued() => {
+                    for m in super::mcp_pins::seen_messages(self.pins.drain()) {
+                        tx.send(m).await.map_err(|e| err(&e))?;
+                    }
+                    continue;
+                }
+            };
+            let Some(msg) = msg else { break };
             let msg = msg.map_err(|e| err(&e))?;
-            let Some(pb::hub_message::Kind::Update(update)) = msg.kind else {
-                continue;
-            };
-            let ack = apply_update(store, &update);
-            let ack = pb::GatewayMessage {
-                kind: Some(pb::gateway_message::Kind::Ack(ack)),
-            };
-            tx.send(ack).await.map_err(|e| err(&e))?;
+            match msg.kind {
+                Some(pb::hub_message::Kind::Update(update)) => {
+                    let ack = apply_update(store, &update);
+                    let ack = pb::GatewayMessage {
+                        kind: Some(pb::gateway_message::Kind::Ack(ack)),
+                    };
+                    tx.send(ack).await.map_err(|e| err(&e))?;
+                }
+                Some(pb::hub_message::Kind::McpPins(pins)) => {
+                    super::mcp_pins::apply_pins(&self.pins, &pins);
+                }
+                None => {}
+            }
         }
         Ok(())
     }

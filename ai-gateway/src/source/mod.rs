@@ -11,6 +11,7 @@
 //!   `proto/fleetgate/aigateway/v1/aigateway.proto`).
 
 pub mod grpc;
+pub mod mcp_pins;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -15,10 +15,84 @@ use fleetgate_proto::spoke::v1 as pb;
 
 use super::ai::{endpoints, external, host_name};
 use super::{Policy, Rejection, check_path, reject};
-use crate::model::ai::{AiTargets, AiUpstream, McpSpec, McpTarget, McpTargets};
+use crate::model::ai::{AiTargets, AiUpstream, McpSpec, McpTarget, McpTargets, McpToolAccept};
 
 /// Most targets of one MCP backend (agentgateway's limit).
 pub const MAX_TARGETS: usize = 128;
+
+/// The annotation naming the tool definitions the tenant accepts (MCP tool pinning).
+pub const ACCEPT_ANNOTATION: &str = "fleetgate.dev/mcp-accept-tools";
+
+/// Most accepted tool definitions on one backend.
+pub const MAX_ACCEPTS: usize = 1024;
+
+/// Longest tool name (the MCP specification's tool names are 1 to 128 characters).
+pub const MAX_TOOL_NAME: usize = 128;
+
+/// The accepted tool definitions: each names a target of the backend, a tool name of 1 to
+/// [`MAX_TOOL_NAME`] bytes and a SHA-256 of 64 lower-case hex digits; at most [`MAX_ACCEPTS`].
+fn accepts(
+    targets: &[McpTarget],
+    wire: &[pb::McpToolAccept],
+) -> Result<Vec<McpToolAccept>, Rejection> {
+    if wire.len() > MAX_ACCEPTS {
+        return reject(
+            "UnsupportedValue",
+            format!(
+                "annotation {ACCEPT_ANNOTATION} lists {} tools; at most {MAX_ACCEPTS}",
+                wire.len()
+            ),
+        );
+    }
+    let mut out = Vec::with_capacity(wire.len());
+    for a in wire {
+        let entry = format!(
+            "annotation {ACCEPT_ANNOTATION} entry {}_{}",
+            a.target,
+            a.tool.chars().take(MAX_TOOL_NAME).collect::<String>()
+        );
+        if !targets.iter().any(|t| t.name == a.target) {
+            return reject(
+                "UnsupportedValue",
+                format!(
+                    "{entry} names no target of spec.mcp.targets ({}); write <target>_<tool>=<sha256>",
+                    targets
+                        .iter()
+                        .map(|t| t.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+        }
+        if a.tool.is_empty() || a.tool.len() > MAX_TOOL_NAME {
+            return reject(
+                "UnsupportedValue",
+                format!("{entry}: a tool name is 1 to {MAX_TOOL_NAME} bytes"),
+            );
+        }
+        let hex = a.sha256.len() == 64
+            && a.sha256
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !hex {
+            return reject(
+                "UnsupportedValue",
+                format!(
+                    "{entry}: {:?} is not a SHA-256 of 64 lower-case hex digits; copy it from the backend's ToolsPinned condition",
+                    a.sha256.chars().take(80).collect::<String>()
+                ),
+            );
+        }
+        out.push(McpToolAccept {
+            target: a.target.clone(),
+            tool: a.tool.clone(),
+            sha256: a.sha256.clone(),
+        });
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
 
 /// A target name: a DNS label (1 to 63 of `a-z`, `0-9`, `-`, not starting or ending with `-`).
 fn check_name(at: &str, name: &str) -> Result<(), Rejection> {
@@ -136,8 +210,10 @@ pub fn admit_mcp(
             upstream,
         });
     }
+    let accept_tools = accepts(&targets, &m.accept_tools)?;
     Ok(AiTargets::Mcp(McpTargets {
         mcp: McpSpec {
+            accept_tools,
             targets,
             failure_mode: one_of(
                 "spec.mcp.failureMode",

@@ -49,6 +49,7 @@ fn tools() -> pb::AiBackend {
             session_routing: String::new(),
             authentication: None,
             authorization: None,
+            accept_tools: vec![],
         })),
         ..Default::default()
     }
@@ -325,5 +326,64 @@ fn bad_mcp_policies_are_refused_naming_the_field() {
         let err = admitted(b).expect_err(what);
         assert_eq!(err.reason, "UnsupportedValue", "{what}");
         assert!(err.message.contains(want), "{what}: {}", err.message);
+    }
+}
+
+#[test]
+fn accepted_tool_definitions_are_admitted_or_refused_naming_the_entry() {
+    let accept = |target: &str, tool: &str, sha256: &str| pb::McpToolAccept {
+        target: target.into(),
+        tool: tool.into(),
+        sha256: sha256.into(),
+    };
+    let hash = "ab".repeat(32);
+    let mut b = tools();
+    b.mcp.as_mut().unwrap().accept_tools = vec![
+        accept("beta", "add", &hash),
+        accept("alpha", "add", &hash),
+        accept("alpha", "add", &hash),
+    ];
+    let Ok(AiTargets::Mcp(m)) = admitted(b).unwrap().target else {
+        panic!("an MCP backend expected")
+    };
+    let got: Vec<(String, String)> = m
+        .mcp
+        .accept_tools
+        .iter()
+        .map(|a| (a.target.clone(), a.tool.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("alpha".into(), "add".into()),
+            ("beta".into(), "add".into())
+        ],
+        "sorted, duplicates dropped"
+    );
+    let cases = [
+        (
+            accept("gamma", "add", &hash),
+            "names no target of spec.mcp.targets (alpha, beta)",
+        ),
+        (
+            accept("alpha", "add", "ABCD"),
+            "is not a SHA-256 of 64 lower-case hex digits",
+        ),
+        (
+            accept("alpha", &"t".repeat(129), &hash),
+            "a tool name is 1 to 128 bytes",
+        ),
+    ];
+    for (a, want) in cases {
+        let mut b = tools();
+        b.mcp.as_mut().unwrap().accept_tools = vec![a];
+        let err = admitted(b).expect_err(want);
+        assert!(
+            err.message
+                .contains("annotation fleetgate.dev/mcp-accept-tools entry")
+                && err.message.contains(want),
+            "{}",
+            err.message
+        );
     }
 }

@@ -118,6 +118,10 @@ pub struct McpSpec {
     /// caller may use everything.
     #[serde(default)]
     pub authorization: Option<McpAuthorization>,
+    /// Tool definitions the tenant accepted after a target changed them (the annotation
+    /// `fleetgate.dev/mcp-accept-tools`): the hub pins each tool to its accepted hash.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accept_tools: Vec<McpToolAccept>,
 }
 
 /// An admitted `spec.policies.mcp.authentication`: JWTs checked against an inline key set.
@@ -138,6 +142,16 @@ pub struct McpAuthorization {
     /// `Allow`, `Deny` or `Require`.
     pub action: String,
     pub match_expressions: Vec<String>,
+}
+
+/// One accepted MCP tool definition: `<target>_<tool>=<sha256>` of the annotation.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct McpToolAccept {
+    pub target: String,
+    /// The tool's own name at the target.
+    pub tool: String,
+    /// 64 lower-case hex digits.
+    pub sha256: String,
 }
 
 /// One target of `spec.mcp.targets` (`static`), resolved and admitted like an `ai.provider`.
@@ -531,6 +545,7 @@ mod tests {
                     action: "Allow".into(),
                     match_expressions: vec![r#"mcp.tool.name == "add""#.into()],
                 }),
+                accept_tools: vec![],
             },
         });
         let json = serde_json::to_value(&mcp).unwrap();

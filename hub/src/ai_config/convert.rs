@@ -285,6 +285,7 @@ pub(crate) mod tests {
                 action: "Allow".into(),
                 match_expressions: vec![r#"mcp.tool.name == "add""#.into()],
             }),
+            accept_tools: vec![],
         });
         let b = backend(&r);
         let Some(pb::backend::Kind::Mcp(m)) = &b.kind else {

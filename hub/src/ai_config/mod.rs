@@ -12,6 +12,9 @@
 //!   refusals put on the AgentgatewayBackends' status by the compile loop;
 //! - [`budget`] (pure): the one counter of every tenant's and virtual key's budget, which
 //!   every replica asks before it sends a request (`Spend`);
+//! - [`pins`]: MCP tool pins (the "rug pull"): gateways report tool definitions, the pins task
+//!   (their one writer) keeps them in the store and sends them to every replica; the compile
+//!   loop puts `ToolsPinned` on the AgentgatewayBackends ([`pins::apply_pins`]);
 //! - [`server`]: the publisher task (the one writer of the versions) and the gRPC service.
 //!
 //! Every replica gets the same versions and content. Provider keys travel only on this stream
@@ -21,6 +24,7 @@
 
 pub mod budget;
 pub mod convert;
+pub mod pins;
 pub mod server;
 pub mod session;
 pub mod status;

@@ -8,6 +8,7 @@
 //!   recorded in the shared `watch::Sender<AiGatewayHealth>` under the stream's number and
 //!   removed when the stream ends; `Spend` answers from the one [`Ledger`] of budgets.
 
+use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,6 +23,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::budget::{self, Ledger};
+use super::pins::{PinBook, PinsLink};
 use super::session::Session;
 use super::status::{AiGatewayHealth, GatewayView};
 use super::version::{Published, Versioner, wall_clock_micros};
@@ -143,6 +145,8 @@ pub struct AiConfigService {
     streams: Arc<AtomicU64>,
     /// Every budget's counts: one ledger for all gateways' `Spend` calls.
     ledger: Arc<Mutex<Ledger>>,
+    /// MCP tool pins: where gateways' reports go, and the pins every stream sends.
+    pins: Option<PinsLink>,
 }
 
 /// Seconds since the Unix epoch (budget windows are aligned to it).
@@ -164,7 +168,14 @@ impl AiConfigService {
             health: Arc::new(health),
             streams: Arc::new(AtomicU64::new(0)),
             ledger: Arc::new(Mutex::new(Ledger::default())),
+            pins: None,
         }
+    }
+
+    /// The service with MCP tool pins ([`super::pins::start_pins`]).
+    pub fn with_pins(mut self, pins: PinsLink) -> Self {
+        self.pins = Some(pins);
+        self
     }
 
     /// As a tonic service with the hub's message size limits.
@@ -214,6 +225,7 @@ impl AiGatewayConfig for AiConfigService {
             tx,
             self.published.clone(),
             self.health.clone(),
+            self.pins.clone(),
         ));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
@@ -297,6 +309,7 @@ async fn run_stream(
     tx: mpsc::Sender<Result<pb::HubMessage, Status>>,
     mut published: watch::Receiver<Arc<Published>>,
     health: Arc<watch::Sender<AiGatewayHealth>>,
+    mut pins: Option<PinsLink>,
 ) {
     let gateway = hello.gateway_id.clone();
     tracing::info!(gateway = %gateway, version = %hello.gateway_version, serving = hello.serving.len(), "AI gateway connected");
@@ -315,8 +328,23 @@ async fn run_stream(
     record(session.view());
     let first = session.first_update(&published.borrow_and_update());
     let mut open = tx.send(update(first)).await.is_ok();
+    // The pins of every tenant, after its configuration; then each tenant's whose pins change.
+    let mut pins_sent: BTreeMap<String, pb::McpPins> = BTreeMap::new();
+    if let Some(link) = &mut pins {
+        let book = link.book.borrow_and_update().clone();
+        open = open && send_pins(&tx, &book, &mut pins_sent).await;
+    }
     while open {
         tokio::select! {
+            changed = async {
+                match &mut pins {
+                    Some(link) => link.book.changed().await.map(|()| link.book.borrow_and_update().clone()),
+                    None => std::future::pending().await,
+                }
+            } => match changed {
+                Ok(book) => open = send_pins(&tx, &book, &mut pins_sent).await,
+                Err(_) => pins = None,
+            },
             msg = inbound.message() => match msg {
                 Ok(Some(pb::GatewayMessage { kind: Some(pb::gateway_message::Kind::Ack(ack)) })) => {
                     let outcome = session.on_ack(&ack);
@@ -329,9 +357,16 @@ async fn run_stream(
                     }
                     record(session.view());
                 }
+                Ok(Some(pb::GatewayMessage { kind: Some(pb::gateway_message::Kind::McpTools(seen)) })) => {
+                    if let Some(link) = &pins
+                        && link.reports.try_send(seen).is_err()
+                    {
+                        tracing::debug!(gateway = %gateway, "MCP tool report dropped: the pins task is busy; the gateway reports again after a reconnect");
+                    }
+                }
                 Ok(Some(_)) => {
                     let _ = tx.send(Err(Status::invalid_argument(
-                        "after Hello a gateway sends only Acks; reconnect to say Hello again",
+                        "after Hello a gateway sends only Acks and MCP tool reports; reconnect to say Hello again",
                     ))).await;
                     break;
                 }
@@ -358,6 +393,35 @@ async fn run_stream(
     }
     health.send_if_modified(|h| h.streams.remove(&id).is_some());
     tracing::info!(gateway = %gateway, "AI gateway disconnected");
+}
+
+/// Sends the gateway every tenant's pins that differ from what this stream sent (a tenant whose
+/// pins are all gone gets an empty set). `false`: the stream is closed.
+async fn send_pins(
+    tx: &mpsc::Sender<Result<pb::HubMessage, Status>>,
+    book: &PinBook,
+    sent: &mut BTreeMap<String, pb::McpPins>,
+) -> bool {
+    let tenants: std::collections::BTreeSet<String> =
+        book.tenants.keys().chain(sent.keys()).cloned().collect();
+    for t in tenants {
+        let m = book.message(&t);
+        if sent.get(&t) == Some(&m) {
+            continue;
+        }
+        let msg = pb::HubMessage {
+            kind: Some(pb::hub_message::Kind::McpPins(m.clone())),
+        };
+        if tx.send(Ok(msg)).await.is_err() {
+            return false;
+        }
+        if m.pins.is_empty() {
+            sent.remove(&t);
+        } else {
+            sent.insert(t, m);
+        }
+    }
+    true
 }
 
 #[cfg(test)]

@@ -251,6 +251,7 @@ mod tests {
                 session_routing: String::new(),
                 authentication: None,
                 authorization: None,
+                accept_tools: vec![],
             });
         }
         let ring = SecretRing::generate(100);

@@ -12,6 +12,7 @@ pub mod backend_tls;
 pub mod build;
 pub mod features;
 pub mod ingress;
+pub mod mcp_pins;
 pub mod service;
 
 use std::collections::BTreeMap;
@@ -92,6 +93,23 @@ impl Sink {
                         {
                             warn!("cannot create an Event for Service {namespace}/{name}: {e}");
                         }
+                    }
+                }
+                if let StatusWrite::AiBackend {
+                    namespace,
+                    name,
+                    status,
+                } = &w
+                    && let Some(event) = mcp_pins::withheld_event(namespace, name, status)
+                {
+                    // Best effort, as for Services: the condition is the record.
+                    if let Err(e) = Api::<Event>::namespaced(client.clone(), namespace)
+                        .create(&PostParams::default(), &event)
+                        .await
+                    {
+                        warn!(
+                            "cannot create an Event for AgentgatewayBackend {namespace}/{name}: {e}"
+                        );
                     }
                 }
                 let res = apply_status(client, &w).await;

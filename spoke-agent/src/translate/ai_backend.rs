@@ -73,7 +73,13 @@ pub const MAX_GROUP_PROVIDERS: usize = 16;
 
 fn ai_backend(ns: &str, b: &AgentgatewayBackend, index: &Index<'_>) -> pb::AiBackend {
     if let Some(mcp) = b.spec.other.get("mcp") {
-        return super::mcp_backend::mcp_backend(ns, &b.spec, mcp, index);
+        let accept = b
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(super::mcp_backend::ACCEPT_ANNOTATION))
+            .map(String::as_str);
+        return super::mcp_backend::mcp_backend(ns, &b.spec, mcp, accept, index);
     }
     if let Some(a2a) = &b.spec.a2a {
         return a2a_backend(ns, b, a2a, index);

@@ -15,6 +15,10 @@
 //! (UnsupportedValue), naming the field; a Service that is missing makes it BackendNotFound,
 //! naming the target, and so do selectors that select nothing. The hub reports either on the
 //! backend's status and no traffic goes to it.
+//!
+//! The annotation [`ACCEPT_ANNOTATION`] (`"<target>_<tool>=<sha256>,..."`) becomes
+//! `McpBackend.accept_tools`: the tool definitions the tenant accepts after a target changed
+//! them ([`accepts`]); one it cannot read makes the backend's problem, naming the entry.
 
 use fleetgate_proto::spoke::v1 as pb;
 
@@ -25,14 +29,50 @@ use crate::resolve::ai::resolve_host;
 use crate::resolve::mcp_selector::{SSE, STREAMABLE_HTTP, TARGET_NAME, select};
 use crate::resolve::{Index, Problem, Reason};
 
-/// `spec.mcp` (`value`, as read) of a backend in namespace `ns`.
+/// The annotation naming the tool definitions the tenant accepts (MCP tool pinning).
+pub const ACCEPT_ANNOTATION: &str = "fleetgate.dev/mcp-accept-tools";
+
+/// The annotation's entries, `<target>_<tool>=<sha256>` separated by commas (spaces and empty
+/// entries ignored). Target names have no `_`, so the first `_` ends the target; the hub checks
+/// that each names a target and a hash.
+pub fn accepts(value: &str) -> Result<Vec<pb::McpToolAccept>, Problem> {
+    let mut out = Vec::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let parsed = entry.rsplit_once('=').and_then(|(name, sha256)| {
+            let (target, tool) = name.trim().split_once('_')?;
+            (!target.is_empty() && !tool.is_empty()).then(|| pb::McpToolAccept {
+                target: target.to_string(),
+                tool: tool.to_string(),
+                sha256: sha256.trim().to_string(),
+            })
+        });
+        match parsed {
+            Some(a) => out.push(a),
+            None => {
+                return Err(unsupported(format!(
+                    "annotation {ACCEPT_ANNOTATION} entry {:?} is not <target>_<tool>=<sha256>; copy the entry the backend's ToolsPinned condition names",
+                    entry.chars().take(200).collect::<String>()
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `spec.mcp` (`value`, as read) of a backend in namespace `ns`, with the annotation
+/// [`ACCEPT_ANNOTATION`] when it has one.
 pub fn mcp_backend(
     ns: &str,
     spec: &AgentgatewayBackendSpec,
     value: &serde_json::Value,
+    accept: Option<&str>,
     index: &Index<'_>,
 ) -> pb::AiBackend {
-    match translate(ns, spec, value, index) {
+    let translated = translate(ns, spec, value, index).and_then(|mut m| {
+        m.accept_tools = accepts(accept.unwrap_or_default())?;
+        Ok(m)
+    });
+    match translated {
         Ok(mcp) => pb::AiBackend {
             mcp: Some(Box::new(mcp)),
             ..Default::default()
@@ -139,6 +179,7 @@ fn translate(
         session_routing: mcp.session_routing.unwrap_or_default(),
         authentication,
         authorization,
+        accept_tools: Vec::new(),
     })
 }
 
@@ -205,4 +246,36 @@ fn duplicate(targets: &[pb::McpTarget]) -> Option<&str> {
         .iter()
         .map(|t| t.name.as_str())
         .find(|n| !seen.insert(*n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_accept_annotation_is_read_entry_by_entry() {
+        let h = "ab".repeat(32);
+        let got = accepts(&format!(" alpha_add={h}, ,beta_my_tool = {h}")).unwrap();
+        let got: Vec<(&str, &str, &str)> = got
+            .iter()
+            .map(|a| (a.target.as_str(), a.tool.as_str(), a.sha256.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("alpha", "add", h.as_str()),
+                ("beta", "my_tool", h.as_str())
+            ],
+            "the first '_' ends the target"
+        );
+        assert!(accepts("").unwrap().is_empty());
+        for bad in ["alpha_add", "alphaadd=00", "_add=00", "alpha_=00"] {
+            let p = accepts(bad).expect_err(bad);
+            assert!(
+                p.message.contains("is not <target>_<tool>=<sha256>"),
+                "{}",
+                p.message
+            );
+        }
+    }
 }
