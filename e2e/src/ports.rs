@@ -18,9 +18,16 @@ pub fn free_port_on(ip: IpAddr) -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// A free TCP port on 127.0.0.1.
+/// Where [`free_port`] looks: below Linux's ephemeral range (32768-60999), where the kernel
+/// picks the source ports of outgoing connections, and below the node port range. A port the
+/// harness picks now and a process binds later (often seconds later, after a hub and API
+/// servers started) is then never taken meanwhile by some test's outgoing connection; seen
+/// happening with ports the kernel handed out from the ephemeral range.
+pub const LISTEN_PORTS: std::ops::RangeInclusive<u16> = 10000..=29999;
+
+/// A free TCP port on 127.0.0.1, in [`LISTEN_PORTS`].
 pub fn free_port() -> anyhow::Result<u16> {
-    free_port_on(LOCALHOST)
+    free_port_in(LOCALHOST, LISTEN_PORTS)
 }
 
 /// A free address on 127.0.0.1.
@@ -53,6 +60,14 @@ mod tests {
             let port = free_port_on(ip).unwrap();
             assert_ne!(port, 0);
             TcpListener::bind((ip, port)).expect("the port is free again");
+        }
+    }
+
+    #[test]
+    fn free_ports_on_localhost_stay_out_of_the_ephemeral_range() {
+        for _ in 0..20 {
+            let port = free_port().unwrap();
+            assert!(LISTEN_PORTS.contains(&port), "{port}");
         }
     }
 
