@@ -7,8 +7,7 @@
 //! that carries the condition; writes happen only when the status changes, so one change (or a
 //! new hash) makes one Event.
 
-use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::Event;
 
 use crate::crd::agentgateway::AgentgatewayBackendStatus;
 
@@ -23,31 +22,12 @@ pub fn withheld_event(namespace: &str, name: &str, s: &AgentgatewayBackendStatus
         .iter()
         .flatten()
         .find(|c| c.type_ == TOOLS_PINNED && c.status == "False")?;
-    Some(Event {
-        metadata: ObjectMeta {
-            generate_name: Some(format!("{name}.")),
-            namespace: Some(namespace.to_string()),
-            ..Default::default()
-        },
-        involved_object: ObjectReference {
-            api_version: Some("agentgateway.dev/v1alpha1".to_string()),
-            kind: Some("AgentgatewayBackend".to_string()),
-            namespace: Some(namespace.to_string()),
-            name: Some(name.to_string()),
-            ..Default::default()
-        },
-        reason: Some(c.reason.clone()),
-        message: Some(c.message.clone()),
-        type_: Some("Warning".to_string()),
-        source: Some(EventSource {
-            component: Some(crate::FIELD_MANAGER.to_string()),
-            host: None,
-        }),
-        first_timestamp: Some(c.last_transition_time.clone()),
-        last_timestamp: Some(c.last_transition_time.clone()),
-        count: Some(1),
-        ..Default::default()
-    })
+    Some(super::service::condition_event(
+        ("agentgateway.dev/v1alpha1", "AgentgatewayBackend"),
+        namespace,
+        name,
+        c,
+    ))
 }
 
 #[cfg(test)]

@@ -92,15 +92,26 @@ pub fn warning_event(namespace: &str, name: &str, s: &ServiceStatus) -> Option<E
         .iter()
         .flatten()
         .find(|c| c.type_ == "Programmed" && c.status == "False")?;
-    Some(Event {
+    Some(condition_event(("v1", "Service"), namespace, name, c))
+}
+
+/// A Warning Event on object `namespace/name` of `(apiVersion, kind)` carrying condition `c`'s
+/// reason and message, from the agent (`FIELD_MANAGER`), dated at the condition's transition.
+pub fn condition_event(
+    (api_version, kind): (&str, &str),
+    namespace: &str,
+    name: &str,
+    c: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition,
+) -> Event {
+    Event {
         metadata: ObjectMeta {
             generate_name: Some(format!("{name}.")),
             namespace: Some(namespace.to_string()),
             ..Default::default()
         },
         involved_object: ObjectReference {
-            api_version: Some("v1".to_string()),
-            kind: Some("Service".to_string()),
+            api_version: Some(api_version.to_string()),
+            kind: Some(kind.to_string()),
             namespace: Some(namespace.to_string()),
             name: Some(name.to_string()),
             ..Default::default()
@@ -116,7 +127,7 @@ pub fn warning_event(namespace: &str, name: &str, s: &ServiceStatus) -> Option<E
         last_timestamp: Some(c.last_transition_time.clone()),
         count: Some(1),
         ..Default::default()
-    })
+    }
 }
 
 #[cfg(test)]
