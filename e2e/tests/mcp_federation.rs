@@ -111,55 +111,49 @@ spec:
     )
 }
 
-/// `e2e/mcp/client_check.py` with `args`; its report.
-async fn python_client(args: &[String]) -> anyhow::Result<Value> {
-    let output = tokio::process::Command::new(agents_python()?)
-        .arg(workspace_dir().join("e2e/mcp/client_check.py"))
-        .args(args)
-        .output()
-        .await?;
+/// Runs an MCP SDK script (`what` names it in a failure) and reads the JSON report it prints.
+async fn report(mut cmd: tokio::process::Command, what: &str) -> anyhow::Result<Value> {
+    let output = cmd.output().await?;
     ensure!(
         output.status.success(),
-        "the Python MCP client failed:\n{}",
+        "the {what} failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout)
         .with_context(|| String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// `e2e/mcp/<script>` run by the agents' Python with `args`.
+fn python(script: &str, args: &[String]) -> anyhow::Result<tokio::process::Command> {
+    let mut cmd = tokio::process::Command::new(agents_python()?);
+    cmd.arg(workspace_dir().join("e2e/mcp").join(script))
+        .args(args);
+    Ok(cmd)
+}
+
+/// `e2e/mcp/client_check.py` with `args`; its report.
+async fn python_client(args: &[String]) -> anyhow::Result<Value> {
+    report(python("client_check.py", args)?, "Python MCP client").await
 }
 
 /// `e2e/mcp/client_check.cjs` (the TypeScript SDK) calling `call` with `args`; its report.
 async fn ts_client(url: &str, call: &str, args: &Value) -> anyhow::Result<Value> {
-    let output = tokio::process::Command::new("node")
-        .arg(workspace_dir().join("e2e/mcp/client_check.cjs"))
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(workspace_dir().join("e2e/mcp/client_check.cjs"))
         .env("NODE_PATH", agents_node_path()?)
         .env("URL", url)
         .env("CALL", call)
-        .env("ARGS", args.to_string())
-        .output()
-        .await?;
-    ensure!(
-        output.status.success(),
-        "the TypeScript MCP client failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout)
-        .with_context(|| String::from_utf8_lossy(&output.stdout).into_owned())
+        .env("ARGS", args.to_string());
+    report(cmd, "TypeScript MCP client").await
 }
 
 /// `e2e/mcp/live_check.py` with `args`; its report.
 async fn live_client(args: &[String]) -> anyhow::Result<Value> {
-    let output = tokio::process::Command::new(agents_python()?)
-        .arg(workspace_dir().join("e2e/mcp/live_check.py"))
-        .args(args)
-        .output()
-        .await?;
-    ensure!(
-        output.status.success(),
-        "the Python MCP client of the live tools failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout)
-        .with_context(|| String::from_utf8_lossy(&output.stdout).into_owned())
+    report(
+        python("live_check.py", args)?,
+        "Python MCP client of the live tools",
+    )
+    .await
 }
 
 /// What `live_check.py --steps <target>_` must have seen: progress 1..3 of 3 and one log line

@@ -14,7 +14,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod support;
 use support::{
-    SyncStream, TWO_TENANTS, TestHub, backend, free_port, http_gateway, http_route, mtls_channel,
+    SyncStream, TWO_TENANTS, TestHub, east_with_a_refused_route, free_port, http_gateway,
+    mtls_channel,
 };
 
 /// Runs `fleetgate-hub args...` (off the async runtime: the hub under test runs on it).
@@ -160,23 +161,8 @@ async fn start() -> (TestHub, u16) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_read_the_fleet_and_only_admins_act() {
     let (mut hub, port) = start().await;
-    let id = hub.issue("tenant-a", "east");
-    let mut s = SyncStream::open(mtls_channel(hub.agent_addr, &id).await.unwrap(), "east")
-        .await
-        .unwrap();
-    let to = backend("app", 8080, "10.1.0.5", 30080);
-    s.send(
-        1,
-        true,
-        vec![
-            http_gateway("web", "http", "*.a.example"),
-            http_route("good", "web", "app.a.example", to.clone()),
-            // tenant-b's hostname: refused, and the operator sees why.
-            http_route("foreign", "web", "shop.b.example", to),
-        ],
-    )
-    .await;
-    s.verdict().await.unwrap();
+    // tenant-b's hostname on route `foreign`: refused, and the operator sees why.
+    let _agent = east_with_a_refused_route(&hub).await;
 
     let viewer = operator(&hub, "vera", "viewer").await;
     let who = admin_json(port, &viewer, &["whoami"]).await;

@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod support;
-use support::{
-    SyncStream, TWO_TENANTS, TestHub, backend, free_port, http_gateway, http_route, mtls_channel,
-};
+use support::{TWO_TENANTS, TestHub, east_with_a_refused_route, free_port};
 
 /// `method path` on the admin port: (status code, body).
 async fn admin(port: u16, method: &str, path: &str) -> (u16, String) {
@@ -56,23 +54,7 @@ async fn the_admin_port_serves_bounded_fleet_metrics_and_health() {
         false,
     )
     .await;
-    let id = hub.issue("tenant-a", "east");
-    let mut s = SyncStream::open(mtls_channel(hub.agent_addr, &id).await.unwrap(), "east")
-        .await
-        .unwrap();
-    let to = backend("app", 8080, "10.1.0.5", 30080);
-    s.send(
-        1,
-        true,
-        vec![
-            http_gateway("web", "http", "*.a.example"),
-            http_route("good", "web", "app.a.example", to.clone()),
-            // tenant-b's hostname: refused.
-            http_route("foreign", "web", "shop.b.example", to),
-        ],
-    )
-    .await;
-    s.verdict().await.unwrap();
+    let s = east_with_a_refused_route(&hub).await;
 
     let want = [
         r#"fleetgate_hub_clusters{tenant="tenant-a",state="connected"} 1"#,

@@ -314,6 +314,29 @@ fn update(revision: u64, full_state: bool, upserts: Vec<pb::Object>) -> pb::Upda
     }
 }
 
+/// tenant-a's cluster `east` connected, with Gateway `web` (`*.a.example`), HTTPRoute `good`
+/// (`app.a.example`, accepted) and HTTPRoute `foreign` (tenant-b's `shop.b.example`, refused);
+/// its stream once the hub answered.
+pub async fn east_with_a_refused_route(hub: &TestHub) -> SyncStream {
+    let id = hub.issue("tenant-a", "east");
+    let mut s = SyncStream::open(mtls_channel(hub.agent_addr, &id).await.unwrap(), "east")
+        .await
+        .unwrap();
+    let to = backend("app", 8080, "10.1.0.5", 30080);
+    s.send(
+        1,
+        true,
+        vec![
+            http_gateway("web", "http", "*.a.example"),
+            http_route("good", "web", "app.a.example", to.clone()),
+            http_route("foreign", "web", "shop.b.example", to),
+        ],
+    )
+    .await;
+    s.verdict().await.unwrap();
+    s
+}
+
 /// Gateway `default/name` (generation 1), class `fleetgate`, with one HTTP listener
 /// `listener` on port 80 for `host`.
 pub fn http_gateway(name: &str, listener: &str, host: &str) -> pb::Object {
