@@ -10,12 +10,11 @@ use std::time::Duration;
 use fleetgate_hub::admin::operator_token::{self, Role};
 use fleetgate_hub::enroll::token::{self, TokenKey};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod support;
 use support::{
-    SyncStream, TWO_TENANTS, TestHub, east_with_a_refused_route, free_port, http_gateway,
-    mtls_channel,
+    SyncStream, TWO_TENANTS, TestHub, admin_port, east_with_a_refused_route, free_port,
+    http_gateway, mtls_channel,
 };
 
 /// Runs `fleetgate-hub args...` (off the async runtime: the hub under test runs on it).
@@ -101,29 +100,12 @@ async fn raw(
     authorization: Option<&str>,
     body: &str,
 ) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let auth = authorization
-        .map(|a| format!("authorization: {a}\r\n"))
-        .unwrap_or_default();
-    s.write_all(
-        format!(
-            "{method} {path} HTTP/1.1\r\nhost: hub\r\n{auth}content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    let code = out[9..12].parse().unwrap();
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (code, body)
+    let headers: Vec<String> = authorization
+        .map(|a| format!("authorization: {a}"))
+        .into_iter()
+        .collect();
+    let a = admin_port(port, method, path, &headers, body).await;
+    (a.status, a.body)
 }
 
 /// Every action of the API, as (method, path, body).

@@ -8,43 +8,11 @@
 
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 mod support;
 use support::{
-    SyncStream, TWO_TENANTS, TestHub, backend, free_port, http_gateway, http_route, mtls_channel,
+    SyncStream, TWO_TENANTS, TestHub, admin_port, backend, free_port, http_gateway, http_route,
+    mtls_channel,
 };
-
-struct Answer {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-/// One request on the admin port; `headers` raw lines, `body` form-encoded.
-async fn send(port: u16, method: &str, path: &str, headers: &[String], body: &str) -> Answer {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
-    s.write_all(
-        format!(
-            "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n{extra}content-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    Answer {
-        status: out[9..12].parse().unwrap(),
-        head: head.to_string(),
-        body: body.to_string(),
-    }
-}
 
 fn operator(hub: &TestHub, name: &str, role: fleetgate_hub::admin::operator_token::Role) -> String {
     use fleetgate_hub::admin::operator_token::{mint, operator_key};
@@ -55,7 +23,7 @@ fn operator(hub: &TestHub, name: &str, role: fleetgate_hub::admin::operator_toke
 
 /// Logs in with `token`: the session cookie header, and the page's CSRF token.
 async fn log_in(port: u16, token: &str) -> (String, String) {
-    let a = send(port, "POST", "/ui/login", &[], &format!("token={token}")).await;
+    let a = admin_port(port, "POST", "/ui/login", &[], &format!("token={token}")).await;
     assert_eq!(a.status, 303, "{}", a.body);
     let cookie = a
         .head
@@ -67,7 +35,7 @@ async fn log_in(port: u16, token: &str) -> (String, String) {
         "{cookie}"
     );
     let cookie = format!("cookie: {}", cookie.split(';').next().unwrap());
-    let page = send(port, "GET", "/ui/", std::slice::from_ref(&cookie), "").await;
+    let page = admin_port(port, "GET", "/ui/", std::slice::from_ref(&cookie), "").await;
     assert_eq!(page.status, 200);
     let csrf = page
         .body
@@ -91,7 +59,7 @@ async fn the_dashboard_refuses_what_a_browser_never_shows() {
     .await;
 
     // No session: pages lead to the login, the rest is 401, the static scripts are served.
-    let a = send(port, "GET", "/ui/", &[], "").await;
+    let a = admin_port(port, "GET", "/ui/", &[], "").await;
     assert_eq!(a.status, 200);
     assert!(a.body.contains("id=\"token\""), "the login form");
     assert!(
@@ -101,7 +69,7 @@ async fn the_dashboard_refuses_what_a_browser_never_shows() {
         a.head
     );
     assert_eq!(
-        send(port, "GET", "/ui/tenants/tenant-a", &[], "")
+        admin_port(port, "GET", "/ui/tenants/tenant-a", &[], "")
             .await
             .status,
         303
@@ -111,25 +79,29 @@ async fn the_dashboard_refuses_what_a_browser_never_shows() {
         "/ui/events",
         "/ui/fragments/tenants/tenant-a",
     ] {
-        assert_eq!(send(port, "GET", path, &[], "").await.status, 401, "{path}");
+        assert_eq!(
+            admin_port(port, "GET", path, &[], "").await.status,
+            401,
+            "{path}"
+        );
     }
     assert_eq!(
-        send(port, "POST", "/ui/clusters/tenant-a/east/disable", &[], "")
+        admin_port(port, "POST", "/ui/clusters/tenant-a/east/disable", &[], "")
             .await
             .status,
         401
     );
-    let js = send(port, "GET", "/ui/static/htmx.min.js", &[], "").await;
+    let js = admin_port(port, "GET", "/ui/static/htmx.min.js", &[], "").await;
     assert_eq!(js.status, 200);
     assert!(js.head.contains("text/javascript"));
 
     // A bad token on the login page: refused, with why; a forged cookie too.
-    let a = send(port, "POST", "/ui/login", &[], "token=fgo1.nope").await;
+    let a = admin_port(port, "POST", "/ui/login", &[], "token=fgo1.nope").await;
     assert_eq!(a.status, 401);
     assert!(a.body.contains("malformed"), "{}", a.body);
     let forged = vec!["cookie: fleetgate_session=fgo1.x.1.admin.eve.00".to_string()];
     assert!(
-        send(port, "GET", "/ui/", &forged, "")
+        admin_port(port, "GET", "/ui/", &forged, "")
             .await
             .body
             .contains("id=\"token\"")
@@ -137,7 +109,7 @@ async fn the_dashboard_refuses_what_a_browser_never_shows() {
 
     // A viewer: reads, cannot act even with the right CSRF token.
     let (viewer, viewer_csrf) = log_in(port, &operator(&hub, "vera", Role::Viewer)).await;
-    let page = send(port, "GET", "/ui/", std::slice::from_ref(&viewer), "").await;
+    let page = admin_port(port, "GET", "/ui/", std::slice::from_ref(&viewer), "").await;
     assert!(
         page.body.contains("data-tenant=\"tenant-a\"")
             && page.body.contains("data-tenant=\"tenant-b\"")
@@ -146,7 +118,7 @@ async fn the_dashboard_refuses_what_a_browser_never_shows() {
         !page.body.contains("hx-post=\"/ui/clusters"),
         "no buttons for a viewer"
     );
-    let a = send(
+    let a = admin_port(
         port,
         "POST",
         "/ui/clusters/tenant-a/east/disable",
@@ -155,7 +127,7 @@ async fn the_dashboard_refuses_what_a_browser_never_shows() {
     )
     .await;
     assert_eq!(a.status, 403, "{}", a.body);
-    let a = send(
+    let a = admin_port(
         port,
         "POST",
         "/ui/tokens",
@@ -201,10 +173,10 @@ async fn the_dashboard_refuses_what_a_browser_never_shows() {
             "another origin",
         ),
     ] {
-        let a = send(port, "POST", disable, &headers, &body).await;
+        let a = admin_port(port, "POST", disable, &headers, &body).await;
         assert_eq!(a.status, 403, "{why}: {}", a.body);
     }
-    let clusters = send(
+    let clusters = admin_port(
         port,
         "GET",
         "/ui/fragments/overview",
@@ -217,7 +189,7 @@ async fn the_dashboard_refuses_what_a_browser_never_shows() {
         "nothing changed"
     );
     // The same form, right: the agent's stream is closed and the page says disabled.
-    let a = send(
+    let a = admin_port(
         port,
         "POST",
         disable,
@@ -232,7 +204,7 @@ async fn the_dashboard_refuses_what_a_browser_never_shows() {
         .expect("closed");
     assert!(closed.is_err());
     // A bootstrap token from the page, escaped and whole; not for a disabled cluster.
-    let a = send(
+    let a = admin_port(
         port,
         "POST",
         "/ui/tokens",
@@ -245,7 +217,7 @@ async fn the_dashboard_refuses_what_a_browser_never_shows() {
         "{}",
         a.body
     );
-    let a = send(
+    let a = admin_port(
         port,
         "POST",
         "/ui/tokens",
@@ -255,7 +227,7 @@ async fn the_dashboard_refuses_what_a_browser_never_shows() {
     .await;
     assert!(a.body.contains("disabled: enable it first"), "{}", a.body);
     // Log out: the cookie is cleared.
-    let a = send(
+    let a = admin_port(
         port,
         "POST",
         "/ui/logout",
@@ -304,7 +276,7 @@ async fn the_first_page_with_100_tenants_and_10000_routes() {
     // Until the statuses of all 10,000 routes are compiled.
     let started = Instant::now();
     loop {
-        let page = send(
+        let page = admin_port(
             port,
             "GET",
             "/ui/tenants/t99",
@@ -330,7 +302,7 @@ async fn the_first_page_with_100_tenants_and_10000_routes() {
         let mut size = 0;
         for _ in 0..30 {
             let start = Instant::now();
-            let page = send(port, "GET", path, std::slice::from_ref(&admin), "").await;
+            let page = admin_port(port, "GET", path, std::slice::from_ref(&admin), "").await;
             samples.push(start.elapsed());
             assert_eq!(page.status, 200);
             size = page.body.len();

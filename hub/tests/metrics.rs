@@ -5,30 +5,13 @@
 
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 mod support;
-use support::{TWO_TENANTS, TestHub, east_with_a_refused_route, free_port};
+use support::{TWO_TENANTS, TestHub, admin_port, east_with_a_refused_route, free_port};
 
 /// `method path` on the admin port: (status code, body).
 async fn admin(port: u16, method: &str, path: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("the admin port accepts");
-    s.write_all(
-        format!("{method} {path} HTTP/1.1\r\nhost: hub\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-            .as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    let code = out[9..12].parse().expect("an HTTP status line");
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (code, body)
+    let a = admin_port(port, method, path, &[], "").await;
+    (a.status, a.body)
 }
 
 /// Scrapes until every line of `want` is in the output (or 10 s pass); returns the last scrape.

@@ -314,6 +314,47 @@ fn update(revision: u64, full_state: bool, upserts: Vec<pb::Object>) -> pb::Upda
     }
 }
 
+/// An answer of the hub's admin port, as [`admin_port`] read it.
+pub struct AdminAnswer {
+    pub status: u16,
+    /// The status line and headers.
+    pub head: String,
+    pub body: String,
+}
+
+/// `method path` on the admin port `port` over a fresh HTTP/1.1 connection, with `headers`
+/// (whole lines, e.g. `cookie: ...`) and `body`.
+pub async fn admin_port(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[String],
+    body: &str,
+) -> AdminAnswer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("the admin port accepts");
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    s.write_all(
+        format!(
+            "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n{extra}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    AdminAnswer {
+        status: out[9..12].parse().expect("an HTTP status line"),
+        head: head.to_string(),
+        body: body.to_string(),
+    }
+}
+
 /// tenant-a's cluster `east` connected, with Gateway `web` (`*.a.example`), HTTPRoute `good`
 /// (`app.a.example`, accepted) and HTTPRoute `foreign` (tenant-b's `shop.b.example`, refused);
 /// its stream once the hub answered.
