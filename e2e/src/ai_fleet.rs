@@ -103,6 +103,30 @@ pub async fn wait_condition(
     .await
 }
 
+/// Waits until AgentgatewayBackend `default/name` has ResolvedRefs=True for its generation;
+/// returns the object.
+pub async fn wait_backend_resolved(t: &FleetTenant, name: &str) -> Value {
+    wait_condition(
+        t,
+        "AgentgatewayBackend",
+        "default",
+        name,
+        "/status/conditions",
+        "ResolvedRefs",
+        "True",
+    )
+    .await
+}
+
+/// The KubeLB tutorial's Gateway `agentgateway-system/agentgateway-proxy` (port 8080) once
+/// Programmed: where its routes are served.
+pub async fn tutorial_gateway(t: &FleetTenant) -> std::net::SocketAddr {
+    std::net::SocketAddr::new(
+        programmed_address(t, "agentgateway-system", "agentgateway-proxy").await,
+        8080,
+    )
+}
+
 /// Waits until Gateway `ns/name` is Programmed; returns its (own) address.
 pub async fn programmed_address(t: &FleetTenant, ns: &str, name: &str) -> IpAddr {
     let gw = wait_condition(

@@ -15,7 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use anyhow::{Context, ensure};
 use fleetgate_e2e::a2a_agent::{A2aAgent, agents_python};
-use fleetgate_e2e::ai_fleet::{AiFleet, programmed_address, wait_condition};
+use fleetgate_e2e::ai_fleet::{AiFleet, tutorial_gateway, wait_backend_resolved, wait_condition};
 use fleetgate_e2e::components::workspace_dir;
 use fleetgate_e2e::fixtures::condition;
 use fleetgate_e2e::ports::free_port_in;
@@ -254,21 +254,9 @@ async fn the_a2a_sdk_reaches_a_tenants_agent_through_envoy_and_the_gateway() {
         .await
         .unwrap();
     for name in ["echo", "liar"] {
-        wait_condition(
-            t,
-            "AgentgatewayBackend",
-            "default",
-            name,
-            "/status/conditions",
-            "ResolvedRefs",
-            "True",
-        )
-        .await;
+        wait_backend_resolved(t, name).await;
     }
-    let gw = SocketAddr::new(
-        programmed_address(t, "agentgateway-system", "agentgateway-proxy").await,
-        8080,
-    );
+    let gw = tutorial_gateway(t).await;
 
     // What a client must never learn: where the agents run, and where the liar claims to.
     let hidden: Vec<String> = vec![

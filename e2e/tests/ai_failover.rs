@@ -14,7 +14,7 @@ use anyhow::{Context, ensure};
 use fleetgate_ai_gateway::config::RawConfig;
 use fleetgate_ai_gateway::source::StaticSource;
 use fleetgate_ai_gateway::{Running, Settings};
-use fleetgate_e2e::ai_fleet::{AiFleet, programmed_address, wait_condition};
+use fleetgate_e2e::ai_fleet::{AiFleet, tutorial_gateway, wait_condition};
 use fleetgate_e2e::components::{ai_python, workspace_dir};
 use fleetgate_e2e::fixtures::condition;
 use fleetgate_e2e::mock_llm::{Fault, MockLlm};
@@ -357,10 +357,7 @@ async fn a_tenants_failover_groups_serve_from_the_second_provider_when_the_first
         message.starts_with("2 of 2 providers of spec.ai.groups resolved: groups[0].providers[0] (a): host mock-a.llm.svc.cluster.local resolved to 1 ready endpoint(s)"),
         "{message}"
     );
-    let gw = SocketAddr::new(
-        programmed_address(t, "agentgateway-system", "agentgateway-proxy").await,
-        8080,
-    );
+    let gw = tutorial_gateway(t).await;
 
     // The first group serves while it answers.
     let first = eventually(TIMEOUT, || async {

@@ -20,7 +20,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use anyhow::{Context, ensure};
-use fleetgate_e2e::ai_fleet::{AiFleet, programmed_address, wait_condition};
+use fleetgate_e2e::ai_fleet::{AiFleet, tutorial_gateway, wait_backend_resolved, wait_condition};
 use fleetgate_e2e::components::{agents_node_path, agents_python, workspace_dir};
 use fleetgate_e2e::fixtures::condition;
 use fleetgate_e2e::http::post_json;
@@ -268,16 +268,7 @@ async fn mcp_sdk_clients_see_one_federated_server_through_envoy_and_two_replicas
     let t = fleet.tenant(TENANT);
 
     // The backend's status names each target and where it leads.
-    let tools = wait_condition(
-        t,
-        "AgentgatewayBackend",
-        "default",
-        "tools",
-        "/status/conditions",
-        "ResolvedRefs",
-        "True",
-    )
-    .await;
+    let tools = wait_backend_resolved(t, "tools").await;
     let resolved = condition(&tools["status"]["conditions"], "ResolvedRefs")
         .cloned()
         .unwrap_or_default();
@@ -308,10 +299,7 @@ async fn mcp_sdk_clients_see_one_federated_server_through_envoy_and_two_replicas
         "{refused}"
     );
 
-    let gw = SocketAddr::new(
-        programmed_address(t, "agentgateway-system", "agentgateway-proxy").await,
-        8080,
-    );
+    let gw = tutorial_gateway(t).await;
     let url = format!("http://{gw}/mcp");
 
     // The Python SDK over streamable HTTP: the merged catalog, a tool on each target (and the
@@ -500,20 +488,8 @@ async fn the_python_sdk_over_http_sse_sees_the_same_federation() {
     let (ai, _alpha, _beta) = federation(1, &[], false).await;
     let fleet = &ai.fleet;
     let t = fleet.tenant(TENANT);
-    wait_condition(
-        t,
-        "AgentgatewayBackend",
-        "default",
-        "tools",
-        "/status/conditions",
-        "ResolvedRefs",
-        "True",
-    )
-    .await;
-    let gw = SocketAddr::new(
-        programmed_address(t, "agentgateway-system", "agentgateway-proxy").await,
-        8080,
-    );
+    wait_backend_resolved(t, "tools").await;
+    let gw = tutorial_gateway(t).await;
     let args: Vec<String> = [
         "--sse-url",
         &format!("http://{gw}/mcp/sse"),
@@ -642,20 +618,8 @@ async fn a_failing_target_fails_the_request_or_is_left_out_as_the_failure_mode_s
 async fn notifications_cancellation_and_the_sessions_stream_reach_through_two_replicas() {
     let (ai, alpha, _beta) = federation(2, &[], true).await;
     let t = ai.fleet.tenant(TENANT);
-    wait_condition(
-        t,
-        "AgentgatewayBackend",
-        "default",
-        "tools",
-        "/status/conditions",
-        "ResolvedRefs",
-        "True",
-    )
-    .await;
-    let gw = SocketAddr::new(
-        programmed_address(t, "agentgateway-system", "agentgateway-proxy").await,
-        8080,
-    );
+    wait_backend_resolved(t, "tools").await;
+    let gw = tutorial_gateway(t).await;
     let url = format!("http://{gw}/mcp");
     // Served by both replicas before the session that matters begins.
     let probe = strings(&["--url", &url]);
@@ -960,25 +924,10 @@ spec:
         );
     }
     for (t, name) in [(a, "guarded"), (b, "tools")] {
-        wait_condition(
-            t,
-            "AgentgatewayBackend",
-            "default",
-            name,
-            "/status/conditions",
-            "ResolvedRefs",
-            "True",
-        )
-        .await;
+        wait_backend_resolved(t, name).await;
     }
-    let gw_a = SocketAddr::new(
-        programmed_address(a, "agentgateway-system", "agentgateway-proxy").await,
-        8080,
-    );
-    let gw_b = SocketAddr::new(
-        programmed_address(b, "agentgateway-system", "agentgateway-proxy").await,
-        8080,
-    );
+    let gw_a = tutorial_gateway(a).await;
+    let gw_b = tutorial_gateway(b).await;
 
     // The Python SDK with alice's token: the lists hold what the rules allow, a call to beta's
     // `add` is refused with a JSON-RPC error.
@@ -1187,10 +1136,7 @@ fn publications(gw: &fleetgate_e2e::ai_gateway::AiGateway) -> usize {
 async fn one_session_survives_a_hub_restart_and_a_key_rotation() {
     let (mut ai, alpha, beta) = federation(2, &[], false).await;
     let t = ai.fleet.tenant(TENANT);
-    let gw = SocketAddr::new(
-        programmed_address(t, "agentgateway-system", "agentgateway-proxy").await,
-        8080,
-    );
+    let gw = tutorial_gateway(t).await;
     let accept = ("accept", "application/json, text/event-stream");
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
     let new_session = || async {
@@ -1396,10 +1342,7 @@ spec:
         ))
         .await
         .unwrap();
-    let gw = SocketAddr::new(
-        programmed_address(t, "agentgateway-system", "agentgateway-proxy").await,
-        8080,
-    );
+    let gw = tutorial_gateway(t).await;
 
     // One target (alpha's port `http`): no prefixes (Conditional).
     let alone = eventually(TIMEOUT, || async {
@@ -1478,10 +1421,7 @@ async fn scraped(ai: &AiFleet, metric: &str) -> anyhow::Result<f64> {
 async fn a_changed_tool_definition_is_withheld_until_the_tenant_accepts_it() {
     let (mut ai, alpha, beta) = federation(2, &["rugpull"], false).await;
     let t = ai.tenant(TENANT);
-    let gw = SocketAddr::new(
-        programmed_address(t, "agentgateway-system", "agentgateway-proxy").await,
-        8080,
-    );
+    let gw = tutorial_gateway(t).await;
     let url = format!("http://{gw}/mcp");
     let session = |calls: &[&str], relist: bool| {
         let mut a = strings(&["--url", &url]);
