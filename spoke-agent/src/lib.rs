@@ -19,6 +19,7 @@ pub mod enroll;
 pub mod identity;
 pub mod l4;
 pub mod l4route;
+pub mod lag;
 pub mod manifests;
 pub mod metrics;
 pub mod resolve;

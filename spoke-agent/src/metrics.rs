@@ -2,8 +2,9 @@
 //! `/healthz` and `/readyz`).
 //!
 //! Where it sits: beside `sync`, which counts on [`AgentMetrics`] what happens on its stream
-//! (connected, Acks, Nacks, reconnects); the intent the agent sends and the hub's verdicts on it
-//! are read from their channels at each scrape. Labels are bounded: kind, result, reason; never
+//! (connected, Acks, Nacks, reconnects, its sync state, the watch lag of `crate::lag`); the
+//! intent the agent sends and the hub's verdicts on it are read from their channels at each
+//! scrape. Labels are bounded: kind, result, reason; never
 //! an object's name, a hostname or a path. The names are `fleetgate_agent_*`;
 //! docs/operations.md ("Metrics") lists them.
 
@@ -16,6 +17,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
@@ -23,6 +25,38 @@ use tokio::sync::watch;
 struct ResultLabels {
     /// `ack` or `nack`.
     result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: &'static str,
+}
+
+/// Where the agent's Sync stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncState {
+    /// No Sync stream to the hub.
+    Disconnected,
+    /// A stream is open and an Update is not Acked yet (or was refused and waits to go again).
+    Syncing,
+    /// The hub Acked the last Update sent: it holds the agent's intent.
+    Synced,
+}
+
+impl SyncState {
+    const ALL: [SyncState; 3] = [
+        SyncState::Disconnected,
+        SyncState::Syncing,
+        SyncState::Synced,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            SyncState::Disconnected => "disconnected",
+            SyncState::Syncing => "syncing",
+            SyncState::Synced => "synced",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
@@ -47,6 +81,9 @@ pub struct AgentMetrics {
     pub reconnects: Counter,
     /// Unix time of the hub's last Ack.
     pub last_ack: Gauge<f64, AtomicU64>,
+    /// Seconds from a Kubernetes watch event to the hub's Ack of the Update carrying it.
+    pub watch_lag: Histogram,
+    sync_state: Family<StateLabels, Gauge>,
     objects: Family<KindLabels, Gauge>,
     refused: Family<RefusedLabels, Gauge>,
 }
@@ -84,6 +121,19 @@ impl AgentMetrics {
             "Unix time of the hub's last Ack",
             last_ack.clone(),
         );
+        // 1 ms .. ~33 s.
+        let watch_lag = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        registry.register(
+            "watch_lag_seconds",
+            "Time from a Kubernetes watch event to the hub's Ack of the Update that carries it",
+            watch_lag.clone(),
+        );
+        let sync_state: Family<StateLabels, Gauge> = Family::default();
+        registry.register(
+            "sync_state",
+            "1 for the state the Sync with the hub is in (disconnected, syncing, synced), 0 for the others",
+            sync_state.clone(),
+        );
         let objects = Family::default();
         registry.register(
             "objects",
@@ -96,14 +146,27 @@ impl AgentMetrics {
             "Objects the hub refused (a False Accepted condition, on the object or a route parent), by kind and reason",
             refused.clone(),
         );
-        Self {
+        let m = Self {
             registry,
             hub_connected,
             updates,
             reconnects,
             last_ack,
+            watch_lag,
+            sync_state,
             objects,
             refused,
+        };
+        m.set_state(SyncState::Disconnected);
+        m
+    }
+
+    /// The Sync is now in `state`.
+    pub fn set_state(&self, state: SyncState) {
+        for s in SyncState::ALL {
+            self.sync_state
+                .get_or_create(&StateLabels { state: s.label() })
+                .set(i64::from(s == state));
         }
     }
 
@@ -281,11 +344,18 @@ mod tests {
             r#"fleetgate_agent_refused_objects{kind="HTTPRoute",reason="HostnameNotAllowed"} 1"#,
             r#"fleetgate_agent_updates_total{result="ack"} 1"#,
             r#"fleetgate_agent_updates_total{result="nack"} 1"#,
+            r#"fleetgate_agent_sync_state{state="disconnected"} 1"#,
+            r#"fleetgate_agent_sync_state{state="synced"} 0"#,
+            "fleetgate_agent_watch_lag_seconds_count 0",
         ] {
             assert!(text.contains(want), "missing {want} in:\n{text}");
         }
         for leak in ["shop", "web", "b.example"] {
             assert!(!text.contains(leak), "{leak} leaked:\n{text}");
         }
+        m.set_state(SyncState::Synced);
+        let text = m.scrape(&intent, Some(&status));
+        assert!(text.contains(r#"fleetgate_agent_sync_state{state="synced"} 1"#));
+        assert!(text.contains(r#"fleetgate_agent_sync_state{state="disconnected"} 0"#));
     }
 }

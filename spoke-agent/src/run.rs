@@ -152,6 +152,8 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     }
 
     let (state_tx, mut state_rx) = watch::channel(ClusterState::default());
+    // Marked by the watch, taken by sync: the watch lag (`crate::lag`; cluster mode only).
+    let events = crate::lag::EventClock::default();
     let sink = match (&config.source, client) {
         (Source::Kube { .. }, Some(client)) => {
             cluster_watch::check_secret_access(&client, &config.secrets).await?;
@@ -165,6 +167,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
                 config.gateway_classes.clone(),
                 config.ingress_class.clone(),
                 state_tx,
+                events.clone(),
             ));
             Sink::Kube(client)
         }
@@ -208,11 +211,12 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     tokio::spawn(status::run_writer(state_rx.clone(), status_rx, sink));
     let mut translate_rx = state_rx;
     let mode_config = config.clone();
+    let translate_events = events.clone();
     tokio::spawn(async move {
         while translate_rx.changed().await.is_ok() {
             let s = translate_rx.borrow_and_update().clone();
             let next = intent(&s, &mode_config);
-            intent_tx.send_if_modified(|cur| {
+            let changed = intent_tx.send_if_modified(|cur| {
                 if *cur == next {
                     false
                 } else {
@@ -221,6 +225,10 @@ pub async fn run(config: Config) -> Result<(), RunError> {
                     true
                 }
             });
+            if !changed {
+                // Nothing sent to the hub changed: no lag to measure (`crate::lag`).
+                translate_events.clear();
+            }
         }
     });
 
@@ -228,7 +236,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         cluster,
         agent_version: AGENT_VERSION.to_string(),
     };
-    let mut syncer = Syncer::new(intent_rx.clone(), status_tx, hello);
+    let mut syncer = Syncer::new(intent_rx.clone(), status_tx, hello).with_event_clock(events);
     if let Some(listener) = metrics_listener {
         info!(metrics = ?config.metrics_listen, "metrics port: /metrics, /healthz, /readyz");
         let metrics = std::sync::Arc::new(crate::metrics::AgentMetrics::new());

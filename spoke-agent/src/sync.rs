@@ -23,6 +23,8 @@ use tracing::{debug, error, info, warn};
 
 use crate::diff::{Held, diff, held_of};
 use crate::identity::Identity;
+use crate::lag::{EventClock, InFlight};
+use crate::metrics::SyncState;
 
 /// First reconnect delay ceiling.
 pub const BACKOFF_START: Duration = Duration::from_millis(200);
@@ -114,6 +116,10 @@ pub struct Syncer {
     renewed: Option<watch::Receiver<Identity>>,
     /// What the stream counts for the operator (`--metrics-listen`).
     metrics: Option<std::sync::Arc<crate::metrics::AgentMetrics>>,
+    /// When the watch saw the changes not yet sent (`crate::lag`), and the Updates carrying
+    /// earlier ones until the hub Acks them.
+    events: EventClock,
+    in_flight: InFlight,
 }
 
 impl Syncer {
@@ -129,6 +135,20 @@ impl Syncer {
             hello,
             renewed: None,
             metrics: None,
+            events: EventClock::default(),
+            in_flight: InFlight::default(),
+        }
+    }
+
+    /// Measures the watch lag from the events `clock` is marked with (`crate::lag`).
+    pub fn with_event_clock(mut self, clock: EventClock) -> Self {
+        self.events = clock;
+        self
+    }
+
+    fn set_state(&self, state: SyncState) {
+        if let Some(m) = &self.metrics {
+            m.set_state(state);
         }
     }
 
@@ -197,6 +217,7 @@ impl Syncer {
         if let Some(m) = &self.metrics {
             m.hub_connected.set(0);
         }
+        self.set_state(SyncState::Disconnected);
         if error.is_none() {
             info!("intent source closed; stopping sync");
         }
@@ -211,6 +232,12 @@ impl Syncer {
         let send = |m: agent_message::Kind| AgentMessage { kind: Some(m) };
         let intent = self.intent.borrow_and_update().clone();
         let mut revision = 1u64;
+        // The full state carries whatever was in flight on the last stream, and what is new.
+        let carried = match (self.in_flight.restart(), self.events.take()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.in_flight.sent(revision, carried);
         // Queued before the call so the hub sees them as soon as the stream opens.
         tx.try_send(send(agent_message::Kind::Hello(self.hello.clone())))
             .expect("fresh channel has room");
@@ -225,6 +252,7 @@ impl Syncer {
         if let Some(m) = &self.metrics {
             m.hub_connected.set(1);
         }
+        self.set_state(SyncState::Syncing);
         // Set after the hub refused an Update for its rate limit: the full state goes again then,
         // and intent changes wait for it.
         let mut retry_at: Option<tokio::time::Instant> = None;
@@ -235,8 +263,15 @@ impl Syncer {
                     match msg.kind {
                         Some(hub_message::Kind::Ack(a)) => {
                             *acked = true;
+                            let lags = self.in_flight.acked(a.revision, std::time::Instant::now());
                             if let Some(m) = &self.metrics {
                                 m.acked();
+                                for lag in lags {
+                                    m.watch_lag.observe(lag.as_secs_f64());
+                                }
+                            }
+                            if a.revision == revision && retry_at.is_none() {
+                                self.set_state(SyncState::Synced);
                             }
                             debug!(revision = a.revision, "hub acknowledged");
                         }
@@ -244,6 +279,7 @@ impl Syncer {
                             if let Some(m) = &self.metrics {
                                 m.nacked();
                             }
+                            self.set_state(SyncState::Syncing);
                             error!(revision = n.revision, reason = ?n.reason(), message = %n.message, "hub refused an update; nothing of it was stored");
                             held = None;
                             if let Some(after) = nack_retry_after(&n) {
@@ -289,6 +325,8 @@ impl Syncer {
                         Some(h) => {
                             let d = diff(h, &intent);
                             if d.is_empty() {
+                                // Nothing the hub holds changed: no lag to measure.
+                                self.events.clear();
                                 continue;
                             }
                             Update { revision: revision + 1, full_state: false, upserts: d.upserts, deletes: d.deletes }
@@ -296,6 +334,8 @@ impl Syncer {
                         None => full_update(revision + 1, &intent),
                     };
                     revision += 1;
+                    self.in_flight.sent(revision, self.events.take());
+                    self.set_state(SyncState::Syncing);
                     debug!(revision, full = update.full_state, upserts = update.upserts.len(), deletes = update.deletes.len(), "sending update");
                     send_or_closed(&tx, send(agent_message::Kind::Update(update))).await?;
                     held = Some(held_of(&intent));

@@ -185,6 +185,60 @@ async fn full_state_then_deltas_and_status() {
     assert_eq!((u.revision, names(&u)), (3, (vec![], vec!["a".into()])));
 }
 
+/// Scrapes `m` until it holds every line of `want` (or fails after 10 s with the last scrape).
+async fn scrape_until(m: &crate::metrics::AgentMetrics, want: &[&str]) {
+    let start = std::time::Instant::now();
+    loop {
+        let text = m.scrape(&[], None);
+        if want.iter().all(|w| text.lines().any(|l| l == *w)) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "wanted {want:?} in:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn sync_state_and_watch_lag_follow_the_stream() {
+    let (addr, mut seen) = start_hub(Arc::new(ack_and_status)).await;
+    let (intent_tx, intent_rx) = watch::channel(vec![obj("a", 1)]);
+    let (status_tx, _status_rx) = watch::channel(None);
+    let metrics = Arc::new(crate::metrics::AgentMetrics::new());
+    let events = crate::lag::EventClock::default();
+    let syncer = Syncer::new(intent_rx, status_tx, hello())
+        .with_metrics(metrics.clone())
+        .with_event_clock(events.clone());
+    tokio::spawn(syncer.run(connector(addr)));
+    next(&mut seen).await; // Hello
+    next_update(&mut seen).await;
+    scrape_until(
+        &metrics,
+        &[
+            r#"fleetgate_agent_sync_state{state="synced"} 1"#,
+            r#"fleetgate_agent_sync_state{state="syncing"} 0"#,
+            // Nothing was marked by a watch: nothing measured.
+            "fleetgate_agent_watch_lag_seconds_count 0",
+        ],
+    )
+    .await;
+    // A watch event, and the Update that carries it: measured once the hub Acks it.
+    events.mark(std::time::Instant::now());
+    intent_tx.send_replace(vec![obj("a", 2)]);
+    let (_, u) = next_update(&mut seen).await;
+    assert_eq!(u.revision, 2);
+    scrape_until(
+        &metrics,
+        &[
+            "fleetgate_agent_watch_lag_seconds_count 1",
+            r#"fleetgate_agent_sync_state{state="synced"} 1"#,
+        ],
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn nack_makes_the_next_update_a_full_state() {
     let script: Script = Arc::new(|n, u: &Update| {

@@ -340,6 +340,7 @@ pub async fn run(
     claimed_class_names: Vec<String>,
     ingress_class_name: String,
     tx: watch::Sender<ClusterState>,
+    events: crate::lag::EventClock,
 ) {
     let changed = Arc::new(Notify::new());
     let classes = reflect::spawn(Api::<GatewayClass>::all(client.clone()), changed.clone());
@@ -509,13 +510,13 @@ pub async fn run(
     tx.send_replace(snapshot(&ai_secrets));
     loop {
         tokio::select! {
-            _ = changed.notified() => {}
+            _ = changed.notified() => events.mark(std::time::Instant::now()),
             _ = tx.closed() => return,
         }
         tokio::time::sleep(COALESCE).await;
         ai_secrets.reconcile(&backends(), &keys()).await;
         let next = snapshot(&ai_secrets);
-        tx.send_if_modified(|cur| {
+        let sent = tx.send_if_modified(|cur| {
             if *cur == next {
                 false
             } else {
@@ -523,5 +524,9 @@ pub async fn run(
                 true
             }
         });
+        if !sent {
+            // The event changed nothing the agent publishes (`crate::lag`).
+            events.clear();
+        }
     }
 }
