@@ -6,7 +6,8 @@
 //! and enabled, and issues the certificate for the token's identity ([`issue`]). `Renew` needs
 //! the current client certificate, identified exactly as Sync identifies it
 //! (`crate::peer::identify`), and is refused once the cluster is removed or disabled.
-//! Tokens are never logged.
+//! Tokens are never logged. Each call is counted by result in [`EnrollMetrics`]
+//! (`crate::metrics` registers them).
 
 pub mod issue;
 pub mod token;
@@ -16,6 +17,9 @@ use std::sync::Arc;
 use fleetgate_proto::enroll::v1::{
     EnrollRequest, EnrollResponse, RenewRequest, enroll_service_server::EnrollService,
 };
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use time::OffsetDateTime;
 use tonic::{Request, Response, Status};
 
@@ -31,6 +35,38 @@ pub struct EnrollServer {
     trust_domain: String,
     ca: Arc<HubCa>,
     key: Arc<TokenKey>,
+    metrics: EnrollMetrics,
+}
+
+/// The result of one Enroll or Renew call.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `issued`, or the refusal's gRPC code: `unauthenticated` (bad, expired or used token; no
+    /// or bad client certificate), `permission_denied` (cluster not registered or disabled),
+    /// `invalid_argument` (bad CSR), `unavailable` (store), `internal`.
+    pub result: &'static str,
+}
+
+/// Enroll and Renew calls by result.
+#[derive(Clone, Default)]
+pub struct EnrollMetrics {
+    pub enrollments: Family<ResultLabels, Counter>,
+    pub renewals: Family<ResultLabels, Counter>,
+}
+
+/// The bounded label of a call's outcome.
+fn result_label<T>(r: &Result<T, Status>) -> &'static str {
+    use tonic::Code;
+    match r {
+        Ok(_) => "issued",
+        Err(s) => match s.code() {
+            Code::Unauthenticated => "unauthenticated",
+            Code::PermissionDenied => "permission_denied",
+            Code::InvalidArgument => "invalid_argument",
+            Code::Unavailable => "unavailable",
+            _ => "internal",
+        },
+    }
 }
 
 impl EnrollServer {
@@ -40,7 +76,14 @@ impl EnrollServer {
             trust_domain,
             ca: Arc::new(ca),
             key: Arc::new(key),
+            metrics: EnrollMetrics::default(),
         }
+    }
+
+    /// Counts each call into `metrics`.
+    pub fn with_metrics(mut self, metrics: EnrollMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     fn issue(&self, key: &ClusterKey, csr_der: &[u8]) -> Result<EnrollResponse, Status> {
@@ -72,6 +115,30 @@ impl EnrollService for EnrollServer {
         &self,
         req: Request<EnrollRequest>,
     ) -> Result<Response<EnrollResponse>, Status> {
+        let r = self.enroll_once(req);
+        self.metrics
+            .enrollments
+            .get_or_create(&ResultLabels {
+                result: result_label(&r),
+            })
+            .inc();
+        r
+    }
+
+    async fn renew(&self, req: Request<RenewRequest>) -> Result<Response<EnrollResponse>, Status> {
+        let r = self.renew_once(req);
+        self.metrics
+            .renewals
+            .get_or_create(&ResultLabels {
+                result: result_label(&r),
+            })
+            .inc();
+        r
+    }
+}
+
+impl EnrollServer {
+    fn enroll_once(&self, req: Request<EnrollRequest>) -> Result<Response<EnrollResponse>, Status> {
         let req = req.into_inner();
         let claims = token::verify(&self.key, &req.token, unix_now() as u64).map_err(|e| {
             tracing::warn!("enrollment refused: {e}");
@@ -109,7 +176,7 @@ impl EnrollService for EnrollServer {
         Ok(Response::new(response))
     }
 
-    async fn renew(&self, req: Request<RenewRequest>) -> Result<Response<EnrollResponse>, Status> {
+    fn renew_once(&self, req: Request<RenewRequest>) -> Result<Response<EnrollResponse>, Status> {
         let (key, _) = crate::peer::identify(&self.fleet, &self.trust_domain, &req)?;
         let response = self.issue(&key, &req.into_inner().csr_der)?;
         tracing::info!(cluster = %key, not_after = response.not_after, "agent certificate renewed");

@@ -153,6 +153,9 @@ pub struct Fleet {
     revision: watch::Sender<u64>,
     links: Mutex<Links>,
     update_rate: Mutex<UpdateRate>,
+    /// When the first agent Update not yet taken by the compile loop was accepted
+    /// ([`Fleet::take_accepted`]; for `crate::data_plane`'s update-to-ACK time).
+    accepted_at: Mutex<Option<Instant>>,
 }
 
 /// The MCP session secrets live in the fleet's store (`store/session_secrets.rs`).
@@ -220,7 +223,17 @@ impl Fleet {
             revision: watch::channel(0).0,
             links: Mutex::new(links),
             update_rate: Mutex::new(UpdateRate::default()),
+            accepted_at: Mutex::new(None),
         })
+    }
+
+    /// When the first agent Update accepted since the last call was accepted (the compile loop
+    /// takes it before each view: a later Update is in the next one).
+    pub fn take_accepted(&self) -> Option<Instant> {
+        self.accepted_at
+            .lock()
+            .expect("fleet accepted_at lock poisoned")
+            .take()
     }
 
     /// Wakes whenever the accepted state changed.
@@ -721,6 +734,10 @@ impl Fleet {
         st.rejections.insert(key.clone(), rejections);
         st.over_quota.insert(key.clone(), over_quota);
         drop(state);
+        self.accepted_at
+            .lock()
+            .expect("fleet accepted_at lock poisoned")
+            .get_or_insert_with(Instant::now);
         if update.full_state {
             self.links
                 .lock()

@@ -51,6 +51,10 @@ pub mod traffic_limits;
 // Step 8, publish (crate `fleetgate-hub-xds`), and the AI gateways' configuration stream.
 pub mod ai_config;
 pub use fleetgate_hub_xds as xds;
+// Beside it, for the operator: the connected Envoys and how fast a change reaches them.
+pub mod data_plane;
+// Envoy's request stats per tenant, streamed by Envoy's stats sink to the same port.
+pub mod envoy_stats;
 
 // The model every step past admission speaks (crate `fleetgate-hub-model`).
 pub use fleetgate_hub_model as model;

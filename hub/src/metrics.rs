@@ -3,7 +3,9 @@
 //!
 //! Where it sits: beside the data path, reading it. The gauges are set at each scrape from what
 //! the fleet, the compile loop and the data-plane streams already publish (this module writes
-//! none of that state); the compile loop observes its duration into [`HubMetrics::compile`].
+//! none of that state); the compile loop observes its duration into [`HubMetrics::compile`],
+//! the agents' streams each Update's into [`HubMetrics::apply`], the ADS streams report into
+//! [`HubMetrics::xds`] (`crate::data_plane`) and enrollment counts into [`HubMetrics::enroll`].
 //! Labels are bounded: tenant, kind, state, reason and xDS type, never hostnames, paths or object
 //! names. The names are `fleetgate_hub_*`; docs/operations.md ("Metrics") lists them.
 
@@ -69,6 +71,12 @@ pub struct HubMetrics {
     registry: Registry,
     /// Seconds one compile of the fleet took (the compile loop observes it).
     pub compile: Histogram,
+    /// Seconds one agent Update took to admit and store (the agents' streams observe it).
+    pub apply: Histogram,
+    /// ACKs, NACKs, push times and update-to-ACK times of the ADS streams.
+    pub xds: crate::data_plane::XdsMetrics,
+    /// Enroll and Renew calls by result.
+    pub enroll: crate::enroll::EnrollMetrics,
     clusters: Family<ClusterLabels, Gauge>,
     objects: Family<ObjectLabels, Gauge>,
     envoy_nacks: Family<TypeLabels, Gauge>,
@@ -93,6 +101,49 @@ impl HubMetrics {
             "compile_duration_seconds",
             "Time one compile of the accepted intent into a data-plane snapshot took",
             compile.clone(),
+        );
+        // 0.1 ms .. ~3 s.
+        let apply = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        registry.register(
+            "apply_duration_seconds",
+            "Time one agent Update took to admit and store",
+            apply.clone(),
+        );
+        let xds = crate::data_plane::XdsMetrics::default();
+        registry.register(
+            "xds_acks",
+            "Responses an Envoy ACKed, per xDS type",
+            xds.acks.clone(),
+        );
+        registry.register(
+            "xds_nacks",
+            "Responses an Envoy rejected (NACK), per xDS type",
+            xds.nacks.clone(),
+        );
+        registry.register(
+            "xds_push_duration_seconds",
+            "Time one ADS stream took to build and send the responses for a new snapshot",
+            xds.push.clone(),
+        );
+        registry.register(
+            "update_to_ack_seconds",
+            "Time from an agent Update being accepted to every connected Envoy ACKing a configuration that contains it",
+            xds.update_to_ack.clone(),
+        );
+        let enroll = crate::enroll::EnrollMetrics::default();
+        // Shown at 0 before the first enrollment.
+        for family in [&enroll.enrollments, &enroll.renewals] {
+            let _ = family.get_or_create(&crate::enroll::ResultLabels { result: "issued" });
+        }
+        registry.register(
+            "enrollments",
+            "Enroll calls (bootstrap token for a certificate) by result",
+            enroll.enrollments.clone(),
+        );
+        registry.register(
+            "certificate_renewals",
+            "Renew calls (certificate renewal) by result",
+            enroll.renewals.clone(),
         );
         let clusters = Family::default();
         registry.register(
@@ -139,6 +190,9 @@ impl HubMetrics {
         Self {
             registry,
             compile,
+            apply,
+            xds,
+            enroll,
             clusters,
             objects,
             envoy_nacks,
@@ -147,6 +201,12 @@ impl HubMetrics {
             ai_refusals,
             store_bytes,
         }
+    }
+
+    /// Exports each tenant's requests, errors and latency from Envoy's stats sink.
+    pub fn register_envoy_stats(&mut self, stats: Arc<crate::envoy_stats::EnvoyStats>) {
+        self.registry
+            .register_collector(Box::new(crate::envoy_stats::TenantTrafficCollector(stats)));
     }
 
     /// Sets every gauge from `sources` and renders the OpenMetrics text.

@@ -281,12 +281,16 @@ pub async fn serve_data_plane(
         ai_published,
         ai_health,
         None,
+        Arc::new(xds::NoReport),
+        Arc::default(),
         shutdown,
     )
     .await
 }
 
-/// [`serve_data_plane`], with the MCP tool pins task's link when the hub runs one.
+/// [`serve_data_plane`], with the MCP tool pins task's link when the hub runs one, and the
+/// report of the ADS streams (`crate::data_plane`) and Envoy's stats sink (`crate::envoy_stats`).
+#[allow(clippy::too_many_arguments)]
 pub async fn serve_data_plane_with_pins(
     listener: tokio::net::TcpListener,
     snapshots: watch::Receiver<Arc<Snapshot>>,
@@ -294,6 +298,8 @@ pub async fn serve_data_plane_with_pins(
     ai_published: watch::Receiver<Arc<ai_config::Published>>,
     ai_health: watch::Sender<AiGatewayHealth>,
     mcp_pins: Option<ai_config::pins::PinsLink>,
+    report: Arc<dyn xds::AdsReport>,
+    stats: Arc<crate::envoy_stats::EnvoyStats>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let mut ai = AiConfigService::new(ai_published, ai_health);
@@ -301,7 +307,8 @@ pub async fn serve_data_plane_with_pins(
         ai = ai.with_pins(pins);
     }
     xds::data_plane_server()
-        .add_service(xds::ads_service(snapshots, xds_health))
+        .add_service(xds::ads_service_reporting(snapshots, xds_health, report))
+        .add_service(stats.service())
         .add_service(ai.into_server())
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
@@ -375,7 +382,13 @@ pub async fn run_reloading(
     };
 
     // The operator's metrics read the same channels (receivers only).
-    let metrics = Arc::new(crate::metrics::HubMetrics::new());
+    // Envoy's request stats per tenant, from its stats sink on the data-plane port.
+    let envoy_stats = Arc::new(crate::envoy_stats::EnvoyStats::default());
+    let metrics = {
+        let mut m = crate::metrics::HubMetrics::new();
+        m.register_envoy_stats(envoy_stats.clone());
+        Arc::new(m)
+    };
     let metric_sources = Arc::new(crate::metrics::Sources {
         fleet: fleet.clone(),
         statuses: status_rx.clone(),
@@ -386,6 +399,9 @@ pub async fn run_reloading(
     });
     // The admin API reads the same data-plane health.
     let admin_health = (health_rx.clone(), ai_health_rx.clone());
+    // What the ADS streams report: the connected Envoys, ACK/NACK counts, update-to-ACK times.
+    let data_plane = Arc::new(crate::data_plane::DataPlaneReport::new(metrics.xds.clone()));
+    data_plane.published(&snapshot_rx.borrow(), None);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = || {
@@ -399,6 +415,7 @@ pub async fn run_reloading(
     let compile_task = {
         let fleet = fleet.clone();
         let metrics = metrics.clone();
+        let data_plane = data_plane.clone();
         let config = config.clone();
         let mut revisions = fleet.subscribe();
         let mut health = health_rx;
@@ -423,6 +440,8 @@ pub async fn run_reloading(
                         }
                     } => tracing::info!("a disconnected cluster's grace period ended; withdrawing its intent from the data plane"),
                 }
+                // Taken before the view: an Update accepted later is in the next compile.
+                let accepted = fleet.take_accepted().map(|at| at.into_std());
                 let view = fleet.view();
                 let health = health.borrow_and_update().clone();
                 let ai_health = ai_health.borrow_and_update().clone();
@@ -461,7 +480,9 @@ pub async fn run_reloading(
                     if **cur == snapshot {
                         false
                     } else {
-                        *cur = Arc::new(snapshot);
+                        let snapshot = Arc::new(snapshot);
+                        data_plane.published(&snapshot, accepted);
+                        *cur = snapshot;
                         true
                     }
                 });
@@ -496,6 +517,8 @@ pub async fn run_reloading(
         published_rx,
         ai_health_tx,
         Some(pins_link),
+        data_plane.clone(),
+        envoy_stats.clone(),
         stopped(),
     ));
 
@@ -512,13 +535,15 @@ pub async fn run_reloading(
         fleet.clone(),
         config.trust_domain.clone(),
         status_rx.clone(),
-    );
+    )
+    .with_apply_histogram(metrics.apply.clone());
     let enroll = EnrollServer::new(
         fleet.clone(),
         config.trust_domain.clone(),
         hub_ca,
         token_key,
-    );
+    )
+    .with_metrics(metrics.enroll.clone());
     let agents = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
@@ -546,7 +571,9 @@ pub async fn run_reloading(
                 admin_health.1,
                 TokenKey::load_or_create(&config.pki_dir)
                     .map_err(|e| RunError::Identity(e.to_string()))?,
-            );
+            )
+            .with_envoys(data_plane.envoys())
+            .with_envoy_stats(envoy_stats.clone());
             Some(tokio::spawn(crate::metrics::serve(
                 listener,
                 metrics.clone(),

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use fleetgate_proto::spoke::v1::{self as pb, spoke_service_server::SpokeService};
 use futures::Stream;
+use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
@@ -29,6 +30,8 @@ pub struct SyncService {
     fleet: Arc<Fleet>,
     trust_domain: String,
     statuses: watch::Receiver<FleetStatus>,
+    /// Seconds each Update took to admit and store (`crate::metrics` registers it).
+    apply_seconds: Histogram,
 }
 
 impl SyncService {
@@ -41,7 +44,15 @@ impl SyncService {
             fleet,
             trust_domain,
             statuses,
+            // Unregistered unless `with_apply_histogram` hands the registered one.
+            apply_seconds: Histogram::new([1.0]),
         }
+    }
+
+    /// Observes each Update's admission and store time into `h`.
+    pub fn with_apply_histogram(mut self, h: Histogram) -> Self {
+        self.apply_seconds = h;
+        self
     }
 
     fn identify<T>(&self, req: &Request<T>) -> Result<(ClusterKey, PeerIdentity), Status> {
@@ -82,7 +93,16 @@ impl SpokeService for SyncService {
         let (tx, rx) = mpsc::channel::<Result<pb::HubMessage, Status>>(16);
         let fleet = self.fleet.clone();
         let statuses = self.statuses.clone();
-        tokio::spawn(run_stream(key, peer, fleet, inbound, statuses, tx));
+        let apply_seconds = self.apply_seconds.clone();
+        tokio::spawn(run_stream(
+            key,
+            peer,
+            fleet,
+            inbound,
+            statuses,
+            tx,
+            apply_seconds,
+        ));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
@@ -95,6 +115,7 @@ async fn run_stream(
     mut inbound: Streaming<pb::AgentMessage>,
     mut statuses: watch::Receiver<FleetStatus>,
     tx: mpsc::Sender<Result<pb::HubMessage, Status>>,
+    apply_seconds: Histogram,
 ) {
     // Open until this stream ends, wherever it returns: starts the grace period (crate::grace).
     let _link = fleet.link(&key);
@@ -170,6 +191,7 @@ async fn run_stream(
                             .await
                             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
                     };
+                    apply_seconds.observe(started.elapsed().as_secs_f64());
                     tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "update applied");
                     match applied {
                         Ok(()) => {

@@ -28,6 +28,24 @@ async fn start_hub() -> TestHub {
     TestHub::start_with("identity: {certificateLifetime: 1h}", TWO_TENANTS, true).await
 }
 
+/// [`start_hub`] with its admin port (metrics) on the returned port.
+async fn start_hub_with_metrics() -> (TestHub, u16) {
+    let port = support::free_port();
+    let extra = format!("identity: {{certificateLifetime: 1h}}\nadminListen: 127.0.0.1:{port}");
+    (TestHub::start_with(&extra, TWO_TENANTS, true).await, port)
+}
+
+/// The lines of the hub's `/metrics` that start with `prefix`.
+async fn metric_lines(port: u16, prefix: &str) -> Vec<String> {
+    let a = support::admin_port(port, "GET", "/metrics", &[], "").await;
+    assert_eq!(a.status, 200);
+    a.body
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .map(str::to_string)
+        .collect()
+}
+
 /// Enrollment as an agent does it, against the hub's CA and token key.
 impl TestHub {
     fn token(&self, tenant: &str, cluster: &str, expires: u64) -> String {
@@ -180,7 +198,7 @@ async fn an_enrolled_agent_syncs_and_its_token_cannot_be_replayed_even_after_a_r
 
 #[tokio::test]
 async fn expired_foreign_malformed_and_unregistered_tokens_are_refused() {
-    let mut hub = start_hub().await;
+    let (mut hub, metrics) = start_hub_with_metrics().await;
     assert_refused(
         hub.enroll(&hub.token("tenant-a", "east", now() - 1)).await,
         tonic::Code::Unauthenticated,
@@ -224,6 +242,18 @@ async fn expired_foreign_malformed_and_unregistered_tokens_are_refused() {
     );
     let agent = hub.enroll(&token).await.unwrap();
     assert_eq!(agent.spiffe().tenant, "tenant-b");
+    // Each call is counted by its result.
+    let mut counted = metric_lines(metrics, "fleetgate_hub_enrollments_total").await;
+    counted.sort();
+    assert_eq!(
+        counted,
+        vec![
+            r#"fleetgate_hub_enrollments_total{result="invalid_argument"} 1"#,
+            r#"fleetgate_hub_enrollments_total{result="issued"} 1"#,
+            r#"fleetgate_hub_enrollments_total{result="permission_denied"} 1"#,
+            r#"fleetgate_hub_enrollments_total{result="unauthenticated"} 3"#,
+        ]
+    );
     hub.stop().await;
 }
 
@@ -247,7 +277,7 @@ async fn sync_and_renew_need_a_client_certificate() {
 
 #[tokio::test]
 async fn renewal_gives_a_new_certificate_for_a_new_key() {
-    let mut hub = start_hub().await;
+    let (mut hub, metrics) = start_hub_with_metrics().await;
     let agent = hub
         .enroll(&hub.token("tenant-a", "east", now() + 900))
         .await
@@ -259,6 +289,22 @@ async fn renewal_gives_a_new_certificate_for_a_new_key() {
     sync_verdict(&hub, &renewed, "east").await.unwrap();
     // The renewed certificate renews again.
     hub.renew(&renewed).await.unwrap();
+    assert_refused(
+        EnrollServiceClient::new(hub.channel(None).await)
+            .renew(RenewRequest { csr_der: vec![] })
+            .await,
+        tonic::Code::Unauthenticated,
+        "no client certificate",
+    );
+    let mut counted = metric_lines(metrics, "fleetgate_hub_certificate_renewals_total").await;
+    counted.sort();
+    assert_eq!(
+        counted,
+        vec![
+            r#"fleetgate_hub_certificate_renewals_total{result="issued"} 2"#,
+            r#"fleetgate_hub_certificate_renewals_total{result="unauthenticated"} 1"#,
+        ]
+    );
     hub.stop().await;
 }
 

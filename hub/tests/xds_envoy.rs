@@ -5,8 +5,6 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,13 +19,14 @@ use fleetgate_hub::xds::{XdsHealth, resources::LISTENER_TYPE, serve_on};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 
 const DEADLINE: Duration = Duration::from_secs(30);
+
+mod support;
+use support::envoy::{Envoy, HttpClient, client, get};
 
 // ---- test support: backends, Envoy, client ----------------------------------------------
 
@@ -60,150 +59,6 @@ async fn backend(name: &'static str) -> SocketAddr {
         }
     });
     addr
-}
-
-/// A running Envoy, killed on drop.
-struct Envoy {
-    admin: SocketAddr,
-    child: tokio::process::Child,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-fn envoy_binary() -> PathBuf {
-    match std::env::var_os("FLEETGATE_ENVOY") {
-        Some(p) => PathBuf::from(p),
-        None => panic!(
-            "FLEETGATE_ENVOY is not set: run `e2e/setup.sh` and export FLEETGATE_ENVOY=<path to envoy>"
-        ),
-    }
-}
-
-impl Envoy {
-    fn start(node_id: &str, xds: SocketAddr) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let admin_port = free_port();
-        let bootstrap = format!(
-            r#"node:
-  id: {node_id}
-  cluster: fleetgate
-admin:
-  address:
-    socket_address: {{ address: 127.0.0.1, port_value: {admin_port} }}
-dynamic_resources:
-  ads_config:
-    api_type: GRPC
-    transport_api_version: V3
-    set_node_on_first_message_only: true
-    grpc_services:
-    - envoy_grpc:
-        cluster_name: xds_cluster
-  cds_config: {{ ads: {{}}, resource_api_version: V3 }}
-  lds_config: {{ ads: {{}}, resource_api_version: V3 }}
-static_resources:
-  clusters:
-  - name: xds_cluster
-    type: STATIC
-    connect_timeout: 1s
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config:
-          http2_protocol_options: {{}}
-    load_assignment:
-      cluster_name: xds_cluster
-      endpoints:
-      - lb_endpoints:
-        - endpoint:
-            address:
-              socket_address: {{ address: {ip}, port_value: {port} }}
-"#,
-            ip = xds.ip(),
-            port = xds.port(),
-        );
-        let path = dir.path().join("bootstrap.yaml");
-        std::fs::write(&path, bootstrap).unwrap();
-        let log = dir.path().join("envoy.log");
-        let child = tokio::process::Command::new(envoy_binary())
-            .arg("--config-path")
-            .arg(&path)
-            .args([
-                "--disable-hot-restart",
-                "--concurrency",
-                "1",
-                "--log-level",
-                "warn",
-            ])
-            .arg("--log-path")
-            .arg(&log)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("cannot start Envoy (FLEETGATE_ENVOY); run e2e/setup.sh");
-        Self {
-            admin: format!("127.0.0.1:{admin_port}").parse().unwrap(),
-            child,
-            log,
-            _dir: dir,
-        }
-    }
-
-    /// Panics with Envoy's log if it exited.
-    fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            panic!("Envoy exited ({status}):\n{log}");
-        }
-    }
-
-    /// Waits until the admin interface (127.0.0.1 only) reports LIVE: the initial xDS fetch
-    /// from the hub is done.
-    async fn wait_ready(&mut self) {
-        let c = client();
-        let start = Instant::now();
-        while start.elapsed() < DEADLINE {
-            self.assert_running();
-            if let Some((StatusCode::OK, body)) = get(&c, self.admin, "admin", "/ready").await
-                && body.trim() == "LIVE"
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("Envoy not LIVE after {DEADLINE:?}; log:\n{}", self.log());
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-type HttpClient = Client<HttpConnector, Empty<Bytes>>;
-
-fn client() -> HttpClient {
-    Client::builder(TokioExecutor::new()).build_http()
-}
-
-/// GET `path` with `Host: host` through the data plane; `None` when the connection fails.
-async fn get(
-    c: &HttpClient,
-    dp: SocketAddr,
-    host: &str,
-    path: &str,
-) -> Option<(StatusCode, String)> {
-    let req = Request::get(format!("http://{dp}{path}"))
-        .header("host", host)
-        .body(Empty::new())
-        .unwrap();
-    let resp = tokio::time::timeout(Duration::from_secs(5), c.request(req))
-        .await
-        .ok()?
-        .ok()?;
-    let status = resp.status();
-    let body = resp.into_body().collect().await.ok()?.to_bytes();
-    Some((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// Polls until `host` + `path` answers `want`, or fails with what it last saw.

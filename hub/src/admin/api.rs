@@ -14,7 +14,8 @@
 //! | `GET /api/v1/clusters` | viewer | [`views::ClusterRow`]s |
 //! | `GET /api/v1/tenants/<tenant>/objects[?q=]` | viewer | [`views::ObjectRow`]s |
 //! | `GET /api/v1/allocations` | viewer | [`views::AllocationRow`]s |
-//! | `GET /api/v1/data-plane` | viewer | [`views::DataPlane`]: AI gateways, standing Envoy NACKs |
+//! | `GET /api/v1/data-plane` | viewer | [`views::DataPlane`]: connected Envoys, AI gateways, standing Envoy NACKs |
+//! | `GET /api/v1/traffic` | viewer | tenant -> [`crate::envoy_stats::TenantRate`] from Envoy's stats sink |
 //! | `POST /api/v1/clusters/<tenant>/<cluster>/{disable,enable,revoke}` | admin | `{"changed": bool}` |
 //! | `POST /api/v1/tokens` `{"tenant","cluster","ttlSeconds"}` | admin | a bootstrap token |
 
@@ -32,6 +33,7 @@ use super::operator_token::{self, Operator, Role};
 use super::views::{self, FleetState};
 use crate::ai_config::AiGatewayHealth;
 use crate::config::Registration;
+use crate::data_plane::Envoys;
 use crate::enroll::token::{self as bootstrap, TokenKey};
 use crate::fleet::{AdminRefusal, Fleet, unix_now};
 use crate::model::ClusterKey;
@@ -47,6 +49,8 @@ pub struct AdminApi {
     statuses: watch::Receiver<FleetStatus>,
     xds: watch::Receiver<XdsHealth>,
     ai: watch::Receiver<AiGatewayHealth>,
+    envoys: watch::Receiver<Envoys>,
+    envoy_stats: Option<Arc<crate::envoy_stats::EnvoyStats>>,
     operator_key: hmac::Key,
     token_key: TokenKey,
 }
@@ -109,9 +113,36 @@ impl AdminApi {
             statuses,
             xds,
             ai,
+            envoys: watch::channel(Envoys::new()).1,
+            envoy_stats: None,
             operator_key: operator_token::operator_key(&token_key),
             token_key,
         }
+    }
+
+    /// Shows the Envoys the ADS streams report (`crate::data_plane`); none without it.
+    pub fn with_envoys(mut self, envoys: watch::Receiver<Envoys>) -> Self {
+        self.envoys = envoys;
+        self
+    }
+
+    /// Shows each tenant's traffic from Envoy's stats sink (`crate::envoy_stats`).
+    pub fn with_envoy_stats(mut self, stats: Arc<crate::envoy_stats::EnvoyStats>) -> Self {
+        self.envoy_stats = Some(stats);
+        self
+    }
+
+    /// Each tenant's traffic over the Envoys' last flush interval (empty without a stats sink).
+    pub fn traffic(&self) -> std::collections::BTreeMap<String, crate::envoy_stats::TenantRate> {
+        self.envoy_stats
+            .as_ref()
+            .map(|s| s.rates())
+            .unwrap_or_default()
+    }
+
+    /// The connected Envoys (changes as they connect, ACK, NACK and leave).
+    pub fn envoys(&self) -> watch::Receiver<Envoys> {
+        self.envoys.clone()
     }
 
     /// The fleet the API reads and acts on.
@@ -144,6 +175,7 @@ impl AdminApi {
             allocation_failures: view.allocation_failures,
             xds: self.xds.borrow().clone(),
             ai: self.ai.borrow().clone(),
+            envoys: self.envoys.borrow().clone(),
         }
     }
 
@@ -207,6 +239,7 @@ impl AdminApi {
             (true, ["clusters"]) => json(StatusCode::OK, &views::clusters(&self.state())),
             (true, ["allocations"]) => json(StatusCode::OK, &views::allocations(&self.state())),
             (true, ["data-plane"]) => json(StatusCode::OK, &views::data_plane(&self.state())),
+            (true, ["traffic"]) => json(StatusCode::OK, &self.traffic()),
             (true, ["tenants", tenant, "objects"]) => {
                 let q = query.as_deref().and_then(|q| query_value(q, "q"));
                 match views::objects(&self.state(), tenant, q.as_deref()) {
@@ -237,7 +270,7 @@ impl AdminApi {
                     Err(r) => r.answer(),
                 }
             }
-            (_, ["whoami" | "tenants" | "clusters" | "allocations" | "data-plane"])
+            (_, ["whoami" | "tenants" | "clusters" | "allocations" | "data-plane" | "traffic"])
             | (_, ["tenants", _, "objects"]) => error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 format!("{path} is read with GET"),
@@ -249,7 +282,7 @@ impl AdminApi {
             _ => error(
                 StatusCode::NOT_FOUND,
                 format!(
-                    "{path}: unknown route; the admin API serves whoami, tenants, clusters, tenants/<tenant>/objects, allocations, data-plane, clusters/<tenant>/<cluster>/{{disable,enable,revoke}} and tokens under /api/v1/"
+                    "{path}: unknown route; the admin API serves whoami, tenants, clusters, tenants/<tenant>/objects, allocations, data-plane, traffic, clusters/<tenant>/<cluster>/{{disable,enable,revoke}} and tokens under /api/v1/"
                 ),
             ),
         }

@@ -207,6 +207,10 @@ pub async fn handle(api: &AdminApi, req: Request<Incoming>) -> Response<Body> {
             html::overview_page(&operator, &csrf, &overview(api, &operator, &csrf)),
         ),
         ["fragments", "overview"] => html(StatusCode::OK, overview(api, &operator, &csrf)),
+        ["fragments", "tenants", tenant, "traffic"] => {
+            let tenant = super::api::percent_decode(tenant);
+            html(StatusCode::OK, html::traffic(api.traffic().get(&tenant)))
+        }
         ["tenants", tenant] | ["fragments", "tenants", tenant] => {
             let tenant = super::api::percent_decode(tenant);
             let state = api.state();
@@ -232,7 +236,15 @@ pub async fn handle(api: &AdminApi, req: Request<Incoming>) -> Response<Body> {
                     .collect();
                 html(
                     StatusCode::OK,
-                    html::tenant_page(&operator, &csrf, &tenant, &held, &q, &live),
+                    html::tenant_page(
+                        &operator,
+                        &csrf,
+                        &tenant,
+                        &held,
+                        &q,
+                        &html::traffic(api.traffic().get(&tenant)),
+                        &live,
+                    ),
                 )
             }
         }
@@ -345,8 +357,16 @@ fn events(api: &AdminApi) -> Response<Body> {
     let mut statuses = api.statuses();
     let mut revision = fleet.subscribe();
     let mut config = fleet.subscribe_config();
+    let envoys = api.envoys();
     tokio::spawn(async move {
-        let digest = |f: &crate::fleet::Fleet| (f.connected(), f.operator_disabled());
+        // Polled with the connections: Envoys ACK often, the page need not follow each ACK.
+        let digest = |f: &crate::fleet::Fleet| {
+            (
+                f.connected(),
+                f.operator_disabled(),
+                envoys.borrow().clone(),
+            )
+        };
         let mut last = digest(&fleet);
         let mut tick = tokio::time::interval(CONNECTIONS_EVERY);
         let mut n = 0u64;

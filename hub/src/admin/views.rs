@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::ai_config::AiGatewayHealth;
 use crate::allocate::{AllocError, Allocations, Owner, PortKey};
 use crate::config::{Config, Registration};
+use crate::data_plane::{EnvoyView, Envoys};
 use crate::model::{ClusterKey, Condition, ObjectStatus};
 use crate::xds::XdsHealth;
 
@@ -33,12 +34,17 @@ pub struct FleetState {
     pub xds: XdsHealth,
     /// What each AI gateway replica serves and refuses.
     pub ai: AiGatewayHealth,
+    /// The Envoys connected to the ADS server.
+    pub envoys: Envoys,
 }
 
 /// The data plane as the hub sees it, for `GET /api/v1/data-plane`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DataPlane {
+    /// Every Envoy with an open ADS stream, by node id: connected since, the version of each
+    /// xDS type it last ACKed, its last NACK.
+    pub envoys: Vec<EnvoyView>,
     /// Every AI gateway replica with an open configuration stream.
     pub ai_gateways: Vec<AiGatewayRow>,
     /// Every Envoy rejection still standing, by xDS type.
@@ -344,9 +350,12 @@ pub fn objects(state: &FleetState, tenant: &str, query: Option<&str>) -> Option<
     Some(rows)
 }
 
-/// The AI gateways and the Envoy rejections still standing.
+/// The connected Envoys, the AI gateways and the Envoy rejections still standing.
 pub fn data_plane(state: &FleetState) -> DataPlane {
+    let mut envoys: Vec<EnvoyView> = state.envoys.values().cloned().collect();
+    envoys.sort_by(|a, b| (&a.node, a.connected_since).cmp(&(&b.node, b.connected_since)));
     DataPlane {
+        envoys,
         ai_gateways: state
             .ai
             .streams
@@ -574,12 +583,50 @@ tenants:
                 )]
                 .into(),
             },
+            envoys: [
+                (
+                    9,
+                    EnvoyView {
+                        node: "envoy-1".into(),
+                        connected_since: 1_700_000_100,
+                        acked: [(
+                            "envoy.config.cluster.v3.Cluster".to_string(),
+                            "abc".to_string(),
+                        )]
+                        .into(),
+                        last_nack: Some(crate::data_plane::NackView {
+                            type_url: "envoy.config.cluster.v3.Cluster".into(),
+                            version: "7".into(),
+                            message: "bad cluster".into(),
+                            at: 1_700_000_200,
+                        }),
+                    },
+                ),
+                (
+                    3,
+                    EnvoyView {
+                        node: "envoy-0".into(),
+                        connected_since: 1_700_000_000,
+                        acked: Default::default(),
+                        last_nack: None,
+                    },
+                ),
+            ]
+            .into(),
         }
     }
 
     #[test]
     fn the_data_plane_shows_gateways_and_standing_rejections() {
         let d = data_plane(&state());
+        // Every connected Envoy, by node id, with what it ACKed and its last NACK.
+        let nodes: Vec<&str> = d.envoys.iter().map(|e| e.node.as_str()).collect();
+        assert_eq!(nodes, vec!["envoy-0", "envoy-1"]);
+        assert_eq!(d.envoys[1].acked["envoy.config.cluster.v3.Cluster"], "abc");
+        assert_eq!(
+            d.envoys[1].last_nack.as_ref().map(|n| n.message.as_str()),
+            Some("bad cluster")
+        );
         assert_eq!(d.ai_gateways.len(), 1);
         assert_eq!(d.ai_gateways[0].id, "gw-1");
         assert_eq!(d.ai_gateways[0].serving, [("a".to_string(), 3)].into());

@@ -4,6 +4,8 @@
 //! loopback from it — the agent-facing end of the data path, as `fleetgate-hub` runs it.
 #![allow(dead_code)]
 
+pub mod envoy;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -142,6 +144,16 @@ impl TestHub {
         hub.write_config(tenants);
         hub.run().await;
         hub
+    }
+
+    /// Where Envoy binds the data-plane listener of port 80.
+    pub fn data_plane_bind(&self) -> SocketAddr {
+        self.listen.data_plane_bind.parse().unwrap()
+    }
+
+    /// The ADS address Envoys fetch their configuration from.
+    pub fn xds_addr(&self) -> SocketAddr {
+        self.listen.xds.parse().unwrap()
     }
 
     pub fn pki(&self) -> PathBuf {

@@ -8,7 +8,7 @@
 //! `resources` is the pure Snapshot -> Envoy protobuf translation (`l4` for the TCP/UDP
 //! listeners of LoadBalancer Services); `server` is the
 //! State-of-the-World AggregatedDiscoveryService that serves the latest snapshot to every Envoy
-//! and reports NACKs through [`XdsHealth`]; `cache` keeps what did not change between snapshots
+//! and reports NACKs through [`XdsHealth`] (and every stream's events through a [`report::AdsReport`]); `cache` keeps what did not change between snapshots
 //! encoded, so that one changed route does not re-encode the whole fleet. Routes to the AI
 //! gateway need nothing of their own here: the compiler puts the identity headers on their
 //! weighted clusters as `set` changes, which become overwriting header options (`ai_tests`).
@@ -19,6 +19,7 @@ pub mod cache;
 pub mod hardening;
 pub mod http;
 pub mod l4;
+pub mod report;
 pub mod resources;
 pub mod server;
 pub mod tenant_limits;
@@ -27,4 +28,8 @@ pub mod tls;
 use fleetgate_hub_model as model;
 use fleetgate_hub_model::snapshot;
 
-pub use server::{Nack, XdsError, XdsHealth, ads_service, data_plane_server, serve, serve_on};
+pub use report::{AdsReport, NoReport};
+pub use server::{
+    Nack, XdsError, XdsHealth, ads_service, ads_service_reporting, data_plane_server, serve,
+    serve_on,
+};

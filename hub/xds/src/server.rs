@@ -9,7 +9,8 @@
 //! changes; it treats a request echoing the last nonce as an ACK, or as a NACK when
 //! `error_detail` is set. A NACK keeps the stream serving, is logged, and is published through
 //! `watch::Sender<XdsHealth>` with the tenant objects behind the rejected resources, for the
-//! status path to report.
+//! status path to report. Besides, each stream tells an [`AdsReport`] what happens on it
+//! (opened, ACK, NACK, push time, in sync with a snapshot, closed) for the operator's view.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -30,6 +31,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{Request, Response, Status, Streaming};
 
+use super::report::{AdsReport, NoReport};
 use super::resources::{self, PUSH_ORDER, Resource, Resources, is_wildcard_type};
 use crate::snapshot::{Snapshot, SourceObject};
 
@@ -122,9 +124,19 @@ pub fn ads_service(
     snapshots: watch::Receiver<Arc<Snapshot>>,
     health: watch::Sender<XdsHealth>,
 ) -> AggregatedDiscoveryServiceServer<Ads> {
+    ads_service_reporting(snapshots, health, Arc::new(NoReport))
+}
+
+/// [`ads_service`], telling `report` what happens on each stream.
+pub fn ads_service_reporting(
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+    health: watch::Sender<XdsHealth>,
+    report: Arc<dyn AdsReport>,
+) -> AggregatedDiscoveryServiceServer<Ads> {
     AggregatedDiscoveryServiceServer::new(Ads {
         snapshots,
         health: Arc::new(health),
+        report,
     })
 }
 
@@ -132,7 +144,11 @@ pub fn ads_service(
 pub struct Ads {
     snapshots: watch::Receiver<Arc<Snapshot>>,
     health: Arc<watch::Sender<XdsHealth>>,
+    report: Arc<dyn AdsReport>,
 }
+
+/// Numbers the streams of this process for [`AdsReport`].
+static NEXT_STREAM: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 type DeltaStream = Pin<Box<dyn Stream<Item = Result<DeltaDiscoveryResponse, Status>> + Send>>;
 
@@ -152,6 +168,7 @@ impl AggregatedDiscoveryService for Ads {
             tx,
             self.snapshots.clone(),
             self.health.clone(),
+            Reporter::new(self.report.clone()),
         ));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
@@ -172,11 +189,14 @@ async fn run_stream(
     tx: mpsc::Sender<Result<DiscoveryResponse, Status>>,
     mut snapshots: watch::Receiver<Arc<Snapshot>>,
     health: Arc<watch::Sender<XdsHealth>>,
+    mut reporter: Reporter,
 ) {
     // Keeps what did not change between snapshots encoded (memory for speed: about one more
     // copy of the snapshot).
     let mut cache = super::cache::ResourceCache::default();
-    let first = resources::build_cached(&snapshots.borrow_and_update(), &mut cache);
+    let current = snapshots.borrow_and_update().clone();
+    let first = resources::build_cached(&current, &mut cache);
+    reporter.snapshot = current;
     let mut session = Session::new(first);
     let mut watching = true;
     loop {
@@ -192,7 +212,9 @@ async fn run_stream(
             changed = snapshots.changed(), if watching => match changed {
                 Ok(()) => {
                     let started = std::time::Instant::now();
-                    let res = resources::build_cached(&snapshots.borrow_and_update(), &mut cache);
+                    reporter.snapshot = snapshots.borrow_and_update().clone();
+                    reporter.push_started = Some(started);
+                    let res = resources::build_cached(&reporter.snapshot, &mut cache);
                     let built_ms = started.elapsed().as_millis() as u64;
                     let out = session.on_snapshot(res);
                     tracing::debug!(built_ms, elapsed_ms = started.elapsed().as_millis() as u64,
@@ -207,6 +229,7 @@ async fn run_stream(
             },
             _ = tx.closed() => break,
         };
+        reporter.on_event(&session, event.as_ref());
         match event {
             Some(HealthEvent::Nack(type_url, nack)) => {
                 tracing::warn!(node = %nack.node, type_url = %type_url, version = %nack.version,
@@ -228,12 +251,15 @@ async fn run_stream(
             }
             None => {}
         }
+        let pushed = !out.is_empty();
         for r in out {
             if tx.send(Ok(r)).await.is_err() {
                 break;
             }
         }
+        reporter.after_send(&session, pushed);
     }
+    drop(reporter);
     let node = session.node.clone();
     health.send_if_modified(|h| {
         let before = h.nacks.len();
@@ -241,6 +267,73 @@ async fn run_stream(
         before != h.nacks.len()
     });
     tracing::info!(node = %node, "ADS stream closed");
+}
+
+/// One stream's link to its [`AdsReport`] (kept apart from the protocol state, [`Session`]).
+struct Reporter {
+    report: Arc<dyn AdsReport>,
+    stream: u64,
+    opened: bool,
+    /// The snapshot the stream serves now, and whether `in_sync` was reported for it.
+    snapshot: Arc<Snapshot>,
+    reported: Option<Arc<Snapshot>>,
+    /// When the stream began building the responses for a new snapshot.
+    push_started: Option<std::time::Instant>,
+}
+
+impl Reporter {
+    fn new(report: Arc<dyn AdsReport>) -> Self {
+        Self {
+            report,
+            stream: NEXT_STREAM.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            opened: false,
+            snapshot: Arc::default(),
+            reported: None,
+            push_started: None,
+        }
+    }
+
+    fn on_event(&mut self, session: &Session, event: Option<&HealthEvent>) {
+        if !self.opened && !session.node.is_empty() {
+            self.opened = true;
+            self.report.opened(self.stream, &session.node);
+        }
+        match event {
+            Some(HealthEvent::Ack(type_url)) => {
+                let version = session.sent_version(type_url).unwrap_or_default();
+                self.report.acked(self.stream, type_url, version);
+            }
+            Some(HealthEvent::Nack(type_url, nack)) => {
+                self.report
+                    .nacked(self.stream, type_url, &nack.version, &nack.message);
+            }
+            None => {}
+        }
+    }
+
+    fn after_send(&mut self, session: &Session, pushed: bool) {
+        if let Some(started) = self.push_started.take()
+            && pushed
+        {
+            self.report.pushed(started.elapsed().as_secs_f64());
+        }
+        let done = self
+            .reported
+            .as_ref()
+            .is_some_and(|r| Arc::ptr_eq(r, &self.snapshot));
+        if self.opened && !done && session.in_sync() {
+            self.report.in_sync(self.stream, &self.snapshot);
+            self.reported = Some(self.snapshot.clone());
+        }
+    }
+}
+
+impl Drop for Reporter {
+    fn drop(&mut self) {
+        if self.opened {
+            self.report.closed(self.stream);
+        }
+    }
 }
 
 /// A change of NACK state caused by one request.
@@ -259,6 +352,8 @@ struct TypeState {
     sent_version: Option<String>,
     sent_nonce: String,
     sent: Vec<Arc<Resource>>,
+    /// The last version Envoy ACKed.
+    acked_version: Option<String>,
 }
 
 /// The protocol state of one ADS stream; no I/O, so it is unit-tested directly.
@@ -343,9 +438,26 @@ impl Session {
             );
         }
         let ack = !first && st.sent_version.as_deref() == Some(req.version_info.as_str());
+        if ack {
+            st.acked_version = st.sent_version.clone();
+        }
         let out = self.respond(&req.type_url, first || names_changed);
         let event = ack.then(|| HealthEvent::Ack(req.type_url.clone()));
         (out.into_iter().collect(), event)
+    }
+
+    /// The version last sent for `type_url`.
+    fn sent_version(&self, type_url: &str) -> Option<&str> {
+        self.types.get(type_url)?.sent_version.as_deref()
+    }
+
+    /// Whether Envoy subscribed to something and ACKed the last response of every type.
+    fn in_sync(&self) -> bool {
+        !self.types.is_empty()
+            && self
+                .types
+                .values()
+                .all(|t| t.sent_version.is_some() && t.acked_version == t.sent_version)
     }
 
     fn on_snapshot(&mut self, resources: Resources) -> Vec<DiscoveryResponse> {
@@ -562,6 +674,43 @@ mod tests {
         let out = s.on_snapshot(snap(&["c1", "c2"], 2));
         let types: Vec<&str> = out.iter().map(|r| r.type_url.as_str()).collect();
         assert_eq!(types, vec![ENDPOINT_TYPE]);
+    }
+
+    #[test]
+    fn in_sync_once_every_subscribed_type_acked_the_last_response() {
+        let mut s = Session::new(snap(&["c1"], 1));
+        assert!(!s.in_sync(), "nothing subscribed yet");
+        let (out, _) = s.on_request(&req(CLUSTER_TYPE, &[], "", ""));
+        let cds = out[0].clone();
+        let (out, _) = s.on_request(&req(LISTENER_TYPE, &[], "", ""));
+        let lds = out[0].clone();
+        assert!(!s.in_sync());
+        s.on_request(&req(CLUSTER_TYPE, &[], &cds.version_info, &cds.nonce));
+        assert!(!s.in_sync(), "LDS not ACKed yet");
+        s.on_request(&req(LISTENER_TYPE, &[], &lds.version_info, &lds.nonce));
+        assert!(s.in_sync());
+        assert_eq!(
+            s.sent_version(CLUSTER_TYPE),
+            Some(cds.version_info.as_str())
+        );
+        // A new snapshot: out of sync until its push is ACKed; a NACK keeps it out.
+        let pushed = s.on_snapshot(snap(&["c1", "c2"], 1));
+        assert!(!s.in_sync());
+        s.on_request(&nack(
+            CLUSTER_TYPE,
+            &cds.version_info,
+            &pushed[0].nonce,
+            "bad",
+        ));
+        assert!(!s.in_sync());
+        let pushed = s.on_snapshot(snap(&["c2"], 1));
+        s.on_request(&req(
+            CLUSTER_TYPE,
+            &[],
+            &pushed[0].version_info,
+            &pushed[0].nonce,
+        ));
+        assert!(s.in_sync());
     }
 
     #[test]

@@ -8,6 +8,8 @@ use crate::admin::operator_token::{Operator, Role};
 use crate::admin::views::{
     AllocationRow, ClusterRow, ClusterState, DataPlane, ObjectRow, TenantRow,
 };
+use crate::data_plane::EnvoyView;
+use crate::envoy_stats::TenantRate;
 
 /// Objects shown per page of a tenant.
 pub const PAGE: usize = 50;
@@ -210,6 +212,7 @@ pub fn overview(
         );
     }
     s.push_str("</table>");
+    envoys(&mut s, &data_plane.envoys);
     let _ = write!(
         s,
         "<h2>AI gateways ({})</h2><table id=\"ai-gateways\"><tr><th>replica</th><th>tenants served (version)</th><th>refused</th></tr>",
@@ -266,6 +269,67 @@ pub fn overview(
     s
 }
 
+/// The Envoys connected to the ADS server: since when, the version of each type they last
+/// ACKed, their last NACK.
+fn envoys(s: &mut String, envoys: &[EnvoyView]) {
+    let _ = write!(
+        s,
+        "<h2>Envoys connected ({})</h2><table id=\"envoys\"><tr><th>Envoy</th><th>connected since</th><th>versions ACKed</th><th>last NACK</th></tr>",
+        envoys.len()
+    );
+    for e in envoys {
+        let acked: Vec<String> = e
+            .acked
+            .iter()
+            .map(|(t, v)| {
+                format!(
+                    "<div>{} <code>{}</code></div>",
+                    esc(t.rsplit('.').next().unwrap_or(t)),
+                    esc(&v.chars().take(12).collect::<String>())
+                )
+            })
+            .collect();
+        let nack = match &e.last_nack {
+            None => "-".to_string(),
+            Some(n) => format!(
+                "<div class=\"problem\">{} <code>{}</code> at {}: {}</div>",
+                esc(n.type_url.rsplit('.').next().unwrap_or(&n.type_url)),
+                esc(&n.version.chars().take(12).collect::<String>()),
+                utc(n.at),
+                esc(&n.message)
+            ),
+        };
+        let _ = write!(
+            s,
+            "<tr data-envoy=\"{n}\"><td>{n}</td><td>{}</td><td>{}</td><td>{nack}</td></tr>",
+            utc(e.connected_since),
+            if acked.is_empty() {
+                "-".to_string()
+            } else {
+                acked.concat()
+            },
+            n = esc(&e.node),
+        );
+    }
+    s.push_str("</table>");
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn utc(unix: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(unix) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+            t.year(),
+            t.month() as u8,
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        Err(_) => unix.to_string(),
+    }
+}
+
 /// Hostnames held, the first three named (the tenant's page lists them all).
 fn held(hosts: &[String]) -> String {
     let shown: Vec<&str> = hosts.iter().take(3).map(String::as_str).collect();
@@ -303,13 +367,15 @@ pub fn tenant_page(
     tenant: &str,
     held: &[String],
     query: &str,
+    traffic: &str,
     live: &str,
 ) -> String {
     page(
         &format!("tenant {tenant}"),
         Some((op, csrf)),
         &format!(
-            "<p class=\"muted\" id=\"held\">Hostnames held ({}): {}</p><form method=\"get\" action=\"/ui/tenants/{u}\"><input name=\"q\" id=\"search\" value=\"{q}\" placeholder=\"kind, namespace or name\"> <button id=\"search-button\">Search</button></form>\
+            "<p class=\"muted\" id=\"held\">Hostnames held ({}): {}</p>\
+<div id=\"traffic\" hx-get=\"/ui/fragments/tenants/{u}/traffic\" hx-trigger=\"every 5s\" hx-swap=\"innerHTML\">{traffic}</div><form method=\"get\" action=\"/ui/tenants/{u}\"><input name=\"q\" id=\"search\" value=\"{q}\" placeholder=\"kind, namespace or name\"> <button id=\"search-button\">Search</button></form>\
 <div id=\"objects\" hx-get=\"/ui/fragments/tenants/{u}?q={uq}\" hx-trigger=\"sse:fleet\" hx-swap=\"innerHTML\">{live}</div>",
             held.len(),
             esc(&held.join(", ")),
@@ -317,6 +383,32 @@ pub fn tenant_page(
             q = esc(query),
             uq = url(query),
         ),
+    )
+}
+
+/// A tenant's traffic as Envoy's stats sink reports it (see `crate::envoy_stats`).
+pub fn traffic(rate: Option<&TenantRate>) -> String {
+    let Some(r) = rate else {
+        return "<p class=\"muted\" id=\"no-traffic\">No traffic reported by Envoy for this tenant (Envoy streams its stats to the hub with the metrics_service stats sink; docs/operations.md).</p>".into();
+    };
+    let ratio = if r.requests_per_second > 0.0 {
+        format!(
+            "{:.1}%",
+            100.0 * r.errors_per_second / r.requests_per_second
+        )
+    } else {
+        "-".into()
+    };
+    format!(
+        "<h2>Traffic</h2><table id=\"traffic-table\"><tr><th>requests/s</th><th>5xx/s</th><th>error ratio</th><th>mean latency</th><th>requests (total)</th><th>5xx (total)</th></tr>\
+<tr><td>{:.2}</td><td>{:.2}</td><td>{ratio}</td><td>{}</td><td id=\"requests-total\">{}</td><td id=\"errors-total\">{}</td></tr></table>",
+        r.requests_per_second,
+        r.errors_per_second,
+        r.mean_latency_ms
+            .map(|ms| format!("{ms:.1} ms"))
+            .unwrap_or_else(|| "-".into()),
+        r.requests,
+        r.errors,
     )
 }
 
@@ -453,6 +545,17 @@ mod tests {
             with_problems: 1,
         }];
         let data_plane = DataPlane {
+            envoys: vec![EnvoyView {
+                node: evil.into(),
+                connected_since: 0,
+                acked: [(evil.to_string(), evil.to_string())].into(),
+                last_nack: Some(crate::data_plane::NackView {
+                    type_url: evil.into(),
+                    version: evil.into(),
+                    message: evil.into(),
+                    at: 0,
+                }),
+            }],
             ai_gateways: vec![crate::admin::views::AiGatewayRow {
                 id: evil.into(),
                 serving: [(evil.to_string(), 1)].into(),
@@ -473,6 +576,7 @@ mod tests {
         let html = overview(&op(Role::Viewer), "c", &tenants, &[], &[], &data_plane);
         assert!(!html.contains("<script>"), "{html}");
         assert!(html.contains("id=\"ai-gateways\"") && html.contains("id=\"envoy-rejections\""));
+        assert!(html.contains("id=\"envoys\"") && html.contains("1970-01-01 00:00:00 UTC"));
         assert!(!login(Some(evil)).contains("<script>alert"));
         assert_eq!(url("a/b c?&"), "a%2Fb%20c%3F%26");
     }
@@ -509,6 +613,27 @@ mod tests {
         assert_eq!(admin.matches("hx-confirm=").count(), 2);
         assert_eq!(admin.matches("&quot;csrf&quot;").count(), 0);
         assert_eq!(admin.matches("{\"csrf\": \"tok\"}").count(), 2);
+    }
+
+    #[test]
+    fn traffic_shows_rates_ratio_and_latency_or_says_none_was_reported() {
+        assert!(traffic(None).contains("id=\"no-traffic\""));
+        let html = traffic(Some(&TenantRate {
+            requests_per_second: 4.0,
+            errors_per_second: 1.0,
+            mean_latency_ms: Some(2.5),
+            requests: 40,
+            errors: 10,
+        }));
+        for want in [
+            "4.00",
+            "1.00",
+            "25.0%",
+            "2.5 ms",
+            "<td id=\"requests-total\">40</td>",
+        ] {
+            assert!(html.contains(want), "{want} not in {html}");
+        }
     }
 
     #[test]
