@@ -4,7 +4,8 @@
 //! and clusters via ADS from the static cluster `xds_cluster` (HTTP/2) that points to the hub's
 //! `xdsListen`. The admin interface is on 127.0.0.1 at its own free port, used only to see
 //! readiness and dump config when debugging. xDS reconnects back off at most 2 s, so a restarted
-//! hub is picked up quickly.
+//! hub is picked up quickly. Envoy tags its cluster stats with the tenant (`fleetgate_tenant`)
+//! and streams its stats to the hub's stats sink every second.
 //!
 //! Envoy starts with a dynamic base id (tests run side by side) written to
 //! `<node id>-base-id`, so that [`Envoy::hot_restart`] can start the next restart epoch on the
@@ -101,6 +102,20 @@ dynamic_resources:
           retry_back_off: {{ base_interval: 0.25s, max_interval: 2s }}
   cds_config: {{ ads: {{}}, resource_api_version: V3 }}
   lds_config: {{ ads: {{}}, resource_api_version: V3 }}
+# Per-tenant stats (docs/operations.md, "Envoy's stats per tenant"): the tenant as a tag on
+# /stats/prometheus, and every stat streamed to the hub, flushed each second here (5 s in the
+# examples and the chart).
+stats_flush_interval: 1s
+stats_config:
+  stats_tags:
+  - tag_name: fleetgate_tenant
+    regex: '^cluster\.(t/([^/]+)/)'
+stats_sinks:
+- name: envoy.stat_sinks.metrics_service
+  typed_config:
+    "@type": type.googleapis.com/envoy.config.metrics.v3.MetricsServiceConfig
+    transport_api_version: V3
+    grpc_service: {{ envoy_grpc: {{ cluster_name: xds_cluster }} }}
 static_resources:
   clusters:
   - name: xds_cluster

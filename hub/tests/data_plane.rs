@@ -205,3 +205,143 @@ async fn connected_envoys_their_acks_and_nacks_and_update_to_ack_are_shown() {
     drop(good);
     hub.stop().await;
 }
+
+/// An HTTP/1 backend on 127.0.0.1 answering 500 on `/fail` and 200 elsewhere.
+async fn backend_failing_on_fail() -> std::net::SocketAddr {
+    use http_body_util::Full;
+    use hyper::service::service_fn;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let svc = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                    let status = if req.uri().path() == "/fail" { 500 } else { 200 };
+                    let mut r = hyper::Response::new(Full::new(bytes::Bytes::from("app")));
+                    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                    Ok::<_, std::convert::Infallible>(r)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// tenant-a's cluster may name loopback endpoints (the test's backend).
+const LOOPBACK_TENANT: &str = r#"
+- name: tenant-a
+  hostnames: ["*.a.example"]
+  clusters: [{name: east, endpointCidrs: [127.0.0.0/8], allowSpecialAddresses: true}]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_requests_errors_and_latency_come_from_envoys_stats_sink() {
+    use support::envoy::{client, get};
+    let port = support::free_port();
+    let mut hub = TestHub::start_with(
+        &format!("adminListen: 127.0.0.1:{port}"),
+        LOOPBACK_TENANT,
+        false,
+    )
+    .await;
+    let token = viewer(&hub);
+    let app = backend_failing_on_fail().await;
+    let id = hub.issue("tenant-a", "east");
+    let mut agent = support::SyncStream::open(
+        support::mtls_channel(hub.agent_addr, &id).await.unwrap(),
+        "east",
+    )
+    .await
+    .unwrap();
+    agent
+        .send(
+            1,
+            true,
+            vec![
+                support::http_gateway("web", "http", "*.a.example"),
+                http_route(
+                    "app",
+                    "web",
+                    "app.a.example",
+                    backend("app", 80, "127.0.0.1", u32::from(app.port())),
+                ),
+            ],
+        )
+        .await;
+    agent.verdict().await.unwrap();
+
+    let mut envoy = Envoy::start_reporting_stats("envoy-stats", hub.xds_addr());
+    envoy.wait_ready().await;
+    let dp = hub.data_plane_bind();
+    let c = client();
+    let answered = eventually("the route to answer through Envoy", || async {
+        let (status, _) = get(&c, dp, "app.a.example", "/").await?;
+        (status == hyper::StatusCode::OK).then_some(())
+    });
+    tokio::time::timeout(DEADLINE, answered)
+        .await
+        .unwrap_or_else(|_| panic!("no answer through Envoy; log:\n{}", envoy.log()));
+    for path in ["/", "/", "/fail"] {
+        get(&c, dp, "app.a.example", path).await.unwrap();
+    }
+
+    // The hub's scrape: the tenant's requests, its 5xx and its latency, with the tenant alone.
+    let text = eventually("the tenant's requests in the hub's metrics", || async {
+        let text = metrics(port).await;
+        let errors = sample(
+            &text,
+            r#"fleetgate_hub_tenant_request_errors_total{tenant="tenant-a"}"#,
+        );
+        (errors >= Some(1.0)).then_some(text)
+    })
+    .await;
+    let requests = sample(&text, r#"fleetgate_hub_tenant_requests_total{tenant="tenant-a"}"#);
+    assert!(requests >= Some(4.0), "{text}");
+    let timed = sample(
+        &text,
+        r#"fleetgate_hub_tenant_request_duration_seconds_count{tenant="tenant-a"}"#,
+    );
+    assert!(timed >= Some(4.0), "{text}");
+    for leak in ["app.a.example", "envoy-stats", "t/tenant-a/"] {
+        assert!(!text.contains(leak), "{leak} leaked into the metrics:\n{text}");
+    }
+
+    // The API and the tenant page show it.
+    let a = admin_port(
+        port,
+        "GET",
+        "/api/v1/traffic",
+        &[format!("authorization: Bearer {token}")],
+        "",
+    )
+    .await;
+    let traffic: serde_json::Value = serde_json::from_str(&a.body).unwrap();
+    assert!(traffic["tenant-a"]["errors"].as_u64() >= Some(1), "{traffic}");
+    let page = admin_port(
+        port,
+        "GET",
+        "/ui/tenants/tenant-a",
+        &[format!("cookie: fleetgate_session={token}")],
+        "",
+    )
+    .await;
+    assert!(page.body.contains("id=\"traffic-table\""), "{}", page.body);
+
+    // Envoy's own stats carry the tenant as a label.
+    let (status, stats) = get(&c, envoy.admin, "admin", "/stats/prometheus")
+        .await
+        .unwrap();
+    assert_eq!(status, hyper::StatusCode::OK);
+    assert!(
+        stats
+            .lines()
+            .any(|l| l.starts_with("envoy_cluster_upstream_rq_total{")
+                && l.contains("fleetgate_tenant=\"tenant-a\"")),
+        "{stats}"
+    );
+    drop(envoy);
+    hub.stop().await;
+}

@@ -20,6 +20,22 @@ fn free_port() -> u16 {
     super::free_port()
 }
 
+/// What fleetgate's Envoy bootstraps add for per-tenant stats (examples/envoy.yaml), flushed
+/// every second here rather than every 5 s.
+const STATS: &str = r#"stats_flush_interval: 1s
+stats_config:
+  stats_tags:
+  - tag_name: fleetgate_tenant
+    regex: '^cluster\.(t/([^/]+)/)'
+stats_sinks:
+- name: envoy.stat_sinks.metrics_service
+  typed_config:
+    "@type": type.googleapis.com/envoy.config.metrics.v3.MetricsServiceConfig
+    transport_api_version: V3
+    grpc_service:
+      envoy_grpc: { cluster_name: xds_cluster }
+"#;
+
 /// A running Envoy, killed on drop.
 pub struct Envoy {
     pub admin: SocketAddr,
@@ -39,6 +55,16 @@ fn envoy_binary() -> PathBuf {
 
 impl Envoy {
     pub fn start(node_id: &str, xds: SocketAddr) -> Self {
+        Self::start_with(node_id, xds, "")
+    }
+
+    /// [`Envoy::start`] tagging its stats with the tenant and streaming them to the hub every
+    /// second (`fleetgate_tenant` and the metrics_service sink, as fleetgate's bootstraps do).
+    pub fn start_reporting_stats(node_id: &str, xds: SocketAddr) -> Self {
+        Self::start_with(node_id, xds, STATS)
+    }
+
+    fn start_with(node_id: &str, xds: SocketAddr, extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let admin_port = free_port();
         let bootstrap = format!(
@@ -75,7 +101,7 @@ static_resources:
         - endpoint:
             address:
               socket_address: {{ address: {ip}, port_value: {port} }}
-"#,
+{extra}"#,
             ip = xds.ip(),
             port = xds.port(),
         );
