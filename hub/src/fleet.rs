@@ -153,6 +153,8 @@ pub struct Fleet {
     revision: watch::Sender<u64>,
     links: Mutex<Links>,
     update_rate: Mutex<UpdateRate>,
+    /// This hub among those sharing the store (random per process), in the links it announces.
+    hub_id: String,
 }
 
 /// The MCP session secrets live in the fleet's store (`store/session_secrets.rs`).
@@ -225,6 +227,7 @@ impl Fleet {
             revision: watch::channel(0).0,
             links: Mutex::new(links),
             update_rate: Mutex::new(UpdateRate::default()),
+            hub_id: new_hub_id(),
         })
     }
 
@@ -483,10 +486,14 @@ impl Fleet {
 
     /// Records an open agent stream of `key` until the returned guard is dropped.
     pub fn link(self: &Arc<Self>, key: &ClusterKey) -> LinkGuard {
-        self.links
+        let first = self
+            .links
             .lock()
             .expect("fleet links lock poisoned")
             .opened(key);
+        if first && let Err(e) = self.store.announce_link(key, &self.hub_id) {
+            tracing::warn!(cluster = %key, error = %e, "cannot tell the other hubs that this cluster's agent is here; they may withdraw it after its grace period");
+        }
         LinkGuard {
             fleet: self.clone(),
             key: key.clone(),
@@ -768,11 +775,22 @@ pub struct LinkGuard {
 
 impl Drop for LinkGuard {
     fn drop(&mut self) {
-        if let Ok(mut l) = self.fleet.links.lock() {
-            l.closed(&self.key, Instant::now());
+        let last = match self.fleet.links.lock() {
+            Ok(mut l) => l.closed(&self.key, Instant::now()),
+            Err(_) => false,
+        };
+        if last && let Err(e) = self.fleet.store.retract_link(&self.key, &self.fleet.hub_id) {
+            tracing::warn!(cluster = %self.key, error = %e, "cannot retract this hub's link with the cluster; it ends with the hub's lease");
         }
         self.fleet.revision.send_modify(|r| *r += 1);
     }
+}
+
+/// 16 random hex digits naming this hub process among those sharing a store.
+fn new_hub_id() -> String {
+    use rand::Rng;
+    let n: u64 = rand::rng().random();
+    format!("{n:016x}")
 }
 
 /// Seconds since the Unix epoch.
@@ -888,6 +906,8 @@ pub fn claims(
     out
 }
 
+/// Intent, claims and links other hubs sharing the store wrote (`fleet/shared.rs`).
+mod shared;
 #[cfg(test)]
 mod ai_tests;
 

@@ -516,6 +516,8 @@ pub async fn run_reloading(
     let incoming = handshake::incoming(agent_listener, tls);
     let reload_task =
         reload.map(|source| tokio::spawn(crate::reload::run(fleet.clone(), source, stopped())));
+    // Ends with the process (the store's watch lives as long as the store).
+    tokio::spawn(crate::replicate::run(fleet.clone()));
     let service = SyncService::new(
         fleet.clone(),
         config.trust_domain.clone(),

@@ -122,6 +122,8 @@ pub mod mcp_pins;
 /// The MCP session secret ring (`store/session_secrets.rs`).
 mod session_secrets;
 pub use session_secrets::SecretStore;
+/// What hubs sharing one store see of each other (`store/shared.rs`).
+pub mod shared;
 /// The suite every backend passes (`store/conformance.rs`).
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
@@ -321,25 +323,34 @@ impl Store {
     pub fn load(&self) -> Result<Loaded, StoreError> {
         let mut out = Loaded::default();
         for row in self.kv.scan(INTENT)? {
-            let key = &row.key[INTENT.len()..];
-            let Some((tenant, cluster)) = key.split_once('/') else {
-                return Err(StoreError::Db(format!("bad key {key:?}")));
-            };
-            let mut stored: Stored =
-                serde_json::from_slice(&row.value).map_err(|source| StoreError::Decode {
-                    key: key.to_string(),
-                    source,
-                })?;
-            let ck = ClusterKey {
-                tenant: tenant.into(),
-                cluster: cluster.into(),
-            };
-            crate::seal::open_gateways(self.sealer.as_ref(), &ck, &mut stored.gateways)?;
-            crate::seal::open_ai_backends(self.sealer.as_ref(), &ck, &mut stored.ai_backends)?;
-            out.intent.insert(ck, stored.into());
+            let (ck, intent) = self.decode_intent(&row.key[INTENT.len()..], &row.value)?;
+            out.intent.insert(ck, intent);
         }
         out.owners = self.load_owners()?;
         Ok(out)
+    }
+
+    /// One stored cluster intent: `key` is `<tenant>/<cluster>`.
+    fn decode_intent(
+        &self,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(ClusterKey, ClusterIntent), StoreError> {
+        let Some((tenant, cluster)) = key.split_once('/') else {
+            return Err(StoreError::Db(format!("bad key {key:?}")));
+        };
+        let mut stored: Stored =
+            serde_json::from_slice(value).map_err(|source| StoreError::Decode {
+                key: key.to_string(),
+                source,
+            })?;
+        let ck = ClusterKey {
+            tenant: tenant.into(),
+            cluster: cluster.into(),
+        };
+        crate::seal::open_gateways(self.sealer.as_ref(), &ck, &mut stored.gateways)?;
+        crate::seal::open_ai_backends(self.sealer.as_ref(), &ck, &mut stored.ai_backends)?;
+        Ok((ck, stored.into()))
     }
 
     /// Every hostname claim: pattern -> owning tenant.

@@ -19,6 +19,7 @@ pub mod pb {
 }
 
 use pb::kv_client::KvClient;
+use pb::lease_client::LeaseClient;
 use pb::watch_client::WatchClient;
 
 /// How long one read, write or transaction may take.
@@ -87,6 +88,7 @@ fn unary<T>(msg: T) -> tonic::Request<T> {
 pub struct Client {
     kv: KvClient<Channel>,
     watch: WatchClient<Channel>,
+    lease: LeaseClient<Channel>,
 }
 
 impl Client {
@@ -116,7 +118,8 @@ impl Client {
         let channel = Channel::balance_list(list.into_iter());
         Ok(Self {
             kv: KvClient::new(channel.clone()),
-            watch: WatchClient::new(channel),
+            watch: WatchClient::new(channel.clone()),
+            lease: LeaseClient::new(channel),
         })
     }
 
@@ -156,7 +159,8 @@ impl Client {
         Ok(self.kv.clone().txn(unary(txn)).await?.into_inner())
     }
 
-    /// Watches every key starting with `prefix`, from `start_revision` (0: from now).
+    /// Watches every key starting with `prefix`, from `start_revision` (0: from now); returns
+    /// once etcd has confirmed the watch.
     pub async fn watch_prefix(
         &self,
         prefix: &[u8],
@@ -175,17 +179,78 @@ impl Client {
         })
         .await
         .map_err(|_| EtcdError::WatchClosed("the request channel closed".into()))?;
-        let stream = self
+        let mut stream = self
             .watch
             .clone()
             .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
             .await?
             .into_inner();
+        // Returned only once etcd confirms the watch: every change after this is reported.
+        loop {
+            let Some(r) = stream.next().await else {
+                return Err(EtcdError::WatchClosed("the stream ended".into()));
+            };
+            let r = r?;
+            if r.compact_revision > 0 {
+                return Err(EtcdError::Compacted(r.compact_revision));
+            }
+            if r.canceled {
+                return Err(EtcdError::WatchClosed(r.cancel_reason));
+            }
+            if r.created {
+                break;
+            }
+        }
         Ok(Watcher {
             _requests: tx,
             stream,
         })
     }
+}
+
+impl Client {
+    /// A new lease of `ttl` (seconds): keys written with it vanish when it is not kept alive.
+    pub async fn grant_lease(&self, ttl: i64) -> Result<i64, EtcdError> {
+        let r = self
+            .lease
+            .clone()
+            .lease_grant(unary(pb::LeaseGrantRequest { ttl, id: 0 }))
+            .await?
+            .into_inner();
+        if !r.error.is_empty() {
+            return Err(EtcdError::Status(tonic::Status::unknown(r.error)));
+        }
+        Ok(r.id)
+    }
+
+    /// Keeps `lease` alive until the returned stream ends: one keep-alive every `every`; each
+    /// item is the lease's remaining TTL (0 or less: it expired).
+    pub async fn keep_alive(
+        &self,
+        lease: i64,
+        every: Duration,
+    ) -> Result<tonic::Streaming<pb::LeaseKeepAliveResponse>, EtcdError> {
+        let requests = async_stream(lease, every);
+        Ok(self.lease.clone().lease_keep_alive(requests).await?.into_inner())
+    }
+
+    /// Ends `lease` now: every key written with it is deleted.
+    pub async fn revoke_lease(&self, lease: i64) -> Result<(), EtcdError> {
+        self.lease
+            .clone()
+            .lease_revoke(unary(pb::LeaseRevokeRequest { id: lease }))
+            .await?;
+        Ok(())
+    }
+}
+
+/// A keep-alive request for `lease` now and every `every` after.
+fn async_stream(
+    lease: i64,
+    every: Duration,
+) -> impl tokio_stream::Stream<Item = pb::LeaseKeepAliveRequest> + Send + 'static {
+    let ticks = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval(every));
+    ticks.map(move |_| pb::LeaseKeepAliveRequest { id: lease })
 }
 
 /// One batch of changes a watch reports, all at one revision.

@@ -15,6 +15,9 @@ mod redb;
 pub use self::etcd::EtcdKv;
 pub use self::redb::RedbKv;
 
+/// How long an announced key outlives its hub (etcd lease TTL, seconds).
+pub const ANNOUNCE_TTL_SECONDS: i64 = 10;
+
 use super::StoreError;
 
 /// A key and its value.
@@ -84,6 +87,15 @@ impl Txn {
     }
 }
 
+/// A change a watch saw (`Kv::watch`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    Put(Entry),
+    Deleted(String),
+    /// The watch was interrupted and resumed where changes may have been missed: read again.
+    Restarted,
+}
+
 /// A database the store can live in. Calls block the calling thread until the database
 /// answers (like a local file write does); each is atomic.
 pub trait Kv: Send + Sync {
@@ -100,4 +112,23 @@ pub trait Kv: Send + Sync {
     }
     /// Where the data lives, for messages: a file path or etcd endpoints.
     fn describe(&self) -> String;
+    /// Whether other hubs may share this database (then each hub watches it and announces
+    /// its agents' links in it).
+    fn shared(&self) -> bool {
+        false
+    }
+    /// Every change under `prefix` from now on, by whichever hub; `None` for a database no
+    /// other hub shares.
+    fn watch(&self, _prefix: &str) -> Option<tokio::sync::mpsc::UnboundedReceiver<Seen>> {
+        None
+    }
+    /// Writes `key` for as long as this hub runs (it vanishes a few seconds after the hub
+    /// dies), for the other hubs sharing the database; nothing to do where none can.
+    fn announce(&self, _key: &str, _value: &[u8]) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Removes an announced key.
+    fn retract(&self, _key: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

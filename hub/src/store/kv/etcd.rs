@@ -8,11 +8,18 @@
 //! client is not: requests run on this backend's own runtime thread and the caller waits for
 //! the answer, so the caller's runtime is never entered or blocked from inside.
 
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use fleetgate_hub_etcd::{Client, EtcdError, pb};
+use tokio::sync::mpsc;
 
-use super::{Entry, Guard, Kv, Op, StoreError, Txn};
+use super::{ANNOUNCE_TTL_SECONDS, Entry, Guard, Kv, Op, Seen, StoreError, Txn};
+
+/// How long a broken watch or lease waits before trying again.
+const RETRY: Duration = Duration::from_secs(1);
 
 /// A store in etcd, every key under `prefix`.
 pub struct EtcdKv {
@@ -20,6 +27,15 @@ pub struct EtcdKv {
     prefix: String,
     client: Client,
     runtime: Background,
+    /// Keys this hub announced, written again under a new lease when the old one is lost.
+    announced: Arc<Mutex<Announced>>,
+}
+
+#[derive(Default)]
+struct Announced {
+    /// The lease announced keys are written with, once granted.
+    lease: Option<i64>,
+    keys: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 /// The client's runtime, shut down without waiting when dropped (a runtime may not be dropped
@@ -59,6 +75,7 @@ impl EtcdKv {
             prefix: prefix.to_string(),
             client,
             runtime,
+            announced: Arc::default(),
         };
         kv.get("")
             .map_err(|e| StoreError::Db(format!("cannot use etcd at {}: {e}", kv.describe())))?;
@@ -173,5 +190,190 @@ impl Kv for EtcdKv {
 
     fn describe(&self) -> String {
         format!("etcd {} under {:?}", self.endpoints.join(","), self.prefix)
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn watch(&self, prefix: &str) -> Option<mpsc::UnboundedReceiver<Seen>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let client = self.client.clone();
+        let full = self.full(prefix);
+        let strip = self.prefix.len();
+        self.runtime.0.as_ref()?.spawn(watch(client, full, strip, tx));
+        Some(rx)
+    }
+
+    fn announce(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        let key = self.full(key);
+        let lease = self.lease()?;
+        self.announced
+            .lock()
+            .expect("announced lock poisoned")
+            .keys
+            .insert(key.clone(), value.to_vec());
+        let client = self.client.clone();
+        let value = value.to_vec();
+        self.run(async move { put(&client, key, value, lease).await })
+    }
+
+    fn retract(&self, key: &str) -> Result<(), StoreError> {
+        let key = self.full(key);
+        self.announced
+            .lock()
+            .expect("announced lock poisoned")
+            .keys
+            .remove(&key);
+        let mut txn = Txn::default();
+        txn.ops.push(Op::Delete(self.strip(&key)?));
+        self.commit(&txn).map(|_| ())
+    }
+}
+
+impl EtcdKv {
+    /// The lease announced keys live by, granted at the first announcement and kept alive by a
+    /// task on this backend's runtime for as long as the backend lives.
+    fn lease(&self) -> Result<i64, StoreError> {
+        if let Some(l) = self.announced.lock().expect("announced lock poisoned").lease {
+            return Ok(l);
+        }
+        let client = self.client.clone();
+        let lease = self.run(async move { client.grant_lease(ANNOUNCE_TTL_SECONDS).await })?;
+        self.announced.lock().expect("announced lock poisoned").lease = Some(lease);
+        let runtime = self.runtime.0.as_ref().expect("etcd runtime present until drop");
+        runtime.spawn(keep_alive(self.client.clone(), lease, self.announced.clone()));
+        Ok(lease)
+    }
+}
+
+async fn put(client: &Client, key: Vec<u8>, value: Vec<u8>, lease: i64) -> Result<(), EtcdError> {
+    let op = pb::RequestOp {
+        request: Some(pb::request_op::Request::RequestPut(pb::PutRequest {
+            key,
+            value,
+            lease,
+        })),
+    };
+    client
+        .txn(pb::TxnRequest {
+            compare: Vec::new(),
+            success: vec![op],
+            failure: Vec::new(),
+        })
+        .await?;
+    Ok(())
+}
+
+/// Keeps `lease` alive; when it is lost (etcd unreachable longer than its TTL), grants a new
+/// one and writes every announced key again under it.
+async fn keep_alive(client: Client, mut lease: i64, announced: Arc<Mutex<Announced>>) {
+    let every = Duration::from_secs((ANNOUNCE_TTL_SECONDS / 3).max(1) as u64);
+    loop {
+        let mut lost = false;
+        match client.keep_alive(lease, every).await {
+            Ok(mut answers) => {
+                use tokio_stream::StreamExt;
+                while let Some(answer) = answers.next().await {
+                    match answer {
+                        Ok(a) if a.ttl > 0 => {}
+                        Ok(_) => {
+                            lost = true;
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "the etcd lease of this hub's announcements could not be renewed; retrying");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot renew this hub's etcd lease; retrying"),
+        }
+        tokio::time::sleep(RETRY).await;
+        if !lost {
+            continue;
+        }
+        let Ok(new) = client.grant_lease(ANNOUNCE_TTL_SECONDS).await else {
+            continue;
+        };
+        lease = new;
+        let keys = {
+            let mut a = announced.lock().expect("announced lock poisoned");
+            a.lease = Some(new);
+            a.keys.clone()
+        };
+        tracing::warn!(keys = keys.len(), "this hub's etcd lease expired; announcing again under a new one");
+        for (k, v) in keys {
+            if let Err(e) = put(&client, k, v, new).await {
+                tracing::warn!(error = %e, "cannot announce again");
+            }
+        }
+    }
+}
+
+/// Sends every change under `prefix` to `tx` until the receiver is dropped, starting with
+/// [`Seen::Restarted`] once the watch is confirmed; a broken watch is resumed after the last
+/// revision seen, or from now with [`Seen::Restarted`] again when none was seen or etcd no
+/// longer has that history.
+async fn watch(client: Client, prefix: Vec<u8>, strip: usize, tx: mpsc::UnboundedSender<Seen>) {
+    let mut next = 0;
+    loop {
+        let mut watcher = match client.watch_prefix(&prefix, next).await {
+            // From now on nothing is missed; what changed before must be read again (at the
+            // first watch too: the caller may have read before it was confirmed).
+            Ok(w) if next == 0 => {
+                if tx.send(Seen::Restarted).is_err() {
+                    return;
+                }
+                w
+            }
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the store in etcd; retrying");
+                if tx.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
+        };
+        loop {
+            match watcher.next().await {
+                Ok(changes) => {
+                    next = changes.revision + 1;
+                    for e in changes.events {
+                        let Some(kv) = e.kv else { continue };
+                        let Ok(key) = String::from_utf8(kv.key.get(strip..).unwrap_or_default().to_vec())
+                        else {
+                            continue;
+                        };
+                        let seen = if e.r#type == pb::event::EventType::Delete as i32 {
+                            Seen::Deleted(key)
+                        } else {
+                            Seen::Put(Entry {
+                                key,
+                                value: kv.value,
+                            })
+                        };
+                        if tx.send(seen).is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(EtcdError::Compacted(_)) => {
+                    next = 0;
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the store's watch in etcd broke; resuming");
+                    break;
+                }
+            }
+        }
+        if tx.is_closed() {
+            return;
+        }
+        tokio::time::sleep(RETRY).await;
     }
 }
