@@ -4,7 +4,8 @@
 //! form is filled; the callback gives a session with the role the `email` claim maps to. A
 //! replayed callback, a forged state, a callback without the login's cookie and a user with no
 //! mapped role are refused; with the provider down the login page says so and operator tokens
-//! still log in. The browser itself is driven in `e2e/tests/web_dashboard_oidc.rs`.
+//! still log in. `fleetgate-hub check --config` names each wrong `adminOidc` field. The browser
+//! itself is driven in `e2e/tests/web_dashboard_oidc.rs`.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -331,4 +332,49 @@ async fn operators_log_in_through_a_real_openid_provider() {
     .await;
     assert_eq!(a.status, 303, "{}", a.body);
     hub.stop().await;
+}
+
+/// `fleetgate-hub check --config` refuses a wrong `adminOidc` section, naming each field, and
+/// accepts a right one, without the provider running.
+#[test]
+fn check_names_what_to_fix_in_admin_oidc() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = "agentListen: 127.0.0.1:0\nxdsListen: 127.0.0.1:0\nadminListen: 127.0.0.1:9901\npkiDir: /nonexistent/pki\nstorePath: /nonexistent/hub.redb\ndataPlane:\n  address: 127.0.0.1\n  listeners: [{port: 80, bind: '0.0.0.0:8080'}]\n";
+    let check = |oidc: &str| {
+        let path = dir.path().join("hub.yaml");
+        std::fs::write(&path, format!("{base}adminOidc:\n{oidc}")).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_fleetgate-hub"))
+            .args(["check", "--config", path.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    let good = format!(
+        "  issuer: https://dex.example.com/\n  clientId: hub\n  clientSecretFile: {}\n  redirectUrl: http://127.0.0.1:9901/ui/oidc/callback\n  roles: {{claim: groups, admin: [ops]}}\n",
+        secret.display()
+    );
+    let out = check(&good);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let bad = good
+        .replace("https://dex.example.com/", "http://dex.example.com/")
+        .replace(&secret.display().to_string(), "/nonexistent/secret")
+        .replace("/ui/oidc/callback", "/callback")
+        .replace("admin: [ops]", "admin: []");
+    let out = check(&bad);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for field in [
+        "adminOidc.issuer \"http://dex.example.com/\" must use https",
+        "adminOidc.clientSecretFile /nonexistent/secret: cannot read it",
+        "adminOidc.redirectUrl",
+        "adminOidc.roles: list groups values under viewer or admin",
+    ] {
+        assert!(err.contains(field), "{field:?} in {err}");
+    }
 }
