@@ -54,19 +54,47 @@ impl LoginError {
 
 /// The states of completed logins, until their cookie would have expired: a callback seen
 /// twice (a replayed URL, a copied cookie) is refused the second time.
-#[derive(Debug, Default)]
-pub struct Completed(Mutex<BTreeMap<String, u64>>);
+#[derive(Debug)]
+pub struct Completed {
+    seen: Mutex<BTreeMap<String, u64>>,
+    capacity: usize,
+}
 
-/// Most logins remembered at once (one per started login; they expire after 10 minutes).
+impl Default for Completed {
+    fn default() -> Self {
+        Self::with_capacity(MAX_COMPLETED)
+    }
+}
+
+/// Most logins remembered at once; past it the one expiring first is forgotten (its code was
+/// single-use at the provider anyway), so a flood of logins cannot lock operators out.
 const MAX_COMPLETED: usize = 10_000;
 
 impl Completed {
+    /// Remembering at most `capacity` logins.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            seen: Mutex::default(),
+            capacity: capacity.max(1),
+        }
+    }
+
     /// Whether this is the first time `pending` completes.
     pub fn first(&self, pending: &flow::Pending, now: u64) -> bool {
-        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         seen.retain(|_, expires| *expires > now);
-        if seen.len() >= MAX_COMPLETED || seen.contains_key(&pending.state) {
+        if seen.contains_key(&pending.state) {
             return false;
+        }
+        while seen.len() >= self.capacity {
+            let Some(oldest) = seen
+                .iter()
+                .min_by_key(|(_, expires)| **expires)
+                .map(|(state, _)| state.clone())
+            else {
+                break;
+            };
+            seen.remove(&oldest);
         }
         seen.insert(pending.state.clone(), pending.expires);
         true
@@ -178,5 +206,19 @@ mod tests {
         assert!(c.first(&q, 102));
         // Forgotten once its cookie has expired (and then the cookie no longer opens).
         assert!(c.first(&p, p.expires));
+    }
+
+    #[test]
+    fn a_flood_of_logins_does_not_lock_operators_out() {
+        let c = Completed::with_capacity(50);
+        let first = flow::Pending::start(100).unwrap();
+        assert!(c.first(&first, 101));
+        for _ in 0..60 {
+            assert!(c.first(&flow::Pending::start(200).unwrap(), 101));
+        }
+        assert!(c.first(&flow::Pending::start(200).unwrap(), 101));
+        assert_eq!(c.seen.lock().unwrap().len(), 50);
+        // The one expiring first went first.
+        assert!(!c.seen.lock().unwrap().contains_key(&first.state));
     }
 }
