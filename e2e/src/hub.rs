@@ -202,6 +202,10 @@ impl Hub {
                     {
                         have.extend(more)
                     }
+                    // `null` removes a generated key (e.g. `storePath` for a store on etcd).
+                    (_, serde_json::Value::Null) => {
+                        map.remove(&k);
+                    }
                     (_, v) => {
                         map.insert(k, v);
                     }

@@ -135,11 +135,36 @@ async fn wait_udp(addr: SocketAddr, want: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tcp_and_udp_load_balancers_serve_their_tenant_and_keep_their_address_across_a_hub_restart()
 {
+    load_balancers_keep_their_address_across_a_hub_restart(serde_json::Map::new()).await;
+}
+
+/// The same with the hub's store on etcd (`storeEtcd`): allocations and addresses are kept
+/// there across the restart as in the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn load_balancers_keep_their_address_across_a_hub_restart_with_the_store_on_etcd() {
+    let extra = [(
+        "storeEtcd".to_string(),
+        Value::from(fleetgate_e2e::fleet::ON_FLEET_ETCD),
+    )];
+    load_balancers_keep_their_address_across_a_hub_restart(extra.into_iter().collect()).await;
+}
+
+async fn load_balancers_keep_their_address_across_a_hub_restart(
+    store: serde_json::Map<String, Value>,
+) {
     let lo: IpAddr = POOL_IP.parse().unwrap();
     let from = free_l4_range(lo, 6).expect("a free port range");
-    let mut fleet = Fleet::start_with(&[TENANT_A, TENANT_B], l4_config(from, 6))
+    let on_etcd = store.contains_key("storeEtcd");
+    let mut config = l4_config(from, 6);
+    config.extend(store);
+    let mut fleet = Fleet::start_with(&[TENANT_A, TENANT_B], config)
         .await
         .expect("fleet starts");
+    assert_eq!(
+        fleet.dir.path().join("hub-store.redb").exists(),
+        !on_etcd,
+        "the hub stores in a file exactly when its store is not on etcd"
+    );
     let a = fleet.tenant("tenant-a");
     let b = fleet.tenant("tenant-b");
     let a_node = a.create_node("node-1", 10).await.unwrap();

@@ -21,7 +21,7 @@ use crate::config::{Config, Registration};
 use crate::grace::Links;
 use crate::model::{ClusterIntent, ClusterKey, FleetIntent, Kind, ObjectKey, ObjectStatus};
 use crate::rate::UpdateRate;
-use crate::store::{Store, StoreError};
+use crate::store::{Change, Store, StoreError};
 
 /// Why a whole Update was refused (the agent gets it as a Nack; nothing in it was applied).
 #[derive(Debug, thiserror::Error)]
@@ -191,12 +191,17 @@ impl Fleet {
         let reserved = config.reserved(host);
         // Stored allocations are kept (rule 1 of `allocate`); ports of Services loaded without
         // one (a pool that was exhausted) get one now if the configuration allows.
+        store.index_addresses()?;
+        let stored = store.load_allocations()?;
         let l4 = allocate::allocate(
             &config.l4,
             &reserved.listeners,
-            &store.load_allocations()?,
+            &stored,
             &wanted_ports(&intent),
         );
+        // What changed is stored now, so that memory and store agree before the first write
+        // (every write is guarded by what memory says is stored).
+        store.save_allocations(Change::new(&stored, &l4.allocations))?;
         let links = Links::starting(intent.keys().cloned(), Instant::now());
         let operator_disabled = store.load_operator_disabled()?;
         let file_config = config;
@@ -439,8 +444,8 @@ impl Fleet {
                 self.store.save_with_allocations(
                     &key,
                     &ClusterIntent::default(),
-                    &owners,
-                    &l4.allocations,
+                    Change::new(&st.owners, &owners),
+                    Change::new(&st.l4.allocations, &l4.allocations),
                 )?;
                 st.owners = owners;
                 st.l4 = l4;
@@ -494,6 +499,21 @@ impl Fleet {
             .tenants
             .get(&key.tenant)
             .is_some_and(|t| t.clusters.contains_key(&key.cluster))
+    }
+
+    /// Replaces the hostname claims and L4 allocations held in memory with the stored ones
+    /// (after another hub sharing the store changed them). Kept as they were if the store
+    /// cannot be read; the next write then conflicts again and tries again.
+    fn reread_claims(&self, st: &mut State) {
+        match (self.store.load_owners(), self.store.load_allocations()) {
+            (Ok(owners), Ok(allocations)) => {
+                st.owners = owners;
+                st.l4.allocations = allocations;
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, "cannot read the hostname claims and allocations again");
+            }
+        }
     }
 
     /// Applies one agent Update for `key` (the identity from its certificate).
@@ -705,14 +725,21 @@ impl Fleet {
             &st.l4.allocations,
             &wanted_ports(fleet),
         );
-        if let Err(e) = self
-            .store
-            .save_with_allocations(key, &fleet[key], &owners, &l4.allocations)
-        {
+        if let Err(e) = self.store.save_with_allocations(
+            key,
+            &fleet[key],
+            Change::new(&st.owners, &owners),
+            Change::new(&st.l4.allocations, &l4.allocations),
+        ) {
             match previous {
                 Some(p) => fleet.insert(key.clone(), p),
                 None => fleet.remove(key),
             };
+            if matches!(e, StoreError::Conflict { .. }) {
+                // Another hub sharing the store took a claim or an address first: read them
+                // again, so that the agent's retry is admitted against what holds now.
+                self.reread_claims(st);
+            }
             return Err(e.into());
         }
         st.owners = owners;
