@@ -12,10 +12,12 @@
 //! - [`api`]: the HTTP routes under `/api/v1/`, authentication, roles, errors.
 //! - [`client`]: `fleetgate-hub admin ...`, the CLI over that API, `--output table|json`.
 //! - [`dashboard`]: the same, as live web pages under `/ui/`.
+//! - [`oidc`]: the dashboard's login through an OpenID Connect provider (`adminOidc`).
 
 pub mod api;
 pub mod client;
 pub mod dashboard;
+pub mod oidc;
 pub mod operator_token;
 pub mod views;
 

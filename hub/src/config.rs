@@ -11,7 +11,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+pub mod admin_oidc;
 mod identity;
+pub use admin_oidc::{AdminOidc, RawAdminOidc, RawOidcRoles};
 pub use fleetgate_hub_model::data_plane::{
     AddressPool, DataPlane, DataPlaneListener, DataPlaneProtocol, L4Config, PortRange,
 };
@@ -52,6 +54,10 @@ pub struct RawConfig {
     /// `/readyz`). Never a tenant's: reserved like the hub's other listeners. Off when unset.
     #[serde(default)]
     pub admin_listen: Option<SocketAddr>,
+    /// Dashboard login through an OpenID Connect provider (`config/admin_oidc.rs`); operator
+    /// tokens work with or without it.
+    #[serde(default)]
+    pub admin_oidc: Option<RawAdminOidc>,
     /// Directory holding the hub CA (`ca.crt`, `ca.key`) and the hub's serving cert.
     pub pki_dir: PathBuf,
     /// The durable store file (the embedded store). Empty when `storeEtcd` is set.
@@ -358,6 +364,8 @@ pub struct Config {
     pub xds_listen: SocketAddr,
     /// `adminListen`: metrics and health, for the operator only.
     pub admin_listen: Option<SocketAddr>,
+    /// `adminOidc`: dashboard login through an OpenID Connect provider.
+    pub admin_oidc: Option<AdminOidc>,
     pub pki_dir: PathBuf,
     /// `storePath`; empty when the store is on etcd.
     pub store_path: PathBuf,
@@ -563,6 +571,10 @@ impl RawConfig {
             .quotas
             .validate(&tenants.keys().cloned().collect(), &mut errs);
         crate::quotas::check_admin(self.data_plane.admin, &self.data_plane.listeners, &mut errs);
+        let admin_oidc = self
+            .admin_oidc
+            .as_ref()
+            .and_then(|o| o.validate(self.admin_listen.is_some(), &mut errs));
         let mut identity = self.identity.validate(&mut errs);
         identity.disabled_clusters = disabled;
         if !errs.is_empty() {
@@ -572,6 +584,7 @@ impl RawConfig {
             agent_listen: self.agent_listen,
             xds_listen: self.xds_listen,
             admin_listen: self.admin_listen,
+            admin_oidc,
             pki_dir: self.pki_dir,
             store_path: self.store_path,
             store_etcd: self.store_etcd,

@@ -49,6 +49,8 @@ pub struct AdminApi {
     ai: watch::Receiver<AiGatewayHealth>,
     operator_key: hmac::Key,
     token_key: TokenKey,
+    /// OIDC logins already completed (a replayed callback is refused).
+    oidc_completed: super::oidc::Completed,
 }
 
 type Answer = Response<Full<Bytes>>;
@@ -111,6 +113,7 @@ impl AdminApi {
             ai,
             operator_key: operator_token::operator_key(&token_key),
             token_key,
+            oidc_completed: Default::default(),
         }
     }
 
@@ -127,6 +130,11 @@ impl AdminApi {
     /// The key sessions and CSRF tokens of the dashboard are derived from.
     pub fn operator_key(&self) -> &hmac::Key {
         &self.operator_key
+    }
+
+    /// OIDC logins already completed.
+    pub fn oidc_completed(&self) -> &super::oidc::Completed {
+        &self.oidc_completed
     }
 
     /// The hub's state as this request sees it.

@@ -75,19 +75,39 @@ pub fn page(title: &str, operator: Option<(&Operator, &str)>, body: &str) -> Str
 }
 
 /// The login form; `error` says why the last attempt failed.
-pub fn login(error: Option<&str>) -> String {
+pub fn login(error: Option<&str>, oidc: Option<&str>) -> String {
     let error = error
         .map(|e| format!("<p class=\"problem\" id=\"login-error\">{}</p>", esc(e)))
+        .unwrap_or_default();
+    let oidc = oidc
+        .map(|name| {
+            format!(
+                "<p><a id=\"oidc-login\" href=\"/ui/oidc/login\">Sign in with {}</a></p><p class=\"muted\">or</p>",
+                esc(name)
+            )
+        })
         .unwrap_or_default();
     page(
         "log in",
         None,
         &format!(
-            "{error}<form method=\"post\" action=\"/ui/login\"><p>Paste an operator token \
+            "{error}{oidc}<form method=\"post\" action=\"/ui/login\"><p>Paste an operator token \
 (<code>fleetgate-hub operator-token create --name &lt;you&gt; --role viewer|admin</code>):</p>\
 <p><input name=\"token\" id=\"token\" size=\"80\" autocomplete=\"off\" required></p>\
 <p><button id=\"login\">Log in</button></p></form>"
         ),
+    )
+}
+
+/// The page the OIDC callback answers with: it moves on to the dashboard by itself. (A
+/// redirect would not do: the browser arrives from the provider's site, and it keeps the
+/// `SameSite=Strict` session cookie out of the whole redirect chain.)
+pub fn signed_in(op: &Operator) -> String {
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"0;url=/ui/\"><title>fleetgate: signed in</title></head>\
+<body><p id=\"signed-in\">Signed in as {} ({}). <a href=\"/ui/\">Continue to the dashboard</a>.</p></body></html>",
+        esc(&op.name),
+        op.role.as_str()
     )
 }
 
@@ -473,7 +493,9 @@ mod tests {
         let html = overview(&op(Role::Viewer), "c", &tenants, &[], &[], &data_plane);
         assert!(!html.contains("<script>"), "{html}");
         assert!(html.contains("id=\"ai-gateways\"") && html.contains("id=\"envoy-rejections\""));
-        assert!(!login(Some(evil)).contains("<script>alert"));
+        assert!(!login(Some(evil), Some(evil)).contains("<script>alert"));
+        assert!(login(None, Some("Dex")).contains(">Sign in with Dex</a>"));
+        assert!(!login(None, None).contains("oidc-login"));
         assert_eq!(url("a/b c?&"), "a%2Fb%20c%3F%26");
     }
 
