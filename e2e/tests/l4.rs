@@ -141,12 +141,38 @@ async fn tcp_and_udp_load_balancers_serve_their_tenant_and_keep_their_address_ac
 /// The same with the hub's store on etcd (`storeEtcd`): allocations and addresses are kept
 /// there across the restart as in the file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn load_balancers_keep_their_address_across_a_hub_restart_with_the_store_on_etcd() {
+async fn load_balancers_keep_their_address_across_a_hub_restart_from_an_etcd_backup() {
     let extra = [(
         "storeEtcd".to_string(),
         Value::from(fleetgate_e2e::fleet::ON_FLEET_ETCD),
     )];
     load_balancers_keep_their_address_across_a_hub_restart(extra.into_iter().collect()).await;
+}
+
+/// `fleetgate-hub store <args> --config <the fleet hub's config>`, which must succeed: its
+/// stderr.
+fn store_command(fleet: &Fleet, args: &[&str]) -> String {
+    let out = store_run(fleet, args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "fleetgate-hub store {args:?} failed:\n{err}");
+    err
+}
+
+/// The same, for a command that must fail: its stderr.
+fn store_command_fails(fleet: &Fleet, args: &[&str]) -> String {
+    let out = store_run(fleet, args);
+    assert!(!out.status.success(), "fleetgate-hub store {args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn store_run(fleet: &Fleet, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(fleetgate_e2e::components::product_binary("fleetgate-hub").unwrap())
+        .arg("store")
+        .args(args)
+        .arg("--config")
+        .arg(fleet.hub.config_path())
+        .output()
+        .unwrap()
 }
 
 async fn load_balancers_keep_their_address_across_a_hub_restart(
@@ -201,6 +227,12 @@ async fn load_balancers_keep_their_address_across_a_hub_restart(
     wait_tcp(b_db, "tenant-b-db ping").await;
     wait_udp(a_dns, "tenant-a-dns ping").await;
 
+    // On etcd: a backup taken while the hub runs, restored under a new prefix that the hub
+    // restarts on (docs/operations.md, "Backup and restore").
+    let backup = fleet.dir.path().join("hub-backup.redb");
+    if on_etcd {
+        store_command(&fleet, &["backup", "--to", backup.to_str().unwrap()]);
+    }
     // Hub restart: Envoy keeps serving meanwhile, and the allocations come back unchanged.
     fleet.hub.kill();
     assert_eq!(
@@ -208,6 +240,17 @@ async fn load_balancers_keep_their_address_across_a_hub_restart(
         "tenant-a-db ping",
         "Envoy serves without the hub"
     );
+    if on_etcd {
+        let path = fleet.hub.config_path().to_path_buf();
+        let mut config: Value = serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        config["storeEtcd"]["prefix"] = "/fleetgate-restored/".into();
+        std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+        let restored = store_command(&fleet, &["restore", "--from", backup.to_str().unwrap()]);
+        assert!(restored.contains("/fleetgate-restored/"), "{restored}");
+        // A second restore into the now full prefix is refused, naming what to do.
+        let again = store_command_fails(&fleet, &["restore", "--from", backup.to_str().unwrap()]);
+        assert!(again.contains("restore into an empty store"), "{again}");
+    }
     fleet.hub.start_again().await.expect("hub restarts");
     fleet.ensure_running().unwrap();
     let a = fleet.tenant("tenant-a");

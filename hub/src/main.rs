@@ -52,6 +52,11 @@ enum Command {
         #[command(subcommand)]
         command: OperatorTokenCommand,
     },
+    /// Back up the hub's store into a file, or restore one (docs/operations.md).
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Talk to a running hub's admin API (its adminListen port).
     Admin {
         /// The hub's adminListen, e.g. http://127.0.0.1:9901.
@@ -64,6 +69,30 @@ enum Command {
         output: fleetgate_hub::admin::client::Output,
         #[command(subcommand)]
         command: fleetgate_hub::admin::client::AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy every key of the configured store into a new backup file (an embedded store
+    /// file). On etcd the hubs may keep running (one consistent read); an embedded store's
+    /// hub must be stopped first (it holds the file).
+    Backup {
+        /// The hub configuration file: its storePath or storeEtcd is read.
+        #[arg(long, env = "FLEETGATE_HUB_CONFIG")]
+        config: PathBuf,
+        /// The backup file to create (must not exist).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Copy a backup file into the configured store, which must be empty (a new file or an
+    /// etcd prefix no hub uses); then start the hubs on it with the same PKI folder.
+    Restore {
+        #[arg(long, env = "FLEETGATE_HUB_CONFIG")]
+        config: PathBuf,
+        /// A file made by `fleetgate-hub store backup` (or a stopped hub's storePath).
+        #[arg(long)]
+        from: PathBuf,
     },
 }
 
@@ -135,6 +164,45 @@ enum CaCommand {
     },
 }
 
+/// `fleetgate-hub store backup|restore`: the configured store and a backup file, copied one
+/// into the other (`store::backup`).
+fn store_command(command: StoreCommand) -> anyhow::Result<()> {
+    use fleetgate_hub::store::{backup, kv};
+    let (config, file, backing_up) = match command {
+        StoreCommand::Backup { config, to } => (config, to, true),
+        StoreCommand::Restore { config, from } => (config, from, false),
+    };
+    let config = fleetgate_hub::config::RawConfig::from_file(&config)?.validate()?;
+    if backing_up && file.exists() {
+        anyhow::bail!(
+            "--to {}: the file exists; name a new file (a backup never overwrites one)",
+            file.display()
+        );
+    }
+    if !backing_up && !file.is_file() {
+        anyhow::bail!(
+            "--from {}: no such file; name a file made by `fleetgate-hub store backup`",
+            file.display()
+        );
+    }
+    let configured = kv::configured(&config)?;
+    let file_kv = kv::RedbKv::open(&file)?;
+    let (from, to): (&dyn kv::Kv, &dyn kv::Kv) = if backing_up {
+        (configured.as_ref(), &file_kv)
+    } else {
+        (&file_kv, configured.as_ref())
+    };
+    let copied = backup::copy_all(from, to)?;
+    eprintln!(
+        "copied {} keys ({} bytes) from {} to {}",
+        copied.keys,
+        copied.bytes,
+        from.describe(),
+        to.describe()
+    );
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     fleetgate_observe::log::init("info,h2=warn,tower=warn,hyper=warn");
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -172,6 +240,7 @@ fn main() -> anyhow::Result<()> {
                 config.tenants.len()
             );
         }
+        Command::Store { command } => store_command(command)?,
         Command::Token {
             command:
                 TokenCommand::Create {

@@ -339,14 +339,7 @@ pub async fn run_reloading(
     // Tenant private keys are sealed at rest under a key kept next to the CA.
     let sealer = crate::seal::Sealer::load_or_create(&config.pki_dir)
         .map_err(crate::store::StoreError::from)?;
-    let store = match &config.store_etcd {
-        Some(etcd) => Store::on(Arc::new(crate::store::kv::EtcdKv::connect(
-            &etcd.endpoints,
-            &etcd.prefix,
-        )?))
-        .sealed(sealer)?,
-        None => Store::open_sealed(&config.store_path, sealer)?,
-    };
+    let store = Store::on(crate::store::kv::configured(&config)?).sealed(sealer)?;
     tracing::info!(store = %store.describe(), "store opened");
     let fleet = Arc::new(Fleet::open(config.clone(), store)?);
 

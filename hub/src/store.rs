@@ -113,6 +113,8 @@ impl From<Stored> for ClusterIntent {
     }
 }
 
+/// Copying the whole store into an empty one: backup and restore (`store/backup.rs`).
+pub mod backup;
 /// Used bootstrap tokens and per-cluster certificate epochs (`store/identity.rs`).
 mod identity;
 /// What the store needs of a database, and its two backends (`store/kv.rs`).

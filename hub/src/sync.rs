@@ -223,6 +223,11 @@ fn out_of_order(revision: u64, message: String) -> pb::Nack {
     }
 }
 
+/// How long an agent waits before sending its full state again after its Update lost a race
+/// for a claim to another hub, and after the store failed.
+const STORE_CONFLICT_RETRY_MS: u32 = 50;
+const STORE_FAILURE_RETRY_MS: u32 = 1000;
+
 /// The Nack of an Update `Fleet::apply` refused: the message for people, the reason and (rate
 /// limit) the wait for the agent, so that it never reads the message.
 pub fn refused(revision: u64, e: &UpdateError) -> pb::Nack {
@@ -234,7 +239,13 @@ pub fn refused(revision: u64, e: &UpdateError) -> pb::Nack {
             // As the message says it: whole milliseconds, at least one.
             u32::try_from(retry_after.as_millis().max(1)).unwrap_or(u32::MAX),
         ),
-        UpdateError::Store(_) => (pb::nack::Reason::Store, 0),
+        // Another hub sharing the store took a claim first: the claims are read again, so the
+        // full state sent again at once is judged against them.
+        UpdateError::Store(crate::store::StoreError::Conflict { .. }) => {
+            (pb::nack::Reason::Store, STORE_CONFLICT_RETRY_MS)
+        }
+        // The store failed (etcd unreachable, disk full): tried again a little later.
+        UpdateError::Store(_) => (pb::nack::Reason::Store, STORE_FAILURE_RETRY_MS),
     };
     pb::Nack {
         revision,
@@ -358,7 +369,7 @@ mod tests {
     }
 
     #[test]
-    fn other_nacks_ask_for_no_wait() {
+    fn other_nacks_ask_for_no_wait_but_store_failures_do() {
         let e = UpdateError::TooManyObjects {
             count: 11,
             limit: 10,
@@ -368,6 +379,16 @@ mod tests {
             (n.reason(), n.retry_after_ms),
             (pb::nack::Reason::TooManyObjects, 0)
         );
+        // A store failure is retried by itself; a lost race at once.
+        let conflict = UpdateError::Store(crate::store::StoreError::Conflict {
+            what: "a hostname claim".into(),
+        });
+        assert_eq!(
+            (refused(5, &conflict).reason(), refused(5, &conflict).retry_after_ms),
+            (pb::nack::Reason::Store, STORE_CONFLICT_RETRY_MS)
+        );
+        let failed = UpdateError::Store(crate::store::StoreError::Db("disk full".into()));
+        assert_eq!(refused(6, &failed).retry_after_ms, STORE_FAILURE_RETRY_MS);
         let n = out_of_order(4, "expected revision 2".into());
         assert_eq!(
             (n.reason(), n.retry_after_ms),

@@ -20,6 +20,14 @@ pub const ANNOUNCE_TTL_SECONDS: i64 = 10;
 
 use super::StoreError;
 
+/// The database the hub's configuration names: `storeEtcd` when set, else the `storePath` file.
+pub fn configured(config: &crate::config::Config) -> Result<std::sync::Arc<dyn Kv>, StoreError> {
+    Ok(match &config.store_etcd {
+        Some(etcd) => std::sync::Arc::new(EtcdKv::connect(&etcd.endpoints, &etcd.prefix)?),
+        None => std::sync::Arc::new(RedbKv::open(&config.store_path)?),
+    })
+}
+
 /// A key and its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {

@@ -16,7 +16,7 @@ use crate::model::{ClusterIntent, ClusterKey};
 
 /// `links/v1/<tenant>/<cluster>/<hub id>` -> empty: the cluster's agent has a stream open to
 /// that hub.
-const LINKS: &str = "links/v1/";
+pub(crate) const LINKS: &str = "links/v1/";
 
 /// A change of the shared store, as the fleet needs it.
 #[derive(Debug, Clone, PartialEq)]
