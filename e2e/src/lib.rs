@@ -36,6 +36,7 @@ pub mod load;
 pub mod mcp_server;
 pub mod mock_llm;
 pub mod objects;
+pub mod otlp;
 pub mod own_address;
 pub mod pki;
 pub mod ports;
