@@ -213,6 +213,8 @@ impl Syncer {
         let mut revision = 1u64;
         // Spans of the Updates not yet answered (nothing when traces are off).
         let mut in_flight = traces::InFlight::default();
+        // The trace context of the hub's last Status that carried one.
+        let mut status_trace = String::new();
         let cluster = self.hello.cluster.clone();
         // Queued before the call so the hub sees them as soon as the stream opens.
         tx.try_send(send(agent_message::Kind::Hello(self.hello.clone())))
@@ -265,8 +267,17 @@ impl Syncer {
                                 held = Some(held_of(&intent));
                             }
                         }
-                        Some(hub_message::Kind::Status(s)) => {
+                        Some(hub_message::Kind::Status(mut s)) => {
                             debug!(objects = s.objects.len(), "hub status");
+                            // Later Statuses keep the last change's trace context, so that the
+                            // status writer sees it even if it skips a Status (`traces`).
+                            if fleetgate_observe::trace::enabled() {
+                                if s.traceparent.is_empty() {
+                                    s.traceparent.clone_from(&status_trace);
+                                } else {
+                                    status_trace.clone_from(&s.traceparent);
+                                }
+                            }
                             self.status.send_replace(Some(s));
                         }
                         None => debug!("empty hub message"),

@@ -314,8 +314,10 @@ pub async fn run_writer(
     mut sink: Sink,
 ) {
     let mut resync = tokio::time::interval(Duration::from_secs(30));
-    // The hub's trace context already used for a status write (each joins one write batch).
-    let mut traced = String::new();
+    // The hub's trace context of the last change it acknowledged (`Status.traceparent`), until
+    // a status write joins it: the first Status after an Ack may come before the compile that
+    // changes any status.
+    let (mut seen, mut pending) = (String::new(), None::<String>);
     loop {
         let (writes, traceparent) = {
             let st = state.borrow_and_update();
@@ -326,11 +328,13 @@ pub async fn run_writer(
                 traceparent.unwrap_or_default(),
             )
         };
-        let mut span = if writes.is_empty() || traceparent.is_empty() || traceparent == traced {
-            fleetgate_observe::trace::Span::default()
-        } else {
-            traced = traceparent;
-            write_span(&traced, writes.len())
+        if !traceparent.is_empty() && traceparent != seen {
+            seen = traceparent.clone();
+            pending = Some(traceparent);
+        }
+        let mut span = match pending.take_if(|_| !writes.is_empty()) {
+            Some(tp) => write_span(&tp, writes.len()),
+            None => fleetgate_observe::trace::Span::default(),
         };
         for w in writes {
             if let Err(e) = sink.write(w).await {
