@@ -100,9 +100,11 @@ async fn main() -> anyhow::Result<()> {
         }
         (None, None) => (Default::default(), Box::new(StaticSource)),
     };
-    run(settings, initial, source, shutdown_signal())
-        .await
-        .context("AI gateway")
+    // Off unless OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set; flushed before exiting.
+    let traces = fleetgate_observe::trace::init("fleetgate-ai-gateway");
+    let ran = run(settings, initial, source, shutdown_signal()).await;
+    traces.shutdown().await;
+    ran.context("AI gateway")
 }
 
 async fn shutdown_signal() {

@@ -37,6 +37,7 @@ pub mod mcp_server;
 pub mod mock_llm;
 pub mod objects;
 pub mod oidc_provider;
+pub mod otlp;
 pub mod own_address;
 pub mod pki;
 pub mod ports;

@@ -324,6 +324,7 @@ fn scale_route(
 fn scale_update(revision: u64, full_state: bool, upserts: Vec<pb::Object>) -> pb::AgentMessage {
     pb::AgentMessage {
         kind: Some(pb::agent_message::Kind::Update(pb::Update {
+            traceparent: String::new(),
             revision,
             full_state,
             upserts,
@@ -335,7 +336,7 @@ fn scale_update(revision: u64, full_state: bool, upserts: Vec<pb::Object>) -> pb
 async fn expect_ack(session: &mut SyncSession, revision: u64) {
     match session.next_verdict(TIMEOUT * 4).await {
         Ok(Ok(Some(pb::HubMessage {
-            kind: Some(pb::hub_message::Kind::Ack(pb::Ack { revision: r })),
+            kind: Some(pb::hub_message::Kind::Ack(pb::Ack { revision: r, .. })),
         }))) if r == revision => {}
         other => panic!("update {revision} was not acked: {other:?}"),
     }

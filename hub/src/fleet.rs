@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
+use fleetgate_observe::trace;
 use fleetgate_proto::spoke::v1 as pb;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -525,6 +526,39 @@ impl Fleet {
 
     /// Applies one agent Update for `key` (the identity from its certificate).
     pub fn apply(&self, key: &ClusterKey, update: &pb::Update) -> Result<(), UpdateError> {
+        self.apply_traced(key, update, None)
+    }
+
+    /// [`Fleet::apply`], with spans `hub.admit` (admission and limits) and `hub.store` (the
+    /// durable write) under `parent` when traces are exported (docs/operations.md, "Traces").
+    pub fn apply_traced(
+        &self,
+        key: &ClusterKey,
+        update: &pb::Update,
+        parent: Option<&trace::TraceContext>,
+    ) -> Result<(), UpdateError> {
+        let mut admit_span = trace::span(
+            "hub.admit",
+            trace::Kind::Internal,
+            trace::Start {
+                parent,
+                ..Default::default()
+            },
+            || cluster_attributes(key),
+        );
+        let admitted = self.admit_and_store(key, update, &mut admit_span);
+        if let Err(e) = &admitted {
+            admit_span.fail(&e.to_string());
+        }
+        admitted
+    }
+
+    fn admit_and_store(
+        &self,
+        key: &ClusterKey,
+        update: &pb::Update,
+        admit_span: &mut trace::Span,
+    ) -> Result<(), UpdateError> {
         let config = self.config();
         if config.registration(&key.tenant, &key.cluster) == Registration::Disabled {
             return Err(UpdateError::UnknownCluster(key.clone()));
@@ -722,6 +756,21 @@ impl Fleet {
 
         // In place (a copy only if the compile loop still holds a view), undone if the store
         // refuses.
+        admit_span.set(|| {
+            vec![
+                trace::Attribute::new("fleetgate.objects", count as i64),
+                trace::Attribute::new("fleetgate.rejected", rejections.len() as i64),
+            ]
+        });
+        let mut store_span = trace::span(
+            "hub.store",
+            trace::Kind::Internal,
+            trace::Start {
+                parent: admit_span.context().as_ref(),
+                ..Default::default()
+            },
+            || cluster_attributes(key),
+        );
         let st = &mut *state;
         let fleet = Arc::make_mut(&mut st.intent);
         let previous = fleet.insert(key.clone(), intent);
@@ -747,8 +796,10 @@ impl Fleet {
                 // again, so that the agent's retry is admitted against what holds now.
                 self.reread_claims(st);
             }
+            store_span.fail(&e.to_string());
             return Err(e.into());
         }
+        store_span.end();
         st.owners = owners;
         st.l4 = l4;
         *st.revisions.entry(key.clone()).or_default() += 1;
@@ -791,6 +842,14 @@ fn new_hub_id() -> String {
     use rand::Rng;
     let n: u64 = rand::rng().random();
     format!("{n:016x}")
+}
+
+/// The bounded attributes naming a cluster on a span.
+pub fn cluster_attributes(key: &ClusterKey) -> Vec<trace::Attribute> {
+    vec![
+        trace::Attribute::new("fleetgate.tenant", trace::bounded(&key.tenant)),
+        trace::Attribute::new("fleetgate.cluster", trace::bounded(&key.cluster)),
+    ]
 }
 
 /// Seconds since the Unix epoch.
@@ -974,6 +1033,7 @@ tenants:
 
     fn full(upserts: Vec<pb::Object>) -> pb::Update {
         pb::Update {
+            traceparent: String::new(),
             revision: 1,
             full_state: true,
             upserts,
@@ -1216,6 +1276,7 @@ tenants:
 
     fn update(revision: u64, upserts: Vec<pb::Object>, deletes: Vec<pb::ObjectRef>) -> pb::Update {
         pb::Update {
+            traceparent: String::new(),
             revision,
             full_state: false,
             upserts,

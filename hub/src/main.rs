@@ -212,23 +212,11 @@ fn main() -> anyhow::Result<()> {
             let config = raw.validate()?;
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             rt.block_on(async {
-                // SIGHUP re-reads the configuration file (so does a change of its contents).
-                let (hup_tx, hup_rx) = tokio::sync::mpsc::channel(1);
-                let mut hup =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-                        .context("cannot install a SIGHUP handler")?;
-                tokio::spawn(async move {
-                    while hup.recv().await.is_some() {
-                        let _ = hup_tx.try_send(());
-                    }
-                });
-                let source = fleetgate_hub::reload::ReloadSource {
-                    path,
-                    poll: fleetgate_hub::reload::DEFAULT_POLL,
-                    trigger: Some(hup_rx),
-                };
-                fleetgate_hub::run::run_reloading(config, Some(source), shutdown_signal()).await?;
-                anyhow::Ok(())
+                // Off unless OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set; flushed at the end.
+                let traces = fleetgate_observe::trace::init("fleetgate-hub");
+                let ran = run_hub(config, path).await;
+                traces.shutdown().await;
+                ran
             })?;
         }
         Command::Check { config: path } => {
@@ -384,4 +372,27 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// `fleetgate-hub run`: serves until SIGTERM or SIGINT, re-reading the configuration on SIGHUP.
+async fn run_hub(
+    config: fleetgate_hub::config::Config,
+    path: std::path::PathBuf,
+) -> anyhow::Result<()> {
+    // SIGHUP re-reads the configuration file (so does a change of its contents).
+    let (hup_tx, hup_rx) = tokio::sync::mpsc::channel(1);
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot install a SIGHUP handler")?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            let _ = hup_tx.try_send(());
+        }
+    });
+    let source = fleetgate_hub::reload::ReloadSource {
+        path,
+        poll: fleetgate_hub::reload::DEFAULT_POLL,
+        trigger: Some(hup_rx),
+    };
+    fleetgate_hub::run::run_reloading(config, Some(source), shutdown_signal()).await?;
+    anyhow::Ok(())
 }

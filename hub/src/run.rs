@@ -281,12 +281,15 @@ pub async fn serve_data_plane(
         ai_published,
         ai_health,
         None,
+        Arc::default(),
         shutdown,
     )
     .await
 }
 
-/// [`serve_data_plane`], with the MCP tool pins task's link when the hub runs one.
+/// [`serve_data_plane`], with the MCP tool pins task's link when the hub runs one, and the
+/// compile spans of published snapshots (`traces`) for the spans of xDS pushes and ACKs.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve_data_plane_with_pins(
     listener: tokio::net::TcpListener,
     snapshots: watch::Receiver<Arc<Snapshot>>,
@@ -294,6 +297,7 @@ pub async fn serve_data_plane_with_pins(
     ai_published: watch::Receiver<Arc<ai_config::Published>>,
     ai_health: watch::Sender<AiGatewayHealth>,
     mcp_pins: Option<ai_config::pins::PinsLink>,
+    traces: Arc<xds::trace::SnapshotTraces>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let mut ai = AiConfigService::new(ai_published, ai_health);
@@ -301,7 +305,7 @@ pub async fn serve_data_plane_with_pins(
         ai = ai.with_pins(pins);
     }
     xds::data_plane_server()
-        .add_service(xds::ads_service(snapshots, xds_health))
+        .add_service(xds::ads_service_traced(snapshots, xds_health, traces))
         .add_service(ai.into_server())
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
@@ -396,8 +400,15 @@ pub async fn run_reloading(
         }
     };
 
+    // Traces (docs/operations.md, "Traces"): accepted changes go from the agents' streams to the
+    // compile loop, and each published snapshot's compile span to the xDS streams.
+    let pending_changes = Arc::new(crate::sync::traces::PendingChanges::default());
+    let snapshot_traces = Arc::new(xds::trace::SnapshotTraces::default());
+
     // The compile loop: the only writer of snapshot_tx and status_tx.
     let compile_task = {
+        let pending_changes = pending_changes.clone();
+        let snapshot_traces = snapshot_traces.clone();
         let fleet = fleet.clone();
         let metrics = metrics.clone();
         let config = config.clone();
@@ -424,6 +435,8 @@ pub async fn run_reloading(
                         }
                     } => tracing::info!("a disconnected cluster's grace period ended; withdrawing its intent from the data plane"),
                 }
+                // Taken before the view: every change taken here is in it.
+                let mut compile_span = crate::sync::traces::compile_span(&pending_changes);
                 let view = fleet.view();
                 let health = health.borrow_and_update().clone();
                 let ai_health = ai_health.borrow_and_update().clone();
@@ -458,11 +471,24 @@ pub async fn run_reloading(
                 memo = returned;
                 metrics.compile.observe(started.elapsed().as_secs_f64());
                 let compiled_ms = started.elapsed().as_millis() as u64;
+                compile_span.set(|| {
+                    vec![fleetgate_observe::trace::Attribute::new(
+                        "fleetgate.clusters_recompiled",
+                        memo.last_built() as i64,
+                    )]
+                });
+                let compiled = compile_span.context();
+                compile_span.end();
                 snapshot_tx.send_if_modified(|cur| {
                     if **cur == snapshot {
                         false
                     } else {
-                        *cur = Arc::new(snapshot);
+                        let snapshot = Arc::new(snapshot);
+                        // Recorded before the xDS streams can see the snapshot.
+                        if let Some(compiled) = compiled {
+                            snapshot_traces.publish(&snapshot, compiled);
+                        }
+                        *cur = snapshot;
                         true
                     }
                 });
@@ -497,6 +523,7 @@ pub async fn run_reloading(
         published_rx,
         ai_health_tx,
         Some(pins_link),
+        snapshot_traces,
         stopped(),
     ));
 
@@ -515,7 +542,8 @@ pub async fn run_reloading(
         fleet.clone(),
         config.trust_domain.clone(),
         status_rx.clone(),
-    );
+    )
+    .with_pending_changes(pending_changes);
     let enroll = EnrollServer::new(
         fleet.clone(),
         config.trust_domain.clone(),

@@ -5,6 +5,7 @@
 //! loop publishes are streamed back to the cluster they belong to.
 
 pub mod handshake;
+pub mod traces;
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -21,6 +22,7 @@ use crate::fleet::{Fleet, UpdateError};
 use crate::identity::PeerIdentity;
 use crate::model::{self, ClusterKey, ObjectStatus};
 use crate::peer::identify;
+use traces::PendingChanges;
 
 /// Statuses of every cluster, as the compile loop publishes them.
 pub type FleetStatus = Arc<BTreeMap<ClusterKey, Arc<Vec<ObjectStatus>>>>;
@@ -29,6 +31,8 @@ pub struct SyncService {
     fleet: Arc<Fleet>,
     trust_domain: String,
     statuses: watch::Receiver<FleetStatus>,
+    /// Traced changes handed to the compile loop (`traces`).
+    pending: Arc<PendingChanges>,
 }
 
 impl SyncService {
@@ -41,7 +45,14 @@ impl SyncService {
             fleet,
             trust_domain,
             statuses,
+            pending: Arc::default(),
         }
+    }
+
+    /// Hands the spans of accepted changes to the compile loop through `pending`.
+    pub fn with_pending_changes(mut self, pending: Arc<PendingChanges>) -> Self {
+        self.pending = pending;
+        self
     }
 
     fn identify<T>(&self, req: &Request<T>) -> Result<(ClusterKey, PeerIdentity), Status> {
@@ -82,7 +93,8 @@ impl SpokeService for SyncService {
         let (tx, rx) = mpsc::channel::<Result<pb::HubMessage, Status>>(16);
         let fleet = self.fleet.clone();
         let statuses = self.statuses.clone();
-        tokio::spawn(run_stream(key, peer, fleet, inbound, statuses, tx));
+        let pending = self.pending.clone();
+        tokio::spawn(run_stream(key, peer, fleet, inbound, statuses, tx, pending));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
@@ -95,6 +107,7 @@ async fn run_stream(
     mut inbound: Streaming<pb::AgentMessage>,
     mut statuses: watch::Receiver<FleetStatus>,
     tx: mpsc::Sender<Result<pb::HubMessage, Status>>,
+    pending: Arc<PendingChanges>,
 ) {
     // Open until this stream ends, wherever it returns: starts the grace period (crate::grace).
     let _link = fleet.link(&key);
@@ -103,6 +116,8 @@ async fn run_stream(
     // used up and the next Update must carry the full state.
     let mut need_full_state = false;
     let mut last_sent: Option<Arc<Vec<ObjectStatus>>> = None;
+    // The span of the last acknowledged Update, until the next Status carries it to the agent.
+    let mut status_trace = String::new();
     let mut config = fleet.subscribe_config();
     // TLS checked the certificate once, at the handshake: the stream must not outlive it.
     let expiry = tokio::time::sleep(std::time::Duration::from_secs(
@@ -161,12 +176,17 @@ async fn run_stream(
                 } else {
                     let started = std::time::Instant::now();
                     let revision = update.revision;
+                    let mut span = traces::update_span(&key, &update);
+                    let change = span.context();
+                    if let Some(c) = &change {
+                        pending.add(c.clone());
+                    }
                     // Admission and the store write are blocking work (a large Update takes
                     // hundreds of milliseconds): off the async workers, so that one tenant's
                     // flood cannot stall other tenants' streams or the xDS server.
                     let applied = {
-                        let (fleet, key) = (fleet.clone(), key.clone());
-                        tokio::task::spawn_blocking(move || fleet.apply(&key, &update))
+                        let (fleet, key, parent) = (fleet.clone(), key.clone(), change.clone());
+                        tokio::task::spawn_blocking(move || fleet.apply_traced(&key, &update, parent.as_ref()))
                             .await
                             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
                     };
@@ -175,9 +195,14 @@ async fn run_stream(
                         Ok(()) => {
                             expected_revision += 1;
                             need_full_state = false;
-                            pb::hub_message::Kind::Ack(pb::Ack { revision })
+                            status_trace = span.traceparent();
+                            pb::hub_message::Kind::Ack(pb::Ack { revision, traceparent: span.traceparent() })
                         }
                         Err(e) => {
+                            if let Some(c) = &change {
+                                pending.remove(c);
+                            }
+                            span.fail(&e.to_string());
                             tracing::warn!(revision, "update refused: {e}");
                             expected_revision += 1;
                             need_full_state = true;
@@ -203,6 +228,7 @@ async fn run_stream(
             let msg = pb::HubMessage {
                 kind: Some(pb::hub_message::Kind::Status(pb::Status {
                     objects: current.iter().map(to_wire).collect(),
+                    traceparent: std::mem::take(&mut status_trace),
                 })),
             };
             if tx.send(Ok(msg)).await.is_err() {

@@ -23,8 +23,11 @@ pub mod resources;
 pub mod server;
 pub mod tenant_limits;
 pub mod tls;
+pub mod trace;
 
 use fleetgate_hub_model as model;
 use fleetgate_hub_model::snapshot;
 
-pub use server::{Nack, XdsError, XdsHealth, ads_service, data_plane_server, serve, serve_on};
+pub use server::{
+    Nack, XdsError, XdsHealth, ads_service, ads_service_traced, data_plane_server, serve, serve_on,
+};

@@ -31,6 +31,7 @@ use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::resources::{self, PUSH_ORDER, Resource, Resources, is_wildcard_type};
+use super::trace::{SnapshotTraces, StreamTraces};
 use crate::snapshot::{Snapshot, SourceObject};
 
 /// An error that stops the xDS server.
@@ -122,9 +123,20 @@ pub fn ads_service(
     snapshots: watch::Receiver<Arc<Snapshot>>,
     health: watch::Sender<XdsHealth>,
 ) -> AggregatedDiscoveryServiceServer<Ads> {
+    ads_service_traced(snapshots, health, Arc::default())
+}
+
+/// [`ads_service`], tracing pushes of the snapshots `traces` knows the compile span of, and
+/// Envoy's answers to them (`crate::trace`).
+pub fn ads_service_traced(
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+    health: watch::Sender<XdsHealth>,
+    traces: Arc<SnapshotTraces>,
+) -> AggregatedDiscoveryServiceServer<Ads> {
     AggregatedDiscoveryServiceServer::new(Ads {
         snapshots,
         health: Arc::new(health),
+        traces,
     })
 }
 
@@ -132,6 +144,7 @@ pub fn ads_service(
 pub struct Ads {
     snapshots: watch::Receiver<Arc<Snapshot>>,
     health: Arc<watch::Sender<XdsHealth>>,
+    traces: Arc<SnapshotTraces>,
 }
 
 type DeltaStream = Pin<Box<dyn Stream<Item = Result<DeltaDiscoveryResponse, Status>> + Send>>;
@@ -152,6 +165,7 @@ impl AggregatedDiscoveryService for Ads {
             tx,
             self.snapshots.clone(),
             self.health.clone(),
+            self.traces.clone(),
         ));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
@@ -172,7 +186,10 @@ async fn run_stream(
     tx: mpsc::Sender<Result<DiscoveryResponse, Status>>,
     mut snapshots: watch::Receiver<Arc<Snapshot>>,
     health: Arc<watch::Sender<XdsHealth>>,
+    traces: Arc<SnapshotTraces>,
 ) {
+    // Spans of traced pushes and Envoy's answers (nothing when traces are off).
+    let mut traced = StreamTraces::default();
     // Keeps what did not change between snapshots encoded (memory for speed: about one more
     // copy of the snapshot).
     let mut cache = super::cache::ResourceCache::default();
@@ -182,7 +199,11 @@ async fn run_stream(
     loop {
         let (out, event) = tokio::select! {
             msg = inbound.message() => match msg {
-                Ok(Some(req)) => session.on_request(&req),
+                Ok(Some(req)) => {
+                    let (out, event) = session.on_request(&req);
+                    traced.sent(&out);
+                    (out, event)
+                }
                 Ok(None) => break,
                 Err(status) => {
                     tracing::debug!(node = %session.node, %status, "ADS stream ended");
@@ -192,9 +213,11 @@ async fn run_stream(
             changed = snapshots.changed(), if watching => match changed {
                 Ok(()) => {
                     let started = std::time::Instant::now();
-                    let res = resources::build_cached(&snapshots.borrow_and_update(), &mut cache);
+                    let snapshot = snapshots.borrow_and_update().clone();
+                    let res = resources::build_cached(&snapshot, &mut cache);
                     let built_ms = started.elapsed().as_millis() as u64;
                     let out = session.on_snapshot(res);
+                    traced.pushed(&traces, &snapshot, &session.node, &out);
                     tracing::debug!(built_ms, elapsed_ms = started.elapsed().as_millis() as u64,
                         pushed = out.len(), "xDS resources built and pushed");
                     (out, None)
@@ -207,6 +230,13 @@ async fn run_stream(
             },
             _ = tx.closed() => break,
         };
+        match &event {
+            Some(HealthEvent::Nack(type_url, nack)) => {
+                traced.answered(type_url, &session.node, Some(&nack.message));
+            }
+            Some(HealthEvent::Ack(type_url)) => traced.answered(type_url, &session.node, None),
+            None => {}
+        }
         match event {
             Some(HealthEvent::Nack(type_url, nack)) => {
                 tracing::warn!(node = %nack.node, type_url = %type_url, version = %nack.version,
