@@ -104,7 +104,6 @@ pub fn queries(dashboard: &Value) -> Vec<(String, String)> {
     out
 }
 
-
 /// Checks every query of `dashboard` (named `file` in messages) against `exposed`: each names
 /// at least one fleetgate metric, every metric is exposed, and every label it selects or groups
 /// by is on the metric's samples (where samples exist). Returns how many queries were checked.

@@ -13,9 +13,9 @@
 use std::net::{IpAddr, SocketAddr};
 
 use anyhow::{Context, ensure};
-use fleetgate_e2e::ai_fleet::{AiFleet, programmed_address};
+use fleetgate_e2e::ai_fleet::{AiFleet, programmed_address, wait_backend_resolved};
 use fleetgate_e2e::components::{ai_python, workspace_dir};
-use fleetgate_e2e::grafana::{AI_USAGE, Exposed, check, query_parts, queries};
+use fleetgate_e2e::grafana::{AI_USAGE, Exposed, check, queries, query_parts};
 use fleetgate_e2e::http::post_json;
 use fleetgate_e2e::objects::tenant_openai_backend;
 use fleetgate_e2e::ports::free_port_in;
@@ -82,11 +82,17 @@ async fn ai_gateway_metrics_count_what_the_openai_sdk_received() {
     let quotas = json!({ "tenants": {
         "tenant-a": { "aiBudget": { "requests": BUDGET, "window": "744h" } },
     }});
+    let hub_admin = fleetgate_e2e::ports::free_addr().unwrap();
     let ai = AiFleet::start(
         &[("tenant-a", "*.a.example", "127.0.1.0/24")],
         1,
         1,
-        [("quotas".to_string(), quotas)].into_iter().collect(),
+        [
+            ("quotas".to_string(), quotas),
+            ("adminListen".to_string(), hub_admin.to_string().into()),
+        ]
+        .into_iter()
+        .collect(),
     )
     .await
     .unwrap();
@@ -104,6 +110,7 @@ async fn ai_gateway_metrics_count_what_the_openai_sdk_received() {
         .apply(&tenant_openai_backend(node_port, LLAMA_KEY))
         .await
         .unwrap();
+    wait_backend_resolved(a, "llm").await;
     let gateway = SocketAddr::new(programmed_address(a, "default", "ai").await, 8080);
 
     // One probe until the whole path answers (earlier attempts end at Envoy or the gateway's
@@ -123,7 +130,10 @@ async fn ai_gateway_metrics_count_what_the_openai_sdk_received() {
     .await;
     let seen = sdk(gateway).await.unwrap();
     eprintln!("SDK saw: {seen:#}");
-    assert_eq!(seen["refused_status"], 429, "the spent budget refused: {seen}");
+    assert_eq!(
+        seen["refused_status"], 429,
+        "the spent budget refused: {seen}"
+    );
 
     // What the client received: the probe's and the plain answers' usage, and the streams'
     // usage (or, where llama.cpp reports none, their token chunks).
@@ -176,11 +186,17 @@ async fn ai_gateway_metrics_count_what_the_openai_sdk_received() {
         1.0
     );
     assert_eq!(
-        at(r#"fleetgate_ai_time_to_first_token_seconds_count{tenant="tenant-a",backend="openai"}"#.into()),
+        at(
+            r#"fleetgate_ai_time_to_first_token_seconds_count{tenant="tenant-a",backend="openai"}"#
+                .into()
+        ),
         STREAMS as f64
     );
     assert_eq!(
-        at(r#"fleetgate_ai_request_duration_seconds_count{tenant="tenant-a",backend="openai"}"#.into()),
+        at(
+            r#"fleetgate_ai_request_duration_seconds_count{tenant="tenant-a",backend="openai"}"#
+                .into()
+        ),
         BUDGET as f64
     );
     assert!(
@@ -195,5 +211,51 @@ async fn ai_gateway_metrics_count_what_the_openai_sdk_received() {
     let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let checked = check(AI_USAGE, &dashboard, &exposed);
     assert!(checked >= 10, "only {checked} queries in {AI_USAGE}");
+
+    // The hub: the replica's report summed, the budget spent, on the admin API and /metrics.
+    let token = fleet.hub.create_operator_token("ada", "viewer").unwrap();
+    let auth = format!("Bearer {token}");
+    let view = eventually(TIMEOUT, || async {
+        let (status, body) = fleetgate_e2e::http::get(
+            hub_admin,
+            "hub",
+            "/api/v1/tenants/tenant-a/ai-usage",
+            &[("authorization", auth.as_str())],
+        )
+        .await?;
+        ensure!(status == 200, "{status} {body}");
+        let v: Value = serde_json::from_str(&body)?;
+        ensure!(
+            v["total"]["requests"] == BUDGET,
+            "the hub has not got the whole report yet: {v}"
+        );
+        Ok(v)
+    })
+    .await;
+    eprintln!("the hub's view: {view:#}");
+    assert_eq!(view["total"]["inputTokens"], input, "{view}");
+    assert_eq!(view["total"]["outputTokens"], output, "{view}");
+    assert_eq!(view["usage"][0]["backend"], "openai");
+    assert_eq!(view["usage"][0]["model"], MODEL);
+    let budget = &view["budgets"][0];
+    assert_eq!(budget["scope"], "tenant", "{view}");
+    assert_eq!(budget["requests"]["limit"], BUDGET);
+    assert_eq!(budget["requests"]["left"], 0, "spent: {view}");
+    let hub_text = scrape(hub_admin).await.unwrap();
+    assert_eq!(
+        sample(
+            &hub_text,
+            r#"fleetgate_hub_ai_input_tokens_total{tenant="tenant-a"}"#
+        ),
+        Some(input as f64),
+        "{hub_text}"
+    );
+    assert_eq!(
+        sample(
+            &hub_text,
+            r#"fleetgate_hub_ai_output_tokens_total{tenant="tenant-a"}"#
+        ),
+        Some(output as f64)
+    );
     drop(llama);
 }

@@ -378,6 +378,7 @@ pub async fn run_reloading(
         ai: ai_health_rx.clone(),
         snapshots: snapshot_rx.clone(),
         store_path: config.store_path.clone(),
+        ai_usage: Some(ai_accounts.usage.clone()),
     });
     // The admin API reads the same data-plane health, and the AI accounts and catalogs.
     let admin_health = (health_rx.clone(), ai_health_rx.clone());

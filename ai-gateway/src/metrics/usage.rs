@@ -416,15 +416,21 @@ tenants:
             "{t}"
         );
         assert!(
-            t.contains(r#"fleetgate_ai_input_tokens_total{tenant="a",backend="openai",model="tiny"} 12"#),
+            t.contains(
+                r#"fleetgate_ai_input_tokens_total{tenant="a",backend="openai",model="tiny"} 12"#
+            ),
             "{t}"
         );
         assert!(
-            t.contains(r#"fleetgate_ai_output_tokens_total{tenant="a",backend="openai",model="tiny"} 9"#),
+            t.contains(
+                r#"fleetgate_ai_output_tokens_total{tenant="a",backend="openai",model="tiny"} 9"#
+            ),
             "{t}"
         );
         assert!(
-            t.contains(r#"fleetgate_ai_time_to_first_token_seconds_count{tenant="a",backend="openai"} 2"#),
+            t.contains(
+                r#"fleetgate_ai_time_to_first_token_seconds_count{tenant="a",backend="openai"} 2"#
+            ),
             "{t}"
         );
         assert!(
@@ -432,7 +438,19 @@ tenants:
             "{t}"
         );
         let labelled = sink.metrics.totals();
-        let tiny = labels(&key("chat", "tiny"), Some(&sink.routes.borrow().tenant("a").unwrap().route("chat").unwrap().backend));
+        let tiny = labels(
+            &key("chat", "tiny"),
+            Some(
+                &sink
+                    .routes
+                    .borrow()
+                    .tenant("a")
+                    .unwrap()
+                    .route("chat")
+                    .unwrap()
+                    .backend,
+            ),
+        );
         assert_eq!(
             labelled.get(&tiny),
             Some(&Counts {
@@ -481,7 +499,9 @@ tenants:
         assert!(t.contains(r#"backend="anthropic",model="other""#), "{t}");
         for named in ["tiny", "fast", "tiny-q4"] {
             assert!(
-                t.contains(&format!(r#"backend="openai",model="{named}",status="2xx"}} 1"#)),
+                t.contains(&format!(
+                    r#"backend="openai",model="{named}",status="2xx"}} 1"#
+                )),
                 "{t}"
             );
         }
@@ -529,7 +549,10 @@ tenants:
             t.contains(r#"fleetgate_ai_requests_total{tenant="a",backend="openai",model="tiny",status="4xx"} 2"#),
             "{t}"
         );
-        assert!(!t.contains("fleetgate_ai_input_tokens_total{"), "no zero-token series: {t}");
+        assert!(
+            !t.contains("fleetgate_ai_input_tokens_total{"),
+            "no zero-token series: {t}"
+        );
     }
 
     #[test]

@@ -394,10 +394,7 @@ impl HubSource {
     }
 
     /// The source reporting the LLM usage `metrics` counts to the hub (`Settings::metrics`).
-    pub fn with_usage(
-        mut self,
-        metrics: std::sync::Arc<crate::metrics::usage::AiMetrics>,
-    ) -> Self {
+    pub fn with_usage(mut self, metrics: std::sync::Arc<crate::metrics::usage::AiMetrics>) -> Self {
         self.usage = Some(metrics);
         self
     }

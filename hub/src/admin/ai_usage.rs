@@ -219,7 +219,10 @@ mod tests {
         routes.insert(
             "c1/default/llm".to_string(),
             AiRoute {
-                target: AiRouteTarget::Provider(provider(AiProvider::OpenAi { model: None }, "llm")),
+                target: AiRouteTarget::Provider(provider(
+                    AiProvider::OpenAi { model: None },
+                    "llm",
+                )),
                 model_aliases: BTreeMap::new(),
                 source: source("llm"),
             },
@@ -312,10 +315,20 @@ mod tests {
             sha256: "1".repeat(64),
             pending: pending.map(str::to_string),
         };
-        let key = |tool: &str| ("c1/default/tools".to_string(), "alpha".to_string(), tool.to_string());
+        let key = |tool: &str| {
+            (
+                "c1/default/tools".to_string(),
+                "alpha".to_string(),
+                tool.to_string(),
+            )
+        };
         pins.tenants.insert(
             "a".into(),
-            [(key("t1"), pin(None)), (key("t2"), pin(Some(&"2".repeat(64))))].into(),
+            [
+                (key("t1"), pin(None)),
+                (key("t2"), pin(Some(&"2".repeat(64)))),
+            ]
+            .into(),
         );
 
         let v = view("a", Some(&content), &usage, &ledger, &pins, now);
@@ -382,7 +395,14 @@ mod tests {
             ledger.reserve(&charged, 5).unwrap();
         }
         assert!(ledger.reserve(&charged, 5).is_err());
-        let v = view("a", Some(&content), &UsageBook::default(), &ledger, &PinBook::default(), 5);
+        let v = view(
+            "a",
+            Some(&content),
+            &UsageBook::default(),
+            &ledger,
+            &PinBook::default(),
+            5,
+        );
         assert_eq!(v.budgets[0].requests.unwrap().left, 0);
     }
 }

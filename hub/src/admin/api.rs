@@ -145,11 +145,7 @@ impl AdminApi {
         };
         let published = src.published.borrow().clone();
         let pins = src.pins.borrow().clone();
-        let usage = src
-            .accounts
-            .usage
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let usage = src.accounts.usage.lock().unwrap_or_else(|p| p.into_inner());
         let ledger = src
             .accounts
             .ledger

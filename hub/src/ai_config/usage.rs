@@ -297,7 +297,11 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(
-            book.apply("one-more", &report("x", vec![count("a", "t", 1, 1)]), served),
+            book.apply(
+                "one-more",
+                &report("x", vec![count("a", "t", 1, 1)]),
+                served
+            ),
             Err(ReportError::TooManyGateways)
         );
         assert!(book.apply("r0", &report("x", vec![]), served).is_ok());

@@ -86,7 +86,9 @@ pub fn live(view: &AiUsageView) -> String {
         s.push_str("</table>");
     }
     if !view.a2a.is_empty() {
-        s.push_str("<table id=\"a2a-catalog\"><tr><th>A2A route</th><th>agent</th><th>endpoints</th></tr>");
+        s.push_str(
+            "<table id=\"a2a-catalog\"><tr><th>A2A route</th><th>agent</th><th>endpoints</th></tr>",
+        );
         for a in &view.a2a {
             let _ = write!(
                 s,
