@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """AI usage as the client sees it (e2e/tests/ai_usage.rs): the official OpenAI Python SDK at the
-Gateway's address sends PLAIN chat completions and STREAMS streamed ones, then one more request
-that the tenant's spent request budget must refuse (429).
+Gateway's address sends PLAIN chat completions and STREAMS streamed ones, then one that llama.cpp
+refuses (`messages` that is not a list: llama-cpp-python's request validation fails, which its
+server answers 500; an upstream error the gateway passes on), then
+one more request that the tenant's spent request budget must refuse (429).
 
 What the SDK received is printed for the test to compare with the AI gateway's metrics: each
 plain answer's `usage`, and for each stream the number of token chunks (a delta with content
@@ -60,6 +62,12 @@ for i in range(STREAMS):
             if c.delta.content is not None and c.delta.role is None:
                 token_chunks += 1
     out["streams"].append({"token_chunks": token_chunks, "usage": usage})
+
+try:
+    client.chat.completions.create(extra_body={"messages": "not a list of messages"}, **chat(0))
+    raise AssertionError("llama.cpp accepted messages that are not a list")
+except openai.APIStatusError as e:
+    out["upstream_error_status"] = e.status_code
 
 try:
     client.chat.completions.create(**chat(0))

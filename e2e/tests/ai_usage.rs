@@ -1,9 +1,10 @@
 //! AI usage, counted once per response and shown where operators look: the official OpenAI SDK
-//! sends chat completions (plain and streamed) through Envoy and an AI gateway replica to a
-//! real llama.cpp server until the tenant's request budget is spent; the AI gateway's
-//! `/metrics` then counts exactly the tokens the SDK received in `usage` (and, for llama.cpp's
-//! streams, which carry no usage, the token chunks the SDK received), the requests, the time to
-//! first token of the streams and the budget refusal; and every query of
+//! sends chat completions (plain and streamed, and one llama.cpp refuses) through Envoy and an
+//! AI gateway replica to a real llama.cpp server until the tenant's request budget is spent; the
+//! AI gateway's `/metrics` then counts exactly the tokens the SDK received in `usage` (and, for
+//! llama.cpp's streams, which carry no usage, the token chunks the SDK received), the requests
+//! by status class, the upstream error, the time to first token of the streams and the budget
+//! refusal; and every query of
 //! `deploy/grafana/ai-usage.json` names metrics and labels that scrape exposes.
 //!
 //! Real components: kube-apiserver + etcd (the tenant cluster), the agent, the hub, Envoy, the
@@ -27,9 +28,9 @@ const LLAMA_KEY: &str = "sk-llama-key-from-the-tenants-secret";
 const MODEL: &str = "mock-gpt";
 const PLAIN: u64 = 3;
 const STREAMS: u64 = 2;
-/// One probe request (waiting for the route), then the script's plain and streamed ones; the
-/// script's last request is refused.
-const BUDGET: u64 = 1 + PLAIN + STREAMS;
+/// One probe request (waiting for the route), then the script's plain and streamed ones and the
+/// one llama.cpp refuses; the script's last request is refused by the budget.
+const BUDGET: u64 = 1 + PLAIN + STREAMS + 1;
 
 async fn scrape(addr: SocketAddr) -> anyhow::Result<String> {
     let (status, text) = fleetgate_e2e::http::get(addr, "metrics", "/metrics", &[]).await?;
@@ -134,6 +135,10 @@ async fn ai_gateway_metrics_count_what_the_openai_sdk_received() {
         seen["refused_status"], 429,
         "the spent budget refused: {seen}"
     );
+    assert_eq!(
+        seen["upstream_error_status"], 500,
+        "llama-cpp-python answers a request it cannot validate with 500: {seen}"
+    );
 
     // What the client received: the probe's and the plain answers' usage, and the streams'
     // usage (or, where llama.cpp reports none, their token chunks).
@@ -161,8 +166,9 @@ async fn ai_gateway_metrics_count_what_the_openai_sdk_received() {
     let text = eventually(TIMEOUT, || async {
         let text = scrape(metrics).await?;
         ensure!(
-            sample(&text, &requests) == Some(BUDGET as f64),
-            "{requests} is not {BUDGET} yet:\n{text}"
+            sample(&text, &requests) == Some((BUDGET - 1) as f64),
+            "{requests} is not {} yet:\n{text}",
+            BUDGET - 1
         );
         Ok(text)
     })
@@ -199,10 +205,18 @@ async fn ai_gateway_metrics_count_what_the_openai_sdk_received() {
         ),
         BUDGET as f64
     );
-    assert!(
-        !text.contains(r#"status="4xx""#) && !text.contains(r#"status="5xx""#),
-        "a budget refusal is not an LLM response:\n{text}"
+    assert_eq!(
+        at(format!(
+            r#"fleetgate_ai_requests_total{{{labels},status="5xx"}}"#
+        )),
+        1.0,
+        "llama.cpp's 500, and not the budget refusal (no LLM response)"
     );
+    assert_eq!(
+        at(r#"fleetgate_ai_upstream_errors_total{tenant="tenant-a",backend="openai",reason="status_5xx"}"#.into()),
+        1.0
+    );
+    assert!(!text.contains(r#"status="4xx""#), "{text}");
 
     // The AI usage dashboard asks only for what that scrape exposes.
     let mut exposed = Exposed::default();

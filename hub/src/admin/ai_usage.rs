@@ -351,7 +351,7 @@ mod tests {
                 BudgetRow {
                     scope: "c1/default/alice".into(),
                     window_seconds: 3600,
-                    resets_in_seconds: 1400,
+                    resets_in_seconds: 800,
                     requests: None,
                     tokens: Some(Measure {
                         limit: 1000,
