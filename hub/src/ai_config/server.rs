@@ -240,16 +240,7 @@ impl AiGatewayConfig for AiConfigService {
         }
         let id = self.streams.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(4);
-        tokio::spawn(run_stream(
-            id,
-            hello,
-            inbound,
-            tx,
-            self.published.clone(),
-            self.health.clone(),
-            self.pins.clone(),
-            self.usage.clone(),
-        ));
+        tokio::spawn(run_stream(id, hello, inbound, tx, self.clone()));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
@@ -324,17 +315,21 @@ fn update(u: pb::Update) -> Result<pb::HubMessage, Status> {
     })
 }
 
-/// One gateway's stream, until it or the hub goes away.
+/// One gateway's stream, until it or the hub goes away; `service` is what the streams share.
 async fn run_stream(
     id: u64,
     hello: pb::Hello,
     mut inbound: Streaming<pb::GatewayMessage>,
     tx: mpsc::Sender<Result<pb::HubMessage, Status>>,
-    mut published: watch::Receiver<Arc<Published>>,
-    health: Arc<watch::Sender<AiGatewayHealth>>,
-    mut pins: Option<PinsLink>,
-    usage: Arc<Mutex<UsageBook>>,
+    service: AiConfigService,
 ) {
+    let AiConfigService {
+        mut published,
+        health,
+        mut pins,
+        usage,
+        ..
+    } = service;
     let gateway = hello.gateway_id.clone();
     tracing::info!(gateway = %gateway, version = %hello.gateway_version, serving = hello.serving.len(), "AI gateway connected");
     let mut session = Session::new(&hello);
