@@ -124,6 +124,8 @@ pub struct Settings {
     pub upstream_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     /// MCP tool pins: the hub source fills them, the MCP handler judges tools by them.
     pub mcp_pins: Arc<mcp::pins::PinBoard>,
+    /// The LLM usage metrics: the request path counts, the metrics port reads.
+    pub metrics: Arc<metrics::usage::AiMetrics>,
 }
 
 impl Settings {
@@ -136,6 +138,7 @@ impl Settings {
             ledger: None,
             upstream_roots: Vec::new(),
             mcp_pins: Default::default(),
+            metrics: Default::default(),
         }
     }
 }
@@ -187,6 +190,7 @@ pub struct Gateway {
     ledger: Option<Arc<dyn budget::Ledger>>,
     mcp: Arc<mcp::McpState>,
     a2a: Arc<a2a::A2aState>,
+    metrics: Arc<metrics::usage::AiMetrics>,
 }
 
 impl Gateway {
@@ -205,6 +209,7 @@ impl Gateway {
             ledger: settings.ledger.clone(),
             mcp: Arc::new(mcp::McpState::with_pins(settings.mcp_pins.clone())),
             a2a: Arc::default(),
+            metrics: settings.metrics.clone(),
         })
     }
 
@@ -273,6 +278,7 @@ impl Gateway {
             Ok(ctx) => ctx,
             Err(e) => {
                 tracing::info!(tenant = %tenant.name, error = %e, "request refused by its budget");
+                self.metrics.budget_refused(&tenant.name, &e);
                 return e.into_client_response(anthropic);
             }
         };
@@ -363,7 +369,13 @@ pub async fn start(
         }
     });
     let usage = Arc::new(InMemoryUsage::default());
-    let gateway = Arc::new(Gateway::new(routes.clone(), usage.clone(), &settings)?);
+    // Every record is counted in the metrics, then in the totals.
+    let metered = Arc::new(metrics::usage::MeteredUsage {
+        inner: usage.clone(),
+        metrics: settings.metrics.clone(),
+        routes: routes.clone(),
+    });
+    let gateway = Arc::new(Gateway::new(routes.clone(), metered, &settings)?);
     let a2a = gateway.a2a().clone();
     let (tx, rx) = oneshot::channel();
     let grace = settings.shutdown_grace;

@@ -27,6 +27,7 @@ pub mod etcd;
 pub mod eventually;
 pub mod fixtures;
 pub mod fleet;
+pub mod grafana;
 pub mod grpc_echo;
 pub mod http;
 pub mod hub;

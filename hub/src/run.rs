@@ -274,36 +274,28 @@ pub async fn serve_data_plane(
     ai_health: watch::Sender<AiGatewayHealth>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    serve_data_plane_with_pins(
+    serve_data_plane_with(
         listener,
         snapshots,
         xds_health,
-        ai_published,
-        ai_health,
-        None,
+        AiConfigService::new(ai_published, ai_health),
         Arc::default(),
         shutdown,
     )
     .await
 }
 
-/// [`serve_data_plane`], with the MCP tool pins task's link when the hub runs one, and the
+/// [`serve_data_plane`] with the AI gateways' service as the caller built it (with the MCP tool
+/// pins task's link and the accounts the admin API reads, when the hub runs them), and the
 /// compile spans of published snapshots (`traces`) for the spans of xDS pushes and ACKs.
-#[allow(clippy::too_many_arguments)]
-pub async fn serve_data_plane_with_pins(
+pub async fn serve_data_plane_with(
     listener: tokio::net::TcpListener,
     snapshots: watch::Receiver<Arc<Snapshot>>,
     xds_health: watch::Sender<XdsHealth>,
-    ai_published: watch::Receiver<Arc<ai_config::Published>>,
-    ai_health: watch::Sender<AiGatewayHealth>,
-    mcp_pins: Option<ai_config::pins::PinsLink>,
+    ai: AiConfigService,
     traces: Arc<xds::trace::SnapshotTraces>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let mut ai = AiConfigService::new(ai_published, ai_health);
-    if let Some(pins) = mcp_pins {
-        ai = ai.with_pins(pins);
-    }
     xds::data_plane_server()
         .add_service(xds::ads_service_traced(snapshots, xds_health, traces))
         .add_service(ai.into_server())
@@ -367,6 +359,8 @@ pub async fn run_reloading(
         },
     )?;
     let (ai_health_tx, ai_health_rx) = watch::channel(AiGatewayHealth::default());
+    // Budgets and reported usage: counted by the AI config service, read by the admin API.
+    let ai_accounts = ai_config::AiAccounts::default();
     // MCP tool pins: one writer (the pins task), kept in the store, followed by every AI config
     // stream and by the compile loop (the backends' ToolsPinned condition).
     let (pins_link, pins_task) = {
@@ -388,9 +382,15 @@ pub async fn run_reloading(
         ai: ai_health_rx.clone(),
         snapshots: snapshot_rx.clone(),
         store_path: config.store_path.clone(),
+        ai_usage: Some(ai_accounts.usage.clone()),
     });
-    // The admin API reads the same data-plane health.
+    // The admin API reads the same data-plane health, and the AI accounts and catalogs.
     let admin_health = (health_rx.clone(), ai_health_rx.clone());
+    let admin_ai = crate::admin::api::AiSources {
+        published: published_rx.clone(),
+        pins: pins_link.book.clone(),
+        accounts: ai_accounts.clone(),
+    };
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = || {
@@ -516,13 +516,13 @@ pub async fn run_reloading(
             what: "xDS",
             message: format!("cannot bind {}: {e}", config.xds_listen),
         })?;
-    let xds_task = tokio::spawn(serve_data_plane_with_pins(
+    let xds_task = tokio::spawn(serve_data_plane_with(
         xds_listener,
         snapshot_rx,
         health_tx,
-        published_rx,
-        ai_health_tx,
-        Some(pins_link),
+        AiConfigService::new(published_rx, ai_health_tx)
+            .with_pins(pins_link)
+            .with_accounts(ai_accounts.clone()),
         snapshot_traces,
         stopped(),
     ));
@@ -577,7 +577,8 @@ pub async fn run_reloading(
                 admin_health.1,
                 TokenKey::load_or_create(&config.pki_dir)
                     .map_err(|e| RunError::Identity(e.to_string()))?,
-            );
+            )
+            .with_ai(admin_ai);
             Some(tokio::spawn(crate::metrics::serve(
                 listener,
                 metrics.clone(),

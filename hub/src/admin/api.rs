@@ -13,6 +13,7 @@
 //! | `GET /api/v1/tenants` | viewer | [`views::TenantRow`]s |
 //! | `GET /api/v1/clusters` | viewer | [`views::ClusterRow`]s |
 //! | `GET /api/v1/tenants/<tenant>/objects[?q=]` | viewer | [`views::ObjectRow`]s |
+//! | `GET /api/v1/tenants/<tenant>/ai-usage` | viewer | [`ai_usage::AiUsageView`]: tokens, requests, budgets left, MCP/A2A catalogs |
 //! | `GET /api/v1/allocations` | viewer | [`views::AllocationRow`]s |
 //! | `GET /api/v1/data-plane` | viewer | [`views::DataPlane`]: AI gateways, standing Envoy NACKs |
 //! | `POST /api/v1/clusters/<tenant>/<cluster>/{disable,enable,revoke}` | admin | `{"changed": bool}` |
@@ -28,6 +29,7 @@ use ring::hmac;
 use serde::Serialize;
 use tokio::sync::watch;
 
+use super::ai_usage::{self, AiUsageView};
 use super::operator_token::{self, Operator, Role};
 use super::views::{self, FleetState};
 use crate::ai_config::AiGatewayHealth;
@@ -51,6 +53,19 @@ pub struct AdminApi {
     token_key: TokenKey,
     /// OIDC logins already completed (a replayed callback is refused).
     oidc_completed: super::oidc::Completed,
+    /// What the AI part of a tenant's page reads; `None`: the hub shows no AI usage.
+    ai_sources: Option<AiSources>,
+}
+
+/// Where a tenant's AI usage, budgets and catalogs are read from.
+#[derive(Clone)]
+pub struct AiSources {
+    /// The AI configuration published to the gateways (budgets, MCP and A2A routes).
+    pub published: watch::Receiver<Arc<crate::ai_config::Published>>,
+    /// MCP tool pins.
+    pub pins: watch::Receiver<Arc<crate::ai_config::pins::PinBook>>,
+    /// Budget counts and reported usage.
+    pub accounts: crate::ai_config::AiAccounts,
 }
 
 type Answer = Response<Full<Bytes>>;
@@ -114,7 +129,39 @@ impl AdminApi {
             operator_key: operator_token::operator_key(&token_key),
             token_key,
             oidc_completed: Default::default(),
+            ai_sources: None,
         }
+    }
+
+    /// The API showing tenants' AI usage from `sources`.
+    pub fn with_ai(mut self, sources: AiSources) -> Self {
+        self.ai_sources = Some(sources);
+        self
+    }
+
+    /// `tenant`'s AI usage, budgets left and catalogs (`None`: no such tenant at this hub);
+    /// empty when the hub runs without AI sources.
+    pub fn ai_usage(&self, tenant: &str) -> Option<AiUsageView> {
+        self.fleet.config().tenants.get(tenant)?;
+        let Some(src) = &self.ai_sources else {
+            return Some(AiUsageView::default());
+        };
+        let published = src.published.borrow().clone();
+        let pins = src.pins.borrow().clone();
+        let usage = src.accounts.usage.lock().unwrap_or_else(|p| p.into_inner());
+        let ledger = src
+            .accounts
+            .ledger
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        Some(ai_usage::view(
+            tenant,
+            published.tenants.get(tenant).map(|t| &t.content),
+            &usage,
+            &ledger,
+            &pins,
+            unix_now() as u64,
+        ))
     }
 
     /// The fleet the API reads and acts on.
@@ -227,6 +274,15 @@ impl AdminApi {
                     ),
                 }
             }
+            (true, ["tenants", tenant, "ai-usage"]) => match self.ai_usage(tenant) {
+                Some(view) => json(StatusCode::OK, &view),
+                None => error(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "no tenant {tenant:?} at this hub: `fleetgate-hub admin tenants` lists them"
+                    ),
+                ),
+            },
             (false, ["clusters", tenant, cluster, action])
                 if method == Method::POST && ["disable", "enable", "revoke"].contains(action) =>
             {
@@ -246,7 +302,7 @@ impl AdminApi {
                 }
             }
             (_, ["whoami" | "tenants" | "clusters" | "allocations" | "data-plane"])
-            | (_, ["tenants", _, "objects"]) => error(
+            | (_, ["tenants", _, "objects" | "ai-usage"]) => error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 format!("{path} is read with GET"),
             ),
@@ -257,7 +313,7 @@ impl AdminApi {
             _ => error(
                 StatusCode::NOT_FOUND,
                 format!(
-                    "{path}: unknown route; the admin API serves whoami, tenants, clusters, tenants/<tenant>/objects, allocations, data-plane, clusters/<tenant>/<cluster>/{{disable,enable,revoke}} and tokens under /api/v1/"
+                    "{path}: unknown route; the admin API serves whoami, tenants, clusters, tenants/<tenant>/objects, tenants/<tenant>/ai-usage, allocations, data-plane, clusters/<tenant>/<cluster>/{{disable,enable,revoke}} and tokens under /api/v1/"
                 ),
             ),
         }

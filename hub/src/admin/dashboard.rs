@@ -9,7 +9,8 @@
 //!   operator token minted for the mapped role in the same cookie.
 //! - Pages: the overview (tenants, clusters, allocations; admins get disable/enable/revoke
 //!   buttons, each asking for confirmation, and a bootstrap-token form), and one page per
-//!   tenant (its objects with the problems its tenant reads, searchable, 50 per page).
+//!   tenant (its objects with the problems its tenant reads, searchable, 50 per page; its AI
+//!   usage, budgets left and MCP/A2A catalogs, [`ai`]).
 //! - Live: every page holds `GET /ui/events` open; the hub sends an event whenever statuses,
 //!   accepted intent or connections change, and the page re-fetches its live part.
 //! - Forms (every POST but the login) carry a CSRF token derived from the session (HMAC under
@@ -18,6 +19,7 @@
 //!
 //! [`html`] renders (pure, escaping every tenant string); this module routes and checks.
 
+pub mod ai;
 pub mod html;
 
 use std::convert::Infallible;
@@ -206,6 +208,16 @@ pub async fn handle(api: &AdminApi, req: Request<Incoming>) -> Response<Body> {
             html::overview_page(&operator, &csrf, &overview(api, &operator, &csrf)),
         ),
         ["fragments", "overview"] => html(StatusCode::OK, overview(api, &operator, &csrf)),
+        ["fragments", "tenants", tenant, "ai"] => {
+            let tenant = super::api::percent_decode(tenant);
+            match api.ai_usage(&tenant) {
+                Some(view) => html(StatusCode::OK, ai::live(&view)),
+                None => html(
+                    StatusCode::NOT_FOUND,
+                    html::refusal(&format!("no tenant {tenant:?} at this hub")),
+                ),
+            }
+        }
         ["tenants", tenant] | ["fragments", "tenants", tenant] => {
             let tenant = super::api::percent_decode(tenant);
             let state = api.state();
@@ -229,9 +241,13 @@ pub async fn handle(api: &AdminApi, req: Request<Incoming>) -> Response<Body> {
                     .filter(|(_, owner)| **owner == tenant)
                     .map(|(host, _)| host.clone())
                     .collect();
+                let ai = api
+                    .ai_usage(&tenant)
+                    .map(|v| ai::section(&tenant, &ai::live(&v)))
+                    .unwrap_or_default();
                 html(
                     StatusCode::OK,
-                    html::tenant_page(&operator, &csrf, &tenant, &held, &q, &live),
+                    html::tenant_page(&operator, &csrf, &tenant, &held, &q, &live, &ai),
                 )
             }
         }

@@ -316,7 +316,7 @@ fn action_button(csrf: &str, c: &ClusterRow, action: &str) -> String {
 }
 
 /// One tenant's page: the hostnames it holds, a search box, and a live part re-fetched on
-/// every event.
+/// every event; then `ai`, the AI usage section ([`super::ai::section`]).
 pub fn tenant_page(
     op: &Operator,
     csrf: &str,
@@ -324,13 +324,14 @@ pub fn tenant_page(
     held: &[String],
     query: &str,
     live: &str,
+    ai: &str,
 ) -> String {
     page(
         &format!("tenant {tenant}"),
         Some((op, csrf)),
         &format!(
             "<p class=\"muted\" id=\"held\">Hostnames held ({}): {}</p><form method=\"get\" action=\"/ui/tenants/{u}\"><input name=\"q\" id=\"search\" value=\"{q}\" placeholder=\"kind, namespace or name\"> <button id=\"search-button\">Search</button></form>\
-<div id=\"objects\" hx-get=\"/ui/fragments/tenants/{u}?q={uq}\" hx-trigger=\"sse:fleet\" hx-swap=\"innerHTML\">{live}</div>",
+<div id=\"objects\" hx-get=\"/ui/fragments/tenants/{u}?q={uq}\" hx-trigger=\"sse:fleet\" hx-swap=\"innerHTML\">{live}</div>{ai}",
             held.len(),
             esc(&held.join(", ")),
             u = url(tenant),
