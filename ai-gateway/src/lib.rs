@@ -53,6 +53,7 @@ pub mod provider;
 pub mod publish;
 pub mod route;
 pub mod source;
+pub mod traced;
 pub mod translate;
 pub mod usage;
 
@@ -123,6 +124,8 @@ pub struct Settings {
     pub upstream_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     /// MCP tool pins: the hub source fills them, the MCP handler judges tools by them.
     pub mcp_pins: Arc<mcp::pins::PinBoard>,
+    /// The LLM usage metrics: the request path counts, the metrics port reads.
+    pub metrics: Arc<metrics::usage::AiMetrics>,
 }
 
 impl Settings {
@@ -135,6 +138,7 @@ impl Settings {
             ledger: None,
             upstream_roots: Vec::new(),
             mcp_pins: Default::default(),
+            metrics: Default::default(),
         }
     }
 }
@@ -186,6 +190,7 @@ pub struct Gateway {
     ledger: Option<Arc<dyn budget::Ledger>>,
     mcp: Arc<mcp::McpState>,
     a2a: Arc<a2a::A2aState>,
+    metrics: Arc<metrics::usage::AiMetrics>,
 }
 
 impl Gateway {
@@ -204,6 +209,7 @@ impl Gateway {
             ledger: settings.ledger.clone(),
             mcp: Arc::new(mcp::McpState::with_pins(settings.mcp_pins.clone())),
             a2a: Arc::default(),
+            metrics: settings.metrics.clone(),
         })
     }
 
@@ -215,41 +221,52 @@ impl Gateway {
     /// One request, through every stage.
     pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         let started = Instant::now();
+        // The request's span (nothing when traces are off): ends with its usage record.
+        let mut span = traced::request_span(req.headers());
+        let refused = |span, r: Response<Body>| {
+            traced::refused(span, r.status().as_u16());
+            r
+        };
         let id = match identify::identify(req.headers()) {
             Ok(id) => id,
-            Err(e) => return e.into_response(),
+            Err(e) => return refused(span, e.into_response()),
         };
         let table = self.routes.borrow().clone();
         let (tenant, route) = match table.lookup(&id) {
             Ok(found) => found,
-            Err(e) => return e.into_response(),
+            Err(e) => return refused(span, e.into_response()),
         };
+        traced::routed(&mut span, &tenant.name, &route);
         let anthropic = provider::anthropic_client(req.method(), req.uri().path());
         // An A2A client reads JSON-RPC errors.
         let a2a_route = matches!(route.backend.kind, config::BackendKind::A2a(_));
-        let refuse = |e: ApiError| {
-            if a2a_route {
+        let refuse = |span, e: ApiError| {
+            let r = if a2a_route {
                 a2a::jsonrpc::from_api_error(&e, &serde_json::Value::Null)
             } else {
                 e.into_client_response(anthropic)
-            }
+            };
+            refused(span, r)
         };
         let key = match tenant.keys.check(req.headers(), &route.name) {
             Ok(key) => key,
             Err(e) => {
                 tracing::info!(tenant = %tenant.name, route = %route.name, code = e.code, "request refused: no valid virtual key");
-                return refuse(e);
+                return refuse(span, e);
             }
         };
         let Some(permit) = tenant.limit.try_acquire() else {
             tracing::info!(tenant = %tenant.name, "tenant at its concurrency limit");
-            return refuse(ApiError::tenant_busy(&tenant.name, tenant.limit.max()));
+            return refuse(
+                span,
+                ApiError::tenant_busy(&tenant.name, tenant.limit.max()),
+            );
         };
         let ctx = RequestCtx {
             route,
             started,
             upstream: self.upstream.clone(),
-            usage: self.usage.clone(),
+            usage: traced::TracedUsage::wrap(self.usage.clone(), span),
             permit: Some(permit),
             limits: self.limits,
             virtual_key: key.as_ref().map(|k| k.id.to_string()),
@@ -261,6 +278,7 @@ impl Gateway {
             Ok(ctx) => ctx,
             Err(e) => {
                 tracing::info!(tenant = %tenant.name, error = %e, "request refused by its budget");
+                self.metrics.budget_refused(&tenant.name, &e);
                 return e.into_client_response(anthropic);
             }
         };
@@ -351,7 +369,13 @@ pub async fn start(
         }
     });
     let usage = Arc::new(InMemoryUsage::default());
-    let gateway = Arc::new(Gateway::new(routes.clone(), usage.clone(), &settings)?);
+    // Every record is counted in the metrics, then in the totals.
+    let metered = Arc::new(metrics::usage::MeteredUsage {
+        inner: usage.clone(),
+        metrics: settings.metrics.clone(),
+        routes: routes.clone(),
+    });
+    let gateway = Arc::new(Gateway::new(routes.clone(), metered, &settings)?);
     let a2a = gateway.a2a().clone();
     let (tx, rx) = oneshot::channel();
     let grace = settings.shutdown_grace;

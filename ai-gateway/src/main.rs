@@ -75,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::spawn(fleetgate_ai_gateway::metrics::serve(
             listener,
             settings.mcp_pins.clone(),
+            settings.metrics.clone(),
         ));
     }
     let (initial, source): (_, Box<dyn fleetgate_ai_gateway::source::ConfigSource>) = match (
@@ -90,7 +91,8 @@ async fn main() -> anyhow::Result<()> {
         (None, Some(hub)) => {
             let id = args.gateway_id.clone().unwrap_or_else(default_gateway_id);
             let source = HubSource::new(hub, &id, Duration::from_millis(args.hub_max_backoff_ms))?
-                .with_pins(settings.mcp_pins.clone());
+                .with_pins(settings.mcp_pins.clone())
+                .with_usage(settings.metrics.clone());
             // Budgets are counted by the same hub.
             settings.ledger = Some(std::sync::Arc::new(
                 fleetgate_ai_gateway::budget::HubLedger::new(hub)?,
@@ -100,9 +102,11 @@ async fn main() -> anyhow::Result<()> {
         }
         (None, None) => (Default::default(), Box::new(StaticSource)),
     };
-    run(settings, initial, source, shutdown_signal())
-        .await
-        .context("AI gateway")
+    // Off unless OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set; flushed before exiting.
+    let traces = fleetgate_observe::trace::init("fleetgate-ai-gateway");
+    let ran = run(settings, initial, source, shutdown_signal()).await;
+    traces.shutdown().await;
+    ran.context("AI gateway")
 }
 
 async fn shutdown_signal() {

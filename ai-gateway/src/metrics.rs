@@ -8,7 +8,12 @@
 //! - `fleetgate_ai_mcp_tools_withheld{tenant}`: tools whose definition, as this replica last
 //!   listed it, is not the pinned one (withheld until the tenant accepts it);
 //! - `fleetgate_ai_mcp_tool_changes_total{tenant}`: changed tool definitions this replica
-//!   detected (each new hash of a tool once).
+//!   detected (each new hash of a tool once);
+//! - the LLM usage metrics (requests, tokens, durations, budget refusals, upstream errors):
+//!   [`usage`], whose labels are bounded by the configuration (a model the configuration does
+//!   not name is `other`).
+
+pub mod usage;
 
 use std::sync::Arc;
 
@@ -19,15 +24,17 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::mcp::pins::PinBoard;
+use crate::metrics::usage::AiMetrics;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TenantLabels {
     tenant: String,
 }
 
-/// The metrics text (OpenMetrics) of `pins` now.
-pub fn render(pins: &PinBoard) -> String {
+/// The metrics text (OpenMetrics) of `pins` and `ai` now.
+pub fn render(pins: &PinBoard, ai: &AiMetrics) -> String {
     let mut registry = Registry::default();
+    ai.register(&mut registry);
     let withheld = Family::<TenantLabels, Gauge>::default();
     let changes = Family::<TenantLabels, Counter>::default();
     registry.register(
@@ -55,9 +62,9 @@ pub fn render(pins: &PinBoard) -> String {
 }
 
 /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, pins: Arc<PinBoard>) {
+pub async fn serve(listener: tokio::net::TcpListener, pins: Arc<PinBoard>, ai: Arc<AiMetrics>) {
     let endpoints = fleetgate_observe::Endpoints {
-        metrics: Box::new(move || render(&pins)),
+        metrics: Box::new(move || render(&pins, &ai)),
         ready: Box::new(|| Ok(())),
         app: None,
     };
@@ -90,7 +97,7 @@ mod tests {
             .into(),
         );
         pins.observe("a", &key, &"2".repeat(64));
-        let text = render(&pins);
+        let text = render(&pins, &AiMetrics::default());
         assert!(
             text.contains("fleetgate_ai_mcp_tools_withheld{tenant=\"a\"} 1"),
             "{text}"

@@ -44,6 +44,13 @@ pub struct TenantRoutes {
     routes: HashMap<String, Arc<Route>>,
 }
 
+impl TenantRoutes {
+    /// The route named `name`, if the tenant has it.
+    pub fn route(&self, name: &str) -> Option<&Arc<Route>> {
+        self.routes.get(name)
+    }
+}
+
 /// A route: whose it is, its name, and the backend it leads to.
 #[derive(Debug)]
 pub struct Route {

@@ -14,8 +14,9 @@
 //!   of the first event naming a response, the first token at the first
 //!   `response.output_text.delta`; nothing is hidden, since every client gets the final event.
 //!
-//! Records go to a [`UsageSink`], keyed by (tenant, route, model). [`InMemoryUsage`] keeps totals;
-//! metrics export comes with issue 13.
+//! Records go to a [`UsageSink`], keyed by (tenant, route, model): [`InMemoryUsage`] keeps
+//! totals, and [`crate::metrics::usage::MeteredUsage`] counts each record once in the
+//! Prometheus metrics (`--metrics-listen`).
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -62,7 +63,17 @@ pub struct Usage {
     pub status: u16,
     /// Time from the request's arrival to the first content token (streams only).
     pub time_to_first_token: Option<Duration>,
+    /// Time from the request's arrival to the end of the response; filled in where the record
+    /// is made ([`crate::RequestCtx::record`], [`Recorder`]).
+    pub duration: Option<Duration>,
+    /// What went wrong talking to the upstream, a fixed word: the code of the gateway's own
+    /// error ([`crate::errors::ApiError::code`], e.g. `upstream_timeout`), or
+    /// [`UPSTREAM_STATUS`] when the upstream answered an error status. `None`: no upstream error.
+    pub error: Option<&'static str>,
 }
+
+/// [`Usage::error`] of a response whose upstream answered an error status (passed on).
+pub const UPSTREAM_STATUS: &str = "upstream_status";
 
 /// Where usage records go.
 pub trait UsageSink: Send + Sync + 'static {
@@ -360,6 +371,8 @@ impl SseUsage {
             streamed: true,
             status,
             time_to_first_token: self.first_token,
+            duration: None,
+            error: None,
         }
     }
 }
@@ -383,6 +396,8 @@ pub struct Recorder {
     /// The model asked for, used when the upstream does not name one.
     pub requested_model: String,
     pub status: u16,
+    /// When the request arrived: the record's [`Usage::duration`] is measured from it.
+    pub started: Instant,
 }
 
 impl UsageBody {
@@ -408,7 +423,9 @@ impl UsageBody {
                 route: r.route,
                 model: self.sse.model.clone().unwrap_or(r.requested_model),
             };
-            r.sink.record(key, self.sse.usage(r.status));
+            let mut usage = self.sse.usage(r.status);
+            usage.duration = Some(r.started.elapsed());
+            r.sink.record(key, usage);
         }
     }
 }
@@ -711,6 +728,8 @@ mod tests {
             streamed: false,
             status,
             time_to_first_token: None,
+            duration: None,
+            error: None,
         };
         usage.record(key("m1"), u(1, 2, 200));
         usage.record(key("m1"), u(3, 4, 200));

@@ -118,12 +118,12 @@ async fn the_gateway_follows_the_hubs_stream_and_acks_per_tenant() {
             .serve_with_incoming(TcpListenerStream::new(listener)),
     );
 
-    let source = HubSource {
-        endpoint: format!("http://{hub_addr}"),
-        gateway_id: "ai-gateway-0".into(),
-        max_backoff: Duration::from_millis(200),
-        pins: Default::default(),
-    };
+    let source = HubSource::new(
+        &format!("http://{hub_addr}"),
+        "ai-gateway-0",
+        Duration::from_millis(200),
+    )
+    .unwrap();
     let gw = fleetgate_ai_gateway::start(
         Settings::new(SocketAddr::from(([127, 0, 0, 1], 0))),
         Config::default(),

@@ -83,6 +83,27 @@ pub fn chromedriver() -> anyhow::Result<PathBuf> {
     )
 }
 
+/// The OpenID provider of the dashboard's OIDC tests (`FLEETGATE_OIDC_PROVIDER`), built by
+/// `e2e/setup.sh oidc`. Default: the newest `oidc-provider-*` folder holding one.
+pub fn oidc_provider() -> anyhow::Result<PathBuf> {
+    let default = std::fs::read_dir(cache_dir())
+        .ok()
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("oidc-provider"))
+        .filter(|p| {
+            p.parent()
+                .and_then(|d| d.file_name())
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("oidc-provider-"))
+                && p.is_file()
+        })
+        .max()
+        .unwrap_or_else(|| cache_dir().join("oidc-provider-missing/oidc-provider"));
+    component("FLEETGATE_OIDC_PROVIDER", default)
+}
+
 /// The helm binary (`FLEETGATE_HELM`), built from the Go module proxy by `e2e/setup.sh`.
 pub fn helm() -> anyhow::Result<PathBuf> {
     component(

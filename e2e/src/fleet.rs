@@ -145,6 +145,11 @@ impl Default for AgentSecrets<'_> {
     }
 }
 
+/// The value of `storeEtcd` in a fleet's `hub_extra` that puts the hub's store on the fleet's
+/// own etcd (under `/fleetgate-hub/`, beside the tenant API servers' prefixes) instead of a
+/// file.
+pub const ON_FLEET_ETCD: &str = "the fleet's etcd";
+
 /// What a test may add to a fleet started with [`Fleet::start_with_options`].
 #[derive(Debug, Default)]
 pub struct FleetOptions {
@@ -349,6 +354,13 @@ impl Fleet {
         // operator, so that it reserves that address.
         let envoy_admin = crate::ports::free_addr()?;
         let mut hub_extra = hub_extra;
+        if hub_extra.get("storeEtcd") == Some(&ON_FLEET_ETCD.into()) {
+            hub_extra.insert(
+                "storeEtcd".into(),
+                serde_json::json!({"endpoints": [etcd.url()], "prefix": "/fleetgate-hub/"}),
+            );
+            hub_extra.insert("storePath".into(), serde_json::Value::Null);
+        }
         let data_plane = hub_extra
             .entry("dataPlane")
             .or_insert_with(|| serde_json::json!({}));

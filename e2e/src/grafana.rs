@@ -1,7 +1,7 @@
 //! The Grafana dashboards' queries (`deploy/grafana/*.json`) read the way the tests check them
 //! against live scrapes: which metric names and label names each PromQL expression uses, and
 //! which series and labels a `/metrics` (or Envoy's `/stats/prometheus`) text exposes
-//! (`e2e/tests/dashboards.rs`).
+//! (`e2e/tests/dashboards.rs`, `e2e/tests/ai_usage.rs`).
 //!
 //! Metric names are fleetgate's (`fleetgate_*`) and Envoy's (`envoy_*`); a label is what a
 //! selector matches, a `by`/`without` clause groups by, `label_values` lists or a legend shows
@@ -18,6 +18,8 @@ use serde_json::Value;
 pub const FLEET: &str = "fleet.json";
 /// The tenant dashboard (variable `tenant`; hub, and Envoy's own tagged stats).
 pub const TENANT: &str = "tenant.json";
+/// The dashboard of the AI gateways' metrics (checked by `ai_usage.rs`, against an AI gateway).
+pub const AI_USAGE: &str = "ai-usage.json";
 
 /// A metric name in a query: fleetgate's or Envoy's.
 const METRIC: &str = r"\b(?:fleetgate|envoy)_[a-z0-9_]+";

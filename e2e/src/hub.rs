@@ -202,6 +202,10 @@ impl Hub {
                     {
                         have.extend(more)
                     }
+                    // `null` removes a generated key (e.g. `storePath` for a store on etcd).
+                    (_, serde_json::Value::Null) => {
+                        map.remove(&k);
+                    }
                     (_, v) => {
                         map.insert(k, v);
                     }
@@ -228,6 +232,72 @@ impl Hub {
             config_path,
             config,
             tenants,
+            agent_listen,
+            xds_listen,
+            data_plane,
+            data_plane_tls,
+            data_plane_more,
+            process,
+        };
+        hub.wait_listening().await?;
+        Ok(hub)
+    }
+
+    /// Starts replica `n` (2, 3, ...) of this hub: the same PKI folder and configuration (so
+    /// the same store, which must be shared: `storeEtcd`), its own agent and xDS ports, and its
+    /// own data-plane binds, since its Envoy runs on this same host (in a cluster each replica's
+    /// Envoys bind the same ports on their own pod address; here only the bind addresses differ).
+    pub async fn start_replica(&self, n: u32) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            self.config.get("storeEtcd").is_some(),
+            "replicas share the store: start the first hub with storeEtcd"
+        );
+        let mut config = self.config.clone();
+        let agent_listen = free_addr()?;
+        let xds_listen = free_addr()?;
+        config["agentListen"] = agent_listen.to_string().into();
+        config["xdsListen"] = xds_listen.to_string().into();
+        if let Some(map) = config.as_object_mut() {
+            map.remove("adminListen");
+        }
+        let (mut data_plane, mut data_plane_tls) = (self.data_plane, self.data_plane_tls);
+        let mut data_plane_more = Vec::new();
+        if let Some(listeners) = config["dataPlane"]["listeners"].as_array_mut() {
+            for l in listeners {
+                let bind = free_addr()?;
+                l["bind"] = bind.to_string().into();
+                match l["port"].as_u64() {
+                    Some(80) => data_plane = bind,
+                    Some(443) => data_plane_tls = bind,
+                    Some(p) => data_plane_more.push((p as u16, bind)),
+                    None => {}
+                }
+            }
+        }
+        if let Some(dp) = config["dataPlane"].as_object_mut() {
+            dp.remove("admin");
+        }
+        let config_path = self
+            .dir
+            .write(&format!("hub-{n}.yaml"), serde_yaml::to_string(&config)?)?;
+        let process = Process::spawn_with_env(
+            &self.dir,
+            &format!("fleetgate-hub-{n}"),
+            &self.binary,
+            [
+                "run".to_string(),
+                "--config".to_string(),
+                config_path.display().to_string(),
+            ],
+            [("RUST_LOG", crate::components::product_log_level())],
+        )?;
+        let mut hub = Self {
+            dir: self.dir.clone(),
+            binary: self.binary.clone(),
+            pki_dir: self.pki_dir.clone(),
+            config_path,
+            config,
+            tenants: self.tenants.clone(),
             agent_listen,
             xds_listen,
             data_plane,

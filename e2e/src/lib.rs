@@ -7,7 +7,7 @@
 //! tenant's objects, with [`eventually`] instead of sleeps.
 //!
 //! Real components are found through `FLEETGATE_ETCD`, `FLEETGATE_KUBE_APISERVER`,
-//! `FLEETGATE_GATEWAY_CRDS`, `FLEETGATE_ENVOY` and `FLEETGATE_AI_PYTHON` (defaults: what `e2e/setup.sh` installs under
+//! `FLEETGATE_GATEWAY_CRDS`, `FLEETGATE_ENVOY`, `FLEETGATE_AI_PYTHON` and `FLEETGATE_OIDC_PROVIDER` (defaults: what `e2e/setup.sh` installs under
 //! `~/.cache/fleetgate`); the product binaries in the cargo target dir (`cargo build --bins`).
 //!
 //! Every process a test starts writes its output into one [`TestDir`] under
@@ -37,6 +37,8 @@ pub mod load;
 pub mod mcp_server;
 pub mod mock_llm;
 pub mod objects;
+pub mod oidc_provider;
+pub mod otlp;
 pub mod own_address;
 pub mod pki;
 pub mod ports;

@@ -111,6 +111,21 @@ struct Spec {
     cwd: Option<PathBuf>,
 }
 
+/// Environment every process this test binary starts from now on also gets (set once, before
+/// the fleet starts): how a test points every product process at its OTLP receiver
+/// (`crate::otlp`) without changing how each is started.
+static PRODUCT_ENV: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+
+/// Sets [`PRODUCT_ENV`]; an error if it was already set to something else.
+pub fn set_product_env(env: Vec<(String, String)>) -> anyhow::Result<()> {
+    let set = PRODUCT_ENV.get_or_init(|| env.clone());
+    anyhow::ensure!(
+        *set == env,
+        "the product environment of this test binary is already {set:?}"
+    );
+    Ok(())
+}
+
 /// A child process that is killed when dropped. Output goes to `<TestDir>/<name>.log`.
 #[derive(Debug)]
 pub struct Process {
@@ -175,6 +190,9 @@ impl Process {
         // harness's logs are read by people and searched by tests, so they get text. A test's
         // own `env` may say otherwise.
         cmd.env("FLEETGATE_LOG_FORMAT", "text");
+        if let Some(env) = PRODUCT_ENV.get() {
+            cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        }
         cmd.args(&self.spec.args)
             .envs(self.spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())

@@ -105,7 +105,7 @@ impl SpokeService for Service {
                             }
                         });
                         let ack = HubMessage {
-                            kind: Some(hub_message::Kind::Ack(Ack { revision: u.revision })),
+                            kind: Some(hub_message::Kind::Ack(Ack { revision: u.revision, ..Default::default() })),
                         };
                         if tx.send(Ok(ack)).await.is_err() {
                             return;

@@ -367,6 +367,7 @@ async fn tutorial_resources_apply_unchanged_and_reach_the_hub_resolved() {
         message: m.into(),
     };
     hub.push_status(Status {
+        traceparent: String::new(),
         objects: vec![ObjectStatus {
             r#ref: Some(ObjectRef {
                 kind: Kind::AiBackend as i32,

@@ -90,6 +90,81 @@ async fn apply_to_first_200() {
     );
 }
 
+/// Apply of a new HTTPRoute to the first 200 through the Envoy at `addr`, `n` times: the
+/// sorted samples.
+async fn change_latency(t: &FleetTenant, addr: SocketAddr, prefix: &str, n: usize) -> Vec<Duration> {
+    let mut samples = Vec::new();
+    for i in 0..n {
+        let host = format!("{prefix}-{i}.a.example");
+        let start = Instant::now();
+        t.cluster
+            .apply(&simple_http_route(&format!("{prefix}-{i}"), &host, "echo"))
+            .await
+            .unwrap();
+        loop {
+            if let Ok((200, _)) = http::get(addr, &host, "/", &[]).await {
+                break;
+            }
+            assert!(start.elapsed() < TIMEOUT, "{host} never served at {addr}");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        samples.push(start.elapsed());
+    }
+    samples.sort();
+    samples
+}
+
+fn summary(samples: &[Duration]) -> String {
+    format!(
+        "n={} median={:.1}ms p99={:.1}ms",
+        samples.len(),
+        percentile(samples, 0.5).as_secs_f64() * 1e3,
+        percentile(samples, 0.99).as_secs_f64() * 1e3,
+    )
+}
+
+/// The same 20 changes, side by side in one run: one hub on its embedded file, then three hubs
+/// sharing a store on etcd with the agent on hub 1, measured at hub 1's Envoy and at the Envoy
+/// of hub 2 (the change reaches it through etcd's watch).
+#[tokio::test]
+#[ignore = "benchmark: run with `make bench`"]
+async fn change_latency_one_hub_vs_three_hubs_on_etcd() {
+    const N: usize = 20;
+    let one = {
+        let fleet = Fleet::start(&[TENANT_A]).await.expect("fleet");
+        let _echo = setup(&fleet).await;
+        let t = fleet.tenant("tenant-a");
+        change_latency(t, fleet.hub.data_plane_addr(), "warm", 1).await;
+        change_latency(t, fleet.hub.data_plane_addr(), "one", N).await
+    };
+    let extra = [(
+        "storeEtcd".to_string(),
+        serde_json::Value::from(fleetgate_e2e::fleet::ON_FLEET_ETCD),
+    )];
+    let fleet = Fleet::start_with(&[TENANT_A], extra.into_iter().collect())
+        .await
+        .expect("fleet on etcd");
+    let hub2 = fleet.hub.start_replica(2).await.expect("replica 2");
+    let _hub3 = fleet.hub.start_replica(3).await.expect("replica 3");
+    let admin2 = fleetgate_e2e::ports::free_addr().expect("free address");
+    let mut envoy2 = Envoy::start_with_admin(&fleet.dir, 2, hub2.xds_addr(), admin2)
+        .await
+        .expect("Envoy on replica 2");
+    envoy2.wait_live(TIMEOUT).await.expect("Envoy 2 live");
+    let _echo = setup(&fleet).await;
+    let t = fleet.tenant("tenant-a");
+    change_latency(t, hub2.data_plane_addr(), "warm", 1).await;
+    let same = change_latency(t, fleet.hub.data_plane_addr(), "same", N).await;
+    let other = change_latency(t, hub2.data_plane_addr(), "other", N).await;
+    println!(
+        "BENCH change_latency_one_hub_file: {}\nBENCH change_latency_three_hubs_etcd_same_hub: {}\nBENCH change_latency_three_hubs_etcd_other_hub: {}",
+        summary(&one),
+        summary(&same),
+        summary(&other)
+    );
+    drop(envoy2);
+}
+
 /// Hub resident memory with 1,000 HTTPRoutes accepted and served.
 #[tokio::test]
 #[ignore = "benchmark: run with `make bench`"]
@@ -249,6 +324,7 @@ fn scale_route(
 fn scale_update(revision: u64, full_state: bool, upserts: Vec<pb::Object>) -> pb::AgentMessage {
     pb::AgentMessage {
         kind: Some(pb::agent_message::Kind::Update(pb::Update {
+            traceparent: String::new(),
             revision,
             full_state,
             upserts,
@@ -260,7 +336,7 @@ fn scale_update(revision: u64, full_state: bool, upserts: Vec<pb::Object>) -> pb
 async fn expect_ack(session: &mut SyncSession, revision: u64) {
     match session.next_verdict(TIMEOUT * 4).await {
         Ok(Ok(Some(pb::HubMessage {
-            kind: Some(pb::hub_message::Kind::Ack(pb::Ack { revision: r })),
+            kind: Some(pb::hub_message::Kind::Ack(pb::Ack { revision: r, .. })),
         }))) if r == revision => {}
         other => panic!("update {revision} was not acked: {other:?}"),
     }

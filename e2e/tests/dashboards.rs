@@ -4,12 +4,14 @@
 //! `/metrics`, Envoy's `/stats/prometheus`), and every panel's and variable's query of the fleet
 //! and tenant boards is checked against the series names and label names scraped. A renamed
 //! metric or label fails here, and so does a board metric with no sample to check its labels on.
+//! `ai-usage.json` asks the AI gateway: `ai_usage.rs` checks it against a live AI gateway after
+//! real requests.
 
 use std::net::SocketAddr;
 
 use anyhow::ensure;
 use fleetgate_e2e::fixtures::{TENANT_A, class_and_http_gateway, http_route, rule_to};
-use fleetgate_e2e::grafana::{Exposed, FLEET, TENANT, check, unsampled};
+use fleetgate_e2e::grafana::{AI_USAGE, Exposed, FLEET, TENANT, check, unsampled};
 use fleetgate_e2e::{Fleet, FleetOptions, TIMEOUT, eventually};
 use serde_json::Value;
 
@@ -92,6 +94,15 @@ async fn every_dashboard_query_names_metrics_and_labels_the_fleet_exposes() {
 
     let dir = fleetgate_e2e::components::workspace_dir().join("deploy/grafana");
     let mut checked = 0;
+    // Every board is checked: these two here, the AI usage board by ai_usage.rs.
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        assert!(
+            !name.ends_with(".json") || [FLEET, TENANT, AI_USAGE].contains(&name.as_str()),
+            "deploy/grafana/{name} is checked by no test: add it to dashboards.rs"
+        );
+    }
     for file in [FLEET, TENANT] {
         let path = dir.join(file);
         let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())

@@ -95,6 +95,16 @@ const HUB_VALUES: [&str; 10] = [
     r#"config.tenants[0].clusters=[{"name":"east","endpointCidrs":["10.1.0.0/16"]}]"#,
 ];
 
+/// Values that make the hub chart run three hubs sharing a store on etcd.
+const HUB_HA_VALUES: [&str; 6] = [
+    "--set",
+    "hub.replicas=3",
+    "--set",
+    "hub.store.etcd.endpoints={http://etcd.fleetgate.svc:2379}",
+    "--set",
+    "hub.pkiSecret=fleetgate-pki",
+];
+
 fn docs(yaml: &str) -> Vec<Value> {
     fleetgate_e2e::apiserver::yaml_documents(yaml).expect("helm renders YAML")
 }
@@ -178,6 +188,21 @@ fn both_charts_lint_and_missing_values_fail_with_what_to_set() {
             HUB_CHART,
             "config.agentListen=0.0.0.0:1",
             "config.agentListen is set by the chart",
+        ),
+        (
+            HUB_CHART,
+            "hub.replicas=3",
+            "hub.replicas > 1 needs hub.store.etcd.endpoints",
+        ),
+        (
+            HUB_CHART,
+            "hub.store.etcd.endpoints={http://etcd:2379}",
+            "hub.store.etcd needs hub.pkiSecret",
+        ),
+        (
+            HUB_CHART,
+            "hub.store.etcd.endpoints={https://etcd:2379},hub.pkiSecret=pki",
+            "must start with http://",
         ),
     ] {
         let base: &[&str] = if chart == AGENT_CHART {
@@ -305,6 +330,33 @@ async fn rendered_charts_pass_a_server_side_dry_run_and_the_products_own_checks(
             .unwrap_or_else(|e| panic!("agent chart with {values:?}:\n{e}"));
     }
 
+    // Three hubs on etcd: no volume, the CA from a Secret, a PodDisruptionBudget, and a
+    // configuration the hub accepts.
+    let ha = render(HUB_CHART, &[&HUB_VALUES[..], &HUB_HA_VALUES[..]].concat());
+    cluster
+        .dry_run_apply(&ha)
+        .await
+        .unwrap_or_else(|e| panic!("hub chart with three replicas on etcd:\n{e}"));
+    let ha = docs(&ha);
+    let set = find(&ha, "StatefulSet", "");
+    assert_eq!(set["spec"]["replicas"], 3);
+    assert!(set["spec"]["volumeClaimTemplates"].is_null(), "{set}");
+    assert_eq!(
+        set["spec"]["template"]["spec"]["volumes"][1]["secret"]["secretName"],
+        "fleetgate-pki"
+    );
+    find(&ha, "PodDisruptionBudget", "-hub");
+    let ha_yaml = find(&ha, "ConfigMap", "-config")["data"]["hub.yaml"]
+        .as_str()
+        .expect("hub.yaml in the ConfigMap")
+        .to_string();
+    let ha_config: Value = serde_yaml::from_str(&ha_yaml).unwrap();
+    assert_eq!(
+        ha_config["storeEtcd"]["endpoints"][0],
+        "http://etcd.fleetgate.svc:2379"
+    );
+    assert!(ha_config["storePath"].is_null(), "{ha_yaml}");
+
     let yaml = render(HUB_CHART, &HUB_VALUES);
     cluster
         .dry_run_apply(&yaml)
@@ -325,12 +377,17 @@ async fn rendered_charts_pass_a_server_side_dry_run_and_the_products_own_checks(
             .output()
             .unwrap()
     };
-    let out = check(&config);
-    assert!(
-        out.status.success(),
-        "fleetgate-hub check refused the chart's configuration:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    for (config, what) in [
+        (config, "one hub"),
+        (dir.write("hub-ha.yaml", &ha_yaml).unwrap(), "three hubs on etcd"),
+    ] {
+        let out = check(&config);
+        assert!(
+            out.status.success(),
+            "fleetgate-hub check refused the chart's configuration for {what}:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     // And a tenant mistake in the values is caught by the same check, with what to change.
     let bad = dir
         .write(

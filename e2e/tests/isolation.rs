@@ -375,6 +375,7 @@ fn wire_route(
 fn update(revision: u64, full_state: bool, upserts: Vec<pb::Object>) -> pb::AgentMessage {
     pb::AgentMessage {
         kind: Some(pb::agent_message::Kind::Update(pb::Update {
+            traceparent: String::new(),
             revision,
             full_state,
             upserts,
@@ -707,7 +708,7 @@ async fn hostile_streams_are_refused_and_the_hub_keeps_serving() {
         matches!(
             &answer,
             Ok(Some(pb::HubMessage {
-                kind: Some(pb::hub_message::Kind::Ack(pb::Ack { revision: 1 }))
+                kind: Some(pb::hub_message::Kind::Ack(pb::Ack { revision: 1, .. }))
             }))
         ),
         "the hub did not Ack an empty full state: {answer:?}"

@@ -135,11 +135,62 @@ async fn wait_udp(addr: SocketAddr, want: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tcp_and_udp_load_balancers_serve_their_tenant_and_keep_their_address_across_a_hub_restart()
 {
+    load_balancers_keep_their_address_across_a_hub_restart(serde_json::Map::new()).await;
+}
+
+/// The same with the hub's store on etcd (`storeEtcd`): allocations and addresses are kept
+/// there across the restart as in the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn load_balancers_keep_their_address_across_a_hub_restart_from_an_etcd_backup() {
+    let extra = [(
+        "storeEtcd".to_string(),
+        Value::from(fleetgate_e2e::fleet::ON_FLEET_ETCD),
+    )];
+    load_balancers_keep_their_address_across_a_hub_restart(extra.into_iter().collect()).await;
+}
+
+/// `fleetgate-hub store <args> --config <the fleet hub's config>`, which must succeed: its
+/// stderr.
+fn store_command(fleet: &Fleet, args: &[&str]) -> String {
+    let out = store_run(fleet, args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "fleetgate-hub store {args:?} failed:\n{err}");
+    err
+}
+
+/// The same, for a command that must fail: its stderr.
+fn store_command_fails(fleet: &Fleet, args: &[&str]) -> String {
+    let out = store_run(fleet, args);
+    assert!(!out.status.success(), "fleetgate-hub store {args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn store_run(fleet: &Fleet, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(fleetgate_e2e::components::product_binary("fleetgate-hub").unwrap())
+        .arg("store")
+        .args(args)
+        .arg("--config")
+        .arg(fleet.hub.config_path())
+        .output()
+        .unwrap()
+}
+
+async fn load_balancers_keep_their_address_across_a_hub_restart(
+    store: serde_json::Map<String, Value>,
+) {
     let lo: IpAddr = POOL_IP.parse().unwrap();
     let from = free_l4_range(lo, 6).expect("a free port range");
-    let mut fleet = Fleet::start_with(&[TENANT_A, TENANT_B], l4_config(from, 6))
+    let on_etcd = store.contains_key("storeEtcd");
+    let mut config = l4_config(from, 6);
+    config.extend(store);
+    let mut fleet = Fleet::start_with(&[TENANT_A, TENANT_B], config)
         .await
         .expect("fleet starts");
+    assert_eq!(
+        fleet.dir.path().join("hub-store.redb").exists(),
+        !on_etcd,
+        "the hub stores in a file exactly when its store is not on etcd"
+    );
     let a = fleet.tenant("tenant-a");
     let b = fleet.tenant("tenant-b");
     let a_node = a.create_node("node-1", 10).await.unwrap();
@@ -176,6 +227,12 @@ async fn tcp_and_udp_load_balancers_serve_their_tenant_and_keep_their_address_ac
     wait_tcp(b_db, "tenant-b-db ping").await;
     wait_udp(a_dns, "tenant-a-dns ping").await;
 
+    // On etcd: a backup taken while the hub runs, restored under a new prefix that the hub
+    // restarts on (docs/operations.md, "Backup and restore").
+    let backup = fleet.dir.path().join("hub-backup.redb");
+    if on_etcd {
+        store_command(&fleet, &["backup", "--to", backup.to_str().unwrap()]);
+    }
     // Hub restart: Envoy keeps serving meanwhile, and the allocations come back unchanged.
     fleet.hub.kill();
     assert_eq!(
@@ -183,6 +240,17 @@ async fn tcp_and_udp_load_balancers_serve_their_tenant_and_keep_their_address_ac
         "tenant-a-db ping",
         "Envoy serves without the hub"
     );
+    if on_etcd {
+        let path = fleet.hub.config_path().to_path_buf();
+        let mut config: Value = serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        config["storeEtcd"]["prefix"] = "/fleetgate-restored/".into();
+        std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+        let restored = store_command(&fleet, &["restore", "--from", backup.to_str().unwrap()]);
+        assert!(restored.contains("/fleetgate-restored/"), "{restored}");
+        // A second restore into the now full prefix is refused, naming what to do.
+        let again = store_command_fails(&fleet, &["restore", "--from", backup.to_str().unwrap()]);
+        assert!(again.contains("restore into an empty store"), "{again}");
+    }
     fleet.hub.start_again().await.expect("hub restarts");
     fleet.ensure_running().unwrap();
     let a = fleet.tenant("tenant-a");

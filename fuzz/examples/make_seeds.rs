@@ -65,6 +65,7 @@ fn main() {
                 full_state: true,
                 upserts,
                 deletes: vec![],
+                traceparent: String::new(),
             })),
         };
         let stem = f.file_stem().unwrap_or_default().to_string_lossy();

@@ -8,14 +8,18 @@
 //! - [`operator_token`]: bearer tokens for operators, minted by `fleetgate-hub operator-token
 //!   create` with the hub's key (no running hub needed), each with a role: `viewer` reads,
 //!   `admin` also acts.
-//! - [`views`]: pure functions from the hub's state to the rows the API answers.
+//! - [`views`]: pure functions from the hub's state to the rows the API answers; [`ai_usage`]:
+//!   one tenant's AI usage, budgets left and MCP/A2A catalogs.
 //! - [`api`]: the HTTP routes under `/api/v1/`, authentication, roles, errors.
 //! - [`client`]: `fleetgate-hub admin ...`, the CLI over that API, `--output table|json`.
 //! - [`dashboard`]: the same, as live web pages under `/ui/`.
+//! - [`oidc`]: the dashboard's login through an OpenID Connect provider (`adminOidc`).
 
+pub mod ai_usage;
 pub mod api;
 pub mod client;
 pub mod dashboard;
+pub mod oidc;
 pub mod operator_token;
 pub mod views;
 

@@ -11,7 +11,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+pub mod admin_oidc;
 mod identity;
+pub use admin_oidc::{AdminOidc, RawAdminOidc, RawOidcRoles};
 pub use fleetgate_hub_model::data_plane::{
     AddressPool, DataPlane, DataPlaneListener, DataPlaneProtocol, L4Config, PortRange,
 };
@@ -52,10 +54,19 @@ pub struct RawConfig {
     /// `/readyz`). Never a tenant's: reserved like the hub's other listeners. Off when unset.
     #[serde(default)]
     pub admin_listen: Option<SocketAddr>,
+    /// Dashboard login through an OpenID Connect provider (`config/admin_oidc.rs`); operator
+    /// tokens work with or without it.
+    #[serde(default)]
+    pub admin_oidc: Option<RawAdminOidc>,
     /// Directory holding the hub CA (`ca.crt`, `ca.key`) and the hub's serving cert.
     pub pki_dir: PathBuf,
-    /// The durable store file.
+    /// The durable store file (the embedded store). Empty when `storeEtcd` is set.
+    #[serde(default)]
     pub store_path: PathBuf,
+    /// The store on etcd instead of a file, shared by every hub replica given the same
+    /// endpoints and prefix (docs/operations.md, "Several hubs on etcd").
+    #[serde(default)]
+    pub store_etcd: Option<EtcdStore>,
     #[serde(default = "default_trust_domain")]
     pub trust_domain: String,
     pub data_plane: RawDataPlane,
@@ -297,14 +308,69 @@ fn enabled_by_default() -> bool {
 }
 
 /// The validated configuration.
+/// `storeEtcd`: where the store lives when it is on etcd.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EtcdStore {
+    /// Client URLs of the etcd members, e.g. `http://10.0.0.5:2379`.
+    pub endpoints: Vec<String>,
+    /// Every key of the store starts with this; hubs with one prefix share one store.
+    #[serde(default = "default_etcd_prefix")]
+    pub prefix: String,
+}
+
+fn default_etcd_prefix() -> String {
+    "/fleetgate/".into()
+}
+
+/// Exactly one of `storePath` and `storeEtcd`, and an etcd store the client can use.
+fn check_store(path: &std::path::Path, etcd: Option<&EtcdStore>, errs: &mut Vec<String>) {
+    let Some(etcd) = etcd else {
+        if path.as_os_str().is_empty() {
+            errs.push("storePath: set the store file (or storeEtcd for a store on etcd)".into());
+        }
+        return;
+    };
+    if !path.as_os_str().is_empty() {
+        errs.push(
+            "storePath and storeEtcd are both set: keep storePath for one hub with its own file, or storeEtcd for hubs sharing etcd".into(),
+        );
+    }
+    if etcd.endpoints.is_empty() {
+        errs.push("storeEtcd.endpoints: list etcd's client URLs, like http://10.0.0.5:2379".into());
+    }
+    for e in &etcd.endpoints {
+        if e.starts_with("https://") {
+            errs.push(format!(
+                "storeEtcd.endpoints: {e:?}: TLS to etcd is not supported yet; reach etcd over loopback or a private network with http://"
+            ));
+        } else if !e.starts_with("http://") || e.len() == "http://".len() {
+            errs.push(format!(
+                "storeEtcd.endpoints: {e:?} is not a client URL like http://10.0.0.5:2379"
+            ));
+        }
+    }
+    if !etcd.prefix.starts_with('/') || !etcd.prefix.ends_with('/') || etcd.prefix.len() < 2 {
+        errs.push(format!(
+            "storeEtcd.prefix: {:?}: use a path like /fleetgate/ (starting and ending with '/')",
+            etcd.prefix
+        ));
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub agent_listen: SocketAddr,
     pub xds_listen: SocketAddr,
     /// `adminListen`: metrics and health, for the operator only.
     pub admin_listen: Option<SocketAddr>,
+    /// `adminOidc`: dashboard login through an OpenID Connect provider.
+    pub admin_oidc: Option<AdminOidc>,
     pub pki_dir: PathBuf,
+    /// `storePath`; empty when the store is on etcd.
     pub store_path: PathBuf,
+    /// `storeEtcd`: the store on etcd instead of `storePath`.
+    pub store_etcd: Option<EtcdStore>,
     pub trust_domain: String,
     pub data_plane: DataPlane,
     pub tenants: BTreeMap<String, Tenant>,
@@ -364,6 +430,7 @@ impl RawConfig {
 
     pub fn validate(self) -> Result<Config, ConfigError> {
         let mut errs = Vec::new();
+        check_store(&self.store_path, self.store_etcd.as_ref(), &mut errs);
         if !is_dns_label(&self.trust_domain.replace('.', "-")) {
             errs.push(format!(
                 "trustDomain {:?}: use lower-case letters, digits, '-' and '.'",
@@ -504,6 +571,10 @@ impl RawConfig {
             .quotas
             .validate(&tenants.keys().cloned().collect(), &mut errs);
         crate::quotas::check_admin(self.data_plane.admin, &self.data_plane.listeners, &mut errs);
+        let admin_oidc = self
+            .admin_oidc
+            .as_ref()
+            .and_then(|o| o.validate(self.admin_listen.is_some(), &mut errs));
         let mut identity = self.identity.validate(&mut errs);
         identity.disabled_clusters = disabled;
         if !errs.is_empty() {
@@ -513,8 +584,10 @@ impl RawConfig {
             agent_listen: self.agent_listen,
             xds_listen: self.xds_listen,
             admin_listen: self.admin_listen,
+            admin_oidc,
             pki_dir: self.pki_dir,
             store_path: self.store_path,
+            store_etcd: self.store_etcd,
             trust_domain: self.trust_domain,
             data_plane: DataPlane {
                 address: self.data_plane.address,
@@ -574,6 +647,44 @@ dataPlane:
         assert!(err.contains("tenants[A_B].name"), "{err}");
         assert!(err.contains("\"bad host\""), "{err}");
         assert!(err.contains("endpointCidrs"), "{err}");
+    }
+
+    #[test]
+    fn the_store_is_a_file_or_etcd_and_etcd_settings_are_checked() {
+        let without_file = BASE.replace("storePath: /tmp/store.redb\n", "");
+        let etcd = raw(&format!(
+            "{without_file}storeEtcd:\n  endpoints: [http://127.0.0.1:2379, http://127.0.0.2:2379]\n"
+        ))
+        .validate()
+        .unwrap();
+        assert_eq!(
+            etcd.store_etcd,
+            Some(EtcdStore {
+                endpoints: vec![
+                    "http://127.0.0.1:2379".into(),
+                    "http://127.0.0.2:2379".into()
+                ],
+                prefix: "/fleetgate/".into(),
+            })
+        );
+        let err = |yaml: String| raw(&yaml).validate().unwrap_err().to_string();
+        let e = err(without_file.clone());
+        assert!(
+            e.contains("storePath: set the store file (or storeEtcd"),
+            "{e}"
+        );
+        let e = err(format!(
+            "{BASE}storeEtcd:\n  endpoints: [http://127.0.0.1:2379]\n"
+        ));
+        assert!(e.contains("storePath and storeEtcd are both set"), "{e}");
+        let e = err(format!(
+            "{without_file}storeEtcd:\n  endpoints: [127.0.0.1:2379, https://etcd:2379]\n  prefix: fleetgate\n"
+        ));
+        assert!(e.contains("\"127.0.0.1:2379\" is not a client URL"), "{e}");
+        assert!(e.contains("TLS to etcd is not supported yet"), "{e}");
+        assert!(e.contains("storeEtcd.prefix"), "{e}");
+        let e = err(format!("{without_file}storeEtcd:\n  endpoints: []\n"));
+        assert!(e.contains("storeEtcd.endpoints: list"), "{e}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
+use fleetgate_observe::trace;
 use fleetgate_proto::spoke::v1 as pb;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -21,7 +22,7 @@ use crate::config::{Config, Registration};
 use crate::grace::Links;
 use crate::model::{ClusterIntent, ClusterKey, FleetIntent, Kind, ObjectKey, ObjectStatus};
 use crate::rate::UpdateRate;
-use crate::store::{Store, StoreError};
+use crate::store::{Change, Store, StoreError};
 
 /// Why a whole Update was refused (the agent gets it as a Nack; nothing in it was applied).
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +157,8 @@ pub struct Fleet {
     /// When the first agent Update not yet taken by the compile loop was accepted
     /// ([`Fleet::take_accepted`]; for `crate::data_plane`'s update-to-ACK time).
     accepted_at: Mutex<Option<Instant>>,
+    /// This hub among those sharing the store (random per process), in the links it announces.
+    hub_id: String,
 }
 
 /// The MCP session secrets live in the fleet's store (`store/session_secrets.rs`).
@@ -194,12 +197,17 @@ impl Fleet {
         let reserved = config.reserved(host);
         // Stored allocations are kept (rule 1 of `allocate`); ports of Services loaded without
         // one (a pool that was exhausted) get one now if the configuration allows.
+        store.index_addresses()?;
+        let stored = store.load_allocations()?;
         let l4 = allocate::allocate(
             &config.l4,
             &reserved.listeners,
-            &store.load_allocations()?,
+            &stored,
             &wanted_ports(&intent),
         );
+        // What changed is stored now, so that memory and store agree before the first write
+        // (every write is guarded by what memory says is stored).
+        store.save_allocations(Change::new(&stored, &l4.allocations))?;
         let links = Links::starting(intent.keys().cloned(), Instant::now());
         let operator_disabled = store.load_operator_disabled()?;
         let file_config = config;
@@ -224,6 +232,7 @@ impl Fleet {
             links: Mutex::new(links),
             update_rate: Mutex::new(UpdateRate::default()),
             accepted_at: Mutex::new(None),
+            hub_id: new_hub_id(),
         })
     }
 
@@ -452,8 +461,8 @@ impl Fleet {
                 self.store.save_with_allocations(
                     &key,
                     &ClusterIntent::default(),
-                    &owners,
-                    &l4.allocations,
+                    Change::new(&st.owners, &owners),
+                    Change::new(&st.l4.allocations, &l4.allocations),
                 )?;
                 st.owners = owners;
                 st.l4 = l4;
@@ -491,10 +500,14 @@ impl Fleet {
 
     /// Records an open agent stream of `key` until the returned guard is dropped.
     pub fn link(self: &Arc<Self>, key: &ClusterKey) -> LinkGuard {
-        self.links
+        let first = self
+            .links
             .lock()
             .expect("fleet links lock poisoned")
             .opened(key);
+        if first && let Err(e) = self.store.announce_link(key, &self.hub_id) {
+            tracing::warn!(cluster = %key, error = %e, "cannot tell the other hubs that this cluster's agent is here; they may withdraw it after its grace period");
+        }
         LinkGuard {
             fleet: self.clone(),
             key: key.clone(),
@@ -509,8 +522,56 @@ impl Fleet {
             .is_some_and(|t| t.clusters.contains_key(&key.cluster))
     }
 
+    /// Replaces the hostname claims and L4 allocations held in memory with the stored ones
+    /// (after another hub sharing the store changed them). Kept as they were if the store
+    /// cannot be read; the next write then conflicts again and tries again.
+    fn reread_claims(&self, st: &mut State) {
+        match (self.store.load_owners(), self.store.load_allocations()) {
+            (Ok(owners), Ok(allocations)) => {
+                st.owners = owners;
+                st.l4.allocations = allocations;
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, "cannot read the hostname claims and allocations again");
+            }
+        }
+    }
+
     /// Applies one agent Update for `key` (the identity from its certificate).
     pub fn apply(&self, key: &ClusterKey, update: &pb::Update) -> Result<(), UpdateError> {
+        self.apply_traced(key, update, None)
+    }
+
+    /// [`Fleet::apply`], with spans `hub.admit` (admission and limits) and `hub.store` (the
+    /// durable write) under `parent` when traces are exported (docs/operations.md, "Traces").
+    pub fn apply_traced(
+        &self,
+        key: &ClusterKey,
+        update: &pb::Update,
+        parent: Option<&trace::TraceContext>,
+    ) -> Result<(), UpdateError> {
+        let mut admit_span = trace::span(
+            "hub.admit",
+            trace::Kind::Internal,
+            trace::Start {
+                parent,
+                ..Default::default()
+            },
+            || cluster_attributes(key),
+        );
+        let admitted = self.admit_and_store(key, update, &mut admit_span);
+        if let Err(e) = &admitted {
+            admit_span.fail(&e.to_string());
+        }
+        admitted
+    }
+
+    fn admit_and_store(
+        &self,
+        key: &ClusterKey,
+        update: &pb::Update,
+        admit_span: &mut trace::Span,
+    ) -> Result<(), UpdateError> {
         let config = self.config();
         if config.registration(&key.tenant, &key.cluster) == Registration::Disabled {
             return Err(UpdateError::UnknownCluster(key.clone()));
@@ -708,6 +769,21 @@ impl Fleet {
 
         // In place (a copy only if the compile loop still holds a view), undone if the store
         // refuses.
+        admit_span.set(|| {
+            vec![
+                trace::Attribute::new("fleetgate.objects", count as i64),
+                trace::Attribute::new("fleetgate.rejected", rejections.len() as i64),
+            ]
+        });
+        let mut store_span = trace::span(
+            "hub.store",
+            trace::Kind::Internal,
+            trace::Start {
+                parent: admit_span.context().as_ref(),
+                ..Default::default()
+            },
+            || cluster_attributes(key),
+        );
         let st = &mut *state;
         let fleet = Arc::make_mut(&mut st.intent);
         let previous = fleet.insert(key.clone(), intent);
@@ -718,16 +794,25 @@ impl Fleet {
             &st.l4.allocations,
             &wanted_ports(fleet),
         );
-        if let Err(e) = self
-            .store
-            .save_with_allocations(key, &fleet[key], &owners, &l4.allocations)
-        {
+        if let Err(e) = self.store.save_with_allocations(
+            key,
+            &fleet[key],
+            Change::new(&st.owners, &owners),
+            Change::new(&st.l4.allocations, &l4.allocations),
+        ) {
             match previous {
                 Some(p) => fleet.insert(key.clone(), p),
                 None => fleet.remove(key),
             };
+            if matches!(e, StoreError::Conflict { .. }) {
+                // Another hub sharing the store took a claim or an address first: read them
+                // again, so that the agent's retry is admitted against what holds now.
+                self.reread_claims(st);
+            }
+            store_span.fail(&e.to_string());
             return Err(e.into());
         }
+        store_span.end();
         st.owners = owners;
         st.l4 = l4;
         *st.revisions.entry(key.clone()).or_default() += 1;
@@ -758,11 +843,30 @@ pub struct LinkGuard {
 
 impl Drop for LinkGuard {
     fn drop(&mut self) {
-        if let Ok(mut l) = self.fleet.links.lock() {
-            l.closed(&self.key, Instant::now());
+        let last = match self.fleet.links.lock() {
+            Ok(mut l) => l.closed(&self.key, Instant::now()),
+            Err(_) => false,
+        };
+        if last && let Err(e) = self.fleet.store.retract_link(&self.key, &self.fleet.hub_id) {
+            tracing::warn!(cluster = %self.key, error = %e, "cannot retract this hub's link with the cluster; it ends with the hub's lease");
         }
         self.fleet.revision.send_modify(|r| *r += 1);
     }
+}
+
+/// 16 random hex digits naming this hub process among those sharing a store.
+fn new_hub_id() -> String {
+    use rand::Rng;
+    let n: u64 = rand::rng().random();
+    format!("{n:016x}")
+}
+
+/// The bounded attributes naming a cluster on a span.
+pub fn cluster_attributes(key: &ClusterKey) -> Vec<trace::Attribute> {
+    vec![
+        trace::Attribute::new("fleetgate.tenant", trace::bounded(&key.tenant)),
+        trace::Attribute::new("fleetgate.cluster", trace::bounded(&key.cluster)),
+    ]
 }
 
 /// Seconds since the Unix epoch.
@@ -878,6 +982,8 @@ pub fn claims(
     out
 }
 
+/// Intent, claims and links other hubs sharing the store wrote (`fleet/shared.rs`).
+mod shared;
 #[cfg(test)]
 mod ai_tests;
 
@@ -944,6 +1050,7 @@ tenants:
 
     fn full(upserts: Vec<pb::Object>) -> pb::Update {
         pb::Update {
+            traceparent: String::new(),
             revision: 1,
             full_state: true,
             upserts,
@@ -1186,6 +1293,7 @@ tenants:
 
     fn update(revision: u64, upserts: Vec<pb::Object>, deletes: Vec<pb::ObjectRef>) -> pb::Update {
         pb::Update {
+            traceparent: String::new(),
             revision,
             full_state: false,
             upserts,

@@ -20,6 +20,8 @@ use crate::model::ClusterKey;
 #[derive(Debug, Default)]
 pub struct Links {
     open: BTreeMap<ClusterKey, usize>,
+    /// Clusters whose agent has a stream open to another hub sharing the store, and those hubs.
+    remote: BTreeMap<ClusterKey, BTreeSet<String>>,
     /// Clusters with no open stream whose full state has not been applied since, and since when.
     disconnected: BTreeMap<ClusterKey, Instant>,
 }
@@ -29,13 +31,63 @@ impl Links {
     pub fn starting(clusters: impl IntoIterator<Item = ClusterKey>, now: Instant) -> Self {
         Self {
             open: BTreeMap::new(),
+            remote: BTreeMap::new(),
             disconnected: clusters.into_iter().map(|k| (k, now)).collect(),
         }
     }
 
-    /// A stream of `key` opened.
-    pub fn opened(&mut self, key: &ClusterKey) {
-        *self.open.entry(key.clone()).or_default() += 1;
+    /// A stream of `key` opened; returns whether it is the first one.
+    pub fn opened(&mut self, key: &ClusterKey) -> bool {
+        let n = self.open.entry(key.clone()).or_default();
+        *n += 1;
+        *n == 1
+    }
+
+    /// Whether `key`'s agent has a stream open to this hub.
+    pub fn is_open(&self, key: &ClusterKey) -> bool {
+        self.open.contains_key(key)
+    }
+
+    /// Another hub announced (`up`) or retracted its link with `key`'s agent. A cluster linked
+    /// anywhere is not disconnected; its clock starts when its last link anywhere ends.
+    pub fn remote(&mut self, key: &ClusterKey, hub: &str, up: bool, now: Instant) {
+        if up {
+            self.remote
+                .entry(key.clone())
+                .or_default()
+                .insert(hub.to_string());
+            self.disconnected.remove(key);
+            return;
+        }
+        let Some(hubs) = self.remote.get_mut(key) else {
+            return;
+        };
+        hubs.remove(hub);
+        if hubs.is_empty() {
+            self.remote.remove(key);
+            if !self.open.contains_key(key) {
+                self.disconnected.insert(key.clone(), now);
+            }
+        }
+    }
+
+    /// Replaces every remote link with `links` (read from the store again).
+    pub fn set_remote(&mut self, links: BTreeMap<ClusterKey, BTreeSet<String>>, now: Instant) {
+        let before: Vec<(ClusterKey, String)> = self
+            .remote
+            .iter()
+            .flat_map(|(k, hubs)| hubs.iter().map(move |h| (k.clone(), h.clone())))
+            .collect();
+        for (k, h) in before {
+            if !links.get(&k).is_some_and(|hubs| hubs.contains(&h)) {
+                self.remote(&k, &h, false, now);
+            }
+        }
+        for (k, hubs) in links {
+            for h in hubs {
+                self.remote(&k, &h, true, now);
+            }
+        }
     }
 
     /// Clusters with at least one open agent stream now.
@@ -43,19 +95,24 @@ impl Links {
         self.open.keys().cloned().collect()
     }
 
-    /// A stream of `key` closed; the clock starts when it was the last one.
-    pub fn closed(&mut self, key: &ClusterKey, now: Instant) {
+    /// A stream of `key` closed; returns whether it was the last one to this hub. The clock
+    /// starts when no hub has a stream of it any more.
+    pub fn closed(&mut self, key: &ClusterKey, now: Instant) -> bool {
         let n = self.open.entry(key.clone()).or_default();
         *n = n.saturating_sub(1);
-        if *n == 0 {
-            self.open.remove(key);
+        if *n > 0 {
+            return false;
+        }
+        self.open.remove(key);
+        if !self.remote.contains_key(key) {
             self.disconnected.insert(key.clone(), now);
         }
+        true
     }
 
     /// The full state of `key` was applied: its intent is current again.
     pub fn full_state(&mut self, key: &ClusterKey) {
-        if self.open.contains_key(key) {
+        if self.open.contains_key(key) || self.remote.contains_key(key) {
             self.disconnected.remove(key);
         }
     }
@@ -94,6 +151,32 @@ mod tests {
             tenant: "a".into(),
             cluster: c.into(),
         }
+    }
+
+    #[test]
+    fn a_cluster_linked_to_another_hub_is_never_withdrawn_here() {
+        let t0 = Instant::now();
+        let hour = Duration::from_secs(3600);
+        let mut l = Links::starting([k("c1"), k("c2")], t0);
+        // Loaded at start; its agent talks to hub B.
+        l.remote(&k("c1"), "hub-b", true, t0);
+        assert!(!l.withdrawn(hour, t0 + hour * 2).contains(&k("c1")));
+        assert!(l.withdrawn(hour, t0 + hour * 2).contains(&k("c2")));
+        // Here too for a while, then only at B: still linked.
+        assert!(l.opened(&k("c1")));
+        assert!(l.closed(&k("c1"), t0 + hour));
+        assert!(!l.withdrawn(hour, t0 + hour * 3).contains(&k("c1")));
+        // B lost it too: the clock starts then.
+        l.remote(&k("c1"), "hub-b", false, t0 + hour * 3);
+        assert!(!l.withdrawn(hour, t0 + hour * 3).contains(&k("c1")));
+        assert!(l.withdrawn(hour, t0 + hour * 4).contains(&k("c1")));
+        // Read again from the store: c2 linked at B, c1 nowhere.
+        l.set_remote([(k("c2"), ["hub-b".to_string()].into())].into(), t0 + hour * 4);
+        assert!(!l.withdrawn(hour, t0 + hour * 9).contains(&k("c2")));
+        assert!(l.withdrawn(hour, t0 + hour * 9).contains(&k("c1")));
+        l.set_remote(BTreeMap::new(), t0 + hour * 9);
+        assert!(!l.withdrawn(hour, t0 + hour * 9).contains(&k("c2")));
+        assert!(l.withdrawn(hour, t0 + hour * 10).contains(&k("c2")));
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub mod grace;
 pub mod seal;
 pub mod session_secret;
 pub mod store;
+// Hubs sharing a store follow what the others accepted.
+pub mod replicate;
 
 // Step 7, compile (crate `fleetgate-hub-compile`), then each tenant's limits on the snapshot.
 pub use fleetgate_hub_compile as compile;

@@ -52,6 +52,11 @@ enum Command {
         #[command(subcommand)]
         command: OperatorTokenCommand,
     },
+    /// Back up the hub's store into a file, or restore one (docs/operations.md).
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Talk to a running hub's admin API (its adminListen port).
     Admin {
         /// The hub's adminListen, e.g. http://127.0.0.1:9901.
@@ -64,6 +69,30 @@ enum Command {
         output: fleetgate_hub::admin::client::Output,
         #[command(subcommand)]
         command: fleetgate_hub::admin::client::AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy every key of the configured store into a new backup file (an embedded store
+    /// file). On etcd the hubs may keep running (one consistent read); an embedded store's
+    /// hub must be stopped first (it holds the file).
+    Backup {
+        /// The hub configuration file: its storePath or storeEtcd is read.
+        #[arg(long, env = "FLEETGATE_HUB_CONFIG")]
+        config: PathBuf,
+        /// The backup file to create (must not exist).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Copy a backup file into the configured store, which must be empty (a new file or an
+    /// etcd prefix no hub uses); then start the hubs on it with the same PKI folder.
+    Restore {
+        #[arg(long, env = "FLEETGATE_HUB_CONFIG")]
+        config: PathBuf,
+        /// A file made by `fleetgate-hub store backup` (or a stopped hub's storePath).
+        #[arg(long)]
+        from: PathBuf,
     },
 }
 
@@ -135,6 +164,45 @@ enum CaCommand {
     },
 }
 
+/// `fleetgate-hub store backup|restore`: the configured store and a backup file, copied one
+/// into the other (`store::backup`).
+fn store_command(command: StoreCommand) -> anyhow::Result<()> {
+    use fleetgate_hub::store::{backup, kv};
+    let (config, file, backing_up) = match command {
+        StoreCommand::Backup { config, to } => (config, to, true),
+        StoreCommand::Restore { config, from } => (config, from, false),
+    };
+    let config = fleetgate_hub::config::RawConfig::from_file(&config)?.validate()?;
+    if backing_up && file.exists() {
+        anyhow::bail!(
+            "--to {}: the file exists; name a new file (a backup never overwrites one)",
+            file.display()
+        );
+    }
+    if !backing_up && !file.is_file() {
+        anyhow::bail!(
+            "--from {}: no such file; name a file made by `fleetgate-hub store backup`",
+            file.display()
+        );
+    }
+    let configured = kv::configured(&config)?;
+    let file_kv = kv::RedbKv::open(&file)?;
+    let (from, to): (&dyn kv::Kv, &dyn kv::Kv) = if backing_up {
+        (configured.as_ref(), &file_kv)
+    } else {
+        (&file_kv, configured.as_ref())
+    };
+    let copied = backup::copy_all(from, to)?;
+    eprintln!(
+        "copied {} keys ({} bytes) from {} to {}",
+        copied.keys,
+        copied.bytes,
+        from.describe(),
+        to.describe()
+    );
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     fleetgate_observe::log::init("info,h2=warn,tower=warn,hyper=warn");
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -144,23 +212,11 @@ fn main() -> anyhow::Result<()> {
             let config = raw.validate()?;
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             rt.block_on(async {
-                // SIGHUP re-reads the configuration file (so does a change of its contents).
-                let (hup_tx, hup_rx) = tokio::sync::mpsc::channel(1);
-                let mut hup =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-                        .context("cannot install a SIGHUP handler")?;
-                tokio::spawn(async move {
-                    while hup.recv().await.is_some() {
-                        let _ = hup_tx.try_send(());
-                    }
-                });
-                let source = fleetgate_hub::reload::ReloadSource {
-                    path,
-                    poll: fleetgate_hub::reload::DEFAULT_POLL,
-                    trigger: Some(hup_rx),
-                };
-                fleetgate_hub::run::run_reloading(config, Some(source), shutdown_signal()).await?;
-                anyhow::Ok(())
+                // Off unless OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set; flushed at the end.
+                let traces = fleetgate_observe::trace::init("fleetgate-hub");
+                let ran = run_hub(config, path).await;
+                traces.shutdown().await;
+                ran
             })?;
         }
         Command::Check { config: path } => {
@@ -172,6 +228,7 @@ fn main() -> anyhow::Result<()> {
                 config.tenants.len()
             );
         }
+        Command::Store { command } => store_command(command)?,
         Command::Token {
             command:
                 TokenCommand::Create {
@@ -315,4 +372,27 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// `fleetgate-hub run`: serves until SIGTERM or SIGINT, re-reading the configuration on SIGHUP.
+async fn run_hub(
+    config: fleetgate_hub::config::Config,
+    path: std::path::PathBuf,
+) -> anyhow::Result<()> {
+    // SIGHUP re-reads the configuration file (so does a change of its contents).
+    let (hup_tx, hup_rx) = tokio::sync::mpsc::channel(1);
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot install a SIGHUP handler")?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            let _ = hup_tx.try_send(());
+        }
+    });
+    let source = fleetgate_hub::reload::ReloadSource {
+        path,
+        poll: fleetgate_hub::reload::DEFAULT_POLL,
+        trigger: Some(hup_rx),
+    };
+    fleetgate_hub::run::run_reloading(config, Some(source), shutdown_signal()).await?;
+    anyhow::Ok(())
 }

@@ -12,9 +12,10 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
@@ -83,6 +84,10 @@ pub struct HubMetrics {
     resources: Family<ResourceLabels, Gauge>,
     ai_gateways: Gauge,
     ai_refusals: Family<TenantLabels, Gauge>,
+    /// The AI gateways' reported usage ([`crate::ai_config::usage`]), mirrored at each scrape.
+    ai_requests: Family<TenantLabels, Counter>,
+    ai_input_tokens: Family<TenantLabels, Counter>,
+    ai_output_tokens: Family<TenantLabels, Counter>,
     store_bytes: Gauge,
 }
 
@@ -181,6 +186,24 @@ impl HubMetrics {
             "AI gateway replicas refusing the newest configuration of a tenant (0 for every configured tenant)",
             ai_refusals.clone(),
         );
+        let ai_requests = Family::default();
+        registry.register(
+            "ai_requests",
+            "LLM requests the AI gateway replicas reported, summed, since the hub started",
+            ai_requests.clone(),
+        );
+        let ai_input_tokens = Family::default();
+        registry.register(
+            "ai_input_tokens",
+            "LLM input tokens the AI gateway replicas reported, summed, since the hub started",
+            ai_input_tokens.clone(),
+        );
+        let ai_output_tokens = Family::default();
+        registry.register(
+            "ai_output_tokens",
+            "LLM output tokens the AI gateway replicas reported, summed, since the hub started",
+            ai_output_tokens.clone(),
+        );
         let store_bytes = Gauge::default();
         registry.register(
             "store_bytes",
@@ -199,6 +222,9 @@ impl HubMetrics {
             resources,
             ai_gateways,
             ai_refusals,
+            ai_requests,
+            ai_input_tokens,
+            ai_output_tokens,
             store_bytes,
         }
     }
@@ -289,6 +315,22 @@ impl HubMetrics {
         }
         drop(ai);
 
+        if let Some(usage) = &sources.ai_usage {
+            let per_tenant = usage.lock().unwrap_or_else(|p| p.into_inner()).per_tenant();
+            // The book's totals only grow: each counter is moved up to its total.
+            let up_to = |family: &Family<TenantLabels, Counter>, tenant: &str, total: u64| {
+                let c = family.get_or_create(&TenantLabels {
+                    tenant: tenant.to_string(),
+                });
+                c.inc_by(total.saturating_sub(c.get()));
+            };
+            for (tenant, c) in per_tenant {
+                up_to(&self.ai_requests, &tenant, c.requests);
+                up_to(&self.ai_input_tokens, &tenant, c.input_tokens);
+                up_to(&self.ai_output_tokens, &tenant, c.output_tokens);
+            }
+        }
+
         self.store_bytes.set(
             std::fs::metadata(&sources.store_path)
                 .map(|m| m.len() as i64)
@@ -310,6 +352,8 @@ pub struct Sources {
     pub ai: watch::Receiver<AiGatewayHealth>,
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
     pub store_path: PathBuf,
+    /// The AI gateways' reported usage; `None`: not exported.
+    pub ai_usage: Option<Arc<Mutex<crate::ai_config::usage::UsageBook>>>,
 }
 
 /// The Gateway API (or agentgateway / fleetgate) kind name.

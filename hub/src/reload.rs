@@ -46,6 +46,7 @@ pub fn merge(old: &Config, mut new: Config) -> (Config, Vec<&'static str>) {
     keep!(xds_listen, "xdsListen");
     keep!(pki_dir, "pkiDir");
     keep!(store_path, "storePath");
+    keep!(store_etcd, "storeEtcd");
     keep!(trust_domain, "trustDomain");
     keep!(data_plane, "dataPlane");
     keep!(l4, "addressPools/l4PortRange");

@@ -274,41 +274,56 @@ pub async fn serve_data_plane(
     ai_health: watch::Sender<AiGatewayHealth>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    serve_data_plane_with_pins(
+    serve_data_plane_with(
         listener,
         snapshots,
         xds_health,
-        ai_published,
-        ai_health,
-        None,
-        Arc::new(xds::NoReport),
-        Arc::default(),
+        AiConfigService::new(ai_published, ai_health),
+        DataPlaneObservers::default(),
         shutdown,
     )
     .await
 }
 
-/// [`serve_data_plane`], with the MCP tool pins task's link when the hub runs one, and the
-/// report of the ADS streams (`crate::data_plane`) and Envoy's stats sink (`crate::envoy_stats`).
-#[allow(clippy::too_many_arguments)]
-pub async fn serve_data_plane_with_pins(
+/// What watches the data-plane port for the operator: the compile spans of published
+/// snapshots (for the spans of xDS pushes and ACKs), the report of the ADS streams
+/// (`crate::data_plane`) and Envoy's stats sink (`crate::envoy_stats`).
+#[derive(Clone)]
+pub struct DataPlaneObservers {
+    pub traces: Arc<xds::trace::SnapshotTraces>,
+    pub report: Arc<dyn xds::AdsReport>,
+    pub stats: Arc<crate::envoy_stats::EnvoyStats>,
+}
+
+impl Default for DataPlaneObservers {
+    fn default() -> Self {
+        Self {
+            traces: Arc::default(),
+            report: Arc::new(xds::NoReport),
+            stats: Arc::default(),
+        }
+    }
+}
+
+/// [`serve_data_plane`] with the AI gateways' service as the caller built it (with the MCP tool
+/// pins task's link and the accounts the admin API reads, when the hub runs them), and what
+/// watches the port for the operator ([`DataPlaneObservers`]).
+pub async fn serve_data_plane_with(
     listener: tokio::net::TcpListener,
     snapshots: watch::Receiver<Arc<Snapshot>>,
     xds_health: watch::Sender<XdsHealth>,
-    ai_published: watch::Receiver<Arc<ai_config::Published>>,
-    ai_health: watch::Sender<AiGatewayHealth>,
-    mcp_pins: Option<ai_config::pins::PinsLink>,
-    report: Arc<dyn xds::AdsReport>,
-    stats: Arc<crate::envoy_stats::EnvoyStats>,
+    ai: AiConfigService,
+    observers: DataPlaneObservers,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let mut ai = AiConfigService::new(ai_published, ai_health);
-    if let Some(pins) = mcp_pins {
-        ai = ai.with_pins(pins);
-    }
     xds::data_plane_server()
-        .add_service(xds::ads_service_reporting(snapshots, xds_health, report))
-        .add_service(stats.service())
+        .add_service(xds::ads_service_with(
+            snapshots,
+            xds_health,
+            observers.traces,
+            observers.report,
+        ))
+        .add_service(observers.stats.service())
         .add_service(ai.into_server())
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
@@ -346,7 +361,8 @@ pub async fn run_reloading(
     // Tenant private keys are sealed at rest under a key kept next to the CA.
     let sealer = crate::seal::Sealer::load_or_create(&config.pki_dir)
         .map_err(crate::store::StoreError::from)?;
-    let store = Store::open_sealed(&config.store_path, sealer)?;
+    let store = Store::on(crate::store::kv::configured(&config)?).sealed(sealer)?;
+    tracing::info!(store = %store.describe(), "store opened");
     let fleet = Arc::new(Fleet::open(config.clone(), store)?);
 
     // The first snapshot is the stored intent, so Envoy gets the last accepted configuration
@@ -369,6 +385,8 @@ pub async fn run_reloading(
         },
     )?;
     let (ai_health_tx, ai_health_rx) = watch::channel(AiGatewayHealth::default());
+    // Budgets and reported usage: counted by the AI config service, read by the admin API.
+    let ai_accounts = ai_config::AiAccounts::default();
     // MCP tool pins: one writer (the pins task), kept in the store, followed by every AI config
     // stream and by the compile loop (the backends' ToolsPinned condition).
     let (pins_link, pins_task) = {
@@ -396,9 +414,15 @@ pub async fn run_reloading(
         ai: ai_health_rx.clone(),
         snapshots: snapshot_rx.clone(),
         store_path: config.store_path.clone(),
+        ai_usage: Some(ai_accounts.usage.clone()),
     });
-    // The admin API reads the same data-plane health.
+    // The admin API reads the same data-plane health, and the AI accounts and catalogs.
     let admin_health = (health_rx.clone(), ai_health_rx.clone());
+    let admin_ai = crate::admin::api::AiSources {
+        published: published_rx.clone(),
+        pins: pins_link.book.clone(),
+        accounts: ai_accounts.clone(),
+    };
     // What the ADS streams report: the connected Envoys, ACK/NACK counts, update-to-ACK times.
     let data_plane = Arc::new(crate::data_plane::DataPlaneReport::new(metrics.xds.clone()));
     data_plane.published(&snapshot_rx.borrow(), None);
@@ -411,8 +435,15 @@ pub async fn run_reloading(
         }
     };
 
+    // Traces (docs/operations.md, "Traces"): accepted changes go from the agents' streams to the
+    // compile loop, and each published snapshot's compile span to the xDS streams.
+    let pending_changes = Arc::new(crate::sync::traces::PendingChanges::default());
+    let snapshot_traces = Arc::new(xds::trace::SnapshotTraces::default());
+
     // The compile loop: the only writer of snapshot_tx and status_tx.
     let compile_task = {
+        let pending_changes = pending_changes.clone();
+        let snapshot_traces = snapshot_traces.clone();
         let fleet = fleet.clone();
         let metrics = metrics.clone();
         let data_plane = data_plane.clone();
@@ -440,7 +471,9 @@ pub async fn run_reloading(
                         }
                     } => tracing::info!("a disconnected cluster's grace period ended; withdrawing its intent from the data plane"),
                 }
-                // Taken before the view: an Update accepted later is in the next compile.
+                // Taken before the view: every change taken here is in it (an Update accepted
+                // later is in the next compile).
+                let mut compile_span = crate::sync::traces::compile_span(&pending_changes);
                 let accepted = fleet.take_accepted().map(|at| at.into_std());
                 let view = fleet.view();
                 let health = health.borrow_and_update().clone();
@@ -476,11 +509,23 @@ pub async fn run_reloading(
                 memo = returned;
                 metrics.compile.observe(started.elapsed().as_secs_f64());
                 let compiled_ms = started.elapsed().as_millis() as u64;
+                compile_span.set(|| {
+                    vec![fleetgate_observe::trace::Attribute::new(
+                        "fleetgate.clusters_recompiled",
+                        memo.last_built() as i64,
+                    )]
+                });
+                let compiled = compile_span.context();
+                compile_span.end();
                 snapshot_tx.send_if_modified(|cur| {
                     if **cur == snapshot {
                         false
                     } else {
                         let snapshot = Arc::new(snapshot);
+                        // Recorded before the xDS streams can see the snapshot.
+                        if let Some(compiled) = compiled {
+                            snapshot_traces.publish(&snapshot, compiled);
+                        }
                         data_plane.published(&snapshot, accepted);
                         *cur = snapshot;
                         true
@@ -510,15 +555,18 @@ pub async fn run_reloading(
             what: "xDS",
             message: format!("cannot bind {}: {e}", config.xds_listen),
         })?;
-    let xds_task = tokio::spawn(serve_data_plane_with_pins(
+    let xds_task = tokio::spawn(serve_data_plane_with(
         xds_listener,
         snapshot_rx,
         health_tx,
-        published_rx,
-        ai_health_tx,
-        Some(pins_link),
-        data_plane.clone(),
-        envoy_stats.clone(),
+        AiConfigService::new(published_rx, ai_health_tx)
+            .with_pins(pins_link)
+            .with_accounts(ai_accounts.clone()),
+        DataPlaneObservers {
+            traces: snapshot_traces,
+            report: data_plane.clone(),
+            stats: envoy_stats.clone(),
+        },
         stopped(),
     ));
 
@@ -531,11 +579,14 @@ pub async fn run_reloading(
     let incoming = handshake::incoming(agent_listener, tls);
     let reload_task =
         reload.map(|source| tokio::spawn(crate::reload::run(fleet.clone(), source, stopped())));
+    // Ends with the process (the store's watch lives as long as the store).
+    tokio::spawn(crate::replicate::run(fleet.clone()));
     let service = SyncService::new(
         fleet.clone(),
         config.trust_domain.clone(),
         status_rx.clone(),
     )
+    .with_pending_changes(pending_changes)
     .with_apply_histogram(metrics.apply.clone());
     let enroll = EnrollServer::new(
         fleet.clone(),
@@ -572,6 +623,7 @@ pub async fn run_reloading(
                 TokenKey::load_or_create(&config.pki_dir)
                     .map_err(|e| RunError::Identity(e.to_string()))?,
             )
+            .with_ai(admin_ai)
             .with_envoys(data_plane.envoys())
             .with_envoy_stats(envoy_stats.clone());
             Some(tokio::spawn(crate::metrics::serve(

@@ -1,14 +1,15 @@
-//! The hub's durable store: one embedded database file (redb) holding each cluster's accepted
-//! intent and the hostname claims of every tenant.
+//! The hub's durable store: each cluster's accepted intent, the hostname claims of every
+//! tenant, L4 address allocations, identity records, MCP pins and session keys; in one
+//! embedded file (redb, the default) or in etcd, which several hubs share (`store/kv.rs`).
 //!
 //! Where it sits: `admit` -> **store** -> `compile`. On start the hub loads everything from here,
 //! so Envoy gets the last accepted intent of every cluster even before its agent reconnects.
-//! Writes are transactional: a cluster's intent and the hostname claims change together or not at all.
+//! Writes are transactional: a cluster's intent, the hostname claims and the allocations change
+//! together or not at all, and each changed claim only if it still holds what this hub read
+//! ([`Change`]), so two hubs cannot both take one hostname or address.
 
 use std::collections::BTreeMap;
 use std::path::Path;
-
-use redb::{Database, ReadableTable, TableDefinition};
 
 use crate::allocate::{Allocations, Owner, PortKey, ServiceKey};
 use crate::model::{
@@ -112,30 +113,42 @@ impl From<Stored> for ClusterIntent {
     }
 }
 
+/// Copying the whole store into an empty one: backup and restore (`store/backup.rs`).
+pub mod backup;
 /// Used bootstrap tokens and per-cluster certificate epochs (`store/identity.rs`).
 mod identity;
+/// What the store needs of a database, and its two backends (`store/kv.rs`).
+pub mod kv;
 /// MCP tool pins per tenant (`store/mcp_pins.rs`).
 pub mod mcp_pins;
 /// The MCP session secret ring (`store/session_secrets.rs`).
 mod session_secrets;
 pub use session_secrets::SecretStore;
+/// What hubs sharing one store see of each other (`store/shared.rs`).
+pub mod shared;
+/// The suite every backend passes (`store/conformance.rs`).
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 
-/// `<tenant>/<cluster>` -> JSON of `ClusterIntent`.
-const INTENT: TableDefinition<&str, &[u8]> = TableDefinition::new("intent/v1");
-/// hostname pattern -> owning tenant.
-const HOSTNAMES: TableDefinition<&str, &str> = TableDefinition::new("hostnames/v1");
-/// `<tenant>/<cluster>/<namespace>/<Service|Gateway>/<name>/<port>/<TCP|UDP>` -> allocated
-/// `ip:port`.
-const L4_ALLOCATIONS: TableDefinition<&str, &str> = TableDefinition::new("l4-allocations/v1");
+use kv::{Guard, Kv, Txn};
+
+/// `intent/v1/<tenant>/<cluster>` -> JSON of `ClusterIntent`.
+const INTENT: &str = "intent/v1/";
+/// `hostnames/v1/<hostname pattern>` -> owning tenant.
+const HOSTNAMES: &str = "hostnames/v1/";
+/// `l4-allocations/v1/<tenant>/<cluster>/<namespace>/<Service|Gateway>/<name>/<port>/<TCP|UDP>`
+/// -> allocated `ip:port`.
+const L4_ALLOCATIONS: &str = "l4-allocations/v1/";
+/// `l4-addresses/v1/<ip:port>/<TCP|UDP>` -> the `l4-allocations` key holding it: the index that
+/// makes an address unique fleet-wide (two hubs giving one address to two Services conflict
+/// on it).
+const L4_ADDRESSES: &str = "l4-addresses/v1/";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database file could not be opened or created.
-    #[error("cannot open store {path}: {source}; check the path and that no other hub uses it")]
-    Open {
-        path: String,
-        source: redb::DatabaseError,
-    },
+    #[error("cannot open store {path}: {reason}; check the path and that no other hub uses it")]
+    Open { path: String, reason: String },
     /// A read or write failed inside the database.
     #[error("store I/O failed: {0}")]
     Db(String),
@@ -148,14 +161,69 @@ pub enum StoreError {
     /// A private key could not be sealed or opened (`crate::seal`).
     #[error(transparent)]
     Seal(#[from] crate::seal::SealError),
+    /// Another hub sharing the store changed a record this write depends on (a hostname claim
+    /// or an address allocation) since this hub read it; nothing was written.
+    #[error(
+        "another hub changed {what} since this hub read it; nothing was written: read the store again and retry"
+    )]
+    Conflict { what: String },
 }
 
-fn db_err(e: impl std::fmt::Display) -> StoreError {
+pub(crate) fn db_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Db(e.to_string())
 }
 
+/// The rows of a table before and after one change: only rows that differ are written, each
+/// guarded by its value before, so that a hub whose view is stale cannot overwrite another's.
+#[derive(Debug, Clone, Copy)]
+pub struct Change<'a, K, V> {
+    pub before: &'a BTreeMap<K, V>,
+    pub after: &'a BTreeMap<K, V>,
+}
+
+impl<'a, K, V> Change<'a, K, V> {
+    pub fn new(before: &'a BTreeMap<K, V>, after: &'a BTreeMap<K, V>) -> Self {
+        Self { before, after }
+    }
+}
+
+impl<K: Ord, V: PartialEq> Change<'_, K, V> {
+    /// Adds to `txn` a guarded write for every row that differs, keyed by `key` and stored as
+    /// `value`; returns whether anything differs.
+    fn write(
+        &self,
+        txn: &mut Txn,
+        key: impl Fn(&K) -> String,
+        value: impl Fn(&V) -> String,
+    ) -> bool {
+        let mut changed = false;
+        for (k, old) in self.before {
+            if !self.after.contains_key(k) {
+                let key = key(k);
+                txn.guard(Guard::Equals(key.clone(), value(old).into_bytes()));
+                txn.delete(key);
+                changed = true;
+            }
+        }
+        for (k, new) in self.after {
+            let old = self.before.get(k);
+            if old == Some(new) {
+                continue;
+            }
+            let key = key(k);
+            txn.guard(Guard::holds(
+                &key,
+                old.map(|o| value(o).into_bytes()).as_deref(),
+            ));
+            txn.put(key, value(new));
+            changed = true;
+        }
+        changed
+    }
+}
+
 pub struct Store {
-    db: Database,
+    kv: std::sync::Arc<dyn Kv>,
     /// Seals tenant private keys at rest; `None` only in tests of other parts.
     sealer: Option<crate::seal::Sealer>,
 }
@@ -172,191 +240,282 @@ fn key_str(k: &ClusterKey) -> String {
     format!("{}/{}", k.tenant, k.cluster)
 }
 
+fn utf8(key: &str, v: Vec<u8>) -> Result<String, StoreError> {
+    String::from_utf8(v).map_err(|_| StoreError::Db(format!("the value of {key} is not UTF-8")))
+}
+
 impl Store {
+    /// The embedded store: one file (the default).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(db_err)?;
-        }
-        let db = Database::create(path).map_err(|source| StoreError::Open {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let txn = db.begin_write().map_err(db_err)?;
-        txn.open_table(INTENT).map_err(db_err)?;
-        txn.open_table(HOSTNAMES).map_err(db_err)?;
-        txn.open_table(L4_ALLOCATIONS).map_err(db_err)?;
-        txn.commit().map_err(db_err)?;
-        Ok(Self { db, sealer: None })
+        Ok(Self::on(std::sync::Arc::new(kv::RedbKv::open(path)?)))
     }
 
-    /// Opens the store with private keys sealed by `sealer`; keys an older hub stored in plain
-    /// are sealed now.
+    /// A store on `kv`, which other `Store`s (of this hub or of others) may share.
+    pub fn on(kv: std::sync::Arc<dyn Kv>) -> Self {
+        Self { kv, sealer: None }
+    }
+
+    /// Opens the embedded store with private keys sealed by `sealer`.
     pub fn open_sealed(path: &Path, sealer: crate::seal::Sealer) -> Result<Self, StoreError> {
-        let mut store = Self::open(path)?;
-        store.sealer = Some(sealer);
-        if store.seal_plain_keys()? {
+        Self::open(path)?.sealed(sealer)
+    }
+
+    /// Seals private keys with `sealer` from now on; keys an older hub stored in plain are
+    /// sealed now.
+    pub fn sealed(mut self, sealer: crate::seal::Sealer) -> Result<Self, StoreError> {
+        self.sealer = Some(sealer);
+        if self.seal_plain_keys()? {
             // Compaction rewrites the file without the pages that held the keys in plain.
-            store.db.compact().map_err(db_err)?;
+            self.kv.compact()?;
         }
-        Ok(store)
+        Ok(self)
     }
 
-    /// Rewrites every cluster's intent that holds a private key in plain.
+    /// Where the store lives, for messages.
+    pub fn describe(&self) -> String {
+        self.kv.describe()
+    }
+
+    /// Rewrites every cluster's intent that holds a private key in plain (each guarded by what
+    /// was read, so a concurrent write of another hub is never overwritten).
     fn seal_plain_keys(&self) -> Result<bool, StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
-        let migrated;
-        {
-            let mut t = txn.open_table(INTENT).map_err(db_err)?;
-            let mut rewrite = Vec::new();
-            for row in t.iter().map_err(db_err)? {
-                let (k, v) = row.map_err(db_err)?;
-                let key = k.value().to_string();
-                let mut stored: Stored =
-                    serde_json::from_slice(v.value()).map_err(|source| StoreError::Decode {
-                        key: key.clone(),
-                        source,
-                    })?;
-                let Some((tenant, cluster)) = key.split_once('/') else {
-                    continue;
-                };
-                let ck = ClusterKey {
-                    tenant: tenant.into(),
-                    cluster: cluster.into(),
-                };
-                let plain = stored.gateways.iter().any(|g| {
-                    g.listeners.iter().any(|l| {
-                        l.tls.as_ref().is_some_and(|t| {
-                            t.certificates
-                                .iter()
-                                .any(|c| !crate::seal::is_sealed(&c.private_key_pem.0))
-                        })
-                    })
-                }) || crate::seal::has_plain_ai_key(&stored.ai_backends);
-                if plain && let Some(sealer) = &self.sealer {
-                    crate::seal::seal_gateways(sealer, &ck, &mut stored.gateways);
-                    crate::seal::seal_ai_backends(sealer, &ck, &mut stored.ai_backends);
-                    rewrite.push((key, serde_json::to_vec(&stored).map_err(db_err)?));
-                }
-            }
-            migrated = !rewrite.is_empty();
-            for (k, v) in rewrite {
-                tracing::info!(cluster = %k, "sealed private keys stored in plain by an older hub");
-                t.insert(k.as_str(), v.as_slice()).map_err(db_err)?;
-            }
-        }
-        txn.commit().map_err(db_err)?;
-        Ok(migrated)
-    }
-
-    pub fn load(&self) -> Result<Loaded, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let mut out = Loaded::default();
-        for row in txn
-            .open_table(INTENT)
-            .map_err(db_err)?
-            .iter()
-            .map_err(db_err)?
-        {
-            let (k, v) = row.map_err(db_err)?;
-            let key = k.value().to_string();
-            let Some((tenant, cluster)) = key.split_once('/') else {
-                return Err(StoreError::Db(format!("bad key {key:?}")));
-            };
+        let mut txn = Txn::default();
+        for row in self.kv.scan(INTENT)? {
+            let key = row.key[INTENT.len()..].to_string();
             let mut stored: Stored =
-                serde_json::from_slice(v.value()).map_err(|source| StoreError::Decode {
+                serde_json::from_slice(&row.value).map_err(|source| StoreError::Decode {
                     key: key.clone(),
                     source,
                 })?;
+            let Some((tenant, cluster)) = key.split_once('/') else {
+                continue;
+            };
             let ck = ClusterKey {
                 tenant: tenant.into(),
                 cluster: cluster.into(),
             };
-            crate::seal::open_gateways(self.sealer.as_ref(), &ck, &mut stored.gateways)?;
-            crate::seal::open_ai_backends(self.sealer.as_ref(), &ck, &mut stored.ai_backends)?;
-            out.intent.insert(ck, stored.into());
+            let plain = stored.gateways.iter().any(|g| {
+                g.listeners.iter().any(|l| {
+                    l.tls.as_ref().is_some_and(|t| {
+                        t.certificates
+                            .iter()
+                            .any(|c| !crate::seal::is_sealed(&c.private_key_pem.0))
+                    })
+                })
+            }) || crate::seal::has_plain_ai_key(&stored.ai_backends);
+            if plain && let Some(sealer) = &self.sealer {
+                crate::seal::seal_gateways(sealer, &ck, &mut stored.gateways);
+                crate::seal::seal_ai_backends(sealer, &ck, &mut stored.ai_backends);
+                tracing::info!(cluster = %key, "sealed private keys stored in plain by an older hub");
+                txn.guard(Guard::Equals(row.key.clone(), row.value));
+                txn.put(row.key, serde_json::to_vec(&stored).map_err(db_err)?);
+            }
         }
-        for row in txn
-            .open_table(HOSTNAMES)
-            .map_err(db_err)?
-            .iter()
-            .map_err(db_err)?
-        {
-            let (k, v) = row.map_err(db_err)?;
-            out.owners
-                .insert(k.value().to_string(), v.value().to_string());
+        if txn.is_empty() {
+            return Ok(false);
         }
+        if !self.kv.commit(&txn)? {
+            return Err(StoreError::Conflict {
+                what: "a cluster's intent while its private keys were being sealed".into(),
+            });
+        }
+        Ok(true)
+    }
+
+    pub fn load(&self) -> Result<Loaded, StoreError> {
+        let mut out = Loaded::default();
+        for row in self.kv.scan(INTENT)? {
+            let (ck, intent) = self.decode_intent(&row.key[INTENT.len()..], &row.value)?;
+            out.intent.insert(ck, intent);
+        }
+        out.owners = self.load_owners()?;
         Ok(out)
     }
 
-    /// Replaces one cluster's intent (removes it when empty) and the whole hostname claim table,
-    /// in one transaction.
+    /// One stored cluster intent: `key` is `<tenant>/<cluster>`.
+    fn decode_intent(
+        &self,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(ClusterKey, ClusterIntent), StoreError> {
+        let Some((tenant, cluster)) = key.split_once('/') else {
+            return Err(StoreError::Db(format!("bad key {key:?}")));
+        };
+        let mut stored: Stored =
+            serde_json::from_slice(value).map_err(|source| StoreError::Decode {
+                key: key.to_string(),
+                source,
+            })?;
+        let ck = ClusterKey {
+            tenant: tenant.into(),
+            cluster: cluster.into(),
+        };
+        crate::seal::open_gateways(self.sealer.as_ref(), &ck, &mut stored.gateways)?;
+        crate::seal::open_ai_backends(self.sealer.as_ref(), &ck, &mut stored.ai_backends)?;
+        Ok((ck, stored.into()))
+    }
+
+    /// Every hostname claim: pattern -> owning tenant.
+    pub fn load_owners(&self) -> Result<BTreeMap<String, String>, StoreError> {
+        self.kv
+            .scan(HOSTNAMES)?
+            .into_iter()
+            .map(|row| {
+                let host = row.key[HOSTNAMES.len()..].to_string();
+                Ok((host, utf8(&row.key, row.value)?))
+            })
+            .collect()
+    }
+
+    /// Replaces one cluster's intent (removes it when empty) and writes the hostname claims
+    /// that changed, in one transaction. [`StoreError::Conflict`] when another hub changed one
+    /// of those claims first.
     pub fn save(
         &self,
         key: &ClusterKey,
         intent: &ClusterIntent,
-        owners: &BTreeMap<String, String>,
+        owners: Change<'_, String, String>,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
-        write_intent(&txn, key, intent, owners, self.sealer.as_ref())?;
-        txn.commit().map_err(db_err)?;
-        Ok(())
+        let mut txn = Txn::default();
+        self.write_intent(&mut txn, key, intent, owners)?;
+        self.commit(&txn, || "a hostname claim")
     }
 
-    /// Like [`Store::save`], and replaces the whole L4 allocation table, in one transaction: an
-    /// allocation is durable exactly when the intent that needs it is.
+    /// Like [`Store::save`], and writes the L4 allocations that changed, in the same
+    /// transaction: an allocation is durable exactly when the intent that needs it is.
     pub fn save_with_allocations(
         &self,
         key: &ClusterKey,
         intent: &ClusterIntent,
-        owners: &BTreeMap<String, String>,
-        allocations: &Allocations,
+        owners: Change<'_, String, String>,
+        allocations: Change<'_, PortKey, std::net::SocketAddr>,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
-        write_intent(&txn, key, intent, owners, self.sealer.as_ref())?;
-        {
-            let mut t = txn.open_table(L4_ALLOCATIONS).map_err(db_err)?;
-            let wanted: BTreeMap<String, String> = allocations
-                .iter()
-                .map(|(k, a)| (port_key_str(k), a.to_string()))
-                .collect();
-            let old: Vec<String> = t
-                .iter()
-                .map_err(db_err)?
-                .map(|r| r.map(|(k, _)| k.value().to_string()))
-                .collect::<Result<_, _>>()
-                .map_err(db_err)?;
-            for k in old.iter().filter(|k| !wanted.contains_key(*k)) {
-                t.remove(k.as_str()).map_err(db_err)?;
-            }
-            for (k, v) in &wanted {
-                t.insert(k.as_str(), v.as_str()).map_err(db_err)?;
-            }
+        let mut txn = Txn::default();
+        let claims = self.write_intent(&mut txn, key, intent, owners)?;
+        let addresses = write_allocations(&mut txn, allocations);
+        self.commit(&txn, || match (claims, addresses) {
+            (true, true) => "a hostname claim or an L4 address allocation",
+            (false, true) => "an L4 address allocation",
+            _ => "a hostname claim",
+        })
+    }
+
+    /// Writes only the L4 allocations that changed.
+    pub fn save_allocations(
+        &self,
+        allocations: Change<'_, PortKey, std::net::SocketAddr>,
+    ) -> Result<(), StoreError> {
+        let mut txn = Txn::default();
+        write_allocations(&mut txn, allocations);
+        if txn.is_empty() {
+            return Ok(());
         }
-        txn.commit().map_err(db_err)?;
-        Ok(())
+        self.commit(&txn, || "an L4 address allocation")
+    }
+
+    fn commit(&self, txn: &Txn, what: impl FnOnce() -> &'static str) -> Result<(), StoreError> {
+        if self.kv.commit(txn)? {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict {
+                what: what().into(),
+            })
+        }
     }
 
     /// Every stored L4 allocation.
     pub fn load_allocations(&self) -> Result<Allocations, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
         let mut out = Allocations::new();
-        for row in txn
-            .open_table(L4_ALLOCATIONS)
-            .map_err(db_err)?
-            .iter()
-            .map_err(db_err)?
-        {
-            let (k, v) = row.map_err(db_err)?;
-            let key = parse_port_key(k.value())
-                .ok_or_else(|| StoreError::Db(format!("bad allocation key {:?}", k.value())))?;
+        for row in self.kv.scan(L4_ALLOCATIONS)? {
+            let k = &row.key[L4_ALLOCATIONS.len()..];
+            let key = parse_port_key(k)
+                .ok_or_else(|| StoreError::Db(format!("bad allocation key {k:?}")))?;
+            let v = utf8(&row.key, row.value)?;
             let addr = v
-                .value()
                 .parse()
-                .map_err(|_| StoreError::Db(format!("bad allocation {:?}", v.value())))?;
+                .map_err(|_| StoreError::Db(format!("bad allocation {v:?}")))?;
             out.insert(key, addr);
         }
         Ok(out)
     }
+
+    /// Writes the address index of allocations stored by hubs before it existed (at start;
+    /// nothing to do once written).
+    pub fn index_addresses(&self) -> Result<(), StoreError> {
+        let mut txn = Txn::default();
+        let indexed: std::collections::BTreeSet<String> = self
+            .kv
+            .scan(L4_ADDRESSES)?
+            .into_iter()
+            .map(|row| row.key)
+            .collect();
+        for ((addr, protocol), k) in by_address(&self.load_allocations()?) {
+            let key = format!("{L4_ADDRESSES}{addr}/{}", protocol.as_str());
+            if !indexed.contains(&key) {
+                txn.guard(Guard::Absent(key.clone()));
+                txn.put(key, port_key_str(&k));
+            }
+        }
+        if txn.is_empty() {
+            return Ok(());
+        }
+        self.commit(&txn, || "an L4 address allocation")
+    }
+
+    /// Adds the writes of one cluster's intent and its changed claims to `txn`; returns
+    /// whether any claim changed.
+    fn write_intent(
+        &self,
+        txn: &mut Txn,
+        key: &ClusterKey,
+        intent: &ClusterIntent,
+        owners: Change<'_, String, String>,
+    ) -> Result<bool, StoreError> {
+        let k = format!("{INTENT}{}", key_str(key));
+        if intent.is_empty() {
+            txn.delete(k);
+        } else {
+            let mut stored = Stored::from(intent);
+            if let Some(sealer) = &self.sealer {
+                crate::seal::seal_gateways(sealer, key, &mut stored.gateways);
+                crate::seal::seal_ai_backends(sealer, key, &mut stored.ai_backends);
+            }
+            txn.put(k, serde_json::to_vec(&stored).map_err(db_err)?);
+        }
+        // Only the claims that changed are written: with thousands of hostnames, one changed
+        // route changes at most a few.
+        Ok(owners.write(txn, |h| format!("{HOSTNAMES}{h}"), |t| t.clone()))
+    }
+}
+
+/// Adds the writes of the allocations that changed, and of their address index, to `txn`;
+/// returns whether any changed.
+fn write_allocations(
+    txn: &mut Txn,
+    allocations: Change<'_, PortKey, std::net::SocketAddr>,
+) -> bool {
+    let changed = allocations.write(
+        txn,
+        |k| format!("{L4_ALLOCATIONS}{}", port_key_str(k)),
+        |a| a.to_string(),
+    );
+    let (before, after) = (
+        by_address(allocations.before),
+        by_address(allocations.after),
+    );
+    Change::new(&before, &after).write(
+        txn,
+        |(addr, protocol)| format!("{L4_ADDRESSES}{addr}/{}", protocol.as_str()),
+        port_key_str,
+    );
+    changed
+}
+
+/// Allocations keyed by what must be unique: the address and protocol.
+fn by_address(a: &Allocations) -> BTreeMap<(std::net::SocketAddr, L4Protocol), PortKey> {
+    a.iter()
+        .map(|(k, addr)| ((*addr, k.protocol), k.clone()))
+        .collect()
 }
 
 /// Tenant, cluster and namespace names are DNS labels and Service names DNS labels too
@@ -403,46 +562,6 @@ fn parse_port_key(s: &str) -> Option<PortKey> {
             _ => return None,
         },
     })
-}
-
-fn write_intent(
-    txn: &redb::WriteTransaction,
-    key: &ClusterKey,
-    intent: &ClusterIntent,
-    owners: &BTreeMap<String, String>,
-    sealer: Option<&crate::seal::Sealer>,
-) -> Result<(), StoreError> {
-    let mut stored = Stored::from(intent);
-    if let Some(sealer) = sealer {
-        crate::seal::seal_gateways(sealer, key, &mut stored.gateways);
-        crate::seal::seal_ai_backends(sealer, key, &mut stored.ai_backends);
-    }
-    let bytes = serde_json::to_vec(&stored).map_err(db_err)?;
-    {
-        let mut t = txn.open_table(INTENT).map_err(db_err)?;
-        let k = key_str(key);
-        if intent.is_empty() {
-            t.remove(k.as_str()).map_err(db_err)?;
-        } else {
-            t.insert(k.as_str(), bytes.as_slice()).map_err(db_err)?;
-        }
-        // Only the claims that changed are written: with thousands of hostnames, one changed
-        // route changes at most a few.
-        let mut h = txn.open_table(HOSTNAMES).map_err(db_err)?;
-        let old: BTreeMap<String, String> = h
-            .iter()
-            .map_err(db_err)?
-            .map(|r| r.map(|(k, v)| (k.value().to_string(), v.value().to_string())))
-            .collect::<Result<_, _>>()
-            .map_err(db_err)?;
-        for k in old.keys().filter(|k| !owners.contains_key(*k)) {
-            h.remove(k.as_str()).map_err(db_err)?;
-        }
-        for (k, v) in owners.iter().filter(|(k, v)| old.get(*k) != Some(*v)) {
-            h.insert(k.as_str(), v.as_str()).map_err(db_err)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -496,13 +615,22 @@ mod tests {
 
     /// The raw stored JSON of every cluster.
     fn raw_rows(store: &Store) -> Vec<String> {
-        let txn = store.db.begin_read().unwrap();
-        let t = txn.open_table(INTENT).unwrap();
-        t.iter()
+        store
+            .kv
+            .scan(INTENT)
             .unwrap()
-            .map(|r| String::from_utf8(r.unwrap().1.value().to_vec()).unwrap())
+            .into_iter()
+            .map(|r| String::from_utf8(r.value).unwrap())
             .collect()
     }
+
+    const NONE: &BTreeMap<String, String> = &BTreeMap::new();
+    /// No claim changes.
+    const SAME: Change<'static, String, String> = Change {
+        before: NONE,
+        after: NONE,
+    };
+    const NO_ADDRESSES: &Allocations = &Allocations::new();
 
     #[test]
     fn private_keys_are_sealed_at_rest_and_plain_stores_are_migrated() {
@@ -520,7 +648,7 @@ mod tests {
         // A store written before keys were sealed.
         {
             let s = Store::open(&path).unwrap();
-            s.save(&key, &intent, &BTreeMap::new()).unwrap();
+            s.save(&key, &intent, SAME).unwrap();
             assert!(raw_rows(&s)[0].contains("secret-material"));
         }
         let sealer_key = [3u8; 32];
@@ -536,7 +664,7 @@ mod tests {
             );
             assert_eq!(s.load().unwrap().intent[&key], intent);
             // New writes are sealed too.
-            s.save(&key, &intent, &BTreeMap::new()).unwrap();
+            s.save(&key, &intent, SAME).unwrap();
             assert!(!raw_rows(&s)[0].contains("secret-material"));
         }
         // Another key cannot open it, and no key at all is a clear error.
@@ -587,7 +715,7 @@ mod tests {
         // Written in plain by a hub before provider keys were sealed: sealed at open.
         {
             let s = Store::open(&path).unwrap();
-            s.save(&key, &intent, &BTreeMap::new()).unwrap();
+            s.save(&key, &intent, SAME).unwrap();
             assert!(raw_rows(&s)[0].contains("sk-provider-secret-one"));
         }
         let sealer_key = [5u8; 32];
@@ -607,14 +735,9 @@ mod tests {
         let sealed_one = stored.ai_backends[0].target.clone();
         stored.ai_backends[1].target = sealed_one;
         let moved = serde_json::to_vec(&stored).unwrap();
-        {
-            let txn = s.db.begin_write().unwrap();
-            txn.open_table(INTENT)
-                .unwrap()
-                .insert("a/east", moved.as_slice())
-                .unwrap();
-            txn.commit().unwrap();
-        }
+        let mut txn = Txn::default();
+        txn.put("intent/v1/a/east", moved);
+        assert!(s.kv.commit(&txn).unwrap());
         let e = s.load().unwrap_err().to_string();
         assert!(e.contains("cannot be decrypted"), "{e}");
     }
@@ -661,7 +784,7 @@ mod tests {
         }
         Store::open(&path)
             .unwrap()
-            .save(&key, &intent, &BTreeMap::new())
+            .save(&key, &intent, SAME)
             .unwrap();
         let loaded = Store::open(&path).unwrap().load().unwrap();
         assert_eq!(loaded.intent[&key], intent);
@@ -682,14 +805,14 @@ mod tests {
         let owners: BTreeMap<_, _> = [("*.a.example".to_string(), "a".to_string())].into();
         {
             let s = Store::open(&path).unwrap();
-            s.save(&key, &intent, &owners).unwrap();
+            s.save(&key, &intent, Change::new(NONE, &owners)).unwrap();
         }
         let s = Store::open(&path).unwrap();
         let loaded = s.load().unwrap();
         assert_eq!(loaded.intent[&key], intent);
         assert_eq!(loaded.owners, owners);
 
-        s.save(&key, &ClusterIntent::default(), &BTreeMap::new())
+        s.save(&key, &ClusterIntent::default(), Change::new(&owners, NONE))
             .unwrap();
         let loaded = s.load().unwrap();
         assert!(loaded.intent.is_empty());
@@ -723,21 +846,23 @@ mod tests {
             pk("dns", 53, L4Protocol::Udp),
             "127.0.0.1:20001".parse().unwrap(),
         );
+        let empty = ClusterIntent::default();
         {
             let s = Store::open(&path).unwrap();
-            s.save_with_allocations(&ck, &ClusterIntent::default(), &BTreeMap::new(), &allocs)
+            s.save_with_allocations(&ck, &empty, SAME, Change::new(NO_ADDRESSES, &allocs))
                 .unwrap();
         }
         let s = Store::open(&path).unwrap();
         assert_eq!(s.load_allocations().unwrap(), allocs);
+        let before = allocs.clone();
         allocs.remove(&pk("db", 5432, L4Protocol::Tcp));
-        s.save_with_allocations(&ck, &ClusterIntent::default(), &BTreeMap::new(), &allocs)
+        s.save_with_allocations(&ck, &empty, SAME, Change::new(&before, &allocs))
             .unwrap();
         assert_eq!(s.load_allocations().unwrap(), allocs);
         // `save` leaves allocations alone.
-        s.save(&ck, &ClusterIntent::default(), &BTreeMap::new())
-            .unwrap();
+        s.save(&ck, &empty, SAME).unwrap();
         assert_eq!(s.load_allocations().unwrap(), allocs);
+        let before = allocs.clone();
         allocs.insert(
             PortKey {
                 service: ServiceKey {
@@ -749,8 +874,15 @@ mod tests {
             },
             "127.0.0.1:9000".parse().unwrap(),
         );
-        s.save_with_allocations(&ck, &ClusterIntent::default(), &BTreeMap::new(), &allocs)
+        s.save_with_allocations(&ck, &empty, SAME, Change::new(&before, &allocs))
             .unwrap();
+        assert_eq!(s.load_allocations().unwrap(), allocs);
+        // A write from a view of the allocations that is no longer true is refused whole.
+        let stale = s.save_with_allocations(&ck, &empty, SAME, Change::new(&before, &allocs));
+        assert!(
+            matches!(stale, Err(StoreError::Conflict { .. })),
+            "{stale:?}"
+        );
         assert_eq!(s.load_allocations().unwrap(), allocs);
         assert!(parse_port_key("a/b/c/Service/d/80/SCTP").is_none());
         assert!(parse_port_key("a/b/c/Pod/d/80/TCP").is_none());
@@ -776,9 +908,16 @@ mod tests {
             claims(&[("x.example", "a"), ("y.example", "b"), ("z.example", "a")]),
             claims(&[("y.example", "b")]),
         ];
+        let mut before = BTreeMap::new();
         for owners in steps {
-            s.save(&key, &ClusterIntent::default(), &owners).unwrap();
+            s.save(
+                &key,
+                &ClusterIntent::default(),
+                Change::new(&before, &owners),
+            )
+            .unwrap();
             assert_eq!(s.load().unwrap().owners, owners);
+            before = owners;
         }
     }
 }

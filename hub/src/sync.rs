@@ -5,6 +5,7 @@
 //! loop publishes are streamed back to the cluster they belong to.
 
 pub mod handshake;
+pub mod traces;
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -22,6 +23,7 @@ use crate::fleet::{Fleet, UpdateError};
 use crate::identity::PeerIdentity;
 use crate::model::{self, ClusterKey, ObjectStatus};
 use crate::peer::identify;
+use traces::PendingChanges;
 
 /// Statuses of every cluster, as the compile loop publishes them.
 pub type FleetStatus = Arc<BTreeMap<ClusterKey, Arc<Vec<ObjectStatus>>>>;
@@ -30,8 +32,16 @@ pub struct SyncService {
     fleet: Arc<Fleet>,
     trust_domain: String,
     statuses: watch::Receiver<FleetStatus>,
+    observers: Observers,
+}
+
+/// What the streams tell others about each Update.
+#[derive(Clone)]
+struct Observers {
     /// Seconds each Update took to admit and store (`crate::metrics` registers it).
     apply_seconds: Histogram,
+    /// Traced changes handed to the compile loop (`traces`).
+    pending: Arc<PendingChanges>,
 }
 
 impl SyncService {
@@ -44,14 +54,23 @@ impl SyncService {
             fleet,
             trust_domain,
             statuses,
-            // Unregistered unless `with_apply_histogram` hands the registered one.
-            apply_seconds: Histogram::new([1.0]),
+            observers: Observers {
+                // Unregistered unless `with_apply_histogram` hands the registered one.
+                apply_seconds: Histogram::new([1.0]),
+                pending: Arc::default(),
+            },
         }
     }
 
     /// Observes each Update's admission and store time into `h`.
     pub fn with_apply_histogram(mut self, h: Histogram) -> Self {
-        self.apply_seconds = h;
+        self.observers.apply_seconds = h;
+        self
+    }
+
+    /// Hands the spans of accepted changes to the compile loop through `pending`.
+    pub fn with_pending_changes(mut self, pending: Arc<PendingChanges>) -> Self {
+        self.observers.pending = pending;
         self
     }
 
@@ -93,15 +112,9 @@ impl SpokeService for SyncService {
         let (tx, rx) = mpsc::channel::<Result<pb::HubMessage, Status>>(16);
         let fleet = self.fleet.clone();
         let statuses = self.statuses.clone();
-        let apply_seconds = self.apply_seconds.clone();
+        let observers = self.observers.clone();
         tokio::spawn(run_stream(
-            key,
-            peer,
-            fleet,
-            inbound,
-            statuses,
-            tx,
-            apply_seconds,
+            key, peer, fleet, inbound, statuses, tx, observers,
         ));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
@@ -115,8 +128,12 @@ async fn run_stream(
     mut inbound: Streaming<pb::AgentMessage>,
     mut statuses: watch::Receiver<FleetStatus>,
     tx: mpsc::Sender<Result<pb::HubMessage, Status>>,
-    apply_seconds: Histogram,
+    observers: Observers,
 ) {
+    let Observers {
+        apply_seconds,
+        pending,
+    } = observers;
     // Open until this stream ends, wherever it returns: starts the grace period (crate::grace).
     let _link = fleet.link(&key);
     let mut expected_revision = 1u64;
@@ -124,6 +141,8 @@ async fn run_stream(
     // used up and the next Update must carry the full state.
     let mut need_full_state = false;
     let mut last_sent: Option<Arc<Vec<ObjectStatus>>> = None;
+    // The span of the last acknowledged Update, until the next Status carries it to the agent.
+    let mut status_trace = String::new();
     let mut config = fleet.subscribe_config();
     // TLS checked the certificate once, at the handshake: the stream must not outlive it.
     let expiry = tokio::time::sleep(std::time::Duration::from_secs(
@@ -182,12 +201,17 @@ async fn run_stream(
                 } else {
                     let started = std::time::Instant::now();
                     let revision = update.revision;
+                    let mut span = traces::update_span(&key, &update);
+                    let change = span.context();
+                    if let Some(c) = &change {
+                        pending.add(c.clone());
+                    }
                     // Admission and the store write are blocking work (a large Update takes
                     // hundreds of milliseconds): off the async workers, so that one tenant's
                     // flood cannot stall other tenants' streams or the xDS server.
                     let applied = {
-                        let (fleet, key) = (fleet.clone(), key.clone());
-                        tokio::task::spawn_blocking(move || fleet.apply(&key, &update))
+                        let (fleet, key, parent) = (fleet.clone(), key.clone(), change.clone());
+                        tokio::task::spawn_blocking(move || fleet.apply_traced(&key, &update, parent.as_ref()))
                             .await
                             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
                     };
@@ -197,9 +221,14 @@ async fn run_stream(
                         Ok(()) => {
                             expected_revision += 1;
                             need_full_state = false;
-                            pb::hub_message::Kind::Ack(pb::Ack { revision })
+                            status_trace = span.traceparent();
+                            pb::hub_message::Kind::Ack(pb::Ack { revision, traceparent: span.traceparent() })
                         }
                         Err(e) => {
+                            if let Some(c) = &change {
+                                pending.remove(c);
+                            }
+                            span.fail(&e.to_string());
                             tracing::warn!(revision, "update refused: {e}");
                             expected_revision += 1;
                             need_full_state = true;
@@ -225,6 +254,7 @@ async fn run_stream(
             let msg = pb::HubMessage {
                 kind: Some(pb::hub_message::Kind::Status(pb::Status {
                     objects: current.iter().map(to_wire).collect(),
+                    traceparent: std::mem::take(&mut status_trace),
                 })),
             };
             if tx.send(Ok(msg)).await.is_err() {
@@ -245,6 +275,11 @@ fn out_of_order(revision: u64, message: String) -> pb::Nack {
     }
 }
 
+/// How long an agent waits before sending its full state again after its Update lost a race
+/// for a claim to another hub, and after the store failed.
+const STORE_CONFLICT_RETRY_MS: u32 = 50;
+const STORE_FAILURE_RETRY_MS: u32 = 1000;
+
 /// The Nack of an Update `Fleet::apply` refused: the message for people, the reason and (rate
 /// limit) the wait for the agent, so that it never reads the message.
 pub fn refused(revision: u64, e: &UpdateError) -> pb::Nack {
@@ -256,7 +291,13 @@ pub fn refused(revision: u64, e: &UpdateError) -> pb::Nack {
             // As the message says it: whole milliseconds, at least one.
             u32::try_from(retry_after.as_millis().max(1)).unwrap_or(u32::MAX),
         ),
-        UpdateError::Store(_) => (pb::nack::Reason::Store, 0),
+        // Another hub sharing the store took a claim first: the claims are read again, so the
+        // full state sent again at once is judged against them.
+        UpdateError::Store(crate::store::StoreError::Conflict { .. }) => {
+            (pb::nack::Reason::Store, STORE_CONFLICT_RETRY_MS)
+        }
+        // The store failed (etcd unreachable, disk full): tried again a little later.
+        UpdateError::Store(_) => (pb::nack::Reason::Store, STORE_FAILURE_RETRY_MS),
     };
     pb::Nack {
         revision,
@@ -380,7 +421,7 @@ mod tests {
     }
 
     #[test]
-    fn other_nacks_ask_for_no_wait() {
+    fn other_nacks_ask_for_no_wait_but_store_failures_do() {
         let e = UpdateError::TooManyObjects {
             count: 11,
             limit: 10,
@@ -390,6 +431,16 @@ mod tests {
             (n.reason(), n.retry_after_ms),
             (pb::nack::Reason::TooManyObjects, 0)
         );
+        // A store failure is retried by itself; a lost race at once.
+        let conflict = UpdateError::Store(crate::store::StoreError::Conflict {
+            what: "a hostname claim".into(),
+        });
+        assert_eq!(
+            (refused(5, &conflict).reason(), refused(5, &conflict).retry_after_ms),
+            (pb::nack::Reason::Store, STORE_CONFLICT_RETRY_MS)
+        );
+        let failed = UpdateError::Store(crate::store::StoreError::Db("disk full".into()));
+        assert_eq!(refused(6, &failed).retry_after_ms, STORE_FAILURE_RETRY_MS);
         let n = out_of_order(4, "expected revision 2".into());
         assert_eq!(
             (n.reason(), n.retry_after_ms),

@@ -23,6 +23,7 @@ fn config(dir: &std::path::Path, grace: &str) -> fleetgate_hub::config::Config {
 
 fn full_state() -> pb::Update {
     pb::Update {
+        traceparent: String::new(),
         revision: 1,
         full_state: true,
         upserts: vec![

@@ -346,7 +346,7 @@ fn step() -> impl Strategy<Value = Step> {
         ))
             .prop_map(|(c, full_state, upserts, deletes)| Step::Update(
                 c,
-                pb::Update {
+                pb::Update { traceparent: String::new(),
                     revision: 0,
                     full_state,
                     upserts,
@@ -958,6 +958,7 @@ fn the_generated_scenarios_reach_the_data_plane() {
         support::http_route("r1", "gw", host, support::backend("svc", 8080, ip, 8080))
     };
     let update = |objs| pb::Update {
+        traceparent: String::new(),
         revision: 1,
         full_state: true,
         upserts: objs,

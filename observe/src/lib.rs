@@ -9,6 +9,7 @@
 //! Never bind it on a tenant-facing address.
 
 pub mod log;
+pub mod trace;
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -99,7 +99,9 @@ pub enum Source {
     about = "Streams one tenant cluster's Gateway API intent to the fleetgate hub"
 )]
 pub struct Cli {
-    /// Hub Sync endpoint, e.g. https://127.0.0.1:9443
+    /// Hub Sync endpoint, e.g. https://127.0.0.1:9443; several hubs sharing one store
+    /// (replicas on etcd) comma-separated: the agent moves to the next when a stream ends.
+    /// Enrollment and certificate renewal use the first.
     #[arg(long, env = "FLEETGATE_HUB")]
     pub hub: String,
     /// Folder with ca.crt (the hub CA), tls.crt and tls.key (this cluster's client identity,
@@ -219,8 +221,11 @@ pub enum IdentitySource {
 /// The validated configuration [`crate::run`] takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// `https://host:port` of the hub's agent endpoint.
+    /// `https://host:port` of the hub's agent endpoint (the first of `hubs`: enrollment and
+    /// renewal go there).
     pub hub: String,
+    /// Every hub the Sync stream may use, in turn.
+    pub hubs: Vec<String>,
     pub identity: IdentitySource,
     pub hub_server_name: String,
     pub source: Source,
@@ -283,13 +288,19 @@ pub enum ConfigError {
 impl Cli {
     /// Checks the flags and builds the typed [`Config`].
     pub fn validate(self) -> Result<Config, ConfigError> {
-        let rest = self
+        let hubs: Vec<String> = self
             .hub
-            .strip_prefix("https://")
-            .ok_or_else(|| ConfigError::HubNotHttps(self.hub.clone()))?;
-        let authority = rest.trim_end_matches('/');
-        if authority.is_empty() || authority.contains('/') || !authority.contains(':') {
-            return Err(ConfigError::HubNotHttps(self.hub));
+            .split(',')
+            .map(|h| h.trim().to_string())
+            .collect();
+        for hub in &hubs {
+            let rest = hub
+                .strip_prefix("https://")
+                .ok_or_else(|| ConfigError::HubNotHttps(hub.clone()))?;
+            let authority = rest.trim_end_matches('/');
+            if authority.is_empty() || authority.contains('/') || !authority.contains(':') {
+                return Err(ConfigError::HubNotHttps(hub.clone()));
+            }
         }
         if self.hub_server_name.trim().is_empty() {
             return Err(ConfigError::EmptyServerName);
@@ -355,7 +366,8 @@ impl Cli {
             },
         };
         Ok(Config {
-            hub: self.hub,
+            hub: hubs[0].clone(),
+            hubs,
             identity,
             hub_server_name: self.hub_server_name,
             source,
@@ -477,6 +489,16 @@ mod tests {
             EndpointMode::Node
         );
 
+        let several = parse(&[
+            "--hub",
+            "https://h1:9443, https://h2:9443",
+            "--identity-dir",
+            "/id",
+        ])
+        .unwrap();
+        assert_eq!(several.hubs, ["https://h1:9443", "https://h2:9443"]);
+        assert_eq!(several.hub, "https://h1:9443", "enrollment and renewal use the first");
+
         let cases: &[(&[&str], &str)] = &[
             (
                 &["--hub", "http://127.0.0.1:1", "--identity-dir", "/id"],
@@ -485,6 +507,14 @@ mod tests {
             (
                 &["--hub", "https://127.0.0.1", "--identity-dir", "/id"],
                 "https://",
+            ),
+            (
+                &["--hub", "https://h:1,http://h:2", "--identity-dir", "/id"],
+                "\"http://h:2\"",
+            ),
+            (
+                &["--hub", "https://h:1,", "--identity-dir", "/id"],
+                "(got \"\")",
             ),
             (
                 &[

@@ -13,7 +13,11 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    match fleetgate_spoke_agent::run(config).await {
+    // Off unless OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set; flushed before exiting.
+    let traces = fleetgate_observe::trace::init("fleetgate-agent");
+    let ran = fleetgate_spoke_agent::run(config).await;
+    traces.shutdown().await;
+    match ran {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!(

@@ -321,6 +321,7 @@ mod tests {
             object(Kind::HttpRoute, "app"),
         ];
         let status = Status {
+            traceparent: String::new(),
             objects: vec![
                 ObjectStatus {
                     r#ref: intent[0].r#ref.clone(),

@@ -129,7 +129,9 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         }
     };
     // Checked once up front so a bad flag fails at start, not on the first connect.
-    tls_endpoint(&config.hub, &identity, &config.hub_server_name)?;
+    for hub in &config.hubs {
+        tls_endpoint(hub, &identity, &config.hub_server_name)?;
+    }
     let metrics_listener = match config.metrics_listen {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
@@ -139,7 +141,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         None => None,
     };
     info!(
-        hub = %config.hub,
+        hub = %config.hubs.join(","),
         tenant = %identity.spiffe.tenant,
         cluster = %identity.spiffe.cluster,
         "starting fleetgate-agent {AGENT_VERSION}"
@@ -252,8 +254,16 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         syncer = syncer.reconnect_when_renewed(identity_rx.clone());
     }
     // Every connection uses the latest identity (renewal replaces it).
+    // With several hubs (replicas sharing a store), each connection goes to the next one, so an
+    // agent whose hub died is on another at its next attempt.
+    let turn = std::sync::atomic::AtomicUsize::new(0);
     let connect = || {
-        let endpoint = tls_endpoint(&config.hub, &identity_rx.borrow(), &config.hub_server_name);
+        let n = turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let hub = &config.hubs[n % config.hubs.len()];
+        if config.hubs.len() > 1 {
+            info!(hub = %hub, "connecting");
+        }
+        let endpoint = tls_endpoint(hub, &identity_rx.borrow(), &config.hub_server_name);
         async move { endpoint?.connect().await.map_err(SyncError::Connect) }
     };
     tokio::select! {

@@ -119,7 +119,7 @@ pub struct Syncer {
     /// When the watch saw the changes not yet sent (`crate::lag`), and the Updates carrying
     /// earlier ones until the hub Acks them.
     events: EventClock,
-    in_flight: InFlight,
+    lag_in_flight: InFlight,
 }
 
 impl Syncer {
@@ -136,7 +136,7 @@ impl Syncer {
             renewed: None,
             metrics: None,
             events: EventClock::default(),
-            in_flight: InFlight::default(),
+            lag_in_flight: InFlight::default(),
         }
     }
 
@@ -233,17 +233,24 @@ impl Syncer {
         let intent = self.intent.borrow_and_update().clone();
         let mut revision = 1u64;
         // The full state carries whatever was in flight on the last stream, and what is new.
-        let carried = match (self.in_flight.restart(), self.events.take()) {
+        let carried = match (self.lag_in_flight.restart(), self.events.take()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        self.in_flight.sent(revision, carried);
+        self.lag_in_flight.sent(revision, carried);
+        // Spans of the Updates not yet answered (nothing when traces are off).
+        let mut in_flight = traces::InFlight::default();
+        // The trace context of the hub's last Status that carried one.
+        let mut status_trace = String::new();
+        let cluster = self.hello.cluster.clone();
         // Queued before the call so the hub sees them as soon as the stream opens.
         tx.try_send(send(agent_message::Kind::Hello(self.hello.clone())))
             .expect("fresh channel has room");
-        tx.try_send(send(agent_message::Kind::Update(full_update(
-            revision, &intent,
-        ))))
+        tx.try_send(traced(
+            &mut in_flight,
+            &cluster,
+            full_update(revision, &intent),
+        ))
         .expect("fresh channel has room");
         info!(revision, objects = intent.len(), "sent full state");
         // What the hub holds; None after a Nack, when it is unknown until the next full state.
@@ -263,7 +270,7 @@ impl Syncer {
                     match msg.kind {
                         Some(hub_message::Kind::Ack(a)) => {
                             *acked = true;
-                            let lags = self.in_flight.acked(a.revision, std::time::Instant::now());
+                            let lags = self.lag_in_flight.acked(a.revision, std::time::Instant::now());
                             if let Some(m) = &self.metrics {
                                 m.acked();
                                 for lag in lags {
@@ -273,6 +280,7 @@ impl Syncer {
                             if a.revision == revision && retry_at.is_none() {
                                 self.set_state(SyncState::Synced);
                             }
+                            in_flight.answered(a.revision, None);
                             debug!(revision = a.revision, "hub acknowledged");
                         }
                         Some(hub_message::Kind::Nack(n)) => {
@@ -280,6 +288,7 @@ impl Syncer {
                                 m.nacked();
                             }
                             self.set_state(SyncState::Syncing);
+                            in_flight.answered(n.revision, Some(&n.message));
                             error!(revision = n.revision, reason = ?n.reason(), message = %n.message, "hub refused an update; nothing of it was stored");
                             held = None;
                             if let Some(after) = nack_retry_after(&n) {
@@ -290,12 +299,21 @@ impl Syncer {
                                 // Later deltas were built on the refused one: resend everything.
                                 revision += 1;
                                 let intent = self.intent.borrow_and_update().clone();
-                                send_or_closed(&tx, send(agent_message::Kind::Update(full_update(revision, &intent)))).await?;
+                                send_or_closed(&tx, traced(&mut in_flight, &cluster, full_update(revision, &intent))).await?;
                                 held = Some(held_of(&intent));
                             }
                         }
-                        Some(hub_message::Kind::Status(s)) => {
+                        Some(hub_message::Kind::Status(mut s)) => {
                             debug!(objects = s.objects.len(), "hub status");
+                            // Later Statuses keep the last change's trace context, so that the
+                            // status writer sees it even if it skips a Status (`traces`).
+                            if fleetgate_observe::trace::enabled() {
+                                if s.traceparent.is_empty() {
+                                    s.traceparent.clone_from(&status_trace);
+                                } else {
+                                    status_trace.clone_from(&s.traceparent);
+                                }
+                            }
                             self.status.send_replace(Some(s));
                         }
                         None => debug!("empty hub message"),
@@ -313,7 +331,7 @@ impl Syncer {
                     revision += 1;
                     let intent = self.intent.borrow_and_update().clone();
                     debug!(revision, "resending the full state after the hub's rate limit");
-                    send_or_closed(&tx, send(agent_message::Kind::Update(full_update(revision, &intent)))).await?;
+                    send_or_closed(&tx, traced(&mut in_flight, &cluster, full_update(revision, &intent))).await?;
                     held = Some(held_of(&intent));
                 }
                 changed = self.intent.changed(), if retry_at.is_none() => {
@@ -329,15 +347,15 @@ impl Syncer {
                                 self.events.clear();
                                 continue;
                             }
-                            Update { revision: revision + 1, full_state: false, upserts: d.upserts, deletes: d.deletes }
+                            Update { revision: revision + 1, full_state: false, upserts: d.upserts, deletes: d.deletes, traceparent: String::new() }
                         }
                         None => full_update(revision + 1, &intent),
                     };
                     revision += 1;
-                    self.in_flight.sent(revision, self.events.take());
+                    self.lag_in_flight.sent(revision, self.events.take());
                     self.set_state(SyncState::Syncing);
                     debug!(revision, full = update.full_state, upserts = update.upserts.len(), deletes = update.deletes.len(), "sending update");
-                    send_or_closed(&tx, send(agent_message::Kind::Update(update))).await?;
+                    send_or_closed(&tx, traced(&mut in_flight, &cluster, update)).await?;
                     held = Some(held_of(&intent));
                 }
             }
@@ -397,12 +415,21 @@ pub fn retry_after(message: &str) -> Option<Duration> {
     Some(Duration::from_millis(ms.max(1)).min(MAX_RETRY_AFTER))
 }
 
+/// The message carrying `update`, its span started (`traces`).
+fn traced(in_flight: &mut traces::InFlight, cluster: &str, mut update: Update) -> AgentMessage {
+    in_flight.sending(cluster, &mut update);
+    AgentMessage {
+        kind: Some(agent_message::Kind::Update(update)),
+    }
+}
+
 fn full_update(revision: u64, intent: &[Object]) -> Update {
     Update {
         revision,
         full_state: true,
         upserts: intent.to_vec(),
         deletes: Vec::new(),
+        traceparent: String::new(),
     }
 }
 
@@ -412,3 +439,4 @@ async fn send_or_closed(tx: &mpsc::Sender<AgentMessage>, m: AgentMessage) -> Res
 
 #[cfg(test)]
 mod tests;
+mod traces;

@@ -16,7 +16,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
-use super::openai::{Endpoint, empty_usage};
+use super::openai::{Endpoint, empty_usage, error_usage, upstream_status_usage};
 use crate::config::{AiBackend, Policies};
 use crate::errors::{
     ApiError, json_response, normalise_upstream_error, read_error_body, upstream_error_response,
@@ -142,7 +142,7 @@ pub async fn handle(
     {
         Ok(r) => r,
         Err(e) => {
-            ctx.record(model, None, empty_usage(e.status, stream));
+            ctx.record(model, None, error_usage(&e, stream));
             return client_error(flow, e);
         }
     };
@@ -150,7 +150,7 @@ pub async fn handle(
     let status = up_parts.status;
     if !status.is_success() {
         let raw = read_error_body(up_body, 64 * 1024).await;
-        ctx.record(model, None, empty_usage(status, stream));
+        ctx.record(model, None, upstream_status_usage(status, stream));
         tracing::info!(tenant = %ctx.route.tenant, route = %ctx.route.name, status = status.as_u16(), "upstream error passed on");
         let parsed: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
         let body = match flow {
@@ -262,6 +262,8 @@ pub async fn handle(
             streamed: false,
             status: status.as_u16(),
             time_to_first_token: None,
+            duration: None,
+            error: None,
         },
         _ => empty_usage(status, false),
     };
@@ -297,6 +299,8 @@ impl CountMessages {
                     streamed: true,
                     status: r.status,
                     time_to_first_token: self.first_token,
+                    duration: Some(r.started.elapsed()),
+                    error: None,
                 },
             );
         }

@@ -9,7 +9,7 @@ use hyper::header;
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use serde_json::{Map, Value};
 
-use super::openai::empty_usage;
+use super::openai::upstream_status_usage;
 use crate::config::{AiBackend, Policies};
 use crate::errors::{
     ApiError, json_response, normalise_upstream_error, read_error_body, upstream_error_response,
@@ -92,7 +92,7 @@ pub async fn handle(
     let status = up_parts.status;
     if !status.is_success() {
         let raw = read_error_body(up_body, 64 * 1024).await;
-        ctx.record(Some(model), None, empty_usage(status, stream));
+        ctx.record(Some(model), None, upstream_status_usage(status, stream));
         let parsed: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
         let body = if parsed["error"]["status"].is_string() {
             tr::error_to_openai(&parsed)
@@ -152,6 +152,8 @@ pub async fn handle(
         streamed: false,
         status: status.as_u16(),
         time_to_first_token: None,
+        duration: None,
+        error: None,
     };
     ctx.record(
         Some(model),

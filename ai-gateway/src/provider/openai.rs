@@ -199,7 +199,7 @@ pub async fn handle(
         ctx.record(
             rewritten.model.clone(),
             None,
-            empty_usage(status, rewritten.stream),
+            upstream_status_usage(status, rewritten.stream),
         );
         return upstream_error_response(status, &body, &up_parts.headers);
     }
@@ -244,6 +244,8 @@ pub async fn handle(
             streamed: false,
             status: status.as_u16(),
             time_to_first_token: None,
+            duration: None,
+            error: None,
         },
         None => empty_usage(status, false),
     };
@@ -262,12 +264,36 @@ pub(crate) fn empty_usage(status: StatusCode, streamed: bool) -> Usage {
         streamed,
         status: status.as_u16(),
         time_to_first_token: None,
+        duration: None,
+        error: None,
+    }
+}
+
+/// The usage of a response whose upstream answered an error status (passed on to the client).
+pub(crate) fn upstream_status_usage(status: StatusCode, streamed: bool) -> Usage {
+    Usage {
+        error: Some(usage::UPSTREAM_STATUS),
+        ..empty_usage(status, streamed)
+    }
+}
+
+/// The usage of an error of the gateway's own (`err.code` says which).
+pub(crate) fn error_usage(err: &ApiError, streamed: bool) -> Usage {
+    Usage {
+        error: Some(err.code),
+        ..empty_usage(err.status, streamed)
     }
 }
 
 impl RequestCtx {
     /// Records usage under the model the upstream named, else the one asked for.
-    pub(crate) fn record(&self, requested: Option<String>, served: Option<String>, usage: Usage) {
+    pub(crate) fn record(
+        &self,
+        requested: Option<String>,
+        served: Option<String>,
+        mut usage: Usage,
+    ) {
+        usage.duration = Some(self.started.elapsed());
         let key = UsageKey {
             tenant: self.route.tenant.to_string(),
             route: self.route.name.to_string(),
@@ -285,12 +311,13 @@ impl RequestCtx {
             route: self.route.name.to_string(),
             requested_model,
             status: status.as_u16(),
+            started: self.started,
         }
     }
 
     /// Answers an error of the gateway's own and counts it.
     pub(crate) fn answer_error(&self, err: ApiError, model: Option<String>) -> Response<Body> {
-        self.record(model, None, empty_usage(err.status, false));
+        self.record(model, None, error_usage(&err, false));
         err.into_response()
     }
 }

@@ -320,6 +320,10 @@ pub struct HubSource {
     pub max_backoff: Duration,
     /// MCP tool pins: reports go to the hub, the hub's pins come back here.
     pub pins: std::sync::Arc<crate::mcp::pins::PinBoard>,
+    /// LLM usage counted here, reported to the hub ([`super::usage_report`]); `None`: none.
+    pub usage: Option<std::sync::Arc<crate::metrics::usage::AiMetrics>>,
+    /// This process's usage counts' id ([`super::usage_report::boot_id`]).
+    pub boot_id: String,
 }
 
 /// A gateway id: what the hub shows as the replica that serves (or refused) a tenant.
@@ -378,12 +382,20 @@ impl HubSource {
             gateway_id: gateway_id.to_string(),
             max_backoff,
             pins: Default::default(),
+            usage: None,
+            boot_id: super::usage_report::boot_id(),
         })
     }
 
     /// The source sharing `pins` with the MCP handler (`Settings::mcp_pins`).
     pub fn with_pins(mut self, pins: std::sync::Arc<crate::mcp::pins::PinBoard>) -> Self {
         self.pins = pins;
+        self
+    }
+
+    /// The source reporting the LLM usage `metrics` counts to the hub (`Settings::metrics`).
+    pub fn with_usage(mut self, metrics: std::sync::Arc<crate::metrics::usage::AiMetrics>) -> Self {
+        self.usage = Some(metrics);
         self
     }
 
@@ -421,9 +433,27 @@ impl HubSource {
             .into_inner();
         // MCP tool pins: what was reported on an earlier stream is sent again.
         self.pins.reconnected();
+        // Usage: the first tick is at once (a new stream gets the counts again).
+        let mut usage_tick = tokio::time::interval(super::usage_report::REPORT_EVERY);
+        usage_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut usage_sent: Option<pb::UsageReport> = None;
         loop {
             let msg = tokio::select! {
                 msg = inbound.next() => msg,
+                _ = usage_tick.tick(), if self.usage.is_some() => {
+                    let report = self
+                        .usage
+                        .as_deref()
+                        .and_then(|m| super::usage_report::report(&self.boot_id, m));
+                    if let Some(report) = report.filter(|r| usage_sent.as_ref() != Some(r)) {
+                        usage_sent = Some(report.clone());
+                        let m = pb::GatewayMessage {
+                            kind: Some(pb::gateway_message::Kind::Usage(report)),
+                        };
+                        tx.send(m).await.map_err(|e| err(&e))?;
+                    }
+                    continue;
+                }
                 () = self.pins.queued() => {
                     for m in super::mcp_pins::seen_messages(self.pins.drain()) {
                         tx.send(m).await.map_err(|e| err(&e))?;

@@ -8,10 +8,12 @@
 //!   configuration. Replacing the file by rename is still the safe way to change it.
 //! - [`ChannelSource`]: whole configurations sent over a channel (tests, embedding).
 //! - [`grpc::HubSource`]: the hub's per-tenant, acknowledged stream (see
-//!   `proto/fleetgate/aigateway/v1/aigateway.proto`).
+//!   `proto/fleetgate/aigateway/v1/aigateway.proto`), which also carries this replica's MCP tool
+//!   reports ([`mcp_pins`]) and LLM usage ([`usage_report`]) to the hub.
 
 pub mod grpc;
 pub mod mcp_pins;
+pub mod usage_report;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

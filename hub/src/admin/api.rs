@@ -13,6 +13,7 @@
 //! | `GET /api/v1/tenants` | viewer | [`views::TenantRow`]s |
 //! | `GET /api/v1/clusters` | viewer | [`views::ClusterRow`]s |
 //! | `GET /api/v1/tenants/<tenant>/objects[?q=]` | viewer | [`views::ObjectRow`]s |
+//! | `GET /api/v1/tenants/<tenant>/ai-usage` | viewer | [`ai_usage::AiUsageView`]: tokens, requests, budgets left, MCP/A2A catalogs |
 //! | `GET /api/v1/allocations` | viewer | [`views::AllocationRow`]s |
 //! | `GET /api/v1/data-plane` | viewer | [`views::DataPlane`]: connected Envoys, AI gateways, standing Envoy NACKs |
 //! | `GET /api/v1/traffic` | viewer | tenant -> [`crate::envoy_stats::TenantRate`] from Envoy's stats sink |
@@ -29,6 +30,7 @@ use ring::hmac;
 use serde::Serialize;
 use tokio::sync::watch;
 
+use super::ai_usage::{self, AiUsageView};
 use super::operator_token::{self, Operator, Role};
 use super::views::{self, FleetState};
 use crate::ai_config::AiGatewayHealth;
@@ -53,6 +55,21 @@ pub struct AdminApi {
     envoy_stats: Option<Arc<crate::envoy_stats::EnvoyStats>>,
     operator_key: hmac::Key,
     token_key: TokenKey,
+    /// OIDC logins already completed (a replayed callback is refused).
+    oidc_completed: super::oidc::Completed,
+    /// What the AI part of a tenant's page reads; `None`: the hub shows no AI usage.
+    ai_sources: Option<AiSources>,
+}
+
+/// Where a tenant's AI usage, budgets and catalogs are read from.
+#[derive(Clone)]
+pub struct AiSources {
+    /// The AI configuration published to the gateways (budgets, MCP and A2A routes).
+    pub published: watch::Receiver<Arc<crate::ai_config::Published>>,
+    /// MCP tool pins.
+    pub pins: watch::Receiver<Arc<crate::ai_config::pins::PinBook>>,
+    /// Budget counts and reported usage.
+    pub accounts: crate::ai_config::AiAccounts,
 }
 
 type Answer = Response<Full<Bytes>>;
@@ -117,6 +134,8 @@ impl AdminApi {
             envoy_stats: None,
             operator_key: operator_token::operator_key(&token_key),
             token_key,
+            oidc_completed: Default::default(),
+            ai_sources: None,
         }
     }
 
@@ -145,6 +164,37 @@ impl AdminApi {
         self.envoys.clone()
     }
 
+    /// The API showing tenants' AI usage from `sources`.
+    pub fn with_ai(mut self, sources: AiSources) -> Self {
+        self.ai_sources = Some(sources);
+        self
+    }
+
+    /// `tenant`'s AI usage, budgets left and catalogs (`None`: no such tenant at this hub);
+    /// empty when the hub runs without AI sources.
+    pub fn ai_usage(&self, tenant: &str) -> Option<AiUsageView> {
+        self.fleet.config().tenants.get(tenant)?;
+        let Some(src) = &self.ai_sources else {
+            return Some(AiUsageView::default());
+        };
+        let published = src.published.borrow().clone();
+        let pins = src.pins.borrow().clone();
+        let usage = src.accounts.usage.lock().unwrap_or_else(|p| p.into_inner());
+        let ledger = src
+            .accounts
+            .ledger
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        Some(ai_usage::view(
+            tenant,
+            published.tenants.get(tenant).map(|t| &t.content),
+            &usage,
+            &ledger,
+            &pins,
+            unix_now() as u64,
+        ))
+    }
+
     /// The fleet the API reads and acts on.
     pub fn fleet(&self) -> &Arc<Fleet> {
         &self.fleet
@@ -158,6 +208,11 @@ impl AdminApi {
     /// The key sessions and CSRF tokens of the dashboard are derived from.
     pub fn operator_key(&self) -> &hmac::Key {
         &self.operator_key
+    }
+
+    /// OIDC logins already completed.
+    pub fn oidc_completed(&self) -> &super::oidc::Completed {
+        &self.oidc_completed
     }
 
     /// The hub's state as this request sees it.
@@ -252,6 +307,15 @@ impl AdminApi {
                     ),
                 }
             }
+            (true, ["tenants", tenant, "ai-usage"]) => match self.ai_usage(tenant) {
+                Some(view) => json(StatusCode::OK, &view),
+                None => error(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "no tenant {tenant:?} at this hub: `fleetgate-hub admin tenants` lists them"
+                    ),
+                ),
+            },
             (false, ["clusters", tenant, cluster, action])
                 if method == Method::POST && ["disable", "enable", "revoke"].contains(action) =>
             {
@@ -271,7 +335,7 @@ impl AdminApi {
                 }
             }
             (_, ["whoami" | "tenants" | "clusters" | "allocations" | "data-plane" | "traffic"])
-            | (_, ["tenants", _, "objects"]) => error(
+            | (_, ["tenants", _, "objects" | "ai-usage"]) => error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 format!("{path} is read with GET"),
             ),
@@ -282,7 +346,7 @@ impl AdminApi {
             _ => error(
                 StatusCode::NOT_FOUND,
                 format!(
-                    "{path}: unknown route; the admin API serves whoami, tenants, clusters, tenants/<tenant>/objects, allocations, data-plane, traffic, clusters/<tenant>/<cluster>/{{disable,enable,revoke}} and tokens under /api/v1/"
+                    "{path}: unknown route; the admin API serves whoami, tenants, clusters, tenants/<tenant>/objects, tenants/<tenant>/ai-usage, allocations, data-plane, traffic, clusters/<tenant>/<cluster>/{{disable,enable,revoke}} and tokens under /api/v1/"
                 ),
             ),
         }

@@ -4,10 +4,13 @@
 //!
 //! - Login: an operator pastes an operator token ([`super::operator_token`]); the hub checks it
 //!   and keeps it in an `HttpOnly`, `SameSite=Strict` cookie scoped to `/ui`, for as long as
-//!   the token lives. The role is the token's: viewers read, admins also act.
+//!   the token lives. The role is the token's: viewers read, admins also act. With `adminOidc`
+//!   the page also offers "Sign in with <provider>" ([`super::oidc`]), which ends with an
+//!   operator token minted for the mapped role in the same cookie.
 //! - Pages: the overview (tenants, clusters, allocations; admins get disable/enable/revoke
 //!   buttons, each asking for confirmation, and a bootstrap-token form), and one page per
-//!   tenant (its objects with the problems its tenant reads, searchable, 50 per page).
+//!   tenant (its objects with the problems its tenant reads, searchable, 50 per page; its AI
+//!   usage, budgets left and MCP/A2A catalogs, [`ai`]).
 //! - Live: every page holds `GET /ui/events` open; the hub sends an event whenever statuses,
 //!   accepted intent or connections change, and the page re-fetches its live part.
 //! - Forms (every POST but the login) carry a CSRF token derived from the session (HMAC under
@@ -16,6 +19,7 @@
 //!
 //! [`html`] renders (pure, escaping every tenant string); this module routes and checks.
 
+pub mod ai;
 pub mod html;
 
 use std::convert::Infallible;
@@ -86,15 +90,7 @@ pub fn csrf(key: &hmac::Key, session: &str) -> String {
 }
 
 fn session_cookie(req: &Request<Incoming>) -> Option<String> {
-    req.headers()
-        .get_all("cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|kv| {
-            let (k, v) = kv.trim().split_once('=')?;
-            (k == COOKIE).then(|| v.to_string())
-        })
+    named_cookie(req, COOKIE)
 }
 
 /// Whether a POST comes from this port's own pages (no `Origin` at all: not a browser's
@@ -134,6 +130,8 @@ pub async fn handle(api: &AdminApi, req: Request<Incoming>) -> Response<Body> {
             return respond(StatusCode::OK, "text/javascript", SSE);
         }
         (&Method::POST, "/ui/login") => return login(api, req).await,
+        (&Method::GET, "/ui/oidc/login") => return oidc_begin(api).await,
+        (&Method::GET, "/ui/oidc/callback") => return oidc_callback(api, &req, &query).await,
         _ => {}
     }
     let session = session_cookie(&req);
@@ -146,7 +144,10 @@ pub async fn handle(api: &AdminApi, req: Request<Incoming>) -> Response<Body> {
                 _ => None,
             };
             return match (&method, path.as_str()) {
-                (&Method::GET, "/ui/") => html(StatusCode::OK, html::login(why.as_deref())),
+                (&Method::GET, "/ui/") => html(
+                    StatusCode::OK,
+                    html::login(why.as_deref(), oidc_name(api).as_deref()),
+                ),
                 (&Method::GET, p) if !p.starts_with("/ui/fragments") && p != "/ui/events" => {
                     redirect("/ui/", None)
                 }
@@ -211,6 +212,16 @@ pub async fn handle(api: &AdminApi, req: Request<Incoming>) -> Response<Body> {
             let tenant = super::api::percent_decode(tenant);
             html(StatusCode::OK, html::traffic(api.traffic().get(&tenant)))
         }
+        ["fragments", "tenants", tenant, "ai"] => {
+            let tenant = super::api::percent_decode(tenant);
+            match api.ai_usage(&tenant) {
+                Some(view) => html(StatusCode::OK, ai::live(&view)),
+                None => html(
+                    StatusCode::NOT_FOUND,
+                    html::refusal(&format!("no tenant {tenant:?} at this hub")),
+                ),
+            }
+        }
         ["tenants", tenant] | ["fragments", "tenants", tenant] => {
             let tenant = super::api::percent_decode(tenant);
             let state = api.state();
@@ -234,6 +245,10 @@ pub async fn handle(api: &AdminApi, req: Request<Incoming>) -> Response<Body> {
                     .filter(|(_, owner)| **owner == tenant)
                     .map(|(host, _)| host.clone())
                     .collect();
+                let ai = api
+                    .ai_usage(&tenant)
+                    .map(|v| ai::section(&tenant, &ai::live(&v)))
+                    .unwrap_or_default();
                 html(
                     StatusCode::OK,
                     html::tenant_page(
@@ -244,6 +259,7 @@ pub async fn handle(api: &AdminApi, req: Request<Incoming>) -> Response<Body> {
                         &q,
                         &html::traffic(api.traffic().get(&tenant)),
                         &live,
+                        &ai,
                     ),
                 )
             }
@@ -276,7 +292,10 @@ async fn login(api: &AdminApi, req: Request<Incoming>) -> Response<Body> {
     if !same_origin(&req) {
         return html(
             StatusCode::FORBIDDEN,
-            html::login(Some("this form was sent from another site")),
+            html::login(
+                Some("this form was sent from another site"),
+                oidc_name(api).as_deref(),
+            ),
         );
     }
     let token = form(req)
@@ -295,8 +314,143 @@ async fn login(api: &AdminApi, req: Request<Incoming>) -> Response<Body> {
                 )),
             )
         }
-        Err(r) => html(StatusCode::UNAUTHORIZED, html::login(Some(&r.1))),
+        Err(r) => html(
+            StatusCode::UNAUTHORIZED,
+            html::login(Some(&r.1), oidc_name(api).as_deref()),
+        ),
     }
+}
+
+/// What the login page's OIDC button names, when `adminOidc` is configured.
+fn oidc_name(api: &AdminApi) -> Option<String> {
+    api.fleet()
+        .config()
+        .admin_oidc
+        .as_ref()
+        .map(|o| o.display_name.clone())
+}
+
+fn named_cookie(req: &Request<Incoming>, name: &str) -> Option<String> {
+    req.headers()
+        .get_all("cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| {
+            let (k, v) = kv.trim().split_once('=')?;
+            (k == name).then(|| v.to_string())
+        })
+}
+
+/// The pending-login cookie, set (`Some`) or cleared.
+fn pending_cookie(value: Option<&str>) -> String {
+    let name = super::oidc::flow::COOKIE;
+    match value {
+        Some(v) => format!(
+            "{name}={v}; Path=/ui/oidc; HttpOnly; SameSite=Lax; Max-Age={}",
+            super::oidc::flow::PENDING_TTL
+        ),
+        None => format!("{name}=; Path=/ui/oidc; HttpOnly; SameSite=Lax; Max-Age=0"),
+    }
+}
+
+/// `GET /ui/oidc/login`: to the provider, with a fresh pending login.
+async fn oidc_begin(api: &AdminApi) -> Response<Body> {
+    let config = api.fleet().config();
+    let Some(oidc) = config.admin_oidc.as_ref() else {
+        return html(
+            StatusCode::NOT_FOUND,
+            html::login(
+                Some("OIDC login is not configured at this hub (adminOidc)"),
+                None,
+            ),
+        );
+    };
+    match super::oidc::begin(oidc, api.operator_key(), unix_now() as u64).await {
+        Ok((url, cookie)) => {
+            let mut r = respond(StatusCode::SEE_OTHER, "text/plain", "");
+            match url.parse() {
+                Ok(v) => {
+                    r.headers_mut().insert("location", v);
+                }
+                Err(_) => {
+                    return html(
+                        StatusCode::BAD_GATEWAY,
+                        html::login(
+                            Some("the OIDC provider's authorization_endpoint is not a usable URL"),
+                            Some(&oidc.display_name),
+                        ),
+                    );
+                }
+            }
+            if let Ok(v) = pending_cookie(Some(&cookie)).parse() {
+                r.headers_mut().append("set-cookie", v);
+            }
+            r
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "dashboard OIDC login cannot start");
+            html(
+                StatusCode::SERVICE_UNAVAILABLE,
+                html::login(Some(&e.to_string()), Some(&oidc.display_name)),
+            )
+        }
+    }
+}
+
+/// `GET /ui/oidc/callback`: the provider sends the browser back; on success the session
+/// cookie is set exactly as a token login sets it.
+async fn oidc_callback(api: &AdminApi, req: &Request<Incoming>, query: &str) -> Response<Body> {
+    let config = api.fleet().config();
+    let Some(oidc) = config.admin_oidc.as_ref() else {
+        return html(
+            StatusCode::NOT_FOUND,
+            html::login(
+                Some("OIDC login is not configured at this hub (adminOidc)"),
+                None,
+            ),
+        );
+    };
+    let pending = named_cookie(req, super::oidc::flow::COOKIE).filter(|v| !v.is_empty());
+    let now = unix_now() as u64;
+    let result = super::oidc::finish(
+        oidc,
+        api.operator_key(),
+        api.oidc_completed(),
+        pending.as_deref(),
+        |name| query_value(query, name),
+        now,
+    )
+    .await;
+    let mut r = match result {
+        Ok((token, op)) => {
+            let mut r = html(StatusCode::OK, html::signed_in(&op));
+            let max_age = op.expires.saturating_sub(now);
+            if let Ok(v) =
+                format!("{COOKIE}={token}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={max_age}")
+                    .parse()
+            {
+                r.headers_mut().append("set-cookie", v);
+            }
+            r
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "dashboard OIDC login refused");
+            let status = if e.forbidden() {
+                StatusCode::FORBIDDEN
+            } else {
+                StatusCode::UNAUTHORIZED
+            };
+            html(
+                status,
+                html::login(Some(&e.to_string()), Some(&oidc.display_name)),
+            )
+        }
+    };
+    if let Ok(v) = pending_cookie(None).parse() {
+        r.headers_mut().append("set-cookie", v);
+    }
+    r
 }
 
 fn post(api: &AdminApi, operator: &Operator, csrf: &str, path: &str, form: &str) -> Response<Body> {

@@ -15,6 +15,8 @@
 //! - [`pins`]: MCP tool pins (the "rug pull"): gateways report tool definitions, the pins task
 //!   (their one writer) keeps them in the store and sends them to every replica; the compile
 //!   loop puts `ToolsPinned` on the AgentgatewayBackends ([`pins::apply_pins`]);
+//! - [`usage`] (pure): the LLM usage gateways report on their streams, summed over replicas,
+//!   for the dashboard;
 //! - [`server`]: the publisher task (the one writer of the versions) and the gRPC service.
 //!
 //! Every replica gets the same versions and content. Provider keys travel only on this stream
@@ -28,8 +30,9 @@ pub mod pins;
 pub mod server;
 pub mod session;
 pub mod status;
+pub mod usage;
 pub mod version;
 
-pub use server::{AiConfigService, SessionKeys, start_publisher};
+pub use server::{AiAccounts, AiConfigService, SessionKeys, start_publisher};
 pub use status::{AiGatewayHealth, GatewayView, Refusal, apply_refusals};
 pub use version::Published;

@@ -6,7 +6,8 @@
 //! - [`AiConfigService`]: one task per gateway stream: Hello first, then a [`Session`] turns
 //!   each published change into an Update and each Ack into the gateway's [`GatewayView`],
 //!   recorded in the shared `watch::Sender<AiGatewayHealth>` under the stream's number and
-//!   removed when the stream ends; `Spend` answers from the one [`Ledger`] of budgets.
+//!   removed when the stream ends; `Spend` answers from the one [`Ledger`] of budgets; usage
+//!   reports go to the one [`UsageBook`]. Both are [`AiAccounts`], which the admin API reads.
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -26,6 +27,7 @@ use super::budget::{self, Ledger};
 use super::pins::{PinBook, PinsLink};
 use super::session::Session;
 use super::status::{AiGatewayHealth, GatewayView};
+use super::usage::UsageBook;
 use super::version::{Published, Versioner, wall_clock_micros};
 use crate::compile::Snapshot;
 use crate::session_secret::{Rotation, SecretRing, SessionSecret};
@@ -137,6 +139,16 @@ pub fn start_publisher(
     Ok((rx, task))
 }
 
+/// What the hub counts for the AI gateways: budgets (`Spend`) and reported usage; shared by
+/// the service (the writer) and the admin API (a reader).
+#[derive(Clone, Default)]
+pub struct AiAccounts {
+    /// Every budget's counts: one ledger for all gateways' `Spend` calls.
+    pub ledger: Arc<Mutex<Ledger>>,
+    /// Every tenant's LLM usage as the replicas report it.
+    pub usage: Arc<Mutex<UsageBook>>,
+}
+
 /// The service; cheap to clone into the server.
 #[derive(Clone)]
 pub struct AiConfigService {
@@ -145,6 +157,8 @@ pub struct AiConfigService {
     streams: Arc<AtomicU64>,
     /// Every budget's counts: one ledger for all gateways' `Spend` calls.
     ledger: Arc<Mutex<Ledger>>,
+    /// Usage reports, summed.
+    usage: Arc<Mutex<UsageBook>>,
     /// MCP tool pins: where gateways' reports go, and the pins every stream sends.
     pins: Option<PinsLink>,
 }
@@ -168,8 +182,16 @@ impl AiConfigService {
             health: Arc::new(health),
             streams: Arc::new(AtomicU64::new(0)),
             ledger: Arc::new(Mutex::new(Ledger::default())),
+            usage: Arc::default(),
             pins: None,
         }
+    }
+
+    /// The service counting into `accounts` (which the admin API reads).
+    pub fn with_accounts(mut self, accounts: AiAccounts) -> Self {
+        self.ledger = accounts.ledger;
+        self.usage = accounts.usage;
+        self
     }
 
     /// The service with MCP tool pins ([`super::pins::start_pins`]).
@@ -218,15 +240,7 @@ impl AiGatewayConfig for AiConfigService {
         }
         let id = self.streams.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(4);
-        tokio::spawn(run_stream(
-            id,
-            hello,
-            inbound,
-            tx,
-            self.published.clone(),
-            self.health.clone(),
-            self.pins.clone(),
-        ));
+        tokio::spawn(run_stream(id, hello, inbound, tx, self.clone()));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
@@ -301,16 +315,21 @@ fn update(u: pb::Update) -> Result<pb::HubMessage, Status> {
     })
 }
 
-/// One gateway's stream, until it or the hub goes away.
+/// One gateway's stream, until it or the hub goes away; `service` is what the streams share.
 async fn run_stream(
     id: u64,
     hello: pb::Hello,
     mut inbound: Streaming<pb::GatewayMessage>,
     tx: mpsc::Sender<Result<pb::HubMessage, Status>>,
-    mut published: watch::Receiver<Arc<Published>>,
-    health: Arc<watch::Sender<AiGatewayHealth>>,
-    mut pins: Option<PinsLink>,
+    service: AiConfigService,
 ) {
+    let AiConfigService {
+        mut published,
+        health,
+        mut pins,
+        usage,
+        ..
+    } = service;
     let gateway = hello.gateway_id.clone();
     tracing::info!(gateway = %gateway, version = %hello.gateway_version, serving = hello.serving.len(), "AI gateway connected");
     let mut session = Session::new(&hello);
@@ -364,9 +383,21 @@ async fn run_stream(
                         tracing::debug!(gateway = %gateway, "MCP tool report dropped: the pins task is busy; the gateway reports again after a reconnect");
                     }
                 }
+                Ok(Some(pb::GatewayMessage { kind: Some(pb::gateway_message::Kind::Usage(report)) })) => {
+                    let p = published.borrow().clone();
+                    let applied = usage
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .apply(&gateway, &report, |t| p.tenants.contains_key(t));
+                    match applied {
+                        Ok(0) => {}
+                        Ok(dropped) => tracing::debug!(gateway = %gateway, dropped, "usage report entries dropped (unknown tenant, malformed or past the caps)"),
+                        Err(e) => tracing::warn!(gateway = %gateway, error = %e, "usage report ignored"),
+                    }
+                }
                 Ok(Some(_)) => {
                     let _ = tx.send(Err(Status::invalid_argument(
-                        "after Hello a gateway sends only Acks and MCP tool reports; reconnect to say Hello again",
+                        "after Hello a gateway sends only Acks, MCP tool reports and usage reports; reconnect to say Hello again",
                     ))).await;
                     break;
                 }

@@ -138,6 +138,7 @@ fn chat_route(backend: &str) -> pb::Object {
 
 fn full(upserts: Vec<pb::Object>) -> pb::Update {
     pb::Update {
+        traceparent: String::new(),
         revision: 1,
         full_state: true,
         upserts,

@@ -9,18 +9,22 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use redb::{ReadableTable, TableDefinition};
-
+use super::kv::{Guard, Txn};
 use super::{Store, StoreError, db_err, key_str};
 use crate::model::ClusterKey;
 
-/// Used bootstrap token id -> its expiry (Unix seconds); rows are pruned once expired, since an
-/// expired token is refused anyway.
-const USED_TOKENS: TableDefinition<&str, u64> = TableDefinition::new("used-tokens/v1");
-/// `<tenant>/<cluster>` -> JSON [`ClusterIdentity`].
-const CLUSTER_IDENTITY: TableDefinition<&str, &str> = TableDefinition::new("cluster-identity/v1");
-/// `<tenant>/<cluster>` of every cluster an operator disabled -> when (Unix seconds).
-const OPERATOR_DISABLED: TableDefinition<&str, i64> = TableDefinition::new("operator-disabled/v1");
+/// `used-tokens/v1/<token id>` -> its expiry (Unix seconds); rows are pruned once expired,
+/// since an expired token is refused anyway.
+const USED_TOKENS: &str = "used-tokens/v1/";
+/// `cluster-identity/v1/<tenant>/<cluster>` -> JSON [`ClusterIdentity`].
+const CLUSTER_IDENTITY: &str = "cluster-identity/v1/";
+/// `operator-disabled/v1/<tenant>/<cluster>` of every cluster an operator disabled -> when
+/// (Unix seconds).
+const OPERATOR_DISABLED: &str = "operator-disabled/v1/";
+
+/// How many times a read-modify-write of the identity table is tried when other hubs keep
+/// changing it in between.
+const ATTEMPTS: usize = 20;
 
 /// What the store remembers about a cluster's identity.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -34,30 +38,33 @@ struct ClusterIdentity {
 }
 
 impl Store {
-    /// Records the bootstrap token `id` as used. `Ok(false)`: it was already used. One write
-    /// transaction, so two agents racing with the same token cannot both win.
+    /// Records the bootstrap token `id` as used. `Ok(false)`: it was already used. One guarded
+    /// write, so two agents racing with the same token (through one hub or two) cannot both
+    /// win.
     pub fn consume_token(&self, id: &str, expires: u64, now: u64) -> Result<bool, StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
-        let fresh = {
-            let mut t = txn.open_table(USED_TOKENS).map_err(db_err)?;
-            let expired: Vec<String> = t
-                .iter()
-                .map_err(db_err)?
-                .filter_map(|r| r.ok())
-                .filter(|(_, v)| v.value() <= now)
-                .map(|(k, _)| k.value().to_string())
-                .collect();
-            for k in expired {
-                t.remove(k.as_str()).map_err(db_err)?;
-            }
-            t.insert(id, expires).map_err(db_err)?.is_none()
-        };
-        if fresh {
-            txn.commit().map_err(db_err)?;
-        } else {
-            txn.abort().map_err(db_err)?;
+        let key = format!("{USED_TOKENS}{id}");
+        let mut txn = Txn::default();
+        txn.guard(Guard::Absent(key.clone()));
+        txn.put(key, expires.to_string());
+        if !self.kv.commit(&txn)? {
+            return Ok(false);
         }
-        Ok(fresh)
+        // Expired rows go; a row another hub changed meanwhile is left for the next time.
+        let mut prune = Txn::default();
+        for row in self.kv.scan(USED_TOKENS)? {
+            let expiry: u64 = std::str::from_utf8(&row.value)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            if expiry <= now {
+                prune.guard(Guard::Equals(row.key.clone(), row.value));
+                prune.delete(row.key);
+            }
+        }
+        if !prune.is_empty() {
+            self.kv.commit(&prune)?;
+        }
+        Ok(true)
     }
 
     /// Applies the set of clusters that are registered and enabled now: a cluster that was
@@ -68,14 +75,10 @@ impl Store {
         active: &BTreeSet<ClusterKey>,
         now: i64,
     ) -> Result<BTreeMap<ClusterKey, i64>, StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
-        let out;
-        {
-            let mut t = txn.open_table(CLUSTER_IDENTITY).map_err(db_err)?;
-            let mut rows = identity_rows(&t)?;
-            let wanted: BTreeSet<String> = active.iter().map(key_str).collect();
+        let wanted: BTreeSet<String> = active.iter().map(key_str).collect();
+        self.update_identities(|rows| {
             let mut changed = Vec::new();
-            for (k, row) in &rows {
+            for (k, row) in rows.iter() {
                 if row.active && !wanted.contains(k) {
                     changed.push((
                         k.clone(),
@@ -98,15 +101,8 @@ impl Store {
                     ));
                 }
             }
-            for (k, row) in changed {
-                let json = serde_json::to_string(&row).map_err(db_err)?;
-                t.insert(k.as_str(), json.as_str()).map_err(db_err)?;
-                rows.insert(k, row);
-            }
-            out = revoked(rows);
-        }
-        txn.commit().map_err(db_err)?;
-        Ok(out)
+            changed
+        })
     }
 
     /// An operator revokes `key`'s certificates: those issued at or before `now` are refused
@@ -117,41 +113,74 @@ impl Store {
         key: &ClusterKey,
         now: i64,
     ) -> Result<BTreeMap<ClusterKey, i64>, StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
-        let out;
-        {
-            let mut t = txn.open_table(CLUSTER_IDENTITY).map_err(db_err)?;
-            let mut rows = identity_rows(&t)?;
-            let k = key_str(key);
-            let row = rows.entry(k.clone()).or_insert(ClusterIdentity {
+        let k = key_str(key);
+        self.update_identities(|rows| {
+            let row = rows.get(&k).copied().unwrap_or(ClusterIdentity {
                 active: true,
                 revoked_before: 0,
             });
-            row.revoked_before = row.revoked_before.max(now);
-            let json = serde_json::to_string(&*row).map_err(db_err)?;
-            t.insert(k.as_str(), json.as_str()).map_err(db_err)?;
-            out = revoked(rows);
+            vec![(
+                k.clone(),
+                ClusterIdentity {
+                    revoked_before: row.revoked_before.max(now),
+                    ..row
+                },
+            )]
+        })
+    }
+
+    /// Reads every identity row, writes the rows `change` returns (each guarded by what was
+    /// read; read again and retried when another hub got there first), and returns every
+    /// cluster's `revoked_before` as written.
+    fn update_identities(
+        &self,
+        change: impl Fn(&BTreeMap<String, ClusterIdentity>) -> Vec<(String, ClusterIdentity)>,
+    ) -> Result<BTreeMap<ClusterKey, i64>, StoreError> {
+        for _ in 0..ATTEMPTS {
+            let (mut rows, raw) = self.identity_rows()?;
+            let mut txn = Txn::default();
+            for (k, row) in change(&rows) {
+                let key = format!("{CLUSTER_IDENTITY}{k}");
+                txn.guard(Guard::holds(&key, raw.get(&k).map(|v| v.as_slice())));
+                txn.put(key, serde_json::to_vec(&row).map_err(db_err)?);
+                rows.insert(k, row);
+            }
+            if txn.is_empty() || self.kv.commit(&txn)? {
+                return Ok(revoked(rows));
+            }
         }
-        txn.commit().map_err(db_err)?;
-        Ok(out)
+        Err(StoreError::Conflict {
+            what: format!("the cluster identity records {ATTEMPTS} times in a row"),
+        })
+    }
+
+    /// Every row of the cluster identity table by `<tenant>/<cluster>`, decoded and as stored.
+    #[allow(clippy::type_complexity)]
+    fn identity_rows(
+        &self,
+    ) -> Result<(BTreeMap<String, ClusterIdentity>, BTreeMap<String, Vec<u8>>), StoreError> {
+        let mut rows = BTreeMap::new();
+        let mut raw = BTreeMap::new();
+        for row in self.kv.scan(CLUSTER_IDENTITY)? {
+            let k = row.key[CLUSTER_IDENTITY.len()..].to_string();
+            let id = serde_json::from_slice(&row.value).map_err(|source| StoreError::Decode {
+                key: row.key.clone(),
+                source,
+            })?;
+            rows.insert(k.clone(), id);
+            raw.insert(k, row.value);
+        }
+        Ok((rows, raw))
     }
 
     /// The clusters an operator disabled.
     pub fn load_operator_disabled(&self) -> Result<BTreeSet<ClusterKey>, StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
-        let out = {
-            let t = txn.open_table(OPERATOR_DISABLED).map_err(db_err)?;
-            let mut out = BTreeSet::new();
-            for r in t.iter().map_err(db_err)? {
-                let (k, _) = r.map_err(db_err)?;
-                if let Some(key) = parse_key(k.value()) {
-                    out.insert(key);
-                }
-            }
-            out
-        };
-        txn.commit().map_err(db_err)?;
-        Ok(out)
+        Ok(self
+            .kv
+            .scan(OPERATOR_DISABLED)?
+            .into_iter()
+            .filter_map(|row| parse_key(&row.key[OPERATOR_DISABLED.len()..]))
+            .collect())
     }
 
     /// Records that an operator disabled (`true`, at `now`, Unix seconds) or enabled `key`.
@@ -161,35 +190,16 @@ impl Store {
         disabled: bool,
         now: i64,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
-        {
-            let mut t = txn.open_table(OPERATOR_DISABLED).map_err(db_err)?;
-            let k = key_str(key);
-            if disabled {
-                t.insert(k.as_str(), now).map_err(db_err)?;
-            } else {
-                t.remove(k.as_str()).map_err(db_err)?;
-            }
+        let k = format!("{OPERATOR_DISABLED}{}", key_str(key));
+        let mut txn = Txn::default();
+        if disabled {
+            txn.put(k, now.to_string());
+        } else {
+            txn.delete(k);
         }
-        txn.commit().map_err(db_err)?;
+        self.kv.commit(&txn)?;
         Ok(())
     }
-}
-
-/// Every row of the cluster identity table, by `<tenant>/<cluster>`.
-fn identity_rows(
-    t: &impl ReadableTable<&'static str, &'static str>,
-) -> Result<BTreeMap<String, ClusterIdentity>, StoreError> {
-    let mut rows = BTreeMap::new();
-    for r in t.iter().map_err(db_err)? {
-        let (k, v) = r.map_err(db_err)?;
-        let id = serde_json::from_str(v.value()).map_err(|source| StoreError::Decode {
-            key: k.value().to_string(),
-            source,
-        })?;
-        rows.insert(k.value().to_string(), id);
-    }
-    Ok(rows)
 }
 
 fn parse_key(k: &str) -> Option<ClusterKey> {

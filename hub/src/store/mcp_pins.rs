@@ -7,12 +7,11 @@
 
 use std::collections::BTreeMap;
 
-use redb::{ReadableTable, TableDefinition};
-
+use super::kv::Txn;
 use super::{Store, StoreError, db_err};
 
-/// tenant -> JSON `Vec<PinRow>`.
-const MCP_PINS: TableDefinition<&str, &[u8]> = TableDefinition::new("mcp-pins/v1");
+/// `mcp-pins/v1/<tenant>` -> JSON `Vec<PinRow>`.
+const MCP_PINS: &str = "mcp-pins/v1/";
 
 /// One pinned tool, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -33,37 +32,28 @@ pub struct PinRow {
 impl Store {
     /// Every tenant's pins.
     pub fn load_mcp_pins(&self) -> Result<BTreeMap<String, Vec<PinRow>>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let t = match txn.open_table(MCP_PINS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(BTreeMap::new()),
-            Err(e) => return Err(db_err(e)),
-        };
         let mut out = BTreeMap::new();
-        for r in t.iter().map_err(db_err)? {
-            let (k, v) = r.map_err(db_err)?;
-            let rows = serde_json::from_slice(v.value()).map_err(|source| StoreError::Decode {
-                key: format!("mcp-pins/{}", k.value()),
+        for row in self.kv.scan(MCP_PINS)? {
+            let rows = serde_json::from_slice(&row.value).map_err(|source| StoreError::Decode {
+                key: row.key.clone(),
                 source,
             })?;
-            out.insert(k.value().to_string(), rows);
+            out.insert(row.key[MCP_PINS.len()..].to_string(), rows);
         }
         Ok(out)
     }
 
     /// Replaces `tenant`'s pins (none: the row is removed).
     pub fn save_mcp_pins(&self, tenant: &str, rows: &[PinRow]) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
-        {
-            let mut t = txn.open_table(MCP_PINS).map_err(db_err)?;
-            if rows.is_empty() {
-                t.remove(tenant).map_err(db_err)?;
-            } else {
-                let json = serde_json::to_vec(rows).map_err(db_err)?;
-                t.insert(tenant, json.as_slice()).map_err(db_err)?;
-            }
+        let key = format!("{MCP_PINS}{tenant}");
+        let mut txn = Txn::default();
+        if rows.is_empty() {
+            txn.delete(key);
+        } else {
+            txn.put(key, serde_json::to_vec(rows).map_err(db_err)?);
         }
-        txn.commit().map_err(db_err)
+        self.kv.commit(&txn)?;
+        Ok(())
     }
 }
 

@@ -5,8 +5,7 @@
 //! publisher. Replacing the ring is a compare-and-swap in one write transaction, so that hubs
 //! sharing a store (issue 14) agree on one ring whichever of them rotates first.
 
-use redb::{ReadableTable, TableDefinition};
-
+use super::kv::{Guard, Txn};
 use super::{Store, StoreError, db_err};
 use crate::seal::{SealError, is_sealed};
 use crate::session_secret::{SecretRing, SessionSecret};
@@ -24,9 +23,8 @@ pub trait SecretStore: Send + Sync {
     ) -> Result<SecretRing, StoreError>;
 }
 
-/// `ring` -> JSON [`StoredRing`].
-const SESSION_SECRETS: TableDefinition<&str, &str> = TableDefinition::new("mcp-session-secrets/v1");
-const ROW: &str = "ring";
+/// The one row: JSON [`StoredRing`].
+const ROW: &str = "mcp-session-secrets/v1/ring";
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct StoredSecret {
@@ -93,9 +91,9 @@ impl Store {
         })
     }
 
-    fn decode_ring(&self, json: &str) -> Result<SecretRing, StoreError> {
+    fn decode_ring(&self, json: &[u8]) -> Result<SecretRing, StoreError> {
         let stored: StoredRing =
-            serde_json::from_str(json).map_err(|source| StoreError::Decode {
+            serde_json::from_slice(json).map_err(|source| StoreError::Decode {
                 key: "mcp-session-secrets".into(),
                 source,
             })?;
@@ -108,14 +106,7 @@ impl Store {
 
 impl SecretStore for Store {
     fn load_ring(&self) -> Result<Option<SecretRing>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let t = match txn.open_table(SESSION_SECRETS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(db_err(e)),
-        };
-        let row = t.get(ROW).map_err(db_err)?;
-        row.map(|v| self.decode_ring(v.value())).transpose()
+        self.kv.get(ROW)?.map(|v| self.decode_ring(&v)).transpose()
     }
 
     fn swap_ring(
@@ -123,29 +114,31 @@ impl SecretStore for Store {
         expected: Option<&SecretRing>,
         next: &SecretRing,
     ) -> Result<SecretRing, StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
-        let stored = {
-            let t = txn.open_table(SESSION_SECRETS).map_err(db_err)?;
-            let row = t.get(ROW).map_err(db_err)?;
-            row.map(|v| self.decode_ring(v.value())).transpose()?
-        };
+        let raw = self.kv.get(ROW)?;
+        let stored = raw.as_deref().map(|v| self.decode_ring(v)).transpose()?;
         if stored.as_ref() != expected {
-            txn.abort().map_err(db_err)?;
             // Another writer replaced it first: theirs stands (an empty row cannot follow a
             // stored ring, so `stored` is set here unless `expected` was and the row vanished).
             return Ok(stored.unwrap_or_else(|| next.clone()));
         }
-        let json = serde_json::to_string(&StoredRing {
+        let json = serde_json::to_vec(&StoredRing {
             current: self.seal_secret(&next.current),
             previous: next.previous.as_ref().map(|p| self.seal_secret(p)),
         })
         .map_err(db_err)?;
-        {
-            let mut t = txn.open_table(SESSION_SECRETS).map_err(db_err)?;
-            t.insert(ROW, json.as_str()).map_err(db_err)?;
+        let mut txn = Txn::default();
+        txn.guard(Guard::holds(ROW, raw.as_deref()));
+        txn.put(ROW, json);
+        if self.kv.commit(&txn)? {
+            return Ok(next.clone());
         }
-        txn.commit().map_err(db_err)?;
-        Ok(next.clone())
+        // Another hub wrote between the read and the write: what it stored stands.
+        match self.load_ring()? {
+            Some(theirs) => Ok(theirs),
+            None => Err(StoreError::Conflict {
+                what: "the MCP session key ring".into(),
+            }),
+        }
     }
 }
 

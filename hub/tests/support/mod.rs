@@ -319,6 +319,7 @@ fn hello(cluster: &str) -> pb::agent_message::Kind {
 
 fn update(revision: u64, full_state: bool, upserts: Vec<pb::Object>) -> pb::Update {
     pb::Update {
+        traceparent: String::new(),
         revision,
         full_state,
         upserts,

@@ -24,12 +24,13 @@ pub mod resources;
 pub mod server;
 pub mod tenant_limits;
 pub mod tls;
+pub mod trace;
 
 use fleetgate_hub_model as model;
 use fleetgate_hub_model::snapshot;
 
 pub use report::{AdsReport, NoReport};
 pub use server::{
-    Nack, XdsError, XdsHealth, ads_service, ads_service_reporting, data_plane_server, serve,
-    serve_on,
+    Nack, XdsError, XdsHealth, ads_service, ads_service_reporting, ads_service_traced,
+    ads_service_with, data_plane_server, serve, serve_on,
 };

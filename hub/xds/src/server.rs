@@ -33,6 +33,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::report::{AdsReport, NoReport};
 use super::resources::{self, PUSH_ORDER, Resource, Resources, is_wildcard_type};
+use super::trace::{SnapshotTraces, StreamTraces};
 use crate::snapshot::{Snapshot, SourceObject};
 
 /// An error that stops the xDS server.
@@ -124,7 +125,17 @@ pub fn ads_service(
     snapshots: watch::Receiver<Arc<Snapshot>>,
     health: watch::Sender<XdsHealth>,
 ) -> AggregatedDiscoveryServiceServer<Ads> {
-    ads_service_reporting(snapshots, health, Arc::new(NoReport))
+    ads_service_with(snapshots, health, Arc::default(), Arc::new(NoReport))
+}
+
+/// [`ads_service`], tracing pushes of the snapshots `traces` knows the compile span of, and
+/// Envoy's answers to them (`crate::trace`).
+pub fn ads_service_traced(
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+    health: watch::Sender<XdsHealth>,
+    traces: Arc<SnapshotTraces>,
+) -> AggregatedDiscoveryServiceServer<Ads> {
+    ads_service_with(snapshots, health, traces, Arc::new(NoReport))
 }
 
 /// [`ads_service`], telling `report` what happens on each stream.
@@ -133,9 +144,21 @@ pub fn ads_service_reporting(
     health: watch::Sender<XdsHealth>,
     report: Arc<dyn AdsReport>,
 ) -> AggregatedDiscoveryServiceServer<Ads> {
+    ads_service_with(snapshots, health, Arc::default(), report)
+}
+
+/// [`ads_service`], tracing as [`ads_service_traced`] and reporting as
+/// [`ads_service_reporting`].
+pub fn ads_service_with(
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+    health: watch::Sender<XdsHealth>,
+    traces: Arc<SnapshotTraces>,
+    report: Arc<dyn AdsReport>,
+) -> AggregatedDiscoveryServiceServer<Ads> {
     AggregatedDiscoveryServiceServer::new(Ads {
         snapshots,
         health: Arc::new(health),
+        traces,
         report,
     })
 }
@@ -144,6 +167,7 @@ pub fn ads_service_reporting(
 pub struct Ads {
     snapshots: watch::Receiver<Arc<Snapshot>>,
     health: Arc<watch::Sender<XdsHealth>>,
+    traces: Arc<SnapshotTraces>,
     report: Arc<dyn AdsReport>,
 }
 
@@ -168,6 +192,7 @@ impl AggregatedDiscoveryService for Ads {
             tx,
             self.snapshots.clone(),
             self.health.clone(),
+            self.traces.clone(),
             Reporter::new(self.report.clone()),
         ));
         Ok(Response::new(ReceiverStream::new(rx)))
@@ -189,8 +214,11 @@ async fn run_stream(
     tx: mpsc::Sender<Result<DiscoveryResponse, Status>>,
     mut snapshots: watch::Receiver<Arc<Snapshot>>,
     health: Arc<watch::Sender<XdsHealth>>,
+    traces: Arc<SnapshotTraces>,
     mut reporter: Reporter,
 ) {
+    // Spans of traced pushes and Envoy's answers (nothing when traces are off).
+    let mut traced = StreamTraces::default();
     // Keeps what did not change between snapshots encoded (memory for speed: about one more
     // copy of the snapshot).
     let mut cache = super::cache::ResourceCache::default();
@@ -202,7 +230,11 @@ async fn run_stream(
     loop {
         let (out, event) = tokio::select! {
             msg = inbound.message() => match msg {
-                Ok(Some(req)) => session.on_request(&req),
+                Ok(Some(req)) => {
+                    let (out, event) = session.on_request(&req);
+                    traced.sent(&out);
+                    (out, event)
+                }
                 Ok(None) => break,
                 Err(status) => {
                     tracing::debug!(node = %session.node, %status, "ADS stream ended");
@@ -212,11 +244,13 @@ async fn run_stream(
             changed = snapshots.changed(), if watching => match changed {
                 Ok(()) => {
                     let started = std::time::Instant::now();
-                    reporter.snapshot = snapshots.borrow_and_update().clone();
+                    let snapshot = snapshots.borrow_and_update().clone();
+                    reporter.snapshot = snapshot.clone();
                     reporter.push_started = Some(started);
-                    let res = resources::build_cached(&reporter.snapshot, &mut cache);
+                    let res = resources::build_cached(&snapshot, &mut cache);
                     let built_ms = started.elapsed().as_millis() as u64;
                     let out = session.on_snapshot(res);
+                    traced.pushed(&traces, &snapshot, &session.node, &out);
                     tracing::debug!(built_ms, elapsed_ms = started.elapsed().as_millis() as u64,
                         pushed = out.len(), "xDS resources built and pushed");
                     (out, None)
@@ -230,6 +264,13 @@ async fn run_stream(
             _ = tx.closed() => break,
         };
         reporter.on_event(&session, event.as_ref());
+        match &event {
+            Some(HealthEvent::Nack(type_url, nack)) => {
+                traced.answered(type_url, &session.node, Some(&nack.message));
+            }
+            Some(HealthEvent::Ack(type_url)) => traced.answered(type_url, &session.node, None),
+            None => {}
+        }
         match event {
             Some(HealthEvent::Nack(type_url, nack)) => {
                 tracing::warn!(node = %nack.node, type_url = %type_url, version = %nack.version,

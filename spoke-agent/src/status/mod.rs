@@ -287,6 +287,26 @@ async fn apply_status(client: &Client, w: &StatusWrite) -> Result<(), kube::Erro
         .map(drop)
 }
 
+/// The `agent.status.write` span of `writes` status writes, in the trace of the hub's change
+/// whose first Status they come from (docs/operations.md, "Traces"; a malformed context starts
+/// a fresh trace). Nothing when traces are off.
+fn write_span(traceparent: &str, writes: usize) -> fleetgate_observe::trace::Span {
+    use fleetgate_observe::trace::{self, Attribute, Kind, Start};
+    if !trace::enabled() {
+        return trace::Span::default();
+    }
+    let parent = trace::parse_traceparent(traceparent);
+    trace::span(
+        "agent.status.write",
+        Kind::Internal,
+        Start {
+            parent: parent.as_ref(),
+            ..Default::default()
+        },
+        || vec![Attribute::new("fleetgate.writes", writes as i64)],
+    )
+}
+
 /// Keeps the tenant's objects' status in line with the hub's, until the state channel closes.
 pub async fn run_writer(
     mut state: watch::Receiver<ClusterState>,
@@ -294,17 +314,35 @@ pub async fn run_writer(
     mut sink: Sink,
 ) {
     let mut resync = tokio::time::interval(Duration::from_secs(30));
+    // The hub's trace context of the last change it acknowledged (`Status.traceparent`), until
+    // a status write joins it: the first Status after an Ack may come before the compile that
+    // changes any status.
+    let (mut seen, mut pending) = (String::new(), None::<String>);
     loop {
-        let writes = {
+        let (writes, traceparent) = {
             let st = state.borrow_and_update();
             let hs = hub.borrow_and_update();
-            plan(&st, hs.as_ref(), &build::now_seconds())
+            let traceparent = hs.as_ref().map(|s| s.traceparent.clone());
+            (
+                plan(&st, hs.as_ref(), &build::now_seconds()),
+                traceparent.unwrap_or_default(),
+            )
+        };
+        if !traceparent.is_empty() && traceparent != seen {
+            seen = traceparent.clone();
+            pending = Some(traceparent);
+        }
+        let mut span = match pending.take_if(|_| !writes.is_empty()) {
+            Some(tp) => write_span(&tp, writes.len()),
+            None => fleetgate_observe::trace::Span::default(),
         };
         for w in writes {
             if let Err(e) = sink.write(w).await {
+                span.fail(&e.to_string());
                 warn!("{e}");
             }
         }
+        span.end();
         tokio::select! {
             r = state.changed() => if r.is_err() { return },
             r = hub.changed() => if r.is_err() { return },

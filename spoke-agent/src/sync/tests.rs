@@ -74,11 +74,13 @@ fn ack_and_status(_: usize, u: &Update) -> Vec<Result<HubMessage, tonic::Status>
     vec![
         Ok(HubMessage {
             kind: Some(hub_message::Kind::Ack(Ack {
+                traceparent: String::new(),
                 revision: u.revision,
             })),
         }),
         Ok(HubMessage {
             kind: Some(hub_message::Kind::Status(Status {
+                traceparent: String::new(),
                 objects: vec![ObjectStatus {
                     observed_generation: i64::try_from(u.revision).unwrap(),
                     ..Default::default()

@@ -77,19 +77,39 @@ pub fn page(title: &str, operator: Option<(&Operator, &str)>, body: &str) -> Str
 }
 
 /// The login form; `error` says why the last attempt failed.
-pub fn login(error: Option<&str>) -> String {
+pub fn login(error: Option<&str>, oidc: Option<&str>) -> String {
     let error = error
         .map(|e| format!("<p class=\"problem\" id=\"login-error\">{}</p>", esc(e)))
+        .unwrap_or_default();
+    let oidc = oidc
+        .map(|name| {
+            format!(
+                "<p><a id=\"oidc-login\" href=\"/ui/oidc/login\">Sign in with {}</a></p><p class=\"muted\">or</p>",
+                esc(name)
+            )
+        })
         .unwrap_or_default();
     page(
         "log in",
         None,
         &format!(
-            "{error}<form method=\"post\" action=\"/ui/login\"><p>Paste an operator token \
+            "{error}{oidc}<form method=\"post\" action=\"/ui/login\"><p>Paste an operator token \
 (<code>fleetgate-hub operator-token create --name &lt;you&gt; --role viewer|admin</code>):</p>\
 <p><input name=\"token\" id=\"token\" size=\"80\" autocomplete=\"off\" required></p>\
 <p><button id=\"login\">Log in</button></p></form>"
         ),
+    )
+}
+
+/// The page the OIDC callback answers with: it moves on to the dashboard by itself. (A
+/// redirect would not do: the browser arrives from the provider's site, and it keeps the
+/// `SameSite=Strict` session cookie out of the whole redirect chain.)
+pub fn signed_in(op: &Operator) -> String {
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"0;url=/ui/\"><title>fleetgate: signed in</title></head>\
+<body><p id=\"signed-in\">Signed in as {} ({}). <a href=\"/ui/\">Continue to the dashboard</a>.</p></body></html>",
+        esc(&op.name),
+        op.role.as_str()
     )
 }
 
@@ -360,7 +380,7 @@ fn action_button(csrf: &str, c: &ClusterRow, action: &str) -> String {
 }
 
 /// One tenant's page: the hostnames it holds, a search box, and a live part re-fetched on
-/// every event.
+/// every event; then `ai`, the AI usage section ([`super::ai::section`]).
 pub fn tenant_page(
     op: &Operator,
     csrf: &str,
@@ -369,6 +389,7 @@ pub fn tenant_page(
     query: &str,
     traffic: &str,
     live: &str,
+    ai: &str,
 ) -> String {
     page(
         &format!("tenant {tenant}"),
@@ -376,7 +397,7 @@ pub fn tenant_page(
         &format!(
             "<p class=\"muted\" id=\"held\">Hostnames held ({}): {}</p>\
 <div id=\"traffic\" hx-get=\"/ui/fragments/tenants/{u}/traffic\" hx-trigger=\"every 5s\" hx-swap=\"innerHTML\">{traffic}</div><form method=\"get\" action=\"/ui/tenants/{u}\"><input name=\"q\" id=\"search\" value=\"{q}\" placeholder=\"kind, namespace or name\"> <button id=\"search-button\">Search</button></form>\
-<div id=\"objects\" hx-get=\"/ui/fragments/tenants/{u}?q={uq}\" hx-trigger=\"sse:fleet\" hx-swap=\"innerHTML\">{live}</div>",
+<div id=\"objects\" hx-get=\"/ui/fragments/tenants/{u}?q={uq}\" hx-trigger=\"sse:fleet\" hx-swap=\"innerHTML\">{live}</div>{ai}",
             held.len(),
             esc(&held.join(", ")),
             u = url(tenant),
@@ -577,7 +598,9 @@ mod tests {
         assert!(!html.contains("<script>"), "{html}");
         assert!(html.contains("id=\"ai-gateways\"") && html.contains("id=\"envoy-rejections\""));
         assert!(html.contains("id=\"envoys\"") && html.contains("1970-01-01 00:00:00 UTC"));
-        assert!(!login(Some(evil)).contains("<script>alert"));
+        assert!(!login(Some(evil), Some(evil)).contains("<script>alert"));
+        assert!(login(None, Some("Dex")).contains(">Sign in with Dex</a>"));
+        assert!(!login(None, None).contains("oidc-login"));
         assert_eq!(url("a/b c?&"), "a%2Fb%20c%3F%26");
     }
 

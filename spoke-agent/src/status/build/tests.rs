@@ -90,6 +90,7 @@ fn merge_conditions_table() {
 
 fn hub_status(addr: &str, programmed: &str) -> Status {
     Status {
+        traceparent: String::new(),
         objects: vec![
             ObjectStatus {
                 r#ref: Some(ObjectRef {
@@ -284,6 +285,7 @@ fn tls_route_status_is_written_once_with_the_hub_conditions() {
     }))
     .unwrap()];
     let hub = Status {
+        traceparent: String::new(),
         objects: vec![ObjectStatus {
             r#ref: Some(pb::ObjectRef {
                 kind: Kind::TlsRoute as i32,
@@ -599,6 +601,7 @@ fn listener_sets_and_their_routes_get_status_and_the_gateway_counts_them() {
         name: name.into(),
     };
     let hub = Status {
+        traceparent: String::new(),
         objects: vec![
             ObjectStatus {
                 r#ref: Some(obj(Kind::Gateway, "gw")),
@@ -704,6 +707,7 @@ fn ai_backends_get_the_hubs_conditions_once_and_named_classes_are_accepted() {
         ..Default::default()
     };
     let hub = Status {
+        traceparent: String::new(),
         objects: vec![ObjectStatus {
             r#ref: Some(ObjectRef {
                 kind: Kind::AiBackend as i32,
@@ -793,6 +797,7 @@ fn virtual_keys_get_the_hubs_conditions_once() {
         ..Default::default()
     };
     let hub = Status {
+        traceparent: String::new(),
         objects: vec![ObjectStatus {
             r#ref: Some(ObjectRef {
                 kind: Kind::VirtualKey as i32,

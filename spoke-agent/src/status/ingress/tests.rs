@@ -182,7 +182,10 @@ fn plan_table() {
         ),
     ];
     for (what, hub, want_ips, want_problems) in cases {
-        let hub = hub.map(|objects| Status { objects });
+        let hub = hub.map(|objects| Status {
+            traceparent: String::new(),
+            objects,
+        });
         let reports = plan(&state(None), hub.as_ref(), EndpointMode::Node);
         assert_eq!(reports.len(), 1, "{what}");
         let r = &reports[0];
@@ -233,6 +236,7 @@ fn refused_by_the_agent_empties_the_address_and_says_why() {
 #[test]
 fn an_address_already_written_is_not_written_again() {
     let hub = Status {
+        traceparent: String::new(),
         objects: vec![gateway(&["127.0.0.5"], vec![ok()], vec![ok()])],
     };
     let st = state(Some(
@@ -245,6 +249,7 @@ fn an_address_already_written_is_not_written_again() {
     assert!(plan(&st, Some(&hub), EndpointMode::Node)[0].needs_write());
     // `loadBalancer: {}` and `ingress: []` both mean no address.
     let none = Status {
+        traceparent: String::new(),
         objects: vec![gateway(&[], vec![ok()], vec![ok()])],
     };
     let st = state(Some(json!({"loadBalancer": {}})));

@@ -1,0 +1,36 @@
+//! Hubs sharing a store (on etcd) follow each other: this task reads every change of the
+//! store and hands it to the fleet (`fleet/shared.rs`), whose compile loop then programs this
+//! hub's Envoys and AI gateways. Nothing runs for a store no other hub shares.
+//!
+//! Where it sits: beside `sync` (agents -> this hub -> store); this is store -> this hub, for
+//! what other hubs accepted. A change reaches this hub's Envoys one store round trip after the
+//! other hub wrote it.
+
+use std::sync::Arc;
+
+use crate::fleet::Fleet;
+
+/// Follows the shared store until it is gone; returns at once when it is not shared.
+pub async fn run(fleet: Arc<Fleet>) {
+    let Some(mut watch) = fleet.store().watch_shared() else {
+        return;
+    };
+    tracing::info!(hub = fleet.hub_id(), store = %fleet.store().describe(), "following the hubs that share the store");
+    while let Some(seen) = watch.next().await {
+        let fleet = fleet.clone();
+        // Reads of the store block (a full read again after a break), so off the runtime.
+        let applied = tokio::task::spawn_blocking(move || {
+            let store = fleet.store();
+            match store.decode_shared(seen)? {
+                Some(change) => fleet.apply_shared(change),
+                None => Ok(()),
+            }
+        })
+        .await;
+        match applied {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot apply a change another hub made to the store"),
+            Err(e) => tracing::error!(error = %e, "applying a change of the shared store panicked"),
+        }
+    }
+}
