@@ -206,11 +206,12 @@ async fn connected_envoys_their_acks_and_nacks_and_update_to_ack_are_shown() {
     hub.stop().await;
 }
 
-/// An HTTP/1 backend on 127.0.0.1 answering 500 on `/fail` and 200 elsewhere.
+/// An HTTP/1 backend on 127.0.3.7 (127.0.0.1 is the hub's and the data plane's own, which the
+/// hub refuses as an endpoint) answering 500 on `/fail` and 200 elsewhere.
 async fn backend_failing_on_fail() -> std::net::SocketAddr {
     use http_body_util::Full;
     use hyper::service::service_fn;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.3.7:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
@@ -266,7 +267,7 @@ async fn a_tenants_requests_errors_and_latency_come_from_envoys_stats_sink() {
                     "app",
                     "web",
                     "app.a.example",
-                    backend("app", 80, "127.0.0.1", u32::from(app.port())),
+                    backend("app", 80, &app.ip().to_string(), u32::from(app.port())),
                 ),
             ],
         )
