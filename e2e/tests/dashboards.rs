@@ -37,6 +37,13 @@ async fn every_dashboard_query_names_metrics_and_labels_the_fleet_exposes() {
     .await
     .unwrap();
     let t = fleet.tenant("tenant-a");
+    // Service `echo` with a backend on node-1's nodePort, so that requests through Envoy are
+    // answered.
+    let node = t.create_node("node-1", 10).await.unwrap();
+    let _echo = t
+        .node_port_backend("echo", node, "tenant-a-echo")
+        .await
+        .unwrap();
     t.cluster
         .apply(&class_and_http_gateway(Some("app.a.example")))
         .await
