@@ -21,6 +21,13 @@ async fn scrape(addr: SocketAddr) -> anyhow::Result<String> {
     Ok(text)
 }
 
+/// The value of the unlabelled sample `name` in a scrape (0 when absent).
+fn count(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 #[tokio::test]
 async fn every_dashboard_query_names_metrics_and_labels_the_fleet_exposes() {
     let hub_admin = fleetgate_e2e::ports::free_addr().unwrap();
@@ -86,6 +93,17 @@ async fn every_dashboard_query_names_metrics_and_labels_the_fleet_exposes() {
         ensure!(
             agent.contains(r#"result="ack""#),
             "the agent has no Ack yet"
+        );
+        // The route came through the agent's watch (its lag measured, its Sync synced) and
+        // reached the connected Envoy (update-to-ACK measured).
+        ensure!(
+            count(&agent, "fleetgate_agent_watch_lag_seconds_count") >= 1.0
+                && agent.contains(r#"fleetgate_agent_sync_state{state="synced"} 1"#),
+            "the agent has measured no watch lag or is not synced yet"
+        );
+        ensure!(
+            count(&hub, "fleetgate_hub_update_to_ack_seconds_count") >= 1.0,
+            "the hub has measured no update-to-ACK time yet"
         );
         ensure!(
             envoy.lines().any(|l| l.starts_with("envoy_cluster_upstream_rq_xx{")

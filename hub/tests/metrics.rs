@@ -60,6 +60,13 @@ async fn the_admin_port_serves_bounded_fleet_metrics_and_health() {
             "missing {w} in:\n{text}"
         );
     }
+    // The store file holds the accepted objects: its size is not 0.
+    let store_bytes: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("fleetgate_hub_store_bytes "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no fleetgate_hub_store_bytes in:\n{text}"));
+    assert!(store_bytes > 0.0, "store size {store_bytes}:\n{text}");
     // Bounded labels: no hostname, no object name.
     for leak in ["a.example", "b.example", "good", "foreign", "\"web\""] {
         assert!(
