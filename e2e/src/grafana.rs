@@ -75,7 +75,10 @@ pub fn query_parts(expr: &str) -> (Vec<String>, Vec<String>) {
     let selector = Regex::new(&format!(r"{METRIC}\{{([^}}]*)\}}")).unwrap();
     let label = Regex::new(r#"([a-z_]+)\s*(=|!=|=~|!~)\s*""#).unwrap();
     let by = Regex::new(r"\b(?:by|without)\s*\(([^)]*)\)").unwrap();
-    let values = Regex::new(&format!(r"label_values\(\s*({METRIC})\s*,\s*([a-z_]+)\s*\)")).unwrap();
+    let values = Regex::new(&format!(
+        r"label_values\(\s*({METRIC})\s*,\s*([a-z_]+)\s*\)"
+    ))
+    .unwrap();
     let mut labels = Vec::new();
     for c in selector.captures_iter(expr) {
         labels.extend(label.captures_iter(&c[1]).map(|l| l[1].to_string()));
@@ -130,7 +133,11 @@ fn targets(dashboard: &Value) -> Vec<(String, String, String)> {
         .flatten()
     {
         if let Some(q) = v["query"]["query"].as_str() {
-            out.push((format!("variable {}", v["name"]), q.to_string(), String::new()));
+            out.push((
+                format!("variable {}", v["name"]),
+                q.to_string(),
+                String::new(),
+            ));
         }
     }
     out
@@ -203,7 +210,10 @@ mod tests {
         assert_eq!(m, ["fleetgate_hub_objects"]);
         assert_eq!(l, ["tenant", "accepted", "kind", "reason"]);
         let (m, l) = query_parts("label_values(fleetgate_hub_clusters, tenant)");
-        assert_eq!((m, l), (vec!["fleetgate_hub_clusters".into()], vec!["tenant".into()]));
+        assert_eq!(
+            (m, l),
+            (vec!["fleetgate_hub_clusters".into()], vec!["tenant".into()])
+        );
         // Envoy's metrics are metrics; its label names (envoy_*) are not.
         let (m, l) = query_parts(
             r#"sum by (envoy_response_code_class) (rate(envoy_cluster_upstream_rq_xx{fleetgate_tenant="$tenant"}[5m]))"#,

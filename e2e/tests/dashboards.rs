@@ -106,8 +106,10 @@ async fn every_dashboard_query_names_metrics_and_labels_the_fleet_exposes() {
             "the hub has measured no update-to-ACK time yet"
         );
         ensure!(
-            envoy.lines().any(|l| l.starts_with("envoy_cluster_upstream_rq_xx{")
-                && l.contains(r#"fleetgate_tenant="tenant-a""#)),
+            envoy
+                .lines()
+                .any(|l| l.starts_with("envoy_cluster_upstream_rq_xx{")
+                    && l.contains(r#"fleetgate_tenant="tenant-a""#)),
             "Envoy's stats have no response of tenant-a's yet"
         );
         Ok(())

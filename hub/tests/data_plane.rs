@@ -217,7 +217,11 @@ async fn backend_failing_on_fail() -> std::net::SocketAddr {
         while let Ok((stream, _)) = listener.accept().await {
             tokio::spawn(async move {
                 let svc = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
-                    let status = if req.uri().path() == "/fail" { 500 } else { 200 };
+                    let status = if req.uri().path() == "/fail" {
+                        500
+                    } else {
+                        200
+                    };
                     let mut r = hyper::Response::new(Full::new(bytes::Bytes::from("app")));
                     *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
                     Ok::<_, std::convert::Infallible>(r)
@@ -299,7 +303,10 @@ async fn a_tenants_requests_errors_and_latency_come_from_envoys_stats_sink() {
         (errors >= Some(1.0)).then_some(text)
     })
     .await;
-    let requests = sample(&text, r#"fleetgate_hub_tenant_requests_total{tenant="tenant-a"}"#);
+    let requests = sample(
+        &text,
+        r#"fleetgate_hub_tenant_requests_total{tenant="tenant-a"}"#,
+    );
     assert!(requests >= Some(4.0), "{text}");
     let timed = sample(
         &text,
@@ -307,7 +314,10 @@ async fn a_tenants_requests_errors_and_latency_come_from_envoys_stats_sink() {
     );
     assert!(timed >= Some(4.0), "{text}");
     for leak in ["app.a.example", "envoy-stats", "t/tenant-a/"] {
-        assert!(!text.contains(leak), "{leak} leaked into the metrics:\n{text}");
+        assert!(
+            !text.contains(leak),
+            "{leak} leaked into the metrics:\n{text}"
+        );
     }
 
     // The API and the tenant page show it.
@@ -320,7 +330,10 @@ async fn a_tenants_requests_errors_and_latency_come_from_envoys_stats_sink() {
     )
     .await;
     let traffic: serde_json::Value = serde_json::from_str(&a.body).unwrap();
-    assert!(traffic["tenant-a"]["errors"].as_u64() >= Some(1), "{traffic}");
+    assert!(
+        traffic["tenant-a"]["errors"].as_u64() >= Some(1),
+        "{traffic}"
+    );
     let page = admin_port(
         port,
         "GET",
