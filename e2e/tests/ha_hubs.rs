@@ -103,8 +103,16 @@ async fn three_hubs_on_etcd_serve_every_change_everywhere_and_survive_a_replica_
     envoy2.wait_live(TIMEOUT).await.expect("Envoy 2 live");
     envoy3.wait_live(TIMEOUT).await.expect("Envoy 3 live");
     // Tenant A's agent on hub 1 (then 2, then 3), tenant B's on hub 2.
-    let agent_a = agent_on(&fleet, fleet.tenant("tenant-a"), &[&fleet.hub, &hub2, &hub3]);
-    let agent_b = agent_on(&fleet, fleet.tenant("tenant-b"), &[&hub2, &hub3, &fleet.hub]);
+    let agent_a = agent_on(
+        &fleet,
+        fleet.tenant("tenant-a"),
+        &[&fleet.hub, &hub2, &hub3],
+    );
+    let agent_b = agent_on(
+        &fleet,
+        fleet.tenant("tenant-b"),
+        &[&hub2, &hub3, &fleet.hub],
+    );
     fleet.tenant_mut("tenant-a").agent = agent_a;
     fleet.tenant_mut("tenant-b").agent = agent_b;
 
@@ -185,17 +193,21 @@ async fn three_hubs_on_etcd_serve_every_change_everywhere_and_survive_a_replica_
         ra.expect("apply A");
         rb.expect("apply B");
         let (ca, cb) = tokio::join!(settled_acceptance(a, &name), settled_acceptance(b, &name));
-        let accepted = [&ca, &cb]
-            .iter()
-            .filter(|c| c["status"] == "True")
-            .count();
+        let accepted = [&ca, &cb].iter().filter(|c| c["status"] == "True").count();
         assert_eq!(
             accepted, 1,
             "{host}: exactly one tenant owns it; A: {ca}, B: {cb}"
         );
-        let (winner, loser) = if ca["status"] == "True" { ("tenant-a", &cb) } else { ("tenant-b", &ca) };
+        let (winner, loser) = if ca["status"] == "True" {
+            ("tenant-a", &cb)
+        } else {
+            ("tenant-b", &ca)
+        };
         assert!(
-            loser["message"].as_str().unwrap_or_default().contains(&host),
+            loser["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(&host),
             "the refusal names the hostname: {loser}"
         );
         // Both remaining replicas serve the winner's backend for it.

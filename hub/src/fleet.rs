@@ -965,10 +965,10 @@ pub fn claims(
     out
 }
 
-/// Intent, claims and links other hubs sharing the store wrote (`fleet/shared.rs`).
-mod shared;
 #[cfg(test)]
 mod ai_tests;
+/// Intent, claims and links other hubs sharing the store wrote (`fleet/shared.rs`).
+mod shared;
 
 #[cfg(test)]
 mod tests {

@@ -171,7 +171,10 @@ mod tests {
         assert!(!l.withdrawn(hour, t0 + hour * 3).contains(&k("c1")));
         assert!(l.withdrawn(hour, t0 + hour * 4).contains(&k("c1")));
         // Read again from the store: c2 linked at B, c1 nowhere.
-        l.set_remote([(k("c2"), ["hub-b".to_string()].into())].into(), t0 + hour * 4);
+        l.set_remote(
+            [(k("c2"), ["hub-b".to_string()].into())].into(),
+            t0 + hour * 4,
+        );
         assert!(!l.withdrawn(hour, t0 + hour * 9).contains(&k("c2")));
         assert!(l.withdrawn(hour, t0 + hour * 9).contains(&k("c1")));
         l.set_remote(BTreeMap::new(), t0 + hour * 9);
