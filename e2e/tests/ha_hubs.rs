@@ -25,7 +25,7 @@ const TENANT_A: TenantSpec<'static> = ("tenant-a", "*.example", "127.0.1.0/24");
 const TENANT_B: TenantSpec<'static> = ("tenant-b", "*.example", "127.0.2.0/24");
 
 /// How many times the two tenants race for a hostname.
-const RACES: usize = 5;
+const RACES: usize = 20;
 
 /// `GET /` with `Host: host` through the Envoy listening at `addr`: 200 `body`, eventually.
 async fn wait_served_at(addr: SocketAddr, host: &str, body: &str) {
@@ -91,7 +91,7 @@ async fn three_hubs_on_etcd_serve_every_change_everywhere_and_survive_a_replica_
         .await
         .expect("fleet starts");
     let mut hub2 = fleet.hub.start_replica(2).await.expect("replica 2");
-    let hub3 = fleet.hub.start_replica(3).await.expect("replica 3");
+    let mut hub3 = fleet.hub.start_replica(3).await.expect("replica 3");
     let admin2 = fleetgate_e2e::ports::free_addr().expect("free address");
     let admin3 = fleetgate_e2e::ports::free_addr().expect("free address");
     let mut envoy2 = Envoy::start_with_admin(&fleet.dir, 2, hub2.xds_addr(), admin2)
@@ -215,6 +215,13 @@ async fn three_hubs_on_etcd_serve_every_change_everywhere_and_survive_a_replica_
             wait_served_at(*addr, &host, &format!("{winner}-echo")).await;
         }
     }
+    // How many rounds a store conflict decided (the others: the later Update already saw the
+    // winner's claim); both ways must give one owner, so this is reported, not asserted.
+    let conflicts: usize = [hub2.process().log(), hub3.process().log()]
+        .iter()
+        .map(|log| log.matches("another hub changed").count())
+        .sum();
+    eprintln!("{RACES} races; writes refused by a store conflict: {conflicts}");
     hub2.process().ensure_running().expect("replica 2 runs");
     drop(envoy2);
     drop(envoy3);
