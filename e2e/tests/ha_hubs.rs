@@ -5,7 +5,8 @@
 //!   replicas (each hub follows the store).
 //! - SIGKILL of the replica an agent is on, under constant request load through the Envoys of
 //!   the two others: no request fails, the agent moves to the next hub of its `--hub` list, and
-//!   its next change is served everywhere.
+//!   its next change is served everywhere; an Envoy whose bootstrap lists every hub (the first
+//!   preferred) gets it from another hub once its own is gone.
 //! - Two tenants whose agents are on different replicas race for one hostname, round after
 //!   round: exactly one route is accepted each time, the other refused with the reason.
 
@@ -100,8 +101,19 @@ async fn three_hubs_on_etcd_serve_every_change_everywhere_and_survive_a_replica_
     let mut envoy3 = Envoy::start_with_admin(&fleet.dir, 3, hub3.xds_addr(), admin3)
         .await
         .expect("Envoy on replica 3");
+    // Envoy 4 fetches from hub 1 while it answers, else from hub 2 or 3.
+    let admin4 = fleetgate_e2e::ports::free_addr().expect("free address");
+    let mut envoy4 = Envoy::start_with_failover(
+        &fleet.dir,
+        4,
+        &[fleet.hub.xds_addr(), hub2.xds_addr(), hub3.xds_addr()],
+        admin4,
+    )
+    .await
+    .expect("Envoy 4 on hub 1, then the others");
     envoy2.wait_live(TIMEOUT).await.expect("Envoy 2 live");
     envoy3.wait_live(TIMEOUT).await.expect("Envoy 3 live");
+    envoy4.wait_live(TIMEOUT).await.expect("Envoy 4 live");
     // Tenant A's agent on hub 1 (then 2, then 3), tenant B's on hub 2.
     let agent_a = agent_on(
         &fleet,
@@ -163,6 +175,18 @@ async fn three_hubs_on_etcd_serve_every_change_everywhere_and_survive_a_replica_
     for addr in &envoys[1..] {
         wait_served_at(*addr, "after.a.example", "tenant-a-echo").await;
     }
+    // Envoy 4 lost hub 1 too: its ADS stream moved to another hub, which sent it the change.
+    // (Its listeners are hub 1's addresses, which replicas on one test host cannot share, so
+    // the change is read from its configuration rather than through them.)
+    eventually(TIMEOUT, || async {
+        let dump = envoy4.config_dump().await?;
+        ensure!(
+            dump.contains("after.a.example"),
+            "Envoy 4 has no route for after.a.example yet"
+        );
+        Ok(())
+    })
+    .await;
     let after = loads[0].sent() + loads[1].sent();
     for l in &loads {
         l.wait_more(50, TIMEOUT).await;
@@ -225,6 +249,7 @@ async fn three_hubs_on_etcd_serve_every_change_everywhere_and_survive_a_replica_
     hub2.process().ensure_running().expect("replica 2 runs");
     drop(envoy2);
     drop(envoy3);
+    drop(envoy4);
 }
 
 /// The agent's log shows it connecting to `hub` after its first hub died.
