@@ -87,7 +87,11 @@ async fn settled_acceptance(t: &FleetTenant, name: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_hubs_on_etcd_serve_every_change_everywhere_and_survive_a_replica_sigkill() {
-    let extra = [("storeEtcd".to_string(), Value::from(ON_FLEET_ETCD))];
+    let admin = fleetgate_e2e::ports::free_addr().expect("free address");
+    let extra = [
+        ("storeEtcd".to_string(), Value::from(ON_FLEET_ETCD)),
+        ("adminListen".to_string(), Value::from(admin.to_string())),
+    ];
     let mut fleet = Fleet::start_with(&[TENANT_A, TENANT_B], extra.into_iter().collect())
         .await
         .expect("fleet starts");
@@ -239,6 +243,31 @@ async fn three_hubs_on_etcd_serve_every_change_everywhere_and_survive_a_replica_
             wait_served_at(*addr, &host, &format!("{winner}-echo")).await;
         }
     }
+    // Hub 3's admin API shows tenant A's cluster connected: its agent is on hub 2.
+    let viewer = hub3
+        .create_operator_token("ops", "viewer")
+        .expect("operator token");
+    let admin3 = hub3.admin_addr().expect("hub 3 has an admin port");
+    let bearer = format!("Bearer {viewer}");
+    eventually(TIMEOUT, || async {
+        let (status, body) = fleetgate_e2e::http::get(
+            admin3,
+            "hub",
+            "/api/v1/clusters",
+            &[("authorization", bearer.as_str())],
+        )
+        .await?;
+        ensure!(status == 200, "{status} {body}");
+        let rows: Vec<Value> = serde_json::from_str(&body)?;
+        let a = rows
+            .iter()
+            .find(|r| r["tenant"] == "tenant-a")
+            .context("no row for tenant-a")?;
+        ensure!(a["state"] == "connected", "tenant-a on hub 3's API: {a}");
+        Ok(())
+    })
+    .await;
+
     // How many rounds a store conflict decided (the others: the later Update already saw the
     // winner's claim); both ways must give one owner, so this is reported, not asserted.
     let conflicts: usize = [hub2.process().log(), hub3.process().log()]

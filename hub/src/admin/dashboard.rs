@@ -499,7 +499,7 @@ fn events(api: &AdminApi) -> Response<Body> {
     let mut revision = fleet.subscribe();
     let mut config = fleet.subscribe_config();
     tokio::spawn(async move {
-        let digest = |f: &crate::fleet::Fleet| (f.connected(), f.operator_disabled());
+        let digest = |f: &crate::fleet::Fleet| (f.connected_anywhere(), f.operator_disabled());
         let mut last = digest(&fleet);
         let mut tick = tokio::time::interval(CONNECTIONS_EVERY);
         let mut n = 0u64;
