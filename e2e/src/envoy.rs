@@ -63,6 +63,44 @@ fn common_args() -> Vec<String> {
 
 /// The bootstrap YAML for node `node_id` fetching everything from `xds`.
 pub fn bootstrap(node_id: &str, admin: SocketAddr, xds: SocketAddr) -> String {
+    let endpoints = format!(
+        "      - lb_endpoints:\n        - endpoint:\n            address:\n              socket_address: {{ address: {}, port_value: {} }}\n",
+        xds.ip(),
+        xds.port()
+    );
+    bootstrap_with(node_id, admin, &endpoints, "")
+}
+
+/// The bootstrap YAML for node `node_id` fetching everything from the first hub of `xds`
+/// while it answers, and from the others (several hubs on etcd) when it does not: the first is
+/// priority 0, the rest priority 1, and a TCP health check every second moves the ADS stream
+/// to priority 1 once the first hub is gone.
+pub fn bootstrap_with_failover(node_id: &str, admin: SocketAddr, xds: &[SocketAddr]) -> String {
+    let mut endpoints = String::new();
+    for (priority, group) in [(0, &xds[..1]), (1, &xds[1..])] {
+        if group.is_empty() {
+            continue;
+        }
+        endpoints.push_str(&format!(
+            "      - priority: {priority}\n        lb_endpoints:\n"
+        ));
+        for a in group {
+            endpoints.push_str(&format!(
+                "        - endpoint:\n            address:\n              socket_address: {{ address: {}, port_value: {} }}\n",
+                a.ip(),
+                a.port()
+            ));
+        }
+    }
+    // `no_traffic_interval`: the ADS stream is not traffic to Envoy's health checker, which
+    // would otherwise check only once a minute.
+    let health = "    health_checks:\n    - timeout: 0.5s\n      interval: 1s\n      no_traffic_interval: 1s\n      unhealthy_threshold: 1\n      healthy_threshold: 1\n      tcp_health_check: {}\n";
+    bootstrap_with(node_id, admin, &endpoints, health)
+}
+
+/// The bootstrap YAML with the xDS cluster's `endpoints` (YAML list items) and `health`
+/// (cluster fields, or nothing).
+fn bootstrap_with(node_id: &str, admin: SocketAddr, endpoints: &str, health: &str) -> String {
     format!(
         r#"node:
   id: {node_id}
@@ -126,18 +164,12 @@ static_resources:
         "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
         explicit_http_config:
           http2_protocol_options: {{}}
-    load_assignment:
+{health}    load_assignment:
       cluster_name: xds_cluster
       endpoints:
-      - lb_endpoints:
-        - endpoint:
-            address:
-              socket_address: {{ address: {xds_ip}, port_value: {xds_port} }}
-"#,
+{endpoints}"#,
         admin_ip = admin.ip(),
         admin_port = admin.port(),
-        xds_ip = xds.ip(),
-        xds_port = xds.port(),
     )
 }
 
@@ -158,10 +190,30 @@ impl Envoy {
         admin: SocketAddr,
     ) -> anyhow::Result<Self> {
         let node_id = format!("envoy-{n}");
-        let bootstrap = dir.write(
-            &format!("{node_id}-bootstrap.yaml"),
-            bootstrap(&node_id, admin, xds),
-        )?;
+        Self::start_bootstrapped(dir, node_id.clone(), bootstrap(&node_id, admin, xds), admin).await
+    }
+
+    /// [`Envoy::start_with_admin`] fetching from the first of several hubs sharing a store,
+    /// and from the others once it is gone ([`bootstrap_with_failover`]).
+    pub async fn start_with_failover(
+        dir: &TestDir,
+        n: u32,
+        xds: &[SocketAddr],
+        admin: SocketAddr,
+    ) -> anyhow::Result<Self> {
+        anyhow::ensure!(!xds.is_empty(), "name at least one hub");
+        let node_id = format!("envoy-{n}");
+        let yaml = bootstrap_with_failover(&node_id, admin, xds);
+        Self::start_bootstrapped(dir, node_id, yaml, admin).await
+    }
+
+    async fn start_bootstrapped(
+        dir: &TestDir,
+        node_id: String,
+        yaml: String,
+        admin: SocketAddr,
+    ) -> anyhow::Result<Self> {
+        let bootstrap = dir.write(&format!("{node_id}-bootstrap.yaml"), yaml)?;
         let base_id_path = dir.path().join(format!("{node_id}-base-id"));
         let args = first_epoch_args(&bootstrap, &base_id_path);
         let process = Process::spawn(dir, &node_id, crate::components::envoy()?, args)?;
@@ -384,6 +436,42 @@ mod tests {
         assert_eq!(
             v["dynamic_resources"]["ads_config"]["grpc_services"][0]["envoy_grpc"]["cluster_name"],
             "xds_cluster"
+        );
+    }
+
+    #[test]
+    fn a_failover_bootstrap_puts_the_first_hub_first_and_health_checks_them() {
+        let hubs: Vec<SocketAddr> = ["127.0.0.1:18001", "127.0.0.1:18002", "127.0.0.1:18003"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        let yaml = bootstrap_with_failover("envoy-4", "127.0.0.1:9901".parse().unwrap(), &hubs);
+        let v: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
+        let xds = &v["static_resources"]["clusters"][0];
+        let groups = xds["load_assignment"]["endpoints"].as_array().unwrap();
+        let ports = |g: &serde_json::Value| -> Vec<u64> {
+            g["lb_endpoints"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    e["endpoint"]["address"]["socket_address"]["port_value"]
+                        .as_u64()
+                        .unwrap()
+                })
+                .collect()
+        };
+        assert_eq!(
+            (groups[0]["priority"].as_u64(), ports(&groups[0])),
+            (Some(0), vec![18001])
+        );
+        assert_eq!(
+            (groups[1]["priority"].as_u64(), ports(&groups[1])),
+            (Some(1), vec![18002, 18003])
+        );
+        assert!(
+            xds["health_checks"][0]["tcp_health_check"].is_object(),
+            "{yaml}"
         );
     }
 }

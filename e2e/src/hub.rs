@@ -257,8 +257,8 @@ impl Hub {
         let xds_listen = free_addr()?;
         config["agentListen"] = agent_listen.to_string().into();
         config["xdsListen"] = xds_listen.to_string().into();
-        if let Some(map) = config.as_object_mut() {
-            map.remove("adminListen");
+        if config.get("adminListen").is_some() {
+            config["adminListen"] = free_addr()?.to_string().into();
         }
         let (mut data_plane, mut data_plane_tls) = (self.data_plane, self.data_plane_tls);
         let mut data_plane_more = Vec::new();
@@ -500,6 +500,11 @@ impl Hub {
     /// The hub CA certificate (PEM), what agents trust.
     pub fn ca_cert_pem(&self) -> anyhow::Result<String> {
         crate::components::read(&self.pki_dir.join("ca.crt"))
+    }
+
+    /// The admin API's address (`adminListen`), when the config sets one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.config["adminListen"].as_str()?.parse().ok()
     }
 
     pub fn config_path(&self) -> &Path {

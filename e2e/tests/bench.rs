@@ -92,7 +92,12 @@ async fn apply_to_first_200() {
 
 /// Apply of a new HTTPRoute to the first 200 through the Envoy at `addr`, `n` times: the
 /// sorted samples.
-async fn change_latency(t: &FleetTenant, addr: SocketAddr, prefix: &str, n: usize) -> Vec<Duration> {
+async fn change_latency(
+    t: &FleetTenant,
+    addr: SocketAddr,
+    prefix: &str,
+    n: usize,
+) -> Vec<Duration> {
     let mut samples = Vec::new();
     for i in 0..n {
         let host = format!("{prefix}-{i}.a.example");

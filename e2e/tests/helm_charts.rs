@@ -379,7 +379,10 @@ async fn rendered_charts_pass_a_server_side_dry_run_and_the_products_own_checks(
     };
     for (config, what) in [
         (config, "one hub"),
-        (dir.write("hub-ha.yaml", &ha_yaml).unwrap(), "three hubs on etcd"),
+        (
+            dir.write("hub-ha.yaml", &ha_yaml).unwrap(),
+            "three hubs on etcd",
+        ),
     ] {
         let out = check(&config);
         assert!(

@@ -154,14 +154,20 @@ async fn load_balancers_keep_their_address_across_a_hub_restart_from_an_etcd_bac
 fn store_command(fleet: &Fleet, args: &[&str]) -> String {
     let out = store_run(fleet, args);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "fleetgate-hub store {args:?} failed:\n{err}");
+    assert!(
+        out.status.success(),
+        "fleetgate-hub store {args:?} failed:\n{err}"
+    );
     err
 }
 
 /// The same, for a command that must fail: its stderr.
 fn store_command_fails(fleet: &Fleet, args: &[&str]) -> String {
     let out = store_run(fleet, args);
-    assert!(!out.status.success(), "fleetgate-hub store {args:?} succeeded");
+    assert!(
+        !out.status.success(),
+        "fleetgate-hub store {args:?} succeeded"
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -242,7 +248,8 @@ async fn load_balancers_keep_their_address_across_a_hub_restart(
     );
     if on_etcd {
         let path = fleet.hub.config_path().to_path_buf();
-        let mut config: Value = serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let mut config: Value =
+            serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         config["storeEtcd"]["prefix"] = "/fleetgate-restored/".into();
         std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
         let restored = store_command(&fleet, &["restore", "--from", backup.to_str().unwrap()]);

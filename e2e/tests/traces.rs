@@ -7,9 +7,9 @@
 
 use std::time::Duration;
 
+use fleetgate_e2e::Fleet;
 use fleetgate_e2e::fixtures::{TENANT_A, class_and_http_gateway, http_route, rule_to, wait_served};
 use fleetgate_e2e::otlp::{OtlpReceiver, ReceivedSpan};
-use fleetgate_e2e::{Fleet, TIMEOUT};
 
 /// The spans of one traced HTTPRoute change, each checked against its parent.
 #[derive(Debug)]
@@ -42,7 +42,7 @@ fn change(spans: &[ReceivedSpan]) -> Option<Change> {
         .filter(|s| {
             s.service == "fleetgate-hub"
                 && s.name == "hub.sync.update"
-                && s.attr("fleetgate.upserts.http_route") != ""
+                && !s.attr("fleetgate.upserts.http_route").is_empty()
         })
         .find_map(|hub| {
             let update = spans.iter().find(|s| {

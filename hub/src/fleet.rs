@@ -281,12 +281,22 @@ impl Fleet {
         }
     }
 
-    /// Clusters whose agent has a stream open now.
+    /// Clusters whose agent has a stream open to this hub now (what this hub's metrics count:
+    /// summed over hubs, each agent once).
     pub fn connected(&self) -> BTreeSet<ClusterKey> {
         self.links
             .lock()
             .expect("fleet links lock poisoned")
             .connected()
+    }
+
+    /// Clusters whose agent has a stream open to any hub sharing the store (what operators
+    /// see on the dashboard and the admin API, whichever hub serves them).
+    pub fn connected_anywhere(&self) -> BTreeSet<ClusterKey> {
+        self.links
+            .lock()
+            .expect("fleet links lock poisoned")
+            .connected_anywhere()
     }
 
     /// When the next disconnected cluster's grace period ends (the compile loop wakes then).
@@ -982,10 +992,10 @@ pub fn claims(
     out
 }
 
-/// Intent, claims and links other hubs sharing the store wrote (`fleet/shared.rs`).
-mod shared;
 #[cfg(test)]
 mod ai_tests;
+/// Intent, claims and links other hubs sharing the store wrote (`fleet/shared.rs`).
+mod shared;
 
 #[cfg(test)]
 mod tests {

@@ -90,9 +90,18 @@ impl Links {
         }
     }
 
-    /// Clusters with at least one open agent stream now.
+    /// Clusters with at least one open agent stream to this hub now.
     pub fn connected(&self) -> BTreeSet<ClusterKey> {
         self.open.keys().cloned().collect()
+    }
+
+    /// Clusters whose agent has a stream open to this hub or to another sharing the store.
+    pub fn connected_anywhere(&self) -> BTreeSet<ClusterKey> {
+        self.open
+            .keys()
+            .chain(self.remote.keys())
+            .cloned()
+            .collect()
     }
 
     /// A stream of `key` closed; returns whether it was the last one to this hub. The clock
@@ -161,6 +170,9 @@ mod tests {
         // Loaded at start; its agent talks to hub B.
         l.remote(&k("c1"), "hub-b", true, t0);
         assert!(!l.withdrawn(hour, t0 + hour * 2).contains(&k("c1")));
+        // Connected for operators, not for this hub's own count.
+        assert_eq!(l.connected_anywhere(), [k("c1")].into());
+        assert!(l.connected().is_empty());
         assert!(l.withdrawn(hour, t0 + hour * 2).contains(&k("c2")));
         // Here too for a while, then only at B: still linked.
         assert!(l.opened(&k("c1")));
@@ -171,7 +183,10 @@ mod tests {
         assert!(!l.withdrawn(hour, t0 + hour * 3).contains(&k("c1")));
         assert!(l.withdrawn(hour, t0 + hour * 4).contains(&k("c1")));
         // Read again from the store: c2 linked at B, c1 nowhere.
-        l.set_remote([(k("c2"), ["hub-b".to_string()].into())].into(), t0 + hour * 4);
+        l.set_remote(
+            [(k("c2"), ["hub-b".to_string()].into())].into(),
+            t0 + hour * 4,
+        );
         assert!(!l.withdrawn(hour, t0 + hour * 9).contains(&k("c2")));
         assert!(l.withdrawn(hour, t0 + hour * 9).contains(&k("c1")));
         l.set_remote(BTreeMap::new(), t0 + hour * 9);

@@ -29,7 +29,9 @@ pub async fn run(fleet: Arc<Fleet>) {
         .await;
         match applied {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot apply a change another hub made to the store"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot apply a change another hub made to the store")
+            }
             Err(e) => tracing::error!(error = %e, "applying a change of the shared store panicked"),
         }
     }

@@ -124,11 +124,11 @@ pub mod mcp_pins;
 /// The MCP session secret ring (`store/session_secrets.rs`).
 mod session_secrets;
 pub use session_secrets::SecretStore;
-/// What hubs sharing one store see of each other (`store/shared.rs`).
-pub mod shared;
 /// The suite every backend passes (`store/conformance.rs`).
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+/// What hubs sharing one store see of each other (`store/shared.rs`).
+pub mod shared;
 
 use kv::{Guard, Kv, Txn};
 

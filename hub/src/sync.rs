@@ -436,7 +436,10 @@ mod tests {
             what: "a hostname claim".into(),
         });
         assert_eq!(
-            (refused(5, &conflict).reason(), refused(5, &conflict).retry_after_ms),
+            (
+                refused(5, &conflict).reason(),
+                refused(5, &conflict).retry_after_ms
+            ),
             (pb::nack::Reason::Store, STORE_CONFLICT_RETRY_MS)
         );
         let failed = UpdateError::Store(crate::store::StoreError::Db("disk full".into()));

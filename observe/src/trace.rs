@@ -276,7 +276,7 @@ pub fn span(
                 .links
                 .into_iter()
                 .filter(SpanContext::is_valid)
-                .map(|sc| Link::with_context(sc))
+                .map(Link::with_context)
                 .collect(),
         );
     }

@@ -288,11 +288,7 @@ pub enum ConfigError {
 impl Cli {
     /// Checks the flags and builds the typed [`Config`].
     pub fn validate(self) -> Result<Config, ConfigError> {
-        let hubs: Vec<String> = self
-            .hub
-            .split(',')
-            .map(|h| h.trim().to_string())
-            .collect();
+        let hubs: Vec<String> = self.hub.split(',').map(|h| h.trim().to_string()).collect();
         for hub in &hubs {
             let rest = hub
                 .strip_prefix("https://")
@@ -497,7 +493,10 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(several.hubs, ["https://h1:9443", "https://h2:9443"]);
-        assert_eq!(several.hub, "https://h1:9443", "enrollment and renewal use the first");
+        assert_eq!(
+            several.hub, "https://h1:9443",
+            "enrollment and renewal use the first"
+        );
 
         let cases: &[(&[&str], &str)] = &[
             (

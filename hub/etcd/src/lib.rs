@@ -231,7 +231,12 @@ impl Client {
         every: Duration,
     ) -> Result<tonic::Streaming<pb::LeaseKeepAliveResponse>, EtcdError> {
         let requests = async_stream(lease, every);
-        Ok(self.lease.clone().lease_keep_alive(requests).await?.into_inner())
+        Ok(self
+            .lease
+            .clone()
+            .lease_keep_alive(requests)
+            .await?
+            .into_inner())
     }
 
     /// Ends `lease` now: every key written with it is deleted.

@@ -222,7 +222,7 @@ impl AdminApi {
             config: self.fleet.config(),
             file_disabled: self.fleet.file_config().identity.disabled_clusters.clone(),
             operator_disabled: self.fleet.operator_disabled(),
-            connected: self.fleet.connected(),
+            connected: self.fleet.connected_anywhere(),
             withdrawn: view.withdrawn,
             statuses: (**self.statuses.borrow()).clone(),
             owners: self.fleet.hostname_owners(),

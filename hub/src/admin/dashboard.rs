@@ -516,7 +516,7 @@ fn events(api: &AdminApi) -> Response<Body> {
         // Polled with the connections: Envoys ACK often, the page need not follow each ACK.
         let digest = |f: &crate::fleet::Fleet| {
             (
-                f.connected(),
+                f.connected_anywhere(),
                 f.operator_disabled(),
                 envoys.borrow().clone(),
             )

@@ -56,7 +56,11 @@ impl Fleet {
         }
         let mut state = self.state.lock().expect("fleet state lock poisoned");
         let st: &mut State = &mut state;
-        if st.intent.get(key).map_or(intent.is_empty(), |have| *have == intent) {
+        if st
+            .intent
+            .get(key)
+            .map_or(intent.is_empty(), |have| *have == intent)
+        {
             return;
         }
         let fleet = Arc::make_mut(&mut st.intent);

@@ -71,7 +71,10 @@ fn commit(to: &dyn Kv, txn: &Txn) -> Result<(), StoreError> {
         Ok(())
     } else {
         Err(StoreError::Conflict {
-            what: format!("{} during the restore (a hub is writing into it)", to.describe()),
+            what: format!(
+                "{} during the restore (a hub is writing into it)",
+                to.describe()
+            ),
         })
     }
 }
@@ -97,7 +100,11 @@ mod tests {
         let from = store(&dir, "from.redb");
         // More keys than one batch holds, and a value bigger than one batch's bytes.
         for i in 0..150 {
-            put(&from, &format!("intent/v1/t/c{i:03}"), format!("{{\"n\":{i}}}").as_bytes());
+            put(
+                &from,
+                &format!("intent/v1/t/c{i:03}"),
+                format!("{{\"n\":{i}}}").as_bytes(),
+            );
         }
         put(&from, "hostnames/v1/big", &vec![b'x'; BATCH_BYTES + 10]);
         put(&from, &format!("{LINKS}t/c000/hub-1"), b"");

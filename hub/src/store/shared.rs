@@ -84,7 +84,9 @@ impl Store {
         }
         if let Some(rest) = key.strip_prefix(LINKS) {
             let mut parts = rest.splitn(3, '/');
-            if let (Some(tenant), Some(cluster), Some(hub)) = (parts.next(), parts.next(), parts.next()) {
+            if let (Some(tenant), Some(cluster), Some(hub)) =
+                (parts.next(), parts.next(), parts.next())
+            {
                 return Ok(Some(SharedChange::Link {
                     cluster: ClusterKey {
                         tenant: tenant.into(),
@@ -106,7 +108,8 @@ impl Store {
     }
 
     pub fn retract_link(&self, cluster: &ClusterKey, hub: &str) -> Result<(), StoreError> {
-        self.kv.retract(&format!("{LINKS}{}/{hub}", key_str(cluster)))
+        self.kv
+            .retract(&format!("{LINKS}{}/{hub}", key_str(cluster)))
     }
 
     /// Every announced link: cluster -> hubs its agent talks to.
@@ -114,7 +117,9 @@ impl Store {
         let mut out: BTreeMap<ClusterKey, BTreeSet<String>> = BTreeMap::new();
         for row in self.kv.scan(LINKS)? {
             let mut parts = row.key[LINKS.len()..].splitn(3, '/');
-            if let (Some(tenant), Some(cluster), Some(hub)) = (parts.next(), parts.next(), parts.next()) {
+            if let (Some(tenant), Some(cluster), Some(hub)) =
+                (parts.next(), parts.next(), parts.next())
+            {
                 out.entry(ClusterKey {
                     tenant: tenant.into(),
                     cluster: cluster.into(),

@@ -201,7 +201,10 @@ impl Kv for EtcdKv {
         let client = self.client.clone();
         let full = self.full(prefix);
         let strip = self.prefix.len();
-        self.runtime.0.as_ref()?.spawn(watch(client, full, strip, tx));
+        self.runtime
+            .0
+            .as_ref()?
+            .spawn(watch(client, full, strip, tx));
         Some(rx)
     }
 
@@ -235,14 +238,30 @@ impl EtcdKv {
     /// The lease announced keys live by, granted at the first announcement and kept alive by a
     /// task on this backend's runtime for as long as the backend lives.
     fn lease(&self) -> Result<i64, StoreError> {
-        if let Some(l) = self.announced.lock().expect("announced lock poisoned").lease {
+        if let Some(l) = self
+            .announced
+            .lock()
+            .expect("announced lock poisoned")
+            .lease
+        {
             return Ok(l);
         }
         let client = self.client.clone();
         let lease = self.run(async move { client.grant_lease(ANNOUNCE_TTL_SECONDS).await })?;
-        self.announced.lock().expect("announced lock poisoned").lease = Some(lease);
-        let runtime = self.runtime.0.as_ref().expect("etcd runtime present until drop");
-        runtime.spawn(keep_alive(self.client.clone(), lease, self.announced.clone()));
+        self.announced
+            .lock()
+            .expect("announced lock poisoned")
+            .lease = Some(lease);
+        let runtime = self
+            .runtime
+            .0
+            .as_ref()
+            .expect("etcd runtime present until drop");
+        runtime.spawn(keep_alive(
+            self.client.clone(),
+            lease,
+            self.announced.clone(),
+        ));
         Ok(lease)
     }
 }
@@ -303,7 +322,10 @@ async fn keep_alive(client: Client, mut lease: i64, announced: Arc<Mutex<Announc
             a.lease = Some(new);
             a.keys.clone()
         };
-        tracing::warn!(keys = keys.len(), "this hub's etcd lease expired; announcing again under a new one");
+        tracing::warn!(
+            keys = keys.len(),
+            "this hub's etcd lease expired; announcing again under a new one"
+        );
         for (k, v) in keys {
             if let Err(e) = put(&client, k, v, new).await {
                 tracing::warn!(error = %e, "cannot announce again");
@@ -344,7 +366,8 @@ async fn watch(client: Client, prefix: Vec<u8>, strip: usize, tx: mpsc::Unbounde
                     next = changes.revision + 1;
                     for e in changes.events {
                         let Some(kv) = e.kv else { continue };
-                        let Ok(key) = String::from_utf8(kv.key.get(strip..).unwrap_or_default().to_vec())
+                        let Ok(key) =
+                            String::from_utf8(kv.key.get(strip..).unwrap_or_default().to_vec())
                         else {
                             continue;
                         };
