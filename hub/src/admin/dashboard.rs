@@ -257,9 +257,11 @@ pub async fn handle(api: &AdminApi, req: Request<Incoming>) -> Response<Body> {
                         &tenant,
                         &held,
                         &q,
-                        &html::traffic(api.traffic().get(&tenant)),
-                        &live,
-                        &ai,
+                        &html::TenantParts {
+                            traffic: &html::traffic(api.traffic().get(&tenant)),
+                            live: &live,
+                            ai: &ai,
+                        },
                     ),
                 )
             }

@@ -379,18 +379,27 @@ fn action_button(csrf: &str, c: &ClusterRow, action: &str) -> String {
     )
 }
 
-/// One tenant's page: the hostnames it holds, a search box, and a live part re-fetched on
-/// every event; then `ai`, the AI usage section ([`super::ai::section`]).
+/// The parts of a tenant's page rendered elsewhere (HTML).
+pub struct TenantParts<'a> {
+    /// Its traffic ([`traffic`]), re-fetched every 5 s.
+    pub traffic: &'a str,
+    /// Its objects, re-fetched on every event.
+    pub live: &'a str,
+    /// The AI usage section ([`super::ai::section`]).
+    pub ai: &'a str,
+}
+
+/// One tenant's page: the hostnames it holds, its traffic, a search box, and a live part
+/// re-fetched on every event; then the AI usage section.
 pub fn tenant_page(
     op: &Operator,
     csrf: &str,
     tenant: &str,
     held: &[String],
     query: &str,
-    traffic: &str,
-    live: &str,
-    ai: &str,
+    parts: &TenantParts<'_>,
 ) -> String {
+    let TenantParts { traffic, live, ai } = parts;
     page(
         &format!("tenant {tenant}"),
         Some((op, csrf)),
