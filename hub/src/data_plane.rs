@@ -94,6 +94,8 @@ pub struct EnvoyView {
     pub connected_since: i64,
     /// xDS type (short name) -> the version it last ACKed.
     pub acked: BTreeMap<String, String>,
+    /// Unix seconds of its last ACK of a new version (of any type); none before the first.
+    pub last_ack_at: Option<i64>,
     /// Its last NACK, kept after a later ACK (the standing ones are `XdsHealth`'s).
     pub last_nack: Option<NackView>,
 }
@@ -251,6 +253,7 @@ impl AdsReport for DataPlaneReport {
                     node: node.to_string(),
                     connected_since: crate::fleet::unix_now(),
                     acked: BTreeMap::new(),
+                    last_ack_at: None,
                     last_nack: None,
                 },
             );
@@ -273,6 +276,7 @@ impl AdsReport for DataPlaneReport {
                 return false;
             }
             v.acked.insert(short, version.to_string());
+            v.last_ack_at = Some(crate::fleet::unix_now());
             true
         });
     }
@@ -400,6 +404,7 @@ mod tests {
         let v = envoys.borrow()[&7].clone();
         assert_eq!(v.node, "envoy-a");
         assert_eq!(v.acked["envoy.config.cluster.v3.Cluster"], "v1");
+        assert!(v.last_ack_at.is_some_and(|t| t > 1_700_000_000));
         let n = v.last_nack.unwrap();
         assert_eq!(
             (n.version.as_str(), n.message.as_str()),

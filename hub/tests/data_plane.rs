@@ -156,6 +156,10 @@ async fn connected_envoys_their_acks_and_nacks_and_update_to_ack_are_shown() {
     .await;
     assert!(shown["connectedSince"].as_i64().unwrap() > 1_700_000_000);
     assert!(shown["lastNack"].is_null(), "{shown}");
+    assert!(
+        shown["lastAckAt"].as_i64().unwrap() >= shown["connectedSince"].as_i64().unwrap(),
+        "{shown}"
+    );
 
     // 3. The agent changes its intent: the Update's time to every connected Envoy's ACK is
     // observed (both Envoys left before it was published are not waited for).

@@ -594,6 +594,7 @@ tenants:
                             "abc".to_string(),
                         )]
                         .into(),
+                        last_ack_at: Some(1_700_000_150),
                         last_nack: Some(crate::data_plane::NackView {
                             type_url: "envoy.config.cluster.v3.Cluster".into(),
                             version: "7".into(),
@@ -608,6 +609,7 @@ tenants:
                         node: "envoy-0".into(),
                         connected_since: 1_700_000_000,
                         acked: Default::default(),
+                        last_ack_at: None,
                         last_nack: None,
                     },
                 ),

@@ -294,7 +294,7 @@ pub fn overview(
 fn envoys(s: &mut String, envoys: &[EnvoyView]) {
     let _ = write!(
         s,
-        "<h2>Envoys connected ({})</h2><table id=\"envoys\"><tr><th>Envoy</th><th>connected since</th><th>versions ACKed</th><th>last NACK</th></tr>",
+        "<h2>Envoys connected ({})</h2><table id=\"envoys\"><tr><th>Envoy</th><th>connected since</th><th>versions ACKed</th><th>last new version ACKed</th><th>last NACK</th></tr>",
         envoys.len()
     );
     for e in envoys {
@@ -321,13 +321,14 @@ fn envoys(s: &mut String, envoys: &[EnvoyView]) {
         };
         let _ = write!(
             s,
-            "<tr data-envoy=\"{n}\"><td>{n}</td><td>{}</td><td>{}</td><td>{nack}</td></tr>",
+            "<tr data-envoy=\"{n}\"><td>{n}</td><td>{}</td><td>{}</td><td class=\"last-ack\">{}</td><td>{nack}</td></tr>",
             utc(e.connected_since),
             if acked.is_empty() {
                 "-".to_string()
             } else {
                 acked.concat()
             },
+            e.last_ack_at.map(utc).unwrap_or_else(|| "-".into()),
             n = esc(&e.node),
         );
     }
@@ -579,6 +580,7 @@ mod tests {
                 node: evil.into(),
                 connected_since: 0,
                 acked: [(evil.to_string(), evil.to_string())].into(),
+                last_ack_at: Some(0),
                 last_nack: Some(crate::data_plane::NackView {
                     type_url: evil.into(),
                     version: evil.into(),
