@@ -170,11 +170,11 @@ async fn operators_read_the_fleet_and_only_admins_act() {
         serde_json::json!(["*.a.example", "app.a.example"])
     );
 
-    // No AI gateway connected, no Envoy rejection standing.
+    // No Envoy or AI gateway connected, no Envoy rejection standing.
     let data_plane = admin_json(port, &viewer, &["data-plane"]).await;
     assert_eq!(
         data_plane,
-        serde_json::json!({"aiGateways": [], "envoyRejections": []})
+        serde_json::json!({"envoys": [], "aiGateways": [], "envoyRejections": []})
     );
 
     // The table form, as printed.
