@@ -8,10 +8,15 @@
 
 use std::sync::Arc;
 
-use crate::fleet::Fleet;
+use tokio::sync::mpsc;
 
-/// Follows the shared store until it is gone; returns at once when it is not shared.
-pub async fn run(fleet: Arc<Fleet>) {
+use crate::fleet::Fleet;
+use crate::store::mcp_pins::PinRow;
+use crate::store::shared::SharedChange;
+
+/// Follows the shared store until it is gone; returns at once when it is not shared. MCP tool
+/// pins other hubs wrote go to this hub's pins task through `pins`.
+pub async fn run(fleet: Arc<Fleet>, pins: mpsc::Sender<(String, Vec<PinRow>)>) {
     let Some(mut watch) = fleet.store().watch_shared() else {
         return;
     };
@@ -21,14 +26,27 @@ pub async fn run(fleet: Arc<Fleet>) {
         // Reads of the store block (a full read again after a break), so off the runtime.
         let applied = tokio::task::spawn_blocking(move || {
             let store = fleet.store();
-            match store.decode_shared(seen)? {
-                Some(change) => fleet.apply_shared(change),
-                None => Ok(()),
+            let Some(change) = store.decode_shared(seen)? else {
+                return Ok(Vec::new());
+            };
+            match change {
+                SharedChange::McpPins(tenant, rows) => Ok(vec![(tenant, rows)]),
+                SharedChange::Restarted => {
+                    fleet.apply_shared(SharedChange::Restarted)?;
+                    Ok(store.load_mcp_pins()?.into_iter().collect())
+                }
+                other => fleet.apply_shared(other).map(|()| Vec::new()),
             }
         })
         .await;
         match applied {
-            Ok(Ok(())) => {}
+            Ok(Ok(stored_pins)) => {
+                for p in stored_pins {
+                    if pins.send(p).await.is_err() {
+                        return;
+                    }
+                }
+            }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "cannot apply a change another hub made to the store")
             }

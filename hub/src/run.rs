@@ -387,17 +387,24 @@ pub async fn run_reloading(
     let (ai_health_tx, ai_health_rx) = watch::channel(AiGatewayHealth::default());
     // Budgets and reported usage: counted by the AI config service, read by the admin API.
     let ai_accounts = ai_config::AiAccounts::default();
-    // MCP tool pins: one writer (the pins task), kept in the store, followed by every AI config
-    // stream and by the compile loop (the backends' ToolsPinned condition).
+    // MCP tool pins: one writer per hub (the pins task), kept in the store (guarded writes
+    // when hubs share it), followed by every AI config stream and by the compile loop (the
+    // backends' ToolsPinned condition).
     let (pins_link, pins_task) = {
         let stored = fleet.store().load_mcp_pins()?;
         let f = fleet.clone();
-        ai_config::pins::start_pins(stored, published_rx.clone(), move |tenant, rows| {
-            f.store()
-                .save_mcp_pins(tenant, rows)
-                .map_err(|e| e.to_string())
-        })
+        ai_config::pins::start_pins(
+            stored,
+            published_rx.clone(),
+            move |tenant, expected, rows| {
+                f.store()
+                    .swap_mcp_pins(tenant, expected, rows)
+                    .map_err(|e| e.to_string())
+            },
+        )
     };
+
+    let pins_from_other_hubs = pins_link.stored.clone();
 
     // The operator's metrics read the same channels (receivers only).
     // Envoy's request stats per tenant, from its stats sink on the data-plane port.
@@ -580,7 +587,7 @@ pub async fn run_reloading(
     let reload_task =
         reload.map(|source| tokio::spawn(crate::reload::run(fleet.clone(), source, stopped())));
     // Ends with the process (the store's watch lives as long as the store).
-    tokio::spawn(crate::replicate::run(fleet.clone()));
+    tokio::spawn(crate::replicate::run(fleet.clone(), pins_from_other_hubs));
     let service = SyncService::new(
         fleet.clone(),
         config.trust_domain.clone(),

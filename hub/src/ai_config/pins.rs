@@ -12,7 +12,11 @@
 //!   (pure) pins each accepted hash and drops the pins of routes and targets gone.
 //! - [`start_pins`]: the task that owns the book, saves each tenant's pins in the store when they
 //!   change and publishes the book; every stream sends its gateway the tenant's pins
-//!   ([`PinBook::message`]) after the first Update and whenever they change.
+//!   ([`PinBook::message`]) after the first Update and whenever they change. Hubs sharing a
+//!   store each run one: a tenant's pins are written only over what the hub last read
+//!   (compare-and-swap), and a hub that finds another's write takes it
+//!   ([`PinBook::merge_stored`]) and applies its change again on top, so the first report of
+//!   a tool fleet-wide pins it; each hub also takes the others' writes as they happen.
 //! - [`apply_pins`] (pure): the compile loop puts `ToolsPinned` on the AgentgatewayBackends: True
 //!   with how many tools are pinned, or False (`ToolDefinitionChanged`) naming each withheld
 //!   tool, its new hash and the annotation that accepts it.
@@ -116,6 +120,40 @@ impl PinBook {
                 pending: p.pending.clone(),
             })
             .collect()
+    }
+
+    /// Takes `tenant`'s pins as another hub stored them: the stored pin of a tool wins (it was
+    /// there first); a tool only this book pins keeps its pin (this hub's report, not yet
+    /// stored); a change this book holds pending for the same pin stays pending.
+    pub fn merge_stored(&mut self, tenant: &str, stored: &[PinRow]) {
+        let local = self.tenants.remove(tenant).unwrap_or_default();
+        let mut merged: BTreeMap<ToolKey, Pin> = stored
+            .iter()
+            .map(|r| {
+                (
+                    (r.route.clone(), r.target.clone(), r.tool.clone()),
+                    Pin {
+                        sha256: r.sha256.clone(),
+                        pending: r.pending.clone(),
+                    },
+                )
+            })
+            .collect();
+        for (key, pin) in local {
+            match merged.get_mut(&key) {
+                None => {
+                    merged.insert(key, pin);
+                }
+                Some(there) => {
+                    if there.sha256 == pin.sha256 && there.pending.is_none() {
+                        there.pending = pin.pending;
+                    }
+                }
+            }
+        }
+        if !merged.is_empty() {
+            self.tenants.insert(tenant.to_string(), merged);
+        }
     }
 
     /// A gateway's report on `content` (the tenant's published AI routes; `None`: the tenant
@@ -316,63 +354,164 @@ pub fn apply_pins(
     }
 }
 
-/// What a stream shares with the pins task: where reports go, and the book to follow.
+/// What a stream shares with the pins task: where reports go, and the book to follow; and
+/// where the hub's store follower sends the pins other hubs wrote.
 #[derive(Clone)]
 pub struct PinsLink {
     pub reports: mpsc::Sender<pb::McpToolsSeen>,
     pub book: watch::Receiver<Arc<PinBook>>,
+    pub stored: mpsc::Sender<(String, Vec<PinRow>)>,
 }
 
-/// Starts the one writer of the pins: from `stored` (the store's rows), following `published`
-/// (accepts, routes gone) and the gateways' reports; `save` persists one tenant's rows (a
-/// failure is logged, and the pins are saved again with the tenant's next change).
+/// Writes one tenant's pins over what the hub last read of them: `Ok(None)` written,
+/// `Ok(Some(rows))` another hub wrote `rows` first (nothing written), `Err` the store failed.
+pub type SwapPins =
+    dyn Fn(&str, &[PinRow], &[PinRow]) -> Result<Option<Vec<PinRow>>, String> + Send + Sync;
+
+/// How often one change is applied again over another hub's write before the hub gives up
+/// until the tenant's next change (each round means another hub wrote in between).
+const SWAP_ROUNDS: usize = 8;
+
+/// One change of the book: run again after a conflict, on top of the stored pins.
+enum Step {
+    Reconcile,
+    Report(pb::McpToolsSeen),
+}
+
+/// The pins task's state: the book, and each tenant's rows as last read from or written to
+/// the store (what a write is guarded on).
+struct Writer {
+    book: PinBook,
+    known: BTreeMap<String, Vec<PinRow>>,
+    swap: Box<SwapPins>,
+}
+
+impl Writer {
+    /// Applies `step` to the book; returns the tenants it changed.
+    fn apply(&mut self, step: &Step, published: &Published) -> BTreeSet<String> {
+        match step {
+            Step::Reconcile => self.book.reconcile(&contents(published)),
+            Step::Report(seen) => {
+                let content = published.tenants.get(&seen.tenant).map(|t| &t.content);
+                if self.book.report(content, seen) {
+                    tracing::info!(tenant = %seen.tenant, tools = seen.tools.len(), "MCP tool pins changed by a gateway's report");
+                    [seen.tenant.clone()].into()
+                } else {
+                    BTreeSet::new()
+                }
+            }
+        }
+    }
+
+    /// Stores each of `tenants`' pins; where another hub wrote first, takes its pins and
+    /// applies `step` again on top.
+    fn persist(&mut self, tenants: BTreeSet<String>, step: &Step, published: &Published) {
+        for t in tenants {
+            for round in 0.. {
+                let rows = self.book.rows(&t);
+                let expected = self.known.get(&t).cloned().unwrap_or_default();
+                if rows == expected {
+                    break;
+                }
+                match (self.swap)(&t, &expected, &rows) {
+                    Ok(None) => {
+                        self.known.insert(t.clone(), rows);
+                        break;
+                    }
+                    Ok(Some(stored)) if round + 1 < SWAP_ROUNDS => {
+                        tracing::info!(tenant = %t, "another hub stored this tenant's MCP tool pins first; applying this change on top of them");
+                        self.take(&t, stored);
+                        self.apply(step, published);
+                    }
+                    Ok(Some(stored)) => {
+                        tracing::warn!(tenant = %t, "MCP tool pins keep changing under this hub; taking the stored ones, this change is applied with the tenant's next one");
+                        self.take(&t, stored);
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(tenant = %t, error = %e, "cannot store the tenant's MCP tool pins; kept in memory");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes `tenant`'s pins as the store holds them.
+    fn take(&mut self, tenant: &str, stored: Vec<PinRow>) {
+        self.book.merge_stored(tenant, &stored);
+        if stored.is_empty() {
+            self.known.remove(tenant);
+        } else {
+            self.known.insert(tenant.to_string(), stored);
+        }
+    }
+}
+
+/// Starts the pins writer of this hub: from `stored` (the store's rows), following `published`
+/// (accepts, routes gone), the gateways' reports and the pins other hubs store; `swap` writes
+/// one tenant's rows ([`SwapPins`]; a failure is logged, and the pins are saved again with
+/// the tenant's next change).
 pub fn start_pins(
     stored: BTreeMap<String, Vec<PinRow>>,
     mut published: watch::Receiver<Arc<Published>>,
-    save: impl Fn(&str, &[PinRow]) -> Result<(), String> + Send + 'static,
+    swap: impl Fn(&str, &[PinRow], &[PinRow]) -> Result<Option<Vec<PinRow>>, String>
+    + Send
+    + Sync
+    + 'static,
 ) -> (PinsLink, tokio::task::JoinHandle<()>) {
-    let mut book = PinBook::from_rows(stored);
-    let (reports_tx, mut reports) = mpsc::channel::<pb::McpToolsSeen>(MAX_WAITING);
-    let (book_tx, book_rx) = watch::channel(Arc::new(book.clone()));
-    let persist = move |book: &PinBook, tenants: &BTreeSet<String>| {
-        for t in tenants {
-            if let Err(e) = save(t, &book.rows(t)) {
-                tracing::warn!(tenant = %t, error = %e, "cannot store the tenant's MCP tool pins; kept in memory");
-            }
-        }
+    let mut w = Writer {
+        book: PinBook::from_rows(stored.clone()),
+        known: stored,
+        swap: Box::new(swap),
     };
+    let (reports_tx, mut reports) = mpsc::channel::<pb::McpToolsSeen>(MAX_WAITING);
+    let (stored_tx, mut others) = mpsc::channel::<(String, Vec<PinRow>)>(MAX_WAITING);
+    let (book_tx, book_rx) = watch::channel(Arc::new(w.book.clone()));
     let task = tokio::spawn(async move {
         let mut first = true;
         loop {
-            let changed = if first {
+            let before = w.book.clone();
+            let step = if first {
                 first = false;
-                let p = published.borrow_and_update().clone();
-                book.reconcile(&contents(&p))
+                Step::Reconcile
             } else {
                 tokio::select! {
                     r = published.changed() => {
                         if r.is_err() {
                             return;
                         }
-                        let p = published.borrow_and_update().clone();
-                        book.reconcile(&contents(&p))
+                        Step::Reconcile
                     }
                     seen = reports.recv() => {
                         let Some(seen) = seen else { return };
-                        let p = published.borrow().clone();
-                        let content = p.tenants.get(&seen.tenant).map(|t| &t.content);
-                        if book.report(content, &seen) {
-                            tracing::info!(tenant = %seen.tenant, tools = seen.tools.len(), "MCP tool pins changed by a gateway's report");
-                            [seen.tenant.clone()].into()
-                        } else {
-                            BTreeSet::new()
+                        Step::Report(seen)
+                    }
+                    other = others.recv() => {
+                        let Some((tenant, rows)) = other else { return };
+                        if w.known.get(&tenant).map_or(rows.is_empty(), |k| *k == rows) {
+                            // This hub's own write, seen again.
+                            continue;
                         }
+                        w.take(&tenant, rows);
+                        Step::Reconcile
                     }
                 }
             };
-            if !changed.is_empty() {
-                persist(&book, &changed);
-                book_tx.send_replace(Arc::new(book.clone()));
+            let p = published.borrow_and_update().clone();
+            let changed = w.apply(&step, &p);
+            w.persist(changed, &step, &p);
+            // Also tenants taken from another hub whose pins this hub had to add to.
+            let behind: BTreeSet<String> = w
+                .book
+                .tenants
+                .keys()
+                .filter(|t| w.known.get(*t) != Some(&w.book.rows(t)))
+                .cloned()
+                .collect();
+            w.persist(behind, &Step::Reconcile, &p);
+            if w.book != before {
+                book_tx.send_replace(Arc::new(w.book.clone()));
             }
         }
     });
@@ -380,6 +519,7 @@ pub fn start_pins(
         PinsLink {
             reports: reports_tx,
             book: book_rx,
+            stored: stored_tx,
         },
         task,
     )
@@ -446,6 +586,116 @@ mod tests {
 
     fn key(tool: &str) -> ToolKey {
         (ROUTE.into(), "alpha".into(), tool.into())
+    }
+
+    #[test]
+    fn a_stored_pin_wins_over_this_books_and_pins_only_this_book_has_are_kept() {
+        let (h1, h2, h3) = ("1".repeat(64), "2".repeat(64), "3".repeat(64));
+        let mut book = PinBook::default();
+        let t = tenant(vec![]);
+        book.report(Some(&t), &seen("a", "alpha", "add", &h2, ""));
+        book.report(Some(&t), &seen("a", "alpha", "mul", &h3, ""));
+        let row = |tool: &str, sha: &str| PinRow {
+            route: ROUTE.into(),
+            target: "alpha".into(),
+            tool: tool.into(),
+            sha256: sha.into(),
+            pending: None,
+        };
+        book.merge_stored("a", &[row("add", &h1)]);
+        let pins = &book.tenants["a"];
+        assert_eq!(pins[&key("add")].sha256, h1, "the stored pin was first");
+        assert_eq!(pins[&key("mul")].sha256, h3, "only this hub saw mul: kept");
+        // Nothing stored and nothing here: no tenant entry.
+        book.merge_stored("b", &[]);
+        assert!(!book.tenants.contains_key("b"));
+    }
+
+    fn published_for_a(content: AiTenant) -> Published {
+        Published {
+            tenants: [(
+                "a".to_string(),
+                Arc::new(crate::ai_config::version::PublishedTenant {
+                    version: 1,
+                    content,
+                    config: Default::default(),
+                    key_ids: Vec::new(),
+                }),
+            )]
+            .into(),
+        }
+    }
+
+    async fn wait_for_pin(link: &PinsLink, tool: &str, want: &Pin) {
+        let mut book = link.book.clone();
+        tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            loop {
+                if book
+                    .borrow_and_update()
+                    .tenants
+                    .get("a")
+                    .and_then(|p| p.get(&key(tool)))
+                    == Some(want)
+                {
+                    return;
+                }
+                book.changed().await.unwrap();
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{tool} never became {want:?}: {:?}", link.book.borrow()));
+    }
+
+    /// Two hubs sharing one store, each with its own pins task and gateways: the first report
+    /// of a tool anywhere pins it; the other hub's different definition is held pending, not
+    /// pinned, and each hub ends with the same pins.
+    #[tokio::test]
+    async fn hubs_sharing_a_store_pin_the_first_report_fleet_wide() {
+        let (h1, h2) = ("1".repeat(64), "2".repeat(64));
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(crate::store::Store::open(&dir.path().join("hub.redb")).unwrap());
+        let (_published_tx, published) = watch::channel(Arc::new(published_for_a(tenant(vec![]))));
+        let swap = |s: Arc<crate::store::Store>| {
+            move |t: &str, expected: &[PinRow], rows: &[PinRow]| {
+                s.swap_mcp_pins(t, expected, rows)
+                    .map_err(|e| e.to_string())
+            }
+        };
+        let (a, _task_a) = start_pins(BTreeMap::new(), published.clone(), swap(store.clone()));
+        let (b, _task_b) = start_pins(BTreeMap::new(), published.clone(), swap(store.clone()));
+
+        // Hub A's gateway reports first.
+        a.reports
+            .send(seen("a", "alpha", "add", &h1, ""))
+            .await
+            .unwrap();
+        let first = Pin {
+            sha256: h1.clone(),
+            pending: None,
+        };
+        wait_for_pin(&a, "add", &first).await;
+        // Hub B has not seen A's write; its gateway sees another definition. B's write
+        // conflicts: it takes A's pin, and its report marks the change pending on top.
+        b.reports
+            .send(seen("a", "alpha", "add", &h2, ""))
+            .await
+            .unwrap();
+        let held = Pin {
+            sha256: h1.clone(),
+            pending: Some(h2.clone()),
+        };
+        wait_for_pin(&b, "add", &held).await;
+        let stored = store.load_mcp_pins().unwrap().remove("a").unwrap();
+        assert_eq!(
+            (stored.len(), &stored[0].sha256, &stored[0].pending),
+            (1, &h1, &Some(h2.clone()))
+        );
+        // A follows B's write (as the store's watch hands it over).
+        a.stored.send(("a".into(), stored.clone())).await.unwrap();
+        wait_for_pin(&a, "add", &held).await;
+        // Its own write seen again changes nothing.
+        a.stored.send(("a".into(), stored)).await.unwrap();
+        wait_for_pin(&a, "add", &held).await;
     }
 
     #[test]

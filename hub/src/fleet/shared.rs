@@ -38,6 +38,8 @@ impl Fleet {
                 }
             }
             SharedChange::Restarted => self.reread_all()?,
+            // The pins task's, not the fleet's (`crate::replicate`).
+            SharedChange::McpPins(..) => return Ok(()),
         }
         self.revision.send_modify(|r| *r += 1);
         Ok(())

@@ -2,12 +2,14 @@
 //! target is pinned to, and a changed definition waiting for the tenant's approval.
 //!
 //! Where it sits: beside the intent tables, written only by the pins task
-//! (`crate::ai_config::pins`), the one writer; read once at start. Pins survive hub restarts,
-//! so a target cannot "rug pull" a tool across one.
+//! (`crate::ai_config::pins`), one per hub. Hubs sharing a store (on etcd) write a tenant's
+//! pins with a guard on what they last read, so the first report fleet-wide wins there too:
+//! a hub whose write conflicts takes the stored pins and applies its report on top. Pins
+//! survive hub restarts, so a target cannot "rug pull" a tool across one.
 
 use std::collections::BTreeMap;
 
-use super::kv::Txn;
+use super::kv::{Guard, Txn};
 use super::{Store, StoreError, db_err};
 
 /// `mcp-pins/v1/<tenant>` -> JSON `Vec<PinRow>`.
@@ -43,17 +45,54 @@ impl Store {
         Ok(out)
     }
 
-    /// Replaces `tenant`'s pins (none: the row is removed).
-    pub fn save_mcp_pins(&self, tenant: &str, rows: &[PinRow]) -> Result<(), StoreError> {
+    /// Replaces `tenant`'s pins (none: the row is removed) if the store still holds
+    /// `expected` (none: no row): `Ok(None)`. Another hub wrote them first: nothing is written,
+    /// `Ok(Some(what the store holds now))`.
+    pub fn swap_mcp_pins(
+        &self,
+        tenant: &str,
+        expected: &[PinRow],
+        rows: &[PinRow],
+    ) -> Result<Option<Vec<PinRow>>, StoreError> {
         let key = format!("{MCP_PINS}{tenant}");
+        let encode = |rows: &[PinRow]| -> Result<Option<Vec<u8>>, StoreError> {
+            if rows.is_empty() {
+                Ok(None)
+            } else {
+                serde_json::to_vec(rows).map(Some).map_err(db_err)
+            }
+        };
         let mut txn = Txn::default();
-        if rows.is_empty() {
-            txn.delete(key);
-        } else {
-            txn.put(key, serde_json::to_vec(rows).map_err(db_err)?);
+        txn.guard(Guard::holds(&key, encode(expected)?.as_deref()));
+        match encode(rows)? {
+            Some(v) => txn.put(key.clone(), v),
+            None => txn.delete(key.clone()),
+        };
+        if self.kv.commit(&txn)? {
+            return Ok(None);
         }
-        self.kv.commit(&txn)?;
-        Ok(())
+        let now = match self.kv.get(&key)? {
+            Some(v) => serde_json::from_slice(&v).map_err(|source| StoreError::Decode {
+                key: key.clone(),
+                source,
+            })?,
+            None => Vec::new(),
+        };
+        Ok(Some(now))
+    }
+
+    /// The tenant whose pins a store key holds (`mcp-pins/v1/<tenant>`), for hubs following
+    /// each other's writes.
+    pub fn mcp_pins_tenant(key: &str) -> Option<&str> {
+        key.strip_prefix(MCP_PINS)
+    }
+
+    /// Reads one stored value of [`Store::mcp_pins_tenant`]'s key.
+    pub fn decode_mcp_pins(key: &str, value: &[u8]) -> Result<Vec<PinRow>, StoreError> {
+        serde_json::from_slice(value).map_err(|source| StoreError::Decode {
+            key: key.to_string(),
+            source,
+        })
     }
 }
 
@@ -75,9 +114,18 @@ mod tests {
         {
             let s = Store::open(&path).unwrap();
             assert!(s.load_mcp_pins().unwrap().is_empty());
-            s.save_mcp_pins("a", std::slice::from_ref(&row)).unwrap();
-            s.save_mcp_pins("b", std::slice::from_ref(&row)).unwrap();
-            s.save_mcp_pins("b", &[]).unwrap();
+            let one = std::slice::from_ref(&row);
+            assert_eq!(s.swap_mcp_pins("a", &[], one).unwrap(), None);
+            assert_eq!(s.swap_mcp_pins("b", &[], one).unwrap(), None);
+            assert_eq!(s.swap_mcp_pins("b", one, &[]).unwrap(), None);
+            // Written by another hub since this one read: refused, and what is there returned.
+            let mut other = row.clone();
+            other.sha256 = "3".repeat(64);
+            assert_eq!(
+                s.swap_mcp_pins("a", &[], std::slice::from_ref(&other))
+                    .unwrap(),
+                Some(vec![row.clone()])
+            );
         }
         let s = Store::open(&path).unwrap();
         let loaded = s.load_mcp_pins().unwrap();

@@ -31,6 +31,8 @@ pub enum SharedChange {
         hub: String,
         up: bool,
     },
+    /// A tenant's MCP tool pins as a hub stored them (empty: removed); for the pins task.
+    McpPins(String, Vec<crate::store::mcp_pins::PinRow>),
     /// Changes may have been missed: read everything again.
     Restarted,
 }
@@ -81,6 +83,13 @@ impl Store {
         }
         if key.starts_with(HOSTNAMES) || key.starts_with(L4_ALLOCATIONS) {
             return Ok(Some(SharedChange::Claims));
+        }
+        if let Some(tenant) = Store::mcp_pins_tenant(&key) {
+            let rows = match &value {
+                Some(v) => Store::decode_mcp_pins(&key, v)?,
+                None => Vec::new(),
+            };
+            return Ok(Some(SharedChange::McpPins(tenant.to_string(), rows)));
         }
         if let Some(rest) = key.strip_prefix(LINKS) {
             let mut parts = rest.splitn(3, '/');
@@ -136,5 +145,68 @@ impl SharedWatch {
     /// The next raw change, `None` once the store is gone.
     pub async fn next(&mut self) -> Option<Seen> {
         self.seen.recv().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::kv::Entry;
+    use crate::store::mcp_pins::PinRow;
+
+    #[test]
+    fn each_record_another_hub_writes_is_decoded_for_whoever_follows_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("hub.redb")).unwrap();
+        let put = |key: &str, value: &[u8]| {
+            Seen::Put(Entry {
+                key: key.into(),
+                value: value.to_vec(),
+            })
+        };
+        let row = PinRow {
+            route: "c1/default/tools".into(),
+            target: "alpha".into(),
+            tool: "add".into(),
+            sha256: "1".repeat(64),
+            pending: None,
+        };
+        let json = serde_json::to_vec(std::slice::from_ref(&row)).unwrap();
+        assert_eq!(
+            store.decode_shared(put("mcp-pins/v1/a", &json)).unwrap(),
+            Some(SharedChange::McpPins("a".into(), vec![row]))
+        );
+        assert_eq!(
+            store
+                .decode_shared(Seen::Deleted("mcp-pins/v1/a".into()))
+                .unwrap(),
+            Some(SharedChange::McpPins("a".into(), Vec::new()))
+        );
+        assert!(store.decode_shared(put("mcp-pins/v1/a", b"{")).is_err());
+        assert_eq!(
+            store
+                .decode_shared(put(&format!("{HOSTNAMES}app.a.example"), b"a"))
+                .unwrap(),
+            Some(SharedChange::Claims)
+        );
+        assert_eq!(
+            store
+                .decode_shared(Seen::Deleted(format!("{LINKS}a/east/hub-1")))
+                .unwrap(),
+            Some(SharedChange::Link {
+                cluster: ClusterKey {
+                    tenant: "a".into(),
+                    cluster: "east".into()
+                },
+                hub: "hub-1".into(),
+                up: false
+            })
+        );
+        assert_eq!(
+            store
+                .decode_shared(put("mcp-session-secrets/v1/ring", b"{}"))
+                .unwrap(),
+            None
+        );
     }
 }
