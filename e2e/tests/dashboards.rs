@@ -99,7 +99,12 @@ async fn every_dashboard_query_names_metrics_and_labels_the_fleet_exposes() {
         ensure!(
             count(&agent, "fleetgate_agent_watch_lag_seconds_count") >= 1.0
                 && agent.contains(r#"fleetgate_agent_sync_state{state="synced"} 1"#),
-            "the agent has measured no watch lag or is not synced yet"
+            "the agent has measured no watch lag or is not synced yet: {:?}",
+            agent
+                .lines()
+                .filter(|l| l.starts_with("fleetgate_agent_sync_state")
+                    || l.starts_with("fleetgate_agent_watch_lag_seconds_count"))
+                .collect::<Vec<_>>()
         );
         ensure!(
             count(&hub, "fleetgate_hub_update_to_ack_seconds_count") >= 1.0,

@@ -2,8 +2,9 @@
 //! Update that carries it Acked).
 //!
 //! Where it sits: across the data path. `watch` marks an [`EventClock`] when a reflector reports
-//! an event, and clears it when the event changed nothing the agent publishes; `sync` takes the
-//! mark when it sends the Update built from that change and keeps it in [`InFlight`] until the
+//! an event; the mark follows the change through the published state and the intent, and is
+//! dropped where it turns out to change nothing; `sync` takes the mark when it sends the Update
+//! built from that change and keeps it in [`InFlight`] until the
 //! hub Acks that revision (or a later one), when `metrics` observes the lag.
 
 use std::collections::BTreeMap;
@@ -11,28 +12,74 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// When the watch saw the first event not yet carried by an Update (shared; cheap to clone).
+///
+/// A mark moves through the agent's three steps, each of which drops only the marks of its own
+/// step when it finds that nothing changed, so that an event that changed nothing never drops
+/// the mark of an earlier one still on its way: the watch marks it ([`EventClock::mark`]) and
+/// says whether the state it published changed ([`EventClock::published`]); the translation to
+/// intent says whether the intent changed ([`EventClock::translated`]); sync takes the mark with
+/// the Update it sends ([`EventClock::take`]) or drops it when the hub holds all of it already
+/// ([`EventClock::clear`]).
 #[derive(Clone, Debug, Default)]
-pub struct EventClock(Arc<Mutex<Option<Instant>>>);
+pub struct EventClock(Arc<Mutex<Stages>>);
+
+/// The earliest mark at each step.
+#[derive(Debug, Default)]
+struct Stages {
+    /// Seen by the watch, not yet published.
+    seen: Option<Instant>,
+    /// In the published cluster state, not yet translated.
+    state: Option<Instant>,
+    /// In the intent, not yet sent.
+    intent: Option<Instant>,
+}
+
+/// The earlier of two marks.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
 
 impl EventClock {
-    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
-        // An Option<Instant> is valid after any panic elsewhere.
+    fn stages(&self) -> std::sync::MutexGuard<'_, Stages> {
+        // Plain marks, valid after any panic elsewhere.
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A watch event arrived at `at` (the first one since the last take is kept).
+    /// A watch event arrived at `at` (the first one not yet published is kept).
     pub fn mark(&self, at: Instant) {
-        self.slot().get_or_insert(at);
+        self.stages().seen.get_or_insert(at);
     }
 
-    /// The events seen changed nothing that is sent: nothing to measure.
+    /// The watch published the cluster state (`changed`) or found it unchanged: the events
+    /// seen go on with it, or changed nothing.
+    pub fn published(&self, changed: bool) {
+        let mut s = self.stages();
+        let seen = s.seen.take();
+        if changed {
+            s.state = earliest(s.state, seen);
+        }
+    }
+
+    /// The cluster state was translated into intent that `changed` (or not).
+    pub fn translated(&self, changed: bool) {
+        let mut s = self.stages();
+        let state = s.state.take();
+        if changed {
+            s.intent = earliest(s.intent, state);
+        }
+    }
+
+    /// The hub already holds the intent: nothing to measure.
     pub fn clear(&self) {
-        self.slot().take();
+        self.stages().intent.take();
     }
 
     /// The mark, for the Update being sent now.
     pub fn take(&self) -> Option<Instant> {
-        self.slot().take()
+        self.stages().intent.take()
     }
 }
 
@@ -79,11 +126,37 @@ mod tests {
         let t0 = Instant::now();
         c.mark(t0);
         c.mark(t0 + Duration::from_millis(5));
+        c.published(true);
+        c.translated(true);
         assert_eq!(c.take(), Some(t0));
         assert_eq!(c.take(), None);
         c.mark(t0);
+        c.published(true);
+        c.translated(true);
         c.clear();
         assert_eq!(c.take(), None);
+    }
+
+    #[test]
+    fn an_event_that_changes_nothing_keeps_an_earlier_one_on_its_way() {
+        let c = EventClock::default();
+        let t0 = Instant::now();
+        // The route's event changes the state and the intent; sync has not sent it yet.
+        c.mark(t0);
+        c.published(true);
+        c.translated(true);
+        // The agent's own status write: an event that changes nothing.
+        c.mark(t0 + Duration::from_millis(3));
+        c.published(false);
+        assert_eq!(c.take(), Some(t0));
+        // A state change that changes no intent drops only its own mark.
+        c.mark(t0);
+        c.published(true);
+        c.mark(t0 + Duration::from_millis(1));
+        c.translated(false);
+        c.published(true);
+        c.translated(true);
+        assert_eq!(c.take(), Some(t0 + Duration::from_millis(1)));
     }
 
     #[test]

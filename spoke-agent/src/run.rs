@@ -227,10 +227,9 @@ pub async fn run(config: Config) -> Result<(), RunError> {
                     true
                 }
             });
-            if !changed {
-                // Nothing sent to the hub changed: no lag to measure (`crate::lag`).
-                translate_events.clear();
-            }
+            // The state's events go on with the intent, or changed nothing sent to the hub
+            // (`crate::lag`).
+            translate_events.translated(changed);
         }
     });
 

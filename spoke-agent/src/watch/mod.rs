@@ -524,9 +524,8 @@ pub async fn run(
                 true
             }
         });
-        if !sent {
-            // The event changed nothing the agent publishes (`crate::lag`).
-            events.clear();
-        }
+        // The events go on with the state, or changed nothing the agent publishes
+        // (`crate::lag`).
+        events.published(sent);
     }
 }
