@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 
 /// When the watch saw the first event not yet carried by an Update (shared; cheap to clone).
 ///
-/// A mark moves through the agent's three steps, each of which drops only the marks of its own
-/// step when it finds that nothing changed, so that an event that changed nothing never drops
-/// the mark of an earlier one still on its way: the watch marks it ([`EventClock::mark`]) and
-/// says whether the state it published changed ([`EventClock::published`]); the translation to
-/// intent says whether the intent changed ([`EventClock::translated`]); sync takes the mark with
-/// the Update it sends ([`EventClock::take`]) or drops it when the hub holds all of it already
-/// ([`EventClock::clear`]).
+/// A mark moves through the agent's three steps with the change it belongs to, and is dropped
+/// where that change turns out to change nothing, never by a later event that changed nothing:
+/// the watch marks it ([`EventClock::mark`]) and says, while it publishes the cluster state,
+/// whether the state changed ([`EventClock::published`]); the translation takes the marks of
+/// the state it reads ([`EventClock::take_state`], under the state's read guard) and passes them
+/// on, while it publishes, if the intent changed ([`EventClock::to_intent`]); sync takes the
+/// marks of the intent it reads the same way ([`EventClock::take`]).
 #[derive(Clone, Debug, Default)]
 pub struct EventClock(Arc<Mutex<Stages>>);
 
@@ -53,8 +53,8 @@ impl EventClock {
         self.stages().seen.get_or_insert(at);
     }
 
-    /// The watch published the cluster state (`changed`) or found it unchanged: the events
-    /// seen go on with it, or changed nothing.
+    /// The watch published a cluster state that `changed` (or not): the events seen go on
+    /// with it, or changed nothing. Called while publishing, before the translation can read it.
     pub fn published(&self, changed: bool) {
         let mut s = self.stages();
         let seen = s.seen.take();
@@ -63,21 +63,19 @@ impl EventClock {
         }
     }
 
-    /// The cluster state was translated into intent that `changed` (or not).
-    pub fn translated(&self, changed: bool) {
+    /// The marks of the cluster state being read now (call under its read guard).
+    pub fn take_state(&self) -> Option<Instant> {
+        self.stages().state.take()
+    }
+
+    /// The intent translated from a state with marks `carried` changed: they go on with it.
+    /// Called while publishing the intent, before sync can read it.
+    pub fn to_intent(&self, carried: Option<Instant>) {
         let mut s = self.stages();
-        let state = s.state.take();
-        if changed {
-            s.intent = earliest(s.intent, state);
-        }
+        s.intent = earliest(s.intent, carried);
     }
 
-    /// The hub already holds the intent: nothing to measure.
-    pub fn clear(&self) {
-        self.stages().intent.take();
-    }
-
-    /// The mark, for the Update being sent now.
+    /// The marks of the intent being read now (call under its read guard).
     pub fn take(&self) -> Option<Instant> {
         self.stages().intent.take()
     }
@@ -127,13 +125,9 @@ mod tests {
         c.mark(t0);
         c.mark(t0 + Duration::from_millis(5));
         c.published(true);
-        c.translated(true);
+        let carried = c.take_state();
+        c.to_intent(carried);
         assert_eq!(c.take(), Some(t0));
-        assert_eq!(c.take(), None);
-        c.mark(t0);
-        c.published(true);
-        c.translated(true);
-        c.clear();
         assert_eq!(c.take(), None);
     }
 
@@ -141,22 +135,20 @@ mod tests {
     fn an_event_that_changes_nothing_keeps_an_earlier_one_on_its_way() {
         let c = EventClock::default();
         let t0 = Instant::now();
-        // The route's event changes the state and the intent; sync has not sent it yet.
+        // The route's event changes the state and the intent; sync has not read it yet.
         c.mark(t0);
         c.published(true);
-        c.translated(true);
+        let carried = c.take_state();
+        c.to_intent(carried);
         // The agent's own status write: an event that changes nothing.
         c.mark(t0 + Duration::from_millis(3));
         c.published(false);
+        // A state change whose intent is unchanged drops only its own mark.
+        c.mark(t0 + Duration::from_millis(4));
+        c.published(true);
+        let _dropped = c.take_state();
         assert_eq!(c.take(), Some(t0));
-        // A state change that changes no intent drops only its own mark.
-        c.mark(t0);
-        c.published(true);
-        c.mark(t0 + Duration::from_millis(1));
-        c.translated(false);
-        c.published(true);
-        c.translated(true);
-        assert_eq!(c.take(), Some(t0 + Duration::from_millis(1)));
+        assert_eq!(c.take(), None);
     }
 
     #[test]

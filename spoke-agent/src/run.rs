@@ -216,20 +216,23 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let translate_events = events.clone();
     tokio::spawn(async move {
         while translate_rx.changed().await.is_ok() {
-            let s = translate_rx.borrow_and_update().clone();
+            // The state's watch events go on with the intent if it changes, or changed nothing
+            // sent to the hub (`crate::lag`).
+            let (s, carried) = {
+                let state = translate_rx.borrow_and_update();
+                (state.clone(), translate_events.take_state())
+            };
             let next = intent(&s, &mode_config);
-            let changed = intent_tx.send_if_modified(|cur| {
+            intent_tx.send_if_modified(|cur| {
                 if *cur == next {
                     false
                 } else {
                     debug!(objects = next.len(), "intent changed");
                     *cur = next;
+                    translate_events.to_intent(carried);
                     true
                 }
             });
-            // The state's events go on with the intent, or changed nothing sent to the hub
-            // (`crate::lag`).
-            translate_events.translated(changed);
         }
     });
 

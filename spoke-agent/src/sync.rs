@@ -146,6 +146,13 @@ impl Syncer {
         self
     }
 
+    /// The intent now, and the watch events behind it not yet sent (`crate::lag`), taken
+    /// together under the intent's read guard.
+    fn read_intent(&mut self) -> (Vec<Object>, Option<std::time::Instant>) {
+        let intent = self.intent.borrow_and_update();
+        (intent.clone(), self.events.take())
+    }
+
     fn set_state(&self, state: SyncState) {
         if let Some(m) = &self.metrics {
             m.set_state(state);
@@ -230,10 +237,10 @@ impl Syncer {
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let (tx, rx) = mpsc::channel::<AgentMessage>(16);
         let send = |m: agent_message::Kind| AgentMessage { kind: Some(m) };
-        let intent = self.intent.borrow_and_update().clone();
+        let (intent, events) = self.read_intent();
         let mut revision = 1u64;
         // The full state carries whatever was in flight on the last stream, and what is new.
-        let carried = match (self.lag_in_flight.restart(), self.events.take()) {
+        let carried = match (self.lag_in_flight.restart(), events) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -298,7 +305,8 @@ impl Syncer {
                             } else if revision > n.revision {
                                 // Later deltas were built on the refused one: resend everything.
                                 revision += 1;
-                                let intent = self.intent.borrow_and_update().clone();
+                                let (intent, events) = self.read_intent();
+                                self.lag_in_flight.sent(revision, events);
                                 send_or_closed(&tx, traced(&mut in_flight, &cluster, full_update(revision, &intent))).await?;
                                 held = Some(held_of(&intent));
                             }
@@ -329,7 +337,8 @@ impl Syncer {
                 _ = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)), if retry_at.is_some() => {
                     retry_at = None;
                     revision += 1;
-                    let intent = self.intent.borrow_and_update().clone();
+                    let (intent, events) = self.read_intent();
+                    self.lag_in_flight.sent(revision, events);
                     debug!(revision, "resending the full state after the hub's rate limit");
                     send_or_closed(&tx, traced(&mut in_flight, &cluster, full_update(revision, &intent))).await?;
                     held = Some(held_of(&intent));
@@ -338,13 +347,12 @@ impl Syncer {
                     if changed.is_err() {
                         return Ok(());
                     }
-                    let intent = self.intent.borrow_and_update().clone();
+                    let (intent, events) = self.read_intent();
                     let update = match &held {
                         Some(h) => {
                             let d = diff(h, &intent);
                             if d.is_empty() {
                                 // Nothing the hub holds changed: no lag to measure.
-                                self.events.clear();
                                 continue;
                             }
                             Update { revision: revision + 1, full_state: false, upserts: d.upserts, deletes: d.deletes, traceparent: String::new() }
@@ -352,7 +360,7 @@ impl Syncer {
                         None => full_update(revision + 1, &intent),
                     };
                     revision += 1;
-                    self.lag_in_flight.sent(revision, self.events.take());
+                    self.lag_in_flight.sent(revision, events);
                     self.set_state(SyncState::Syncing);
                     debug!(revision, full = update.full_state, upserts = update.upserts.len(), deletes = update.deletes.len(), "sending update");
                     send_or_closed(&tx, traced(&mut in_flight, &cluster, update)).await?;

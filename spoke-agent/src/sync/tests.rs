@@ -229,7 +229,8 @@ async fn sync_state_and_watch_lag_follow_the_stream() {
     // A watch event, and the Update that carries it: measured once the hub Acks it.
     events.mark(std::time::Instant::now());
     events.published(true);
-    events.translated(true);
+    let carried = events.take_state();
+    events.to_intent(carried);
     intent_tx.send_replace(vec![obj("a", 2)]);
     let (_, u) = next_update(&mut seen).await;
     assert_eq!(u.revision, 2);

@@ -516,16 +516,19 @@ pub async fn run(
         tokio::time::sleep(COALESCE).await;
         ai_secrets.reconcile(&backends(), &keys()).await;
         let next = snapshot(&ai_secrets);
+        // The events go on with the state (marked before the translation can read it), or
+        // changed nothing the agent publishes (`crate::lag`).
         let sent = tx.send_if_modified(|cur| {
             if *cur == next {
                 false
             } else {
                 *cur = next;
+                events.published(true);
                 true
             }
         });
-        // The events go on with the state, or changed nothing the agent publishes
-        // (`crate::lag`).
-        events.published(sent);
+        if !sent {
+            events.published(false);
+        }
     }
 }
