@@ -44,6 +44,17 @@ async fn every_dashboard_query_names_metrics_and_labels_the_fleet_exposes() {
     .await
     .unwrap();
     let t = fleet.tenant("tenant-a");
+    // The agent has listed its cluster and synced: what is applied from here on reaches it as
+    // watch events (whose lag it measures), not in its first list.
+    eventually(TIMEOUT, || async {
+        let agent = scrape(agent_metrics).await?;
+        ensure!(
+            agent.contains(r#"fleetgate_agent_sync_state{state="synced"} 1"#),
+            "the agent has not synced yet"
+        );
+        Ok(())
+    })
+    .await;
     // Service `echo` with a backend on node-1's nodePort, so that requests through Envoy are
     // answered.
     let node = t.create_node("node-1", 10).await.unwrap();
