@@ -214,17 +214,7 @@ impl Hub {
         }
         let config_path = dir.write("hub.yaml", serde_yaml::to_string(&config)?)?;
         let tenants = tenants.to_vec();
-        let process = Process::spawn_with_env(
-            dir,
-            "fleetgate-hub",
-            &binary,
-            [
-                "run".to_string(),
-                "--config".to_string(),
-                config_path.display().to_string(),
-            ],
-            [("RUST_LOG", crate::components::product_log_level())],
-        )?;
+        let process = run_hub(dir, "fleetgate-hub", &binary, &config_path)?;
         let mut hub = Self {
             dir: dir.clone(),
             binary,
@@ -280,16 +270,11 @@ impl Hub {
         let config_path = self
             .dir
             .write(&format!("hub-{n}.yaml"), serde_yaml::to_string(&config)?)?;
-        let process = Process::spawn_with_env(
+        let process = run_hub(
             &self.dir,
             &format!("fleetgate-hub-{n}"),
             &self.binary,
-            [
-                "run".to_string(),
-                "--config".to_string(),
-                config_path.display().to_string(),
-            ],
-            [("RUST_LOG", crate::components::product_log_level())],
+            &config_path,
         )?;
         let mut hub = Self {
             dir: self.dir.clone(),
@@ -534,6 +519,26 @@ impl Hub {
         self.process.restart()?;
         self.wait_listening().await
     }
+}
+
+/// `fleetgate-hub run --config <config_path>`, its log named `name`.
+fn run_hub(
+    dir: &TestDir,
+    name: &str,
+    binary: &Path,
+    config_path: &Path,
+) -> anyhow::Result<Process> {
+    Process::spawn_with_env(
+        dir,
+        name,
+        binary,
+        [
+            "run".to_string(),
+            "--config".to_string(),
+            config_path.display().to_string(),
+        ],
+        [("RUST_LOG", crate::components::product_log_level())],
+    )
 }
 
 /// Runs a short command (`ca init`, `ca issue`, `token create`) and returns its stdout, or

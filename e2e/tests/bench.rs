@@ -62,24 +62,7 @@ async fn apply_to_first_200() {
     })
     .await;
 
-    let mut samples = Vec::new();
-    for i in 0..20 {
-        let host = format!("app-{i}.a.example");
-        let start = Instant::now();
-        t.cluster
-            .apply(&simple_http_route(&format!("app-{i}"), &host, "echo"))
-            .await
-            .unwrap();
-        loop {
-            if let Ok((200, _)) = fleet.get(&host, "/").await {
-                break;
-            }
-            assert!(start.elapsed() < TIMEOUT, "route {i} never served");
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        samples.push(start.elapsed());
-    }
-    samples.sort();
+    let samples = change_latency(t, fleet.hub.data_plane_addr(), "app", 20).await;
     println!(
         "BENCH apply_to_first_200: n={} median={:.1}ms p99={:.1}ms min={:.1}ms max={:.1}ms",
         samples.len(),
