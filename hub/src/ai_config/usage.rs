@@ -47,7 +47,8 @@ impl Counts {
         }
     }
 
-    fn add(&mut self, o: &Counts) {
+    /// Adds `o`, saturating (reports are untrusted).
+    pub fn add(&mut self, o: &Counts) {
         self.requests = self.requests.saturating_add(o.requests);
         self.errors = self.errors.saturating_add(o.errors);
         self.input_tokens = self.input_tokens.saturating_add(o.input_tokens);
