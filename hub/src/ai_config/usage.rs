@@ -178,6 +178,15 @@ impl UsageBook {
             };
             pairs.entry(pair).or_default().add(&delta);
         }
+        // What this report left out (a tenant the hub does not serve right now, say while its
+        // cluster is withdrawn) stays remembered, or its counts would be added again in full
+        // when it comes back; bounded like a report.
+        for (key, counts) in std::mem::take(&mut prev.counts) {
+            if now.len() >= MAX_COUNTS_PER_REPORT {
+                break;
+            }
+            now.entry(key).or_insert(counts);
+        }
         prev.counts = now;
         Ok(dropped)
     }
@@ -267,6 +276,22 @@ mod tests {
         assert_eq!(totals(&book, "a"), [("tiny".into(), 7, 21)]);
         assert_eq!(book.per_tenant()["a"].requests, 7);
         assert!(book.tenant("b").is_empty());
+    }
+
+    #[test]
+    fn a_tenant_served_again_is_not_counted_again() {
+        let mut book = UsageBook::default();
+        let r = report("x", vec![count("a", "tiny", 2, 10)]);
+        book.apply("r1", &r, served).unwrap();
+        // The tenant's AI routes are withdrawn for a while: its entries are dropped...
+        assert_eq!(book.apply("r1", &r, |t| t == "b"), Ok(1));
+        // ...and when it is served again, the same cumulative counts add nothing.
+        book.apply("r1", &r, served).unwrap();
+        assert_eq!(totals(&book, "a"), [("tiny".into(), 2, 10)]);
+        // Growth while it was away is counted once.
+        book.apply("r1", &report("x", vec![count("a", "tiny", 3, 12)]), served)
+            .unwrap();
+        assert_eq!(totals(&book, "a"), [("tiny".into(), 3, 12)]);
     }
 
     #[test]
