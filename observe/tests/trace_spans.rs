@@ -136,7 +136,13 @@ fn valid_contexts_are_continued_and_garbage_starts_a_fresh_trace() {
     )
     .end();
     trace::span("root", Kind::Server, Start::default(), Vec::new).end();
-    let names: Vec<_> = memory.0.lock().unwrap().iter().map(|s| s.name.clone()).collect();
+    let names: Vec<_> = memory
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
     assert!(names.iter().any(|n| n == "root"), "{names:?}");
     assert!(!names.iter().any(|n| n == "unsampled"), "{names:?}");
 }

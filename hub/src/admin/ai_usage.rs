@@ -400,7 +400,14 @@ mod tests {
             counts: vec![count("m1"), count("m2")],
         };
         usage.apply("hostile", &report, |_| true).unwrap();
-        let v = view("a", None, &usage, &Ledger::default(), &PinBook::default(), 5);
+        let v = view(
+            "a",
+            None,
+            &usage,
+            &Ledger::default(),
+            &PinBook::default(),
+            5,
+        );
         assert_eq!(v.usage.len(), 2);
         assert_eq!(
             v.total,

@@ -347,7 +347,10 @@ mod tests {
         .unwrap();
         assert_eq!(totals(&book, "a"), [("t".into(), 3, 3)]);
         assert_eq!(book.previous.len(), MAX_GATEWAYS);
-        assert!(!book.previous.contains_key("r1"), "the longest silent is forgotten");
+        assert!(
+            !book.previous.contains_key("r1"),
+            "the longest silent is forgotten"
+        );
         // r0 is still remembered: its repeated report counts nothing.
         book.apply("r0", &report("x", vec![count("a", "t", 1, 1)]), served)
             .unwrap();
