@@ -257,7 +257,10 @@ async fn ai_gateway_metrics_count_what_the_openai_sdk_received() {
     assert_eq!(budget["requests"]["left"], 0, "spent: {view}");
     let hub_text = scrape(hub_admin).await.unwrap();
     assert_eq!(
-        sample(&hub_text, r#"fleetgate_hub_ai_requests_total{tenant="tenant-a"}"#),
+        sample(
+            &hub_text,
+            r#"fleetgate_hub_ai_requests_total{tenant="tenant-a"}"#
+        ),
         Some(BUDGET as f64),
         "{hub_text}"
     );
