@@ -262,11 +262,12 @@ impl Gateway {
                 ApiError::tenant_busy(&tenant.name, tenant.limit.max()),
             );
         };
+        let usage = traced::TracedUsage::wrap(self.usage.clone(), span, route.clone());
         let ctx = RequestCtx {
             route,
             started,
             upstream: self.upstream.clone(),
-            usage: traced::TracedUsage::wrap(self.usage.clone(), span),
+            usage,
             permit: Some(permit),
             limits: self.limits,
             virtual_key: key.as_ref().map(|k| k.id.to_string()),

@@ -1,7 +1,9 @@
 //! One span per AI request (docs/operations.md, "Traces"): `ai.request`, continuing the
 //! request's `traceparent` header when it holds a valid one (else a new trace), with the
 //! tenant, route and provider kind once the route is known, and the model, status and token
-//! counts when the request's usage is recorded ([`TracedUsage`]). The span ends with the
+//! counts when the request's usage is recorded ([`TracedUsage`]). The model is named only when
+//! the route's configuration names it, else `other`, as in the usage metrics
+//! ([`crate::metrics::usage`]): a client's made-up model names never reach an attribute. The span ends with the
 //! request (its usage record, or the end of its body). Nothing is built when traces are off.
 
 use std::sync::{Arc, Mutex};
@@ -10,6 +12,7 @@ use fleetgate_observe::trace::{self, Attribute, Kind, Span, Start};
 use hyper::HeaderMap;
 
 use crate::config::BackendKind;
+use crate::metrics::usage as usage_metrics;
 use crate::route::Route;
 use crate::usage::{Usage, UsageKey, UsageSink};
 
@@ -82,18 +85,32 @@ pub fn refused(mut span: Span, status: u16) {
 pub struct TracedUsage {
     inner: Arc<dyn UsageSink>,
     span: Mutex<Option<Span>>,
+    /// The request's route: which model names its configuration names.
+    route: Arc<Route>,
 }
 
 impl TracedUsage {
-    /// `inner` keeps counting; `span` gets the usage and ends with the first record.
-    pub fn wrap(inner: Arc<dyn UsageSink>, span: Span) -> Arc<dyn UsageSink> {
+    /// `inner` keeps counting; `span` (of a request on `route`) gets the usage and ends with
+    /// the first record.
+    pub fn wrap(inner: Arc<dyn UsageSink>, span: Span, route: Arc<Route>) -> Arc<dyn UsageSink> {
         if span.context().is_none() {
             return inner;
         }
         Arc::new(Self {
             inner,
             span: Mutex::new(Some(span)),
+            route,
         })
+    }
+}
+
+/// The `gen_ai.request.model` attribute: `model` when the route's configuration names it,
+/// else `other`.
+fn model_attribute(route: &Route, model: &str) -> String {
+    if usage_metrics::configured_model(&route.backend, model) {
+        trace::bounded(model)
+    } else {
+        usage_metrics::OTHER_MODEL.to_string()
     }
 }
 
@@ -102,7 +119,10 @@ impl UsageSink for TracedUsage {
         if let Some(mut span) = self.span.lock().ok().and_then(|mut s| s.take()) {
             span.set(|| {
                 vec![
-                    Attribute::new("gen_ai.request.model", trace::bounded(&key.model)),
+                    Attribute::new(
+                        "gen_ai.request.model",
+                        model_attribute(&self.route, &key.model),
+                    ),
                     Attribute::new("gen_ai.usage.input_tokens", usage.prompt_tokens as i64),
                     Attribute::new("gen_ai.usage.output_tokens", usage.completion_tokens as i64),
                     Attribute::new("http.response.status_code", i64::from(usage.status)),

@@ -259,6 +259,14 @@ async fn ai_gateway_metrics_count_what_the_openai_sdk_received() {
     assert_eq!(
         sample(
             &hub_text,
+            r#"fleetgate_hub_ai_requests_total{tenant="tenant-a"}"#
+        ),
+        Some(BUDGET as f64),
+        "{hub_text}"
+    );
+    assert_eq!(
+        sample(
+            &hub_text,
             r#"fleetgate_hub_ai_input_tokens_total{tenant="tenant-a"}"#
         ),
         Some(input as f64),

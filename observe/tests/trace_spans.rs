@@ -120,4 +120,29 @@ fn valid_contexts_are_continued_and_garbage_starts_a_fresh_trace() {
         Status::Error { description } => assert_eq!(description.len(), 256),
         other => panic!("status {other:?}"),
     }
+
+    // A parent that says "not sampled" (a client's traceparent ending in -00): the SDK's
+    // default sampler (parent-based) follows it, nothing is exported.
+    let unsampled = trace::parse_traceparent(&PARENT.replace("-01", "-00"));
+    assert!(unsampled.is_some());
+    trace::span(
+        "unsampled",
+        Kind::Server,
+        Start {
+            parent: unsampled.as_ref(),
+            ..Default::default()
+        },
+        Vec::new,
+    )
+    .end();
+    trace::span("root", Kind::Server, Start::default(), Vec::new).end();
+    let names: Vec<_> = memory
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    assert!(names.iter().any(|n| n == "root"), "{names:?}");
+    assert!(!names.iter().any(|n| n == "unsampled"), "{names:?}");
 }

@@ -206,11 +206,14 @@ impl AiMetrics {
     pub fn record(&self, labels: &Labels, usage: &Usage) {
         {
             let mut totals = self.totals.lock().unwrap_or_else(|p| p.into_inner());
+            // Token counts are the upstream's word (a tenant may run its own upstream): they
+            // saturate rather than overflow (a panic here, a wrap that the hub would read as a
+            // restart and count again).
             let c = totals.entry(labels.clone()).or_default();
-            c.requests += 1;
-            c.errors += u64::from(usage.status >= 400);
-            c.input_tokens += usage.prompt_tokens;
-            c.output_tokens += usage.completion_tokens;
+            c.requests = c.requests.saturating_add(1);
+            c.errors = c.errors.saturating_add(u64::from(usage.status >= 400));
+            c.input_tokens = c.input_tokens.saturating_add(usage.prompt_tokens);
+            c.output_tokens = c.output_tokens.saturating_add(usage.completion_tokens);
         }
         let status = status_class(usage.status);
         self.requests
@@ -573,6 +576,33 @@ tenants:
         assert!(
             t.contains(r#"fleetgate_ai_budget_refusals_total{tenant="a",reason="unavailable"} 1"#),
             "{t}"
+        );
+    }
+
+    #[test]
+    fn huge_token_counts_from_an_upstream_saturate_instead_of_overflowing() {
+        let (sink, _) = sink();
+        let labels = labels(
+            &key("chat", "tiny"),
+            Some(
+                &sink
+                    .routes
+                    .borrow()
+                    .tenant("a")
+                    .unwrap()
+                    .route("chat")
+                    .unwrap()
+                    .backend,
+            ),
+        );
+        // What a hostile upstream may put in its `usage` object.
+        sink.metrics.record(&labels, &ok(u64::MAX, u64::MAX));
+        sink.metrics.record(&labels, &ok(5, 5));
+        let c = sink.metrics.totals()[&labels];
+        assert_eq!(
+            (c.requests, c.input_tokens, c.output_tokens),
+            (2, u64::MAX, u64::MAX),
+            "the totals never go down (the hub would count a wrapped total again)"
         );
     }
 

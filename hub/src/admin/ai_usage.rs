@@ -105,11 +105,9 @@ pub fn view(
 ) -> AiUsageView {
     let rows = usage.tenant(tenant);
     let mut total = Counts::default();
+    // Saturating: the rows are what gateways reported (untrusted).
     for r in &rows {
-        total.requests += r.counts.requests;
-        total.errors += r.counts.errors;
-        total.input_tokens += r.counts.input_tokens;
-        total.output_tokens += r.counts.output_tokens;
+        total.add(&r.counts);
     }
     let Some(content) = content else {
         return AiUsageView {
@@ -383,6 +381,43 @@ mod tests {
         // Another tenant sees none of it; a tenant without AI routes sees only reported usage.
         let b = view("b", None, &usage, &ledger, &pins, now);
         assert_eq!(b, AiUsageView::default());
+    }
+
+    #[test]
+    fn huge_reported_counts_saturate_the_total_instead_of_panicking() {
+        let mut usage = UsageBook::default();
+        let count = |model: &str| pb::UsageCount {
+            tenant: "a".into(),
+            backend: "openai".into(),
+            model: model.into(),
+            requests: u64::MAX,
+            errors: u64::MAX,
+            input_tokens: u64::MAX,
+            output_tokens: u64::MAX,
+        };
+        let report = pb::UsageReport {
+            boot_id: "x".into(),
+            counts: vec![count("m1"), count("m2")],
+        };
+        usage.apply("hostile", &report, |_| true).unwrap();
+        let v = view(
+            "a",
+            None,
+            &usage,
+            &Ledger::default(),
+            &PinBook::default(),
+            5,
+        );
+        assert_eq!(v.usage.len(), 2);
+        assert_eq!(
+            v.total,
+            Counts {
+                requests: u64::MAX,
+                errors: u64::MAX,
+                input_tokens: u64::MAX,
+                output_tokens: u64::MAX,
+            }
+        );
     }
 
     #[test]

@@ -7,8 +7,11 @@
 //! repeated report adds nothing and a lost one loses nothing. Bounded: entries of tenants the
 //! hub does not serve, with an unknown backend kind or a malformed model are dropped; a
 //! tenant's (backend, model) pairs past [`MAX_PAIRS_PER_TENANT`] are counted under model
-//! `other`; reports past [`MAX_COUNTS_PER_REPORT`] entries and gateways past [`MAX_GATEWAYS`]
-//! are cut. Counts live in the hub's memory (since the hub started).
+//! `other`; reports past [`MAX_COUNTS_PER_REPORT`] entries are cut, and past [`MAX_GATEWAYS`]
+//! remembered replicas the one that reported longest ago is forgotten (replica ids are
+//! usually pod names, new with every pod: a hub that outlives many rollouts keeps counting the
+//! new ones; a forgotten replica that reports again has its counts added again). Counts live
+//! in the hub's memory (since the hub started).
 
 use std::collections::BTreeMap;
 
@@ -19,7 +22,7 @@ use serde::Serialize;
 pub const MAX_COUNTS_PER_REPORT: usize = 10_000;
 /// (backend, model) pairs kept per tenant; more are counted under model `other`.
 pub const MAX_PAIRS_PER_TENANT: usize = 64;
-/// Replicas whose previous report is remembered.
+/// Replicas whose previous report is remembered; past it, the longest silent is forgotten.
 pub const MAX_GATEWAYS: usize = 1024;
 /// Longest model name kept.
 pub const MAX_MODEL_BYTES: usize = 128;
@@ -47,7 +50,8 @@ impl Counts {
         }
     }
 
-    fn add(&mut self, o: &Counts) {
+    /// Adds `o`, saturating (reports are untrusted).
+    pub fn add(&mut self, o: &Counts) {
         self.requests = self.requests.saturating_add(o.requests);
         self.errors = self.errors.saturating_add(o.errors);
         self.input_tokens = self.input_tokens.saturating_add(o.input_tokens);
@@ -91,6 +95,8 @@ type Key = (String, String, String);
 struct Previous {
     boot_id: String,
     counts: BTreeMap<Key, Counts>,
+    /// When the replica last reported ([`UsageBook::reports`] then).
+    seen: u64,
 }
 
 /// Why a report was not taken at all.
@@ -99,15 +105,14 @@ pub enum ReportError {
     /// The boot id is empty, too long or not printable.
     #[error("UsageReport.boot_id must be 1..=64 printable ASCII characters")]
     BootId,
-    /// Too many replicas are remembered already.
-    #[error("usage of more than {MAX_GATEWAYS} AI gateway replicas is not tracked")]
-    TooManyGateways,
 }
 
 /// Every tenant's usage, summed over replicas.
 #[derive(Debug, Default)]
 pub struct UsageBook {
     previous: BTreeMap<String, Previous>,
+    /// Reports taken so far (orders the replicas by their last report).
+    reports: u64,
     totals: BTreeMap<String, BTreeMap<(String, String), Counts>>,
 }
 
@@ -129,8 +134,16 @@ impl UsageBook {
             return Err(ReportError::BootId);
         }
         if !self.previous.contains_key(gateway) && self.previous.len() >= MAX_GATEWAYS {
-            return Err(ReportError::TooManyGateways);
+            let stalest = self
+                .previous
+                .iter()
+                .min_by_key(|(_, p)| p.seen)
+                .map(|(g, _)| g.clone());
+            if let Some(g) = stalest {
+                self.previous.remove(&g);
+            }
         }
+        self.reports += 1;
         let mut dropped = report.counts.len().saturating_sub(MAX_COUNTS_PER_REPORT);
         let mut now: BTreeMap<Key, Counts> = BTreeMap::new();
         for c in report.counts.iter().take(MAX_COUNTS_PER_REPORT) {
@@ -144,6 +157,7 @@ impl UsageBook {
                 .add(&Counts::of(c));
         }
         let prev = self.previous.entry(gateway.to_string()).or_default();
+        prev.seen = self.reports;
         if prev.boot_id != *b {
             // A new process: its counts start from zero.
             prev.boot_id = b.clone();
@@ -163,6 +177,15 @@ impl UsageBook {
                 (backend.clone(), "other".to_string())
             };
             pairs.entry(pair).or_default().add(&delta);
+        }
+        // What this report left out (a tenant the hub does not serve right now, say while its
+        // cluster is withdrawn) stays remembered, or its counts would be added again in full
+        // when it comes back; bounded like a report.
+        for (key, counts) in std::mem::take(&mut prev.counts) {
+            if now.len() >= MAX_COUNTS_PER_REPORT {
+                break;
+            }
+            now.entry(key).or_insert(counts);
         }
         prev.counts = now;
         Ok(dropped)
@@ -256,6 +279,22 @@ mod tests {
     }
 
     #[test]
+    fn a_tenant_served_again_is_not_counted_again() {
+        let mut book = UsageBook::default();
+        let r = report("x", vec![count("a", "tiny", 2, 10)]);
+        book.apply("r1", &r, served).unwrap();
+        // The tenant's AI routes are withdrawn for a while: its entries are dropped...
+        assert_eq!(book.apply("r1", &r, |t| t == "b"), Ok(1));
+        // ...and when it is served again, the same cumulative counts add nothing.
+        book.apply("r1", &r, served).unwrap();
+        assert_eq!(totals(&book, "a"), [("tiny".into(), 2, 10)]);
+        // Growth while it was away is counted once.
+        book.apply("r1", &report("x", vec![count("a", "tiny", 3, 12)]), served)
+            .unwrap();
+        assert_eq!(totals(&book, "a"), [("tiny".into(), 3, 12)]);
+    }
+
+    #[test]
     fn untrusted_entries_are_dropped_and_pairs_are_capped() {
         let mut book = UsageBook::default();
         let mut hostile = vec![
@@ -290,20 +329,31 @@ mod tests {
     }
 
     #[test]
-    fn gateways_past_the_cap_are_not_tracked() {
+    fn past_the_cap_the_longest_silent_gateway_is_forgotten() {
         let mut book = UsageBook::default();
         for i in 0..MAX_GATEWAYS {
             book.apply(&format!("r{i}"), &report("x", vec![]), served)
                 .unwrap();
         }
-        assert_eq!(
-            book.apply(
-                "one-more",
-                &report("x", vec![count("a", "t", 1, 1)]),
-                served
-            ),
-            Err(ReportError::TooManyGateways)
+        // r0 reports again: r1 is now the longest silent.
+        book.apply("r0", &report("x", vec![count("a", "t", 1, 1)]), served)
+            .unwrap();
+        // A new replica (a new pod) is still counted.
+        book.apply(
+            "one-more",
+            &report("x", vec![count("a", "t", 2, 2)]),
+            served,
+        )
+        .unwrap();
+        assert_eq!(totals(&book, "a"), [("t".into(), 3, 3)]);
+        assert_eq!(book.previous.len(), MAX_GATEWAYS);
+        assert!(
+            !book.previous.contains_key("r1"),
+            "the longest silent is forgotten"
         );
-        assert!(book.apply("r0", &report("x", vec![]), served).is_ok());
+        // r0 is still remembered: its repeated report counts nothing.
+        book.apply("r0", &report("x", vec![count("a", "t", 1, 1)]), served)
+            .unwrap();
+        assert_eq!(totals(&book, "a"), [("t".into(), 3, 3)]);
     }
 }
