@@ -337,11 +337,26 @@ async fn served(addr: SocketAddr, host: &str, path: &str) -> bool {
 /// Envoy's statistics of the RDS subscription of the RouteConfiguration `rc` (admin `/stats`),
 /// by the last part of their name (`update_success`, `update_time`, `update_duration`, ...).
 async fn rds_stats(envoy: &Envoy, rc: &str) -> std::collections::BTreeMap<String, String> {
+    // `filter` is a regular expression: `\.rds\.<rc>\.`, percent-encoded.
+    let infix = format!(".rds.{rc}.");
+    let regex: String = infix
+        .chars()
+        .flat_map(|c| if c == '.' { vec!['\\', c] } else { vec![c] })
+        .collect();
+    let encoded: String = regex
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
     let (_, body) = envoy
-        .admin_get("/stats?filter=%5C.rds%5C.")
+        .admin_get(&format!("/stats?filter={encoded}"))
         .await
         .unwrap_or_default();
-    let infix = format!(".rds.{rc}.");
     body.lines()
         .filter_map(|l| {
             let (name, value) = l.split_once(": ")?;
@@ -351,10 +366,11 @@ async fn rds_stats(envoy: &Envoy, rc: &str) -> std::collections::BTreeMap<String
         .collect()
 }
 
-/// All of Envoy's RDS statistics (every RouteConfiguration), to see when they stop changing.
+/// Envoy's RDS and SRDS update counts (every RouteConfiguration), to see when they stop
+/// changing.
 async fn all_rds_stats(envoy: &Envoy) -> String {
     envoy
-        .admin_get("/stats?filter=%5C.rds%5C.")
+        .admin_get("/stats?filter=rds%5C..*update_success")
         .await
         .map(|(_, body)| body)
         .unwrap_or_default()
