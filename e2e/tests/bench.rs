@@ -334,21 +334,57 @@ async fn served(addr: SocketAddr, host: &str, path: &str) -> bool {
     matches!(http::get(addr, host, path, &[]).await, Ok((200, _)))
 }
 
-/// Envoy's statistics of the RDS subscription of `port/80` (admin `/stats`), by the last part
-/// of their name (`update_success`, `update_time`, `update_duration`, ...).
-async fn rds_stats(envoy: &Envoy) -> std::collections::BTreeMap<String, String> {
+/// Envoy's statistics of the RDS subscription of the RouteConfiguration `rc` (admin `/stats`),
+/// by the last part of their name (`update_success`, `update_time`, `update_duration`, ...).
+async fn rds_stats(envoy: &Envoy, rc: &str) -> std::collections::BTreeMap<String, String> {
+    // `filter` is a regular expression: `\.rds\.<rc>\.`, percent-encoded.
+    let infix = format!(".rds.{rc}.");
+    let regex: String = infix
+        .chars()
+        .flat_map(|c| if c == '.' { vec!['\\', c] } else { vec![c] })
+        .collect();
+    let encoded: String = regex
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
     let (_, body) = envoy
-        .admin_get("/stats?filter=%5C.rds%5C.")
+        .admin_get(&format!("/stats?filter={encoded}"))
         .await
         .unwrap_or_default();
     body.lines()
-        .filter(|l| l.contains("port/80") || l.contains("port_80"))
         .filter_map(|l| {
             let (name, value) = l.split_once(": ")?;
-            let last = name.rsplit('.').next()?;
+            let (_, last) = name.split_once(&infix)?;
             Some((last.to_string(), value.trim().to_string()))
         })
         .collect()
+}
+
+/// Envoy's RDS and SRDS update counts (every RouteConfiguration), to see when they stop
+/// changing.
+async fn all_rds_stats(envoy: &Envoy) -> String {
+    envoy
+        .admin_get("/stats?filter=rds%5C..*update_success")
+        .await
+        .map(|(_, body)| body)
+        .unwrap_or_default()
+}
+
+/// The RouteConfiguration serving `host` on port 80: its own when the hub scopes the port's
+/// routes per hostname (`hub/xds/src/scoped.rs`), else the port's one.
+async fn route_configuration_of(envoy: &Envoy, host: &str) -> String {
+    let scoped = format!("port/80/scoped/{host}");
+    if rds_stats(envoy, &scoped).await.is_empty() {
+        "port/80".to_string()
+    } else {
+        scoped
+    }
 }
 
 fn unix_ms() -> u64 {
@@ -419,11 +455,11 @@ async fn scale_10000_routes_one_change() {
     // Envoy may still be applying the configurations of the last loads (each one a 5 MiB
     // RouteConfiguration): the changes start once its RDS statistics have stayed the same for
     // 3 s and no cluster is warming, so a change is not measured waiting behind them.
-    let mut last = rds_stats(&envoy).await;
+    let mut last = all_rds_stats(&envoy).await;
     let mut stable_since = Instant::now();
     while stable_since.elapsed() < Duration::from_secs(3) && started.elapsed() < TIMEOUT * 20 {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let now = rds_stats(&envoy).await;
+        let now = all_rds_stats(&envoy).await;
         let (_, warming) = envoy
             .admin_get("/stats?filter=cluster_manager.warming_clusters")
             .await
@@ -445,6 +481,8 @@ async fn scale_10000_routes_one_change() {
     // 20 single-route changes through tenant 42's client: the route's paths move to /v<i>.
     let (t, r) = (42, 7);
     let host = format!("r{r}.t{t}.example");
+    let rc = route_configuration_of(&envoy, &host).await;
+    println!("BENCH scale_route_configuration: {host} is served by RouteConfiguration {rc}");
     let mut samples = Vec::new();
     // Per change: from sending the Update until Envoy had applied the new RouteConfiguration
     // (its RDS `update_time` gauge, ms since the epoch, set when an update is applied).
@@ -480,7 +518,7 @@ async fn scale_10000_routes_one_change() {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         samples.push(start.elapsed());
-        if let Some(at) = rds_stats(&envoy)
+        if let Some(at) = rds_stats(&envoy, &rc)
             .await
             .get("update_time")
             .and_then(|v| v.parse::<u64>().ok())
@@ -508,7 +546,7 @@ async fn scale_10000_routes_one_change() {
             percentile(&applied, 0.99).as_millis(),
         );
     }
-    let rds = rds_stats(&envoy).await;
+    let rds = rds_stats(&envoy, &rc).await;
     println!(
         "BENCH scale_rds_envoy: update_success={} update_duration(ms, Envoy applying RDS, since the reset)={}",
         rds.get("update_success").map_or("?", String::as_str),

@@ -549,6 +549,31 @@ fn served_by_envoy(s: &Snapshot) -> Vec<Served> {
         cla.insert(a.cluster_name.clone(), eps);
     }
     let mut out = Vec::new();
+    // A port with one RouteConfiguration per hostname (scoped routes, `xds::scoped`) has no
+    // catch-all virtual host: a Host no scope is keyed on gets Envoy's 404, which is what the
+    // snapshot's catch-all `*` answers. It serves no tenant.
+    for r in res.of(fleetgate_hub::xds::resources::LISTENER_TYPE) {
+        use envoy_types::pb::envoy::config::listener::v3::{Listener, filter};
+        use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+            HttpConnectionManager, http_connection_manager::RouteSpecifier,
+        };
+        let l = Listener::decode(r.any.value.as_slice()).expect("LDS decodes");
+        let scoped = l.filter_chains.iter().flat_map(|c| &c.filters).any(|f| {
+            let Some(filter::ConfigType::TypedConfig(any)) = &f.config_type else {
+                return false;
+            };
+            HttpConnectionManager::decode(any.value.as_slice())
+                .is_ok_and(|h| matches!(h.route_specifier, Some(RouteSpecifier::ScopedRoutes(_))))
+        });
+        if scoped {
+            out.push(Served {
+                domain: "*".to_string(),
+                own: false,
+                tenants: BTreeSet::new(),
+                endpoints: Vec::new(),
+            });
+        }
+    }
     for r in res.of(ROUTE_TYPE) {
         let rc = RouteConfiguration::decode(r.any.value.as_slice()).expect("RDS decodes");
         let own = rc.name.starts_with("own/");

@@ -630,3 +630,169 @@ async fn envoy_sends_ai_routes_to_the_ai_gateway_with_only_its_own_identity_head
         "no NACK expected"
     );
 }
+
+/// An HTTP/1 backend on 127.0.0.1 that answers `<name>` and, when the request carried
+/// `header`, `<name>;<header>=<value>`.
+async fn backend_showing(name: &'static str, header: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: Request<hyper::body::Incoming>| async move {
+                    let body = match req.headers().get(header) {
+                        Some(v) => format!("{name};{header}={}", v.to_str().unwrap_or("?")),
+                        None => name.to_string(),
+                    };
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// Scoped route tables (`hub/xds/src/scoped.rs`): a port whose hostnames are all exact gets one
+/// RouteConfiguration per hostname, keyed by Host and port. The same hostname on two ports goes
+/// to each port's own routes; a client's own port header changes nothing and never reaches a
+/// backend; a wildcard on a port turns that port back into one table with Envoy's host
+/// precedence (exact before wildcard), and removing it scopes the port again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scoped_ports_keep_each_ports_routes_and_wildcards_switch_to_one_table() {
+    use fleetgate_hub::xds::scoped::PORT_HEADER;
+    let blue = backend_showing("blue", PORT_HEADER).await;
+    let green = backend_showing("green", PORT_HEADER).await;
+    let wild = backend_showing("wild", PORT_HEADER).await;
+    let dp80: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let dp8080: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let dp = DataPlane {
+        address: "127.0.0.1".parse().unwrap(),
+        ai_gateways: Vec::new(),
+        listeners: vec![
+            DataPlaneListener {
+                port: 80,
+                bind: dp80,
+                protocol: Default::default(),
+            },
+            DataPlaneListener {
+                port: 8080,
+                bind: dp8080,
+                protocol: Default::default(),
+            },
+        ],
+    };
+    let intent = |with_wildcard: bool| {
+        let mut routes = vec![
+            http_route(
+                "on80",
+                "gw80",
+                "same.a.example",
+                vec![rule("/", backend_ref("blue", vec![blue]))],
+            ),
+            http_route(
+                "on8080",
+                "gw8080",
+                "same.a.example",
+                vec![rule("/", backend_ref("green", vec![green]))],
+            ),
+        ];
+        if with_wildcard {
+            routes.push(http_route(
+                "wild",
+                "gw80",
+                "*.a.example",
+                vec![rule("/", backend_ref("wild", vec![wild]))],
+            ));
+        }
+        fleet(vec![gateway("gw80", 80), gateway("gw8080", 8080)], routes)
+    };
+    let scoped_ports = |s: &Snapshot| -> Vec<String> {
+        s.listeners
+            .iter()
+            .filter(|l| fleetgate_hub::xds::scoped::is_scoped(l))
+            .map(|l| l.name.clone())
+            .collect()
+    };
+    let first = compile(&intent(false), &dp).snapshot;
+    assert_eq!(scoped_ports(&first), vec!["port/80", "port/8080"]);
+    let hub = start_hub(first).await;
+    let mut envoy = Envoy::start("envoy-scoped", hub.addr);
+    envoy.wait_ready().await;
+
+    let ok = StatusCode::OK;
+    let nf = (StatusCode::NOT_FOUND, None);
+    eventually_answers(&mut envoy, dp80, "same.a.example", "/", (ok, Some("blue"))).await;
+    eventually_answers(
+        &mut envoy,
+        dp8080,
+        "same.a.example",
+        "/",
+        (ok, Some("green")),
+    )
+    .await;
+    eventually_answers(
+        &mut envoy,
+        dp8080,
+        "same.a.example:8080",
+        "/",
+        (ok, Some("green")),
+    )
+    .await;
+    eventually_answers(&mut envoy, dp80, "other.a.example", "/", nf).await;
+    // Known difference of a scoped port: scope keys compare bytes, so other letter case is
+    // not found (one table, below, ignores the case).
+    eventually_answers(&mut envoy, dp80, "SAME.a.example", "/", nf).await;
+    // The client's own port header: replaced before routing, removed before forwarding.
+    let c = client();
+    for (dp, want) in [(dp80, "blue"), (dp8080, "green")] {
+        for claimed in ["80", "8080", "1"] {
+            let got = get_with(&c, dp, "same.a.example", &[(PORT_HEADER, claimed)]).await;
+            assert_eq!(got, Some((ok, want.to_string())), "{dp} claiming {claimed}");
+        }
+    }
+
+    // A wildcard on port 80: one table there, exact hostname first, the wildcard for the rest.
+    let second = compile(&intent(true), &dp).snapshot;
+    assert_eq!(scoped_ports(&second), vec!["port/8080"]);
+    hub.snapshots.send(Arc::new(second)).unwrap();
+    eventually_answers(&mut envoy, dp80, "other.a.example", "/", (ok, Some("wild"))).await;
+    eventually_answers(&mut envoy, dp80, "x.y.a.example", "/", (ok, Some("wild"))).await;
+    eventually_answers(&mut envoy, dp80, "same.a.example", "/", (ok, Some("blue"))).await;
+    eventually_answers(&mut envoy, dp80, "SAME.a.example", "/", (ok, Some("blue"))).await;
+    eventually_answers(
+        &mut envoy,
+        dp8080,
+        "same.a.example",
+        "/",
+        (ok, Some("green")),
+    )
+    .await;
+    eventually_answers(&mut envoy, dp8080, "other.a.example", "/", nf).await;
+
+    // Removed again: port 80 is scoped again and the wildcard's hosts get 404.
+    hub.snapshots
+        .send(Arc::new(compile(&intent(false), &dp).snapshot))
+        .unwrap();
+    eventually_answers(&mut envoy, dp80, "other.a.example", "/", nf).await;
+    eventually_answers(&mut envoy, dp80, "same.a.example", "/", (ok, Some("blue"))).await;
+    eventually_answers(
+        &mut envoy,
+        dp8080,
+        "same.a.example",
+        "/",
+        (ok, Some("green")),
+    )
+    .await;
+
+    assert_eq!(
+        *hub.health.borrow(),
+        XdsHealth::default(),
+        "no NACK expected"
+    );
+}

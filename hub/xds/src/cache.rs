@@ -6,15 +6,16 @@
 //! built from is equal to the new one, so the output is byte for byte what
 //! `resources::build` (an empty cache) returns; entries not used by a snapshot are dropped.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::google::protobuf::Any;
+use envoy_types::util::pack_any;
 use prost::{Message, Name};
 
-use super::resources::{Resource, cluster_resources, virtual_host};
-use crate::snapshot::{ClusterSnapshot, ListenerSnapshot, VirtualHost};
+use super::resources::{Resource, Sources, cluster_resources, virtual_host};
+use crate::snapshot::{ClusterSnapshot, ListenerSnapshot, SourceObject, VirtualHost};
 
 /// The field number of `RouteConfiguration.virtual_hosts`.
 const VIRTUAL_HOSTS_FIELD: u32 = 2;
@@ -24,6 +25,9 @@ type VirtualHosts = HashMap<String, Entry<Arc<VirtualHost>, Vec<u8>>>;
 
 /// The CDS and EDS resources of one upstream cluster.
 type ClusterResources = (Arc<Resource>, Arc<Resource>);
+
+/// The SRDS and RDS resources of one hostname of a scoped listener (`super::scoped`).
+type ScopeResources = (Arc<Resource>, Arc<Resource>);
 
 struct Entry<I, O> {
     input: I,
@@ -39,6 +43,8 @@ pub struct ResourceCache {
     /// By listener, then virtual-host name (looked up without building a key).
     virtual_hosts: HashMap<String, VirtualHosts>,
     clusters: HashMap<String, Entry<Arc<ClusterSnapshot>, ClusterResources>>,
+    /// By scope name (listener and hostname); the input is the virtual host and the port.
+    scopes: HashMap<String, Entry<(Arc<VirtualHost>, u16), ScopeResources>>,
 }
 
 impl ResourceCache {
@@ -55,6 +61,50 @@ impl ResourceCache {
             !hosts.is_empty()
         });
         self.clusters.retain(|_, e| e.used == build);
+        self.scopes.retain(|_, e| e.used == build);
+    }
+
+    /// The SRDS and RDS resources of `host` on the scoped listener `l`, served by `vh` (as
+    /// `super::scoped::scope` and `super::scoped::route_configuration`).
+    pub(super) fn scoped(
+        &mut self,
+        l: &ListenerSnapshot,
+        host: &str,
+        vh: &Arc<VirtualHost>,
+    ) -> ScopeResources {
+        let build = self.build;
+        let name = super::scoped::scope_name(&l.name, host);
+        match self.scopes.get_mut(&name) {
+            Some(e) if e.input.1 == l.port && e.input.0 == *vh => {
+                e.used = build;
+                e.output.clone()
+            }
+            _ => {
+                let sources: BTreeSet<SourceObject> =
+                    vh.routes.iter().filter_map(|r| r.source.clone()).collect();
+                let output = (
+                    Arc::new(Resource::new(
+                        name.clone(),
+                        pack_any(super::scoped::scope(l, host)),
+                        sources,
+                    )),
+                    Arc::new(Resource::new(
+                        name.clone(),
+                        pack_any(super::scoped::route_configuration(l, host, vh)),
+                        Sources::Routes(vec![vh.clone()]),
+                    )),
+                );
+                self.scopes.insert(
+                    name,
+                    Entry {
+                        input: (vh.clone(), l.port),
+                        output: output.clone(),
+                        used: build,
+                    },
+                );
+                output
+            }
+        }
     }
 
     /// The CDS and EDS resources of `c` (as `resources::cluster_resources`).
@@ -223,6 +273,11 @@ mod tests {
                 &[("c1", 1), ("c2", 2)],
             ),
             snapshot(&[("b.example", "/b")], &[("c1", 1), ("c2", 3)]),
+            // A wildcard: one RouteConfiguration for the port instead of one per hostname.
+            snapshot(
+                &[("*.w.example", "/w"), ("b.example", "/b")],
+                &[("c1", 1), ("c2", 3)],
+            ),
             snapshot(&[("b.example", "/b")], &[("c2", 3)]),
             snapshot(
                 &[("a.example", "/a"), ("b.example", "/b")],
@@ -233,15 +288,16 @@ mod tests {
         for (i, s) in steps.iter().enumerate() {
             assert_eq!(build_cached(s, &mut cache), build(s), "step {i}");
         }
-        // Only what the last snapshot uses is kept.
+        // Only what the last snapshot uses is kept: its two hostnames' scopes.
         assert_eq!(
             cache
                 .virtual_hosts
                 .values()
                 .map(HashMap::len)
                 .sum::<usize>(),
-            2
+            0
         );
+        assert_eq!(cache.scopes.len(), 2);
         assert_eq!(cache.clusters.len(), 2);
     }
 }

@@ -21,6 +21,7 @@ pub mod http;
 pub mod l4;
 pub mod report;
 pub mod resources;
+pub mod scoped;
 pub mod server;
 pub mod tenant_limits;
 pub mod tls;

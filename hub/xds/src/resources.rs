@@ -43,22 +43,27 @@ pub const ENDPOINT_TYPE: &str =
     "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
 
 pub use super::cache::ResourceCache;
+pub use super::scoped::SCOPED_ROUTE_TYPE;
 pub use super::tls::SECRET_TYPE;
 
 /// The order in which a change is pushed, following Envoy's warming rules: clusters before
 /// their endpoints, secrets before the listeners that use them, listeners before their routes.
-pub const PUSH_ORDER: [&str; 5] = [
+/// Scopes (SRDS) come after their listeners and before the route configurations they name.
+pub const PUSH_ORDER: [&str; 6] = [
     CLUSTER_TYPE,
     ENDPOINT_TYPE,
     SECRET_TYPE,
     LISTENER_TYPE,
+    SCOPED_ROUTE_TYPE,
     ROUTE_TYPE,
 ];
 
 /// Whether `type_url` names a type whose subscriptions are wildcards in SotW (all resources are
-/// sent whatever names Envoy lists).
+/// sent whatever names Envoy lists, and every response holds all of them: a resource missing
+/// from one is removed). Responses of the other types hold only what changed (xDS: in SotW
+/// only Listener and Cluster responses, and Envoy's scoped RDS, must be complete).
 pub fn is_wildcard_type(type_url: &str) -> bool {
-    type_url == LISTENER_TYPE || type_url == CLUSTER_TYPE
+    type_url == LISTENER_TYPE || type_url == CLUSTER_TYPE || type_url == SCOPED_ROUTE_TYPE
 }
 
 /// One Envoy resource and the tenant objects it was built from.
@@ -158,14 +163,22 @@ pub fn build_cached(s: &Snapshot, cache: &mut super::cache::ResourceCache) -> Re
                 pack_any(listener(l)),
                 l.gateways.clone(),
             )));
-        by_type
-            .entry(ROUTE_TYPE)
-            .or_default()
-            .push(Arc::new(Resource::new(
-                l.name.clone(),
-                cache.route_configuration(l),
-                Sources::Routes(l.virtual_hosts.clone()),
-            )));
+        if super::scoped::is_scoped(l) {
+            for (host, vh) in super::scoped::scoped_hosts(l) {
+                let (scope, routes) = cache.scoped(l, host, vh);
+                by_type.entry(SCOPED_ROUTE_TYPE).or_default().push(scope);
+                by_type.entry(ROUTE_TYPE).or_default().push(routes);
+            }
+        } else {
+            by_type
+                .entry(ROUTE_TYPE)
+                .or_default()
+                .push(Arc::new(Resource::new(
+                    l.name.clone(),
+                    cache.route_configuration(l),
+                    Sources::Routes(l.virtual_hosts.clone()),
+                )));
+        }
     }
     for l in &s.l4_listeners {
         by_type
@@ -249,15 +262,26 @@ pub(crate) fn socket_address(addr: std::net::SocketAddr) -> Address {
     }
 }
 
-/// The HTTP connection manager of a data-plane port, hardened for the edge.
+/// The HTTP connection manager of a data-plane port, hardened for the edge: its routes come
+/// from one RouteConfiguration named like the port, or one per hostname (`super::scoped`).
 pub fn http_connection_manager(l: &ListenerSnapshot) -> HttpConnectionManager {
+    let scoped = super::scoped::is_scoped(l);
     HttpConnectionManager {
         stat_prefix: l.name.replace('/', "_"),
         codec_type: http_connection_manager::CodecType::Auto as i32,
-        route_specifier: Some(http_connection_manager::RouteSpecifier::Rds(Rds {
-            config_source: Some(ads()),
-            route_config_name: l.name.clone(),
-        })),
+        route_specifier: Some(if scoped {
+            super::scoped::route_specifier(l)
+        } else {
+            http_connection_manager::RouteSpecifier::Rds(Rds {
+                config_source: Some(ads()),
+                route_config_name: l.name.clone(),
+            })
+        }),
+        early_header_mutation_extensions: if scoped {
+            super::scoped::early_header_mutation(l)
+        } else {
+            Vec::new()
+        },
         http_filters: vec![
             super::tenant_limits::rate_limit_filter(),
             // Answers CORS preflights and adds CORS headers for routes that carry a policy
@@ -531,7 +555,8 @@ mod tests {
             bind: "127.0.0.1:18080".parse().unwrap(),
             virtual_hosts: vec![std::sync::Arc::new(VirtualHost {
                 name: "port/80/host/a.example".into(),
-                domains: vec!["a.example".into()],
+                // A wildcard: the port keeps one RouteConfiguration (`super::scoped`).
+                domains: vec!["*.a.example".into()],
                 routes,
                 rate_limit: None,
             })],
@@ -777,7 +802,7 @@ mod tests {
             ]
         );
         assert_eq!(r.request_headers_to_remove, vec!["x-rm".to_string()]);
-        assert_eq!(rc.virtual_hosts[0].domains, vec!["a.example".to_string()]);
+        assert_eq!(rc.virtual_hosts[0].domains, vec!["*.a.example".to_string()]);
     }
 
     #[test]

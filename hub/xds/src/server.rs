@@ -12,7 +12,7 @@
 //! status path to report. Besides, each stream tells an [`AdsReport`] what happens on it
 //! (opened, ACK, NACK, push time, in sync with a snapshot, closed) for the operator's view.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -395,6 +395,9 @@ struct TypeState {
     sent: Vec<Arc<Resource>>,
     /// The last version Envoy ACKed.
     acked_version: Option<String>,
+    /// Non-wildcard types: the digest of each requested resource as last sent, so that a
+    /// response holds only the resources that changed since (or were newly requested).
+    have: HashMap<String, u64>,
 }
 
 /// The protocol state of one ADS stream; no I/O, so it is unit-tested directly.
@@ -447,6 +450,9 @@ impl Session {
         }
         let names: BTreeSet<String> = req.resource_names.iter().cloned().collect();
         let names_changed = names != st.names;
+        if names_changed {
+            st.have.retain(|name, _| names.contains(name));
+        }
         st.names = names;
         if let Some(err) = &req.error_detail {
             let named: BTreeSet<SourceObject> = st
@@ -482,7 +488,10 @@ impl Session {
         if ack {
             st.acked_version = st.sent_version.clone();
         }
-        let out = self.respond(&req.type_url, first || names_changed);
+        // A new subscription set: for wildcard types everything again; for the others the
+        // newly named resources (`respond` sends what Envoy does not have).
+        let wildcard = is_wildcard_type(&req.type_url);
+        let out = self.respond(&req.type_url, first || (names_changed && wildcard));
         let event = ack.then(|| HealthEvent::Ack(req.type_url.clone()));
         (out.into_iter().collect(), event)
     }
@@ -510,18 +519,41 @@ impl Session {
             .collect()
     }
 
-    /// The response for `type_url` if it differs from what was sent (or `force`).
+    /// The response for `type_url` if it differs from what was sent (or `force`). For wildcard
+    /// types it holds every resource; for the others (routes, endpoints, secrets) only those
+    /// that changed since they were last sent or were newly requested (all of them if
+    /// `force`): Envoy keeps the resources a SotW response of these types leaves out.
     fn respond(&mut self, type_url: &str, force: bool) -> Option<DiscoveryResponse> {
         let st = self.types.get_mut(type_url)?;
-        let list: Vec<&Arc<Resource>> = self
+        let wildcard = is_wildcard_type(type_url);
+        let requested: Vec<&Arc<Resource>> = self
             .resources
             .of(type_url)
             .iter()
-            .filter(|r| is_wildcard_type(type_url) || st.names.contains(&r.name))
+            .filter(|r| wildcard || st.names.contains(&r.name))
             .collect();
-        let version = resources::version_of(list.iter().map(|r| &***r));
+        let version = resources::version_of(requested.iter().map(|r| &***r));
         if !force && st.sent_version.as_deref() == Some(version.as_str()) {
             return None;
+        }
+        let list: Vec<&Arc<Resource>> = if wildcard || force {
+            requested
+        } else {
+            requested
+                .into_iter()
+                .filter(|r| st.have.get(&r.name) != Some(&r.digest))
+                .collect()
+        };
+        if !wildcard {
+            if force {
+                st.have.clear();
+            }
+            st.have
+                .extend(list.iter().map(|r| (r.name.clone(), r.digest)));
+            if list.is_empty() && !force {
+                // Only resources Envoy no longer asks for changed: nothing to send.
+                return None;
+            }
         }
         self.nonce += 1;
         let nonce = self.nonce.to_string();
@@ -588,9 +620,10 @@ mod tests {
                 name: "port/80".into(),
                 port: 80,
                 bind: "127.0.0.1:18080".parse().unwrap(),
+                // A wildcard: the port keeps one RouteConfiguration (`scoped` otherwise).
                 virtual_hosts: vec![Arc::new(VirtualHost {
                     name: "vh".into(),
-                    domains: vec!["a.example".into()],
+                    domains: vec!["*.a.example".into()],
                     routes,
                     rate_limit: None,
                 })],
@@ -654,6 +687,20 @@ mod tests {
                         .unwrap()
                         .cluster_name
                     }
+                    ROUTE_TYPE => {
+                        envoy_types::pb::envoy::config::route::v3::RouteConfiguration::decode(
+                            &*a.value,
+                        )
+                        .unwrap()
+                        .name
+                    }
+                    super::super::scoped::SCOPED_ROUTE_TYPE => {
+                        envoy_types::pb::envoy::config::route::v3::ScopedRouteConfiguration::decode(
+                            &*a.value,
+                        )
+                        .unwrap()
+                        .name
+                    }
                     other => other.to_string(),
                 }
             })
@@ -703,18 +750,85 @@ mod tests {
         let types: Vec<&str> = out.iter().map(|r| r.type_url.as_str()).collect();
         assert_eq!(types, vec![CLUSTER_TYPE, ROUTE_TYPE]);
         assert_eq!(names_of(&out[0]), vec!["c1", "c2"]);
-        // Envoy asks for the new cluster's endpoints after the CDS response: sent.
+        // Envoy asks for the new cluster's endpoints after the CDS response: sent, alone (Envoy
+        // keeps c1's, unchanged, from the earlier response).
         let (got, _) = s.on_request(&req(
             ENDPOINT_TYPE,
             &["c1", "c2"],
             &eds.version_info,
             &eds.nonce,
         ));
-        assert_eq!(names_of(&got[0]), vec!["c1", "c2"]);
+        assert_eq!(names_of(&got[0]), vec!["c2"]);
         // Endpoint change only: EDS alone.
         let out = s.on_snapshot(snap(&["c1", "c2"], 2));
         let types: Vec<&str> = out.iter().map(|r| r.type_url.as_str()).collect();
         assert_eq!(types, vec![ENDPOINT_TYPE]);
+    }
+
+    /// A scoped port (exact hostnames only): one RouteConfiguration per hostname, and a change
+    /// of one route re-sends that hostname's RouteConfiguration alone.
+    #[test]
+    fn a_route_change_resends_only_its_hostnames_route_configuration() {
+        use super::super::scoped::SCOPED_ROUTE_TYPE;
+        let vh = |host: &str, prefix: &str| {
+            Arc::new(VirtualHost {
+                name: format!("port/80/host/{host}"),
+                domains: vec![host.to_string()],
+                routes: vec![Route {
+                    name: format!("{host}-r"),
+                    path: PathMatch::Prefix(prefix.to_string()),
+                    headers: vec![],
+                    query_params: vec![],
+                    method: None,
+                    request_headers: HeaderModifier::default(),
+                    response_headers: HeaderModifier::default(),
+                    cors: None,
+                    action: RouteAction::DirectResponse(200),
+                    source: Some(src(host)),
+                }],
+                rate_limit: None,
+            })
+        };
+        let snap = |b_prefix: &str| {
+            resources::build(&Snapshot {
+                listeners: vec![ListenerSnapshot {
+                    name: "port/80".into(),
+                    port: 80,
+                    bind: "127.0.0.1:18080".parse().unwrap(),
+                    virtual_hosts: vec![vh("a.example", "/a"), vh("b.example", b_prefix)],
+                    gateways: BTreeSet::new(),
+                }],
+                ..Default::default()
+            })
+        };
+        let mut s = Session::new(snap("/b"));
+        let (out, _) = s.on_request(&req(SCOPED_ROUTE_TYPE, &[], "", ""));
+        let srds = out[0].clone();
+        assert_eq!(
+            names_of(&srds),
+            vec!["port/80/scoped/a.example", "port/80/scoped/b.example"]
+        );
+        s.on_request(&req(
+            SCOPED_ROUTE_TYPE,
+            &[],
+            &srds.version_info,
+            &srds.nonce,
+        ));
+        let names = ["port/80/scoped/a.example", "port/80/scoped/b.example"];
+        let (out, _) = s.on_request(&req(ROUTE_TYPE, &names, "", ""));
+        let rds = out[0].clone();
+        assert_eq!(names_of(&rds), names);
+        s.on_request(&req(ROUTE_TYPE, &names, &rds.version_info, &rds.nonce));
+
+        let out = s.on_snapshot(snap("/b2"));
+        let types: Vec<&str> = out.iter().map(|r| r.type_url.as_str()).collect();
+        assert_eq!(types, vec![ROUTE_TYPE], "the scopes did not change");
+        assert_eq!(names_of(&out[0]), vec!["port/80/scoped/b.example"]);
+        assert_ne!(out[0].version_info, rds.version_info);
+        // Reconnected (no nonce): everything asked for again.
+        let mut s2 = Session::new(snap("/b2"));
+        let (out, _) = s2.on_request(&req(ROUTE_TYPE, &names, &rds.version_info, ""));
+        assert_eq!(names_of(&out[0]), names);
     }
 
     #[test]
