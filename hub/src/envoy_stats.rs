@@ -267,32 +267,32 @@ struct TenantLabels {
 #[derive(Debug)]
 pub struct TenantTrafficCollector(pub Arc<EnvoyStats>);
 
+/// A counter family exported per tenant: name, help, and the value read from a tenant's traffic.
+type Counter = (&'static str, &'static str, fn(&TenantTraffic) -> u64);
+
 impl Collector for TenantTrafficCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let totals = self.0.totals();
-        let mut requests = encoder.encode_descriptor(
-            "tenant_requests",
-            "Requests Envoy sent upstream for the tenant's routes (from Envoy's stats sink)",
-            None,
-            MetricType::Counter,
-        )?;
-        for (tenant, t) in &totals {
-            let labels = TenantLabels {
-                tenant: tenant.clone(),
-            };
-            ConstCounter::new(t.requests).encode(requests.encode_family(&labels)?)?;
-        }
-        let mut errors = encoder.encode_descriptor(
-            "tenant_request_errors",
-            "Of those, answered 5xx (Envoy's own 503s included)",
-            None,
-            MetricType::Counter,
-        )?;
-        for (tenant, t) in &totals {
-            let labels = TenantLabels {
-                tenant: tenant.clone(),
-            };
-            ConstCounter::new(t.errors).encode(errors.encode_family(&labels)?)?;
+        let counters: [Counter; 2] = [
+            (
+                "tenant_requests",
+                "Requests Envoy sent upstream for the tenant's routes (from Envoy's stats sink)",
+                |t| t.requests,
+            ),
+            (
+                "tenant_request_errors",
+                "Of those, answered 5xx (Envoy's own 503s included)",
+                |t| t.errors,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (tenant, t) in &totals {
+                let labels = TenantLabels {
+                    tenant: tenant.clone(),
+                };
+                ConstCounter::new(value(t)).encode(family.encode_family(&labels)?)?;
+            }
         }
         let mut latency = encoder.encode_descriptor(
             "tenant_request_duration_seconds",
