@@ -30,6 +30,9 @@ use tonic::{Request, Response, Status, Streaming};
 /// Tenant names are DNS labels; longer ones are not a tenant (at most this many kept per flush).
 const MAX_TENANTS: usize = 10_000;
 
+/// Largest stats flush accepted from one Envoy, in bytes (see [`EnvoyStats::service`]).
+const MAX_FLUSH_BYTES: usize = 64 * 1024 * 1024;
+
 /// One tenant's requests as one Envoy (or all of them, added up) counted them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TenantTraffic {
@@ -216,9 +219,14 @@ impl EnvoyStats {
         }
     }
 
-    /// The gRPC service to add to the data-plane port.
+    /// The gRPC service to add to the data-plane port. One flush is one message: with the
+    /// bootstraps' `stats_matcher` (docs/operations.md) a tenant cluster has about a dozen
+    /// counters and gauges and one histogram, a few hundred bytes, so 64 MiB holds the flush
+    /// of a data plane with 100,000 clusters (tonic's default, 4 MiB, closed the stream of an
+    /// Envoy with 20,000 clusters and every cluster stat at every flush).
     pub fn service(self: &Arc<Self>) -> MetricsServiceServer<StatsService> {
         MetricsServiceServer::new(StatsService(self.clone()))
+            .max_decoding_message_size(MAX_FLUSH_BYTES)
     }
 }
 
@@ -251,7 +259,14 @@ impl MetricsService for StatsService {
             }
         };
         stats.streams().remove(&stream);
-        tracing::debug!(node = %node, "Envoy stats stream closed");
+        match &ended {
+            Ok(()) => tracing::debug!(node = %node, "Envoy stats stream closed"),
+            Err(status) => tracing::warn!(
+                node = %node,
+                error = %status.message(),
+                "Envoy stats stream failed; its tenant traffic figures stop until Envoy reconnects"
+            ),
+        }
         ended.map(|()| Response::new(StreamMetricsResponse {}))
     }
 }

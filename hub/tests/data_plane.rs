@@ -360,6 +360,22 @@ async fn a_tenants_requests_errors_and_latency_come_from_envoys_stats_sink() {
                 && l.contains("fleetgate_tenant=\"tenant-a\"")),
         "{stats}"
     );
+    // Of a tenant cluster's stats only those read by the hub, the dashboards and operators are
+    // made (the bootstraps' stats_matcher): its connections were counted without it, and the
+    // xDS cluster's still are.
+    let cx_total = |l: &&str| l.starts_with("envoy_cluster_upstream_cx_total{");
+    assert!(
+        !stats
+            .lines()
+            .any(|l| cx_total(&l) && l.contains("fleetgate_tenant=")),
+        "{stats}"
+    );
+    assert!(
+        stats
+            .lines()
+            .any(|l| cx_total(&l) && l.contains("envoy_cluster_name=\"xds_cluster\"")),
+        "{stats}"
+    );
     drop(envoy);
     hub.stop().await;
 }

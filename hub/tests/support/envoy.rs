@@ -24,6 +24,14 @@ fn free_port() -> u16 {
 /// every second here rather than every 5 s.
 const STATS: &str = r#"stats_flush_interval: 1s
 stats_config:
+  # Of the tenant clusters' stats (one set per cluster, thousands of clusters), only those
+  # the hub, the dashboards and operators read are made: every other stat is kept (each
+  # pattern must match a whole stat name).
+  stats_matcher:
+    inclusion_list:
+      patterns:
+      - safe_regex: { regex: '^(?:[^c]|c[^l]|cl[^u]|clu[^s]|clus[^t]|clust[^e]|cluste[^r]|cluster[^.]|cluster\.[^t]|cluster\.t[^/]).*' }
+      - safe_regex: { regex: '^cluster\.t/.*\.(?:upstream_rq_(?:total|[1-5]xx|time|timeout|active|pending_overflow)|upstream_cx_(?:active|connect_fail)|membership_(?:healthy|total))$' }
   stats_tags:
   - tag_name: fleetgate_tenant
     regex: '^cluster\.(t/([^/]+)/)'

@@ -42,9 +42,14 @@ pub struct ResourceCache {
     build: u64,
     /// By listener, then virtual-host name (looked up without building a key).
     virtual_hosts: HashMap<String, VirtualHosts>,
-    clusters: HashMap<String, Entry<Arc<ClusterSnapshot>, ClusterResources>>,
-    /// By scope name (listener and hostname); the input is the virtual host and the port.
-    scopes: HashMap<String, Entry<(Arc<VirtualHost>, u16), ScopeResources>>,
+    /// By the cluster snapshot's address (kept valid by the entry's own reference to it): the
+    /// compiler's memo shares unchanged clusters between snapshots, so they are found without
+    /// hashing or comparing their names.
+    clusters: HashMap<usize, Entry<Arc<ClusterSnapshot>, ClusterResources>>,
+    /// By the virtual host (its address, kept valid by the entry's own reference to it), the
+    /// port and the index of the hostname in the virtual host's domains: an unchanged virtual
+    /// host is found without building its scope's name.
+    scopes: HashMap<(usize, u16, usize), Entry<Arc<VirtualHost>, ScopeResources>>,
 }
 
 impl ResourceCache {
@@ -64,22 +69,25 @@ impl ResourceCache {
         self.scopes.retain(|_, e| e.used == build);
     }
 
-    /// The SRDS and RDS resources of `host` on the scoped listener `l`, served by `vh` (as
-    /// `super::scoped::scope` and `super::scoped::route_configuration`).
+    /// The SRDS and RDS resources of `host`, the `domain`th hostname of `vh`, on the scoped
+    /// listener `l` (as `super::scoped::scope` and `super::scoped::route_configuration`, which
+    /// read only the listener's name and port, both given by the port of a scoped listener).
     pub(super) fn scoped(
         &mut self,
         l: &ListenerSnapshot,
         host: &str,
         vh: &Arc<VirtualHost>,
+        domain: usize,
     ) -> ScopeResources {
         let build = self.build;
-        let name = super::scoped::scope_name(&l.name, host);
-        match self.scopes.get_mut(&name) {
-            Some(e) if e.input.1 == l.port && e.input.0 == *vh => {
+        let key = (Arc::as_ptr(vh) as usize, l.port, domain);
+        match self.scopes.get_mut(&key) {
+            Some(e) if Arc::ptr_eq(&e.input, vh) => {
                 e.used = build;
                 e.output.clone()
             }
             _ => {
+                let name = super::scoped::scope_name(&l.name, host);
                 let sources: BTreeSet<SourceObject> =
                     vh.routes.iter().filter_map(|r| r.source.clone()).collect();
                 let output = (
@@ -95,9 +103,9 @@ impl ResourceCache {
                     )),
                 );
                 self.scopes.insert(
-                    name,
+                    key,
                     Entry {
-                        input: (vh.clone(), l.port),
+                        input: vh.clone(),
                         output: output.clone(),
                         used: build,
                     },
@@ -107,20 +115,20 @@ impl ResourceCache {
         }
     }
 
-    /// The CDS and EDS resources of `c` (as `resources::cluster_resources`).
-    /// Inputs are compared by value; shared (`Arc`) inputs, as the compiler's memo produces for
-    /// unchanged clusters, compare by pointer first.
+    /// The CDS and EDS resources of `c` (as `resources::cluster_resources`), reused when `c` is
+    /// the very snapshot they were built from.
     pub(super) fn cluster(&mut self, c: &Arc<ClusterSnapshot>) -> (Arc<Resource>, Arc<Resource>) {
         let build = self.build;
-        match self.clusters.get_mut(&c.name) {
-            Some(e) if e.input == *c => {
+        let key = Arc::as_ptr(c) as usize;
+        match self.clusters.get_mut(&key) {
+            Some(e) if Arc::ptr_eq(&e.input, c) => {
                 e.used = build;
                 e.output.clone()
             }
             _ => {
                 let output = cluster_resources(c);
                 self.clusters.insert(
-                    c.name.clone(),
+                    key,
                     Entry {
                         input: c.clone(),
                         output: output.clone(),

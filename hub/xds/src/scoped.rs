@@ -62,12 +62,20 @@ fn is_catch_all(vh: &VirtualHost) -> bool {
             && r.headers.is_empty() && r.query_params.is_empty() && r.method.is_none())
 }
 
-/// The hostnames of a scoped listener, each with the virtual host serving it, in order.
-pub fn scoped_hosts(l: &ListenerSnapshot) -> impl Iterator<Item = (&str, &Arc<VirtualHost>)> {
+/// The hostnames of a scoped listener, each with the virtual host serving it and its index
+/// in that virtual host's domains, in order.
+pub fn scoped_hosts(
+    l: &ListenerSnapshot,
+) -> impl Iterator<Item = (&str, &Arc<VirtualHost>, usize)> {
     l.virtual_hosts
         .iter()
         .filter(|vh| !is_catch_all(vh))
-        .flat_map(|vh| vh.domains.iter().map(move |d| (d.as_str(), vh)))
+        .flat_map(|vh| {
+            vh.domains
+                .iter()
+                .enumerate()
+                .map(move |(i, d)| (d.as_str(), vh, i))
+        })
 }
 
 /// The name of the scope and of the RouteConfiguration of `host` on listener `listener`.

@@ -156,16 +156,74 @@ pub fn ads_service_with(
     report: Arc<dyn AdsReport>,
 ) -> AggregatedDiscoveryServiceServer<Ads> {
     AggregatedDiscoveryServiceServer::new(Ads {
-        snapshots,
+        built: build_each(snapshots),
         health: Arc::new(health),
         traces,
         report,
     })
 }
 
+/// A snapshot and its Envoy resources, built once for every stream.
+struct Built {
+    snapshot: Arc<Snapshot>,
+    resources: Arc<Resources>,
+    /// When building began (a stream's push time counts from here).
+    started: std::time::Instant,
+}
+
+/// Builds the resources of each snapshot `snapshots` publishes, once for all ADS streams, and
+/// publishes them. Keeps one [`resources::ResourceCache`] (what did not change stays encoded,
+/// about one more copy of the snapshot, whatever the number of Envoys). Builds the current
+/// snapshot before returning, so that a stream always has one. The builder ends when the
+/// snapshots' writer does (the streams keep serving the last build) or when no stream nor
+/// service holds the receiver any more.
+fn build_each(mut snapshots: watch::Receiver<Arc<Snapshot>>) -> watch::Receiver<Arc<Built>> {
+    let mut cache = resources::ResourceCache::default();
+    let snapshot = snapshots.borrow_and_update().clone();
+    let started = std::time::Instant::now();
+    let resources = Arc::new(resources::build_cached(&snapshot, &mut cache));
+    let (tx, rx) = watch::channel(Arc::new(Built {
+        snapshot,
+        resources,
+        started,
+    }));
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                changed = snapshots.changed() => if changed.is_err() { return },
+                () = tx.closed() => return,
+            }
+            let snapshot = snapshots.borrow_and_update().clone();
+            let started = std::time::Instant::now();
+            // Blocking work (tens of milliseconds for a large fleet): off the async workers.
+            let building = snapshot.clone();
+            let (returned, resources) = match tokio::task::spawn_blocking(move || {
+                let resources = resources::build_cached(&building, &mut cache);
+                (cache, resources)
+            })
+            .await
+            {
+                Ok(r) => r,
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            };
+            cache = returned;
+            tracing::debug!(
+                built_ms = started.elapsed().as_millis() as u64,
+                "xDS resources built"
+            );
+            tx.send_replace(Arc::new(Built {
+                snapshot,
+                resources: Arc::new(resources),
+                started,
+            }));
+        }
+    });
+    rx
+}
+
 /// The ADS service (see [`ads_service`]).
 pub struct Ads {
-    snapshots: watch::Receiver<Arc<Snapshot>>,
+    built: watch::Receiver<Arc<Built>>,
     health: Arc<watch::Sender<XdsHealth>>,
     traces: Arc<SnapshotTraces>,
     report: Arc<dyn AdsReport>,
@@ -190,7 +248,7 @@ impl AggregatedDiscoveryService for Ads {
         tokio::spawn(run_stream(
             inbound,
             tx,
-            self.snapshots.clone(),
+            self.built.clone(),
             self.health.clone(),
             self.traces.clone(),
             Reporter::new(self.report.clone()),
@@ -212,20 +270,16 @@ impl AggregatedDiscoveryService for Ads {
 async fn run_stream(
     mut inbound: Streaming<DiscoveryRequest>,
     tx: mpsc::Sender<Result<DiscoveryResponse, Status>>,
-    mut snapshots: watch::Receiver<Arc<Snapshot>>,
+    mut built: watch::Receiver<Arc<Built>>,
     health: Arc<watch::Sender<XdsHealth>>,
     traces: Arc<SnapshotTraces>,
     mut reporter: Reporter,
 ) {
     // Spans of traced pushes and Envoy's answers (nothing when traces are off).
     let mut traced = StreamTraces::default();
-    // Keeps what did not change between snapshots encoded (memory for speed: about one more
-    // copy of the snapshot).
-    let mut cache = super::cache::ResourceCache::default();
-    let current = snapshots.borrow_and_update().clone();
-    let first = resources::build_cached(&current, &mut cache);
-    reporter.snapshot = current;
-    let mut session = Session::new(first);
+    let current = built.borrow_and_update().clone();
+    reporter.snapshot = current.snapshot.clone();
+    let mut session = Session::new(current.resources.clone());
     let mut watching = true;
     loop {
         let (out, event) = tokio::select! {
@@ -241,18 +295,18 @@ async fn run_stream(
                     break;
                 }
             },
-            changed = snapshots.changed(), if watching => match changed {
+            changed = built.changed(), if watching => match changed {
                 Ok(()) => {
-                    let started = std::time::Instant::now();
-                    let snapshot = snapshots.borrow_and_update().clone();
-                    reporter.snapshot = snapshot.clone();
-                    reporter.push_started = Some(started);
-                    let res = resources::build_cached(&snapshot, &mut cache);
-                    let built_ms = started.elapsed().as_millis() as u64;
-                    let out = session.on_snapshot(res);
-                    traced.pushed(&traces, &snapshot, &session.node, &out);
-                    tracing::debug!(built_ms, elapsed_ms = started.elapsed().as_millis() as u64,
-                        pushed = out.len(), "xDS resources built and pushed");
+                    let current = built.borrow_and_update().clone();
+                    reporter.snapshot = current.snapshot.clone();
+                    reporter.push_started = Some(current.started);
+                    let out = session.on_snapshot(current.resources.clone());
+                    traced.pushed(&traces, &current.snapshot, &session.node, &out);
+                    tracing::debug!(
+                        elapsed_ms = current.started.elapsed().as_millis() as u64,
+                        pushed = out.len(),
+                        "xDS resources pushed"
+                    );
                     (out, None)
                 }
                 // The writer is gone: keep serving the last snapshot.
@@ -318,7 +372,7 @@ struct Reporter {
     /// The snapshot the stream serves now, and whether `in_sync` was reported for it.
     snapshot: Arc<Snapshot>,
     reported: Option<Arc<Snapshot>>,
-    /// When the stream began building the responses for a new snapshot.
+    /// When the resources of the new snapshot began to be built.
     push_started: Option<std::time::Instant>,
 }
 
@@ -403,7 +457,7 @@ struct TypeState {
 /// The protocol state of one ADS stream; no I/O, so it is unit-tested directly.
 struct Session {
     node: String,
-    resources: Resources,
+    resources: Arc<Resources>,
     types: BTreeMap<String, TypeState>,
     nonce: u64,
 }
@@ -420,7 +474,7 @@ fn mentions(message: &str, name: &str) -> bool {
 }
 
 impl Session {
-    fn new(resources: Resources) -> Self {
+    fn new(resources: Arc<Resources>) -> Self {
         Self {
             node: String::new(),
             resources,
@@ -510,7 +564,7 @@ impl Session {
                 .all(|t| t.sent_version.is_some() && t.acked_version == t.sent_version)
     }
 
-    fn on_snapshot(&mut self, resources: Resources) -> Vec<DiscoveryResponse> {
+    fn on_snapshot(&mut self, resources: Arc<Resources>) -> Vec<DiscoveryResponse> {
         self.resources = resources;
         // `respond` skips types this stream never subscribed to.
         PUSH_ORDER
@@ -597,7 +651,7 @@ mod tests {
     }
 
     /// A snapshot with one listener routing to the given clusters (endpoint port `port`).
-    fn snap(clusters: &[&str], port: u16) -> Resources {
+    fn snap(clusters: &[&str], port: u16) -> Arc<Resources> {
         let routes = clusters
             .iter()
             .map(|c| Route {
@@ -642,6 +696,7 @@ mod tests {
                 .collect(),
             ..Default::default()
         })
+        .into()
     }
 
     fn req(type_url: &str, names: &[&str], version: &str, nonce: &str) -> DiscoveryRequest {
@@ -789,8 +844,8 @@ mod tests {
                 rate_limit: None,
             })
         };
-        let snap = |b_prefix: &str| {
-            resources::build(&Snapshot {
+        let snap = |b_prefix: &str| -> Arc<Resources> {
+            Arc::new(resources::build(&Snapshot {
                 listeners: vec![ListenerSnapshot {
                     name: "port/80".into(),
                     port: 80,
@@ -799,7 +854,7 @@ mod tests {
                     gateways: BTreeSet::new(),
                 }],
                 ..Default::default()
-            })
+            }))
         };
         let mut s = Session::new(snap("/b"));
         let (out, _) = s.on_request(&req(SCOPED_ROUTE_TYPE, &[], "", ""));
