@@ -120,6 +120,11 @@ pub fn compile_view_with(
         }
     }
     for (ck, rejected) in &view.rejections {
+        // Most clusters have none: their list stays shared with the memo (no copy, and the
+        // compile loop's comparison with the last statuses stays a pointer comparison).
+        if rejected.is_empty() {
+            continue;
+        }
         let list = Arc::make_mut(statuses.entry(ck.clone()).or_default());
         list.retain(|s| !rejected.contains_key(&s.key));
         list.extend(rejected.values().cloned());
@@ -134,7 +139,7 @@ pub fn compile_view_with(
 /// than when their cluster next sends them. The same rule as admission (`admit::endpoint`).
 fn withdraw_forbidden_endpoints(snapshot: &mut Snapshot, config: &Config, reserved: &Reserved) {
     for c in &mut snapshot.clusters {
-        let Some(owner) = c.source.as_ref().map(|s| s.cluster.clone()) else {
+        let Some(owner) = c.source.as_ref().map(|s| &s.cluster) else {
             continue;
         };
         let registered = config
@@ -147,6 +152,13 @@ fn withdraw_forbidden_endpoints(snapshot: &mut Snapshot, config: &Config, reserv
         if c.endpoints.iter().all(allowed) {
             continue;
         }
+        let registered = registered.cloned();
+        let allowed = |e: &std::net::SocketAddr| {
+            registered
+                .as_ref()
+                .is_some_and(|rc| endpoint::check(e.ip(), e.port(), rc, reserved).is_ok())
+        };
+        let owner = owner.clone();
         let c = Arc::make_mut(c);
         c.endpoints.retain(|e| {
             let keep = allowed(e);

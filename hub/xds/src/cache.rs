@@ -36,26 +36,65 @@ struct Entry<I, O> {
     used: u64,
 }
 
-/// Encoded virtual hosts (by listener and virtual-host name) and upstream clusters (by name).
+/// Encoded virtual hosts (by listener and virtual-host name), upstream clusters and the scopes
+/// of scoped listeners (each in the order of the snapshot they were last built for).
 #[derive(Default)]
 pub struct ResourceCache {
     build: u64,
     /// By listener, then virtual-host name (looked up without building a key).
     virtual_hosts: HashMap<String, VirtualHosts>,
-    /// By the cluster snapshot's address (kept valid by the entry's own reference to it): the
-    /// compiler's memo shares unchanged clusters between snapshots, so they are found without
-    /// hashing or comparing their names.
-    clusters: HashMap<usize, Entry<Arc<ClusterSnapshot>, ClusterResources>>,
-    /// By the virtual host (its address, kept valid by the entry's own reference to it), the
-    /// port and the index of the hostname in the virtual host's domains: an unchanged virtual
-    /// host is found without building its scope's name.
-    scopes: HashMap<(usize, u16, usize), Entry<Arc<VirtualHost>, ScopeResources>>,
+    /// As last built, in the snapshot's order (by name).
+    clusters: Vec<(Arc<ClusterSnapshot>, ClusterResources)>,
+    /// By scoped listener, as last built, in the order of `super::scoped::scoped_hosts`.
+    scopes: HashMap<String, Vec<ScopeEntry>>,
+    /// The previous build's `scopes` while a build runs.
+    scopes_before: HashMap<String, Vec<ScopeEntry>>,
+}
+
+/// One hostname of a scoped listener: the `domain`th of `vh`'s domains, and its resources.
+struct ScopeEntry {
+    vh: Arc<VirtualHost>,
+    domain: usize,
+    output: ScopeResources,
+}
+
+/// Walks `before` (entries built for the previous snapshot, in its order) along the inputs of
+/// the next snapshot, given one at a time in the same order: the entry built from the same
+/// input is found without a lookup. Inputs the compiler's memo shares between snapshots are the
+/// same allocation (`same`); otherwise an entry under the same key (`order`) is reused only if
+/// its input is equal (`equal`). Entries ordered before the input are dropped (gone from the
+/// snapshot). An input out of order is only built again, never matched wrongly.
+fn reuse<E, I: ?Sized>(
+    before: &mut std::iter::Peekable<std::vec::IntoIter<E>>,
+    input: &I,
+    same: impl Fn(&E, &I) -> bool,
+    order: impl Fn(&E, &I) -> std::cmp::Ordering,
+    equal: impl Fn(&E, &I) -> bool,
+) -> Option<E> {
+    use std::cmp::Ordering;
+    loop {
+        let e = before.peek()?;
+        if same(e, input) {
+            return before.next();
+        }
+        match order(e, input) {
+            Ordering::Less => {
+                before.next();
+            }
+            Ordering::Equal => {
+                let e = before.next()?;
+                return equal(&e, input).then_some(e);
+            }
+            Ordering::Greater => return None,
+        }
+    }
 }
 
 impl ResourceCache {
     /// Starts a build: entries used from now on are kept by [`ResourceCache::end`].
     pub(super) fn begin(&mut self) {
         self.build += 1;
+        self.scopes_before = std::mem::take(&mut self.scopes);
     }
 
     /// Ends a build: drops every entry this build did not use.
@@ -65,79 +104,81 @@ impl ResourceCache {
             hosts.retain(|_, e| e.used == build);
             !hosts.is_empty()
         });
-        self.clusters.retain(|_, e| e.used == build);
-        self.scopes.retain(|_, e| e.used == build);
+        self.scopes_before.clear();
     }
 
-    /// The SRDS and RDS resources of `host`, the `domain`th hostname of `vh`, on the scoped
-    /// listener `l` (as `super::scoped::scope` and `super::scoped::route_configuration`, which
-    /// read only the listener's name and port, both given by the port of a scoped listener).
-    pub(super) fn scoped(
-        &mut self,
-        l: &ListenerSnapshot,
-        host: &str,
-        vh: &Arc<VirtualHost>,
-        domain: usize,
-    ) -> ScopeResources {
-        let build = self.build;
-        let key = (Arc::as_ptr(vh) as usize, l.port, domain);
-        match self.scopes.get_mut(&key) {
-            Some(e) if Arc::ptr_eq(&e.input, vh) => {
-                e.used = build;
-                e.output.clone()
-            }
-            _ => {
-                let name = super::scoped::scope_name(&l.name, host);
-                let sources: BTreeSet<SourceObject> =
-                    vh.routes.iter().filter_map(|r| r.source.clone()).collect();
-                let output = (
-                    Arc::new(Resource::new(
-                        name.clone(),
-                        pack_any(super::scoped::scope(l, host)),
-                        sources,
-                    )),
-                    Arc::new(Resource::new(
-                        name.clone(),
-                        pack_any(super::scoped::route_configuration(l, host, vh)),
-                        Sources::Routes(vec![vh.clone()]),
-                    )),
-                );
-                self.scopes.insert(
-                    key,
-                    Entry {
-                        input: vh.clone(),
-                        output: output.clone(),
-                        used: build,
-                    },
-                );
-                output
-            }
+    /// The SRDS and RDS resources of every hostname of the scoped listener `l`, in the order of
+    /// `super::scoped::scoped_hosts` (as `super::scoped::scope` and
+    /// `super::scoped::route_configuration`, which read only the listener's name and port).
+    pub(super) fn scoped(&mut self, l: &ListenerSnapshot) -> Vec<ScopeResources> {
+        let mut before = self
+            .scopes_before
+            .remove(&l.name)
+            .unwrap_or_default()
+            .into_iter()
+            .peekable();
+        let mut kept = Vec::new();
+        for (host, vh, domain) in super::scoped::scoped_hosts(l) {
+            let found = reuse(
+                &mut before,
+                &(vh, domain),
+                |e, (vh, domain)| Arc::ptr_eq(&e.vh, vh) && e.domain == *domain,
+                |e, (vh, domain)| (e.vh.name.as_str(), e.domain).cmp(&(vh.name.as_str(), *domain)),
+                |e, (vh, _)| e.vh == **vh,
+            );
+            let output = match found {
+                Some(e) => e.output,
+                None => {
+                    let name = super::scoped::scope_name(&l.name, host);
+                    let sources: BTreeSet<SourceObject> =
+                        vh.routes.iter().filter_map(|r| r.source.clone()).collect();
+                    (
+                        Arc::new(Resource::new(
+                            name.clone(),
+                            pack_any(super::scoped::scope(l, host)),
+                            sources,
+                        )),
+                        Arc::new(Resource::new(
+                            name,
+                            pack_any(super::scoped::route_configuration(l, host, vh)),
+                            Sources::Routes(vec![vh.clone()]),
+                        )),
+                    )
+                }
+            };
+            kept.push(ScopeEntry {
+                vh: vh.clone(),
+                domain,
+                output,
+            });
         }
+        let out = kept.iter().map(|e| e.output.clone()).collect();
+        self.scopes.insert(l.name.clone(), kept);
+        out
     }
 
-    /// The CDS and EDS resources of `c` (as `resources::cluster_resources`), reused when `c` is
-    /// the very snapshot they were built from.
-    pub(super) fn cluster(&mut self, c: &Arc<ClusterSnapshot>) -> (Arc<Resource>, Arc<Resource>) {
-        let build = self.build;
-        let key = Arc::as_ptr(c) as usize;
-        match self.clusters.get_mut(&key) {
-            Some(e) if Arc::ptr_eq(&e.input, c) => {
-                e.used = build;
-                e.output.clone()
-            }
-            _ => {
-                let output = cluster_resources(c);
-                self.clusters.insert(
-                    key,
-                    Entry {
-                        input: c.clone(),
-                        output: output.clone(),
-                        used: build,
-                    },
-                );
-                output
-            }
+    /// The CDS and EDS resources of each cluster of `clusters` (ordered by name), as
+    /// `resources::cluster_resources`.
+    pub(super) fn clusters(&mut self, clusters: &[Arc<ClusterSnapshot>]) -> Vec<ClusterResources> {
+        let mut before = std::mem::take(&mut self.clusters).into_iter().peekable();
+        let mut kept = Vec::with_capacity(clusters.len());
+        for c in clusters {
+            let found = reuse(
+                &mut before,
+                c,
+                |(e, _), c| Arc::ptr_eq(e, c),
+                |(e, _), c| e.name.cmp(&c.name),
+                |(e, _), c| e == c,
+            );
+            let output = match found {
+                Some((_, output)) => output,
+                None => cluster_resources(c),
+            };
+            kept.push((c.clone(), output));
         }
+        let out = kept.iter().map(|(_, o)| o.clone()).collect();
+        self.clusters = kept;
+        out
     }
 
     /// The RouteConfiguration of `l` (as `pack_any(resources::route_configuration(l))`),
@@ -305,7 +346,7 @@ mod tests {
                 .sum::<usize>(),
             0
         );
-        assert_eq!(cache.scopes.len(), 2);
+        assert_eq!(cache.scopes.values().map(Vec::len).sum::<usize>(), 2);
         assert_eq!(cache.clusters.len(), 2);
     }
 }

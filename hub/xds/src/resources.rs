@@ -167,8 +167,7 @@ pub fn build_cached(s: &Snapshot, cache: &mut super::cache::ResourceCache) -> Re
                 l.gateways.clone(),
             )));
         if super::scoped::is_scoped(l) {
-            for (host, vh, domain) in super::scoped::scoped_hosts(l) {
-                let (scope, routes) = cache.scoped(l, host, vh, domain);
+            for (scope, routes) in cache.scoped(l) {
                 by_type.entry(SCOPED_ROUTE_TYPE).or_default().push(scope);
                 by_type.entry(ROUTE_TYPE).or_default().push(routes);
             }
@@ -193,8 +192,7 @@ pub fn build_cached(s: &Snapshot, cache: &mut super::cache::ResourceCache) -> Re
                 BTreeSet::from([l.source.clone()]),
             )));
     }
-    for c in &s.clusters {
-        let (cluster, endpoints) = cache.cluster(c);
+    for (cluster, endpoints) in cache.clusters(&s.clusters) {
         by_type.entry(CLUSTER_TYPE).or_default().push(cluster);
         by_type.entry(ENDPOINT_TYPE).or_default().push(endpoints);
     }
