@@ -31,7 +31,7 @@ stats_config:
     inclusion_list:
       patterns:
       - safe_regex: { regex: '^(?:[^c]|c[^l]|cl[^u]|clu[^s]|clus[^t]|clust[^e]|cluste[^r]|cluster[^.]|cluster\.[^t]|cluster\.t[^/]).*' }
-      - safe_regex: { regex: '^cluster\.t/.*\.(?:upstream_rq_(?:total|[1-5]xx|time|timeout|active|pending_overflow)|upstream_cx_(?:active|connect_fail)|membership_(?:healthy|total))$' }
+      - safe_regex: { regex: '^cluster\.t/.*\.(?:upstream_rq_(?:total|[1-5]xx|time|timeout|pending_overflow)|upstream_cx_connect_fail)$' }
   stats_tags:
   - tag_name: fleetgate_tenant
     regex: '^cluster\.(t/([^/]+)/)'
