@@ -1499,6 +1499,95 @@ tenants:
 
     /// Issue 8: an endpoint admitted before this host had its address (or before the operator
     /// reserved it) leaves the data plane at the next compile, and is refused from then on.
+    /// An HTTPRoute's cluster the memo keeps between compiles is not checked again while the
+    /// rules stay the same, and is when they change.
+    #[test]
+    fn route_endpoints_a_reload_refuses_leave_the_data_plane_though_the_route_did_not_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), (9000, 9001));
+        let fleet = Fleet::open(cfg.clone(), Store::open(&cfg.store_path).unwrap()).unwrap();
+        fleet.set_host_addresses(BTreeSet::new());
+        let gateway = pb::Object {
+            r#ref: Some(pb::ObjectRef {
+                kind: pb::Kind::Gateway as i32,
+                namespace: "default".into(),
+                name: "gw".into(),
+            }),
+            generation: 1,
+            creation_timestamp: "2026-01-01T00:00:00Z".into(),
+            spec: Some(pb::object::Spec::Gateway(pb::Gateway {
+                gateway_class_name: "fleetgate".into(),
+                listeners: vec![pb::Listener {
+                    name: "http".into(),
+                    protocol: "HTTP".into(),
+                    port: 80,
+                    hostname: "*.a.example".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })),
+        };
+        let mut route = http_route("app", "2026-01-01T00:00:00Z");
+        if let Some(pb::object::Spec::HttpRoute(r)) = &mut route.spec {
+            r.rules = vec![pb::HttpRouteRule {
+                backends: vec![pb::Backend {
+                    namespace: "default".into(),
+                    name: "app".into(),
+                    port: 8080,
+                    weight: 1,
+                    endpoints: ["127.0.1.5", "127.0.1.6"]
+                        .iter()
+                        .map(|a| pb::Endpoint {
+                            address: a.to_string(),
+                            port: 8080,
+                            ready: true,
+                        })
+                        .collect(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }];
+        }
+        fleet.apply(&key("a"), &full(vec![gateway, route])).unwrap();
+        let mut memo = crate::run::CompileMemo::default();
+        let mut served = |fleet: &Fleet| -> Vec<SocketAddr> {
+            let (snapshot, _) = crate::run::compile_view_with(
+                &mut memo,
+                &fleet.view(),
+                &fleet.config(),
+                &crate::xds::XdsHealth::default(),
+            );
+            snapshot
+                .clusters
+                .iter()
+                .flat_map(|c| c.endpoints.clone())
+                .collect()
+        };
+        let five = "127.0.1.5:8080".parse::<SocketAddr>().unwrap();
+        let six = "127.0.1.6:8080".parse::<SocketAddr>().unwrap();
+        assert_eq!(served(&fleet), vec![five, six]);
+        // Compiled again unchanged: the cluster is the memo's, passed without a check.
+        assert_eq!(served(&fleet), vec![five, six]);
+        let mut narrowed = (*cfg).clone();
+        narrowed
+            .tenants
+            .get_mut("a")
+            .unwrap()
+            .clusters
+            .get_mut("c1")
+            .unwrap()
+            .endpoint_cidrs = vec!["127.0.1.5/32".parse().unwrap()];
+        fleet.reconfigure(Arc::new(narrowed)).unwrap();
+        assert_eq!(served(&fleet), vec![five]);
+        fleet.reconfigure(cfg.clone()).unwrap();
+        assert_eq!(served(&fleet), vec![five, six]);
+        // The operator reserves 127.0.1.6 (say, a VIP in front of the hub): it leaves again.
+        let mut reserving = (*cfg).clone();
+        reserving.reserved_addresses = vec!["127.0.1.6/32".parse().unwrap()];
+        fleet.reconfigure(Arc::new(reserving)).unwrap();
+        assert_eq!(served(&fleet), vec![five]);
+    }
+
     #[test]
     fn endpoints_that_come_to_reach_the_hub_leave_the_data_plane() {
         let dir = tempfile::tempdir().unwrap();
@@ -1516,8 +1605,12 @@ tenants:
         let cfg = Arc::new(cfg);
         let fleet = Fleet::open(cfg.clone(), Store::open(&cfg.store_path).unwrap()).unwrap();
         fleet.set_host_addresses(BTreeSet::new());
-        let served = |fleet: &Fleet| -> Vec<SocketAddr> {
-            let (snapshot, _) = crate::run::compile_view(
+        // One memo for every compile, as the compile loop keeps: what it kept from the last
+        // compile must not hide an endpoint the rules now refuse.
+        let mut memo = crate::run::CompileMemo::default();
+        let mut served = |fleet: &Fleet| -> Vec<SocketAddr> {
+            let (snapshot, _) = crate::run::compile_view_with(
+                &mut memo,
                 &fleet.view(),
                 &fleet.config(),
                 &crate::xds::XdsHealth::default(),
@@ -1569,6 +1662,20 @@ tenants:
         fleet
             .apply(&key("a"), &full(vec![service("web", 9001, "10.1.0.11")]))
             .unwrap();
+        assert_eq!(served(&fleet), vec![web]);
+        // A reload narrows the cluster's CIDRs past web's address, then widens them again.
+        let mut narrowed = (*cfg).clone();
+        narrowed
+            .tenants
+            .get_mut("a")
+            .unwrap()
+            .clusters
+            .get_mut("c1")
+            .unwrap()
+            .endpoint_cidrs = vec!["10.1.0.10/32".parse().unwrap()];
+        fleet.reconfigure(Arc::new(narrowed)).unwrap();
+        assert_eq!(served(&fleet), Vec::<SocketAddr>::new());
+        fleet.reconfigure(cfg.clone()).unwrap();
         assert_eq!(served(&fleet), vec![web]);
         let mut reserving = (*cfg).clone();
         reserving.reserved_addresses = vec!["10.1.0.11/32".parse().unwrap()];

@@ -68,13 +68,51 @@ pub fn compile_view(
     config: &Config,
     health: &XdsHealth,
 ) -> (Snapshot, FleetStatus) {
-    compile_view_with(&mut compile::Memo::default(), view, config, health)
+    compile_view_with(&mut CompileMemo::default(), view, config, health)
+}
+
+/// What the compile loop keeps from one compile to the next (one writer: the loop).
+#[derive(Default)]
+pub struct CompileMemo {
+    /// Each cluster's compiled part (`compile::Memo`).
+    compile: compile::Memo,
+    endpoints: EndpointsChecked,
+}
+
+impl CompileMemo {
+    /// How many clusters' parts the last compile built rather than reused.
+    pub fn last_built(&self) -> usize {
+        self.compile.last_built()
+    }
+}
+
+/// The upstream clusters whose endpoints the last compile's re-check
+/// ([`withdraw_forbidden_endpoints`]) found allowed, in the snapshot's order, and what they
+/// were checked against. While the tenants' configuration and the reserved addresses stay the
+/// same, a cluster the compiler's memo shares unchanged (the same allocation) is not checked
+/// again: a change re-checks the clusters it rebuilt, not the fleet's.
+#[derive(Default)]
+struct EndpointsChecked {
+    /// Each tenant's clusters (their endpoint CIDRs) and the reserved addresses.
+    against: Option<(EndpointRules, Reserved)>,
+    passed: Vec<Arc<compile::ClusterSnapshot>>,
+}
+
+/// What admits an endpoint, besides the reserved addresses: each tenant's clusters.
+type EndpointRules = Vec<(String, crate::model::policy::Cluster)>;
+
+fn endpoint_rules(config: &Config) -> EndpointRules {
+    config
+        .tenants
+        .iter()
+        .flat_map(|(t, tenant)| tenant.clusters.values().map(|c| (t.clone(), c.clone())))
+        .collect()
 }
 
 /// [`compile_view`] reusing from `memo` what did not change since the last compile (the
 /// compile loop keeps one memo for its lifetime; see `compile::Memo`).
 pub fn compile_view_with(
-    memo: &mut compile::Memo,
+    memo: &mut CompileMemo,
     view: &FleetView,
     config: &Config,
     health: &XdsHealth,
@@ -91,7 +129,7 @@ pub fn compile_view_with(
                 .collect(),
         )
     };
-    let compiled = memo.compile_with_l4(
+    let compiled = memo.compile.compile_with_l4(
         &served,
         &view.revisions,
         &config.data_plane,
@@ -100,7 +138,7 @@ pub fn compile_view_with(
         &view.allocation_failures,
     );
     let mut snapshot = compiled.snapshot;
-    withdraw_forbidden_endpoints(&mut snapshot, config, &view.reserved);
+    withdraw_forbidden_endpoints(&mut snapshot, config, &view.reserved, &mut memo.endpoints);
     withdraw_forbidden_ai_routes(&mut snapshot, config, &view.reserved);
     crate::traffic_limits::apply(&mut snapshot, &config.quotas);
     let mut statuses: BTreeMap<ClusterKey, Arc<Vec<_>>> = compiled.statuses;
@@ -137,8 +175,29 @@ pub fn compile_view_with(
 /// when either changes (a reload narrows a cluster's CIDRs, an interface gets an address inside
 /// them), stored endpoints that the rule now refuses leave the data plane here, at once, rather
 /// than when their cluster next sends them. The same rule as admission (`admit::endpoint`).
-fn withdraw_forbidden_endpoints(snapshot: &mut Snapshot, config: &Config, reserved: &Reserved) {
+fn withdraw_forbidden_endpoints(
+    snapshot: &mut Snapshot,
+    config: &Config,
+    reserved: &Reserved,
+    checked: &mut EndpointsChecked,
+) {
+    let rules = endpoint_rules(config);
+    let same_rules = checked
+        .against
+        .as_ref()
+        .is_some_and(|(before, r)| *before == rules && r == reserved);
+    if !same_rules {
+        checked.against = Some((rules, reserved.clone()));
+        checked.passed.clear();
+    }
+    let mut before = std::mem::take(&mut checked.passed).into_iter().peekable();
     for c in &mut snapshot.clusters {
+        // Passed last time, unchanged (the snapshot is ordered by name, as `before` is).
+        while before.next_if(|p| p.name < c.name).is_some() {}
+        if before.next_if(|p| Arc::ptr_eq(p, c)).is_some() {
+            checked.passed.push(c.clone());
+            continue;
+        }
         let Some(owner) = c.source.as_ref().map(|s| &s.cluster) else {
             continue;
         };
@@ -150,6 +209,7 @@ fn withdraw_forbidden_endpoints(snapshot: &mut Snapshot, config: &Config, reserv
             registered.is_some_and(|rc| endpoint::check(e.ip(), e.port(), rc, reserved).is_ok())
         };
         if c.endpoints.iter().all(allowed) {
+            checked.passed.push(c.clone());
             continue;
         }
         let registered = registered.cloned();
@@ -380,7 +440,7 @@ pub async fn run_reloading(
     // The first snapshot is the stored intent, so Envoy gets the last accepted configuration
     // before any agent reconnects.
     // The compile loop's memo: each cluster's compiled part, rebuilt only when it changes.
-    let mut memo = compile::Memo::default();
+    let mut memo = CompileMemo::default();
     let (snapshot, statuses) =
         compile_view_with(&mut memo, &fleet.view(), &config, &XdsHealth::default());
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(snapshot));

@@ -34,7 +34,7 @@ impl Tenant {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cluster {
     pub name: String,
     pub endpoint_cidrs: Vec<IpNet>,
