@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::ensure;
 use fleetgate_e2e::fixtures::{TENANT_A, class_and_http_gateway, simple_http_route};
 use fleetgate_e2e::hub::HubCluster;
+use fleetgate_e2e::process::rss_kib;
 use fleetgate_e2e::sync_client::{self, ClientTls, SyncSession};
 use fleetgate_e2e::{
     Echo, Envoy, Fleet, FleetTenant, Hub, HubTenant, TIMEOUT, TestDir, eventually, http,
@@ -31,15 +32,6 @@ async fn setup(fleet: &Fleet) -> fleetgate_e2e::Echo {
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i]
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Time from `apply` of a new HTTPRoute in the tenant's API server to the first 200 through
