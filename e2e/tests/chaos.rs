@@ -599,24 +599,11 @@ fn churn_service(name: &str) -> String {
 
 /// Envoy's admin: the number of its clusters and listeners.
 async fn envoy_clusters_and_listeners(fleet: &Fleet) -> (usize, usize) {
-    let (_, clusters) = fleet
+    fleet
         .envoy
-        .admin_get("/clusters?format=json")
+        .cluster_and_listener_counts()
         .await
-        .expect("admin /clusters");
-    let clusters: Value = serde_json::from_str(&clusters).expect("JSON /clusters");
-    let (_, listeners) = fleet
-        .envoy
-        .admin_get("/listeners?format=json")
-        .await
-        .expect("admin /listeners");
-    let listeners: Value = serde_json::from_str(&listeners).expect("JSON /listeners");
-    (
-        clusters["cluster_statuses"].as_array().map_or(0, Vec::len),
-        listeners["listener_statuses"]
-            .as_array()
-            .map_or(0, Vec::len),
-    )
+        .expect("Envoy admin /clusters and /listeners")
 }
 
 /// Runs `f` on every item, `n` at a time.
