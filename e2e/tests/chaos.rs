@@ -621,7 +621,7 @@ where
 /// The tenant (and its hostname domain) that churns in round `round`: rounds alternate between
 /// the tenants, so each tenant's served route shares its RouteConfiguration with the churn.
 fn churn_tenant(fleet: &Fleet, round: usize) -> (&FleetTenant, &'static str) {
-    if round % 2 == 0 {
+    if round.is_multiple_of(2) {
         (fleet.tenant("tenant-a"), "a.example")
     } else {
         (fleet.tenant("tenant-b"), "b.example")
