@@ -308,6 +308,54 @@ impl Envoy {
         })
     }
 
+    /// The number of Envoy's clusters and of its listeners (admin `/clusters`, `/listeners`).
+    pub async fn cluster_and_listener_counts(&self) -> anyhow::Result<(usize, usize)> {
+        let count = |path: &'static str, key: &'static str| async move {
+            let (status, body) = self.admin_get(path).await?;
+            anyhow::ensure!(status == 200, "admin {path}: {status} {body}");
+            let v: serde_json::Value =
+                serde_json::from_str(&body).with_context(|| format!("admin {path}: not JSON"))?;
+            Ok::<usize, anyhow::Error>(v[key].as_array().map_or(0, Vec::len))
+        };
+        Ok((
+            count("/clusters?format=json", "cluster_statuses").await?,
+            count("/listeners?format=json", "listener_statuses").await?,
+        ))
+    }
+
+    /// How many virtual hosts of Envoy's dynamic RouteConfigurations list each domain (admin
+    /// `/config_dump?resource=dynamic_route_configs`; a `:port` suffix is dropped), and how many
+    /// RouteConfigurations there are.
+    pub async fn route_domains(
+        &self,
+    ) -> anyhow::Result<(usize, std::collections::BTreeMap<String, usize>)> {
+        let (status, body) = self
+            .admin_get("/config_dump?resource=dynamic_route_configs")
+            .await?;
+        anyhow::ensure!(status == 200, "admin /config_dump: {status} {body}");
+        let v: serde_json::Value =
+            serde_json::from_str(&body).context("admin /config_dump: not JSON")?;
+        let configs = v["configs"].as_array().cloned().unwrap_or_default();
+        let mut domains = std::collections::BTreeMap::new();
+        for c in &configs {
+            for vh in c["route_config"]["virtual_hosts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let mut seen = std::collections::BTreeSet::new();
+                for d in vh["domains"].as_array().into_iter().flatten() {
+                    let d = d.as_str().unwrap_or_default();
+                    seen.insert(d.split_once(':').map_or(d, |(h, _)| h).to_string());
+                }
+                for d in seen {
+                    *domains.entry(d).or_insert(0) += 1;
+                }
+            }
+        }
+        Ok((configs.len(), domains))
+    }
+
     /// The admin `/config_dump`, for failure messages.
     pub async fn config_dump(&self) -> anyhow::Result<String> {
         Ok(self.admin_get("/config_dump").await?.1)

@@ -44,6 +44,7 @@ pub mod pki;
 pub mod ports;
 pub mod process;
 pub mod recording_hub;
+pub mod scale;
 pub mod secrets;
 pub mod sync_client;
 pub mod tcp_echo;

@@ -289,6 +289,17 @@ impl Drop for Process {
     }
 }
 
+/// The resident memory (VmRSS) of process `pid` in KiB, 0 when it cannot be read (the process
+/// is gone).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,12 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::ensure;
 use fleetgate_e2e::fixtures::{TENANT_A, class_and_http_gateway, simple_http_route};
-use fleetgate_e2e::hub::HubCluster;
-use fleetgate_e2e::sync_client::{self, ClientTls, SyncSession};
-use fleetgate_e2e::{
-    Echo, Envoy, Fleet, FleetTenant, Hub, HubTenant, TIMEOUT, TestDir, eventually, http,
-};
-use fleetgate_proto::spoke::v1 as pb;
+use fleetgate_e2e::process::rss_kib;
+use fleetgate_e2e::scale;
+use fleetgate_e2e::{Echo, Envoy, Fleet, FleetTenant, Hub, TIMEOUT, TestDir, eventually, http};
 
 async fn setup(fleet: &Fleet) -> fleetgate_e2e::Echo {
     let t: &FleetTenant = fleet.tenant("tenant-a");
@@ -31,15 +28,6 @@ async fn setup(fleet: &Fleet) -> fleetgate_e2e::Echo {
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i]
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Time from `apply` of a new HTTPRoute in the tenant's API server to the first 200 through
@@ -198,138 +186,6 @@ async fn hub_rss_with_1000_routes() {
 const SCALE_TENANTS: usize = 100;
 const SCALE_ROUTES: usize = 100;
 
-fn scale_tenant(t: usize) -> String {
-    format!("tenant-{t}")
-}
-
-fn object_ref(kind: pb::Kind, name: &str) -> pb::ObjectRef {
-    pb::ObjectRef {
-        kind: kind as i32,
-        namespace: "default".into(),
-        name: name.into(),
-    }
-}
-
-fn scale_gateway(t: usize) -> pb::Object {
-    pb::Object {
-        r#ref: Some(object_ref(pb::Kind::Gateway, "web")),
-        generation: 1,
-        creation_timestamp: "2026-01-01T00:00:00Z".into(),
-        spec: Some(pb::object::Spec::Gateway(pb::Gateway {
-            gateway_class_name: "fleetgate".into(),
-            listeners: vec![pb::Listener {
-                name: "http".into(),
-                protocol: "HTTP".into(),
-                port: 80,
-                hostname: format!("*.t{t}.example"),
-                allowed_routes: None,
-                tls: None,
-            }],
-            allowed_listeners: None,
-            ..Default::default()
-        })),
-    }
-}
-
-/// The shape of `hub/examples/compile_bench.rs`: one hostname, 2 rules, each with 2 matches and
-/// one backend of 3 endpoints. `prefix` is the path prefix of every match.
-fn scale_route(
-    t: usize,
-    r: usize,
-    prefix: &str,
-    generation: i64,
-    echoes: &[SocketAddr],
-) -> pb::Object {
-    let path = |kind: pb::path_match::Type, value: String| pb::PathMatch {
-        r#type: kind as i32,
-        value,
-    };
-    let rules = (0..2)
-        .map(|ri| pb::HttpRouteRule {
-            name: String::new(),
-            matches: vec![
-                pb::HttpRouteMatch {
-                    path: Some(path(
-                        pb::path_match::Type::PathPrefix,
-                        format!("{prefix}/r{ri}"),
-                    )),
-                    ..Default::default()
-                },
-                pb::HttpRouteMatch {
-                    path: Some(path(
-                        pb::path_match::Type::Exact,
-                        format!("{prefix}/r{ri}/exact"),
-                    )),
-                    headers: vec![pb::HeaderMatch {
-                        name: "x-env".into(),
-                        value: "prod".into(),
-                        regular_expression: false,
-                    }],
-                    method: "GET".into(),
-                    ..Default::default()
-                },
-            ],
-            filters: vec![],
-            backends: vec![pb::Backend {
-                namespace: "default".into(),
-                name: format!("svc-{r}-{ri}"),
-                port: 8080,
-                weight: 1,
-                problem: None,
-                endpoints: echoes
-                    .iter()
-                    .map(|a| pb::Endpoint {
-                        address: a.ip().to_string(),
-                        port: u32::from(a.port()),
-                        ready: true,
-                    })
-                    .collect(),
-                app_protocol: String::new(),
-                filters: vec![],
-                kind: String::new(),
-            }],
-            timeouts: None,
-        })
-        .collect();
-    pb::Object {
-        r#ref: Some(object_ref(pb::Kind::HttpRoute, &format!("route-{r}"))),
-        generation,
-        creation_timestamp: "2026-01-01T00:00:00Z".into(),
-        spec: Some(pb::object::Spec::HttpRoute(pb::HttpRoute {
-            parent_refs: vec![pb::ParentRef {
-                namespace: "default".into(),
-                name: "web".into(),
-                section_name: String::new(),
-                port: 0,
-                ..Default::default()
-            }],
-            hostnames: vec![format!("r{r}.t{t}.example")],
-            rules,
-        })),
-    }
-}
-
-fn scale_update(revision: u64, full_state: bool, upserts: Vec<pb::Object>) -> pb::AgentMessage {
-    pb::AgentMessage {
-        kind: Some(pb::agent_message::Kind::Update(pb::Update {
-            traceparent: String::new(),
-            revision,
-            full_state,
-            upserts,
-            deletes: vec![],
-        })),
-    }
-}
-
-async fn expect_ack(session: &mut SyncSession, revision: u64) {
-    match session.next_verdict(TIMEOUT * 4).await {
-        Ok(Ok(Some(pb::HubMessage {
-            kind: Some(pb::hub_message::Kind::Ack(pb::Ack { revision: r, .. })),
-        }))) if r == revision => {}
-        other => panic!("update {revision} was not acked: {other:?}"),
-    }
-}
-
 async fn served(addr: SocketAddr, host: &str, path: &str) -> bool {
     matches!(http::get(addr, host, path, &[]).await, Ok((200, _)))
 }
@@ -401,22 +257,12 @@ fn unix_ms() -> u64 {
 #[ignore = "benchmark: run with `make bench`"]
 async fn scale_10000_routes_one_change() {
     let dir = TestDir::new("bench-scale").expect("test dir");
-    let echo_ips: Vec<std::net::IpAddr> = (1..=3).map(|i| [127, 0, 9, i].into()).collect();
     let mut echoes = Vec::new();
-    for (i, ip) in echo_ips.iter().enumerate() {
-        echoes.push(Echo::start(&format!("echo-{i}"), *ip).await.expect("echo"));
+    for (i, ip) in scale::echo_ips(3).into_iter().enumerate() {
+        echoes.push(Echo::start(&format!("echo-{i}"), ip).await.expect("echo"));
     }
     let echo_addrs: Vec<SocketAddr> = echoes.iter().map(Echo::addr).collect();
-    let tenants: Vec<HubTenant> = (0..SCALE_TENANTS)
-        .map(|t| HubTenant {
-            name: scale_tenant(t),
-            hostnames: vec![format!("*.t{t}.example")],
-            clusters: vec![HubCluster {
-                name: "c1".into(),
-                endpoint_cidrs: vec!["127.0.9.0/24".into()],
-            }],
-        })
-        .collect();
+    let tenants = scale::hub_tenants(SCALE_TENANTS);
     let mut hub = Hub::start(&dir, &tenants).await.expect("hub");
     let mut envoy = Envoy::start(&dir, 1, hub.xds_addr()).await.expect("envoy");
     envoy.wait_live(TIMEOUT).await.expect("envoy live");
@@ -427,18 +273,10 @@ async fn scale_10000_routes_one_change() {
     let started = Instant::now();
     let mut sessions = Vec::new();
     for t in 0..SCALE_TENANTS {
-        let id = hub
-            .issue_agent_identity(&scale_tenant(t), "c1")
-            .expect("identity");
-        let tls = ClientTls::from_identity_dir(&id).expect("identity files");
-        let mut client = sync_client::connect(hub.agent_addr(), &tls)
-            .await
-            .expect("connect");
-        let mut session = SyncSession::open(&mut client, "c1").await.expect("open");
-        let mut objects = vec![scale_gateway(t)];
-        objects.extend((0..SCALE_ROUTES).map(|r| scale_route(t, r, "/api", 1, &echo_addrs)));
-        assert!(session.send(scale_update(1, true, objects)).await);
-        expect_ack(&mut session, 1).await;
+        let (client, mut session) = scale::connect(&hub, t).await.expect("Sync stream");
+        let objects = scale::full_state(t, SCALE_ROUTES, &echo_addrs);
+        assert!(session.send(scale::update(1, true, objects, vec![])).await);
+        scale::expect_ack(&mut session, 1).await;
         sessions.push((client, session));
     }
     let acked = started.elapsed();
@@ -506,10 +344,14 @@ async fn scale_10000_routes_one_change() {
             !served(dp, &host, &path).await,
             "{path} served before the change"
         );
-        let route = scale_route(t, r, &prefix, 2 + i as i64, &echo_addrs);
+        let route = scale::route(t, r, &prefix, 2 + i as i64, &echo_addrs);
         let sent_ms = unix_ms();
         let start = Instant::now();
-        assert!(session.send(scale_update(2 + i, false, vec![route])).await);
+        assert!(
+            session
+                .send(scale::update(2 + i, false, vec![route], vec![]))
+                .await
+        );
         loop {
             if served(dp, &host, &path).await {
                 break;
@@ -525,7 +367,7 @@ async fn scale_10000_routes_one_change() {
         {
             applied.push(Duration::from_millis(at.saturating_sub(sent_ms)));
         }
-        expect_ack(session, 2 + i).await;
+        scale::expect_ack(session, 2 + i).await;
     }
     samples.sort();
     println!(

@@ -7,11 +7,15 @@
 //! - Envoy hot restarted (the next restart epoch takes the sockets over, the old one drains):
 //!   no failed request;
 //! - route churn (rounds of adding and removing many routes): no failed request to the routes
-//!   that stay, and no Envoy cluster or listener left behind.
+//!   that stay, and no Envoy cluster or listener left behind;
+//! - a soak of continuous route churn: the same, for a set time, with the hub's RSS read at the
+//!   start of the steady state and at the end.
 //!
-//! `make test` runs them in a short form (2 churn rounds of 50 routes), asserting behaviour:
-//! zero failed requests, nothing changed or leaked. `make chaos` runs them one at a time with
-//! the figures' sizes (`FLEETGATE_CHAOS_ROUNDS=5 FLEETGATE_CHAOS_ROUTES=500`, `--test-threads=1`).
+//! `make test` runs them in a short form (2 churn rounds of 50 routes, a 60 s soak of 20-route
+//! rounds), asserting behaviour only: zero failed requests, nothing changed or leaked. `make
+//! chaos` runs them one at a time with the sizes (`FLEETGATE_CHAOS_ROUNDS=20
+//! FLEETGATE_CHAOS_ROUTES=3000`, a 30-minute soak of 500-route rounds that also asserts hub RSS
+//! growth < 5 %: `FLEETGATE_SOAK_*`, see the Makefile; `--test-threads=1`).
 //! Each prints a `CHAOS` line with its counts; the figures are in docs/benchmarks.md.
 
 use std::collections::BTreeMap;
@@ -27,6 +31,7 @@ use fleetgate_e2e::fixtures::{
 };
 use fleetgate_e2e::fleet::TenantSpec;
 use fleetgate_e2e::load::{Load, Report, Target};
+use fleetgate_e2e::process::rss_kib;
 use fleetgate_e2e::tcp_echo::{L4Echo, free_dual_port_in, free_l4_range, tcp_ask};
 use fleetgate_e2e::{Echo, Fleet, FleetTenant, TIMEOUT, eventually};
 use futures::StreamExt;
@@ -594,33 +599,11 @@ fn churn_service(name: &str) -> String {
 
 /// Envoy's admin: the number of its clusters and listeners.
 async fn envoy_clusters_and_listeners(fleet: &Fleet) -> (usize, usize) {
-    let (_, clusters) = fleet
+    fleet
         .envoy
-        .admin_get("/clusters?format=json")
+        .cluster_and_listener_counts()
         .await
-        .expect("admin /clusters");
-    let clusters: Value = serde_json::from_str(&clusters).expect("JSON /clusters");
-    let (_, listeners) = fleet
-        .envoy
-        .admin_get("/listeners?format=json")
-        .await
-        .expect("admin /listeners");
-    let listeners: Value = serde_json::from_str(&listeners).expect("JSON /listeners");
-    (
-        clusters["cluster_statuses"].as_array().map_or(0, Vec::len),
-        listeners["listener_statuses"]
-            .as_array()
-            .map_or(0, Vec::len),
-    )
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+        .expect("Envoy admin /clusters and /listeners")
 }
 
 /// Runs `f` on every item, `n` at a time.
@@ -633,6 +616,133 @@ where
         .buffer_unordered(n)
         .collect::<Vec<()>>()
         .await;
+}
+
+/// The tenant (and its hostname domain) that churns in round `round`: rounds alternate between
+/// the tenants, so each tenant's served route shares its RouteConfiguration with the churn.
+fn churn_tenant(fleet: &Fleet, round: usize) -> (&FleetTenant, &'static str) {
+    if round.is_multiple_of(2) {
+        (fleet.tenant("tenant-a"), "a.example")
+    } else {
+        (fleet.tenant("tenant-b"), "b.example")
+    }
+}
+
+/// How long to wait for `routes` churned routes to be programmed or gone: the chaos timeout
+/// plus 100 ms a route (3,000 routes on a loaded 2-core machine).
+fn churn_timeout(routes: usize) -> Duration {
+    TIMEOUT * 4 + Duration::from_millis(100) * u32::try_from(routes).unwrap_or(u32::MAX)
+}
+
+/// One churn round through the real path (kube-apiserver -> agent -> hub -> Envoy): tenant `t`
+/// applies [`CHURN_SERVICES`] Services and `routes` HTTPRoutes `churn-<i>` for
+/// `churn-<i>.<domain>` spread over them (in applies of 100), waits until the last one is
+/// programmed, deletes them all (8 deletes in flight) and the Services, and waits until the last
+/// route answers 404. Returns Envoy's (clusters, listeners) with every churned route in place.
+async fn churn_round(
+    fleet: &Fleet,
+    load: &Load,
+    round: usize,
+    t: &FleetTenant,
+    domain: &str,
+    routes: usize,
+) -> (usize, usize) {
+    mark(
+        load,
+        &format!("round {round}: {} adds {routes} routes", t.name),
+    );
+    let services: Vec<String> = (0..CHURN_SERVICES).map(|k| format!("churn-{k}")).collect();
+    for s in &services {
+        // No backend listens there: the churned routes are configured, not exercised.
+        t.cluster
+            .apply(&churn_service(s))
+            .await
+            .expect("apply churn Service");
+    }
+    let names: Vec<usize> = (0..routes).collect();
+    for chunk in names.chunks(100) {
+        let yaml: Vec<String> = chunk
+            .iter()
+            .map(|i| {
+                simple_http_route(
+                    &format!("churn-{i}"),
+                    &format!("churn-{i}.{domain}"),
+                    &services[i % CHURN_SERVICES],
+                )
+            })
+            .collect();
+        t.cluster
+            .apply(&yaml.join("---\n"))
+            .await
+            .expect("apply churn routes");
+    }
+    // Wait until the last route is programmed (nearly all the others are by then); its
+    // Service has no backend listening, so Envoy answers 503, not 404.
+    let last = format!("churn-{}.{domain}", routes - 1);
+    eventually(churn_timeout(routes), || async {
+        let (s, _) = fleet.get(&last, "/").await?;
+        ensure!(s != 404, "{last}: still {s}");
+        Ok(())
+    })
+    .await;
+    let during = envoy_clusters_and_listeners(fleet).await;
+    mark(
+        load,
+        &format!("round {round}: all added ((clusters, listeners) {during:?}), removing"),
+    );
+    each(names, 8, |i| async move {
+        t.cluster
+            .delete("HTTPRoute", "default", &format!("churn-{i}"))
+            .await
+            .expect("delete churn route");
+    })
+    .await;
+    for s in &services {
+        t.cluster
+            .delete("Service", "default", s)
+            .await
+            .expect("delete churn Service");
+    }
+    eventually(churn_timeout(routes), || async {
+        let (s, _) = fleet.get(&last, "/").await?;
+        ensure!(s == 404, "{last}: still {s}");
+        Ok(())
+    })
+    .await;
+    during
+}
+
+/// After the churn: the churned Services did become Envoy clusters at the `peak` (so a leak
+/// would show), and Envoy's clusters and listeners are back to the `baseline` counts. Returns
+/// the counts now.
+async fn assert_nothing_leaked(
+    fleet: &Fleet,
+    test: &str,
+    baseline: (usize, usize),
+    peak: usize,
+) -> (usize, usize) {
+    assert!(
+        peak >= baseline.0 + CHURN_SERVICES,
+        "{test}: the churn never added its {CHURN_SERVICES} clusters: peak {peak}, baseline {baseline:?}"
+    );
+    let now = try_eventually(TIMEOUT, || async {
+        let now = envoy_clusters_and_listeners(fleet).await;
+        ensure!(
+            now == baseline,
+            "(clusters, listeners) {now:?}, before the churn {baseline:?}"
+        );
+        Ok(now)
+    })
+    .await;
+    now.unwrap_or_else(|e| panic!("{test}: Envoy clusters or listeners leaked: {e:#}"))
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn growth_pct(from_kib: u64, to_kib: u64) -> f64 {
+    (to_kib as f64 / from_kib.max(1) as f64 - 1.0) * 100.0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -648,81 +758,14 @@ async fn route_churn_loses_no_request_to_existing_routes_and_leaks_nothing() {
     let started = Instant::now();
     let mut peak = baseline.0;
     for round in 0..rounds {
-        // Rounds alternate between the tenants: each tenant's served route shares its
-        // RouteConfiguration with the churn.
-        let (t, domain) = if round % 2 == 0 {
-            (c.fleet.tenant("tenant-a"), "a.example")
-        } else {
-            (c.fleet.tenant("tenant-b"), "b.example")
-        };
-        mark(
-            &load,
-            &format!("round {round}: {} adds {routes} routes", t.name),
-        );
-        let services: Vec<String> = (0..CHURN_SERVICES).map(|k| format!("churn-{k}")).collect();
-        for s in &services {
-            // No backend listens there: the churned routes are configured, not exercised.
-            t.cluster
-                .apply(&churn_service(s))
-                .await
-                .expect("apply churn Service");
-        }
-        let names: Vec<usize> = (0..routes).collect();
-        for chunk in names.chunks(100) {
-            let yaml: Vec<String> = chunk
-                .iter()
-                .map(|i| {
-                    simple_http_route(
-                        &format!("churn-{i}"),
-                        &format!("churn-{i}.{domain}"),
-                        &services[i % CHURN_SERVICES],
-                    )
-                })
-                .collect();
-            t.cluster
-                .apply(&yaml.join("---\n"))
-                .await
-                .expect("apply churn routes");
-        }
-        // Wait until the last route is programmed (nearly all the others are by then); its
-        // Service has no backend listening, so Envoy answers 503, not 404.
-        let last = format!("churn-{}.{domain}", routes - 1);
-        eventually(TIMEOUT * 4, || async {
-            let (s, _) = c.fleet.get(&last, "/").await?;
-            ensure!(s != 404, "{last}: still {s}");
-            Ok(())
-        })
-        .await;
-        let during = envoy_clusters_and_listeners(&c.fleet).await;
+        let (t, domain) = churn_tenant(&c.fleet, round);
+        let during = churn_round(&c.fleet, &load, round, t, domain, routes).await;
         peak = peak.max(during.0);
-        mark(
-            &load,
-            &format!("round {round}: all added ((clusters, listeners) {during:?}), removing"),
-        );
-        each(names, 8, |i| async move {
-            t.cluster
-                .delete("HTTPRoute", "default", &format!("churn-{i}"))
-                .await
-                .expect("delete churn route");
-        })
-        .await;
-        for s in &services {
-            t.cluster
-                .delete("Service", "default", s)
-                .await
-                .expect("delete churn Service");
-        }
-        eventually(TIMEOUT * 4, || async {
-            let (s, _) = c.fleet.get(&last, "/").await?;
-            ensure!(s == 404, "{last}: still {s}");
-            Ok(())
-        })
-        .await;
         mark(
             &load,
             &format!(
                 "round {round}: all removed, hub RSS {:.1} MiB",
-                rss_kib(hub_pid) as f64 / 1024.0
+                mib(rss_kib(hub_pid))
             ),
         );
     }
@@ -730,29 +773,109 @@ async fn route_churn_loses_no_request_to_existing_routes_and_leaks_nothing() {
     load.wait_more(100, TIMEOUT).await;
     let report = load.stop().await;
 
-    // The churned Services did become Envoy clusters (so the check below can see a leak)...
-    assert!(
-        peak >= baseline.0 + CHURN_SERVICES,
-        "the churn never added its {CHURN_SERVICES} clusters: peak {peak}, baseline {baseline:?}"
-    );
-    // ...and nothing is left behind once every churned route and Service is gone.
-    let leaked = eventually(TIMEOUT, || async {
-        let now = envoy_clusters_and_listeners(&c.fleet).await;
-        ensure!(
-            now == baseline,
-            "(clusters, listeners) {now:?}, before the churn {baseline:?}"
-        );
-        Ok(now)
-    })
-    .await;
+    let leaked = assert_nothing_leaked(&c.fleet, "route_churn", baseline, peak).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_after = rss_kib(hub_pid);
     println!(
         "CHAOS route_churn: rounds={rounds} routes={routes} churn={:.1}s envoy (clusters, listeners) {leaked:?} before and after, {peak} clusters at the peak; hub RSS {:.1} MiB -> {:.1} MiB ({:+.1} %)",
         churn.as_secs_f64(),
-        rss_before as f64 / 1024.0,
-        rss_after as f64 / 1024.0,
-        (rss_after as f64 / rss_before.max(1) as f64 - 1.0) * 100.0,
+        mib(rss_before),
+        mib(rss_after),
+        growth_pct(rss_before, rss_after),
     );
     assert_no_failures("route_churn", &report);
+}
+
+// --- 5. soak: continuous churn ----------------------------------------------------------------
+
+/// Continuous route churn for `FLEETGATE_SOAK_SECS` (60 s in `make test`, 1,800 in `make
+/// chaos`), rounds of `FLEETGATE_SOAK_ROUTES` routes alternating between the tenants, under the
+/// constant load on both tenants' `app`. Asserts zero failed requests and no Envoy cluster or
+/// listener left behind. Hub RSS is read after every round; the steady state starts after
+/// `FLEETGATE_SOAK_WARMUP_ROUNDS` rounds (the allocator has grown to what a round needs), and
+/// its growth (peak of the last third of the steady rounds over the peak of the first third) is
+/// asserted below `FLEETGATE_SOAK_MAX_RSS_GROWTH_PCT` only when that is set (`make chaos`: 5),
+/// else printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn soak_continuous_route_churn_loses_no_request_leaks_nothing() {
+    let duration = Duration::from_secs(env_usize("FLEETGATE_SOAK_SECS", 60) as u64);
+    let routes = env_usize("FLEETGATE_SOAK_ROUTES", 20).max(1);
+    let warmup = env_usize("FLEETGATE_SOAK_WARMUP_ROUNDS", 2);
+    let max_growth: Option<f64> =
+        std::env::var("FLEETGATE_SOAK_MAX_RSS_GROWTH_PCT")
+            .ok()
+            .map(|v| {
+                v.parse().unwrap_or_else(|_| {
+                    panic!(
+                        "FLEETGATE_SOAK_MAX_RSS_GROWTH_PCT={v:?}: give a number of percent, e.g. 5"
+                    )
+                })
+            });
+    let mut c = ChaosFleet::start().await;
+    let hub_pid = c.fleet.hub.process().pid().expect("hub running");
+    let baseline = envoy_clusters_and_listeners(&c.fleet).await;
+    let rss_idle = rss_kib(hub_pid);
+    let load = c.load();
+    load.wait_more(100, TIMEOUT).await;
+    let started = Instant::now();
+    let mut peak = baseline.0;
+    // Hub RSS after each round from the end of the warm-up on (all churned routes gone then).
+    let mut steady: Vec<u64> = Vec::new();
+    let first_steady = warmup.max(1);
+    let mut round = 0;
+    // At least the warm-up rounds and one steady round, however short the duration.
+    while started.elapsed() < duration || round <= first_steady {
+        let (t, domain) = churn_tenant(&c.fleet, round);
+        let during = churn_round(&c.fleet, &load, round, t, domain, routes).await;
+        peak = peak.max(during.0);
+        let rss = rss_kib(hub_pid);
+        round += 1;
+        if round >= first_steady {
+            steady.push(rss);
+        }
+        mark(
+            &load,
+            &format!("soak round {round} done, hub RSS {:.1} MiB", mib(rss)),
+        );
+    }
+    let churn = started.elapsed();
+    load.wait_more(100, TIMEOUT).await;
+    let report = load.stop().await;
+    c.fleet.ensure_running().expect("the fleet runs");
+
+    let leaked = assert_nothing_leaked(&c.fleet, "soak", baseline, peak).await;
+    // One reading swings by tens of MiB with what the allocator happens to keep after a round,
+    // so the start and the end of the steady state are each the highest reading of a window: the
+    // first and the last third of the steady rounds. A leak lifts the last window's peak.
+    let window = (steady.len() / 3).max(1);
+    let rss_start = steady[..window].iter().copied().max().unwrap_or(rss_idle);
+    let rss_end = steady[steady.len() - window..]
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(rss_idle);
+    let growth = growth_pct(rss_start, rss_end);
+    let (lo, hi) = (
+        steady.iter().copied().min().unwrap_or(0),
+        steady.iter().copied().max().unwrap_or(0),
+    );
+    println!(
+        "CHAOS soak: {:.0}s of churn, {round} rounds of {routes} routes ({} added and removed); envoy (clusters, listeners) {leaked:?} before and after, {peak} clusters at the peak; hub RSS idle {:.1} MiB, steady state from round {first_steady}: peak of the first {window} rounds {:.1} MiB, of the last {window} {:.1} MiB ({growth:+.1} %), every steady round {:.1}-{:.1} MiB",
+        churn.as_secs_f64(),
+        round * routes,
+        mib(rss_idle),
+        mib(rss_start),
+        mib(rss_end),
+        mib(lo),
+        mib(hi),
+    );
+    assert_no_failures("soak", &report);
+    if let Some(max) = max_growth {
+        assert!(
+            growth < max,
+            "soak: hub RSS grew {growth:+.1} % over the steady state (peak of its first {window} rounds {:.1} MiB, of its last {window} {:.1} MiB), over the {max} % allowed",
+            mib(rss_start),
+            mib(rss_end)
+        );
+    }
 }
