@@ -93,6 +93,21 @@ pub fn route(
     generation: i64,
     echoes: &[SocketAddr],
 ) -> pb::Object {
+    route_sharing(t, r, prefix, generation, echoes, None)
+}
+
+/// [`route`], its backends `svc-<r mod services>-<i>` when `services` is given: the tenant's
+/// routes share `2 x services` Services (one Envoy cluster each), as many routes to a few
+/// Services do.
+pub fn route_sharing(
+    t: usize,
+    r: usize,
+    prefix: &str,
+    generation: i64,
+    echoes: &[SocketAddr],
+    services: Option<usize>,
+) -> pb::Object {
+    let service = services.map_or(r, |n| r % n);
     let path = |kind: pb::path_match::Type, value: String| pb::PathMatch {
         r#type: kind as i32,
         value,
@@ -125,7 +140,7 @@ pub fn route(
             filters: vec![],
             backends: vec![pb::Backend {
                 namespace: "default".into(),
-                name: format!("svc-{r}-{ri}"),
+                name: format!("svc-{service}-{ri}"),
                 port: 8080,
                 weight: 1,
                 problem: None,
@@ -164,8 +179,18 @@ pub fn route(
 
 /// Tenant `t`'s full state: its Gateway and `routes` routes under `/api`.
 pub fn full_state(t: usize, routes: usize, echoes: &[SocketAddr]) -> Vec<pb::Object> {
+    full_state_sharing(t, routes, echoes, None)
+}
+
+/// [`full_state`] of routes made by [`route_sharing`].
+pub fn full_state_sharing(
+    t: usize,
+    routes: usize,
+    echoes: &[SocketAddr],
+    services: Option<usize>,
+) -> Vec<pb::Object> {
     let mut objects = vec![gateway(t)];
-    objects.extend((0..routes).map(|r| route(t, r, "/api", 1, echoes)));
+    objects.extend((0..routes).map(|r| route_sharing(t, r, "/api", 1, echoes, services)));
     objects
 }
 

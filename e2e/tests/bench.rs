@@ -181,9 +181,8 @@ async fn hub_rss_with_1000_routes() {
     );
 }
 
-// ---- Scale (issue 3): 100 tenants x 100 HTTPRoutes through raw Sync clients -----------------
+// ---- Scale (issues 3 and 15): tenants of 100 HTTPRoutes each through raw Sync clients ---------
 
-const SCALE_TENANTS: usize = 100;
 const SCALE_ROUTES: usize = 100;
 
 async fn served(addr: SocketAddr, host: &str, path: &str) -> bool {
@@ -251,19 +250,34 @@ fn unix_ms() -> u64 {
 }
 
 /// 10,000 HTTPRoutes of 100 tenants (one cluster each, a raw Sync client per cluster) on a real
-/// Envoy; then 20 single-route changes through one client, each timed from sending the Update
-/// to the first 200 for the changed path. Also prints hub and Envoy RSS with everything loaded.
+/// Envoy, each rule to a Service of its own (20,000 upstream clusters); then 50 single-route
+/// changes through one client, each timed from sending the Update to the first 200 for the
+/// changed path. Also prints hub and Envoy RSS with everything loaded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run with `make bench`"]
 async fn scale_10000_routes_one_change() {
+    scale_one_change(100, None, 50).await;
+}
+
+/// [`scale_10000_routes_one_change`] with 1,000 tenants (100,000 HTTPRoutes), the routes of a
+/// tenant sharing 20 Services (20,000 upstream clusters in all); 20 changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run with `make bench`"]
+async fn scale_100000_routes_one_change() {
+    scale_one_change(1000, Some(10), 20).await;
+}
+
+/// `tenants` tenants of [`SCALE_ROUTES`] routes each (see [`scale::route_sharing`] for
+/// `services`), then `changes` single-route changes of tenant 42's route 7.
+async fn scale_one_change(tenants: usize, services: Option<usize>, changes: u64) {
     let dir = TestDir::new("bench-scale").expect("test dir");
     let mut echoes = Vec::new();
     for (i, ip) in scale::echo_ips(3).into_iter().enumerate() {
         echoes.push(Echo::start(&format!("echo-{i}"), ip).await.expect("echo"));
     }
     let echo_addrs: Vec<SocketAddr> = echoes.iter().map(Echo::addr).collect();
-    let tenants = scale::hub_tenants(SCALE_TENANTS);
-    let mut hub = Hub::start(&dir, &tenants).await.expect("hub");
+    let hub_tenants = scale::hub_tenants(tenants);
+    let mut hub = Hub::start(&dir, &hub_tenants).await.expect("hub");
     let mut envoy = Envoy::start(&dir, 1, hub.xds_addr()).await.expect("envoy");
     envoy.wait_live(TIMEOUT).await.expect("envoy live");
     let dp = hub.data_plane_addr();
@@ -272,17 +286,17 @@ async fn scale_10000_routes_one_change() {
     // Load: one full-state Update of a Gateway and 100 routes per tenant.
     let started = Instant::now();
     let mut sessions = Vec::new();
-    for t in 0..SCALE_TENANTS {
+    for t in 0..tenants {
         let (client, mut session) = scale::connect(&hub, t).await.expect("Sync stream");
-        let objects = scale::full_state(t, SCALE_ROUTES, &echo_addrs);
+        let objects = scale::full_state_sharing(t, SCALE_ROUTES, &echo_addrs, services);
         assert!(session.send(scale::update(1, true, objects, vec![])).await);
         scale::expect_ack(&mut session, 1).await;
         sessions.push((client, session));
     }
     let acked = started.elapsed();
-    for (t, r) in [(0, 0), (50, 50), (SCALE_TENANTS - 1, SCALE_ROUTES - 1)] {
+    for (t, r) in [(0, 0), (tenants / 2, 50), (tenants - 1, SCALE_ROUTES - 1)] {
         let host = format!("r{r}.t{t}.example");
-        eventually(TIMEOUT * 10, || async {
+        eventually(TIMEOUT * 40, || async {
             let (s, _) = http::get(dp, &host, "/api/r1", &[]).await?;
             ensure!(s == 200, "{host}: status {s}");
             Ok(())
@@ -295,7 +309,7 @@ async fn scale_10000_routes_one_change() {
     // 3 s and no cluster is warming, so a change is not measured waiting behind them.
     let mut last = all_rds_stats(&envoy).await;
     let mut stable_since = Instant::now();
-    while stable_since.elapsed() < Duration::from_secs(3) && started.elapsed() < TIMEOUT * 20 {
+    while stable_since.elapsed() < Duration::from_secs(3) && started.elapsed() < TIMEOUT * 60 {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let now = all_rds_stats(&envoy).await;
         let (_, warming) = envoy
@@ -309,8 +323,8 @@ async fn scale_10000_routes_one_change() {
     }
     let settled = started.elapsed();
     println!(
-        "BENCH scale_load: tenants={SCALE_TENANTS} routes={} all_acked={:.1}s all_served={:.1}s envoy_settled={:.1}s",
-        SCALE_TENANTS * SCALE_ROUTES,
+        "BENCH scale_load: tenants={tenants} routes={} all_acked={:.1}s all_served={:.1}s envoy_settled={:.1}s",
+        tenants * SCALE_ROUTES,
         acked.as_secs_f64(),
         all_served.as_secs_f64(),
         settled.as_secs_f64() - 3.0,
@@ -337,14 +351,14 @@ async fn scale_10000_routes_one_change() {
     .map(|r| r.status);
     assert!(matches!(reset, Ok(200)), "envoy /reset_counters: {reset:?}");
     let session = &mut sessions[t].1;
-    for i in 0..20u64 {
+    for i in 0..changes {
         let prefix = format!("/v{i}");
         let path = format!("{prefix}/r0");
         assert!(
             !served(dp, &host, &path).await,
             "{path} served before the change"
         );
-        let route = scale::route(t, r, &prefix, 2 + i as i64, &echo_addrs);
+        let route = scale::route_sharing(t, r, &prefix, 2 + i as i64, &echo_addrs, services);
         let sent_ms = unix_ms();
         let start = Instant::now();
         assert!(
@@ -372,7 +386,7 @@ async fn scale_10000_routes_one_change() {
     samples.sort();
     println!(
         "BENCH scale_one_change: routes={} n={} median={:.1}ms p99={:.1}ms min={:.1}ms max={:.1}ms",
-        SCALE_TENANTS * SCALE_ROUTES,
+        tenants * SCALE_ROUTES,
         samples.len(),
         percentile(&samples, 0.5).as_secs_f64() * 1e3,
         percentile(&samples, 0.99).as_secs_f64() * 1e3,
@@ -399,7 +413,8 @@ async fn scale_10000_routes_one_change() {
     let hub_rss = rss_kib(hub.process().pid().expect("hub running"));
     let envoy_rss = rss_kib(envoy.process().pid().expect("envoy running"));
     println!(
-        "BENCH scale_rss: hub_idle={:.1}MiB hub_loaded={:.1}MiB envoy_loaded={:.1}MiB",
+        "BENCH scale_rss: routes={} hub_idle={:.1}MiB hub_loaded={:.1}MiB envoy_loaded={:.1}MiB",
+        tenants * SCALE_ROUTES,
         hub_idle as f64 / 1024.0,
         hub_rss as f64 / 1024.0,
         envoy_rss as f64 / 1024.0
