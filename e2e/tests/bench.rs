@@ -913,7 +913,8 @@ fn report_gap(contenders: &[Contender], rounds: usize, secs: f64) {
 /// one static cluster to the same echo), both `--concurrency 1` with the same command line,
 /// loaded in turn by the same closed-loop generator (32 keep-alive HTTP/1.1 connections),
 /// several alternating rounds. `FLEETGATE_GAP_VARIANTS` (comma-separated `rate_limit`, `cors`,
-/// `disabled_filters`, `hardening`, `port_header`, `upgrade`, `overload`, `stats_sink`) adds one more
+/// `disabled_filters`, `hardening`, `port_header`, `upgrade`, `overload`, `stats_sink`, or
+/// `all` of them but `disabled_filters`) adds one more
 /// hand-written Envoy per variant with that one thing added, to measure what it costs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run with `make bench`"]
@@ -923,13 +924,28 @@ async fn envoy_as_programmed_vs_hand_written() {
     let rounds: usize = env_or("FLEETGATE_GAP_ROUNDS", 20);
     let secs: f64 = env_or("FLEETGATE_GAP_ROUND_SECS", 1.5);
     let round = Duration::from_secs_f64(secs);
-    let variants: Vec<(String, Extra)> = std::env::var("FLEETGATE_GAP_VARIANTS")
+    let variants: Vec<(String, Vec<Extra>)> = std::env::var("FLEETGATE_GAP_VARIANTS")
         .unwrap_or_default()
         .split(',')
         .filter(|s| !s.is_empty())
         .map(|s| {
-            let e = Extra::parse(s.trim()).unwrap_or_else(|| panic!("unknown variant {s}"));
-            (s.trim().to_string(), e)
+            let s = s.trim();
+            let extras = if s == "all" {
+                // Everything the hub's configuration has that the hand-written one lacks,
+                // with the filters as the hub had them before issue 15 (always run).
+                vec![
+                    Extra::RateLimitFilter,
+                    Extra::CorsFilter,
+                    Extra::Hardening,
+                    Extra::PortHeader,
+                    Extra::Upgrade,
+                    Extra::Overload,
+                    Extra::StatsSink,
+                ]
+            } else {
+                vec![Extra::parse(s).unwrap_or_else(|| panic!("unknown variant {s}"))]
+            };
+            (s.to_string(), extras)
         })
         .collect();
 
@@ -966,7 +982,7 @@ async fn envoy_as_programmed_vs_hand_written() {
     hand_written.extend(
         variants
             .iter()
-            .map(|(n, e)| (format!("hand_written+{n}"), vec![*e])),
+            .map(|(n, e)| (format!("hand_written+{n}"), e.clone())),
     );
     for (i, (name, extras)) in hand_written.into_iter().enumerate() {
         let admin = fleetgate_e2e::ports::free_addr().expect("free address");
