@@ -914,8 +914,8 @@ fn report_gap(contenders: &[Contender], rounds: usize, secs: f64) {
 /// loaded in turn by the same closed-loop generator (32 keep-alive HTTP/1.1 connections),
 /// several alternating rounds. `FLEETGATE_GAP_VARIANTS` (comma-separated `rate_limit`, `cors`,
 /// `disabled_filters`, `hardening`, `port_header`, `upgrade`, `overload`, `stats_sink`, or
-/// `all` of them but `disabled_filters`) adds one more
-/// hand-written Envoy per variant with that one thing added, to measure what it costs.
+/// `all` of them but `disabled_filters`) adds one more hand-written Envoy per variant with that
+/// one thing added, to measure what it costs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run with `make bench`"]
 async fn envoy_as_programmed_vs_hand_written() {
@@ -943,7 +943,13 @@ async fn envoy_as_programmed_vs_hand_written() {
                     Extra::StatsSink,
                 ]
             } else {
-                vec![Extra::parse(s).unwrap_or_else(|| panic!("unknown variant {s}"))]
+                vec![Extra::parse(s).unwrap_or_else(|| {
+                    panic!(
+                        "FLEETGATE_GAP_VARIANTS: unknown variant {s:?}; use rate_limit, cors, \
+                         disabled_filters, hardening, port_header, upgrade, overload, \
+                         stats_sink or all"
+                    )
+                })]
             };
             (s.to_string(), extras)
         })
