@@ -34,6 +34,8 @@ cycles:
 
 ## Benchmarks (numbers go to docs/benchmarks.md). Product logs at info, the hub and agents at
 ## debug, as when the figures there were measured (make test runs them at debug throughout).
+## e2e/tests/bench.rs includes issue 15's data-plane comparison (the hub-programmed Envoy vs a
+## hand-written one, `envoy_as_programmed_vs_hand_written`).
 BENCH_LOG := info,fleetgate_hub=debug,fleetgate_spoke_agent=debug
 bench: setup
 	cargo build --release --workspace --bins

@@ -215,6 +215,18 @@ impl Envoy {
         Self::start_bootstrapped(dir, node_id, yaml, admin).await
     }
 
+    /// Starts an Envoy from a bootstrap `yaml` written by the caller (node id `node_id`, the
+    /// admin interface at `admin`), with the same command line as every other: used by the
+    /// benchmark that compares a hand-written static configuration with the hub's.
+    pub async fn start_from_bootstrap(
+        dir: &TestDir,
+        node_id: &str,
+        yaml: String,
+        admin: SocketAddr,
+    ) -> anyhow::Result<Self> {
+        Self::start_bootstrapped(dir, node_id.to_string(), yaml, admin).await
+    }
+
     async fn start_bootstrapped(
         dir: &TestDir,
         node_id: String,

@@ -20,6 +20,7 @@ pub mod ai_fleet;
 pub mod ai_gateway;
 pub mod apiserver;
 pub mod browser;
+pub mod closed_loop;
 pub mod components;
 pub mod echo;
 pub mod envoy;

@@ -421,3 +421,501 @@ async fn scale_one_change(tenants: usize, services: Option<usize>, changes: u64)
     );
     drop(sessions);
 }
+
+// ---- Data-plane gap (issue 15): Envoy as the hub programs it vs a hand-written config --------
+
+/// Connections of the closed-loop load (issue 15's figure was taken with wrk at 32).
+const GAP_CONNECTIONS: usize = 32;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// One thing the hub's configuration has that the hand-written one lacks, added to the
+/// hand-written configuration alone to measure what it costs (`FLEETGATE_GAP_VARIANTS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Extra {
+    /// `envoy.filters.http.local_ratelimit` before the router, no token bucket (as the hub
+    /// put it in every connection manager before issue 15).
+    RateLimitFilter,
+    /// `envoy.filters.http.cors` before the router, no policy.
+    CorsFilter,
+    /// Both filters, `disabled: true` (what the hub does now when no route asks for them).
+    DisabledFilters,
+    /// `hub/xds/src/hardening.rs`: connection manager limits, path normalisation, remote
+    /// address, buffer limits.
+    Hardening,
+    /// The scope key's early header mutation (`x-fleetgate-port`) and its removal.
+    PortHeader,
+    /// WebSocket in `upgrade_configs`.
+    Upgrade,
+    /// The bootstrap's overload manager (heap and downstream-connection monitors).
+    Overload,
+    /// The bootstrap's stats: the tenant tag and every stat streamed to the hub each second.
+    StatsSink,
+}
+
+impl Extra {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "rate_limit" => Self::RateLimitFilter,
+            "cors" => Self::CorsFilter,
+            "disabled_filters" => Self::DisabledFilters,
+            "hardening" => Self::Hardening,
+            "port_header" => Self::PortHeader,
+            "upgrade" => Self::Upgrade,
+            "overload" => Self::Overload,
+            "stats_sink" => Self::StatsSink,
+            _ => return None,
+        })
+    }
+}
+
+/// A hand-written minimal static Envoy bootstrap: one listener on `listen`, a connection
+/// manager with the router filter only, one route (`/` on `host`) to one static cluster
+/// (`upstream`), with `extras` added (the stats sink streams to the hub at `hub_xds`).
+fn hand_written_bootstrap(
+    admin: SocketAddr,
+    listen: SocketAddr,
+    host: &str,
+    upstream: SocketAddr,
+    extras: &[Extra],
+    hub_xds: SocketAddr,
+) -> String {
+    let has = |e: Extra| extras.contains(&e);
+    let (mut stats, mut stats_cluster) = (String::new(), String::new());
+    if has(Extra::StatsSink) {
+        stats = r#"stats_flush_interval: 1s
+stats_config:
+  stats_tags:
+  - tag_name: fleetgate_tenant
+    regex: '^cluster\.(t/([^/]+)/)'
+stats_sinks:
+- name: envoy.stat_sinks.metrics_service
+  typed_config:
+    "@type": type.googleapis.com/envoy.config.metrics.v3.MetricsServiceConfig
+    transport_api_version: V3
+    grpc_service: { envoy_grpc: { cluster_name: hub } }
+"#
+        .to_string();
+        stats_cluster = format!(
+            r#"  - name: hub
+    type: STATIC
+    connect_timeout: 1s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {{ http2_protocol_options: {{}} }}
+    load_assignment:
+      cluster_name: hub
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{ address: {{ socket_address: {{ address: {}, port_value: {} }} }} }}
+"#,
+            hub_xds.ip(),
+            hub_xds.port()
+        );
+    }
+    let mut overload = String::new();
+    if has(Extra::Overload) {
+        overload = r#"overload_manager:
+  refresh_interval: 0.25s
+  resource_monitors:
+  - name: envoy.resource_monitors.fixed_heap
+    typed_config:
+      "@type": type.googleapis.com/envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig
+      max_heap_size_bytes: 4294967296
+  - name: envoy.resource_monitors.global_downstream_max_connections
+    typed_config:
+      "@type": type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig
+      max_active_downstream_connections: 50000
+  actions:
+  - name: envoy.overload_actions.shrink_heap
+    triggers:
+    - name: envoy.resource_monitors.fixed_heap
+      threshold: { value: 0.95 }
+  - name: envoy.overload_actions.stop_accepting_requests
+    triggers:
+    - name: envoy.resource_monitors.fixed_heap
+      threshold: { value: 0.98 }
+"#
+        .to_string();
+    }
+    let buffer = if has(Extra::Hardening) {
+        "    per_connection_buffer_limit_bytes: 32768\n"
+    } else {
+        ""
+    };
+    let mut hcm = String::new();
+    if has(Extra::Hardening) {
+        hcm.push_str(
+            r#"          use_remote_address: true
+          max_request_headers_kb: 60
+          common_http_protocol_options: { idle_timeout: 3600s, max_headers_count: 100, headers_with_underscores_action: REJECT_REQUEST }
+          http2_protocol_options: { max_concurrent_streams: 100, initial_stream_window_size: 65536, initial_connection_window_size: 1048576 }
+          stream_idle_timeout: 300s
+          request_headers_timeout: 10s
+          normalize_path: true
+          merge_slashes: true
+          path_with_escaped_slashes_action: UNESCAPE_AND_REDIRECT
+"#,
+        );
+    }
+    if has(Extra::Upgrade) {
+        hcm.push_str("          upgrade_configs: [{ upgrade_type: websocket }]\n");
+    }
+    if has(Extra::PortHeader) {
+        hcm.push_str(
+            r#"          early_header_mutation_extensions:
+          - name: envoy.http.early_header_mutation.header_mutation
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation
+              mutations:
+              - append: { header: { key: x-fleetgate-port, value: "80" }, append_action: OVERWRITE_IF_EXISTS_OR_ADD }
+"#,
+        );
+    }
+    let remove = if has(Extra::PortHeader) {
+        "            request_headers_to_remove: [x-fleetgate-port]\n"
+    } else {
+        ""
+    };
+    let mut filters = String::new();
+    let disabled = has(Extra::DisabledFilters);
+    if has(Extra::RateLimitFilter) || disabled {
+        filters.push_str(&format!(
+            r#"          - name: envoy.filters.http.local_ratelimit
+            disabled: {disabled}
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+              stat_prefix: tenant_rate_limit
+"#
+        ));
+    }
+    if has(Extra::CorsFilter) || disabled {
+        filters.push_str(&format!(
+            r#"          - name: envoy.filters.http.cors
+            disabled: {disabled}
+            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors }}
+"#
+        ));
+    }
+    format!(
+        r#"node: {{ id: hand-written, cluster: bench }}
+admin:
+  address: {{ socket_address: {{ address: {admin_ip}, port_value: {admin_port} }} }}
+{overload}{stats}static_resources:
+  listeners:
+  - name: plain
+    address: {{ socket_address: {{ address: {listen_ip}, port_value: {listen_port} }} }}
+{buffer}    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: plain
+{hcm}          route_config:
+            name: plain
+{remove}            virtual_hosts:
+            - name: app
+              domains: ["{host}"]
+              routes:
+              - match: {{ prefix: "/" }}
+                route: {{ cluster: echo }}
+          http_filters:
+{filters}          - name: envoy.filters.http.router
+            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
+  clusters:
+  - name: echo
+    type: STATIC
+    connect_timeout: 2s
+{buffer}    load_assignment:
+      cluster_name: echo
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{ address: {{ socket_address: {{ address: {up_ip}, port_value: {up_port} }} }} }}
+{stats_cluster}"#,
+        admin_ip = admin.ip(),
+        admin_port = admin.port(),
+        listen_ip = listen.ip(),
+        listen_port = listen.port(),
+        up_ip = upstream.ip(),
+        up_port = upstream.port(),
+    )
+}
+
+/// One Envoy under load in the comparison.
+struct Contender {
+    name: String,
+    addr: SocketAddr,
+    /// The Envoy process, whose CPU time is read around each turn.
+    pid: u32,
+    runs: Vec<fleetgate_e2e::closed_loop::Run>,
+    /// CPU time the Envoy process used during each turn (all its threads), nanoseconds.
+    cpu_ns: Vec<u64>,
+    _envoy: Option<Envoy>,
+}
+
+/// CPU time used so far by every thread of process `pid` (`/proc/<pid>/task/*/schedstat`,
+/// nanoseconds): on a machine shared with other work this tells what a configuration costs
+/// Envoy per request even when the throughput is set by the scheduler.
+fn cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+fn run_summary(r: &fleetgate_e2e::closed_loop::Run) -> String {
+    format!(
+        "rps={:.0} p50={:.3}ms p99={:.3}ms errors={}",
+        r.throughput(),
+        r.quantile_ms(0.5),
+        r.quantile_ms(0.99),
+        r.errors
+    )
+}
+
+/// Loads every contender in turn for `rounds` rounds of `round`, the order reversed every
+/// other round so that neither side always runs first.
+async fn load_in_turns(
+    contenders: &mut [Contender],
+    host: &str,
+    rounds: usize,
+    round: Duration,
+    label: &str,
+) {
+    for r in 0..rounds {
+        let mut order: Vec<usize> = (0..contenders.len()).collect();
+        if r % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            let c = &mut contenders[i];
+            let cpu_before = cpu_ns(c.pid);
+            let run = fleetgate_e2e::closed_loop::run(c.addr, host, "/", GAP_CONNECTIONS, round)
+                .await
+                .expect("load run");
+            c.cpu_ns.push(cpu_ns(c.pid).saturating_sub(cpu_before));
+            println!(
+                "gap turn: {label}round={r} {} {}",
+                c.name,
+                run_summary(&run)
+            );
+            c.runs.push(run);
+        }
+    }
+}
+
+/// Prints each contender against the hand-written one (`contenders[1]`): all rounds merged,
+/// and the median of the per-round throughput ratios.
+fn report_gap(contenders: &[Contender], rounds: usize, secs: f64) {
+    let merged: Vec<(String, fleetgate_e2e::closed_loop::Run)> = contenders
+        .iter()
+        .map(|c| {
+            (
+                c.name.clone(),
+                fleetgate_e2e::closed_loop::Run::merge(&c.runs),
+            )
+        })
+        .collect();
+    let base = merged[1].1.clone();
+    let cpu_per_request = |c: &Contender| {
+        let ok: u64 = c.runs.iter().map(|r| r.ok).sum();
+        c.cpu_ns.iter().sum::<u64>() as f64 / ok.max(1) as f64 / 1e3
+    };
+    let base_cpu = cpu_per_request(&contenders[1]);
+    for ((name, run), c) in merged.iter().zip(contenders) {
+        let cpu = cpu_per_request(c);
+        let ratio = run.throughput() / base.throughput();
+        // The median of the per-round throughput ratios (against the same round's hand-written).
+        let mut per_round: Vec<f64> = contenders
+            .iter()
+            .find(|c| &c.name == name)
+            .map(|c| {
+                c.runs
+                    .iter()
+                    .zip(&contenders[1].runs)
+                    .map(|(a, b)| a.throughput() / b.throughput())
+                    .collect()
+            })
+            .unwrap_or_default();
+        per_round.sort_by(f64::total_cmp);
+        println!(
+            "BENCH gap_{name}: {} envoy_cpu={cpu:.1}us/request cpu_ratio={:.3} median_round_ratio={:.3} throughput_ratio={ratio:.3} p50_diff={:+.3}ms p99_diff={:+.3}ms (vs hand_written; {rounds} rounds x {secs}s, {GAP_CONNECTIONS} connections)",
+            run_summary(run),
+            cpu / base_cpu,
+            per_round[per_round.len() / 2],
+            run.quantile_ms(0.5) - base.quantile_ms(0.5),
+            run.quantile_ms(0.99) - base.quantile_ms(0.99),
+        );
+    }
+}
+
+/// Issue 15: the Envoy the hub programs for one tenant route (HTTPRoute to an echo backend) and
+/// a second Envoy from a hand-written minimal static bootstrap (router filter only, one route,
+/// one static cluster to the same echo), both `--concurrency 1` with the same command line,
+/// loaded in turn by the same closed-loop generator (32 keep-alive HTTP/1.1 connections),
+/// several alternating rounds. `FLEETGATE_GAP_VARIANTS` (comma-separated `rate_limit`, `cors`,
+/// `disabled_filters`, `hardening`, `port_header`, `upgrade`, `overload`, `stats_sink`, or
+/// `all` of them but `disabled_filters`) adds one more hand-written Envoy per variant with that
+/// one thing added, to measure what it costs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run with `make bench`"]
+async fn envoy_as_programmed_vs_hand_written() {
+    // Many short turns rather than a few long ones: on a shared two-core machine the other
+    // load drifts, and short alternating turns see about the same machine.
+    let rounds: usize = env_or("FLEETGATE_GAP_ROUNDS", 20);
+    let secs: f64 = env_or("FLEETGATE_GAP_ROUND_SECS", 1.5);
+    let round = Duration::from_secs_f64(secs);
+    let variants: Vec<(String, Vec<Extra>)> = std::env::var("FLEETGATE_GAP_VARIANTS")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let s = s.trim();
+            let extras = if s == "all" {
+                // Everything the hub's configuration has that the hand-written one lacks,
+                // with the filters as the hub had them before issue 15 (always run).
+                vec![
+                    Extra::RateLimitFilter,
+                    Extra::CorsFilter,
+                    Extra::Hardening,
+                    Extra::PortHeader,
+                    Extra::Upgrade,
+                    Extra::Overload,
+                    Extra::StatsSink,
+                ]
+            } else {
+                vec![Extra::parse(s).unwrap_or_else(|| {
+                    panic!(
+                        "FLEETGATE_GAP_VARIANTS: unknown variant {s:?}; use rate_limit, cors, \
+                         disabled_filters, hardening, port_header, upgrade, overload, \
+                         stats_sink or all"
+                    )
+                })]
+            };
+            (s.to_string(), extras)
+        })
+        .collect();
+
+    let mut fleet = Fleet::start(&[TENANT_A]).await.expect("fleet");
+    let echo = setup(&fleet).await;
+    let host = "app.a.example";
+    let programmed_pid = fleet.envoy.process().pid().expect("envoy running");
+    let t = fleet.tenant("tenant-a");
+    t.cluster
+        .apply(&simple_http_route("app", host, "echo"))
+        .await
+        .expect("route");
+    eventually(TIMEOUT, || async {
+        let (s, _) = fleet.get(host, "/").await?;
+        ensure!(s == 200, "status {s}");
+        Ok(())
+    })
+    .await;
+    // What the hub programmed, for the comparison in docs/benchmarks.md.
+    let dump = fleet.envoy.config_dump().await.expect("config_dump");
+    let dump_path =
+        fleetgate_e2e::components::target_dir().join("bench-programmed-config_dump.json");
+    std::fs::write(&dump_path, dump).expect("writing the config dump");
+
+    let mut contenders = vec![Contender {
+        name: "programmed".into(),
+        addr: fleet.data_plane(),
+        pid: programmed_pid,
+        runs: vec![],
+        cpu_ns: vec![],
+        _envoy: None,
+    }];
+    let mut hand_written = vec![("hand_written".to_string(), vec![])];
+    hand_written.extend(
+        variants
+            .iter()
+            .map(|(n, e)| (format!("hand_written+{n}"), e.clone())),
+    );
+    for (i, (name, extras)) in hand_written.into_iter().enumerate() {
+        let admin = fleetgate_e2e::ports::free_addr().expect("free address");
+        let listen = fleetgate_e2e::ports::free_addr().expect("free address");
+        let yaml = hand_written_bootstrap(
+            admin,
+            listen,
+            host,
+            echo.addr(),
+            &extras,
+            fleet.hub.xds_addr(),
+        );
+        let mut envoy =
+            Envoy::start_from_bootstrap(&fleet.dir, &format!("hand-written-{i}"), yaml, admin)
+                .await
+                .expect("hand-written Envoy");
+        envoy
+            .wait_live(TIMEOUT)
+            .await
+            .expect("hand-written Envoy live");
+        eventually(TIMEOUT, || async {
+            let (s, _) = http::get(listen, host, "/", &[]).await?;
+            ensure!(s == 200, "status {s}");
+            Ok(())
+        })
+        .await;
+        contenders.push(Contender {
+            name,
+            addr: listen,
+            pid: envoy.process().pid().expect("envoy running"),
+            runs: vec![],
+            cpu_ns: vec![],
+            _envoy: Some(envoy),
+        });
+    }
+
+    // Warm-up (connections, Envoy's and the allocator's first allocations), not counted.
+    for c in &contenders {
+        fleetgate_e2e::closed_loop::run(c.addr, host, "/", GAP_CONNECTIONS, Duration::from_secs(1))
+            .await
+            .expect("warm-up");
+    }
+    let load_before = load_average();
+    load_in_turns(&mut contenders, host, rounds, round, "").await;
+    report_gap(&contenders, rounds, secs);
+    if std::env::var("FLEETGATE_GAP_UNSCOPED").is_ok_and(|v| v == "1") {
+        // The same route on a port that is not scoped (`hub/xds/src/scoped.rs`): a wildcard
+        // hostname on the port makes the hub serve it from one RouteConfiguration again.
+        t.cluster
+            .apply(&simple_http_route("wild", "*.w.a.example", "echo"))
+            .await
+            .expect("wildcard route");
+        eventually(TIMEOUT, || async {
+            let (s, _) = fleet.get("x.w.a.example", "/").await?;
+            ensure!(s == 200, "status {s}");
+            Ok(())
+        })
+        .await;
+        contenders.truncate(2);
+        for c in &mut contenders {
+            c.runs.clear();
+            c.cpu_ns.clear();
+        }
+        contenders[0].name = "programmed_unscoped".into();
+        load_in_turns(&mut contenders, host, rounds, round, "unscoped ").await;
+        report_gap(&contenders, rounds, secs);
+    }
+    let load_after = load_average();
+    println!(
+        "BENCH gap_load_average: before={load_before} after={load_after} (config dump: {})",
+        dump_path.display()
+    );
+}

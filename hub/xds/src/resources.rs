@@ -286,15 +286,19 @@ pub fn http_connection_manager(l: &ListenerSnapshot) -> HttpConnectionManager {
         } else {
             Vec::new()
         },
+        // The rate limit and CORS filters are disabled by default: they run only for a request
+        // whose virtual host or route configures them (`typed_per_filter_config`), so the
+        // routes of tenants that asked for neither pay nothing for them (issue 15), and a
+        // tenant adding or removing a CORS policy changes its route, never this listener.
         http_filters: vec![
             super::tenant_limits::rate_limit_filter(),
-            // Answers CORS preflights and adds CORS headers for routes that carry a policy
-            // (`typed_per_filter_config`); does nothing on other routes.
+            // Answers CORS preflights and adds CORS headers for routes that carry a policy.
             HttpFilter {
                 name: super::http::CORS_FILTER.to_string(),
                 config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(
                     Cors::default(),
                 ))),
+                disabled: true,
                 ..Default::default()
             },
             HttpFilter {
@@ -880,7 +884,7 @@ mod tests {
     }
 
     #[test]
-    fn connection_manager_runs_cors_before_the_router_and_allows_websocket() {
+    fn connection_manager_runs_cors_before_the_router_only_where_asked_and_allows_websocket() {
         let hcm = http_connection_manager(&listener_snapshot(vec![]));
         let names: Vec<&str> = hcm.http_filters.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(
@@ -891,6 +895,9 @@ mod tests {
                 "envoy.filters.http.router"
             ]
         );
+        // Only the router runs for every request; the others where a route asks for them.
+        let disabled: Vec<bool> = hcm.http_filters.iter().map(|f| f.disabled).collect();
+        assert_eq!(disabled, vec![true, true, false]);
         assert_eq!(hcm.upgrade_configs.len(), 1);
         assert_eq!(hcm.upgrade_configs[0].upgrade_type, "websocket");
     }

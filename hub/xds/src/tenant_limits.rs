@@ -3,9 +3,10 @@
 //! Part of step 8 (publish), pure. the runtime's `traffic_limits` put the limits on the snapshot;
 //! here they become:
 //! - a request-rate limit per virtual host of the tenant: the HTTP connection manager of every
-//!   HTTP port runs `envoy.filters.http.local_ratelimit` disabled by default, and a limited
-//!   tenant's virtual hosts enable it through `typed_per_filter_config` with their own token
-//!   bucket; a request past it gets 429;
+//!   HTTP port has `envoy.filters.http.local_ratelimit` disabled by default (`disabled: true`,
+//!   so requests to other virtual hosts do not run it), and a limited tenant's virtual hosts
+//!   enable it through `typed_per_filter_config` with their own token bucket; a request past
+//!   it gets 429;
 //! - a connection limit per L4 listener: `envoy.filters.network.connection_limit` before the
 //!   TCP proxy; a connection past it is closed at once.
 
@@ -43,10 +44,12 @@ fn all_requests() -> Option<RuntimeFractionalPercent> {
     })
 }
 
-/// The filter in every HTTP connection manager: no token bucket and enabled for 0% of
-/// requests, so it limits only where a virtual host configures it.
+/// The filter in every HTTP connection manager: disabled by default and without a token
+/// bucket, so it runs (and limits) only for requests to a virtual host that configures it; the
+/// virtual hosts of unlimited tenants do not run it at all (issue 15).
 pub fn rate_limit_filter() -> HttpFilter {
     HttpFilter {
+        disabled: true,
         name: LOCAL_RATE_LIMIT_FILTER.to_string(),
         config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(
             LocalRateLimit {
@@ -123,6 +126,19 @@ mod tests {
         assert_eq!(rl.filter_enforced, all_requests());
         // 0 means the default status, 429.
         assert_eq!(rl.status, None);
+    }
+
+    #[test]
+    fn the_connection_managers_filter_runs_only_where_a_virtual_host_enables_it() {
+        let f = rate_limit_filter();
+        assert!(f.disabled, "disabled unless a virtual host configures it");
+        let Some(http_filter::ConfigType::TypedConfig(any)) = f.config_type else {
+            panic!("typed config expected")
+        };
+        assert_eq!(
+            LocalRateLimit::decode(&*any.value).unwrap().token_bucket,
+            None
+        );
     }
 
     #[test]
