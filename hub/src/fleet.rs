@@ -461,7 +461,7 @@ impl Fleet {
                 let st = &mut *state;
                 let fleet = Arc::make_mut(&mut st.intent);
                 fleet.remove(&key);
-                let owners = claims(&st.owners, &key.tenant, fleet);
+                let (before, after) = claims_of(&st.owners, &key.tenant, fleet);
                 let l4 = allocate::allocate(
                     &config.l4,
                     &st.reserved.listeners,
@@ -471,10 +471,10 @@ impl Fleet {
                 self.store.save_with_allocations(
                     &key,
                     &ClusterIntent::default(),
-                    Change::new(&st.owners, &owners),
+                    Change::new(&before, &after),
                     Change::new(&st.l4.allocations, &l4.allocations),
                 )?;
-                st.owners = owners;
+                replace_claims(&mut st.owners, before, after);
                 st.l4 = l4;
                 st.rejections.remove(&key);
                 tracing::info!(cluster = %key, "cluster removed from the configuration: its intent is withdrawn");
@@ -683,13 +683,12 @@ impl Fleet {
             Vec::new()
         };
         // Claims of other tenants, plus this tenant's claims from its other clusters.
-        let owners = state.owners.clone();
         let reserved = state.reserved.clone();
         let policy = Policy {
             tenant,
             cluster,
             limits: &config.limits,
-            owners: &owners,
+            owners: &state.owners,
             reserved: &reserved,
         };
         let mut wire: BTreeMap<ObjectKey, &pb::Object> = BTreeMap::new();
@@ -797,7 +796,7 @@ impl Fleet {
         let st = &mut *state;
         let fleet = Arc::make_mut(&mut st.intent);
         let previous = fleet.insert(key.clone(), intent);
-        let owners = claims(&st.owners, &key.tenant, fleet);
+        let (claimed_before, claimed_after) = claims_of(&st.owners, &key.tenant, fleet);
         let l4 = allocate::allocate(
             &config.l4,
             &st.reserved.listeners,
@@ -807,7 +806,7 @@ impl Fleet {
         if let Err(e) = self.store.save_with_allocations(
             key,
             &fleet[key],
-            Change::new(&st.owners, &owners),
+            Change::new(&claimed_before, &claimed_after),
             Change::new(&st.l4.allocations, &l4.allocations),
         ) {
             match previous {
@@ -823,7 +822,7 @@ impl Fleet {
             return Err(e.into());
         }
         store_span.end();
-        st.owners = owners;
+        replace_claims(&mut st.owners, claimed_before, claimed_after);
         st.l4 = l4;
         *st.revisions.entry(key.clone()).or_default() += 1;
         st.rejections.insert(key.clone(), rejections);
@@ -944,18 +943,22 @@ fn remove(intent: &mut ClusterIntent, k: &ObjectKey) {
     }
 }
 
-/// The hostname claims after `tenant`'s intent changed: the tenant's claims become exactly the
-/// hostnames its accepted objects use in any of its clusters; other tenants' claims are kept.
-pub fn claims(
+/// The hostname claims of `tenant` before and after its intent changed: the tenant's claims
+/// become exactly the hostnames its accepted objects use in any of its clusters (each mapped to
+/// `tenant`), except those another tenant holds. Only this tenant's rows are returned, so the
+/// store writes and the update of `owners` ([`replace_claims`]) touch them alone, not every
+/// hostname of the fleet.
+pub fn claims_of(
     owners: &BTreeMap<String, String>,
     tenant: &str,
     fleet: &FleetIntent,
-) -> BTreeMap<String, String> {
-    let mut out: BTreeMap<String, String> = owners
+) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let before: BTreeMap<String, String> = owners
         .iter()
-        .filter(|(_, t)| t.as_str() != tenant)
+        .filter(|(_, t)| t.as_str() == tenant)
         .map(|(h, t)| (h.clone(), t.clone()))
         .collect();
+    let mut after = BTreeMap::new();
     for ci in fleet
         .iter()
         .filter(|(k, _)| k.tenant == tenant)
@@ -986,10 +989,27 @@ pub fn claims(
                     .flat_map(|s| s.listeners.iter().filter_map(|l| l.hostname.clone())),
             );
         for h in hosts {
-            out.entry(h).or_insert_with(|| tenant.to_string());
+            // A hostname another tenant holds stays theirs.
+            if owners.get(&h).is_none_or(|t| t == tenant) {
+                after.entry(h).or_insert_with(|| tenant.to_string());
+            }
         }
     }
-    out
+    (before, after)
+}
+
+/// Replaces in `owners` a tenant's claims `before` by `after` (from [`claims_of`]).
+pub fn replace_claims(
+    owners: &mut BTreeMap<String, String>,
+    before: BTreeMap<String, String>,
+    after: BTreeMap<String, String>,
+) {
+    for h in before.into_keys() {
+        if !after.contains_key(&h) {
+            owners.remove(&h);
+        }
+    }
+    owners.extend(after);
 }
 
 #[cfg(test)]
@@ -1499,6 +1519,60 @@ tenants:
 
     /// Issue 8: an endpoint admitted before this host had its address (or before the operator
     /// reserved it) leaves the data plane at the next compile, and is refused from then on.
+    #[test]
+    fn a_tenants_claims_change_alone_and_never_take_another_tenants_hostname() {
+        let owners: BTreeMap<String, String> = [
+            ("old.a.example", "a"),
+            ("kept.a.example", "a"),
+            ("b.example", "b"),
+        ]
+        .iter()
+        .map(|(h, t)| (h.to_string(), t.to_string()))
+        .collect();
+        let mut fleet = FleetIntent::new();
+        for (ck, routes) in [
+            (
+                key("a"),
+                vec!["kept.a.example", "new.a.example", "b.example"],
+            ),
+            (key("b"), vec!["b.example"]),
+        ] {
+            let mut ci = ClusterIntent::default();
+            for (i, h) in routes.iter().enumerate() {
+                ci.http_routes.insert(
+                    ("default".into(), format!("r{i}")),
+                    crate::model::HttpRoute {
+                        meta: crate::model::Meta {
+                            namespace: "default".into(),
+                            name: format!("r{i}"),
+                            generation: 1,
+                            creation_timestamp: String::new(),
+                        },
+                        parent_refs: vec![],
+                        hostnames: vec![h.to_string()],
+                        rules: vec![],
+                    },
+                );
+            }
+            fleet.insert(ck, ci);
+        }
+        let (before, after) = claims_of(&owners, "a", &fleet);
+        let names = |m: &BTreeMap<String, String>| m.keys().cloned().collect::<Vec<_>>();
+        assert_eq!(names(&before), ["kept.a.example", "old.a.example"]);
+        assert_eq!(names(&after), ["kept.a.example", "new.a.example"]);
+        let mut replaced = owners.clone();
+        replace_claims(&mut replaced, before, after);
+        let expected: BTreeMap<String, String> = [
+            ("b.example", "b"),
+            ("kept.a.example", "a"),
+            ("new.a.example", "a"),
+        ]
+        .iter()
+        .map(|(h, t)| (h.to_string(), t.to_string()))
+        .collect();
+        assert_eq!(replaced, expected);
+    }
+
     /// An HTTPRoute's cluster the memo keeps between compiles is not checked again while the
     /// rules stay the same, and is when they change.
     #[test]
