@@ -134,7 +134,7 @@ pub fn compile_view_with(
 /// than when their cluster next sends them. The same rule as admission (`admit::endpoint`).
 fn withdraw_forbidden_endpoints(snapshot: &mut Snapshot, config: &Config, reserved: &Reserved) {
     for c in &mut snapshot.clusters {
-        let Some(owner) = c.source.as_ref().map(|s| s.cluster.clone()) else {
+        let Some(owner) = c.owner().cloned() else {
             continue;
         };
         let registered = config
