@@ -144,10 +144,19 @@ dynamic_resources:
 # /stats/prometheus, and every stat streamed to the hub, flushed each second here (5 s in the
 # examples and the chart).
 stats_flush_interval: 1s
+# The product's memory settings (examples/envoy.yaml, the hub chart; kept equal by the test
+# `the_harness_bootstrap_has_the_products_stats_and_memory_settings`).
+deferred_stat_options:
+  enable_deferred_creation_stats: true
 stats_config:
   stats_tags:
   - tag_name: fleetgate_tenant
     regex: '^cluster\.(t/([^/]+)/)'
+  stats_matcher:
+    exclusion_list:
+      patterns:
+      - safe_regex:
+          regex: '^cluster\.t/.*\.(lb_[a-z_]+|circuit_breakers\..*|membership_(change|degraded|excluded)|update_[a-z_]+|assignment_[a-z_]+|version|warming_state|max_host_weight)$'
 stats_sinks:
 - name: envoy.stat_sinks.metrics_service
   typed_config:
@@ -436,6 +445,72 @@ mod tests {
         assert_eq!(
             v["dynamic_resources"]["ads_config"]["grpc_services"][0]["envoy_grpc"]["cluster_name"],
             "xds_cluster"
+        );
+    }
+
+    /// What decides the stats Envoy keeps, and so its memory per upstream cluster
+    /// (docs/operations.md, "Envoy's memory per cluster").
+    fn stats_settings(yaml: &str, what: &str) -> (serde_json::Value, serde_json::Value) {
+        let v: serde_json::Value =
+            serde_yaml::from_str(yaml).unwrap_or_else(|e| panic!("{what}: {e}"));
+        (
+            v["deferred_stat_options"].clone(),
+            v["stats_config"].clone(),
+        )
+    }
+
+    /// The `envoy.yaml` of the hub chart's ConfigMap template, its template expressions
+    /// replaced by `0`.
+    fn chart_bootstrap() -> String {
+        let template = std::fs::read_to_string(
+            crate::components::workspace_dir()
+                .join("deploy/charts/fleetgate-hub/templates/configmaps.yaml"),
+        )
+        .unwrap();
+        let mut lines = template.lines().skip_while(|l| l.trim() != "envoy.yaml: |");
+        lines.next().expect("the chart's ConfigMap holds envoy.yaml");
+        let mut out = String::new();
+        for line in lines.take_while(|l| l.is_empty() || l.starts_with("    ")) {
+            let mut line = line.get(4..).unwrap_or_default().to_string();
+            while let (Some(a), Some(b)) = (line.find("{{"), line.find("}}")) {
+                line.replace_range(a..b + 2, "0");
+            }
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
+    }
+
+    #[test]
+    fn the_harness_bootstrap_has_the_products_stats_and_memory_settings() {
+        let harness = bootstrap(
+            "envoy-1",
+            "127.0.0.1:9901".parse().unwrap(),
+            "127.0.0.1:18000".parse().unwrap(),
+        );
+        let example = std::fs::read_to_string(
+            crate::components::workspace_dir().join("examples/envoy.yaml"),
+        )
+        .unwrap();
+        let product = stats_settings(&example, "examples/envoy.yaml");
+        assert_eq!(
+            product.0["enable_deferred_creation_stats"],
+            serde_json::Value::Bool(true)
+        );
+        assert!(product.1["stats_matcher"]["exclusion_list"].is_object());
+        assert_eq!(stats_settings(&chart_bootstrap(), "the chart"), product);
+        assert_eq!(stats_settings(&harness, "the harness"), product);
+        // The hub's own real-Envoy tests (`hub/tests/data_plane.rs`) bootstrap with these too.
+        let hub_support = std::fs::read_to_string(
+            crate::components::workspace_dir().join("hub/tests/support/envoy.rs"),
+        )
+        .unwrap();
+        let needle = "const STATS: &str = r#\"";
+        let start = hub_support.find(needle).expect("STATS") + needle.len();
+        let end = start + hub_support[start..].find("\"#;").expect("end of STATS");
+        assert_eq!(
+            stats_settings(&hub_support[start..end], "hub/tests/support/envoy.rs"),
+            product
         );
     }
 

@@ -20,13 +20,22 @@ fn free_port() -> u16 {
     super::free_port()
 }
 
-/// What fleetgate's Envoy bootstraps add for per-tenant stats (examples/envoy.yaml), flushed
-/// every second here rather than every 5 s.
+/// What fleetgate's Envoy bootstraps add for per-tenant stats and to keep Envoy's memory per
+/// cluster down (examples/envoy.yaml; kept equal by e2e `envoy.rs`
+/// `the_harness_bootstrap_has_the_products_stats_and_memory_settings`), flushed every second
+/// here rather than every 5 s.
 const STATS: &str = r#"stats_flush_interval: 1s
+deferred_stat_options:
+  enable_deferred_creation_stats: true
 stats_config:
   stats_tags:
   - tag_name: fleetgate_tenant
     regex: '^cluster\.(t/([^/]+)/)'
+  stats_matcher:
+    exclusion_list:
+      patterns:
+      - safe_regex:
+          regex: '^cluster\.t/.*\.(lb_[a-z_]+|circuit_breakers\..*|membership_(change|degraded|excluded)|update_[a-z_]+|assignment_[a-z_]+|version|warming_state|max_host_weight)$'
 stats_sinks:
 - name: envoy.stat_sinks.metrics_service
   typed_config:
