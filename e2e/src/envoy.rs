@@ -468,7 +468,9 @@ mod tests {
         )
         .unwrap();
         let mut lines = template.lines().skip_while(|l| l.trim() != "envoy.yaml: |");
-        lines.next().expect("the chart's ConfigMap holds envoy.yaml");
+        lines
+            .next()
+            .expect("the chart's ConfigMap holds envoy.yaml");
         let mut out = String::new();
         for line in lines.take_while(|l| l.is_empty() || l.starts_with("    ")) {
             let mut line = line.get(4..).unwrap_or_default().to_string();
@@ -488,10 +490,9 @@ mod tests {
             "127.0.0.1:9901".parse().unwrap(),
             "127.0.0.1:18000".parse().unwrap(),
         );
-        let example = std::fs::read_to_string(
-            crate::components::workspace_dir().join("examples/envoy.yaml"),
-        )
-        .unwrap();
+        let example =
+            std::fs::read_to_string(crate::components::workspace_dir().join("examples/envoy.yaml"))
+                .unwrap();
         let product = stats_settings(&example, "examples/envoy.yaml");
         assert_eq!(
             product.0["enable_deferred_creation_stats"],

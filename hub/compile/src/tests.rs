@@ -891,7 +891,10 @@ fn names_are_deterministic_unique_and_built_from_validated_parts() {
         .collect();
     assert_eq!(
         clusters,
-        vec!["t/a/c/c1/default/svc/backend/80", "t/a/c/c2/default/svc/backend/80"]
+        vec![
+            "t/a/c/c1/default/svc/backend/80",
+            "t/a/c/c2/default/svc/backend/80"
+        ]
     );
     let l = &c1.snapshot.listeners[0];
     assert_eq!(l.name, "port/80");

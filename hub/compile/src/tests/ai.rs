@@ -168,7 +168,10 @@ fn an_ai_backend_ref_forwards_to_the_ai_gateway_with_the_identity_headers() {
             .map(|a| a.parse().unwrap())
             .collect::<Vec<SocketAddr>>()
     );
-    assert_eq!((gw.protocol, gw.sources.is_empty()), (AppProtocol::Http1, true));
+    assert_eq!(
+        (gw.protocol, gw.sources.is_empty()),
+        (AppProtocol::Http1, true)
+    );
     // The tenant's Service endpoints are nowhere in Envoy's clusters: the gateway dials them.
     assert!(
         c.snapshot

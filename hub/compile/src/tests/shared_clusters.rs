@@ -15,7 +15,13 @@ fn web() -> Gateway {
 }
 
 fn on(host: &str, name: &str, rules: Vec<HttpRouteRule>) -> HttpRoute {
-    route("default", name, vec![parent("default", "gw")], &[host], rules)
+    route(
+        "default",
+        name,
+        vec![parent("default", "gw")],
+        &[host],
+        rules,
+    )
 }
 
 fn at_port(mut b: Backend, port: u16) -> Backend {
@@ -32,7 +38,11 @@ fn cluster<'a>(c: &'a Compiled, name: &str) -> &'a ClusterSnapshot {
 }
 
 fn cluster_names(c: &Compiled) -> Vec<&str> {
-    c.snapshot.clusters.iter().map(|x| x.name.as_str()).collect()
+    c.snapshot
+        .clusters
+        .iter()
+        .map(|x| x.name.as_str())
+        .collect()
 }
 
 fn route_source(cluster: &ClusterKey, name: &str) -> SourceObject {
@@ -57,7 +67,11 @@ fn routes_and_rules_naming_one_service_port_share_its_cluster() {
     let fi = one(
         vec![web()],
         vec![
-            on("one.a.example", "one", vec![rule(vec![prefix("/")], vec![svc()])]),
+            on(
+                "one.a.example",
+                "one",
+                vec![rule(vec![prefix("/")], vec![svc()])],
+            ),
             // Two rules, and one rule naming the port twice with another weight and a filter
             // (endpoints in another order are the same endpoints).
             on(
@@ -82,7 +96,10 @@ fn routes_and_rules_naming_one_service_port_share_its_cluster() {
         ]
     );
     assert_eq!(shared.owner(), Some(&ck("a", "c1")));
-    assert_eq!(forward_clusters(&vhost(&c, 80, "one.a.example").unwrap().routes[0]), vec![(name.to_string(), 1)]);
+    assert_eq!(
+        forward_clusters(&vhost(&c, 80, "one.a.example").unwrap().routes[0]),
+        vec![(name.to_string(), 1)]
+    );
     // Weights and backendRef filters stay on the route, per backendRef (the `/` rule comes
     // after the longer `/x`).
     let routes = &vhost(&c, 80, "two.a.example").unwrap().routes;
@@ -113,15 +130,16 @@ fn ports_protocols_and_tenant_clusters_get_clusters_of_their_own() {
             "app",
             vec![
                 rule(vec![prefix("/a")], vec![backend("svc", 1, &[c])]),
-                rule(vec![prefix("/b")], vec![at_port(backend("svc", 1, &[c]), 81)]),
+                rule(
+                    vec![prefix("/b")],
+                    vec![at_port(backend("svc", 1, &[c]), 81)],
+                ),
                 rule(vec![prefix("/c")], vec![backend("other", 1, &[c])]),
             ],
         )]
     };
     let mut c1_routes = routes("127.0.1.1:80");
-    c1_routes[0]
-        .rules
-        .push(rule(vec![prefix("/d")], vec![h2c]));
+    c1_routes[0].rules.push(rule(vec![prefix("/d")], vec![h2c]));
     let fi = intent(vec![
         (ck("a", "c1"), vec![web()], c1_routes),
         (ck("a", "c2"), vec![web()], routes("127.0.2.1:80")),
@@ -211,12 +229,18 @@ fn a_backend_ref_with_other_endpoints_is_never_served_another_routes_endpoints()
             on(
                 "new.a.example",
                 "new",
-                vec![rule(vec![prefix("/")], vec![backend("svc", 1, &["127.0.1.2:80"])])],
+                vec![rule(
+                    vec![prefix("/")],
+                    vec![backend("svc", 1, &["127.0.1.2:80"])],
+                )],
             ),
             on(
                 "old.a.example",
                 "old",
-                vec![rule(vec![prefix("/")], vec![backend("svc", 1, &["127.0.1.1:80"])])],
+                vec![rule(
+                    vec![prefix("/")],
+                    vec![backend("svc", 1, &["127.0.1.1:80"])],
+                )],
             ),
         ],
     );
@@ -230,8 +254,14 @@ fn a_backend_ref_with_other_endpoints_is_never_served_another_routes_endpoints()
         let fw = forward_of(&c, host);
         cluster(&c, &fw.clusters[0].cluster).endpoints.clone()
     };
-    assert_eq!(served("new.a.example"), vec!["127.0.1.2:80".parse().unwrap()]);
-    assert_eq!(served("old.a.example"), vec!["127.0.1.1:80".parse().unwrap()]);
+    assert_eq!(
+        served("new.a.example"),
+        vec!["127.0.1.2:80".parse().unwrap()]
+    );
+    assert_eq!(
+        served("old.a.example"),
+        vec!["127.0.1.1:80".parse().unwrap()]
+    );
     assert_eq!(
         cluster(&c, second).sources,
         vec![route_source(&ck("a", "c1"), "old")]
@@ -241,17 +271,20 @@ fn a_backend_ref_with_other_endpoints_is_never_served_another_routes_endpoints()
 #[test]
 fn a_kept_cluster_part_equals_a_fresh_compile_as_routes_join_and_leave_a_shared_cluster() {
     let svc = || vec![backend("svc", 1, &["127.0.1.1:80"])];
-    let r = |name: &str| on(&format!("{name}.a.example"), name, vec![rule(vec![prefix("/")], svc())]);
-    let other = || {
-        (
-            ck("a", "c2"),
-            vec![web()],
-            vec![r("z")],
+    let r = |name: &str| {
+        on(
+            &format!("{name}.a.example"),
+            name,
+            vec![rule(vec![prefix("/")], svc())],
         )
     };
+    let other = || (ck("a", "c2"), vec![web()], vec![r("z")]);
     let steps = [
         intent(vec![(ck("a", "c1"), vec![web()], vec![r("x")]), other()]),
-        intent(vec![(ck("a", "c1"), vec![web()], vec![r("x"), r("y")]), other()]),
+        intent(vec![
+            (ck("a", "c1"), vec![web()], vec![r("x"), r("y")]),
+            other(),
+        ]),
         intent(vec![(ck("a", "c1"), vec![web()], vec![r("y")]), other()]),
         intent(vec![(ck("a", "c1"), vec![web()], vec![]), other()]),
     ];
@@ -266,7 +299,12 @@ fn a_kept_cluster_part_equals_a_fresh_compile_as_routes_join_and_leave_a_shared_
                 .clusters
                 .iter()
                 .find(|x| x.name == "t/a/c/c1/default/svc/backend/80")
-                .map(|x| x.sources.iter().map(|s| s.object.name.clone()).collect::<Vec<_>>()),
+                .map(|x| {
+                    x.sources
+                        .iter()
+                        .map(|s| s.object.name.clone())
+                        .collect::<Vec<_>>()
+                }),
         );
     }
     let names = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
