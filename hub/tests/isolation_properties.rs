@@ -497,9 +497,8 @@ fn served_by_snapshot(s: &Snapshot) -> Vec<Served> {
                     .get(name)
                     .unwrap_or_else(|| panic!("route to a cluster not in the snapshot: {name}"));
                 let owner = c
-                    .source
-                    .as_ref()
-                    .map(|s| s.cluster.clone())
+                    .owner()
+                    .cloned()
                     .unwrap_or_else(|| panic!("tenant route to fleetgate's own cluster {name}"));
                 tenants.insert(owner.tenant.clone());
                 endpoints.extend(c.endpoints.iter().map(|e| (owner.clone(), *e)));
