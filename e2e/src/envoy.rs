@@ -507,6 +507,66 @@ mod tests {
         );
     }
 
+    /// What decides the stats Envoy keeps (docs/operations.md, "Envoy's stats per tenant").
+    fn stats_settings(yaml: &str, what: &str) -> serde_json::Value {
+        let v: serde_json::Value =
+            serde_yaml::from_str(yaml).unwrap_or_else(|e| panic!("{what}: {e}"));
+        v["stats_config"].clone()
+    }
+
+    /// The `envoy.yaml` of the hub chart's ConfigMap template, its template expressions
+    /// replaced by `0`.
+    fn chart_bootstrap() -> String {
+        let template = std::fs::read_to_string(
+            crate::components::workspace_dir()
+                .join("deploy/charts/fleetgate-hub/templates/configmaps.yaml"),
+        )
+        .unwrap();
+        let mut lines = template.lines().skip_while(|l| l.trim() != "envoy.yaml: |");
+        lines
+            .next()
+            .expect("the chart's ConfigMap holds envoy.yaml");
+        let mut out = String::new();
+        for line in lines.take_while(|l| l.is_empty() || l.starts_with("    ")) {
+            let mut line = line.get(4..).unwrap_or_default().to_string();
+            while let (Some(a), Some(b)) = (line.find("{{"), line.find("}}")) {
+                line.replace_range(a..b + 2, "0");
+            }
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
+    }
+
+    #[test]
+    fn the_harness_bootstrap_has_the_products_stats_settings() {
+        let harness = bootstrap(
+            "envoy-1",
+            "127.0.0.1:9901".parse().unwrap(),
+            "127.0.0.1:18000".parse().unwrap(),
+        );
+        let example =
+            std::fs::read_to_string(crate::components::workspace_dir().join("examples/envoy.yaml"))
+                .unwrap();
+        let product = stats_settings(&example, "examples/envoy.yaml");
+        assert!(product["stats_matcher"]["inclusion_list"].is_object());
+        assert!(product["stats_tags"].is_array());
+        assert_eq!(stats_settings(&chart_bootstrap(), "the chart"), product);
+        assert_eq!(stats_settings(&harness, "the harness"), product);
+        // The hub's own real-Envoy tests (`hub/tests/data_plane.rs`) bootstrap with these too.
+        let hub_support = std::fs::read_to_string(
+            crate::components::workspace_dir().join("hub/tests/support/envoy.rs"),
+        )
+        .unwrap();
+        let needle = "const STATS: &str = r#\"";
+        let start = hub_support.find(needle).expect("STATS") + needle.len();
+        let end = start + hub_support[start..].find("\"#;").expect("end of STATS");
+        assert_eq!(
+            stats_settings(&hub_support[start..end], "hub/tests/support/envoy.rs"),
+            product
+        );
+    }
+
     #[test]
     fn a_failover_bootstrap_puts_the_first_hub_first_and_health_checks_them() {
         let hubs: Vec<SocketAddr> = ["127.0.0.1:18001", "127.0.0.1:18002", "127.0.0.1:18003"]

@@ -198,7 +198,7 @@ fn withdraw_forbidden_endpoints(
             checked.passed.push(c.clone());
             continue;
         }
-        let Some(owner) = c.source.as_ref().map(|s| &s.cluster) else {
+        let Some(owner) = c.owner() else {
             continue;
         };
         let registered = config

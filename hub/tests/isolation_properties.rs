@@ -497,9 +497,8 @@ fn served_by_snapshot(s: &Snapshot) -> Vec<Served> {
                     .get(name)
                     .unwrap_or_else(|| panic!("route to a cluster not in the snapshot: {name}"));
                 let owner = c
-                    .source
-                    .as_ref()
-                    .map(|s| s.cluster.clone())
+                    .owner()
+                    .cloned()
                     .unwrap_or_else(|| panic!("tenant route to fleetgate's own cluster {name}"));
                 tenants.insert(owner.tenant.clone());
                 endpoints.extend(c.endpoints.iter().map(|e| (owner.clone(), *e)));
@@ -803,9 +802,18 @@ fn check_own_addresses(
 /// own cluster.
 fn check_all_clusters(config: &Config, s: &Snapshot) -> Result<(), TestCaseError> {
     for c in &s.clusters {
-        let Some(src) = &c.source else { continue };
+        let Some(owner) = c.owner() else { continue };
+        // A cluster shared by routes (one per Service port) is shared inside one tenant
+        // cluster only, and named after it.
+        let prefix = format!("t/{}/c/{}/", owner.tenant, owner.cluster);
+        if !c.name.starts_with(&prefix) || c.sources.iter().any(|s| &s.cluster != owner) {
+            return Err(TestCaseError::fail(format!(
+                "cluster {} is used by objects of other clusters: {:?}",
+                c.name, c.sources
+            )));
+        }
         for e in &c.endpoints {
-            if let Err(err) = endpoint_allowed(config, &src.cluster, *e) {
+            if let Err(err) = endpoint_allowed(config, owner, *e) {
                 return Err(TestCaseError::fail(format!(
                     "cluster {} holds a forbidden endpoint: {err}",
                     c.name

@@ -50,7 +50,7 @@ pub fn forward(
             name: unready_name,
             endpoints: Vec::new(),
             protocol: AppProtocol::Http1,
-            source: Some(src.clone()),
+            sources: vec![src.clone()],
         }));
     }
     let mut request_headers = b.request_headers.clone();

@@ -110,7 +110,7 @@ pub fn forward(
             name: unready_name,
             endpoints: Vec::new(),
             protocol: AppProtocol::Http1,
-            source: Some(src.clone()),
+            sources: vec![src.clone()],
         });
     }
     let mut request_headers = b.request_headers.clone();
@@ -136,7 +136,7 @@ pub fn gateway_cluster(gateways: &[SocketAddr]) -> ClusterSnapshot {
         name: AI_GATEWAY_CLUSTER.to_string(),
         endpoints: gateways.to_vec(),
         protocol: AppProtocol::Http1,
-        source: None,
+        sources: Vec::new(),
     }
 }
 

@@ -126,7 +126,7 @@ pub fn compile(
                     protocol: AppProtocol::default(),
                     name: cluster.clone(),
                     endpoints: p.endpoints.clone(),
-                    source: Some(src.clone()),
+                    sources: vec![src.clone()],
                 });
                 out.listeners.push(L4ListenerSnapshot {
                     name: names::l4_listener(p.protocol, bind),
@@ -398,7 +398,7 @@ pub fn compile_gateways(
                         protocol: AppProtocol::default(),
                         name: u.cluster,
                         endpoints,
-                        source: Some(src.clone()),
+                        sources: vec![src.clone()],
                     });
                 }
             }

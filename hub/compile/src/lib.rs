@@ -971,24 +971,59 @@ fn action_for_match(action: &RouteAction, rule: &HttpRouteRule, path: &PathMatch
     action
 }
 
+/// The upstream cluster of a Service backendRef (or mirror) `b` of `src`, added to `clusters`
+/// or shared with the backendRefs of the cluster's other routes and rules that name the same
+/// Service port with the same upstream protocol and endpoints (`names::service_cluster`);
+/// returns its name. Weights and backendRef filters stay on the route's weighted clusters, so
+/// sharing changes nothing a request sees. Endpoints that differ from those another backendRef
+/// of the Service port carries (a route whose last accepted version is older) get a cluster of
+/// their own, so that no route is served with another route's endpoints.
 fn upstream(
     clusters: &mut BTreeMap<String, ClusterSnapshot>,
-    name: &str,
+    ck: &ClusterKey,
     b: &model::Backend,
     src: &SourceObject,
-) {
-    clusters.insert(
-        name.to_string(),
-        ClusterSnapshot {
-            name: name.to_string(),
-            endpoints: b.endpoints.clone(),
-            protocol: match b.app_protocol {
-                AppProtocol::H2c => AppProtocol::H2c,
-                _ => AppProtocol::Http1,
-            },
-            source: Some(src.clone()),
-        },
-    );
+) -> String {
+    let protocol = match b.app_protocol {
+        AppProtocol::H2c => AppProtocol::H2c,
+        _ => AppProtocol::Http1,
+    };
+    for variant in 1.. {
+        let name = names::service_cluster(ck, &b.namespace, &b.name, b.port, protocol, variant);
+        match clusters.get_mut(&name) {
+            None => {
+                clusters.insert(
+                    name.clone(),
+                    ClusterSnapshot {
+                        name: name.clone(),
+                        endpoints: b.endpoints.clone(),
+                        protocol,
+                        sources: vec![src.clone()],
+                    },
+                );
+                return name;
+            }
+            Some(c) if same_endpoints(&c.endpoints, &b.endpoints) => {
+                if let Err(at) = c.sources.binary_search(src) {
+                    c.sources.insert(at, src.clone());
+                }
+                return name;
+            }
+            Some(_) => {}
+        }
+    }
+    unreachable!("an unbounded range always yields a name")
+}
+
+/// Whether two endpoint lists hold the same endpoints, in any order.
+fn same_endpoints(a: &[std::net::SocketAddr], b: &[std::net::SocketAddr]) -> bool {
+    if a == b {
+        return true;
+    }
+    let (mut a, mut b) = (a.to_vec(), b.to_vec());
+    a.sort_unstable();
+    b.sort_unstable();
+    a == b
 }
 
 /// What a rule does with a matched request (Gateway API): a filter fleetgate cannot apply
@@ -1036,6 +1071,7 @@ fn rule_action(
             invalid_weight = invalid_weight.saturating_add(b.weight);
             continue;
         }
+        // The endpoint-less cluster of an AI backend or A2A Service without ready endpoints.
         let name = names::backend_cluster(ck, &route.meta.namespace, object, ri, bi);
         if b.kind == model::BackendKind::AiBackend {
             // `ai::resolve_route` gave every backendRef that does not resolve its problem.
@@ -1071,7 +1107,7 @@ fn rule_action(
             }
             continue;
         }
-        upstream(clusters, &name, b, src);
+        let name = upstream(clusters, ck, b, src);
         let mut request_headers = b.request_headers.clone();
         ai::strip_reserved(&mut request_headers);
         weighted.push(WeightedCluster {
@@ -1091,12 +1127,11 @@ fn rule_action(
         ));
     }
     let mut mirrors = Vec::new();
-    for (fi, f) in rule.filters.iter().enumerate() {
+    for f in &rule.filters {
         if let HttpFilter::RequestMirror(m) = f
             && m.backend.problem.is_none()
         {
-            let name = names::mirror_cluster(ck, &route.meta.namespace, object, ri, fi);
-            upstream(clusters, &name, &m.backend, src);
+            let name = upstream(clusters, ck, &m.backend, src);
             mirrors.push(MirrorTarget {
                 cluster: name,
                 numerator: m.numerator,

@@ -49,7 +49,32 @@ pub fn route(ck: &ClusterKey, namespace: &str, name: &str, rule: usize, m: usize
     format!("{}/r{rule}/m{m}", object(ck, namespace, name))
 }
 
-/// The cluster of one backendRef of one rule of an HTTPRoute.
+/// The upstream cluster of one Service port of one cluster, shared by every HTTPRoute and
+/// GRPCRoute backendRef and RequestMirror of that cluster that names it:
+/// `t/<tenant>/c/<cluster>/<namespace>/<service>/backend/<port>`, with `/h2c` appended when the
+/// port speaks h2c (its own Envoy cluster: the upstream protocol differs). `variant` > 1 names
+/// another cluster of the same Service port whose backendRefs carry other endpoints (a route
+/// whose last accepted version is older than the others'): `.../backend/<port>[/h2c]/v<variant>`.
+pub fn service_cluster(
+    ck: &ClusterKey,
+    namespace: &str,
+    name: &str,
+    port: u16,
+    protocol: crate::model::AppProtocol,
+    variant: usize,
+) -> String {
+    let mut out = format!("{}/backend/{port}", object(ck, namespace, name));
+    if protocol == crate::model::AppProtocol::H2c {
+        out.push_str("/h2c");
+    }
+    if variant > 1 {
+        out.push_str(&format!("/v{variant}"));
+    }
+    out
+}
+
+/// The endpoint-less cluster (the data plane answers 503) of one backendRef of one rule of an
+/// HTTPRoute that names an AgentgatewayBackend or an A2A Service without ready endpoints.
 pub fn backend_cluster(
     ck: &ClusterKey,
     namespace: &str,
@@ -58,17 +83,6 @@ pub fn backend_cluster(
     backend: usize,
 ) -> String {
     format!("{}/r{rule}/b{backend}", object(ck, namespace, name))
-}
-
-/// The cluster of the backendRef of the `filter`-th filter (a RequestMirror) of a rule.
-pub fn mirror_cluster(
-    ck: &ClusterKey,
-    namespace: &str,
-    name: &str,
-    rule: usize,
-    filter: usize,
-) -> String {
-    format!("{}/r{rule}/f{filter}/mirror", object(ck, namespace, name))
 }
 
 /// The listener of one allocated L4 (address, port): `l4/tcp/127.0.0.1:20000`.

@@ -533,8 +533,8 @@ fn wc(name: &str, weight: u32) -> WeightedCluster {
 
 #[test]
 fn weights_table() {
-    let b0 = "t/a/c/c1/default/r/r0/b0";
-    let b1 = "t/a/c/c1/default/r/r0/b1";
+    let b0 = "t/a/c/c1/default/a/backend/80";
+    let b1 = "t/a/c/c1/default/b/backend/80";
     let inv = names::INVALID_BACKEND_CLUSTER;
     let cases: Vec<(&str, Vec<Backend>, RouteAction, Vec<&str>)> = vec![
         (
@@ -891,7 +891,10 @@ fn names_are_deterministic_unique_and_built_from_validated_parts() {
         .collect();
     assert_eq!(
         clusters,
-        vec!["t/a/c/c1/default/r/r0/b0", "t/a/c/c2/default/r/r0/b0"]
+        vec![
+            "t/a/c/c1/default/svc/backend/80",
+            "t/a/c/c2/default/svc/backend/80"
+        ]
     );
     let l = &c1.snapshot.listeners[0];
     assert_eq!(l.name, "port/80");
@@ -979,6 +982,7 @@ mod isolation;
 mod listener_sets;
 mod memo;
 mod own_address;
+mod shared_clusters;
 mod tls;
 mod virtual_keys;
 
@@ -1298,8 +1302,8 @@ fn one_hostname_from_two_clusters_merges_backends_table() {
             c2: with("r", prefix("/"), vec![backend("svc", 3, &["127.0.1.2:80"])]),
             tenant2: "a",
             want: vec![vec![
-                ("t/a/c/c1/default/r/r0/b0", 1),
-                ("t/a/c/c2/default/r/r0/b0", 3),
+                ("t/a/c/c1/default/svc/backend/80", 1),
+                ("t/a/c/c2/default/svc/backend/80", 3),
             ]],
         },
         Case {
@@ -1316,8 +1320,8 @@ fn one_hostname_from_two_clusters_merges_backends_table() {
             ),
             tenant2: "a",
             want: vec![vec![
-                ("t/a/c/c1/default/r1/r0/b0", 1),
-                ("t/a/c/c2/default/r2/r0/b0", 1),
+                ("t/a/c/c1/default/svc/backend/80", 1),
+                ("t/a/c/c2/default/svc/backend/80", 1),
             ]],
         },
         Case {
@@ -1330,8 +1334,8 @@ fn one_hostname_from_two_clusters_merges_backends_table() {
             ),
             tenant2: "a",
             want: vec![
-                vec![("t/a/c/c2/default/r/r0/b0", 1)],
-                vec![("t/a/c/c1/default/r/r0/b0", 1)],
+                vec![("t/a/c/c2/default/svc/backend/80", 1)],
+                vec![("t/a/c/c1/default/svc/backend/80", 1)],
             ],
         },
         Case {
@@ -1339,7 +1343,7 @@ fn one_hostname_from_two_clusters_merges_backends_table() {
             c1: with("r", prefix("/"), vec![backend("svc", 1, &["127.0.1.1:80"])]),
             c2: with("r", prefix("/"), vec![missing("svc", 1)]),
             tenant2: "a",
-            want: vec![vec![("t/a/c/c1/default/r/r0/b0", 1)]],
+            want: vec![vec![("t/a/c/c1/default/svc/backend/80", 1)]],
         },
     ];
     for case in cases {
@@ -1471,7 +1475,8 @@ fn grpc_methods_of_one_service_go_to_different_h2c_backends() {
             .find(|cl| cl.name == fw.clusters[0].cluster)
             .unwrap();
         assert_eq!(cl.protocol, AppProtocol::H2c, "{}", cl.name);
-        assert!(cl.name.contains("/echo/grpc/"), "{}", cl.name);
+        // The Service port, h2c: its own cluster beside an HTTP/1.1 one of the same port.
+        assert!(cl.name.ends_with("/backend/80/h2c"), "{}", cl.name);
         assert_eq!(r.source.as_ref().unwrap().object.kind, Kind::GrpcRoute);
     }
     let gw = status(&c, &ck("a", "c1"), Kind::Gateway, "gw");

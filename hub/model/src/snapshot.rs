@@ -295,8 +295,19 @@ pub struct ClusterSnapshot {
     pub endpoints: Vec<SocketAddr>,
     /// The protocol the upstream speaks (HTTP/1.1 or h2c).
     pub protocol: AppProtocol,
-    /// The HTTPRoute whose backendRef this is; `None` for fleetgate's own clusters.
-    pub source: Option<SourceObject>,
+    /// The objects that use it (the HTTPRoutes and GRPCRoutes whose backendRefs or mirrors name
+    /// its Service port, or the Service, TLSRoute or TCP/UDPRoute it was built for), ordered,
+    /// without duplicates, all of one tenant cluster (its name carries that cluster, see the
+    /// compiler's `names`); empty for fleetgate's own clusters. A NACK of the cluster is reported
+    /// on each of them.
+    pub sources: Vec<SourceObject>,
+}
+
+impl ClusterSnapshot {
+    /// The tenant cluster whose objects use it; `None` for fleetgate's own clusters.
+    pub fn owner(&self) -> Option<&crate::ClusterKey> {
+        self.sources.first().map(|s| &s.cluster)
+    }
 }
 
 impl Snapshot {
@@ -309,7 +320,7 @@ impl Snapshot {
                 out.extend(vh.routes.iter().filter_map(|r| r.source.clone()));
             }
         }
-        out.extend(self.clusters.iter().filter_map(|c| c.source.clone()));
+        out.extend(self.clusters.iter().flat_map(|c| c.sources.iter().cloned()));
         for l in &self.tls_listeners {
             out.extend(l.gateways.iter().cloned());
             for c in &l.chains {

@@ -20,8 +20,9 @@ fn free_port() -> u16 {
     super::free_port()
 }
 
-/// What fleetgate's Envoy bootstraps add for per-tenant stats (examples/envoy.yaml), flushed
-/// every second here rather than every 5 s.
+/// What fleetgate's Envoy bootstraps add for per-tenant stats (examples/envoy.yaml; kept equal
+/// by e2e `envoy.rs` `the_harness_bootstrap_has_the_products_stats_settings`), flushed every
+/// second here rather than every 5 s.
 const STATS: &str = r#"stats_flush_interval: 1s
 stats_config:
   # Of the tenant clusters' stats (one set per cluster, thousands of clusters), only those

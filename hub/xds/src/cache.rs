@@ -285,7 +285,7 @@ mod tests {
                         name: name.to_string(),
                         endpoints: vec![std::net::SocketAddr::from(([127, 0, 9, 1], *port))],
                         protocol: crate::model::AppProtocol::Http1,
-                        source: None,
+                        sources: Vec::new(),
                     })
                 })
                 .collect(),

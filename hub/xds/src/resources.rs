@@ -485,7 +485,7 @@ pub fn virtual_host(vh: &crate::snapshot::VirtualHost) -> route_v3::VirtualHost 
 
 /// The CDS and EDS resources of one upstream cluster.
 pub fn cluster_resources(c: &ClusterSnapshot) -> (Arc<Resource>, Arc<Resource>) {
-    let sources: BTreeSet<SourceObject> = c.source.iter().cloned().collect();
+    let sources: BTreeSet<SourceObject> = c.sources.iter().cloned().collect();
     (
         Arc::new(Resource::new(
             c.name.clone(),
@@ -678,7 +678,7 @@ mod tests {
                 name: "c".into(),
                 endpoints: vec![],
                 protocol: AppProtocol::H2c,
-                source: None,
+                sources: Vec::new(),
             })],
             ..Default::default()
         };
@@ -822,7 +822,7 @@ mod tests {
                 "127.0.1.2:30080".parse().unwrap(),
             ],
             protocol: AppProtocol::Http1,
-            source: None,
+            sources: Vec::new(),
         };
         let cl = cluster(&c);
         assert_eq!(
@@ -852,14 +852,14 @@ mod tests {
                     name: "b".into(),
                     endpoints: vec![],
                     protocol: AppProtocol::Http1,
-                    source: None,
+                    sources: Vec::new(),
                 }
                 .into(),
                 ClusterSnapshot {
                     name: "a".into(),
                     endpoints: vec![],
                     protocol: AppProtocol::Http1,
-                    source: None,
+                    sources: Vec::new(),
                 }
                 .into(),
             ],
@@ -1053,7 +1053,7 @@ mod tests {
             name: "c".into(),
             endpoints: vec![],
             protocol: AppProtocol::H2c,
-            source: None,
+            sources: Vec::new(),
         };
         let cl = cluster(&c);
         assert!(

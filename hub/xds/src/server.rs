@@ -690,7 +690,7 @@ mod tests {
                         name: c.to_string(),
                         endpoints: vec![format!("127.0.1.1:{port}").parse().unwrap()],
                         protocol: Default::default(),
-                        source: Some(src(c)),
+                        sources: vec![src(c)],
                     })
                 })
                 .collect(),

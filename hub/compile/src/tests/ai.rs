@@ -168,7 +168,10 @@ fn an_ai_backend_ref_forwards_to_the_ai_gateway_with_the_identity_headers() {
             .map(|a| a.parse().unwrap())
             .collect::<Vec<SocketAddr>>()
     );
-    assert_eq!((gw.protocol, gw.source.clone()), (AppProtocol::Http1, None));
+    assert_eq!(
+        (gw.protocol, gw.sources.is_empty()),
+        (AppProtocol::Http1, true)
+    );
     // The tenant's Service endpoints are nowhere in Envoy's clusters: the gateway dials them.
     assert!(
         c.snapshot
@@ -229,7 +232,7 @@ fn a_rule_with_timeouts_keeps_them_and_a_mixed_rule_splits_by_weight() {
         forward_clusters(chat(&c)),
         vec![
             (AI_GATEWAY_CLUSTER.to_string(), 3),
-            ("t/a/c/c1/default/chat/r0/b1".to_string(), 1)
+            ("t/a/c/c1/default/svc/backend/80".to_string(), 1)
         ]
     );
     // Only the AI share carries the identity headers.
@@ -700,7 +703,7 @@ fn a_merged_route_with_an_ai_share_keeps_no_timeout() {
     assert_eq!(
         forward_clusters(r),
         vec![
-            ("t/a/c/c1/default/chat/r0/b0".to_string(), 1),
+            ("t/a/c/c1/default/svc/backend/80".to_string(), 1),
             (AI_GATEWAY_CLUSTER.to_string(), 1)
         ]
     );

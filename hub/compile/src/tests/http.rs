@@ -338,7 +338,7 @@ fn rewrites_headers_and_cors_reach_every_match() {
 }
 
 #[test]
-fn mirrors_get_their_own_clusters_and_unresolved_ones_are_reported() {
+fn mirrors_go_to_their_service_ports_cluster_and_unresolved_ones_are_reported() {
     // httproute-request-mirror, httproute-request-percentage-mirror.
     let mirror = |name: &str, n, d| {
         HttpFilter::RequestMirror(Mirror {
@@ -362,17 +362,17 @@ fn mirrors_get_their_own_clusters_and_unresolved_ones_are_reported() {
     let RouteAction::Forward(fw) = &routes_on(&c, 80)[0].action else {
         panic!("forward expected")
     };
-    let t = "t/a/c/c1/default/r/r0";
+    let t = "t/a/c/c1/default";
     assert_eq!(
         fw.mirrors,
         vec![
             MirrorTarget {
-                cluster: format!("{t}/f0/mirror"),
+                cluster: format!("{t}/m1/backend/80"),
                 numerator: 1,
                 denominator: 1
             },
             MirrorTarget {
-                cluster: format!("{t}/f1/mirror"),
+                cluster: format!("{t}/m2/backend/80"),
                 numerator: 20,
                 denominator: 100
             },
@@ -382,7 +382,7 @@ fn mirrors_get_their_own_clusters_and_unresolved_ones_are_reported() {
         .snapshot
         .clusters
         .iter()
-        .find(|x| x.name == format!("{t}/f0/mirror"))
+        .find(|x| x.name == format!("{t}/m1/backend/80"))
         .expect("mirror cluster");
     assert_eq!(mc.endpoints, vec!["127.0.1.9:80".parse().unwrap()]);
     assert_eq!(
@@ -413,12 +413,24 @@ fn weights_keep_per_backend_headers_and_h2c_clusters() {
         fw.clusters[1].request_headers.set,
         vec![("x-backend".into(), "h2".into())]
     );
-    let protocols: Vec<_> = c.snapshot.clusters.iter().map(|x| x.protocol).collect();
+    // Ordered by name: `.../h2/backend/80/h2c` before `.../plain/backend/80`.
+    let clusters: Vec<_> = c
+        .snapshot
+        .clusters
+        .iter()
+        .map(|x| (x.name.as_str(), x.protocol))
+        .collect();
     assert_eq!(
-        protocols,
+        clusters,
         vec![
-            crate::model::AppProtocol::Http1,
-            crate::model::AppProtocol::H2c
+            (
+                "t/a/c/c1/default/h2/backend/80/h2c",
+                crate::model::AppProtocol::H2c
+            ),
+            (
+                "t/a/c/c1/default/plain/backend/80",
+                crate::model::AppProtocol::Http1
+            ),
         ]
     );
 }

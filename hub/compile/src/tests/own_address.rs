@@ -386,7 +386,7 @@ fn misdirected_requests_get_421_on_own_address_https_chains() {
         };
         http.virtual_hosts.clone()
     };
-    let to = |r: &str| format!("t/a/c/c1/default/{r}/r0/b0");
+    let to = |r: &str| format!("t/a/c/c1/default/{r}/backend/80");
     // (SNI chain, Host, answer); `None`: the chain without server names (any other SNI).
     let cases: Vec<(Option<&str>, &str, String)> = vec![
         (None, "first.a.example", to("r1")),

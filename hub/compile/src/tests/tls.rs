@@ -363,8 +363,8 @@ fn hosts_a_chain_does_not_serve_get_421_on_it() {
         };
         http.virtual_hosts.clone()
     };
-    let wild_cluster = "t/a/c/c1/default/wild/r0/b0";
-    let app_cluster = "t/a/c/c1/default/app/r0/b0";
+    let wild_cluster = "t/a/c/c1/default/w/backend/80";
+    let app_cluster = "t/a/c/c1/default/app/backend/80";
     // (SNI, Host, answer)
     let cases = [
         ("*.a.example", "x.a.example", wild_cluster),
