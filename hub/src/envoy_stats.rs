@@ -16,22 +16,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use envoy_types::pb::envoy::service::metrics::v3::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
-};
-use envoy_types::pb::envoy::service::metrics::v3::{StreamMetricsMessage, StreamMetricsResponse};
+use envoy_types::pb::envoy::service::metrics::v3::StreamMetricsResponse;
+use envoy_types::pb::envoy::service::metrics::v3::stream_metrics_message::Identifier;
 use envoy_types::pb::io::prometheus::client::MetricFamily;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
-use tonic::{Request, Response, Status, Streaming};
+use prost::Message;
 
 /// Tenant names are DNS labels; longer ones are not a tenant (at most this many kept per flush).
 const MAX_TENANTS: usize = 10_000;
-
-/// Largest stats flush accepted from one Envoy, in bytes (see [`EnvoyStats::service`]).
-const MAX_FLUSH_BYTES: usize = 64 * 1024 * 1024;
 
 /// One tenant's requests as one Envoy (or all of them, added up) counted them.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -219,29 +214,17 @@ impl EnvoyStats {
         }
     }
 
-    /// The gRPC service to add to the data-plane port. One flush is one message: with the
-    /// bootstraps' `stats_matcher` (docs/operations.md) a tenant cluster has about a dozen
-    /// counters and gauges and one histogram, a few hundred bytes, so 64 MiB holds the flush
-    /// of a data plane with 100,000 clusters (tonic's default, 4 MiB, closed the stream of an
-    /// Envoy with 20,000 clusters and every cluster stat at every flush).
-    pub fn service(self: &Arc<Self>) -> MetricsServiceServer<StatsService> {
-        MetricsServiceServer::new(StatsService(self.clone()))
-            .max_decoding_message_size(MAX_FLUSH_BYTES)
+    /// The gRPC service to add to the data-plane port (`MetricsService/StreamMetrics`).
+    pub fn service(self: &Arc<Self>) -> StatsService {
+        StatsService(self.clone())
     }
-}
 
-/// `MetricsService` over an [`EnvoyStats`] (see [`EnvoyStats::service`]).
-pub struct StatsService(Arc<EnvoyStats>);
-
-#[tonic::async_trait]
-impl MetricsService for StatsService {
-    async fn stream_metrics(
+    /// One stream: the node id from the first message, then every flush until Envoy closes it.
+    async fn stream(
         &self,
-        request: Request<Streaming<StreamMetricsMessage>>,
-    ) -> Result<Response<StreamMetricsResponse>, Status> {
-        let stats = &self.0;
-        let stream = stats.next.fetch_add(1, Ordering::Relaxed);
-        let mut inbound = request.into_inner();
+        mut inbound: tonic::Streaming<LeanFlush>,
+    ) -> Result<StreamMetricsResponse, tonic::Status> {
+        let stream = self.next.fetch_add(1, Ordering::Relaxed);
         let mut node = String::new();
         let ended = loop {
             match inbound.message().await {
@@ -252,13 +235,13 @@ impl MetricsService for StatsService {
                         node = n.id.chars().take(128).collect();
                         tracing::info!(node = %node, "Envoy stats stream opened");
                     }
-                    stats.flushed(stream, &m.envoy_metrics);
+                    self.flushed(stream, &m.read());
                 }
                 Ok(None) => break Ok(()),
                 Err(status) => break Err(status),
             }
         };
-        stats.streams().remove(&stream);
+        self.streams().remove(&stream);
         match &ended {
             Ok(()) => tracing::debug!(node = %node, "Envoy stats stream closed"),
             Err(status) => tracing::warn!(
@@ -267,7 +250,133 @@ impl MetricsService for StatsService {
                 "Envoy stats stream failed; its tenant traffic figures stop until Envoy reconnects"
             ),
         }
-        ended.map(|()| Response::new(StreamMetricsResponse {}))
+        ended.map(|()| StreamMetricsResponse {})
+    }
+}
+
+/// Largest stats flush accepted from one Envoy, in bytes. One flush is one message: with the
+/// bootstraps' `stats_matcher` (docs/operations.md) a tenant cluster has about a dozen stats,
+/// a few hundred bytes, so 64 MiB holds the flush of a data plane with 100,000 clusters
+/// (tonic's default, 4 MiB, closed the stream of an Envoy with 20,000 clusters and every
+/// cluster stat at every flush).
+const MAX_FLUSH_BYTES: usize = 64 * 1024 * 1024;
+
+/// `StreamMetricsMessage` as the hub reads it: the metric families stay encoded until
+/// [`LeanFlush::read`] picks the few the hub counts (a flush of 20,000 clusters holds a few
+/// hundred thousand families; decoding them all took the hub hundreds of MiB and much of a
+/// core every second).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LeanFlush {
+    #[prost(message, optional, tag = "1")]
+    pub identifier: Option<Identifier>,
+    /// `envoy_metrics`: each an encoded `io.prometheus.client.MetricFamily`.
+    #[prost(bytes = "bytes", repeated, tag = "2")]
+    pub envoy_metrics: Vec<bytes::Bytes>,
+}
+
+impl LeanFlush {
+    /// The families [`per_tenant`] counts, decoded; the others are skipped by name.
+    pub fn read(&self) -> Vec<MetricFamily> {
+        self.envoy_metrics
+            .iter()
+            .filter(|raw| {
+                family_name(raw)
+                    .and_then(cluster_stat)
+                    .is_some_and(|(_, stat)| COUNTED.contains(&stat))
+            })
+            .filter_map(|raw| MetricFamily::decode(raw.as_ref()).ok())
+            .collect()
+    }
+}
+
+/// The stats [`per_tenant`] counts.
+const COUNTED: [&str; 3] = ["upstream_rq_total", "upstream_rq_5xx", "upstream_rq_time"];
+
+/// The `name` (field 1) of an encoded `MetricFamily`, read without decoding the rest.
+fn family_name(mut raw: &[u8]) -> Option<&str> {
+    use prost::encoding::{WireType, decode_key, decode_varint};
+    while !raw.is_empty() {
+        let (tag, wire_type) = decode_key(&mut raw).ok()?;
+        let len = match wire_type {
+            WireType::Varint => {
+                decode_varint(&mut raw).ok()?;
+                continue;
+            }
+            WireType::LengthDelimited => usize::try_from(decode_varint(&mut raw).ok()?).ok()?,
+            WireType::SixtyFourBit => 8,
+            WireType::ThirtyTwoBit => 4,
+            _ => return None,
+        };
+        let (field, rest) = (raw.get(..len)?, raw.get(len..)?);
+        if tag == 1 && wire_type == WireType::LengthDelimited {
+            return std::str::from_utf8(field).ok();
+        }
+        raw = rest;
+    }
+    None
+}
+
+/// The hub's `envoy.service.metrics.v3.MetricsService` (see [`EnvoyStats::service`]): the
+/// generated server decodes every family of a flush; this one decodes [`LeanFlush`].
+#[derive(Clone)]
+pub struct StatsService(Arc<EnvoyStats>);
+
+impl tonic::server::NamedService for StatsService {
+    const NAME: &'static str = "envoy.service.metrics.v3.MetricsService";
+}
+
+/// `StreamMetrics`, a client-streaming method.
+struct StreamMetrics(Arc<EnvoyStats>);
+
+impl tonic::server::ClientStreamingService<LeanFlush> for StreamMetrics {
+    type Response = StreamMetricsResponse;
+    type Future = std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<tonic::Response<Self::Response>, tonic::Status>>
+                + Send,
+        >,
+    >;
+
+    fn call(&mut self, request: tonic::Request<tonic::Streaming<LeanFlush>>) -> Self::Future {
+        let stats = self.0.clone();
+        Box::pin(async move {
+            stats
+                .stream(request.into_inner())
+                .await
+                .map(tonic::Response::new)
+        })
+    }
+}
+
+impl<B> tonic::codegen::Service<tonic::codegen::http::Request<B>> for StatsService
+where
+    B: tonic::codegen::Body + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError> + Send + 'static,
+{
+    type Response = tonic::codegen::http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: tonic::codegen::http::Request<B>) -> Self::Future {
+        let stats = self.0.clone();
+        Box::pin(async move {
+            if req.uri().path() != "/envoy.service.metrics.v3.MetricsService/StreamMetrics" {
+                return Ok(tonic::Status::unimplemented("not a MetricsService method").into_http());
+            }
+            let codec = tonic_prost::ProstCodec::<StreamMetricsResponse, LeanFlush>::default();
+            let mut grpc = tonic::server::Grpc::new(codec)
+                .apply_max_message_size_config(Some(MAX_FLUSH_BYTES), None);
+            Ok(grpc.client_streaming(StreamMetrics(stats), req).await)
+        })
     }
 }
 
@@ -344,6 +453,55 @@ mod tests {
     use envoy_types::pb::io::prometheus::client::{
         Bucket, Counter, Histogram, Metric, MetricType as PromType,
     };
+
+    /// A flush as Envoy encodes it, read lazily: only the families the hub counts are decoded,
+    /// each whole; the node id is read.
+    #[test]
+    fn a_flush_is_read_for_the_counted_families_only() {
+        use envoy_types::pb::envoy::config::core::v3::Node;
+        use envoy_types::pb::envoy::service::metrics::v3::StreamMetricsMessage;
+        let families = vec![
+            counter("server.uptime", 7.0),
+            counter(
+                "cluster.t/a/c/east/default/app/backend/8080.upstream_rq_total",
+                3.0,
+            ),
+            counter(
+                "cluster.t/a/c/east/default/app/backend/8080.upstream_rq_2xx",
+                3.0,
+            ),
+            counter(
+                "cluster.t/b/c/west/default/api.v1/backend/80.upstream_rq_5xx",
+                1.0,
+            ),
+            counter("cluster.xds_cluster.upstream_rq_total", 9.0),
+        ];
+        let encoded = StreamMetricsMessage {
+            identifier: Some(Identifier {
+                node: Some(Node {
+                    id: "envoy-1".into(),
+                    ..Default::default()
+                }),
+            }),
+            envoy_metrics: families.clone(),
+        }
+        .encode_to_vec();
+        let lean = LeanFlush::decode(encoded.as_slice()).unwrap();
+        assert_eq!(
+            lean.identifier
+                .and_then(|i| i.node)
+                .map(|n| n.id)
+                .as_deref(),
+            Some("envoy-1")
+        );
+        assert_eq!(lean.envoy_metrics.len(), 5);
+        let read = LeanFlush::decode(encoded.as_slice()).unwrap().read();
+        assert_eq!(read, vec![families[1].clone(), families[3].clone()]);
+        assert_eq!(per_tenant(&read), per_tenant(&families));
+        // A family that is not a protobuf message, or has no name, is skipped.
+        assert_eq!(family_name(&[0xff, 0xff]), None);
+        assert_eq!(family_name(&[]), None);
+    }
 
     fn counter(name: &str, v: f64) -> MetricFamily {
         MetricFamily {

@@ -1,10 +1,11 @@
 //! Encoded resources kept between snapshots, so that publishing a snapshot in which one route
 //! changed re-encodes that route's virtual host, not the whole fleet.
 //!
-//! Where it sits: step 8 (publish), inside `resources::build_cached`, which each ADS stream in
-//! `server` calls for every new snapshot. An entry is reused only when the compiled input it was
-//! built from is equal to the new one, so the output is byte for byte what
-//! `resources::build` (an empty cache) returns; entries not used by a snapshot are dropped.
+//! Where it sits: step 8 (publish), inside `resources::build_cached`, which the ADS service's
+//! one builder in `server` calls for every new snapshot (the streams share what it builds). An
+//! entry is reused only when the compiled input it was built from is the same allocation or
+//! equal to the new one, so the output is byte for byte what `resources::build` (an empty
+//! cache) returns; entries not used by a snapshot are dropped.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //!
 //! Step 8 (publish) of the hub's data path. It reads `watch::Receiver<Arc<Snapshot>>` (one
 //! writer: the hub's compile loop) and turns each snapshot into resources with
-//! `super::resources`. Per stream and type URL it tracks what Envoy subscribed to and the
+//! `super::resources`, once for all streams (one builder task per service, `build_each`). Per stream and type URL it tracks what Envoy subscribed to and the
 //! version and nonce it sent; it pushes when the snapshot changes (clusters, endpoints,
 //! listeners, routes — in that order, per Envoy's warming rules) or when a subscription
 //! changes; it treats a request echoing the last nonce as an ACK, or as a NACK when
