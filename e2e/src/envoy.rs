@@ -108,27 +108,7 @@ fn bootstrap_with(node_id: &str, admin: SocketAddr, endpoints: &str, health: &st
 admin:
   address:
     socket_address: {{ address: {admin_ip}, port_value: {admin_port} }}
-overload_manager:
-  refresh_interval: 0.25s
-  resource_monitors:
-  - name: envoy.resource_monitors.fixed_heap
-    typed_config:
-      "@type": type.googleapis.com/envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig
-      max_heap_size_bytes: 4294967296
-  - name: envoy.resource_monitors.global_downstream_max_connections
-    typed_config:
-      "@type": type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig
-      max_active_downstream_connections: 50000
-  actions:
-  - name: envoy.overload_actions.shrink_heap
-    triggers:
-    - name: envoy.resource_monitors.fixed_heap
-      threshold: {{ value: 0.95 }}
-  - name: envoy.overload_actions.stop_accepting_requests
-    triggers:
-    - name: envoy.resource_monitors.fixed_heap
-      threshold: {{ value: 0.98 }}
-dynamic_resources:
+{overload}dynamic_resources:
   ads_config:
     api_type: GRPC
     transport_api_version: V3
@@ -140,29 +120,7 @@ dynamic_resources:
           retry_back_off: {{ base_interval: 0.25s, max_interval: 2s }}
   cds_config: {{ ads: {{}}, resource_api_version: V3 }}
   lds_config: {{ ads: {{}}, resource_api_version: V3 }}
-# Per-tenant stats (docs/operations.md, "Envoy's stats per tenant"): the tenant as a tag on
-# /stats/prometheus, and every stat streamed to the hub, flushed each second here (5 s in the
-# examples and the chart).
-stats_flush_interval: 1s
-stats_config:
-  # Of the tenant clusters' stats (one set per cluster, thousands of clusters), only those
-  # the hub, the dashboards and operators read are made: every other stat is kept (each
-  # pattern must match a whole stat name).
-  stats_matcher:
-    inclusion_list:
-      patterns:
-      - safe_regex: {{ regex: '^(?:[^c]|c[^l]|cl[^u]|clu[^s]|clus[^t]|clust[^e]|cluste[^r]|cluster[^.]|cluster\.[^t]|cluster\.t[^/]).*' }}
-      - safe_regex: {{ regex: '^cluster\.t/.*\.(?:upstream_rq_(?:total|[1-5]xx|time|timeout|pending_overflow)|upstream_cx_connect_fail)$' }}
-  stats_tags:
-  - tag_name: fleetgate_tenant
-    regex: '^cluster\.(t/([^/]+)/)'
-stats_sinks:
-- name: envoy.stat_sinks.metrics_service
-  typed_config:
-    "@type": type.googleapis.com/envoy.config.metrics.v3.MetricsServiceConfig
-    transport_api_version: V3
-    grpc_service: {{ envoy_grpc: {{ cluster_name: xds_cluster }} }}
-static_resources:
+{stats}static_resources:
   clusters:
   - name: xds_cluster
     type: STATIC
@@ -178,8 +136,63 @@ static_resources:
 {endpoints}"#,
         admin_ip = admin.ip(),
         admin_port = admin.port(),
+        overload = OVERLOAD_MANAGER,
+        stats = stats_settings("xds_cluster"),
     )
 }
+
+/// The overload manager of fleetgate's bootstraps (heap and connection limits).
+pub const OVERLOAD_MANAGER: &str = r#"overload_manager:
+  refresh_interval: 0.25s
+  resource_monitors:
+  - name: envoy.resource_monitors.fixed_heap
+    typed_config:
+      "@type": type.googleapis.com/envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig
+      max_heap_size_bytes: 4294967296
+  - name: envoy.resource_monitors.global_downstream_max_connections
+    typed_config:
+      "@type": type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig
+      max_active_downstream_connections: 50000
+  actions:
+  - name: envoy.overload_actions.shrink_heap
+    triggers:
+    - name: envoy.resource_monitors.fixed_heap
+      threshold: { value: 0.95 }
+  - name: envoy.overload_actions.stop_accepting_requests
+    triggers:
+    - name: envoy.resource_monitors.fixed_heap
+      threshold: { value: 0.98 }
+"#;
+
+/// What fleetgate's bootstraps add for per-tenant stats, the stats sink streaming to the
+/// static cluster `sink_cluster` (the hub's xDS cluster).
+pub fn stats_settings(sink_cluster: &str) -> String {
+    STATS_SETTINGS.replace("SINK_CLUSTER", sink_cluster)
+}
+
+const STATS_SETTINGS: &str = r#"# Per-tenant stats (docs/operations.md, "Envoy's stats per tenant"): the tenant as a tag on
+# /stats/prometheus, and every stat streamed to the hub, flushed each second here (5 s in the
+# examples and the chart).
+stats_flush_interval: 1s
+stats_config:
+  # Of the tenant clusters' stats (one set per cluster, thousands of clusters), only those
+  # the hub, the dashboards and operators read are made: every other stat is kept (each
+  # pattern must match a whole stat name).
+  stats_matcher:
+    inclusion_list:
+      patterns:
+      - safe_regex: { regex: '^(?:[^c]|c[^l]|cl[^u]|clu[^s]|clus[^t]|clust[^e]|cluste[^r]|cluster[^.]|cluster\.[^t]|cluster\.t[^/]).*' }
+      - safe_regex: { regex: '^cluster\.t/.*\.(?:upstream_rq_(?:total|[1-5]xx|time|timeout|pending_overflow)|upstream_cx_connect_fail)$' }
+  stats_tags:
+  - tag_name: fleetgate_tenant
+    regex: '^cluster\.(t/([^/]+)/)'
+stats_sinks:
+- name: envoy.stat_sinks.metrics_service
+  typed_config:
+    "@type": type.googleapis.com/envoy.config.metrics.v3.MetricsServiceConfig
+    transport_api_version: V3
+    grpc_service: { envoy_grpc: { cluster_name: SINK_CLUSTER } }
+"#;
 
 impl Envoy {
     /// Starts Envoy number `n` (node id `envoy-<n>`) against the hub's xDS address and waits until

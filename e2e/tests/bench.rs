@@ -494,19 +494,7 @@ fn hand_written_bootstrap(
     let has = |e: Extra| extras.contains(&e);
     let (mut stats, mut stats_cluster) = (String::new(), String::new());
     if has(Extra::StatsSink) {
-        stats = r#"stats_flush_interval: 1s
-stats_config:
-  stats_tags:
-  - tag_name: fleetgate_tenant
-    regex: '^cluster\.(t/([^/]+)/)'
-stats_sinks:
-- name: envoy.stat_sinks.metrics_service
-  typed_config:
-    "@type": type.googleapis.com/envoy.config.metrics.v3.MetricsServiceConfig
-    transport_api_version: V3
-    grpc_service: { envoy_grpc: { cluster_name: hub } }
-"#
-        .to_string();
+        stats = fleetgate_e2e::envoy::stats_settings("hub");
         stats_cluster = format!(
             r#"  - name: hub
     type: STATIC
@@ -527,28 +515,7 @@ stats_sinks:
     }
     let mut overload = String::new();
     if has(Extra::Overload) {
-        overload = r#"overload_manager:
-  refresh_interval: 0.25s
-  resource_monitors:
-  - name: envoy.resource_monitors.fixed_heap
-    typed_config:
-      "@type": type.googleapis.com/envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig
-      max_heap_size_bytes: 4294967296
-  - name: envoy.resource_monitors.global_downstream_max_connections
-    typed_config:
-      "@type": type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig
-      max_active_downstream_connections: 50000
-  actions:
-  - name: envoy.overload_actions.shrink_heap
-    triggers:
-    - name: envoy.resource_monitors.fixed_heap
-      threshold: { value: 0.95 }
-  - name: envoy.overload_actions.stop_accepting_requests
-    triggers:
-    - name: envoy.resource_monitors.fixed_heap
-      threshold: { value: 0.98 }
-"#
-        .to_string();
+        overload = fleetgate_e2e::envoy::OVERLOAD_MANAGER.to_string();
     }
     let buffer = if has(Extra::Hardening) {
         "    per_connection_buffer_limit_bytes: 32768\n"

@@ -1573,6 +1573,35 @@ tenants:
         assert_eq!(replaced, expected);
     }
 
+    /// Every endpoint the data plane is given, compiled with `memo` as the compile loop does.
+    fn served_endpoints(memo: &mut crate::run::CompileMemo, fleet: &Fleet) -> Vec<SocketAddr> {
+        let (snapshot, _) = crate::run::compile_view_with(
+            memo,
+            &fleet.view(),
+            &fleet.config(),
+            &crate::xds::XdsHealth::default(),
+        );
+        snapshot
+            .clusters
+            .iter()
+            .flat_map(|c| c.endpoints.clone())
+            .collect()
+    }
+
+    /// `cfg` with tenant a's cluster c1 allowed endpoints in `cidr` only.
+    fn with_cidrs(cfg: &Config, cidr: &str) -> Arc<Config> {
+        let mut narrowed = cfg.clone();
+        narrowed
+            .tenants
+            .get_mut("a")
+            .unwrap()
+            .clusters
+            .get_mut("c1")
+            .unwrap()
+            .endpoint_cidrs = vec![cidr.parse().unwrap()];
+        Arc::new(narrowed)
+    }
+
     /// An HTTPRoute's cluster the memo keeps between compiles is not checked again while the
     /// rules stay the same, and is when they change.
     #[test]
@@ -1624,34 +1653,13 @@ tenants:
         }
         fleet.apply(&key("a"), &full(vec![gateway, route])).unwrap();
         let mut memo = crate::run::CompileMemo::default();
-        let mut served = |fleet: &Fleet| -> Vec<SocketAddr> {
-            let (snapshot, _) = crate::run::compile_view_with(
-                &mut memo,
-                &fleet.view(),
-                &fleet.config(),
-                &crate::xds::XdsHealth::default(),
-            );
-            snapshot
-                .clusters
-                .iter()
-                .flat_map(|c| c.endpoints.clone())
-                .collect()
-        };
+        let mut served = |fleet: &Fleet| served_endpoints(&mut memo, fleet);
         let five = "127.0.1.5:8080".parse::<SocketAddr>().unwrap();
         let six = "127.0.1.6:8080".parse::<SocketAddr>().unwrap();
         assert_eq!(served(&fleet), vec![five, six]);
         // Compiled again unchanged: the cluster is the memo's, passed without a check.
         assert_eq!(served(&fleet), vec![five, six]);
-        let mut narrowed = (*cfg).clone();
-        narrowed
-            .tenants
-            .get_mut("a")
-            .unwrap()
-            .clusters
-            .get_mut("c1")
-            .unwrap()
-            .endpoint_cidrs = vec!["127.0.1.5/32".parse().unwrap()];
-        fleet.reconfigure(Arc::new(narrowed)).unwrap();
+        fleet.reconfigure(with_cidrs(&cfg, "127.0.1.5/32")).unwrap();
         assert_eq!(served(&fleet), vec![five]);
         fleet.reconfigure(cfg.clone()).unwrap();
         assert_eq!(served(&fleet), vec![five, six]);
@@ -1682,19 +1690,7 @@ tenants:
         // One memo for every compile, as the compile loop keeps: what it kept from the last
         // compile must not hide an endpoint the rules now refuse.
         let mut memo = crate::run::CompileMemo::default();
-        let mut served = |fleet: &Fleet| -> Vec<SocketAddr> {
-            let (snapshot, _) = crate::run::compile_view_with(
-                &mut memo,
-                &fleet.view(),
-                &fleet.config(),
-                &crate::xds::XdsHealth::default(),
-            );
-            snapshot
-                .clusters
-                .iter()
-                .flat_map(|c| c.endpoints.clone())
-                .collect()
-        };
+        let mut served = |fleet: &Fleet| served_endpoints(&mut memo, fleet);
         let db = "10.1.0.10:30000".parse::<SocketAddr>().unwrap();
         let web = "10.1.0.11:30000".parse::<SocketAddr>().unwrap();
         fleet
@@ -1738,16 +1734,7 @@ tenants:
             .unwrap();
         assert_eq!(served(&fleet), vec![web]);
         // A reload narrows the cluster's CIDRs past web's address, then widens them again.
-        let mut narrowed = (*cfg).clone();
-        narrowed
-            .tenants
-            .get_mut("a")
-            .unwrap()
-            .clusters
-            .get_mut("c1")
-            .unwrap()
-            .endpoint_cidrs = vec!["10.1.0.10/32".parse().unwrap()];
-        fleet.reconfigure(Arc::new(narrowed)).unwrap();
+        fleet.reconfigure(with_cidrs(&cfg, "10.1.0.10/32")).unwrap();
         assert_eq!(served(&fleet), Vec::<SocketAddr>::new());
         fleet.reconfigure(cfg.clone()).unwrap();
         assert_eq!(served(&fleet), vec![web]);
