@@ -110,7 +110,9 @@ pub fn sync_admit(data: &[u8]) {
         cluster: "c1".into(),
     };
     let intent: FleetIntent = [(key, ci)].into();
-    let _ = fleet::claims(&hub.owners, "a", &intent);
+    let (before, after) = fleet::claims_of(&hub.owners, "a", &intent);
+    let mut owners = hub.owners.clone();
+    fleet::replace_claims(&mut owners, before, after);
     let l4 = allocate::allocate(
         &hub.config.l4,
         &hub.reserved.listeners,
