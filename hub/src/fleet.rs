@@ -1517,18 +1517,21 @@ tenants:
         assert!(reopened.check_identity(&key("b"), unix_now() + 5).is_ok());
     }
 
-    /// Issue 8: an endpoint admitted before this host had its address (or before the operator
-    /// reserved it) leaves the data plane at the next compile, and is refused from then on.
+    /// Hostname claims: hostname -> tenant.
+    fn claimed(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(h, t)| (h.to_string(), t.to_string()))
+            .collect()
+    }
+
     #[test]
     fn a_tenants_claims_change_alone_and_never_take_another_tenants_hostname() {
-        let owners: BTreeMap<String, String> = [
+        let owners = claimed(&[
             ("old.a.example", "a"),
             ("kept.a.example", "a"),
             ("b.example", "b"),
-        ]
-        .iter()
-        .map(|(h, t)| (h.to_string(), t.to_string()))
-        .collect();
+        ]);
         let mut fleet = FleetIntent::new();
         for (ck, routes) in [
             (
@@ -1562,15 +1565,14 @@ tenants:
         assert_eq!(names(&after), ["kept.a.example", "new.a.example"]);
         let mut replaced = owners.clone();
         replace_claims(&mut replaced, before, after);
-        let expected: BTreeMap<String, String> = [
-            ("b.example", "b"),
-            ("kept.a.example", "a"),
-            ("new.a.example", "a"),
-        ]
-        .iter()
-        .map(|(h, t)| (h.to_string(), t.to_string()))
-        .collect();
-        assert_eq!(replaced, expected);
+        assert_eq!(
+            replaced,
+            claimed(&[
+                ("b.example", "b"),
+                ("kept.a.example", "a"),
+                ("new.a.example", "a"),
+            ])
+        );
     }
 
     /// Every endpoint the data plane is given, compiled with `memo` as the compile loop does.
@@ -1670,6 +1672,8 @@ tenants:
         assert_eq!(served(&fleet), vec![five]);
     }
 
+    /// Issue 8: an endpoint admitted before this host had its address (or before the operator
+    /// reserved it) leaves the data plane at the next compile, and is refused from then on.
     #[test]
     fn endpoints_that_come_to_reach_the_hub_leave_the_data_plane() {
         let dir = tempfile::tempdir().unwrap();
