@@ -198,7 +198,8 @@ fn withdraw_forbidden_endpoints(
             checked.passed.push(c.clone());
             continue;
         }
-        let Some(owner) = c.owner() else {
+        // Cloned (only clusters the memo rebuilt get here): the check outlives the borrow of `c`.
+        let Some(owner) = c.owner().cloned() else {
             continue;
         };
         let registered = config
@@ -212,13 +213,6 @@ fn withdraw_forbidden_endpoints(
             checked.passed.push(c.clone());
             continue;
         }
-        let registered = registered.cloned();
-        let allowed = |e: &std::net::SocketAddr| {
-            registered
-                .as_ref()
-                .is_some_and(|rc| endpoint::check(e.ip(), e.port(), rc, reserved).is_ok())
-        };
-        let owner = owner.clone();
         let c = Arc::make_mut(c);
         c.endpoints.retain(|e| {
             let keep = allowed(e);

@@ -5,9 +5,8 @@
 //! writer: the hub's compile loop) and turns each snapshot into resources with
 //! `super::resources`, once for all streams (one builder task per service, `build_each`). Per
 //! stream and type URL it tracks what Envoy subscribed to and the version and nonce it sent;
-//! it pushes when the snapshot changes (clusters, endpoints,
-//! listeners, routes — in that order, per Envoy's warming rules) or when a subscription
-//! changes; it treats a request echoing the last nonce as an ACK, or as a NACK when
+//! it pushes when the snapshot changes (clusters, endpoints, listeners, routes — in that order,
+//! per Envoy's warming rules) or when a subscription changes; it treats a request echoing the last nonce as an ACK, or as a NACK when
 //! `error_detail` is set. A NACK keeps the stream serving, is logged, and is published through
 //! `watch::Sender<XdsHealth>` with the tenant objects behind the rejected resources, for the
 //! status path to report. Besides, each stream tells an [`AdsReport`] what happens on it
