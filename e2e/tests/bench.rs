@@ -231,15 +231,31 @@ async fn all_rds_stats(envoy: &Envoy) -> String {
         .unwrap_or_default()
 }
 
-/// The RouteConfiguration serving `host` on port 80: its own when the hub scopes the port's
-/// routes per hostname (`hub/xds/src/scoped.rs`), else the port's one.
+/// The RouteConfiguration serving `host` on port 80: the table its scope names when the hub
+/// scopes the port's routes (`hub/xds/src/scoped.rs`), else the port's one.
 async fn route_configuration_of(envoy: &Envoy, host: &str) -> String {
-    let scoped = format!("port/80/scoped/{host}");
-    if rds_stats(envoy, &scoped).await.is_empty() {
-        "port/80".to_string()
-    } else {
-        scoped
+    let scope = format!("port/80/scoped/{host}");
+    let (_, dump) = envoy
+        .admin_get("/config_dump?resource=dynamic_scoped_route_configs")
+        .await
+        .unwrap_or_default();
+    let dump: serde_json::Value = serde_json::from_str(&dump).unwrap_or_default();
+    fn table_of(v: &serde_json::Value, scope: &str) -> Option<String> {
+        match v {
+            serde_json::Value::Object(o) => {
+                if o.get("name").and_then(|n| n.as_str()) == Some(scope) {
+                    return o
+                        .get("route_configuration_name")
+                        .and_then(|n| n.as_str())
+                        .map(str::to_string);
+                }
+                o.values().find_map(|v| table_of(v, scope))
+            }
+            serde_json::Value::Array(a) => a.iter().find_map(|v| table_of(v, scope)),
+            _ => None,
+        }
     }
+    table_of(&dump, &scope).unwrap_or_else(|| "port/80".to_string())
 }
 
 fn unix_ms() -> u64 {

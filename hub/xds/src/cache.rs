@@ -27,8 +27,8 @@ type VirtualHosts = HashMap<String, Entry<Arc<VirtualHost>, Vec<u8>>>;
 /// The CDS and EDS resources of one upstream cluster.
 type ClusterResources = (Arc<Resource>, Arc<Resource>);
 
-/// The SRDS and RDS resources of one hostname of a scoped listener (`super::scoped`).
-type ScopeResources = (Arc<Resource>, Arc<Resource>);
+/// The encoded table (RouteConfiguration) of a scoped listener and the virtual hosts it holds.
+type TableEntry = Entry<Vec<Arc<VirtualHost>>, Arc<Resource>>;
 
 struct Entry<I, O> {
     input: I,
@@ -37,8 +37,8 @@ struct Entry<I, O> {
     used: u64,
 }
 
-/// Encoded virtual hosts (by listener and virtual-host name), upstream clusters and the scopes
-/// of scoped listeners (each in the order of the snapshot they were last built for).
+/// Encoded virtual hosts (by listener and virtual-host name), upstream clusters, and the scopes
+/// (each in the order of the snapshot they were last built for) and tables of scoped listeners.
 #[derive(Default)]
 pub struct ResourceCache {
     build: u64,
@@ -46,17 +46,21 @@ pub struct ResourceCache {
     virtual_hosts: HashMap<String, VirtualHosts>,
     /// As last built, in the snapshot's order (by name).
     clusters: Vec<(Arc<ClusterSnapshot>, ClusterResources)>,
-    /// By scoped listener, as last built, in the order of `super::scoped::scoped_hosts`.
+    /// By scoped listener, as last built, in the order of its virtual hosts and their domains.
     scopes: HashMap<String, Vec<ScopeEntry>>,
     /// The previous build's `scopes` while a build runs.
     scopes_before: HashMap<String, Vec<ScopeEntry>>,
+    /// The tables of scoped listeners, by name.
+    tables: HashMap<String, TableEntry>,
 }
 
-/// One hostname of a scoped listener: the `domain`th of `vh`'s domains, and its resources.
+/// One hostname of a scoped listener: the `domain`th of `vh`'s domains, the name of the table
+/// serving it, and its scope.
 struct ScopeEntry {
     vh: Arc<VirtualHost>,
     domain: usize,
-    output: ScopeResources,
+    table: String,
+    output: Arc<Resource>,
 }
 
 /// Walks `before` (entries built for the previous snapshot, in its order) along the inputs of
@@ -105,13 +109,19 @@ impl ResourceCache {
             hosts.retain(|_, e| e.used == build);
             !hosts.is_empty()
         });
+        self.tables.retain(|_, e| e.used == build);
         self.scopes_before.clear();
     }
 
-    /// The SRDS and RDS resources of every hostname of the scoped listener `l`, in the order of
-    /// `super::scoped::scoped_hosts` (as `super::scoped::scope` and
-    /// `super::scoped::route_configuration`, which read only the listener's name and port).
-    pub(super) fn scoped(&mut self, l: &ListenerSnapshot) -> Vec<ScopeResources> {
+    /// The SRDS resources of every hostname of the scoped listener `l` (in the order of its
+    /// virtual hosts and their domains) and the RDS resources of its tables, as
+    /// `super::scoped::scope` and `super::scoped::route_configuration` of
+    /// `super::scoped::layout(l)`.
+    pub(super) fn scoped(
+        &mut self,
+        l: &ListenerSnapshot,
+    ) -> (Vec<Arc<Resource>>, Vec<Arc<Resource>>) {
+        let layout = super::scoped::layout(l);
         let mut before = self
             .scopes_before
             .remove(&l.name)
@@ -119,43 +129,81 @@ impl ResourceCache {
             .into_iter()
             .peekable();
         let mut kept = Vec::new();
-        for (host, vh, domain) in super::scoped::scoped_hosts(l) {
-            let found = reuse(
-                &mut before,
-                &(vh, domain),
-                |e, (vh, domain)| Arc::ptr_eq(&e.vh, vh) && e.domain == *domain,
-                |e, (vh, domain)| (e.vh.name.as_str(), e.domain).cmp(&(vh.name.as_str(), *domain)),
-                |e, (vh, _)| e.vh == **vh,
-            );
-            let output = match found {
-                Some(e) => e.output,
-                None => {
-                    let name = super::scoped::scope_name(&l.name, host);
-                    let sources: BTreeSet<SourceObject> =
-                        vh.routes.iter().filter_map(|r| r.source.clone()).collect();
-                    (
+        for (vh, &t) in super::scoped::scoped_virtual_hosts(l).zip(&layout.table_of) {
+            let table = &layout.tables[t].name;
+            for (domain, host) in vh.domains.iter().enumerate() {
+                let found = reuse(
+                    &mut before,
+                    &(vh, domain),
+                    |e, (vh, domain)| Arc::ptr_eq(&e.vh, vh) && e.domain == *domain,
+                    |e, (vh, domain)| {
+                        (e.vh.name.as_str(), e.domain).cmp(&(vh.name.as_str(), *domain))
+                    },
+                    |e, (vh, _)| e.vh == **vh,
+                )
+                .filter(|e| e.table == *table);
+                let output = match found {
+                    Some(e) => e.output,
+                    None => {
+                        let sources: BTreeSet<SourceObject> =
+                            vh.routes.iter().filter_map(|r| r.source.clone()).collect();
                         Arc::new(Resource::new(
-                            name.clone(),
-                            pack_any(super::scoped::scope(l, host)),
+                            super::scoped::scope_name(&l.name, host),
+                            pack_any(super::scoped::scope(l, host, table)),
                             sources,
-                        )),
-                        Arc::new(Resource::new(
-                            name,
-                            pack_any(super::scoped::route_configuration(l, host, vh)),
-                            Sources::Routes(vec![vh.clone()]),
-                        )),
-                    )
-                }
-            };
-            kept.push(ScopeEntry {
-                vh: vh.clone(),
-                domain,
-                output,
-            });
+                        ))
+                    }
+                };
+                kept.push(ScopeEntry {
+                    vh: vh.clone(),
+                    domain,
+                    table: table.clone(),
+                    output,
+                });
+            }
         }
-        let out = kept.iter().map(|e| e.output.clone()).collect();
+        let scopes = kept.iter().map(|e| e.output.clone()).collect();
         self.scopes.insert(l.name.clone(), kept);
-        out
+        let tables = layout.tables.iter().map(|t| self.table(l, t)).collect();
+        (scopes, tables)
+    }
+
+    /// The RDS resource of `table` of the scoped listener `l`, assembled again only when one of
+    /// its virtual hosts changed.
+    fn table(&mut self, l: &ListenerSnapshot, table: &super::scoped::Table<'_>) -> Arc<Resource> {
+        let build = self.build;
+        let vhs = &table.virtual_hosts;
+        if let Some(e) = self.tables.get_mut(&table.name)
+            && e.input.len() == vhs.len()
+            && e.input
+                .iter()
+                .zip(vhs)
+                .all(|(a, b)| Arc::ptr_eq(a, b) || a == *b)
+        {
+            e.used = build;
+            return e.output.clone();
+        }
+        let any = self.assemble(
+            &l.name,
+            &table.name,
+            vhs.iter().copied(),
+            super::scoped::table_settings(),
+        );
+        let input: Vec<Arc<VirtualHost>> = vhs.iter().map(|vh| (*vh).clone()).collect();
+        let output = Arc::new(Resource::new(
+            table.name.clone(),
+            any,
+            Sources::Routes(input.clone()),
+        ));
+        self.tables.insert(
+            table.name.clone(),
+            Entry {
+                input,
+                output: output.clone(),
+                used: build,
+            },
+        );
+        output
     }
 
     /// The CDS and EDS resources of each cluster of `clusters` (ordered by name), as
@@ -182,19 +230,37 @@ impl ResourceCache {
         out
     }
 
-    /// The RouteConfiguration of `l` (as `pack_any(resources::route_configuration(l))`),
-    /// assembled from the encoded virtual hosts: a protobuf message is the concatenation of its
-    /// encoded fields, and a repeated message field is one length-delimited record per element.
+    /// The RouteConfiguration of `l` (as `pack_any(resources::route_configuration(l))`).
     pub(super) fn route_configuration(&mut self, l: &ListenerSnapshot) -> Any {
+        let tail = RouteConfiguration {
+            ignore_port_in_host_matching: true,
+            ..Default::default()
+        };
+        self.assemble(&l.name, &l.name, l.virtual_hosts.iter(), tail)
+    }
+
+    /// The RouteConfiguration named `name` of listener `listener`'s virtual hosts `vhs` and the
+    /// other fields of `tail`, assembled from the encoded virtual hosts: a protobuf message is
+    /// the concatenation of its encoded fields, and a repeated message field is one
+    /// length-delimited record per element.
+    fn assemble<'a>(
+        &mut self,
+        listener: &str,
+        name: &str,
+        vhs: impl Iterator<Item = &'a Arc<VirtualHost>>,
+        tail: RouteConfiguration,
+    ) -> Any {
         let head = RouteConfiguration {
-            name: l.name.clone(),
+            name: name.to_string(),
             ..Default::default()
         };
         let mut value = head.encode_to_vec();
         let build = self.build;
-        let hosts = self.virtual_hosts.entry(l.name.clone()).or_default();
-        value.reserve(hosts.values().map(|e| e.output.len() + 8).sum());
-        for vh in &l.virtual_hosts {
+        let hosts = match self.virtual_hosts.get_mut(listener) {
+            Some(hosts) => hosts,
+            None => self.virtual_hosts.entry(listener.to_string()).or_default(),
+        };
+        for vh in vhs {
             let bytes = match hosts.get_mut(&vh.name) {
                 Some(e) if e.input == *vh => {
                     e.used = build;
@@ -218,11 +284,8 @@ impl ResourceCache {
             prost::encoding::encode_varint(bytes.len() as u64, &mut value);
             value.extend_from_slice(bytes);
         }
-        // The fields after the virtual hosts, in prost's order.
-        let tail = RouteConfiguration {
-            ignore_port_in_host_matching: true,
-            ..Default::default()
-        };
+        // The fields after the virtual hosts, in prost's order (`tail` has no name or virtual
+        // hosts).
         value.extend_from_slice(&tail.encode_to_vec());
         Any {
             type_url: RouteConfiguration::type_url(),
@@ -338,16 +401,18 @@ mod tests {
         for (i, s) in steps.iter().enumerate() {
             assert_eq!(build_cached(s, &mut cache), build(s), "step {i}");
         }
-        // Only what the last snapshot uses is kept: its two hostnames' scopes.
+        // Only what the last snapshot uses is kept: its two hostnames' virtual hosts and
+        // scopes, and their one table.
         assert_eq!(
             cache
                 .virtual_hosts
                 .values()
                 .map(HashMap::len)
                 .sum::<usize>(),
-            0
+            2
         );
         assert_eq!(cache.scopes.values().map(Vec::len).sum::<usize>(), 2);
+        assert_eq!(cache.tables.len(), 1);
         assert_eq!(cache.clusters.len(), 2);
     }
 }

@@ -167,10 +167,9 @@ pub fn build_cached(s: &Snapshot, cache: &mut super::cache::ResourceCache) -> Re
                 l.gateways.clone(),
             )));
         if super::scoped::is_scoped(l) {
-            for (scope, routes) in cache.scoped(l) {
-                by_type.entry(SCOPED_ROUTE_TYPE).or_default().push(scope);
-                by_type.entry(ROUTE_TYPE).or_default().push(routes);
-            }
+            let (scopes, tables) = cache.scoped(l);
+            by_type.entry(SCOPED_ROUTE_TYPE).or_default().extend(scopes);
+            by_type.entry(ROUTE_TYPE).or_default().extend(tables);
         } else {
             by_type
                 .entry(ROUTE_TYPE)

@@ -1,5 +1,6 @@
-//! Scoped route tables: one small RouteConfiguration per hostname instead of one per port, so
-//! that a changed route re-sends (and Envoy rebuilds) the table of its hostname only.
+//! Scoped route tables: small RouteConfigurations, each holding the virtual hosts of a few
+//! dozen hostnames of one tenant, instead of one per port, so that a changed route re-sends
+//! (and Envoy rebuilds) one small table.
 //!
 //! Part of step 8 (publish), pure; `super::resources` and `super::cache` call it. Envoy's
 //! scoped RDS (SRDS) picks a RouteConfiguration per request by an exact key computed from
@@ -8,6 +9,15 @@
 //! ignores it) and the data-plane port, which the listener's connection manager writes into
 //! [`PORT_HEADER`] before routing (overwriting whatever the client sent), because every HTTP
 //! connection manager on ADS receives the scopes of every port.
+//!
+//! Each hostname has its scope (its key); the scope names the table holding its virtual host
+//! ([`layout`]). A tenant's virtual hosts on a port are split over a power of two of tables by
+//! a fixed hash of the virtual host's name, as many as keep a table at about
+//! [`HOSTS_PER_TABLE`] hostnames: one table per hostname made Envoy keep a subscription, a dozen
+//! statistics and its bookkeeping per hostname (about 150 KiB each; 100,000 hostnames did not
+//! fit in 15 GiB) and its statistics flush walk 120,000 RDS statistics at 10,000 hostnames.
+//! When a tenant's count crosses a power of two its hostnames move between tables (the scopes
+//! that move are sent again); a change of one route re-sends one table.
 //!
 //! A key is exact, so a scope cannot stand for a wildcard hostname (`*.a.example`) or for `*`
 //! (Envoy issue 19098), and a request whose key names no scope gets Envoy's 404. A port is
@@ -19,6 +29,7 @@
 //! Scope keys compare bytes: on a scoped port a Host in other letter case than the configured
 //! hostname gets 404, where Envoy's virtual-host matching would ignore the case.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::common::mutation_rules::v3::{HeaderMutation, header_mutation};
@@ -62,23 +73,91 @@ fn is_catch_all(vh: &VirtualHost) -> bool {
             && r.headers.is_empty() && r.query_params.is_empty() && r.method.is_none())
 }
 
-/// The hostnames of a scoped listener, each with the virtual host serving it and its index
-/// in that virtual host's domains, in order.
-pub fn scoped_hosts(
-    l: &ListenerSnapshot,
-) -> impl Iterator<Item = (&str, &Arc<VirtualHost>, usize)> {
-    l.virtual_hosts
-        .iter()
-        .filter(|vh| !is_catch_all(vh))
-        .flat_map(|vh| {
-            vh.domains
-                .iter()
-                .enumerate()
-                .map(move |(i, d)| (d.as_str(), vh, i))
-        })
+/// About how many hostnames (virtual hosts) share one table of a scoped listener: a tenant with
+/// `n` virtual hosts on the port has `n / HOSTS_PER_TABLE` tables rounded up to a power of two.
+pub const HOSTS_PER_TABLE: usize = 64;
+
+/// The virtual hosts of a scoped listener (all but the catch-all), in order.
+pub fn scoped_virtual_hosts(l: &ListenerSnapshot) -> impl Iterator<Item = &Arc<VirtualHost>> {
+    l.virtual_hosts.iter().filter(|vh| !is_catch_all(vh))
 }
 
-/// The name of the scope and of the RouteConfiguration of `host` on listener `listener`.
+/// The RouteConfigurations of a scoped listener and which one serves each virtual host.
+#[derive(Debug)]
+pub struct Layout<'a> {
+    /// By tenant, then table number.
+    pub tables: Vec<Table<'a>>,
+    /// For each virtual host of [`scoped_virtual_hosts`], in order, its index in `tables`.
+    pub table_of: Vec<usize>,
+}
+
+/// One RouteConfiguration of a scoped listener: virtual hosts of one tenant, in the listener's
+/// order.
+#[derive(Debug)]
+pub struct Table<'a> {
+    pub name: String,
+    pub virtual_hosts: Vec<&'a Arc<VirtualHost>>,
+}
+
+/// Which table serves each virtual host of the scoped listener `l` (see the module docs).
+pub fn layout(l: &ListenerSnapshot) -> Layout<'_> {
+    let hosts: Vec<(&Arc<VirtualHost>, &str)> = scoped_virtual_hosts(l)
+        .map(|vh| (vh, tenant_of(vh)))
+        .collect();
+    let mut per_tenant: HashMap<&str, usize> = HashMap::new();
+    for (_, tenant) in &hosts {
+        *per_tenant.entry(tenant).or_default() += 1;
+    }
+    let mut index: BTreeMap<(&str, u64), usize> = BTreeMap::new();
+    let keys: Vec<(&str, u64)> = hosts
+        .iter()
+        .map(|(vh, tenant)| {
+            let tables = per_tenant[tenant]
+                .div_ceil(HOSTS_PER_TABLE)
+                .next_power_of_two() as u64;
+            let key = (*tenant, fnv1a(vh.name.as_bytes()) & (tables - 1));
+            index.insert(key, 0);
+            key
+        })
+        .collect();
+    let mut tables = Vec::with_capacity(index.len());
+    for (i, ((tenant, n), slot)) in index.iter_mut().enumerate() {
+        *slot = i;
+        tables.push(Table {
+            name: table_name(&l.name, tenant, *n),
+            virtual_hosts: Vec::new(),
+        });
+    }
+    let table_of: Vec<usize> = keys.iter().map(|k| index[k]).collect();
+    for ((vh, _), &t) in hosts.iter().zip(&table_of) {
+        tables[t].virtual_hosts.push(vh);
+    }
+    Layout { tables, table_of }
+}
+
+/// The tenant a virtual host belongs to: that of its routes (a hostname is claimed by one
+/// tenant); `-` (not a tenant name) for one without tenant routes.
+fn tenant_of(vh: &VirtualHost) -> &str {
+    vh.routes
+        .iter()
+        .find_map(|r| r.source.as_ref())
+        .map_or("-", |s| s.cluster.tenant.as_str())
+}
+
+/// FNV-1a: a hash that is the same in every process and release, so a virtual host stays in
+/// its table across hub restarts and upgrades.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The name of table `n` of `tenant` on listener `listener`.
+pub fn table_name(listener: &str, tenant: &str, n: u64) -> String {
+    format!("{listener}/routes/t/{tenant}/{n}")
+}
+
+/// The name of the scope of `host` on listener `listener`.
 pub fn scope_name(listener: &str, host: &str) -> String {
     format!("{listener}/scoped/{host}")
 }
@@ -130,16 +209,15 @@ pub fn early_header_mutation(l: &ListenerSnapshot) -> Vec<TypedExtensionConfig> 
     }]
 }
 
-/// The SRDS resource of `host` on `l`: its key and the name of its RouteConfiguration.
-pub fn scope(l: &ListenerSnapshot, host: &str) -> ScopedRouteConfiguration {
+/// The SRDS resource of `host` on `l`: its key and the name of the table serving it.
+pub fn scope(l: &ListenerSnapshot, host: &str, table: &str) -> ScopedRouteConfiguration {
     use scoped_route_configuration::key::{Fragment, fragment};
-    let name = scope_name(&l.name, host);
     let string_key = |s: String| Fragment {
         r#type: Some(fragment::Type::StringKey(s)),
     };
     ScopedRouteConfiguration {
-        name: name.clone(),
-        route_configuration_name: name,
+        name: scope_name(&l.name, host),
+        route_configuration_name: table.to_string(),
         key: Some(scoped_route_configuration::Key {
             fragments: vec![string_key(host.to_string()), string_key(l.port.to_string())],
         }),
@@ -147,15 +225,23 @@ pub fn scope(l: &ListenerSnapshot, host: &str) -> ScopedRouteConfiguration {
     }
 }
 
-/// The RouteConfiguration of `host` on `l`: the one virtual host serving it.
-pub fn route_configuration(
-    l: &ListenerSnapshot,
-    host: &str,
-    vh: &VirtualHost,
-) -> RouteConfiguration {
+/// The RouteConfiguration of `table`: its virtual hosts (their names, domains and routes as on
+/// an unscoped port; a request reaches a table only through the scope of one of its hostnames).
+pub fn route_configuration(table: &Table<'_>) -> RouteConfiguration {
     RouteConfiguration {
-        name: scope_name(&l.name, host),
-        virtual_hosts: vec![super::resources::virtual_host(vh)],
+        name: table.name.clone(),
+        virtual_hosts: table
+            .virtual_hosts
+            .iter()
+            .map(|vh| super::resources::virtual_host(vh))
+            .collect(),
+        ..table_settings()
+    }
+}
+
+/// The fields of a table's RouteConfiguration besides its name and virtual hosts.
+pub fn table_settings() -> RouteConfiguration {
+    RouteConfiguration {
         ignore_port_in_host_matching: true,
         request_headers_to_remove: vec![PORT_HEADER.to_string()],
         ..Default::default()
@@ -176,6 +262,28 @@ mod tests {
     use crate::snapshot::{PathMatch, Route, Snapshot};
 
     fn vh(name: &str, domains: &[&str], action: RouteAction) -> Arc<VirtualHost> {
+        owned(name, domains, action, None)
+    }
+
+    /// A virtual host whose route comes from an HTTPRoute of `tenant` (`None`: fleetgate's own).
+    fn owned(
+        name: &str,
+        domains: &[&str],
+        action: RouteAction,
+        tenant: Option<&str>,
+    ) -> Arc<VirtualHost> {
+        use crate::model::{ClusterKey, Kind, ObjectKey, SourceObject};
+        let source = tenant.map(|t| SourceObject {
+            cluster: ClusterKey {
+                tenant: t.into(),
+                cluster: "c1".into(),
+            },
+            object: ObjectKey {
+                kind: Kind::HttpRoute,
+                namespace: "default".into(),
+                name: name.replace('/', "-"),
+            },
+        });
         Arc::new(VirtualHost {
             name: name.to_string(),
             domains: domains.iter().map(|d| d.to_string()).collect(),
@@ -189,10 +297,108 @@ mod tests {
                 response_headers: HeaderModifier::default(),
                 cors: None,
                 action,
-                source: None,
+                source,
             }],
             rate_limit: None,
         })
+    }
+
+    /// `n` virtual hosts of `tenant`, one hostname each: `h<i>.<tenant>.example`.
+    fn hosts_of(tenant: &str, n: usize) -> Vec<Arc<VirtualHost>> {
+        (0..n)
+            .map(|i| {
+                let host = format!("h{i}.{tenant}.example");
+                owned(
+                    &format!("port/80/host/{host}"),
+                    &[&host],
+                    RouteAction::DirectResponse(200),
+                    Some(tenant),
+                )
+            })
+            .collect()
+    }
+
+    /// The table names of `l`'s virtual hosts, by virtual-host name.
+    fn tables_by_host(l: &ListenerSnapshot) -> std::collections::BTreeMap<String, String> {
+        let layout = layout(l);
+        scoped_virtual_hosts(l)
+            .zip(&layout.table_of)
+            .map(|(vh, &t)| (vh.name.clone(), layout.tables[t].name.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_tenants_hostnames_share_tables_of_about_hosts_per_table() {
+        let mut hosts = hosts_of("a", 200);
+        hosts.extend(hosts_of("b", 3));
+        hosts.sort_by(|x, y| x.name.cmp(&y.name));
+        let l = port(80, hosts);
+        let layout = layout(&l);
+        let names: Vec<&str> = layout.tables.iter().map(|t| t.name.as_str()).collect();
+        // 200 of tenant a: 200 / 64 rounded up to a power of two is 4 tables; tenant b's 3
+        // share one. The 404 catch-all is in none.
+        assert_eq!(
+            names,
+            vec![
+                "port/80/routes/t/a/0",
+                "port/80/routes/t/a/1",
+                "port/80/routes/t/a/2",
+                "port/80/routes/t/a/3",
+                "port/80/routes/t/b/0",
+            ]
+        );
+        for t in &layout.tables {
+            let tenant = &t.name["port/80/routes/t/".len()..][..1];
+            assert!(
+                t.virtual_hosts
+                    .iter()
+                    .all(|vh| vh.name.ends_with(&format!(".{tenant}.example"))),
+                "{} holds another tenant's hostname",
+                t.name
+            );
+            assert!(
+                (1..=2 * HOSTS_PER_TABLE).contains(&t.virtual_hosts.len()),
+                "{}: {} virtual hosts",
+                t.name,
+                t.virtual_hosts.len()
+            );
+        }
+        assert_eq!(
+            layout
+                .tables
+                .iter()
+                .map(|t| t.virtual_hosts.len())
+                .sum::<usize>(),
+            203
+        );
+        // Each virtual host is in the table `table_of` says.
+        for (vh, &t) in scoped_virtual_hosts(&l).zip(&layout.table_of) {
+            assert!(
+                layout.tables[t]
+                    .virtual_hosts
+                    .iter()
+                    .any(|x| Arc::ptr_eq(x, vh))
+            );
+        }
+    }
+
+    #[test]
+    fn a_new_hostname_moves_no_other_hostname_until_its_tenant_needs_more_tables() {
+        let tables = |n: usize| {
+            let mut hosts = hosts_of("a", n);
+            hosts.extend(hosts_of("b", 10));
+            hosts.sort_by(|x, y| x.name.cmp(&y.name));
+            tables_by_host(&port(80, hosts))
+        };
+        let before = tables(100);
+        let after = tables(101);
+        assert_eq!(after.len(), before.len() + 1);
+        assert!(before.iter().all(|(vh, t)| after[vh] == *t));
+        // 129 hostnames need 4 tables where 128 fit in 2: tenant a's hostnames move, b's stay.
+        let (two, four) = (tables(128), tables(129));
+        let moved: Vec<&String> = two.keys().filter(|vh| two[*vh] != four[*vh]).collect();
+        assert!(!moved.is_empty());
+        assert!(moved.iter().all(|vh| vh.ends_with(".a.example")));
     }
 
     fn port(port: u16, hosts: Vec<Arc<VirtualHost>>) -> ListenerSnapshot {
@@ -266,8 +472,9 @@ mod tests {
         let l = port(
             8080,
             vec![
-                vh("a", &["a.example"], ok.clone()),
-                vh("b", &["b.example", "c.example"], ok.clone()),
+                owned("a", &["a.example"], ok.clone(), Some("a")),
+                owned("b", &["b.example", "c.example"], ok.clone(), Some("b")),
+                owned("d", &["d.example"], ok.clone(), Some("b")),
             ],
         );
         let h = hcm(&l);
@@ -293,7 +500,7 @@ mod tests {
             .iter()
             .map(|r| ScopedRouteConfiguration::decode(&*r.any.value).unwrap())
             .collect();
-        let keys: Vec<(String, Vec<String>)> = scopes
+        let keys: Vec<(String, String, Vec<String>)> = scopes
             .iter()
             .map(|s| {
                 let key = s.key.clone().unwrap().fragments.into_iter().map(|f| {
@@ -304,39 +511,56 @@ mod tests {
                     };
                     k
                 });
-                (s.route_configuration_name.clone(), key.collect())
+                (
+                    s.name.clone(),
+                    s.route_configuration_name.clone(),
+                    key.collect(),
+                )
             })
             .collect();
+        let (table_a, table_b) = ("port/8080/routes/t/a/0", "port/8080/routes/t/b/0");
         assert_eq!(
             keys,
             vec![
                 (
                     "port/8080/scoped/a.example".into(),
+                    table_a.into(),
                     vec!["a.example".into(), "8080".into()]
                 ),
                 (
                     "port/8080/scoped/b.example".into(),
+                    table_b.into(),
                     vec!["b.example".into(), "8080".into()]
                 ),
                 (
                     "port/8080/scoped/c.example".into(),
+                    table_b.into(),
                     vec!["c.example".into(), "8080".into()]
+                ),
+                (
+                    "port/8080/scoped/d.example".into(),
+                    table_b.into(),
+                    vec!["d.example".into(), "8080".into()]
                 ),
             ]
         );
-        // One RouteConfiguration per hostname, holding its virtual host only; no catch-all (a
-        // request whose key names no scope gets Envoy's 404).
+        // One table per tenant here (a few hostnames each), holding its virtual hosts; no
+        // catch-all (a request whose key names no scope gets Envoy's 404).
         let rcs: Vec<RouteConfiguration> = res
             .of(ROUTE_TYPE)
             .iter()
             .map(|r| RouteConfiguration::decode(&*r.any.value).unwrap())
             .collect();
-        assert_eq!(rcs.len(), 3);
-        assert_eq!(rcs[1].name, "port/8080/scoped/b.example");
-        assert_eq!(rcs[1].virtual_hosts.len(), 1);
+        assert_eq!(rcs.len(), 2);
+        assert_eq!(rcs[1].name, table_b);
+        let domains: Vec<&[String]> = rcs[1]
+            .virtual_hosts
+            .iter()
+            .map(|v| v.domains.as_slice())
+            .collect();
         assert_eq!(
-            rcs[1].virtual_hosts[0].domains,
-            vec!["b.example", "c.example"]
+            domains,
+            vec![&["b.example", "c.example"][..], &["d.example"][..]]
         );
         assert!(rcs[1].ignore_port_in_host_matching);
         assert_eq!(rcs[1].request_headers_to_remove, vec![PORT_HEADER]);

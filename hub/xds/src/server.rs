@@ -637,9 +637,13 @@ mod tests {
     use resources::{CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE};
 
     fn src(name: &str) -> SourceObject {
+        src_of("a", name)
+    }
+
+    fn src_of(tenant: &str, name: &str) -> SourceObject {
         SourceObject {
             cluster: ClusterKey {
-                tenant: "a".into(),
+                tenant: tenant.into(),
                 cluster: "c1".into(),
             },
             object: ObjectKey {
@@ -820,12 +824,12 @@ mod tests {
         assert_eq!(types, vec![ENDPOINT_TYPE]);
     }
 
-    /// A scoped port (exact hostnames only): one RouteConfiguration per hostname, and a change
-    /// of one route re-sends that hostname's RouteConfiguration alone.
+    /// A scoped port (exact hostnames only): a tenant's hostnames share tables, and a change of
+    /// one route re-sends that hostname's table alone.
     #[test]
-    fn a_route_change_resends_only_its_hostnames_route_configuration() {
+    fn a_route_change_resends_only_its_hostnames_table() {
         use super::super::scoped::SCOPED_ROUTE_TYPE;
-        let vh = |host: &str, prefix: &str| {
+        let vh = |tenant: &str, host: &str, prefix: &str| {
             Arc::new(VirtualHost {
                 name: format!("port/80/host/{host}"),
                 domains: vec![host.to_string()],
@@ -839,7 +843,7 @@ mod tests {
                     response_headers: HeaderModifier::default(),
                     cors: None,
                     action: RouteAction::DirectResponse(200),
-                    source: Some(src(host)),
+                    source: Some(src_of(tenant, host)),
                 }],
                 rate_limit: None,
             })
@@ -850,7 +854,11 @@ mod tests {
                     name: "port/80".into(),
                     port: 80,
                     bind: "127.0.0.1:18080".parse().unwrap(),
-                    virtual_hosts: vec![vh("a.example", "/a"), vh("b.example", b_prefix)],
+                    virtual_hosts: vec![
+                        vh("a", "a.example", "/a"),
+                        vh("b", "b.example", b_prefix),
+                        vh("b", "c.example", "/c"),
+                    ],
                     gateways: BTreeSet::new(),
                 }],
                 ..Default::default()
@@ -861,7 +869,11 @@ mod tests {
         let srds = out[0].clone();
         assert_eq!(
             names_of(&srds),
-            vec!["port/80/scoped/a.example", "port/80/scoped/b.example"]
+            vec![
+                "port/80/scoped/a.example",
+                "port/80/scoped/b.example",
+                "port/80/scoped/c.example"
+            ]
         );
         s.on_request(&req(
             SCOPED_ROUTE_TYPE,
@@ -869,7 +881,7 @@ mod tests {
             &srds.version_info,
             &srds.nonce,
         ));
-        let names = ["port/80/scoped/a.example", "port/80/scoped/b.example"];
+        let names = ["port/80/routes/t/a/0", "port/80/routes/t/b/0"];
         let (out, _) = s.on_request(&req(ROUTE_TYPE, &names, "", ""));
         let rds = out[0].clone();
         assert_eq!(names_of(&rds), names);
@@ -878,7 +890,7 @@ mod tests {
         let out = s.on_snapshot(snap("/b2"));
         let types: Vec<&str> = out.iter().map(|r| r.type_url.as_str()).collect();
         assert_eq!(types, vec![ROUTE_TYPE], "the scopes did not change");
-        assert_eq!(names_of(&out[0]), vec!["port/80/scoped/b.example"]);
+        assert_eq!(names_of(&out[0]), vec!["port/80/routes/t/b/0"]);
         assert_ne!(out[0].version_info, rds.version_info);
         // Reconnected (no nonce): everything asked for again.
         let mut s2 = Session::new(snap("/b2"));

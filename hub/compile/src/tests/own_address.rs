@@ -606,7 +606,7 @@ fn envoy_listeners_bind_the_own_address_and_route_only_that_gateway() {
     // when every hostname there is exact), never on a's address.
     let shared: Vec<_> = routes
         .iter()
-        .filter(|(name, _)| *name == "port/80" || name.starts_with("port/80/scoped/"))
+        .filter(|(name, _)| *name == "port/80" || name.starts_with("port/80/routes/"))
         .flat_map(|(_, rc)| &rc.virtual_hosts)
         .collect();
     assert!(
