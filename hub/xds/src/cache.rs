@@ -7,7 +7,7 @@
 //! equal to the new one, so the output is byte for byte what `resources::build` (an empty
 //! cache) returns; entries not used by a snapshot are dropped.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
@@ -16,7 +16,7 @@ use envoy_types::util::pack_any;
 use prost::{Message, Name};
 
 use super::resources::{Resource, Sources, cluster_resources, virtual_host};
-use crate::snapshot::{ClusterSnapshot, ListenerSnapshot, SourceObject, VirtualHost};
+use crate::snapshot::{ClusterSnapshot, ListenerSnapshot, VirtualHost};
 
 /// The field number of `RouteConfiguration.virtual_hosts`.
 const VIRTUAL_HOSTS_FIELD: u32 = 2;
@@ -144,15 +144,11 @@ impl ResourceCache {
                 .filter(|e| e.table == *table);
                 let output = match found {
                     Some(e) => e.output,
-                    None => {
-                        let sources: BTreeSet<SourceObject> =
-                            vh.routes.iter().filter_map(|r| r.source.clone()).collect();
-                        Arc::new(Resource::new(
-                            super::scoped::scope_name(&l.name, host),
-                            pack_any(super::scoped::scope(l, host, table)),
-                            sources,
-                        ))
-                    }
+                    None => Arc::new(Resource::new(
+                        super::scoped::scope_name(&l.name, host),
+                        pack_any(super::scoped::scope(l, host, table)),
+                        Sources::Routes(vec![vh.clone()]),
+                    )),
                 };
                 kept.push(ScopeEntry {
                     vh: vh.clone(),
