@@ -13,21 +13,21 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Transparent huge pages off for the hub process (docs/operations.md, "The hub's memory").
 /// mimalloc marks the memory it reserves `MADV_HUGEPAGE`, so on a host whose THP setting is
-/// `madvise` (or `always`) the kernel backs it with 2 MiB pages, at a fault and later by
-/// khugepaged, which collapses a 2 MiB range with as little as one 4 KiB page in use: the
-/// hub's RSS then counts 2 MiB for every range where a few small objects live on, and creeps
-/// up over hours of churn while the live heap stays flat (a 600 s soak of 500-route rounds:
-/// live heap 3-12 MiB; anonymous RSS about 80 MiB with huge pages, 30 MiB without). The hub
-/// gains little from them: its compile work is allocation-bound, not TLB-bound.
+/// `madvise` (or `always`) the kernel backs it with 2 MiB pages when first touched, and
+/// khugepaged later collapses 2 MiB ranges in which as few as one 4 KiB page is in use (its
+/// default `max_ptes_none` is 511). The hub's RSS then counts whole 2 MiB pages where a few
+/// small objects live on after a change, and grows with the churn while its live heap does not
+/// (the soak in e2e/tests/chaos.rs). Called first thing in `main`: only what mimalloc reserved
+/// before it may already be in huge pages. The error is logged once logging is up.
 #[cfg(target_os = "linux")]
-fn no_transparent_huge_pages() {
-    if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
-        tracing::warn!(error = %e, "could not turn transparent huge pages off for the hub (prctl PR_SET_THP_DISABLE): its RSS may count 2 MiB pages that hold little");
-    }
+fn no_transparent_huge_pages() -> std::io::Result<()> {
+    rustix::thread::disable_transparent_huge_pages(true).map_err(std::io::Error::from)
 }
 
 #[cfg(not(target_os = "linux"))]
-fn no_transparent_huge_pages() {}
+fn no_transparent_huge_pages() -> std::io::Result<()> {
+    Ok(())
+}
 
 #[derive(Parser)]
 #[command(
@@ -222,8 +222,11 @@ fn store_command(command: StoreCommand) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
+    let thp = no_transparent_huge_pages();
     fleetgate_observe::log::init("info,h2=warn,tower=warn,hyper=warn");
-    no_transparent_huge_pages();
+    if let Err(e) = thp {
+        tracing::warn!(error = %e, "could not turn transparent huge pages off for the hub (prctl PR_SET_THP_DISABLE): its RSS may count 2 MiB pages that hold little");
+    }
     let _ = rustls::crypto::ring::default_provider().install_default();
     match Cli::parse().command {
         Command::Run { config: path } => {

@@ -51,9 +51,9 @@ impl RedbKv {
             .set_cache_size(cache_bytes)
             .create(path)
             .map_err(|source| StoreError::Open {
-            path: path.display().to_string(),
-            reason: source.to_string(),
-        })?;
+                path: path.display().to_string(),
+                reason: source.to_string(),
+            })?;
         let txn = db.begin_write().map_err(db_err)?;
         txn.open_table(KV).map_err(db_err)?;
         migrate_tables(&txn)?;
@@ -279,7 +279,9 @@ mod tests {
         let cache = 64 << 10;
         let record = |i: usize, round: usize| -> Vec<u8> {
             let len = (cache * 3 / 2) + i * 4096;
-            (0..len).map(|b| ((b + i * 7 + round) % 251) as u8).collect()
+            (0..len)
+                .map(|b| ((b + i * 7 + round) % 251) as u8)
+                .collect()
         };
         let put = |kv: &RedbKv, i: usize, round: usize| {
             let txn = Txn {
