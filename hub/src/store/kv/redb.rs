@@ -7,9 +7,9 @@
 //! The page cache is bounded at [`CACHE_BYTES`] (redb's default is 1 GiB, and it keeps every
 //! page written or read until that is full: a second copy of the whole store on the heap, since
 //! the hub reads it all at start). The hub serves from its own copy of the state
-//! (`crate::fleet`) and reads the store only at start and for a write's guards, so the cache
-//! only has to hold what a write walks: the B-tree's branch pages and the small records (claims,
-//! allocations, identity).
+//! (`crate::fleet`): after the start it reads only small records (a write's guards, claims and
+//! allocations after a conflict, session keys, MCP pins), so the cache only has to hold those
+//! and what a write walks, the B-tree's branch pages.
 
 use std::path::Path;
 use std::sync::RwLock;
