@@ -11,6 +11,24 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Transparent huge pages off for the hub process (docs/operations.md, "The hub's memory").
+/// mimalloc marks the memory it reserves `MADV_HUGEPAGE`, so on a host whose THP setting is
+/// `madvise` (or `always`) the kernel backs it with 2 MiB pages when first touched, and
+/// khugepaged later collapses 2 MiB ranges in which as few as one 4 KiB page is in use (its
+/// default `max_ptes_none` is 511). The hub's RSS then counts whole 2 MiB pages where a few
+/// small objects live on after a change, and grows with the churn while its live heap does not
+/// (the soak in e2e/tests/chaos.rs). Called first thing in `main`: only what mimalloc reserved
+/// before it may already be in huge pages. The error is logged once logging is up.
+#[cfg(target_os = "linux")]
+fn no_transparent_huge_pages() -> std::io::Result<()> {
+    rustix::thread::disable_transparent_huge_pages(true).map_err(std::io::Error::from)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn no_transparent_huge_pages() -> std::io::Result<()> {
+    Ok(())
+}
+
 #[derive(Parser)]
 #[command(
     name = "fleetgate-hub",
@@ -204,7 +222,11 @@ fn store_command(command: StoreCommand) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
+    let thp = no_transparent_huge_pages();
     fleetgate_observe::log::init("info,h2=warn,tower=warn,hyper=warn");
+    if let Err(e) = thp {
+        tracing::warn!(error = %e, "could not turn transparent huge pages off for the hub (prctl PR_SET_THP_DISABLE): its RSS may count 2 MiB pages that hold little");
+    }
     let _ = rustls::crypto::ring::default_provider().install_default();
     match Cli::parse().command {
         Command::Run { config: path } => {

@@ -3,17 +3,31 @@
 //! A transaction is one redb write transaction: guards are read and writes applied inside it,
 //! so nothing can come between them. Files written by hubs before the store had backends (one
 //! table per kind of record) are moved into the one table when opened.
+//!
+//! The page cache is bounded at [`CACHE_BYTES`] (redb's default is 1 GiB, and it keeps every
+//! page written or read until that is full: a second copy of the whole store on the heap, since
+//! the hub reads it all at start). The hub serves from its own copy of the state
+//! (`crate::fleet`): after the start it reads only small records (a write's guards, claims and
+//! allocations after a conflict, session keys, MCP pins), so the cache only has to hold those
+//! and what a write walks, the B-tree's branch pages.
 
 use std::path::Path;
 use std::sync::RwLock;
 
-use redb::{Database, ReadableTable, TableDefinition, TableHandle};
+use redb::{Builder, Database, ReadableTable, TableDefinition, TableHandle};
 
 use super::{Entry, Guard, Kv, Op, StoreError, Txn};
 use crate::store::db_err;
 
 /// Every record, keyed `<table>/<version>/<key>` (see `crate::store`).
 const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv/v1");
+
+/// The most memory redb's page cache takes (nine tenths read cache, one tenth pages of the
+/// open write waiting for its commit). It holds the branch pages and the small records of a
+/// large fleet's store; a cluster's intent (one record per cluster, replaced whole by each
+/// accepted Update) may not fit, and is then read from and written to the file directly: a
+/// `pread` of pages the OS page cache usually holds, not a second copy on the hub's heap.
+pub const CACHE_BYTES: usize = 16 << 20;
 
 /// A store in one redb file.
 pub struct RedbKv {
@@ -23,15 +37,23 @@ pub struct RedbKv {
 }
 
 impl RedbKv {
-    /// Opens (or creates) the file, and its parent folder.
+    /// Opens (or creates) the file, and its parent folder, with a [`CACHE_BYTES`] page cache.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with_cache(path, CACHE_BYTES)
+    }
+
+    /// [`RedbKv::open`] with a page cache of at most `cache_bytes`.
+    fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(db_err)?;
         }
-        let db = Database::create(path).map_err(|source| StoreError::Open {
-            path: path.display().to_string(),
-            reason: source.to_string(),
-        })?;
+        let db = Builder::new()
+            .set_cache_size(cache_bytes)
+            .create(path)
+            .map_err(|source| StoreError::Open {
+                path: path.display().to_string(),
+                reason: source.to_string(),
+            })?;
         let txn = db.begin_write().map_err(db_err)?;
         txn.open_table(KV).map_err(db_err)?;
         migrate_tables(&txn)?;
@@ -244,6 +266,51 @@ mod tests {
         // Opened again: nothing left to move, the rows stay.
         let kv = RedbKv::open(&path).unwrap();
         assert_eq!(kv.scan("").unwrap().len(), 4);
+    }
+
+    /// A store many times larger than its page cache (intent records bigger than the whole
+    /// cache, replaced again and again like a churning cluster's) reads back whole, also after
+    /// it is opened again: with the cache bounded, redb evicts pages and writes an open
+    /// write's pages out before its commit.
+    #[test]
+    fn a_store_larger_than_its_page_cache_reads_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.redb");
+        let cache = 64 << 10;
+        let record = |i: usize, round: usize| -> Vec<u8> {
+            let len = (cache * 3 / 2) + i * 4096;
+            (0..len)
+                .map(|b| ((b + i * 7 + round) % 251) as u8)
+                .collect()
+        };
+        let put = |kv: &RedbKv, i: usize, round: usize| {
+            let txn = Txn {
+                guards: Vec::new(),
+                ops: vec![Op::Put(format!("intent/v1/t/c{i}"), record(i, round))],
+            };
+            assert!(kv.commit(&txn).unwrap());
+        };
+        {
+            let kv = RedbKv::open_with_cache(&path, cache).unwrap();
+            for round in 0..4 {
+                for i in 0..8 {
+                    put(&kv, i, round);
+                }
+                for i in 0..8 {
+                    assert_eq!(
+                        kv.get(&format!("intent/v1/t/c{i}")).unwrap(),
+                        Some(record(i, round))
+                    );
+                }
+            }
+        }
+        let kv = RedbKv::open_with_cache(&path, cache).unwrap();
+        let all = kv.scan("intent/v1/").unwrap();
+        assert_eq!(all.len(), 8);
+        for (i, e) in all.iter().enumerate() {
+            assert_eq!(e.key, format!("intent/v1/t/c{i}"));
+            assert_eq!(e.value, record(i, 3));
+        }
     }
 
     #[test]
