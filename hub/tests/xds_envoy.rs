@@ -182,7 +182,7 @@ fn fleet(gateways: Vec<Gateway>, routes: Vec<HttpRoute>) -> FleetIntent {
             .collect(),
         ..Default::default()
     };
-    BTreeMap::from([(cluster_key(), ci)])
+    BTreeMap::from([(cluster_key(), std::sync::Arc::new(ci))])
 }
 
 /// The hub side: an ADS server on a free loopback port serving a snapshot channel.
