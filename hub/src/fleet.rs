@@ -1212,7 +1212,10 @@ tenants:
             .apply(&key("a"), &full(vec![service("db", 9001, "127.0.1.10")]))
             .unwrap();
         fleet
-            .apply(&key("b"), &full(vec![tenant_route("b", "r", "2026-01-01T00:00:00Z")]))
+            .apply(
+                &key("b"),
+                &full(vec![tenant_route("b", "r", "2026-01-01T00:00:00Z")]),
+            )
             .unwrap();
         let mut memo = crate::run::CompileMemo::default();
         let held = fleet.view();
@@ -1221,12 +1224,22 @@ tenants:
             .apply(&key("a"), &full(vec![service("db", 9002, "127.0.1.10")]))
             .unwrap();
         let now = fleet.view();
-        assert!(!Arc::ptr_eq(&held.intent, &now.intent), "the held view is unchanged");
+        assert!(
+            !Arc::ptr_eq(&held.intent, &now.intent),
+            "the held view is unchanged"
+        );
         assert!(Arc::ptr_eq(&held.intent[&key("b")], &now.intent[&key("b")]));
-        assert!(!Arc::ptr_eq(&held.intent[&key("a")], &now.intent[&key("a")]));
+        assert!(!Arc::ptr_eq(
+            &held.intent[&key("a")],
+            &now.intent[&key("a")]
+        ));
         assert_eq!(held.intent[&key("a")].services.len(), 1);
         crate::run::compile_view_with(&mut memo, &now, &cfg, &Default::default());
-        assert_eq!(memo.last_built(), 1, "only the changed cluster is recompiled");
+        assert_eq!(
+            memo.last_built(),
+            1,
+            "only the changed cluster is recompiled"
+        );
     }
 
     /// Upstream `ListenerSetAllowedNamespaceSame`: a ListenerSet from a namespace its Gateway

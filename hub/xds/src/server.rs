@@ -462,7 +462,9 @@ struct TypeState {
 /// A digest of a list of resources: their names' and contents' digests, in order.
 fn digest_of(list: &[Arc<Resource>]) -> u64 {
     list.iter().fold(0x243f_6a88_85a3_08d3, |v, r| {
-        (v ^ r.digest).wrapping_mul(0xff51_afd7_ed55_8ccd).rotate_left(31)
+        (v ^ r.digest)
+            .wrapping_mul(0xff51_afd7_ed55_8ccd)
+            .rotate_left(31)
     })
 }
 
@@ -1003,5 +1005,38 @@ mod tests {
             &pushed[0].nonce,
         ));
         assert_eq!(ev, Some(HealthEvent::Ack(CLUSTER_TYPE.into())));
+    }
+
+    /// A type whose resources are those it was last answered with is skipped without matching
+    /// them against the subscription; a change of them after that, or back to an earlier
+    /// state, is still pushed, and a resource outside the subscription changes nothing.
+    #[test]
+    fn unchanged_types_are_skipped_and_changes_after_a_skip_still_pushed() {
+        let mut s = Session::new(snap(&["c1", "c2"], 1));
+        let (out, _) = s.on_request(&req(ENDPOINT_TYPE, &["c1"], "", ""));
+        let eds = out[0].clone();
+        s.on_request(&req(ENDPOINT_TYPE, &["c1"], &eds.version_info, &eds.nonce));
+        let types = |out: &[DiscoveryResponse]| -> Vec<String> {
+            out.iter().map(|r| r.type_url.clone()).collect()
+        };
+        assert!(s.on_snapshot(snap(&["c1", "c2"], 1)).is_empty());
+        // c3 is not subscribed: nothing to send although the type's resources changed.
+        assert!(s.on_snapshot(snap(&["c1", "c2", "c3"], 1)).is_empty());
+        let out = s.on_snapshot(snap(&["c1", "c2", "c3"], 2));
+        assert_eq!(types(&out), vec![ENDPOINT_TYPE]);
+        assert_eq!(names_of(&out[0]), vec!["c1"]);
+        assert!(s.on_snapshot(snap(&["c1", "c2", "c3"], 2)).is_empty());
+        // Back to the first endpoints: pushed again.
+        let out = s.on_snapshot(snap(&["c1", "c2"], 1));
+        assert_eq!(types(&out), vec![ENDPOINT_TYPE]);
+        assert_eq!(names_of(&out[0]), vec!["c1"]);
+        // A new subscription is answered though the resources did not change.
+        let (out, _) = s.on_request(&req(
+            ENDPOINT_TYPE,
+            &["c1", "c2"],
+            &out[0].version_info,
+            &out[0].nonce,
+        ));
+        assert_eq!(names_of(&out[0]), vec!["c2"]);
     }
 }

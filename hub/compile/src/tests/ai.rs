@@ -140,7 +140,8 @@ fn an_ai_backend_ref_forwards_to_the_ai_gateway_with_the_identity_headers() {
         vec![chat_route(vec![ai_ref("local-llm", 1)])],
         vec![local("local-llm", &["127.0.1.10:8080"], "sk-a")],
     )]
-    .map(|(k, ci)| (k, std::sync::Arc::new(ci))).into();
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
+    .into();
     let c = compile(&fi, &ai_dp());
     let fw = forward_of(chat(&c));
     assert_eq!(fw.clusters.len(), 1);
@@ -224,7 +225,8 @@ fn a_rule_with_timeouts_keeps_them_and_a_mixed_rule_splits_by_weight() {
         vec![r],
         vec![local("local-llm", &["127.0.1.10:8080"], "sk-a")],
     )]
-    .map(|(k, ci)| (k, std::sync::Arc::new(ci))).into();
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
+    .into();
     let c = compile(&fi, &ai_dp());
     let fw = forward_of(chat(&c));
     assert_eq!(fw.timeout, Some(Duration::from_secs(600)));
@@ -249,7 +251,8 @@ fn model_aliases_reach_the_backends_route_and_only_its_own() {
         vec![],
         vec![aliased, local("plain", &["127.0.1.11:8080"], "sk-b")],
     )]
-    .map(|(k, ci)| (k, std::sync::Arc::new(ci))).into();
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
+    .into();
     let c = compile(&fi, &ai_dp());
     let routes = &c.snapshot.ai.tenants["a"].routes;
     assert_eq!(
@@ -288,7 +291,8 @@ fn the_ai_snapshot_has_one_route_per_resolved_backend() {
             missing_secret,
         ],
     )]
-    .map(|(k, ci)| (k, std::sync::Arc::new(ci))).into();
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
+    .into();
     let c = compile(&fi, &ai_dp());
     let routes = &c.snapshot.ai.tenants["a"].routes;
     // No route for an unresolved backend, nor for one without ready endpoints (the gateway
@@ -375,7 +379,8 @@ fn a_backend_without_ready_endpoints_gets_503_not_the_gateway() {
         vec![chat_route(vec![ai_ref("unready", 1)])],
         vec![local("unready", &[], "sk-u")],
     )]
-    .map(|(k, ci)| (k, std::sync::Arc::new(ci))).into();
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
+    .into();
     let c = compile(&fi, &ai_dp());
     let name = "t/a/c/c1/default/chat/r0/b0";
     assert_eq!(forward_clusters(chat(&c)), vec![(name.to_string(), 1)]);
@@ -431,7 +436,8 @@ fn missing_or_unresolved_ai_backends_get_500_and_backend_not_found() {
                 unresolved.clone(),
             ],
         )]
-        .map(|(k, ci)| (k, std::sync::Arc::new(ci))).into();
+        .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
+        .into();
         let c = compile(&fi, &ai_dp());
         let r = chat(&c);
         if want.is_empty() {
@@ -460,7 +466,8 @@ fn without_an_ai_gateway_an_ai_backend_ref_gets_500_and_says_why() {
         vec![chat_route(vec![ai_ref("local-llm", 1)])],
         vec![local("local-llm", &["127.0.1.10:8080"], "sk-a")],
     )]
-    .map(|(k, ci)| (k, std::sync::Arc::new(ci))).into();
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
+    .into();
     let c = compile(&fi, &dp());
     assert_eq!(chat(&c).action, RouteAction::DirectResponse(500));
     let s = status(&c, &ck("a", "c1"), Kind::HttpRoute, "chat");
@@ -524,7 +531,8 @@ fn a_route_never_reaches_another_tenants_or_clusters_backend() {
             ],
         ),
     ]
-    .map(|(k, ci)| (k, std::sync::Arc::new(ci))).into();
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
+    .into();
     let c = compile(&fi, &ai_dp());
     let a = chat(&c);
     assert_eq!(
@@ -590,7 +598,8 @@ fn a_tenants_changes_to_the_identity_headers_are_dropped() {
         vec![r],
         vec![local("local-llm", &["127.0.1.10:8080"], "sk-a")],
     )]
-    .map(|(k, ci)| (k, std::sync::Arc::new(ci))).into();
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
+    .into();
     let c = compile(&fi, &ai_dp());
     let route = chat(&c);
     assert_eq!(route.request_headers.set, set(&[("x-keep", "1")]));
@@ -623,7 +632,8 @@ fn the_tutorials_gateway_on_its_own_address_reaches_the_ai_gateway() {
         vec![chat_route(vec![ai_ref("local-llm", 1)])],
         vec![local("local-llm", &["127.0.1.10:8080"], "sk-a")],
     )]
-    .map(|(k, ci)| (k, std::sync::Arc::new(ci))).into();
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
+    .into();
     let l4 = super::own_address::pools(&["192.0.2.50"], None);
     let o = allocate::allocate(
         &l4,
@@ -664,7 +674,8 @@ fn incremental_compiles_follow_ai_backend_changes() {
             vec![chat_route(vec![ai_ref("local-llm", 1)])],
             backends,
         )]
-        .map(|(k, ci)| (k, std::sync::Arc::new(ci))).into()
+        .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
+        .into()
     };
     let steps = [
         build(vec![local("local-llm", &["127.0.1.10:8080"], "sk-a")]),
@@ -697,7 +708,8 @@ fn a_merged_route_with_an_ai_share_keeps_no_timeout() {
             vec![local("local-llm", &["127.0.1.10:8080"], "sk-a")],
         ),
     ]
-    .map(|(k, ci)| (k, std::sync::Arc::new(ci))).into();
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
+    .into();
     let c = compile(&fi, &ai_dp());
     let r = chat(&c);
     assert_eq!(
@@ -798,7 +810,8 @@ fn groups_become_routes_of_the_providers_the_gateway_can_dial() {
             vec![chat_route(vec![ai_ref("failover", 1)])],
             vec![b],
         )]
-        .map(|(k, ci)| (k, std::sync::Arc::new(ci))).into();
+        .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
+        .into();
         let c = compile(&fi, &ai_dp());
         let route = c
             .snapshot
@@ -852,7 +865,9 @@ fn a_groups_route_carries_each_providers_key_and_endpoints() {
             )],
         ])),
     };
-    let fi: FleetIntent = [with_ai(ck("a", "c1"), vec![], vec![], vec![b])].map(|(k, ci)| (k, std::sync::Arc::new(ci))).into();
+    let fi: FleetIntent = [with_ai(ck("a", "c1"), vec![], vec![], vec![b])]
+        .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
+        .into();
     let c = compile(&fi, &ai_dp());
     let r = &c.snapshot.ai.tenants["a"].routes["c1/default/failover"];
     let got: Vec<(String, String, Vec<SocketAddr>)> = r
@@ -905,7 +920,8 @@ fn a2a_services_go_to_the_ai_gateway_as_agents() {
         vec![chat_route(vec![a2a("echo", &["127.0.1.10:31999"])])],
         vec![],
     )]
-    .map(|(k, ci)| (k, std::sync::Arc::new(ci))).into();
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
+    .into();
     let c = compile(&fi, &ai_dp());
     let fw = forward_of(chat(&c));
     let [w] = fw.clusters.as_slice() else {
@@ -950,7 +966,8 @@ fn a2a_services_go_to_the_ai_gateway_as_agents() {
         vec![chat_route(vec![a2a("echo", &[])])],
         vec![],
     )]
-    .map(|(k, ci)| (k, std::sync::Arc::new(ci))).into();
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
+    .into();
     let c = compile(&fi, &ai_dp());
     let fw = forward_of(chat(&c));
     assert_ne!(fw.clusters[0].cluster, AI_GATEWAY_CLUSTER);
@@ -969,7 +986,8 @@ fn a2a_services_go_to_the_ai_gateway_as_agents() {
         vec![chat_route(vec![a2a("echo", &["127.0.1.10:31999"])])],
         vec![],
     )]
-    .map(|(k, ci)| (k, std::sync::Arc::new(ci))).into();
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
+    .into();
     let c = compile(&fi, &dp());
     assert!(
         matches!(chat(&c).action, RouteAction::DirectResponse(500)),

@@ -114,7 +114,8 @@ fn a_key_opens_the_routes_of_its_backends_and_says_which_are_missing() {
             vec![alice, bob],
         ),
     )]
-    .map(|(k, ci)| (k, std::sync::Arc::new(ci))).into();
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
+    .into();
     let c = compile(&fi, &dp_ai());
     let t = &c.snapshot.ai.tenants["a"];
     let a = &t.virtual_keys["c1/team/alice"];
@@ -157,7 +158,8 @@ fn a_key_never_opens_another_namespaces_clusters_or_tenants_backend() {
             cluster(vec![backend("team", "local-llm", keyed())], vec![]),
         ),
     ]
-    .map(|(k, ci)| (k, std::sync::Arc::new(ci))).into();
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
+    .into();
     let c = compile(&fi, &dp_ai());
     assert!(c.snapshot.ai.tenants["a"].virtual_keys.is_empty());
     assert!(c.snapshot.ai.tenants["b"].virtual_keys.is_empty());
@@ -195,7 +197,8 @@ fn a_key_to_a_passthrough_backend_is_refused_and_the_route_fails_closed() {
             vec![vkey("team", "k", 1, &["pass", "local-llm"], "t")],
         ),
     )]
-    .map(|(k, ci)| (k, std::sync::Arc::new(ci))).into();
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
+    .into();
     let c = compile(&fi, &dp_ai());
     let k = ck("a", "c1");
     assert_eq!(
@@ -243,7 +246,8 @@ fn the_same_key_twice_in_a_tenant_refuses_the_later_one_whatever_the_order_of_cl
             ),
         ),
     ]
-    .map(|(k, ci)| (k, std::sync::Arc::new(ci))).into();
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
+    .into();
     let c = compile(&fi, &dp_ai());
     let t = &c.snapshot.ai.tenants["a"];
     assert_eq!(
@@ -289,7 +293,8 @@ fn an_unresolved_key_reports_resolved_refs_false_and_its_route_fails_closed() {
             vec![missing, bad_budget],
         ),
     )]
-    .map(|(k, ci)| (k, std::sync::Arc::new(ci))).into();
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
+    .into();
     let c = compile(&fi, &dp_ai());
     let k = ck("a", "c1");
     assert_eq!(conds(&c, &k, "team", "k"), ok("BackendNotFound", false));
