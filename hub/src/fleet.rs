@@ -1618,7 +1618,7 @@ tenants:
                     },
                 );
             }
-            fleet.insert(ck, ci);
+            fleet.insert(ck, Arc::new(ci));
         }
         let (before, after) = claims_of(&owners, "a", &fleet);
         let names = |m: &BTreeMap<String, String>| m.keys().cloned().collect::<Vec<_>>();
