@@ -109,7 +109,7 @@ pub fn sync_admit(data: &[u8]) {
         tenant: "a".into(),
         cluster: "c1".into(),
     };
-    let intent: FleetIntent = [(key, ci)].into();
+    let intent: FleetIntent = [(key, std::sync::Arc::new(ci))].into();
     let (before, after) = fleet::claims_of(&hub.owners, "a", &intent);
     let mut owners = hub.owners.clone();
     fleet::replace_claims(&mut owners, before, after);

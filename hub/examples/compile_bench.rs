@@ -143,7 +143,9 @@ fn ms(d: Duration) -> String {
 }
 
 fn main() {
-    let intent: FleetIntent = (0..TENANTS).map(|t| (key(t), cluster_intent(t))).collect();
+    let intent: FleetIntent = (0..TENANTS)
+        .map(|t| (key(t), std::sync::Arc::new(cluster_intent(t))))
+        .collect();
     let dp = DataPlane {
         address: [127, 0, 0, 1].into(),
         ai_gateways: Vec::new(),
@@ -208,7 +210,7 @@ fn main() {
     let mut time = |name: &'static str, d: Duration| t.entry(name).or_default().push(d);
     let mut changed = intent.clone();
     for i in 0..RUNS {
-        let ci = changed.get_mut(&key(42)).expect("tenant 42 exists");
+        let ci = std::sync::Arc::make_mut(changed.get_mut(&key(42)).expect("tenant 42 exists"));
         ci.http_routes.insert(
             ("default".into(), "route-7".into()),
             route(42, 7, &format!("/v{i}")),

@@ -54,7 +54,8 @@ pub enum UpdateError {
 
 #[derive(Default)]
 struct State {
-    /// Shared with the compile loop's views; `apply` copies it only while a view is held.
+    /// Shared with the compile loop's views; `apply` copies it only while a view is held, and
+    /// then the map alone (a pointer per cluster: each cluster's intent stays shared).
     intent: Arc<FleetIntent>,
     /// Per cluster: changes every time `apply` replaces the cluster's intent.
     revisions: BTreeMap<ClusterKey, u64>,
@@ -611,8 +612,15 @@ impl Fleet {
                 retry_after,
             })?;
 
+        let started = std::time::Instant::now();
         let mut state = self.state.lock().expect("fleet state lock poisoned");
-        let mut intent = state.intent.get(key).cloned().unwrap_or_default();
+        let locked_us = started.elapsed().as_micros() as u64;
+        // This cluster's intent alone is copied (the others stay shared with the views).
+        let mut intent = state
+            .intent
+            .get(key)
+            .map(|ci| ClusterIntent::clone(ci))
+            .unwrap_or_default();
         let mut rejections = state.rejections.get(key).cloned().unwrap_or_default();
 
         if update.full_state {
@@ -749,7 +757,7 @@ impl Fleet {
             &key.tenant,
             &others,
             &key.cluster,
-            state.intent.get(key).unwrap_or(&empty),
+            state.intent.get(key).map_or(&empty, |ci| &**ci),
             &mut intent,
         );
         let mut over_quota = still_waiting;
@@ -776,8 +784,8 @@ impl Fleet {
             });
         }
 
-        // In place (a copy only if the compile loop still holds a view), undone if the store
-        // refuses.
+        // In place (a copy of the map only if the compile loop still holds a view: the other
+        // clusters' intents stay shared), undone if the store refuses.
         admit_span.set(|| {
             vec![
                 trace::Attribute::new("fleetgate.objects", count as i64),
@@ -793,9 +801,10 @@ impl Fleet {
             },
             || cluster_attributes(key),
         );
+        let admitted_us = started.elapsed().as_micros() as u64;
         let st = &mut *state;
         let fleet = Arc::make_mut(&mut st.intent);
-        let previous = fleet.insert(key.clone(), intent);
+        let previous = fleet.insert(key.clone(), Arc::new(intent));
         let (claimed_before, claimed_after) = claims_of(&st.owners, &key.tenant, fleet);
         let l4 = allocate::allocate(
             &config.l4,
@@ -803,12 +812,22 @@ impl Fleet {
             &st.l4.allocations,
             &wanted_ports(fleet),
         );
-        if let Err(e) = self.store.save_with_allocations(
+        let claimed_us = started.elapsed().as_micros() as u64;
+        let saved = self.store.save_with_allocations(
             key,
             &fleet[key],
             Change::new(&claimed_before, &claimed_after),
             Change::new(&st.l4.allocations, &l4.allocations),
-        ) {
+        );
+        tracing::debug!(
+            cluster = %key,
+            locked_us,
+            admitted_us,
+            claimed_us,
+            stored_us = started.elapsed().as_micros() as u64,
+            "apply steps (cumulative)"
+        );
+        if let Err(e) = saved {
             match previous {
                 Some(p) => fleet.insert(key.clone(), p),
                 None => fleet.remove(key),
@@ -1179,6 +1198,48 @@ tenants:
             .unwrap();
         assert_ne!(revision("a"), a1);
         assert_eq!(revision("b"), b1);
+    }
+
+    /// While the compile loop holds a view, an Update of one cluster copies the fleet's map of
+    /// clusters, not the other clusters' intent: they stay the very same (shared) values, and
+    /// the compiler's memo recompiles the changed cluster alone.
+    #[test]
+    fn an_update_under_a_held_view_shares_every_other_clusters_intent() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), (9000, 9001));
+        let fleet = Fleet::open(cfg.clone(), Store::open(&cfg.store_path).unwrap()).unwrap();
+        fleet
+            .apply(&key("a"), &full(vec![service("db", 9001, "127.0.1.10")]))
+            .unwrap();
+        fleet
+            .apply(
+                &key("b"),
+                &full(vec![tenant_route("b", "r", "2026-01-01T00:00:00Z")]),
+            )
+            .unwrap();
+        let mut memo = crate::run::CompileMemo::default();
+        let held = fleet.view();
+        crate::run::compile_view_with(&mut memo, &held, &cfg, &Default::default());
+        fleet
+            .apply(&key("a"), &full(vec![service("db", 9002, "127.0.1.10")]))
+            .unwrap();
+        let now = fleet.view();
+        assert!(
+            !Arc::ptr_eq(&held.intent, &now.intent),
+            "the held view is unchanged"
+        );
+        assert!(Arc::ptr_eq(&held.intent[&key("b")], &now.intent[&key("b")]));
+        assert!(!Arc::ptr_eq(
+            &held.intent[&key("a")],
+            &now.intent[&key("a")]
+        ));
+        assert_eq!(held.intent[&key("a")].services.len(), 1);
+        crate::run::compile_view_with(&mut memo, &now, &cfg, &Default::default());
+        assert_eq!(
+            memo.last_built(),
+            1,
+            "only the changed cluster is recompiled"
+        );
     }
 
     /// Upstream `ListenerSetAllowedNamespaceSame`: a ListenerSet from a namespace its Gateway
@@ -1557,7 +1618,7 @@ tenants:
                     },
                 );
             }
-            fleet.insert(ck, ci);
+            fleet.insert(ck, Arc::new(ci));
         }
         let (before, after) = claims_of(&owners, "a", &fleet);
         let names = |m: &BTreeMap<String, String>| m.keys().cloned().collect::<Vec<_>>();

@@ -129,6 +129,7 @@ pub fn compile_view_with(
                 .collect(),
         )
     };
+    let started = std::time::Instant::now();
     let compiled = memo.compile.compile_with_l4(
         &served,
         &view.revisions,
@@ -137,10 +138,13 @@ pub fn compile_view_with(
         &view.allocations,
         &view.allocation_failures,
     );
+    let compile_us = started.elapsed().as_micros() as u64;
     let mut snapshot = compiled.snapshot;
     withdraw_forbidden_endpoints(&mut snapshot, config, &view.reserved, &mut memo.endpoints);
+    let endpoints_us = started.elapsed().as_micros() as u64 - compile_us;
     withdraw_forbidden_ai_routes(&mut snapshot, config, &view.reserved);
     crate::traffic_limits::apply(&mut snapshot, &config.quotas);
+    let limits_us = started.elapsed().as_micros() as u64 - compile_us - endpoints_us;
     let mut statuses: BTreeMap<ClusterKey, Arc<Vec<_>>> = compiled.statuses;
     for nack in health.nacks.values() {
         let message = format!(
@@ -168,6 +172,14 @@ pub fn compile_view_with(
         list.extend(rejected.values().cloned());
         list.sort_by(|a, b| a.key.cmp(&b.key));
     }
+    tracing::debug!(
+        compile_us,
+        endpoints_us,
+        limits_us,
+        total_us = started.elapsed().as_micros() as u64,
+        clusters_recompiled = memo.last_built(),
+        "compile steps"
+    );
     (snapshot, Arc::new(statuses))
 }
 
@@ -570,7 +582,7 @@ pub async fn run_reloading(
                             &pins_now,
                         );
                         let out = (snapshot, statuses);
-                        // Fleet::apply copies the whole intent while a view is held: drop it at once.
+                        // Fleet::apply copies the intent's map while a view is held: drop it at once.
                         drop(view);
                         (memo, out)
                     })

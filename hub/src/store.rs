@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::allocate::{Allocations, Owner, PortKey, ServiceKey};
 use crate::model::{
@@ -326,7 +327,7 @@ impl Store {
         let mut out = Loaded::default();
         for row in self.kv.scan(INTENT)? {
             let (ck, intent) = self.decode_intent(&row.key[INTENT.len()..], &row.value)?;
-            out.intent.insert(ck, intent);
+            out.intent.insert(ck, Arc::new(intent));
         }
         out.owners = self.load_owners()?;
         Ok(out)
@@ -662,7 +663,7 @@ mod tests {
                 !file.windows(15).any(|w| w == b"secret-material"),
                 "the plain key is gone from the file"
             );
-            assert_eq!(s.load().unwrap().intent[&key], intent);
+            assert_eq!(*s.load().unwrap().intent[&key], intent);
             // New writes are sealed too.
             s.save(&key, &intent, SAME).unwrap();
             assert!(!raw_rows(&s)[0].contains("secret-material"));
@@ -675,7 +676,7 @@ mod tests {
         let e = Store::open(&path).unwrap().load().unwrap_err().to_string();
         assert!(e.contains("no store.key"), "{e}");
         let s = Store::open_sealed(&path, crate::seal::Sealer::from_key(&sealer_key)).unwrap();
-        assert_eq!(s.load().unwrap().intent[&key], intent);
+        assert_eq!(*s.load().unwrap().intent[&key], intent);
     }
 
     #[test]
@@ -729,7 +730,7 @@ mod tests {
                 .any(|w| w == b"sk-provider-secret"),
             "the plain keys are gone from the file"
         );
-        assert_eq!(s.load().unwrap().intent[&key], intent);
+        assert_eq!(*s.load().unwrap().intent[&key], intent);
         // A sealed key moved onto another backend does not open.
         let mut stored: Stored = serde_json::from_str(&rows[0]).unwrap();
         let sealed_one = stored.ai_backends[0].target.clone();
@@ -787,7 +788,7 @@ mod tests {
             .save(&key, &intent, SAME)
             .unwrap();
         let loaded = Store::open(&path).unwrap().load().unwrap();
-        assert_eq!(loaded.intent[&key], intent);
+        assert_eq!(*loaded.intent[&key], intent);
     }
 
     #[test]
@@ -809,7 +810,7 @@ mod tests {
         }
         let s = Store::open(&path).unwrap();
         let loaded = s.load().unwrap();
-        assert_eq!(loaded.intent[&key], intent);
+        assert_eq!(*loaded.intent[&key], intent);
         assert_eq!(loaded.owners, owners);
 
         s.save(&key, &ClusterIntent::default(), Change::new(&owners, NONE))

@@ -182,7 +182,7 @@ fn fleet(gateways: Vec<Gateway>, routes: Vec<HttpRoute>) -> FleetIntent {
             .collect(),
         ..Default::default()
     };
-    BTreeMap::from([(cluster_key(), ci)])
+    BTreeMap::from([(cluster_key(), std::sync::Arc::new(ci))])
 }
 
 /// The hub side: an ADS server on a free loopback port serving a snapshot channel.
@@ -373,9 +373,7 @@ async fn envoy_routes_by_host_and_path_and_follows_changes() {
     .await;
     // A hostname removed from the intent falls back to the catch-all.
     let mut fewer = intent(green, blue);
-    fewer
-        .get_mut(&cluster_key())
-        .unwrap()
+    std::sync::Arc::make_mut(fewer.get_mut(&cluster_key()).unwrap())
         .http_routes
         .remove(&("default".to_string(), "empty".to_string()));
     hub.snapshots
@@ -565,7 +563,7 @@ async fn envoy_sends_ai_routes_to_the_ai_gateway_with_only_its_own_identity_head
             ),
         ],
     );
-    let ci = fi.get_mut(&cluster_key()).unwrap();
+    let ci = std::sync::Arc::make_mut(fi.get_mut(&cluster_key()).unwrap());
     for name in ["local-llm", "other-llm"] {
         ci.ai_backends
             .insert(("default".into(), name.into()), ai_backend(name));

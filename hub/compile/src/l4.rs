@@ -734,7 +734,9 @@ mod tests {
         let dns = svc("dns", &[(53, L4Protocol::Tcp), (53, L4Protocol::Udp)]);
         ci.services
             .insert(("default".into(), "dns".into()), dns.clone());
-        let intent: FleetIntent = [(ck("a"), ci)].into();
+        let intent: FleetIntent = [(ck("a"), ci)]
+            .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
+            .into();
         let allocs: Allocations = [
             (
                 pk("a", "dns", 53, L4Protocol::Tcp),
@@ -884,7 +886,9 @@ mod tests {
         ] {
             ci.l4_routes.insert(k, r);
         }
-        [(ck("a"), ci)].into()
+        [(ck("a"), ci)]
+            .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
+            .into()
     }
 
     #[test]
@@ -1122,7 +1126,9 @@ mod tests {
             }
             let mut ci = ClusterIntent::default();
             ci.services.insert(("default".into(), "db".into()), s);
-            let intent: FleetIntent = [(ck("a"), ci)].into();
+            let intent: FleetIntent = [(ck("a"), ci)]
+                .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
+                .into();
             let key = pk("a", "db", 5432, L4Protocol::Tcp);
             let allocs: Allocations = if allocated {
                 [(key.clone(), "192.0.2.1:9001".parse().unwrap())].into()

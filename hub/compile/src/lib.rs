@@ -425,7 +425,8 @@ fn assemble(
     dp: &DataPlane,
 ) -> Compiled {
     let mut statuses = BTreeMap::new();
-    let mut clusters: BTreeMap<&str, &Arc<ClusterSnapshot>> = BTreeMap::new();
+    // Every part's upstream clusters (each part's ordered by name), sorted below.
+    let mut clusters: Vec<&Arc<ClusterSnapshot>> = Vec::new();
     let mut hosts: BTreeMap<u16, BTreeMap<&str, Vec<&HostPart>>> = BTreeMap::new();
     let mut gateways: BTreeMap<u16, BTreeSet<SourceObject>> = BTreeMap::new();
     let mut tls_inputs: BTreeMap<u16, Vec<tls::TlsListenerInput<'_>>> = BTreeMap::new();
@@ -451,9 +452,7 @@ fn assemble(
                 .entry(sec.name.clone())
                 .or_insert_with(|| sec.clone());
         }
-        for c in &part.clusters {
-            clusters.insert(&c.name, c);
-        }
+        clusters.extend(&part.clusters);
         for (port, pp) in &part.ports {
             gateways
                 .entry(*port)
@@ -544,6 +543,13 @@ fn assemble(
         .collect();
     listeners.extend(own_listeners);
 
+    // By name, one per name: the last part's (as inserting into a map by name would keep).
+    // The parts' lists are sorted runs: merged in about linear time, where inserting each of
+    // tens of thousands into a map compared names a dozen times each.
+    clusters.reverse();
+    clusters.sort_by(|a, b| a.name.cmp(&b.name));
+    clusters.dedup_by(|later, kept| later.name == kept.name);
+
     let keys: Vec<(&ClusterKey, &[virtual_keys::KeyPart])> = parts
         .iter()
         .map(|(ck, part)| (*ck, part.keys.as_slice()))
@@ -553,7 +559,7 @@ fn assemble(
     Compiled {
         snapshot: Snapshot {
             listeners,
-            clusters: clusters.into_values().cloned().collect(),
+            clusters: clusters.into_iter().cloned().collect(),
             tls_listeners,
             secrets: secrets.into_values().collect(),
             l4_listeners: Vec::new(),

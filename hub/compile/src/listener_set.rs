@@ -118,10 +118,10 @@ pub fn merge(intent: &FleetIntent, served: impl Fn(&crate::model::Listener) -> b
     let mut sets = BTreeMap::new();
     for (ck, original) in intent {
         if original.listener_sets.is_empty() {
-            clusters.insert(ck, Cow::Borrowed(original));
+            clusters.insert(ck, Cow::Borrowed(&**original));
             continue;
         }
-        let mut ci = original.clone();
+        let mut ci = ClusterIntent::clone(original);
         let mut cs = ClusterSets::default();
         // Parent -> the ListenerSets it takes, in precedence order.
         let mut taken: BTreeMap<NsName, Vec<&ListenerSet>> = BTreeMap::new();

@@ -20,6 +20,7 @@
 //! incremental compiles against fresh ones across changes that touch each of them.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::conflict::{self, Conflict};
 use super::grpc::{self, Age, Claims};
@@ -46,8 +47,9 @@ pub struct Memo {
 /// What the memo keeps of one cluster.
 #[derive(Debug)]
 struct Entry {
-    /// The intent everything below was computed from, and its revision if it came with one.
-    intent: ClusterIntent,
+    /// The intent everything below was computed from (shared with the fleet's intent, so
+    /// kept at the cost of a pointer), and its revision if it came with one.
+    intent: Arc<ClusterIntent>,
     revision: Option<u64>,
     /// The cluster's HTTPRoute/GRPCRoute attachments (depend on its intent and `dp` only).
     claims: Claims,
@@ -117,7 +119,9 @@ impl Memo {
                 if revision.is_some() && e.revision == revision {
                     continue;
                 }
-                if e.intent == *ci {
+                // The same allocation is the same intent (the hub's `Fleet` replaces a
+                // cluster's `Arc` when its intent changes).
+                if Arc::ptr_eq(&e.intent, ci) || e.intent == *ci {
                     e.revision = revision;
                     continue;
                 }
@@ -126,7 +130,7 @@ impl Memo {
             let claims = grpc::claims(ck, merged_ci, &merged, dp);
             claims_changed |= self.clusters.get(ck).is_none_or(|e| e.claims != claims);
             let entry = Entry {
-                intent: ci.clone(),
+                intent: Arc::clone(ci),
                 revision,
                 claims,
                 part: None,

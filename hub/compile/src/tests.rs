@@ -209,7 +209,7 @@ fn intent(clusters: Vec<(ClusterKey, Vec<Gateway>, Vec<HttpRoute>)>) -> FleetInt
                     .collect(),
                 ..Default::default()
             };
-            (k, ci)
+            (k, std::sync::Arc::new(ci))
         })
         .collect()
 }
@@ -1422,7 +1422,7 @@ fn http_gw() -> Gateway {
 }
 
 fn with_grpc(mut fleet: FleetIntent, routes: Vec<crate::model::GrpcRoute>) -> FleetIntent {
-    let ci = fleet.get_mut(&ck("a", "c1")).unwrap();
+    let ci = std::sync::Arc::make_mut(fleet.get_mut(&ck("a", "c1")).unwrap());
     for r in routes {
         ci.grpc_routes
             .insert((r.meta.namespace.clone(), r.meta.name.clone()), r);

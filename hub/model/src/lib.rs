@@ -163,8 +163,12 @@ impl ClusterIntent {
     }
 }
 
-/// All accepted intent of the fleet: the compiler's whole input.
-pub type FleetIntent = BTreeMap<ClusterKey, ClusterIntent>;
+/// All accepted intent of the fleet: the compiler's whole input. Each cluster's intent is
+/// shared (`Arc`), so that a copy of the fleet's intent (the hub's `Fleet` copies it when it
+/// changes one cluster while the compile loop still reads the previous one) costs a pointer per
+/// cluster, not the fleet's objects, and a cluster whose intent was not replaced is recognised
+/// by its pointer.
+pub type FleetIntent = BTreeMap<ClusterKey, std::sync::Arc<ClusterIntent>>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Gateway {

@@ -61,7 +61,7 @@ impl Fleet {
         if st
             .intent
             .get(key)
-            .map_or(intent.is_empty(), |have| *have == intent)
+            .map_or(intent.is_empty(), |have| **have == intent)
         {
             return;
         }
@@ -69,7 +69,7 @@ impl Fleet {
         if intent.is_empty() {
             fleet.remove(key);
         } else {
-            fleet.insert(key.clone(), intent);
+            fleet.insert(key.clone(), Arc::new(intent));
         }
         *st.revisions.entry(key.clone()).or_default() += 1;
         self.reread_claims(st);
@@ -103,7 +103,8 @@ impl Fleet {
             }
         }
         for (key, intent) in loaded.intent {
-            self.adopt(&key, intent);
+            // Not shared yet (just loaded): taken without a copy.
+            self.adopt(&key, Arc::unwrap_or_clone(intent));
         }
         let mut state = self.state.lock().expect("fleet state lock poisoned");
         self.reread_claims(&mut state);

@@ -162,7 +162,7 @@ pub fn intent_claims_and_allocations_round_trip(open: &dyn Fn() -> Arc<dyn Kv>) 
     .unwrap();
     // The other hub reads what the first wrote.
     let loaded = two.load().unwrap();
-    assert_eq!(loaded.intent[&key], one_gateway());
+    assert_eq!(*loaded.intent[&key], one_gateway());
     assert_eq!(
         loaded.owners.get("shop.roundtrip.example"),
         owners.values().next()

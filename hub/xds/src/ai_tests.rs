@@ -127,7 +127,8 @@ fn compiled_route_configuration() -> RouteConfiguration {
         }],
         ai_gateways: vec!["127.0.0.1:18090".parse().unwrap()],
     };
-    let compiled = fleetgate_hub_compile::compile(&BTreeMap::from([(key, ci)]), &dp);
+    let compiled =
+        fleetgate_hub_compile::compile(&BTreeMap::from([(key, std::sync::Arc::new(ci))]), &dp);
     crate::resources::route_configuration(&compiled.snapshot.listeners[0])
 }
 

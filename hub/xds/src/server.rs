@@ -452,6 +452,20 @@ struct TypeState {
     /// Non-wildcard types: the digest of each requested resource as last sent, so that a
     /// response holds only the resources that changed since (or were newly requested).
     have: HashMap<String, u64>,
+    /// The digest of every resource of the type (requested or not) when this type was last
+    /// answered, while the subscription (`names`) stayed the same since: a snapshot whose
+    /// resources of the type all have the same digests needs no response for it, found without
+    /// matching every resource against the subscription ([`Session::respond`]).
+    answered: Option<u64>,
+}
+
+/// A digest of a list of resources: their names' and contents' digests, in order.
+fn digest_of(list: &[Arc<Resource>]) -> u64 {
+    list.iter().fold(0x243f_6a88_85a3_08d3, |v, r| {
+        (v ^ r.digest)
+            .wrapping_mul(0xff51_afd7_ed55_8ccd)
+            .rotate_left(31)
+    })
 }
 
 /// The protocol state of one ADS stream; no I/O, so it is unit-tested directly.
@@ -506,6 +520,7 @@ impl Session {
         let names_changed = names != st.names;
         if names_changed {
             st.have.retain(|name, _| names.contains(name));
+            st.answered = None;
         }
         st.names = names;
         if let Some(err) = &req.error_detail {
@@ -580,9 +595,17 @@ impl Session {
     fn respond(&mut self, type_url: &str, force: bool) -> Option<DiscoveryResponse> {
         let st = self.types.get_mut(type_url)?;
         let wildcard = is_wildcard_type(type_url);
-        let requested: Vec<&Arc<Resource>> = self
-            .resources
-            .of(type_url)
+        let all = self.resources.of(type_url);
+        // What is requested, and so the response, depends only on the type's resources and
+        // the subscription: when neither changed since this type was last answered, the
+        // answer is the same (nothing new to send). One pass over the digests, where matching
+        // each of thousands of resources against the subscription costs milliseconds.
+        let digest = digest_of(all);
+        if !force && st.answered == Some(digest) {
+            return None;
+        }
+        st.answered = Some(digest);
+        let requested: Vec<&Arc<Resource>> = all
             .iter()
             .filter(|r| wildcard || st.names.contains(&r.name))
             .collect();
@@ -994,5 +1017,38 @@ mod tests {
             &pushed[0].nonce,
         ));
         assert_eq!(ev, Some(HealthEvent::Ack(CLUSTER_TYPE.into())));
+    }
+
+    /// A type whose resources are those it was last answered with is skipped without matching
+    /// them against the subscription; a change of them after that, or back to an earlier
+    /// state, is still pushed, and a resource outside the subscription changes nothing.
+    #[test]
+    fn unchanged_types_are_skipped_and_changes_after_a_skip_still_pushed() {
+        let mut s = Session::new(snap(&["c1", "c2"], 1));
+        let (out, _) = s.on_request(&req(ENDPOINT_TYPE, &["c1"], "", ""));
+        let eds = out[0].clone();
+        s.on_request(&req(ENDPOINT_TYPE, &["c1"], &eds.version_info, &eds.nonce));
+        let types = |out: &[DiscoveryResponse]| -> Vec<String> {
+            out.iter().map(|r| r.type_url.clone()).collect()
+        };
+        assert!(s.on_snapshot(snap(&["c1", "c2"], 1)).is_empty());
+        // c3 is not subscribed: nothing to send although the type's resources changed.
+        assert!(s.on_snapshot(snap(&["c1", "c2", "c3"], 1)).is_empty());
+        let out = s.on_snapshot(snap(&["c1", "c2", "c3"], 2));
+        assert_eq!(types(&out), vec![ENDPOINT_TYPE]);
+        assert_eq!(names_of(&out[0]), vec!["c1"]);
+        assert!(s.on_snapshot(snap(&["c1", "c2", "c3"], 2)).is_empty());
+        // Back to the first endpoints: pushed again.
+        let out = s.on_snapshot(snap(&["c1", "c2"], 1));
+        assert_eq!(types(&out), vec![ENDPOINT_TYPE]);
+        assert_eq!(names_of(&out[0]), vec!["c1"]);
+        // A new subscription is answered though the resources did not change.
+        let (out, _) = s.on_request(&req(
+            ENDPOINT_TYPE,
+            &["c1", "c2"],
+            &out[0].version_info,
+            &out[0].nonce,
+        ));
+        assert_eq!(names_of(&out[0]), vec!["c2"]);
     }
 }

@@ -122,7 +122,7 @@ fn intent(case: &Case) -> FleetIntent {
                 tenant: c.tenant.clone(),
                 cluster: c.cluster.clone(),
             };
-            (ck, ci)
+            (ck, std::sync::Arc::new(ci))
         })
         .collect()
 }

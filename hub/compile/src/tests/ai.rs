@@ -95,7 +95,7 @@ fn with_ai(
     backends: Vec<AiBackend>,
 ) -> (ClusterKey, ClusterIntent) {
     let mut fi = intent(vec![(k.clone(), gws, routes)]);
-    let mut ci = fi.remove(&k).expect("one cluster");
+    let mut ci = std::sync::Arc::unwrap_or_clone(fi.remove(&k).expect("one cluster"));
     ci.ai_backends = backends
         .into_iter()
         .map(|b| ((b.meta.namespace.clone(), b.meta.name.clone()), b))
@@ -140,6 +140,7 @@ fn an_ai_backend_ref_forwards_to_the_ai_gateway_with_the_identity_headers() {
         vec![chat_route(vec![ai_ref("local-llm", 1)])],
         vec![local("local-llm", &["127.0.1.10:8080"], "sk-a")],
     )]
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
     .into();
     let c = compile(&fi, &ai_dp());
     let fw = forward_of(chat(&c));
@@ -224,6 +225,7 @@ fn a_rule_with_timeouts_keeps_them_and_a_mixed_rule_splits_by_weight() {
         vec![r],
         vec![local("local-llm", &["127.0.1.10:8080"], "sk-a")],
     )]
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
     .into();
     let c = compile(&fi, &ai_dp());
     let fw = forward_of(chat(&c));
@@ -249,6 +251,7 @@ fn model_aliases_reach_the_backends_route_and_only_its_own() {
         vec![],
         vec![aliased, local("plain", &["127.0.1.11:8080"], "sk-b")],
     )]
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
     .into();
     let c = compile(&fi, &ai_dp());
     let routes = &c.snapshot.ai.tenants["a"].routes;
@@ -288,6 +291,7 @@ fn the_ai_snapshot_has_one_route_per_resolved_backend() {
             missing_secret,
         ],
     )]
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
     .into();
     let c = compile(&fi, &ai_dp());
     let routes = &c.snapshot.ai.tenants["a"].routes;
@@ -375,6 +379,7 @@ fn a_backend_without_ready_endpoints_gets_503_not_the_gateway() {
         vec![chat_route(vec![ai_ref("unready", 1)])],
         vec![local("unready", &[], "sk-u")],
     )]
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
     .into();
     let c = compile(&fi, &ai_dp());
     let name = "t/a/c/c1/default/chat/r0/b0";
@@ -431,6 +436,7 @@ fn missing_or_unresolved_ai_backends_get_500_and_backend_not_found() {
                 unresolved.clone(),
             ],
         )]
+        .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
         .into();
         let c = compile(&fi, &ai_dp());
         let r = chat(&c);
@@ -460,6 +466,7 @@ fn without_an_ai_gateway_an_ai_backend_ref_gets_500_and_says_why() {
         vec![chat_route(vec![ai_ref("local-llm", 1)])],
         vec![local("local-llm", &["127.0.1.10:8080"], "sk-a")],
     )]
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
     .into();
     let c = compile(&fi, &dp());
     assert_eq!(chat(&c).action, RouteAction::DirectResponse(500));
@@ -524,6 +531,7 @@ fn a_route_never_reaches_another_tenants_or_clusters_backend() {
             ],
         ),
     ]
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
     .into();
     let c = compile(&fi, &ai_dp());
     let a = chat(&c);
@@ -590,6 +598,7 @@ fn a_tenants_changes_to_the_identity_headers_are_dropped() {
         vec![r],
         vec![local("local-llm", &["127.0.1.10:8080"], "sk-a")],
     )]
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
     .into();
     let c = compile(&fi, &ai_dp());
     let route = chat(&c);
@@ -623,6 +632,7 @@ fn the_tutorials_gateway_on_its_own_address_reaches_the_ai_gateway() {
         vec![chat_route(vec![ai_ref("local-llm", 1)])],
         vec![local("local-llm", &["127.0.1.10:8080"], "sk-a")],
     )]
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
     .into();
     let l4 = super::own_address::pools(&["192.0.2.50"], None);
     let o = allocate::allocate(
@@ -664,6 +674,7 @@ fn incremental_compiles_follow_ai_backend_changes() {
             vec![chat_route(vec![ai_ref("local-llm", 1)])],
             backends,
         )]
+        .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
         .into()
     };
     let steps = [
@@ -697,6 +708,7 @@ fn a_merged_route_with_an_ai_share_keeps_no_timeout() {
             vec![local("local-llm", &["127.0.1.10:8080"], "sk-a")],
         ),
     ]
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
     .into();
     let c = compile(&fi, &ai_dp());
     let r = chat(&c);
@@ -798,6 +810,7 @@ fn groups_become_routes_of_the_providers_the_gateway_can_dial() {
             vec![chat_route(vec![ai_ref("failover", 1)])],
             vec![b],
         )]
+        .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
         .into();
         let c = compile(&fi, &ai_dp());
         let route = c
@@ -852,7 +865,9 @@ fn a_groups_route_carries_each_providers_key_and_endpoints() {
             )],
         ])),
     };
-    let fi: FleetIntent = [with_ai(ck("a", "c1"), vec![], vec![], vec![b])].into();
+    let fi: FleetIntent = [with_ai(ck("a", "c1"), vec![], vec![], vec![b])]
+        .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
+        .into();
     let c = compile(&fi, &ai_dp());
     let r = &c.snapshot.ai.tenants["a"].routes["c1/default/failover"];
     let got: Vec<(String, String, Vec<SocketAddr>)> = r
@@ -905,6 +920,7 @@ fn a2a_services_go_to_the_ai_gateway_as_agents() {
         vec![chat_route(vec![a2a("echo", &["127.0.1.10:31999"])])],
         vec![],
     )]
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
     .into();
     let c = compile(&fi, &ai_dp());
     let fw = forward_of(chat(&c));
@@ -950,6 +966,7 @@ fn a2a_services_go_to_the_ai_gateway_as_agents() {
         vec![chat_route(vec![a2a("echo", &[])])],
         vec![],
     )]
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
     .into();
     let c = compile(&fi, &ai_dp());
     let fw = forward_of(chat(&c));
@@ -969,6 +986,7 @@ fn a2a_services_go_to_the_ai_gateway_as_agents() {
         vec![chat_route(vec![a2a("echo", &["127.0.1.10:31999"])])],
         vec![],
     )]
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
     .into();
     let c = compile(&fi, &dp());
     assert!(

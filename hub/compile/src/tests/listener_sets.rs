@@ -32,7 +32,7 @@ fn ls_parent(ns: &str, name: &str) -> ParentRef {
 /// One cluster: `gws`, `sets` and `routes`.
 fn fleet(gws: Vec<Gateway>, sets: Vec<ListenerSet>, routes: Vec<HttpRoute>) -> FleetIntent {
     let mut f = one(gws, routes);
-    let ci = f.get_mut(&ck("a", "c1")).unwrap();
+    let ci = std::sync::Arc::make_mut(f.get_mut(&ck("a", "c1")).unwrap());
     for s in sets {
         ci.listener_sets
             .insert((s.meta.namespace.clone(), s.meta.name.clone()), s);
@@ -442,7 +442,7 @@ fn only_clusters_with_listener_sets_are_copied() {
         )],
         vec![],
     );
-    f.insert(ck("a", "c2"), ClusterIntent::default());
+    f.insert(ck("a", "c2"), Default::default());
     let m = listener_set::merge(&f, |_| true);
     assert!(m.copied(&ck("a", "c1")));
     assert!(!m.copied(&ck("a", "c2")));

@@ -109,8 +109,7 @@ fn a_grpc_route_becoming_older_rebuilds_the_http_route_of_another_cluster() {
             (ck("a", "c2"), vec![web()], vec![http.clone()]),
         ]);
         let g = grpc(grpc_at);
-        fi.get_mut(&ck("a", "c1"))
-            .unwrap()
+        std::sync::Arc::make_mut(fi.get_mut(&ck("a", "c1")).unwrap())
             .grpc_routes
             .insert((g.meta.namespace.clone(), g.meta.name.clone()), g);
         fi
@@ -228,7 +227,7 @@ fn random_walk_of_changes_compiles_like_a_fresh_compile() {
         let key = ck(t, c);
         let r = format!("r{}", next(3));
         let what = next(7);
-        let ci = fi.entry(key.clone()).or_default();
+        let ci = std::sync::Arc::make_mut(fi.entry(key.clone()).or_default());
         match what {
             0 => {
                 let route = route(

@@ -458,7 +458,7 @@ fn tls_routes_pass_through_by_sni_next_to_https() {
             &[],
         )],
     );
-    let ci = fleet.get_mut(&ck("a", "c1")).unwrap();
+    let ci = std::sync::Arc::make_mut(fleet.get_mut(&ck("a", "c1")).unwrap());
     for r in [
         tls_route(
             "pg",
@@ -625,7 +625,7 @@ fn hostname_less_passthrough_is_served_on_the_gateways_own_address_only() {
     );
     let mut fleet = fleet;
     for t in ["a", "b"] {
-        let ci = fleet.get_mut(&ck(t, "c1")).unwrap();
+        let ci = std::sync::Arc::make_mut(fleet.get_mut(&ck(t, "c1")).unwrap());
         let mut routes = vec![tls_route(
             "any",
             &[],
@@ -782,9 +782,7 @@ fn tls_routes_on_http_or_https_only_gateways_are_not_allowed_by_listeners() {
             vec![backend("b", 1, &["127.0.1.1:443"])],
         );
         r.parent_refs[0].section_name = section.map(str::to_string);
-        fleet
-            .get_mut(&ck("a", "c1"))
-            .unwrap()
+        std::sync::Arc::make_mut(fleet.get_mut(&ck("a", "c1")).unwrap())
             .tls_routes
             .insert(("default".into(), "r".into()), r);
         let out = compile(&fleet, &tls_dp());

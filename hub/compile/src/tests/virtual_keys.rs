@@ -114,6 +114,7 @@ fn a_key_opens_the_routes_of_its_backends_and_says_which_are_missing() {
             vec![alice, bob],
         ),
     )]
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
     .into();
     let c = compile(&fi, &dp_ai());
     let t = &c.snapshot.ai.tenants["a"];
@@ -157,6 +158,7 @@ fn a_key_never_opens_another_namespaces_clusters_or_tenants_backend() {
             cluster(vec![backend("team", "local-llm", keyed())], vec![]),
         ),
     ]
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
     .into();
     let c = compile(&fi, &dp_ai());
     assert!(c.snapshot.ai.tenants["a"].virtual_keys.is_empty());
@@ -195,6 +197,7 @@ fn a_key_to_a_passthrough_backend_is_refused_and_the_route_fails_closed() {
             vec![vkey("team", "k", 1, &["pass", "local-llm"], "t")],
         ),
     )]
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
     .into();
     let c = compile(&fi, &dp_ai());
     let k = ck("a", "c1");
@@ -243,6 +246,7 @@ fn the_same_key_twice_in_a_tenant_refuses_the_later_one_whatever_the_order_of_cl
             ),
         ),
     ]
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
     .into();
     let c = compile(&fi, &dp_ai());
     let t = &c.snapshot.ai.tenants["a"];
@@ -289,6 +293,7 @@ fn an_unresolved_key_reports_resolved_refs_false_and_its_route_fails_closed() {
             vec![missing, bad_budget],
         ),
     )]
+    .map(|(k, ci)| (k, std::sync::Arc::new(ci)))
     .into();
     let c = compile(&fi, &dp_ai());
     let k = ck("a", "c1");
