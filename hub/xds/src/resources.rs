@@ -129,13 +129,16 @@ impl Resource {
 /// Each digest already covers its resource's name, type and bytes, so the version folds the
 /// digests in order (a multiply-rotate mix: no pass over the names' bytes again).
 pub fn version_of<'a>(list: impl IntoIterator<Item = &'a Resource>) -> String {
-    let mut v: u64 = 0x9e37_79b9_7f4a_7c15;
-    for r in list {
-        v = (v ^ r.digest)
+    format!("{:016x}", digest_of(list))
+}
+
+/// A digest of a list of resources, in order: [`version_of`] as a number.
+pub fn digest_of<'a>(list: impl IntoIterator<Item = &'a Resource>) -> u64 {
+    list.into_iter().fold(0x9e37_79b9_7f4a_7c15, |v, r| {
+        (v ^ r.digest)
             .wrapping_mul(0xff51_afd7_ed55_8ccd)
-            .rotate_left(29);
-    }
-    format!("{v:016x}")
+            .rotate_left(29)
+    })
 }
 
 /// All resources of a snapshot, by type URL, each list ordered by name.

@@ -459,15 +459,6 @@ struct TypeState {
     answered: Option<u64>,
 }
 
-/// A digest of a list of resources: their names' and contents' digests, in order.
-fn digest_of(list: &[Arc<Resource>]) -> u64 {
-    list.iter().fold(0x243f_6a88_85a3_08d3, |v, r| {
-        (v ^ r.digest)
-            .wrapping_mul(0xff51_afd7_ed55_8ccd)
-            .rotate_left(31)
-    })
-}
-
 /// The protocol state of one ADS stream; no I/O, so it is unit-tested directly.
 struct Session {
     node: String,
@@ -600,7 +591,7 @@ impl Session {
         // the subscription: when neither changed since this type was last answered, the
         // answer is the same (nothing new to send). One pass over the digests, where matching
         // each of thousands of resources against the subscription costs milliseconds.
-        let digest = digest_of(all);
+        let digest = resources::digest_of(all.iter().map(|r| &**r));
         if !force && st.answered == Some(digest) {
             return None;
         }
