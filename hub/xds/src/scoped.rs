@@ -29,7 +29,8 @@
 //! Scope keys compare bytes: on a scoped port a Host in other letter case than the configured
 //! hostname gets 404, where Envoy's virtual-host matching would ignore the case.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::common::mutation_rules::v3::{HeaderMutation, header_mutation};
@@ -99,40 +100,77 @@ pub struct Table<'a> {
     pub virtual_hosts: Vec<&'a Arc<VirtualHost>>,
 }
 
-/// Which table serves each virtual host of the scoped listener `l` (see the module docs).
+/// Which table serves each virtual host of the scoped listener `l` (see the module docs). One
+/// pass finds each virtual host's tenant (a lookup with [`fnv1a`], not SipHash: this runs over
+/// every hostname of the port for every change), the next its table by arithmetic: the tables
+/// are numbered tenant by tenant (tenants in name order), a tenant's `2^k` tables in a row.
 pub fn layout(l: &ListenerSnapshot) -> Layout<'_> {
-    let hosts: Vec<(&Arc<VirtualHost>, &str)> = scoped_virtual_hosts(l)
-        .map(|vh| (vh, tenant_of(vh)))
-        .collect();
-    let mut per_tenant: HashMap<&str, usize> = HashMap::new();
-    for (_, tenant) in &hosts {
-        *per_tenant.entry(tenant).or_default() += 1;
-    }
-    let mut index: BTreeMap<(&str, u64), usize> = BTreeMap::new();
-    let keys: Vec<(&str, u64)> = hosts
-        .iter()
-        .map(|(vh, tenant)| {
-            let tables = per_tenant[tenant]
-                .div_ceil(HOSTS_PER_TABLE)
-                .next_power_of_two() as u64;
-            let key = (*tenant, fnv1a(vh.name.as_bytes()) & (tables - 1));
-            index.insert(key, 0);
-            key
+    let mut tenant_index: HashMap<&str, usize, BuildHasherDefault<Fnv>> = HashMap::default();
+    let mut tenants: Vec<(&str, usize)> = Vec::new();
+    let hosts: Vec<(&Arc<VirtualHost>, usize)> = scoped_virtual_hosts(l)
+        .map(|vh| {
+            let tenant = tenant_of(vh);
+            let i = *tenant_index.entry(tenant).or_insert_with(|| {
+                tenants.push((tenant, 0));
+                tenants.len() - 1
+            });
+            tenants[i].1 += 1;
+            (vh, i)
         })
         .collect();
-    let mut tables = Vec::with_capacity(index.len());
-    for (i, ((tenant, n), slot)) in index.iter_mut().enumerate() {
-        *slot = i;
-        tables.push(Table {
-            name: table_name(&l.name, tenant, *n),
-            virtual_hosts: Vec::new(),
-        });
+    // Tenants in name order: each one's first table number and its number of tables.
+    let mut order: Vec<usize> = (0..tenants.len()).collect();
+    order.sort_unstable_by_key(|&i| tenants[i].0);
+    let mut first = vec![0; tenants.len()];
+    let mut slots = Vec::new();
+    for &i in &order {
+        let (tenant, n) = tenants[i];
+        first[i] = slots.len();
+        let count = n.div_ceil(HOSTS_PER_TABLE).next_power_of_two();
+        slots.extend((0..count as u64).map(|k| (tenant, k, Vec::new())));
     }
-    let table_of: Vec<usize> = keys.iter().map(|k| index[k]).collect();
-    for ((vh, _), &t) in hosts.iter().zip(&table_of) {
-        tables[t].virtual_hosts.push(vh);
+    let mut slot_of = Vec::with_capacity(hosts.len());
+    for (vh, i) in hosts {
+        let count = (tenants[i].1.div_ceil(HOSTS_PER_TABLE).next_power_of_two()) as u64;
+        let slot = first[i] + (fnv1a(vh.name.as_bytes()) & (count - 1)) as usize;
+        slots[slot].2.push(vh);
+        slot_of.push(slot);
     }
+    // A table no hostname hashed to is left out.
+    let mut index = vec![usize::MAX; slots.len()];
+    let mut tables = Vec::with_capacity(slots.len());
+    for (slot, (tenant, k, virtual_hosts)) in slots.into_iter().enumerate() {
+        if !virtual_hosts.is_empty() {
+            index[slot] = tables.len();
+            tables.push(Table {
+                name: table_name(&l.name, tenant, k),
+                virtual_hosts,
+            });
+        }
+    }
+    let table_of = slot_of.into_iter().map(|slot| index[slot]).collect();
     Layout { tables, table_of }
+}
+
+/// [`fnv1a`] as a `Hasher`, for maps keyed by tenant names.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(FNV_OFFSET)
+    }
+}
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = bytes
+            .iter()
+            .fold(self.0, |h, b| (h ^ u64::from(*b)).wrapping_mul(FNV_PRIME));
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// The tenant a virtual host belongs to: that of its routes (a hostname is claimed by one
@@ -147,10 +185,13 @@ fn tenant_of(vh: &VirtualHost) -> &str {
 /// FNV-1a: a hash that is the same in every process and release, so a virtual host stays in
 /// its table across hub restarts and upgrades.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    bytes.iter().fold(FNV_OFFSET, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(FNV_PRIME)
     })
 }
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 /// The name of table `n` of `tenant` on listener `listener`.
 pub fn table_name(listener: &str, tenant: &str, n: u64) -> String {
