@@ -126,13 +126,11 @@ pub fn layout(l: &ListenerSnapshot) -> Layout<'_> {
     for &i in &order {
         let (tenant, n) = tenants[i];
         first[i] = slots.len();
-        let count = n.div_ceil(HOSTS_PER_TABLE).next_power_of_two();
-        slots.extend((0..count as u64).map(|k| (tenant, k, Vec::new())));
+        slots.extend((0..tables_for(n)).map(|k| (tenant, k, Vec::new())));
     }
     let mut slot_of = Vec::with_capacity(hosts.len());
     for (vh, i) in hosts {
-        let count = (tenants[i].1.div_ceil(HOSTS_PER_TABLE).next_power_of_two()) as u64;
-        let slot = first[i] + (fnv1a(vh.name.as_bytes()) & (count - 1)) as usize;
+        let slot = first[i] + (fnv1a(vh.name.as_bytes()) & (tables_for(tenants[i].1) - 1)) as usize;
         slots[slot].2.push(vh);
         slot_of.push(slot);
     }
@@ -150,6 +148,11 @@ pub fn layout(l: &ListenerSnapshot) -> Layout<'_> {
     }
     let table_of = slot_of.into_iter().map(|slot| index[slot]).collect();
     Layout { tables, table_of }
+}
+
+/// How many tables a tenant with `n` virtual hosts on the port has: a power of two.
+fn tables_for(n: usize) -> u64 {
+    n.div_ceil(HOSTS_PER_TABLE).next_power_of_two() as u64
 }
 
 /// [`fnv1a`] as a `Hasher`, for maps keyed by tenant names.
