@@ -166,15 +166,16 @@ pub fn build_cached(s: &Snapshot, cache: &mut super::cache::ResourceCache) -> Re
     cache.begin();
     let mut by_type: BTreeMap<&'static str, Vec<Arc<Resource>>> = BTreeMap::new();
     for l in &s.listeners {
+        let scoped = super::scoped::is_scoped(l);
         by_type
             .entry(LISTENER_TYPE)
             .or_default()
             .push(Arc::new(Resource::new(
                 l.name.clone(),
-                pack_any(listener(l)),
+                pack_any(listener_of(l, scoped)),
                 l.gateways.clone(),
             )));
-        if super::scoped::is_scoped(l) {
+        if scoped {
             let (scopes, tables) = cache.scoped(l);
             by_type.entry(SCOPED_ROUTE_TYPE).or_default().extend(scopes);
             by_type.entry(ROUTE_TYPE).or_default().extend(tables);
@@ -274,9 +275,15 @@ pub(crate) fn socket_address(addr: std::net::SocketAddr) -> Address {
 }
 
 /// The HTTP connection manager of a data-plane port, hardened for the edge: its routes come
-/// from one RouteConfiguration named like the port, or one per hostname (`super::scoped`).
+/// from one RouteConfiguration named like the port, or from its tenants' tables through
+/// scopes (`super::scoped`).
 pub fn http_connection_manager(l: &ListenerSnapshot) -> HttpConnectionManager {
-    let scoped = super::scoped::is_scoped(l);
+    connection_manager(l, super::scoped::is_scoped(l))
+}
+
+/// [`http_connection_manager`] with `scoped` already known (`super::scoped::is_scoped` walks
+/// every virtual host of the port: once per build is enough).
+fn connection_manager(l: &ListenerSnapshot, scoped: bool) -> HttpConnectionManager {
     HttpConnectionManager {
         stat_prefix: l.name.replace('/', "_"),
         codec_type: http_connection_manager::CodecType::Auto as i32,
@@ -331,6 +338,11 @@ pub fn http_connection_manager(l: &ListenerSnapshot) -> HttpConnectionManager {
 
 /// The Listener of a data-plane port.
 pub fn listener(l: &ListenerSnapshot) -> Listener {
+    listener_of(l, super::scoped::is_scoped(l))
+}
+
+/// [`listener`] with `scoped` already known.
+fn listener_of(l: &ListenerSnapshot, scoped: bool) -> Listener {
     let mut out = Listener {
         name: l.name.clone(),
         address: Some(socket_address(l.bind)),
@@ -338,7 +350,7 @@ pub fn listener(l: &ListenerSnapshot) -> Listener {
             filters: vec![Filter {
                 name: "envoy.filters.network.http_connection_manager".to_string(),
                 config_type: Some(filter::ConfigType::TypedConfig(pack_any(
-                    http_connection_manager(l),
+                    connection_manager(l, scoped),
                 ))),
             }],
             ..Default::default()
