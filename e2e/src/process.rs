@@ -292,12 +292,20 @@ impl Drop for Process {
 /// The resident memory (VmRSS) of process `pid` in KiB, 0 when it cannot be read (the process
 /// is gone).
 pub fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
+    proc_field(pid, "status", "VmRSS:").unwrap_or(0)
+}
+
+/// A number field of `/proc/<pid>/<file>` (`status`, `smaps_rollup`), e.g. `Anonymous:` in
+/// KiB; `None` when the kernel does not show it (or the process is gone).
+pub fn proc_field(pid: u32, file: &str, field: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+        .ok()?
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+        .find_map(|l| l.strip_prefix(field))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]

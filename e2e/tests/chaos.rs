@@ -31,7 +31,7 @@ use fleetgate_e2e::fixtures::{
 };
 use fleetgate_e2e::fleet::TenantSpec;
 use fleetgate_e2e::load::{Load, Report, Target};
-use fleetgate_e2e::process::rss_kib;
+use fleetgate_e2e::process::{proc_field, rss_kib};
 use fleetgate_e2e::tcp_echo::{L4Echo, free_dual_port_in, free_l4_range, tcp_ask};
 use fleetgate_e2e::{Echo, Fleet, FleetTenant, TIMEOUT, eventually};
 use futures::StreamExt;
@@ -735,19 +735,6 @@ async fn assert_nothing_leaked(
     })
     .await;
     now.unwrap_or_else(|e| panic!("{test}: Envoy clusters or listeners leaked: {e:#}"))
-}
-
-/// A number field of `/proc/<pid>/<file>` (`status`, `smaps_rollup`), e.g. `Anonymous:` in
-/// KiB; `None` when the kernel does not show it.
-fn proc_field(pid: u32, file: &str, field: &str) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix(field))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }
 
 fn mib(kib: u64) -> f64 {
