@@ -13,7 +13,6 @@ use fleetgate_proto::MAX_MESSAGE_BYTES;
 use fleetgate_proto::enroll::v1::enroll_service_server::EnrollServiceServer;
 use fleetgate_proto::spoke::v1::spoke_service_server::SpokeServiceServer;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 
 use crate::admit::{Reserved, endpoint};
@@ -403,7 +402,7 @@ pub async fn serve_data_plane_with(
         ))
         .add_service(observers.stats.service())
         .add_service(ai.into_server())
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(xds::data_plane_incoming(listener), shutdown)
         .await
 }
 

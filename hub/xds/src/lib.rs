@@ -33,5 +33,5 @@ use fleetgate_hub_model::snapshot;
 pub use report::{AdsReport, NoReport};
 pub use server::{
     Nack, XdsError, XdsHealth, ads_service, ads_service_reporting, ads_service_traced,
-    ads_service_with, data_plane_server, serve, serve_on,
+    ads_service_with, data_plane_incoming, data_plane_server, serve, serve_on,
 };

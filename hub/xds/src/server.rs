@@ -28,7 +28,8 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 use futures::Stream;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::report::{AdsReport, NoReport};
@@ -107,7 +108,7 @@ pub async fn serve_on(
 ) -> Result<(), XdsError> {
     data_plane_server()
         .add_service(ads_service(snapshots, health))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(data_plane_incoming(listener), shutdown)
         .await?;
     Ok(())
 }
@@ -118,6 +119,14 @@ pub fn data_plane_server() -> tonic::transport::Server {
     tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+}
+
+/// The connections accepted on the data-plane port, with `TCP_NODELAY` set. Without it a push
+/// (a gRPC message in several small writes) waited for Envoy's delayed ACK: about 40 ms
+/// between the hub sending a changed route table and Envoy receiving it, on every change
+/// (docs/benchmarks.md, "Seventh round").
+pub fn data_plane_incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
 /// The ADS service serving `snapshots` and reporting NACKs to `health`, to add to a server.
@@ -666,6 +675,21 @@ mod tests {
                 name: name.into(),
             },
         }
+    }
+
+    #[tokio::test]
+    async fn data_plane_connections_are_accepted_with_nodelay() {
+        use futures::StreamExt;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut incoming = data_plane_incoming(listener);
+        let _client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let accepted = incoming
+            .next()
+            .await
+            .expect("a connection")
+            .expect("accepted");
+        assert!(accepted.nodelay().expect("read TCP_NODELAY"));
     }
 
     /// A snapshot with one listener routing to the given clusters (endpoint port `port`).
