@@ -24,6 +24,9 @@ const VIRTUAL_HOSTS_FIELD: u32 = 2;
 /// The encoded virtual hosts of one listener, by name.
 type VirtualHosts = HashMap<String, Entry<Arc<VirtualHost>, Vec<u8>>>;
 
+/// The SRDS resources (scopes) and RDS resources (tables) of a scoped listener.
+pub(super) type ScopedResources = (Vec<Arc<Resource>>, Vec<Arc<Resource>>);
+
 /// The CDS and EDS resources of one upstream cluster.
 type ClusterResources = (Arc<Resource>, Arc<Resource>);
 
@@ -37,8 +40,9 @@ struct Entry<I, O> {
     used: u64,
 }
 
-/// Encoded virtual hosts (by listener and virtual-host name), upstream clusters, and the scopes
-/// (each in the order of the snapshot they were last built for) and tables of scoped listeners.
+/// Encoded virtual hosts (by listener and virtual-host name), upstream clusters, what is known of
+/// each virtual host of a shared port and its scopes (each in the order of the snapshot they
+/// were last built for), and tables of scoped listeners.
 #[derive(Default)]
 pub struct ResourceCache {
     build: u64,
@@ -46,21 +50,61 @@ pub struct ResourceCache {
     virtual_hosts: HashMap<String, VirtualHosts>,
     /// As last built, in the snapshot's order (by name).
     clusters: Vec<(Arc<ClusterSnapshot>, ClusterResources)>,
-    /// By scoped listener, as last built, in the order of its virtual hosts and their domains.
-    scopes: HashMap<String, Vec<ScopeEntry>>,
-    /// The previous build's `scopes` while a build runs.
-    scopes_before: HashMap<String, Vec<ScopeEntry>>,
+    /// By shared-port listener, as last built, in the order of its virtual hosts.
+    hosts: HashMap<String, Vec<HostEntry>>,
+    /// The previous build's `hosts` while a build runs.
+    hosts_before: HashMap<String, Vec<HostEntry>>,
+    /// One shared copy of each tenant name in `hosts`, so that grouping virtual hosts by
+    /// tenant compares addresses, not names.
+    tenants: HashMap<String, Arc<str>>,
     /// The tables of scoped listeners, by name.
     tables: HashMap<String, TableEntry>,
 }
 
-/// One hostname of a scoped listener: the `domain`th of `vh`'s domains, the name of the table
-/// serving it, and its scope.
-struct ScopeEntry {
+/// One virtual host of a shared port, with what `super::scoped` asks of it, computed when the
+/// virtual host was first seen: every build walks every hostname of the port, and reads only
+/// these entries (one array) for the virtual hosts that did not change, not the virtual hosts
+/// themselves (scattered over the heap).
+struct HostEntry {
     vh: Arc<VirtualHost>,
-    domain: usize,
-    table: String,
-    output: Arc<Resource>,
+    /// `super::scoped::is_catch_all`.
+    catch_all: bool,
+    /// `super::scoped::serves_exact_hostnames`.
+    exact: bool,
+    /// `super::scoped::tenant_of`, shared (`ResourceCache::tenants`).
+    tenant: Arc<str>,
+    /// `super::scoped::name_hash`.
+    hash: u64,
+    /// The number of the table (among its tenant's) its scopes name, and the scopes, one per
+    /// domain in order; empty until the listener is scoped.
+    table: u64,
+    scopes: Vec<Arc<Resource>>,
+}
+
+/// A tenant name compared and hashed by the address of its shared copy, for
+/// `super::scoped::layout_of`.
+#[derive(Clone, Copy)]
+struct SharedName<'a>(&'a Arc<str>);
+
+impl PartialEq for SharedName<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(self.0, other.0)
+    }
+}
+
+impl Eq for SharedName<'_> {}
+
+impl std::hash::Hash for SharedName<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_usize(Arc::as_ptr(self.0).cast::<u8>() as usize);
+    }
+}
+
+impl std::ops::Deref for SharedName<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.0
+    }
 }
 
 /// Walks `before` (entries built for the previous snapshot, in its order) along the inputs of
@@ -99,7 +143,7 @@ impl ResourceCache {
     /// Starts a build: entries used from now on are kept by [`ResourceCache::end`].
     pub(super) fn begin(&mut self) {
         self.build += 1;
-        self.scopes_before = std::mem::take(&mut self.scopes);
+        self.hosts_before = std::mem::take(&mut self.hosts);
     }
 
     /// Ends a build: drops every entry this build did not use.
@@ -110,58 +154,121 @@ impl ResourceCache {
             !hosts.is_empty()
         });
         self.tables.retain(|_, e| e.used == build);
-        self.scopes_before.clear();
+        self.hosts_before.clear();
+        self.tenants.retain(|_, t| Arc::strong_count(t) > 1);
     }
 
-    /// The SRDS resources of every hostname of the scoped listener `l` (in the order of its
-    /// virtual hosts and their domains) and the RDS resources of its tables, as
-    /// `super::scoped::scope` and `super::scoped::route_configuration` of
-    /// `super::scoped::layout(l)`.
-    pub(super) fn scoped(
-        &mut self,
-        l: &ListenerSnapshot,
-    ) -> (Vec<Arc<Resource>>, Vec<Arc<Resource>>) {
-        let layout = super::scoped::layout(l);
+    /// The entries of the virtual hosts of the shared-port listener `l`, in order: kept from
+    /// the previous build for a virtual host that is the same allocation or equal, made anew
+    /// for the others.
+    fn host_entries(&mut self, l: &ListenerSnapshot) -> Vec<HostEntry> {
         let mut before = self
-            .scopes_before
+            .hosts_before
             .remove(&l.name)
             .unwrap_or_default()
             .into_iter()
             .peekable();
-        let mut kept = Vec::new();
-        for (vh, &t) in super::scoped::scoped_virtual_hosts(l).zip(&layout.table_of) {
-            let table = &layout.tables[t].name;
-            for (domain, host) in vh.domains.iter().enumerate() {
+        let tenants = &mut self.tenants;
+        l.virtual_hosts
+            .iter()
+            .map(|vh| {
                 let found = reuse(
                     &mut before,
-                    &(vh, domain),
-                    |e, (vh, domain)| Arc::ptr_eq(&e.vh, vh) && e.domain == *domain,
-                    |e, (vh, domain)| {
-                        (e.vh.name.as_str(), e.domain).cmp(&(vh.name.as_str(), *domain))
+                    vh,
+                    |e, vh| Arc::ptr_eq(&e.vh, vh),
+                    |e, vh| e.vh.name.cmp(&vh.name),
+                    |e, vh| e.vh == *vh,
+                );
+                match found {
+                    Some(e) => HostEntry {
+                        vh: vh.clone(),
+                        ..e
                     },
-                    |e, (vh, _)| e.vh == **vh,
-                )
-                .filter(|e| e.table == *table);
-                let output = match found {
-                    Some(e) => e.output,
-                    None => Arc::new(Resource::new(
-                        super::scoped::scope_name(&l.name, host),
-                        pack_any(super::scoped::scope(l, host, table)),
-                        Sources::Routes(vec![vh.clone()]),
-                    )),
-                };
-                kept.push(ScopeEntry {
-                    vh: vh.clone(),
-                    domain,
-                    table: table.clone(),
-                    output,
-                });
-            }
+                    None => {
+                        let tenant = super::scoped::tenant_of(vh);
+                        let tenant = match tenants.get(tenant) {
+                            Some(t) => t.clone(),
+                            None => tenants
+                                .entry(tenant.to_string())
+                                .or_insert_with(|| Arc::from(tenant))
+                                .clone(),
+                        };
+                        HostEntry {
+                            vh: vh.clone(),
+                            catch_all: super::scoped::is_catch_all(vh),
+                            exact: super::scoped::serves_exact_hostnames(vh),
+                            tenant,
+                            hash: super::scoped::name_hash(vh),
+                            table: 0,
+                            scopes: Vec::new(),
+                        }
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// For a scoped listener `l` (`super::scoped::is_scoped`), the SRDS resources of every
+    /// hostname (in the order of its virtual hosts and their domains) and the RDS resources of
+    /// its tables, as `super::scoped::scope` and `super::scoped::route_configuration` of
+    /// `super::scoped::layout(l)`; `None` for a listener that is not scoped.
+    pub(super) fn scoped(&mut self, l: &ListenerSnapshot) -> Option<ScopedResources> {
+        if !super::scoped::is_shared_port(l) {
+            return None;
         }
-        let scopes = kept.iter().map(|e| e.output.clone()).collect();
-        self.scopes.insert(l.name.clone(), kept);
-        let tables = layout.tables.iter().map(|t| self.table(l, t)).collect();
-        (scopes, tables)
+        let mut entries = self.host_entries(l);
+        let scoped =
+            super::scoped::is_scoped_with(l, entries.iter().map(|e| (e.catch_all, e.exact)));
+        if !scoped {
+            self.hosts.insert(l.name.clone(), entries);
+            return None;
+        }
+        let mut scopes = Vec::new();
+        let tables = {
+            let layout = super::scoped::layout_of(
+                &l.name,
+                entries
+                    .iter()
+                    .filter(|e| !e.catch_all)
+                    .map(|e| super::scoped::Host {
+                        vh: &e.vh,
+                        tenant: SharedName(&e.tenant),
+                        hash: e.hash,
+                    }),
+            );
+            let tables: Vec<Arc<Resource>> =
+                layout.tables.iter().map(|t| self.table(l, t)).collect();
+            let table_of = layout.table_of;
+            let names: Vec<(u64, String)> = layout
+                .tables
+                .into_iter()
+                .map(|t| (t.number, t.name))
+                .collect();
+            let in_tables = entries.iter_mut().filter(|e| !e.catch_all);
+            for (e, t) in in_tables.zip(table_of) {
+                let (number, table) = (names[t].0, &names[t].1);
+                // The table's name is the listener's, the tenant's and its number: the same
+                // virtual host (so the same tenant) in the table of the same number names it.
+                if e.scopes.is_empty() || e.table != number {
+                    e.scopes =
+                        e.vh.domains
+                            .iter()
+                            .map(|host| {
+                                Arc::new(Resource::new(
+                                    super::scoped::scope_name(&l.name, host),
+                                    pack_any(super::scoped::scope(l, host, table)),
+                                    Sources::Routes(vec![e.vh.clone()]),
+                                ))
+                            })
+                            .collect();
+                    e.table = number;
+                }
+                scopes.extend(e.scopes.iter().cloned());
+            }
+            tables
+        };
+        self.hosts.insert(l.name.clone(), entries);
+        Some((scopes, tables))
     }
 
     /// The RDS resource of `table` of the scoped listener `l`, assembled again only when one of
@@ -356,6 +463,67 @@ mod tests {
         }
     }
 
+    /// A snapshot of port 80 with `n` hostnames of each tenant of `tenants` (`h<i>.<tenant>`,
+    /// each its own virtual host whose route comes from that tenant), and `extra` hosts of
+    /// tenant `a` (a wildcard makes the port unscoped).
+    fn tenants_snapshot(tenants: &[(&str, usize)], extra: &[&str]) -> Snapshot {
+        use crate::model::{ClusterKey, Kind, ObjectKey, SourceObject};
+        let mut s = snapshot(&[], &[]);
+        let hosts = tenants
+            .iter()
+            .flat_map(|(t, n)| (0..*n).map(move |i| (format!("h{i}.{t}"), *t)))
+            .chain(extra.iter().map(|h| (h.to_string(), "a")));
+        let mut vhs: Vec<Arc<VirtualHost>> = hosts
+            .map(|(h, t)| {
+                let mut r = route(&format!("{h}/r0"), "/", "c");
+                r.source = Some(SourceObject {
+                    cluster: ClusterKey {
+                        tenant: t.into(),
+                        cluster: "c1".into(),
+                    },
+                    object: ObjectKey {
+                        kind: Kind::HttpRoute,
+                        namespace: "default".into(),
+                        name: h.replace('*', "any"),
+                    },
+                });
+                Arc::new(VirtualHost {
+                    name: format!("port/80/host/{h}"),
+                    domains: vec![h],
+                    routes: vec![r],
+                    rate_limit: None,
+                })
+            })
+            .collect();
+        vhs.sort_by(|a, b| a.name.cmp(&b.name));
+        s.listeners[0].virtual_hosts = vhs;
+        s
+    }
+
+    #[test]
+    fn cached_scoped_builds_equal_fresh_builds_as_hostnames_move_between_tables() {
+        // Tenant a grows past HOSTS_PER_TABLE (its hostnames spread over two tables, their
+        // scopes name other tables), a wildcard makes the port unscoped and goes again (the
+        // kept scopes must name the tables of now), tenant a shrinks back.
+        let n = crate::scoped::HOSTS_PER_TABLE;
+        let steps = [
+            tenants_snapshot(&[("a", n - 4), ("b", 3)], &[]),
+            tenants_snapshot(&[("a", n + 4), ("b", 3)], &[]),
+            tenants_snapshot(&[("a", n + 4), ("b", 3)], &["*.w"]),
+            tenants_snapshot(&[("a", n - 4), ("b", 3)], &["*.w"]),
+            tenants_snapshot(&[("a", n - 4), ("b", 3)], &[]),
+            tenants_snapshot(&[("a", 2 * n + 1), ("b", 3)], &[]),
+            tenants_snapshot(&[("b", 3)], &[]),
+        ];
+        let mut cache = ResourceCache::default();
+        for (i, s) in steps.iter().enumerate() {
+            assert_eq!(build_cached(s, &mut cache), build(s), "step {i}");
+        }
+        // Tenant a's hostnames and shared name are gone with it.
+        assert_eq!(cache.tenants.len(), 1);
+        assert_eq!(cache.hosts.values().map(Vec::len).sum::<usize>(), 3);
+    }
+
     #[test]
     fn route_configuration_bytes_equal_prost_encoding() {
         let s = snapshot(&[("a.example", "/a"), ("b.example", "/b")], &[]);
@@ -407,7 +575,15 @@ mod tests {
                 .sum::<usize>(),
             2
         );
-        assert_eq!(cache.scopes.values().map(Vec::len).sum::<usize>(), 2);
+        assert_eq!(
+            cache
+                .hosts
+                .values()
+                .flatten()
+                .map(|e| e.scopes.len())
+                .sum::<usize>(),
+            2
+        );
         assert_eq!(cache.tables.len(), 1);
         assert_eq!(cache.clusters.len(), 2);
     }

@@ -166,28 +166,28 @@ pub fn build_cached(s: &Snapshot, cache: &mut super::cache::ResourceCache) -> Re
     cache.begin();
     let mut by_type: BTreeMap<&'static str, Vec<Arc<Resource>>> = BTreeMap::new();
     for l in &s.listeners {
-        let scoped = super::scoped::is_scoped(l);
+        let scoped = cache.scoped(l);
         by_type
             .entry(LISTENER_TYPE)
             .or_default()
             .push(Arc::new(Resource::new(
                 l.name.clone(),
-                pack_any(listener_of(l, scoped)),
+                pack_any(listener_of(l, scoped.is_some())),
                 l.gateways.clone(),
             )));
-        if scoped {
-            let (scopes, tables) = cache.scoped(l);
-            by_type.entry(SCOPED_ROUTE_TYPE).or_default().extend(scopes);
-            by_type.entry(ROUTE_TYPE).or_default().extend(tables);
-        } else {
-            by_type
+        match scoped {
+            Some((scopes, tables)) => {
+                by_type.entry(SCOPED_ROUTE_TYPE).or_default().extend(scopes);
+                by_type.entry(ROUTE_TYPE).or_default().extend(tables);
+            }
+            None => by_type
                 .entry(ROUTE_TYPE)
                 .or_default()
                 .push(Arc::new(Resource::new(
                     l.name.clone(),
                     cache.route_configuration(l),
                     Sources::Routes(l.virtual_hosts.clone()),
-                )));
+                ))),
         }
     }
     for l in &s.l4_listeners {

@@ -59,14 +59,36 @@ pub const PORT_HEADER: &str = "x-fleetgate-port";
 /// shared data-plane port (`port/<port>`; an own address serves one Gateway and keeps one
 /// table) whose virtual hosts all serve exact hostnames, apart from the 404 catch-all.
 pub fn is_scoped(l: &ListenerSnapshot) -> bool {
-    l.name == format!("port/{}", l.port)
-        && l.virtual_hosts
+    is_scoped_with(
+        l,
+        l.virtual_hosts
             .iter()
-            .all(|vh| is_catch_all(vh) || vh.domains.iter().all(|d| !d.contains('*')))
+            .map(|vh| (is_catch_all(vh), serves_exact_hostnames(vh))),
+    )
+}
+
+/// [`is_scoped`] from what is known of each virtual host of `l`, in order: whether it is the
+/// catch-all ([`is_catch_all`]) and whether it serves exact hostnames only
+/// ([`serves_exact_hostnames`]); the cache keeps both between builds.
+pub fn is_scoped_with(l: &ListenerSnapshot, hosts: impl IntoIterator<Item = (bool, bool)>) -> bool {
+    is_shared_port(l)
+        && hosts
+            .into_iter()
+            .all(|(catch_all, exact)| catch_all || exact)
+}
+
+/// A shared data-plane port's listener (`port/<port>`), not an own address's.
+pub fn is_shared_port(l: &ListenerSnapshot) -> bool {
+    l.name == format!("port/{}", l.port)
+}
+
+/// No domain of `vh` is a wildcard.
+pub fn serves_exact_hostnames(vh: &VirtualHost) -> bool {
+    vh.domains.iter().all(|d| !d.contains('*'))
 }
 
 /// The port's catch-all: `*`, one route answering 404 to every request.
-fn is_catch_all(vh: &VirtualHost) -> bool {
+pub fn is_catch_all(vh: &VirtualHost) -> bool {
     matches!(vh.domains.as_slice(), [d] if d == "*")
         && vh.rate_limit.is_none()
         && matches!(vh.routes.as_slice(), [r] if r.action == RouteAction::DirectResponse(404)
@@ -97,30 +119,57 @@ pub struct Layout<'a> {
 #[derive(Debug)]
 pub struct Table<'a> {
     pub name: String,
+    /// Its number among its tenant's tables (the last part of `name`).
+    pub number: u64,
     pub virtual_hosts: Vec<&'a Arc<VirtualHost>>,
 }
 
-/// Which table serves each virtual host of the scoped listener `l` (see the module docs). One
-/// pass finds each virtual host's tenant (a lookup with [`fnv1a`], not SipHash: this runs over
-/// every hostname of the port for every change), the next its table by arithmetic: the tables
-/// are numbered tenant by tenant (tenants in name order), a tenant's `2^k` tables in a row.
+/// What [`layout_of`] needs of one virtual host: the virtual host, its tenant ([`tenant_of`])
+/// and the [`fnv1a`] hash of its name ([`name_hash`]).
+pub struct Host<'a, T> {
+    pub vh: &'a Arc<VirtualHost>,
+    pub tenant: T,
+    pub hash: u64,
+}
+
+/// Which table serves each virtual host of the scoped listener `l` (see the module docs).
 pub fn layout(l: &ListenerSnapshot) -> Layout<'_> {
-    let mut tenant_index: HashMap<&str, usize, BuildHasherDefault<Fnv>> = HashMap::default();
-    let mut tenants: Vec<(&str, usize)> = Vec::new();
-    let hosts: Vec<(&Arc<VirtualHost>, usize)> = scoped_virtual_hosts(l)
-        .map(|vh| {
-            let tenant = tenant_of(vh);
-            let i = *tenant_index.entry(tenant).or_insert_with(|| {
-                tenants.push((tenant, 0));
+    layout_of(
+        &l.name,
+        scoped_virtual_hosts(l).map(|vh| Host {
+            vh,
+            tenant: tenant_of(vh),
+            hash: name_hash(vh),
+        }),
+    )
+}
+
+/// [`layout`] of the virtual hosts `hosts` (those of [`scoped_virtual_hosts`], in order) of
+/// listener `listener`. One pass groups the virtual hosts by tenant (a lookup by `T`: the
+/// tenant's name, or the cache's shared copy of it compared by address; hashed with [`Fnv`],
+/// not SipHash, as this runs over every hostname of the port for every change), the next finds
+/// each one's table by arithmetic: the tables are numbered tenant by tenant (tenants in name
+/// order), a tenant's `2^k` tables in a row.
+pub fn layout_of<'a, T>(listener: &str, hosts: impl IntoIterator<Item = Host<'a, T>>) -> Layout<'a>
+where
+    T: Copy + Eq + std::hash::Hash + std::ops::Deref<Target = str>,
+{
+    let mut tenant_index: HashMap<T, usize, BuildHasherDefault<Fnv>> = HashMap::default();
+    let mut tenants: Vec<(T, usize)> = Vec::new();
+    let hosts: Vec<(&Arc<VirtualHost>, u64, usize)> = hosts
+        .into_iter()
+        .map(|h| {
+            let i = *tenant_index.entry(h.tenant).or_insert_with(|| {
+                tenants.push((h.tenant, 0));
                 tenants.len() - 1
             });
             tenants[i].1 += 1;
-            (vh, i)
+            (h.vh, h.hash, i)
         })
         .collect();
     // Tenants in name order: each one's first table number and its number of tables.
     let mut order: Vec<usize> = (0..tenants.len()).collect();
-    order.sort_unstable_by_key(|&i| tenants[i].0);
+    order.sort_unstable_by(|&a, &b| (*tenants[a].0).cmp(&*tenants[b].0));
     let mut first = vec![0; tenants.len()];
     let mut slots = Vec::new();
     for &i in &order {
@@ -129,8 +178,8 @@ pub fn layout(l: &ListenerSnapshot) -> Layout<'_> {
         slots.extend((0..tables_for(n)).map(|k| (tenant, k, Vec::new())));
     }
     let mut slot_of = Vec::with_capacity(hosts.len());
-    for (vh, i) in hosts {
-        let slot = first[i] + (fnv1a(vh.name.as_bytes()) & (tables_for(tenants[i].1) - 1)) as usize;
+    for (vh, hash, i) in hosts {
+        let slot = first[i] + (hash & (tables_for(tenants[i].1) - 1)) as usize;
         slots[slot].2.push(vh);
         slot_of.push(slot);
     }
@@ -141,7 +190,8 @@ pub fn layout(l: &ListenerSnapshot) -> Layout<'_> {
         if !virtual_hosts.is_empty() {
             index[slot] = tables.len();
             tables.push(Table {
-                name: table_name(&l.name, tenant, k),
+                name: table_name(listener, &tenant, k),
+                number: k,
                 virtual_hosts,
             });
         }
@@ -178,11 +228,16 @@ impl Hasher for Fnv {
 
 /// The tenant a virtual host belongs to: that of its routes (a hostname is claimed by one
 /// tenant); `-` (not a tenant name) for one without tenant routes.
-fn tenant_of(vh: &VirtualHost) -> &str {
+pub fn tenant_of(vh: &VirtualHost) -> &str {
     vh.routes
         .iter()
         .find_map(|r| r.source.as_ref())
         .map_or("-", |s| s.cluster.tenant.as_str())
+}
+
+/// The hash that picks a virtual host's table among its tenant's: [`fnv1a`] of its name.
+pub fn name_hash(vh: &VirtualHost) -> u64 {
+    fnv1a(vh.name.as_bytes())
 }
 
 /// FNV-1a: a hash that is the same in every process and release, so a virtual host stays in
