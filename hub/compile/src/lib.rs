@@ -427,7 +427,9 @@ fn assemble(
     let mut statuses = BTreeMap::new();
     // Every part's upstream clusters (each part's ordered by name), sorted below.
     let mut clusters: Vec<&Arc<ClusterSnapshot>> = Vec::new();
-    let mut hosts: BTreeMap<u16, BTreeMap<&str, Vec<&HostPart>>> = BTreeMap::new();
+    let mut clusters_in_order = true;
+    // Every part's hostnames per port (each part's in name order), sorted below.
+    let mut hosts: BTreeMap<u16, Vec<(&str, &HostPart)>> = BTreeMap::new();
     let mut gateways: BTreeMap<u16, BTreeSet<SourceObject>> = BTreeMap::new();
     let mut tls_inputs: BTreeMap<u16, Vec<tls::TlsListenerInput<'_>>> = BTreeMap::new();
     let mut passthrough: BTreeMap<u16, BTreeMap<String, tls::Passthrough>> = BTreeMap::new();
@@ -452,16 +454,21 @@ fn assemble(
                 .entry(sec.name.clone())
                 .or_insert_with(|| sec.clone());
         }
+        // Each part's list is strictly in name order (made from a map by name): the whole is
+        // too when every part's first name comes after the previous part's last.
+        if let (Some(last), Some(first)) = (clusters.last(), part.clusters.first()) {
+            clusters_in_order &= last.name < first.name;
+        }
         clusters.extend(&part.clusters);
         for (port, pp) in &part.ports {
             gateways
                 .entry(*port)
                 .or_default()
                 .extend(pp.gateways.iter().cloned());
-            let on_port = hosts.entry(*port).or_default();
-            for (host, hp) in &pp.hosts {
-                on_port.entry(host.as_str()).or_default().push(hp);
-            }
+            hosts
+                .entry(*port)
+                .or_default()
+                .extend(pp.hosts.iter().map(|(host, hp)| (host.as_str(), hp)));
         }
         for (port, inputs) in &part.tls_inputs {
             for (gkey, i, src) in inputs {
@@ -494,12 +501,10 @@ fn assemble(
         .iter()
         .filter(|dl| dl.protocol == DataPlaneProtocol::Tls)
     {
-        let http_hosts: BTreeMap<String, Vec<Route>> = hosts
-            .remove(&dl.port)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(h, parts)| (h.to_string(), merged_routes(&parts)))
-            .collect();
+        let http_hosts: BTreeMap<String, Vec<Route>> =
+            by_host(hosts.remove(&dl.port).unwrap_or_default())
+                .map(|(h, parts)| (h.to_string(), merged_routes(&parts)))
+                .collect();
         let none = BTreeMap::new();
         tls_listeners.extend(tls::build_listener(
             dl,
@@ -517,20 +522,18 @@ fn assemble(
         .into_iter()
         .filter(|dl| dl.protocol == DataPlaneProtocol::Http)
         .map(|dl| {
-            let mut virtual_hosts: Vec<Arc<VirtualHost>> = hosts
-                .remove(&dl.port)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(host, parts)| match parts.as_slice() {
-                    [one] => one.vhost.clone(),
-                    _ => Arc::new(VirtualHost {
-                        name: names::virtual_host(dl.port, host),
-                        domains: vec![host.to_string()],
-                        routes: merged_routes(&parts),
-                        rate_limit: None,
-                    }),
-                })
-                .collect();
+            let mut virtual_hosts: Vec<Arc<VirtualHost>> =
+                by_host(hosts.remove(&dl.port).unwrap_or_default())
+                    .map(|(host, parts)| match parts.as_slice() {
+                        [one] => one.vhost.clone(),
+                        _ => Arc::new(VirtualHost {
+                            name: names::virtual_host(dl.port, host),
+                            domains: vec![host.to_string()],
+                            routes: merged_routes(&parts),
+                            rate_limit: None,
+                        }),
+                    })
+                    .collect();
             virtual_hosts.push(Arc::new(catch_all(dl.port)));
             ListenerSnapshot {
                 name: names::listener(dl.port),
@@ -546,9 +549,13 @@ fn assemble(
     // By name, one per name: the last part's (as inserting into a map by name would keep).
     // The parts' lists are sorted runs: merged in about linear time, where inserting each of
     // tens of thousands into a map compared names a dozen times each.
-    clusters.reverse();
-    clusters.sort_by(|a, b| a.name.cmp(&b.name));
-    clusters.dedup_by(|later, kept| later.name == kept.name);
+    // Already in order (no name twice) unless parts' names interleave (a tenant name that
+    // sorts differently inside a cluster name than as a key, e.g. `a` and `a-b`).
+    if !clusters_in_order {
+        clusters.reverse();
+        clusters.sort_by(|a, b| a.name.cmp(&b.name));
+        clusters.dedup_by(|later, kept| later.name == kept.name);
+    }
 
     let keys: Vec<(&ClusterKey, &[virtual_keys::KeyPart])> = parts
         .iter()
@@ -566,6 +573,54 @@ fn assemble(
             ai: ai_snapshot,
         },
         statuses,
+    }
+}
+
+/// The hostnames of one port from every part (`(hostname, part)`, each part's run in name
+/// order), by hostname: each with the parts serving it, in the parts' order. Sorting the runs
+/// merges them; a map from hostname to a list of parts, built for every compile, cost a node
+/// search and a list per hostname of the fleet.
+fn by_host<'a>(
+    mut hosts: Vec<(&'a str, &'a HostPart)>,
+) -> impl Iterator<Item = (&'a str, SmallParts<'a>)> {
+    hosts.sort_by(|a, b| a.0.cmp(b.0));
+    let mut hosts = hosts.into_iter().peekable();
+    std::iter::from_fn(move || {
+        let (host, first) = hosts.next()?;
+        let mut parts = SmallParts::One(first);
+        while let Some((_, hp)) = hosts.next_if(|(h, _)| *h == host) {
+            parts.push(hp);
+        }
+        Some((host, parts))
+    })
+}
+
+/// The parts serving one hostname: nearly always one, kept without a list.
+enum SmallParts<'a> {
+    One(&'a HostPart),
+    Many(Vec<&'a HostPart>),
+}
+
+impl<'a> SmallParts<'a> {
+    fn push(&mut self, hp: &'a HostPart) {
+        match self {
+            SmallParts::One(first) => *self = SmallParts::Many(vec![*first, hp]),
+            SmallParts::Many(all) => all.push(hp),
+        }
+    }
+
+    fn as_slice(&self) -> &[&'a HostPart] {
+        match self {
+            SmallParts::One(one) => std::slice::from_ref(one),
+            SmallParts::Many(all) => all,
+        }
+    }
+}
+
+impl<'a> std::ops::Deref for SmallParts<'a> {
+    type Target = [&'a HostPart];
+    fn deref(&self) -> &Self::Target {
+        self.as_slice()
     }
 }
 

@@ -313,3 +313,30 @@ fn a_kept_cluster_part_equals_a_fresh_compile_as_routes_join_and_leave_a_shared_
         vec![names(&["x"]), names(&["x", "y"]), names(&["y"]), None]
     );
 }
+
+#[test]
+fn clusters_stay_in_name_order_when_tenant_names_sort_otherwise_inside_cluster_names() {
+    // As keys `a` < `a-b` < `b`; inside cluster names `t/a-b/...` < `t/a/...` ('-' < '/'):
+    // the parts' runs interleave and are merged.
+    let svc = |c: &str| {
+        vec![on(
+            "app.a.example",
+            "app",
+            vec![rule(vec![prefix("/")], vec![backend("svc", 1, &[c])])],
+        )]
+    };
+    let fi = intent(vec![
+        (ck("a", "c1"), vec![web()], svc("127.0.1.1:80")),
+        (ck("a-b", "c1"), vec![web()], svc("127.0.2.1:80")),
+        (ck("b", "c1"), vec![web()], svc("127.0.3.1:80")),
+    ]);
+    let c = compile(&fi, &dp());
+    assert_eq!(
+        cluster_names(&c),
+        vec![
+            "t/a-b/c/c1/default/svc/backend/80",
+            "t/a/c/c1/default/svc/backend/80",
+            "t/b/c/c1/default/svc/backend/80",
+        ]
+    );
+}
