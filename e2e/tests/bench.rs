@@ -435,6 +435,22 @@ async fn scale_one_change(tenants: usize, services: Option<usize>, changes: u64)
         hub_rss as f64 / 1024.0,
         envoy_rss as f64 / 1024.0
     );
+    // Envoy's allocator (tcmalloc) on what its RSS holds: in use, and freed but kept.
+    let (_, memory) = envoy.admin_get("/memory").await.unwrap_or_default();
+    let memory: serde_json::Value = serde_json::from_str(&memory).unwrap_or_default();
+    let mib = |field: &str| {
+        memory[field]
+            .as_str()
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or_else(|| "?".to_string(), |b| format!("{:.1}MiB", b / 1048576.0))
+    };
+    println!(
+        "BENCH scale_envoy_memory: allocated={} heap_size={} pageheap_free={} pageheap_unmapped={}",
+        mib("allocated"),
+        mib("heap_size"),
+        mib("pageheap_free"),
+        mib("pageheap_unmapped"),
+    );
     drop(sessions);
 }
 
