@@ -788,10 +788,14 @@ async fn route_churn_loses_no_request_to_existing_routes_and_leaks_nothing() {
 
 // --- 5. soak: continuous churn ----------------------------------------------------------------
 
+/// How long the soak waits after a round before reading the hub's RSS (see where it is used).
+const SOAK_SETTLE: Duration = Duration::from_secs(3);
+
 /// Continuous route churn for `FLEETGATE_SOAK_SECS` (60 s in `make test`, 1,800 in `make
 /// chaos`), rounds of `FLEETGATE_SOAK_ROUTES` routes alternating between the tenants, under the
 /// constant load on both tenants' `app`. Asserts zero failed requests and no Envoy cluster or
-/// listener left behind. Hub RSS is read after every round; the steady state starts after
+/// listener left behind. Hub RSS is read after every round, [`SOAK_SETTLE`] after its last
+/// change was served; the steady state starts after
 /// `FLEETGATE_SOAK_WARMUP_ROUNDS` rounds (the allocator has grown to what a round needs), and
 /// its growth (peak of the last third of the steady rounds over the peak of the first third) is
 /// asserted below `FLEETGATE_SOAK_MAX_RSS_GROWTH_PCT` only when that is set (`make chaos`: 5),
@@ -839,6 +843,10 @@ async fn soak_continuous_route_churn_loses_no_request_leaks_nothing() {
         let (t, domain) = churn_tenant(&c.fleet, round);
         let during = churn_round(&c.fleet, &load, round, t, domain, routes).await;
         peak = peak.max(during.0);
+        // Read once the hub is at rest: right after the round its last compile's and push's
+        // memory is freed but not yet given back (mimalloc returns freed pages after a delay,
+        // 1 s by default), and a reading then measures how busy it was, not what it keeps.
+        tokio::time::sleep(SOAK_SETTLE).await;
         let rss = rss_kib(hub_pid);
         round += 1;
         if round >= first_steady {
