@@ -290,12 +290,22 @@ async fn run_stream(
     reporter.snapshot = current.snapshot.clone();
     let mut session = Session::new(current.resources.clone());
     let mut watching = true;
+    // While a push waits for Envoy's answer to the previous one (`Session::on_snapshot`): when
+    // it is pushed regardless.
+    let mut hold_until: Option<tokio::time::Instant> = None;
     loop {
         let (out, event) = tokio::select! {
             msg = inbound.message() => match msg {
                 Ok(Some(req)) => {
-                    let (out, event) = session.on_request(&req);
+                    let (mut out, event) = session.on_request(&req);
                     traced.sent(&out);
+                    let held = session.push_held(false);
+                    if !held.is_empty() {
+                        hold_until = None;
+                        traced.pushed(&traces, &reporter.snapshot, &session.node, &held);
+                        tracing::debug!(pushed = held.len(), "xDS resources pushed (held until Envoy answered)");
+                        out.extend(held);
+                    }
                     (out, event)
                 }
                 Ok(None) => break,
@@ -311,9 +321,13 @@ async fn run_stream(
                     reporter.push_started = Some(current.started);
                     let out = session.on_snapshot(current.resources.clone());
                     traced.pushed(&traces, &current.snapshot, &session.node, &out);
+                    if session.is_held() {
+                        hold_until.get_or_insert(tokio::time::Instant::now() + HOLD_LIMIT);
+                    }
                     tracing::debug!(
                         elapsed_ms = current.started.elapsed().as_millis() as u64,
                         pushed = out.len(),
+                        held = session.is_held(),
                         "xDS resources pushed"
                     );
                     (out, None)
@@ -324,6 +338,14 @@ async fn run_stream(
                     continue;
                 }
             },
+            () = sleep_until_some(hold_until) => {
+                hold_until = None;
+                let out = session.push_held(true);
+                tracing::warn!(node = %session.node, pushed = out.len(),
+                    "Envoy has not answered the last push within {HOLD_LIMIT:?}; pushing the newest configuration anyway");
+                traced.pushed(&traces, &reporter.snapshot, &session.node, &out);
+                (out, None)
+            }
             _ = tx.closed() => break,
         };
         reporter.on_event(&session, event.as_ref());
@@ -373,6 +395,19 @@ async fn run_stream(
     tracing::info!(node = %node, "ADS stream closed");
 }
 
+/// How long a push waits for Envoy's answer to the previous one before it is sent anyway (an
+/// Envoy answers every response it gets, within milliseconds unless it is loading thousands
+/// of clusters; this only bounds the wait should an answer never come).
+const HOLD_LIMIT: Duration = Duration::from_secs(5);
+
+/// Completes at `at`; never when `None`.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// One stream's link to its [`AdsReport`] (kept apart from the protocol state, [`Session`]).
 struct Reporter {
     report: Arc<dyn AdsReport>,
@@ -416,9 +451,7 @@ impl Reporter {
     }
 
     fn after_send(&mut self, session: &Session, pushed: bool) {
-        if let Some(started) = self.push_started.take()
-            && pushed
-        {
+        if pushed && let Some(started) = self.push_started.take() {
             self.report.pushed(started.elapsed().as_secs_f64());
         }
         let done = self
@@ -458,6 +491,8 @@ struct TypeState {
     sent: Vec<Arc<Resource>>,
     /// The last version Envoy ACKed.
     acked_version: Option<String>,
+    /// The last response is not answered yet (no ACK or NACK with its nonce).
+    awaiting: bool,
     /// Non-wildcard types: the digest of each requested resource as last sent, so that a
     /// response holds only the resources that changed since (or were newly requested).
     have: HashMap<String, u64>,
@@ -469,11 +504,21 @@ struct TypeState {
 }
 
 /// The protocol state of one ADS stream; no I/O, so it is unit-tested directly.
+///
+/// At most one push is in flight: a snapshot that comes while Envoy has not answered every
+/// response sent is held (`held`), and only the newest one is pushed once Envoy answered
+/// ([`Session::push_held`]). Envoy applies responses one after the other on its main thread, so
+/// pushing each snapshot as it comes made a loading Envoy parse every intermediate state in
+/// full (each CDS response of the State of the World holds every cluster); held, the states
+/// that came while it was busy reach it as one. The order of the types in a push
+/// ([`PUSH_ORDER`]: clusters before the routes naming them) holds across snapshots too.
 struct Session {
     node: String,
     resources: Arc<Resources>,
     types: BTreeMap<String, TypeState>,
     nonce: u64,
+    /// `resources` is newer than what was pushed, and waits for Envoy's answers.
+    held: bool,
 }
 
 /// Whether `message` names resource `name` as a whole word (`port/80` is not named by
@@ -494,6 +539,7 @@ impl Session {
             resources,
             types: BTreeMap::new(),
             nonce: 0,
+            held: false,
         }
     }
 
@@ -515,6 +561,9 @@ impl Session {
         if !first && req.response_nonce != st.sent_nonce {
             // Answers a response Envoy has not yet seen the successor of: ignore (xDS protocol).
             return (Vec::new(), None);
+        }
+        if !first {
+            st.awaiting = false;
         }
         let names: BTreeSet<String> = req.resource_names.iter().cloned().collect();
         let names_changed = names != st.names;
@@ -558,9 +607,14 @@ impl Session {
             st.acked_version = st.sent_version.clone();
         }
         // A new subscription set: for wildcard types everything again; for the others the
-        // newly named resources (`respond` sends what Envoy does not have).
+        // newly named resources (`respond` sends what Envoy does not have). Other changes of a
+        // held snapshot wait for its push, which keeps the order of the types.
         let wildcard = is_wildcard_type(&req.type_url);
-        let out = self.respond(&req.type_url, first || (names_changed && wildcard));
+        let out = if self.held && !first && !names_changed {
+            None
+        } else {
+            self.respond(&req.type_url, first || (names_changed && wildcard))
+        };
         let event = ack.then(|| HealthEvent::Ack(req.type_url.clone()));
         (out.into_iter().collect(), event)
     }
@@ -579,8 +633,33 @@ impl Session {
                 .all(|t| t.sent_version.is_some() && t.acked_version == t.sent_version)
     }
 
+    /// The push of a new snapshot; nothing while a response waits for Envoy's answer (the
+    /// snapshot is then held: see [`Session`]).
     fn on_snapshot(&mut self, resources: Arc<Resources>) -> Vec<DiscoveryResponse> {
         self.resources = resources;
+        if self.types.values().any(|t| t.awaiting) {
+            self.held = true;
+            return Vec::new();
+        }
+        self.push()
+    }
+
+    /// The push of the held snapshot once Envoy answered every response, or at once with
+    /// `force`; nothing when no snapshot is held.
+    fn push_held(&mut self, force: bool) -> Vec<DiscoveryResponse> {
+        if !self.held || (!force && self.types.values().any(|t| t.awaiting)) {
+            return Vec::new();
+        }
+        self.held = false;
+        self.push()
+    }
+
+    /// A snapshot is held (see [`Session`]).
+    fn is_held(&self) -> bool {
+        self.held
+    }
+
+    fn push(&mut self) -> Vec<DiscoveryResponse> {
         // `respond` skips types this stream never subscribed to.
         PUSH_ORDER
             .iter()
@@ -636,6 +715,7 @@ impl Session {
         let nonce = self.nonce.to_string();
         st.sent_version = Some(version.clone());
         st.sent_nonce = nonce.clone();
+        st.awaiting = true;
         st.sent = list.iter().map(|r| Arc::clone(r)).collect();
         Some(DiscoveryResponse {
             version_info: version,
@@ -856,6 +936,15 @@ mod tests {
             &eds.nonce,
         ));
         assert_eq!(names_of(&got[0]), vec!["c2"]);
+        // Envoy answers the push and the EDS response.
+        for r in out.iter().chain(&got) {
+            let names: Vec<&str> = match r.type_url.as_str() {
+                ENDPOINT_TYPE => vec!["c1", "c2"],
+                ROUTE_TYPE => vec!["port/80"],
+                _ => vec![],
+            };
+            s.on_request(&req(&r.type_url, &names, &r.version_info, &r.nonce));
+        }
         // Endpoint change only: EDS alone.
         let out = s.on_snapshot(snap(&["c1", "c2"], 2));
         let types: Vec<&str> = out.iter().map(|r| r.type_url.as_str()).collect();
@@ -974,6 +1063,60 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_waits_for_envoys_answer_and_only_the_newest_is_pushed() {
+        let mut s = Session::new(snap(&["c1"], 1));
+        let rds_names = ["port/80"];
+        for (t, names) in [(CLUSTER_TYPE, &[][..]), (ROUTE_TYPE, &rds_names[..])] {
+            let (out, _) = s.on_request(&req(t, names, "", ""));
+            s.on_request(&req(t, names, &out[0].version_info, &out[0].nonce));
+        }
+        let pushed = s.on_snapshot(snap(&["c1", "c2"], 1));
+        let types = |out: &[DiscoveryResponse]| -> Vec<String> {
+            out.iter().map(|r| r.type_url.clone()).collect()
+        };
+        assert_eq!(types(&pushed), vec![CLUSTER_TYPE, ROUTE_TYPE]);
+        assert_eq!(names_of(&pushed[0]), vec!["c1", "c2"]);
+        // Two snapshots while Envoy works on that push: held, nothing sent.
+        assert!(s.on_snapshot(snap(&["c1", "c2", "c3"], 1)).is_empty());
+        assert!(s.on_snapshot(snap(&["c1", "c3", "c4"], 1)).is_empty());
+        assert!(s.is_held());
+        // The routes' ACK comes first: the newer routes (naming c3 and c4) are not sent ahead
+        // of the clusters.
+        let (out, _) = s.on_request(&req(
+            ROUTE_TYPE,
+            &rds_names,
+            &pushed[1].version_info,
+            &pushed[1].nonce,
+        ));
+        assert!(out.is_empty());
+        assert!(s.push_held(false).is_empty(), "CDS not answered yet");
+        // The clusters' ACK: the newest snapshot goes out, once, clusters first.
+        let (out, ev) = s.on_request(&req(
+            CLUSTER_TYPE,
+            &[],
+            &pushed[0].version_info,
+            &pushed[0].nonce,
+        ));
+        assert!(out.is_empty());
+        assert_eq!(ev, Some(HealthEvent::Ack(CLUSTER_TYPE.into())));
+        let released = s.push_held(false);
+        assert_eq!(types(&released), vec![CLUSTER_TYPE, ROUTE_TYPE]);
+        assert_eq!(names_of(&released[0]), vec!["c1", "c3", "c4"]);
+        s.on_request(&req(
+            ROUTE_TYPE,
+            &rds_names,
+            &released[1].version_info,
+            &released[1].nonce,
+        ));
+        assert!(!s.is_held());
+        assert!(s.push_held(false).is_empty());
+        // A NACK is an answer too: the next snapshot is not held by it.
+        s.on_request(&nack(CLUSTER_TYPE, "", &released[0].nonce, "bad"));
+        let out = s.on_snapshot(snap(&["c1"], 1));
+        assert_eq!(types(&out), vec![CLUSTER_TYPE, ROUTE_TYPE]);
+    }
+
+    #[test]
     fn mentions_table() {
         let cases = [
             ("listener(s) port/8080: cannot bind", "port/8080", true),
@@ -993,7 +1136,10 @@ mod tests {
         let mut s = Session::new(snap(&["c1"], 1));
         let (out, _) = s.on_request(&req(CLUSTER_TYPE, &[], "", ""));
         let first = out[0].clone();
-        let pushed = s.on_snapshot(snap(&["c2"], 1));
+        // Held (the first response is not answered), then pushed as if Envoy's answer never
+        // came in time.
+        assert!(s.on_snapshot(snap(&["c2"], 1)).is_empty());
+        let pushed = s.push_held(true);
         assert_eq!(pushed.len(), 1);
         // Envoy's ACK of the first response arrives after the push: ignored, no resend.
         let (out, ev) = s.on_request(&req(CLUSTER_TYPE, &[], &first.version_info, &first.nonce));
@@ -1052,6 +1198,12 @@ mod tests {
         let out = s.on_snapshot(snap(&["c1", "c2", "c3"], 2));
         assert_eq!(types(&out), vec![ENDPOINT_TYPE]);
         assert_eq!(names_of(&out[0]), vec!["c1"]);
+        s.on_request(&req(
+            ENDPOINT_TYPE,
+            &["c1"],
+            &out[0].version_info,
+            &out[0].nonce,
+        ));
         assert!(s.on_snapshot(snap(&["c1", "c2", "c3"], 2)).is_empty());
         // Back to the first endpoints: pushed again.
         let out = s.on_snapshot(snap(&["c1", "c2"], 1));
