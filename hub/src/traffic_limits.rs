@@ -15,8 +15,18 @@ use crate::compile::{Snapshot, TlsChainAction, VirtualHost};
 use crate::quotas::Quotas;
 
 /// Virtual hosts are shared with the compiler's memo (`Arc`): one is copied only when its limit
-/// changes, which with the default (no request-rate limit) is never.
+/// changes, which with the default (no request-rate limit) is never. Without any request-rate
+/// quota no virtual host's tenant is looked up (this runs over every hostname of the fleet
+/// for every change).
 fn limit_virtual_hosts(hosts: &mut [Arc<VirtualHost>], quotas: &Quotas) {
+    let any_rate = quotas.defaults.request_rate.is_some()
+        || quotas.tenants.values().any(|q| q.request_rate.is_some());
+    if !any_rate {
+        for vh in hosts.iter_mut().filter(|vh| vh.rate_limit.is_some()) {
+            Arc::make_mut(vh).rate_limit = None;
+        }
+        return;
+    }
     for vh in hosts {
         let tenant = vh
             .routes
@@ -195,5 +205,22 @@ mod tests {
         assert_eq!(got, [Some(rate), None, None]);
         let got: Vec<_> = s.l4_listeners.iter().map(|l| l.max_connections).collect();
         assert_eq!(got, [Some(3), Quota::default().connections_per_listener]);
+    }
+
+    #[test]
+    fn without_request_rate_quotas_no_virtual_host_keeps_a_limit() {
+        let rate = RequestRate {
+            per_second: 5,
+            burst: 10,
+        };
+        let limited = VirtualHost {
+            rate_limit: Some(rate),
+            ..vh("a.example", Some(src("a")))
+        };
+        let shared = Arc::new(vh("b.example", Some(src("b"))));
+        let mut hosts = vec![Arc::new(limited), shared.clone()];
+        limit_virtual_hosts(&mut hosts, &Quotas::default());
+        assert_eq!(hosts[0].rate_limit, None);
+        assert!(Arc::ptr_eq(&hosts[1], &shared), "unchanged, so not copied");
     }
 }
