@@ -294,19 +294,20 @@ async fn run_stream(
     // it is pushed regardless.
     let mut hold_until: Option<tokio::time::Instant> = None;
     loop {
-        let (out, event) = tokio::select! {
+        let (out, event, pushed) = tokio::select! {
             msg = inbound.message() => match msg {
                 Ok(Some(req)) => {
                     let (mut out, event) = session.on_request(&req);
                     traced.sent(&out);
                     let held = session.push_held(false);
-                    if !held.is_empty() {
+                    let pushed = !held.is_empty();
+                    if pushed {
                         hold_until = None;
                         traced.pushed(&traces, &reporter.snapshot, &session.node, &held);
                         tracing::debug!(pushed = held.len(), "xDS resources pushed (held until Envoy answered)");
                         out.extend(held);
                     }
-                    (out, event)
+                    (out, event, pushed)
                 }
                 Ok(None) => break,
                 Err(status) => {
@@ -320,6 +321,7 @@ async fn run_stream(
                     reporter.snapshot = current.snapshot.clone();
                     reporter.push_started = Some(current.started);
                     let out = session.on_snapshot(current.resources.clone());
+                    let pushed = !out.is_empty();
                     traced.pushed(&traces, &current.snapshot, &session.node, &out);
                     if session.is_held() {
                         hold_until.get_or_insert(tokio::time::Instant::now() + HOLD_LIMIT);
@@ -330,7 +332,7 @@ async fn run_stream(
                         held = session.is_held(),
                         "xDS resources pushed"
                     );
-                    (out, None)
+                    (out, None, pushed)
                 }
                 // The writer is gone: keep serving the last snapshot.
                 Err(_) => {
@@ -341,10 +343,11 @@ async fn run_stream(
             () = sleep_until_some(hold_until) => {
                 hold_until = None;
                 let out = session.push_held(true);
+                let pushed = !out.is_empty();
                 tracing::warn!(node = %session.node, pushed = out.len(),
                     "Envoy has not answered the last push within {HOLD_LIMIT:?}; pushing the newest configuration anyway");
                 traced.pushed(&traces, &reporter.snapshot, &session.node, &out);
-                (out, None)
+                (out, None, pushed)
             }
             _ = tx.closed() => break,
         };
@@ -377,7 +380,7 @@ async fn run_stream(
             }
             None => {}
         }
-        let pushed = !out.is_empty();
+
         for r in out {
             if tx.send(Ok(r)).await.is_err() {
                 break;
