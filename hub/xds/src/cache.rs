@@ -541,7 +541,6 @@ mod tests {
     /// each its own virtual host whose route comes from that tenant), and `extra` hosts of
     /// tenant `a` (a wildcard makes the port unscoped).
     fn tenants_snapshot(tenants: &[(&str, usize)], extra: &[&str]) -> Snapshot {
-        use crate::model::{ClusterKey, Kind, ObjectKey, SourceObject};
         let mut s = snapshot(&[], &[]);
         let hosts = tenants
             .iter()
@@ -550,17 +549,7 @@ mod tests {
         let mut vhs: Vec<Arc<VirtualHost>> = hosts
             .map(|(h, t)| {
                 let mut r = route(&format!("{h}/r0"), "/", "c");
-                r.source = Some(SourceObject {
-                    cluster: ClusterKey {
-                        tenant: t.into(),
-                        cluster: "c1".into(),
-                    },
-                    object: ObjectKey {
-                        kind: Kind::HttpRoute,
-                        namespace: "default".into(),
-                        name: h.replace('*', "any"),
-                    },
-                });
+                r.source = Some(crate::test_support::route_source(t, &h.replace('*', "any")));
                 Arc::new(VirtualHost {
                     name: format!("port/80/host/{h}"),
                     domains: vec![h],

@@ -24,6 +24,8 @@ pub mod resources;
 pub mod scoped;
 pub mod server;
 pub mod tenant_limits;
+#[cfg(test)]
+mod test_support;
 pub mod tls;
 pub mod trace;
 

@@ -373,18 +373,7 @@ mod tests {
         action: RouteAction,
         tenant: Option<&str>,
     ) -> Arc<VirtualHost> {
-        use crate::model::{ClusterKey, Kind, ObjectKey, SourceObject};
-        let source = tenant.map(|t| SourceObject {
-            cluster: ClusterKey {
-                tenant: t.into(),
-                cluster: "c1".into(),
-            },
-            object: ObjectKey {
-                kind: Kind::HttpRoute,
-                namespace: "default".into(),
-                name: name.replace('/', "-"),
-            },
-        });
+        let source = tenant.map(|t| crate::test_support::route_source(t, &name.replace('/', "-")));
         Arc::new(VirtualHost {
             name: name.to_string(),
             domains: domains.iter().map(|d| d.to_string()).collect(),

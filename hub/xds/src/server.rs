@@ -733,7 +733,7 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ClusterKey, HeaderModifier, Kind, ObjectKey};
+    use crate::model::HeaderModifier;
     use crate::snapshot::{
         ClusterSnapshot, ListenerSnapshot, PathMatch, Route, RouteAction, VirtualHost,
         WeightedCluster,
@@ -747,17 +747,7 @@ mod tests {
     }
 
     fn src_of(tenant: &str, name: &str) -> SourceObject {
-        SourceObject {
-            cluster: ClusterKey {
-                tenant: tenant.into(),
-                cluster: "c1".into(),
-            },
-            object: ObjectKey {
-                kind: Kind::HttpRoute,
-                namespace: "default".into(),
-                name: name.into(),
-            },
-        }
+        crate::test_support::route_source(tenant, name)
     }
 
     #[tokio::test]
