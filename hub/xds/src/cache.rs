@@ -98,6 +98,9 @@ struct HostEntry {
     /// domain in order; empty until the listener is scoped.
     table: u64,
     scopes: Vec<Arc<Resource>>,
+    /// For an entry made anew for a changed virtual host: the table its hostname's scopes
+    /// named in the previous build.
+    was_in: Option<u64>,
     /// The table it moved out of and when, kept in it for [`DepartureGrace`].
     departed: Option<(u64, Instant)>,
 }
@@ -208,14 +211,17 @@ impl ResourceCache {
                     vh,
                     |e, vh| Arc::ptr_eq(&e.vh, vh),
                     |e, vh| e.vh.name.cmp(&vh.name),
-                    |e, vh| e.vh == *vh,
+                    |_, _| true,
                 );
                 match found {
-                    Some(e) => HostEntry {
+                    Some(e) if Arc::ptr_eq(&e.vh, vh) || e.vh == *vh => HostEntry {
                         vh: vh.clone(),
                         ..e
                     },
-                    None => {
+                    // The hostname's virtual host changed: made anew, knowing the table its
+                    // scopes named (a move from it is then kept as for any other).
+                    found => {
+                        let was_in = found.filter(|e| !e.scopes.is_empty()).map(|e| e.table);
                         let tenant = super::scoped::tenant_of(vh);
                         let tenant = match tenants.get(tenant) {
                             Some(t) => t.clone(),
@@ -232,6 +238,7 @@ impl ResourceCache {
                             hash: super::scoped::name_hash(vh),
                             table: 0,
                             scopes: Vec::new(),
+                            was_in,
                             departed: None,
                         }
                     }
@@ -287,8 +294,13 @@ impl ResourceCache {
             // The table's name is the listener's, the tenant's and its number: the same
             // virtual host (so the same tenant) in the table of the same number names it.
             if e.scopes.is_empty() || e.table != number {
-                if !e.scopes.is_empty() {
-                    e.departed = Some((e.table, now));
+                let from = if e.scopes.is_empty() {
+                    e.was_in.take()
+                } else {
+                    Some(e.table)
+                };
+                if let Some(from) = from.filter(|&from| from != number) {
+                    e.departed = Some((from, now));
                 }
                 e.scopes =
                     e.vh.domains
@@ -639,6 +651,20 @@ mod tests {
                 "a fresh build has no history"
             );
         }
+        // A moving hostname whose routes change in the same build stays too, as it is now.
+        let h = &moved[0];
+        let mut changed = grown.clone();
+        let vhs = &mut changed.listeners[0].virtual_hosts;
+        let i = vhs
+            .iter()
+            .position(|vh| vh.name == format!("port/80/host/{h}"))
+            .unwrap();
+        Arc::make_mut(&mut vhs[i]).routes[0].path = PathMatch::Prefix("/changed".into());
+        let mut cache = ResourceCache::default();
+        build_cached(&small, &mut cache);
+        let after = build_cached(&changed, &mut cache);
+        let old = table_of(&before, h);
+        assert!(hosts_in(&after, &old).contains(&format!("port/80/host/{h}")));
         // Without the grace the old table lets go at once (the build equals a fresh one).
         let mut cache = ResourceCache::without_departure_grace();
         build_cached(&small, &mut cache);
