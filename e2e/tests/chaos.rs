@@ -755,7 +755,10 @@ fn growth_pct(from_kib: u64, to_kib: u64) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn route_churn_loses_no_request_to_existing_routes_and_leaks_nothing() {
     let rounds = env_usize("FLEETGATE_CHAOS_ROUNDS", 2);
-    let routes = env_usize("FLEETGATE_CHAOS_ROUTES", 50).max(1);
+    // 150 by default: the churned tenant's hostnames then spread over two and four tables and
+    // back (`scoped::HOSTS_PER_TABLE`), so the scopes of its untouched route move each round
+    // (with 50 they never did, and a 404 at each move went unseen).
+    let routes = env_usize("FLEETGATE_CHAOS_ROUTES", 150).max(1);
     let mut c = ChaosFleet::start().await;
     let hub_pid = c.fleet.hub.process().pid().expect("hub running");
     let baseline = envoy_clusters_and_listeners(&c.fleet).await;

@@ -60,18 +60,23 @@ pub struct ResourceCache {
     tenants: HashMap<String, Arc<str>>,
     /// The tables of scoped listeners, by name.
     tables: HashMap<String, TableEntry>,
-    /// How long a table keeps a virtual host whose hostname moved to another table.
+    /// How long a table keeps a virtual host whose hostname moved to another table, and how
+    /// long a new table exists before a hostname's scope moves to it.
     departure_grace: DepartureGrace,
+    /// When each table of a scoped listener was first built (by name).
+    table_since: HashMap<String, Instant>,
     /// When the current build started.
     now: Option<Instant>,
 }
 
-/// How long a table keeps serving a virtual host whose hostname moved to another of its
-/// tenant's tables (when the tenant's count of tables changed), so that a change is made
-/// before it breaks: Envoy applies the scope's move only once the new table arrived, which it
-/// asks for after the scopes, while the old table, changed in the same push, came with them.
-/// Without it, requests for the moving hostname got 404 from the old table for that moment
-/// (the soak of e2e/tests/chaos.rs: 332 of 385,364 requests). Later builds drop it.
+/// How long a hostname waits before its scope moves to a table new to this cache, and how
+/// long its old table keeps serving it after the move (a tenant's hostnames move between its
+/// tables when its count of tables changes). Envoy, once loaded, applies a scope that names a
+/// table it has not yet subscribed to at once, and asks for the table only then: requests for
+/// the hostname got 404 until the table came (the 30-minute soak of e2e/tests/chaos.rs: 332 of
+/// 385,364 requests). Every table is subscribed from its first build through its anchor
+/// scope (`super::scoped::anchor_scope`), and a hostname moves once the table has been there
+/// this long, which Envoy's answers take milliseconds of.
 struct DepartureGrace(Duration);
 
 impl Default for DepartureGrace {
@@ -164,11 +169,16 @@ fn reuse<E, I: ?Sized>(
 }
 
 impl ResourceCache {
-    /// A cache whose tables drop a departing virtual host at once (its builds equal fresh ones).
+    /// A cache whose hostnames move between tables at once (its builds equal fresh ones).
     #[cfg(test)]
     fn without_departure_grace() -> Self {
+        Self::with_departure_grace(Duration::ZERO)
+    }
+
+    #[cfg(test)]
+    fn with_departure_grace(grace: Duration) -> Self {
         ResourceCache {
-            departure_grace: DepartureGrace(Duration::ZERO),
+            departure_grace: DepartureGrace(grace),
             ..Default::default()
         }
     }
@@ -188,6 +198,8 @@ impl ResourceCache {
             !hosts.is_empty()
         });
         self.tables.retain(|_, e| e.used == build);
+        let tables = &self.tables;
+        self.table_since.retain(|name, _| tables.contains_key(name));
         self.hosts_before.clear();
         self.tenants.retain(|_, t| Arc::strong_count(t) > 1);
     }
@@ -286,62 +298,83 @@ impl ResourceCache {
             })
             .collect();
         let now = self.now.unwrap_or_else(Instant::now);
+        let grace = self.departure_grace.0;
+        let index: HashMap<String, usize> = tables
+            .iter()
+            .enumerate()
+            .map(|(i, (_, name, _))| (name.clone(), i))
+            .collect();
+        // A table built for the first time less than the grace ago: Envoy may not have it yet.
+        let young: Vec<bool> = tables
+            .iter()
+            .map(|(_, name, _)| {
+                let since = *self.table_since.entry(name.clone()).or_insert(now);
+                now - since < grace
+            })
+            .collect();
         let mut scopes = Vec::new();
         let mut departing = Vec::new();
         let in_tables = entries.iter_mut().filter(|e| !e.catch_all);
         for (e, t) in in_tables.zip(table_of) {
-            let (number, table) = (tables[t].0, &tables[t].1);
+            let number = tables[t].0;
+            // The table the hostname's scope names now (none for a new hostname).
+            let current = if e.scopes.is_empty() {
+                e.was_in.take()
+            } else {
+                Some(e.table)
+            };
+            let name_of = |n: u64| super::scoped::table_name(&l.name, &e.tenant, n);
+            // Moving into a young table waits, the hostname served by its old one meanwhile.
+            let stay =
+                current.filter(|&c| c != number && young[t] && index.contains_key(&name_of(c)));
+            let want = stay.unwrap_or(number);
             // The table's name is the listener's, the tenant's and its number: the same
             // virtual host (so the same tenant) in the table of the same number names it.
-            if e.scopes.is_empty() || e.table != number {
-                let from = if e.scopes.is_empty() {
-                    e.was_in.take()
-                } else {
-                    Some(e.table)
-                };
-                if let Some(from) = from.filter(|&from| from != number) {
+            if e.scopes.is_empty() || e.table != want {
+                if let Some(from) = current.filter(|&from| from != want) {
                     e.departed = Some((from, now));
                 }
+                let table = name_of(want);
                 e.scopes =
                     e.vh.domains
                         .iter()
                         .map(|host| {
                             Arc::new(Resource::new(
                                 super::scoped::scope_name(&l.name, host),
-                                pack_any(super::scoped::scope(l, host, table)),
+                                pack_any(super::scoped::scope(l, host, &table)),
                                 Sources::Routes(vec![e.vh.clone()]),
                             ))
                         })
                         .collect();
-                e.table = number;
+                e.table = want;
             }
             scopes.extend(e.scopes.iter().cloned());
+            if stay.is_some() {
+                departing.push((name_of(want), e.vh.clone()));
+                continue;
+            }
             match e.departed {
-                Some((from, at)) if from != number && now - at < self.departure_grace.0 => {
-                    departing.push((
-                        super::scoped::table_name(&l.name, &e.tenant, from),
-                        e.vh.clone(),
-                    ));
+                Some((from, at)) if from != number && now - at < grace => {
+                    departing.push((name_of(from), e.vh.clone()));
                 }
                 _ => e.departed = None,
             }
         }
         // A departing virtual host stays in its old table if that table is still there (a
         // table left out is kept by Envoy until no scope names it).
-        if !departing.is_empty() {
-            let index: HashMap<&str, usize> = tables
-                .iter()
-                .enumerate()
-                .map(|(i, (_, name, _))| (name.as_str(), i))
-                .collect();
-            let found: Vec<(usize, Arc<VirtualHost>)> = departing
-                .into_iter()
-                .filter_map(|(name, vh)| Some((*index.get(name.as_str())?, vh)))
-                .collect();
-            for (i, vh) in found {
+        for (name, vh) in departing {
+            if let Some(&i) = index.get(&name) {
                 tables[i].2.push(vh);
             }
         }
+        // Every table keeps its subscription through its own scope.
+        scopes.extend(tables.iter().map(|(_, name, vhs)| {
+            Arc::new(Resource::new(
+                super::scoped::anchor_name(&l.name, name),
+                pack_any(super::scoped::anchor_scope(l, name)),
+                Sources::Routes(vhs.clone()),
+            ))
+        }));
         let tables = tables
             .iter()
             .map(|(number, name, vhs)| {
@@ -600,7 +633,7 @@ mod tests {
     }
 
     #[test]
-    fn a_hostname_moving_to_another_table_stays_in_its_old_one_for_a_while() {
+    fn a_hostname_moves_to_a_new_table_only_once_it_has_been_there_a_while() {
         use crate::resources::{ROUTE_TYPE, Resources, SCOPED_ROUTE_TYPE};
         use envoy_types::pb::envoy::config::route::v3::ScopedRouteConfiguration;
         let n = crate::scoped::HOSTS_PER_TABLE;
@@ -608,16 +641,17 @@ mod tests {
             tenants_snapshot(&[("a", n - 4)], &[]),
             tenants_snapshot(&[("a", n + 4)], &[]),
         );
-        // Which table serves `host` (by its scope), and the virtual-host names of each table.
-        let table_of = |r: &Resources, host: &str| -> String {
-            let scope = r
-                .of(SCOPED_ROUTE_TYPE)
-                .iter()
-                .find(|x| x.name == format!("port/80/scoped/{host}"))
-                .expect("a scope");
-            ScopedRouteConfiguration::decode(&*scope.any.value)
-                .unwrap()
-                .route_configuration_name
+        // The table a scope names, and the virtual-host names of a table.
+        let named_by = |r: &Resources, scope: &str| -> Option<String> {
+            let scope = r.of(SCOPED_ROUTE_TYPE).iter().find(|x| x.name == scope)?;
+            Some(
+                ScopedRouteConfiguration::decode(&*scope.any.value)
+                    .unwrap()
+                    .route_configuration_name,
+            )
+        };
+        let table_of = |r: &Resources, host: &str| {
+            named_by(r, &format!("port/80/scoped/{host}")).expect("a scope")
         };
         let hosts_in = |r: &Resources, table: &str| -> Vec<String> {
             let t = r
@@ -632,26 +666,40 @@ mod tests {
                 .map(|vh| vh.name)
                 .collect()
         };
-        let mut cache = ResourceCache::default();
-        let before = build_cached(&small, &mut cache);
-        let after = build_cached(&grown, &mut cache);
-        let fresh = build(&grown);
+        let (before, fresh) = (build(&small), build(&grown));
         let moved: Vec<String> = (0..n - 4)
             .map(|i| format!("h{i}.a"))
-            .filter(|h| table_of(&before, h) != table_of(&after, h))
+            .filter(|h| table_of(&before, h) != table_of(&fresh, h))
             .collect();
         assert!(!moved.is_empty(), "growing past {n} hostnames moves some");
+        let grace = Duration::from_millis(300);
+        let mut cache = ResourceCache::with_departure_grace(grace);
+        build_cached(&small, &mut cache);
+        // The new table is there, kept subscribed by its anchor, but the moving hostnames'
+        // scopes still name their old table, which still holds them.
+        let first = build_cached(&grown, &mut cache);
         for h in &moved {
-            let (old, new) = (table_of(&before, h), table_of(&after, h));
+            let (old, new) = (table_of(&before, h), table_of(&fresh, h));
             let vh = format!("port/80/host/{h}");
-            assert!(hosts_in(&after, &new).contains(&vh), "{h} in its new table");
-            assert!(hosts_in(&after, &old).contains(&vh), "{h} still in {old}");
-            assert!(
-                !hosts_in(&fresh, &old).contains(&vh),
-                "a fresh build has no history"
+            assert_eq!(table_of(&first, h), old, "{h} waits for {new}");
+            assert!(hosts_in(&first, &old).contains(&vh));
+            assert!(hosts_in(&first, &new).contains(&vh));
+            assert_eq!(
+                named_by(&first, &format!("port/80/anchor/{new}")).as_deref(),
+                Some(new.as_str())
             );
         }
-        // A moving hostname whose routes change in the same build stays too, as it is now.
+        // After the grace the scopes move; the old table keeps them one more grace.
+        std::thread::sleep(grace + Duration::from_millis(50));
+        let moved_now = build_cached(&grown, &mut cache);
+        for h in &moved {
+            let (old, new) = (table_of(&before, h), table_of(&fresh, h));
+            assert_eq!(table_of(&moved_now, h), new);
+            assert!(hosts_in(&moved_now, &old).contains(&format!("port/80/host/{h}")));
+        }
+        std::thread::sleep(grace + Duration::from_millis(50));
+        assert_eq!(build_cached(&grown, &mut cache), fresh);
+        // A moving hostname whose routes change meanwhile waits the same way, as it is now.
         let h = &moved[0];
         let mut changed = grown.clone();
         let vhs = &mut changed.listeners[0].virtual_hosts;
@@ -660,12 +708,13 @@ mod tests {
             .position(|vh| vh.name == format!("port/80/host/{h}"))
             .unwrap();
         Arc::make_mut(&mut vhs[i]).routes[0].path = PathMatch::Prefix("/changed".into());
-        let mut cache = ResourceCache::default();
+        let mut cache = ResourceCache::with_departure_grace(grace);
         build_cached(&small, &mut cache);
         let after = build_cached(&changed, &mut cache);
         let old = table_of(&before, h);
+        assert_eq!(table_of(&after, h), old);
         assert!(hosts_in(&after, &old).contains(&format!("port/80/host/{h}")));
-        // Without the grace the old table lets go at once (the build equals a fresh one).
+        // Without the grace a hostname moves at once (the build equals a fresh one).
         let mut cache = ResourceCache::without_departure_grace();
         build_cached(&small, &mut cache);
         assert_eq!(build_cached(&grown, &mut cache), fresh);

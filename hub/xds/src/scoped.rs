@@ -326,6 +326,35 @@ pub fn scope(l: &ListenerSnapshot, host: &str, table: &str) -> ScopedRouteConfig
     }
 }
 
+/// The SRDS resource that keeps `table` of `l` subscribed whichever hostnames name it: a scope
+/// of its own under a key no request carries (the table's name, with `/` in it, is no Host).
+/// Envoy starts the RDS subscription of a table when a scope first names it and, after its
+/// first load, applies a scope at once, before a table new to it has arrived: a hostname
+/// whose scope moved to a new table got 404 until then. So a table is subscribed as soon as it
+/// exists, and a hostname moves to it only once it has been there a while (`super::cache`).
+pub fn anchor_scope(l: &ListenerSnapshot, table: &str) -> ScopedRouteConfiguration {
+    use scoped_route_configuration::key::{Fragment, fragment};
+    let string_key = |s: String| Fragment {
+        r#type: Some(fragment::Type::StringKey(s)),
+    };
+    ScopedRouteConfiguration {
+        name: anchor_name(&l.name, table),
+        route_configuration_name: table.to_string(),
+        key: Some(scoped_route_configuration::Key {
+            fragments: vec![
+                string_key(table.to_string()),
+                string_key(l.port.to_string()),
+            ],
+        }),
+        ..Default::default()
+    }
+}
+
+/// The name of the anchor scope ([`anchor_scope`]) of `table` on listener `listener`.
+pub fn anchor_name(listener: &str, table: &str) -> String {
+    format!("{listener}/anchor/{table}")
+}
+
 /// The RouteConfiguration of `table`: its virtual hosts (their names, domains and routes as on
 /// an unscoped port; a request reaches a table only through the scope of one of its hostnames).
 pub fn route_configuration(table: &Table<'_>) -> RouteConfiguration {
@@ -612,6 +641,17 @@ mod tests {
         assert_eq!(
             keys,
             vec![
+                // Each table's anchor, keyed by the table's name (no Host has a `/`).
+                (
+                    format!("port/8080/anchor/{table_a}"),
+                    table_a.into(),
+                    vec![table_a.into(), "8080".into()]
+                ),
+                (
+                    format!("port/8080/anchor/{table_b}"),
+                    table_b.into(),
+                    vec![table_b.into(), "8080".into()]
+                ),
                 (
                     "port/8080/scoped/a.example".into(),
                     table_a.into(),

@@ -990,6 +990,8 @@ mod tests {
         assert_eq!(
             names_of(&srds),
             vec![
+                "port/80/anchor/port/80/routes/t/a/0",
+                "port/80/anchor/port/80/routes/t/b/0",
                 "port/80/scoped/a.example",
                 "port/80/scoped/b.example",
                 "port/80/scoped/c.example"
