@@ -17,9 +17,11 @@
 //! statistics and its bookkeeping per hostname (about 150 KiB each; 100,000 hostnames did not
 //! fit in 15 GiB) and its statistics flush walk 120,000 RDS statistics at 10,000 hostnames.
 //! When a tenant's count crosses a power of two its hostnames move between tables (the scopes
-//! that move are sent again, and the cache, `super::cache`, keeps a moved virtual host in its
-//! old table for a while: Envoy switches a scope only once its new table arrived); a change of
-//! one route re-sends one table.
+//! that move are sent again); a change of one route re-sends one table. Every table also has
+//! an anchor scope ([`anchor_scope`]) so that Envoy holds it from its first build, and the
+//! cache (`super::cache`) moves a hostname's scope to a table only once that table has been
+//! there a while, its old table serving it meanwhile: Envoy serves a scope naming a table it has
+//! not received yet with 404.
 //!
 //! A key is exact, so a scope cannot stand for a wildcard hostname (`*.a.example`) or for `*`
 //! (Envoy issue 19098), and a request whose key names no scope gets Envoy's 404. A port is
