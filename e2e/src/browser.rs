@@ -30,6 +30,9 @@ pub struct Browser {
     _process: Process,
 }
 
+/// How long [`Browser`] waits for an element it is asked to act on to appear.
+const FIND_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Browser {
     /// Starts ChromeDriver on a free loopback port and a headless Chromium session
     /// (1280x900, no sandbox: tests run as root in CI).
@@ -93,16 +96,30 @@ impl Browser {
             .map(|_| ())
     }
 
-    /// The first element matching the CSS `selector` (an error when there is none).
+    /// The first element matching the CSS `selector`, waiting up to [`FIND_WAIT`] for one to
+    /// appear (a page's script may draw it after the page has loaded); an error when none does.
     async fn find(&self, selector: &str) -> anyhow::Result<String> {
-        let v = self
-            .cmd(
-                "POST",
-                "/element",
-                Some(json!({"using": "css selector", "value": selector})),
-            )
-            .await
-            .with_context(|| format!("no element matches {selector:?}"))?;
+        let started = std::time::Instant::now();
+        let v = loop {
+            let found = self
+                .cmd(
+                    "POST",
+                    "/element",
+                    Some(json!({"using": "css selector", "value": selector})),
+                )
+                .await;
+            match found {
+                Err(e)
+                    if e.to_string().contains("no such element")
+                        && started.elapsed() < FIND_WAIT =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                other => {
+                    break other.with_context(|| format!("no element matches {selector:?}"))?;
+                }
+            }
+        };
         Ok(v[ELEMENT]
             .as_str()
             .with_context(|| format!("WebDriver gave no element reference for {selector:?}: {v}"))?
