@@ -286,36 +286,34 @@ impl ResourceCache {
                 }),
         );
         let table_of = layout.table_of;
-        let mut tables: Vec<(u64, String, Vec<Arc<VirtualHost>>)> = layout
+        let tables: Vec<(u64, String)> = layout
             .tables
             .into_iter()
-            .map(|t| {
-                (
-                    t.number,
-                    t.name,
-                    t.virtual_hosts.into_iter().cloned().collect(),
-                )
-            })
+            .map(|t| (t.number, t.name))
             .collect();
+        // Each table's virtual hosts as indexes into `entries`, in layout order (the order
+        // `layout_of` put them in); departing ones appended below.
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); tables.len()];
         let now = self.now.unwrap_or_else(Instant::now);
         let grace = self.departure_grace.0;
-        let index: HashMap<String, usize> = tables
+        let index: HashMap<&str, usize> = tables
             .iter()
             .enumerate()
-            .map(|(i, (_, name, _))| (name.clone(), i))
+            .map(|(i, (_, name))| (name.as_str(), i))
             .collect();
         // A table built for the first time less than the grace ago: Envoy may not have it yet.
         let young: Vec<bool> = tables
             .iter()
-            .map(|(_, name, _)| {
+            .map(|(_, name)| {
                 let since = *self.table_since.entry(name.clone()).or_insert(now);
                 now - since < grace
             })
             .collect();
         let mut scopes = Vec::new();
         let mut departing = Vec::new();
-        let in_tables = entries.iter_mut().filter(|e| !e.catch_all);
-        for (e, t) in in_tables.zip(table_of) {
+        let in_tables = entries.iter_mut().enumerate().filter(|(_, e)| !e.catch_all);
+        for ((i, e), t) in in_tables.zip(table_of) {
+            members[t].push(i);
             let number = tables[t].0;
             // The table the hostname's scope names now (none for a new hostname).
             let current = if e.scopes.is_empty() {
@@ -325,8 +323,8 @@ impl ResourceCache {
             };
             let name_of = |n: u64| super::scoped::table_name(&l.name, &e.tenant, n);
             // Moving into a young table waits, the hostname served by its old one meanwhile.
-            let stay =
-                current.filter(|&c| c != number && young[t] && index.contains_key(&name_of(c)));
+            let stay = current
+                .filter(|&c| c != number && young[t] && index.contains_key(name_of(c).as_str()));
             let want = stay.unwrap_or(number);
             // The table's name is the listener's, the tenant's and its number: the same
             // virtual host (so the same tenant) in the table of the same number names it.
@@ -350,38 +348,40 @@ impl ResourceCache {
             }
             scopes.extend(e.scopes.iter().cloned());
             if stay.is_some() {
-                departing.push((name_of(want), e.vh.clone()));
+                departing.push((name_of(want), i));
                 continue;
             }
             match e.departed {
                 Some((from, at)) if from != number && now - at < grace => {
-                    departing.push((name_of(from), e.vh.clone()));
+                    departing.push((name_of(from), i));
                 }
                 _ => e.departed = None,
             }
         }
         // A departing virtual host stays in its old table if that table is still there (a
         // table left out is kept by Envoy until no scope names it).
-        for (name, vh) in departing {
-            if let Some(&i) = index.get(&name) {
-                tables[i].2.push(vh);
+        for (name, i) in departing {
+            if let Some(&t) = index.get(name.as_str()) {
+                members[t].push(i);
             }
         }
-        // Every table keeps its subscription through its own scope.
-        scopes.extend(tables.iter().map(|(_, name, vhs)| {
+        // Every table keeps its subscription through its own scope (made by the hub from the
+        // table's name alone: a NACK of it names no tenant object).
+        scopes.extend(tables.iter().map(|(_, name)| {
             Arc::new(Resource::new(
                 super::scoped::anchor_name(&l.name, name),
                 pack_any(super::scoped::anchor_scope(l, name)),
-                Sources::Routes(vhs.clone()),
+                std::collections::BTreeSet::new(),
             ))
         }));
         let tables = tables
             .iter()
-            .map(|(number, name, vhs)| {
+            .zip(&members)
+            .map(|((number, name), members)| {
                 let table = super::scoped::Table {
                     name: name.clone(),
                     number: *number,
-                    virtual_hosts: vhs.iter().collect(),
+                    virtual_hosts: members.iter().map(|&i| &entries[i].vh).collect(),
                 };
                 self.table(l, &table)
             })
