@@ -314,18 +314,7 @@ pub fn early_header_mutation(l: &ListenerSnapshot) -> Vec<TypedExtensionConfig> 
 
 /// The SRDS resource of `host` on `l`: its key and the name of the table serving it.
 pub fn scope(l: &ListenerSnapshot, host: &str, table: &str) -> ScopedRouteConfiguration {
-    use scoped_route_configuration::key::{Fragment, fragment};
-    let string_key = |s: String| Fragment {
-        r#type: Some(fragment::Type::StringKey(s)),
-    };
-    ScopedRouteConfiguration {
-        name: scope_name(&l.name, host),
-        route_configuration_name: table.to_string(),
-        key: Some(scoped_route_configuration::Key {
-            fragments: vec![string_key(host.to_string()), string_key(l.port.to_string())],
-        }),
-        ..Default::default()
-    }
+    keyed_scope(scope_name(&l.name, host), host, l.port, table)
 }
 
 /// The SRDS resource that keeps `table` of `l` subscribed whichever hostnames name it: a scope
@@ -335,18 +324,20 @@ pub fn scope(l: &ListenerSnapshot, host: &str, table: &str) -> ScopedRouteConfig
 /// whose scope moved to a new table got 404 until then. So a table is subscribed as soon as it
 /// exists, and a hostname moves to it only once it has been there a while (`super::cache`).
 pub fn anchor_scope(l: &ListenerSnapshot, table: &str) -> ScopedRouteConfiguration {
+    keyed_scope(anchor_name(&l.name, table), table, l.port, table)
+}
+
+/// A scope named `name` whose key is (`host`, `port`), naming `table`.
+fn keyed_scope(name: String, host: &str, port: u16, table: &str) -> ScopedRouteConfiguration {
     use scoped_route_configuration::key::{Fragment, fragment};
     let string_key = |s: String| Fragment {
         r#type: Some(fragment::Type::StringKey(s)),
     };
     ScopedRouteConfiguration {
-        name: anchor_name(&l.name, table),
+        name,
         route_configuration_name: table.to_string(),
         key: Some(scoped_route_configuration::Key {
-            fragments: vec![
-                string_key(table.to_string()),
-                string_key(l.port.to_string()),
-            ],
+            fragments: vec![string_key(host.to_string()), string_key(port.to_string())],
         }),
         ..Default::default()
     }
