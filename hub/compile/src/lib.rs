@@ -524,7 +524,7 @@ fn assemble(
         .map(|dl| {
             let mut virtual_hosts: Vec<Arc<VirtualHost>> =
                 by_host(hosts.remove(&dl.port).unwrap_or_default())
-                    .map(|(host, parts)| match parts.as_slice() {
+                    .map(|(host, parts)| match &*parts {
                         [one] => one.vhost.clone(),
                         _ => Arc::new(VirtualHost {
                             name: names::virtual_host(dl.port, host),
@@ -608,19 +608,15 @@ impl<'a> SmallParts<'a> {
             SmallParts::Many(all) => all.push(hp),
         }
     }
-
-    fn as_slice(&self) -> &[&'a HostPart] {
-        match self {
-            SmallParts::One(one) => std::slice::from_ref(one),
-            SmallParts::Many(all) => all,
-        }
-    }
 }
 
 impl<'a> std::ops::Deref for SmallParts<'a> {
     type Target = [&'a HostPart];
     fn deref(&self) -> &Self::Target {
-        self.as_slice()
+        match self {
+            SmallParts::One(one) => std::slice::from_ref(one),
+            SmallParts::Many(all) => all,
+        }
     }
 }
 
