@@ -72,14 +72,29 @@ struct ChaosFleet {
 fn l4_config() -> serde_json::Map<String, Value> {
     let lo: IpAddr = "127.0.0.1".parse().expect("an address");
     let from = free_l4_range(lo, 4).expect("a free port range");
+    // Room for the largest churn round (`make chaos`: 3,000 routes, each with a hostname of its
+    // own, past the default quotas of 2,000), sent at a pace the churn is about rather than the
+    // default 20 updates per second (3,000 routes in and out would take 5 minutes a round).
+    let room = CHURN_ROUTES_MAX
+        .max(env_usize("FLEETGATE_CHAOS_ROUTES", 0))
+        .max(env_usize("FLEETGATE_SOAK_ROUTES", 0))
+        + 100;
     json!({
         "addressPools": [{"name": "loopback", "addresses": ["127.0.0.1"]}],
         "l4PortRange": {"from": from, "to": from + 3},
+        "quotas": {"defaults": {
+            "routes": room, "hostnames": room,
+            "updatesPerSecond": 500, "updateBurst": 500,
+        }},
     })
     .as_object()
     .cloned()
     .expect("an object")
 }
+
+/// The most routes a churn round adds by default (`make chaos`); `FLEETGATE_CHAOS_ROUTES` and
+/// `FLEETGATE_SOAK_ROUTES` may ask for more.
+const CHURN_ROUTES_MAX: usize = 3000;
 
 /// A LoadBalancer Service of class fleetgate.dev/hub, one TCP port.
 fn lb_service_yaml(name: &str, port: u16, node_port: u16) -> String {
