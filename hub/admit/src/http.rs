@@ -192,7 +192,7 @@ pub fn admit_match(at: &str, m: &pb::HttpRouteMatch) -> Result<HttpRouteMatch, R
             super::MAX_HEADERS
         ));
     }
-    let mut headers = Vec::new();
+    let mut headers = Vec::with_capacity(m.headers.len());
     for h in &m.headers {
         let (name, value) = check_header(&h.name, &h.value)?;
         if headers.iter().any(|(n, _)| *n == name) {
@@ -207,7 +207,7 @@ pub fn admit_match(at: &str, m: &pb::HttpRouteMatch) -> Result<HttpRouteMatch, R
         )?;
         headers.push((name, v));
     }
-    let mut query_params = Vec::new();
+    let mut query_params = Vec::with_capacity(m.query_params.len());
     for q in &m.query_params {
         // Query parameter names are matched as written; same character rules as header names.
         let (_, value) = check_header(&q.name, &q.value)?;

@@ -489,7 +489,9 @@ fn admit_rule(
         );
     }
     let name = rule_names::admit_rule_name(i, &r.name)?;
-    let mut matches = Vec::new();
+    // Sized exactly: a growing Vec keeps room for four of these large elements, which was
+    // most of the admitted intent's memory at 10,000 routes (docs/benchmarks.md, eighth round).
+    let mut matches = Vec::with_capacity(r.matches.len().max(1));
     for (mi, m) in r.matches.iter().enumerate() {
         matches.push(http::admit_match(&at(&format!("matches[{mi}]")), m)?);
     }
@@ -501,7 +503,7 @@ fn admit_rule(
             method: None,
         });
     }
-    let mut filters = Vec::new();
+    let mut filters = Vec::with_capacity(r.filters.len());
     for (fi, f) in r.filters.iter().enumerate() {
         filters.push(http::admit_filter(
             &at(&format!("filters[{fi}]")),
@@ -511,7 +513,7 @@ fn admit_rule(
     }
     http::check_filter_set(&format!("rules[{i}]"), &filters, &matches)?;
     let timeouts = http::admit_timeouts(&format!("rules[{i}]"), r.timeouts.as_ref())?;
-    let mut backends = Vec::new();
+    let mut backends = Vec::with_capacity(r.backends.len());
     for b in &r.backends {
         backends.push(admit_backend_ref(b, policy, true)?);
     }
@@ -749,7 +751,7 @@ fn admit_backend_ref(
             ),
         );
     }
-    let mut endpoints = Vec::new();
+    let mut endpoints = Vec::with_capacity(b.endpoints.len());
     // An AgentgatewayBackend's endpoints are its own (`ai`), never the backendRef's; a kind
     // that is not served has none.
     if kind == BackendKind::Service && kind_problem.is_none() {
@@ -759,6 +761,7 @@ fn admit_backend_ref(
     }
     endpoints.sort();
     endpoints.dedup();
+    endpoints.shrink_to_fit();
     let problem = b.problem.as_ref().map(|p| BackendProblem {
         reason: match p.reason.as_str() {
             r @ ("BackendNotFound" | "RefNotPermitted" | "InvalidKind" | "UnsupportedProtocol") => {

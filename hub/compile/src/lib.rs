@@ -958,7 +958,7 @@ fn build_rules(
             let action = rule_action(ai, &object, route, ri, rule, &src, clusters);
             let (request_headers, response_headers) = header_modifiers(rule);
             let cors = rule.filters.iter().find_map(|f| match f {
-                HttpFilter::Cors(c) => Some(c.clone()),
+                HttpFilter::Cors(c) => Some(Box::new(c.clone())),
                 _ => None,
             });
             rule.matches

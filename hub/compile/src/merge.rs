@@ -30,8 +30,10 @@ type MatchKey = (
 
 /// The routes of one virtual host (in precedence order) with equal forwarding matches of one
 /// tenant's clusters merged into the first of them.
-pub fn merge_clusters(routes: impl IntoIterator<Item = Route>) -> Vec<Route> {
-    let mut out: Vec<Route> = Vec::new();
+pub fn merge_clusters(routes: impl ExactSizeIterator<Item = Route>) -> Vec<Route> {
+    // At most one per route; a growing Vec kept room for four (a `Route` is large), which was
+    // the largest part of the compiled fleet's memory (docs/benchmarks.md, eighth round).
+    let mut out: Vec<Route> = Vec::with_capacity(routes.len());
     // Match -> (index in `out` of the first forwarding route, clusters merged into it).
     let mut firsts: BTreeMap<MatchKey, (usize, BTreeSet<String>)> = BTreeMap::new();
     for r in routes {

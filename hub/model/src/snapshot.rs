@@ -169,8 +169,9 @@ pub struct Route {
     pub method: Option<String>,
     pub request_headers: HeaderModifier,
     pub response_headers: HeaderModifier,
-    /// CORS policy answered by the data plane (preflights) and added to responses.
-    pub cors: Option<Cors>,
+    /// CORS policy answered by the data plane (preflights) and added to responses; boxed, as
+    /// few routes have one and a `Route` is held per rule and match of the fleet.
+    pub cors: Option<Box<Cors>>,
     pub action: RouteAction,
     /// The HTTPRoute this came from; `None` for routes fleetgate adds itself (the 404 catch-all).
     pub source: Option<SourceObject>,

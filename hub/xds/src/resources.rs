@@ -493,7 +493,7 @@ pub fn virtual_host(vh: &crate::snapshot::VirtualHost) -> route_v3::VirtualHost 
                 request_headers_to_remove: r.request_headers.remove.clone(),
                 response_headers_to_add: header_options(&r.response_headers),
                 response_headers_to_remove: r.response_headers.remove.clone(),
-                typed_per_filter_config: super::http::per_filter_config(r.cors.as_ref()),
+                typed_per_filter_config: super::http::per_filter_config(r.cors.as_deref()),
                 ..Default::default()
             })
             .collect(),
@@ -1047,10 +1047,10 @@ mod tests {
         );
         r.response_headers.set.push(("x-resp".into(), "1".into()));
         r.response_headers.remove.push("server".into());
-        r.cors = Some(crate::model::Cors {
+        r.cors = Some(Box::new(crate::model::Cors {
             allow_origins: vec!["https://a.example".into()],
             ..Default::default()
-        });
+        }));
         let rc = route_configuration(&listener_snapshot(vec![r]));
         let er = &rc.virtual_hosts[0].routes[0];
         assert!(matches!(er.action, Some(route::Action::Redirect(_))));

@@ -317,7 +317,7 @@ fn rewrites_headers_and_cors_reach_every_match() {
     let mut matched = Vec::new();
     for r in &routes {
         assert_eq!((&r.request_headers, &r.response_headers), (&req, &resp));
-        assert_eq!(r.cors.as_ref(), Some(&cors));
+        assert_eq!(r.cors.as_deref(), Some(&cors));
         let RouteAction::Forward(fw) = &r.action else {
             panic!("forward expected: {:?}", r.action)
         };
