@@ -60,23 +60,24 @@ pub struct ResourceCache {
     tenants: HashMap<String, Arc<str>>,
     /// The tables of scoped listeners, by name.
     tables: HashMap<String, TableEntry>,
-    /// How long a table keeps a virtual host whose hostname moved to another table, and how
-    /// long a new table exists before a hostname's scope moves to it.
+    /// How long a table holds a virtual host before its hostname's scope moves to it, and how
+    /// long the table it moved out of keeps it after.
     departure_grace: DepartureGrace,
-    /// When each table of a scoped listener was first built (by name).
-    table_since: HashMap<String, Instant>,
     /// When the current build started.
     now: Option<Instant>,
 }
 
-/// How long a hostname waits before its scope moves to a table new to this cache, and how
-/// long its old table keeps serving it after the move (a tenant's hostnames move between its
-/// tables when its count of tables changes). Envoy, once loaded, applies a scope that names a
-/// table it has not yet subscribed to at once, and asks for the table only then: requests for
-/// the hostname got 404 until the table came (the 30-minute soak of e2e/tests/chaos.rs: 332 of
-/// 385,364 requests). Every table is subscribed from its first build through its anchor
-/// scope (`super::scoped::anchor_scope`), and a hostname moves once the table has been there
-/// this long, which Envoy's answers take milliseconds of.
+/// How long a hostname's virtual host is in the table it moves to before its scope names that
+/// table, and how long its old table keeps serving it after the move (a tenant's hostnames
+/// move between its tables when its count of tables changes, up or down). Meanwhile the
+/// virtual host is in both tables, and the old table is kept even when the layout no longer
+/// has it. Envoy applies a scope at once, before the route configurations of the same push
+/// (SRDS comes before RDS: `super::resources::PUSH_ORDER`) and before it has a table it has
+/// not yet subscribed to: a scope moved in the same push as its virtual host answered the
+/// hostname's requests with 404 until the table's update came (the 30-minute soak of
+/// e2e/tests/chaos.rs: 332 of 385,364 requests; 111 of 350,468 while only moves into new
+/// tables waited). Every table is subscribed from its first build through its anchor scope
+/// (`super::scoped::anchor_scope`); Envoy's answers take milliseconds of this.
 struct DepartureGrace(Duration);
 
 impl Default for DepartureGrace {
@@ -108,6 +109,9 @@ struct HostEntry {
     was_in: Option<u64>,
     /// The table it moved out of and when, kept in it for [`DepartureGrace`].
     departed: Option<(u64, Instant)>,
+    /// The table the layout puts it in while its scope still names another, and since when
+    /// (its scope moves after [`DepartureGrace`]).
+    arriving: Option<(u64, Instant)>,
 }
 
 /// A tenant name compared and hashed by the address of its shared copy, for
@@ -198,8 +202,6 @@ impl ResourceCache {
             !hosts.is_empty()
         });
         self.tables.retain(|_, e| e.used == build);
-        let tables = &self.tables;
-        self.table_since.retain(|name, _| tables.contains_key(name));
         self.hosts_before.clear();
         self.tenants.retain(|_, t| Arc::strong_count(t) > 1);
     }
@@ -231,9 +233,12 @@ impl ResourceCache {
                         ..e
                     },
                     // The hostname's virtual host changed: made anew, knowing the table its
-                    // scopes named (a move from it is then kept as for any other).
+                    // scopes named and its move between tables, if any (kept as for any other).
                     found => {
-                        let was_in = found.filter(|e| !e.scopes.is_empty()).map(|e| e.table);
+                        let found = found.filter(|e| !e.scopes.is_empty());
+                        let was_in = found.as_ref().map(|e| e.table);
+                        let (departed, arriving) =
+                            found.map_or((None, None), |e| (e.departed, e.arriving));
                         let tenant = super::scoped::tenant_of(vh);
                         let tenant = match tenants.get(tenant) {
                             Some(t) => t.clone(),
@@ -251,7 +256,8 @@ impl ResourceCache {
                             table: 0,
                             scopes: Vec::new(),
                             was_in,
-                            departed: None,
+                            departed,
+                            arriving,
                         }
                     }
                 }
@@ -286,7 +292,7 @@ impl ResourceCache {
                 }),
         );
         let table_of = layout.table_of;
-        let tables: Vec<(u64, String)> = layout
+        let mut tables: Vec<(u64, String)> = layout
             .tables
             .into_iter()
             .map(|t| (t.number, t.name))
@@ -296,21 +302,15 @@ impl ResourceCache {
         let mut members: Vec<Vec<usize>> = vec![Vec::new(); tables.len()];
         let now = self.now.unwrap_or_else(Instant::now);
         let grace = self.departure_grace.0;
-        let index: HashMap<&str, usize> = tables
+        let mut index: HashMap<String, usize> = tables
             .iter()
             .enumerate()
-            .map(|(i, (_, name))| (name.as_str(), i))
-            .collect();
-        // A table built for the first time less than the grace ago: Envoy may not have it yet.
-        let young: Vec<bool> = tables
-            .iter()
-            .map(|(_, name)| {
-                let since = *self.table_since.entry(name.clone()).or_insert(now);
-                now - since < grace
-            })
+            .map(|(i, (_, name))| (name.clone(), i))
             .collect();
         let mut scopes = Vec::new();
-        let mut departing = Vec::new();
+        // Virtual hosts also kept in a table the layout did not put them in: (table number,
+        // table name, entry).
+        let mut departing: Vec<(u64, String, usize)> = Vec::new();
         let in_tables = entries.iter_mut().enumerate().filter(|(_, e)| !e.catch_all);
         for ((i, e), t) in in_tables.zip(table_of) {
             members[t].push(i);
@@ -322,9 +322,22 @@ impl ResourceCache {
                 Some(e.table)
             };
             let name_of = |n: u64| super::scoped::table_name(&l.name, &e.tenant, n);
-            // Moving into a young table waits, the hostname served by its old one meanwhile.
-            let stay = current
-                .filter(|&c| c != number && young[t] && index.contains_key(name_of(c).as_str()));
+            // A move waits until the virtual host has been in its new table for the grace,
+            // the hostname served by its old one meanwhile.
+            let stay = match current {
+                Some(c) if c != number => {
+                    let since = match e.arriving {
+                        Some((n, since)) if n == number => since,
+                        _ => now,
+                    };
+                    e.arriving = Some((number, since));
+                    (now - since < grace).then_some(c)
+                }
+                _ => {
+                    e.arriving = None;
+                    None
+                }
+            };
             let want = stay.unwrap_or(number);
             // The table's name is the listener's, the tenant's and its number: the same
             // virtual host (so the same tenant) in the table of the same number names it.
@@ -348,22 +361,26 @@ impl ResourceCache {
             }
             scopes.extend(e.scopes.iter().cloned());
             if stay.is_some() {
-                departing.push((name_of(want), i));
+                departing.push((want, name_of(want), i));
                 continue;
             }
             match e.departed {
                 Some((from, at)) if from != number && now - at < grace => {
-                    departing.push((name_of(from), i));
+                    departing.push((from, name_of(from), i));
                 }
                 _ => e.departed = None,
             }
         }
-        // A departing virtual host stays in its old table if that table is still there (a
-        // table left out is kept by Envoy until no scope names it).
-        for (name, i) in departing {
-            if let Some(&t) = index.get(name.as_str()) {
-                members[t].push(i);
-            }
+        // A departing virtual host stays in its old table, which is kept (with its anchor)
+        // while it holds one, even if the layout has no such table any more (the tenant has
+        // fewer tables now).
+        for (number, name, i) in departing {
+            let t = *index.entry(name).or_insert_with_key(|name| {
+                tables.push((number, name.clone()));
+                members.push(Vec::new());
+                tables.len() - 1
+            });
+            members[t].push(i);
         }
         // Every table keeps its subscription through its own scope (made by the hub from the
         // table's name alone: a NACK of it names no tenant object).
@@ -633,7 +650,7 @@ mod tests {
     }
 
     #[test]
-    fn a_hostname_moves_to_a_new_table_only_once_it_has_been_there_a_while() {
+    fn a_hostname_moves_to_a_table_only_once_its_virtual_host_has_been_there_a_while() {
         use crate::resources::{ROUTE_TYPE, Resources, SCOPED_ROUTE_TYPE};
         use envoy_types::pb::envoy::config::route::v3::ScopedRouteConfiguration;
         let n = crate::scoped::HOSTS_PER_TABLE;
@@ -699,6 +716,35 @@ mod tests {
         }
         std::thread::sleep(grace + Duration::from_millis(50));
         assert_eq!(build_cached(&grown, &mut cache), fresh);
+        // Shrinking back: the new table leaves the layout, but is kept while the hostnames'
+        // scopes still name it (its anchor too); their virtual hosts are in the old table
+        // already, before their scopes move back to it (a scope moved in the same push as its
+        // virtual host is applied by Envoy before the table: 404 meanwhile).
+        let back = build_cached(&small, &mut cache);
+        for h in &moved {
+            let (old, new) = (table_of(&before, h), table_of(&fresh, h));
+            let vh = format!("port/80/host/{h}");
+            assert_eq!(
+                table_of(&back, h),
+                new,
+                "{h} waits before going back to {old}"
+            );
+            assert!(hosts_in(&back, &new).contains(&vh));
+            assert!(hosts_in(&back, &old).contains(&vh));
+            assert_eq!(
+                named_by(&back, &format!("port/80/anchor/{new}")).as_deref(),
+                Some(new.as_str())
+            );
+        }
+        std::thread::sleep(grace + Duration::from_millis(50));
+        let back_now = build_cached(&small, &mut cache);
+        for h in &moved {
+            let (old, new) = (table_of(&before, h), table_of(&fresh, h));
+            assert_eq!(table_of(&back_now, h), old);
+            assert!(hosts_in(&back_now, &new).contains(&format!("port/80/host/{h}")));
+        }
+        std::thread::sleep(grace + Duration::from_millis(50));
+        assert_eq!(build_cached(&small, &mut cache), before);
         // A moving hostname whose routes change meanwhile waits the same way, as it is now.
         let h = &moved[0];
         let mut changed = grown.clone();
