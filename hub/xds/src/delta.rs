@@ -574,13 +574,20 @@ mod tests {
         s.on_request(&ack(&pushed[0]));
         let released = s.push_held(false);
         assert_eq!(types(&released), vec![CLUSTER_TYPE, ROUTE_TYPE]);
-        assert_eq!(names(&released[0]), vec!["c4"], "c3 came and went while held");
+        assert_eq!(
+            names(&released[0]),
+            vec!["c4"],
+            "c3 came and went while held"
+        );
         assert!(released[0].removed_resources.is_empty());
         assert!(!s.is_held());
         // Envoy never answers: the next snapshot is pushed after all when forced.
         assert!(s.on_snapshot(snap(&["c1"], 1)).is_empty());
         let forced = s.push_held(true);
-        assert_eq!(types(&forced), vec![CLUSTER_TYPE, ENDPOINT_TYPE, ROUTE_TYPE]);
+        assert_eq!(
+            types(&forced),
+            vec![CLUSTER_TYPE, ENDPOINT_TYPE, ROUTE_TYPE]
+        );
         assert_eq!(forced[0].removed_resources, vec!["c2", "c4"]);
         assert_eq!(forced[1].removed_resources, vec!["c2"]);
     }
