@@ -802,39 +802,31 @@ async fn scoped_ports_keep_each_ports_routes_and_wildcards_switch_to_one_table_o
     );
 }
 
-/// Over State-of-the-World ADS (`api_type: GRPC`).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn envoy_routes_by_host_and_path_and_follows_changes() {
-    routes_by_host_and_path_and_follows_changes(AdsApi::Sotw).await
+/// Each test body above as two tests: over State-of-the-World ADS (`api_type: GRPC`, the name
+/// as given) and over incremental ADS (`api_type: DELTA_GRPC`, `delta_` + the name), where only
+/// what changed is sent and what went is named in `removed_resources`.
+macro_rules! over_both_ads_variants {
+    ($($sotw:ident, $delta:ident: $body:ident;)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $sotw() {
+            $body(AdsApi::Sotw).await
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $delta() {
+            $body(AdsApi::Delta).await
+        }
+    )*};
 }
 
-/// Over incremental ADS (`api_type: DELTA_GRPC`): only what changed is sent, and what went is
-/// named in `removed_resources`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn delta_envoy_routes_by_host_and_path_and_follows_changes() {
-    routes_by_host_and_path_and_follows_changes(AdsApi::Delta).await
-}
-
-/// Over State-of-the-World ADS.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn envoy_nack_is_reported_on_the_gateway_behind_it() {
-    nack_is_reported_on_the_gateway_behind_it(AdsApi::Sotw).await
-}
-
-/// Over incremental ADS.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn delta_envoy_nack_is_reported_on_the_gateway_behind_it() {
-    nack_is_reported_on_the_gateway_behind_it(AdsApi::Delta).await
-}
-
-/// Over State-of-the-World ADS.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scoped_ports_keep_each_ports_routes_and_wildcards_switch_to_one_table() {
-    scoped_ports_keep_each_ports_routes_and_wildcards_switch_to_one_table_over(AdsApi::Sotw).await
-}
-
-/// Over incremental ADS (scopes and route tables come and go one by one).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn delta_scoped_ports_keep_each_ports_routes_and_wildcards_switch_to_one_table() {
-    scoped_ports_keep_each_ports_routes_and_wildcards_switch_to_one_table_over(AdsApi::Delta).await
+over_both_ads_variants! {
+    envoy_routes_by_host_and_path_and_follows_changes,
+    delta_envoy_routes_by_host_and_path_and_follows_changes:
+        routes_by_host_and_path_and_follows_changes;
+    envoy_nack_is_reported_on_the_gateway_behind_it,
+    delta_envoy_nack_is_reported_on_the_gateway_behind_it:
+        nack_is_reported_on_the_gateway_behind_it;
+    scoped_ports_keep_each_ports_routes_and_wildcards_switch_to_one_table,
+    delta_scoped_ports_keep_each_ports_routes_and_wildcards_switch_to_one_table:
+        scoped_ports_keep_each_ports_routes_and_wildcards_switch_to_one_table_over;
 }

@@ -113,14 +113,6 @@ pub(crate) struct DeltaSession {
 }
 
 impl DeltaSession {
-    fn push(&mut self) -> Vec<DeltaDiscoveryResponse> {
-        // `respond` skips types this stream never subscribed to.
-        PUSH_ORDER
-            .iter()
-            .filter_map(|t| self.respond(t, None, false))
-            .collect()
-    }
-
     /// The response bringing Envoy's resources of `type_url` to the snapshot's: those whose
     /// digest differs from what Envoy has, and in `removed_resources` those it has (or asked
     /// for) that the snapshot does not hold. With `only`, just those names (newly subscribed
@@ -301,37 +293,38 @@ impl AdsSession for DeltaSession {
         (out.into_iter().collect(), event)
     }
 
-    fn on_snapshot(&mut self, resources: Arc<Resources>) -> Vec<DeltaDiscoveryResponse> {
-        self.resources = resources;
-        if self.types.values().any(|t| t.awaiting) {
-            self.held = true;
-            return Vec::new();
-        }
-        self.push()
+    fn sent_version(&self, type_url: &str) -> Option<&str> {
+        self.types.get(type_url)?.sent_version.as_deref()
     }
 
-    fn push_held(&mut self, force: bool) -> Vec<DeltaDiscoveryResponse> {
-        if !self.held || (!force && self.types.values().any(|t| t.awaiting)) {
-            return Vec::new();
-        }
-        self.held = false;
-        self.push()
+    fn answers(&self) -> impl Iterator<Item = (Option<&str>, Option<&str>)> {
+        self.types
+            .values()
+            .map(|t| (t.sent_version.as_deref(), t.acked_version.as_deref()))
+    }
+
+    fn awaiting(&self) -> bool {
+        self.types.values().any(|t| t.awaiting)
+    }
+
+    fn set_resources(&mut self, resources: Arc<Resources>) {
+        self.resources = resources;
+    }
+
+    fn held_mut(&mut self) -> &mut bool {
+        &mut self.held
     }
 
     fn is_held(&self) -> bool {
         self.held
     }
 
-    fn sent_version(&self, type_url: &str) -> Option<&str> {
-        self.types.get(type_url)?.sent_version.as_deref()
-    }
-
-    fn in_sync(&self) -> bool {
-        !self.types.is_empty()
-            && self
-                .types
-                .values()
-                .all(|t| t.sent_version.is_some() && t.acked_version == t.sent_version)
+    fn push(&mut self) -> Vec<DeltaDiscoveryResponse> {
+        // `respond` skips types this stream never subscribed to.
+        PUSH_ORDER
+            .iter()
+            .filter_map(|t| self.respond(t, None, false))
+            .collect()
     }
 }
 

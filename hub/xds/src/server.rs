@@ -269,7 +269,7 @@ async fn run_stream<S: AdsSession>(
     reporter.snapshot = current.snapshot.clone();
     let mut session = S::new(current.resources.clone());
     let mut watching = true;
-    // While a push waits for Envoy's answer to the previous one (`Session::on_snapshot`): when
+    // While a push waits for Envoy's answer to the previous one (`AdsSession::on_snapshot`): when
     // it is pushed regardless.
     let mut hold_until: Option<tokio::time::Instant> = None;
     loop {
@@ -482,7 +482,7 @@ struct TypeState {
 ///
 /// At most one push is in flight: a snapshot that comes while Envoy has not answered every
 /// response sent is held (`held`), and only the newest one is pushed once Envoy answered
-/// ([`Session::push_held`]). Envoy applies responses one after the other on its main thread, so
+/// ([`AdsSession::push_held`]). Envoy applies responses one after the other on its main thread, so
 /// pushing each snapshot as it comes made a loading Envoy parse every intermediate state in
 /// full (each CDS response of the State of the World holds every cluster); held, the states
 /// that came while it was busy reach it as one. The order of the types in a push
@@ -571,36 +571,6 @@ impl Session {
     /// The version last sent for `type_url`.
     fn sent_version(&self, type_url: &str) -> Option<&str> {
         self.types.get(type_url)?.sent_version.as_deref()
-    }
-
-    /// Whether Envoy subscribed to something and ACKed the last response of every type.
-    fn in_sync(&self) -> bool {
-        !self.types.is_empty()
-            && self
-                .types
-                .values()
-                .all(|t| t.sent_version.is_some() && t.acked_version == t.sent_version)
-    }
-
-    /// The push of a new snapshot; nothing while a response waits for Envoy's answer (the
-    /// snapshot is then held: see [`Session`]).
-    fn on_snapshot(&mut self, resources: Arc<Resources>) -> Vec<DiscoveryResponse> {
-        self.resources = resources;
-        if self.types.values().any(|t| t.awaiting) {
-            self.held = true;
-            return Vec::new();
-        }
-        self.push()
-    }
-
-    /// The push of the held snapshot once Envoy answered every response, or at once with
-    /// `force`; nothing when no snapshot is held.
-    fn push_held(&mut self, force: bool) -> Vec<DiscoveryResponse> {
-        if !self.held || (!force && self.types.values().any(|t| t.awaiting)) {
-            return Vec::new();
-        }
-        self.held = false;
-        self.push()
     }
 
     /// A snapshot is held (see [`Session`]).
@@ -692,20 +662,28 @@ impl AdsSession for Session {
     ) -> (Vec<DiscoveryResponse>, Option<HealthEvent>) {
         Session::on_request(self, req)
     }
-    fn on_snapshot(&mut self, resources: Arc<Resources>) -> Vec<DiscoveryResponse> {
-        Session::on_snapshot(self, resources)
+    fn sent_version(&self, type_url: &str) -> Option<&str> {
+        Session::sent_version(self, type_url)
     }
-    fn push_held(&mut self, force: bool) -> Vec<DiscoveryResponse> {
-        Session::push_held(self, force)
+    fn answers(&self) -> impl Iterator<Item = (Option<&str>, Option<&str>)> {
+        self.types
+            .values()
+            .map(|t| (t.sent_version.as_deref(), t.acked_version.as_deref()))
+    }
+    fn awaiting(&self) -> bool {
+        self.types.values().any(|t| t.awaiting)
+    }
+    fn set_resources(&mut self, resources: Arc<Resources>) {
+        self.resources = resources;
+    }
+    fn held_mut(&mut self) -> &mut bool {
+        &mut self.held
     }
     fn is_held(&self) -> bool {
         Session::is_held(self)
     }
-    fn sent_version(&self, type_url: &str) -> Option<&str> {
-        Session::sent_version(self, type_url)
-    }
-    fn in_sync(&self) -> bool {
-        Session::in_sync(self)
+    fn push(&mut self) -> Vec<DiscoveryResponse> {
+        Session::push(self)
     }
 }
 

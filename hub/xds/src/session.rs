@@ -100,18 +100,54 @@ pub(crate) trait AdsSession: Send + 'static {
     fn node(&self) -> &str;
     /// Envoy's request: the responses it calls for and the ACK or NACK it carries.
     fn on_request(&mut self, req: &Self::Request) -> (Vec<Self::Response>, Option<HealthEvent>);
-    /// The push of a new snapshot; nothing while a response waits for Envoy's answer (the
-    /// snapshot is then held).
-    fn on_snapshot(&mut self, resources: Arc<Resources>) -> Vec<Self::Response>;
-    /// The push of the held snapshot once Envoy answered every response, or at once with
-    /// `force`; nothing when no snapshot is held.
-    fn push_held(&mut self, force: bool) -> Vec<Self::Response>;
-    /// A snapshot is held.
-    fn is_held(&self) -> bool;
     /// The version last sent for `type_url`.
     fn sent_version(&self, type_url: &str) -> Option<&str>;
+    /// Per type subscribed: the version last sent and the one Envoy last ACKed.
+    fn answers(&self) -> impl Iterator<Item = (Option<&str>, Option<&str>)>;
+    /// A response waits for Envoy's answer (no ACK or NACK with its nonce yet).
+    fn awaiting(&self) -> bool;
+    /// Serve `resources` from now on (pushed or held).
+    fn set_resources(&mut self, resources: Arc<Resources>);
+    /// Whether a snapshot is held.
+    fn held_mut(&mut self) -> &mut bool;
+    /// A snapshot is held.
+    fn is_held(&self) -> bool;
+    /// The responses bringing every subscribed type to the resources served, in
+    /// `super::resources::PUSH_ORDER`.
+    fn push(&mut self) -> Vec<Self::Response>;
+
+    /// The push of a new snapshot; nothing while a response waits for Envoy's answer (the
+    /// snapshot is then held).
+    fn on_snapshot(&mut self, resources: Arc<Resources>) -> Vec<Self::Response> {
+        self.set_resources(resources);
+        if self.awaiting() {
+            *self.held_mut() = true;
+            return Vec::new();
+        }
+        self.push()
+    }
+
+    /// The push of the held snapshot once Envoy answered every response, or at once with
+    /// `force`; nothing when no snapshot is held.
+    fn push_held(&mut self, force: bool) -> Vec<Self::Response> {
+        if !*self.held_mut() || (!force && self.awaiting()) {
+            return Vec::new();
+        }
+        *self.held_mut() = false;
+        self.push()
+    }
+
     /// Whether Envoy subscribed to something and ACKed the last response of every type.
-    fn in_sync(&self) -> bool;
+    fn in_sync(&self) -> bool {
+        let mut any = false;
+        for (sent, acked) in self.answers() {
+            if sent.is_none() || acked != sent {
+                return false;
+            }
+            any = true;
+        }
+        any
+    }
 }
 
 #[cfg(test)]
