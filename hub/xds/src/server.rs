@@ -1,5 +1,7 @@
-//! The ADS server: State-of-the-World `StreamAggregatedResources` over tonic, serving the latest
-//! snapshot to every Envoy.
+//! The ADS server: State-of-the-World `StreamAggregatedResources` and incremental
+//! `DeltaAggregatedResources` (`super::delta`) over tonic, serving the latest snapshot to every
+//! Envoy. Both run [`run_stream`], driving a [`super::session::AdsSession`]; this module's
+//! [`Session`] is the State of the World's.
 //!
 //! Step 8 (publish) of the hub's data path. It reads `watch::Receiver<Arc<Snapshot>>` (one
 //! writer: the hub's compile loop) and turns each snapshot into resources with
@@ -282,7 +284,7 @@ async fn run_stream<S: AdsSession>(
                     let pushed = !held.is_empty();
                     if pushed {
                         hold_until = None;
-                        traced.pushed(&traces, &reporter.snapshot, &session.node(), &held);
+                        traced.pushed(&traces, &reporter.snapshot, session.node(), &held);
                         tracing::debug!(pushed = held.len(), "xDS resources pushed (held until Envoy answered)");
                         out.extend(held);
                     }
@@ -301,7 +303,7 @@ async fn run_stream<S: AdsSession>(
                     reporter.push_started = Some(current.started);
                     let out = session.on_snapshot(current.resources.clone());
                     let pushed = !out.is_empty();
-                    traced.pushed(&traces, &current.snapshot, &session.node(), &out);
+                    traced.pushed(&traces, &current.snapshot, session.node(), &out);
                     if session.is_held() {
                         hold_until.get_or_insert(tokio::time::Instant::now() + HOLD_LIMIT);
                     }
@@ -325,7 +327,7 @@ async fn run_stream<S: AdsSession>(
                 let pushed = !out.is_empty();
                 tracing::warn!(node = %session.node(), pushed = out.len(),
                     "Envoy has not answered the last push within {HOLD_LIMIT:?}; pushing the newest configuration anyway");
-                traced.pushed(&traces, &reporter.snapshot, &session.node(), &out);
+                traced.pushed(&traces, &reporter.snapshot, session.node(), &out);
                 (out, None, pushed)
             }
             _ = tx.closed() => break,
@@ -333,9 +335,9 @@ async fn run_stream<S: AdsSession>(
         reporter.on_event(&session, event.as_ref());
         match &event {
             Some(HealthEvent::Nack(type_url, nack)) => {
-                traced.answered(type_url, &session.node(), Some(&nack.message));
+                traced.answered(type_url, session.node(), Some(&nack.message));
             }
-            Some(HealthEvent::Ack(type_url)) => traced.answered(type_url, &session.node(), None),
+            Some(HealthEvent::Ack(type_url)) => traced.answered(type_url, session.node(), None),
             None => {}
         }
         match event {
@@ -417,7 +419,7 @@ impl Reporter {
     fn on_event(&mut self, session: &impl AdsSession, event: Option<&HealthEvent>) {
         if !self.opened && !session.node().is_empty() {
             self.opened = true;
-            self.report.opened(self.stream, &session.node());
+            self.report.opened(self.stream, session.node());
         }
         match event {
             Some(HealthEvent::Ack(type_url)) => {
