@@ -98,9 +98,27 @@ pub fn bootstrap_with_failover(node_id: &str, admin: SocketAddr, xds: &[SocketAd
     bootstrap_with(node_id, admin, &endpoints, health)
 }
 
+/// The variable choosing the ADS variant the harness's Envoys ask for: `delta` (incremental,
+/// `api_type: DELTA_GRPC`) or `sotw` (State of the World, `GRPC`, the default), so that a
+/// benchmark runs either.
+pub const XDS_API_VAR: &str = "FLEETGATE_XDS_API";
+
+/// The `ads_config.api_type` for a value of [`XDS_API_VAR`] (`None`: unset).
+pub fn ads_api_type(value: Option<&str>) -> Result<&'static str, String> {
+    match value.map(str::trim) {
+        None | Some("") | Some("sotw") => Ok("GRPC"),
+        Some("delta") => Ok("DELTA_GRPC"),
+        Some(other) => Err(format!(
+            "{XDS_API_VAR}={other:?} is not an ADS variant: set it to `delta` or `sotw`, or unset it"
+        )),
+    }
+}
+
 /// The bootstrap YAML with the xDS cluster's `endpoints` (YAML list items) and `health`
-/// (cluster fields, or nothing).
+/// (cluster fields, or nothing), asking for the ADS variant [`XDS_API_VAR`] names.
 fn bootstrap_with(node_id: &str, admin: SocketAddr, endpoints: &str, health: &str) -> String {
+    let api_type =
+        ads_api_type(std::env::var(XDS_API_VAR).ok().as_deref()).unwrap_or_else(|e| panic!("{e}"));
     format!(
         r#"node:
   id: {node_id}
@@ -110,7 +128,7 @@ admin:
     socket_address: {{ address: {admin_ip}, port_value: {admin_port} }}
 {overload}dynamic_resources:
   ads_config:
-    api_type: GRPC
+    api_type: {api_type}
     transport_api_version: V3
     set_node_on_first_message_only: true
     grpc_services:
@@ -517,6 +535,18 @@ mod tests {
         assert_eq!(
             v["dynamic_resources"]["ads_config"]["grpc_services"][0]["envoy_grpc"]["cluster_name"],
             "xds_cluster"
+        );
+    }
+
+    #[test]
+    fn the_ads_variant_is_state_of_the_world_unless_delta_is_asked_for() {
+        assert_eq!(ads_api_type(None), Ok("GRPC"));
+        assert_eq!(ads_api_type(Some("sotw")), Ok("GRPC"));
+        assert_eq!(ads_api_type(Some("delta")), Ok("DELTA_GRPC"));
+        let err = ads_api_type(Some("DELTA")).unwrap_err();
+        assert!(
+            err.contains("FLEETGATE_XDS_API") && err.contains("`delta`"),
+            "{err}"
         );
     }
 

@@ -26,7 +26,7 @@ use tokio::sync::{oneshot, watch};
 const DEADLINE: Duration = Duration::from_secs(30);
 
 mod support;
-use support::envoy::{Envoy, HttpClient, client, get};
+use support::envoy::{AdsApi, Envoy, HttpClient, client, get};
 
 // ---- test support: backends, Envoy, client ----------------------------------------------
 
@@ -216,8 +216,7 @@ async fn start_hub(first: Snapshot) -> Hub {
 
 // ---- tests --------------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn envoy_routes_by_host_and_path_and_follows_changes() {
+async fn routes_by_host_and_path_and_follows_changes(api: AdsApi) {
     let blue = backend("blue").await;
     let green = backend("green").await;
     let dp_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -285,7 +284,7 @@ async fn envoy_routes_by_host_and_path_and_follows_changes() {
         compiled.statuses
     );
     let hub = start_hub(compiled.snapshot).await;
-    let mut envoy = Envoy::start("envoy-1", hub.addr);
+    let mut envoy = Envoy::start_over("envoy-1", hub.addr, api);
     envoy.wait_ready().await;
 
     let ok = StatusCode::OK;
@@ -380,6 +379,16 @@ async fn envoy_routes_by_host_and_path_and_follows_changes() {
         .send(Arc::new(compile(&fewer, &dp).snapshot))
         .unwrap();
     eventually_answers(&mut envoy, dp_addr, "empty.a.example", "/", nf).await;
+    // The other hostnames keep serving.
+    eventually_answers(
+        &mut envoy,
+        dp_addr,
+        "app.a.example",
+        "/",
+        (ok, Some("blue")),
+    )
+    .await;
+    eventually_answers(&mut envoy, dp_addr, "broken.a.example", "/", ise).await;
 
     assert_eq!(
         *hub.health.borrow(),
@@ -388,8 +397,7 @@ async fn envoy_routes_by_host_and_path_and_follows_changes() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn envoy_nack_is_reported_on_the_gateway_behind_it() {
+async fn nack_is_reported_on_the_gateway_behind_it(api: AdsApi) {
     let backend_addr = backend("blue").await;
     let good: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     // Something else holds this port: Envoy cannot bind it and rejects the listener.
@@ -421,7 +429,7 @@ async fn envoy_nack_is_reported_on_the_gateway_behind_it() {
         )],
     );
     let hub = start_hub(compile(&intent, &dp).snapshot).await;
-    let mut envoy = Envoy::start("envoy-2", hub.addr);
+    let mut envoy = Envoy::start_over("envoy-2", hub.addr, api);
 
     let mut health = hub.health.clone();
     let nack = tokio::time::timeout(DEADLINE, async {
@@ -661,8 +669,7 @@ async fn backend_showing(name: &'static str, header: &'static str) -> SocketAddr
 /// to each port's own routes; a client's own port header changes nothing and never reaches a
 /// backend; a wildcard on a port turns that port back into one table with Envoy's host
 /// precedence (exact before wildcard), and removing it scopes the port again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scoped_ports_keep_each_ports_routes_and_wildcards_switch_to_one_table() {
+async fn scoped_ports_keep_each_ports_routes_and_wildcards_switch_to_one_table_over(api: AdsApi) {
     use fleetgate_hub::xds::scoped::PORT_HEADER;
     let blue = backend_showing("blue", PORT_HEADER).await;
     let green = backend_showing("green", PORT_HEADER).await;
@@ -720,7 +727,7 @@ async fn scoped_ports_keep_each_ports_routes_and_wildcards_switch_to_one_table()
     let first = compile(&intent(false), &dp).snapshot;
     assert_eq!(scoped_ports(&first), vec!["port/80", "port/8080"]);
     let hub = start_hub(first).await;
-    let mut envoy = Envoy::start("envoy-scoped", hub.addr);
+    let mut envoy = Envoy::start_over("envoy-scoped", hub.addr, api);
     envoy.wait_ready().await;
 
     let ok = StatusCode::OK;
@@ -793,4 +800,33 @@ async fn scoped_ports_keep_each_ports_routes_and_wildcards_switch_to_one_table()
         XdsHealth::default(),
         "no NACK expected"
     );
+}
+
+/// Each test body above as two tests: over State-of-the-World ADS (`api_type: GRPC`, the name
+/// as given) and over incremental ADS (`api_type: DELTA_GRPC`, `delta_` + the name), where only
+/// what changed is sent and what went is named in `removed_resources`.
+macro_rules! over_both_ads_variants {
+    ($($sotw:ident, $delta:ident: $body:ident;)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $sotw() {
+            $body(AdsApi::Sotw).await
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $delta() {
+            $body(AdsApi::Delta).await
+        }
+    )*};
+}
+
+over_both_ads_variants! {
+    envoy_routes_by_host_and_path_and_follows_changes,
+    delta_envoy_routes_by_host_and_path_and_follows_changes:
+        routes_by_host_and_path_and_follows_changes;
+    envoy_nack_is_reported_on_the_gateway_behind_it,
+    delta_envoy_nack_is_reported_on_the_gateway_behind_it:
+        nack_is_reported_on_the_gateway_behind_it;
+    scoped_ports_keep_each_ports_routes_and_wildcards_switch_to_one_table,
+    delta_scoped_ports_keep_each_ports_routes_and_wildcards_switch_to_one_table:
+        scoped_ports_keep_each_ports_routes_and_wildcards_switch_to_one_table_over;
 }

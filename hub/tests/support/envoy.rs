@@ -62,18 +62,41 @@ fn envoy_binary() -> PathBuf {
     }
 }
 
+/// Which ADS variant the Envoy asks for (`ads_config.api_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdsApi {
+    /// State of the World, `GRPC` (fleetgate's bootstraps).
+    Sotw,
+    /// Incremental, `DELTA_GRPC`.
+    Delta,
+}
+
+impl AdsApi {
+    fn api_type(self) -> &'static str {
+        match self {
+            AdsApi::Sotw => "GRPC",
+            AdsApi::Delta => "DELTA_GRPC",
+        }
+    }
+}
+
 impl Envoy {
     pub fn start(node_id: &str, xds: SocketAddr) -> Self {
-        Self::start_with(node_id, xds, "")
+        Self::start_over(node_id, xds, AdsApi::Sotw)
+    }
+
+    /// [`Envoy::start`] asking for the ADS variant `api`.
+    pub fn start_over(node_id: &str, xds: SocketAddr, api: AdsApi) -> Self {
+        Self::start_with(node_id, xds, api, "")
     }
 
     /// [`Envoy::start`] tagging its stats with the tenant and streaming them to the hub every
     /// second (`fleetgate_tenant` and the metrics_service sink, as fleetgate's bootstraps do).
     pub fn start_reporting_stats(node_id: &str, xds: SocketAddr) -> Self {
-        Self::start_with(node_id, xds, STATS)
+        Self::start_with(node_id, xds, AdsApi::Sotw, STATS)
     }
 
-    fn start_with(node_id: &str, xds: SocketAddr, extra: &str) -> Self {
+    fn start_with(node_id: &str, xds: SocketAddr, api: AdsApi, extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let admin_port = free_port();
         let bootstrap = format!(
@@ -85,7 +108,7 @@ admin:
     socket_address: {{ address: 127.0.0.1, port_value: {admin_port} }}
 dynamic_resources:
   ads_config:
-    api_type: GRPC
+    api_type: {api_type}
     transport_api_version: V3
     set_node_on_first_message_only: true
     grpc_services:
@@ -111,6 +134,7 @@ static_resources:
             address:
               socket_address: {{ address: {ip}, port_value: {port} }}
 {extra}"#,
+            api_type = api.api_type(),
             ip = xds.ip(),
             port = xds.port(),
         );

@@ -16,6 +16,7 @@
 #[cfg(test)]
 mod ai_tests;
 pub mod cache;
+pub mod delta;
 pub mod hardening;
 pub mod http;
 pub mod l4;
@@ -23,6 +24,7 @@ pub mod report;
 pub mod resources;
 pub mod scoped;
 pub mod server;
+mod session;
 pub mod tenant_limits;
 #[cfg(test)]
 mod test_support;

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::SystemTime;
 
-use envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse;
+use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryResponse, DiscoveryResponse};
 use fleetgate_observe::trace::{self, Attribute, Kind, Start, TraceContext};
 
 use crate::snapshot::Snapshot;
@@ -55,7 +55,7 @@ impl StreamTraces {
         traces: &SnapshotTraces,
         snapshot: &Arc<Snapshot>,
         node: &str,
-        out: &[DiscoveryResponse],
+        out: &[impl XdsResponse],
     ) {
         if !trace::enabled() {
             return;
@@ -78,7 +78,7 @@ impl StreamTraces {
                         Attribute::new(
                             "xds.type_urls",
                             out.iter()
-                                .map(|r| short_type(&r.type_url))
+                                .map(|r| short_type(r.type_url()))
                                 .collect::<Vec<_>>()
                                 .join(","),
                         ),
@@ -92,7 +92,7 @@ impl StreamTraces {
 
     /// The stream sent `out` (pushed, or answering a request): each type's next ACK or NACK
     /// answers these versions.
-    pub(crate) fn sent(&mut self, out: &[DiscoveryResponse]) {
+    pub(crate) fn sent(&mut self, out: &[impl XdsResponse]) {
         if !trace::enabled() {
             return;
         }
@@ -101,12 +101,12 @@ impl StreamTraces {
             match &self.current {
                 Some(push) => {
                     self.sent.insert(
-                        r.type_url.clone(),
-                        (r.version_info.clone(), push.clone(), now),
+                        r.type_url().to_string(),
+                        (r.version().to_string(), push.clone(), now),
                     );
                 }
                 None => {
-                    self.sent.remove(&r.type_url);
+                    self.sent.remove(r.type_url());
                 }
             }
         }
@@ -144,6 +144,31 @@ impl StreamTraces {
         if let Some(e) = error {
             span.fail(e);
         }
+    }
+}
+
+/// A response of either ADS variant, as traces see it.
+pub(crate) trait XdsResponse {
+    fn type_url(&self) -> &str;
+    /// The version of the type's resources it brings Envoy to.
+    fn version(&self) -> &str;
+}
+
+impl XdsResponse for DiscoveryResponse {
+    fn type_url(&self) -> &str {
+        &self.type_url
+    }
+    fn version(&self) -> &str {
+        &self.version_info
+    }
+}
+
+impl XdsResponse for DeltaDiscoveryResponse {
+    fn type_url(&self) -> &str {
+        &self.type_url
+    }
+    fn version(&self) -> &str {
+        &self.system_version_info
     }
 }
 
