@@ -108,7 +108,7 @@ mod tests {
                 response_headers: HeaderModifier::default(),
                 cors: None,
                 action: RouteAction::Forward(Forward::to(vec![WeightedCluster::new("c", 1)])),
-                source,
+                source: source.map(Arc::new),
             }],
             rate_limit: None,
         }

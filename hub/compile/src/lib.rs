@@ -949,6 +949,7 @@ fn build_rules(
 ) -> Vec<Vec<Route>> {
     let ck = ai.cluster;
     let src = source(ck, kind, &route.meta.namespace, &route.meta.name);
+    let shared_src = Arc::new(src.clone());
     let object = names::route_object(kind, &route.meta.name);
     route
         .rules
@@ -976,7 +977,7 @@ fn build_rules(
                         request_headers: request_headers.clone(),
                         response_headers: response_headers.clone(),
                         cors: cors.clone(),
-                        source: Some(src.clone()),
+                        source: Some(shared_src.clone()),
                     }
                 })
                 .collect()

@@ -174,7 +174,8 @@ pub struct Route {
     pub cors: Option<Box<Cors>>,
     pub action: RouteAction,
     /// The HTTPRoute this came from; `None` for routes fleetgate adds itself (the 404 catch-all).
-    pub source: Option<SourceObject>,
+    /// Shared by every route of the object (one per rule, match and listener).
+    pub source: Option<Arc<SourceObject>>,
 }
 
 /// What a matched request gets.
@@ -318,7 +319,11 @@ impl Snapshot {
         for l in &self.listeners {
             out.extend(l.gateways.iter().cloned());
             for vh in &l.virtual_hosts {
-                out.extend(vh.routes.iter().filter_map(|r| r.source.clone()));
+                out.extend(
+                    vh.routes
+                        .iter()
+                        .filter_map(|r| r.source.as_deref().cloned()),
+                );
             }
         }
         out.extend(self.clusters.iter().flat_map(|c| c.sources.iter().cloned()));
@@ -328,7 +333,11 @@ impl Snapshot {
                 match &c.action {
                     TlsChainAction::Terminate { http, .. } => {
                         for vh in &http.virtual_hosts {
-                            out.extend(vh.routes.iter().filter_map(|r| r.source.clone()));
+                            out.extend(
+                                vh.routes
+                                    .iter()
+                                    .filter_map(|r| r.source.as_deref().cloned()),
+                            );
                         }
                     }
                     TlsChainAction::Passthrough { source, .. } => {

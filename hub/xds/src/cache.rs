@@ -614,7 +614,10 @@ mod tests {
         let mut vhs: Vec<Arc<VirtualHost>> = hosts
             .map(|(h, t)| {
                 let mut r = route(&format!("{h}/r0"), "/", "c");
-                r.source = Some(crate::test_support::route_source(t, &h.replace('*', "any")));
+                r.source = Some(Arc::new(crate::test_support::route_source(
+                    t,
+                    &h.replace('*', "any"),
+                )));
                 Arc::new(VirtualHost {
                     name: format!("port/80/host/{h}"),
                     domains: vec![h],

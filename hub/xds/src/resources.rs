@@ -118,7 +118,7 @@ impl Resource {
             Sources::Objects(o) => o.clone(),
             Sources::Routes(vhs) => vhs
                 .iter()
-                .flat_map(|v| v.routes.iter().filter_map(|r| r.source.clone()))
+                .flat_map(|v| v.routes.iter().filter_map(|r| r.source.as_deref().cloned()))
                 .collect(),
             Sources::Cluster(c) => c.sources.iter().cloned().collect(),
         }

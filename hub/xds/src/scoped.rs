@@ -409,7 +409,7 @@ mod tests {
                 response_headers: HeaderModifier::default(),
                 cors: None,
                 action,
-                source,
+                source: source.map(Arc::new),
             }],
             rate_limit: None,
         })

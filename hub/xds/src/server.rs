@@ -873,7 +873,7 @@ mod tests {
                     response_headers: HeaderModifier::default(),
                     cors: None,
                     action: RouteAction::DirectResponse(200),
-                    source: Some(src_of(tenant, host)),
+                    source: Some(Arc::new(src_of(tenant, host))),
                 }],
                 rate_limit: None,
             })

@@ -41,7 +41,7 @@ pub fn resources_routing_to(clusters: &[&str], port: u16) -> Arc<Resources> {
             action: RouteAction::Forward(crate::snapshot::Forward::to(vec![WeightedCluster::new(
                 *c, 1,
             )])),
-            source: Some(route_source("a", c)),
+            source: Some(std::sync::Arc::new(route_source("a", c))),
         })
         .collect();
     resources::build(&Snapshot {
