@@ -309,8 +309,8 @@ impl ResourceCache {
             .collect();
         let mut scopes = Vec::new();
         // Virtual hosts also kept in a table the layout did not put them in: (table number,
-        // table name, entry).
-        let mut departing: Vec<(u64, String, usize)> = Vec::new();
+        // entry).
+        let mut departing: Vec<(u64, usize)> = Vec::new();
         let in_tables = entries.iter_mut().enumerate().filter(|(_, e)| !e.catch_all);
         for ((i, e), t) in in_tables.zip(table_of) {
             members[t].push(i);
@@ -361,12 +361,12 @@ impl ResourceCache {
             }
             scopes.extend(e.scopes.iter().cloned());
             if stay.is_some() {
-                departing.push((want, name_of(want), i));
+                departing.push((want, i));
                 continue;
             }
             match e.departed {
                 Some((from, at)) if from != number && now - at < grace => {
-                    departing.push((from, name_of(from), i));
+                    departing.push((from, i));
                 }
                 _ => e.departed = None,
             }
@@ -374,7 +374,8 @@ impl ResourceCache {
         // A departing virtual host stays in its old table, which is kept (with its anchor)
         // while it holds one, even if the layout has no such table any more (the tenant has
         // fewer tables now).
-        for (number, name, i) in departing {
+        for (number, i) in departing {
+            let name = super::scoped::table_name(&l.name, &entries[i].tenant, number);
             let t = *index.entry(name).or_insert_with_key(|name| {
                 tables.push((number, name.clone()));
                 members.push(Vec::new());
