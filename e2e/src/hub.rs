@@ -492,6 +492,28 @@ impl Hub {
         self.config["adminListen"].as_str()?.parse().ok()
     }
 
+    /// The hub's live heap in bytes (`fleetgate_hub_heap_bytes`, hub/src/heap.rs), from its
+    /// metrics on the admin port (the config must set `adminListen`).
+    pub async fn heap_bytes(&self) -> anyhow::Result<u64> {
+        let admin = self
+            .admin_addr()
+            .context("the hub has no admin port: give its config an adminListen")?;
+        let (status, text) = crate::http::get(admin, "metrics", "/metrics", &[]).await?;
+        anyhow::ensure!(
+            status == 200,
+            "the hub's /metrics on {admin} answered {status}"
+        );
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix("fleetgate_hub_heap_bytes ")?
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
+            .map(|b| b as u64)
+            .context("the hub's /metrics has no fleetgate_hub_heap_bytes")
+    }
+
     pub fn config_path(&self) -> &Path {
         &self.config_path
     }

@@ -293,7 +293,12 @@ async fn scale_one_change(tenants: usize, services: Option<usize>, changes: u64)
     }
     let echo_addrs: Vec<SocketAddr> = echoes.iter().map(Echo::addr).collect();
     let hub_tenants = scale::hub_tenants(tenants);
-    let mut hub = Hub::start(&dir, &hub_tenants).await.expect("hub");
+    // An admin port, for the hub's live heap (`fleetgate_hub_heap_bytes`).
+    let admin = fleetgate_e2e::ports::free_addr().expect("a free port");
+    let admin = [("adminListen".to_string(), admin.to_string().into())];
+    let mut hub = Hub::start_with(&dir, &hub_tenants, admin.into_iter().collect())
+        .await
+        .expect("hub");
     let mut envoy = Envoy::start(&dir, 1, hub.xds_addr()).await.expect("envoy");
     envoy.wait_live(TIMEOUT).await.expect("envoy live");
     let dp = hub.data_plane_addr();
@@ -428,11 +433,13 @@ async fn scale_one_change(tenants: usize, services: Option<usize>, changes: u64)
     tokio::time::sleep(Duration::from_secs(2)).await;
     let hub_rss = rss_kib(hub.process().pid().expect("hub running"));
     let envoy_rss = rss_kib(envoy.process().pid().expect("envoy running"));
+    let hub_heap = hub.heap_bytes().await.expect("the hub's live heap");
     println!(
-        "BENCH scale_rss: routes={} hub_idle={:.1}MiB hub_loaded={:.1}MiB envoy_loaded={:.1}MiB",
+        "BENCH scale_rss: routes={} hub_idle={:.1}MiB hub_loaded={:.1}MiB (live heap {:.1}MiB) envoy_loaded={:.1}MiB",
         tenants * SCALE_ROUTES,
         hub_idle as f64 / 1024.0,
         hub_rss as f64 / 1024.0,
+        hub_heap as f64 / 1048576.0,
         envoy_rss as f64 / 1024.0
     );
     // Envoy's allocator (tcmalloc) on what its RSS holds: in use, and freed but kept.

@@ -82,6 +82,8 @@ fn l4_config() -> serde_json::Map<String, Value> {
     json!({
         "addressPools": [{"name": "loopback", "addresses": ["127.0.0.1"]}],
         "l4PortRange": {"from": from, "to": from + 3},
+        // Its metrics: the soak reads the hub's live heap there.
+        "adminListen": fleetgate_e2e::ports::free_addr().expect("a free port").to_string(),
         "quotas": {"defaults": {
             "routes": room, "hostnames": room,
             "updatesPerSecond": 500, "updateBurst": 500,
@@ -861,6 +863,9 @@ async fn soak_continuous_route_churn_loses_no_request_leaks_nothing() {
     let mut peak = baseline.0;
     // Hub RSS after each round from the end of the warm-up on (all churned routes gone then).
     let mut steady: Vec<u64> = Vec::new();
+    // And its live heap (`fleetgate_hub_heap_bytes`), which tells a leak (both grow) from the
+    // allocator keeping freed pages (only RSS grows).
+    let mut steady_heap: Vec<u64> = Vec::new();
     let first_steady = warmup.max(1);
     let mut round = 0;
     // At least the warm-up rounds and one steady round, however short the duration.
@@ -873,16 +878,19 @@ async fn soak_continuous_route_churn_loses_no_request_leaks_nothing() {
         // 1 s by default), and a reading then measures how busy it was, not what it keeps.
         tokio::time::sleep(SOAK_SETTLE).await;
         let rss = rss_kib(hub_pid);
+        let heap = c.fleet.hub.heap_bytes().await.expect("the hub's live heap") / 1024;
         round += 1;
         if round >= first_steady {
             steady.push(rss);
+            steady_heap.push(heap);
         }
         mark(
             &load,
             &format!(
-                "soak round {round} done, hub RSS {:.1} MiB (anonymous {:.1} MiB; the rest is mostly the binary's code as it is paged in)",
+                "soak round {round} done, hub RSS {:.1} MiB (anonymous {:.1} MiB; the rest is mostly the binary's code as it is paged in), live heap {:.1} MiB",
                 mib(rss),
-                mib(proc_field(hub_pid, "status", "RssAnon:").unwrap_or(0))
+                mib(proc_field(hub_pid, "status", "RssAnon:").unwrap_or(0)),
+                mib(heap)
             ),
         );
     }
@@ -906,6 +914,8 @@ async fn soak_continuous_route_churn_loses_no_request_leaks_nothing() {
         last.iter().copied().max().unwrap_or(0),
     );
     let growth = growth_pct(rss_start, rss_end);
+    let heap_start = median(&steady_heap[..window.min(steady_heap.len())]).unwrap_or(0);
+    let heap_end = median(&steady_heap[steady_heap.len().saturating_sub(window)..]).unwrap_or(0);
     let (lo, hi) = (
         steady.iter().copied().min().unwrap_or(0),
         steady.iter().copied().max().unwrap_or(0),
@@ -915,7 +925,7 @@ async fn soak_continuous_route_churn_loses_no_request_leaks_nothing() {
     let anon = proc_field(hub_pid, "smaps_rollup", "Anonymous:").unwrap_or(0);
     let huge = proc_field(hub_pid, "smaps_rollup", "AnonHugePages:").unwrap_or(0);
     println!(
-        "CHAOS soak: {:.0}s of churn, {round} rounds of {routes} routes ({} added and removed); envoy (clusters, listeners) {leaked:?} before and after, {peak} clusters at the peak; hub RSS idle {:.1} MiB, steady state from round {first_steady}: median of the first {window} rounds {:.1} MiB, of the last {window} {:.1} MiB ({growth:+.1} %; their peaks {:.1} and {:.1} MiB), every steady round {:.1}-{:.1} MiB; at the end anonymous {:.1} MiB, of which in huge pages {:.1} MiB",
+        "CHAOS soak: {:.0}s of churn, {round} rounds of {routes} routes ({} added and removed); envoy (clusters, listeners) {leaked:?} before and after, {peak} clusters at the peak; hub RSS idle {:.1} MiB, steady state from round {first_steady}: median of the first {window} rounds {:.1} MiB, of the last {window} {:.1} MiB ({growth:+.1} %; their peaks {:.1} and {:.1} MiB), every steady round {:.1}-{:.1} MiB; at the end anonymous {:.1} MiB, of which in huge pages {:.1} MiB; live heap (medians of the same windows) {:.1} MiB -> {:.1} MiB ({:+.1} %)",
         churn.as_secs_f64(),
         round * routes,
         mib(rss_idle),
@@ -927,6 +937,9 @@ async fn soak_continuous_route_churn_loses_no_request_leaks_nothing() {
         mib(hi),
         mib(anon),
         mib(huge),
+        mib(heap_start),
+        mib(heap_end),
+        growth_pct(heap_start, heap_end),
     );
     assert_no_failures("soak", &report);
     if let Some(max) = max_growth {

@@ -121,6 +121,13 @@ async fn every_dashboard_query_names_metrics_and_labels_the_fleet_exposes() {
             count(&hub, "fleetgate_hub_update_to_ack_seconds_count") >= 1.0,
             "the hub has measured no update-to-ACK time yet"
         );
+        // The hub binary counts its live heap (hub/src/heap.rs): megabytes, never 0.
+        ensure!(
+            count(&hub, "fleetgate_hub_heap_bytes") > 1e6,
+            "the hub shows no live heap: {:?}",
+            hub.lines()
+                .find(|l| l.starts_with("fleetgate_hub_heap_bytes"))
+        );
         ensure!(
             envoy
                 .lines()

@@ -74,4 +74,5 @@ pub mod run;
 
 // The operator's view: metrics and health on the admin port, and the admin API and CLI there.
 pub mod admin;
+pub mod heap;
 pub mod metrics;

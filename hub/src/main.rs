@@ -7,9 +7,10 @@ use clap::{Parser, Subcommand};
 
 /// mimalloc instead of the system allocator: the compile loop and the xDS build allocate and
 /// free millions of small objects per change; glibc malloc spent a third of that time
-/// consolidating its free lists (measurements in docs/benchmarks.md, Scale).
+/// consolidating its free lists (measurements in docs/benchmarks.md, Scale). Inside a counter
+/// of live bytes, for the metrics (`fleetgate_hub::heap`); no limit is set.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: cap::Cap<mimalloc::MiMalloc> = cap::Cap::new(mimalloc::MiMalloc, usize::MAX);
 
 /// Transparent huge pages off for the hub process (docs/operations.md, "The hub's memory").
 /// mimalloc marks the memory it reserves `MADV_HUGEPAGE`, so on a host whose THP setting is
@@ -223,6 +224,7 @@ fn store_command(command: StoreCommand) -> anyhow::Result<()> {
 
 fn main() -> anyhow::Result<()> {
     let thp = no_transparent_huge_pages();
+    fleetgate_hub::heap::count_with(|| GLOBAL.allocated());
     fleetgate_observe::log::init("info,h2=warn,tower=warn,hyper=warn");
     if let Err(e) = thp {
         tracing::warn!(error = %e, "could not turn transparent huge pages off for the hub (prctl PR_SET_THP_DISABLE): its RSS may count 2 MiB pages that hold little");

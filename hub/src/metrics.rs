@@ -89,6 +89,8 @@ pub struct HubMetrics {
     ai_input_tokens: Family<TenantLabels, Counter>,
     ai_output_tokens: Family<TenantLabels, Counter>,
     store_bytes: Gauge,
+    /// The live heap ([`crate::heap::live_bytes`]); 0 where it is not counted.
+    heap_bytes: Gauge,
 }
 
 impl Default for HubMetrics {
@@ -210,6 +212,12 @@ impl HubMetrics {
             "Size of the embedded store file",
             store_bytes.clone(),
         );
+        let heap_bytes = Gauge::default();
+        registry.register(
+            "heap_bytes",
+            "Bytes the hub's live allocations hold (RSS also counts what the allocator keeps after a free)",
+            heap_bytes.clone(),
+        );
         Self {
             registry,
             compile,
@@ -226,6 +234,7 @@ impl HubMetrics {
             ai_input_tokens,
             ai_output_tokens,
             store_bytes,
+            heap_bytes,
         }
     }
 
@@ -336,6 +345,8 @@ impl HubMetrics {
                 .map(|m| m.len() as i64)
                 .unwrap_or(0),
         );
+        self.heap_bytes
+            .set(crate::heap::live_bytes().unwrap_or(0) as i64);
 
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
