@@ -10,6 +10,11 @@ operators get); --plain uses only the fleetgate_tenant tag (the bootstraps befor
     set -a && source target/fleetgate-env && set +a
     python3 scripts/envoy-cluster-memory.py 5000
     python3 scripts/envoy-cluster-memory.py 5000 --plain
+
+With --subsets K, the same N Services are K to a cluster instead: one cluster per K Services
+(named t/<tenant>/c/c1/subsets-<j>), each endpoint labelled with its Service in the `envoy.lb`
+metadata and the cluster split into one subset per Service (`lb_subset_config`), the shape a
+route would select with `metadata_match`. Per-cluster figures are then per Service.
 """
 
 import argparse
@@ -41,10 +46,55 @@ def stats_settings(args):
     return {k: b[k] for k in ("deferred_stat_options", "stats_config") if k in b}
 
 
+def endpoint(k, port, service=None):
+    e = {
+        "endpoint": {
+            "address": {"socket_address": {"address": f"127.0.9.{k + 1}", "port_value": port}}
+        }
+    }
+    if service is not None:
+        e["metadata"] = {"filter_metadata": {"envoy.lb": {"svc": service}}}
+    return e
+
+
+def subset_clusters(n, args):
+    """n Services, args.subsets to a cluster, one subset per Service."""
+    clusters = []
+    for j in range(0, n, args.subsets):
+        name = f"t/tenant-{(j // args.subsets) % 100:03}/c/c1/subsets-{j}"
+        services = range(j, min(n, j + args.subsets))
+        clusters.append(
+            {
+                "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+                "name": name,
+                "type": "STATIC",
+                "connect_timeout": "2s",
+                "per_connection_buffer_limit_bytes": 32768,
+                "lb_subset_config": {
+                    "fallback_policy": "NO_FALLBACK",
+                    "subset_selectors": [{"keys": ["svc"]}],
+                },
+                "load_assignment": {
+                    "cluster_name": name,
+                    "endpoints": [
+                        {
+                            "lb_endpoints": [
+                                endpoint(k, 20000 + i % 40000, f"svc-{i}")
+                                for i in services
+                                for k in range(args.endpoints)
+                            ]
+                        }
+                    ],
+                },
+            }
+        )
+    return clusters
+
+
 def measure(n, args):
     d = tempfile.mkdtemp(prefix="envoy-cluster-memory-")
-    clusters = []
-    for i in range(n):
+    clusters = subset_clusters(n, args) if args.subsets else []
+    for i in range(0 if args.subsets else n):
         name = f"t/tenant-{i % 100:03}/c/c1/default/svc-{i}/backend/8080"
         clusters.append(
             {
@@ -118,7 +168,9 @@ def measure(n, args):
             if envoy.poll() is not None:
                 sys.exit(f"Envoy exited; see {log.name}")
             try:
-                if get("/stats?filter=cluster_manager.active_clusters").strip().endswith(f": {n}"):
+                if get("/stats?filter=cluster_manager.active_clusters").strip().endswith(
+                    f": {len(clusters)}"
+                ):
                     break
             except OSError:
                 pass
@@ -144,13 +196,14 @@ def main():
     p.add_argument("--plain", action="store_true", help="only the fleetgate_tenant tag")
     p.add_argument("--endpoints", type=int, default=3)
     p.add_argument("--concurrency", type=int, default=1)
+    p.add_argument("--subsets", type=int, default=0, help="Services per cluster, as subsets")
     args = p.parse_args()
     rss0, alloc0, _, _ = measure(0, args)
     rss, alloc, one, loaded = measure(args.clusters, args)
     mib = 1024 * 1024
     print(
         f"ENVOY_CLUSTER_MEMORY clusters={args.clusters} settings={'plain' if args.plain else os.path.relpath(args.bootstrap, ROOT)} "
-        f"concurrency={args.concurrency} endpoints={args.endpoints} "
+        f"concurrency={args.concurrency} endpoints={args.endpoints} subsets={args.subsets} "
         f"rss={rss / mib:.1f}MiB (empty {rss0 / mib:.1f}MiB) allocated={alloc / mib:.1f}MiB "
         f"(empty {alloc0 / mib:.1f}MiB) per_cluster_rss={(rss - rss0) / args.clusters / 1024:.1f}KiB "
         f"per_cluster_allocated={(alloc - alloc0) / args.clusters / 1024:.1f}KiB "

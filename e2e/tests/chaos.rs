@@ -855,6 +855,16 @@ async fn soak_continuous_route_churn_loses_no_request_leaks_nothing() {
             "soak: the hub runs with transparent huge pages enabled (THP_enabled: {thp} in /proc/{hub_pid}/status)"
         );
     }
+    // And gives mimalloc a purge delay of 0 (hub main.rs, `allocator_options`): with its
+    // default, a quiet hub keeps what the last round freed, and each reading below measures how
+    // busy the hub was rather than what it holds.
+    let environ = std::fs::read(format!("/proc/{hub_pid}/environ")).expect("the hub's environment");
+    assert!(
+        environ
+            .split(|b| *b == 0)
+            .any(|kv| kv.starts_with(b"MIMALLOC_PURGE_DELAY=")),
+        "soak: the hub runs without MIMALLOC_PURGE_DELAY in its environment (it sets one and runs itself again at start)"
+    );
     let baseline = envoy_clusters_and_listeners(&c.fleet).await;
     let rss_idle = rss_kib(hub_pid);
     let load = c.load();

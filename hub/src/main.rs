@@ -30,6 +30,40 @@ fn no_transparent_huge_pages() -> std::io::Result<()> {
     Ok(())
 }
 
+/// The purge delay the hub gives mimalloc unless the environment already sets one: freed memory
+/// goes back to the kernel at once (docs/operations.md, "The hub's memory").
+const PURGE_DELAY: (&str, &str) = ("MIMALLOC_PURGE_DELAY", "0");
+
+/// mimalloc returns freed pages to the kernel only `MIMALLOC_PURGE_DELAY` ms after a free (1,000
+/// by default), and only when a later free or allocation looks: a hub that goes quiet after a
+/// change keeps what the change freed (tens of MiB at a few thousand routes; the soak in
+/// e2e/tests/chaos.rs read 55-82 MiB of RSS over a live heap of 2 MiB). mimalloc reads its
+/// options from the environment when the process loads, before `main`, so the hub runs itself
+/// again (the same executable, arguments and pid) with the option set. `Ok(())` when the option
+/// is already set; an `Err` (the hub runs on with mimalloc's default) is logged once logging is
+/// up.
+#[cfg(target_os = "linux")]
+fn allocator_options() -> std::io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let (name, value) = PURGE_DELAY;
+    if std::env::var_os(name).is_some() {
+        return Ok(());
+    }
+    let mut args = std::env::args_os();
+    let arg0 = args.next().unwrap_or_default();
+    // `exec` returns only when it failed.
+    Err(std::process::Command::new("/proc/self/exe")
+        .arg0(arg0)
+        .args(args)
+        .env(name, value)
+        .exec())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn allocator_options() -> std::io::Result<()> {
+    Ok(())
+}
+
 #[derive(Parser)]
 #[command(
     name = "fleetgate-hub",
@@ -223,9 +257,13 @@ fn store_command(command: StoreCommand) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
+    let options = allocator_options();
     let thp = no_transparent_huge_pages();
     fleetgate_hub::heap::count_with(|| GLOBAL.allocated());
     fleetgate_observe::log::init("info,h2=warn,tower=warn,hyper=warn");
+    if let Err(e) = options {
+        tracing::warn!(error = %e, "could not run the hub again with {}={} (it keeps memory freed by a change until a later change; set it in the environment to skip the re-run)", PURGE_DELAY.0, PURGE_DELAY.1);
+    }
     if let Err(e) = thp {
         tracing::warn!(error = %e, "could not turn transparent huge pages off for the hub (prctl PR_SET_THP_DISABLE): its RSS may count 2 MiB pages that hold little");
     }
