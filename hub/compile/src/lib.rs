@@ -52,7 +52,7 @@ use crate::model::{
     HttpRouteRule, Kind, ObjectKey, ObjectStatus, Protocol, RouteParentStatus,
 };
 use listener::ListenerProblem;
-use precedence::{Origin, Precedence};
+use precedence::{ObjectOrder, Origin, Precedence};
 
 /// The compiler's output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -749,14 +749,13 @@ fn attach_l7_route(
                     } else {
                         &mut ports.entry(port).or_default().hosts
                     };
+                    let object = ObjectOrder::new(&ck.tenant, &ck.cluster, &route.meta);
                     for host in att.hostnames {
                         let hr = hosts.entry(host).or_default();
                         for (ri, rule_routes) in rules.iter().enumerate() {
                             for (mi, r) in rule_routes.iter().enumerate() {
                                 let o = Origin {
-                                    tenant: &ck.tenant,
-                                    cluster: &ck.cluster,
-                                    meta: &route.meta,
+                                    object: &object,
                                     rule: ri,
                                     m: mi,
                                 };

@@ -12,6 +12,7 @@
 //! `PathPrefix /` route of the same hostname.
 
 use std::cmp::Reverse;
+use std::sync::Arc;
 
 use super::snapshot::{PathMatch, Route};
 use crate::model;
@@ -21,14 +22,36 @@ use crate::model;
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Precedence {
     specificity: Specificity,
+    /// Shared by every match of the object (a key is kept per match and hostname until the
+    /// next change of its cluster).
+    object: Arc<ObjectOrder>,
+    rule: usize,
+    m: usize,
+}
+
+/// How equally specific matches of different objects are ordered: oldest first, then by
+/// namespace and name, then by tenant and cluster (fields in that order).
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ObjectOrder {
     /// RFC 3339 in UTC as written by the API server (`...Z`), so it orders as text.
     created: String,
     namespace: String,
     name: String,
     tenant: String,
     cluster: String,
-    rule: usize,
-    m: usize,
+}
+
+impl ObjectOrder {
+    /// The order of the object `meta` of `tenant`'s `cluster`.
+    pub fn new(tenant: &str, cluster: &str, meta: &model::Meta) -> Arc<Self> {
+        Arc::new(Self {
+            created: meta.creation_timestamp.clone(),
+            namespace: meta.namespace.clone(),
+            name: meta.name.clone(),
+            tenant: tenant.to_string(),
+            cluster: cluster.to_string(),
+        })
+    }
 }
 
 /// How specific a match is, by route kind. HTTPRoute and GRPCRoute rules are never merged for
@@ -56,9 +79,7 @@ enum Specificity {
 /// Where a match comes from.
 #[derive(Debug, Clone, Copy)]
 pub struct Origin<'a> {
-    pub tenant: &'a str,
-    pub cluster: &'a str,
-    pub meta: &'a model::Meta,
+    pub object: &'a Arc<ObjectOrder>,
     pub rule: usize,
     pub m: usize,
 }
@@ -98,11 +119,7 @@ impl Precedence {
     fn with(specificity: Specificity, o: Origin<'_>) -> Self {
         Self {
             specificity,
-            created: o.meta.creation_timestamp.clone(),
-            namespace: o.meta.namespace.clone(),
-            name: o.meta.name.clone(),
-            tenant: o.tenant.to_string(),
-            cluster: o.cluster.to_string(),
+            object: Arc::clone(o.object),
             rule: o.rule,
             m: o.m,
         }

@@ -940,9 +940,9 @@ fn header_modifier_filters_reach_the_routes() {
         &["a.example"],
     );
     r.rules[0].filters = vec![HttpFilter::RequestHeaderModifier(HeaderModifier {
-        set: vec![("x-set".into(), "1".into())],
-        add: vec![("x-add".into(), "2".into())],
-        remove: vec!["x-rm".into()],
+        set: vec![("x-set".into(), "1".into())].into(),
+        add: vec![("x-add".into(), "2".into())].into(),
+        remove: vec!["x-rm".into()].into(),
     })];
     let c = compile(&one(vec![gw], vec![r]), &dp());
     let m = &vhost(&c, 80, "a.example").unwrap().routes[0].request_headers;

@@ -27,6 +27,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use thin_vec::ThinVec;
 
 /// Who sent an object: the tenant and cluster named in the agent's verified certificate.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -478,11 +479,13 @@ pub struct Cors {
     pub max_age: Option<u32>,
 }
 
+/// Header changes. Thin lists (one pointer each, no allocation while empty): every compiled
+/// route and every backend of one carries two of these, and nearly all are empty.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeaderModifier {
-    pub set: Vec<(String, String)>,
-    pub add: Vec<(String, String)>,
-    pub remove: Vec<String>,
+    pub set: ThinVec<(String, String)>,
+    pub add: ThinVec<(String, String)>,
+    pub remove: ThinVec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -40,9 +40,10 @@ fn compiled_route_configuration() -> RouteConfiguration {
         set: vec![
             (TENANT_HEADER.into(), "b".into()),
             ("x-keep".into(), "1".into()),
-        ],
-        add: vec![(ROUTE_HEADER.into(), "c1/default/b-only".into())],
-        remove: vec![TENANT_HEADER.into()],
+        ]
+        .into(),
+        add: vec![(ROUTE_HEADER.into(), "c1/default/b-only".into())].into(),
+        remove: vec![TENANT_HEADER.into()].into(),
     };
     let ai_ref = Backend {
         namespace: "default".into(),

@@ -438,9 +438,9 @@ fn route_action(a: &RouteAction) -> route::Action {
                             name: w.cluster.clone(),
                             weight: u32v(w.weight),
                             request_headers_to_add: header_options(&w.request_headers),
-                            request_headers_to_remove: w.request_headers.remove.clone(),
+                            request_headers_to_remove: w.request_headers.remove.to_vec(),
                             response_headers_to_add: header_options(&w.response_headers),
-                            response_headers_to_remove: w.response_headers.remove.clone(),
+                            response_headers_to_remove: w.response_headers.remove.to_vec(),
                             ..Default::default()
                         })
                         .collect(),
@@ -490,9 +490,9 @@ pub fn virtual_host(vh: &crate::snapshot::VirtualHost) -> route_v3::VirtualHost 
                 r#match: Some(route_match(r)),
                 action: Some(route_action(&r.action)),
                 request_headers_to_add: header_options(&r.request_headers),
-                request_headers_to_remove: r.request_headers.remove.clone(),
+                request_headers_to_remove: r.request_headers.remove.to_vec(),
                 response_headers_to_add: header_options(&r.response_headers),
-                response_headers_to_remove: r.response_headers.remove.clone(),
+                response_headers_to_remove: r.response_headers.remove.to_vec(),
                 typed_per_filter_config: super::http::per_filter_config(r.cors.as_deref()),
                 ..Default::default()
             })
@@ -598,9 +598,9 @@ mod tests {
             query_params: vec![],
             method: None,
             request_headers: HeaderModifier {
-                set: vec![("x-set".into(), "1".into())],
-                add: vec![("x-add".into(), "2".into())],
-                remove: vec!["x-rm".into()],
+                set: vec![("x-set".into(), "1".into())].into(),
+                add: vec![("x-add".into(), "2".into())].into(),
+                remove: vec!["x-rm".into()].into(),
             },
             response_headers: HeaderModifier::default(),
             cors: None,

@@ -581,9 +581,9 @@ fn a_route_never_reaches_another_tenants_or_clusters_backend() {
 #[test]
 fn a_tenants_changes_to_the_identity_headers_are_dropped() {
     let forged = HeaderModifier {
-        set: set(&[(TENANT_HEADER, "b"), ("x-keep", "1")]),
-        add: set(&[(ROUTE_HEADER, "c1/default/b-only")]),
-        remove: vec![TENANT_HEADER.into()],
+        set: set(&[(TENANT_HEADER, "b"), ("x-keep", "1")]).into(),
+        add: set(&[(ROUTE_HEADER, "c1/default/b-only")]).into(),
+        remove: vec![TENANT_HEADER.into()].into(),
     };
     let mut r = chat_route(vec![Backend {
         request_headers: forged.clone(),

@@ -288,14 +288,14 @@ fn rewrites_headers_and_cors_reach_every_match() {
     // httproute-rewrite-path, httproute-rewrite-host, httproute-request-header-modifier,
     // httproute-response-header-modifier.
     let req = HeaderModifier {
-        set: vec![("x-set".into(), "1".into())],
-        add: vec![],
-        remove: vec!["x-rm".into()],
+        set: vec![("x-set".into(), "1".into())].into(),
+        add: vec![].into(),
+        remove: vec!["x-rm".into()].into(),
     };
     let resp = HeaderModifier {
-        set: vec![],
-        add: vec![("x-resp".into(), "2".into())],
-        remove: vec!["server".into()],
+        set: vec![].into(),
+        add: vec![("x-resp".into(), "2".into())].into(),
+        remove: vec!["server".into()].into(),
     };
     let cors = Cors {
         allow_origins: vec!["https://a.example".into()],

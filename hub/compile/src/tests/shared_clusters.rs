@@ -109,7 +109,7 @@ fn routes_and_rules_naming_one_service_port_share_its_cluster() {
     let weighted: Vec<_> = fw
         .clusters
         .iter()
-        .map(|w| (w.cluster.as_str(), w.weight, w.request_headers.set.clone()))
+        .map(|w| (w.cluster.as_str(), w.weight, w.request_headers.set.to_vec()))
         .collect();
     assert_eq!(
         weighted,
