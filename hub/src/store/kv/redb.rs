@@ -27,7 +27,7 @@ const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv/v1");
 /// large fleet's store; a cluster's intent (one record per cluster, replaced whole by each
 /// accepted Update) may not fit, and is then read from and written to the file directly: a
 /// `pread` of pages the OS page cache usually holds, not a second copy on the hub's heap.
-pub const CACHE_BYTES: usize = 16 << 20;
+pub const CACHE_BYTES: usize = 4 << 20;
 
 /// A store in one redb file.
 pub struct RedbKv {
