@@ -57,74 +57,50 @@ def endpoint(k, port, service=None):
     return e
 
 
-def subset_clusters(n, args):
-    """n Services, args.subsets to a cluster, one subset per Service."""
-    clusters = []
-    for j in range(0, n, args.subsets):
-        name = f"t/tenant-{(j // args.subsets) % 100:03}/c/c1/subsets-{j}"
-        services = range(j, min(n, j + args.subsets))
-        clusters.append(
-            {
-                "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
-                "name": name,
-                "type": "STATIC",
-                "connect_timeout": "2s",
-                "per_connection_buffer_limit_bytes": 32768,
-                "lb_subset_config": {
-                    "fallback_policy": "NO_FALLBACK",
-                    "subset_selectors": [{"keys": ["svc"]}],
-                },
-                "load_assignment": {
-                    "cluster_name": name,
-                    "endpoints": [
-                        {
-                            "lb_endpoints": [
-                                endpoint(k, 20000 + i % 40000, f"svc-{i}")
-                                for i in services
-                                for k in range(args.endpoints)
-                            ]
-                        }
-                    ],
-                },
-            }
+def cluster(name, lb_endpoints, **more):
+    """A STATIC cluster shaped like the hub's, with its endpoints inline."""
+    c = {
+        "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "2s",
+        "per_connection_buffer_limit_bytes": 32768,
+        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": lb_endpoints}]},
+    }
+    c.update(more)
+    return c
+
+
+def clusters_of(n, args):
+    """n Services: a cluster each, or with --subsets K to a cluster, one subset per Service."""
+    if not args.subsets:
+        return [
+            cluster(
+                f"t/tenant-{i % 100:03}/c/c1/default/svc-{i}/backend/8080",
+                [endpoint(k, 18000) for k in range(args.endpoints)],
+            )
+            for i in range(n)
+        ]
+    return [
+        cluster(
+            f"t/tenant-{(j // args.subsets) % 100:03}/c/c1/subsets-{j}",
+            [
+                endpoint(k, 20000 + i % 40000, f"svc-{i}")
+                for i in range(j, min(n, j + args.subsets))
+                for k in range(args.endpoints)
+            ],
+            lb_subset_config={
+                "fallback_policy": "NO_FALLBACK",
+                "subset_selectors": [{"keys": ["svc"]}],
+            },
         )
-    return clusters
+        for j in range(0, n, args.subsets)
+    ]
 
 
 def measure(n, args):
     d = tempfile.mkdtemp(prefix="envoy-cluster-memory-")
-    clusters = subset_clusters(n, args) if args.subsets else []
-    for i in range(0 if args.subsets else n):
-        name = f"t/tenant-{i % 100:03}/c/c1/default/svc-{i}/backend/8080"
-        clusters.append(
-            {
-                "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
-                "name": name,
-                "type": "STATIC",
-                "connect_timeout": "2s",
-                "per_connection_buffer_limit_bytes": 32768,
-                "load_assignment": {
-                    "cluster_name": name,
-                    "endpoints": [
-                        {
-                            "lb_endpoints": [
-                                {
-                                    "endpoint": {
-                                        "address": {
-                                            "socket_address": {
-                                                "address": f"127.0.9.{k + 1}",
-                                                "port_value": 18000,
-                                            }
-                                        }
-                                    }
-                                }
-                                for k in range(args.endpoints)
-                            ]
-                        }
-                    ],
-                },
-            }
-        )
+    clusters = clusters_of(n, args)
     cds = os.path.join(d, "cds.json")
     with open(cds, "w") as f:
         json.dump({"version_info": "1", "resources": clusters}, f)
