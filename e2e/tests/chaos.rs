@@ -883,9 +883,8 @@ async fn soak_continuous_route_churn_loses_no_request_leaks_nothing() {
         let (t, domain) = churn_tenant(&c.fleet, round);
         let during = churn_round(&c.fleet, &load, round, t, domain, routes).await;
         peak = peak.max(during.0);
-        // Read once the hub is at rest: right after the round its last compile's and push's
-        // memory is freed but not yet given back (mimalloc returns freed pages after a delay,
-        // 1 s by default), and a reading then measures how busy it was, not what it keeps.
+        // Read once the hub is at rest: right after the round its last compile and push may
+        // still be running, and a reading then measures how busy it was, not what it keeps.
         tokio::time::sleep(SOAK_SETTLE).await;
         let rss = rss_kib(hub_pid);
         let heap = c.fleet.hub.heap_bytes().await.expect("the hub's live heap") / 1024;

@@ -1,5 +1,6 @@
 //! How many bytes the hub's live allocations hold, as counted by its global allocator
-//! (`main.rs`: mimalloc inside `cap::Cap`, which adds one atomic add per allocation and per free).
+//! (`main.rs`: mimalloc inside `cap::Cap`, which adds one atomic operation per allocation and
+//! per free).
 //!
 //! Why: the process's RSS also counts what the allocator keeps after a free (pages it returns
 //! later, or never while a few small objects still live on them), so RSS alone cannot tell a

@@ -37,7 +37,7 @@ const PURGE_DELAY: (&str, &str) = ("MIMALLOC_PURGE_DELAY", "0");
 /// mimalloc returns freed pages to the kernel only `MIMALLOC_PURGE_DELAY` ms after a free (1,000
 /// by default), and only when a later free or allocation looks: a hub that goes quiet after a
 /// change keeps what the change freed (tens of MiB at a few thousand routes; the soak in
-/// e2e/tests/chaos.rs read 55-82 MiB of RSS over a live heap of 2 MiB). mimalloc reads its
+/// e2e/tests/chaos.rs read 55-90 MiB of RSS over a live heap of 2 MiB). mimalloc reads its
 /// options from the environment when the process loads, before `main`, so the hub runs itself
 /// again (the same executable, arguments and pid) with the option set. `Ok(())` when the option
 /// is already set; an `Err` (the hub runs on with mimalloc's default) is logged once logging is
