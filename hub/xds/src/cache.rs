@@ -697,29 +697,38 @@ mod tests {
             .collect();
         assert!(!moved.is_empty(), "growing past {n} hostnames moves some");
         let grace = Duration::from_millis(300);
+        // `h` is moving from table `from` to `to`: its scope still names `from`, both tables
+        // hold its virtual host, and the grown layout's table (`to` when growing, `from` when
+        // shrinking back), which no scope names meanwhile, is kept subscribed by its anchor.
+        let waiting = |r: &Resources, h: &str, from: &str, to: &str| {
+            let vh = format!("port/80/host/{h}");
+            assert_eq!(table_of(r, h), from, "{h} waits before moving to {to}");
+            assert!(hosts_in(r, from).contains(&vh));
+            assert!(hosts_in(r, to).contains(&vh));
+            let grown_table = table_of(&fresh, h);
+            assert_eq!(
+                named_by(r, &format!("port/80/anchor/{grown_table}")).as_deref(),
+                Some(grown_table.as_str())
+            );
+        };
+        // `h` has moved to `to`; `from` keeps its virtual host one more grace.
+        let moved_to = |r: &Resources, h: &str, from: &str, to: &str| {
+            assert_eq!(table_of(r, h), to);
+            assert!(hosts_in(r, from).contains(&format!("port/80/host/{h}")));
+        };
         let mut cache = ResourceCache::with_departure_grace(grace);
         build_cached(&small, &mut cache);
-        // The new table is there, kept subscribed by its anchor, but the moving hostnames'
-        // scopes still name their old table, which still holds them.
+        // Growing: the new table is there, but the moving hostnames' scopes still name their
+        // old table.
         let first = build_cached(&grown, &mut cache);
         for h in &moved {
-            let (old, new) = (table_of(&before, h), table_of(&fresh, h));
-            let vh = format!("port/80/host/{h}");
-            assert_eq!(table_of(&first, h), old, "{h} waits for {new}");
-            assert!(hosts_in(&first, &old).contains(&vh));
-            assert!(hosts_in(&first, &new).contains(&vh));
-            assert_eq!(
-                named_by(&first, &format!("port/80/anchor/{new}")).as_deref(),
-                Some(new.as_str())
-            );
+            waiting(&first, h, &table_of(&before, h), &table_of(&fresh, h));
         }
         // After the grace the scopes move; the old table keeps them one more grace.
         std::thread::sleep(grace + Duration::from_millis(50));
         let moved_now = build_cached(&grown, &mut cache);
         for h in &moved {
-            let (old, new) = (table_of(&before, h), table_of(&fresh, h));
-            assert_eq!(table_of(&moved_now, h), new);
-            assert!(hosts_in(&moved_now, &old).contains(&format!("port/80/host/{h}")));
+            moved_to(&moved_now, h, &table_of(&before, h), &table_of(&fresh, h));
         }
         std::thread::sleep(grace + Duration::from_millis(50));
         assert_eq!(build_cached(&grown, &mut cache), fresh);
@@ -729,26 +738,12 @@ mod tests {
         // virtual host is applied by Envoy before the table: 404 meanwhile).
         let back = build_cached(&small, &mut cache);
         for h in &moved {
-            let (old, new) = (table_of(&before, h), table_of(&fresh, h));
-            let vh = format!("port/80/host/{h}");
-            assert_eq!(
-                table_of(&back, h),
-                new,
-                "{h} waits before going back to {old}"
-            );
-            assert!(hosts_in(&back, &new).contains(&vh));
-            assert!(hosts_in(&back, &old).contains(&vh));
-            assert_eq!(
-                named_by(&back, &format!("port/80/anchor/{new}")).as_deref(),
-                Some(new.as_str())
-            );
+            waiting(&back, h, &table_of(&fresh, h), &table_of(&before, h));
         }
         std::thread::sleep(grace + Duration::from_millis(50));
         let back_now = build_cached(&small, &mut cache);
         for h in &moved {
-            let (old, new) = (table_of(&before, h), table_of(&fresh, h));
-            assert_eq!(table_of(&back_now, h), old);
-            assert!(hosts_in(&back_now, &new).contains(&format!("port/80/host/{h}")));
+            moved_to(&back_now, h, &table_of(&fresh, h), &table_of(&before, h));
         }
         std::thread::sleep(grace + Duration::from_millis(50));
         assert_eq!(build_cached(&small, &mut cache), before);
