@@ -664,11 +664,30 @@ async fn backend_showing(name: &'static str, header: &'static str) -> SocketAddr
     addr
 }
 
-/// Scoped route tables (`hub/xds/src/scoped.rs`): a port whose hostnames are all exact gets one
-/// RouteConfiguration per hostname, keyed by Host and port. The same hostname on two ports goes
-/// to each port's own routes; a client's own port header changes nothing and never reaches a
-/// backend; a wildcard on a port turns that port back into one table with Envoy's host
-/// precedence (exact before wildcard), and removing it scopes the port again.
+/// Requests to `dp` for `same.a.example` claiming ports of their own in the scope key's port
+/// header reach backend `name` (a claim never picks another port's routes), which sees the
+/// claim if `passes` (port 80, keyed by Host alone, leaves the header to the client) and not
+/// otherwise (the listener replaced it and its table removed it).
+async fn assert_claimed_ports_reach(dp: SocketAddr, name: &str, passes: bool) {
+    use fleetgate_hub::xds::scoped::PORT_HEADER;
+    let c = client();
+    for claimed in ["80", "8080", "1"] {
+        let got = get_with(&c, dp, "same.a.example", &[(PORT_HEADER, claimed)]).await;
+        let want = if passes {
+            format!("{name};{PORT_HEADER}={claimed}")
+        } else {
+            name.to_string()
+        };
+        assert_eq!(got, Some((StatusCode::OK, want)), "{dp} claiming {claimed}");
+    }
+}
+
+/// Scoped route tables (`hub/xds/src/scoped.rs`): a port whose hostnames are all exact gets its
+/// tenants' tables through scopes keyed by Host (port 80) or by Host and port (other ports).
+/// The same hostname on two ports goes to each port's own routes; a client's own port header
+/// changes nothing, and never reaches a backend from a port whose key has the port; a
+/// wildcard on a port turns that port back into one table with Envoy's host precedence (exact
+/// before wildcard), the other port's key unchanged, and removing it scopes the port again.
 async fn scoped_ports_keep_each_ports_routes_and_wildcards_switch_to_one_table_over(api: AdsApi) {
     use fleetgate_hub::xds::scoped::PORT_HEADER;
     let blue = backend_showing("blue", PORT_HEADER).await;
@@ -753,14 +772,10 @@ async fn scoped_ports_keep_each_ports_routes_and_wildcards_switch_to_one_table_o
     // Known difference of a scoped port: scope keys compare bytes, so other letter case is
     // not found (one table, below, ignores the case).
     eventually_answers(&mut envoy, dp80, "SAME.a.example", "/", nf).await;
-    // The client's own port header: replaced before routing, removed before forwarding.
-    let c = client();
-    for (dp, want) in [(dp80, "blue"), (dp8080, "green")] {
-        for claimed in ["80", "8080", "1"] {
-            let got = get_with(&c, dp, "same.a.example", &[(PORT_HEADER, claimed)]).await;
-            assert_eq!(got, Some((ok, want.to_string())), "{dp} claiming {claimed}");
-        }
-    }
+    // The client's own port header: on port 80 (keyed by Host alone) a header like any
+    // other; on port 8080 replaced before routing and removed before forwarding.
+    assert_claimed_ports_reach(dp80, "blue", true).await;
+    assert_claimed_ports_reach(dp8080, "green", false).await;
 
     // A wildcard on port 80: one table there, exact hostname first, the wildcard for the rest.
     let second = compile(&intent(true), &dp).snapshot;
@@ -779,6 +794,7 @@ async fn scoped_ports_keep_each_ports_routes_and_wildcards_switch_to_one_table_o
     )
     .await;
     eventually_answers(&mut envoy, dp8080, "other.a.example", "/", nf).await;
+    assert_claimed_ports_reach(dp8080, "green", false).await;
 
     // Removed again: port 80 is scoped again and the wildcard's hosts get 404.
     hub.snapshots
@@ -794,6 +810,8 @@ async fn scoped_ports_keep_each_ports_routes_and_wildcards_switch_to_one_table_o
         (ok, Some("green")),
     )
     .await;
+    assert_claimed_ports_reach(dp80, "blue", true).await;
+    assert_claimed_ports_reach(dp8080, "green", false).await;
 
     assert_eq!(
         *hub.health.borrow(),

@@ -427,7 +427,7 @@ impl ResourceCache {
             &l.name,
             &table.name,
             vhs.iter().copied(),
-            super::scoped::table_settings(),
+            super::scoped::table_settings(l),
         );
         let input: Vec<Arc<VirtualHost>> = vhs.iter().map(|vh| (*vh).clone()).collect();
         let output = Arc::new(Resource::new(

@@ -4,11 +4,15 @@
 //!
 //! Part of step 8 (publish), pure; `super::resources` and `super::cache` call it. Envoy's
 //! scoped RDS (SRDS) picks a RouteConfiguration per request by an exact key computed from
-//! request headers. fleetgate's key has two fragments: the request's host (`:authority` up to
-//! the first `:`, so the port a client puts in Host is ignored as `ignore_port_in_host_matching`
-//! ignores it) and the data-plane port, which the listener's connection manager writes into
-//! [`PORT_HEADER`] before routing (overwriting whatever the client sent), because every HTTP
-//! connection manager on ADS receives the scopes of every port.
+//! request headers ([`scope_key`]): the request's host (`:authority` up to the first `:`, so
+//! the port a client puts in Host is ignored as `ignore_port_in_host_matching` ignores it) and,
+//! on every port but 80, the data-plane port, which the listener's connection manager writes
+//! into [`PORT_HEADER`] before routing (overwriting whatever the client sent), because every
+//! HTTP connection manager on ADS receives the scopes of every port. A key of one fragment
+//! never equals one of two, so port 80 (HTTP's own, where most hostnames are) needs no port in
+//! its keys and its requests skip the header's write and removal. The choice is fixed, not
+//! "the lowest scoped port": a port whose key changed shape would answer 404 between Envoy
+//! taking its new listener and its new scopes, and on connections its old listener drains.
 //!
 //! Each hostname has its scope (its key); the scope names the table holding its virtual host
 //! ([`layout`]). A tenant's virtual hosts on a port are split over a power of two of tables by
@@ -55,9 +59,29 @@ use crate::snapshot::{ListenerSnapshot, RouteAction, VirtualHost};
 pub const SCOPED_ROUTE_TYPE: &str =
     "type.googleapis.com/envoy.config.route.v3.ScopedRouteConfiguration";
 
-/// The request header carrying the data-plane port into the scope key; set by the listener,
-/// never taken from the client, and removed before a request is forwarded.
+/// The request header carrying the data-plane port into the scope key of a port keyed by
+/// [`ScopeKey::HostAndPort`] (all but 80); set by the listener, never taken from the client, and removed
+/// before a request is forwarded.
 pub const PORT_HEADER: &str = "x-fleetgate-port";
+
+/// What the scope key of a scoped listener is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScopeKey {
+    /// The request's host alone: port 80's.
+    Host,
+    /// The request's host and the port, from [`PORT_HEADER`]: every other scoped port's.
+    HostAndPort,
+}
+
+/// The scope key of a scoped listener on `port`: keys of one fragment (the host) are port
+/// 80's alone, as no other port's key has one fragment.
+pub fn scope_key(port: u16) -> ScopeKey {
+    if port == 80 {
+        ScopeKey::Host
+    } else {
+        ScopeKey::HostAndPort
+    }
+}
 
 /// Whether `l` is served with one RouteConfiguration per hostname (see the module docs): a
 /// shared data-plane port (`port/<port>`; an own address serves one Gateway and keeps one
@@ -280,7 +304,10 @@ pub fn route_specifier(l: &ListenerSnapshot) -> http_connection_manager::RouteSp
     http_connection_manager::RouteSpecifier::ScopedRoutes(ScopedRoutes {
         name: l.name.clone(),
         scope_key_builder: Some(scoped_routes::ScopeKeyBuilder {
-            fragments: vec![header(":authority", ":"), header(PORT_HEADER, "")],
+            fragments: match scope_key(l.port) {
+                ScopeKey::Host => vec![header(":authority", ":")],
+                ScopeKey::HostAndPort => vec![header(":authority", ":"), header(PORT_HEADER, "")],
+            },
         }),
         rds_config_source: Some(super::resources::ads()),
         config_specifier: Some(scoped_routes::ConfigSpecifier::ScopedRds(ScopedRds {
@@ -290,9 +317,13 @@ pub fn route_specifier(l: &ListenerSnapshot) -> http_connection_manager::RouteSp
     })
 }
 
-/// The connection manager's early header mutation of a scoped listener: [`PORT_HEADER`] set to
-/// the port, replacing any value the client sent.
+/// The connection manager's early header mutation of a scoped listener: where the key has the
+/// port ([`ScopeKey::HostAndPort`]), [`PORT_HEADER`] set to the port, replacing any value the
+/// client sent; none for [`ScopeKey::Host`].
 pub fn early_header_mutation(l: &ListenerSnapshot) -> Vec<TypedExtensionConfig> {
+    if scope_key(l.port) == ScopeKey::Host {
+        return Vec::new();
+    }
     let set = HeaderMutation {
         action: Some(header_mutation::Action::Append(HeaderValueOption {
             header: Some(HeaderValue {
@@ -327,7 +358,8 @@ pub fn anchor_scope(l: &ListenerSnapshot, table: &str) -> ScopedRouteConfigurati
     keyed_scope(anchor_name(&l.name, table), table, l.port, table)
 }
 
-/// A scope named `name` whose key is (`host`, `port`), naming `table`.
+/// A scope named `name` whose key is `host` (and `port`, unless [`scope_key`] of `port` is
+/// [`ScopeKey::Host`]), naming `table`.
 fn keyed_scope(name: String, host: &str, port: u16, table: &str) -> ScopedRouteConfiguration {
     use scoped_route_configuration::key::{Fragment, fragment};
     let string_key = |s: String| Fragment {
@@ -337,7 +369,12 @@ fn keyed_scope(name: String, host: &str, port: u16, table: &str) -> ScopedRouteC
         name,
         route_configuration_name: table.to_string(),
         key: Some(scoped_route_configuration::Key {
-            fragments: vec![string_key(host.to_string()), string_key(port.to_string())],
+            fragments: match scope_key(port) {
+                ScopeKey::Host => vec![string_key(host.to_string())],
+                ScopeKey::HostAndPort => {
+                    vec![string_key(host.to_string()), string_key(port.to_string())]
+                }
+            },
         }),
         ..Default::default()
     }
@@ -348,9 +385,10 @@ pub fn anchor_name(listener: &str, table: &str) -> String {
     format!("{listener}/anchor/{table}")
 }
 
-/// The RouteConfiguration of `table`: its virtual hosts (their names, domains and routes as on
-/// an unscoped port; a request reaches a table only through the scope of one of its hostnames).
-pub fn route_configuration(table: &Table<'_>) -> RouteConfiguration {
+/// The RouteConfiguration of `table` of listener `l`: its virtual hosts (their names, domains
+/// and routes as on an unscoped port; a request reaches a table only through the scope of one
+/// of its hostnames).
+pub fn route_configuration(l: &ListenerSnapshot, table: &Table<'_>) -> RouteConfiguration {
     RouteConfiguration {
         name: table.name.clone(),
         virtual_hosts: table
@@ -358,15 +396,19 @@ pub fn route_configuration(table: &Table<'_>) -> RouteConfiguration {
             .iter()
             .map(|vh| super::resources::virtual_host(vh))
             .collect(),
-        ..table_settings()
+        ..table_settings(l)
     }
 }
 
-/// The fields of a table's RouteConfiguration besides its name and virtual hosts.
-pub fn table_settings() -> RouteConfiguration {
+/// The fields of a table's RouteConfiguration of listener `l` besides its name and virtual
+/// hosts: [`PORT_HEADER`] is removed where the listener sets it.
+pub fn table_settings(l: &ListenerSnapshot) -> RouteConfiguration {
     RouteConfiguration {
         ignore_port_in_host_matching: true,
-        request_headers_to_remove: vec![PORT_HEADER.to_string()],
+        request_headers_to_remove: match scope_key(l.port) {
+            ScopeKey::Host => Vec::new(),
+            ScopeKey::HostAndPort => vec![PORT_HEADER.to_string()],
+        },
         ..Default::default()
     }
 }
@@ -578,10 +620,51 @@ mod tests {
         }
     }
 
+    /// The built connection manager of listener `name` in `res`.
+    fn built_hcm(res: &crate::resources::Resources, name: &str) -> HttpConnectionManager {
+        let any = &res
+            .of(LISTENER_TYPE)
+            .iter()
+            .find(|r| r.name == name)
+            .expect("the listener")
+            .any;
+        let l =
+            envoy_types::pb::envoy::config::listener::v3::Listener::decode(&*any.value).unwrap();
+        let Some(filter::ConfigType::TypedConfig(any)) =
+            l.filter_chains[0].filters[0].config_type.clone()
+        else {
+            panic!("typed config expected")
+        };
+        HttpConnectionManager::decode(&*any.value).unwrap()
+    }
+
+    /// The scope builder's fragments of `h`, as (header, separator).
+    fn key_builder(h: &HttpConnectionManager) -> Vec<(String, String)> {
+        use scoped_routes::scope_key_builder::fragment_builder::Type;
+        let Some(http_connection_manager::RouteSpecifier::ScopedRoutes(sr)) = &h.route_specifier
+        else {
+            panic!("scoped routes expected")
+        };
+        sr.scope_key_builder
+            .clone()
+            .unwrap()
+            .fragments
+            .into_iter()
+            .map(|f| match f.r#type {
+                Some(Type::HeaderValueExtractor(x)) => (x.name, x.element_separator),
+                other => panic!("a header extractor expected, got {other:?}"),
+            })
+            .collect()
+    }
+
     #[test]
-    fn scoped_port_keys_each_hostname_with_the_port() {
+    fn port_80_keys_hostnames_by_host_and_other_ports_by_host_and_port() {
         let ok = RouteAction::DirectResponse(200);
-        let l = port(
+        let l80 = port(
+            80,
+            vec![owned("p80", &["a.example"], ok.clone(), Some("a"))],
+        );
+        let l8080 = port(
             8080,
             vec![
                 owned("a", &["a.example"], ok.clone(), Some("a")),
@@ -589,24 +672,38 @@ mod tests {
                 owned("d", &["d.example"], ok.clone(), Some("b")),
             ],
         );
-        let h = hcm(&l);
-        let Some(http_connection_manager::RouteSpecifier::ScopedRoutes(sr)) = h.route_specifier
+        let res = build(&Snapshot {
+            listeners: vec![l80.clone(), l8080.clone()],
+            ..Default::default()
+        });
+        assert_eq!(res.of(LISTENER_TYPE).len(), 2);
+        // Port 80: the Host alone, no header written or removed.
+        let h80 = built_hcm(&res, "port/80");
+        assert_eq!(
+            key_builder(&h80),
+            vec![(":authority".to_string(), ":".to_string())]
+        );
+        assert!(h80.early_header_mutation_extensions.is_empty());
+        // Port 8080: the Host and the port header the listener writes.
+        let h8080 = built_hcm(&res, "port/8080");
+        let Some(http_connection_manager::RouteSpecifier::ScopedRoutes(sr)) =
+            &h8080.route_specifier
         else {
             panic!("scoped routes expected")
         };
         assert_eq!(sr.name, "port/8080");
-        let builders = sr.scope_key_builder.unwrap().fragments;
-        assert_eq!(builders.len(), 2);
         assert_eq!(
-            h.early_header_mutation_extensions,
-            early_header_mutation(&l)
+            key_builder(&h8080),
+            vec![
+                (":authority".to_string(), ":".to_string()),
+                (PORT_HEADER.to_string(), String::new())
+            ]
+        );
+        assert_eq!(
+            h8080.early_header_mutation_extensions,
+            early_header_mutation(&l8080)
         );
 
-        let res = build(&Snapshot {
-            listeners: vec![l],
-            ..Default::default()
-        });
-        assert_eq!(res.of(LISTENER_TYPE).len(), 1);
         let scopes: Vec<ScopedRouteConfiguration> = res
             .of(SCOPED_ROUTE_TYPE)
             .iter()
@@ -630,11 +727,22 @@ mod tests {
                 )
             })
             .collect();
+        let table_80 = "port/80/routes/t/a/0";
         let (table_a, table_b) = ("port/8080/routes/t/a/0", "port/8080/routes/t/b/0");
         assert_eq!(
             keys,
             vec![
                 // Each table's anchor, keyed by the table's name (no Host has a `/`).
+                (
+                    format!("port/80/anchor/{table_80}"),
+                    table_80.into(),
+                    vec![table_80.into()]
+                ),
+                (
+                    "port/80/scoped/a.example".into(),
+                    table_80.into(),
+                    vec!["a.example".into()]
+                ),
                 (
                     format!("port/8080/anchor/{table_a}"),
                     table_a.into(),
@@ -668,15 +776,16 @@ mod tests {
             ]
         );
         // One table per tenant here (a few hostnames each), holding its virtual hosts; no
-        // catch-all (a request whose key names no scope gets Envoy's 404).
+        // catch-all (a request whose key names no scope gets Envoy's 404). Only port 8080's
+        // tables remove the port header.
         let rcs: Vec<RouteConfiguration> = res
             .of(ROUTE_TYPE)
             .iter()
             .map(|r| RouteConfiguration::decode(&*r.any.value).unwrap())
             .collect();
-        assert_eq!(rcs.len(), 2);
-        assert_eq!(rcs[1].name, table_b);
-        let domains: Vec<&[String]> = rcs[1]
+        let names: Vec<&str> = rcs.iter().map(|rc| rc.name.as_str()).collect();
+        assert_eq!(names, vec![table_80, table_a, table_b]);
+        let domains: Vec<&[String]> = rcs[2]
             .virtual_hosts
             .iter()
             .map(|v| v.domains.as_slice())
@@ -685,8 +794,21 @@ mod tests {
             domains,
             vec![&["b.example", "c.example"][..], &["d.example"][..]]
         );
-        assert!(rcs[1].ignore_port_in_host_matching);
-        assert_eq!(rcs[1].request_headers_to_remove, vec![PORT_HEADER]);
+        assert!(rcs.iter().all(|rc| rc.ignore_port_in_host_matching));
+        assert!(rcs[0].request_headers_to_remove.is_empty());
+        assert_eq!(rcs[2].request_headers_to_remove, vec![PORT_HEADER]);
+
+        // Port 8080 alone (or beside an unscoped port 80) keeps its key: a key that changed
+        // shape would miss until Envoy had both the new listener and the new scopes.
+        let alone = build(&Snapshot {
+            listeners: vec![l8080],
+            ..Default::default()
+        });
+        assert_eq!(key_builder(&built_hcm(&alone, "port/8080")).len(), 2);
+        assert!(alone.of(SCOPED_ROUTE_TYPE).iter().all(|r| {
+            let s = ScopedRouteConfiguration::decode(&*r.any.value).unwrap();
+            s.key.unwrap().fragments.len() == 2
+        }));
     }
 
     #[test]
