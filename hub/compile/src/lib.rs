@@ -183,7 +183,7 @@ fn cluster_part(
     ci: &model::ClusterIntent,
     merged: &listener_set::Merged<'_>,
     conflicts: &conflict::Conflicts,
-    route_conflicts: &grpc::Conflicts,
+    route_conflicts: &grpc::ClusterConflicts<'_>,
     dp: &DataPlane,
     own: &own_address::OwnAddresses,
 ) -> ClusterPart {
@@ -626,7 +626,7 @@ struct L7Input<'a> {
     ck: &'a ClusterKey,
     ci: &'a model::ClusterIntent,
     problems: &'a BTreeMap<&'a (String, String), Vec<Option<ListenerProblem>>>,
-    conflicts: &'a grpc::Conflicts,
+    conflicts: &'a grpc::ClusterConflicts<'a>,
     merged: &'a listener_set::Merged<'a>,
     own: &'a own_address::OwnAddresses,
     /// What backendRefs to AgentgatewayBackends resolve against.

@@ -38,7 +38,8 @@ pub type Revisions = BTreeMap<ClusterKey, u64>;
 pub struct Memo {
     dp: Option<DataPlane>,
     clusters: BTreeMap<ClusterKey, Entry>,
-    /// The union of the clusters' claims, and a number that changes when it is recomputed.
+    /// The contested keys of the union of the clusters' claims (`grpc::Conflicts`), and a
+    /// number that changes when it is recomputed.
     route_conflicts: Option<(u64, grpc::Conflicts)>,
     /// How many parts the last compile built (the others were reused).
     built: usize,
@@ -62,8 +63,9 @@ struct Kept {
     /// The cluster's Gateways on their own address and their allocations.
     own: BTreeMap<(String, String), OwnGateway>,
     listener_conflicts: Vec<(String, String, Vec<Option<Conflict>>)>,
-    /// The fleet-wide winner of each key of the entry's `claims`, in key order, as of the
-    /// route conflicts numbered `checked`.
+    /// The fleet-wide winner of each key of the entry's `claims` where that is another
+    /// cluster's claim (`None` where it is the entry's own), in key order, as of the route
+    /// conflicts numbered `checked`.
     winners: Vec<Option<Age>>,
     checked: u64,
     part: ClusterPart,
@@ -159,6 +161,7 @@ impl Memo {
                 .map(|((_, (ns, name)), l)| (ns.clone(), name.clone(), l.clone()))
                 .collect();
             let own_gateways = own.of_cluster(ck);
+            let route_conflicts = route_conflicts.for_cluster(&entry.claims);
             if let Some(kept) = &mut entry.part
                 && kept.listener_conflicts == listener_conflicts
                 && kept.own == own_gateways
@@ -167,7 +170,7 @@ impl Memo {
                         .winners
                         .iter()
                         .zip(entry.claims.keys())
-                        .all(|(w, k)| w.as_ref() == route_conflicts.winner(k)))
+                        .all(|(w, k)| w.as_ref() == route_conflicts.foreign_winner(k)))
             {
                 kept.checked = *number;
                 continue;
@@ -176,14 +179,14 @@ impl Memo {
             let winners = entry
                 .claims
                 .keys()
-                .map(|k| route_conflicts.winner(k).cloned())
+                .map(|k| route_conflicts.foreign_winner(k).cloned())
                 .collect();
             entry.part = Some(Kept {
                 own: own_gateways,
                 listener_conflicts,
                 winners,
                 checked: *number,
-                part: cluster_part(ck, ci, &merged, &conflicts, route_conflicts, dp, own),
+                part: cluster_part(ck, ci, &merged, &conflicts, &route_conflicts, dp, own),
             });
         }
 
