@@ -65,14 +65,14 @@ fn route(t: usize, r: usize, prefix: &str) -> HttpRoute {
             matches: vec![
                 HttpRouteMatch {
                     path: PathMatch::Prefix(format!("{prefix}/r{ri}")),
-                    headers: vec![],
-                    query_params: vec![],
+                    headers: Default::default(),
+                    query_params: Default::default(),
                     method: None,
                 },
                 HttpRouteMatch {
                     path: PathMatch::Exact(format!("{prefix}/r{ri}/exact")),
                     headers: vec![("x-env".into(), ValueMatch::Exact("prod".into()))],
-                    query_params: vec![],
+                    query_params: Default::default(),
                     method: Some("GET".into()),
                 },
             ],

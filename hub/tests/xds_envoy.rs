@@ -120,8 +120,8 @@ fn rule(prefix: &str, backend: Backend) -> HttpRouteRule {
         name: None,
         matches: vec![HttpRouteMatch {
             path: PathMatch::Prefix(prefix.into()),
-            headers: vec![],
-            query_params: vec![],
+            headers: Default::default(),
+            query_params: Default::default(),
             method: None,
         }],
         filters: vec![],

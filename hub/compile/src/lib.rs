@@ -49,7 +49,7 @@ pub use snapshot::{
 use crate::model::data_plane::{DataPlane, DataPlaneProtocol};
 use crate::model::{
     AppProtocol, ClusterKey, Condition, FleetIntent, HeaderModifier, HttpFilter, HttpRoute,
-    HttpRouteRule, Kind, ObjectKey, ObjectStatus, Protocol, RouteParentStatus,
+    HttpRouteRule, Kind, ObjectKey, ObjectStatus, Protocol, RouteParentStatus, ThinVec,
 };
 use listener::ListenerProblem;
 use precedence::{ObjectOrder, Origin, Precedence};
@@ -858,8 +858,8 @@ fn direct_host(name: String, domains: Vec<String>, status: u32) -> VirtualHost {
         routes: vec![Route {
             name,
             path: PathMatch::Prefix("/".to_string()),
-            headers: Vec::new(),
-            query_params: Vec::new(),
+            headers: ThinVec::new(),
+            query_params: ThinVec::new(),
             method: None,
             request_headers: HeaderModifier::default(),
             response_headers: HeaderModifier::default(),
@@ -970,8 +970,8 @@ fn build_rules(
                         name: names::route(ck, &route.meta.namespace, &object, ri, mi),
                         action: action_for_match(&action, rule, &path),
                         path,
-                        headers: m.headers.clone(),
-                        query_params: m.query_params.clone(),
+                        headers: m.headers.iter().cloned().collect(),
+                        query_params: m.query_params.iter().cloned().collect(),
                         method: m.method.clone(),
                         request_headers: request_headers.clone(),
                         response_headers: response_headers.clone(),
@@ -1008,10 +1008,10 @@ fn action_for_match(action: &RouteAction, rule: &HttpRouteRule, path: &PathMatch
     match &mut action {
         RouteAction::Forward(fw) => {
             fw.rewrite = rule.filters.iter().find_map(|f| match f {
-                HttpFilter::UrlRewrite(rw) => Some(Rewrite {
+                HttpFilter::UrlRewrite(rw) => Some(Box::new(Rewrite {
                     hostname: rw.hostname.clone(),
                     path: rw.path.as_ref().map(|m| PathRewrite::new(m, path)),
-                }),
+                })),
                 _ => None,
             });
         }
@@ -1108,13 +1108,13 @@ fn rule_action(
         HttpFilter::RequestRedirect(r) => Some(r),
         _ => None,
     }) {
-        return RouteAction::Redirect(Redirect {
+        return RouteAction::Redirect(Box::new(Redirect {
             scheme: r.scheme.clone(),
             hostname: r.hostname.clone(),
             path: None,
             port: r.port,
             status_code: r.status_code,
-        });
+        }));
     }
     let ck = ai.cluster;
     let mut weighted = Vec::new();
@@ -1183,7 +1183,7 @@ fn rule_action(
             invalid_weight,
         ));
     }
-    let mut mirrors = Vec::new();
+    let mut mirrors = ThinVec::new();
     for f in &rule.filters {
         if let HttpFilter::RequestMirror(m) = f
             && m.backend.problem.is_none()

@@ -16,15 +16,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::snapshot::{PathMatch, Route, RouteAction};
-use crate::model::ValueMatch;
 use crate::model::ai::AI_GATEWAY_CLUSTER;
+use crate::model::{ThinVec, ValueMatch};
 
 /// What makes two routes match the same requests.
 type MatchKey = (
     String,
     PathMatch,
-    Vec<(String, ValueMatch)>,
-    Vec<(String, ValueMatch)>,
+    ThinVec<(String, ValueMatch)>,
+    ThinVec<(String, ValueMatch)>,
     Option<String>,
 );
 

@@ -27,7 +27,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use thin_vec::ThinVec;
+/// Thin lists of the model (one pointer, no allocation while empty), for its users.
+pub use thin_vec::ThinVec;
 
 /// Who sent an object: the tenant and cluster named in the agent's verified certificate.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

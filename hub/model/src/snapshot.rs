@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::ThinVec;
+
 // Defined at the crate root (the `ai` part carries it too); re-exported for its many users.
 pub use crate::SourceObject;
 use crate::{AppProtocol, Cors, HeaderModifier, PathModifier, PrivateKeyPem, ValueMatch};
@@ -161,10 +163,11 @@ pub enum PathMatch {
 pub struct Route {
     pub name: String,
     pub path: PathMatch,
-    /// Header matches, all must match; names lower-case.
-    pub headers: Vec<(String, ValueMatch)>,
+    /// Header matches, all must match; names lower-case. Thin lists (one pointer while
+    /// empty, as most are): a `Route` is held per rule, match and listener of the fleet.
+    pub headers: ThinVec<(String, ValueMatch)>,
     /// Query parameter matches, all must match.
-    pub query_params: Vec<(String, ValueMatch)>,
+    pub query_params: ThinVec<(String, ValueMatch)>,
     /// Upper-case HTTP method; `None`: any.
     pub method: Option<String>,
     pub request_headers: HeaderModifier,
@@ -186,8 +189,9 @@ pub enum RouteAction {
     Forward(Forward),
     /// Answered by the data plane itself with this HTTP status and no body.
     DirectResponse(u32),
-    /// Answered by the data plane with a redirect.
-    Redirect(Redirect),
+    /// Answered by the data plane with a redirect (boxed: few routes redirect, and the
+    /// largest variant sizes every route).
+    Redirect(Box<Redirect>),
 }
 
 /// Forwarding to upstream clusters and what happens on the way.
@@ -195,10 +199,10 @@ pub enum RouteAction {
 pub struct Forward {
     /// Never empty, every weight > 0.
     pub clusters: Vec<WeightedCluster>,
-    /// Host and path rewrite before forwarding.
-    pub rewrite: Option<Rewrite>,
+    /// Host and path rewrite before forwarding (boxed, as few routes rewrite).
+    pub rewrite: Option<Box<Rewrite>>,
     /// Copies of (a share of) the requests, answers dropped.
-    pub mirrors: Vec<MirrorTarget>,
+    pub mirrors: ThinVec<MirrorTarget>,
     /// Whole-request timeout (zero: none); `None`: the data plane's default.
     pub timeout: Option<Duration>,
     /// Timeout of one try to a backend; `None`: bounded by `timeout` only.

@@ -71,8 +71,8 @@ fn compiled_route_configuration() -> RouteConfiguration {
             name: None,
             matches: vec![HttpRouteMatch {
                 path: PathMatch::Prefix("/".into()),
-                headers: vec![],
-                query_params: vec![],
+                headers: Default::default(),
+                query_params: Default::default(),
                 method: None,
             }],
             filters: vec![HttpFilter::RequestHeaderModifier(forged)],

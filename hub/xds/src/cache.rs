@@ -548,8 +548,8 @@ mod tests {
         Route {
             name: name.into(),
             path: PathMatch::Prefix(prefix.into()),
-            headers: vec![],
-            query_params: vec![],
+            headers: Default::default(),
+            query_params: Default::default(),
             method: None,
             request_headers: HeaderModifier::default(),
             response_headers: HeaderModifier::default(),
@@ -557,7 +557,7 @@ mod tests {
             action: RouteAction::Forward(crate::snapshot::Forward {
                 clusters: vec![WeightedCluster::new(cluster, 1)],
                 rewrite: None,
-                mirrors: vec![],
+                mirrors: Default::default(),
                 timeout: None,
                 backend_timeout: None,
             }),

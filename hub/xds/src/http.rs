@@ -150,7 +150,7 @@ pub fn redirect(r: &Redirect) -> RedirectAction {
 
 /// Applies rewrite, mirrors and timeouts of `fw` to an Envoy RouteAction.
 pub fn forward_options(fw: &Forward, ra: &mut route_v3::RouteAction) {
-    if let Some(Rewrite { hostname, path }) = &fw.rewrite {
+    if let Some(Rewrite { hostname, path }) = fw.rewrite.as_deref() {
         if let Some(h) = hostname {
             ra.host_rewrite_specifier = Some(
                 route_action::HostRewriteSpecifier::HostRewriteLiteral(h.clone()),

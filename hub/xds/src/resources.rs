@@ -594,8 +594,8 @@ mod tests {
         crate::snapshot::Route {
             name: "r".into(),
             path,
-            headers: vec![("x-env".into(), ValueMatch::Exact("canary".into()))],
-            query_params: vec![],
+            headers: [("x-env".into(), ValueMatch::Exact("canary".into()))].into(),
+            query_params: Default::default(),
             method: None,
             request_headers: HeaderModifier {
                 set: vec![("x-set".into(), "1".into())].into(),
@@ -926,8 +926,8 @@ mod tests {
             PathMatch::RegularExpression("/v[0-9]+/.*".into()),
             RouteAction::DirectResponse(404),
         );
-        r.headers = vec![("x-re".into(), ValueMatch::RegularExpression("^a+$".into()))];
-        r.query_params = vec![("q".into(), ValueMatch::Exact("1".into()))];
+        r.headers = [("x-re".into(), ValueMatch::RegularExpression("^a+$".into()))].into();
+        r.query_params = [("q".into(), ValueMatch::Exact("1".into()))].into();
         r.method = Some("POST".into());
         let m = route_match(&r);
         let Some(route_match::PathSpecifier::SafeRegex(re)) = m.path_specifier else {
@@ -968,13 +968,13 @@ mod tests {
         one.response_headers.set.push(("x-b".into(), "1".into()));
         let fw = Forward {
             clusters: vec![one],
-            rewrite: Some(Rewrite {
+            rewrite: Some(Box::new(Rewrite {
                 hostname: Some("internal.example".into()),
                 path: Some(PathRewrite::Prefix {
                     matched: "/foo".into(),
                     replacement: "/bar".into(),
                 }),
-            }),
+            })),
             mirrors: vec![
                 MirrorTarget {
                     cluster: "m".into(),
@@ -986,7 +986,8 @@ mod tests {
                     numerator: 1,
                     denominator: 2,
                 },
-            ],
+            ]
+            .into(),
             timeout: Some(std::time::Duration::from_millis(1500)),
             backend_timeout: Some(std::time::Duration::from_secs(1)),
         };
@@ -1037,13 +1038,13 @@ mod tests {
         use crate::snapshot::Redirect;
         let mut r = route(
             PathMatch::Prefix("/".into()),
-            RouteAction::Redirect(Redirect {
+            RouteAction::Redirect(Box::new(Redirect {
                 scheme: Some("https".into()),
                 hostname: None,
                 path: None,
                 port: None,
                 status_code: 301,
-            }),
+            })),
         );
         r.response_headers.set.push(("x-resp".into(), "1".into()));
         r.response_headers.remove.push("server".into());

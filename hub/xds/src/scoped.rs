@@ -444,8 +444,8 @@ mod tests {
             routes: vec![Route {
                 name: format!("{name}/r"),
                 path: PathMatch::Prefix("/".into()),
-                headers: vec![],
-                query_params: vec![],
+                headers: Default::default(),
+                query_params: Default::default(),
                 method: None,
                 request_headers: HeaderModifier::default(),
                 response_headers: HeaderModifier::default(),

@@ -866,8 +866,8 @@ mod tests {
                 routes: vec![Route {
                     name: format!("{host}-r"),
                     path: PathMatch::Prefix(prefix.to_string()),
-                    headers: vec![],
-                    query_params: vec![],
+                    headers: Default::default(),
+                    query_params: Default::default(),
                     method: None,
                     request_headers: HeaderModifier::default(),
                     response_headers: HeaderModifier::default(),

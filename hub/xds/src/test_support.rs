@@ -32,8 +32,8 @@ pub fn resources_routing_to(clusters: &[&str], port: u16) -> Arc<Resources> {
         .map(|c| Route {
             name: format!("route-{c}"),
             path: PathMatch::Prefix(format!("/{c}")),
-            headers: vec![],
-            query_params: vec![],
+            headers: Default::default(),
+            query_params: Default::default(),
             method: None,
             request_headers: HeaderModifier::default(),
             response_headers: HeaderModifier::default(),

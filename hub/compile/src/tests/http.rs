@@ -279,7 +279,7 @@ fn redirects_table() {
             vec![HttpFilter::RequestRedirect(rd)],
         )]);
         let r = &routes_on(&c, port)[0];
-        assert_eq!(r.action, RouteAction::Redirect(want), "{name}");
+        assert_eq!(r.action, RouteAction::Redirect(Box::new(want)), "{name}");
     }
 }
 
