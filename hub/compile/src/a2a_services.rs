@@ -10,6 +10,7 @@
 //! share gets 500.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::model::ai::{
     AI_GATEWAY_CLUSTER, AiAuth, AiProvider, AiRoute, AiRouteProvider, AiRouteTarget, ROUTE_HEADER,
@@ -40,7 +41,7 @@ pub fn forward(
     gateways_configured: bool,
     b: &Backend,
     unready_name: String,
-    src: &SourceObject,
+    src: &Arc<SourceObject>,
 ) -> Option<crate::ai::Forward> {
     if !gateways_configured {
         return None;

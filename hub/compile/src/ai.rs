@@ -12,6 +12,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use crate::model::ai::{
     AI_GATEWAY_CLUSTER, AiBackend, AiMember, AiRoute, AiRouteProvider, AiRouteTarget, AiTarget,
@@ -103,7 +104,7 @@ pub fn forward(
     b: &Backend,
     target: &AiTargets,
     unready_name: String,
-    src: &SourceObject,
+    src: &Arc<SourceObject>,
 ) -> Forward {
     if route_target(target).is_none() {
         return Forward::NoEndpoints(ClusterSnapshot {

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use crate::model::allocate::{AllocError, Allocations, Owner, PortKey, ServiceKey};
 use crate::model::data_plane::L4Config;
@@ -126,7 +127,7 @@ pub fn compile(
                     protocol: AppProtocol::default(),
                     name: cluster.clone(),
                     endpoints: p.endpoints.clone(),
-                    sources: vec![src.clone()],
+                    sources: vec![Arc::new(src.clone())],
                 });
                 out.listeners.push(L4ListenerSnapshot {
                     name: names::l4_listener(p.protocol, bind),
@@ -398,7 +399,7 @@ pub fn compile_gateways(
                         protocol: AppProtocol::default(),
                         name: u.cluster,
                         endpoints,
-                        sources: vec![src.clone()],
+                        sources: vec![Arc::new(src.clone())],
                     });
                 }
             }

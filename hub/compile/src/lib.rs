@@ -955,7 +955,7 @@ fn build_rules(
         .iter()
         .enumerate()
         .map(|(ri, rule)| {
-            let action = rule_action(ai, &object, route, ri, rule, &src, clusters);
+            let action = rule_action(ai, &object, route, ri, rule, &shared_src, clusters);
             let (request_headers, response_headers) = header_modifiers(rule);
             let cors = rule.filters.iter().find_map(|f| match f {
                 HttpFilter::Cors(c) => Some(Box::new(c.clone())),
@@ -1039,7 +1039,7 @@ fn upstream(
     clusters: &mut BTreeMap<String, ClusterSnapshot>,
     ck: &ClusterKey,
     b: &model::Backend,
-    src: &SourceObject,
+    src: &Arc<SourceObject>,
 ) -> String {
     let protocol = match b.app_protocol {
         AppProtocol::H2c => AppProtocol::H2c,
@@ -1094,7 +1094,7 @@ fn rule_action(
     route: &HttpRoute,
     ri: usize,
     rule: &HttpRouteRule,
-    src: &SourceObject,
+    src: &Arc<SourceObject>,
     clusters: &mut BTreeMap<String, ClusterSnapshot>,
 ) -> RouteAction {
     if rule

@@ -192,7 +192,7 @@ fn tls_backends(
                     endpoints: b.endpoints.clone(),
                     // TLS passthrough is plain TCP: the application protocol does not apply.
                     protocol: AppProtocol::default(),
-                    sources: vec![src.clone()],
+                    sources: vec![Arc::new(src.clone())],
                 },
             );
             out.push(WeightedCluster::new(name, b.weight));

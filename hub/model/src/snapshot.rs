@@ -306,7 +306,9 @@ pub struct ClusterSnapshot {
     /// without duplicates, all of one tenant cluster (its name carries that cluster, see the
     /// compiler's `names`); empty for fleetgate's own clusters. A NACK of the cluster is reported
     /// on each of them.
-    pub sources: Vec<SourceObject>,
+    /// Shared with the routes' own `source` (one allocation per HTTPRoute, however many
+    /// clusters it uses).
+    pub sources: Vec<Arc<SourceObject>>,
 }
 
 impl ClusterSnapshot {
@@ -330,7 +332,11 @@ impl Snapshot {
                 );
             }
         }
-        out.extend(self.clusters.iter().flat_map(|c| c.sources.iter().cloned()));
+        out.extend(
+            self.clusters
+                .iter()
+                .flat_map(|c| c.sources.iter().map(|s| (**s).clone())),
+        );
         for l in &self.tls_listeners {
             out.extend(l.gateways.iter().cloned());
             for c in &l.chains {

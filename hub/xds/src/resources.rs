@@ -120,7 +120,7 @@ impl Resource {
                 .iter()
                 .flat_map(|v| v.routes.iter().filter_map(|r| r.source.as_deref().cloned()))
                 .collect(),
-            Sources::Cluster(c) => c.sources.iter().cloned().collect(),
+            Sources::Cluster(c) => c.sources.iter().map(|s| (**s).clone()).collect(),
         }
     }
 }

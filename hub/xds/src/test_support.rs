@@ -65,7 +65,7 @@ pub fn resources_routing_to(clusters: &[&str], port: u16) -> Arc<Resources> {
                     name: c.to_string(),
                     endpoints: vec![format!("127.0.1.1:{port}").parse().unwrap()],
                     protocol: Default::default(),
-                    sources: vec![route_source("a", c)],
+                    sources: vec![Arc::new(route_source("a", c))],
                 })
             })
             .collect(),

@@ -91,8 +91,8 @@ fn routes_and_rules_naming_one_service_port_share_its_cluster() {
     assert_eq!(
         shared.sources,
         vec![
-            route_source(&ck("a", "c1"), "one"),
-            route_source(&ck("a", "c1"), "two")
+            Arc::new(route_source(&ck("a", "c1"), "one")),
+            Arc::new(route_source(&ck("a", "c1"), "two"))
         ]
     );
     assert_eq!(shared.owner(), Some(&ck("a", "c1")));
@@ -213,8 +213,8 @@ fn mirrors_share_the_cluster_of_their_service_port() {
     assert_eq!(
         cluster(&c, shadow).sources,
         vec![
-            route_source(&ck("a", "c1"), "app"),
-            route_source(&ck("a", "c1"), "shadow")
+            Arc::new(route_source(&ck("a", "c1"), "app")),
+            Arc::new(route_source(&ck("a", "c1"), "shadow"))
         ]
     );
 }
@@ -264,7 +264,7 @@ fn a_backend_ref_with_other_endpoints_is_never_served_another_routes_endpoints()
     );
     assert_eq!(
         cluster(&c, second).sources,
-        vec![route_source(&ck("a", "c1"), "old")]
+        vec![Arc::new(route_source(&ck("a", "c1"), "old"))]
     );
 }
 
