@@ -18,7 +18,7 @@ use fleetgate_hub::config::{Cluster, DataPlane, DataPlaneListener, DataPlaneProt
 use fleetgate_hub::model::{
     AllowedRoutes, AppProtocol, Backend, ClusterIntent, ClusterKey, FleetIntent, Gateway,
     HeaderModifier, HttpRoute, HttpRouteMatch, HttpRouteRule, Listener, Meta, ParentRef, PathMatch,
-    Protocol, Timeouts, ValueMatch,
+    Protocol, Timeouts, ValueMatch, thin_vec,
 };
 use fleetgate_hub::xds::resources;
 use prost::Message;
@@ -62,7 +62,7 @@ fn route(t: usize, r: usize, prefix: &str) -> HttpRoute {
     let rules = (0..2)
         .map(|ri| HttpRouteRule {
             name: None,
-            matches: vec![
+            matches: thin_vec![
                 HttpRouteMatch {
                     path: PathMatch::Prefix(format!("{prefix}/r{ri}")),
                     headers: Default::default(),
@@ -71,13 +71,13 @@ fn route(t: usize, r: usize, prefix: &str) -> HttpRoute {
                 },
                 HttpRouteMatch {
                     path: PathMatch::Exact(format!("{prefix}/r{ri}/exact")),
-                    headers: vec![("x-env".into(), ValueMatch::Exact("prod".into()))],
+                    headers: thin_vec![("x-env".into(), ValueMatch::Exact("prod".into()))],
                     query_params: Default::default(),
                     method: Some("GET".into()),
                 },
             ],
-            filters: vec![],
-            backends: vec![backend(t, r, ri)],
+            filters: Default::default(),
+            backends: thin_vec![backend(t, r, ri)],
             timeouts: Timeouts::default(),
         })
         .collect();

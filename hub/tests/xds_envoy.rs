@@ -14,6 +14,7 @@ use fleetgate_hub::config::{DataPlane, DataPlaneListener};
 use fleetgate_hub::model::{
     AllowedRoutes, Backend, BackendProblem, ClusterIntent, ClusterKey, FleetIntent, Gateway,
     HttpRoute, HttpRouteMatch, HttpRouteRule, Kind, Listener, Meta, ParentRef, PathMatch, Protocol,
+    thin_vec,
 };
 use fleetgate_hub::xds::{XdsHealth, resources::LISTENER_TYPE, serve_on};
 use http_body_util::{BodyExt, Empty, Full};
@@ -107,7 +108,7 @@ fn backend_ref(name: &str, endpoints: Vec<SocketAddr>) -> Backend {
         port: 80,
         weight: 1,
         problem: None,
-        endpoints,
+        endpoints: endpoints.into(),
         app_protocol: Default::default(),
         request_headers: Default::default(),
         response_headers: Default::default(),
@@ -118,14 +119,14 @@ fn backend_ref(name: &str, endpoints: Vec<SocketAddr>) -> Backend {
 fn rule(prefix: &str, backend: Backend) -> HttpRouteRule {
     HttpRouteRule {
         name: None,
-        matches: vec![HttpRouteMatch {
+        matches: thin_vec![HttpRouteMatch {
             path: PathMatch::Prefix(prefix.into()),
             headers: Default::default(),
             query_params: Default::default(),
             method: None,
         }],
-        filters: vec![],
-        backends: vec![backend],
+        filters: Default::default(),
+        backends: thin_vec![backend],
         timeouts: Default::default(),
     }
 }
@@ -230,10 +231,10 @@ async fn routes_by_host_and_path_and_follows_changes(api: AdsApi) {
         }],
     };
     let missing = Backend {
-        problem: Some(BackendProblem {
+        problem: Some(Box::new(BackendProblem {
             reason: "BackendNotFound".into(),
             message: "Service default/gone not found".into(),
-        }),
+        })),
         ..backend_ref("gone", vec![])
     };
     let intent = |blue_prefix_to: SocketAddr, rest_to: SocketAddr| {
@@ -266,7 +267,7 @@ async fn routes_by_host_and_path_and_follows_changes(api: AdsApi) {
                     "gw",
                     "split.a.example",
                     vec![HttpRouteRule {
-                        backends: vec![backend_ref("half", vec![blue]), missing.clone()],
+                        backends: thin_vec![backend_ref("half", vec![blue]), missing.clone()],
                         ..rule("/", missing.clone())
                     }],
                 ),
@@ -565,7 +566,7 @@ async fn envoy_sends_ai_routes_to_the_ai_gateway_with_only_its_own_identity_head
                 "gw",
                 "split.a.example",
                 vec![HttpRouteRule {
-                    backends: vec![ai_ref("local-llm", 1), ai_ref("other-llm", 1)],
+                    backends: thin_vec![ai_ref("local-llm", 1), ai_ref("other-llm", 1)],
                     ..rule("/", ai_ref("local-llm", 1))
                 }],
             ),

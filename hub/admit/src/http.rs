@@ -11,7 +11,7 @@ use fleetgate_proto::spoke::v1 as pb;
 use super::{Policy, Rejection, check_header, check_path, reject};
 use crate::model::{
     Cors, HeaderModifier, HttpFilter, HttpRouteMatch, Mirror, PathMatch, PathModifier, Redirect,
-    Rewrite, Timeouts, UnsupportedFilter, ValueMatch,
+    Rewrite, ThinVec, Timeouts, UnsupportedFilter, ValueMatch,
 };
 
 /// Longest regular expression accepted (path, header or query parameter). Envoy compiles them
@@ -192,7 +192,7 @@ pub fn admit_match(at: &str, m: &pb::HttpRouteMatch) -> Result<HttpRouteMatch, R
             super::MAX_HEADERS
         ));
     }
-    let mut headers = Vec::with_capacity(m.headers.len());
+    let mut headers = ThinVec::with_capacity(m.headers.len());
     for h in &m.headers {
         let (name, value) = check_header(&h.name, &h.value)?;
         if headers.iter().any(|(n, _)| *n == name) {
@@ -207,7 +207,7 @@ pub fn admit_match(at: &str, m: &pb::HttpRouteMatch) -> Result<HttpRouteMatch, R
         )?;
         headers.push((name, v));
     }
-    let mut query_params = Vec::with_capacity(m.query_params.len());
+    let mut query_params = ThinVec::with_capacity(m.query_params.len());
     for q in &m.query_params {
         // Query parameter names are matched as written; same character rules as header names.
         let (_, value) = check_header(&q.name, &q.value)?;

@@ -44,7 +44,7 @@ use crate::model::{
     AllowedListeners, AllowedRoutes, AppProtocol, Backend, BackendKind, BackendProblem, Condition,
     Gateway, HeaderModifier, HttpRoute, HttpRouteMatch, HttpRouteRule, Kind, L4Protocol, L4Route,
     Listener, ListenerSet, LoadBalancerService, Meta, ObjectKey, ObjectStatus, ParentKind,
-    ParentRef, PathMatch, Protocol, RouteParentStatus, ServicePort,
+    ParentRef, PathMatch, Protocol, RouteParentStatus, ServicePort, ThinVec,
 };
 
 pub use endpoint::Reserved;
@@ -491,19 +491,19 @@ fn admit_rule(
     let name = rule_names::admit_rule_name(i, &r.name)?;
     // Sized exactly: a growing Vec keeps room for four of these large elements, which was
     // most of the admitted intent's memory at 10,000 routes (docs/benchmarks.md, eighth round).
-    let mut matches = Vec::with_capacity(r.matches.len().max(1));
+    let mut matches = ThinVec::with_capacity(r.matches.len().max(1));
     for (mi, m) in r.matches.iter().enumerate() {
         matches.push(http::admit_match(&at(&format!("matches[{mi}]")), m)?);
     }
     if matches.is_empty() {
         matches.push(HttpRouteMatch {
             path: PathMatch::Prefix("/".into()),
-            headers: vec![],
-            query_params: vec![],
+            headers: ThinVec::new(),
+            query_params: ThinVec::new(),
             method: None,
         });
     }
-    let mut filters = Vec::with_capacity(r.filters.len());
+    let mut filters = ThinVec::with_capacity(r.filters.len());
     for (fi, f) in r.filters.iter().enumerate() {
         filters.push(http::admit_filter(
             &at(&format!("filters[{fi}]")),
@@ -513,7 +513,7 @@ fn admit_rule(
     }
     http::check_filter_set(&format!("rules[{i}]"), &filters, &matches)?;
     let timeouts = http::admit_timeouts(&format!("rules[{i}]"), r.timeouts.as_ref())?;
-    let mut backends = Vec::with_capacity(r.backends.len());
+    let mut backends = ThinVec::with_capacity(r.backends.len());
     for b in &r.backends {
         backends.push(admit_backend_ref(b, policy, true)?);
     }
@@ -751,7 +751,7 @@ fn admit_backend_ref(
             ),
         );
     }
-    let mut endpoints = Vec::with_capacity(b.endpoints.len());
+    let mut endpoints = ThinVec::with_capacity(b.endpoints.len());
     // An AgentgatewayBackend's endpoints are its own (`ai`), never the backendRef's; a kind
     // that is not served has none.
     if kind == BackendKind::Service && kind_problem.is_none() {
@@ -771,7 +771,7 @@ fn admit_backend_ref(
         },
         message: p.message.chars().take(512).collect(),
     });
-    let problem = problem.or(kind_problem);
+    let problem = problem.or(kind_problem).map(Box::new);
     let app_protocol = match b.app_protocol.as_str() {
         "kubernetes.io/h2c" => AppProtocol::H2c,
         "kubernetes.io/ws" => AppProtocol::WebSocket,

@@ -565,7 +565,7 @@ mod tests {
     use super::*;
     use crate::model::{
         AllowedRoutes, AppProtocol, Certificate, HeaderModifier, HttpRouteMatch, HttpRouteRule,
-        ListenerTls, PathMatch, PrivateKeyPem, Protocol, TlsMode,
+        ListenerTls, PathMatch, PrivateKeyPem, Protocol, TlsMode, thin_vec,
     };
 
     fn meta(name: &str, ts: &str) -> Meta {
@@ -584,14 +584,14 @@ mod tests {
             hostnames: hosts.iter().map(|h| h.to_string()).collect(),
             rules: vec![HttpRouteRule {
                 name: None,
-                matches: vec![HttpRouteMatch {
+                matches: thin_vec![HttpRouteMatch {
                     path: PathMatch::Prefix("/".into()),
-                    headers: vec![],
-                    query_params: vec![],
+                    headers: Default::default(),
+                    query_params: Default::default(),
                     method: None,
                 }],
-                filters: vec![],
-                backends: vec![Backend {
+                filters: Default::default(),
+                backends: thin_vec![Backend {
                     namespace: "default".into(),
                     name: "svc".into(),
                     port: 80,

@@ -93,7 +93,7 @@ pub fn routes(
                         port: b.port,
                         path: None,
                         path_prefix: None,
-                        endpoints: b.endpoints.clone(),
+                        endpoints: b.endpoints.to_vec(),
                         tls: false,
                         auth: AiAuth::None,
                     }),

@@ -81,7 +81,7 @@ pub fn resolve_route<'r>(route: &'r HttpRoute, ctx: &Context<'_>) -> Cow<'r, Htt
         if names_ai(b)
             && let Err(p) = lookup(ctx, b)
         {
-            b.problem = Some(p);
+            b.problem = Some(Box::new(p));
         }
     }
     Cow::Owned(out)

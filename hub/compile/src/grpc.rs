@@ -29,7 +29,7 @@ use super::precedence::{Origin, Precedence};
 use crate::model::data_plane::DataPlane;
 use crate::model::{
     ClusterIntent, ClusterKey, GrpcMethodMatch, GrpcRoute, HttpRoute, HttpRouteMatch,
-    HttpRouteRule, Kind, Protocol, Timeouts,
+    HttpRouteRule, Kind, Protocol, ThinVec, Timeouts,
 };
 
 /// The Accepted=False reason of the route that loses an HTTPRoute/GRPCRoute hostname conflict.
@@ -56,13 +56,13 @@ pub fn as_http_route(g: &GrpcRoute) -> HttpRoute {
                     .iter()
                     .map(|m| HttpRouteMatch {
                         path: path_match(m.method.as_ref()),
-                        headers: m.headers.clone(),
-                        query_params: Vec::new(),
+                        headers: m.headers.iter().cloned().collect(),
+                        query_params: ThinVec::new(),
                         method: None,
                     })
                     .collect(),
-                filters: r.filters.clone(),
-                backends: r.backends.clone(),
+                filters: r.filters.iter().cloned().collect(),
+                backends: r.backends.iter().cloned().collect(),
                 timeouts: Timeouts::default(),
             })
             .collect(),

@@ -510,7 +510,7 @@ pub fn route_upstreams(
         L4Protocol::Tcp => weighted
             .map(|(i, b)| {
                 let endpoints = match b.problem {
-                    None => sorted(b.endpoints.clone()),
+                    None => sorted(b.endpoints.to_vec()),
                     Some(_) => Vec::new(),
                 };
                 let upstream = L4Upstream {
@@ -672,7 +672,7 @@ fn service_status(
 mod tests {
     use super::*;
     use crate::model::data_plane::{AddressPool, PortRange};
-    use crate::model::{BackendProblem, ClusterIntent, Meta, ServicePort};
+    use crate::model::{BackendProblem, ClusterIntent, Meta, ServicePort, thin_vec};
 
     fn ck(t: &str) -> ClusterKey {
         ClusterKey {
@@ -869,7 +869,7 @@ mod tests {
                         port: 9000,
                         weight: 1,
                         problem: None,
-                        endpoints: vec!["127.0.1.10:31000".parse().unwrap()],
+                        endpoints: thin_vec!["127.0.1.10:31000".parse().unwrap()],
                         app_protocol: Default::default(),
                         request_headers: Default::default(),
                         response_headers: Default::default(),
@@ -900,14 +900,16 @@ mod tests {
             name: name.into(),
             port: 9000,
             weight,
-            problem: (!ok).then(|| BackendProblem {
-                reason: "BackendNotFound".into(),
-                message: "no such Service".into(),
+            problem: (!ok).then(|| {
+                Box::new(BackendProblem {
+                    reason: "BackendNotFound".into(),
+                    message: "no such Service".into(),
+                })
             }),
             endpoints: if ok {
-                vec![format!("127.0.1.{}:31000", name.len()).parse().unwrap()]
+                thin_vec![format!("127.0.1.{}:31000", name.len()).parse().unwrap()]
             } else {
-                Vec::new()
+                Default::default()
             },
             app_protocol: Default::default(),
             request_headers: Default::default(),

@@ -1053,7 +1053,7 @@ fn upstream(
                     name.clone(),
                     ClusterSnapshot {
                         name: name.clone(),
-                        endpoints: b.endpoints.clone(),
+                        endpoints: b.endpoints.to_vec(),
                         protocol,
                         sources: vec![src.clone()],
                     },

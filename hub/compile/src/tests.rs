@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use super::*;
 use crate::model::data_plane::{DataPlane, DataPlaneListener};
+use crate::model::thin_vec;
 use crate::model::{
     AllowedRoutes, Backend, BackendProblem, ClusterIntent, Gateway, HttpRouteMatch, Listener, Meta,
     ParentRef, Protocol,
@@ -117,10 +118,10 @@ fn backend(name: &str, weight: u32, endpoints: &[&str]) -> Backend {
 
 fn missing(name: &str, weight: u32) -> Backend {
     Backend {
-        problem: Some(BackendProblem {
+        problem: Some(Box::new(BackendProblem {
             reason: "BackendNotFound".into(),
             message: format!("Service default/{name} not found"),
-        }),
+        })),
         ..backend(name, weight, &[])
     }
 }
@@ -128,8 +129,8 @@ fn missing(name: &str, weight: u32) -> Backend {
 fn prefix(p: &str) -> HttpRouteMatch {
     HttpRouteMatch {
         path: crate::model::PathMatch::Prefix(p.into()),
-        headers: Vec::new(),
-        query_params: Vec::new(),
+        headers: Default::default(),
+        query_params: Default::default(),
         method: None,
     }
 }
@@ -137,8 +138,8 @@ fn prefix(p: &str) -> HttpRouteMatch {
 fn exact(p: &str) -> HttpRouteMatch {
     HttpRouteMatch {
         path: crate::model::PathMatch::Exact(p.into()),
-        headers: Vec::new(),
-        query_params: Vec::new(),
+        headers: Default::default(),
+        query_params: Default::default(),
         method: None,
     }
 }
@@ -158,9 +159,9 @@ fn with_headers(mut m: HttpRouteMatch, n: usize) -> HttpRouteMatch {
 fn rule(matches: Vec<HttpRouteMatch>, backends: Vec<Backend>) -> HttpRouteRule {
     HttpRouteRule {
         name: None,
-        matches,
-        filters: Vec::new(),
-        backends,
+        matches: matches.into(),
+        filters: Default::default(),
+        backends: backends.into(),
         timeouts: Default::default(),
     }
 }
@@ -625,7 +626,7 @@ fn a_rule_with_an_unsupported_filter_answers_500_and_the_route_is_not_accepted()
         vec![prefix("/ext")],
         vec![backend("a", 1, &["127.0.1.1:80"])],
     );
-    ext.filters = vec![HttpFilter::Unsupported(model::UnsupportedFilter {
+    ext.filters = thin_vec![HttpFilter::Unsupported(model::UnsupportedFilter {
         filter: "ExtensionRef".into(),
         message: "rules[0].filters[0]: filter ExtensionRef example.com/Auth \"x\" is not supported"
             .into(),
@@ -939,7 +940,7 @@ fn header_modifier_filters_reach_the_routes() {
         vec![parent("default", "gw")],
         &["a.example"],
     );
-    r.rules[0].filters = vec![HttpFilter::RequestHeaderModifier(HeaderModifier {
+    r.rules[0].filters = thin_vec![HttpFilter::RequestHeaderModifier(HeaderModifier {
         set: vec![("x-set".into(), "1".into())].into(),
         add: vec![("x-add".into(), "2".into())].into(),
         remove: vec!["x-rm".into()].into(),
@@ -1379,7 +1380,10 @@ fn grpc_match(
     crate::model::GrpcRouteMatch {
         method: (service.is_some() || method.is_some())
             .then(|| grpc::method(service, method, regex)),
-        headers: with_headers(prefix("/"), headers).headers,
+        headers: with_headers(prefix("/"), headers)
+            .headers
+            .into_iter()
+            .collect(),
     }
 }
 

@@ -189,7 +189,7 @@ fn tls_backends(
                 name.clone(),
                 ClusterSnapshot {
                     name: name.clone(),
-                    endpoints: b.endpoints.clone(),
+                    endpoints: b.endpoints.to_vec(),
                     // TLS passthrough is plain TCP: the application protocol does not apply.
                     protocol: AppProtocol::default(),
                     sources: vec![Arc::new(src.clone())],

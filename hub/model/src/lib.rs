@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 /// Thin lists of the model (one pointer, no allocation while empty), for its users.
-pub use thin_vec::ThinVec;
+pub use thin_vec::{ThinVec, thin_vec};
 
 /// Who sent an object: the tenant and cluster named in the agent's verified certificate.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -330,10 +330,12 @@ pub struct HttpRoute {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpRouteRule {
     pub name: Option<String>,
-    /// Never empty: admission turns "no matches" into one `PathPrefix /` match.
-    pub matches: Vec<HttpRouteMatch>,
-    pub filters: Vec<HttpFilter>,
-    pub backends: Vec<Backend>,
+    /// Never empty: admission turns "no matches" into one `PathPrefix /` match. Thin lists,
+    /// here and below (one pointer; none allocated while empty): the admitted intent holds
+    /// these for every rule of the fleet (stored the same way: a sequence).
+    pub matches: ThinVec<HttpRouteMatch>,
+    pub filters: ThinVec<HttpFilter>,
+    pub backends: ThinVec<Backend>,
     /// `rules[].timeouts`; both unset by default.
     #[serde(default)]
     pub timeouts: Timeouts,
@@ -352,10 +354,10 @@ pub struct Timeouts {
 pub struct HttpRouteMatch {
     pub path: PathMatch,
     /// Header matches, all must match; names lower-case.
-    pub headers: Vec<(String, ValueMatch)>,
+    pub headers: ThinVec<(String, ValueMatch)>,
     /// Query parameter matches, all must match; names as written (case-sensitive).
     #[serde(default)]
-    pub query_params: Vec<(String, ValueMatch)>,
+    pub query_params: ThinVec<(String, ValueMatch)>,
     /// Upper-case HTTP method; `None` matches any.
     #[serde(default)]
     pub method: Option<String>,
@@ -495,10 +497,11 @@ pub struct Backend {
     pub name: String,
     pub port: u16,
     pub weight: u32,
-    /// Set when the agent could not resolve the reference: its share of traffic gets 500.
-    pub problem: Option<BackendProblem>,
+    /// Set when the agent could not resolve the reference: its share of traffic gets 500
+    /// (boxed: rare, and every backendRef of the fleet is held).
+    pub problem: Option<Box<BackendProblem>>,
     /// Ready endpoints only, already checked against the cluster's CIDRs by admission.
-    pub endpoints: Vec<SocketAddr>,
+    pub endpoints: ThinVec<SocketAddr>,
     /// The protocol the backend speaks (the Service port's appProtocol).
     #[serde(default)]
     pub app_protocol: AppProtocol,
@@ -781,8 +784,8 @@ mod tests {
         assert!(m.query_params.is_empty() && m.method.is_none());
         let new = HttpRouteMatch {
             path: PathMatch::RegularExpression("/v[0-9]+".into()),
-            headers: vec![("x-b".into(), ValueMatch::RegularExpression("^a".into()))],
-            query_params: vec![("q".into(), ValueMatch::Exact("1".into()))],
+            headers: thin_vec![("x-b".into(), ValueMatch::RegularExpression("^a".into()))],
+            query_params: thin_vec![("q".into(), ValueMatch::Exact("1".into()))],
             method: Some("GET".into()),
         };
         let back: HttpRouteMatch =

@@ -21,7 +21,7 @@ use crate::model::data_plane::{DataPlane, DataPlaneListener};
 use crate::model::{
     AllowedRoutes, Backend, BackendKind, ClusterIntent, ClusterKey, Gateway, HeaderModifier,
     HttpFilter, HttpRoute, HttpRouteMatch, HttpRouteRule, Listener, Meta, ParentRef, PathMatch,
-    Protocol,
+    Protocol, thin_vec,
 };
 
 fn meta(name: &str) -> Meta {
@@ -51,7 +51,7 @@ fn compiled_route_configuration() -> RouteConfiguration {
         port: 0,
         weight: 1,
         problem: None,
-        endpoints: vec![],
+        endpoints: Default::default(),
         app_protocol: Default::default(),
         request_headers: forged.clone(),
         response_headers: Default::default(),
@@ -69,14 +69,14 @@ fn compiled_route_configuration() -> RouteConfiguration {
         hostnames: vec!["chat.a.example".into()],
         rules: vec![HttpRouteRule {
             name: None,
-            matches: vec![HttpRouteMatch {
+            matches: thin_vec![HttpRouteMatch {
                 path: PathMatch::Prefix("/".into()),
                 headers: Default::default(),
                 query_params: Default::default(),
                 method: None,
             }],
-            filters: vec![HttpFilter::RequestHeaderModifier(forged)],
-            backends: vec![ai_ref],
+            filters: thin_vec![HttpFilter::RequestHeaderModifier(forged)],
+            backends: thin_vec![ai_ref],
             timeouts: Default::default(),
         }],
     };

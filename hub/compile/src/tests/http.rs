@@ -48,7 +48,7 @@ fn b() -> Vec<Backend> {
 }
 
 fn with_filters(mut r: HttpRouteRule, filters: Vec<HttpFilter>) -> HttpRouteRule {
-    r.filters = filters;
+    r.filters = filters.into();
     r
 }
 

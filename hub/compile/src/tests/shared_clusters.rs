@@ -4,7 +4,7 @@
 //! clusters never share one (issue 15: Envoy's memory grows with its clusters).
 
 use super::*;
-use crate::model::{HttpFilter, Mirror};
+use crate::model::{HttpFilter, Mirror, thin_vec};
 
 fn web() -> Gateway {
     gateway(
@@ -188,7 +188,7 @@ fn mirrors_share_the_cluster_of_their_service_port() {
         vec![prefix("/")],
         vec![backend("svc", 1, &["127.0.1.1:80"])],
     );
-    r.filters = vec![HttpFilter::RequestMirror(Mirror {
+    r.filters = thin_vec![HttpFilter::RequestMirror(Mirror {
         backend: backend("shadow", 1, &["127.0.1.9:80"]),
         numerator: 1,
         denominator: 1,
