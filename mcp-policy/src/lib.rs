@@ -5,12 +5,15 @@
 //!
 //! - [`rules`]: the expression language (a subset of CEL) of `authorization.policy.matchExpressions`;
 //! - [`jwks`]: the inline JSON Web Key Set of `authentication.jwks.inline`;
+//! - [`jws`]: a token's signature checked against such a key set (also the hub's OpenID
+//!   Connect login's, against its provider's);
 //! - [`Authorization`]: agentgateway's rule (`action` Allow | Deny | Require over its
 //!   expressions) and the variables a tool, prompt or resource is judged with ([`vars`]).
 //!
 //! Pure: no I/O, no clock.
 
 pub mod jwks;
+pub mod jws;
 pub mod rules;
 
 use serde_json::{Value, json};

@@ -5,10 +5,7 @@
 //! and `nbf` honoured (with [`LEEWAY`] of clock skew), `iss` equal to the issuer, `aud`
 //! naming one of the audiences when any are set. Pure: the time is an argument.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use fleetgate_mcp_policy::jwks::{Alg, Jwk, PublicKey};
-use ring::signature::{self, UnparsedPublicKey};
+use fleetgate_mcp_policy::jws::{self, JwsError};
 use serde_json::Value;
 
 use crate::config::mcp_auth::JwtAuth;
@@ -16,7 +13,7 @@ use crate::config::mcp_auth::JwtAuth;
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 pub const LEEWAY: u64 = 60;
 /// The longest token read.
-pub const MAX_TOKEN: usize = 16 * 1024;
+pub const MAX_TOKEN: usize = jws::MAX_TOKEN;
 
 /// Why a token is refused. The text is safe to send the client (no key, no claim value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -41,80 +38,14 @@ pub enum JwtError {
     Audience,
 }
 
-fn part(s: &str) -> Result<Vec<u8>, JwtError> {
-    URL_SAFE_NO_PAD.decode(s).map_err(|_| JwtError::Malformed)
-}
-
-fn json_object(bytes: &[u8]) -> Result<Value, JwtError> {
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(v @ Value::Object(_)) => Ok(v),
-        _ => Err(JwtError::Malformed),
-    }
-}
-
-/// Whether `key` signed `message` with `alg` into `sig`.
-fn verifies(key: &Jwk, alg: Alg, message: &[u8], sig: &[u8]) -> bool {
-    let rsa = |params: &'static signature::RsaParameters| match &key.key {
-        PublicKey::Rsa { n, e } => signature::RsaPublicKeyComponents { n, e }
-            .verify(params, message, sig)
-            .is_ok(),
-        _ => false,
-    };
-    let raw = |params: &'static dyn signature::VerificationAlgorithm, bytes: &[u8]| {
-        UnparsedPublicKey::new(params, bytes)
-            .verify(message, sig)
-            .is_ok()
-    };
-    match (alg, &key.key) {
-        (Alg::Rs256, _) => rsa(&signature::RSA_PKCS1_2048_8192_SHA256),
-        (Alg::Rs384, _) => rsa(&signature::RSA_PKCS1_2048_8192_SHA384),
-        (Alg::Rs512, _) => rsa(&signature::RSA_PKCS1_2048_8192_SHA512),
-        (Alg::Ps256, _) => rsa(&signature::RSA_PSS_2048_8192_SHA256),
-        (Alg::Ps384, _) => rsa(&signature::RSA_PSS_2048_8192_SHA384),
-        (Alg::Ps512, _) => rsa(&signature::RSA_PSS_2048_8192_SHA512),
-        (Alg::Es256, PublicKey::P256(p)) => raw(&signature::ECDSA_P256_SHA256_FIXED, p),
-        (Alg::Es384, PublicKey::P384(p)) => raw(&signature::ECDSA_P384_SHA384_FIXED, p),
-        (Alg::EdDsa, PublicKey::Ed25519(p)) => raw(&signature::ED25519, p),
-        _ => false,
-    }
-}
-
 /// The claims of `token` when `auth` accepts it at `now` (seconds since the epoch).
 pub fn verify(auth: &JwtAuth, token: &str, now: u64) -> Result<Value, JwtError> {
-    if token.len() > MAX_TOKEN {
-        return Err(JwtError::Malformed);
-    }
-    let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(JwtError::Malformed);
-    };
-    let header = json_object(&part(h)?)?;
-    if header.get("crit").is_some() {
-        // Extensions the token says must be understood: fleetgate understands none.
-        return Err(JwtError::Malformed);
-    }
-    let alg = header
-        .get("alg")
-        .and_then(Value::as_str)
-        .and_then(Alg::parse)
-        .ok_or(JwtError::Algorithm)?;
-    let kid = header.get("kid").and_then(Value::as_str);
-    let sig = part(s)?;
-    let message = &token.as_bytes()[..h.len() + 1 + p.len()];
-    let mut candidates = auth
-        .keys
-        .iter()
-        .filter(|k| k.verifies(alg) && (kid.is_none() || k.kid.as_deref() == kid))
-        .peekable();
-    if candidates.peek().is_none() {
-        return Err(JwtError::NoKey);
-    }
-    if !candidates.any(|k| verifies(k, alg, message, &sig)) {
-        return Err(JwtError::Signature);
-    }
-    let claims = json_object(&part(p)?)?;
+    let claims = jws::verify(&auth.keys, token, |_| true).map_err(|e| match e {
+        JwsError::Malformed => JwtError::Malformed,
+        JwsError::Algorithm => JwtError::Algorithm,
+        JwsError::NoKey => JwtError::NoKey,
+        JwsError::Signature => JwtError::Signature,
+    })?;
     let seconds = |name: &str| claims.get(name).and_then(Value::as_f64);
     match seconds("exp") {
         Some(exp) if (now as f64) < exp + LEEWAY as f64 => {}
@@ -146,6 +77,8 @@ pub fn verify(auth: &JwtAuth, token: &str, now: u64) -> Result<Value, JwtError> 
 mod tests {
     use super::*;
     use crate::config::mcp_auth::AuthMode;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use ring::rand::SystemRandom;
     use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
     use serde_json::json;

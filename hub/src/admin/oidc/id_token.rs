@@ -5,18 +5,17 @@
 //! naming this client (and `azp` this client when there are several audiences), `exp` in the
 //! future, `nonce` equal to the one this login sent. Pure: keys and time are arguments.
 //!
-//! Key sets are parsed by `fleetgate_mcp_policy::jwks`, the parser the MCP authentication uses.
+//! Key sets are parsed by `fleetgate_mcp_policy::jwks` and signatures checked by
+//! `fleetgate_mcp_policy::jws`, as for the MCP authentication.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use fleetgate_mcp_policy::jwks::{Alg, Jwk, PublicKey};
-use ring::signature::{self, UnparsedPublicKey};
+use fleetgate_mcp_policy::jwks::{Alg, Jwk};
+use fleetgate_mcp_policy::jws::{self, JwsError};
 use serde_json::Value;
 
 /// Clock skew tolerated on `exp` and `iat`, in seconds.
 pub const LEEWAY: u64 = 60;
 /// The longest ID token read.
-pub const MAX_TOKEN: usize = 16 * 1024;
+pub const MAX_TOKEN: usize = jws::MAX_TOKEN;
 
 /// Why an ID token is refused. Shown to the operator on the login page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -51,67 +50,15 @@ pub struct Expected<'a> {
     pub now: u64,
 }
 
-fn part(s: &str) -> Result<Vec<u8>, IdTokenError> {
-    URL_SAFE_NO_PAD
-        .decode(s)
-        .map_err(|_| IdTokenError::Malformed)
-}
-
-fn object(bytes: &[u8]) -> Result<Value, IdTokenError> {
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(v @ Value::Object(_)) => Ok(v),
-        _ => Err(IdTokenError::Malformed),
-    }
-}
-
-fn signed_by(key: &Jwk, alg: Alg, message: &[u8], sig: &[u8]) -> bool {
-    match (alg, &key.key) {
-        (Alg::Rs256, PublicKey::Rsa { n, e }) => signature::RsaPublicKeyComponents { n, e }
-            .verify(&signature::RSA_PKCS1_2048_8192_SHA256, message, sig)
-            .is_ok(),
-        (Alg::Es256, PublicKey::P256(p)) => {
-            UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, p)
-                .verify(message, sig)
-                .is_ok()
-        }
-        _ => false,
-    }
-}
-
 /// The claims of `token` when it is a valid ID token for `expected`, signed by one of `keys`.
 pub fn verify(keys: &[Jwk], token: &str, expected: Expected<'_>) -> Result<Value, IdTokenError> {
-    if token.len() > MAX_TOKEN {
-        return Err(IdTokenError::Malformed);
-    }
-    let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(IdTokenError::Malformed);
-    };
-    let header = object(&part(h)?)?;
-    if header.get("crit").is_some() {
-        return Err(IdTokenError::Malformed);
-    }
-    let alg = match header.get("alg").and_then(Value::as_str) {
-        Some("RS256") => Alg::Rs256,
-        Some("ES256") => Alg::Es256,
-        _ => return Err(IdTokenError::Algorithm),
-    };
-    let kid = header.get("kid").and_then(Value::as_str);
-    let sig = part(s)?;
-    let message = &token.as_bytes()[..h.len() + 1 + p.len()];
-    let mut candidates = keys
-        .iter()
-        .filter(|k| k.verifies(alg) && (kid.is_none() || k.kid.as_deref() == kid))
-        .peekable();
-    if candidates.peek().is_none() {
-        return Err(IdTokenError::UnknownKey);
-    }
-    if !candidates.any(|k| signed_by(k, alg, message, &sig)) {
-        return Err(IdTokenError::Signature);
-    }
-    let claims = object(&part(p)?)?;
+    let accepts = |alg| matches!(alg, Alg::Rs256 | Alg::Es256);
+    let claims = jws::verify(keys, token, accepts).map_err(|e| match e {
+        JwsError::Malformed => IdTokenError::Malformed,
+        JwsError::Algorithm => IdTokenError::Algorithm,
+        JwsError::NoKey => IdTokenError::UnknownKey,
+        JwsError::Signature => IdTokenError::Signature,
+    })?;
     if claims.get("iss").and_then(Value::as_str) != Some(expected.issuer) {
         return Err(IdTokenError::Issuer);
     }
@@ -146,6 +93,8 @@ pub fn verify(keys: &[Jwk], token: &str, expected: Expected<'_>) -> Result<Value
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use ring::rand::SystemRandom;
     use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
     use serde_json::json;
@@ -293,6 +242,11 @@ mod tests {
             // HS256 "signed" with the public key's bytes (the key-confusion attack).
             (
                 s.sign(&json!({"alg": "HS256", "kid": "k1"}), &claims()),
+                IdTokenError::Algorithm,
+            ),
+            // An algorithm the MCP authentication takes but an ID token may not use here.
+            (
+                s.sign(&json!({"alg": "ES384", "kid": "k1"}), &claims()),
                 IdTokenError::Algorithm,
             ),
             // RS256 claimed, but the issuer's key is an EC key.
