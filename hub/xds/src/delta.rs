@@ -14,7 +14,7 @@
 //! exist). Not supported: on-demand virtual hosts (VHDS), resource locators (xdstp://),
 //! aliases and TTLs; their fields are ignored.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::{
@@ -34,7 +34,7 @@ fn version_of(digest: u64) -> String {
 
 /// What one stream subscribed to and was sent for one type.
 #[derive(Debug, Default)]
-struct TypeState {
+pub(crate) struct TypeState {
     /// Every resource of the type is subscribed.
     wildcard: bool,
     /// Resources subscribed by name.
@@ -48,14 +48,14 @@ struct TypeState {
     /// the subscription unchanged since: a snapshot with the same needs no response of the
     /// type, found without comparing each resource.
     answered: Option<u64>,
-    /// The last response: version (of all subscribed resources), nonce, the resources in it.
-    sent_version: Option<String>,
-    sent_nonce: String,
-    sent: Vec<Arc<Resource>>,
-    /// The last version Envoy ACKed.
-    acked_version: Option<String>,
-    /// The last response is not answered yet (no ACK or NACK with its nonce).
-    awaiting: bool,
+    /// The last response (its version: of all subscribed resources) and Envoy's answer.
+    answer: session::Answer,
+}
+
+impl session::TypeAnswer for TypeState {
+    fn answer(&self) -> &session::Answer {
+        &self.answer
+    }
 }
 
 impl TypeState {
@@ -104,12 +104,7 @@ impl TypeState {
 /// Pushes are held as in the State of the World (`super::session::AdsSession`): one in flight,
 /// the newest snapshot pushed once Envoy answered, in [`PUSH_ORDER`].
 pub(crate) struct DeltaSession {
-    node: String,
-    resources: Arc<Resources>,
-    types: BTreeMap<String, TypeState>,
-    nonce: u64,
-    /// `resources` is newer than what was pushed, and waits for Envoy's answers.
-    held: bool,
+    stream: session::Stream<TypeState>,
 }
 
 impl DeltaSession {
@@ -124,8 +119,8 @@ impl DeltaSession {
         only: Option<&BTreeSet<String>>,
         always: bool,
     ) -> Option<DeltaDiscoveryResponse> {
-        let st = self.types.get_mut(type_url)?;
-        let all = self.resources.of(type_url);
+        let st = self.stream.types.get_mut(type_url)?;
+        let all = self.stream.resources.of(type_url);
         let digest = resources::digest_of(all.iter().map(|r| &**r));
         if only.is_none() && !always && st.answered == Some(digest) {
             return None;
@@ -187,66 +182,57 @@ impl DeltaSession {
             st.have.insert(r.name.clone(), Some(r.digest));
             st.absent.remove(&r.name);
         }
-        self.nonce += 1;
-        let nonce = self.nonce.to_string();
         let version = resources::version_of(subscribed.iter().map(|r| &***r));
-        st.sent_version = Some(version.clone());
-        st.sent_nonce = nonce.clone();
-        st.awaiting = true;
-        let out = DeltaDiscoveryResponse {
+        let resources = changed
+            .iter()
+            .map(|r| DeltaResource {
+                name: r.name.clone(),
+                version: version_of(r.digest),
+                resource: Some(r.any.clone()),
+                ..Default::default()
+            })
+            .collect();
+        let nonce = st.answer.record(&mut self.stream.nonce, &version, changed);
+        Some(DeltaDiscoveryResponse {
             system_version_info: version,
-            resources: changed
-                .iter()
-                .map(|r| DeltaResource {
-                    name: r.name.clone(),
-                    version: version_of(r.digest),
-                    resource: Some(r.any.clone()),
-                    ..Default::default()
-                })
-                .collect(),
+            resources,
             type_url: type_url.to_string(),
             removed_resources: removed,
             nonce,
             ..Default::default()
-        };
-        st.sent = changed;
-        Some(out)
+        })
     }
 }
 
 impl AdsSession for DeltaSession {
     type Request = DeltaDiscoveryRequest;
     type Response = DeltaDiscoveryResponse;
+    type Type = TypeState;
 
     fn new(resources: Arc<Resources>) -> Self {
         Self {
-            node: String::new(),
-            resources,
-            types: BTreeMap::new(),
-            nonce: 0,
-            held: false,
+            stream: session::Stream::new(resources),
         }
     }
 
-    fn node(&self) -> &str {
-        &self.node
+    fn stream(&self) -> &session::Stream<TypeState> {
+        &self.stream
+    }
+
+    fn stream_mut(&mut self) -> &mut session::Stream<TypeState> {
+        &mut self.stream
     }
 
     fn on_request(
         &mut self,
         req: &DeltaDiscoveryRequest,
     ) -> (Vec<DeltaDiscoveryResponse>, Option<HealthEvent>) {
-        if self.node.is_empty()
-            && let Some(n) = &req.node
-        {
-            self.node = n.id.clone();
-            tracing::info!(node = %self.node, "delta ADS stream opened");
-        }
+        self.stream.name_node(req.node.as_ref(), "delta ADS stream");
         if req.type_url.is_empty() {
             return (Vec::new(), None);
         }
-        let first = !self.types.contains_key(&req.type_url);
-        let st = self.types.entry(req.type_url.clone()).or_default();
+        let first = !self.stream.types.contains_key(&req.type_url);
+        let st = self.stream.types.entry(req.type_url.clone()).or_default();
         if first {
             // The first request naming nothing subscribes to everything (legacy wildcard), for
             // the types Envoy subscribes to as a whole.
@@ -262,18 +248,18 @@ impl AdsSession for DeltaSession {
         let new = st.subscribe(req);
 
         let mut event = None;
-        if !req.response_nonce.is_empty() && req.response_nonce == st.sent_nonce {
-            st.awaiting = false;
-            let version = st.sent_version.clone().unwrap_or_default();
+        if !req.response_nonce.is_empty() && req.response_nonce == st.answer.sent_nonce {
+            st.answer.awaiting = false;
+            let version = st.answer.sent_version.clone().unwrap_or_default();
             event = Some(match &req.error_detail {
                 // What was sent is not sent again: it would be rejected again. The next
                 // change of those resources is.
                 Some(err) => HealthEvent::Nack(
                     req.type_url.clone(),
-                    session::nack(&self.node, &version, &err.message, &st.sent),
+                    session::nack(&self.stream.node, &version, &err.message, &st.answer.sent),
                 ),
                 None => {
-                    st.acked_version = Some(version);
+                    st.answer.acked_version = Some(version);
                     HealthEvent::Ack(req.type_url.clone())
                 }
             });
@@ -287,36 +273,10 @@ impl AdsSession for DeltaSession {
             None => self.respond(&req.type_url, None, false),
             Some(names) if names.is_empty() => None,
             // A held snapshot's other changes wait for its push, which keeps the types' order.
-            Some(names) if self.held => self.respond(&req.type_url, Some(names), false),
+            Some(names) if self.stream.held => self.respond(&req.type_url, Some(names), false),
             Some(_) => self.respond(&req.type_url, None, false),
         };
         (out.into_iter().collect(), event)
-    }
-
-    fn sent_version(&self, type_url: &str) -> Option<&str> {
-        self.types.get(type_url)?.sent_version.as_deref()
-    }
-
-    fn answers(&self) -> impl Iterator<Item = (Option<&str>, Option<&str>)> {
-        self.types
-            .values()
-            .map(|t| (t.sent_version.as_deref(), t.acked_version.as_deref()))
-    }
-
-    fn awaiting(&self) -> bool {
-        self.types.values().any(|t| t.awaiting)
-    }
-
-    fn set_resources(&mut self, resources: Arc<Resources>) {
-        self.resources = resources;
-    }
-
-    fn held_mut(&mut self) -> &mut bool {
-        &mut self.held
-    }
-
-    fn is_held(&self) -> bool {
-        self.held
     }
 
     fn push(&mut self) -> Vec<DeltaDiscoveryResponse> {

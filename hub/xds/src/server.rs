@@ -14,7 +14,7 @@
 //! status path to report. Besides, each stream tells an [`AdsReport`] what happens on it
 //! (opened, ACK, NACK, push time, in sync with a snapshot, closed) for the operator's view.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -459,17 +459,10 @@ impl Drop for Reporter {
 
 /// What was sent for one type on one stream.
 #[derive(Debug, Default)]
-struct TypeState {
+pub(crate) struct TypeState {
     /// Resource names Envoy asked for (ignored for wildcard types).
     names: BTreeSet<String>,
-    /// The last response sent: version, nonce and the resources in it.
-    sent_version: Option<String>,
-    sent_nonce: String,
-    sent: Vec<Arc<Resource>>,
-    /// The last version Envoy ACKed.
-    acked_version: Option<String>,
-    /// The last response is not answered yet (no ACK or NACK with its nonce).
-    awaiting: bool,
+    answer: session::Answer,
     /// Non-wildcard types: the digest of each requested resource as last sent, so that a
     /// response holds only the resources that changed since (or were newly requested).
     have: HashMap<String, u64>,
@@ -490,22 +483,19 @@ struct TypeState {
 /// that came while it was busy reach it as one. The order of the types in a push
 /// ([`PUSH_ORDER`]: clusters before the routes naming them) holds across snapshots too.
 struct Session {
-    node: String,
-    resources: Arc<Resources>,
-    types: BTreeMap<String, TypeState>,
-    nonce: u64,
-    /// `resources` is newer than what was pushed, and waits for Envoy's answers.
-    held: bool,
+    stream: session::Stream<TypeState>,
+}
+
+impl session::TypeAnswer for TypeState {
+    fn answer(&self) -> &session::Answer {
+        &self.answer
+    }
 }
 
 impl Session {
     fn new(resources: Arc<Resources>) -> Self {
         Self {
-            node: String::new(),
-            resources,
-            types: BTreeMap::new(),
-            nonce: 0,
-            held: false,
+            stream: session::Stream::new(resources),
         }
     }
 
@@ -513,23 +503,18 @@ impl Session {
         &mut self,
         req: &DiscoveryRequest,
     ) -> (Vec<DiscoveryResponse>, Option<HealthEvent>) {
-        if self.node.is_empty()
-            && let Some(n) = &req.node
-        {
-            self.node = n.id.clone();
-            tracing::info!(node = %self.node, "ADS stream opened");
-        }
+        self.stream.name_node(req.node.as_ref(), "ADS stream");
         if req.type_url.is_empty() {
             return (Vec::new(), None);
         }
-        let st = self.types.entry(req.type_url.clone()).or_default();
+        let st = self.stream.types.entry(req.type_url.clone()).or_default();
         let first = req.response_nonce.is_empty();
-        if !first && req.response_nonce != st.sent_nonce {
+        if !first && req.response_nonce != st.answer.sent_nonce {
             // Answers a response Envoy has not yet seen the successor of: ignore (xDS protocol).
             return (Vec::new(), None);
         }
         if !first {
-            st.awaiting = false;
+            st.answer.awaiting = false;
         }
         let names: BTreeSet<String> = req.resource_names.iter().cloned().collect();
         let names_changed = names != st.names;
@@ -539,8 +524,8 @@ impl Session {
         }
         st.names = names;
         if let Some(err) = &req.error_detail {
-            let version = st.sent_version.as_deref().unwrap_or_default();
-            let nack = session::nack(&self.node, version, &err.message, &st.sent);
+            let version = st.answer.sent_version.as_deref().unwrap_or_default();
+            let nack = session::nack(&self.stream.node, version, &err.message, &st.answer.sent);
             // Resending the same version would be rejected again; wait for the next snapshot
             // (or a subscription change).
             let out = if names_changed {
@@ -553,31 +538,21 @@ impl Session {
                 Some(HealthEvent::Nack(req.type_url.clone(), nack)),
             );
         }
-        let ack = !first && st.sent_version.as_deref() == Some(req.version_info.as_str());
+        let ack = !first && st.answer.sent_version.as_deref() == Some(req.version_info.as_str());
         if ack {
-            st.acked_version = st.sent_version.clone();
+            st.answer.acked_version = st.answer.sent_version.clone();
         }
         // A new subscription set: for wildcard types everything again; for the others the
         // newly named resources (`respond` sends what Envoy does not have). Other changes of a
         // held snapshot wait for its push, which keeps the order of the types.
         let wildcard = is_wildcard_type(&req.type_url);
-        let out = if self.held && !first && !names_changed {
+        let out = if self.stream.held && !first && !names_changed {
             None
         } else {
             self.respond(&req.type_url, first || (names_changed && wildcard))
         };
         let event = ack.then(|| HealthEvent::Ack(req.type_url.clone()));
         (out.into_iter().collect(), event)
-    }
-
-    /// The version last sent for `type_url`.
-    fn sent_version(&self, type_url: &str) -> Option<&str> {
-        self.types.get(type_url)?.sent_version.as_deref()
-    }
-
-    /// A snapshot is held (see [`Session`]).
-    fn is_held(&self) -> bool {
-        self.held
     }
 
     fn push(&mut self) -> Vec<DiscoveryResponse> {
@@ -593,9 +568,9 @@ impl Session {
     /// that changed since they were last sent or were newly requested (all of them if
     /// `force`): Envoy keeps the resources a SotW response of these types leaves out.
     fn respond(&mut self, type_url: &str, force: bool) -> Option<DiscoveryResponse> {
-        let st = self.types.get_mut(type_url)?;
+        let st = self.stream.types.get_mut(type_url)?;
         let wildcard = is_wildcard_type(type_url);
-        let all = self.resources.of(type_url);
+        let all = self.stream.resources.of(type_url);
         // What is requested, and so the response, depends only on the type's resources and
         // the subscription: when neither changed since this type was last answered, the
         // answer is the same (nothing new to send). One pass over the digests, where matching
@@ -610,7 +585,7 @@ impl Session {
             .filter(|r| wildcard || st.names.contains(&r.name))
             .collect();
         let version = resources::version_of(requested.iter().map(|r| &***r));
-        if !force && st.sent_version.as_deref() == Some(version.as_str()) {
+        if !force && st.answer.sent_version.as_deref() == Some(version.as_str()) {
             return None;
         }
         let list: Vec<&Arc<Resource>> = if wildcard || force {
@@ -632,12 +607,8 @@ impl Session {
                 return None;
             }
         }
-        self.nonce += 1;
-        let nonce = self.nonce.to_string();
-        st.sent_version = Some(version.clone());
-        st.sent_nonce = nonce.clone();
-        st.awaiting = true;
-        st.sent = list.iter().map(|r| Arc::clone(r)).collect();
+        let sent = list.iter().map(|r| Arc::clone(r)).collect();
+        let nonce = st.answer.record(&mut self.stream.nonce, &version, sent);
         Some(DiscoveryResponse {
             version_info: version,
             resources: list.iter().map(|r| r.any.clone()).collect(),
@@ -651,38 +622,22 @@ impl Session {
 impl AdsSession for Session {
     type Request = DiscoveryRequest;
     type Response = DiscoveryResponse;
+    type Type = TypeState;
 
     fn new(resources: Arc<Resources>) -> Self {
         Session::new(resources)
     }
-    fn node(&self) -> &str {
-        &self.node
+    fn stream(&self) -> &session::Stream<TypeState> {
+        &self.stream
+    }
+    fn stream_mut(&mut self) -> &mut session::Stream<TypeState> {
+        &mut self.stream
     }
     fn on_request(
         &mut self,
         req: &DiscoveryRequest,
     ) -> (Vec<DiscoveryResponse>, Option<HealthEvent>) {
         Session::on_request(self, req)
-    }
-    fn sent_version(&self, type_url: &str) -> Option<&str> {
-        Session::sent_version(self, type_url)
-    }
-    fn answers(&self) -> impl Iterator<Item = (Option<&str>, Option<&str>)> {
-        self.types
-            .values()
-            .map(|t| (t.sent_version.as_deref(), t.acked_version.as_deref()))
-    }
-    fn awaiting(&self) -> bool {
-        self.types.values().any(|t| t.awaiting)
-    }
-    fn set_resources(&mut self, resources: Arc<Resources>) {
-        self.resources = resources;
-    }
-    fn held_mut(&mut self) -> &mut bool {
-        &mut self.held
-    }
-    fn is_held(&self) -> bool {
-        Session::is_held(self)
     }
     fn push(&mut self) -> Vec<DiscoveryResponse> {
         Session::push(self)
@@ -796,7 +751,7 @@ mod tests {
         assert_eq!(out.len(), 1);
         let cds = out[0].clone();
         assert_eq!(names_of(&cds), vec!["c1"]);
-        assert_eq!(s.node, "envoy-1");
+        assert_eq!(s.node(), "envoy-1");
         let (out, _) = s.on_request(&req(LISTENER_TYPE, &[], "", ""));
         let lds = out[0].clone();
         // ACK of CDS with the EDS subscription following it.

@@ -8,6 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use envoy_types::pb::envoy::config::core::v3::Node;
+
 use super::resources::{Resource, Resources};
 use super::trace::XdsResponse;
 use crate::snapshot::SourceObject;
@@ -83,6 +85,81 @@ pub(crate) fn mentions(message: &str, name: &str) -> bool {
     })
 }
 
+/// What one type's last response was and how Envoy answered it, kept alike by both variants.
+#[derive(Debug, Default)]
+pub(crate) struct Answer {
+    /// The last response: its version, its nonce and the resources in it (what a NACK of it
+    /// points at).
+    pub sent_version: Option<String>,
+    pub sent_nonce: String,
+    pub sent: Vec<Arc<Resource>>,
+    /// The last version Envoy ACKed.
+    pub acked_version: Option<String>,
+    /// The last response is not answered yet (no ACK or NACK with its nonce).
+    pub awaiting: bool,
+}
+
+impl Answer {
+    /// Records a response of `version` holding `sent`, numbered by the stream's next nonce
+    /// (`last_nonce` is the stream's last one); returns the response's nonce.
+    pub fn record(
+        &mut self,
+        last_nonce: &mut u64,
+        version: &str,
+        sent: Vec<Arc<Resource>>,
+    ) -> String {
+        *last_nonce += 1;
+        let nonce = last_nonce.to_string();
+        self.sent_version = Some(version.to_string());
+        self.sent_nonce = nonce.clone();
+        self.awaiting = true;
+        self.sent = sent;
+        nonce
+    }
+}
+
+/// A variant's bookkeeping of one type, which holds the type's [`Answer`].
+pub(crate) trait TypeAnswer: Default + Send + 'static {
+    fn answer(&self) -> &Answer;
+}
+
+/// What both variants keep of one stream besides each type's own bookkeeping `T`.
+pub(crate) struct Stream<T> {
+    /// The Envoy node id (empty until its first request names it).
+    pub node: String,
+    /// The resources served: pushed, or held.
+    pub resources: Arc<Resources>,
+    /// Per type URL Envoy subscribed to.
+    pub types: BTreeMap<String, T>,
+    /// The last nonce sent (each response carries the next).
+    pub nonce: u64,
+    /// `resources` is newer than what was pushed, and waits for Envoy's answers.
+    pub held: bool,
+}
+
+impl<T> Stream<T> {
+    pub fn new(resources: Arc<Resources>) -> Self {
+        Self {
+            node: String::new(),
+            resources,
+            types: BTreeMap::new(),
+            nonce: 0,
+            held: false,
+        }
+    }
+
+    /// Takes the node id from the first request that names it (`stream`: which kind of ADS
+    /// stream, for the log).
+    pub fn name_node(&mut self, node: Option<&Node>, stream: &str) {
+        if self.node.is_empty()
+            && let Some(n) = node
+        {
+            self.node = n.id.clone();
+            tracing::info!(node = %self.node, "{stream} opened");
+        }
+    }
+}
+
 /// The protocol state of one ADS stream, without I/O.
 ///
 /// At most one push is in flight: a snapshot that comes while Envoy has not answered every
@@ -93,35 +170,59 @@ pub(crate) trait AdsSession: Send + 'static {
     type Request: Send + 'static;
     /// What the stream sends Envoy.
     type Response: XdsResponse + Send + 'static;
+    /// The variant's bookkeeping of one type.
+    type Type: TypeAnswer;
 
     /// A session serving `resources` until the next snapshot.
     fn new(resources: Arc<Resources>) -> Self;
-    /// The Envoy node id (empty until its first request names it).
-    fn node(&self) -> &str;
+    /// What the variants share of the stream's state.
+    fn stream(&self) -> &Stream<Self::Type>;
+    fn stream_mut(&mut self) -> &mut Stream<Self::Type>;
     /// Envoy's request: the responses it calls for and the ACK or NACK it carries.
     fn on_request(&mut self, req: &Self::Request) -> (Vec<Self::Response>, Option<HealthEvent>);
-    /// The version last sent for `type_url`.
-    fn sent_version(&self, type_url: &str) -> Option<&str>;
-    /// Per type subscribed: the version last sent and the one Envoy last ACKed.
-    fn answers(&self) -> impl Iterator<Item = (Option<&str>, Option<&str>)>;
-    /// A response waits for Envoy's answer (no ACK or NACK with its nonce yet).
-    fn awaiting(&self) -> bool;
-    /// Serve `resources` from now on (pushed or held).
-    fn set_resources(&mut self, resources: Arc<Resources>);
-    /// Whether a snapshot is held.
-    fn held_mut(&mut self) -> &mut bool;
-    /// A snapshot is held.
-    fn is_held(&self) -> bool;
     /// The responses bringing every subscribed type to the resources served, in
     /// `super::resources::PUSH_ORDER`.
     fn push(&mut self) -> Vec<Self::Response>;
 
+    /// The Envoy node id (empty until its first request names it).
+    fn node(&self) -> &str {
+        &self.stream().node
+    }
+
+    /// The version last sent for `type_url`.
+    fn sent_version(&self, type_url: &str) -> Option<&str> {
+        self.stream()
+            .types
+            .get(type_url)?
+            .answer()
+            .sent_version
+            .as_deref()
+    }
+
+    /// Per type subscribed: the version last sent and the one Envoy last ACKed.
+    fn answers(&self) -> impl Iterator<Item = (Option<&str>, Option<&str>)> {
+        self.stream().types.values().map(|t| {
+            let a = t.answer();
+            (a.sent_version.as_deref(), a.acked_version.as_deref())
+        })
+    }
+
+    /// A response waits for Envoy's answer (no ACK or NACK with its nonce yet).
+    fn awaiting(&self) -> bool {
+        self.stream().types.values().any(|t| t.answer().awaiting)
+    }
+
+    /// A snapshot is held.
+    fn is_held(&self) -> bool {
+        self.stream().held
+    }
+
     /// The push of a new snapshot; nothing while a response waits for Envoy's answer (the
     /// snapshot is then held).
     fn on_snapshot(&mut self, resources: Arc<Resources>) -> Vec<Self::Response> {
-        self.set_resources(resources);
+        self.stream_mut().resources = resources;
         if self.awaiting() {
-            *self.held_mut() = true;
+            self.stream_mut().held = true;
             return Vec::new();
         }
         self.push()
@@ -130,10 +231,10 @@ pub(crate) trait AdsSession: Send + 'static {
     /// The push of the held snapshot once Envoy answered every response, or at once with
     /// `force`; nothing when no snapshot is held.
     fn push_held(&mut self, force: bool) -> Vec<Self::Response> {
-        if !*self.held_mut() || (!force && self.awaiting()) {
+        if !self.is_held() || (!force && self.awaiting()) {
             return Vec::new();
         }
-        *self.held_mut() = false;
+        self.stream_mut().held = false;
         self.push()
     }
 
