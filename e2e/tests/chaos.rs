@@ -11,7 +11,7 @@
 //! - a soak of continuous route churn: the same, for a set time, with the hub's RSS read at the
 //!   start of the steady state and at the end.
 //!
-//! `make test` runs them in a short form (2 churn rounds of 50 routes, a 60 s soak of 20-route
+//! `make test` runs them in a short form (2 churn rounds of 150 routes, a 60 s soak of 20-route
 //! rounds), asserting behaviour only: zero failed requests, nothing changed or leaked. `make
 //! chaos` runs them one at a time with the sizes (`FLEETGATE_CHAOS_ROUNDS=20
 //! FLEETGATE_CHAOS_ROUTES=3000`, a 30-minute soak of 500-route rounds that also asserts hub RSS
